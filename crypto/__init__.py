@@ -1,0 +1,48 @@
+"""Pure cryptography for the gateway: envelope encryption, master keyring, DKIM helpers.
+
+No file or socket I/O here; randomness and DNS are parameters.
+"""
+
+from crypto.dkim import (
+    DkimResult,
+    dns_txt_record,
+    generate_dkim_key,
+    pinned_dnsfunc,
+    sign_message,
+    verify_message,
+)
+from crypto.envelope import (
+    BLOB_VERSION,
+    KEY_BYTES,
+    NONCE_BYTES,
+    DecryptionError,
+    aad,
+    new_data_key,
+    open_sealed,
+    seal,
+    sealed_size,
+)
+from crypto.keyring import KeyfileError, MasterKeyring, WrappedKey, format_keyfile, parse_keyfile
+
+__all__ = [
+    "BLOB_VERSION",
+    "KEY_BYTES",
+    "NONCE_BYTES",
+    "DecryptionError",
+    "DkimResult",
+    "KeyfileError",
+    "MasterKeyring",
+    "WrappedKey",
+    "aad",
+    "dns_txt_record",
+    "format_keyfile",
+    "generate_dkim_key",
+    "new_data_key",
+    "open_sealed",
+    "parse_keyfile",
+    "pinned_dnsfunc",
+    "seal",
+    "sealed_size",
+    "sign_message",
+    "verify_message",
+]

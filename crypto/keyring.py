@@ -1,0 +1,169 @@
+"""Versioned master keys that wrap mailbox data keys, and the key file text format.
+
+Rotation (SPEC §8): add a version with :meth:`MasterKeyring.with_new_version`, then
+:meth:`MasterKeyring.rewrap` every stored data key; messages are never re-encrypted. Once
+no wrapped key references an old version, that version can be dropped from the file.
+
+Pure: the gateway reads and writes the key file; this module only parses and formats text.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import os
+import re
+from base64 import b64decode, b64encode
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from crypto.envelope import KEY_BYTES, DecryptionError, Random, new_data_key, open_sealed, seal
+
+__all__ = ["KeyfileError", "MasterKeyring", "WrappedKey", "format_keyfile", "parse_keyfile"]
+
+_MAX_VERSION = 0xFFFFFFFF  # encoded on 4 bytes in the wrapping associated data
+_WRAP_MAGIC = b"hmg-mk1"
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A data key sealed under master key ``version``."""
+
+    version: int
+    blob: bytes
+
+
+class KeyfileError(ValueError):
+    """The key file text is unusable; the message is meant for an operator."""
+
+
+def _wrap_associated(version: int, associated: bytes) -> bytes:
+    # Fixed-width version after a fixed prefix: unambiguous, and a blob wrapped under one
+    # version cannot be presented as belonging to another.
+    return _WRAP_MAGIC + version.to_bytes(4, "big") + associated
+
+
+class MasterKeyring:
+    """An immutable set of 256-bit master keys indexed by version (>= 1)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: Mapping[int, bytes]) -> None:
+        if not keys:
+            raise ValueError("a master keyring needs at least one key")
+        for version, key in keys.items():
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise ValueError(f"master key version must be an integer, got {type(version).__name__}")
+            if not 1 <= version <= _MAX_VERSION:
+                raise ValueError(f"master key version must be between 1 and {_MAX_VERSION}, got {version}")
+            if len(key) != KEY_BYTES:
+                raise ValueError(f"master key v{version} must be {KEY_BYTES} bytes, got {len(key)}")
+        self._keys: dict[int, bytes] = {v: bytes(keys[v]) for v in sorted(keys)}
+
+    @property
+    def current_version(self) -> int:
+        """The highest version: the one new data keys are wrapped with."""
+        return max(self._keys)
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(self._keys)
+
+    def __repr__(self) -> str:  # never show key bytes
+        return f"MasterKeyring(versions={self.versions!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MasterKeyring):
+            return NotImplemented
+        return self.versions == other.versions and all(
+            hmac.compare_digest(self._keys[v], other._keys[v]) for v in self._keys
+        )
+
+    def wrap(self, data_key: bytes, associated: bytes, *, rand: Random = os.urandom) -> WrappedKey:
+        """Seal ``data_key`` under the current master key, bound to ``associated``."""
+        if len(data_key) != KEY_BYTES:
+            raise ValueError(f"data key must be {KEY_BYTES} bytes, got {len(data_key)}")
+        version = self.current_version
+        blob = seal(self._keys[version], data_key, _wrap_associated(version, associated), rand=rand)
+        return WrappedKey(version=version, blob=blob)
+
+    def unwrap(self, wrapped: WrappedKey, associated: bytes) -> bytes:
+        """Open a wrapped data key; :class:`DecryptionError` on failure or unknown version."""
+        key = self._keys.get(wrapped.version)
+        if key is None:
+            raise DecryptionError(f"master key version {wrapped.version} is not in the keyring")
+        data_key = open_sealed(key, wrapped.blob, _wrap_associated(wrapped.version, associated))
+        if len(data_key) != KEY_BYTES:
+            raise DecryptionError("wrapped data key has the wrong length")
+        return data_key
+
+    def rewrap(self, wrapped: WrappedKey, associated: bytes, *, rand: Random = os.urandom) -> WrappedKey:
+        """Unwrap with the key's own version and wrap again with the current version."""
+        return self.wrap(self.unwrap(wrapped, associated), associated, rand=rand)
+
+    def with_new_version(self, rand: Random = os.urandom) -> MasterKeyring:
+        """A new ring holding every key of this one plus a fresh ``current_version + 1``."""
+        keys = dict(self._keys)
+        keys[self.current_version + 1] = new_data_key(rand)
+        return MasterKeyring(keys)
+
+
+# ---------------------------------------------------------------------------- key file
+
+_LINE = re.compile(r"v(?P<version>[0-9]+)\s*=\s*(?P<key>\S+)")
+_HEADER = """\
+# Health mail gateway master keys. KEEP THIS FILE SECRET.
+# Anyone holding it together with a database dump can read every stored message.
+# Store it outside the database and outside database backups, readable only by the gateway.
+# Format: one line per version, "v<N> = <base64 of 32 bytes>"; the highest version wraps
+# new data keys. Keep older versions until every data key has been re-wrapped.
+"""
+
+
+def _decode_key(text: str) -> bytes | None:
+    # Accept standard (RFC 4648 §4) and URL-safe (RFC 4648 §5) alphabets, padding optional.
+    normalized = text.replace("-", "+").replace("_", "/")
+    normalized += "=" * (-len(normalized) % 4)
+    try:
+        return b64decode(normalized, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def parse_keyfile(text: str) -> MasterKeyring:
+    """Parse key file text. Errors name the line but never echo its content (key material)."""
+    keys: dict[int, bytes] = {}
+    defined_on: dict[int, int] = {}
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.fullmatch(line)
+        if match is None:
+            raise KeyfileError(f"line {number}: expected 'v<N> = <base64 key>' (comments start with '#')")
+        version = int(match["version"])
+        if not 1 <= version <= _MAX_VERSION:
+            raise KeyfileError(f"line {number}: key version must be between 1 and {_MAX_VERSION}")
+        if version in keys:
+            raise KeyfileError(
+                f"line {number}: version v{version} is already defined on line {defined_on[version]}"
+            )
+        key = _decode_key(match["key"])
+        if key is None:
+            raise KeyfileError(f"line {number}: the key of v{version} is not valid base64")
+        if len(key) != KEY_BYTES:
+            raise KeyfileError(
+                f"line {number}: the key of v{version} is {len(key)} bytes long, "
+                f"expected {KEY_BYTES} bytes (256 bits)"
+            )
+        keys[version] = key
+        defined_on[version] = number
+    if not keys:
+        raise KeyfileError("no master key found: expected at least one line 'v<N> = <base64 key>'")
+    return MasterKeyring(keys)
+
+
+def format_keyfile(ring: MasterKeyring) -> str:
+    """Key file text for ``ring`` (standard base64); :func:`parse_keyfile` reads it back."""
+    lines = [f"v{version} = {b64encode(ring._keys[version]).decode('ascii')}" for version in ring.versions]
+    return _HEADER + "\n" + "\n".join(lines) + "\n"
