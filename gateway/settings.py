@@ -1,0 +1,248 @@
+"""Configuration: one TOML file, validated at start, overridable from the environment.
+
+Every key is documented in ``config/README.md`` (keep both in step). Errors name the
+file (or environment variable), the key and what is wrong; loading has no side effects.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "GATEWAY__"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator (one line per problem)."""
+
+
+def _split_hostport(value: str) -> tuple[str, int]:
+    text = value.strip()
+    if text.startswith("["):  # [::1]:2525
+        host, _, rest = text[1:].partition("]")
+        if not rest.startswith(":"):
+            raise ValueError("expected [ipv6]:port")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError("expected host:port")
+    if not host:
+        raise ValueError("missing host before ':'")
+    if not port_text.isdigit():
+        raise ValueError(f"port {port_text!r} is not a number")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    return host, port
+
+
+def _check_hostport(value: str) -> str:
+    _split_hostport(value)
+    return value.strip()
+
+
+HostPort = Annotated[str, Field(min_length=3)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    hostname: str = "mail.gateway.test"
+    """Name used in the SMTP greeting, Received headers and the TLS certificate."""
+
+
+class DomainSettings(_Section):
+    patient_domain: str = "patients.gateway.test"
+    """Domain of the patient mailboxes: ``<INS>@<patient_domain>``."""
+
+
+class ListenSettings(_Section):
+    mx: HostPort = "127.0.0.1:2525"
+    submission: HostPort = "127.0.0.1:2587"
+    submissions: HostPort = "127.0.0.1:2465"
+    imap: HostPort = "127.0.0.1:1143"
+    imaps: HostPort = "127.0.0.1:1993"
+    http: HostPort = "127.0.0.1:8080"
+
+    _check = field_validator("mx", "submission", "submissions", "imap", "imaps", "http")(
+        classmethod(lambda cls, v: _check_hostport(v))
+    )
+
+    def address(self, name: str) -> tuple[str, int]:
+        return _split_hostport(str(getattr(self, name)))
+
+
+class TlsSettings(_Section):
+    cert_file: Path = Path("tls/server.pem")
+    key_file: Path = Path("tls/server.key")
+    ca_file: Path = Path("tls/ca.pem")
+    """CA bundle used to verify peers (outbound TLS and client certificates)."""
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    allow_auth_without_tls: bool = False
+    """Development relaxation: offer AUTH/LOGIN before TLS. Never in production."""
+
+
+class StorageSettings(_Section):
+    url: str = "sqlite:///gateway.db"
+    """SQLAlchemy URL; relative SQLite paths are resolved against the config file's folder."""
+    pool_size: int = Field(default=10, ge=1, le=500)
+    max_overflow: int = Field(default=10, ge=0, le=500)
+    auto_migrate: bool = True
+    """Apply pending migrations at start (single node); multi-node deployments set false."""
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not (value.startswith("sqlite") or value.startswith("postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+
+class KeySettings(_Section):
+    master_key_file: Path = Path("keys/master.keys")
+    """Versioned master keys (kept outside the database, mode 0600)."""
+
+
+class PatientSettings(_Section):
+    opposition_window_days: int = Field(default=42, ge=1, le=3650)
+    activation_code_validity_days: int = Field(default=42, ge=1, le=3650)
+    archive_retention_days: int = Field(default=3653, ge=1)
+    """Closed spaces are kept archived this long (10 years), then purged."""
+    deletion_deadline_days: int = Field(default=90, ge=1, le=366)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    domains: DomainSettings = DomainSettings()
+    listen: ListenSettings = ListenSettings()
+    tls: TlsSettings = TlsSettings()
+    storage: StorageSettings = StorageSettings()
+    keys: KeySettings = KeySettings()
+    patients: PatientSettings = PatientSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    """Folder that relative paths are resolved against (the config file's folder)."""
+
+    def path(self, value: Path) -> Path:
+        return value if value.is_absolute() else (self.base_dir / value)
+
+    @property
+    def database_url(self) -> str:
+        url = self.storage.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:":
+                return prefix + str((self.base_dir / rest).resolve())
+        return url
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.path(self.keys.master_key_file)
+
+
+def _env_value(raw: str) -> Any:
+    """Environment values are read as TOML values when they parse (numbers, booleans, lists)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Collect ``GATEWAY__SECTION__KEY`` variables; returns (data, key -> variable name)."""
+    data: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"environment {name}: expected GATEWAY__<SECTION>__<KEY>")
+        section, key = parts
+        data.setdefault(section, {})[key] = _env_value(raw)
+        origin[f"{section}.{key}"] = name
+    return data, origin
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            merged[section] = target = {}
+        target.update(values)
+    return merged
+
+
+def _describe(err: ValidationError, source: str, origin: Mapping[str, str]) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        where = f"environment {origin[key]}" if key in origin else source
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key (see config/README.md for the valid keys)"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        lines.append(f"{where}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: Path | None, *, environ: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Settings:
+    """Read and validate the configuration; raises :class:`ConfigError` naming file and key."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.__class__.__name__}") from None
+        base_dir = base_dir or path.resolve().parent
+    overrides, origin = env_overrides(env)
+    data = _merge(data, overrides)
+    if "base_dir" in data:
+        raise ConfigError(f"{source}: base_dir: unknown key (see config/README.md for the valid keys)")
+    try:
+        settings = Settings.model_validate({**data, "base_dir": base_dir or Path.cwd()})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, origin)) from None
+    return settings
+
+
+def check_files(settings: Settings, source: str) -> None:
+    """Files the configuration names must exist (checked before anything is written)."""
+    problems = []
+    for key, value in (
+        ("keys.master_key_file", settings.keys.master_key_file),
+        ("tls.cert_file", settings.tls.cert_file),
+        ("tls.key_file", settings.tls.key_file),
+        ("tls.ca_file", settings.tls.ca_file),
+    ):
+        full = settings.path(value)
+        if not full.is_file():
+            problems.append(f"{source}: {key}: file not found: {full}")
+    if problems:
+        raise ConfigError("\n".join(problems))

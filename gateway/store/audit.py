@@ -1,0 +1,102 @@
+"""Hash-chained audit trail (SPEC §9): who, when, what, from where; never content.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the entry's canonical
+JSON, so editing, deleting or reordering rows breaks the chain; ``prev_hash`` is
+unique, so two writers can never fork it. Appends are serialised: SQLite write
+transactions are ``BEGIN IMMEDIATE``; on PostgreSQL a transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from gateway.store.models import AuditEntry
+
+GENESIS = "0" * 64
+AUDIT_LOCK_ID = 0x4155444954  # "AUDIT"
+
+
+def _canonical(at: datetime, actor: str, action: str, subject_ref: str | None, peer: str | None,
+               details: str) -> bytes:
+    record = {
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "subject": subject_ref,
+        "peer": peer,
+        "details": details,
+    }
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_ref: str | None,
+               peer: str | None, details: str) -> str:
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(_canonical(at, actor, action, subject_ref, peer, details))
+    return digest.hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_ref: str | None = None,
+    peer: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction (committed with the action it records)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_ID})
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    detail_text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), default=str)
+    last = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
+    prev = last or GENESIS
+    entry = AuditEntry(
+        at=at, actor=actor, action=action, subject_ref=subject_ref, peer=peer, details=detail_text,
+        prev_hash=prev, hash=entry_hash(prev, at, actor, action, subject_ref, peer, detail_text),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    entries: int
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+
+def verify(session: Session, *, batch: int = 5000) -> ChainReport:
+    """Walk the whole trail in id order and recompute every link."""
+    prev = GENESIS
+    count = 0
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
+        ).scalars().all()
+        if not rows:
+            return ChainReport(True, count)
+        for row in rows:
+            if row.prev_hash != prev:
+                return ChainReport(False, count, row.id, "entry does not follow the previous one")
+            expected = entry_hash(prev, row.at,
+                                  row.actor, row.action, row.subject_ref, row.peer, row.details)
+            if expected != row.hash:
+                return ChainReport(False, count, row.id, "entry was modified")
+            prev = row.hash
+            count += 1
+            last_id = row.id
+        session.expunge_all()

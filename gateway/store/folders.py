@@ -1,0 +1,67 @@
+"""Folders and their IMAP bookkeeping (RFC 3501 §2.3.1.1 UIDs, RFC 7162 MODSEQ)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.store.models import Folder
+
+# RFC 6154 special-use folders created for every professional account.
+PRO_FOLDERS: tuple[tuple[str, str | None], ...] = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Archive", "\\Archive"),
+    ("Junk", "\\Junk"),
+)
+PATIENT_FOLDERS: tuple[tuple[str, str | None], ...] = (("INBOX", None), ("Sent", "\\Sent"), ("Trash", "\\Trash"))
+
+
+def new_uidvalidity() -> int:
+    """A non-zero 32-bit UIDVALIDITY (RFC 3501 §2.3.1.1: nz-number)."""
+    return secrets.randbelow(2**31 - 1) + 1
+
+
+def create_folder(session: Session, mailbox_id: int, name: str, special_use: str | None = None,
+                  *, now: datetime | None = None) -> Folder:
+    folder = Folder(
+        mailbox_id=mailbox_id, name=name, special_use=special_use, subscribed=True,
+        uidvalidity=new_uidvalidity(), uidnext=1, highestmodseq=1, created_at=now or datetime.now(UTC),
+    )
+    session.add(folder)
+    return folder
+
+
+def create_standard_folders(session: Session, mailbox_id: int, layout: tuple[tuple[str, str | None], ...],
+                            *, now: datetime | None = None) -> None:
+    for name, special in layout:
+        create_folder(session, mailbox_id, name, special, now=now)
+    session.flush()
+
+
+def find_folder(session: Session, mailbox_id: int, name: str, *, for_update: bool = False) -> Folder | None:
+    # RFC 3501 §5.1: INBOX is case-insensitive; other names are exact.
+    key = "INBOX" if name.upper() == "INBOX" else name
+    query = select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == key)
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
+    """Take the next UID and MODSEQ of a folder, row-locked until the transaction ends.
+
+    UIDs are strictly increasing and unique per folder even with concurrent writers:
+    PostgreSQL locks the folder row (``FOR UPDATE``); SQLite write transactions are
+    ``BEGIN IMMEDIATE`` and so already exclusive.
+    """
+    folder = session.execute(select(Folder).where(Folder.id == folder_id).with_for_update()).scalar_one()
+    uid = folder.uidnext
+    folder.uidnext = uid + 1
+    folder.highestmodseq = folder.highestmodseq + 1
+    return uid, folder.highestmodseq

@@ -1,0 +1,256 @@
+"""SQLAlchemy 2 models of the mail store (SPEC §5, §6, §8, §9).
+
+What stays in clear is only what routing and IMAP bookkeeping need: identifiers,
+states, sizes, dates, flags, UIDs. Message content, headers, subjects, personal
+e-mail addresses and correspondents live in ``*_sealed`` columns (AES-256-GCM under
+the mailbox's data key, see ``crypto/``). Schema changes are Alembic migrations in
+``gateway/store/migrations``; keep ``tests/store/test_migrations.py`` green.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Mailbox(Base):
+    """A container of encrypted data: one per patient, per professional, plus the system one."""
+
+    __tablename__ = "mailboxes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)  # random, bound into every AAD
+    kind: Mapped[str] = mapped_column(String(16))  # patient | pro | system
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    folders: Mapped[list[Folder]] = relationship(back_populates="mailbox", passive_deletes=True)
+
+
+class DataKey(Base):
+    """A mailbox's data key, wrapped by a versioned master key (SPEC §8)."""
+
+    __tablename__ = "data_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    master_version: Mapped[int] = mapped_column(Integer, index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class HostedDomain(Base):
+    __tablename__ = "hosted_domains"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    dkim_selector: Mapped[str | None] = mapped_column(String(63))
+    dkim_key_version: Mapped[int | None] = mapped_column(Integer)
+    dkim_key_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    dkim_public_key: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class TrustedDomain(Base):
+    """An entry of the trust list: the official "liste blanche" fields plus our own (SPEC §6)."""
+
+    __tablename__ = "trusted_domains"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    operator_dn: Mapped[str | None] = mapped_column(Text)
+    contact_responsable: Mapped[str | None] = mapped_column(Text)
+    contact_support: Mapped[str | None] = mapped_column(Text)
+    list_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # DateMAJ
+    dkim_policy: Mapped[str] = mapped_column(String(16), default="none")  # dns | none | pinned
+    dkim_selector: Mapped[str | None] = mapped_column(String(63))
+    dkim_public_key: Mapped[str | None] = mapped_column(Text)
+    route: Mapped[str | None] = mapped_column(String(300))
+    tls_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_message_size: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
+    origin: Mapped[str] = mapped_column(String(16), default="manual")  # manual | import
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    modified_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProAccount(Base):
+    __tablename__ = "pro_accounts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased key
+    domain_id: Mapped[int] = mapped_column(ForeignKey("hosted_domains.id"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), unique=True)
+    name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    accepts_patient_initiated: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    inactivity_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Patient(Base):
+    """A patient space and its lifecycle (SPEC §5)."""
+
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ins: Mapped[str] = mapped_column(String(15), unique=True)
+    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # provisioned|open|opposed|closed|purged
+    provisioned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    opposition_deadline: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    opposed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    purge_after: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    deletion_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    activation_code_hash: Mapped[str | None] = mapped_column(String(255))
+    activation_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    email_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    notifications_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Folder(Base):
+    """An IMAP folder with its bookkeeping (RFC 3501 §2.3.1.1, RFC 7162 HIGHESTMODSEQ)."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_folders_mailbox_name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
+    special_use: Mapped[str | None] = mapped_column(String(16))  # \Sent \Drafts \Trash \Archive \Junk
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
+    highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
+        Index("ix_messages_folder_modseq", "folder_id", "modseq"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)  # bound into the AAD
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    flags: Mapped[str] = mapped_column(Text, default="")  # space-separated IMAP flags
+    internal_date: Mapped[datetime] = mapped_column(UtcDateTime())
+    size: Mapped[int] = mapped_column(BigInteger)
+    modseq: Mapped[int] = mapped_column(BigInteger, default=1)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    summary_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Conversation(Base):
+    """A thread a professional opened with a patient (SPEC §4); correspondents are sealed."""
+
+    __tablename__ = "conversations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    parties_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # opened_by, reply_to, thread ids
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_message_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class QueueEntry(Base):
+    """One outbound delivery (one recipient domain) in the persistent queue (SPEC §7)."""
+
+    __tablename__ = "outbound_queue"
+    __table_args__ = (Index("ix_outbound_queue_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    domain: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="message")  # message|bounce|dsn|mdn|notification
+    envelope_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # sender, recipients, DSN params
+    message_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|bounced|expired
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))  # SMTP reply code/text, never content
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AuditEntry(Base):
+    """Tamper-evident audit trail: each row's hash covers the previous row's hash (SPEC §9)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(320))  # "admin:cli", "pro:<address>", "patient:<id>"
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject_ref: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. "patient:<id>"
+    peer: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never content
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork cannot commit
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,93 @@
+"""Mail addresses: parsing and normalisation (RFC 5321 §4.1.2 mailbox syntax, IDNA domains).
+
+Domains are compared in their ASCII (A-label) lower-case form; local parts keep
+their case except for patient addresses, whose INS is upper-cased.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from routing.ins import InvalidINS, normalise_ins
+
+# RFC 5321 §4.1.2 Dot-string atoms; quoted local parts are refused in the trust space.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_RE = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+MAX_LOCAL = 64  # RFC 5321 §4.5.3.1.1
+MAX_DOMAIN = 255  # RFC 5321 §4.5.3.1.2
+
+
+class InvalidAddress(ValueError):
+    """An address that is not a usable mailbox; the message is safe to show a sender."""
+
+
+def normalise_domain(domain: str) -> str:
+    """Lower-case A-label form of a domain (Unicode names go through IDNA)."""
+    text = domain.strip().rstrip(".")
+    if not text:
+        raise InvalidAddress("empty domain")
+    try:
+        ascii_form = text.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise InvalidAddress("invalid domain name") from None
+    if len(ascii_form) > MAX_DOMAIN:
+        raise InvalidAddress("domain name too long")
+    labels = ascii_form.split(".")
+    if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
+        raise InvalidAddress("invalid domain name")
+    return ascii_form
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    local: str
+    domain: str
+
+    def __str__(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+    @property
+    def key(self) -> str:
+        """Comparison key: local part case-folded, domain already normalised."""
+        return f"{self.local.lower()}@{self.domain}"
+
+
+def parse_address(text: str) -> Address:
+    """Parse ``local@domain`` (optionally in angle brackets) into a normalised :class:`Address`."""
+    value = text.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    if value.count("@") != 1:
+        raise InvalidAddress("address must have the form local@domain")
+    local, domain = value.split("@")
+    if not local or len(local) > MAX_LOCAL or not _LOCAL_RE.match(local):
+        raise InvalidAddress("invalid local part")
+    return Address(local, normalise_domain(domain))
+
+
+def patient_address(ins: str, patient_domain: str) -> Address:
+    """SPEC §3: the patient's address is ``<INS>@<patient domain>``."""
+    return Address(normalise_ins(ins), normalise_domain(patient_domain))
+
+
+def patient_ins(address: Address, patient_domain: str) -> str | None:
+    """The INS of a patient address, None when the domain is not the patient domain.
+
+    Raises :class:`routing.ins.InvalidINS` when the domain matches but the local part is not a valid INS.
+    """
+    if address.domain != normalise_domain(patient_domain):
+        return None
+    return normalise_ins(address.local)
+
+
+__all__ = [
+    "Address",
+    "InvalidAddress",
+    "InvalidINS",
+    "normalise_domain",
+    "parse_address",
+    "patient_address",
+    "patient_ins",
+]
