@@ -1,0 +1,259 @@
+"""Command grammar: tag, command name, then one parse function per command.
+
+Split by command group (pymap ``command/{any,nonauth,auth,select}``): this module holds the
+dispatcher and the commands valid in any / not-authenticated / authenticated states
+(RFC 3501 §6.1-6.3); :mod:`imap.grammar_select` has the selected-state commands and
+:mod:`imap.grammar_search` the SEARCH keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+
+from imap import command as c
+from imap.dates import parse_date_time
+from imap.errors import BadCommand, ImapError
+from imap.grammar_select import SELECTED_PARSERS
+from imap.lexer import Reader
+
+Parser = Callable[[Reader, str], c.Command]
+
+
+def parse_command(data: bytes) -> c.Command:
+    """Parse one framed command (no final CRLF). Errors carry the tag when it was read."""
+    reader = Reader(data)
+    tag: str | None = None
+    try:
+        tag = reader.tag()
+        reader.sp()
+        name = reader.keyword()
+        if name == "UID":
+            reader.sp()
+            name = "UID " + reader.keyword()
+        parser = PARSERS.get(name)
+        if parser is None:
+            raise BadCommand("Unknown command", detail=f"unknown command {name[:40]!r}")
+        command = parser(reader, tag)
+        reader.expect_end()
+        return command
+    except ImapError as exc:
+        raise exc.with_tag(tag) from None
+
+
+def tag_of(data: bytes) -> str | None:
+    """The tag at the start of a (possibly incomplete) command line, if it is valid."""
+    reader = Reader(data)
+    try:
+        tag = reader.tag()
+    except BadCommand:
+        return None
+    return tag if reader.peek_is(b" ") or reader.at_end() else None
+
+
+def _simple(cls: type[c.Command]) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        return cls(tag)
+
+    return parse
+
+
+# --- any state / not authenticated ----------------------------------------------------
+def _id(reader: Reader, tag: str) -> c.Command:
+    """RFC 2971 §3.3: ``ID ("name" "value" ...)`` or ``ID NIL``; at most 30 pairs."""
+    reader.sp()
+    if reader.data[reader.pos : reader.pos + 3].upper() == b"NIL":
+        reader.pos += 3
+        return c.Id(tag, None)
+    reader.expect(b"(")
+    pairs: list[tuple[str, str | None]] = []
+    while not reader.peek_is(b")"):
+        if pairs:
+            reader.sp()
+        key = reader.string()
+        reader.sp()
+        value = reader.nstring()
+        pairs.append(
+            (key.decode("utf-8", "replace"), None if value is None else value.decode("utf-8", "replace"))
+        )
+        if len(pairs) > 30:
+            raise reader.error("Too many ID parameters")
+    reader.pos += 1
+    return c.Id(tag, tuple(pairs))
+
+
+def _authenticate(reader: Reader, tag: str) -> c.Command:
+    """RFC 3501 §6.2.2; RFC 4959 initial response (``=`` for an empty one)."""
+    reader.sp()
+    mechanism = reader.keyword()
+    initial: bytes | None = None
+    if reader.maybe_sp():
+        raw = reader.take(frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="))
+        if raw == b"=":
+            initial = b""
+        else:
+            try:
+                initial = base64.b64decode(raw, validate=True)
+            except binascii.Error:
+                raise reader.error("Invalid base64") from None
+    return c.Authenticate(tag, mechanism, initial)
+
+
+def _login(reader: Reader, tag: str) -> c.Command:
+    reader.sp()
+    user = reader.text_astring()
+    reader.sp()
+    password = reader.text_astring()
+    return c.Login(tag, user, password)
+
+
+# --- authenticated ---------------------------------------------------------------------
+def _select(cls: type[c.Select]) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp()
+        mailbox = reader.mailbox()
+        condstore = False
+        if reader.maybe_sp():  # RFC 4466 §2.1 select-params; RFC 7162 §3.1.8 CONDSTORE
+            for param in reader.paren_list("atom"):
+                if param.upper() != b"CONDSTORE":
+                    raise reader.error("Unknown SELECT parameter")
+                condstore = True
+        return cls(tag, mailbox, condstore)
+
+    return parse
+
+
+def _mailbox_cmd(cls: type[c.Delete] | type[c.Subscribe] | type[c.Unsubscribe]) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp()
+        return cls(tag, reader.mailbox())
+
+    return parse
+
+
+def _create(reader: Reader, tag: str) -> c.Command:
+    reader.sp()
+    mailbox = reader.mailbox()
+    uses: tuple[str, ...] = ()
+    if reader.maybe_sp():  # RFC 6154 §3: CREATE name (USE (\Drafts))
+        reader.expect(b"(")
+        if reader.keyword() != "USE":
+            raise reader.error("Unknown CREATE parameter")
+        reader.sp()
+        uses = reader.flag_list()
+        reader.expect(b")")
+    return c.Create(tag, mailbox, uses)
+
+
+def _rename(reader: Reader, tag: str) -> c.Command:
+    reader.sp()
+    old = reader.mailbox()
+    reader.sp()
+    return c.Rename(tag, old, reader.mailbox())
+
+
+def _options(reader: Reader) -> tuple[str, ...]:
+    return tuple(o.decode("ascii").upper() for o in reader.paren_list("atom"))
+
+
+def _list(reader: Reader, tag: str) -> c.Command:
+    """RFC 3501 §6.3.8; RFC 5258 §3 list-select-opts / list-return-opts (RFC 6154 §2)."""
+    reader.sp()
+    select: tuple[str, ...] = ()
+    if reader.peek_is(b"("):
+        select = _options(reader)
+        reader.sp()
+    reference = reader.mailbox()
+    reader.sp()
+    if reader.peek_is(b"("):
+        reader.pos += 1
+        patterns = [reader.list_mailbox()]
+        while reader.maybe_sp():
+            patterns.append(reader.list_mailbox())
+        reader.expect(b")")
+    else:
+        patterns = [reader.list_mailbox()]
+    returns: tuple[str, ...] = ()
+    if reader.maybe_sp():
+        if reader.keyword() != "RETURN":
+            raise reader.error()
+        reader.sp()
+        returns = _options(reader)
+    return c.List(tag, reference, tuple(patterns), select, returns)
+
+
+def _lsub(reader: Reader, tag: str) -> c.Command:
+    reader.sp()
+    reference = reader.mailbox()
+    reader.sp()
+    return c.Lsub(tag, reference, reader.list_mailbox())
+
+
+def _status(reader: Reader, tag: str) -> c.Command:
+    reader.sp()
+    mailbox = reader.mailbox()
+    reader.sp()
+    try:
+        items = tuple(c.StatusItem(i.decode("ascii").upper()) for i in reader.paren_list("atom"))
+    except ValueError:
+        raise reader.error("Unknown STATUS item") from None
+    if not items:
+        raise reader.error("Empty STATUS item list")
+    return c.Status(tag, mailbox, items)
+
+
+def _append(reader: Reader, tag: str) -> c.Command:
+    """RFC 3501 §6.3.11: mailbox [SP flag-list] [SP date-time] SP literal."""
+    reader.sp()
+    mailbox = reader.mailbox()
+    reader.sp()
+    flags: tuple[str, ...] = ()
+    date_time = None
+    if reader.peek_is(b"("):
+        flags = reader.flag_list()
+        reader.sp()
+    if reader.peek_is(b'"'):
+        date_time = parse_date_time(reader.quoted().decode("ascii", "replace"))
+        reader.sp()
+    if not reader.peek_is(b"{"):
+        raise reader.error("APPEND needs a literal")
+    return c.Append(tag, mailbox, flags, date_time, reader.literal())
+
+
+def _enable(reader: Reader, tag: str) -> c.Command:
+    caps = []
+    while reader.maybe_sp():
+        caps.append(reader.keyword())
+    if not caps:
+        raise reader.error("ENABLE needs a capability")
+    return c.Enable(tag, tuple(caps))
+
+
+PARSERS: dict[str, Parser] = {
+    "CAPABILITY": _simple(c.Capability),
+    "NOOP": _simple(c.Noop),
+    "LOGOUT": _simple(c.Logout),
+    "ID": _id,
+    "STARTTLS": _simple(c.StartTls),
+    "AUTHENTICATE": _authenticate,
+    "LOGIN": _login,
+    "SELECT": _select(c.Select),
+    "EXAMINE": _select(c.Examine),
+    "CREATE": _create,
+    "DELETE": _mailbox_cmd(c.Delete),
+    "RENAME": _rename,
+    "SUBSCRIBE": _mailbox_cmd(c.Subscribe),
+    "UNSUBSCRIBE": _mailbox_cmd(c.Unsubscribe),
+    "LIST": _list,
+    "LSUB": _lsub,
+    "STATUS": _status,
+    "APPEND": _append,
+    "ENABLE": _enable,
+    "NAMESPACE": _simple(c.Namespace),
+    "IDLE": _simple(c.Idle),
+    "CHECK": _simple(c.Check),
+    "CLOSE": _simple(c.Close),
+    "UNSELECT": _simple(c.Unselect),
+    **SELECTED_PARSERS,
+}

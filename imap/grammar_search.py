@@ -1,0 +1,175 @@
+"""SEARCH grammar (RFC 3501 §6.4.4 and §9 ``search-key``; RFC 7162 §3.1.5 MODSEQ).
+
+Keys are normalised (see :mod:`imap.command_types`). Nesting depth is bounded so that a
+``NOT NOT NOT ...`` line cannot exhaust the stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from imap import command_types as t
+from imap.dates import parse_date
+from imap.errors import Code, CommandFailed
+from imap.lexer import MAX_NUMBER64, Reader
+from imap.seqset import SequenceSet
+
+MAX_DEPTH = 32
+SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
+
+_FLAG_KEYS: dict[str, tuple[str, bool]] = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "RECENT": ("\\Recent", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+    "OLD": ("\\Recent", False),
+}
+_HEADER_KEYS = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To"}
+_DATE_KEYS: dict[str, tuple[t.DateField, t.DateOp]] = {
+    "BEFORE": (t.DateField.INTERNAL, t.DateOp.BEFORE),
+    "ON": (t.DateField.INTERNAL, t.DateOp.ON),
+    "SINCE": (t.DateField.INTERNAL, t.DateOp.SINCE),
+    "SENTBEFORE": (t.DateField.SENT, t.DateOp.BEFORE),
+    "SENTON": (t.DateField.SENT, t.DateOp.ON),
+    "SENTSINCE": (t.DateField.SENT, t.DateOp.SINCE),
+}
+
+
+def parse_charset(reader: Reader) -> str | None:
+    """``CHARSET astring`` when present; unknown charsets are NO [BADCHARSET] (§6.4.4)."""
+    if reader.data[reader.pos : reader.pos + 8].upper() != b"CHARSET ":
+        return None
+    reader.pos += 8
+    charset = reader.astring().decode("ascii", "replace").upper()
+    if charset not in SUPPORTED_CHARSETS:
+        raise CommandFailed(
+            "Unsupported charset", code=Code.BADCHARSET, code_arg="(" + " ".join(SUPPORTED_CHARSETS) + ")"
+        )
+    reader.sp()
+    return charset
+
+
+def parse_search_keys(reader: Reader) -> t.SearchKey:
+    """1*(search-key) separated by SP, to the end of the command: an implicit AND."""
+    keys = [_key(reader, 0)]
+    while reader.maybe_sp():
+        keys.append(_key(reader, 0))
+    return keys[0] if len(keys) == 1 else t.SearchAnd(tuple(keys))
+
+
+def _search_date(reader: Reader) -> str:
+    if reader.peek_is(b'"'):
+        return reader.quoted().decode("ascii", "replace")
+    return reader.atom()
+
+
+def _string(reader: Reader) -> str:
+    return reader.text_astring()
+
+
+def _key(reader: Reader, depth: int) -> t.SearchKey:
+    if depth > MAX_DEPTH:
+        raise reader.error("Search too deeply nested")
+    if reader.peek_is(b"("):
+        reader.pos += 1
+        keys = [_key(reader, depth + 1)]
+        while reader.maybe_sp():
+            keys.append(_key(reader, depth + 1))
+        reader.expect(b")")
+        return keys[0] if len(keys) == 1 else t.SearchAnd(tuple(keys))
+    first = reader.peek()
+    if 0x30 <= first <= 0x39 or first == 0x2A:  # digit or '*': a sequence set
+        return t.SearchSet(SequenceSet.parse(reader.sequence_set_text()))
+    name = reader.keyword()
+    simple = _SIMPLE.get(name)
+    if simple is not None:
+        return simple
+    if name in _FLAG_KEYS:
+        flag, present = _FLAG_KEYS[name]
+        return t.SearchFlag(flag, present)
+    if name in ("KEYWORD", "UNKEYWORD"):
+        reader.sp()
+        return t.SearchFlag(reader.atom(), name == "KEYWORD")
+    if name in _HEADER_KEYS:
+        reader.sp()
+        return t.SearchHeader(_HEADER_KEYS[name], _string(reader))
+    if name in _DATE_KEYS:
+        reader.sp()
+        field, op = _DATE_KEYS[name]
+        return t.SearchDate(field, op, parse_date(_search_date(reader)))
+    parser = _WITH_ARGS.get(name)
+    if parser is None:
+        raise reader.error("Unknown search key")
+    reader.sp()
+    return parser(reader, depth)
+
+
+def _header(reader: Reader, depth: int) -> t.SearchKey:
+    name = reader.astring().decode("ascii", "replace")
+    reader.sp()
+    return t.SearchHeader(name, _string(reader))
+
+
+def _not(reader: Reader, depth: int) -> t.SearchKey:
+    return t.SearchNot(_key(reader, depth + 1))
+
+
+def _or(reader: Reader, depth: int) -> t.SearchKey:
+    left = _key(reader, depth + 1)
+    reader.sp()
+    return t.SearchOr(left, _key(reader, depth + 1))
+
+
+def _uid(reader: Reader, depth: int) -> t.SearchKey:
+    return t.SearchSet(SequenceSet.parse(reader.sequence_set_text()), uid=True)
+
+
+def _modseq(reader: Reader, depth: int) -> t.SearchKey:
+    """RFC 7162 §3.1.5: MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer."""
+    if reader.peek_is(b'"'):
+        entry = reader.quoted().decode("ascii", "replace")
+        reader.sp()
+        entry_type = reader.keyword().lower()
+        if entry_type not in ("priv", "shared", "all"):
+            raise reader.error("Invalid MODSEQ entry type")
+        reader.sp()
+        return t.SearchModSeq(reader.number(maximum=MAX_NUMBER64), entry, entry_type)
+    return t.SearchModSeq(reader.number(maximum=MAX_NUMBER64))
+
+
+def _size(larger: bool) -> Callable[[Reader, int], t.SearchKey]:
+    def parse(reader: Reader, depth: int) -> t.SearchKey:
+        return t.SearchSize(larger, reader.number())
+
+    return parse
+
+
+def _text(scope: t.TextScope) -> Callable[[Reader, int], t.SearchKey]:
+    def parse(reader: Reader, depth: int) -> t.SearchKey:
+        return t.SearchText(scope, _string(reader))
+
+    return parse
+
+
+_SIMPLE: dict[str, t.SearchKey] = {
+    "ALL": t.SearchAll(),
+    "NEW": t.SearchAnd((t.SearchFlag("\\Recent"), t.SearchFlag("\\Seen", False))),
+}
+_WITH_ARGS: dict[str, Callable[[Reader, int], t.SearchKey]] = {
+    "HEADER": _header,
+    "NOT": _not,
+    "OR": _or,
+    "UID": _uid,
+    "MODSEQ": _modseq,
+    "LARGER": _size(True),
+    "SMALLER": _size(False),
+    "BODY": _text(t.TextScope.BODY),
+    "TEXT": _text(t.TextScope.TEXT),
+}

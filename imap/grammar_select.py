@@ -1,0 +1,179 @@
+"""Selected-state command grammar (RFC 3501 §6.4, RFC 4315 UID EXPUNGE, RFC 6851 MOVE,
+RFC 7162 CHANGEDSINCE / UNCHANGEDSINCE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from imap import command as c
+from imap import command_types as t
+from imap.grammar_search import parse_charset, parse_search_keys
+from imap.lexer import MAX_NUMBER64, Reader
+from imap.seqset import SequenceSet
+
+Parser = Callable[[Reader, str], c.Command]
+_NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
+_SPEC_CHARS = _NAME_CHARS
+
+
+def _seqset(reader: Reader) -> SequenceSet:
+    reader.sp()
+    return SequenceSet.parse(reader.sequence_set_text())
+
+
+def _expunge(uid: bool) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        return c.Expunge(tag, uid, _seqset(reader) if uid else None)
+
+    return parse
+
+
+def _search(uid: bool) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp()
+        charset = parse_charset(reader)
+        return c.Search(tag, uid, charset, parse_search_keys(reader))
+
+    return parse
+
+
+def _copy_move(cls: type[c.Copy] | type[c.Move], uid: bool) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        seqset = _seqset(reader)
+        reader.sp()
+        return cls(tag, uid, seqset, reader.mailbox())
+
+    return parse
+
+
+# --- FETCH ------------------------------------------------------------------------------
+def _section(reader: Reader) -> t.Section:
+    """RFC 3501 §9 section = "[" [section-spec] "]"."""
+    reader.expect(b"[")
+    if reader.peek_is(b"]"):
+        reader.pos += 1
+        return t.Section()
+    words = reader.take(_SPEC_CHARS).decode("ascii").upper().split(".")
+    parts: list[int] = []
+    while words and words[0].isdigit():
+        if words[0].startswith("0") or len(words[0]) > 9:
+            raise reader.error("Invalid section part")
+        parts.append(int(words.pop(0)))
+    text: t.SectionText | None = None
+    if words:
+        try:
+            text = t.SectionText(".".join(words))
+        except ValueError:
+            raise reader.error("Invalid section") from None
+        if text is t.SectionText.MIME and not parts:
+            raise reader.error("MIME needs a part number")
+    headers: tuple[str, ...] = ()
+    if text in (t.SectionText.HEADER_FIELDS, t.SectionText.HEADER_FIELDS_NOT):
+        reader.sp()
+        names = reader.paren_list()
+        if not names:
+            raise reader.error("Empty header list")
+        headers = tuple(n.decode("ascii", "replace").upper() for n in names)
+    reader.expect(b"]")
+    return t.Section(tuple(parts), text, headers)
+
+
+def _fetch_item(reader: Reader) -> t.FetchItem:
+    name = reader.take(_NAME_CHARS).decode("ascii").upper()
+    if name in ("BODY", "BODY.PEEK") and reader.peek_is(b"["):
+        section = _section(reader)
+        partial = None
+        if reader.peek_is(b"<"):  # "<" number "." nz-number ">"
+            reader.pos += 1
+            origin = reader.number()
+            reader.expect(b".")
+            partial = (origin, reader.number(nonzero=True))
+            reader.expect(b">")
+        return t.FetchBody(section, partial, peek=name == "BODY.PEEK")
+    try:
+        return t.FetchAttr(name)
+    except ValueError:
+        raise reader.error("Unknown FETCH item") from None
+
+
+def _fetch_items(reader: Reader) -> list[t.FetchItem]:
+    if reader.peek_is(b"("):
+        reader.pos += 1
+        items = [_fetch_item(reader)]
+        while reader.maybe_sp():
+            items.append(_fetch_item(reader))
+        reader.expect(b")")
+        return items
+    save = reader.pos
+    word = reader.take(_NAME_CHARS).decode("ascii").upper()
+    if word in t.FETCH_MACROS and not reader.peek_is(b"["):
+        return list(t.FETCH_MACROS[word])
+    reader.pos = save
+    return [_fetch_item(reader)]
+
+
+def _modifier(reader: Reader, name: str) -> int:
+    """RFC 4466 §2.4 modifier list with the single RFC 7162 modifier ``name``."""
+    reader.sp()
+    reader.expect(b"(")
+    if reader.keyword() != name:
+        raise reader.error("Unknown modifier")
+    reader.sp()
+    value = reader.number(maximum=MAX_NUMBER64)
+    reader.expect(b")")
+    return value
+
+
+def _fetch(uid: bool) -> Parser:
+    def parse(reader: Reader, tag: str) -> c.Command:
+        seqset = _seqset(reader)
+        reader.sp()
+        items = _fetch_items(reader)
+        changed_since = None
+        if reader.peek_is(b" "):
+            changed_since = _modifier(reader, "CHANGEDSINCE")
+        extra = [t.FetchAttr.UID] if uid else []
+        if changed_since is not None:
+            extra.append(t.FetchAttr.MODSEQ)
+        for item in extra:
+            if item not in items:
+                items.append(item)
+        return c.Fetch(tag, uid, seqset, tuple(items), changed_since)
+
+    return parse
+
+
+def _store(uid: bool) -> Parser:
+    """RFC 3501 §9 store-att-flags; RFC 7162 §3.1.3 UNCHANGEDSINCE comes before it."""
+
+    def parse(reader: Reader, tag: str) -> c.Command:
+        seqset = _seqset(reader)
+        unchanged = None
+        if reader.data.startswith(b" (", reader.pos):
+            unchanged = _modifier(reader, "UNCHANGEDSINCE")
+        reader.sp()
+        mode = c.StoreMode.REPLACE
+        if reader.peek_is(b"+") or reader.peek_is(b"-"):
+            mode = c.StoreMode(chr(reader.peek()))
+            reader.pos += 1
+        word = reader.keyword()
+        if word not in ("FLAGS", "FLAGS.SILENT"):
+            raise reader.error("Invalid STORE item")
+        reader.sp()
+        return c.Store(tag, uid, seqset, mode, word == "FLAGS.SILENT", reader.flags(), unchanged)
+
+    return parse
+
+
+SELECTED_PARSERS: dict[str, Parser] = {
+    "EXPUNGE": _expunge(False),
+    "UID EXPUNGE": _expunge(True),
+}
+for _uid in (False, True):
+    _prefix = "UID " if _uid else ""
+    SELECTED_PARSERS[_prefix + "SEARCH"] = _search(_uid)
+    SELECTED_PARSERS[_prefix + "FETCH"] = _fetch(_uid)
+    SELECTED_PARSERS[_prefix + "STORE"] = _store(_uid)
+    SELECTED_PARSERS[_prefix + "COPY"] = _copy_move(c.Copy, _uid)
+    SELECTED_PARSERS[_prefix + "MOVE"] = _copy_move(c.Move, _uid)

@@ -1,0 +1,209 @@
+"""Golden commands shared by the IMAP parser tests and the fuzz tests: wire bytes -> Command."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from imap import command as c
+from imap import command_types as t
+from imap.seqset import SequenceSet
+
+S = SequenceSet.parse
+F = t.FetchAttr
+PARIS = dt.timezone(dt.timedelta(hours=2))
+
+GOLDEN: list[tuple[bytes, c.Command]] = [
+    (b"a1 CAPABILITY\r\n", c.Capability("a1")),
+    (b"a2 noop\r\n", c.Noop("a2")),
+    (b"A3 LOGOUT\r\n", c.Logout("A3")),
+    (b"t STARTTLS\r\n", c.StartTls("t")),
+    (b"t ID NIL\r\n", c.Id("t", None)),
+    (b't ID ("name" "mutt" "version" NIL)\r\n', c.Id("t", (("name", "mutt"), ("version", None)))),
+    (b"t AUTHENTICATE PLAIN\r\n", c.Authenticate("t", "PLAIN", None)),
+    (b"t AUTHENTICATE plain AGFsaWNlAHB3\r\n", c.Authenticate("t", "PLAIN", b"\x00alice\x00pw")),
+    (b"t AUTHENTICATE PLAIN =\r\n", c.Authenticate("t", "PLAIN", b"")),
+    (b"t LOGIN alice secret\r\n", c.Login("t", "alice", "secret")),
+    (b't LOGIN "al\\"ice" "p w\\\\"\r\n', c.Login("t", 'al"ice', "p w\\")),
+    (b"t LOGIN {5}\r\nalice {6}\r\nsecret\r\n", c.Login("t", "alice", "secret")),
+    (b't LOGIN {5+}\r\nalice "\xc3\xa9t\xc3\xa9"\r\n', c.Login("t", "alice", "été")),
+    (b"t SELECT inbox\r\n", c.Select("t", "INBOX")),
+    (b"t SELECT INBOX (CONDSTORE)\r\n", c.Select("t", "INBOX", condstore=True)),
+    (b't EXAMINE "Sent Items"\r\n', c.Examine("t", "Sent Items")),
+    (b"t CREATE ~peter/mail/&U,BTFw-/&ZeVnLIqe-\r\n", c.Create("t", "~peter/mail/台北/日本語")),
+    (b"t CREATE Drafts2 (USE (\\Drafts))\r\n", c.Create("t", "Drafts2", ("\\Drafts",))),
+    (b"t DELETE foo&-bar\r\n", c.Delete("t", "foo&bar")),
+    (b"t RENAME old new\r\n", c.Rename("t", "old", "new")),
+    (b"t SUBSCRIBE Archive\r\n", c.Subscribe("t", "Archive")),
+    (b"t UNSUBSCRIBE Archive\r\n", c.Unsubscribe("t", "Archive")),
+    (b't LIST "" *\r\n', c.List("t", "", ("*",))),
+    (b"t LIST ~/Mail/ %\r\n", c.List("t", "~/Mail/", ("%",))),
+    (b't LIST "" INBOX.%]\r\n', c.List("t", "", ("INBOX.%]",))),
+    (
+        b't LIST (SPECIAL-USE) "" ("*" Arch%) RETURN (special-use CHILDREN)\r\n',
+        c.List("t", "", ("*", "Arch%"), ("SPECIAL-USE",), ("SPECIAL-USE", "CHILDREN")),
+    ),
+    (b't LSUB "#news." "comp.mail.*"\r\n', c.Lsub("t", "#news.", "comp.mail.*")),
+    (
+        b"t STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq)\r\n",
+        c.Status(
+            "t",
+            "blurdybloop",
+            (c.StatusItem.UIDNEXT, c.StatusItem.MESSAGES, c.StatusItem.HIGHESTMODSEQ),
+        ),
+    ),
+    (
+        b't APPEND saved-messages (\\Seen) "05-Jul-1994 02:44:25 +0200" {10}\r\nHello\r\nYou\r\n',
+        c.Append(
+            "t",
+            "saved-messages",
+            ("\\Seen",),
+            dt.datetime(1994, 7, 5, 2, 44, 25, tzinfo=PARIS),
+            b"Hello\r\nYou",
+        ),
+    ),
+    (b"t APPEND INBOX {3+}\r\nabc\r\n", c.Append("t", "INBOX", (), None, b"abc")),
+    (b"t APPEND INBOX () {0}\r\n\r\n", c.Append("t", "INBOX", (), None, b"")),
+    (b"t ENABLE CONDSTORE utf8=accept\r\n", c.Enable("t", ("CONDSTORE", "UTF8=ACCEPT"))),
+    (b"t NAMESPACE\r\n", c.Namespace("t")),
+    (b"t IDLE\r\n", c.Idle("t")),
+    (b"t CHECK\r\n", c.Check("t")),
+    (b"t CLOSE\r\n", c.Close("t")),
+    (b"t UNSELECT\r\n", c.Unselect("t")),
+    (b"t EXPUNGE\r\n", c.Expunge("t")),
+    (b"t UID EXPUNGE 3000:3002\r\n", c.Expunge("t", True, S("3000:3002"))),
+    (b"t SEARCH ALL\r\n", c.Search("t", False, None, t.SearchAll())),
+    (
+        b't SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"\r\n',
+        c.Search(
+            "t",
+            False,
+            None,
+            t.SearchAnd(
+                (
+                    t.SearchFlag("\\Flagged"),
+                    t.SearchDate(t.DateField.INTERNAL, t.DateOp.SINCE, dt.date(1994, 2, 1)),
+                    t.SearchNot(t.SearchHeader("From", "Smith")),
+                )
+            ),
+        ),
+    ),
+    (
+        b"t UID SEARCH CHARSET UTF-8 TEXT {5}\r\n\xc3\xa9t\xc3\xa9 OR NEW UID 1:*\r\n",
+        c.Search(
+            "t",
+            True,
+            "UTF-8",
+            t.SearchAnd(
+                (
+                    t.SearchText(t.TextScope.TEXT, "été"),
+                    t.SearchOr(
+                        t.SearchAnd((t.SearchFlag("\\Recent"), t.SearchFlag("\\Seen", False))),
+                        t.SearchSet(S("1:*"), uid=True),
+                    ),
+                )
+            ),
+        ),
+    ),
+    (
+        b't SEARCH (OLD KEYWORD $Junk) 2,4:* LARGER 10 SMALLER 99 HEADER X-Prio 1 SENTON "3-Mar-2020"\r\n',
+        c.Search(
+            "t",
+            False,
+            None,
+            t.SearchAnd(
+                (
+                    t.SearchAnd((t.SearchFlag("\\Recent", False), t.SearchFlag("$Junk"))),
+                    t.SearchSet(S("2,4:*")),
+                    t.SearchSize(True, 10),
+                    t.SearchSize(False, 99),
+                    t.SearchHeader("X-Prio", "1"),
+                    t.SearchDate(t.DateField.SENT, t.DateOp.ON, dt.date(2020, 3, 3)),
+                )
+            ),
+        ),
+    ),
+    (
+        b'a SEARCH MODSEQ "/flags/\\\\draft" all 620162338 BODY x\r\n',
+        c.Search(
+            "a",
+            False,
+            None,
+            t.SearchAnd(
+                (t.SearchModSeq(620162338, "/flags/\\draft", "all"), t.SearchText(t.TextScope.BODY, "x"))
+            ),
+        ),
+    ),
+    (b"t SEARCH MODSEQ 5\r\n", c.Search("t", False, None, t.SearchModSeq(5))),
+    (b"t FETCH 1 ALL\r\n", c.Fetch("t", False, S("1"), t.FETCH_MACROS["ALL"])),
+    (b"t FETCH 1:* fast\r\n", c.Fetch("t", False, S("1:*"), t.FETCH_MACROS["FAST"])),
+    (b"t FETCH 2 FULL\r\n", c.Fetch("t", False, S("2"), t.FETCH_MACROS["FULL"])),
+    (b"t FETCH 2 BODY\r\n", c.Fetch("t", False, S("2"), (F.BODY,))),
+    (
+        b"t FETCH 2:4 (FLAGS INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE "
+        b"BODYSTRUCTURE UID MODSEQ)\r\n",
+        c.Fetch(
+            "t",
+            False,
+            S("2:4"),
+            (
+                F.FLAGS,
+                F.INTERNALDATE,
+                F.RFC822_SIZE,
+                F.RFC822,
+                F.RFC822_HEADER,
+                F.RFC822_TEXT,
+                F.ENVELOPE,
+                F.BODYSTRUCTURE,
+                F.UID,
+                F.MODSEQ,
+            ),
+        ),
+    ),
+    (
+        b"t FETCH 1 (BODY[] BODY.PEEK[1.2.3] BODY[HEADER]<0.1024> BODY[1.MIME] BODY[2.TEXT])\r\n",
+        c.Fetch(
+            "t",
+            False,
+            S("1"),
+            (
+                t.FetchBody(t.Section()),
+                t.FetchBody(t.Section((1, 2, 3)), peek=True),
+                t.FetchBody(t.Section((), t.SectionText.HEADER), (0, 1024)),
+                t.FetchBody(t.Section((1,), t.SectionText.MIME)),
+                t.FetchBody(t.Section((2,), t.SectionText.TEXT)),
+            ),
+        ),
+    ),
+    (
+        b"t UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject)] BODY[1.HEADER.FIELDS.NOT (X-A)])"
+        b" (CHANGEDSINCE 12345)\r\n",
+        c.Fetch(
+            "t",
+            True,
+            S("1:*"),
+            (
+                t.FetchBody(t.Section((), t.SectionText.HEADER_FIELDS, ("FROM", "SUBJECT")), peek=True),
+                t.FetchBody(t.Section((1,), t.SectionText.HEADER_FIELDS_NOT, ("X-A",))),
+                F.UID,
+                F.MODSEQ,
+            ),
+            12345,
+        ),
+    ),
+    (
+        b"t STORE 2:4 +FLAGS (\\Deleted)\r\n",
+        c.Store("t", False, S("2:4"), c.StoreMode.ADD, False, ("\\Deleted",)),
+    ),
+    (
+        b"t UID STORE 7 -FLAGS.SILENT \\Seen $Label1\r\n",
+        c.Store("t", True, S("7"), c.StoreMode.REMOVE, True, ("\\Seen", "$Label1")),
+    ),
+    (
+        b"t STORE 1,3 (UNCHANGEDSINCE 320162338) FLAGS ()\r\n",
+        c.Store("t", False, S("1,3"), c.StoreMode.REPLACE, False, (), 320162338),
+    ),
+    (b"t COPY 2:4 MEETING\r\n", c.Copy("t", False, S("2:4"), "MEETING")),
+    (b"t UID COPY 1:* Archive\r\n", c.Copy("t", True, S("1:*"), "Archive")),
+    (b"t MOVE 1 Trash\r\n", c.Move("t", False, S("1"), "Trash")),
+    (b"t UID MOVE 42:43 {5}\r\nTrash\r\n", c.Move("t", True, S("42:43"), "Trash")),
+]

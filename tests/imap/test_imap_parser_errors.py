@@ -1,0 +1,72 @@
+"""Malformed commands: a tagged BAD (or NO) with a generic text, never Python exception text."""
+
+from __future__ import annotations
+
+import pytest
+
+from imap.errors import BadCommand, CommandFailed, ImapError
+from imap.parser import CommandReceiver, NeedLiteral
+
+BAD = [
+    (b"a FOO\r\n", b"a BAD Unknown command\r\n"),
+    (b"a UID NOOP\r\n", b"a BAD Unknown command\r\n"),
+    (b"a LOGIN alice\r\n", b"a BAD Syntax error\r\n"),
+    (b"a NOOP extra\r\n", b"a BAD Unexpected characters at end of command\r\n"),
+    (b"a SELECT\r\n", b"a BAD Syntax error\r\n"),
+    (b"a SELECT INBOX (QRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),
+    (b"a SELECT &Jjo!\r\n", b"a BAD Invalid mailbox name\r\n"),
+    (b"a SELECT &AGE-\r\n", b"a BAD Invalid mailbox name\r\n"),  # 'a' must not be encoded
+    (b"a FETCH 0 FLAGS\r\n", b"a BAD Invalid sequence set\r\n"),
+    (b"a FETCH 1 FOO\r\n", b"a BAD Unknown FETCH item\r\n"),
+    (b"a FETCH 1 BODY[MIME]\r\n", b"a BAD MIME needs a part number\r\n"),
+    (b"a FETCH 1 BODY[HEADER.FIELDS ()]\r\n", b"a BAD Empty header list\r\n"),
+    (b"a FETCH 1 BODY[0]\r\n", b"a BAD Invalid section part\r\n"),
+    (b"a FETCH 1 BODY[]<0.0>\r\n", b"a BAD Invalid number\r\n"),
+    (b"a FETCH 1 (FLAGS\r\n", b"a BAD Syntax error\r\n"),
+    (b"a STORE 1 FLAGS.LOUD (\\Seen)\r\n", b"a BAD Invalid STORE item\r\n"),
+    (b"a SEARCH FOO\r\n", b"a BAD Unknown search key\r\n"),
+    (b"a SEARCH SINCE 31-Feb-2020\r\n", b"a BAD Invalid date\r\n"),
+    (b"a SEARCH " + b"NOT " * 100 + b"ALL\r\n", b"a BAD Search too deeply nested\r\n"),
+    (b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100 + b"\r\n", b"a BAD Search too deeply nested\r\n"),
+    (b"a STATUS INBOX (SIZE)\r\n", b"a BAD Unknown STATUS item\r\n"),
+    (b"a STATUS INBOX ()\r\n", b"a BAD Empty STATUS item list\r\n"),
+    (b'a APPEND INBOX "bad date" {1}\r\nx\r\n', b"a BAD Invalid date-time\r\n"),
+    (b"a APPEND INBOX\r\n", b"a BAD Syntax error\r\n"),
+    (b"a AUTHENTICATE PLAIN !!!\r\n", b"a BAD Syntax error\r\n"),
+    (b"a AUTHENTICATE PLAIN AGFsaWNlAHB\r\n", b"a BAD Invalid base64\r\n"),
+    (b'a LOGIN "unterminated\r\n', b"a BAD Unterminated quoted string\r\n"),
+    (b"a LOGIN {3}\r\na\x00b x\r\n", b"a BAD NUL in literal\r\n"),
+    (b"a LOGIN \xff\xfe x\r\n", b"a BAD Syntax error\r\n"),
+    (b"a ENABLE\r\n", b"a BAD ENABLE needs a capability\r\n"),
+    (b"a ID (" + b'"k" "v" ' * 31 + b")\r\n", b"a BAD Too many ID parameters\r\n"),
+    (b"+tag NOOP\r\n", b"* BAD Syntax error\r\n"),
+    (b"NOOP\r\n", b"NOOP BAD Syntax error\r\n"),
+]
+
+
+@pytest.mark.parametrize(("wire", "response"), BAD, ids=[w[:30].decode("latin-1") for w, _ in BAD])
+def test_bad_commands(wire: bytes, response: bytes) -> None:
+    receiver = CommandReceiver(max_literal=10_000)
+    receiver.feed(wire)
+    with pytest.raises(ImapError) as info:
+        while isinstance(receiver.next_event(), NeedLiteral):
+            pass
+    assert isinstance(info.value, BadCommand)
+    assert info.value.response() == response
+    assert receiver.buffered == 0
+
+
+def test_bad_charset_is_no_with_code() -> None:
+    receiver = CommandReceiver()
+    receiver.feed(b"a SEARCH CHARSET KOI8-R TEXT x\r\n")
+    with pytest.raises(CommandFailed) as info:
+        receiver.next_event()
+    assert info.value.response() == b"a NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"
+
+
+def test_receiver_recovers_after_a_bad_command() -> None:
+    receiver = CommandReceiver()
+    receiver.feed(b"a FOO\r\nb NOOP\r\n")
+    with pytest.raises(BadCommand):
+        receiver.next_event()
+    assert receiver.next_event().__class__.__name__ == "Noop"
