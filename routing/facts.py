@@ -1,0 +1,96 @@
+"""Facts the routing decisions are taken on (SPEC §4), gathered by the gateway.
+
+The composition root (``gateway``) classifies the SMTP session, looks up mailboxes,
+accounts and conversations, and hands these plain values to :mod:`routing.decide`;
+no I/O happens here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from routing.address import Address
+
+SenderKind = Literal["hosted_pro", "trusted_pro", "patient", "untrusted", "gateway"]
+# Where the message comes in: authenticated submission (587/465), server-to-server MX (25),
+# the patient web inbox, or the gateway itself (notifications, bounces, MDNs).
+Channel = Literal["submission", "mx", "web", "internal"]
+RecipientKind = Literal["patient", "hosted_pro", "trusted_pro", "untrusted_domain", "unknown_local"]
+MailboxState = Literal["provisioned", "open", "opposed", "closed", "purged"]
+InsProblem = Literal["length", "format", "key"]
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who is sending, as the gateway established it.
+
+    ``address`` is the envelope MAIL FROM; None is the null reverse-path ``<>``
+    (RFC 5321 §4.5.5, used by delivery status notifications).
+    ``kind`` is the gateway's classification of that address's domain: one of our
+    hosted domains, a domain on the trust list, the patient domain, the gateway's own
+    notification address, or anything else ("untrusted").
+    """
+
+    kind: SenderKind
+    address: Address | None
+    channel: Channel
+    # submission: the authenticated account (RFC 4954), None when not authenticated
+    account: Address | None = None
+    # MX: whether STARTTLS is active, the client certificate subject (RFC 4514 string),
+    # and the domains (d=) of the DKIM signatures that verified (RFC 6376), after DATA.
+    tls: bool = False
+    tls_peer_dn: str | None = None
+    dkim_domains: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RecipientFacts:
+    """One RCPT TO recipient and what the gateway knows about it.
+
+    * ``patient``: an address on the patient domain; ``invalid_ins`` names what is wrong
+      with its local part when it is not an INS, ``mailbox_state`` is None when there
+      is no mailbox for that INS.
+    * ``hosted_pro``: an existing account on a hosted domain (``account_active``).
+    * ``trusted_pro``: an address on a trusted domain (the decision re-checks the list).
+    * ``untrusted_domain``: any other domain, e.g. a patient's personal address.
+    * ``unknown_local``: a hosted-domain address with no account.
+    """
+
+    address: Address
+    kind: RecipientKind
+    invalid_ins: InsProblem | None = None
+    mailbox_state: MailboxState | None = None
+    accepts_patient_initiated: bool = False
+    account_active: bool = True
+    # The gateway's own content-free notification to a patient's personal address
+    # (SPEC §4, §7): the only mail that may leave the trust space.
+    notification_target: bool = False
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    """The conversation a patient's message replies to (found through In-Reply-To/References).
+
+    ``opened_by`` is the professional who opened it, ``reply_to`` the address of that
+    first message's Reply-To header, ``patient`` the patient it was opened with.
+    """
+
+    exists: bool = False
+    opened_by: Address | None = None
+    reply_to: Address | None = None
+    patient: Address | None = None
+    ended: bool = False
+
+
+NO_CONVERSATION = ConversationFacts()
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """Header facts known after DATA: the mailboxes of the From: header (RFC 5322 §3.6.2).
+
+    Empty when the header is missing or cannot be parsed.
+    """
+
+    from_addresses: tuple[Address, ...] = ()
