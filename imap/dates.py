@@ -14,9 +14,7 @@ from imap.errors import BadCommand
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_INDEX = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}
 
-_DATE_TIME = re.compile(
-    r"^([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$", re.ASCII
-)
+_DATE_TIME = re.compile(r"^([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$", re.ASCII)
 _DATE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$", re.ASCII)
 
 
@@ -37,9 +35,7 @@ def parse_date_time(text: str) -> dt.datetime:
     if sign == "-":
         offset = -offset
     try:
-        return dt.datetime(
-            int(year), _month(mon), int(day), int(hh), int(mm), int(ss), tzinfo=dt.timezone(offset)
-        )
+        return dt.datetime(int(year), _month(mon), int(day), int(hh), int(mm), int(ss), tzinfo=dt.timezone(offset))
     except ValueError:
         raise BadCommand("Invalid date-time") from None
 

@@ -128,9 +128,7 @@ class ProtocolLimit(BadCommand):
         tag: str | None = None,
         close_connection: bool = False,
     ) -> None:
-        super().__init__(
-            text, code=code, code_arg=code_arg, detail=detail, tag=tag, close_connection=close_connection
-        )
+        super().__init__(text, code=code, code_arg=code_arg, detail=detail, tag=tag, close_connection=close_connection)
 
 
 class Bye(ImapError):
@@ -139,9 +137,7 @@ class Bye(ImapError):
     status = "BYE"
     default_text = "Closing connection"
 
-    def __init__(
-        self, text: str | None = None, *, code: Code | None = None, detail: str | None = None
-    ) -> None:
+    def __init__(self, text: str | None = None, *, code: Code | None = None, detail: str | None = None) -> None:
         super().__init__(text, code=code, detail=detail, close_connection=True)
 
     def response(self, tag: str | None = None) -> bytes:

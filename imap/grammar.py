@@ -74,9 +74,7 @@ def _id(reader: Reader, tag: str) -> c.Command:
         key = reader.string()
         reader.sp()
         value = reader.nstring()
-        pairs.append(
-            (key.decode("utf-8", "replace"), None if value is None else value.decode("utf-8", "replace"))
-        )
+        pairs.append((key.decode("utf-8", "replace"), None if value is None else value.decode("utf-8", "replace")))
         if len(pairs) > 30:
             raise reader.error("Too many ID parameters")
     reader.pos += 1

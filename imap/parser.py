@@ -115,9 +115,7 @@ class CommandReceiver:
     def max_command(self, value: int | None) -> None:
         self._max_command = value
 
-    def authenticated(
-        self, *, max_literal: int = DEFAULT_APPENDLIMIT, max_command: int | None = None
-    ) -> None:
+    def authenticated(self, *, max_literal: int = DEFAULT_APPENDLIMIT, max_command: int | None = None) -> None:
         """Raise the limits after a successful LOGIN / AUTHENTICATE."""
         self.max_literal = max_literal
         self._max_command = max_command
@@ -237,9 +235,7 @@ class CommandReceiver:
         # next command boundary, so the connection must be closed.
         close = not synchronizing
         if not synchronizing and self.literal_mode is LiteralMode.NONE:
-            raise self._fail(
-                BadCommand("Non-synchronizing literals are not supported", close_connection=True)
-            )
+            raise self._fail(BadCommand("Non-synchronizing literals are not supported", close_connection=True))
         if not synchronizing and self.literal_mode is LiteralMode.MINUS and size > LITERAL_MINUS_MAX:
             raise self._fail(ProtocolLimit("Literal too large", close_connection=True))
         if size > self.max_literal or len(self._command) + size > self.max_command:

@@ -128,9 +128,7 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
             "a",
             False,
             None,
-            t.SearchAnd(
-                (t.SearchModSeq(620162338, "/flags/\\draft", "all"), t.SearchText(t.TextScope.BODY, "x"))
-            ),
+            t.SearchAnd((t.SearchModSeq(620162338, "/flags/\\draft", "all"), t.SearchText(t.TextScope.BODY, "x"))),
         ),
     ),
     (b"t SEARCH MODSEQ 5\r\n", c.Search("t", False, None, t.SearchModSeq(5))),

@@ -16,9 +16,7 @@ from tests.imap.imap_golden_cases import GOLDEN
 
 MAX_LINE = 512
 MAX_LITERAL = 256
-SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 def run(data: bytes, chunk: int, mode: LiteralMode) -> None:

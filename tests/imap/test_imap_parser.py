@@ -65,8 +65,6 @@ def test_command_names_and_uid_variants() -> None:
     assert c.Fetch("a").command_name == "FETCH"
     assert c.Expunge("a", True, S("1")).command_name == "UID EXPUNGE"
     assert c.Examine("a", "x").readonly and not c.Select("a", "x").readonly
-    assert (
-        str(t.Section((1, 2), t.SectionText.HEADER_FIELDS, ("FROM", "TO"))) == "1.2.HEADER.FIELDS (FROM TO)"
-    )
+    assert str(t.Section((1, 2), t.SectionText.HEADER_FIELDS, ("FROM", "TO"))) == "1.2.HEADER.FIELDS (FROM TO)"
     body = t.FetchBody(t.Section((), t.SectionText.TEXT), (10, 20), peek=True)
     assert body.response_name() == "BODY[TEXT]<10>" and not body.sets_seen

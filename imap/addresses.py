@@ -1,0 +1,109 @@
+"""RFC 5322 §3.4 address lists to ENVELOPE addresses (RFC 3501 §7.4.2).
+
+A small tolerant tokenizer: display names (quoted or not) are kept as written (RFC 2047
+encoded-words are not decoded), comments are skipped, groups become the RFC 3501 group
+markers, source routes go to ``adl``.
+"""
+
+from __future__ import annotations
+
+from imap.structure import Address
+
+_SPECIALS = '()<>,;:"'
+MAX_ADDRESSES = 1000
+
+
+def _quoted(s: str, i: int) -> tuple[str, int]:
+    out: list[str] = []
+    i += 1
+    while i < len(s) and s[i] != '"':
+        if s[i] == "\\" and i + 1 < len(s):
+            i += 1
+        out.append(s[i])
+        i += 1
+    return "".join(out), i + 1
+
+
+def _comment(s: str, i: int) -> int:
+    depth = 0
+    while i < len(s):
+        if s[i] == "\\":
+            i += 2
+            continue
+        if s[i] == "(":
+            depth += 1
+        elif s[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
+
+
+def _addr_spec(spec: str, name: str | None, adl: str | None = None) -> Address:
+    spec = spec.strip()
+    mailbox, at, host = spec.rpartition("@")
+    if not at:
+        mailbox, host = spec, ""
+    if mailbox.startswith('"') and mailbox.endswith('"') and len(mailbox) > 1:
+        mailbox = mailbox[1:-1]
+    return Address(name or None, adl, mailbox, host)
+
+
+def _angle(inside: str, name: str | None) -> Address:
+    adl = None
+    if inside.startswith("@") and ":" in inside:
+        adl, inside = inside.split(":", 1)
+    return _addr_spec(inside, name, adl)
+
+
+def parse_address_list(value: str) -> tuple[Address, ...]:
+    out: list[Address] = []
+    words: list[str] = []
+    in_group = False
+    i, n = 0, len(value)
+
+    def flush() -> None:
+        if words:
+            out.append(_addr_spec("".join(words), None))
+            words.clear()
+
+    while i < n and len(out) < MAX_ADDRESSES:
+        ch = value[i]
+        if ch == '"':
+            text, i = _quoted(value, i)
+            words.append(f'"{text}"' if i < n and value[i : i + 1] == "@" else text)
+        elif ch == "(":
+            i = _comment(value, i)
+        elif ch == "<":
+            close = value.find(">", i)
+            close = n if close < 0 else close
+            out.append(_angle(value[i + 1 : close].strip(), " ".join(words) or None))
+            words.clear()
+            i = close + 1
+        elif ch == ":" and not in_group:
+            out.append(Address(None, None, " ".join(words), None))
+            words.clear()
+            in_group = True
+            i += 1
+        elif ch == ";" and in_group:
+            flush()
+            out.append(Address(None, None, None, None))
+            in_group = False
+            i += 1
+        elif ch in ",;":
+            flush()
+            i += 1
+        elif ch.isspace():
+            i += 1
+        else:
+            start = i
+            while i < n and value[i] not in _SPECIALS and not value[i].isspace():
+                i += 1
+            words.append(value[start:i])
+            if i == start:
+                i += 1
+    flush()
+    if in_group:
+        out.append(Address(None, None, None, None))
+    return tuple(out)

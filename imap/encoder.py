@@ -1,0 +1,176 @@
+"""Response encoder (RFC 3501 §4 data formats, §7 responses).
+
+Values are plain Python data: ``None`` → NIL, ``int`` → number, ``str``/``bytes`` → string
+(quoted when safe, otherwise a literal, §4.3), :class:`Atom` → as is, list/tuple →
+parenthesised list, :class:`Literal` → forced literal, :class:`Raw` → pre-encoded bytes.
+Response texts are cleaned of CR/LF so a client-supplied value can never inject a line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from imap import mutf7
+from imap.lexer import ATOM_CHARS
+from imap.structure import Address, BodyStructure, Envelope
+
+MAX_QUOTED = 1024  # longer strings go out as literals
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    value: bytes
+
+
+NIL = Atom("NIL")
+Value = None | int | str | bytes | Atom | Literal | Raw | Sequence["Value"]
+
+
+def _safe_for_quoted(data: bytes) -> bool:
+    # RFC 3501 §9 QUOTED-CHAR: 7-bit TEXT-CHAR (no CR, LF, NUL) with \ and " escaped.
+    return len(data) <= MAX_QUOTED and all(0x20 <= b <= 0x7E for b in data)
+
+
+def quoted(data: str | bytes) -> bytes:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def literal(data: bytes) -> bytes:
+    return b"{%d}\r\n" % len(data) + data
+
+
+def string(data: str | bytes) -> bytes:
+    """A quoted string when possible, else a literal (non-ASCII, CR/LF, long)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return quoted(raw) if _safe_for_quoted(raw) else literal(raw)
+
+
+def nstring(data: str | bytes | None) -> bytes:
+    return b"NIL" if data is None else string(data)
+
+
+def astring(data: str | bytes) -> bytes:
+    """An atom when every octet is an ASTRING-CHAR (and it is not ``NIL``), else a string."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if raw and raw.upper() != b"NIL" and all(b in ATOM_CHARS or b == 0x5D for b in raw):
+        return raw
+    return string(raw)
+
+
+def mailbox(name: str) -> bytes:
+    """A mailbox name: modified UTF-7 (RFC 3501 §5.1.3), then as an astring."""
+    return astring(mutf7.encode(name))
+
+
+def encode(value: Value) -> bytes:
+    if value is None:
+        return b"NIL"
+    if isinstance(value, bool):
+        raise TypeError("bool is not an IMAP value")
+    if isinstance(value, int):
+        return str(value).encode("ascii")
+    if isinstance(value, str | bytes):
+        return string(value)
+    if isinstance(value, Atom):
+        return value.value.encode("ascii")
+    if isinstance(value, Literal):
+        return literal(value.value)
+    if isinstance(value, Raw):
+        return value.value
+    return b"(" + b" ".join(encode(v) for v in value) + b")"
+
+
+def flags(values: Iterable[str]) -> bytes:
+    return b"(" + b" ".join(f.encode("ascii") for f in values) + b")"
+
+
+def _text(text: str) -> bytes:
+    return "".join(ch if " " <= ch <= "~" else " " for ch in text).encode("ascii")
+
+
+# --- responses (RFC 3501 §7) ------------------------------------------------------------
+def untagged(*parts: bytes | str) -> bytes:
+    """``* part part ...`` CRLF. ``str`` parts are response text (cleaned), bytes are data."""
+    return b"* " + b" ".join(p if isinstance(p, bytes) else _text(p) for p in parts) + b"\r\n"
+
+
+def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
+    """``tag OK [CODE] text`` CRLF (RFC 3501 §7.1)."""
+    prefix = f"[{_text(code).decode()}] " if code else ""
+    return f"{tag} {status} ".encode("ascii") + _text(prefix + text) + b"\r\n"
+
+
+def continuation(text: str = "Ready for literal data") -> bytes:
+    """``+ text`` CRLF (RFC 3501 §7.5); use :func:`continuation_data` for SASL challenges."""
+    return b"+ " + _text(text) + b"\r\n"
+
+
+def continuation_data(base64_data: bytes) -> bytes:
+    return b"+ " + base64_data + b"\r\n"
+
+
+def fetch_response(seq: int, items: Sequence[tuple[str, Value]]) -> bytes:
+    """``* seq FETCH (NAME value ...)`` (RFC 3501 §7.4.2)."""
+    body = b" ".join(name.encode("ascii") + b" " + encode(value) for name, value in items)
+    return b"* %d FETCH (" % seq + body + b")\r\n"
+
+
+# --- ENVELOPE and BODYSTRUCTURE (RFC 3501 §7.4.2) ---------------------------------------
+def _addresses(addresses: tuple[Address, ...]) -> Value:
+    if not addresses:
+        return None
+    return [[a.name, a.adl, a.mailbox, a.host] for a in addresses]
+
+
+def envelope(env: Envelope) -> Value:
+    return [
+        env.date, env.subject, _addresses(env.from_), _addresses(env.sender),
+        _addresses(env.reply_to), _addresses(env.to), _addresses(env.cc), _addresses(env.bcc),
+        env.in_reply_to, env.message_id,
+    ]  # fmt: skip
+
+
+def _params(params: tuple[tuple[str, str], ...]) -> Value:
+    if not params:
+        return None
+    return [item for pair in params for item in pair]
+
+
+def _extension(bs: BodyStructure) -> list[Value]:
+    disposition: Value = None
+    if bs.disposition is not None:
+        disposition = [bs.disposition.value, _params(bs.disposition.params)]
+    language: Value = None if bs.language is None else list(bs.language)
+    return [disposition, language, bs.location]
+
+
+def bodystructure(bs: BodyStructure, *, extended: bool = True) -> Value:
+    """BODYSTRUCTURE (``extended``) or the non-extensible BODY form."""
+    if bs.is_multipart:
+        multi: list[Value] = [Raw(b"".join(encode(bodystructure(p, extended=extended)) for p in bs.parts))]
+        multi.append(bs.subtype)
+        if extended:
+            multi += [_params(bs.params), *_extension(bs)]
+        return multi
+    out: list[Value] = [
+        bs.type, bs.subtype, _params(bs.params), bs.id, bs.description, bs.encoding, bs.size,
+    ]  # fmt: skip
+    if bs.type.upper() == "MESSAGE" and bs.subtype.upper() == "RFC822" and bs.body is not None:
+        out += [envelope(bs.envelope or Envelope()), bodystructure(bs.body, extended=extended), bs.lines or 0]
+    elif bs.type.upper() == "TEXT":
+        out.append(bs.lines or 0)
+    if extended:
+        out += [bs.md5, *_extension(bs)]
+    return out
