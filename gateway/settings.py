@@ -21,7 +21,7 @@ class ConfigError(Exception):
     """A configuration problem, worded for the operator (one line per problem)."""
 
 
-def _split_hostport(value: str) -> tuple[str, int]:
+def split_hostport(value: str) -> tuple[str, int]:
     text = value.strip()
     if text.startswith("["):  # [::1]:2525
         host, _, rest = text[1:].partition("]")
@@ -43,7 +43,7 @@ def _split_hostport(value: str) -> tuple[str, int]:
 
 
 def _check_hostport(value: str) -> str:
-    _split_hostport(value)
+    split_hostport(value)
     return value.strip()
 
 
@@ -77,7 +77,7 @@ class ListenSettings(_Section):
     )
 
     def address(self, name: str) -> tuple[str, int]:
-        return _split_hostport(str(getattr(self, name)))
+        return split_hostport(str(getattr(self, name)))
 
 
 class TlsSettings(_Section):

@@ -101,6 +101,15 @@ class KeyService:
         self._remember(mk)
         return mk
 
+    def system_key(self, session: Session) -> MailboxKey:
+        """The gateway's own data key (DKIM private keys, queue entries), created on first use."""
+        mailbox_id = session.execute(
+            select(Mailbox.id).where(Mailbox.kind == "system").order_by(Mailbox.id).limit(1)
+        ).scalar()
+        if mailbox_id is None:
+            return self.create_mailbox(session, "system")
+        return self.for_mailbox(session, mailbox_id)
+
     def for_mailbox(self, session: Session, mailbox_id: int) -> MailboxKey:
         """The mailbox's current data key (the newest one)."""
         key_id = session.execute(

@@ -93,8 +93,8 @@ class HostedDomain(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     dkim_selector: Mapped[str | None] = mapped_column(String(63))
-    dkim_key_version: Mapped[int | None] = mapped_column(Integer)
-    dkim_key_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    dkim_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    dkim_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # under the system data key
     dkim_public_key: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

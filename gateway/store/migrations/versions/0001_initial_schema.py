@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 06:40:38.596524
+Create Date: 2026-11-23 06:44:32.067590
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = "0001"
 down_revision = None
@@ -38,18 +37,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_subject_ref"), ["subject_ref"], unique=False)
 
-    op.create_table(
-        "hosted_domains",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("dkim_selector", sa.String(length=63), nullable=True),
-        sa.Column("dkim_key_version", sa.Integer(), nullable=True),
-        sa.Column("dkim_key_wrapped", sa.LargeBinary(), nullable=True),
-        sa.Column("dkim_public_key", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_hosted_domains")),
-        sa.UniqueConstraint("name", name=op.f("uq_hosted_domains_name")),
-    )
     op.create_table(
         "mailboxes",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -155,6 +142,120 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_patients_state"), ["state"], unique=False)
 
     op.create_table(
+        "conversations",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("uuid", sa.String(length=32), nullable=False),
+        sa.Column("mailbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("parties_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["data_key_id"],
+            ["data_keys.id"],
+            name=op.f("fk_conversations_data_key_id_data_keys"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["mailbox_id"],
+            ["mailboxes.id"],
+            name=op.f("fk_conversations_mailbox_id_mailboxes"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_conversations_uuid")),
+    )
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_conversations_mailbox_id"), ["mailbox_id"], unique=False)
+
+    op.create_table(
+        "hosted_domains",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("dkim_selector", sa.String(length=63), nullable=True),
+        sa.Column("dkim_data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("dkim_key_sealed", sa.LargeBinary(), nullable=True),
+        sa.Column("dkim_public_key", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["dkim_data_key_id"],
+            ["data_keys.id"],
+            name=op.f("fk_hosted_domains_dkim_data_key_id_data_keys"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_hosted_domains")),
+        sa.UniqueConstraint("name", name=op.f("uq_hosted_domains_name")),
+    )
+    op.create_table(
+        "outbound_queue",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("uuid", sa.String(length=32), nullable=False),
+        sa.Column("data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("domain", sa.String(length=255), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("envelope_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("message_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lease_owner", sa.String(length=64), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.String(length=500), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["data_key_id"],
+            ["data_keys.id"],
+            name=op.f("fk_outbound_queue_data_key_id_data_keys"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_queue")),
+        sa.UniqueConstraint("uuid", name=op.f("uq_outbound_queue_uuid")),
+    )
+    with op.batch_alter_table("outbound_queue", schema=None) as batch_op:
+        batch_op.create_index("ix_outbound_queue_due", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("folder_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("uid", sa.BigInteger(), nullable=False),
+        sa.Column("uuid", sa.String(length=32), nullable=False),
+        sa.Column("data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("flags", sa.Text(), nullable=False),
+        sa.Column("internal_date", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("modseq", sa.BigInteger(), nullable=False),
+        sa.Column("sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("summary_sealed", sa.LargeBinary(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_messages_conversation_id_conversations"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["data_key_id"],
+            ["data_keys.id"],
+            name=op.f("fk_messages_data_key_id_data_keys"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["folder_id"], ["folders.id"], name=op.f("fk_messages_folder_id_folders"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
+        sa.UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
+        sa.UniqueConstraint("uuid", name=op.f("uq_messages_uuid")),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_messages_conversation_id"), ["conversation_id"], unique=False)
+        batch_op.create_index("ix_messages_folder_modseq", ["folder_id", "modseq"], unique=False)
+
+    op.create_table(
         "pro_accounts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
@@ -180,95 +281,12 @@ def upgrade() -> None:
     with op.batch_alter_table("pro_accounts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_pro_accounts_domain_id"), ["domain_id"], unique=False)
 
-    op.create_table(
-        "conversations",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("uuid", sa.String(length=32), nullable=False),
-        sa.Column("mailbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("parties_sealed", sa.LargeBinary(), nullable=False),
-        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["data_key_id"], ["data_keys.id"], name=op.f("fk_conversations_data_key_id_data_keys")
-        ),
-        sa.ForeignKeyConstraint(
-            ["mailbox_id"],
-            ["mailboxes.id"],
-            name=op.f("fk_conversations_mailbox_id_mailboxes"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_conversations_uuid")),
-    )
-    with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_conversations_mailbox_id"), ["mailbox_id"], unique=False)
-
-    op.create_table(
-        "outbound_queue",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("uuid", sa.String(length=32), nullable=False),
-        sa.Column("data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("domain", sa.String(length=255), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("envelope_sealed", sa.LargeBinary(), nullable=False),
-        sa.Column("message_sealed", sa.LargeBinary(), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["data_key_id"], ["data_keys.id"], name=op.f("fk_outbound_queue_data_key_id_data_keys")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_queue")),
-        sa.UniqueConstraint("uuid", name=op.f("uq_outbound_queue_uuid")),
-    )
-    with op.batch_alter_table("outbound_queue", schema=None) as batch_op:
-        batch_op.create_index("ix_outbound_queue_due", ["status", "next_attempt_at"], unique=False)
-
-    op.create_table(
-        "messages",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("folder_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("uid", sa.BigInteger(), nullable=False),
-        sa.Column("uuid", sa.String(length=32), nullable=False),
-        sa.Column("data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("flags", sa.Text(), nullable=False),
-        sa.Column("internal_date", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("modseq", sa.BigInteger(), nullable=False),
-        sa.Column("sealed", sa.LargeBinary(), nullable=False),
-        sa.Column("summary_sealed", sa.LargeBinary(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["conversation_id"],
-            ["conversations.id"],
-            name=op.f("fk_messages_conversation_id_conversations"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["data_key_id"], ["data_keys.id"], name=op.f("fk_messages_data_key_id_data_keys")
-        ),
-        sa.ForeignKeyConstraint(
-            ["folder_id"], ["folders.id"], name=op.f("fk_messages_folder_id_folders"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
-        sa.UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
-        sa.UniqueConstraint("uuid", name=op.f("uq_messages_uuid")),
-    )
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_messages_conversation_id"), ["conversation_id"], unique=False)
-        batch_op.create_index("ix_messages_folder_modseq", ["folder_id", "modseq"], unique=False)
-
 
 def downgrade() -> None:
+    with op.batch_alter_table("pro_accounts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_pro_accounts_domain_id"))
+
+    op.drop_table("pro_accounts")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_folder_modseq")
         batch_op.drop_index(batch_op.f("ix_messages_conversation_id"))
@@ -278,14 +296,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbound_queue_due")
 
     op.drop_table("outbound_queue")
+    op.drop_table("hosted_domains")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversations_mailbox_id"))
 
     op.drop_table("conversations")
-    with op.batch_alter_table("pro_accounts", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_pro_accounts_domain_id"))
-
-    op.drop_table("pro_accounts")
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patients_state"))
         batch_op.drop_index(batch_op.f("ix_patients_purge_after"))
@@ -300,7 +315,6 @@ def downgrade() -> None:
     op.drop_table("data_keys")
     op.drop_table("trusted_domains")
     op.drop_table("mailboxes")
-    op.drop_table("hosted_domains")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_subject_ref"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))

@@ -1,0 +1,200 @@
+"""``gateway domain hosted ...`` and ``gateway domain trust ...``."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from crypto.dkim import dns_txt_record, generate_dkim_key
+from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.settings import split_hostport
+from gateway.store import audit
+from gateway.store.accounts import add_hosted_domain, add_trusted_domain, hosted_domain, trusted_domain
+from gateway.store.models import HostedDomain, TrustedDomain
+from routing.address import normalise_domain
+
+DEFAULT_SELECTOR_PREFIX = "hmg"
+
+
+def register(node: Node, leaf: Leaf) -> None:
+    domain = node("domain", "manage hosted domains and the trust list")
+    hosted = domain.add_parser("hosted", help="domains whose professionals have accounts here")
+    hosted_sub = hosted.add_subparsers(dest="hosted_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(hosted_sub, "add", "add a hosted domain (generates its DKIM key)", cmd_hosted_add)
+    p.add_argument("domain")
+    p.add_argument("--selector", help="DKIM selector (default: hmg<YYYYMM>)")
+    p = leaf(hosted_sub, "list", "list hosted domains", cmd_hosted_list)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(hosted_sub, "dkim", "print the DNS TXT record that publishes the domain's DKIM key", cmd_hosted_dkim)
+    p.add_argument("domain")
+
+    trust = domain.add_parser("trust", help="the trust list: remote domains allowed to exchange mail")
+    trust_sub = trust.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(trust_sub, "add", "add a trusted domain", cmd_trust_add)
+    p.add_argument("domain")
+    p.add_argument("--description", metavar="T")
+    p.add_argument("--dn", metavar="DN", help="operator certificate subject DN the peer must present")
+    p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX")
+    p.add_argument("--dkim", metavar="POLICY", default="dns",
+                   help="dns (default), none, or pinned:SELECTOR:PUBKEYFILE")
+    p.add_argument("--no-tls-required", action="store_true", help="accept this domain without TLS (tests only)")
+    p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted from/to this domain")
+    p = leaf(trust_sub, "list", "list the trust list", cmd_trust_list)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(trust_sub, "remove", "remove a trusted domain", cmd_trust_remove)
+    p.add_argument("domain")
+    p = leaf(trust_sub, "suspend", "suspend a trusted domain (mail refused until resumed)", cmd_trust_suspend)
+    p.add_argument("domain")
+    p = leaf(trust_sub, "resume", "resume a suspended trusted domain", cmd_trust_resume)
+    p.add_argument("domain")
+
+
+def _domain(value: str) -> str:
+    with translate_errors():
+        return normalise_domain(value)
+
+
+def cmd_hosted_add(args: argparse.Namespace) -> int:
+    name = _domain(args.domain)
+    selector = args.selector or f"{DEFAULT_SELECTOR_PREFIX}{datetime.now(UTC):%Y%m}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", selector):
+        raise UserError(f"invalid DKIM selector {selector!r} (letters, digits and '-')")
+    private_pem, public_b64 = generate_dkim_key()
+    with services(args) as svc, svc.db.write() as session, translate_errors():
+        domain = add_hosted_domain(session, name)
+        system = svc.keys.system_key(session)
+        domain.dkim_selector = selector
+        domain.dkim_data_key_id = system.data_key_id
+        domain.dkim_key_sealed = system.seal("dkim", name, private_pem)
+        domain.dkim_public_key = public_b64.decode("ascii")
+        audit.record(session, actor=actor(), action="domain.hosted.add", subject_ref=f"domain:{name}",
+                     details={"selector": selector})
+    print(f"hosted domain {name} added; publish its DKIM key with: gateway domain hosted dkim {name}")
+    return 0
+
+
+def cmd_hosted_list(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        rows = [{"domain": d.name, "dkim_selector": d.dkim_selector, "created_at": d.created_at.isoformat()}
+                for d in session.execute(select(HostedDomain).order_by(HostedDomain.name)).scalars()]
+    if args.json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["domain", "dkim_selector", "created_at"])
+    return 0
+
+
+def cmd_hosted_dkim(args: argparse.Namespace) -> int:
+    name = _domain(args.domain)
+    with services(args) as svc, svc.db.read() as session:
+        domain = hosted_domain(session, name)
+        if domain is None:
+            raise UserError(f"{name} is not a hosted domain")
+        if not domain.dkim_public_key or not domain.dkim_selector:
+            raise UserError(f"{name} has no DKIM key")
+        print(f'{domain.dkim_selector}._domainkey.{name}. IN TXT "{dns_txt_record(domain.dkim_public_key.encode())}"')
+    return 0
+
+
+def parse_pubkey_file(path: Path) -> str:
+    """Accept a DKIM TXT record (``p=...``), a PEM public key or bare base64; return the base64."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read public key file ({exc.__class__.__name__})") from None
+    match = re.search(r"(?:^|;)\s*p=([A-Za-z0-9+/=\s\"]+)", text)
+    if match:
+        body = match.group(1)
+    else:
+        body = re.sub(r"-----[A-Z ]+-----", "", text)
+    body = re.sub(r"[\s\"]", "", body)
+    try:
+        base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        body = ""
+    if not body:
+        raise UserError(f"{path}: no public key found (expected a PEM key, base64, or a 'p=' DKIM record)")
+    return body
+
+
+def _dkim_fields(policy: str) -> dict[str, Any]:
+    if policy in ("dns", "none"):
+        return {"dkim_policy": policy}
+    parts = policy.split(":", 2)
+    if len(parts) != 3 or parts[0] != "pinned" or not parts[1] or not parts[2]:
+        raise UserError(f"--dkim: expected dns, none or pinned:SELECTOR:PUBKEYFILE, got {policy!r}")
+    return {"dkim_policy": "pinned", "dkim_selector": parts[1],
+            "dkim_public_key": parse_pubkey_file(Path(parts[2]))}
+
+
+def cmd_trust_add(args: argparse.Namespace) -> int:
+    name = _domain(args.domain)
+    fields: dict[str, Any] = _dkim_fields(args.dkim)
+    if args.route:
+        try:
+            split_hostport(args.route)
+        except ValueError as exc:
+            raise UserError(f"--route: {exc}") from None
+    if args.max_size is not None and args.max_size <= 0:
+        raise UserError("--max-size: must be a positive number of bytes")
+    fields.update(description=args.description, operator_dn=args.dn, route=args.route,
+                  tls_required=not args.no_tls_required, max_message_size=args.max_size,
+                  status="active", origin="manual")
+    with services(args) as svc, svc.db.write() as session, translate_errors():
+        add_trusted_domain(session, name, **fields)
+        audit.record(session, actor=actor(), action="domain.trust.add", subject_ref=f"domain:{name}",
+                     details={k: v for k, v in fields.items() if k != "dkim_public_key"})
+    print(f"trusted domain {name} added")
+    return 0
+
+
+def _trust_row(d: TrustedDomain) -> dict[str, Any]:
+    return {"domain": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
+            "dkim": d.dkim_policy + (f":{d.dkim_selector}" if d.dkim_policy == "pinned" else ""),
+            "route": d.route, "tls_required": d.tls_required, "max_message_size": d.max_message_size,
+            "origin": d.origin, "updated_at": d.modified_at.isoformat()}
+
+
+def cmd_trust_list(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        rows = [_trust_row(d) for d in session.execute(select(TrustedDomain).order_by(TrustedDomain.name)).scalars()]
+    if args.json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["domain", "status", "dkim", "route", "tls_required", "description"])
+    return 0
+
+
+def _change_trust(args: argparse.Namespace, action: str) -> int:
+    name = _domain(args.domain)
+    with services(args) as svc, svc.db.write() as session:
+        entry = trusted_domain(session, name)
+        if entry is None:
+            raise UserError(f"{name} is not in the trust list")
+        if action == "remove":
+            session.delete(entry)
+        else:
+            entry.status = "suspended" if action == "suspend" else "active"
+            entry.modified_at = datetime.now(UTC)
+        audit.record(session, actor=actor(), action=f"domain.trust.{action}", subject_ref=f"domain:{name}")
+    print(f"trusted domain {name}: {action}{'d' if action.endswith('e') else 'ed'}")
+    return 0
+
+
+def cmd_trust_remove(args: argparse.Namespace) -> int:
+    return _change_trust(args, "remove")
+
+
+def cmd_trust_suspend(args: argparse.Namespace) -> int:
+    return _change_trust(args, "suspend")
+
+
+def cmd_trust_resume(args: argparse.Namespace) -> int:
+    return _change_trust(args, "resume")

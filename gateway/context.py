@@ -1,0 +1,148 @@
+"""Locating the configuration, creating the embedded default, and opening the services.
+
+Order matters for "a bad config changes nothing": settings are validated, files checked
+and the master key parsed *before* anything is created or migrated.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto.keyring import MasterKeyring
+from gateway.keyfile import load_keyring, write_keyring
+from gateway.settings import ConfigError, Settings, check_files, load_settings
+from gateway.store import migrate
+from gateway.store.db import Database
+from gateway.store.keys import KeyService
+
+CONFIG_NAME = "gateway.toml"
+DEFAULT_HOME = Path("var")
+
+
+@dataclass(frozen=True)
+class Location:
+    config: Path
+    home: Path
+    explicit_config: bool
+
+
+def locate(config: str | None, home: str | None, environ: Mapping[str, str] | None = None) -> Location:
+    """``--config``/``GATEWAY_CONFIG`` wins; else ``--home``/``GATEWAY_HOME``/``./var`` + gateway.toml."""
+    env = os.environ if environ is None else environ
+    config_value = config or env.get("GATEWAY_CONFIG")
+    home_value = home or env.get("GATEWAY_HOME")
+    if config_value:
+        path = Path(config_value)
+        return Location(path, Path(home_value) if home_value else path.resolve().parent, True)
+    home_path = Path(home_value) if home_value else DEFAULT_HOME
+    return Location(home_path / CONFIG_NAME, home_path, False)
+
+
+def example_config(hostname: str, patient_domain: str) -> str:
+    return f"""# Gateway configuration written by 'gateway init'. Every key and its default:
+# see config/README.md. Relative paths are resolved against this file's folder.
+
+[server]
+hostname = "{hostname}"
+
+[domains]
+patient_domain = "{patient_domain}"
+
+[listen]
+mx = "127.0.0.1:2525"
+submission = "127.0.0.1:2587"
+submissions = "127.0.0.1:2465"
+imap = "127.0.0.1:1143"
+imaps = "127.0.0.1:1993"
+http = "127.0.0.1:8080"
+
+[tls]
+cert_file = "tls/server.pem"
+key_file = "tls/server.key"
+ca_file = "tls/ca.pem"
+
+[storage]
+url = "sqlite:///gateway.db"
+
+[keys]
+master_key_file = "keys/master.keys"
+"""
+
+
+class InitError(Exception):
+    pass
+
+
+def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
+    """Create a state folder: config, master key (0600), development CA + server cert, migrated SQLite."""
+    from gateway.devtls import write_dev_tls
+    from routing.address import InvalidAddress, normalise_domain
+
+    try:
+        hostname = normalise_domain(hostname)
+        patient_domain = normalise_domain(patient_domain)
+    except InvalidAddress as exc:
+        raise InitError(f"invalid domain name: {exc}") from None
+    config_path = home / CONFIG_NAME
+    if config_path.exists():
+        raise InitError(f"{config_path} already exists; refusing to overwrite an existing gateway home")
+    home.mkdir(parents=True, exist_ok=True)
+    write_keyring(home / "keys" / "master.keys", MasterKeyring({1: os.urandom(32)}))
+    write_dev_tls(home / "tls", hostname)
+    text = example_config(hostname, patient_domain)
+    settings = Settings.model_validate({**tomllib.loads(text), "base_dir": home.resolve()})
+    db = Database(settings.database_url)
+    try:
+        migrate.upgrade(db.engine)
+    finally:
+        db.dispose()
+    # The config file last: a failed init leaves no config, so it can simply be run again.
+    tmp = config_path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, config_path)
+    return config_path
+
+
+@dataclass
+class Services:
+    """What every command and listener shares: settings, database, master keys."""
+
+    settings: Settings
+    db: Database
+    ring: MasterKeyring
+    keys: KeyService
+    source: str
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def load_checked(location: Location) -> Settings:
+    settings = load_settings(location.config)
+    check_files(settings, str(location.config))
+    return settings
+
+
+def open_services(location: Location, *, migrate_schema: bool | None = None) -> Services:
+    """Validate everything, then connect; migrate when configured (or asked)."""
+    settings = load_checked(location)
+    ring = load_keyring(settings.master_key_path)
+    db = Database(settings.database_url, pool_size=settings.storage.pool_size,
+                  max_overflow=settings.storage.max_overflow)
+    try:
+        should_migrate = settings.storage.auto_migrate if migrate_schema is None else migrate_schema
+        if should_migrate:
+            migrate.upgrade(db.engine)
+        elif not migrate.is_up_to_date(db.engine):
+            raise ConfigError(
+                f"{location.config}: storage.auto_migrate: the database schema is behind; "
+                "run 'gateway db upgrade' first"
+            )
+    except BaseException:
+        db.dispose()
+        raise
+    return Services(settings, db, ring, KeyService(ring), str(location.config))

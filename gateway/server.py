@@ -1,0 +1,88 @@
+"""The serving process: every listener in one asyncio event loop (SPEC §2, §10).
+
+Each listener is started by a small factory that returns an object with ``close()``;
+``run`` prints what runs where, then waits for SIGINT/SIGTERM and closes them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from gateway.context import Services
+
+log = logging.getLogger("gateway.server")
+
+
+@dataclass
+class Running:
+    name: str
+    address: str
+    description: str
+    close: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Gateway:
+    services: Services
+    running: list[Running] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def close(self) -> None:
+        for item in reversed(self.running):
+            with contextlib.suppress(Exception):
+                await item.close()
+        self.running.clear()
+
+
+StartFn = Callable[[Gateway], Awaitable[Running]]
+
+
+def listener_factories() -> list[StartFn]:
+    from gateway.web.server import start_http
+
+    return [start_http]
+
+
+async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:
+    gw = Gateway(svc)
+    try:
+        for factory in factories or listener_factories():
+            gw.running.append(await factory(gw))
+    except BaseException:
+        await gw.close()
+        raise
+    return gw
+
+
+def describe(gw: Gateway) -> str:
+    s = gw.services.settings
+    lines = [f"gateway {s.server.hostname} running (config: {gw.services.source})"]
+    lines += [f"  {r.name:<12} {r.address:<22} {r.description}" for r in gw.running]
+    lines += [
+        "",
+        "Try it:",
+        f"  gateway --config {gw.services.source} domain hosted add clinic.test",
+        f"  gateway --config {gw.services.source} patient add <INS> --open",
+        f"  open http://{s.listen.http}/ in a browser; Ctrl-C stops the gateway.",
+    ]
+    return "\n".join(lines)
+
+
+async def run(svc: Services) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    gw = await start(svc)
+    gw.stopping = stop
+    print(describe(gw), flush=True)
+    try:
+        await gw.stopping.wait()
+    finally:
+        await gw.close()

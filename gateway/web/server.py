@@ -1,0 +1,44 @@
+"""The HTTP listener: Starlette on uvicorn, in the gateway's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from gateway.web.app import create_app
+
+if TYPE_CHECKING:
+    from gateway.server import Gateway, Running
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the gateway's loop: the gateway, not uvicorn, owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def start_http(gw: Gateway) -> Running:
+    from gateway.server import Running
+
+    host, port = gw.services.settings.listen.address("http")
+    config = uvicorn.Config(create_app(gw.services), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off", server_header=False)
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # re-raise the bind error
+            raise OSError("HTTP listener stopped during start-up")
+        await asyncio.sleep(0.02)
+
+    async def close() -> None:
+        server.should_exit = True
+        await task
+
+    return Running("http", f"{host}:{port}", "patient web inbox, admin pages", close)
