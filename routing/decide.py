@@ -207,11 +207,7 @@ def decide_after_data(sender: Sender, headers: HeaderFacts, trust: TrustList) ->
         return verdict(R.DATA_OK)
     if entry.dkim_policy == "none":
         # TLS peer alignment: the client certificate is the From: domain's operator.
-        peer_ok = (
-            entry.operator_dn is not None
-            and sender.tls
-            and dn_matches(entry.operator_dn, sender.tls_peer_dn)
-        )
+        peer_ok = entry.operator_dn is not None and sender.tls and dn_matches(entry.operator_dn, sender.tls_peer_dn)
         return verdict(R.DATA_OK if peer_ok else R.DATA_FROM_NOT_ALIGNED)
     # "dns" / "pinned": an author-aligned passing signature is required (RFC 7372 §3.1).
     return verdict(R.DATA_DKIM_NOT_ALIGNED if sender.dkim_domains else R.DATA_NO_DKIM)

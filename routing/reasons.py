@@ -48,9 +48,7 @@ RCPT_OK_NOTIFICATION = Outcome("rcpt.ok_notification", 250, "2.1.5", "recipient 
 DATA_OK = Outcome("data.ok", 250, "2.6.0", "message content OK")
 
 # --- MAIL FROM (sender) refusals ---------------------------------------------------------
-MAIL_UNTRUSTED_SENDER = Outcome(
-    "mail.untrusted_sender", 550, "5.7.1", "sender domain is not in the trust space"
-)
+MAIL_UNTRUSTED_SENDER = Outcome("mail.untrusted_sender", 550, "5.7.1", "sender domain is not in the trust space")
 MAIL_DOMAIN_SUSPENDED = Outcome(
     "mail.domain_suspended", 550, "5.7.1", "sender domain is suspended from the trust space"
 )
@@ -64,23 +62,17 @@ MAIL_CERTIFICATE_MISMATCH = Outcome(
 )
 # RFC 4954 §6: "530 5.7.0 Authentication required".
 MAIL_AUTH_REQUIRED = Outcome("mail.auth_required", 530, "5.7.0", "authentication required")
-MAIL_NOT_YOUR_ADDRESS = Outcome(
-    "mail.not_your_address", 550, "5.7.1", "sender address does not belong to your account"
-)
+MAIL_NOT_YOUR_ADDRESS = Outcome("mail.not_your_address", 550, "5.7.1", "sender address does not belong to your account")
 MAIL_LOCAL_DOMAIN_VIA_MX = Outcome(
     "mail.local_domain_via_mx",
     550,
     "5.7.1",
     "sender domain is hosted here: use authenticated submission",
 )
-MAIL_WRONG_CHANNEL = Outcome(
-    "mail.wrong_channel", 550, "5.7.1", "this sender may not send mail through this service"
-)
+MAIL_WRONG_CHANNEL = Outcome("mail.wrong_channel", 550, "5.7.1", "this sender may not send mail through this service")
 
 # --- RCPT TO (recipient) refusals --------------------------------------------------------
-RCPT_UNTRUSTED_DOMAIN = Outcome(
-    "rcpt.untrusted_domain", 550, "5.7.1", "recipient domain is not in the trust space"
-)
+RCPT_UNTRUSTED_DOMAIN = Outcome("rcpt.untrusted_domain", 550, "5.7.1", "recipient domain is not in the trust space")
 RCPT_RELAY_DENIED = Outcome(
     "rcpt.relay_denied", 550, "5.7.1", "relaying denied: this server only accepts mail for its own users"
 )
@@ -90,19 +82,13 @@ RCPT_MAILBOX_NOT_OPEN = Outcome("rcpt.mailbox_not_open", 550, "5.2.1", "mailbox 
 RCPT_MAILBOX_OPPOSED = Outcome(
     "rcpt.mailbox_opposed", 550, "5.2.1", "the patient has opposed the creation of this mailbox"
 )
-RCPT_MAILBOX_CLOSED = Outcome(
-    "rcpt.mailbox_closed", 550, "5.2.1", "the patient has closed this mailbox"
-)
-RCPT_MAILBOX_PURGED = Outcome(
-    "rcpt.mailbox_purged", 550, "5.1.1", "this patient mailbox no longer exists"
-)
+RCPT_MAILBOX_CLOSED = Outcome("rcpt.mailbox_closed", 550, "5.2.1", "the patient has closed this mailbox")
+RCPT_MAILBOX_PURGED = Outcome("rcpt.mailbox_purged", 550, "5.1.1", "this patient mailbox no longer exists")
 RCPT_NO_SUCH_USER = Outcome("rcpt.no_such_user", 550, "5.1.1", "no such user here")
 RCPT_ACCOUNT_DISABLED = Outcome(
     "rcpt.account_disabled", 550, "5.2.1", "this mailbox is disabled and does not accept mail"
 )
-RCPT_PATIENT_TO_PATIENT = Outcome(
-    "rcpt.patient_to_patient", 550, "5.7.1", "patients cannot write to other patients"
-)
+RCPT_PATIENT_TO_PATIENT = Outcome("rcpt.patient_to_patient", 550, "5.7.1", "patients cannot write to other patients")
 RCPT_PATIENT_NOT_IN_CONVERSATION = Outcome(
     "rcpt.patient_not_in_conversation",
     550,
@@ -114,15 +100,11 @@ RCPT_CONVERSATION_ENDED = Outcome(
 )
 
 # --- after DATA (header) refusals ----------------------------------------------------------
-DATA_FROM_INVALID = Outcome(
-    "data.from_invalid", 550, "5.6.0", "the message must have exactly one valid From: address"
-)
+DATA_FROM_INVALID = Outcome("data.from_invalid", 550, "5.6.0", "the message must have exactly one valid From: address")
 DATA_FROM_NOT_YOUR_ADDRESS = Outcome(
     "data.from_not_your_address", 550, "5.7.1", "the From: address does not belong to your account"
 )
-DATA_FROM_UNTRUSTED = Outcome(
-    "data.from_untrusted", 550, "5.7.1", "the From: domain is not in the trust space"
-)
+DATA_FROM_UNTRUSTED = Outcome("data.from_untrusted", 550, "5.7.1", "the From: domain is not in the trust space")
 DATA_FROM_NOT_ALIGNED = Outcome(
     "data.from_not_aligned",
     550,
@@ -142,4 +124,3 @@ CATALOGUE: Mapping[str, Outcome] = MappingProxyType({o.reason: o for o in _ALL})
 
 #: Count of module-level entries, so a duplicate reason code is detectable by tests.
 ENTRY_COUNT = len(_ALL)
-

@@ -189,9 +189,7 @@ class TrustList(Mapping[str, TrustEntry]):
         """Active entries whose operator certificate DN matches ``dn``."""
         if dn is None:
             return ()
-        return tuple(
-            e for e in self._entries.values() if e.active and e.operator_dn and dn_matches(e.operator_dn, dn)
-        )
+        return tuple(e for e in self._entries.values() if e.active and e.operator_dn and dn_matches(e.operator_dn, dn))
 
     def with_entry(self, entry: TrustEntry) -> TrustList:
         """A new list with ``entry`` added or replacing the one for its domain."""

@@ -41,9 +41,7 @@ TRUST = TrustList(
         TrustEntry("cabinet.test", "Cabinet", operator_dn=CABINET_DN, dkim_policy="none"),
         TrustEntry("nodn.test", "No DN", dkim_policy="none"),
         TrustEntry("plain.test", "No TLS needed", tls_required=False, dkim_policy="dns"),
-        TrustEntry(
-            "pinned.test", "Pinned", dkim_policy="pinned", dkim_selector="s1", dkim_public_key="MIIB"
-        ),
+        TrustEntry("pinned.test", "Pinned", dkim_policy="pinned", dkim_selector="s1", dkim_public_key="MIIB"),
         TrustEntry("suspendu.test", "Suspended", status="suspended"),
     ]
 )
@@ -416,9 +414,7 @@ MAIL_ROWS: list[tuple[str, Sender, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("sender", "reason", "line"), [r[1:] for r in MAIL_ROWS], ids=[r[0] for r in MAIL_ROWS]
-)
+@pytest.mark.parametrize(("sender", "reason", "line"), [r[1:] for r in MAIL_ROWS], ids=[r[0] for r in MAIL_ROWS])
 def test_mail_from_table(sender: Sender, reason: str, line: str) -> None:
     result = decide_mail_from(sender, TRUST)
     assert (result.reason, result.line()) == (reason, line)
@@ -538,9 +534,7 @@ DATA_ROWS: list[tuple[str, Sender, HeaderFacts, tuple[str, str]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("sender", "headers", "expected"), [r[1:] for r in DATA_ROWS], ids=[r[0] for r in DATA_ROWS]
-)
+@pytest.mark.parametrize(("sender", "headers", "expected"), [r[1:] for r in DATA_ROWS], ids=[r[0] for r in DATA_ROWS])
 def test_after_data_table(sender: Sender, headers: HeaderFacts, expected: tuple[str, str]) -> None:
     result = decide_after_data(sender, headers, TRUST)
     assert (result.reason, result.line()) == expected

@@ -1,0 +1,155 @@
+"""Per-phase SMTP session policy that does not need routing (SPEC §6), pure.
+
+The aiosmtpd hooks ask these functions and translate the answer: ``None`` means go on,
+a :class:`~smtp.replies.Reply` is what to send instead.  Trust-list, INS and mailbox
+decisions are the gateway's (``routing.decide``) and reach us as reply values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from smtp import replies
+from smtp.params import (
+    MailParams,
+    RcptParams,
+    XtextError,
+    parse_mail_params,
+    parse_rcpt_params,
+    split_params,
+    xtext_decode,
+    xtext_encode,
+)
+from smtp.replies import Reply
+from smtp.throttle import AuthThrottle, ConnectionLimiter, ThrottleConfig, ThrottleVerdict, client_key
+
+Listener = Literal["mx", "submission", "submissions"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024  # SPEC §6: 25 MB, advertised with SIZE (RFC 1870)
+DEFAULT_MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS
+    max_connections_per_ip: int = 20
+    # Development relaxation (SPEC §6): AUTH without TLS, honoured for loopback peers only.
+    allow_plaintext_auth_on_loopback: bool = False
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    peer_ip: str
+    listener: Listener
+    tls: bool
+    account: str | None = None  # the authenticated account, once AUTH succeeded
+    esmtp: bool = True  # EHLO (True) or HELO (False)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _plaintext_ok(facts: SessionFacts, limits: Limits) -> bool:
+    return facts.tls or (limits.allow_plaintext_auth_on_loopback and _is_loopback(facts.peer_ip))
+
+
+def auth_offered(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """Whether EHLO advertises AUTH: never on MX, never before TLS (RFC 4954 §4, SPEC §6)."""
+    return facts.listener != "mx" and facts.esmtp and _plaintext_ok(facts, limits)
+
+
+def check_auth_allowed(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS) -> Reply | None:
+    """May the client issue AUTH now? (RFC 4954 §4, §6)."""
+    if facts.listener == "mx":
+        return replies.AUTH_NOT_AVAILABLE
+    if facts.account is not None:
+        return replies.AUTH_ALREADY  # RFC 4954 §4: no AUTH after a successful AUTH
+    if not _plaintext_ok(facts, limits):
+        return replies.AUTH_ENCRYPTION_REQUIRED
+    return None
+
+
+def check_starttls(facts: SessionFacts, pending_input: bytes = b"") -> Reply | None:
+    """May the client issue STARTTLS now? (RFC 3207 §4).
+
+    ``pending_input`` is what the client already sent after the STARTTLS line: anything
+    there is a command injection attempt (CVE-2011-0411 class) and must never be
+    executed inside the TLS session, so the command is refused.
+    """
+    if facts.tls:
+        return replies.TLS_ALREADY_ACTIVE
+    if pending_input:
+        return replies.STARTTLS_PIPELINED
+    return None
+
+
+def check_mail_allowed(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS) -> Reply | None:
+    """Session-level preconditions for MAIL FROM on the submission listeners (RFC 6409 §4.3)."""
+    if facts.listener == "mx":
+        return None  # trust, TLS and certificate checks are routing's (routing.decide)
+    if not _plaintext_ok(facts, limits):
+        return replies.TLS_REQUIRED  # RFC 3207 §4
+    if facts.account is None:
+        return replies.AUTH_REQUIRED  # RFC 4954 §6
+    return None
+
+
+def check_mail_params(params: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Reply | None:
+    """MAIL FROM parameters: SIZE over the limit -> 552 5.3.4, bad DSN -> 501, unknown -> 555."""
+    result = parse_mail_params(params, limits.max_message_size)
+    return result if isinstance(result, Reply) else None
+
+
+def check_rcpt_params(params: Iterable[str]) -> Reply | None:
+    """RCPT TO parameters: NOTIFY / ORCPT per RFC 3461, anything else -> 555."""
+    result = parse_rcpt_params(params)
+    return result if isinstance(result, Reply) else None
+
+
+def check_recipient_count(accepted: int, limits: Limits = DEFAULT_LIMITS) -> Reply | None:
+    """Before accepting one more recipient when ``accepted`` already are (RFC 5321 §4.5.3.1.10)."""
+    return replies.TOO_MANY_RECIPIENTS if accepted >= limits.max_recipients else None
+
+
+def check_message_size(size: int, limits: Limits = DEFAULT_LIMITS) -> Reply | None:
+    return replies.MESSAGE_TOO_BIG if size > limits.max_message_size else None
+
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AuthThrottle",
+    "ConnectionLimiter",
+    "Limits",
+    "Listener",
+    "MailParams",
+    "RcptParams",
+    "SessionFacts",
+    "ThrottleConfig",
+    "ThrottleVerdict",
+    "XtextError",
+    "auth_offered",
+    "check_auth_allowed",
+    "check_mail_allowed",
+    "check_mail_params",
+    "check_message_size",
+    "check_rcpt_params",
+    "check_recipient_count",
+    "check_starttls",
+    "client_key",
+    "parse_mail_params",
+    "parse_rcpt_params",
+    "split_params",
+    "xtext_decode",
+    "xtext_encode",
+]

@@ -1,0 +1,168 @@
+"""Both reply catalogues are well formed (RFC 5321 §4.2, RFC 3463 §2, RFC 2034 §3).
+
+* ``routing.reasons.CATALOGUE``: routing outcomes by reason code;
+* ``smtp.replies.CATALOGUE``: protocol-level SMTP replies.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+
+from routing import reasons
+from routing.address import Address
+from routing.decide import verdict
+from smtp import replies
+
+_ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_REASON_RE = re.compile(r"^(mail|rcpt|data)\.[a-z][a-z0-9_]*$")
+_PLACEHOLDER_RE = re.compile(r"\{(address|detail)\}")
+# RFC 5321 §4.2: textstring = 1*(%d09 / %d32-126)
+_TEXT_CHARS = set(string.printable) - set("\r\n\x0b\x0c")
+_INTERNALS = (
+    "traceback",
+    "exception",
+    "error:",
+    "sqlalchemy",
+    "sqlite",
+    "postgres",
+    "psycopg",
+    "stdnum",
+    "none",
+    "null",
+    "errno",
+    "/home/",
+    "/var/",
+    ".py",
+    "0x",
+    "assert",
+    "keyerror",
+    "valueerror",
+)
+
+
+def _check_text(text: str) -> None:
+    assert text and text == text.strip(), text
+    assert set(text) <= _TEXT_CHARS, text
+    assert len(text) <= 200
+    lowered = text.lower()
+    for word in _INTERNALS:
+        assert word not in lowered, (word, text)
+
+
+def _check_codes(code: int, enhanced: str) -> None:
+    assert 200 <= code <= 599, code
+    match = _ENHANCED_RE.match(enhanced)
+    assert match, enhanced
+    # RFC 3463 §2: the class digit of the enhanced code is the first digit of the reply code
+    assert int(match.group(1)) == code // 100, (code, enhanced)
+    assert code // 100 != 3
+
+
+ROUTING = sorted(reasons.CATALOGUE.values(), key=lambda o: o.reason)
+
+
+@pytest.mark.parametrize("outcome", ROUTING, ids=[o.reason for o in ROUTING])
+def test_routing_outcome_well_formed(outcome: reasons.Outcome) -> None:
+    assert _REASON_RE.match(outcome.reason), outcome.reason
+    _check_codes(outcome.code, outcome.enhanced)
+    assert outcome.accept == (outcome.code // 100 == 2)
+    text = _PLACEHOLDER_RE.sub("X", outcome.text)
+    assert "{" not in text and "}" not in text
+    _check_text(text)
+
+
+def test_routing_reason_codes_unique() -> None:
+    assert len(reasons.CATALOGUE) == reasons.ENTRY_COUNT
+    assert all(key == o.reason for key, o in reasons.CATALOGUE.items())
+
+
+def test_routing_refusals_are_permanent() -> None:
+    # SPEC §3/§5: refusals are permanent and explicit; 530 asks the client to act first.
+    for o in ROUTING:
+        if not o.accept:
+            assert o.code // 100 == 5, o.reason
+
+
+def test_routing_templates_fill_in() -> None:
+    address = Address("1" * 15, "patients.example")
+    for o in ROUTING:
+        v = verdict(o, address=address, detail="invalid INS (check key)")
+        assert "{" not in v.line()
+        _check_text(v.text)
+
+
+SMTP = sorted(replies.CATALOGUE.items())
+# RFC 2034 §3: no enhanced code on the greeting and EHLO replies; 3yz has none either.
+_NO_ENHANCED = {"GREETING", "EHLO_OK", "START_DATA"}
+
+
+@pytest.mark.parametrize(("name", "reply"), SMTP, ids=[name for name, _ in SMTP])
+def test_smtp_reply_well_formed(name: str, reply: replies.Reply) -> None:
+    assert name.isupper()
+    if name in _NO_ENHANCED:
+        assert reply.enhanced == ""
+        assert reply.code in (220, 250, 354)
+    else:
+        _check_codes(reply.code, reply.enhanced)
+    _check_text(reply.text)
+    line = reply.as_aiosmtpd()
+    assert line == reply.line()
+    assert line.startswith(f"{reply.code} ")
+    assert "\r" not in line and "\n" not in line
+
+
+def test_smtp_reply_lines_unique() -> None:
+    lines = [reply.line() for _, reply in SMTP]
+    assert len(lines) == len(set(lines))
+
+
+def test_no_text_shared_with_a_different_code_across_catalogues() -> None:
+    """The same words never carry two different codes (one meaning, one reply)."""
+    by_text: dict[str, set[tuple[int, str]]] = {}
+    for o in ROUTING:
+        by_text.setdefault(o.text, set()).add((o.code, o.enhanced))
+    for _, r in SMTP:
+        by_text.setdefault(r.text, set()).add((r.code, r.enhanced))
+    clashes = {text: codes for text, codes in by_text.items() if len(codes) > 1}
+    assert clashes == {}
+
+
+@pytest.mark.parametrize(
+    ("reply", "line"),
+    [
+        (replies.TLS_REQUIRED, "530 5.7.0 must issue STARTTLS first"),
+        (replies.AUTH_ENCRYPTION_REQUIRED, "538 5.7.11 encryption required for requested authentication mechanism"),
+        (replies.AUTH_SUCCESS, "235 2.7.0 authentication successful"),
+        (replies.AUTH_FAILED, "535 5.7.8 authentication credentials invalid"),
+        (replies.AUTH_TOO_MANY_FAILURES, "454 4.7.0 too many authentication failures, try again later"),
+        (replies.MESSAGE_TOO_BIG, "552 5.3.4 message size exceeds fixed maximum message size"),
+        (replies.TOO_MANY_RECIPIENTS, "452 4.5.3 too many recipients"),
+        (replies.TOO_MANY_CONNECTIONS, "421 4.7.0 too many connections from your address, try again later"),
+        (replies.LINE_TOO_LONG, "500 5.5.2 line too long"),
+        (replies.BARE_LINE_ENDING, "550 5.5.2 bare <LF> or <CR> received, message refused"),
+        (replies.SYNTAX_ERROR, "501 5.5.4 syntax error in parameters or arguments"),
+        (replies.BAD_SEQUENCE, "503 5.5.1 bad sequence of commands"),
+        (replies.TIMEOUT, "421 4.4.2 timeout, closing connection"),
+        (replies.TEMPORARY_FAILURE, "451 4.3.0 temporary failure, please retry"),
+        (replies.STORED, "250 2.0.0 message accepted for delivery"),
+        (replies.DSN_PARAM_INVALID, "501 5.5.4 invalid DSN parameter"),
+    ],
+)
+def test_key_smtp_replies(reply: replies.Reply, line: str) -> None:
+    assert reply.line() == line
+
+
+def test_stored_with_id_is_sanitised() -> None:
+    assert replies.stored("Q1a2-b3").line() == "250 2.0.0 message accepted for delivery (id Q1a2-b3)"
+    assert replies.stored("x\r\n250 fake").line() == "250 2.0.0 message accepted for delivery (id x250fake)"
+    assert replies.stored("\r\n") == replies.STORED
+
+
+def test_format_reply_never_emits_line_breaks() -> None:
+    assert replies.format_reply(replies.Reply(550, "5.7.1", "a\r\nb")) == "550 5.7.1 a b"
+    assert replies.format_reply(verdict(reasons.RCPT_UNTRUSTED_DOMAIN)) == (
+        "550 5.7.1 recipient domain is not in the trust space"
+    )
