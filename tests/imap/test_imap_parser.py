@@ -29,7 +29,8 @@ def feed_chunks(chunks: list[bytes]) -> list[Event]:
 
 
 def expected_events(wire: bytes, command: c.Command) -> list[Event]:
-    return [e for e in feed_chunks([wire]) if isinstance(e, NeedLiteral)] + [command]
+    events: list[Event] = [e for e in feed_chunks([wire]) if isinstance(e, NeedLiteral)]
+    return [*events, command]
 
 
 IDS = [w.split(b"\r\n")[0][:40].decode("latin-1") for w, _ in GOLDEN]

@@ -1,0 +1,210 @@
+"""The storage contract the IMAP command handlers need (DESIGN rule 1).
+
+``gateway/store`` implements :class:`Backend` and :class:`Mailboxes`; the IMAP package
+never imports it. Every method is ``async`` (the store talks to a database); every value
+is a frozen dataclass. Folder names are decoded Unicode (the encoder applies modified
+UTF-7), hierarchy delimiter :data:`DELIMITER`, ``INBOX`` spelled upper-case.
+Messages are addressed by UID; sequence numbers are a per-session view the handlers keep.
+
+Failures are raised as the errors below (they know their IMAP response); anything else
+is a server bug (the shell answers ``NO [SERVERBUG]`` and logs it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from imap.command import StoreMode
+from imap.errors import Code, CommandFailed
+from imap.structure import BodyStructure, Envelope
+
+DELIMITER = "/"
+
+
+# --- errors -----------------------------------------------------------------------------
+class AuthenticationFailed(CommandFailed):
+    """Wrong user name or password (RFC 5530 AUTHENTICATIONFAILED); the text never says which."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("Authentication failed", code=Code.AUTHENTICATIONFAILED, detail=detail)
+
+
+class MailboxNotFound(CommandFailed):
+    """RFC 5530 NONEXISTENT; APPEND / COPY / MOVE handlers answer TRYCREATE (RFC 3501 §6.3.11)."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("No such mailbox", code=Code.NONEXISTENT, detail=detail)
+
+
+class MailboxExists(CommandFailed):
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("Mailbox already exists", code=Code.ALREADYEXISTS, detail=detail)
+
+
+class OverQuota(CommandFailed):
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("Quota exceeded", code=Code.OVERQUOTA, detail=detail)
+
+
+# --- values -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str
+    remote_address: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    """One LIST entry: ``special_use`` like ``("\\Sent",)`` (RFC 6154 §2)."""
+
+    name: str
+    subscribed: bool = False
+    has_children: bool = False
+    selectable: bool = True
+    special_use: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """SELECT / STATUS data (RFC 3501 §6.3.1, §6.3.10; RFC 7162 HIGHESTMODSEQ)."""
+
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    messages: int
+    unseen: int
+    recent: int = 0
+    first_unseen_uid: int | None = None  # for the UNSEEN code of SELECT
+    permanent_flags: tuple[str, ...] = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\*")
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """What a session keeps per message; ``size`` is RFC822.SIZE in octets."""
+
+    uid: int
+    flags: frozenset[str]
+    internal_date: dt.datetime
+    size: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """Cached, decrypted structure so ENVELOPE / BODYSTRUCTURE do not need the body."""
+
+    envelope: Envelope
+    bodystructure: BodyStructure
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """RFC 4315 APPENDUID uidvalidity uid."""
+
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """RFC 4315 COPYUID: destination uidvalidity and (source uid, destination uid) pairs."""
+
+    uidvalidity: int
+    mapping: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """RFC 7162 §3.1.3: messages whose flags changed, and UIDs that failed UNCHANGEDSINCE."""
+
+    updated: tuple[MessageMeta, ...]
+    conflicts: tuple[int, ...] = ()
+
+
+# --- protocols --------------------------------------------------------------------------
+class Mailboxes(Protocol):
+    """One authenticated user's folders and messages."""
+
+    @property
+    def username(self) -> str: ...
+
+    async def list_folders(self) -> Sequence[FolderInfo]:
+        """Every folder of the user, subscribed or not (LIST / LSUB filter them)."""
+        ...
+
+    async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
+        """Raises MailboxExists; creates missing parents (RFC 3501 §6.3.3)."""
+        ...
+
+    async def delete_folder(self, name: str) -> None:
+        """Raises MailboxNotFound; INBOX cannot be deleted (CommandFailed CANNOT)."""
+        ...
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        """Renaming INBOX moves its messages to ``new`` (RFC 3501 §6.3.5)."""
+        ...
+
+    async def set_subscribed(self, name: str, subscribed: bool) -> None: ...
+
+    async def folder_status(self, name: str) -> FolderStatus:
+        """Raises MailboxNotFound."""
+        ...
+
+    async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:
+        """Messages in UID order; with ``changed_since`` only those with modseq above it."""
+        ...
+
+    async def fetch_raw(self, name: str, uid: int) -> bytes | None:
+        """The decrypted RFC 5322 message, or None if it was expunged meanwhile."""
+        ...
+
+    async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
+        """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.mime` at delivery)."""
+        ...
+
+    async def append(
+        self, name: str, message: bytes, flags: Sequence[str], internal_date: dt.datetime | None
+    ) -> AppendResult:
+        """Raises MailboxNotFound, OverQuota."""
+        ...
+
+    async def copy(self, source: str, uids: Sequence[int], destination: str) -> CopyResult: ...
+
+    async def move(self, source: str, uids: Sequence[int], destination: str) -> CopyResult:
+        """Atomic copy + expunge (RFC 6851 §3.3)."""
+        ...
+
+    async def store_flags(
+        self,
+        name: str,
+        uids: Sequence[int],
+        mode: StoreMode,
+        flags: Sequence[str],
+        *,
+        unchanged_since: int | None = None,
+    ) -> StoreResult:
+        """Each change bumps the message modseq (RFC 7162 §3.1.1)."""
+        ...
+
+    async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
+        """Remove ``\\Deleted`` messages (only among ``uids`` when given); returns their UIDs."""
+        ...
+
+    async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
+        """Block until the folder's highest modseq exceeds ``since_modseq`` or a message was
+        expunged (True), or ``timeout`` seconds pass (False). Backs IDLE (RFC 2177); across
+        nodes the store uses PostgreSQL LISTEN/NOTIFY. The caller then re-lists with
+        ``changed_since`` and diffs its UID view to emit EXISTS / EXPUNGE / FETCH."""
+        ...
+
+
+class Backend(Protocol):
+    async def authenticate(self, credentials: Credentials) -> Mailboxes:
+        """Raises AuthenticationFailed (same response for unknown user and bad password)."""
+        ...

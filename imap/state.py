@@ -1,0 +1,106 @@
+"""THE IMAP state machine: one table of commands × states (h11 ``_state.py`` style).
+
+RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
+(RFC 2177 IDLE, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID, RFC 3691 UNSELECT,
+RFC 4315 UID EXPUNGE, RFC 6851 MOVE). Anything not in the table is a protocol error.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from imap.errors import BadCommand, Code, CommandFailed
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+class Tls(enum.Enum):
+    ANY = "any"
+    REQUIRED_FOR_LOGIN = "login"  # refused before TLS when the listener requires it (LOGINDISABLED)
+    REFUSED_WITH_TLS = "no-tls"  # STARTTLS once TLS is on (RFC 3501 §6.2.1)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    states: frozenset[State]
+    tls: Tls = Tls.ANY
+    on_success: State | None = None  # state after a tagged OK (None: unchanged)
+    on_failure: State | None = None  # state after a tagged NO (None: unchanged)
+
+
+_N, _A, _S = State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED
+_ANY = frozenset({_N, _A, _S})
+_NONAUTH = frozenset({_N})
+_AUTH = frozenset({_A, _S})
+_SELECTED = frozenset({_S})
+
+#: command name → rule. The single source of truth for "is this command valid now?".
+TABLE: dict[str, Rule] = {
+    # RFC 3501 §6.1: any state
+    "CAPABILITY": Rule(_ANY),
+    "NOOP": Rule(_ANY),
+    "LOGOUT": Rule(_ANY, on_success=State.LOGOUT),
+    "ID": Rule(_ANY),  # RFC 2971 §3.1
+    # RFC 3501 §6.2: not authenticated
+    "STARTTLS": Rule(_NONAUTH, Tls.REFUSED_WITH_TLS),
+    "AUTHENTICATE": Rule(_NONAUTH, Tls.REQUIRED_FOR_LOGIN, on_success=_A),
+    "LOGIN": Rule(_NONAUTH, Tls.REQUIRED_FOR_LOGIN, on_success=_A),
+    # RFC 3501 §6.3: authenticated (and selected); a failed SELECT/EXAMINE deselects (§6.3.1)
+    "SELECT": Rule(_AUTH, on_success=_S, on_failure=_A),
+    "EXAMINE": Rule(_AUTH, on_success=_S, on_failure=_A),
+    "CREATE": Rule(_AUTH),
+    "DELETE": Rule(_AUTH),
+    "RENAME": Rule(_AUTH),
+    "SUBSCRIBE": Rule(_AUTH),
+    "UNSUBSCRIBE": Rule(_AUTH),
+    "LIST": Rule(_AUTH),
+    "LSUB": Rule(_AUTH),
+    "STATUS": Rule(_AUTH),
+    "APPEND": Rule(_AUTH),
+    "NAMESPACE": Rule(_AUTH),  # RFC 2342 §5
+    "IDLE": Rule(_AUTH),  # RFC 2177 §3
+    "ENABLE": Rule(frozenset({_A})),  # RFC 5161 §3.1: only before a mailbox is selected
+    # RFC 3501 §6.4: selected
+    "CHECK": Rule(_SELECTED),
+    "CLOSE": Rule(_SELECTED, on_success=_A),
+    "UNSELECT": Rule(_SELECTED, on_success=_A),  # RFC 3691
+    "EXPUNGE": Rule(_SELECTED),
+    "SEARCH": Rule(_SELECTED),
+    "FETCH": Rule(_SELECTED),
+    "STORE": Rule(_SELECTED),
+    "COPY": Rule(_SELECTED),
+    "MOVE": Rule(_SELECTED),  # RFC 6851
+    "UID EXPUNGE": Rule(_SELECTED),  # RFC 4315 §2.1
+    "UID SEARCH": Rule(_SELECTED),
+    "UID FETCH": Rule(_SELECTED),
+    "UID STORE": Rule(_SELECTED),
+    "UID COPY": Rule(_SELECTED),
+    "UID MOVE": Rule(_SELECTED),
+}
+
+
+def check(state: State, command_name: str, *, tls: bool, login_requires_tls: bool) -> None:
+    """Raise the response for ``command_name`` not being allowed now; return if allowed."""
+    rule = TABLE.get(command_name)
+    if rule is None:
+        raise BadCommand("Unknown command")
+    if state not in rule.states:
+        raise BadCommand("Command not valid in this state", detail=f"{command_name} in {state.value}")
+    if rule.tls is Tls.REFUSED_WITH_TLS and tls:
+        raise BadCommand("TLS is already active")
+    if rule.tls is Tls.REQUIRED_FOR_LOGIN and login_requires_tls and not tls:
+        # RFC 3501 §6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED
+        raise CommandFailed("Use STARTTLS before logging in", code=Code.PRIVACYREQUIRED)
+
+
+def next_state(state: State, command_name: str, *, ok: bool) -> State:
+    """State after the tagged response of ``command_name`` (OK when ``ok``, else NO)."""
+    rule = TABLE[command_name]
+    target = rule.on_success if ok else rule.on_failure
+    return state if target is None else target
