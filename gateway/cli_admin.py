@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from gateway import cli_import
 from gateway.cli_common import (
     Leaf,
     Node,
@@ -55,6 +56,7 @@ def register(node: Node, leaf: Leaf) -> None:
     p = leaf(patient, "show", "show a patient space's state (never its messages)", cmd_patient_show)
     p.add_argument("ins", metavar="INS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_import.register_patient(patient, leaf)
 
     keys = node("keys", "master keys")
     leaf(keys, "rotate", "add a master key version and re-wrap every data key under it", cmd_keys_rotate)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from crypto.dkim import dns_txt_record, generate_dkim_key
+from gateway import cli_import
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
 from gateway.settings import split_hostport
 from gateway.store import audit
@@ -54,6 +55,7 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("domain")
     p = leaf(trust_sub, "resume", "resume a suspended trusted domain", cmd_trust_resume)
     p.add_argument("domain")
+    cli_import.register_trust(trust_sub, leaf)
 
 
 def _domain(value: str) -> str:
