@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto.keyring import MasterKeyring
 from gateway.keyfile import load_keyring, write_keyring
 from gateway.settings import ConfigError, Settings, check_files, load_settings
 from gateway.store import migrate
+from gateway.store.changes import ChangeHub
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 
@@ -116,6 +117,7 @@ class Services:
     ring: MasterKeyring
     keys: KeyService
     source: str
+    hub: ChangeHub = field(default_factory=ChangeHub)
 
     def close(self) -> None:
         self.db.dispose()

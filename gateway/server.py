@@ -12,8 +12,12 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.context import Services
+
+if TYPE_CHECKING:
+    from gateway.mail.listeners import MailRuntime
 
 log = logging.getLogger("gateway.server")
 
@@ -30,6 +34,7 @@ class Running:
 class Gateway:
     services: Services
     running: list[Running] = field(default_factory=list)
+    mail: MailRuntime | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
@@ -43,13 +48,15 @@ StartFn = Callable[[Gateway], Awaitable[Running]]
 
 
 def listener_factories() -> list[StartFn]:
+    from gateway.mail.listeners import start_mx, start_submission, start_submissions
     from gateway.web.server import start_http
 
-    return [start_http]
+    return [start_mx, start_submission, start_submissions, start_http]
 
 
 async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:
     gw = Gateway(svc)
+    svc.hub.bind(asyncio.get_running_loop())
     try:
         for factory in factories or listener_factories():
             gw.running.append(await factory(gw))

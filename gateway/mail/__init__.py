@@ -1,0 +1,1 @@
+"""Mail flow: SMTP listeners, routing facts, the delivery pipeline."""

@@ -1,0 +1,135 @@
+"""Gathering routing facts from the store (the impure half of SPEC §4).
+
+Turns addresses into :mod:`routing.facts` values and delivery targets. The trust list
+and the hosted domains are read into an immutable snapshot refreshed every few seconds,
+so RCPT-time decisions cost one indexed lookup (patients by INS, accounts by address).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.store.db import Database
+from gateway.store.models import HostedDomain, Patient, ProAccount, TrustedDomain
+from routing.address import Address, normalise_domain
+from routing.facts import RecipientFacts
+from routing.ins import InvalidINS, normalise_ins
+from routing.trust import Contacts, TrustEntry, TrustList
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """Deliver into a mailbox of ours."""
+
+    mailbox_id: int
+    kind: str  # "patient" | "pro"
+    owner_id: int  # patients.id or pro_accounts.id
+
+
+@dataclass(frozen=True)
+class RemoteTarget:
+    """Queue for a trusted domain (or, for gateway notifications only, a personal address)."""
+
+    domain: str
+
+
+Target = LocalTarget | RemoteTarget
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    trust: TrustList
+    hosted: frozenset[str]
+    patient_domain: str
+
+
+def _entry(row: TrustedDomain) -> TrustEntry | None:
+    try:
+        return TrustEntry(
+            domain=row.name, description=row.description or "", operator_dn=row.operator_dn,
+            contacts=Contacts(row.contact_responsable, row.contact_support), updated_at=row.list_updated_at,
+            dkim_policy=row.dkim_policy,  # type: ignore[arg-type]
+            dkim_selector=row.dkim_selector, dkim_public_key=row.dkim_public_key, route=row.route,
+            tls_required=row.tls_required, max_message_size=row.max_message_size,
+            status=row.status,  # type: ignore[arg-type]
+            origin=row.origin,  # type: ignore[arg-type]
+        )
+    except ValueError:
+        return None  # an entry the model refuses is treated as absent: fail closed
+
+
+class Directory:
+    """Read-through view of the trust list, hosted domains, patients and accounts."""
+
+    def __init__(self, db: Database, patient_domain: str, *, ttl: float = 2.0) -> None:
+        self.db = db
+        self.patient_domain = normalise_domain(patient_domain)
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._loaded_at = 0.0
+
+    def snapshot(self, *, refresh: bool = False) -> Snapshot:
+        now = time.monotonic()
+        with self._lock:
+            if not refresh and self._snapshot is not None and now - self._loaded_at < self.ttl:
+                return self._snapshot
+        with self.db.read() as session:
+            entries = [e for e in (_entry(r) for r in session.execute(select(TrustedDomain)).scalars()) if e]
+            hosted = frozenset(session.execute(select(HostedDomain.name)).scalars())
+        snap = Snapshot(TrustList(entries), hosted, self.patient_domain)
+        with self._lock:
+            self._snapshot, self._loaded_at = snap, now
+        return snap
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._snapshot = None
+
+    def sender_kind(self, address: Address | None, snap: Snapshot) -> str:
+        if address is None:
+            return "untrusted"  # null sender over MX: decided by the peer certificate
+        if address.domain == snap.patient_domain:
+            return "patient"
+        if address.domain in snap.hosted:
+            return "hosted_pro"
+        if snap.trust.is_trusted(address.domain):
+            return "trusted_pro"
+        return "untrusted"
+
+    def recipient(self, session: Session, address: Address, snap: Snapshot,
+                  *, notification: bool = False) -> tuple[RecipientFacts, Target | None]:
+        """Classify one recipient and find where it would be delivered."""
+        if address.domain == snap.patient_domain:
+            try:
+                ins = normalise_ins(address.local)
+            except InvalidINS as exc:
+                return RecipientFacts(address, "patient", invalid_ins=exc.reason), None  # type: ignore[arg-type]
+            row = session.execute(
+                select(Patient.id, Patient.state, Patient.mailbox_id).where(Patient.ins == ins)
+            ).first()
+            if row is None:
+                return RecipientFacts(address, "patient", mailbox_state=None), None
+            patient_id, state, mailbox_id = row
+            target = LocalTarget(mailbox_id, "patient", patient_id) if mailbox_id is not None else None
+            return RecipientFacts(address, "patient", mailbox_state=state), target
+        if address.domain in snap.hosted:
+            account = session.execute(
+                select(ProAccount.id, ProAccount.status, ProAccount.mailbox_id, ProAccount.accepts_patient_initiated)
+                .where(ProAccount.address == address.key)
+            ).first()
+            if account is None:
+                return RecipientFacts(address, "unknown_local"), None
+            account_id, status, mailbox_id, accepts = account
+            facts = RecipientFacts(address, "hosted_pro", account_active=status == "active",
+                                   accepts_patient_initiated=accepts)
+            return facts, LocalTarget(mailbox_id, "pro", account_id)
+        if snap.trust.entry(address.domain) is not None:
+            return RecipientFacts(address, "trusted_pro"), RemoteTarget(address.domain)
+        return RecipientFacts(address, "untrusted_domain", notification_target=notification), RemoteTarget(
+            address.domain)

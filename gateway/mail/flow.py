@@ -1,0 +1,173 @@
+"""One SMTP session's policy flow: facts from the store, decisions from ``routing``/``smtp``.
+
+No socket code here: :mod:`gateway.mail.smtpd` (the aiosmtpd shell) calls these
+methods and writes what they return. Every method returns the reply to send; the
+transaction state lives in :class:`Transaction`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from crypto.dkim import dns_txt_record, pinned_dnsfunc, verify_message
+from gateway.mail.directory import Directory, Snapshot, Target
+from gateway.mail.headers import parse_headers
+from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
+from routing.address import Address, InvalidAddress, parse_address
+from routing.decide import Verdict, decide_after_data, decide_mail_from, decide_rcpt
+from routing.facts import NO_CONVERSATION, HeaderFacts, RecipientFacts, Sender
+from smtp import replies
+from smtp.params import MailParams, RcptParams, parse_mail_params, parse_rcpt_params, xtext_encode
+from smtp.policy import Limits, SessionFacts, check_mail_allowed, check_recipient_count
+from smtp.replies import Reply, ReplyLike
+
+log = logging.getLogger("gateway.smtp")
+
+MALFORMED_ADDRESS = Reply(553, "5.1.3", "malformed address")
+NULL_SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "the null sender is not accepted here")
+
+
+@dataclass
+class Transaction:
+    sender: Sender | None = None
+    mail_params: MailParams | None = None
+    recipients: list[Rcpt] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+
+
+@dataclass
+class SessionInfo:
+    peer_ip: str
+    listener: str  # mx | submission | submissions
+    tls: bool = False
+    tls_peer_dn: str | None = None
+    helo: str | None = None
+    account: Address | None = None
+
+    def facts(self) -> SessionFacts:
+        return SessionFacts(peer_ip=self.peer_ip, listener=self.listener,  # type: ignore[arg-type]
+                            tls=self.tls, account=str(self.account) if self.account else None)
+
+
+class SmtpFlow:
+    def __init__(self, directory: Directory, pipeline: Pipeline, limits: Limits) -> None:
+        self.directory = directory
+        self.pipeline = pipeline
+        self.limits = limits
+
+    def _channel(self, info: SessionInfo) -> str:
+        return "mx" if info.listener == "mx" else "submission"
+
+    async def mail(self, info: SessionInfo, tx: Transaction, address_text: str, tokens: list[str]) -> ReplyLike:
+        refused = check_mail_allowed(info.facts(), self.limits)
+        if refused is not None:
+            return refused
+        params = parse_mail_params(tokens, self.limits.max_message_size)
+        if isinstance(params, Reply):
+            return params
+        address: Address | None = None
+        if address_text:
+            try:
+                address = parse_address(address_text)
+            except InvalidAddress:
+                return MALFORMED_ADDRESS
+        elif info.listener != "mx":
+            return NULL_SENDER_NOT_ALLOWED
+        snap = await asyncio.to_thread(self.directory.snapshot)
+        sender = Sender(kind=self.directory.sender_kind(address, snap),  # type: ignore[arg-type]
+                        address=address, channel=self._channel(info),  # type: ignore[arg-type]
+                        account=info.account, tls=info.tls, tls_peer_dn=info.tls_peer_dn)
+        verdict = decide_mail_from(sender, snap.trust)
+        if not verdict.accept:
+            log.info("mail refused", extra={"reason": verdict.reason, "listener": info.listener})
+            return verdict
+        entry = snap.trust.lookup(address.domain) if address else None
+        if entry and entry.max_message_size and params.size and params.size > entry.max_message_size:
+            return replies.MESSAGE_TOO_BIG
+        tx.sender, tx.mail_params, tx.snapshot, tx.recipients = sender, params, snap, []
+        return replies.SENDER_OK
+
+    async def rcpt(self, info: SessionInfo, tx: Transaction, address_text: str, tokens: list[str]) -> ReplyLike:
+        if tx.sender is None or tx.snapshot is None:
+            return replies.BAD_SEQUENCE
+        params = parse_rcpt_params(tokens)
+        if isinstance(params, Reply):
+            return params
+        too_many = check_recipient_count(len(tx.recipients), self.limits)
+        if too_many is not None:
+            return too_many
+        try:
+            address = parse_address(address_text)
+        except InvalidAddress:
+            return MALFORMED_ADDRESS
+        snap = tx.snapshot
+        facts, target = await asyncio.to_thread(self._recipient, address, snap)
+        verdict = decide_rcpt(tx.sender, facts, NO_CONVERSATION, snap.trust)
+        if not verdict.accept or target is None:
+            log.info("rcpt refused", extra={"reason": verdict.reason, "listener": info.listener})
+            return verdict
+        tx.recipients.append(Rcpt(address, target, *_dsn(params)))
+        return verdict
+
+    def _recipient(self, address: Address, snap: Snapshot) -> tuple[RecipientFacts, Target | None]:
+        with self.directory.db.read() as session:
+            return self.directory.recipient(session, address, snap)
+
+    async def data(self, info: SessionInfo, tx: Transaction, message: bytes) -> ReplyLike:
+        if tx.sender is None or tx.snapshot is None or not tx.recipients:
+            return replies.BAD_SEQUENCE
+        sender = tx.sender
+        if info.listener == "mx":
+            sender = await asyncio.to_thread(self._with_dkim, sender, tx.snapshot, message)
+        header = parse_headers(message)
+        verdict: Verdict = decide_after_data(sender, HeaderFacts(header.from_addresses), tx.snapshot.trust)
+        if not verdict.accept:
+            log.info("data refused", extra={"reason": verdict.reason, "listener": info.listener})
+            return verdict
+        origin = sender.address.domain if sender.address else "-"
+        inbound = Inbound(
+            mail_from=sender.address, recipients=tuple(tx.recipients),
+            actor=f"pro:{info.account}" if info.account else f"trusted:{origin}",
+            protocol=("ESMTPSA" if info.account else "ESMTPS") if info.tls else "ESMTP",
+            sender_is_professional=True, peer=info.peer_ip, helo=info.helo,
+            ret=tx.mail_params.ret if tx.mail_params else None,
+            envid=tx.mail_params.envid if tx.mail_params else None,
+        )
+        try:
+            done = await self.pipeline.deliver(inbound, message)
+        except Exception:
+            log.exception("delivery failed; nothing stored", extra={"listener": info.listener})
+            return replies.TEMPORARY_FAILURE
+        return replies.stored(done.queue_id)
+
+    def _with_dkim(self, sender: Sender, snap: Snapshot, message: bytes) -> Sender:
+        """RFC 6376 verification per the author domain's trust policy (pinned key, DNS, none)."""
+        header = parse_headers(message)
+        if len(header.from_addresses) != 1:
+            return sender
+        entry = snap.trust.lookup(header.from_addresses[0].domain)
+        if entry is None or entry.dkim_policy == "none":
+            return sender
+        if entry.dkim_policy == "pinned":
+            assert entry.dkim_selector and entry.dkim_public_key
+            dnsfunc = pinned_dnsfunc(entry.dkim_selector, entry.domain,
+                                     dns_txt_record(entry.dkim_public_key.encode()))
+            result = verify_message(message, dnsfunc=dnsfunc)
+        else:
+            result = verify_message(message, dnsfunc=None)
+        log.info("dkim", extra={"result": result.reason.split(":")[0], "domain": result.domain})
+        if not result.ok or result.domain is None:
+            return sender
+        return Sender(kind=sender.kind, address=sender.address, channel=sender.channel, account=sender.account,
+                      tls=sender.tls, tls_peer_dn=sender.tls_peer_dn,
+                      dkim_domains=sender.dkim_domains | {result.domain.lower()})
+
+
+def _dsn(params: RcptParams) -> tuple[tuple[str, ...], str | None]:
+    notify: tuple[str, ...] = ()
+    if params.notify is not None:
+        notify = tuple(sorted(params.notify)) if params.notify else ("NEVER",)
+    orcpt = f"{params.orcpt[0]};{xtext_encode(params.orcpt[1])}" if params.orcpt else None
+    return notify, orcpt

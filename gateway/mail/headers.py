@@ -1,0 +1,128 @@
+"""Header facts, parsed once per message (RFC 5322), tolerant of broken MIME.
+
+Only the header section is parsed; the body is never touched here. Anything that
+cannot be decoded is treated as absent rather than raising: a malformed message is
+stored as received (SPEC: broken MIME never crashes a session).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from routing.address import Address, InvalidAddress, parse_address
+
+MAX_HEADER_BYTES = 1024 * 1024
+
+
+def split_message(raw: bytes) -> tuple[bytes, bytes]:
+    """(header section including its final CRLF, body) split at the first empty line."""
+    at = raw.find(b"\r\n\r\n")
+    if at < 0:
+        if raw.startswith(b"\r\n"):
+            return b"", raw[2:]
+        return raw, b""
+    return raw[: at + 2], raw[at + 4 :]
+
+
+def _text(msg: Message, name: str) -> str | None:
+    value = msg.get(name)
+    if value is None:
+        return None
+    try:
+        return str(make_header(decode_header(str(value)))).strip()
+    except (ValueError, LookupError, UnicodeError, TypeError):
+        return str(value).strip()
+
+
+def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
+    values = msg.get_all(name) or []
+    found: list[Address] = []
+    try:
+        pairs = email.utils.getaddresses([str(v) for v in values])
+    except (ValueError, TypeError, IndexError):
+        return ()
+    for _, addr in pairs:
+        if not addr:
+            continue
+        try:
+            found.append(parse_address(addr))
+        except InvalidAddress:
+            return ()  # one unusable author makes the whole field unusable
+    return tuple(found)
+
+
+def _ids(msg: Message, *names: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in names:
+        for value in msg.get_all(name) or []:
+            for token in str(value).replace(",", " ").split():
+                if token.startswith("<") and token.endswith(">") and len(token) > 2:
+                    out.append(token)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    subject: str | None
+    from_addresses: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    x_mss_mes: str | None
+    disposition_notification_to: tuple[Address, ...]
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        return self.in_reply_to + self.references
+
+
+def parse_headers(raw: bytes) -> HeaderInfo:
+    head, _ = split_message(raw[: MAX_HEADER_BYTES + 4])
+    try:
+        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    except Exception:  # the email package raises many types on garbage; treat as no headers
+        msg = Message()
+    ids = _ids(msg, "Message-ID")
+    return HeaderInfo(
+        subject=_text(msg, "Subject"),
+        from_addresses=_addresses(msg, "From"),
+        reply_to=_addresses(msg, "Reply-To"),
+        message_id=ids[0] if ids else None,
+        in_reply_to=_ids(msg, "In-Reply-To"),
+        references=_ids(msg, "References"),
+        x_mss_mes=_text(msg, "X-MSS-MES"),
+        disposition_notification_to=_addresses(msg, "Disposition-Notification-To"),
+    )
+
+
+def new_message_id(hostname: str) -> str:
+    return f"<{secrets.token_hex(12)}@{hostname}>"
+
+
+def trace_headers(raw: bytes, info: HeaderInfo, *, hostname: str, helo: str | None, peer: str | None,
+                  protocol: str, queue_id: str, now: datetime | None = None) -> tuple[bytes, str]:
+    """Prepend ``Received:`` (RFC 5321 §4.4) and add ``Message-ID:`` if missing (RFC 5322 §3.6.4).
+
+    The Received line names no recipient: a patient's INS must not travel to other recipients.
+    """
+    when = email.utils.format_datetime(now or datetime.now(UTC))
+    source = f"from {_clean(helo or 'unknown')} ([{_clean(peer or 'unknown')}])" if protocol != "local" else "from web"
+    received = f"Received: {source}\r\n\tby {hostname} with {protocol} id {queue_id};\r\n\t{when}\r\n".encode()
+    message_id = info.message_id
+    extra = b""
+    if message_id is None:
+        message_id = new_message_id(hostname)
+        extra = f"Message-ID: {message_id}\r\n".encode()
+    return received + extra + raw, message_id
+
+
+def _clean(value: str) -> str:
+    return "".join(c for c in value if c.isprintable() and c not in "()[]\\\r\n")[:255]

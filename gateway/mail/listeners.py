@@ -1,0 +1,87 @@
+"""Starting the three SMTP listeners (MX, submission, submissions) inside ``gateway serve``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from gateway.auth import Authenticator
+from gateway.mail.directory import Directory
+from gateway.mail.flow import SmtpFlow
+from gateway.mail.pipeline import Pipeline
+from gateway.mail.smtpd import GatewaySMTP
+from gateway.tls import server_context
+from smtp.policy import Limits
+from smtp.throttle import ConnectionLimiter
+
+if TYPE_CHECKING:
+    from gateway.context import Services
+    from gateway.server import Gateway, Running
+
+
+@dataclass
+class MailRuntime:
+    """What every SMTP session (and the web inbox) shares in one process."""
+
+    directory: Directory
+    pipeline: Pipeline
+    authenticator: Authenticator
+    connections: ConnectionLimiter
+    limits: Limits
+
+    @classmethod
+    def build(cls, svc: Services) -> MailRuntime:
+        s = svc.settings
+        limits = Limits(max_message_size=s.smtp.max_message_size, max_recipients=s.smtp.max_recipients,
+                        max_connections_per_ip=s.smtp.max_connections_per_ip,
+                        allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
+        directory = Directory(svc.db, s.domains.patient_domain)
+        pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
+                            queue_max_age=timedelta(hours=s.queue.max_age_hours))
+        return cls(directory, pipeline, Authenticator(svc.db), ConnectionLimiter(limits.max_connections_per_ip),
+                   limits)
+
+
+def runtime(gw: Gateway) -> MailRuntime:
+    if gw.mail is None:
+        gw.mail = MailRuntime.build(gw.services)
+    return gw.mail
+
+
+async def _start(gw: Gateway, name: str, implicit_tls: bool, description: str) -> Running:
+    from gateway.server import Running
+
+    rt = runtime(gw)
+    settings = gw.services.settings
+    host, port = settings.listen.address(name)
+    context = server_context(settings)
+    flow = SmtpFlow(rt.directory, rt.pipeline, rt.limits)
+    listener = "mx" if name == "mx" else "submission"
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
+                            limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
+                            authenticator=rt.authenticator, connections=rt.connections,
+                            timeout=settings.smtp.timeout_seconds),
+        host=host, port=port, ssl=context if implicit_tls else None, reuse_address=True,
+    )
+
+    async def close() -> None:
+        server.close()
+        await server.wait_closed()
+
+    return Running(name, f"{host}:{port}", description, close)
+
+
+async def start_mx(gw: Gateway) -> Running:
+    return await _start(gw, "mx", False, "SMTP from trusted operators (STARTTLS)")
+
+
+async def start_submission(gw: Gateway) -> Running:
+    return await _start(gw, "submission", False, "SMTP submission for professionals (STARTTLS + AUTH)")
+
+
+async def start_submissions(gw: Gateway) -> Running:
+    return await _start(gw, "submissions", True, "SMTP submission over implicit TLS")

@@ -1,0 +1,262 @@
+"""The SMTP listeners: aiosmtpd as the protocol shell, our flow and DATA reader inside.
+
+aiosmtpd parses the command lines, runs STARTTLS (and discards anything pipelined
+before the handshake, RFC 3207 §4.2) and the AUTH exchanges. We replace the parts
+that decide or store: EHLO (what is advertised), MAIL/RCPT (raw parameters for
+RFC 3461 DSN; routing decisions), AUTH (argon2 off the loop, throttled) and DATA
+(:class:`smtp.dataparse.DataReader`: chunked reads, bulk dot-unstuffing, smuggling-safe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import ssl
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, SMTP
+
+from gateway.auth import Authenticator
+from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
+from gateway.tls import peer_dn
+from routing.address import parse_address
+from smtp import replies
+from smtp.dataparse import DataReader, Done
+from smtp.policy import Limits, auth_offered, check_auth_allowed, check_starttls
+from smtp.replies import Reply, ReplyLike, format_reply
+from smtp.throttle import ConnectionLimiter
+
+log = logging.getLogger("gateway.smtp")
+CHUNK = 256 * 1024
+
+
+class _NoHooks:
+    """aiosmtpd wants a handler object; every decision is in :class:`SmtpFlow`."""
+
+
+class GatewaySMTP(SMTP):
+    def __init__(self, *, flow: SmtpFlow, listener: str, hostname: str, limits: Limits,
+                 tls_context: ssl.SSLContext | None, implicit_tls: bool, authenticator: Authenticator,
+                 connections: ConnectionLimiter, timeout: float) -> None:
+        super().__init__(
+            _NoHooks(), hostname=hostname, ident="ESMTP", tls_context=None if implicit_tls else tls_context,
+            require_starttls=False, auth_require_tls=True, data_size_limit=limits.max_message_size,
+            enable_SMTPUTF8=False, decode_data=False, timeout=timeout, command_call_limit=None,
+        )
+        self.flow = flow
+        self.listener = listener
+        self.limits = limits
+        self.authenticator = authenticator
+        self.connections = connections
+        self.implicit_tls = implicit_tls
+        self.info: SessionInfo | None = None
+        self.tx = Transaction()
+        self._counted_ip: str | None = None
+
+    # --- connection ---------------------------------------------------------------
+    def _peer_ip(self) -> str:
+        assert self.session is not None
+        peer = self.session.peer
+        return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+    def _refresh_tls(self) -> None:
+        assert self.info is not None and self.transport is not None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        self.info.tls = ssl_object is not None
+        self.info.tls_peer_dn = peer_dn(ssl_object)
+
+    async def _handle_client(self) -> None:
+        ip = self._peer_ip()
+        self.info = SessionInfo(peer_ip=ip, listener=self.listener)
+        self._refresh_tls()
+        refused = self.connections.open(ip)
+        if refused is not None:
+            await self.push(format_reply(refused))
+            assert self.transport is not None
+            self.transport.close()
+            return
+        self._counted_ip = ip
+        await super()._handle_client()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.info is not None and self._tls_protocol is not None:  # STARTTLS just completed
+            self._refresh_tls()
+            self.tx = Transaction()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted_ip is not None:
+            self.connections.close(self._counted_ip)
+            self._counted_ip = None
+        super().connection_lost(error)
+
+    def _set_rset_state(self) -> None:
+        super()._set_rset_state()  # type: ignore[no-untyped-call]
+        self.tx = Transaction()
+
+    async def reply(self, r: ReplyLike) -> None:
+        await self.push(format_reply(r))
+
+    # --- commands -----------------------------------------------------------------
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not hostname:
+            await self.reply(replies.SYNTAX_ERROR)
+            return
+        assert self.session is not None and self.info is not None
+        self._set_rset_state()
+        self.session.extended_smtp = True
+        self.session.host_name = hostname
+        self.info.helo = hostname
+        lines = [self.hostname, "PIPELINING", f"SIZE {self.limits.max_message_size}", "8BITMIME",
+                 "ENHANCEDSTATUSCODES", "DSN"]
+        if self.tls_context and not self.info.tls:
+            lines.append("STARTTLS")
+        if auth_offered(self.info.facts(), self.limits):
+            lines.append("AUTH PLAIN LOGIN")
+        for i, text in enumerate(lines):
+            await self.push(f"250{'-' if i < len(lines) - 1 else ' '}{text}")
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        assert self.info is not None
+        self.info.helo = hostname or None
+        await super().smtp_HELO(hostname)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        assert self.info is not None
+        refused = check_starttls(self.info.facts(), bytes(self._reader._buffer))  # type: ignore[attr-defined]
+        if refused is not None:
+            self._reader._buffer.clear()  # type: ignore[attr-defined]
+            await self.reply(refused)
+            return
+        await super().smtp_STARTTLS(arg)
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        assert self.session is not None and self.info is not None
+        if not self.session.extended_smtp:
+            await self.reply(replies.BAD_SEQUENCE)
+            return
+        refused = check_auth_allowed(self.info.facts(), self.limits)
+        if refused is not None:
+            await self.reply(refused)
+            return
+        if self.info.account is not None:
+            await self.reply(replies.AUTH_ALREADY)
+            return
+        args = (arg or "").split()
+        if not args or len(args) > 2:
+            await self.reply(replies.SYNTAX_ERROR)
+            return
+        credentials = await self._credentials(args[0].upper(), args[1] if len(args) == 2 else None)
+        if credentials is None:
+            return
+        username, password = credentials
+        outcome = await self.authenticator.authenticate(username, password, self.info.peer_ip, "smtp")
+        if outcome.ok and outcome.account:
+            self.info.account = parse_address(outcome.account)
+            self.session.authenticated = True
+            await self.reply(replies.AUTH_SUCCESS)
+        elif outcome.reason in ("auth.account_locked", "auth.ip_locked"):
+            await self.reply(replies.AUTH_TOO_MANY_FAILURES)
+        else:
+            await self.reply(replies.AUTH_FAILED)
+
+    async def _credentials(self, mechanism: str, initial: str | None) -> tuple[str, str] | None:
+        """RFC 4616 PLAIN and the LOGIN exchange; None when already answered."""
+        def b64(value: str) -> bytes | None:
+            try:
+                return base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+
+        if mechanism == "PLAIN":
+            blob: Any = b64(initial) if initial is not None else await self.challenge_auth("")
+            if blob is MISSING:
+                return None
+            parts = blob.split(b"\x00") if isinstance(blob, bytes) else []
+            if len(parts) != 3:
+                await self.reply(replies.SYNTAX_ERROR)
+                return None
+            return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
+        if mechanism == "LOGIN":
+            user: Any = b64(initial) if initial is not None else await self.challenge_auth("Username:")
+            if user is MISSING:
+                return None
+            password: Any = await self.challenge_auth("Password:")
+            if password is MISSING or not isinstance(user, bytes):
+                return None
+            return user.decode("utf-8", "replace"), password.decode("utf-8", "replace")
+        await self.reply(replies.AUTH_MECHANISM_UNSUPPORTED)
+        return None
+
+    def _split(self, keyword: str, arg: str | None) -> tuple[str, list[str]] | None:
+        if arg is None:
+            return None
+        rest = self._strip_command_keyword(keyword, arg)
+        if rest is None or not rest.startswith("<"):
+            return None
+        end = rest.find(">")
+        if end < 0:
+            return None
+        return rest[1:end].strip(), rest[end + 1:].split()
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.info is not None
+        if self.tx.sender is not None:
+            await self.reply(replies.BAD_SEQUENCE.with_text("nested MAIL command"))
+            return
+        parsed = self._split("FROM:", arg)
+        if parsed is None:
+            await self.reply(replies.SYNTAX_ERROR.with_text("syntax: MAIL FROM:<address> [parameters]"))
+            return
+        await self.reply(await self.flow.mail(self.info, self.tx, parsed[0], parsed[1]))
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.info is not None
+        if self.tx.sender is None:
+            await self.reply(replies.BAD_SEQUENCE.with_text("need MAIL command first"))
+            return
+        parsed = self._split("TO:", arg)
+        if parsed is None or not parsed[0]:
+            await self.reply(replies.SYNTAX_ERROR.with_text("syntax: RCPT TO:<address> [parameters]"))
+            return
+        await self.reply(await self.flow.rcpt(self.info, self.tx, parsed[0], parsed[1]))
+
+    async def smtp_VRFY(self, arg: str) -> None:
+        await self.reply(Reply(252, "2.5.0", "cannot verify users"))  # RFC 5321 §3.5.3: no enumeration
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        assert self.info is not None
+        if arg:
+            await self.reply(replies.SYNTAX_ERROR)
+            return
+        if self.tx.sender is None or not self.tx.recipients:
+            await self.reply(replies.BAD_SEQUENCE.with_text("need RCPT command first"))
+            return
+        await self.reply(replies.START_DATA)
+        reader = DataReader(self.limits.max_message_size)
+        buffered = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # pipelined data
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
+        result = reader.feed(buffered) if buffered else None
+        while not isinstance(result, Done | Reply):
+            chunk = await self._reader.read(CHUNK)
+            if not chunk:  # the client went away mid-DATA: nothing is stored
+                return
+            self._reset_timeout()
+            result = reader.feed(chunk)
+        if reader.trailing:  # commands pipelined after the end of data (RFC 2920)
+            self._reader._buffer[:0] = reader.trailing  # type: ignore[attr-defined]
+        if isinstance(result, Reply):
+            log.info("data refused", extra={"reason": result.text, "listener": self.listener})
+            await self.reply(result)
+        else:
+            await self.reply(await self.flow.data(self.info, self.tx, result.message))
+        self._set_rset_state()
+

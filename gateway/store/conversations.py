@@ -1,0 +1,111 @@
+"""Conversations between a professional and a patient (SPEC §4), correspondents sealed.
+
+A conversation is opened by a professional's message to a patient; later messages
+join it through In-Reply-To/References; ``[FIN]`` or ``X-MSS-MES: FIN`` ends it.
+Its parties (who opened it, the Reply-To allowed as reply target, the thread's
+Message-IDs) are sealed with the patient's data key; lookups decrypt the patient's own
+conversations only (a handful per patient).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.store.keys import KeyService, MailboxKey
+from gateway.store.models import Conversation
+
+MAX_THREAD_IDS = 500  # bound the sealed list; old ids fall off
+
+
+@dataclass
+class Parties:
+    opened_by: str
+    reply_to: str | None
+    message_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"opened_by": self.opened_by, "reply_to": self.reply_to,
+                           "message_ids": self.message_ids[-MAX_THREAD_IDS:]}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Parties:
+        obj = json.loads(data)
+        return cls(obj["opened_by"], obj.get("reply_to"), list(obj.get("message_ids", [])))
+
+
+@dataclass
+class OpenConversation:
+    row: Conversation
+    parties: Parties
+
+
+def _open(mk: MailboxKey, row: Conversation) -> Parties:
+    return Parties.from_json(mk.open("conversation", row.uuid, row.parties_sealed))
+
+
+def _seal(mk: MailboxKey, row: Conversation, parties: Parties) -> None:
+    row.parties_sealed = mk.seal("conversation", row.uuid, parties.to_json())
+
+
+def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_ids: tuple[str, ...]
+                   ) -> OpenConversation | None:
+    """The most recent conversation of this mailbox containing one of ``thread_ids``."""
+    if not thread_ids:
+        return None
+    wanted = set(thread_ids)
+    rows = session.execute(
+        select(Conversation).where(Conversation.mailbox_id == mailbox_id).order_by(Conversation.id.desc())
+    ).scalars()
+    for row in rows:
+        if row.data_key_id is None:
+            continue
+        parties = _open(keys.by_id(session, row.data_key_id), row)
+        if wanted.intersection(parties.message_ids):
+            return OpenConversation(row, parties)
+    return None
+
+
+def get(session: Session, keys: KeyService, mailbox_id: int, conversation_id: int) -> OpenConversation | None:
+    row = session.get(Conversation, conversation_id)
+    if row is None or row.mailbox_id != mailbox_id or row.data_key_id is None:
+        return None
+    return OpenConversation(row, _open(keys.by_id(session, row.data_key_id), row))
+
+
+def record_professional_message(
+    session: Session, keys: KeyService, mailbox_id: int, *, author: str, reply_to: str | None,
+    message_id: str, thread_ids: tuple[str, ...], ends: bool, now: datetime,
+) -> int:
+    """A professional wrote to the patient: join the thread or open a conversation; returns its id."""
+    found = find_by_thread(session, keys, mailbox_id, thread_ids)
+    if found is not None and found.row.ended_at is None:
+        row, parties = found.row, found.parties
+    else:
+        mk = keys.for_mailbox(session, mailbox_id)
+        row = Conversation(uuid=secrets.token_hex(16), mailbox_id=mailbox_id, data_key_id=mk.data_key_id,
+                           parties_sealed=b"", opened_at=now, last_message_at=now)
+        parties = Parties(author, reply_to)
+        session.add(row)
+    parties.message_ids.append(message_id)
+    row.last_message_at = now
+    if ends:
+        row.ended_at = now
+    assert row.data_key_id is not None
+    _seal(keys.by_id(session, row.data_key_id), row, parties)
+    session.flush()
+    return row.id
+
+
+def record_patient_reply(session: Session, keys: KeyService, conversation: OpenConversation, *,
+                         message_id: str, now: datetime) -> None:
+    conversation.parties.message_ids.append(message_id)
+    conversation.row.last_message_at = now
+    assert conversation.row.data_key_id is not None
+    _seal(keys.by_id(session, conversation.row.data_key_id), conversation.row, conversation.parties)
+    session.flush()
