@@ -90,6 +90,15 @@ class TlsSettings(_Section):
     """Development relaxation: offer AUTH/LOGIN before TLS. Never in production."""
 
 
+class SmtpSettings(_Section):
+    max_message_size: int = Field(default=26_214_400, ge=1024, le=1_073_741_824)
+    """Largest message accepted, in bytes (25 MB), advertised with SIZE (RFC 1870)."""
+    max_recipients: int = Field(default=100, ge=1, le=10_000)
+    max_connections_per_ip: int = Field(default=20, ge=1, le=10_000)
+    timeout_seconds: int = Field(default=300, ge=10, le=3600)
+    """Idle time allowed between commands and between DATA chunks (RFC 5321 §4.5.3.2)."""
+
+
 class StorageSettings(_Section):
     url: str = "sqlite:///gateway.db"
     """SQLAlchemy URL; relative SQLite paths are resolved against the config file's folder."""
@@ -119,6 +128,32 @@ class PatientSettings(_Section):
     deletion_deadline_days: int = Field(default=90, ge=1, le=366)
 
 
+class QueueSettings(_Section):
+    """Outbound queue and its worker (SPEC §7): retries, expiry, leases, notifications."""
+
+    retry_schedule_minutes: tuple[int, ...] = Field(default=(5, 15, 30, 60, 120, 240, 480, 720, 1440), min_length=1)
+    """Delay before each retry; after the last one the last delay repeats."""
+    max_age_hours: int = Field(default=120, ge=1, le=24 * 30)
+    """A message not delivered after this long expires and bounces (RFC 5321 §4.5.4.1: 4-5 days)."""
+    delay_notice_hours: int = Field(default=4, ge=0, le=24 * 30)
+    """Send one "delayed" DSN after this long to senders who asked NOTIFY=DELAY; 0 never."""
+    worker_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    lease_seconds: int = Field(default=900, ge=30, le=86400)
+    """A claimed entry belongs to its worker this long; then another worker may take it."""
+    batch_size: int = Field(default=50, ge=1, le=10000)
+    concurrency: int = Field(default=10, ge=1, le=1000)
+    connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    command_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
+    notification_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+
+    @field_validator("retry_schedule_minutes")
+    @classmethod
+    def _positive_delays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v < 1 for v in value):
+            raise ValueError("every retry delay must be at least 1 minute")
+        return value
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -129,9 +164,11 @@ class Settings(_Section):
     domains: DomainSettings = DomainSettings()
     listen: ListenSettings = ListenSettings()
     tls: TlsSettings = TlsSettings()
+    smtp: SmtpSettings = SmtpSettings()
     storage: StorageSettings = StorageSettings()
     keys: KeySettings = KeySettings()
     patients: PatientSettings = PatientSettings()
+    queue: QueueSettings = QueueSettings()
     logging: LoggingSettings = LoggingSettings()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
