@@ -154,6 +154,13 @@ class QueueSettings(_Section):
         return value
 
 
+class JobSettings(_Section):
+    interval_seconds: float = Field(default=300.0, ge=1.0, le=86400.0)
+    """How often ``gateway serve`` runs the lifecycle jobs (``gateway jobs list``)."""
+    pro_inactivity_days: int = Field(default=365, ge=1, le=3650)
+    pro_disable_after_warning_days: int = Field(default=30, ge=1, le=365)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -169,6 +176,7 @@ class Settings(_Section):
     keys: KeySettings = KeySettings()
     patients: PatientSettings = PatientSettings()
     queue: QueueSettings = QueueSettings()
+    jobs: JobSettings = JobSettings()
     logging: LoggingSettings = LoggingSettings()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
