@@ -1,0 +1,93 @@
+"""The content-free "new message" notification to a patient's personal address (SPEC §7).
+
+It is the only mail leaving the trust space (SPEC §4), so it says nothing but that a message
+arrived: no sender, no subject, no content, no identifier of the message. At most one per
+patient per ``queue.notification_interval_minutes``; ``Patient.last_notified_at`` records it.
+It is sent with a null reverse-path (RFC 3834 §3.3: no bounce loop) from a no-reply address.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy.orm import Session
+
+from gateway.outbound import queue
+from gateway.outbound.dsn import encoded_header, render, utf8_text
+from gateway.outbound.values import QueuedRecipient, domain_of
+from gateway.store.keys import KeyService
+from gateway.store.models import Patient, QueueEntry
+from gateway.store.patients import personal_email
+
+NOTIFICATION_TEXT = (
+    "Vous avez reçu un nouveau message dans votre messagerie de santé. "
+    "Connectez-vous à votre espace pour le lire."
+)
+NOTIFICATION_SUBJECT = "Nouveau message dans votre messagerie de santé"
+
+
+def no_reply_address(hostname: str) -> str:
+    return f"no-reply@{hostname}"
+
+
+def build_notification(*, to: str, hostname: str, now: datetime, message_id: str | None = None) -> bytes:
+    """The notification message; ``to`` is the patient's personal address."""
+    body = (
+        f"{NOTIFICATION_TEXT}\n\n"
+        "Ce courriel est envoyé automatiquement, merci de ne pas y répondre. Vous pouvez "
+        "désactiver ces avis dans les réglages de votre espace.\n"
+    )
+    msg = utf8_text(body)
+    msg["MIME-Version"] = "1.0"
+    msg["From"] = f"<{no_reply_address(hostname)}>"
+    msg["To"] = f"<{to}>"
+    msg["Subject"] = encoded_header(NOTIFICATION_SUBJECT)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id or make_msgid(domain=hostname)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
+    return render(msg)
+
+
+def notification_due(last_notified_at: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """Rate limit: at most one notification per ``interval``."""
+    return last_notified_at is None or now - last_notified_at >= interval
+
+
+def should_notify(patient: Patient, now: datetime, interval: timedelta) -> bool:
+    """The patient asked for notifications, has an open space, and was not notified recently."""
+    return (
+        patient.notifications_enabled
+        and patient.state == "open"
+        and patient.email_sealed is not None
+        and notification_due(patient.last_notified_at, now, interval)
+    )
+
+
+def queue_notification(
+    session: Session,
+    keys: KeyService,
+    patient: Patient,
+    *,
+    hostname: str,
+    now: datetime,
+    interval: timedelta,
+    max_age: timedelta,
+) -> QueueEntry | None:
+    """In the delivery transaction: queue one notification if due, and record it on the patient.
+
+    The patient row should be locked by the caller (PostgreSQL ``FOR UPDATE``) when several
+    deliveries may run at once; SQLite write transactions are serialised already.
+    """
+    if not should_notify(patient, now, interval):
+        return None
+    address = personal_email(session, keys, patient)
+    if not address or "@" not in address:
+        return None
+    patient.last_notified_at = now
+    return queue.enqueue(
+        session, keys, domain=domain_of(address), mail_from=None,
+        recipients=[QueuedRecipient(address, ("NEVER",))],
+        message=build_notification(to=address, hostname=hostname, now=now),
+        kind="notification", now=now, max_age=max_age,
+    )
