@@ -36,7 +36,8 @@ def transaction(client: smtplib.SMTP, mail_from: str, rcpts: list[str], message:
             try:
                 t.data = _reply(client.data(message))
             except smtplib.SMTPDataError as exc:
-                t.data = (exc.smtp_code, exc.smtp_error.decode("utf-8", "replace"))
+                error = exc.smtp_error
+                t.data = (exc.smtp_code, error.decode("utf-8", "replace") if isinstance(error, bytes) else error)
     client.rset()
     return t
 
@@ -75,6 +76,7 @@ def mailbox_messages(live: LiveGateway, *, ins: str | None = None, pro: str | No
             mailbox_id = session.execute(select(Patient.mailbox_id).where(Patient.ins == ins)).scalar_one()
         else:
             mailbox_id = session.execute(select(ProAccount.mailbox_id).where(ProAccount.address == pro)).scalar_one()
+        assert mailbox_id is not None
         found = find_folder(session, mailbox_id, folder)
         assert found is not None
         rows = session.execute(select(Message).where(Message.folder_id == found.id).order_by(Message.uid)).scalars()

@@ -23,7 +23,7 @@ from gateway.store.accounts import add_hosted_domain, add_pro, add_trusted_domai
 from gateway.store.patients import by_ins, provision
 from routing.ins import synthetic_ins
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - synthetic test account
 HOSTED = "clinic.test"
 TRUSTED = "hopital.example"
 PEER_DN_ORG = "Hopital Example Operator"
