@@ -146,7 +146,7 @@ def test_pipelined_commands_after_data_still_run(world_live: tuple[World, LiveGa
 
 
 def test_starttls_command_injection_is_discarded(world_live: tuple[World, LiveGateway]) -> None:
-    world, live = world_live
+    _, live = world_live
     wire = Wire(live.port("submission"))
     try:
         wire.send(b"EHLO attacker.test\r\n")
