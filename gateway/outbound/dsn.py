@@ -38,8 +38,8 @@ _UTF8_QP.body_encoding = charset.QP
 def utf8_text(text: str, subtype: str = "plain") -> MIMEBase:
     """A text part in UTF-8, quoted-printable (readable and 7-bit safe), without MIME-Version."""
     part = MIMEBase("text", subtype)
-    del part["MIME-Version"]
     part.set_payload(text, _UTF8_QP)
+    del part["MIME-Version"]  # set_charset adds one; only the top level carries it (RFC 2045 §4)
     return part
 
 

@@ -1,0 +1,185 @@
+"""Outbound SMTP client against a real aiosmtpd peer on 127.0.0.1 (STARTTLS, verification on)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import dns.resolver
+import pytest
+
+from crypto.dkim import pinned_dnsfunc, verify_message
+from gateway.outbound.client import client_tls_context, deliver, dkim_sign_for_sender, enhanced_status
+from gateway.outbound.mx import RouteError, destinations
+from gateway.outbound.values import Envelope, QueuedRecipient
+from gateway.testing.ports import free_port
+from gateway.testing.store import Store
+from tests.outbound.peer import PeerController, PeerHandler, Tls, add_signing_domain, start_peer
+
+MESSAGE = b"From: dr@clinic.test\r\nTo: a@remote.test\r\nSubject: test\r\nMessage-ID: <m1@clinic.test>\r\n\r\nhello\r\n"
+TIMEOUTS = {"connect_timeout": 5.0, "command_timeout": 10.0}
+
+
+def _env(*addresses: str, **kwargs: Any) -> Envelope:
+    return Envelope("dr@clinic.test", tuple(QueuedRecipient(a) for a in addresses), **kwargs)
+
+
+def _dest(peer: PeerController) -> list[tuple[str, int]]:
+    return [("127.0.0.1", int(peer.port))]
+
+
+async def test_delivers_over_verified_starttls_presenting_our_certificate(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    report = await deliver(_dest(peer), _env("a@remote.test"), MESSAGE, tls=client_ctx,
+                           helo="mail.gateway.test", **TIMEOUTS)
+    assert [r.outcome for r in report.results] == ["delivered"]
+    assert report.results[0].code == 250 and report.remote_mta == "dns; 127.0.0.1"
+    assert "peer-without-dsn" in report.notes
+    [got] = handler.received
+    assert got.mail_from == "dr@clinic.test" and got.rcpt_tos == ["a@remote.test"]
+    assert b"hello" in got.content
+    assert got.peercert is not None  # our client certificate reached the peer (operator DN check)
+    subject = dict(item for rdn in got.peercert["subject"] for item in rdn)
+    assert subject["organizationName"] == "Gateway Test Operator"
+
+
+async def test_per_recipient_results(peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    handler.rcpt_replies = {"busy@remote.test": "450 4.2.1 mailbox busy",
+                            "gone@remote.test": "550 5.1.1 no such user"}
+    report = await deliver(_dest(peer), _env("ok@remote.test", "busy@remote.test", "gone@remote.test"), MESSAGE,
+                           tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
+    got = {r.recipient.address: (r.outcome, r.status) for r in report.results}
+    assert got == {"ok@remote.test": ("delivered", "2.0.0"), "busy@remote.test": ("temporary", "4.2.1"),
+                   "gone@remote.test": ("permanent", "5.1.1")}
+    assert handler.received[0].rcpt_tos == ["ok@remote.test"]
+
+
+async def test_data_refusal_applies_to_accepted_recipients(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    handler.data_reply = "554 5.6.0 content refused"
+    report = await deliver(_dest(peer), _env("a@remote.test", "b@remote.test"), MESSAGE, tls=client_ctx,
+                           helo="mail.gateway.test", **TIMEOUTS)
+    assert {(r.outcome, r.status) for r in report.results} == {("permanent", "5.6.0")}
+
+
+async def test_dsn_parameters_when_the_peer_offers_dsn(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    handler.offer_dsn = True
+    env = Envelope("dr@clinic.test", (QueuedRecipient("a@remote.test", ("SUCCESS", "FAILURE"), "rfc822;a@remote.test"),),
+                   ret="HDRS", envid="ENV+1")
+    report = await deliver(_dest(peer), env, MESSAGE, tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
+    assert report.results[0].outcome == "delivered" and "peer-without-dsn" not in report.notes
+    # RFC 3461 §4: xtext "+" -> "+2B" (aiosmtpd upper-cases what it hands over).
+    assert handler.seen_params == ["RET=HDRS", "ENVID=ENV+2B1", "NOTIFY=SUCCESS,FAILURE", "ORCPT=RFC822;A@REMOTE.TEST"]
+
+
+async def test_no_dsn_parameters_to_a_peer_without_dsn(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    env = Envelope("dr@clinic.test", (QueuedRecipient("a@remote.test", ("NEVER",)),), ret="FULL", envid="E1")
+    report = await deliver(_dest(peer), env, MESSAGE, tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
+    assert report.results[0].outcome == "delivered" and handler.seen_params == []
+
+
+async def test_wrong_ca_fails_temporarily_and_sends_nothing(
+        peer: PeerController, handler: PeerHandler, tls: Tls) -> None:
+    wrong = client_tls_context(ca_file=tls.other_ca_file, cert_file=tls.cert_file, key_file=tls.key_file)
+    report = await deliver(_dest(peer), _env("a@remote.test"), MESSAGE, tls=wrong, helo="mail.gateway.test",
+                           **TIMEOUTS)
+    assert [(r.outcome, r.code) for r in report.results] == [("temporary", 0)]
+    assert "TLS" in report.results[0].diagnostic
+    assert handler.received == []
+
+
+async def test_peer_without_starttls_gets_nothing_in_clear(tls: Tls, client_ctx: ssl.SSLContext) -> None:
+    handler = PeerHandler()
+    plain = start_peer(handler, None)
+    try:
+        report = await deliver(_dest(plain), _env("a@remote.test"), MESSAGE, tls=client_ctx,
+                               helo="mail.gateway.test", **TIMEOUTS)
+    finally:
+        plain.stop()
+    assert report.results[0].outcome == "temporary" and "STARTTLS" in report.results[0].diagnostic
+    assert handler.received == []
+
+
+async def test_connection_refused_is_temporary(client_ctx: ssl.SSLContext) -> None:
+    report = await deliver([("127.0.0.1", free_port())], _env("a@remote.test"), MESSAGE, tls=client_ctx,
+                           helo="mail.gateway.test", **TIMEOUTS)
+    assert [(r.outcome, r.status) for r in report.results] == [("temporary", "4.4.1")]
+
+
+async def test_next_destination_is_tried_after_a_dead_one(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    report = await deliver([("127.0.0.1", free_port()), *_dest(peer)], _env("a@remote.test"), MESSAGE,
+                           tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
+    assert report.results[0].outcome == "delivered" and len(handler.received) == 1
+
+
+def test_enhanced_status() -> None:
+    assert enhanced_status(550, "5.1.1 no such user") == "5.1.1"
+    assert enhanced_status(550, "no such user") == "5.0.0"
+    assert enhanced_status(451, "5.1.1 inconsistent class") == "4.0.0"  # RFC 3463 §2: classes must agree
+
+
+class _MX:
+    def __init__(self, preference: int, exchange: str) -> None:
+        self.preference, self.exchange = preference, exchange
+
+
+class FakeResolver:
+    def __init__(self, answers: dict[tuple[str, str], list[Any] | Exception]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, str]] = []
+
+    async def resolve(self, qname: str, rdtype: str) -> Iterable[Any]:
+        self.asked.append((qname, rdtype))
+        found = self.answers.get((qname, rdtype), dns.resolver.NoAnswer())
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+async def test_route_wins_over_dns() -> None:
+    resolver = FakeResolver({})
+    assert await destinations("remote.test", "127.0.0.1:2526", resolver) == [("127.0.0.1", 2526)]
+    assert resolver.asked == []
+
+
+async def test_mx_records_by_preference() -> None:
+    resolver = FakeResolver({("remote.test", "MX"): [_MX(20, "mx2.remote.test."), _MX(10, "mx1.remote.test.")]})
+    assert await destinations("remote.test", None, resolver) == [("mx1.remote.test", 25), ("mx2.remote.test", 25)]
+
+
+async def test_implicit_mx_falls_back_to_the_address_records() -> None:
+    resolver = FakeResolver({("remote.test", "A"): ["192.0.2.1"]})
+    assert await destinations("remote.test", None, resolver) == [("remote.test", 25)]
+    with pytest.raises(RouteError) as none:
+        await destinations("nothing.test", None, FakeResolver({}))
+    assert none.value.permanent
+
+
+@pytest.mark.parametrize(("answer", "permanent", "status"), [
+    (dns.resolver.NXDOMAIN(), True, "5.1.2"),
+    ([_MX(0, ".")], True, "5.1.10"),  # RFC 7505 null MX
+    (dns.resolver.LifetimeTimeout(timeout=1.0, errors=[]), False, "4.4.3"),
+    (dns.resolver.NoNameservers(), False, "4.4.3"),
+])
+async def test_dns_problems(answer: Any, permanent: bool, status: str) -> None:
+    with pytest.raises(RouteError) as err:
+        await destinations("remote.test", None, FakeResolver({("remote.test", "MX"): answer}))
+    assert (err.value.permanent, err.value.status) == (permanent, status)
+
+
+def test_dkim_signature_of_a_hosted_domain_verifies(store: Store) -> None:
+    with store.db.write() as s:
+        txt = add_signing_domain(s, store.keys, "clinic.test", "s2026")
+    store.keys.forget()
+    with store.db.read() as s:
+        signed = dkim_sign_for_sender(s, store.keys, "dr@clinic.test", MESSAGE)
+        unsigned = dkim_sign_for_sender(s, store.keys, "someone@other.test", MESSAGE)
+    assert signed.startswith(b"DKIM-Signature:") and unsigned == MESSAGE
+    result = verify_message(signed, dnsfunc=pinned_dnsfunc("s2026", "clinic.test", txt))
+    assert result.ok and result.domain == "clinic.test", result.reason
+    tampered = signed.replace(b"hello", b"HELLO")
+    assert not verify_message(tampered, dnsfunc=pinned_dnsfunc("s2026", "clinic.test", txt)).ok
