@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from gateway.auth import Authenticator
 from gateway.mail.directory import Directory
 from gateway.mail.flow import SmtpFlow
+from gateway.mail.internal import InternalMail
 from gateway.mail.pipeline import Pipeline
 from gateway.mail.smtpd import GatewaySMTP
 from gateway.tls import server_context
@@ -30,6 +31,7 @@ class MailRuntime:
     authenticator: Authenticator
     connections: ConnectionLimiter
     limits: Limits
+    internal: InternalMail
 
     @classmethod
     def build(cls, svc: Services) -> MailRuntime:
@@ -41,7 +43,7 @@ class MailRuntime:
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
                             queue_max_age=timedelta(hours=s.queue.max_age_hours))
         return cls(directory, pipeline, Authenticator(svc.db), ConnectionLimiter(limits.max_connections_per_ip),
-                   limits)
+                   limits, InternalMail(directory, pipeline))
 
 
 def runtime(gw: Gateway) -> MailRuntime:
@@ -85,3 +87,10 @@ async def start_submission(gw: Gateway) -> Running:
 
 async def start_submissions(gw: Gateway) -> Running:
     return await _start(gw, "submissions", True, "SMTP submission over implicit TLS")
+
+
+async def start_outbound(gw: Gateway) -> Running:
+    """The outbound queue worker; bounces and DSNs to local users go through the pipeline."""
+    from gateway.outbound.worker import outbound_listener
+
+    return await outbound_listener(runtime(gw).internal.submit_callback)(gw)

@@ -79,12 +79,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction (rolled back at the end)."""
+        """A read-only transaction, ended without committing; loaded objects stay usable."""
         session = self._sessions()
         try:
             yield session
         finally:
-            session.rollback()
             session.close()
 
     def dispose(self) -> None:

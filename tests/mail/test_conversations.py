@@ -1,0 +1,107 @@
+"""Conversations (SPEC §4): a professional opens, the patient replies inside, [FIN] ends it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from gateway.mail.listeners import runtime
+from gateway.mail.patient import ReplyRefused, send_reply
+from gateway.store.models import Conversation, Patient
+from gateway.testing.live import LiveGateway, live_gateway, make_home
+from gateway.testing.smtpclient import mailbox_messages, submission_client, transaction
+from gateway.testing.world import PASSWORD, World, populate
+
+
+@pytest.fixture
+def world_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, LiveGateway]]:
+    home = make_home(tmp_path_factory.mktemp("gw") / "home")
+    world = populate(home)
+    with live_gateway(home) as live:
+        yield world, live
+
+
+def send(world: World, live: LiveGateway, *, subject: str = "Résultats", extra: str = "",
+         in_reply_to: str | None = None) -> str:
+    mid = f"<{uuid.uuid4().hex}@clinic.test>"
+    thread = f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n" if in_reply_to else ""
+    raw = (f"From: {world.pro}\r\nTo: {world.patient()}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n{thread}{extra}"
+           f"\r\nBonjour\r\n").encode()
+    with submission_client(live, world.pro, PASSWORD) as client:
+        t = transaction(client, world.pro, [world.patient()], raw)
+    assert t.data is not None and t.data[0] == 250
+    return mid
+
+
+def conversations(live: LiveGateway, world: World) -> list[Conversation]:
+    with live.services.db.read() as s:
+        mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == world.patients["open"])).scalar_one()
+        return list(s.execute(select(Conversation).where(Conversation.mailbox_id == mailbox)
+                              .order_by(Conversation.id)).scalars())
+
+
+def patient_id(live: LiveGateway, world: World) -> int:
+    with live.services.db.read() as s:
+        return int(s.execute(select(Patient.id).where(Patient.ins == world.patients["open"])).scalar_one())
+
+
+def reply(live: LiveGateway, world: World, conversation_id: int, text: str = "Merci docteur") -> None:
+    rt = runtime(live.gateway)
+    send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=patient_id(live, world),
+               conversation_id=conversation_id, subject="Re: Résultats", text=text)
+
+
+def test_patient_reply_reaches_the_professional_and_threads(world_live: tuple[World, LiveGateway]) -> None:
+    world, live = world_live
+    first = send(world, live)
+    (conv,) = conversations(live, world)
+    reply(live, world, conv.id)
+    inbox = mailbox_messages(live, pro=world.pro)
+    assert len(inbox) == 1 and f"In-Reply-To: {first}".encode() in inbox[0]
+    assert f"From: {world.patient()}".encode() in inbox[0]
+    assert len(mailbox_messages(live, ins=world.patients["open"], folder="Sent")) == 1
+    send(world, live, subject="Re: Re: Résultats", in_reply_to=first)  # the same conversation continues
+    assert len(conversations(live, world)) == 1
+
+
+def test_fin_ends_the_conversation(world_live: tuple[World, LiveGateway]) -> None:
+    world, live = world_live
+    first = send(world, live)
+    send(world, live, subject="[FIN]", in_reply_to=first)
+    (conv,) = conversations(live, world)
+    assert conv.ended_at is not None
+    with pytest.raises(ReplyRefused) as err:
+        reply(live, world, conv.id)
+    assert err.value.verdict is not None and err.value.verdict.reason == "rcpt.conversation_ended"
+    assert mailbox_messages(live, pro=world.pro) == []
+
+
+def test_x_mss_mes_fin_ends_the_conversation(world_live: tuple[World, LiveGateway]) -> None:
+    world, live = world_live
+    send(world, live, extra="X-MSS-MES: FIN\r\n")
+    (conv,) = conversations(live, world)
+    assert conv.ended_at is not None
+
+
+def test_reply_goes_to_reply_to(world_live: tuple[World, LiveGateway]) -> None:
+    world, live = world_live
+    send(world, live, extra=f"Reply-To: {world.colleague}\r\n")
+    (conv,) = conversations(live, world)
+    reply(live, world, conv.id)
+    assert mailbox_messages(live, pro=world.pro) == []
+    assert len(mailbox_messages(live, pro=world.colleague)) == 1
+
+
+def test_no_reply_to_someone_elses_conversation(world_live: tuple[World, LiveGateway]) -> None:
+    world, live = world_live
+    send(world, live)
+    (conv,) = conversations(live, world)
+    rt = runtime(live.gateway)
+    with live.services.db.read() as s:
+        other = s.execute(select(Patient.id).where(Patient.ins == world.patients["provisioned"])).scalar_one()
+    with pytest.raises(ReplyRefused):
+        send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=other, conversation_id=conv.id,
+                   subject="x", text="y")
