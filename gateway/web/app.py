@@ -1,25 +1,26 @@
-"""The web application (patient inbox and admin pages are added by their own modules)."""
+"""The web application: patient inbox (``gateway.web.patient``), admin console and API
+(``gateway.web.admin``), health check and metrics. Served by uvicorn in the gateway's loop."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
-from gateway.context import Services
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                               "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+if TYPE_CHECKING:
+    from gateway.server import Gateway
 
 
-def create_app(svc: Services) -> Starlette:
+def create_app(gw: Gateway) -> Starlette:
+    from gateway.web.admin import routes as admin_routes
+    from gateway.web.patient import routes as patient_routes
+
+    svc = gw.services
+
     async def health(_: Request) -> Response:
         try:
             with svc.db.read() as session:
@@ -28,15 +29,7 @@ def create_app(svc: Services) -> Starlette:
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
-    async def home(_: Request) -> Response:
-        body = (
-            "<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            "<title>Messagerie de santé</title></head><body><main>"
-            "<h1>Messagerie de santé</h1>"
-            "<p>Votre messagerie sécurisée pour échanger avec vos professionnels de santé.</p>"
-            "</main></body></html>"
-        )
-        return HTMLResponse(body, headers=SECURITY_HEADERS)
-
-    return Starlette(routes=[Route("/", home), Route("/healthz", health)])
+    routes: list[BaseRoute] = [Route("/healthz", health)]
+    routes.append(Mount("/admin", routes=admin_routes(gw)))
+    routes.extend(patient_routes(gw))
+    return Starlette(routes=routes)

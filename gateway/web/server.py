@@ -27,7 +27,7 @@ async def start_http(gw: Gateway) -> Running:
     from gateway.server import Running
 
     host, port = gw.services.settings.listen.address("http")
-    config = uvicorn.Config(create_app(gw.services), host=host, port=port, log_level="warning",
+    config = uvicorn.Config(create_app(gw), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off", server_header=False)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
