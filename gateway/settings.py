@@ -99,6 +99,13 @@ class SmtpSettings(_Section):
     """Idle time allowed between commands and between DATA chunks (RFC 5321 §4.5.3.2)."""
 
 
+class ImapSettings(_Section):
+    idle_timeout_seconds: int = Field(default=1800, ge=10, le=86400)
+    """Autologout after this long without a command (RFC 3501 §5.4: at least 30 minutes)."""
+    max_connections: int = Field(default=2000, ge=1, le=100_000)
+    """Concurrent IMAP connections per listener; more are greeted with BYE."""
+
+
 class StorageSettings(_Section):
     url: str = "sqlite:///gateway.db"
     """SQLAlchemy URL; relative SQLite paths are resolved against the config file's folder."""
@@ -172,6 +179,7 @@ class Settings(_Section):
     listen: ListenSettings = ListenSettings()
     tls: TlsSettings = TlsSettings()
     smtp: SmtpSettings = SmtpSettings()
+    imap: ImapSettings = ImapSettings()
     storage: StorageSettings = StorageSettings()
     keys: KeySettings = KeySettings()
     patients: PatientSettings = PatientSettings()

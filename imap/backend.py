@@ -13,7 +13,7 @@ is a server bug (the shell answers ``NO [SERVERBUG]`` and logs it).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -156,6 +156,10 @@ class Mailboxes(Protocol):
         """Raises MailboxNotFound."""
         ...
 
+    async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
+        """:meth:`folder_status` for SELECT / EXAMINE; the store records the access (audit)."""
+        ...
+
     async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:
         """Messages in UID order; with ``changed_since`` only those with modseq above it."""
         ...
@@ -166,6 +170,10 @@ class Mailboxes(Protocol):
 
     async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
         """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.mime` at delivery)."""
+        ...
+
+    async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
+        """:meth:`fetch_summary` for many messages at once (expunged ones are left out)."""
         ...
 
     async def append(

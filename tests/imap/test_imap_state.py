@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -129,6 +129,9 @@ class FakeMailboxes:
         uidnext = max((m.uid for m in msgs), default=0) + 1
         return b.FolderStatus(1, uidnext, self.modseq, len(msgs), unseen)
 
+    async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
+        return await self.folder_status(name)
+
     async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[b.MessageMeta]:
         return [m for m in self.folders[name] if changed_since is None or m.modseq > changed_since]
 
@@ -137,6 +140,9 @@ class FakeMailboxes:
 
     async def fetch_summary(self, name: str, uid: int) -> b.MessageSummary | None:
         return None
+
+    async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, b.MessageSummary]:
+        return {}
 
     async def append(
         self, name: str, message: bytes, flags: Sequence[str], internal_date: dt.datetime | None

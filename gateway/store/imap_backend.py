@@ -1,0 +1,199 @@
+"""The IMAP backend over the encrypted store, for professional accounts (issue 4 §3, §5).
+
+Implements :class:`imap.backend.Backend` / :class:`imap.backend.Mailboxes`. Database and
+crypto work runs in worker threads (``asyncio.to_thread``); every write that changes a
+mailbox notifies the :class:`~gateway.store.changes.ChangeHub` after commit, which wakes
+IDLE sessions in this process; other processes' writes are seen by polling the folder's
+HIGHESTMODSEQ (at most ``poll_interval`` late). Logins go through
+:class:`gateway.auth.Authenticator` (argon2, throttled, audited with the peer address);
+each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from gateway.auth import Authenticator
+from gateway.store import audit
+from gateway.store import imap_folders as folders
+from gateway.store import imap_messages as messages
+from gateway.store.changes import ChangeHub
+from gateway.store.db import Database
+from gateway.store.keys import KeyService
+from imap.backend import (
+    AppendResult,
+    AuthenticationFailed,
+    CopyResult,
+    Credentials,
+    FolderInfo,
+    FolderStatus,
+    MessageMeta,
+    MessageSummary,
+    StoreResult,
+)
+from imap.command import StoreMode
+from imap.errors import Code, CommandFailed
+
+T = TypeVar("T")
+
+
+class StoreBackend:
+    """:class:`imap.backend.Backend` for the gateway's store (one per process)."""
+
+    def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *,
+                 authenticator: Authenticator | None = None, poll_interval: float = 0.5) -> None:
+        self.db = db
+        self.keys = keys
+        self.hub = hub
+        self.authenticator = authenticator or Authenticator(db)
+        self.poll_interval = poll_interval
+
+    async def authenticate(self, credentials: Credentials) -> StoreMailboxes:
+        outcome = await self.authenticator.authenticate(
+            credentials.username, credentials.password, credentials.remote_address or "unknown", "imap"
+        )
+        if outcome.reason in ("auth.account_locked", "auth.ip_locked"):
+            # RFC 5530 UNAVAILABLE: throttled after repeated failures (SPEC §6)
+            raise CommandFailed("Too many failed logins; try again later", code=Code.UNAVAILABLE,
+                                detail=outcome.reason)
+        if not outcome.ok or outcome.account is None or outcome.mailbox_id is None or outcome.account_id is None:
+            raise AuthenticationFailed(detail=outcome.reason)
+        return StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,
+                              credentials.remote_address)
+
+
+class StoreMailboxes:
+    """One professional's folders (:class:`imap.backend.Mailboxes`)."""
+
+    def __init__(self, backend: StoreBackend, address: str, account_id: int, mailbox_id: int,
+                 peer: str | None) -> None:
+        self._b = backend
+        self._address = address
+        self._account_id = account_id
+        self.mailbox_id = mailbox_id
+        self._peer = peer
+
+    @property
+    def username(self) -> str:
+        return self._address
+
+    # --- plumbing -------------------------------------------------------------------
+    async def _read(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with self._b.db.read() as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
+
+    async def _write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
+        def run() -> T:
+            with self._b.db.write() as session:
+                return work(session)
+
+        result = await asyncio.to_thread(run)
+        if notify:
+            self._b.hub.notify(self.mailbox_id)  # after commit (RFC 3501 §5.2 for the others)
+        return result
+
+    # --- folders --------------------------------------------------------------------
+    async def list_folders(self) -> Sequence[FolderInfo]:
+        return await self._read(lambda s: folders.list_folders(s, self.mailbox_id))
+
+    async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
+        await self._write(lambda s: folders.create(s, self.mailbox_id, name, special_use))
+
+    async def delete_folder(self, name: str) -> None:
+        await self._write(lambda s: folders.delete_folder(s, self.mailbox_id, name))
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        await self._write(lambda s: folders.rename(s, self.mailbox_id, old, new))
+
+    async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        await self._write(lambda s: folders.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
+
+    async def folder_status(self, name: str) -> FolderStatus:
+        return await self._read(lambda s: folders.status(s, self.mailbox_id, name)[1])
+
+    async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
+        def work(session: Session) -> FolderStatus:
+            folder, status = folders.status(session, self.mailbox_id, name)
+            audit.record(session, actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
+                         subject_ref=f"pro:{self._account_id}", peer=self._peer, details={"folder_id": folder.id})
+            return status
+
+        return await self._write(work, notify=False)
+
+    # --- messages -------------------------------------------------------------------
+    async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:
+        def work(session: Session) -> list[MessageMeta]:
+            return messages.list_messages(session, folders.get_folder(session, self.mailbox_id, name), changed_since)
+
+        return await self._read(work)
+
+    async def fetch_raw(self, name: str, uid: int) -> bytes | None:
+        def work(session: Session) -> bytes | None:
+            folder = folders.get_folder(session, self.mailbox_id, name)
+            return messages.fetch_raw(session, self._b.keys, self.mailbox_id, folder, uid)
+
+        return await self._read(work)
+
+    async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
+        def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
+            folder = folders.get_folder(session, self.mailbox_id, name)
+            return messages.fetch_summaries(session, self._b.keys, self.mailbox_id, folder, uids)
+
+        found, to_store = await self._read(work)
+        if to_store:  # cache the computed summaries, sealed (no client-visible change)
+            await self._write(lambda s: messages.store_summaries(s, to_store), notify=False)
+        return found
+
+    async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
+        return (await self.fetch_summaries(name, [uid])).get(uid)
+
+    async def append(self, name: str, message: bytes, flags: Sequence[str],
+                     internal_date: dt.datetime | None) -> AppendResult:
+        when = internal_date.astimezone(dt.UTC) if internal_date is not None else None
+        uidvalidity, uid = await self._write(
+            lambda s: messages.append(s, self._b.keys, self.mailbox_id, name, message, flags, when)
+        )
+        return AppendResult(uidvalidity, uid)
+
+    async def _copy(self, source: str, uids: Sequence[int], destination: str, remove: bool) -> CopyResult:
+        uidvalidity, mapping = await self._write(
+            lambda s: messages.copy(s, self._b.keys, self.mailbox_id, source, uids, destination, remove=remove)
+        )
+        return CopyResult(uidvalidity, tuple(mapping))
+
+    async def copy(self, source: str, uids: Sequence[int], destination: str) -> CopyResult:
+        return await self._copy(source, uids, destination, False)
+
+    async def move(self, source: str, uids: Sequence[int], destination: str) -> CopyResult:
+        return await self._copy(source, uids, destination, True)
+
+    async def store_flags(self, name: str, uids: Sequence[int], mode: StoreMode, flags: Sequence[str], *,
+                          unchanged_since: int | None = None) -> StoreResult:
+        if not uids:
+            return StoreResult(())
+        return await self._write(
+            lambda s: messages.store_flags(s, self.mailbox_id, name, uids, mode, flags, unchanged_since)
+        )
+
+    async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
+        return await self._write(lambda s: messages.expunge(s, self.mailbox_id, name, uids))
+
+    async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            current = await self._read(lambda s: messages.highest_modseq(s, self.mailbox_id, name))
+            if current is None or current > since_modseq:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await self._b.hub.wait(self.mailbox_id, min(remaining, self._b.poll_interval))

@@ -1,0 +1,196 @@
+"""Message operations for the IMAP backend: listing, decrypting, summaries, append, copy /
+move (re-sealed, new uuid), flags with MODSEQ (RFC 7162 §3.1.3), expunge (RFC 3501 §6.4.3).
+
+Blocking functions over one SQLAlchemy session, run in worker threads by
+:mod:`gateway.store.imap_backend`. Listings select columns only, never the sealed blobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from crypto.envelope import DecryptionError
+from gateway.store import imap_summary
+from gateway.store.folders import allocate_uid
+from gateway.store.imap_folders import get_folder
+from gateway.store.keys import KeyService, MailboxKey
+from gateway.store.messages import append_message
+from gateway.store.models import Folder, Message
+from imap.backend import MessageMeta, MessageSummary, StoreResult
+from imap.command import StoreMode
+
+IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)
+_SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
+
+
+def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
+    for i in range(0, len(values), IN_CHUNK):
+        yield values[i : i + IN_CHUNK]
+
+
+def _flags(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _meta(uid: int, flags: str, internal_date: dt.datetime, size: int, modseq: int) -> MessageMeta:
+    return MessageMeta(uid, _flags(flags), internal_date, size, modseq)
+
+
+_META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
+
+
+def list_messages(session: Session, folder: Folder, changed_since: int | None) -> list[MessageMeta]:
+    query = select(*_META_COLUMNS).where(Message.folder_id == folder.id)
+    if changed_since is not None:
+        query = query.where(Message.modseq > changed_since)
+    return [_meta(*row) for row in session.execute(query.order_by(Message.uid)).all()]
+
+
+def _key(session: Session, keys: KeyService, mailbox_id: int, data_key_id: int | None) -> MailboxKey:
+    if data_key_id is None:
+        raise DecryptionError("the mailbox's data keys were destroyed")
+    mk = keys.by_id(session, data_key_id)
+    if mk.mailbox_id != mailbox_id:  # a row swapped in from another mailbox (SPEC §8)
+        raise DecryptionError("message does not belong to this mailbox")
+    return mk
+
+
+def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder: Folder, uid: int) -> bytes | None:
+    row = session.execute(
+        select(Message.uuid, Message.data_key_id, Message.sealed).where(Message.folder_id == folder.id,
+                                                                         Message.uid == uid)
+    ).first()
+    if row is None:
+        return None
+    uuid, data_key_id, sealed = row
+    return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
+
+
+def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder: Folder,
+                    uids: Sequence[int]) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
+    """Cached summaries by UID, and freshly computed sealed ones (by message id) to store."""
+    found: dict[int, MessageSummary] = {}
+    to_store: dict[int, bytes] = {}
+    for chunk in _chunks(uids):
+        rows = session.execute(
+            select(Message.id, Message.uid, Message.uuid, Message.data_key_id, Message.summary_sealed)
+            .where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+        ).all()
+        for message_id, uid, uuid, data_key_id, summary_sealed in rows:
+            mk = _key(session, keys, mailbox_id, data_key_id)
+            summary = imap_summary.decode(mk.open("summary", uuid, summary_sealed)) if summary_sealed else None
+            if summary is None:  # computed lazily on first fetch, then cached sealed
+                sealed = session.execute(select(Message.sealed).where(Message.id == message_id)).scalar_one()
+                summary = imap_summary.compute(mk.open("msg", uuid, sealed))
+                to_store[message_id] = mk.seal("summary", uuid, imap_summary.encode(summary))
+            found[uid] = summary
+    return found, to_store
+
+
+def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
+    for message_id, blob in sealed.items():
+        session.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))
+
+
+def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
+           internal_date: dt.datetime | None) -> tuple[int, int]:
+    folder = get_folder(session, mailbox_id, name)
+    summary = imap_summary.encode(imap_summary.compute(raw))
+    stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
+                            internal_date=internal_date, summary=summary)
+    return folder.uidvalidity, stored.uid
+
+
+def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids: Sequence[int],
+         destination: str, *, remove: bool) -> tuple[int, list[tuple[int, int]]]:
+    """Copy (or move, ``remove``) messages; each copy is re-sealed under a new uuid."""
+    src = get_folder(session, mailbox_id, source, for_update=remove)
+    dst = get_folder(session, mailbox_id, destination)
+    dest_key = keys.for_mailbox(session, mailbox_id)
+    mapping: list[tuple[int, int]] = []
+    moved: list[int] = []
+    for chunk in _chunks(sorted(uids)):
+        rows = session.execute(
+            select(Message).where(Message.folder_id == src.id, Message.uid.in_(chunk)).order_by(Message.uid)
+        ).scalars().all()
+        for m in rows:
+            mk = _key(session, keys, mailbox_id, m.data_key_id)
+            raw = mk.open("msg", m.uuid, m.sealed)
+            summary = mk.open("summary", m.uuid, m.summary_sealed) if m.summary_sealed else None
+            uid, modseq = allocate_uid(session, dst.id)
+            uuid = secrets.token_hex(16)
+            session.add(Message(
+                folder_id=dst.id, uid=uid, uuid=uuid, data_key_id=dest_key.data_key_id,
+                conversation_id=m.conversation_id, flags=m.flags, internal_date=m.internal_date, size=m.size,
+                modseq=modseq, sealed=dest_key.seal("msg", uuid, raw),
+                summary_sealed=dest_key.seal("summary", uuid, summary) if summary is not None else None,
+            ))  # fmt: skip
+            mapping.append((m.uid, uid))
+            moved.append(m.id)
+    if remove and moved:  # RFC 6851 §3.3: the copy and the expunge are one transaction
+        for chunk in _chunks(moved):
+            session.execute(delete(Message).where(Message.id.in_(chunk)))
+        src.highestmodseq += 1
+    session.flush()
+    return dst.uidvalidity, mapping
+
+
+def _apply(current: frozenset[str], mode: StoreMode, flags: Sequence[str]) -> frozenset[str]:
+    if mode is StoreMode.ADD:
+        return current | set(flags)
+    if mode is StoreMode.REMOVE:
+        upper = {f.upper() for f in flags if f.upper() in _SYSTEM}
+        return frozenset(f for f in current if f not in flags and f.upper() not in upper)
+    return frozenset(flags)
+
+
+def store_flags(session: Session, mailbox_id: int, name: str, uids: Sequence[int], mode: StoreMode,
+                flags: Sequence[str], unchanged_since: int | None) -> StoreResult:
+    folder = get_folder(session, mailbox_id, name, for_update=True)  # serialises MODSEQ allocation
+    modseq = folder.highestmodseq + 1  # RFC 7162 §3.1.1: one new mod-sequence for this STORE
+    updated: list[MessageMeta] = []
+    conflicts: list[int] = []
+    for chunk in _chunks(sorted(uids)):
+        rows = session.execute(
+            select(Message.id, *_META_COLUMNS).where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+        ).all()
+        for message_id, uid, text, internal_date, size, old_modseq in rows:
+            if unchanged_since is not None and old_modseq > unchanged_since:
+                conflicts.append(uid)  # RFC 7162 §3.1.3 MODIFIED
+                continue
+            new = _apply(_flags(text), mode, flags)
+            if new == _flags(text):
+                continue
+            session.execute(update(Message).where(Message.id == message_id)
+                            .values(flags=" ".join(sorted(new)), modseq=modseq))
+            updated.append(MessageMeta(uid, new, internal_date, size, modseq))
+    if updated:
+        folder.highestmodseq = modseq
+    return StoreResult(tuple(updated), tuple(conflicts))
+
+
+def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | None) -> list[int]:
+    folder = get_folder(session, mailbox_id, name, for_update=True)
+    query = select(Message.id, Message.uid, Message.flags).where(Message.folder_id == folder.id)
+    rows = session.execute(query).all()
+    wanted = None if uids is None else set(uids)
+    doomed = [(mid, uid) for mid, uid, text in rows
+              if "\\Deleted" in _flags(text) and (wanted is None or uid in wanted)]
+    for chunk in _chunks([mid for mid, _ in doomed]):
+        session.execute(delete(Message).where(Message.id.in_(chunk)))
+    if doomed:
+        folder.highestmodseq += 1  # so other sessions' wait_for_change wakes up
+    return sorted(uid for _, uid in doomed)
+
+
+def highest_modseq(session: Session, mailbox_id: int, name: str) -> int | None:
+    folder = session.execute(
+        select(Folder.highestmodseq).where(Folder.mailbox_id == mailbox_id,
+                                           Folder.name == ("INBOX" if name.upper() == "INBOX" else name))
+    ).scalar()
+    return None if folder is None else int(folder)

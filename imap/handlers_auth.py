@@ -1,0 +1,186 @@
+"""Authenticated state: SELECT / EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS,
+APPEND (RFC 3501 §6.3), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE (RFC 2177).
+LIST and LSUB are in :mod:`imap.handlers_list`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from imap import command as c
+from imap import encoder
+from imap.backend import DELIMITER, MailboxNotFound
+from imap.command import StatusItem
+from imap.errors import BadCommand, Code, CommandFailed
+from imap.outcome import Ok
+from imap.selected import SelectedView
+from imap.session import Session
+
+log = logging.getLogger("imap.session")
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+_SYSTEM = {f.upper(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
+
+
+def normalise_flags(flags: tuple[str, ...]) -> list[str]:
+    """System flags are case-insensitive (RFC 3501 §2.3.2); \\Recent cannot be stored."""
+    out: list[str] = []
+    for flag in flags:
+        upper = flag.upper()
+        if upper == "\\RECENT":
+            continue
+        value = _SYSTEM.get(upper, flag)
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def canonical(name: str) -> str:
+    """RFC 3501 §5.1: INBOX is case-insensitive; a trailing delimiter is not part of a name."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX" + DELIMITER):
+        name = "INBOX" + name[5:]
+    return name
+
+
+def _checked_name(name: str) -> str:
+    name = canonical(name.rstrip(DELIMITER))
+    parts = name.split(DELIMITER)
+    if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
+        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
+    if any(ord(ch) < 0x20 for ch in name):
+        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
+    return name
+
+
+async def select(s: Session, cmd: c.Select) -> Ok:
+    s.view = None  # RFC 3501 §6.3.1: a new SELECT first deselects, even if it fails
+    name = canonical(cmd.mailbox)
+    status = await s.boxes.select_folder(name, read_only=cmd.readonly)
+    messages = await s.boxes.list_messages(name)
+    view = SelectedView(name, status, messages, read_only=cmd.readonly or status.read_only)
+    if cmd.condstore:
+        s.condstore = True  # RFC 7162 §3.1.8
+    send = s.send
+    await send(encoder.untagged(b"FLAGS " + encoder.flags(SYSTEM_FLAGS)))
+    await send(encoder.untagged(b"%d EXISTS" % view.exists))
+    await send(encoder.untagged(b"0 RECENT"))  # \Recent is not tracked (see imap.selected)
+    if (unseen := view.first_unseen()) is not None:
+        await send(encoder.untagged(f"OK [UNSEEN {unseen}] First unseen"))
+    permanent = "()" if view.read_only else "(" + " ".join(status.permanent_flags) + ")"
+    await send(encoder.untagged(f"OK [PERMANENTFLAGS {permanent}] Limited"))
+    await send(encoder.untagged(f"OK [UIDVALIDITY {view.uidvalidity}] UIDs valid"))
+    uidnext = max(status.uidnext, (view.uids[-1] + 1) if view.uids else 1)
+    await send(encoder.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID"))
+    await send(encoder.untagged(f"OK [HIGHESTMODSEQ {view.highestmodseq}] Highest"))  # RFC 7162 §3.1.2.1
+    s.view = view
+    verb = "EXAMINE" if cmd.readonly else "SELECT"
+    return Ok(f"{verb} completed", "READ-ONLY" if view.read_only else "READ-WRITE")
+
+
+async def create(s: Session, cmd: c.Create) -> Ok:
+    name = _checked_name(cmd.mailbox)
+    await s.boxes.create_folder(name, cmd.special_use)
+    return Ok("CREATE completed")
+
+
+async def delete(s: Session, cmd: c.Delete) -> Ok:
+    name = canonical(cmd.mailbox)
+    if name == "INBOX":
+        raise CommandFailed("INBOX cannot be deleted", code=Code.CANNOT)  # RFC 3501 §6.3.4
+    await s.boxes.delete_folder(name)
+    return Ok("DELETE completed")
+
+
+async def rename(s: Session, cmd: c.Rename) -> Ok:
+    await s.boxes.rename_folder(canonical(cmd.mailbox), _checked_name(cmd.new_name))
+    return Ok("RENAME completed")
+
+
+async def subscribe(s: Session, cmd: c.Subscribe) -> Ok:
+    await s.boxes.set_subscribed(canonical(cmd.mailbox), True)
+    return Ok("SUBSCRIBE completed")
+
+
+async def unsubscribe(s: Session, cmd: c.Unsubscribe) -> Ok:
+    await s.boxes.set_subscribed(canonical(cmd.mailbox), False)
+    return Ok("UNSUBSCRIBE completed")
+
+
+async def status(s: Session, cmd: c.Status) -> Ok:
+    name = canonical(cmd.mailbox)
+    st = await s.boxes.folder_status(name)
+    values = {
+        StatusItem.MESSAGES: st.messages, StatusItem.RECENT: 0, StatusItem.UIDNEXT: st.uidnext,
+        StatusItem.UIDVALIDITY: st.uidvalidity, StatusItem.UNSEEN: st.unseen,
+        StatusItem.HIGHESTMODSEQ: st.highestmodseq, StatusItem.APPENDLIMIT: s.config.appendlimit,
+    }  # fmt: skip
+    items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
+    await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name) + b" (" + items + b")"))
+    return Ok("STATUS completed")
+
+
+async def append(s: Session, cmd: c.Append) -> Ok:
+    if len(cmd.message) > s.config.appendlimit:
+        raise CommandFailed("Message too large", code=Code.TOOBIG)  # RFC 7889
+    flags = normalise_flags(cmd.flags)
+    try:
+        result = await s.boxes.append(canonical(cmd.mailbox), cmd.message, flags, cmd.date_time)
+    except MailboxNotFound:
+        raise CommandFailed("No such mailbox", code=Code.TRYCREATE) from None  # RFC 3501 §6.3.11
+    return Ok("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")  # RFC 4315 §3
+
+
+async def enable(s: Session, cmd: c.Enable) -> Ok:
+    enabled = [cap for cap in cmd.capabilities if cap == "CONDSTORE"]  # RFC 5161 §3.1
+    if enabled:
+        s.condstore = True
+    await s.send(encoder.untagged(("ENABLED " + " ".join(enabled)).strip()))
+    return Ok("ENABLE completed")
+
+
+async def namespace(s: Session, cmd: c.Namespace) -> Ok:
+    # RFC 2342 §5: one personal namespace, no other users' or shared ones.
+    await s.send(encoder.untagged(b'NAMESPACE (("" "' + DELIMITER.encode() + b'")) NIL NIL'))
+    return Ok("NAMESPACE completed")
+
+
+async def idle(s: Session, cmd: c.Idle) -> Ok:
+    """RFC 2177: updates are pushed as they happen until the client sends DONE."""
+    tag = cmd.tag
+
+    async def watch() -> None:
+        try:
+            while not s.idle_should_stop:
+                view = s.view
+                s.idle_waiting(True)
+                try:
+                    if view is None:
+                        await asyncio.sleep(s.config.idle_poll)
+                        changed = False
+                    else:
+                        changed = await s.boxes.wait_for_change(view.name, view.highestmodseq, s.config.idle_poll)
+                finally:
+                    s.idle_waiting(False)
+                if changed and view is not None and not s.idle_should_stop:
+                    for line in await view.refresh(s.boxes, allow_expunge=True, condstore=s.condstore):
+                        await s.send(line)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("IDLE watcher stopped")
+
+    async def on_line(session: Session, line: bytes) -> None:
+        await session.stop_idle_watch()
+        if line.strip().upper() != b"DONE":
+            await session.fail_continued(tag, BadCommand("Expected DONE"))
+            return
+        await session.push_updates(allow_expunge=True)
+        await session.finish_continued(tag, None, Ok("IDLE terminated"))
+
+    s.expect_line(on_line)
+    await s.send(encoder.continuation("idling"))
+    s.start_idle_watch(watch)
+    return Ok("")

@@ -1,0 +1,104 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 §3.1.4 CHANGEDSINCE / MODSEQ).
+
+ENVELOPE and BODYSTRUCTURE come from the store's cached summaries; the message is only
+decrypted (``fetch_raw``) when body octets are asked for. Work is done in chunks so a
+``1:*`` over a large folder streams out with bounded memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from imap import command as c
+from imap import encoder, mime
+from imap.backend import MessageMeta, MessageSummary
+from imap.command import StoreMode
+from imap.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
+from imap.dates import format_date_time
+from imap.outcome import Ok
+from imap.session import Session
+
+CHUNK = 200
+_SUMMARY = {FetchAttr.ENVELOPE, FetchAttr.BODY, FetchAttr.BODYSTRUCTURE}
+_RAW = {FetchAttr.RFC822, FetchAttr.RFC822_HEADER, FetchAttr.RFC822_TEXT}
+_SEEN = {FetchAttr.RFC822, FetchAttr.RFC822_TEXT}  # RFC 3501 §6.4.5: these set \Seen
+
+
+def summary_of(raw: bytes) -> MessageSummary:
+    root = mime.parse(raw)
+    return MessageSummary(mime.envelope(root), mime.bodystructure(root))
+
+
+def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
+           root: mime.Part | None) -> tuple[str, encoder.Value]:
+    if isinstance(item, FetchBody):
+        assert root is not None
+        data = mime.partial(mime.section(root, item.section), item.partial)
+        return item.response_name(), encoder.Literal(data)
+    if item is FetchAttr.FLAGS:
+        return "FLAGS", encoder.Raw(encoder.flags(sorted(meta.flags)))
+    if item is FetchAttr.INTERNALDATE:
+        return "INTERNALDATE", encoder.Raw(encoder.quoted(format_date_time(meta.internal_date)))
+    if item is FetchAttr.RFC822_SIZE:
+        return "RFC822.SIZE", meta.size
+    if item is FetchAttr.UID:
+        return "UID", meta.uid
+    if item is FetchAttr.MODSEQ:
+        return "MODSEQ", [meta.modseq]
+    if item in _SUMMARY:
+        assert summary is not None
+        if item is FetchAttr.ENVELOPE:
+            return "ENVELOPE", encoder.envelope(summary.envelope)
+        return item.value, encoder.bodystructure(summary.bodystructure, extended=item is FetchAttr.BODYSTRUCTURE)
+    assert root is not None
+    text = {FetchAttr.RFC822: None, FetchAttr.RFC822_HEADER: SectionText.HEADER,
+            FetchAttr.RFC822_TEXT: SectionText.TEXT}[FetchAttr(item)]
+    data = root.raw if text is None else mime.section(root, Section(text=text))
+    return item.value, encoder.Literal(data)
+
+
+async def fetch(s: Session, cmd: c.Fetch) -> Ok:
+    view = s.selected
+    pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
+        s.condstore = True  # RFC 7162 §3.1
+    if cmd.changed_since is not None:
+        pairs = [(q, u) for q, u in pairs if u in view.meta and view.meta[u].modseq > cmd.changed_since]
+    need_summary = any(i in _SUMMARY for i in cmd.items if isinstance(i, FetchAttr))
+    need_raw = any(isinstance(i, FetchBody) or i in _RAW for i in cmd.items)
+    sets_seen = not view.read_only and any(
+        (isinstance(i, FetchBody) and i.sets_seen) or i in _SEEN for i in cmd.items
+    )
+    for start in range(0, len(pairs), CHUNK):
+        chunk = [(q, u) for q, u in pairs[start : start + CHUNK] if u not in view.pending_expunge]
+        uids = [u for _, u in chunk]
+        seen_now: set[int] = set()
+        if sets_seen:
+            unseen = [u for u in uids if "\\Seen" not in view.meta[u].flags]
+            if unseen:
+                result = await s.boxes.store_flags(view.name, unseen, StoreMode.ADD, ["\\Seen"])
+                for meta in result.updated:
+                    view.update(meta)
+                    seen_now.add(meta.uid)
+        summaries: Mapping[int, MessageSummary] = {}
+        if need_summary:
+            summaries = await s.boxes.fetch_summaries(view.name, uids)
+        for seq, uid in chunk:
+            meta = view.meta[uid]
+            root: mime.Part | None = None
+            if need_raw:
+                raw = await s.boxes.fetch_raw(view.name, uid)
+                if raw is None:
+                    continue  # expunged by another session meanwhile (RFC 3501 §7.4.1 allows omitting)
+                root = mime.parse(raw)
+            summary = summaries.get(uid)
+            if need_summary and summary is None:
+                raw = root.raw if root is not None else await s.boxes.fetch_raw(view.name, uid)
+                if raw is None:
+                    continue
+                summary = summary_of(raw)
+            items = [_value(item, meta, summary, root) for item in cmd.items]
+            if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
+                items.append(_value(FetchAttr.FLAGS, meta, None, None))  # RFC 3501 §6.4.5
+            await s.send(encoder.fetch_response(seq, items))
+    return Ok("FETCH completed")

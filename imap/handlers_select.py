@@ -1,0 +1,100 @@
+"""Selected state: CHECK, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE and their UID forms
+(RFC 3501 §6.4, RFC 4315 UIDPLUS, RFC 6851 MOVE, RFC 3691 UNSELECT, RFC 7162 CONDSTORE).
+FETCH is in :mod:`imap.handlers_fetch`, SEARCH in :mod:`imap.search`."""
+
+from __future__ import annotations
+
+from imap import command as c
+from imap import encoder
+from imap.backend import CopyResult, MailboxNotFound
+from imap.errors import Code, CommandFailed
+from imap.handlers_auth import canonical, normalise_flags
+from imap.outcome import Ok
+from imap.seqset import format_uids
+from imap.session import Session, require_writable
+
+
+async def check(s: Session, cmd: c.Check) -> Ok:
+    return Ok("CHECK completed")  # RFC 3501 §6.4.1: every write is already durable
+
+
+async def close(s: Session, cmd: c.Close) -> Ok:
+    view = s.selected
+    if not view.read_only:
+        await s.boxes.expunge(view.name)  # RFC 3501 §6.4.2: silently, no EXPUNGE responses
+    return Ok("CLOSE completed")
+
+
+async def unselect(s: Session, cmd: c.Unselect) -> Ok:
+    return Ok("UNSELECT completed")  # RFC 3691: like CLOSE without expunging
+
+
+async def expunge(s: Session, cmd: c.Expunge) -> Ok:
+    view = require_writable(s)
+    uids: list[int] | None = None
+    if cmd.uid and cmd.sequence_set is not None:  # RFC 4315 §2.1 UID EXPUNGE
+        uids = [u for _, u in view.resolve(cmd.sequence_set, uid=True)]
+        if not uids:
+            return Ok("EXPUNGE completed")
+    removed = await s.boxes.expunge(view.name, uids)
+    for line in view.expunged(removed):
+        await s.send(line)
+    return Ok("EXPUNGE completed")
+
+
+async def store(s: Session, cmd: c.Store) -> Ok:
+    view = require_writable(s)
+    pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    if cmd.unchanged_since is not None:
+        s.condstore = True  # RFC 7162 §3.1: using UNCHANGEDSINCE enables CONDSTORE
+    result = await s.boxes.store_flags(
+        view.name, [u for _, u in pairs], cmd.mode, normalise_flags(cmd.flags),
+        unchanged_since=cmd.unchanged_since,
+    )  # fmt: skip
+    changed = {m.uid for m in result.updated}
+    for updated in result.updated:
+        view.update(updated)
+    conflicts = set(result.conflicts)
+    for _, uid in pairs:
+        meta = view.meta.get(uid)
+        if meta is None or uid in conflicts or uid in view.pending_expunge:
+            continue
+        if not cmd.silent or (s.condstore and uid in changed):  # RFC 7162 §3.1.3: MODSEQ even if silent
+            await s.send(view.flags_response(meta, condstore=s.condstore, uid=cmd.uid))
+    if conflicts:
+        numbers = sorted(conflicts) if cmd.uid else sorted(view.seq_of(u) or 0 for u in conflicts)
+        return Ok("Some messages were modified", f"MODIFIED {format_uids(numbers)}")
+    return Ok("STORE completed")
+
+
+def _copyuid(result: CopyResult) -> str | None:
+    if not result.mapping:
+        return None
+    sources = format_uids([a for a, _ in result.mapping])
+    targets = format_uids([b for _, b in result.mapping])
+    return f"COPYUID {result.uidvalidity} {sources} {targets}"  # RFC 4315 §3
+
+
+async def copy(s: Session, cmd: c.Copy) -> Ok:
+    view = s.selected
+    uids = [u for _, u in view.resolve(cmd.sequence_set, uid=cmd.uid) if u not in view.pending_expunge]
+    try:
+        result = await s.boxes.copy(view.name, uids, canonical(cmd.mailbox))
+    except MailboxNotFound:
+        raise CommandFailed("No such mailbox", code=Code.TRYCREATE) from None  # RFC 3501 §6.4.7
+    return Ok("COPY completed", _copyuid(result))
+
+
+async def move(s: Session, cmd: c.Move) -> Ok:
+    view = require_writable(s)
+    uids = [u for _, u in view.resolve(cmd.sequence_set, uid=cmd.uid) if u not in view.pending_expunge]
+    try:
+        result = await s.boxes.move(view.name, uids, canonical(cmd.mailbox))
+    except MailboxNotFound:
+        raise CommandFailed("No such mailbox", code=Code.TRYCREATE) from None
+    code = _copyuid(result)
+    if code:  # RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs
+        await s.send(encoder.untagged(f"OK [{code}] Moved"))
+    for line in view.expunged([a for a, _ in result.mapping]):
+        await s.send(line)
+    return Ok("MOVE completed")

@@ -1,0 +1,176 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4, CHARSET UTF-8; RFC 7162 §3.1.5 MODSEQ).
+
+Flags, dates, sizes, UIDs and MODSEQ come from the session's view; header and text keys
+need the message, which is decrypted only then (``fetch_raw``). Matching is a
+case-insensitive substring test on decoded text (RFC 2047 words decoded, transfer
+encodings undone), as §6.4.4 asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import parsedate_to_datetime
+
+from imap import command as c
+from imap import command_types as t
+from imap import encoder
+from imap.backend import MessageMeta
+from imap.outcome import Ok
+from imap.session import Session
+
+_SYSTEM = {"\\SEEN", "\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\DRAFT", "\\RECENT"}
+
+
+@dataclass(slots=True)
+class _Candidate:
+    seq: int
+    meta: MessageMeta
+    raw: bytes | None = None
+    _headers: Message | None = field(default=None)
+
+    @property
+    def headers(self) -> Message:
+        if self._headers is None:
+            self._headers = email.message_from_bytes(self.raw or b"", policy=email.policy.compat32)
+        return self._headers
+
+
+def needs_content(key: t.SearchKey) -> bool:
+    if isinstance(key, t.SearchHeader | t.SearchText):
+        return True
+    if isinstance(key, t.SearchDate):
+        return key.field is t.DateField.SENT
+    if isinstance(key, t.SearchNot):
+        return needs_content(key.key)
+    if isinstance(key, t.SearchOr):
+        return needs_content(key.left) or needs_content(key.right)
+    if isinstance(key, t.SearchAnd):
+        return any(needs_content(k) for k in key.keys)
+    return False
+
+
+def uses_modseq(key: t.SearchKey) -> bool:
+    if isinstance(key, t.SearchModSeq):
+        return True
+    if isinstance(key, t.SearchNot):
+        return uses_modseq(key.key)
+    if isinstance(key, t.SearchOr):
+        return uses_modseq(key.left) or uses_modseq(key.right)
+    if isinstance(key, t.SearchAnd):
+        return any(uses_modseq(k) for k in key.keys)
+    return False
+
+
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value
+
+
+def _has_flag(flags: frozenset[str], flag: str) -> bool:
+    if flag.upper() == "\\RECENT":
+        return False  # no message is \Recent in this server (imap.selected)
+    if flag.upper() in _SYSTEM:
+        return any(f.upper() == flag.upper() for f in flags)
+    return flag in flags
+
+
+def _compare(day: dt.date, op: t.DateOp, target: dt.date) -> bool:
+    if op is t.DateOp.BEFORE:
+        return day < target
+    if op is t.DateOp.ON:
+        return day == target
+    return day >= target
+
+
+def _body_text(raw: bytes) -> str:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    texts: list[str] = []
+    for part in msg.walk():
+        if part.get_content_maintype() != "text":
+            continue
+        try:
+            texts.append(str(part.get_content()))
+        except (LookupError, ValueError, AssertionError):
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                texts.append(payload.decode("utf-8", "replace"))
+    return "\n".join(texts)
+
+
+def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bool:
+    def rec(k: t.SearchKey) -> bool:
+        return matches(k, m, exists=exists, max_uid=max_uid)
+
+    if isinstance(key, t.SearchAll):
+        return True
+    if isinstance(key, t.SearchFlag):
+        return _has_flag(m.meta.flags, key.flag) == key.present
+    if isinstance(key, t.SearchSize):
+        return m.meta.size > key.size if key.larger else m.meta.size < key.size
+    if isinstance(key, t.SearchSet):
+        return key.sequence_set.contains(m.meta.uid, max_uid) if key.uid else key.sequence_set.contains(m.seq, exists)
+    if isinstance(key, t.SearchModSeq):
+        return m.meta.modseq >= key.modseq
+    if isinstance(key, t.SearchNot):
+        return not rec(key.key)
+    if isinstance(key, t.SearchOr):
+        return rec(key.left) or rec(key.right)
+    if isinstance(key, t.SearchAnd):
+        return all(rec(k) for k in key.keys)
+    if isinstance(key, t.SearchDate):
+        if key.field is t.DateField.INTERNAL:
+            return _compare(m.meta.internal_date.date(), key.op, key.date)
+        value = m.headers.get("Date")
+        try:
+            sent = parsedate_to_datetime(str(value)) if value is not None else None
+        except (TypeError, ValueError, IndexError):
+            sent = None
+        return sent is not None and _compare(sent.date(), key.op, key.date)
+    if isinstance(key, t.SearchHeader):
+        values = m.headers.get_all(key.name) or []
+        if not key.value:
+            return bool(values)
+        needle = key.value.casefold()
+        return any(needle in _decoded(str(v)).casefold() for v in values)
+    if isinstance(key, t.SearchText):
+        needle = key.value.casefold()
+        raw = m.raw or b""
+        if key.scope is t.TextScope.TEXT:
+            header_text = " ".join(_decoded(str(v)) for v in m.headers.values())
+            if needle in header_text.casefold():
+                return True
+        return needle in _body_text(raw).casefold()
+    return False
+
+
+async def search(s: Session, cmd: c.Search) -> Ok:
+    view = s.selected
+    key = cmd.criteria or t.SearchAll()
+    content = needs_content(key)
+    exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
+    found: list[tuple[int, MessageMeta]] = []
+    for seq, uid in enumerate(list(view.uids), 1):
+        meta = view.meta.get(uid)
+        if meta is None or uid in view.pending_expunge:
+            continue
+        candidate = _Candidate(seq, meta)
+        if content:
+            candidate.raw = await s.boxes.fetch_raw(view.name, uid)
+            if candidate.raw is None:
+                continue
+        if matches(key, candidate, exists=exists, max_uid=max_uid):
+            found.append((seq, meta))
+    numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
+    line = ("SEARCH " + numbers).strip()
+    if uses_modseq(key) and found:  # RFC 7162 §3.1.5
+        s.condstore = True
+        line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
+    await s.send(encoder.untagged(line.encode("ascii")))
+    return Ok("SEARCH completed")

@@ -1,0 +1,128 @@
+"""The per-session view of the selected mailbox: sequence numbers ↔ UIDs and what the
+client has been told (RFC 3501 §2.3.1.2, §5.2, §7.4.1).
+
+The view is the only place that turns store changes into untagged ``EXISTS``,
+``EXPUNGE`` and ``FETCH (FLAGS ...)`` responses. Expunges found while the client may
+not hear about them (during FETCH, STORE, SEARCH: RFC 3501 §7.4.1) stay *pending*: the
+message keeps its sequence number until a command that allows ``EXPUNGE`` runs.
+\\Recent is not tracked (reported as 0, RFC 3501 §2.3.2 allows any one session to get it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+
+from imap import encoder
+from imap.backend import FolderStatus, Mailboxes, MessageMeta
+from imap.errors import BadCommand
+from imap.seqset import SequenceSet
+
+
+class SelectedView:
+    def __init__(self, name: str, status: FolderStatus, messages: Sequence[MessageMeta], *,
+                 read_only: bool) -> None:
+        self.name = name
+        self.read_only = read_only
+        self.uidvalidity = status.uidvalidity
+        self.uidnext = status.uidnext
+        self.highestmodseq = status.highestmodseq
+        self.uids: list[int] = [m.uid for m in messages]
+        self.meta: dict[int, MessageMeta] = {m.uid: m for m in messages}
+        self.pending_expunge: set[int] = set()
+
+    # --- lookups --------------------------------------------------------------------
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def resolve(self, sequence_set: SequenceSet, *, uid: bool) -> list[tuple[int, int]]:
+        """(seq, uid) pairs named by a set, ascending. Sequence numbers beyond EXISTS are
+        a BAD (RFC 3501 §9 seq-number); UIDs that do not exist are ignored (§6.4.8)."""
+        if uid:
+            top = self.uids[-1] if self.uids else 0
+            chosen = sequence_set.filter(self.uids, top)
+            return [(self.seq_of(u) or 0, u) for u in chosen]
+        sequence_set.check_sequence_numbers(self.exists)
+        return [(seq, self.uids[seq - 1]) for seq in sequence_set.iter(self.exists)]
+
+    def first_unseen(self) -> int | None:
+        for seq, uid in enumerate(self.uids, 1):
+            if "\\Seen" not in self.meta[uid].flags:
+                return seq
+        return None
+
+    def update(self, meta: MessageMeta) -> None:
+        if meta.uid in self.meta:
+            self.meta[meta.uid] = meta
+
+    # --- changes --------------------------------------------------------------------
+    async def refresh(self, boxes: Mailboxes, *, allow_expunge: bool, condstore: bool) -> list[bytes]:
+        """Catch up with the store; return the untagged responses to send now."""
+        out: list[bytes] = []
+        status = await boxes.folder_status(self.name)
+        changed: Sequence[MessageMeta] = ()
+        if status.highestmodseq != self.highestmodseq:
+            changed = await boxes.list_messages(self.name, changed_since=self.highestmodseq)
+        known_live = len(self.uids) - len(self.pending_expunge)
+        new = [m for m in changed if m.uid not in self.meta]
+        if status.messages != known_live + len(new):
+            # Something was expunged (or we missed an append): compare full UID lists.
+            everything = await boxes.list_messages(self.name)
+            live = {m.uid for m in everything}
+            self.pending_expunge |= {u for u in self.uids if u not in live}
+            changed = everything
+            new = [m for m in everything if m.uid not in self.meta]
+        self.highestmodseq = status.highestmodseq
+        self.uidnext = max(self.uidnext, status.uidnext)
+        for meta in changed:
+            old = self.meta.get(meta.uid)
+            if old is None or meta.uid in self.pending_expunge:
+                continue
+            self.meta[meta.uid] = meta
+            if old.flags != meta.flags or (condstore and old.modseq != meta.modseq):
+                out.append(self.flags_response(meta, condstore=condstore))
+        if allow_expunge:
+            out += self.flush_expunges()
+        if new:
+            for meta in sorted(new, key=lambda m: m.uid):
+                if self.uids and meta.uid < self.uids[-1]:
+                    continue  # UIDs only grow (RFC 3501 §2.3.1.1); ignore anything odd
+                self.uids.append(meta.uid)
+                self.meta[meta.uid] = meta
+            out.append(encoder.untagged(b"%d EXISTS" % self.exists))
+        return out
+
+    def flush_expunges(self) -> list[bytes]:
+        """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid."""
+        out: list[bytes] = []
+        for uid in sorted(self.pending_expunge, reverse=True):
+            seq = self.seq_of(uid)
+            if seq is not None:
+                del self.uids[seq - 1]
+                self.meta.pop(uid, None)
+                out.append(encoder.untagged(b"%d EXPUNGE" % seq))
+        self.pending_expunge.clear()
+        return out
+
+    def expunged(self, uids: Iterable[int]) -> list[bytes]:
+        """Our own EXPUNGE / MOVE: report at once (the command allows it)."""
+        self.pending_expunge |= set(uids)
+        return self.flush_expunges()
+
+    def flags_response(self, meta: MessageMeta, *, condstore: bool, uid: bool = False) -> bytes:
+        """Unsolicited ``* n FETCH (FLAGS ...)``; RFC 7162 §3.2: MODSEQ once CONDSTORE is on."""
+        seq = self.seq_of(meta.uid)
+        if seq is None:
+            raise BadCommand("message vanished")  # never reached: callers hold known UIDs
+        items: list[tuple[str, encoder.Value]] = []
+        if uid or condstore:
+            items.append(("UID", meta.uid))
+        items.append(("FLAGS", encoder.Raw(encoder.flags(sorted(meta.flags)))))
+        if condstore:
+            items.append(("MODSEQ", [meta.modseq]))
+        return encoder.fetch_response(seq, items)

@@ -1,0 +1,130 @@
+"""The thin asyncio shell around :class:`imap.session.Session` (DESIGN rule 2).
+
+asyncio streams only; the storage comes in as an :class:`imap.backend.Backend`, TLS as
+ready ``ssl.SSLContext`` objects (implicit TLS for IMAPS, RFC 8314 §3.3; STARTTLS on the
+plain port, RFC 3501 §6.2.1). Reads are bounded (``read_size`` per read, the receiver's
+line / literal limits per command); every write is drained (back-pressure); a
+connection silent for ``idle_timeout`` seconds is logged out (RFC 3501 §5.4: at least
+30 minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass, field, replace
+
+from imap.backend import Backend
+from imap.errors import Bye
+from imap.session import Session, SessionConfig
+
+log = logging.getLogger("imap.server")
+
+AUTOLOGOUT_SECONDS = 30 * 60.0  # RFC 3501 §5.4
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    session: SessionConfig = field(default_factory=SessionConfig)
+    idle_timeout: float = AUTOLOGOUT_SECONDS
+    read_size: int = 64 * 1024
+    max_connections: int = 2000
+    tls_handshake_timeout: float = 30.0
+
+
+class ImapServer:
+    """One listening socket. ``ssl_context`` = implicit TLS; ``starttls_context`` = STARTTLS."""
+
+    def __init__(self, backend: Backend, host: str, port: int, *, config: ServerConfig | None = None,
+                 ssl_context: ssl.SSLContext | None = None,
+                 starttls_context: ssl.SSLContext | None = None) -> None:
+        self.backend = backend
+        self.host = host
+        self.port = port
+        self.config = config or ServerConfig()
+        self.ssl_context = ssl_context
+        self.starttls_context = starttls_context
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def connections(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, ssl=self.ssl_context, limit=self.config.read_size,
+            ssl_handshake_timeout=self.config.tls_handshake_timeout if self.ssl_context else None,
+        )  # fmt: skip
+        if self.port == 0:
+            self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            log.exception("IMAP connection failed")
+        finally:
+            self._tasks.discard(task)
+            writer.close()  # the transport finishes closing on its own; no wait on a dead peer
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) else None
+        tls = writer.get_extra_info("ssl_object") is not None
+
+        async def send(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
+
+        if len(self._tasks) > self.config.max_connections:
+            await send(Bye("Too many connections, try later").response())
+            return
+        cfg = replace(self.config.session, starttls_available=self.starttls_context is not None and not tls)
+        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls)
+        log.debug("IMAP connection from %s (tls=%s)", peer, tls)
+        try:
+            await session.greet()
+            while not session.closed:
+                try:
+                    data = await asyncio.wait_for(reader.read(self.config.read_size), self.config.idle_timeout)
+                except TimeoutError:
+                    await send(Bye("Autologout; idle for too long").response())
+                    return
+                if not data:
+                    return
+                await session.data_received(data)
+                if session.starttls_requested:
+                    await self._starttls(reader, writer, session)
+        finally:
+            await session.close()
+
+    async def _starttls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: Session) -> None:
+        assert self.starttls_context is not None
+        # STARTTLS command injection: plaintext pipelined after STARTTLS must never be
+        # read as if it came over TLS (RFC 3501 §6.2.1, CVE-2011-0411 class).
+        if getattr(reader, "_buffer", b""):
+            await session.close()
+            return
+        await writer.start_tls(self.starttls_context, ssl_handshake_timeout=self.config.tls_handshake_timeout)
+        session.tls_started()

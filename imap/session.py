@@ -1,0 +1,255 @@
+"""One IMAP connection's protocol session, without sockets (DESIGN rule 2).
+
+The shell (:mod:`imap.server`) feeds received bytes to :meth:`Session.data_received` and
+gives the session an async ``send`` callback. The session drives the
+:class:`~imap.parser.CommandReceiver`, checks every command against the state table
+(:mod:`imap.state`), runs the handler of its command group (``imap/handlers_*``) over the
+:class:`~imap.backend.Backend` Protocol, writes the tagged response and moves the state.
+
+Two things need the shell: STARTTLS (the session sets :attr:`starttls_requested` and stops
+reading; the shell upgrades and calls :meth:`tls_started`) and closing (:attr:`closed`).
+IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from imap import encoder
+from imap.backend import Backend, Mailboxes
+from imap.capabilities import capabilities
+from imap.command import Command, Fetch, Search, Store
+from imap.errors import BadCommand, Bye, Code, CommandFailed, ImapError
+from imap.outcome import Ok
+from imap.parser import (
+    DEFAULT_APPENDLIMIT,
+    DEFAULT_MAX_LITERAL_UNAUTH,
+    CommandReceiver,
+    ContinuationLine,
+    LiteralMode,
+    NeedData,
+    NeedLiteral,
+)
+from imap.selected import SelectedView
+from imap.state import State, check, next_state
+
+log = logging.getLogger("imap.session")
+
+Send = Callable[[bytes], Awaitable[None]]
+Handler = Callable[["Session", Any], Awaitable[Ok]]
+LineHandler = Callable[["Session", bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    login_requires_tls: bool = True  # LOGINDISABLED before TLS (RFC 3501 §6.2.3)
+    starttls_available: bool = True
+    literal_mode: LiteralMode = LiteralMode.PLUS
+    appendlimit: int = DEFAULT_APPENDLIMIT
+    max_literal_unauth: int = DEFAULT_MAX_LITERAL_UNAUTH
+    idle_poll: float = 30.0  # seconds per wait_for_change call while IDLE
+    greeting: str = "IMAP4rev1 service ready"
+    server_id: tuple[tuple[str, str], ...] = (("name", "health-mail-gateway"),)
+
+
+class Session:
+    def __init__(self, backend: Backend, send: Send, *, config: SessionConfig | None = None,
+                 peer: str | None = None, tls: bool = False) -> None:
+        self.backend = backend
+        self.config = config or SessionConfig()
+        self.peer = peer
+        self.tls = tls
+        self.state = State.NOT_AUTHENTICATED
+        self.mailboxes: Mailboxes | None = None
+        self.view: SelectedView | None = None
+        self.condstore = False  # RFC 7162 §3.1: enabled by ENABLE / SELECT (CONDSTORE) / use
+        self.closed = False
+        self.starttls_requested = False
+        self.receiver = self._new_receiver()
+        self._send = send
+        self._line_handler: LineHandler | None = None  # AUTHENTICATE / IDLE continuation
+        self._idle_task: asyncio.Task[None] | None = None
+        self._idle_waiting = False
+        self._idle_stop = False
+
+    def _new_receiver(self) -> CommandReceiver:
+        return CommandReceiver(max_literal=self.config.max_literal_unauth, literal_mode=self.config.literal_mode)
+
+    # --- for handlers ---------------------------------------------------------------
+    async def send(self, data: bytes) -> None:
+        if not self.closed:
+            await self._send(data)
+
+    @property
+    def boxes(self) -> Mailboxes:
+        if self.mailboxes is None:
+            raise BadCommand("Not authenticated")
+        return self.mailboxes
+
+    @property
+    def selected(self) -> SelectedView:
+        if self.view is None:
+            raise BadCommand("No mailbox selected")
+        return self.view
+
+    def capabilities(self, state: State | None = None) -> tuple[str, ...]:
+        return capabilities(
+            state or self.state, tls=self.tls, login_requires_tls=self.config.login_requires_tls,
+            starttls_available=self.config.starttls_available, literal_mode=self.config.literal_mode,
+            appendlimit=self.config.appendlimit,
+        )  # fmt: skip
+
+    def capabilities_after_login(self) -> tuple[str, ...]:
+        return self.capabilities(State.AUTHENTICATED)
+
+    def logged_in(self, mailboxes: Mailboxes) -> None:
+        self.mailboxes = mailboxes
+        self.receiver.authenticated(max_literal=self.config.appendlimit)  # RFC 7889 APPENDLIMIT
+
+    def expect_line(self, handler: LineHandler) -> None:
+        """The next client line is a continuation (SASL response or IDLE ``DONE``)."""
+        self._line_handler = handler
+        self.receiver.expect_line()
+
+    def start_idle_watch(self, watch: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._idle_stop = False
+        self._idle_task = asyncio.create_task(watch())
+
+    async def stop_idle_watch(self) -> None:
+        """Stop the IDLE watcher without cutting a refresh in half."""
+        self._idle_stop = True
+        task, self._idle_task = self._idle_task, None
+        if task is None:
+            return
+        if self._idle_waiting:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    @property
+    def idle_should_stop(self) -> bool:
+        return self._idle_stop or self.closed
+
+    def idle_waiting(self, waiting: bool) -> None:
+        self._idle_waiting = waiting
+
+    # --- driving --------------------------------------------------------------------
+    async def greet(self) -> None:
+        code = "CAPABILITY " + " ".join(self.capabilities())
+        await self.send(encoder.untagged(f"OK [{code}] {self.config.greeting}"))
+
+    def tls_started(self) -> None:
+        self.tls = True
+        self.starttls_requested = False
+
+    async def close(self) -> None:
+        await self.stop_idle_watch()
+        self.closed = True
+
+    async def data_received(self, data: bytes) -> None:
+        self.receiver.feed(data)
+        while not (self.closed or self.starttls_requested):
+            try:
+                event = self.receiver.next_event()
+            except ImapError as exc:
+                await self._error(exc, exc.tag)
+                continue
+            if isinstance(event, NeedData):
+                return
+            if isinstance(event, NeedLiteral):
+                if event.synchronizing:  # RFC 3501 §7.5 command continuation request
+                    await self.send(encoder.continuation())
+                continue
+            if isinstance(event, ContinuationLine):
+                handler, self._line_handler = self._line_handler, None
+                if handler is not None:
+                    await self._guard(None, handler(self, event.line))
+                continue
+            await self._run(event)
+
+    async def _guard(self, tag: str | None, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except ImapError as exc:
+            await self._error(exc, tag)
+        except Exception:
+            log.exception("IMAP continuation failed")
+            await self.send(encoder.tagged(tag or "*", "NO", "Internal error", Code.SERVERBUG.value))
+
+    async def _error(self, exc: ImapError, tag: str | None) -> None:
+        if exc.detail:
+            log.info("imap %s: %s", exc.status, exc.detail)
+        await self.send(exc.response(tag))
+        if exc.close_connection:
+            if not isinstance(exc, Bye):
+                await self.send(Bye("Too many protocol errors").response())
+            await self.close()
+
+    async def _run(self, command: Command) -> None:
+        from imap.handlers import HANDLERS
+
+        name = command.command_name
+        try:
+            check(self.state, name, tls=self.tls, login_requires_tls=self.config.login_requires_tls)
+        except ImapError as exc:
+            await self._error(exc, command.tag)
+            return
+        handler = HANDLERS[type(command)]
+        try:
+            ok = await handler(self, command)
+        except ImapError as exc:
+            if exc.status == "NO":
+                self._move(next_state(self.state, name, ok=False))
+            await self._error(exc, command.tag)
+            return
+        except Exception:
+            log.exception("IMAP %s failed", name)
+            await self.send(encoder.tagged(command.tag, "NO", "Internal error, try again", Code.SERVERBUG.value))
+            return
+        if ok.text == "":  # the handler continues later (IDLE, AUTHENTICATE continuation)
+            return
+        self._move(next_state(self.state, name, ok=True))
+        await self._updates(command)
+        await self.send(encoder.tagged(command.tag, "OK", ok.text, ok.code))
+        if self.state is State.LOGOUT:
+            await self.close()
+
+    def _move(self, state: State) -> None:
+        if state is not State.SELECTED:
+            self.view = None
+        self.state = state
+
+    async def _updates(self, command: Command) -> None:
+        """Untagged changes before the tagged OK (RFC 3501 §5.2, §7.4.1: no EXPUNGE during
+        FETCH, STORE or SEARCH; their UID forms may carry it)."""
+        if self.view is None or command.name in ("SELECT", "EXAMINE"):
+            return
+        quiet = isinstance(command, Fetch | Store | Search) and not command.uid
+        await self.push_updates(allow_expunge=not quiet)
+
+    async def push_updates(self, *, allow_expunge: bool) -> None:
+        if self.view is not None and self.mailboxes is not None:
+            for line in await self.view.refresh(self.mailboxes, allow_expunge=allow_expunge,
+                                                condstore=self.condstore):
+                await self.send(line)
+
+    async def finish_continued(self, tag: str, state: State | None, ok: Ok) -> None:
+        """Tagged OK of a command that went through a continuation (AUTHENTICATE, IDLE)."""
+        if state is not None:
+            self._move(state)
+        await self.send(encoder.tagged(tag, "OK", ok.text, ok.code))
+
+    async def fail_continued(self, tag: str, exc: ImapError) -> None:
+        await self._error(exc, tag)
+
+
+def require_writable(session: Session) -> SelectedView:
+    view = session.selected
+    if view.read_only:
+        raise CommandFailed("Mailbox is read-only", code=Code.READ_ONLY)
+    return view
