@@ -193,7 +193,7 @@ def build_dsn(
     subject, text = _human(recipients, retry_until)
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"MAILER-DAEMON@{reporting_mta}"
-    report["To"] = f"<{to}>"
+    report["To"] = to
     report["Subject"] = encoded_header(subject)
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id or make_msgid(domain=reporting_mta)

@@ -64,8 +64,8 @@ def build_mdn(
     host = reporting_ua.split(";", 1)[0].strip() or "localhost"
 
     report = MIMEMultipart("report", report_type="disposition-notification")
-    report["From"] = f"<{final_recipient}>"
-    report["To"] = ", ".join(f"<{a}>" for a in to)
+    report["From"] = final_recipient
+    report["To"] = ", ".join(to)
     report["Subject"] = encoded_header("Accusé de lecture / Read receipt")
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id or make_msgid(domain=host)

@@ -40,8 +40,8 @@ def build_notification(*, to: str, hostname: str, now: datetime, message_id: str
     )
     msg = utf8_text(body)
     msg["MIME-Version"] = "1.0"
-    msg["From"] = f"<{no_reply_address(hostname)}>"
-    msg["To"] = f"<{to}>"
+    msg["From"] = no_reply_address(hostname)
+    msg["To"] = to
     msg["Subject"] = encoded_header(NOTIFICATION_SUBJECT)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id or make_msgid(domain=hostname)

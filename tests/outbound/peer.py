@@ -7,6 +7,7 @@ The server offers STARTTLS with a certificate from the dev CA, records what it r
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,10 +98,10 @@ class PeerHandler:
         return "250 2.0.0 queued"
 
 
-class _DsnSMTP(SMTP):  # type: ignore[misc]
+class _DsnSMTP(SMTP):
     """aiosmtpd refuses unknown MAIL/RCPT parameters: record the RFC 3461 ones and drop them."""
 
-    def _getparams(self, params: list[str]) -> dict[str, Any] | None:
+    def _getparams(self, params: Sequence[str]) -> dict[str, Any] | None:
         handler: PeerHandler = self.event_handler
         kept = []
         for p in params:
@@ -112,7 +113,7 @@ class _DsnSMTP(SMTP):  # type: ignore[misc]
         return result
 
 
-class PeerController(Controller):  # type: ignore[misc]
+class PeerController(Controller):
     def factory(self) -> SMTP:
         return _DsnSMTP(self.handler, **self.SMTP_kwargs)
 

@@ -66,8 +66,8 @@ async def test_data_refusal_applies_to_accepted_recipients(
 async def test_dsn_parameters_when_the_peer_offers_dsn(
         peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
     handler.offer_dsn = True
-    env = Envelope("dr@clinic.test", (QueuedRecipient("a@remote.test", ("SUCCESS", "FAILURE"), "rfc822;a@remote.test"),),
-                   ret="HDRS", envid="ENV+1")
+    rcpt = QueuedRecipient("a@remote.test", ("SUCCESS", "FAILURE"), "rfc822;a@remote.test")
+    env = Envelope("dr@clinic.test", (rcpt,), ret="HDRS", envid="ENV+1")
     report = await deliver(_dest(peer), env, MESSAGE, tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
     assert report.results[0].outcome == "delivered" and "peer-without-dsn" not in report.notes
     # RFC 3461 §4: xtext "+" -> "+2B" (aiosmtpd upper-cases what it hands over).
@@ -134,7 +134,7 @@ class FakeResolver:
 
     async def resolve(self, qname: str, rdtype: str) -> Iterable[Any]:
         self.asked.append((qname, rdtype))
-        found = self.answers.get((qname, rdtype), dns.resolver.NoAnswer())
+        found = self.answers.get((qname, rdtype), dns.resolver.NoAnswer())  # type: ignore[no-untyped-call]
         if isinstance(found, Exception):
             raise found
         return found
@@ -160,10 +160,10 @@ async def test_implicit_mx_falls_back_to_the_address_records() -> None:
 
 
 @pytest.mark.parametrize(("answer", "permanent", "status"), [
-    (dns.resolver.NXDOMAIN(), True, "5.1.2"),
+    (dns.resolver.NXDOMAIN(), True, "5.1.2"),  # type: ignore[no-untyped-call]
     ([_MX(0, ".")], True, "5.1.10"),  # RFC 7505 null MX
-    (dns.resolver.LifetimeTimeout(timeout=1.0, errors=[]), False, "4.4.3"),
-    (dns.resolver.NoNameservers(), False, "4.4.3"),
+    (dns.resolver.LifetimeTimeout(timeout=1.0, errors=[]), False, "4.4.3"),  # type: ignore[no-untyped-call]
+    (dns.resolver.NoNameservers(), False, "4.4.3"),  # type: ignore[no-untyped-call]
 ])
 async def test_dns_problems(answer: Any, permanent: bool, status: str) -> None:
     with pytest.raises(RouteError) as err:

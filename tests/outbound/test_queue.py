@@ -163,7 +163,8 @@ def test_reschedule_never_goes_past_expiry_and_expired_entries_are_due(store: St
 
 def test_enqueue_validates(store: Store) -> None:
     with store.db.write() as s:
-        for bad in ({"recipients": []}, {"kind": "spam"}, {"ret": "ALL"}):
+        bads: list[dict[str, object]] = [{"recipients": []}, {"kind": "spam"}, {"ret": "ALL"}]
+        for bad in bads:
             args = {"recipients": [QueuedRecipient("a@remote.test")], "kind": "message", "ret": None, **bad}
             with pytest.raises(ValueError):
                 queue.enqueue(s, store.keys, domain="remote.test", mail_from=None, message=b"x", now=T0,
