@@ -12,10 +12,12 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from routing.address import InvalidAddress, parse_address
 from routing.ins import InvalidINS, normalise_ins
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,24 +84,37 @@ def check_row(line: int, cells: list[str], ins_col: int, email_col: int | None) 
     return RosterRow(line, ins, email)
 
 
-def read_rows(handle: IO[str]) -> Iterator[RosterRow | BadRow]:
-    """Checked rows in file order. Without a header the columns are ``ins[,email]``."""
+RawRow = tuple[int, list[str]]
+
+
+def read_raw(handle: IO[str]) -> tuple[tuple[int, int | None], Iterator[RawRow]]:
+    """The column positions and the unchecked ``(line, cells)`` rows (checked later, maybe elsewhere).
+
+    Without a header the columns are ``ins[,email]``."""
     first = handle.readline()
-    if not first:
-        return
     reader = csv.reader(itertools.chain([first], handle), delimiter=_delimiter(first))
     head = next(reader, [])
-    if head and head[0].strip().lstrip("\ufeff").lower() in ("ins", "email"):
-        ins_col, email_col = _columns([head[0].lstrip("\ufeff"), *head[1:]])
-    else:
-        ins_col, email_col = 0, 1
-        yield check_row(reader.line_num, head, ins_col, email_col)
-    for cells in reader:
-        yield check_row(reader.line_num, cells, ins_col, email_col)
+    has_header = bool(head) and head[0].strip().lstrip("\ufeff").lower() in ("ins", "email")
+    cols = _columns([head[0].lstrip("\ufeff"), *head[1:]]) if has_header else (0, 1)
+
+    def rows() -> Iterator[RawRow]:
+        if head and not has_header:
+            yield reader.line_num, head
+        for cells in reader:
+            yield reader.line_num, cells
+
+    return cols, rows()
 
 
-def batches(rows: Iterator[RosterRow | BadRow], size: int) -> Iterator[list[RosterRow | BadRow]]:
-    batch: list[RosterRow | BadRow] = []
+def read_rows(handle: IO[str]) -> Iterator[RosterRow | BadRow]:
+    """Checked rows in file order."""
+    (ins_col, email_col), rows = read_raw(handle)
+    for line, cells in rows:
+        yield check_row(line, cells, ins_col, email_col)
+
+
+def batches(rows: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= size:

@@ -30,6 +30,9 @@ _CODE_TABLE = bytes(CODE_ALPHABET.encode()[b % len(CODE_ALPHABET)] for b in rang
 assert 256 % len(CODE_ALPHABET) == 0
 
 
+SQLITE_CACHE_KIB = 512 * 1024
+
+
 @dataclass(frozen=True)
 class PreparedBatch:
     """Everything secret for ``len(ins)`` new spaces, computed away from the database."""
@@ -42,6 +45,14 @@ class PreparedBatch:
     codes: list[str]
     code_hashes: list[str]
     uidvalidities: list[int]
+
+    def subset(self, keep: Sequence[int]) -> PreparedBatch:
+        """The entries at positions ``keep`` (in that order)."""
+        per = len(PATIENT_FOLDERS)
+        return PreparedBatch([self.ins[i] for i in keep], [self.mailbox_uids[i] for i in keep], self.master_version,
+                             [self.wrapped[i] for i in keep], [self.email_sealed[i] for i in keep],
+                             [self.codes[i] for i in keep], [self.code_hashes[i] for i in keep],
+                             [self.uidvalidities[i * per + j] for i in keep for j in range(per)])
 
 
 def new_codes(n: int) -> list[str]:
@@ -75,23 +86,9 @@ def prepare_batch(ring: MasterKeyring, items: Sequence[tuple[str, str | None]]) 
     return PreparedBatch([ins for ins, _ in items], uids, ring.current_version, wrapped, sealed, codes, hashes, uvs)
 
 
-_WORKER_RING: MasterKeyring | None = None
-
-
-def worker_init(ring: MasterKeyring) -> None:
-    """Pool initializer: the keyring lives in the worker for the pool's lifetime."""
-    global _WORKER_RING
-    _WORKER_RING = ring
-
-
-def worker_prepare(items: Sequence[tuple[str, str | None]]) -> PreparedBatch:
-    assert _WORKER_RING is not None, "worker_init was not called"
-    return prepare_batch(_WORKER_RING, items)
-
-
 def _bind(column: ColumnElement[Any], value: Any, session: Session) -> Any:
     dialect = session.get_bind().dialect
-    processor = column.type.bind_processor(dialect)
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor(value) if processor else value
 
 
@@ -137,6 +134,8 @@ def insert_batch(session: Session, batch: PreparedBatch, *, now: datetime, oppos
     raw = session.connection().connection.driver_connection
     assert raw is not None
     cursor = raw.cursor()
+    if not is_pg:  # random-key indexes (INS, mailbox uid) need a page cache sized for millions of rows
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     try:
         for table, columns, rows in tables:
             names = ", ".join(columns)

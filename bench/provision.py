@@ -1,0 +1,138 @@
+"""Benchmark: bulk patient provisioning (SPEC §11: 3.3 million spaces on one 2-core machine).
+
+    .venv/bin/python bench/provision.py --rows 3300000 --backend sqlite --backend postgresql
+
+For each backend: generate (once) a synthetic roster of unique INS (routing.ins.synthetic_ins,
+one row in three with a personal e-mail), import it with the same pipeline as
+``gateway patient import`` (codes written to a file), then time RCPT-style lookups of a
+patient by INS (p50/p99 over random INS) and show the query plan. Prints a Markdown row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from crypto.keyring import MasterKeyring
+from gateway.provisioning import ImportOptions, import_roster
+from gateway.roster import BadRow
+from gateway.store import migrate
+from gateway.store.db import Database
+from gateway.store.models import Patient
+from gateway.testing import pg
+from routing.ins import synthetic_ins
+
+
+def make_roster(path: Path, rows: int, seed: int, sample: int) -> list[str]:
+    """Write ``rows`` unique synthetic INS; return a random sample of them for lookups."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    picked: list[str] = []
+    with path.open("w", encoding="utf-8") as out:
+        out.write("ins,email\n")
+        while len(seen) < rows:
+            ins = synthetic_ins(rng)
+            if ins in seen:
+                continue
+            seen.add(ins)
+            n = len(seen)
+            out.write(f"{ins},p{n}@perso.example\n" if n % 3 == 0 else f"{ins},\n")
+            if len(picked) < sample:
+                picked.append(ins)
+            elif (j := rng.randrange(n)) < sample:
+                picked[j] = ins
+    return picked
+
+
+def lookups(db: Database, sample: list[str]) -> tuple[float, float, str]:
+    times = []
+    with db.read() as session:
+        for ins in sample:
+            start = time.perf_counter()
+            session.execute(select(Patient.id, Patient.state, Patient.mailbox_id).where(Patient.ins == ins)).one()
+            times.append(time.perf_counter() - start)
+        if db.is_sqlite:
+            plan = session.execute(text("EXPLAIN QUERY PLAN SELECT id FROM patients WHERE ins = :i"),
+                                   {"i": sample[0]}).all()
+            plan_text = "; ".join(str(r[-1]) for r in plan)
+        else:
+            plan = session.execute(text("EXPLAIN SELECT id FROM patients WHERE ins = :i"), {"i": sample[0]}).all()
+            plan_text = "; ".join(str(r[0]).strip() for r in plan)
+    q = statistics.quantiles(times, n=100)
+    return q[49] * 1e3, q[98] * 1e3, plan_text
+
+
+def run(url: str, roster: Path, sample: list[str], workers: int, batch: int) -> dict[str, object]:
+    db = Database(url, pool_size=2)
+    migrate.upgrade(db.engine)
+    ring = MasterKeyring({1: os.urandom(32)})
+    opts = ImportOptions(now=datetime.now(UTC), opposition_window=timedelta(days=42),
+                         code_validity=timedelta(days=42), actor="bench", batch_size=batch, workers=workers)
+    bad: list[BadRow] = []
+    with tempfile.NamedTemporaryFile("w", suffix=".codes.csv") as codes, roster.open(encoding="utf-8") as handle:
+        def on_codes(ins: object, new: object, expires: datetime) -> None:
+            for i, c in zip(ins, new, strict=True):  # type: ignore[call-overload]
+                codes.write(f"{i},{c},{expires:%Y-%m-%dT%H:%M:%S}\n")
+
+        start = time.perf_counter()
+        report = import_roster(db, ring, handle, opts, on_bad=bad.append, on_codes=on_codes,
+                               on_progress=lambda n: print(f"  {n:,} lines", file=sys.stderr, flush=True)
+                               if n % 500_000 < batch else None)
+        elapsed = time.perf_counter() - start
+    p50, p99, plan = lookups(db, sample)
+    db.dispose()
+    return {"rows": report.created, "seconds": elapsed, "rate": report.created / elapsed, "bad": len(bad),
+            "p50_ms": p50, "p99_ms": p99, "plan": plan,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=3_300_000)
+    parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "hmg-bench")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    roster = args.dir / f"roster-{args.rows}.csv"
+    start = time.perf_counter()
+    sample = make_roster(roster, args.rows, seed=20240601, sample=args.lookups)
+    print(f"roster: {roster} ({roster.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - start:.0f}s",
+          file=sys.stderr)
+    for backend in args.backend or ["sqlite"]:
+        if backend == "sqlite":
+            path = args.dir / f"bench-{args.rows}.db"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            result = run(f"sqlite:///{path}", roster, sample, args.workers, args.batch)
+            result["db_mb"] = path.stat().st_size / 1e6
+        else:
+            problem = pg.server_available()
+            if problem:
+                print(f"postgresql skipped: {problem}", file=sys.stderr)
+                continue
+            with pg.temporary_database("hmg_bench") as url:
+                result = run(url, roster, sample, args.workers, args.batch)
+        print(f"{backend}: {result}", file=sys.stderr)
+        print(f"| {backend} | {result['rows']:,} | {result['seconds']:.0f} s | {result['rate']:,.0f} rows/s "
+              f"| {result['rss_mb']:.0f} MB (workers {result['child_rss_mb']:.0f} MB) "
+              f"| {result['p50_ms']:.3f} ms | {result['p99_ms']:.3f} ms |")
+        print(f"  plan: {result['plan']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

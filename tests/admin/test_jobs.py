@@ -1,0 +1,159 @@
+"""Lifecycle jobs with an injected clock: each moves exactly the rows that are due, once."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from crypto.envelope import DecryptionError
+from gateway.jobs import JOBS, JobConfig, run_job
+from gateway.settings import JobSettings, PatientSettings
+from gateway.store.accounts import add_hosted_domain, add_pro
+from gateway.store.keys import KeyUnavailable
+from gateway.store.messages import append_message, read_message
+from gateway.store.models import AuditEntry, DataKey, Folder, Message, Patient, ProAccount, QueueEntry
+from gateway.store.patients import provision
+from gateway.testing.store import Store
+from routing.ins import synthetic_ins
+
+T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
+CFG = JobConfig(PatientSettings(), JobSettings())
+
+
+def _patients(store: Store, n: int, *, seed: int = 3) -> list[int]:
+    rng = random.Random(seed)
+    ids = []
+    with store.db.write() as session:
+        for _ in range(n):
+            done = provision(session, store.keys, synthetic_ins(rng), email="p@perso.example", now=T0,
+                             opposition_window=timedelta(days=42), code_validity=timedelta(days=30))
+            ids.append(done.patient.id)
+    return ids
+
+
+def _state(store: Store, pid: int) -> Patient:
+    with store.db.read() as session:
+        patient = session.get(Patient, pid)
+        assert patient is not None
+        return patient
+
+
+def _run(store: Store, name: str, now: datetime) -> dict[str, int]:
+    result = run_job(store.db, store.keys, CFG, name, now)
+    assert result.ran
+    return result.counts
+
+
+def test_open_after_opposition_window_and_code_expiry(store: Store) -> None:
+    early, late, opposed = _patients(store, 3)
+    with store.db.write() as session:
+        p = session.get(Patient, late)
+        assert p is not None
+        p.opposition_deadline = T0 + timedelta(days=60)
+        o = session.get(Patient, opposed)
+        assert o is not None
+        o.state = "opposed"
+    assert _run(store, "open-mailboxes", T0 + timedelta(days=41)) == {"opened": 0}
+    assert _run(store, "open-mailboxes", T0 + timedelta(days=42)) == {"opened": 1}
+    assert _run(store, "open-mailboxes", T0 + timedelta(days=42)) == {"opened": 0}
+    assert [_state(store, i).state for i in (early, late, opposed)] == ["open", "provisioned", "opposed"]
+    assert _state(store, early).opened_at == T0 + timedelta(days=42)
+    assert _run(store, "expire-codes", T0 + timedelta(days=29)) == {"expired": 0}
+    assert _run(store, "expire-codes", T0 + timedelta(days=30)) == {"expired": 3}
+    assert all(_state(store, i).activation_code_hash is None for i in (early, late, opposed))
+
+
+def test_closed_spaces_archived_then_purged_and_messages_no_longer_decrypt(store: Store) -> None:
+    closed, kept, deleting, other = _patients(store, 4)
+    with store.db.write() as session:
+        for pid in (closed, kept):
+            p = session.get(Patient, pid)
+            assert p is not None
+            p.state, p.closed_at = "closed", T0 + timedelta(days=1 if pid == closed else 100)
+        d = session.get(Patient, deleting)
+        assert d is not None and d.mailbox_id is not None
+        d.deletion_requested_at = T0
+        mailbox = session.get(Patient, closed).mailbox_id  # type: ignore[union-attr]
+        assert mailbox is not None
+        stored = append_message(session, store.keys, mailbox, "INBOX", b"Subject: secret\r\n\r\nbody\r\n")
+        sealed = session.get(Message, stored.message_id).sealed  # type: ignore[union-attr]
+        key_id = store.keys.for_mailbox(session, mailbox).data_key_id
+    with store.db.read() as session:
+        assert read_message(session, store.keys, stored.message_id).endswith(b"body\r\n")
+    retention = timedelta(days=PatientSettings().archive_retention_days)
+    assert _run(store, "closed-spaces", T0 + timedelta(days=2)) == {"archived": 2, "purged": 0}
+    assert _state(store, closed).purge_after == T0 + timedelta(days=1) + retention
+    assert _run(store, "closed-spaces", T0 + timedelta(days=1) + retention) == {"archived": 0, "purged": 1}
+    assert _run(store, "closed-spaces", T0 + timedelta(days=1) + retention) == {"archived": 0, "purged": 0}
+    purged = _state(store, closed)
+    assert purged.state == "purged" and purged.ins and purged.email_sealed is None and purged.purged_at
+    assert _state(store, kept).state == "closed"
+    store.keys.forget()
+    with store.db.read() as session:
+        with pytest.raises(LookupError):
+            read_message(session, store.keys, stored.message_id)
+        with pytest.raises(KeyUnavailable):
+            store.keys.by_id(session, key_id)
+        assert session.execute(select(func.count()).select_from(Folder)
+                               .where(Folder.mailbox_id == purged.mailbox_id)).scalar_one() == 0
+    with store.db.read() as session, pytest.raises((KeyUnavailable, DecryptionError)):
+        store.keys.by_id(session, key_id).open("msg", "x", sealed)  # the copied ciphertext is unreadable
+    assert _run(store, "deletion-requests", T0 + timedelta(days=5)) == {"purged": 1, "past_deadline": 0}
+    assert _run(store, "deletion-requests", T0 + timedelta(days=5)) == {"purged": 0, "past_deadline": 0}
+    assert _state(store, deleting).state == "purged" and _state(store, other).state == "provisioned"
+    with store.db.read() as session:
+        assert session.execute(select(func.count()).select_from(DataKey)).scalar_one() == 2  # kept + other
+
+
+def test_pro_inactivity_warns_then_disables(store: Store) -> None:
+    with store.db.write() as session:
+        domain = add_hosted_domain(session, "cabinet.example")
+        for name in ("idle", "active", "back"):
+            add_pro(session, store.keys, f"{name}@cabinet.example", domain, name=None, password=None)
+        for pro in session.execute(select(ProAccount)).scalars():
+            pro.created_at = T0 - timedelta(days=400)
+            pro.last_login_at = T0 - timedelta(days=10) if pro.address.startswith("active") else None
+    warned = _run(store, "pro-inactivity", T0)
+    assert warned == {"warned": 2, "disabled": 0, "warning_cleared": 0}
+    assert _run(store, "pro-inactivity", T0) == {"warned": 0, "disabled": 0, "warning_cleared": 0}
+    with store.db.write() as session:
+        back = session.execute(select(ProAccount).where(ProAccount.address == "back@cabinet.example")).scalar_one()
+        back.last_login_at = T0 + timedelta(days=3)
+    assert _run(store, "pro-inactivity", T0 + timedelta(days=30)) == {"warned": 0, "disabled": 1,
+                                                                       "warning_cleared": 1}
+    with store.db.read() as session:
+        status = dict(session.execute(select(ProAccount.address, ProAccount.status)).tuples().all())
+    assert status == {"idle@cabinet.example": "disabled", "active@cabinet.example": "active",
+                      "back@cabinet.example": "active"}
+
+
+def test_queue_expiry_hands_entries_to_the_worker(store: Store) -> None:
+    with store.db.write() as session:
+        for i, (expires, lease) in enumerate([(T0 - timedelta(hours=1), None), (T0 + timedelta(hours=1), None),
+                                              (T0 - timedelta(hours=1), T0 + timedelta(minutes=5))]):
+            session.add(QueueEntry(uuid=f"{i:032x}", domain="ets.example", envelope_sealed=b"e", message_sealed=b"m",
+                                   size=1, status="pending", attempts=1, created_at=T0 - timedelta(days=5),
+                                   next_attempt_at=T0 + timedelta(hours=2), expires_at=expires, lease_until=lease))
+    assert _run(store, "queue-expiry", T0) == {"marked_due": 1}
+    assert _run(store, "queue-expiry", T0) == {"marked_due": 0}
+    with store.db.read() as session:
+        due = session.execute(select(QueueEntry.uuid).where(QueueEntry.next_attempt_at <= T0)).scalars().all()
+        statuses = set(session.execute(select(QueueEntry.status)).scalars())
+    assert due == [f"{0:032x}"] and statuses == {"pending"}
+
+
+def test_every_job_is_audited_once_per_run_that_changes_something(store: Store) -> None:
+    _patients(store, 2)
+    with store.db.read() as session:
+        before = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    later = T0 + timedelta(days=50)
+    for name in JOBS:
+        run_job(store.db, store.keys, CFG, name, later)
+    with store.db.read() as session:
+        rows = session.execute(select(AuditEntry).where(AuditEntry.id > before)).scalars().all()
+    assert sorted(r.action for r in rows) == ["jobs.expire-codes", "jobs.open-mailboxes"]
+    assert all(r.actor == "system:jobs" for r in rows)
+    assert all('"opened":2' in r.details or '"expired":2' in r.details for r in rows)
