@@ -9,12 +9,16 @@ from email.message import EmailMessage, Message
 
 import pytest
 
+from gateway.outbound import queue
 from gateway.outbound.dsn import DsnRecipient, build_dsn, header_block, notices
 from gateway.outbound.mdn import NoMdnRequested, build_mdn, mdn_addresses
-from gateway.outbound.notify import NOTIFICATION_TEXT, build_notification, notification_due
+from gateway.outbound.notify import NOTIFICATION_TEXT, build_notification, notification_due, queue_notification
 from gateway.outbound.values import Envelope, Outcome, QueuedRecipient, RecipientResult
+from gateway.store.patients import provision
+from gateway.testing.store import Store
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+INS = "185057800608491"
 ORIGINAL = (b"From: Dr A <dr@clinic.test>\r\nTo: b@remote.test\r\nSubject: Compte rendu confidentiel\r\n"
             b"Message-ID: <orig@clinic.test>\r\n\r\nCorps du message\r\n")
 
@@ -178,3 +182,29 @@ def test_notification_rate_limit() -> None:
     assert notification_due(None, NOW, hour)
     assert not notification_due(NOW - timedelta(minutes=59), NOW, hour)
     assert notification_due(NOW - hour, NOW, hour)
+
+
+def test_queue_notification_once_per_interval(store: Store) -> None:
+    interval, age = timedelta(minutes=60), timedelta(hours=24)
+    with store.db.write() as s:
+        patient = provision(s, store.keys, INS, email="someone@personal.example", now=NOW,
+                            opposition_window=timedelta(days=42), code_validity=timedelta(days=42),
+                            open_now=True).patient
+        first = queue_notification(s, store.keys, patient, hostname="mail.gateway.test", now=NOW,
+                                   interval=interval, max_age=age)
+        again = queue_notification(s, store.keys, patient, hostname="mail.gateway.test",
+                                   now=NOW + timedelta(minutes=30), interval=interval, max_age=age)
+        later = queue_notification(s, store.keys, patient, hostname="mail.gateway.test",
+                                   now=NOW + interval, interval=interval, max_age=age)
+        assert first is not None and again is None and later is not None
+        assert first.kind == "notification" and first.domain == "personal.example"
+        assert patient.last_notified_at == NOW + interval
+        patient.notifications_enabled = False
+        assert queue_notification(s, store.keys, patient, hostname="mail.gateway.test",
+                                  now=NOW + 3 * interval, interval=interval, max_age=age) is None
+    with store.db.write() as s:
+        claimed = queue.claim_due(s, store.keys, owner="t", now=NOW + interval, lease=interval, limit=5)
+    assert len(claimed) == 2
+    assert claimed[0].envelope.mail_from is None  # null reverse-path: no bounce loop
+    assert claimed[0].envelope.recipients[0].notify == ("NEVER",)
+    assert _text(_parse(claimed[0].message)).startswith(NOTIFICATION_TEXT)
