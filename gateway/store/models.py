@@ -254,3 +254,74 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never content
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork cannot commit
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AdminAccount(Base):
+    """An administrator of the web console and API: password (argon2) + TOTP (sealed)."""
+
+    __tablename__ = "admins"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
+    totp_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    last_totp_step: Mapped[int] = mapped_column(BigInteger, default=0)  # a code is accepted once
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AdminSession(Base):
+    """A server-side admin console session; the cookie carries a random token, stored hashed."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    peer: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class AdminToken(Base):
+    """An admin API bearer token (``gateway admin token NAME``), stored as a SHA-256 hash."""
+
+    __tablename__ = "admin_api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class DailyStat(Base):
+    """Adoption figures per day that no other table keeps (messages, documents exchanged)."""
+
+    __tablename__ = "daily_stats"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD (UTC)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebSession(Base):
+    """A patient's web inbox session (issue 5): only a hash of the cookie's token is stored.
+
+    ``stage`` is ``activation`` between a valid activation code and the end of enrolment,
+    ``full`` once logged in. ``pending_sealed`` holds what is being enrolled (password hash,
+    TOTP secret) sealed under the patient's data key until the first code is verified.
+    """
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(16), default="full")  # activation | full
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)

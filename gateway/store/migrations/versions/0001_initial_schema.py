@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 06:44:32.067590
+Create Date: 2026-11-23 07:00:40.986008
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = "0001"
 down_revision = None
@@ -37,6 +38,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_subject_ref"), ["subject_ref"], unique=False)
 
+    op.create_table(
+        "daily_stats",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("metric", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "metric", name=op.f("pk_daily_stats")),
+    )
     op.create_table(
         "mailboxes",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -76,10 +84,7 @@ def upgrade() -> None:
         sa.Column("wrapped", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["mailbox_id"],
-            ["mailboxes.id"],
-            name=op.f("fk_data_keys_mailbox_id_mailboxes"),
-            ondelete="CASCADE",
+            ["mailbox_id"], ["mailboxes.id"], name=op.f("fk_data_keys_mailbox_id_mailboxes"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_keys")),
     )
@@ -127,20 +132,36 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("totp_sealed", sa.LargeBinary(), nullable=True),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["mailbox_id"], ["mailboxes.id"], name=op.f("fk_patients_mailbox_id_mailboxes")
-        ),
+        sa.ForeignKeyConstraint(["mailbox_id"], ["mailboxes.id"], name=op.f("fk_patients_mailbox_id_mailboxes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
         sa.UniqueConstraint("ins", name=op.f("uq_patients_ins")),
         sa.UniqueConstraint("mailbox_id", name=op.f("uq_patients_mailbox_id")),
     )
     with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_patients_opposition_deadline"), ["opposition_deadline"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_patients_opposition_deadline"), ["opposition_deadline"], unique=False)
         batch_op.create_index(batch_op.f("ix_patients_purge_after"), ["purge_after"], unique=False)
         batch_op.create_index(batch_op.f("ix_patients_state"), ["state"], unique=False)
 
+    op.create_table(
+        "admins",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("totp_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("totp_data_key_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("last_totp_step", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["totp_data_key_id"],
+            ["data_keys.id"],
+            name=op.f("fk_admins_totp_data_key_id_data_keys"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admins")),
+        sa.UniqueConstraint("name", name=op.f("uq_admins_name")),
+    )
     op.create_table(
         "conversations",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -152,16 +173,10 @@ def upgrade() -> None:
         sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["data_key_id"],
-            ["data_keys.id"],
-            name=op.f("fk_conversations_data_key_id_data_keys"),
-            ondelete="SET NULL",
+            ["data_key_id"], ["data_keys.id"], name=op.f("fk_conversations_data_key_id_data_keys"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["mailbox_id"],
-            ["mailboxes.id"],
-            name=op.f("fk_conversations_mailbox_id_mailboxes"),
-            ondelete="CASCADE",
+            ["mailbox_id"], ["mailboxes.id"], name=op.f("fk_conversations_mailbox_id_mailboxes"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
         sa.UniqueConstraint("uuid", name=op.f("uq_conversations_uuid")),
@@ -207,16 +222,72 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=500), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["data_key_id"],
-            ["data_keys.id"],
-            name=op.f("fk_outbound_queue_data_key_id_data_keys"),
-            ondelete="SET NULL",
+            ["data_key_id"], ["data_keys.id"], name=op.f("fk_outbound_queue_data_key_id_data_keys"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_queue")),
         sa.UniqueConstraint("uuid", name=op.f("uq_outbound_queue_uuid")),
     )
     with op.batch_alter_table("outbound_queue", schema=None) as batch_op:
         batch_op.create_index("ix_outbound_queue_due", ["status", "next_attempt_at"], unique=False)
+
+    op.create_table(
+        "web_sessions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("patient_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("stage", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=True),
+        sa.Column("csrf_secret", sa.String(length=64), nullable=False),
+        sa.Column("pending_sealed", sa.LargeBinary(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patients.id"], name=op.f("fk_web_sessions_patient_id_patients"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_web_sessions")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_web_sessions_token_hash")),
+    )
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_web_sessions_last_seen_at"), ["last_seen_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_web_sessions_patient_id"), ["patient_id"], unique=False)
+
+    op.create_table(
+        "admin_api_tokens",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("admin_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("label", sa.String(length=100), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["admin_id"], ["admins.id"], name=op.f("fk_admin_api_tokens_admin_id_admins"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_api_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_admin_api_tokens_token_hash")),
+    )
+    with op.batch_alter_table("admin_api_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_admin_api_tokens_admin_id"), ["admin_id"], unique=False)
+
+    op.create_table(
+        "admin_sessions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("admin_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("peer", sa.String(length=64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["admin_id"], ["admins.id"], name=op.f("fk_admin_sessions_admin_id_admins"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_sessions")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_admin_sessions_token_hash")),
+    )
+    with op.batch_alter_table("admin_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_admin_sessions_admin_id"), ["admin_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_admin_sessions_expires_at"), ["expires_at"], unique=False)
 
     op.create_table(
         "messages",
@@ -239,10 +310,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["data_key_id"],
-            ["data_keys.id"],
-            name=op.f("fk_messages_data_key_id_data_keys"),
-            ondelete="SET NULL",
+            ["data_key_id"], ["data_keys.id"], name=op.f("fk_messages_data_key_id_data_keys"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
             ["folder_id"], ["folders.id"], name=op.f("fk_messages_folder_id_folders"), ondelete="CASCADE"
@@ -271,9 +339,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["domain_id"], ["hosted_domains.id"], name=op.f("fk_pro_accounts_domain_id_hosted_domains")
         ),
-        sa.ForeignKeyConstraint(
-            ["mailbox_id"], ["mailboxes.id"], name=op.f("fk_pro_accounts_mailbox_id_mailboxes")
-        ),
+        sa.ForeignKeyConstraint(["mailbox_id"], ["mailboxes.id"], name=op.f("fk_pro_accounts_mailbox_id_mailboxes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pro_accounts")),
         sa.UniqueConstraint("address", name=op.f("uq_pro_accounts_address")),
         sa.UniqueConstraint("mailbox_id", name=op.f("uq_pro_accounts_mailbox_id")),
@@ -292,6 +358,20 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_messages_conversation_id"))
 
     op.drop_table("messages")
+    with op.batch_alter_table("admin_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_admin_sessions_expires_at"))
+        batch_op.drop_index(batch_op.f("ix_admin_sessions_admin_id"))
+
+    op.drop_table("admin_sessions")
+    with op.batch_alter_table("admin_api_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_admin_api_tokens_admin_id"))
+
+    op.drop_table("admin_api_tokens")
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_web_sessions_patient_id"))
+        batch_op.drop_index(batch_op.f("ix_web_sessions_last_seen_at"))
+
+    op.drop_table("web_sessions")
     with op.batch_alter_table("outbound_queue", schema=None) as batch_op:
         batch_op.drop_index("ix_outbound_queue_due")
 
@@ -301,6 +381,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_conversations_mailbox_id"))
 
     op.drop_table("conversations")
+    op.drop_table("admins")
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patients_state"))
         batch_op.drop_index(batch_op.f("ix_patients_purge_after"))
@@ -315,6 +396,7 @@ def downgrade() -> None:
     op.drop_table("data_keys")
     op.drop_table("trusted_domains")
     op.drop_table("mailboxes")
+    op.drop_table("daily_stats")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_subject_ref"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
