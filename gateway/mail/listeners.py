@@ -41,7 +41,8 @@ class MailRuntime:
                         allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
         directory = Directory(svc.db, s.domains.patient_domain)
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
-                            queue_max_age=timedelta(hours=s.queue.max_age_hours))
+                            queue_max_age=timedelta(hours=s.queue.max_age_hours),
+                            notification_interval=timedelta(minutes=s.queue.notification_interval_minutes))
         return cls(directory, pipeline, Authenticator(svc.db), ConnectionLimiter(limits.max_connections_per_ip),
                    limits, InternalMail(directory, pipeline))
 

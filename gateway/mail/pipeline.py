@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.mail.directory import LocalTarget, RemoteTarget, Target
@@ -26,6 +27,7 @@ from gateway.store.changes import ChangeHub
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.messages import append_message
+from gateway.store.models import Patient
 from routing.address import Address
 from routing.decide import conversation_effect
 
@@ -70,12 +72,14 @@ class Delivered:
 class Pipeline:
     def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *, hostname: str,
                  queue_max_age: timedelta = timedelta(days=5),
+                 notification_interval: timedelta | None = timedelta(hours=1),
                  after_commit: Sequence[Callable[[Delivered, Inbound, HeaderInfo], None]] = ()) -> None:
         self.db = db
         self.keys = keys
         self.hub = hub
         self.hostname = hostname
         self.queue_max_age = queue_max_age
+        self.notification_interval = notification_interval
         self.after_commit = list(after_commit)
 
     async def deliver(self, inbound: Inbound, raw: bytes) -> Delivered:
@@ -136,11 +140,26 @@ class Pipeline:
             stored = append_message(session, self.keys, target.mailbox_id, folder, stamped, flags=flags,
                                     internal_date=at, conversation_id=conversation_id)
             touched.append(target.mailbox_id)
+            if target.kind == "patient" and folder == "INBOX":
+                self._notify_patient(session, target.owner_id, at)
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
                          details={"message": stored.message_id, "size": len(stamped), "folder": folder})
             count += 1
         return count
+
+    def _notify_patient(self, session: Session, patient_id: int, at: datetime) -> None:
+        """SPEC §7: one content-free notification to the personal address, rate-limited."""
+        if self.notification_interval is None:
+            return
+        from gateway.outbound.notify import queue_notification
+
+        patient = session.execute(select(Patient).where(Patient.id == patient_id).with_for_update()).scalar_one()
+        entry = queue_notification(session, self.keys, patient, hostname=self.hostname, now=at,
+                                   interval=self.notification_interval, max_age=self.queue_max_age)
+        if entry is not None:
+            audit.record(session, actor="system", action="patient.notify", subject_ref=f"patient:{patient_id}",
+                         now=at, details={"entry": entry.uuid})
 
     def _queue_remote(self, session: Session, inbound: Inbound, stamped: bytes, at: datetime) -> int:
         from gateway.outbound.queue import QueuedRecipient, enqueue

@@ -52,9 +52,17 @@ def make_home(root: Path, *, hostname: str = "mx.gateway.test", patient_domain: 
 
 
 @contextmanager
-def live_gateway(home: Path, *, env: Mapping[str, str] | None = None, factories: list[object] | None = None
-                 ) -> Iterator[LiveGateway]:
-    """Start every listener (or ``factories``) of the gateway in ``home``; stop them afterwards."""
+def live_gateway(home: Path, *, env: Mapping[str, str] | None = None, factories: list[object] | None = None,
+                 outbound: bool = False) -> Iterator[LiveGateway]:
+    """Start every listener (or ``factories``) of the gateway in ``home``; stop them afterwards.
+
+    The outbound queue worker runs only with ``outbound=True``: tests must not make DNS
+    look-ups for the synthetic domains (routes in trust entries point at loopback peers).
+    """
+    if factories is None:
+        from gateway.server import listener_factories
+
+        factories = [f for f in listener_factories() if outbound or f.__name__ != "start_outbound"]
     overrides = dict(env or listen_env())
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
