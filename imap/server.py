@@ -80,6 +80,8 @@ class ImapServer:
         self._tasks.add(task)
         try:
             await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            pass  # server closing: end quietly (streams would log a cancelled callback task)
         except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
             pass
         except Exception:

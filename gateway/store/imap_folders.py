@@ -47,8 +47,9 @@ def list_folders(session: Session, mailbox_id: int) -> list[FolderInfo]:
 
 
 def create(session: Session, mailbox_id: int, name: str, special_use: Sequence[str]) -> None:
-    uses = [u for u in special_use]
-    if len(uses) > 1 or any(u.capitalize() not in SPECIAL_USES for u in uses):
+    known = {u.upper(): u for u in SPECIAL_USES}
+    uses = [known.get(u.upper(), "") for u in special_use]
+    if len(uses) > 1 or not all(uses):
         raise CommandFailed("Unsupported special-use attribute", code=Code.CANNOT)  # RFC 6154 §3 USEATTR
     if find_folder(session, mailbox_id, name) is not None:
         raise MailboxExists()
@@ -57,7 +58,7 @@ def create(session: Session, mailbox_id: int, name: str, special_use: Sequence[s
         parent = DELIMITER.join(parts[:i])
         if find_folder(session, mailbox_id, parent) is None:
             create_folder(session, mailbox_id, parent)
-    create_folder(session, mailbox_id, name, uses[0].capitalize() if uses else None)
+    create_folder(session, mailbox_id, name, uses[0] if uses else None)
     session.flush()
 
 

@@ -96,3 +96,84 @@ class ImapEnv:
 
     def raw_socket(self) -> socket.socket:
         return socket.create_connection((self.host, self.imap_port), timeout=10)
+
+
+class Wire:
+    """A scripted IMAP client on a raw socket: send lines, read whole responses (literals
+    included) up to the tagged one. Every read has a timeout."""
+
+    def __init__(self, sock: socket.socket | ssl.SSLSocket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self._n = 0
+        self.greeting = self.response()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buf += chunk
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line + b"\r\n"
+
+    def response(self) -> bytes:
+        """One response: a line, plus any literal it announces and the rest of the line."""
+        out = self._line()
+        while out.endswith(b"}\r\n") and b"{" in out:
+            size = int(out[out.rindex(b"{") + 1 : -3].rstrip(b"+"))
+            while len(self.buf) < size:
+                self._fill()
+            out += self.buf[:size]
+            self.buf = self.buf[size:]
+            out += self._line()
+        return out
+
+    def until(self, tag: str) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            line = self.response()
+            lines.append(line)
+            if line.startswith(tag.encode() + b" "):
+                return lines
+
+    def next_tag(self) -> str:
+        self._n += 1
+        return f"t{self._n}"
+
+    def cmd(self, text: str | bytes) -> list[bytes]:
+        """Send ``tag text`` and return every response up to the tagged one (included)."""
+        tag = self.next_tag()
+        data = text.encode() if isinstance(text, str) else text
+        self.send(tag.encode() + b" " + data + b"\r\n")
+        return self.until(tag)
+
+    def ok(self, text: str | bytes) -> list[bytes]:
+        lines = self.cmd(text)
+        assert lines[-1].split(b" ", 2)[1] == b"OK", lines
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def tagged(lines: list[bytes]) -> bytes:
+    return lines[-1].split(b" ", 1)[1]
+
+
+def wire_tls(env: ImapEnv, address: str | None = None) -> Wire:
+    raw = socket.create_connection((env.host, env.imaps_port), timeout=10)
+    wire = Wire(env.client_context().wrap_socket(raw, server_hostname="localhost"))
+    if address:
+        wire.ok(f'LOGIN "{address}" "{PASSWORD}"')
+    return wire
+
+
+def wire_plain(env: ImapEnv) -> Wire:
+    return Wire(env.raw_socket())
