@@ -1,0 +1,116 @@
+"""Two sessions on one folder see each other's changes at the right moments (RFC 3501
+§5.2, §7.4.1), IDLE (RFC 2177) reports new mail within a second, including mail
+submitted over SMTP and mail stored without a wake-up (another process)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from gateway.store.accounts import pro_by_address
+from gateway.store.messages import append_message
+from gateway.testing.smtpclient import submission_client
+from gateway.testing.world import PASSWORD as WORLD_PASSWORD
+from tests.imap_server.kit import PLAIN, ImapEnv, Wire, wire_tls
+
+
+def _read_until(wire: Wire, needle: bytes, timeout: float) -> tuple[list[bytes], float]:
+    started = time.monotonic()
+    wire.sock.settimeout(timeout)
+    lines: list[bytes] = []
+    try:
+        while True:
+            line = wire.response()
+            lines.append(line)
+            if needle in line:
+                return lines, time.monotonic() - started
+    except TimeoutError:
+        return lines, time.monotonic() - started
+    finally:
+        wire.sock.settimeout(10)
+
+
+def test_flags_expunge_and_new_mail_between_sessions(env: ImapEnv, filled: str) -> None:
+    a, b = wire_tls(env, filled), wire_tls(env, filled)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 2 +FLAGS (\\Flagged)")
+    assert a.ok("NOOP")[:-1] == [b"* 2 FETCH (FLAGS (\\Flagged))\r\n"]
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    # RFC 3501 §7.4.1: no EXPUNGE during FETCH; the expunged message keeps its number.
+    lines = a.ok("FETCH 1:3 (UID)")
+    assert b"EXPUNGE" not in b"".join(lines)
+    assert [line for line in lines if line.startswith(b"* ")] == [
+        b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 2)\r\n", b"* 3 FETCH (UID 3)\r\n"]
+    lines = a.ok("NOOP")
+    assert lines[:-1] == [b"* 1 EXPUNGE\r\n"]
+    env.deliver(filled, PLAIN)
+    assert a.ok("NOOP")[:-1] == [b"* 3 EXISTS\r\n"]
+    # UID FETCH may carry EXPUNGE (§7.4.1 only forbids it for the sequence-number forms).
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    lines = a.ok("UID FETCH 1:* (UID)")
+    assert b"* 1 EXPUNGE\r\n" in lines
+    a.close()
+    b.close()
+
+
+def test_idle_reports_append_from_another_connection_within_a_second(env: ImapEnv, account: str) -> None:
+    watcher, writer = wire_tls(env, account), wire_tls(env, account)
+    watcher.ok("SELECT INBOX")
+    watcher.send(b"i1 IDLE\r\n")
+    assert watcher.response() == b"+ idling\r\n"
+    writer.ok(b"APPEND INBOX {%d+}\r\n" % len(PLAIN) + PLAIN)
+    lines, took = _read_until(watcher, b"EXISTS", 3)
+    assert b"* 1 EXISTS\r\n" in lines and took < 1.0
+    writer.ok("SELECT INBOX")
+    writer.ok("STORE 1 +FLAGS (\\Seen)")
+    lines, took = _read_until(watcher, b"FETCH", 3)
+    assert lines[-1] == b"* 1 FETCH (FLAGS (\\Seen))\r\n" and took < 1.0
+    watcher.send(b"DONE\r\n")
+    assert watcher.until("i1")[-1] == b"i1 OK IDLE terminated\r\n"
+    watcher.send(b"i2 IDLE\r\n")
+    assert watcher.response() == b"+ idling\r\n"
+    watcher.send(b"NOPE\r\n")
+    assert watcher.until("i2")[-1] == b"i2 BAD Expected DONE\r\n"
+    watcher.ok("NOOP")
+    watcher.close()
+    writer.close()
+
+
+def test_idle_sees_mail_stored_by_another_process_without_a_wakeup(env: ImapEnv, account: str) -> None:
+    watcher = wire_tls(env, account)
+    watcher.ok("SELECT INBOX")
+    watcher.send(b"i1 IDLE\r\n")
+    assert watcher.response() == b"+ idling\r\n"
+    svc = env.live.services
+    with svc.db.write() as session:  # no hub.notify: as if another gateway process stored it
+        pro = pro_by_address(session, account)
+        assert pro is not None
+        append_message(session, svc.keys, pro.mailbox_id, "INBOX", PLAIN)
+    lines, took = _read_until(watcher, b"EXISTS", 3)
+    assert b"* 1 EXISTS\r\n" in lines and took < 1.0
+    watcher.send(b"DONE\r\n")
+    watcher.until("i1")
+    watcher.close()
+
+
+def test_mail_submitted_over_smtp_reaches_an_idle_session(env: ImapEnv, account: str) -> None:
+    watcher = wire_tls(env, account)
+    watcher.ok("SELECT INBOX")
+    watcher.send(b"i1 IDLE\r\n")
+    assert watcher.response() == b"+ idling\r\n"
+    sender = env.world.pro
+    body = (f"From: {sender}\r\nTo: {account}\r\nSubject: Avis\r\nMessage-ID: <{uuid.uuid4().hex}@clinic.test>\r\n"
+            "\r\nMerci pour l'adressage.\r\n").encode()
+    with submission_client(env.live, sender, WORLD_PASSWORD) as smtp:
+        started = time.monotonic()
+        smtp.sendmail(sender, [account], body)
+    lines, _ = _read_until(watcher, b"EXISTS", 3)
+    assert b"* 1 EXISTS\r\n" in lines and time.monotonic() - started < 2.0
+    watcher.send(b"DONE\r\n")
+    watcher.until("i1")
+    fetched = watcher.ok("FETCH 1 BODY.PEEK[TEXT]")[0]
+    assert b"Merci pour l'adressage.\r\n" in fetched
+    watcher.close()

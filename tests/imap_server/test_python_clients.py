@@ -1,0 +1,115 @@
+"""Real Python clients against the live server: imaplib (STARTTLS and IMAPS), aioimaplib,
+imap-tools. Each fetches the mailbox byte-for-byte; flags set by one are seen by another;
+APPEND to Sent and MOVE to Trash work from a client."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import re
+from collections.abc import Sequence
+
+from aioimaplib import aioimaplib
+from imap_tools import MailBox, MailMessage
+from imap_tools.consts import MailMessageFlags
+
+from tests.imap_server.kit import MESSAGES, PASSWORD, PLAIN, ImapEnv
+
+
+def _bodies(data: Sequence[object]) -> list[bytes]:
+    return [item[1] for item in data if isinstance(item, tuple) and isinstance(item[1], bytes)]
+
+
+def test_imaplib_starttls_and_imaps_fetch_identical_bytes(env: ImapEnv, filled: str) -> None:
+    for client in (env.starttls(filled), env.imaps(filled)):
+        typ, count = client.select("INBOX", readonly=True)
+        assert typ == "OK" and count == [b"3"]
+        typ, data = client.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert typ == "OK" and _bodies(data) == list(MESSAGES)
+        typ, data = client.fetch("1:*", "(RFC822)")
+        assert _bodies(data) == list(MESSAGES)
+        client.logout()
+
+
+def test_imaplib_flags_are_seen_by_another_client(env: ImapEnv, filled: str) -> None:
+    one, two = env.imaps(filled), env.starttls(filled)
+    one.select("INBOX")
+    two.select("INBOX")
+    one.uid("STORE", "2", "+FLAGS", "(\\Flagged \\Answered)")
+    typ, data = two.uid("FETCH", "2", "(FLAGS)")
+    assert typ == "OK" and b"\\Flagged" in data[-1] and b"\\Answered" in data[-1]
+    two.noop()
+    one.logout()
+    two.logout()
+
+
+def test_imaplib_append_to_sent_and_move_to_trash(env: ImapEnv, filled: str) -> None:
+    client = env.imaps(filled)
+    typ, data = client.append("Sent", "(\\Seen)", imaplib.Time2Internaldate(1767225600), PLAIN)
+    assert typ == "OK" and re.search(rb"\[APPENDUID \d+ 1\]", data[0])
+    client.select("INBOX")
+    typ, data = client.uid("MOVE", "1", "Trash")
+    assert typ == "OK"
+    assert client.select("INBOX")[1] == [b"2"]
+    client.select("Trash")
+    assert _bodies(client.uid("FETCH", "1", "(BODY.PEEK[])")[1]) == [MESSAGES[0]]
+    client.select("Sent")
+    assert _bodies(client.uid("FETCH", "1", "(BODY.PEEK[])")[1]) == [PLAIN]
+    client.logout()
+
+
+async def _aio_session(env: ImapEnv, account: str) -> tuple[list[bytes], bytes]:
+    client = aioimaplib.IMAP4_SSL(env.host, env.imaps_port, ssl_context=env.client_context(), timeout=15)
+    await client.wait_hello_from_server()
+    assert (await client.login(account, PASSWORD)).result == "OK"
+    assert (await client.select("INBOX")).result == "OK"
+    response = await client.uid("fetch", "1:*", "(BODY.PEEK[])")
+    assert response.result == "OK"
+    bodies = [bytes(line) for line in response.lines if isinstance(line, bytearray)]
+    # IDLE through aioimaplib: another client's APPEND arrives as a server push.
+    idle = await client.idle_start(timeout=10)
+    other = env.imaps(account)
+    other.append("INBOX", None, None, PLAIN)
+    other.logout()
+    pushed = await client.wait_server_push(timeout=5)
+    client.idle_done()
+    await asyncio.wait_for(idle, 5)
+    await client.logout()
+    return bodies, b" ".join(pushed if isinstance(pushed, list) else [])
+
+
+def test_aioimaplib_fetch_and_idle(env: ImapEnv, filled: str) -> None:
+    bodies, pushed = asyncio.run(_aio_session(env, filled))
+    assert bodies == list(MESSAGES)
+    assert b"4 EXISTS" in pushed
+
+
+class RawMessage(MailMessage):
+    """imap-tools' message that also keeps the octets the server sent."""
+
+    def __init__(self, fetch_data: list) -> None:  # type: ignore[type-arg]
+        super().__init__(fetch_data)
+        self.raw = self._get_message_data_parts(fetch_data)[0]
+
+
+def test_imap_tools_fetch_flag_append_move(env: ImapEnv, filled: str) -> None:
+    with MailBox(env.host, env.imaps_port, ssl_context=env.client_context()) as mailbox:
+        mailbox.email_message_class = RawMessage
+        mailbox.login(filled, PASSWORD, "INBOX")
+        messages = list(mailbox.fetch(mark_seen=False))
+        assert [m.raw for m in messages] == list(MESSAGES)  # type: ignore[attr-defined]
+        assert messages[2].subject == "Résultats d'analyse à vérifier"
+        assert messages[2].from_values is not None and messages[2].from_values.name == "Françoise Hébert"
+        assert [a.filename for a in messages[1].attachments] == ["resultats.pdf"]
+        mailbox.flag([messages[0].uid or ""], MailMessageFlags.SEEN, True)
+        mailbox.append(PLAIN, "Sent", flag_set=[MailMessageFlags.SEEN])
+        mailbox.move([messages[2].uid or ""], "Trash")
+        assert [m.uid for m in mailbox.fetch(mark_seen=False)] == ["1", "2"]
+        mailbox.folder.set("Trash")
+        assert [m.raw for m in mailbox.fetch(mark_seen=False)] == [MESSAGES[2]]  # type: ignore[attr-defined]
+    other = env.imaps(filled)
+    other.select("INBOX")
+    assert b"\\Seen" in other.uid("FETCH", "1", "(FLAGS)")[1][0]
+    other.select("Sent")
+    assert _bodies(other.uid("FETCH", "1:*", "(BODY.PEEK[])")[1]) == [PLAIN]
+    other.logout()
