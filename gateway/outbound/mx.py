@@ -17,6 +17,15 @@ import dns.resolver
 from routing.trust import parse_route
 
 SMTP_PORT = 25
+RESERVED_TLDS = ("test", "example", "invalid", "localhost")
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+def is_reserved(domain: str) -> bool:
+    """RFC 2606 §2-3 / RFC 6761 §6: reserved names used for tests and documentation."""
+    name = domain.lower().rstrip(".")
+    return name.rsplit(".", 1)[-1] in RESERVED_TLDS or any(
+        name == d or name.endswith("." + d) for d in RESERVED_DOMAINS)
 
 
 class DnsResolver(Protocol):
@@ -35,6 +44,19 @@ class RouteError(Exception):
 
     def __str__(self) -> str:
         return f"{self.status} {self.text}"
+
+
+class ReservedNamesResolver:
+    """Wraps the system resolver: RFC 2606 / RFC 6761 §6 reserved names never go to the DNS
+    (they cannot resolve; asking leaks test traffic), they answer NXDOMAIN at once."""
+
+    def __init__(self, inner: DnsResolver) -> None:
+        self.inner = inner
+
+    async def resolve(self, qname: str, rdtype: str) -> Iterable[Any]:
+        if is_reserved(qname):
+            raise dns.resolver.NXDOMAIN
+        return await self.inner.resolve(qname, rdtype)
 
 
 async def _lookup(resolver: DnsResolver, name: str, rdtype: str) -> list[Any] | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from gateway import metrics
 from gateway.outbound import queue
 from gateway.outbound.client import client_tls_context
 from gateway.outbound.mx import DnsResolver
@@ -64,9 +65,12 @@ class OutboundWorker:
 
     async def _guarded(self, entry: ClaimedEntry) -> str:
         try:
-            return await process(self.ctx, entry)
+            outcome = await process(self.ctx, entry)
+            metrics.delivery(outcome)
+            return outcome
         except Exception as exc:  # keep the worker alive; the lease runs out and the entry is retried
             log.error("queue entry processing failed", extra={"entry": entry.uuid, "error": type(exc).__name__})
+            metrics.delivery("error")
             return "error"
 
     async def run_once(self) -> list[str]:
@@ -175,6 +179,8 @@ def from_services(svc: Services, submit: InternalSubmit) -> OutboundWorker:
     """A started worker with the production parameters: TLS from ``[tls]``, the system DNS resolver."""
     import dns.asyncresolver
 
+    from gateway.outbound.mx import ReservedNamesResolver
+
     s = svc.settings
     tls = client_tls_context(ca_file=s.path(s.tls.ca_file), cert_file=s.path(s.tls.cert_file),
                              key_file=s.path(s.tls.key_file), min_version=s.tls.min_version)
@@ -182,7 +188,7 @@ def from_services(svc: Services, submit: InternalSubmit) -> OutboundWorker:
     public.minimum_version = ssl.TLSVersion.TLSv1_2
     return start_worker(svc.db, svc.keys, settings=s.queue, hostname=s.server.hostname,
                         patient_domain=s.domains.patient_domain, tls=tls, submit=submit,
-                        resolver=dns.asyncresolver.Resolver(), public_tls=public)
+                        resolver=ReservedNamesResolver(dns.asyncresolver.Resolver()), public_tls=public)
 
 
 def outbound_listener(submit: InternalSubmit) -> StartFn:

@@ -183,3 +183,14 @@ def test_dkim_signature_of_a_hosted_domain_verifies(store: Store) -> None:
     assert result.ok and result.domain == "clinic.test", result.reason
     tampered = signed.replace(b"hello", b"HELLO")
     assert not verify_message(tampered, dnsfunc=pinned_dnsfunc("s2026", "clinic.test", txt)).ok
+
+
+async def test_reserved_names_never_reach_the_dns() -> None:
+    from gateway.outbound.mx import ReservedNamesResolver
+
+    inner = FakeResolver({("remote.test", "MX"): [_MX(10, "mx1.remote.test.")]})
+    with pytest.raises(RouteError) as err:
+        await destinations("perso.example", None, ReservedNamesResolver(inner))
+    assert err.value.permanent and err.value.status == "5.1.2"
+    with pytest.raises(RouteError):
+        await destinations("remote.test", None, ReservedNamesResolver(inner))
