@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from gateway import metrics
 from gateway.store import audit
 from gateway.store.accounts import verify_password
 from gateway.store.db import Database
@@ -58,11 +59,13 @@ class Authenticator:
         now = time.monotonic()
         verdict = self.throttle.verdict(username.lower(), peer, now)
         if not verdict.allowed:
+            metrics.login_failure(protocol, verdict.reason)
             return AuthOutcome(False, None, None, None, verdict.reason, verdict.locked_until)
         outcome = await asyncio.to_thread(self._check, username, password, peer, protocol)
         if outcome.ok:
             self.throttle.record_success(username.lower(), peer, time.monotonic())
             return outcome
+        metrics.login_failure(protocol, outcome.reason)
         after = self.throttle.record_failure(username.lower(), peer, time.monotonic())
         if after.delay:
             await asyncio.sleep(after.delay)

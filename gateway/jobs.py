@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from gateway import metrics
 from gateway.purge import purge_patient
 from gateway.settings import JobSettings, PatientSettings
 from gateway.store import audit
@@ -145,10 +146,12 @@ def run_job(db: Database, keys: KeyService, cfg: JobConfig, name: str, now: date
         if not db.is_sqlite:
             lock = _LOCK_BASE + list(JOBS).index(name)
             if not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock}).scalar_one():
+                metrics.job_run(name, "skipped")
                 return JobResult(name, False, {})
         counts = fn(session, keys, cfg, now)
         if any(counts.values()):
             audit.record(session, actor=ACTOR, action=f"jobs.{name}", details=counts, now=now)
+    metrics.job_run(name, "ran")
     return JobResult(name, True, counts)
 
 
@@ -171,5 +174,6 @@ async def run_periodically(services: Services, interval: float | None = None) ->
                 if result.ran and any(result.counts.values()):
                     log.info("job done", extra={"job": name, "counts": result.counts})
             except Exception:
+                metrics.job_run(name, "failed")
                 log.exception("job failed", extra={"job": name})
         await asyncio.sleep(period)

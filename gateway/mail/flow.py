@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from crypto.dkim import dns_txt_record, pinned_dnsfunc, verify_message
+from gateway import metrics
 from gateway.mail.directory import Directory, Snapshot, Target
 from gateway.mail.headers import parse_headers
 from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
@@ -82,6 +83,7 @@ class SmtpFlow:
         verdict = decide_mail_from(sender, snap.trust)
         if not verdict.accept:
             log.info("mail refused", extra={"reason": verdict.reason, "listener": info.listener})
+            metrics.refused(info.listener, "mail", verdict.reason)
             return verdict
         entry = snap.trust.lookup(address.domain) if address else None
         if entry and entry.max_message_size and params.size and params.size > entry.max_message_size:
@@ -107,6 +109,7 @@ class SmtpFlow:
         verdict = decide_rcpt(tx.sender, facts, NO_CONVERSATION, snap.trust)
         if not verdict.accept or target is None:
             log.info("rcpt refused", extra={"reason": verdict.reason, "listener": info.listener})
+            metrics.refused(info.listener, "rcpt", verdict.reason)
             return verdict
         tx.recipients.append(Rcpt(address, target, *_dsn(params)))
         return verdict
@@ -125,6 +128,7 @@ class SmtpFlow:
         verdict: Verdict = decide_after_data(sender, HeaderFacts(header.from_addresses), tx.snapshot.trust)
         if not verdict.accept:
             log.info("data refused", extra={"reason": verdict.reason, "listener": info.listener})
+            metrics.refused(info.listener, "data", verdict.reason)
             return verdict
         origin = sender.address.domain if sender.address else "-"
         inbound = Inbound(
@@ -140,6 +144,7 @@ class SmtpFlow:
         except Exception:
             log.exception("delivery failed; nothing stored", extra={"listener": info.listener})
             return replies.TEMPORARY_FAILURE
+        metrics.accepted(info.listener)
         return replies.stored(done.queue_id)
 
     def _with_dkim(self, sender: Sender, snap: Snapshot, message: bytes) -> Sender:

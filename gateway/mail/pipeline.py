@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import adoption
 from gateway.mail.directory import LocalTarget, RemoteTarget, Target
 from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.store import audit, conversations
@@ -98,6 +99,8 @@ class Pipeline:
         with self.db.write() as session:
             local = self._store_local(session, inbound, info, stamped, message_id, at, touched)
             queued = self._queue_remote(session, inbound, stamped, at)
+            if inbound.kind == "message":
+                adoption.record_message(session, at, raw)
         done = Delivered(queue_id, message_id, local, queued, tuple(touched))
         for mailbox_id in touched:
             self.hub.notify(mailbox_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP
 
+from gateway import metrics
 from gateway.auth import Authenticator
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
 from gateway.tls import peer_dn
@@ -78,6 +79,7 @@ class GatewaySMTP(SMTP):
             self.transport.close()
             return
         self._counted_ip = ip
+        metrics.connection(self.listener)
         await super()._handle_client()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -255,6 +257,7 @@ class GatewaySMTP(SMTP):
             self._reader._buffer[:0] = reader.trailing  # type: ignore[attr-defined]
         if isinstance(result, Reply):
             log.info("data refused", extra={"reason": result.text, "listener": self.listener})
+            metrics.refused(self.listener, "data", f"smtp.{result.enhanced}")
             await self.reply(result)
         else:
             await self.reply(await self.flow.data(self.info, self.tx, result.message))

@@ -1,0 +1,116 @@
+"""Operator metrics (SPEC §10) in the Prometheus text format, with ``prometheus_client``.
+
+Counters live in one process-wide registry and are incremented where events happen
+(SMTP flow, authentication, jobs, the outbound worker). Gauges that describe the
+store (queue depth and age, mailboxes per state) are read from the database when
+``/metrics`` is scraped, so every process of a cluster reports the same figures.
+Labels carry reason codes, listener and job names only: never an address, an INS or
+anything from a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from gateway.store.db import Database
+from gateway.store.models import Patient, QueueEntry
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+CONNECTIONS = Counter("gateway_connections", "Connections accepted, per listener",
+                      ["listener"], registry=REGISTRY)
+MESSAGES_ACCEPTED = Counter("gateway_messages_accepted", "Messages accepted (250 after durable commit)",
+                            ["listener"], registry=REGISTRY)
+MESSAGES_REFUSED = Counter("gateway_messages_refused", "Commands refused by policy, per phase and reason code",
+                           ["listener", "phase", "reason"], registry=REGISTRY)
+DELIVERIES = Counter("gateway_deliveries", "Outbound queue attempts, per outcome",
+                     ["outcome"], registry=REGISTRY)
+LOGIN_FAILURES = Counter("gateway_login_failures", "Failed logins, per protocol and reason",
+                         ["protocol", "reason"], registry=REGISTRY)
+JOB_RUNS = Counter("gateway_job_runs", "Lifecycle job runs, per job and result",
+                   ["job", "result"], registry=REGISTRY)
+
+
+def _safe(fn: Callable[[], None]) -> None:
+    """A metric must never break the path that counts it."""
+    try:
+        fn()
+    except Exception:  # noqa: S110 - counting is best effort by design
+        pass
+
+
+def connection(listener: str) -> None:
+    _safe(lambda: CONNECTIONS.labels(listener).inc())
+
+
+def accepted(listener: str) -> None:
+    _safe(lambda: MESSAGES_ACCEPTED.labels(listener).inc())
+
+
+def refused(listener: str, phase: str, reason: str) -> None:
+    _safe(lambda: MESSAGES_REFUSED.labels(listener, phase, reason[:64]).inc())
+
+
+def delivery(outcome: str) -> None:
+    _safe(lambda: DELIVERIES.labels(outcome).inc())
+
+
+def login_failure(protocol: str, reason: str) -> None:
+    _safe(lambda: LOGIN_FAILURES.labels(protocol, reason).inc())
+
+
+def job_run(job: str, result: str) -> None:
+    _safe(lambda: JOB_RUNS.labels(job, result).inc())
+
+
+class StoreCollector(Collector):
+    """Gauges read from the database at scrape time."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] | None = None) -> None:
+        self.db = db
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def collect(self) -> Iterable[Metric]:
+        depth = GaugeMetricFamily("gateway_queue_depth", "Outbound queue entries not yet finished")
+        oldest = GaugeMetricFamily("gateway_queue_oldest_age_seconds", "Age of the oldest pending entry")
+        entries = GaugeMetricFamily("gateway_queue_entries", "Outbound queue entries per status",
+                                    labels=["status"])
+        spaces = GaugeMetricFamily("gateway_patient_spaces", "Patient spaces per state", labels=["state"])
+        up = GaugeMetricFamily("gateway_store_up", "1 when the database answered this scrape")
+        try:
+            with self.db.read() as session:
+                by_status = dict(session.execute(
+                    select(QueueEntry.status, func.count()).group_by(QueueEntry.status)).tuples().all())
+                first = session.execute(
+                    select(func.min(QueueEntry.created_at)).where(QueueEntry.status == "pending")).scalar()
+                by_state = dict(session.execute(
+                    select(Patient.state, func.count()).group_by(Patient.state)).tuples().all())
+        except Exception:  # a scrape reports the outage rather than failing
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        depth.add_metric([], by_status.get("pending", 0))
+        if first is not None and first.tzinfo is None:
+            first = first.replace(tzinfo=UTC)
+        oldest.add_metric([], max(0.0, (self.clock() - first).total_seconds()) if first else 0.0)
+        for status, count in sorted(by_status.items()):
+            entries.add_metric([status], count)
+        for state, count in sorted(by_state.items()):
+            spaces.add_metric([state], count)
+        yield from (up, depth, oldest, entries, spaces)
+
+
+def exposition(db: Database) -> bytes:
+    """The whole text exposition: process counters, then the store gauges."""
+    store = CollectorRegistry(auto_describe=False)
+    store.register(StoreCollector(db))
+    return generate_latest(REGISTRY) + generate_latest(store)
