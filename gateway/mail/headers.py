@@ -114,7 +114,12 @@ def trace_headers(raw: bytes, info: HeaderInfo, *, hostname: str, helo: str | No
     The Received line names no recipient: a patient's INS must not travel to other recipients.
     """
     when = email.utils.format_datetime(now or datetime.now(UTC))
-    source = f"from {_clean(helo or 'unknown')} ([{_clean(peer or 'unknown')}])" if protocol != "local" else "from web"
+    if protocol == "local":
+        source = "from localhost (the gateway itself)"
+    elif protocol == "HTTP":
+        source = f"from web inbox ([{_clean(peer or 'unknown')}])"
+    else:
+        source = f"from {_clean(helo or 'unknown')} ([{_clean(peer or 'unknown')}])"
     received = f"Received: {source}\r\n\tby {hostname} with {protocol} id {queue_id};\r\n\t{when}\r\n".encode()
     message_id = info.message_id
     extra = b""

@@ -90,7 +90,7 @@ def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, pa
                       hostname=pipeline.hostname, attachments=attachments)
         mailbox_id = patient.mailbox_id
     inbound = Inbound(
-        mail_from=author, recipients=(Rcpt(target, where),), actor=f"patient:{patient_id}", protocol="local",
+        mail_from=author, recipients=(Rcpt(target, where),), actor=f"patient:{patient_id}", protocol="HTTP",
         sender_is_professional=False, peer=peer,
         sent_copy=LocalTarget(mailbox_id, "patient", patient_id), reply_conversation=conversation_id)
     return pipeline.deliver_sync(inbound, raw)
