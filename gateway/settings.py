@@ -168,6 +168,27 @@ class JobSettings(_Section):
     pro_disable_after_warning_days: int = Field(default=30, ge=1, le=365)
 
 
+class WebSettings(_Section):
+    """The patient web inbox (issue 5): sessions, login throttling, reply attachments."""
+
+    session_idle_minutes: int = Field(default=15, ge=1, le=240)
+    """A session unused this long ends; the patient logs in again."""
+    session_max_hours: int = Field(default=12, ge=1, le=72)
+    """A session ends this long after login, however active."""
+    login_delay_after: int = Field(default=3, ge=1, le=100)
+    """Failed logins or activations (per INS) before answers are delayed."""
+    login_lockout_after: int = Field(default=10, ge=2, le=1000)
+    """Failed logins or activations (per INS) before a temporary lockout."""
+    login_lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    max_attachment_bytes: int = Field(default=10_485_760, ge=1024, le=26_214_400)
+    """Largest file a patient may attach to a reply."""
+    max_total_attachment_bytes: int = Field(default=15_728_640, ge=1024, le=26_214_400)
+    """Largest total of a reply's attachments (encoded, the message must stay under 25 MB)."""
+    max_attachments: int = Field(default=5, ge=1, le=50)
+    hsts_max_age_seconds: int = Field(default=31_536_000, ge=0, le=63_072_000)
+    """Strict-Transport-Security max-age, sent only on HTTPS requests."""
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -185,6 +206,7 @@ class Settings(_Section):
     patients: PatientSettings = PatientSettings()
     queue: QueueSettings = QueueSettings()
     jobs: JobSettings = JobSettings()
+    web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
 
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -1,20 +1,50 @@
-"""The patient web inbox (French), mounted at ``/``."""
+"""The patient web inbox (French), mounted at ``/``: activation, login, conversations,
+replies, attachments, read receipts and "Mon espace" (issue 5).
+
+The routes live in small modules (``activation``, ``login``, ``inbox``, ``actions``,
+``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Router
+from starlette.staticfiles import StaticFiles
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
 
+STATIC = Path(__file__).parent / "static"
+
+
+class _CachedStatic(StaticFiles):
+    """Static files may be cached (they hold no health data)."""
+
+    def file_response(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        response = super().file_response(*args, **kwargs)  # type: ignore[arg-type]
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
 
 def routes(gw: Gateway) -> list[BaseRoute]:
-    async def home(_: Request) -> Response:
-        return HTMLResponse("<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Messagerie de santé"
-                            "</title></head><body><h1>Messagerie de santé</h1></body></html>")
+    from gateway.web.patient import actions, activation, inbox, login, myspace
+    from gateway.web.patient.security import SecurityHeaders
+    from gateway.web.patient.state import PatientWeb
 
-    return [Route("/", home)]
+    web = PatientWeb(gw)
+    inner: list[BaseRoute] = [Mount("/static", app=_CachedStatic(directory=STATIC), name="static")]
+    for module in (login, activation, inbox, actions, myspace):
+        inner.extend(module.routes(web))
+    router = Router(routes=inner)
+
+    async def not_found(scope: object, receive: object, send: object) -> None:
+        from starlette.requests import Request
+
+        request = Request(scope)  # type: ignore[arg-type]
+        response = web.not_found(request)
+        await response(scope, receive, send)  # type: ignore[arg-type]
+
+    router.default = not_found
+    return [Mount("", app=SecurityHeaders(router, hsts_max_age=gw.services.settings.web.hsts_max_age_seconds))]

@@ -1,0 +1,121 @@
+"""Changing mail: reply in a conversation (SPEC §4, decided by ``send_reply``), mark
+unread, move to the trash, restore, delete for good."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.mail.patient import ReplyRefused, send_reply
+from gateway.store.messages import open_message
+from gateway.store.models import Message
+from gateway.web.patient import mailbox, mailview
+from gateway.web.patient.anon import field
+from gateway.web.patient.guard import page
+from gateway.web.patient.state import Ctx, PatientWeb, redirect
+from gateway.web.patient.uploads import Limits, UploadRefused, read_attachments
+
+MAX_REPLY_CHARS = 20_000
+REFUSALS = {
+    "rcpt.conversation_ended": "Le professionnel a clos cette conversation : vous ne pouvez plus y répondre.",
+}
+DEFAULT_REFUSAL = ("Vous ne pouvez pas répondre dans cette conversation. Seul un professionnel de santé peut "
+                   "ouvrir une conversation avec vous.")
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def routes(web: PatientWeb) -> list[BaseRoute]:
+    limits = Limits(web.web.max_attachment_bytes, web.web.max_total_attachment_bytes, web.web.max_attachments)
+
+    def subject_of(ctx: Ctx, cid: int) -> str | None:
+        with web.db.read() as s:
+            if mailbox.conversation(s, ctx.mailbox_id, cid) is None:
+                return None
+            row = s.execute(select(Message).where(Message.conversation_id == cid)
+                            .order_by(Message.internal_date.desc()).limit(1)).scalar_one_or_none()
+            if row is None or mailbox.owned(s, ctx.mailbox_id, row.id) is None:
+                return "Réponse"
+            subject = mailview.summary(mailview.parse(open_message(s, web.keys, row))).subject
+        return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+
+    async def reply(request: Request, ctx: Ctx) -> Response:
+        cid = _int(request.path_params["cid"])
+        subject = await web.run(subject_of, ctx, cid) if cid is not None else None
+        if subject is None or cid is None:
+            return web.not_found(request, ctx)
+        form = await request.form()
+        text = field(form, "text", MAX_REPLY_CHARS + 1).strip()
+        back = f"/conversations/{cid}"
+        if not text:
+            return web.problem(request, 400, "Message vide", "Écrivez votre réponse avant de l'envoyer.", ctx=ctx,
+                               back=back)
+        if len(text) > MAX_REPLY_CHARS:
+            return web.problem(request, 400, "Message trop long",
+                               f"Votre réponse dépasse {MAX_REPLY_CHARS} caractères.", ctx=ctx, back=back)
+        files = [f for f in form.getlist("attachments") if isinstance(f, UploadFile)]
+        try:
+            attachments = await read_attachments(files, limits)
+        except UploadRefused as exc:
+            return web.problem(request, 400, "Pièce jointe refusée", str(exc), ctx=ctx, back=back)
+        rt = web.mail
+        try:
+            await web.run(lambda: send_reply(rt.directory, rt.pipeline, web.keys, patient_id=ctx.patient_id,
+                                             conversation_id=cid, subject=subject, text=text,
+                                             attachments=attachments, peer=ctx.ip))
+        except ReplyRefused as exc:
+            reason = exc.verdict.reason if exc.verdict is not None else ""
+            return web.problem(request, 403, "Réponse impossible", REFUSALS.get(reason, DEFAULT_REFUSAL), ctx=ctx,
+                               back=back)
+        return redirect(f"{back}?envoye=1")
+
+    Op = Callable[[Session, Ctx, Message, str], str]
+
+    def change(ctx: Ctx, mid: int, op: Op) -> str | None:
+        with web.db.write() as s:
+            found = mailbox.owned(s, ctx.mailbox_id, mid)
+            return None if found is None else op(s, ctx, *found)
+
+    def action(name: str, op: Op) -> Route:
+        async def endpoint(request: Request, ctx: Ctx) -> Response:
+            mid = _int(request.path_params["mid"])
+            target = await web.run(change, ctx, mid, op) if mid is not None else None
+            if target is None:
+                return web.not_found(request, ctx)
+            return redirect(target)
+
+        return Route(f"/messages/{{mid}}/{name}", page(web, f"message.{name}")(endpoint), methods=["POST"])
+
+    def moving(source: str | None, to: str, then: str) -> Op:
+        def op(s: Session, ctx: Ctx, message: Message, folder: str) -> str:
+            if (source is None or folder == source) and folder != to:
+                mailbox.move(s, web.keys, ctx.mailbox_id, message, folder, to)
+            return then
+
+        return op
+
+    def unread(s: Session, ctx: Ctx, message: Message, folder: str) -> str:
+        mailbox.remove_flag(s, ctx.mailbox_id, message, folder, "\\Seen")
+        return "/"
+
+    def delete(s: Session, ctx: Ctx, message: Message, folder: str) -> str:
+        if folder != "Trash":  # only from the trash: two deliberate steps
+            return f"/messages/{message.id}"
+        mailbox.delete(s, ctx.mailbox_id, message, folder)
+        return "/corbeille"
+
+    return [
+        Route("/conversations/{cid}/repondre", page(web, "reply")(reply), methods=["POST"]),
+        action("corbeille", moving(None, "Trash", "/")),
+        action("restaurer", moving("Trash", "INBOX", "/corbeille")),
+        action("non-lu", unread),
+        action("supprimer", delete),
+    ]

@@ -1,0 +1,198 @@
+"""Activation (INS + activation code -> password -> TOTP enrolment) and opposition (SPEC §5).
+
+The code is valid 6 weeks (``patients.activation_code_validity_days``) and used once: it is
+erased when activation completes or when the patient opposes. Between the code and the
+first verified TOTP code, the password hash and the TOTP secret wait sealed in the
+activation session (``web_sessions.pending_sealed``), so nothing is half-enrolled.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.store import audit
+from gateway.store.accounts import hash_password
+from gateway.store.models import Patient, WebSession
+from gateway.store.patients import by_ins, check_activation_code, set_state
+from gateway.web.patient import security, sessions, totp
+from gateway.web.patient.anon import anon_form, failed, field, ins_key, throttled
+from gateway.web.patient.guard import page
+from gateway.web.patient.passwords import strength_problem
+from gateway.web.patient.state import Ctx, PatientWeb, redirect
+from routing.ins import mask_ins
+
+BAD_CODE = "Numéro INS ou code d'activation incorrect, ou code expiré."
+LOCKED = "Trop de tentatives infructueuses. Réessayez dans quelques minutes."
+
+
+def routes(web: PatientWeb) -> list[BaseRoute]:
+    def expired(request: Request) -> Response:
+        return web.problem(request, 403, "Formulaire expiré",
+                           "Le formulaire a expiré ou ne vient pas de ce site. Rechargez la page.", back="/activation")
+
+    async def activation_page(request: Request) -> Response:
+        return web.render(request, "activation.html")
+
+    def start(ins: str, code: str, ip: str) -> str | None:
+        now = web.now()
+        with web.db.write() as s:
+            patient = by_ins(s, ins)
+            if patient is None:
+                return None
+            ok = (patient.state in ("provisioned", "open") and patient.activated_at is None
+                  and check_activation_code(patient, code, now))
+            audit.record(s, actor="anonymous" if not ok else f"patient:{patient.id}",
+                         action="patient.activation_started" if ok else "patient.activation_failed",
+                         subject_ref=f"patient:{patient.id}", peer=ip, now=now)
+            if not ok:
+                return None
+            token, _ = sessions.create(s, patient.id, stage="activation", ip=ip, now=now)
+            return token
+
+    async def activation_post(request: Request) -> Response:
+        form = await anon_form(request)
+        if form is None:
+            return expired(request)
+        ip = security.client_ip(request)
+        ins, key = ins_key(field(form, "ins", 40))
+        if await throttled(web, "activation", key, ip):
+            return web.render(request, "activation.html", status=429, error=LOCKED)
+        token = await web.run(start, ins, field(form, "code", 40), ip) if ins else None
+        if token is None:
+            failed(web, "activation", key, ip)
+            return web.render(request, "activation.html", status=401, error=BAD_CODE)
+        response = redirect("/activation/mot-de-passe")
+        security.set_cookie(request, response, security.session_cookie_name(request), token)
+        return response
+
+    async def password_page(request: Request, ctx: Ctx) -> Response:
+        return web.render(request, "enrol_password.html", ctx=ctx)
+
+    def keep_pending(ctx: Ctx, password: str) -> None:
+        with web.db.write() as s:
+            row = s.get(WebSession, ctx.session_id)
+            assert row is not None
+            mk = web.keys.for_mailbox(s, ctx.mailbox_id)
+            pending = {"password_hash": hash_password(password), "totp": totp.new_secret()}
+            row.pending_sealed = mk.seal("pending", f"web:{row.id}", json.dumps(pending).encode())
+
+    async def password_post(request: Request, ctx: Ctx) -> Response:
+        form = await request.form()
+        password, again = field(form, "password", 300), field(form, "confirmation", 300)
+        problem = strength_problem(password, ins=ctx.ins)
+        if problem is None and password != again:
+            problem = "Les deux mots de passe saisis ne sont pas identiques."
+        if problem:
+            return web.render(request, "enrol_password.html", ctx=ctx, status=400, error=problem)
+        await web.run(keep_pending, ctx, password)
+        return redirect("/activation/double-authentification")
+
+    def pending_of(ctx: Ctx) -> dict[str, str] | None:
+        with web.db.read() as s:
+            row = s.get(WebSession, ctx.session_id)
+            if row is None or row.pending_sealed is None:
+                return None
+            mk = web.keys.for_mailbox(s, ctx.mailbox_id)
+            data: dict[str, str] = json.loads(mk.open("pending", f"web:{row.id}", row.pending_sealed))
+            return data
+
+    async def totp_page(request: Request, ctx: Ctx, error: str | None = None, status: int = 200) -> Response:
+        pending = await web.run(pending_of, ctx)
+        if pending is None:
+            return redirect("/activation/mot-de-passe")
+        uri = totp.provisioning_uri(pending["totp"], mask_ins(ctx.ins))
+        return web.render(request, "enrol_totp.html", ctx=ctx, status=status, error=error,
+                          qr=totp.qr_data_uri(uri), secret=totp.spaced(pending["totp"]),
+                          action="/activation/double-authentification")
+
+    def finish(ctx: Ctx, pending: dict[str, str]) -> str:
+        now = web.now()
+        with web.db.write() as s:
+            patient = s.get(Patient, ctx.patient_id)
+            assert patient is not None and patient.mailbox_id is not None
+            mk = web.keys.for_mailbox(s, patient.mailbox_id)
+            patient.password_hash = pending["password_hash"]
+            patient.totp_sealed = mk.seal("totp", "patient", pending["totp"].encode())
+            patient.activated_at = now
+            patient.activation_code_hash = None  # single use (SPEC §5)
+            if patient.state == "provisioned":
+                set_state(patient, "open", now)
+            sessions.destroy_all(s, patient.id)
+            token, _ = sessions.create(s, patient.id, stage="full", ip=ctx.ip, now=now)
+            audit.record(s, actor=ctx.actor, action="patient.activate", subject_ref=f"patient:{patient.id}",
+                         peer=ctx.ip, now=now)
+        return token
+
+    async def totp_post(request: Request, ctx: Ctx) -> Response:
+        form = await request.form()
+        pending = await web.run(pending_of, ctx)
+        if pending is None:
+            return redirect("/activation/mot-de-passe")
+        if not totp.verify(pending["totp"], field(form, "code", 20), patient_id=ctx.patient_id):
+            return await totp_page(request, ctx, "Code incorrect. Saisissez le code à 6 chiffres affiché "
+                                   "par votre application, puis validez.", 400)
+        token = await web.run(finish, ctx, pending)
+        response = redirect("/?bienvenue=1")
+        security.set_cookie(request, response, security.session_cookie_name(request), token)
+        security.clear_cookie(request, response, security.anon_cookie_name(request))
+        return response
+
+    async def opposition_page(request: Request) -> Response:
+        return web.render(request, "opposition.html")
+
+    def oppose(ins: str, code: str, ip: str) -> bool:
+        now = web.now()
+        with web.db.write() as s:
+            patient = by_ins(s, ins)
+            if patient is None:
+                return False
+            ok = (patient.state == "provisioned" and now < patient.opposition_deadline
+                  and check_activation_code(patient, code, now))
+            if ok:
+                set_state(patient, "opposed", now)
+                patient.activation_code_hash = None
+                sessions.destroy_all(s, patient.id)
+            audit.record(s, actor="anonymous" if not ok else f"patient:{patient.id}",
+                         action="patient.oppose" if ok else "patient.oppose_failed",
+                         subject_ref=f"patient:{patient.id}", peer=ip, now=now)
+            return ok
+
+    async def opposition_post(request: Request) -> Response:
+        form = await anon_form(request)
+        if form is None:
+            return expired(request)
+        ip = security.client_ip(request)
+        ins, key = ins_key(field(form, "ins", 40))
+        if await throttled(web, "activation", key, ip):
+            return web.render(request, "opposition.html", status=429, error=LOCKED)
+        if form.get("confirm") != "oui":
+            return web.render(request, "opposition.html", status=400,
+                              error="Cochez la case pour confirmer votre opposition.")
+        done = await web.run(oppose, ins, field(form, "code", 40), ip) if ins else False
+        if not done:
+            failed(web, "activation", key, ip)
+            return web.render(request, "opposition.html", status=401,
+                              error=BAD_CODE + " L'opposition n'est possible que pendant le délai indiqué "
+                              "dans votre courrier, tant que l'espace n'est pas activé.")
+        return web.render(request, "done.html", title="Opposition enregistrée",
+                          text="Votre opposition est enregistrée : votre messagerie de santé ne sera pas créée "
+                               "et aucun message ne vous sera distribué.")
+
+    return [
+        Route("/activation", activation_page, methods=["GET"]),
+        Route("/activation", activation_post, methods=["POST"]),
+        Route("/activation/mot-de-passe", page(web, "enrol.password", stage="activation")(password_page),
+              methods=["GET"]),
+        Route("/activation/mot-de-passe", page(web, "enrol.password", stage="activation")(password_post),
+              methods=["POST"]),
+        Route("/activation/double-authentification",
+              page(web, "enrol.totp", stage="activation")(totp_page), methods=["GET"]),
+        Route("/activation/double-authentification",
+              page(web, "enrol.totp", stage="activation")(totp_post), methods=["POST"]),
+        Route("/opposition", opposition_page, methods=["GET"]),
+        Route("/opposition", opposition_post, methods=["POST"]),
+    ]

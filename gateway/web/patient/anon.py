@@ -1,0 +1,58 @@
+"""Helpers of the forms used before login (login, activation, opposition): double-submit
+CSRF token and the failure throttle keyed by INS and client address."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+
+from gateway.web.patient import security
+from gateway.web.patient.state import PatientWeb
+from routing.ins import InvalidINS, normalise_ins
+
+MAX_ANON_FORM = 16 * 1024
+
+
+async def anon_form(request: Request) -> FormData | None:
+    """The submitted form, or ``None`` when it is cross-site, too large or lacks the token."""
+    if not security.same_origin(request):
+        return None
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > MAX_ANON_FORM:
+        return None
+    form = await request.form(max_files=0, max_fields=20)
+    cookie = request.cookies.get(security.anon_cookie_name(request))
+    if not security.token_matches(cookie, form.get(security.CSRF_FIELD)):
+        return None
+    return form
+
+
+def field(form: FormData, name: str, limit: int = 512) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def ins_key(raw: str) -> tuple[str | None, str]:
+    """(the normalised INS or None, the throttle account key)."""
+    try:
+        ins = normalise_ins(raw)
+    except InvalidINS:
+        return None, "invalid:" + "".join(raw.split())[:20]
+    return ins, ins
+
+
+async def throttled(web: PatientWeb, kind: str, account: str, ip: str) -> bool:
+    """Wait the delay due after recent failures; ``True`` when the attempt is locked out."""
+    verdict = web.throttle.verdict(f"{kind}:{account}", ip, time.monotonic())
+    if not verdict.allowed:
+        return True
+    if verdict.delay:
+        await asyncio.sleep(verdict.delay)
+    return False
+
+
+def failed(web: PatientWeb, kind: str, account: str, ip: str) -> None:
+    web.throttle.record_failure(f"{kind}:{account}", ip, time.monotonic())

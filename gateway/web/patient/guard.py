@@ -1,0 +1,85 @@
+"""Routes behind a session: authentication, CSRF check and the audit of every request.
+
+Each request of a logged-in patient is written to the audit trail (``web.<action>``,
+subject ``patient:<id>``, peer address, path), in the same transaction that touches the
+session: the access history shows it and no request goes unrecorded. Never the content:
+query strings (search terms) are not recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.store import audit
+from gateway.store.models import Patient
+from gateway.web.patient import security, sessions
+from gateway.web.patient.state import Ctx, PatientWeb, redirect
+
+Handler = Callable[[Request, Ctx], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+FORM_OVERHEAD = 2 * 1024 * 1024  # room for text fields and multipart framing
+
+
+def page(web: PatientWeb, action: str, *, stage: str = "full") -> Callable[[Handler], Endpoint]:
+    def wrap(handler: Handler) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            post = request.method == "POST"
+            token = request.cookies.get(security.session_cookie_name(request))
+            csrf_given: object = None
+            if post:
+                if not security.same_origin(request):
+                    return web.problem(request, 403, "Requête refusée", "Cette action doit venir de ce site.")
+                length = request.headers.get("content-length")
+                limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
+                if length is None or not length.isdigit() or int(length) > limit:
+                    return web.problem(request, 413, "Envoi trop volumineux",
+                                       "Les pièces jointes dépassent la taille autorisée.", back="/")
+                form = await request.form(max_files=web.web.max_attachments, max_fields=50)
+                csrf_given = form.get(security.CSRF_FIELD)
+            ip = security.client_ip(request)
+            path = request.url.path
+
+            def authenticate() -> tuple[Ctx, bool] | None:
+                now = web.now()
+                with web.db.write() as s:
+                    row = sessions.lookup(s, token, now=now, lifetimes=web.lifetimes)
+                    if row is None or row.stage != stage:
+                        return None
+                    patient = s.get(Patient, row.patient_id)
+                    usable = patient is not None and patient.mailbox_id is not None and (
+                        patient.state == "open" or stage == "activation")
+                    if patient is None or patient.mailbox_id is None or not usable:
+                        s.delete(row)
+                        return None
+                    ok = not post or security.token_matches(row.csrf_secret, csrf_given)
+                    audit.record(s, actor=f"patient:{patient.id}", action=f"web.{action}" if ok else "web.csrf_refused",
+                                 subject_ref=f"patient:{patient.id}", peer=ip, now=now,
+                                 details={"method": request.method, "path": path[:200]})
+                    return Ctx(patient.id, patient.mailbox_id, patient.ins, row.id, row.csrf_secret, row.stage,
+                               ip), ok
+
+            found = await web.run(authenticate)
+            if found is None:
+                if post:
+                    response = web.problem(request, 403, "Session expirée",
+                                           "Votre session a expiré. Reconnectez-vous puis recommencez.",
+                                           back="/connexion")
+                else:
+                    response = redirect("/connexion?expiree=1" if token else "/connexion")
+                if token:
+                    security.clear_cookie(request, response, security.session_cookie_name(request))
+                return response
+            ctx, ok = found
+            if not ok:
+                return web.problem(request, 403, "Formulaire expiré",
+                                   "Le formulaire a expiré ou ne vient pas de ce site. Rechargez la page.",
+                                   ctx=ctx, back="/")
+            return await handler(request, ctx)
+
+        endpoint.__name__ = getattr(handler, "__name__", action)
+        return endpoint
+
+    return wrap

@@ -1,0 +1,109 @@
+"""The patient's access history, read from the audit trail (SPEC §9): every entry whose
+subject is ``patient:<id>``, worded in French; never any content."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.store.models import AuditEntry
+
+PAGE = 100
+
+ACTIONS = {
+    "patient.login": "Connexion à votre espace",
+    "patient.login_failed": "Tentative de connexion échouée",
+    "patient.logout": "Déconnexion",
+    "patient.activate": "Activation de votre espace",
+    "patient.activation_started": "Code d'activation saisi",
+    "patient.activation_failed": "Code d'activation refusé",
+    "patient.oppose": "Opposition à la création de l'espace",
+    "patient.oppose_failed": "Opposition refusée",
+    "patient.provision": "Création de votre espace",
+    "patient.show": "Consultation de la fiche de votre espace par un administrateur",
+    "patient.notify": "Avis de nouveau message envoyé à votre adresse personnelle",
+    "patient.mdn_sent": "Accusé de lecture envoyé à l'expéditeur",
+    "patient.export": "Export de vos données",
+    "patient.close": "Fermeture de votre espace",
+    "patient.deletion_requested": "Demande de suppression de vos données",
+    "patient.password_changed": "Changement de mot de passe",
+    "patient.totp_reset": "Nouvelle application de double authentification",
+    "patient.settings": "Modification des avis par courriel",
+    "mail.deliver": "Message reçu",
+    "mail.sent": "Message envoyé",
+    "web.csrf_refused": "Action refusée (formulaire expiré ou venu d'un autre site)",
+}
+WEB_ACTIONS = {
+    "inbox": "Consultation de la boîte de réception", "conversation.view": "Consultation d'une conversation",
+    "message.view": "Lecture d'un message", "attachment.download": "Téléchargement d'une pièce jointe",
+    "trash": "Consultation de la corbeille", "search": "Recherche dans vos messages",
+    "reply": "Envoi d'une réponse", "logout": "Déconnexion", "myspace": "Consultation de « Mon espace »",
+    "history": "Consultation de l'historique des accès", "export": "Export de vos données",
+    "enrol.password": "Activation : choix du mot de passe", "enrol.totp": "Activation : double authentification",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    at: datetime
+    what: str
+    who: str
+    where: str
+
+
+def describe_action(action: str) -> str:
+    if action in ACTIONS:
+        return ACTIONS[action]
+    if action.startswith("web."):
+        name = action[4:]
+        if name in WEB_ACTIONS:
+            return WEB_ACTIONS[name]
+        if name.startswith("message."):
+            return "Gestion d'un message (corbeille, lu/non lu, suppression)"
+        if name.startswith("myspace."):
+            return "Modification de vos réglages"
+        return "Page de votre espace"
+    if action.startswith("admin.") or action.startswith("patient."):
+        return f"Action d'administration ({action})"
+    return action
+
+
+def describe_actor(actor: str, patient_id: int) -> str:
+    if actor == f"patient:{patient_id}":
+        return "Vous"
+    kind, _, rest = actor.partition(":")
+    if kind == "pro":
+        return f"Professionnel {rest}"
+    if kind == "trusted":
+        return f"Professionnel de l'opérateur {rest}"
+    if kind == "admin":
+        return "Administrateur de la messagerie"
+    if kind == "system":
+        return "La messagerie (automatique)"
+    if kind == "anonymous":
+        return "Personne non connectée"
+    return actor
+
+
+def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[Row], int | None]:
+    """One page of the history, newest first, and the id to continue from (or None)."""
+    query = select(AuditEntry).where(AuditEntry.subject_ref == f"patient:{patient_id}")
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    found = list(session.execute(query.order_by(AuditEntry.id.desc()).limit(PAGE + 1)).scalars())
+    more = found[PAGE].id + 1 if len(found) > PAGE else None
+    rows = []
+    for e in found[:PAGE]:
+        what = describe_action(e.action)
+        if e.action.startswith("web."):
+            try:
+                method = json.loads(e.details).get("method")
+            except ValueError:
+                method = None
+            what += " (envoi de formulaire)" if method == "POST" else ""
+        rows.append(Row(e.at, what, describe_actor(e.actor, patient_id), e.peer or "—"))
+    return rows, more

@@ -1,0 +1,60 @@
+"""One live gateway (SQLite) with the standard world for every web test, to keep the run short."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gateway.testing.live import LiveGateway, live_gateway, make_home
+from gateway.testing.world import World, populate
+from tests.conftest import require
+from tests.web.kit import CHROMIUM, CHROMIUM_ARGS, chromium_problem
+
+
+@dataclass
+class Site:
+    home: Path
+    world: World
+    live: LiveGateway
+
+
+def _factories() -> list[object] | None:
+    """Every listener, plus IMAP when it exists (so replies can be fetched over IMAP)."""
+    try:
+        from gateway import imap_listener
+    except ImportError:
+        return None
+    from gateway.server import listener_factories
+
+    found = listener_factories()
+    start = getattr(imap_listener, "start_imap", None)
+    if start is not None and start not in found:
+        found.append(start)
+    return list(found)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    home = make_home(tmp_path_factory.mktemp("web") / "home",
+                     extra_config="\n[web]\nlogin_delay_after = 3\nlogin_lockout_after = 6\n")
+    text = (home / "gateway.toml").read_text().replace("[tls]\n", "[tls]\nallow_auth_without_tls = true\n", 1)
+    (home / "gateway.toml").write_text(text)
+    world = populate(home)
+    with live_gateway(home, factories=_factories()) as live:
+        yield Site(home, world, live)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    require(chromium_problem(), "Chromium for Playwright")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
