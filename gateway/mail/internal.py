@@ -20,7 +20,11 @@ log = logging.getLogger("gateway.internal")
 
 
 class RecipientRefused(Exception):
-    """No recipient of an internal message may receive it (reason codes in ``reasons``)."""
+    """No recipient of an internal message may receive it (reason codes in ``reasons``).
+
+    ``permanent``: the queue worker bounces instead of retrying (gateway.outbound.process)."""
+
+    permanent = True
 
     def __init__(self, reasons: list[str]) -> None:
         super().__init__(", ".join(reasons))

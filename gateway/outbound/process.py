@@ -90,7 +90,9 @@ async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:
     if plan.local:
         try:
             await ctx.submit(entry.envelope.mail_from, [r.address for r in rcpts], plan.message)
-        except Exception as exc:  # the pipeline's problem is a temporary failure here
+        except Exception as exc:  # the pipeline's problem is temporary, unless it says it is final
+            if getattr(exc, "permanent", False):
+                return local_failure(rcpts, permanent=True, status="5.1.1", text="recipient refused")
             log.warning("local delivery from the queue failed",
                         extra={"entry": entry.uuid, "error": type(exc).__name__})
             return local_failure(rcpts, permanent=False, status="4.3.0", text="local delivery failed; will retry")
