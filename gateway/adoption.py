@@ -89,7 +89,7 @@ def figures(session: Session, now: datetime) -> Figures:
     active_pros = session.execute(select(func.count()).where(ProAccount.last_login_at >= since)).scalar_one()
     totals = dict(session.execute(
         select(DailyStat.metric, func.sum(DailyStat.value)).where(DailyStat.day >= since.date().isoformat())
-        .group_by(DailyStat.metric)).tuples())
+        .group_by(DailyStat.metric)).tuples().all())
     return Figures(
         mailboxes_created=created, by_state=by_state,
         opposition_rate=by_state.get("opposed", 0) / created if created else 0.0,

@@ -49,9 +49,10 @@ StartFn = Callable[[Gateway], Awaitable[Running]]
 
 def listener_factories() -> list[StartFn]:
     from gateway.mail.listeners import start_mx, start_outbound, start_submission, start_submissions
+    from gateway.web.admin.metrics_http import start_metrics
     from gateway.web.server import start_http
 
-    return [start_mx, start_submission, start_submissions, start_http, start_outbound]
+    return [start_mx, start_submission, start_submissions, start_http, start_metrics, start_outbound]
 
 
 async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:

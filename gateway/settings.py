@@ -189,6 +189,30 @@ class WebSettings(_Section):
     """Strict-Transport-Security max-age, sent only on HTTPS requests."""
 
 
+class AdminSettings(_Section):
+    """The admin console (``/admin``): server-side sessions of administrators."""
+
+    session_idle_minutes: int = Field(default=30, ge=1, le=480)
+    """An admin session unused this long ends."""
+    session_max_hours: int = Field(default=8, ge=1, le=72)
+    """An admin session ends this long after login, however active."""
+
+
+class MetricsSettings(_Section):
+    """Prometheus metrics (``/metrics``)."""
+
+    enabled: bool = True
+    """Serve ``/metrics`` on the HTTP listener, to holders of an admin API token only."""
+    listen: str = ""
+    """Also serve ``/metrics`` without a token on this separate ``host:port`` (a private
+    network or loopback for the Prometheus scraper); empty: no separate listener."""
+
+    @field_validator("listen")
+    @classmethod
+    def _hostport_or_empty(cls, value: str) -> str:
+        return _check_hostport(value) if value.strip() else ""
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -207,6 +231,8 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     jobs: JobSettings = JobSettings()
     web: WebSettings = WebSettings()
+    admin: AdminSettings = AdminSettings()
+    metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
 
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def create_app(gw: Gateway) -> Starlette:
     from gateway.web.admin import routes as admin_routes
+    from gateway.web.admin.metrics_http import metrics_route
     from gateway.web.patient import routes as patient_routes
 
     svc = gw.services
@@ -30,6 +31,7 @@ def create_app(gw: Gateway) -> Starlette:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     routes: list[BaseRoute] = [Route("/healthz", health)]
+    routes.append(metrics_route(gw))
     routes.append(Mount("/admin", routes=admin_routes(gw)))
     routes.extend(patient_routes(gw))
     return Starlette(routes=routes)

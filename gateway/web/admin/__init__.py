@@ -1,14 +1,41 @@
-"""Admin console (``/admin``) and JSON API (``/admin/api``)."""
+"""Admin console (``/admin``) and JSON API (``/admin/api``).
+
+One inner Starlette app, wrapped in the security-headers middleware, mounted by
+``gateway.web.app`` at ``/admin``: login (password + TOTP), dashboard, trust list,
+professional accounts, patient lookup, outbound queue, audit trail; and the API with
+bearer tokens and its OpenAPI description.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from starlette.routing import BaseRoute
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from gateway.web.admin import api, login, pages, pages_ops
+from gateway.web.admin.context import AdminContext
+from gateway.web.admin.security import SecurityHeaders
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
 
+STATIC = Path(__file__).parent / "static"
+
+
+def build(ctx: AdminContext) -> Starlette:
+    inner: list[BaseRoute] = [
+        Mount("/api", routes=api.routes(ctx)),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+        *login.routes(ctx),
+        *pages.routes(ctx),
+        *pages_ops.routes(ctx),
+    ]
+    return Starlette(routes=inner)
+
 
 def routes(gw: Gateway) -> list[BaseRoute]:
-    return []
+    app = build(AdminContext(gw.services))
+    return [Mount("", app=SecurityHeaders(app))]

@@ -1,0 +1,138 @@
+"""Shared state of the admin web layer: services, templates, login throttle, guards.
+
+``console`` wraps a page handler: no live admin session means a redirect to the login
+page (whatever other cookie, e.g. a patient's, the browser holds); every POST must
+carry the session's CSRF token. ``api`` wraps a JSON handler: a valid admin API
+bearer token or ``401``. Operations run in a worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from gateway.store import admins
+from gateway.web.admin.ops_common import Actor, OpError
+from gateway.web.admin.security import client_ip, same_token, session_token
+from smtp.throttle import AuthThrottle, ThrottleConfig
+
+if TYPE_CHECKING:
+    from gateway.context import Services
+
+T = TypeVar("T")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Who:
+    actor: Actor
+    csrf: str
+
+
+Page = Callable[[Request, Who], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _french_number(value: object) -> str:
+    return f"{value:,}".replace(",", "\u202f") if isinstance(value, int) else str(value)
+
+
+@dataclass
+class AdminContext:
+    svc: Services
+    throttle: AuthThrottle = field(default_factory=lambda: AuthThrottle(ThrottleConfig(
+        account_delay_after=3, account_lockout_after=10, ip_delay_after=5, ip_lockout_after=30, max_delay=5.0)))
+    env: jinja2.Environment = field(default_factory=lambda: jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined))
+
+    def __post_init__(self) -> None:
+        self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)
+        self.session_max = timedelta(hours=self.svc.settings.admin.session_max_hours)
+        self.env.filters["num"] = _french_number
+        self.env.filters["pct"] = lambda v: f"{v * 100:.1f}\u202f%".replace(".", ",")
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def render(self, request: Request, name: str, who: Who | None, status: int = 200, **values: Any) -> HTMLResponse:
+        base = request.scope.get("root_path", "")
+        html = self.env.get_template(name).render(base=base, who=who, csrf=who.csrf if who else "",
+                                                 path=request.url.path, **values)
+        return HTMLResponse(html, status_code=status)
+
+    def error_page(self, request: Request, who: Who | None, exc: OpError) -> HTMLResponse:
+        return self.render(request, "error.html", who, status=exc.status, message=exc.message)
+
+    # --- identification ---------------------------------------------------------------
+    def _session(self, token: str) -> Who | None:
+        with self.svc.db.write() as session:
+            found = admins.session_admin(session, token, now=self.now(), idle=self.session_idle)
+            if found is None:
+                return None
+            row, admin = found
+            return Who(Actor(admin.name, "console", row.peer), row.csrf_token)
+
+    async def who(self, request: Request) -> Who | None:
+        token = session_token(request)
+        if token is None:
+            return None
+        found = await self.run(self._session, token)
+        if found is None:
+            return None
+        return Who(Actor(found.actor.name, "console", client_ip(request)), found.csrf)
+
+    def _token(self, token: str) -> str | None:
+        with self.svc.db.write() as session:
+            admin = admins.token_admin(session, token, now=self.now())
+            return admin.name if admin else None
+
+    async def api_actor(self, request: Request) -> Actor | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 200 or not token.isascii():
+            return None
+        name = await self.run(self._token, token)
+        return Actor(name, "api", client_ip(request)) if name else None
+
+    # --- guards -----------------------------------------------------------------------
+    def console(self, handler: Page) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            who = await self.who(request)
+            if who is None:
+                base = request.scope.get("root_path", "")
+                return RedirectResponse(f"{base}/login", status_code=303)
+            if request.method == "POST":
+                form = await request.form()
+                if not same_token(who.csrf, form.get("csrf")):
+                    return self.render(request, "error.html", who, status=403,
+                                       message="Jeton de formulaire invalide : rechargez la page.")
+            try:
+                return await handler(request, who)
+            except OpError as exc:
+                return self.error_page(request, who, exc)
+        return endpoint
+
+    def api(self, handler: Callable[[Request, Actor], Awaitable[Response]]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            actor = await self.api_actor(request)
+            if actor is None:
+                return JSONResponse({"error": "unauthorized", "message": "admin API token required"},
+                                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+            try:
+                return await handler(request, actor)
+            except OpError as exc:
+                return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
+        return endpoint

@@ -1,0 +1,173 @@
+"""OpenAPI 3.0 description of the admin JSON API (served at ``/admin/api/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STR = {"type": "string"}
+NSTR = {"type": "string", "nullable": True}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+OBJ = {"type": "object", "additionalProperties": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ok(schema: dict[str, Any], status: str = "200", text: str = "OK") -> dict[str, Any]:
+    return {status: {"description": text, **_json(schema)}, "400": _error("invalid input"),
+            "401": _error("missing or invalid admin token"), "404": _error("not found"),
+            "409": _error("conflict with the current state")}
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"description": text, **_json(_ref("Error"))}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, **_json(schema)}
+
+
+def _query(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+
+
+def _path(name: str, text: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": STR, "description": text}
+
+
+def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"operationId": op_id, "summary": summary, "responses": responses, **extra}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error", "message"],
+              "properties": {"error": STR, "message": STR}},
+    "Domain": {"type": "object", "properties": {
+        "name": STR, "status": {"type": "string", "enum": ["active", "suspended"]}, "description": NSTR,
+        "operator_dn": NSTR, "dkim_policy": STR, "route": NSTR, "tls_required": BOOL,
+        "max_message_size": {"type": "integer", "nullable": True}, "origin": STR,
+        "list_updated_at": NSTR, "modified_at": NSTR}},
+    "NewDomain": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "example": "hopital.example"}, "description": STR, "operator_dn": STR,
+        "route": {"type": "string", "example": "mx.hopital.example:25"},
+        "dkim_policy": {"type": "string", "enum": ["dns", "none"]}, "tls_required": BOOL,
+        "max_message_size": {"type": "integer", "minimum": 1024}}},
+    "ImportResult": {"type": "object", "properties": {
+        "applied": BOOL, "generated_at": NSTR, "counts": {"type": "object", "additionalProperties": INT},
+        "added": {"type": "array", "items": STR}, "removed": {"type": "array", "items": STR},
+        "changed": {"type": "array", "items": OBJ}, "lines": {"type": "array", "items": STR}}},
+    "Pro": {"type": "object", "properties": {
+        "address": STR, "status": {"type": "string", "enum": ["active", "disabled"]},
+        "accepts_patient_initiated": BOOL, "has_password": BOOL, "created_at": NSTR, "last_login_at": NSTR,
+        "inactivity_warned_at": NSTR}},
+    "NewPro": {"type": "object", "required": ["address"], "properties": {
+        "address": {"type": "string", "example": "dr.house@clinic.test"}, "name": STR,
+        "password": {"type": "string", "minLength": 12}, "accepts_patient_initiated": BOOL}},
+    "InsQuery": {"type": "object", "required": ["ins"], "properties": {
+        "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"}}},
+    "NewPatient": {"type": "object", "required": ["ins"], "properties": {
+        "ins": STR, "email": {"type": "string", "description": "personal address for notifications"},
+        "open": BOOL}},
+    "Patient": {"type": "object", "description": "state, dates and access history; never content",
+                "properties": {"ins": STR, "address": STR, "state": STR, "activation_code": STR,
+                               "history": {"type": "array", "items": OBJ}}, "additionalProperties": True},
+    "Queue": {"type": "object", "properties": {
+        "counts": {"type": "object", "additionalProperties": INT},
+        "oldest_pending_age_seconds": {"type": "integer", "nullable": True},
+        "entries": {"type": "array", "items": _ref("QueueEntry")}}},
+    "QueueEntry": {"type": "object", "properties": {
+        "id": STR, "domain": STR, "kind": STR, "status": STR, "attempts": INT, "size": INT, "age_seconds": INT,
+        "created_at": NSTR, "next_attempt_at": NSTR, "expires_at": NSTR, "finished_at": NSTR,
+        "in_delivery": BOOL, "last_error": NSTR}},
+    "AuditEntry": {"type": "object", "properties": {
+        "id": INT, "at": STR, "actor": STR, "action": STR, "subject": NSTR, "peer": NSTR, "details": {},
+        "hash": STR}},
+    "ChainReport": {"type": "object", "properties": {
+        "ok": BOOL, "entries": INT, "first_bad_id": {"type": "integer", "nullable": True}, "problem": NSTR}},
+    "Stats": {"type": "object", "additionalProperties": True, "properties": {
+        "mailboxes_created": INT, "opposition_rate": {"type": "number"}, "activation_rate": {"type": "number"},
+        "active_users_30d": INT, "messages_30d": INT, "documents_30d": INT, "by_state": OBJ, "series": OBJ}},
+}
+
+STATUS_DOMAIN = _query("status", {"type": "string", "enum": ["active", "suspended"]}, "filter by status")
+AUDIT_PARAMS = [
+    _query("actor", STR, "exact actor, or a prefix ending with *"),
+    _query("action", STR, "exact action, or a prefix ending with *"),
+    _query("subject", STR, "subject reference (patient:<id>, domain:<name>...) or an INS"),
+    _query("since", {"type": "string", "format": "date-time"}, "from this instant (ISO 8601)"),
+    _query("until", {"type": "string", "format": "date-time"}, "up to this instant (ISO 8601)"),
+]
+
+
+def spec(server_url: str = "/admin/api") -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/stats": {"get": _op("stats", "Adoption figures and daily series", _ok(_ref("Stats")))},
+        "/domains": {
+            "get": _op("listDomains", "The trust list", _ok({"type": "array", "items": _ref("Domain")}),
+                       parameters=[STATUS_DOMAIN]),
+            "post": _op("addDomain", "Add a trusted domain", _ok(_ref("Domain"), "201", "Created"),
+                        requestBody=_body(_ref("NewDomain")))},
+        "/domains/import": {"post": _op(
+            "importTrustList", "Preview (default) or apply an import of the liste blanche XML",
+            _ok(_ref("ImportResult")), parameters=[_query("apply", BOOL, "apply the changes (default: preview)")],
+            requestBody={"required": True, "content": {"application/xml": {"schema": STR}}})},
+        "/domains/{name}/{action}": {"post": _op(
+            "setDomainStatus", "Suspend or resume a trusted domain", _ok(_ref("Domain")),
+            parameters=[_path("name", "domain name"),
+                        {"name": "action", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["suspend", "resume"]}}])},
+        "/pros": {
+            "get": _op("listPros", "Professional accounts hosted here", _ok({"type": "array", "items": _ref("Pro")}),
+                       parameters=[_query("status", {"type": "string", "enum": ["active", "disabled"]}, "filter")]),
+            "post": _op("addPro", "Add a professional account on a hosted domain", _ok(_ref("Pro"), "201", "Created"),
+                        requestBody=_body(_ref("NewPro")))},
+        "/pros/{address}/{action}": {"post": _op(
+            "setProStatus", "Disable or enable a professional account", _ok(_ref("Pro")),
+            parameters=[_path("address", "account address"),
+                        {"name": "action", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["disable", "enable"]}}])},
+        "/patients": {"post": _op("provisionPatient", "Provision a patient space (returns its activation code)",
+                                  _ok(_ref("Patient"), "201", "Created"), requestBody=_body(_ref("NewPatient")))},
+        "/patients/lookup": {"post": _op("lookupPatient", "A patient space's state and access history by INS",
+                                         _ok(_ref("Patient")), requestBody=_body(_ref("InsQuery")))},
+        "/queue": {"get": _op("listQueue", "Outbound queue entries with state and age", _ok(_ref("Queue")),
+                              parameters=[_query("status", {"type": "string", "enum": [
+                                  "pending", "sent", "bounced", "expired", "cancelled"]}, "filter"),
+                                  _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "rows")])},
+        "/queue/{entry}/{action}": {"post": _op(
+            "queueAction", "Retry now, bounce (sender notified) or cancel a pending entry", _ok(_ref("QueueEntry")),
+            parameters=[_path("entry", "entry id"),
+                        {"name": "action", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["retry", "bounce", "cancel"]}}])},
+        "/audit": {"get": _op("searchAudit", "Search the audit trail (newest first)",
+                              _ok({"type": "array", "items": _ref("AuditEntry")}),
+                              parameters=[*AUDIT_PARAMS,
+                                          _query("before_id", {"type": "integer", "minimum": 1}, "paging"),
+                                          _query("limit", {"type": "integer", "minimum": 1, "maximum": 500},
+                                                 "rows")])},
+        "/audit/export": {"get": _op(
+            "exportAudit", "Export matching entries as JSON Lines or CSV",
+            {"200": {"description": "the entries", "content": {"application/x-ndjson": {"schema": STR},
+                                                              "text/csv": {"schema": STR}}},
+             "400": _error("invalid input"), "401": _error("missing or invalid admin token")},
+            parameters=[*AUDIT_PARAMS, _query("format", {"type": "string", "enum": ["jsonl", "csv"]}, "format")])},
+        "/audit/verify": {"post": _op("verifyAudit", "Verify the audit trail's hash chain", _ok(_ref("ChainReport")))},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Health messaging gateway: admin API", "version": "1",
+                 "description": "Trust list, professional accounts, patient spaces, outbound queue, audit, "
+                                "adoption figures. Every change is audited as admin:<name>."},
+        "servers": [{"url": server_url or "/admin/api"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "token from 'gateway admin token NAME'"}}},
+    }
