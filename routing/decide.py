@@ -208,7 +208,12 @@ def decide_after_data(sender: Sender, headers: HeaderFacts, trust: TrustList) ->
     if entry.dkim_policy == "none":
         # TLS peer alignment: the client certificate is the From: domain's operator.
         peer_ok = entry.operator_dn is not None and sender.tls and dn_matches(entry.operator_dn, sender.tls_peer_dn)
-        return verdict(R.DATA_OK if peer_ok else R.DATA_FROM_NOT_ALIGNED)
+        # A private link (TLS not required, no operator DN: the network itself is the
+        # authentication, e.g. a dedicated line or a test rig): the envelope sender's
+        # domain, already checked against the trust list at MAIL, must be the author's.
+        private_ok = (not entry.tls_required and entry.operator_dn is None and sender.address is not None
+                      and sender.address.domain == author.domain)
+        return verdict(R.DATA_OK if peer_ok or private_ok else R.DATA_FROM_NOT_ALIGNED)
     # "dns" / "pinned": an author-aligned passing signature is required (RFC 7372 §3.1).
     return verdict(R.DATA_DKIM_NOT_ALIGNED if sender.dkim_domains else R.DATA_NO_DKIM)
 

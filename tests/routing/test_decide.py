@@ -588,3 +588,22 @@ def test_every_mail_and_data_reason_is_exercised() -> None:
     seen = {row[2] for row in MAIL_ROWS} | {row[-1][0] for row in DATA_ROWS}
     wanted = {r for r in reasons.CATALOGUE if r.startswith(("mail.", "data."))}
     assert wanted <= seen
+
+
+# --- private links (TLS not required, no operator DN) --------------------------------------------
+
+PRIVATE = TRUST.with_entry(TrustEntry("lien.test", "Private link", tls_required=False, dkim_policy="none"))
+
+
+def test_private_link_aligns_on_the_envelope_sender() -> None:
+    sender = Sender("trusted_pro", a("dr@lien.test"), "mx", tls=False)
+    assert decide_mail_from(sender, PRIVATE).accept
+    assert decide_after_data(sender, h("dr@lien.test"), PRIVATE).reason == "data.ok"
+    assert decide_after_data(sender, h("dr@cabinet.test"), PRIVATE).reason == "data.from_not_aligned"
+    other = Sender("trusted_pro", a("dr@cabinet.test"), "mx", tls=True, tls_peer_dn=CABINET_DN)
+    assert decide_after_data(other, h("dr@lien.test"), PRIVATE).reason == "data.from_not_aligned"
+
+
+def test_tls_required_entry_without_dn_still_refuses_envelope_alignment() -> None:
+    sender = Sender("trusted_pro", a("dr@nodn.test"), "mx", tls=True)
+    assert decide_after_data(sender, h("dr@nodn.test"), PRIVATE).reason == "data.from_not_aligned"
