@@ -45,7 +45,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX")
     p.add_argument("--dkim", metavar="POLICY", default="dns",
                    help="dns (default), none, or pinned:SELECTOR:PUBKEYFILE")
-    p.add_argument("--no-tls-required", action="store_true", help="accept this domain without TLS (tests only)")
+    p.add_argument("--no-tls-required", action="store_true",
+                   help="private link: no TLS, From: aligned on the envelope sender (tests, dedicated lines)")
     p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted from/to this domain")
     p = leaf(trust_sub, "list", "list the trust list", cmd_trust_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
