@@ -71,10 +71,27 @@ class ListenSettings(_Section):
     imap: HostPort = "127.0.0.1:1143"
     imaps: HostPort = "127.0.0.1:1993"
     http: HostPort = "127.0.0.1:8080"
+    proxy_protocol: bool = False
+    """Expect a PROXY protocol (v1/v2) header on SMTP and IMAP connections (behind a TCP load balancer)."""
+    proxy_trusted: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    """Addresses or networks allowed to send PROXY headers (the load balancers)."""
 
-    _check = field_validator("mx", "submission", "submissions", "imap", "imaps", "http")(
-        classmethod(lambda cls, v: _check_hostport(v))
-    )
+    @field_validator("proxy_trusted")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("mx", "submission", "submissions", "imap", "imaps", "http")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        return _check_hostport(value)
 
     def address(self, name: str) -> tuple[str, int]:
         return split_hostport(str(getattr(self, name)))

@@ -13,6 +13,7 @@ from gateway.mail.flow import SmtpFlow
 from gateway.mail.internal import InternalMail
 from gateway.mail.pipeline import Pipeline
 from gateway.mail.smtpd import GatewaySMTP
+from gateway.proxy import parse_networks
 from gateway.tls import server_context
 from smtp.policy import Limits
 from smtp.throttle import ConnectionLimiter
@@ -62,12 +63,15 @@ async def _start(gw: Gateway, name: str, implicit_tls: bool, description: str) -
     context = server_context(settings)
     flow = SmtpFlow(rt.directory, rt.pipeline, rt.limits)
     listener = "mx" if name == "mx" else "submission"
+    # PROXY headers on the STARTTLS listeners; the implicit-TLS ports start with the TLS handshake.
+    proxied = settings.listen.proxy_protocol and not implicit_tls
+    proxies = parse_networks(settings.listen.proxy_trusted) if proxied else None
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
                             limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
                             authenticator=rt.authenticator, connections=rt.connections,
-                            timeout=settings.smtp.timeout_seconds),
+                            timeout=settings.smtp.timeout_seconds, proxy_networks=proxies),
         host=host, port=port, ssl=context if implicit_tls else None, reuse_address=True,
     )
 

@@ -21,6 +21,7 @@ from aiosmtpd.smtp import MISSING, SMTP
 from gateway import metrics
 from gateway.auth import Authenticator
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
+from gateway.proxy import Network, ProxyRefused, client_address
 from gateway.tls import peer_dn
 from routing.address import parse_address
 from smtp import replies
@@ -40,7 +41,8 @@ class _NoHooks:
 class GatewaySMTP(SMTP):
     def __init__(self, *, flow: SmtpFlow, listener: str, hostname: str, limits: Limits,
                  tls_context: ssl.SSLContext | None, implicit_tls: bool, authenticator: Authenticator,
-                 connections: ConnectionLimiter, timeout: float) -> None:
+                 connections: ConnectionLimiter, timeout: float,
+                 proxy_networks: tuple[Network, ...] | None = None) -> None:
         super().__init__(
             _NoHooks(), hostname=hostname, ident="ESMTP", tls_context=None if implicit_tls else tls_context,
             require_starttls=False, auth_require_tls=True, data_size_limit=limits.max_message_size,
@@ -52,6 +54,7 @@ class GatewaySMTP(SMTP):
         self.authenticator = authenticator
         self.connections = connections
         self.implicit_tls = implicit_tls
+        self.proxy_networks = proxy_networks
         self.info: SessionInfo | None = None
         self.tx = Transaction()
         self._counted_ip: str | None = None
@@ -70,6 +73,14 @@ class GatewaySMTP(SMTP):
 
     async def _handle_client(self) -> None:
         ip = self._peer_ip()
+        if self.proxy_networks is not None:
+            try:
+                ip = await client_address(self._reader, ip, self.proxy_networks)
+            except ProxyRefused as exc:
+                log.warning("connection refused", extra={"reason": str(exc), "listener": self.listener})
+                assert self.transport is not None
+                self.transport.close()
+                return
         self.info = SessionInfo(peer_ip=ip, listener=self.listener)
         self._refresh_tls()
         refused = self.connections.open(ip)
