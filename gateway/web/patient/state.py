@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from gateway.server import Gateway
 
 T = TypeVar("T")
+try:
+    PARIS: ZoneInfo | None = ZoneInfo("Europe/Paris")
+except (ZoneInfoNotFoundError, ValueError):  # no tz database: show UTC, say so
+    PARIS = None
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,12 @@ def _size(value: int) -> str:
 
 
 def _date(value: datetime | None) -> str:
+    """Dates as French patients read them: Paris time, day first."""
     if value is None:
         return ""
-    local = value.astimezone(UTC)
-    return local.strftime("%d/%m/%Y %H:%M") + " UTC"
+    if PARIS is None:
+        return value.astimezone(UTC).strftime("%d/%m/%Y à %H:%M UTC")
+    return value.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
 
 
 class PatientWeb:
