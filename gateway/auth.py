@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -19,7 +20,8 @@ from gateway.store import audit
 from gateway.store.accounts import verify_password
 from gateway.store.db import Database
 from gateway.store.models import ProAccount
-from smtp.throttle import AuthThrottle
+from gateway.store.throttle import SharedThrottle
+from smtp.throttle import ThrottleVerdict
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,18 @@ class AuthOutcome:
     retry_after: float | None = None
 
 
+class Throttle(Protocol):
+    def verdict(self, account: str | None, ip: str, now: float) -> ThrottleVerdict: ...
+    def record_failure(self, account: str | None, ip: str, now: float) -> ThrottleVerdict: ...
+    def record_success(self, account: str | None, ip: str, now: float) -> None: ...
+
+
 class Authenticator:
-    def __init__(self, db: Database, throttle: AuthThrottle | None = None) -> None:
+    """Checks credentials; the throttle is shared by every node (``SharedThrottle``) by default."""
+
+    def __init__(self, db: Database, throttle: Throttle | None = None) -> None:
         self.db = db
-        self.throttle = throttle or AuthThrottle()
+        self.throttle: Throttle = throttle or SharedThrottle(db)
 
     def _check(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
         key = username.strip().lower()
@@ -54,19 +64,22 @@ class Authenticator:
                          details={"result": outcome.reason})
         return outcome
 
-    async def authenticate(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
-        """Verify credentials; waits the throttle's delay on repeated failures."""
-        now = time.monotonic()
-        verdict = self.throttle.verdict(username.lower(), peer, now)
+    def _attempt(self, username: str, password: str, peer: str, protocol: str) -> tuple[AuthOutcome, float]:
+        """Throttle check, credentials, bookkeeping; returns the outcome and the delay to wait."""
+        account = username.strip().lower()
+        verdict = self.throttle.verdict(account, peer, time.time())
         if not verdict.allowed:
-            metrics.login_failure(protocol, verdict.reason)
-            return AuthOutcome(False, None, None, None, verdict.reason, verdict.locked_until)
-        outcome = await asyncio.to_thread(self._check, username, password, peer, protocol)
+            return AuthOutcome(False, None, None, None, verdict.reason, verdict.locked_until), 0.0
+        outcome = self._check(username, password, peer, protocol)
         if outcome.ok:
-            self.throttle.record_success(username.lower(), peer, time.monotonic())
-            return outcome
-        metrics.login_failure(protocol, outcome.reason)
-        after = self.throttle.record_failure(username.lower(), peer, time.monotonic())
-        if after.delay:
-            await asyncio.sleep(after.delay)
+            self.throttle.record_success(account, peer, time.time())
+            return outcome, 0.0
+        after = self.throttle.record_failure(account, peer, time.time())
+        return outcome, after.delay
+
+    async def authenticate(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
+        """Verify credentials off the event loop; waits the throttle's delay after a failure."""
+        outcome, delay = await asyncio.to_thread(self._attempt, username, password, peer, protocol)
+        if delay:
+            await asyncio.sleep(delay)
         return outcome

@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -325,3 +326,19 @@ class WebSession(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     csrf_secret: Mapped[str] = mapped_column(String(64))
     pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class AuthFailure(Base):
+    """A failed login, per account key and per client-address key (shared by every node)."""
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+
+
+class AuthLockout(Base):
+    __tablename__ = "auth_lockouts"
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    until: Mapped[float] = mapped_column(Float)

@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:00:40.986008
+Create Date: 2026-11-23 07:13:58.417038
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = "0001"
 down_revision = None
@@ -37,6 +38,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_subject_ref"), ["subject_ref"], unique=False)
 
+    op.create_table(
+        "auth_failures",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("key", sa.String(length=400), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_auth_failures")),
+    )
+    with op.batch_alter_table("auth_failures", schema=None) as batch_op:
+        batch_op.create_index("ix_auth_failures_key_at", ["key", "at"], unique=False)
+
+    op.create_table(
+        "auth_lockouts",
+        sa.Column("key", sa.String(length=400), nullable=False),
+        sa.Column("until", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_auth_lockouts")),
+    )
     op.create_table(
         "daily_stats",
         sa.Column("day", sa.String(length=10), nullable=False),
@@ -396,6 +413,11 @@ def downgrade() -> None:
     op.drop_table("trusted_domains")
     op.drop_table("mailboxes")
     op.drop_table("daily_stats")
+    op.drop_table("auth_lockouts")
+    with op.batch_alter_table("auth_failures", schema=None) as batch_op:
+        batch_op.drop_index("ix_auth_failures_key_at")
+
+    op.drop_table("auth_failures")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_subject_ref"))
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
