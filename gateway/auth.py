@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import select
 
@@ -69,11 +69,13 @@ class Authenticator:
         account = username.strip().lower()
         verdict = self.throttle.verdict(account, peer, time.time())
         if not verdict.allowed:
+            metrics.login_failure(protocol, verdict.reason)
             return AuthOutcome(False, None, None, None, verdict.reason, verdict.locked_until), 0.0
         outcome = self._check(username, password, peer, protocol)
         if outcome.ok:
             self.throttle.record_success(account, peer, time.time())
             return outcome, 0.0
+        metrics.login_failure(protocol, outcome.reason)
         after = self.throttle.record_failure(account, peer, time.time())
         return outcome, after.delay
 
