@@ -24,7 +24,7 @@ from gateway import adoption
 from gateway.mail.directory import LocalTarget, RemoteTarget, Target
 from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.store import audit, conversations
-from gateway.store.changes import ChangeHub
+from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.messages import append_message
@@ -143,6 +143,7 @@ class Pipeline:
             stored = append_message(session, self.keys, target.mailbox_id, folder, stamped, flags=flags,
                                     internal_date=at, conversation_id=conversation_id)
             touched.append(target.mailbox_id)
+            announce(session, target.mailbox_id)
             if target.kind == "patient" and folder == "INBOX":
                 self._notify_patient(session, target.owner_id, at)
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",

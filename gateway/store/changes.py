@@ -11,6 +11,9 @@ import asyncio
 import contextlib
 from collections import defaultdict
 
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 
 class ChangeHub:
     def __init__(self) -> None:
@@ -30,12 +33,13 @@ class ChangeHub:
         except RuntimeError:
             running = None
         if running is loop:
-            self._wake(mailbox_id)
+            self.wake_local(mailbox_id)
         else:
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._wake, mailbox_id)
+                loop.call_soon_threadsafe(self.wake_local, mailbox_id)
 
-    def _wake(self, mailbox_id: int) -> None:
+    def wake_local(self, mailbox_id: int) -> None:
+        """Wake this process's waiters (call on the hub's loop)."""
         for event in list(self._events.get(mailbox_id, ())):
             event.set()
 
@@ -55,3 +59,60 @@ class ChangeHub:
             waiters.discard(event)
             if not waiters:
                 self._events.pop(mailbox_id, None)
+
+
+# --- across nodes: PostgreSQL LISTEN/NOTIFY (issue 7) ------------------------------------------
+
+CHANNEL = "hmg_mailbox"
+
+
+def announce(session: Session, mailbox_id: int) -> None:
+    """Inside a writing transaction: tell every node (PostgreSQL delivers it at commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(mailbox_id)})
+
+
+class PgChangeListener:
+    """A dedicated connection LISTENing for other nodes' changes, feeding the local hub."""
+
+    def __init__(self, url: str, hub: ChangeHub) -> None:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url).set(drivername="postgresql")
+        self.conninfo = parsed.render_as_string(hide_password=False)
+        self.hub = hub
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def _run(self) -> None:
+        import logging
+
+        import psycopg
+
+        log = logging.getLogger("gateway.changes")
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    delay = 0.5
+                    async for note in conn.notifies():
+                        if note.payload.isdigit():
+                            self.hub.wake_local(int(note.payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: reconnect with backoff, never give up
+                self.listening.clear()
+                log.warning("change listener reconnecting", extra={"error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="pg-change-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
