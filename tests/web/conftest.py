@@ -39,7 +39,7 @@ def _factories() -> list[object] | None:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = make_home(tmp_path_factory.mktemp("web") / "home",
-                     extra_config="\n[web]\nlogin_delay_after = 3\nlogin_lockout_after = 6\n")
+                     extra_config="\n[web]\nlogin_delay_after = 3\nlogin_lockout_after = 5\n")
     text = (home / "gateway.toml").read_text().replace("[tls]\n", "[tls]\nallow_auth_without_tls = true\n", 1)
     (home / "gateway.toml").write_text(text)
     world = populate(home)

@@ -73,7 +73,7 @@ class PatientWeb:
         w = self.web
         self.throttle = AuthThrottle(ThrottleConfig(
             window=900.0, account_delay_after=w.login_delay_after, account_lockout_after=w.login_lockout_after,
-            ip_delay_after=max(10, w.login_delay_after), ip_lockout_after=max(100, w.login_lockout_after),
+            ip_delay_after=10 * w.login_delay_after, ip_lockout_after=10 * w.login_lockout_after,
             lockout=w.login_lockout_minutes * 60.0, max_delay=8.0))
         self.lifetimes = Lifetimes(idle=timedelta(minutes=w.session_idle_minutes),
                                    absolute=timedelta(hours=w.session_max_hours))
