@@ -41,7 +41,15 @@ class LiveGateway:
 
 def make_home(root: Path, *, hostname: str = "mx.gateway.test", patient_domain: str = "patients.gateway.test",
               storage_url: str | None = None, extra_config: str = "") -> Path:
-    """A state folder from ``gateway init``, optionally pointed at another database."""
+    """A state folder from ``gateway init``, optionally pointed at another database.
+
+    With ``GATEWAY_TEST_STORE=postgresql`` in the environment every home gets its own
+    PostgreSQL database (dropped when the test process exits) instead of SQLite.
+    """
+    if storage_url is None and os.environ.get("GATEWAY_TEST_STORE") == "postgresql":
+        from gateway.testing.pg import create_database
+
+        storage_url = create_database()
     init_home(root, hostname=hostname, patient_domain=patient_domain)
     config = root / "gateway.toml"
     text = config.read_text()

@@ -44,3 +44,36 @@ def temporary_database(prefix: str = "hmg_test") -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+_CREATED: list[str] = []
+
+
+def create_database(prefix: str = "hmg_live") -> str:
+    """A database that lives until the process exits (then dropped); returns its URL."""
+    import atexit
+
+    base = admin_url()
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    if not _CREATED:
+        atexit.register(_drop_created)
+    _CREATED.append(name)
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_created() -> None:
+    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in _CREATED:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except OperationalError:
+        pass
+    finally:
+        engine.dispose()
