@@ -132,7 +132,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         pending = await web.run(pending_of, ctx)
         if pending is None:
             return redirect("/activation/mot-de-passe")
-        if not totp.verify(pending["totp"], field(form, "code", 20), patient_id=ctx.patient_id):
+        if not totp.verify(pending["totp"], field(form, "code", 20), guard=(web.replay, ctx.patient_id)):
             return await totp_page(request, ctx, "Code incorrect. Saisissez le code à 6 chiffres affiché "
                                    "par votre application, puis validez.", 400)
         token = await web.run(finish, ctx, pending)

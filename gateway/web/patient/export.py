@@ -1,12 +1,14 @@
 """"Export my data": a zip of every message as an .eml file plus ``index.json`` (folder,
-date, subject, correspondent, flags, conversation). Built in memory, off the event loop."""
+date, subject, correspondent, flags, conversation). Built off the event loop into a spooled
+temporary file (memory up to 16 MB, then disk) and streamed."""
 
 from __future__ import annotations
 
-import io
 import json
+import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
@@ -15,26 +17,50 @@ from gateway.store.messages import open_message
 from gateway.store.models import Patient
 from gateway.web.patient import mailbox, mailview
 
+SPOOL_BYTES = 16 * 1024 * 1024
+CHUNK = 256 * 1024
 
-def build(session: Session, keys: KeyService, patient: Patient, *, address: str) -> bytes:
+
+def build(session: Session, keys: KeyService, patient: Patient, *, address: str) -> IO[bytes]:
+    """The archive, positioned at its start; the caller closes it (see :func:`chunks`)."""
     assert patient.mailbox_id is not None
     index: list[dict[str, Any]] = []
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for n, (message, folder) in enumerate(reversed(mailbox.rows(session, patient.mailbox_id,
-                                                                    ("INBOX", "Sent", "Trash"))), start=1):
-            raw = open_message(session, keys, message)
-            summary = mailview.summary(mailview.parse(raw), fallback_date=message.internal_date)
-            name = f"{folder}/{n:05d}.eml"
-            archive.writestr(name, raw)
-            index.append({
-                "file": name, "folder": folder, "received": message.internal_date.isoformat(),
-                "date": summary.date.isoformat() if summary.date else None, "subject": summary.subject,
-                "from": summary.sender_address, "from_name": summary.sender_name, "message_id": summary.message_id,
-                "flags": message.flags.split(), "conversation": message.conversation_id, "size": message.size,
-            })
-        meta = {"address": address, "state": patient.state,
-                "opened_at": patient.opened_at.isoformat() if patient.opened_at else None,
-                "messages": index}
-        archive.writestr("index.json", json.dumps(meta, ensure_ascii=False, indent=2))
-    return buffer.getvalue()
+    buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    try:
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            every = mailbox.rows(session, patient.mailbox_id, ("INBOX", "Sent", "Trash"), limit=None)
+            for n, (message, folder) in enumerate(reversed(every), start=1):
+                raw = open_message(session, keys, message)
+                summary = mailview.summary(mailview.parse(raw), fallback_date=message.internal_date)
+                name = f"{folder}/{n:05d}.eml"
+                archive.writestr(name, raw)
+                index.append({
+                    "file": name, "folder": folder, "received": message.internal_date.isoformat(),
+                    "date": summary.date.isoformat() if summary.date else None, "subject": summary.subject,
+                    "from": summary.sender_address, "from_name": summary.sender_name, "message_id": summary.message_id,
+                    "flags": message.flags.split(), "conversation": message.conversation_id, "size": message.size,
+                })
+            meta = {"address": address, "state": patient.state,
+                    "opened_at": patient.opened_at.isoformat() if patient.opened_at else None,
+                    "messages": index}
+            archive.writestr("index.json", json.dumps(meta, ensure_ascii=False, indent=2))
+    except BaseException:
+        buffer.close()
+        raise
+    buffer.seek(0)
+    return buffer
+
+
+def size_of(buffer: IO[bytes]) -> int:
+    end = buffer.seek(0, 2)
+    buffer.seek(0)
+    return end
+
+
+def chunks(buffer: IO[bytes]) -> Iterator[bytes]:
+    """Read the archive in chunks (Starlette runs a sync iterator in its thread pool), then close it."""
+    try:
+        while block := buffer.read(CHUNK):
+            yield block
+    finally:
+        buffer.close()

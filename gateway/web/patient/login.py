@@ -41,7 +41,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 mk = web.keys.for_mailbox(s, patient.mailbox_id)
                 secret = mk.open("totp", "patient", patient.totp_sealed).decode()
             ok = (patient is not None and patient.state == "open" and secret is not None
-                  and totp.verify(secret, code, patient_id=patient.id))
+                  and totp.verify(secret, code, guard=(web.replay, patient.id)))
         if patient is None:
             return None
         with web.db.write() as s:
@@ -49,6 +49,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 audit.record(s, actor="anonymous", action="patient.login_failed", subject_ref=f"patient:{patient.id}",
                              peer=ip, now=now)
                 return None
+            sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
             token, _ = sessions.create(s, patient.id, stage="full", ip=ip, now=now)
             row = by_ins(s, ins)
             assert row is not None

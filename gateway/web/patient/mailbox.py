@@ -56,10 +56,14 @@ def _flags(text: str) -> set[str]:
     return set(text.split())
 
 
-def rows(session: Session, mailbox_id: int, folders: Iterable[str]) -> list[tuple[Message, str]]:
+def rows(session: Session, mailbox_id: int, folders: Iterable[str], *, limit: int | None = LISTING_LIMIT
+         ) -> list[tuple[Message, str]]:
+    """The mailbox's messages in ``folders``, newest first (at most ``limit``; ``None``: all)."""
     query = (select(Message, Folder.name).join(Folder, Folder.id == Message.folder_id)
              .where(Folder.mailbox_id == mailbox_id, Folder.name.in_(list(folders)))
-             .order_by(Message.internal_date.desc(), Message.id.desc()).limit(LISTING_LIMIT))
+             .order_by(Message.internal_date.desc(), Message.id.desc()))
+    if limit is not None:
+        query = query.limit(limit)
     return [(m, name) for m, name in session.execute(query).all()]
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.store import audit
@@ -149,7 +149,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 row.pending_sealed = None
 
         await web.run(update, ctx, "patient.totp_reset", change)
-        totp.forget(ctx.patient_id)
+        web.replay.forget(ctx.patient_id)
         return redirect("/mon-espace?fait=totp")
 
     async def access_history(request: Request, ctx: Ctx) -> Response:
@@ -164,19 +164,21 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         return web.render(request, "history.html", ctx=ctx, rows=found, more=more)
 
     async def export_data(request: Request, ctx: Ctx) -> Response:
-        def build() -> bytes:
+        def build() -> tuple[IO[bytes], int]:
             with web.db.write() as s:
                 patient = s.get(Patient, ctx.patient_id)
                 assert patient is not None
                 data = export.build(s, web.keys, patient,
                                     address=f"{patient.ins}@{web.settings.domains.patient_domain}")
+                size = export.size_of(data)
                 audit.record(s, actor=ctx.actor, action="patient.export", subject_ref=f"patient:{ctx.patient_id}",
-                             peer=ctx.ip, details={"bytes": len(data)})
-                return data
+                             peer=ctx.ip, details={"bytes": size})
+                return data, size
 
-        data = await web.run(build)
-        return Response(data, media_type="application/zip", headers={
-            "Content-Disposition": 'attachment; filename="mes-messages.zip"', "Cache-Control": "no-store"})
+        data, size = await web.run(build)
+        return StreamingResponse(export.chunks(data), media_type="application/zip", headers={
+            "Content-Disposition": 'attachment; filename="mes-messages.zip"', "Cache-Control": "no-store",
+            "Content-Length": str(size)})
 
     def ending(action: str) -> Any:
         async def endpoint(request: Request, ctx: Ctx) -> Response:

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.web.patient import security
 from gateway.web.patient.sessions import Lifetimes
+from gateway.web.patient.totp import ReplayGuard
 from smtp.throttle import AuthThrottle, ThrottleConfig
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class PatientWeb:
         self.env = Environment(loader=PackageLoader("gateway.web.patient", "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True)
+        self.replay = ReplayGuard()
         self.env.filters["size"] = _size
         self.env.filters["date"] = _date
 

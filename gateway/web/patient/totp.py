@@ -1,7 +1,7 @@
 """TOTP second factor (RFC 6238, 30 s steps, 6 digits) with pyotp; QR codes with segno.
 
-A code is accepted once (the last used time step is remembered per patient in the
-process), with one step of clock drift either way.
+A login code is accepted once (:class:`ReplayGuard` remembers the last used time step per
+patient, per web app instance), with one step of clock drift either way.
 """
 
 from __future__ import annotations
@@ -13,8 +13,25 @@ import pyotp
 import segno
 
 ISSUER = "Messagerie de santé"
-_last_steps: dict[int, int] = {}
-_lock = threading.Lock()
+
+
+class ReplayGuard:
+    """The last accepted time step per patient: a code (or an older one) is refused afterwards."""
+
+    def __init__(self) -> None:
+        self._steps: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, patient_id: int, step: int) -> bool:
+        with self._lock:
+            if self._steps.get(patient_id, -1) >= step:
+                return False
+            self._steps[patient_id] = step
+            return True
+
+    def forget(self, patient_id: int) -> None:
+        with self._lock:
+            self._steps.pop(patient_id, None)
 
 
 def new_secret() -> str:
@@ -41,8 +58,9 @@ def _clean(code: object) -> str | None:
     return digits if len(digits) == 6 and digits.isdigit() else None
 
 
-def verify(secret: str, code: object, *, patient_id: int | None = None, now: float | None = None) -> bool:
-    """Check ``code`` (±1 step); when ``patient_id`` is given, a step already used is refused."""
+def verify(secret: str, code: object, *, guard: tuple[ReplayGuard, int] | None = None,
+           now: float | None = None) -> bool:
+    """Check ``code`` (±1 step); with ``guard`` (guard, patient id) a step already used is refused."""
     digits = _clean(code)
     if digits is None:
         return False
@@ -51,16 +69,5 @@ def verify(secret: str, code: object, *, patient_id: int | None = None, now: flo
     step = int(at // totp.interval)
     for candidate in (step, step - 1, step + 1):
         if totp.verify(digits, for_time=candidate * totp.interval):
-            if patient_id is None:
-                return True
-            with _lock:
-                if _last_steps.get(patient_id, -1) >= candidate:
-                    return False
-                _last_steps[patient_id] = candidate
-            return True
+            return guard is None or guard[0].claim(guard[1], candidate)
     return False
-
-
-def forget(patient_id: int) -> None:
-    with _lock:
-        _last_steps.pop(patient_id, None)
