@@ -158,7 +158,8 @@ class Pipeline:
             return
         from gateway.outbound.notify import queue_notification
 
-        patient = session.execute(select(Patient).where(Patient.id == patient_id).with_for_update()).scalar_one()
+        patient = session.execute(select(Patient).where(Patient.id == patient_id).with_for_update()
+                                  .execution_options(populate_existing=True)).scalar_one()
         entry = queue_notification(session, self.keys, patient, hostname=self.hostname, now=at,
                                    interval=self.notification_interval, max_age=self.queue_max_age)
         if entry is not None:

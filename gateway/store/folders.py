@@ -60,7 +60,10 @@ def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
     PostgreSQL locks the folder row (``FOR UPDATE``); SQLite write transactions are
     ``BEGIN IMMEDIATE`` and so already exclusive.
     """
-    folder = session.execute(select(Folder).where(Folder.id == folder_id).with_for_update()).scalar_one()
+    # populate_existing: the folder may already be in the session, loaded before the lock.
+    folder = session.execute(
+        select(Folder).where(Folder.id == folder_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
     uid = folder.uidnext
     folder.uidnext = uid + 1
     folder.highestmodseq = folder.highestmodseq + 1

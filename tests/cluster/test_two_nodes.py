@@ -1,0 +1,251 @@
+"""Several stateless nodes on one PostgreSQL (issue 7): two real ``gateway serve`` processes.
+
+- concurrent deliveries of 500 messages to one folder through both nodes get 500 distinct
+  UIDs, increasing in commit order;
+- 1,000 messages queued for a peer that is down, both nodes' workers running: when it comes
+  up each message arrives exactly once;
+- killing one node mid-delivery loses nothing that got ``250``;
+- ``serve`` refuses to start on a schema that is behind when auto-migration is off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway.context import Location, open_services
+from gateway.store.models import Folder, Message, Patient, QueueEntry
+from gateway.testing import pg
+from gateway.testing.live import make_home
+from gateway.testing.ports import free_port, listen_env, wait_port
+from gateway.testing.sink import running_sink
+from gateway.testing.world import PASSWORD, World, issue_client_cert, populate
+
+pytestmark = pytest.mark.postgres
+
+PEER = "cabinet-down.example"
+
+
+@dataclass
+class Node:
+    name: str
+    home: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def port(self, listener: str) -> int:
+        return int(self.env[f"GATEWAY__LISTEN__{listener.upper()}"].rsplit(":", 1)[1])
+
+    def start(self) -> None:
+        log = open(self.home / f"{self.name}.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(self.home)],
+                                     env={**os.environ, **self.env}, stdout=log, stderr=log)
+        assert wait_port("127.0.0.1", self.port("submission"), 30), (self.home / f"{self.name}.log").read_text()[-3000:]
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class Cluster:
+    url: str
+    world: World
+    nodes: list[Node]
+    peer_port: int
+
+    def services(self):  # type: ignore[no-untyped-def]
+        home = self.nodes[0].home
+        return open_services(Location(home / "gateway.toml", home, True), migrate_schema=False)
+
+
+@pytest.fixture
+def cluster(pg_admin: str, tmp_path: Path) -> Iterator[Cluster]:
+    with pg.temporary_database("hmg_cluster") as url:
+        home_a = make_home(tmp_path / "a", storage_url=url)
+        world = populate(home_a)
+        peer_port = free_port()
+        svc = open_services(Location(home_a / "gateway.toml", home_a, True))
+        try:
+            from gateway.store.accounts import add_trusted_domain
+
+            with svc.db.write() as s:
+                add_trusted_domain(s, PEER, route=f"127.0.0.1:{peer_port}", dkim_policy="none", status="active",
+                                   origin="manual", tls_required=True)
+        finally:
+            svc.close()
+        home_b = tmp_path / "b"
+        shutil.copytree(home_a, home_b)  # same master keys, TLS and database: a second node
+        nodes = []
+        for name, home in (("a", home_a), ("b", home_b)):
+            env = {**listen_env(), "GATEWAY__STORAGE__AUTO_MIGRATE": "false",
+                   "GATEWAY__QUEUE__WORKER_INTERVAL_SECONDS": "0.2", "GATEWAY__SERVER__HOSTNAME": f"node-{name}.test"}
+            nodes.append(Node(name, home, env))
+        c = Cluster(url, world, nodes, peer_port)
+        for node in nodes:
+            node.start()
+        try:
+            yield c
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+def sender(node: Node, world: World, ca: str, count: int, to: str, acked: list[str], lock: threading.Lock,
+           stop: threading.Event | None = None) -> None:
+    try:
+        client = smtplib.SMTP("127.0.0.1", node.port("submission"), timeout=30)
+        client.starttls(context=ssl.create_default_context(cafile=ca))
+        client.login(world.pro, PASSWORD)
+        for _ in range(count):
+            if stop is not None and stop.is_set():
+                break
+            mid = f"<{uuid.uuid4().hex}@clinic.test>"
+            raw = (f"From: {world.pro}\r\nTo: {to}\r\nSubject: n\r\nMessage-ID: {mid}\r\n\r\ncorps\r\n").encode()
+            client.sendmail(world.pro, [to], raw)
+            with lock:
+                acked.append(mid)
+        client.quit()
+    except (OSError, smtplib.SMTPException) as exc:
+        if stop is None:
+            print("sender stopped:", repr(exc)[:300])
+
+
+def run_senders(cluster: Cluster, per_thread: int, threads_per_node: int, to: str,
+                stop: threading.Event | None = None) -> list[str]:
+    ca = str(cluster.nodes[0].home / "tls" / "ca.pem")
+    acked: list[str] = []
+    lock = threading.Lock()
+    workers = [threading.Thread(target=sender, args=(node, cluster.world, ca, per_thread, to, acked, lock, stop))
+               for node in cluster.nodes for _ in range(threads_per_node)]
+    for w in workers:
+        w.start()
+    return acked if stop is not None else _join(workers, acked)
+
+
+def _join(workers: list[threading.Thread], acked: list[str]) -> list[str]:
+    for w in workers:
+        w.join(300)
+    return acked
+
+
+def inbox_uids(cluster: Cluster) -> list[tuple[int, int]]:
+    """(message id, uid) of the open patient's INBOX, in commit (row id) order."""
+    svc = cluster.services()
+    try:
+        with svc.db.read() as s:
+            mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])
+                                ).scalar_one()
+            folder = s.execute(select(Folder.id).where(Folder.mailbox_id == mailbox, Folder.name == "INBOX")
+                               ).scalar_one()
+            return [(int(i), int(u)) for i, u in s.execute(
+                select(Message.id, Message.uid).where(Message.folder_id == folder).order_by(Message.id)).all()]
+    finally:
+        svc.close()
+
+
+def test_concurrent_deliveries_through_both_nodes_get_distinct_increasing_uids(cluster: Cluster) -> None:
+    acked = run_senders(cluster, per_thread=50, threads_per_node=5, to=cluster.world.patient())
+    assert len(acked) == 500
+    rows = inbox_uids(cluster)
+    uids = [u for _, u in rows]
+    assert len(uids) == 500 and len(set(uids)) == 500
+    assert uids == sorted(uids), "UIDs must increase in commit order"
+
+
+def test_queue_for_a_down_peer_is_delivered_exactly_once_by_two_workers(cluster: Cluster) -> None:
+    acked = run_senders(cluster, per_thread=100, threads_per_node=5, to=f"dr.x@{PEER}")
+    assert len(acked) == 1000
+    svc = cluster.services()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # both workers have tried (and failed) at least once
+            with svc.db.read() as s:
+                untried = s.execute(select(QueueEntry.id).where(QueueEntry.attempts == 0).limit(1)).first()
+            if untried is None:
+                break
+            time.sleep(0.2)
+        home = cluster.nodes[0].home
+        cert, key, _ = issue_client_cert(home, home / "peer-down", "127.0.0.1", "Cabinet Down")
+        with running_sink(cluster.peer_port, str(cert), str(key)) as sink:
+            with svc.db.write() as s:  # the retry time has come
+                s.execute(update(QueueEntry).where(QueueEntry.status == "pending")
+                          .values(next_attempt_at=datetime.now(UTC)))
+            deadline = time.monotonic() + 120
+            while len(sink.message_ids()) < 1000 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2.0)  # anything delivered twice would show up now
+            received = sink.message_ids()
+        assert sorted(received) == sorted(acked), f"{len(received)} received for {len(acked)} queued"
+        with svc.db.read() as s:
+            statuses = set(s.execute(select(QueueEntry.status).where(QueueEntry.kind == "message")).scalars())
+        assert statuses == {"sent"}
+    finally:
+        svc.close()
+
+
+def test_killing_a_node_mid_delivery_loses_nothing_acknowledged(cluster: Cluster) -> None:
+    stop = threading.Event()
+    acked = run_senders(cluster, per_thread=400, threads_per_node=3, to=cluster.world.patient(), stop=stop)
+    deadline = time.monotonic() + 60
+    while len(acked) < 60 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cluster.nodes[1].kill()
+    time.sleep(0.5)
+    stop.set()
+    time.sleep(2.0)
+    ids = [mid for mid in list(acked)]
+    svc = cluster.services()
+    try:
+        from gateway.store.messages import open_message
+
+        with svc.db.read() as s:
+            mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])
+                                ).scalar_one()
+            folder = s.execute(select(Folder.id).where(Folder.mailbox_id == mailbox, Folder.name == "INBOX")
+                               ).scalar_one()
+            stored = [open_message(s, svc.keys, m) for m in
+                      s.execute(select(Message).where(Message.folder_id == folder)).scalars()]
+    finally:
+        svc.close()
+    import re
+
+    found = [re.search(rb"Message-ID: (<[^>]+>)", m).group(1).decode() for m in stored]  # type: ignore[union-attr]
+    assert len(found) == len(set(found))
+    assert set(ids) <= set(found), f"{len(set(ids) - set(found))} acknowledged messages lost"
+
+
+def test_serve_refuses_an_old_schema_without_auto_migration(pg_admin: str, tmp_path: Path) -> None:
+    with pg.temporary_database("hmg_old") as url:
+        home = make_home(tmp_path / "old", storage_url=url)
+        env = {**os.environ, **listen_env(), "GATEWAY__STORAGE__AUTO_MIGRATE": "false"}
+        result = subprocess.run([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 1 and "run 'gateway db upgrade' first" in result.stderr
+        upgrade = subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade", "--home", str(home)], env=env,
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert upgrade.returncode == 0, upgrade.stderr
