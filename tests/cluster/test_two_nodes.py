@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway.context import Location, open_services
+from gateway.context import Location, Services, open_services
 from gateway.store.models import Folder, Message, Patient, QueueEntry
 from gateway.testing import pg
 from gateway.testing.live import make_home
@@ -78,7 +78,7 @@ class Cluster:
     nodes: list[Node]
     peer_port: int
 
-    def services(self):  # type: ignore[no-untyped-def]
+    def services(self) -> Services:
         home = self.nodes[0].home
         return open_services(Location(home / "gateway.toml", home, True), migrate_schema=False)
 
@@ -218,7 +218,7 @@ def test_killing_a_node_mid_delivery_loses_nothing_acknowledged(cluster: Cluster
     time.sleep(0.5)
     stop.set()
     time.sleep(2.0)
-    ids = [mid for mid in list(acked)]
+    ids = list(acked)
     svc = cluster.services()
     try:
         from gateway.store.messages import open_message
