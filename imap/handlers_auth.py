@@ -164,7 +164,9 @@ async def idle(s: Session, cmd: c.Idle) -> Ok:
                         changed = await s.boxes.wait_for_change(view.name, view.highestmodseq, s.config.idle_poll)
                 finally:
                     s.idle_waiting(False)
-                if changed and view is not None and not s.idle_should_stop:
+                if not changed:
+                    await asyncio.sleep(0.01)  # never spin, whatever the backend does
+                elif view is not None and not s.idle_should_stop:
                     for line in await view.refresh(s.boxes, allow_expunge=True, condstore=s.condstore):
                         await s.send(line)
         except asyncio.CancelledError:
