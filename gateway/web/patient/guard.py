@@ -67,6 +67,8 @@ def page(web: PatientWeb, action: str, *, stage: str = "full") -> Callable[[Hand
                     response = web.problem(request, 403, "Session expirée",
                                            "Votre session a expiré. Reconnectez-vous puis recommencez.",
                                            back="/connexion")
+                elif stage == "activation":
+                    response = redirect("/activation")  # enrolment took too long: start again with the code
                 else:
                     response = redirect("/connexion?expiree=1" if token else "/connexion")
                 if token:

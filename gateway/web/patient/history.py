@@ -25,6 +25,7 @@ ACTIONS = {
     "patient.oppose_failed": "Opposition refusée",
     "patient.provision": "Création de votre espace",
     "patient.show": "Consultation de la fiche de votre espace par un administrateur",
+    "admin.patient.lookup": "Consultation de la fiche de votre espace par un administrateur",
     "patient.notify": "Avis de nouveau message envoyé à votre adresse personnelle",
     "patient.mdn_sent": "Accusé de lecture envoyé à l'expéditeur",
     "patient.export": "Export de vos données",
@@ -82,6 +83,8 @@ def describe_actor(actor: str, patient_id: int) -> str:
         return f"Professionnel de l'opérateur {rest}"
     if kind == "admin":
         return "Administrateur de la messagerie"
+    if actor.startswith("system"):
+        return "La messagerie (automatique)"
     if kind == "system":
         return "La messagerie (automatique)"
     if kind == "anonymous":
