@@ -201,3 +201,24 @@ def test_oversized_data_refused_and_session_continues(world_live: tuple[World, L
     finally:
         wire.close()
     assert len(mailbox_messages(live, ins=world.patients["open"])) == before
+
+
+def test_connections_per_address_are_limited(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = make_home(tmp_path_factory.mktemp("gw") / "home")
+    env = {**listen_env(), "GATEWAY__SMTP__MAX_CONNECTIONS_PER_IP": "2"}
+    with live_gateway(home, env=env) as live:
+        first, second = Wire(live.port("mx")), Wire(live.port("mx"))
+        try:
+            with socket.create_connection(("127.0.0.1", live.port("mx")), timeout=15) as third:
+                assert third.recv(1024).startswith(b"421 4.7.0")
+            first.close()
+            time_limit = 50
+            for _ in range(time_limit):  # the slot frees once the server sees the close
+                with socket.create_connection(("127.0.0.1", live.port("mx")), timeout=15) as again:
+                    if again.recv(1024).startswith(b"220"):
+                        break
+            else:
+                raise AssertionError("a closed connection never freed its slot")
+        finally:
+            first.close()
+            second.close()
