@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def create_app(gw: Gateway) -> Starlette:
+    from gateway.web.admin import root_redirect as admin_root_redirect
     from gateway.web.admin import routes as admin_routes
     from gateway.web.admin.metrics_http import metrics_route
     from gateway.web.patient import routes as patient_routes
@@ -32,6 +33,7 @@ def create_app(gw: Gateway) -> Starlette:
 
     routes: list[BaseRoute] = [Route("/healthz", health)]
     routes.append(metrics_route(gw))
+    routes.append(Route("/admin", admin_root_redirect))
     routes.append(Mount("/admin", routes=admin_routes(gw)))
     routes.extend(patient_routes(gw))
     return Starlette(routes=routes)

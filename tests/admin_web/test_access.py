@@ -52,6 +52,7 @@ def assert_refused(client: httpx.Client) -> None:
 def test_anonymous_gets_nothing(site: AdminSite) -> None:
     with httpx.Client(base_url=site.url) as client:
         assert_refused(client)
+        assert client.get("/admin").headers["location"] == "/admin/"
         r = client.get("/admin/api/stats", headers={"Authorization": "Bearer hmga_not-a-token"})
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
         r = client.get("/admin/api/stats", headers={"Authorization": f"Basic {site.token}"})

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -39,3 +41,8 @@ def build(ctx: AdminContext) -> Starlette:
 def routes(gw: Gateway) -> list[BaseRoute]:
     app = build(AdminContext(gw.services))
     return [Mount("", app=SecurityHeaders(app))]
+
+
+async def root_redirect(_: Request) -> Response:
+    """``/admin`` -> ``/admin/`` (mounted apps only see paths below their prefix)."""
+    return RedirectResponse("/admin/", status_code=307)

@@ -33,6 +33,7 @@ MESSAGES = {
     "pro-active": "Compte professionnel réactivé.",
 }
 IMPORT_TTL = 1800.0
+IMPORT_MAX_PENDING = 8  # previews held in memory (each file up to the import size limit)
 SERIES_NAMES = {"created": "espaces créés", "activated": "activations", "opposed": "oppositions",
                 "messages": "messages", "documents": "documents"}
 
@@ -113,6 +114,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         now = time.monotonic()
         for key in [k for k, v in pending.items() if now - v[0] > IMPORT_TTL]:
             del pending[key]
+        while len(pending) >= IMPORT_MAX_PENDING:  # oldest first: dicts keep insertion order
+            del pending[next(iter(pending))]
         import_id = secrets.token_urlsafe(16)
         pending[import_id] = (now, who.actor.name, data, name)
         return ctx.render(request, "domain_import.html", who, preview=result, import_id=import_id, error=None)
