@@ -49,9 +49,15 @@ class Authenticator:
 
     def _check(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
         key = username.strip().lower()
+        # argon2 runs outside the write transaction: on SQLite that transaction holds the
+        # database's single write lock, and concurrent logins would queue behind each hash.
+        with self.db.read() as session:
+            stored_hash = session.execute(
+                select(ProAccount.password_hash).where(ProAccount.address == key)).scalar_one_or_none()
+        ok = verify_password(stored_hash, password)
         with self.db.write() as session:
             row = session.execute(select(ProAccount).where(ProAccount.address == key)).scalar_one_or_none()
-            ok = verify_password(row.password_hash if row else None, password)
+            ok = ok and row is not None and row.password_hash == stored_hash
             if ok and row is not None and row.status != "active":
                 outcome = AuthOutcome(False, None, None, None, "auth.disabled")
             elif ok and row is not None:
