@@ -26,9 +26,15 @@ class _EmbeddedServer(uvicorn.Server):
 async def start_http(gw: Gateway) -> Running:
     from gateway.server import Running
 
-    host, port = gw.services.settings.listen.address("http")
+    listen = gw.services.settings.listen
+    host, port = listen.address("http")
     config = uvicorn.Config(create_app(gw), host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off", server_header=False)
+                            access_log=False, lifespan="off", server_header=False,
+                            # Behind load balancers (listen.proxy_protocol), trust X-Forwarded-For
+                            # from them only; otherwise never (uvicorn trusts 127.0.0.1 by default).
+                            proxy_headers=listen.proxy_protocol,
+                            forwarded_allow_ips=[n.split("/")[0] if n.endswith(("/32", "/128")) else n
+                                                 for n in listen.proxy_trusted])
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -63,7 +63,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return web.render(request, "activation.html", status=429, error=LOCKED)
         token = await web.run(start, ins, field(form, "code", 40), ip) if ins else None
         if token is None:
-            failed(web, "activation", key, ip)
+            await failed(web, "activation", key, ip)
             return web.render(request, "activation.html", status=401, error=BAD_CODE)
         response = redirect("/activation/mot-de-passe")
         security.set_cookie(request, response, security.session_cookie_name(request), token)
@@ -174,7 +174,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                               error="Cochez la case pour confirmer votre opposition.")
         done = await web.run(oppose, ins, field(form, "code", 40), ip) if ins else False
         if not done:
-            failed(web, "activation", key, ip)
+            await failed(web, "activation", key, ip)
             return web.render(request, "opposition.html", status=401,
                               error=BAD_CODE + " L'opposition n'est possible que pendant le délai indiqué "
                               "dans votre courrier, tant que l'espace n'est pas activé.")

@@ -45,8 +45,10 @@ def ins_key(raw: str) -> tuple[str | None, str]:
 
 
 async def throttled(web: PatientWeb, kind: str, account: str, ip: str) -> bool:
-    """Wait the delay due after recent failures; ``True`` when the attempt is locked out."""
-    verdict = web.throttle.verdict(f"{kind}:{account}", ip, time.monotonic())
+    """Wait the delay due after recent failures; ``True`` when the attempt is locked out.
+
+    The failures are shared by every node through the database (``SharedThrottle``)."""
+    verdict = await web.run(web.throttle.verdict, f"{kind}:{account}", ip, time.time())
     if not verdict.allowed:
         return True
     if verdict.delay:
@@ -54,5 +56,5 @@ async def throttled(web: PatientWeb, kind: str, account: str, ip: str) -> bool:
     return False
 
 
-def failed(web: PatientWeb, kind: str, account: str, ip: str) -> None:
-    web.throttle.record_failure(f"{kind}:{account}", ip, time.monotonic())
+async def failed(web: PatientWeb, kind: str, account: str, ip: str) -> None:
+    await web.run(web.throttle.record_failure, f"{kind}:{account}", ip, time.time())

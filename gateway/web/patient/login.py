@@ -72,7 +72,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         if ins is not None:
             token = await web.run(check, ins, field(form, "password", 300), field(form, "code", 20), ip)
         if token is None:
-            failed(web, "login", key, ip)
+            await failed(web, "login", key, ip)
             return web.render(request, "login.html", status=401, error=GENERIC_FAILURE)
         response = redirect("/")
         security.set_cookie(request, response, security.session_cookie_name(request), token)

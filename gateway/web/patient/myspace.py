@@ -61,7 +61,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         code = field(form, "code", 20) if with_code else None
         ok = await web.run(credentials_ok, ctx, field(form, "current_password", 300), code)
         if not ok:
-            failed(web, "myspace", ctx.ins, ctx.ip)
+            await failed(web, "myspace", ctx.ins, ctx.ip)
         return ok
 
     def update(ctx: Ctx, action: str, change: Any) -> None:
