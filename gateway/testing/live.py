@@ -64,13 +64,14 @@ def live_gateway(home: Path, *, env: Mapping[str, str] | None = None, factories:
                  outbound: bool = False) -> Iterator[LiveGateway]:
     """Start every listener (or ``factories``) of the gateway in ``home``; stop them afterwards.
 
-    The outbound queue worker runs only with ``outbound=True``: tests must not make DNS
-    look-ups for the synthetic domains (routes in trust entries point at loopback peers).
+    The outbound queue worker runs only with ``outbound=True`` (routes in trust entries point
+    at loopback peers); the periodic lifecycle jobs never run here (tests call them directly).
     """
     if factories is None:
         from gateway.server import listener_factories
 
-        factories = [f for f in listener_factories() if outbound or f.__name__ != "start_outbound"]
+        skip = {"start_jobs"} if outbound else {"start_jobs", "start_outbound"}
+        factories = [f for f in listener_factories() if f.__name__ not in skip]
     overrides = dict(env or listen_env())
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
