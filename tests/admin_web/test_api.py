@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.outbound.queue import QueuedRecipient, enqueue
+from gateway.outbound.queue import QueuedRecipient, claim_due, enqueue
 from gateway.web.admin.openapi import spec
 from routing.ins import synthetic_ins
 from tests.admin_web.conftest import ADMIN, AdminSite
@@ -134,6 +134,12 @@ def test_queue_list_retry_bounce_cancel(site: AdminSite) -> None:
         assert retried["next_attempt_at"] <= datetime.now(UTC).isoformat()
         bounced = api.post(f"/queue/{b}/bounce").json()
         assert bounced["expires_at"] == bounced["next_attempt_at"]
+        # the worker now claims it as expired: its expiry path closes it and notifies the sender (RFC 3464)
+        svc = site.live.services
+        with svc.db.write() as session:
+            claimed = {e.uuid: e for e in claim_due(session, svc.keys, owner="test", now=datetime.now(UTC),
+                                                    lease=timedelta(seconds=1), limit=500)}
+        assert b in claimed and claimed[b].expires_at <= datetime.now(UTC) and c not in claimed
         assert api.post(f"/queue/{c}/cancel").json()["status"] == "cancelled"
         assert api.post(f"/queue/{c}/cancel").status_code == 409
         assert api.post("/queue/nope/retry").status_code == 404
