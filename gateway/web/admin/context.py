@@ -20,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gateway.store import admins
+from gateway.store.throttle import SharedThrottle
 from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
-from smtp.throttle import AuthThrottle, ThrottleConfig
+from smtp.throttle import ThrottleConfig
 
 if TYPE_CHECKING:
     from gateway.context import Services
@@ -48,12 +49,15 @@ def _french_number(value: object) -> str:
 @dataclass
 class AdminContext:
     svc: Services
-    throttle: AuthThrottle = field(default_factory=lambda: AuthThrottle(ThrottleConfig(
-        account_delay_after=3, account_lockout_after=10, ip_delay_after=5, ip_lockout_after=30, max_delay=5.0)))
+    throttle: SharedThrottle | None = None
     env: jinja2.Environment = field(default_factory=lambda: jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined))
 
     def __post_init__(self) -> None:
+        if self.throttle is None:  # shared by every node through the database
+            self.throttle = SharedThrottle(self.svc.db, ThrottleConfig(
+                account_delay_after=3, account_lockout_after=10, ip_delay_after=5, ip_lockout_after=30,
+                max_delay=5.0))
         self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)
         self.session_max = timedelta(hours=self.svc.settings.admin.session_max_hours)
         self.env.filters["num"] = _french_number

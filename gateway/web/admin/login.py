@@ -63,18 +63,20 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
             return form(request, error="Formulaire expiré : recommencez.", status=403)
         name, password, code = (str(data.get(k) or "")[:200] for k in ("name", "password", "code"))
         peer = client_ip(request)
-        verdict = ctx.throttle.verdict(name.lower() or None, peer, time.monotonic())
+        throttle = ctx.throttle
+        assert throttle is not None
+        verdict = await ctx.run(throttle.verdict, "admin:" + name.lower(), peer, time.time())
         if not verdict.allowed:
             metrics.login_failure("admin", verdict.reason)
             return form(request, error=LOCKED, status=429)
         opened, _ = await ctx.run(_check, name, password, code, peer)
         if opened is None:
             metrics.login_failure("admin", "auth.failed")
-            after = ctx.throttle.record_failure(name.lower() or None, peer, time.monotonic())
+            after = await ctx.run(throttle.record_failure, "admin:" + name.lower(), peer, time.time())
             if after.delay:
                 await asyncio.sleep(after.delay)
             return form(request, error=FAILED, status=401)
-        ctx.throttle.record_success(name.lower(), peer, time.monotonic())
+        await ctx.run(throttle.record_success, "admin:" + name.lower(), peer, time.time())
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
         set_cookie(response, request, session_cookie_name(request), opened.token,
                    max_age=int(ctx.session_max.total_seconds()))
