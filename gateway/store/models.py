@@ -162,6 +162,7 @@ class Patient(Base):
     last_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # RFC 6238 §5.2: a code is used once
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 

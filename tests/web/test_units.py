@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyotp
 import pytest
 
+from gateway.testing.store import Store
 from gateway.web.patient import mailview, totp
 from gateway.web.patient.history import describe_action, describe_actor
 from gateway.web.patient.passwords import strength_problem
@@ -80,15 +81,27 @@ def test_broken_message_still_shows() -> None:
     assert view.summary.subject == "(sans objet)" and view.summary.sender_name == "(expéditeur inconnu)"
 
 
-def test_totp_codes_are_single_use_with_one_step_of_drift() -> None:
+def test_totp_codes_are_single_use_with_one_step_of_drift(store: Store) -> None:
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.store.patients import provision
+    from routing.ins import synthetic_ins
+
+    rng = random.Random(5)
+    with store.db.write() as session:
+        first, second = (provision(session, store.keys, synthetic_ins(rng), email=None, now=datetime.now(UTC),
+                                   opposition_window=timedelta(days=42), code_validity=timedelta(days=42)
+                                   ).patient.id for _ in range(2))
     secret = totp.new_secret()
-    guard = totp.ReplayGuard()
+    guard = totp.ReplayGuard(store.db)  # in the database: a second node sees the same used steps
+    other_node = totp.ReplayGuard(store.db)
     now = 1_800_000_000.0
     code = pyotp.TOTP(secret).at(now)
-    assert totp.verify(secret, code, guard=(guard, 1), now=now)
-    assert not totp.verify(secret, code, guard=(guard, 1), now=now)  # replay
-    assert totp.verify(secret, code, guard=(guard, 2), now=now)  # another patient's guard entry
-    assert totp.verify(secret, pyotp.TOTP(secret).at(now + 30), guard=(guard, 1), now=now)  # next step, drift
+    assert totp.verify(secret, code, guard=(guard, first), now=now)
+    assert not totp.verify(secret, code, guard=(other_node, first), now=now)  # replay, even elsewhere
+    assert totp.verify(secret, code, guard=(guard, second), now=now)  # another patient's guard entry
+    assert totp.verify(secret, pyotp.TOTP(secret).at(now + 30), guard=(guard, first), now=now)  # next step
     assert not totp.verify(secret, pyotp.TOTP(secret).at(now - 90), now=now)
     assert not totp.verify(secret, "12 34", now=now) and not totp.verify(secret, None, now=now)
     assert totp.qr_data_uri(totp.provisioning_uri(secret, "1*********01")).startswith("data:image/png;base64,")

@@ -82,7 +82,7 @@ class PatientWeb:
         self.env = Environment(loader=PackageLoader("gateway.web.patient", "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True),
                                trim_blocks=True, lstrip_blocks=True)
-        self.replay = ReplayGuard()
+        self.replay = ReplayGuard(self.db)
         self.env.filters["size"] = _size
         self.env.filters["date"] = _date
 

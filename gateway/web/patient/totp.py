@@ -1,37 +1,41 @@
 """TOTP second factor (RFC 6238, 30 s steps, 6 digits) with pyotp; QR codes with segno.
 
 A login code is accepted once (:class:`ReplayGuard` remembers the last used time step per
-patient, per web app instance), with one step of clock drift either way.
+patient in the database, shared by every node), with one step of clock drift either way.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pyotp
 import segno
+from sqlalchemy import or_, update
+
+from gateway.store.db import Database
+from gateway.store.models import Patient
 
 ISSUER = "Messagerie de santé"
 
 
 class ReplayGuard:
-    """The last accepted time step per patient: a code (or an older one) is refused afterwards."""
+    """The last accepted time step per patient, in the database so every node sees it
+    (RFC 6238 §5.2): a code, or an older one, is refused once a step has been used."""
 
-    def __init__(self) -> None:
-        self._steps: dict[int, int] = {}
-        self._lock = threading.Lock()
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def claim(self, patient_id: int, step: int) -> bool:
-        with self._lock:
-            if self._steps.get(patient_id, -1) >= step:
-                return False
-            self._steps[patient_id] = step
-            return True
+        with self.db.write() as session:
+            result = session.execute(
+                update(Patient).where(Patient.id == patient_id,
+                                      or_(Patient.totp_last_step.is_(None), Patient.totp_last_step < step))
+                .values(totp_last_step=step))
+            return bool(getattr(result, "rowcount", 0) == 1)
 
     def forget(self, patient_id: int) -> None:
-        with self._lock:
-            self._steps.pop(patient_id, None)
+        with self.db.write() as session:
+            session.execute(update(Patient).where(Patient.id == patient_id).values(totp_last_step=None))
 
 
 def new_secret() -> str:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:13:58.417038
+Create Date: 2026-11-23 07:34:53.277953
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def upgrade() -> None:
         sa.Column("last_notified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("totp_sealed", sa.LargeBinary(), nullable=True),
+        sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["mailbox_id"], ["mailboxes.id"], name=op.f("fk_patients_mailbox_id_mailboxes")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
