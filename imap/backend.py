@@ -168,6 +168,11 @@ class Mailboxes(Protocol):
         """The decrypted RFC 5322 message, or None if it was expunged meanwhile."""
         ...
 
+    async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        """:meth:`fetch_raw` for several messages (expunged ones are left out); the caller
+        bounds the total size it asks for at once."""
+        ...
+
     async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
         """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.mime` at delivery)."""
         ...

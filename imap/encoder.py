@@ -8,6 +8,7 @@ Response texts are cleaned of CR/LF so a client-supplied value can never inject 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -37,9 +38,12 @@ NIL = Atom("NIL")
 Value = None | int | str | bytes | Atom | Literal | Raw | Sequence["Value"]
 
 
+_UNQUOTABLE = re.compile(rb"[^\x20-\x7e]")
+
+
 def _safe_for_quoted(data: bytes) -> bool:
     # RFC 3501 §9 QUOTED-CHAR: 7-bit TEXT-CHAR (no CR, LF, NUL) with \ and " escaped.
-    return len(data) <= MAX_QUOTED and all(0x20 <= b <= 0x7E for b in data)
+    return len(data) <= MAX_QUOTED and _UNQUOTABLE.search(data) is None
 
 
 def quoted(data: str | bytes) -> bytes:

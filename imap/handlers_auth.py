@@ -169,6 +169,7 @@ async def idle(s: Session, cmd: c.Idle) -> Ok:
                 elif view is not None and not s.idle_should_stop:
                     for line in await view.refresh(s.boxes, allow_expunge=True, condstore=s.condstore):
                         await s.send(line)
+                    await s.flush()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -19,6 +19,7 @@ from imap.outcome import Ok
 from imap.session import Session
 
 CHUNK = 200
+RAW_BATCH = 16 * 1024 * 1024  # decrypted octets held at once by one FETCH
 _SUMMARY = {FetchAttr.ENVELOPE, FetchAttr.BODY, FetchAttr.BODYSTRUCTURE}
 _RAW = {FetchAttr.RFC822, FetchAttr.RFC822_HEADER, FetchAttr.RFC822_TEXT}
 _SEEN = {FetchAttr.RFC822, FetchAttr.RFC822_TEXT}  # RFC 3501 §6.4.5: these set \Seen
@@ -29,11 +30,32 @@ def summary_of(raw: bytes) -> MessageSummary:
     return MessageSummary(mime.envelope(root), mime.bodystructure(root))
 
 
+class _Body:
+    """The decrypted message; parsed into MIME parts only when a section needs it."""
+
+    __slots__ = ("_root", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._root: mime.Part | None = None
+
+    @property
+    def root(self) -> mime.Part:
+        if self._root is None:
+            self._root = mime.parse(self.raw)
+        return self._root
+
+    def section(self, spec: Section) -> bytes:
+        if not spec.parts and spec.text is None:
+            return self.raw  # BODY[]: the whole message, no parsing
+        return mime.section(self.root, spec)
+
+
 def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
-           root: mime.Part | None) -> tuple[str, encoder.Value]:
+           body: _Body | None) -> tuple[str, encoder.Value]:
     if isinstance(item, FetchBody):
-        assert root is not None
-        data = mime.partial(mime.section(root, item.section), item.partial)
+        assert body is not None
+        data = mime.partial(body.section(item.section), item.partial)
         return item.response_name(), encoder.Literal(data)
     if item is FetchAttr.FLAGS:
         return "FLAGS", encoder.Raw(encoder.flags(sorted(meta.flags)))
@@ -50,11 +72,27 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
         if item is FetchAttr.ENVELOPE:
             return "ENVELOPE", encoder.envelope(summary.envelope)
         return item.value, encoder.bodystructure(summary.bodystructure, extended=item is FetchAttr.BODYSTRUCTURE)
-    assert root is not None
+    assert body is not None
     text = {FetchAttr.RFC822: None, FetchAttr.RFC822_HEADER: SectionText.HEADER,
             FetchAttr.RFC822_TEXT: SectionText.TEXT}[FetchAttr(item)]
-    data = root.raw if text is None else mime.section(root, Section(text=text))
-    return item.value, encoder.Literal(data)
+    return item.value, encoder.Literal(body.section(Section(text=text)))
+
+
+def _chunks(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) -> list[list[tuple[int, int]]]:
+    """At most CHUNK messages, and (when bodies are read) about RAW_BATCH octets, per batch."""
+    out: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    total = 0
+    for pair in pairs:
+        size = sizes.get(pair[1], 0) if by_size else 0
+        if current and (len(current) >= CHUNK or total + size > RAW_BATCH):
+            out.append(current)
+            current, total = [], 0
+        current.append(pair)
+        total += size
+    if current:
+        out.append(current)
+    return out
 
 
 async def fetch(s: Session, cmd: c.Fetch) -> Ok:
@@ -69,8 +107,9 @@ async def fetch(s: Session, cmd: c.Fetch) -> Ok:
     sets_seen = not view.read_only and any(
         (isinstance(i, FetchBody) and i.sets_seen) or i in _SEEN for i in cmd.items
     )
-    for start in range(0, len(pairs), CHUNK):
-        chunk = [(q, u) for q, u in pairs[start : start + CHUNK] if u not in view.pending_expunge]
+    live = [(q, u) for q, u in pairs if u not in view.pending_expunge]
+    sizes = {u: view.meta[u].size for _, u in live}
+    for chunk in _chunks(live, sizes, need_raw):
         uids = [u for _, u in chunk]
         seen_now: set[int] = set()
         if sets_seen:
@@ -83,21 +122,23 @@ async def fetch(s: Session, cmd: c.Fetch) -> Ok:
         summaries: Mapping[int, MessageSummary] = {}
         if need_summary:
             summaries = await s.boxes.fetch_summaries(view.name, uids)
+        raws: Mapping[int, bytes] = {}
+        if need_raw:
+            raws = await s.boxes.fetch_raws(view.name, uids)
         for seq, uid in chunk:
             meta = view.meta[uid]
-            root: mime.Part | None = None
+            body: _Body | None = None
             if need_raw:
-                raw = await s.boxes.fetch_raw(view.name, uid)
-                if raw is None:
+                if uid not in raws:
                     continue  # expunged by another session meanwhile (RFC 3501 §7.4.1 allows omitting)
-                root = mime.parse(raw)
+                body = _Body(raws[uid])
             summary = summaries.get(uid)
             if need_summary and summary is None:
-                raw = root.raw if root is not None else await s.boxes.fetch_raw(view.name, uid)
+                raw = body.raw if body is not None else await s.boxes.fetch_raw(view.name, uid)
                 if raw is None:
                     continue
                 summary = summary_of(raw)
-            items = [_value(item, meta, summary, root) for item in cmd.items]
+            items = [_value(item, meta, summary, body) for item in cmd.items]
             if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
                 items.append(_value(FetchAttr.FLAGS, meta, None, None))  # RFC 3501 §6.4.5
             await s.send(encoder.fetch_response(seq, items))

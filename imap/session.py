@@ -39,6 +39,7 @@ from imap.selected import SelectedView
 from imap.state import State, check, next_state
 
 log = logging.getLogger("imap.session")
+FLUSH_AT = 64 * 1024
 
 Send = Callable[[bytes], Awaitable[None]]
 Handler = Callable[["Session", Any], Awaitable[Ok]]
@@ -72,6 +73,7 @@ class Session:
         self.starttls_requested = False
         self.receiver = self._new_receiver()
         self._send = send
+        self._out = bytearray()
         self._line_handler: LineHandler | None = None  # AUTHENTICATE / IDLE continuation
         self._idle_task: asyncio.Task[None] | None = None
         self._idle_waiting = False
@@ -82,7 +84,17 @@ class Session:
 
     # --- for handlers ---------------------------------------------------------------
     async def send(self, data: bytes) -> None:
+        """Queue output; it goes out at :meth:`flush` (end of input processing) or when
+        ``FLUSH_AT`` octets are waiting, so a large FETCH is written in big TLS records."""
         if not self.closed:
+            self._out += data
+            if len(self._out) >= FLUSH_AT:
+                await self.flush()
+
+    async def flush(self) -> None:
+        if self._out and not self.closed:
+            data = bytes(self._out)
+            self._out.clear()
             await self._send(data)
 
     @property
@@ -142,6 +154,7 @@ class Session:
     async def greet(self) -> None:
         code = "CAPABILITY " + " ".join(self.capabilities())
         await self.send(encoder.untagged(f"OK [{code}] {self.config.greeting}"))
+        await self.flush()
 
     def tls_started(self) -> None:
         self.tls = True
@@ -149,10 +162,17 @@ class Session:
 
     async def close(self) -> None:
         await self.stop_idle_watch()
+        await self.flush()
         self.closed = True
 
     async def data_received(self, data: bytes) -> None:
         self.receiver.feed(data)
+        try:
+            await self._process()
+        finally:
+            await self.flush()
+
+    async def _process(self) -> None:
         while not (self.closed or self.starttls_requested):
             try:
                 event = self.receiver.next_event()

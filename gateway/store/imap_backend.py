@@ -142,6 +142,13 @@ class StoreMailboxes:
 
         return await self._read(work)
 
+    async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        def work(session: Session) -> dict[int, bytes]:
+            folder = folders.get_folder(session, self.mailbox_id, name)
+            return messages.fetch_raws(session, self._b.keys, self.mailbox_id, folder, uids)
+
+        return await self._read(work)
+
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
         def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
             folder = folders.get_folder(session, self.mailbox_id, name)

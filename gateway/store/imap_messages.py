@@ -71,6 +71,19 @@ def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder: Folde
     return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
 
 
+def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder: Folder,
+               uids: Sequence[int]) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    for chunk in _chunks(uids):
+        rows = session.execute(
+            select(Message.uid, Message.uuid, Message.data_key_id, Message.sealed)
+            .where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+        ).all()
+        for uid, uuid, data_key_id, sealed in rows:
+            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
+    return found
+
+
 def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder: Folder,
                     uids: Sequence[int]) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
     """Cached summaries by UID, and freshly computed sealed ones (by message id) to store."""

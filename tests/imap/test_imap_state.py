@@ -138,6 +138,9 @@ class FakeMailboxes:
     async def fetch_raw(self, name: str, uid: int) -> bytes | None:
         return self.raw.get(uid)
 
+    async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        return {uid: self.raw[uid] for uid in uids if uid in self.raw}
+
     async def fetch_summary(self, name: str, uid: int) -> b.MessageSummary | None:
         return None
 
