@@ -94,14 +94,21 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder:
             select(Message.id, Message.uid, Message.uuid, Message.data_key_id, Message.summary_sealed)
             .where(Message.folder_id == folder.id, Message.uid.in_(chunk))
         ).all()
+        missing: dict[int, tuple[int, str, MailboxKey]] = {}
         for message_id, uid, uuid, data_key_id, summary_sealed in rows:
             mk = _key(session, keys, mailbox_id, data_key_id)
             summary = imap_summary.decode(mk.open("summary", uuid, summary_sealed)) if summary_sealed else None
-            if summary is None:  # computed lazily on first fetch, then cached sealed
-                sealed = session.execute(select(Message.sealed).where(Message.id == message_id)).scalar_one()
+            if summary is None:
+                missing[message_id] = (uid, uuid, mk)
+            else:
+                found[uid] = summary
+        if missing:  # computed lazily on first fetch (mail stored by SMTP), then cached sealed
+            sealed_rows = session.execute(select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
+            for message_id, sealed in sealed_rows:
+                uid, uuid, mk = missing[message_id]
                 summary = imap_summary.compute(mk.open("msg", uuid, sealed))
                 to_store[message_id] = mk.seal("summary", uuid, imap_summary.encode(summary))
-            found[uid] = summary
+                found[uid] = summary
     return found, to_store
 
 
