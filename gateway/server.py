@@ -48,11 +48,46 @@ StartFn = Callable[[Gateway], Awaitable[Running]]
 
 
 def listener_factories() -> list[StartFn]:
+    from gateway.imap_listener import start_imap, start_imaps
     from gateway.mail.listeners import start_mx, start_outbound, start_submission, start_submissions
     from gateway.web.admin.metrics_http import start_metrics
     from gateway.web.server import start_http
 
-    return [start_mx, start_submission, start_submissions, start_http, start_metrics, start_outbound]
+    return [start_changes, start_mx, start_submission, start_submissions, start_imap, start_imaps, start_http,
+            start_metrics, start_outbound, start_jobs]
+
+
+async def start_changes(gw: Gateway) -> Running:
+    """Cross-node change notifications (IMAP IDLE and open sessions) on PostgreSQL."""
+    if gw.services.db.is_sqlite:
+        async def nothing() -> None:
+            return None
+
+        return Running("changes", "-", "in-process change notifications (single node)", nothing)
+    from gateway.store.changes import PgChangeListener
+
+    listener = PgChangeListener(gw.services.db.url, gw.services.hub)
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+    except TimeoutError:
+        await listener.stop()
+        raise OSError("cannot LISTEN for changes on the PostgreSQL database") from None
+    return Running("changes", "-", "PostgreSQL LISTEN/NOTIFY for changes from other nodes", listener.stop)
+
+
+async def start_jobs(gw: Gateway) -> Running:
+    """Lifecycle jobs every ``jobs.interval_seconds`` (advisory locks: once per period per cluster)."""
+    from gateway.jobs import run_periodically
+
+    task = asyncio.create_task(run_periodically(gw.services), name="lifecycle-jobs")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return Running("jobs", "-", f"lifecycle jobs every {gw.services.settings.jobs.interval_seconds:g} s", stop)
 
 
 async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:

@@ -166,4 +166,4 @@ def test_serve_from_nothing_listens_and_stops(tmp_path: Path) -> None:
     assert (tmp_path / "state" / "gateway.toml").is_file()
 
 
-SERVED = {"HTTP", "MX", "SUBMISSION", "SUBMISSIONS"}
+SERVED = {"HTTP", "MX", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS"}
