@@ -249,3 +249,43 @@ def test_serve_refuses_an_old_schema_without_auto_migration(pg_admin: str, tmp_p
         upgrade = subprocess.run([sys.executable, "-m", "gateway", "db", "upgrade", "--home", str(home)], env=env,
                                  capture_output=True, text=True, timeout=60, check=False)
         assert upgrade.returncode == 0, upgrade.stderr
+
+
+def test_idle_on_one_node_sees_mail_delivered_through_the_other(cluster: Cluster) -> None:
+    """IMAP IDLE on node A is woken by a delivery through node B (PostgreSQL NOTIFY), within a second."""
+    import imaplib
+    import select as selectmod
+
+    world = cluster.world
+    ca = str(cluster.nodes[0].home / "tls" / "ca.pem")
+    client = imaplib.IMAP4("127.0.0.1", cluster.nodes[0].port("imap"), timeout=30)
+    try:
+        client.starttls(ssl.create_default_context(cafile=ca))
+        client.login(world.colleague, PASSWORD)
+        client.select("INBOX")
+        sock = client.socket()
+        tag = b"i1"
+        sock.sendall(tag + b" IDLE\r\n")
+        assert client.readline().startswith(b"+")
+        mid = f"<{uuid.uuid4().hex}@clinic.test>"
+        raw = (f"From: {world.pro}\r\nTo: {world.colleague}\r\nSubject: idle\r\nMessage-ID: {mid}\r\n\r\nx\r\n").encode()
+        node_b = cluster.nodes[1]
+        with smtplib.SMTP("127.0.0.1", node_b.port("submission"), timeout=30) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=ca))
+            smtp.login(world.pro, PASSWORD)
+            smtp.sendmail(world.pro, [world.colleague], raw)
+            acked_at = time.monotonic()
+        ready, _, _ = selectmod.select([sock], [], [], 5.0)
+        assert ready, "no untagged response during IDLE"
+        line = client.readline()
+        assert line.startswith(b"* ") and line.rstrip().endswith(b"EXISTS"), line
+        assert time.monotonic() - acked_at < 1.0
+        sock.sendall(b"DONE\r\n")
+        while not (line := client.readline()).startswith(tag):
+            pass
+        assert line.startswith(b"i1 OK")
+    finally:
+        try:
+            client.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
