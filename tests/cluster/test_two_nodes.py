@@ -268,7 +268,8 @@ def test_idle_on_one_node_sees_mail_delivered_through_the_other(cluster: Cluster
         sock.sendall(tag + b" IDLE\r\n")
         assert client.readline().startswith(b"+")
         mid = f"<{uuid.uuid4().hex}@clinic.test>"
-        raw = (f"From: {world.pro}\r\nTo: {world.colleague}\r\nSubject: idle\r\nMessage-ID: {mid}\r\n\r\nx\r\n").encode()
+        raw = (f"From: {world.pro}\r\nTo: {world.colleague}\r\nSubject: idle\r\nMessage-ID: {mid}\r\n"
+               "\r\nx\r\n").encode()
         node_b = cluster.nodes[1]
         with smtplib.SMTP("127.0.0.1", node_b.port("submission"), timeout=30) as smtp:
             smtp.starttls(context=ssl.create_default_context(cafile=ca))
