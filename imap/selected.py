@@ -64,6 +64,19 @@ class SelectedView:
     async def refresh(self, boxes: Mailboxes, *, allow_expunge: bool, condstore: bool) -> list[bytes]:
         """Catch up with the store; return the untagged responses to send now."""
         out: list[bytes] = []
+        grew = False
+        # Every change (append, flags, expunge) raises the folder's HIGHESTMODSEQ, so one
+        # cheap look at it (a zero-timeout wait) tells whether there is anything to fetch.
+        if await boxes.wait_for_change(self.name, self.highestmodseq, 0.0):
+            out, grew = await self._catch_up(boxes, condstore=condstore)
+        if allow_expunge:
+            out += self.flush_expunges()
+        if grew:  # after the EXPUNGEs, so the count is the client's new view (RFC 3501 §7.3.1)
+            out.append(encoder.untagged(b"%d EXISTS" % self.exists))
+        return out
+
+    async def _catch_up(self, boxes: Mailboxes, *, condstore: bool) -> tuple[list[bytes], bool]:
+        out: list[bytes] = []
         status = await boxes.folder_status(self.name)
         changed: Sequence[MessageMeta] = ()
         if status.highestmodseq != self.highestmodseq:
@@ -86,16 +99,13 @@ class SelectedView:
             self.meta[meta.uid] = meta
             if old.flags != meta.flags or (condstore and old.modseq != meta.modseq):
                 out.append(self.flags_response(meta, condstore=condstore))
-        if allow_expunge:
-            out += self.flush_expunges()
         if new:
             for meta in sorted(new, key=lambda m: m.uid):
                 if self.uids and meta.uid < self.uids[-1]:
                     continue  # UIDs only grow (RFC 3501 §2.3.1.1); ignore anything odd
                 self.uids.append(meta.uid)
                 self.meta[meta.uid] = meta
-            out.append(encoder.untagged(b"%d EXISTS" % self.exists))
-        return out
+        return out, bool(new)
 
     def flush_expunges(self) -> list[bytes]:
         """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid."""

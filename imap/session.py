@@ -253,10 +253,15 @@ class Session:
         await self.push_updates(allow_expunge=not quiet)
 
     async def push_updates(self, *, allow_expunge: bool) -> None:
-        if self.view is not None and self.mailboxes is not None:
-            for line in await self.view.refresh(self.mailboxes, allow_expunge=allow_expunge,
-                                                condstore=self.condstore):
-                await self.send(line)
+        if self.view is None or self.mailboxes is None:
+            return
+        try:
+            lines = await self.view.refresh(self.mailboxes, allow_expunge=allow_expunge, condstore=self.condstore)
+        except ImapError as exc:  # e.g. the folder was deleted by another session meanwhile
+            log.info("imap update skipped: %s", exc.detail or exc.text)
+            return
+        for line in lines:
+            await self.send(line)
 
     async def finish_continued(self, tag: str, state: State | None, ok: Ok) -> None:
         """Tagged OK of a command that went through a continuation (AUTHENTICATE, IDLE)."""
