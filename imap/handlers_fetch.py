@@ -78,7 +78,7 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
     return item.value, encoder.Literal(body.section(Section(text=text)))
 
 
-def _chunks(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) -> list[list[tuple[int, int]]]:
+def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) -> list[list[tuple[int, int]]]:
     """At most CHUNK messages, and (when bodies are read) about RAW_BATCH octets, per batch."""
     out: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
@@ -109,7 +109,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Ok:
     )
     live = [(q, u) for q, u in pairs if u not in view.pending_expunge]
     sizes = {u: view.meta[u].size for _, u in live}
-    for chunk in _chunks(live, sizes, need_raw):
+    for chunk in batches(live, sizes, need_raw):
         uids = [u for _, u in chunk]
         seen_now: set[int] = set()
         if sets_seen:

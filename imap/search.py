@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
@@ -19,9 +20,11 @@ from email.utils import parsedate_to_datetime
 from imap import command as c
 from imap import command_types as t
 from imap import encoder
-from imap.backend import MessageMeta
+from imap.backend import MessageMeta, MessageSummary
+from imap.handlers_fetch import batches
 from imap.outcome import Ok
 from imap.session import Session
+from imap.structure import Envelope
 
 _SYSTEM = {"\\SEEN", "\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\DRAFT", "\\RECENT"}
 
@@ -31,6 +34,7 @@ class _Candidate:
     seq: int
     meta: MessageMeta
     raw: bytes | None = None
+    summary: MessageSummary | None = None
     _headers: Message | None = field(default=None)
 
     @property
@@ -40,30 +44,33 @@ class _Candidate:
         return self._headers
 
 
-def needs_content(key: t.SearchKey) -> bool:
-    if isinstance(key, t.SearchHeader | t.SearchText):
-        return True
-    if isinstance(key, t.SearchDate):
-        return key.field is t.DateField.SENT
+_ENVELOPE_HEADERS = {"FROM", "TO", "CC", "BCC", "SUBJECT"}
+
+
+def _any(key: t.SearchKey, test: Callable[[t.SearchKey], bool]) -> bool:
     if isinstance(key, t.SearchNot):
-        return needs_content(key.key)
+        return _any(key.key, test)
     if isinstance(key, t.SearchOr):
-        return needs_content(key.left) or needs_content(key.right)
+        return _any(key.left, test) or _any(key.right, test)
     if isinstance(key, t.SearchAnd):
-        return any(needs_content(k) for k in key.keys)
-    return False
+        return any(_any(k, test) for k in key.keys)
+    return test(key)
+
+
+def needs_raw(key: t.SearchKey) -> bool:
+    """Keys that need the decrypted message: body text, and headers not in the ENVELOPE."""
+    return _any(key, lambda k: isinstance(k, t.SearchText)
+                or (isinstance(k, t.SearchHeader) and k.name.upper() not in _ENVELOPE_HEADERS))
+
+
+def needs_summary(key: t.SearchKey) -> bool:
+    """Keys answered from the sealed ENVELOPE summary (no body decryption)."""
+    return _any(key, lambda k: (isinstance(k, t.SearchHeader) and k.name.upper() in _ENVELOPE_HEADERS)
+                or (isinstance(k, t.SearchDate) and k.field is t.DateField.SENT))
 
 
 def uses_modseq(key: t.SearchKey) -> bool:
-    if isinstance(key, t.SearchModSeq):
-        return True
-    if isinstance(key, t.SearchNot):
-        return uses_modseq(key.key)
-    if isinstance(key, t.SearchOr):
-        return uses_modseq(key.left) or uses_modseq(key.right)
-    if isinstance(key, t.SearchAnd):
-        return any(uses_modseq(k) for k in key.keys)
-    return False
+    return _any(key, lambda k: isinstance(k, t.SearchModSeq))
 
 
 def _decoded(value: str) -> str:
@@ -71,6 +78,19 @@ def _decoded(value: str) -> str:
         return str(make_header(decode_header(value)))
     except (ValueError, LookupError, UnicodeError):
         return value
+
+
+def _envelope_values(env: Envelope, name: str) -> list[str]:
+    """The header as the ENVELOPE has it: subject text, or ``name <mailbox@host>`` per address."""
+    upper = name.upper()
+    if upper == "SUBJECT":
+        return [] if env.subject is None else [env.subject]
+    addresses = {"FROM": env.from_, "TO": env.to, "CC": env.cc, "BCC": env.bcc}[upper]
+    out = []
+    for a in addresses:
+        mail = f"{a.mailbox}@{a.host}" if a.host else (a.mailbox or "")
+        out.append(f"{_decoded(a.name)} <{mail}>" if a.name else mail)
+    return [", ".join(out)] if out else []
 
 
 def _has_flag(flags: frozenset[str], flag: str) -> bool:
@@ -127,18 +147,19 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     if isinstance(key, t.SearchDate):
         if key.field is t.DateField.INTERNAL:
             return _compare(m.meta.internal_date.date(), key.op, key.date)
-        value = m.headers.get("Date")
+        value = m.summary.envelope.date if m.summary is not None else m.headers.get("Date")
         try:
             sent = parsedate_to_datetime(str(value)) if value is not None else None
         except (TypeError, ValueError, IndexError):
             sent = None
         return sent is not None and _compare(sent.date(), key.op, key.date)
     if isinstance(key, t.SearchHeader):
-        values = m.headers.get_all(key.name) or []
+        values = _envelope_values(m.summary.envelope, key.name) if m.summary is not None and \
+            key.name.upper() in _ENVELOPE_HEADERS else [str(v) for v in m.headers.get_all(key.name) or []]
         if not key.value:
             return bool(values)
         needle = key.value.casefold()
-        return any(needle in _decoded(str(v)).casefold() for v in values)
+        return any(needle in _decoded(v).casefold() for v in values)
     if isinstance(key, t.SearchText):
         needle = key.value.casefold()
         raw = m.raw or b""
@@ -153,20 +174,22 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
 async def search(s: Session, cmd: c.Search) -> Ok:
     view = s.selected
     key = cmd.criteria or t.SearchAll()
-    content = needs_content(key)
+    raw_needed, summary_needed = needs_raw(key), needs_summary(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
+    pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
+             if uid in view.meta and uid not in view.pending_expunge]
     found: list[tuple[int, MessageMeta]] = []
-    for seq, uid in enumerate(list(view.uids), 1):
-        meta = view.meta.get(uid)
-        if meta is None or uid in view.pending_expunge:
-            continue
-        candidate = _Candidate(seq, meta)
-        if content:
-            candidate.raw = await s.boxes.fetch_raw(view.name, uid)
-            if candidate.raw is None:
-                continue
-        if matches(key, candidate, exists=exists, max_uid=max_uid):
-            found.append((seq, meta))
+    sizes = {uid: view.meta[uid].size for _, uid in pairs}
+    for chunk in batches(pairs, sizes, raw_needed):  # bodies decrypted per bounded batch
+        uids = [uid for _, uid in chunk]
+        raws = await s.boxes.fetch_raws(view.name, uids) if raw_needed else {}
+        summaries = await s.boxes.fetch_summaries(view.name, uids) if summary_needed else {}
+        for seq, uid in chunk:
+            candidate = _Candidate(seq, view.meta[uid], raws.get(uid), summaries.get(uid))
+            if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None):
+                continue  # expunged meanwhile
+            if matches(key, candidate, exists=exists, max_uid=max_uid):
+                found.append((seq, candidate.meta))
     numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
     line = ("SEARCH " + numbers).strip()
     if uses_modseq(key) and found:  # RFC 7162 §3.1.5
