@@ -22,7 +22,7 @@ from gateway.auth import Authenticator
 from gateway.store import audit
 from gateway.store import imap_folders as folders
 from gateway.store import imap_messages as messages
-from gateway.store.changes import ChangeHub
+from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from imap.backend import (
@@ -93,7 +93,10 @@ class StoreMailboxes:
     async def _write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
         def run() -> T:
             with self._b.db.write() as session:
-                return work(session)
+                result = work(session)
+                if notify:
+                    announce(session, self.mailbox_id)  # other nodes learn it at commit (PostgreSQL)
+                return result
 
         result = await asyncio.to_thread(run)
         if notify:
