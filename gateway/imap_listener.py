@@ -8,9 +8,11 @@ login throttle is the SMTP listeners' one when they run (failed logins limited a
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from gateway.auth import Authenticator
+from gateway.proxy import client_address, parse_networks
 from gateway.store.imap_backend import StoreBackend
 from gateway.tls import server_context
 from imap.parser import DEFAULT_APPENDLIMIT
@@ -60,9 +62,17 @@ async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str
     host, port = settings.listen.address(name)
     context = server_context(settings, request_client_cert=False)
     requires_tls = implicit_tls or not settings.tls.allow_auth_without_tls
+    resolver = None
+    if settings.listen.proxy_protocol and not implicit_tls:  # PROXY v1/v2 before the greeting
+        networks = parse_networks(settings.listen.proxy_trusted)
+
+        async def resolver(reader: asyncio.StreamReader, peer: str) -> str:
+            return await client_address(reader, peer, networks)
+
     server = ImapServer(
         backend_for(gw), host, port, config=_config(gw, login_requires_tls=requires_tls),
         ssl_context=context if implicit_tls else None, starttls_context=None if implicit_tls else context,
+        peer_resolver=resolver,
     )  # fmt: skip
     await server.start()
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
@@ -23,6 +24,10 @@ from imap.session import Session, SessionConfig
 log = logging.getLogger("imap.server")
 
 AUTOLOGOUT_SECONDS = 30 * 60.0  # RFC 3501 §5.4
+
+
+# Reads what precedes the IMAP greeting (a PROXY header) and returns the client address.
+PeerResolver = Callable[[asyncio.StreamReader, str], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -39,13 +44,15 @@ class ImapServer:
 
     def __init__(self, backend: Backend, host: str, port: int, *, config: ServerConfig | None = None,
                  ssl_context: ssl.SSLContext | None = None,
-                 starttls_context: ssl.SSLContext | None = None) -> None:
+                 starttls_context: ssl.SSLContext | None = None,
+                 peer_resolver: PeerResolver | None = None) -> None:
         self.backend = backend
         self.host = host
         self.port = port
         self.config = config or ServerConfig()
         self.ssl_context = ssl_context
         self.starttls_context = starttls_context
+        self.peer_resolver = peer_resolver
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -94,6 +101,13 @@ class ImapServer:
         peername = writer.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) else None
         tls = writer.get_extra_info("ssl_object") is not None
+        if self.peer_resolver is not None:
+            # e.g. a PROXY protocol header from a load balancer (the resolver raises to refuse)
+            try:
+                peer = await self.peer_resolver(reader, peer or "")
+            except Exception:
+                log.info("IMAP connection refused by the peer resolver")
+                return
 
         async def send(data: bytes) -> None:
             writer.write(data)

@@ -95,3 +95,28 @@ def test_off_by_default(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = make_home(tmp_path_factory.mktemp("gw") / "home")
     with live_gateway(home) as live, socket.create_connection(("127.0.0.1", live.port("mx")), timeout=10) as sock:
         assert sock.recv(1024).startswith(b"220")
+
+
+@pytest.mark.parametrize(("version", "src"), [(v1, "127.11.22.33"), (v2, "127.44.55.66")])
+def test_imap_client_address_from_the_proxy_header(proxied: tuple[World, LiveGateway], version: object,
+                                                   src: str) -> None:
+    world, live = proxied
+    with socket.create_connection(("127.0.0.1", live.port("imap")), timeout=10) as sock:
+        sock.sendall(version(src))  # type: ignore[operator]
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"* OK")
+        sock.sendall(f'a1 LOGIN "{world.pro}" "{PASSWORD}"\r\n'.encode())
+        while not (line := f.readline()).startswith(b"a1 "):
+            pass
+        assert line.startswith(b"a1 OK"), line
+    with live.services.db.read() as s:
+        peers = list(s.execute(select(AuditEntry.peer).where(AuditEntry.action == "imap.login")
+                               .order_by(AuditEntry.id)).scalars())
+    assert peers[-1] == src
+
+
+def test_imap_without_header_is_refused(proxied: tuple[World, LiveGateway]) -> None:
+    _, live = proxied
+    with socket.create_connection(("127.0.0.1", live.port("imap")), timeout=10) as sock:
+        sock.sendall(b"a1 CAPABILITY\r\n")
+        assert refused(sock)
