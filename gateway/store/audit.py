@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from gateway.store.models import AuditEntry
@@ -44,6 +44,36 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_re
     return digest.hexdigest()
 
 
+_TAIL = "audit_tail"  # session.info key: (transaction, last hash) appended in that transaction
+
+
+def _lock_and_tail(session: Session) -> str:
+    """Serialise appends and return the chain's last hash.
+
+    Within one transaction the tail is remembered after the first read (the lock is held
+    until the transaction ends, so nobody else can append in between): a group of
+    deliveries committed together reads it once.
+    """
+    txn = session.get_transaction()
+    cached = session.info.get(_TAIL)
+    if cached is not None and txn is not None and cached[0] is txn:
+        return str(cached[1])
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_ID})
+    last = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
+    return last or GENESIS
+
+
+def _remember_tail(session: Session, digest: str) -> None:
+    session.info[_TAIL] = (session.get_transaction(), digest)
+
+
+def _prepare(actor: str, action: str, subject_ref: str | None, peer: str | None,
+             details: Mapping[str, Any] | None, now: datetime | None) -> tuple[datetime, str]:
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    return at, json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), default=str)
+
+
 def record(
     session: Session,
     *,
@@ -55,19 +85,40 @@ def record(
     now: datetime | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction (committed with the action it records)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_ID})
-    at = (now or datetime.now(UTC)).astimezone(UTC)
-    detail_text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), default=str)
-    last = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
-    prev = last or GENESIS
+    session.info.pop(_TAIL, None)  # ORM path: always read the tail afresh
+    at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
+    prev = _lock_and_tail(session)
     entry = AuditEntry(
         at=at, actor=actor, action=action, subject_ref=subject_ref, peer=peer, details=detail_text,
         prev_hash=prev, hash=entry_hash(prev, at, actor, action, subject_ref, peer, detail_text),
     )
     session.add(entry)
     session.flush()
+    _remember_tail(session, entry.hash)
     return entry
+
+
+def append(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_ref: str | None = None,
+    peer: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> str:
+    """:func:`record` for hot paths (deliveries): a Core insert, the tail read once per transaction.
+
+    Returns the entry's hash. Same chain, same lock, same transaction as the caller's action.
+    """
+    at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
+    prev = _lock_and_tail(session)
+    digest = entry_hash(prev, at, actor, action, subject_ref, peer, detail_text)
+    session.execute(insert(AuditEntry).values(at=at, actor=actor, action=action, subject_ref=subject_ref,
+                                              peer=peer, details=detail_text, prev_hash=prev, hash=digest))
+    _remember_tail(session, digest)
+    return digest
 
 
 @dataclass(frozen=True)

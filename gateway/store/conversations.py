@@ -80,14 +80,14 @@ def get(session: Session, keys: KeyService, mailbox_id: int, conversation_id: in
 
 def record_professional_message(
     session: Session, keys: KeyService, mailbox_id: int, *, author: str, reply_to: str | None,
-    message_id: str, thread_ids: tuple[str, ...], ends: bool, now: datetime,
+    message_id: str, thread_ids: tuple[str, ...], ends: bool, now: datetime, key: MailboxKey | None = None,
 ) -> int:
     """A professional wrote to the patient: join the thread or open a conversation; returns its id."""
     found = find_by_thread(session, keys, mailbox_id, thread_ids)
     if found is not None and found.row.ended_at is None:
         row, parties = found.row, found.parties
     else:
-        mk = keys.for_mailbox(session, mailbox_id)
+        mk = key if key is not None and key.mailbox_id == mailbox_id else keys.for_mailbox(session, mailbox_id)
         row = Conversation(uuid=secrets.token_hex(16), mailbox_id=mailbox_id, data_key_id=mk.data_key_id,
                            parties_sealed=b"", opened_at=now, last_message_at=now)
         parties = Parties(author, reply_to)

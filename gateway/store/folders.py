@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Folder
@@ -68,3 +68,27 @@ def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
     folder.uidnext = uid + 1
     folder.highestmodseq = folder.highestmodseq + 1
     return uid, folder.highestmodseq
+
+
+def folder_id(session: Session, mailbox_id: int, name: str) -> int | None:
+    """:func:`find_folder` returning only the id (a Core query, for the delivery hot path)."""
+    key = "INBOX" if name.upper() == "INBOX" else name
+    return session.execute(
+        select(Folder.id).where(Folder.mailbox_id == mailbox_id, Folder.name == key)
+    ).scalar_one_or_none()
+
+
+def take_uid(session: Session, folder_id: int) -> tuple[int, int]:
+    """:func:`allocate_uid` in one statement: ``UPDATE … RETURNING`` the new UID and MODSEQ.
+
+    The UPDATE takes the row lock (PostgreSQL) inside the caller's transaction, and SQLite
+    write transactions are exclusive, so UIDs stay unique and increasing under concurrency.
+    Use it where no ``Folder`` instance of this row is held by the session (it would go stale).
+    """
+    row = session.execute(
+        update(Folder).where(Folder.id == folder_id)
+        .values(uidnext=Folder.uidnext + 1, highestmodseq=Folder.highestmodseq + 1)
+        .returning(Folder.uidnext, Folder.highestmodseq)
+        .execution_options(synchronize_session=False)
+    ).one()
+    return int(row[0]) - 1, int(row[1])

@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
-from gateway.store.folders import allocate_uid, find_folder
-from gateway.store.keys import KeyService, KeyUnavailable
+from gateway.store.folders import allocate_uid, find_folder, folder_id, take_uid
+from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import Folder, Mailbox, Message
 
 
@@ -55,6 +55,39 @@ def append_message(
     session.add(message)
     session.flush()
     return StoredMessage(message.id, folder.id, uid, modseq)
+
+
+@dataclass(frozen=True)
+class SealedCopy:
+    """A message sealed for one mailbox before the write transaction (sealing holds no lock)."""
+
+    key: MailboxKey
+    uuid: str
+    size: int
+    sealed: bytes
+
+
+def seal_copy(key: MailboxKey, raw: bytes) -> SealedCopy:
+    uuid = secrets.token_hex(16)
+    return SealedCopy(key, uuid, len(raw), key.seal("msg", uuid, raw))
+
+
+def insert_sealed(session: Session, mailbox_id: int, folder_name: str, copy: SealedCopy, *,
+                  flags: tuple[str, ...] = (), internal_date: datetime,
+                  conversation_id: int | None = None) -> StoredMessage:
+    """:func:`append_message` for an already sealed copy: Core statements only (delivery hot path)."""
+    if copy.key.mailbox_id != mailbox_id:
+        raise ValueError("sealed for another mailbox")
+    fid = folder_id(session, mailbox_id, folder_name)
+    if fid is None:
+        raise FolderNotFound(folder_name)
+    uid, modseq = take_uid(session, fid)
+    result = session.execute(insert(Message).values(
+        folder_id=fid, uid=uid, uuid=copy.uuid, data_key_id=copy.key.data_key_id, conversation_id=conversation_id,
+        flags=" ".join(flags), internal_date=internal_date, size=copy.size, modseq=modseq, sealed=copy.sealed,
+        summary_sealed=None,
+    ).returning(Message.id))
+    return StoredMessage(int(result.scalar_one()), fid, uid, modseq)
 
 
 def read_message(session: Session, keys: KeyService, message_id: int) -> bytes:
