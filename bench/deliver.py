@@ -99,6 +99,10 @@ async def run(args: argparse.Namespace) -> None:
     inbound = Inbound(mail_from=parse_address("sender@bench.test"), recipients=(Rcpt(address, target),),
                       actor="trusted:bench.test", protocol="ESMTP", sender_is_professional=True,
                       peer="127.0.0.1", helo="bench.test")
+    if args.big:
+        await big_latency(pipeline, inbound, args.big)
+        svc.close()
+        return
     stored = 0
     for level in [int(x) for x in args.prefill.split(",")]:
         fill = max(0, level - stored)
@@ -143,6 +147,36 @@ async def run(args: argparse.Namespace) -> None:
     svc.close()
 
 
+async def big_latency(pipeline: Pipeline, inbound: Inbound, count: int) -> None:
+    """10 KiB deliveries one after another while ``count`` 20 MiB messages are delivered."""
+    small = message(10240, 1)
+
+    async def probe(stop: asyncio.Event) -> list[float]:
+        out = []
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            await pipeline.deliver(inbound, small)
+            out.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.01)
+        return out
+    stop = asyncio.Event()
+    idle_task = asyncio.create_task(probe(stop))
+    await asyncio.sleep(2)
+    stop.set()
+    idle = sorted(await idle_task)
+    stop = asyncio.Event()
+    busy_task = asyncio.create_task(probe(stop))
+    big = message(20 * 1024 * 1024, 2)
+    t0 = time.perf_counter()
+    for _ in range(count):
+        await pipeline.deliver(inbound, big)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    busy = sorted(await busy_task)
+    print(f"20 MiB x {count}: {elapsed:.2f} s; probe idle p50 {idle[len(idle) // 2]:.1f} ms, "
+          f"during p50 {busy[len(busy) // 2]:.1f} ms max {busy[-1]:.1f} ms", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=10240)
@@ -151,6 +185,7 @@ def main() -> None:
     ap.add_argument("--prefill", default="0,6000")
     ap.add_argument("--statements", action="store_true")
     ap.add_argument("--profile")
+    ap.add_argument("--big", type=int, default=0, help="20 MiB messages delivered beside a 10 KiB probe")
     asyncio.run(run(ap.parse_args()))
 
 

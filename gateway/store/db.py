@@ -9,6 +9,9 @@ PostgreSQL: an ordinary transaction, callers lock rows explicitly) and
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +21,59 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated to after a checkpoint
+CHECKPOINT_EVERY_S = 0.5  # at most one checkpoint per interval, after writes
+CHECKPOINT_IDLE_S = 5.0  # the checkpointer thread ends after this long without writes
+
+
+class _Checkpointer:
+    """SQLite WAL checkpoints (``PASSIVE``: never blocks readers or writers) off the commit path."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._running = False
+        self._closed = False
+
+    def wrote(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._dirty = True
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
+            else:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        log = logging.getLogger("gateway.store")
+        while True:
+            with self._cond:
+                if not self._dirty and not self._closed:
+                    self._cond.wait(CHECKPOINT_IDLE_S)
+                if not self._dirty or self._closed:
+                    self._running = False
+                    return
+                self._dirty = False
+            try:
+                conn = self.engine.raw_connection()
+                try:
+                    cur = conn.cursor()
+                    _busy, frames, _done = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames * 4096 > WAL_SIZE_LIMIT:  # readers kept the WAL from restarting: force it
+                        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                finally:
+                    conn.close()
+            except Exception:  # the next write retries; the WAL only grows meanwhile
+                log.warning("WAL checkpoint failed", exc_info=True)
+            time.sleep(CHECKPOINT_EVERY_S)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -26,6 +82,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
+    # Checkpoints run in Database's checkpointer thread, not inside a delivery's COMMIT: an
+    # automatic checkpoint after a 20 MiB commit copied it into the main file (and fsync'd it)
+    # while every other delivery waited behind it (bench/README.md, issue 8).
+    cur.execute("PRAGMA wal_autocheckpoint=0")
+    cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
@@ -45,6 +106,7 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", self._sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._checkpointer = _Checkpointer(self.engine) if self.is_sqlite else None
 
     @staticmethod
     def _sqlite_begin(conn: Any) -> None:
@@ -66,6 +128,8 @@ class Database:
                 session.close()
                 conn.info.pop("begin_mode", None)
                 conn.close()
+                assert self._checkpointer is not None
+                self._checkpointer.wrote()
             return
         session = self._sessions()
         try:
@@ -87,4 +151,6 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
