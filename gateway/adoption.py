@@ -41,7 +41,8 @@ def count_attachments(raw: bytes) -> int:
 
 
 def _split(part: bytes) -> tuple[bytes, bytes]:
-    crlf, lf = part.find(b"\r\n\r\n"), part.find(b"\n\n")
+    crlf = part.find(b"\r\n\r\n")
+    lf = part.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(part))  # only before the CRLF one
     if part.startswith((b"\r\n", b"\n")):
         return b"", part[2 if part.startswith(b"\r\n") else 1:]
     if crlf >= 0 and (lf < 0 or crlf < lf):
