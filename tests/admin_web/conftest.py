@@ -70,7 +70,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSite]:
         yield AdminSite(home, world, live, pyotp.TOTP(secret), token)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an asyncio loop running in this thread while
+# it is open, which would break every later test that starts its own loop.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     require(chromium_problem(), "Chromium for Playwright")
     from playwright.sync_api import sync_playwright
