@@ -24,6 +24,7 @@ from gateway.store import imap_folders as folders
 from gateway.store import imap_messages as messages
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
+from gateway.store.imap_listing import Listings, folder_row, read_metas
 from gateway.store.keys import KeyService
 from imap.backend import (
     AppendResult,
@@ -52,6 +53,7 @@ class StoreBackend:
         self.hub = hub
         self.authenticator = authenticator or Authenticator(db)
         self.poll_interval = poll_interval
+        self.listings = Listings()  # folder listings shared by all sessions (memory only)
 
     async def authenticate(self, credentials: Credentials) -> StoreMailboxes:
         outcome = await self.authenticator.authenticate(
@@ -120,42 +122,48 @@ class StoreMailboxes:
         await self._write(lambda s: folders.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
 
     async def folder_status(self, name: str) -> FolderStatus:
-        return await self._read(lambda s: folders.status(s, self.mailbox_id, name)[1])
+        return await self._read(lambda s: self._b.listings.get(s, self.mailbox_id, name).status())
 
     async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
-        def work(session: Session) -> FolderStatus:
-            folder, status = folders.status(session, self.mailbox_id, name)
-            audit.record(session, actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
-                         subject_ref=f"pro:{self._account_id}", peer=self._peer, details={"folder_id": folder.id})
-            return status
+        # The listing (cached, or read outside the write transaction) gives the status; the
+        # write transaction only records the access.
+        listing = await self._read(lambda s: self._b.listings.get(s, self.mailbox_id, name))
 
-        return await self._write(work, notify=False)
+        def work(session: Session) -> None:
+            audit.record(session, actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
+                         subject_ref=f"pro:{self._account_id}", peer=self._peer,
+                         details={"folder_id": listing.folder.id})
+
+        await self._write(work, notify=False)
+        return listing.status()
 
     # --- messages -------------------------------------------------------------------
     async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:
-        def work(session: Session) -> list[MessageMeta]:
-            return messages.list_messages(session, folders.get_folder(session, self.mailbox_id, name), changed_since)
+        def work(session: Session) -> Sequence[MessageMeta]:
+            if changed_since is None:
+                return self._b.listings.get(session, self.mailbox_id, name).messages
+            return read_metas(session, folder_row(session, self.mailbox_id, name).id, changed_since)
 
         return await self._read(work)
 
     async def fetch_raw(self, name: str, uid: int) -> bytes | None:
         def work(session: Session) -> bytes | None:
-            folder = folders.get_folder(session, self.mailbox_id, name)
-            return messages.fetch_raw(session, self._b.keys, self.mailbox_id, folder, uid)
+            folder_id = folder_row(session, self.mailbox_id, name).id
+            return messages.fetch_raw(session, self._b.keys, self.mailbox_id, folder_id, uid)
 
         return await self._read(work)
 
     async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
         def work(session: Session) -> dict[int, bytes]:
-            folder = folders.get_folder(session, self.mailbox_id, name)
-            return messages.fetch_raws(session, self._b.keys, self.mailbox_id, folder, uids)
+            folder_id = folder_row(session, self.mailbox_id, name).id
+            return messages.fetch_raws(session, self._b.keys, self.mailbox_id, folder_id, uids)
 
         return await self._read(work)
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
         def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
-            folder = folders.get_folder(session, self.mailbox_id, name)
-            return messages.fetch_summaries(session, self._b.keys, self.mailbox_id, folder, uids)
+            folder_id = folder_row(session, self.mailbox_id, name).id
+            return messages.fetch_summaries(session, self._b.keys, self.mailbox_id, folder_id, uids)
 
         found, to_store = await self._read(work)
         if to_store:  # cache the computed summaries, sealed (no client-visible change)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store.folders import allocate_uid, create_folder, find_folder
 from gateway.store.models import Folder, Message
-from imap.backend import DELIMITER, FolderInfo, FolderStatus, MailboxExists, MailboxNotFound
+from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
 from imap.errors import Code, CommandFailed
 
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
@@ -105,15 +105,3 @@ def set_subscribed(session: Session, mailbox_id: int, name: str, subscribed: boo
     folder = get_folder(session, mailbox_id, name)
     session.execute(update(Folder).where(Folder.id == folder.id).values(subscribed=subscribed))
 
-
-def status(session: Session, mailbox_id: int, name: str) -> tuple[Folder, FolderStatus]:
-    folder = get_folder(session, mailbox_id, name)
-    total = session.execute(select(func.count()).where(Message.folder_id == folder.id)).scalar_one()
-    seen = session.execute(
-        select(func.count()).where(Message.folder_id == folder.id, Message.flags.contains("\\Seen", autoescape=True))
-    ).scalar_one()
-    result = FolderStatus(
-        uidvalidity=folder.uidvalidity, uidnext=folder.uidnext, highestmodseq=folder.highestmodseq,
-        messages=int(total), unseen=int(total) - int(seen),
-    )  # fmt: skip
-    return folder, result

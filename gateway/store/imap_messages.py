@@ -37,18 +37,7 @@ def _flags(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-def _meta(uid: int, flags: str, internal_date: dt.datetime, size: int, modseq: int) -> MessageMeta:
-    return MessageMeta(uid, _flags(flags), internal_date, size, modseq)
-
-
 _META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
-
-
-def list_messages(session: Session, folder: Folder, changed_since: int | None) -> list[MessageMeta]:
-    query = select(*_META_COLUMNS).where(Message.folder_id == folder.id)
-    if changed_since is not None:
-        query = query.where(Message.modseq > changed_since)
-    return [_meta(*row) for row in session.execute(query.order_by(Message.uid)).all()]
 
 
 def _key(session: Session, keys: KeyService, mailbox_id: int, data_key_id: int | None) -> MailboxKey:
@@ -60,9 +49,9 @@ def _key(session: Session, keys: KeyService, mailbox_id: int, data_key_id: int |
     return mk
 
 
-def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder: Folder, uid: int) -> bytes | None:
-    row = session.execute(
-        select(Message.uuid, Message.data_key_id, Message.sealed).where(Message.folder_id == folder.id,
+def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: int, uid: int) -> bytes | None:
+    row = session.connection().execute(
+        select(Message.uuid, Message.data_key_id, Message.sealed).where(Message.folder_id == folder_id,
                                                                          Message.uid == uid)
     ).first()
     if row is None:
@@ -71,28 +60,28 @@ def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder: Folde
     return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
 
 
-def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder: Folder,
+def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
                uids: Sequence[int]) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     for chunk in _chunks(uids):
-        rows = session.execute(
+        rows = session.connection().execute(
             select(Message.uid, Message.uuid, Message.data_key_id, Message.sealed)
-            .where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+            .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
         ).all()
         for uid, uuid, data_key_id, sealed in rows:
             found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
     return found
 
 
-def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder: Folder,
+def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
                     uids: Sequence[int]) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
     """Cached summaries by UID, and freshly computed sealed ones (by message id) to store."""
     found: dict[int, MessageSummary] = {}
     to_store: dict[int, bytes] = {}
     for chunk in _chunks(uids):
-        rows = session.execute(
+        rows = session.connection().execute(
             select(Message.id, Message.uid, Message.uuid, Message.data_key_id, Message.summary_sealed)
-            .where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+            .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
         ).all()
         missing: dict[int, tuple[int, str, MailboxKey]] = {}
         for message_id, uid, uuid, data_key_id, summary_sealed in rows:
@@ -103,7 +92,8 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder:
             else:
                 found[uid] = summary
         if missing:  # computed lazily on first fetch (mail stored by SMTP), then cached sealed
-            sealed_rows = session.execute(select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
+            sealed_rows = session.connection().execute(
+                select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
             for message_id, sealed in sealed_rows:
                 uid, uuid, mk = missing[message_id]
                 summary = imap_summary.compute(mk.open("msg", uuid, sealed))
@@ -209,7 +199,7 @@ def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | 
 
 
 def highest_modseq(session: Session, mailbox_id: int, name: str) -> int | None:
-    folder = session.execute(
+    folder = session.connection().execute(
         select(Folder.highestmodseq).where(Folder.mailbox_id == mailbox_id,
                                            Folder.name == ("INBOX" if name.upper() == "INBOX" else name))
     ).scalar()

@@ -1,0 +1,114 @@
+"""Folder listings for SELECT / STATUS, cached in memory per process (issue 8).
+
+A listing is what a session keeps per message: UID, flags, INTERNALDATE, RFC822.SIZE,
+MODSEQ (:class:`imap.backend.MessageMeta`, no content, nothing sealed). It is read with
+Core queries on the connection (no ORM instances), and kept per folder while the folder's
+UIDVALIDITY and HIGHESTMODSEQ are unchanged: every change to a folder's messages
+(delivery, APPEND, COPY/MOVE, STORE, EXPUNGE, INBOX rename) raises HIGHESTMODSEQ in the
+same transaction, so one read of the folder row tells whether the cached listing is
+current. When it moved, only the rows changed since are read and merged; a count of the
+folder's rows shows whether anything was expunged, and only then is it listed again.
+
+The cache holds immutable values shared by all sessions (50 sessions on one folder hold
+one listing, not 50), is bounded in folders, and lives only in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.store.models import Folder, Message
+from imap.backend import FolderStatus, MailboxNotFound, MessageMeta
+
+MAX_FOLDERS = 64  # listings kept per process (a 5,000-message listing is ~1.5 MB)
+_META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRow:
+    id: int
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    folder: FolderRow
+    messages: tuple[MessageMeta, ...]  # in UID order
+
+    def status(self) -> FolderStatus:
+        seen = sum(1 for m in self.messages if "\\Seen" in m.flags)
+        f = self.folder
+        return FolderStatus(uidvalidity=f.uidvalidity, uidnext=f.uidnext, highestmodseq=f.highestmodseq,
+                            messages=len(self.messages), unseen=len(self.messages) - seen)
+
+
+def folder_row(session: Session, mailbox_id: int, name: str) -> FolderRow:
+    """The folder's bookkeeping in one Core query; raises MailboxNotFound."""
+    key = "INBOX" if name.upper() == "INBOX" else name  # RFC 3501 §5.1
+    row = session.connection().execute(
+        select(Folder.id, Folder.uidvalidity, Folder.uidnext, Folder.highestmodseq)
+        .where(Folder.mailbox_id == mailbox_id, Folder.name == key)
+    ).first()
+    if row is None:
+        raise MailboxNotFound()
+    return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def read_metas(session: Session, folder_id: int, changed_since: int | None = None) -> list[MessageMeta]:
+    """Messages of a folder in UID order (only those with modseq above ``changed_since``)."""
+    query = select(*_META_COLUMNS).where(Message.folder_id == folder_id)
+    if changed_since is not None:
+        query = query.where(Message.modseq > changed_since)
+    rows = session.connection().execute(query.order_by(Message.uid))
+    return [MessageMeta(uid, frozenset(flags.split()), when, size, modseq) for uid, flags, when, size, modseq in rows]
+
+
+def _count(session: Session, folder_id: int) -> int:
+    return int(session.connection().execute(
+        select(func.count()).select_from(Message).where(Message.folder_id == folder_id)
+    ).scalar_one())
+
+
+class Listings:
+    """The per-process cache (thread-safe: the backend calls it from worker threads)."""
+
+    def __init__(self, max_folders: int = MAX_FOLDERS) -> None:
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[int, Listing] = OrderedDict()
+        self._max = max_folders
+
+    def get(self, session: Session, mailbox_id: int, name: str) -> Listing:
+        folder = folder_row(session, mailbox_id, name)
+        with self._lock:
+            cached = self._cache.get(folder.id)
+            if cached is not None:
+                self._cache.move_to_end(folder.id)
+        if cached is not None and cached.folder == folder:
+            return cached
+        messages: list[MessageMeta] | None = None
+        if cached is not None and cached.folder.uidvalidity == folder.uidvalidity \
+                and cached.folder.highestmodseq < folder.highestmodseq:
+            changed = read_metas(session, folder.id, cached.folder.highestmodseq)
+            merged = {m.uid: m for m in cached.messages}
+            merged.update((m.uid, m) for m in changed)
+            if len(merged) == _count(session, folder.id):  # nothing expunged (see the module text)
+                messages = [merged[uid] for uid in sorted(merged)]
+        if messages is None:
+            messages = read_metas(session, folder.id)
+        listing = Listing(folder, tuple(messages))
+        # Statements may see later commits than the folder row (SQLite without BEGIN): keep the
+        # listing only if the folder did not move meanwhile, so a cached one is exact.
+        if folder_row(session, mailbox_id, name) == folder:
+            with self._lock:
+                self._cache[folder.id] = listing
+                self._cache.move_to_end(folder.id)
+                while len(self._cache) > self._max:
+                    self._cache.popitem(last=False)
+        return listing
