@@ -6,24 +6,28 @@ mailbox notifies the :class:`~gateway.store.changes.ChangeHub` after commit, whi
 IDLE sessions in this process; other processes' writes are seen by polling the folder's
 HIGHESTMODSEQ (at most ``poll_interval`` late). Logins go through
 :class:`gateway.auth.Authenticator` (argon2, throttled, audited with the peer address);
-each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content).
+each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content;
+group-committed with concurrent ones, :mod:`gateway.store.imap_audit`); folder listings
+are cached in memory per process (:mod:`gateway.store.imap_listing`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
 from gateway.auth import Authenticator
-from gateway.store import audit
 from gateway.store import imap_folders as folders
 from gateway.store import imap_messages as messages
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
+from gateway.store.imap_audit import AuditWriter
 from gateway.store.imap_listing import Listings, folder_row, read_metas
 from gateway.store.keys import KeyService
 from imap.backend import (
@@ -41,6 +45,7 @@ from imap.command import StoreMode
 from imap.errors import Code, CommandFailed
 
 T = TypeVar("T")
+READ_THREADS = 4
 
 
 class StoreBackend:
@@ -54,6 +59,12 @@ class StoreBackend:
         self.authenticator = authenticator or Authenticator(db)
         self.poll_interval = poll_interval
         self.listings = Listings()  # folder listings shared by all sessions (memory only)
+        self.access_audit = AuditWriter(db)  # SELECT / EXAMINE entries, group-committed
+        # Reads (SELECT listings, FETCH, SEARCH) get their own threads: in the default pool
+        # they queued behind logins (argon2 + write transaction each), so 50 clients logging
+        # in at once held every other session's SELECT for seconds.
+        self.readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="imap-read")
+        weakref.finalize(self, self.readers.shutdown, wait=False)
 
     async def authenticate(self, credentials: Credentials) -> StoreMailboxes:
         outcome = await self.authenticator.authenticate(
@@ -90,7 +101,7 @@ class StoreMailboxes:
             with self._b.db.read() as session:
                 return work(session)
 
-        return await asyncio.to_thread(run)
+        return await asyncio.get_running_loop().run_in_executor(self._b.readers, run)
 
     async def _write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
         def run() -> T:
@@ -126,15 +137,12 @@ class StoreMailboxes:
 
     async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
         # The listing (cached, or read outside the write transaction) gives the status; the
-        # write transaction only records the access.
+        # access is recorded (committed, in a group with concurrent SELECTs) before answering.
         listing = await self._read(lambda s: self._b.listings.get(s, self.mailbox_id, name))
-
-        def work(session: Session) -> None:
-            audit.record(session, actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
-                         subject_ref=f"pro:{self._account_id}", peer=self._peer,
-                         details={"folder_id": listing.folder.id})
-
-        await self._write(work, notify=False)
+        await self._b.access_audit.record(
+            actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
+            subject_ref=f"pro:{self._account_id}", peer=self._peer, details={"folder_id": listing.folder.id},
+        )  # fmt: skip
         return listing.status()
 
     # --- messages -------------------------------------------------------------------

@@ -66,7 +66,7 @@ def read_metas(session: Session, folder_id: int, changed_since: int | None = Non
     query = select(*_META_COLUMNS).where(Message.folder_id == folder_id)
     if changed_since is not None:
         query = query.where(Message.modseq > changed_since)
-    rows = session.connection().execute(query.order_by(Message.uid))
+    rows = session.connection().execute(query.order_by(Message.uid)).all()
     return [MessageMeta(uid, frozenset(flags.split()), when, size, modseq) for uid, flags, when, size, modseq in rows]
 
 
@@ -82,16 +82,29 @@ class Listings:
     def __init__(self, max_folders: int = MAX_FOLDERS) -> None:
         self._lock = threading.Lock()
         self._cache: OrderedDict[int, Listing] = OrderedDict()
+        self._loading = [threading.Lock() for _ in range(16)]  # by folder id: one reader per folder
         self._max = max_folders
+
+    def _cached(self, folder_id: int) -> Listing | None:
+        with self._lock:
+            cached = self._cache.get(folder_id)
+            if cached is not None:
+                self._cache.move_to_end(folder_id)
+            return cached
 
     def get(self, session: Session, mailbox_id: int, name: str) -> Listing:
         folder = folder_row(session, mailbox_id, name)
-        with self._lock:
-            cached = self._cache.get(folder.id)
-            if cached is not None:
-                self._cache.move_to_end(folder.id)
+        cached = self._cached(folder.id)
         if cached is not None and cached.folder == folder:
             return cached
+        with self._loading[folder.id % len(self._loading)]:  # sessions selecting it at once wait
+            cached = self._cached(folder.id)  # for the first one's listing
+            if cached is not None and cached.folder == folder:
+                return cached
+            return self._load(session, mailbox_id, name, folder, cached)
+
+    def _load(self, session: Session, mailbox_id: int, name: str, folder: FolderRow,
+              cached: Listing | None) -> Listing:
         messages: list[MessageMeta] | None = None
         if cached is not None and cached.folder.uidvalidity == folder.uidvalidity \
                 and cached.folder.highestmodseq < folder.highestmodseq:
