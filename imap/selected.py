@@ -44,9 +44,12 @@ class SelectedView:
         """(seq, uid) pairs named by a set, ascending. Sequence numbers beyond EXISTS are
         a BAD (RFC 3501 §9 seq-number); UIDs that do not exist are ignored (§6.4.8)."""
         if uid:
-            top = self.uids[-1] if self.uids else 0
-            chosen = sequence_set.filter(self.uids, top)
-            return [(self.seq_of(u) or 0, u) for u in chosen]
+            uids = self.uids
+            out: list[tuple[int, int]] = []
+            for lo, hi in sequence_set.resolve(uids[-1] if uids else 0):  # sorted, disjoint
+                first, end = bisect.bisect_left(uids, lo), bisect.bisect_right(uids, hi)
+                out += zip(range(first + 1, end + 1), uids[first:end], strict=True)
+            return out
         sequence_set.check_sequence_numbers(self.exists)
         return [(seq, self.uids[seq - 1]) for seq in sequence_set.iter(self.exists)]
 
