@@ -124,6 +124,21 @@ def _body_text(raw: bytes) -> str:
     return "\n".join(texts)
 
 
+# What can make a needle appear in decoded text but not in the raw octets: transfer
+# encodings, RFC 2047 words, charsets that are not ASCII-compatible.
+_HIDING = (b"base64", b"quoted-printable", b"=?", b"utf-7", b"utf-16", b"utf-32", b"ucs-2")
+
+
+def cannot_contain(raw: bytes, needle: str) -> bool:
+    """True when ``needle`` cannot be in the decoded text of ``raw`` (so no MIME parse is
+    needed to say no): an ASCII needle without spaces, an all-ASCII message with none of
+    :data:`_HIDING`, and the needle absent from the octets, case-insensitively."""
+    if not needle or not needle.isascii() or any(c.isspace() for c in needle) or not raw.isascii():
+        return False
+    low = raw.lower()
+    return not any(h in low for h in _HIDING) and needle.lower().encode("ascii") not in low
+
+
 def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bool:
     def rec(k: t.SearchKey) -> bool:
         return matches(k, m, exists=exists, max_uid=max_uid)
@@ -161,8 +176,10 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
         needle = key.value.casefold()
         return any(needle in _decoded(v).casefold() for v in values)
     if isinstance(key, t.SearchText):
-        needle = key.value.casefold()
         raw = m.raw or b""
+        if cannot_contain(raw, key.value):
+            return False  # most messages of a BODY / TEXT search: no parse (issue 8)
+        needle = key.value.casefold()
         if key.scope is t.TextScope.TEXT:
             header_text = " ".join(_decoded(str(v)) for v in m.headers.values())
             if needle in header_text.casefold():
