@@ -28,7 +28,7 @@ from gateway.store import imap_messages as messages
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.imap_audit import AuditWriter
-from gateway.store.imap_listing import Listings, folder_row, read_metas
+from gateway.store.imap_listing import Listings, Summaries, folder_row, read_metas
 from gateway.store.keys import KeyService
 from imap.backend import (
     AppendResult,
@@ -59,6 +59,7 @@ class StoreBackend:
         self.authenticator = authenticator or Authenticator(db)
         self.poll_interval = poll_interval
         self.listings = Listings()  # folder listings shared by all sessions (memory only)
+        self.summaries = Summaries()  # decrypted summaries, bounded, memory only
         self.access_audit = AuditWriter(db)  # SELECT / EXAMINE entries, group-committed
         # Reads (SELECT listings, FETCH, SEARCH) get their own threads: in the default pool
         # they queued behind logins (argon2 + write transaction each), so 50 clients logging
@@ -170,8 +171,16 @@ class StoreMailboxes:
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
         def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
-            folder_id = folder_row(session, self.mailbox_id, name).id
-            return messages.fetch_summaries(session, self._b.keys, self.mailbox_id, folder_id, uids)
+            listing = self._b.listings.get(session, self.mailbox_id, name)
+            live = [u for u in uids if u in listing.uids]  # expunged ones are left out
+            found = self._b.summaries.get_many(listing.folder, live)
+            missing = [u for u in live if u not in found]
+            if not missing:
+                return found, {}
+            fetched, to_store = messages.fetch_summaries(session, self._b.keys, self.mailbox_id,
+                                                         listing.folder.id, missing)
+            self._b.summaries.put_many(listing.folder, fetched)
+            return found | fetched, to_store
 
         found, to_store = await self._read(work)
         if to_store:  # cache the computed summaries, sealed (no client-visible change)

@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Folder, Message
-from imap.backend import FolderStatus, MailboxNotFound, MessageMeta
+from imap.backend import FolderStatus, MailboxNotFound, MessageMeta, MessageSummary
 
 MAX_FOLDERS = 64  # listings kept per process (a 5,000-message listing is ~1.5 MB)
+MAX_SUMMARIES = 20_000  # decrypted ENVELOPE/BODYSTRUCTURE summaries kept per process
 _META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
 
 
@@ -41,6 +42,7 @@ class FolderRow:
 class Listing:
     folder: FolderRow
     messages: tuple[MessageMeta, ...]  # in UID order
+    uids: frozenset[int]
 
     def status(self) -> FolderStatus:
         seen = sum(1 for m in self.messages if "\\Seen" in m.flags)
@@ -115,7 +117,7 @@ class Listings:
                 messages = [merged[uid] for uid in sorted(merged)]
         if messages is None:
             messages = read_metas(session, folder.id)
-        listing = Listing(folder, tuple(messages))
+        listing = Listing(folder, tuple(messages), frozenset(m.uid for m in messages))
         # Statements may see later commits than the folder row (SQLite without BEGIN): keep the
         # listing only if the folder did not move meanwhile, so a cached one is exact.
         if folder_row(session, mailbox_id, name) == folder:
@@ -125,3 +127,36 @@ class Listings:
                 while len(self._cache) > self._max:
                     self._cache.popitem(last=False)
         return listing
+
+
+class Summaries:
+    """Decrypted ENVELOPE / BODYSTRUCTURE summaries by (folder id, UIDVALIDITY, UID), LRU-bounded.
+
+    A message's content never changes under its UID, so an entry never goes stale; the
+    backend serves one only for a UID in the folder's current listing (an expunged message
+    is left out as before) and only through a folder id looked up for the session's own
+    mailbox. Memory only: the stored form stays sealed (``Message.summary_sealed``).
+    """
+
+    def __init__(self, max_entries: int = MAX_SUMMARIES) -> None:
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[int, int, int], MessageSummary] = OrderedDict()
+        self._max = max_entries
+
+    def get_many(self, folder: FolderRow, uids: list[int]) -> dict[int, MessageSummary]:
+        found: dict[int, MessageSummary] = {}
+        with self._lock:
+            for uid in uids:
+                key = (folder.id, folder.uidvalidity, uid)
+                summary = self._cache.get(key)
+                if summary is not None:
+                    self._cache.move_to_end(key)
+                    found[uid] = summary
+        return found
+
+    def put_many(self, folder: FolderRow, summaries: dict[int, MessageSummary]) -> None:
+        with self._lock:
+            for uid, summary in summaries.items():
+                self._cache[(folder.id, folder.uidvalidity, uid)] = summary
+            while len(self._cache) > self._max:
+                self._cache.popitem(last=False)
