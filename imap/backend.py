@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from imap.command import StoreMode
@@ -97,10 +97,15 @@ class MessageMeta:
 
 @dataclass(frozen=True, slots=True)
 class MessageSummary:
-    """Cached, decrypted structure so ENVELOPE / BODYSTRUCTURE do not need the body."""
+    """Cached, decrypted structure so ENVELOPE / BODYSTRUCTURE do not need the body.
+
+    ``encoded`` holds the FETCH handler's encoding of ENVELOPE / BODY / BODYSTRUCTURE once
+    made, so a store that keeps summaries in memory spares repeated header fetches the
+    encoding too (not part of equality)."""
 
     envelope: Envelope
     bodystructure: BodyStructure
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

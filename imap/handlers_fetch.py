@@ -69,9 +69,13 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
         return "MODSEQ", [meta.modseq]
     if item in _SUMMARY:
         assert summary is not None
-        if item is FetchAttr.ENVELOPE:
-            return "ENVELOPE", encoder.envelope(summary.envelope)
-        return item.value, encoder.bodystructure(summary.bodystructure, extended=item is FetchAttr.BODYSTRUCTURE)
+        name = FetchAttr(item).value
+        encoded = summary.encoded.get(name)
+        if encoded is None:  # encoded once per summary (the store may keep it in memory)
+            value = encoder.envelope(summary.envelope) if item is FetchAttr.ENVELOPE else \
+                encoder.bodystructure(summary.bodystructure, extended=item is FetchAttr.BODYSTRUCTURE)
+            encoded = summary.encoded[name] = encoder.encode(value)
+        return name, encoder.Raw(encoded)
     assert body is not None
     text = {FetchAttr.RFC822: None, FetchAttr.RFC822_HEADER: SectionText.HEADER,
             FetchAttr.RFC822_TEXT: SectionText.TEXT}[FetchAttr(item)]
