@@ -25,6 +25,8 @@ from crypto.dkim import sign_message
 from gateway.outbound.values import DeliveryReport, Envelope, Outcome, QueuedRecipient, RecipientResult, domain_of
 from gateway.store.keys import KeyService
 from gateway.store.models import HostedDomain
+from gateway.tls import peer_dn
+from routing.trust import dn_matches
 from smtp.params import XtextError, xtext_encode
 
 log = logging.getLogger("gateway.outbound.client")
@@ -33,6 +35,10 @@ _ENHANCED_RE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 class NoTls(Exception):
     """The peer does not offer STARTTLS: we refuse to send in clear."""
+
+
+class WrongOperator(Exception):
+    """The peer's certificate is valid but not the trust entry's operator DN (SPEC §6)."""
 
 
 def client_tls_context(
@@ -102,15 +108,19 @@ def _rcpt_options(smtp: aiosmtplib.SMTP, rcpt: QueuedRecipient) -> list[str]:
 
 
 async def _session(
-    smtp: aiosmtplib.SMTP, host: str, envelope: Envelope, message: bytes, tls: ssl.SSLContext
+    smtp: aiosmtplib.SMTP, host: str, envelope: Envelope, message: bytes, tls: ssl.SSLContext,
+    operator_dn: str | None = None,
 ) -> DeliveryReport:
     """One SMTP transaction on a connected client: EHLO, STARTTLS, EHLO, MAIL, RCPT..., DATA."""
     await smtp.ehlo()
     if not smtp.supports_extension("starttls"):
         raise NoTls(host)
     await smtp.starttls(server_hostname=host, tls_context=tls)  # RFC 3207 §4
-    if smtp.get_transport_info("ssl_object") is None:
+    ssl_object = smtp.get_transport_info("ssl_object")
+    if ssl_object is None:
         raise NoTls(host)
+    if operator_dn is not None and not dn_matches(operator_dn, peer_dn(ssl_object)):
+        raise WrongOperator(host)  # the certificate must also be the trusted operator's
     await smtp.ehlo()  # RFC 3207 §4.2: forget what was said before TLS
     mta = f"dns; {host}"
     peer_dsn = smtp.supports_extension("dsn")
@@ -154,8 +164,10 @@ async def deliver(
     helo: str,
     connect_timeout: float,
     command_timeout: float,
+    operator_dn: str | None = None,
 ) -> DeliveryReport:
-    """Try each destination in order until one answers over TLS; report per recipient."""
+    """Try each destination in order until one answers over TLS (and, when the trust entry names
+    one, with the operator's certificate DN); report per recipient."""
     problem = "no destination"
     for host, port in destinations:
         smtp = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=helo, timeout=command_timeout,
@@ -167,7 +179,11 @@ async def deliver(
             log.info("outbound connection failed", extra={"host": host, "port": port, "error": type(exc).__name__})
             continue
         try:
-            report = await _session(smtp, host, envelope, message, tls)
+            report = await _session(smtp, host, envelope, message, tls, operator_dn)
+        except WrongOperator:
+            problem = f"{host}:{port} presented a certificate that is not the trusted operator's"
+            log.warning("outbound peer certificate DN mismatch", extra={"host": host, "port": port})
+            continue
         except NoTls:
             problem = f"{host}:{port} does not offer STARTTLS; not sent in clear"
             log.warning("outbound peer without STARTTLS", extra={"host": host, "port": port})

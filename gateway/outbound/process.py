@@ -56,6 +56,7 @@ class Plan:
     message: bytes = b""
     tls: ssl.SSLContext | None = None
     refusal: DeliveryReport | None = None
+    operator_dn: str | None = None  # the peer's certificate must carry it (SPEC §6)
 
 
 def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
@@ -78,7 +79,7 @@ def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
         message = entry.message
         if entry.kind == "message":
             message = dkim_sign_for_sender(s, ctx.keys, entry.envelope.mail_from, entry.message)
-        return Plan(route=trusted.route, message=message, tls=ctx.tls)
+        return Plan(route=trusted.route, message=message, tls=ctx.tls, operator_dn=trusted.operator_dn)
 
 
 async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:
@@ -110,7 +111,7 @@ async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:
         return await asyncio.wait_for(
             deliver(hosts, entry.envelope, plan.message, tls=plan.tls, helo=ctx.hostname,
                     connect_timeout=ctx.settings.connect_timeout_seconds,
-                    command_timeout=ctx.settings.command_timeout_seconds),
+                    command_timeout=ctx.settings.command_timeout_seconds, operator_dn=plan.operator_dn),
             timeout=budget,
         )
     except TimeoutError:

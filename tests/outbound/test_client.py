@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 import dns.resolver
 import pytest
@@ -18,7 +18,12 @@ from gateway.testing.store import Store
 from tests.outbound.peer import PeerController, PeerHandler, Tls, add_signing_domain, start_peer
 
 MESSAGE = b"From: dr@clinic.test\r\nTo: a@remote.test\r\nSubject: test\r\nMessage-ID: <m1@clinic.test>\r\n\r\nhello\r\n"
-TIMEOUTS = {"connect_timeout": 5.0, "command_timeout": 10.0}
+class Timeouts(TypedDict):
+    connect_timeout: float
+    command_timeout: float
+
+
+TIMEOUTS: Timeouts = {"connect_timeout": 5.0, "command_timeout": 10.0}
 
 
 def _env(*addresses: str, **kwargs: Any) -> Envelope:
@@ -194,3 +199,17 @@ async def test_reserved_names_never_reach_the_dns() -> None:
     assert err.value.permanent and err.value.status == "5.1.2"
     with pytest.raises(RouteError):
         await destinations("remote.test", None, ReservedNamesResolver(inner))
+
+
+async def test_peer_must_present_the_trusted_operator_dn(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext, tls: Tls) -> None:
+    from cryptography import x509
+
+    peer_dn = x509.load_pem_x509_certificate(tls.peer_cert_file.read_bytes()).subject.rfc4514_string()
+    wrong = await deliver(_dest(peer), _env("a@remote.test"), MESSAGE, tls=client_ctx, helo="mail.gateway.test",
+                          operator_dn="CN=mx.other-operator.example,O=Other Operator", **TIMEOUTS)
+    assert [(r.outcome, r.code) for r in wrong.results] == [("temporary", 0)]
+    assert "trusted operator" in wrong.results[0].diagnostic and handler.received == []
+    right = await deliver(_dest(peer), _env("a@remote.test"), MESSAGE, tls=client_ctx, helo="mail.gateway.test",
+                          operator_dn=peer_dn, **TIMEOUTS)
+    assert [r.outcome for r in right.results] == ["delivered"]
