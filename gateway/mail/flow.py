@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from crypto.dkim import dns_txt_record, pinned_dnsfunc, verify_message
 from gateway import metrics
 from gateway.mail.directory import Directory, Snapshot, Target
-from gateway.mail.headers import parse_headers
+from gateway.mail.headers import HeaderInfo, parse_headers
 from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
 from routing.address import Address, InvalidAddress, parse_address
 from routing.decide import Verdict, decide_after_data, decide_mail_from, decide_rcpt
@@ -122,9 +122,9 @@ class SmtpFlow:
         if tx.sender is None or tx.snapshot is None or not tx.recipients:
             return replies.BAD_SEQUENCE
         sender = tx.sender
+        header = parse_headers(message)  # once: DKIM alignment, the From: rules and the pipeline use it
         if info.listener == "mx":
-            sender = await asyncio.to_thread(self._with_dkim, sender, tx.snapshot, message)
-        header = parse_headers(message)
+            sender = await asyncio.to_thread(self._with_dkim, sender, tx.snapshot, message, header)
         verdict: Verdict = decide_after_data(sender, HeaderFacts(header.from_addresses), tx.snapshot.trust)
         if not verdict.accept:
             log.info("data refused", extra={"reason": verdict.reason, "listener": info.listener})
@@ -137,7 +137,7 @@ class SmtpFlow:
             protocol=("ESMTPSA" if info.account else "ESMTPS") if info.tls else "ESMTP",
             sender_is_professional=True, peer=info.peer_ip, helo=info.helo,
             ret=tx.mail_params.ret if tx.mail_params else None,
-            envid=tx.mail_params.envid if tx.mail_params else None,
+            envid=tx.mail_params.envid if tx.mail_params else None, headers=header,
         )
         try:
             done = await self.pipeline.deliver(inbound, message)
@@ -147,9 +147,8 @@ class SmtpFlow:
         metrics.accepted(info.listener)
         return replies.stored(done.queue_id)
 
-    def _with_dkim(self, sender: Sender, snap: Snapshot, message: bytes) -> Sender:
+    def _with_dkim(self, sender: Sender, snap: Snapshot, message: bytes, header: HeaderInfo) -> Sender:
         """RFC 6376 verification per the author domain's trust policy (pinned key, DNS, none)."""
-        header = parse_headers(message)
         if len(header.from_addresses) != 1:
             return sender
         entry = snap.trust.lookup(header.from_addresses[0].domain)

@@ -60,6 +60,7 @@ class Inbound:
     kind: str = "message"  # queue kind for remote copies: message | dsn | mdn | notification
     sent_copy: LocalTarget | None = None  # the sender's own Sent folder (web inbox)
     reply_conversation: int | None = None  # a patient's reply: its conversation id
+    headers: HeaderInfo | None = None  # already parsed by the caller (SMTP flow); else parsed here
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class Pipeline:
 
     def _prepare(self, inbound: Inbound, raw: bytes, at: datetime) -> _Job:
         """Everything that needs no lock: headers, trace, document count, one sealed copy per mailbox."""
-        info = parse_headers(raw)
+        info = inbound.headers or parse_headers(raw)
         queue_id = secrets.token_hex(8)
         stamped, message_id = trace_headers(raw, info, hostname=self.hostname, helo=inbound.helo,
                                             peer=inbound.peer, protocol=inbound.protocol, queue_id=queue_id, now=at)

@@ -30,20 +30,39 @@ def server_available(url: str | None = None) -> str | None:
     return None
 
 
+def _admin(statements: list[str], *, ignore_errors: bool = False) -> None:
+    """Run CREATE/DROP DATABASE statements on the server's maintenance database."""
+    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    except OperationalError:
+        if not ignore_errors:
+            raise
+    finally:
+        engine.dispose()
+
+
+def _new_database(prefix: str) -> tuple[str, str]:
+    """Create an empty database; returns (its name, its URL)."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    _admin([f'CREATE DATABASE "{name}"'])
+    return name, admin_url().rsplit("/", 1)[0] + "/" + name
+
+
+def _drop(names: list[str], *, ignore_errors: bool = False) -> None:
+    _admin([f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names], ignore_errors=ignore_errors)
+
+
 @contextmanager
 def temporary_database(prefix: str = "hmg_test") -> Iterator[str]:
     """Create an empty database, yield its URL, drop it afterwards."""
-    base = admin_url()
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    name, url = _new_database(prefix)
     try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.rsplit("/", 1)[0] + "/" + name
+        yield url
     finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+        _drop([name])
 
 
 _CREATED: list[str] = []
@@ -53,27 +72,8 @@ def create_database(prefix: str = "hmg_live") -> str:
     """A database that lives until the process exits (then dropped); returns its URL."""
     import atexit
 
-    base = admin_url()
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
+    name, url = _new_database(prefix)
     if not _CREATED:
-        atexit.register(_drop_created)
+        atexit.register(lambda: _drop(_CREATED, ignore_errors=True))
     _CREATED.append(name)
-    return base.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_created() -> None:
-    engine = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            for name in _CREATED:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except OperationalError:
-        pass
-    finally:
-        engine.dispose()
+    return url
