@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.db import Database
-from gateway.store.models import HostedDomain, Patient, ProAccount, TrustedDomain
+from gateway.store.models import DataKey, HostedDomain, Patient, ProAccount, TrustedDomain
 from routing.address import Address, normalise_domain
 from routing.facts import RecipientFacts
 from routing.ins import InvalidINS, normalise_ins
@@ -29,6 +30,7 @@ class LocalTarget:
     mailbox_id: int
     kind: str  # "patient" | "pro"
     owner_id: int  # patients.id or pro_accounts.id
+    data_key_id: int | None = None  # the mailbox's data key, read with the recipient (saves a lookup)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,12 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
         )
     except ValueError:
         return None  # an entry the model refuses is treated as absent: fail closed
+
+
+def _data_key(mailbox_id: Any) -> Any:
+    """The mailbox's newest data key id (KeyService.for_mailbox's rule), as a scalar subquery."""
+    return (select(func.max(DataKey.id)).where(DataKey.mailbox_id == mailbox_id)
+            .correlate_except(DataKey).scalar_subquery())
 
 
 class Directory:
@@ -111,24 +119,26 @@ class Directory:
             except InvalidINS as exc:
                 return RecipientFacts(address, "patient", invalid_ins=exc.reason), None  # type: ignore[arg-type]
             row = session.execute(
-                select(Patient.id, Patient.state, Patient.mailbox_id).where(Patient.ins == ins)
+                select(Patient.id, Patient.state, Patient.mailbox_id, _data_key(Patient.mailbox_id))
+                .where(Patient.ins == ins)
             ).first()
             if row is None:
                 return RecipientFacts(address, "patient", mailbox_state=None), None
-            patient_id, state, mailbox_id = row
-            target = LocalTarget(mailbox_id, "patient", patient_id) if mailbox_id is not None else None
+            patient_id, state, mailbox_id, key_id = row
+            target = LocalTarget(mailbox_id, "patient", patient_id, key_id) if mailbox_id is not None else None
             return RecipientFacts(address, "patient", mailbox_state=state), target
         if address.domain in snap.hosted:
             account = session.execute(
-                select(ProAccount.id, ProAccount.status, ProAccount.mailbox_id, ProAccount.accepts_patient_initiated)
+                select(ProAccount.id, ProAccount.status, ProAccount.mailbox_id, ProAccount.accepts_patient_initiated,
+                       _data_key(ProAccount.mailbox_id))
                 .where(ProAccount.address == address.key)
             ).first()
             if account is None:
                 return RecipientFacts(address, "unknown_local"), None
-            account_id, status, mailbox_id, accepts = account
+            account_id, status, mailbox_id, accepts, key_id = account
             facts = RecipientFacts(address, "hosted_pro", account_active=status == "active",
                                    accepts_patient_initiated=accepts)
-            return facts, LocalTarget(mailbox_id, "pro", account_id)
+            return facts, LocalTarget(mailbox_id, "pro", account_id, key_id)
         if snap.trust.entry(address.domain) is not None:
             return RecipientFacts(address, "trusted_pro"), RemoteTarget(address.domain)
         return RecipientFacts(address, "untrusted_domain", notification_target=notification), RemoteTarget(

@@ -27,9 +27,10 @@ from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.store import audit, conversations
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
-from gateway.store.keys import KeyService
+from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.messages import SealedCopy, insert_sealed, seal_copy
 from gateway.store.models import Patient
+from gateway.store.raw import RawStatement, dialect_name
 from routing.address import Address
 from routing.decide import conversation_effect
 
@@ -95,6 +96,14 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Delivered | None = None
     error: BaseException | None = None
+
+
+_P = Patient.__table__.c
+_NOTIFY_STATE_SQL = ("SELECT notifications_enabled, state, email_sealed IS NOT NULL, last_notified_at"
+                     " FROM patients WHERE id = ?")
+_NOTIFY_TYPES = (_P.notifications_enabled, _P.state, None, _P.last_notified_at)
+_NOTIFY_STATE = RawStatement(_NOTIFY_STATE_SQL, (_P.id,), _NOTIFY_TYPES)
+_NOTIFY_STATE_PG = RawStatement(_NOTIFY_STATE_SQL + " FOR UPDATE", (_P.id,), _NOTIFY_TYPES)
 
 
 class _GroupWriter:
@@ -198,11 +207,23 @@ class Pipeline:
             targets.append((inbound.sent_copy, "Sent", ("\\Seen",)))
         copies: list[_Copy] = []
         if targets:
-            with self.db.read() as session:
-                keys = {t.mailbox_id: self.keys.for_mailbox(session, t.mailbox_id) for t, _, _ in targets}
+            keys = self._keys([t for t, _, _ in targets])
             copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], stamped)) for t, folder, flags in targets]
         documents = adoption.count_attachments(raw) if inbound.kind == "message" else 0
         return _Job(inbound, info, stamped, message_id, queue_id, at, tuple(copies), documents)
+
+    def _keys(self, targets: list[LocalTarget]) -> dict[int, MailboxKey]:
+        """Each target mailbox's data key: from this process's cache when the RCPT lookup named it."""
+        found: dict[int, MailboxKey] = {}
+        for t in targets:
+            mk = self.keys.cached(t.data_key_id) if t.data_key_id is not None else None
+            if mk is not None and mk.mailbox_id == t.mailbox_id:
+                found[t.mailbox_id] = mk
+        missing = [t.mailbox_id for t in targets if t.mailbox_id not in found]
+        if missing:
+            with self.db.read() as session:
+                found.update({m: self.keys.for_mailbox(session, m) for m in missing})
+        return found
 
     def _commit_group(self, group: list[_Job]) -> None:
         if len(group) > 1:
@@ -271,11 +292,10 @@ class Pipeline:
             return
         from gateway.outbound.notify import notification_due, queue_notification
 
-        # The row lock first (PostgreSQL FOR UPDATE), with a Core look at the few columns that
-        # decide; the ORM row is loaded only when a notification is actually due.
-        enabled, state, has_email, last = session.execute(
-            select(Patient.notifications_enabled, Patient.state, Patient.email_sealed.is_not(None),
-                   Patient.last_notified_at).where(Patient.id == patient_id).with_for_update()).one()
+        # The row lock first (PostgreSQL FOR UPDATE), with a driver-level look at the few columns
+        # that decide; the ORM row is loaded only when a notification is actually due.
+        lock = _NOTIFY_STATE_PG if dialect_name(session) == "postgresql" else _NOTIFY_STATE
+        enabled, state, has_email, last = lock.one(session, patient_id)
         if not (enabled and state == "open" and has_email
                 and notification_due(last, at, self.notification_interval)):
             return

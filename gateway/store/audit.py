@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import AuditEntry
+from gateway.store.raw import RawStatement, dialect_name
 
 GENESIS = "0" * 64
 AUDIT_LOCK_ID = 0x4155444954  # "AUDIT"
@@ -44,6 +45,14 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_re
     return digest.hexdigest()
 
 
+_A = AuditEntry.__table__.c
+_APPEND = RawStatement(
+    "INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    (_A.at, _A.actor, _A.action, _A.subject_ref, _A.peer, _A.details, _A.prev_hash, _A.hash))
+_TAIL_HASH = RawStatement("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+_LOCK = RawStatement("SELECT pg_advisory_xact_lock(?)", (None,))
+
 _TAIL = "audit_tail"  # session.info key: (transaction, last hash) appended in that transaction
 
 
@@ -58,10 +67,10 @@ def _lock_and_tail(session: Session) -> str:
     cached = session.info.get(_TAIL)
     if cached is not None and txn is not None and cached[0] is txn:
         return str(cached[1])
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_ID})
-    last = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
-    return last or GENESIS
+    if dialect_name(session) == "postgresql":
+        _LOCK.execute(session, AUDIT_LOCK_ID)
+    last = _TAIL_HASH.first(session)
+    return str(last[0]) if last is not None else GENESIS
 
 
 def _remember_tail(session: Session, digest: str) -> None:
@@ -108,15 +117,14 @@ def append(
     details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> str:
-    """:func:`record` for hot paths (deliveries): a Core insert, the tail read once per transaction.
+    """:func:`record` for hot paths (deliveries): a driver-level insert, the tail read once per transaction.
 
     Returns the entry's hash. Same chain, same lock, same transaction as the caller's action.
     """
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
     prev = _lock_and_tail(session)
     digest = entry_hash(prev, at, actor, action, subject_ref, peer, detail_text)
-    session.execute(insert(AuditEntry).values(at=at, actor=actor, action=action, subject_ref=subject_ref,
-                                              peer=peer, details=detail_text, prev_hash=prev, hash=digest))
+    _APPEND.execute(session, at, actor, action, subject_ref, peer, detail_text, prev, digest)
     _remember_tail(session, digest)
     return digest
 

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 from collections import defaultdict
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from gateway.store.raw import RawStatement, dialect_name
 
 
 class ChangeHub:
@@ -66,10 +67,13 @@ class ChangeHub:
 CHANNEL = "hmg_mailbox"
 
 
+_NOTIFY = RawStatement("SELECT pg_notify(?, ?)", (None, None))
+
+
 def announce(session: Session, mailbox_id: int) -> None:
     """Inside a writing transaction: tell every node (PostgreSQL delivers it at commit)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(mailbox_id)})
+    if dialect_name(session) == "postgresql":
+        _NOTIFY.execute(session, CHANNEL, str(mailbox_id))
 
 
 class PgChangeListener:

@@ -19,8 +19,15 @@ from sqlalchemy.orm import Session
 
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.models import Conversation
+from gateway.store.raw import RawStatement
 
 MAX_THREAD_IDS = 500  # bound the sealed list; old ids fall off
+
+_C = Conversation.__table__.c
+_INSERT = RawStatement(
+    "INSERT INTO conversations (uuid, mailbox_id, data_key_id, parties_sealed, opened_at, last_message_at,"
+    " ended_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    (_C.uuid, _C.mailbox_id, _C.data_key_id, _C.parties_sealed, _C.opened_at, _C.last_message_at, _C.ended_at))
 
 
 @dataclass
@@ -84,14 +91,14 @@ def record_professional_message(
 ) -> int:
     """A professional wrote to the patient: join the thread or open a conversation; returns its id."""
     found = find_by_thread(session, keys, mailbox_id, thread_ids)
-    if found is not None and found.row.ended_at is None:
-        row, parties = found.row, found.parties
-    else:
+    if found is None or found.row.ended_at is not None:
+        # A new conversation: one driver-level insert (the delivery hot path).
         mk = key if key is not None and key.mailbox_id == mailbox_id else keys.for_mailbox(session, mailbox_id)
-        row = Conversation(uuid=secrets.token_hex(16), mailbox_id=mailbox_id, data_key_id=mk.data_key_id,
-                           parties_sealed=b"", opened_at=now, last_message_at=now)
-        parties = Parties(author, reply_to)
-        session.add(row)
+        uuid = secrets.token_hex(16)
+        sealed = mk.seal("conversation", uuid, Parties(author, reply_to, [message_id]).to_json())
+        (new_id,) = _INSERT.one(session, uuid, mailbox_id, mk.data_key_id, sealed, now, now, now if ends else None)
+        return int(new_id)
+    row, parties = found.row, found.parties
     parties.message_ids.append(message_id)
     row.last_message_at = now
     if ends:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Folder
+from gateway.store.raw import RawStatement
 
 # RFC 6154 special-use folders created for every professional account.
 PRO_FOLDERS: tuple[tuple[str, str | None], ...] = (
@@ -70,12 +71,18 @@ def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
     return uid, folder.highestmodseq
 
 
+_FOLDER_ID = RawStatement("SELECT id FROM folders WHERE mailbox_id = ? AND name = ?",
+                          (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
+_TAKE_UID = RawStatement(
+    "UPDATE folders SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ? WHERE id = ?"
+    " RETURNING uidnext, highestmodseq", (None, None, Folder.__table__.c.id))
+
+
 def folder_id(session: Session, mailbox_id: int, name: str) -> int | None:
-    """:func:`find_folder` returning only the id (a Core query, for the delivery hot path)."""
+    """:func:`find_folder` returning only the id (driver-level, for the delivery hot path)."""
     key = "INBOX" if name.upper() == "INBOX" else name
-    return session.execute(
-        select(Folder.id).where(Folder.mailbox_id == mailbox_id, Folder.name == key)
-    ).scalar_one_or_none()
+    row = _FOLDER_ID.first(session, mailbox_id, key)
+    return None if row is None else int(row[0])
 
 
 def take_uid(session: Session, folder_id: int) -> tuple[int, int]:
@@ -85,10 +92,5 @@ def take_uid(session: Session, folder_id: int) -> tuple[int, int]:
     write transactions are exclusive, so UIDs stay unique and increasing under concurrency.
     Use it where no ``Folder`` instance of this row is held by the session (it would go stale).
     """
-    row = session.execute(
-        update(Folder).where(Folder.id == folder_id)
-        .values(uidnext=Folder.uidnext + 1, highestmodseq=Folder.highestmodseq + 1)
-        .returning(Folder.uidnext, Folder.highestmodseq)
-        .execution_options(synchronize_session=False)
-    ).one()
-    return int(row[0]) - 1, int(row[1])
+    uidnext, highestmodseq = _TAKE_UID.one(session, 1, 1, folder_id)
+    return int(uidnext) - 1, int(highestmodseq)

@@ -81,6 +81,11 @@ class KeyService:
                 for key_id in data_key_ids:
                     self._cache.pop(key_id, None)
 
+    def cached(self, data_key_id: int) -> MailboxKey | None:
+        """The unwrapped key if this process holds it (no database access)."""
+        with self._lock:
+            return self._cache.get(data_key_id)
+
     def by_id(self, session: Session, data_key_id: int) -> MailboxKey:
         with self._lock:
             cached = self._cache.get(data_key_id)

@@ -6,13 +6,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
 from gateway.store.folders import allocate_uid, find_folder, folder_id, take_uid
 from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import Folder, Mailbox, Message
+from gateway.store.raw import RawStatement
 
 
 class FolderNotFound(LookupError):
@@ -72,22 +73,27 @@ def seal_copy(key: MailboxKey, raw: bytes) -> SealedCopy:
     return SealedCopy(key, uuid, len(raw), key.seal("msg", uuid, raw))
 
 
+_M = Message.__table__.c
+_INSERT_SEALED = RawStatement(
+    "INSERT INTO messages (folder_id, uid, uuid, data_key_id, conversation_id, flags, internal_date, size,"
+    " modseq, sealed, summary_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) RETURNING id",
+    (_M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.conversation_id, _M.flags, _M.internal_date, _M.size,
+     _M.modseq, _M.sealed))
+
+
 def insert_sealed(session: Session, mailbox_id: int, folder_name: str, copy: SealedCopy, *,
                   flags: tuple[str, ...] = (), internal_date: datetime,
                   conversation_id: int | None = None) -> StoredMessage:
-    """:func:`append_message` for an already sealed copy: Core statements only (delivery hot path)."""
+    """:func:`append_message` for an already sealed copy: driver-level statements (delivery hot path)."""
     if copy.key.mailbox_id != mailbox_id:
         raise ValueError("sealed for another mailbox")
     fid = folder_id(session, mailbox_id, folder_name)
     if fid is None:
         raise FolderNotFound(folder_name)
     uid, modseq = take_uid(session, fid)
-    result = session.execute(insert(Message).values(
-        folder_id=fid, uid=uid, uuid=copy.uuid, data_key_id=copy.key.data_key_id, conversation_id=conversation_id,
-        flags=" ".join(flags), internal_date=internal_date, size=copy.size, modseq=modseq, sealed=copy.sealed,
-        summary_sealed=None,
-    ).returning(Message.id))
-    return StoredMessage(int(result.scalar_one()), fid, uid, modseq)
+    (message_id,) = _INSERT_SEALED.one(session, fid, uid, copy.uuid, copy.key.data_key_id, conversation_id,
+                                       " ".join(flags), internal_date, copy.size, modseq, copy.sealed)
+    return StoredMessage(int(message_id), fid, uid, modseq)
 
 
 def read_message(session: Session, keys: KeyService, message_id: int) -> bytes:

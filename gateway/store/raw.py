@@ -1,0 +1,89 @@
+"""Hot-path statements run on the driver's own cursor, with SQLAlchemy's type processing.
+
+Why not Core: in a group commit of 10 KiB deliveries the writer thread spent about 70 % of
+its time building statements, computing cache keys and walking SQLAlchemy's ORM bulk paths
+(py-spy, bench/README.md, issue 8), for seven statements that SQLite itself runs in a few
+microseconds each. A :class:`RawStatement` is fixed SQL written once with ``?``
+placeholders; values go through each column type's bind processor for the session's
+dialect (so a timestamp is stored exactly as the ORM would store it), then straight to the
+DBAPI cursor of the session's connection, inside the session's transaction.
+
+Only plain, dialect-neutral SQL belongs here (``RETURNING`` works on SQLite ≥ 3.35 and
+PostgreSQL); anything else stays in SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+Processor = Callable[[Any], Any] | None
+
+
+class RawStatement:
+    """One SQL text with ``?`` placeholders; ``columns[i]`` types the i-th value (None: as is).
+
+    ``results[i]``, when given, types the i-th column of returned rows for :meth:`one` and
+    :meth:`first` (a timestamp comes back as the ORM would load it, not SQLite's text).
+    """
+
+    def __init__(self, sql: str, columns: Sequence[ColumnElement[Any] | None] = (),
+                 results: Sequence[ColumnElement[Any] | None] = ()) -> None:
+        if sql.count("?") != len(columns):
+            raise ValueError("one column (or None) per placeholder")
+        if "%" in sql:
+            raise ValueError("'%' would be read as a placeholder by format-style drivers")
+        self.sql = sql
+        self.columns = tuple(columns)
+        self.results = tuple(results)
+        self._by_dialect: dict[str, tuple[str, tuple[Processor, ...], tuple[Processor, ...]]] = {}
+
+    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[Processor, ...], tuple[Processor, ...]]:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            if dialect.paramstyle == "qmark":
+                sql = self.sql
+            elif dialect.paramstyle in ("format", "pyformat"):
+                sql = self.sql.replace("?", "%s")
+            else:  # pragma: no cover - only sqlite3 and psycopg are supported
+                raise RuntimeError(f"unsupported paramstyle {dialect.paramstyle}")
+            processors = tuple(
+                None if c is None else c.type.dialect_impl(dialect).bind_processor(dialect) for c in self.columns)
+            loaders = tuple(
+                None if c is None else c.type.dialect_impl(dialect).result_processor(dialect, None)
+                for c in self.results)
+            found = self._by_dialect[dialect.name] = (sql, processors, loaders)
+        return found
+
+    def execute(self, session: Session, *values: Any) -> Any:
+        """Run in the session's transaction; returns the DBAPI cursor (fetch from it)."""
+        connection = session.connection()
+        sql, processors, _ = self._compiled(connection.dialect)
+        params = tuple(v if p is None or v is None else p(v) for p, v in zip(processors, values, strict=True))
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(sql, params)
+        return cursor
+
+    def one(self, session: Session, *values: Any) -> tuple[Any, ...]:
+        row = self.first(session, *values)
+        if row is None:
+            raise LookupError("statement returned no row")
+        return row
+
+    def first(self, session: Session, *values: Any) -> tuple[Any, ...] | None:
+        row = self.execute(session, *values).fetchone()
+        if row is None:
+            return None
+        if not self.results:
+            return tuple(row)
+        loaders = self._compiled(session.connection().dialect)[2]
+        return tuple(v if i >= len(loaders) or loaders[i] is None or v is None else loaders[i](v)  # type: ignore[misc]
+                     for i, v in enumerate(row))
+
+
+def dialect_name(session: Session) -> str:
+    return session.connection().dialect.name
