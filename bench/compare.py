@@ -411,7 +411,7 @@ def start_profile(folder: Path | None, target: Any, name: str) -> subprocess.Pop
     if not spy.exists():
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--nonblocking",
+    return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--gil", "--nonblocking",
                              "-f", "raw", "-o", str(folder / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -15,10 +15,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import DailyStat, Patient, ProAccount
+from gateway.store.raw import RawStatement
 
 MESSAGES = "messages"
 DOCUMENTS = "documents"
@@ -93,15 +94,17 @@ def _count(part: bytes, depth: int) -> int:
 
 
 # One upsert for both dialects (SQLite ≥ 3.24 and PostgreSQL share the ON CONFLICT syntax).
-_BUMP = text("INSERT INTO daily_stats (day, metric, value) VALUES (:day, :metric, :value) "
-             "ON CONFLICT (day, metric) DO UPDATE SET value = daily_stats.value + excluded.value")
+# Driver-level: it runs once per group commit of deliveries (gateway/store/raw.py).
+_BUMP = RawStatement("INSERT INTO daily_stats (day, metric, value) VALUES (?, ?, ?) "
+                     "ON CONFLICT (day, metric) DO UPDATE SET value = daily_stats.value + excluded.value",
+                     (None, None, None))
 
 
 def bump(session: Session, day: date, metric: str, amount: int = 1) -> None:
     """Add ``amount`` to a day's counter in the caller's transaction (upsert)."""
     if amount <= 0:
         return
-    session.execute(_BUMP, {"day": day.isoformat(), "metric": metric, "value": amount})
+    _BUMP.execute(session, day.isoformat(), metric, amount)
 
 
 def record_counts(session: Session, at: datetime, messages: int, documents: int) -> None:

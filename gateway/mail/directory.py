@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.store.db import Database
-from gateway.store.models import DataKey, HostedDomain, Patient, ProAccount, TrustedDomain
+from gateway.store.models import HostedDomain, Patient, ProAccount, TrustedDomain
+from gateway.store.raw import RawStatement
 from routing.address import Address, normalise_domain
 from routing.facts import RecipientFacts
 from routing.ins import InvalidINS, normalise_ins
@@ -65,10 +65,16 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
         return None  # an entry the model refuses is treated as absent: fail closed
 
 
-def _data_key(mailbox_id: Any) -> Any:
-    """The mailbox's newest data key id (KeyService.for_mailbox's rule), as a scalar subquery."""
-    return (select(func.max(DataKey.id)).where(DataKey.mailbox_id == mailbox_id)
-            .correlate_except(DataKey).scalar_subquery())
+# RCPT-time lookups, driver-level (gateway/store/raw.py): one indexed read each, with the
+# mailbox's data key id (KeyService.for_mailbox's rule: the newest) so sealing needs no lookup.
+_PATIENT = RawStatement(
+    "SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = p.mailbox_id)"
+    " FROM patients p WHERE p.ins = ?", (Patient.__table__.c.ins,))
+_A = ProAccount.__table__.c
+_ACCOUNT = RawStatement(
+    "SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated,"
+    " (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = a.mailbox_id)"
+    " FROM pro_accounts a WHERE a.address = ?", (_A.address,), (None, None, None, _A.accepts_patient_initiated, None))
 
 
 class Directory:
@@ -81,6 +87,13 @@ class Directory:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._loaded_at = 0.0
+
+    def cached(self) -> Snapshot | None:
+        """The snapshot if it is fresh (no database access: callable on the event loop)."""
+        with self._lock:
+            if self._snapshot is not None and time.monotonic() - self._loaded_at < self.ttl:
+                return self._snapshot
+        return None
 
     def snapshot(self, *, refresh: bool = False) -> Snapshot:
         now = time.monotonic()
@@ -118,21 +131,14 @@ class Directory:
                 ins = normalise_ins(address.local)
             except InvalidINS as exc:
                 return RecipientFacts(address, "patient", invalid_ins=exc.reason), None  # type: ignore[arg-type]
-            row = session.execute(
-                select(Patient.id, Patient.state, Patient.mailbox_id, _data_key(Patient.mailbox_id))
-                .where(Patient.ins == ins)
-            ).first()
+            row = _PATIENT.first(session, ins)
             if row is None:
                 return RecipientFacts(address, "patient", mailbox_state=None), None
             patient_id, state, mailbox_id, key_id = row
             target = LocalTarget(mailbox_id, "patient", patient_id, key_id) if mailbox_id is not None else None
             return RecipientFacts(address, "patient", mailbox_state=state), target
         if address.domain in snap.hosted:
-            account = session.execute(
-                select(ProAccount.id, ProAccount.status, ProAccount.mailbox_id, ProAccount.accepts_patient_initiated,
-                       _data_key(ProAccount.mailbox_id))
-                .where(ProAccount.address == address.key)
-            ).first()
+            account = _ACCOUNT.first(session, address.key)
             if account is None:
                 return RecipientFacts(address, "unknown_local"), None
             account_id, status, mailbox_id, accepts, key_id = account

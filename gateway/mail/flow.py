@@ -76,7 +76,9 @@ class SmtpFlow:
                 return MALFORMED_ADDRESS
         elif info.listener != "mx":
             return NULL_SENDER_NOT_ALLOWED
-        snap = await asyncio.to_thread(self.directory.snapshot)
+        snap = self.directory.cached()
+        if snap is None:
+            snap = await asyncio.to_thread(self.directory.snapshot)
         sender = Sender(kind=self.directory.sender_kind(address, snap),  # type: ignore[arg-type]
                         address=address, channel=self._channel(info),  # type: ignore[arg-type]
                         account=info.account, tls=info.tls, tls_peer_dn=info.tls_peer_dn)
