@@ -411,8 +411,9 @@ def start_profile(folder: Path | None, target: Any, name: str) -> subprocess.Pop
     if not spy.exists():
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--gil", "--nonblocking",
-                             "-f", "raw", "-o", str(folder / f"{name}.txt")],
+    # --gil: only the thread holding the GIL is sampled, so shares are of the CPU Python uses.
+    return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--gil",
+                             "--nonblocking", "-f", "raw", "-o", str(folder / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

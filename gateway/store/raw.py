@@ -61,10 +61,10 @@ class RawStatement:
 
     def execute(self, session: Session, *values: Any) -> Any:
         """Run in the session's transaction; returns the DBAPI cursor (fetch from it)."""
-        connection = session.connection()
-        sql, processors, _ = self._compiled(connection.dialect)
+        dialect, driver = _driver(session)
+        sql, processors, _ = self._compiled(dialect)
         params = tuple(v if p is None or v is None else p(v) for p, v in zip(processors, values, strict=True))
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver.cursor()
         cursor.execute(sql, params)
         return cursor
 
@@ -80,10 +80,29 @@ class RawStatement:
             return None
         if not self.results:
             return tuple(row)
-        loaders = self._compiled(session.connection().dialect)[2]
+        loaders = self._compiled(_driver(session)[0])[2]
         return tuple(v if i >= len(loaders) or loaders[i] is None or v is None else loaders[i](v)  # type: ignore[misc]
                      for i, v in enumerate(row))
 
 
+_DRIVER = "raw_driver"  # session.info key: (transaction, dialect, DBAPI connection)
+
+
+def _driver(session: Session) -> tuple[Dialect, Any]:
+    """The dialect and DBAPI connection of the session's current transaction.
+
+    Remembered per transaction (``session.connection()`` costs more than the statements it
+    serves here); a new transaction looks it up again.
+    """
+    txn = session.get_transaction()
+    cached = session.info.get(_DRIVER)
+    if cached is not None and txn is not None and cached[0] is txn:
+        return cached[1], cached[2]
+    connection = session.connection()
+    found = (session.get_transaction(), connection.dialect, connection.connection.driver_connection)
+    session.info[_DRIVER] = found
+    return found[1], found[2]
+
+
 def dialect_name(session: Session) -> str:
-    return session.connection().dialect.name
+    return _driver(session)[0].name
