@@ -20,12 +20,25 @@ class ChangeHub:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[int, set[asyncio.Event]] = defaultdict(set)
+        self._versions: dict[int, int] = {}
+
+    def version(self, mailbox_id: int) -> int:
+        """A counter that moves whenever a change of this mailbox is announced here.
+
+        Readers note it *before* looking at the store; while it has not moved, nothing this
+        process (or, on PostgreSQL, another node through LISTEN) committed since needs a new look.
+        """
+        return self._versions.get(mailbox_id, 0)
+
+    def _bump(self, mailbox_id: int) -> None:
+        self._versions[mailbox_id] = self._versions.get(mailbox_id, 0) + 1
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
     def notify(self, mailbox_id: int) -> None:
         """Wake every waiter of this mailbox; safe to call from any thread."""
+        self._bump(mailbox_id)
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -41,6 +54,7 @@ class ChangeHub:
 
     def wake_local(self, mailbox_id: int) -> None:
         """Wake this process's waiters (call on the hub's loop)."""
+        self._bump(mailbox_id)
         for event in list(self._events.get(mailbox_id, ())):
             event.set()
 

@@ -46,6 +46,9 @@ from imap.errors import Code, CommandFailed
 
 T = TypeVar("T")
 READ_THREADS = 4
+# How long a look at a folder's HIGHESTMODSEQ stays good while the change hub announces
+# nothing for the mailbox (the check after each command; IDLE has its own poll interval).
+FRESH_S = 1.0
 
 
 class StoreBackend:
@@ -91,6 +94,7 @@ class StoreMailboxes:
         self._account_id = account_id
         self.mailbox_id = mailbox_id
         self._peer = peer
+        self._last_look: tuple[str, int, int, float] | None = None  # folder, hub version, modseq, time
 
     @property
     def username(self) -> str:
@@ -224,8 +228,19 @@ class StoreMailboxes:
     async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        hub = self._b.hub
+        if timeout <= 0 and self._last_look is not None:
+            # The look after every command: skipped while no change of this mailbox was
+            # announced since the last look at this folder, for at most FRESH_S (writers
+            # that announce nothing, e.g. another process on SQLite, are seen that late).
+            seen_name, seen_version, seen_modseq, seen_at = self._last_look
+            if (seen_name == name and seen_version == hub.version(self.mailbox_id)
+                    and since_modseq >= seen_modseq and loop.time() - seen_at < FRESH_S):
+                return False
         while True:
+            version, looked_at = hub.version(self.mailbox_id), loop.time()
             current = await self._read(lambda s: messages.highest_modseq(s, self.mailbox_id, name))
+            self._last_look = None if current is None else (name, version, current, looked_at)
             if current is None or current > since_modseq:
                 return True
             remaining = deadline - loop.time()

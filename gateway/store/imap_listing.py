@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Folder, Message
+from gateway.store.raw import RawStatement
 from imap.backend import FolderStatus, MailboxNotFound, MessageMeta, MessageSummary
 
 MAX_FOLDERS = 64  # listings kept per process (a 5,000-message listing is ~1.5 MB)
@@ -51,13 +52,15 @@ class Listing:
                             messages=len(self.messages), unseen=len(self.messages) - seen)
 
 
+_FOLDER_ROW = RawStatement(
+    "SELECT id, uidvalidity, uidnext, highestmodseq FROM folders WHERE mailbox_id = ? AND name = ?",
+    (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
+
+
 def folder_row(session: Session, mailbox_id: int, name: str) -> FolderRow:
-    """The folder's bookkeeping in one Core query; raises MailboxNotFound."""
+    """The folder's bookkeeping in one driver-level query; raises MailboxNotFound."""
     key = "INBOX" if name.upper() == "INBOX" else name  # RFC 3501 §5.1
-    row = session.connection().execute(
-        select(Folder.id, Folder.uidvalidity, Folder.uidnext, Folder.highestmodseq)
-        .where(Folder.mailbox_id == mailbox_id, Folder.name == key)
-    ).first()
+    row = _FOLDER_ROW.first(session, mailbox_id, key)
     if row is None:
         raise MailboxNotFound()
     return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]))

@@ -21,6 +21,7 @@ from gateway.store.imap_folders import get_folder
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.messages import append_message
 from gateway.store.models import Folder, Message
+from gateway.store.raw import RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
 from imap.command import StoreMode
 
@@ -60,9 +61,20 @@ def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: in
     return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
 
 
+_M = Message.__table__.c
+_ONE_RAW = RawStatement("SELECT uid, uuid, data_key_id, sealed FROM messages WHERE folder_id = ? AND uid = ?",
+                        (_M.folder_id, _M.uid))
+
+
 def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
                uids: Sequence[int]) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
+    if len(uids) == 1:  # the common single-message fetch: one driver-level statement
+        row = _ONE_RAW.first(session, folder_id, uids[0])
+        if row is not None:
+            uid, uuid, data_key_id, sealed = row
+            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
+        return found
     for chunk in _chunks(uids):
         rows = session.connection().execute(
             select(Message.uid, Message.uuid, Message.data_key_id, Message.sealed)
@@ -198,9 +210,10 @@ def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | 
     return sorted(uid for _, uid in doomed)
 
 
+_HIGHEST_MODSEQ = RawStatement("SELECT highestmodseq FROM folders WHERE mailbox_id = ? AND name = ?",
+                               (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
+
+
 def highest_modseq(session: Session, mailbox_id: int, name: str) -> int | None:
-    folder = session.connection().execute(
-        select(Folder.highestmodseq).where(Folder.mailbox_id == mailbox_id,
-                                           Folder.name == ("INBOX" if name.upper() == "INBOX" else name))
-    ).scalar()
-    return None if folder is None else int(folder)
+    row = _HIGHEST_MODSEQ.first(session, mailbox_id, "INBOX" if name.upper() == "INBOX" else name)
+    return None if row is None else int(row[0])
