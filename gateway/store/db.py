@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.store.raw import Direct
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated to after a checkpoint
 CHECKPOINT_EVERY_S = 0.5  # at most one checkpoint per interval, after writes
@@ -149,6 +151,19 @@ class Database:
             yield session
         finally:
             session.close()
+
+    @contextmanager
+    def direct_read(self) -> Iterator[Direct]:
+        """A pooled connection for driver-level reads (:mod:`gateway.store.raw`), no ORM session.
+
+        Each statement sees the latest commit on its own (SQLite autocommit; PostgreSQL's
+        transaction is rolled back when the connection returns to the pool).
+        """
+        conn = self.engine.raw_connection()
+        try:
+            yield Direct(self.engine.dialect, conn.driver_connection)
+        finally:
+            conn.close()
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

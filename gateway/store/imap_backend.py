@@ -30,6 +30,7 @@ from gateway.store.db import Database
 from gateway.store.imap_audit import AuditWriter
 from gateway.store.imap_listing import Listings, Summaries, folder_row, read_metas
 from gateway.store.keys import KeyService
+from gateway.store.raw import Direct
 from imap.backend import (
     AppendResult,
     AuthenticationFailed,
@@ -108,6 +109,13 @@ class StoreMailboxes:
 
         return await asyncio.get_running_loop().run_in_executor(self._b.readers, run)
 
+    async def _read_direct(self, work: Callable[[Direct], T]) -> T:
+        def run() -> T:
+            with self._b.db.direct_read() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._b.readers, run)
+
     async def _write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
         def run() -> T:
             with self._b.db.write() as session:
@@ -138,12 +146,12 @@ class StoreMailboxes:
         await self._write(lambda s: folders.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
 
     async def folder_status(self, name: str) -> FolderStatus:
-        return await self._read(lambda s: self._b.listings.get(s, self.mailbox_id, name).status())
+        return await self._read_direct(lambda c: self._b.listings.get(c, self.mailbox_id, name).status())
 
     async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
         # The listing (cached, or read outside the write transaction) gives the status; the
         # access is recorded (committed, in a group with concurrent SELECTs) before answering.
-        listing = await self._read(lambda s: self._b.listings.get(s, self.mailbox_id, name))
+        listing = await self._read_direct(lambda c: self._b.listings.get(c, self.mailbox_id, name))
         await self._b.access_audit.record(
             actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
             subject_ref=f"pro:{self._account_id}", peer=self._peer, details={"folder_id": listing.folder.id},
@@ -152,12 +160,12 @@ class StoreMailboxes:
 
     # --- messages -------------------------------------------------------------------
     async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:
-        def work(session: Session) -> Sequence[MessageMeta]:
+        def work(conn: Direct) -> Sequence[MessageMeta]:
             if changed_since is None:
-                return self._b.listings.get(session, self.mailbox_id, name).messages
-            return read_metas(session, folder_row(session, self.mailbox_id, name).id, changed_since)
+                return self._b.listings.get(conn, self.mailbox_id, name).messages
+            return read_metas(conn, folder_row(conn, self.mailbox_id, name).id, changed_since)
 
-        return await self._read(work)
+        return await self._read_direct(work)
 
     async def fetch_raw(self, name: str, uid: int) -> bytes | None:
         def work(session: Session) -> bytes | None:
@@ -167,6 +175,15 @@ class StoreMailboxes:
         return await self._read(work)
 
     async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        if len(uids) == 1:  # the common single-message fetch, without an ORM session when it can
+            def direct() -> dict[int, bytes] | None:
+                with self._b.db.direct_read() as conn:
+                    return messages.fetch_one_direct(conn, self._b.keys, self.mailbox_id, name, uids[0])
+
+            found = await asyncio.get_running_loop().run_in_executor(self._b.readers, direct)
+            if found is not None:
+                return found
+
         def work(session: Session) -> dict[int, bytes]:
             folder_id = folder_row(session, self.mailbox_id, name).id
             return messages.fetch_raws(session, self._b.keys, self.mailbox_id, folder_id, uids)
@@ -186,6 +203,15 @@ class StoreMailboxes:
             self._b.summaries.put_many(listing.folder, fetched)
             return found | fetched, to_store
 
+        def cached(conn: Direct) -> dict[int, MessageSummary] | None:
+            listing = self._b.listings.get(conn, self.mailbox_id, name)
+            live = [u for u in uids if u in listing.uids]
+            found = self._b.summaries.get_many(listing.folder, live)
+            return found if len(found) == len(live) else None
+
+        everything = await self._read_direct(cached)  # all in memory: no ORM session
+        if everything is not None:
+            return everything
         found, to_store = await self._read(work)
         if to_store:  # cache the computed summaries, sealed (no client-visible change)
             await self._write(lambda s: messages.store_summaries(s, to_store), notify=False)
@@ -239,7 +265,7 @@ class StoreMailboxes:
                 return False
         while True:
             version, looked_at = hub.version(self.mailbox_id), loop.time()
-            current = await self._read(lambda s: messages.highest_modseq(s, self.mailbox_id, name))
+            current = await self._read_direct(lambda c: messages.highest_modseq(c, self.mailbox_id, name))
             self._last_look = None if current is None else (name, version, current, looked_at)
             if current is None or current > since_modseq:
                 return True

@@ -2,7 +2,7 @@
 
 A listing is what a session keeps per message: UID, flags, INTERNALDATE, RFC822.SIZE,
 MODSEQ (:class:`imap.backend.MessageMeta`, no content, nothing sealed). It is read with
-Core queries on the connection (no ORM instances), and kept per folder while the folder's
+driver-level statements (:mod:`gateway.store.raw`, no ORM instances), and kept per folder while the folder's
 UIDVALIDITY and HIGHESTMODSEQ are unchanged: every change to a folder's messages
 (delivery, APPEND, COPY/MOVE, STORE, EXPUNGE, INBOX rename) raises HIGHESTMODSEQ in the
 same transaction, so one read of the folder row tells whether the cached listing is
@@ -19,16 +19,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from gateway.store.models import Folder, Message
-from gateway.store.raw import RawStatement
+from gateway.store.raw import RawStatement, Runner
 from imap.backend import FolderStatus, MailboxNotFound, MessageMeta, MessageSummary
 
 MAX_FOLDERS = 64  # listings kept per process (a 5,000-message listing is ~1.5 MB)
 MAX_SUMMARIES = 20_000  # decrypted ENVELOPE/BODYSTRUCTURE summaries kept per process
-_META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +53,7 @@ _FOLDER_ROW = RawStatement(
     (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
 
 
-def folder_row(session: Session, mailbox_id: int, name: str) -> FolderRow:
+def folder_row(session: Runner, mailbox_id: int, name: str) -> FolderRow:
     """The folder's bookkeeping in one driver-level query; raises MailboxNotFound."""
     key = "INBOX" if name.upper() == "INBOX" else name  # RFC 3501 §5.1
     row = _FOLDER_ROW.first(session, mailbox_id, key)
@@ -66,19 +62,23 @@ def folder_row(session: Session, mailbox_id: int, name: str) -> FolderRow:
     return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-def read_metas(session: Session, folder_id: int, changed_since: int | None = None) -> list[MessageMeta]:
+_M = Message.__table__.c
+_META_SQL = "SELECT uid, flags, internal_date, size, modseq FROM messages WHERE folder_id = ?"
+_META_TYPES = (None, None, _M.internal_date, None, None)
+_METAS = RawStatement(_META_SQL + " ORDER BY uid", (_M.folder_id,), _META_TYPES)
+_METAS_SINCE = RawStatement(_META_SQL + " AND modseq > ? ORDER BY uid", (_M.folder_id, _M.modseq), _META_TYPES)
+_COUNT = RawStatement("SELECT count(*) FROM messages WHERE folder_id = ?", (_M.folder_id,))
+
+
+def read_metas(session: Runner, folder_id: int, changed_since: int | None = None) -> list[MessageMeta]:
     """Messages of a folder in UID order (only those with modseq above ``changed_since``)."""
-    query = select(*_META_COLUMNS).where(Message.folder_id == folder_id)
-    if changed_since is not None:
-        query = query.where(Message.modseq > changed_since)
-    rows = session.connection().execute(query.order_by(Message.uid)).all()
+    rows = _METAS.all(session, folder_id) if changed_since is None else \
+        _METAS_SINCE.all(session, folder_id, changed_since)
     return [MessageMeta(uid, frozenset(flags.split()), when, size, modseq) for uid, flags, when, size, modseq in rows]
 
 
-def _count(session: Session, folder_id: int) -> int:
-    return int(session.connection().execute(
-        select(func.count()).select_from(Message).where(Message.folder_id == folder_id)
-    ).scalar_one())
+def _count(session: Runner, folder_id: int) -> int:
+    return int(_COUNT.one(session, folder_id)[0])
 
 
 class Listings:
@@ -97,7 +97,7 @@ class Listings:
                 self._cache.move_to_end(folder_id)
             return cached
 
-    def get(self, session: Session, mailbox_id: int, name: str) -> Listing:
+    def get(self, session: Runner, mailbox_id: int, name: str) -> Listing:
         folder = folder_row(session, mailbox_id, name)
         cached = self._cached(folder.id)
         if cached is not None and cached.folder == folder:
@@ -108,7 +108,7 @@ class Listings:
                 return cached
             return self._load(session, mailbox_id, name, folder, cached)
 
-    def _load(self, session: Session, mailbox_id: int, name: str, folder: FolderRow,
+    def _load(self, session: Runner, mailbox_id: int, name: str, folder: FolderRow,
               cached: Listing | None) -> Listing:
         messages: list[MessageMeta] | None = None
         if cached is not None and cached.folder.uidvalidity == folder.uidvalidity \

@@ -21,7 +21,7 @@ from gateway.store.imap_folders import get_folder
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.messages import append_message
 from gateway.store.models import Folder, Message
-from gateway.store.raw import RawStatement
+from gateway.store.raw import Direct, RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
 from imap.command import StoreMode
 
@@ -62,8 +62,34 @@ def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: in
 
 
 _M = Message.__table__.c
+_F = Folder.__table__.c
+_ONE_BY_NAME = RawStatement(
+    "SELECT m.uid, m.uuid, m.data_key_id, m.sealed FROM messages m JOIN folders f ON f.id = m.folder_id"
+    " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
+_FOLDER_EXISTS = RawStatement("SELECT id FROM folders WHERE mailbox_id = ? AND name = ?", (_F.mailbox_id, _F.name))
 _ONE_RAW = RawStatement("SELECT uid, uuid, data_key_id, sealed FROM messages WHERE folder_id = ? AND uid = ?",
                         (_M.folder_id, _M.uid))
+
+
+def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str, uid: int) -> dict[int, bytes] | None:
+    """One message by folder name and UID on a direct connection: ``{uid: raw}``, ``{}`` if absent.
+
+    None when it needs the ORM path: the folder is unknown (MailboxNotFound comes from there)
+    or the data key is not in this process's cache yet.
+    """
+    row = _ONE_BY_NAME.first(conn, mailbox_id, "INBOX" if name.upper() == "INBOX" else name, uid)
+    if row is None:
+        return None if _FOLDER_EXISTS.first(conn, mailbox_id, "INBOX" if name.upper() == "INBOX" else name) \
+            is None else {}
+    found_uid, uuid, data_key_id, sealed = row
+    if data_key_id is None:
+        raise DecryptionError("the mailbox's data keys were destroyed")
+    mk = keys.cached(data_key_id)
+    if mk is None:
+        return None
+    if mk.mailbox_id != mailbox_id:  # a row swapped in from another mailbox (SPEC §8)
+        raise DecryptionError("message does not belong to this mailbox")
+    return {found_uid: mk.open("msg", uuid, sealed)}
 
 
 def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
@@ -214,6 +240,6 @@ _HIGHEST_MODSEQ = RawStatement("SELECT highestmodseq FROM folders WHERE mailbox_
                                (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
 
 
-def highest_modseq(session: Session, mailbox_id: int, name: str) -> int | None:
+def highest_modseq(session: Session | Direct, mailbox_id: int, name: str) -> int | None:
     row = _HIGHEST_MODSEQ.first(session, mailbox_id, "INBOX" if name.upper() == "INBOX" else name)
     return None if row is None else int(row[0])

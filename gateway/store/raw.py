@@ -15,6 +15,7 @@ PostgreSQL); anything else stays in SQLAlchemy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -22,6 +23,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 Processor = Callable[[Any], Any] | None
+
+
+@dataclass
+class Direct:
+    """A pooled DBAPI connection used without an ORM session (``Database.direct_read``).
+
+    For reads of a statement or two that need no shared snapshot: a Session, its
+    connection checkout and ``BEGIN`` cost about ten times the indexed SELECT they serve.
+    """
+
+    dialect: Dialect
+    driver: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+Runner = Session | Direct
 
 
 class RawStatement:
@@ -59,7 +76,7 @@ class RawStatement:
             found = self._by_dialect[dialect.name] = (sql, processors, loaders)
         return found
 
-    def execute(self, session: Session, *values: Any) -> Any:
+    def execute(self, session: Runner, *values: Any) -> Any:
         """Run in the session's transaction; returns the DBAPI cursor (fetch from it)."""
         dialect, driver = _driver(session)
         sql, processors, _ = self._compiled(dialect)
@@ -68,13 +85,28 @@ class RawStatement:
         cursor.execute(sql, params)
         return cursor
 
-    def one(self, session: Session, *values: Any) -> tuple[Any, ...]:
+    def one(self, session: Runner, *values: Any) -> tuple[Any, ...]:
         row = self.first(session, *values)
         if row is None:
             raise LookupError("statement returned no row")
         return row
 
-    def first(self, session: Session, *values: Any) -> tuple[Any, ...] | None:
+    def all(self, session: Runner, *values: Any) -> list[tuple[Any, ...]]:
+        rows = self.execute(session, *values).fetchall()
+        loaders = self._compiled(_driver(session)[0])[2]
+        typed = [(i, f) for i, f in enumerate(loaders) if f is not None]
+        if not typed:
+            return [tuple(r) for r in rows]
+        out = []
+        for r in rows:
+            row = list(r)
+            for i, f in typed:
+                if row[i] is not None:
+                    row[i] = f(row[i])
+            out.append(tuple(row))
+        return out
+
+    def first(self, session: Runner, *values: Any) -> tuple[Any, ...] | None:
         row = self.execute(session, *values).fetchone()
         if row is None:
             return None
@@ -88,12 +120,14 @@ class RawStatement:
 _DRIVER = "raw_driver"  # session.info key: (transaction, dialect, DBAPI connection)
 
 
-def _driver(session: Session) -> tuple[Dialect, Any]:
+def _driver(session: Runner) -> tuple[Dialect, Any]:
     """The dialect and DBAPI connection of the session's current transaction.
 
     Remembered per transaction (``session.connection()`` costs more than the statements it
     serves here); a new transaction looks it up again.
     """
+    if isinstance(session, Direct):
+        return session.dialect, session.driver
     txn = session.get_transaction()
     cached = session.info.get(_DRIVER)
     if cached is not None and txn is not None and cached[0] is txn:
@@ -104,5 +138,5 @@ def _driver(session: Session) -> tuple[Dialect, Any]:
     return found[1], found[2]
 
 
-def dialect_name(session: Session) -> str:
+def dialect_name(session: Runner) -> str:
     return _driver(session)[0].name
