@@ -6,7 +6,7 @@ alone. Postfix: one instance, ``postfix -c DIR start``; recipients in ``maildir.
 to one Maildir through the ``virtual`` delivery agent, recipients in ``discard.test`` are
 discarded once queued (both after the queue file is fsync'd, as Postfix always does).
 Dovecot: ``dovecot -c FILE``, plaintext LOGIN allowed (loopback only, no TLS), one user
-from a passwd-file, Maildir under the temporary folder.
+from a passwd-file (password hashed ``{ARGON2ID}`` like the gateway's), Maildir under the temporary folder.
 """
 
 # ruff: noqa: S603, S607 - fixed programs (smtp-source, postfix, dovecot, our venv) with arguments we build
