@@ -50,6 +50,9 @@ READ_THREADS = 4
 # How long a look at a folder's HIGHESTMODSEQ stays good while the change hub announces
 # nothing for the mailbox (the check after each command; IDLE has its own poll interval).
 FRESH_S = 1.0
+# A single message up to this size is fetched on the event loop on SQLite (Database.loop_reader);
+# a larger one (decrypting 25 MB takes tens of milliseconds) goes to a reader thread.
+INLINE_MAX = 256 * 1024
 
 
 class StoreBackend:
@@ -176,6 +179,13 @@ class StoreMailboxes:
 
     async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
         if len(uids) == 1:  # the common single-message fetch, without an ORM session when it can
+            inline = self._b.db.loop_reader()
+            if inline is not None:  # SQLite: a small message is read and opened on the loop
+                found = messages.fetch_one_direct(inline, self._b.keys, self.mailbox_id, name, uids[0],
+                                                  max_size=INLINE_MAX)
+                if found is not None:
+                    return found
+
             def direct() -> dict[int, bytes] | None:
                 with self._b.db.direct_read() as conn:
                     return messages.fetch_one_direct(conn, self._b.keys, self.mailbox_id, name, uids[0])

@@ -66,21 +66,29 @@ _F = Folder.__table__.c
 _ONE_BY_NAME = RawStatement(
     "SELECT m.uid, m.uuid, m.data_key_id, m.sealed FROM messages m JOIN folders f ON f.id = m.folder_id"
     " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
+_SIZE_BY_NAME = RawStatement(
+    "SELECT m.size FROM messages m JOIN folders f ON f.id = m.folder_id"
+    " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
 _FOLDER_EXISTS = RawStatement("SELECT id FROM folders WHERE mailbox_id = ? AND name = ?", (_F.mailbox_id, _F.name))
 _ONE_RAW = RawStatement("SELECT uid, uuid, data_key_id, sealed FROM messages WHERE folder_id = ? AND uid = ?",
                         (_M.folder_id, _M.uid))
 
 
-def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str, uid: int) -> dict[int, bytes] | None:
+def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str, uid: int, *,
+                     max_size: int | None = None) -> dict[int, bytes] | None:
     """One message by folder name and UID on a direct connection: ``{uid: raw}``, ``{}`` if absent.
 
-    None when it needs the ORM path: the folder is unknown (MailboxNotFound comes from there)
-    or the data key is not in this process's cache yet.
+    None when it needs the ORM path: the folder is unknown (MailboxNotFound comes from there),
+    the data key is not in this process's cache yet, or the message is over ``max_size``.
     """
-    row = _ONE_BY_NAME.first(conn, mailbox_id, "INBOX" if name.upper() == "INBOX" else name, uid)
+    key = "INBOX" if name.upper() == "INBOX" else name
+    if max_size is not None:
+        size = _SIZE_BY_NAME.first(conn, mailbox_id, key, uid)
+        if size is None or size[0] > max_size:
+            return None
+    row = _ONE_BY_NAME.first(conn, mailbox_id, key, uid)
     if row is None:
-        return None if _FOLDER_EXISTS.first(conn, mailbox_id, "INBOX" if name.upper() == "INBOX" else name) \
-            is None else {}
+        return None if _FOLDER_EXISTS.first(conn, mailbox_id, key) is None else {}
     found_uid, uuid, data_key_id, sealed = row
     if data_key_id is None:
         raise DecryptionError("the mailbox's data keys were destroyed")

@@ -181,3 +181,30 @@ def _raw_dump(store: Store, db_url: str) -> bytes:
     if result.returncode != 0:
         pytest.fail(f"pg_dump failed: {result.stderr.decode(errors='replace')[:200]}")
     return result.stdout
+
+
+def test_direct_single_fetch_bounds_size_and_mailbox(store: Store) -> None:
+    """The driver-level single fetch (IMAP): opens a small message, leaves big ones and
+    unknown keys to the ORM path (None), answers {} for a missing UID."""
+    from gateway.store.imap_messages import fetch_one_direct
+
+    mailbox = _patient(store)
+    other = _patient(store, rng_seed=2)
+    big = _message() + b"x" * 5000 + b"\r\n"
+    with store.db.write() as s:
+        small_uid = append_message(s, store.keys, mailbox, "INBOX", _message()).uid
+        big_uid = append_message(s, store.keys, mailbox, "INBOX", big).uid
+    with store.db.direct_read() as conn:
+        assert fetch_one_direct(conn, store.keys, mailbox, "inbox", small_uid, max_size=4096) == {small_uid: _message()}
+        assert fetch_one_direct(conn, store.keys, mailbox, "INBOX", big_uid, max_size=4096) is None
+        assert fetch_one_direct(conn, store.keys, mailbox, "INBOX", big_uid) == {big_uid: big}
+        assert fetch_one_direct(conn, store.keys, mailbox, "INBOX", 99) == {}
+        assert fetch_one_direct(conn, store.keys, mailbox, "Nowhere", 1) is None
+        assert fetch_one_direct(conn, KeyService(store.ring), mailbox, "INBOX", small_uid) is None  # key not cached
+        assert fetch_one_direct(conn, store.keys, other, "INBOX", small_uid) == {}  # another mailbox's folder
+    reader = store.db.loop_reader()
+    if store.db.is_sqlite:
+        assert reader is not None
+        assert fetch_one_direct(reader, store.keys, mailbox, "INBOX", small_uid) == {small_uid: _message()}
+    else:
+        assert reader is None
