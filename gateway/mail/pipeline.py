@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +27,7 @@ from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.store import audit, conversations
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
+from gateway.store.group_commit import GroupWriter
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.messages import SealedCopy, insert_sealed, seal_copy
 from gateway.store.models import Patient
@@ -106,55 +107,11 @@ _NOTIFY_STATE = RawStatement(_NOTIFY_STATE_SQL, (_P.id,), _NOTIFY_TYPES)
 _NOTIFY_STATE_PG = RawStatement(_NOTIFY_STATE_SQL + " FOR UPDATE", (_P.id,), _NOTIFY_TYPES)
 
 
-class _GroupWriter:
-    """Group commit: deliveries waiting at the same moment share one transaction and one fsync.
-
-    One writer thread per pipeline (started on demand, gone after ``IDLE_S`` without work)
-    takes every job queued at that moment (at most ``MAX_GROUP``) into one write
-    transaction. Each caller waits for the commit that holds its message, so ``250`` still
-    follows durability. If the group's transaction fails, each job is retried alone, so one
-    bad message does not fail the others.
-    """
-
-    MAX_GROUP = 64
-    IDLE_S = 2.0
-
-    def __init__(self, commit: Callable[[list[_Job]], None]) -> None:
-        self._commit = commit
-        self._jobs: deque[_Job] = deque()
-        self._cond = threading.Condition()
-        self._running = False
-
-    def submit(self, job: _Job) -> Delivered:
-        with self._cond:
-            self._jobs.append(job)
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="delivery-writer", daemon=True).start()
-            else:
-                self._cond.notify()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._jobs:
-                    self._cond.wait(self.IDLE_S)
-                if not self._jobs:
-                    self._running = False
-                    return
-                group = [self._jobs.popleft() for _ in range(min(self.MAX_GROUP, len(self._jobs)))]
-            try:
-                self._commit(group)
-            except BaseException as exc:  # never leave a caller waiting
-                for job in group:
-                    if not job.done.is_set():
-                        job.error = exc
-                        job.done.set()
+def _fail_jobs(group: list[_Job], error: BaseException) -> None:
+    for job in group:
+        if not job.done.is_set():
+            job.error = error
+            job.done.set()
 
 
 class Pipeline:
@@ -169,7 +126,10 @@ class Pipeline:
         self.queue_max_age = queue_max_age
         self.notification_interval = notification_interval
         self.after_commit = list(after_commit)
-        self._writer = _GroupWriter(self._commit_group)
+        # Group commit: deliveries waiting at the same moment share one transaction and one
+        # fsync; each caller waits for the commit that holds its message, so 250 still follows
+        # durability. A failed group is retried one job at a time (_commit_group).
+        self._writer: GroupWriter[_Job] = GroupWriter(self._commit_group, _fail_jobs, name="delivery-writer")
 
     async def deliver(self, inbound: Inbound, raw: bytes) -> Delivered:
         """Store and queue ``raw`` for every recipient, off the event loop; raises on failure."""
@@ -179,7 +139,12 @@ class Pipeline:
     def deliver_sync(self, inbound: Inbound, raw: bytes, *, now: datetime | None = None) -> Delivered:
         """Prepare (parse, count, seal) in this thread, then wait for the commit that holds it."""
         job = self._prepare(inbound, raw, now or datetime.now(UTC))
-        done = self._writer.submit(job)
+        self._writer.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        done = job.result
         for mailbox_id in done.mailboxes:
             self.hub.notify(mailbox_id)
         for hook in self.after_commit:

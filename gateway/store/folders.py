@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import Folder
-from gateway.store.raw import RawStatement
+from gateway.store.raw import RawStatement, Runner
 
 # RFC 6154 special-use folders created for every professional account.
 PRO_FOLDERS: tuple[tuple[str, str | None], ...] = (
@@ -45,9 +45,14 @@ def create_standard_folders(session: Session, mailbox_id: int, layout: tuple[tup
     session.flush()
 
 
+def folder_key(name: str) -> str:
+    """The stored name: INBOX is case-insensitive, every other name is exact (RFC 3501 §5.1)."""
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
 def find_folder(session: Session, mailbox_id: int, name: str, *, for_update: bool = False) -> Folder | None:
     # RFC 3501 §5.1: INBOX is case-insensitive; other names are exact.
-    key = "INBOX" if name.upper() == "INBOX" else name
+    key = folder_key(name)
     query = select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == key)
     if for_update:
         query = query.with_for_update()
@@ -78,9 +83,9 @@ _TAKE_UID = RawStatement(
     " RETURNING uidnext, highestmodseq", (None, None, Folder.__table__.c.id))
 
 
-def folder_id(session: Session, mailbox_id: int, name: str) -> int | None:
+def folder_id(session: Runner, mailbox_id: int, name: str) -> int | None:
     """:func:`find_folder` returning only the id (driver-level, for the delivery hot path)."""
-    key = "INBOX" if name.upper() == "INBOX" else name
+    key = folder_key(name)
     row = _FOLDER_ID.first(session, mailbox_id, key)
     return None if row is None else int(row[0])
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.store import audit
 from gateway.store.db import Database
+from gateway.store.group_commit import GroupWriter
 
 log = logging.getLogger("gateway.imap")
 
@@ -41,16 +40,11 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 class AuditWriter:
-    """One writer thread (started on demand, gone after ``IDLE_S`` without work)."""
-
-    MAX_GROUP = 64
-    IDLE_S = 2.0
+    """SELECT / EXAMINE entries, group-committed (:class:`GroupWriter`, one thread)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._entries: deque[_Entry] = deque()
-        self._cond = threading.Condition()
-        self._running = False
+        self._writer: GroupWriter[_Entry] = GroupWriter(self._commit, self._done, name="imap-audit-writer")
 
     async def record(self, *, actor: str, action: str, subject_ref: str | None, peer: str | None,
                      details: dict[str, Any]) -> None:
@@ -58,25 +52,8 @@ class AuditWriter:
         loop = asyncio.get_running_loop()
         entry = _Entry({"actor": actor, "action": action, "subject_ref": subject_ref, "peer": peer,
                         "details": details}, loop, loop.create_future())
-        with self._cond:
-            self._entries.append(entry)
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="imap-audit-writer", daemon=True).start()
-            else:
-                self._cond.notify()
+        self._writer.put(entry)
         await entry.future
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._entries:
-                    self._cond.wait(self.IDLE_S)
-                if not self._entries:
-                    self._running = False
-                    return
-                group = [self._entries.popleft() for _ in range(min(self.MAX_GROUP, len(self._entries)))]
-            self._commit(group)
 
     def _commit(self, group: list[_Entry]) -> None:
         try:

@@ -28,7 +28,7 @@ from gateway.store import imap_messages as messages
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.imap_audit import AuditWriter
-from gateway.store.imap_listing import Listings, Summaries, folder_row, read_metas
+from gateway.store.imap_listing import FolderRow, Listings, Summaries, folder_row, read_metas
 from gateway.store.keys import KeyService
 from gateway.store.raw import Direct
 from imap.backend import (
@@ -201,28 +201,23 @@ class StoreMailboxes:
         return await self._read(work)
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
-        def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
-            listing = self._b.listings.get(session, self.mailbox_id, name)
+        def cached(conn: Direct) -> tuple[FolderRow, dict[int, MessageSummary], list[int]]:
+            listing = self._b.listings.get(conn, self.mailbox_id, name)
             live = [u for u in uids if u in listing.uids]  # expunged ones are left out
             found = self._b.summaries.get_many(listing.folder, live)
-            missing = [u for u in live if u not in found]
-            if not missing:
-                return found, {}
-            fetched, to_store = messages.fetch_summaries(session, self._b.keys, self.mailbox_id,
-                                                         listing.folder.id, missing)
-            self._b.summaries.put_many(listing.folder, fetched)
-            return found | fetched, to_store
+            return listing.folder, found, [u for u in live if u not in found]
 
-        def cached(conn: Direct) -> dict[int, MessageSummary] | None:
-            listing = self._b.listings.get(conn, self.mailbox_id, name)
-            live = [u for u in uids if u in listing.uids]
-            found = self._b.summaries.get_many(listing.folder, live)
-            return found if len(found) == len(live) else None
+        folder, found, missing = await self._read_direct(cached)  # from memory: no ORM session
+        if not missing:
+            return found
 
-        everything = await self._read_direct(cached)  # all in memory: no ORM session
-        if everything is not None:
-            return everything
-        found, to_store = await self._read(work)
+        def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
+            fetched, to_store = messages.fetch_summaries(session, self._b.keys, self.mailbox_id, folder.id, missing)
+            self._b.summaries.put_many(folder, fetched)
+            return fetched, to_store
+
+        fetched, to_store = await self._read(work)
+        found |= fetched
         if to_store:  # cache the computed summaries, sealed (no client-visible change)
             await self._write(lambda s: messages.store_summaries(s, to_store), notify=False)
         return found

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from gateway.store.folders import folder_key
 from gateway.store.models import Folder, Message
 from gateway.store.raw import RawStatement, Runner
 from imap.backend import FolderStatus, MailboxNotFound, MessageMeta, MessageSummary
@@ -55,8 +56,7 @@ _FOLDER_ROW = RawStatement(
 
 def folder_row(session: Runner, mailbox_id: int, name: str) -> FolderRow:
     """The folder's bookkeeping in one driver-level query; raises MailboxNotFound."""
-    key = "INBOX" if name.upper() == "INBOX" else name  # RFC 3501 §5.1
-    row = _FOLDER_ROW.first(session, mailbox_id, key)
+    row = _FOLDER_ROW.first(session, mailbox_id, folder_key(name))
     if row is None:
         raise MailboxNotFound()
     return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]))

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
 from gateway.store import imap_summary
-from gateway.store.folders import allocate_uid
+from gateway.store.folders import allocate_uid, folder_key
+from gateway.store.folders import folder_id as folder_id_of
 from gateway.store.imap_folders import get_folder
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.messages import append_message
@@ -44,7 +45,10 @@ _META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size
 def _key(session: Session, keys: KeyService, mailbox_id: int, data_key_id: int | None) -> MailboxKey:
     if data_key_id is None:
         raise DecryptionError("the mailbox's data keys were destroyed")
-    mk = keys.by_id(session, data_key_id)
+    return _owned(keys.by_id(session, data_key_id), mailbox_id)
+
+
+def _owned(mk: MailboxKey, mailbox_id: int) -> MailboxKey:
     if mk.mailbox_id != mailbox_id:  # a row swapped in from another mailbox (SPEC §8)
         raise DecryptionError("message does not belong to this mailbox")
     return mk
@@ -69,9 +73,6 @@ _ONE_BY_NAME = RawStatement(
 _SIZE_BY_NAME = RawStatement(
     "SELECT m.size FROM messages m JOIN folders f ON f.id = m.folder_id"
     " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
-_FOLDER_EXISTS = RawStatement("SELECT id FROM folders WHERE mailbox_id = ? AND name = ?", (_F.mailbox_id, _F.name))
-_ONE_RAW = RawStatement("SELECT uid, uuid, data_key_id, sealed FROM messages WHERE folder_id = ? AND uid = ?",
-                        (_M.folder_id, _M.uid))
 
 
 def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str, uid: int, *,
@@ -81,34 +82,26 @@ def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str,
     None when it needs the ORM path: the folder is unknown (MailboxNotFound comes from there),
     the data key is not in this process's cache yet, or the message is over ``max_size``.
     """
-    key = "INBOX" if name.upper() == "INBOX" else name
+    key = folder_key(name)
     if max_size is not None:
         size = _SIZE_BY_NAME.first(conn, mailbox_id, key, uid)
         if size is None or size[0] > max_size:
             return None
     row = _ONE_BY_NAME.first(conn, mailbox_id, key, uid)
     if row is None:
-        return None if _FOLDER_EXISTS.first(conn, mailbox_id, key) is None else {}
+        return None if folder_id_of(conn, mailbox_id, key) is None else {}
     found_uid, uuid, data_key_id, sealed = row
     if data_key_id is None:
         raise DecryptionError("the mailbox's data keys were destroyed")
     mk = keys.cached(data_key_id)
     if mk is None:
         return None
-    if mk.mailbox_id != mailbox_id:  # a row swapped in from another mailbox (SPEC §8)
-        raise DecryptionError("message does not belong to this mailbox")
-    return {found_uid: mk.open("msg", uuid, sealed)}
+    return {found_uid: _owned(mk, mailbox_id).open("msg", uuid, sealed)}
 
 
 def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
                uids: Sequence[int]) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
-    if len(uids) == 1:  # the common single-message fetch: one driver-level statement
-        row = _ONE_RAW.first(session, folder_id, uids[0])
-        if row is not None:
-            uid, uuid, data_key_id, sealed = row
-            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
-        return found
     for chunk in _chunks(uids):
         rows = session.connection().execute(
             select(Message.uid, Message.uuid, Message.data_key_id, Message.sealed)
@@ -249,5 +242,5 @@ _HIGHEST_MODSEQ = RawStatement("SELECT highestmodseq FROM folders WHERE mailbox_
 
 
 def highest_modseq(session: Session | Direct, mailbox_id: int, name: str) -> int | None:
-    row = _HIGHEST_MODSEQ.first(session, mailbox_id, "INBOX" if name.upper() == "INBOX" else name)
+    row = _HIGHEST_MODSEQ.first(session, mailbox_id, folder_key(name))
     return None if row is None else int(row[0])
