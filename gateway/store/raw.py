@@ -15,7 +15,7 @@ PostgreSQL); anything else stays in SQLAlchemy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 Processor = Callable[[Any], Any] | None
+Loader = Callable[[Any], Any]
 
 
 @dataclass
@@ -35,7 +36,6 @@ class Direct:
 
     dialect: Dialect
     driver: Any
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 Runner = Session | Direct
@@ -44,8 +44,8 @@ Runner = Session | Direct
 class RawStatement:
     """One SQL text with ``?`` placeholders; ``columns[i]`` types the i-th value (None: as is).
 
-    ``results[i]``, when given, types the i-th column of returned rows for :meth:`one` and
-    :meth:`first` (a timestamp comes back as the ORM would load it, not SQLite's text).
+    ``results[i]``, when given, types the i-th column of rows returned by :meth:`one`,
+    :meth:`first` and :meth:`all` (a timestamp comes back as the ORM would load it, not SQLite's text).
     """
 
     def __init__(self, sql: str, columns: Sequence[ColumnElement[Any] | None] = (),
@@ -57,9 +57,9 @@ class RawStatement:
         self.sql = sql
         self.columns = tuple(columns)
         self.results = tuple(results)
-        self._by_dialect: dict[str, tuple[str, tuple[Processor, ...], tuple[Processor, ...]]] = {}
+        self._by_dialect: dict[str, tuple[str, tuple[Processor, ...], tuple[tuple[int, Loader], ...]]] = {}
 
-    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[Processor, ...], tuple[Processor, ...]]:
+    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[Processor, ...], tuple[tuple[int, Loader], ...]]:
         found = self._by_dialect.get(dialect.name)
         if found is None:
             if dialect.paramstyle == "qmark":
@@ -70,20 +70,22 @@ class RawStatement:
                 raise RuntimeError(f"unsupported paramstyle {dialect.paramstyle}")
             processors = tuple(
                 None if c is None else c.type.dialect_impl(dialect).bind_processor(dialect) for c in self.columns)
-            loaders = tuple(
-                None if c is None else c.type.dialect_impl(dialect).result_processor(dialect, None)
-                for c in self.results)
-            found = self._by_dialect[dialect.name] = (sql, processors, loaders)
+            loaders = ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                       for i, c in enumerate(self.results) if c is not None)
+            found = self._by_dialect[dialect.name] = (sql, processors, tuple((i, f) for i, f in loaders if f))
         return found
 
-    def execute(self, session: Runner, *values: Any) -> Any:
-        """Run in the session's transaction; returns the DBAPI cursor (fetch from it)."""
+    def _run(self, session: Runner, values: tuple[Any, ...]) -> tuple[Any, tuple[tuple[int, Loader], ...]]:
         dialect, driver = _driver(session)
-        sql, processors, _ = self._compiled(dialect)
+        sql, processors, loaders = self._compiled(dialect)
         params = tuple(v if p is None or v is None else p(v) for p, v in zip(processors, values, strict=True))
         cursor = driver.cursor()
         cursor.execute(sql, params)
-        return cursor
+        return cursor, loaders
+
+    def execute(self, session: Runner, *values: Any) -> Any:
+        """Run in the session's transaction; returns the DBAPI cursor (fetch from it)."""
+        return self._run(session, values)[0]
 
     def one(self, session: Runner, *values: Any) -> tuple[Any, ...]:
         row = self.first(session, *values)
@@ -92,29 +94,23 @@ class RawStatement:
         return row
 
     def all(self, session: Runner, *values: Any) -> list[tuple[Any, ...]]:
-        rows = self.execute(session, *values).fetchall()
-        loaders = self._compiled(_driver(session)[0])[2]
-        typed = [(i, f) for i, f in enumerate(loaders) if f is not None]
-        if not typed:
-            return [tuple(r) for r in rows]
-        out = []
-        for r in rows:
-            row = list(r)
-            for i, f in typed:
-                if row[i] is not None:
-                    row[i] = f(row[i])
-            out.append(tuple(row))
-        return out
+        cursor, loaders = self._run(session, values)
+        return [_typed(row, loaders) for row in cursor.fetchall()]
 
     def first(self, session: Runner, *values: Any) -> tuple[Any, ...] | None:
-        row = self.execute(session, *values).fetchone()
-        if row is None:
-            return None
-        if not self.results:
-            return tuple(row)
-        loaders = self._compiled(_driver(session)[0])[2]
-        return tuple(v if i >= len(loaders) or loaders[i] is None or v is None else loaders[i](v)  # type: ignore[misc]
-                     for i, v in enumerate(row))
+        cursor, loaders = self._run(session, values)
+        row = cursor.fetchone()
+        return None if row is None else _typed(row, loaders)
+
+
+def _typed(row: Sequence[Any], loaders: tuple[tuple[int, Loader], ...]) -> tuple[Any, ...]:
+    if not loaders:
+        return tuple(row)
+    out = list(row)
+    for i, load in loaders:
+        if out[i] is not None:
+            out[i] = load(out[i])
+    return tuple(out)
 
 
 _DRIVER = "raw_driver"  # session.info key: (transaction, dialect, DBAPI connection)
