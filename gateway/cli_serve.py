@@ -17,6 +17,12 @@ def register(sub: Any, leaf: Leaf) -> None:
                    help="host name used when creating the embedded default (default: %(default)s)")
     p.add_argument("--patient-domain", default="patients.gateway.test",
                    help="patient domain used when creating the embedded default (default: %(default)s)")
+    w = leaf(sub, "smtp-worker", "internal: one more SMTP process, started by 'gateway serve' when "
+             "smtp.processes > 1; it accepts on listening sockets inherited from it", cmd_smtp_worker)
+    w.add_argument("--socket", action="append", default=[], metavar="LISTENER:FD",
+                   help="an inherited listening socket (mx, submission or submissions); repeatable")
+    w.add_argument("--notices", type=int, required=True, metavar="FD",
+                   help="pipe on which to tell the serving process about deliveries and counters")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -36,4 +42,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             asyncio.run(run(svc))
         except OSError as exc:
             raise UserError(f"cannot start listening: {exc.strerror or exc}") from None
+    return 0
+
+
+def cmd_smtp_worker(args: argparse.Namespace) -> int:
+    from gateway.mail.workers import parse_sockets, serve_worker
+
+    try:
+        sockets = parse_sockets(args.socket)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not sockets:
+        raise UserError("smtp-worker needs at least one --socket (it is started by 'gateway serve')")
+    with services(args, migrate_schema=False) as svc:
+        configure_logging(svc.settings.logging)
+        try:
+            asyncio.run(serve_worker(svc, sockets, args.notices))
+        except OSError as exc:
+            raise UserError(f"cannot accept on the inherited sockets: {exc.strerror or exc}") from None
     return 0

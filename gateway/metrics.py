@@ -39,36 +39,54 @@ JOB_RUNS = Counter("gateway_job_runs", "Lifecycle job runs, per job and result",
                    ["job", "result"], registry=REGISTRY)
 
 
-def _safe(fn: Callable[[], None]) -> None:
-    """A metric must never break the path that counts it."""
+COUNTERS: dict[str, Counter] = {
+    "connections": CONNECTIONS, "messages_accepted": MESSAGES_ACCEPTED, "messages_refused": MESSAGES_REFUSED,
+    "deliveries": DELIVERIES, "login_failures": LOGIN_FAILURES, "job_runs": JOB_RUNS,
+}
+
+forward: Callable[[str, tuple[str, ...]], None] | None = None
+"""Set in an SMTP worker process: counts go to the serving process (``gateway.mail.workers``)."""
+
+
+def count(name: str, labels: tuple[str, ...]) -> None:
+    """Add one to counter ``name`` with these label values; never raises.
+
+    A metric must never break the path that counts it: unknown names and wrong label
+    counts (a notice from another process) are dropped.
+    """
     try:
-        fn()
+        if forward is not None:
+            forward(name, labels)
+            return
+        counter = COUNTERS.get(name)
+        if counter is not None:
+            counter.labels(*labels).inc()
     except Exception:  # noqa: S110 - counting is best effort by design
         pass
 
 
 def connection(listener: str) -> None:
-    _safe(lambda: CONNECTIONS.labels(listener).inc())
+    count("connections", (listener,))
 
 
 def accepted(listener: str) -> None:
-    _safe(lambda: MESSAGES_ACCEPTED.labels(listener).inc())
+    count("messages_accepted", (listener,))
 
 
 def refused(listener: str, phase: str, reason: str) -> None:
-    _safe(lambda: MESSAGES_REFUSED.labels(listener, phase, reason[:64]).inc())
+    count("messages_refused", (listener, phase, reason[:64]))
 
 
 def delivery(outcome: str) -> None:
-    _safe(lambda: DELIVERIES.labels(outcome).inc())
+    count("deliveries", (outcome,))
 
 
 def login_failure(protocol: str, reason: str) -> None:
-    _safe(lambda: LOGIN_FAILURES.labels(protocol, reason).inc())
+    count("login_failures", (protocol, reason))
 
 
 def job_run(job: str, result: str) -> None:
-    _safe(lambda: JOB_RUNS.labels(job, result).inc())
+    count("job_runs", (job, result))
 
 
 class StoreCollector(Collector):

@@ -18,6 +18,7 @@ from gateway.context import Services
 
 if TYPE_CHECKING:
     from gateway.mail.listeners import MailRuntime
+    from gateway.mail.workers import WorkerSet
 
 log = logging.getLogger("gateway.server")
 
@@ -28,6 +29,8 @@ class Running:
     address: str
     description: str
     close: Callable[[], Awaitable[None]]
+    listen_fds: tuple[int, ...] = ()
+    """Listening sockets' descriptors, for listeners that worker processes share (``gateway.mail.workers``)."""
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Gateway:
     services: Services
     running: list[Running] = field(default_factory=list)
     mail: MailRuntime | None = None
+    smtp_workers: WorkerSet | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
@@ -50,11 +54,12 @@ StartFn = Callable[[Gateway], Awaitable[Running]]
 def listener_factories() -> list[StartFn]:
     from gateway.imap_listener import start_imap, start_imaps
     from gateway.mail.listeners import start_mx, start_outbound, start_submission, start_submissions
+    from gateway.mail.workers import start_smtp_workers
     from gateway.web.admin.metrics_http import start_metrics
     from gateway.web.server import start_http
 
-    return [start_changes, start_mx, start_submission, start_submissions, start_imap, start_imaps, start_http,
-            start_metrics, start_outbound, start_jobs]
+    return [start_changes, start_mx, start_submission, start_submissions, start_smtp_workers, start_imap,
+            start_imaps, start_http, start_metrics, start_outbound, start_jobs]
 
 
 async def start_changes(gw: Gateway) -> Running:

@@ -114,6 +114,9 @@ class SmtpSettings(_Section):
     max_connections_per_ip: int = Field(default=20, ge=1, le=10_000)
     timeout_seconds: int = Field(default=300, ge=10, le=3600)
     """Idle time allowed between commands and between DATA chunks (RFC 5321 §4.5.3.2)."""
+    processes: int = Field(default=1, ge=1, le=64)
+    """Processes that accept SMTP sessions: 1 runs them in the serving process; N > 1 starts
+    N - 1 more (``gateway smtp-worker``) on the same listening sockets, for more cores."""
 
 
 class ImapSettings(_Section):

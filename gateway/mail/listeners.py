@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -54,12 +55,21 @@ def runtime(gw: Gateway) -> MailRuntime:
     return gw.mail
 
 
-async def _start(gw: Gateway, name: str, implicit_tls: bool, description: str) -> Running:
+_DESCRIPTIONS = {
+    "mx": "SMTP from trusted operators (STARTTLS)",
+    "submission": "SMTP submission for professionals (STARTTLS + AUTH)",
+    "submissions": "SMTP submission over implicit TLS",
+}
+
+
+async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = None) -> Running:
+    """Listen for ``name`` (mx, submission, submissions) on its configured address, or accept on
+    ``sock``: a listening socket inherited from the serving process (``gateway.mail.workers``)."""
     from gateway.server import Running
 
     rt = runtime(gw)
     settings = gw.services.settings
-    host, port = settings.listen.address(name)
+    implicit_tls = name == "submissions"
     context = server_context(settings)
     flow = SmtpFlow(rt.directory, rt.pipeline, rt.limits)
     listener = "mx" if name == "mx" else "submission"
@@ -67,31 +77,38 @@ async def _start(gw: Gateway, name: str, implicit_tls: bool, description: str) -
     proxied = settings.listen.proxy_protocol and not implicit_tls
     proxies = parse_networks(settings.listen.proxy_trusted) if proxied else None
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
-                            limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
-                            authenticator=rt.authenticator, connections=rt.connections,
-                            timeout=settings.smtp.timeout_seconds, proxy_networks=proxies),
-        host=host, port=port, ssl=context if implicit_tls else None, reuse_address=True,
-    )
+
+    def session() -> GatewaySMTP:
+        return GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
+                           limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
+                           authenticator=rt.authenticator, connections=rt.connections,
+                           timeout=settings.smtp.timeout_seconds, proxy_networks=proxies)
+
+    ssl = context if implicit_tls else None
+    host, port = settings.listen.address(name)
+    if sock is None:
+        server = await loop.create_server(session, host=host, port=port, ssl=ssl, reuse_address=True)
+    else:
+        server = await loop.create_server(session, sock=sock, ssl=ssl)
+    port = server.sockets[0].getsockname()[1]  # the port bound when the configured one is 0
 
     async def close() -> None:
         server.close()
         await server.wait_closed()
 
-    return Running(name, f"{host}:{port}", description, close)
+    return Running(name, f"{host}:{port}", _DESCRIPTIONS[name], close, tuple(s.fileno() for s in server.sockets))
 
 
 async def start_mx(gw: Gateway) -> Running:
-    return await _start(gw, "mx", False, "SMTP from trusted operators (STARTTLS)")
+    return await start_listener(gw, "mx")
 
 
 async def start_submission(gw: Gateway) -> Running:
-    return await _start(gw, "submission", False, "SMTP submission for professionals (STARTTLS + AUTH)")
+    return await start_listener(gw, "submission")
 
 
 async def start_submissions(gw: Gateway) -> Running:
-    return await _start(gw, "submissions", True, "SMTP submission over implicit TLS")
+    return await start_listener(gw, "submissions")
 
 
 async def start_outbound(gw: Gateway) -> Running:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,8 @@ class ChangeHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._events: dict[int, set[asyncio.Event]] = defaultdict(set)
         self._versions: dict[int, int] = {}
+        self.forward: Callable[[int], None] | None = None
+        """Also tell another process (an SMTP worker tells the serving process: ``gateway.mail.workers``)."""
 
     def version(self, mailbox_id: int) -> int:
         """A counter that moves whenever a change of this mailbox is announced here.
@@ -39,6 +42,8 @@ class ChangeHub:
     def notify(self, mailbox_id: int) -> None:
         """Wake every waiter of this mailbox; safe to call from any thread."""
         self._bump(mailbox_id)
+        if self.forward is not None:
+            self.forward(mailbox_id)
         loop = self._loop
         if loop is None or loop.is_closed():
             return

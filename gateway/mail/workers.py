@@ -1,0 +1,247 @@
+"""SMTP worker processes (``smtp.processes``): the SMTP listeners on more than one core.
+
+One Python process runs its SMTP sessions on one core. With ``smtp.processes = N > 1`` the
+serving process starts N - 1 workers (``gateway smtp-worker``) after binding its listeners.
+Each worker inherits the three SMTP *listening sockets* and accepts on them as the serving
+process does: the kernel gives a new connection to whichever process accepts it first, so
+a process busy with a large message takes fewer. Sharing the socket (rather than
+``SO_REUSEPORT`` groups) also keeps port 0, PROXY settings and TLS exactly as configured.
+Each worker has its own delivery pipeline and group-commit writer; the store orders their
+commits (SQLite's write lock with ``busy_timeout``, PostgreSQL transactions), and ``250``
+still follows the commit. IMAP, the web inbox, the queue worker and the jobs stay in the
+serving process.
+
+What crosses processes, on one pipe from the workers to the serving process (each line is
+written with one ``write`` shorter than ``PIPE_BUF``, so lines from workers never mix):
+
+- ``m <mailbox id>``: a delivery committed; the serving process announces it to its
+  :class:`~gateway.store.changes.ChangeHub` (IMAP IDLE and the HIGHESTMODSEQ freshness);
+- ``c <counter> <label>...`` (tab-separated): a metrics counter to add one to, so that
+  ``/metrics`` of the serving process counts every process's SMTP traffic.
+
+A worker's standard input is a pipe from the serving process: end of file (the server is
+stopping, or died) makes the worker stop accepting and exit. A worker that exits by
+itself is started again after 1 s (doubling up to 30 s while it keeps failing quickly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gateway import metrics
+
+if TYPE_CHECKING:
+    from gateway.context import Services
+    from gateway.server import Gateway, Running
+
+log = logging.getLogger("gateway.smtp_workers")
+
+SMTP_LISTENERS = ("mx", "submission", "submissions")
+STOP_GRACE_S = 10.0
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 30.0
+
+
+# --- the wire format of the notices pipe ---------------------------------------------------------
+
+def mailbox_notice(mailbox_id: int) -> bytes:
+    return b"m\t%d\n" % mailbox_id
+
+
+def counter_notice(name: str, labels: tuple[str, ...]) -> bytes:
+    return "\t".join(("c", name, *labels)).replace("\n", " ").encode()[:400] + b"\n"
+
+
+class NoticeReader:
+    """Splits the pipe's bytes into lines and applies each (pure: no I/O of its own)."""
+
+    def __init__(self, on_mailbox: Callable[[int], None], on_counter: Callable[[str, tuple[str, ...]], None]) -> None:
+        self.on_mailbox = on_mailbox
+        self.on_counter = on_counter
+        self._rest = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._rest + data).split(b"\n")
+        self._rest = lines.pop()[-4096:]  # an unfinished line waits for its end (bounded)
+        for line in lines:
+            fields = line.decode("utf-8", "replace").split("\t")
+            if fields[0] == "m" and len(fields) == 2 and fields[1].isdigit():
+                self.on_mailbox(int(fields[1]))
+            elif fields[0] == "c" and len(fields) >= 2:
+                self.on_counter(fields[1], tuple(fields[2:]))
+            else:
+                log.warning("unreadable notice from an SMTP worker", extra={"length": len(line)})
+
+
+# --- the serving process's side -----------------------------------------------------------------
+
+class WorkerSet:
+    """Starts, watches and stops the worker processes of one serving process."""
+
+    def __init__(self, gw: Gateway, sockets: dict[str, list[int]], count: int) -> None:
+        self.gw = gw
+        self.sockets = sockets
+        self.count = count
+        self.procs: dict[int, asyncio.subprocess.Process] = {}
+        self.starts = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        self._reader = NoticeReader(gw.services.hub.wake_local, metrics.count)
+
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "gateway", "--config", os.path.abspath(self.gw.services.source), "smtp-worker",
+                "--notices", str(self._write_fd)]
+        for name, fds in self.sockets.items():
+            argv += [arg for fd in fds for arg in ("--socket", f"{name}:{fd}")]
+        return argv
+
+    def start(self) -> None:
+        asyncio.get_running_loop().add_reader(self._read_fd, self._on_readable)
+        self._tasks = [asyncio.create_task(self._keep(i), name=f"smtp-worker-{i}") for i in range(1, self.count)]
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._read_fd, 65536)
+        except BlockingIOError:
+            return
+        self._reader.feed(data)
+
+    async def _keep(self, index: int) -> None:
+        """Run worker ``index``; start it again whenever it exits while we are not closing."""
+        delay = RESTART_MIN_S
+        fds = [self._write_fd] + [fd for fds in self.sockets.values() for fd in fds]
+        while not self._closing:
+            started = time.monotonic()
+            proc = await asyncio.create_subprocess_exec(*self.argv(), stdin=asyncio.subprocess.PIPE, pass_fds=fds)
+            self.procs[index] = proc
+            self.starts += 1
+            status = await proc.wait()
+            if self._closing:
+                return
+            log.error("SMTP worker exited; starting it again", extra={"worker": index, "status": status,
+                                                                     "pid": proc.pid})
+            if time.monotonic() - started > 60:
+                delay = RESTART_MIN_S
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_MAX_S)
+
+    async def close(self) -> None:
+        self._closing = True
+        for proc in self.procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()  # end of file: the worker stops accepting and exits
+        for proc in self.procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._read_fd)
+        self._on_readable_all()
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+    def _on_readable_all(self) -> None:
+        """Apply what the workers wrote before they exited."""
+        while True:
+            try:
+                data = os.read(self._read_fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self._reader.feed(data)
+
+
+async def start_smtp_workers(gw: Gateway) -> Running:
+    """A listener factory (after the SMTP listeners): the ``smtp.processes - 1`` workers."""
+    from gateway.server import Running
+
+    count = gw.services.settings.smtp.processes
+    sockets = {r.name: list(r.listen_fds) for r in gw.running if r.name in SMTP_LISTENERS and r.listen_fds}
+
+    async def nothing() -> None:
+        return None
+
+    if count <= 1 or not sockets:
+        return Running("smtp-procs", "-", "SMTP sessions in this process only (smtp.processes = 1)", nothing)
+    workers = WorkerSet(gw, sockets, count)
+    workers.start()
+    gw.smtp_workers = workers
+    return Running("smtp-procs", "-", f"{count - 1} more SMTP processes on the same sockets", workers.close)
+
+
+# --- the worker's side ---------------------------------------------------------------------------
+
+def parse_sockets(values: list[str]) -> dict[str, list[int]]:
+    """``["mx:5", "mx:6", "submission:7"]`` -> ``{"mx": [5, 6], "submission": [7]}``."""
+    out: dict[str, list[int]] = {}
+    for value in values:
+        name, _, fd = value.partition(":")
+        if name not in SMTP_LISTENERS or not fd.isdigit():
+            names = ", ".join(SMTP_LISTENERS)
+            raise ValueError(f"--socket {value!r}: expected LISTENER:FD with LISTENER one of {names}")
+        out.setdefault(name, []).append(int(fd))
+    return out
+
+
+def _writer(fd: int) -> Callable[[bytes], None]:
+    def write(line: bytes) -> None:
+        with contextlib.suppress(OSError):  # the serving process is gone: our stdin ends too
+            os.write(fd, line)
+
+    return write
+
+
+async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: int) -> None:
+    """Accept on the inherited sockets until standard input ends or a signal arrives."""
+    from gateway.mail.listeners import start_listener
+    from gateway.server import Gateway
+
+    loop = asyncio.get_running_loop()
+    send = _writer(notices)
+    svc.hub.bind(loop)
+    svc.hub.forward = lambda mailbox_id: send(mailbox_notice(mailbox_id))
+    metrics.forward = lambda name, labels: send(counter_notice(name, labels))
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def on_stdin() -> None:
+        try:
+            data = os.read(0, 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(0)
+            stop.set()
+
+    os.set_blocking(0, False)
+    loop.add_reader(0, on_stdin)
+    gw = Gateway(svc)
+    try:
+        for name, fds in sockets.items():
+            for fd in fds:
+                gw.running.append(await start_listener(gw, name, socket.socket(fileno=fd)))
+        await stop.wait()
+    finally:
+        await gw.close()
