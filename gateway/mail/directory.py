@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.store.db import Database
 from gateway.store.models import HostedDomain, Patient, ProAccount, TrustedDomain
-from gateway.store.raw import RawStatement
+from gateway.store.raw import RawStatement, Runner
 from routing.address import Address, normalise_domain
 from routing.facts import RecipientFacts
 from routing.ins import InvalidINS, normalise_ins
@@ -123,7 +122,7 @@ class Directory:
             return "trusted_pro"
         return "untrusted"
 
-    def recipient(self, session: Session, address: Address, snap: Snapshot,
+    def recipient(self, session: Runner, address: Address, snap: Snapshot,
                   *, notification: bool = False) -> tuple[RecipientFacts, Target | None]:
         """Classify one recipient and find where it would be delivered."""
         if address.domain == snap.patient_domain:

@@ -107,7 +107,11 @@ class SmtpFlow:
         except InvalidAddress:
             return MALFORMED_ADDRESS
         snap = tx.snapshot
-        facts, target = await asyncio.to_thread(self._recipient, address, snap)
+        reader = self.directory.db.loop_reader()
+        if reader is not None:  # SQLite: one indexed read costs less on the loop than a thread hop
+            facts, target = self.directory.recipient(reader, address, snap)
+        else:
+            facts, target = await asyncio.to_thread(self._recipient, address, snap)
         verdict = decide_rcpt(tx.sender, facts, NO_CONVERSATION, snap.trust)
         if not verdict.accept or target is None:
             log.info("rcpt refused", extra={"reason": verdict.reason, "listener": info.listener})
@@ -117,8 +121,8 @@ class SmtpFlow:
         return verdict
 
     def _recipient(self, address: Address, snap: Snapshot) -> tuple[RecipientFacts, Target | None]:
-        with self.directory.db.read() as session:
-            return self.directory.recipient(session, address, snap)
+        with self.directory.db.direct_read() as direct:
+            return self.directory.recipient(direct, address, snap)
 
     async def data(self, info: SessionInfo, tx: Transaction, message: bytes) -> ReplyLike:
         if tx.sender is None or tx.snapshot is None or not tx.recipients:
