@@ -10,6 +10,7 @@ PostgreSQL: an ordinary transaction, callers lock rows explicitly) and
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -94,6 +95,35 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+BEGIN_RETRY_S = 0.001
+
+
+def begin_immediate(driver: sqlite3.Connection, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another writer in 1 ms steps.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 ... then 100 ms between tries, so a writer
+    that waits while another process commits a large message could oversleep the release by
+    up to 100 ms (issue 8: a 20 MiB delivery and other sessions' latency with
+    ``smtp.processes`` > 1). Only taking the write lock can be busy in WAL mode; the
+    statements after it run with the usual ``busy_timeout``.
+    """
+    cur = driver.cursor()
+    deadline = time.monotonic() + timeout
+    cur.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(BEGIN_RETRY_S)
+    finally:
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False) -> None:
         self.url = url
@@ -114,7 +144,10 @@ class Database:
     @staticmethod
     def _sqlite_begin(conn: Any) -> None:
         mode = conn.info.get("begin_mode", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            begin_immediate(conn.connection.driver_connection)
+        else:
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     @contextmanager
     def write(self) -> Iterator[Session]:
