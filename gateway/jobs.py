@@ -121,6 +121,13 @@ def expire_queue_entries(session: Session, _keys: KeyService, _cfg: JobConfig, n
     return {"marked_due": result.rowcount}  # type: ignore[attr-defined]
 
 
+def orphan_chunks(session: Session, _keys: KeyService, _cfg: JobConfig, now: datetime) -> dict[str, int]:
+    """Pieces of large messages whose row never came or is gone (``gateway/store/chunks.py``)."""
+    from gateway.store.chunks import remove_orphans
+
+    return {"removed": remove_orphans(session, now)}
+
+
 JOBS: dict[str, tuple[str, JobFn]] = {
     "open-mailboxes": ("open provisioned spaces whose opposition window has passed", open_after_opposition),
     "expire-codes": ("clear activation codes past their validity", expire_activation_codes),
@@ -128,6 +135,8 @@ JOBS: dict[str, tuple[str, JobFn]] = {
     "deletion-requests": ("purge spaces whose deletion was requested", purge_deletion_requests),
     "pro-inactivity": ("warn, then disable, professional accounts unused for a year", pro_inactivity),
     "queue-expiry": ("hand expired outbound queue entries to the worker for their bounce", expire_queue_entries),
+    "orphan-chunks": ("remove pieces of large messages left by an interrupted delivery or an expunge",
+                      orphan_chunks),
 }
 
 

@@ -15,7 +15,7 @@ import secrets
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from gateway import adoption
 from gateway.mail.directory import LocalTarget, RemoteTarget, Target
 from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
-from gateway.store import audit, conversations
+from gateway.store import audit, chunks, conversations
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.group_commit import GroupWriter
@@ -139,9 +139,13 @@ class Pipeline:
     def deliver_sync(self, inbound: Inbound, raw: bytes, *, now: datetime | None = None) -> Delivered:
         """Prepare (parse, count, seal) in this thread, then wait for the commit that holds it."""
         job = self._prepare(inbound, raw, now or datetime.now(UTC))
+        self._store_large(job)
         self._writer.put(job)
         job.done.wait()
         if job.error is not None:
+            for copy in job.copies:
+                if copy.sealed.sealed == chunks.CHUNKED:
+                    chunks.discard(self.db, copy.sealed.uuid)
             raise job.error
         assert job.result is not None
         done = job.result
@@ -176,6 +180,20 @@ class Pipeline:
             copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], stamped)) for t, folder, flags in targets]
         documents = adoption.count_attachments(raw) if inbound.kind == "message" else 0
         return _Job(inbound, info, stamped, message_id, queue_id, at, tuple(copies), documents)
+
+    def _store_large(self, job: _Job) -> None:
+        """Large copies' sealed bytes in pieces, each in its own short transaction, before the
+        group commit: no commit holds the write lock for the whole of a big message."""
+        stored: list[_Copy] = []
+        try:
+            for copy in job.copies:
+                stored.append(replace(copy, sealed=chunks.store(self.db, copy.sealed, job.at)))
+        except BaseException:
+            for done in stored:
+                if done.sealed.sealed == chunks.CHUNKED:
+                    chunks.discard(self.db, done.sealed.uuid)
+            raise
+        job.copies = tuple(stored)
 
     def _keys(self, targets: list[LocalTarget]) -> dict[int, MailboxKey]:
         """Each target mailbox's data key: from this process's cache when the RCPT lookup named it."""

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
 from gateway.store import imap_summary
+from gateway.store.chunks import whole
 from gateway.store.folders import allocate_uid, folder_key
 from gateway.store.folders import folder_id as folder_id_of
 from gateway.store.imap_folders import get_folder
@@ -62,7 +63,7 @@ def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: in
     if row is None:
         return None
     uuid, data_key_id, sealed = row
-    return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
+    return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, whole(session, uuid, sealed))
 
 
 _M = Message.__table__.c
@@ -96,7 +97,7 @@ def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str,
     mk = keys.cached(data_key_id)
     if mk is None:
         return None
-    return {found_uid: _owned(mk, mailbox_id).open("msg", uuid, sealed)}
+    return {found_uid: _owned(mk, mailbox_id).open("msg", uuid, whole(conn, uuid, sealed))}
 
 
 def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
@@ -108,7 +109,7 @@ def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: i
             .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
         ).all()
         for uid, uuid, data_key_id, sealed in rows:
-            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, sealed)
+            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, whole(session, uuid, sealed))
     return found
 
 
@@ -135,7 +136,7 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_
                 select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
             for message_id, sealed in sealed_rows:
                 uid, uuid, mk = missing[message_id]
-                summary = imap_summary.compute(mk.open("msg", uuid, sealed))
+                summary = imap_summary.compute(mk.open("msg", uuid, whole(session, uuid, sealed)))
                 to_store[message_id] = mk.seal("summary", uuid, imap_summary.encode(summary))
                 found[uid] = summary
     return found, to_store
@@ -169,7 +170,7 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
         ).scalars().all()
         for m in rows:
             mk = _key(session, keys, mailbox_id, m.data_key_id)
-            raw = mk.open("msg", m.uuid, m.sealed)
+            raw = mk.open("msg", m.uuid, whole(session, m.uuid, m.sealed))
             summary = mk.open("summary", m.uuid, m.summary_sealed) if m.summary_sealed else None
             uid, modseq = allocate_uid(session, dst.id)
             uuid = secrets.token_hex(16)

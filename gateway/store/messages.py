@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
+from gateway.store.chunks import whole
 from gateway.store.folders import allocate_uid, find_folder, folder_id, take_uid
 from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import Folder, Mailbox, Message
@@ -113,7 +114,7 @@ def open_message(session: Session, keys: KeyService, message: Message) -> bytes:
     ).scalar_one()
     if owner != mk.mailbox_id:  # the key row belongs to another mailbox: a swapped row
         raise DecryptionError("message does not belong to this key's mailbox")
-    return mk.open("msg", message.uuid, message.sealed)
+    return mk.open("msg", message.uuid, whole(session, message.uuid, message.sealed))
 
 
 def list_folder(session: Session, folder_id: int) -> list[Message]:

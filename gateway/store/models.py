@@ -205,6 +205,18 @@ class Message(Base):
     summary_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
+class MessageChunk(Base):
+    """A large message's sealed bytes, in pieces each written in its own short transaction
+    before the message row (``gateway/store/chunks.py``); the row's ``sealed`` is then empty."""
+
+    __tablename__ = "message_chunks"
+    message_uuid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Conversation(Base):
     """A thread a professional opened with a patient (SPEC §4); correspondents are sealed."""
 

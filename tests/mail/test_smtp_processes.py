@@ -28,7 +28,6 @@ from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env, wait_port
 from gateway.testing.world import PASSWORD, World, populate
 
-
 # --- the wire format ------------------------------------------------------------------------------
 
 def _collect() -> tuple[NoticeReader, list[int], list[tuple[str, tuple[str, ...]]]]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 07:34:53.277953
+Create Date: 2026-11-23 13:00:26.702657
 """
 
 from __future__ import annotations
@@ -124,6 +124,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_folders")),
         sa.UniqueConstraint("mailbox_id", "name", name="uq_folders_mailbox_name"),
     )
+    op.create_table(
+        "message_chunks",
+        sa.Column("message_uuid", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("mailbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["mailbox_id"], ["mailboxes.id"], name=op.f("fk_message_chunks_mailbox_id_mailboxes"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("message_uuid", "seq", name=op.f("pk_message_chunks")),
+    )
+    with op.batch_alter_table("message_chunks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_message_chunks_mailbox_id"), ["mailbox_id"], unique=False)
+
     op.create_table(
         "patients",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -404,6 +419,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_patients_opposition_deadline"))
 
     op.drop_table("patients")
+    with op.batch_alter_table("message_chunks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_message_chunks_mailbox_id"))
+
+    op.drop_table("message_chunks")
     op.drop_table("folders")
     with op.batch_alter_table("data_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_data_keys_master_version"))
