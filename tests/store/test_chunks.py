@@ -107,7 +107,7 @@ def test_a_failed_delivery_leaves_no_piece(store: Store) -> None:
             job.error = RuntimeError("disk full")  # type: ignore[attr-defined]
             job.done.set()  # type: ignore[attr-defined]
 
-    pipeline._writer._commit = fail  # the row's transaction fails after the pieces were written
+    pipeline._writer._commit = fail  # type: ignore[assignment]  # the row's transaction fails after the pieces were written
     with pytest.raises(RuntimeError, match="disk full"):
         pipeline.deliver_sync(inbound, big_message(), now=NOW)
     assert pieces(store) == []
