@@ -73,8 +73,9 @@ def wait_port(port: int, timeout: float = 30.0) -> bool:
 
 
 class Gateway:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, smtp_processes: int = 1) -> None:
         self.home = root / "gateway"
+        self.smtp_processes = smtp_processes
         self.ports = {name: free_port() for name in ("mx", "submission", "submissions", "imap", "imaps", "http")}
         self.ports["metrics"] = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,6 +93,7 @@ class Gateway:
         # plaintext IMAP LOGIN on loopback, as Dovecot is configured here (no TLS on either side)
         env["GATEWAY__TLS__ALLOW_AUTH_WITHOUT_TLS"] = "true"
         env["GATEWAY__LOGGING__LEVEL"] = "warning"
+        env["GATEWAY__SMTP__PROCESSES"] = str(self.smtp_processes)
         return env
 
     def prepare(self) -> None:
@@ -507,6 +509,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the raw figures to this file")
     ap.add_argument("--profile", type=Path, help="py-spy raw profiles of the gateway, first rep of each load")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (servers are stopped)")
+    ap.add_argument("--smtp-processes", type=int, default=os.cpu_count() or 1, metavar="N",
+                    help="the gateway's smtp.processes (default: one per CPU, as Postfix and Dovecot "
+                         "spread over the cores; %(default)s here)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/run needs root (Postfix and Dovecot start as root and drop privileges)", file=sys.stderr)
@@ -526,7 +531,7 @@ def main() -> int:
     res = Results()
     started = time.monotonic()
     deadline = started + TOTAL_BUDGET
-    gw = Gateway(root)
+    gw = Gateway(root, smtp_processes=args.smtp_processes)
     pf = Postfix(root / "postfix", free_port())
     dc = Dovecot(root / "dovecot", free_port())
     (root / "postfix").mkdir()
@@ -535,7 +540,8 @@ def main() -> int:
         print(f"temporary folder {root}", flush=True)
         gw.prepare()
         gw.start()
-        print(f"gateway pid {gw.pid}: MX 127.0.0.1:{gw.ports['mx']}, IMAP 127.0.0.1:{gw.ports['imap']}", flush=True)
+        print(f"gateway pid {gw.pid}: MX 127.0.0.1:{gw.ports['mx']}, IMAP 127.0.0.1:{gw.ports['imap']}, "
+              f"smtp.processes = {gw.smtp_processes}", flush=True)
         if args.only != "imap":
             pf.start()
             print(f"postfix master pid {pf.pid}: 127.0.0.1:{pf.port}", flush=True)
@@ -562,7 +568,8 @@ def main() -> int:
                 res.notes.append("gateway IMAP port did not answer: IMAP part not available")
             dc.stop()
         hwm = procstat.vm_hwm_kib(gw.pid) / 1024
-        res.notes.append(f"gateway process VmHWM at the end: {hwm:.0f} MiB; messages stored: {gw.stored()}")
+        res.notes.append(f"gateway process VmHWM at the end: {hwm:.0f} MiB; messages stored: {gw.stored()}; "
+                         f"smtp.processes = {gw.smtp_processes}")
     finally:
         gw.stop()
         pf.stop()
