@@ -413,8 +413,10 @@ def start_profile(folder: Path | None, target: Any, name: str) -> subprocess.Pop
     if not spy.exists():
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    # --gil: only the thread holding the GIL is sampled, so shares are of the CPU Python uses.
+    # --gil: only the thread holding the GIL is sampled, so shares are of the CPU Python uses;
+    # --subprocesses: the SMTP worker processes too (smtp.processes > 1).
     return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--gil",
+                             "--subprocesses",
                              "--nonblocking", "-f", "raw", "-o", str(folder / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
