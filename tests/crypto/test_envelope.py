@@ -12,6 +12,7 @@ from crypto.envelope import (
     BLOB_VERSION,
     KEY_BYTES,
     NONCE_BYTES,
+    STEP_BYTES,
     TAG_BYTES,
     DecryptionError,
     aad,
@@ -183,3 +184,23 @@ def test_property_any_associated_data_change_fails(plaintext: bytes, data: st.Da
     other = data.draw(st.tuples(fields, fields, fields).filter(lambda t: t != ("msg", "mailbox-1", "item-1")))
     with pytest.raises(DecryptionError):
         open_sealed(KEY, blob, aad(*other))
+
+
+@pytest.mark.parametrize("size", [STEP_BYTES - 1, STEP_BYTES, STEP_BYTES + 1, 3 * STEP_BYTES + 17])
+def test_stepped_gcm_gives_the_one_shot_bytes_and_checks_the_tag(size: int) -> None:
+    """Above STEP_BYTES, GCM runs in steps (the GIL is released between them): same blob
+    as one AESGCM call, and any change, first or last byte, tag included, fails."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    plaintext = os.urandom(size)
+    nonce = b"\x07" * NONCE_BYTES
+    blob = seal(KEY, plaintext, AD, rand=lambda n: nonce)
+    assert blob == bytes([1]) + nonce + AESGCM(KEY).encrypt(nonce, plaintext, bytes([1]) + AD)
+    assert open_sealed(KEY, blob, AD) == plaintext
+    for index in (1 + NONCE_BYTES, len(blob) // 2, len(blob) - TAG_BYTES - 1, len(blob) - 1):
+        bad = bytearray(blob)
+        bad[index] ^= 0x01
+        with pytest.raises(DecryptionError):
+            open_sealed(KEY, bytes(bad), AD)
+    with pytest.raises(DecryptionError):
+        open_sealed(KEY, blob, AD + b"x")
