@@ -96,6 +96,9 @@ async def start_jobs(gw: Gateway) -> Running:
 
 
 async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:
+    from gateway.memory import return_large_blocks
+
+    return_large_blocks()
     gw = Gateway(svc)
     svc.hub.bind(asyncio.get_running_loop())
     try:

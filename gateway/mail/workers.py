@@ -212,8 +212,10 @@ def _writer(fd: int) -> Callable[[bytes], None]:
 async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: int) -> None:
     """Accept on the inherited sockets until standard input ends or a signal arrives."""
     from gateway.mail.listeners import start_listener
+    from gateway.memory import return_large_blocks
     from gateway.server import Gateway
 
+    return_large_blocks()
     loop = asyncio.get_running_loop()
     send = _writer(notices)
     svc.hub.bind(loop)
