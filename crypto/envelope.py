@@ -25,6 +25,7 @@ __all__ = [
     "BLOB_VERSION",
     "KEY_BYTES",
     "NONCE_BYTES",
+    "ONE_SHOT_MAX",
     "STEP_BYTES",
     "TAG_BYTES",
     "DecryptionError",
@@ -49,10 +50,11 @@ TAG_BYTES = 16
 BLOB_VERSION = 1
 
 _HEADER_BYTES = 1 + NONCE_BYTES
-# Above this size, GCM runs in steps of this size (same bytes out): one AESGCM call on a
+# Above ONE_SHOT_MAX, GCM runs in steps of STEP_BYTES (same bytes out): one AESGCM call on a
 # 20 MiB message held the GIL for 17-30 ms at a stretch, stalling the event loop of the
 # process receiving it; between steps other threads get their turn (issue 8).
 STEP_BYTES = 1024 * 1024
+ONE_SHOT_MAX = 4 * STEP_BYTES  # up to here one call (a few ms); stepping costs some CPU
 _AAD_MAGIC = b"hmg1"
 _AAD_FIELD_MAX = 0xFFFF  # 2-byte big-endian length prefix
 
@@ -109,7 +111,7 @@ def seal(key: bytes, plaintext: bytes, associated: bytes, *, rand: Random = os.u
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"random source returned {len(nonce)} bytes, expected {NONCE_BYTES}")
     header = bytes([BLOB_VERSION]) + nonce
-    if len(plaintext) <= STEP_BYTES:
+    if len(plaintext) <= ONE_SHOT_MAX:
         return header + AESGCM(key).encrypt(nonce, plaintext, _gcm_associated(BLOB_VERSION, associated))
     encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
     encryptor.authenticate_additional_data(_gcm_associated(BLOB_VERSION, associated))
@@ -132,7 +134,7 @@ def open_sealed(key: bytes, blob: bytes, associated: bytes) -> bytes:
         raise DecryptionError(f"unknown sealed blob version {version}")
     nonce = blob[1:_HEADER_BYTES]
     try:
-        if len(blob) - _HEADER_BYTES - TAG_BYTES <= STEP_BYTES:
+        if len(blob) - _HEADER_BYTES - TAG_BYTES <= ONE_SHOT_MAX:
             return AESGCM(key).decrypt(nonce, blob[_HEADER_BYTES:], _gcm_associated(version, associated))
         return _open_in_steps(key, nonce, blob, _gcm_associated(version, associated))
     except InvalidTag:

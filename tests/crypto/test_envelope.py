@@ -12,6 +12,7 @@ from crypto.envelope import (
     BLOB_VERSION,
     KEY_BYTES,
     NONCE_BYTES,
+    ONE_SHOT_MAX,
     STEP_BYTES,
     TAG_BYTES,
     DecryptionError,
@@ -186,9 +187,9 @@ def test_property_any_associated_data_change_fails(plaintext: bytes, data: st.Da
         open_sealed(KEY, blob, aad(*other))
 
 
-@pytest.mark.parametrize("size", [STEP_BYTES - 1, STEP_BYTES, STEP_BYTES + 1, 3 * STEP_BYTES + 17])
+@pytest.mark.parametrize("size", [ONE_SHOT_MAX - 1, ONE_SHOT_MAX, ONE_SHOT_MAX + 1, ONE_SHOT_MAX + 3 * STEP_BYTES + 17])
 def test_stepped_gcm_gives_the_one_shot_bytes_and_checks_the_tag(size: int) -> None:
-    """Above STEP_BYTES, GCM runs in steps (the GIL is released between them): same blob
+    """Above ONE_SHOT_MAX, GCM runs in STEP_BYTES steps (the GIL is released between them): same blob
     as one AESGCM call, and any change, first or last byte, tag included, fails."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

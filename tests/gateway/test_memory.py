@@ -1,4 +1,4 @@
-"""glibc's mmap threshold fixed at 1 MiB: large buffers go back to the system when freed."""
+"""glibc's mmap threshold fixed (4 MiB): large buffers go back to the system when freed."""
 
 from __future__ import annotations
 
