@@ -20,7 +20,8 @@ written with one ``write`` shorter than ``PIPE_BUF``, so lines from workers neve
   ``/metrics`` of the serving process counts every process's SMTP traffic.
 
 A worker's standard input is a pipe from the serving process: end of file (the server is
-stopping, or died) makes the worker stop accepting and exit. A worker that exits by
+stopping, or died) makes the worker stop accepting and exit. Workers run in a session of
+their own, so a terminal's Ctrl-C reaches only the serving process, which then stops them. A worker that exits by
 itself is started again after 1 s (doubling up to 30 s while it keeps failing quickly).
 """
 
@@ -123,14 +124,19 @@ class WorkerSet:
         fds = [self._write_fd] + [fd for fds in self.sockets.values() for fd in fds]
         while not self._closing:
             started = time.monotonic()
-            proc = await asyncio.create_subprocess_exec(*self.argv(), stdin=asyncio.subprocess.PIPE, pass_fds=fds)
-            self.procs[index] = proc
-            self.starts += 1
-            status = await proc.wait()
-            if self._closing:
-                return
-            log.error("SMTP worker exited; starting it again", extra={"worker": index, "status": status,
-                                                                     "pid": proc.pid})
+            try:
+                proc = await asyncio.create_subprocess_exec(*self.argv(), stdin=asyncio.subprocess.PIPE,
+                                                            pass_fds=fds, start_new_session=True)
+            except OSError as exc:  # out of processes or memory: the others keep serving; try again
+                log.error("cannot start an SMTP worker", extra={"worker": index, "error": type(exc).__name__})
+            else:
+                self.procs[index] = proc
+                self.starts += 1
+                status = await proc.wait()
+                if self._closing or self.gw.stopping.is_set():
+                    return
+                log.error("SMTP worker exited; starting it again", extra={"worker": index, "status": status,
+                                                                         "pid": proc.pid})
             if time.monotonic() - started > 60:
                 delay = RESTART_MIN_S
             await asyncio.sleep(delay)

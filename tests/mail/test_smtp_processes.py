@@ -220,3 +220,54 @@ def test_serve_with_three_smtp_processes(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_ctrl_c_to_the_process_group_stops_everything_without_a_restart(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home")
+    env = {**os.environ, **listen_env(), "GATEWAY__SMTP__PROCESSES": "2"}
+    port = int(env["GATEWAY__LISTEN__SUBMISSION"].rsplit(":", 1)[1])
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    try:
+        assert wait_port("127.0.0.1", port, 30), "gateway did not start"
+        workers = _wait_workers(proc.pid, 1)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        assert proc.wait(30) == 0
+        assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+        assert b"starting it again" not in log.read_bytes()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_workers_exit_when_the_serving_process_is_killed(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home")
+    env = {**os.environ, **listen_env(), "GATEWAY__SMTP__PROCESSES": "2"}
+    port = int(env["GATEWAY__LISTEN__SUBMISSION"].rsplit(":", 1)[1])
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_port("127.0.0.1", port, 30), "gateway did not start"
+        workers = _wait_workers(proc.pid, 1)
+        time.sleep(2)  # let the worker get past its start-up
+        proc.kill()  # no chance to stop them: their standard input ends
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "a worker outlived the serving process"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
