@@ -143,9 +143,7 @@ class Pipeline:
         self._writer.put(job)
         job.done.wait()
         if job.error is not None:
-            for copy in job.copies:
-                if copy.sealed.sealed == chunks.CHUNKED:
-                    chunks.discard(self.db, copy.sealed.uuid)
+            self._discard_pieces(job.copies)
             raise job.error
         assert job.result is not None
         done = job.result
@@ -189,11 +187,15 @@ class Pipeline:
             for copy in job.copies:
                 stored.append(replace(copy, sealed=chunks.store(self.db, copy.sealed, job.at)))
         except BaseException:
-            for done in stored:
-                if done.sealed.sealed == chunks.CHUNKED:
-                    chunks.discard(self.db, done.sealed.uuid)
+            self._discard_pieces(stored)
             raise
         job.copies = tuple(stored)
+
+    def _discard_pieces(self, copies: Sequence[_Copy]) -> None:
+        """The pieces of copies whose row will never be written (best effort)."""
+        for copy in copies:
+            if copy.sealed.sealed == chunks.CHUNKED:
+                chunks.discard(self.db, copy.sealed.uuid)
 
     def _keys(self, targets: list[LocalTarget]) -> dict[int, MailboxKey]:
         """Each target mailbox's data key: from this process's cache when the RCPT lookup named it."""

@@ -108,15 +108,19 @@ class WorkerSet:
         return argv
 
     def start(self) -> None:
-        asyncio.get_running_loop().add_reader(self._read_fd, self._on_readable)
+        asyncio.get_running_loop().add_reader(self._read_fd, self._read_available)
         self._tasks = [asyncio.create_task(self._keep(i), name=f"smtp-worker-{i}") for i in range(1, self.count)]
 
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self._read_fd, 65536)
-        except BlockingIOError:
-            return
-        self._reader.feed(data)
+    def _read_available(self) -> None:
+        """Apply every notice the workers have written so far (the pipe is non-blocking)."""
+        while True:
+            try:
+                data = os.read(self._read_fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self._reader.feed(data)
 
     async def _keep(self, index: int) -> None:
         """Run worker ``index``; start it again whenever it exits while we are not closing."""
@@ -159,20 +163,9 @@ class WorkerSet:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._read_fd)
-        self._on_readable_all()
+        self._read_available()  # what the workers wrote before they exited
         os.close(self._read_fd)
         os.close(self._write_fd)
-
-    def _on_readable_all(self) -> None:
-        """Apply what the workers wrote before they exited."""
-        while True:
-            try:
-                data = os.read(self._read_fd, 65536)
-            except BlockingIOError:
-                return
-            if not data:
-                return
-            self._reader.feed(data)
 
 
 async def start_smtp_workers(gw: Gateway) -> Running:

@@ -18,7 +18,10 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,17 +166,32 @@ def test_worker_refuses_bad_arguments_with_one_line(tmp_path: Path) -> None:
 
 # --- gateway serve with three SMTP processes ------------------------------------------------------
 
+def _stat(pid: int | str) -> tuple[str, int] | None:
+    """(state, parent pid) of a process from /proc, None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return fields[0], int(fields[1])
+
+
+def _alive(pid: int) -> bool:
+    found = _stat(pid)
+    return found is not None and found[0] != "Z"
+
+
 def _workers(parent: int) -> set[int]:
     pids = set()
     for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except (OSError, NotADirectoryError):
+        found = _stat(entry.name) if entry.name.isdigit() else None
+        if found is None or found[1] != parent or found[0] == "Z":
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == parent and fields[0] != "Z" and b"smtp-worker" in cmdline:
-            pids.add(int(entry.name))
+        try:
+            if b"smtp-worker" in (entry / "cmdline").read_bytes():
+                pids.add(int(entry.name))
+        except OSError:
+            continue
     return pids
 
 
@@ -187,16 +205,28 @@ def _wait_workers(parent: int, count: int, exclude: set[int] = frozenset(), time
     raise AssertionError(f"expected {count} SMTP workers under {parent}, saw {_workers(parent)}")
 
 
+@contextmanager
+def _serving(home: Path, processes: int, **popen: Any) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``gateway serve`` with ``smtp.processes = processes``: (process, submission port); killed at the end."""
+    env = {**os.environ, **listen_env(), "GATEWAY__SMTP__PROCESSES": str(processes)}
+    port = int(env["GATEWAY__LISTEN__SUBMISSION"].rsplit(":", 1)[1])
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env, **popen)
+    try:
+        assert wait_port("127.0.0.1", port, 30), "gateway did not start"
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_serve_with_three_smtp_processes(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
     world = populate(home)
-    env = {**os.environ, **listen_env(), "GATEWAY__SMTP__PROCESSES": "3"}
-    port = int(env["GATEWAY__LISTEN__SUBMISSION"].rsplit(":", 1)[1])
     ca = str(home / "tls" / "ca.pem")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env,
-                            stdout=subprocess.PIPE, stderr=open(tmp_path / "serve.log", "wb"))
-    try:
-        assert wait_port("127.0.0.1", port, 30), "gateway did not start"
+    with _serving(home, 3, stdout=subprocess.PIPE) as (proc, port):
         first = _wait_workers(proc.pid, 2)
         for i in range(12):
             _send(world, port, ca, f"message {i}")
@@ -216,41 +246,22 @@ def test_serve_with_three_smtp_processes(tmp_path: Path) -> None:
             assert not Path(f"/proc/{pid}").exists()
         assert proc.stdout is not None
         assert b"2 more SMTP processes on the same sockets" in proc.stdout.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_ctrl_c_to_the_process_group_stops_everything_without_a_restart(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
-    env = {**os.environ, **listen_env(), "GATEWAY__SMTP__PROCESSES": "2"}
-    port = int(env["GATEWAY__LISTEN__SUBMISSION"].rsplit(":", 1)[1])
     log = tmp_path / "serve.log"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    try:
-        assert wait_port("127.0.0.1", port, 30), "gateway did not start"
+    with log.open("wb") as err, _serving(home, 2, stderr=err, start_new_session=True) as (proc, _port):
         workers = _wait_workers(proc.pid, 1)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         assert proc.wait(30) == 0
         assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
-        assert b"starting it again" not in log.read_bytes()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    assert b"starting it again" not in log.read_bytes()
 
 
 def test_workers_exit_when_the_serving_process_is_killed(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
-    env = {**os.environ, **listen_env(), "GATEWAY__SMTP__PROCESSES": "2"}
-    port = int(env["GATEWAY__LISTEN__SUBMISSION"].rsplit(":", 1)[1])
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(home)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_port("127.0.0.1", port, 30), "gateway did not start"
+    with _serving(home, 2) as (proc, _port):
         workers = _wait_workers(proc.pid, 1)
         time.sleep(2)  # let the worker get past its start-up
         proc.kill()  # no chance to stop them: their standard input ends
@@ -259,15 +270,3 @@ def test_workers_exit_when_the_serving_process_is_killed(tmp_path: Path) -> None
         while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
             time.sleep(0.1)
         assert not any(_alive(pid) for pid in workers), "a worker outlived the serving process"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rindex(")") + 2] != "Z"
