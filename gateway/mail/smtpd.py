@@ -124,6 +124,14 @@ class GatewaySMTP(SMTP):
     async def reply(self, r: ReplyLike) -> None:
         await self.push(format_reply(r))
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A command that failed unexpectedly (the store unreachable, a bug): the log gets the
+        error, the client a temporary failure so it retries (RFC 5321 §4.2.3 451, §4.5.4.1).
+        aiosmtpd's default answer is ``500 Error: (<class>) <text>``: a permanent code that
+        makes a client give up, carrying internals (DESIGN rule 5)."""
+        log.error("smtp command failed", exc_info=error, extra={"listener": self.listener})
+        return format_reply(replies.TEMPORARY_FAILURE)
+
     # --- commands -----------------------------------------------------------------
     async def smtp_EHLO(self, hostname: str) -> None:
         if not hostname:
