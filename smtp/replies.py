@@ -112,6 +112,8 @@ BARE_LINE_ENDING = Reply(550, "5.5.2", "bare <LF> or <CR> received, message refu
 
 # --- syntax and sequence (RFC 5321 §4.2.2, §4.1.1.11) ------------------------------------------
 COMMAND_UNRECOGNIZED = Reply(500, "5.5.1", "command not recognized")
+NON_ASCII_COMMAND = Reply(500, "5.5.2", "non-ASCII characters in a command (SMTPUTF8 is not offered)")
+TOO_MANY_UNRECOGNIZED = Reply(421, "4.7.0", "too many unrecognized commands, closing connection")
 SYNTAX_ERROR = Reply(501, "5.5.4", "syntax error in parameters or arguments")
 NOT_IMPLEMENTED = Reply(502, "5.5.1", "command not implemented")
 BAD_SEQUENCE = Reply(503, "5.5.1", "bad sequence of commands")
