@@ -19,6 +19,7 @@ from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
 from routing.address import Address, InvalidAddress, parse_address
 from routing.decide import Verdict, decide_after_data, decide_mail_from, decide_rcpt
 from routing.facts import NO_CONVERSATION, HeaderFacts, RecipientFacts, Sender
+from routing.trust import TrustEntry
 from smtp import replies
 from smtp.params import MailParams, RcptParams, parse_mail_params, parse_rcpt_params, xtext_encode
 from smtp.policy import Limits, SessionFacts, check_mail_allowed, check_recipient_count
@@ -129,7 +130,7 @@ class SmtpFlow:
             return replies.BAD_SEQUENCE
         sender = tx.sender
         header = parse_headers(message)  # once: DKIM alignment, the From: rules and the pipeline use it
-        if info.listener == "mx":
+        if info.listener == "mx" and _dkim_entry(header, tx.snapshot) is not None:
             sender = await asyncio.to_thread(self._with_dkim, sender, tx.snapshot, message, header)
         verdict: Verdict = decide_after_data(sender, HeaderFacts(header.from_addresses), tx.snapshot.trust)
         if not verdict.accept:
@@ -155,10 +156,8 @@ class SmtpFlow:
 
     def _with_dkim(self, sender: Sender, snap: Snapshot, message: bytes, header: HeaderInfo) -> Sender:
         """RFC 6376 verification per the author domain's trust policy (pinned key, DNS, none)."""
-        if len(header.from_addresses) != 1:
-            return sender
-        entry = snap.trust.lookup(header.from_addresses[0].domain)
-        if entry is None or entry.dkim_policy == "none":
+        entry = _dkim_entry(header, snap)
+        if entry is None:
             return sender
         if entry.dkim_policy == "pinned":
             assert entry.dkim_selector and entry.dkim_public_key
@@ -173,6 +172,14 @@ class SmtpFlow:
         return Sender(kind=sender.kind, address=sender.address, channel=sender.channel, account=sender.account,
                       tls=sender.tls, tls_peer_dn=sender.tls_peer_dn,
                       dkim_domains=sender.dkim_domains | {result.domain.lower()})
+
+
+def _dkim_entry(header: HeaderInfo, snap: Snapshot) -> TrustEntry | None:
+    """The trust entry whose policy asks for a DKIM check of this message's author, if any."""
+    if len(header.from_addresses) != 1:
+        return None
+    entry = snap.trust.lookup(header.from_addresses[0].domain)
+    return None if entry is None or entry.dkim_policy == "none" else entry
 
 
 def _dsn(params: RcptParams) -> tuple[tuple[str, ...], str | None]:
