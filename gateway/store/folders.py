@@ -78,24 +78,30 @@ def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
 
 _FOLDER_ID = RawStatement("SELECT id FROM folders WHERE mailbox_id = ? AND name = ?",
                           (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
-_TAKE_UID = RawStatement(
-    "UPDATE folders SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ? WHERE id = ?"
-    " RETURNING uidnext, highestmodseq", (None, None, Folder.__table__.c.id))
 
 
 def folder_id(session: Runner, mailbox_id: int, name: str) -> int | None:
-    """:func:`find_folder` returning only the id (driver-level, for the delivery hot path)."""
-    key = folder_key(name)
-    row = _FOLDER_ID.first(session, mailbox_id, key)
+    """:func:`find_folder` returning only the id (driver-level, for hot paths)."""
+    row = _FOLDER_ID.first(session, mailbox_id, folder_key(name))
     return None if row is None else int(row[0])
 
 
-def take_uid(session: Session, folder_id: int) -> tuple[int, int]:
-    """:func:`allocate_uid` in one statement: ``UPDATE … RETURNING`` the new UID and MODSEQ.
+_TAKE_UID = RawStatement(
+    "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
+    " WHERE mailbox_id = ? AND name = ? RETURNING id, uidnext, highestmodseq",
+    (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
+
+
+def take_uid(session: Session, mailbox_id: int, name: str) -> tuple[int, int, int] | None:
+    """:func:`find_folder` + :func:`allocate_uid` in one statement (the delivery hot path):
+    ``UPDATE … RETURNING`` the folder's id, the new UID and MODSEQ; None when there is no such folder.
 
     The UPDATE takes the row lock (PostgreSQL) inside the caller's transaction, and SQLite
     write transactions are exclusive, so UIDs stay unique and increasing under concurrency.
     Use it where no ``Folder`` instance of this row is held by the session (it would go stale).
     """
-    uidnext, highestmodseq = _TAKE_UID.one(session, 1, 1, folder_id)
-    return int(uidnext) - 1, int(highestmodseq)
+    row = _TAKE_UID.first(session, mailbox_id, folder_key(name))
+    if row is None:
+        return None
+    fid, uidnext, highestmodseq = row
+    return int(fid), int(uidnext) - 1, int(highestmodseq)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
 from gateway.store.chunks import whole
-from gateway.store.folders import allocate_uid, find_folder, folder_id, take_uid
+from gateway.store.folders import allocate_uid, find_folder, take_uid
 from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import Folder, Mailbox, Message
 from gateway.store.raw import RawStatement
@@ -88,10 +88,10 @@ def insert_sealed(session: Session, mailbox_id: int, folder_name: str, copy: Sea
     """:func:`append_message` for an already sealed copy: driver-level statements (delivery hot path)."""
     if copy.key.mailbox_id != mailbox_id:
         raise ValueError("sealed for another mailbox")
-    fid = folder_id(session, mailbox_id, folder_name)
-    if fid is None:
+    taken = take_uid(session, mailbox_id, folder_name)
+    if taken is None:
         raise FolderNotFound(folder_name)
-    uid, modseq = take_uid(session, fid)
+    fid, uid, modseq = taken
     (message_id,) = _INSERT_SEALED.one(session, fid, uid, copy.uuid, copy.key.data_key_id, conversation_id,
                                        " ".join(flags), internal_date, copy.size, modseq, copy.sealed)
     return StoredMessage(int(message_id), fid, uid, modseq)
