@@ -176,8 +176,8 @@ class Dovecot:
         (r / "run").mkdir(parents=True)
         (r / "mail").mkdir()
         os.chown(r / "mail", self.uid, self.gid)
-        # ARGON2ID like the gateway's accounts (same 64 MiB and 3 passes; libsodium, which
-        # Dovecot verifies with, takes one lane where argon2-cffi uses 4), so LOGIN costs compare.
+        # ARGON2ID like the gateway's accounts (64 MiB, 3 passes, one lane, and libsodium computes
+        # it on both sides since the gateway moved to PyNaCl), so LOGIN costs compare.
         hashed = subprocess.run(["doveadm", "pw", "-s", "ARGON2ID", "-p", self.PASSWORD], check=True,
                                 capture_output=True, text=True, timeout=60).stdout.strip()
         (r / "passwd").write_text(f"{self.USER}:{hashed}:{self.uid}:{self.gid}::{r}/mail/%u\n")
