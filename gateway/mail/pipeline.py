@@ -211,19 +211,23 @@ class Pipeline:
         return found
 
     def _commit_group(self, group: list[_Job]) -> None:
-        if len(group) > 1:
-            try:
-                with self.db.write() as session:
-                    results = [self._write(session, job) for job in group]
-                    messages = sum(1 for job in group if job.inbound.kind == "message")
-                    adoption.record_counts(session, group[0].at, messages, sum(j.documents for j in group))
-            except Exception:
-                log.warning("group commit failed; retrying its %d deliveries one by one", len(group), exc_info=True)
-            else:
-                for job, result in zip(group, results, strict=True):
-                    job.result = result
-                    job.done.set()
+        try:
+            with self.db.write() as session:
+                session.connection()  # the write lock first (BEGIN IMMEDIATE on SQLite), then the group:
+                self._writer.take_more(group)  # deliveries queued while it waited join this commit
+                results = [self._write(session, job) for job in group]
+                messages = sum(1 for job in group if job.inbound.kind == "message")
+                adoption.record_counts(session, group[0].at, messages, sum(j.documents for j in group))
+        except Exception as exc:
+            if len(group) == 1:
+                _fail_jobs(group, exc)
                 return
+            log.warning("group commit failed; retrying its %d deliveries one by one", len(group), exc_info=True)
+        else:
+            for job, result in zip(group, results, strict=True):
+                job.result = result
+                job.done.set()
+            return
         for job in group:
             try:
                 with self.db.write() as session:

@@ -45,6 +45,16 @@ class GroupWriter(Generic[T]):
             else:
                 self._cond.notify()
 
+    def take_more(self, group: list[T]) -> None:
+        """For ``commit``, once it holds its write lock: add what was queued meanwhile to ``group``.
+
+        In place, so that ``failed`` covers these items too. Under contention for the lock
+        (another process committing) the wait itself gathers the next group.
+        """
+        with self._cond:
+            while self._jobs and len(group) < self.MAX_GROUP:
+                group.append(self._jobs.popleft())
+
     def _run(self) -> None:
         while True:
             with self._cond:

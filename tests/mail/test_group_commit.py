@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from gateway.store import audit
 from gateway.store.changes import ChangeHub
 from gateway.store.models import AuditEntry, DailyStat, Folder, Message
 from gateway.store.patients import provision
-from gateway.testing.store import Store
+from gateway.testing.store import Store, open_store
 from routing.address import parse_address
 from routing.ins import synthetic_ins
 
@@ -61,8 +63,8 @@ class Slowed:
             deadline = time.monotonic() + 10
             while len(self.pipeline._writer._jobs) < self.waiting and time.monotonic() < deadline:
                 time.sleep(0.005)
-        self.groups.append(len(group))
         self.inner(group)
+        self.groups.append(len(group))  # after: jobs queued while the lock was awaited join in place
 
 
 def run_concurrently(pipeline: Pipeline, inbound: Inbound, raws: list[bytes]) -> list[Delivered | BaseException]:
@@ -151,6 +153,45 @@ def test_a_failing_commit_answers_every_waiter_with_the_error(store: Store) -> N
     results = run_concurrently(pipeline, inbound, [message(i) for i in range(4)])
     assert all(isinstance(r, OSError) for r in results), results
     assert stored(store) == []
+
+
+def test_deliveries_queued_while_the_write_lock_is_awaited_join_that_commit(tmp_path: Path) -> None:
+    """SQLite: another process holds the write lock; the writer's group grows while it waits."""
+    store = open_store(f"sqlite:///{tmp_path / 'gateway.db'}")
+    try:
+        inbound = patient_inbound(store)
+        pipeline = Pipeline(store.db, store.keys, ChangeHub(), hostname="mx.test", notification_interval=None)
+        groups: list[int] = []
+        inner = pipeline._commit_group
+
+        def counted(group: list[Any]) -> None:
+            inner(group)
+            groups.append(len(group))
+        pipeline._writer._commit = counted
+        other = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # as another gateway process committing
+        results: list[Delivered | BaseException] = []
+        first = threading.Thread(target=lambda: results.extend(run_concurrently(pipeline, inbound, [message(0)])))
+        first.start()
+        deadline = time.monotonic() + 10
+        while (not pipeline._writer._running or pipeline._writer._jobs) and time.monotonic() < deadline:
+            # until the writer has taken the first delivery and waits for the lock
+            time.sleep(0.005)
+        rest = threading.Thread(target=lambda: results.extend(
+            run_concurrently(pipeline, inbound, [message(i) for i in range(1, 5)])))
+        rest.start()
+        while len(pipeline._writer._jobs) < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert groups == []  # nothing committed while the lock is held elsewhere
+        other.execute("COMMIT")
+        first.join(30)
+        rest.join(30)
+        other.close()
+        assert all(isinstance(r, Delivered) for r in results) and len(results) == 5, results
+        assert groups == [5]
+        assert len(stored(store)) == 5
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("raw,expected", [
