@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import sys
 
@@ -42,3 +43,19 @@ def return_large_blocks() -> bool:
     if not done:
         log.warning("mallopt(M_MMAP_THRESHOLD) refused; large buffers may stay resident")
     return done
+
+
+def freeze_startup_objects() -> int:
+    """Keep the objects alive after start-up out of the cyclic collector's work (``gc.freeze``).
+
+    Modules, settings, SQLAlchemy's metadata, templates: ~130,000 objects that live as long
+    as the process. A full collection walks every tracked object and holds the GIL while it
+    does: under a 10 KiB SMTP load, two full collections of 76 and 78 ms stalled every
+    session of the process (issue 8, measured with ``gc.callbacks``); with these frozen, the
+    full collections in the same load walked 5,000–19,000 objects. What is created
+    afterwards is collected as before. Garbage is collected first so that none of it is
+    frozen. Returns how many objects were frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -96,7 +96,7 @@ async def start_jobs(gw: Gateway) -> Running:
 
 
 async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:
-    from gateway.memory import return_large_blocks
+    from gateway.memory import freeze_startup_objects, return_large_blocks
 
     return_large_blocks()
     gw = Gateway(svc)
@@ -107,6 +107,7 @@ async def start(svc: Services, factories: list[StartFn] | None = None) -> Gatewa
     except BaseException:
         await gw.close()
         raise
+    freeze_startup_objects()
     return gw
 
 

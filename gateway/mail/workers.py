@@ -211,7 +211,7 @@ def _writer(fd: int) -> Callable[[bytes], None]:
 async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: int) -> None:
     """Accept on the inherited sockets until standard input ends or a signal arrives."""
     from gateway.mail.listeners import start_listener
-    from gateway.memory import return_large_blocks
+    from gateway.memory import freeze_startup_objects, return_large_blocks
     from gateway.server import Gateway
 
     return_large_blocks()
@@ -243,6 +243,7 @@ async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: in
         for name, fds in sockets.items():
             for fd in fds:
                 gw.running.append(await start_listener(gw, name, socket.socket(fileno=fd)))
+        freeze_startup_objects()
         await stop.wait()
     finally:
         await gw.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
@@ -35,3 +36,25 @@ def test_large_buffers_are_returned_after_use() -> None:
                                  check=True).stdout)
     assert fixed < 25, f"{fixed} MiB resident after freeing the large buffers"
     assert default > fixed + 25, "the default threshold should have kept the 32 MiB of copies"
+
+
+FREEZE = """
+import gc, json
+import gateway.cli, gateway.server  # noqa: F401  (what a serving process has imported)
+from gateway.memory import freeze_startup_objects
+before = len(gc.get_objects())
+frozen = freeze_startup_objects()
+after = len(gc.get_objects())
+cycle = []
+cycle.append(cycle)  # garbage made after the freeze is still collected
+del cycle
+print(json.dumps({"before": before, "frozen": frozen, "after": after, "collected": gc.collect()}))
+"""
+
+
+def test_startup_objects_are_frozen_and_later_garbage_still_collected() -> None:
+    out = json.loads(subprocess.run([sys.executable, "-c", FREEZE], capture_output=True, text=True,
+                                    check=True).stdout)
+    assert out["frozen"] > 10_000 and out["frozen"] >= out["before"] - 1_000
+    assert out["after"] < 1_000, out  # a full collection no longer walks them
+    assert out["collected"] >= 1
