@@ -126,6 +126,9 @@ class GatewaySMTP(SMTP):
             except (asyncio.CancelledError, ConnectionResetError):  # the connection went away
                 self._writer.close()
                 raise
+            except asyncio.IncompleteReadError:  # end of input in the middle of a line: nothing to answer
+                self._writer.close()
+                return
             except TLSSetupException as error:
                 log.info("TLS handshake failed", extra={"listener": self.listener})
                 self.transport.close()

@@ -167,3 +167,15 @@ def test_idle_timeout_moves_with_each_command_then_closes_with_421() -> None:
         assert loop.time() - quiet >= 0.35 and quiet - start >= 0.75
 
     run(body, timeout=0.4)
+
+
+def test_end_of_input_mid_line_closes_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    async def body(c: Client) -> None:
+        c.writer.write(b"NOOP")  # no line end, then the client half-closes
+        await c.writer.drain()
+        c.writer.write_eof()
+        assert await asyncio.wait_for(c.reader.read(), 5) == b""
+
+    with caplog.at_level(logging.ERROR, logger="gateway.smtp"):
+        run(body)
+    assert not [r for r in caplog.records if r.getMessage() == "smtp command failed"]
