@@ -97,15 +97,6 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Delivered | None = None
     error: BaseException | None = None
-    on_done: Callable[[], None] | None = None  # called in the writer thread once result or error is set
-
-    def settle(self) -> None:
-        self.done.set()
-        if self.on_done is not None:
-            try:
-                self.on_done()
-            except Exception:  # the loop closed (shutting down): the commit stands, nobody waits
-                log.warning("delivery settled after its event loop closed", extra={"queue_id": self.queue_id})
 
 
 _P = Patient.__table__.c
@@ -120,7 +111,7 @@ def _fail_jobs(group: list[_Job], error: BaseException) -> None:
     for job in group:
         if not job.done.is_set():
             job.error = error
-            job.settle()
+            job.done.set()
 
 
 class Pipeline:
@@ -141,54 +132,16 @@ class Pipeline:
         self._writer: GroupWriter[_Job] = GroupWriter(self._commit_group, _fail_jobs, name="delivery-writer")
 
     async def deliver(self, inbound: Inbound, raw: bytes) -> Delivered:
-        """Store and queue ``raw`` for every recipient; raises on failure.
-
-        Prepared (parse, count, seal) in a worker thread; the wait for the commit holds no
-        thread: the writer settles a future on the loop. (Waiting in the default pool's six
-        threads capped the deliveries in flight per process, and logins' argon2 shares that
-        pool.) The commit's follow-up runs on the loop whether or not this caller still waits.
-        """
-        loop = asyncio.get_running_loop()
-        job = await asyncio.to_thread(self._prepared, inbound, raw, datetime.now(UTC))
-        committed: asyncio.Future[Delivered] = loop.create_future()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(self._settled, job, committed)
-        job.on_done = wake
-        self._writer.put(job)
-        return await committed
-
-    def _settled(self, job: _Job, committed: asyncio.Future[Delivered]) -> None:
-        """On the loop, for :meth:`deliver`: the pieces of a failed delivery go in a thread."""
-        if job.error is not None:
-            if any(c.sealed.sealed == chunks.CHUNKED for c in job.copies):
-                asyncio.get_running_loop().run_in_executor(None, self._discard_pieces, job.copies)
-            if not committed.done():
-                committed.set_exception(job.error)
-            return
-        assert job.result is not None
-        done = job.result
-        try:
-            self._after(job)
-        except Exception:  # announcing failed: the delivery is committed all the same
-            log.exception("after-commit announcements failed", extra={"queue_id": job.queue_id})
-        if not committed.done():
-            committed.set_result(done)
+        """Store and queue ``raw`` for every recipient, off the event loop; raises on failure."""
+        done = await asyncio.to_thread(self.deliver_sync, inbound, raw)
+        return done
 
     def deliver_sync(self, inbound: Inbound, raw: bytes, *, now: datetime | None = None) -> Delivered:
         """Prepare (parse, count, seal) in this thread, then wait for the commit that holds it."""
-        job = self._prepared(inbound, raw, now or datetime.now(UTC))
+        job = self._prepare(inbound, raw, now or datetime.now(UTC))
+        self._store_large(job)
         self._writer.put(job)
         job.done.wait()
-        return self._after(job)
-
-    def _prepared(self, inbound: Inbound, raw: bytes, at: datetime) -> _Job:
-        job = self._prepare(inbound, raw, at)
-        self._store_large(job)
-        return job
-
-    def _after(self, job: _Job) -> Delivered:
-        """After the commit: the error (pieces of a failed delivery removed), or the announcements."""
         if job.error is not None:
             self._discard_pieces(job.copies)
             raise job.error
@@ -198,11 +151,11 @@ class Pipeline:
             self.hub.notify(mailbox_id)
         for hook in self.after_commit:
             try:
-                hook(done, job.inbound, job.info)
+                hook(done, inbound, job.info)
             except Exception:  # a hook never undoes a committed delivery
                 log.exception("after-commit hook failed", extra={"queue_id": job.queue_id})
         log.info("delivered", extra={"queue_id": job.queue_id, "local": done.local, "queued": done.queued,
-                                     "size": len(job.stamped), "actor_kind": job.inbound.actor.split(":")[0]})
+                                     "size": len(job.stamped), "actor_kind": inbound.actor.split(":")[0]})
         return done
 
     def _prepare(self, inbound: Inbound, raw: bytes, at: datetime) -> _Job:
@@ -273,7 +226,7 @@ class Pipeline:
         else:
             for job, result in zip(group, results, strict=True):
                 job.result = result
-                job.settle()
+                job.done.set()
             return
         for job in group:
             try:
@@ -284,7 +237,7 @@ class Pipeline:
                 job.result = result
             except BaseException as exc:
                 job.error = exc
-            job.settle()
+            job.done.set()
 
     def _write(self, session: Session, job: _Job) -> Delivered:
         """One delivery's rows, in the (possibly shared) write transaction."""
