@@ -130,8 +130,9 @@ class SmtpFlow:
             return replies.BAD_SEQUENCE
         sender = tx.sender
         header = parse_headers(message)  # once: DKIM alignment, the From: rules and the pipeline use it
-        if info.listener == "mx" and _dkim_entry(header, tx.snapshot) is not None:
-            sender = await asyncio.to_thread(self._with_dkim, sender, tx.snapshot, message, header)
+        entry = _dkim_entry(header, tx.snapshot) if info.listener == "mx" else None
+        if entry is not None:
+            sender = await asyncio.to_thread(self._with_dkim, sender, entry, message)
         verdict: Verdict = decide_after_data(sender, HeaderFacts(header.from_addresses), tx.snapshot.trust)
         if not verdict.accept:
             log.info("data refused", extra={"reason": verdict.reason, "listener": info.listener})
@@ -154,11 +155,8 @@ class SmtpFlow:
         metrics.accepted(info.listener)
         return replies.stored(done.queue_id)
 
-    def _with_dkim(self, sender: Sender, snap: Snapshot, message: bytes, header: HeaderInfo) -> Sender:
-        """RFC 6376 verification per the author domain's trust policy (pinned key, DNS, none)."""
-        entry = _dkim_entry(header, snap)
-        if entry is None:
-            return sender
+    def _with_dkim(self, sender: Sender, entry: TrustEntry, message: bytes) -> Sender:
+        """RFC 6376 verification per the author domain's trust policy (:func:`_dkim_entry`: pinned key or DNS)."""
         if entry.dkim_policy == "pinned":
             assert entry.dkim_selector and entry.dkim_public_key
             dnsfunc = pinned_dnsfunc(entry.dkim_selector, entry.domain,

@@ -146,13 +146,14 @@ class GatewaySMTP(SMTP):
             return bogus
         line = line.rstrip(b"\r\n")
         word, _, rest = line.partition(b" ")
-        if len(line) + 2 > _LINE_LIMITS.get(word.upper(), self.command_size_limit):
+        word = word.upper()
+        if len(line) + 2 > _LINE_LIMITS.get(word, self.command_size_limit):
             await self.reply(replies.LINE_TOO_LONG)
             return bogus
         if not word.isascii() or not rest.isascii():
             await self.reply(replies.NON_ASCII_COMMAND)
             return bogus
-        command = word.upper().decode("ascii")
+        command = word.decode("ascii")
         method = self._smtp_methods.get(command)
         if method is None:
             bogus -= 1

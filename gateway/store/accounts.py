@@ -50,10 +50,9 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         if not stored_hash:
             hash_password(password)  # spend the same time: no account enumeration by timing
             return False
-        secret = password.encode("utf-8")
         if stored_hash.startswith(("$argon2id$", "$argon2i$")):
             try:
-                return bool(nacl.pwhash.verify(stored_hash.encode("ascii"), secret))
+                return bool(nacl.pwhash.verify(stored_hash.encode("ascii"), password.encode("utf-8")))
             except nacl.exceptions.InvalidkeyError:
                 return False
             except (nacl.exceptions.CryptoError, UnicodeEncodeError, ValueError):
