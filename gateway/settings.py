@@ -209,6 +209,25 @@ class WebSettings(_Section):
     """Strict-Transport-Security max-age, sent only on HTTPS requests."""
 
 
+class AuthSettings(_Section):
+    """Professionals' logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE): every attempt is counted
+    before the password is checked (``gateway/store/throttle.py``)."""
+
+    delay_after: int = Field(default=3, ge=1, le=100)
+    """Failures of one account from one client network before answers are delayed."""
+    lockout_after: int = Field(default=10, ge=2, le=1000)
+    """Failures of one account from one client network before that pair is locked out."""
+    ip_lockout_after: int = Field(default=30, ge=2, le=100_000)
+    """Failures from one client network, any account, before the network is locked out."""
+    account_slow_after: int = Field(default=30, ge=2, le=100_000)
+    """Failures of one account from networks it never logged in from before such attempts
+    are spaced out (one per growing interval, 60 s at most): the account is never locked."""
+    lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    """How long a lockout lasts; failures also count over this window."""
+    max_delay_seconds: float = Field(default=30.0, ge=0.0, le=300.0)
+    """Longest delay before answering a failed attempt (the delay doubles from 1 s)."""
+
+
 class AdminSettings(_Section):
     """The admin console (``/admin``): server-side sessions of administrators."""
 
@@ -251,6 +270,7 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     jobs: JobSettings = JobSettings()
     web: WebSettings = WebSettings()
+    auth: AuthSettings = AuthSettings()
     admin: AdminSettings = AdminSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()

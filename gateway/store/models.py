@@ -341,17 +341,14 @@ class WebSession(Base):
     pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
-class AuthFailure(Base):
-    """A failed login, per account key and per client-address key (shared by every node)."""
+class LoginCounter(Base):
+    """Login attempts counted before the secret is checked (``gateway/store/throttle.py``),
+    shared by every node: per account and client network, per network, per account."""
 
-    __tablename__ = "auth_failures"
-    __table_args__ = (Index("ix_auth_failures_key_at", "key", "at"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    key: Mapped[str] = mapped_column(String(400))
-    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
-
-
-class AuthLockout(Base):
-    __tablename__ = "auth_lockouts"
+    __tablename__ = "login_counters"
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
-    until: Mapped[float] = mapped_column(Float)
+    window_start: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[float | None] = mapped_column(Float)
+    next_allowed: Mapped[float | None] = mapped_column(Float)  # account ceiling: spacing, never a lock
+    succeeded_at: Mapped[float | None] = mapped_column(Float)  # the network is known for this account

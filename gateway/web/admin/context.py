@@ -20,10 +20,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gateway.store import admins
-from gateway.store.throttle import SharedThrottle
+from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
-from smtp.throttle import ThrottleConfig
 
 if TYPE_CHECKING:
     from gateway.context import Services
@@ -49,15 +48,15 @@ def _french_number(value: object) -> str:
 @dataclass
 class AdminContext:
     svc: Services
-    throttle: SharedThrottle | None = None
+    throttle: LoginThrottle | None = None
     env: jinja2.Environment = field(default_factory=lambda: jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined))
 
     def __post_init__(self) -> None:
         if self.throttle is None:  # shared by every node through the database
-            self.throttle = SharedThrottle(self.svc.db, ThrottleConfig(
-                account_delay_after=3, account_lockout_after=10, ip_delay_after=5, ip_lockout_after=30,
-                max_delay=5.0))
+            self.throttle = LoginThrottle(self.svc.db, ThrottleConfig(
+                delay_after=3, lockout_after=10, ip_delay_after=5, ip_lockout_after=30, max_delay=5.0),
+                scope="admin")
         self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)
         self.session_max = timedelta(hours=self.svc.settings.admin.session_max_hours)
         self.env.filters["num"] = _french_number

@@ -65,18 +65,17 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         peer = client_ip(request)
         throttle = ctx.throttle
         assert throttle is not None
-        verdict = await ctx.run(throttle.verdict, "admin:" + name.lower(), peer, time.time())
-        if not verdict.allowed:
-            metrics.login_failure("admin", verdict.reason)
+        attempt = await ctx.run(throttle.reserve, "admin:" + name.lower(), peer, time.time())
+        if not attempt.allowed:  # counted before checking: concurrent attempts cannot race the limit
+            metrics.login_failure("admin", attempt.reason)
             return form(request, error=LOCKED, status=429)
         opened, _ = await ctx.run(_check, name, password, code, peer)
         if opened is None:
             metrics.login_failure("admin", "auth.failed")
-            after = await ctx.run(throttle.record_failure, "admin:" + name.lower(), peer, time.time())
-            if after.delay:
-                await asyncio.sleep(after.delay)
+            if attempt.delay:
+                await asyncio.sleep(attempt.delay)
             return form(request, error=FAILED, status=401)
-        await ctx.run(throttle.record_success, "admin:" + name.lower(), peer, time.time())
+        await ctx.run(throttle.succeeded, attempt, time.time())
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
         set_cookie(response, request, session_cookie_name(request), opened.token,
                    max_age=int(ctx.session_max.total_seconds()))

@@ -19,7 +19,7 @@ from gateway.store.accounts import hash_password
 from gateway.store.models import Patient, WebSession
 from gateway.store.patients import by_ins, check_activation_code, set_state
 from gateway.web.patient import security, sessions, totp
-from gateway.web.patient.anon import anon_form, failed, field, ins_key, throttled
+from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.passwords import strength_problem
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
@@ -59,12 +59,14 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return expired(request)
         ip = security.client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
-        if await throttled(web, "activation", key, ip):
+        attempt = await reserve(web, "activation", key, ip)
+        if attempt is None:
             return web.render(request, "activation.html", status=429, error=LOCKED)
         token = await web.run(start, ins, field(form, "code", 40), ip) if ins else None
         if token is None:
-            await failed(web, "activation", key, ip)
+            await failed(web, attempt)
             return web.render(request, "activation.html", status=401, error=BAD_CODE)
+        await succeeded(web, attempt)
         response = redirect("/activation/mot-de-passe")
         security.set_cookie(request, response, security.session_cookie_name(request), token)
         return response
@@ -167,14 +169,17 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return expired(request)
         ip = security.client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
-        if await throttled(web, "activation", key, ip):
-            return web.render(request, "opposition.html", status=429, error=LOCKED)
         if form.get("confirm") != "oui":
             return web.render(request, "opposition.html", status=400,
                               error="Cochez la case pour confirmer votre opposition.")
+        attempt = await reserve(web, "activation", key, ip)
+        if attempt is None:
+            return web.render(request, "opposition.html", status=429, error=LOCKED)
         done = await web.run(oppose, ins, field(form, "code", 40), ip) if ins else False
-        if not done:
-            await failed(web, "activation", key, ip)
+        if done:
+            await succeeded(web, attempt)
+        else:
+            await failed(web, attempt)
             return web.render(request, "opposition.html", status=401,
                               error=BAD_CODE + " L'opposition n'est possible que pendant le délai indiqué "
                               "dans votre courrier, tant que l'espace n'est pas activé.")
