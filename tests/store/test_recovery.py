@@ -90,7 +90,7 @@ def test_no_code_for_a_space_that_is_not_provisioned_or_open(store: Store, state
     before = _patient(store, pid)
     for delivery in ("show", "mail"):
         with pytest.raises(recovery.CodeRefused) as refused:
-            _issue(store, pid, delivery)  # type: ignore[arg-type]
+            _issue(store, pid, delivery)
         assert refused.value.reason == "state"
     after = _patient(store, pid)
     assert after.state == state and after.activation_code_hash == before.activation_code_hash
