@@ -224,15 +224,16 @@ def test_disabled_mediator_is_out_and_logout_works(site: AdminSite, helper: Help
         r = client.post("/admin/logout", data={"csrf": csrf_of(client.get("/admin/mediation").text)})
         assert r.status_code == 303 and r.headers["location"] == "/admin/login"
         assert client.get("/admin/mediation").status_code == 303
-    with logged_in(site, helper) as client:
+    other = add_helper(site.live.services)  # a second account: no wait for a fresh TOTP step
+    with logged_in(site, other) as client:
         with site.live.services.db.write() as s:
-            mediators.set_status(s, helper.name, "disabled", now=datetime.now(UTC))
+            mediators.set_status(s, other.name, "disabled", now=datetime.now(UTC))
         r = client.get("/admin/mediation")
         assert r.status_code == 303 and r.headers["location"] == "/admin/login"
-        r = login(client, site, name=helper.name, password=PASSWORD, code=helper.code())
+        r = login(client, site, name=other.name, password=PASSWORD, code=other.totp.now())
         assert r.status_code == 401
     r = httpx.post(site.url + "/admin/api/mediation/lookup", json={"ins": site.world.patients["open"]},
-                   headers={"Authorization": f"Bearer {helper.token}"})
+                   headers={"Authorization": f"Bearer {other.token}"})
     assert r.status_code == 401
 
 
@@ -254,7 +255,8 @@ def test_mediator_login_uses_the_admin_throttle(fresh: Services) -> None:
     with TestClient(app, base_url="http://testserver/admin", root_path="/admin") as client:
         def attempt(password: str) -> int:
             token = client.get("/login").text.split('name="login_csrf" value="')[1].split('"')[0]
-            return client.post("/login", data={"name": helper.name, "password": password, "code": helper.code(),
+            # wrong passwords never use up a TOTP step, and a locked name is refused before any check
+            return client.post("/login", data={"name": helper.name, "password": password, "code": helper.totp.now(),
                                                "login_csrf": token}, follow_redirects=False).status_code
 
         assert [attempt("wrong password!") for _ in range(3)] == [401, 401, 401]
