@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import cli_admin, cli_admins, cli_domains, cli_jobs, cli_serve
+from gateway import cli_admin, cli_admins, cli_domains, cli_jobs, cli_mediators, cli_serve
 from gateway.cli_common import UserError
 
 EXIT_OK = 0
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_admin.register(node, leaf)
     cli_jobs.register(node, leaf)
     cli_admins.register(node, leaf)
+    cli_mediators.register(node, leaf)
     return parser
 
 

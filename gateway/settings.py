@@ -153,6 +153,10 @@ class PatientSettings(_Section):
     archive_retention_days: int = Field(default=3653, ge=1)
     """Closed spaces are kept archived this long (10 years), then purged."""
     deletion_deadline_days: int = Field(default=90, ge=1, le=366)
+    recovery_code_validity_hours: int = Field(default=72, ge=1, le=24 * 42)
+    """Validity of a new code issued for an open space (forgotten password, lost phone)."""
+    recovery_mail_interval_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """At most one self-service ("mot de passe oublié") code mail per patient in this interval."""
 
 
 class QueueSettings(_Section):
@@ -172,6 +176,14 @@ class QueueSettings(_Section):
     connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     command_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
     notification_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    notification_relay: str = ""
+    """``host:port`` of a relay (smarthost) for the mail sent to patients' personal addresses
+    (notifications, activation codes); empty: the MX of the address's domain."""
+
+    @field_validator("notification_relay")
+    @classmethod
+    def _relay(cls, value: str) -> str:
+        return _check_hostport(value) if value.strip() else ""
 
     @field_validator("retry_schedule_minutes")
     @classmethod

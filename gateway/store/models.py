@@ -164,6 +164,7 @@ class Patient(Base):
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # RFC 6238 §5.2: a code is used once
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    code_mailed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # last code sent to the address
 
 
 class Folder(Base):
@@ -306,6 +307,50 @@ class AdminToken(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Mediator(Base):
+    """A mediator (France Services desk, "médiateur numérique", issue 14): password + TOTP like an
+    admin, in a table of its own so that nothing that reads ``admins`` can ever yield a mediator."""
+
+    __tablename__ = "mediators"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation: Mapped[str | None] = mapped_column(String(200))  # e.g. the France Services desk
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
+    totp_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    last_totp_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MediatorSession(Base):
+    """A mediator's console session (same shape as :class:`AdminSession`)."""
+
+    __tablename__ = "mediator_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    mediator_id: Mapped[int] = mapped_column(ForeignKey("mediators.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    peer: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class MediatorToken(Base):
+    """A mediator's API bearer token (``gateway mediator token NAME``), stored as a SHA-256 hash."""
+
+    __tablename__ = "mediator_api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    mediator_id: Mapped[int] = mapped_column(ForeignKey("mediators.id", ondelete="CASCADE"), index=True)
     label: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -2,8 +2,9 @@
 
 One inner Starlette app, wrapped in the security-headers middleware, mounted by
 ``gateway.web.app`` at ``/admin``: login (password + TOTP), dashboard, trust list,
-professional accounts, patient lookup, outbound queue, audit trail; and the API with
-bearer tokens and its OpenAPI description.
+professional accounts, patient lookup, outbound queue, audit trail, "Aide à la connexion"
+(the only pages a mediator may open); and the API with bearer tokens and its OpenAPI
+description.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from gateway.web.admin import api, login, pages, pages_ops
+from gateway.web.admin import api, login, mediation, pages, pages_ops
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.security import SecurityHeaders
 
@@ -29,11 +30,12 @@ STATIC = Path(__file__).parent / "static"
 
 def build(ctx: AdminContext) -> Starlette:
     inner: list[BaseRoute] = [
-        Mount("/api", routes=api.routes(ctx)),
+        Mount("/api", routes=[*api.routes(ctx), *mediation.api_routes(ctx)]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
         *login.routes(ctx),
         *pages.routes(ctx),
         *pages_ops.routes(ctx),
+        *mediation.routes(ctx),
     ]
     return Starlette(routes=inner)
 

@@ -77,6 +77,17 @@ SCHEMAS: dict[str, Any] = {
     "Patient": {"type": "object", "description": "state, dates and access history; never content",
                 "properties": {"ins": STR, "address": STR, "state": STR, "activation_code": STR,
                                "history": {"type": "array", "items": OBJ}}, "additionalProperties": True},
+    "Space": {"type": "object", "description": "what a mediator may see of a patient space: never content, "
+              "history, correspondents nor the personal address", "properties": {
+                  "ins_masked": STR, "state": STR, "state_label": STR, "activated": BOOL,
+                  "code_valid_until": NSTR, "personal_email_on_file": BOOL, "can_issue_code": BOOL}},
+    "NewCode": {"type": "object", "required": ["ins"], "properties": {
+        "ins": STR, "send": {"type": "boolean", "description": "mail the code to the personal address on file "
+                                                               "instead of returning it"}}},
+    "IssuedCode": {"type": "object", "properties": {
+        "state": STR, "delivery": {"type": "string", "enum": ["show", "mail"]},
+        "activation_code": {"type": "string", "nullable": True, "description": "shown once; null when mailed"},
+        "expires_at": STR}, "additionalProperties": True},
     "Queue": {"type": "object", "properties": {
         "counts": {"type": "object", "additionalProperties": INT},
         "oldest_pending_age_seconds": {"type": "integer", "nullable": True},
@@ -136,6 +147,13 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                                   _ok(_ref("Patient"), "201", "Created"), requestBody=_body(_ref("NewPatient")))},
         "/patients/lookup": {"post": _op("lookupPatient", "A patient space's state and access history by INS",
                                          _ok(_ref("Patient")), requestBody=_body(_ref("InsQuery")))},
+        "/mediation/lookup": {"post": _op(
+            "mediationLookup", "A patient space's state by INS (mediators and admins)", _ok(_ref("Space")),
+            requestBody=_body(_ref("InsQuery")))},
+        "/mediation/new-code": {"post": _op(
+            "mediationNewCode", "Issue a new activation code (mediators and admins): returned once, or mailed; "
+            "409 for a space opposed, closed or purged, or with no personal address when send is true",
+            _ok(_ref("IssuedCode"), "201", "Issued"), requestBody=_body(_ref("NewCode")))},
         "/queue": {"get": _op("listQueue", "Outbound queue entries with state and age", _ok(_ref("Queue")),
                               parameters=[_query("status", {"type": "string", "enum": [
                                   "pending", "sent", "bounced", "expired", "cancelled"]}, "filter"),
@@ -163,7 +181,9 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "Health messaging gateway: admin API", "version": "1",
                  "description": "Trust list, professional accounts, patient spaces, outbound queue, audit, "
-                                "adoption figures. Every change is audited as admin:<name>."},
+                                "adoption figures. Every change is audited as admin:<name>. Mediator tokens "
+                                "('gateway mediator token NAME', audited as mediator:<name>) open only "
+                                "/mediation/*; anything else answers 403."},
         "servers": [{"url": server_url or "/admin/api"}],
         "security": [{"bearer": []}],
         "paths": paths,

@@ -3,7 +3,7 @@
 Operations (``ops_*``) are plain synchronous functions over a SQLAlchemy session; the
 web layers run them in a worker thread. Each one that changes something, or reads a
 patient's data, writes an audit entry with actor ``admin:<name>`` in the same
-transaction.
+transaction (``mediator:<name>`` for a mediator).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ class Actor:
     name: str
     via: str  # console | api
     peer: str | None
+    role: str = "admin"  # admin | mediator (issue 14: mediators may only help a patient get in)
 
     @property
     def audit_actor(self) -> str:
-        return f"admin:{self.name}"
+        return f"{self.role}:{self.name}"
 
 
 class OpError(Exception):

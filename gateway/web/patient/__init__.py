@@ -1,8 +1,8 @@
 """The patient web inbox (French), mounted at ``/``: activation, login, conversations,
 replies, attachments, read receipts and "Mon espace" (issue 5).
 
-The routes live in small modules (``activation``, ``login``, ``inbox``, ``actions``,
-``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
+The routes live in small modules (``activation``, ``login``, ``forgot``, ``inbox``,
+``actions``, ``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ class _CachedStatic(StaticFiles):
 
 
 def routes(gw: Gateway) -> list[BaseRoute]:
-    from gateway.web.patient import actions, activation, inbox, login, myspace
+    from gateway.web.patient import actions, activation, forgot, inbox, login, myspace
     from gateway.web.patient.security import SecurityHeaders
     from gateway.web.patient.state import PatientWeb
 
     web = PatientWeb(gw)
     inner: list[BaseRoute] = [Mount("/static", app=_CachedStatic(directory=STATIC), name="static")]
-    for module in (login, activation, inbox, actions, myspace):
+    for module in (login, activation, forgot, inbox, actions, myspace):
         inner.extend(module.routes(web))
     router = Router(routes=inner)
 

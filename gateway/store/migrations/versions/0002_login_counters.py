@@ -3,7 +3,7 @@
 Replaces auth_failures/auth_lockouts (failures recorded after the check, which concurrent
 attempts could race). Their rows are short-lived throttle state and are not carried over.
 
-Revision ID: 0007
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
