@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway import adoption
-from gateway.web.admin import ops_audit, ops_domains, ops_people, ops_queue
+from gateway.operations import queue as ops_queue
+from gateway.web.admin import ops_audit, ops_domains, ops_people
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
 from gateway.web.admin.ops_common import Actor, OpError, bad_request, flag, integer, not_found
