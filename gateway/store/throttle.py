@@ -71,3 +71,10 @@ class SharedThrottle:
             return
         with self.db.write() as session:
             session.execute(delete(AuthFailure).where(AuthFailure.key == "a:" + account.strip().casefold()))
+
+
+def clear_account(session: Session, account: str) -> None:
+    """Forget an account's recent failures and lockout (its password was just reset by an admin)."""
+    key = "a:" + account.strip().casefold()
+    session.execute(delete(AuthFailure).where(AuthFailure.key == key))
+    session.execute(delete(AuthLockout).where(AuthLockout.key == key))

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway import adoption
+from gateway.operations import pros as ops_pros
 from gateway.operations import queue as ops_queue
 from gateway.web.admin import ops_audit, ops_domains, ops_people
 from gateway.web.admin.context import AdminContext
@@ -113,8 +114,14 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         status = {"disable": "disabled", "enable": "active"}.get(request.path_params["action"])
         if status is None:
             raise not_found("action inconnue")
-        return JSONResponse(await run_write(ops_people.set_pro_status, actor, request.path_params["address"],
+        return JSONResponse(await run_write(ops_pros.set_status, actor, request.path_params["address"],
                                             status, now=ctx.now()))
+
+    async def pro_password(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        hashed = await ctx.run(ops_pros.hash_new_password, data.get("password"))
+        return JSONResponse(await run_write(ops_pros.set_password, actor, request.path_params["address"], hashed,
+                                            now=ctx.now()))
 
     async def patient_lookup(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
@@ -165,6 +172,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/domains/{name}/{action}", api(domain_status), methods=["POST"]),
         Route("/pros", api(pros), methods=["GET"]),
         Route("/pros", api(pro_add), methods=["POST"]),
+        Route("/pros/{address}/password", api(pro_password), methods=["POST"]),
         Route("/pros/{address}/{action}", api(pro_status), methods=["POST"]),
         Route("/patients", api(patient_provision), methods=["POST"]),
         Route("/patients/lookup", api(patient_lookup), methods=["POST"]),

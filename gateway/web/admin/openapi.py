@@ -69,6 +69,9 @@ SCHEMAS: dict[str, Any] = {
     "NewPro": {"type": "object", "required": ["address"], "properties": {
         "address": {"type": "string", "example": "dr.house@clinic.test"}, "name": STR,
         "password": {"type": "string", "minLength": 12}, "accepts_patient_initiated": BOOL}},
+    "NewPassword": {"type": "object", "required": ["password"], "properties": {
+        "password": {"type": "string", "minLength": 12, "maxLength": 200,
+                     "description": "the new password, kept as given (no line break)"}}},
     "InsQuery": {"type": "object", "required": ["ins"], "properties": {
         "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"}}},
     "NewPatient": {"type": "object", "required": ["ins"], "properties": {
@@ -127,6 +130,10 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                        parameters=[_query("status", {"type": "string", "enum": ["active", "disabled"]}, "filter")]),
             "post": _op("addPro", "Add a professional account on a hosted domain", _ok(_ref("Pro"), "201", "Created"),
                         requestBody=_body(_ref("NewPro")))},
+        "/pros/{address}/password": {"post": _op(
+            "setProPassword", "Set or reset a professional account's password (its failed-login lockout is cleared)",
+            _ok(_ref("Pro")), parameters=[_path("address", "account address")],
+            requestBody=_body(_ref("NewPassword")))},
         "/pros/{address}/{action}": {"post": _op(
             "setProStatus", "Disable or enable a professional account", _ok(_ref("Pro")),
             parameters=[_path("address", "account address"),

@@ -1,0 +1,94 @@
+"""Command-line and console changes seen by a running gateway: pro password, pro and admin disabling."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import smtplib
+import ssl
+
+import httpx
+import pytest
+
+from gateway.testing.smtpclient import submission_client
+from tests.admin.conftest import cli
+from tests.admin_web.conftest import AdminSite
+from tests.admin_web.test_access import login
+
+FIRST = "une premiere phrase de passe"
+SECOND = "une seconde phrase de passe"
+
+
+def _smtp_ok(site: AdminSite, user: str, password: str) -> bool:
+    try:
+        submission_client(site.live, user, password).quit()
+    except smtplib.SMTPAuthenticationError:
+        return False
+    return True
+
+
+def _imap_ok(site: AdminSite, user: str, password: str) -> bool:
+    conn = imaplib.IMAP4("127.0.0.1", site.live.port("imap"), timeout=10)
+    try:
+        conn.starttls(ssl.create_default_context(cafile=site.live.ca_file))
+        conn.login(user, password)
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        try:
+            conn.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+    return True
+
+
+def _new_pro(site: AdminSite, local: str) -> str:
+    address = f"{local}@clinic.test"
+    with site.api() as api:
+        r = api.post("/pros", json={"address": address, "password": FIRST})
+        assert r.status_code == 201, r.text
+    return address
+
+
+def test_pro_password_set_through_the_api_and_the_console(site: AdminSite) -> None:
+    address = _new_pro(site, "dr.motdepasse")
+    with site.api() as api:
+        assert api.post(f"/pros/{address}/password", json={"password": "court"}).status_code == 400
+        assert api.post(f"/pros/{address}/password", json={}).json()["error"] == "missing"
+        assert api.post("/pros/personne@clinic.test/password", json={"password": SECOND}).status_code == 404
+        assert _smtp_ok(site, address, FIRST)
+        r = api.post(f"/pros/{address}/password", json={"password": SECOND})
+        assert r.status_code == 200 and r.json()["address"] == address and r.json()["has_password"]
+        assert "/pros/{address}/password" in api.get("/openapi.json").json()["paths"]
+    assert not _smtp_ok(site, address, FIRST) and _smtp_ok(site, address, SECOND)
+
+    with httpx.Client(base_url=site.url) as client:
+        assert login(client, site).status_code == 303
+        page = client.get("/admin/pros")
+        assert f'action="/admin/pros/{address.replace("@", "%40")}/password"' in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        url = f"/admin/pros/{address}/password"
+        r = client.post(url, data={"csrf": csrf.group(1), "password": FIRST, "password_again": SECOND})
+        assert r.status_code == 400 and "diffèrent" in r.text
+        r = client.post(url, data={"csrf": csrf.group(1), "password": FIRST, "password_again": FIRST})
+        assert r.status_code == 303 and r.headers["location"] == "/admin/pros?msg=pro-password"
+        assert "Mot de passe du compte professionnel défini." in client.get(r.headers["location"]).text
+    assert _imap_ok(site, address, FIRST) and not _imap_ok(site, address, SECOND)
+    with site.api() as api:
+        entries = api.get("/audit", params={"action": "pro.password", "subject": f"pro:{address}"}).json()
+    assert [e["actor"] for e in entries] == ["admin:alice", "admin:alice"]
+    assert all(FIRST not in str(e["details"]) and SECOND not in str(e["details"]) for e in entries)
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "imap"])
+def test_pro_disabled_at_the_command_line_cannot_log_in_from_the_next_attempt(site: AdminSite,
+                                                                              protocol: str) -> None:
+    address = _new_pro(site, f"dr.desactive.{protocol}")
+    works = _smtp_ok if protocol == "smtp" else _imap_ok
+    assert works(site, address, FIRST)
+    code, _, err = cli(site.home, "pro", "disable", address)
+    assert code == 0, err
+    assert not works(site, address, FIRST)
+    assert cli(site.home, "pro", "enable", address)[0] == 0
+    assert works(site, address, FIRST)
