@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway import cli_import, cli_pros
+from gateway import cli_import, cli_patients, cli_pros
 from gateway.cli_common import (
     Leaf,
     Node,
@@ -58,6 +58,7 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("ins", metavar="INS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     cli_import.register_patient(patient, leaf)
+    cli_patients.register(patient, leaf)
 
     keys = node("keys", "master keys")
     leaf(keys, "rotate", "add a master key version and re-wrap every data key under it", cmd_keys_rotate)

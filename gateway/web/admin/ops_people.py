@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.operations.patients import ins_value
 from gateway.operations.pros import MIN_PASSWORD, STATUSES, pro_address, pro_row
 from gateway.settings import Settings
 from gateway.store import audit
@@ -23,7 +24,7 @@ from gateway.store.models import AuditEntry, Patient, ProAccount
 from gateway.store.patients import PatientExists, by_ins, provision
 from gateway.web.admin.ops_common import Actor, bad_request, conflict, flag, iso, not_found, text
 from routing.address import InvalidAddress, parse_address
-from routing.ins import InvalidINS, mask_ins, normalise_ins
+from routing.ins import mask_ins
 
 PRO_STATUSES = STATUSES
 HISTORY_LIMIT = 200
@@ -56,15 +57,6 @@ def add_professional(session: Session, keys: KeyService, actor: Actor, data: dic
     audit.record(session, actor=actor.audit_actor, action="pro.add", subject_ref=f"pro:{address}",
                  peer=actor.peer, now=now, details={"accepts_patient_initiated": accepts, "via": actor.via})
     return pro_row(account)
-
-
-def ins_value(value: Any) -> str:
-    raw = text(value, "INS", required=True, max_length=40)
-    assert raw is not None
-    try:
-        return normalise_ins(raw)
-    except (InvalidINS, ValueError):
-        raise bad_request("INS invalide (15 caractères, clé de contrôle)", "invalid_ins") from None
 
 
 def _patient_info(patient: Patient, patient_domain: str) -> dict[str, Any]:
