@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import imaplib
+import json
 import re
 import smtplib
 import ssl
+import time
 
 import httpx
+import pyotp
 import pytest
 
 from gateway.testing.smtpclient import submission_client
 from tests.admin.conftest import cli
-from tests.admin_web.conftest import AdminSite
+from tests.admin_web.conftest import AdminSite, add_admin_account
 from tests.admin_web.test_access import login
 
 FIRST = "une premiere phrase de passe"
@@ -92,3 +95,48 @@ def test_pro_disabled_at_the_command_line_cannot_log_in_from_the_next_attempt(si
     assert not works(site, address, FIRST)
     assert cli(site.home, "pro", "enable", address)[0] == 0
     assert works(site, address, FIRST)
+
+
+def test_admin_disabled_at_the_command_line_loses_console_and_api_until_enabled(site: AdminSite) -> None:
+    password = "la phrase de bob est longue"
+    secret, token = add_admin_account(site.home, "bob", password)
+    totp = pyotp.TOTP(secret)
+    step = int(time.time()) // 30
+    api = httpx.Client(base_url=site.url + "/admin/api", headers={"Authorization": f"Bearer {token}"})
+    with httpx.Client(base_url=site.url) as console, api:
+        r = login(console, site, name="bob", password=password, code=totp.at(step * 30))
+        assert r.status_code == 303 and console.get("/admin/").status_code == 200
+        assert api.get("/stats").status_code == 200
+
+        code, out, _ = cli(site.home, "admin", "tokens", "bob", "--json")
+        (listed,) = json.loads(out)
+        assert code == 0 and listed["label"] == "tests" and listed["active"] and token not in out
+        code, out, _ = cli(site.home, "admin", "list", "--json")
+        bob = {a["name"]: a for a in json.loads(out)}["bob"]
+        assert bob["api_tokens"] == 1 and bob["console_sessions"] == 1 and "password" not in out
+
+        code, out, err = cli(site.home, "admin", "disable", "bob")
+        assert code == 0 and "1 console session(s) ended" in out, err
+        assert console.get("/admin/").status_code == 303  # the session is gone
+        assert api.get("/stats").status_code == 401
+        r = login(console, site, name="bob", password=password, code=totp.at((step + 1) * 30))
+        assert r.status_code != 303 and console.get("/admin/").status_code == 303  # and no new login
+
+        assert cli(site.home, "admin", "enable", "bob")[0] == 0
+        assert api.get("/stats").status_code == 200
+        code, out, _ = cli(site.home, "admin", "revoke", str(listed["id"]))
+        assert code == 0 and "revoked" in out
+        assert api.get("/stats").status_code == 401
+    code, _, err = cli(site.home, "admin", "revoke", str(listed["id"]))
+    assert code == 1 and f"API token {listed['id']} already revoked" in err
+    for argv, expected in ((["revoke", "999999"], "no API token with id 999999"),
+                           (["tokens", "nobody"], "no admin named nobody"),
+                           (["disable", "Bob Smith"], "invalid admin name")):
+        code, _, err = cli(site.home, "admin", *argv)
+        assert code == 1 and err.startswith(f"gateway: error: {expected}") and err.count("\n") == 1
+    code, out, _ = cli(site.home, "admin", "tokens", "bob")
+    assert code == 0 and "tests" in out
+    with site.api() as admin_api:
+        entries = admin_api.get("/audit", params={"subject": "admin:bob"}).json()
+    cli_actions = {e["action"] for e in entries if e["actor"].startswith("admin:cli:")}
+    assert {"admin.disable", "admin.enable", "admin.token.revoke"} <= cli_actions
