@@ -1,4 +1,5 @@
-"""Command-line and console changes seen by a running gateway: pro password, pro and admin disabling."""
+"""Changes made at the command line, in the console or through the API, seen by a running gateway:
+a professional's password, disabling a professional or an administrator, editing a trusted domain."""
 
 from __future__ import annotations
 
@@ -140,3 +141,25 @@ def test_admin_disabled_at_the_command_line_loses_console_and_api_until_enabled(
         entries = admin_api.get("/audit", params={"subject": "admin:bob"}).json()
     cli_actions = {e["action"] for e in entries if e["actor"].startswith("admin:cli:")}
     assert {"admin.disable", "admin.enable", "admin.token.revoke"} <= cli_actions
+
+
+def test_trusted_domain_edited_in_place_through_the_api(site: AdminSite) -> None:
+    with site.api() as api:
+        assert api.post("/domains", json={"name": "edit-me.example", "description": "avant"}).status_code == 201
+        r = api.patch("/domains/edit-me.example", json={"description": "après", "max_message_size": 4096,
+                                                        "route": "127.0.0.1:2599"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["changed"] == ["description", "max_message_size", "route"] and body["description"] == "après"
+        assert body["dkim_policy"] == "dns" and body["tls_required"] is True and body["status"] == "active"
+        assert api.patch("/domains/edit-me.example", json={"description": "après"}).json()["changed"] == []
+        r = api.patch("/domains/edit-me.example", json={"route": None, "max_message_size": None})
+        assert r.json()["route"] is None and r.json()["max_message_size"] is None
+        for bad in ({"route": "nohost"}, {"max_message_size": 10}, {"colour": "red"}, {"tls_required": "peut-être"},
+                    {"dkim_selector": "s1"}, {"dkim_policy": "pinned"}):
+            r = api.patch("/domains/edit-me.example", json=bad)
+            assert r.status_code == 400, (bad, r.text)
+        assert api.patch("/domains/absent.example", json={"description": "x"}).status_code == 404
+        assert "patch" in api.get("/openapi.json").json()["paths"]["/domains/{name}"]
+        entries = api.get("/audit", params={"action": "domain.trust.set", "subject": "domain:edit-me.example"}).json()
+    assert len(entries) == 2 and all(e["actor"] == "admin:alice" for e in entries)

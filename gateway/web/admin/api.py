@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from gateway import adoption
 from gateway.operations import pros as ops_pros
 from gateway.operations import queue as ops_queue
+from gateway.operations import trust as ops_trust
 from gateway.web.admin import ops_audit, ops_domains, ops_people
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
@@ -96,6 +97,11 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         return JSONResponse(await run_write(ops_domains.set_status, actor, request.path_params["name"], status,
                                             now=ctx.now()))
 
+    async def domain_set(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        return JSONResponse(await run_write(ops_trust.update, actor, request.path_params["name"], data,
+                                            now=ctx.now()))
+
     async def domain_import(request: Request, actor: Actor) -> Response:
         apply = flag(request.query_params.get("apply"), "apply")
         data = await _limited_body(request, ops_domains.MAX_UPLOAD)
@@ -169,6 +175,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/domains", api(domains), methods=["GET"]),
         Route("/domains", api(domain_add), methods=["POST"]),
         Route("/domains/import", api(domain_import), methods=["POST"]),
+        Route("/domains/{name}", api(domain_set), methods=["PATCH"]),
         Route("/domains/{name}/{action}", api(domain_status), methods=["POST"]),
         Route("/pros", api(pros), methods=["GET"]),
         Route("/pros", api(pro_add), methods=["POST"]),

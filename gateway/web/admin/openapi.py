@@ -58,6 +58,17 @@ SCHEMAS: dict[str, Any] = {
         "route": {"type": "string", "example": "mx.hopital.example:25"},
         "dkim_policy": {"type": "string", "enum": ["dns", "none"]}, "tls_required": BOOL,
         "max_message_size": {"type": "integer", "minimum": 1024}}},
+    "DomainChanges": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                      "description": "only the fields given change; null or an empty string clears an optional one",
+                      "properties": {
+                          "description": NSTR, "operator_dn": NSTR,
+                          "route": {"type": "string", "nullable": True, "example": "mx.hopital.example:25"},
+                          "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]},
+                          "dkim_selector": STR, "dkim_public_key": {"type": "string", "description": "base64"},
+                          "tls_required": BOOL,
+                          "max_message_size": {"type": "integer", "nullable": True, "minimum": 1024}}},
+    "UpdatedDomain": {"allOf": [{"$ref": "#/components/schemas/Domain"}, {"type": "object", "properties": {
+        "dkim_selector": NSTR, "changed": {"type": "array", "items": STR}}}]},
     "ImportResult": {"type": "object", "properties": {
         "applied": BOOL, "generated_at": NSTR, "counts": {"type": "object", "additionalProperties": INT},
         "added": {"type": "array", "items": STR}, "removed": {"type": "array", "items": STR},
@@ -120,6 +131,10 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
             "importTrustList", "Preview (default) or apply an import of the liste blanche XML",
             _ok(_ref("ImportResult")), parameters=[_query("apply", BOOL, "apply the changes (default: preview)")],
             requestBody={"required": True, "content": {"application/xml": {"schema": STR}}})},
+        "/domains/{name}": {"patch": _op(
+            "setDomain", "Edit a trusted domain in place (one transaction; audited with what changed)",
+            _ok(_ref("UpdatedDomain")), parameters=[_path("name", "domain name")],
+            requestBody=_body(_ref("DomainChanges")))},
         "/domains/{name}/{action}": {"post": _op(
             "setDomainStatus", "Suspend or resume a trusted domain", _ok(_ref("Domain")),
             parameters=[_path("name", "domain name"),
