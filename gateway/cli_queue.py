@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from gateway.cli_common import Leaf, Node, emit_json, emit_table, services
+from gateway.cli_common import Leaf, Node, UserError, emit_json, emit_table, services
 from gateway.operations import queue as ops
 from gateway.operations.common import cli_actor
 
@@ -43,6 +43,8 @@ def register(node: Node, leaf: Leaf) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= CLI_LIMIT:
+        raise UserError(f"--limit: from 1 to {CLI_LIMIT}")
     status = None if args.status == "all" else args.status
     with services(args) as svc, svc.db.read() as session:
         data = ops.list_entries(session, now=datetime.now(UTC), status=status, domain=args.domain, kind=args.kind,

@@ -55,6 +55,8 @@ def test_list_filters_and_show_envelope_without_content(world: World) -> None:
     assert json.loads(out)["entries"] == []
     code, out, _ = cli(world.home, "queue", "list")
     assert code == 0 and "queue: pending 3" in out and msg in out and "hopital.example" in out
+    code, _, err = cli(world.home, "queue", "list", "--limit", "0")
+    assert code == 1 and err == "gateway: error: --limit: from 1 to 10000\n"
     code, _, err = cli(world.home, "queue", "list", "--domain", "not a domain")
     assert code == 1 and err.startswith("gateway: error: invalid domain") and err.count("\n") == 1
 
