@@ -17,9 +17,11 @@ import httpx
 import pyotp
 import pytest
 
+from routing.ins import synthetic_ins
 from tests.admin.conftest import cli
 from tests.admin_web.conftest import AdminSite, add_admin_account
 from tests.admin_web.test_access import login
+from tests.admin_web.test_api import queued_entry
 
 FIRST = "une premiere phrase de passe"
 SECOND = "une seconde phrase de passe"
@@ -190,3 +192,29 @@ def test_trusted_domain_edited_in_place_through_the_api(site: AdminSite) -> None
         assert "patch" in api.get("/openapi.json").json()["paths"]["/domains/{name}"]
         entries = api.get("/audit", params={"action": "domain.trust.set", "subject": "domain:edit-me.example"}).json()
     assert len(entries) == 2 and all(e["actor"] == "admin:alice" for e in entries)
+
+
+def test_the_api_calls_the_same_operations_as_the_command_line(site: AdminSite) -> None:
+    entry = queued_entry(site)
+    rng = random.Random(5151)
+    closing, deleting = synthetic_ins(rng), synthetic_ins(rng)
+    with site.api() as api:
+        pro = api.get(f"/pros/{site.world.pro}").json()
+        assert pro["name"] == "Dr Martin" and isinstance(pro["messages"], int) and "password_hash" not in pro
+        assert api.get("/pros/personne@clinic.test").status_code == 404
+        shown = api.get(f"/queue/{entry}").json()
+        assert shown["envelope"]["recipients"] == [{"address": "dr.x@hopital.example", "notify": None}]
+        assert "body" not in json.dumps(shown) and api.get("/queue/" + "0" * 32).status_code == 404
+        for ins in (closing, deleting):
+            assert api.post("/patients", json={"ins": ins, "open": True}).status_code == 201
+        closed = api.post("/patients/close", json={"ins": closing}).json()
+        assert closed["state"] == "closed" and closed["purge_after"] and closing not in json.dumps(closed)
+        assert api.post("/patients/close", json={"ins": closing}).status_code == 409
+        assert api.post("/patients/close", json={"ins": "123"}).json()["error"] == "invalid_ins"
+        purged = api.post("/patients/deletion", json={"ins": deleting, "purge_now": True}).json()
+        assert purged["state"] == "purged" and purged["messages_deleted"] == 0
+        assert api.post("/patients/deletion", json={"ins": deleting}).status_code == 409
+        found = api.post("/patients/lookup", json={"ins": closing}).json()
+        assert [h["action"] for h in found["history"]][:2] == ["patient.close", "patient.provision"]
+        audit = api.get("/audit", params={"action": "queue.admin.show", "subject": f"queue:{entry}"}).json()
+    assert [e["actor"] for e in audit] == ["admin:alice"]

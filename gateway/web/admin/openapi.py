@@ -83,6 +83,20 @@ SCHEMAS: dict[str, Any] = {
     "NewPassword": {"type": "object", "required": ["password"], "properties": {
         "password": {"type": "string", "minLength": 12, "maxLength": 200,
                      "description": "the new password, kept as given (no line break)"}}},
+    "ProDetails": {"allOf": [{"$ref": "#/components/schemas/Pro"}, {"type": "object", "properties": {
+        "name": NSTR, "domain": NSTR, "folders": INT, "messages": INT, "mailbox_bytes": INT}}]},
+    "Deletion": {"type": "object", "required": ["ins"], "properties": {
+        "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"},
+        "purge_now": {"type": "boolean", "description": "purge in this request (default: the deletion-requests "
+                                                       "job purges it at its next run)"}}},
+    "PatientSummary": {"type": "object", "description": "INS masked", "properties": {
+        "id": INT, "ins": STR, "state": STR, "closed_at": NSTR, "purge_after": NSTR, "deletion_requested_at": NSTR,
+        "purged_at": NSTR, "messages_deleted": {"type": "integer", "nullable": True}}},
+    "QueueEntryDetails": {"allOf": [{"$ref": "#/components/schemas/QueueEntry"}, {"type": "object", "properties": {
+        "lease_until": NSTR, "envelope": {"type": "object", "nullable": True,
+                                          "description": "sender, recipients, DSN parameters; a patient's INS and "
+                                                         "personal address masked; never the message",
+                                          "additionalProperties": True}}}]},
     "InsQuery": {"type": "object", "required": ["ins"], "properties": {
         "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"}}},
     "NewPatient": {"type": "object", "required": ["ins"], "properties": {
@@ -145,6 +159,9 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                        parameters=[_query("status", {"type": "string", "enum": ["active", "disabled"]}, "filter")]),
             "post": _op("addPro", "Add a professional account on a hosted domain", _ok(_ref("Pro"), "201", "Created"),
                         requestBody=_body(_ref("NewPro")))},
+        "/pros/{address}": {"get": _op(
+            "showPro", "One account with its display name and mailbox size (never a message)",
+            _ok(_ref("ProDetails")), parameters=[_path("address", "account address")])},
         "/pros/{address}/password": {"post": _op(
             "setProPassword", "Set or reset a professional account's password (its failed-login lockout is cleared)",
             _ok(_ref("Pro")), parameters=[_path("address", "account address")],
@@ -158,6 +175,15 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                                   _ok(_ref("Patient"), "201", "Created"), requestBody=_body(_ref("NewPatient")))},
         "/patients/lookup": {"post": _op("lookupPatient", "A patient space's state and access history by INS",
                                          _ok(_ref("Patient")), requestBody=_body(_ref("InsQuery")))},
+        "/patients/close": {"post": _op(
+            "closePatient", "Close a space on the patient's behalf (archived, then purged after the retention)",
+            _ok(_ref("PatientSummary")), requestBody=_body(_ref("InsQuery")))},
+        "/patients/deletion": {"post": _op(
+            "requestPatientDeletion", "Record a patient's deletion request (space closed, purged by the job or now)",
+            _ok(_ref("PatientSummary")), requestBody=_body(_ref("Deletion")))},
+        "/queue/{entry}": {"get": _op(
+            "showQueueEntry", "One entry with its envelope (audited; never the message)",
+            _ok(_ref("QueueEntryDetails")), parameters=[_path("entry", "entry id")])},
         "/queue": {"get": _op("listQueue", "Outbound queue entries with state and age", _ok(_ref("Queue")),
                               parameters=[_query("status", {"type": "string", "enum": [
                                   "pending", "sent", "bounced", "expired", "cancelled"]}, "filter"),
