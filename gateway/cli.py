@@ -10,8 +10,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import cli_admin, cli_admins, cli_domains, cli_jobs, cli_mediators, cli_serve
+from gateway import cli_admin, cli_admins, cli_domains, cli_jobs, cli_mediators, cli_queue, cli_serve
 from gateway.cli_common import UserError
+from gateway.operations.common import OpError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_jobs.register(node, leaf)
     cli_admins.register(node, leaf)
     cli_mediators.register(node, leaf)
+    cli_queue.register(node, leaf)
     return parser
 
 
@@ -76,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except UserError as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OpError as exc:  # a shared admin operation refused (gateway/operations/)
+        print(f"gateway: error: {exc.english}", file=sys.stderr)
         return EXIT_ERROR
 
 

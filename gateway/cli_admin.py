@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway import cli_import, cli_mediators
+from gateway import cli_import, cli_mediators, cli_patients, cli_pros
 from gateway.cli_common import (
     Leaf,
     Node,
@@ -47,6 +47,7 @@ def register(node: Node, leaf: Leaf) -> None:
                    help="patients may write first (pharmacies)")
     p = leaf(pro, "list", "list professional accounts", cmd_pro_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_pros.register(pro, leaf)
 
     patient = node("patient", "patient spaces")
     p = leaf(patient, "add", "provision a patient space and print its activation code", cmd_patient_add)
@@ -58,6 +59,7 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     cli_import.register_patient(patient, leaf)
     cli_mediators.register_patient(patient, leaf)
+    cli_patients.register(patient, leaf)
 
     keys = node("keys", "master keys")
     leaf(keys, "rotate", "add a master key version and re-wrap every data key under it", cmd_keys_rotate)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +11,7 @@ from typing import Any
 
 from gateway.context import InitError, Location, Services, locate, open_services
 from gateway.keyfile import MasterKeyFileError
+from gateway.operations.common import cli_actor
 from gateway.settings import ConfigError
 from gateway.store.accounts import AlreadyExists, NotFound
 from gateway.store.keys import KeyUnavailable
@@ -62,11 +61,8 @@ def services(args: argparse.Namespace, *, migrate_schema: bool | None = None) ->
 
 
 def actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"admin:cli:{user}"
+    """The audit actor of the operator at the command line: ``admin:cli:<login name>``."""
+    return cli_actor().audit_actor
 
 
 def emit_json(value: Any) -> None:

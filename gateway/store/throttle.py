@@ -172,3 +172,14 @@ class LoginThrottle:
             or_(c.locked_until.is_(None), c.locked_until <= now),
             or_(c.next_allowed.is_(None), c.next_allowed <= now),
             or_(c.succeeded_at.is_(None), c.succeeded_at <= now - self.config.known_network_days * 86400)))
+
+
+def clear_account(session: Session, account: str, *, scope: str = "pro") -> None:
+    """Forget an account's failures and lockouts from every network (an admin just reset its
+    password); the networks it is known from stay known."""
+    who = account.strip().casefold()
+    c = LoginCounter
+    session.execute(delete(c).where(c.key == f"{scope}/a:{who}"))
+    pairs = select(c).where(c.key.like(f"{scope}/p:{who}|%".replace("_", "\\_"), escape="\\"))
+    for row in session.execute(pairs).scalars():
+        row.failures, row.locked_until = 0, None

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gateway.operations.patients import ins_value
 from gateway.recovery import ISSUABLE, CodeRefused, french_time, issue_code
 from gateway.settings import Settings
 from gateway.store import audit
@@ -21,7 +22,6 @@ from gateway.store.keys import KeyService
 from gateway.store.models import Patient
 from gateway.store.patients import by_ins
 from gateway.web.admin.ops_common import Actor, OpError, flag, iso, not_found
-from gateway.web.admin.ops_people import ins_value
 from routing.ins import mask_ins
 
 STATE_LABELS = {
