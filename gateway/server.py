@@ -12,7 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.context import Services
 
@@ -40,6 +40,8 @@ class Gateway:
     mail: MailRuntime | None = None
     smtp_workers: WorkerSet | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    web_app: Any = None
+    """The web application, built once and shared by the HTTP and HTTPS listeners."""
 
     async def close(self) -> None:
         for item in reversed(self.running):
@@ -56,10 +58,10 @@ def listener_factories() -> list[StartFn]:
     from gateway.mail.listeners import start_mx, start_outbound, start_submission, start_submissions
     from gateway.mail.workers import start_smtp_workers
     from gateway.web.admin.metrics_http import start_metrics
-    from gateway.web.server import start_http
+    from gateway.web.server import start_http, start_https
 
     return [start_changes, start_mx, start_submission, start_submissions, start_smtp_workers, start_imap,
-            start_imaps, start_http, start_metrics, start_outbound, start_jobs]
+            start_imaps, start_http, start_https, start_metrics, start_outbound, start_jobs]
 
 
 async def start_changes(gw: Gateway) -> Running:

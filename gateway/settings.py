@@ -71,6 +71,9 @@ class ListenSettings(_Section):
     imap: HostPort = "127.0.0.1:1143"
     imaps: HostPort = "127.0.0.1:1993"
     http: HostPort = "127.0.0.1:8080"
+    https: str = ""
+    """Optional ``host:port`` serving the same web app over TLS with the ``[tls]`` server certificate
+    (session cookies get ``Secure`` there); empty: off."""
     proxy_protocol: bool = False
     """Expect a PROXY protocol (v1/v2) header on SMTP and IMAP connections (behind a TCP load balancer)."""
     proxy_trusted: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
@@ -92,6 +95,11 @@ class ListenSettings(_Section):
     @classmethod
     def _host_port(cls, value: str) -> str:
         return _check_hostport(value)
+
+    @field_validator("https")
+    @classmethod
+    def _optional_host_port(cls, value: str) -> str:
+        return _check_hostport(value) if value.strip() else ""
 
     def address(self, name: str) -> tuple[str, int]:
         return split_hostport(str(getattr(self, name)))
