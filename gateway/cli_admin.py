@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from gateway.store.accounts import add_pro, hosted_domain
 from gateway.store.models import DataKey, ProAccount
 from gateway.store.opening import display_url
 from gateway.store.patients import by_ins, provision
+from gateway.tryit import gateway_command
 from routing.address import parse_address
 from routing.ins import mask_ins, normalise_ins
 
@@ -83,7 +85,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         store = display_url(load_settings(config).database_url)
     print(f"created {home}/ (0700) with {config.name}, keys/master.keys (0600), tls/ (development CA) "
           f"and the migrated database {store}")
-    print(f"start it with: gateway serve --home {home}")
+    print(f"start it with: {gateway_command()} serve --home {shlex.quote(str(home))}")
     return 0
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.context import Services
+from gateway.tryit import try_it
 
 if TYPE_CHECKING:
     from gateway.mail.listeners import MailRuntime
@@ -117,13 +118,7 @@ def describe(gw: Gateway) -> str:
     s = gw.services.settings
     lines = [f"gateway {s.server.hostname} running (config: {gw.services.source})"]
     lines += [f"  {r.name:<12} {r.address:<22} {r.description}" for r in gw.running]
-    lines += [
-        "",
-        "Try it:",
-        f"  gateway --config {gw.services.source} domain hosted add clinic.test",
-        f"  gateway --config {gw.services.source} patient add <INS> --open",
-        f"  open http://{s.listen.http}/ in a browser; Ctrl-C stops the gateway.",
-    ]
+    lines += ["", *try_it(s, gw.services.source)]
     return "\n".join(lines)
 
 
