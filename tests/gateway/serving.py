@@ -81,7 +81,7 @@ def commands_of(lines: list[str]) -> list[str]:
         if not pending and (not line or line.startswith("#")):
             continue
         if line.endswith("\\"):
-            pending += line[:-1] + " "
+            pending += line[:-1].rstrip() + " "
             continue
         commands.append(pending + line)
         pending = ""
