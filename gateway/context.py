@@ -156,11 +156,11 @@ def open_services(location: Location, *, migrate_schema: bool | None = None, cre
         else:
             with store_errors(db.url, "cannot read the schema revision"):
                 up_to_date = migrate.is_up_to_date(db.engine)
-        if not should_migrate and not up_to_date:
-            raise ConfigError(
-                f"{location.config}: storage.auto_migrate: the database schema is behind; "
-                "run 'gateway db upgrade' first"
-            )
+            if not up_to_date:
+                raise ConfigError(
+                    f"{location.config}: storage.auto_migrate: the database schema is behind; "
+                    "run 'gateway db upgrade' first"
+                )
     except BaseException:
         db.dispose()
         raise
