@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,10 +24,13 @@ from gateway.cli_common import (
 )
 from gateway.context import DEFAULT_HOME, init_home
 from gateway.keyfile import write_keyring
+from gateway.settings import load_settings
 from gateway.store import audit, migrate
 from gateway.store.accounts import add_pro, hosted_domain
 from gateway.store.models import DataKey, ProAccount
+from gateway.store.opening import display_url
 from gateway.store.patients import by_ins, provision
+from gateway.tryit import gateway_command
 from routing.address import parse_address
 from routing.ins import mask_ins, normalise_ins
 
@@ -35,7 +39,8 @@ __all__ = ["UserError", "register"]
 
 def register(node: Node, leaf: Leaf) -> None:
     db = node("db", "database schema")
-    leaf(db, "upgrade", "apply pending schema migrations", cmd_db_upgrade)
+    leaf(db, "upgrade", "apply pending schema migrations (creates an SQLite database file that is missing)",
+         cmd_db_upgrade)
     leaf(db, "status", "show the schema revision", cmd_db_status)
 
     pro = node("pro", "professional accounts hosted here")
@@ -80,13 +85,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     home = Path(getattr(args, "home", None) or DEFAULT_HOME)
     with translate_errors():
         config = init_home(home, hostname=args.hostname, patient_domain=args.patient_domain)
-    print(f"created {home}/ with {config.name}, keys/master.keys (0600), tls/ (development CA) and the database")
-    print(f"start it with: gateway serve --home {home}")
+        store = display_url(load_settings(config).database_url)
+    print(f"created {home}/ (0700) with {config.name}, keys/master.keys (0600), tls/ (development CA) "
+          f"and the migrated database {store}")
+    print(f"start it with: {gateway_command()} serve --home {shlex.quote(str(home))}")
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    with services(args, migrate_schema=True) as svc:
+    with services(args, migrate_schema=True, create_store=True) as svc:
         print(f"database at revision {migrate.current_revision(svc.db.engine)} (head)")
     return 0
 

@@ -15,6 +15,7 @@ from gateway.operations.common import cli_actor
 from gateway.settings import ConfigError
 from gateway.store.accounts import AlreadyExists, NotFound
 from gateway.store.keys import KeyUnavailable
+from gateway.store.opening import StoreUnavailable, store_errors
 from gateway.store.patients import PatientExists
 from routing.address import InvalidAddress
 from routing.ins import InvalidINS
@@ -29,7 +30,7 @@ class UserError(Exception):
 
 
 _EXPECTED = (ConfigError, MasterKeyFileError, InitError, InvalidINS, InvalidAddress, AlreadyExists, NotFound,
-             PatientExists, KeyUnavailable)
+             PatientExists, KeyUnavailable, StoreUnavailable)
 
 
 def location(args: argparse.Namespace) -> Location:
@@ -45,7 +46,9 @@ def translate_errors() -> Iterator[None]:
 
 
 @contextmanager
-def services(args: argparse.Namespace, *, migrate_schema: bool | None = None) -> Iterator[Services]:
+def services(args: argparse.Namespace, *, migrate_schema: bool | None = None,
+             create_store: bool = False) -> Iterator[Services]:
+    """The opened services; a database that fails during the command is one line too."""
     with translate_errors():
         loc = location(args)
         if not loc.config.exists():
@@ -53,9 +56,10 @@ def services(args: argparse.Namespace, *, migrate_schema: bool | None = None) ->
                 f"{loc.config}: configuration file not found (create one with 'gateway init --home DIR', "
                 "or pass --config FILE)"
             )
-        svc = open_services(loc, migrate_schema=migrate_schema)
+        svc = open_services(loc, migrate_schema=migrate_schema, create_store=create_store)
         try:
-            yield svc
+            with store_errors(svc.db.url, "database error", only_operational=True):
+                yield svc
         finally:
             svc.close()
 

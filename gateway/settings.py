@@ -71,6 +71,9 @@ class ListenSettings(_Section):
     imap: HostPort = "127.0.0.1:1143"
     imaps: HostPort = "127.0.0.1:1993"
     http: HostPort = "127.0.0.1:8080"
+    https: str = ""
+    """Optional ``host:port`` serving the same web app over TLS with the ``[tls]`` server certificate
+    (session cookies get ``Secure`` there); empty: off."""
     proxy_protocol: bool = False
     """Expect a PROXY protocol (v1/v2) header on SMTP and IMAP connections (behind a TCP load balancer)."""
     proxy_trusted: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
@@ -92,6 +95,11 @@ class ListenSettings(_Section):
     @classmethod
     def _host_port(cls, value: str) -> str:
         return _check_hostport(value)
+
+    @field_validator("https")
+    @classmethod
+    def _optional_host_port(cls, value: str) -> str:
+        return _check_hostport(value) if value.strip() else ""
 
     def address(self, name: str) -> tuple[str, int]:
         return split_hostport(str(getattr(self, name)))
@@ -137,8 +145,19 @@ class StorageSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not (value.startswith("sqlite") or value.startswith("postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        scheme = value.partition("://")[0].lower()
+        if scheme.startswith(("postgresql+", "postgres+")) and scheme.split("+", 1)[1] != "psycopg":
+            raise ValueError(f"driver {scheme.split('+', 1)[1]} is not installed: write postgresql://... "
+                             "(the gateway uses psycopg 3)")
+        if scheme not in ("sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        try:
+            make_url(value).port  # noqa: B018 (parses the port)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a valid database URL (e.g. postgresql://user:password@host:5432/db)") from None
         return value
 
 
@@ -295,7 +314,11 @@ class Settings(_Section):
 
     @property
     def database_url(self) -> str:
+        """The URL handed to SQLAlchemy: PostgreSQL always through psycopg 3, SQLite paths absolute."""
         url = self.storage.url
+        scheme, sep, rest = url.partition("://")
+        if scheme.lower() in ("postgresql", "postgres"):
+            return f"postgresql+psycopg{sep}{rest}"
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
             rest = url[len(prefix):]
@@ -374,15 +397,20 @@ def load_settings(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc.__class__.__name__}") from None
         base_dir = base_dir or path.resolve().parent
-    overrides, origin = env_overrides(env)
+    return validate_settings(data, source, base_dir or Path.cwd(), environ=env)
+
+
+def validate_settings(data: dict[str, Any], source: str, base_dir: Path, *,
+                      environ: Mapping[str, str] | None = None) -> Settings:
+    """Parsed TOML plus the ``GATEWAY__*`` overrides, validated; :class:`ConfigError` names file and key."""
+    overrides, origin = env_overrides(os.environ if environ is None else environ)
     data = _merge(data, overrides)
     if "base_dir" in data:
         raise ConfigError(f"{source}: base_dir: unknown key (see config/README.md for the valid keys)")
     try:
-        settings = Settings.model_validate({**data, "base_dir": base_dir or Path.cwd()})
+        return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, origin)) from None
-    return settings
 
 
 def check_files(settings: Settings, source: str) -> None:

@@ -10,8 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Router
 from starlette.staticfiles import StaticFiles
+
+from gateway.web import errors
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -40,11 +44,14 @@ def routes(gw: Gateway) -> list[BaseRoute]:
     router = Router(routes=inner)
 
     async def not_found(scope: object, receive: object, send: object) -> None:
-        from starlette.requests import Request
-
         request = Request(scope)  # type: ignore[arg-type]
         response = web.not_found(request)
         await response(scope, receive, send)  # type: ignore[arg-type]
 
     router.default = not_found
-    return [Mount("", app=SecurityHeaders(router, hsts_max_age=gw.services.settings.web.hsts_max_age_seconds))]
+
+    def unexpected(request: Request) -> Response:
+        return web.problem(request, 500, errors.TITLE, errors.TEXT, back="/")
+
+    app = errors.UnexpectedErrors(router, unexpected, area="patient inbox")
+    return [Mount("", app=SecurityHeaders(app, hsts_max_age=gw.services.settings.web.hsts_max_age_seconds))]
