@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crypto.dkim import dns_txt_record, generate_dkim_key
+from crypto.dkim_keys import PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key
 from gateway import cli_import
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
 from gateway.operations import trust
@@ -24,6 +22,11 @@ from gateway.store.models import HostedDomain, TrustedDomain
 from routing.address import normalise_domain
 
 DEFAULT_SELECTOR_PREFIX = "hmg"
+DKIM_HELP = ("where the domain's DKIM keys come from: dns, none (not checked), or pinned:SELECTOR:KEYFILE, "
+             "KEYFILE holding a PEM public key, the TXT record as opendkim-genkey writes it (the .txt file) "
+             "or the bare p= value; RSA or Ed25519")
+DKIM_REQUIRED_HELP = ("require a passing DKIM signature even when the operator certificate (--dn) authenticates "
+                      "the connection")
 
 
 def register(node: Node, leaf: Leaf) -> None:
@@ -45,8 +48,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--description", metavar="T")
     p.add_argument("--dn", "--cert-dn", metavar="DN", help="operator certificate subject DN the peer must present")
     p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX")
-    p.add_argument("--dkim", metavar="POLICY", default="dns",
-                   help="dns (default), none, or pinned:SELECTOR:PUBKEYFILE")
+    p.add_argument("--dkim", metavar="POLICY", default="dns", help=DKIM_HELP + " (default: dns)")
+    p.add_argument("--dkim-required", action="store_true", help=DKIM_REQUIRED_HELP)
     p.add_argument("--no-tls-required", action="store_true",
                    help="private link: no TLS, From: aligned on the envelope sender (tests, dedicated lines)")
     p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted from/to this domain")
@@ -56,7 +59,13 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--description", metavar="T")
     p.add_argument("--dn", "--cert-dn", metavar="DN", help="operator certificate subject DN the peer must present")
     p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX ('' for the DNS MX)")
-    p.add_argument("--dkim", metavar="POLICY", help="dns, none, or pinned:SELECTOR:PUBKEYFILE")
+    p.add_argument("--dkim", metavar="POLICY", help=DKIM_HELP)
+    required = p.add_mutually_exclusive_group()
+    required.add_argument("--dkim-required", dest="dkim_required", action="store_const", const=True, default=None,
+                          help=DKIM_REQUIRED_HELP)
+    required.add_argument("--no-dkim-required", dest="dkim_required", action="store_const", const=False,
+                          help="the operator certificate suffices (the default; DKIM is still required when no "
+                               "certificate DN is bound)")
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--tls-required", dest="tls_required", action="store_const", const=True, default=None,
                      help="require TLS (the default for a new entry)")
@@ -123,24 +132,15 @@ def cmd_hosted_dkim(args: argparse.Namespace) -> int:
 
 
 def parse_pubkey_file(path: Path) -> str:
-    """Accept a DKIM TXT record (``p=...``), a PEM public key or bare base64; return the base64."""
+    """The ``p=`` value of the key in ``path``: PEM, a DKIM TXT record (zone-file stub) or bare base64."""
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read public key file ({exc.__class__.__name__})") from None
-    match = re.search(r"(?:^|;)\s*p=([A-Za-z0-9+/=\s\"]+)", text)
-    if match:
-        body = match.group(1)
-    else:
-        body = re.sub(r"-----[A-Z ]+-----", "", text)
-    body = re.sub(r"[\s\"]", "", body)
     try:
-        base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        body = ""
-    if not body:
-        raise UserError(f"{path}: no public key found (expected a PEM key, base64, or a 'p=' DKIM record)")
-    return body
+        return parse_public_key(text).p
+    except PublicKeyError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def _dkim_fields(policy: str) -> dict[str, Any]:
@@ -156,6 +156,10 @@ def _dkim_fields(policy: str) -> dict[str, Any]:
 def cmd_trust_add(args: argparse.Namespace) -> int:
     name = _domain(args.domain)
     fields: dict[str, Any] = _dkim_fields(args.dkim)
+    if args.dkim_required:
+        if fields["dkim_policy"] == "none":
+            raise UserError("--dkim-required: a required signature needs --dkim dns or pinned")
+        fields["dkim_required"] = True
     if args.route:
         try:
             split_hostport(args.route)
@@ -180,6 +184,8 @@ def cmd_trust_set(args: argparse.Namespace) -> int:
         ("tls_required", args.tls_required)) if value is not None}
     if args.dkim is not None:
         data.update(_dkim_fields(args.dkim))
+    if args.dkim_required is not None:
+        data["dkim_required"] = args.dkim_required
     if args.max_size is not None:
         data["max_message_size"] = "" if args.max_size.lower() == "none" else args.max_size
     if not data:
@@ -194,6 +200,7 @@ def cmd_trust_set(args: argparse.Namespace) -> int:
 def _trust_row(d: TrustedDomain) -> dict[str, Any]:
     return {"domain": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
             "dkim": d.dkim_policy + (f":{d.dkim_selector}" if d.dkim_policy == "pinned" else ""),
+            "dkim_required": d.dkim_required,
             "route": d.route, "tls_required": d.tls_required, "max_message_size": d.max_message_size,
             "origin": d.origin, "updated_at": d.modified_at.isoformat()}
 
@@ -204,7 +211,7 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
     else:
-        emit_table(rows, ["domain", "status", "dkim", "route", "tls_required", "description"])
+        emit_table(rows, ["domain", "status", "dkim", "dkim_required", "route", "tls_required", "description"])
     return 0
 
 

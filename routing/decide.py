@@ -20,7 +20,7 @@ from routing.address import Address, InvalidAddress, normalise_domain, parse_add
 from routing.facts import ConversationFacts, HeaderFacts, RecipientFacts, Sender
 from routing.ins import InvalidINS
 from routing.reasons import Outcome
-from routing.trust import TrustList, dn_matches
+from routing.trust import TrustEntry, TrustList, dn_matches
 
 
 @dataclass(frozen=True)
@@ -180,15 +180,55 @@ def _domain(value: str) -> str | None:
         return None
 
 
-def _aligned(author_domain: str, signing_domain: str) -> bool:
+def aligned(author_domain: str, signing_domain: str) -> bool:
     """The signature's d= is the From: domain or a parent of it (whoever owns the parent
     zone controls the child), cf. RFC 7489 §3.1.1 relaxed alignment without the PSL."""
     d = _domain(signing_domain)
     return d is not None and (author_domain == d or author_domain.endswith("." + d))
 
 
+def author_entry(sender: Sender, author: Address, trust: TrustList) -> TrustEntry | None:
+    """The trust entry that speaks for the From: domain.
+
+    Its own entry; for the null reverse-path (RFC 5321 §4.5.5: DSNs, MDNs) also the nearest
+    parent entry bound to the presented certificate, since MTAs write their notices from
+    their host name (``MAILER-DAEMON@mx.hopital.example``)."""
+    entry = trust.lookup(author.domain)
+    if entry is None and sender.address is None and sender.tls:
+        entry = trust.operator_entry(author.domain, sender.tls_peer_dn)
+    return entry
+
+
+def _dkim_verdict(sender: Sender, author: Address, entry: TrustEntry) -> tuple[bool, Verdict | None]:
+    """(a passing author-aligned signature exists, a refusal for a failing one or None).
+
+    SPEC §4: a DKIM signature of the author's domain that is present must verify; one of
+    several may fail when another passes (RFC 6376 §4.2, e.g. RSA and Ed25519 side by side,
+    RFC 8463 §5). Signatures of other domains say nothing about the author and are not used.
+    """
+    mine = [c for c in sender.dkim if c.result != "policy" and aligned(author.domain, c.domain)]
+    if any(c.result == "pass" for c in mine):
+        return True, None
+    if not mine or not entry.dkim_checked:
+        return False, None
+    if any(c.result == "temperror" for c in mine):
+        return False, verdict(R.DATA_DKIM_TEMPERROR)
+    return False, verdict(R.DATA_DKIM_FAILED)
+
+
 def decide_after_data(sender: Sender, headers: HeaderFacts, trust: TrustList) -> Verdict:
-    """SPEC §4 "sender spoofing": the From: header must match who really sends."""
+    """SPEC §4 "sender spoofing": the From: header must match who really sends.
+
+    Over the MX, the From: domain's trust entry decides (issue 17):
+
+    * a certificate DN bound to the entry: the connection's verified client certificate
+      must be that one (MSSanté operator authentication), and it suffices, with or without
+      DKIM, unless the entry says ``dkim_required``;
+    * no certificate DN: a passing author-aligned DKIM signature is required (RFC 7372);
+      with DKIM policy ``none``, only a private link (TLS not required) aligned on the
+      envelope sender;
+    * in every case a signature of the author's domain that is present must verify.
+    """
     mail = decide_mail_from(sender, trust)
     if not mail.accept:
         return mail
@@ -200,22 +240,29 @@ def decide_after_data(sender: Sender, headers: HeaderFacts, trust: TrustList) ->
     if sender.channel == "submission":
         ok = _same(author, sender.account)
         return verdict(R.DATA_OK if ok else R.DATA_FROM_NOT_YOUR_ADDRESS)
-    entry = trust.lookup(author.domain)
+    entry = author_entry(sender, author, trust)
     if entry is None:
         return verdict(R.DATA_FROM_UNTRUSTED)
-    if any(_aligned(author.domain, d) for d in sender.dkim_domains):
+    dkim_ok, dkim_refusal = _dkim_verdict(sender, author, entry)
+    if dkim_refusal is not None:
+        return dkim_refusal
+    if entry.operator_dn is not None:
+        if not entry.certificate_matches(sender.tls, sender.tls_peer_dn):
+            return verdict(R.DATA_FROM_NOT_ALIGNED)
+        if entry.dkim_required and not dkim_ok:
+            return verdict(R.DATA_NO_DKIM)
         return verdict(R.DATA_OK)
-    if entry.dkim_policy == "none":
-        # TLS peer alignment: the client certificate is the From: domain's operator.
-        peer_ok = entry.operator_dn is not None and sender.tls and dn_matches(entry.operator_dn, sender.tls_peer_dn)
+    if dkim_ok:
+        return verdict(R.DATA_OK)
+    if not entry.dkim_checked:
         # A private link (TLS not required, no operator DN: the network itself is the
         # authentication, e.g. a dedicated line or a test rig): the envelope sender's
         # domain, already checked against the trust list at MAIL, must be the author's.
-        private_ok = (not entry.tls_required and entry.operator_dn is None and sender.address is not None
+        private_ok = (not entry.tls_required and sender.address is not None
                       and sender.address.domain == author.domain)
-        return verdict(R.DATA_OK if peer_ok or private_ok else R.DATA_FROM_NOT_ALIGNED)
-    # "dns" / "pinned": an author-aligned passing signature is required (RFC 7372 §3.1).
-    return verdict(R.DATA_DKIM_NOT_ALIGNED if sender.dkim_domains else R.DATA_NO_DKIM)
+        return verdict(R.DATA_OK if private_ok else R.DATA_FROM_NOT_ALIGNED)
+    # "dns" / "pinned" without a certificate: an author-aligned passing signature (RFC 7372 §3.1).
+    return verdict(R.DATA_DKIM_NOT_ALIGNED if sender.dkim else R.DATA_NO_DKIM)
 
 
 # --- conversations -------------------------------------------------------------------------------

@@ -19,6 +19,17 @@ Channel = Literal["submission", "mx", "web", "internal"]
 RecipientKind = Literal["patient", "hosted_pro", "trusted_pro", "untrusted_domain", "unknown_local"]
 MailboxState = Literal["provisioned", "open", "opposed", "closed", "purged"]
 InsProblem = Literal["length", "format", "key"]
+# RFC 8601 §2.7.1 result of one DKIM signature; "policy": present but not checked (the
+# signature is not the author's domain's, or beyond the number of signatures checked).
+DkimOutcome = Literal["pass", "fail", "temperror", "policy"]
+
+
+@dataclass(frozen=True)
+class DkimCheck:
+    """One DKIM-Signature of the message (RFC 6376) and what its verification gave."""
+
+    domain: str  # its d= tag
+    result: DkimOutcome
 
 
 @dataclass(frozen=True)
@@ -37,11 +48,16 @@ class Sender:
     channel: Channel
     # submission: the authenticated account (RFC 4954), None when not authenticated
     account: Address | None = None
-    # MX: whether STARTTLS is active, the client certificate subject (RFC 4514 string),
-    # and the domains (d=) of the DKIM signatures that verified (RFC 6376), after DATA.
+    # MX: whether STARTTLS is active, the verified client certificate subject (RFC 4514
+    # string), and after DATA the DKIM signatures of the message (RFC 6376), topmost first.
     tls: bool = False
     tls_peer_dn: str | None = None
-    dkim_domains: frozenset[str] = frozenset()
+    dkim: tuple[DkimCheck, ...] = ()
+
+    @property
+    def dkim_domains(self) -> frozenset[str]:
+        """The domains (d=) of the signatures that verified."""
+        return frozenset(c.domain for c in self.dkim if c.result == "pass")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Enhanced codes used (RFC 3463 §3 unless noted):
 * X.7.0 other security status (RFC 3207 §4 uses 530 5.7.0 for "must issue STARTTLS
   first" and RFC 4954 §6 for "authentication required"), X.7.1 delivery not authorized;
 * RFC 7372 §3.1: X.7.20 no passing DKIM signature found, X.7.22 no valid author-matched
-  DKIM signature found;
+  DKIM signature found; X.7.5 cryptographic failure (a DKIM key that cannot be fetched now);
 * X.6.0 other or undefined media error (a message without a usable From: header).
 """
 
@@ -113,6 +113,15 @@ DATA_FROM_NOT_ALIGNED = Outcome(
 )
 # RFC 7372 §3.1.
 DATA_NO_DKIM = Outcome("data.no_dkim", 550, "5.7.20", "no passing DKIM signature found")
+# SPEC §4: a signature of the author's domain that is present must verify (stricter than
+# RFC 6376 §6.1, which lets a verifier ignore it): the message was altered, or forged.
+DATA_DKIM_FAILED = Outcome(
+    "data.dkim_failed", 550, "5.7.20", "the DKIM signature of the From: domain does not verify"
+)
+# RFC 6376 §6.1.2: the key could not be fetched now (DNS timeout): try again later.
+DATA_DKIM_TEMPERROR = Outcome(
+    "data.dkim_temperror", 451, "4.7.5", "the DKIM key of the From: domain cannot be fetched now; try again later"
+)
 DATA_DKIM_NOT_ALIGNED = Outcome(
     "data.dkim_not_aligned", 550, "5.7.22", "no valid DKIM signature matches the From: domain"
 )

@@ -4,6 +4,11 @@ Each entry carries the fields of the MSSanté "liste blanche" (domain, descripti
 operator certificate DN, contacts, last update) plus our own policy (DKIM, route
 override, TLS, size limit, status).  Pure values: loading from XML/TOML/the database
 is the job of ``gateway``.
+
+DKIM per entry (SPEC §4, issue 17): ``dkim_policy`` says where the domain's keys come from
+(``dns``, ``pinned`` selector and key, or ``none``: not checked); ``dkim_required`` says
+whether a passing signature is needed on top of the operator certificate. An entry with no
+certificate DN always needs one (unless its policy is ``none``: a private link).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class TrustEntry:
     dkim_policy: DkimPolicy = "dns"
     dkim_selector: str | None = None
     dkim_public_key: str | None = None  # base64 "p=" value of the pinned key (RFC 6376 §3.6.1)
+    dkim_required: bool = False  # a passing author signature is needed even with the certificate
     route: str | None = None  # "host:port" override of the MX lookup
     tls_required: bool = True
     max_message_size: int | None = None
@@ -66,6 +72,8 @@ class TrustEntry:
             raise ValueError(f"unknown DKIM policy {self.dkim_policy!r}")
         if self.dkim_policy == "pinned" and not (self.dkim_selector and self.dkim_public_key):
             raise ValueError("a pinned DKIM policy needs a selector and a public key")
+        if self.dkim_required and self.dkim_policy == "none":
+            raise ValueError("a required DKIM signature needs a key source: DKIM policy dns or pinned")
         if self.dkim_selector is not None and not _SELECTOR_RE.match(self.dkim_selector):
             raise ValueError(f"invalid DKIM selector {self.dkim_selector!r}")
         if self.route is not None:
@@ -80,6 +88,15 @@ class TrustEntry:
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def dkim_checked(self) -> bool:
+        """Whether the gateway verifies this domain's DKIM signatures (policy dns or pinned)."""
+        return self.dkim_policy != "none"
+
+    def certificate_matches(self, tls: bool, peer_dn: str | None) -> bool:
+        """The connection's verified client certificate is the one bound to this entry."""
+        return self.operator_dn is not None and tls and dn_matches(self.operator_dn, peer_dn)
 
     @property
     def route_host_port(self) -> tuple[str, int] | None:
@@ -190,6 +207,24 @@ class TrustList(Mapping[str, TrustEntry]):
         if dn is None:
             return ()
         return tuple(e for e in self._entries.values() if e.active and e.operator_dn and dn_matches(e.operator_dn, dn))
+
+    def operator_entry(self, domain: str, dn: str | None) -> TrustEntry | None:
+        """The active entry for ``domain`` or its nearest parent whose operator DN matches ``dn``.
+
+        For the null reverse-path: an MTA writes its own notices from a host name under its
+        domain (Postfix: ``MAILER-DAEMON@$myorigin``, by default ``$myhostname``), and the
+        operator certificate bound to the parent domain vouches for it.
+        """
+        try:
+            name = normalise_domain(domain)
+        except InvalidAddress:
+            return None
+        labels = name.split(".")
+        for i in range(len(labels) - 1):
+            found = self._entries.get(".".join(labels[i:]))
+            if found is not None and found.active and found.operator_dn and dn_matches(found.operator_dn, dn):
+                return found
+        return None
 
     def with_entry(self, entry: TrustEntry) -> TrustList:
         """A new list with ``entry`` added or replacing the one for its domain."""

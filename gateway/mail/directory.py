@@ -55,7 +55,8 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
             domain=row.name, description=row.description or "", operator_dn=row.operator_dn,
             contacts=Contacts(row.contact_responsable, row.contact_support), updated_at=row.list_updated_at,
             dkim_policy=row.dkim_policy,  # type: ignore[arg-type]
-            dkim_selector=row.dkim_selector, dkim_public_key=row.dkim_public_key, route=row.route,
+            dkim_selector=row.dkim_selector, dkim_public_key=row.dkim_public_key, dkim_required=row.dkim_required,
+            route=row.route,
             tls_required=row.tls_required, max_message_size=row.max_message_size,
             status=row.status,  # type: ignore[arg-type]
             origin=row.origin,  # type: ignore[arg-type]

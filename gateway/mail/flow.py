@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from crypto.dkim import dns_txt_record, pinned_dnsfunc, verify_message
+from crypto.dkim import DkimResult, dns_txt_record, pinned_dnsfunc, verify_signatures
 from gateway import metrics
 from gateway.mail.directory import Directory, Snapshot, Target
 from gateway.mail.headers import HeaderInfo, parse_headers
 from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
 from routing.address import Address, InvalidAddress, parse_address
-from routing.decide import Verdict, decide_after_data, decide_mail_from, decide_rcpt
-from routing.facts import NO_CONVERSATION, HeaderFacts, RecipientFacts, Sender
+from routing.decide import Verdict, aligned, author_entry, decide_after_data, decide_mail_from, decide_rcpt
+from routing.facts import NO_CONVERSATION, DkimCheck, DkimOutcome, HeaderFacts, RecipientFacts, Sender
 from routing.trust import TrustEntry
 from smtp import replies
 from smtp.params import MailParams, RcptParams, parse_mail_params, parse_rcpt_params, xtext_encode
@@ -130,9 +130,9 @@ class SmtpFlow:
             return replies.BAD_SEQUENCE
         sender = tx.sender
         header = parse_headers(message)  # once: DKIM alignment, the From: rules and the pipeline use it
-        entry = _dkim_entry(header, tx.snapshot) if info.listener == "mx" else None
+        entry = _dkim_entry(sender, header, tx.snapshot) if info.listener == "mx" else None
         if entry is not None:
-            sender = await asyncio.to_thread(self._with_dkim, sender, entry, message)
+            sender = await asyncio.to_thread(self._with_dkim, sender, entry, header.from_addresses[0], message)
         verdict: Verdict = decide_after_data(sender, HeaderFacts(header.from_addresses), tx.snapshot.trust)
         if not verdict.accept:
             log.info("data refused", extra={"reason": verdict.reason, "listener": info.listener})
@@ -155,29 +155,35 @@ class SmtpFlow:
         metrics.accepted(info.listener)
         return replies.stored(done.queue_id)
 
-    def _with_dkim(self, sender: Sender, entry: TrustEntry, message: bytes) -> Sender:
-        """RFC 6376 verification per the author domain's trust policy (:func:`_dkim_entry`: pinned key or DNS)."""
+    def _with_dkim(self, sender: Sender, entry: TrustEntry, author: Address, message: bytes) -> Sender:
+        """RFC 6376 verification of the author's domain's signatures, per its trust policy
+        (:func:`_dkim_entry`: the pinned key, or DNS); others are listed, not checked."""
+        dnsfunc = None
         if entry.dkim_policy == "pinned":
             assert entry.dkim_selector and entry.dkim_public_key
-            dnsfunc = pinned_dnsfunc(entry.dkim_selector, entry.domain,
-                                     dns_txt_record(entry.dkim_public_key.encode()))
-            result = verify_message(message, dnsfunc=dnsfunc)
-        else:
-            result = verify_message(message, dnsfunc=None)
-        log.info("dkim", extra={"result": result.reason.split(":")[0], "domain": result.domain})
-        if not result.ok or result.domain is None:
-            return sender
-        return Sender(kind=sender.kind, address=sender.address, channel=sender.channel, account=sender.account,
-                      tls=sender.tls, tls_peer_dn=sender.tls_peer_dn,
-                      dkim_domains=sender.dkim_domains | {result.domain.lower()})
+            dnsfunc = pinned_dnsfunc(entry.dkim_selector, entry.domain, dns_txt_record(entry.dkim_public_key))
+        results = verify_signatures(message, dnsfunc=dnsfunc, wanted=lambda d: aligned(author.domain, d))
+        checks = tuple(DkimCheck(r.domain.lower(), _outcome(r)) for r in results if r.domain)
+        for check in checks:
+            if check.result != "policy":
+                log.info("dkim", extra={"result": check.result, "domain": check.domain})
+        return replace(sender, dkim=checks)
 
 
-def _dkim_entry(header: HeaderInfo, snap: Snapshot) -> TrustEntry | None:
-    """The trust entry whose policy asks for a DKIM check of this message's author, if any."""
+def _outcome(result: DkimResult) -> DkimOutcome:
+    """RFC 8601 result words as the decision uses them: permerror counts as a failure."""
+    word = result.result
+    if word in ("pass", "temperror", "policy"):
+        return word  # type: ignore[return-value]
+    return "fail"
+
+
+def _dkim_entry(sender: Sender, header: HeaderInfo, snap: Snapshot) -> TrustEntry | None:
+    """The trust entry of this message's author when its policy has DKIM checked (dns, pinned)."""
     if len(header.from_addresses) != 1:
         return None
-    entry = snap.trust.lookup(header.from_addresses[0].domain)
-    return None if entry is None or entry.dkim_policy == "none" else entry
+    entry = author_entry(sender, header.from_addresses[0], snap.trust)
+    return entry if entry is not None and entry.dkim_checked else None
 
 
 def _dsn(params: RcptParams) -> tuple[tuple[str, ...], str | None]:

@@ -11,8 +11,6 @@ imported from the liste blanche are overwritten by the next import; our own sett
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from datetime import datetime
@@ -20,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from crypto.dkim_keys import PublicKeyError, parse_public_key
 from gateway.operations.common import Actor, bad_request, flag, integer, iso, not_found, text
 from gateway.settings import split_hostport
 from gateway.store import audit
@@ -27,8 +26,9 @@ from gateway.store.accounts import trusted_domain
 from gateway.store.models import TrustedDomain
 from routing.address import InvalidAddress, normalise_domain
 
-FIELDS = ("description", "operator_dn", "route", "dkim_policy", "dkim_selector", "dkim_public_key", "tls_required",
-          "max_message_size")
+FIELDS = ("description", "operator_dn", "route", "dkim_policy", "dkim_selector", "dkim_public_key", "dkim_required",
+          "tls_required", "max_message_size")
+DKIM_FIELDS = ("dkim_policy", "dkim_selector", "dkim_public_key", "dkim_required")
 DKIM_POLICIES = ("dns", "none", "pinned")
 MIN_SIZE, MAX_SIZE = 1024, 1_073_741_824
 _SELECTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -45,7 +45,8 @@ def domain_name(value: Any) -> str:
 
 def row(d: TrustedDomain) -> dict[str, Any]:
     return {"name": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
-            "dkim_policy": d.dkim_policy, "dkim_selector": d.dkim_selector, "route": d.route,
+            "dkim_policy": d.dkim_policy, "dkim_selector": d.dkim_selector, "dkim_required": d.dkim_required,
+            "route": d.route,
             "tls_required": d.tls_required, "max_message_size": d.max_message_size, "origin": d.origin,
             "list_updated_at": iso(d.list_updated_at), "modified_at": iso(d.modified_at)}
 
@@ -60,25 +61,47 @@ def _route(value: Any) -> str | None:
     return route
 
 
-def _dkim(data: dict[str, Any], entry: TrustedDomain) -> dict[str, Any]:
-    policy = text(data.get("dkim_policy"), "dkim_policy", max_length=10) or entry.dkim_policy
+def public_key(value: Any) -> str:
+    """A pinned key as operators have it (PEM, the ``opendkim-genkey`` .txt record, or the bare
+    ``p=`` value: :func:`crypto.dkim_keys.parse_public_key`), stored as its ``p=`` value."""
+    raw = text(value, "dkim_public_key", required=True, max_length=16_000)
+    assert raw is not None
+    try:
+        return parse_public_key(raw).p
+    except PublicKeyError as exc:
+        raise bad_request(f"dkim_public_key : clé publique illisible ({exc})", en=f"dkim: {exc}") from None
+
+
+def dkim_fields(data: dict[str, Any], entry: TrustedDomain | None = None) -> dict[str, Any]:
+    """The DKIM settings among ``data`` (:data:`DKIM_FIELDS`), over those of ``entry`` if any.
+
+    ``pinned`` needs a selector and a key; ``dkim_required`` (a signature needed on top of
+    the operator certificate) needs a key source, ``dns`` or ``pinned``.
+    """
+    policy = text(data.get("dkim_policy"), "dkim_policy", max_length=10) or (entry.dkim_policy if entry else "dns")
     if policy not in DKIM_POLICIES:
         raise bad_request("dkim_policy : dns, none ou pinned", en="dkim: dns, none or pinned")
+    required = flag(data["dkim_required"], "dkim_required") if "dkim_required" in data else (
+        entry.dkim_required if entry is not None else False)
+    if required and policy == "none":
+        raise bad_request("dkim_required : exige une politique DKIM dns ou pinned",
+                          en="dkim: a required signature needs the dns or pinned policy")
     if policy != "pinned":
-        if "dkim_selector" in data or "dkim_public_key" in data:
+        if data.get("dkim_selector") or data.get("dkim_public_key"):
             raise bad_request("clé DKIM épinglée : avec dkim_policy pinned seulement",
                               en="a DKIM selector and key go with the pinned policy only")
-        return {"dkim_policy": policy, "dkim_selector": None, "dkim_public_key": None}
-    selector = text(data.get("dkim_selector"), "dkim_selector", max_length=63) or entry.dkim_selector
-    key = text(data.get("dkim_public_key"), "dkim_public_key", max_length=4000) or entry.dkim_public_key
+        return {"dkim_policy": policy, "dkim_selector": None, "dkim_public_key": None, "dkim_required": required}
+    selector = text(data.get("dkim_selector"), "dkim_selector", max_length=63)
+    selector = selector or (entry.dkim_selector if entry is not None else None)
     if selector is None or not _SELECTOR.fullmatch(selector):
         raise bad_request("dkim_selector : sélecteur invalide", en="dkim: the pinned policy needs a valid selector")
-    try:
-        if key is None or not base64.b64decode(key, validate=True):
-            raise ValueError(key)
-    except (binascii.Error, ValueError):
-        raise bad_request("dkim_public_key : base64 attendu", en="dkim: the pinned policy needs a public key") from None
-    return {"dkim_policy": "pinned", "dkim_selector": selector, "dkim_public_key": key}
+    if data.get("dkim_public_key"):
+        key = public_key(data["dkim_public_key"])
+    elif entry is not None and entry.dkim_public_key:
+        key = entry.dkim_public_key
+    else:
+        raise bad_request("dkim_public_key : clé publique requise", en="dkim: the pinned policy needs a public key")
+    return {"dkim_policy": "pinned", "dkim_selector": selector, "dkim_public_key": key, "dkim_required": required}
 
 
 def _wanted(data: dict[str, Any], entry: TrustedDomain) -> dict[str, Any]:
@@ -92,8 +115,8 @@ def _wanted(data: dict[str, Any], entry: TrustedDomain) -> dict[str, Any]:
         wanted["operator_dn"] = text(data["operator_dn"], "operator_dn", max_length=500)
     if "route" in data:
         wanted["route"] = _route(data["route"])
-    if {"dkim_policy", "dkim_selector", "dkim_public_key"} & set(data):
-        wanted.update(_dkim(data, entry))
+    if set(DKIM_FIELDS) & set(data):
+        wanted.update(dkim_fields(data, entry))
     if "tls_required" in data:
         wanted["tls_required"] = flag(data["tls_required"], "tls_required")
     if "max_message_size" in data:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -100,6 +101,21 @@ class HostedDomain(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class DkimKey(Base):
+    """The DKIM signing key of a domain the gateway writes mail from without hosting it: the
+    patient domain (read receipts, patients' replies) and its host name (DSNs, notifications).
+    Hosted domains keep theirs in ``hosted_domains``."""
+
+    __tablename__ = "dkim_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    selector: Mapped[str] = mapped_column(String(63))
+    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    key_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
+    public_key: Mapped[str] = mapped_column(Text)  # base64 p=
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class TrustedDomain(Base):
     """An entry of the trust list: the official "liste blanche" fields plus our own (SPEC §6)."""
 
@@ -113,7 +129,9 @@ class TrustedDomain(Base):
     list_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # DateMAJ
     dkim_policy: Mapped[str] = mapped_column(String(16), default="none")  # dns | none | pinned
     dkim_selector: Mapped[str | None] = mapped_column(String(63))
-    dkim_public_key: Mapped[str | None] = mapped_column(Text)
+    dkim_public_key: Mapped[str | None] = mapped_column(Text)  # base64 p=; 32 bytes: Ed25519 (RFC 8463)
+    # A passing DKIM signature is needed even from the operator certificate (issue 17).
+    dkim_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     route: Mapped[str | None] = mapped_column(String(300))
     tls_required: Mapped[bool] = mapped_column(Boolean, default=True)
     max_message_size: Mapped[int | None] = mapped_column(BigInteger)

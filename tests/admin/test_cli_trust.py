@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from crypto.dkim_keys import generate_dkim_key
 from gateway.mail.directory import Directory
 from gateway.operations.common import cli_actor
 from gateway.store.accounts import trusted_domain
@@ -59,23 +60,29 @@ def test_only_the_given_fields_change_and_the_audit_says_what(world: World) -> N
 
 
 def test_pinned_key_from_a_file_and_refusals_change_nothing(world: World, tmp_path: Path) -> None:
+    _private, public = generate_dkim_key(2048)
+    p = public.decode()
     key = tmp_path / "peer.txt"
-    key.write_text('"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"')
+    key.write_text(f'"v=DKIM1; k=rsa; "\n "p={p[:200]}"\n "{p[200:]}"')
     code, out, err = cli(world.home, "domain", "trust", "set", "hopital.example", "--dkim", f"pinned:sel2:{key}")
     assert code == 0 and "dkim_public_key, dkim_selector" in out, err
     after = _entry(world)
     assert (after.dkim_policy, after.dkim_selector) == ("pinned", "sel2")
-    assert after.dkim_public_key == "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"
+    assert after.dkim_public_key == p
     with opened(world.home) as svc, svc.db.read() as session:
         details = session.execute(select(AuditEntry.details).where(AuditEntry.action == "domain.trust.set")).scalar()
     assert details is not None and "MIIB" not in details and "sha256:" in details
 
+    broken = tmp_path / "broken.txt"
+    broken.write_text('"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"')
     before = _entry(world)
     for argv, expected in (
         (["--route", "nohost"], "route:"),
         (["--max-size", "10"], "max_message_size: out of range (1024-1073741824)"),
         (["--max-size", "big"], "max_message_size: a whole number expected"),
         (["--dkim", "pinned:x"], "--dkim: expected dns, none or pinned"),
+        (["--dkim", f"pinned:s:{broken}"], "not an RSA public key"),
+        (["--dkim", "none", "--dkim-required"], "dkim: a required signature needs the dns or pinned policy"),
         ([], "nothing to change"),
     ):
         code, _, err = cli(world.home, "domain", "trust", "set", "hopital.example", "--description", "changed?",

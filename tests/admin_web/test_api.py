@@ -206,3 +206,34 @@ def test_revoked_or_unknown_token_refused(site: AdminSite, path: str) -> None:
 
     with httpx.Client(base_url=site.url + "/admin/api", headers={"Authorization": "Bearer " + site.token + "x"}) as c:
         assert c.get(path).status_code == 401
+
+
+def test_domains_dkim_settings(site: AdminSite) -> None:
+    """Issue 17: a pinned key in any form operators have, and ``dkim_required``, through the API."""
+    from cryptography.hazmat.primitives import serialization
+
+    from crypto.dkim_keys import generate_dkim_key
+
+    private, public = generate_dkim_key(2048)
+    p = public.decode()
+    record = f'k1._domainkey\tIN\tTXT\t( "v=DKIM1; h=sha256; k=rsa; "\n\t  "p={p[:240]}"\n\t  "{p[240:]}" )  ; -----'
+    pem = serialization.load_pem_private_key(private, None).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    with site.api() as api:
+        r = api.post("/domains", json={"name": "dkim-api.example", "operator_dn": "CN=mx.dkim-api.example",
+                                       "dkim_policy": "pinned", "dkim_selector": "k1", "dkim_public_key": record,
+                                       "dkim_required": True})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert (body["dkim_policy"], body["dkim_selector"], body["dkim_required"]) == ("pinned", "k1", True)
+        for bad, says in (({"dkim_policy": "none", "dkim_required": True}, "dns ou pinned"),
+                          ({"dkim_policy": "pinned", "dkim_selector": "k1", "dkim_public_key": "p=QUJD"}, "illisible"),
+                          ({"dkim_policy": "pinned", "dkim_selector": "k1"}, "clé publique requise")):
+            r = api.post("/domains", json={"name": "dkim-bad.example", **bad})
+            assert r.status_code == 400 and says in r.text, (bad, r.text)
+        r = api.patch("/domains/dkim-api.example", json={"dkim_required": False, "dkim_public_key": pem})
+        assert r.status_code == 200 and r.json()["changed"] == ["dkim_required"], r.text  # same key, other form
+        r = api.patch("/domains/dkim-api.example", json={"dkim_policy": "dns"})
+        assert r.json()["changed"] == ["dkim_policy", "dkim_public_key", "dkim_selector"]
+        entries = api.get("/audit", params={"subject": "domain:dkim-api.example"}).json()
+    assert entries and all(p[:40] not in json.dumps(e) for e in entries)

@@ -105,15 +105,6 @@ def test_certificate_dn_must_match_the_operator(world_live: tuple[World, LiveGat
     assert t.mail[0] == 550
 
 
-def test_unsigned_message_refused_when_dkim_pinned(world_live: tuple[World, LiveGateway]) -> None:
-    world, live = world_live
-    before = len(mailbox_messages(live, ins=world.patients["open"]))
-    with mx_client(live, peer_ctx(world, live)) as client:
-        t = transaction(client, f"dr.b@{world.peer.domain}", [world.patient()], peer_message(world, world.patient()))
-    assert t.data is not None and t.data[0] == 550 and t.data[1].startswith("5.7.20")
-    assert len(mailbox_messages(live, ins=world.patients["open"])) == before
-
-
 def test_tampered_signature_refused(world_live: tuple[World, LiveGateway]) -> None:
     world, live = world_live
     signed = world.peer.sign(peer_message(world, world.patient()))

@@ -20,6 +20,7 @@ from routing.decide import (
 from routing.facts import (
     NO_CONVERSATION,
     ConversationFacts,
+    DkimCheck,
     HeaderFacts,
     RecipientFacts,
     Sender,
@@ -34,6 +35,7 @@ INS_B = synthetic_ins(RNG)
 
 HOPITAL_DN = "CN=mx.hopital.test,O=Hopital Test,C=FR"
 CABINET_DN = "CN=relay.cabinet.test,O=Cabinet Test,C=FR"
+STRICT_DN = "CN=mx.strict.test,O=Strict Test,C=FR"
 
 TRUST = TrustList(
     [
@@ -43,6 +45,8 @@ TRUST = TrustList(
         TrustEntry("plain.test", "No TLS needed", tls_required=False, dkim_policy="dns"),
         TrustEntry("pinned.test", "Pinned", dkim_policy="pinned", dkim_selector="s1", dkim_public_key="MIIB"),
         TrustEntry("suspendu.test", "Suspended", status="suspended"),
+        TrustEntry("signed.test", "DKIM, no certificate", dkim_policy="dns"),
+        TrustEntry("strict.test", "Certificate and DKIM", operator_dn=STRICT_DN, dkim_policy="dns", dkim_required=True),
     ]
 )
 
@@ -432,6 +436,10 @@ def h(*addresses: str) -> HeaderFacts:
     return HeaderFacts(tuple(a(x) for x in addresses))
 
 
+def signed(*domains: str, result: str = "pass") -> tuple[DkimCheck, ...]:
+    return tuple(DkimCheck(d, result) for d in domains)  # type: ignore[arg-type]
+
+
 DATA_OK = ("data.ok", "250 2.6.0 message content OK")
 NO_DKIM = ("data.no_dkim", "550 5.7.20 no passing DKIM signature found")
 DKIM_NOT_ALIGNED = ("data.dkim_not_aligned", "550 5.7.22 no valid DKIM signature matches the From: domain")
@@ -439,7 +447,12 @@ NOT_ALIGNED = (
     "data.from_not_aligned",
     "550 5.7.1 the From: domain is not authenticated by a DKIM signature or the operator certificate",
 )
+DKIM_FAILED = ("data.dkim_failed", "550 5.7.20 the DKIM signature of the From: domain does not verify")
 CABINET_PRO = Sender("trusted_pro", a("dr@cabinet.test"), "mx", tls=True, tls_peer_dn=CABINET_DN)
+STRICT_PRO = Sender("trusted_pro", a("dr@strict.test"), "mx", tls=True, tls_peer_dn=STRICT_DN)
+SIGNED_PRO = Sender("trusted_pro", a("dr@signed.test"), "mx", tls=True)
+NULL_HOPITAL = Sender("trusted_pro", None, "mx", tls=True, tls_peer_dn=HOPITAL_DN)
+NULL_STRICT = Sender("trusted_pro", None, "mx", tls=True, tls_peer_dn=STRICT_DN)
 
 DATA_ROWS: list[tuple[str, Sender, HeaderFacts, tuple[str, str]]] = [
     ("submission From: is the account", HOSTED_PRO, h("dr.martin@clinique.example"), DATA_OK),
@@ -463,26 +476,108 @@ DATA_ROWS: list[tuple[str, Sender, HeaderFacts, tuple[str, str]]] = [
     ),
     (
         "mx dns policy, aligned DKIM",
-        replace(TRUSTED_PRO, dkim_domains=frozenset({"hopital.test"})),
+        replace(TRUSTED_PRO, dkim=signed("hopital.test")),
         h("dr.durand@hopital.test"),
         DATA_OK,
     ),
     (
         "mx From: a subdomain that is not on the list",
-        replace(TRUSTED_PRO, dkim_domains=frozenset({"hopital.test"})),
+        replace(TRUSTED_PRO, dkim=signed("hopital.test")),
         h("dr.durand@service.hopital.test"),
         ("data.from_untrusted", "550 5.7.1 the From: domain is not in the trust space"),
     ),
-    ("mx dns policy, no DKIM, TLS peer matches", TRUSTED_PRO, h("dr.durand@hopital.test"), NO_DKIM),
+    # Issue 17: the operator certificate bound to the From: domain's entry suffices ...
+    ("mx dns policy, no DKIM, certificate of the operator", TRUSTED_PRO, h("dr.durand@hopital.test"), DATA_OK),
     (
-        "mx dns policy, DKIM of another domain",
-        replace(TRUSTED_PRO, dkim_domains=frozenset({"cabinet.test"})),
+        "mx dns policy, certificate, a third party's signature (not the author's)",
+        replace(TRUSTED_PRO, dkim=signed("cabinet.test", result="fail")),
         h("dr.durand@hopital.test"),
+        DATA_OK,
+    ),
+    # ... but a signature of the author's domain that is present must verify,
+    (
+        "mx dns policy, certificate, failing author signature",
+        replace(TRUSTED_PRO, dkim=signed("hopital.test", result="fail")),
+        h("dr.durand@hopital.test"),
+        DKIM_FAILED,
+    ),
+    (
+        "mx dns policy, certificate, parent-domain signature failing for a subdomain author (null sender)",
+        Sender("trusted_pro", None, "mx", tls=True, tls_peer_dn=HOPITAL_DN, dkim=signed("hopital.test", result="fail")),
+        h("MAILER-DAEMON@mx.hopital.test"),
+        DKIM_FAILED,
+    ),
+    (
+        "mx dns policy, certificate, one author signature fails and another passes",
+        replace(TRUSTED_PRO, dkim=signed("hopital.test", result="fail") + signed("hopital.test")),
+        h("dr.durand@hopital.test"),
+        DATA_OK,
+    ),
+    (
+        "mx dns policy, certificate, the author's key cannot be fetched now",
+        replace(TRUSTED_PRO, dkim=signed("hopital.test", result="temperror")),
+        h("dr.durand@hopital.test"),
+        ("data.dkim_temperror", "451 4.7.5 the DKIM key of the From: domain cannot be fetched now; try again later"),
+    ),
+    (
+        "mx dns policy, certificate, author signature not checked (beyond the limit)",
+        replace(TRUSTED_PRO, dkim=signed("hopital.test", result="policy")),
+        h("dr.durand@hopital.test"),
+        DATA_OK,
+    ),
+    # ... and the entry may ask for DKIM on top of the certificate.
+    ("mx dkim_required, certificate, no DKIM", STRICT_PRO, h("dr@strict.test"), NO_DKIM),
+    ("mx dkim_required, certificate and DKIM", replace(STRICT_PRO, dkim=signed("strict.test")), h("dr@strict.test"),
+     DATA_OK),
+    (
+        "mx dkim_required, DKIM but another operator's certificate",
+        replace(TRUSTED_PRO, dkim=signed("strict.test")),
+        h("dr@strict.test"),
+        NOT_ALIGNED,
+    ),
+    (
+        "mx From: an entry with a certificate, aligned DKIM but another operator's certificate",
+        replace(TRUSTED_PRO, dkim=signed("cabinet.test")),
+        h("dr@cabinet.test"),
+        NOT_ALIGNED,
+    ),
+    # Entries with no certificate: DKIM is required.
+    ("mx no certificate bound, no DKIM", SIGNED_PRO, h("dr@signed.test"), NO_DKIM),
+    ("mx no certificate bound, aligned DKIM", replace(SIGNED_PRO, dkim=signed("signed.test")), h("dr@signed.test"),
+     DATA_OK),
+    (
+        "mx no certificate bound, DKIM of another domain",
+        replace(SIGNED_PRO, dkim=signed("cabinet.test")),
+        h("dr@signed.test"),
         DKIM_NOT_ALIGNED,
+    ),
+    # Null-sender DSNs and MDNs from a trusted operator (issue 17).
+    ("mx null sender, From: the operator's domain", NULL_HOPITAL, h("MAILER-DAEMON@hopital.test"), DATA_OK),
+    ("mx null sender, From: the operator's host name", NULL_HOPITAL, h("MAILER-DAEMON@mx.hopital.test"), DATA_OK),
+    ("mx null sender, MDN from one of its professionals", NULL_HOPITAL, h("dr.durand@hopital.test"), DATA_OK),
+    ("mx null sender, From: another operator's domain", NULL_HOPITAL, h("MAILER-DAEMON@cabinet.test"), NOT_ALIGNED),
+    (
+        "mx null sender, From: under another operator's domain",
+        NULL_HOPITAL,
+        h("MAILER-DAEMON@relay.cabinet.test"),
+        ("data.from_untrusted", "550 5.7.1 the From: domain is not in the trust space"),
+    ),
+    (
+        "mx null sender, From: a look-alike of the operator's domain",
+        NULL_HOPITAL,
+        h("MAILER-DAEMON@xhopital.test"),
+        ("data.from_untrusted", "550 5.7.1 the From: domain is not in the trust space"),
+    ),
+    ("mx null sender, dkim_required operator, no DKIM", NULL_STRICT, h("MAILER-DAEMON@mx.strict.test"), NO_DKIM),
+    (
+        "mx null sender, dkim_required operator, parent-domain DKIM",
+        replace(NULL_STRICT, dkim=signed("strict.test")),
+        h("MAILER-DAEMON@mx.strict.test"),
+        DATA_OK,
     ),
     (
         "mx pinned policy, aligned DKIM",
-        Sender("trusted_pro", a("a@pinned.test"), "mx", tls=True, dkim_domains=frozenset({"pinned.test"})),
+        Sender("trusted_pro", a("a@pinned.test"), "mx", tls=True, dkim=signed("pinned.test")),
         h("a@pinned.test"),
         DATA_OK,
     ),
@@ -507,13 +602,13 @@ DATA_ROWS: list[tuple[str, Sender, HeaderFacts, tuple[str, str]]] = [
     ),
     (
         "mx none policy, entry without DN but aligned DKIM",
-        Sender("trusted_pro", a("dr@nodn.test"), "mx", tls=True, dkim_domains=frozenset({"NODN.test."})),
+        Sender("trusted_pro", a("dr@nodn.test"), "mx", tls=True, dkim=signed("NODN.test.")),
         h("dr@nodn.test"),
         DATA_OK,
     ),
     (
         "mx From: an untrusted domain",
-        replace(TRUSTED_PRO, dkim_domains=frozenset({"mail.example"})),
+        replace(TRUSTED_PRO, dkim=signed("mail.example")),
         h("boss@mail.example"),
         ("data.from_untrusted", "550 5.7.1 the From: domain is not in the trust space"),
     ),
@@ -541,12 +636,26 @@ def test_after_data_table(sender: Sender, headers: HeaderFacts, expected: tuple[
 
 
 def test_dkim_parent_domain_aligns_for_a_trusted_subdomain() -> None:
-    trust = TRUST.with_entry(TrustEntry("service.hopital.test", dkim_policy="dns"))
-    sender = replace(TRUSTED_PRO, dkim_domains=frozenset({"hopital.test"}))
-    assert decide_after_data(sender, h("x@service.hopital.test"), trust).accept
+    trust = TRUST.with_entry(TrustEntry("service.signed.test", dkim_policy="dns"))
+    sender = replace(SIGNED_PRO, dkim=signed("signed.test"))
+    assert decide_after_data(sender, h("x@service.signed.test"), trust).accept
     # but not the other way round, nor a look-alike suffix
-    sender = replace(TRUSTED_PRO, dkim_domains=frozenset({"service.hopital.test", "ital.test"}))
-    assert decide_after_data(sender, h("x@hopital.test"), trust).reason == "data.dkim_not_aligned"
+    sender = replace(SIGNED_PRO, dkim=signed("service.signed.test", "ned.test"))
+    assert decide_after_data(sender, h("x@signed.test"), trust).reason == "data.dkim_not_aligned"
+
+
+def test_dkim_required_needs_a_key_source() -> None:
+    with pytest.raises(ValueError, match="dns or pinned"):
+        TrustEntry("x.test", dkim_policy="none", dkim_required=True)
+
+
+def test_operator_entry_walks_up_to_the_certificates_domain() -> None:
+    assert TRUST.operator_entry("a.b.mx.hopital.test", HOPITAL_DN) == TRUST["hopital.test"]
+    assert TRUST.operator_entry("hopital.test", HOPITAL_DN) == TRUST["hopital.test"]
+    assert TRUST.operator_entry("mx.hopital.test", CABINET_DN) is None
+    assert TRUST.operator_entry("test", HOPITAL_DN) is None
+    assert TRUST.operator_entry("not a domain", HOPITAL_DN) is None
+    assert TRUST.operator_entry("mx.hopital.test", None) is None
 
 
 # --- conversations ------------------------------------------------------------------------------------

@@ -45,26 +45,33 @@ def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> di
     return {"operationId": op_id, "summary": summary, "responses": responses, **extra}
 
 
+DKIM_PROPS: dict[str, Any] = {
+    "dkim_selector": {"type": "string", "description": "selector of the pinned key (dkim_policy pinned)"},
+    "dkim_public_key": {"type": "string", "description": "pinned public key: PEM, the DNS TXT record as "
+                        "opendkim-genkey writes it, or the bare p= value (RSA or Ed25519)"},
+    "dkim_required": {"type": "boolean", "description": "a passing DKIM signature is needed even from the "
+                      "operator certificate (always needed when no certificate DN is bound)"},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "message"],
               "properties": {"error": STR, "message": STR}},
     "Domain": {"type": "object", "properties": {
         "name": STR, "status": {"type": "string", "enum": ["active", "suspended"]}, "description": NSTR,
-        "operator_dn": NSTR, "dkim_policy": STR, "route": NSTR, "tls_required": BOOL,
-        "max_message_size": {"type": "integer", "nullable": True}, "origin": STR,
+        "operator_dn": NSTR, "dkim_policy": STR, "dkim_selector": NSTR, "dkim_required": BOOL, "route": NSTR,
+        "tls_required": BOOL, "max_message_size": {"type": "integer", "nullable": True}, "origin": STR,
         "list_updated_at": NSTR, "modified_at": NSTR}},
     "NewDomain": {"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string", "example": "hopital.example"}, "description": STR, "operator_dn": STR,
         "route": {"type": "string", "example": "mx.hopital.example:25"},
-        "dkim_policy": {"type": "string", "enum": ["dns", "none"]}, "tls_required": BOOL,
+        "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]}, **DKIM_PROPS, "tls_required": BOOL,
         "max_message_size": {"type": "integer", "minimum": 1024}}},
     "DomainChanges": {"type": "object", "additionalProperties": False, "minProperties": 1,
                       "description": "only the fields given change; null or an empty string clears an optional one",
                       "properties": {
                           "description": NSTR, "operator_dn": NSTR,
                           "route": {"type": "string", "nullable": True, "example": "mx.hopital.example:25"},
-                          "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]},
-                          "dkim_selector": STR, "dkim_public_key": {"type": "string", "description": "base64"},
+                          "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]}, **DKIM_PROPS,
                           "tls_required": BOOL,
                           "max_message_size": {"type": "integer", "nullable": True, "minimum": 1024}}},
     "UpdatedDomain": {"allOf": [{"$ref": "#/components/schemas/Domain"}, {"type": "object", "properties": {

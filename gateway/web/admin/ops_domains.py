@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.operations.trust import DKIM_FIELDS, dkim_fields
 from gateway.settings import split_hostport
 from gateway.store import audit
 from gateway.store.accounts import AlreadyExists, add_trusted_domain, trusted_domain
@@ -44,7 +45,8 @@ def domain_name(value: Any) -> str:
 
 def row(d: TrustedDomain) -> dict[str, Any]:
     return {"name": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
-            "dkim_policy": d.dkim_policy, "route": d.route, "tls_required": d.tls_required,
+            "dkim_policy": d.dkim_policy, "dkim_selector": d.dkim_selector, "dkim_required": d.dkim_required,
+            "route": d.route, "tls_required": d.tls_required,
             "max_message_size": d.max_message_size, "origin": d.origin,
             "list_updated_at": iso(d.list_updated_at), "modified_at": iso(d.modified_at)}
 
@@ -66,13 +68,10 @@ def add(session: Session, actor: Actor, data: dict[str, Any], *, now: datetime) 
             split_hostport(route)
         except ValueError:
             raise bad_request("route : hôte:port attendu") from None
-    dkim = text(data.get("dkim_policy"), "dkim_policy", max_length=10) or "dns"
-    if dkim not in ("dns", "none"):
-        raise bad_request("dkim_policy : dns ou none (clé épinglée : en ligne de commande)")
     fields = {
         "description": text(data.get("description"), "description", max_length=500),
         "operator_dn": text(data.get("operator_dn"), "operator_dn", max_length=500),
-        "route": route, "dkim_policy": dkim,
+        "route": route, **dkim_fields({k: data[k] for k in DKIM_FIELDS if k in data}),
         "tls_required": not flag(data.get("no_tls_required"), "no_tls_required")
         if "tls_required" not in data else flag(data.get("tls_required"), "tls_required"),
         "max_message_size": integer(data.get("max_message_size"), "max_message_size", low=1024,
@@ -83,8 +82,9 @@ def add(session: Session, actor: Actor, data: dict[str, Any], *, now: datetime) 
         entry = add_trusted_domain(session, name, now=now, **fields)
     except AlreadyExists as exc:
         raise conflict(str(exc)) from None
+    shown = {k: v for k, v in fields.items() if k != "dkim_public_key"}
     audit.record(session, actor=actor.audit_actor, action="domain.trust.add", subject_ref=f"domain:{name}",
-                 peer=actor.peer, now=now, details={**fields, "via": actor.via})
+                 peer=actor.peer, now=now, details={**shown, "via": actor.via})
     return row(entry)
 
 
