@@ -10,16 +10,18 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crypto.dkim_keys import PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key
+from crypto.dkim_keys import KEY_TYPES, PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key, zone_record
 from gateway import cli_import
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.context import Services
 from gateway.operations import trust
 from gateway.operations.common import cli_actor
 from gateway.settings import split_hostport
 from gateway.store import audit
-from gateway.store.accounts import add_hosted_domain, add_trusted_domain, hosted_domain, trusted_domain
+from gateway.store.accounts import add_hosted_domain, add_trusted_domain, trusted_domain
 from gateway.store.models import HostedDomain, TrustedDomain
-from routing.address import normalise_domain
+from gateway.store.signing_keys import ensure_key, published
+from routing.address import InvalidAddress, normalise_domain
 
 DEFAULT_SELECTOR_PREFIX = "hmg"
 DKIM_HELP = ("where the domain's DKIM keys come from: dns, none (not checked), or pinned:SELECTOR:KEYFILE, "
@@ -36,10 +38,18 @@ def register(node: Node, leaf: Leaf) -> None:
     p = leaf(hosted_sub, "add", "add a hosted domain (generates its DKIM key)", cmd_hosted_add)
     p.add_argument("domain")
     p.add_argument("--selector", help="DKIM selector (default: hmg<YYYYMM>)")
+    p.add_argument("--key-type", choices=KEY_TYPES, default="rsa",
+                   help="rsa (2048 bits, the default: every receiver verifies it) or ed25519 (RFC 8463: "
+                        "receivers that do not know it ignore the signature)")
     p = leaf(hosted_sub, "list", "list hosted domains", cmd_hosted_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = leaf(hosted_sub, "dkim", "print the DNS TXT record that publishes the domain's DKIM key", cmd_hosted_dkim)
-    p.add_argument("domain")
+    p = leaf(hosted_sub, "dkim", "print the DNS TXT records that publish the DKIM keys the gateway signs with: "
+                                 "every hosted domain's, the patient domain's and the host name's (made now "
+                                 "if missing: read receipts, patients' replies, DSNs and notifications)",
+             cmd_hosted_dkim)
+    p.add_argument("domain", nargs="?", help="only this domain's record (a hosted domain, the patient domain or "
+                                             "the host name)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     trust = domain.add_parser("trust", help="the trust list: remote domains allowed to exchange mail")
     trust_sub = trust.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
@@ -94,7 +104,7 @@ def cmd_hosted_add(args: argparse.Namespace) -> int:
     selector = args.selector or f"{DEFAULT_SELECTOR_PREFIX}{datetime.now(UTC):%Y%m}"
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", selector):
         raise UserError(f"invalid DKIM selector {selector!r} (letters, digits and '-')")
-    private_pem, public_b64 = generate_dkim_key()
+    private_pem, public_b64 = generate_dkim_key(key_type=args.key_type)
     with services(args) as svc, svc.db.write() as session, translate_errors():
         domain = add_hosted_domain(session, name)
         system = svc.keys.system_key(session)
@@ -119,15 +129,39 @@ def cmd_hosted_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_domains(svc: Services) -> dict[str, str]:
+    """The domains the gateway writes mail from without hosting them (keys in ``dkim_keys``),
+    each with what it signs."""
+    roles: dict[str, list[str]] = {}
+    for value, role in ((svc.settings.domains.patient_domain, "patient domain (read receipts, patients' replies)"),
+                        (svc.settings.server.hostname, "host name (DSNs, notifications)")):
+        try:
+            roles.setdefault(normalise_domain(value), []).append(role)
+        except InvalidAddress:
+            continue
+    return {name: ", ".join(what) for name, what in roles.items()}
+
+
 def cmd_hosted_dkim(args: argparse.Namespace) -> int:
-    name = _domain(args.domain)
-    with services(args) as svc, svc.db.read() as session:
-        domain = hosted_domain(session, name)
-        if domain is None:
-            raise UserError(f"{name} is not a hosted domain")
-        if not domain.dkim_public_key or not domain.dkim_selector:
-            raise UserError(f"{name} has no DKIM key")
-        print(f'{domain.dkim_selector}._domainkey.{name}. IN TXT "{dns_txt_record(domain.dkim_public_key.encode())}"')
+    wanted = _domain(args.domain) if args.domain else None
+    with services(args) as svc, svc.db.write() as session:
+        own = _gateway_domains(svc)
+        for name in own:
+            if wanted is None or wanted == name:
+                ensure_key(session, svc.keys, name, actor=actor())  # to publish before the first signed message
+        found = [k for k in published(session) if wanted is None or k.domain == wanted]
+    if wanted is not None and not found:
+        raise UserError(f"{wanted} is neither a hosted domain with a DKIM key, nor the patient domain, nor the "
+                        "host name")
+    rows = [(k, "hosted domain" if k.source == "hosted" else own.get(k.domain, "gateway key")) for k in found]
+    if args.json:
+        emit_json([{"domain": k.domain, "selector": k.selector, "key_type": k.key_type,
+                    "name": f"{k.selector}._domainkey.{k.domain}", "value": dns_txt_record(k.public_key),
+                    "signs": signs} for k, signs in rows])
+        return 0
+    for key, signs in rows:
+        print(f"; {key.domain}: {signs}")
+        print(zone_record(key.selector, key.domain, key.public_key, key.key_type))
     return 0
 
 

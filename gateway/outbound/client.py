@@ -5,7 +5,7 @@
   certificate so the peer can match our operator DN.
 * RFC 3461 (DSN): RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT when the peer offers DSN.
 * RFC 5321 §4.2.1: 4xx replies are temporary, 5xx permanent; a failed connection is temporary.
-* Messages from a hosted domain are DKIM-signed (RFC 6376) with that domain's sealed key.
+* What it sends is DKIM-signed before (:mod:`gateway.outbound.signing`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import aiosmtplib
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from crypto.dkim import sign_message
-from gateway.outbound.values import DeliveryReport, Envelope, Outcome, QueuedRecipient, RecipientResult, domain_of
-from gateway.store.keys import KeyService
-from gateway.store.models import HostedDomain
+from gateway.outbound.values import DeliveryReport, Envelope, Outcome, QueuedRecipient, RecipientResult
 from gateway.tls import peer_dn
 from routing.trust import dn_matches
 from smtp.params import XtextError, xtext_encode
@@ -212,20 +207,3 @@ async def deliver(
         return report
     # RFC 3463 §3.5: X.4.1 no answer from host (temporary: retried with the backoff).
     return local_failure(envelope.recipients, permanent=False, status="4.4.1", text=problem)
-
-
-def dkim_sign_for_sender(session: Session, keys: KeyService, mail_from: str | None, message: bytes) -> bytes:
-    """Prepend a DKIM-Signature when the MAIL FROM domain is hosted here and has a key."""
-    if not mail_from:
-        return message
-    name = domain_of(mail_from)
-    row = session.execute(select(HostedDomain).where(HostedDomain.name == name)).scalar_one_or_none()
-    if row is None or not (row.dkim_key_sealed and row.dkim_selector and row.dkim_data_key_id):
-        return message
-    pem = keys.by_id(session, row.dkim_data_key_id).open("dkim", row.name, row.dkim_key_sealed)
-    try:
-        header = sign_message(message, domain=row.name, selector=row.dkim_selector, private_key_pem=pem)
-    except ValueError:
-        log.warning("message not DKIM-signed (no From header field)", extra={"domain": name})
-        return message
-    return header + message

@@ -1,7 +1,8 @@
 """One attempt on one claimed queue entry: plan, deliver, record, notify (SPEC §7).
 
 * Local domains (hosted, or the patient domain) go through the composition root's
-  :data:`InternalSubmit` (the delivery pipeline); remote ones through SMTP to a trusted domain.
+  :data:`InternalSubmit` (the delivery pipeline); remote ones through SMTP to a trusted domain,
+  DKIM-signed with the key of their From: domain (:mod:`gateway.outbound.signing`).
 * Results and the DSN they call for are written in one transaction: the DSN is itself a
   queue entry (null reverse-path, ``kind="dsn"``), so it survives a crash and is retried.
 * RFC 3461: failures per NOTIFY (default FAILURE); a "relayed" DSN for NOTIFY=SUCCESS when the
@@ -19,15 +20,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gateway.outbound import queue
-from gateway.outbound.client import deliver, dkim_sign_for_sender, local_failure
+from gateway.outbound.client import deliver, local_failure
 from gateway.outbound.dsn import DsnRecipient, build_dsn, notices
 from gateway.outbound.mx import DnsResolver, RouteError, destinations
 from gateway.outbound.queue import ClaimedEntry
+from gateway.outbound.signing import sign_outgoing
 from gateway.outbound.values import DeliveryReport, QueuedRecipient, RecipientResult, domain_of
 from gateway.settings import QueueSettings
 from gateway.store.accounts import hosted_domain, trusted_domain
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
+from routing.address import InvalidAddress, normalise_domain
 
 log = logging.getLogger("gateway.outbound")
 
@@ -48,6 +51,17 @@ class Context:
     resolver: DnsResolver | None = None
     public_tls: ssl.SSLContext | None = None  # for patient notifications outside the trust space
 
+    @property
+    def own_domains(self) -> frozenset[str]:
+        """Domains the gateway writes mail from without hosting them: keyed on first use."""
+        found = set()
+        for name in (self.patient_domain, self.hostname):
+            try:
+                found.add(normalise_domain(name))
+            except InvalidAddress:
+                continue
+        return frozenset(found)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -60,13 +74,20 @@ class Plan:
 
 
 def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
+    plan = _route(ctx, entry)
+    if plan.local or plan.refusal is not None:
+        return plan
+    # Issue 17: everything leaving is signed, DSNs, MDNs and notifications included.
+    return replace(plan, message=sign_outgoing(ctx.db, ctx.keys, entry.message, own_domains=ctx.own_domains))
+
+
+def _route(ctx: Context, entry: ClaimedEntry) -> Plan:
     rcpts = entry.envelope.recipients
     with ctx.db.read() as s:
         if entry.domain == ctx.patient_domain or hosted_domain(s, entry.domain) is not None:
             return Plan(local=True, message=entry.message)
         if entry.kind == "notification":  # SPEC §4: the one message leaving the trust space
-            return Plan(route=ctx.settings.notification_relay or None, message=entry.message,
-                        tls=ctx.public_tls or ctx.tls)
+            return Plan(route=ctx.settings.notification_relay or None, tls=ctx.public_tls or ctx.tls)
         trusted = trusted_domain(s, entry.domain)
         if trusted is None:  # removed from the trust list since it was queued
             return Plan(refusal=local_failure(rcpts, permanent=True, status="5.7.1",
@@ -77,10 +98,7 @@ def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
         if trusted.max_message_size and len(entry.message) > trusted.max_message_size:
             return Plan(refusal=local_failure(rcpts, permanent=True, status="5.3.4",
                                               text=f"message larger than {entry.domain} accepts"))
-        message = entry.message
-        if entry.kind == "message":
-            message = dkim_sign_for_sender(s, ctx.keys, entry.envelope.mail_from, entry.message)
-        return Plan(route=trusted.route, message=message, tls=ctx.tls, operator_dn=trusted.operator_dn)
+        return Plan(route=trusted.route, tls=ctx.tls, operator_dn=trusted.operator_dn)
 
 
 async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:

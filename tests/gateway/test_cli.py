@@ -93,8 +93,10 @@ def test_admin_commands_end_to_end(home: str, capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, *g, "pro", "list", "--json")
     assert [p["address"] for p in json.loads(out)] == ["dr.a@clinic.test"]
 
+    from crypto.dkim_keys import generate_dkim_key
+
     key = tmp_path / "peer.txt"
-    key.write_text('"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"')
+    key.write_text(f'"v=DKIM1; k=rsa; p={generate_dkim_key(1024)[1].decode()}"')
     assert run(capsys, *g, "domain", "trust", "add", "hopital.example", "--description", "Hôpital",
                "--dn", "CN=mx.hopital.example", "--route", "127.0.0.1:3525",
                "--dkim", f"pinned:sel1:{key}")[0] == 0

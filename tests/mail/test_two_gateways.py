@@ -4,6 +4,8 @@ when the peer refuses, and a retry that succeeds once the peer comes up."""
 
 from __future__ import annotations
 
+import contextlib
+import email
 import io
 import random
 import sys
@@ -21,6 +23,7 @@ from sqlalchemy import select, update
 from gateway.cli import main
 from gateway.mail.listeners import runtime
 from gateway.mail.patient import send_reply
+from gateway.outbound.mdn import build_mdn
 from gateway.store.models import Conversation, HostedDomain, Patient, QueueEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env
@@ -57,6 +60,13 @@ class Side:
         finally:
             sys.stdin = saved
 
+    def records(self) -> str:
+        """What ``gateway domain hosted dkim`` prints: the zone-file lines to publish."""
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.cli("domain", "hosted", "dkim")
+        return out.getvalue()
+
     def dn(self) -> str:
         cert = x509.load_pem_x509_certificate((self.home / "tls" / "server.pem").read_bytes())
         return cert.subject.rfc4514_string()
@@ -84,12 +94,19 @@ def make_side(root: Path, name: str) -> Side:
 
 
 def trust(local: Side, remote: Side, tmp: Path) -> None:
+    """Each side pins the keys the other publishes (its zone-file lines, as printed), and asks for
+    DKIM on top of the certificate for the patient domain: the read receipts must verify."""
     selector, key = remote.dkim()
     keyfile = tmp / f"{remote.name}.pub"
     keyfile.write_text(key)
     local.cli("domain", "trust", "add", remote.hosted, "--dn", remote.dn(), "--route", remote.mx,
               "--dkim", f"pinned:{selector}:{keyfile}")
-    local.cli("domain", "trust", "add", remote.patients, "--dn", remote.dn(), "--route", remote.mx, "--dkim", "none")
+    [line] = [x for x in remote.records().splitlines() if f"._domainkey.{remote.patients}. " in x]
+    zone = tmp / f"{remote.name}-patients.zone"
+    zone.write_text(line + "\n")
+    patient_selector = line.split("._domainkey.")[0]
+    local.cli("domain", "trust", "add", remote.patients, "--dn", remote.dn(), "--route", remote.mx,
+              "--dkim", f"pinned:{patient_selector}:{zone}", "--dkim-required")
 
 
 @pytest.fixture
@@ -149,6 +166,19 @@ def test_exchange_both_ways_with_bounce(pair: tuple[Side, Side]) -> None:
         assert wait_for(lambda: count(mailbox_messages(live_a, pro=a.pro), reply.message_id) == 1), "reply lost"
         answer = next(m for m in mailbox_messages(live_a, pro=a.pro) if reply.message_id.encode() in m)
         assert f"In-Reply-To: {mid}".encode() in answer
+        assert b"DKIM-Signature:" in answer and f"d={b.patients};".encode() in answer
+
+        # The read receipt B sends for its patient (null sender, From: the patient): signed with the
+        # patient domain's published key, which A pins and requires (issue 17).
+        receipt = build_mdn(email.message_from_bytes(delivered), reporting_ua="mx.b.test; messagerie-sante",
+                            final_recipient=patient_b, now=datetime.now(UTC))
+        rt.internal.submit_sync(None, [a.pro], receipt, kind="mdn")
+
+        def receipted() -> bool:
+            return any(b"disposition-notification" in m and f"Original-Message-ID: {mid}".encode() in m
+                       for m in mailbox_messages(live_a, pro=a.pro))
+
+        assert wait_for(receipted), "read receipt refused or lost"
 
         # B refuses an unknown patient: A bounces an RFC 3464 report to the sender.
         send(live_a, a, f"{UNKNOWN_B}@{b.patients}")

@@ -9,13 +9,11 @@ from typing import Any, TypedDict
 import dns.resolver
 import pytest
 
-from crypto.dkim import pinned_dnsfunc, verify_message
-from gateway.outbound.client import client_tls_context, deliver, dkim_sign_for_sender, enhanced_status
+from gateway.outbound.client import client_tls_context, deliver, enhanced_status
 from gateway.outbound.mx import RouteError, destinations
 from gateway.outbound.values import Envelope, QueuedRecipient
 from gateway.testing.ports import free_port
-from gateway.testing.store import Store
-from tests.outbound.peer import PeerController, PeerHandler, Tls, add_signing_domain, start_peer
+from tests.outbound.peer import PeerController, PeerHandler, Tls, start_peer
 
 MESSAGE = b"From: dr@clinic.test\r\nTo: a@remote.test\r\nSubject: test\r\nMessage-ID: <m1@clinic.test>\r\n\r\nhello\r\n"
 class Timeouts(TypedDict):
@@ -174,20 +172,6 @@ async def test_dns_problems(answer: Any, permanent: bool, status: str) -> None:
     with pytest.raises(RouteError) as err:
         await destinations("remote.test", None, FakeResolver({("remote.test", "MX"): answer}))
     assert (err.value.permanent, err.value.status) == (permanent, status)
-
-
-def test_dkim_signature_of_a_hosted_domain_verifies(store: Store) -> None:
-    with store.db.write() as s:
-        txt = add_signing_domain(s, store.keys, "clinic.test", "s2026")
-    store.keys.forget()
-    with store.db.read() as s:
-        signed = dkim_sign_for_sender(s, store.keys, "dr@clinic.test", MESSAGE)
-        unsigned = dkim_sign_for_sender(s, store.keys, "someone@other.test", MESSAGE)
-    assert signed.startswith(b"DKIM-Signature:") and unsigned == MESSAGE
-    result = verify_message(signed, dnsfunc=pinned_dnsfunc("s2026", "clinic.test", txt))
-    assert result.ok and result.domain == "clinic.test", result.reason
-    tampered = signed.replace(b"hello", b"HELLO")
-    assert not verify_message(tampered, dnsfunc=pinned_dnsfunc("s2026", "clinic.test", txt)).ok
 
 
 async def test_reserved_names_never_reach_the_dns() -> None:
