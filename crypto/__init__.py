@@ -10,7 +10,9 @@ from crypto.dkim import (
     pinned_dnsfunc,
     sign_message,
     verify_message,
+    verify_signatures,
 )
+from crypto.dkim_keys import PublicKey, PublicKeyError, parse_public_key, zone_record
 from crypto.envelope import (
     BLOB_VERSION,
     KEY_BYTES,
@@ -32,6 +34,8 @@ __all__ = [
     "DkimResult",
     "KeyfileError",
     "MasterKeyring",
+    "PublicKey",
+    "PublicKeyError",
     "WrappedKey",
     "aad",
     "dns_txt_record",
@@ -40,9 +44,12 @@ __all__ = [
     "new_data_key",
     "open_sealed",
     "parse_keyfile",
+    "parse_public_key",
     "pinned_dnsfunc",
     "seal",
     "sealed_size",
     "sign_message",
     "verify_message",
+    "verify_signatures",
+    "zone_record",
 ]

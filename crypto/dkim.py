@@ -155,6 +155,7 @@ def _text(value: object) -> str | None:
 
 _D_TAG_RE = re.compile(rb"(?:^|;)\s*d\s*=\s*([^;\s]+)")
 _S_TAG_RE = re.compile(rb"(?:^|;)\s*s\s*=\s*([^;\s]+)")
+_A_SHA1_RE = re.compile(rb"(?:^|;)\s*a\s*=\s*rsa-sha1\s*(?:;|$)", re.I)
 
 
 def _claimed(value: bytes) -> tuple[str | None, str | None]:
@@ -210,6 +211,9 @@ def verify_signatures(
             results.append(DkimResult(False, domain, selector, "policy: not checked"))
             continue
         checked += 1
+        if _A_SHA1_RE.search(value):  # RFC 8301 §3.1: verifiers MUST NOT consider rsa-sha1 valid
+            results.append(DkimResult(False, domain, selector, "fail: rsa-sha1 is not acceptable (RFC 8301)"))
+            continue
         results.append(_verify_one(checker, collector, idx, domain, selector, dnsfunc))
     return results
 

@@ -180,3 +180,14 @@ def test_real_opendkim_genkey_output(tmp_path: Path) -> None:
                           private_key_pem=(tmp_path / "ok2026.private").read_bytes())
     result = verify_message(header + MESSAGE, dnsfunc=pinned_dnsfunc("ok2026", "hopital.example", pinned.record))
     assert result.ok, result.reason
+
+
+def test_rsa_sha1_signatures_are_not_valid(rsa_key: tuple[bytes, str]) -> None:
+    """RFC 8301 §3.1: verifiers MUST NOT consider rsa-sha1 signatures valid."""
+    import dkim
+
+    private, p = rsa_key
+    header = dkim.sign(MESSAGE, b"s", b"hopital.example", private, signature_algorithm=b"rsa-sha1",
+                       include_headers=[b"from", b"subject"])
+    result = verify_message(header + MESSAGE, dnsfunc=pinned_dnsfunc("s", "hopital.example", dns_txt_record(p)))
+    assert not result.ok and result.result == "fail" and "rsa-sha1" in result.reason
