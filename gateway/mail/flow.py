@@ -143,7 +143,9 @@ class SmtpFlow:
             mail_from=sender.address, recipients=tuple(tx.recipients),
             actor=f"pro:{info.account}" if info.account else f"trusted:{origin}",
             protocol=("ESMTPSA" if info.account else "ESMTPS") if info.tls else "ESMTP",
-            sender_is_professional=True, peer=info.peer_ip, helo=info.helo,
+            # A notice from the null reverse-path (DSN, MDN) is no professional's message: it
+            # opens no conversation a patient could answer (to MAILER-DAEMON).
+            sender_is_professional=sender.address is not None, peer=info.peer_ip, helo=info.helo,
             ret=tx.mail_params.ret if tx.mail_params else None,
             envid=tx.mail_params.envid if tx.mail_params else None, headers=header,
         )

@@ -69,6 +69,30 @@ def test_null_sender_bounce_from_the_operator_certificate_reaches_the_profession
     assert len(stored) == before + 1 and stored[-1].endswith(message)
 
 
+def test_null_sender_bounce_to_a_patient_opens_no_conversation(world_live: tuple[World, LiveGateway]) -> None:
+    """A bounce of a patient's reply reaches the patient's inbox, but nobody to answer in it."""
+    from sqlalchemy import func, select
+
+    from gateway.store.models import Conversation, Patient
+
+    world, live = world_live
+    with live.services.db.read() as s:
+        mailbox_id = s.execute(select(Patient.mailbox_id).where(Patient.ins == world.patients["open"])).scalar_one()
+
+    def conversations() -> int:
+        with live.services.db.read() as s:
+            count = s.execute(select(func.count()).select_from(Conversation)
+                              .where(Conversation.mailbox_id == mailbox_id)).scalar_one()
+            return int(count)
+
+    before, stored = conversations(), len(mailbox_messages(live, ins=world.patients["open"]))
+    with mx_client(live, peer_ctx(world, live)) as client:
+        t = transaction(client, "", [world.patient()], bounce(world, world.patient()))
+    assert t.data is not None and t.data[0] == 250, t.data
+    assert len(mailbox_messages(live, ins=world.patients["open"])) == stored + 1
+    assert conversations() == before
+
+
 def test_null_sender_bounce_from_the_operators_host_name(world_live: tuple[World, LiveGateway]) -> None:
     """Postfix writes From: MAILER-DAEMON@$myorigin, by default its host name under the trusted domain."""
     world, live = world_live
