@@ -6,7 +6,7 @@ operator's certificate authenticates the connection (false for every existing en
 certificate suffices, as in the MSSanté trust space). ``dkim_keys``: the signing keys of the
 domains the gateway writes mail from without hosting them, sealed under the system data key.
 
-Revision ID: 0009
+Revision ID: 0004
 Revises: 0003 (the lead re-chains at merge)
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
