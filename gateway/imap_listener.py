@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from gateway import metrics
 from gateway.auth import Authenticator
 from gateway.proxy import client_address, parse_networks
 from gateway.store.imap_backend import StoreBackend
@@ -52,7 +53,8 @@ def _config(gw: Gateway, *, login_requires_tls: bool) -> ServerConfig:
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
     session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit))
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
-                        max_connections=s.imap.max_connections)
+                        login_timeout=float(s.imap.login_timeout_seconds),
+                        max_connections=s.limits.imap_connections or 2000)
 
 
 async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str) -> Running:
@@ -72,7 +74,7 @@ async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str
     server = ImapServer(
         backend_for(gw), host, port, config=_config(gw, login_requires_tls=requires_tls),
         ssl_context=context if implicit_tls else None, starttls_context=None if implicit_tls else context,
-        peer_resolver=resolver,
+        peer_resolver=resolver, on_limit=lambda reason: metrics.limit_refused(name, reason),
     )  # fmt: skip
     await server.start()
 

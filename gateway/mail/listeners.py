@@ -39,7 +39,7 @@ class MailRuntime:
     def build(cls, svc: Services) -> MailRuntime:
         s = svc.settings
         limits = Limits(max_message_size=s.smtp.max_message_size, max_recipients=s.smtp.max_recipients,
-                        max_connections_per_ip=s.smtp.max_connections_per_ip,
+                        max_connections_per_ip=s.limits.mx_per_address,
                         allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
         directory = Directory(svc.db, s.domains.patient_domain)
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
@@ -82,7 +82,8 @@ async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = No
         return GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
                            limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
                            authenticator=rt.authenticator, connections=rt.connections,
-                           timeout=settings.smtp.timeout_seconds, proxy_networks=proxies)
+                           timeout=settings.smtp.timeout_seconds, min_data_rate=settings.smtp.min_data_rate,
+                           proxy_networks=proxies)
 
     ssl = context if implicit_tls else None
     host, port = settings.listen.address(name)

@@ -59,7 +59,7 @@ class GatewaySMTP(SMTP):
 
     def __init__(self, *, flow: SmtpFlow, listener: str, hostname: str, limits: Limits,
                  tls_context: ssl.SSLContext | None, implicit_tls: bool, authenticator: Authenticator,
-                 connections: ConnectionLimiter, timeout: float,
+                 connections: ConnectionLimiter, timeout: float, min_data_rate: float = 500.0,
                  proxy_networks: tuple[Network, ...] | None = None) -> None:
         super().__init__(
             _NoHooks(), hostname=hostname, ident="ESMTP", tls_context=None if implicit_tls else tls_context,
@@ -77,6 +77,7 @@ class GatewaySMTP(SMTP):
         self.tx = Transaction()
         self._counted_ip: str | None = None
         self._deadline = 0.0
+        self.min_data_rate = min_data_rate
 
     # --- connection ---------------------------------------------------------------
     def _peer_ip(self) -> str:
@@ -187,12 +188,19 @@ class GatewaySMTP(SMTP):
                 handle.cancel()
             self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
 
+    def _extend_deadline(self, received: int) -> None:
+        """DATA's deadline (Postfix's ``smtpd_min_data_rate``): ``received`` bytes buy
+        ``received / min_data_rate`` more seconds, never more than the timeout from now.
+        A client trickling bytes is cut when the deadline set at DATA runs out."""
+        now = self.loop.time()
+        self._deadline = min(self._deadline + received / self.min_data_rate, now + self._timeout_duration)
+
     def _timeout_due(self) -> None:
         if self.loop.time() < self._deadline:  # activity since: wait for the new deadline
             self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
             return
         if isinstance(self.transport, asyncio.WriteTransport):
-            log.info("connection timed out", extra={"listener": self.listener})
+            metrics.limit_refused(self.listener, "timeout")
             self.transport.write(format_reply(replies.TIMEOUT).encode() + b"\r\n")  # RFC 5321 §4.5.3.2
             self.transport.close()
 
@@ -373,7 +381,7 @@ class GatewaySMTP(SMTP):
             chunk = await self._reader.read(CHUNK)
             if not chunk:  # the client went away mid-DATA: nothing is stored
                 return
-            self._reset_timeout()
+            self._extend_deadline(len(chunk))
             result = reader.feed(chunk)
         if reader.trailing:  # commands pipelined after the end of data (RFC 2920)
             self._reader._buffer[:0] = reader.trailing  # type: ignore[attr-defined]
