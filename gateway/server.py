@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from gateway.context import Services
 
 if TYPE_CHECKING:
+    from gateway.budgets import Budgets
     from gateway.mail.listeners import MailRuntime
     from gateway.mail.workers import WorkerSet
 
@@ -39,6 +40,7 @@ class Gateway:
     running: list[Running] = field(default_factory=list)
     mail: MailRuntime | None = None
     smtp_workers: WorkerSet | None = None
+    budgets: Budgets | None = None  # connection and memory budgets of this process (gateway.budgets)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:

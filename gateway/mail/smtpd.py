@@ -19,6 +19,7 @@ from typing import Any
 from aiosmtpd.smtp import BOGUS_LIMIT, MISSING, SMTP, TLSSetupException
 
 from gateway import metrics
+from gateway.accept import Ticket
 from gateway.auth import Authenticator
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
 from gateway.proxy import Network, ProxyRefused, client_address
@@ -28,13 +29,14 @@ from smtp import replies
 from smtp.dataparse import DataReader, Done
 from smtp.policy import Limits, auth_offered, check_auth_allowed, check_starttls
 from smtp.replies import Reply, ReplyLike, format_reply
-from smtp.throttle import ConnectionLimiter
 
 log = logging.getLogger("gateway.smtp")
 CHUNK = 256 * 1024
 # Command lines are 512 octets with CRLF (RFC 5321 §4.5.3.1.4); SIZE adds 26 to MAIL (RFC 1870 §3),
 # DSN 100 to MAIL and 500 to RCPT (RFC 3461 §4): 1001, the reader's own limit, caps RCPT.
 _LINE_LIMITS = {b"MAIL": 512 + 26 + 100, b"RCPT": 1001}
+#: Replies to a connection refused by its listener's budget (``gateway.accept.Gate`` reasons).
+CONNECTION_REFUSALS = {"address_full": replies.TOO_MANY_CONNECTIONS, "listener_full": replies.SERVICE_BUSY}
 
 
 class _NoHooks:
@@ -59,7 +61,7 @@ class GatewaySMTP(SMTP):
 
     def __init__(self, *, flow: SmtpFlow, listener: str, hostname: str, limits: Limits,
                  tls_context: ssl.SSLContext | None, implicit_tls: bool, authenticator: Authenticator,
-                 connections: ConnectionLimiter, timeout: float, min_data_rate: float = 500.0,
+                 timeout: float, min_data_rate: float = 500.0, ticket: Ticket | None = None,
                  proxy_networks: tuple[Network, ...] | None = None) -> None:
         super().__init__(
             _NoHooks(), hostname=hostname, ident="ESMTP", tls_context=None if implicit_tls else tls_context,
@@ -70,12 +72,11 @@ class GatewaySMTP(SMTP):
         self.listener = listener
         self.limits = limits
         self.authenticator = authenticator
-        self.connections = connections
+        self.ticket = ticket  # this connection's place in its listener's budget, released when it ends
         self.implicit_tls = implicit_tls
         self.proxy_networks = proxy_networks
         self.info: SessionInfo | None = None
         self.tx = Transaction()
-        self._counted_ip: str | None = None
         self._deadline = 0.0
         self.min_data_rate = min_data_rate
 
@@ -101,15 +102,14 @@ class GatewaySMTP(SMTP):
                 assert self.transport is not None
                 self.transport.close()
                 return
+            refused = self.ticket.assign(ip) if self.ticket is not None else None
+            if refused is not None:  # the client behind the proxy has its share already
+                await self.push(format_reply(CONNECTION_REFUSALS[refused]))
+                assert self.transport is not None
+                self.transport.close()
+                return
         self.info = SessionInfo(peer_ip=ip, listener=self.listener)
         self._refresh_tls()
-        refused = self.connections.open(ip)
-        if refused is not None:
-            await self.push(format_reply(refused))
-            assert self.transport is not None
-            self.transport.close()
-            return
-        self._counted_ip = ip
         metrics.connection(self.listener)
         await self._commands()
 
@@ -211,9 +211,8 @@ class GatewaySMTP(SMTP):
             self.tx = Transaction()
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._counted_ip is not None:
-            self.connections.close(self._counted_ip)
-            self._counted_ip = None
+        if self.ticket is not None:
+            self.ticket.release()
         super().connection_lost(error)
 
     def _set_rset_state(self) -> None:

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
 
+from gateway.budgets import budgets
+from gateway.proxy import parse_networks
 from gateway.web.app import create_app
+from gateway.web.gated import GatedServer
 
 if TYPE_CHECKING:
     from gateway.server import Gateway, Running
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the gateway's loop: the gateway, not uvicorn, owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+class _EmbeddedServer(GatedServer):
+    """uvicorn inside the gateway's loop: the gateway, not uvicorn, owns SIGINT/SIGTERM;
+    connections pass the HTTP listener's budget first (``gateway.web.gated``)."""
 
 
 async def start_http(gw: Gateway) -> Running:
@@ -35,7 +33,8 @@ async def start_http(gw: Gateway) -> Running:
                             proxy_headers=listen.proxy_protocol,
                             forwarded_allow_ips=[n.split("/")[0] if n.endswith(("/32", "/128")) else n
                                                  for n in listen.proxy_trusted])
-    server = _EmbeddedServer(config)
+    deferred = parse_networks(listen.proxy_trusted) if listen.proxy_protocol else ()
+    server = _EmbeddedServer(config, budgets(gw).gate("http", deferred=deferred))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -112,3 +112,44 @@ def test_logged_in_session_outlives_the_login_deadline(env: ImapEnv) -> None:
     time.sleep(LOGIN_TIMEOUT_S + 0.5)
     assert client.noop()[0] == "OK"
     assert client.logout()[0] == "BYE"
+
+
+def test_one_address_cannot_take_more_than_its_share(env: ImapEnv) -> None:
+    before = _refusals("imap", "address_full")
+    held = [_from("127.0.2.1", env.imap_port) for _ in range(PER_ADDRESS)]
+    try:
+        for sock in held:
+            assert sock.recv(4096).startswith(b"* OK ")
+        for _ in range(3):  # more from the same address: refused at once, every time
+            extra = _from("127.0.2.1", env.imap_port)
+            try:
+                got = _read_all(extra, 5)
+            finally:
+                extra.close()
+            assert got == b"* BYE [UNAVAILABLE] Too many connections from your address, try again later\r\n"
+        assert _refusals("imap", "address_full") == before + 3
+        # another address is served as usual, and logs in
+        address = env.new_account()
+        other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        other.bind(("127.0.2.2", 0))
+        other.settimeout(10)
+        other.connect(("127.0.0.1", env.imap_port))
+        other.sendall(f'a1 LOGIN "{address}" "{PASSWORD}"\r\na2 LOGOUT\r\n'.encode())
+        reply = _read_all(other, 5)
+        other.close()
+        assert b"a1 OK" in reply and b"a2 OK" in reply, reply
+        # a connection of the first address ends: its place is free again
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while True:
+            again = _from("127.0.2.1", env.imap_port)
+            first = again.recv(4096)
+            if first.startswith(b"* OK ") or time.monotonic() > deadline:
+                held.append(again)
+                break
+            again.close()
+            time.sleep(0.05)
+        assert first.startswith(b"* OK "), first
+    finally:
+        for sock in held:
+            sock.close()
