@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.accept import Gate, RefusalLog
+from gateway.bodies import STEP, BodyBudget
 from gateway.proxy import Network
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ def plan(settings: Settings, open_files: int) -> Plan:
 
 
 class Budgets:
-    """One process's budgets: a :class:`Gate` per listener and one refusal log."""
+    """One process's budgets: a :class:`Gate` per listener, one refusal log, one
+    :class:`~gateway.bodies.BodyBudget` for message bodies in memory."""
 
     def __init__(self, settings: Settings, open_files: int | None = None) -> None:
         self.settings = settings
@@ -102,6 +104,14 @@ class Budgets:
         self.plan = plan(settings, files)
         self.refusals = RefusalLog()
         self._gates: dict[str, Gate] = {}
+        limits = settings.limits
+        self.bodies = BodyBudget(limits.body_memory_bytes, limits.body_memory_per_address,
+                                 limits.body_memory_wait_seconds)
+        if self.bodies.per_address < settings.smtp.max_message_size + STEP:
+            log.warning("limits.body_memory_per_address is below smtp.max_message_size: the largest messages "
+                        "will always get a temporary failure",
+                        extra={"per_address": self.bodies.per_address,
+                               "max_message_size": settings.smtp.max_message_size})
         if self.plan.over_budget:
             log.warning("connection caps exceed the open files left after the reserve",
                         extra={"open_files": files, "reserved": self.plan.reserved, "caps": self.plan.caps})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from gateway import metrics
 from gateway.accept import Acceptor, Ticket, listening_sockets
 from gateway.auth import Authenticator
+from gateway.bodies import Hold
 from gateway.budgets import budgets
 from gateway.proxy import Network, client_address, parse_networks
 from gateway.store.imap_backend import StoreBackend
@@ -51,6 +52,23 @@ def backend_for(gw: Gateway) -> StoreBackend:
     return _backends[key]
 
 
+class _Counted:
+    """A session's :class:`~gateway.bodies.Hold`, counting each refusal in the metrics."""
+
+    def __init__(self, listener: str, hold: Hold) -> None:
+        self.listener = listener
+        self.hold = hold
+
+    async def ensure(self, size: int) -> bool:
+        if await self.hold.ensure(size):
+            return True
+        metrics.limit_refused(self.listener, "memory")
+        return False
+
+    def release(self) -> None:
+        self.hold.release()
+
+
 def _config(gw: Gateway, name: str, *, login_requires_tls: bool) -> ServerConfig:
     s = gw.services.settings
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
@@ -82,6 +100,7 @@ async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str
         backend_for(gw), host, port, config=config,
         ssl_context=context if implicit_tls else None, starttls_context=None if implicit_tls else context,
         peer_resolver=resolver, on_limit=lambda reason: metrics.limit_refused(name, reason),
+        bodies=lambda peer: _Counted(name, budgets(gw).bodies.hold(peer)),
     )  # fmt: skip
     gate = budgets(gw).gate(name, deferred=networks)
     loop = asyncio.get_running_loop()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
 from imap.errors import Bye, Code
-from imap.session import Session, SessionConfig
+from imap.session import BodyHold, Session, SessionConfig
 
 log = logging.getLogger("imap.server")
 
@@ -66,7 +66,8 @@ class ImapServer:
     def __init__(self, backend: Backend, host: str, port: int, *, config: ServerConfig | None = None,
                  ssl_context: ssl.SSLContext | None = None,
                  starttls_context: ssl.SSLContext | None = None,
-                 peer_resolver: PeerResolver | None = None, on_limit: LimitEvent | None = None) -> None:
+                 peer_resolver: PeerResolver | None = None, on_limit: LimitEvent | None = None,
+                 bodies: Callable[[str | None], BodyHold] | None = None) -> None:
         self.backend = backend
         self.host = host
         self.port = port
@@ -75,6 +76,7 @@ class ImapServer:
         self.starttls_context = starttls_context
         self.peer_resolver = peer_resolver
         self.on_limit = on_limit
+        self.bodies = bodies  # a session's hold on the host's memory budget for literals, by client address
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -147,7 +149,8 @@ class ImapServer:
             await send(refusal(refused))
             return
         cfg = replace(self.config.session, starttls_available=self.starttls_context is not None and not tls)
-        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls)
+        hold = self.bodies(peer) if self.bodies is not None else None
+        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls, bodies=hold)
         log.debug("IMAP connection from %s (tls=%s)", peer, tls)
         loop = asyncio.get_running_loop()
         login_deadline = loop.time() + self.config.login_timeout

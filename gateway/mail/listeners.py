@@ -82,12 +82,13 @@ async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = No
     proxied = settings.listen.proxy_protocol and not implicit_tls
     proxies = parse_networks(settings.listen.proxy_trusted) if proxied else None
     gate = budgets(gw).gate(name, deferred=proxies or ())
+    bodies = budgets(gw).bodies
     loop = asyncio.get_running_loop()
 
     def session(ticket: Ticket) -> GatewaySMTP:
         return GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
                            limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
-                           authenticator=rt.authenticator, ticket=ticket,
+                           authenticator=rt.authenticator, ticket=ticket, bodies=bodies,
                            timeout=settings.smtp.timeout_seconds, min_data_rate=settings.smtp.min_data_rate,
                            proxy_networks=proxies)
 

@@ -21,6 +21,7 @@ from aiosmtpd.smtp import BOGUS_LIMIT, MISSING, SMTP, TLSSetupException
 from gateway import metrics
 from gateway.accept import Ticket
 from gateway.auth import Authenticator
+from gateway.bodies import BodyBudget, Hold
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
 from gateway.proxy import Network, ProxyRefused, client_address
 from gateway.tls import peer_dn
@@ -62,7 +63,7 @@ class GatewaySMTP(SMTP):
     def __init__(self, *, flow: SmtpFlow, listener: str, hostname: str, limits: Limits,
                  tls_context: ssl.SSLContext | None, implicit_tls: bool, authenticator: Authenticator,
                  timeout: float, min_data_rate: float = 500.0, ticket: Ticket | None = None,
-                 proxy_networks: tuple[Network, ...] | None = None) -> None:
+                 bodies: BodyBudget | None = None, proxy_networks: tuple[Network, ...] | None = None) -> None:
         super().__init__(
             _NoHooks(), hostname=hostname, ident="ESMTP", tls_context=None if implicit_tls else tls_context,
             require_starttls=False, auth_require_tls=True, data_size_limit=limits.max_message_size,
@@ -73,6 +74,8 @@ class GatewaySMTP(SMTP):
         self.limits = limits
         self.authenticator = authenticator
         self.ticket = ticket  # this connection's place in its listener's budget, released when it ends
+        self.bodies = bodies  # the process's memory budget for bodies in flight
+        self.hold: Hold | None = None
         self.implicit_tls = implicit_tls
         self.proxy_networks = proxy_networks
         self.info: SessionInfo | None = None
@@ -109,6 +112,7 @@ class GatewaySMTP(SMTP):
                 self.transport.close()
                 return
         self.info = SessionInfo(peer_ip=ip, listener=self.listener)
+        self.hold = self.bodies.hold(ip) if self.bodies is not None else None
         self._refresh_tls()
         metrics.connection(self.listener)
         await self._commands()
@@ -343,7 +347,13 @@ class GatewaySMTP(SMTP):
         if parsed is None:
             await self.reply(replies.SYNTAX_ERROR.with_text("syntax: MAIL FROM:<address> [parameters]"))
             return
-        await self.reply(await self.flow.mail(self.info, self.tx, parsed[0], parsed[1]))
+        reply: ReplyLike = await self.flow.mail(self.info, self.tx, parsed[0], parsed[1])
+        size = self.tx.mail_params.size if self.tx.mail_params is not None else None
+        if reply.code == 250 and size and self.hold is not None and not await self.hold.room_for(size):
+            self._set_rset_state()  # RFC 1870 §6.2: no room for SIZE now, try later
+            metrics.limit_refused(self.listener, "memory")
+            reply = replies.INSUFFICIENT_STORAGE
+        await self.reply(reply)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         if await self.check_helo_needed():
@@ -372,23 +382,44 @@ class GatewaySMTP(SMTP):
             await self.reply(replies.BAD_SEQUENCE.with_text("need RCPT command first"))
             return
         await self.reply(replies.START_DATA)
+        try:
+            result = await self._read_data()
+            if result is None:  # the client went away mid-DATA: nothing is stored
+                return
+            if isinstance(result, Reply):
+                log.info("data refused", extra={"reason": result.text, "listener": self.listener})
+                metrics.refused(self.listener, "data", f"smtp.{result.enhanced}")
+                answer: ReplyLike = result
+            else:
+                answer = await self.flow.data(self.info, self.tx, result.message)
+            del result  # the message bytes go with the room they held
+        finally:
+            if self.hold is not None:
+                self.hold.release()
+        await self.reply(answer)
+        self._set_rset_state()
+
+    async def _read_data(self) -> Done | Reply | None:
+        """The message up to ``<CRLF>.<CRLF>`` (None: the connection ended first). Room in the
+        memory budget is held before each read (a hold 256 KiB ahead of what is stored): without
+        room after the budget's wait, nothing more is stored and the answer is ``452 4.3.1``."""
         reader = DataReader(self.limits.max_message_size)
         buffered = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # pipelined data
         self._reader._buffer.clear()  # type: ignore[attr-defined]
+        hold = self.hold
         result = reader.feed(buffered) if buffered else None
         while not isinstance(result, Done | Reply):
+            if hold is not None and reader.storing and not hold.covers(reader.stored + CHUNK):
+                if not await hold.ensure(reader.stored + CHUNK):
+                    metrics.limit_refused(self.listener, "memory")
+                    reader.refuse(replies.INSUFFICIENT_STORAGE)
+                    hold.release()
             chunk = await self._reader.read(CHUNK)
-            if not chunk:  # the client went away mid-DATA: nothing is stored
-                return
+            if not chunk:
+                return None
             self._extend_deadline(len(chunk))
             result = reader.feed(chunk)
         if reader.trailing:  # commands pipelined after the end of data (RFC 2920)
             self._reader._buffer[:0] = reader.trailing  # type: ignore[attr-defined]
-        if isinstance(result, Reply):
-            log.info("data refused", extra={"reason": result.text, "listener": self.listener})
-            metrics.refused(self.listener, "data", f"smtp.{result.enhanced}")
-            await self.reply(result)
-        else:
-            await self.reply(await self.flow.data(self.info, self.tx, result.message))
-        self._set_rset_state()
+        return result
 
