@@ -244,6 +244,9 @@ class WebSettings(_Section):
     max_total_attachment_bytes: int = Field(default=15_728_640, ge=1024, le=26_214_400)
     """Largest total of a reply's attachments (encoded, the message must stay under 25 MB)."""
     max_attachments: int = Field(default=5, ge=1, le=50)
+    max_form_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    """Largest request body on every route without a limit of its own (forms, JSON): more gets
+    413 before anything is read. Routes with uploads have theirs (attachments, trust-list import)."""
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0, le=63_072_000)
     """Strict-Transport-Security max-age, sent only on HTTPS requests."""
 

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway import adoption
+from gateway.web import forms
 from gateway.web.admin import ops_audit, ops_domains, ops_people, ops_queue
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
@@ -96,6 +97,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def domain_import(request: Request, actor: Actor) -> Response:
         apply = flag(request.query_params.get("apply"), "apply")
+        forms.allow_body(request, ops_domains.MAX_UPLOAD)
         data = await _limited_body(request, ops_domains.MAX_UPLOAD)
         return JSONResponse(await run_write(ops_domains.import_list, actor, data, source="api-upload.xml",
                                             now=ctx.now(), apply=apply))

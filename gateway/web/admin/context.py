@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from gateway.store import admins
 from gateway.store.throttle import SharedThrottle
+from gateway.web import forms
 from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
 from smtp.throttle import ThrottleConfig
@@ -112,15 +113,26 @@ class AdminContext:
         return Actor(name, "api", client_ip(request)) if name else None
 
     # --- guards -----------------------------------------------------------------------
-    def console(self, handler: Page) -> Endpoint:
+    def console(self, handler: Page, *, max_body: int | None = None) -> Endpoint:
+        """A POST is checked before its body is read: its declared length against ``max_body``
+        (default ``web.max_form_bytes``), the session, then only the start of the form up to
+        its CSRF token (``gateway.web.forms.leading_field``); the handler reads the form afterwards."""
+        limit = max_body or self.svc.settings.web.max_form_bytes
+
         async def endpoint(request: Request) -> Response:
+            post = request.method == "POST"
+            if post:
+                forms.allow_body(request, limit)
+                if forms.declared_too_large(request, limit):
+                    return self.render(request, "error.html", None, status=413,
+                                       message="Envoi trop volumineux.")
             who = await self.who(request)
             if who is None:
                 base = request.scope.get("root_path", "")
                 return RedirectResponse(f"{base}/login", status_code=303)
-            if request.method == "POST":
-                form = await request.form()
-                if not same_token(who.csrf, form.get("csrf")):
+            if post:
+                given, request = await forms.leading_field(request, "csrf")
+                if not same_token(who.csrf, given):
                     return self.render(request, "error.html", who, status=403,
                                        message="Jeton de formulaire invalide : rechargez la page.")
             try:
