@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.accept import Gate, RefusalLog
-from gateway.bodies import STEP, BodyBudget
+from gateway.bodies import COPIES, STEP, BodyBudget
 from gateway.proxy import Network
 
 if TYPE_CHECKING:
@@ -107,9 +107,9 @@ class Budgets:
         limits = settings.limits
         self.bodies = BodyBudget(limits.body_memory_bytes, limits.body_memory_per_address,
                                  limits.body_memory_wait_seconds)
-        if self.bodies.per_address < settings.smtp.max_message_size + STEP:
-            log.warning("limits.body_memory_per_address is below smtp.max_message_size: the largest messages "
-                        "will always get a temporary failure",
+        if self.bodies.per_address < COPIES * settings.smtp.max_message_size + STEP:
+            log.warning("limits.body_memory_per_address is below 4 x smtp.max_message_size: the largest "
+                        "messages will always get a temporary failure",
                         extra={"per_address": self.bodies.per_address,
                                "max_message_size": settings.smtp.max_message_size})
         if self.plan.over_budget:

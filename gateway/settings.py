@@ -151,10 +151,12 @@ class LimitsSettings(_Section):
     imap_per_address: int = Field(default=50, ge=1, le=100_000)
     imaps_per_address: int = Field(default=50, ge=1, le=100_000)
     http_per_address: int = Field(default=50, ge=1, le=100_000)
-    body_memory_bytes: int = Field(default=268_435_456, ge=65_536, le=1 << 40)
-    """Message bodies held in memory at once per process (SMTP DATA, IMAP APPEND literals)."""
-    body_memory_per_address: int = Field(default=67_108_864, ge=65_536, le=1 << 40)
-    """Of which one client address (IPv6: one /64) may hold at most this much."""
+    body_memory_bytes: int = Field(default=402_653_184, ge=65_536, le=1 << 40)
+    """Memory for message bodies in flight per process (SMTP DATA, IMAP APPEND literals), each
+    counted 4 times its size for the copies delivery makes (384 MiB: 3 messages of 25 MB,
+    about 100 of 1 MB)."""
+    body_memory_per_address: int = Field(default=134_217_728, ge=65_536, le=1 << 40)
+    """Of which one client address (IPv6: one /64) may hold at most this much (128 MiB)."""
     body_memory_wait_seconds: float = Field(default=5.0, ge=0, le=600)
     """How long a session waits for room in the budget before a temporary failure."""
 

@@ -401,19 +401,21 @@ class GatewaySMTP(SMTP):
 
     async def _read_data(self) -> Done | Reply | None:
         """The message up to ``<CRLF>.<CRLF>`` (None: the connection ended first). Room in the
-        memory budget is held before each read (a hold 256 KiB ahead of what is stored): without
-        room after the budget's wait, nothing more is stored and the answer is ``452 4.3.1``."""
+        memory budget is held before the bytes are: for the ``SIZE=`` of ``MAIL FROM`` when given,
+        then before each read for what is stored plus one read: without room after the budget's
+        wait, nothing more is stored and the answer is ``452 4.3.1``."""
         reader = DataReader(self.limits.max_message_size)
         buffered = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # pipelined data
         self._reader._buffer.clear()  # type: ignore[attr-defined]
         hold = self.hold
+        declared = self.tx.mail_params.size if self.tx.mail_params is not None else None
+        if hold is not None and declared and not await hold.ensure(min(declared, self.limits.max_message_size)):
+            self._no_room(reader, hold)
         result = reader.feed(buffered) if buffered else None
         while not isinstance(result, Done | Reply):
             if hold is not None and reader.storing and not hold.covers(reader.stored + CHUNK):
                 if not await hold.ensure(reader.stored + CHUNK):
-                    metrics.limit_refused(self.listener, "memory")
-                    reader.refuse(replies.INSUFFICIENT_STORAGE)
-                    hold.release()
+                    self._no_room(reader, hold)
             chunk = await self._reader.read(CHUNK)
             if not chunk:
                 return None
@@ -422,4 +424,9 @@ class GatewaySMTP(SMTP):
         if reader.trailing:  # commands pipelined after the end of data (RFC 2920)
             self._reader._buffer[:0] = reader.trailing  # type: ignore[attr-defined]
         return result
+
+    def _no_room(self, reader: DataReader, hold: Hold) -> None:
+        metrics.limit_refused(self.listener, "memory")
+        reader.refuse(replies.INSUFFICIENT_STORAGE)
+        hold.release()
 

@@ -1,7 +1,8 @@
 """Issue 15 item 6: one memory budget for message bodies in flight, SMTP DATA and IMAP APPEND.
 
-A live gateway with a small budget (2 MiB, 1 MiB per client address, 1 s wait). Sessions
-hold room by sending part of a DATA (or announcing an APPEND literal) and stopping there:
+A live gateway with a small budget (7.5 MiB, 5 MiB per client address, 1 s wait; a body costs
+4 times its size, ``gateway.bodies.COPIES``). Sessions hold room by sending part of a DATA
+(or announcing an APPEND literal) and stopping there:
 
 - with no room, DATA gets ``452 4.3.1`` after its end and the session goes on; APPEND gets
   ``NO [LIMIT]`` (synchronizing literal: never invited; non-synchronizing: dropped); a
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.bodies import COPIES
+from gateway.bodies import STEP as bodies_step
 from gateway.budgets import Budgets
 from gateway.imap_listener import start_imap
 from gateway.mail.listeners import start_submission
@@ -31,6 +34,13 @@ from smtp import replies
 
 MIB = 1 << 20
 WAIT_S = 1.0
+STEP = 256 * 1024
+TOTAL = 30 * STEP  # 7.5 MiB
+HELD_600K = 14 * STEP  # a DATA with 600 KiB stored holds 4 x (600 + 256) KiB, in 256 KiB steps: 3.5 MiB
+
+
+def test_the_figures_below_count_four_copies() -> None:
+    assert COPIES == 4 and STEP == bodies_step
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +48,7 @@ def world_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World
     home = make_home(tmp_path_factory.mktemp("gw") / "home")
     world = populate(home)
     env = {**listen_env(), "GATEWAY__TLS__ALLOW_AUTH_WITHOUT_TLS": "true",
-           "GATEWAY__LIMITS__BODY_MEMORY_BYTES": str(2 * MIB), "GATEWAY__LIMITS__BODY_MEMORY_PER_ADDRESS": str(MIB),
+           "GATEWAY__LIMITS__BODY_MEMORY_BYTES": str(TOTAL), "GATEWAY__LIMITS__BODY_MEMORY_PER_ADDRESS": str(5 * MIB),
            "GATEWAY__LIMITS__BODY_MEMORY_WAIT_SECONDS": str(WAIT_S)}
     with live_gateway(home, env=env, factories=[start_submission, start_imap]) as live:
         yield world, live
@@ -119,10 +129,10 @@ def test_data_without_room_gets_452_and_the_session_goes_on(world_live: tuple[Wo
     waiting = Smtp(world, live, "127.0.6.3")
     try:
         a.start_data()
-        a.send_part(600 * 1024)  # holds its whole share: 600 KiB stored, 1 MiB held
+        a.send_part(600 * 1024)  # 600 KiB stored: 3.5 MiB held
         b.start_data()
         b.send_part(600 * 1024)
-        _wait_used(live, 2 * MIB)  # the budget is full
+        _wait_used(live, 2 * HELD_600K)  # 7 of 7.5 MiB: no room for another 1 MiB
         start = time.monotonic()
         assert waiting.message() == _line(replies.INSUFFICIENT_STORAGE)
         assert time.monotonic() - start >= WAIT_S - 0.1
@@ -141,11 +151,11 @@ def test_room_given_back_during_the_wait_lets_the_session_go_on(world_live: tupl
     try:
         a.start_data()
         a.send_part(600 * 1024)
-        _wait_used(live, MIB)
+        _wait_used(live, HELD_600K)
         b.start_data()
-        b.send_part(600 * 1024)  # its first 256 KiB have room, the rest waits for a
-        _wait_used(live, MIB + 256 * 1024)
-        assert a.finish().startswith(b"250 2.0.0")  # gives 1 MiB back within b's wait
+        b.send_part(900 * 1024)  # would hold 4.75 MiB: its start has room, the rest waits for a
+        _wait_used(live, 26 * STEP)
+        assert a.finish().startswith(b"250 2.0.0")  # gives 3.5 MiB back within b's wait
         assert b.finish().startswith(b"250 2.0.0")
     finally:
         a.close()
@@ -157,8 +167,8 @@ def test_one_address_at_its_share_does_not_stop_another(world_live: tuple[World,
     a1, a2, other = (Smtp(world, live, "127.0.6.6"), Smtp(world, live, "127.0.6.6"), Smtp(world, live, "127.0.6.7"))
     try:
         a1.start_data()
-        a1.send_part(600 * 1024)
-        _wait_used(live, MIB)
+        a1.send_part(1000 * 1024)  # holds 5 MiB: its address's whole share
+        _wait_used(live, 5 * MIB)
         start = time.monotonic()
         assert other.message().startswith(b"250 2.0.0")
         assert time.monotonic() - start < WAIT_S  # no wait: the budget has room for this address
@@ -175,10 +185,10 @@ def test_mail_from_size_beyond_the_room(world_live: tuple[World, LiveGateway]) -
     try:
         start = time.monotonic()
         assert b.command(f"MAIL FROM:<{world.pro}> SIZE={2 * MIB}".encode()) == _line(replies.INSUFFICIENT_STORAGE)
-        assert time.monotonic() - start < WAIT_S / 2  # can never fit one address's share: at once
+        assert time.monotonic() - start < WAIT_S / 2  # 4 x 2 MiB can never fit one address's share: at once
         a.start_data()
         a.send_part(600 * 1024)
-        _wait_used(live, MIB)
+        _wait_used(live, HELD_600K)
         assert b.command(f"MAIL FROM:<{world.pro}> SIZE={MIB // 2}".encode()).startswith(b"250")  # b's own share
         assert b.command(b"RSET").startswith(b"250")
         a2 = Smtp(world, live, "127.0.6.8")
@@ -224,12 +234,12 @@ def test_append_and_data_share_the_budget(world_live: tuple[World, LiveGateway])
         assert holder.recv(4096).startswith(b"* OK")
         holder.sendall(f'a1 LOGIN "{world.pro}" "{PASSWORD}"\r\n'.encode())
         assert b"a1 OK" in holder.recv(4096)
-        size = 900_000
-        holder.sendall(b"a2 APPEND INBOX {%d}\r\n" % size)  # announced: room held before any octet
+        size = 1_300_000
+        holder.sendall(b"a2 APPEND INBOX {%d}\r\n" % size)  # announced: 5 MiB held before any octet
         assert holder.recv(4096).startswith(b"+ ")
-        _wait_used(live, MIB)
+        _wait_used(live, 5 * MIB)
         assert smtp.message() == _line(replies.INSUFFICIENT_STORAGE)  # the same address: its share is held
-        # the other address's APPEND has room; a synchronizing one beyond its share is refused uninvited
+        # the other address's APPEND has room; a synchronizing one beyond the room left is refused uninvited
         body = f"From: {world.pro}\r\nSubject: x\r\n\r\n".encode() + b"y" * 1000 + b"\r\n"
         assert client.append("INBOX", "", None, body)[0] == "OK"
         typ, data = client.append("INBOX", "", None, b"z" * (MIB + 1))
@@ -262,8 +272,8 @@ def test_non_synchronizing_append_without_room_is_dropped(world_live: tuple[Worl
         assert b"a1 OK" in raw.recv(4096)
         a.start_data()
         a.send_part(600 * 1024)
-        _wait_used(live, MIB)
-        size = 300_000
+        _wait_used(live, HELD_600K)
+        size = 450_000  # 1.75 MiB more: beyond the address's 5 MiB
         raw.sendall(b"a2 APPEND INBOX {%d+}\r\n" % size + b"q" * size + b"\r\na3 NOOP\r\n")
         got = b""
         while b"a3 " not in got:
