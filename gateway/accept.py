@@ -13,8 +13,9 @@ accepts itself, with public asyncio API only:
 - :class:`Acceptor` waits for its listening socket to be readable, accepts, asks the gate,
   and either writes the listener's refusal (``421 4.7.0``, ``* BYE``, ``503``) and closes
   *at once* (the descriptor is back before the next accept) or hands the socket to
-  ``loop.connect_accepted_socket`` (TLS included). ``EMFILE``/``ENFILE`` pause that listener
-  for :data:`PAUSE_S` instead of spinning; every refusal and error is counted
+  ``loop.connect_accepted_socket`` (TLS included). ``EMFILE``/``ENFILE`` (or any error but
+  a connection gone before it was accepted) pause that listener for :data:`PAUSE_S` instead
+  of spinning; every refusal and error is counted
   (``gateway_limit_refusals_total``) and logged by :class:`RefusalLog`: one line per
   interval with the counts, never one per connection.
 """
@@ -38,7 +39,8 @@ log = logging.getLogger("gateway.limits")
 PAUSE_S = 0.1
 BATCH = 64  # accepts per wake-up: other listeners get their turn
 LOG_INTERVAL_S = 10.0
-_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_CONNECTION_GONE = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.EHOSTUNREACH,
+                              errno.ENETUNREACH, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EAGAIN})
 
 
 class RefusalLog:
@@ -193,14 +195,15 @@ class Acceptor:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in _OUT_OF_RESOURCES:  # should not happen below the caps: never spin on it
-                    reason = "accept_" + errno.errorcode.get(exc.errno or 0, "error").lower()
-                    self.gate.refusals.note(self.gate.listener, reason)
-                    self._pause()
-                    assert self._loop is not None
-                    self._loop.call_later(PAUSE_S, self._resume)
-                    return
-                continue  # ECONNABORTED and the like: that connection is gone, take the next
+                if exc.errno in _CONNECTION_GONE:  # that connection is gone: take the next
+                    continue
+                # out of descriptors (should not happen below the caps) or anything else: never spin on it
+                reason = "accept_" + errno.errorcode.get(exc.errno or 0, "error").lower()
+                self.gate.refusals.note(self.gate.listener, reason)
+                self._pause()
+                assert self._loop is not None
+                self._loop.call_later(PAUSE_S, self._resume)
+                return
             self._take(conn, address)
 
     def _take(self, conn: socket.socket, address: object) -> None:
