@@ -16,8 +16,8 @@ its ``[limits]`` keys are then not set).
 
 ``throughput``: ``smtp-source -s 10 -m 2000 -l 10240`` on the MX (new connection per message,
 ``smtp.processes`` = CPUs), alternately against this checkout and ``--base DIR`` (a worktree of
-the commit before the budgets), ``--reps`` times each, each in a fresh home; rate = messages over
-the time until all are stored. Prints both medians and their ratio.
+the commit before the budgets) in ABBA order, ``--reps`` times each, each in a fresh home after a
+``sync``; rate = messages over the time until all are stored. Prints both medians and their ratio.
 """
 
 # ruff: noqa: S603 - fixed programs (smtp-source, our venv) with arguments we build
@@ -205,9 +205,12 @@ def _rate(repo: Path | None, reps_note: str) -> tuple[float, float]:
 def throughput(args: argparse.Namespace) -> int:
     head: list[tuple[float, float]] = []
     base: list[tuple[float, float]] = []
-    for rep in range(args.reps):
-        base.append(_rate(args.base, f"base {args.base.name} rep {rep + 1}"))
-        head.append(_rate(None, f"this checkout rep {rep + 1}"))
+    for rep in range(args.reps):  # ABBA order: neither side always runs right after the other's clean-up
+        runs = [(base, args.base, f"base {args.base.name}"), (head, None, "this checkout")]
+        for into, repo, name in runs if rep % 2 == 0 else reversed(runs):
+            os.sync()
+            time.sleep(3)
+            into.append(_rate(repo, f"{name} rep {rep + 1}"))
     for i, (what, fmt) in enumerate((("msg/s", "{:.1f}"), ("ms CPU/msg", "{:.2f}"))):
         mb, mh = statistics.median(r[i] for r in base), statistics.median(r[i] for r in head)
         print(f"throughput 10 KiB, {what}: base median {fmt.format(mb)} "

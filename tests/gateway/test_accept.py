@@ -151,6 +151,33 @@ def test_acceptor_refuses_at_once_and_hands_over_the_admitted() -> None:
     asyncio.run(main())
 
 
+def test_implicit_tls_listener_closes_refused_connections_without_a_word() -> None:
+    """No reply can be read before TLS, and a handshake per refused connection is the flood's cost."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        gate = Gate("imaps", max_total=1, max_per_address=1)
+
+        async def connect(conn: socket.socket, ticket: Ticket) -> None:
+            await loop.sock_recv(conn, 1)
+            conn.close()
+            ticket.release()
+
+        sock = listening_sockets("127.0.0.1", 0)[0]
+        acceptor = Acceptor(sock, gate, connect, lambda reason: None)
+        acceptor.start()
+        try:
+            held = await _connect_from("127.0.3.2", sock.getsockname()[1])
+            refused = await _connect_from("127.0.3.3", sock.getsockname()[1])
+            assert await asyncio.wait_for(loop.sock_recv(refused, 100), 5) == b""
+            refused.close()
+            held.close()
+        finally:
+            acceptor.close()
+            await acceptor.wait_closed()
+
+    asyncio.run(main())
+
+
 class _Exhausted(socket.socket):
     """A listening socket whose ``accept`` fails as with a full descriptor table."""
 
