@@ -154,7 +154,7 @@ class LimitsSettings(_Section):
     body_memory_bytes: int = Field(default=402_653_184, ge=65_536, le=1 << 40)
     """Memory for message bodies in flight per process (SMTP DATA, IMAP APPEND literals), each
     counted 4 times its size for the copies delivery makes (384 MiB: 3 messages of 25 MB,
-    about 100 of 1 MB)."""
+    about 75 of 1 MB)."""
     body_memory_per_address: int = Field(default=134_217_728, ge=65_536, le=1 << 40)
     """Of which one client address (IPv6: one /64) may hold at most this much (128 MiB)."""
     body_memory_wait_seconds: float = Field(default=5.0, ge=0, le=600)
