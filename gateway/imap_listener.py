@@ -9,14 +9,19 @@ login throttle is the SMTP listeners' one when they run (failed logins limited a
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import TYPE_CHECKING
 
+from gateway import metrics
+from gateway.accept import Acceptor, Ticket, listening_sockets
 from gateway.auth import Authenticator
-from gateway.proxy import client_address, parse_networks
+from gateway.bodies import Hold
+from gateway.budgets import budgets
+from gateway.proxy import Network, client_address, parse_networks
 from gateway.store.imap_backend import StoreBackend
 from gateway.tls import server_context
 from imap.parser import DEFAULT_APPENDLIMIT
-from imap.server import ImapServer, ServerConfig
+from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
 
 if TYPE_CHECKING:
@@ -47,15 +52,35 @@ def backend_for(gw: Gateway) -> StoreBackend:
     return _backends[key]
 
 
-def _config(gw: Gateway, *, login_requires_tls: bool) -> ServerConfig:
+class _Counted:
+    """A session's :class:`~gateway.bodies.Hold`, counting each refusal in the metrics."""
+
+    def __init__(self, listener: str, hold: Hold) -> None:
+        self.listener = listener
+        self.hold = hold
+
+    async def ensure(self, size: int) -> bool:
+        if await self.hold.ensure(size):
+            return True
+        metrics.limit_refused(self.listener, "memory")
+        return False
+
+    def release(self) -> None:
+        self.hold.release()
+
+
+def _config(gw: Gateway, name: str, *, login_requires_tls: bool) -> ServerConfig:
     s = gw.services.settings
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
     session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit))
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
-                        max_connections=s.imap.max_connections)
+                        login_timeout=float(s.imap.login_timeout_seconds),
+                        max_connections=budgets(gw).plan.caps[name])
 
 
 async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str) -> Running:
+    """The listener's sockets, each accepted behind its :class:`~gateway.accept.Gate`: beyond
+    it ``* BYE [UNAVAILABLE]`` at once (implicit TLS: closed before the handshake)."""
     from gateway.server import Running
 
     settings = gw.services.settings
@@ -63,24 +88,53 @@ async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str
     context = server_context(settings, request_client_cert=False)
     requires_tls = implicit_tls or not settings.tls.allow_auth_without_tls
     resolver = None
+    networks: tuple[Network, ...] = ()
     if settings.listen.proxy_protocol and not implicit_tls:  # PROXY v1/v2 before the greeting
         networks = parse_networks(settings.listen.proxy_trusted)
 
         async def resolver(reader: asyncio.StreamReader, peer: str) -> str:
             return await client_address(reader, peer, networks)
 
+    config = _config(gw, name, login_requires_tls=requires_tls)
     server = ImapServer(
-        backend_for(gw), host, port, config=_config(gw, login_requires_tls=requires_tls),
+        backend_for(gw), host, port, config=config,
         ssl_context=context if implicit_tls else None, starttls_context=None if implicit_tls else context,
-        peer_resolver=resolver,
+        peer_resolver=resolver, on_limit=lambda reason: metrics.limit_refused(name, reason),
+        bodies=lambda peer: _Counted(name, budgets(gw).bodies.hold(peer)),
     )  # fmt: skip
-    await server.start()
+    gate = budgets(gw).gate(name, deferred=networks)
+    loop = asyncio.get_running_loop()
+
+    async def connect(conn: socket.socket, ticket: Ticket) -> None:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await server.handle(reader, writer, admit=ticket.assign if networks else None)
+            finally:
+                ticket.release()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=config.read_size), serve)
+
+        await loop.connect_accepted_socket(protocol, conn, ssl=context if implicit_tls else None,
+                                           ssl_handshake_timeout=config.tls_handshake_timeout if implicit_tls else None)
+
+    def refused(reason: str) -> bytes | None:
+        return None if implicit_tls else refusal(reason)
+
+    sockets = listening_sockets(host, port)
+    acceptors = [Acceptor(sock, gate, connect, refused) for sock in sockets]
+    for acceptor in acceptors:
+        acceptor.start()
 
     async def close() -> None:
+        for acceptor in acceptors:
+            acceptor.close()
         await server.close()
+        for acceptor in acceptors:
+            await acceptor.wait_closed()
         _backends.pop(id(gw), None)
 
-    return Running(name, f"{host}:{server.port}", description, close)
+    return Running(name, f"{host}:{sockets[0].getsockname()[1]}", description, close)
 
 
 async def start_imap(gw: Gateway) -> Running:

@@ -35,6 +35,9 @@ DELIVERIES = Counter("gateway_deliveries", "Outbound queue attempts, per outcome
                      ["outcome"], registry=REGISTRY)
 LOGIN_FAILURES = Counter("gateway_login_failures", "Failed logins, per protocol and reason",
                          ["protocol", "reason"], registry=REGISTRY)
+REFUSALS = Counter("gateway_limit_refusals",
+                   "Connections and requests refused by a resource limit, per listener and reason",
+                   ["listener", "reason"], registry=REGISTRY)
 JOB_RUNS = Counter("gateway_job_runs", "Lifecycle job runs, per job and result",
                    ["job", "result"], registry=REGISTRY)
 
@@ -42,6 +45,7 @@ JOB_RUNS = Counter("gateway_job_runs", "Lifecycle job runs, per job and result",
 COUNTERS: dict[str, Counter] = {
     "connections": CONNECTIONS, "messages_accepted": MESSAGES_ACCEPTED, "messages_refused": MESSAGES_REFUSED,
     "deliveries": DELIVERIES, "login_failures": LOGIN_FAILURES, "job_runs": JOB_RUNS,
+    "limit_refusals": REFUSALS,
 }
 
 forward: Callable[[str, tuple[str, ...]], None] | None = None
@@ -75,6 +79,12 @@ def accepted(listener: str) -> None:
 
 def refused(listener: str, phase: str, reason: str) -> None:
     count("messages_refused", (listener, phase, reason[:64]))
+
+
+def limit_refused(listener: str, reason: str) -> None:
+    """A connection or request refused by a budget: ``listener_full``, ``address_full``,
+    ``timeout``, ``login_timeout``, ``memory``, ``tls_handshake`` (``gateway.budgets``)."""
+    count("limit_refusals", (listener, reason))
 
 
 def delivery(outcome: str) -> None:

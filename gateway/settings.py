@@ -119,9 +119,12 @@ class SmtpSettings(_Section):
     max_message_size: int = Field(default=26_214_400, ge=1024, le=1_073_741_824)
     """Largest message accepted, in bytes (25 MB), advertised with SIZE (RFC 1870)."""
     max_recipients: int = Field(default=100, ge=1, le=10_000)
-    max_connections_per_ip: int = Field(default=20, ge=1, le=10_000)
-    timeout_seconds: int = Field(default=300, ge=10, le=3600)
-    """Idle time allowed between commands and between DATA chunks (RFC 5321 §4.5.3.2)."""
+    timeout_seconds: int = Field(default=300, ge=1, le=3600)
+    """Time allowed for each command line, whole (RFC 5321 §4.5.3.2: 5 minutes), and the
+    starting deadline of DATA (Postfix's ``smtpd_timeout`` with ``smtpd_per_request_deadline``)."""
+    min_data_rate: int = Field(default=500, ge=1, le=100_000_000)
+    """Bytes per second that keep DATA going: each read of N bytes moves the DATA deadline
+    N / rate seconds later, never beyond ``timeout_seconds`` from now (Postfix's ``smtpd_min_data_rate``)."""
     processes: int = Field(default=1, ge=1, le=64)
     """Processes that accept SMTP sessions: 1 runs them in the serving process; N > 1 starts
     N - 1 more (``gateway smtp-worker``) on the same listening sockets, for more cores."""
@@ -129,9 +132,47 @@ class SmtpSettings(_Section):
 
 class ImapSettings(_Section):
     idle_timeout_seconds: int = Field(default=1800, ge=10, le=86400)
-    """Autologout after this long without a command (RFC 3501 §5.4: at least 30 minutes)."""
-    max_connections: int = Field(default=2000, ge=1, le=100_000)
-    """Concurrent IMAP connections per listener; more are greeted with BYE."""
+    """Autologout after this long without a command, once logged in (RFC 3501 §5.4: at least 30 minutes)."""
+    login_timeout_seconds: int = Field(default=60, ge=1, le=3600)
+    """A connection must have logged in this long after it was accepted, or gets ``* BYE``."""
+
+
+class LimitsSettings(_Section):
+    """Connection and memory budgets per process (issue 15). Connection caps are per listener
+    and per process; 0 sizes a cap from the open-file limit (``gateway.budgets``)."""
+
+    open_files: int = Field(default=65_536, ge=0, le=16_777_216)
+    """At start the soft RLIMIT_NOFILE is raised to the hard limit, at most this; 0 leaves it alone."""
+    reserved_files: int = Field(default=0, ge=0, le=1_000_000)
+    """Descriptors kept out of the connection caps for the store, outbound, logs and files;
+    0: 3 per database connection + 2 per outbound delivery + 128."""
+    mx_connections: int = Field(default=0, ge=0, le=1_000_000)
+    submission_connections: int = Field(default=0, ge=0, le=1_000_000)
+    submissions_connections: int = Field(default=0, ge=0, le=1_000_000)
+    imap_connections: int = Field(default=0, ge=0, le=1_000_000)
+    imaps_connections: int = Field(default=0, ge=0, le=1_000_000)
+    http_connections: int = Field(default=0, ge=0, le=1_000_000)
+    mx_per_address: int = Field(default=50, ge=1, le=100_000)
+    """Connections from one client address (IPv6: one /64) to the MX; 50 fits Postfix's default concurrency."""
+    submission_per_address: int = Field(default=20, ge=1, le=100_000)
+    submissions_per_address: int = Field(default=20, ge=1, le=100_000)
+    imap_per_address: int = Field(default=50, ge=1, le=100_000)
+    imaps_per_address: int = Field(default=50, ge=1, le=100_000)
+    http_per_address: int = Field(default=50, ge=1, le=100_000)
+    body_memory_bytes: int = Field(default=402_653_184, ge=65_536, le=1 << 40)
+    """Memory for message bodies in flight per process (SMTP DATA, IMAP APPEND literals), each
+    counted 4 times its size for the copies delivery makes (384 MiB: 3 messages of 25 MB,
+    about 75 of 1 MB)."""
+    body_memory_per_address: int = Field(default=134_217_728, ge=65_536, le=1 << 40)
+    """Of which one client address (IPv6: one /64) may hold at most this much (128 MiB)."""
+    body_memory_wait_seconds: float = Field(default=5.0, ge=0, le=600)
+    """How long a session waits for room in the budget before a temporary failure."""
+
+    def connections(self, listener: str) -> int:
+        return int(getattr(self, f"{listener}_connections"))
+
+    def per_address(self, listener: str) -> int:
+        return int(getattr(self, f"{listener}_per_address"))
 
 
 class StorageSettings(_Section):
@@ -236,6 +277,9 @@ class WebSettings(_Section):
     max_total_attachment_bytes: int = Field(default=15_728_640, ge=1024, le=26_214_400)
     """Largest total of a reply's attachments (encoded, the message must stay under 25 MB)."""
     max_attachments: int = Field(default=5, ge=1, le=50)
+    max_form_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    """Largest request body on every route without a limit of its own (forms, JSON): more gets
+    413 before anything is read. Routes with uploads have theirs (attachments, trust-list import)."""
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0, le=63_072_000)
     """Strict-Transport-Security max-age, sent only on HTTPS requests."""
 
@@ -295,6 +339,7 @@ class Settings(_Section):
     tls: TlsSettings = TlsSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
+    limits: LimitsSettings = LimitsSettings()
     storage: StorageSettings = StorageSettings()
     keys: KeySettings = KeySettings()
     patients: PatientSettings = PatientSettings()
@@ -365,13 +410,23 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> dict
     return merged
 
 
+MOVED = {
+    "smtp.max_connections_per_ip": "limits.mx_per_address, limits.submission_per_address and "
+                                   "limits.submissions_per_address",
+    "imap.max_connections": "limits.imap_connections and limits.imaps_connections",
+}
+"""Keys of earlier versions: the error says where their setting lives now."""
+
+
 def _describe(err: ValidationError, source: str, origin: Mapping[str, str]) -> str:
     lines = []
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"])
         where = f"environment {origin[key]}" if key in origin else source
         msg = item["msg"]
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "extra_forbidden" and key in MOVED:
+            msg = f"replaced by {MOVED[key]} (see config/README.md)"
+        elif item["type"] == "extra_forbidden":
             msg = "unknown key (see config/README.md for the valid keys)"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]

@@ -103,6 +103,7 @@ class CommandReceiver:
         self._command = bytearray()
         self._literal_left = 0
         self._mode = _Mode.COMMAND
+        self._discard: ImapError | None = None  # refusing the command being read (discard_literal)
 
     @property
     def max_command(self) -> int:
@@ -143,6 +144,14 @@ class CommandReceiver:
         if self._mode is _Mode.LITERAL:
             self._reset()
 
+    def discard_literal(self, error: ImapError) -> None:
+        """The shell refused a non-synchronizing literal, already on its way (e.g. no room in
+        memory for it): its octets and the rest of its command are read and dropped, then
+        ``next_event`` raises ``error`` with the command's tag, and the session goes on."""
+        if self._mode is _Mode.LITERAL:
+            self._discard = error.with_tag(tag_of(bytes(self._command[:256])))
+            self._command = bytearray()
+
     def next_event(self) -> Event:
         while True:
             if self._mode is _Mode.CLOSED:
@@ -166,6 +175,7 @@ class CommandReceiver:
         self._command = bytearray()
         self._literal_left = 0
         self._mode = _Mode.COMMAND
+        self._discard = None
 
     def _fail(self, exc: ImapError) -> ImapError:
         """Record the tag, drop the partial command, and stop reading if we cannot resync."""
@@ -180,7 +190,8 @@ class CommandReceiver:
     def _take_literal(self) -> bool:
         take = min(self._literal_left, len(self._buf))
         if take:
-            self._command += self._buf[:take]
+            if self._discard is None:
+                self._command += self._buf[:take]
             del self._buf[:take]
             self._literal_left -= take
         if self._literal_left:
@@ -210,6 +221,9 @@ class CommandReceiver:
         return line
 
     def _command_line(self, line: bytes) -> Event | None:
+        if self._discard is not None:
+            self._discarding(line)
+            return None
         if not line and not self._command:
             return None  # tolerate empty lines between commands
         self._command += line
@@ -228,6 +242,20 @@ class CommandReceiver:
         self._literal_left = size
         self._mode = _Mode.LITERAL if size else _Mode.COMMAND
         return NeedLiteral(size, synchronizing, tag_of(bytes(self._command[:256])))
+
+    def _discarding(self, line: bytes) -> None:
+        """The rest of a refused command: further non-synchronizing literals are dropped too;
+        at its end (or at a synchronizing literal, which the client waits to be invited to
+        send) the refusal is raised."""
+        match = _LITERAL_AT_END.search(line)
+        if match is not None and match.group(2):
+            self._literal_left = int(match.group(1))
+            self._mode = _Mode.LITERAL if self._literal_left else _Mode.COMMAND
+            return None
+        error, self._discard = self._discard, None
+        assert error is not None
+        self._reset()
+        raise error
 
     def _check_literal(self, size: int, synchronizing: bool) -> None:
         """Limits on a literal header, before any literal octet is read (RFC 7888 §4)."""

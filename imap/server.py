@@ -5,7 +5,13 @@ ready ``ssl.SSLContext`` objects (implicit TLS for IMAPS, RFC 8314 §3.3; STARTT
 plain port, RFC 3501 §6.2.1). Reads are bounded (``read_size`` per read, the receiver's
 line / literal limits per command); every write is drained (back-pressure); a
 connection silent for ``idle_timeout`` seconds is logged out (RFC 3501 §5.4: at least
-30 minutes).
+30 minutes); one that has not logged in ``login_timeout`` seconds after it was accepted is
+closed (RFC 3501 §5.4's 30 minutes are for authenticated sessions; Dovecot allows 3 minutes).
+
+:meth:`ImapServer.start` listens by itself; a host process with its own accept loop (the
+gateway's connection budgets) calls :meth:`ImapServer.handle` for each admitted connection,
+with an ``admit`` callback for the client address a PROXY header reveals, and writes
+:func:`refusal` itself to connections it turns away at accept.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
-from imap.errors import Bye
-from imap.session import Session, SessionConfig
+from imap.errors import Bye, Code
+from imap.session import BodyHold, Session, SessionConfig
 
 log = logging.getLogger("imap.server")
 
@@ -28,12 +34,27 @@ AUTOLOGOUT_SECONDS = 30 * 60.0  # RFC 3501 §5.4
 
 # Reads what precedes the IMAP greeting (a PROXY header) and returns the client address.
 PeerResolver = Callable[[asyncio.StreamReader, str], Awaitable[str]]
+# Counts the client address a PROXY header revealed; a reason code means refuse it.
+Admit = Callable[[str], "str | None"]
+# Told of each connection closed by a limit ("login_timeout"), for metrics.
+LimitEvent = Callable[[str], None]
+
+_REFUSALS = {
+    "address_full": "Too many connections from your address, try again later",
+    "listener_full": "Too many connections, try again later",
+}
+
+
+def refusal(reason: str) -> bytes:
+    """``* BYE [UNAVAILABLE] ...`` for a connection refused by a connection budget (RFC 5530 §3)."""
+    return Bye(_REFUSALS.get(reason, _REFUSALS["listener_full"]), code=Code.UNAVAILABLE).response()
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
     idle_timeout: float = AUTOLOGOUT_SECONDS
+    login_timeout: float = 60.0
     read_size: int = 64 * 1024
     max_connections: int = 2000
     tls_handshake_timeout: float = 30.0
@@ -45,7 +66,8 @@ class ImapServer:
     def __init__(self, backend: Backend, host: str, port: int, *, config: ServerConfig | None = None,
                  ssl_context: ssl.SSLContext | None = None,
                  starttls_context: ssl.SSLContext | None = None,
-                 peer_resolver: PeerResolver | None = None) -> None:
+                 peer_resolver: PeerResolver | None = None, on_limit: LimitEvent | None = None,
+                 bodies: Callable[[str | None], BodyHold] | None = None) -> None:
         self.backend = backend
         self.host = host
         self.port = port
@@ -53,6 +75,8 @@ class ImapServer:
         self.ssl_context = ssl_context
         self.starttls_context = starttls_context
         self.peer_resolver = peer_resolver
+        self.on_limit = on_limit
+        self.bodies = bodies  # a session's hold on the host's memory budget for literals, by client address
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,11 +106,16 @@ class ImapServer:
             self._server = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.handle(reader, writer)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                     admit: Admit | None = None) -> None:
+        """Serve one connection to its end (the writer is closed); :meth:`close` cancels it."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, admit)
         except asyncio.CancelledError:
             pass  # server closing: end quietly (streams would log a cancelled callback task)
         except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
@@ -97,7 +126,7 @@ class ImapServer:
             self._tasks.discard(task)
             writer.close()  # the transport finishes closing on its own; no wait on a dead peer
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, admit: Admit | None) -> None:
         peername = writer.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) else None
         tls = writer.get_extra_info("ssl_object") is not None
@@ -113,19 +142,32 @@ class ImapServer:
             writer.write(data)
             await writer.drain()
 
-        if len(self._tasks) > self.config.max_connections:
-            await send(Bye("Too many connections, try later").response())
+        refused = admit(peer or "") if admit is not None else None
+        if refused is None and len(self._tasks) > self.config.max_connections:
+            refused = "listener_full"
+        if refused is not None:
+            await send(refusal(refused))
             return
         cfg = replace(self.config.session, starttls_available=self.starttls_context is not None and not tls)
-        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls)
+        hold = self.bodies(peer) if self.bodies is not None else None
+        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls, bodies=hold)
         log.debug("IMAP connection from %s (tls=%s)", peer, tls)
+        loop = asyncio.get_running_loop()
+        login_deadline = loop.time() + self.config.login_timeout
         try:
             await session.greet()
             while not session.closed:
+                logged_in = session.mailboxes is not None
+                wait = self.config.idle_timeout if logged_in else login_deadline - loop.time()
                 try:
-                    data = await asyncio.wait_for(reader.read(self.config.read_size), self.config.idle_timeout)
+                    data = await asyncio.wait_for(reader.read(self.config.read_size), max(wait, 0.0))
                 except TimeoutError:
-                    await send(Bye("Autologout; idle for too long").response())
+                    if logged_in:
+                        await send(Bye("Autologout; idle for too long").response())
+                        return
+                    if self.on_limit is not None:
+                        self.on_limit("login_timeout")
+                    await send(Bye("Login timeout, closing connection").response())
                     return
                 if not data:
                     return

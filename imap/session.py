@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from imap import encoder
 from imap.backend import Backend, Mailboxes
@@ -42,6 +42,18 @@ log = logging.getLogger("imap.session")
 FLUSH_AT = 64 * 1024
 
 Send = Callable[[bytes], Awaitable[None]]
+
+
+class BodyHold(Protocol):
+    """Room for literals in the host's memory budget (issue 15): ``ensure(total)`` holds at
+    least ``total`` bytes for this session (False: no room, after the host's own wait);
+    ``release`` gives it all back."""
+
+    async def ensure(self, size: int) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 Handler = Callable[["Session", Any], Awaitable[Ok]]
 LineHandler = Callable[["Session", bytes], Awaitable[None]]
 
@@ -60,7 +72,7 @@ class SessionConfig:
 
 class Session:
     def __init__(self, backend: Backend, send: Send, *, config: SessionConfig | None = None,
-                 peer: str | None = None, tls: bool = False) -> None:
+                 peer: str | None = None, tls: bool = False, bodies: BodyHold | None = None) -> None:
         self.backend = backend
         self.config = config or SessionConfig()
         self.peer = peer
@@ -72,6 +84,8 @@ class Session:
         self.closed = False
         self.starttls_requested = False
         self.receiver = self._new_receiver()
+        self.bodies = bodies
+        self._literals = 0  # octets of literals of the command being read, held in ``bodies``
         self._send = send
         self._out = bytearray()
         self._line_handler: LineHandler | None = None  # AUTHENTICATE / IDLE continuation
@@ -164,6 +178,7 @@ class Session:
         await self.stop_idle_watch()
         await self.flush()
         self.closed = True
+        self._release_literals()
 
     async def data_received(self, data: bytes) -> None:
         self.receiver.feed(data)
@@ -177,20 +192,45 @@ class Session:
             try:
                 event = self.receiver.next_event()
             except ImapError as exc:
+                self._release_literals()
                 await self._error(exc, exc.tag)
                 continue
             if isinstance(event, NeedData):
                 return
             if isinstance(event, NeedLiteral):
-                if event.synchronizing:  # RFC 3501 §7.5 command continuation request
-                    await self.send(encoder.continuation())
+                await self._literal(event)
                 continue
             if isinstance(event, ContinuationLine):
                 handler, self._line_handler = self._line_handler, None
                 if handler is not None:
                     await self._guard(None, handler(self, event.line))
                 continue
-            await self._run(event)
+            try:
+                await self._run(event)
+            finally:
+                self._release_literals()
+
+    async def _literal(self, event: NeedLiteral) -> None:
+        """Hold room for the literal before any of it is buffered; without room (after the
+        host's wait) the command is answered ``NO [LIMIT]`` and the session goes on: a
+        synchronizing literal is never invited, a non-synchronizing one is read and dropped."""
+        if self.bodies is not None and event.size and not await self.bodies.ensure(self._literals + event.size):
+            self._release_literals()
+            refused = CommandFailed("Server busy, try again later", code=Code.LIMIT)  # RFC 5530 §3
+            if event.synchronizing:
+                self.receiver.reject_literal()
+                await self.send(refused.response(event.tag))
+            else:
+                self.receiver.discard_literal(refused)
+            return
+        self._literals += event.size
+        if event.synchronizing:  # RFC 3501 §7.5 command continuation request
+            await self.send(encoder.continuation())
+
+    def _release_literals(self) -> None:
+        if self._literals and self.bodies is not None:
+            self.bodies.release()
+        self._literals = 0
 
     async def _guard(self, tag: str | None, work: Awaitable[None]) -> None:
         try:

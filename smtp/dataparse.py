@@ -17,7 +17,9 @@ Rules (SPEC §6, SMTP smuggling, CVE-2023-51764/51765/51766 class):
   in a message, nor does 8BITMIME (RFC 6152 §2, we offer no BINARYMIME), and a NUL is itself an
   outbound smuggling vector for receivers that end lines at it; never stored nor relayed;
 * over the size limit, the reader keeps reading without storing (bounded memory) and
-  answers ``552 5.3.4`` (RFC 1870 §6.3).
+  answers ``552 5.3.4`` (RFC 1870 §6.3);
+* :meth:`DataReader.refuse` does the same with a reply of the caller's (``452 4.3.1`` when the
+  process's memory budget for bodies has no room), unless a permanent refusal above applies.
 
 Work is done on whole chunks with ``bytes.find``/``count``/``replace``, never per byte.
 """
@@ -78,6 +80,7 @@ class DataReader:
         self._bare = False
         self._nul = False
         self._oversize = False
+        self._refusal: Reply | None = None
         self._result: Done | Reply | None = None
         self.trailing = b""
 
@@ -88,11 +91,27 @@ class DataReader:
     @property
     def buffered(self) -> int:
         """Bytes held in memory: the kept-back tail plus the stored message."""
-        return len(self._buf) + sum(len(p) for p in self._parts)
+        return len(self._buf) + self.stored
+
+    @property
+    def stored(self) -> int:
+        """Bytes of the message stored so far (0 once it is refused)."""
+        return sum(len(p) for p in self._parts)
+
+    @property
+    def storing(self) -> bool:
+        """False once the message is refused (bare line ending, NUL, size, :meth:`refuse`)."""
+        return not (self._bare or self._nul or self._oversize or self._refusal)
 
     @property
     def finished(self) -> bool:
         return self._result is not None
+
+    def refuse(self, reply: Reply) -> None:
+        """Store nothing more: read on to the end of data, then answer ``reply``."""
+        if self._refusal is None:
+            self._refusal = reply
+            self._parts.clear()
 
     def feed(self, chunk: bytes) -> NeedMore | Done | Reply:
         if self._result is not None:
@@ -132,7 +151,7 @@ class DataReader:
         if self._size > self.max_size:
             self._oversize = True
             self._parts.clear()
-        if not (self._bare or self._nul or self._oversize):
+        if not (self._bare or self._nul or self._oversize or self._refusal):
             self._parts.append(body)
 
     def _finish(self) -> Done | Reply:
@@ -142,6 +161,8 @@ class DataReader:
             return replies.NUL_IN_MESSAGE
         if self._oversize:
             return replies.MESSAGE_TOO_BIG
+        if self._refusal is not None:
+            return self._refusal
         message = b"".join(self._parts)
         self._parts.clear()
         return Done(message)

@@ -36,7 +36,6 @@ DEFAULT_MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accep
 class Limits:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     max_recipients: int = DEFAULT_MAX_RECIPIENTS
-    max_connections_per_ip: int = 20
     # Development relaxation (SPEC §6): AUTH without TLS, honoured for loopback peers only.
     allow_plaintext_auth_on_loopback: bool = False
 

@@ -105,6 +105,9 @@ AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "authentication exchange line is too lo
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "message size exceeds fixed maximum message size")  # RFC 1870 §6
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "too many recipients")  # RFC 5321 §4.5.3.1.10
 TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "too many connections from your address, try again later")
+SERVICE_BUSY = Reply(421, "4.7.0", "too many connections, try again later")  # the listener's cap
+# RFC 3463 X.3.1 "mail system full"; RFC 1870 §6.2, RFC 5321 §4.2.3: 452 is temporary.
+INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "insufficient system storage, try again later")
 LINE_TOO_LONG = Reply(500, "5.5.2", "line too long")  # RFC 5321 §4.5.3.1.4-6
 # SMTP smuggling: like Postfix's smtpd_forbid_bare_newline ("bare <LF> received"), with
 # RFC 3463 X.5.2 "syntax error"; the message is refused as a whole.

@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from gateway.accept import Acceptor, Ticket, listening_sockets
 from gateway.auth import Authenticator
+from gateway.budgets import budgets
 from gateway.mail.directory import Directory
 from gateway.mail.flow import SmtpFlow
 from gateway.mail.internal import InternalMail
 from gateway.mail.pipeline import Pipeline
-from gateway.mail.smtpd import GatewaySMTP
+from gateway.mail.smtpd import CONNECTION_REFUSALS, GatewaySMTP
 from gateway.proxy import parse_networks
 from gateway.tls import server_context
 from smtp.policy import Limits
-from smtp.throttle import ConnectionLimiter
+from smtp.replies import format_reply
 
 if TYPE_CHECKING:
     from gateway.context import Services
@@ -31,7 +33,6 @@ class MailRuntime:
     directory: Directory
     pipeline: Pipeline
     authenticator: Authenticator
-    connections: ConnectionLimiter
     limits: Limits
     internal: InternalMail
 
@@ -39,15 +40,13 @@ class MailRuntime:
     def build(cls, svc: Services) -> MailRuntime:
         s = svc.settings
         limits = Limits(max_message_size=s.smtp.max_message_size, max_recipients=s.smtp.max_recipients,
-                        max_connections_per_ip=s.smtp.max_connections_per_ip,
                         allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
         directory = Directory(svc.db, s.domains.patient_domain)
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
                             notification_interval=timedelta(minutes=s.queue.notification_interval_minutes))
-        return cls(directory, pipeline, Authenticator.configured(svc.db, s.auth),
-                   ConnectionLimiter(limits.max_connections_per_ip),
-                   limits, InternalMail(directory, pipeline))
+        return cls(directory, pipeline, Authenticator.configured(svc.db, s.auth), limits,
+                   InternalMail(directory, pipeline))
 
 
 def runtime(gw: Gateway) -> MailRuntime:
@@ -63,9 +62,15 @@ _DESCRIPTIONS = {
 }
 
 
+TLS_HANDSHAKE_S = 30.0
+_REFUSAL_LINES = {reason: (format_reply(reply) + "\r\n").encode() for reason, reply in CONNECTION_REFUSALS.items()}
+
+
 async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = None) -> Running:
     """Listen for ``name`` (mx, submission, submissions) on its configured address, or accept on
-    ``sock``: a listening socket inherited from the serving process (``gateway.mail.workers``)."""
+    ``sock``: a listening socket inherited from the serving process (``gateway.mail.workers``).
+    Connections pass the listener's :class:`~gateway.accept.Gate` first: beyond it they get
+    ``421 4.7.0`` at once (implicit TLS: closed before the handshake)."""
     from gateway.server import Running
 
     rt = runtime(gw)
@@ -77,27 +82,40 @@ async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = No
     # PROXY headers on the STARTTLS listeners; the implicit-TLS ports start with the TLS handshake.
     proxied = settings.listen.proxy_protocol and not implicit_tls
     proxies = parse_networks(settings.listen.proxy_trusted) if proxied else None
+    gate = budgets(gw).gate(name, deferred=proxies or ())
+    bodies = budgets(gw).bodies
     loop = asyncio.get_running_loop()
 
-    def session() -> GatewaySMTP:
+    def session(ticket: Ticket) -> GatewaySMTP:
         return GatewaySMTP(flow=flow, listener=listener, hostname=settings.server.hostname,
                            limits=rt.limits, tls_context=context, implicit_tls=implicit_tls,
-                           authenticator=rt.authenticator, connections=rt.connections,
-                           timeout=settings.smtp.timeout_seconds, proxy_networks=proxies)
+                           authenticator=rt.authenticator, ticket=ticket, bodies=bodies,
+                           timeout=settings.smtp.timeout_seconds, min_data_rate=settings.smtp.min_data_rate,
+                           proxy_networks=proxies)
 
     ssl = context if implicit_tls else None
+
+    async def connect(conn: socket.socket, ticket: Ticket) -> None:
+        await loop.connect_accepted_socket(lambda: session(ticket), conn, ssl=ssl,
+                                           ssl_handshake_timeout=TLS_HANDSHAKE_S if ssl else None)
+
+    def refusal(reason: str) -> bytes | None:
+        return None if implicit_tls else _REFUSAL_LINES[reason]
+
     host, port = settings.listen.address(name)
-    if sock is None:
-        server = await loop.create_server(session, host=host, port=port, ssl=ssl, reuse_address=True)
-    else:
-        server = await loop.create_server(session, sock=sock, ssl=ssl)
-    port = server.sockets[0].getsockname()[1]  # the port bound when the configured one is 0
+    sockets = [sock] if sock is not None else listening_sockets(host, port)
+    acceptors = [Acceptor(s, gate, connect, refusal) for s in sockets]
+    for acceptor in acceptors:
+        acceptor.start()
+    port = sockets[0].getsockname()[1]  # the port bound when the configured one is 0
 
     async def close() -> None:
-        server.close()
-        await server.wait_closed()
+        for acceptor in acceptors:
+            acceptor.close()
+        for acceptor in acceptors:
+            await acceptor.wait_closed()
 
-    return Running(name, f"{host}:{port}", _DESCRIPTIONS[name], close, tuple(s.fileno() for s in server.sockets))
+    return Running(name, f"{host}:{port}", _DESCRIPTIONS[name], close, tuple(s.fileno() for s in sockets))
 
 
 async def start_mx(gw: Gateway) -> Running:

@@ -19,7 +19,9 @@ from typing import Any
 from aiosmtpd.smtp import BOGUS_LIMIT, MISSING, SMTP, TLSSetupException
 
 from gateway import metrics
+from gateway.accept import Ticket
 from gateway.auth import Authenticator
+from gateway.bodies import BodyBudget, Hold
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
 from gateway.proxy import Network, ProxyRefused, client_address
 from gateway.tls import peer_dn
@@ -28,13 +30,14 @@ from smtp import replies
 from smtp.dataparse import DataReader, Done
 from smtp.policy import Limits, auth_offered, check_auth_allowed, check_starttls
 from smtp.replies import Reply, ReplyLike, format_reply
-from smtp.throttle import ConnectionLimiter
 
 log = logging.getLogger("gateway.smtp")
 CHUNK = 256 * 1024
 # Command lines are 512 octets with CRLF (RFC 5321 §4.5.3.1.4); SIZE adds 26 to MAIL (RFC 1870 §3),
 # DSN 100 to MAIL and 500 to RCPT (RFC 3461 §4): 1001, the reader's own limit, caps RCPT.
 _LINE_LIMITS = {b"MAIL": 512 + 26 + 100, b"RCPT": 1001}
+#: Replies to a connection refused by its listener's budget (``gateway.accept.Gate`` reasons).
+CONNECTION_REFUSALS = {"address_full": replies.TOO_MANY_CONNECTIONS, "listener_full": replies.SERVICE_BUSY}
 
 
 class _NoHooks:
@@ -59,8 +62,8 @@ class GatewaySMTP(SMTP):
 
     def __init__(self, *, flow: SmtpFlow, listener: str, hostname: str, limits: Limits,
                  tls_context: ssl.SSLContext | None, implicit_tls: bool, authenticator: Authenticator,
-                 connections: ConnectionLimiter, timeout: float,
-                 proxy_networks: tuple[Network, ...] | None = None) -> None:
+                 timeout: float, min_data_rate: float = 500.0, ticket: Ticket | None = None,
+                 bodies: BodyBudget | None = None, proxy_networks: tuple[Network, ...] | None = None) -> None:
         super().__init__(
             _NoHooks(), hostname=hostname, ident="ESMTP", tls_context=None if implicit_tls else tls_context,
             require_starttls=False, auth_require_tls=True, data_size_limit=limits.max_message_size,
@@ -70,13 +73,15 @@ class GatewaySMTP(SMTP):
         self.listener = listener
         self.limits = limits
         self.authenticator = authenticator
-        self.connections = connections
+        self.ticket = ticket  # this connection's place in its listener's budget, released when it ends
+        self.bodies = bodies  # the process's memory budget for bodies in flight
+        self.hold: Hold | None = None
         self.implicit_tls = implicit_tls
         self.proxy_networks = proxy_networks
         self.info: SessionInfo | None = None
         self.tx = Transaction()
-        self._counted_ip: str | None = None
         self._deadline = 0.0
+        self.min_data_rate = min_data_rate
 
     # --- connection ---------------------------------------------------------------
     def _peer_ip(self) -> str:
@@ -100,15 +105,15 @@ class GatewaySMTP(SMTP):
                 assert self.transport is not None
                 self.transport.close()
                 return
+            refused = self.ticket.assign(ip) if self.ticket is not None else None
+            if refused is not None:  # the client behind the proxy has its share already
+                await self.push(format_reply(CONNECTION_REFUSALS[refused]))
+                assert self.transport is not None
+                self.transport.close()
+                return
         self.info = SessionInfo(peer_ip=ip, listener=self.listener)
+        self.hold = self.bodies.hold(ip) if self.bodies is not None else None
         self._refresh_tls()
-        refused = self.connections.open(ip)
-        if refused is not None:
-            await self.push(format_reply(refused))
-            assert self.transport is not None
-            self.transport.close()
-            return
-        self._counted_ip = ip
         metrics.connection(self.listener)
         await self._commands()
 
@@ -187,12 +192,19 @@ class GatewaySMTP(SMTP):
                 handle.cancel()
             self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
 
+    def _extend_deadline(self, received: int) -> None:
+        """DATA's deadline (Postfix's ``smtpd_min_data_rate``): ``received`` bytes buy
+        ``received / min_data_rate`` more seconds, never more than the timeout from now.
+        A client trickling bytes is cut when the deadline set at DATA runs out."""
+        now = self.loop.time()
+        self._deadline = min(self._deadline + received / self.min_data_rate, now + self._timeout_duration)
+
     def _timeout_due(self) -> None:
         if self.loop.time() < self._deadline:  # activity since: wait for the new deadline
             self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
             return
         if isinstance(self.transport, asyncio.WriteTransport):
-            log.info("connection timed out", extra={"listener": self.listener})
+            metrics.limit_refused(self.listener, "timeout")
             self.transport.write(format_reply(replies.TIMEOUT).encode() + b"\r\n")  # RFC 5321 §4.5.3.2
             self.transport.close()
 
@@ -203,9 +215,8 @@ class GatewaySMTP(SMTP):
             self.tx = Transaction()
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self._counted_ip is not None:
-            self.connections.close(self._counted_ip)
-            self._counted_ip = None
+        if self.ticket is not None:
+            self.ticket.release()
         super().connection_lost(error)
 
     def _set_rset_state(self) -> None:
@@ -336,7 +347,13 @@ class GatewaySMTP(SMTP):
         if parsed is None:
             await self.reply(replies.SYNTAX_ERROR.with_text("syntax: MAIL FROM:<address> [parameters]"))
             return
-        await self.reply(await self.flow.mail(self.info, self.tx, parsed[0], parsed[1]))
+        reply: ReplyLike = await self.flow.mail(self.info, self.tx, parsed[0], parsed[1])
+        size = self.tx.mail_params.size if self.tx.mail_params is not None else None
+        if reply.code == 250 and size and self.hold is not None and not await self.hold.room_for(size):
+            self._set_rset_state()  # RFC 1870 §6.2: no room for SIZE now, try later
+            metrics.limit_refused(self.listener, "memory")
+            reply = replies.INSUFFICIENT_STORAGE
+        await self.reply(reply)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         if await self.check_helo_needed():
@@ -365,23 +382,51 @@ class GatewaySMTP(SMTP):
             await self.reply(replies.BAD_SEQUENCE.with_text("need RCPT command first"))
             return
         await self.reply(replies.START_DATA)
+        try:
+            result = await self._read_data()
+            if result is None:  # the client went away mid-DATA: nothing is stored
+                return
+            if isinstance(result, Reply):
+                log.info("data refused", extra={"reason": result.text, "listener": self.listener})
+                metrics.refused(self.listener, "data", f"smtp.{result.enhanced}")
+                answer: ReplyLike = result
+            else:
+                answer = await self.flow.data(self.info, self.tx, result.message)
+            del result  # the message bytes go with the room they held
+        finally:
+            if self.hold is not None:
+                self.hold.release()
+        await self.reply(answer)
+        self._set_rset_state()
+
+    async def _read_data(self) -> Done | Reply | None:
+        """The message up to ``<CRLF>.<CRLF>`` (None: the connection ended first). Room in the
+        memory budget is held before the bytes are: for the ``SIZE=`` of ``MAIL FROM`` when given,
+        then before each read for what is stored plus one read: without room after the budget's
+        wait, nothing more is stored and the answer is ``452 4.3.1``."""
         reader = DataReader(self.limits.max_message_size)
         buffered = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # pipelined data
         self._reader._buffer.clear()  # type: ignore[attr-defined]
+        hold = self.hold
+        declared = self.tx.mail_params.size if self.tx.mail_params is not None else None
+        if hold is not None and declared and not await hold.ensure(min(declared, self.limits.max_message_size)):
+            self._no_room(reader, hold)
         result = reader.feed(buffered) if buffered else None
         while not isinstance(result, Done | Reply):
+            if hold is not None and reader.storing and not hold.covers(reader.stored + CHUNK):
+                if not await hold.ensure(reader.stored + CHUNK):
+                    self._no_room(reader, hold)
             chunk = await self._reader.read(CHUNK)
-            if not chunk:  # the client went away mid-DATA: nothing is stored
-                return
-            self._reset_timeout()
+            if not chunk:
+                return None
+            self._extend_deadline(len(chunk))
             result = reader.feed(chunk)
         if reader.trailing:  # commands pipelined after the end of data (RFC 2920)
             self._reader._buffer[:0] = reader.trailing  # type: ignore[attr-defined]
-        if isinstance(result, Reply):
-            log.info("data refused", extra={"reason": result.text, "listener": self.listener})
-            metrics.refused(self.listener, "data", f"smtp.{result.enhanced}")
-            await self.reply(result)
-        else:
-            await self.reply(await self.flow.data(self.info, self.tx, result.message))
-        self._set_rset_state()
+        return result
+
+    def _no_room(self, reader: DataReader, hold: Hold) -> None:
+        metrics.limit_refused(self.listener, "memory")
+        reader.refuse(replies.INSUFFICIENT_STORAGE)
+        hold.release()
 

@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+
+from gateway.web.forms import BodyLimit
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -36,4 +39,5 @@ def create_app(gw: Gateway) -> Starlette:
     routes.append(Route("/admin", admin_root_redirect))
     routes.append(Mount("/admin", routes=admin_routes(gw)))
     routes.extend(patient_routes(gw))
-    return Starlette(routes=routes)
+    # Every body within its route's limit, checked before it is read (gateway.web.forms).
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimit, default=svc.settings.web.max_form_bytes)])

@@ -10,26 +10,25 @@ is sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway.budgets import budgets
+from gateway.proxy import parse_networks
 from gateway.web.app import create_app
+from gateway.web.gated import GatedServer
 
 if TYPE_CHECKING:
     from gateway.server import Gateway, Running
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the gateway's loop: the gateway, not uvicorn, owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+class _EmbeddedServer(GatedServer):
+    """uvicorn inside the gateway's loop: the gateway, not uvicorn, owns SIGINT/SIGTERM;
+    connections pass the web listeners' budget first (``gateway.web.gated``; HTTP and HTTPS
+    share the ``http`` caps)."""
 
 
 def _app(gw: Gateway) -> Starlette:
@@ -53,7 +52,8 @@ async def _serve(gw: Gateway, name: str, tls: ssl.SSLContext | None, description
                                                  for n in listen.proxy_trusted])
     config.load()
     config.ssl = tls  # uvicorn passes it to loop.create_server (our context, not one built from its options)
-    server = _EmbeddedServer(config)
+    deferred = parse_networks(listen.proxy_trusted) if listen.proxy_protocol else ()
+    server = _EmbeddedServer(config, budgets(gw).gate("http", deferred=deferred))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -59,6 +59,8 @@ def test_ipv6_listen_address() -> None:
         ('[storage]\nurl = "mysql://x"\n', "storage.url: must be a sqlite"),
         ('[tls]\nmin_version = "1.0"\n', "tls.min_version:"),
         ("[listen\n", "not valid TOML"),
+        ('[smtp]\nmax_connections_per_ip = 20\n', "smtp.max_connections_per_ip: replaced by limits.mx_per_address"),
+        ('[imap]\nmax_connections = 20\n', "imap.max_connections: replaced by limits.imap_connections"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

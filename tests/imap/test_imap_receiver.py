@@ -69,6 +69,62 @@ def test_shell_rejects_a_synchronizing_literal() -> None:
     assert receiver.next_event() == c.Noop("b")
 
 
+def _refused() -> ImapError:
+    from imap.errors import Code, CommandFailed
+
+    return CommandFailed("Server busy, try again later", code=Code.LIMIT)
+
+
+def _split_feed(receiver: CommandReceiver, data: bytes, step: int) -> list[object]:
+    events: list[object] = []
+    for i in range(0, len(data), step):
+        receiver.feed(data[i : i + step])
+        while True:
+            try:
+                event = receiver.next_event()
+            except ImapError as exc:
+                events.append(exc)
+                continue
+            if event is NEED_DATA:
+                break
+            events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
+def test_shell_discards_a_non_synchronizing_literal_it_has_no_room_for(step: int) -> None:
+    """Issue 15 item 6: the literal is on its way; its octets are dropped, never buffered,
+    then the command is answered NO [LIMIT] with its tag and the next command runs."""
+    receiver = CommandReceiver()
+    receiver.authenticated()
+    receiver.feed(b"a APPEND INBOX (\\Seen) {70000+}\r\n")
+    assert receiver.next_event() == NeedLiteral(70000, False, "a")
+    receiver.discard_literal(_refused())
+    peak = 0
+    rest = b"x" * 70000 + b" {3+}\r\nabc\r\nb NOOP\r\n"
+    events: list[object] = []
+    for i in range(0, len(rest), step):
+        events += _split_feed(receiver, rest[i : i + step], step)
+        peak = max(peak, receiver.buffered)
+    assert peak <= max(step, 64) + 16
+    assert len(events) == 2 and isinstance(events[0], ImapError) and events[1] == c.Noop("b")
+    assert events[0].response() == b"a NO [LIMIT] Server busy, try again later\r\n"
+
+
+def test_discarded_command_ends_at_a_synchronizing_literal() -> None:
+    receiver = CommandReceiver()
+    receiver.authenticated()
+    receiver.feed(b"a APPEND INBOX {5+}\r\n")
+    assert isinstance(receiver.next_event(), NeedLiteral)
+    receiver.discard_literal(_refused())
+    receiver.feed(b"hello {5}\r\n")  # the client will wait for "+": answer now
+    with pytest.raises(ImapError) as info:
+        receiver.next_event()
+    assert info.value.tag == "a" and info.value.status == "NO"
+    receiver.feed(b"b NOOP\r\n")
+    assert receiver.next_event() == c.Noop("b")
+
+
 def test_append_over_appendlimit_after_login_is_no_toobig() -> None:
     receiver = CommandReceiver()
     receiver.authenticated()

@@ -238,7 +238,7 @@ def test_oversized_data_refused_and_session_continues(world_live: tuple[World, L
 
 def test_connections_per_address_are_limited(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = make_home(tmp_path_factory.mktemp("gw") / "home")
-    env = {**listen_env(), "GATEWAY__SMTP__MAX_CONNECTIONS_PER_IP": "2"}
+    env = {**listen_env(), "GATEWAY__LIMITS__MX_PER_ADDRESS": "2"}
     with live_gateway(home, env=env) as live:
         first, second = Wire(live.port("mx")), Wire(live.port("mx"))
         try:

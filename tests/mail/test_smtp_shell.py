@@ -27,7 +27,6 @@ from gateway.mail.pipeline import Pipeline
 from gateway.mail.smtpd import GatewaySMTP
 from smtp import replies
 from smtp.policy import Limits
-from smtp.throttle import ConnectionLimiter
 
 SECRET = "secret-internal-detail"
 
@@ -66,13 +65,13 @@ class Client:
 
 
 async def _with_client(body: Any, *, timeout: float = 10) -> None:
-    limits = Limits(max_connections_per_ip=5)
+    limits = Limits()
     flow = SmtpFlow(cast(Directory, _BrokenDirectory()), cast(Pipeline, None), limits)
 
     def factory() -> GatewaySMTP:
         return GatewaySMTP(flow=flow, listener="mx", hostname="mx.gateway.test", limits=limits,
                            tls_context=None, implicit_tls=False, authenticator=cast(Authenticator, None),
-                           connections=ConnectionLimiter(5), timeout=timeout)
+                           timeout=timeout)
 
     server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
     try:

@@ -253,6 +253,31 @@ def test_oversize_and_bare_lf_reports_smuggling() -> None:
     assert result == replies.BARE_LINE_ENDING
 
 
+# --- refused by the caller (issue 15 item 6: no room in the memory budget) ----------------------------
+
+
+def test_refuse_drops_what_was_stored_and_reads_on_to_the_end() -> None:
+    reader = DataReader(LIMIT)
+    line = b"w" * 998 + b"\r\n"
+    assert reader.feed(line * 64) is NEED_MORE
+    assert reader.buffered > 60_000
+    reader.refuse(replies.INSUFFICIENT_STORAGE)
+    assert reader.buffered <= MAX_TAIL
+    for _ in range(100):
+        assert reader.feed(line * 4) is NEED_MORE
+        assert reader.buffered <= MAX_TAIL
+    assert reader.feed(b".\r\nRSET\r\n") == replies.INSUFFICIENT_STORAGE
+    assert reader.trailing == b"RSET\r\n"
+
+
+def test_permanent_refusals_win_over_the_callers() -> None:
+    for data, expected in ((b"a\nb\r\n.\r\n", replies.BARE_LINE_ENDING), (b"a\x00\r\n.\r\n", replies.NUL_IN_MESSAGE),
+                           (b"x" * 100 + b"\r\n.\r\n", replies.MESSAGE_TOO_BIG)):
+        reader = DataReader(50)
+        reader.refuse(replies.INSUFFICIENT_STORAGE)
+        assert reader.feed(data) == expected
+
+
 # --- speed (the reader must not be the bottleneck for 1 MiB messages) ---------------------------------
 
 

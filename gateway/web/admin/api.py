@@ -20,6 +20,7 @@ from gateway.operations import patients as ops_patients
 from gateway.operations import pros as ops_pros
 from gateway.operations import queue as ops_queue
 from gateway.operations import trust as ops_trust
+from gateway.web import forms
 from gateway.web.admin import ops_audit, ops_domains, ops_people
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
@@ -105,6 +106,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def domain_import(request: Request, actor: Actor) -> Response:
         apply = flag(request.query_params.get("apply"), "apply")
+        forms.allow_body(request, ops_domains.MAX_UPLOAD)
         data = await _limited_body(request, ops_domains.MAX_UPLOAD)
         return JSONResponse(await run_write(ops_domains.import_list, actor, data, source="api-upload.xml",
                                             now=ctx.now(), apply=apply))

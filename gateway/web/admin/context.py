@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from gateway.store import admins, mediators
 from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.web import forms
 from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
 
@@ -125,17 +126,29 @@ class AdminContext:
         return Actor(found[0], "api", client_ip(request), found[1]) if found else None
 
     # --- guards -----------------------------------------------------------------------
-    def console(self, handler: Page, *, mediator: bool = False) -> Endpoint:
+    def console(self, handler: Page, *, mediator: bool = False, max_body: int | None = None) -> Endpoint:
+        """A POST is checked before its body is read: its declared length against ``max_body``
+        (default ``web.max_form_bytes``), the session (and the role: only pages marked
+        ``mediator`` are open to mediators), then only the start of the form up to its CSRF
+        token (``gateway.web.forms.leading_field``); the handler reads the form afterwards."""
+        limit = max_body or self.svc.settings.web.max_form_bytes
+
         async def endpoint(request: Request) -> Response:
+            post = request.method == "POST"
+            if post:
+                forms.allow_body(request, limit)
+                if forms.declared_too_large(request, limit):
+                    return self.render(request, "error.html", None, status=413,
+                                       message="Envoi trop volumineux.")
             who = await self.who(request)
             if who is None:
                 base = request.scope.get("root_path", "")
                 return RedirectResponse(f"{base}/login", status_code=303)
             if who.actor.role != "admin" and not mediator:
                 return self.render(request, "error.html", who, status=403, message=FORBIDDEN)
-            if request.method == "POST":
-                form = await request.form()
-                if not same_token(who.csrf, form.get("csrf")):
+            if post:
+                given, request = await forms.leading_field(request, "csrf")
+                if not same_token(who.csrf, given):
                     return self.render(request, "error.html", who, status=403,
                                        message="Jeton de formulaire invalide : rechargez la page.")
             try:

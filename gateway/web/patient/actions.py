@@ -17,7 +17,7 @@ from gateway.store.messages import open_message
 from gateway.store.models import Message
 from gateway.web.patient import mailbox, mailview
 from gateway.web.patient.anon import field
-from gateway.web.patient.guard import page
+from gateway.web.patient.guard import FORM_OVERHEAD, page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
 from gateway.web.patient.uploads import Limits, UploadRefused, read_attachments
 
@@ -35,6 +35,7 @@ def _int(value: str) -> int | None:
 
 def routes(web: PatientWeb) -> list[BaseRoute]:
     limits = Limits(web.web.max_attachment_bytes, web.web.max_total_attachment_bytes, web.web.max_attachments)
+    upload_limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
 
     def subject_of(ctx: Ctx, cid: int) -> str | None:
         with web.db.read() as s:
@@ -52,7 +53,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         subject = await web.run(subject_of, ctx, cid) if cid is not None else None
         if subject is None or cid is None:
             return web.not_found(request, ctx)
-        form = await request.form()
+        form = await request.form(max_files=web.web.max_attachments, max_fields=50)
         text = field(form, "text", MAX_REPLY_CHARS + 1).strip()
         back = f"/conversations/{cid}"
         if not text:
@@ -113,7 +114,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         return "/corbeille"
 
     return [
-        Route("/conversations/{cid}/repondre", page(web, "reply")(reply), methods=["POST"]),
+        Route("/conversations/{cid}/repondre", page(web, "reply", max_body=upload_limit)(reply), methods=["POST"]),
         action("corbeille", moving(None, "Trash", "/")),
         action("restaurer", moving("Trash", "INBOX", "/corbeille")),
         action("non-lu", unread),

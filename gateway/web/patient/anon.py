@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from gateway import metrics
 from gateway.store.throttle import Reservation
+from gateway.web import forms
 from gateway.web.patient import security
 from gateway.web.patient.state import PatientWeb
 from routing.ins import InvalidINS, normalise_ins
@@ -19,17 +20,23 @@ MAX_ANON_FORM = 16 * 1024
 
 
 async def anon_form(request: Request) -> FormData | None:
-    """The submitted form, or ``None`` when it is cross-site, too large or lacks the token."""
+    """The submitted form, or ``None`` when it is cross-site, too large or lacks the token.
+
+    Checked before the body is read: the origin, the declared length, the token's cookie;
+    then the start of the form up to the token (``gateway.web.forms.leading_field``)."""
     if not security.same_origin(request):
         return None
+    forms.allow_body(request, MAX_ANON_FORM)
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > MAX_ANON_FORM:
+    if length is None or forms.declared_too_large(request, MAX_ANON_FORM):
         return None
-    form = await request.form(max_files=0, max_fields=20)
     cookie = request.cookies.get(security.anon_cookie_name(request))
-    if not security.token_matches(cookie, form.get(security.CSRF_FIELD)):
+    if not cookie:
         return None
-    return form
+    given, request = await forms.leading_field(request, security.CSRF_FIELD)
+    if not security.token_matches(cookie, given):
+        return None
+    return await request.form(max_files=0, max_fields=20)
 
 
 def field(form: FormData, name: str, limit: int = 512) -> str:

@@ -4,6 +4,12 @@ Each request of a logged-in patient is written to the audit trail (``web.<action
 subject ``patient:<id>``, peer address, path), in the same transaction that touches the
 session: the access history shows it and no request goes unrecorded. Never the content:
 query strings (search terms) are not recorded.
+
+A POST is checked before its body is read (issue 15 item 7): its origin, its declared
+length against the route's limit (``413``), a live session for its cookie (``403``); then
+only the start of the form up to its CSRF token is read (``gateway.web.forms.leading_field``).
+The rest of the body (attachments included) is read and parsed by the handler, after all
+of these passed.
 """
 
 from __future__ import annotations
@@ -15,15 +21,24 @@ from starlette.responses import Response
 
 from gateway.store import audit
 from gateway.store.models import Patient
+from gateway.web import forms
 from gateway.web.patient import security, sessions
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
 
 Handler = Callable[[Request, Ctx], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
-FORM_OVERHEAD = 2 * 1024 * 1024  # room for text fields and multipart framing
+FORM_OVERHEAD = 2 * 1024 * 1024  # room for text fields and multipart framing beside attachments
 
 
-def page(web: PatientWeb, action: str, *, stage: str = "full") -> Callable[[Handler], Endpoint]:
+def page(web: PatientWeb, action: str, *, stage: str = "full",
+         max_body: int | None = None) -> Callable[[Handler], Endpoint]:
+    """``max_body``: this route's body limit (default ``web.max_form_bytes``)."""
+
+    def live(token: str | None) -> bool:
+        with web.db.read() as s:
+            row = sessions.peek(s, token, now=web.now(), lifetimes=web.lifetimes)
+            return row is not None and row.stage == stage
+
     def wrap(handler: Handler) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             post = request.method == "POST"
@@ -32,13 +47,13 @@ def page(web: PatientWeb, action: str, *, stage: str = "full") -> Callable[[Hand
             if post:
                 if not security.same_origin(request):
                     return web.problem(request, 403, "Requête refusée", "Cette action doit venir de ce site.")
-                length = request.headers.get("content-length")
-                limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
-                if length is None or not length.isdigit() or int(length) > limit:
+                limit = max_body or web.web.max_form_bytes
+                forms.allow_body(request, limit)
+                if forms.declared_too_large(request, limit):
                     return web.problem(request, 413, "Envoi trop volumineux",
-                                       "Les pièces jointes dépassent la taille autorisée.", back="/")
-                form = await request.form(max_files=web.web.max_attachments, max_fields=50)
-                csrf_given = form.get(security.CSRF_FIELD)
+                                       "Votre envoi dépasse la taille autorisée.", back="/")
+                if token is not None and await web.run(live, token):
+                    csrf_given, request = await forms.leading_field(request, security.CSRF_FIELD)
             ip = security.client_ip(request)
             path = request.url.path
 

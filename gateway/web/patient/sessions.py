@@ -38,6 +38,19 @@ def create(session: Session, patient_id: int, *, stage: str, ip: str | None, now
     return token, row
 
 
+def _expired(row: WebSession, now: datetime, lifetimes: Lifetimes) -> bool:
+    absolute = lifetimes.activation if row.stage == "activation" else lifetimes.absolute
+    return now - row.last_seen_at > lifetimes.idle or now - row.created_at > absolute
+
+
+def peek(session: Session, token: str | None, *, now: datetime, lifetimes: Lifetimes) -> WebSession | None:
+    """The live session for ``token``, read only (neither touched nor deleted), or ``None``."""
+    if not token or len(token) > 128:
+        return None
+    row = session.execute(select(WebSession).where(WebSession.token_hash == token_hash(token))).scalar_one_or_none()
+    return None if row is None or _expired(row, now, lifetimes) else row
+
+
 def lookup(session: Session, token: str | None, *, now: datetime, lifetimes: Lifetimes) -> WebSession | None:
     """The live session for ``token`` (touched), or ``None``; an expired one is deleted."""
     if not token or len(token) > 128:
@@ -45,8 +58,7 @@ def lookup(session: Session, token: str | None, *, now: datetime, lifetimes: Lif
     row = session.execute(select(WebSession).where(WebSession.token_hash == token_hash(token))).scalar_one_or_none()
     if row is None:
         return None
-    absolute = lifetimes.activation if row.stage == "activation" else lifetimes.absolute
-    if now - row.last_seen_at > lifetimes.idle or now - row.created_at > absolute:
+    if _expired(row, now, lifetimes):
         session.delete(row)
         session.flush()
         return None
