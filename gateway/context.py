@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto.keyring import MasterKeyring
+from gateway import keyops
 from gateway.keyfile import load_keyring, write_keyring
 from gateway.settings import ConfigError, Settings, check_files, load_settings
 from gateway.store import migrate
@@ -92,13 +93,15 @@ def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
     if config_path.exists():
         raise InitError(f"{config_path} already exists; refusing to overwrite an existing gateway home")
     home.mkdir(parents=True, exist_ok=True)
-    write_keyring(home / "keys" / "master.keys", MasterKeyring({1: os.urandom(32)}))
+    ring = MasterKeyring({1: os.urandom(32)})
+    write_keyring(home / "keys" / "master.keys", ring)
     write_dev_tls(home / "tls", hostname)
     text = example_config(hostname, patient_domain)
     settings = Settings.model_validate({**tomllib.loads(text), "base_dir": home.resolve()})
     db = Database(settings.database_url)
     try:
         migrate.upgrade(db.engine)
+        keyops.record_initial(db, ring)
     finally:
         db.dispose()
     # The config file last: a failed init leaves no config, so it can simply be run again.
@@ -132,10 +135,11 @@ def load_checked(location: Location) -> Settings:
 def open_services(location: Location, *, migrate_schema: bool | None = None) -> Services:
     """Validate everything, then connect; migrate when configured (or asked)."""
     settings = load_checked(location)
-    ring = load_keyring(settings.master_key_path)
+    ring = load_keyring(settings.master_key_path, allow_insecure=settings.keys.allow_insecure_key_file)
     db = Database(settings.database_url, pool_size=settings.storage.pool_size,
                   max_overflow=settings.storage.max_overflow)
     try:
+        report = keyops.check_at_start(db, ring, settings.master_key_path)  # before any write
         should_migrate = settings.storage.auto_migrate if migrate_schema is None else migrate_schema
         if should_migrate:
             migrate.upgrade(db.engine)
@@ -144,7 +148,9 @@ def open_services(location: Location, *, migrate_schema: bool | None = None) -> 
                 f"{location.config}: storage.auto_migrate: the database schema is behind; "
                 "run 'gateway db upgrade' first"
             )
+        active = keyops.record_at_start(db, ring, report)
     except BaseException:
         db.dispose()
         raise
-    return Services(settings, db, ring, KeyService(ring), str(location.config))
+    # ``ring`` wraps new data keys (bulk import): up to the active version, never one only prepared.
+    return Services(settings, db, ring.up_to(active), keyops.key_service(ring, settings), str(location.config))
