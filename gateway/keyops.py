@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crypto.keyring import MasterKeyring
@@ -87,9 +88,17 @@ def record_at_start(db: Database, ring: MasterKeyring, report: KeyCheckReport) -
     if active is None and not wanted:
         wanted.add(ring.current_version)
     if wanted:
-        with db.write() as session:
-            added = record_checks(session, ring, wanted)
-            active = active_version(session)
+        try:
+            with db.write() as session:
+                added = record_checks(session, ring, wanted)
+                active = active_version(session)
+        except IntegrityError:  # another node starting at the same moment recorded them first
+            with db.read() as session:
+                report = check_ring(session, ring)
+                active = active_version(session)
+            if not report.ok:
+                raise KeyCheckFailed(f"the master key file {report.problem()}; nothing was started") from None
+            added = []
         if added:
             log.info(f"key-check values recorded for {', '.join(f'v{v}' for v in added)}")
     assert active is not None
@@ -132,10 +141,19 @@ class RotationResult:
     seconds: float = 0.0
 
 
+def _require_current(session: Session, ring: MasterKeyring, path: Path) -> None:
+    """The key file must still open everything the database uses (another node may have rotated)."""
+    report = check_ring(session, ring)
+    if not report.ok:
+        raise KeyOperationError(f"{path} {report.problem()} (rotated from another node meanwhile?): copy the "
+                                "current key file here (mode 0600) first; nothing was changed")
+
+
 def prepare_version(db: Database, keys: KeyService, path: Path) -> tuple[int, bool]:
     """Write a new version into the key file without using it; (version, added)."""
     ring = keys.ring
     with db.read() as session:
+        _require_current(session, ring, path)
         recorded = recorded_checks(session)
         in_use = set(versions_in_use(session))
     current = ring.current_version
@@ -153,6 +171,7 @@ def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bo
     ring = keys.ring
     current = ring.current_version
     with db.read() as session:
+        _require_current(session, ring, path)
         recorded = recorded_checks(session)
         in_use = set(versions_in_use(session))
         pending = pending_counts(session, current)
@@ -164,6 +183,7 @@ def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bo
         how = "resume"
     else:
         how = "new"
+    before = ring
     if how == "new":
         ring = ring.with_new_version()
         # The file first (old versions kept): a crash before the database commit leaves every
@@ -171,10 +191,34 @@ def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bo
         write_keyring(path, ring)
         keys.ring = ring
     target = ring.current_version
-    with db.write() as session:
-        record_checks(session, ring, [target])
+    if not _record_target(db, ring, target):
+        # Another node recorded this version number with its own key (two rotations at once,
+        # or each node prepared its own): never re-wrap under a key the others do not have.
+        if how == "new":
+            write_keyring(path, before)
+            keys.ring = before
+        raise KeyOperationError(
+            f"v{target} is already recorded in the database with another key (a rotation started from another "
+            f"node?): copy that node's key file to {path} (mode 0600) and run 'gateway keys rotate' again; "
+            "nothing was re-wrapped")
+    with db.read() as session:
         pending = pending_counts(session, target)
     return RotationPlan(target, pending, how)
+
+
+def _record_target(db: Database, ring: MasterKeyring, target: int) -> bool:
+    """Record ``target``'s check value; False when the database holds another key under that number."""
+    for _ in range(2):
+        try:
+            with db.write() as session:
+                existing = recorded_checks(session).get(target)
+                if existing is not None:
+                    return ring.verify_key_check(target, existing)
+                record_checks(session, ring, [target])
+                return True
+        except IntegrityError:  # recorded by another process meanwhile (PostgreSQL): look again
+            continue
+    return False
 
 
 def run_rotation(db: Database, ring: MasterKeyring, plan: RotationPlan, *, batch_size: int = DEFAULT_BATCH,

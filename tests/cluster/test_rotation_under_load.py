@@ -99,7 +99,7 @@ def _setup(name: str, root: Path, url: str | None, seed: int) -> tuple[Path, Wor
         bulk = add_patients(svc.db, svc.ring, BULK_PATIENTS, seed=seed + 1000, batch=BULK_PATIENTS)
     finally:
         svc.close()
-    web = []
+    web: list[str] = []
     while len(web) < 4:
         ins = synthetic_ins(rng)
         if ins not in bulk and ins not in world.patients.values() and ins not in web:
@@ -259,8 +259,8 @@ def test_rotation_mid_load_on_two_postgresql_nodes_and_one_sqlite_node(installat
                 threads.append(threading.Thread(target=_smtp_load, args=(inst, node, record, stop, seed)))
             seed += 1
             threads.append(threading.Thread(target=_imap_load, args=(inst, node, record, stop, seed)))
-            mine = [ins for j, ins in enumerate(inst.web) if j % len(inst.nodes) == i]
-            threads.append(threading.Thread(target=_web_load, args=(inst, node, mine, record, stop,
+            logins = [ins for j, ins in enumerate(inst.web) if j % len(inst.nodes) == i]
+            threads.append(threading.Thread(target=_web_load, args=(inst, node, logins, record, stop,
                                                                     rotation_started, web_clients)))
     for t in threads:
         t.start()

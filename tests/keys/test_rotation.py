@@ -157,11 +157,61 @@ def test_rotation_never_holds_the_write_lock_long(tmp_path: Path) -> None:
         thread = threading.Thread(target=writer)
         thread.start()
         try:
+            deadline = time.monotonic() + 10
+            while not waits and time.monotonic() < deadline:
+                time.sleep(0.01)
+            before = len(waits)
             result = keyops.run_rotation(svc.db, svc.keys.ring, plan, batch_size=500)
+            during = len(waits) - before
         finally:
             stop.set()
             thread.join(30)
         assert result.rewrapped == 6000 and len(result.batches) == 12
-        assert len(waits) > 20 and max(waits) < 1.0, max(waits)
+        assert during >= 5 and max(waits) < 1.0, (during, max(waits), result.seconds)
     finally:
         svc.close()
+
+
+def test_two_nodes_each_adding_their_own_version_never_rewrap_under_a_key_the_other_lacks(tmp_path: Path) -> None:
+    """Node B rotates (or prepared) on its own copy while node A already recorded v2 with its key."""
+    home_a = make_home(tmp_path / "a")
+    svc = open_services(Location(home_a / "gateway.toml", home_a, True))
+    try:
+        add_patients(svc.db, svc.ring, 50)
+    finally:
+        svc.close()
+    home_b = tmp_path / "b"
+    import shutil
+
+    shutil.copytree(home_a, home_b)
+    (home_b / "gateway.toml").write_text((home_b / "gateway.toml").read_text().replace(
+        'url = "sqlite:///gateway.db"', f'url = "sqlite:///{home_a / "gateway.db"}"'))
+    assert cli("--home", str(home_b), "keys", "rotate", "--prepare")[0] == 0  # B's own v2, not recorded
+    code, out, err = cli("--home", str(home_a), "keys", "rotate")  # A adds and records its v2
+    assert code == 0 and "master key v2 added" in out, err
+    b_file = (home_b / "keys" / "master.keys").read_bytes()
+    code, out, err = cli("--home", str(home_b), "keys", "rotate")
+    assert code == 1 and "does not open master key version(s) v2" in err  # refused at start already
+    assert (home_b / "keys" / "master.keys").read_bytes() == b_file
+
+    # B read its file before A's rotation (a long-running command): refused, nothing changed
+    shutil.copy2(home_a / "keys" / "master.keys", home_b / "keys" / "master.keys")
+    svc_b = open_services(Location(home_b / "gateway.toml", home_b, True))  # B with A's file: fine
+    b_path = home_b / "keys" / "master.keys"
+    try:
+        from crypto.keyring import MasterKeyring
+
+        a_ring = svc_b.keys.ring
+        for stale in (MasterKeyring({1: a_ring._keys[1]}), MasterKeyring({1: a_ring._keys[1], 2: bytes(32)})):
+            svc_b.keys.ring = stale
+            for attempt in (lambda: keyops.plan_rotation(svc_b.db, svc_b.keys, b_path),
+                            lambda: keyops.prepare_version(svc_b.db, svc_b.keys, b_path)):
+                with pytest.raises(keyops.KeyOperationError, match="does not open master key version"):
+                    attempt()
+            assert load_keyring(b_path) == a_ring and _versions(svc_b.db) == {2: 50}
+        # and the true race: v2 recorded with another key between B's reading and its recording
+        svc_b.keys.ring = a_ring
+        assert keyops._record_target(svc_b.db, a_ring, 2)
+        assert not keyops._record_target(svc_b.db, MasterKeyring({1: a_ring._keys[1], 2: bytes(32)}), 2)
+    finally:
+        svc_b.close()
