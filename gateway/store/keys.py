@@ -195,6 +195,8 @@ class BatchResult:
     read_s: float = 0.0
     crypto_s: float = 0.0
     write_s: float = 0.0
+    """The write transaction, waiting for the lock included (``lock_wait_s``)."""
+    lock_wait_s: float = 0.0
 
 
 def pending_counts(session: Session, target: int) -> dict[int, int]:
@@ -238,7 +240,9 @@ def rewrap_batch(db: Database, ring: MasterKeyring, *, source: int, target: int,
         statement = (update(table).where(table.c.id == bindparam("k_id"), table.c.master_version == source)
                      .values(master_version=target, wrapped=bindparam("k_blob")))
         with db.write() as session:
-            session.connection().execute(statement, params)
+            conn = session.connection()  # SQLite: BEGIN IMMEDIATE, waiting for the write lock
+            out.lock_wait_s = time.perf_counter() - t2
+            conn.execute(statement, params)
         out.rewrapped = len(params)
     out.write_s = time.perf_counter() - t2
     return out
