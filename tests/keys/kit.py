@@ -26,6 +26,8 @@ from gateway.cli import main as cli_main
 from gateway.testing.ports import listen_env, wait_port
 
 PATIENT_PASSWORD = "Une phrase de passe bien longue 42"
+SQLITE = "sqlite:///gateway.db"
+"""``make_home(..., storage_url=SQLITE)``: SQLite even in the PostgreSQL pass (tests of SQLite files)."""
 
 
 def cli(*argv: str) -> tuple[int, str, str]:

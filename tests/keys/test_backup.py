@@ -19,7 +19,7 @@ from gateway.testing import pg
 from gateway.testing.live import live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages
 from gateway.testing.world import PASSWORD, World, populate
-from tests.keys.kit import activate, cli, gateway, imap_read, send, submission, web_inbox
+from tests.keys.kit import SQLITE, activate, cli, gateway, imap_read, send, submission, web_inbox
 from tests.keys.test_live_reload import _provision
 
 
@@ -47,7 +47,7 @@ def _load(port: int, ca: str, world: World, to: str, acked: list[tuple[float, st
 
 
 def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
-    src = make_home(tmp_path / "src", extra_config="\n[web]\nlogin_delay_after = 50\n")
+    src = make_home(tmp_path / "src", storage_url=SQLITE, extra_config="\n[web]\nlogin_delay_after = 50\n")
     world = populate(src)
     ins, code = _provision(src, 777)
     backup_file = tmp_path / "backups" / "gw.db"
@@ -83,7 +83,7 @@ def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
     during = [(to, mid) for at, to, mid in acked if started <= at <= finished]
     assert len(before) > 20 and during, "the load did not run during the backup"
 
-    dst = make_home(tmp_path / "dst")  # a fresh home: gateway init, then the original's key file
+    dst = make_home(tmp_path / "dst", storage_url=SQLITE)  # a fresh home: gateway init, then the original's key file
     shutil.copy2(src / "keys" / "master.keys", dst / "keys" / "master.keys")
     result = gateway("restore", str(backup_file), "--home", str(dst))
     assert result.returncode == 0, result.stderr
@@ -110,7 +110,7 @@ def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_home(tmp_path: Path) -> tuple[Path, World]:
-    home = make_home(tmp_path / "home")
+    home = make_home(tmp_path / "home", storage_url=SQLITE)
     return home, populate(home)
 
 
@@ -136,7 +136,7 @@ def test_restore_refusals_and_migration(small_home: tuple[Path, World], tmp_path
     made = tmp_path / "b.db"
     assert cli("--home", str(home), "backup", str(made))[0] == 0
 
-    fresh = make_home(tmp_path / "fresh")  # its own key file: not the backup's
+    fresh = make_home(tmp_path / "fresh", storage_url=SQLITE)  # its own key file: not the backup's
     code, _, err = cli("--home", str(fresh), "restore", str(made))
     assert code == 1 and "does not open master key version(s) v1" in err and len(err.strip().splitlines()) == 1
     shutil.copy2(home / "keys" / "master.keys", fresh / "keys" / "master.keys")

@@ -22,7 +22,7 @@ from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.store import Store
 from gateway.testing.world import populate
-from tests.keys.kit import cli, gateway
+from tests.keys.kit import SQLITE, cli, gateway
 
 
 def _state(home: Path) -> dict[str, tuple[bytes, int]]:
@@ -33,7 +33,7 @@ def _state(home: Path) -> dict[str, tuple[bytes, int]]:
 
 @pytest.fixture
 def used_home(tmp_path: Path) -> Path:
-    home = make_home(tmp_path / "home")
+    home = make_home(tmp_path / "home", storage_url=SQLITE)
     populate(home)  # accounts, patients: data keys under v1
     settle(home)
     return home

@@ -19,7 +19,7 @@ from gateway.store.models import AuditEntry, DataKey
 from gateway.testing.bulkkeys import add_patients
 from gateway.testing.live import make_home
 from gateway.testing.store import Store
-from tests.keys.kit import cli
+from tests.keys.kit import SQLITE, cli
 
 
 def _versions(store_db: object) -> dict[int, int]:
@@ -59,7 +59,7 @@ def test_batches_resume_after_an_interruption_on_both_databases(store: Store) ->
 
 
 def test_cli_rotation_rerun_continues_without_a_new_version(tmp_path: Path) -> None:
-    home = make_home(tmp_path / "home")
+    home = make_home(tmp_path / "home", storage_url=SQLITE)
     svc = open_services(Location(home / "gateway.toml", home, True))
     try:
         add_patients(svc.db, svc.ring, 700, batch=350)
@@ -104,7 +104,7 @@ def test_cli_rotation_rerun_continues_without_a_new_version(tmp_path: Path) -> N
 
 
 def test_retire_refuses_while_used_and_names_how_many(tmp_path: Path) -> None:
-    home = make_home(tmp_path / "home")
+    home = make_home(tmp_path / "home", storage_url=SQLITE)
     svc = open_services(Location(home / "gateway.toml", home, True))
     try:
         add_patients(svc.db, svc.ring, 1234, batch=1234)
@@ -133,7 +133,7 @@ def test_retire_refuses_while_used_and_names_how_many(tmp_path: Path) -> None:
 
 def test_rotation_never_holds_the_write_lock_long(tmp_path: Path) -> None:
     """A writer taking SQLite's write lock in a loop never waits long while 6,000 keys are re-wrapped."""
-    home = make_home(tmp_path / "home")
+    home = make_home(tmp_path / "home", storage_url=SQLITE)
     svc = open_services(Location(home / "gateway.toml", home, True))
     try:
         add_patients(svc.db, svc.ring, 6000)
@@ -174,7 +174,7 @@ def test_rotation_never_holds_the_write_lock_long(tmp_path: Path) -> None:
 
 def test_two_nodes_each_adding_their_own_version_never_rewrap_under_a_key_the_other_lacks(tmp_path: Path) -> None:
     """Node B rotates (or prepared) on its own copy while node A already recorded v2 with its key."""
-    home_a = make_home(tmp_path / "a")
+    home_a = make_home(tmp_path / "a", storage_url=SQLITE)
     svc = open_services(Location(home_a / "gateway.toml", home_a, True))
     try:
         add_patients(svc.db, svc.ring, 50)
