@@ -195,3 +195,35 @@ def test_sighup_reaches_the_serving_process_and_its_smtp_workers(tmp_path: Path)
         assert node.alive()
     finally:
         node.stop()
+
+
+def test_a_node_whose_file_lacks_the_new_version_keeps_serving_then_catches_up(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Node A is not given the new key file (the documented step forgotten): it answers a
+    temporary 451 for re-wrapped mailboxes, logs the missing version, and serves them as soon
+    as the file is copied, without a restart."""
+    import shutil
+
+    home_a = make_home(tmp_path / "a", storage_url="sqlite:///gateway.db")
+    world = populate(home_a)
+    home_b = tmp_path / "b"  # another node on the same database, with its own key file
+    shutil.copytree(home_a, home_b)
+    (home_b / "gateway.toml").write_text((home_b / "gateway.toml").read_text().replace(
+        'url = "sqlite:///gateway.db"', f'url = "sqlite:///{home_a / "gateway.db"}"'))
+    with live_gateway(home_a) as live:
+        status, _, err = cli("--home", str(home_b), "keys", "rotate")
+        assert status == 0, err
+        caplog.clear()
+        with submission(live.port("submission"), live.ca_file, world.pro, PASSWORD) as client:
+            _, code, text = send(client, world.pro, world.colleague)
+            assert code == 451 and text.startswith("4.3.0"), (code, text)
+            assert send(client, world.pro, world.colleague)[1] == 451
+        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.keys"]
+        assert len(lines) == 1 and "v2 not in the file" in lines[0] and "keeping v1" in lines[0], lines
+        shutil.copy2(home_b / "keys" / "master.keys", home_a / "keys" / "master.keys")
+        time.sleep(keystore.RELOAD_MIN_INTERVAL_S)
+        with submission(live.port("submission"), live.ca_file, world.pro, PASSWORD) as client:
+            assert send(client, world.pro, world.colleague)[1] == 250
+        read = imap_read(live.port("imap"), live.ca_file, world.colleague, PASSWORD)
+        assert read.refusals == [] and len(read.message_ids) == 1
+        assert live.services.keys.ring.versions == (1, 2)
