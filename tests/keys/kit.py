@@ -182,12 +182,32 @@ class ServeProcess:
     def log(self) -> Path:
         return self.home / "serve.log"
 
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(self.home)],
-                                         env={**os.environ, **self.env}, stdout=out, stderr=out)
-        for listener in ("submission", "imap", "http"):
-            assert wait_port("127.0.0.1", self.port(listener), 60), self.log.read_text()[-3000:]
+    def start(self, attempts: int = 3) -> None:
+        """Start and wait until every listener answers (``/healthz`` from this process). A port
+        taken meanwhile by another process (tests run side by side) makes serve exit: then
+        again on other free ports."""
+        for _ in range(attempts):
+            with self.log.open("ab") as out:
+                self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--home", str(self.home)],
+                                             env={**os.environ, **self.env}, stdout=out, stderr=out)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self._ready():
+                    return
+                time.sleep(0.2)
+            if self.proc.poll() is None:
+                break
+            self.env.update(listen_env())
+        raise AssertionError("gateway serve did not start: " + self.log.read_text(errors="replace")[-3000:])
+
+    def _ready(self) -> bool:
+        if not all(wait_port("127.0.0.1", self.port(name), 0.2) for name in ("submission", "imap", "http")):
+            return False
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.port('http')}/healthz", timeout=5)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200 and self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig: int = signal.SIGHUP) -> None:
         assert self.proc is not None
