@@ -15,7 +15,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import DailyStat, Patient, ProAccount
@@ -146,7 +146,9 @@ def figures(session: Session, now: datetime) -> Figures:
         select(Patient.state, func.count()).group_by(Patient.state)).tuples()}
     created = sum(by_state.values())
     activated = session.execute(select(func.count()).where(Patient.activated_at.is_not(None))).scalar_one()
-    active_patients = session.execute(select(func.count()).where(Patient.last_login_at >= since)).scalar_one()
+    # Activity is a login or an activation (which opens a session without a login: issue 14).
+    active_patients = session.execute(select(func.count()).where(
+        or_(Patient.last_login_at >= since, Patient.activated_at >= since))).scalar_one()
     active_pros = session.execute(select(func.count()).where(ProAccount.last_login_at >= since)).scalar_one()
     totals = dict(session.execute(
         select(DailyStat.metric, func.sum(DailyStat.value)).where(DailyStat.day >= since.date().isoformat())

@@ -1,8 +1,9 @@
 """Password authentication for professionals (SMTP AUTH and IMAP LOGIN share it).
 
 argon2 verification runs in a worker thread so the event loop keeps serving; failures
-are throttled per account and per client address (delay, then temporary lockout)
-with :class:`smtp.throttle.AuthThrottle`; every attempt is audited with the peer address.
+are throttled (:class:`gateway.store.throttle.LoginThrottle`: each attempt is counted before
+the password is checked, so concurrent attempts cannot race the limits); every checked attempt
+is audited with the peer address.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Protocol
 from sqlalchemy import select
 
 from gateway import metrics
+from gateway.settings import AuthSettings
 from gateway.store import audit
 from gateway.store.accounts import verify_password
 from gateway.store.db import Database
 from gateway.store.models import ProAccount
-from gateway.store.throttle import SharedThrottle
-from smtp.throttle import ThrottleVerdict
+from gateway.store.throttle import REFUSED, LoginThrottle, Reservation, ThrottleConfig
 
 
 @dataclass(frozen=True)
@@ -30,22 +31,39 @@ class AuthOutcome:
     account: str | None  # the canonical (lower-case) address when ok
     account_id: int | None
     mailbox_id: int | None
-    reason: str  # "auth.ok" | "auth.failed" | "auth.account_locked" | "auth.ip_locked" | "auth.disabled"
+    reason: str  # "auth.ok" | "auth.failed" | "auth.disabled" | one of throttle.REFUSED
     retry_after: float | None = None
+
+    @property
+    def throttled(self) -> bool:
+        """Refused by the throttle without the password being checked."""
+        return self.reason in REFUSED
 
 
 class Throttle(Protocol):
-    def verdict(self, account: str | None, ip: str, now: float) -> ThrottleVerdict: ...
-    def record_failure(self, account: str | None, ip: str, now: float) -> ThrottleVerdict: ...
-    def record_success(self, account: str | None, ip: str, now: float) -> None: ...
+    def reserve(self, account: str | None, ip: str, now: float) -> Reservation: ...
+    def succeeded(self, reservation: Reservation, now: float) -> None: ...
+
+
+def throttle_config(auth: AuthSettings) -> ThrottleConfig:
+    """The ``[auth]`` section as the throttle's configuration."""
+    minutes = auth.lockout_minutes * 60.0
+    return ThrottleConfig(window=minutes, delay_after=auth.delay_after, lockout_after=auth.lockout_after,
+                          ip_delay_after=max(auth.delay_after, auth.ip_lockout_after // 6),
+                          ip_lockout_after=auth.ip_lockout_after, account_slow_after=auth.account_slow_after,
+                          max_delay=auth.max_delay_seconds, lockout=minutes)
 
 
 class Authenticator:
-    """Checks credentials; the throttle is shared by every node (``SharedThrottle``) by default."""
+    """Checks credentials; the throttle is shared by every node (``LoginThrottle``) by default."""
 
     def __init__(self, db: Database, throttle: Throttle | None = None) -> None:
         self.db = db
-        self.throttle: Throttle = throttle or SharedThrottle(db)
+        self.throttle: Throttle = throttle or LoginThrottle(db)
+
+    @classmethod
+    def configured(cls, db: Database, auth: AuthSettings) -> Authenticator:
+        return cls(db, LoginThrottle(db, throttle_config(auth)))
 
     def _check(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
         key = username.strip().lower()
@@ -73,17 +91,16 @@ class Authenticator:
     def _attempt(self, username: str, password: str, peer: str, protocol: str) -> tuple[AuthOutcome, float]:
         """Throttle check, credentials, bookkeeping; returns the outcome and the delay to wait."""
         account = username.strip().lower()
-        verdict = self.throttle.verdict(account, peer, time.time())
-        if not verdict.allowed:
-            metrics.login_failure(protocol, verdict.reason)
-            return AuthOutcome(False, None, None, None, verdict.reason, verdict.locked_until), 0.0
+        attempt = self.throttle.reserve(account, peer, time.time())
+        if not attempt.allowed:
+            metrics.login_failure(protocol, attempt.reason)
+            return AuthOutcome(False, None, None, None, attempt.reason, attempt.retry_after), 0.0
         outcome = self._check(username, password, peer, protocol)
         if outcome.ok:
-            self.throttle.record_success(account, peer, time.time())
+            self.throttle.succeeded(attempt, time.time())
             return outcome, 0.0
         metrics.login_failure(protocol, outcome.reason)
-        after = self.throttle.record_failure(account, peer, time.time())
-        return outcome, after.delay
+        return outcome, attempt.delay
 
     async def authenticate(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
         """Verify credentials off the event loop; waits the throttle's delay after a failure."""

@@ -10,8 +10,19 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import cli_admin, cli_admins, cli_backup, cli_domains, cli_jobs, cli_keys, cli_serve
+from gateway import (
+    cli_admin,
+    cli_admins,
+    cli_backup,
+    cli_domains,
+    cli_jobs,
+    cli_keys,
+    cli_mediators,
+    cli_queue,
+    cli_serve,
+)
 from gateway.cli_common import UserError
+from gateway.operations.common import OpError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -62,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_backup.register(sub, leaf)
     cli_jobs.register(node, leaf)
     cli_admins.register(node, leaf)
+    cli_mediators.register(node, leaf)
+    cli_queue.register(node, leaf)
     return parser
 
 
@@ -77,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except UserError as exc:
         print(f"gateway: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OpError as exc:  # a shared admin operation refused (gateway/operations/)
+        print(f"gateway: error: {exc.english}", file=sys.stderr)
         return EXIT_ERROR
 
 

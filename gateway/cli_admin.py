@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway import cli_import
+from gateway import cli_import, cli_mediators, cli_patients, cli_pros
 from gateway.cli_common import (
     Leaf,
     Node,
@@ -22,10 +23,13 @@ from gateway.cli_common import (
     translate_errors,
 )
 from gateway.context import DEFAULT_HOME, init_home
+from gateway.settings import load_settings
 from gateway.store import audit, migrate
 from gateway.store.accounts import add_pro, hosted_domain
 from gateway.store.models import ProAccount
+from gateway.store.opening import display_url
 from gateway.store.patients import by_ins, provision
+from gateway.tryit import gateway_command
 from routing.address import parse_address
 from routing.ins import mask_ins, normalise_ins
 
@@ -34,7 +38,8 @@ __all__ = ["UserError", "register"]
 
 def register(node: Node, leaf: Leaf) -> None:
     db = node("db", "database schema")
-    leaf(db, "upgrade", "apply pending schema migrations", cmd_db_upgrade)
+    leaf(db, "upgrade", "apply pending schema migrations (creates an SQLite database file that is missing)",
+         cmd_db_upgrade)
     leaf(db, "status", "show the schema revision", cmd_db_status)
 
     pro = node("pro", "professional accounts hosted here")
@@ -46,6 +51,7 @@ def register(node: Node, leaf: Leaf) -> None:
                    help="patients may write first (pharmacies)")
     p = leaf(pro, "list", "list professional accounts", cmd_pro_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    cli_pros.register(pro, leaf)
 
     patient = node("patient", "patient spaces")
     p = leaf(patient, "add", "provision a patient space and print its activation code", cmd_patient_add)
@@ -56,6 +62,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("ins", metavar="INS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     cli_import.register_patient(patient, leaf)
+    cli_mediators.register_patient(patient, leaf)
+    cli_patients.register(patient, leaf)
 
     aud = node("audit", "the audit trail")
     leaf(aud, "verify", "check the audit trail's hash chain", cmd_audit_verify)
@@ -72,13 +80,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     home = Path(getattr(args, "home", None) or DEFAULT_HOME)
     with translate_errors():
         config = init_home(home, hostname=args.hostname, patient_domain=args.patient_domain)
-    print(f"created {home}/ with {config.name}, keys/master.keys (0600), tls/ (development CA) and the database")
-    print(f"start it with: gateway serve --home {home}")
+        store = display_url(load_settings(config).database_url)
+    print(f"created {home}/ (0700) with {config.name}, keys/master.keys (0600), tls/ (development CA) "
+          f"and the migrated database {store}")
+    print(f"start it with: {gateway_command()} serve --home {shlex.quote(str(home))}")
     return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    with services(args, migrate_schema=True) as svc:
+    with services(args, migrate_schema=True, create_store=True) as svc:
         print(f"database at revision {migrate.current_revision(svc.db.engine)} (head)")
     return 0
 

@@ -1,4 +1,7 @@
-"""``gateway admin add|token|list``: administrators of the web console and JSON API."""
+"""``gateway admin add|token|list|disable|enable|tokens|revoke``: administrators of the console and API.
+
+``list``, ``disable``, ``enable``, ``tokens`` and ``revoke`` are :mod:`gateway.operations.admins`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,11 @@ import getpass
 import sys
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.operations import admins as ops
+from gateway.operations.common import cli_actor
 from gateway.store import audit
 from gateway.store.admins import InvalidAdminName, add_admin, check_name, create_token
-from gateway.store.models import AdminAccount
 
 MIN_PASSWORD = 12
 
@@ -27,8 +29,22 @@ def register(node: Node, leaf: Leaf) -> None:
              cmd_admin_token)
     p.add_argument("name", metavar="NAME")
     p.add_argument("--label", metavar="TEXT", help="what the token is for (e.g. monitoring)")
-    p = leaf(admin, "list", "list administrators", cmd_admin_list)
+    p = leaf(admin, "list", "list administrators (with their live API tokens and console sessions)", cmd_admin_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(admin, "disable", "disable an administrator: console sessions end at once, API tokens stop working "
+                               "(until enabled again)", cmd_admin_status)
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(status="disabled")
+    p = leaf(admin, "enable", "enable a disabled administrator (their unrevoked API tokens work again)",
+             cmd_admin_status)
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(status="active")
+    p = leaf(admin, "tokens", "list an administrator's API tokens (id, label, dates; never the secret)",
+             cmd_admin_tokens)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(admin, "revoke", "revoke an API token for good", cmd_admin_revoke)
+    p.add_argument("token_id", metavar="TOKEN-ID", type=int, help="the token's id (from 'gateway admin tokens NAME')")
 
 
 def _name(value: str) -> str:
@@ -82,11 +98,37 @@ def cmd_admin_token(args: argparse.Namespace) -> int:
 
 def cmd_admin_list(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.read() as session:
-        rows = [{"name": a.name, "status": a.status, "created_at": a.created_at.isoformat(),
-                 "last_login_at": a.last_login_at.isoformat() if a.last_login_at else None}
-                for a in session.execute(select(AdminAccount).order_by(AdminAccount.name)).scalars()]
+        rows = ops.list_admins(session, now=datetime.now(UTC))
     if args.json:
         emit_json(rows)
     else:
-        emit_table(rows, ["name", "status", "last_login_at"])
+        emit_table(rows, ["name", "status", "last_login_at", "api_tokens", "console_sessions"])
+    return 0
+
+
+def cmd_admin_status(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.write() as session:
+        done = ops.set_status(session, cli_actor(), args.name, args.status, now=datetime.now(UTC))
+    if args.status == "disabled":
+        print(f"administrator {done['name']} disabled: {done['sessions_ended']} console session(s) ended, "
+              "API tokens refused until enabled again")
+    else:
+        print(f"administrator {done['name']} enabled")
+    return 0
+
+
+def cmd_admin_tokens(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        rows = ops.tokens(session, args.name)
+    if args.json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["id", "label", "created_at", "last_used_at", "revoked_at"])
+    return 0
+
+
+def cmd_admin_revoke(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.write() as session:
+        done = ops.revoke(session, cli_actor(), args.token_id, now=datetime.now(UTC))
+    print(f"API token {done['id']} of {done['admin']} ({done['label'] or 'no label'}) revoked")
     return 0

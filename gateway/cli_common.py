@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,9 +11,11 @@ from typing import Any
 
 from gateway.context import InitError, Location, Services, locate, open_services
 from gateway.keyfile import MasterKeyFileError
+from gateway.operations.common import cli_actor
 from gateway.settings import ConfigError
 from gateway.store.accounts import AlreadyExists, NotFound
 from gateway.store.keys import KeyUnavailable
+from gateway.store.opening import StoreUnavailable, store_errors
 from gateway.store.patients import PatientExists
 from routing.address import InvalidAddress
 from routing.ins import InvalidINS
@@ -30,7 +30,7 @@ class UserError(Exception):
 
 
 _EXPECTED = (ConfigError, MasterKeyFileError, InitError, InvalidINS, InvalidAddress, AlreadyExists, NotFound,
-             PatientExists, KeyUnavailable)
+             PatientExists, KeyUnavailable, StoreUnavailable)
 
 
 def location(args: argparse.Namespace) -> Location:
@@ -46,7 +46,9 @@ def translate_errors() -> Iterator[None]:
 
 
 @contextmanager
-def services(args: argparse.Namespace, *, migrate_schema: bool | None = None) -> Iterator[Services]:
+def services(args: argparse.Namespace, *, migrate_schema: bool | None = None,
+             create_store: bool = False) -> Iterator[Services]:
+    """The opened services; a database that fails during the command is one line too."""
     with translate_errors():
         loc = location(args)
         if not loc.config.exists():
@@ -54,19 +56,17 @@ def services(args: argparse.Namespace, *, migrate_schema: bool | None = None) ->
                 f"{loc.config}: configuration file not found (create one with 'gateway init --home DIR', "
                 "or pass --config FILE)"
             )
-        svc = open_services(loc, migrate_schema=migrate_schema)
+        svc = open_services(loc, migrate_schema=migrate_schema, create_store=create_store)
         try:
-            yield svc
+            with store_errors(svc.db.url, "database error", only_operational=True):
+                yield svc
         finally:
             svc.close()
 
 
 def actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"admin:cli:{user}"
+    """The audit actor of the operator at the command line: ``admin:cli:<login name>``."""
+    return cli_actor().audit_actor
 
 
 def emit_json(value: Any) -> None:

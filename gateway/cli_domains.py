@@ -15,6 +15,8 @@ from sqlalchemy import select
 from crypto.dkim import dns_txt_record, generate_dkim_key
 from gateway import cli_import
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.operations import trust
+from gateway.operations.common import cli_actor
 from gateway.settings import split_hostport
 from gateway.store import audit
 from gateway.store.accounts import add_hosted_domain, add_trusted_domain, hosted_domain, trusted_domain
@@ -41,13 +43,27 @@ def register(node: Node, leaf: Leaf) -> None:
     p = leaf(trust_sub, "add", "add a trusted domain", cmd_trust_add)
     p.add_argument("domain")
     p.add_argument("--description", metavar="T")
-    p.add_argument("--dn", metavar="DN", help="operator certificate subject DN the peer must present")
+    p.add_argument("--dn", "--cert-dn", metavar="DN", help="operator certificate subject DN the peer must present")
     p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX")
     p.add_argument("--dkim", metavar="POLICY", default="dns",
                    help="dns (default), none, or pinned:SELECTOR:PUBKEYFILE")
     p.add_argument("--no-tls-required", action="store_true",
                    help="private link: no TLS, From: aligned on the envelope sender (tests, dedicated lines)")
     p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted from/to this domain")
+    p = leaf(trust_sub, "set", "edit a trusted domain in place (one transaction: never untrusted in between); "
+                               "only the options given change, an empty value clears the field", cmd_trust_set)
+    p.add_argument("domain")
+    p.add_argument("--description", metavar="T")
+    p.add_argument("--dn", "--cert-dn", metavar="DN", help="operator certificate subject DN the peer must present")
+    p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX ('' for the DNS MX)")
+    p.add_argument("--dkim", metavar="POLICY", help="dns, none, or pinned:SELECTOR:PUBKEYFILE")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls-required", dest="tls_required", action="store_const", const=True, default=None,
+                     help="require TLS (the default for a new entry)")
+    tls.add_argument("--no-tls-required", dest="tls_required", action="store_const", const=False,
+                     help="private link: no TLS, From: aligned on the envelope sender")
+    p.add_argument("--max-size", metavar="BYTES", help="largest message accepted from/to this domain ('none': no "
+                                                       "limit of its own)")
     p = leaf(trust_sub, "list", "list the trust list", cmd_trust_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = leaf(trust_sub, "remove", "remove a trusted domain", cmd_trust_remove)
@@ -155,6 +171,23 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         audit.record(session, actor=actor(), action="domain.trust.add", subject_ref=f"domain:{name}",
                      details={k: v for k, v in fields.items() if k != "dkim_public_key"})
     print(f"trusted domain {name} added")
+    return 0
+
+
+def cmd_trust_set(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = {field: value for field, value in (
+        ("description", args.description), ("operator_dn", args.dn), ("route", args.route),
+        ("tls_required", args.tls_required)) if value is not None}
+    if args.dkim is not None:
+        data.update(_dkim_fields(args.dkim))
+    if args.max_size is not None:
+        data["max_message_size"] = "" if args.max_size.lower() == "none" else args.max_size
+    if not data:
+        raise UserError("nothing to change: give at least one option (see 'gateway domain trust set --help')")
+    with services(args) as svc, svc.db.write() as session:
+        done = trust.update(session, cli_actor(), args.domain, data, now=datetime.now(UTC))
+    changed = ", ".join(done["changed"])
+    print(f"trusted domain {done['name']}: " + (f"changed {changed}" if changed else "nothing changed"))
     return 0
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from crypto.keyring import MasterKeyring
 from gateway import keyops
 from gateway.keyfile import load_keyring, write_keyring
-from gateway.settings import ConfigError, Settings, check_files, load_settings
+from gateway.settings import ConfigError, Settings, check_files, load_settings, validate_settings
 from gateway.store import migrate
 from gateway.store.changes import ChangeHub
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
+from gateway.store.opening import open_database, store_errors
 
 CONFIG_NAME = "gateway.toml"
 DEFAULT_HOME = Path("var")
@@ -80,7 +81,12 @@ class InitError(Exception):
 
 
 def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
-    """Create a state folder: config, master key (0600), development CA + server cert, migrated SQLite."""
+    """Create a state folder (0700): config, master key (0600), development CA + server cert, migrated store.
+
+    The store is the one the configuration names once the ``GATEWAY__*`` environment is
+    applied: with ``GATEWAY__STORAGE__URL`` pointing at PostgreSQL that database is migrated
+    and no SQLite file is created.
+    """
     from gateway.devtls import write_dev_tls
     from routing.address import InvalidAddress, normalise_domain
 
@@ -92,21 +98,24 @@ def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
     config_path = home / CONFIG_NAME
     if config_path.exists():
         raise InitError(f"{config_path} already exists; refusing to overwrite an existing gateway home")
-    home.mkdir(parents=True, exist_ok=True)
+    text = example_config(hostname, patient_domain)
+    settings = validate_settings(tomllib.loads(text), "environment", home.resolve())
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     ring = MasterKeyring({1: os.urandom(32)})
     write_keyring(home / "keys" / "master.keys", ring)
     write_dev_tls(home / "tls", hostname)
-    text = example_config(hostname, patient_domain)
-    settings = Settings.model_validate({**tomllib.loads(text), "base_dir": home.resolve()})
-    db = Database(settings.database_url)
+    db = open_database(settings.database_url, create=True)
     try:
-        migrate.upgrade(db.engine)
-        keyops.record_initial(db, ring)
+        with store_errors(db.url, "cannot apply the schema migrations"):
+            migrate.upgrade(db.engine)
+            keyops.record_initial(db, ring)
     finally:
         db.dispose()
     # The config file last: a failed init leaves no config, so it can simply be run again.
     tmp = config_path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may come to hold a database password
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
     os.replace(tmp, config_path)
     return config_path
 
@@ -132,22 +141,31 @@ def load_checked(location: Location) -> Settings:
     return settings
 
 
-def open_services(location: Location, *, migrate_schema: bool | None = None) -> Services:
-    """Validate everything, then connect; migrate when configured (or asked)."""
+def open_services(location: Location, *, migrate_schema: bool | None = None, create_store: bool = False) -> Services:
+    """Validate everything, then connect; migrate when configured (or asked).
+
+    A store that cannot be opened raises :class:`~gateway.store.opening.StoreUnavailable`
+    (one line); a missing SQLite file is created (0600) only with ``create_store``.
+    """
     settings = load_checked(location)
     ring = load_keyring(settings.master_key_path, allow_insecure=settings.keys.allow_insecure_key_file)
-    db = Database(settings.database_url, pool_size=settings.storage.pool_size,
-                  max_overflow=settings.storage.max_overflow)
+    db = open_database(settings.database_url, create=create_store, pool_size=settings.storage.pool_size,
+                       max_overflow=settings.storage.max_overflow)
     try:
-        report = keyops.check_at_start(db, ring, settings.master_key_path)  # before any write
+        with store_errors(db.url, "cannot read the key-check values"):
+            report = keyops.check_at_start(db, ring, settings.master_key_path)  # before any write
         should_migrate = settings.storage.auto_migrate if migrate_schema is None else migrate_schema
         if should_migrate:
-            migrate.upgrade(db.engine)
-        elif not migrate.is_up_to_date(db.engine):
-            raise ConfigError(
-                f"{location.config}: storage.auto_migrate: the database schema is behind; "
-                "run 'gateway db upgrade' first"
-            )
+            with store_errors(db.url, "cannot apply the schema migrations"):
+                migrate.upgrade(db.engine)
+        else:
+            with store_errors(db.url, "cannot read the schema revision"):
+                up_to_date = migrate.is_up_to_date(db.engine)
+            if not up_to_date:
+                raise ConfigError(
+                    f"{location.config}: storage.auto_migrate: the database schema is behind; "
+                    "run 'gateway db upgrade' first"
+                )
         active = keyops.record_at_start(db, ring, report)
     except BaseException:
         db.dispose()

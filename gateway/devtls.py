@@ -81,6 +81,7 @@ def make_leaf(
 
 def write_dev_tls(folder: Path, hostname: str) -> tuple[Path, Path, Path]:
     """Write ``ca.pem``, ``ca.key``, ``server.pem``, ``server.key`` into ``folder``; returns (cert, key, ca)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_key, ca_cert = make_ca(f"{hostname} development CA")
     key, cert = make_leaf(ca_key, ca_cert, hostname)
     pem = serialization.Encoding.PEM

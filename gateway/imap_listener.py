@@ -35,7 +35,7 @@ def _authenticator(gw: Gateway) -> Authenticator:
 
         return runtime(gw).authenticator
     except (ImportError, AttributeError):
-        return Authenticator(gw.services.db)
+        return Authenticator.configured(gw.services.db, gw.services.settings.auth)
 
 
 def backend_for(gw: Gateway) -> StoreBackend:

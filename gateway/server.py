@@ -12,9 +12,10 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.context import Services
+from gateway.tryit import try_it
 
 if TYPE_CHECKING:
     from gateway.mail.listeners import MailRuntime
@@ -40,6 +41,8 @@ class Gateway:
     mail: MailRuntime | None = None
     smtp_workers: WorkerSet | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    web_app: Any = None
+    """The web application, built once and shared by the HTTP and HTTPS listeners."""
     background: set[asyncio.Future[bool]] = field(default_factory=set)
 
     async def close(self) -> None:
@@ -57,10 +60,10 @@ def listener_factories() -> list[StartFn]:
     from gateway.mail.listeners import start_mx, start_outbound, start_submission, start_submissions
     from gateway.mail.workers import start_smtp_workers
     from gateway.web.admin.metrics_http import start_metrics
-    from gateway.web.server import start_http
+    from gateway.web.server import start_http, start_https
 
     return [start_changes, start_mx, start_submission, start_submissions, start_smtp_workers, start_imap,
-            start_imaps, start_http, start_metrics, start_outbound, start_jobs]
+            start_imaps, start_http, start_https, start_metrics, start_outbound, start_jobs]
 
 
 async def start_changes(gw: Gateway) -> Running:
@@ -116,13 +119,7 @@ def describe(gw: Gateway) -> str:
     s = gw.services.settings
     lines = [f"gateway {s.server.hostname} running (config: {gw.services.source})"]
     lines += [f"  {r.name:<12} {r.address:<22} {r.description}" for r in gw.running]
-    lines += [
-        "",
-        "Try it:",
-        f"  gateway --config {gw.services.source} domain hosted add clinic.test",
-        f"  gateway --config {gw.services.source} patient add <INS> --open",
-        f"  open http://{s.listen.http}/ in a browser; Ctrl-C stops the gateway.",
-    ]
+    lines += ["", *try_it(s, gw.services.source)]
     return "\n".join(lines)
 
 

@@ -71,6 +71,9 @@ class ListenSettings(_Section):
     imap: HostPort = "127.0.0.1:1143"
     imaps: HostPort = "127.0.0.1:1993"
     http: HostPort = "127.0.0.1:8080"
+    https: str = ""
+    """Optional ``host:port`` serving the same web app over TLS with the ``[tls]`` server certificate
+    (session cookies get ``Secure`` there); empty: off."""
     proxy_protocol: bool = False
     """Expect a PROXY protocol (v1/v2) header on SMTP and IMAP connections (behind a TCP load balancer)."""
     proxy_trusted: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
@@ -92,6 +95,11 @@ class ListenSettings(_Section):
     @classmethod
     def _host_port(cls, value: str) -> str:
         return _check_hostport(value)
+
+    @field_validator("https")
+    @classmethod
+    def _optional_host_port(cls, value: str) -> str:
+        return _check_hostport(value) if value.strip() else ""
 
     def address(self, name: str) -> tuple[str, int]:
         return split_hostport(str(getattr(self, name)))
@@ -137,8 +145,19 @@ class StorageSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if not (value.startswith("sqlite") or value.startswith("postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        scheme = value.partition("://")[0].lower()
+        if scheme.startswith(("postgresql+", "postgres+")) and scheme.split("+", 1)[1] != "psycopg":
+            raise ValueError(f"driver {scheme.split('+', 1)[1]} is not installed: write postgresql://... "
+                             "(the gateway uses psycopg 3)")
+        if scheme not in ("sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        try:
+            make_url(value).port  # noqa: B018 (parses the port)
+        except (ArgumentError, ValueError):
+            raise ValueError("not a valid database URL (e.g. postgresql://user:password@host:5432/db)") from None
         return value
 
 
@@ -155,6 +174,10 @@ class PatientSettings(_Section):
     archive_retention_days: int = Field(default=3653, ge=1)
     """Closed spaces are kept archived this long (10 years), then purged."""
     deletion_deadline_days: int = Field(default=90, ge=1, le=366)
+    recovery_code_validity_hours: int = Field(default=72, ge=1, le=24 * 42)
+    """Validity of a new code issued for an open space (forgotten password, lost phone)."""
+    recovery_mail_interval_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """At most one self-service ("mot de passe oublié") code mail per patient in this interval."""
 
 
 class QueueSettings(_Section):
@@ -174,6 +197,14 @@ class QueueSettings(_Section):
     connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     command_timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
     notification_interval_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    notification_relay: str = ""
+    """``host:port`` of a relay (smarthost) for the mail sent to patients' personal addresses
+    (notifications, activation codes); empty: the MX of the address's domain."""
+
+    @field_validator("notification_relay")
+    @classmethod
+    def _relay(cls, value: str) -> str:
+        return _check_hostport(value) if value.strip() else ""
 
     @field_validator("retry_schedule_minutes")
     @classmethod
@@ -209,6 +240,25 @@ class WebSettings(_Section):
     max_attachments: int = Field(default=5, ge=1, le=50)
     hsts_max_age_seconds: int = Field(default=31_536_000, ge=0, le=63_072_000)
     """Strict-Transport-Security max-age, sent only on HTTPS requests."""
+
+
+class AuthSettings(_Section):
+    """Professionals' logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE): every attempt is counted
+    before the password is checked (``gateway/store/throttle.py``)."""
+
+    delay_after: int = Field(default=3, ge=1, le=100)
+    """Failures of one account from one client network before answers are delayed."""
+    lockout_after: int = Field(default=10, ge=2, le=1000)
+    """Failures of one account from one client network before that pair is locked out."""
+    ip_lockout_after: int = Field(default=30, ge=2, le=100_000)
+    """Failures from one client network, any account, before the network is locked out."""
+    account_slow_after: int = Field(default=30, ge=2, le=100_000)
+    """Failures of one account from networks it never logged in from before such attempts
+    are spaced out (one per growing interval, 60 s at most): the account is never locked."""
+    lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    """How long a lockout lasts; failures also count over this window."""
+    max_delay_seconds: float = Field(default=30.0, ge=0.0, le=300.0)
+    """Longest delay before answering a failed attempt (the delay doubles from 1 s)."""
 
 
 class AdminSettings(_Section):
@@ -253,6 +303,7 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     jobs: JobSettings = JobSettings()
     web: WebSettings = WebSettings()
+    auth: AuthSettings = AuthSettings()
     admin: AdminSettings = AdminSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -265,7 +316,11 @@ class Settings(_Section):
 
     @property
     def database_url(self) -> str:
+        """The URL handed to SQLAlchemy: PostgreSQL always through psycopg 3, SQLite paths absolute."""
         url = self.storage.url
+        scheme, sep, rest = url.partition("://")
+        if scheme.lower() in ("postgresql", "postgres"):
+            return f"postgresql+psycopg{sep}{rest}"
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
             rest = url[len(prefix):]
@@ -344,15 +399,20 @@ def load_settings(
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc.__class__.__name__}") from None
         base_dir = base_dir or path.resolve().parent
-    overrides, origin = env_overrides(env)
+    return validate_settings(data, source, base_dir or Path.cwd(), environ=env)
+
+
+def validate_settings(data: dict[str, Any], source: str, base_dir: Path, *,
+                      environ: Mapping[str, str] | None = None) -> Settings:
+    """Parsed TOML plus the ``GATEWAY__*`` overrides, validated; :class:`ConfigError` names file and key."""
+    overrides, origin = env_overrides(os.environ if environ is None else environ)
     data = _merge(data, overrides)
     if "base_dir" in data:
         raise ConfigError(f"{source}: base_dir: unknown key (see config/README.md for the valid keys)")
     try:
-        settings = Settings.model_validate({**data, "base_dir": base_dir or Path.cwd()})
+        return Settings.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, origin)) from None
-    return settings
 
 
 def check_files(settings: Settings, source: str) -> None:

@@ -216,7 +216,7 @@ def _append(reader: Reader, tag: str) -> c.Command:
         reader.sp()
     if not reader.peek_is(b"{"):
         raise reader.error("APPEND needs a literal")
-    return c.Append(tag, mailbox, flags, date_time, reader.literal())
+    return c.Append(tag, mailbox, flags, date_time, reader.literal(allow_nul=True))
 
 
 def _enable(reader: Reader, tag: str) -> c.Command:

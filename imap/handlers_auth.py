@@ -125,6 +125,10 @@ async def status(s: Session, cmd: c.Status) -> Ok:
 async def append(s: Session, cmd: c.Append) -> Ok:
     if len(cmd.message) > s.config.appendlimit:
         raise CommandFailed("Message too large", code=Code.TOOBIG)  # RFC 7889
+    if b"\x00" in cmd.message:
+        # RFC 3501 §4.3: a (non-binary) literal carries no NUL; without BINARY (RFC 3516)
+        # such a message cannot be stored, and it could smuggle lines to a later reader.
+        raise CommandFailed("NUL character in message")
     flags = normalise_flags(cmd.flags)
     try:
         result = await s.boxes.append(canonical(cmd.mailbox), cmd.message, flags, cmd.date_time)

@@ -112,8 +112,10 @@ class Reader:
                 raise self.error("Invalid character in quoted string")
             out.append(c)
 
-    def literal(self) -> bytes:
-        """``{N}`` / ``{N+}`` CRLF and N octets (RFC 3501 §4.3, RFC 7888)."""
+    def literal(self, *, allow_nul: bool = False) -> bytes:
+        """``{N}`` / ``{N+}`` CRLF and N octets (RFC 3501 §4.3, RFC 7888).
+
+        ``allow_nul`` leaves the NUL check to the caller (APPEND answers ``NO`` for it)."""
         self.expect(b"{")
         size = self.number(maximum=MAX_NUMBER64)
         if self.peek_is(b"+"):
@@ -123,7 +125,7 @@ class Reader:
         if end > len(self.data):
             raise self.error("Truncated literal")
         value = self.data[self.pos : end]
-        if b"\x00" in value:
+        if not allow_nul and b"\x00" in value:
             raise self.error("NUL in literal")  # RFC 3501 §4.3: literal8 is needed for NUL
         self.pos = end
         return value

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from routing import reasons as R
-from routing.address import Address, InvalidAddress, normalise_domain
+from routing.address import Address, InvalidAddress, normalise_domain, parse_address
 from routing.facts import ConversationFacts, HeaderFacts, RecipientFacts, Sender
 from routing.ins import InvalidINS
 from routing.reasons import Outcome
@@ -228,3 +228,21 @@ def conversation_effect(subject: str | None, x_mss_mes: str | None) -> Literal["
     if x_mss_mes is not None and x_mss_mes.strip().casefold() == "fin":
         return "end"
     return "open"
+
+
+def owns_conversation(author: str, opened_by: str, reply_to: str | None) -> bool:
+    """SPEC §4: only the professional who opened a conversation, or the address in its
+    ``Reply-To``, may write into it by threading headers or end it. Any other author's
+    message that points at it starts a conversation of its own (issue 15: one leaked
+    Message-ID must not let someone end another professional's conversation)."""
+    who = _address_key(author)
+    return who is not None and who in {_address_key(opened_by), _address_key(reply_to)}
+
+
+def _address_key(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return parse_address(text).key
+    except InvalidAddress:
+        return None

@@ -13,6 +13,9 @@ Rules (SPEC §6, SMTP smuggling, CVE-2023-51764/51765/51766 class):
   whole message, after reading on to the real end-of-data so the session stays in step:
   ``<LF>.<LF>``, ``<LF>.<CRLF>``, ``<CR>.<CR>``, ``<CRLF>.<LF>`` ... never end it and are
   never stored, split or otherwise;
+* a NUL byte anywhere refuses the message (``550 5.6.0``): RFC 5322 §2.2/§3.5 allow no NUL
+  in a message, nor does 8BITMIME (RFC 6152 §2, we offer no BINARYMIME), and a NUL is itself an
+  outbound smuggling vector for receivers that end lines at it; never stored nor relayed;
 * over the size limit, the reader keeps reading without storing (bounded memory) and
   answers ``552 5.3.4`` (RFC 1870 §6.3).
 
@@ -73,6 +76,7 @@ class DataReader:
         self._size = 0  # message size after unstuffing, counted even when not stored
         self._line_start = True  # whether the last stored byte ended a line (CRLF)
         self._bare = False
+        self._nul = False
         self._oversize = False
         self._result: Done | Reply | None = None
         self.trailing = b""
@@ -116,6 +120,9 @@ class DataReader:
         if not self._bare and _has_bare_line_ending(segment):
             self._bare = True
             self._parts.clear()
+        if not self._nul and b"\x00" in segment:
+            self._nul = True
+            self._parts.clear()
         # RFC 5321 §4.5.2: a line starting with "." has that first "." removed.
         body = segment.replace(b"\r\n.", b"\r\n")
         if self._line_start and body.startswith(b"."):
@@ -125,12 +132,14 @@ class DataReader:
         if self._size > self.max_size:
             self._oversize = True
             self._parts.clear()
-        if not (self._bare or self._oversize):
+        if not (self._bare or self._nul or self._oversize):
             self._parts.append(body)
 
     def _finish(self) -> Done | Reply:
         if self._bare:
             return replies.BARE_LINE_ENDING
+        if self._nul:
+            return replies.NUL_IN_MESSAGE
         if self._oversize:
             return replies.MESSAGE_TOO_BIG
         message = b"".join(self._parts)

@@ -24,7 +24,7 @@ from smtp.params import (
     xtext_encode,
 )
 from smtp.replies import Reply
-from smtp.throttle import AuthThrottle, ConnectionLimiter, ThrottleConfig, ThrottleVerdict, client_key
+from smtp.throttle import ConnectionLimiter, client_key
 
 Listener = Literal["mx", "submission", "submissions"]
 
@@ -128,15 +128,12 @@ def check_message_size(size: int, limits: Limits = DEFAULT_LIMITS) -> Reply | No
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "AuthThrottle",
     "ConnectionLimiter",
     "Limits",
     "Listener",
     "MailParams",
     "RcptParams",
     "SessionFacts",
-    "ThrottleConfig",
-    "ThrottleVerdict",
     "XtextError",
     "auth_offered",
     "check_auth_allowed",

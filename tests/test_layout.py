@@ -54,3 +54,25 @@ def test_pyproject_lists_every_package() -> None:
         for top in PACKAGES for p in (ROOT / top).rglob("__init__.py")
     }
     assert on_disk <= listed, f"packages missing from pyproject.toml: {sorted(on_disk - listed)}"
+
+
+def _gateway_imports(path: Path) -> set[str]:
+    """Every ``gateway.*`` module a file imports (function-local imports included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("gateway."))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gateway"):
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_shared_operations_import_neither_the_web_nor_the_command_line() -> None:
+    """gateway/operations/ is called by both the CLI and the admin web: it depends on neither."""
+    forbidden = ("gateway.web", "gateway.cli", "gateway.context", "gateway.server")
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in _gateway_imports(path) if n.startswith(forbidden))
+        for path in (ROOT / "gateway" / "operations").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert offenders, "gateway/operations/ is missing"

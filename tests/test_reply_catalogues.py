@@ -143,6 +143,7 @@ def test_no_text_shared_with_a_different_code_across_catalogues() -> None:
         (replies.TOO_MANY_CONNECTIONS, "421 4.7.0 too many connections from your address, try again later"),
         (replies.LINE_TOO_LONG, "500 5.5.2 line too long"),
         (replies.BARE_LINE_ENDING, "550 5.5.2 bare <LF> or <CR> received, message refused"),
+        (replies.NUL_IN_MESSAGE, "550 5.6.0 NUL character in message, message refused"),
         (replies.SYNTAX_ERROR, "501 5.5.4 syntax error in parameters or arguments"),
         (replies.BAD_SEQUENCE, "503 5.5.1 bad sequence of commands"),
         (replies.TIMEOUT, "421 4.4.2 timeout, closing connection"),

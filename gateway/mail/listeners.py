@@ -45,7 +45,8 @@ class MailRuntime:
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
                             notification_interval=timedelta(minutes=s.queue.notification_interval_minutes))
-        return cls(directory, pipeline, Authenticator(svc.db), ConnectionLimiter(limits.max_connections_per_ip),
+        return cls(directory, pipeline, Authenticator.configured(svc.db, s.auth),
+                   ConnectionLimiter(limits.max_connections_per_ip),
                    limits, InternalMail(directory, pipeline))
 
 

@@ -281,7 +281,7 @@ class GatewaySMTP(SMTP):
             self.info.account = parse_address(outcome.account)
             self.session.authenticated = True
             await self.reply(replies.AUTH_SUCCESS)
-        elif outcome.reason in ("auth.account_locked", "auth.ip_locked"):
+        elif outcome.throttled:
             await self.reply(replies.AUTH_TOO_MANY_FAILURES)
         else:
             await self.reply(replies.AUTH_FAILED)

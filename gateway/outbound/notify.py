@@ -91,3 +91,49 @@ def queue_notification(
         message=build_notification(to=address, hostname=hostname, now=now),
         kind="notification", now=now, max_age=max_age,
     )
+
+
+CODE_SUBJECT = "Votre nouveau code d'activation - messagerie de santé"
+
+
+def build_code_mail(*, to: str, code: str, valid_until: str, hostname: str, now: datetime,
+                    message_id: str | None = None) -> bytes:
+    """The mail carrying a new activation code (issue 14): the code and its end of validity only.
+
+    Like the notification, nothing of the mailbox: no INS, no sender, no subject, no link (a
+    mail that never holds a link cannot be imitated by a phishing link)."""
+    body = (
+        "Un nouveau code d'activation a été émis pour votre messagerie de santé.\n\n"
+        f"Code d'activation : {code}\n"
+        f"Valable jusqu'au {valid_until}, une seule fois.\n\n"
+        "Sur le site de votre messagerie de santé, ouvrez la page « Activer ma messagerie », saisissez "
+        "votre numéro INS et ce code : vous choisirez un nouveau mot de passe et configurerez une nouvelle "
+        "application d'authentification. Vos messages sont conservés.\n\n"
+        "Vous n'avez rien demandé ? Ignorez ce courriel : votre mot de passe actuel reste valable tant que "
+        "ce code n'est pas utilisé.\n\n"
+        "Ce courriel est envoyé automatiquement, merci de ne pas y répondre. Il ne contient aucun lien.\n"
+    )
+    msg = utf8_text(body)
+    msg["MIME-Version"] = "1.0"
+    msg["From"] = no_reply_address(hostname)
+    msg["To"] = to
+    msg["Subject"] = encoded_header(CODE_SUBJECT)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id or make_msgid(domain=hostname)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
+    return render(msg)
+
+
+def queue_code_mail(session: Session, keys: KeyService, patient: Patient, code: str, *, valid_until: str,
+                    hostname: str, now: datetime, max_age: timedelta) -> QueueEntry | None:
+    """In the caller's transaction: queue the code for the personal address (None: no address on file)."""
+    address = personal_email(session, keys, patient)
+    if not address or "@" not in address:
+        return None
+    patient.code_mailed_at = now
+    return queue.enqueue(
+        session, keys, domain=domain_of(address), mail_from=None,
+        recipients=[QueuedRecipient(address, ("NEVER",))],
+        message=build_code_mail(to=address, code=code, valid_until=valid_until, hostname=hostname, now=now),
+        kind="notification", now=now, max_age=max_age,
+    )

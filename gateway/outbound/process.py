@@ -65,7 +65,8 @@ def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
         if entry.domain == ctx.patient_domain or hosted_domain(s, entry.domain) is not None:
             return Plan(local=True, message=entry.message)
         if entry.kind == "notification":  # SPEC §4: the one message leaving the trust space
-            return Plan(message=entry.message, tls=ctx.public_tls or ctx.tls)
+            return Plan(route=ctx.settings.notification_relay or None, message=entry.message,
+                        tls=ctx.public_tls or ctx.tls)
         trusted = trusted_domain(s, entry.domain)
         if trusted is None:  # removed from the trust list since it was queued
             return Plan(refusal=local_failure(rcpts, permanent=True, status="5.7.1",

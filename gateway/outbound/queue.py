@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from crypto.envelope import DecryptionError
 from gateway.outbound.values import KINDS, RET_VALUES, Envelope, QueuedRecipient, RecipientResult, redact
 from gateway.store import audit
-from gateway.store.keys import KeyService, KeyUnavailable
+from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import QueueEntry
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "complete",
     "enqueue",
     "fail",
+    "open_envelope",
     "reschedule",
     "retry_delay",
     "stats",
@@ -105,6 +106,20 @@ def enqueue(
     return entry
 
 
+def _entry_key(session: Session, keys: KeyService, row: QueueEntry) -> MailboxKey:
+    if row.data_key_id is None:
+        raise KeyUnavailable("queue entry without data key")
+    return keys.by_id(session, row.data_key_id)
+
+
+def open_envelope(session: Session, keys: KeyService, row: QueueEntry) -> Envelope:
+    """The entry's envelope (sender, recipients, DSN parameters), never its message.
+
+    Raises KeyUnavailable, DecryptionError, ValueError or KeyError when it cannot be read.
+    """
+    return Envelope.from_json(_entry_key(session, keys, row).open(ENV_PURPOSE, row.uuid, row.envelope_sealed))
+
+
 def _lease_token(owner: str) -> str:
     return f"{owner[:47]}/{secrets.token_hex(8)}"  # fits lease_owner's 64 characters
 
@@ -133,9 +148,7 @@ def claim_due(
         row.lease_until = now + lease
         row.attempts = row.attempts + 1
         try:
-            key = keys.by_id(session, row.data_key_id) if row.data_key_id is not None else None
-            if key is None:
-                raise KeyUnavailable("queue entry without data key")
+            key = _entry_key(session, keys, row)
             envelope = Envelope.from_json(key.open(ENV_PURPOSE, row.uuid, row.envelope_sealed))
             message = key.open(MSG_PURPOSE, row.uuid, row.message_sealed)
         except (KeyUnavailable, DecryptionError, ValueError, KeyError) as exc:

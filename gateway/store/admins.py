@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.accounts import AlreadyExists, NotFound, hash_password, verify_password
 from gateway.store.keys import KeyService
-from gateway.store.models import AdminAccount, AdminSession, AdminToken
+from gateway.store.models import AdminAccount, AdminSession, AdminToken, Mediator
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TOTP_PURPOSE = "admin-totp"
@@ -61,6 +61,8 @@ def add_admin(session: Session, keys: KeyService, name: str, password: str, *, n
     name = check_name(name)
     if by_name(session, name) is not None:
         raise AlreadyExists(f"admin {name} already exists")
+    if session.execute(select(Mediator.id).where(Mediator.name == name)).first() is not None:
+        raise AlreadyExists(f"{name} is a mediator's name; choose another name for the admin")
     secret = pyotp.random_base32()
     system = keys.system_key(session)
     admin = AdminAccount(name=name, password_hash=hash_password(password),

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.models import Conversation
 from gateway.store.raw import RawStatement
+from routing.decide import owns_conversation
 
 MAX_THREAD_IDS = 500  # bound the sealed list; old ids fall off
 
@@ -60,9 +61,10 @@ def _seal(mk: MailboxKey, row: Conversation, parties: Parties) -> None:
     row.parties_sealed = mk.seal("conversation", row.uuid, parties.to_json())
 
 
-def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_ids: tuple[str, ...]
-                   ) -> OpenConversation | None:
-    """The most recent conversation of this mailbox containing one of ``thread_ids``."""
+def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_ids: tuple[str, ...], *,
+                   author: str | None = None) -> OpenConversation | None:
+    """The most recent conversation of this mailbox containing one of ``thread_ids``;
+    with ``author``, only one that this author owns (``routing.decide.owns_conversation``)."""
     if not thread_ids:
         return None
     wanted = set(thread_ids)
@@ -73,7 +75,9 @@ def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_i
         if row.data_key_id is None:
             continue
         parties = _open(keys.by_id(session, row.data_key_id), row)
-        if wanted.intersection(parties.message_ids):
+        if not wanted.intersection(parties.message_ids):
+            continue
+        if author is None or owns_conversation(author, parties.opened_by, parties.reply_to):
             return OpenConversation(row, parties)
     return None
 
@@ -89,8 +93,11 @@ def record_professional_message(
     session: Session, keys: KeyService, mailbox_id: int, *, author: str, reply_to: str | None,
     message_id: str, thread_ids: tuple[str, ...], ends: bool, now: datetime, key: MailboxKey | None = None,
 ) -> int:
-    """A professional wrote to the patient: join the thread or open a conversation; returns its id."""
-    found = find_by_thread(session, keys, mailbox_id, thread_ids)
+    """A professional wrote to the patient: join the thread or open a conversation; returns its id.
+
+    Threading headers that point at a conversation this author does not own start a new one
+    (SPEC §4), so only its owner can end it."""
+    found = find_by_thread(session, keys, mailbox_id, thread_ids, author=author)
     if found is None or found.row.ended_at is not None:
         # A new conversation: one driver-level insert (the delivery hot path).
         mk = key if key is not None and key.mailbox_id == mailbox_id else keys.for_mailbox(session, mailbox_id)

@@ -78,7 +78,7 @@ class StoreBackend:
         outcome = await self.authenticator.authenticate(
             credentials.username, credentials.password, credentials.remote_address or "unknown", "imap"
         )
-        if outcome.reason in ("auth.account_locked", "auth.ip_locked"):
+        if outcome.throttled:
             # RFC 5530 UNAVAILABLE: throttled after repeated failures (SPEC §6)
             raise CommandFailed("Too many failed logins; try again later", code=Code.UNAVAILABLE,
                                 detail=outcome.reason)

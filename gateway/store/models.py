@@ -179,6 +179,7 @@ class Patient(Base):
     totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # RFC 6238 §5.2: a code is used once
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    code_mailed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # last code sent to the address
 
 
 class Folder(Base):
@@ -327,6 +328,50 @@ class AdminToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
+class Mediator(Base):
+    """A mediator (France Services desk, "médiateur numérique", issue 14): password + TOTP like an
+    admin, in a table of its own so that nothing that reads ``admins`` can ever yield a mediator."""
+
+    __tablename__ = "mediators"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    organisation: Mapped[str | None] = mapped_column(String(200))  # e.g. the France Services desk
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
+    totp_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    last_totp_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MediatorSession(Base):
+    """A mediator's console session (same shape as :class:`AdminSession`)."""
+
+    __tablename__ = "mediator_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    mediator_id: Mapped[int] = mapped_column(ForeignKey("mediators.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    peer: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class MediatorToken(Base):
+    """A mediator's API bearer token (``gateway mediator token NAME``), stored as a SHA-256 hash."""
+
+    __tablename__ = "mediator_api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    mediator_id: Mapped[int] = mapped_column(ForeignKey("mediators.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class DailyStat(Base):
     """Adoption figures per day that no other table keeps (messages, documents exchanged)."""
 
@@ -356,17 +401,14 @@ class WebSession(Base):
     pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
-class AuthFailure(Base):
-    """A failed login, per account key and per client-address key (shared by every node)."""
+class LoginCounter(Base):
+    """Login attempts counted before the secret is checked (``gateway/store/throttle.py``),
+    shared by every node: per account and client network, per network, per account."""
 
-    __tablename__ = "auth_failures"
-    __table_args__ = (Index("ix_auth_failures_key_at", "key", "at"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    key: Mapped[str] = mapped_column(String(400))
-    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
-
-
-class AuthLockout(Base):
-    __tablename__ = "auth_lockouts"
+    __tablename__ = "login_counters"
     key: Mapped[str] = mapped_column(String(400), primary_key=True)
-    until: Mapped[float] = mapped_column(Float)
+    window_start: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[float | None] = mapped_column(Float)
+    next_allowed: Mapped[float | None] = mapped_column(Float)  # account ceiling: spacing, never a lock
+    succeeded_at: Mapped[float | None] = mapped_column(Float)  # the network is known for this account

@@ -1,73 +1,185 @@
-"""Login-failure throttling shared by every gateway node through the database (SPEC §6, issue 7).
+"""Login throttling shared by every node through the database (SPEC §6; issue 15).
 
-Same policy as :class:`smtp.throttle.AuthThrottle` (failures per account and per client
-address over a sliding window: a growing delay, then a temporary lockout), with the
-state in ``auth_failures``/``auth_lockouts`` so that a client cannot spread its guesses
-over several nodes. Times are seconds since the epoch (every node shares the clock).
+Every login path (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, the patient web, the admin console)
+asks :meth:`LoginThrottle.reserve` *before* it checks a secret. The reservation counts the
+attempt as a failure atomically (one write transaction, rows locked), so concurrent attempts
+beyond a limit are refused without the secret ever being checked; a success then gives the
+reservation back (:meth:`LoginThrottle.succeeded`). Checking first and counting afterwards, as
+before, let 40 concurrent wrong logins all be checked against a limit of 10.
+
+Three counters per attempt, over a window (``config.window`` seconds, restarted when it
+has passed):
+
+- the account *from this client network* (``p:``): progressive delays, then a lockout of
+  that pair only, so that an attacker elsewhere cannot lock the account's owner out;
+- the client network across accounts (``i:``; IPv4 address or IPv6 /64): password spraying
+  from one network is delayed, then locked;
+- the account from networks it has never logged in from (``a:``): a looser ceiling that
+  spaces attempts out (one per growing interval) instead of locking; networks the account
+  logged in from recently (``config.known_network_days``) are not slowed by it.
+
+Keys are ``<scope>/<prefix>:<account>|<network>``; times are seconds since the epoch (every node
+shares the clock). Pure arithmetic lives in :func:`_step`; the rest is bookkeeping.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from gateway.store import audit
 from gateway.store.db import Database
-from gateway.store.models import AuthFailure, AuthLockout
-from smtp import replies
-from smtp.throttle import ThrottleConfig, ThrottleVerdict, client_key
+from gateway.store.models import LoginCounter
+from smtp.throttle import client_key
+
+#: Reasons for which an attempt was refused without checking its secret.
+REFUSED = frozenset({"auth.account_locked", "auth.ip_locked", "auth.account_slowed"})
+_CLEANUP_EVERY = 500  # reservations between two sweeps of expired rows (per process)
 
 
-class SharedThrottle:
-    def __init__(self, db: Database, config: ThrottleConfig | None = None) -> None:
+@dataclass(frozen=True)
+class ThrottleConfig:
+    window: float = 900.0  # seconds over which failures count
+    delay_after: int = 3  # failures of one account from one network before answers are delayed
+    lockout_after: int = 10  # ... before that account is locked out for that network
+    ip_delay_after: int = 5  # failures from one network (any account) before answers are delayed
+    ip_lockout_after: int = 30  # ... before the network is locked out
+    account_slow_after: int = 30  # failures of one account from unknown networks before spacing
+    account_max_spacing: float = 60.0  # longest interval between two such attempts
+    base_delay: float = 1.0  # first delay; doubles with each further failure
+    max_delay: float = 30.0
+    lockout: float = 900.0  # seconds a lockout lasts
+    known_network_days: float = 30.0  # a success from a network makes it known this long
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What :meth:`LoginThrottle.reserve` decided. When ``allowed`` is false the secret must
+    not be checked: answer ``reason`` at once (``retry_after``: when to try again)."""
+
+    allowed: bool
+    reason: str  # auth.ok | auth.delayed | auth.account_locked | auth.ip_locked | auth.account_slowed
+    delay: float = 0.0  # seconds to wait before answering if the check fails
+    retry_after: float | None = None
+    keys: tuple[str, ...] = ()
+    counted_account: bool = False
+
+
+def _step(failures: int, after: int, base: float, cap: float) -> float:
+    """Doubling delay once ``failures`` reaches ``after``: base, 2*base, 4*base ... at most ``cap``."""
+    if failures < after:
+        return 0.0
+    return min(base * 2.0 ** min(failures - after, 32), cap)
+
+
+class LoginThrottle:
+    """One login population's throttle; ``scope`` keeps its counters apart from the others'
+    (professionals, patients, administrators each have their own limits)."""
+
+    def __init__(self, db: Database, config: ThrottleConfig | None = None, *, scope: str = "pro") -> None:
         self.db = db
         self.config = config or ThrottleConfig()
+        self.scope = scope
+        self._calls = itertools.count(1)
 
-    def _keys(self, account: str | None, ip: str) -> list[tuple[str, int, int]]:
+    def _names(self, account: str | None, ip: str) -> tuple[str, str, str]:
+        who = "-" if account is None else account.strip().casefold()
+        net = client_key(ip)
+        return f"{self.scope}/p:{who}|{net}", f"{self.scope}/i:{net}", f"{self.scope}/a:{who}"
+
+    def _rows(self, session: Session, keys: tuple[str, ...], now: float) -> dict[str, LoginCounter]:
+        """The counters, created if missing and locked (PostgreSQL: ``FOR UPDATE``, in key
+        order so two transactions never wait on each other; SQLite: the write lock)."""
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        session.execute(insert(LoginCounter).values([{"key": k, "window_start": now, "failures": 0} for k in keys])
+                        .on_conflict_do_nothing(index_elements=["key"]))
+        rows = session.execute(select(LoginCounter).where(LoginCounter.key.in_(keys))
+                               .order_by(LoginCounter.key).with_for_update()).scalars()
+        found = {row.key: row for row in rows}
+        for row in found.values():  # a lockout that has ended, or a window that has passed, starts afresh
+            lock_over = row.locked_until is not None and row.locked_until <= now
+            if lock_over or (row.locked_until is None and row.window_start <= now - self.config.window):
+                row.failures, row.window_start, row.locked_until = 0, now, None
+        return found
+
+    def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
+        """Count this attempt as a failure before the secret is checked, or refuse it."""
         c = self.config
-        keys = [("i:" + client_key(ip), c.ip_delay_after, c.ip_lockout_after)]
-        if account is not None:
-            keys.insert(0, ("a:" + account.strip().casefold(), c.account_delay_after, c.account_lockout_after))
-        return keys
-
-    def _verdict(self, session: Session, account: str | None, ip: str, now: float) -> ThrottleVerdict:
-        delay = 0.0
-        for key, delay_after, _ in self._keys(account, ip):
-            until = session.execute(select(AuthLockout.until).where(AuthLockout.key == key)).scalar()
-            if until is not None and now < until:
-                reason = "auth.account_locked" if key.startswith("a:") else "auth.ip_locked"
-                return ThrottleVerdict(False, 0.0, until, reason, replies.AUTH_TOO_MANY_FAILURES)
-            count = session.execute(select(func.count()).select_from(AuthFailure).where(
-                AuthFailure.key == key, AuthFailure.at > now - self.config.window)).scalar_one()
-            if count >= delay_after:
-                step = self.config.base_delay * 2.0 ** min(count - delay_after, 32)
-                delay = max(delay, min(step, self.config.max_delay))
-        return ThrottleVerdict(True, delay, None, "auth.delayed" if delay else "auth.ok", None)
-
-    def verdict(self, account: str | None, ip: str, now: float) -> ThrottleVerdict:
-        with self.db.read() as session:
-            return self._verdict(session, account, ip, now)
-
-    def record_failure(self, account: str | None, ip: str, now: float) -> ThrottleVerdict:
+        keys = self._names(account, ip)
         with self.db.write() as session:
-            for key, _, lockout_after in self._keys(account, ip):
-                session.add(AuthFailure(key=key, at=now))
-                session.flush()
-                count = session.execute(select(func.count()).select_from(AuthFailure).where(
-                    AuthFailure.key == key, AuthFailure.at > now - self.config.window)).scalar_one()
-                if count >= lockout_after:
-                    lock = session.get(AuthLockout, key)
-                    if lock is None:
-                        session.add(AuthLockout(key=key, until=now + self.config.lockout))
-                    else:
-                        lock.until = max(lock.until, now + self.config.lockout)
-                    session.execute(delete(AuthFailure).where(AuthFailure.key == key))
-            # keep the table small: failures outside every window are useless
-            session.execute(delete(AuthFailure).where(AuthFailure.at <= now - self.config.window))
-            return self._verdict(session, account, ip, now)
+            if next(self._calls) % _CLEANUP_EVERY == 0:
+                self._sweep(session, now)
+            rows = self._rows(session, keys, now)
+            pair, net, acct = (rows[k] for k in keys)
+            if (pair.locked_until or 0.0) > now:
+                return Reservation(False, "auth.account_locked", retry_after=pair.locked_until)
+            if (net.locked_until or 0.0) > now:
+                return Reservation(False, "auth.ip_locked", retry_after=net.locked_until)
+            known = pair.succeeded_at is not None and pair.succeeded_at > now - c.known_network_days * 86400
+            if not known and (acct.next_allowed or 0.0) > now:
+                return Reservation(False, "auth.account_slowed", retry_after=acct.next_allowed)
+            pair.failures += 1
+            net.failures += 1
+            if pair.failures >= c.lockout_after:
+                pair.locked_until = now + c.lockout
+                self._audit_lockout(session, "account", account, ip, now)
+            if net.failures >= c.ip_lockout_after:
+                net.locked_until = now + c.lockout
+                self._audit_lockout(session, "network", account, ip, now)
+            if not known:
+                acct.failures += 1
+                spacing = _step(acct.failures, c.account_slow_after, c.base_delay, c.account_max_spacing)
+                if spacing:
+                    acct.next_allowed = now + spacing
+            # The delay is due for the failures *before* this attempt (the first ones cost nothing).
+            delay = max(_step(pair.failures - 1, c.delay_after, c.base_delay, c.max_delay),
+                        _step(net.failures - 1, c.ip_delay_after, c.base_delay, c.max_delay))
+        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known)
 
-    def record_success(self, account: str | None, ip: str, now: float) -> None:
-        """A success clears the account's failures, not the address's."""
-        if account is None:
+    def _audit_lockout(self, session: Session, kind: str, account: str | None, ip: str, now: float) -> None:
+        """A lockout starts: in the audit trail (who and from where; a patient's INS never)."""
+        subject = None if self.scope == "patient" or account is None else f"{self.scope}:{account.strip().lower()[:60]}"
+        audit.record(session, actor="system:throttle", action="login.lockout", subject_ref=subject, peer=ip,
+                     now=datetime.fromtimestamp(now, UTC),
+                     details={"scope": self.scope, "kind": kind, "minutes": round(self.config.lockout / 60)})
+
+    def succeeded(self, reservation: Reservation, now: float) -> None:
+        """The secret was right: give the reservation back; the network becomes known."""
+        if not reservation.allowed:
             return
+        pair_key, net_key, acct_key = reservation.keys
         with self.db.write() as session:
-            session.execute(delete(AuthFailure).where(AuthFailure.key == "a:" + account.strip().casefold()))
+            rows = self._rows(session, reservation.keys, now)
+            pair, net, acct = rows[pair_key], rows[net_key], rows[acct_key]
+            pair.failures, pair.locked_until, pair.succeeded_at = 0, None, now
+            net.failures = max(net.failures - 1, 0)
+            if net.locked_until is not None and net.failures < self.config.ip_lockout_after:
+                net.locked_until = None  # this very attempt had set it
+            if reservation.counted_account:
+                acct.failures = max(acct.failures - 1, 0)
+
+    def _sweep(self, session: Session, now: float) -> None:
+        """Forget counters whose window, lockout, spacing and known-network mark have all passed."""
+        c = LoginCounter
+        session.execute(delete(c).where(
+            c.window_start <= now - self.config.window,
+            or_(c.locked_until.is_(None), c.locked_until <= now),
+            or_(c.next_allowed.is_(None), c.next_allowed <= now),
+            or_(c.succeeded_at.is_(None), c.succeeded_at <= now - self.config.known_network_days * 86400)))
+
+
+def clear_account(session: Session, account: str, *, scope: str = "pro") -> None:
+    """Forget an account's failures and lockouts from every network (an admin just reset its
+    password); the networks it is known from stay known."""
+    who = account.strip().casefold()
+    c = LoginCounter
+    session.execute(delete(c).where(c.key == f"{scope}/a:{who}"))
+    pairs = select(c).where(c.key.like(f"{scope}/p:{who}|%".replace("_", "\\_"), escape="\\"))
+    for row in session.execute(pairs).scalars():
+        row.failures, row.locked_until = 0, None

@@ -1,13 +1,22 @@
-"""The HTTP listener: Starlette on uvicorn, in the gateway's event loop."""
+"""The HTTP listeners: Starlette on uvicorn, in the gateway's event loop.
+
+``listen.http`` always; ``listen.https`` when set, the same app over TLS with the ``[tls]``
+server certificate and the gateway's own TLS context (``gateway.tls``: TLS 1.2 minimum,
+AEAD suites), so that one node needs no reverse proxy for the web inbox. Requests there have
+the ``https`` scheme: cookies get ``Secure`` (and the ``__Host-``/``__Secure-`` names), HSTS
+is sent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.web.app import create_app
 
@@ -23,28 +32,56 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def start_http(gw: Gateway) -> Running:
+def _app(gw: Gateway) -> Starlette:
+    """One web app per gateway, shared by the HTTP and HTTPS listeners."""
+    if not isinstance(gw.web_app, Starlette):
+        gw.web_app = create_app(gw)
+    return gw.web_app
+
+
+async def _serve(gw: Gateway, name: str, tls: ssl.SSLContext | None, description: str) -> Running:
     from gateway.server import Running
 
     listen = gw.services.settings.listen
-    host, port = listen.address("http")
-    config = uvicorn.Config(create_app(gw), host=host, port=port, log_level="warning",
+    host, port = listen.address(name)
+    config = uvicorn.Config(_app(gw), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off", server_header=False,
                             # Behind load balancers (listen.proxy_protocol), trust X-Forwarded-For
                             # from them only; otherwise never (uvicorn trusts 127.0.0.1 by default).
                             proxy_headers=listen.proxy_protocol,
                             forwarded_allow_ips=[n.split("/")[0] if n.endswith(("/32", "/128")) else n
                                                  for n in listen.proxy_trusted])
+    config.load()
+    config.ssl = tls  # uvicorn passes it to loop.create_server (our context, not one built from its options)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()  # re-raise the bind error
-            raise OSError("HTTP listener stopped during start-up")
+            raise OSError(f"{name.upper()} listener stopped during start-up")
         await asyncio.sleep(0.02)
 
     async def close() -> None:
         server.should_exit = True
         await task
 
-    return Running("http", f"{host}:{port}", "patient web inbox, admin pages", close)
+    return Running(name, f"{host}:{port}", description, close)
+
+
+async def start_http(gw: Gateway) -> Running:
+    return await _serve(gw, "http", None, "patient web inbox, admin pages")
+
+
+async def start_https(gw: Gateway) -> Running:
+    from gateway.server import Running
+    from gateway.tls import server_context
+
+    settings = gw.services.settings
+    if not settings.listen.https:
+        async def nothing() -> None:
+            return None
+
+        return Running("https", "-", "off (set listen.https to serve the web inbox over TLS)", nothing)
+    # No client certificate request: browsers would show a certificate picker.
+    tls = server_context(settings, request_client_cert=False)
+    return await _serve(gw, "https", tls, "patient web inbox, admin pages over TLS (Secure cookies)")

@@ -111,3 +111,20 @@ def test_adoption_figures_and_daily_series(store: Store) -> None:
     assert series["messages"][-1] == ("2026-11-20", 2) and series["documents"][-2] == ("2026-11-19", 2)
     assert series["activated"][-2] == ("2026-11-19", 1) and series["opposed"][-1] == ("2026-11-20", 1)
     assert all(len(values) == 30 for values in series.values())
+
+
+def test_an_activation_counts_as_activity(store: Store) -> None:
+    """Issue 14: a patient who activated the space (and never logged in again) is an active patient."""
+    rng = random.Random(14)
+    with store.db.write() as s:
+        for activated_days_ago, login_days_ago in ((2, None), (40, None), (40, 3), (None, None)):
+            done = provision(s, store.keys, synthetic_ins(rng), email=None, now=NOW - timedelta(days=45),
+                             opposition_window=timedelta(days=42), code_validity=timedelta(days=42))
+            if activated_days_ago is not None:
+                done.patient.activated_at = NOW - timedelta(days=activated_days_ago)
+            if login_days_ago is not None:
+                done.patient.last_login_at = NOW - timedelta(days=login_days_ago)
+    with store.db.read() as s:
+        f = adoption.figures(s, NOW)
+    # Activated 2 days ago (never logged in since), and logged in 3 days ago: 2 active; 40 days ago: not.
+    assert f.active_patients_30d == 2 and f.as_dict()["active_users_30d"] == 2

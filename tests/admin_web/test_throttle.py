@@ -10,11 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.context import Location, Services, open_services
-from gateway.store.throttle import SharedThrottle
+from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.testing.live import make_home
 from gateway.web.admin import build
 from gateway.web.admin.context import AdminContext
-from smtp.throttle import ThrottleConfig
 from tests.admin_web.conftest import ADMIN, ADMIN_PASSWORD, add_admin_account
 
 
@@ -33,7 +32,7 @@ def test_lockout_after_repeated_failures_even_with_the_right_code(services: tupl
     import pyotp
 
     svc, secret = services
-    throttle = SharedThrottle(svc.db, ThrottleConfig(account_delay_after=2, account_lockout_after=3, base_delay=0.01,
+    throttle = LoginThrottle(svc.db, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
                                            max_delay=0.02, lockout=1.0))
     app = build(AdminContext(svc, throttle=throttle))
     with TestClient(app, base_url="http://testserver/admin", root_path="/admin") as client:

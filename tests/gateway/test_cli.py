@@ -162,7 +162,7 @@ def test_serve_from_nothing_listens_and_stops(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "first run: created the embedded default" in out and "Try it:" in out
+    assert "first run: created the embedded default" in out and "Try it, from" in out
     assert (tmp_path / "state" / "gateway.toml").is_file()
 
 

@@ -14,11 +14,11 @@ from gateway.store.accounts import add_hosted_domain, add_pro
 from gateway.store.changes import ChangeHub
 from gateway.store.imap_backend import StoreBackend, StoreMailboxes
 from gateway.store.models import AuditEntry, Folder, Message
+from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.testing.store import Store
 from imap.backend import AuthenticationFailed, Credentials, MailboxExists, MailboxNotFound
 from imap.command import StoreMode
 from imap.errors import CommandFailed
-from smtp.throttle import AuthThrottle, ThrottleConfig
 from tests.imap_server.kit import MESSAGES, MULTIPART, NON_ASCII, PLAIN
 
 ADDRESS = "dr.imap@clinic.test"
@@ -51,8 +51,8 @@ async def test_login_is_audited_and_failures_are_generic(backend: StoreBackend, 
 
 
 async def test_failed_logins_are_throttled(backend: StoreBackend) -> None:
-    fast = ThrottleConfig(base_delay=0.01, max_delay=0.01, account_delay_after=2, account_lockout_after=4)
-    backend.authenticator = Authenticator(backend.db, AuthThrottle(fast))
+    fast = ThrottleConfig(base_delay=0.01, max_delay=0.01, delay_after=2, lockout_after=4)
+    backend.authenticator = Authenticator(backend.db, LoginThrottle(backend.db, fast))
     outcome: CommandFailed | None = None
     for _ in range(6):
         try:
@@ -62,8 +62,9 @@ async def test_failed_logins_are_throttled(backend: StoreBackend) -> None:
             if exc.code is not None and exc.code.value == "UNAVAILABLE":
                 break
     assert outcome is not None and outcome.code is not None and outcome.code.value == "UNAVAILABLE"
-    with pytest.raises(CommandFailed):  # locked even with the right password
-        await _login(backend)
+    with pytest.raises(CommandFailed):  # locked for that network even with the right password
+        await backend.authenticate(Credentials(ADDRESS, SECRET, "198.51.100.9", True))
+    await _login(backend)  # issue 15 item 5: the owner, elsewhere, is not locked out
 
 
 async def test_folders(backend: StoreBackend) -> None:

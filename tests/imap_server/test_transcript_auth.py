@@ -68,6 +68,8 @@ def test_append_status_and_appenduid(env: ImapEnv, account: str) -> None:
     assert b"APPENDLIMIT 26214400 RECENT 0)" in status
     assert tagged(wire.cmd(b"APPEND Nowhere {3+}\r\nabc")) == b"NO [TRYCREATE] No such mailbox\r\n"
     assert tagged(wire.cmd(b"APPEND Sent {30000000}")).startswith(b"NO [TOOBIG]")
+    nul = PLAIN.replace(b"\r\n\r\n", b"\r\n\r\n\x00.\r\n", 1)  # RFC 3501 §4.3; issue 15 item 8
+    assert tagged(wire.cmd(b"APPEND Sent {%d+}\r\n" % len(nul) + nul)) == b"NO NUL character in message\r\n"
     wire.ok(b"APPEND Sent (\\Flagged $Label1) {%d+}\r\n" % len(PLAIN) + PLAIN)
     wire.ok("SELECT Sent")
     fetched = wire.ok("FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])")

@@ -30,6 +30,30 @@ SQLITE = "sqlite:///gateway.db"
 """``make_home(..., storage_url=SQLITE)``: SQLite even in the PostgreSQL pass (tests of SQLite files)."""
 
 
+def head_revision() -> str:
+    from gateway.store import migrate
+
+    head = migrate.head_revision()
+    assert head is not None
+    return head
+
+
+def before_key_checks() -> str:
+    """The schema revision just before the ``key_checks`` table (a database from before issue 14)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from gateway.store.migrate import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    for rev in ScriptDirectory.from_config(cfg).walk_revisions():
+        if rev.path.endswith("_key_checks.py"):
+            assert isinstance(rev.down_revision, str)
+            return rev.down_revision
+    raise AssertionError("no key_checks migration")
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
     """``gateway ARGV`` in this process: (status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

@@ -19,7 +19,18 @@ from gateway.testing import pg
 from gateway.testing.live import live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages
 from gateway.testing.world import PASSWORD, World, populate
-from tests.keys.kit import SQLITE, activate, cli, gateway, imap_read, send, submission, web_inbox
+from tests.keys.kit import (
+    SQLITE,
+    activate,
+    before_key_checks,
+    cli,
+    gateway,
+    head_revision,
+    imap_read,
+    send,
+    submission,
+    web_inbox,
+)
 from tests.keys.test_live_reload import _provision
 
 
@@ -75,7 +86,7 @@ def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
                 t.join(60)
     assert bad == []
     assert result.returncode == 0, result.stderr
-    assert f"backup written to {backup_file}" in result.stdout and "schema revision 0002" in result.stdout
+    assert f"backup written to {backup_file}" in result.stdout and f"schema revision {head_revision()}" in result.stdout
     assert "does not contain the master keys" in result.stdout
     assert backup_file.stat().st_mode & 0o777 == 0o600
     assert not Path(f"{backup_file}-wal").exists()
@@ -87,7 +98,7 @@ def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
     shutil.copy2(src / "keys" / "master.keys", dst / "keys" / "master.keys")
     result = gateway("restore", str(backup_file), "--home", str(dst))
     assert result.returncode == 0, result.stderr
-    assert "schema revision 0002" in result.stdout and "audit trail intact" in result.stdout
+    assert f"schema revision {head_revision()}" in result.stdout and "audit trail intact" in result.stdout
     assert (dst / "gateway.db").stat().st_mode & 0o777 == 0o600
     verify = gateway("audit", "verify", "--home", str(dst))
     assert verify.returncode == 0 and "audit trail intact" in verify.stdout, verify.stderr
@@ -156,16 +167,16 @@ def test_restore_refusals_and_migration(small_home: tuple[Path, World], tmp_path
     code, _, err = cli("--home", str(fresh), "restore", str(home / "gateway.toml"))
     assert code == 1 and "not a gateway backup" in err
 
-    behind = tmp_path / "behind.db"  # from before the key_checks table (revision 0001)
+    behind = tmp_path / "behind.db"  # from before the key_checks table
     shutil.copy2(made, behind)
     conn = sqlite3.connect(behind)
     with conn:
         conn.execute("DROP TABLE key_checks")
-        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+        conn.execute("UPDATE alembic_version SET version_num = ?", (before_key_checks(),))
     conn.close()
     code, out, err = cli("--home", str(fresh), "restore", str(behind))
     assert code == 0, err
-    assert "schema revision 0002 (migrated from 0001)" in out
+    assert f"schema revision {head_revision()} (migrated from {before_key_checks()})" in out
     code, out, _ = cli("--home", str(fresh), "keys", "status")
     assert code == 0 and "1        True     ok" in out
     code, out, _ = cli("--home", str(fresh), "patient", "show", world.patients["open"], "--json")

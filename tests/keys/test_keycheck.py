@@ -22,7 +22,7 @@ from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.store import Store
 from gateway.testing.world import populate
-from tests.keys.kit import SQLITE, cli, gateway
+from tests.keys.kit import SQLITE, before_key_checks, cli, gateway
 
 
 def _state(home: Path) -> dict[str, tuple[bytes, int]]:
@@ -106,7 +106,7 @@ def test_a_database_from_before_key_checks_is_checked_by_a_sample_then_recorded(
         conn = sqlite3.connect(db)
         with conn:
             conn.execute("DROP TABLE key_checks")
-            conn.execute("UPDATE alembic_version SET version_num = '0001'")
+            conn.execute("UPDATE alembic_version SET version_num = ?", (before_key_checks(),))
         conn.close()
 
     make_legacy()
@@ -119,7 +119,7 @@ def test_a_database_from_before_key_checks_is_checked_by_a_sample_then_recorded(
     assert _state(used_home) == before, "the schema was migrated with a wrong key file"
 
     (used_home / "keys" / "master.keys").write_bytes(good)
-    code, out, err = cli("--home", str(used_home), "keys", "status")  # auto_migrate: 0002, then check values
+    code, out, err = cli("--home", str(used_home), "keys", "status")  # auto_migrate: to head, then check values
     assert code == 0, err
     assert "1        True     ok" in out
     svc = open_services(Location(used_home / "gateway.toml", used_home, True))

@@ -25,13 +25,14 @@ def world_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World
 
 
 def send(world: World, live: LiveGateway, *, subject: str = "Résultats", extra: str = "",
-         in_reply_to: str | None = None) -> str:
+         in_reply_to: str | None = None, sender: str | None = None) -> str:
+    author = sender or world.pro
     mid = f"<{uuid.uuid4().hex}@clinic.test>"
     thread = f"In-Reply-To: {in_reply_to}\r\nReferences: {in_reply_to}\r\n" if in_reply_to else ""
-    raw = (f"From: {world.pro}\r\nTo: {world.patient()}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n{thread}{extra}"
+    raw = (f"From: {author}\r\nTo: {world.patient()}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n{thread}{extra}"
            f"\r\nBonjour\r\n").encode()
-    with submission_client(live, world.pro, PASSWORD) as client:
-        t = transaction(client, world.pro, [world.patient()], raw)
+    with submission_client(live, author, PASSWORD) as client:
+        t = transaction(client, author, [world.patient()], raw)
     assert t.data is not None and t.data[0] == 250
     return mid
 
@@ -105,3 +106,28 @@ def test_no_reply_to_someone_elses_conversation(world_live: tuple[World, LiveGat
     with pytest.raises(ReplyRefused):
         send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=other, conversation_id=conv.id,
                    subject="x", text="y")
+
+
+# Issue 15 item 4: one leaked Message-ID let any professional end another's conversation.
+@pytest.mark.parametrize("how", ["subject", "header", "reply"])
+def test_another_professional_cannot_end_or_join_a_conversation(world_live: tuple[World, LiveGateway],
+                                                                how: str) -> None:
+    world, live = world_live
+    first = send(world, live)
+    subject, extra = {"subject": ("[FIN]", ""), "header": ("Re: Résultats", "X-MSS-MES: FIN\r\n"),
+                      "reply": ("Re: Résultats", "")}[how]
+    send(world, live, subject=subject, extra=extra, in_reply_to=first, sender=world.colleague)
+    mine, theirs = conversations(live, world)
+    assert mine.ended_at is None  # the owner's conversation goes on
+    assert (theirs.ended_at is not None) == (how != "reply")  # the colleague's message started its own
+    reply(live, world, mine.id)
+    assert len(mailbox_messages(live, pro=world.pro)) == 1
+    assert mailbox_messages(live, pro=world.colleague) == []
+
+
+def test_the_reply_to_address_may_end_the_conversation(world_live: tuple[World, LiveGateway]) -> None:
+    world, live = world_live
+    first = send(world, live, extra=f"Reply-To: {world.colleague.upper()}\r\n")
+    send(world, live, subject="[FIN]", in_reply_to=first, sender=world.colleague)
+    (conv,) = conversations(live, world)
+    assert conv.ended_at is not None

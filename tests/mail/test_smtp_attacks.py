@@ -121,6 +121,39 @@ def test_smtp_smuggling_does_not_split_a_message(world_live: tuple[World, LiveGa
     assert len(mailbox_messages(live, ins=world.patients["open"])) == before
 
 
+@pytest.mark.parametrize("vector", [b"\r\n\x00.\r\n", b"\r\n\x00\r\n", b"text\x00text\r\n"],
+                         ids=["nul_dot_smuggling", "nul_line", "nul_inside"])
+def test_nul_is_refused_and_never_relayed(world_live: tuple[World, LiveGateway], vector: bytes) -> None:
+    """Issue 15 item 8: a NUL inside DATA reached a trusted peer unchanged."""
+    from sqlalchemy import func, select
+
+    from gateway.store.models import QueueEntry
+
+    world, live = world_live
+    before = len(mailbox_messages(live, ins=world.patients["open"]))
+    with live.services.db.read() as s:
+        queued = s.execute(select(func.count()).select_from(QueueEntry)).scalar_one()
+    wire = login(world, live)
+    try:
+        wire.send(f"MAIL FROM:<{world.pro}>\r\n".encode())
+        assert wire.reply().startswith(b"250")
+        for rcpt in (world.patient(), f"someone@{world.peer.domain}"):
+            wire.send(f"RCPT TO:<{rcpt}>\r\n".encode())
+            assert wire.reply().startswith(b"250")
+        wire.send(b"DATA\r\n")
+        assert wire.reply().startswith(b"354")
+        wire.send(f"From: {world.pro}\r\nSubject: nul\r\n\r\nbody".encode() + vector + b"more\r\n.\r\n")
+        assert wire.reply() == b"550 5.6.0 NUL character in message, message refused"
+        wire.send(b"NOOP\r\n")
+        assert wire.reply().startswith(b"250")
+        assert wire.pending() == b""
+    finally:
+        wire.close()
+    assert len(mailbox_messages(live, ins=world.patients["open"])) == before
+    with live.services.db.read() as s:
+        assert s.execute(select(func.count()).select_from(QueueEntry)).scalar_one() == queued
+
+
 def test_dot_stuffing_is_undone(world_live: tuple[World, LiveGateway]) -> None:
     world, live = world_live
     wire = login(world, live)

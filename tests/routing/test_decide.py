@@ -607,3 +607,14 @@ def test_private_link_aligns_on_the_envelope_sender() -> None:
 def test_tls_required_entry_without_dn_still_refuses_envelope_alignment() -> None:
     sender = Sender("trusted_pro", a("dr@nodn.test"), "mx", tls=True)
     assert decide_after_data(sender, h("dr@nodn.test"), PRIVATE).reason == "data.from_not_aligned"
+
+
+def test_only_the_opener_or_its_reply_to_owns_a_conversation() -> None:
+    from routing.decide import owns_conversation
+
+    assert owns_conversation("dr.martin@clinic.test", "Dr.Martin@CLINIC.test", None)
+    assert owns_conversation("<secretariat@clinic.test>", "dr.martin@clinic.test", "secretariat@clinic.test")
+    assert not owns_conversation("dr.durand@clinic.test", "dr.martin@clinic.test", "secretariat@clinic.test")
+    assert not owns_conversation("", "dr.martin@clinic.test", None)
+    assert not owns_conversation("not an address", "dr.martin@clinic.test", None)
+    assert not owns_conversation("dr.martin@clinic.test", "broken", None)

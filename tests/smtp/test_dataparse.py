@@ -195,6 +195,23 @@ def test_refusal_keeps_session_in_step() -> None:
     assert reader.trailing == b"RSET\r\n"
 
 
+# --- NUL (issue 15 item 8: "\r\n\x00.\r\n" reached a trusted peer unchanged) -------------------
+
+
+@pytest.mark.parametrize("data", [b"\x00\r\n.\r\n", b"a\r\n\x00.\r\nb\r\n.\r\n", b"ab\x00cd\r\n.\r\n"])
+def test_nul_refuses_the_whole_message(data: bytes) -> None:
+    for chunks in splits(data):
+        result, reader = run(chunks)
+        assert result == replies.NUL_IN_MESSAGE
+        assert reader.trailing == b""
+
+
+def test_nul_refusal_keeps_session_in_step() -> None:
+    result, reader = run([b"x\r\n\x00.\r\ny\r\n.\r\nRSET\r\n"])
+    assert result == replies.NUL_IN_MESSAGE
+    assert reader.trailing == b"RSET\r\n"
+
+
 # --- size limit ------------------------------------------------------------------------------------
 
 

@@ -8,13 +8,11 @@ from hypothesis import strategies as st
 
 from smtp import replies
 from smtp.policy import (
-    AuthThrottle,
     ConnectionLimiter,
     Limits,
     MailParams,
     RcptParams,
     SessionFacts,
-    ThrottleConfig,
     XtextError,
     auth_offered,
     check_auth_allowed,
@@ -287,98 +285,3 @@ def test_ipv6_counted_per_64() -> None:
     assert limiter.open("2001:db8::2") == replies.TOO_MANY_CONNECTIONS
 
 
-# --- AUTH throttle ------------------------------------------------------------------------------------------
-
-CFG = ThrottleConfig(
-    window=600,
-    account_delay_after=2,
-    account_lockout_after=4,
-    ip_delay_after=3,
-    ip_lockout_after=6,
-    base_delay=1,
-    max_delay=8,
-    lockout=300,
-    max_tracked=50,
-)
-
-
-def test_throttle_delay_then_account_lockout() -> None:
-    t = AuthThrottle(CFG)
-    acct, ip = "dr@clinique.example", "192.0.2.5"
-    assert t.verdict(acct, ip, 0).reason == "auth.ok"
-    assert t.record_failure(acct, ip, 1).delay == 0
-    v = t.record_failure(acct, ip, 2)
-    assert v.allowed and v.delay == 1 and v.reason == "auth.delayed"
-    assert t.record_failure(acct, ip, 3).delay == 2
-    v = t.record_failure(acct, ip, 4)
-    assert not v.allowed and v.reason == "auth.account_locked" and v.locked_until == 304
-    assert v.reply == replies.AUTH_TOO_MANY_FAILURES
-    assert replies.AUTH_TOO_MANY_FAILURES.line() == "454 4.7.0 too many authentication failures, try again later"
-    # another address is locked out of this account as well; the account name is case-folded
-    assert not t.verdict("DR@Clinique.example", "198.51.100.1", 100).allowed
-    # a success does not lift a lockout: the verdict is asked before credentials are checked
-    assert not t.verdict(acct, ip, 303.9).allowed
-    v = t.verdict(acct, "198.51.100.1", 304)
-    assert v.allowed and v.delay == 0  # lockout over, the account's count starts afresh
-    v = t.verdict(acct, ip, 304)
-    assert v.allowed and v.delay == 2  # the address's 4 failures are still in the window
-
-
-def test_throttle_ip_lockout_across_accounts() -> None:
-    t = AuthThrottle(CFG)
-    ip = "203.0.113.9"
-    for i in range(6):
-        v = t.record_failure(f"user{i}@clinique.example", ip, i)
-    assert not v.allowed and v.reason == "auth.ip_locked"
-    assert not t.verdict("someone.else@clinique.example", ip, 10).allowed
-    assert t.verdict("someone.else@clinique.example", "203.0.113.10", 10).allowed
-
-
-def test_throttle_window_forgets_old_failures() -> None:
-    t = AuthThrottle(CFG)
-    for i in range(3):
-        t.record_failure("a@clinique.example", "192.0.2.1", i)
-    assert t.verdict("a@clinique.example", "192.0.2.1", 10).delay > 0
-    assert t.verdict("a@clinique.example", "192.0.2.1", 700).delay == 0
-    assert t.tracked == 0
-
-
-def test_throttle_success_clears_account_not_ip() -> None:
-    t = AuthThrottle(CFG)
-    for i in range(3):
-        t.record_failure("a@clinique.example", "192.0.2.1", i)
-    t.record_success("a@clinique.example", "192.0.2.1", 5)
-    v = t.verdict("a@clinique.example", "192.0.2.1", 6)
-    assert v.delay == 1  # the address's own 3 failures still count (ip_delay_after=3)
-    v = t.verdict("a@clinique.example", "198.51.100.2", 6)
-    assert v.delay == 0
-
-
-def test_throttle_delay_is_capped() -> None:
-    t = AuthThrottle(
-        ThrottleConfig(
-            account_delay_after=1,
-            account_lockout_after=1000,
-            ip_lockout_after=1000,
-            ip_delay_after=1000,
-            base_delay=1,
-            max_delay=8,
-        )
-    )
-    for i in range(100):
-        v = t.record_failure("a@clinique.example", "192.0.2.1", i)
-    assert v.allowed and v.delay == 8
-
-
-def test_throttle_unknown_account_counts_ip_only() -> None:
-    t = AuthThrottle(CFG)
-    for i in range(6):
-        v = t.record_failure(None, "192.0.2.77", i)
-    assert v.reason == "auth.ip_locked"
-
-
-def test_throttle_state_is_bounded() -> None:
-    t = AuthThrottle(CFG)
-    for i in range(1000):
-        t.record_failure(f"user{i}@clinique.example", f"10.0.{i // 250}.{i % 250}", i * 0.01)
-    assert t.tracked <= 2 * CFG.max_tracked

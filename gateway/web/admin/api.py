@@ -16,7 +16,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway import adoption
-from gateway.web.admin import ops_audit, ops_domains, ops_people, ops_queue
+from gateway.operations import patients as ops_patients
+from gateway.operations import pros as ops_pros
+from gateway.operations import queue as ops_queue
+from gateway.operations import trust as ops_trust
+from gateway.web.admin import ops_audit, ops_domains, ops_people
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
 from gateway.web.admin.ops_common import Actor, OpError, bad_request, flag, integer, not_found
@@ -94,6 +98,11 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         return JSONResponse(await run_write(ops_domains.set_status, actor, request.path_params["name"], status,
                                             now=ctx.now()))
 
+    async def domain_set(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        return JSONResponse(await run_write(ops_trust.update, actor, request.path_params["name"], data,
+                                            now=ctx.now()))
+
     async def domain_import(request: Request, actor: Actor) -> Response:
         apply = flag(request.query_params.get("apply"), "apply")
         data = await _limited_body(request, ops_domains.MAX_UPLOAD)
@@ -112,8 +121,17 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         status = {"disable": "disabled", "enable": "active"}.get(request.path_params["action"])
         if status is None:
             raise not_found("action inconnue")
-        return JSONResponse(await run_write(ops_people.set_pro_status, actor, request.path_params["address"],
+        return JSONResponse(await run_write(ops_pros.set_status, actor, request.path_params["address"],
                                             status, now=ctx.now()))
+
+    async def pro_show(request: Request, _: Actor) -> Response:
+        return JSONResponse(await run_read(ops_pros.show, ctx.svc.keys, request.path_params["address"]))
+
+    async def pro_password(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        hashed = await ctx.run(ops_pros.hash_new_password, data.get("password"))
+        return JSONResponse(await run_write(ops_pros.set_password, actor, request.path_params["address"], hashed,
+                                            now=ctx.now()))
 
     async def patient_lookup(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
@@ -125,10 +143,26 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         return JSONResponse(await run_write(ops_people.provision_patient, ctx.svc.keys, actor, data,
                                             ctx.svc.settings, now=ctx.now()), status_code=201)
 
+    async def patient_close(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        return JSONResponse(await run_write(ops_patients.close, actor, data.get("ins"),
+                                            retention_days=ctx.svc.settings.patients.archive_retention_days,
+                                            now=ctx.now()))
+
+    async def patient_deletion(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        return JSONResponse(await run_write(ops_patients.request_deletion, ctx.svc.keys, actor, data.get("ins"),
+                                            retention_days=ctx.svc.settings.patients.archive_retention_days,
+                                            now=ctx.now(), purge_now=flag(data.get("purge_now"), "purge_now")))
+
     async def queue(request: Request, _: Actor) -> Response:
         limit = integer(request.query_params.get("limit"), "limit", low=1, high=ops_queue.LIST_LIMIT, default=200)
         return JSONResponse(await run_read(ops_queue.list_entries, now=ctx.now(), status=status_param(request),
                                            limit=limit or 200))
+
+    async def queue_show(request: Request, actor: Actor) -> Response:
+        return JSONResponse(await run_write(ops_queue.show, ctx.svc.keys, actor, request.path_params["entry"],
+                                            patient_domain=ctx.svc.settings.domains.patient_domain, now=ctx.now()))
 
     async def queue_action(request: Request, actor: Actor) -> Response:
         if request.path_params["action"] not in ops_queue.ACTIONS:
@@ -161,13 +195,19 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/domains", api(domains), methods=["GET"]),
         Route("/domains", api(domain_add), methods=["POST"]),
         Route("/domains/import", api(domain_import), methods=["POST"]),
+        Route("/domains/{name}", api(domain_set), methods=["PATCH"]),
         Route("/domains/{name}/{action}", api(domain_status), methods=["POST"]),
         Route("/pros", api(pros), methods=["GET"]),
         Route("/pros", api(pro_add), methods=["POST"]),
+        Route("/pros/{address}", api(pro_show), methods=["GET"]),
+        Route("/pros/{address}/password", api(pro_password), methods=["POST"]),
         Route("/pros/{address}/{action}", api(pro_status), methods=["POST"]),
         Route("/patients", api(patient_provision), methods=["POST"]),
         Route("/patients/lookup", api(patient_lookup), methods=["POST"]),
+        Route("/patients/close", api(patient_close), methods=["POST"]),
+        Route("/patients/deletion", api(patient_deletion), methods=["POST"]),
         Route("/queue", api(queue), methods=["GET"]),
+        Route("/queue/{entry}", api(queue_show), methods=["GET"]),
         Route("/queue/{entry}/{action}", api(queue_action), methods=["POST"]),
         Route("/audit", api(audit_search), methods=["GET"]),
         Route("/audit/export", api(audit_export), methods=["GET"]),

@@ -4,6 +4,10 @@
 page (whatever other cookie, e.g. a patient's, the browser holds); every POST must
 carry the session's CSRF token. ``api`` wraps a JSON handler: a valid admin API
 bearer token or ``401``. Operations run in a worker thread, off the event loop.
+
+Mediators (issue 14) log in on the same form and hold the same kind of session and token,
+from tables of their own. Both guards refuse them (``403``) unless the route was declared
+with ``mediator=True``: a route is for administrators only unless it says otherwise.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from gateway.store import admins
-from gateway.store.throttle import SharedThrottle
+from gateway.store import admins, mediators
+from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
-from smtp.throttle import ThrottleConfig
 
 if TYPE_CHECKING:
     from gateway.context import Services
 
 T = TypeVar("T")
+FORBIDDEN = ("Cette page est réservée aux administrateurs. Un compte de médiateur permet seulement "
+             "l'aide à la connexion.")
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -49,15 +54,15 @@ def _french_number(value: object) -> str:
 @dataclass
 class AdminContext:
     svc: Services
-    throttle: SharedThrottle | None = None
+    throttle: LoginThrottle | None = None
     env: jinja2.Environment = field(default_factory=lambda: jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined))
 
     def __post_init__(self) -> None:
         if self.throttle is None:  # shared by every node through the database
-            self.throttle = SharedThrottle(self.svc.db, ThrottleConfig(
-                account_delay_after=3, account_lockout_after=10, ip_delay_after=5, ip_lockout_after=30,
-                max_delay=5.0))
+            self.throttle = LoginThrottle(self.svc.db, ThrottleConfig(
+                delay_after=3, lockout_after=10, ip_delay_after=5, ip_lockout_after=30, max_delay=5.0),
+                scope="admin")
         self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)
         self.session_max = timedelta(hours=self.svc.settings.admin.session_max_hours)
         self.env.filters["num"] = _french_number
@@ -80,13 +85,17 @@ class AdminContext:
         return self.render(request, "error.html", who, status=exc.status, message=exc.message)
 
     # --- identification ---------------------------------------------------------------
-    def _session(self, token: str) -> Who | None:
+    def _session(self, token: str) -> tuple[str, str, str] | None:
+        """(name, role, CSRF token) of the live session."""
+        now = self.now()
         with self.svc.db.write() as session:
-            found = admins.session_admin(session, token, now=self.now(), idle=self.session_idle)
-            if found is None:
-                return None
-            row, admin = found
-            return Who(Actor(admin.name, "console", row.peer), row.csrf_token)
+            found = admins.session_admin(session, token, now=now, idle=self.session_idle)
+            if found is not None:
+                return found[1].name, "admin", found[0].csrf_token
+            helper = mediators.session_mediator(session, token, now=now, idle=self.session_idle)
+            if helper is not None:
+                return helper[1].name, "mediator", helper[0].csrf_token
+            return None
 
     async def who(self, request: Request) -> Who | None:
         token = session_token(request)
@@ -95,12 +104,16 @@ class AdminContext:
         found = await self.run(self._session, token)
         if found is None:
             return None
-        return Who(Actor(found.actor.name, "console", client_ip(request)), found.csrf)
+        name, role, csrf = found
+        return Who(Actor(name, "console", client_ip(request), role), csrf)
 
-    def _token(self, token: str) -> str | None:
+    def _token(self, token: str) -> tuple[str, str] | None:
         with self.svc.db.write() as session:
+            if token.startswith(mediators.TOKEN_PREFIX):
+                helper = mediators.token_mediator(session, token, now=self.now())
+                return (helper.name, "mediator") if helper else None
             admin = admins.token_admin(session, token, now=self.now())
-            return admin.name if admin else None
+            return (admin.name, "admin") if admin else None
 
     async def api_actor(self, request: Request) -> Actor | None:
         header = request.headers.get("authorization", "")
@@ -108,16 +121,18 @@ class AdminContext:
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 200 or not token.isascii():
             return None
-        name = await self.run(self._token, token)
-        return Actor(name, "api", client_ip(request)) if name else None
+        found = await self.run(self._token, token)
+        return Actor(found[0], "api", client_ip(request), found[1]) if found else None
 
     # --- guards -----------------------------------------------------------------------
-    def console(self, handler: Page) -> Endpoint:
+    def console(self, handler: Page, *, mediator: bool = False) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             who = await self.who(request)
             if who is None:
                 base = request.scope.get("root_path", "")
                 return RedirectResponse(f"{base}/login", status_code=303)
+            if who.actor.role != "admin" and not mediator:
+                return self.render(request, "error.html", who, status=403, message=FORBIDDEN)
             if request.method == "POST":
                 form = await request.form()
                 if not same_token(who.csrf, form.get("csrf")):
@@ -129,12 +144,15 @@ class AdminContext:
                 return self.error_page(request, who, exc)
         return endpoint
 
-    def api(self, handler: Callable[[Request, Actor], Awaitable[Response]]) -> Endpoint:
+    def api(self, handler: Callable[[Request, Actor], Awaitable[Response]], *, mediator: bool = False) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             actor = await self.api_actor(request)
             if actor is None:
                 return JSONResponse({"error": "unauthorized", "message": "admin API token required"},
                                     status_code=401, headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+            if actor.role != "admin" and not mediator:
+                return JSONResponse({"error": "forbidden", "message": "reserved to administrators"},
+                                    status_code=403)
             try:
                 return await handler(request, actor)
             except OpError as exc:

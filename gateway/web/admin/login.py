@@ -1,4 +1,4 @@
-"""Admin login (password + TOTP code, one form), logout.
+"""Admin and mediator login (password + TOTP code, one form), logout.
 
 The login form is protected against CSRF by a double-submit token (a random cookie
 repeated in the form). Failures are throttled per admin name and per client address
@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import metrics
-from gateway.store import admins, audit
+from gateway.store import admins, audit, mediators
 from gateway.web.admin.context import AdminContext, Who
 from gateway.web.admin.security import (
     LOGIN_CSRF_COOKIE,
@@ -41,21 +41,35 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         return response
 
     async def show(request: Request) -> Response:
-        if await ctx.who(request) is not None:
-            return RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
+        who = await ctx.who(request)
+        if who is not None:
+            home = "/mediation" if who.actor.role == "mediator" else "/"
+            return RedirectResponse(f"{request.scope.get('root_path', '')}{home}", status_code=303)
         return form(request)
 
-    def _check(name: str, password: str, code: str, peer: str) -> tuple[admins.OpenSession | None, str]:
+    def _check(name: str, password: str, code: str, peer: str) -> tuple[str | None, str]:
+        """(session token or None, role): an administrator first, then a mediator (issue 14)."""
         now = ctx.now()
+        key = name.strip().lower()[:60]
         with ctx.svc.db.write() as session:
             admin = admins.verify_login(session, ctx.svc.keys, name, password, code, now=now)
-            opened = None if admin is None else admins.create_session(session, admin, peer=peer, now=now,
-                                                                      lifetime=ctx.session_max)
-            known = admin is not None or admins.by_name(session, name.strip().lower()) is not None
-            audit.record(session, actor=f"admin:{admin.name}" if admin else "anonymous", action="admin.login",
-                         subject_ref=f"admin:{name.strip().lower()[:60]}" if known else None, peer=peer, now=now,
-                         details={"result": "ok" if admin else "failed"})
-        return opened, "ok" if opened else "failed"
+            if admin is not None:
+                opened = admins.create_session(session, admin, peer=peer, now=now, lifetime=ctx.session_max)
+                audit.record(session, actor=f"admin:{admin.name}", action="admin.login", subject_ref=f"admin:{key}",
+                             peer=peer, now=now, details={"result": "ok"})
+                return opened.token, "admin"
+            helper = mediators.verify_login(session, ctx.svc.keys, name, password, code, now=now)
+            if helper is not None:
+                token, _ = mediators.create_session(session, helper, peer=peer, now=now, lifetime=ctx.session_max)
+                audit.record(session, actor=f"mediator:{helper.name}", action="mediator.login",
+                             subject_ref=f"mediator:{key}", peer=peer, now=now, details={"result": "ok"})
+                return token, "mediator"
+            kind = ("admin" if admins.by_name(session, key) is not None else
+                    "mediator" if mediators.by_name(session, key) is not None else None)
+            audit.record(session, actor="anonymous", action=f"{kind or 'admin'}.login",
+                         subject_ref=f"{kind}:{key}" if kind else None, peer=peer, now=now,
+                         details={"result": "failed"})
+        return None, "failed"
 
     async def submit(request: Request) -> Response:
         data = await request.form()
@@ -65,20 +79,20 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         peer = client_ip(request)
         throttle = ctx.throttle
         assert throttle is not None
-        verdict = await ctx.run(throttle.verdict, "admin:" + name.lower(), peer, time.time())
-        if not verdict.allowed:
-            metrics.login_failure("admin", verdict.reason)
+        attempt = await ctx.run(throttle.reserve, "admin:" + name.lower(), peer, time.time())
+        if not attempt.allowed:  # counted before checking: concurrent attempts cannot race the limit
+            metrics.login_failure("admin", attempt.reason)
             return form(request, error=LOCKED, status=429)
-        opened, _ = await ctx.run(_check, name, password, code, peer)
+        opened, role = await ctx.run(_check, name, password, code, peer)
         if opened is None:
             metrics.login_failure("admin", "auth.failed")
-            after = await ctx.run(throttle.record_failure, "admin:" + name.lower(), peer, time.time())
-            if after.delay:
-                await asyncio.sleep(after.delay)
+            if attempt.delay:
+                await asyncio.sleep(attempt.delay)
             return form(request, error=FAILED, status=401)
-        await ctx.run(throttle.record_success, "admin:" + name.lower(), peer, time.time())
-        response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
-        set_cookie(response, request, session_cookie_name(request), opened.token,
+        await ctx.run(throttle.succeeded, attempt, time.time())
+        home = "/mediation" if role == "mediator" else "/"
+        response = RedirectResponse(f"{request.scope.get('root_path', '')}{home}", status_code=303)
+        set_cookie(response, request, session_cookie_name(request), opened,
                    max_age=int(ctx.session_max.total_seconds()))
         clear_cookie(response, request, LOGIN_CSRF_COOKIE)
         return response
@@ -89,8 +103,9 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         def end() -> None:
             with ctx.svc.db.write() as session:
                 if token:
-                    admins.end_session(session, token)
-                audit.record(session, actor=who.actor.audit_actor, action="admin.logout", peer=who.actor.peer)
+                    (mediators if who.actor.role == "mediator" else admins).end_session(session, token)
+                audit.record(session, actor=who.actor.audit_actor, action=f"{who.actor.role}.logout",
+                             peer=who.actor.peer)
 
         await ctx.run(end)
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
@@ -100,5 +115,5 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
     return [
         Route("/login", show, methods=["GET"]),
         Route("/login", submit, methods=["POST"]),
-        Route("/logout", ctx.console(logout), methods=["POST"]),
+        Route("/logout", ctx.console(logout, mediator=True), methods=["POST"]),
     ]

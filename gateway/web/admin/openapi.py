@@ -58,6 +58,17 @@ SCHEMAS: dict[str, Any] = {
         "route": {"type": "string", "example": "mx.hopital.example:25"},
         "dkim_policy": {"type": "string", "enum": ["dns", "none"]}, "tls_required": BOOL,
         "max_message_size": {"type": "integer", "minimum": 1024}}},
+    "DomainChanges": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                      "description": "only the fields given change; null or an empty string clears an optional one",
+                      "properties": {
+                          "description": NSTR, "operator_dn": NSTR,
+                          "route": {"type": "string", "nullable": True, "example": "mx.hopital.example:25"},
+                          "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]},
+                          "dkim_selector": STR, "dkim_public_key": {"type": "string", "description": "base64"},
+                          "tls_required": BOOL,
+                          "max_message_size": {"type": "integer", "nullable": True, "minimum": 1024}}},
+    "UpdatedDomain": {"allOf": [{"$ref": "#/components/schemas/Domain"}, {"type": "object", "properties": {
+        "dkim_selector": NSTR, "changed": {"type": "array", "items": STR}}}]},
     "ImportResult": {"type": "object", "properties": {
         "applied": BOOL, "generated_at": NSTR, "counts": {"type": "object", "additionalProperties": INT},
         "added": {"type": "array", "items": STR}, "removed": {"type": "array", "items": STR},
@@ -69,6 +80,23 @@ SCHEMAS: dict[str, Any] = {
     "NewPro": {"type": "object", "required": ["address"], "properties": {
         "address": {"type": "string", "example": "dr.house@clinic.test"}, "name": STR,
         "password": {"type": "string", "minLength": 12}, "accepts_patient_initiated": BOOL}},
+    "NewPassword": {"type": "object", "required": ["password"], "properties": {
+        "password": {"type": "string", "minLength": 12, "maxLength": 200,
+                     "description": "the new password, kept as given (no line break)"}}},
+    "ProDetails": {"allOf": [{"$ref": "#/components/schemas/Pro"}, {"type": "object", "properties": {
+        "name": NSTR, "domain": NSTR, "folders": INT, "messages": INT, "mailbox_bytes": INT}}]},
+    "Deletion": {"type": "object", "required": ["ins"], "properties": {
+        "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"},
+        "purge_now": {"type": "boolean", "description": "purge in this request (default: the deletion-requests "
+                                                       "job purges it at its next run)"}}},
+    "PatientSummary": {"type": "object", "description": "INS masked", "properties": {
+        "id": INT, "ins": STR, "state": STR, "closed_at": NSTR, "purge_after": NSTR, "deletion_requested_at": NSTR,
+        "purged_at": NSTR, "messages_deleted": {"type": "integer", "nullable": True}}},
+    "QueueEntryDetails": {"allOf": [{"$ref": "#/components/schemas/QueueEntry"}, {"type": "object", "properties": {
+        "lease_until": NSTR, "envelope": {"type": "object", "nullable": True,
+                                          "description": "sender, recipients, DSN parameters; a patient's INS and "
+                                                         "personal address masked; never the message",
+                                          "additionalProperties": True}}}]},
     "InsQuery": {"type": "object", "required": ["ins"], "properties": {
         "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"}}},
     "NewPatient": {"type": "object", "required": ["ins"], "properties": {
@@ -77,6 +105,17 @@ SCHEMAS: dict[str, Any] = {
     "Patient": {"type": "object", "description": "state, dates and access history; never content",
                 "properties": {"ins": STR, "address": STR, "state": STR, "activation_code": STR,
                                "history": {"type": "array", "items": OBJ}}, "additionalProperties": True},
+    "Space": {"type": "object", "description": "what a mediator may see of a patient space: never content, "
+              "history, correspondents nor the personal address", "properties": {
+                  "ins_masked": STR, "state": STR, "state_label": STR, "activated": BOOL,
+                  "code_valid_until": NSTR, "personal_email_on_file": BOOL, "can_issue_code": BOOL}},
+    "NewCode": {"type": "object", "required": ["ins"], "properties": {
+        "ins": STR, "send": {"type": "boolean", "description": "mail the code to the personal address on file "
+                                                               "instead of returning it"}}},
+    "IssuedCode": {"type": "object", "properties": {
+        "state": STR, "delivery": {"type": "string", "enum": ["show", "mail"]},
+        "activation_code": {"type": "string", "nullable": True, "description": "shown once; null when mailed"},
+        "expires_at": STR}, "additionalProperties": True},
     "Queue": {"type": "object", "properties": {
         "counts": {"type": "object", "additionalProperties": INT},
         "oldest_pending_age_seconds": {"type": "integer", "nullable": True},
@@ -117,6 +156,10 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
             "importTrustList", "Preview (default) or apply an import of the liste blanche XML",
             _ok(_ref("ImportResult")), parameters=[_query("apply", BOOL, "apply the changes (default: preview)")],
             requestBody={"required": True, "content": {"application/xml": {"schema": STR}}})},
+        "/domains/{name}": {"patch": _op(
+            "setDomain", "Edit a trusted domain in place (one transaction; audited with what changed)",
+            _ok(_ref("UpdatedDomain")), parameters=[_path("name", "domain name")],
+            requestBody=_body(_ref("DomainChanges")))},
         "/domains/{name}/{action}": {"post": _op(
             "setDomainStatus", "Suspend or resume a trusted domain", _ok(_ref("Domain")),
             parameters=[_path("name", "domain name"),
@@ -127,6 +170,13 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                        parameters=[_query("status", {"type": "string", "enum": ["active", "disabled"]}, "filter")]),
             "post": _op("addPro", "Add a professional account on a hosted domain", _ok(_ref("Pro"), "201", "Created"),
                         requestBody=_body(_ref("NewPro")))},
+        "/pros/{address}": {"get": _op(
+            "showPro", "One account with its display name and mailbox size (never a message)",
+            _ok(_ref("ProDetails")), parameters=[_path("address", "account address")])},
+        "/pros/{address}/password": {"post": _op(
+            "setProPassword", "Set or reset a professional account's password (its failed-login lockout is cleared)",
+            _ok(_ref("Pro")), parameters=[_path("address", "account address")],
+            requestBody=_body(_ref("NewPassword")))},
         "/pros/{address}/{action}": {"post": _op(
             "setProStatus", "Disable or enable a professional account", _ok(_ref("Pro")),
             parameters=[_path("address", "account address"),
@@ -136,6 +186,22 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                                   _ok(_ref("Patient"), "201", "Created"), requestBody=_body(_ref("NewPatient")))},
         "/patients/lookup": {"post": _op("lookupPatient", "A patient space's state and access history by INS",
                                          _ok(_ref("Patient")), requestBody=_body(_ref("InsQuery")))},
+        "/mediation/lookup": {"post": _op(
+            "mediationLookup", "A patient space's state by INS (mediators and admins)", _ok(_ref("Space")),
+            requestBody=_body(_ref("InsQuery")))},
+        "/mediation/new-code": {"post": _op(
+            "mediationNewCode", "Issue a new activation code (mediators and admins): returned once, or mailed; "
+            "409 for a space opposed, closed or purged, or with no personal address when send is true",
+            _ok(_ref("IssuedCode"), "201", "Issued"), requestBody=_body(_ref("NewCode")))},
+        "/patients/close": {"post": _op(
+            "closePatient", "Close a space on the patient's behalf (archived, then purged after the retention)",
+            _ok(_ref("PatientSummary")), requestBody=_body(_ref("InsQuery")))},
+        "/patients/deletion": {"post": _op(
+            "requestPatientDeletion", "Record a patient's deletion request (space closed, purged by the job or now)",
+            _ok(_ref("PatientSummary")), requestBody=_body(_ref("Deletion")))},
+        "/queue/{entry}": {"get": _op(
+            "showQueueEntry", "One entry with its envelope (audited; never the message)",
+            _ok(_ref("QueueEntryDetails")), parameters=[_path("entry", "entry id")])},
         "/queue": {"get": _op("listQueue", "Outbound queue entries with state and age", _ok(_ref("Queue")),
                               parameters=[_query("status", {"type": "string", "enum": [
                                   "pending", "sent", "bounced", "expired", "cancelled"]}, "filter"),
@@ -163,7 +229,9 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "Health messaging gateway: admin API", "version": "1",
                  "description": "Trust list, professional accounts, patient spaces, outbound queue, audit, "
-                                "adoption figures. Every change is audited as admin:<name>."},
+                                "adoption figures. Every change is audited as admin:<name>. Mediator tokens "
+                                "('gateway mediator token NAME', audited as mediator:<name>) open only "
+                                "/mediation/*; anything else answers 403."},
         "servers": [{"url": server_url or "/admin/api"}],
         "security": [{"bearer": []}],
         "paths": paths,

@@ -1,4 +1,6 @@
-"""Professional accounts (list, add, disable/enable) and patient spaces (lookup by INS, provision).
+"""Professional accounts (list, add) and patient spaces (lookup by INS, provision).
+
+Show, disable/enable, password and removal of an account: :mod:`gateway.operations.pros`.
 
 A patient lookup returns the space's state, dates and access history (audit entries
 about it), never message content nor the personal e-mail; the lookup itself is audited.
@@ -12,33 +14,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.operations.patients import ins_value
+from gateway.operations.pros import MIN_PASSWORD, STATUSES, pro_address, pro_row
 from gateway.settings import Settings
 from gateway.store import audit
-from gateway.store.accounts import AlreadyExists, add_pro, hosted_domain, pro_by_address
+from gateway.store.accounts import AlreadyExists, add_pro, hosted_domain
 from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry, Patient, ProAccount
 from gateway.store.patients import PatientExists, by_ins, provision
 from gateway.web.admin.ops_common import Actor, bad_request, conflict, flag, iso, not_found, text
 from routing.address import InvalidAddress, parse_address
-from routing.ins import InvalidINS, mask_ins, normalise_ins
+from routing.ins import mask_ins
 
-PRO_STATUSES = ("active", "disabled")
+PRO_STATUSES = STATUSES
 HISTORY_LIMIT = 200
-
-
-def pro_address(value: Any) -> str:
-    raw = text(value, "adresse", required=True, max_length=320)
-    assert raw is not None
-    try:
-        return parse_address(raw).key
-    except (InvalidAddress, UnicodeError, ValueError):
-        raise bad_request("adresse : adresse e-mail invalide") from None
-
-
-def pro_row(p: ProAccount) -> dict[str, Any]:
-    return {"address": p.address, "status": p.status, "accepts_patient_initiated": p.accepts_patient_initiated,
-            "has_password": p.password_hash is not None, "created_at": iso(p.created_at),
-            "last_login_at": iso(p.last_login_at), "inactivity_warned_at": iso(p.inactivity_warned_at)}
 
 
 def list_pros(session: Session, *, status: str | None = None) -> list[dict[str, Any]]:
@@ -54,8 +43,8 @@ def add_professional(session: Session, keys: KeyService, actor: Actor, data: dic
                      now: datetime) -> dict[str, Any]:
     address = pro_address(data.get("address"))
     password = text(data.get("password"), "mot de passe", max_length=200)
-    if password is not None and len(password) < 12:
-        raise bad_request("mot de passe : 12 caractères au moins")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise bad_request(f"mot de passe : {MIN_PASSWORD} caractères au moins")
     accepts = flag(data.get("accepts_patient_initiated"), "accepts_patient_initiated")
     domain = hosted_domain(session, address.rpartition("@")[2])
     if domain is None:
@@ -68,32 +57,6 @@ def add_professional(session: Session, keys: KeyService, actor: Actor, data: dic
     audit.record(session, actor=actor.audit_actor, action="pro.add", subject_ref=f"pro:{address}",
                  peer=actor.peer, now=now, details={"accepts_patient_initiated": accepts, "via": actor.via})
     return pro_row(account)
-
-
-def set_pro_status(session: Session, actor: Actor, address_value: Any, status: str, *,
-                   now: datetime) -> dict[str, Any]:
-    address = pro_address(address_value)
-    if status not in PRO_STATUSES:
-        raise bad_request("statut : active ou disabled")
-    account = pro_by_address(session, address)
-    if account is None:
-        raise not_found("aucun compte professionnel à cette adresse")
-    if account.status != status:
-        account.status = status
-        if status == "active":
-            account.inactivity_warned_at = None
-        audit.record(session, actor=actor.audit_actor, action=f"pro.{'disable' if status == 'disabled' else 'enable'}",
-                     subject_ref=f"pro:{address}", peer=actor.peer, now=now, details={"via": actor.via})
-    return pro_row(account)
-
-
-def ins_value(value: Any) -> str:
-    raw = text(value, "INS", required=True, max_length=40)
-    assert raw is not None
-    try:
-        return normalise_ins(raw)
-    except (InvalidINS, ValueError):
-        raise bad_request("INS invalide (15 caractères, clé de contrôle)", "invalid_ins") from None
 
 
 def _patient_info(patient: Patient, patient_domain: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import adoption
+from gateway.operations import pros as ops_pros
 from gateway.web.admin import ops_domains, ops_people
 from gateway.web.admin.chart import line_chart
 from gateway.web.admin.context import AdminContext, Who
@@ -31,6 +32,7 @@ MESSAGES = {
     "pro-added": "Compte professionnel créé.",
     "pro-disabled": "Compte professionnel désactivé.",
     "pro-active": "Compte professionnel réactivé.",
+    "pro-password": "Mot de passe du compte professionnel défini.",
 }
 IMPORT_TTL = 1800.0
 IMPORT_MAX_PENDING = 8  # previews held in memory (each file up to the import size limit)
@@ -154,10 +156,24 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> None:
             with ctx.svc.db.write() as session:
-                ops_people.set_pro_status(session, who.actor, request.path_params["address"], status, now=ctx.now())
+                ops_pros.set_status(session, who.actor, request.path_params["address"], status, now=ctx.now())
 
         await ctx.run(go)
         return back(request, "pros", f"pro-{status}")
+
+    async def pro_password(request: Request, who: Who) -> Response:
+        form = await request.form()
+        password, again = form.get("password"), form.get("password_again")
+        if password != again:
+            raise bad_request("les deux mots de passe diffèrent")
+        hashed = await ctx.run(ops_pros.hash_new_password, password)
+
+        def go() -> None:
+            with ctx.svc.db.write() as session:
+                ops_pros.set_password(session, who.actor, request.path_params["address"], hashed, now=ctx.now())
+
+        await ctx.run(go)
+        return back(request, "pros", "pro-password")
 
     return [
         Route("/", ctx.console(dashboard), methods=["GET"]),
@@ -170,4 +186,5 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/pros", ctx.console(pros), methods=["GET"]),
         Route("/pros", ctx.console(pro_add), methods=["POST"]),
         Route("/pros/{address}/status", ctx.console(pro_status), methods=["POST"]),
+        Route("/pros/{address}/password", ctx.console(pro_password), methods=["POST"]),
     ]

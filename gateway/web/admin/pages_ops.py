@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway.web.admin import ops_audit, ops_people, ops_queue
+from gateway.operations import queue as ops_queue
+from gateway.web.admin import ops_audit, ops_people
 from gateway.web.admin.context import AdminContext, Who
 from gateway.web.admin.ops_common import OpError, bad_request
 

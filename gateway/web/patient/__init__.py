@@ -1,8 +1,8 @@
 """The patient web inbox (French), mounted at ``/``: activation, login, conversations,
 replies, attachments, read receipts and "Mon espace" (issue 5).
 
-The routes live in small modules (``activation``, ``login``, ``inbox``, ``actions``,
-``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
+The routes live in small modules (``activation``, ``login``, ``forgot``, ``inbox``,
+``actions``, ``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
 """
 
 from __future__ import annotations
@@ -10,8 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Router
 from starlette.staticfiles import StaticFiles
+
+from gateway.web import errors
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -29,22 +33,25 @@ class _CachedStatic(StaticFiles):
 
 
 def routes(gw: Gateway) -> list[BaseRoute]:
-    from gateway.web.patient import actions, activation, inbox, login, myspace
+    from gateway.web.patient import actions, activation, forgot, inbox, login, myspace
     from gateway.web.patient.security import SecurityHeaders
     from gateway.web.patient.state import PatientWeb
 
     web = PatientWeb(gw)
     inner: list[BaseRoute] = [Mount("/static", app=_CachedStatic(directory=STATIC), name="static")]
-    for module in (login, activation, inbox, actions, myspace):
+    for module in (login, activation, forgot, inbox, actions, myspace):
         inner.extend(module.routes(web))
     router = Router(routes=inner)
 
     async def not_found(scope: object, receive: object, send: object) -> None:
-        from starlette.requests import Request
-
         request = Request(scope)  # type: ignore[arg-type]
         response = web.not_found(request)
         await response(scope, receive, send)  # type: ignore[arg-type]
 
     router.default = not_found
-    return [Mount("", app=SecurityHeaders(router, hsts_max_age=gw.services.settings.web.hsts_max_age_seconds))]
+
+    def unexpected(request: Request) -> Response:
+        return web.problem(request, 500, errors.TITLE, errors.TEXT, back="/")
+
+    app = errors.UnexpectedErrors(router, unexpected, area="patient inbox")
+    return [Mount("", app=SecurityHeaders(app, hsts_max_age=gw.services.settings.web.hsts_max_age_seconds))]

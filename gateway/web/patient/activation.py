@@ -4,12 +4,18 @@ The code is valid 6 weeks (``patients.activation_code_validity_days``) and used 
 erased when activation completes or when the patient opposes. Between the code and the
 first verified TOTP code, the password hash and the TOTP secret wait sealed in the
 activation session (``web_sessions.pending_sealed``), so nothing is half-enrolled.
+
+Recovery (issue 14): a new code issued for a space already activated (``gateway.recovery``)
+goes through the same pages; at the end the new password and TOTP secret replace the old
+ones, every web session of the patient ends, the mailbox is untouched, and the access
+history shows ``patient.recover``.
 """
 
 from __future__ import annotations
 
 import json
 
+from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -19,7 +25,7 @@ from gateway.store.accounts import hash_password
 from gateway.store.models import Patient, WebSession
 from gateway.store.patients import by_ins, check_activation_code, set_state
 from gateway.web.patient import security, sessions, totp
-from gateway.web.patient.anon import anon_form, failed, field, ins_key, throttled
+from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.passwords import strength_problem
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
@@ -43,8 +49,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             patient = by_ins(s, ins)
             if patient is None:
                 return None
-            ok = (patient.state in ("provisioned", "open") and patient.activated_at is None
-                  and check_activation_code(patient, code, now))
+            ok = patient.state in ("provisioned", "open") and check_activation_code(patient, code, now)
             audit.record(s, actor="anonymous" if not ok else f"patient:{patient.id}",
                          action="patient.activation_started" if ok else "patient.activation_failed",
                          subject_ref=f"patient:{patient.id}", peer=ip, now=now)
@@ -59,18 +64,26 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return expired(request)
         ip = security.client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
-        if await throttled(web, "activation", key, ip):
+        attempt = await reserve(web, "activation", key, ip)
+        if attempt is None:
             return web.render(request, "activation.html", status=429, error=LOCKED)
         token = await web.run(start, ins, field(form, "code", 40), ip) if ins else None
         if token is None:
-            await failed(web, "activation", key, ip)
+            await failed(web, attempt)
             return web.render(request, "activation.html", status=401, error=BAD_CODE)
+        await succeeded(web, attempt)
         response = redirect("/activation/mot-de-passe")
         security.set_cookie(request, response, security.session_cookie_name(request), token)
         return response
 
+    def recovering(ctx: Ctx) -> bool:
+        """A space activated before: the code replaces lost credentials."""
+        with web.db.read() as s:
+            patient = s.get(Patient, ctx.patient_id)
+            return patient is not None and patient.activated_at is not None
+
     async def password_page(request: Request, ctx: Ctx) -> Response:
-        return web.render(request, "enrol_password.html", ctx=ctx)
+        return web.render(request, "enrol_password.html", ctx=ctx, recovery=await web.run(recovering, ctx))
 
     def keep_pending(ctx: Ctx, password: str) -> None:
         with web.db.write() as s:
@@ -87,7 +100,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         if problem is None and password != again:
             problem = "Les deux mots de passe saisis ne sont pas identiques."
         if problem:
-            return web.render(request, "enrol_password.html", ctx=ctx, status=400, error=problem)
+            return web.render(request, "enrol_password.html", ctx=ctx, status=400, error=problem,
+                              recovery=await web.run(recovering, ctx))
         await web.run(keep_pending, ctx, password)
         return redirect("/activation/double-authentification")
 
@@ -107,36 +121,59 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         uri = totp.provisioning_uri(pending["totp"], mask_ins(ctx.ins))
         return web.render(request, "enrol_totp.html", ctx=ctx, status=status, error=error,
                           qr=totp.qr_data_uri(uri), secret=totp.spaced(pending["totp"]),
-                          action="/activation/double-authentification")
+                          action="/activation/double-authentification", recovery=await web.run(recovering, ctx))
 
-    def finish(ctx: Ctx, pending: dict[str, str]) -> str:
+    def finish(ctx: Ctx, pending: dict[str, str], step: int | None) -> tuple[str, bool] | None:
+        """Enrol (or, for recovery, replace) the credentials: (session token, recovery), or None when
+        this enrolment already ended."""
         now = web.now()
         with web.db.write() as s:
+            row = s.execute(select(WebSession).where(WebSession.id == ctx.session_id).with_for_update()
+                            ).scalar_one_or_none()
             patient = s.get(Patient, ctx.patient_id)
-            assert patient is not None and patient.mailbox_id is not None
+            if row is None or row.pending_sealed is None or patient is None or patient.mailbox_id is None \
+                    or patient.state not in ("provisioned", "open"):
+                return None
             mk = web.keys.for_mailbox(s, patient.mailbox_id)
+            recovery = patient.activated_at is not None
             patient.password_hash = pending["password_hash"]
             patient.totp_sealed = mk.seal("totp", "patient", pending["totp"].encode())
-            patient.activated_at = now
+            if recovery:
+                patient.totp_last_step = step  # the code just typed cannot log in again (RFC 6238 §5.2)
+            else:
+                patient.activated_at = now
             patient.activation_code_hash = None  # single use (SPEC §5)
             if patient.state == "provisioned":
                 set_state(patient, "open", now)
+            ended = s.execute(select(func.count()).select_from(WebSession).where(
+                WebSession.patient_id == patient.id, WebSession.id != row.id)).scalar_one()
             sessions.destroy_all(s, patient.id)
             token, _ = sessions.create(s, patient.id, stage="full", ip=ctx.ip, now=now)
-            audit.record(s, actor=ctx.actor, action="patient.activate", subject_ref=f"patient:{patient.id}",
-                         peer=ctx.ip, now=now)
-        return token
+            audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",
+                         subject_ref=f"patient:{patient.id}", peer=ctx.ip, now=now,
+                         details={"sessions_ended": int(ended)} if recovery else None)
+        return token, recovery
 
     async def totp_post(request: Request, ctx: Ctx) -> Response:
         form = await request.form()
         pending = await web.run(pending_of, ctx)
         if pending is None:
             return redirect("/activation/mot-de-passe")
-        if not totp.verify(pending["totp"], field(form, "code", 20), guard=(web.replay, ctx.patient_id)):
+        code = field(form, "code", 20)
+        if await web.run(recovering, ctx):
+            # The old secret's steps say nothing about the new one; the step used is recorded at the end.
+            step = totp.matching_step(pending["totp"], code)
+            ok = step is not None
+        else:
+            step, ok = None, await web.run(totp.verify, pending["totp"], code, guard=(web.replay, ctx.patient_id))
+        if not ok:
             return await totp_page(request, ctx, "Code incorrect. Saisissez le code à 6 chiffres affiché "
                                    "par votre application, puis validez.", 400)
-        token = await web.run(finish, ctx, pending)
-        response = redirect("/?bienvenue=1")
+        done = await web.run(finish, ctx, pending, step)
+        if done is None:
+            return redirect("/connexion")
+        token, recovery = done
+        response = redirect("/?recuperation=1" if recovery else "/?bienvenue=1")
         security.set_cookie(request, response, security.session_cookie_name(request), token)
         security.clear_cookie(request, response, security.anon_cookie_name(request))
         return response
@@ -167,14 +204,17 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return expired(request)
         ip = security.client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
-        if await throttled(web, "activation", key, ip):
-            return web.render(request, "opposition.html", status=429, error=LOCKED)
         if form.get("confirm") != "oui":
             return web.render(request, "opposition.html", status=400,
                               error="Cochez la case pour confirmer votre opposition.")
+        attempt = await reserve(web, "activation", key, ip)
+        if attempt is None:
+            return web.render(request, "opposition.html", status=429, error=LOCKED)
         done = await web.run(oppose, ins, field(form, "code", 40), ip) if ins else False
-        if not done:
-            await failed(web, "activation", key, ip)
+        if done:
+            await succeeded(web, attempt)
+        else:
+            await failed(web, attempt)
             return web.render(request, "opposition.html", status=401,
                               error=BAD_CODE + " L'opposition n'est possible que pendant le délai indiqué "
                               "dans votre courrier, tant que l'espace n'est pas activé.")

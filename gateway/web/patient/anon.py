@@ -9,6 +9,8 @@ import time
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
+from gateway import metrics
+from gateway.store.throttle import Reservation
 from gateway.web.patient import security
 from gateway.web.patient.state import PatientWeb
 from routing.ins import InvalidINS, normalise_ins
@@ -44,17 +46,21 @@ def ins_key(raw: str) -> tuple[str | None, str]:
     return ins, ins
 
 
-async def throttled(web: PatientWeb, kind: str, account: str, ip: str) -> bool:
-    """Wait the delay due after recent failures; ``True`` when the attempt is locked out.
-
-    The failures are shared by every node through the database (``SharedThrottle``)."""
-    verdict = await web.run(web.throttle.verdict, f"{kind}:{account}", ip, time.time())
-    if not verdict.allowed:
-        return True
-    if verdict.delay:
-        await asyncio.sleep(verdict.delay)
-    return False
+async def reserve(web: PatientWeb, kind: str, account: str, ip: str) -> Reservation | None:
+    """Count this attempt before the secret is checked (shared by every node through the
+    database, ``LoginThrottle``); ``None`` when it is refused: answer at once, check nothing."""
+    reservation = await web.run(web.throttle.reserve, f"{kind}:{account}", ip, time.time())
+    if not reservation.allowed:
+        metrics.login_failure("web", reservation.reason)
+        return None
+    return reservation
 
 
-async def failed(web: PatientWeb, kind: str, account: str, ip: str) -> None:
-    await web.run(web.throttle.record_failure, f"{kind}:{account}", ip, time.time())
+async def failed(web: PatientWeb, reservation: Reservation) -> None:
+    """The secret was wrong: the attempt stays counted; wait the delay due."""
+    if reservation.delay:
+        await asyncio.sleep(reservation.delay)
+
+
+async def succeeded(web: PatientWeb, reservation: Reservation) -> None:
+    await web.run(web.throttle.succeeded, reservation, time.time())

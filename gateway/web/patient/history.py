@@ -37,6 +37,20 @@ ACTIONS = {
     "mail.deliver": "Message reçu",
     "mail.sent": "Message envoyé",
     "web.csrf_refused": "Action refusée (formulaire expiré ou venu d'un autre site)",
+    "patient.recover": ("Nouveau mot de passe et nouvelle application d'authentification enregistrés avec un "
+                        "code d'activation ; toutes les sessions ouvertes ont été fermées"),
+    "mediator.patient.lookup": "Consultation de l'état de votre espace par un médiateur",
+}
+# Who issued a new activation code (``gateway.recovery``), by the actor's kind.
+NEW_CODE = {
+    "mediator": "Un médiateur a émis un nouveau code d'activation",
+    "admin": "Un administrateur a émis un nouveau code d'activation",
+    "anonymous": "Nouveau code d'activation demandé (« Mot de passe oublié »)",
+}
+RECOVERY_REFUSED = {
+    "no_email": "aucune adresse personnelle n'est enregistrée, aucun code envoyé",
+    "too_soon": "un code a déjà été envoyé il y a peu, aucun nouvel envoi",
+    "state": "l'état de votre espace ne le permet pas, aucun code envoyé",
 }
 WEB_ACTIONS = {
     "inbox": "Consultation de la boîte de réception", "conversation.view": "Consultation d'une conversation",
@@ -83,6 +97,8 @@ def describe_actor(actor: str, patient_id: int) -> str:
         return f"Professionnel de l'opérateur {rest}"
     if kind == "admin":
         return "Administrateur de la messagerie"
+    if kind == "mediator":
+        return "Médiateur numérique"
     if actor.startswith("system"):
         return "La messagerie (automatique)"
     if kind == "system":
@@ -90,6 +106,27 @@ def describe_actor(actor: str, patient_id: int) -> str:
     if kind == "anonymous":
         return "Personne non connectée"
     return actor
+
+
+def _details(entry: AuditEntry) -> dict[str, object]:
+    try:
+        found = json.loads(entry.details)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def describe_recovery(entry: AuditEntry) -> str | None:
+    """The account-recovery entries, worded by who acted and how the code travelled."""
+    if entry.action == "patient.new_code":
+        what = NEW_CODE.get(entry.actor.partition(":")[0], "Nouveau code d'activation émis")
+        if _details(entry).get("delivery") == "mail":
+            what += " (envoyé à votre adresse personnelle)"
+        return what
+    if entry.action == "patient.recovery_refused":
+        reason = RECOVERY_REFUSED.get(str(_details(entry).get("reason")), "aucun code envoyé")
+        return f"Demande de nouveau code (« Mot de passe oublié ») : {reason}"
+    return None
 
 
 def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[Row], int | None]:
@@ -101,12 +138,8 @@ def entries(session: Session, patient_id: int, *, before: int | None = None) -> 
     more = found[PAGE].id + 1 if len(found) > PAGE else None
     rows = []
     for e in found[:PAGE]:
-        what = describe_action(e.action)
+        what = describe_recovery(e) or describe_action(e.action)
         if e.action.startswith("web."):
-            try:
-                method = json.loads(e.details).get("method")
-            except ValueError:
-                method = None
-            what += " (envoi de formulaire)" if method == "POST" else ""
+            what += " (envoi de formulaire)" if _details(e).get("method") == "POST" else ""
         rows.append(Row(e.at, what, describe_actor(e.actor, patient_id), e.peer or "—"))
     return rows, more

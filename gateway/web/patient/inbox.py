@@ -33,7 +33,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     async def inbox(request: Request, ctx: Ctx) -> Response:
         threads = await web.run(inbox_data, ctx)
         welcome = "bienvenue" in request.query_params
-        return web.render(request, "inbox.html", ctx=ctx, threads=threads, welcome=welcome,
+        recovered = "recuperation" in request.query_params
+        return web.render(request, "inbox.html", ctx=ctx, threads=threads, welcome=welcome, recovered=recovered,
                           unread=sum(t.unread for t in threads))
 
     def thread_data(ctx: Ctx, cid: int) -> dict[str, Any] | None:

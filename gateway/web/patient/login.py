@@ -11,7 +11,7 @@ from gateway.store import audit
 from gateway.store.accounts import verify_password
 from gateway.store.patients import by_ins
 from gateway.web.patient import security, sessions, totp
-from gateway.web.patient.anon import anon_form, failed, field, ins_key, throttled
+from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
 
@@ -66,14 +66,16 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                                back="/connexion")
         ip = security.client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
-        if await throttled(web, "login", key, ip):
+        attempt = await reserve(web, "login", key, ip)
+        if attempt is None:
             return web.render(request, "login.html", status=429, error=LOCKED)
         token = None
         if ins is not None:
             token = await web.run(check, ins, field(form, "password", 300), field(form, "code", 20), ip)
         if token is None:
-            await failed(web, "login", key, ip)
+            await failed(web, attempt)
             return web.render(request, "login.html", status=401, error=GENERIC_FAILURE)
+        await succeeded(web, attempt)
         response = redirect("/")
         security.set_cookie(request, response, security.session_cookie_name(request), token)
         security.clear_cookie(request, response, security.anon_cookie_name(request))

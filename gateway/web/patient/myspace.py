@@ -17,7 +17,7 @@ from gateway.store.accounts import hash_password, verify_password
 from gateway.store.models import Patient, WebSession
 from gateway.store.patients import personal_email, set_state
 from gateway.web.patient import export, history, security, sessions, totp
-from gateway.web.patient.anon import failed, field, throttled
+from gateway.web.patient.anon import failed, field, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.passwords import strength_problem
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
@@ -56,12 +56,15 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     async def checked(request: Request, ctx: Ctx, with_code: bool) -> bool:
         form = await request.form()
-        if await throttled(web, "myspace", ctx.ins, ctx.ip):
+        attempt = await reserve(web, "myspace", ctx.ins, ctx.ip)
+        if attempt is None:
             return False
         code = field(form, "code", 20) if with_code else None
         ok = await web.run(credentials_ok, ctx, field(form, "current_password", 300), code)
-        if not ok:
-            await failed(web, "myspace", ctx.ins, ctx.ip)
+        if ok:
+            await succeeded(web, attempt)
+        else:
+            await failed(web, attempt)
         return ok
 
     def update(ctx: Ctx, action: str, change: Any) -> None:

@@ -13,11 +13,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.store.throttle import SharedThrottle
+from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.web.patient import security
 from gateway.web.patient.sessions import Lifetimes
 from gateway.web.patient.totp import ReplayGuard
-from smtp.throttle import ThrottleConfig
 
 if TYPE_CHECKING:
     from gateway.mail.listeners import MailRuntime
@@ -73,10 +72,11 @@ class PatientWeb:
         self.db = gw.services.db
         self.keys = gw.services.keys
         w = self.web
-        self.throttle = SharedThrottle(self.db, ThrottleConfig(
-            window=900.0, account_delay_after=w.login_delay_after, account_lockout_after=w.login_lockout_after,
+        self.throttle = LoginThrottle(self.db, ThrottleConfig(
+            window=900.0, delay_after=w.login_delay_after, lockout_after=w.login_lockout_after,
             ip_delay_after=10 * w.login_delay_after, ip_lockout_after=10 * w.login_lockout_after,
-            lockout=w.login_lockout_minutes * 60.0, max_delay=8.0))
+            account_slow_after=3 * w.login_lockout_after, lockout=w.login_lockout_minutes * 60.0, max_delay=8.0),
+            scope="patient")
         self.lifetimes = Lifetimes(idle=timedelta(minutes=w.session_idle_minutes),
                                    absolute=timedelta(hours=w.session_max_hours))
         self.env = Environment(loader=PackageLoader("gateway.web.patient", "templates"),

@@ -62,16 +62,24 @@ def _clean(code: object) -> str | None:
     return digits if len(digits) == 6 and digits.isdigit() else None
 
 
-def verify(secret: str, code: object, *, guard: tuple[ReplayGuard, int] | None = None,
-           now: float | None = None) -> bool:
-    """Check ``code`` (±1 step); with ``guard`` (guard, patient id) a step already used is refused."""
+def matching_step(secret: str, code: object, *, now: float | None = None) -> int | None:
+    """The time step ``code`` belongs to (current ±1), or None."""
     digits = _clean(code)
     if digits is None:
-        return False
+        return None
     at = time.time() if now is None else now
     totp = pyotp.TOTP(secret)
     step = int(at // totp.interval)
     for candidate in (step, step - 1, step + 1):
         if totp.verify(digits, for_time=candidate * totp.interval):
-            return guard is None or guard[0].claim(guard[1], candidate)
-    return False
+            return candidate
+    return None
+
+
+def verify(secret: str, code: object, *, guard: tuple[ReplayGuard, int] | None = None,
+           now: float | None = None) -> bool:
+    """Check ``code`` (±1 step); with ``guard`` (guard, patient id) a step already used is refused."""
+    step = matching_step(secret, code, now=now)
+    if step is None:
+        return False
+    return guard is None or guard[0].claim(guard[1], step)

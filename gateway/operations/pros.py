@@ -1,0 +1,147 @@
+"""Professional accounts hosted here: show, disable/enable, set a password, remove.
+
+- *disable*: SMTP AUTH and IMAP LOGIN read the account's status at every login
+  (``gateway/auth.py``, no cache), so a disabled account cannot log in from the next
+  attempt on, on every node; mail to it is refused (``routing``: account not active).
+- *password*: hashed (argon2id) by :func:`hash_new_password` *before* the write
+  transaction (a hash costs ~0.2 s and a SQLite write transaction holds the one write
+  lock); the account's failed-login count and lockout are cleared.
+- *remove*: the account and its mailbox go in one transaction: the mailbox's data keys
+  are destroyed first (crypto-shredding: nothing sealed for it can be opened again, even
+  from an older backup without them), then its messages, pieces of large messages,
+  conversations, folders, the account and the mailbox rows. Nothing is left half-deleted:
+  a failure rolls the whole removal back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from gateway.operations.common import Actor, bad_request, iso, not_found, text
+from gateway.store import audit, throttle
+from gateway.store.accounts import hash_password, pro_by_address
+from gateway.store.keys import KeyService, KeyUnavailable
+from gateway.store.models import Conversation, Folder, HostedDomain, Mailbox, Message, MessageChunk, ProAccount
+from routing.address import InvalidAddress, parse_address
+
+STATUSES = ("active", "disabled")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 200
+
+
+def pro_address(value: Any) -> str:
+    raw = text(value, "adresse", required=True, max_length=320)
+    assert raw is not None
+    try:
+        return parse_address(raw).key
+    except (InvalidAddress, UnicodeError, ValueError):
+        raise bad_request("adresse : adresse e-mail invalide", en=f"invalid address {raw!r}") from None
+
+
+def pro_row(p: ProAccount) -> dict[str, Any]:
+    return {"address": p.address, "status": p.status, "accepts_patient_initiated": p.accepts_patient_initiated,
+            "has_password": p.password_hash is not None, "created_at": iso(p.created_at),
+            "last_login_at": iso(p.last_login_at), "inactivity_warned_at": iso(p.inactivity_warned_at)}
+
+
+def account(session: Session, address_value: Any) -> ProAccount:
+    address = pro_address(address_value)
+    found = pro_by_address(session, address)
+    if found is None:
+        raise not_found("aucun compte professionnel à cette adresse", f"no professional account {address}")
+    return found
+
+
+@dataclass(frozen=True)
+class MailboxSize:
+    folders: int
+    messages: int
+    bytes: int
+
+
+def mailbox_size(session: Session, mailbox_id: int) -> MailboxSize:
+    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
+    count, size = session.execute(select(func.count(Message.id), func.coalesce(func.sum(Message.size), 0))
+                                  .where(Message.folder_id.in_(folders))).one()
+    n_folders = session.execute(select(func.count()).select_from(Folder)
+                                .where(Folder.mailbox_id == mailbox_id)).scalar_one()
+    return MailboxSize(int(n_folders), int(count), int(size))
+
+
+def show(session: Session, keys: KeyService, address_value: Any) -> dict[str, Any]:
+    """The account, its display name and its mailbox's size (never a message nor a correspondent)."""
+    pro = account(session, address_value)
+    name = None
+    if pro.name_sealed is not None:
+        try:
+            name = keys.for_mailbox(session, pro.mailbox_id).open("name", "pro", pro.name_sealed).decode()
+        except KeyUnavailable:
+            name = None
+    size = mailbox_size(session, pro.mailbox_id)
+    domain = session.get(HostedDomain, pro.domain_id)
+    return {**pro_row(pro), "name": name, "domain": domain.name if domain else None,
+            "folders": size.folders, "messages": size.messages, "mailbox_bytes": size.bytes}
+
+
+def set_status(session: Session, actor: Actor, address_value: Any, status: str, *, now: datetime) -> dict[str, Any]:
+    if status not in STATUSES:
+        raise bad_request("statut : active ou disabled", en="status: active or disabled")
+    pro = account(session, address_value)
+    if pro.status != status:
+        pro.status = status
+        if status == "active":
+            pro.inactivity_warned_at = None
+        audit.record(session, actor=actor.audit_actor, action=f"pro.{'disable' if status == 'disabled' else 'enable'}",
+                     subject_ref=f"pro:{pro.address}", peer=actor.peer, now=now, details={"via": actor.via})
+    return pro_row(pro)
+
+
+def hash_new_password(value: Any) -> str:
+    """Check a new password (12 to 200 characters, kept as typed) and hash it; call outside a transaction."""
+    if not isinstance(value, str) or not value:
+        raise bad_request("mot de passe : valeur requise", "missing", "password: a value is required")
+    if len(value) < MIN_PASSWORD:
+        raise bad_request(f"mot de passe : {MIN_PASSWORD} caractères au moins",
+                          en=f"password too short (at least {MIN_PASSWORD} characters)")
+    if len(value) > MAX_PASSWORD or "\x00" in value or "\n" in value or "\r" in value:
+        raise bad_request("mot de passe : valeur invalide",
+                          en=f"password: invalid (at most {MAX_PASSWORD} characters, no line break)")
+    return hash_password(value)
+
+
+def set_password(session: Session, actor: Actor, address_value: Any, password_hash: str, *,
+                 now: datetime) -> dict[str, Any]:
+    """Set (or reset) the password; ``password_hash`` comes from :func:`hash_new_password`."""
+    pro = account(session, address_value)
+    had = pro.password_hash is not None
+    pro.password_hash = password_hash
+    throttle.clear_account(session, pro.address)
+    audit.record(session, actor=actor.audit_actor, action="pro.password", subject_ref=f"pro:{pro.address}",
+                 peer=actor.peer, now=now, details={"reset": had, "via": actor.via})
+    return pro_row(pro)
+
+
+def remove(session: Session, keys: KeyService, actor: Actor, address_value: Any, *, now: datetime) -> dict[str, Any]:
+    """Remove the account and crypto-shred its mailbox, all in the caller's transaction."""
+    pro = account(session, address_value)
+    address, mailbox_id = pro.address, pro.mailbox_id
+    size = mailbox_size(session, mailbox_id)
+    shredded = keys.shred(session, mailbox_id)
+    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
+    for statement in (delete(Message).where(Message.folder_id.in_(folders)),
+                      delete(MessageChunk).where(MessageChunk.mailbox_id == mailbox_id),
+                      delete(Conversation).where(Conversation.mailbox_id == mailbox_id),
+                      delete(Folder).where(Folder.mailbox_id == mailbox_id)):
+        session.execute(statement.execution_options(synchronize_session=False))
+    session.delete(pro)
+    session.flush()
+    session.execute(delete(Mailbox).where(Mailbox.id == mailbox_id).execution_options(synchronize_session=False))
+    details = {"messages": size.messages, "folders": size.folders, "bytes": size.bytes, "data_keys": shredded}
+    audit.record(session, actor=actor.audit_actor, action="pro.remove", subject_ref=f"pro:{address}",
+                 peer=actor.peer, now=now, details={**details, "via": actor.via})
+    return {"address": address, "removed": True, **details}

@@ -1,0 +1,131 @@
+"""Editing a trusted domain in place (``gateway domain trust set``, ``PATCH /admin/api/domains/{name}``).
+
+Only the fields given change, in one UPDATE of the entry's row in the caller's
+transaction: the domain is never absent from the trust list in between (removing and
+adding it again would refuse its mail meanwhile). The audit entry
+(``domain.trust.set``) lists each changed field with its old and new value (a pinned
+DKIM key by a short SHA-256 fingerprint). Description and certificate DN of an entry
+imported from the liste blanche are overwritten by the next import; our own settings
+(DKIM, route, TLS, size limit) are not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.operations.common import Actor, bad_request, flag, integer, iso, not_found, text
+from gateway.settings import split_hostport
+from gateway.store import audit
+from gateway.store.accounts import trusted_domain
+from gateway.store.models import TrustedDomain
+from routing.address import InvalidAddress, normalise_domain
+
+FIELDS = ("description", "operator_dn", "route", "dkim_policy", "dkim_selector", "dkim_public_key", "tls_required",
+          "max_message_size")
+DKIM_POLICIES = ("dns", "none", "pinned")
+MIN_SIZE, MAX_SIZE = 1024, 1_073_741_824
+_SELECTOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def domain_name(value: Any) -> str:
+    raw = text(value, "domaine", required=True, max_length=255)
+    assert raw is not None
+    try:
+        return normalise_domain(raw)
+    except (InvalidAddress, UnicodeError, ValueError):
+        raise bad_request("domaine : nom de domaine invalide", en=f"invalid domain {raw!r}") from None
+
+
+def row(d: TrustedDomain) -> dict[str, Any]:
+    return {"name": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
+            "dkim_policy": d.dkim_policy, "dkim_selector": d.dkim_selector, "route": d.route,
+            "tls_required": d.tls_required, "max_message_size": d.max_message_size, "origin": d.origin,
+            "list_updated_at": iso(d.list_updated_at), "modified_at": iso(d.modified_at)}
+
+
+def _route(value: Any) -> str | None:
+    route = text(value, "route", max_length=300)
+    if route is not None:
+        try:
+            split_hostport(route)
+        except ValueError as exc:
+            raise bad_request("route : hôte:port attendu", en=f"route: {exc}") from None
+    return route
+
+
+def _dkim(data: dict[str, Any], entry: TrustedDomain) -> dict[str, Any]:
+    policy = text(data.get("dkim_policy"), "dkim_policy", max_length=10) or entry.dkim_policy
+    if policy not in DKIM_POLICIES:
+        raise bad_request("dkim_policy : dns, none ou pinned", en="dkim: dns, none or pinned")
+    if policy != "pinned":
+        if "dkim_selector" in data or "dkim_public_key" in data:
+            raise bad_request("clé DKIM épinglée : avec dkim_policy pinned seulement",
+                              en="a DKIM selector and key go with the pinned policy only")
+        return {"dkim_policy": policy, "dkim_selector": None, "dkim_public_key": None}
+    selector = text(data.get("dkim_selector"), "dkim_selector", max_length=63) or entry.dkim_selector
+    key = text(data.get("dkim_public_key"), "dkim_public_key", max_length=4000) or entry.dkim_public_key
+    if selector is None or not _SELECTOR.fullmatch(selector):
+        raise bad_request("dkim_selector : sélecteur invalide", en="dkim: the pinned policy needs a valid selector")
+    try:
+        if key is None or not base64.b64decode(key, validate=True):
+            raise ValueError(key)
+    except (binascii.Error, ValueError):
+        raise bad_request("dkim_public_key : base64 attendu", en="dkim: the pinned policy needs a public key") from None
+    return {"dkim_policy": "pinned", "dkim_selector": selector, "dkim_public_key": key}
+
+
+def _wanted(data: dict[str, Any], entry: TrustedDomain) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise bad_request(f"champ inconnu : {', '.join(unknown)}", en=f"unknown field(s): {', '.join(unknown)}")
+    wanted: dict[str, Any] = {}
+    if "description" in data:
+        wanted["description"] = text(data["description"], "description", max_length=500)
+    if "operator_dn" in data:
+        wanted["operator_dn"] = text(data["operator_dn"], "operator_dn", max_length=500)
+    if "route" in data:
+        wanted["route"] = _route(data["route"])
+    if {"dkim_policy", "dkim_selector", "dkim_public_key"} & set(data):
+        wanted.update(_dkim(data, entry))
+    if "tls_required" in data:
+        wanted["tls_required"] = flag(data["tls_required"], "tls_required")
+    if "max_message_size" in data:
+        wanted["max_message_size"] = integer(data["max_message_size"], "max_message_size", low=MIN_SIZE,
+                                             high=MAX_SIZE)
+    return wanted
+
+
+def _shown(field: str, value: Any) -> Any:
+    if field == "dkim_public_key" and value:
+        return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+    return value
+
+
+def update(session: Session, actor: Actor, name_value: Any, data: dict[str, Any], *,
+           now: datetime) -> dict[str, Any]:
+    """Change the given fields of a trusted domain; ``changed`` names them (empty: nothing to do).
+
+    ``data`` maps field names (:data:`FIELDS`) to new values; an empty value clears an
+    optional field (description, DN, route, size limit).
+    """
+    name = domain_name(name_value)
+    entry = trusted_domain(session, name)
+    if entry is None:
+        raise not_found(f"{name} n'est pas dans la liste de confiance", f"{name} is not in the trust list")
+    wanted = _wanted(data, entry)
+    changed = {f: {"from": _shown(f, getattr(entry, f)), "to": _shown(f, v)}
+               for f, v in wanted.items() if getattr(entry, f) != v}
+    if changed:
+        for field in changed:
+            setattr(entry, field, wanted[field])
+        entry.modified_at = now
+        audit.record(session, actor=actor.audit_actor, action="domain.trust.set", subject_ref=f"domain:{name}",
+                     peer=actor.peer, now=now, details={"changed": changed, "via": actor.via})
+    return {**row(entry), "changed": sorted(changed)}

@@ -1,0 +1,131 @@
+"""Login throttling counted before the secret is checked, shared by every node (issue 7, issue 15).
+
+Runs on SQLite and PostgreSQL (``store`` fixture)."""
+
+from __future__ import annotations
+
+import threading
+
+from gateway.store.models import AuditEntry, LoginCounter
+from gateway.store.throttle import LoginThrottle, Reservation, ThrottleConfig
+from gateway.testing.store import Store
+
+NOW = 1_800_000_000.0
+CONFIG = ThrottleConfig(window=600, delay_after=2, lockout_after=4, ip_delay_after=50, ip_lockout_after=100,
+                        account_slow_after=6, account_max_spacing=30, base_delay=1.0, max_delay=8.0, lockout=300)
+
+
+def fail(node: LoginThrottle, account: str | None, ip: str, at: float) -> Reservation:
+    attempt = node.reserve(account, ip, at)
+    return attempt  # a failed check simply leaves the reservation counted
+
+
+def test_delays_grow_then_the_pair_is_locked_across_nodes(store: Store) -> None:
+    node_a, node_b = LoginThrottle(store.db, CONFIG), LoginThrottle(store.db, CONFIG)
+    delays = [fail(node, "dr@clinic.test", "192.0.2.1", NOW + i).delay
+              for i, node in enumerate([node_a, node_b, node_a, node_b])]
+    assert delays == [0.0, 0.0, 1.0, 2.0]  # the first failures cost nothing, then doubling
+    with store.db.read() as session:
+        (entry,) = session.query(AuditEntry).filter(AuditEntry.action == "login.lockout").all()
+    assert (entry.subject_ref, entry.peer) == ("pro:dr@clinic.test", "192.0.2.1")
+    assert '"kind":"account"' in entry.details
+    locked = node_b.reserve("DR@clinic.test", "192.0.2.1", NOW + 5)
+    assert not locked.allowed and locked.reason == "auth.account_locked" and locked.retry_after == NOW + 3 + 300
+    assert node_a.reserve("dr@clinic.test", "192.0.2.1", NOW + 304).allowed  # the lockout ends
+
+
+def test_an_attacker_elsewhere_cannot_lock_the_owner_out(store: Store) -> None:
+    """Issue 15 item 5: 10 failures from anywhere locked a known account for everyone."""
+    node = LoginThrottle(store.db, CONFIG)
+    owner = node.reserve("dr@clinic.test", "192.0.2.1", NOW)
+    node.succeeded(owner, NOW)  # the owner's network is known
+    for i in range(40):
+        fail(node, "dr@clinic.test", f"198.51.100.{i % 4}", NOW + 1 + i * 0.01)
+    again = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 2)
+    assert again.allowed and again.delay == 0.0
+    assert not node.reserve("dr@clinic.test", "198.51.100.1", NOW + 2).allowed  # the attacker's pair is locked
+
+
+def test_the_account_ceiling_spaces_unknown_networks_out_without_locking(store: Store) -> None:
+    node = LoginThrottle(store.db, CONFIG)
+    for i in range(6):  # six networks, each below its own lockout
+        assert fail(node, "dr@clinic.test", f"203.0.113.{i}", NOW).allowed
+    slowed = node.reserve("dr@clinic.test", "203.0.113.77", NOW + 0.5)
+    assert not slowed.allowed and slowed.reason == "auth.account_slowed" and slowed.retry_after == NOW + 1.0
+    assert node.reserve("dr@clinic.test", "203.0.113.77", NOW + 1.0).allowed  # spaced, never locked
+    assert not node.reserve("dr@clinic.test", "203.0.113.78", NOW + 2.0).allowed  # next spacing: 2 s
+    assert node.reserve("dr@clinic.test", "203.0.113.78", NOW + 3.0).allowed
+
+
+def test_spraying_from_one_network_locks_the_network(store: Store) -> None:
+    node = LoginThrottle(store.db, ThrottleConfig(ip_delay_after=2, ip_lockout_after=5, lockout_after=100))
+    for i in range(5):
+        assert fail(node, f"user{i}@clinic.test", "2001:db8::1", NOW + i).allowed
+    refused = node.reserve("someone.else@clinic.test", "2001:db8::ffff", NOW + 6)  # same /64
+    assert not refused.allowed and refused.reason == "auth.ip_locked"
+    assert node.reserve("someone.else@clinic.test", "2001:db8:0:1::1", NOW + 6).allowed
+    assert node.reserve(None, "192.0.2.200", NOW).allowed  # an unknown account counts too
+
+
+def test_success_gives_the_reservation_back(store: Store) -> None:
+    node = LoginThrottle(store.db, CONFIG)
+    for i in range(3):
+        fail(node, "dr@clinic.test", "192.0.2.1", NOW + i)
+    right = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 3)  # the 4th reaches the lockout...
+    assert right.allowed
+    node.succeeded(right, NOW + 3)  # ...but it was the right password
+    after = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 4)
+    assert after.allowed and after.delay == 0.0
+    node.succeeded(after, NOW + 4)
+    for i in range(20):  # an owner who logs in often is never throttled
+        attempt = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 5 + i)
+        assert attempt.allowed and attempt.delay == 0.0
+        node.succeeded(attempt, NOW + 5 + i)
+
+
+def test_old_failures_fall_out_of_the_window(store: Store) -> None:
+    node = LoginThrottle(store.db, CONFIG)
+    for i in range(3):
+        fail(node, "dr@clinic.test", "192.0.2.1", NOW + i)
+    assert node.reserve("dr@clinic.test", "192.0.2.1", NOW + 700).delay == 0.0
+
+
+def test_concurrent_attempts_never_exceed_the_limit(store: Store) -> None:
+    """Issue 15 item 2: checked-then-counted let 40 concurrent wrong logins through a limit of 10."""
+    node = LoginThrottle(store.db, ThrottleConfig(lockout_after=10, ip_lockout_after=1000, account_slow_after=1000))
+    allowed: list[bool] = []
+    lock = threading.Lock()
+    start = threading.Barrier(20)
+
+    def attack() -> None:
+        start.wait()
+        for _ in range(5):
+            ok = node.reserve("dr@clinic.test", "192.0.2.66", NOW).allowed
+            with lock:
+                allowed.append(ok)
+
+    threads = [threading.Thread(target=attack) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(allowed) == 100 and allowed.count(True) == 10
+
+
+def test_expired_counters_are_swept(store: Store) -> None:
+    node = LoginThrottle(store.db, CONFIG)
+    for i in range(499):
+        fail(node, f"user{i}@clinic.test", "192.0.2.1", NOW)
+    node.reserve("late@clinic.test", "192.0.2.2", NOW + 10_000)  # the 500th reservation sweeps
+    with store.db.read() as session:
+        keys = {row.key for row in session.query(LoginCounter)}
+    assert keys == {"pro/p:late@clinic.test|192.0.2.2", "pro/i:192.0.2.2", "pro/a:late@clinic.test"}
+
+
+def test_scopes_keep_populations_apart(store: Store) -> None:
+    pros = LoginThrottle(store.db, ThrottleConfig(ip_lockout_after=3), scope="pro")
+    patients = LoginThrottle(store.db, ThrottleConfig(ip_lockout_after=3), scope="patient")
+    for i in range(3):
+        fail(pros, f"user{i}@clinic.test", "192.0.2.1", NOW)
+    assert not pros.reserve("other@clinic.test", "192.0.2.1", NOW).allowed
+    assert patients.reserve("login:253072A07300443", "192.0.2.1", NOW).allowed
