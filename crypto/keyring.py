@@ -2,7 +2,13 @@
 
 Rotation (SPEC §8): add a version with :meth:`MasterKeyring.with_new_version`, then
 :meth:`MasterKeyring.rewrap` every stored data key; messages are never re-encrypted. Once
-no wrapped key references an old version, that version can be dropped from the file.
+no wrapped key references an old version, that version can be dropped from the file
+(:meth:`MasterKeyring.without_version`).
+
+Key-check values (issue 14): :meth:`MasterKeyring.key_check` seals a known constant under one
+version, bound to that version number; the database keeps one per version it uses, so a key
+file can be checked against the database (:meth:`MasterKeyring.verify_key_check`) before
+anything is written with a wrong key.
 
 Pure: the gateway reads and writes the key file; this module only parses and formats text.
 """
@@ -23,6 +29,8 @@ __all__ = ["KeyfileError", "MasterKeyring", "WrappedKey", "format_keyfile", "par
 
 _MAX_VERSION = 0xFFFFFFFF  # encoded on 4 bytes in the wrapping associated data
 _WRAP_MAGIC = b"hmg-mk1"
+_CHECK_MAGIC = b"hmg-kc1"  # a different prefix: a check value never opens as a wrapped data key
+_CHECK_PLAINTEXT = b"health mail gateway master key check"
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,15 @@ class MasterKeyring:
             hmac.compare_digest(self._keys[v], other._keys[v]) for v in self._keys
         )
 
-    def wrap(self, data_key: bytes, associated: bytes, *, rand: Random = os.urandom) -> WrappedKey:
-        """Seal ``data_key`` under the current master key, bound to ``associated``."""
+    def wrap(self, data_key: bytes, associated: bytes, *, rand: Random = os.urandom,
+             version: int | None = None) -> WrappedKey:
+        """Seal ``data_key`` under the current master key (or ``version``), bound to ``associated``."""
         if len(data_key) != KEY_BYTES:
             raise ValueError(f"data key must be {KEY_BYTES} bytes, got {len(data_key)}")
-        version = self.current_version
+        if version is None:
+            version = self.current_version
+        elif version not in self._keys:
+            raise ValueError(f"master key version {version} is not in the keyring")
         blob = seal(self._keys[version], data_key, _wrap_associated(version, associated), rand=rand)
         return WrappedKey(version=version, blob=blob)
 
@@ -97,15 +109,50 @@ class MasterKeyring:
             raise DecryptionError("wrapped data key has the wrong length")
         return data_key
 
-    def rewrap(self, wrapped: WrappedKey, associated: bytes, *, rand: Random = os.urandom) -> WrappedKey:
-        """Unwrap with the key's own version and wrap again with the current version."""
-        return self.wrap(self.unwrap(wrapped, associated), associated, rand=rand)
+    def has(self, version: int) -> bool:
+        return version in self._keys
+
+    def key_check(self, version: int, *, rand: Random = os.urandom) -> bytes:
+        """A check value for ``version``: a known constant sealed under it, bound to the version."""
+        key = self._keys.get(version)
+        if key is None:
+            raise ValueError(f"master key version {version} is not in the keyring")
+        return seal(key, _CHECK_PLAINTEXT, _CHECK_MAGIC + version.to_bytes(4, "big"), rand=rand)
+
+    def verify_key_check(self, version: int, check: bytes) -> bool:
+        """True when this ring holds ``version`` and it is the key ``check`` was made with."""
+        key = self._keys.get(version)
+        if key is None:
+            return False
+        try:
+            opened = open_sealed(key, check, _CHECK_MAGIC + version.to_bytes(4, "big"))
+        except DecryptionError:
+            return False
+        return hmac.compare_digest(opened, _CHECK_PLAINTEXT)
+
+    def rewrap(self, wrapped: WrappedKey, associated: bytes, *, rand: Random = os.urandom,
+               version: int | None = None) -> WrappedKey:
+        """Unwrap with the key's own version and wrap again with the current version (or ``version``)."""
+        return self.wrap(self.unwrap(wrapped, associated), associated, rand=rand, version=version)
 
     def with_new_version(self, rand: Random = os.urandom) -> MasterKeyring:
         """A new ring holding every key of this one plus a fresh ``current_version + 1``."""
         keys = dict(self._keys)
         keys[self.current_version + 1] = new_data_key(rand)
         return MasterKeyring(keys)
+
+    def up_to(self, version: int) -> MasterKeyring:
+        """The versions up to ``version`` (whose current version is then ``version`` when held)."""
+        kept = {v: k for v, k in self._keys.items() if v <= version}
+        return MasterKeyring(kept) if kept else self
+
+    def without_version(self, version: int) -> MasterKeyring:
+        """A ring without ``version`` (retiring it); the current version cannot be removed."""
+        if version not in self._keys:
+            raise ValueError(f"master key version {version} is not in the keyring")
+        if version == self.current_version:
+            raise ValueError(f"master key version {version} is the current version")
+        return MasterKeyring({v: k for v, k in self._keys.items() if v != version})
 
 
 # ---------------------------------------------------------------------------- key file

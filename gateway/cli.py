@@ -10,7 +10,17 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import cli_admin, cli_admins, cli_domains, cli_jobs, cli_mediators, cli_queue, cli_serve
+from gateway import (
+    cli_admin,
+    cli_admins,
+    cli_backup,
+    cli_domains,
+    cli_jobs,
+    cli_keys,
+    cli_mediators,
+    cli_queue,
+    cli_serve,
+)
 from gateway.cli_common import UserError
 from gateway.operations.common import OpError
 
@@ -59,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_admin.register_init(sub, leaf)
     cli_domains.register(node, leaf)
     cli_admin.register(node, leaf)
+    cli_keys.register(node, leaf)
+    cli_backup.register(sub, leaf)
     cli_jobs.register(node, leaf)
     cli_admins.register(node, leaf)
     cli_mediators.register(node, leaf)

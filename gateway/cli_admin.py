@@ -1,4 +1,4 @@
-"""``gateway init``, ``db``, ``pro``, ``patient``, ``keys`` and ``audit`` commands."""
+"""``gateway init``, ``db``, ``pro``, ``patient`` and ``audit`` commands (``keys``: ``cli_keys``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gateway import cli_import, cli_mediators, cli_patients, cli_pros
 from gateway.cli_common import (
@@ -23,11 +23,10 @@ from gateway.cli_common import (
     translate_errors,
 )
 from gateway.context import DEFAULT_HOME, init_home
-from gateway.keyfile import write_keyring
 from gateway.settings import load_settings
 from gateway.store import audit, migrate
 from gateway.store.accounts import add_pro, hosted_domain
-from gateway.store.models import DataKey, ProAccount
+from gateway.store.models import ProAccount
 from gateway.store.opening import display_url
 from gateway.store.patients import by_ins, provision
 from gateway.tryit import gateway_command
@@ -65,10 +64,6 @@ def register(node: Node, leaf: Leaf) -> None:
     cli_import.register_patient(patient, leaf)
     cli_mediators.register_patient(patient, leaf)
     cli_patients.register(patient, leaf)
-
-    keys = node("keys", "master keys")
-    leaf(keys, "rotate", "add a master key version and re-wrap every data key under it", cmd_keys_rotate)
-    leaf(keys, "status", "show master key versions and how many data keys each wraps", cmd_keys_status)
 
     aud = node("audit", "the audit trail")
     leaf(aud, "verify", "check the audit trail's hash chain", cmd_audit_verify)
@@ -192,32 +187,6 @@ def cmd_patient_show(args: argparse.Namespace) -> int:
     else:
         for key, value in info.items():
             print(f"{key + ':':24}{'-' if value is None else value}")
-    return 0
-
-
-def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    with services(args) as svc:
-        path = svc.settings.master_key_path
-        new_ring = svc.ring.with_new_version()
-        # The file first (old versions kept): a crash before the database commit leaves
-        # keys wrapped under a version the file still holds.
-        write_keyring(path, new_ring)
-        svc.keys.ring = new_ring
-        with svc.db.write() as session:
-            count = svc.keys.rewrap_all(session)
-            audit.record(session, actor=actor(), action="keys.rotate",
-                         details={"version": new_ring.current_version, "data_keys": count})
-    print(f"master key version {new_ring.current_version} added; re-wrapped {count} data keys")
-    return 0
-
-
-def cmd_keys_status(args: argparse.Namespace) -> int:
-    with services(args) as svc, svc.db.read() as session:
-        query = select(DataKey.master_version, func.count()).group_by(DataKey.master_version)
-        counts: dict[int, int] = {v: n for v, n in session.execute(query).all()}
-        rows = [{"version": v, "current": v == svc.ring.current_version, "data_keys": counts.get(v, 0)}
-                for v in svc.ring.versions]
-    emit_table(rows, ["version", "current", "data_keys"])
     return 0
 
 

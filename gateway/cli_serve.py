@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 from typing import Any
 
 from gateway.cli_common import Leaf, UserError, location, services, translate_errors
@@ -25,9 +27,17 @@ def register(sub: Any, leaf: Leaf) -> None:
                    help="pipe on which to tell the serving process about deliveries and counters")
 
 
+def _ignore_sighup_until_ready() -> None:
+    """SIGHUP re-reads the master keys once serving (``gateway.server.on_sighup``); before
+    that it must not end the process (its default action)."""
+    with contextlib.suppress(ValueError, OSError):  # not the main thread (tests)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server import run
 
+    _ignore_sighup_until_ready()
     loc = location(args)
     if not loc.config.exists():
         if loc.explicit_config:
@@ -48,6 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_smtp_worker(args: argparse.Namespace) -> int:
     from gateway.mail.workers import parse_sockets, serve_worker
 
+    _ignore_sighup_until_ready()
     try:
         sockets = parse_sockets(args.socket)
     except ValueError as exc:

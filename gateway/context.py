@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto.keyring import MasterKeyring
+from gateway import keyops
 from gateway.keyfile import load_keyring, write_keyring
 from gateway.settings import ConfigError, Settings, check_files, load_settings, validate_settings
 from gateway.store import migrate
@@ -100,12 +101,14 @@ def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
     text = example_config(hostname, patient_domain)
     settings = validate_settings(tomllib.loads(text), "environment", home.resolve())
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_keyring(home / "keys" / "master.keys", MasterKeyring({1: os.urandom(32)}))
+    ring = MasterKeyring({1: os.urandom(32)})
+    write_keyring(home / "keys" / "master.keys", ring)
     write_dev_tls(home / "tls", hostname)
     db = open_database(settings.database_url, create=True)
     try:
         with store_errors(db.url, "cannot apply the schema migrations"):
             migrate.upgrade(db.engine)
+            keyops.record_initial(db, ring)
     finally:
         db.dispose()
     # The config file last: a failed init leaves no config, so it can simply be run again.
@@ -145,10 +148,12 @@ def open_services(location: Location, *, migrate_schema: bool | None = None, cre
     (one line); a missing SQLite file is created (0600) only with ``create_store``.
     """
     settings = load_checked(location)
-    ring = load_keyring(settings.master_key_path)
+    ring = load_keyring(settings.master_key_path, allow_insecure=settings.keys.allow_insecure_key_file)
     db = open_database(settings.database_url, create=create_store, pool_size=settings.storage.pool_size,
                        max_overflow=settings.storage.max_overflow)
     try:
+        with store_errors(db.url, "cannot read the key-check values"):
+            report = keyops.check_at_start(db, ring, settings.master_key_path)  # before any write
         should_migrate = settings.storage.auto_migrate if migrate_schema is None else migrate_schema
         if should_migrate:
             with store_errors(db.url, "cannot apply the schema migrations"):
@@ -161,7 +166,9 @@ def open_services(location: Location, *, migrate_schema: bool | None = None, cre
                     f"{location.config}: storage.auto_migrate: the database schema is behind; "
                     "run 'gateway db upgrade' first"
                 )
+        active = keyops.record_at_start(db, ring, report)
     except BaseException:
         db.dispose()
         raise
-    return Services(settings, db, ring, KeyService(ring), str(location.config))
+    # ``ring`` wraps new data keys (bulk import): up to the active version, never one only prepared.
+    return Services(settings, db, ring.up_to(active), keyops.key_service(ring, settings), str(location.config))

@@ -45,6 +45,7 @@ class Gateway:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     web_app: Any = None
     """The web application, built once and shared by the HTTP and HTTPS listeners."""
+    background: set[asyncio.Future[bool]] = field(default_factory=set)
 
     async def close(self) -> None:
         for item in reversed(self.running):
@@ -124,6 +125,23 @@ def describe(gw: Gateway) -> str:
     return "\n".join(lines)
 
 
+def reload_keys_now(svc: Services, reason: str) -> bool:
+    """Re-read the master key file (blocking: call it in a thread). Keeps the old ring when the
+    file is unusable or does not open every version the database uses (one log line)."""
+    with svc.db.read() as session:
+        return svc.keys.reload(session, reason=reason)
+
+
+def on_sighup(gw: Gateway) -> None:
+    """SIGHUP: re-read the master key file here and in every SMTP worker process."""
+    log.info("SIGHUP: re-reading the master key file")
+    if gw.smtp_workers is not None:
+        gw.smtp_workers.send_signal(signal.SIGHUP)
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(reload_keys_now, gw.services, "SIGHUP"))
+    gw.background.add(task)
+    task.add_done_callback(gw.background.discard)
+
+
 async def run(svc: Services) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,6 +150,8 @@ async def run(svc: Services) -> None:
             loop.add_signal_handler(sig, stop.set)
     gw = await start(svc)
     gw.stopping = stop
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup, gw)
     print(describe(gw), flush=True)
     try:
         await gw.stopping.wait()

@@ -205,6 +205,8 @@ class StorageSettings(_Section):
 class KeySettings(_Section):
     master_key_file: Path = Path("keys/master.keys")
     """Versioned master keys (kept outside the database, mode 0600)."""
+    allow_insecure_key_file: bool = False
+    """Development only: accept a key file that group or others can access (warns loudly)."""
 
 
 class PatientSettings(_Section):

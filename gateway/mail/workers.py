@@ -19,6 +19,10 @@ written with one ``write`` shorter than ``PIPE_BUF``, so lines from workers neve
 - ``c <counter> <label>...`` (tab-separated): a metrics counter to add one to, so that
   ``/metrics`` of the serving process counts every process's SMTP traffic.
 
+SIGHUP to the serving process is passed on to every worker: each re-reads the master key
+file (a worker also re-reads it by itself when it meets a data key wrapped with a version it
+lacks, like the serving process).
+
 A worker's standard input is a pipe from the serving process: end of file (the server is
 stopping, or died) makes the worker stop accepting and exit. Workers run in a session of
 their own, so a terminal's Ctrl-C reaches only the serving process, which then stops them. A worker that exits by
@@ -146,6 +150,13 @@ class WorkerSet:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_MAX_S)
 
+    def send_signal(self, sig: int) -> None:
+        """Pass a signal on to every running worker (SIGHUP: re-read the master key file)."""
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+
     async def close(self) -> None:
         self._closing = True
         for proc in self.procs.values():
@@ -239,11 +250,16 @@ async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: in
     os.set_blocking(0, False)
     loop.add_reader(0, on_stdin)
     gw = Gateway(svc)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        from gateway.server import on_sighup
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup, gw)
     try:
         for name, fds in sockets.items():
             for fd in fds:
                 gw.running.append(await start_listener(gw, name, socket.socket(fileno=fd)))
         freeze_startup_objects()
+        log.info("SMTP worker accepting", extra={"pid": os.getpid()})
         await stop.wait()
     finally:
         await gw.close()

@@ -1,28 +1,57 @@
 """Mailboxes and their data keys: creation, unwrapping (cached), rotation, shredding (SPEC §8).
 
-A data key is wrapped by the current master key version with associated data naming
-its mailbox, so a wrapped key copied onto another mailbox does not unwrap.
+A data key is wrapped by a master key version with associated data naming its mailbox,
+so a wrapped key copied onto another mailbox does not unwrap.
 Shredding deletes the wrapped keys: the mailbox's ciphertexts become unreadable.
+
+Master key versions and running processes (issue 14):
+
+- ``key_checks`` holds one key-check value per master key version the database uses
+  (:func:`check_ring` compares a key file with it; :func:`record_checks` writes it). The
+  highest recorded version is the *active* one: new data keys are wrapped with it, so a
+  version added to the key file ahead of time (``gateway keys rotate --prepare``) is not used
+  before ``gateway keys rotate`` records it.
+- :class:`KeyService` re-reads the key file (``reader``) when a data key names a version its
+  ring lacks (at most once per :data:`RELOAD_MIN_INTERVAL_S`, one thread at a time) and when
+  asked (SIGHUP). A re-read file that does not open every version the database uses is not
+  taken: the old ring stays, one line is logged.
+- Rotation re-wraps in small batches (:func:`rewrap_batch`): the keys are read and re-wrapped
+  outside any write lock, then written in one short transaction that only changes rows still
+  under the version they were read with.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError, aad, new_data_key, open_sealed, seal
 from crypto.keyring import MasterKeyring, WrappedKey
-from gateway.store.models import DataKey, Mailbox
+from gateway.store.db import Database
+from gateway.store.models import DataKey, KeyCheck, Mailbox
+
+log = logging.getLogger("gateway.keys")
+
+RELOAD_MIN_INTERVAL_S = 2.0
+"""On-demand re-reads of the key file: at most one per interval (a missing version costs one
+file read and a few indexed queries per interval, not one per request)."""
 
 
 def _dk_aad(mailbox_uid: str) -> bytes:
     return aad("dk", mailbox_uid, "data-key")
+
+
+def _versions(values: Iterable[int]) -> str:
+    return ", ".join(f"v{v}" for v in sorted(values)) or "none"
 
 
 class KeyUnavailable(Exception):
@@ -43,14 +72,270 @@ class MailboxKey:
         return open_sealed(self.key, blob, aad(purpose, self.mailbox_uid, item))
 
 
-class KeyService:
-    """Creates mailboxes with data keys and hands out unwrapped keys (small LRU cache)."""
+# --------------------------------------------------------------------------- key-check values
 
-    def __init__(self, ring: MasterKeyring, *, cache_size: int = 4096) -> None:
+def versions_in_use(session: Session) -> list[int]:
+    """Master key versions some data key is wrapped with (one index probe per version)."""
+    found: list[int] = []
+    last = 0
+    while True:
+        version = session.execute(
+            select(func.min(DataKey.master_version)).where(DataKey.master_version > last)
+        ).scalar()
+        if version is None:
+            return found
+        found.append(int(version))
+        last = int(version)
+
+
+def recorded_checks(session: Session) -> dict[int, bytes]:
+    return {int(v): bytes(c) for v, c in session.execute(select(KeyCheck.version, KeyCheck.check_value)).all()}
+
+
+def active_version(session: Session) -> int | None:
+    """The highest recorded version (the one new data keys are wrapped with), None before any."""
+    value = session.execute(select(func.max(KeyCheck.version))).scalar()
+    return None if value is None else int(value)
+
+
+def count_under(session: Session, version: int) -> int:
+    return int(session.execute(select(func.count()).select_from(DataKey)
+                               .where(DataKey.master_version == version)).scalar_one())
+
+
+def sample_opens(session: Session, ring: MasterKeyring, version: int) -> bool:
+    """Whether ``ring`` unwraps the first data key wrapped with ``version``."""
+    row = session.execute(
+        select(DataKey.wrapped, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+        .where(DataKey.master_version == version).order_by(DataKey.id).limit(1)
+    ).first()
+    if row is None:
+        return True
+    try:
+        ring.unwrap(WrappedKey(version, row[0]), _dk_aad(row[1]))
+    except DecryptionError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class KeyCheckReport:
+    """How a key file compares with what the database uses."""
+
+    missing: tuple[int, ...] = ()
+    """Versions the database uses that the file does not hold."""
+    wrong: tuple[int, ...] = ()
+    """Versions the file holds with another key than the database's."""
+    unrecorded: tuple[int, ...] = ()
+    """Versions in use without a check value yet, opened by a sample data key (to record)."""
+    recorded: tuple[int, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.wrong
+
+    @property
+    def bad(self) -> tuple[int, ...]:
+        return tuple(sorted({*self.missing, *self.wrong}))
+
+    def problem(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"{_versions(self.missing)} not in the file")
+        if self.wrong:
+            parts.append(f"{_versions(self.wrong)} with a different key")
+        return (f"does not open master key version(s) {_versions(self.bad)} that the database uses "
+                f"({'; '.join(parts)})")
+
+
+def check_ring(session: Session, ring: MasterKeyring, *, with_table: bool = True) -> KeyCheckReport:
+    """Compare ``ring`` with the database: its check values, and a sample data key per version
+    in use without one (databases from before the ``key_checks`` table). Reads only."""
+    checks = recorded_checks(session) if with_table else {}
+    in_use = versions_in_use(session)
+    missing = sorted(v for v in {*checks, *in_use} if not ring.has(v))
+    wrong = [v for v, c in checks.items() if ring.has(v) and not ring.verify_key_check(v, c)]
+    unrecorded = []
+    for version in in_use:
+        if version in checks or not ring.has(version):
+            continue
+        if sample_opens(session, ring, version):
+            unrecorded.append(version)
+        else:
+            wrong.append(version)
+    return KeyCheckReport(tuple(missing), tuple(sorted(wrong)), tuple(unrecorded), tuple(sorted(checks)))
+
+
+def record_checks(session: Session, ring: MasterKeyring, versions: Iterable[int], *,
+                  now: datetime | None = None) -> list[int]:
+    """Record the check value of each of ``versions`` not recorded yet; returns those added."""
+    at = now or datetime.now(UTC)
+    have = set(session.execute(select(KeyCheck.version)).scalars())
+    added = []
+    for version in sorted(set(versions) - have):
+        session.add(KeyCheck(version=version, check_value=ring.key_check(version), created_at=at))
+        added.append(version)
+    session.flush()
+    return added
+
+
+def forget_check(session: Session, version: int) -> None:
+    session.execute(delete(KeyCheck).where(KeyCheck.version == version))
+
+
+# --------------------------------------------------------------------------- rotation in batches
+
+@dataclass
+class BatchResult:
+    rewrapped: int = 0
+    failed: list[int] = field(default_factory=list)
+    """Ids of data keys that did not unwrap (reported, left as they are)."""
+    last_id: int | None = None
+    """Highest id looked at; None when nothing was left under the source version after ``after_id``."""
+    read_s: float = 0.0
+    crypto_s: float = 0.0
+    write_s: float = 0.0
+    """The write transaction, waiting for the lock included (``lock_wait_s``)."""
+    lock_wait_s: float = 0.0
+
+
+def pending_counts(session: Session, target: int) -> dict[int, int]:
+    """Data keys not yet under ``target``, per version."""
+    return {v: count_under(session, v) for v in versions_in_use(session) if v != target}
+
+
+def rewrap_batch(db: Database, ring: MasterKeyring, *, source: int, target: int, after_id: int,
+                 limit: int) -> BatchResult:
+    """Re-wrap up to ``limit`` data keys under ``source`` with id > ``after_id`` to ``target``.
+
+    The keys are read (read transaction) and re-wrapped without holding the write lock; the
+    write transaction only updates rows still wrapped with ``source`` (a key shredded or
+    re-wrapped meanwhile by someone else is left alone), so it lasts a few milliseconds.
+    """
+    out = BatchResult()
+    t0 = time.perf_counter()
+    with db.read() as session:
+        rows = session.execute(
+            select(DataKey.id, DataKey.wrapped, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+            .where(DataKey.master_version == source, DataKey.id > after_id).order_by(DataKey.id).limit(limit)
+        ).all()
+    t1 = time.perf_counter()
+    out.read_s = t1 - t0
+    if not rows:
+        return out
+    out.last_id = int(rows[-1][0])
+    params = []
+    for key_id, blob, uid in rows:
+        try:
+            new = ring.rewrap(WrappedKey(source, blob), _dk_aad(uid), version=target)
+        except DecryptionError:
+            out.failed.append(int(key_id))
+            continue
+        params.append({"k_id": key_id, "k_blob": new.blob})
+    t2 = time.perf_counter()
+    out.crypto_s = t2 - t1
+    if params:
+        table = DataKey.__table__
+        assert isinstance(table, Table)
+        statement = (update(table).where(table.c.id == bindparam("k_id"), table.c.master_version == source)
+                     .values(master_version=target, wrapped=bindparam("k_blob")))
+        with db.write() as session:
+            conn = session.connection()  # SQLite: BEGIN IMMEDIATE, waiting for the write lock
+            out.lock_wait_s = time.perf_counter() - t2
+            conn.execute(statement, params)
+        out.rewrapped = len(params)
+    out.write_s = time.perf_counter() - t2
+    return out
+
+
+# --------------------------------------------------------------------------- the service
+
+Reader = Callable[[], MasterKeyring]
+
+
+class KeyService:
+    """Creates mailboxes with data keys and hands out unwrapped keys (small LRU cache).
+
+    ``reader`` re-reads the key file (``gateway.keyfile.load_keyring``); without one (tests,
+    tools) the ring never changes.
+    """
+
+    def __init__(self, ring: MasterKeyring, *, cache_size: int = 4096, reader: Reader | None = None,
+                 source: str = "the master key file") -> None:
         self.ring = ring
         self._cache: OrderedDict[int, MailboxKey] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._reader = reader
+        self.source = source
+        self._reload_lock = threading.Lock()
+        self._last_reload = float("-inf")
+        self.reloads = 0
+
+    # -- the key file, re-read
+
+    def reload(self, session: Session, *, reason: str = "asked") -> bool:
+        """Re-read the key file now; take it only if it opens every version the database uses."""
+        if self._reader is None:
+            return False
+        with self._reload_lock:
+            self._last_reload = time.monotonic()
+            return self._reload_locked(session, reason)
+
+    def _reload_locked(self, session: Session, reason: str) -> bool:
+        assert self._reader is not None
+        old = self.ring
+        try:
+            new = self._reader()
+        except Exception as exc:  # unreadable, malformed, insecure mode: keep serving with what we have
+            log.error(f"master key file not re-read ({reason}): {exc}; keeping {_versions(old.versions)}")
+            return False
+        try:
+            report = check_ring(session, new)
+        except Exception as exc:
+            log.error(f"master key file not re-read ({reason}): cannot compare it with the database "
+                      f"({type(exc).__name__}); keeping {_versions(old.versions)}")
+            return False
+        if not report.ok:
+            log.error(f"master key file not re-read ({reason}): {self.source} {report.problem()}; "
+                      f"keeping {_versions(old.versions)}")
+            return False
+        self.ring = new
+        self.reloads += 1
+        if new != old:
+            log.info(f"master key file re-read ({reason}): {_versions(new.versions)} "
+                     f"(was {_versions(old.versions)})")
+        return True
+
+    def _ring_with(self, session: Session, version: int) -> MasterKeyring:
+        """The ring, re-read first when it lacks ``version`` (rate-limited, one thread at a time)."""
+        ring = self.ring
+        if ring.has(version) or self._reader is None:
+            return ring
+        with self._reload_lock:
+            if self.ring.has(version):  # another thread has just re-read it
+                return self.ring
+            now = time.monotonic()
+            if now - self._last_reload >= RELOAD_MIN_INTERVAL_S:
+                self._last_reload = now
+                self._reload_locked(session, f"a data key is wrapped with v{version}")
+            return self.ring
+
+    def wrap_version(self, session: Session) -> tuple[MasterKeyring, int]:
+        """The ring and the version to wrap new data keys with: the database's active version."""
+        active = active_version(session)
+        if active is None:
+            return self.ring, self.ring.current_version
+        ring = self._ring_with(session, active)
+        if ring.has(active):
+            return ring, active
+        older = [v for v in ring.versions if v < active]
+        version = older[-1] if older else ring.current_version
+        log.warning(f"{self.source} lacks v{active}, the database's current master key version: "
+                    f"wrapping a new data key with v{version}")
+        return ring, version
+
+    # -- mailboxes and their keys
 
     def create_mailbox(self, session: Session, kind: str, *, now: datetime | None = None) -> MailboxKey:
         at = now or datetime.now(UTC)
@@ -58,7 +343,8 @@ class KeyService:
         session.add(mailbox)
         session.flush()
         key = new_data_key()
-        wrapped = self.ring.wrap(key, _dk_aad(mailbox.uid))
+        ring, version = self.wrap_version(session)
+        wrapped = ring.wrap(key, _dk_aad(mailbox.uid), version=version)
         row = DataKey(mailbox_id=mailbox.id, master_version=wrapped.version, wrapped=wrapped.blob, created_at=at)
         session.add(row)
         session.flush()
@@ -98,8 +384,13 @@ class KeyService:
         if row is None:
             raise KeyUnavailable("data key not found (mailbox purged?)")
         data_key, mailbox_uid = row
+        ring = self._ring_with(session, data_key.master_version)
+        if not ring.has(data_key.master_version):
+            raise KeyUnavailable(f"data key wrapped with master key v{data_key.master_version}, which "
+                                 f"{self.source} lacks (copy the current key file here; it is re-read "
+                                 "on demand and on SIGHUP)")
         try:
-            key = self.ring.unwrap(WrappedKey(data_key.master_version, data_key.wrapped), _dk_aad(mailbox_uid))
+            key = ring.unwrap(WrappedKey(data_key.master_version, data_key.wrapped), _dk_aad(mailbox_uid))
         except DecryptionError:
             raise KeyUnavailable("data key cannot be unwrapped with the configured master keys") from None
         mk = MailboxKey(data_key.mailbox_id, mailbox_uid, data_key.id, key)
@@ -125,7 +416,10 @@ class KeyService:
         return self.by_id(session, key_id)
 
     def rewrap_all(self, session: Session, *, batch: int = 1000) -> int:
-        """Re-wrap every data key not under the current master version; returns how many."""
+        """Re-wrap, in the caller's transaction, every data key not under the current master version.
+
+        For tests and small stores; ``gateway keys rotate`` uses :func:`rewrap_batch` instead.
+        """
         current = self.ring.current_version
         done = 0
         while True:

@@ -90,6 +90,21 @@ class DataKey(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class KeyCheck(Base):
+    """A master key version the database uses, with its key-check value (issue 14).
+
+    ``check_value`` is a known constant sealed under that version (``MasterKeyring.key_check``):
+    at start and on every re-read, the key file must open each recorded version. The highest
+    recorded version is the one new data keys are wrapped with (``gateway keys rotate``
+    records a version; ``gateway keys retire`` deletes it).
+    """
+
+    __tablename__ = "key_checks"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    check_value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class HostedDomain(Base):
     __tablename__ = "hosted_domains"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
