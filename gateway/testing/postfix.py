@@ -216,23 +216,34 @@ maillog_file = {self.log_file}
             raise RuntimeError(f"postfix reload failed: {done.stdout}{done.stderr}")
 
     def stop(self) -> None:
-        pidfile = self.root / "queue" / "pid" / "master.pid"
-        if not pidfile.exists():
-            return
-        self._postfix("stop")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and pidfile.exists():
-            time.sleep(0.1)
-        if pidfile.exists():  # our own master, by its pid: never a broad kill
-            try:
-                os.kill(int(pidfile.read_text().split()[0]), 9)
-            except (OSError, ValueError):
-                pass
+        """``postfix stop``: its master (this instance's, by its pid file) ends its daemons; the
+        script waits up to 5 s, then forces."""
+        if self.running():
+            self._postfix("stop")
 
-    def defer(self, rules: Mapping[str, str]) -> None:
-        """``check_recipient_access`` entries (address -> action, e.g. ``451 4.3.0 ...``), then reload."""
-        (self.conf / "recipient_access").write_text("".join(f"{a} {v}\n" for a, v in rules.items()))
+    def defer(self, rules: Mapping[str, str], timeout: float = 15.0) -> None:
+        """Set the ``check_recipient_access`` entries (address -> action, e.g. ``451 4.3.0 text``),
+        reload, and wait until Postfix answers by them (and no longer by the previous ones: a
+        reload lets running daemons finish first)."""
+        table = self.conf / "recipient_access"
+        previous = [line.split()[0] for line in table.read_text().splitlines() if line.strip()]
+        table.write_text("".join(f"{a} {v}\n" for a, v in rules.items()))
         self.reload()
+        expected = {a: 250 for a in previous} | {a: int(v.split()[0]) for a, v in rules.items()}
+        deadline = time.monotonic() + timeout
+        while {a: self.rcpt_reply(a)[0] for a in expected} != expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postfix does not apply its new recipient checks{self.log_tail()}")
+            time.sleep(0.2)
+
+    def rcpt_reply(self, address: str) -> tuple[int, str]:
+        """What Postfix's smtpd answers to ``RCPT TO:<address>`` now (the transaction is reset)."""
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
+            client.ehlo("probe.hopital.test")
+            client.mail(f"probe@{self.domain}")
+            code, text = client.rcpt(address)
+            client.rset()
+        return code, text.decode(errors="replace")
 
     # -- observing ----------------------------------------------------------------------
 

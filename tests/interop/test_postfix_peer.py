@@ -317,6 +317,10 @@ def test_read_receipt_round_trip(rig: Rig) -> None:
     assert result.ok and result.domain == world.patient_domain, result.reason
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "product defect, issue 17 item 2: the MX allows 20 connections per address ([smtp] max_connections_per_ip) "
+    "and Postfix opens up to 20 per destination (briefly more while cached ones close): 40-70 of 500 get "
+    "'421 4.7.0 too many connections from your address' and wait for Postfix's 300 s retry; passes with 50"))
 def test_burst_from_postfix_with_its_default_concurrency(rig: Rig) -> None:
     """500 messages queued at once at Postfix for our patients: Postfix delivers them with its
     default concurrency (up to 20 connections to our MX); none is deferred, all are stored."""
@@ -356,10 +360,12 @@ def test_burst_from_postfix_with_its_default_concurrency(rig: Rig) -> None:
     for t in threads:
         t.join(120)
     assert not errors, errors
-    wait_for(lambda: stored() >= BURST, 180, f"{BURST} messages stored", pf)
-    wait_for(lambda: not pf.queue(), 30, "Postfix's queue drained", pf)
+    # Done when every message is either stored here or parked in Postfix's deferred queue
+    # (its first retry is 300 s away by default: a deferral shows as a message waiting there).
+    wait_for(lambda: all(q["queue_name"] == "deferred" for q in pf.queue()), 120, "Postfix's queue settled", pf)
+    parked = pf.queue()
     log = postfix_log_since(pf, start)
     deferred = [line for line in log if "status=deferred" in line]
     sent = [line for line in log if "status=sent" in line and f"relay=127.0.0.1[127.0.0.1]:{live.port('mx')}" in line]
-    assert deferred == [], f"{len(deferred)} deferred, e.g. {deferred[:3]}"
+    assert not deferred and not parked, f"{len(parked)} deferred, e.g. {deferred[:2]}"
     assert len(sent) == BURST and stored() == BURST
