@@ -8,8 +8,8 @@ touched. Everything is Postfix's default except what makes it this operator:
 
 - its names (``myhostname``, ``mydomain``; ``myorigin`` stays its default, the host name, so
   its bounces come from ``MAILER-DAEMON@<host name>``);
-- its users: virtual mailboxes in Maildirs (``Maildir.messages(user)``), unknown users refused
-  at ``RCPT``; mail from loopback (``mynetworks``) is its own users' submission;
+- its users: virtual mailboxes in Maildirs (``raw_messages(user)``), unknown users refused at
+  ``RCPT``; mail from loopback (``mynetworks``) is its own users' submission (``send``);
 - relaying to the gateway: ``transport_maps`` sends the gateway's domains to its MX, with
   ``smtp_tls_security_level = verify`` against the gateway's CA and a client certificate;
   a TLS policy entry names the certificate's host name (the gateway's MX is reached by IP);
@@ -24,7 +24,6 @@ Concurrency, retry, bounce and DSN settings are Postfix's defaults, untouched.
 
 from __future__ import annotations
 
-import email
 import json
 import os
 import pwd
@@ -36,7 +35,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
 
 from gateway.testing.ports import free_port, wait_port
@@ -103,7 +101,6 @@ class PostfixPeer:
     key_file: Path
     ca_file: Path  # verifies the gateway's MX certificate
     port: int = field(default_factory=free_port)
-    extra_main_cf: str = ""
 
     @property
     def conf(self) -> Path:
@@ -165,7 +162,7 @@ smtp_tls_policy_maps = texthash:{c}/tls_policy
 smtp_tls_loglevel = 1
 maillog_file_prefixes = {r}
 maillog_file = {self.log_file}
-{self.extra_main_cf}"""
+"""
 
     def write_config(self) -> None:
         c = self.conf
@@ -239,7 +236,7 @@ maillog_file = {self.log_file}
     def rcpt_reply(self, address: str) -> tuple[int, str]:
         """What Postfix's smtpd answers to ``RCPT TO:<address>`` now (the transaction is reset)."""
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
-            client.ehlo("probe.hopital.test")
+            client.ehlo(f"probe.{self.domain}")
             client.mail(f"probe@{self.domain}")
             code, text = client.rcpt(address)
             client.rset()
@@ -270,9 +267,6 @@ maillog_file = {self.log_file}
                 files.extend(p for p in folder.iterdir() if p.is_file())
         return sorted(files, key=lambda p: p.name)
 
-    def messages(self, user: str) -> list[Message]:
-        return [email.message_from_bytes(p.read_bytes()) for p in self.maildir(user)]
-
     def raw_messages(self, user: str) -> list[bytes]:
         return [p.read_bytes() for p in self.maildir(user)]
 
@@ -294,7 +288,7 @@ maillog_file = {self.log_file}
         """Submit as the operator's users' mail client does (SMTP from loopback); returns
         Postfix's queue id (its DATA reply: ``250 2.0.0 Ok: queued as ID``)."""
         with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
-            client.ehlo("poste.hopital.test")
+            client.ehlo(f"poste.{self.domain}")
             return submit(client, mail_from, rcpts, message, mail_options=mail_options, rcpt_options=rcpt_options)
 
 
@@ -312,12 +306,14 @@ def submit(client: smtplib.SMTP, mail_from: str, rcpts: Sequence[str], message: 
 
 
 @contextmanager
-def running_postfix(**kwargs: object) -> Iterator[PostfixPeer]:
+def running_postfix(*, hostname: str, domain: str, users: tuple[str, ...], relay: Relay, cert_file: Path,
+                    key_file: Path, ca_file: Path) -> Iterator[PostfixPeer]:
     """A started :class:`PostfixPeer` in a fresh folder (readable by the ``nobody`` delivery
     user, which pytest's own 0700 temporary folders are not); stopped and removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="gw-postfix-"))
     root.chmod(0o755)
-    peer = PostfixPeer(root=root, **kwargs)  # type: ignore[arg-type]
+    peer = PostfixPeer(root=root, hostname=hostname, domain=domain, users=users, relay=relay, cert_file=cert_file,
+                       key_file=key_file, ca_file=ca_file)
     try:
         peer.start()
         yield peer

@@ -191,9 +191,13 @@ def test_delivery_both_ways(rig: Rig) -> None:
     assert b"voici le compte rendu." in got
     assert got.startswith(b"Return-Path: <dr.martin@clinic.test>"), got[:200]
     assert any("TLS connection established from" in line for line in postfix_log_since(pf, start))
-    with rig.live.services.db.read() as s:
-        statuses = s.execute(select(QueueEntry.status).where(QueueEntry.domain == OPERATOR)).scalars().all()
-    assert statuses and set(statuses) == {"sent"}
+
+    def sent() -> bool:
+        with rig.live.services.db.read() as s:
+            statuses = s.execute(select(QueueEntry.status).where(QueueEntry.domain == OPERATOR)).scalars().all()
+        return bool(statuses) and set(statuses) == {"sent"}
+
+    wait_for(sent, 10, "our queue entry marked sent", pf)
 
 
 def test_refused_by_our_mx_bounces_to_the_postfix_sender(rig: Rig) -> None:
