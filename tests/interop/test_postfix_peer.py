@@ -45,6 +45,7 @@ from gateway.testing.postfix import PostfixPeer, Relay, running_postfix
 from gateway.testing.smtpclient import mailbox_messages, submission_client, transaction
 from gateway.testing.world import HOSTED, PASSWORD, World, populate
 from routing.ins import synthetic_ins
+from routing.reasons import RCPT_MAILBOX_CLOSED, RCPT_NO_SUCH_PATIENT
 from tests.conftest import require
 from tests.web.kit import activate_http, login_http
 from tests.web.kit import provision as provision_with_code
@@ -180,8 +181,8 @@ def test_delivery_both_ways(rig: Rig) -> None:
     [stored] = [m for m in deliveries_in(rig, ins) if with_mid(mid_in)(m)]
     assert b"voici le compte rendu." in stored and b"dr.bernard@hopital.test" in stored
     log = postfix_log_since(pf, start)
-    # Postfix verified our MX certificate (smtp_tls_security_level = verify) and delivered once.
-    assert any("Verified TLS connection established to" in line for line in log), log
+    # Postfix verified our MX certificate (smtp_tls_security_level = verify) and presented its own.
+    assert any("Verified TLS connection established to" in line and "client-signature" in line for line in log), log
     assert any(f"{queue_id}: to=<{world.patient('open')}>" in line and "status=sent" in line for line in log), log
 
     # Our queue -> Postfix: our professional writes to a hopital.test professional.
@@ -213,9 +214,12 @@ def test_refused_by_our_mx_bounces_to_the_postfix_sender(rig: Rig) -> None:
     assert report["Subject"] == "Undelivered Mail Returned to Sender"
     failed = {b["Final-Recipient"].split(";")[1].strip().lower(): b for b in blocks[1:]}
     assert set(failed) == {unknown.lower(), closed.lower()}
-    for block in failed.values():
-        assert block["Action"] == "failed" and block["Status"].startswith("5."), block
-        assert " ".join(block["Diagnostic-Code"].split()).startswith("smtp; 550 5."), block["Diagnostic-Code"]
+    # Our replies, in our words, reach the sender (RFC 3464 Diagnostic-Code, as Postfix quotes them).
+    for address, reply in ((unknown, RCPT_NO_SUCH_PATIENT), (closed, RCPT_MAILBOX_CLOSED)):
+        block = failed[address.lower()]
+        assert (block["Action"], block["Status"]) == ("failed", reply.enhanced), block
+        diagnostic = " ".join(block["Diagnostic-Code"].split())
+        assert diagnostic == f"smtp; {reply.code} {reply.enhanced} {reply.text}", diagnostic
     assert len(deliveries_in(rig, world.patients["closed"])) == closed_before  # nothing stored
     assert pf.maildir("postmaster") == []  # no double bounce at the operator
 
