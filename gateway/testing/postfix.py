@@ -10,7 +10,8 @@ touched. Everything is Postfix's default except what makes it this operator:
   its bounces come from ``MAILER-DAEMON@<host name>``);
 - its users: virtual mailboxes in Maildirs (``raw_messages(user)``), unknown users refused at
   ``RCPT``; mail from loopback (``mynetworks``) is its own users' submission (``send``);
-- relaying to the gateway: ``transport_maps`` sends the gateway's domains to its MX, with
+- relaying to the gateway: ``transport_maps`` sends the gateway's domains to its MX (any other
+  destination fails at once: nothing leaves loopback, no DNS is asked), with
   ``smtp_tls_security_level = verify`` against the gateway's CA and a client certificate;
   a TLS policy entry names the certificate's host name (the gateway's MX is reached by IP);
 - ``smtpd`` offers STARTTLS with the operator's certificate (the gateway verifies it);
@@ -149,6 +150,7 @@ virtual_mailbox_maps = texthash:{c}/mailboxes
 virtual_uid_maps = static:{nobody.pw_uid}
 virtual_gid_maps = static:{nobody.pw_gid}
 transport_maps = texthash:{c}/transport
+default_transport = error:5.7.1 this test's Postfix sends only to the gateway on loopback
 smtpd_recipient_restrictions = check_recipient_access texthash:{c}/recipient_access
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = {c}/operator.pem
