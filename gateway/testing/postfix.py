@@ -3,8 +3,8 @@
 A private instance: its own ``config_directory``, ``queue_directory``, ``data_directory`` and
 log file in a temporary folder, one ``smtpd`` on a loopback port, started as root with
 ``postfix -c DIR start`` (the master then runs its daemons as the ``postfix`` user); the
-machine's own mail setup (``/etc/postfix``, a system Postfix on port 25) is never read nor
-touched. Everything is Postfix's default except what makes it this operator:
+machine's own mail setup is left alone (``/etc/postfix/main.cf`` is not read, a system Postfix
+on port 25 is neither needed nor disturbed). Everything is Postfix's default except what makes it this operator:
 
 - its names (``myhostname``, ``mydomain``; ``myorigin`` stays its default, the host name, so
   its bounces come from ``MAILER-DAEMON@<host name>``);
