@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from imap.command import StoreMode
-from imap.errors import Code, CommandFailed
-from imap.structure import BodyStructure, Envelope
+from imap.proto.commands import StoreMode
+from imap.proto.errors import Code, CommandFailed
+from imap.proto.structure import BodyStructure, Envelope
 
 DELIMITER = "/"
 
@@ -179,7 +179,7 @@ class Mailboxes(Protocol):
         ...
 
     async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
-        """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.mime` at delivery)."""
+        """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.message.mime` at delivery)."""
         ...
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from imap.parser import DEFAULT_APPENDLIMIT, LiteralMode
+from imap.proto.receiver import DEFAULT_APPENDLIMIT, LiteralMode
 from imap.state import State
 
 #: Extensions offered once authenticated (RFC numbers for reference).

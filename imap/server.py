@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
-from imap.errors import Bye, Code
+from imap.proto.errors import Bye, Code
 from imap.session import BodyHold, Session, SessionConfig
 
 log = logging.getLogger("imap.server")

@@ -2,8 +2,8 @@
 
 The shell (:mod:`imap.server`) feeds received bytes to :meth:`Session.data_received` and
 gives the session an async ``send`` callback. The session drives the
-:class:`~imap.parser.CommandReceiver`, checks every command against the state table
-(:mod:`imap.state`), runs the handler of its command group (``imap/handlers_*``) over the
+:class:`~imap.proto.receiver.CommandReceiver`, checks every command against the state table
+(:mod:`imap.state`), runs the handler of its command group (``imap/handlers/``) over the
 :class:`~imap.backend.Backend` Protocol, writes the tagged response and moves the state.
 
 Two things need the shell: STARTTLS (the session sets :attr:`starttls_requested` and stops
@@ -20,13 +20,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from imap import encoder
 from imap.backend import Backend, Mailboxes
 from imap.capabilities import capabilities
-from imap.command import Command, Fetch, Search, Store
-from imap.errors import BadCommand, Bye, Code, CommandFailed, ImapError
-from imap.outcome import Ok
-from imap.parser import (
+from imap.proto import encoder
+from imap.proto.commands import Command, Fetch, Search, Store
+from imap.proto.errors import BadCommand, Bye, Code, CommandFailed, ImapError
+from imap.proto.receiver import (
     DEFAULT_APPENDLIMIT,
     DEFAULT_MAX_LITERAL_UNAUTH,
     CommandReceiver,
@@ -35,7 +34,8 @@ from imap.parser import (
     NeedData,
     NeedLiteral,
 )
-from imap.selected import SelectedView
+from imap.proto.replies import Ok
+from imap.selected_view import SelectedView
 from imap.state import State, check, next_state
 
 log = logging.getLogger("imap.session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from imap.errors import BadCommand, Code, CommandFailed
+from imap.proto.errors import BadCommand, Code, CommandFailed
 
 
 class State(enum.Enum):

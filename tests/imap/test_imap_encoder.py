@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imap import encoder as e
-from imap import mutf7
-from imap.dates import format_date_time, parse_date, parse_date_time
-from imap.errors import BadCommand, Bye, Code, CommandFailed, ProtocolLimit
-from imap.seqset import SequenceSet, format_uids
+from imap.proto import encoder as e
+from imap.proto import mutf7
+from imap.proto.dates import format_date_time, parse_date, parse_date_time
+from imap.proto.errors import BadCommand, Bye, Code, CommandFailed, ProtocolLimit
+from imap.proto.seqset import SequenceSet, format_uids
 
 # RFC 3501 §5.1.3 example and a few more.
 MUTF7 = [

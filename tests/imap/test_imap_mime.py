@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from imap import encoder, mime
-from imap.addresses import parse_address_list
-from imap.command_types import Section, SectionText
-from imap.structure import Address
+from imap.message import mime
+from imap.message.addresses import parse_address_list
+from imap.proto import encoder
+from imap.proto.command_types import Section, SectionText
+from imap.proto.structure import Address
 
 PLAIN = (
     b"Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"

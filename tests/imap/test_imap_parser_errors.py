@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imap.errors import BadCommand, CommandFailed, ImapError
-from imap.parser import CommandReceiver, NeedLiteral
+from imap.proto.errors import BadCommand, CommandFailed, ImapError
+from imap.proto.receiver import CommandReceiver, NeedLiteral
 
 BAD = [
     (b"a FOO\r\n", b"a BAD Unknown command\r\n"),

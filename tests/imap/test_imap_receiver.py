@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imap import command as c
-from imap.errors import BadCommand, ImapError, ProtocolLimit
-from imap.parser import (
+from imap.proto import commands as c
+from imap.proto.errors import BadCommand, ImapError, ProtocolLimit
+from imap.proto.receiver import (
     DEFAULT_APPENDLIMIT,
     NEED_DATA,
     CommandReceiver,
@@ -70,7 +70,7 @@ def test_shell_rejects_a_synchronizing_literal() -> None:
 
 
 def _refused() -> ImapError:
-    from imap.errors import Code, CommandFailed
+    from imap.proto.errors import Code, CommandFailed
 
     return CommandFailed("Server busy, try again later", code=Code.LIMIT)
 

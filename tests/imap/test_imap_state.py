@@ -9,9 +9,9 @@ import pytest
 
 from imap import backend as b
 from imap.capabilities import capabilities, capability_line
-from imap.command import ALL_COMMANDS, COMMAND_NAMES, StoreMode
-from imap.errors import BadCommand, CommandFailed
-from imap.parser import LiteralMode
+from imap.proto.commands import ALL_COMMANDS, COMMAND_NAMES, StoreMode
+from imap.proto.errors import BadCommand, CommandFailed
+from imap.proto.receiver import LiteralMode
 from imap.state import TABLE, State, Tls, check, next_state
 
 EXPECTED_STATES = {

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imap import command as c
-from imap import command_types as t
-from imap.grammar_search import parse_charset, parse_search_keys
-from imap.lexer import MAX_NUMBER64, Reader
-from imap.seqset import SequenceSet
+from imap.proto import command_types as t
+from imap.proto import commands as c
+from imap.proto.grammar_search import parse_charset, parse_search_keys
+from imap.proto.reader import MAX_NUMBER64, Reader
+from imap.proto.seqset import SequenceSet
 
 Parser = Callable[[Reader, str], c.Command]
 _NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")

@@ -1,19 +1,20 @@
-"""Authenticated state: SELECT / EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS,
-APPEND (RFC 3501 §6.3), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE (RFC 2177).
-LIST and LSUB are in :mod:`imap.handlers_list`."""
+"""Authenticated state: SELECT / EXAMINE, STATUS, APPEND (RFC 3501 §6.3), ENABLE (RFC 5161),
+NAMESPACE (RFC 2342), IDLE (RFC 2177). The commands that manage mailboxes (CREATE, DELETE,
+RENAME, (UN)SUBSCRIBE, LIST, LSUB) are in :mod:`imap.handlers.mailboxes`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from imap import command as c
-from imap import encoder
 from imap.backend import DELIMITER, MailboxNotFound
-from imap.command import StatusItem
-from imap.errors import BadCommand, Code, CommandFailed
-from imap.outcome import Ok
-from imap.selected import SelectedView
+from imap.handlers.mailboxes import canonical
+from imap.proto import commands as c
+from imap.proto import encoder
+from imap.proto.commands import StatusItem
+from imap.proto.errors import BadCommand, Code, CommandFailed
+from imap.proto.replies import Ok
+from imap.selected_view import SelectedView
 from imap.session import Session
 
 log = logging.getLogger("imap.session")
@@ -36,25 +37,6 @@ def normalise_flags(flags: tuple[str, ...]) -> list[str]:
     return out
 
 
-def canonical(name: str) -> str:
-    """RFC 3501 §5.1: INBOX is case-insensitive; a trailing delimiter is not part of a name."""
-    if name.upper() == "INBOX":
-        return "INBOX"
-    if name.upper().startswith("INBOX" + DELIMITER):
-        name = "INBOX" + name[5:]
-    return name
-
-
-def _checked_name(name: str) -> str:
-    name = canonical(name.rstrip(DELIMITER))
-    parts = name.split(DELIMITER)
-    if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
-        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
-    if any(ord(ch) < 0x20 for ch in name):
-        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
-    return name
-
-
 async def select(s: Session, cmd: c.Select) -> Ok:
     s.view = None  # RFC 3501 §6.3.1: a new SELECT first deselects, even if it fails
     name = canonical(cmd.mailbox)
@@ -66,7 +48,7 @@ async def select(s: Session, cmd: c.Select) -> Ok:
     send = s.send
     await send(encoder.untagged(b"FLAGS " + encoder.flags(SYSTEM_FLAGS)))
     await send(encoder.untagged(b"%d EXISTS" % view.exists))
-    await send(encoder.untagged(b"0 RECENT"))  # \Recent is not tracked (see imap.selected)
+    await send(encoder.untagged(b"0 RECENT"))  # \Recent is not tracked (see imap.selected_view)
     if (unseen := view.first_unseen()) is not None:
         await send(encoder.untagged(f"OK [UNSEEN {unseen}] First unseen"))
     permanent = "()" if view.read_only else "(" + " ".join(status.permanent_flags) + ")"
@@ -78,35 +60,6 @@ async def select(s: Session, cmd: c.Select) -> Ok:
     s.view = view
     verb = "EXAMINE" if cmd.readonly else "SELECT"
     return Ok(f"{verb} completed", "READ-ONLY" if view.read_only else "READ-WRITE")
-
-
-async def create(s: Session, cmd: c.Create) -> Ok:
-    name = _checked_name(cmd.mailbox)
-    await s.boxes.create_folder(name, cmd.special_use)
-    return Ok("CREATE completed")
-
-
-async def delete(s: Session, cmd: c.Delete) -> Ok:
-    name = canonical(cmd.mailbox)
-    if name == "INBOX":
-        raise CommandFailed("INBOX cannot be deleted", code=Code.CANNOT)  # RFC 3501 §6.3.4
-    await s.boxes.delete_folder(name)
-    return Ok("DELETE completed")
-
-
-async def rename(s: Session, cmd: c.Rename) -> Ok:
-    await s.boxes.rename_folder(canonical(cmd.mailbox), _checked_name(cmd.new_name))
-    return Ok("RENAME completed")
-
-
-async def subscribe(s: Session, cmd: c.Subscribe) -> Ok:
-    await s.boxes.set_subscribed(canonical(cmd.mailbox), True)
-    return Ok("SUBSCRIBE completed")
-
-
-async def unsubscribe(s: Session, cmd: c.Unsubscribe) -> Ok:
-    await s.boxes.set_subscribed(canonical(cmd.mailbox), False)
-    return Ok("UNSUBSCRIBE completed")
 
 
 async def status(s: Session, cmd: c.Status) -> Ok:

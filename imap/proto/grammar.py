@@ -2,8 +2,8 @@
 
 Split by command group (pymap ``command/{any,nonauth,auth,select}``): this module holds the
 dispatcher and the commands valid in any / not-authenticated / authenticated states
-(RFC 3501 §6.1-6.3); :mod:`imap.grammar_select` has the selected-state commands and
-:mod:`imap.grammar_search` the SEARCH keys.
+(RFC 3501 §6.1-6.3); :mod:`imap.proto.grammar_select` has the selected-state commands and
+:mod:`imap.proto.grammar_search` the SEARCH keys.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from imap import command as c
-from imap.dates import parse_date_time
-from imap.errors import BadCommand, ImapError
-from imap.grammar_select import SELECTED_PARSERS
-from imap.lexer import Reader
+from imap.proto import commands as c
+from imap.proto.dates import parse_date_time
+from imap.proto.errors import BadCommand, ImapError
+from imap.proto.grammar_select import SELECTED_PARSERS
+from imap.proto.reader import Reader
 
 Parser = Callable[[Reader, str], c.Command]
 

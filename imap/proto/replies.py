@@ -1,6 +1,6 @@
 """What a command handler returns: the text (and response code) of its tagged OK.
 
-Handlers write untagged responses through the session and *raise* :mod:`imap.errors`
+Handlers write untagged responses through the session and *raise* :mod:`imap.proto.errors`
 for NO / BAD, so the tagged response is produced in one place (DESIGN rule 5).
 """
 

@@ -1,6 +1,6 @@
 """SEARCH grammar (RFC 3501 §6.4.4 and §9 ``search-key``; RFC 7162 §3.1.5 MODSEQ).
 
-Keys are normalised (see :mod:`imap.command_types`). Nesting depth is bounded so that a
+Keys are normalised (see :mod:`imap.proto.command_types`). Nesting depth is bounded so that a
 ``NOT NOT NOT ...`` line cannot exhaust the stack.
 """
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imap import command_types as t
-from imap.dates import parse_date
-from imap.errors import Code, CommandFailed
-from imap.lexer import MAX_NUMBER64, Reader
-from imap.seqset import SequenceSet
+from imap.proto import command_types as t
+from imap.proto.dates import parse_date
+from imap.proto.errors import Code, CommandFailed
+from imap.proto.reader import MAX_NUMBER64, Reader
+from imap.proto.seqset import SequenceSet
 
 MAX_DEPTH = 32
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")

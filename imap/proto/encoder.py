@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from imap import mutf7
-from imap.lexer import ATOM_CHARS
-from imap.structure import Address, BodyStructure, Envelope
+from imap.proto import mutf7
+from imap.proto.reader import ATOM_CHARS
+from imap.proto.structure import Address, BodyStructure, Envelope
 
 MAX_QUOTED = 1024  # longer strings go out as literals
 

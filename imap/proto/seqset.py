@@ -12,7 +12,7 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imap.errors import BadCommand
+from imap.proto.errors import BadCommand
 
 _MAX_NZ = 0xFFFFFFFF  # RFC 3501 §9: nz-number is a 32-bit unsigned integer
 

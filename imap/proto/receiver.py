@@ -10,7 +10,7 @@ The shell feeds bytes with :meth:`CommandReceiver.feed` and calls
         elif isinstance(event, Command):
             handle(event)
 
-``next_event`` raises :class:`~imap.errors.ImapError` (with ``.tag`` when known) for syntax
+``next_event`` raises :class:`~imap.proto.errors.ImapError` (with ``.tag`` when known) for syntax
 errors and limits; the shell writes ``exc.response()`` and, when ``exc.close_connection``
 is set, a ``* BYE`` and closes. Limits are checked on the literal *header*, before any of
 its octets are buffered (RFC 7888 §4, RFC 7889 ``TOOBIG``; DESIGN "literal-size DoS
@@ -27,9 +27,9 @@ import enum
 import re
 from dataclasses import dataclass
 
-from imap.command import Command
-from imap.errors import BadCommand, Code, ImapError, ProtocolLimit
-from imap.grammar import parse_command, tag_of
+from imap.proto.commands import Command
+from imap.proto.errors import BadCommand, Code, ImapError, ProtocolLimit
+from imap.proto.grammar import parse_command, tag_of
 
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_LITERAL_UNAUTH = 8 * 1024

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from imap import command as c
-from imap import encoder, mime
 from imap.backend import MessageMeta, MessageSummary
-from imap.command import StoreMode
-from imap.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
-from imap.dates import format_date_time
-from imap.outcome import Ok
+from imap.message import mime
+from imap.proto import commands as c
+from imap.proto import encoder
+from imap.proto.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
+from imap.proto.commands import StoreMode
+from imap.proto.dates import format_date_time
+from imap.proto.replies import Ok
 from imap.session import Session
 
 CHUNK = 200

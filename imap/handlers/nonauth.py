@@ -1,4 +1,6 @@
-"""Not-authenticated state: STARTTLS, LOGIN, AUTHENTICATE PLAIN (RFC 3501 §6.2, RFC 4616).
+"""Commands valid before login: those of any state, CAPABILITY, NOOP, LOGOUT (RFC 3501 §6.1)
+and ID (RFC 2971), and those of the not-authenticated state, STARTTLS, LOGIN, AUTHENTICATE
+PLAIN (RFC 3501 §6.2, RFC 4616).
 
 Every login goes through :meth:`imap.backend.Backend.authenticate` (which audits it and
 throttles failures); the wire text of a failure never says which part was wrong.
@@ -9,15 +11,40 @@ from __future__ import annotations
 import base64
 import binascii
 
-from imap import command as c
-from imap import encoder
 from imap.backend import AuthenticationFailed, Credentials
-from imap.errors import BadCommand, CommandFailed
-from imap.outcome import Ok
+from imap.capabilities import capability_line
+from imap.proto import commands as c
+from imap.proto import encoder
+from imap.proto.errors import BadCommand, Bye, CommandFailed
+from imap.proto.replies import Ok
 from imap.session import Session
 from imap.state import State
 
 
+# --- any state (RFC 3501 §6.1) --------------------------------------------------------
+async def capability(s: Session, cmd: c.Capability) -> Ok:
+    await s.send(capability_line(s.capabilities()))  # RFC 3501 §6.1.1
+    return Ok("CAPABILITY completed")
+
+
+async def noop(s: Session, cmd: c.Noop) -> Ok:
+    # RFC 3501 §6.1.2: the pending EXISTS / EXPUNGE / FETCH come from Session._updates.
+    return Ok("NOOP completed")
+
+
+async def logout(s: Session, cmd: c.Logout) -> Ok:
+    await s.send(Bye("Logging out").response())  # RFC 3501 §6.1.3: BYE before the tagged OK
+    return Ok("LOGOUT completed")
+
+
+async def id_(s: Session, cmd: c.Id) -> Ok:
+    # RFC 2971 §3.1: the client's fields are not logged (they may name a person's device).
+    values: list[encoder.Value] = [item for pair in s.config.server_id for item in pair]
+    await s.send(encoder.untagged(b"ID " + encoder.encode(values)))
+    return Ok("ID completed")
+
+
+# --- not authenticated (RFC 3501 §6.2) -------------------------------------------------
 async def starttls(s: Session, cmd: c.StartTls) -> Ok:
     if not s.config.starttls_available:
         raise CommandFailed("STARTTLS not available here")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from imap.errors import BadCommand
+from imap.proto.errors import BadCommand
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_INDEX = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}

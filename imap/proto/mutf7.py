@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from imap.errors import BadCommand
+from imap.proto.errors import BadCommand
 
 
 def _b64(data: str) -> bytes:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
-from imap import encoder
 from imap.backend import FolderStatus, Mailboxes, MessageMeta
-from imap.errors import BadCommand
-from imap.seqset import SequenceSet
+from imap.proto import encoder
+from imap.proto.errors import BadCommand
+from imap.proto.seqset import SequenceSet
 
 
 class SelectedView:

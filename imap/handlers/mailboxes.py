@@ -1,19 +1,68 @@
-"""LIST and LSUB (RFC 3501 §6.3.8-9) with CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154) and
-the RFC 5258 selection / return options those use."""
+"""Authenticated state, the commands that manage mailboxes: CREATE, DELETE, RENAME,
+SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3.3-7), and LIST and LSUB (§6.3.8-9) with CHILDREN
+(RFC 3348), SPECIAL-USE (RFC 6154) and the RFC 5258 selection / return options those use."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-from imap import command as c
-from imap import encoder
 from imap.backend import DELIMITER, FolderInfo
-from imap.handlers_auth import canonical
-from imap.outcome import Ok
+from imap.proto import commands as c
+from imap.proto import encoder
+from imap.proto.errors import Code, CommandFailed
+from imap.proto.replies import Ok
 from imap.session import Session
 
 _DELIM = encoder.quoted(DELIMITER)
+
+
+def canonical(name: str) -> str:
+    """RFC 3501 §5.1: INBOX is case-insensitive; a trailing delimiter is not part of a name."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX" + DELIMITER):
+        name = "INBOX" + name[5:]
+    return name
+
+
+def _checked_name(name: str) -> str:
+    name = canonical(name.rstrip(DELIMITER))
+    parts = name.split(DELIMITER)
+    if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
+        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
+    if any(ord(ch) < 0x20 for ch in name):
+        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
+    return name
+
+
+async def create(s: Session, cmd: c.Create) -> Ok:
+    name = _checked_name(cmd.mailbox)
+    await s.boxes.create_folder(name, cmd.special_use)
+    return Ok("CREATE completed")
+
+
+async def delete(s: Session, cmd: c.Delete) -> Ok:
+    name = canonical(cmd.mailbox)
+    if name == "INBOX":
+        raise CommandFailed("INBOX cannot be deleted", code=Code.CANNOT)  # RFC 3501 §6.3.4
+    await s.boxes.delete_folder(name)
+    return Ok("DELETE completed")
+
+
+async def rename(s: Session, cmd: c.Rename) -> Ok:
+    await s.boxes.rename_folder(canonical(cmd.mailbox), _checked_name(cmd.new_name))
+    return Ok("RENAME completed")
+
+
+async def subscribe(s: Session, cmd: c.Subscribe) -> Ok:
+    await s.boxes.set_subscribed(canonical(cmd.mailbox), True)
+    return Ok("SUBSCRIBE completed")
+
+
+async def unsubscribe(s: Session, cmd: c.Unsubscribe) -> Ok:
+    await s.boxes.set_subscribed(canonical(cmd.mailbox), False)
+    return Ok("UNSUBSCRIBE completed")
 
 
 def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:

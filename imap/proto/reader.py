@@ -1,15 +1,15 @@
 """Cursor over one complete command (RFC 3501 §9 formal syntax, client side).
 
 The :class:`Reader` works on the bytes of a whole command as framed by
-:class:`imap.parser.CommandReceiver`: the lines (without the final CRLF) with every literal
+:class:`imap.proto.receiver.CommandReceiver`: the lines (without the final CRLF) with every literal
 header ``{N}``/``{N+}`` followed by CRLF and its N octets. Parse functions consume tokens and
 raise :class:`BadCommand` (tagged BAD) on any syntax error.
 """
 
 from __future__ import annotations
 
-from imap import mutf7
-from imap.errors import BadCommand
+from imap.proto import mutf7
+from imap.proto.errors import BadCommand
 
 # RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials
 # / resp-specials. ATOM-CHAR is any CHAR (7-bit) except those.

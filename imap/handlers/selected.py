@@ -1,16 +1,17 @@
 """Selected state: CHECK, CLOSE, UNSELECT, EXPUNGE, STORE, COPY, MOVE and their UID forms
 (RFC 3501 §6.4, RFC 4315 UIDPLUS, RFC 6851 MOVE, RFC 3691 UNSELECT, RFC 7162 CONDSTORE).
-FETCH is in :mod:`imap.handlers_fetch`, SEARCH in :mod:`imap.search`."""
+FETCH is in :mod:`imap.handlers.fetch`, SEARCH in :mod:`imap.handlers.search`."""
 
 from __future__ import annotations
 
-from imap import command as c
-from imap import encoder
 from imap.backend import CopyResult, MailboxNotFound
-from imap.errors import Code, CommandFailed
-from imap.handlers_auth import canonical, normalise_flags
-from imap.outcome import Ok
-from imap.seqset import format_uids
+from imap.handlers.auth import normalise_flags
+from imap.handlers.mailboxes import canonical
+from imap.proto import commands as c
+from imap.proto import encoder
+from imap.proto.errors import Code, CommandFailed
+from imap.proto.replies import Ok
+from imap.proto.seqset import format_uids
 from imap.session import Session, require_writable
 
 
