@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from imap.proto.errors import BadCommand, Code, CommandFailed
+from imap.proto import replies
+from imap.proto.errors import BadCommand, CommandFailed
 
 
 class State(enum.Enum):
@@ -89,14 +90,14 @@ def check(state: State, command_name: str, *, tls: bool, login_requires_tls: boo
     """Raise the response for ``command_name`` not being allowed now; return if allowed."""
     rule = TABLE.get(command_name)
     if rule is None:
-        raise BadCommand("Unknown command")
+        raise BadCommand(replies.UNKNOWN_COMMAND)
     if state not in rule.states:
-        raise BadCommand("Command not valid in this state", detail=f"{command_name} in {state.value}")
+        raise BadCommand(replies.NOT_VALID_IN_STATE, detail=f"{command_name} in {state.value}")
     if rule.tls is Tls.REFUSED_WITH_TLS and tls:
-        raise BadCommand("TLS is already active")
+        raise BadCommand(replies.TLS_ACTIVE)
     if rule.tls is Tls.REQUIRED_FOR_LOGIN and login_requires_tls and not tls:
         # RFC 3501 §6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED
-        raise CommandFailed("Use STARTTLS before logging in", code=Code.PRIVACYREQUIRED)
+        raise CommandFailed(replies.LOGIN_DISABLED)
 
 
 def next_state(state: State, command_name: str, *, ok: bool) -> State:

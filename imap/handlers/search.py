@@ -21,8 +21,8 @@ from imap.backend import MessageMeta, MessageSummary
 from imap.handlers.fetch import batches
 from imap.proto import command_types as t
 from imap.proto import commands as c
-from imap.proto import encoder
-from imap.proto.replies import Ok
+from imap.proto import encoder, replies
+from imap.proto.replies import Reply
 from imap.proto.structure import Envelope
 from imap.session import Session
 
@@ -188,7 +188,7 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def search(s: Session, cmd: c.Search) -> Ok:
+async def search(s: Session, cmd: c.Search) -> Reply:
     view = s.selected
     key = cmd.criteria or t.SearchAll()
     raw_needed, summary_needed = needs_raw(key), needs_summary(key)
@@ -213,4 +213,4 @@ async def search(s: Session, cmd: c.Search) -> Ok:
         s.condstore = True
         line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
     await s.send(encoder.untagged(line.encode("ascii")))
-    return Ok("SEARCH completed")
+    return replies.SEARCH_COMPLETED

@@ -8,59 +8,26 @@ Python exception text: the shell catches :class:`ImapError` in one place, writes
 
 from __future__ import annotations
 
-import enum
+from imap.proto.replies import Code, Reply, Status, clean
 
-
-class Code(enum.StrEnum):
-    """Response codes used by the server.
-
-    RFC 3501 §7.1 (ALERT, BADCHARSET, PARSE, TRYCREATE, READ-ONLY, ...),
-    RFC 5530 (CANNOT, NONEXISTENT, LIMIT, AUTHENTICATIONFAILED, UNAVAILABLE, SERVERBUG,
-    CLIENTBUG, ALREADYEXISTS, INUSE, OVERQUOTA, PRIVACYREQUIRED, CONTACTADMIN, EXPUNGEISSUED),
-    RFC 7889 / RFC 4469 (TOOBIG).
-    """
-
-    ALERT = "ALERT"
-    BADCHARSET = "BADCHARSET"
-    PARSE = "PARSE"
-    TRYCREATE = "TRYCREATE"
-    READ_ONLY = "READ-ONLY"
-    TOOBIG = "TOOBIG"
-    CANNOT = "CANNOT"
-    NONEXISTENT = "NONEXISTENT"
-    ALREADYEXISTS = "ALREADYEXISTS"
-    LIMIT = "LIMIT"
-    AUTHENTICATIONFAILED = "AUTHENTICATIONFAILED"
-    UNAVAILABLE = "UNAVAILABLE"
-    SERVERBUG = "SERVERBUG"
-    CLIENTBUG = "CLIENTBUG"
-    PRIVACYREQUIRED = "PRIVACYREQUIRED"
-    INUSE = "INUSE"
-    OVERQUOTA = "OVERQUOTA"
-    EXPUNGEISSUED = "EXPUNGEISSUED"
-    MODIFIED = "MODIFIED"  # RFC 7162 §3.1.3, normally carries a sequence set argument
-
-
-def _clean(text: str) -> str:
-    """Make ``text`` safe for a response line: printable ASCII only, no CR/LF (RFC 3501 §9 text)."""
-    cleaned = "".join(ch if " " <= ch <= "~" else " " for ch in text)
-    return cleaned.strip() or "Error"
+__all__ = ["BadCommand", "Bye", "Code", "CommandFailed", "ImapError", "ProtocolLimit"]
 
 
 class ImapError(Exception):
     """Base class: a tagged (or untagged) response the client will receive.
 
-    ``status`` is ``NO`` or ``BAD`` (RFC 3501 §7.1). ``code`` is an optional response code,
-    ``code_arg`` its argument (e.g. ``BADCHARSET (UTF-8)``). ``text`` is the human-readable
-    part sent to the client. ``detail`` is for the log only.
+    Made from a catalogue entry (:mod:`imap.proto.replies`), whose status must be the
+    class's (``NO`` or ``BAD``, RFC 3501 §7.1; ``BYE``); ``code_arg`` is the data of its
+    response code (e.g. ``BADCHARSET (UTF-8)``). A plain ``text`` with a ``code`` is
+    accepted for refusals a backend makes on its own; ``imap`` itself uses the catalogue
+    (a test checks). ``detail`` is for the log only.
     """
 
     status = "NO"
-    default_text = "Command failed"
 
     def __init__(
         self,
-        text: str | None = None,
+        reply: Reply | str,
         *,
         code: Code | None = None,
         code_arg: str | None = None,
@@ -68,24 +35,27 @@ class ImapError(Exception):
         tag: str | None = None,
         close_connection: bool = False,
     ) -> None:
-        self.text = _clean(text) if text else self.default_text
-        self.code = code
-        self.code_arg = code_arg
+        if isinstance(reply, Reply):
+            if reply.status.value != self.status or code is not None:
+                raise ValueError(f"{type(self).__name__} cannot carry {reply}")
+            reply = reply.with_arg(code_arg) if code_arg is not None else reply
+        else:
+            reply = Reply(Status(self.status), clean(reply), code, code_arg)
+        self.reply = reply
+        self.text = reply.text
+        self.code = reply.code
+        self.code_arg = reply.code_arg
         self.detail = detail
         self.tag = tag
         self.close_connection = close_connection
         super().__init__(detail or self.text)
 
     def response_text(self) -> str:
-        code = ""
-        if self.code is not None:
-            code = f"[{self.code.value}{' ' + _clean(self.code_arg) if self.code_arg else ''}] "
-        return f"{self.status} {code}{self.text}"
+        return self.reply.response_text()
 
     def response(self, tag: str | None = None) -> bytes:
         """The tagged response line (``*`` when no tag is known), CRLF-terminated."""
-        use = tag if tag is not None else (self.tag if self.tag is not None else "*")
-        return f"{use} {self.response_text()}\r\n".encode("ascii")
+        return self.reply.line(tag if tag is not None else self.tag)
 
     def with_tag(self, tag: str | None) -> ImapError:
         """Return ``self`` after recording ``tag`` when the error was raised without one."""
@@ -98,14 +68,12 @@ class BadCommand(ImapError):
     """Syntax error or command not valid in this state: tagged BAD (RFC 3501 §7.1.5)."""
 
     status = "BAD"
-    default_text = "Invalid command"
 
 
 class CommandFailed(ImapError):
     """Well-formed command that could not be carried out: tagged NO (RFC 3501 §7.1.2)."""
 
     status = "NO"
-    default_text = "Command failed"
 
 
 class ProtocolLimit(BadCommand):
@@ -116,30 +84,15 @@ class ProtocolLimit(BadCommand):
     this response, a ``* BYE`` and closes.
     """
 
-    default_text = "Command too large"
-
-    def __init__(
-        self,
-        text: str | None = None,
-        *,
-        code: Code | None = Code.TOOBIG,
-        code_arg: str | None = None,
-        detail: str | None = None,
-        tag: str | None = None,
-        close_connection: bool = False,
-    ) -> None:
-        super().__init__(text, code=code, code_arg=code_arg, detail=detail, tag=tag, close_connection=close_connection)
-
 
 class Bye(ImapError):
     """Untagged ``* BYE`` after which the server closes the connection (RFC 3501 §7.1.5)."""
 
     status = "BYE"
-    default_text = "Closing connection"
 
-    def __init__(self, text: str | None = None, *, code: Code | None = None, detail: str | None = None) -> None:
-        super().__init__(text, code=code, detail=detail, close_connection=True)
+    def __init__(self, reply: Reply, *, detail: str | None = None) -> None:
+        super().__init__(reply, detail=detail, close_connection=True)
 
     def response(self, tag: str | None = None) -> bytes:
         """Always untagged, whatever ``tag`` is."""
-        return f"* {self.response_text()}\r\n".encode("ascii")
+        return self.reply.line()

@@ -14,8 +14,8 @@ BAD = [
     (b"a NOOP extra\r\n", b"a BAD Unexpected characters at end of command\r\n"),
     (b"a SELECT\r\n", b"a BAD Syntax error\r\n"),
     (b"a SELECT INBOX (QRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),
-    (b"a SELECT &Jjo!\r\n", b"a BAD Invalid mailbox name\r\n"),
-    (b"a SELECT &AGE-\r\n", b"a BAD Invalid mailbox name\r\n"),  # 'a' must not be encoded
+    (b"a SELECT &Jjo!\r\n", b"a BAD Invalid modified UTF-7 in mailbox name\r\n"),
+    (b"a SELECT &AGE-\r\n", b"a BAD Invalid modified UTF-7 in mailbox name\r\n"),  # 'a' must not be encoded
     (b"a FETCH 0 FLAGS\r\n", b"a BAD Invalid sequence set\r\n"),
     (b"a FETCH 1 FOO\r\n", b"a BAD Unknown FETCH item\r\n"),
     (b"a FETCH 1 BODY[MIME]\r\n", b"a BAD MIME needs a part number\r\n"),

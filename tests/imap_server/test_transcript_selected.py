@@ -91,7 +91,7 @@ def test_search_keys(env: ImapEnv, filled: str) -> None:
 def test_copy_move_expunge_with_uidplus(env: ImapEnv, filled: str) -> None:
     wire = wire_tls(env, filled)
     lines = wire.ok("SELECT INBOX")
-    assert tagged(wire.cmd("COPY 1 Nowhere")) == b"NO [TRYCREATE] No such mailbox\r\n"
+    assert tagged(wire.cmd("COPY 1 Nowhere")) == b"NO [TRYCREATE] Destination mailbox does not exist\r\n"
     ok = tagged(wire.ok("COPY 1:2 Archive"))
     assert re.match(rb"OK \[COPYUID \d+ 1:2 1:2\] COPY completed\r\n", ok)
     lines = wire.ok("UID MOVE 3 Trash")
