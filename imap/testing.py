@@ -11,8 +11,8 @@ over it, bytes in and bytes out, and checks scripted exchanges::
 
 In a script, ``C:`` lines are what the client sends (each with CRLF; consecutive lines go in
 one write), ``S:`` lines the server's whole answer to them, in order, nothing more; ``...``
-in an ``S:`` line stands for any text within that line. Blank lines and ``#`` comments are
-skipped. Nothing here is used by the server itself.
+in an ``S:`` line stands for any text within that line. Indentation, blank lines and ``#``
+comments are skipped. Nothing here is used by the server itself.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -285,10 +284,11 @@ class Transcript:
     async def run(self, script: str, *, wait: float = 2.0) -> None:
         """Play a ``C:`` / ``S:`` script (see the module docstring); AssertionError on a difference."""
         blocks: list[tuple[str, list[str]]] = []
-        for raw in textwrap.dedent(script).splitlines():
-            if not raw.strip() or raw.lstrip().startswith("#"):
+        for raw in script.splitlines():
+            line = raw.lstrip()  # indentation is free; what follows "C: " / "S: " is kept as is
+            if not line or line.startswith("#"):
                 continue
-            side, text = raw[:2], raw[3:]
+            side, text = line[:2], line[3:]
             if side not in ("C:", "S:"):
                 raise ValueError(f"script line must start with 'C: ' or 'S: ': {raw!r}")
             if blocks and blocks[-1][0] == side:
