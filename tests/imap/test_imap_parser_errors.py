@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from imap.proto.commands import Noop
 from imap.proto.errors import BadCommand, CommandFailed, ImapError
 from imap.proto.receiver import CommandReceiver, NeedLiteral
 
@@ -69,4 +70,4 @@ def test_receiver_recovers_after_a_bad_command() -> None:
     receiver.feed(b"a FOO\r\nb NOOP\r\n")
     with pytest.raises(BadCommand):
         receiver.next_event()
-    assert receiver.next_event().__class__.__name__ == "Noop"
+    assert receiver.next_event() == Noop("b")

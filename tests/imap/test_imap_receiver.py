@@ -184,8 +184,9 @@ def test_total_command_bound() -> None:
 def test_huge_literal_size_number_is_a_syntax_error_not_a_crash() -> None:
     receiver = CommandReceiver()
     receiver.feed(b"a LOGIN {" + b"9" * 5000 + b"}\r\n")
-    with pytest.raises(ImapError):
+    with pytest.raises(BadCommand) as info:
         receiver.next_event()
+    assert info.value.response() == b"a BAD Invalid number\r\n" and not info.value.close_connection
 
 
 def test_line_mode_for_idle_done_and_authenticate() -> None:
