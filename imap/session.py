@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from imap.backend import Backend, Mailboxes
-from imap.capabilities import capabilities
 from imap.proto import replies
 from imap.proto.commands import Command, Fetch, Search, Store
 from imap.proto.errors import BadCommand, Bye, CommandFailed, ImapError
@@ -36,7 +35,7 @@ from imap.proto.receiver import (
 )
 from imap.proto.replies import Reply
 from imap.selected_view import SelectedView
-from imap.state import State, check, next_state
+from imap.state import State, capabilities, check, next_state
 
 log = logging.getLogger("imap.session")
 FLUSH_AT = 64 * 1024

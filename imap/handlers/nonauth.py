@@ -12,13 +12,12 @@ import base64
 import binascii
 
 from imap.backend import AuthenticationFailed, Credentials
-from imap.capabilities import capability_line
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.replies import Reply
 from imap.session import Session
-from imap.state import State
+from imap.state import State, capability_line
 
 
 # --- any state (RFC 3501 §6.1) --------------------------------------------------------

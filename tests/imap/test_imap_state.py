@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from imap import backend as b
-from imap.capabilities import capabilities, capability_line
 from imap.proto.commands import ALL_COMMANDS, COMMAND_NAMES
 from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.receiver import LiteralMode
-from imap.state import TABLE, State, Tls, check, next_state
+from imap.state import TABLE, State, Tls, capabilities, capability_line, check, next_state
 from imap.testing import MemoryBackend
 
 EXPECTED_STATES = {
