@@ -18,6 +18,7 @@ comments are skipped. Nothing here is used by the server itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
@@ -149,19 +150,16 @@ class MemoryMailboxes:
         return {uid: messages[uid][1] for uid in uids if uid in messages}
 
     async def fetch_summary(self, name: str, uid: int) -> b.MessageSummary | None:
-        raw = await self.fetch_raw(name, uid)
-        if raw is None:
-            return None
-        root = mime.parse(raw)
-        return b.MessageSummary(mime.envelope(root), mime.bodystructure(root))
+        raw = await self.fetch_raw(name, uid)  # parsed on each call, as the store does before caching
+        root = None if raw is None else mime.parse(raw)
+        return None if root is None else b.MessageSummary(mime.envelope(root), mime.bodystructure(root))
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, b.MessageSummary]:
         found = {uid: await self.fetch_summary(name, uid) for uid in uids}
         return {uid: summary for uid, summary in found.items() if summary is not None}
 
-    async def append(
-        self, name: str, message: bytes, flags: Sequence[str], internal_date: dt.datetime | None
-    ) -> b.AppendResult:
+    async def append(self, name: str, message: bytes, flags: Sequence[str],
+                     internal_date: dt.datetime | None) -> b.AppendResult:
         folder = self._folder(name)
         return b.AppendResult(folder.uidvalidity, self._put(folder, message, frozenset(flags), internal_date).uid)
 
@@ -182,15 +180,8 @@ class MemoryMailboxes:
             self._bump(src)
         return result
 
-    async def store_flags(
-        self,
-        name: str,
-        uids: Sequence[int],
-        mode: StoreMode,
-        flags: Sequence[str],
-        *,
-        unchanged_since: int | None = None,
-    ) -> b.StoreResult:
+    async def store_flags(self, name: str, uids: Sequence[int], mode: StoreMode, flags: Sequence[str], *,
+                          unchanged_since: int | None = None) -> b.StoreResult:
         folder = self._folder(name)
         updated, conflicts = [], []
         for uid in uids:
@@ -222,13 +213,10 @@ class MemoryMailboxes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._folder(name).highestmodseq <= since_modseq:
-            left = deadline - loop.time()
-            if left <= 0:
+            if deadline <= loop.time():
                 return False
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
         return True
 
 
@@ -266,8 +254,7 @@ class Transcript:
 
     def take(self) -> bytes:
         """Everything written since the last take."""
-        data = bytes(self.out)
-        self.out.clear()
+        data, self.out = bytes(self.out), bytearray()
         return data
 
     async def greet(self) -> bytes:
@@ -276,6 +263,7 @@ class Transcript:
         return self.take()
 
     async def feed(self, data: bytes) -> bytes:
+        """The answer to ``data`` (a greeting not asked for with :meth:`greet` is dropped)."""
         if not self._greeted:
             await self.greet()
         await self.session.data_received(data)
@@ -296,13 +284,13 @@ class Transcript:
             else:
                 blocks.append((side, [text]))
         loop = asyncio.get_running_loop()
+        if not self._greeted:  # a new session: the script starts with the greeting
+            self._greeted = True
+            await self.session.greet()
         for side, lines in blocks:
             if side == "C:":
                 await self.session.data_received("".join(line + "\r\n" for line in lines).encode())
                 continue
-            if not self._greeted:
-                self._greeted = True
-                await self.session.greet()
             pattern, deadline = _pattern(lines), loop.time() + wait
             while pattern.fullmatch(self.out) is None and loop.time() < deadline:
                 await asyncio.sleep(0.01)  # IDLE pushes come from a task of the session

@@ -145,3 +145,45 @@ async def test_the_runner_fails_on_any_difference() -> None:
         await Transcript().run(LOGIN.replace("S: a OK", "S: x OK") + "C: b NOOP\nS: b OK NOOP completed", wait=0.05)
     with pytest.raises(AssertionError):  # output the script does not mention
         await Transcript().run(LOGIN + "C: b NOOP\nC: c NOOP\nS: b OK NOOP completed", wait=0.05)
+
+
+async def test_mailboxes_created_listed_renamed_deleted() -> None:
+    await Transcript().run(LOGIN + r"""
+        C: b CREATE Projets/2026/Mars
+        S: b OK CREATE completed
+        C: c CREATE Projets
+        S: c NO [ALREADYEXISTS] Mailbox already exists
+        C: d LIST "" "Projets/%"
+        S: * LIST (\HasChildren) "/" Projets/2026
+        S: d OK LIST completed
+        C: e RENAME Projets Dossiers
+        S: e OK RENAME completed
+        C: f DELETE Dossiers
+        S: f OK DELETE completed
+        C: g LIST "" "*"
+        S: * LIST (\HasNoChildren) "/" INBOX
+        S: * LIST (\Noselect \HasChildren) "/" Dossiers
+        S: * LIST (\HasChildren) "/" Dossiers/2026
+        S: * LIST (\HasNoChildren) "/" Dossiers/2026/Mars
+        S: g OK LIST completed
+        C: h DELETE INBOX
+        S: h NO [CANNOT] INBOX cannot be deleted
+        C: i CREATE "a*b"
+        S: i NO [CANNOT] Invalid mailbox name
+    """)
+
+
+async def test_deleted_messages_are_expunged() -> None:
+    await three_messages().run(LOGIN + SELECT + r"""
+        C: c STORE 1,3 +FLAGS.SILENT (\Deleted)
+        S: c OK STORE completed
+        C: d UID EXPUNGE 3
+        S: * 3 EXPUNGE
+        S: d OK EXPUNGE completed
+        C: e EXPUNGE
+        S: * 1 EXPUNGE
+        S: e OK EXPUNGE completed
+        C: f UID SEARCH ALL
+        S: * SEARCH 2
+        S: f OK SEARCH completed
+    """)
