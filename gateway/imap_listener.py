@@ -20,7 +20,7 @@ from gateway.budgets import budgets
 from gateway.proxy import Network, client_address, parse_networks
 from gateway.store.imap_backend import StoreBackend
 from gateway.tls import server_context
-from imap.parser import DEFAULT_APPENDLIMIT
+from imap.proto.receiver import DEFAULT_APPENDLIMIT
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
 

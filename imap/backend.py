@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from imap.command import StoreMode
-from imap.errors import Code, CommandFailed
-from imap.structure import BodyStructure, Envelope
+from imap.proto import replies
+from imap.proto.commands import StoreMode
+from imap.proto.errors import CommandFailed
+from imap.proto.structure import BodyStructure, Envelope
 
 DELIMITER = "/"
 
@@ -29,24 +30,24 @@ class AuthenticationFailed(CommandFailed):
     """Wrong user name or password (RFC 5530 AUTHENTICATIONFAILED); the text never says which."""
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__("Authentication failed", code=Code.AUTHENTICATIONFAILED, detail=detail)
+        super().__init__(replies.AUTHENTICATION_FAILED, detail=detail)
 
 
 class MailboxNotFound(CommandFailed):
     """RFC 5530 NONEXISTENT; APPEND / COPY / MOVE handlers answer TRYCREATE (RFC 3501 §6.3.11)."""
 
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__("No such mailbox", code=Code.NONEXISTENT, detail=detail)
+        super().__init__(replies.NO_SUCH_MAILBOX, detail=detail)
 
 
 class MailboxExists(CommandFailed):
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__("Mailbox already exists", code=Code.ALREADYEXISTS, detail=detail)
+        super().__init__(replies.MAILBOX_EXISTS, detail=detail)
 
 
 class OverQuota(CommandFailed):
     def __init__(self, detail: str | None = None) -> None:
-        super().__init__("Quota exceeded", code=Code.OVERQUOTA, detail=detail)
+        super().__init__(replies.OVER_QUOTA, detail=detail)
 
 
 # --- values -----------------------------------------------------------------------------
@@ -179,7 +180,7 @@ class Mailboxes(Protocol):
         ...
 
     async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
-        """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.mime` at delivery)."""
+        """Cached ENVELOPE / BODYSTRUCTURE data (computed with :mod:`imap.message.mime` at delivery)."""
         ...
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:

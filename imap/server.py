@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
-from imap.errors import Bye, Code
+from imap.proto import replies
 from imap.session import BodyHold, Session, SessionConfig
 
 log = logging.getLogger("imap.server")
@@ -39,15 +39,12 @@ Admit = Callable[[str], "str | None"]
 # Told of each connection closed by a limit ("login_timeout"), for metrics.
 LimitEvent = Callable[[str], None]
 
-_REFUSALS = {
-    "address_full": "Too many connections from your address, try again later",
-    "listener_full": "Too many connections, try again later",
-}
+_REFUSALS = {"address_full": replies.ADDRESS_FULL, "listener_full": replies.LISTENER_FULL}
 
 
 def refusal(reason: str) -> bytes:
     """``* BYE [UNAVAILABLE] ...`` for a connection refused by a connection budget (RFC 5530 §3)."""
-    return Bye(_REFUSALS.get(reason, _REFUSALS["listener_full"]), code=Code.UNAVAILABLE).response()
+    return _REFUSALS.get(reason, replies.LISTENER_FULL).line()
 
 
 @dataclass(frozen=True)
@@ -163,11 +160,11 @@ class ImapServer:
                     data = await asyncio.wait_for(reader.read(self.config.read_size), max(wait, 0.0))
                 except TimeoutError:
                     if logged_in:
-                        await send(Bye("Autologout; idle for too long").response())
+                        await send(replies.AUTOLOGOUT.line())
                         return
                     if self.on_limit is not None:
                         self.on_limit("login_timeout")
-                    await send(Bye("Login timeout, closing connection").response())
+                    await send(replies.LOGIN_TIMEOUT.line())
                     return
                 if not data:
                     return

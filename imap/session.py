@@ -2,8 +2,8 @@
 
 The shell (:mod:`imap.server`) feeds received bytes to :meth:`Session.data_received` and
 gives the session an async ``send`` callback. The session drives the
-:class:`~imap.parser.CommandReceiver`, checks every command against the state table
-(:mod:`imap.state`), runs the handler of its command group (``imap/handlers_*``) over the
+:class:`~imap.proto.receiver.CommandReceiver`, checks every command against the state table
+(:mod:`imap.state`), runs the handler of its command group (``imap/handlers/``) over the
 :class:`~imap.backend.Backend` Protocol, writes the tagged response and moves the state.
 
 Two things need the shell: STARTTLS (the session sets :attr:`starttls_requested` and stops
@@ -20,13 +20,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from imap import encoder
 from imap.backend import Backend, Mailboxes
-from imap.capabilities import capabilities
-from imap.command import Command, Fetch, Search, Store
-from imap.errors import BadCommand, Bye, Code, CommandFailed, ImapError
-from imap.outcome import Ok
-from imap.parser import (
+from imap.proto import replies
+from imap.proto.commands import Command, Fetch, Search, Store
+from imap.proto.errors import BadCommand, Bye, CommandFailed, ImapError
+from imap.proto.receiver import (
     DEFAULT_APPENDLIMIT,
     DEFAULT_MAX_LITERAL_UNAUTH,
     CommandReceiver,
@@ -35,8 +33,9 @@ from imap.parser import (
     NeedData,
     NeedLiteral,
 )
-from imap.selected import SelectedView
-from imap.state import State, check, next_state
+from imap.proto.replies import Reply
+from imap.selected_view import SelectedView
+from imap.state import State, capabilities, check, next_state
 
 log = logging.getLogger("imap.session")
 FLUSH_AT = 64 * 1024
@@ -54,7 +53,8 @@ class BodyHold(Protocol):
     def release(self) -> None: ...
 
 
-Handler = Callable[["Session", Any], Awaitable[Ok]]
+# A handler returns its tagged OK, or None when the command goes on (IDLE, AUTHENTICATE).
+Handler = Callable[["Session", Any], Awaitable[Reply | None]]
 LineHandler = Callable[["Session", bytes], Awaitable[None]]
 
 
@@ -66,7 +66,6 @@ class SessionConfig:
     appendlimit: int = DEFAULT_APPENDLIMIT
     max_literal_unauth: int = DEFAULT_MAX_LITERAL_UNAUTH
     idle_poll: float = 30.0  # seconds per wait_for_change call while IDLE
-    greeting: str = "IMAP4rev1 service ready"
     server_id: tuple[tuple[str, str], ...] = (("name", "health-mail-gateway"),)
 
 
@@ -114,13 +113,13 @@ class Session:
     @property
     def boxes(self) -> Mailboxes:
         if self.mailboxes is None:
-            raise BadCommand("Not authenticated")
+            raise BadCommand(replies.NOT_AUTHENTICATED)
         return self.mailboxes
 
     @property
     def selected(self) -> SelectedView:
         if self.view is None:
-            raise BadCommand("No mailbox selected")
+            raise BadCommand(replies.NO_MAILBOX_SELECTED)
         return self.view
 
     def capabilities(self, state: State | None = None) -> tuple[str, ...]:
@@ -166,8 +165,7 @@ class Session:
 
     # --- driving --------------------------------------------------------------------
     async def greet(self) -> None:
-        code = "CAPABILITY " + " ".join(self.capabilities())
-        await self.send(encoder.untagged(f"OK [{code}] {self.config.greeting}"))
+        await self.send(replies.GREETING.with_arg(" ".join(self.capabilities())).line())
         await self.flush()
 
     def tls_started(self) -> None:
@@ -216,7 +214,7 @@ class Session:
         synchronizing literal is never invited, a non-synchronizing one is read and dropped."""
         if self.bodies is not None and event.size and not await self.bodies.ensure(self._literals + event.size):
             self._release_literals()
-            refused = CommandFailed("Server busy, try again later", code=Code.LIMIT)  # RFC 5530 §3
+            refused = CommandFailed(replies.SERVER_BUSY)  # RFC 5530 §3
             if event.synchronizing:
                 self.receiver.reject_literal()
                 await self.send(refused.response(event.tag))
@@ -225,7 +223,7 @@ class Session:
             return
         self._literals += event.size
         if event.synchronizing:  # RFC 3501 §7.5 command continuation request
-            await self.send(encoder.continuation())
+            await self.send(replies.READY_FOR_LITERAL.line())
 
     def _release_literals(self) -> None:
         if self._literals and self.bodies is not None:
@@ -239,7 +237,7 @@ class Session:
             await self._error(exc, tag)
         except Exception:
             log.exception("IMAP continuation failed")
-            await self.send(encoder.tagged(tag or "*", "NO", "Internal error", Code.SERVERBUG.value))
+            await self.send(replies.CONTINUATION_FAILED.line(tag))
 
     async def _error(self, exc: ImapError, tag: str | None) -> None:
         if exc.detail:
@@ -247,7 +245,7 @@ class Session:
         await self.send(exc.response(tag))
         if exc.close_connection:
             if not isinstance(exc, Bye):
-                await self.send(Bye("Too many protocol errors").response())
+                await self.send(replies.TOO_MANY_ERRORS.line())
             await self.close()
 
     async def _run(self, command: Command) -> None:
@@ -269,13 +267,13 @@ class Session:
             return
         except Exception:
             log.exception("IMAP %s failed", name)
-            await self.send(encoder.tagged(command.tag, "NO", "Internal error, try again", Code.SERVERBUG.value))
+            await self.send(replies.SERVER_BUG.line(command.tag))
             return
-        if ok.text == "":  # the handler continues later (IDLE, AUTHENTICATE continuation)
+        if ok is None:  # the handler continues later (IDLE, AUTHENTICATE continuation)
             return
         self._move(next_state(self.state, name, ok=True))
         await self._updates(command)
-        await self.send(encoder.tagged(command.tag, "OK", ok.text, ok.code))
+        await self.send(ok.line(command.tag))
         if self.state is State.LOGOUT:
             await self.close()
 
@@ -303,11 +301,11 @@ class Session:
         for line in lines:
             await self.send(line)
 
-    async def finish_continued(self, tag: str, state: State | None, ok: Ok) -> None:
+    async def finish_continued(self, tag: str, state: State | None, ok: Reply) -> None:
         """Tagged OK of a command that went through a continuation (AUTHENTICATE, IDLE)."""
         if state is not None:
             self._move(state)
-        await self.send(encoder.tagged(tag, "OK", ok.text, ok.code))
+        await self.send(ok.line(tag))
 
     async def fail_continued(self, tag: str, exc: ImapError) -> None:
         await self._error(exc, tag)
@@ -316,5 +314,5 @@ class Session:
 def require_writable(session: Session) -> SelectedView:
     view = session.selected
     if view.read_only:
-        raise CommandFailed("Mailbox is read-only", code=Code.READ_ONLY)
+        raise CommandFailed(replies.MAILBOX_READ_ONLY)
     return view

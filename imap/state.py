@@ -1,16 +1,24 @@
-"""THE IMAP state machine: one table of commands × states (h11 ``_state.py`` style).
+"""THE IMAP state machine: one table of commands × states (h11 ``_state.py`` style), and
+what each state advertises.
 
 RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
 (RFC 2177 IDLE, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID, RFC 3691 UNSELECT,
 RFC 4315 UID EXPUNGE, RFC 6851 MOVE). Anything not in the table is a protocol error.
+
+The CAPABILITY list depends on the state and TLS (RFC 3501 §6.1.1, §7.2.1): before login
+only what a client needs to log in is shown; extensions are listed after authentication
+(clients re-ask or read the ``[CAPABILITY ...]`` code of the tagged OK).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from imap.errors import BadCommand, Code, CommandFailed
+from imap.proto import replies
+from imap.proto.errors import BadCommand, CommandFailed
+from imap.proto.receiver import DEFAULT_APPENDLIMIT, LiteralMode
 
 
 class State(enum.Enum):
@@ -89,14 +97,14 @@ def check(state: State, command_name: str, *, tls: bool, login_requires_tls: boo
     """Raise the response for ``command_name`` not being allowed now; return if allowed."""
     rule = TABLE.get(command_name)
     if rule is None:
-        raise BadCommand("Unknown command")
+        raise BadCommand(replies.UNKNOWN_COMMAND)
     if state not in rule.states:
-        raise BadCommand("Command not valid in this state", detail=f"{command_name} in {state.value}")
+        raise BadCommand(replies.NOT_VALID_IN_STATE, detail=f"{command_name} in {state.value}")
     if rule.tls is Tls.REFUSED_WITH_TLS and tls:
-        raise BadCommand("TLS is already active")
+        raise BadCommand(replies.TLS_ACTIVE)
     if rule.tls is Tls.REQUIRED_FOR_LOGIN and login_requires_tls and not tls:
         # RFC 3501 §6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED
-        raise CommandFailed("Use STARTTLS before logging in", code=Code.PRIVACYREQUIRED)
+        raise CommandFailed(replies.LOGIN_DISABLED)
 
 
 def next_state(state: State, command_name: str, *, ok: bool) -> State:
@@ -104,3 +112,50 @@ def next_state(state: State, command_name: str, *, ok: bool) -> State:
     rule = TABLE[command_name]
     target = rule.on_success if ok else rule.on_failure
     return state if target is None else target
+
+
+# --- CAPABILITY by state (RFC 3501 §6.1.1, §7.2.1) -------------------------------------
+#: Extensions offered once authenticated (RFC numbers for reference).
+AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
+    "IDLE",  # RFC 2177
+    "NAMESPACE",  # RFC 2342
+    "UIDPLUS",  # RFC 4315
+    "ENABLE",  # RFC 5161
+    "UNSELECT",  # RFC 3691
+    "CHILDREN",  # RFC 3348
+    "MOVE",  # RFC 6851
+    "SPECIAL-USE",  # RFC 6154
+    "CONDSTORE",  # RFC 7162
+)
+
+
+def capabilities(
+    state: State,
+    *,
+    tls: bool,
+    login_requires_tls: bool = True,
+    starttls_available: bool = True,
+    literal_mode: LiteralMode = LiteralMode.PLUS,
+    appendlimit: int = DEFAULT_APPENDLIMIT,
+    auth_mechanisms: Sequence[str] = ("PLAIN",),
+) -> tuple[str, ...]:
+    caps: list[str] = ["IMAP4rev1"]
+    if literal_mode is not LiteralMode.NONE:
+        caps.append(literal_mode.value)  # RFC 7888
+    caps += ["SASL-IR", "ID"]  # RFC 4959, RFC 2971
+    if state is State.NOT_AUTHENTICATED:
+        if not tls and starttls_available:
+            caps.append("STARTTLS")
+        if not tls and login_requires_tls:
+            caps.append("LOGINDISABLED")  # RFC 3501 §6.2.3; no AUTH= either
+        else:
+            caps += [f"AUTH={m.upper()}" for m in auth_mechanisms]
+        return tuple(caps)
+    caps += AUTHENTICATED_EXTENSIONS
+    caps.append(f"APPENDLIMIT={appendlimit}")  # RFC 7889 §3
+    return tuple(caps)
+
+
+def capability_line(caps: Sequence[str]) -> bytes:
+    """``* CAPABILITY ...`` CRLF."""
+    return ("* CAPABILITY " + " ".join(caps) + "\r\n").encode("ascii")

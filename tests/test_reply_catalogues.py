@@ -1,16 +1,21 @@
-"""Both reply catalogues are well formed (RFC 5321 §4.2, RFC 3463 §2, RFC 2034 §3).
+"""The reply catalogues are well formed (RFC 5321 §4.2, RFC 3463 §2, RFC 2034 §3; RFC 3501 §7.1).
 
 * ``routing.reasons.CATALOGUE``: routing outcomes by reason code;
-* ``smtp.replies.CATALOGUE``: protocol-level SMTP replies.
+* ``smtp.replies.CATALOGUE``: protocol-level SMTP replies;
+* ``imap.proto.replies.CATALOGUE``: every IMAP status response; each entry is used by the
+  server and the imap package writes no status text of its own.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import string
+from pathlib import Path
 
 import pytest
 
+from imap.proto import replies as imap_replies
 from routing import reasons
 from routing.address import Address
 from routing.decide import verdict
@@ -172,3 +177,92 @@ def test_format_reply_never_emits_line_breaks() -> None:
     assert replies.format_reply(verdict(reasons.RCPT_UNTRUSTED_DOMAIN)) == (
         "550 5.7.1 recipient domain is not in the trust space"
     )
+
+
+# --- IMAP: imap.proto.replies.CATALOGUE (RFC 3501 §7.1, §7.5, §9 resp-text) -------------------
+IMAP = sorted(imap_replies.CATALOGUE.items())
+IMAP_ROOT = Path(__file__).resolve().parents[1]
+# Not production code: the catalogue itself, and the test support of the imap package.
+_NOT_PRODUCTION = {IMAP_ROOT / "imap" / "proto" / "replies.py", IMAP_ROOT / "imap" / "testing.py"}
+_PRODUCTION = [
+    p for top in ("imap", "gateway") for p in sorted((IMAP_ROOT / top).rglob("*.py")) if p not in _NOT_PRODUCTION
+]
+
+
+@pytest.mark.parametrize(("name", "reply"), IMAP, ids=[name for name, _ in IMAP])
+def test_imap_reply_well_formed(name: str, reply: imap_replies.Reply) -> None:
+    assert name.isupper()
+    _check_text(reply.text)
+    assert not reply.text.startswith("[")  # RFC 3501 §9: resp-text = ["[" resp-text-code "]" SP] text
+    assert reply.code_arg is None  # the data of a code is given where the reply is sent
+    if reply.status is imap_replies.Status.CONTINUE:
+        assert reply.code is None
+        assert reply.line("a1") == f"+ {reply.text}\r\n".encode()
+    else:
+        assert reply.line("a1").startswith(f"a1 {reply.status.value} ".encode())
+        assert reply.line() == b"* " + reply.line("a1")[3:]
+    assert reply.line().count(b"\r\n") == 1 and reply.line().endswith(b"\r\n")
+
+
+def test_imap_no_text_shared_by_two_different_codes() -> None:
+    """One meaning, one reply: a text always has the same status and response code."""
+    by_text: dict[str, set[tuple[str, str | None]]] = {}
+    for _, r in IMAP:
+        by_text.setdefault(r.text, set()).add((r.status.value, r.code and r.code.value))
+    assert {text: codes for text, codes in by_text.items() if len(codes) > 1} == {}
+    assert len({(r.status, r.code, r.text) for _, r in IMAP}) == len(IMAP), "one reply under two names"
+
+
+def _catalogue_names_used(path: Path) -> set[str]:
+    """Catalogue names a module reads: ``replies.NAME`` or ``from imap.proto.replies import NAME``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    aliases = {"imap.proto.replies"}
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "imap.proto":
+            aliases |= {a.asname or a.name for a in node.names if a.name == "replies"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "imap.proto.replies":
+            names |= {a.name for a in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value) in aliases:
+            names.add(node.attr)
+    return names
+
+
+def test_every_imap_catalogue_entry_is_used_in_production_code() -> None:
+    used = set().union(*(_catalogue_names_used(p) for p in _PRODUCTION))
+    assert sorted(set(imap_replies.CATALOGUE) - used) == []
+
+
+# Calls whose first argument is the text of a status response.
+_TEXT_TAKERS = {"ImapError", "CommandFailed", "BadCommand", "ProtocolLimit", "Bye", "AuthenticationFailed",
+                "MailboxNotFound", "MailboxExists", "OverQuota", "Reply", "error"}
+_STATUS_WORDS = ("OK", "NO", "BAD", "BYE", "PREAUTH")
+
+
+def _inline_texts(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        first = node.args[0]
+        is_text = isinstance(first, ast.JoinedStr) or (isinstance(first, ast.Constant) and isinstance(first.value, str))
+        if func in _TEXT_TAKERS and is_text:
+            found.append(f"{path.name}:{node.lineno} {ast.unparse(node)[:80]}")
+        elif func == "untagged" and is_text and ast.unparse(first).strip("'\"f").startswith(_STATUS_WORDS):
+            found.append(f"{path.name}:{node.lineno} {ast.unparse(node)[:80]}")
+    return found
+
+
+def test_imap_sends_no_status_text_of_its_own() -> None:
+    """Every status response of the imap package comes from the catalogue (DESIGN rule 6)."""
+    offenders = [hit for p in _PRODUCTION if p.is_relative_to(IMAP_ROOT / "imap") for hit in _inline_texts(p)]
+    assert offenders == []
+
+
+def test_the_inline_text_check_sees_inline_texts(tmp_path: Path) -> None:
+    module = tmp_path / "handler.py"
+    module.write_text('raise CommandFailed("Nope", code=Code.CANNOT)\nraise reader.error(f"bad {x}")\n'
+                      'send(encoder.untagged(f"OK [UIDNEXT {n}] Predicted"))\nsend(encoder.untagged(b"3 EXISTS"))\n')
+    assert [hit.split()[0] for hit in _inline_texts(module)] == ["handler.py:1", "handler.py:2", "handler.py:3"]

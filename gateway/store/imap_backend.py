@@ -42,8 +42,8 @@ from imap.backend import (
     MessageSummary,
     StoreResult,
 )
-from imap.command import StoreMode
-from imap.errors import Code, CommandFailed
+from imap.proto.commands import StoreMode
+from imap.proto.errors import Code, CommandFailed
 
 T = TypeVar("T")
 READ_THREADS = 4

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.store.folders import allocate_uid, create_folder, find_folder
 from gateway.store.models import Folder, Message
 from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
-from imap.errors import Code, CommandFailed
+from imap.proto.errors import Code, CommandFailed
 
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 

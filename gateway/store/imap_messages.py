@@ -25,7 +25,7 @@ from gateway.store.messages import append_message
 from gateway.store.models import Folder, Message
 from gateway.store.raw import Direct, RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
-from imap.command import StoreMode
+from imap.proto.commands import StoreMode
 
 IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)
 _SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imap import mime
 from imap.backend import MessageSummary
-from imap.structure import Address, BodyStructure, Disposition, Envelope
+from imap.message import mime
+from imap.proto.structure import Address, BodyStructure, Disposition, Envelope
 
 VERSION = 1
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from imap import command as c
-from imap import command_types as t
-from imap.seqset import SequenceSet
+from imap.proto import command_types as t
+from imap.proto import commands as c
+from imap.proto.seqset import SequenceSet
 
 S = SequenceSet.parse
 F = t.FetchAttr

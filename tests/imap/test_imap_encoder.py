@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imap import encoder as e
-from imap import mutf7
-from imap.dates import format_date_time, parse_date, parse_date_time
-from imap.errors import BadCommand, Bye, Code, CommandFailed, ProtocolLimit
-from imap.seqset import SequenceSet, format_uids
+from imap.proto import encoder as e
+from imap.proto import mutf7, replies
+from imap.proto.dates import format_date_time, parse_date, parse_date_time
+from imap.proto.errors import BadCommand, Bye, Code, CommandFailed, ProtocolLimit
+from imap.proto.seqset import SequenceSet, format_uids
 
 # RFC 3501 §5.1.3 example and a few more.
 MUTF7 = [
@@ -65,25 +65,34 @@ def test_encode_values() -> None:
 
 
 def test_responses_cannot_inject_lines() -> None:
-    assert e.untagged(b"OK", "[ALERT] hi\r\n* BYE") == b"* OK [ALERT] hi  * BYE\r\n"
-    assert e.tagged("a1", "OK", "done", code="READ-WRITE") == b"a1 OK [READ-WRITE] done\r\n"
-    assert e.continuation() == b"+ Ready for literal data\r\n"
+    assert e.untagged(b"ENABLED", "X\r\n* BYE") == b"* ENABLED X  * BYE\r\n"
+    assert replies.SELECT_COMPLETED.line("a1") == b"a1 OK [READ-WRITE] SELECT completed\r\n"
+    assert replies.PREDICTED_UIDNEXT.with_arg("4\r\n* BYE").line() == b"* OK [UIDNEXT 4  * BYE] Predicted next UID\r\n"
+    assert replies.READY_FOR_LITERAL.line("ignored") == b"+ Ready for literal data\r\n"
     assert e.continuation_data(b"") == b"+ \r\n"
     assert e.flags(["\\Seen", "$Junk"]) == b"(\\Seen $Junk)"
     assert e.fetch_response(3, [("UID", 7), ("FLAGS", e.Raw(b"()"))]) == b"* 3 FETCH (UID 7 FLAGS ())\r\n"
 
 
 def test_errors_know_their_response() -> None:
-    assert BadCommand().response("a") == b"a BAD Invalid command\r\n"
-    exc = CommandFailed("No such mailbox", code=Code.TRYCREATE, detail="KeyError('x')")
-    assert exc.response("a") == b"a NO [TRYCREATE] No such mailbox\r\n"
+    assert BadCommand(replies.SYNTAX_ERROR).response("a") == b"a BAD Syntax error\r\n"
+    exc = CommandFailed(replies.TRYCREATE, detail="KeyError('x')")
+    assert exc.response("a") == b"a NO [TRYCREATE] Destination mailbox does not exist\r\n"
     assert b"KeyError" not in exc.response("a")
+    # A backend's own refusal (plain text and code), cleaned of CR/LF:
     assert CommandFailed("x\r\ny", code=Code.CANNOT).response("t") == b"t NO [CANNOT] x  y\r\n"
-    assert ProtocolLimit().response() == b"* BAD [TOOBIG] Command too large\r\n"
-    assert Bye("Server shutting down", code=Code.UNAVAILABLE).response("a") == (
-        b"* BYE [UNAVAILABLE] Server shutting down\r\n"
-    )
-    assert Bye().close_connection
+    assert ProtocolLimit(replies.LITERAL_TOO_LARGE).response() == b"* BAD [TOOBIG] Literal too large\r\n"
+    assert Bye(replies.LISTENER_FULL).response("a") == b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+    assert Bye(replies.LOGGING_OUT).close_connection
+    unsupported = CommandFailed(replies.UNSUPPORTED_CHARSET, code_arg="(UTF-8)")
+    assert unsupported.response("s") == b"s NO [BADCHARSET (UTF-8)] Unsupported charset\r\n"
+
+
+@pytest.mark.parametrize(("cls", "reply"), [(CommandFailed, replies.SYNTAX_ERROR), (BadCommand, replies.TRYCREATE),
+                                            (ProtocolLimit, replies.MESSAGE_TOO_LARGE)])
+def test_an_error_carries_only_a_reply_of_its_own_status(cls: type[CommandFailed], reply: replies.Reply) -> None:
+    with pytest.raises(ValueError):
+        cls(reply)
 
 
 def test_dates() -> None:

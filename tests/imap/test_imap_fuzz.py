@@ -9,9 +9,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imap.command import Command
-from imap.errors import ImapError
-from imap.parser import CommandReceiver, LiteralMode, NeedData
+from imap.proto.commands import Command
+from imap.proto.errors import ImapError
+from imap.proto.receiver import CommandReceiver, LiteralMode, NeedData
 from tests.imap.imap_golden_cases import GOLDEN
 
 MAX_LINE = 512

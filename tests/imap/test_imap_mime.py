@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from imap import encoder, mime
-from imap.addresses import parse_address_list
-from imap.command_types import Section, SectionText
-from imap.structure import Address
+from imap.message import mime
+from imap.message.addresses import parse_address_list
+from imap.proto import encoder
+from imap.proto.command_types import Section, SectionText
+from imap.proto.structure import Address, BodyStructure
 
 PLAIN = (
     b"Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
@@ -164,8 +165,14 @@ def test_message_without_header_and_bare_lf() -> None:
 
 def test_deep_nesting_is_bounded() -> None:
     raw = b""
-    for depth in range(60):
-        raw += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (depth, depth)
+    for level in range(60):
+        raw += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (level, level)
     raw += b"\r\nleaf\r\n"
     bs = mime.bodystructure(mime.parse(raw))
-    assert encoder.encode(encoder.bodystructure(bs))
+
+    def depth(part: BodyStructure) -> int:
+        return 1 + max([0] + [depth(p) for p in part.parts] + ([depth(part.body)] if part.body else []))
+
+    assert depth(bs) == mime.MAX_DEPTH + 1  # the 60 levels are cut at the bound, not followed
+    encoded = encoder.encode(encoder.bodystructure(bs))
+    assert encoded.count(b"(") <= 4 * (mime.MAX_DEPTH + 1)

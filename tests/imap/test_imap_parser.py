@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from imap import command as c
-from imap import command_types as t
-from imap.parser import CommandReceiver, Event, LiteralMode, NeedData, NeedLiteral
+from imap.proto import command_types as t
+from imap.proto import commands as c
+from imap.proto.receiver import CommandReceiver, Event, LiteralMode, NeedData, NeedLiteral
 from tests.imap.imap_golden_cases import GOLDEN, S
 
 

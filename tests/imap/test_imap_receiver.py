@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from imap import command as c
-from imap.errors import BadCommand, ImapError, ProtocolLimit
-from imap.parser import (
+from imap.proto import commands as c
+from imap.proto import replies
+from imap.proto.errors import BadCommand, CommandFailed, ImapError, ProtocolLimit
+from imap.proto.receiver import (
     DEFAULT_APPENDLIMIT,
     NEED_DATA,
     CommandReceiver,
@@ -70,9 +71,7 @@ def test_shell_rejects_a_synchronizing_literal() -> None:
 
 
 def _refused() -> ImapError:
-    from imap.errors import Code, CommandFailed
-
-    return CommandFailed("Server busy, try again later", code=Code.LIMIT)
+    return CommandFailed(replies.SERVER_BUSY)
 
 
 def _split_feed(receiver: CommandReceiver, data: bytes, step: int) -> list[object]:
@@ -130,9 +129,9 @@ def test_append_over_appendlimit_after_login_is_no_toobig() -> None:
     receiver.authenticated()
     assert receiver.max_literal == DEFAULT_APPENDLIMIT
     receiver.feed(b"a APPEND INBOX {%d}\r\n" % (DEFAULT_APPENDLIMIT + 1))
-    with pytest.raises(ProtocolLimit) as info:
+    with pytest.raises(CommandFailed) as info:
         receiver.next_event()
-    assert info.value.response() == b"a NO [TOOBIG] Literal too large\r\n"
+    assert info.value.response() == b"a NO [TOOBIG] Message too large\r\n"
     receiver.feed(b"a APPEND INBOX {%d}\r\n" % DEFAULT_APPENDLIMIT)
     assert receiver.next_event() == NeedLiteral(DEFAULT_APPENDLIMIT, True, "a")
 
@@ -185,8 +184,9 @@ def test_total_command_bound() -> None:
 def test_huge_literal_size_number_is_a_syntax_error_not_a_crash() -> None:
     receiver = CommandReceiver()
     receiver.feed(b"a LOGIN {" + b"9" * 5000 + b"}\r\n")
-    with pytest.raises(ImapError):
+    with pytest.raises(BadCommand) as info:
         receiver.next_event()
+    assert info.value.response() == b"a BAD Invalid number\r\n" and not info.value.close_connection
 
 
 def test_line_mode_for_idle_done_and_authenticate() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from imap.search import _body_text, cannot_contain
+from imap.handlers.search import _body_text, cannot_contain
 
 PLAIN = b"Subject: hello\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThe Marker is here\r\n"
 

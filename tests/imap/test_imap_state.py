@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping, Sequence
-
 import pytest
 
 from imap import backend as b
-from imap.capabilities import capabilities, capability_line
-from imap.command import ALL_COMMANDS, COMMAND_NAMES, StoreMode
-from imap.errors import BadCommand, CommandFailed
-from imap.parser import LiteralMode
-from imap.state import TABLE, State, Tls, check, next_state
+from imap.proto.commands import ALL_COMMANDS, COMMAND_NAMES
+from imap.proto.errors import BadCommand, CommandFailed
+from imap.proto.receiver import LiteralMode
+from imap.state import TABLE, State, Tls, capabilities, capability_line, check, next_state
+from imap.testing import MemoryBackend
 
 EXPECTED_STATES = {
     State.NOT_AUTHENTICATED: {"CAPABILITY", "NOOP", "LOGOUT", "ID", "STARTTLS", "AUTHENTICATE", "LOGIN"},
@@ -93,104 +90,9 @@ def test_capabilities_by_state_and_tls() -> None:
     assert capability_line(("IMAP4rev1", "IDLE")) == b"* CAPABILITY IMAP4rev1 IDLE\r\n"
 
 
-# --- the backend contract: an in-memory fake must satisfy the Protocols (checked by mypy) ---
-class FakeMailboxes:
-    def __init__(self) -> None:
-        self.folders: dict[str, list[b.MessageMeta]] = {"INBOX": []}
-        self.raw: dict[int, bytes] = {}
-        self.modseq = 1
-
-    @property
-    def username(self) -> str:
-        return "alice"
-
-    async def list_folders(self) -> Sequence[b.FolderInfo]:
-        return [b.FolderInfo(name, subscribed=True) for name in self.folders]
-
-    async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
-        if name in self.folders:
-            raise b.MailboxExists()
-        self.folders[name] = []
-
-    async def delete_folder(self, name: str) -> None:
-        self.folders.pop(name)
-
-    async def rename_folder(self, old: str, new: str) -> None:
-        self.folders[new] = self.folders.pop(old)
-
-    async def set_subscribed(self, name: str, subscribed: bool) -> None:
-        return None
-
-    async def folder_status(self, name: str) -> b.FolderStatus:
-        if name not in self.folders:
-            raise b.MailboxNotFound(detail=name)
-        msgs = self.folders[name]
-        unseen = sum("\\Seen" not in m.flags for m in msgs)
-        uidnext = max((m.uid for m in msgs), default=0) + 1
-        return b.FolderStatus(1, uidnext, self.modseq, len(msgs), unseen)
-
-    async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
-        return await self.folder_status(name)
-
-    async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[b.MessageMeta]:
-        return [m for m in self.folders[name] if changed_since is None or m.modseq > changed_since]
-
-    async def fetch_raw(self, name: str, uid: int) -> bytes | None:
-        return self.raw.get(uid)
-
-    async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
-        return {uid: self.raw[uid] for uid in uids if uid in self.raw}
-
-    async def fetch_summary(self, name: str, uid: int) -> b.MessageSummary | None:
-        return None
-
-    async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, b.MessageSummary]:
-        return {}
-
-    async def append(
-        self, name: str, message: bytes, flags: Sequence[str], internal_date: dt.datetime | None
-    ) -> b.AppendResult:
-        status = await self.folder_status(name)
-        self.modseq += 1
-        when = internal_date or dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-        meta = b.MessageMeta(status.uidnext, frozenset(flags), when, len(message), self.modseq)
-        self.folders[name].append(meta)
-        self.raw[meta.uid] = message
-        return b.AppendResult(1, meta.uid)
-
-    async def copy(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
-        return b.CopyResult(1, ())
-
-    async def move(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
-        return b.CopyResult(1, ())
-
-    async def store_flags(
-        self,
-        name: str,
-        uids: Sequence[int],
-        mode: StoreMode,
-        flags: Sequence[str],
-        *,
-        unchanged_since: int | None = None,
-    ) -> b.StoreResult:
-        return b.StoreResult(())
-
-    async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
-        return []
-
-    async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
-        return self.modseq > since_modseq
-
-
-class FakeBackend:
-    async def authenticate(self, credentials: b.Credentials) -> b.Mailboxes:
-        if credentials.password != "pw":
-            raise b.AuthenticationFailed(detail=f"bad password for {credentials.username}")
-        return FakeMailboxes()
-
-
-async def test_fake_backend_satisfies_the_protocol() -> None:
-    backend: b.Backend = FakeBackend()
+# --- the backend contract: the in-memory backend of imap.testing satisfies the Protocols ---
+async def test_memory_backend_satisfies_the_protocol() -> None:
+    backend: b.Backend = MemoryBackend()  # mypy checks the Protocols here
     with pytest.raises(b.AuthenticationFailed) as info:
         await backend.authenticate(b.Credentials("alice", "wrong"))
     assert info.value.response("a") == b"a NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
@@ -200,6 +102,7 @@ async def test_fake_backend_satisfies_the_protocol() -> None:
     status = await boxes.folder_status("INBOX")
     assert (status.messages, status.unseen, status.uidnext) == (1, 0, 2)
     assert await boxes.wait_for_change("INBOX", 1, 0.0)
+    assert not await boxes.wait_for_change("INBOX", status.highestmodseq, 0.01)
     with pytest.raises(b.MailboxNotFound) as missing:
         await boxes.folder_status("Nope")
     assert missing.value.response("t") == b"t NO [NONEXISTENT] No such mailbox\r\n"

@@ -17,8 +17,8 @@ from gateway.store.models import AuditEntry, Folder, Message
 from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.testing.store import Store
 from imap.backend import AuthenticationFailed, Credentials, MailboxExists, MailboxNotFound
-from imap.command import StoreMode
-from imap.errors import CommandFailed
+from imap.proto.commands import StoreMode
+from imap.proto.errors import CommandFailed
 from tests.imap_server.kit import MESSAGES, MULTIPART, NON_ASCII, PLAIN
 
 ADDRESS = "dr.imap@clinic.test"

@@ -66,7 +66,7 @@ def test_append_status_and_appenduid(env: ImapEnv, account: str) -> None:
     status = wire.ok("STATUS Sent (MESSAGES UNSEEN UIDNEXT UIDVALIDITY HIGHESTMODSEQ APPENDLIMIT RECENT)")[0]
     assert status.startswith(b"* STATUS Sent (MESSAGES 1 UNSEEN 0 UIDNEXT 2 UIDVALIDITY " + match.group(1))
     assert b"APPENDLIMIT 26214400 RECENT 0)" in status
-    assert tagged(wire.cmd(b"APPEND Nowhere {3+}\r\nabc")) == b"NO [TRYCREATE] No such mailbox\r\n"
+    assert tagged(wire.cmd(b"APPEND Nowhere {3+}\r\nabc")) == b"NO [TRYCREATE] Destination mailbox does not exist\r\n"
     assert tagged(wire.cmd(b"APPEND Sent {30000000}")).startswith(b"NO [TOOBIG]")
     nul = PLAIN.replace(b"\r\n\r\n", b"\r\n\r\n\x00.\r\n", 1)  # RFC 3501 §4.3; issue 15 item 8
     assert tagged(wire.cmd(b"APPEND Sent {%d+}\r\n" % len(nul) + nul)) == b"NO NUL character in message\r\n"

@@ -22,7 +22,7 @@ from gateway.store.keys import KeyService
 from gateway.store.messages import open_message
 from gateway.store.models import Conversation, Folder, Message
 from gateway.web.patient import mailview
-from imap.command import StoreMode
+from imap.proto.commands import StoreMode
 
 FOLDER_LABELS = {"INBOX": "Boîte de réception", "Sent": "Messages envoyés", "Trash": "Corbeille"}
 LISTING_LIMIT = 2000

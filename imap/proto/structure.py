@@ -1,7 +1,7 @@
 """Plain data for ENVELOPE and BODYSTRUCTURE (RFC 3501 §7.4.2).
 
-:mod:`imap.mime` computes these from raw message bytes; the store may cache them (they are
-plain frozen dataclasses of str / int / tuples); :mod:`imap.encoder` writes them.
+:mod:`imap.message.mime` computes these from raw message bytes; the store may cache them (they are
+plain frozen dataclasses of str / int / tuples); :mod:`imap.proto.encoder` writes them.
 Strings are the header text as found (RFC 2047 encoded-words are *not* decoded).
 """
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from imap import command as c
-from imap import encoder, mime
 from imap.backend import MessageMeta, MessageSummary
-from imap.command import StoreMode
-from imap.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
-from imap.dates import format_date_time
-from imap.outcome import Ok
+from imap.message import mime
+from imap.proto import commands as c
+from imap.proto import encoder, replies
+from imap.proto.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
+from imap.proto.commands import StoreMode
+from imap.proto.dates import format_date_time
+from imap.proto.replies import Reply
 from imap.session import Session
 
 CHUNK = 200
@@ -99,7 +100,7 @@ def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) 
     return out
 
 
-async def fetch(s: Session, cmd: c.Fetch) -> Ok:
+async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     view = s.selected
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
     if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
@@ -146,4 +147,4 @@ async def fetch(s: Session, cmd: c.Fetch) -> Ok:
             if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
                 items.append(_value(FetchAttr.FLAGS, meta, None, None))  # RFC 3501 §6.4.5
             await s.send(encoder.fetch_response(seq, items))
-    return Ok("FETCH completed")
+    return replies.FETCH_COMPLETED

@@ -15,9 +15,9 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import collapse_rfc2231_value
 
-from imap.addresses import parse_address_list
-from imap.command_types import Section, SectionText
-from imap.structure import Address, BodyStructure, Disposition, Envelope
+from imap.message.addresses import parse_address_list
+from imap.proto.command_types import Section, SectionText
+from imap.proto.structure import Address, BodyStructure, Disposition, Envelope
 
 MAX_DEPTH = 20  # nesting bound for hostile messages
 _HEADER_END = re.compile(rb"\r?\n\r?\n")

@@ -17,14 +17,14 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from imap import command as c
-from imap import command_types as t
-from imap import encoder
 from imap.backend import MessageMeta, MessageSummary
-from imap.handlers_fetch import batches
-from imap.outcome import Ok
+from imap.handlers.fetch import batches
+from imap.proto import command_types as t
+from imap.proto import commands as c
+from imap.proto import encoder, replies
+from imap.proto.replies import Reply
+from imap.proto.structure import Envelope
 from imap.session import Session
-from imap.structure import Envelope
 
 _SYSTEM = {"\\SEEN", "\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\DRAFT", "\\RECENT"}
 
@@ -95,7 +95,7 @@ def _envelope_values(env: Envelope, name: str) -> list[str]:
 
 def _has_flag(flags: frozenset[str], flag: str) -> bool:
     if flag.upper() == "\\RECENT":
-        return False  # no message is \Recent in this server (imap.selected)
+        return False  # no message is \Recent in this server (imap.selected_view)
     if flag.upper() in _SYSTEM:
         return any(f.upper() == flag.upper() for f in flags)
     return flag in flags
@@ -188,7 +188,7 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def search(s: Session, cmd: c.Search) -> Ok:
+async def search(s: Session, cmd: c.Search) -> Reply:
     view = s.selected
     key = cmd.criteria or t.SearchAll()
     raw_needed, summary_needed = needs_raw(key), needs_summary(key)
@@ -213,4 +213,4 @@ async def search(s: Session, cmd: c.Search) -> Ok:
         s.condstore = True
         line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
     await s.send(encoder.untagged(line.encode("ascii")))
-    return Ok("SEARCH completed")
+    return replies.SEARCH_COMPLETED

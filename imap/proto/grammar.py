@@ -2,8 +2,8 @@
 
 Split by command group (pymap ``command/{any,nonauth,auth,select}``): this module holds the
 dispatcher and the commands valid in any / not-authenticated / authenticated states
-(RFC 3501 §6.1-6.3); :mod:`imap.grammar_select` has the selected-state commands and
-:mod:`imap.grammar_search` the SEARCH keys.
+(RFC 3501 §6.1-6.3); :mod:`imap.proto.grammar_select` has the selected-state commands and
+:mod:`imap.proto.grammar_search` the SEARCH keys.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from imap import command as c
-from imap.dates import parse_date_time
-from imap.errors import BadCommand, ImapError
-from imap.grammar_select import SELECTED_PARSERS
-from imap.lexer import Reader
+from imap.proto import commands as c
+from imap.proto import replies
+from imap.proto.dates import parse_date_time
+from imap.proto.errors import BadCommand, ImapError
+from imap.proto.grammar_select import SELECTED_PARSERS
+from imap.proto.reader import Reader
 
 Parser = Callable[[Reader, str], c.Command]
 
@@ -34,7 +35,7 @@ def parse_command(data: bytes) -> c.Command:
             name = "UID " + reader.keyword()
         parser = PARSERS.get(name)
         if parser is None:
-            raise BadCommand("Unknown command", detail=f"unknown command {name[:40]!r}")
+            raise BadCommand(replies.UNKNOWN_COMMAND, detail=f"unknown command {name[:40]!r}")
         command = parser(reader, tag)
         reader.expect_end()
         return command
@@ -76,7 +77,7 @@ def _id(reader: Reader, tag: str) -> c.Command:
         value = reader.nstring()
         pairs.append((key.decode("utf-8", "replace"), None if value is None else value.decode("utf-8", "replace")))
         if len(pairs) > 30:
-            raise reader.error("Too many ID parameters")
+            raise reader.error(replies.TOO_MANY_ID_PARAMETERS)
     reader.pos += 1
     return c.Id(tag, tuple(pairs))
 
@@ -94,7 +95,7 @@ def _authenticate(reader: Reader, tag: str) -> c.Command:
             try:
                 initial = base64.b64decode(raw, validate=True)
             except binascii.Error:
-                raise reader.error("Invalid base64") from None
+                raise reader.error(replies.INVALID_BASE64) from None
     return c.Authenticate(tag, mechanism, initial)
 
 
@@ -115,7 +116,7 @@ def _select(cls: type[c.Select]) -> Parser:
         if reader.maybe_sp():  # RFC 4466 §2.1 select-params; RFC 7162 §3.1.8 CONDSTORE
             for param in reader.paren_list("atom"):
                 if param.upper() != b"CONDSTORE":
-                    raise reader.error("Unknown SELECT parameter")
+                    raise reader.error(replies.UNKNOWN_SELECT_PARAMETER)
                 condstore = True
         return cls(tag, mailbox, condstore)
 
@@ -137,7 +138,7 @@ def _create(reader: Reader, tag: str) -> c.Command:
     if reader.maybe_sp():  # RFC 6154 §3: CREATE name (USE (\Drafts))
         reader.expect(b"(")
         if reader.keyword() != "USE":
-            raise reader.error("Unknown CREATE parameter")
+            raise reader.error(replies.UNKNOWN_CREATE_PARAMETER)
         reader.sp()
         uses = reader.flag_list()
         reader.expect(b")")
@@ -195,9 +196,9 @@ def _status(reader: Reader, tag: str) -> c.Command:
     try:
         items = tuple(c.StatusItem(i.decode("ascii").upper()) for i in reader.paren_list("atom"))
     except ValueError:
-        raise reader.error("Unknown STATUS item") from None
+        raise reader.error(replies.UNKNOWN_STATUS_ITEM) from None
     if not items:
-        raise reader.error("Empty STATUS item list")
+        raise reader.error(replies.EMPTY_STATUS_ITEMS)
     return c.Status(tag, mailbox, items)
 
 
@@ -215,7 +216,7 @@ def _append(reader: Reader, tag: str) -> c.Command:
         date_time = parse_date_time(reader.quoted().decode("ascii", "replace"))
         reader.sp()
     if not reader.peek_is(b"{"):
-        raise reader.error("APPEND needs a literal")
+        raise reader.error(replies.APPEND_NEEDS_LITERAL)
     return c.Append(tag, mailbox, flags, date_time, reader.literal(allow_nul=True))
 
 
@@ -224,7 +225,7 @@ def _enable(reader: Reader, tag: str) -> c.Command:
     while reader.maybe_sp():
         caps.append(reader.keyword())
     if not caps:
-        raise reader.error("ENABLE needs a capability")
+        raise reader.error(replies.ENABLE_NEEDS_CAPABILITY)
     return c.Enable(tag, tuple(caps))
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from imap.seqset import SequenceSet
+from imap.proto.seqset import SequenceSet
 
 
 # --- SEARCH -------------------------------------------------------------------------

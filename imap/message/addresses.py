@@ -7,7 +7,7 @@ markers, source routes go to ``adl``.
 
 from __future__ import annotations
 
-from imap.structure import Address
+from imap.proto.structure import Address
 
 _SPECIALS = '()<>,;:"'
 MAX_ADDRESSES = 1000

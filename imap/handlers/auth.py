@@ -1,19 +1,20 @@
-"""Authenticated state: SELECT / EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS,
-APPEND (RFC 3501 §6.3), ENABLE (RFC 5161), NAMESPACE (RFC 2342), IDLE (RFC 2177).
-LIST and LSUB are in :mod:`imap.handlers_list`."""
+"""Authenticated state: SELECT / EXAMINE, STATUS, APPEND (RFC 3501 §6.3), ENABLE (RFC 5161),
+NAMESPACE (RFC 2342), IDLE (RFC 2177). The commands that manage mailboxes (CREATE, DELETE,
+RENAME, (UN)SUBSCRIBE, LIST, LSUB) are in :mod:`imap.handlers.mailboxes`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from imap import command as c
-from imap import encoder
 from imap.backend import DELIMITER, MailboxNotFound
-from imap.command import StatusItem
-from imap.errors import BadCommand, Code, CommandFailed
-from imap.outcome import Ok
-from imap.selected import SelectedView
+from imap.handlers.mailboxes import canonical
+from imap.proto import commands as c
+from imap.proto import encoder, replies
+from imap.proto.commands import StatusItem
+from imap.proto.errors import BadCommand, CommandFailed
+from imap.proto.replies import Reply
+from imap.selected_view import SelectedView
 from imap.session import Session
 
 log = logging.getLogger("imap.session")
@@ -36,26 +37,7 @@ def normalise_flags(flags: tuple[str, ...]) -> list[str]:
     return out
 
 
-def canonical(name: str) -> str:
-    """RFC 3501 §5.1: INBOX is case-insensitive; a trailing delimiter is not part of a name."""
-    if name.upper() == "INBOX":
-        return "INBOX"
-    if name.upper().startswith("INBOX" + DELIMITER):
-        name = "INBOX" + name[5:]
-    return name
-
-
-def _checked_name(name: str) -> str:
-    name = canonical(name.rstrip(DELIMITER))
-    parts = name.split(DELIMITER)
-    if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
-        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
-    if any(ord(ch) < 0x20 for ch in name):
-        raise CommandFailed("Invalid mailbox name", code=Code.CANNOT)
-    return name
-
-
-async def select(s: Session, cmd: c.Select) -> Ok:
+async def select(s: Session, cmd: c.Select) -> Reply:
     s.view = None  # RFC 3501 §6.3.1: a new SELECT first deselects, even if it fails
     name = canonical(cmd.mailbox)
     status = await s.boxes.select_folder(name, read_only=cmd.readonly)
@@ -66,50 +48,22 @@ async def select(s: Session, cmd: c.Select) -> Ok:
     send = s.send
     await send(encoder.untagged(b"FLAGS " + encoder.flags(SYSTEM_FLAGS)))
     await send(encoder.untagged(b"%d EXISTS" % view.exists))
-    await send(encoder.untagged(b"0 RECENT"))  # \Recent is not tracked (see imap.selected)
+    await send(encoder.untagged(b"0 RECENT"))  # \Recent is not tracked (see imap.selected_view)
     if (unseen := view.first_unseen()) is not None:
-        await send(encoder.untagged(f"OK [UNSEEN {unseen}] First unseen"))
+        await send(replies.FIRST_UNSEEN.with_arg(unseen).line())
     permanent = "()" if view.read_only else "(" + " ".join(status.permanent_flags) + ")"
-    await send(encoder.untagged(f"OK [PERMANENTFLAGS {permanent}] Limited"))
-    await send(encoder.untagged(f"OK [UIDVALIDITY {view.uidvalidity}] UIDs valid"))
+    await send(replies.PERMANENT_FLAGS.with_arg(permanent).line())
+    await send(replies.UIDS_VALID.with_arg(view.uidvalidity).line())
     uidnext = max(status.uidnext, (view.uids[-1] + 1) if view.uids else 1)
-    await send(encoder.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID"))
-    await send(encoder.untagged(f"OK [HIGHESTMODSEQ {view.highestmodseq}] Highest"))  # RFC 7162 §3.1.2.1
+    await send(replies.PREDICTED_UIDNEXT.with_arg(uidnext).line())
+    await send(replies.HIGHEST_MODSEQ.with_arg(view.highestmodseq).line())  # RFC 7162 §3.1.2.1
     s.view = view
-    verb = "EXAMINE" if cmd.readonly else "SELECT"
-    return Ok(f"{verb} completed", "READ-ONLY" if view.read_only else "READ-WRITE")
+    if cmd.readonly:
+        return replies.EXAMINE_COMPLETED
+    return replies.SELECT_READ_ONLY if view.read_only else replies.SELECT_COMPLETED
 
 
-async def create(s: Session, cmd: c.Create) -> Ok:
-    name = _checked_name(cmd.mailbox)
-    await s.boxes.create_folder(name, cmd.special_use)
-    return Ok("CREATE completed")
-
-
-async def delete(s: Session, cmd: c.Delete) -> Ok:
-    name = canonical(cmd.mailbox)
-    if name == "INBOX":
-        raise CommandFailed("INBOX cannot be deleted", code=Code.CANNOT)  # RFC 3501 §6.3.4
-    await s.boxes.delete_folder(name)
-    return Ok("DELETE completed")
-
-
-async def rename(s: Session, cmd: c.Rename) -> Ok:
-    await s.boxes.rename_folder(canonical(cmd.mailbox), _checked_name(cmd.new_name))
-    return Ok("RENAME completed")
-
-
-async def subscribe(s: Session, cmd: c.Subscribe) -> Ok:
-    await s.boxes.set_subscribed(canonical(cmd.mailbox), True)
-    return Ok("SUBSCRIBE completed")
-
-
-async def unsubscribe(s: Session, cmd: c.Unsubscribe) -> Ok:
-    await s.boxes.set_subscribed(canonical(cmd.mailbox), False)
-    return Ok("UNSUBSCRIBE completed")
-
-
-async def status(s: Session, cmd: c.Status) -> Ok:
+async def status(s: Session, cmd: c.Status) -> Reply:
     name = canonical(cmd.mailbox)
     st = await s.boxes.folder_status(name)
     values = {
@@ -119,39 +73,39 @@ async def status(s: Session, cmd: c.Status) -> Ok:
     }  # fmt: skip
     items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
     await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name) + b" (" + items + b")"))
-    return Ok("STATUS completed")
+    return replies.STATUS_COMPLETED
 
 
-async def append(s: Session, cmd: c.Append) -> Ok:
+async def append(s: Session, cmd: c.Append) -> Reply:
     if len(cmd.message) > s.config.appendlimit:
-        raise CommandFailed("Message too large", code=Code.TOOBIG)  # RFC 7889
+        raise CommandFailed(replies.MESSAGE_TOO_LARGE)  # RFC 7889
     if b"\x00" in cmd.message:
         # RFC 3501 §4.3: a (non-binary) literal carries no NUL; without BINARY (RFC 3516)
         # such a message cannot be stored, and it could smuggle lines to a later reader.
-        raise CommandFailed("NUL character in message")
+        raise CommandFailed(replies.NUL_IN_MESSAGE)
     flags = normalise_flags(cmd.flags)
     try:
         result = await s.boxes.append(canonical(cmd.mailbox), cmd.message, flags, cmd.date_time)
     except MailboxNotFound:
-        raise CommandFailed("No such mailbox", code=Code.TRYCREATE) from None  # RFC 3501 §6.3.11
-    return Ok("APPEND completed", f"APPENDUID {result.uidvalidity} {result.uid}")  # RFC 4315 §3
+        raise CommandFailed(replies.TRYCREATE) from None  # RFC 3501 §6.3.11
+    return replies.APPEND_COMPLETED.with_arg(f"{result.uidvalidity} {result.uid}")  # RFC 4315 §3
 
 
-async def enable(s: Session, cmd: c.Enable) -> Ok:
+async def enable(s: Session, cmd: c.Enable) -> Reply:
     enabled = [cap for cap in cmd.capabilities if cap == "CONDSTORE"]  # RFC 5161 §3.1
     if enabled:
         s.condstore = True
     await s.send(encoder.untagged(("ENABLED " + " ".join(enabled)).strip()))
-    return Ok("ENABLE completed")
+    return replies.ENABLE_COMPLETED
 
 
-async def namespace(s: Session, cmd: c.Namespace) -> Ok:
+async def namespace(s: Session, cmd: c.Namespace) -> Reply:
     # RFC 2342 §5: one personal namespace, no other users' or shared ones.
     await s.send(encoder.untagged(b'NAMESPACE (("" "' + DELIMITER.encode() + b'")) NIL NIL'))
-    return Ok("NAMESPACE completed")
+    return replies.NAMESPACE_COMPLETED
 
 
-async def idle(s: Session, cmd: c.Idle) -> Ok:
+async def idle(s: Session, cmd: c.Idle) -> Reply | None:
     """RFC 2177: updates are pushed as they happen until the client sends DONE."""
     tag = cmd.tag
 
@@ -182,12 +136,12 @@ async def idle(s: Session, cmd: c.Idle) -> Ok:
     async def on_line(session: Session, line: bytes) -> None:
         await session.stop_idle_watch()
         if line.strip().upper() != b"DONE":
-            await session.fail_continued(tag, BadCommand("Expected DONE"))
+            await session.fail_continued(tag, BadCommand(replies.EXPECTED_DONE))
             return
         await session.push_updates(allow_expunge=True)
-        await session.finish_continued(tag, None, Ok("IDLE terminated"))
+        await session.finish_continued(tag, None, replies.IDLE_TERMINATED)
 
     s.expect_line(on_line)
-    await s.send(encoder.continuation("idling"))
+    await s.send(replies.IDLING.line())
     s.start_idle_watch(watch)
-    return Ok("")
+    return None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from imap.errors import BadCommand
+from imap.proto import replies
+from imap.proto.errors import BadCommand
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_INDEX = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}
@@ -22,14 +23,14 @@ def _month(name: str) -> int:
     try:
         return _MONTH_INDEX[name.upper()]
     except KeyError:
-        raise BadCommand("Invalid date") from None
+        raise BadCommand(replies.INVALID_DATE) from None
 
 
 def parse_date_time(text: str) -> dt.datetime:
     """Parse an APPEND ``date-time`` (without the surrounding quotes) to an aware datetime."""
     m = _DATE_TIME.match(text)
     if m is None:
-        raise BadCommand("Invalid date-time")
+        raise BadCommand(replies.INVALID_DATE_TIME)
     day, mon, year, hh, mm, ss, sign, zh, zm = m.groups()
     offset = dt.timedelta(hours=int(zh), minutes=int(zm))
     if sign == "-":
@@ -37,19 +38,19 @@ def parse_date_time(text: str) -> dt.datetime:
     try:
         return dt.datetime(int(year), _month(mon), int(day), int(hh), int(mm), int(ss), tzinfo=dt.timezone(offset))
     except ValueError:
-        raise BadCommand("Invalid date-time") from None
+        raise BadCommand(replies.INVALID_DATE_TIME) from None
 
 
 def parse_date(text: str) -> dt.date:
     """Parse a SEARCH ``date`` (``1-Feb-1994``)."""
     m = _DATE.match(text)
     if m is None:
-        raise BadCommand("Invalid date")
+        raise BadCommand(replies.INVALID_DATE)
     day, mon, year = m.groups()
     try:
         return dt.date(int(year), _month(mon), int(day))
     except ValueError:
-        raise BadCommand("Invalid date") from None
+        raise BadCommand(replies.INVALID_DATE) from None
 
 
 def format_date_time(value: dt.datetime) -> str:

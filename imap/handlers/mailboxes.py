@@ -1,19 +1,68 @@
-"""LIST and LSUB (RFC 3501 §6.3.8-9) with CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154) and
-the RFC 5258 selection / return options those use."""
+"""Authenticated state, the commands that manage mailboxes: CREATE, DELETE, RENAME,
+SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3.3-7), and LIST and LSUB (§6.3.8-9) with CHILDREN
+(RFC 3348), SPECIAL-USE (RFC 6154) and the RFC 5258 selection / return options those use."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-from imap import command as c
-from imap import encoder
 from imap.backend import DELIMITER, FolderInfo
-from imap.handlers_auth import canonical
-from imap.outcome import Ok
+from imap.proto import commands as c
+from imap.proto import encoder, replies
+from imap.proto.errors import CommandFailed
+from imap.proto.replies import Reply
 from imap.session import Session
 
 _DELIM = encoder.quoted(DELIMITER)
+
+
+def canonical(name: str) -> str:
+    """RFC 3501 §5.1: INBOX is case-insensitive; a trailing delimiter is not part of a name."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX" + DELIMITER):
+        name = "INBOX" + name[5:]
+    return name
+
+
+def _checked_name(name: str) -> str:
+    name = canonical(name.rstrip(DELIMITER))
+    parts = name.split(DELIMITER)
+    if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
+        raise CommandFailed(replies.MAILBOX_NAME_REFUSED)
+    if any(ord(ch) < 0x20 for ch in name):
+        raise CommandFailed(replies.MAILBOX_NAME_REFUSED)
+    return name
+
+
+async def create(s: Session, cmd: c.Create) -> Reply:
+    name = _checked_name(cmd.mailbox)
+    await s.boxes.create_folder(name, cmd.special_use)
+    return replies.CREATE_COMPLETED
+
+
+async def delete(s: Session, cmd: c.Delete) -> Reply:
+    name = canonical(cmd.mailbox)
+    if name == "INBOX":
+        raise CommandFailed(replies.INBOX_NOT_DELETABLE)  # RFC 3501 §6.3.4
+    await s.boxes.delete_folder(name)
+    return replies.DELETE_COMPLETED
+
+
+async def rename(s: Session, cmd: c.Rename) -> Reply:
+    await s.boxes.rename_folder(canonical(cmd.mailbox), _checked_name(cmd.new_name))
+    return replies.RENAME_COMPLETED
+
+
+async def subscribe(s: Session, cmd: c.Subscribe) -> Reply:
+    await s.boxes.set_subscribed(canonical(cmd.mailbox), True)
+    return replies.SUBSCRIBE_COMPLETED
+
+
+async def unsubscribe(s: Session, cmd: c.Unsubscribe) -> Reply:
+    await s.boxes.set_subscribed(canonical(cmd.mailbox), False)
+    return replies.UNSUBSCRIBE_COMPLETED
 
 
 def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
@@ -49,12 +98,12 @@ def _line(kind: bytes, attrs: list[str], name: str) -> bytes:
     return encoder.untagged(kind + b" " + encoder.flags(attrs) + b" " + _DELIM + b" " + encoder.mailbox(name))
 
 
-async def list_(s: Session, cmd: c.List) -> Ok:
+async def list_(s: Session, cmd: c.List) -> Reply:
     if len(cmd.patterns) == 1 and cmd.patterns[0] == "" and not cmd.select_options:
         # RFC 3501 §6.3.8: the delimiter and the root of the reference.
         root = cmd.reference.split(DELIMITER)[0] + DELIMITER if DELIMITER in cmd.reference else ""
         await s.send(_line(b"LIST", ["\\Noselect"], root))
-        return Ok("LIST completed")
+        return replies.LIST_COMPLETED
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
     only_subscribed = "SUBSCRIBED" in cmd.select_options
     only_special = "SPECIAL-USE" in cmd.select_options
@@ -65,16 +114,16 @@ async def list_(s: Session, cmd: c.List) -> Ok:
         if (only_subscribed and not info.subscribed) or (only_special and not info.special_use):
             continue
         await s.send(_line(b"LIST", _attributes(info, subscribed=show_subscribed), info.name))
-    return Ok("LIST completed")
+    return replies.LIST_COMPLETED
 
 
-async def lsub(s: Session, cmd: c.Lsub) -> Ok:
+async def lsub(s: Session, cmd: c.Lsub) -> Reply:
     if cmd.pattern == "":
         await s.send(_line(b"LSUB", ["\\Noselect"], ""))
-        return Ok("LSUB completed")
+        return replies.LSUB_COMPLETED
     regex = pattern_regex(cmd.reference, cmd.pattern)
     for info in await s.boxes.list_folders():
         if info.subscribed and regex.match(info.name):
             attrs = [] if info.selectable else ["\\Noselect"]
             await s.send(_line(b"LSUB", attrs, info.name))
-    return Ok("LSUB completed")
+    return replies.LSUB_COMPLETED

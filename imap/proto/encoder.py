@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from imap import mutf7
-from imap.lexer import ATOM_CHARS
-from imap.structure import Address, BodyStructure, Envelope
+from imap.proto import mutf7
+from imap.proto.reader import ATOM_CHARS
+from imap.proto.structure import Address, BodyStructure, Envelope
 
 MAX_QUOTED = 1024  # longer strings go out as literals
 
@@ -106,22 +106,14 @@ def _text(text: str) -> bytes:
 
 # --- responses (RFC 3501 §7) ------------------------------------------------------------
 def untagged(*parts: bytes | str) -> bytes:
-    """``* part part ...`` CRLF. ``str`` parts are response text (cleaned), bytes are data."""
+    """``* part part ...`` CRLF: untagged data (EXISTS, FETCH, LIST...); ``str`` parts are
+    cleaned of CR/LF. Status responses (``OK``/``NO``/``BAD``/``BYE``) and continuation
+    requests come from :meth:`imap.proto.replies.Reply.line`."""
     return b"* " + b" ".join(p if isinstance(p, bytes) else _text(p) for p in parts) + b"\r\n"
 
 
-def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
-    """``tag OK [CODE] text`` CRLF (RFC 3501 §7.1)."""
-    prefix = f"[{_text(code).decode()}] " if code else ""
-    return f"{tag} {status} ".encode("ascii") + _text(prefix + text) + b"\r\n"
-
-
-def continuation(text: str = "Ready for literal data") -> bytes:
-    """``+ text`` CRLF (RFC 3501 §7.5); use :func:`continuation_data` for SASL challenges."""
-    return b"+ " + _text(text) + b"\r\n"
-
-
 def continuation_data(base64_data: bytes) -> bytes:
+    """``+ base64`` CRLF (RFC 3501 §7.5): a SASL challenge, data rather than text."""
     return b"+ " + base64_data + b"\r\n"
 
 

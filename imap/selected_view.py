@@ -13,10 +13,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
-from imap import encoder
 from imap.backend import FolderStatus, Mailboxes, MessageMeta
-from imap.errors import BadCommand
-from imap.seqset import SequenceSet
+from imap.proto import encoder, replies
+from imap.proto.errors import BadCommand
+from imap.proto.seqset import SequenceSet
 
 
 class SelectedView:
@@ -131,7 +131,7 @@ class SelectedView:
         """Unsolicited ``* n FETCH (FLAGS ...)``; RFC 7162 §3.2: MODSEQ once CONDSTORE is on."""
         seq = self.seq_of(meta.uid)
         if seq is None:
-            raise BadCommand("message vanished")  # never reached: callers hold known UIDs
+            raise BadCommand(replies.MESSAGE_VANISHED)  # never reached: callers hold known UIDs
         items: list[tuple[str, encoder.Value]] = []
         if uid or condstore:
             items.append(("UID", meta.uid))

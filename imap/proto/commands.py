@@ -3,7 +3,7 @@
 Every command is a frozen dataclass with its ``tag`` and a class-level ``name`` (the key
 of the state table in :mod:`imap.state`). UID variants share the class of the plain command
 with ``uid=True``; their ``command_name`` is ``"UID FETCH"`` etc.
-Search keys and fetch attributes live in :mod:`imap.command_types`.
+Search keys and fetch attributes live in :mod:`imap.proto.command_types`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from imap.command_types import FetchItem, SearchKey
-from imap.seqset import SequenceSet
+from imap.proto.command_types import FetchItem, SearchKey
+from imap.proto.seqset import SequenceSet
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """SEARCH grammar (RFC 3501 §6.4.4 and §9 ``search-key``; RFC 7162 §3.1.5 MODSEQ).
 
-Keys are normalised (see :mod:`imap.command_types`). Nesting depth is bounded so that a
+Keys are normalised (see :mod:`imap.proto.command_types`). Nesting depth is bounded so that a
 ``NOT NOT NOT ...`` line cannot exhaust the stack.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imap import command_types as t
-from imap.dates import parse_date
-from imap.errors import Code, CommandFailed
-from imap.lexer import MAX_NUMBER64, Reader
-from imap.seqset import SequenceSet
+from imap.proto import command_types as t
+from imap.proto import replies
+from imap.proto.dates import parse_date
+from imap.proto.errors import CommandFailed
+from imap.proto.reader import MAX_NUMBER64, Reader
+from imap.proto.seqset import SequenceSet
 
 MAX_DEPTH = 32
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
@@ -49,9 +50,7 @@ def parse_charset(reader: Reader) -> str | None:
     reader.pos += 8
     charset = reader.astring().decode("ascii", "replace").upper()
     if charset not in SUPPORTED_CHARSETS:
-        raise CommandFailed(
-            "Unsupported charset", code=Code.BADCHARSET, code_arg="(" + " ".join(SUPPORTED_CHARSETS) + ")"
-        )
+        raise CommandFailed(replies.UNSUPPORTED_CHARSET, code_arg="(" + " ".join(SUPPORTED_CHARSETS) + ")")
     reader.sp()
     return charset
 
@@ -76,7 +75,7 @@ def _string(reader: Reader) -> str:
 
 def _key(reader: Reader, depth: int) -> t.SearchKey:
     if depth > MAX_DEPTH:
-        raise reader.error("Search too deeply nested")
+        raise reader.error(replies.SEARCH_TOO_DEEP)
     if reader.peek_is(b"("):
         reader.pos += 1
         keys = [_key(reader, depth + 1)]
@@ -106,7 +105,7 @@ def _key(reader: Reader, depth: int) -> t.SearchKey:
         return t.SearchDate(field, op, parse_date(_search_date(reader)))
     parser = _WITH_ARGS.get(name)
     if parser is None:
-        raise reader.error("Unknown search key")
+        raise reader.error(replies.UNKNOWN_SEARCH_KEY)
     reader.sp()
     return parser(reader, depth)
 
@@ -138,7 +137,7 @@ def _modseq(reader: Reader, depth: int) -> t.SearchKey:
         reader.sp()
         entry_type = reader.keyword().lower()
         if entry_type not in ("priv", "shared", "all"):
-            raise reader.error("Invalid MODSEQ entry type")
+            raise reader.error(replies.INVALID_MODSEQ_ENTRY_TYPE)
         reader.sp()
         return t.SearchModSeq(reader.number(maximum=MAX_NUMBER64), entry, entry_type)
     return t.SearchModSeq(reader.number(maximum=MAX_NUMBER64))

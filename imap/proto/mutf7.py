@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from imap.errors import BadCommand
+from imap.proto import replies
+from imap.proto.errors import BadCommand
 
 
 def _b64(data: str) -> bytes:
@@ -53,7 +54,7 @@ def decode(data: bytes) -> str:
         if byte == 0x26:  # '&'
             end = data.find(b"-", i + 1)
             if end < 0:
-                raise BadCommand("Invalid mailbox name")
+                raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
             chunk = data[i + 1 : end]
             i = end + 1
             if not chunk:
@@ -61,12 +62,12 @@ def decode(data: bytes) -> str:
                 last_was_shift = False
                 continue
             if last_was_shift:
-                raise BadCommand("Invalid mailbox name")
+                raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
             out.append(_decode_chunk(chunk))
             last_was_shift = True
             continue
         if not 0x20 <= byte <= 0x7E:
-            raise BadCommand("Invalid mailbox name")
+            raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
         out.append(chr(byte))
         last_was_shift = False
         i += 1
@@ -79,7 +80,7 @@ def _decode_chunk(chunk: bytes) -> str:
         raw = base64.b64decode(padded, validate=True)
         text = raw.decode("utf-16-be")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCommand("Invalid mailbox name") from None
+        raise BadCommand(replies.INVALID_MAILBOX_ENCODING) from None
     if any(" " <= ch <= "~" for ch in text) or _b64(text) != chunk:
-        raise BadCommand("Invalid mailbox name")
+        raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
     return text

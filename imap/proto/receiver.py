@@ -10,7 +10,7 @@ The shell feeds bytes with :meth:`CommandReceiver.feed` and calls
         elif isinstance(event, Command):
             handle(event)
 
-``next_event`` raises :class:`~imap.errors.ImapError` (with ``.tag`` when known) for syntax
+``next_event`` raises :class:`~imap.proto.errors.ImapError` (with ``.tag`` when known) for syntax
 errors and limits; the shell writes ``exc.response()`` and, when ``exc.close_connection``
 is set, a ``* BYE`` and closes. Limits are checked on the literal *header*, before any of
 its octets are buffered (RFC 7888 §4, RFC 7889 ``TOOBIG``; DESIGN "literal-size DoS
@@ -27,9 +27,10 @@ import enum
 import re
 from dataclasses import dataclass
 
-from imap.command import Command
-from imap.errors import BadCommand, Code, ImapError, ProtocolLimit
-from imap.grammar import parse_command, tag_of
+from imap.proto import replies
+from imap.proto.commands import Command
+from imap.proto.errors import BadCommand, CommandFailed, ImapError, ProtocolLimit
+from imap.proto.grammar import parse_command, tag_of
 
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_LITERAL_UNAUTH = 8 * 1024
@@ -208,7 +209,7 @@ class CommandReceiver:
             if len(self._buf) > self.max_line or len(self._buf) + len(self._command) > self.max_command:
                 # The rest may be literal data we never framed: we cannot resync (close).
                 self._command += self._buf[:256]
-                raise self._fail(ProtocolLimit("Line too long", code=None, close_connection=True))
+                raise self._fail(ProtocolLimit(replies.LINE_TOO_LONG, close_connection=True))
             return None
         line = bytes(self._buf[:end])
         del self._buf[: end + 1]
@@ -217,7 +218,7 @@ class CommandReceiver:
             line = line[:-1]
         if len(line) > self.max_line:
             self._command += line[:256]
-            raise self._fail(ProtocolLimit("Line too long", code=None, close_connection=True))
+            raise self._fail(ProtocolLimit(replies.LINE_TOO_LONG, close_connection=True))
         return line
 
     def _command_line(self, line: bytes) -> Event | None:
@@ -228,7 +229,7 @@ class CommandReceiver:
             return None  # tolerate empty lines between commands
         self._command += line
         if len(self._command) > self.max_command:
-            raise self._fail(ProtocolLimit("Command too long", close_connection=True))
+            raise self._fail(ProtocolLimit(replies.COMMAND_TOO_LONG, close_connection=True))
         match = _LITERAL_AT_END.search(line)
         if match is None:
             data = bytes(self._command)
@@ -263,13 +264,13 @@ class CommandReceiver:
         # next command boundary, so the connection must be closed.
         close = not synchronizing
         if not synchronizing and self.literal_mode is LiteralMode.NONE:
-            raise self._fail(BadCommand("Non-synchronizing literals are not supported", close_connection=True))
+            raise self._fail(BadCommand(replies.NON_SYNC_LITERAL_REFUSED, close_connection=True))
         if not synchronizing and self.literal_mode is LiteralMode.MINUS and size > LITERAL_MINUS_MAX:
-            raise self._fail(ProtocolLimit("Literal too large", close_connection=True))
+            raise self._fail(ProtocolLimit(replies.LITERAL_TOO_LARGE, close_connection=True))
         if size > self.max_literal or len(self._command) + size > self.max_command:
             # RFC 7889 (APPENDLIMIT): APPEND over the limit is a NO [TOOBIG].
             is_append = b" APPEND " in bytes(self._command[:64]).upper()
-            exc = ProtocolLimit("Literal too large", code=Code.TOOBIG, close_connection=close)
+            exc: ImapError = ProtocolLimit(replies.LITERAL_TOO_LARGE, close_connection=close)
             if is_append and synchronizing:
-                exc.status = "NO"
+                exc = CommandFailed(replies.MESSAGE_TOO_LARGE)
             raise self._fail(exc)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from imap import command as c
-from imap import command_types as t
-from imap.grammar_search import parse_charset, parse_search_keys
-from imap.lexer import MAX_NUMBER64, Reader
-from imap.seqset import SequenceSet
+from imap.proto import command_types as t
+from imap.proto import commands as c
+from imap.proto import replies
+from imap.proto.grammar_search import parse_charset, parse_search_keys
+from imap.proto.reader import MAX_NUMBER64, Reader
+from imap.proto.seqset import SequenceSet
 
 Parser = Callable[[Reader, str], c.Command]
 _NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
@@ -58,22 +59,22 @@ def _section(reader: Reader) -> t.Section:
     parts: list[int] = []
     while words and words[0].isdigit():
         if words[0].startswith("0") or len(words[0]) > 9:
-            raise reader.error("Invalid section part")
+            raise reader.error(replies.INVALID_SECTION_PART)
         parts.append(int(words.pop(0)))
     text: t.SectionText | None = None
     if words:
         try:
             text = t.SectionText(".".join(words))
         except ValueError:
-            raise reader.error("Invalid section") from None
+            raise reader.error(replies.INVALID_SECTION) from None
         if text is t.SectionText.MIME and not parts:
-            raise reader.error("MIME needs a part number")
+            raise reader.error(replies.MIME_NEEDS_PART)
     headers: tuple[str, ...] = ()
     if text in (t.SectionText.HEADER_FIELDS, t.SectionText.HEADER_FIELDS_NOT):
         reader.sp()
         names = reader.paren_list()
         if not names:
-            raise reader.error("Empty header list")
+            raise reader.error(replies.EMPTY_HEADER_LIST)
         headers = tuple(n.decode("ascii", "replace").upper() for n in names)
     reader.expect(b"]")
     return t.Section(tuple(parts), text, headers)
@@ -94,7 +95,7 @@ def _fetch_item(reader: Reader) -> t.FetchItem:
     try:
         return t.FetchAttr(name)
     except ValueError:
-        raise reader.error("Unknown FETCH item") from None
+        raise reader.error(replies.UNKNOWN_FETCH_ITEM) from None
 
 
 def _fetch_items(reader: Reader) -> list[t.FetchItem]:
@@ -118,7 +119,7 @@ def _modifier(reader: Reader, name: str) -> int:
     reader.sp()
     reader.expect(b"(")
     if reader.keyword() != name:
-        raise reader.error("Unknown modifier")
+        raise reader.error(replies.UNKNOWN_MODIFIER)
     reader.sp()
     value = reader.number(maximum=MAX_NUMBER64)
     reader.expect(b")")
@@ -159,7 +160,7 @@ def _store(uid: bool) -> Parser:
             reader.pos += 1
         word = reader.keyword()
         if word not in ("FLAGS", "FLAGS.SILENT"):
-            raise reader.error("Invalid STORE item")
+            raise reader.error(replies.INVALID_STORE_ITEM)
         reader.sp()
         return c.Store(tag, uid, seqset, mode, word == "FLAGS.SILENT", reader.flags(), unchanged)
 

@@ -1,32 +1,16 @@
 """The protocol session without sockets (DESIGN rule 2): bytes in, bytes out, over the
-in-memory fake backend of tests/imap/test_imap_state.py."""
+in-memory backend of :mod:`imap.testing`."""
 
 from __future__ import annotations
 
 import asyncio
 
-from imap.session import Session, SessionConfig
-from tests.imap.test_imap_state import FakeBackend
-
-
-class Transcript:
-    def __init__(self, *, tls: bool = True) -> None:
-        self.out = bytearray()
-        self.session = Session(FakeBackend(), self._send, config=SessionConfig(idle_poll=0.05), tls=tls)
-
-    async def _send(self, data: bytes) -> None:
-        self.out += data
-
-    async def feed(self, data: bytes) -> bytes:
-        self.out.clear()
-        await self.session.data_received(data)
-        return bytes(self.out)
+from imap.testing import Transcript
 
 
 async def test_login_select_append_fetch_logout() -> None:
     t = Transcript()
-    await t.session.greet()
-    assert bytes(t.out).startswith(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN]")
+    assert (await t.greet()).startswith(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN]")
     assert (await t.feed(b"a LOGIN alice pw\r\n")).startswith(b"a OK [CAPABILITY IMAP4rev1")
     out = await t.feed(b"b APPEND INBOX {12}\r\n")
     assert out == b"+ Ready for literal data\r\n"
@@ -55,9 +39,8 @@ async def test_idle_pushes_changes_then_done() -> None:
     t = Transcript()
     await t.feed(b"a LOGIN alice pw\r\nb SELECT INBOX\r\n")
     assert await t.feed(b"c IDLE\r\n") == b"+ idling\r\n"
-    t.out.clear()
     boxes = t.session.boxes
     await boxes.append("INBOX", b"Subject: y\r\n\r\n", [], None)
     await asyncio.sleep(0.2)
-    assert bytes(t.out) == b"* 1 EXISTS\r\n"
+    assert t.take() == b"* 1 EXISTS\r\n"
     assert await t.feed(b"DONE\r\n") == b"c OK IDLE terminated\r\n"

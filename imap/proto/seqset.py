@@ -12,7 +12,8 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from imap.errors import BadCommand
+from imap.proto import replies
+from imap.proto.errors import BadCommand
 
 _MAX_NZ = 0xFFFFFFFF  # RFC 3501 §9: nz-number is a 32-bit unsigned integer
 
@@ -21,10 +22,10 @@ def _parse_number(text: str) -> int | None:
     if text == "*":
         return None
     if not text.isdigit() or not text.isascii() or text.startswith("0"):
-        raise BadCommand("Invalid sequence set")
+        raise BadCommand(replies.INVALID_SEQUENCE_SET)
     value = int(text)
     if value > _MAX_NZ:
-        raise BadCommand("Invalid sequence set")
+        raise BadCommand(replies.INVALID_SEQUENCE_SET)
     return value
 
 
@@ -40,7 +41,7 @@ class SequenceSet:
         if isinstance(text, bytes):
             text = text.decode("ascii", "replace")
         if not text:
-            raise BadCommand("Invalid sequence set")
+            raise BadCommand(replies.INVALID_SEQUENCE_SET)
         ranges: list[tuple[int | None, int | None]] = []
         for item in text.split(","):
             first, sep, last = item.partition(":")
@@ -105,7 +106,7 @@ class SequenceSet:
         """RFC 3501 §9 ``seq-number``: a message sequence number above EXISTS is invalid."""
         for lo, hi in self.resolve(exists):
             if hi > exists or lo < 1:
-                raise BadCommand("Invalid message sequence number")
+                raise BadCommand(replies.INVALID_SEQUENCE_NUMBER)
 
     def __str__(self) -> str:
         def fmt(v: int | None) -> str:

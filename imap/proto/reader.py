@@ -1,15 +1,16 @@
 """Cursor over one complete command (RFC 3501 §9 formal syntax, client side).
 
 The :class:`Reader` works on the bytes of a whole command as framed by
-:class:`imap.parser.CommandReceiver`: the lines (without the final CRLF) with every literal
+:class:`imap.proto.receiver.CommandReceiver`: the lines (without the final CRLF) with every literal
 header ``{N}``/``{N+}`` followed by CRLF and its N octets. Parse functions consume tokens and
 raise :class:`BadCommand` (tagged BAD) on any syntax error.
 """
 
 from __future__ import annotations
 
-from imap import mutf7
-from imap.errors import BadCommand
+from imap.proto import mutf7, replies
+from imap.proto.errors import BadCommand
+from imap.proto.replies import Reply
 
 # RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials
 # / resp-specials. ATOM-CHAR is any CHAR (7-bit) except those.
@@ -29,15 +30,15 @@ class Reader:
         self.pos = pos
 
     # --- primitives ---------------------------------------------------------------
-    def error(self, text: str = "Syntax error") -> BadCommand:
-        return BadCommand(text, detail=f"{text} at offset {self.pos}")
+    def error(self, reply: Reply = replies.SYNTAX_ERROR) -> BadCommand:
+        return BadCommand(reply, detail=f"{reply.text} at offset {self.pos}")
 
     def at_end(self) -> bool:
         return self.pos >= len(self.data)
 
     def expect_end(self) -> None:
         if not self.at_end():
-            raise self.error("Unexpected characters at end of command")
+            raise self.error(replies.TRAILING_CHARACTERS)
 
     def peek(self) -> int:
         return self.data[self.pos] if self.pos < len(self.data) else -1
@@ -85,10 +86,10 @@ class Reader:
             self.pos += 1
         digits = self.data[start : self.pos]
         if not digits or len(digits) > 20:
-            raise self.error("Invalid number")
+            raise self.error(replies.INVALID_NUMBER)
         value = int(digits)
         if value > maximum or (nonzero and value == 0):
-            raise self.error("Invalid number")
+            raise self.error(replies.INVALID_NUMBER)
         return value
 
     def quoted(self) -> bytes:
@@ -98,18 +99,18 @@ class Reader:
         data = self.data
         while True:
             if self.pos >= len(data):
-                raise self.error("Unterminated quoted string")
+                raise self.error(replies.UNTERMINATED_QUOTED)
             c = data[self.pos]
             self.pos += 1
             if c == 0x22:
                 return bytes(out)
             if c == 0x5C:
                 if self.pos >= len(data) or data[self.pos] not in (0x22, 0x5C):
-                    raise self.error("Invalid escape in quoted string")
+                    raise self.error(replies.INVALID_ESCAPE)
                 c = data[self.pos]
                 self.pos += 1
             elif c in (0x0D, 0x0A, 0x00):
-                raise self.error("Invalid character in quoted string")
+                raise self.error(replies.INVALID_QUOTED_CHARACTER)
             out.append(c)
 
     def literal(self, *, allow_nul: bool = False) -> bytes:
@@ -123,10 +124,10 @@ class Reader:
         self.expect(b"}\r\n")
         end = self.pos + size
         if end > len(self.data):
-            raise self.error("Truncated literal")
+            raise self.error(replies.TRUNCATED_LITERAL)
         value = self.data[self.pos : end]
         if not allow_nul and b"\x00" in value:
-            raise self.error("NUL in literal")  # RFC 3501 §4.3: literal8 is needed for NUL
+            raise self.error(replies.NUL_IN_LITERAL)  # RFC 3501 §4.3: literal8 is needed for NUL
         self.pos = end
         return value
 
@@ -153,7 +154,7 @@ class Reader:
         try:
             return self.astring().decode("utf-8")
         except UnicodeDecodeError:
-            raise self.error("Invalid UTF-8") from None
+            raise self.error(replies.INVALID_UTF8) from None
 
     def mailbox(self) -> str:
         """RFC 3501 §9 mailbox: astring, modified UTF-7 decoded; INBOX case-insensitive (§5.1)."""

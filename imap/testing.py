@@ -1,0 +1,301 @@
+"""IMAP without sockets, for tests (pymap ``mocktransport`` and its dict backend):
+:class:`MemoryBackend` keeps folders and messages in memory behind the
+:mod:`imap.backend` Protocols, :class:`Transcript` drives a real :class:`~imap.session.Session`
+over it, bytes in and bytes out, and checks scripted exchanges::
+
+    await Transcript().run('''
+        S: * OK [CAPABILITY ...] IMAP4rev1 service ready
+        C: a LOGIN alice pw
+        S: a OK [CAPABILITY ...] Logged in
+    ''')
+
+In a script, ``C:`` lines are what the client sends (each with CRLF; consecutive lines go in
+one write), ``S:`` lines the server's whole answer to them, in order, nothing more; ``...``
+in an ``S:`` line stands for any text within that line. Indentation, blank lines and ``#``
+comments are skipped. Nothing here is used by the server itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from imap import backend as b
+from imap.message import mime
+from imap.proto import replies
+from imap.proto.commands import StoreMode
+from imap.proto.errors import CommandFailed
+from imap.session import Session, SessionConfig
+
+USER, PASSWORD = "alice", "pw"
+
+
+@dataclass
+class _Folder:
+    uidvalidity: int
+    uidnext: int = 1
+    highestmodseq: int = 1
+    messages: dict[int, tuple[b.MessageMeta, bytes]] = field(default_factory=dict)
+    subscribed: bool = True
+    selectable: bool = True
+    special_use: tuple[str, ...] = ()
+
+
+class MemoryMailboxes:
+    """One user's folders (:class:`imap.backend.Mailboxes`); every session of the user shares them."""
+
+    def __init__(self, username: str, folders: Sequence[str] = ("INBOX",)) -> None:
+        self._username = username
+        self.folders: dict[str, _Folder] = {}
+        self.modseq = 1
+        self._changed = asyncio.Event()
+        self._uidvalidity = 0
+        for name in folders:
+            self.folders[name] = self._new()
+
+    @property
+    def username(self) -> str:
+        return self._username
+
+    def _new(self, special_use: Sequence[str] = ()) -> _Folder:
+        self._uidvalidity += 1
+        return _Folder(self._uidvalidity, special_use=tuple(special_use))
+
+    def _folder(self, name: str) -> _Folder:
+        folder = self.folders.get(name)
+        if folder is None or not folder.selectable:
+            raise b.MailboxNotFound(detail=name)
+        return folder
+
+    def _bump(self, folder: _Folder) -> int:
+        self.modseq += 1
+        folder.highestmodseq = self.modseq
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return self.modseq
+
+    def _put(self, folder: _Folder, raw: bytes, flags: frozenset[str], when: dt.datetime | None) -> b.MessageMeta:
+        uid, folder.uidnext = folder.uidnext, folder.uidnext + 1
+        when = when or dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+        meta = b.MessageMeta(uid, flags, when, len(raw), self._bump(folder))
+        folder.messages[uid] = (meta, raw)
+        return meta
+
+    def deliver(self, raw: bytes, folder: str = "INBOX", flags: Sequence[str] = ()) -> int:
+        """Store a message as new mail (no session involved); returns its UID."""
+        return self._put(self._folder(folder), raw, frozenset(flags), None).uid
+
+    # --- folders ----------------------------------------------------------------------
+    async def list_folders(self) -> Sequence[b.FolderInfo]:
+        names = sorted(self.folders, key=lambda n: (n != "INBOX", n))
+        return [b.FolderInfo(n, f.subscribed, any(o.startswith(n + b.DELIMITER) for o in self.folders),
+                             f.selectable, f.special_use) for n, f in ((n, self.folders[n]) for n in names)]
+
+    async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
+        if name in self.folders and self.folders[name].selectable:
+            raise b.MailboxExists(detail=name)
+        parts = name.split(b.DELIMITER)
+        for depth in range(1, len(parts)):  # RFC 3501 §6.3.3: missing parents are created
+            if b.DELIMITER.join(parts[:depth]) not in self.folders:
+                self.folders[b.DELIMITER.join(parts[:depth])] = self._new()
+        self.folders[name] = self._new(special_use)
+
+    async def delete_folder(self, name: str) -> None:
+        if name == "INBOX":
+            raise CommandFailed(replies.INBOX_NOT_DELETABLE)
+        folder = self._folder(name)
+        if any(o.startswith(name + b.DELIMITER) for o in self.folders):  # RFC 3501 §6.3.4
+            self.folders[name] = replace(folder, messages={}, selectable=False)
+        else:
+            del self.folders[name]
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        folder = self._folder(old)
+        if new in self.folders:
+            raise b.MailboxExists(detail=new)
+        if old == "INBOX":  # RFC 3501 §6.3.5: the messages move, INBOX stays
+            self.folders[new], self.folders["INBOX"] = folder, self._new()
+            return
+        for name in [n for n in self.folders if n == old or n.startswith(old + b.DELIMITER)]:
+            self.folders[new + name[len(old):]] = self.folders.pop(name)
+
+    async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        self._folder(name).subscribed = subscribed
+
+    async def folder_status(self, name: str) -> b.FolderStatus:
+        folder = self._folder(name)
+        metas = [m for m, _ in folder.messages.values()]
+        unseen = [m.uid for m in metas if "\\Seen" not in m.flags]
+        return b.FolderStatus(folder.uidvalidity, folder.uidnext, folder.highestmodseq, len(metas), len(unseen),
+                              first_unseen_uid=min(unseen, default=None))
+
+    async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
+        return await self.folder_status(name)
+
+    # --- messages ---------------------------------------------------------------------
+    async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[b.MessageMeta]:
+        metas = [m for m, _ in sorted(self._folder(name).messages.values(), key=lambda item: item[0].uid)]
+        return [m for m in metas if changed_since is None or m.modseq > changed_since]
+
+    async def fetch_raw(self, name: str, uid: int) -> bytes | None:
+        item = self._folder(name).messages.get(uid)
+        return None if item is None else item[1]
+
+    async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        messages = self._folder(name).messages
+        return {uid: messages[uid][1] for uid in uids if uid in messages}
+
+    async def fetch_summary(self, name: str, uid: int) -> b.MessageSummary | None:
+        raw = await self.fetch_raw(name, uid)  # parsed on each call, as the store does before caching
+        root = None if raw is None else mime.parse(raw)
+        return None if root is None else b.MessageSummary(mime.envelope(root), mime.bodystructure(root))
+
+    async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, b.MessageSummary]:
+        found = {uid: await self.fetch_summary(name, uid) for uid in uids}
+        return {uid: summary for uid, summary in found.items() if summary is not None}
+
+    async def append(self, name: str, message: bytes, flags: Sequence[str],
+                     internal_date: dt.datetime | None) -> b.AppendResult:
+        folder = self._folder(name)
+        return b.AppendResult(folder.uidvalidity, self._put(folder, message, frozenset(flags), internal_date).uid)
+
+    async def copy(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
+        src, dst = self._folder(source), self._folder(destination)
+        mapping = []
+        for uid in sorted(u for u in uids if u in src.messages):
+            meta, raw = src.messages[uid]
+            mapping.append((uid, self._put(dst, raw, meta.flags, meta.internal_date).uid))
+        return b.CopyResult(dst.uidvalidity, tuple(mapping))
+
+    async def move(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
+        result = await self.copy(source, uids, destination)
+        src = self._folder(source)
+        for uid, _ in result.mapping:
+            del src.messages[uid]
+        if result.mapping:
+            self._bump(src)
+        return result
+
+    async def store_flags(self, name: str, uids: Sequence[int], mode: StoreMode, flags: Sequence[str], *,
+                          unchanged_since: int | None = None) -> b.StoreResult:
+        folder = self._folder(name)
+        updated, conflicts = [], []
+        for uid in uids:
+            if uid not in folder.messages:
+                continue
+            meta, raw = folder.messages[uid]
+            if unchanged_since is not None and meta.modseq > unchanged_since:  # RFC 7162 §3.1.3
+                conflicts.append(uid)
+                continue
+            new = {StoreMode.REPLACE: frozenset(flags), StoreMode.ADD: meta.flags | set(flags),
+                   StoreMode.REMOVE: meta.flags - set(flags)}[mode]
+            if new != meta.flags:
+                meta = replace(meta, flags=new, modseq=self._bump(folder))
+                folder.messages[uid] = (meta, raw)
+                updated.append(meta)
+        return b.StoreResult(tuple(updated), tuple(conflicts))
+
+    async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
+        folder = self._folder(name)
+        gone = [u for u, (m, _) in sorted(folder.messages.items())
+                if "\\Deleted" in m.flags and (uids is None or u in uids)]
+        for uid in gone:
+            del folder.messages[uid]
+        if gone:
+            self._bump(folder)
+        return gone
+
+    async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._folder(name).highestmodseq <= since_modseq:
+            if deadline <= loop.time():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
+        return True
+
+
+class MemoryBackend:
+    """:class:`imap.backend.Backend` over :class:`MemoryMailboxes`, one per user name."""
+
+    def __init__(self, users: Mapping[str, str] | None = None, folders: Sequence[str] = ("INBOX",)) -> None:
+        self.passwords = dict(users or {USER: PASSWORD})
+        self.users = {name: MemoryMailboxes(name, folders) for name in self.passwords}
+
+    async def authenticate(self, credentials: b.Credentials) -> MemoryMailboxes:
+        if self.passwords.get(credentials.username) != credentials.password:
+            raise b.AuthenticationFailed(detail=f"bad password for {credentials.username}")
+        return self.users[credentials.username]
+
+
+def _pattern(expected: list[str]) -> re.Pattern[bytes]:
+    lines = [b"[^\r\n]*".join(re.escape(p.encode()) for p in line.split("...")) for line in expected]
+    return re.compile(b"".join(line + b"\r\n" for line in lines), re.DOTALL)
+
+
+class Transcript:
+    """A session over a backend with no socket: :meth:`feed` bytes, get the bytes written."""
+
+    def __init__(self, backend: b.Backend | None = None, *, tls: bool = True,
+                 config: SessionConfig | None = None, peer: str = "192.0.2.1") -> None:
+        self.backend = backend if backend is not None else MemoryBackend()
+        self.out = bytearray()
+        self.session = Session(self.backend, self._send, config=config or SessionConfig(idle_poll=0.05),
+                               peer=peer, tls=tls)
+        self._greeted = False
+
+    async def _send(self, data: bytes) -> None:
+        self.out += data
+
+    def take(self) -> bytes:
+        """Everything written since the last take."""
+        data, self.out = bytes(self.out), bytearray()
+        return data
+
+    async def greet(self) -> bytes:
+        self._greeted = True
+        await self.session.greet()
+        return self.take()
+
+    async def feed(self, data: bytes) -> bytes:
+        """The answer to ``data`` (a greeting not asked for with :meth:`greet` is dropped)."""
+        if not self._greeted:
+            await self.greet()
+        await self.session.data_received(data)
+        return self.take()
+
+    async def run(self, script: str, *, wait: float = 2.0) -> None:
+        """Play a ``C:`` / ``S:`` script (see the module docstring); AssertionError on a difference."""
+        blocks: list[tuple[str, list[str]]] = []
+        for raw in script.splitlines():
+            line = raw.lstrip()  # indentation is free; what follows "C: " / "S: " is kept as is
+            if not line or line.startswith("#"):
+                continue
+            side, text = line[:2], line[3:]
+            if side not in ("C:", "S:"):
+                raise ValueError(f"script line must start with 'C: ' or 'S: ': {raw!r}")
+            if blocks and blocks[-1][0] == side:
+                blocks[-1][1].append(text)
+            else:
+                blocks.append((side, [text]))
+        loop = asyncio.get_running_loop()
+        if not self._greeted:  # a new session: the script starts with the greeting
+            self._greeted = True
+            await self.session.greet()
+        for side, lines in blocks:
+            if side == "C:":
+                await self.session.data_received("".join(line + "\r\n" for line in lines).encode())
+                continue
+            pattern, deadline = _pattern(lines), loop.time() + wait
+            while pattern.fullmatch(self.out) is None and loop.time() < deadline:
+                await asyncio.sleep(0.01)  # IDLE pushes come from a task of the session
+            got = self.take()
+            assert pattern.fullmatch(got), f"expected:\n{chr(10).join(lines)}\ngot:\n{got.decode('latin-1')}"
+
+    async def close(self) -> None:
+        await self.session.close()
