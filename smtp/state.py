@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from smtp import replies
@@ -90,7 +90,7 @@ NEEDS: Mapping[Need, tuple[Callable[[Conditions], bool], Reply]] = MappingProxyT
 class Rule:
     refused: Mapping[Phase, Reply]  # phases where the verb is not allowed, with the reply
     needs: tuple[Need, ...] = ()
-    moves: Mapping[Phase, Phase] = MappingProxyType({})  # phase after a positive reply (absent: unchanged)
+    moves: Mapping[Phase, Phase] = field(default_factory=dict)  # phase after a positive reply (absent: unchanged)
     implemented: bool = True  # False: known verb, answered 502 (RFC 5321 §4.2.4)
 
 
