@@ -14,7 +14,7 @@ out; :func:`transcript` runs a script (pymap ``mocktransport``, maddy ``tests/co
     S: 221 2.0.0 closing connection
     S: [close]
 
-``C:`` lines are sent with CRLF; consecutive ``C:`` lines go in one chunk (pipelining).
+``C:`` lines are sent with CRLF (``C:`` alone is an empty line); consecutive ``C:`` lines go in one chunk (pipelining).
 ``S:`` lines are the expected reply lines, in order and exactly; ``S: [starttls]`` and
 ``S: [close]`` are the session's events (after ``[starttls]`` the handshake is taken as
 done). Blank lines and ``#`` comments are skipped.
@@ -217,7 +217,8 @@ def transcript(script: str, memory: Memory | None = None, config: SessionConfig 
             text = raw.strip()
             if not text or text.startswith("#"):
                 continue
-            side, _, content = text.partition(": ")
+            side, _, content = text.partition(":")
+            content = content.removeprefix(" ")
             if side == "C":
                 pending.append(content + "\r\n")
             elif side == "S":
@@ -228,7 +229,7 @@ def transcript(script: str, memory: Memory | None = None, config: SessionConfig 
                 if content == "[starttls]":
                     client.start_tls()
             else:
-                raise ValueError(f"transcript line must start with 'C: ' or 'S: ': {raw!r}")
+                raise ValueError(f"transcript line must start with 'C:' or 'S:': {raw!r}")
             if side == "C":
                 seen.append(text)
         flush()
