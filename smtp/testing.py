@@ -15,7 +15,8 @@ out; :func:`transcript` runs a script (pymap ``mocktransport``, maddy ``tests/co
     S: [close]
 
 ``C:`` lines are sent with CRLF (``C:`` alone is an empty line); consecutive ``C:`` lines go in one chunk (pipelining).
-``S:`` lines are the expected reply lines, in order and exactly; ``S: [starttls]`` and
+``S:`` lines are the expected reply lines, in order and exactly (trailing spaces aside,
+as in ``334 ``); ``S: [starttls]`` and
 ``S: [close]`` are the session's events (after ``[starttls]`` the handshake is taken as
 done). Blank lines and ``#`` comments are skipped.
 """
@@ -223,7 +224,7 @@ def transcript(script: str, memory: Memory | None = None, config: SessionConfig 
                 pending.append(content + "\r\n")
             elif side == "S":
                 flush()
-                actual = got.popleft() if got else "(nothing)"
+                actual = got.popleft().rstrip(" ") if got else "(nothing)"  # script lines are stripped
                 seen.append(f"S: {actual}")
                 assert actual == content, f"expected {content!r}, got {actual!r} after:\n" + "\n".join(seen)
                 if content == "[starttls]":
