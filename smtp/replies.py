@@ -147,7 +147,7 @@ DSN_PARAM_INVALID = Reply(501, "5.5.4", "invalid DSN parameter")  # RFC 3461 §4
 
 # --- addresses: the backend's policy gives these (RFC 5321 §4.1.2, RFC 3463 X.1.3, X.7.1) ---------
 MALFORMED_ADDRESS = Reply(553, "5.1.3", "malformed address")
-NULL_SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "the null sender is not accepted here")
+NULL_SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "the empty sender address <> is not accepted here")
 
 
 def greeting(hostname: str) -> bytes:

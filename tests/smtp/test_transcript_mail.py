@@ -150,7 +150,7 @@ def test_null_sender_and_submission_rules() -> None:
         S: 250-DSN
         S: 250 AUTH PLAIN LOGIN
         S: 235 2.7.0 authentication successful
-        S: 550 5.7.1 the null sender is not accepted here
+        S: 550 5.7.1 the empty sender address <> is not accepted here
         S: 250 2.1.0 sender OK
         S: 503 5.5.1 nested MAIL command
     """, config=config, tls=TLS).close()
