@@ -152,7 +152,7 @@ NULL_SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "the empty sender address <> is no
 
 def greeting(hostname: str) -> bytes:
     """``220 <host> ESMTP service ready`` (RFC 5321 §4.3.1, §4.1.1.1: no enhanced code)."""
-    return f"{GREETING.code} {hostname} {GREETING.text}\r\n".encode("ascii")
+    return f"{GREETING.code} {hostname} {GREETING.text}\r\n".encode("ascii", "replace")
 
 
 def ehlo(hostname: str, keywords: Sequence[str]) -> bytes:
@@ -161,7 +161,7 @@ def ehlo(hostname: str, keywords: Sequence[str]) -> bytes:
     lines = [f"{hostname} {EHLO_OK.text}", *keywords]
     last = len(lines) - 1
     return "".join(f"{EHLO_OK.code}{' ' if i == last else '-'}{text}\r\n" for i, text in enumerate(lines)).encode(
-        "ascii")
+        "ascii", "replace")
 
 
 def challenge(data: bytes) -> bytes:

@@ -271,9 +271,16 @@ class Session:
         assert reader is not None
         self._pending.message_bytes += len(chunk)
         hold = self.backend.bodies
-        # Room for what will be stored, before it is (issue 15): without it, nothing more is.
-        if hold is not None and reader.storing and not await hold.ensure(reader.stored + len(chunk)):
-            self.no_room(reader)
+        if hold is not None and reader.storing:
+            # Room for what will be stored, before it is (issue 15): without it, nothing more is.
+            try:
+                room = await hold.ensure(reader.stored + len(chunk))
+            except Exception:
+                log.exception("smtp memory budget failed", extra={"listener": self.config.listener})
+                reader.refuse(replies.TEMPORARY_FAILURE)
+                room = True
+            if not room:
+                self.no_room(reader)
         result = reader.feed(chunk)
         if isinstance(result, NeedMore):
             return
