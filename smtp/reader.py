@@ -133,6 +133,9 @@ def split_path(text: str) -> tuple[str, str] | None:
     """
     if not text.startswith("<"):
         return None
+    end = text.find(">")
+    if end > 0 and '"' not in text[:end]:  # the usual case, no quoted local part
+        return _route_dropped(text[1:end].strip(), text[end + 1 :])
     i, quoted = 1, False
     while i < len(text):
         c = text[i]
@@ -146,8 +149,11 @@ def split_path(text: str) -> tuple[str, str] | None:
         i += 1
     else:
         return None
-    mailbox, rest = text[1:i].strip(), text[i + 1 :]
-    if mailbox.startswith("@"):
+    return _route_dropped(text[1:i].strip(), text[i + 1 :])
+
+
+def _route_dropped(mailbox: str, rest: str) -> tuple[str, str] | None:
+    if mailbox.startswith("@"):  # A-d-l ":" Mailbox
         route_end = mailbox.find(":")
         if route_end < 0:
             return None

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from smtp import handlers, replies
@@ -109,6 +108,7 @@ class Session:
                  tls: TlsFacts | None = None) -> None:
         self.backend = backend
         self.config = config or SessionConfig()
+        self._conditions: Conditions | None = None
         self.facts = SessionFacts(peer_ip=peer, listener=self.config.listener, tls=tls is not None,
                                   esmtp=False, tls_info=tls)
         self.phase = Phase.CONNECTED
@@ -123,9 +123,21 @@ class Session:
 
     # --- state, for handlers and tests ------------------------------------------------
     @property
+    def facts(self) -> SessionFacts:
+        return self._facts
+
+    @facts.setter
+    def facts(self, facts: SessionFacts) -> None:
+        self._facts = facts
+        self._conditions = None
+
+    @property
     def conditions(self) -> Conditions:
-        return conditions(self.facts, self.config.limits, starttls_offered=self.config.starttls,
-                          auth_available=self.backend.authenticator is not None)
+        """The table's flags, worked out again only when the facts change."""
+        if self._conditions is None:
+            self._conditions = conditions(self._facts, self.config.limits, starttls_offered=self.config.starttls,
+                                          auth_available=self.backend.authenticator is not None)
+        return self._conditions
 
     @property
     def closed(self) -> bool:
@@ -244,27 +256,27 @@ class Session:
             line = self.lines.next_line(SASL_LINE if sasl else LONGEST_COMMAND)
             if line is None:
                 return
-            if sasl:
-                self._pending.commands += 1
-                await self._guard(handlers.auth_line(self, line), replies.AUTH_TEMPORARY_FAILURE)
-            else:
-                parsed = replies.LINE_TOO_LONG if isinstance(line, TooLong) else parse(line, self.max_size)
-                if not isinstance(parsed, Reply):
+            try:
+                if sasl:
                     self._pending.commands += 1
-                await self._guard(handlers.command(self, parsed), replies.TEMPORARY_FAILURE)
+                    await handlers.auth_line(self, line)
+                else:
+                    parsed = replies.LINE_TOO_LONG if isinstance(line, TooLong) else parse(line, self.max_size)
+                    if not isinstance(parsed, Reply):
+                        self._pending.commands += 1
+                    await handlers.command(self, parsed)
+            except Exception:
+                self._failed(replies.AUTH_TEMPORARY_FAILURE if sasl else replies.TEMPORARY_FAILURE)
             if self.in_data:
                 rest = self.lines.take_rest()
                 if rest:
                     await self._message(rest)
 
-    async def _guard(self, work: Awaitable[None], failure: Reply) -> None:
-        """Run one command: a failure of the host is logged and answered ``failure`` (DESIGN rule 5)."""
-        try:
-            await work
-        except Exception:
-            log.exception("smtp command failed", extra={"listener": self.config.listener})
-            self.end_auth()
-            self.reply(failure)
+    def _failed(self, failure: Reply) -> None:
+        """A command failed (the host, or a bug): the log gets it, the client ``failure`` (DESIGN rule 5)."""
+        log.exception("smtp command failed", extra={"listener": self.config.listener})
+        self.end_auth()
+        self.reply(failure)
 
     async def _message(self, chunk: bytes) -> None:
         reader = self.data_reader
@@ -287,7 +299,10 @@ class Session:
         self.data_reader = None
         self.mode = Mode.COMMAND
         self.lines.feed(reader.trailing)  # commands pipelined after the end of data (RFC 2920)
-        await self._guard(handlers.message_done(self, result), replies.TEMPORARY_FAILURE)
+        try:
+            await handlers.message_done(self, result)
+        except Exception:
+            self._failed(replies.TEMPORARY_FAILURE)
 
 
 __all__ = ["Close", "MessageRefused", "Mode", "Output", "Session", "SessionConfig", "StartTls"]

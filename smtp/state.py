@@ -26,6 +26,8 @@ from smtp.replies import Reply
 
 
 class Phase(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons: identity hashing, in C (Enum's is Python code)
+
     CONNECTED = "connected"  # greeting sent, no EHLO/HELO yet (or again after STARTTLS, RFC 3207 §4.2)
     GREETED = "greeted"  # EHLO/HELO accepted, no transaction
     MAIL = "mail"  # MAIL accepted (RFC 5321 §4.1.1.2)
@@ -33,6 +35,8 @@ class Phase(enum.Enum):
 
 
 class Verb(enum.Enum):
+    __hash__ = object.__hash__
+
     HELO = "HELO"
     EHLO = "EHLO"
     MAIL = "MAIL"
@@ -63,6 +67,8 @@ class Conditions:
 
 class Need(enum.Enum):
     """A condition a verb needs; :data:`NEEDS` holds its test and the reply when it fails."""
+
+    __hash__ = object.__hash__
 
     NO_TLS = "no TLS yet"
     STARTTLS_OFFERED = "STARTTLS offered"
