@@ -97,7 +97,7 @@ async def rcpt(s: Session, cmd: Rcpt) -> None:
     recipient = Recipient(cmd.recipient, cmd.params)
     verdict = await s.backend.policy.rcpt(s.facts, envelope, recipient)
     if accepted(verdict):
-        s.envelope = replace(envelope, recipients=(*envelope.recipients, recipient))
+        s.envelope = Envelope(envelope.sender, envelope.params, (*envelope.recipients, recipient))
         s.move(Verb.RCPT)
     s.reply(verdict)
 

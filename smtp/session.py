@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from smtp import handlers, replies
 from smtp.backend import Backend, Envelope, SessionFacts, TlsFacts
@@ -93,16 +93,6 @@ class SessionConfig:
     max_auth_failures: int = MAX_AUTH_FAILURES
 
 
-@dataclass
-class _Pending:
-    """What one call to the session produced so far."""
-
-    out: bytearray = field(default_factory=bytearray)
-    commands: int = 0
-    message_bytes: int = 0
-    events: list[Event] = field(default_factory=list)
-
-
 class Session:
     def __init__(self, backend: Backend, config: SessionConfig | None = None, *, peer: str = "",
                  tls: TlsFacts | None = None) -> None:
@@ -119,7 +109,9 @@ class Session:
         self.sasl: Exchange | None = None
         self.unrecognized = 0
         self.auth_failures = 0
-        self._pending = _Pending()
+        self._out = bytearray()  # what this call to the session produced so far
+        self._commands = self._message_bytes = 0
+        self._events: list[Event] = []
 
     # --- state, for handlers and tests ------------------------------------------------
     @property
@@ -152,10 +144,10 @@ class Session:
         self.write(format_reply(reply).encode("ascii", "replace") + b"\r\n")
 
     def write(self, data: bytes) -> None:
-        self._pending.out += data
+        self._out += data
 
     def event(self, event: Event) -> None:
-        self._pending.events.append(event)
+        self._events.append(event)
 
     def message_refused(self, reply: Reply) -> None:
         self.event(MessageRefused(reply))
@@ -247,8 +239,11 @@ class Session:
 
     # --- internals ---------------------------------------------------------------------
     def _flush(self) -> Output:
-        p, self._pending = self._pending, _Pending()
-        return Output(bytes(p.out), p.commands, p.message_bytes, tuple(p.events))
+        output = Output(bytes(self._out), self._commands, self._message_bytes, tuple(self._events))
+        self._out.clear()
+        self._commands = self._message_bytes = 0
+        self._events.clear()
+        return output
 
     async def _lines(self) -> None:
         while self.mode in (Mode.COMMAND, Mode.AUTH):
@@ -258,12 +253,12 @@ class Session:
                 return
             try:
                 if sasl:
-                    self._pending.commands += 1
+                    self._commands += 1
                     await handlers.auth_line(self, line)
                 else:
                     parsed = replies.LINE_TOO_LONG if isinstance(line, TooLong) else parse(line, self.max_size)
                     if not isinstance(parsed, Reply):
-                        self._pending.commands += 1
+                        self._commands += 1
                     await handlers.command(self, parsed)
             except Exception:
                 self._failed(replies.AUTH_TEMPORARY_FAILURE if sasl else replies.TEMPORARY_FAILURE)
@@ -281,7 +276,7 @@ class Session:
     async def _message(self, chunk: bytes) -> None:
         reader = self.data_reader
         assert reader is not None
-        self._pending.message_bytes += len(chunk)
+        self._message_bytes += len(chunk)
         hold = self.backend.bodies
         if hold is not None and reader.storing:
             # Room for what will be stored, before it is (issue 15): without it, nothing more is.
