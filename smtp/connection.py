@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from smtp import replies
@@ -66,9 +67,11 @@ STOPPING: Final = _Signal("stopping")  # the server is closing
 
 
 class SmtpConnection(asyncio.Protocol):
-    def __init__(self, server: SmtpServer, on_close: Any = None) -> None:
+    def __init__(self, server: SmtpServer, on_close: Callable[[], None] | None = None,
+                 admit: Callable[[str], str | None] | None = None) -> None:
         self.server = server
         self.on_close = on_close  # called once when the connection is over (the host's ticket)
+        self.admit = admit
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.task: asyncio.Task[None] | None = None
@@ -163,7 +166,7 @@ class SmtpConnection(asyncio.Protocol):
             rest = await prelude.read()  # what came after the header, already here
             if rest:
                 self.data_received(rest)
-        reason = server.admit(self.peer) if server.admit is not None else None
+        reason = self.admit(self.peer) if self.admit is not None else None
         if reason is not None:
             transport.write(refusal(reason))
             return

@@ -1,8 +1,9 @@
 """The EHLO keywords: what this server advertises, from one place (RFC 5321 §4.1.1.1).
 
-Every extension advertised here is one the session implements; the ones it does not
-(CHUNKING/BINARYMIME, SMTPUTF8, REQUIRETLS) are refused by the command reader and the
-parameter parser with their catalogue replies.
+Every extension advertised here is one the session implements. Of those it does not offer:
+BDAT (CHUNKING, RFC 3030) is an unknown verb, ``BODY=BINARYMIME`` and unknown parameters
+are refused by :mod:`smtp.params`, and a command with non-ASCII bytes is refused by the
+reader (no SMTPUTF8, RFC 6531), each with its catalogue reply.
 """
 
 from __future__ import annotations

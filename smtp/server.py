@@ -75,9 +75,11 @@ class SmtpServer:
     def session_config(self) -> SessionConfig:
         return replace(self.config.session, starttls=self.starttls_context is not None)
 
-    def connection(self, *, on_close: Callable[[], None] | None = None) -> SmtpConnection:
-        """A protocol for one accepted connection (a ``protocol_factory`` result)."""
-        return SmtpConnection(self, on_close)
+    def connection(self, *, on_close: Callable[[], None] | None = None, admit: Admit | None = None) -> SmtpConnection:
+        """A protocol for one accepted connection (a ``protocol_factory`` result). ``on_close`` runs
+        once when it is over; ``admit``, when given, replaces the server's for this connection
+        (e.g. the host's ticket for it, which counts the address a PROXY header revealed)."""
+        return SmtpConnection(self, on_close, admit or self.admit)
 
     def notice(self, kind: str, detail: str = "") -> None:
         if self.on_notice is not None:

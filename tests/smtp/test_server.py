@@ -20,7 +20,7 @@ import pytest
 from gateway.devtls import write_dev_tls
 from smtp import replies
 from smtp.policy import Limits
-from smtp.server import Deadline, ServerConfig, SmtpServer, refusal
+from smtp.server import Deadline, ServerConfig, SmtpConnection, SmtpServer, refusal
 from smtp.session import SessionConfig
 from smtp.testing import Memory
 
@@ -306,6 +306,59 @@ async def test_peer_resolver_and_admission() -> None:
         await running.server.close()
     assert seen == ["198.51.100.7", "203.0.113.9"]
     assert memory.deliveries[0].facts.peer_ip == "198.51.100.7"
+
+
+async def test_proxy_headers_read_by_aiosmtpd_on_the_hosts_own_accept_loop() -> None:
+    """The gateway's one use of aiosmtpd after the switch: ``aiosmtpd.proxy_protocol.get_proxy``
+    reads PROXY v1/v2 from the shell's prelude reader (public API of both). The host accepts
+    itself (``gateway.accept``) and hands the socket over with ``loop.connect_accepted_socket``;
+    the per-connection ``admit`` and ``on_close`` hooks carry its ticket."""
+    import ipaddress
+    import socket
+    import struct
+
+    from aiosmtpd.proxy_protocol import get_proxy
+
+    async def resolve(reader: asyncio.StreamReader, peer: str) -> str:
+        data = await asyncio.wait_for(get_proxy(reader), 5)
+        if not data.valid:
+            raise ValueError("invalid PROXY header")
+        return peer if data.src_addr is None else str(data.src_addr)
+
+    memory = Memory()
+    admitted: list[str] = []
+    closed: list[str] = []
+    session = SessionConfig(hostname=HOST)
+    server = SmtpServer(lambda peer: memory.backend(peer), ServerConfig(session=session), peer_resolver=resolve)
+    v2 = (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12)
+          + ipaddress.IPv4Address("198.51.100.8").packed + ipaddress.IPv4Address("192.0.2.1").packed
+          + struct.pack("!HH", 5000, 25))
+    loop = asyncio.get_running_loop()
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        for header, client in [(b"PROXY TCP4 198.51.100.7 192.0.2.1 5000 25\r\n", "198.51.100.7"),
+                               (v2, "198.51.100.8")]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            conn, _ = listening.accept()
+
+            def admit(ip: str) -> None:
+                admitted.append(ip)
+
+            def protocol(name: str = client) -> SmtpConnection:
+                return server.connection(on_close=lambda: closed.append(name), admit=admit)
+
+            await loop.connect_accepted_socket(protocol, conn)
+            writer.write(header + b"HELO a\r\nMAIL FROM:<s@peer.test>\r\nRCPT TO:<r@patients.test>\r\nDATA\r\n")
+            assert (await reader.readline()).startswith(b"220 ")
+            for _ in range(4):
+                await _reply(reader)
+            writer.write(b"x\r\n.\r\nQUIT\r\n")
+            assert (await _reply(reader)).startswith(b"250 2.0.0")
+            assert await _reply(reader) == _line(replies.CLOSING)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert memory.deliveries[-1].facts.peer_ip == client
+    await server.close()
+    assert admitted == ["198.51.100.7", "198.51.100.8"] and sorted(closed) == sorted(admitted)
 
 
 def test_refusal_lines_come_from_the_catalogue() -> None:
