@@ -190,18 +190,22 @@ class SmtpConnection(asyncio.Protocol):
                 return
             assert isinstance(data, bytes)
             output = await session.receive_data(data)
-            now = loop.time()
-            if output.commands:
-                self._deadline.command(now)
-            elif output.message_bytes:
-                self._deadline.data(output.message_bytes, now)
-            for event in output.events:
-                if isinstance(event, MessageRefused):
-                    server.notice("message_refused", event.reply.enhanced)
-            if not await self._write(output) or output.closes:
-                return
-            if output.starttls and not await self._starttls(session):
-                return
+            while True:
+                now = loop.time()
+                if output.commands:
+                    self._deadline.command(now)
+                elif output.message_bytes:
+                    self._deadline.data(output.message_bytes, now)
+                for event in output.events:
+                    if isinstance(event, MessageRefused):
+                        server.notice("message_refused", event.reply.enhanced)
+                if not await self._write(output) or output.closes:
+                    return
+                if output.starttls and not await self._starttls(session):
+                    return
+                if not output.more:
+                    break
+                output = await session.receive_data(b"")  # the rest of what was read, once written
 
     async def read(self) -> bytes | _Signal:
         """Everything received so far, once there is something, or why there is nothing."""

@@ -3,8 +3,9 @@
 The shell (:mod:`smtp.server`, or :mod:`smtp.testing`) writes :meth:`Session.greeting`,
 then passes every received chunk to ``await`` :meth:`Session.receive_data` and writes
 what comes back: an :class:`Output` with the replies to write in one go (RFC 2920 §3.1:
-pipelined commands get their replies together), how many command lines and message
-bytes were read (the shell's deadlines), and events: :class:`StartTls` (write, then the
+pipelined commands get their replies together, up to :data:`FLUSH_AT` bytes, then
+``more`` asks the shell to write and call again with ``b""``), how many command lines and
+message bytes were read (the shell's deadlines), and events: :class:`StartTls` (write, then the
 handshake, then :meth:`Session.tls_started`), :class:`Close` (write, then close),
 :class:`MessageRefused` (for the host's metrics). Time comes in from the shell as
 :meth:`Session.timeout`; :meth:`Session.shutdown` when the server stops; :meth:`Session.close`
@@ -36,6 +37,9 @@ log = logging.getLogger("smtp.session")
 
 MAX_UNRECOGNIZED = 5  # unknown verbs before 421 (aiosmtpd's and Postfix's habit)
 MAX_AUTH_FAILURES = 3  # failed AUTH exchanges on one connection before 421
+# Replies held before the session stops reading pipelined commands and lets the shell write:
+# a client that pipelines without reading cannot make one call's output grow with its input.
+FLUSH_AT = 64 * 1024
 
 
 class Mode(enum.Enum):
@@ -72,6 +76,7 @@ class Output:
     commands: int = 0  # command and SASL lines read in full (each restarts the idle deadline)
     message_bytes: int = 0  # DATA bytes read (the deadline's minimum data rate)
     events: tuple[Event, ...] = ()
+    more: bool = False  # input is left: write this, then call receive_data(b"") before reading more
 
     @property
     def starttls(self) -> bool:
@@ -112,6 +117,7 @@ class Session:
         self._out = bytearray()  # what this call to the session produced so far
         self._commands = self._message_bytes = 0
         self._events: list[Event] = []
+        self._more = False
 
     # --- state, for handlers and tests ------------------------------------------------
     @property
@@ -239,14 +245,18 @@ class Session:
 
     # --- internals ---------------------------------------------------------------------
     def _flush(self) -> Output:
-        output = Output(bytes(self._out), self._commands, self._message_bytes, tuple(self._events))
+        output = Output(bytes(self._out), self._commands, self._message_bytes, tuple(self._events), self._more)
         self._out.clear()
         self._commands = self._message_bytes = 0
         self._events.clear()
+        self._more = False
         return output
 
     async def _lines(self) -> None:
         while self.mode in (Mode.COMMAND, Mode.AUTH):
+            if len(self._out) >= FLUSH_AT:
+                self._more = True
+                return
             sasl = self.mode is Mode.AUTH
             line = self.lines.next_line(SASL_LINE if sasl else LONGEST_COMMAND)
             if line is None:

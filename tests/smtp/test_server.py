@@ -377,7 +377,7 @@ async def test_shutdown_answers_421_to_idle_sessions(plain: Running) -> None:
 
 
 async def test_client_that_does_not_read_is_cut_at_the_deadline() -> None:
-    running = await _start(Memory(), listener="mx", timeout=0.5)
+    running = await _start(Memory(), listener="mx", timeout=0.3)
     try:
         _reader, writer = await running.connect()
         transport = writer.transport

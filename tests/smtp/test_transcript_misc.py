@@ -7,6 +7,7 @@ import pytest
 
 from smtp import replies
 from smtp.reader import LINE_LIMITS
+from smtp.session import FLUSH_AT
 from smtp.state import Verb
 from smtp.testing import Client, Memory, transcript
 
@@ -123,3 +124,18 @@ def test_timeout_and_shutdown_are_421_then_close() -> None:
     with Client() as c:
         c.greeting()
         assert c.session.shutdown().data == replies.SHUTTING_DOWN.line().encode() + b"\r\n"
+
+
+def test_a_client_pipelining_without_reading_gets_its_replies_in_bounded_batches() -> None:
+    """RFC 2920 §3.1 lets a session batch replies; it stops at FLUSH_AT so the shell writes
+    (and waits for the client to read) before more commands are run."""
+    with Client() as c:
+        c.greeting()
+        lines = c.send(b"HELP\r\n" * 3000)
+        batches = [c.outputs[-1]]
+        while batches[-1].more:
+            lines += c.send(b"")
+            batches.append(c.outputs[-1])
+        assert lines == [replies.HELP.line()] * 3000
+        assert len(batches) > 2 and all(len(b.data) <= FLUSH_AT + 200 for b in batches)
+        assert sum(b.commands for b in batches) == 3000
