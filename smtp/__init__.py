@@ -8,7 +8,7 @@ Reading order, from bytes to decisions:
   parameters through :mod:`smtp.params`; :mod:`smtp.dataparse` reads DATA, smuggling-safe;
 * :mod:`smtp.state`: THE table of verbs × phases, with the TLS/AUTH flags;
   :mod:`smtp.policy` gives those flags for a listener (AUTH never before TLS, SPEC §6);
-* :mod:`smtp.session`: the sans-IO session (``receive_data`` -> replies and events),
+* :mod:`smtp.session`: the sans-IO session (``receive_data`` -> :mod:`smtp.output`: replies and events),
   :mod:`smtp.handlers` the commands, :mod:`smtp.sasl` the AUTH exchange,
   :mod:`smtp.extensions` the EHLO keywords;
 * :mod:`smtp.backend`: what the host provides (authenticator, policy verdicts, delivery,

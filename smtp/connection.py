@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from smtp import replies
 from smtp.backend import TlsFacts
+from smtp.output import MessageRefused, Output
 from smtp.replies import format_reply
-from smtp.session import MessageRefused, Output, Session
+from smtp.session import Session
 
 if TYPE_CHECKING:
     from smtp.server import SmtpServer

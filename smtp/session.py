@@ -7,7 +7,7 @@ pipelined commands get their replies together, up to :data:`FLUSH_AT` bytes, the
 ``more`` asks the shell to write and call again with ``b""``), how many command lines and
 message bytes were read (the shell's deadlines), and events: :class:`StartTls` (write, then the
 handshake, then :meth:`Session.tls_started`), :class:`Close` (write, then close),
-:class:`MessageRefused` (for the host's metrics). Time comes in from the shell as
+:class:`~smtp.output.MessageRefused` (for the host's metrics). Time comes in from the shell as
 :meth:`Session.timeout`; :meth:`Session.shutdown` when the server stops; :meth:`Session.close`
 when the connection ended.
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from smtp import handlers, replies
 from smtp.backend import Backend, Envelope, SessionFacts, TlsFacts
 from smtp.dataparse import DataReader, NeedMore
+from smtp.output import Close, Event, MessageRefused, Output, StartTls
 from smtp.policy import DEFAULT_LIMITS, Limits, Listener, conditions
 from smtp.reader import LONGEST_COMMAND, SASL_LINE, LineReader, TooLong, parse
 from smtp.replies import Reply, ReplyLike, format_reply
@@ -48,43 +49,6 @@ class Mode(enum.Enum):
     AUTH = "auth"  # after 334: SASL responses (smtp.sasl)
     TLS = "tls"  # after 220 to STARTTLS, until the shell's handshake
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class StartTls:
-    """Write the output, then run the TLS handshake and call :meth:`Session.tls_started`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Write the output, then close the connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRefused:
-    """The DATA reader refused a message (smuggling, NUL, size, no room in the memory budget)."""
-
-    reply: Reply
-
-
-Event = StartTls | Close | MessageRefused
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    data: bytes = b""  # reply lines, CRLF-terminated, in order
-    commands: int = 0  # command and SASL lines read in full (each restarts the idle deadline)
-    message_bytes: int = 0  # DATA bytes read (the deadline's minimum data rate)
-    events: tuple[Event, ...] = ()
-    more: bool = False  # input is left: write this, then call receive_data(b"") before reading more
-
-    @property
-    def starttls(self) -> bool:
-        return any(isinstance(e, StartTls) for e in self.events)
-
-    @property
-    def closes(self) -> bool:
-        return any(isinstance(e, Close) for e in self.events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,4 +274,4 @@ class Session:
             self._failed(replies.TEMPORARY_FAILURE)
 
 
-__all__ = ["Close", "MessageRefused", "Mode", "Output", "Session", "SessionConfig", "StartTls"]
+__all__ = ["FLUSH_AT", "Mode", "Session", "SessionConfig"]

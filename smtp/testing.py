@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from smtp import replies
 from smtp.backend import AuthResult, Backend, Credentials, Envelope, Recipient, SessionFacts, TlsFacts
+from smtp.output import Output
 from smtp.replies import ReplyLike
-from smtp.session import Output, Session, SessionConfig
+from smtp.session import Session, SessionConfig
 
 HOST = "mx.test"
 TLS = TlsFacts(version="TLSv1.3", cipher="TLS_AES_256_GCM_SHA384")
