@@ -1,8 +1,12 @@
-"""Per-phase SMTP session policy that does not need routing (SPEC §6), pure.
+"""The listener's SMTP policy that does not need routing (SPEC §6), pure.
 
-The aiosmtpd hooks ask these functions and translate the answer: ``None`` means go on,
-a :class:`~smtp.replies.Reply` is what to send instead.  Trust-list, INS and mailbox
-decisions are the gateway's (``routing.decide``) and reach us as reply values.
+:func:`conditions` turns the session facts and the listener's limits into the flags the
+state table (:mod:`smtp.state`) reads: AUTH only on submission, never before TLS unless
+the loopback development relaxation is on, MAIL on submission only once authenticated.
+The ``check_*`` functions answer one verb's needs from that table (``None``: go on, a
+:class:`~smtp.replies.Reply`: send it instead); they serve the gateway's present shell
+until it runs on :class:`smtp.session.Session`. Trust-list, INS and mailbox decisions are
+the gateway's (``routing.decide``) and reach us as reply values.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from smtp import replies
+from smtp.backend import Listener, SessionFacts
 from smtp.params import (
     MailParams,
     RcptParams,
@@ -24,9 +28,8 @@ from smtp.params import (
     xtext_encode,
 )
 from smtp.replies import Reply
+from smtp.state import Conditions, Verb, unmet
 from smtp.throttle import ConnectionLimiter, client_key
-
-Listener = Literal["mx", "submission", "submissions"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024  # SPEC §6: 25 MB, advertised with SIZE (RFC 1870)
 DEFAULT_MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
@@ -38,15 +41,6 @@ class Limits:
     max_recipients: int = DEFAULT_MAX_RECIPIENTS
     # Development relaxation (SPEC §6): AUTH without TLS, honoured for loopback peers only.
     allow_plaintext_auth_on_loopback: bool = False
-
-
-@dataclass(frozen=True)
-class SessionFacts:
-    peer_ip: str
-    listener: Listener
-    tls: bool
-    account: str | None = None  # the authenticated account, once AUTH succeeded
-    esmtp: bool = True  # EHLO (True) or HELO (False)
 
 
 DEFAULT_LIMITS = Limits()
@@ -63,20 +57,24 @@ def _plaintext_ok(facts: SessionFacts, limits: Limits) -> bool:
     return facts.tls or (limits.allow_plaintext_auth_on_loopback and _is_loopback(facts.peer_ip))
 
 
+def conditions(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS, *, starttls_offered: bool = False,
+               auth_available: bool = True) -> Conditions:
+    """The state table's flags for this session; ``auth_available``: the host can check credentials."""
+    submission = facts.listener != "mx"
+    return Conditions(tls=facts.tls, authenticated=facts.account is not None, esmtp=facts.esmtp,
+                      starttls_offered=starttls_offered, auth_offered=submission and auth_available,
+                      privacy=_plaintext_ok(facts, limits), mail_needs_auth=submission)
+
+
 def auth_offered(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS) -> bool:
     """Whether EHLO advertises AUTH: never on MX, never before TLS (RFC 4954 §4, SPEC §6)."""
-    return facts.listener != "mx" and facts.esmtp and _plaintext_ok(facts, limits)
+    c = conditions(facts, limits)
+    return c.auth_offered and c.esmtp and c.privacy
 
 
 def check_auth_allowed(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS) -> Reply | None:
-    """May the client issue AUTH now? (RFC 4954 §4, §6)."""
-    if facts.listener == "mx":
-        return replies.AUTH_NOT_AVAILABLE
-    if facts.account is not None:
-        return replies.AUTH_ALREADY  # RFC 4954 §4: no AUTH after a successful AUTH
-    if not _plaintext_ok(facts, limits):
-        return replies.AUTH_ENCRYPTION_REQUIRED
-    return None
+    """May the client issue AUTH now? (RFC 4954 §4, §6; the table's needs for AUTH)."""
+    return unmet(Verb.AUTH, conditions(facts, limits, starttls_offered=True))
 
 
 def check_starttls(facts: SessionFacts, pending_input: bytes = b"") -> Reply | None:
@@ -86,22 +84,16 @@ def check_starttls(facts: SessionFacts, pending_input: bytes = b"") -> Reply | N
     there is a command injection attempt (CVE-2011-0411 class) and must never be
     executed inside the TLS session, so the command is refused.
     """
-    if facts.tls:
-        return replies.TLS_ALREADY_ACTIVE
-    if pending_input:
-        return replies.STARTTLS_PIPELINED
-    return None
+    refused = unmet(Verb.STARTTLS, conditions(facts, starttls_offered=True))
+    if refused is not None:
+        return refused
+    return replies.STARTTLS_PIPELINED if pending_input else None
 
 
 def check_mail_allowed(facts: SessionFacts, limits: Limits = DEFAULT_LIMITS) -> Reply | None:
-    """Session-level preconditions for MAIL FROM on the submission listeners (RFC 6409 §4.3)."""
-    if facts.listener == "mx":
-        return None  # trust, TLS and certificate checks are routing's (routing.decide)
-    if not _plaintext_ok(facts, limits):
-        return replies.TLS_REQUIRED  # RFC 3207 §4
-    if facts.account is None:
-        return replies.AUTH_REQUIRED  # RFC 4954 §6
-    return None
+    """Session-level preconditions for MAIL FROM on the submission listeners (RFC 6409 §4.3);
+    on MX, trust, TLS and certificate checks are routing's (routing.decide)."""
+    return unmet(Verb.MAIL, conditions(facts, limits))
 
 
 def check_mail_params(params: Iterable[str], limits: Limits = DEFAULT_LIMITS) -> Reply | None:
@@ -143,6 +135,7 @@ __all__ = [
     "check_recipient_count",
     "check_starttls",
     "client_key",
+    "conditions",
     "parse_mail_params",
     "parse_rcpt_params",
     "split_params",

@@ -1,17 +1,22 @@
-"""The SMTP reply catalogue for protocol-level replies (DESIGN rule 6).
+"""The SMTP reply catalogue: every wire text the ``smtp`` package sends (DESIGN rule 6).
 
 Routing refusals (trust, INS, mailbox state) live in ``routing.reasons`` and reach the
 SMTP layer as plain values through :class:`ReplyLike`; this module holds the replies
-the ``smtp`` package gives on its own: greeting, TLS, AUTH, limits, syntax, smuggling.
+the ``smtp`` package gives on its own: greeting, sequence, TLS, AUTH, limits, syntax,
+smuggling. The few lines that carry a value are built here too: the greeting and the
+EHLO/HELO reply (our host name, the EHLO keywords), the SASL challenge (RFC 4954 §4) and
+the queue id of a stored message.
 
-Reply codes per RFC 5321 §4.2; enhanced status codes per RFC 3463 (RFC 2034 §3: every
-2yz/4yz/5yz reply carries one, except the greeting and the EHLO/HELO response).
+Reply codes per RFC 5321 §4.2; enhanced status codes per RFC 3463. ENHANCEDSTATUSCODES is
+advertised, so every 2yz/4yz/5yz reply carries one (RFC 2034 §3), except the greeting
+and the EHLO/HELO reply; the 3yz intermediate replies (354, 334) carry none either.
 Texts are plain words and never carry internal details (DESIGN rule 5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
@@ -47,10 +52,6 @@ class Reply:
     def line(self) -> str:
         return format_reply(self)
 
-    def as_aiosmtpd(self) -> str:
-        """The status string an aiosmtpd ``handle_*`` hook returns (aiosmtpd adds CRLF)."""
-        return self.line()
-
     def with_text(self, text: str) -> Reply:
         return Reply(self.code, self.enhanced, text)
 
@@ -64,18 +65,31 @@ class Reply:
         return self.code in (221, 421)
 
 
-# --- session -----------------------------------------------------------------------------
-GREETING = Reply(220, "", "ESMTP service ready")  # RFC 5321 §4.3.1; hostname prepended by caller
-EHLO_OK = Reply(250, "", "hello")  # RFC 2034 §3: no enhanced code on EHLO replies
-OK = Reply(250, "2.0.0", "OK")
+# --- session (RFC 5321 §4.2, §4.3) ---------------------------------------------------------
+GREETING = Reply(220, "", "ESMTP service ready")  # RFC 5321 §4.3.1; see greeting()
+EHLO_OK = Reply(250, "", "hello")  # RFC 5321 §4.1.1.1 ehlo-greet; see ehlo()
+OK = Reply(250, "2.0.0", "OK")  # NOOP, RSET
 SENDER_OK = Reply(250, "2.1.0", "sender OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "recipient OK")
 START_DATA = Reply(354, "", "end data with <CR><LF>.<CR><LF>")
-STORED = Reply(250, "2.0.0", "message accepted for delivery")
-CLOSING = Reply(221, "2.0.0", "closing connection")
+STORED = Reply(250, "2.0.0", "message accepted for delivery")  # see stored()
+CLOSING = Reply(221, "2.0.0", "closing connection")  # QUIT
 SHUTTING_DOWN = Reply(421, "4.3.2", "service shutting down, try again later")
-TIMEOUT = Reply(421, "4.4.2", "timeout, closing connection")
-TEMPORARY_FAILURE = Reply(451, "4.3.0", "temporary failure, please retry")
+TIMEOUT = Reply(421, "4.4.2", "timeout, closing connection")  # RFC 5321 §4.5.3.2
+TEMPORARY_FAILURE = Reply(451, "4.3.0", "temporary failure, please retry")  # RFC 5321 §4.2.3
+# RFC 5321 §3.5.3: no address enumeration; 252 "cannot VRFY user, but will accept message".
+CANNOT_VERIFY = Reply(252, "2.5.0", "cannot verify users")
+NOT_IMPLEMENTED = Reply(502, "5.5.1", "command not implemented")  # EXPN (RFC 5321 §3.5.3, §4.2.4)
+# RFC 5321 §4.1.1.8; the verbs of smtp.state.TABLE that are implemented (a test checks it).
+HELP = Reply(214, "2.0.0", "commands: AUTH DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY")
+
+# --- sequence (RFC 5321 §4.1.4, §4.3.2: 503 bad sequence of commands) -----------------------
+NEED_HELO = Reply(503, "5.5.1", "send EHLO or HELO first")
+NEED_MAIL = Reply(503, "5.5.1", "need MAIL command first")
+NEED_RCPT = Reply(503, "5.5.1", "need RCPT command first")
+NESTED_MAIL = Reply(503, "5.5.1", "nested MAIL command")
+TRANSACTION_IN_PROGRESS = Reply(503, "5.5.1", "not permitted during a mail transaction")  # RFC 4954 §4
+BAD_SEQUENCE = Reply(503, "5.5.1", "bad sequence of commands")  # AUTH after HELO (RFC 4954 §3)
 
 # --- TLS (RFC 3207) ---------------------------------------------------------------------------
 STARTTLS_READY = Reply(220, "2.0.0", "ready to start TLS")
@@ -98,7 +112,8 @@ AUTH_TEMPORARY_FAILURE = Reply(454, "4.7.0", "temporary authentication failure")
 AUTH_ALREADY = Reply(503, "5.5.1", "already authenticated")  # RFC 4954 §4
 AUTH_NOT_AVAILABLE = Reply(503, "5.5.1", "authentication is not available on this port")
 AUTH_MECHANISM_UNSUPPORTED = Reply(504, "5.5.4", "unrecognized authentication type")  # RFC 4954 §4
-AUTH_CANCELLED = Reply(501, "5.7.0", "authentication cancelled")  # RFC 4954 §4
+AUTH_CANCELLED = Reply(501, "5.7.0", "authentication cancelled")  # RFC 4954 §4 "*"
+AUTH_BAD_BASE64 = Reply(501, "5.5.2", "cannot decode base64")  # RFC 4954 §4
 AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "authentication exchange line is too long")  # RFC 4954 §4
 
 # --- limits ------------------------------------------------------------------------------------
@@ -115,13 +130,13 @@ BARE_LINE_ENDING = Reply(550, "5.5.2", "bare <LF> or <CR> received, message refu
 # RFC 5322 §2.2 / RFC 6152 §2: no NUL in a message; RFC 3463 X.6.0 "other media error".
 NUL_IN_MESSAGE = Reply(550, "5.6.0", "NUL character in message, message refused")
 
-# --- syntax and sequence (RFC 5321 §4.2.2, §4.1.1.11) ------------------------------------------
+# --- syntax (RFC 5321 §4.2.2, §4.1.1.11) -------------------------------------------------------
 COMMAND_UNRECOGNIZED = Reply(500, "5.5.1", "command not recognized")
 NON_ASCII_COMMAND = Reply(500, "5.5.2", "non-ASCII characters in a command (SMTPUTF8 is not offered)")
 TOO_MANY_UNRECOGNIZED = Reply(421, "4.7.0", "too many unrecognized commands, closing connection")
 SYNTAX_ERROR = Reply(501, "5.5.4", "syntax error in parameters or arguments")
-NOT_IMPLEMENTED = Reply(502, "5.5.1", "command not implemented")
-BAD_SEQUENCE = Reply(503, "5.5.1", "bad sequence of commands")
+MAIL_SYNTAX = Reply(501, "5.5.4", "syntax: MAIL FROM:<address> [parameters]")
+RCPT_SYNTAX = Reply(501, "5.5.4", "syntax: RCPT TO:<address> [parameters]")
 MAIL_PARAMS_UNRECOGNIZED = Reply(555, "5.5.4", "MAIL FROM parameters not recognized or not implemented")
 RCPT_PARAMS_UNRECOGNIZED = Reply(555, "5.5.4", "RCPT TO parameters not recognized or not implemented")
 PARAM_DUPLICATE = Reply(501, "5.5.4", "parameter given more than once")
@@ -129,6 +144,29 @@ SIZE_INVALID = Reply(501, "5.5.4", "invalid SIZE parameter")  # RFC 1870 §6
 BODY_INVALID = Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")  # RFC 6152 §2
 SMTPUTF8_INVALID = Reply(501, "5.5.4", "SMTPUTF8 takes no value")  # RFC 6531 §3.4
 DSN_PARAM_INVALID = Reply(501, "5.5.4", "invalid DSN parameter")  # RFC 3461 §4
+
+# --- addresses: the backend's policy gives these (RFC 5321 §4.1.2, RFC 3463 X.1.3, X.7.1) ---------
+MALFORMED_ADDRESS = Reply(553, "5.1.3", "malformed address")
+NULL_SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "the empty sender address <> is not accepted here")
+
+
+def greeting(hostname: str) -> bytes:
+    """``220 <host> ESMTP service ready`` (RFC 5321 §4.3.1, §4.1.1.1: no enhanced code)."""
+    return f"{GREETING.code} {hostname} {GREETING.text}\r\n".encode("ascii", "replace")
+
+
+def ehlo(hostname: str, keywords: Sequence[str]) -> bytes:
+    """The EHLO reply: our name and greeting, then one keyword a line (RFC 5321 §4.1.1.1,
+    §4.2.1 multiline form); HELO passes no keywords (one line)."""
+    lines = [f"{hostname} {EHLO_OK.text}", *keywords]
+    last = len(lines) - 1
+    return "".join(f"{EHLO_OK.code}{' ' if i == last else '-'}{text}\r\n" for i, text in enumerate(lines)).encode(
+        "ascii", "replace")
+
+
+def challenge(data: bytes) -> bytes:
+    """A SASL challenge: ``334 <base64>`` (RFC 4954 §4; an empty challenge keeps the space)."""
+    return b"334 " + base64.b64encode(data) + b"\r\n"
 
 
 def stored(message_id: str) -> Reply:

@@ -1,0 +1,29 @@
+"""The EHLO keywords: what this server advertises, from one place (RFC 5321 §4.1.1.1).
+
+Every extension advertised here is one the session implements. Of those it does not offer:
+BDAT (CHUNKING, RFC 3030) is an unknown verb, ``BODY=BINARYMIME`` and unknown parameters
+are refused by :mod:`smtp.params`, and a command with non-ASCII bytes is refused by the
+reader (no SMTPUTF8, RFC 6531), each with its catalogue reply.
+"""
+
+from __future__ import annotations
+
+from smtp.state import Conditions
+
+
+def ehlo_keywords(conditions: Conditions, *, max_size: int, mechanisms: tuple[str, ...]) -> list[str]:
+    """The keywords of the EHLO reply for a session in ``conditions`` (EHLO already applied)."""
+    keywords = [
+        "PIPELINING",  # RFC 2920
+        f"SIZE {max_size}",  # RFC 1870
+        "8BITMIME",  # RFC 6152
+        "ENHANCEDSTATUSCODES",  # RFC 2034: every reply below carries its code (smtp.replies)
+        "DSN",  # RFC 3461
+    ]
+    if conditions.starttls_offered and not conditions.tls:
+        keywords.append("STARTTLS")  # RFC 3207 §4: not once TLS is on
+    # RFC 4954 §4, SPEC §6: AUTH only where the listener takes it, never before TLS
+    # (unless the loopback development relaxation is on).
+    if conditions.auth_offered and conditions.esmtp and conditions.privacy and mechanisms:
+        keywords.append("AUTH " + " ".join(mechanisms))
+    return keywords
