@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 
 from tests.imaptest.connection import Connection, Login, ProtocolError, Response, Timeout
-from tests.imaptest.imapargs import Arg, Kind, ParseError, parse_script_args, to_text
+from tests.imaptest.imapargs import Arg, Kind, ParseError, parse_script_args
 from tests.imaptest.matcher import FULL, Matcher, Uninitialized
 from tests.imaptest.mbox import MboxSource
 from tests.imaptest.script import ALL, Command, Existence, Group, Script, ScriptError, State, list_tests, parse_script
@@ -143,6 +143,10 @@ def mutf7_decode(name: str) -> str:
 def mailbox_url(name: str) -> str:
     """``mailbox_mutf7_to_url``: the name as an IMAP URL path segment (``;`` escaped too)."""
     return urllib.parse.quote(mutf7_decode(name), safe="!$&'()*+,=:@/")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _expects_bad(reply: list[Arg] | None) -> bool:
@@ -449,7 +453,8 @@ class _Run:
                 self.variables.pop("tag", None)
             if count == FULL:
                 if expected.existence is Existence.MUST_NOT:
-                    self.fail("Unexpected untagged match (a reply the script forbids)", expected=expected.text,
+                    self.fail("Unexpected untagged match (a reply the script forbids)",
+                              expected=_one_line(expected.text),
                               got=[response.text])
                     return
                 self.found[i] = found_some = True
@@ -477,7 +482,8 @@ class _Run:
         self.variables.pop("tag", None)
         unexpected_bad = status == b"BAD" and not _expects_bad(cmd.reply)
         if count != FULL or unexpected_bad:
-            reason = f"Expected tagged reply '{cmd.reply_text}', got '{to_text(args[1:])}'"
+            got_text = response.text.split(" ", 1)[1] if " " in response.text else response.text
+            reason = f"Expected tagged reply '{cmd.reply_text}', got '{got_text}'"
             if unexpected_bad and count == FULL:
                 reason = f"BAD reply where the script allows '{cmd.reply_text}' but not BAD"
             self.fail(reason, expected=f"{cmd.reply_text}", got=[response.text], command=cmd)
@@ -489,9 +495,12 @@ class _Run:
         missing = [i for i, u in enumerate(group.untagged) if u.existence is Existence.MUST and not self.found[i]]
         if missing:
             first = group.untagged[missing[0]]
-            expanded = self.matcher.expand_all(first.text[2:].encode(), skip_uninitialized=True)
-            expanded_text = expanded.decode("utf-8", "backslashreplace")
-            expected = first.text + (f"   (expanded: * {expanded_text})" if expanded_text != first.text[2:] else "")
+            written = first.text[2:]
+            expanded = self.matcher.expand_all(written.encode(), skip_uninitialized=True)
+            expanded_text = _one_line(expanded.decode("utf-8", "backslashreplace"))
+            expected = f"{first.existence.value} {_one_line(written)}" + (
+                f"   (expanded: {first.existence.value} {expanded_text})" if expanded_text != _one_line(written)
+                else "")
             best = self.maybes[missing[0]][1]
             got = ([f"(closest) {best}"] if best else []) + [f"(received) {r}" for r in self.received[:12]]
             if not self.received:
@@ -546,6 +555,30 @@ class _Run:
             status = Status.FAIL
         return Result(self.script.name, status, time.monotonic() - start, reason, self.failures, self.warnings,
                       self.output)
+
+
+def empty_account(target: Target, account: Account) -> None:
+    """A ``prepare`` hook: over IMAP, delete every mailbox but INBOX, drop every subscription
+    and expunge INBOX, so each test starts on an empty account (refusals are ignored)."""
+    conn = Connection(0, _global_id(), target.host, target.port, time.monotonic() + target.timeout, [], {})
+    try:
+        if conn.read() is None:
+            raise ProtocolError("no greeting while emptying the account")
+        conn.run(b"LOGIN " + quote(account.user.encode()) + b" " + quote(account.password.encode()))
+        for verb, command in ((b"LIST", b"DELETE "), (b"LSUB", b"UNSUBSCRIBE ")):
+            _, untagged = conn.run(verb + b' "" "*"')
+            names = [r.args[4].data for r in untagged
+                     if len(r.args) >= 5 and (r.args[1].atom() or b"").upper() == verb and r.args[4].is_astring]
+            for name in sorted(names, key=lambda n: n.lower(), reverse=True):
+                if verb == b"LSUB" or name.upper() != b"INBOX":
+                    conn.run(command + quote(name))
+        response, _ = conn.run(b"SELECT INBOX")
+        if len(response.args) > 1 and (response.args[1].atom() or b"").upper() == b"OK" and conn.view:
+            conn.run(b"STORE 1:* +FLAGS.SILENT (\\Deleted)")
+            conn.run(b"EXPUNGE")
+        conn.run(b"LOGOUT")
+    finally:
+        conn.close()
 
 
 def run_script(script: Script, target: Target, account: Account | None = None) -> Result:
