@@ -121,6 +121,7 @@ class Connection:
         self.seen_bye = False
         self.logout_sent = False
         self.qresync = False
+        self.keywords: set[bytes] = set()  # the last FLAGS list's keywords, lower case
         self.preauth = False
         self.last_sent_state = ""  # "append" / "logout" / "" (imaptest's last_cmd->state)
         self.sending: deque[_Chunk] = deque()
@@ -266,6 +267,7 @@ class Connection:
 
     def mailbox_close(self) -> None:
         self.view = []
+        self.keywords = set()
 
     def selecting(self, command: bytes) -> None:
         """SELECT/EXAMINE of another mailbox: imaptest starts a new view."""
@@ -277,7 +279,7 @@ class Connection:
                 return
             if args and args[0].is_astring and args[0].data != self.storage:
                 self.storage = args[0].data
-                self.view = []
+                self.mailbox_close()
 
     def track_tagged(self, command: bytes, args: list[Arg]) -> None:
         status = args[0].atom().upper() if args and args[0].atom() is not None else b""  # type: ignore[union-attr]
@@ -306,6 +308,7 @@ class Connection:
         elif word == b"FLAGS":
             if len(args) < 2 or args[1].kind is not Kind.LIST or not self._valid_flags(args[1].items):
                 raise ProtocolError("Broken FLAGS: " + to_text(args))
+            self.keywords = {a.data.lower() for a in args[1].items if not a.data.startswith(b"\\")}
         elif word == b"CAPABILITY":
             self.caps = [a.data for a in args[1:] if a.kind is not Kind.LIST]
         elif word == b"ENABLED":
@@ -381,6 +384,10 @@ class Connection:
                     raise ProtocolError("FLAGS reply isn't a list")
                 if not self._valid_flags(value.items):
                     raise ProtocolError("Invalid FLAGS in FETCH: " + to_text(value.items))
+                for flag in value.items:
+                    if not flag.data.startswith(b"\\") and flag.data.lower() not in self.keywords:
+                        self.warn("Keyword used without being in FLAGS: " + flag.data.decode("latin-1"))
+                        self.keywords.add(flag.data.lower())
             elif key == b"MODSEQ":
                 text = to_text(value.items) if value.kind is Kind.LIST else value.data.decode("latin-1")
                 if not text.isdigit() or int(text) == 0 or int(text) >= 2**64:

@@ -180,6 +180,17 @@ def _handle_directives(ctx: _ListContext, items: list[Arg]) -> None:
         _handle_directives(sub, arg.items)
 
 
+def expected_reply(text: bytes) -> list[Arg]:
+    """An expected untagged reply (without its ``* ``) as the script parser stores it: parsed,
+    with the default ``$!`` directives of its lists added."""
+    try:
+        args = parse_script_args(text)
+    except ParseError as exc:
+        raise ScriptError(str(exc)) from None
+    _handle_directives(_ListContext(None, _reply_name(args)), args)
+    return args
+
+
 # --- the file ---------------------------------------------------------------------------
 
 
@@ -266,12 +277,8 @@ class _Parser:
 
     def untagged(self, line: bytes, linenum: int, existence: Existence) -> None:
         assert self.group is not None
-        try:
-            args = parse_script_args(line)
-        except ParseError as exc:
-            raise ScriptError(str(exc)) from None
+        args = expected_reply(line)
         name = _reply_name(args)
-        _handle_directives(_ListContext(None, name), args)
         if name[:3].upper() == b"BYE":
             if existence is Existence.MUST:
                 self.group.have_untagged_bye = True
