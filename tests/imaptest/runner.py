@@ -223,8 +223,10 @@ class _Run:
 
     def _account_of(self, index: int) -> Account:
         wanted = self.script.users.get(index + 1)
-        if wanted in ("$user2", "${user2}") and self.target.user2 is not None:
-            return self.target.user2
+        if wanted in ("$user2", "${user2}"):
+            return self.target.user2 or self.account  # without one the test is skipped
+        if wanted:
+            return Account(wanted, self.account.password)  # "user N: name": that user, same password
         return self.account
 
     def _set_variables(self) -> None:

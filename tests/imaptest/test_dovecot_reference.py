@@ -40,7 +40,8 @@ MUTATIONS = [
     ("fetch", "* status $mailbox (uidnext $uidnext)", "* status $mailbox (uidnext 1)", "Missing 1 untagged"),
     ("close", "* $3 expunge", "* $2 expunge", "(expanded: * 1 expunge)"),
     ("expunge2", "2 ok search all\n! $1 expunge", "2 ok search all\n* $1 expunge", "Missing 1 untagged"),
-    ("pipeline", "tag3 ok\ntag4 ok\n\ntag1 status", "tag3 no\ntag4 ok\n\ntag1 status", "Expected tagged reply 'tag3 no'"),
+    ("pipeline", "tag3 ok\ntag4 ok\n\ntag1 status", "tag3 no\ntag4 ok\n\ntag1 status",
+     "Expected tagged reply 'tag3 no'"),
     ("pipeline", "* status ${mailbox}4 (messages 0)", "* status ${mailbox}4 (messages 1)", "Missing 1 untagged"),
     ("copy", "2 ok noop\n* 3 exists", "2 ok noop\n* 4 exists", "connection 2"),
     ("fetch-body", "body1\n\n\n}}})\nok fetch 1 rfc822.text", "body2\n\n\n}}})\nok fetch 1 rfc822.text",
@@ -98,10 +99,10 @@ def test_each_broken_expectation_is_reported_as_a_failure(dovecot: PrivateDoveco
     shutil.copytree(TESTS_DIR, folder)
     names = []
     for i, (name, old, new, _) in enumerate(MUTATIONS):
-        text = (TESTS_DIR / name).read_bytes()
-        assert old.encode() in text, (name, old)
+        original = (TESTS_DIR / name).read_bytes()
+        assert old.encode() in original, (name, old)
         mutated = f"{name}-broken{i}"
-        (folder / mutated).write_bytes(text.replace(old.encode(), new.encode(), 1))
+        (folder / mutated).write_bytes(original.replace(old.encode(), new.encode(), 1))
         if (TESTS_DIR / f"{name}.mbox").exists():
             shutil.copy(TESTS_DIR / f"{name}.mbox", folder / f"{mutated}.mbox")
         names.append(mutated)
@@ -109,6 +110,6 @@ def test_each_broken_expectation_is_reported_as_a_failure(dovecot: PrivateDoveco
     results = run_tests(_target(dovecot, names, first_user), folder, names, workers=WORKERS)
     text = report(results, "mutated copies")
     print(text)
-    for (name, _, _, reason), result in zip(MUTATIONS, results, strict=True):
+    for (_, _, _, reason), result in zip(MUTATIONS, results, strict=True):
         assert result.status is Status.FAIL, f"{result.name}: {result.status.value}\n{text}"
         assert reason in "\n".join(result.failures[0].lines()), f"{result.name}: wanted {reason!r}\n{result.report()}"
