@@ -30,7 +30,12 @@ def _upper(c: int) -> int:
 
 
 class Uninitialized(Exception):
-    pass
+    """A command uses a variable no reply has bound; ``partial`` is the line expanded up to it
+    (imaptest reports the failure and sends that much)."""
+
+    def __init__(self, message: str, partial: bytes = b"") -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class Matcher:
@@ -92,7 +97,7 @@ class Matcher:
                 if text[i] == 0x7B:
                     end = text.find(b"}", i + 1)
                     if end < 0:
-                        raise Uninitialized("Missing '}'")
+                        raise Uninitialized("Missing '}'", bytes(out))
                     name, i = text[i + 1 : end], end + 1
                 else:
                     start = i
@@ -105,7 +110,7 @@ class Matcher:
                 value = self.variables.get(name.decode("ascii", "replace"))
                 if value is None:
                     if not skip_uninitialized:
-                        raise Uninitialized(f"Uninitialized variable: {name.decode('ascii', 'replace')}")
+                        raise Uninitialized(f"Uninitialized variable: {name.decode('ascii', 'replace')}", bytes(out))
                     value = b"$"
                 out += value
         return bytes(out)

@@ -87,6 +87,8 @@ class Result:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
+    groups_done: int = 0  # command groups finished (imaptest's "individual commands")
+    extension: bool = False  # the test needs capabilities (imaptest counts it under "extensions")
 
     def report(self) -> str:
         head = f"{self.status.value:<8} {self.name} ({self.seconds:.2f} s)"
@@ -106,6 +108,11 @@ class _Skip(Exception):
 
 class _Stop(Exception):
     pass
+
+
+class _Dropped(Exception):
+    """imaptest dropped the connection (a BAD it did not expect): the group still finishes,
+    the next one fails with "Unexpected disconnection"."""
 
 
 _ids = itertools.count(1)
@@ -204,6 +211,7 @@ class _Run:
         self.first_extra = ""
         self.received: list[str] = []
         self.where = "connecting"
+        self.groups_done = 0
 
     # --- failures ----------------------------------------------------------------------------
 
@@ -366,7 +374,11 @@ class _Run:
     # --- the test's commands -----------------------------------------------------------------
 
     def _send(self, conn: Connection, group: Group, cmd: Command) -> str:
-        text = self.matcher.expand_all(cmd.text)
+        try:
+            text = self.matcher.expand_all(cmd.text)
+        except Uninitialized as exc:
+            self.fail(str(exc), command=cmd)
+            text = exc.partial  # as imaptest: the line up to the variable goes out anyway
         lowered = text.lower()
         tag = conn.next_tag()
         self.sent[tag] = text
@@ -395,11 +407,7 @@ class _Run:
         self.matcher.start_group(len(conn.view))
         self.pending = {}
         for cmd in group.commands:
-            try:
-                tag = self._send(conn, group, cmd)
-            except Uninitialized as exc:
-                self.fail(str(exc), command=cmd)
-                raise _Stop from None
+            tag = self._send(conn, group, cmd)
             self.pending[tag] = cmd
             if cmd is group.commands[0]:
                 self.first_tag = tag
@@ -414,7 +422,14 @@ class _Run:
                     break
                 self.fail("Unexpected disconnection", got=self.received[-12:])
                 raise _Stop
-            self._dispatch(conn, group, response)
+            try:
+                self._dispatch(conn, group, response)
+            except _Dropped:
+                self._group_finished(group)
+                if index + 1 < len(self.script.groups):
+                    self.group_index, self.group = index + 1, self.script.groups[index + 1]
+                    self.fail("Unexpected disconnection")
+                raise _Stop from None
         self._group_finished(group)
 
     def _dispatch(self, conn: Connection, group: Group, response: Response) -> None:
@@ -489,11 +504,12 @@ class _Run:
             if unexpected_bad and count == FULL:
                 reason = f"BAD reply where the script allows '{cmd.reply_text}' but not BAD"
             self.fail(reason, expected=f"{cmd.reply_text}", got=[response.text], command=cmd)
-            if unexpected_bad:
-                raise _Stop  # imaptest drops the connection on a BAD it did not expect
         del self.pending[tag]
+        if unexpected_bad:
+            raise _Dropped  # imaptest drops the connection on a BAD it did not expect
 
     def _group_finished(self, group: Group) -> None:
+        self.groups_done += 1
         missing = [i for i, u in enumerate(group.untagged) if u.existence is Existence.MUST and not self.found[i]]
         if missing:
             first = group.untagged[missing[0]]
@@ -556,7 +572,7 @@ class _Run:
                 reason = ""
             status = Status.FAIL
         return Result(self.script.name, status, time.monotonic() - start, reason, self.failures, self.warnings,
-                      self.output)
+                      self.output, self.groups_done, bool(self.script.capabilities))
 
 
 def empty_account(target: Target, account: Account) -> None:
@@ -614,6 +630,10 @@ def report(results: Sequence[Result], title: str = "", seconds: float | None = N
     total = ", ".join(f"{c[s]} {s.value}" for s in Status)
     took = f", {seconds:.1f} s" if seconds is not None else ""
     lines = [f"imaptest scripted tests{' against ' + title if title else ''}: {total} ({len(results)} tests{took})"]
+    for label, ext in (("base protocol", False), ("extensions", True)):
+        chosen = [r for r in results if r.extension is ext]
+        lines.append(f"  {label}: {sum(len(r.failures) for r in chosen)}/{sum(r.groups_done for r in chosen)} "
+                     "individual commands failed (imaptest's count: failures / command groups run)")
     order = {Status.FAIL: 0, Status.TIMEOUT: 1, Status.SKIP: 2, Status.PASS: 3}
     for result in sorted(results, key=lambda r: (order[r.status], r.name)):
         lines.append(result.report())
