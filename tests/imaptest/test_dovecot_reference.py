@@ -30,7 +30,9 @@ EXPECTED_SKIPS = {"urlauth": "URLAUTH", "urlauth-binary": "URLAUTH", "urlauth2":
                   "sort-partial": "CONTEXT=SORT"}
 WORKERS = 4  # tests at once, each on its own user
 
-# (test, text in it, replacement, what the failure must say)
+# (test, text in it, replacement, what the failure must say). imaptest itself (release-2.3,
+# built against Debian's dovecot-dev, on this Dovecot) fails each of these copies too, with the
+# failure / command-group counts of IMAPTEST_COUNTS.
 MUTATIONS = [
     ("select", "* 2 recent\n* ok [unseen 1]", "* 3 recent\n* ok [unseen 1]", "Missing 1 untagged"),
     ("select", "ok [read-write]", "ok [read-only]", "Expected tagged reply 'ok [read-only]'"),
@@ -59,6 +61,43 @@ MUTATIONS = [
 ]
 
 
+IMAPTEST_COUNTS = [(1, 9), (1, 9), (1, 17), (1, 12), (5, 7), (1, 4), (1, 18), (1, 3), (1, 3), (1, 24), (1, 25),
+                   (1, 28), (2, 21), (1, 34), (11, 47), (1, 5), (1, 5), (1, 17)]
+
+# Scripts for the format's rarer rules, with imaptest's own verdict on this Dovecot:
+# name -> (script, failures, command groups run); (0, 0): skipped.
+SYNTHETIC = {
+    "maybe": ("messages: 2\nignore_extra_untagged: no\n\nok noop\n? 2 exists\n\nok fetch 1 (uid flags)\n"
+              "* 1 fetch (uid $ flags $)\n? 1 fetch (flags (\\seen))\n\nok fetch 1:2 uid\n* $1 fetch (uid $u1)\n",
+              1, 4),
+    "maybe-not-enough": ("messages: 2\nignore_extra_untagged: no\n\nok fetch 1:2 uid\n* 1 fetch (uid $u1)\n"
+                         "? 3 fetch (uid $u3)\n", 1, 2),
+    "directives": ("messages: 3\n\nok store 1 flags (\\seen \\flagged)\n"
+                   "* 1 fetch (flags ($!unordered $!noextra $!ignore=\\recent \\seen))\n"
+                   "ok fetch 1 (uid flags)\n* 1 fetch ($!ordered uid $ flags $)\n"
+                   "ok fetch 1 (flags uid)\n* 1 fetch ($!unordered=2 $!noextra uid $)\n", 2, 4),
+    "directives-ignore-ban": ("messages: 3\n\nok store 1 flags (\\seen \\flagged)\n"
+                              "* 1 fetch (flags ($!unordered $!noextra $!ignore=\\flagged \\seen))\n"
+                              "ok fetch 1 (uid flags)\n* 1 fetch ($!unordered=2 $!extra $!ban=flags uid $)\n", 2, 3),
+    "messages-wrap": ("messages: 10\n\nok fetch 10 (body.peek[header.fields (from)])\n"
+                      "* 10 fetch (body[header.fields (from)] {{{\nFrom: user4@domain.org\n\n\n}}})\n"
+                      "ok status $mailbox (messages)\n* status $mailbox (messages 10)\n", 0, 3),
+    "reply-prefix-variables": ("state: created\ncapabilities: UIDPLUS\n\nappend $mailbox\nok [appenduid $v $u]\n"
+                               "append $mailbox\nok [appenduid $v $u2]\nok select $mailbox\nok uid fetch $u2 uid\n"
+                               "* 2 fetch (uid $u2)\nok search uid $u:$u2\n* search 1 2\n", 0, 6),
+    "output-sleep": ("messages: 1\n\nok fetch 1 uid\n* 1 fetch (uid $uid)\n!output uid is $uid\n!sleep 10ms\n"
+                     "ok noop\n", 0, 3),
+    "bye": ("state: auth\nconnections: 2\n\n1 ok noop\n2 \"\" logout\n* bye\n1 ok noop\n", 0, 3),
+    "variables-chained": ("messages: 2\n\nok fetch 1 (internaldate)\n* 1 fetch (internaldate \"$d-$m-$y $t $z\")\n"
+                          "ok search 1:2 all\n* search $a $b\nok fetch $b uid\n* 2 fetch (uid $)\n", 0, 4),
+    "second-user": ("connections: 2\nuser 2: $user2\n\n1 ok noop\n", 0, 0),
+    "sequence-map": ("connections: 2\nmessages: 5\n\n1 ok store 2,4 +flags \\deleted\n1 ok expunge\n"
+                     "2 ok fetch 5 uid\n* $5 fetch (uid $)\n* $2 expunge\n* $4 expunge\n2 ok fetch 1:* uid\n"
+                     "* $3 fetch (uid $)\n! $4 fetch (uid $)\n", 2, 5),
+    "bad-where-any-reply": ("messages: 1\n\n\"\" fetch 1 (nonsense)\nok noop\n", 1, 1),
+}
+
+
 def _tests_dir() -> Path:
     require(None if TESTS_DIR.is_dir() else f"{TESTS_DIR} is missing", "imaptest's scripted tests")
     return TESTS_DIR
@@ -68,7 +107,7 @@ def _tests_dir() -> Path:
 def dovecot() -> Iterator[PrivateDovecot]:
     _tests_dir()
     require(available(), "Debian's Dovecot (dovecot-imapd)")
-    users = [f"u{i}" for i in range(len(list_tests(TESTS_DIR)) + len(MUTATIONS))]
+    users = [f"u{i}" for i in range(len(list_tests(TESTS_DIR)) + len(MUTATIONS) + len(SYNTHETIC))]
     with private_dovecot(users, PASSWORD) as server:
         yield server
 
@@ -110,6 +149,22 @@ def test_each_broken_expectation_is_reported_as_a_failure(dovecot: PrivateDoveco
     results = run_tests(_target(dovecot, names, first_user), folder, names, workers=WORKERS)
     text = report(results, "mutated copies")
     print(text)
-    for (_, _, _, reason), result in zip(MUTATIONS, results, strict=True):
+    for (_, _, _, reason), result, imaptest in zip(MUTATIONS, results, IMAPTEST_COUNTS, strict=True):
         assert result.status is Status.FAIL, f"{result.name}: {result.status.value}\n{text}"
         assert reason in "\n".join(result.failures[0].lines()), f"{result.name}: wanted {reason!r}\n{result.report()}"
+        assert (len(result.failures), result.groups_done) == imaptest, f"{result.name}: imaptest counts {imaptest}"
+
+
+def test_the_formats_rarer_rules_score_as_imaptest_scores_them(dovecot: PrivateDovecot, tmp_path: Path) -> None:
+    shutil.copy(TESTS_DIR / "default.mbox", tmp_path / "default.mbox")
+    for name, (script, _, _) in SYNTHETIC.items():
+        (tmp_path / name).write_text(script)
+    names = list(SYNTHETIC)
+    first_user = len(list_tests(TESTS_DIR)) + len(MUTATIONS)
+    results = run_tests(_target(dovecot, names, first_user), tmp_path, names, workers=WORKERS)
+    text = report(results, "synthetic scripts")
+    print(text)
+    got = {r.name: (len(r.failures), r.groups_done) for r in results}
+    assert got == {name: (f, g) for name, (_, f, g) in SYNTHETIC.items()}, text
+    assert next(r for r in results if r.name == "output-sleep").output == ["uid is 1"]
+    assert next(r for r in results if r.name == "second-user").status is Status.SKIP
