@@ -125,6 +125,7 @@ class Connection:
         self.preauth = False
         self.last_sent_state = ""  # "append" / "logout" / "" (imaptest's last_cmd->state)
         self.sending: deque[_Chunk] = deque()
+        self.allow_literal_plus = True  # False: synchronising literals even if LITERAL+ is offered
         self.waiting_continuation = False
         self.closed = False
         self.sock = socket.create_connection((host, port), timeout=self.remaining())
@@ -200,7 +201,7 @@ class Connection:
 
     @property
     def literal_plus(self) -> bool:
-        return any(c.upper() == b"LITERAL+" for c in self.caps)
+        return self.allow_literal_plus and any(c.upper() == b"LITERAL+" for c in self.caps)
 
     def queue_command(self, tag: str, command: bytes) -> None:
         """Send ``tag command`` (its literals included) now, or as far as the first

@@ -54,6 +54,7 @@ class Target:
     mailbox: str = "imaptest"
     timeout: float = 30.0  # per test
     prepare: Callable[[Target, Account], None] | None = None  # before each test (e.g. empty it)
+    literal_plus: bool = True  # False: never {n+}, wait for "+" (imaptest needs LITERAL+; we need not)
 
 
 class Status(Enum):
@@ -272,6 +273,7 @@ class _Run:
             conn = Connection(i, _global_id(), self.target.host, self.target.port, self.deadline,
                               self.warnings, self.internaldates)
             conn.storage = self.mailbox
+            conn.allow_literal_plus = self.target.literal_plus
             self.conns.append(conn)
             greeting = conn.read()
             words = [a.atom() or b"" for a in greeting.args[:2]] if greeting else []

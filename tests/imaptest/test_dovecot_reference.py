@@ -98,6 +98,11 @@ SYNTHETIC = {
 }
 
 
+# Tests whose commands carry literals (or append messages): also run with synchronising
+# literals, for servers without LITERAL+ (imaptest itself gives up there).
+LITERALS = ["append", "append-binary", "catenate", "catenate-multiappend", "multiappend", "fetch-body", "select"]
+
+
 def _tests_dir() -> Path:
     require(None if TESTS_DIR.is_dir() else f"{TESTS_DIR} is missing", "imaptest's scripted tests")
     return TESTS_DIR
@@ -107,7 +112,7 @@ def _tests_dir() -> Path:
 def dovecot() -> Iterator[PrivateDovecot]:
     _tests_dir()
     require(available(), "Debian's Dovecot (dovecot-imapd)")
-    users = [f"u{i}" for i in range(len(list_tests(TESTS_DIR)) + len(MUTATIONS) + len(SYNTHETIC))]
+    users = [f"u{i}" for i in range(len(list_tests(TESTS_DIR)) + len(MUTATIONS) + len(SYNTHETIC) + len(LITERALS))]
     with private_dovecot(users, PASSWORD) as server:
         yield server
 
@@ -168,3 +173,11 @@ def test_the_formats_rarer_rules_score_as_imaptest_scores_them(dovecot: PrivateD
     assert got == {name: (f, g) for name, (_, f, g) in SYNTHETIC.items()}, text
     assert next(r for r in results if r.name == "output-sleep").output == ["uid is 1"]
     assert next(r for r in results if r.name == "second-user").status is Status.SKIP
+
+
+def test_synchronising_literals_work_too(dovecot: PrivateDovecot) -> None:
+    first_user = len(list_tests(TESTS_DIR)) + len(MUTATIONS) + len(SYNTHETIC)
+    target = _target(dovecot, LITERALS, first_user)
+    target.literal_plus = False
+    results = run_tests(target, TESTS_DIR, LITERALS, workers=WORKERS)
+    assert {r.name: r.status for r in results} == dict.fromkeys(LITERALS, Status.PASS), report(results)
