@@ -22,8 +22,10 @@ import pytest
 
 from tests.conftest import require
 from tests.imaptest.dovecot import PrivateDovecot, available, private_dovecot
-from tests.imaptest.runner import TESTS_DIR, Account, Status, Target, counts, report, run_tests
+from tests.imaptest.results import Status, counts, report
+from tests.imaptest.runner import TESTS_DIR, run_tests
 from tests.imaptest.script import list_tests
+from tests.imaptest.startup import Account, Target
 
 PASSWORD = "imaptest-reference"
 EXPECTED_SKIPS = {"urlauth": "URLAUTH", "urlauth-binary": "URLAUTH", "urlauth2": "URLAUTH",

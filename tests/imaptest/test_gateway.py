@@ -24,8 +24,10 @@ import pytest
 from gateway.testing.live import live_gateway, make_home
 from gateway.testing.world import PASSWORD, populate
 from tests.conftest import require
-from tests.imaptest.runner import TESTS_DIR, Account, Result, Status, Target, counts, empty_account, report, run_tests
+from tests.imaptest.results import Result, Status, counts, report
+from tests.imaptest.runner import TESTS_DIR, run_tests
 from tests.imaptest.script import list_tests
+from tests.imaptest.startup import Account, Target, empty_account
 
 PASS, FAIL, SKIP = Status.PASS, Status.FAIL, Status.SKIP
 

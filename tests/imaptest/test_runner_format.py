@@ -15,8 +15,9 @@ from tests.imaptest.connection import parse_datetime, split_literals
 from tests.imaptest.imapargs import Arg, Kind, NeedMore, ParseError, parse_response, parse_script_args
 from tests.imaptest.matcher import FULL, Matcher
 from tests.imaptest.mbox import read_mbox
-from tests.imaptest.runner import TESTS_DIR, _append_has_body, mailbox_url
+from tests.imaptest.runner import TESTS_DIR, _append_has_body
 from tests.imaptest.script import ALL, Existence, State, expected_reply, list_tests, parse_script
+from tests.imaptest.startup import mailbox_url
 
 
 def _tests_dir() -> Path:
