@@ -13,13 +13,13 @@ import socket
 from typing import TYPE_CHECKING
 
 from gateway import metrics
-from gateway.accept import Acceptor, Ticket, listening_sockets
 from gateway.auth import Authenticator
-from gateway.bodies import Hold
-from gateway.budgets import budgets
-from gateway.proxy import Network, client_address, parse_networks
+from gateway.net.accept import Acceptor, Ticket, listening_sockets
+from gateway.net.bodies import Hold
+from gateway.net.budgets import budgets
+from gateway.net.proxy import Network, client_address, parse_networks
+from gateway.net.tls import server_context
 from gateway.store.imap_backend import StoreBackend
-from gateway.tls import server_context
 from imap.parser import DEFAULT_APPENDLIMIT
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
@@ -53,7 +53,7 @@ def backend_for(gw: Gateway) -> StoreBackend:
 
 
 class _Counted:
-    """A session's :class:`~gateway.bodies.Hold`, counting each refusal in the metrics."""
+    """A session's :class:`~gateway.net.bodies.Hold`, counting each refusal in the metrics."""
 
     def __init__(self, listener: str, hold: Hold) -> None:
         self.listener = listener
@@ -79,7 +79,7 @@ def _config(gw: Gateway, name: str, *, login_requires_tls: bool) -> ServerConfig
 
 
 async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str) -> Running:
-    """The listener's sockets, each accepted behind its :class:`~gateway.accept.Gate`: beyond
+    """The listener's sockets, each accepted behind its :class:`~gateway.net.accept.Gate`: beyond
     it ``* BYE [UNAVAILABLE]`` at once (implicit TLS: closed before the handshake)."""
     from gateway.server import Running
 

@@ -83,7 +83,7 @@ def refused(listener: str, phase: str, reason: str) -> None:
 
 def limit_refused(listener: str, reason: str) -> None:
     """A connection or request refused by a budget: ``listener_full``, ``address_full``,
-    ``timeout``, ``login_timeout``, ``memory``, ``tls_handshake`` (``gateway.budgets``)."""
+    ``timeout``, ``login_timeout``, ``memory``, ``tls_handshake`` (``gateway.net.budgets``)."""
     count("limit_refusals", (listener, reason))
 
 

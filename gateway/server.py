@@ -18,9 +18,9 @@ from gateway.context import Services
 from gateway.tryit import try_it
 
 if TYPE_CHECKING:
-    from gateway.budgets import Budgets
     from gateway.mail.listeners import MailRuntime
     from gateway.mail.workers import WorkerSet
+    from gateway.net.budgets import Budgets
 
 log = logging.getLogger("gateway.server")
 
@@ -41,7 +41,7 @@ class Gateway:
     running: list[Running] = field(default_factory=list)
     mail: MailRuntime | None = None
     smtp_workers: WorkerSet | None = None
-    budgets: Budgets | None = None  # connection and memory budgets of this process (gateway.budgets)
+    budgets: Budgets | None = None  # connection and memory budgets of this process (gateway.net.budgets)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     web_app: Any = None
     """The web application, built once and shared by the HTTP and HTTPS listeners."""

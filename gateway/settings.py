@@ -139,7 +139,7 @@ class ImapSettings(_Section):
 
 class LimitsSettings(_Section):
     """Connection and memory budgets per process (issue 15). Connection caps are per listener
-    and per process; 0 sizes a cap from the open-file limit (``gateway.budgets``)."""
+    and per process; 0 sizes a cap from the open-file limit (``gateway.net.budgets``)."""
 
     open_files: int = Field(default=65_536, ge=0, le=16_777_216)
     """At start the soft RLIMIT_NOFILE is raised to the hard limit, at most this; 0 leaves it alone."""

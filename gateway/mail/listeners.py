@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from gateway.accept import Acceptor, Ticket, listening_sockets
 from gateway.auth import Authenticator
-from gateway.budgets import budgets
 from gateway.mail.directory import Directory
 from gateway.mail.flow import SmtpFlow
 from gateway.mail.internal import InternalMail
 from gateway.mail.pipeline import Pipeline
 from gateway.mail.smtpd import CONNECTION_REFUSALS, GatewaySMTP
-from gateway.proxy import parse_networks
-from gateway.tls import server_context
+from gateway.net.accept import Acceptor, Ticket, listening_sockets
+from gateway.net.budgets import budgets
+from gateway.net.proxy import parse_networks
+from gateway.net.tls import server_context
 from smtp.policy import Limits
 from smtp.replies import format_reply
 
@@ -69,7 +69,7 @@ _REFUSAL_LINES = {reason: (format_reply(reply) + "\r\n").encode() for reason, re
 async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = None) -> Running:
     """Listen for ``name`` (mx, submission, submissions) on its configured address, or accept on
     ``sock``: a listening socket inherited from the serving process (``gateway.mail.workers``).
-    Connections pass the listener's :class:`~gateway.accept.Gate` first: beyond it they get
+    Connections pass the listener's :class:`~gateway.net.accept.Gate` first: beyond it they get
     ``421 4.7.0`` at once (implicit TLS: closed before the handshake)."""
     from gateway.server import Running
 

@@ -19,12 +19,12 @@ from typing import Any
 from aiosmtpd.smtp import BOGUS_LIMIT, MISSING, SMTP, TLSSetupException
 
 from gateway import metrics
-from gateway.accept import Ticket
 from gateway.auth import Authenticator
-from gateway.bodies import BodyBudget, Hold
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
-from gateway.proxy import Network, ProxyRefused, client_address
-from gateway.tls import peer_dn
+from gateway.net.accept import Ticket
+from gateway.net.bodies import BodyBudget, Hold
+from gateway.net.proxy import Network, ProxyRefused, client_address
+from gateway.net.tls import peer_dn
 from routing.address import parse_address
 from smtp import replies
 from smtp.dataparse import DataReader, Done
@@ -36,7 +36,7 @@ CHUNK = 256 * 1024
 # Command lines are 512 octets with CRLF (RFC 5321 §4.5.3.1.4); SIZE adds 26 to MAIL (RFC 1870 §3),
 # DSN 100 to MAIL and 500 to RCPT (RFC 3461 §4): 1001, the reader's own limit, caps RCPT.
 _LINE_LIMITS = {b"MAIL": 512 + 26 + 100, b"RCPT": 1001}
-#: Replies to a connection refused by its listener's budget (``gateway.accept.Gate`` reasons).
+#: Replies to a connection refused by its listener's budget (``gateway.net.accept.Gate`` reasons).
 CONNECTION_REFUSALS = {"address_full": replies.TOO_MANY_CONNECTIONS, "listener_full": replies.SERVICE_BUSY}
 
 

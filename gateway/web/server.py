@@ -1,7 +1,7 @@
 """The HTTP listeners: Starlette on uvicorn, in the gateway's event loop.
 
 ``listen.http`` always; ``listen.https`` when set, the same app over TLS with the ``[tls]``
-server certificate and the gateway's own TLS context (``gateway.tls``: TLS 1.2 minimum,
+server certificate and the gateway's own TLS context (``gateway.net.tls``: TLS 1.2 minimum,
 AEAD suites), so that one node needs no reverse proxy for the web inbox. Requests there have
 the ``https`` scheme: cookies get ``Secure`` (and the ``__Host-``/``__Secure-`` names), HSTS
 is sent.
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import uvicorn
 from starlette.applications import Starlette
 
-from gateway.budgets import budgets
-from gateway.proxy import parse_networks
+from gateway.net.budgets import budgets
+from gateway.net.proxy import parse_networks
 from gateway.web.app import create_app
 from gateway.web.gated import GatedServer
 
@@ -73,8 +73,8 @@ async def start_http(gw: Gateway) -> Running:
 
 
 async def start_https(gw: Gateway) -> Running:
+    from gateway.net.tls import server_context
     from gateway.server import Running
-    from gateway.tls import server_context
 
     settings = gw.services.settings
     if not settings.listen.https:

@@ -5,7 +5,7 @@ A share of it is reserved (``limits.reserved_files``; by default 3 descriptors p
 connection, for SQLite's database, journal and shared-memory files, 2 per outbound
 delivery and 128 for logs, pipes, DNS and uploads); the rest is split between the listeners
 whose ``limits.<listener>_connections`` is 0, in :data:`WEIGHTS` proportions. The caps add
-up to at most the descriptors left, so a flood is refused at accept (``gateway.accept``)
+up to at most the descriptors left, so a flood is refused at accept (``gateway.net.accept``)
 and never reaches ``EMFILE``.
 
 Caps hold per process: each SMTP worker process (``smtp.processes``) has its own open files
@@ -21,9 +21,9 @@ import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.accept import Gate, RefusalLog
-from gateway.bodies import COPIES, STEP, BodyBudget
-from gateway.proxy import Network
+from gateway.net.accept import Gate, RefusalLog
+from gateway.net.bodies import COPIES, STEP, BodyBudget
+from gateway.net.proxy import Network
 
 if TYPE_CHECKING:
     from gateway.server import Gateway
@@ -96,7 +96,7 @@ def plan(settings: Settings, open_files: int) -> Plan:
 
 class Budgets:
     """One process's budgets: a :class:`Gate` per listener, one refusal log, one
-    :class:`~gateway.bodies.BodyBudget` for message bodies in memory."""
+    :class:`~gateway.net.bodies.BodyBudget` for message bodies in memory."""
 
     def __init__(self, settings: Settings, open_files: int | None = None) -> None:
         self.settings = settings

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 from gateway import metrics
-from gateway.proxy import Network, is_trusted
+from gateway.net.proxy import Network, is_trusted
 from smtp.throttle import client_key
 
 log = logging.getLogger("gateway.limits")
