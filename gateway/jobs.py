@@ -122,8 +122,8 @@ def expire_queue_entries(session: Session, _keys: KeyService, _cfg: JobConfig, n
 
 
 def orphan_chunks(session: Session, _keys: KeyService, _cfg: JobConfig, now: datetime) -> dict[str, int]:
-    """Pieces of large messages whose row never came or is gone (``gateway/store/chunks.py``)."""
-    from gateway.store.chunks import remove_orphans
+    """Pieces of large messages whose row never came or is gone (``gateway/mailstore/chunks.py``)."""
+    from gateway.mailstore.chunks import remove_orphans
 
     return {"removed": remove_orphans(session, now)}
 

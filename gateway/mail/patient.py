@@ -20,7 +20,7 @@ from sqlalchemy import select
 from gateway.mail.directory import Directory, LocalTarget
 from gateway.mail.headers import new_message_id
 from gateway.mail.pipeline import Delivered, Inbound, Pipeline, Rcpt
-from gateway.store import conversations
+from gateway.mailstore import conversations
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
 from routing.address import Address, parse_address

@@ -21,15 +21,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import adoption
 from gateway.mail.directory import LocalTarget, RemoteTarget, Target
 from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
-from gateway.store import audit, chunks, conversations
+from gateway.mailstore import adoption, chunks, conversations
+from gateway.mailstore.messages import insert_sealed
+from gateway.mailstore.sealed import SealedCopy, seal_copy
+from gateway.store import audit
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.group_commit import GroupWriter
 from gateway.store.keys import KeyService, MailboxKey
-from gateway.store.messages import SealedCopy, insert_sealed, seal_copy
 from gateway.store.models import Patient
 from gateway.store.raw import RawStatement, dialect_name
 from routing.address import Address

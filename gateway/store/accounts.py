@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store.folders import PRO_FOLDERS, create_standard_folders
+from gateway.mailstore.folders import PRO_FOLDERS, create_standard_folders
 from gateway.store.keys import KeyService
 from gateway.store.models import HostedDomain, ProAccount, TrustedDomain
 

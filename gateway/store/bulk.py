@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from crypto.envelope import aad, seal
 from crypto.keyring import MasterKeyring
-from gateway.store.folders import PATIENT_FOLDERS
+from gateway.mailstore.folders import PATIENT_FOLDERS
 from gateway.store.keys import _dk_aad as dk_aad  # the one definition of the data-key AAD
 from gateway.store.models import DataKey, Folder, Mailbox, Patient
 from gateway.store.patients import CODE_ALPHABET, CODE_LENGTH, hash_activation_code

@@ -23,8 +23,8 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from gateway.auth import Authenticator
-from gateway.store import imap_folders as folders
-from gateway.store import imap_messages as messages
+from gateway.mailstore import folder_ops as folders
+from gateway.mailstore import message_ops as messages
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.imap_audit import AuditWriter

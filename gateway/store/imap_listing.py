@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from gateway.store.folders import folder_key
+from gateway.mailstore.folders import folder_key
 from gateway.store.models import Folder, Message
 from gateway.store.raw import RawStatement, Runner
 from imap.backend import FolderStatus, MailboxNotFound, MessageMeta, MessageSummary

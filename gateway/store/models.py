@@ -241,7 +241,7 @@ class Message(Base):
 
 class MessageChunk(Base):
     """A large message's sealed bytes, in pieces each written in its own short transaction
-    before the message row (``gateway/store/chunks.py``); the row's ``sealed`` is then empty."""
+    before the message row (``gateway/mailstore/chunks.py``); the row's ``sealed`` is then empty."""
 
     __tablename__ = "message_chunks"
     message_uuid: Mapped[str] = mapped_column(String(32), primary_key=True)

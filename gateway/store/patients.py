@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store.folders import PATIENT_FOLDERS, create_standard_folders
+from gateway.mailstore.folders import PATIENT_FOLDERS, create_standard_folders
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
 

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from crypto.envelope import DecryptionError
 from gateway.jobs import JOBS, JobConfig, run_job
+from gateway.mailstore.messages import append_message, read_message
 from gateway.settings import JobSettings, PatientSettings
 from gateway.store.accounts import add_hosted_domain, add_pro
 from gateway.store.keys import KeyUnavailable
-from gateway.store.messages import append_message, read_message
 from gateway.store.models import AuditEntry, DataKey, Folder, Message, Patient, ProAccount, QueueEntry
 from gateway.store.patients import provision
 from gateway.testing.store import Store

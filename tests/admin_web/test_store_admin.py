@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from gateway import adoption
+from gateway.mailstore import adoption
 from gateway.store import admins
 from gateway.store.accounts import AlreadyExists, NotFound
 from gateway.store.models import AdminAccount, AdminToken, DailyStat

@@ -27,8 +27,8 @@ import pytest
 from sqlalchemy import select
 
 from gateway.context import Location, open_services
+from gateway.mailstore.messages import open_message
 from gateway.store.accounts import add_pro, hosted_domain
-from gateway.store.messages import open_message
 from gateway.store.models import DataKey, Folder, Message, Patient
 from gateway.testing import pg
 from gateway.testing.bulkkeys import add_patients

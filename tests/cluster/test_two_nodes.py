@@ -221,7 +221,7 @@ def test_killing_a_node_mid_delivery_loses_nothing_acknowledged(cluster: Cluster
     ids = list(acked)
     svc = cluster.services()
     try:
-        from gateway.store.messages import open_message
+        from gateway.mailstore.messages import open_message
 
         with svc.db.read() as s:
             mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])

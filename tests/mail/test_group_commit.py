@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway import adoption
 from gateway.mail.directory import LocalTarget
 from gateway.mail.pipeline import Delivered, Inbound, Pipeline, Rcpt
+from gateway.mailstore import adoption
 from gateway.store import audit
 from gateway.store.changes import ChangeHub
 from gateway.store.models import AuditEntry, DailyStat, Folder, Message

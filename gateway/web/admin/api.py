@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway import adoption
+from gateway.mailstore import adoption
 from gateway.operations import patients as ops_patients
 from gateway.operations import pros as ops_pros
 from gateway.operations import queue as ops_queue

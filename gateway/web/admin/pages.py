@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import adoption
+from gateway.mailstore import adoption
 from gateway.operations import pros as ops_pros
 from gateway.web.admin import ops_domains, ops_people
 from gateway.web.admin.chart import line_chart

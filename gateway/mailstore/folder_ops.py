@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from gateway.store.folders import allocate_uid, create_folder, find_folder
+from gateway.mailstore.folders import allocate_uid, create_folder, find_folder
 from gateway.store.models import Folder, Message
 from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
 from imap.errors import Code, CommandFailed

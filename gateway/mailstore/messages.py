@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
-from gateway.store.chunks import whole
-from gateway.store.folders import allocate_uid, find_folder, take_uid
-from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
+from gateway.mailstore.chunks import whole
+from gateway.mailstore.folders import allocate_uid, find_folder, take_uid
+from gateway.mailstore.sealed import SealedCopy
+from gateway.store.keys import KeyService, KeyUnavailable
 from gateway.store.models import Folder, Mailbox, Message
 from gateway.store.raw import RawStatement
 
@@ -57,21 +58,6 @@ def append_message(
     session.add(message)
     session.flush()
     return StoredMessage(message.id, folder.id, uid, modseq)
-
-
-@dataclass(frozen=True)
-class SealedCopy:
-    """A message sealed for one mailbox before the write transaction (sealing holds no lock)."""
-
-    key: MailboxKey
-    uuid: str
-    size: int
-    sealed: bytes
-
-
-def seal_copy(key: MailboxKey, raw: bytes) -> SealedCopy:
-    uuid = secrets.token_hex(16)
-    return SealedCopy(key, uuid, len(raw), key.seal("msg", uuid, raw))
 
 
 _M = Message.__table__.c

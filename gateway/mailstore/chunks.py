@@ -37,8 +37,8 @@ from gateway.store.models import MessageChunk
 from gateway.store.raw import RawStatement, Runner
 
 if TYPE_CHECKING:
+    from gateway.mailstore.sealed import SealedCopy
     from gateway.store.db import Database
-    from gateway.store.messages import SealedCopy
 
 CHUNK_ABOVE = 4 * 1024 * 1024
 """Sealed copies up to this size are written with their row (one transaction, ~25 ms)."""

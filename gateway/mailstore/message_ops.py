@@ -15,13 +15,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
-from gateway.store import imap_summary
-from gateway.store.chunks import whole
-from gateway.store.folders import allocate_uid, folder_key
-from gateway.store.folders import folder_id as folder_id_of
-from gateway.store.imap_folders import get_folder
+from gateway.mailstore import summaries
+from gateway.mailstore.chunks import whole
+from gateway.mailstore.folder_ops import get_folder
+from gateway.mailstore.folders import allocate_uid, folder_key
+from gateway.mailstore.folders import folder_id as folder_id_of
+from gateway.mailstore.messages import append_message
 from gateway.store.keys import KeyService, MailboxKey
-from gateway.store.messages import append_message
 from gateway.store.models import Folder, Message
 from gateway.store.raw import Direct, RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
@@ -126,7 +126,7 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_
         missing: dict[int, tuple[int, str, MailboxKey]] = {}
         for message_id, uid, uuid, data_key_id, summary_sealed in rows:
             mk = _key(session, keys, mailbox_id, data_key_id)
-            summary = imap_summary.decode(mk.open("summary", uuid, summary_sealed)) if summary_sealed else None
+            summary = summaries.decode(mk.open("summary", uuid, summary_sealed)) if summary_sealed else None
             if summary is None:
                 missing[message_id] = (uid, uuid, mk)
             else:
@@ -136,8 +136,8 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_
                 select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
             for message_id, sealed in sealed_rows:
                 uid, uuid, mk = missing[message_id]
-                summary = imap_summary.compute(mk.open("msg", uuid, whole(session, uuid, sealed)))
-                to_store[message_id] = mk.seal("summary", uuid, imap_summary.encode(summary))
+                summary = summaries.compute(mk.open("msg", uuid, whole(session, uuid, sealed)))
+                to_store[message_id] = mk.seal("summary", uuid, summaries.encode(summary))
                 found[uid] = summary
     return found, to_store
 
@@ -150,7 +150,7 @@ def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
 def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
            internal_date: dt.datetime | None) -> tuple[int, int]:
     folder = get_folder(session, mailbox_id, name)
-    summary = imap_summary.encode(imap_summary.compute(raw))
+    summary = summaries.encode(summaries.compute(raw))
     stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
                             internal_date=internal_date, summary=summary)
     return folder.uidvalidity, stored.uid
