@@ -30,9 +30,9 @@ from pathlib import Path
 # This file is named like the ``imap`` package: keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+from gateway.accounts.pros import add_hosted_domain, add_pro, pro_by_address  # noqa: E402
 from gateway.context import Location, open_services  # noqa: E402
 from gateway.mailstore.messages import append_message  # noqa: E402
-from gateway.store.accounts import add_hosted_domain, add_pro, pro_by_address  # noqa: E402
 from gateway.testing import pg  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
 from gateway.testing.ports import listen_env, wait_port  # noqa: E402

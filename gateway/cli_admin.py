@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway import cli_import, cli_mediators, cli_patients, cli_pros
+from gateway.accounts.patients import by_ins, provision
+from gateway.accounts.pros import add_pro, hosted_domain
 from gateway.cli_common import (
     Leaf,
     Node,
@@ -25,10 +27,8 @@ from gateway.cli_common import (
 from gateway.context import DEFAULT_HOME, init_home
 from gateway.settings import load_settings
 from gateway.store import audit, migrate
-from gateway.store.accounts import add_pro, hosted_domain
 from gateway.store.models import ProAccount
 from gateway.store.opening import display_url
-from gateway.store.patients import by_ins, provision
 from gateway.tryit import gateway_command
 from routing.address import parse_address
 from routing.ins import mask_ins, normalise_ins

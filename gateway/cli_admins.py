@@ -10,11 +10,11 @@ import getpass
 import sys
 from datetime import UTC, datetime
 
+from gateway.accounts.admins import InvalidAdminName, add_admin, check_name, create_token
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
 from gateway.operations import admins as ops
 from gateway.operations.common import cli_actor
 from gateway.store import audit
-from gateway.store.admins import InvalidAdminName, add_admin, check_name, create_token
 
 MIN_PASSWORD = 12
 

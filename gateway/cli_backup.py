@@ -10,12 +10,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway import backup
 from gateway.cli_common import Leaf, UserError, actor, location, services, translate_errors
 from gateway.context import load_checked
-from gateway.keyfile import load_keyring
 from gateway.progress import Progress
-from gateway.store import audit, migrate
+from gateway.store import audit, backup, migrate
+from gateway.store.keyfile import load_keyring
 from gateway.store.models import Mailbox, Message
 
 BACKUP_EPILOG = """\

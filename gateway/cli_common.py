@@ -9,14 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gateway.accounts.patients import PatientExists
+from gateway.accounts.pros import AlreadyExists, NotFound
 from gateway.context import InitError, Location, Services, locate, open_services
-from gateway.keyfile import MasterKeyFileError
 from gateway.operations.common import cli_actor
 from gateway.settings import ConfigError
-from gateway.store.accounts import AlreadyExists, NotFound
+from gateway.store.keyfile import MasterKeyFileError
 from gateway.store.keys import KeyUnavailable
 from gateway.store.opening import StoreUnavailable, store_errors
-from gateway.store.patients import PatientExists
 from routing.address import InvalidAddress
 from routing.ins import InvalidINS
 

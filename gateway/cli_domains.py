@@ -12,15 +12,15 @@ from sqlalchemy import select
 
 from crypto.dkim_keys import KEY_TYPES, PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key, zone_record
 from gateway import cli_import
+from gateway.accounts.pros import add_hosted_domain, add_trusted_domain, trusted_domain
+from gateway.accounts.signing_keys import ensure_key, published
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
 from gateway.context import Services
 from gateway.operations import trust
 from gateway.operations.common import cli_actor
 from gateway.settings import split_hostport
 from gateway.store import audit
-from gateway.store.accounts import add_hosted_domain, add_trusted_domain, trusted_domain
 from gateway.store.models import HostedDomain, TrustedDomain
-from gateway.store.signing_keys import ensure_key, published
 from routing.address import InvalidAddress, normalise_domain
 
 DEFAULT_SELECTOR_PREFIX = "hmg"

@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.accounts.provisioning import DEFAULT_BATCH, ImportOptions, import_roster
+from gateway.accounts.roster import BadRow, RosterError, count_lines
 from gateway.cli_common import Leaf, UserError, actor, services
-from gateway.progress import Progress
-from gateway.provisioning import DEFAULT_BATCH, ImportOptions, import_roster
-from gateway.roster import BadRow, RosterError, count_lines
-from gateway.trustimport import (
+from gateway.operations.trust_import import (
     DEFAULT_MAX_BYTES,
     TrustListError,
     apply_import,
@@ -24,6 +23,7 @@ from gateway.trustimport import (
     plan_import,
     read_trust_list,
 )
+from gateway.progress import Progress
 
 
 def register_trust(trust_sub: Any, leaf: Leaf) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from gateway.accounts.jobs import JOBS, JobConfig, run_job
 from gateway.cli_common import Leaf, Node, UserError, emit_json, emit_table, services
-from gateway.jobs import JOBS, JobConfig, run_job
 
 
 def register(node: Node, leaf: Leaf) -> None:

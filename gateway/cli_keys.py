@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway import keyops
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services
 from gateway.progress import Progress
-from gateway.store import audit
+from gateway.store import audit, keyops
 from gateway.store.keys import (
     BatchResult,
     active_version,

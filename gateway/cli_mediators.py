@@ -3,7 +3,7 @@
 Mediators (France Services desks, "médiateurs numériques") log in to the admin console with a
 password and a TOTP code, like administrators, and may only help a patient get in: look a
 space up by INS, see its state, issue a new activation code. ``patient new-code`` is the same
-operation for operators (``gateway.recovery.issue_code``).
+operation for operators (``gateway.operations.recovery.issue_code``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.accounts import mediators
+from gateway.accounts.admins import InvalidAdminName, check_name
+from gateway.accounts.patients import by_ins
 from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
-from gateway.recovery import CodeRefused, issue_code
-from gateway.store import audit, mediators
-from gateway.store.admins import InvalidAdminName, check_name
-from gateway.store.patients import by_ins
+from gateway.operations.recovery import CodeRefused, issue_code
+from gateway.store import audit
 from routing.ins import mask_ins, normalise_ins
 
 MIN_PASSWORD = 12

@@ -15,10 +15,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.accounts.patients import STATES
 from gateway.cli_common import UserError, services
 from gateway.operations import patients as ops
 from gateway.operations.common import cli_actor
-from gateway.store.patients import STATES
 
 # (field, heading, width): fixed widths, since the rows are printed as they come.
 COLUMNS = (("id", "ID", 10), ("ins", "INS", 15), ("state", "STATE", 11), ("provisioned_at", "PROVISIONED", 11),

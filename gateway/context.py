@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto.keyring import MasterKeyring
-from gateway import keyops
-from gateway.keyfile import load_keyring, write_keyring
 from gateway.settings import ConfigError, Settings, check_files, load_settings, validate_settings
-from gateway.store import migrate
+from gateway.store import keyops, migrate
 from gateway.store.changes import ChangeHub
 from gateway.store.db import Database
+from gateway.store.keyfile import load_keyring, write_keyring
 from gateway.store.keys import KeyService
 from gateway.store.opening import open_database, store_errors
 

@@ -13,7 +13,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from gateway import metrics
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
 from gateway.net.bodies import Hold
 from gateway.net.budgets import budgets

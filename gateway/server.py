@@ -89,7 +89,7 @@ async def start_changes(gw: Gateway) -> Running:
 
 async def start_jobs(gw: Gateway) -> Running:
     """Lifecycle jobs every ``jobs.interval_seconds`` (advisory locks: once per period per cluster)."""
-    from gateway.jobs import run_periodically
+    from gateway.accounts.jobs import run_periodically
 
     task = asyncio.create_task(run_periodically(gw.services), name="lifecycle-jobs")
 

@@ -288,7 +288,7 @@ class WebSettings(_Section):
 
 class AuthSettings(_Section):
     """Professionals' logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE): every attempt is counted
-    before the password is checked (``gateway/store/throttle.py``)."""
+    before the password is checked (``gateway/accounts/throttle.py``)."""
 
     delay_after: int = Field(default=3, ge=1, le=100)
     """Failures of one account from one client network before answers are delayed."""

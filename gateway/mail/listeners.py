@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
 from gateway.mail.directory import Directory
 from gateway.mail.flow import SmtpFlow
 from gateway.mail.internal import InternalMail

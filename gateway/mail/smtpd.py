@@ -19,7 +19,7 @@ from typing import Any
 from aiosmtpd.smtp import BOGUS_LIMIT, MISSING, SMTP, TLSSetupException
 
 from gateway import metrics
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
 from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
 from gateway.net.accept import Ticket
 from gateway.net.bodies import BodyBudget, Hold

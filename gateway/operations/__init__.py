@@ -10,6 +10,6 @@ status, a stable code, a French message for the console and an English one for t
 command line.
 
 Layering: this package may import ``gateway.store``, the lifecycle helpers built on it
-(``gateway.purge``) and the pure packages (``routing``, ``crypto``); never
+(``gateway.accounts.purge``) and the pure packages (``routing``, ``crypto``); never
 ``gateway.web`` nor the command line (``tests/test_layout.py`` checks it).
 """

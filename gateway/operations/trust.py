@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crypto.dkim_keys import PublicKeyError, parse_public_key
+from gateway.accounts.pros import trusted_domain
 from gateway.operations.common import Actor, bad_request, flag, integer, iso, not_found, text
 from gateway.settings import split_hostport
 from gateway.store import audit
-from gateway.store.accounts import trusted_domain
 from gateway.store.models import TrustedDomain
 from routing.address import InvalidAddress, normalise_domain
 

@@ -5,7 +5,7 @@ crypto work runs in worker threads (``asyncio.to_thread``); every write that cha
 mailbox notifies the :class:`~gateway.store.changes.ChangeHub` after commit, which wakes
 IDLE sessions in this process; other processes' writes are seen by polling the folder's
 HIGHESTMODSEQ (at most ``poll_interval`` late). Logins go through
-:class:`gateway.auth.Authenticator` (argon2, throttled, audited with the peer address);
+:class:`gateway.accounts.auth.Authenticator` (argon2, throttled, audited with the peer address);
 each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content;
 group-committed with concurrent ones, :mod:`gateway.store.imap_audit`); folder listings
 are cached in memory per process (:mod:`gateway.store.imap_listing`).
@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
 from gateway.mailstore import folder_ops as folders
 from gateway.mailstore import message_ops as messages
 from gateway.store.changes import ChangeHub, announce

@@ -420,7 +420,7 @@ class WebSession(Base):
 
 
 class LoginCounter(Base):
-    """Login attempts counted before the secret is checked (``gateway/store/throttle.py``),
+    """Login attempts counted before the secret is checked (``gateway/accounts/throttle.py``),
     shared by every node: per account and client network, per network, per account."""
 
     __tablename__ = "login_counters"

@@ -8,11 +8,11 @@ import time
 import pytest
 from sqlalchemy import ColumnElement, func, select
 
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
+from gateway.accounts.pros import pro_by_address, verify_password
 from gateway.mailstore.messages import append_message
 from gateway.operations.common import cli_actor
 from gateway.store import audit
-from gateway.store.accounts import pro_by_address, verify_password
 from gateway.store.models import (
     AuditEntry,
     Conversation,

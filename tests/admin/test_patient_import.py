@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from gateway.accounts.patients import by_ins, check_activation_code, personal_email
+from gateway.accounts.provisioning import ImportOptions, ImportReport, import_roster
+from gateway.accounts.roster import BadRow
 from gateway.cli import main
-from gateway.provisioning import ImportOptions, ImportReport, import_roster
-from gateway.roster import BadRow
 from gateway.store.models import AuditEntry, DataKey, Folder, Mailbox, Patient, TrustedDomain
-from gateway.store.patients import by_ins, check_activation_code, personal_email
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 

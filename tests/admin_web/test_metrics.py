@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.jobs import JobConfig, run_job
+from gateway.accounts.jobs import JobConfig, run_job
 from gateway.testing.live import live_gateway
 from gateway.testing.ports import free_port, listen_env
 from gateway.testing.smtpclient import submission_client, transaction
@@ -52,7 +52,7 @@ def test_counters_move_where_events_happen_and_hold_no_personal_data(site: Admin
 
     provision(site.home, ins)
     with site.live.services.db.write() as session:
-        from gateway.store.patients import by_ins
+        from gateway.accounts.patients import by_ins
 
         patient = by_ins(session, ins)
         assert patient is not None

@@ -26,9 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gateway.accounts.pros import add_pro, hosted_domain
 from gateway.context import Location, open_services
 from gateway.mailstore.messages import open_message
-from gateway.store.accounts import add_pro, hosted_domain
 from gateway.store.models import DataKey, Folder, Message, Patient
 from gateway.testing import pg
 from gateway.testing.bulkkeys import add_patients

@@ -91,7 +91,7 @@ def cluster(pg_admin: str, tmp_path: Path) -> Iterator[Cluster]:
         peer_port = free_port()
         svc = open_services(Location(home_a / "gateway.toml", home_a, True))
         try:
-            from gateway.store.accounts import add_trusted_domain
+            from gateway.accounts.pros import add_trusted_domain
 
             with svc.db.write() as s:
                 add_trusted_domain(s, PEER, route=f"127.0.0.1:{peer_port}", dkim_policy="none", status="active",

@@ -9,12 +9,12 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from gateway.auth import Authenticator
-from gateway.store.accounts import add_hosted_domain, add_pro
+from gateway.accounts.auth import Authenticator
+from gateway.accounts.pros import add_hosted_domain, add_pro
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.store.changes import ChangeHub
 from gateway.store.imap_backend import StoreBackend, StoreMailboxes
 from gateway.store.models import AuditEntry, Folder, Message
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.testing.store import Store
 from imap.backend import AuthenticationFailed, Credentials, MailboxExists, MailboxNotFound
 from imap.command import StoreMode

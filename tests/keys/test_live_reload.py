@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from crypto.keyring import MasterKeyring
 from gateway.context import Location, open_services
-from gateway.keyfile import write_keyring
 from gateway.store import keys as keystore
+from gateway.store.keyfile import write_keyring
 from gateway.store.keys import KeyService
 from gateway.store.models import DataKey
 from gateway.testing.live import live_gateway, make_home

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
 from gateway.mail.directory import Directory
 from gateway.mail.flow import SmtpFlow
 from gateway.mail.pipeline import Pipeline

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crypto.envelope import DecryptionError
-from gateway.jobs import JobConfig, run_job
+from gateway.accounts.jobs import JobConfig, run_job
 from gateway.mail.pipeline import Pipeline
 from gateway.mailstore import chunks, message_ops, summaries
 from gateway.mailstore.folders import find_folder

@@ -10,12 +10,12 @@ from sqlalchemy import select, update
 
 from crypto.envelope import DecryptionError
 from crypto.keyring import MasterKeyring
+from gateway.accounts.patients import personal_email, provision
+from gateway.accounts.pros import add_hosted_domain, add_pro
 from gateway.mailstore.folders import find_folder
 from gateway.mailstore.messages import append_message, read_message
-from gateway.store.accounts import add_hosted_domain, add_pro
 from gateway.store.keys import KeyService, KeyUnavailable
 from gateway.store.models import DataKey, Message
-from gateway.store.patients import personal_email, provision
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 

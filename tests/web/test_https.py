@@ -13,8 +13,8 @@ import httpx
 import pyotp
 import pytest
 
-from gateway.store.admins import add_admin
-from gateway.store.patients import provision
+from gateway.accounts.admins import add_admin
+from gateway.accounts.patients import provision
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import free_port, listen_env
 

@@ -23,8 +23,8 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from gateway.store import admins, mediators
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.accounts import admins, mediators
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.web import forms
 from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token

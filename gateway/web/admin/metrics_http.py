@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway import metrics
+from gateway.accounts import admins
 from gateway.settings import split_hostport
-from gateway.store import admins
 
 if TYPE_CHECKING:
     from gateway.context import Services

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from gateway.accounts.patients import by_ins
 from gateway.store import audit
 from gateway.store.db import Database
 from gateway.store.models import AuditEntry
-from gateway.store.patients import by_ins
 from gateway.web.admin.ops_common import Actor, integer, iso, text, when
 from routing.ins import InvalidINS, normalise_ins
 

@@ -1,6 +1,6 @@
 """Trust list operations: list, add, suspend/resume, import of the liste blanche (preview, apply).
 
-The import reuses :mod:`gateway.trustimport` (defusedxml, size limit, diff that keeps
+The import reuses :mod:`gateway.operations.trust_import` (defusedxml, size limit, diff that keeps
 manual entries and local settings); only the plumbing for the web is here.
 """
 
@@ -12,12 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.accounts.pros import AlreadyExists, add_trusted_domain, trusted_domain
 from gateway.operations.trust import DKIM_FIELDS, dkim_fields
-from gateway.settings import split_hostport
-from gateway.store import audit
-from gateway.store.accounts import AlreadyExists, add_trusted_domain, trusted_domain
-from gateway.store.models import TrustedDomain
-from gateway.trustimport import (
+from gateway.operations.trust_import import (
     DEFAULT_MAX_BYTES,
     ImportPlan,
     TrustList,
@@ -27,6 +24,9 @@ from gateway.trustimport import (
     parse_trust_list,
     plan_import,
 )
+from gateway.settings import split_hostport
+from gateway.store import audit
+from gateway.store.models import TrustedDomain
 from gateway.web.admin.ops_common import Actor, OpError, bad_request, conflict, flag, integer, iso, not_found, text
 from routing.address import InvalidAddress, normalise_domain
 

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.web.patient import security
 from gateway.web.patient.sessions import Lifetimes
 from gateway.web.patient.totp import ReplayGuard

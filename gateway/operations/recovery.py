@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.accounts.patients import by_ins, hash_activation_code, new_activation_code
 from gateway.outbound.notify import queue_code_mail
 from gateway.settings import Settings
 from gateway.store import audit
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
-from gateway.store.patients import by_ins, hash_activation_code, new_activation_code
 
 ISSUABLE = ("provisioned", "open")
 Delivery = Literal["show", "mail"]

@@ -21,7 +21,8 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway import metrics
-from gateway.purge import purge_patient
+from gateway.accounts.purge import purge_patient
+from gateway.mailstore.chunks import remove_orphans
 from gateway.settings import JobSettings, PatientSettings
 from gateway.store import audit
 from gateway.store.db import Database
@@ -123,8 +124,6 @@ def expire_queue_entries(session: Session, _keys: KeyService, _cfg: JobConfig, n
 
 def orphan_chunks(session: Session, _keys: KeyService, _cfg: JobConfig, now: datetime) -> dict[str, int]:
     """Pieces of large messages whose row never came or is gone (``gateway/mailstore/chunks.py``)."""
-    from gateway.mailstore.chunks import remove_orphans
-
     return {"removed": remove_orphans(session, now)}
 
 

@@ -1,7 +1,7 @@
 """Password authentication for professionals (SMTP AUTH and IMAP LOGIN share it).
 
 argon2 verification runs in a worker thread so the event loop keeps serving; failures
-are throttled (:class:`gateway.store.throttle.LoginThrottle`: each attempt is counted before
+are throttled (:class:`gateway.accounts.throttle.LoginThrottle`: each attempt is counted before
 the password is checked, so concurrent attempts cannot race the limits); every checked attempt
 is audited with the peer address.
 """
@@ -17,12 +17,12 @@ from typing import Protocol
 from sqlalchemy import select
 
 from gateway import metrics
+from gateway.accounts.pros import verify_password
+from gateway.accounts.throttle import REFUSED, LoginThrottle, Reservation, ThrottleConfig
 from gateway.settings import AuthSettings
 from gateway.store import audit
-from gateway.store.accounts import verify_password
 from gateway.store.db import Database
 from gateway.store.models import ProAccount
-from gateway.store.throttle import REFUSED, LoginThrottle, Reservation, ThrottleConfig
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pyotp
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from gateway.store.accounts import AlreadyExists, NotFound, hash_password, verify_password
+from gateway.accounts.pros import AlreadyExists, NotFound, hash_password, verify_password
 from gateway.store.keys import KeyService
 from gateway.store.models import AdminAccount, AdminSession, AdminToken, Mediator
 

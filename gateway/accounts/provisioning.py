@@ -19,9 +19,9 @@ from multiprocessing.pool import AsyncResult
 from typing import IO
 
 from crypto.keyring import MasterKeyring
-from gateway.roster import BadRow, RawRow, RosterRow, batches, check_row, read_raw
+from gateway.accounts.bulk import PreparedBatch, existing_ins, insert_batch, max_patient_id, prepare_batch
+from gateway.accounts.roster import BadRow, RawRow, RosterRow, batches, check_row, read_raw
 from gateway.store import audit
-from gateway.store.bulk import PreparedBatch, existing_ins, insert_batch, max_patient_id, prepare_batch
 from gateway.store.db import Database
 
 DEFAULT_BATCH = 5000

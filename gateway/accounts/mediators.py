@@ -1,7 +1,7 @@
 """Mediators (France Services desks, "médiateurs numériques", issue 14): accounts with an argon2
 password and a TOTP secret, console sessions and API tokens.
 
-Same mechanics as :mod:`gateway.store.admins` (the TOTP secret sealed under the system data key,
+Same mechanics as :mod:`gateway.accounts.admins` (the TOTP secret sealed under the system data key,
 a TOTP step accepted once, session and API tokens stored as SHA-256 hashes) in tables of their
 own: code that authenticates administrators (console, API, ``/metrics``) can never be handed a
 mediator, so a route nobody taught about mediators stays closed to them.
@@ -17,8 +17,8 @@ import pyotp
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from gateway.store.accounts import AlreadyExists, NotFound, hash_password, verify_password
-from gateway.store.admins import ISSUER, check_name, check_totp, token_hash
+from gateway.accounts.admins import ISSUER, check_name, check_totp, token_hash
+from gateway.accounts.pros import AlreadyExists, NotFound, hash_password, verify_password
 from gateway.store.keys import KeyService
 from gateway.store.models import AdminAccount, Mediator, MediatorSession, MediatorToken
 

@@ -4,7 +4,7 @@ Two halves. :func:`prepare_batch` is pure CPU (data keys, wrapping under the mas
 key, sealed e-mails, activation codes and their hashes) and can run in worker
 processes. :func:`insert_batch` writes one prepared batch with the driver's fast
 path (SQLite ``executemany``, PostgreSQL ``COPY``) inside the caller's transaction.
-The rows are exactly what :func:`gateway.store.patients.provision` creates one at a time.
+The rows are exactly what :func:`gateway.accounts.patients.provision` creates one at a time.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from crypto.envelope import aad, seal
 from crypto.keyring import MasterKeyring
+from gateway.accounts.patients import CODE_ALPHABET, CODE_LENGTH, hash_activation_code
 from gateway.mailstore.folders import PATIENT_FOLDERS
 from gateway.store.keys import _dk_aad as dk_aad  # the one definition of the data-key AAD
 from gateway.store.models import DataKey, Folder, Mailbox, Patient
-from gateway.store.patients import CODE_ALPHABET, CODE_LENGTH, hash_activation_code
 
 # Random bytes -> code letters: 256 is a multiple of the 32-letter alphabet, so no bias.
 _CODE_TABLE = bytes(CODE_ALPHABET.encode()[b % len(CODE_ALPHABET)] for b in range(256))

@@ -26,9 +26,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crypto.keyring import MasterKeyring
-from gateway.keyfile import MasterKeyFileError, load_keyring, write_keyring
 from gateway.settings import Settings
+from gateway.store import audit
 from gateway.store.db import Database
+from gateway.store.keyfile import MasterKeyFileError, load_keyring, write_keyring
 from gateway.store.keys import (
     BatchResult,
     KeyCheckReport,
@@ -269,8 +270,6 @@ def count_under_db(db: Database, version: int) -> int:
 
 def retire(db: Database, keys: KeyService, path: Path, version: int, *, actor: str) -> MasterKeyring:
     """Remove ``version`` from the key file once no data key uses it (and forget its check value)."""
-    from gateway.store import audit
-
     ring = keys.ring
     if not ring.has(version):
         raise KeyOperationError(f"v{version} is not in {path} (versions: "
