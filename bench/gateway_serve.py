@@ -5,7 +5,7 @@
 Same code path as ``gateway serve`` (``gateway.server.start`` over
 ``listener_factories()``) with two differences, both printed at start:
 
-- the IMAP listener (``gateway.imap_listener.start_imap``) is added when
+- the IMAP listener (``gateway.imap_adapter.listener.start_imap``) is added when
   ``listener_factories()`` does not list it yet;
 - the outbound queue worker is left out, so that nothing (patient notifications queued by
   deliveries) is ever sent anywhere: the benchmark's traffic stays on 127.0.0.1.
@@ -39,7 +39,7 @@ async def main(home: Path) -> None:
     notes = ["outbound worker left out (no traffic beyond loopback)"]
     if "start_imap" not in names:
         try:
-            from gateway.imap_listener import start_imap
+            from gateway.imap_adapter.listener import start_imap
         except ImportError as exc:
             notes.append(f"IMAP listener not available: {exc}")
         else:

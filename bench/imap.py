@@ -69,7 +69,7 @@ def fill(home: Path, count: int) -> None:
 
 def serve(home: str) -> None:
     """Child process: run the IMAP listeners of ``home`` until SIGTERM."""
-    from gateway.imap_listener import start_imap, start_imaps
+    from gateway.imap_adapter.listener import start_imap, start_imaps
     from gateway.server import start
 
     async def main() -> None:

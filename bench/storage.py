@@ -21,8 +21,8 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from gateway.accounts.bulk import insert_batch, prepare_batch
-from gateway.mail.directory import LocalTarget
-from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
+from gateway.delivery.directory import LocalTarget
+from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt
 from gateway.store.changes import ChangeHub
 from gateway.store.models import Patient
 from gateway.testing import pg

@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_worker(args: argparse.Namespace) -> int:
-    from gateway.mail.workers import parse_sockets, serve_worker
+    from gateway.delivery.smtp_processes import parse_sockets, serve_worker
 
     _ignore_sighup_until_ready()
     try:

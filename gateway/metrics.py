@@ -49,7 +49,7 @@ COUNTERS: dict[str, Counter] = {
 }
 
 forward: Callable[[str, tuple[str, ...]], None] | None = None
-"""Set in an SMTP worker process: counts go to the serving process (``gateway.mail.workers``)."""
+"""Set in an SMTP worker process: counts go to the serving process (``gateway.delivery.smtp_processes``)."""
 
 
 def count(name: str, labels: tuple[str, ...]) -> None:

@@ -18,8 +18,8 @@ from gateway.context import Services
 from gateway.tryit import try_it
 
 if TYPE_CHECKING:
-    from gateway.mail.listeners import MailRuntime
-    from gateway.mail.workers import WorkerSet
+    from gateway.delivery.smtp_listener import MailRuntime
+    from gateway.delivery.smtp_processes import WorkerSet
     from gateway.net.budgets import Budgets
 
 log = logging.getLogger("gateway.server")
@@ -32,7 +32,8 @@ class Running:
     description: str
     close: Callable[[], Awaitable[None]]
     listen_fds: tuple[int, ...] = ()
-    """Listening sockets' descriptors, for listeners that worker processes share (``gateway.mail.workers``)."""
+    """Listening sockets' descriptors, for listeners that the SMTP processes share
+    (``gateway.delivery.smtp_processes``)."""
 
 
 @dataclass
@@ -58,9 +59,9 @@ StartFn = Callable[[Gateway], Awaitable[Running]]
 
 
 def listener_factories() -> list[StartFn]:
-    from gateway.imap_listener import start_imap, start_imaps
-    from gateway.mail.listeners import start_mx, start_outbound, start_submission, start_submissions
-    from gateway.mail.workers import start_smtp_workers
+    from gateway.delivery.smtp_listener import start_mx, start_outbound, start_submission, start_submissions
+    from gateway.delivery.smtp_processes import start_smtp_workers
+    from gateway.imap_adapter.listener import start_imap, start_imaps
     from gateway.web.admin.metrics_http import start_metrics
     from gateway.web.server import start_http, start_https
 

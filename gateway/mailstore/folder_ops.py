@@ -1,6 +1,6 @@
 """Folder operations for the IMAP backend (RFC 3501 §6.3.3-6.3.10, RFC 6154 special use).
 
-Blocking functions over one SQLAlchemy session; :mod:`gateway.store.imap_backend` runs
+Blocking functions over one SQLAlchemy session; :mod:`gateway.imap_adapter.backend` runs
 them in worker threads inside a transaction and notifies the change hub after commit.
 Folder names are never logged (they can name a patient).
 """

@@ -2,7 +2,7 @@
 move (re-sealed, new uuid), flags with MODSEQ (RFC 7162 §3.1.3), expunge (RFC 3501 §6.4.3).
 
 Blocking functions over one SQLAlchemy session, run in worker threads by
-:mod:`gateway.store.imap_backend`. Listings select columns only, never the sealed blobs.
+:mod:`gateway.imap_adapter.backend`. Listings select columns only, never the sealed blobs.
 """
 
 from __future__ import annotations

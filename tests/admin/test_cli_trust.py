@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from crypto.dkim_keys import generate_dkim_key
 from gateway.accounts.pros import trusted_domain
-from gateway.mail.directory import Directory
+from gateway.delivery.directory import Directory
 from gateway.operations.common import cli_actor
 from gateway.store.models import AuditEntry, TrustedDomain
 from gateway.testing.world import World

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from gateway.accounts.auth import Authenticator
 from gateway.accounts.pros import add_hosted_domain, add_pro
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.imap_adapter.backend import StoreBackend, StoreMailboxes
 from gateway.store.changes import ChangeHub
-from gateway.store.imap_backend import StoreBackend, StoreMailboxes
 from gateway.store.models import AuditEntry, Folder, Message
 from gateway.testing.store import Store
 from imap.backend import AuthenticationFailed, Credentials, MailboxExists, MailboxNotFound

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.imap_listener import start_imap
-from gateway.mail.listeners import start_submission
+from gateway.delivery.smtp_listener import start_submission
+from gateway.imap_adapter.listener import start_imap
 from gateway.net.bodies import COPIES
 from gateway.net.bodies import STEP as bodies_step
 from gateway.net.budgets import Budgets

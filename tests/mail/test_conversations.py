@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from gateway.mail.listeners import runtime
-from gateway.mail.patient import ReplyRefused, send_reply
+from gateway.delivery.replies import ReplyRefused, send_reply
+from gateway.delivery.smtp_listener import runtime
 from gateway.store.models import Conversation, Patient
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages, submission_client, transaction

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.accounts.patients import provision
-from gateway.mail.directory import LocalTarget
-from gateway.mail.pipeline import Delivered, Inbound, Pipeline, Rcpt
+from gateway.delivery.directory import LocalTarget
+from gateway.delivery.pipeline import Delivered, Inbound, Pipeline, Rcpt
 from gateway.mailstore import adoption
 from gateway.store import audit
 from gateway.store.changes import ChangeHub

@@ -1,4 +1,4 @@
-"""SMTP worker processes (``smtp.processes``, ``gateway.mail.workers``).
+"""SMTP worker processes (``smtp.processes``, ``gateway.delivery.smtp_processes``).
 
 - the notices wire format, fed whole and one byte at a time;
 - one ``gateway smtp-worker`` on a socket the test owns: it alone accepts, so its
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from gateway import metrics
-from gateway.mail.workers import NoticeReader, counter_notice, mailbox_notice, parse_sockets
+from gateway.delivery.smtp_processes import NoticeReader, counter_notice, mailbox_notice, parse_sockets
 from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env, wait_port
 from gateway.testing.world import PASSWORD, World, populate

@@ -21,8 +21,8 @@ from cryptography import x509
 from sqlalchemy import select, update
 
 from gateway.cli import main
-from gateway.mail.listeners import runtime
-from gateway.mail.patient import send_reply
+from gateway.delivery.replies import send_reply
+from gateway.delivery.smtp_listener import runtime
 from gateway.outbound.mdn import build_mdn
 from gateway.store.models import Conversation, HostedDomain, Patient, QueueEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home

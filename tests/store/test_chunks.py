@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from crypto.envelope import DecryptionError
 from gateway.accounts.jobs import JobConfig, run_job
-from gateway.mail.pipeline import Pipeline
+from gateway.delivery.pipeline import Pipeline
 from gateway.mailstore import chunks, message_ops, summaries
 from gateway.mailstore.folders import find_folder
 from gateway.mailstore.messages import read_message

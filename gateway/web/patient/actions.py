@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.mail.patient import ReplyRefused, send_reply
+from gateway.delivery.replies import ReplyRefused, send_reply
 from gateway.mailstore.messages import open_message
 from gateway.store.models import Message
 from gateway.web.patient import mailbox, mailview

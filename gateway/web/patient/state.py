@@ -19,7 +19,7 @@ from gateway.web.patient.sessions import Lifetimes
 from gateway.web.patient.totp import ReplayGuard
 
 if TYPE_CHECKING:
-    from gateway.mail.listeners import MailRuntime
+    from gateway.delivery.smtp_listener import MailRuntime
     from gateway.server import Gateway
 
 T = TypeVar("T")
@@ -88,7 +88,7 @@ class PatientWeb:
 
     @property
     def mail(self) -> MailRuntime:
-        from gateway.mail.listeners import runtime
+        from gateway.delivery.smtp_listener import runtime
 
         return runtime(self.gw)
 

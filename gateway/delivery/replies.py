@@ -17,9 +17,9 @@ from email.message import EmailMessage
 
 from sqlalchemy import select
 
-from gateway.mail.directory import Directory, LocalTarget
-from gateway.mail.headers import new_message_id
-from gateway.mail.pipeline import Delivered, Inbound, Pipeline, Rcpt
+from gateway.delivery.directory import Directory, LocalTarget
+from gateway.delivery.headers import new_message_id
+from gateway.delivery.pipeline import Delivered, Inbound, Pipeline, Rcpt
 from gateway.mailstore import conversations
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient

@@ -7,8 +7,8 @@ IDLE sessions in this process; other processes' writes are seen by polling the f
 HIGHESTMODSEQ (at most ``poll_interval`` late). Logins go through
 :class:`gateway.accounts.auth.Authenticator` (argon2, throttled, audited with the peer address);
 each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content;
-group-committed with concurrent ones, :mod:`gateway.store.imap_audit`); folder listings
-are cached in memory per process (:mod:`gateway.store.imap_listing`).
+group-committed with concurrent ones, :mod:`gateway.imap_adapter.audit`); folder listings
+are cached in memory per process (:mod:`gateway.imap_adapter.listing`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from gateway.accounts.auth import Authenticator
+from gateway.imap_adapter.audit import AuditWriter
+from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
 from gateway.mailstore import folder_ops as folders
 from gateway.mailstore import message_ops as messages
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
-from gateway.store.imap_audit import AuditWriter
-from gateway.store.imap_listing import FolderRow, Listings, Summaries, folder_row, read_metas
 from gateway.store.keys import KeyService
 from gateway.store.raw import Direct
 from imap.backend import (

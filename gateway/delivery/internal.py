@@ -10,8 +10,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from gateway.mail.directory import Directory
-from gateway.mail.pipeline import Delivered, Inbound, Pipeline, Rcpt
+from gateway.delivery.directory import Directory
+from gateway.delivery.pipeline import Delivered, Inbound, Pipeline, Rcpt
 from routing.address import InvalidAddress, parse_address
 from routing.decide import decide_rcpt
 from routing.facts import NO_CONVERSATION, Sender

@@ -9,11 +9,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from gateway.accounts.auth import Authenticator
-from gateway.mail.directory import Directory
-from gateway.mail.flow import SmtpFlow
-from gateway.mail.internal import InternalMail
-from gateway.mail.pipeline import Pipeline
-from gateway.mail.smtpd import CONNECTION_REFUSALS, GatewaySMTP
+from gateway.delivery.directory import Directory
+from gateway.delivery.internal import InternalMail
+from gateway.delivery.pipeline import Pipeline
+from gateway.delivery.smtp_policy import SmtpFlow
+from gateway.delivery.smtpd import CONNECTION_REFUSALS, GatewaySMTP
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
 from gateway.net.budgets import budgets
 from gateway.net.proxy import parse_networks
@@ -68,7 +68,7 @@ _REFUSAL_LINES = {reason: (format_reply(reply) + "\r\n").encode() for reason, re
 
 async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = None) -> Running:
     """Listen for ``name`` (mx, submission, submissions) on its configured address, or accept on
-    ``sock``: a listening socket inherited from the serving process (``gateway.mail.workers``).
+    ``sock``: a listening socket inherited from the serving process (``gateway.delivery.smtp_processes``).
     Connections pass the listener's :class:`~gateway.net.accept.Gate` first: beyond it they get
     ``421 4.7.0`` at once (implicit TLS: closed before the handshake)."""
     from gateway.server import Running

@@ -1,6 +1,6 @@
 """One SMTP session's policy flow: facts from the store, decisions from ``routing``/``smtp``.
 
-No socket code here: :mod:`gateway.mail.smtpd` (the aiosmtpd shell) calls these
+No socket code here: :mod:`gateway.delivery.smtpd` (the aiosmtpd shell) calls these
 methods and writes what they return. Every method returns the reply to send; the
 transaction state lives in :class:`Transaction`.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 
 from crypto.dkim import DkimResult, dns_txt_record, pinned_dnsfunc, verify_signatures
 from gateway import metrics
-from gateway.mail.directory import Directory, Snapshot, Target
-from gateway.mail.headers import HeaderInfo, parse_headers
-from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
+from gateway.delivery.directory import Directory, Snapshot, Target
+from gateway.delivery.headers import HeaderInfo, parse_headers
+from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt
 from routing.address import Address, InvalidAddress, parse_address
 from routing.decide import Verdict, aligned, author_entry, decide_after_data, decide_mail_from, decide_rcpt
 from routing.facts import NO_CONVERSATION, DkimCheck, DkimOutcome, HeaderFacts, RecipientFacts, Sender

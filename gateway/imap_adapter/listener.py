@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from gateway import metrics
 from gateway.accounts.auth import Authenticator
+from gateway.imap_adapter.backend import StoreBackend
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
 from gateway.net.bodies import Hold
 from gateway.net.budgets import budgets
 from gateway.net.proxy import Network, client_address, parse_networks
 from gateway.net.tls import server_context
-from gateway.store.imap_backend import StoreBackend
 from imap.parser import DEFAULT_APPENDLIMIT
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
@@ -36,7 +36,7 @@ def _authenticator(gw: Gateway) -> Authenticator:
     if isinstance(shared, Authenticator):
         return shared
     try:
-        from gateway.mail.listeners import runtime
+        from gateway.delivery.smtp_listener import runtime
 
         return runtime(gw).authenticator
     except (ImportError, AttributeError):

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import BOGUS_LIMIT, MISSING, SMTP, TLSSetupException
 
 from gateway import metrics
 from gateway.accounts.auth import Authenticator
-from gateway.mail.flow import SessionInfo, SmtpFlow, Transaction
+from gateway.delivery.smtp_policy import SessionInfo, SmtpFlow, Transaction
 from gateway.net.accept import Ticket
 from gateway.net.bodies import BodyBudget, Hold
 from gateway.net.proxy import Network, ProxyRefused, client_address

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.mail.directory import LocalTarget, RemoteTarget, Target
-from gateway.mail.headers import HeaderInfo, parse_headers, trace_headers
+from gateway.delivery.directory import LocalTarget, RemoteTarget, Target
+from gateway.delivery.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.mailstore import adoption, chunks, conversations
 from gateway.mailstore.messages import insert_sealed
 from gateway.mailstore.sealed import SealedCopy, seal_copy

@@ -221,7 +221,7 @@ def _writer(fd: int) -> Callable[[bytes], None]:
 
 async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: int) -> None:
     """Accept on the inherited sockets until standard input ends or a signal arrives."""
-    from gateway.mail.listeners import start_listener
+    from gateway.delivery.smtp_listener import start_listener
     from gateway.memory import freeze_startup_objects, return_large_blocks
     from gateway.server import Gateway
 
