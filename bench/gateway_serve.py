@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gateway_serve.py HOME
 
-Same code path as ``gateway serve`` (``gateway.server.start`` over
+Same code path as ``gateway serve`` (``gateway.app.server.start`` over
 ``listener_factories()``) with two differences, both printed at start:
 
 - the IMAP listener (``gateway.imap_adapter.listener.start_imap``) is added when
@@ -26,9 +26,9 @@ import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import signal  # noqa: E402
 
-from gateway.context import Location, open_services  # noqa: E402
-from gateway.logs import configure as configure_logging  # noqa: E402
-from gateway.server import describe, listener_factories, start  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.app.logs import configure as configure_logging  # noqa: E402
+from gateway.app.server import describe, listener_factories, start  # noqa: E402
 
 
 async def main(home: Path) -> None:

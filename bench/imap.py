@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from gateway.accounts.pros import add_hosted_domain, add_pro, pro_by_address  # noqa: E402
-from gateway.context import Location, open_services  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
 from gateway.mailstore.messages import append_message  # noqa: E402
 from gateway.testing import pg  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
@@ -69,8 +69,8 @@ def fill(home: Path, count: int) -> None:
 
 def serve(home: str) -> None:
     """Child process: run the IMAP listeners of ``home`` until SIGTERM."""
+    from gateway.app.server import start
     from gateway.imap_adapter.listener import start_imap, start_imaps
-    from gateway.server import start
 
     async def main() -> None:
         svc = open_services(Location(Path(home) / "gateway.toml", Path(home), True))

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field  # noqa: E402
 
 from sqlalchemy import select, text  # noqa: E402
 
-from gateway.context import Location, open_services  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
 from gateway.store import keyops  # noqa: E402
 from gateway.store.keys import BatchResult  # noqa: E402
 from gateway.store.models import Patient  # noqa: E402

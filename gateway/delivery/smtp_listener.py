@@ -22,8 +22,8 @@ from smtp.policy import Limits
 from smtp.replies import format_reply
 
 if TYPE_CHECKING:
-    from gateway.context import Services
-    from gateway.server import Gateway, Running
+    from gateway.app.context import Services
+    from gateway.app.server import Gateway, Running
 
 
 @dataclass
@@ -71,7 +71,7 @@ async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = No
     ``sock``: a listening socket inherited from the serving process (``gateway.delivery.smtp_processes``).
     Connections pass the listener's :class:`~gateway.net.accept.Gate` first: beyond it they get
     ``421 4.7.0`` at once (implicit TLS: closed before the handshake)."""
-    from gateway.server import Running
+    from gateway.app.server import Running
 
     rt = runtime(gw)
     settings = gw.services.settings

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING
 from gateway import metrics
 
 if TYPE_CHECKING:
-    from gateway.context import Services
-    from gateway.server import Gateway, Running
+    from gateway.app.context import Services
+    from gateway.app.server import Gateway, Running
 
 log = logging.getLogger("gateway.smtp_workers")
 
@@ -181,7 +181,7 @@ class WorkerSet:
 
 async def start_smtp_workers(gw: Gateway) -> Running:
     """A listener factory (after the SMTP listeners): the ``smtp.processes - 1`` workers."""
-    from gateway.server import Running
+    from gateway.app.server import Running
 
     count = gw.services.settings.smtp.processes
     sockets = {r.name: list(r.listen_fds) for r in gw.running if r.name in SMTP_LISTENERS and r.listen_fds}
@@ -221,9 +221,9 @@ def _writer(fd: int) -> Callable[[bytes], None]:
 
 async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: int) -> None:
     """Accept on the inherited sockets until standard input ends or a signal arrives."""
+    from gateway.app.memory import freeze_startup_objects, return_large_blocks
+    from gateway.app.server import Gateway
     from gateway.delivery.smtp_listener import start_listener
-    from gateway.memory import freeze_startup_objects, return_large_blocks
-    from gateway.server import Gateway
 
     return_large_blocks()
     loop = asyncio.get_running_loop()
@@ -251,7 +251,7 @@ async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: in
     loop.add_reader(0, on_stdin)
     gw = Gateway(svc)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        from gateway.server import on_sighup
+        from gateway.app.server import on_sighup
 
         loop.add_signal_handler(signal.SIGHUP, on_sighup, gw)
     try:

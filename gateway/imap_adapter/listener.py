@@ -25,7 +25,7 @@ from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway, Running
+    from gateway.app.server import Gateway, Running
 
 _backends: dict[int, StoreBackend] = {}
 
@@ -81,7 +81,7 @@ def _config(gw: Gateway, name: str, *, login_requires_tls: bool) -> ServerConfig
 async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str) -> Running:
     """The listener's sockets, each accepted behind its :class:`~gateway.net.accept.Gate`: beyond
     it ``* BYE [UNAVAILABLE]`` at once (implicit TLS: closed before the handshake)."""
-    from gateway.server import Running
+    from gateway.app.server import Running
 
     settings = gw.services.settings
     host, port = settings.listen.address(name)

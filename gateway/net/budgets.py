@@ -26,7 +26,7 @@ from gateway.net.bodies import COPIES, STEP, BodyBudget
 from gateway.net.proxy import Network
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway
+    from gateway.app.server import Gateway
     from gateway.settings import Settings
 
 log = logging.getLogger("gateway.limits")

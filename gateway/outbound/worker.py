@@ -30,8 +30,8 @@ from gateway.store.db import Database
 from gateway.store.keys import KeyService
 
 if TYPE_CHECKING:
-    from gateway.context import Services
-    from gateway.server import Gateway, Running, StartFn
+    from gateway.app.context import Services
+    from gateway.app.server import Gateway, Running, StartFn
 
 __all__ = ["InternalSubmit", "OutboundWorker", "from_services", "outbound_listener", "start_worker"]
 
@@ -192,10 +192,10 @@ def from_services(svc: Services, submit: InternalSubmit) -> OutboundWorker:
 
 
 def outbound_listener(submit: InternalSubmit) -> StartFn:
-    """A factory for ``gateway.server``'s listener list: ``factories.append(outbound_listener(submit))``."""
+    """A factory for ``gateway.app.server``'s listener list: ``factories.append(outbound_listener(submit))``."""
 
     async def start_outbound(gw: Gateway) -> Running:
-        from gateway.server import Running
+        from gateway.app.server import Running
 
         worker = from_services(gw.services, submit)
         q = gw.services.settings.queue

@@ -19,8 +19,8 @@ from cryptography.x509 import load_pem_x509_certificate
 from crypto.dkim import generate_dkim_key, sign_message
 from gateway.accounts.patients import by_ins, provision
 from gateway.accounts.pros import add_hosted_domain, add_pro, add_trusted_domain
-from gateway.context import Location, open_services
-from gateway.devtls import make_leaf
+from gateway.app.context import Location, open_services
+from gateway.app.devtls import make_leaf
 from routing.ins import synthetic_ins
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - synthetic test account

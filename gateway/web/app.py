@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway.web.forms import BodyLimit
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway
+    from gateway.app.server import Gateway
 
 
 def create_app(gw: Gateway) -> Starlette:

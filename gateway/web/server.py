@@ -22,7 +22,7 @@ from gateway.web.app import create_app
 from gateway.web.gated import GatedServer
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway, Running
+    from gateway.app.server import Gateway, Running
 
 
 class _EmbeddedServer(GatedServer):
@@ -39,7 +39,7 @@ def _app(gw: Gateway) -> Starlette:
 
 
 async def _serve(gw: Gateway, name: str, tls: ssl.SSLContext | None, description: str) -> Running:
-    from gateway.server import Running
+    from gateway.app.server import Running
 
     listen = gw.services.settings.listen
     host, port = listen.address(name)
@@ -73,8 +73,8 @@ async def start_http(gw: Gateway) -> Running:
 
 
 async def start_https(gw: Gateway) -> Running:
+    from gateway.app.server import Running
     from gateway.net.tls import server_context
-    from gateway.server import Running
 
     settings = gw.services.settings
     if not settings.listen.https:

@@ -104,7 +104,7 @@ def test_passwd_prompts_twice_on_a_terminal(world: World, monkeypatch: pytest.Mo
     answers = iter(["première phrase longue", "seconde phrase longue"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     monkeypatch.setattr("sys.stdin", Tty())
-    from gateway.cli import main
+    from gateway.app.cli.main import main
 
     assert main(["--home", str(world.home), "pro", "passwd", world.colleague]) == 1  # they differ
     answers = iter([NEW_PASSWORD, NEW_PASSWORD])

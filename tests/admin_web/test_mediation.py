@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from gateway.accounts import mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
-from gateway.context import Location, Services, open_services
+from gateway.app.context import Location, Services, open_services
 from gateway.store.models import AuditEntry, Patient, QueueEntry, TrustedDomain
 from gateway.testing.live import make_home
 from gateway.web.admin import build

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.accounts.pros import add_pro, hosted_domain
-from gateway.context import Location, open_services
+from gateway.app.context import Location, open_services
 from gateway.mailstore.messages import open_message
 from gateway.store.models import DataKey, Folder, Message, Patient
 from gateway.testing import pg

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway.context import Location, Services, open_services
+from gateway.app.context import Location, Services, open_services
 from gateway.store.models import Folder, Message, Patient, QueueEntry
 from gateway.testing import pg
 from gateway.testing.live import make_home

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from crypto.keyring import MasterKeyring
-from gateway.context import Location, init_home, open_services
+from gateway.app.context import Location, init_home, open_services
 from gateway.store import keys as keystore
 from gateway.store.keyfile import InsecureKeyFile, load_keyring, write_keyring
 from gateway.store.keyops import KeyCheckFailed

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from crypto.keyring import MasterKeyring
-from gateway.context import Location, open_services
+from gateway.app.context import Location, open_services
 from gateway.store import keys as keystore
 from gateway.store.keyfile import write_keyring
 from gateway.store.keys import KeyService

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.context import Location, open_services
+from gateway.app.context import Location, open_services
 from gateway.store import keyops
 from gateway.store import keys as keystore
 from gateway.store.db import begin_immediate

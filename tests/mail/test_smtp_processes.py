@@ -103,7 +103,7 @@ def _send(world: World, port: int, ca: str, subject: str) -> None:
 
 
 def _stored(home: Path) -> int:
-    from gateway.context import Location, open_services
+    from gateway.app.context import Location, open_services
     from gateway.store.models import Message
 
     svc = open_services(Location(home / "gateway.toml", home, True))

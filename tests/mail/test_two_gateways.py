@@ -20,7 +20,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select, update
 
-from gateway.cli import main
+from gateway.app.cli.main import main
 from gateway.delivery.replies import send_reply
 from gateway.delivery.smtp_listener import runtime
 from gateway.outbound.mdn import build_mdn
@@ -72,7 +72,7 @@ class Side:
         return cert.subject.rfc4514_string()
 
     def dkim(self) -> tuple[str, str]:
-        from gateway.context import Location, open_services
+        from gateway.app.context import Location, open_services
 
         svc = open_services(Location(self.home / "gateway.toml", self.home, True))
         try:

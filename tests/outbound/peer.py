@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.hazmat.primitives import serialization
 
-from gateway.devtls import make_ca, make_leaf
+from gateway.app.devtls import make_ca, make_leaf
 from gateway.testing.ports import free_port
 
 PEM = serialization.Encoding.PEM

@@ -26,7 +26,7 @@ from gateway.web.admin.security import SecurityHeaders
 from gateway.web.errors import TEXT, TITLE, UnexpectedErrors, relative_path
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway
+    from gateway.app.server import Gateway
 
 STATIC = Path(__file__).parent / "static"
 

@@ -20,8 +20,8 @@ from gateway.accounts import admins
 from gateway.settings import split_hostport
 
 if TYPE_CHECKING:
-    from gateway.context import Services
-    from gateway.server import Gateway, Running
+    from gateway.app.context import Services
+    from gateway.app.server import Gateway, Running
 
 
 async def _exposition(svc: Services) -> Response:
@@ -60,7 +60,7 @@ class _Embedded(uvicorn.Server):
 
 async def start_metrics(gw: Gateway) -> Running:
     """The separate metrics listener when ``metrics.listen`` is set (else a no-op entry)."""
-    from gateway.server import Running
+    from gateway.app.server import Running
 
     svc = gw.services
     listen = svc.settings.metrics.listen

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.web import errors
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway
+    from gateway.app.server import Gateway
 
 STATIC = Path(__file__).parent / "static"
 

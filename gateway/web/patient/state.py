@@ -19,8 +19,8 @@ from gateway.web.patient.sessions import Lifetimes
 from gateway.web.patient.totp import ReplayGuard
 
 if TYPE_CHECKING:
+    from gateway.app.server import Gateway
     from gateway.delivery.smtp_listener import MailRuntime
-    from gateway.server import Gateway
 
 T = TypeVar("T")
 try:

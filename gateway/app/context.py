@@ -86,7 +86,7 @@ def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
     applied: with ``GATEWAY__STORAGE__URL`` pointing at PostgreSQL that database is migrated
     and no SQLite file is created.
     """
-    from gateway.devtls import write_dev_tls
+    from gateway.app.devtls import write_dev_tls
     from routing.address import InvalidAddress, normalise_domain
 
     try:

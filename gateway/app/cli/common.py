@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.accounts.patients import PatientExists
 from gateway.accounts.pros import AlreadyExists, NotFound
-from gateway.context import InitError, Location, Services, locate, open_services
+from gateway.app.context import InitError, Location, Services, locate, open_services
 from gateway.operations.common import cli_actor
 from gateway.settings import ConfigError
 from gateway.store.keyfile import MasterKeyFileError

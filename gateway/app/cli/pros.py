@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.cli_common import UserError, emit_json, services
+from gateway.app.cli.common import UserError, emit_json, services
 from gateway.operations import pros as ops
 from gateway.operations.common import cli_actor
 

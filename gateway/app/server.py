@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.context import Services
-from gateway.tryit import try_it
+from gateway.app.context import Services
+from gateway.app.tryit import try_it
 
 if TYPE_CHECKING:
     from gateway.delivery.smtp_listener import MailRuntime
@@ -103,7 +103,7 @@ async def start_jobs(gw: Gateway) -> Running:
 
 
 async def start(svc: Services, factories: list[StartFn] | None = None) -> Gateway:
-    from gateway.memory import freeze_startup_objects, return_large_blocks
+    from gateway.app.memory import freeze_startup_objects, return_large_blocks
 
     return_large_blocks()
     gw = Gateway(svc)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.accounts.patients import STATES
-from gateway.cli_common import UserError, services
+from gateway.app.cli.common import UserError, services
 from gateway.operations import patients as ops
 from gateway.operations.common import cli_actor
 

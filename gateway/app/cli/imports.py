@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from gateway.accounts.provisioning import DEFAULT_BATCH, ImportOptions, import_roster
 from gateway.accounts.roster import BadRow, RosterError, count_lines
-from gateway.cli_common import Leaf, UserError, actor, services
+from gateway.app.cli.common import Leaf, UserError, actor, services
+from gateway.app.cli.progress import Progress
 from gateway.operations.trust_import import (
     DEFAULT_MAX_BYTES,
     TrustListError,
@@ -23,7 +24,6 @@ from gateway.operations.trust_import import (
     plan_import,
     read_trust_list,
 )
-from gateway.progress import Progress
 
 
 def register_trust(trust_sub: Any, leaf: Leaf) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services
-from gateway.progress import Progress
+from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services
+from gateway.app.cli.progress import Progress
 from gateway.store import audit, keyops
 from gateway.store.keys import (
     BatchResult,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from gateway.cli_common import Leaf, Node, UserError, emit_json, emit_table, services
+from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services
 from gateway.operations import queue as ops
 from gateway.operations.common import cli_actor
 

@@ -10,18 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway import (
-    cli_admin,
-    cli_admins,
-    cli_backup,
-    cli_domains,
-    cli_jobs,
-    cli_keys,
-    cli_mediators,
-    cli_queue,
-    cli_serve,
-)
-from gateway.cli_common import UserError
+from gateway.app.cli import admin, admins, backup, domains, jobs, keys, mediators, queue, serve
+from gateway.app.cli.common import UserError
 from gateway.operations.common import OpError
 
 EXIT_OK = 0
@@ -65,16 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_, description=help_)
         return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
 
-    cli_serve.register(sub, leaf)
-    cli_admin.register_init(sub, leaf)
-    cli_domains.register(node, leaf)
-    cli_admin.register(node, leaf)
-    cli_keys.register(node, leaf)
-    cli_backup.register(sub, leaf)
-    cli_jobs.register(node, leaf)
-    cli_admins.register(node, leaf)
-    cli_mediators.register(node, leaf)
-    cli_queue.register(node, leaf)
+    serve.register(sub, leaf)
+    admin.register_init(sub, leaf)
+    domains.register(node, leaf)
+    admin.register(node, leaf)
+    keys.register(node, leaf)
+    backup.register(sub, leaf)
+    jobs.register(node, leaf)
+    admins.register(node, leaf)
+    mediators.register(node, leaf)
+    queue.register(node, leaf)
     return parser
 
 

@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, datetime
 
 from gateway.accounts.jobs import JOBS, JobConfig, run_job
-from gateway.cli_common import Leaf, Node, UserError, emit_json, emit_table, services
+from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services
 
 
 def register(node: Node, leaf: Leaf) -> None:

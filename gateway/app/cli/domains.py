@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 
 from crypto.dkim_keys import KEY_TYPES, PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key, zone_record
-from gateway import cli_import
 from gateway.accounts.pros import add_hosted_domain, add_trusted_domain, trusted_domain
 from gateway.accounts.signing_keys import ensure_key, published
-from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
-from gateway.context import Services
+from gateway.app.cli import imports
+from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.app.context import Services
 from gateway.operations import trust
 from gateway.operations.common import cli_actor
 from gateway.settings import split_hostport
@@ -91,7 +91,7 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("domain")
     p = leaf(trust_sub, "resume", "resume a suspended trusted domain", cmd_trust_resume)
     p.add_argument("domain")
-    cli_import.register_trust(trust_sub, leaf)
+    imports.register_trust(trust_sub, leaf)
 
 
 def _domain(value: str) -> str:

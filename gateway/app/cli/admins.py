@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 
 from gateway.accounts.admins import InvalidAdminName, add_admin, check_name, create_token
-from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
 from gateway.operations import admins as ops
 from gateway.operations.common import cli_actor
 from gateway.store import audit

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.accounts import mediators
 from gateway.accounts.admins import InvalidAdminName, check_name
 from gateway.accounts.patients import by_ins
-from gateway.cli_common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
 from gateway.operations.recovery import CodeRefused, issue_code
 from gateway.store import audit
 from routing.ins import mask_ins, normalise_ins

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway.cli_common import Leaf, UserError, actor, location, services, translate_errors
-from gateway.context import load_checked
-from gateway.progress import Progress
+from gateway.app.cli.common import Leaf, UserError, actor, location, services, translate_errors
+from gateway.app.cli.progress import Progress
+from gateway.app.context import load_checked
 from gateway.store import audit, backup, migrate
 from gateway.store.keyfile import load_keyring
 from gateway.store.models import Mailbox, Message

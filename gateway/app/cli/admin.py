@@ -1,4 +1,4 @@
-"""``gateway init``, ``db``, ``pro``, ``patient`` and ``audit`` commands (``keys``: ``cli_keys``)."""
+"""``gateway init``, ``db``, ``pro``, ``patient`` and ``audit`` commands (``keys``: :mod:`gateway.app.cli.keys`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway import cli_import, cli_mediators, cli_patients, cli_pros
 from gateway.accounts.patients import by_ins, provision
 from gateway.accounts.pros import add_pro, hosted_domain
-from gateway.cli_common import (
+from gateway.app.cli import imports, mediators, patients, pros
+from gateway.app.cli.common import (
     Leaf,
     Node,
     UserError,
@@ -24,12 +24,12 @@ from gateway.cli_common import (
     services,
     translate_errors,
 )
-from gateway.context import DEFAULT_HOME, init_home
+from gateway.app.context import DEFAULT_HOME, init_home
+from gateway.app.tryit import gateway_command
 from gateway.settings import load_settings
 from gateway.store import audit, migrate
 from gateway.store.models import ProAccount
 from gateway.store.opening import display_url
-from gateway.tryit import gateway_command
 from routing.address import parse_address
 from routing.ins import mask_ins, normalise_ins
 
@@ -51,7 +51,7 @@ def register(node: Node, leaf: Leaf) -> None:
                    help="patients may write first (pharmacies)")
     p = leaf(pro, "list", "list professional accounts", cmd_pro_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    cli_pros.register(pro, leaf)
+    pros.register(pro, leaf)
 
     patient = node("patient", "patient spaces")
     p = leaf(patient, "add", "provision a patient space and print its activation code", cmd_patient_add)
@@ -61,9 +61,9 @@ def register(node: Node, leaf: Leaf) -> None:
     p = leaf(patient, "show", "show a patient space's state (never its messages)", cmd_patient_show)
     p.add_argument("ins", metavar="INS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    cli_import.register_patient(patient, leaf)
-    cli_mediators.register_patient(patient, leaf)
-    cli_patients.register(patient, leaf)
+    imports.register_patient(patient, leaf)
+    mediators.register_patient(patient, leaf)
+    patients.register(patient, leaf)
 
     aud = node("audit", "the audit trail")
     leaf(aud, "verify", "check the audit trail's hash chain", cmd_audit_verify)

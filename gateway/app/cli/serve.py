@@ -8,9 +8,9 @@ import contextlib
 import signal
 from typing import Any
 
-from gateway.cli_common import Leaf, UserError, location, services, translate_errors
-from gateway.context import init_home
-from gateway.logs import configure as configure_logging
+from gateway.app.cli.common import Leaf, UserError, location, services, translate_errors
+from gateway.app.context import init_home
+from gateway.app.logs import configure as configure_logging
 
 
 def register(sub: Any, leaf: Leaf) -> None:
@@ -28,14 +28,14 @@ def register(sub: Any, leaf: Leaf) -> None:
 
 
 def _ignore_sighup_until_ready() -> None:
-    """SIGHUP re-reads the master keys once serving (``gateway.server.on_sighup``); before
+    """SIGHUP re-reads the master keys once serving (``gateway.app.server.on_sighup``); before
     that it must not end the process (its default action)."""
     with contextlib.suppress(ValueError, OSError):  # not the main thread (tests)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.server import run
+    from gateway.app.server import run
 
     _ignore_sighup_until_ready()
     loc = location(args)
