@@ -69,8 +69,8 @@ def fill(home: Path, count: int) -> None:
 
 def serve(home: str) -> None:
     """Child process: run the IMAP listeners of ``home`` until SIGTERM."""
+    from gateway.app.listeners import start_imap, start_imaps
     from gateway.app.server import start
-    from gateway.imap_adapter.listener import start_imap, start_imaps
 
     async def main() -> None:
         svc = open_services(Location(Path(home) / "gateway.toml", Path(home), True))

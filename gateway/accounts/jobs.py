@@ -30,7 +30,7 @@ from gateway.store.keys import KeyService
 from gateway.store.models import Patient, ProAccount, QueueEntry
 
 if TYPE_CHECKING:
-    from gateway.app.context import Services
+    from gateway.store.services import Services
 
 ACTOR = "system:jobs"
 _LOCK_BASE = 0x4A4F4253_0000  # "JOBS" << 16, + job index

@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.keyring import MasterKeyring
-from gateway.settings import ConfigError, Settings, check_files, load_settings, validate_settings
+from gateway.app.config import check_files, load_settings, validate_settings
+from gateway.settings import ConfigError, Settings
 from gateway.store import keyops, migrate
-from gateway.store.changes import ChangeHub
-from gateway.store.db import Database
 from gateway.store.keyfile import load_keyring, write_keyring
-from gateway.store.keys import KeyService
 from gateway.store.opening import open_database, store_errors
+from gateway.store.services import Services
 
 CONFIG_NAME = "gateway.toml"
 DEFAULT_HOME = Path("var")
@@ -117,21 +116,6 @@ def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
         out.write(text)
     os.replace(tmp, config_path)
     return config_path
-
-
-@dataclass
-class Services:
-    """What every command and listener shares: settings, database, master keys."""
-
-    settings: Settings
-    db: Database
-    ring: MasterKeyring
-    keys: KeyService
-    source: str
-    hub: ChangeHub = field(default_factory=ChangeHub)
-
-    def close(self) -> None:
-        self.db.dispose()
 
 
 def load_checked(location: Location) -> Settings:

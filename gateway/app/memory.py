@@ -1,10 +1,10 @@
-"""Process memory settings for the serving and SMTP worker processes (glibc only).
+"""Process memory settings for the serving and SMTP processes (glibc only).
 
 glibc serves an allocation of 128 KiB or more with its own ``mmap`` and gives it back on
 free, but after such a block is freed it raises that threshold (up to 32 MiB) so later
 ones come from the heap, which is rarely returned. After a few 20 MiB messages (the
 received bytes, the stamped copy, the sealed copy) a process kept ~100 MiB more resident
-for good (issue 8: an SMTP worker at 199 MiB resident after three 20 MiB messages, 139 MiB
+for good (issue 8: an SMTP process at 199 MiB resident after three 20 MiB messages, 139 MiB
 with the fixed threshold; the serving process 142 -> 102 MiB). A fixed threshold keeps
 large buffers mapped and returned: a few page faults per large message instead.
 """

@@ -26,6 +26,8 @@ from gateway.delivery.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.mailstore import adoption, chunks, conversations
 from gateway.mailstore.messages import insert_sealed
 from gateway.mailstore.sealed import SealedCopy, seal_copy
+from gateway.outbound.notify import notification_due, queue_notification
+from gateway.outbound.queue import QueuedRecipient, enqueue
 from gateway.store import audit
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
@@ -280,8 +282,6 @@ class Pipeline:
         """SPEC §7: one content-free notification to the personal address, rate-limited."""
         if self.notification_interval is None:
             return
-        from gateway.outbound.notify import notification_due, queue_notification
-
         # The row lock first (PostgreSQL FOR UPDATE), with a driver-level look at the few columns
         # that decide; the ORM row is loaded only when a notification is actually due.
         lock = _NOTIFY_STATE_PG if dialect_name(session) == "postgresql" else _NOTIFY_STATE
@@ -299,8 +299,6 @@ class Pipeline:
                          now=at, details={"entry": entry.uuid})
 
     def _queue_remote(self, session: Session, inbound: Inbound, stamped: bytes, at: datetime) -> int:
-        from gateway.outbound.queue import QueuedRecipient, enqueue
-
         by_domain: dict[str, list[QueuedRecipient]] = defaultdict(list)
         for r in inbound.recipients:
             if isinstance(r.target, RemoteTarget):

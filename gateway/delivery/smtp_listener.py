@@ -1,59 +1,22 @@
-"""Starting the three SMTP listeners (MX, submission, submissions) inside ``gateway serve``."""
+"""The three SMTP listeners (MX, submission, submissions) of ``gateway serve`` and of each SMTP
+process: the settings, the process's :class:`~gateway.delivery.runtime.MailRuntime` and its
+:class:`~gateway.net.budgets.Budgets` are handed in by the composition root (``gateway.app``)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from gateway.accounts.auth import Authenticator
-from gateway.delivery.directory import Directory
-from gateway.delivery.internal import InternalMail
-from gateway.delivery.pipeline import Pipeline
+from gateway.delivery.runtime import MailRuntime
 from gateway.delivery.smtp_policy import SmtpFlow
 from gateway.delivery.smtpd import CONNECTION_REFUSALS, GatewaySMTP
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
-from gateway.net.budgets import budgets
+from gateway.net.budgets import Budgets
 from gateway.net.proxy import parse_networks
+from gateway.net.running import Running
 from gateway.net.tls import server_context
-from smtp.policy import Limits
+from gateway.settings import Settings
 from smtp.replies import format_reply
-
-if TYPE_CHECKING:
-    from gateway.app.context import Services
-    from gateway.app.server import Gateway, Running
-
-
-@dataclass
-class MailRuntime:
-    """What every SMTP session (and the web inbox) shares in one process."""
-
-    directory: Directory
-    pipeline: Pipeline
-    authenticator: Authenticator
-    limits: Limits
-    internal: InternalMail
-
-    @classmethod
-    def build(cls, svc: Services) -> MailRuntime:
-        s = svc.settings
-        limits = Limits(max_message_size=s.smtp.max_message_size, max_recipients=s.smtp.max_recipients,
-                        allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
-        directory = Directory(svc.db, s.domains.patient_domain)
-        pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
-                            queue_max_age=timedelta(hours=s.queue.max_age_hours),
-                            notification_interval=timedelta(minutes=s.queue.notification_interval_minutes))
-        return cls(directory, pipeline, Authenticator.configured(svc.db, s.auth), limits,
-                   InternalMail(directory, pipeline))
-
-
-def runtime(gw: Gateway) -> MailRuntime:
-    if gw.mail is None:
-        gw.mail = MailRuntime.build(gw.services)
-    return gw.mail
-
 
 _DESCRIPTIONS = {
     "mx": "SMTP from trusted operators (STARTTLS)",
@@ -66,15 +29,12 @@ TLS_HANDSHAKE_S = 30.0
 _REFUSAL_LINES = {reason: (format_reply(reply) + "\r\n").encode() for reason, reply in CONNECTION_REFUSALS.items()}
 
 
-async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = None) -> Running:
+async def start_smtp_listener(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str,
+                              sock: socket.socket | None = None) -> Running:
     """Listen for ``name`` (mx, submission, submissions) on its configured address, or accept on
     ``sock``: a listening socket inherited from the serving process (``gateway.delivery.smtp_processes``).
     Connections pass the listener's :class:`~gateway.net.accept.Gate` first: beyond it they get
     ``421 4.7.0`` at once (implicit TLS: closed before the handshake)."""
-    from gateway.app.server import Running
-
-    rt = runtime(gw)
-    settings = gw.services.settings
     implicit_tls = name == "submissions"
     context = server_context(settings)
     flow = SmtpFlow(rt.directory, rt.pipeline, rt.limits)
@@ -82,8 +42,8 @@ async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = No
     # PROXY headers on the STARTTLS listeners; the implicit-TLS ports start with the TLS handshake.
     proxied = settings.listen.proxy_protocol and not implicit_tls
     proxies = parse_networks(settings.listen.proxy_trusted) if proxied else None
-    gate = budgets(gw).gate(name, deferred=proxies or ())
-    bodies = budgets(gw).bodies
+    gate = budgets.gate(name, deferred=proxies or ())
+    bodies = budgets.bodies
     loop = asyncio.get_running_loop()
 
     def session(ticket: Ticket) -> GatewaySMTP:
@@ -116,22 +76,3 @@ async def start_listener(gw: Gateway, name: str, sock: socket.socket | None = No
             await acceptor.wait_closed()
 
     return Running(name, f"{host}:{port}", _DESCRIPTIONS[name], close, tuple(s.fileno() for s in sockets))
-
-
-async def start_mx(gw: Gateway) -> Running:
-    return await start_listener(gw, "mx")
-
-
-async def start_submission(gw: Gateway) -> Running:
-    return await start_listener(gw, "submission")
-
-
-async def start_submissions(gw: Gateway) -> Running:
-    return await start_listener(gw, "submissions")
-
-
-async def start_outbound(gw: Gateway) -> Running:
-    """The outbound queue worker; bounces and DSNs to local users go through the pipeline."""
-    from gateway.outbound.worker import outbound_listener
-
-    return await outbound_listener(runtime(gw).internal.submit_callback)(gw)

@@ -1,32 +1,37 @@
-"""SMTP worker processes (``smtp.processes``): the SMTP listeners on more than one core.
+"""SMTP processes (``smtp.processes``): the SMTP listeners on more than one core.
 
 One Python process runs its SMTP sessions on one core. With ``smtp.processes = N > 1`` the
-serving process starts N - 1 workers (``gateway smtp-worker``) after binding its listeners.
-Each worker inherits the three SMTP *listening sockets* and accepts on them as the serving
-process does: the kernel gives a new connection to whichever process accepts it first, so
-a process busy with a large message takes fewer. Sharing the socket (rather than
+serving process starts N - 1 more SMTP processes (``gateway smtp-process``) after binding
+its listeners. Each inherits the three SMTP *listening sockets* and accepts on them as the
+serving process does: the kernel gives a new connection to whichever process accepts it
+first, so a process busy with a large message takes fewer. Sharing the socket (rather than
 ``SO_REUSEPORT`` groups) also keeps port 0, PROXY settings and TLS exactly as configured.
-Each worker has its own delivery pipeline and group-commit writer; the store orders their
-commits (SQLite's write lock with ``busy_timeout``, PostgreSQL transactions), and ``250``
-still follows the commit. IMAP, the web inbox, the queue worker and the jobs stay in the
-serving process.
+Each SMTP process has its own delivery pipeline and group-commit writer; the store orders
+their commits (SQLite's write lock with ``busy_timeout``, PostgreSQL transactions), and
+``250`` still follows the commit. IMAP, the web inbox, the outbound queue worker and the
+jobs stay in the serving process. ("Worker" is the outbound queue's consumer only.)
 
-What crosses processes, on one pipe from the workers to the serving process (each line is
-written with one ``write`` shorter than ``PIPE_BUF``, so lines from workers never mix):
+What crosses processes, on one pipe from the SMTP processes to the serving process (each
+line is written with one ``write`` shorter than ``PIPE_BUF``, so lines from several
+processes never mix):
 
 - ``m <mailbox id>``: a delivery committed; the serving process announces it to its
   :class:`~gateway.store.changes.ChangeHub` (IMAP IDLE and the HIGHESTMODSEQ freshness);
 - ``c <counter> <label>...`` (tab-separated): a metrics counter to add one to, so that
   ``/metrics`` of the serving process counts every process's SMTP traffic.
 
-SIGHUP to the serving process is passed on to every worker: each re-reads the master key
-file (a worker also re-reads it by itself when it meets a data key wrapped with a version it
-lacks, like the serving process).
+SIGHUP to the serving process is passed on to every SMTP process: each re-reads the master
+key file (an SMTP process also re-reads it by itself when it meets a data key wrapped with a
+version it lacks, like the serving process).
 
-A worker's standard input is a pipe from the serving process: end of file (the server is
-stopping, or died) makes the worker stop accepting and exit. Workers run in a session of
-their own, so a terminal's Ctrl-C reaches only the serving process, which then stops them. A worker that exits by
-itself is started again after 1 s (doubling up to 30 s while it keeps failing quickly).
+An SMTP process's standard input is a pipe from the serving process: end of file (the
+server is stopping, or died) makes it stop accepting and exit. SMTP processes run in a
+session of their own, so a terminal's Ctrl-C reaches only the serving process, which then
+stops them. One that exits by itself is started again after 1 s (doubling up to 30 s while
+it keeps failing quickly).
+
+The serving side is :class:`SmtpProcesses`; an SMTP process's own loop is composed by
+``gateway.app.server.serve_smtp_process``.
 """
 
 from __future__ import annotations
@@ -35,20 +40,14 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from gateway import metrics
+from gateway.store.services import Services
 
-if TYPE_CHECKING:
-    from gateway.app.context import Services
-    from gateway.app.server import Gateway, Running
-
-log = logging.getLogger("gateway.smtp_workers")
+log = logging.getLogger("gateway.smtp_processes")
 
 SMTP_LISTENERS = ("mx", "submission", "submissions")
 STOP_GRACE_S = 10.0
@@ -84,16 +83,19 @@ class NoticeReader:
             elif fields[0] == "c" and len(fields) >= 2:
                 self.on_counter(fields[1], tuple(fields[2:]))
             else:
-                log.warning("unreadable notice from an SMTP worker", extra={"length": len(line)})
+                log.warning("unreadable notice from an SMTP process", extra={"length": len(line)})
 
 
 # --- the serving process's side -----------------------------------------------------------------
 
-class WorkerSet:
-    """Starts, watches and stops the worker processes of one serving process."""
+class SmtpProcesses:
+    """Starts, watches and stops the SMTP processes of one serving process (``count - 1`` of
+    them: the serving process is the first)."""
 
-    def __init__(self, gw: Gateway, sockets: dict[str, list[int]], count: int) -> None:
-        self.gw = gw
+    def __init__(self, services: Services, stopping: asyncio.Event, sockets: dict[str, list[int]],
+                 count: int) -> None:
+        self.services = services
+        self.stopping = stopping
         self.sockets = sockets
         self.count = count
         self.procs: dict[int, asyncio.subprocess.Process] = {}
@@ -102,10 +104,10 @@ class WorkerSet:
         self._closing = False
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
-        self._reader = NoticeReader(gw.services.hub.wake_local, metrics.count)
+        self._reader = NoticeReader(services.hub.wake_local, metrics.count)
 
     def argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "gateway", "--config", os.path.abspath(self.gw.services.source), "smtp-worker",
+        argv = [sys.executable, "-m", "gateway", "--config", os.path.abspath(self.services.source), "smtp-process",
                 "--notices", str(self._write_fd)]
         for name, fds in self.sockets.items():
             argv += [arg for fd in fds for arg in ("--socket", f"{name}:{fd}")]
@@ -113,10 +115,10 @@ class WorkerSet:
 
     def start(self) -> None:
         asyncio.get_running_loop().add_reader(self._read_fd, self._read_available)
-        self._tasks = [asyncio.create_task(self._keep(i), name=f"smtp-worker-{i}") for i in range(1, self.count)]
+        self._tasks = [asyncio.create_task(self._keep(i), name=f"smtp-process-{i}") for i in range(1, self.count)]
 
     def _read_available(self) -> None:
-        """Apply every notice the workers have written so far (the pipe is non-blocking)."""
+        """Apply every notice the SMTP processes have written so far (the pipe is non-blocking)."""
         while True:
             try:
                 data = os.read(self._read_fd, 65536)
@@ -127,7 +129,7 @@ class WorkerSet:
             self._reader.feed(data)
 
     async def _keep(self, index: int) -> None:
-        """Run worker ``index``; start it again whenever it exits while we are not closing."""
+        """Run SMTP process ``index``; start it again whenever it exits while we are not closing."""
         delay = RESTART_MIN_S
         fds = [self._write_fd] + [fd for fds in self.sockets.values() for fd in fds]
         while not self._closing:
@@ -136,22 +138,22 @@ class WorkerSet:
                 proc = await asyncio.create_subprocess_exec(*self.argv(), stdin=asyncio.subprocess.PIPE,
                                                             pass_fds=fds, start_new_session=True)
             except OSError as exc:  # out of processes or memory: the others keep serving; try again
-                log.error("cannot start an SMTP worker", extra={"worker": index, "error": type(exc).__name__})
+                log.error("cannot start an SMTP process", extra={"smtp_process": index, "error": type(exc).__name__})
             else:
                 self.procs[index] = proc
                 self.starts += 1
                 status = await proc.wait()
-                if self._closing or self.gw.stopping.is_set():
+                if self._closing or self.stopping.is_set():
                     return
-                log.error("SMTP worker exited; starting it again", extra={"worker": index, "status": status,
-                                                                         "pid": proc.pid})
+                log.error("SMTP process exited; starting it again", extra={"smtp_process": index, "status": status,
+                                                                          "pid": proc.pid})
             if time.monotonic() - started > 60:
                 delay = RESTART_MIN_S
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_MAX_S)
 
     def send_signal(self, sig: int) -> None:
-        """Pass a signal on to every running worker (SIGHUP: re-read the master key file)."""
+        """Pass a signal on to every running SMTP process (SIGHUP: re-read the master key file)."""
         for proc in self.procs.values():
             if proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -161,7 +163,7 @@ class WorkerSet:
         self._closing = True
         for proc in self.procs.values():
             if proc.stdin is not None:
-                proc.stdin.close()  # end of file: the worker stops accepting and exits
+                proc.stdin.close()  # end of file: the SMTP process stops accepting and exits
         for proc in self.procs.values():
             try:
                 await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
@@ -174,30 +176,12 @@ class WorkerSet:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._read_fd)
-        self._read_available()  # what the workers wrote before they exited
+        self._read_available()  # what the SMTP processes wrote before they exited
         os.close(self._read_fd)
         os.close(self._write_fd)
 
 
-async def start_smtp_workers(gw: Gateway) -> Running:
-    """A listener factory (after the SMTP listeners): the ``smtp.processes - 1`` workers."""
-    from gateway.app.server import Running
-
-    count = gw.services.settings.smtp.processes
-    sockets = {r.name: list(r.listen_fds) for r in gw.running if r.name in SMTP_LISTENERS and r.listen_fds}
-
-    async def nothing() -> None:
-        return None
-
-    if count <= 1 or not sockets:
-        return Running("smtp-procs", "-", "SMTP sessions in this process only (smtp.processes = 1)", nothing)
-    workers = WorkerSet(gw, sockets, count)
-    workers.start()
-    gw.smtp_workers = workers
-    return Running("smtp-procs", "-", f"{count - 1} more SMTP processes on the same sockets", workers.close)
-
-
-# --- the worker's side ---------------------------------------------------------------------------
+# --- an SMTP process's side ---------------------------------------------------------------------------
 
 def parse_sockets(values: list[str]) -> dict[str, list[int]]:
     """``["mx:5", "mx:6", "submission:7"]`` -> ``{"mx": [5, 6], "submission": [7]}``."""
@@ -211,55 +195,9 @@ def parse_sockets(values: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def _writer(fd: int) -> Callable[[bytes], None]:
+def notice_writer(fd: int) -> Callable[[bytes], None]:
     def write(line: bytes) -> None:
         with contextlib.suppress(OSError):  # the serving process is gone: our stdin ends too
             os.write(fd, line)
 
     return write
-
-
-async def serve_worker(svc: Services, sockets: dict[str, list[int]], notices: int) -> None:
-    """Accept on the inherited sockets until standard input ends or a signal arrives."""
-    from gateway.app.memory import freeze_startup_objects, return_large_blocks
-    from gateway.app.server import Gateway
-    from gateway.delivery.smtp_listener import start_listener
-
-    return_large_blocks()
-    loop = asyncio.get_running_loop()
-    send = _writer(notices)
-    svc.hub.bind(loop)
-    svc.hub.forward = lambda mailbox_id: send(mailbox_notice(mailbox_id))
-    metrics.forward = lambda name, labels: send(counter_notice(name, labels))
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-
-    def on_stdin() -> None:
-        try:
-            data = os.read(0, 1024)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(0)
-            stop.set()
-
-    os.set_blocking(0, False)
-    loop.add_reader(0, on_stdin)
-    gw = Gateway(svc)
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        from gateway.app.server import on_sighup
-
-        loop.add_signal_handler(signal.SIGHUP, on_sighup, gw)
-    try:
-        for name, fds in sockets.items():
-            for fd in fds:
-                gw.running.append(await start_listener(gw, name, socket.socket(fileno=fd)))
-        freeze_startup_objects()
-        log.info("SMTP worker accepting", extra={"pid": os.getpid()})
-        await stop.wait()
-    finally:
-        await gw.close()

@@ -1,55 +1,29 @@
 """Starting the IMAP listeners inside ``gateway serve`` (SPEC §2: 143 STARTTLS, 993 TLS).
 
-``start_imap``: plain port with STARTTLS; LOGINDISABLED and no AUTH= before TLS unless
-``tls.allow_auth_without_tls`` (development only, RFC 3501 §6.2.3). ``start_imaps``:
-implicit TLS (RFC 8314 §3.3). Both share one :class:`StoreBackend` per gateway, whose
-login throttle is the SMTP listeners' one when they run (failed logins limited alike).
+``imap``: plain port with STARTTLS; LOGINDISABLED and no AUTH= before TLS unless
+``tls.allow_auth_without_tls`` (development only, RFC 3501 §6.2.3). ``imaps``: implicit TLS
+(RFC 8314 §3.3). Both share the process's one :class:`StoreBackend`, whose login throttle is
+the SMTP listeners' one (failed logins limited alike): the composition root builds it once
+(``gateway.app.gateway.Gateway.imap_backend``) and hands it in with the budgets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
 
 from gateway import metrics
-from gateway.accounts.auth import Authenticator
 from gateway.imap_adapter.backend import StoreBackend
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
 from gateway.net.bodies import Hold
-from gateway.net.budgets import budgets
+from gateway.net.budgets import Budgets
 from gateway.net.proxy import Network, client_address, parse_networks
+from gateway.net.running import Running
 from gateway.net.tls import server_context
+from gateway.settings import Settings
 from imap.parser import DEFAULT_APPENDLIMIT
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
-
-if TYPE_CHECKING:
-    from gateway.app.server import Gateway, Running
-
-_backends: dict[int, StoreBackend] = {}
-
-
-def _authenticator(gw: Gateway) -> Authenticator:
-    mail = getattr(gw, "mail", None)
-    shared = getattr(mail, "authenticator", None)
-    if isinstance(shared, Authenticator):
-        return shared
-    try:
-        from gateway.delivery.smtp_listener import runtime
-
-        return runtime(gw).authenticator
-    except (ImportError, AttributeError):
-        return Authenticator.configured(gw.services.db, gw.services.settings.auth)
-
-
-def backend_for(gw: Gateway) -> StoreBackend:
-    """The one IMAP backend of this gateway (shared by both listeners)."""
-    key = id(gw)
-    if key not in _backends:
-        svc = gw.services
-        _backends[key] = StoreBackend(svc.db, svc.keys, svc.hub, authenticator=_authenticator(gw))
-    return _backends[key]
 
 
 class _Counted:
@@ -69,21 +43,19 @@ class _Counted:
         self.hold.release()
 
 
-def _config(gw: Gateway, name: str, *, login_requires_tls: bool) -> ServerConfig:
-    s = gw.services.settings
+def _config(s: Settings, budgets: Budgets, name: str, *, login_requires_tls: bool) -> ServerConfig:
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
     session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit))
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
                         login_timeout=float(s.imap.login_timeout_seconds),
-                        max_connections=budgets(gw).plan.caps[name])
+                        max_connections=budgets.plan.caps[name])
 
 
-async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str) -> Running:
-    """The listener's sockets, each accepted behind its :class:`~gateway.net.accept.Gate`: beyond
-    it ``* BYE [UNAVAILABLE]`` at once (implicit TLS: closed before the handshake)."""
-    from gateway.app.server import Running
-
-    settings = gw.services.settings
+async def start_imap_listener(settings: Settings, backend: StoreBackend, budgets: Budgets, name: str, *,
+                              implicit_tls: bool, description: str) -> Running:
+    """Listen for ``name`` (imap, imaps): the listener's sockets, each accepted behind its
+    :class:`~gateway.net.accept.Gate`: beyond it ``* BYE [UNAVAILABLE]`` at once (implicit TLS:
+    closed before the handshake)."""
     host, port = settings.listen.address(name)
     context = server_context(settings, request_client_cert=False)
     requires_tls = implicit_tls or not settings.tls.allow_auth_without_tls
@@ -95,14 +67,14 @@ async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str
         async def resolver(reader: asyncio.StreamReader, peer: str) -> str:
             return await client_address(reader, peer, networks)
 
-    config = _config(gw, name, login_requires_tls=requires_tls)
+    config = _config(settings, budgets, name, login_requires_tls=requires_tls)
     server = ImapServer(
-        backend_for(gw), host, port, config=config,
+        backend, host, port, config=config,
         ssl_context=context if implicit_tls else None, starttls_context=None if implicit_tls else context,
         peer_resolver=resolver, on_limit=lambda reason: metrics.limit_refused(name, reason),
-        bodies=lambda peer: _Counted(name, budgets(gw).bodies.hold(peer)),
+        bodies=lambda peer: _Counted(name, budgets.bodies.hold(peer)),
     )  # fmt: skip
-    gate = budgets(gw).gate(name, deferred=networks)
+    gate = budgets.gate(name, deferred=networks)
     loop = asyncio.get_running_loop()
 
     async def connect(conn: socket.socket, ticket: Ticket) -> None:
@@ -132,14 +104,5 @@ async def _start(gw: Gateway, name: str, *, implicit_tls: bool, description: str
         await server.close()
         for acceptor in acceptors:
             await acceptor.wait_closed()
-        _backends.pop(id(gw), None)
 
     return Running(name, f"{host}:{sockets[0].getsockname()[1]}", description, close)
-
-
-async def start_imap(gw: Gateway) -> Running:
-    return await _start(gw, "imap", implicit_tls=False, description="IMAP with STARTTLS (professionals)")
-
-
-async def start_imaps(gw: Gateway) -> Running:
-    return await _start(gw, "imaps", implicit_tls=True, description="IMAP over TLS (professionals)")

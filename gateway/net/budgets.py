@@ -8,7 +8,7 @@ whose ``limits.<listener>_connections`` is 0, in :data:`WEIGHTS` proportions. Th
 up to at most the descriptors left, so a flood is refused at accept (``gateway.net.accept``)
 and never reaches ``EMFILE``.
 
-Caps hold per process: each SMTP worker process (``smtp.processes``) has its own open files
+Caps hold per process: each SMTP process (``smtp.processes``) has its own open files
 and its own caps; the per-address SMTP caps are split between the processes
 (``ceil(cap / processes)`` each) so that one address gets about ``cap`` over them all.
 """
@@ -26,7 +26,6 @@ from gateway.net.bodies import COPIES, STEP, BodyBudget
 from gateway.net.proxy import Network
 
 if TYPE_CHECKING:
-    from gateway.app.server import Gateway
     from gateway.settings import Settings
 
 log = logging.getLogger("gateway.limits")
@@ -130,9 +129,9 @@ class Budgets:
         return f"{self.plan.open_files} open files, {self.plan.reserved} reserved; {caps}"
 
 
-def budgets(gw: Gateway) -> Budgets:
-    """This process's budgets, made (and the open-file limit raised) by the first listener."""
-    if gw.budgets is None:
-        gw.budgets = Budgets(gw.services.settings)
-        log.info("connection budgets", extra={"plan": gw.budgets.describe()})
-    return gw.budgets
+def process_budgets(settings: Settings) -> Budgets:
+    """This process's budgets (the open-file limit raised), logged once; the composition root
+    makes them when its first listener starts (``gateway.app.gateway.Gateway.budgets``)."""
+    made = Budgets(settings)
+    log.info("connection budgets", extra={"plan": made.describe()})
+    return made

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app.context import Location, Services, open_services
+from gateway.app.context import Location, open_services
+from gateway.store.services import Services
 from gateway.testing.live import make_home
 from gateway.testing.world import World, populate
 

@@ -22,8 +22,9 @@ from starlette.testclient import TestClient
 
 from gateway.accounts import mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
-from gateway.app.context import Location, Services, open_services
+from gateway.app.context import Location, open_services
 from gateway.store.models import AuditEntry, Patient, QueueEntry, TrustedDomain
+from gateway.store.services import Services
 from gateway.testing.live import make_home
 from gateway.web.admin import build
 from gateway.web.admin.context import AdminContext

@@ -96,8 +96,7 @@ def test_admin_login_failures_are_counted(site: AdminSite) -> None:
 
 
 def test_separate_metrics_listener_without_token(site: AdminSite) -> None:
-    from gateway.web.admin.metrics_http import start_metrics
-    from gateway.web.server import start_http
+    from gateway.app.listeners import start_http, start_metrics
 
     port = free_port()
     env = {**listen_env(), "GATEWAY__METRICS__LISTEN": f"127.0.0.1:{port}"}

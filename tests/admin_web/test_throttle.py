@@ -10,7 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
-from gateway.app.context import Location, Services, open_services
+from gateway.app.context import Location, open_services
+from gateway.store.services import Services
 from gateway.testing.live import make_home
 from gateway.web.admin import build
 from gateway.web.admin.context import AdminContext

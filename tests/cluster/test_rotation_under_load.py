@@ -132,7 +132,7 @@ def installations(pg_admin: str, tmp_path: Path) -> Iterator[list[Installation]]
         try:
             for node in nodes:
                 node.start()
-            node_a.wait_log("SMTP worker accepting")
+            node_a.wait_log("SMTP process accepting")
             cluster = Installation("pg", world_pg, [node_a, node_b], pros_pg, bulk_pg, web_pg)
             single = Installation("sqlite", world_s, [node_s], pros_s, bulk_s, web_s)
             # Activation on the node that will NOT log the patient in later (its key then uncached there).

@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway.app.context import Location, Services, open_services
+from gateway.app.context import Location, open_services
 from gateway.store.models import Folder, Message, Patient, QueueEntry
+from gateway.store.services import Services
 from gateway.testing import pg
 from gateway.testing.live import make_home
 from gateway.testing.ports import free_port, listen_env, wait_port

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from gateway import metrics
+from gateway.app.config import load_settings
 from gateway.net.accept import Acceptor, Gate, RefusalLog, Ticket, listening_sockets
 from gateway.net.budgets import LISTENERS, plan, raise_open_files
 from gateway.net.proxy import parse_networks
-from gateway.settings import load_settings
 
 
 def _refusals(listener: str, reason: str) -> float:

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from gateway.app.cli.main import main
+from gateway.app.config import load_settings
 from gateway.app.context import Location, init_home, open_services
-from gateway.settings import ConfigError, load_settings
+from gateway.settings import ConfigError
 from gateway.store import migrate
 from gateway.testing import pg
 from gateway.testing.ports import free_port

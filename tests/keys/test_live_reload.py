@@ -169,7 +169,7 @@ def test_sighup_reaches_the_serving_process_and_its_smtp_workers(tmp_path: Path)
     node = ServeProcess.make(home, GATEWAY__SMTP__PROCESSES="2")
     node.start()
     try:
-        node.wait_log("SMTP worker accepting")  # its SIGHUP handler is in place
+        node.wait_log("SMTP process accepting")  # its SIGHUP handler is in place
         path = home / "keys" / "master.keys"
         status, out, err = cli("--home", str(home), "keys", "rotate", "--prepare")
         assert status == 0 and "master key v2 added" in out, err

@@ -22,8 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.delivery.smtp_listener import start_submission
-from gateway.imap_adapter.listener import start_imap
+from gateway.app.listeners import start_imap, start_submission
 from gateway.net.bodies import COPIES
 from gateway.net.bodies import STEP as bodies_step
 from gateway.net.budgets import Budgets
@@ -55,7 +54,6 @@ def world_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World
 
 
 def _budgets(live: LiveGateway) -> Budgets:
-    assert live.gateway.budgets is not None
     return live.gateway.budgets
 
 

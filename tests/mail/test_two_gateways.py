@@ -22,7 +22,6 @@ from sqlalchemy import select, update
 
 from gateway.app.cli.main import main
 from gateway.delivery.replies import send_reply
-from gateway.delivery.smtp_listener import runtime
 from gateway.outbound.mdn import build_mdn
 from gateway.store.models import Conversation, HostedDomain, Patient, QueueEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home
@@ -159,7 +158,7 @@ def test_exchange_both_ways_with_bounce(pair: tuple[Side, Side]) -> None:
             patient_id, mailbox_id = s.execute(select(Patient.id, Patient.mailbox_id)
                                                .where(Patient.ins == INS_B)).one()
             conv_id = s.execute(select(Conversation.id).where(Conversation.mailbox_id == mailbox_id)).scalar_one()
-        rt = runtime(live_b.gateway)
+        rt = live_b.gateway.mail
         reply = send_reply(rt.directory, rt.pipeline, live_b.services.keys, patient_id=patient_id,
                            conversation_id=conv_id, subject="Re: Compte rendu", text="Merci, bien reçu.")
         assert reply.queued == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app.server import listener_factories
+from gateway.app.listeners import listener_factories
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import World, populate
 from tests.conftest import require

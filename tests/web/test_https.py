@@ -36,7 +36,7 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    from gateway.web.server import start_http, start_https
+    from gateway.app.listeners import start_http, start_https
 
     env = {**listen_env(("http",)), "GATEWAY__LISTEN__HTTPS": f"127.0.0.1:{free_port()}"}
     with live_gateway(make_home(tmp_path / "home"), env=env, factories=[start_http, start_https]) as live:

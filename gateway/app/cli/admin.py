@@ -24,9 +24,9 @@ from gateway.app.cli.common import (
     services,
     translate_errors,
 )
+from gateway.app.config import load_settings
 from gateway.app.context import DEFAULT_HOME, init_home
 from gateway.app.tryit import gateway_command
-from gateway.settings import load_settings
 from gateway.store import audit, migrate
 from gateway.store.models import ProAccount
 from gateway.store.opening import display_url

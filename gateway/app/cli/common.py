@@ -11,12 +11,13 @@ from typing import Any
 
 from gateway.accounts.patients import PatientExists
 from gateway.accounts.pros import AlreadyExists, NotFound
-from gateway.app.context import InitError, Location, Services, locate, open_services
+from gateway.app.context import InitError, Location, locate, open_services
 from gateway.operations.common import cli_actor
 from gateway.settings import ConfigError
 from gateway.store.keyfile import MasterKeyFileError
 from gateway.store.keys import KeyUnavailable
 from gateway.store.opening import StoreUnavailable, store_errors
+from gateway.store.services import Services
 from routing.address import InvalidAddress
 from routing.ins import InvalidINS
 

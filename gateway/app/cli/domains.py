@@ -15,12 +15,12 @@ from gateway.accounts.pros import add_hosted_domain, add_trusted_domain, trusted
 from gateway.accounts.signing_keys import ensure_key, published
 from gateway.app.cli import imports
 from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
-from gateway.app.context import Services
 from gateway.operations import trust
 from gateway.operations.common import cli_actor
 from gateway.settings import split_hostport
 from gateway.store import audit
 from gateway.store.models import HostedDomain, TrustedDomain
+from gateway.store.services import Services
 from routing.address import InvalidAddress, normalise_domain
 
 DEFAULT_SELECTOR_PREFIX = "hmg"

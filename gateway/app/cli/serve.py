@@ -19,8 +19,8 @@ def register(sub: Any, leaf: Leaf) -> None:
                    help="host name used when creating the embedded default (default: %(default)s)")
     p.add_argument("--patient-domain", default="patients.gateway.test",
                    help="patient domain used when creating the embedded default (default: %(default)s)")
-    w = leaf(sub, "smtp-worker", "internal: one more SMTP process, started by 'gateway serve' when "
-             "smtp.processes > 1; it accepts on listening sockets inherited from it", cmd_smtp_worker)
+    w = leaf(sub, "smtp-process", "internal: one more SMTP process, started by 'gateway serve' when "
+             "smtp.processes > 1; it accepts on listening sockets inherited from it", cmd_smtp_process)
     w.add_argument("--socket", action="append", default=[], metavar="LISTENER:FD",
                    help="an inherited listening socket (mx, submission or submissions); repeatable")
     w.add_argument("--notices", type=int, required=True, metavar="FD",
@@ -28,7 +28,7 @@ def register(sub: Any, leaf: Leaf) -> None:
 
 
 def _ignore_sighup_until_ready() -> None:
-    """SIGHUP re-reads the master keys once serving (``gateway.app.server.on_sighup``); before
+    """SIGHUP re-reads the master keys once serving (``gateway.app.gateway.on_sighup``); before
     that it must not end the process (its default action)."""
     with contextlib.suppress(ValueError, OSError):  # not the main thread (tests)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -55,8 +55,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_smtp_worker(args: argparse.Namespace) -> int:
-    from gateway.delivery.smtp_processes import parse_sockets, serve_worker
+def cmd_smtp_process(args: argparse.Namespace) -> int:
+    from gateway.app.smtp_process import serve_smtp_process
+    from gateway.delivery.smtp_processes import parse_sockets
 
     _ignore_sighup_until_ready()
     try:
@@ -64,11 +65,11 @@ def cmd_smtp_worker(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if not sockets:
-        raise UserError("smtp-worker needs at least one --socket (it is started by 'gateway serve')")
+        raise UserError("smtp-process needs at least one --socket (it is started by 'gateway serve')")
     with services(args, migrate_schema=False) as svc:
         configure_logging(svc.settings.logging)
         try:
-            asyncio.run(serve_worker(svc, sockets, args.notices))
+            asyncio.run(serve_smtp_process(svc, sockets, args.notices))
         except OSError as exc:
             raise UserError(f"cannot accept on the inherited sockets: {exc.strerror or exc}") from None
     return 0

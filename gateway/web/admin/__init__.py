@@ -26,7 +26,7 @@ from gateway.web.admin.security import SecurityHeaders
 from gateway.web.errors import TEXT, TITLE, UnexpectedErrors, relative_path
 
 if TYPE_CHECKING:
-    from gateway.app.server import Gateway
+    from gateway.store.services import Services
 
 STATIC = Path(__file__).parent / "static"
 
@@ -52,8 +52,8 @@ def unexpected(ctx: AdminContext, request: Request) -> Response:
     return ctx.render(request, "error.html", None, status=500, message=f"{TITLE}. {TEXT}")
 
 
-def routes(gw: Gateway) -> list[BaseRoute]:
-    app = build(AdminContext(gw.services))
+def routes(svc: Services) -> list[BaseRoute]:
+    app = build(AdminContext(svc))
     return [Mount("", app=SecurityHeaders(app))]
 
 

@@ -30,7 +30,7 @@ from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
 
 if TYPE_CHECKING:
-    from gateway.app.context import Services
+    from gateway.store.services import Services
 
 T = TypeVar("T")
 FORBIDDEN = ("Cette page est réservée aux administrateurs. Un compte de médiateur permet seulement "
