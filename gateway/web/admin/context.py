@@ -25,8 +25,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from gateway.accounts import admins, mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.operations.common import Actor, OpError
 from gateway.web import forms
-from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
 
 if TYPE_CHECKING:

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import by_ins
+from gateway.operations.common import Actor, OpError, flag, iso, not_found
 from gateway.operations.patients import ins_value
 from gateway.operations.recovery import ISSUABLE, CodeRefused, french_time, issue_code
 from gateway.settings import Settings
 from gateway.store import audit
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
-from gateway.web.admin.ops_common import Actor, OpError, flag, iso, not_found
 from routing.ins import mask_ins
 
 STATE_LABELS = {

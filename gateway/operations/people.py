@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import PatientExists, by_ins, provision
 from gateway.accounts.pros import AlreadyExists, add_pro, hosted_domain
+from gateway.operations.common import Actor, bad_request, conflict, flag, iso, not_found, text
 from gateway.operations.patients import ins_value
 from gateway.operations.pros import MIN_PASSWORD, STATUSES, pro_address, pro_row
 from gateway.settings import Settings
 from gateway.store import audit
 from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry, Patient, ProAccount
-from gateway.web.admin.ops_common import Actor, bad_request, conflict, flag, iso, not_found, text
 from routing.address import InvalidAddress, parse_address
 from routing.ins import mask_ins
 

@@ -19,10 +19,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import by_ins
+from gateway.operations.common import Actor, integer, iso, text, when
 from gateway.store import audit
 from gateway.store.db import Database
 from gateway.store.models import AuditEntry
-from gateway.web.admin.ops_common import Actor, integer, iso, text, when
 from routing.ins import InvalidINS, normalise_ins
 
 COLUMNS = ("id", "at", "actor", "action", "subject", "peer", "details", "hash")
