@@ -5,6 +5,8 @@ One inner Starlette app, wrapped in the security-headers middleware, mounted by
 professional accounts, patient lookup, outbound queue, audit trail, "Aide à la connexion"
 (the only pages a mediator may open); and the API with bearer tokens and its OpenAPI
 description.
+
+Part of ``gateway.web``: may import what it may (``gateway.operations`` for every action).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ replies, attachments, read receipts and "Mon espace" (issue 5).
 
 The routes live in small modules (``activation``, ``login``, ``forgot``, ``inbox``,
 ``actions``, ``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
+
+Part of ``gateway.web``: may import what it may (``gateway.delivery`` for replies and read
+receipts, through the :class:`~gateway.delivery.runtime.MailRuntime` handed in).
 """
 
 from __future__ import annotations
