@@ -29,7 +29,7 @@ from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.services import Services
 
-__all__ = ["InternalSubmit", "OutboundWorker", "from_services", "start_worker"]
+__all__ = ["OutboundWorker", "from_services", "start_worker"]
 
 log = logging.getLogger("gateway.outbound.worker")
 
