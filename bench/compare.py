@@ -414,7 +414,7 @@ def start_profile(folder: Path | None, target: Any, name: str) -> subprocess.Pop
         return None
     folder.mkdir(parents=True, exist_ok=True)
     # --gil: only the thread holding the GIL is sampled, so shares are of the CPU Python uses;
-    # --subprocesses: the SMTP worker processes too (smtp.processes > 1).
+    # --subprocesses: the SMTP processes too (smtp.processes > 1).
     return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--gil",
                              "--subprocesses",
                              "--nonblocking", "-f", "raw", "-o", str(folder / f"{name}.txt")],

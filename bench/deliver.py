@@ -29,9 +29,9 @@ from typing import Any  # noqa: E402
 
 from sqlalchemy import event  # noqa: E402
 
-from gateway.context import Location, open_services  # noqa: E402
-from gateway.mail.directory import Directory, LocalTarget  # noqa: E402
-from gateway.mail.pipeline import Inbound, Pipeline, Rcpt  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.delivery.directory import Directory, LocalTarget  # noqa: E402
+from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
 from gateway.testing.world import populate  # noqa: E402
 from routing.address import parse_address  # noqa: E402

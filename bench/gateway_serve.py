@@ -2,13 +2,10 @@
 
     .venv/bin/python bench/gateway_serve.py HOME
 
-Same code path as ``gateway serve`` (``gateway.server.start`` over
-``listener_factories()``) with two differences, both printed at start:
-
-- the IMAP listener (``gateway.imap_listener.start_imap``) is added when
-  ``listener_factories()`` does not list it yet;
-- the outbound queue worker is left out, so that nothing (patient notifications queued by
-  deliveries) is ever sent anywhere: the benchmark's traffic stays on 127.0.0.1.
+Same code path as ``gateway serve`` (``gateway.app.server.start`` over
+``gateway.app.listeners.listener_factories()``) with one difference, printed at start: the
+outbound queue worker is left out, so that nothing (patient notifications queued by
+deliveries) is ever sent anywhere: the benchmark's traffic stays on 127.0.0.1.
 
 Listen addresses and every other setting come from ``HOME/gateway.toml`` and the
 ``GATEWAY__*`` environment, as for ``gateway serve``. SIGTERM/SIGINT stop it.
@@ -26,25 +23,17 @@ import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import signal  # noqa: E402
 
-from gateway.context import Location, open_services  # noqa: E402
-from gateway.logs import configure as configure_logging  # noqa: E402
-from gateway.server import describe, listener_factories, start  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.app.listeners import listener_factories  # noqa: E402
+from gateway.app.logs import configure as configure_logging  # noqa: E402
+from gateway.app.server import describe, start  # noqa: E402
 
 
 async def main(home: Path) -> None:
     svc = open_services(Location(home / "gateway.toml", home, True))
     configure_logging(svc.settings.logging)
     factories = [f for f in listener_factories() if f.__name__ != "start_outbound"]
-    names = {f.__name__ for f in factories}
     notes = ["outbound worker left out (no traffic beyond loopback)"]
-    if "start_imap" not in names:
-        try:
-            from gateway.imap_listener import start_imap
-        except ImportError as exc:
-            notes.append(f"IMAP listener not available: {exc}")
-        else:
-            factories.append(start_imap)
-            notes.append("IMAP listener added by the bench (not yet in listener_factories)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,9 +30,9 @@ from pathlib import Path
 # This file is named like the ``imap`` package: keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from gateway.context import Location, open_services  # noqa: E402
-from gateway.store.accounts import add_hosted_domain, add_pro, pro_by_address  # noqa: E402
-from gateway.store.messages import append_message  # noqa: E402
+from gateway.accounts.pros import add_hosted_domain, add_pro, pro_by_address  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.mailstore.messages import append_message  # noqa: E402
 from gateway.testing import pg  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
 from gateway.testing.ports import listen_env, wait_port  # noqa: E402
@@ -69,8 +69,8 @@ def fill(home: Path, count: int) -> None:
 
 def serve(home: str) -> None:
     """Child process: run the IMAP listeners of ``home`` until SIGTERM."""
-    from gateway.imap_listener import start_imap, start_imaps
-    from gateway.server import start
+    from gateway.app.listeners import start_imap, start_imaps
+    from gateway.app.server import start
 
     async def main() -> None:
         svc = open_services(Location(Path(home) / "gateway.toml", Path(home), True))

@@ -25,8 +25,8 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from crypto.keyring import MasterKeyring
-from gateway.provisioning import ImportOptions, import_roster
-from gateway.roster import BadRow
+from gateway.accounts.provisioning import ImportOptions, import_roster
+from gateway.accounts.roster import BadRow
 from gateway.store import migrate
 from gateway.store.db import Database
 from gateway.store.models import Patient

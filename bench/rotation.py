@@ -11,7 +11,7 @@
    (each delivery: MAIL, RCPT, DATA until its ``250``; a new mailbox mostly, so its key is
    unwrapped from the database, with the re-read of the key file after the rotation began).
 3. After ``--baseline`` seconds, the rotation in this process with the code of ``gateway keys
-   rotate`` (``gateway.keyops.plan_rotation`` + ``run_rotation``), timing every batch; the
+   rotate`` (``gateway.store.keyops.plan_rotation`` + ``run_rotation``), timing every batch; the
    deliveries go on for ``--after`` seconds after it.
 
 Prints: the longest delivery (the longest time any delivery was blocked) and p50/p99 before,
@@ -42,8 +42,8 @@ from dataclasses import dataclass, field  # noqa: E402
 
 from sqlalchemy import select, text  # noqa: E402
 
-from gateway import keyops  # noqa: E402
-from gateway.context import Location, open_services  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.store import keyops  # noqa: E402
 from gateway.store.keys import BatchResult  # noqa: E402
 from gateway.store.models import Patient  # noqa: E402
 from gateway.testing.bulkkeys import add_patients  # noqa: E402

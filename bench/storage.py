@@ -20,9 +20,9 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from gateway.mail.directory import LocalTarget
-from gateway.mail.pipeline import Inbound, Pipeline, Rcpt
-from gateway.store.bulk import insert_batch, prepare_batch
+from gateway.accounts.bulk import insert_batch, prepare_batch
+from gateway.delivery.directory import LocalTarget
+from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt
 from gateway.store.changes import ChangeHub
 from gateway.store.models import Patient
 from gateway.testing import pg

@@ -3,23 +3,20 @@
 Counters live in one process-wide registry and are incremented where events happen
 (SMTP flow, authentication, jobs, the outbound worker). Gauges that describe the
 store (queue depth and age, mailboxes per state) are read from the database when
-``/metrics`` is scraped, so every process of a cluster reports the same figures.
+``/metrics`` is scraped (:mod:`gateway.store.gauges`), so every process of a cluster
+reports the same figures.
 Labels carry reason codes, listener and job names only: never an address, an INS or
 anything from a message.
+
+Layer: the bottom of ``gateway``, beside ``gateway.settings``: every layer counts, so this
+module imports nothing of ``gateway``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-
-from gateway.store.db import Database
-from gateway.store.models import Patient, QueueEntry
+from prometheus_client import CollectorRegistry, Counter
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -49,7 +46,7 @@ COUNTERS: dict[str, Counter] = {
 }
 
 forward: Callable[[str, tuple[str, ...]], None] | None = None
-"""Set in an SMTP worker process: counts go to the serving process (``gateway.mail.workers``)."""
+"""Set in an SMTP process: counts go to the serving process (``gateway.delivery.smtp_processes``)."""
 
 
 def count(name: str, labels: tuple[str, ...]) -> None:
@@ -83,7 +80,7 @@ def refused(listener: str, phase: str, reason: str) -> None:
 
 def limit_refused(listener: str, reason: str) -> None:
     """A connection or request refused by a budget: ``listener_full``, ``address_full``,
-    ``timeout``, ``login_timeout``, ``memory``, ``tls_handshake`` (``gateway.budgets``)."""
+    ``timeout``, ``login_timeout``, ``memory``, ``tls_handshake`` (``gateway.net.budgets``)."""
     count("limit_refusals", (listener, reason))
 
 
@@ -97,48 +94,3 @@ def login_failure(protocol: str, reason: str) -> None:
 
 def job_run(job: str, result: str) -> None:
     count("job_runs", (job, result))
-
-
-class StoreCollector(Collector):
-    """Gauges read from the database at scrape time."""
-
-    def __init__(self, db: Database, clock: Callable[[], datetime] | None = None) -> None:
-        self.db = db
-        self.clock = clock or (lambda: datetime.now(UTC))
-
-    def collect(self) -> Iterable[Metric]:
-        depth = GaugeMetricFamily("gateway_queue_depth", "Outbound queue entries not yet finished")
-        oldest = GaugeMetricFamily("gateway_queue_oldest_age_seconds", "Age of the oldest pending entry")
-        entries = GaugeMetricFamily("gateway_queue_entries", "Outbound queue entries per status",
-                                    labels=["status"])
-        spaces = GaugeMetricFamily("gateway_patient_spaces", "Patient spaces per state", labels=["state"])
-        up = GaugeMetricFamily("gateway_store_up", "1 when the database answered this scrape")
-        try:
-            with self.db.read() as session:
-                by_status = dict(session.execute(
-                    select(QueueEntry.status, func.count()).group_by(QueueEntry.status)).tuples().all())
-                first = session.execute(
-                    select(func.min(QueueEntry.created_at)).where(QueueEntry.status == "pending")).scalar()
-                by_state = dict(session.execute(
-                    select(Patient.state, func.count()).group_by(Patient.state)).tuples().all())
-        except Exception:  # a scrape reports the outage rather than failing
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        depth.add_metric([], by_status.get("pending", 0))
-        if first is not None and first.tzinfo is None:
-            first = first.replace(tzinfo=UTC)
-        oldest.add_metric([], max(0.0, (self.clock() - first).total_seconds()) if first else 0.0)
-        for status, count in sorted(by_status.items()):
-            entries.add_metric([status], count)
-        for state, count in sorted(by_state.items()):
-            spaces.add_metric([state], count)
-        yield from (up, depth, oldest, entries, spaces)
-
-
-def exposition(db: Database) -> bytes:
-    """The whole text exposition: process counters, then the store gauges."""
-    store = CollectorRegistry(auto_describe=False)
-    store.register(StoreCollector(db))
-    return generate_latest(REGISTRY) + generate_latest(store)

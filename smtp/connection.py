@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("smtp.server")
 
-#: Replies to a connection its host's budget refuses (``gateway.accept.Gate`` reason codes).
+#: Replies to a connection its host's budget refuses (``gateway.net.accept.Gate`` reason codes).
 REFUSALS = {"address_full": replies.TOO_MANY_CONNECTIONS, "listener_full": replies.SERVICE_BUSY}
 
 

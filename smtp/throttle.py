@@ -1,7 +1,7 @@
 """Per-address connection counting and the unit an address is counted in (SPEC §6), pure.
 
 Login throttling needs state shared by every node and lives with the store
-(``gateway/store/throttle.py``); this module only keeps what a single listener counts.
+(``gateway/accounts/throttle.py``); this module only keeps what a single listener counts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The design card's layout: our five packages resolve here, and the import direction holds."""
+"""The design card's layout: our five packages resolve here, the import direction holds between
+them and, inside ``gateway/``, between its layers (docs/architecture.md), with no import cycle."""
 
 from __future__ import annotations
 
@@ -69,10 +70,214 @@ def _gateway_imports(path: Path) -> set[str]:
 
 def test_shared_operations_import_neither_the_web_nor_the_command_line() -> None:
     """gateway/operations/ is called by both the CLI and the admin web: it depends on neither."""
-    forbidden = ("gateway.web", "gateway.cli", "gateway.context", "gateway.server")
+    forbidden = ("gateway.web", "gateway.app")
     offenders = {
         str(path.relative_to(ROOT)): sorted(n for n in _gateway_imports(path) if n.startswith(forbidden))
         for path in (ROOT / "gateway" / "operations").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
     assert offenders, "gateway/operations/ is missing"
+
+
+# --- inside gateway/: the layers (docs/architecture.md) ------------------------------------------
+
+LAYERS: dict[str, int] = {
+    # read and counted by every layer: they import nothing of gateway
+    "gateway": 0, "gateway.settings": 0, "gateway.metrics": 0,
+    # infrastructure: the database, the network
+    "gateway.store": 1, "gateway.net": 1,
+    # the message bytes, the accounts
+    "gateway.mailstore": 2, "gateway.accounts": 2,
+    # what the gateway does
+    "gateway.delivery": 3, "gateway.imap_adapter": 3, "gateway.web": 3, "gateway.outbound": 3,
+    "gateway.operations": 3,
+    # the composition root (``gateway/__main__.py``, ``python -m gateway``, belongs to it)
+    "gateway.app": 4,
+    # the test kit
+    "gateway.testing": 5,
+}
+"""A unit of ``gateway`` (a package under it, or a module at its root) and its layer: a unit
+imports units of lower layers only, or of its own layer when :data:`SAME_LAYER` allows it."""
+
+SAME_LAYER: dict[tuple[str, str], str] = {
+    ("gateway.accounts", "gateway.mailstore"):
+        "creating a patient or professional account creates its mailbox folders; the lifecycle jobs "
+        "remove orphan message chunks",
+    ("gateway.delivery", "gateway.outbound"):
+        "the pipeline queues remote recipients and patient notifications in the delivery's transaction",
+    ("gateway.operations", "gateway.outbound"):
+        "queue operations (retry, bounce, cancel); a recovery code is mailed through the queue",
+    ("gateway.web", "gateway.delivery"):
+        "the patient inbox sends replies and read receipts through the delivery runtime app hands it",
+    ("gateway.web", "gateway.operations"):
+        "the console, the API, the mediation pages and the forgot-password page call the shared operations",
+    ("gateway.web", "gateway.outbound"):
+        "a read receipt is built by outbound.mdn",
+}
+"""Same-layer edges, each with its reason. Every one must be in use, and they form no cycle."""
+
+COMPOSITION_ROOT = ("gateway.app", "gateway.testing")
+"""Where a ``from gateway`` import may sit inside a function (lazy loading on purpose)."""
+
+ROOT_MODULES_MAX = 10
+
+
+def _gateway_modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted((ROOT / "gateway").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+MODULES = _gateway_modules()
+
+
+def _unit(module: str) -> str:
+    """``gateway.delivery.pipeline`` -> ``gateway.delivery``; root modules are units of their own."""
+    if module == "gateway.__main__":
+        return "gateway.app"
+    return ".".join(module.split(".")[:2])
+
+
+def _resolve(name: str) -> str:
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _function_bodies(tree: ast.AST) -> set[int]:
+    inside: set[int] = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            inside.update(id(node) for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom)))
+    return inside
+
+
+def _edges(module: str) -> list[tuple[str, bool]]:
+    """The ``gateway`` modules ``module`` imports, anywhere in it (function bodies and
+    ``TYPE_CHECKING`` blocks included), each with whether the import sits in a function."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    local = _function_bodies(tree)
+    found: list[tuple[str, bool]] = []
+    for node in ast.walk(tree):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names if a.name.split(".")[0] == "gateway"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gateway":
+            targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
+                       for a in node.names]
+        for target in targets:
+            resolved = _resolve(target)
+            if resolved and resolved != module:
+                found.append((resolved, id(node) in local))
+    return found
+
+
+GRAPH = {module: _edges(module) for module in MODULES}
+
+
+def test_every_unit_of_gateway_has_a_layer() -> None:
+    assert sorted({_unit(m) for m in MODULES} - set(LAYERS)) == [], "place it in LAYERS (and docs/architecture.md)"
+
+
+def test_gateway_imports_follow_the_layers() -> None:
+    offenders = []
+    for module, edges in GRAPH.items():
+        for target, _ in edges:
+            a, b = _unit(module), _unit(target)
+            if a == b or a not in LAYERS or b not in LAYERS:  # unplaced units: the test above
+                continue
+            if LAYERS[a] > LAYERS[b] or (a, b) in SAME_LAYER:
+                continue
+            offenders.append(f"{module} -> {target} ({a}: layer {LAYERS[a]}, {b}: layer {LAYERS[b]})")
+    assert offenders == []
+
+
+def test_same_layer_edges_are_in_use_and_acyclic() -> None:
+    used = {(_unit(m), _unit(t)) for m, edges in GRAPH.items() for t, _ in edges}
+    for (a, b), reason in SAME_LAYER.items():
+        assert LAYERS[a] == LAYERS[b] and reason
+        assert (a, b) in used, f"{a} -> {b} is allowed but unused: drop it from SAME_LAYER"
+        assert (b, a) not in SAME_LAYER, f"{a} <-> {b}: both ways"
+    graph: dict[str, set[str]] = {}
+    for a, b in SAME_LAYER:
+        graph.setdefault(a, set()).add(b)
+    assert _cycles(graph) == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    nodes = set(graph) | {t for ts in graph.values() for t in ts}
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    component.append(top)
+                    if top == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycle_in_gateway() -> None:
+    """Module by module, function-local and ``TYPE_CHECKING`` imports counted."""
+    assert _cycles({module: {t for t, _ in edges} for module, edges in GRAPH.items()}) == []
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_gateway_import_inside_a_function_outside_the_composition_root() -> None:
+    offenders = sorted(f"{module} -> {target}" for module, edges in GRAPH.items() for target, local in edges
+                       if local and not module.startswith(COMPOSITION_ROOT))
+    assert offenders == []
+
+
+def test_gateway_root_holds_at_most_ten_modules() -> None:
+    root = sorted(p.name for p in (ROOT / "gateway").glob("*.py"))
+    assert len(root) <= ROOT_MODULES_MAX, root
+
+
+def test_every_gateway_package_says_what_it_is_and_what_it_may_import() -> None:
+    missing = []
+    for init in sorted((ROOT / "gateway").rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        if len(doc) < 40 or "import" not in doc:
+            missing.append(str(init.relative_to(ROOT)))
+    assert missing == []

@@ -1,7 +1,7 @@
 """Administrators of the console and the JSON API: list, disable/enable, API tokens, revocation.
 
 Disabling an administrator ends their console sessions at once (the rows are deleted)
-and their API tokens stop working (``gateway.store.admins.token_admin`` refuses the
+and their API tokens stop working (``gateway.accounts.admins.token_admin`` refuses the
 token of an admin who is not active) until they are enabled again; a token revoked
 with :func:`revoke` never works again. Secrets are never shown: a token is listed by
 its id, label and dates, never by its value (only its hash is stored anyway).
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from gateway.accounts.admins import InvalidAdminName, by_name, check_name
 from gateway.operations.common import Actor, bad_request, conflict, iso, not_found
 from gateway.store import audit
-from gateway.store.admins import InvalidAdminName, by_name, check_name
 from gateway.store.models import AdminAccount, AdminSession, AdminToken
 
 STATUSES = ("active", "disabled")

@@ -1,8 +1,8 @@
 """What every admin operation shares: the acting admin, refusals, input checks.
 
-Moved here from ``gateway/web/admin/ops_common.py`` (which re-exports it) so that the
-command line and the web call the same operations. Input checkers take the raw value
-(a form field, a JSON member or a command-line argument) and raise :class:`OpError`.
+The command line and the web call the same operations, with the same checks. Input
+checkers take the raw value (a form field, a JSON member or a command-line argument) and
+raise :class:`OpError`.
 """
 
 from __future__ import annotations

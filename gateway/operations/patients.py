@@ -9,7 +9,7 @@
   then purged by the ``closed-spaces`` job. Web sessions end; the activation code goes.
 - *deletion on request*: the request is recorded and the space closed; the
   ``deletion-requests`` job purges it at its next run (SPEC: within 3 months), or at once
-  with ``purge_now`` (:func:`gateway.purge.purge_patient`: data keys shredded, rows deleted).
+  with ``purge_now`` (:func:`gateway.accounts.purge.purge_patient`: data keys shredded, rows deleted).
 Both write ``patient.close`` / ``patient.deletion_requested`` under the patient's
 reference, so the patient's access history shows them.
 """
@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from gateway.accounts.patients import STATES, by_ins, set_state
+from gateway.accounts.purge import purge_patient
 from gateway.operations.common import Actor, bad_request, conflict, iso, not_found, text
-from gateway.purge import purge_patient
 from gateway.store import audit
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient, WebSession
-from gateway.store.patients import STATES, by_ins, set_state
 from routing.ins import InvalidINS, mask_ins, normalise_ins
 
 PAGE = 1000

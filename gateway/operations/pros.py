@@ -1,7 +1,7 @@
 """Professional accounts hosted here: show, disable/enable, set a password, remove.
 
 - *disable*: SMTP AUTH and IMAP LOGIN read the account's status at every login
-  (``gateway/auth.py``, no cache), so a disabled account cannot log in from the next
+  (``gateway/accounts/auth.py``, no cache), so a disabled account cannot log in from the next
   attempt on, on every node; mail to it is refused (``routing``: account not active).
 - *password*: hashed (argon2id) by :func:`hash_new_password` *before* the write
   transaction (a hash costs ~0.2 s and a SQLite write transaction holds the one write
@@ -22,9 +22,10 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from gateway.accounts import throttle
+from gateway.accounts.pros import hash_password, pro_by_address
 from gateway.operations.common import Actor, bad_request, iso, not_found, text
-from gateway.store import audit, throttle
-from gateway.store.accounts import hash_password, pro_by_address
+from gateway.store import audit
 from gateway.store.keys import KeyService, KeyUnavailable
 from gateway.store.models import Conversation, Folder, HostedDomain, Mailbox, Message, MessageChunk, ProAccount
 from routing.address import InvalidAddress, parse_address

@@ -3,7 +3,7 @@
 - *retry*: a pending entry becomes due at once (the worker picks it up at its next round).
 - *bounce*: a pending entry is made expired and due, so the worker closes it as
   ``expired`` and sends the RFC 3464 failure notice to the sender (the same path as
-  a natural expiry, see ``gateway/jobs.py`` and ``gateway/outbound/process.py``).
+  a natural expiry, see ``gateway/accounts/jobs.py`` and ``gateway/outbound/process.py``).
 - *cancel*: a pending entry is closed as ``cancelled`` without notice.
 An entry under a live lease is being delivered right now: bounce and cancel wait.
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import aiosmtplib
 
+from gateway.net.tls import peer_dn
 from gateway.outbound.values import DeliveryReport, Envelope, Outcome, QueuedRecipient, RecipientResult
-from gateway.tls import peer_dn
 from routing.trust import dn_matches
 from smtp.params import XtextError, xtext_encode
 

@@ -13,12 +13,12 @@ from email.utils import format_datetime, make_msgid
 
 from sqlalchemy.orm import Session
 
+from gateway.accounts.patients import personal_email
 from gateway.outbound import queue
 from gateway.outbound.dsn import encoded_header, render, utf8_text
 from gateway.outbound.values import QueuedRecipient, domain_of
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient, QueueEntry
-from gateway.store.patients import personal_email
 
 NOTIFICATION_TEXT = (
     "Vous avez reçu un nouveau message dans votre messagerie de santé. "

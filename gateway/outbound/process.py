@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from gateway.accounts.pros import hosted_domain, trusted_domain
 from gateway.outbound import queue
 from gateway.outbound.client import deliver, local_failure
 from gateway.outbound.dsn import DsnRecipient, build_dsn, notices
@@ -27,7 +28,6 @@ from gateway.outbound.queue import ClaimedEntry
 from gateway.outbound.signing import sign_outgoing
 from gateway.outbound.values import DeliveryReport, QueuedRecipient, RecipientResult, domain_of
 from gateway.settings import QueueSettings
-from gateway.store.accounts import hosted_domain, trusted_domain
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from routing.address import InvalidAddress, normalise_domain

@@ -5,7 +5,7 @@ author's domain, the From: domain (RFC 6376 §5.4 and RFC 7489 §3.1.1: the sign
 receiver aligns on), whatever its kind: a professional's message from a hosted domain, a
 patient's reply or read receipt from the patient domain, a DSN or a notification from the
 gateway's host name. The gateway never signs for a domain that is not its own; the patient
-domain and the host name get their key on first use (:mod:`gateway.store.signing_keys`).
+domain and the host name get their key on first use (:mod:`gateway.accounts.signing_keys`).
 
 Signing used to follow the envelope sender, so the null reverse-path of DSNs and MDNs
 (RFC 3461 §6.2, RFC 8098 §2.1) left them unsigned, and an operator enforcing DKIM refused them.
@@ -22,9 +22,9 @@ from email.utils import getaddresses
 from sqlalchemy.exc import IntegrityError
 
 from crypto.dkim import sign_message
+from gateway.accounts.signing_keys import SigningKey, ensure_key, signing_key
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
-from gateway.store.signing_keys import SigningKey, ensure_key, signing_key
 from routing.address import InvalidAddress, normalise_domain
 
 log = logging.getLogger("gateway.outbound.signing")

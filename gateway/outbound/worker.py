@@ -17,23 +17,19 @@ import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from gateway import metrics
 from gateway.outbound import queue
 from gateway.outbound.client import client_tls_context
-from gateway.outbound.mx import DnsResolver
+from gateway.outbound.mx import DnsResolver, ReservedNamesResolver
 from gateway.outbound.process import Context, InternalSubmit, process
 from gateway.outbound.queue import ClaimedEntry
 from gateway.settings import QueueSettings
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
+from gateway.store.services import Services
 
-if TYPE_CHECKING:
-    from gateway.context import Services
-    from gateway.server import Gateway, Running, StartFn
-
-__all__ = ["InternalSubmit", "OutboundWorker", "from_services", "outbound_listener", "start_worker"]
+__all__ = ["OutboundWorker", "from_services", "start_worker"]
 
 log = logging.getLogger("gateway.outbound.worker")
 
@@ -179,8 +175,6 @@ def from_services(svc: Services, submit: InternalSubmit) -> OutboundWorker:
     """A started worker with the production parameters: TLS from ``[tls]``, the system DNS resolver."""
     import dns.asyncresolver
 
-    from gateway.outbound.mx import ReservedNamesResolver
-
     s = svc.settings
     tls = client_tls_context(ca_file=s.path(s.tls.ca_file), cert_file=s.path(s.tls.cert_file),
                              key_file=s.path(s.tls.key_file), min_version=s.tls.min_version)
@@ -189,16 +183,3 @@ def from_services(svc: Services, submit: InternalSubmit) -> OutboundWorker:
     return start_worker(svc.db, svc.keys, settings=s.queue, hostname=s.server.hostname,
                         patient_domain=s.domains.patient_domain, tls=tls, submit=submit,
                         resolver=ReservedNamesResolver(dns.asyncresolver.Resolver()), public_tls=public)
-
-
-def outbound_listener(submit: InternalSubmit) -> StartFn:
-    """A factory for ``gateway.server``'s listener list: ``factories.append(outbound_listener(submit))``."""
-
-    async def start_outbound(gw: Gateway) -> Running:
-        from gateway.server import Running
-
-        worker = from_services(gw.services, submit)
-        q = gw.services.settings.queue
-        return Running("outbound", "-", f"queue worker ({q.concurrency} deliveries at once)", worker.stop)
-
-    return start_outbound

@@ -23,7 +23,8 @@ class ChangeHub:
         self._events: dict[int, set[asyncio.Event]] = defaultdict(set)
         self._versions: dict[int, int] = {}
         self.forward: Callable[[int], None] | None = None
-        """Also tell another process (an SMTP worker tells the serving process: ``gateway.mail.workers``)."""
+        """Also tell another process (an SMTP process tells the serving process:
+        ``gateway.delivery.smtp_processes``)."""
 
     def version(self, mailbox_id: int) -> int:
         """A counter that moves whenever a change of this mailbox is announced here.

@@ -1,7 +1,7 @@
 """Group commit: work queued at the same moment goes to one writer thread as one group.
 
-Used by SMTP deliveries (:mod:`gateway.mail.pipeline`) and the IMAP access audit
-(:mod:`gateway.store.imap_audit`): the caller's ``commit`` writes a whole group in one
+Used by SMTP deliveries (:mod:`gateway.delivery.pipeline`) and the IMAP access audit
+(:mod:`gateway.imap_adapter.audit`): the caller's ``commit`` writes a whole group in one
 write transaction (one fsync, one turn of SQLite's write lock) and tells each item's
 waiter; how a caller waits (a thread event, an asyncio future) is its own business.
 """

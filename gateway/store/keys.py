@@ -256,7 +256,7 @@ Reader = Callable[[], MasterKeyring]
 class KeyService:
     """Creates mailboxes with data keys and hands out unwrapped keys (small LRU cache).
 
-    ``reader`` re-reads the key file (``gateway.keyfile.load_keyring``); without one (tests,
+    ``reader`` re-reads the key file (``gateway.store.keyfile.load_keyring``); without one (tests,
     tools) the ring never changes.
     """
 

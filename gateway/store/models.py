@@ -241,7 +241,7 @@ class Message(Base):
 
 class MessageChunk(Base):
     """A large message's sealed bytes, in pieces each written in its own short transaction
-    before the message row (``gateway/store/chunks.py``); the row's ``sealed`` is then empty."""
+    before the message row (``gateway/mailstore/chunks.py``); the row's ``sealed`` is then empty."""
 
     __tablename__ = "message_chunks"
     message_uuid: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -420,7 +420,7 @@ class WebSession(Base):
 
 
 class LoginCounter(Base):
-    """Login attempts counted before the secret is checked (``gateway/store/throttle.py``),
+    """Login attempts counted before the secret is checked (``gateway/accounts/throttle.py``),
     shared by every node: per account and client network, per network, per account."""
 
     __tablename__ = "login_counters"

@@ -1,5 +1,5 @@
 """Many patient spaces (each with a wrapped data key) in a few seconds, for rotation tests and
-``bench/rotation.py``: the bulk path of ``gateway patient import`` (``gateway.store.bulk``)."""
+``bench/rotation.py``: the bulk path of ``gateway patient import`` (``gateway.accounts.bulk``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from crypto.keyring import MasterKeyring
-from gateway.store.bulk import insert_batch, prepare_batch
+from gateway.accounts.bulk import insert_batch, prepare_batch
 from gateway.store.db import Database
 from routing.ins import synthetic_ins
 

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.context import Location, Services, init_home, open_services
-from gateway.server import Gateway, start
+from gateway.app.context import Location, init_home, open_services
+from gateway.app.gateway import Gateway
+from gateway.app.server import start
+from gateway.store.services import Services
 from gateway.testing.ports import listen_env
 
 
@@ -68,7 +70,7 @@ def live_gateway(home: Path, *, env: Mapping[str, str] | None = None, factories:
     at loopback peers); the periodic lifecycle jobs never run here (tests call them directly).
     """
     if factories is None:
-        from gateway.server import listener_factories
+        from gateway.app.listeners import listener_factories
 
         skip = {"start_jobs"} if outbound else {"start_jobs", "start_outbound"}
         factories = [f for f in listener_factories() if f.__name__ not in skip]

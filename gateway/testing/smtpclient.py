@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from gateway.store.folders import find_folder
-from gateway.store.messages import open_message
+from gateway.mailstore.folders import find_folder
+from gateway.mailstore.messages import open_message
 from gateway.store.models import Message, Patient, ProAccount
 from gateway.testing.live import LiveGateway
 

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509 import load_pem_x509_certificate
 
 from crypto.dkim import generate_dkim_key, sign_message
-from gateway.context import Location, open_services
-from gateway.devtls import make_leaf
-from gateway.store.accounts import add_hosted_domain, add_pro, add_trusted_domain
-from gateway.store.patients import by_ins, provision
+from gateway.accounts.patients import by_ins, provision
+from gateway.accounts.pros import add_hosted_domain, add_pro, add_trusted_domain
+from gateway.app.context import Location, open_services
+from gateway.app.devtls import make_leaf
 from routing.ins import synthetic_ins
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - synthetic test account

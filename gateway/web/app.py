@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,19 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway.delivery.runtime import MailRuntime
+from gateway.store.services import Services
+from gateway.web import admin, patient
+from gateway.web.admin.metrics_http import metrics_route
 from gateway.web.forms import BodyLimit
 
-if TYPE_CHECKING:
-    from gateway.server import Gateway
 
-
-def create_app(gw: Gateway) -> Starlette:
-    from gateway.web.admin import root_redirect as admin_root_redirect
-    from gateway.web.admin import routes as admin_routes
-    from gateway.web.admin.metrics_http import metrics_route
-    from gateway.web.patient import routes as patient_routes
-
-    svc = gw.services
+def create_app(svc: Services, mail: MailRuntime) -> Starlette:
+    """The whole web application of one process; ``mail`` is the process's delivery runtime
+    (patient replies and read receipts go through its pipeline)."""
 
     async def health(_: Request) -> Response:
         try:
@@ -35,9 +30,9 @@ def create_app(gw: Gateway) -> Starlette:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     routes: list[BaseRoute] = [Route("/healthz", health)]
-    routes.append(metrics_route(gw))
-    routes.append(Route("/admin", admin_root_redirect))
-    routes.append(Mount("/admin", routes=admin_routes(gw)))
-    routes.extend(patient_routes(gw))
+    routes.append(metrics_route(svc))
+    routes.append(Route("/admin", admin.root_redirect))
+    routes.append(Mount("/admin", routes=admin.routes(svc)))
+    routes.extend(patient.routes(svc, mail))
     # Every body within its route's limit, checked before it is read (gateway.web.forms).
     return Starlette(routes=routes, middleware=[Middleware(BodyLimit, default=svc.settings.web.max_form_bytes)])

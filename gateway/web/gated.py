@@ -3,8 +3,8 @@
 uvicorn accepts with ``loop.create_server`` (up to ``backlog`` = 2048 connections per
 wake-up, each holding its descriptor for a few loop iterations even when refused) and caps
 nothing per client address. :class:`GatedServer` replaces only its ``startup``: the
-listening sockets are accepted by :class:`gateway.accept.Acceptor` behind the listener's
-:class:`~gateway.accept.Gate`; an admitted socket becomes uvicorn's own HTTP protocol
+listening sockets are accepted by :class:`gateway.net.accept.Acceptor` behind the listener's
+:class:`~gateway.net.accept.Gate`; an admitted socket becomes uvicorn's own HTTP protocol
 (through ``loop.connect_accepted_socket``, TLS included when ``config.ssl`` is set), whose
 end releases the connection's place. Beyond the caps: ``503`` at once, then close.
 Everything else (``main_loop``, ``shutdown``, the protocols) is uvicorn's.
@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from gateway.accept import Acceptor, Gate, Ticket, listening_sockets
+from gateway.net.accept import Acceptor, Gate, Ticket, listening_sockets
 
 _BODY = "Service momentanément indisponible : trop de connexions. Réessayez dans quelques instants.\n".encode()
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"

@@ -1,4 +1,4 @@
-"""Command-line tests run ``gateway.cli.main`` in process against a populated home."""
+"""Command-line tests run ``gateway.app.cli.main.main`` in process against a populated home."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.context import Location, Services, open_services
+from gateway.app.context import Location, open_services
+from gateway.store.services import Services
 from gateway.testing.live import make_home
 from gateway.testing.world import World, populate
 
@@ -19,7 +20,7 @@ def cli(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.MonkeyPatch.context() as mp:
         mp.setattr("sys.stdin", io.StringIO(stdin))
-        from gateway.cli import main
+        from gateway.app.cli.main import main
 
         try:
             code = main(["--home", str(home), *args])

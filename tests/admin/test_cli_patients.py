@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from gateway.accounts.patients import by_ins
+from gateway.mailstore.messages import append_message
 from gateway.operations import patients as ops
 from gateway.operations.common import cli_actor
 from gateway.store.keys import KeyUnavailable
-from gateway.store.messages import append_message
 from gateway.store.models import AuditEntry, DataKey, Patient, WebSession
-from gateway.store.patients import by_ins
 from gateway.testing.world import World
 from tests.admin.conftest import cli, opened
 

@@ -8,11 +8,11 @@ import time
 import pytest
 from sqlalchemy import ColumnElement, func, select
 
-from gateway.auth import Authenticator
+from gateway.accounts.auth import Authenticator
+from gateway.accounts.pros import pro_by_address, verify_password
+from gateway.mailstore.messages import append_message
 from gateway.operations.common import cli_actor
 from gateway.store import audit
-from gateway.store.accounts import pro_by_address, verify_password
-from gateway.store.messages import append_message
 from gateway.store.models import (
     AuditEntry,
     Conversation,
@@ -104,7 +104,7 @@ def test_passwd_prompts_twice_on_a_terminal(world: World, monkeypatch: pytest.Mo
     answers = iter(["première phrase longue", "seconde phrase longue"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     monkeypatch.setattr("sys.stdin", Tty())
-    from gateway.cli import main
+    from gateway.app.cli.main import main
 
     assert main(["--home", str(world.home), "pro", "passwd", world.colleague]) == 1  # they differ
     answers = iter([NEW_PASSWORD, NEW_PASSWORD])

@@ -9,9 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from crypto.dkim_keys import generate_dkim_key
-from gateway.mail.directory import Directory
+from gateway.accounts.pros import trusted_domain
+from gateway.delivery.directory import Directory
 from gateway.operations.common import cli_actor
-from gateway.store.accounts import trusted_domain
 from gateway.store.models import AuditEntry, TrustedDomain
 from gateway.testing.world import World
 from tests.admin.conftest import cli, opened

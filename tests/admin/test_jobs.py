@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from crypto.envelope import DecryptionError
-from gateway.jobs import JOBS, JobConfig, run_job
+from gateway.accounts.jobs import JOBS, JobConfig, run_job
+from gateway.accounts.patients import provision
+from gateway.accounts.pros import add_hosted_domain, add_pro
+from gateway.mailstore.messages import append_message, read_message
 from gateway.settings import JobSettings, PatientSettings
-from gateway.store.accounts import add_hosted_domain, add_pro
 from gateway.store.keys import KeyUnavailable
-from gateway.store.messages import append_message, read_message
 from gateway.store.models import AuditEntry, DataKey, Folder, Message, Patient, ProAccount, QueueEntry
-from gateway.store.patients import provision
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.cli import main
-from gateway.provisioning import ImportOptions, ImportReport, import_roster
-from gateway.roster import BadRow
+from gateway.accounts.patients import by_ins, check_activation_code, personal_email
+from gateway.accounts.provisioning import ImportOptions, ImportReport, import_roster
+from gateway.accounts.roster import BadRow
+from gateway.app.cli.main import main
 from gateway.store.models import AuditEntry, DataKey, Folder, Mailbox, Patient, TrustedDomain
-from gateway.store.patients import by_ins, check_activation_code, personal_email
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 
@@ -153,7 +153,7 @@ def test_trust_import_command_preview_apply_and_hostile(home: str, tmp_path: Pat
     assert code == 1 and "refused" in err
     code, _, err = run(capsys, "--home", home, "domain", "trust", "import", str(src), "--max-bytes", "10")
     assert code == 1 and "limit" in err
-    from gateway.context import locate, open_services
+    from gateway.app.context import locate, open_services
     svc = open_services(locate(None, home))
     try:
         with svc.db.read() as session:

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway.store.models import AuditEntry, TrustedDomain
-from gateway.testing.store import Store
-from gateway.trustimport import (
+from gateway.operations.trust_import import (
     NAMESPACE,
     TrustListError,
     apply_import,
@@ -19,6 +17,8 @@ from gateway.trustimport import (
     plan_import,
     read_trust_list,
 )
+from gateway.store.models import AuditEntry, TrustedDomain
+from gateway.testing.store import Store
 
 FIXTURE = Path(__file__).parent / "data" / "listeblanche-3000.xml"
 NOW = datetime(2024, 7, 1, tzinfo=UTC)

@@ -12,8 +12,8 @@ import httpx
 import pyotp
 import pytest
 
-from gateway.context import Location, open_services
-from gateway.store.admins import add_admin, create_token
+from gateway.accounts.admins import add_admin, create_token
+from gateway.app.context import Location, open_services
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import World, populate
 from tests.conftest import require

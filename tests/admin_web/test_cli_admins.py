@@ -10,8 +10,8 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from gateway.cli import main
-from gateway.context import init_home
+from gateway.app.cli.main import main
+from gateway.app.context import init_home
 
 
 def run(args: list[str], stdin: str = "") -> tuple[int, str, str]:

@@ -20,10 +20,11 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
-from gateway.context import Location, Services, open_services
-from gateway.store import mediators
+from gateway.accounts import mediators
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.app.context import Location, open_services
 from gateway.store.models import AuditEntry, Patient, QueueEntry, TrustedDomain
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.store.services import Services
 from gateway.testing.live import make_home
 from gateway.web.admin import build
 from gateway.web.admin.context import AdminContext

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.jobs import JobConfig, run_job
+from gateway.accounts.jobs import JobConfig, run_job
 from gateway.testing.live import live_gateway
 from gateway.testing.ports import free_port, listen_env
 from gateway.testing.smtpclient import submission_client, transaction
@@ -52,7 +52,7 @@ def test_counters_move_where_events_happen_and_hold_no_personal_data(site: Admin
 
     provision(site.home, ins)
     with site.live.services.db.write() as session:
-        from gateway.store.patients import by_ins
+        from gateway.accounts.patients import by_ins
 
         patient = by_ins(session, ins)
         assert patient is not None
@@ -96,8 +96,7 @@ def test_admin_login_failures_are_counted(site: AdminSite) -> None:
 
 
 def test_separate_metrics_listener_without_token(site: AdminSite) -> None:
-    from gateway.web.admin.metrics_http import start_metrics
-    from gateway.web.server import start_http
+    from gateway.app.listeners import start_http, start_metrics
 
     port = free_port()
     env = {**listen_env(), "GATEWAY__METRICS__LISTEN": f"127.0.0.1:{port}"}

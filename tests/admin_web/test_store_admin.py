@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from gateway import adoption
-from gateway.store import admins
-from gateway.store.accounts import AlreadyExists, NotFound
+from gateway.accounts import admins
+from gateway.accounts.patients import provision
+from gateway.accounts.pros import AlreadyExists, NotFound
+from gateway.mailstore import adoption
 from gateway.store.models import AdminAccount, AdminToken, DailyStat
-from gateway.store.patients import provision
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 

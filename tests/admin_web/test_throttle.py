@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.context import Location, Services, open_services
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.app.context import Location, open_services
+from gateway.store.services import Services
 from gateway.testing.live import make_home
 from gateway.web.admin import build
 from gateway.web.admin.context import AdminContext

@@ -26,9 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gateway.context import Location, open_services
-from gateway.store.accounts import add_pro, hosted_domain
-from gateway.store.messages import open_message
+from gateway.accounts.pros import add_pro, hosted_domain
+from gateway.app.context import Location, open_services
+from gateway.mailstore.messages import open_message
 from gateway.store.models import DataKey, Folder, Message, Patient
 from gateway.testing import pg
 from gateway.testing.bulkkeys import add_patients
@@ -132,7 +132,7 @@ def installations(pg_admin: str, tmp_path: Path) -> Iterator[list[Installation]]
         try:
             for node in nodes:
                 node.start()
-            node_a.wait_log("SMTP worker accepting")
+            node_a.wait_log("SMTP process accepting")
             cluster = Installation("pg", world_pg, [node_a, node_b], pros_pg, bulk_pg, web_pg)
             single = Installation("sqlite", world_s, [node_s], pros_s, bulk_s, web_s)
             # Activation on the node that will NOT log the patient in later (its key then uncached there).

@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from gateway.context import Location, Services, open_services
+from gateway.app.context import Location, open_services
 from gateway.store.models import Folder, Message, Patient, QueueEntry
+from gateway.store.services import Services
 from gateway.testing import pg
 from gateway.testing.live import make_home
 from gateway.testing.ports import free_port, listen_env, wait_port
@@ -91,7 +92,7 @@ def cluster(pg_admin: str, tmp_path: Path) -> Iterator[Cluster]:
         peer_port = free_port()
         svc = open_services(Location(home_a / "gateway.toml", home_a, True))
         try:
-            from gateway.store.accounts import add_trusted_domain
+            from gateway.accounts.pros import add_trusted_domain
 
             with svc.db.write() as s:
                 add_trusted_domain(s, PEER, route=f"127.0.0.1:{peer_port}", dkim_policy="none", status="active",
@@ -221,7 +222,7 @@ def test_killing_a_node_mid_delivery_loses_nothing_acknowledged(cluster: Cluster
     ids = list(acked)
     svc = cluster.services()
     try:
-        from gateway.store.messages import open_message
+        from gateway.mailstore.messages import open_message
 
         with svc.db.read() as s:
             mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.app.cli.main import build_parser
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Connection budgets (``gateway.accept``, ``gateway.budgets``), in process on loopback.
+"""Connection budgets (``gateway.net.accept``, ``gateway.net.budgets``), in process on loopback.
 
 - :class:`Gate`: the listener cap, the per-address cap (IPv6 per /64), release, PROXY
   clients counted once their header is read;
@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from gateway import metrics
-from gateway.accept import Acceptor, Gate, RefusalLog, Ticket, listening_sockets
-from gateway.budgets import LISTENERS, plan, raise_open_files
-from gateway.proxy import parse_networks
-from gateway.settings import load_settings
+from gateway.app.config import load_settings
+from gateway.net.accept import Acceptor, Gate, RefusalLog, Ticket, listening_sockets
+from gateway.net.budgets import LISTENERS, plan, raise_open_files
+from gateway.net.proxy import parse_networks
 
 
 def _refusals(listener: str, reason: str) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli.main import main
 from gateway.testing.ports import listen_env, wait_port
 from routing.ins import synthetic_ins
 

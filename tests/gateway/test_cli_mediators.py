@@ -11,11 +11,11 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from gateway.cli import main
-from gateway.context import Location, open_services
+from gateway.accounts.patients import check_activation_code
+from gateway.app.cli.main import main
+from gateway.app.context import Location, open_services
 from gateway.outbound.queue import MSG_PURPOSE
 from gateway.store.models import AuditEntry, Patient, QueueEntry
-from gateway.store.patients import check_activation_code
 from routing.ins import mask_ins, synthetic_ins
 
 PASSWORD = "une phrase de médiation"

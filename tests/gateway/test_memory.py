@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from gateway.memory import return_large_blocks
+from gateway.app.memory import return_large_blocks
 
 SCRIPT = """
 import sys
-from gateway.memory import return_large_blocks
+from gateway.app.memory import return_large_blocks
 if sys.argv[1] == "fixed":
     return_large_blocks()
 def rss():
@@ -40,8 +40,8 @@ def test_large_buffers_are_returned_after_use() -> None:
 
 FREEZE = """
 import gc, json
-import gateway.cli, gateway.server  # noqa: F401  (what a serving process has imported)
-from gateway.memory import freeze_startup_objects
+import gateway.app.cli.main, gateway.app.server  # noqa: F401  (what a serving process has imported)
+from gateway.app.memory import freeze_startup_objects
 before = len(gc.get_objects())
 frozen = freeze_startup_objects()
 after = len(gc.get_objects())

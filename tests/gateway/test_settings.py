@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import ConfigError, load_settings
+from gateway.app.config import load_settings
+from gateway.settings import ConfigError
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway.cli import main
-from gateway.context import Location, init_home, open_services
-from gateway.settings import ConfigError, load_settings
+from gateway.app.cli.main import main
+from gateway.app.config import load_settings
+from gateway.app.context import Location, init_home, open_services
+from gateway.settings import ConfigError
 from gateway.store import migrate
 from gateway.testing import pg
 from gateway.testing.ports import free_port
@@ -37,12 +38,12 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(autouse=True)
 def no_serving(monkeypatch: pytest.MonkeyPatch) -> None:
     """An in-process ``serve`` that got past opening the store would block: fail instead."""
-    import gateway.server
+    import gateway.app.server
 
     async def started(_svc: object) -> None:
         raise AssertionError("serve opened the store and started")
 
-    monkeypatch.setattr(gateway.server, "run", started)
+    monkeypatch.setattr(gateway.app.server, "run", started)
 
 
 @pytest.fixture

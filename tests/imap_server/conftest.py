@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.imap_listener import start_imap, start_imaps
-from gateway.mail.listeners import start_submission
+from gateway.app.listeners import start_imap, start_imaps, start_submission
 from gateway.testing.live import live_gateway, make_home
 from gateway.testing.world import populate
 from tests.imap_server.kit import MESSAGES, ImapEnv

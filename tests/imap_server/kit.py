@@ -8,8 +8,8 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from gateway.store.accounts import add_pro, hosted_domain, pro_by_address
-from gateway.store.messages import append_message
+from gateway.accounts.pros import add_pro, hosted_domain, pro_by_address
+from gateway.mailstore.messages import append_message
 from gateway.testing.live import LiveGateway
 from gateway.testing.world import HOSTED, World
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from gateway.store.accounts import pro_by_address
-from gateway.store.messages import append_message
+from gateway.accounts.pros import pro_by_address
+from gateway.mailstore.messages import append_message
 from gateway.testing.smtpclient import submission_client
 from gateway.testing.world import PASSWORD as WORLD_PASSWORD
 from tests.imap_server.kit import PLAIN, ImapEnv, Wire, wire_tls

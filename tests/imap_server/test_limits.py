@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gateway import metrics
-from gateway.imap_listener import start_imap, start_imaps
+from gateway.app.listeners import start_imap, start_imaps
 from gateway.testing.live import live_gateway, make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.world import populate

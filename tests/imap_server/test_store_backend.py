@@ -9,12 +9,12 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from gateway.auth import Authenticator
-from gateway.store.accounts import add_hosted_domain, add_pro
+from gateway.accounts.auth import Authenticator
+from gateway.accounts.pros import add_hosted_domain, add_pro
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.imap_adapter.backend import StoreBackend, StoreMailboxes
 from gateway.store.changes import ChangeHub
-from gateway.store.imap_backend import StoreBackend, StoreMailboxes
 from gateway.store.models import AuditEntry, Folder, Message
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
 from gateway.testing.store import Store
 from imap.backend import AuthenticationFailed, Credentials, MailboxExists, MailboxNotFound
 from imap.proto.commands import StoreMode
@@ -109,7 +109,7 @@ async def test_append_fetch_and_sealed_summaries(backend: StoreBackend, store: S
 
 
 async def test_summary_is_computed_lazily_for_delivered_mail(backend: StoreBackend, store: Store) -> None:
-    from gateway.store.messages import append_message
+    from gateway.mailstore.messages import append_message
 
     boxes = await _login(backend)
     with store.db.write() as session:
@@ -159,7 +159,7 @@ async def test_copy_and_move_reseal_with_new_uuids(backend: StoreBackend, store:
 
 
 async def test_wait_for_change_wakes_on_notify_and_on_polling(backend: StoreBackend, store: Store) -> None:
-    from gateway.store.messages import append_message
+    from gateway.mailstore.messages import append_message
 
     boxes = await _login(backend)
     since = (await boxes.folder_status("INBOX")).highestmodseq

@@ -34,10 +34,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crypto.dkim import pinned_dnsfunc, verify_message
-from gateway.cli import main as cli_main
+from gateway.accounts.patients import provision
+from gateway.app.cli.main import main as cli_main
 from gateway.store.models import Folder, Patient, QueueEntry
 from gateway.store.models import Message as StoredMessage
-from gateway.store.patients import provision
 from gateway.testing import postfix
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env

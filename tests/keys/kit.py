@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pyotp
 
-from gateway.cli import main as cli_main
+from gateway.app.cli.main import main as cli_main
 from gateway.testing.ports import listen_env, wait_port
 
 PATIENT_PASSWORD = "Une phrase de passe bien longue 42"

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from crypto.keyring import MasterKeyring
-from gateway.context import Location, init_home, open_services
-from gateway.keyfile import InsecureKeyFile, load_keyring, write_keyring
-from gateway.keyops import KeyCheckFailed
+from gateway.app.context import Location, init_home, open_services
 from gateway.store import keys as keystore
+from gateway.store.keyfile import InsecureKeyFile, load_keyring, write_keyring
+from gateway.store.keyops import KeyCheckFailed
 from gateway.store.models import DataKey, KeyCheck
 from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from crypto.keyring import MasterKeyring
-from gateway.context import Location, open_services
-from gateway.keyfile import write_keyring
+from gateway.app.context import Location, open_services
 from gateway.store import keys as keystore
+from gateway.store.keyfile import write_keyring
 from gateway.store.keys import KeyService
 from gateway.store.models import DataKey
 from gateway.testing.live import live_gateway, make_home
@@ -169,7 +169,7 @@ def test_sighup_reaches_the_serving_process_and_its_smtp_workers(tmp_path: Path)
     node = ServeProcess.make(home, GATEWAY__SMTP__PROCESSES="2")
     node.start()
     try:
-        node.wait_log("SMTP worker accepting")  # its SIGHUP handler is in place
+        node.wait_log("SMTP process accepting")  # its SIGHUP handler is in place
         path = home / "keys" / "master.keys"
         status, out, err = cli("--home", str(home), "keys", "rotate", "--prepare")
         assert status == 0 and "master key v2 added" in out, err

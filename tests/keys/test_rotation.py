@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gateway import keyops
-from gateway.context import Location, open_services
-from gateway.keyfile import load_keyring
+from gateway.app.context import Location, open_services
+from gateway.store import keyops
 from gateway.store import keys as keystore
 from gateway.store.db import begin_immediate
+from gateway.store.keyfile import load_keyring
 from gateway.store.models import AuditEntry, DataKey
 from gateway.testing.bulkkeys import add_patients
 from gateway.testing.live import make_home

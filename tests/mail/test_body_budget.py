@@ -1,7 +1,7 @@
 """Issue 15 item 6: one memory budget for message bodies in flight, SMTP DATA and IMAP APPEND.
 
 A live gateway with a small budget (7.5 MiB, 5 MiB per client address, 1 s wait; a body costs
-4 times its size, ``gateway.bodies.COPIES``). Sessions hold room by sending part of a DATA
+4 times its size, ``gateway.net.bodies.COPIES``). Sessions hold room by sending part of a DATA
 (or announcing an APPEND literal) and stopping there:
 
 - with no room, DATA gets ``452 4.3.1`` after its end and the session goes on; APPEND gets
@@ -22,11 +22,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.bodies import COPIES
-from gateway.bodies import STEP as bodies_step
-from gateway.budgets import Budgets
-from gateway.imap_listener import start_imap
-from gateway.mail.listeners import start_submission
+from gateway.app.listeners import start_imap, start_submission
+from gateway.net.bodies import COPIES
+from gateway.net.bodies import STEP as bodies_step
+from gateway.net.budgets import Budgets
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.world import PASSWORD, World, populate
@@ -55,7 +54,6 @@ def world_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World
 
 
 def _budgets(live: LiveGateway) -> Budgets:
-    assert live.gateway.budgets is not None
     return live.gateway.budgets
 
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from gateway.mail.listeners import runtime
-from gateway.mail.patient import ReplyRefused, send_reply
+from gateway.delivery.replies import ReplyRefused, send_reply
 from gateway.store.models import Conversation, Patient
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages, submission_client, transaction
@@ -50,7 +49,7 @@ def patient_id(live: LiveGateway, world: World) -> int:
 
 
 def reply(live: LiveGateway, world: World, conversation_id: int, text: str = "Merci docteur") -> None:
-    rt = runtime(live.gateway)
+    rt = live.gateway.mail
     send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=patient_id(live, world),
                conversation_id=conversation_id, subject="Re: Résultats", text=text)
 
@@ -100,7 +99,7 @@ def test_no_reply_to_someone_elses_conversation(world_live: tuple[World, LiveGat
     world, live = world_live
     send(world, live)
     (conv,) = conversations(live, world)
-    rt = runtime(live.gateway)
+    rt = live.gateway.mail
     with live.services.db.read() as s:
         other = s.execute(select(Patient.id).where(Patient.ins == world.patients["provisioned"])).scalar_one()
     with pytest.raises(ReplyRefused):

@@ -46,10 +46,10 @@ def stream(world: World, port: int, ca: str, acked: list[str], sent: list[str], 
 
 
 def stored_messages(home: Path, ins: str) -> list[bytes]:
-    from gateway.context import Location, open_services
-    from gateway.store.folders import find_folder
-    from gateway.store.messages import list_folder, open_message
-    from gateway.store.patients import by_ins
+    from gateway.accounts.patients import by_ins
+    from gateway.app.context import Location, open_services
+    from gateway.mailstore.folders import find_folder
+    from gateway.mailstore.messages import list_folder, open_message
 
     svc = open_services(Location(home / "gateway.toml", home, True))
     try:

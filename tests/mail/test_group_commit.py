@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from gateway import adoption
-from gateway.mail.directory import LocalTarget
-from gateway.mail.pipeline import Delivered, Inbound, Pipeline, Rcpt
+from gateway.accounts.patients import provision
+from gateway.delivery.directory import LocalTarget
+from gateway.delivery.pipeline import Delivered, Inbound, Pipeline, Rcpt
+from gateway.mailstore import adoption
 from gateway.store import audit
 from gateway.store.changes import ChangeHub
 from gateway.store.models import AuditEntry, DailyStat, Folder, Message
-from gateway.store.patients import provision
 from gateway.testing.store import Store, open_store
 from routing.address import parse_address
 from routing.ins import synthetic_ins

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 
 from crypto.dkim import sign_message
 from crypto.dkim_keys import generate_dkim_key
-from gateway.cli import main
+from gateway.app.cli.main import main
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages, mx_client, transaction
 from gateway.testing.world import World, populate

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.cli import main
+from gateway.app.cli.main import main
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages, mx_client, transaction
 from gateway.testing.world import World, issue_client_cert, populate

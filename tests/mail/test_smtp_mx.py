@@ -124,7 +124,7 @@ def test_spoofed_from_refused(world_live: tuple[World, LiveGateway]) -> None:
 
 
 def test_suspended_domain_refused(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from gateway.cli import main
+    from gateway.app.cli.main import main
 
     home = make_home(tmp_path_factory.mktemp("gw") / "home")
     world = populate(home)

@@ -1,10 +1,10 @@
-"""SMTP worker processes (``smtp.processes``, ``gateway.mail.workers``).
+"""SMTP processes (``smtp.processes``, ``gateway.delivery.smtp_processes``).
 
 - the notices wire format, fed whole and one byte at a time;
-- one ``gateway smtp-worker`` on a socket the test owns: it alone accepts, so its
+- one ``gateway smtp-process`` on a socket the test owns: it alone accepts, so its
   delivery, its mailbox notice and its counters are seen deterministically on the pipe;
-- ``gateway serve`` with three SMTP processes: every message stored once, a killed worker
-  started again, every worker gone after the server stops.
+- ``gateway serve`` with three SMTP processes: every message stored once, a killed SMTP
+  process started again, every one gone after the server stops.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from gateway import metrics
-from gateway.mail.workers import NoticeReader, counter_notice, mailbox_notice, parse_sockets
+from gateway.delivery.smtp_processes import NoticeReader, counter_notice, mailbox_notice, parse_sockets
 from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env, wait_port
 from gateway.testing.world import PASSWORD, World, populate
@@ -89,7 +89,7 @@ def test_metrics_forward_sends_instead_of_counting() -> None:
     assert metrics.CONNECTIONS.labels("mx")._value.get() == before + 1
 
 
-# --- one worker on a socket of our own ------------------------------------------------------------
+# --- one SMTP process on a socket of our own ------------------------------------------------------
 
 def _send(world: World, port: int, ca: str, subject: str) -> None:
     client = smtplib.SMTP("127.0.0.1", port, timeout=30)
@@ -103,7 +103,7 @@ def _send(world: World, port: int, ca: str, subject: str) -> None:
 
 
 def _stored(home: Path) -> int:
-    from gateway.context import Location, open_services
+    from gateway.app.context import Location, open_services
     from gateway.store.models import Message
 
     svc = open_services(Location(home / "gateway.toml", home, True))
@@ -124,19 +124,19 @@ def _read_lines(fd: int, want: int, timeout: float) -> list[bytes]:
     return data.splitlines()
 
 
-def test_worker_process_delivers_and_tells_the_serving_process(tmp_path: Path) -> None:
+def test_smtp_process_delivers_and_tells_the_serving_process(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
     world = populate(home)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "--config", str(home / "gateway.toml"), "smtp-worker",
+        [sys.executable, "-m", "gateway", "--config", str(home / "gateway.toml"), "smtp-process",
          "--socket", f"submission:{listener.fileno()}", "--notices", str(write_fd)],
         stdin=subprocess.PIPE, pass_fds=(listener.fileno(), write_fd), stderr=subprocess.PIPE)
     try:
         os.close(write_fd)
-        # nobody in this process accepts: the connection waits in the backlog for the worker
+        # nobody in this process accepts: the connection waits in the backlog for the SMTP process
         _send(world, port, str(home / "tls" / "ca.pem"), "par un autre processus")
         lines = _read_lines(read_fd, 3, 30)
         assert b"c\tconnections\tsubmission" in lines
@@ -145,7 +145,7 @@ def test_worker_process_delivers_and_tells_the_serving_process(tmp_path: Path) -
         assert len(boxes) == 1 and boxes[0][2:].isdigit()
         assert _stored(home) == 1
         assert proc.stdin is not None
-        proc.stdin.close()  # the serving process goes away: the worker stops by itself
+        proc.stdin.close()  # the serving process goes away: the SMTP process stops by itself
         assert proc.wait(20) == 0
         assert b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
     finally:
@@ -156,9 +156,9 @@ def test_worker_process_delivers_and_tells_the_serving_process(tmp_path: Path) -
         listener.close()
 
 
-def test_worker_refuses_bad_arguments_with_one_line(tmp_path: Path) -> None:
+def test_smtp_process_refuses_bad_arguments_with_one_line(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
-    out = subprocess.run([sys.executable, "-m", "gateway", "--config", str(home / "gateway.toml"), "smtp-worker",
+    out = subprocess.run([sys.executable, "-m", "gateway", "--config", str(home / "gateway.toml"), "smtp-process",
                           "--socket", "imap:3", "--notices", "1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert out.stderr.strip().startswith("gateway: error: --socket 'imap:3'")
@@ -181,28 +181,28 @@ def _alive(pid: int) -> bool:
     return found is not None and found[0] != "Z"
 
 
-def _workers(parent: int) -> set[int]:
+def _smtp_processes(parent: int) -> set[int]:
     pids = set()
     for entry in Path("/proc").iterdir():
         found = _stat(entry.name) if entry.name.isdigit() else None
         if found is None or found[1] != parent or found[0] == "Z":
             continue
         try:
-            if b"smtp-worker" in (entry / "cmdline").read_bytes():
+            if b"smtp-process" in (entry / "cmdline").read_bytes():
                 pids.add(int(entry.name))
         except OSError:
             continue
     return pids
 
 
-def _wait_workers(parent: int, count: int, exclude: set[int] = frozenset(), timeout: float = 30) -> set[int]:  # type: ignore[assignment]
+def _wait_smtp_processes(parent: int, count: int, exclude: set[int] = frozenset(), timeout: float = 30) -> set[int]:  # type: ignore[assignment]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = _workers(parent) - exclude
+        pids = _smtp_processes(parent) - exclude
         if len(pids) >= count:
             return pids
         time.sleep(0.1)
-    raise AssertionError(f"expected {count} SMTP workers under {parent}, saw {_workers(parent)}")
+    raise AssertionError(f"expected {count} SMTP processes under {parent}, saw {_smtp_processes(parent)}")
 
 
 @contextmanager
@@ -227,14 +227,14 @@ def test_serve_with_three_smtp_processes(tmp_path: Path) -> None:
     world = populate(home)
     ca = str(home / "tls" / "ca.pem")
     with _serving(home, 3, stdout=subprocess.PIPE) as (proc, port):
-        first = _wait_workers(proc.pid, 2)
+        first = _wait_smtp_processes(proc.pid, 2)
         for i in range(12):
             _send(world, port, ca, f"message {i}")
         assert _stored(home) == 12
 
         victim = sorted(first)[0]
         os.kill(victim, signal.SIGKILL)  # the serving process starts another in its place
-        again = _wait_workers(proc.pid, 2, exclude={victim}, timeout=20)
+        again = _wait_smtp_processes(proc.pid, 2, exclude={victim}, timeout=20)
         assert victim not in again
         for i in range(6):
             _send(world, port, ca, f"after restart {i}")
@@ -242,7 +242,7 @@ def test_serve_with_three_smtp_processes(tmp_path: Path) -> None:
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        for pid in again:  # the server waited for (and reaped) every worker before exiting
+        for pid in again:  # the server waited for (and reaped) every SMTP process before exiting
             assert not Path(f"/proc/{pid}").exists()
         assert proc.stdout is not None
         assert b"2 more SMTP processes on the same sockets" in proc.stdout.read()
@@ -252,21 +252,21 @@ def test_ctrl_c_to_the_process_group_stops_everything_without_a_restart(tmp_path
     home = make_home(tmp_path / "home")
     log = tmp_path / "serve.log"
     with log.open("wb") as err, _serving(home, 2, stderr=err, start_new_session=True) as (proc, _port):
-        workers = _wait_workers(proc.pid, 1)
+        processes = _wait_smtp_processes(proc.pid, 1)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         assert proc.wait(30) == 0
-        assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+        assert all(not Path(f"/proc/{pid}").exists() for pid in processes)
     assert b"starting it again" not in log.read_bytes()
 
 
-def test_workers_exit_when_the_serving_process_is_killed(tmp_path: Path) -> None:
+def test_smtp_processes_exit_when_the_serving_process_is_killed(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
     with _serving(home, 2) as (proc, _port):
-        workers = _wait_workers(proc.pid, 1)
-        time.sleep(2)  # let the worker get past its start-up
+        processes = _wait_smtp_processes(proc.pid, 1)
+        time.sleep(2)  # let the SMTP process get past its start-up
         proc.kill()  # no chance to stop them: their standard input ends
         proc.wait(10)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        while time.monotonic() < deadline and any(_alive(pid) for pid in processes):
             time.sleep(0.1)
-        assert not any(_alive(pid) for pid in workers), "a worker outlived the serving process"
+        assert not any(_alive(pid) for pid in processes), "an SMTP process outlived the serving process"

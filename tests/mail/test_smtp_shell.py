@@ -20,11 +20,11 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.auth import Authenticator
-from gateway.mail.directory import Directory
-from gateway.mail.flow import SmtpFlow
-from gateway.mail.pipeline import Pipeline
-from gateway.mail.smtpd import GatewaySMTP
+from gateway.accounts.auth import Authenticator
+from gateway.delivery.directory import Directory
+from gateway.delivery.pipeline import Pipeline
+from gateway.delivery.smtp_policy import SmtpFlow
+from gateway.delivery.smtpd import GatewaySMTP
 from smtp import replies
 from smtp.policy import Limits
 

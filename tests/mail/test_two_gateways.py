@@ -20,9 +20,8 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select, update
 
-from gateway.cli import main
-from gateway.mail.listeners import runtime
-from gateway.mail.patient import send_reply
+from gateway.app.cli.main import main
+from gateway.delivery.replies import send_reply
 from gateway.outbound.mdn import build_mdn
 from gateway.store.models import Conversation, HostedDomain, Patient, QueueEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home
@@ -72,7 +71,7 @@ class Side:
         return cert.subject.rfc4514_string()
 
     def dkim(self) -> tuple[str, str]:
-        from gateway.context import Location, open_services
+        from gateway.app.context import Location, open_services
 
         svc = open_services(Location(self.home / "gateway.toml", self.home, True))
         try:
@@ -159,7 +158,7 @@ def test_exchange_both_ways_with_bounce(pair: tuple[Side, Side]) -> None:
             patient_id, mailbox_id = s.execute(select(Patient.id, Patient.mailbox_id)
                                                .where(Patient.ins == INS_B)).one()
             conv_id = s.execute(select(Conversation.id).where(Conversation.mailbox_id == mailbox_id)).scalar_one()
-        rt = runtime(live_b.gateway)
+        rt = live_b.gateway.mail
         reply = send_reply(rt.directory, rt.pipeline, live_b.services.keys, patient_id=patient_id,
                            conversation_id=conv_id, subject="Re: Compte rendu", text="Merci, bien reçu.")
         assert reply.queued == 1

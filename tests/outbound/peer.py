@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.hazmat.primitives import serialization
 
-from gateway.devtls import make_ca, make_leaf
+from gateway.app.devtls import make_ca, make_leaf
 from gateway.testing.ports import free_port
 
 PEM = serialization.Encoding.PEM
@@ -139,7 +139,7 @@ def start_peer(handler: PeerHandler, tls: Tls | None) -> PeerController:
 def add_signing_domain(session: Any, keys: Any, name: str, selector: str = "s2026") -> str:
     """A hosted domain with a DKIM key, as ``gateway domain hosted add`` makes it; returns the TXT."""
     from crypto.dkim import dns_txt_record, generate_dkim_key
-    from gateway.store.accounts import add_hosted_domain
+    from gateway.accounts.pros import add_hosted_domain
 
     private_pem, public_b64 = generate_dkim_key()
     domain = add_hosted_domain(session, name)

@@ -9,12 +9,12 @@ from email.message import EmailMessage, Message
 
 import pytest
 
+from gateway.accounts.patients import provision
 from gateway.outbound import queue
 from gateway.outbound.dsn import DsnRecipient, build_dsn, header_block, notices
 from gateway.outbound.mdn import NoMdnRequested, build_mdn, mdn_addresses
 from gateway.outbound.notify import NOTIFICATION_TEXT, build_notification, notification_due, queue_notification
 from gateway.outbound.values import Envelope, Outcome, QueuedRecipient, RecipientResult
-from gateway.store.patients import provision
 from gateway.testing.store import Store
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -6,8 +6,8 @@ import threading
 
 from crypto.dkim import pinned_dnsfunc, verify_message
 from crypto.dkim_keys import dns_txt_record
+from gateway.accounts.signing_keys import ensure_key, published, signing_key
 from gateway.outbound.signing import author_domain, sign_outgoing
-from gateway.store.signing_keys import ensure_key, published, signing_key
 from gateway.testing.store import Store
 from tests.outbound.peer import add_signing_domain
 

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from crypto.dkim import pinned_dnsfunc, verify_message
+from gateway.accounts.pros import add_trusted_domain
 from gateway.outbound import queue
 from gateway.outbound.process import Context
 from gateway.outbound.queue import QueuedRecipient
 from gateway.outbound.worker import OutboundWorker, start_worker
 from gateway.settings import QueueSettings
-from gateway.store.accounts import add_trusted_domain
 from gateway.store.models import AuditEntry, QueueEntry
 from gateway.testing.store import Store
 from tests.outbound.peer import PeerController, PeerHandler, add_signing_domain

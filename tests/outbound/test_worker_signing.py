@@ -17,6 +17,8 @@ import pytest
 
 from crypto.dkim import pinned_dnsfunc, verify_message
 from crypto.dkim_keys import dns_txt_record
+from gateway.accounts.pros import add_trusted_domain
+from gateway.accounts.signing_keys import published
 from gateway.outbound import queue
 from gateway.outbound.dsn import DsnRecipient, build_dsn
 from gateway.outbound.mdn import build_mdn
@@ -25,8 +27,6 @@ from gateway.outbound.process import Context
 from gateway.outbound.queue import QueuedRecipient
 from gateway.outbound.worker import OutboundWorker
 from gateway.settings import QueueSettings
-from gateway.store.accounts import add_trusted_domain
-from gateway.store.signing_keys import published
 from gateway.testing.store import Store
 from tests.outbound.peer import PeerController, PeerHandler, add_signing_domain
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devtls import write_dev_tls
+from gateway.app.devtls import write_dev_tls
 from smtp import replies
 from smtp.policy import Limits
 from smtp.server import Deadline, ServerConfig, SmtpConnection, SmtpServer, refusal
@@ -311,7 +311,7 @@ async def test_peer_resolver_and_admission() -> None:
 async def test_proxy_headers_read_by_aiosmtpd_on_the_hosts_own_accept_loop() -> None:
     """The gateway's one use of aiosmtpd after the switch: ``aiosmtpd.proxy_protocol.get_proxy``
     reads PROXY v1/v2 from the shell's prelude reader (public API of both). The host accepts
-    itself (``gateway.accept``) and hands the socket over with ``loop.connect_accepted_socket``;
+    itself (``gateway.net.accept``) and hands the socket over with ``loop.connect_accepted_socket``;
     the per-connection ``admit`` and ``on_close`` hooks carry its ticket."""
     import ipaddress
     import socket

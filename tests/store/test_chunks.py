@@ -1,4 +1,4 @@
-"""Large messages in pieces (``gateway/store/chunks.py``), on SQLite and PostgreSQL.
+"""Large messages in pieces (``gateway/mailstore/chunks.py``), on SQLite and PostgreSQL.
 
 A large delivery's pieces are committed before its row; every reader joins them; a missing
 or reordered piece fails to open; a failed delivery leaves no piece; the orphan job
@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crypto.envelope import DecryptionError
-from gateway.jobs import JobConfig, run_job
-from gateway.mail.pipeline import Pipeline
+from gateway.accounts.jobs import JobConfig, run_job
+from gateway.delivery.pipeline import Pipeline
+from gateway.mailstore import chunks, message_ops, summaries
+from gateway.mailstore.folders import find_folder
+from gateway.mailstore.messages import read_message
+from gateway.mailstore.sealed import seal_copy
 from gateway.settings import JobSettings, PatientSettings
-from gateway.store import chunks, imap_messages, imap_summary
 from gateway.store.changes import ChangeHub
-from gateway.store.folders import find_folder
-from gateway.store.messages import read_message, seal_copy
 from gateway.store.models import Message, MessageChunk
 from gateway.testing.store import Store
 from tests.mail.test_group_commit import NOW, patient_inbound
@@ -62,14 +63,14 @@ def test_large_delivery_is_stored_in_pieces_and_reads_back_everywhere(store: Sto
         whole = read_message(s, store.keys, row.id)
         assert whole.endswith(raw)  # trace headers are added in front
         mailbox_id = inbound.recipients[0].target.mailbox_id  # type: ignore[union-attr]
-        assert imap_messages.fetch_raws(s, store.keys, mailbox_id, row.folder_id, [row.uid]) == {row.uid: whole}
-        assert imap_messages.fetch_raw(s, store.keys, mailbox_id, row.folder_id, row.uid) == whole
-        summaries, _ = imap_messages.fetch_summaries(s, store.keys, mailbox_id, row.folder_id, [row.uid])
-        assert summaries[row.uid] == imap_summary.compute(whole)
+        assert message_ops.fetch_raws(s, store.keys, mailbox_id, row.folder_id, [row.uid]) == {row.uid: whole}
+        assert message_ops.fetch_raw(s, store.keys, mailbox_id, row.folder_id, row.uid) == whole
+        found, _ = message_ops.fetch_summaries(s, store.keys, mailbox_id, row.folder_id, [row.uid])
+        assert found[row.uid] == summaries.compute(whole)
     with store.db.write() as s:  # IMAP COPY re-seals the joined bytes under a new uuid
         folder = find_folder(s, mailbox_id, "INBOX")
         assert folder is not None
-        imap_messages.copy(s, store.keys, mailbox_id, "INBOX", [row.uid], "INBOX", remove=False)
+        message_ops.copy(s, store.keys, mailbox_id, "INBOX", [row.uid], "INBOX", remove=False)
     with store.db.read() as s:
         copies = s.execute(select(Message.id).where(Message.id != row.id)).scalars().all()
         assert [read_message(s, store.keys, m) for m in copies] == [whole]

@@ -10,12 +10,12 @@ from sqlalchemy import select, update
 
 from crypto.envelope import DecryptionError
 from crypto.keyring import MasterKeyring
-from gateway.store.accounts import add_hosted_domain, add_pro
-from gateway.store.folders import find_folder
+from gateway.accounts.patients import personal_email, provision
+from gateway.accounts.pros import add_hosted_domain, add_pro
+from gateway.mailstore.folders import find_folder
+from gateway.mailstore.messages import append_message, read_message
 from gateway.store.keys import KeyService, KeyUnavailable
-from gateway.store.messages import append_message, read_message
 from gateway.store.models import DataKey, Message
-from gateway.store.patients import personal_email, provision
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 
@@ -186,7 +186,7 @@ def _raw_dump(store: Store, db_url: str) -> bytes:
 def test_direct_single_fetch_bounds_size_and_mailbox(store: Store) -> None:
     """The driver-level single fetch (IMAP): opens a small message, leaves big ones and
     unknown keys to the ORM path (None), answers {} for a missing UID."""
-    from gateway.store.imap_messages import fetch_one_direct
+    from gateway.mailstore.message_ops import fetch_one_direct
 
     mailbox = _patient(store)
     other = _patient(store, rng_seed=2)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 
+from gateway.accounts.throttle import LoginThrottle, Reservation, ThrottleConfig
 from gateway.store.models import AuditEntry, LoginCounter
-from gateway.store.throttle import LoginThrottle, Reservation, ThrottleConfig
 from gateway.testing.store import Store
 
 NOW = 1_800_000_000.0

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from gateway.store import admins, mediators
-from gateway.store.accounts import AlreadyExists, NotFound
-from gateway.store.admins import InvalidAdminName
+from gateway.accounts import admins, mediators
+from gateway.accounts.admins import InvalidAdminName
+from gateway.accounts.pros import AlreadyExists, NotFound
 from gateway.store.models import Mediator, MediatorSession, MediatorToken
 from gateway.testing.store import Store
 

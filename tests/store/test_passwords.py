@@ -1,4 +1,4 @@
-"""Password hashing (``gateway.store.accounts``): argon2id by libsodium, earlier hashes still valid.
+"""Password hashing (``gateway.accounts.pros``): argon2id by libsodium, earlier hashes still valid.
 
 Every hash below costs one real argon2id computation (64 MiB, 3 passes), so the cases are few.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher, Type
 
-from gateway.store.accounts import hash_password, verify_password
+from gateway.accounts.pros import hash_password, verify_password
 
 PASSWORD = "correct horse battery staple é"
 

@@ -1,4 +1,4 @@
-"""The one "new activation code" operation (gateway.recovery) on SQLite and PostgreSQL."""
+"""The one "new activation code" operation (gateway.operations.recovery) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from gateway import recovery
+from gateway.accounts.patients import check_activation_code, provision
+from gateway.operations import recovery
 from gateway.outbound.queue import MSG_PURPOSE
 from gateway.settings import Settings
 from gateway.store.models import AuditEntry, Patient, QueueEntry
-from gateway.store.patients import check_activation_code, provision
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 

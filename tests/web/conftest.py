@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app.listeners import listener_factories
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import World, populate
 from tests.conftest import require
@@ -21,19 +22,10 @@ class Site:
     live: LiveGateway
 
 
-def _factories() -> list[object] | None:
-    """Every listener, plus IMAP when it exists (so replies can be fetched over IMAP)."""
-    try:
-        from gateway import imap_listener
-    except ImportError:
-        return None
-    from gateway.server import listener_factories
-
-    found = listener_factories()
-    start = getattr(imap_listener, "start_imap", None)
-    if start is not None and start not in found:
-        found.append(start)
-    return list(found)
+def _factories() -> list[object]:
+    """Every listener of ``gateway serve``, the queue worker and the jobs included (IMAP too, so
+    replies can be fetched over IMAP)."""
+    return list(listener_factories())
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import httpx
 import pyotp
 from sqlalchemy import select
 
-from gateway.cli import main as cli_main
+from gateway.app.cli.main import main as cli_main
 from gateway.store.models import Patient
 from gateway.testing.live import LiveGateway
 from gateway.testing.smtpclient import submission_client, transaction

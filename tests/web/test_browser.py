@@ -139,7 +139,7 @@ def test_patient_journey(site: Site, browser: Any) -> None:
     reply = email.message_from_bytes(replies[0], policy=email.policy.default)
     assert str(reply["In-Reply-To"]) == first and ins in str(reply["From"])
     assert [p.get_filename() for p in reply.iter_attachments()] == ["photo.png"]
-    if importlib.util.find_spec("gateway.imap_listener") is not None:  # the professional's IMAP client sees it
+    if importlib.util.find_spec("gateway.imap_adapter.listener") is not None:  # the professional's IMAP client sees it
         over_imap = _imap_fetch_all(site, world.pro)
         assert over_imap is not None and any(b"Merci docteur" in m for m in over_imap)
 

@@ -25,7 +25,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from gateway.store import mediators
+from gateway.accounts import mediators
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import free_port
 from gateway.testing.sink import Sink, running_sink

@@ -32,9 +32,9 @@ def _with_boom(module: object, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveGateway]:
+    from gateway.app.listeners import start_http
     from gateway.web.admin import api, pages
     from gateway.web.patient import login
-    from gateway.web.server import start_http
 
     for module in (login, pages, api):
         _with_boom(module, monkeypatch)

@@ -13,8 +13,8 @@ import httpx
 import pyotp
 import pytest
 
-from gateway.store.admins import add_admin
-from gateway.store.patients import provision
+from gateway.accounts.admins import add_admin
+from gateway.accounts.patients import provision
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import free_port, listen_env
 
@@ -36,7 +36,7 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    from gateway.web.server import start_http, start_https
+    from gateway.app.listeners import start_http, start_https
 
     env = {**listen_env(("http",)), "GATEWAY__LISTEN__HTTPS": f"127.0.0.1:{free_port()}"}
     with live_gateway(make_home(tmp_path / "home"), env=env, factories=[start_http, start_https]) as live:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.app.listeners import start_http
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env
-from gateway.web.server import start_http
 
 PER_ADDRESS = 3
 

@@ -10,8 +10,8 @@ import zipfile
 
 from sqlalchemy import select
 
+from gateway.accounts.patients import personal_email
 from gateway.store.models import Patient, WebSession
-from gateway.store.patients import personal_email
 from gateway.testing.smtpclient import submission_client, transaction
 from gateway.testing.world import PASSWORD
 from tests.web.conftest import Site

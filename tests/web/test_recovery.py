@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import select
 
-from gateway.cli import main as cli_main
+from gateway.app.cli.main import main as cli_main
 from gateway.outbound.queue import MSG_PURPOSE
 from gateway.store.models import Patient, QueueEntry
 from gateway.testing.live import LiveGateway

@@ -86,7 +86,7 @@ def test_secure_cookie_and_hsts_on_https(site: Site) -> None:
 
     from gateway.web.app import create_app
 
-    with TestClient(create_app(site.live.gateway), base_url="https://testserver") as c:
+    with TestClient(create_app(site.live.services, site.live.gateway.mail), base_url="https://testserver") as c:
         r = c.get("/connexion")
         assert r.headers["strict-transport-security"].startswith("max-age=31536000")
         cookie = r.headers["set-cookie"]

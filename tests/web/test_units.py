@@ -85,7 +85,7 @@ def test_totp_codes_are_single_use_with_one_step_of_drift(store: Store) -> None:
     import random
     from datetime import UTC, datetime, timedelta
 
-    from gateway.store.patients import provision
+    from gateway.accounts.patients import provision
     from routing.ins import synthetic_ins
 
     rng = random.Random(5)

@@ -5,6 +5,8 @@ One inner Starlette app, wrapped in the security-headers middleware, mounted by
 professional accounts, patient lookup, outbound queue, audit trail, "Aide à la connexion"
 (the only pages a mediator may open); and the API with bearer tokens and its OpenAPI
 description.
+
+Part of ``gateway.web``: may import what it may (``gateway.operations`` for every action).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from gateway.web.admin.security import SecurityHeaders
 from gateway.web.errors import TEXT, TITLE, UnexpectedErrors, relative_path
 
 if TYPE_CHECKING:
-    from gateway.server import Gateway
+    from gateway.store.services import Services
 
 STATIC = Path(__file__).parent / "static"
 
@@ -52,8 +54,8 @@ def unexpected(ctx: AdminContext, request: Request) -> Response:
     return ctx.render(request, "error.html", None, status=500, message=f"{TITLE}. {TEXT}")
 
 
-def routes(gw: Gateway) -> list[BaseRoute]:
-    app = build(AdminContext(gw.services))
+def routes(svc: Services) -> list[BaseRoute]:
+    app = build(AdminContext(svc))
     return [Mount("", app=SecurityHeaders(app))]
 
 

@@ -15,16 +15,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway import adoption
+from gateway.mailstore import adoption
+from gateway.operations import audit_trail as ops_audit
 from gateway.operations import patients as ops_patients
+from gateway.operations import people as ops_people
 from gateway.operations import pros as ops_pros
 from gateway.operations import queue as ops_queue
 from gateway.operations import trust as ops_trust
+from gateway.operations.common import Actor, OpError, bad_request, flag, integer, not_found
 from gateway.web import forms
-from gateway.web.admin import ops_audit, ops_domains, ops_people
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
-from gateway.web.admin.ops_common import Actor, OpError, bad_request, flag, integer, not_found
 
 MAX_JSON = 64 * 1024
 
@@ -86,17 +87,17 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         return JSONResponse(await run_read(load))
 
     async def domains(request: Request, _: Actor) -> Response:
-        return JSONResponse(await run_read(ops_domains.list_trusted, status=status_param(request)))
+        return JSONResponse(await run_read(ops_trust.list_trusted, status=status_param(request)))
 
     async def domain_add(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
-        return JSONResponse(await run_write(ops_domains.add, actor, data, now=ctx.now()), status_code=201)
+        return JSONResponse(await run_write(ops_trust.add, actor, data, now=ctx.now()), status_code=201)
 
     async def domain_status(request: Request, actor: Actor) -> Response:
         status = {"suspend": "suspended", "resume": "active"}.get(request.path_params["action"])
         if status is None:
             raise not_found("action inconnue")
-        return JSONResponse(await run_write(ops_domains.set_status, actor, request.path_params["name"], status,
+        return JSONResponse(await run_write(ops_trust.set_status, actor, request.path_params["name"], status,
                                             now=ctx.now()))
 
     async def domain_set(request: Request, actor: Actor) -> Response:
@@ -106,9 +107,9 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def domain_import(request: Request, actor: Actor) -> Response:
         apply = flag(request.query_params.get("apply"), "apply")
-        forms.allow_body(request, ops_domains.MAX_UPLOAD)
-        data = await _limited_body(request, ops_domains.MAX_UPLOAD)
-        return JSONResponse(await run_write(ops_domains.import_list, actor, data, source="api-upload.xml",
+        forms.allow_body(request, ops_trust.MAX_UPLOAD)
+        data = await _limited_body(request, ops_trust.MAX_UPLOAD)
+        return JSONResponse(await run_write(ops_trust.import_list, actor, data, source="api-upload.xml",
                                             now=ctx.now(), apply=apply))
 
     async def pros(request: Request, _: Actor) -> Response:

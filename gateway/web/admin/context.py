@@ -23,14 +23,14 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from gateway.store import admins, mediators
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.accounts import admins, mediators
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.operations.common import Actor, OpError
 from gateway.web import forms
-from gateway.web.admin.ops_common import Actor, OpError
 from gateway.web.admin.security import client_ip, same_token, session_token
 
 if TYPE_CHECKING:
-    from gateway.context import Services
+    from gateway.store.services import Services
 
 T = TypeVar("T")
 FORBIDDEN = ("Cette page est réservée aux administrateurs. Un compte de médiateur permet seulement "

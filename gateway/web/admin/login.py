@@ -17,7 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import metrics
-from gateway.store import admins, audit, mediators
+from gateway.accounts import admins, mediators
+from gateway.store import audit
 from gateway.web.admin.context import AdminContext, Who
 from gateway.web.admin.security import (
     LOGIN_CSRF_COOKIE,

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.web.admin import ops_mediation
+from gateway.operations import mediation as ops_mediation
+from gateway.operations.common import Actor, OpError
 from gateway.web.admin.api import body_json
 from gateway.web.admin.context import AdminContext, Who
-from gateway.web.admin.ops_common import Actor, OpError
 
 
 def routes(ctx: AdminContext) -> list[BaseRoute]:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -16,16 +15,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway import metrics
+from gateway.accounts import admins
+from gateway.net.running import Running
 from gateway.settings import split_hostport
-from gateway.store import admins
-
-if TYPE_CHECKING:
-    from gateway.context import Services
-    from gateway.server import Gateway, Running
+from gateway.store.gauges import exposition
+from gateway.store.services import Services
 
 
 async def _exposition(svc: Services) -> Response:
-    body = await asyncio.to_thread(metrics.exposition, svc.db)
+    body = await asyncio.to_thread(exposition, svc.db)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 
 
@@ -38,9 +36,7 @@ def _token_ok(svc: Services, header: str) -> bool:
         return admins.token_admin(session, token, now=datetime.now(UTC)) is not None
 
 
-def metrics_route(gw: Gateway) -> Route:
-    svc = gw.services
-
+def metrics_route(svc: Services) -> Route:
     async def endpoint(request: Request) -> Response:
         if not svc.settings.metrics.enabled:
             return PlainTextResponse("Not Found", status_code=404)
@@ -58,11 +54,8 @@ class _Embedded(uvicorn.Server):
         yield
 
 
-async def start_metrics(gw: Gateway) -> Running:
+async def start_metrics_listener(svc: Services) -> Running:
     """The separate metrics listener when ``metrics.listen`` is set (else a no-op entry)."""
-    from gateway.server import Running
-
-    svc = gw.services
     listen = svc.settings.metrics.listen
     if not listen or not svc.settings.metrics.enabled:
         async def nothing() -> None:

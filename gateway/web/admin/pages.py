@@ -16,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import adoption
+from gateway.mailstore import adoption
+from gateway.operations import people as ops_people
 from gateway.operations import pros as ops_pros
-from gateway.web.admin import ops_domains, ops_people
+from gateway.operations import trust as ops_trust
+from gateway.operations.common import bad_request
 from gateway.web.admin.chart import line_chart
 from gateway.web.admin.context import AdminContext, Who
-from gateway.web.admin.ops_common import bad_request
 
 MESSAGES = {
     "domain-added": "Domaine ajouté à la liste de confiance.",
@@ -68,7 +69,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
                           table=table, columns=list(SERIES_NAMES.values()))
 
     async def domains(request: Request, who: Who) -> Response:
-        rows = await ctx.run(_read, ops_domains.list_trusted)
+        rows = await ctx.run(_read, ops_trust.list_trusted)
         return ctx.render(request, "domains.html", who, rows=rows, message=flash(request))
 
     def _read(fn: Any, *args: Any) -> Any:
@@ -80,7 +81,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> None:
             with ctx.svc.db.write() as session:
-                ops_domains.add(session, who.actor, form, now=ctx.now())
+                ops_trust.add(session, who.actor, form, now=ctx.now())
 
         await ctx.run(go)
         return back(request, "domains", "domain-added")
@@ -91,7 +92,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> None:
             with ctx.svc.db.write() as session:
-                ops_domains.set_status(session, who.actor, request.path_params["name"], status, now=ctx.now())
+                ops_trust.set_status(session, who.actor, request.path_params["name"], status, now=ctx.now())
 
         await ctx.run(go)
         return back(request, "domains", f"domain-{status}")
@@ -104,13 +105,13 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise bad_request("choisissez un fichier XML")
-        data = await upload.read(ops_domains.MAX_UPLOAD + 1)
+        data = await upload.read(ops_trust.MAX_UPLOAD + 1)
         name = (upload.filename or "liste-blanche.xml")[:120]
 
         def plan() -> dict[str, Any]:
             with ctx.svc.db.read() as session:
-                parsed, found = ops_domains.preview(session, data)
-                return ops_domains.plan_dict(parsed, found)
+                parsed, found = ops_trust.preview(session, data)
+                return ops_trust.plan_dict(parsed, found)
 
         result = await ctx.run(plan)
         now = time.monotonic()
@@ -131,7 +132,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> dict[str, Any]:
             with ctx.svc.db.write() as session:
-                return ops_domains.import_list(session, who.actor, data, source=name, now=ctx.now(), apply=True)
+                return ops_trust.import_list(session, who.actor, data, source=name, now=ctx.now(), apply=True)
 
         result = await ctx.run(go)
         return back(request, "domains", "import-applied" if result["applied"] else "import-empty")
@@ -180,7 +181,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/domains", ctx.console(domains), methods=["GET"]),
         Route("/domains", ctx.console(domain_add), methods=["POST"]),
         Route("/domains/import", ctx.console(import_form), methods=["GET"]),
-        Route("/domains/import", ctx.console(import_preview, max_body=ops_domains.MAX_UPLOAD + 65_536),
+        Route("/domains/import", ctx.console(import_preview, max_body=ops_trust.MAX_UPLOAD + 65_536),
               methods=["POST"]),
         Route("/domains/import/apply", ctx.console(import_apply), methods=["POST"]),
         Route("/domains/{name}/status", ctx.console(domain_status), methods=["POST"]),

@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from gateway.operations import audit_trail as ops_audit
+from gateway.operations import people as ops_people
 from gateway.operations import queue as ops_queue
-from gateway.web.admin import ops_audit, ops_people
+from gateway.operations.common import OpError, bad_request
 from gateway.web.admin.context import AdminContext, Who
-from gateway.web.admin.ops_common import OpError, bad_request
 
 QUEUE_MESSAGES = {"retry": "Nouvel essai programmé.", "bounce": "Entrée rejetée : l'expéditeur sera prévenu.",
                   "cancel": "Entrée annulée."}

@@ -3,22 +3,26 @@ replies, attachments, read receipts and "Mon espace" (issue 5).
 
 The routes live in small modules (``activation``, ``login``, ``forgot``, ``inbox``,
 ``actions``, ``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
+
+Part of ``gateway.web``: may import what it may (``gateway.delivery`` for replies and read
+receipts, through the :class:`~gateway.delivery.runtime.MailRuntime` handed in).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Router
 from starlette.staticfiles import StaticFiles
 
+from gateway.delivery.runtime import MailRuntime
+from gateway.store.services import Services
 from gateway.web import errors
-
-if TYPE_CHECKING:
-    from gateway.server import Gateway
+from gateway.web.patient import actions, activation, forgot, inbox, login, myspace
+from gateway.web.patient.security import SecurityHeaders
+from gateway.web.patient.state import PatientWeb
 
 STATIC = Path(__file__).parent / "static"
 
@@ -32,12 +36,8 @@ class _CachedStatic(StaticFiles):
         return response
 
 
-def routes(gw: Gateway) -> list[BaseRoute]:
-    from gateway.web.patient import actions, activation, forgot, inbox, login, myspace
-    from gateway.web.patient.security import SecurityHeaders
-    from gateway.web.patient.state import PatientWeb
-
-    web = PatientWeb(gw)
+def routes(svc: Services, mail: MailRuntime) -> list[BaseRoute]:
+    web = PatientWeb(svc, mail)
     inner: list[BaseRoute] = [Mount("/static", app=_CachedStatic(directory=STATIC), name="static")]
     for module in (login, activation, forgot, inbox, actions, myspace):
         inner.extend(module.routes(web))
@@ -54,4 +54,4 @@ def routes(gw: Gateway) -> list[BaseRoute]:
         return web.problem(request, 500, errors.TITLE, errors.TEXT, back="/")
 
     app = errors.UnexpectedErrors(router, unexpected, area="patient inbox")
-    return [Mount("", app=SecurityHeaders(app, hsts_max_age=gw.services.settings.web.hsts_max_age_seconds))]
+    return [Mount("", app=SecurityHeaders(app, hsts_max_age=svc.settings.web.hsts_max_age_seconds))]

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.mail.patient import ReplyRefused, send_reply
-from gateway.store.messages import open_message
+from gateway.delivery.replies import ReplyRefused, send_reply
+from gateway.mailstore.messages import open_message
 from gateway.store.models import Message
 from gateway.web.patient import mailbox, mailview
 from gateway.web.patient.anon import field

@@ -5,7 +5,7 @@ erased when activation completes or when the patient opposes. Between the code a
 first verified TOTP code, the password hash and the TOTP secret wait sealed in the
 activation session (``web_sessions.pending_sealed``), so nothing is half-enrolled.
 
-Recovery (issue 14): a new code issued for a space already activated (``gateway.recovery``)
+Recovery (issue 14): a new code issued for a space already activated (``gateway.operations.recovery``)
 goes through the same pages; at the end the new password and TOTP secret replace the old
 ones, every web session of the patient ends, the mailbox is untouched, and the access
 history shows ``patient.recover``.
@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.accounts.patients import by_ins, check_activation_code, set_state
+from gateway.accounts.pros import hash_password
 from gateway.store import audit
-from gateway.store.accounts import hash_password
 from gateway.store.models import Patient, WebSession
-from gateway.store.patients import by_ins, check_activation_code, set_state
 from gateway.web.patient import security, sessions, totp
 from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page

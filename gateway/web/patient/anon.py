@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from gateway import metrics
-from gateway.store.throttle import Reservation
+from gateway.accounts.throttle import Reservation
 from gateway.web import forms
 from gateway.web.patient import security
 from gateway.web.patient.state import PatientWeb

@@ -12,8 +12,8 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
+from gateway.mailstore.messages import open_message
 from gateway.store.keys import KeyService
-from gateway.store.messages import open_message
 from gateway.store.models import Patient
 from gateway.web.patient import mailbox, mailview
 

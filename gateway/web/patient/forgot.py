@@ -1,7 +1,7 @@
 """"Mot de passe oublié / téléphone perdu" (issue 14): ask for a new activation code by e-mail.
 
 The patient gives the INS; when the space has a personal address on file a new code is mailed
-to it (``gateway.recovery.self_service``: one mail per ``patients.recovery_mail_interval_minutes``).
+to it (``gateway.operations.recovery.self_service``: one mail per ``patients.recovery_mail_interval_minutes``).
 The page answers the same whether or not the INS exists or has an address, and the work runs
 after the answer is sent, so neither the text nor the time tells. Requests are counted in the
 shared throttle (per INS and per client address) like failed logins. Without an address, the
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import recovery
+from gateway.operations import recovery
 from gateway.web.patient import security
 from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve
 from gateway.web.patient.state import PatientWeb

@@ -41,7 +41,7 @@ ACTIONS = {
                         "code d'activation ; toutes les sessions ouvertes ont été fermées"),
     "mediator.patient.lookup": "Consultation de l'état de votre espace par un médiateur",
 }
-# Who issued a new activation code (``gateway.recovery``), by the actor's kind.
+# Who issued a new activation code (``gateway.operations.recovery``), by the actor's kind.
 NEW_CODE = {
     "mediator": "Un médiateur a émis un nouveau code d'activation",
     "admin": "Un administrateur a émis un nouveau code d'activation",

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.store.messages import open_message
+from gateway.mailstore.messages import open_message
 from gateway.web.patient import mailbox, mailview, receipts
 from gateway.web.patient.guard import page
 from gateway.web.patient.state import Ctx, PatientWeb

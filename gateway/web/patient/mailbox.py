@@ -17,9 +17,9 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store import imap_messages
+from gateway.mailstore import message_ops
+from gateway.mailstore.messages import open_message
 from gateway.store.keys import KeyService
-from gateway.store.messages import open_message
 from gateway.store.models import Conversation, Folder, Message
 from gateway.web.patient import mailview
 from imap.proto.commands import StoreMode
@@ -120,21 +120,21 @@ def conversation(session: Session, mailbox_id: int, conversation_id: int) -> Con
 
 def add_flag(session: Session, mailbox_id: int, message: Message, folder: str, flag: str) -> bool:
     """Set ``flag``; ``False`` when it was already set (so callers can do something once)."""
-    result = imap_messages.store_flags(session, mailbox_id, folder, [message.uid], StoreMode.ADD, [flag], None)
+    result = message_ops.store_flags(session, mailbox_id, folder, [message.uid], StoreMode.ADD, [flag], None)
     return bool(result.updated)
 
 
 def remove_flag(session: Session, mailbox_id: int, message: Message, folder: str, flag: str) -> None:
-    imap_messages.store_flags(session, mailbox_id, folder, [message.uid], StoreMode.REMOVE, [flag], None)
+    message_ops.store_flags(session, mailbox_id, folder, [message.uid], StoreMode.REMOVE, [flag], None)
 
 
 def move(session: Session, keys: KeyService, mailbox_id: int, message: Message, folder: str, to: str) -> None:
-    imap_messages.copy(session, keys, mailbox_id, folder, [message.uid], to, remove=True)
+    message_ops.copy(session, keys, mailbox_id, folder, [message.uid], to, remove=True)
 
 
 def delete(session: Session, mailbox_id: int, message: Message, folder: str) -> None:
     add_flag(session, mailbox_id, message, folder, "\\Deleted")
-    imap_messages.expunge(session, mailbox_id, folder, [message.uid])
+    message_ops.expunge(session, mailbox_id, folder, [message.uid])
 
 
 def search(session: Session, keys: KeyService, mailbox_id: int, query: str) -> list[Item]:

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from gateway.accounts.patients import personal_email, set_state
+from gateway.accounts.pros import hash_password, verify_password
 from gateway.store import audit
-from gateway.store.accounts import hash_password, verify_password
 from gateway.store.models import Patient, WebSession
-from gateway.store.patients import personal_email, set_state
 from gateway.web.patient import export, history, security, sessions, totp
 from gateway.web.patient.anon import failed, field, reserve, succeeded
 from gateway.web.patient.guard import page

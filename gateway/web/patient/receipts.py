@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
+from gateway.mailstore.messages import open_message
 from gateway.outbound.mdn import build_mdn, mdn_addresses
 from gateway.store import audit
-from gateway.store.messages import open_message
 from gateway.web.patient import mailbox, mailview
 from gateway.web.patient.state import Ctx, PatientWeb
 

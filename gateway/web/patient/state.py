@@ -6,21 +6,19 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.store.throttle import LoginThrottle, ThrottleConfig
+from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.delivery.runtime import MailRuntime
+from gateway.store.services import Services
 from gateway.web.patient import security
 from gateway.web.patient.sessions import Lifetimes
 from gateway.web.patient.totp import ReplayGuard
-
-if TYPE_CHECKING:
-    from gateway.mail.listeners import MailRuntime
-    from gateway.server import Gateway
 
 T = TypeVar("T")
 try:
@@ -64,13 +62,14 @@ def _date(value: datetime | None) -> str:
 
 
 class PatientWeb:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-        self.services = gw.services
-        self.settings = gw.services.settings
+    def __init__(self, services: Services, mail: MailRuntime) -> None:
+        self.services = services
+        self.mail = mail
+        """The process's delivery runtime: replies and read receipts go through its pipeline."""
+        self.settings = services.settings
         self.web = self.settings.web
-        self.db = gw.services.db
-        self.keys = gw.services.keys
+        self.db = services.db
+        self.keys = services.keys
         w = self.web
         self.throttle = LoginThrottle(self.db, ThrottleConfig(
             window=900.0, delay_after=w.login_delay_after, lockout_after=w.login_lockout_after,
@@ -85,12 +84,6 @@ class PatientWeb:
         self.replay = ReplayGuard(self.db)
         self.env.filters["size"] = _size
         self.env.filters["date"] = _date
-
-    @property
-    def mail(self) -> MailRuntime:
-        from gateway.mail.listeners import runtime
-
-        return runtime(self.gw)
 
     @staticmethod
     def now() -> datetime:

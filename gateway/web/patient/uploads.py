@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from starlette.datastructures import UploadFile
 
-from gateway.mail.patient import Attachment
+from gateway.delivery.replies import Attachment
 
 KINDS: dict[str, tuple[str, tuple[bytes, ...]]] = {
     "pdf": ("application/pdf", (b"%PDF-",)),

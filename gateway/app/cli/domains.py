@@ -1,0 +1,277 @@
+"""``gateway domain hosted ...`` and ``gateway domain trust ...``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from crypto.dkim_keys import KEY_TYPES, PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key, zone_record
+from gateway.accounts.pros import add_hosted_domain, add_trusted_domain, trusted_domain
+from gateway.accounts.signing_keys import ensure_key, published
+from gateway.app.cli import imports
+from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.operations import trust
+from gateway.operations.common import cli_actor
+from gateway.settings import split_hostport
+from gateway.store import audit
+from gateway.store.models import HostedDomain, TrustedDomain
+from gateway.store.services import Services
+from routing.address import InvalidAddress, normalise_domain
+
+DEFAULT_SELECTOR_PREFIX = "hmg"
+DKIM_HELP = ("where the domain's DKIM keys come from: dns, none (not checked), or pinned:SELECTOR:KEYFILE, "
+             "KEYFILE holding a PEM public key, the TXT record as opendkim-genkey writes it (the .txt file) "
+             "or the bare p= value; RSA or Ed25519")
+DKIM_REQUIRED_HELP = ("require a passing DKIM signature even when the operator certificate (--dn) authenticates "
+                      "the connection")
+
+
+def register(node: Node, leaf: Leaf) -> None:
+    domain = node("domain", "manage hosted domains and the trust list")
+    hosted = domain.add_parser("hosted", help="domains whose professionals have accounts here")
+    hosted_sub = hosted.add_subparsers(dest="hosted_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(hosted_sub, "add", "add a hosted domain (generates its DKIM key)", cmd_hosted_add)
+    p.add_argument("domain")
+    p.add_argument("--selector", help="DKIM selector (default: hmg<YYYYMM>)")
+    p.add_argument("--key-type", choices=KEY_TYPES, default="rsa",
+                   help="rsa (2048 bits, the default: every receiver verifies it) or ed25519 (RFC 8463: "
+                        "receivers that do not know it ignore the signature)")
+    p = leaf(hosted_sub, "list", "list hosted domains", cmd_hosted_list)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(hosted_sub, "dkim", "print the DNS TXT records that publish the DKIM keys the gateway signs with: "
+                                 "every hosted domain's, the patient domain's and the host name's (made now "
+                                 "if missing: read receipts, patients' replies, DSNs and notifications)",
+             cmd_hosted_dkim)
+    p.add_argument("domain", nargs="?", help="only this domain's record (a hosted domain, the patient domain or "
+                                             "the host name)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    trust = domain.add_parser("trust", help="the trust list: remote domains allowed to exchange mail")
+    trust_sub = trust.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
+    p = leaf(trust_sub, "add", "add a trusted domain", cmd_trust_add)
+    p.add_argument("domain")
+    p.add_argument("--description", metavar="T")
+    p.add_argument("--dn", "--cert-dn", metavar="DN", help="operator certificate subject DN the peer must present")
+    p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX")
+    p.add_argument("--dkim", metavar="POLICY", default="dns", help=DKIM_HELP + " (default: dns)")
+    p.add_argument("--dkim-required", action="store_true", help=DKIM_REQUIRED_HELP)
+    p.add_argument("--no-tls-required", action="store_true",
+                   help="private link: no TLS, From: aligned on the envelope sender (tests, dedicated lines)")
+    p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted from/to this domain")
+    p = leaf(trust_sub, "set", "edit a trusted domain in place (one transaction: never untrusted in between); "
+                               "only the options given change, an empty value clears the field", cmd_trust_set)
+    p.add_argument("domain")
+    p.add_argument("--description", metavar="T")
+    p.add_argument("--dn", "--cert-dn", metavar="DN", help="operator certificate subject DN the peer must present")
+    p.add_argument("--route", metavar="HOST:PORT", help="deliver here instead of the DNS MX ('' for the DNS MX)")
+    p.add_argument("--dkim", metavar="POLICY", help=DKIM_HELP)
+    required = p.add_mutually_exclusive_group()
+    required.add_argument("--dkim-required", dest="dkim_required", action="store_const", const=True, default=None,
+                          help=DKIM_REQUIRED_HELP)
+    required.add_argument("--no-dkim-required", dest="dkim_required", action="store_const", const=False,
+                          help="the operator certificate suffices (the default; DKIM is still required when no "
+                               "certificate DN is bound)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls-required", dest="tls_required", action="store_const", const=True, default=None,
+                     help="require TLS (the default for a new entry)")
+    tls.add_argument("--no-tls-required", dest="tls_required", action="store_const", const=False,
+                     help="private link: no TLS, From: aligned on the envelope sender")
+    p.add_argument("--max-size", metavar="BYTES", help="largest message accepted from/to this domain ('none': no "
+                                                       "limit of its own)")
+    p = leaf(trust_sub, "list", "list the trust list", cmd_trust_list)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(trust_sub, "remove", "remove a trusted domain", cmd_trust_remove)
+    p.add_argument("domain")
+    p = leaf(trust_sub, "suspend", "suspend a trusted domain (mail refused until resumed)", cmd_trust_suspend)
+    p.add_argument("domain")
+    p = leaf(trust_sub, "resume", "resume a suspended trusted domain", cmd_trust_resume)
+    p.add_argument("domain")
+    imports.register_trust(trust_sub, leaf)
+
+
+def _domain(value: str) -> str:
+    with translate_errors():
+        return normalise_domain(value)
+
+
+def cmd_hosted_add(args: argparse.Namespace) -> int:
+    name = _domain(args.domain)
+    selector = args.selector or f"{DEFAULT_SELECTOR_PREFIX}{datetime.now(UTC):%Y%m}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", selector):
+        raise UserError(f"invalid DKIM selector {selector!r} (letters, digits and '-')")
+    private_pem, public_b64 = generate_dkim_key(key_type=args.key_type)
+    with services(args) as svc, svc.db.write() as session, translate_errors():
+        domain = add_hosted_domain(session, name)
+        system = svc.keys.system_key(session)
+        domain.dkim_selector = selector
+        domain.dkim_data_key_id = system.data_key_id
+        domain.dkim_key_sealed = system.seal("dkim", name, private_pem)
+        domain.dkim_public_key = public_b64.decode("ascii")
+        audit.record(session, actor=actor(), action="domain.hosted.add", subject_ref=f"domain:{name}",
+                     details={"selector": selector})
+    print(f"hosted domain {name} added; publish its DKIM key with: gateway domain hosted dkim {name}")
+    return 0
+
+
+def cmd_hosted_list(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        rows = [{"domain": d.name, "dkim_selector": d.dkim_selector, "created_at": d.created_at.isoformat()}
+                for d in session.execute(select(HostedDomain).order_by(HostedDomain.name)).scalars()]
+    if args.json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["domain", "dkim_selector", "created_at"])
+    return 0
+
+
+def _gateway_domains(svc: Services) -> dict[str, str]:
+    """The domains the gateway writes mail from without hosting them (keys in ``dkim_keys``),
+    each with what it signs."""
+    roles: dict[str, list[str]] = {}
+    for value, role in ((svc.settings.domains.patient_domain, "patient domain (read receipts, patients' replies)"),
+                        (svc.settings.server.hostname, "host name (DSNs, notifications)")):
+        try:
+            roles.setdefault(normalise_domain(value), []).append(role)
+        except InvalidAddress:
+            continue
+    return {name: ", ".join(what) for name, what in roles.items()}
+
+
+def cmd_hosted_dkim(args: argparse.Namespace) -> int:
+    wanted = _domain(args.domain) if args.domain else None
+    with services(args) as svc, svc.db.write() as session:
+        own = _gateway_domains(svc)
+        for name in own:
+            if wanted is None or wanted == name:
+                ensure_key(session, svc.keys, name, actor=actor())  # to publish before the first signed message
+        found = [k for k in published(session) if wanted is None or k.domain == wanted]
+    if wanted is not None and not found:
+        raise UserError(f"{wanted} is neither a hosted domain with a DKIM key, nor the patient domain, nor the "
+                        "host name")
+    rows = [(k, "hosted domain" if k.source == "hosted" else own.get(k.domain, "gateway key")) for k in found]
+    if args.json:
+        emit_json([{"domain": k.domain, "selector": k.selector, "key_type": k.key_type,
+                    "name": f"{k.selector}._domainkey.{k.domain}", "value": dns_txt_record(k.public_key),
+                    "signs": signs} for k, signs in rows])
+        return 0
+    for key, signs in rows:
+        print(f"; {key.domain}: {signs}")
+        print(zone_record(key.selector, key.domain, key.public_key, key.key_type))
+    return 0
+
+
+def parse_pubkey_file(path: Path) -> str:
+    """The ``p=`` value of the key in ``path``: PEM, a DKIM TXT record (zone-file stub) or bare base64."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read public key file ({exc.__class__.__name__})") from None
+    try:
+        return parse_public_key(text).p
+    except PublicKeyError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _dkim_fields(policy: str) -> dict[str, Any]:
+    if policy in ("dns", "none"):
+        return {"dkim_policy": policy}
+    parts = policy.split(":", 2)
+    if len(parts) != 3 or parts[0] != "pinned" or not parts[1] or not parts[2]:
+        raise UserError(f"--dkim: expected dns, none or pinned:SELECTOR:PUBKEYFILE, got {policy!r}")
+    return {"dkim_policy": "pinned", "dkim_selector": parts[1],
+            "dkim_public_key": parse_pubkey_file(Path(parts[2]))}
+
+
+def cmd_trust_add(args: argparse.Namespace) -> int:
+    name = _domain(args.domain)
+    fields: dict[str, Any] = _dkim_fields(args.dkim)
+    if args.dkim_required:
+        if fields["dkim_policy"] == "none":
+            raise UserError("--dkim-required: a required signature needs --dkim dns or pinned")
+        fields["dkim_required"] = True
+    if args.route:
+        try:
+            split_hostport(args.route)
+        except ValueError as exc:
+            raise UserError(f"--route: {exc}") from None
+    if args.max_size is not None and args.max_size <= 0:
+        raise UserError("--max-size: must be a positive number of bytes")
+    fields.update(description=args.description, operator_dn=args.dn, route=args.route,
+                  tls_required=not args.no_tls_required, max_message_size=args.max_size,
+                  status="active", origin="manual")
+    with services(args) as svc, svc.db.write() as session, translate_errors():
+        add_trusted_domain(session, name, **fields)
+        audit.record(session, actor=actor(), action="domain.trust.add", subject_ref=f"domain:{name}",
+                     details={k: v for k, v in fields.items() if k != "dkim_public_key"})
+    print(f"trusted domain {name} added")
+    return 0
+
+
+def cmd_trust_set(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = {field: value for field, value in (
+        ("description", args.description), ("operator_dn", args.dn), ("route", args.route),
+        ("tls_required", args.tls_required)) if value is not None}
+    if args.dkim is not None:
+        data.update(_dkim_fields(args.dkim))
+    if args.dkim_required is not None:
+        data["dkim_required"] = args.dkim_required
+    if args.max_size is not None:
+        data["max_message_size"] = "" if args.max_size.lower() == "none" else args.max_size
+    if not data:
+        raise UserError("nothing to change: give at least one option (see 'gateway domain trust set --help')")
+    with services(args) as svc, svc.db.write() as session:
+        done = trust.update(session, cli_actor(), args.domain, data, now=datetime.now(UTC))
+    changed = ", ".join(done["changed"])
+    print(f"trusted domain {done['name']}: " + (f"changed {changed}" if changed else "nothing changed"))
+    return 0
+
+
+def _trust_row(d: TrustedDomain) -> dict[str, Any]:
+    return {"domain": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
+            "dkim": d.dkim_policy + (f":{d.dkim_selector}" if d.dkim_policy == "pinned" else ""),
+            "dkim_required": d.dkim_required,
+            "route": d.route, "tls_required": d.tls_required, "max_message_size": d.max_message_size,
+            "origin": d.origin, "updated_at": d.modified_at.isoformat()}
+
+
+def cmd_trust_list(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        rows = [_trust_row(d) for d in session.execute(select(TrustedDomain).order_by(TrustedDomain.name)).scalars()]
+    if args.json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["domain", "status", "dkim", "dkim_required", "route", "tls_required", "description"])
+    return 0
+
+
+def _change_trust(args: argparse.Namespace, action: str) -> int:
+    name = _domain(args.domain)
+    with services(args) as svc, svc.db.write() as session:
+        entry = trusted_domain(session, name)
+        if entry is None:
+            raise UserError(f"{name} is not in the trust list")
+        if action == "remove":
+            session.delete(entry)
+        else:
+            entry.status = "suspended" if action == "suspend" else "active"
+            entry.modified_at = datetime.now(UTC)
+        audit.record(session, actor=actor(), action=f"domain.trust.{action}", subject_ref=f"domain:{name}")
+    print(f"trusted domain {name}: {action}{'d' if action.endswith('e') else 'ed'}")
+    return 0
+
+
+def cmd_trust_remove(args: argparse.Namespace) -> int:
+    return _change_trust(args, "remove")
+
+
+def cmd_trust_suspend(args: argparse.Namespace) -> int:
+    return _change_trust(args, "suspend")
+
+
+def cmd_trust_resume(args: argparse.Namespace) -> int:
+    return _change_trust(args, "resume")

@@ -1,0 +1,172 @@
+"""``gateway keys``: master key versions, rotation in batches, retiring, status (issue 14)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services
+from gateway.app.cli.progress import Progress
+from gateway.store import audit, keyops
+from gateway.store.keys import (
+    BatchResult,
+    active_version,
+    count_under,
+    pending_counts,
+    recorded_checks,
+    versions_in_use,
+)
+
+ROTATE_EPILOG = """\
+How running processes learn of the new version: every process (gateway serve, its SMTP
+worker processes, every node) re-reads its key file when it meets a data key wrapped with a
+version it lacks, and on SIGHUP ('systemctl reload gateway'); no restart is needed. New data
+keys are wrapped with the newest version recorded in the database.
+
+One node, or nodes sharing one key file:
+    gateway keys rotate
+
+Several nodes, each with its own copy of the key file: give every node the new version
+before any data key uses it, then rotate:
+    gateway keys rotate --prepare      # on one node: adds the version to its key file only
+    (copy keys/master.keys to every node, mode 0600; SIGHUP optional)
+    gateway keys rotate                # records the version, re-wraps in batches
+A node whose file lacks the new version keeps serving; what it cannot open answers a
+failure (SMTP 451 4.3.0, IMAP NO, a web error page) and it logs the missing version until it
+gets the file. A node started with a file that does not open every version in use refuses
+to start.
+
+Interrupted (Ctrl-C, crash)? Run 'gateway keys rotate' again: it continues with the same
+version (--new-version adds yet another). When 'gateway keys status' shows no data key
+under an old version: 'gateway keys retire VERSION'.
+"""
+
+
+def register(node: Node, leaf: Leaf) -> None:
+    keys = node("keys", "master keys: rotation, retiring, status")
+    p = leaf(keys, "rotate", "add a master key version and re-wrap every data key under it, in short batches",
+             cmd_keys_rotate)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ROTATE_EPILOG
+    p.add_argument("--batch-size", type=int, default=keyops.DEFAULT_BATCH, metavar="N",
+                   help="data keys re-wrapped per transaction (default: %(default)s)")
+    p.add_argument("--new-version", action="store_true",
+                   help="add a new version even when an unfinished rotation could be continued")
+    p.add_argument("--prepare", action="store_true",
+                   help="only add the new version to the key file (to copy it to every node first); "
+                        "nothing uses it until 'keys rotate'")
+    p = leaf(keys, "retire", "remove an old master key version from the key file (refused while any data key "
+             "still uses it)", cmd_keys_retire)
+    p.add_argument("version", metavar="VERSION", help="version number, e.g. 1 or v1")
+    p = leaf(keys, "status", "show master key versions, their key checks and how many data keys each wraps",
+             cmd_keys_status)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _version(text: str) -> int:
+    value = text.strip().lower().removeprefix("v")
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"VERSION must be a version number such as 2 or v2, got {text!r}")
+    return int(value)
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    if args.batch_size < 1 or args.batch_size > 100_000:
+        raise UserError("--batch-size must be between 1 and 100000")
+    with services(args) as svc:
+        path = svc.settings.master_key_path
+        try:
+            if args.prepare:
+                version, added = keyops.prepare_version(svc.db, svc.keys, path)
+                with svc.db.write() as session:
+                    audit.record(session, actor=actor(), action="keys.prepare",
+                                 details={"version": version, "added": added})
+                print(f"master key v{version} {'added to' if added else 'already in'} {path}; nothing uses it yet. "
+                      "Copy this file to every node (mode 0600), then run 'gateway keys rotate'.")
+                return 0
+            plan = keyops.plan_rotation(svc.db, svc.keys, path, new_version=args.new_version)
+        except keyops.KeyOperationError as exc:
+            raise UserError(str(exc)) from None
+        intro = {"new": f"master key v{plan.target} added to {path}",
+                 "resume": f"continuing the rotation to v{plan.target}",
+                 "prepared": f"using the prepared master key v{plan.target}"}[plan.how]
+        print(f"{intro}; {plan.total:,} data keys to re-wrap in batches of {args.batch_size:,}", flush=True)
+        with svc.db.write() as session:
+            audit.record(session, actor=actor(), action="keys.rotate.start",
+                         details={"version": plan.target, "how": plan.how, "data_keys": plan.total})
+        progress = Progress(sys.stderr, plan.total, label="data keys")
+        done = 0
+
+        def on_batch(batch: BatchResult) -> None:
+            nonlocal done
+            done += batch.rewrapped + len(batch.failed)
+            progress.update(done)
+
+        try:
+            result = keyops.run_rotation(svc.db, svc.keys.ring, plan, batch_size=args.batch_size, on_batch=on_batch)
+        except keyops.KeyOperationError as exc:
+            raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            progress.finish()
+            print(f"interrupted after {done:,} data keys; run 'gateway keys rotate' again to continue",
+                  file=sys.stderr)
+            return 130
+        progress.finish()
+        with svc.db.write() as session:
+            audit.record(session, actor=actor(), action="keys.rotate",
+                         details={"version": plan.target, "data_keys": result.rewrapped,
+                                  "failed": len(result.failed)})
+        with svc.db.read() as session:
+            left = {v: n for v, n in pending_counts(session, plan.target).items() if n}
+    print(f"master key v{plan.target}: re-wrapped {result.rewrapped:,} data keys in {result.seconds:.1f} s")
+    if result.failed:
+        shown = ", ".join(str(i) for i in result.failed[:10])
+        print(f"gateway: error: {len(result.failed):,} data keys did not unwrap and were left as they are "
+              f"(ids {shown}{', ...' if len(result.failed) > 10 else ''})", file=sys.stderr)
+        return 1
+    if left:
+        print("still under an old version (created meanwhile): "
+              + ", ".join(f"v{v}: {n:,}" for v, n in sorted(left.items()))
+              + "; run 'gateway keys rotate' again")
+        return 1
+    old = [v for v in svc.keys.ring.versions if v != plan.target]
+    if old:
+        print(f"no data key uses {', '.join(f'v{v}' for v in old)} any more: "
+              f"'gateway keys retire {old[0]}' removes it from the key file")
+    return 0
+
+
+def cmd_keys_retire(args: argparse.Namespace) -> int:
+    version = _version(args.version)
+    with services(args) as svc:
+        path = svc.settings.master_key_path
+        try:
+            ring = keyops.retire(svc.db, svc.keys, path, version, actor=actor())
+        except keyops.KeyOperationError as exc:
+            raise UserError(str(exc)) from None
+    print(f"master key v{version} removed from {path} (left: {', '.join(f'v{v}' for v in ring.versions)}); "
+          "copy the file to every other node")
+    return 0
+
+
+def cmd_keys_status(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        ring = svc.keys.ring
+        checks = recorded_checks(session)
+        active = active_version(session)
+        versions = sorted({*ring.versions, *checks, *versions_in_use(session)})
+        rows = []
+        for v in versions:
+            if v not in checks:
+                check = "not recorded"
+            elif not ring.has(v):
+                check = "MISSING FROM FILE"
+            else:
+                check = "ok" if ring.verify_key_check(v, checks[v]) else "MISMATCH"
+            rows.append({"version": v, "in_file": ring.has(v), "key_check": check, "current": v == active,
+                         "data_keys": count_under(session, v)})
+    if args.json:
+        emit_json(rows)
+    else:
+        emit_table(rows, ["version", "in_file", "key_check", "current", "data_keys"])
+    return 0

@@ -1,0 +1,280 @@
+"""The IMAP backend over the encrypted store, for professional accounts (issue 4 §3, §5).
+
+Implements :class:`imap.backend.Backend` / :class:`imap.backend.Mailboxes`. Database and
+crypto work runs in worker threads (``asyncio.to_thread``); every write that changes a
+mailbox notifies the :class:`~gateway.store.changes.ChangeHub` after commit, which wakes
+IDLE sessions in this process; other processes' writes are seen by polling the folder's
+HIGHESTMODSEQ (at most ``poll_interval`` late). Logins go through
+:class:`gateway.accounts.auth.Authenticator` (argon2, throttled, audited with the peer address);
+each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content;
+group-committed with concurrent ones, :mod:`gateway.imap_adapter.audit`); folder listings
+are cached in memory per process (:mod:`gateway.imap_adapter.listing`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from gateway.accounts.auth import Authenticator
+from gateway.imap_adapter.audit import AuditWriter
+from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
+from gateway.mailstore import folder_ops as folders
+from gateway.mailstore import message_ops as messages
+from gateway.store.changes import ChangeHub, announce
+from gateway.store.db import Database
+from gateway.store.keys import KeyService
+from gateway.store.raw import Direct
+from imap.backend import (
+    AppendResult,
+    AuthenticationFailed,
+    CopyResult,
+    Credentials,
+    FolderInfo,
+    FolderStatus,
+    MessageMeta,
+    MessageSummary,
+    StoreResult,
+)
+from imap.proto.commands import StoreMode
+from imap.proto.errors import Code, CommandFailed
+
+T = TypeVar("T")
+READ_THREADS = 4
+# How long a look at a folder's HIGHESTMODSEQ stays good while the change hub announces
+# nothing for the mailbox (the check after each command; IDLE has its own poll interval).
+FRESH_S = 1.0
+# A single message up to this size is fetched on the event loop on SQLite (Database.loop_reader);
+# a larger one (decrypting 25 MB takes tens of milliseconds) goes to a reader thread.
+INLINE_MAX = 256 * 1024
+
+
+class StoreBackend:
+    """:class:`imap.backend.Backend` for the gateway's store (one per process)."""
+
+    def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *,
+                 authenticator: Authenticator | None = None, poll_interval: float = 0.5) -> None:
+        self.db = db
+        self.keys = keys
+        self.hub = hub
+        self.authenticator = authenticator or Authenticator(db)
+        self.poll_interval = poll_interval
+        self.listings = Listings()  # folder listings shared by all sessions (memory only)
+        self.summaries = Summaries()  # decrypted summaries, bounded, memory only
+        self.access_audit = AuditWriter(db)  # SELECT / EXAMINE entries, group-committed
+        # Reads (SELECT listings, FETCH, SEARCH) get their own threads: in the default pool
+        # they queued behind logins (argon2 + write transaction each), so 50 clients logging
+        # in at once held every other session's SELECT for seconds.
+        self.readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="imap-read")
+        weakref.finalize(self, self.readers.shutdown, wait=False)
+
+    async def authenticate(self, credentials: Credentials) -> StoreMailboxes:
+        outcome = await self.authenticator.authenticate(
+            credentials.username, credentials.password, credentials.remote_address or "unknown", "imap"
+        )
+        if outcome.throttled:
+            # RFC 5530 UNAVAILABLE: throttled after repeated failures (SPEC §6)
+            raise CommandFailed("Too many failed logins; try again later", code=Code.UNAVAILABLE,
+                                detail=outcome.reason)
+        if not outcome.ok or outcome.account is None or outcome.mailbox_id is None or outcome.account_id is None:
+            raise AuthenticationFailed(detail=outcome.reason)
+        return StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,
+                              credentials.remote_address)
+
+
+class StoreMailboxes:
+    """One professional's folders (:class:`imap.backend.Mailboxes`)."""
+
+    def __init__(self, backend: StoreBackend, address: str, account_id: int, mailbox_id: int,
+                 peer: str | None) -> None:
+        self._b = backend
+        self._address = address
+        self._account_id = account_id
+        self.mailbox_id = mailbox_id
+        self._peer = peer
+        self._last_look: tuple[str, int, int, float] | None = None  # folder, hub version, modseq, time
+
+    @property
+    def username(self) -> str:
+        return self._address
+
+    # --- plumbing -------------------------------------------------------------------
+    async def _read(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with self._b.db.read() as session:
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self._b.readers, run)
+
+    async def _read_direct(self, work: Callable[[Direct], T]) -> T:
+        def run() -> T:
+            with self._b.db.direct_read() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._b.readers, run)
+
+    async def _write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
+        def run() -> T:
+            with self._b.db.write() as session:
+                result = work(session)
+                if notify:
+                    announce(session, self.mailbox_id)  # other nodes learn it at commit (PostgreSQL)
+                return result
+
+        result = await asyncio.to_thread(run)
+        if notify:
+            self._b.hub.notify(self.mailbox_id)  # after commit (RFC 3501 §5.2 for the others)
+        return result
+
+    # --- folders --------------------------------------------------------------------
+    async def list_folders(self) -> Sequence[FolderInfo]:
+        return await self._read(lambda s: folders.list_folders(s, self.mailbox_id))
+
+    async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
+        await self._write(lambda s: folders.create(s, self.mailbox_id, name, special_use))
+
+    async def delete_folder(self, name: str) -> None:
+        await self._write(lambda s: folders.delete_folder(s, self.mailbox_id, name))
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        await self._write(lambda s: folders.rename(s, self.mailbox_id, old, new))
+
+    async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        await self._write(lambda s: folders.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
+
+    async def folder_status(self, name: str) -> FolderStatus:
+        return await self._read_direct(lambda c: self._b.listings.get(c, self.mailbox_id, name).status())
+
+    async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
+        # The listing (cached, or read outside the write transaction) gives the status; the
+        # access is recorded (committed, in a group with concurrent SELECTs) before answering.
+        listing = await self._read_direct(lambda c: self._b.listings.get(c, self.mailbox_id, name))
+        await self._b.access_audit.record(
+            actor=f"pro:{self._address}", action="imap.examine" if read_only else "imap.select",
+            subject_ref=f"pro:{self._account_id}", peer=self._peer, details={"folder_id": listing.folder.id},
+        )  # fmt: skip
+        return listing.status()
+
+    # --- messages -------------------------------------------------------------------
+    async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:
+        def work(conn: Direct) -> Sequence[MessageMeta]:
+            if changed_since is None:
+                return self._b.listings.get(conn, self.mailbox_id, name).messages
+            return read_metas(conn, folder_row(conn, self.mailbox_id, name).id, changed_since)
+
+        return await self._read_direct(work)
+
+    async def fetch_raw(self, name: str, uid: int) -> bytes | None:
+        def work(session: Session) -> bytes | None:
+            folder_id = folder_row(session, self.mailbox_id, name).id
+            return messages.fetch_raw(session, self._b.keys, self.mailbox_id, folder_id, uid)
+
+        return await self._read(work)
+
+    async def fetch_raws(self, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        if len(uids) == 1:  # the common single-message fetch, without an ORM session when it can
+            inline = self._b.db.loop_reader()
+            if inline is not None:  # SQLite: a small message is read and opened on the loop
+                found = messages.fetch_one_direct(inline, self._b.keys, self.mailbox_id, name, uids[0],
+                                                  max_size=INLINE_MAX)
+                if found is not None:
+                    return found
+
+            def direct() -> dict[int, bytes] | None:
+                with self._b.db.direct_read() as conn:
+                    return messages.fetch_one_direct(conn, self._b.keys, self.mailbox_id, name, uids[0])
+
+            found = await asyncio.get_running_loop().run_in_executor(self._b.readers, direct)
+            if found is not None:
+                return found
+
+        def work(session: Session) -> dict[int, bytes]:
+            folder_id = folder_row(session, self.mailbox_id, name).id
+            return messages.fetch_raws(session, self._b.keys, self.mailbox_id, folder_id, uids)
+
+        return await self._read(work)
+
+    async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
+        def cached(conn: Direct) -> tuple[FolderRow, dict[int, MessageSummary], list[int]]:
+            listing = self._b.listings.get(conn, self.mailbox_id, name)
+            live = [u for u in uids if u in listing.uids]  # expunged ones are left out
+            found = self._b.summaries.get_many(listing.folder, live)
+            return listing.folder, found, [u for u in live if u not in found]
+
+        folder, found, missing = await self._read_direct(cached)  # from memory: no ORM session
+        if not missing:
+            return found
+
+        def work(session: Session) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
+            fetched, to_store = messages.fetch_summaries(session, self._b.keys, self.mailbox_id, folder.id, missing)
+            self._b.summaries.put_many(folder, fetched)
+            return fetched, to_store
+
+        fetched, to_store = await self._read(work)
+        found |= fetched
+        if to_store:  # cache the computed summaries, sealed (no client-visible change)
+            await self._write(lambda s: messages.store_summaries(s, to_store), notify=False)
+        return found
+
+    async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
+        return (await self.fetch_summaries(name, [uid])).get(uid)
+
+    async def append(self, name: str, message: bytes, flags: Sequence[str],
+                     internal_date: dt.datetime | None) -> AppendResult:
+        when = internal_date.astimezone(dt.UTC) if internal_date is not None else None
+        uidvalidity, uid = await self._write(
+            lambda s: messages.append(s, self._b.keys, self.mailbox_id, name, message, flags, when)
+        )
+        return AppendResult(uidvalidity, uid)
+
+    async def _copy(self, source: str, uids: Sequence[int], destination: str, remove: bool) -> CopyResult:
+        uidvalidity, mapping = await self._write(
+            lambda s: messages.copy(s, self._b.keys, self.mailbox_id, source, uids, destination, remove=remove)
+        )
+        return CopyResult(uidvalidity, tuple(mapping))
+
+    async def copy(self, source: str, uids: Sequence[int], destination: str) -> CopyResult:
+        return await self._copy(source, uids, destination, False)
+
+    async def move(self, source: str, uids: Sequence[int], destination: str) -> CopyResult:
+        return await self._copy(source, uids, destination, True)
+
+    async def store_flags(self, name: str, uids: Sequence[int], mode: StoreMode, flags: Sequence[str], *,
+                          unchanged_since: int | None = None) -> StoreResult:
+        if not uids:
+            return StoreResult(())
+        return await self._write(
+            lambda s: messages.store_flags(s, self.mailbox_id, name, uids, mode, flags, unchanged_since)
+        )
+
+    async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
+        return await self._write(lambda s: messages.expunge(s, self.mailbox_id, name, uids))
+
+    async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        hub = self._b.hub
+        if timeout <= 0 and self._last_look is not None:
+            # The look after every command: skipped while no change of this mailbox was
+            # announced since the last look at this folder, for at most FRESH_S (writers
+            # that announce nothing, e.g. another process on SQLite, are seen that late).
+            seen_name, seen_version, seen_modseq, seen_at = self._last_look
+            if (seen_name == name and seen_version == hub.version(self.mailbox_id)
+                    and since_modseq >= seen_modseq and loop.time() - seen_at < FRESH_S):
+                return False
+        while True:
+            version, looked_at = hub.version(self.mailbox_id), loop.time()
+            current = await self._read_direct(lambda c: messages.highest_modseq(c, self.mailbox_id, name))
+            self._last_look = None if current is None else (name, version, current, looked_at)
+            if current is None or current > since_modseq:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await self._b.hub.wait(self.mailbox_id, min(remaining, self._b.poll_interval))

@@ -1,1 +1,0 @@
-"""Mail flow: SMTP listeners, routing facts, the delivery pipeline."""

@@ -1,0 +1,107 @@
+"""Folder operations for the IMAP backend (RFC 3501 §6.3.3-6.3.10, RFC 6154 special use).
+
+Blocking functions over one SQLAlchemy session; :mod:`gateway.imap_adapter.backend` runs
+them in worker threads inside a transaction and notifies the change hub after commit.
+Folder names are never logged (they can name a patient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from gateway.mailstore.folders import allocate_uid, create_folder, find_folder
+from gateway.store.models import Folder, Message
+from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
+from imap.proto.errors import Code, CommandFailed
+
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+def get_folder(session: Session, mailbox_id: int, name: str, *, for_update: bool = False) -> Folder:
+    folder = find_folder(session, mailbox_id, name, for_update=for_update)
+    if folder is None:
+        raise MailboxNotFound()
+    return folder
+
+
+def list_folders(session: Session, mailbox_id: int) -> list[FolderInfo]:
+    rows = session.execute(
+        select(Folder.name, Folder.subscribed, Folder.special_use).where(Folder.mailbox_id == mailbox_id)
+    ).all()
+    names = {name for name, _, _ in rows}
+    parents: set[str] = set()
+    for name in names:
+        parts = name.split(DELIMITER)
+        parents.update(DELIMITER.join(parts[:i]) for i in range(1, len(parts)))
+    infos = [
+        FolderInfo(name, bool(subscribed), name in parents, True, (special,) if special else ())
+        for name, subscribed, special in rows
+    ]
+    # A parent that does not exist itself (deleted, or created only as a path) is \Noselect.
+    infos += [FolderInfo(p, False, True, False) for p in parents - names]
+    infos.sort(key=lambda f: (f.name != "INBOX", f.name))
+    return infos
+
+
+def create(session: Session, mailbox_id: int, name: str, special_use: Sequence[str]) -> None:
+    known = {u.upper(): u for u in SPECIAL_USES}
+    uses = [known.get(u.upper(), "") for u in special_use]
+    if len(uses) > 1 or not all(uses):
+        raise CommandFailed("Unsupported special-use attribute", code=Code.CANNOT)  # RFC 6154 §3 USEATTR
+    if find_folder(session, mailbox_id, name) is not None:
+        raise MailboxExists()
+    parts = name.split(DELIMITER)
+    for i in range(1, len(parts)):  # RFC 3501 §6.3.3: create the missing superiors
+        parent = DELIMITER.join(parts[:i])
+        if find_folder(session, mailbox_id, parent) is None:
+            create_folder(session, mailbox_id, parent)
+    create_folder(session, mailbox_id, name, uses[0] if uses else None)
+    session.flush()
+
+
+def delete_folder(session: Session, mailbox_id: int, name: str) -> None:
+    folder = get_folder(session, mailbox_id, name, for_update=True)
+    if folder.name == "INBOX":
+        raise CommandFailed("INBOX cannot be deleted", code=Code.CANNOT)
+    # RFC 3501 §6.3.4: inferior folders stay (the name then lists as \Noselect).
+    session.execute(delete(Message).where(Message.folder_id == folder.id))
+    session.execute(delete(Folder).where(Folder.id == folder.id))
+
+
+def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
+    folder = get_folder(session, mailbox_id, old, for_update=True)
+    if find_folder(session, mailbox_id, new) is not None:
+        raise MailboxExists()
+    if new.startswith(folder.name + DELIMITER):
+        raise CommandFailed("Cannot move a folder into itself", code=Code.CANNOT)
+    parts = new.split(DELIMITER)
+    for i in range(1, len(parts)):
+        parent = DELIMITER.join(parts[:i])
+        if find_folder(session, mailbox_id, parent) is None:
+            create_folder(session, mailbox_id, parent)
+    if folder.name == "INBOX":
+        # RFC 3501 §6.3.5: renaming INBOX moves its messages to a new folder; INBOX stays.
+        target = create_folder(session, mailbox_id, new)
+        session.flush()
+        rows = session.execute(select(Message).where(Message.folder_id == folder.id).order_by(Message.uid)).scalars()
+        for message in rows:
+            uid, modseq = allocate_uid(session, target.id)
+            message.folder_id, message.uid, message.modseq = target.id, uid, modseq
+        folder.highestmodseq += 1
+        return
+    prefix = folder.name + DELIMITER
+    children = session.execute(
+        select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name.startswith(prefix, autoescape=True))
+    ).scalars().all()
+    folder.name = new
+    for child in children:  # RFC 3501 §6.3.5: inferior names move along
+        child.name = new + DELIMITER + child.name[len(prefix) :]
+
+
+def set_subscribed(session: Session, mailbox_id: int, name: str, subscribed: bool) -> None:
+    folder = get_folder(session, mailbox_id, name)
+    session.execute(update(Folder).where(Folder.id == folder.id).values(subscribed=subscribed))
+

@@ -1,0 +1,247 @@
+"""Message operations for the IMAP backend: listing, decrypting, summaries, append, copy /
+move (re-sealed, new uuid), flags with MODSEQ (RFC 7162 §3.1.3), expunge (RFC 3501 §6.4.3).
+
+Blocking functions over one SQLAlchemy session, run in worker threads by
+:mod:`gateway.imap_adapter.backend`. Listings select columns only, never the sealed blobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from crypto.envelope import DecryptionError
+from gateway.mailstore import summaries
+from gateway.mailstore.chunks import whole
+from gateway.mailstore.folder_ops import get_folder
+from gateway.mailstore.folders import allocate_uid, folder_key
+from gateway.mailstore.folders import folder_id as folder_id_of
+from gateway.mailstore.messages import append_message
+from gateway.store.keys import KeyService, MailboxKey
+from gateway.store.models import Folder, Message
+from gateway.store.raw import Direct, RawStatement
+from imap.backend import MessageMeta, MessageSummary, StoreResult
+from imap.proto.commands import StoreMode
+
+IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)
+_SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
+
+
+def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
+    for i in range(0, len(values), IN_CHUNK):
+        yield values[i : i + IN_CHUNK]
+
+
+def _flags(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
+
+
+def _key(session: Session, keys: KeyService, mailbox_id: int, data_key_id: int | None) -> MailboxKey:
+    if data_key_id is None:
+        raise DecryptionError("the mailbox's data keys were destroyed")
+    return _owned(keys.by_id(session, data_key_id), mailbox_id)
+
+
+def _owned(mk: MailboxKey, mailbox_id: int) -> MailboxKey:
+    if mk.mailbox_id != mailbox_id:  # a row swapped in from another mailbox (SPEC §8)
+        raise DecryptionError("message does not belong to this mailbox")
+    return mk
+
+
+def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: int, uid: int) -> bytes | None:
+    row = session.connection().execute(
+        select(Message.uuid, Message.data_key_id, Message.sealed).where(Message.folder_id == folder_id,
+                                                                         Message.uid == uid)
+    ).first()
+    if row is None:
+        return None
+    uuid, data_key_id, sealed = row
+    return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, whole(session, uuid, sealed))
+
+
+_M = Message.__table__.c
+_F = Folder.__table__.c
+_ONE_BY_NAME = RawStatement(
+    "SELECT m.uid, m.uuid, m.data_key_id, m.sealed FROM messages m JOIN folders f ON f.id = m.folder_id"
+    " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
+_SIZE_BY_NAME = RawStatement(
+    "SELECT m.size FROM messages m JOIN folders f ON f.id = m.folder_id"
+    " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
+
+
+def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str, uid: int, *,
+                     max_size: int | None = None) -> dict[int, bytes] | None:
+    """One message by folder name and UID on a direct connection: ``{uid: raw}``, ``{}`` if absent.
+
+    None when it needs the ORM path: the folder is unknown (MailboxNotFound comes from there),
+    the data key is not in this process's cache yet, or the message is over ``max_size``.
+    """
+    key = folder_key(name)
+    if max_size is not None:
+        size = _SIZE_BY_NAME.first(conn, mailbox_id, key, uid)
+        if size is None or size[0] > max_size:
+            return None
+    row = _ONE_BY_NAME.first(conn, mailbox_id, key, uid)
+    if row is None:
+        return None if folder_id_of(conn, mailbox_id, key) is None else {}
+    found_uid, uuid, data_key_id, sealed = row
+    if data_key_id is None:
+        raise DecryptionError("the mailbox's data keys were destroyed")
+    mk = keys.cached(data_key_id)
+    if mk is None:
+        return None
+    return {found_uid: _owned(mk, mailbox_id).open("msg", uuid, whole(conn, uuid, sealed))}
+
+
+def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
+               uids: Sequence[int]) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    for chunk in _chunks(uids):
+        rows = session.connection().execute(
+            select(Message.uid, Message.uuid, Message.data_key_id, Message.sealed)
+            .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
+        ).all()
+        for uid, uuid, data_key_id, sealed in rows:
+            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, whole(session, uuid, sealed))
+    return found
+
+
+def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
+                    uids: Sequence[int]) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
+    """Cached summaries by UID, and freshly computed sealed ones (by message id) to store."""
+    found: dict[int, MessageSummary] = {}
+    to_store: dict[int, bytes] = {}
+    for chunk in _chunks(uids):
+        rows = session.connection().execute(
+            select(Message.id, Message.uid, Message.uuid, Message.data_key_id, Message.summary_sealed)
+            .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
+        ).all()
+        missing: dict[int, tuple[int, str, MailboxKey]] = {}
+        for message_id, uid, uuid, data_key_id, summary_sealed in rows:
+            mk = _key(session, keys, mailbox_id, data_key_id)
+            summary = summaries.decode(mk.open("summary", uuid, summary_sealed)) if summary_sealed else None
+            if summary is None:
+                missing[message_id] = (uid, uuid, mk)
+            else:
+                found[uid] = summary
+        if missing:  # computed lazily on first fetch (mail stored by SMTP), then cached sealed
+            sealed_rows = session.connection().execute(
+                select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
+            for message_id, sealed in sealed_rows:
+                uid, uuid, mk = missing[message_id]
+                summary = summaries.compute(mk.open("msg", uuid, whole(session, uuid, sealed)))
+                to_store[message_id] = mk.seal("summary", uuid, summaries.encode(summary))
+                found[uid] = summary
+    return found, to_store
+
+
+def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
+    for message_id, blob in sealed.items():
+        session.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))
+
+
+def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
+           internal_date: dt.datetime | None) -> tuple[int, int]:
+    folder = get_folder(session, mailbox_id, name)
+    summary = summaries.encode(summaries.compute(raw))
+    stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
+                            internal_date=internal_date, summary=summary)
+    return folder.uidvalidity, stored.uid
+
+
+def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids: Sequence[int],
+         destination: str, *, remove: bool) -> tuple[int, list[tuple[int, int]]]:
+    """Copy (or move, ``remove``) messages; each copy is re-sealed under a new uuid."""
+    src = get_folder(session, mailbox_id, source, for_update=remove)
+    dst = get_folder(session, mailbox_id, destination)
+    dest_key = keys.for_mailbox(session, mailbox_id)
+    mapping: list[tuple[int, int]] = []
+    moved: list[int] = []
+    for chunk in _chunks(sorted(uids)):
+        rows = session.execute(
+            select(Message).where(Message.folder_id == src.id, Message.uid.in_(chunk)).order_by(Message.uid)
+        ).scalars().all()
+        for m in rows:
+            mk = _key(session, keys, mailbox_id, m.data_key_id)
+            raw = mk.open("msg", m.uuid, whole(session, m.uuid, m.sealed))
+            summary = mk.open("summary", m.uuid, m.summary_sealed) if m.summary_sealed else None
+            uid, modseq = allocate_uid(session, dst.id)
+            uuid = secrets.token_hex(16)
+            session.add(Message(
+                folder_id=dst.id, uid=uid, uuid=uuid, data_key_id=dest_key.data_key_id,
+                conversation_id=m.conversation_id, flags=m.flags, internal_date=m.internal_date, size=m.size,
+                modseq=modseq, sealed=dest_key.seal("msg", uuid, raw),
+                summary_sealed=dest_key.seal("summary", uuid, summary) if summary is not None else None,
+            ))  # fmt: skip
+            mapping.append((m.uid, uid))
+            moved.append(m.id)
+    if remove and moved:  # RFC 6851 §3.3: the copy and the expunge are one transaction
+        for chunk in _chunks(moved):
+            session.execute(delete(Message).where(Message.id.in_(chunk)))
+        src.highestmodseq += 1
+    session.flush()
+    return dst.uidvalidity, mapping
+
+
+def _apply(current: frozenset[str], mode: StoreMode, flags: Sequence[str]) -> frozenset[str]:
+    if mode is StoreMode.ADD:
+        return current | set(flags)
+    if mode is StoreMode.REMOVE:
+        upper = {f.upper() for f in flags if f.upper() in _SYSTEM}
+        return frozenset(f for f in current if f not in flags and f.upper() not in upper)
+    return frozenset(flags)
+
+
+def store_flags(session: Session, mailbox_id: int, name: str, uids: Sequence[int], mode: StoreMode,
+                flags: Sequence[str], unchanged_since: int | None) -> StoreResult:
+    folder = get_folder(session, mailbox_id, name, for_update=True)  # serialises MODSEQ allocation
+    modseq = folder.highestmodseq + 1  # RFC 7162 §3.1.1: one new mod-sequence for this STORE
+    updated: list[MessageMeta] = []
+    conflicts: list[int] = []
+    for chunk in _chunks(sorted(uids)):
+        rows = session.execute(
+            select(Message.id, *_META_COLUMNS).where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+        ).all()
+        for message_id, uid, text, internal_date, size, old_modseq in rows:
+            if unchanged_since is not None and old_modseq > unchanged_since:
+                conflicts.append(uid)  # RFC 7162 §3.1.3 MODIFIED
+                continue
+            new = _apply(_flags(text), mode, flags)
+            if new == _flags(text):
+                continue
+            session.execute(update(Message).where(Message.id == message_id)
+                            .values(flags=" ".join(sorted(new)), modseq=modseq))
+            updated.append(MessageMeta(uid, new, internal_date, size, modseq))
+    if updated:
+        folder.highestmodseq = modseq
+    return StoreResult(tuple(updated), tuple(conflicts))
+
+
+def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | None) -> list[int]:
+    folder = get_folder(session, mailbox_id, name, for_update=True)
+    query = select(Message.id, Message.uid, Message.flags).where(Message.folder_id == folder.id)
+    rows = session.execute(query).all()
+    wanted = None if uids is None else set(uids)
+    doomed = [(mid, uid) for mid, uid, text in rows
+              if "\\Deleted" in _flags(text) and (wanted is None or uid in wanted)]
+    for chunk in _chunks([mid for mid, _ in doomed]):
+        session.execute(delete(Message).where(Message.id.in_(chunk)))
+    if doomed:
+        folder.highestmodseq += 1  # so other sessions' wait_for_change wakes up
+    return sorted(uid for _, uid in doomed)
+
+
+_HIGHEST_MODSEQ = RawStatement("SELECT highestmodseq FROM folders WHERE mailbox_id = ? AND name = ?",
+                               (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
+
+
+def highest_modseq(session: Session | Direct, mailbox_id: int, name: str) -> int | None:
+    row = _HIGHEST_MODSEQ.first(session, mailbox_id, folder_key(name))
+    return None if row is None else int(row[0])

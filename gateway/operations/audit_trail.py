@@ -1,0 +1,153 @@
+"""The audit trail for admins: search, export (CSV, JSON Lines), chain verification.
+
+Search filters: actor (exact, or prefix with a trailing ``*``), action (same), subject
+(``patient:<id>``, ``domain:<name>``..., or an INS, translated to its patient),
+date range. Exports stream in id order by batches and are themselves audited.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from gateway.accounts.patients import by_ins
+from gateway.operations.common import Actor, integer, iso, text, when
+from gateway.store import audit
+from gateway.store.db import Database
+from gateway.store.models import AuditEntry
+from routing.ins import InvalidINS, normalise_ins
+
+COLUMNS = ("id", "at", "actor", "action", "subject", "peer", "details", "hash")
+PAGE_MAX = 500
+EXPORT_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+    @classmethod
+    def parse(cls, params: Any) -> AuditQuery:
+        return cls(
+            actor=text(params.get("actor"), "acteur", max_length=320),
+            action=text(params.get("action"), "action", max_length=64),
+            subject=text(params.get("subject"), "sujet", max_length=320),
+            since=when(params.get("since"), "depuis"), until=when(params.get("until"), "jusqu'au"),
+            before_id=integer(params.get("before_id"), "before_id", low=1, high=2**62),
+            limit=integer(params.get("limit"), "limit", low=1, high=PAGE_MAX, default=100) or 100,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in {"actor": self.actor, "action": self.action, "subject": self.subject,
+                                  "since": iso(self.since), "until": iso(self.until)}.items() if v}
+
+
+def _match(column: Any, value: str) -> Any:
+    if value.endswith("*"):
+        prefix = value[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(prefix + "%", escape="\\")
+    return column == value
+
+
+def _subject(session: Session, value: str) -> str:
+    try:
+        ins = normalise_ins(value)
+    except (InvalidINS, ValueError):
+        return value
+    patient = by_ins(session, ins)
+    return f"patient:{patient.id}" if patient else "patient:none"
+
+
+def _query(session: Session, q: AuditQuery) -> Select[tuple[AuditEntry]]:
+    query = select(AuditEntry)
+    if q.actor:
+        query = query.where(_match(AuditEntry.actor, q.actor))
+    if q.action:
+        query = query.where(_match(AuditEntry.action, q.action))
+    if q.subject:
+        query = query.where(_match(AuditEntry.subject_ref, _subject(session, q.subject)))
+    if q.since:
+        query = query.where(AuditEntry.at >= q.since)
+    if q.until:
+        query = query.where(AuditEntry.at <= q.until)
+    return query
+
+
+def row(e: AuditEntry) -> dict[str, Any]:
+    try:
+        details: Any = json.loads(e.details)
+    except ValueError:
+        details = e.details
+    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "subject": e.subject_ref,
+            "peer": e.peer, "details": details, "hash": e.hash}
+
+
+def search(session: Session, q: AuditQuery) -> list[dict[str, Any]]:
+    """Newest first, ``limit`` rows, older than ``before_id`` when paging."""
+    query = _query(session, q)
+    if q.before_id:
+        query = query.where(AuditEntry.id < q.before_id)
+    return [row(e) for e in session.execute(query.order_by(AuditEntry.id.desc()).limit(q.limit)).scalars()]
+
+
+def record_export(db: Database, actor: Actor, q: AuditQuery, fmt: str) -> None:
+    with db.write() as session:
+        audit.record(session, actor=actor.audit_actor, action="admin.audit.export", peer=actor.peer,
+                     details={"format": fmt, "filters": q.as_dict(), "via": actor.via})
+
+
+def export_rows(db: Database, q: AuditQuery) -> Iterator[dict[str, Any]]:
+    """Every matching entry in id order, read by batches (constant memory)."""
+    last = 0
+    while True:
+        with db.read() as session:
+            batch = [row(e) for e in session.execute(
+                _query(session, q).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(EXPORT_BATCH)).scalars()]
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1]["id"]
+
+
+def jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for r in rows:
+        yield (json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode()
+
+
+def csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for r in rows:
+        writer.writerow([r["id"], r["at"], r["actor"], r["action"], r["subject"] or "", r["peer"] or "",
+                         json.dumps(r["details"], ensure_ascii=False, sort_keys=True), r["hash"]])
+        if buffer.tell() > 65536:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def verify(db: Database, actor: Actor) -> dict[str, Any]:
+    with db.read() as session:
+        report = audit.verify(session)
+    result = {"ok": report.ok, "entries": report.entries, "first_bad_id": report.first_bad_id,
+              "problem": report.problem}
+    with db.write() as session:
+        audit.record(session, actor=actor.audit_actor, action="admin.audit.verify", peer=actor.peer,
+                     details={"ok": report.ok, "entries": report.entries, "via": actor.via})
+    return result

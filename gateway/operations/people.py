@@ -1,0 +1,113 @@
+"""Professional accounts (list, add) and patient spaces (lookup by INS, provision).
+
+Show, disable/enable, password and removal of an account: :mod:`gateway.operations.pros`.
+
+A patient lookup returns the space's state, dates and access history (audit entries
+about it), never message content nor the personal e-mail; the lookup itself is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.accounts.patients import PatientExists, by_ins, provision
+from gateway.accounts.pros import AlreadyExists, add_pro, hosted_domain
+from gateway.operations.common import Actor, bad_request, conflict, flag, iso, not_found, text
+from gateway.operations.patients import ins_value
+from gateway.operations.pros import MIN_PASSWORD, STATUSES, pro_address, pro_row
+from gateway.settings import Settings
+from gateway.store import audit
+from gateway.store.keys import KeyService
+from gateway.store.models import AuditEntry, Patient, ProAccount
+from routing.address import InvalidAddress, parse_address
+from routing.ins import mask_ins
+
+PRO_STATUSES = STATUSES
+HISTORY_LIMIT = 200
+
+
+def list_pros(session: Session, *, status: str | None = None) -> list[dict[str, Any]]:
+    query = select(ProAccount).order_by(ProAccount.address)
+    if status is not None:
+        if status not in PRO_STATUSES:
+            raise bad_request("statut : active ou disabled")
+        query = query.where(ProAccount.status == status)
+    return [pro_row(p) for p in session.execute(query).scalars()]
+
+
+def add_professional(session: Session, keys: KeyService, actor: Actor, data: dict[str, Any], *,
+                     now: datetime) -> dict[str, Any]:
+    address = pro_address(data.get("address"))
+    password = text(data.get("password"), "mot de passe", max_length=200)
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise bad_request(f"mot de passe : {MIN_PASSWORD} caractères au moins")
+    accepts = flag(data.get("accepts_patient_initiated"), "accepts_patient_initiated")
+    domain = hosted_domain(session, address.rpartition("@")[2])
+    if domain is None:
+        raise bad_request(f"{address.rpartition('@')[2]} n'est pas un domaine hébergé ici", "not_hosted")
+    try:
+        account = add_pro(session, keys, address, domain, name=text(data.get("name"), "nom", max_length=200),
+                          password=password, accepts_patient_initiated=accepts, now=now)
+    except AlreadyExists as exc:
+        raise conflict(str(exc)) from None
+    audit.record(session, actor=actor.audit_actor, action="pro.add", subject_ref=f"pro:{address}",
+                 peer=actor.peer, now=now, details={"accepts_patient_initiated": accepts, "via": actor.via})
+    return pro_row(account)
+
+
+def _patient_info(patient: Patient, patient_domain: str) -> dict[str, Any]:
+    return {"ins": patient.ins, "address": f"{patient.ins}@{patient_domain}", "state": patient.state,
+            "provisioned_at": iso(patient.provisioned_at), "opposition_deadline": iso(patient.opposition_deadline),
+            "opened_at": iso(patient.opened_at), "activated_at": iso(patient.activated_at),
+            "opposed_at": iso(patient.opposed_at), "closed_at": iso(patient.closed_at),
+            "purge_after": iso(patient.purge_after), "purged_at": iso(patient.purged_at),
+            "deletion_requested_at": iso(patient.deletion_requested_at),
+            "activation_code_valid": patient.activation_code_hash is not None,
+            "activation_expires_at": iso(patient.activation_expires_at),
+            "personal_email_set": patient.email_sealed is not None,
+            "notifications_enabled": patient.notifications_enabled, "last_login_at": iso(patient.last_login_at)}
+
+
+def history(session: Session, patient_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(select(AuditEntry).where(AuditEntry.subject_ref == f"patient:{patient_id}")
+                           .order_by(AuditEntry.id.desc()).limit(HISTORY_LIMIT)).scalars()
+    return [{"id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action, "peer": r.peer} for r in rows]
+
+
+def lookup(session: Session, actor: Actor, ins_text: Any, settings: Settings, *, now: datetime) -> dict[str, Any]:
+    ins = ins_value(ins_text)
+    patient = by_ins(session, ins)
+    if patient is None:
+        raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}")
+    info = _patient_info(patient, settings.domains.patient_domain)
+    info["history"] = history(session, patient.id)
+    audit.record(session, actor=actor.audit_actor, action="admin.patient.lookup", subject_ref=f"patient:{patient.id}",
+                 peer=actor.peer, now=now, details={"via": actor.via})
+    return info
+
+
+def provision_patient(session: Session, keys: KeyService, actor: Actor, data: dict[str, Any], settings: Settings, *,
+                      now: datetime) -> dict[str, Any]:
+    ins = ins_value(data.get("ins"))
+    email = text(data.get("email"), "e-mail", max_length=320)
+    if email is not None:
+        try:
+            email = str(parse_address(email))
+        except (InvalidAddress, UnicodeError, ValueError):
+            raise bad_request("e-mail : adresse invalide") from None
+    open_now = flag(data.get("open"), "open")
+    cfg = settings.patients
+    try:
+        done = provision(session, keys, ins, email=email, now=now,
+                         opposition_window=timedelta(days=cfg.opposition_window_days),
+                         code_validity=timedelta(days=cfg.activation_code_validity_days), open_now=open_now)
+    except PatientExists:
+        raise conflict(f"un espace existe déjà pour l'INS {mask_ins(ins)}") from None
+    audit.record(session, actor=actor.audit_actor, action="patient.provision",
+                 subject_ref=f"patient:{done.patient.id}", peer=actor.peer, now=now,
+                 details={"open": open_now, "via": actor.via})
+    return {**_patient_info(done.patient, settings.domains.patient_domain), "activation_code": done.activation_code}

@@ -1,0 +1,292 @@
+"""Master key operations on a whole installation (issue 14): the start-up check of the key
+file against the database, rotation in short batches, retiring an old version.
+
+Start-up (:func:`check_at_start`, before any migration or write; then :func:`record_at_start`):
+the key file must open every master key version the database uses (its key-check values,
+and a sample data key of each version in use without one). Otherwise nothing starts and the
+one-line error names the versions.
+
+How a new version reaches running processes: a process re-reads its key file when it meets a
+data key wrapped with a version it lacks, and on SIGHUP (``gateway.store.keys.KeyService``).
+New data keys are wrapped with the highest version *recorded in the database*, so a version
+written to the key files ahead of time (``keys rotate --prepare``) is used by nobody until
+``keys rotate`` records it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crypto.keyring import MasterKeyring
+from gateway.settings import Settings
+from gateway.store import audit
+from gateway.store.db import Database
+from gateway.store.keyfile import MasterKeyFileError, load_keyring, write_keyring
+from gateway.store.keys import (
+    BatchResult,
+    KeyCheckReport,
+    KeyService,
+    active_version,
+    check_ring,
+    count_under,
+    forget_check,
+    pending_counts,
+    record_checks,
+    recorded_checks,
+    rewrap_batch,
+    versions_in_use,
+)
+
+log = logging.getLogger("gateway.keys")
+
+DEFAULT_BATCH = 1000
+
+
+class KeyCheckFailed(MasterKeyFileError):
+    """The key file does not open every version the database uses (one line for the operator)."""
+
+
+class KeyOperationError(Exception):
+    """A refused key operation (one line for the operator)."""
+
+
+# --------------------------------------------------------------------------- start-up
+
+def _sqlite_missing(db: Database) -> bool:
+    name = db.engine.url.database
+    return db.is_sqlite and (not name or name == ":memory:" or not Path(name).exists())
+
+
+def check_at_start(db: Database, ring: MasterKeyring, path: Path) -> KeyCheckReport:
+    """Compare the key file with the database; raise :class:`KeyCheckFailed`. Reads only."""
+    if _sqlite_missing(db):
+        return KeyCheckReport()
+    tables = set(inspect(db.engine).get_table_names())
+    if "data_keys" not in tables:
+        return KeyCheckReport()  # a database not created yet: nothing to compare with
+    with db.read() as session:
+        report = check_ring(session, ring, with_table="key_checks" in tables)
+    if not report.ok:
+        raise KeyCheckFailed(f"{path}: this master key file {report.problem()} (another installation's "
+                             "key file, or an old copy?); nothing was started or written")
+    return report
+
+
+def record_at_start(db: Database, ring: MasterKeyring, report: KeyCheckReport) -> int:
+    """After the migrations: record check values of versions in use that lack one (and of the
+    current version on a database that has none yet). Returns the active version."""
+    with db.read() as session:
+        active = active_version(session)
+    wanted = set(report.unrecorded)
+    if active is None and not wanted:
+        wanted.add(ring.current_version)
+    if wanted:
+        try:
+            with db.write() as session:
+                added = record_checks(session, ring, wanted)
+                active = active_version(session)
+        except IntegrityError:  # another node starting at the same moment recorded them first
+            with db.read() as session:
+                report = check_ring(session, ring)
+                active = active_version(session)
+            if not report.ok:
+                raise KeyCheckFailed(f"the master key file {report.problem()}; nothing was started") from None
+            added = []
+        if added:
+            log.info(f"key-check values recorded for {', '.join(f'v{v}' for v in added)}")
+    assert active is not None
+    return active
+
+
+def record_initial(db: Database, ring: MasterKeyring) -> None:
+    """``gateway init``: the check value of the new key file's version, in a plain transaction
+    (no checkpointer thread outliving the command)."""
+    with db.engine.begin() as conn, Session(bind=conn) as session:
+        record_checks(session, ring, [ring.current_version])
+
+
+def key_service(ring: MasterKeyring, settings: Settings) -> KeyService:
+    """A :class:`KeyService` that re-reads the configured key file (on demand and on SIGHUP)."""
+    path = settings.master_key_path
+    allow = settings.keys.allow_insecure_key_file
+    return KeyService(ring, reader=lambda: load_keyring(path, allow_insecure=allow), source=str(path))
+
+
+# --------------------------------------------------------------------------- rotation
+
+@dataclass
+class RotationPlan:
+    target: int
+    pending: dict[int, int]
+    how: str  # "new" | "resume" | "prepared"
+
+    @property
+    def total(self) -> int:
+        return sum(self.pending.values())
+
+
+@dataclass
+class RotationResult:
+    target: int
+    rewrapped: int = 0
+    failed: list[int] = field(default_factory=list)
+    batches: list[BatchResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _require_current(session: Session, ring: MasterKeyring, path: Path) -> None:
+    """The key file must still open everything the database uses (another node may have rotated)."""
+    report = check_ring(session, ring)
+    if not report.ok:
+        raise KeyOperationError(f"{path} {report.problem()} (rotated from another node meanwhile?): copy the "
+                                "current key file here (mode 0600) first; nothing was changed")
+
+
+def prepare_version(db: Database, keys: KeyService, path: Path) -> tuple[int, bool]:
+    """Write a new version into the key file without using it; (version, added)."""
+    ring = keys.ring
+    with db.read() as session:
+        _require_current(session, ring, path)
+        recorded = recorded_checks(session)
+        in_use = set(versions_in_use(session))
+    current = ring.current_version
+    if current not in recorded and current not in in_use:
+        return current, False
+    new_ring = ring.with_new_version()
+    write_keyring(path, new_ring)
+    keys.ring = new_ring
+    return new_ring.current_version, True
+
+
+def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bool = False) -> RotationPlan:
+    """Choose the target version (a new one, an unfinished rotation's, or a prepared one) and
+    record its check value. Writes the key file first when a version is added."""
+    ring = keys.ring
+    current = ring.current_version
+    with db.read() as session:
+        _require_current(session, ring, path)
+        recorded = recorded_checks(session)
+        in_use = set(versions_in_use(session))
+        pending = pending_counts(session, current)
+    if new_version:
+        how = "new"
+    elif current not in recorded and current not in in_use:
+        how = "prepared"  # by 'keys rotate --prepare', or a rotation stopped before it recorded it
+    elif sum(pending.values()):
+        how = "resume"
+    else:
+        how = "new"
+    before = ring
+    if how == "new":
+        ring = ring.with_new_version()
+        # The file first (old versions kept): a crash before the database commit leaves every
+        # key wrapped under a version the file still holds, and a re-run takes this version.
+        write_keyring(path, ring)
+        keys.ring = ring
+    target = ring.current_version
+    if not _record_target(db, ring, target):
+        # Another node recorded this version number with its own key (two rotations at once,
+        # or each node prepared its own): never re-wrap under a key the others do not have.
+        if how == "new":
+            write_keyring(path, before)
+            keys.ring = before
+        raise KeyOperationError(
+            f"v{target} is already recorded in the database with another key (a rotation started from another "
+            f"node?): copy that node's key file to {path} (mode 0600) and run 'gateway keys rotate' again; "
+            "nothing was re-wrapped")
+    with db.read() as session:
+        pending = pending_counts(session, target)
+    return RotationPlan(target, pending, how)
+
+
+def _record_target(db: Database, ring: MasterKeyring, target: int) -> bool:
+    """Record ``target``'s check value; False when the database holds another key under that number."""
+    for _ in range(2):
+        try:
+            with db.write() as session:
+                existing = recorded_checks(session).get(target)
+                if existing is not None:
+                    return ring.verify_key_check(target, existing)
+                record_checks(session, ring, [target])
+                return True
+        except IntegrityError:  # recorded by another process meanwhile (PostgreSQL): look again
+            continue
+    return False
+
+
+def run_rotation(db: Database, ring: MasterKeyring, plan: RotationPlan, *, batch_size: int = DEFAULT_BATCH,
+                 on_batch: Callable[[BatchResult], None] | None = None, passes: int = 3,
+                 pause: float = 0.0) -> RotationResult:
+    """Re-wrap every data key not under ``plan.target``, ``batch_size`` per short transaction.
+
+    A second pass picks up keys created meanwhile under an older version by a process that had
+    not yet learnt of the new one; keys that do not unwrap are reported, never changed.
+    """
+    result = RotationResult(plan.target)
+    started = time.perf_counter()
+    failed: set[int] = set()
+    for _ in range(passes):
+        with db.read() as session:
+            pending = pending_counts(session, plan.target)
+        sources = [v for v, n in sorted(pending.items()) if n]
+        if sum(pending.values()) <= len(failed):
+            break
+        for source in sources:
+            if not ring.has(source):
+                raise KeyOperationError(f"{count_under_db(db, source):,} data keys are wrapped with v{source}, "
+                                        "which the key file lacks")
+            after = 0
+            while True:
+                batch = rewrap_batch(db, ring, source=source, target=plan.target, after_id=after, limit=batch_size)
+                if batch.last_id is None:
+                    break
+                after = batch.last_id
+                result.rewrapped += batch.rewrapped
+                failed.update(batch.failed)
+                result.batches.append(batch)
+                if on_batch is not None:
+                    on_batch(batch)
+                if pause:
+                    time.sleep(pause)
+    result.failed = sorted(failed)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def count_under_db(db: Database, version: int) -> int:
+    with db.read() as session:
+        return count_under(session, version)
+
+
+# --------------------------------------------------------------------------- retiring
+
+def retire(db: Database, keys: KeyService, path: Path, version: int, *, actor: str) -> MasterKeyring:
+    """Remove ``version`` from the key file once no data key uses it (and forget its check value)."""
+    ring = keys.ring
+    if not ring.has(version):
+        raise KeyOperationError(f"v{version} is not in {path} (versions: "
+                                f"{', '.join(f'v{v}' for v in ring.versions)})")
+    with db.write() as session:
+        active = active_version(session)
+        if version in (ring.current_version, active):
+            raise KeyOperationError(f"v{version} is the current master key version; "
+                                    "'gateway keys rotate' first, then retire the old one")
+        used = count_under(session, version)
+        if used:
+            raise KeyOperationError(f"v{version} still wraps {used:,} data key{'s' if used > 1 else ''}; "
+                                    "run 'gateway keys rotate' to finish re-wrapping them, then retire it")
+        forget_check(session, version)
+        audit.record(session, actor=actor, action="keys.retire", details={"version": version})
+    # The database first: a crash now leaves a version in the file that nothing uses (harmless).
+    new_ring = ring.without_version(version)
+    write_keyring(path, new_ring)
+    keys.ring = new_ring
+    return new_ring
