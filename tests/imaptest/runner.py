@@ -14,6 +14,7 @@ By hand: ``.venv/bin/python -m tests.imaptest.cli --port 143 --user U --password
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +29,21 @@ from tests.imaptest.startup import Account, Skip, Startup, Target
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-#: The data folder, as the design names it: ``../shared/imaptest/tests`` from the repository.
-TESTS_DIR = (REPO / ".." / "shared" / "imaptest" / "tests").resolve()
+
+
+def _tests_dir() -> Path:
+    """The data folder: ``$IMAPTEST_TESTS`` if set, else ``../shared/imaptest/tests`` from the
+    repository as the design names it, else the workplace's ``/work/shared`` copy (a clone made
+    elsewhere, e.g. under /tmp)."""
+    if os.environ.get("IMAPTEST_TESTS"):
+        return Path(os.environ["IMAPTEST_TESTS"]).resolve()
+    beside = (REPO / ".." / "shared" / "imaptest" / "tests").resolve()
+    workplace = Path("/work/shared/imaptest/tests")
+    return beside if beside.is_dir() or not workplace.is_dir() else workplace
+
+
+#: The data folder (see :func:`_tests_dir`).
+TESTS_DIR = _tests_dir()
 
 
 class _Stop(Exception):
