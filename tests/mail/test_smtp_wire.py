@@ -75,54 +75,49 @@ def _plain(user: str, password: str) -> str:
     return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
 
 
-def _expect(wire: Wire, command: str, entry: ReplyLike) -> None:
-    [line] = wire.send(command)
-    code, enhanced, _ = parse_reply(line)
-    assert (code, enhanced) == (entry.code, entry.enhanced), f"{command!r}: {line!r}"
-    assert line == format_reply(entry), f"{command!r}: {line!r}"
+def _expect(wire: Wire, steps: list[tuple[str, ReplyLike]]) -> None:
+    """Each command's reply is its catalogue entry: code, enhanced code, text."""
+    for command, entry in steps:
+        [line] = wire.send(command)
+        code, enhanced, _ = parse_reply(line)
+        assert (code, enhanced) == (entry.code, entry.enhanced), f"{command!r}: {line!r}"
+        assert line == format_reply(entry), f"{command!r}: {line!r}"
 
 
 def test_every_reply_on_the_submission_wire_is_the_catalogues(world_live: tuple[World, LiveGateway]) -> None:
     world, live = world_live
     wire = Wire(live.port("submission"))
     try:
-        [greeting] = wire.reply()
-        assert greeting == replies.greeting(HOST).decode().rstrip("\r\n")
-        # connected: nothing but the session verbs before EHLO
-        for command, entry in [("NOOP", replies.OK), ("MAIL FROM:<a@b.test>", replies.NEED_HELO),
-                               ("RCPT TO:<a@b.test>", replies.NEED_HELO), ("DATA", replies.NEED_HELO),
-                               ("AUTH PLAIN", replies.NEED_HELO), ("FROB", replies.COMMAND_UNRECOGNIZED),
-                               ("HELP", replies.HELP), ("VRFY someone", replies.CANNOT_VERIFY),
-                               ("EXPN list", replies.NOT_IMPLEMENTED), ("RSET", replies.OK)]:
-            _expect(wire, command, entry)
+        assert wire.reply() == [replies.greeting(HOST).decode().rstrip("\r\n")]
+        _expect(wire, [  # connected: nothing but the session verbs before EHLO
+            ("NOOP", replies.OK), ("MAIL FROM:<a@b.test>", replies.NEED_HELO),
+            ("RCPT TO:<a@b.test>", replies.NEED_HELO), ("DATA", replies.NEED_HELO), ("AUTH PLAIN", replies.NEED_HELO),
+            ("FROB", replies.COMMAND_UNRECOGNIZED),
+            ("HELP", replies.HELP), ("VRFY someone", replies.CANNOT_VERIFY), ("EXPN list", replies.NOT_IMPLEMENTED),
+            ("RSET", replies.OK),
+        ])
         ehlo = wire.send("EHLO client.hopital.test")
         assert ehlo[0] == f"250-{HOST} {replies.EHLO_OK.text}" and "250-ENHANCEDSTATUSCODES" in ehlo
-        # greeted, not authenticated
-        for command, entry in [("RCPT TO:<a@b.test>", replies.NEED_MAIL), ("DATA", replies.NEED_MAIL),
-                               (f"MAIL FROM:<{world.pro}>", replies.AUTH_REQUIRED), ("AUTH CRAM-MD5",
-                               replies.AUTH_MECHANISM_UNSUPPORTED), ("STARTTLS now", replies.SYNTAX_ERROR),
-                               (f"AUTH PLAIN {_plain(world.pro, 'wrong')}", replies.AUTH_FAILED),
-                               (f"AUTH PLAIN {_plain(world.pro, PASSWORD)}", replies.AUTH_SUCCESS),
-                               ("AUTH PLAIN", replies.AUTH_ALREADY), ("MAIL FROM:<>", replies.NULL_SENDER_NOT_ALLOWED),
-                               ("MAIL FROM:<no-at-sign>", replies.MALFORMED_ADDRESS),
-                               ("MAIL FROM:<x@y.test> SIZE=abc", replies.SIZE_INVALID),
-                               (f"MAIL FROM:<{world.pro}>", replies.SENDER_OK)]:
-            _expect(wire, command, entry)
-        # in a transaction
-        for command, entry in [("MAIL FROM:<a@b.test>", replies.NESTED_MAIL), ("DATA", replies.NEED_RCPT),
-                               ("AUTH PLAIN", replies.TRANSACTION_IN_PROGRESS),
-                               ("STARTTLS", replies.TRANSACTION_IN_PROGRESS),
-                               ("RCPT TO:<>", replies.RCPT_SYNTAX),
-                               (f"RCPT TO:<{world.patient()}>", reasons.RCPT_OK),
-                               ("DATA", replies.START_DATA)]:
-            _expect(wire, command, entry)
+        _expect(wire, [  # greeted, then authenticated
+            ("RCPT TO:<a@b.test>", replies.NEED_MAIL), ("DATA", replies.NEED_MAIL),
+            (f"MAIL FROM:<{world.pro}>", replies.AUTH_REQUIRED), ("AUTH CRAM-MD5", replies.AUTH_MECHANISM_UNSUPPORTED),
+            ("STARTTLS now", replies.SYNTAX_ERROR), (f"AUTH PLAIN {_plain(world.pro, 'wrong')}", replies.AUTH_FAILED),
+            (f"AUTH PLAIN {_plain(world.pro, PASSWORD)}", replies.AUTH_SUCCESS), ("AUTH PLAIN", replies.AUTH_ALREADY),
+            ("MAIL FROM:<>", replies.NULL_SENDER_NOT_ALLOWED), ("MAIL FROM:<no-at-sign>", replies.MALFORMED_ADDRESS),
+            ("MAIL FROM:<x@y.test> SIZE=abc", replies.SIZE_INVALID), (f"MAIL FROM:<{world.pro}>", replies.SENDER_OK),
+        ])
+        _expect(wire, [  # in a transaction, then with a recipient
+            ("MAIL FROM:<a@b.test>", replies.NESTED_MAIL), ("DATA", replies.NEED_RCPT),
+            ("AUTH PLAIN", replies.TRANSACTION_IN_PROGRESS), ("STARTTLS", replies.TRANSACTION_IN_PROGRESS),
+            ("RCPT TO:<>", replies.RCPT_SYNTAX), (f"RCPT TO:<{world.patient()}>", reasons.RCPT_OK),
+            ("DATA", replies.START_DATA),
+        ])
         wire.sock.sendall(f"From: {world.pro}\r\nTo: {world.patient()}\r\nSubject: t\r\n\r\nbody\r\n.\r\n".encode())
         [stored] = wire.reply()
         assert parse_reply(stored)[:2] == (replies.STORED.code, replies.STORED.enhanced)
         assert stored.startswith(format_reply(replies.STORED) + " (id "), stored
         # after DATA: the transaction is over, the session is not
-        _expect(wire, "RCPT TO:<a@b.test>", replies.NEED_MAIL)
-        _expect(wire, "QUIT", replies.CLOSING)
+        _expect(wire, [("RCPT TO:<a@b.test>", replies.NEED_MAIL), ("QUIT", replies.CLOSING)])
         assert wire.file.read() == b""
     finally:
         wire.close()
@@ -133,18 +128,18 @@ def test_every_reply_on_the_mx_wire_is_the_catalogues(world_live: tuple[World, L
     wire = Wire(live.port("mx"))
     try:
         assert wire.reply() == [replies.greeting(HOST).decode().rstrip("\r\n")]
-        _expect(wire, "HELO mx.hopital.example", replies.EHLO_OK.with_text(f"{HOST} {replies.EHLO_OK.text}"))
-        for command, entry in [("AUTH PLAIN", replies.AUTH_NOT_AVAILABLE), ("MAIL FROM:<x@y.test> BODY=BINARYMIME",
-                               replies.BODY_INVALID), ("RSET x", replies.SYNTAX_ERROR)]:
-            _expect(wire, command, entry)
+        _expect(wire, [
+            ("HELO mx.hopital.example", replies.EHLO_OK.with_text(f"{HOST} {replies.EHLO_OK.text}")),
+            ("AUTH PLAIN", replies.AUTH_NOT_AVAILABLE), ("MAIL FROM:<x@y.test> BODY=BINARYMIME", replies.BODY_INVALID),
+            ("RSET x", replies.SYNTAX_ERROR),
+        ])
         assert "STARTTLS" in wire.send("EHLO mx.hopital.example")[-1]
-        for command, entry in [("AUTH PLAIN", replies.AUTH_NOT_AVAILABLE),
-                               ("DATA", replies.NEED_MAIL),
-                               # the trust list wants TLS from this operator (routing's verdict)
-                               (f"MAIL FROM:<dr@{world.peer.domain}>", reasons.MAIL_TLS_REQUIRED),
-                               ("MAIL FROM:<x@y.test> SIZE=999999999999", replies.MESSAGE_TOO_BIG),
-                               ("STARTTLS", replies.STARTTLS_READY)]:
-            _expect(wire, command, entry)
+        _expect(wire, [
+            ("AUTH PLAIN", replies.AUTH_NOT_AVAILABLE), ("DATA", replies.NEED_MAIL),
+            # the trust list wants TLS from this operator (routing's verdict)
+            (f"MAIL FROM:<dr@{world.peer.domain}>", reasons.MAIL_TLS_REQUIRED),
+            ("MAIL FROM:<x@y.test> SIZE=999999999999", replies.MESSAGE_TOO_BIG), ("STARTTLS", replies.STARTTLS_READY),
+        ])
     finally:
         wire.close()
 
