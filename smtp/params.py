@@ -6,8 +6,8 @@
 * RFC 1870 SIZE, RFC 6152 BODY=8BITMIME, RFC 6531 SMTPUTF8, RFC 4954 §5 AUTH=.
 * RFC 3461 (DSN): RET, ENVID on MAIL; NOTIFY, ORCPT on RCPT; xtext per §4.
 
-Note for the aiosmtpd shell: aiosmtpd upper-cases the parameter string before handing it
-to hooks, which corrupts xtext; pass the raw tokens from the command line.
+The tokens are the command line's as sent (:mod:`smtp.reader`): xtext is case-sensitive, so
+nothing upper-cases them before they get here.
 """
 
 from __future__ import annotations

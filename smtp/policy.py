@@ -4,9 +4,9 @@
 state table (:mod:`smtp.state`) reads: AUTH only on submission, never before TLS unless
 the loopback development relaxation is on, MAIL on submission only once authenticated.
 The ``check_*`` functions answer one verb's needs from that table (``None``: go on, a
-:class:`~smtp.replies.Reply`: send it instead); they serve the gateway's present shell
-until it runs on :class:`smtp.session.Session`. Trust-list, INS and mailbox decisions are
-the gateway's (``routing.decide``) and reach us as reply values.
+:class:`~smtp.replies.Reply`: send it instead) outside a session; :class:`smtp.session.Session`
+reads the table itself, and the gateway's listeners run on it. Trust-list, INS and mailbox
+decisions are the gateway's (``routing.decide``) and reach us as reply values.
 """
 
 from __future__ import annotations

@@ -281,3 +281,37 @@ def test_every_gateway_package_says_what_it_is_and_what_it_may_import() -> None:
         if len(doc) < 40 or "import" not in doc:
             missing.append(str(init.relative_to(ROOT)))
     assert missing == []
+
+
+# --- libraries: one adapter module each --------------------------------------------------------------
+
+AIOSMTPD_ADAPTER = "gateway/net/proxy.py"  # PROXY v1/v2 parsing, aiosmtpd.proxy_protocol.get_proxy
+TEST_KITS = ("gateway/testing/",)  # sinks and peers for tests; tests/ and bench/ are no product
+
+
+def _importers(library: str) -> list[str]:
+    """Product modules (our five packages, test kits aside) that import ``library``, anywhere in them."""
+    found = []
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            if name.startswith(TEST_KITS):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=name)):
+                modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                           else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(m.split(".")[0] == library for m in modules):
+                    found.append(name)
+                    break
+    return found
+
+
+def test_aiosmtpd_is_imported_by_one_product_module_at_most() -> None:
+    """The SMTP listeners run on ``smtp.server`` (issue 16): aiosmtpd is left for the PROXY header."""
+    assert set(_importers("aiosmtpd")) <= {AIOSMTPD_ADAPTER}, _importers("aiosmtpd")
+
+
+def test_importers_sees_what_is_there() -> None:
+    assert _importers("aiosmtpd") == [AIOSMTPD_ADAPTER]  # the finder is not blind: the adapter is found
+    assert "gateway/testing/sink.py" not in _importers("aiosmtpd")  # a test kit: aside
+    assert "gateway/outbound/client.py" in _importers("aiosmtplib")  # ``import x`` as well as ``from x import``

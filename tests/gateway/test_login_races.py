@@ -24,6 +24,7 @@ from gateway.store.models import AuditEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.world import PASSWORD, World, populate
+from smtp.session import MAX_AUTH_FAILURES
 from tests.admin_web.conftest import add_admin_account
 
 LIMIT = 10  # the default lockout for one account from one network, on every path
@@ -71,9 +72,13 @@ def test_smtp_auth(world_live: tuple[World, LiveGateway]) -> None:
     token = base64.b64encode(f"\0{world.pro}\0wrong password".encode()).decode()
 
     def one() -> list[bool]:
-        with smtplib.SMTP("127.0.0.1", live.port("submission"), timeout=90) as smtp:
-            smtp.ehlo("racer.test")
-            return [smtp.docmd("AUTH", f"PLAIN {token}")[0] == 535 for _ in range(5)]
+        answers: list[bool] = []
+        while len(answers) < 5:  # a session closes at its MAX_AUTH_FAILURES-th failure: stay below it
+            with smtplib.SMTP("127.0.0.1", live.port("submission"), timeout=90) as smtp:
+                smtp.ehlo("racer.test")
+                for _ in range(min(MAX_AUTH_FAILURES - 1, 5 - len(answers))):
+                    answers.append(smtp.docmd("AUTH", f"PLAIN {token}")[0] == 535)
+        return answers
 
     answers = hammer(20, 5, one)
     assert 1 <= checks(live, "smtp.login") - before <= LIMIT
