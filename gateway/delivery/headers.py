@@ -19,6 +19,7 @@ from email.policy import compat32
 from routing.address import Address, InvalidAddress, parse_address
 
 MAX_HEADER_BYTES = 1024 * 1024
+SUBMISSION_PROTOCOLS = frozenset({"ESMTPSA", "ESMTPA"})  # Received "with" of an authenticated session
 
 
 def split_message(raw: bytes) -> tuple[bytes, bytes]:
@@ -78,6 +79,7 @@ class HeaderInfo:
     references: tuple[str, ...]
     x_mss_mes: str | None
     disposition_notification_to: tuple[Address, ...]
+    has_date: bool = False
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -100,6 +102,7 @@ def parse_headers(raw: bytes) -> HeaderInfo:
         references=_ids(msg, "References"),
         x_mss_mes=_text(msg, "X-MSS-MES"),
         disposition_notification_to=_addresses(msg, "Disposition-Notification-To"),
+        has_date=msg.get("Date") is not None,
     )
 
 
@@ -111,6 +114,8 @@ def trace_headers(raw: bytes, info: HeaderInfo, *, hostname: str, helo: str | No
                   protocol: str, queue_id: str, now: datetime | None = None) -> tuple[bytes, str]:
     """Prepend ``Received:`` (RFC 5321 §4.4) and add ``Message-ID:`` if missing (RFC 5322 §3.6.4).
 
+    Submission (an authenticated session: ``ESMTPSA``/``ESMTPA``) also adds ``Date:`` when the
+    client left it out (RFC 6409 §8.3); relayed mail keeps its header as received (RFC 5321 §6.4).
     The Received line names no recipient: a patient's INS must not travel to other recipients.
     """
     when = email.utils.format_datetime(now or datetime.now(UTC))
@@ -126,6 +131,8 @@ def trace_headers(raw: bytes, info: HeaderInfo, *, hostname: str, helo: str | No
     if message_id is None:
         message_id = new_message_id(hostname)
         extra = f"Message-ID: {message_id}\r\n".encode()
+    if protocol in SUBMISSION_PROTOCOLS and not info.has_date:
+        extra += f"Date: {when}\r\n".encode()
     return received + extra + raw, message_id
 
 

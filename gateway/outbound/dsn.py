@@ -89,12 +89,19 @@ def _ascii(text: str, limit: int = 900) -> str:
     return " ".join(text.encode("ascii", "replace").decode("ascii").split())[:limit]
 
 
-def _human(recipients: Sequence[DsnRecipient], retry_until: datetime | None) -> tuple[str, str]:
+def _human(recipients: Sequence[DsnRecipient], retry_until: datetime | None,
+           cancelled: bool = False) -> tuple[str, str]:
     """(subject, text) in French then English."""
     actions = {r.action for r in recipients}
     lines = "\n".join(f"  - {r.final_recipient} ({r.status}{'; ' + _ascii(r.diagnostic, 300) if r.diagnostic else ''})"
                       for r in recipients)
-    if "failed" in actions:
+    if cancelled:
+        subject = "Envoi annulé / Delivery cancelled"
+        fr = ("La remise de votre message a été annulée par l'opérateur de la messagerie ; "
+              "il ne sera plus réessayé. Destinataires concernés :")
+        en = ("Delivery of your message was cancelled by the operator of the mail service; "
+              "it will not be retried. Recipients:")
+    elif "failed" in actions:
         subject = "Échec de remise / Delivery failure"
         fr = ("Votre message n'a pas pu être remis aux destinataires suivants ; "
               "il ne sera plus réessayé :")
@@ -185,12 +192,16 @@ def build_dsn(
     ret: str | None = None,
     arrival: datetime | None = None,
     message_id: str | None = None,
+    cancelled: bool = False,
 ) -> bytes:
-    """The DSN to send with ``MAIL FROM:<>`` to ``to`` (the original reverse-path)."""
+    """The DSN to send with ``MAIL FROM:<>`` to ``to`` (the original reverse-path).
+
+    ``cancelled``: the failures are an operator's bounce; the human part says so.
+    """
     if not recipients:
         raise ValueError("a DSN reports on at least one recipient")
     retry_until = next((r.will_retry_until for r in recipients if r.will_retry_until), None)
-    subject, text = _human(recipients, retry_until)
+    subject, text = _human(recipients, retry_until, cancelled)
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"MAILER-DAEMON@{reporting_mta}"
     report["To"] = to

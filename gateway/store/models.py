@@ -287,6 +287,7 @@ class QueueEntry(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))  # SMTP reply code/text, never content
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    bounced_by: Mapped[str | None] = mapped_column(String(320))  # the audit actor of an operator's bounce
 
 
 class AuditEntry(Base):
