@@ -127,6 +127,7 @@ LINE_TOO_LONG = Reply(500, "5.5.2", "line too long")  # RFC 5321 §4.5.3.1.4-6
 # SMTP smuggling: like Postfix's smtpd_forbid_bare_newline ("bare <LF> received"), with
 # RFC 3463 X.5.2 "syntax error"; the message is refused as a whole.
 BARE_LINE_ENDING = Reply(550, "5.5.2", "bare <LF> or <CR> received, message refused")
+BARE_CR = Reply(550, "5.5.2", "bare <CR> received, message refused")  # bare LF normalised (issue 17)
 # RFC 5322 §2.2 / RFC 6152 §2: no NUL in a message; RFC 3463 X.6.0 "other media error".
 NUL_IN_MESSAGE = Reply(550, "5.6.0", "NUL character in message, message refused")
 
