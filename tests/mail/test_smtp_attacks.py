@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.app.cli.main import main as cli_main
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.smtpclient import mailbox_messages
@@ -255,3 +256,19 @@ def test_connections_per_address_are_limited(tmp_path_factory: pytest.TempPathFa
         finally:
             first.close()
             second.close()
+
+
+def test_a_trusted_operator_address_gets_its_own_allowance(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 17 item 2: the trust entry's max_connections applies to its operator's networks."""
+    home = make_home(tmp_path_factory.mktemp("gw") / "home")
+    assert cli_main(["--home", str(home), "domain", "trust", "add", "operator.test", "--max-connections", "4",
+                     "--networks", "127.0.0.0/8"]) == 0
+    env = {**listen_env(), "GATEWAY__LIMITS__MX_PER_ADDRESS": "2"}
+    with live_gateway(home, env=env) as live:
+        wires = [Wire(live.port("mx")) for _ in range(4)]  # above the default of 2: each greeted with 220
+        try:
+            with socket.create_connection(("127.0.0.1", live.port("mx")), timeout=15) as fifth:
+                assert fifth.recv(1024).startswith(b"421 4.7.0")
+        finally:
+            for wire in wires:
+                wire.close()
