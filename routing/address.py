@@ -19,8 +19,9 @@ import idna
 from routing.ins import InvalidINS, normalise_ins
 
 # RFC 5321 §4.1.2 Dot-string atoms, with RFC 6531 §3.3's UTF-8 characters (no C1 control, no
-# space of any kind); quoted local parts are refused in the trust space.
-_ATOM = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x9f\s])+"
+# space of any kind, no surrogate nor U+FFFD: bytes that were not UTF-8); quoted local parts
+# are refused in the trust space.
+_ATOM = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x9f\s\ud800-\udfff\ufffd])+"
 _LOCAL_RE = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 MAX_LOCAL = 64  # RFC 5321 §4.5.3.1.1
@@ -81,7 +82,7 @@ def parse_address(text: str) -> Address:
     local, domain = value.split("@")
     if not local.isascii():
         local = unicodedata.normalize("NFC", local)
-    if not local or len(local.encode("utf-8")) > MAX_LOCAL or not _LOCAL_RE.match(local):
+    if not local or not _LOCAL_RE.match(local) or len(local.encode("utf-8")) > MAX_LOCAL:
         raise InvalidAddress("invalid local part")
     return Address(local, normalise_domain(domain))
 

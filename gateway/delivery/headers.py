@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import compat32
 
 from routing.address import Address, InvalidAddress, parse_address
@@ -89,7 +89,10 @@ class HeaderInfo:
 def parse_headers(raw: bytes) -> HeaderInfo:
     head, _ = split_message(raw[: MAX_HEADER_BYTES + 4])
     try:
-        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+        if head.isascii():
+            msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+        else:  # RFC 6532 (SMTPUTF8): raw UTF-8 in the header; other 8-bit bytes stay unreadable
+            msg = HeaderParser(policy=compat32).parsestr(head.decode("utf-8", "surrogateescape"))
     except Exception:  # the email package raises many types on garbage; treat as no headers
         msg = Message()
     ids = _ids(msg, "Message-ID")

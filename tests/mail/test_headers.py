@@ -40,3 +40,14 @@ def test_relayed_mail_gets_no_date() -> None:
     raw = b"From: dr.b@hopital.test\r\nMessage-ID: <a@hopital.test>\r\n\r\nbody\r\n"
     for protocol in ("ESMTPS", "ESMTP"):
         assert not any(line.lower().startswith(b"date:") for line in _head(_stamp(raw, protocol)))
+
+
+def test_utf8_headers_are_read_as_utf8() -> None:
+    """RFC 6532: an SMTPUTF8 message's From: in raw UTF-8 gives its author (the From: rules
+    after DATA need it); bytes that are not UTF-8 give no author, never a crash."""
+    raw = "From: Médecin Dupré <médecin@hôpital.test>\r\nSubject: Résultats\r\n\r\nbody\r\n".encode()
+    info = parse_headers(raw)
+    assert [str(a) for a in info.from_addresses] == ["médecin@xn--hpital-ixa.test"]
+    assert info.subject == "Résultats"
+    broken = parse_headers(b"From: M\xe9decin <m\xe9decin@h.test>\r\nSubject: R\xe9sultats\r\n\r\nbody\r\n")
+    assert broken.from_addresses == ()
