@@ -62,6 +62,17 @@ class DsnRecipient:
     will_retry_until: datetime | None = None  # delayed only (RFC 3464 §2.3.8)
 
 
+def utf8_addr_xtext(address: str) -> str:
+    """RFC 6533 §3 utf-8-addr-xtext: ``\\x{HEX}`` for what is not plain printable ASCII (and for
+    "+", "=", "\\"), so a UTF-8 address fits the ASCII ``message/delivery-status`` part."""
+    return "".join(c if ("!" <= c <= "~" and c not in "+=\\") else f"\\x{{{ord(c):X}}}" for c in address)
+
+
+def _address_field(address: str) -> str:
+    """Final-/Original-Recipient value: ``rfc822; addr`` or, for a UTF-8 address, ``utf-8; ...``."""
+    return f"rfc822; {address}" if address.isascii() else f"utf-8; {utf8_addr_xtext(address)}"
+
+
 def notices(
     envelope: Envelope, results: Sequence[RecipientResult], action: Action, *, now: datetime,
     status: str | None = None, retry_until: datetime | None = None,
@@ -143,7 +154,7 @@ def _status_part(reporting_mta: str, envid: str | None, arrival: datetime | None
     for r in recipients:
         blocks.append(_block([
             ("Original-Recipient", _ascii(r.original_recipient) if r.original_recipient else None),
-            ("Final-Recipient", f"rfc822; {r.final_recipient}"),
+            ("Final-Recipient", _address_field(r.final_recipient)),
             ("Action", r.action),
             ("Status", r.status),
             ("Remote-MTA", r.remote_mta),
@@ -204,7 +215,8 @@ def build_dsn(
     subject, text = _human(recipients, retry_until, cancelled)
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"MAILER-DAEMON@{reporting_mta}"
-    report["To"] = to
+    if to.isascii():
+        report["To"] = to
     report["Subject"] = encoded_header(subject)
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id or make_msgid(domain=reporting_mta)
@@ -216,4 +228,8 @@ def build_dsn(
     returned = _returned_part(original, full)
     del returned["MIME-Version"]
     report.attach(returned)
-    return render(report)
+    if to.isascii():
+        return render(report)
+    # A UTF-8 address travels raw in the header (RFC 6532 §3.2; the DSN goes with SMTPUTF8), never
+    # as an encoded-word (RFC 2047 §5 allows none in an address).
+    return f"To: {to}\r\n".encode() + render(report)
