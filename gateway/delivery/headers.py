@@ -19,7 +19,8 @@ from email.policy import compat32
 from routing.address import Address, InvalidAddress, parse_address
 
 MAX_HEADER_BYTES = 1024 * 1024
-SUBMISSION_PROTOCOLS = frozenset({"ESMTPSA", "ESMTPA"})  # Received "with" of an authenticated session
+# Received "with" of an authenticated session (RFC 3848; RFC 6531 §4.3: UTF8SMTP* with SMTPUTF8).
+SUBMISSION_PROTOCOLS = frozenset({"ESMTPSA", "ESMTPA", "UTF8SMTPSA", "UTF8SMTPA"})
 
 
 def split_message(raw: bytes) -> tuple[bytes, bytes]:

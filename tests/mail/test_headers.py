@@ -22,10 +22,11 @@ def _head(stamped: bytes) -> list[bytes]:
 
 def test_submission_adds_a_date_when_the_client_omits_it() -> None:
     raw = b"From: dr.martin@clinic.test\r\nSubject: x\r\n\r\nbody\r\n"
-    stamped = _stamp(raw, "ESMTPSA")
-    dates = [line for line in _head(stamped) if line.lower().startswith(b"date:")]
-    assert dates == [b"Date: " + email.utils.format_datetime(AT).encode()]
-    assert stamped.endswith(raw) and b"\r\nMessage-ID: <" in stamped
+    for protocol in ("ESMTPSA", "ESMTPA", "UTF8SMTPSA"):
+        stamped = _stamp(raw, protocol)
+        dates = [line for line in _head(stamped) if line.lower().startswith(b"date:")]
+        assert dates == [b"Date: " + email.utils.format_datetime(AT).encode()]
+        assert stamped.endswith(raw) and b"\r\nMessage-ID: <" in stamped
 
 
 def test_a_date_present_is_kept_and_not_doubled() -> None:
@@ -38,7 +39,7 @@ def test_a_date_present_is_kept_and_not_doubled() -> None:
 def test_relayed_mail_gets_no_date() -> None:
     """RFC 5321 §6.4: only submission repairs a missing Date; the MX stores what it received."""
     raw = b"From: dr.b@hopital.test\r\nMessage-ID: <a@hopital.test>\r\n\r\nbody\r\n"
-    for protocol in ("ESMTPS", "ESMTP"):
+    for protocol in ("ESMTPS", "ESMTP", "UTF8SMTPS"):
         assert not any(line.lower().startswith(b"date:") for line in _head(_stamp(raw, protocol)))
 
 
