@@ -129,6 +129,17 @@ class SmtpSettings(_Section):
     processes: int = Field(default=1, ge=1, le=64)
     """Processes that accept SMTP sessions: 1 runs them in the serving process; N > 1 starts
     N - 1 more (``gateway smtp-process``) on the same listening sockets, for more cores."""
+    mx_bare_line_endings: Literal["reject", "normalize"] = "reject"
+    """A bare LF in a message on the MX: ``reject`` refuses it (``550 5.5.2``, SMTP smuggling);
+    ``normalize`` stores it as CRLF. Either way only ``<CR><LF>.<CR><LF>`` ends DATA and a bare
+    CR is refused (Postfix's ``smtpd_forbid_bare_newline``)."""
+    submission_bare_line_endings: Literal["reject", "normalize"] = "normalize"
+    """The same on the submission listeners (587 and 465): ``normalize`` by default, for
+    software that writes LF-terminated lines (issue 17)."""
+
+    def bare_line_endings(self, listener: str) -> Literal["reject", "normalize"]:
+        """The mode of ``listener`` ("mx", "submission", "submissions"): ``smtp.session.SessionConfig``'s."""
+        return self.mx_bare_line_endings if listener == "mx" else self.submission_bare_line_endings
 
 
 class ImapSettings(_Section):

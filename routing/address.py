@@ -1,19 +1,27 @@
 """Mail addresses: parsing and normalisation (RFC 5321 §4.1.2 mailbox syntax, IDNA domains).
 
-Domains are compared in their ASCII (A-label) lower-case form; local parts keep
-their case except for patient addresses, whose INS is upper-cased.
+Domains are compared in their ASCII (A-label) lower-case form, internationalised names
+converted by IDNA 2008 (RFC 5891, with the UTS #46 non-transitional mapping: the ``idna``
+package; the trust list, the hosted domains and routing all go through here). Local parts keep
+their case except for patient addresses, whose INS is upper-cased; a local part may be UTF-8
+(RFC 6531 §3.3), kept in NFC (RFC 6532 §3.1).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+import idna
+
 from routing.ins import InvalidINS, normalise_ins
 
-# RFC 5321 §4.1.2 Dot-string atoms; quoted local parts are refused in the trust space.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# RFC 5321 §4.1.2 Dot-string atoms, with RFC 6531 §3.3's UTF-8 characters (no C1 control, no
+# space of any kind, no surrogate nor U+FFFD: bytes that were not UTF-8); quoted local parts
+# are refused in the trust space.
+_ATOM = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x9f\s\ud800-\udfff\ufffd])+"
 _LOCAL_RE = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 MAX_LOCAL = 64  # RFC 5321 §4.5.3.1.1
@@ -30,10 +38,13 @@ def normalise_domain(domain: str) -> str:
     text = domain.strip().rstrip(".")
     if not text:
         raise InvalidAddress("empty domain")
-    try:
-        ascii_form = text.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise InvalidAddress("invalid domain name") from None
+    if text.isascii() and "xn--" not in text.lower():
+        ascii_form = text.lower()  # LDH names need no IDNA (and keep R-LDH labels they may have)
+    else:
+        try:
+            ascii_form = idna.encode(text, uts46=True, transitional=False).decode("ascii").lower()
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise InvalidAddress("invalid domain name") from None
     if len(ascii_form) > MAX_DOMAIN:
         raise InvalidAddress("domain name too long")
     labels = ascii_form.split(".")
@@ -51,6 +62,11 @@ class Address:
         return f"{self.local}@{self.domain}"
 
     @property
+    def ascii(self) -> bool:
+        """Whether it can travel without SMTPUTF8 (RFC 6531): the domain always can (A-label)."""
+        return self.local.isascii()
+
+    @property
     def key(self) -> str:
         """Comparison key: local part case-folded, domain already normalised."""
         return f"{self.local.lower()}@{self.domain}"
@@ -64,7 +80,9 @@ def parse_address(text: str) -> Address:
     if value.count("@") != 1:
         raise InvalidAddress("address must have the form local@domain")
     local, domain = value.split("@")
-    if not local or len(local) > MAX_LOCAL or not _LOCAL_RE.match(local):
+    if not local.isascii():
+        local = unicodedata.normalize("NFC", local)
+    if not local or not _LOCAL_RE.match(local) or len(local.encode("utf-8")) > MAX_LOCAL:
         raise InvalidAddress("invalid local part")
     return Address(local, normalise_domain(domain))
 

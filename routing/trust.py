@@ -5,6 +5,11 @@ operator certificate DN, contacts, last update) plus our own policy (DKIM, route
 override, TLS, size limit, status).  Pure values: loading from XML/TOML/the database
 is the job of ``gateway``.
 
+Connections per entry (issue 17): ``networks`` are the operator's sending addresses and
+``max_connections`` how many connections each of those addresses may hold on the MX (instead
+of ``limits.mx_per_address``); the MX's gate asks :meth:`TrustList.connection_limit` by client
+address at accept time, before any TLS, since the address is all it knows then.
+
 DKIM per entry (SPEC §4, issue 17): ``dkim_policy`` says where the domain's keys come from
 (``dns``, ``pinned`` selector and key, or ``none``: not checked); ``dkim_required`` says
 whether a passing signature is needed on top of the operator certificate. An entry with no
@@ -13,6 +18,7 @@ certificate DN always needs one (unless its policy is ``none``: a private link).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +38,30 @@ _ORIGINS: frozenset[str] = frozenset(get_args(TrustOrigin))
 # RFC 6376 §3.1: a selector is a sequence of dot-separated sub-domain labels.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _SELECTOR_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+MAX_CONNECTIONS = 100_000  # the same ceiling as limits.mx_per_address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _network(text: str) -> IpNetwork:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"not an IP address or network: {text.strip()!r}") from None
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    """Addresses and CIDR networks separated by commas or spaces, normalised (``192.0.2.1/32``)."""
+    return tuple(str(_network(part)) for part in re.split(r"[\s,]+", text) if part)
+
+
+def _client_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        found = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(found, ipaddress.IPv6Address) and found.ipv4_mapped is not None:
+        return found.ipv4_mapped
+    return found
 
 
 @dataclass(frozen=True)
@@ -60,6 +90,8 @@ class TrustEntry:
     max_message_size: int | None = None
     status: TrustStatus = "active"
     origin: TrustOrigin = "manual"
+    max_connections: int | None = None  # per address of ``networks`` on the MX (None: the default)
+    networks: tuple[str, ...] = ()  # the operator's sending addresses, CIDR (normalised here)
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +116,9 @@ class TrustEntry:
             raise ValueError(f"unknown status {self.status!r}")
         if self.origin not in _ORIGINS:
             raise ValueError(f"unknown origin {self.origin!r}")
+        if self.max_connections is not None and not 1 <= self.max_connections <= MAX_CONNECTIONS:
+            raise ValueError(f"max_connections must be from 1 to {MAX_CONNECTIONS}")
+        object.__setattr__(self, "networks", tuple(str(_network(n)) for n in self.networks))
 
     @property
     def active(self) -> bool:
@@ -165,7 +200,7 @@ def dn_matches(expected: str, presented: str | None) -> bool:
 class TrustList(Mapping[str, TrustEntry]):
     """An immutable mapping domain -> entry; only ``active`` entries count as trusted."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_limits")
 
     def __init__(self, entries: Iterable[TrustEntry] = ()) -> None:
         table: dict[str, TrustEntry] = {}
@@ -174,6 +209,10 @@ class TrustList(Mapping[str, TrustEntry]):
                 raise ValueError(f"duplicate trust entry for {entry.domain}")
             table[entry.domain] = entry
         self._entries: Mapping[str, TrustEntry] = MappingProxyType(table)
+        # (network, max_connections) of the active entries that set both: connection_limit's table
+        self._limits: tuple[tuple[IpNetwork, int], ...] = tuple(
+            (_network(n), e.max_connections) for e in table.values()
+            if e.active and e.max_connections is not None for n in e.networks)
 
     def __getitem__(self, domain: str) -> TrustEntry:
         return self._entries[domain]
@@ -225,6 +264,18 @@ class TrustList(Mapping[str, TrustEntry]):
             if found is not None and found.active and found.operator_dn and dn_matches(found.operator_dn, dn):
                 return found
         return None
+
+    def connection_limit(self, ip: str) -> int | None:
+        """The connections one client address may hold on the MX by its operator's entry: the
+        largest ``max_connections`` of the active entries whose ``networks`` hold ``ip`` (None:
+        no entry says, the listener's default applies)."""
+        if not self._limits:
+            return None
+        address = _client_ip(ip)
+        if address is None:
+            return None
+        allowed = [limit for network, limit in self._limits if address in network]
+        return max(allowed) if allowed else None
 
     def with_entry(self, entry: TrustEntry) -> TrustList:
         """A new list with ``entry`` added or replacing the one for its domain."""

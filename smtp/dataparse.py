@@ -12,7 +12,12 @@ Rules (SPEC §6, SMTP smuggling, CVE-2023-51764/51765/51766 class):
 * a bare LF or bare CR anywhere (RFC 5321 §2.3.8: CR and LF only as a pair) refuses the
   whole message, after reading on to the real end-of-data so the session stays in step:
   ``<LF>.<LF>``, ``<LF>.<CRLF>``, ``<CR>.<CR>``, ``<CRLF>.<LF>`` ... never end it and are
-  never stored, split or otherwise;
+  never stored, split or otherwise. That is mode ``"reject"`` (the MX's). Mode ``"normalize"``
+  (submission's, as Postfix's ``smtpd_forbid_bare_newline = normalize``, issue 17) still ends
+  the data only at a real ``<CRLF>.<CRLF>`` and still refuses a bare CR (``550 5.5.2``), but
+  takes a bare LF as a line break: stored as CRLF, and the line after it dot-unstuffed like any
+  other (what ``smtplib.sendmail(msg.as_bytes())`` sends for LF-terminated lines). A fake end
+  with a bare LF is then a line of the one message, and what follows it is content;
 * a NUL byte anywhere refuses the message (``550 5.6.0``): RFC 5322 §2.2/§3.5 allow no NUL
   in a message, nor does 8BITMIME (RFC 6152 §2, we offer no BINARYMIME), and a NUL is itself an
   outbound smuggling vector for receivers that end lines at it; never stored nor relayed;
@@ -27,10 +32,13 @@ Work is done on whole chunks with ``bytes.find``/``count``/``replace``, never pe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from smtp import replies
 from smtp.replies import Reply
+
+BareLineEndings = Literal["reject", "normalize"]
+BARE_LINE_ENDINGS: Final[tuple[BareLineEndings, ...]] = ("reject", "normalize")
 
 END: Final = b"\r\n.\r\n"
 # Proper prefixes of END that a chunk may end with: kept back until the next chunk says
@@ -66,11 +74,25 @@ def _has_bare_line_ending(segment: bytes) -> bool:
     return segment.count(b"\n") != pairs or segment.count(b"\r") != pairs
 
 
+def _has_bare_cr(segment: bytes) -> bool:
+    return segment.count(b"\r") != segment.count(b"\r\n")
+
+
+def _normalized(segment: bytes) -> bytes:
+    """Every bare LF as CRLF; only for a segment without a bare CR."""
+    if segment.count(b"\n") == segment.count(b"\r\n"):
+        return segment
+    return segment.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 class DataReader:
     """Reads one message's DATA; create a new reader for each DATA command."""
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, *, bare_line_endings: BareLineEndings = "reject") -> None:
+        if bare_line_endings not in BARE_LINE_ENDINGS:
+            raise ValueError(f"bare_line_endings: one of {', '.join(BARE_LINE_ENDINGS)}")
         self.max_size = max_size
+        self.normalize = bare_line_endings == "normalize"
         # The CRLF ending the DATA command line is the virtual start of the first line.
         self._buf = bytearray(b"\r\n")
         self._virtual = 2  # leading bytes of _buf that are not message content
@@ -136,7 +158,13 @@ class DataReader:
     def _take(self, segment: bytes) -> None:
         if not segment:
             return
-        if not self._bare and _has_bare_line_ending(segment):
+        if self.normalize:
+            if not self._bare and _has_bare_cr(segment):
+                self._bare = True
+                self._parts.clear()
+            if not self._bare:
+                segment = _normalized(segment)
+        elif not self._bare and _has_bare_line_ending(segment):
             self._bare = True
             self._parts.clear()
         if not self._nul and b"\x00" in segment:
@@ -156,7 +184,7 @@ class DataReader:
 
     def _finish(self) -> Done | Reply:
         if self._bare:
-            return replies.BARE_LINE_ENDING
+            return replies.BARE_CR if self.normalize else replies.BARE_LINE_ENDING
         if self._nul:
             return replies.NUL_IN_MESSAGE
         if self._oversize:

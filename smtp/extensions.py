@@ -2,8 +2,9 @@
 
 Every extension advertised here is one the session implements. Of those it does not offer:
 BDAT (CHUNKING, RFC 3030) is an unknown verb, ``BODY=BINARYMIME`` and unknown parameters
-are refused by :mod:`smtp.params`, and a command with non-ASCII bytes is refused by the
-reader (no SMTPUTF8, RFC 6531), each with its catalogue reply.
+are refused by :mod:`smtp.params`, and non-ASCII bytes anywhere but in the paths of MAIL and
+RCPT are refused by the reader, each with its catalogue reply. SMTPUTF8 (RFC 6531): UTF-8
+paths with the ``SMTPUTF8`` parameter, UTF-8 headers (RFC 6532) in the message, on every listener.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def ehlo_keywords(conditions: Conditions, *, max_size: int, mechanisms: tuple[st
         "8BITMIME",  # RFC 6152
         "ENHANCEDSTATUSCODES",  # RFC 2034: every reply below carries its code (smtp.replies)
         "DSN",  # RFC 3461
+        "SMTPUTF8",  # RFC 6531
     ]
     if conditions.starttls_offered and not conditions.tls:
         keywords.append("STARTTLS")  # RFC 3207 §4: not once TLS is on

@@ -71,6 +71,9 @@ async def hello(s: Session, cmd: Hello) -> None:
 
 
 async def mail(s: Session, cmd: Mail) -> None:
+    if not cmd.params.smtputf8 and not cmd.sender.isascii():  # RFC 6531 §3.5
+        s.reply(replies.UTF8_ADDRESS_WITHOUT_SMTPUTF8)
+        return
     envelope = Envelope(cmd.sender, cmd.params)
     verdict = await s.backend.policy.mail(s.facts, envelope)
     if not accepted(verdict):
@@ -90,6 +93,9 @@ async def mail(s: Session, cmd: Mail) -> None:
 async def rcpt(s: Session, cmd: Rcpt) -> None:
     envelope = s.envelope
     assert envelope is not None  # the table allows RCPT only in a transaction
+    if not envelope.params.smtputf8 and not cmd.recipient.isascii():  # RFC 6531 §3.5
+        s.reply(replies.UTF8_ADDRESS_WITHOUT_SMTPUTF8)
+        return
     too_many = check_recipient_count(len(envelope.recipients), s.config.limits)
     if too_many is not None:
         s.reply(too_many)

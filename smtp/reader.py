@@ -9,7 +9,8 @@ Two layers (pymap's parse-returns-(value, rest), Stalwart's receiver):
 * :func:`parse` turns one line into a :class:`~smtp.commands.Command` or a reply: line
   limits per verb (RFC 5321 §4.5.3.1.4: 512 octets with CRLF; MAIL grows by 26 for SIZE,
   RFC 1870 §3, 100 for RET/ENVID, RFC 3461 §4, and 500 for AUTH=, RFC 4954 §5; RCPT by 500
-  for NOTIFY/ORCPT, RFC 3461 §4), ASCII only (SMTPUTF8 is not offered, RFC 6531),
+  for NOTIFY/ORCPT, RFC 3461 §4), ASCII only but for the paths of MAIL and RCPT, which may
+  be UTF-8 (SMTPUTF8, RFC 6531 §3.3: the session refuses them without the parameter),
   unknown verbs, then each verb's arguments (MAIL/RCPT parameters through
   :mod:`smtp.params`).
 """
@@ -97,11 +98,15 @@ def parse(line: bytes, max_size: int) -> Command | Reply:
     limit = LINE_LIMITS.get(verb, COMMAND_LINE) if verb is not None else COMMAND_LINE
     if len(line) + 2 > limit:
         return replies.LINE_TOO_LONG
-    if not line.isascii():
+    utf8 = not line.isascii()
+    if utf8 and verb not in (Verb.MAIL, Verb.RCPT):
         return replies.NON_ASCII_COMMAND
     if verb is None:
         return replies.COMMAND_UNRECOGNIZED
-    argument = rest.strip().decode("ascii")
+    try:
+        argument = rest.strip().decode("utf-8" if utf8 else "ascii")
+    except UnicodeDecodeError:
+        return replies.INVALID_UTF8
     if verb in (Verb.EHLO, Verb.HELO):
         return Hello(verb, argument) if argument else Invalid(verb, replies.SYNTAX_ERROR)
     if verb is Verb.MAIL:
@@ -166,6 +171,8 @@ def _mail(argument: str, max_size: int) -> Command:
     path = split_path(after) if after is not None else None
     if path is None:
         return Invalid(Verb.MAIL, replies.MAIL_SYNTAX)
+    if not path[1].isascii():  # parameters are ASCII (xtext, RFC 3461 §4; RFC 6531 §3.4)
+        return Invalid(Verb.MAIL, replies.NON_ASCII_COMMAND)
     params = parse_mail_params(path[1].split(), max_size)
     if isinstance(params, Reply):
         return Invalid(Verb.MAIL, params)
@@ -177,6 +184,8 @@ def _rcpt(argument: str) -> Command:
     path = split_path(after) if after is not None else None
     if path is None or not path[0]:  # RFC 5321 §4.1.1.3: no null forward-path
         return Invalid(Verb.RCPT, replies.RCPT_SYNTAX)
+    if not path[1].isascii():
+        return Invalid(Verb.RCPT, replies.NON_ASCII_COMMAND)
     params = parse_rcpt_params(path[1].split())
     if isinstance(params, Reply):
         return Invalid(Verb.RCPT, params)

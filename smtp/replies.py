@@ -127,12 +127,15 @@ LINE_TOO_LONG = Reply(500, "5.5.2", "line too long")  # RFC 5321 §4.5.3.1.4-6
 # SMTP smuggling: like Postfix's smtpd_forbid_bare_newline ("bare <LF> received"), with
 # RFC 3463 X.5.2 "syntax error"; the message is refused as a whole.
 BARE_LINE_ENDING = Reply(550, "5.5.2", "bare <LF> or <CR> received, message refused")
+BARE_CR = Reply(550, "5.5.2", "bare <CR> received, message refused")  # bare LF normalised (issue 17)
 # RFC 5322 §2.2 / RFC 6152 §2: no NUL in a message; RFC 3463 X.6.0 "other media error".
 NUL_IN_MESSAGE = Reply(550, "5.6.0", "NUL character in message, message refused")
 
 # --- syntax (RFC 5321 §4.2.2, §4.1.1.11) -------------------------------------------------------
 COMMAND_UNRECOGNIZED = Reply(500, "5.5.1", "command not recognized")
-NON_ASCII_COMMAND = Reply(500, "5.5.2", "non-ASCII characters in a command (SMTPUTF8 is not offered)")
+# RFC 6531: UTF-8 only in the paths of MAIL and RCPT, and valid UTF-8 there.
+NON_ASCII_COMMAND = Reply(500, "5.5.2", "non-ASCII characters in a command")
+INVALID_UTF8 = Reply(500, "5.5.2", "invalid UTF-8 in a command")
 TOO_MANY_UNRECOGNIZED = Reply(421, "4.7.0", "too many unrecognized commands, closing connection")
 SYNTAX_ERROR = Reply(501, "5.5.4", "syntax error in parameters or arguments")
 MAIL_SYNTAX = Reply(501, "5.5.4", "syntax: MAIL FROM:<address> [parameters]")
@@ -147,6 +150,8 @@ DSN_PARAM_INVALID = Reply(501, "5.5.4", "invalid DSN parameter")  # RFC 3461 §4
 
 # --- addresses: the backend's policy gives these (RFC 5321 §4.1.2, RFC 3463 X.1.3, X.7.1) ---------
 MALFORMED_ADDRESS = Reply(553, "5.1.3", "malformed address")
+# RFC 6531 §3.5 / RFC 3463 X.6.7: a UTF-8 address in a transaction that did not say SMTPUTF8.
+UTF8_ADDRESS_WITHOUT_SMTPUTF8 = Reply(553, "5.6.7", "non-ASCII address without SMTPUTF8")
 NULL_SENDER_NOT_ALLOWED = Reply(550, "5.7.1", "the empty sender address <> is not accepted here")
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from smtp import handlers, replies
 from smtp.backend import Backend, Envelope, SessionFacts, TlsFacts
-from smtp.dataparse import DataReader, NeedMore
+from smtp.dataparse import BareLineEndings, DataReader, NeedMore
 from smtp.output import Close, Event, MessageRefused, Output, StartTls
 from smtp.policy import DEFAULT_LIMITS, Limits, Listener, conditions
 from smtp.reader import LONGEST_COMMAND, SASL_LINE, LineReader, TooLong, parse
@@ -60,6 +60,15 @@ class SessionConfig:
     mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")  # smtp.sasl.MECHANISMS offered, in this order
     max_unrecognized: int = MAX_UNRECOGNIZED
     max_auth_failures: int = MAX_AUTH_FAILURES
+    # Bare LF in DATA (smtp.dataparse): None is the listener's default, "reject" on the MX (a
+    # relay's bare LF is a smuggling attempt) and "normalize" on submission (older clients).
+    bare_line_endings: BareLineEndings | None = None
+
+    @property
+    def data_line_endings(self) -> BareLineEndings:
+        if self.bare_line_endings is not None:
+            return self.bare_line_endings
+        return "reject" if self.listener == "mx" else "normalize"
 
 
 class Session:
@@ -133,7 +142,7 @@ class Session:
     def begin_data(self) -> DataReader:
         """After ``354``: the bytes that follow are the message (RFC 5321 §4.1.1.4)."""
         self.mode = Mode.DATA
-        self.data_reader = DataReader(self.max_size)
+        self.data_reader = DataReader(self.max_size, bare_line_endings=self.config.data_line_endings)
         return self.data_reader
 
     def no_room(self, reader: DataReader) -> None:

@@ -14,7 +14,8 @@ out; :func:`transcript` runs a script (pymap ``mocktransport``, maddy ``tests/co
     S: 221 2.0.0 closing connection
     S: [close]
 
-``C:`` lines are sent with CRLF (``C:`` alone is an empty line); consecutive ``C:`` lines go in one chunk (pipelining).
+``C:`` lines are sent in UTF-8 with CRLF (``C:`` alone is an empty line); consecutive ``C:``
+lines go in one chunk (pipelining).
 ``S:`` lines are the expected reply lines, in order and exactly (trailing spaces aside,
 as in ``334 ``); ``S: [starttls]`` and
 ``S: [close]`` are the session's events (after ``[starttls]`` the handshake is taken as
@@ -209,7 +210,7 @@ def transcript(script: str, memory: Memory | None = None, config: SessionConfig 
     def flush() -> None:
         if pending:
             assert not got, f"unexpected replies {list(got)} after:\n" + "\n".join(seen)
-            output = client._runner.run(client.session.receive_data("".join(pending).encode("ascii")))
+            output = client._runner.run(client.session.receive_data("".join(pending).encode("utf-8")))
             client.outputs.append(output)
             got.extend(reply_lines(output.data) + _markers(output))
             pending.clear()

@@ -47,8 +47,15 @@ class Gateway:
 
     @cached_property
     def budgets(self) -> Budgets:
-        """This process's budgets, made (and the open-file limit raised) by the first listener."""
-        return process_budgets(self.services.settings)
+        """This process's budgets, made (and the open-file limit raised) by the first listener.
+        On the MX a trusted operator's addresses get their entry's allowance (issue 17)."""
+        made = process_budgets(self.services.settings)
+        made.address_limits("mx", self._mx_address_limit)
+        return made
+
+    def _mx_address_limit(self, ip: str) -> int | None:
+        # Only the MX gate calls it, once the MX listener has built the delivery runtime.
+        return self.mail.directory.connection_limit(ip)
 
     @cached_property
     def mail(self) -> MailRuntime:

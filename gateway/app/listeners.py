@@ -50,6 +50,8 @@ async def start_changes(gw: Gateway) -> Running:
 
 
 async def start_mx(gw: Gateway) -> Running:
+    # The trust list before the first connection: the MX gate reads operators' allowances from it.
+    await asyncio.to_thread(gw.mail.directory.snapshot)
     return await start_smtp_listener(gw.services.settings, gw.mail, gw.budgets, "mx")
 
 

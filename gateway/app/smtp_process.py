@@ -54,6 +54,8 @@ async def serve_smtp_process(svc: Services, sockets: dict[str, list[int]], notic
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_sighup, gw)
     try:
+        if "mx" in sockets:  # the trust list before the first connection (operators' allowances)
+            await asyncio.to_thread(gw.mail.directory.snapshot)
         for name, fds in sockets.items():
             for fd in fds:
                 gw.running.append(await start_smtp_listener(svc.settings, gw.mail, gw.budgets, name,

@@ -7,6 +7,7 @@ so RCPT-time decisions cost one indexed lookup (patients by INS, accounts by add
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from gateway.store.raw import RawStatement, Runner
 from routing.address import Address, normalise_domain
 from routing.facts import RecipientFacts
 from routing.ins import InvalidINS, normalise_ins
-from routing.trust import Contacts, TrustEntry, TrustList
+from routing.trust import Contacts, TrustEntry, TrustList, parse_networks
+
+log = logging.getLogger("gateway.delivery")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,18 @@ class Snapshot:
     patient_domain: str
 
 
+def _networks(value: str | None) -> tuple[str, ...]:
+    """The stored networks; one that does not parse is left out (it cannot make the whole entry,
+    and so the operator's mail, disappear: it only widens nothing)."""
+    found: list[str] = []
+    for part in (value or "").split():
+        try:
+            found.extend(parse_networks(part))
+        except ValueError:
+            continue
+    return tuple(found)
+
+
 def _entry(row: TrustedDomain) -> TrustEntry | None:
     try:
         return TrustEntry(
@@ -60,6 +75,7 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
             tls_required=row.tls_required, max_message_size=row.max_message_size,
             status=row.status,  # type: ignore[arg-type]
             origin=row.origin,  # type: ignore[arg-type]
+            max_connections=row.max_connections, networks=_networks(row.networks),
         )
     except ValueError:
         return None  # an entry the model refuses is treated as absent: fail closed
@@ -87,6 +103,7 @@ class Directory:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._loaded_at = 0.0
+        self._reloading = False
 
     def cached(self) -> Snapshot | None:
         """The snapshot if it is fresh (no database access: callable on the event loop)."""
@@ -107,6 +124,27 @@ class Directory:
         with self._lock:
             self._snapshot, self._loaded_at = snap, now
         return snap
+
+    def connection_limit(self, ip: str) -> int | None:
+        """A client address's own allowance on the MX (its operator's trust entry), for the
+        accept loop: never waits for the database. The last snapshot answers, however old;
+        a stale one is reloaded in the background for the next connections."""
+        with self._lock:
+            snap = self._snapshot
+            stale = snap is None or time.monotonic() - self._loaded_at >= self.ttl
+            if stale and not self._reloading:
+                self._reloading = True
+                threading.Thread(target=self._reload, name="directory-reload", daemon=True).start()
+        return None if snap is None else snap.trust.connection_limit(ip)
+
+    def _reload(self) -> None:
+        try:
+            self.snapshot(refresh=True)
+        except Exception:  # the database away: the last snapshot keeps answering
+            log.warning("trust list reload failed", exc_info=True)
+        finally:
+            with self._lock:
+                self._reloading = False
 
     def invalidate(self) -> None:
         with self._lock:

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from email.policy import compat32
 
 from routing.address import Address, InvalidAddress, parse_address
 
 MAX_HEADER_BYTES = 1024 * 1024
+# Received "with" of an authenticated session (RFC 3848; RFC 6531 §4.3: UTF8SMTP* with SMTPUTF8).
+SUBMISSION_PROTOCOLS = frozenset({"ESMTPSA", "ESMTPA", "UTF8SMTPSA", "UTF8SMTPA"})
 
 
 def split_message(raw: bytes) -> tuple[bytes, bytes]:
@@ -78,6 +80,7 @@ class HeaderInfo:
     references: tuple[str, ...]
     x_mss_mes: str | None
     disposition_notification_to: tuple[Address, ...]
+    has_date: bool = False
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -87,7 +90,10 @@ class HeaderInfo:
 def parse_headers(raw: bytes) -> HeaderInfo:
     head, _ = split_message(raw[: MAX_HEADER_BYTES + 4])
     try:
-        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+        if head.isascii():
+            msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+        else:  # RFC 6532 (SMTPUTF8): raw UTF-8 in the header; other 8-bit bytes stay unreadable
+            msg = HeaderParser(policy=compat32).parsestr(head.decode("utf-8", "surrogateescape"))
     except Exception:  # the email package raises many types on garbage; treat as no headers
         msg = Message()
     ids = _ids(msg, "Message-ID")
@@ -100,6 +106,7 @@ def parse_headers(raw: bytes) -> HeaderInfo:
         references=_ids(msg, "References"),
         x_mss_mes=_text(msg, "X-MSS-MES"),
         disposition_notification_to=_addresses(msg, "Disposition-Notification-To"),
+        has_date=msg.get("Date") is not None,
     )
 
 
@@ -111,6 +118,8 @@ def trace_headers(raw: bytes, info: HeaderInfo, *, hostname: str, helo: str | No
                   protocol: str, queue_id: str, now: datetime | None = None) -> tuple[bytes, str]:
     """Prepend ``Received:`` (RFC 5321 §4.4) and add ``Message-ID:`` if missing (RFC 5322 §3.6.4).
 
+    Submission (an authenticated session: ``ESMTPSA``/``ESMTPA``) also adds ``Date:`` when the
+    client left it out (RFC 6409 §8.3); relayed mail keeps its header as received (RFC 5321 §6.4).
     The Received line names no recipient: a patient's INS must not travel to other recipients.
     """
     when = email.utils.format_datetime(now or datetime.now(UTC))
@@ -126,6 +135,8 @@ def trace_headers(raw: bytes, info: HeaderInfo, *, hostname: str, helo: str | No
     if message_id is None:
         message_id = new_message_id(hostname)
         extra = f"Message-ID: {message_id}\r\n".encode()
+    if protocol in SUBMISSION_PROTOCOLS and not info.has_date:
+        extra += f"Date: {when}\r\n".encode()
     return received + extra + raw, message_id
 
 

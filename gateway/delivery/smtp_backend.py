@@ -167,7 +167,7 @@ class GatewayDelivery:
         inbound = Inbound(
             mail_from=sender.address, recipients=tuple(tx.recipients),
             actor=f"pro:{account}" if account else f"trusted:{origin}",
-            protocol=("ESMTPSA" if account else "ESMTPS") if facts.tls else "ESMTP",
+            protocol=_with_type(facts, account, envelope),
             # A notice from the null reverse-path (DSN, MDN) is no professional's message: it
             # opens no conversation a patient could answer (to MAILER-DAEMON).
             sender_is_professional=sender.address is not None, peer=facts.peer_ip, helo=facts.helo,
@@ -180,6 +180,12 @@ class GatewayDelivery:
             raise
         metrics.accepted(self.policy.label)
         return done.queue_id
+
+
+def _with_type(facts: SessionFacts, account: Address | None, envelope: Envelope) -> str:
+    """The Received: ``with`` protocol type (RFC 3848; RFC 6531 §4.3 for the UTF8 forms)."""
+    kind = ("ESMTPSA" if account else "ESMTPS") if facts.tls else ("ESMTPA" if account else "ESMTP")
+    return "UTF8" + kind[1:] if envelope.params.smtputf8 else kind
 
 
 class PasswordCheck:

@@ -77,7 +77,7 @@ def smtp_server(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str
     """The shell for listener ``name``, its sessions over the gateway's backend."""
     implicit_tls = name == "submissions"
     session = SessionConfig(hostname=settings.server.hostname, listener=name,  # type: ignore[arg-type]
-                            limits=rt.limits)
+                            limits=rt.limits, bare_line_endings=settings.smtp.bare_line_endings(name))
     config = ServerConfig(session=session, timeout=float(settings.smtp.timeout_seconds),
                           min_data_rate=float(settings.smtp.min_data_rate), tls_handshake_timeout=TLS_HANDSHAKE_S)
     resolver = None

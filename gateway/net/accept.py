@@ -8,8 +8,9 @@ system resource" for every failure (130 MB of log in a minute in issue 15). This
 accepts itself, with public asyncio API only:
 
 - :class:`Gate` counts open connections of one listener: a cap on the listener and one per
-  client address (IPv6 per /64, ``smtp.throttle.client_key``). Admission gives a
-  :class:`Ticket` that the connection releases when it ends.
+  client address (IPv6 per /64, ``smtp.throttle.client_key``), which an ``address_limit``
+  lookup may set per address (the MX: a trusted operator's own allowance, issue 17).
+  Admission gives a :class:`Ticket` that the connection releases when it ends.
 - :class:`Acceptor` waits for its listening socket to be readable, accepts, asks the gate,
   and either writes the listener's refusal (``421 4.7.0``, ``* BYE``, ``503``) and closes
   *at once* (the descriptor is back before the next accept) or hands the socket to
@@ -87,7 +88,7 @@ class Ticket:
         key = client_key(ip)
         if self.released or key == self.key:
             return None
-        if self.gate.by_key.get(key, 0) >= self.gate.max_per_address:
+        if self.gate.by_key.get(key, 0) >= self.gate.limit_for(ip):
             return self.gate.refused("address_full")
         self.gate.drop_key(self.key)
         self.key = key
@@ -102,16 +103,21 @@ class Ticket:
         self.gate.drop_key(self.key)
 
 
+AddressLimit = Callable[[str], "int | None"]  # a client address -> its own per-address cap (None: the default)
+
+
 class Gate:
     """Open connections of one listener in this process: at most ``max_total``, at most
-    ``max_per_address`` per client address. Peers in ``deferred`` (trusted PROXY senders)
-    count against the address of their PROXY header instead, via :meth:`Ticket.assign`."""
+    ``max_per_address`` per client address, or what ``address_limit`` says for that address.
+    Peers in ``deferred`` (trusted PROXY senders) count against the address of their PROXY
+    header instead, via :meth:`Ticket.assign`."""
 
     def __init__(self, listener: str, max_total: int, max_per_address: int, *, refusals: RefusalLog | None = None,
-                 deferred: Sequence[Network] = ()) -> None:
+                 deferred: Sequence[Network] = (), address_limit: AddressLimit | None = None) -> None:
         self.listener = listener
         self.max_total = max_total
         self.max_per_address = max_per_address
+        self.address_limit = address_limit
         self.deferred = tuple(deferred)
         self.refusals = refusals or RefusalLog()
         self.open = 0
@@ -124,11 +130,22 @@ class Gate:
         key = None if self.deferred and is_trusted(ip, self.deferred) else client_key(ip)
         if key is not None:
             count = self.by_key.get(key, 0)
-            if count >= self.max_per_address:
+            if count and count >= self.limit_for(ip):  # every allowance is at least 1
                 return self.refused("address_full")
             self.by_key[key] = count + 1
         self.open += 1
         return Ticket(self, key)
+
+    def limit_for(self, ip: str) -> int:
+        """The connections ``ip`` may hold: its own allowance, else ``max_per_address``."""
+        if self.address_limit is None:
+            return self.max_per_address
+        try:
+            own = self.address_limit(ip)
+        except Exception:  # a lookup that fails leaves the default, never the accept loop broken
+            log.exception("per-address limit lookup failed", extra={"listener": self.listener})
+            return self.max_per_address
+        return self.max_per_address if own is None else own
 
     def refused(self, reason: str) -> str:
         self.refusals.note(self.listener, reason)

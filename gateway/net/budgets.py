@@ -21,7 +21,7 @@ import resource
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.net.accept import Gate, RefusalLog
+from gateway.net.accept import AddressLimit, Gate, RefusalLog
 from gateway.net.bodies import COPIES, STEP, BodyBudget
 from gateway.net.proxy import Network
 
@@ -103,6 +103,7 @@ class Budgets:
         self.plan = plan(settings, files)
         self.refusals = RefusalLog()
         self._gates: dict[str, Gate] = {}
+        self._limits: dict[str, AddressLimit] = {}
         limits = settings.limits
         self.bodies = BodyBudget(limits.body_memory_bytes, limits.body_memory_per_address,
                                  limits.body_memory_wait_seconds)
@@ -120,9 +121,24 @@ class Budgets:
         gate = self._gates.get(listener)
         if gate is None:
             gate = Gate(listener, self.plan.caps[listener], self.plan.per_address[listener],
-                        refusals=self.refusals, deferred=deferred)
+                        refusals=self.refusals, deferred=deferred, address_limit=self._limits.get(listener))
             self._gates[listener] = gate
         return gate
+
+    def address_limits(self, listener: str, lookup: AddressLimit) -> None:
+        """Per-address allowances of ``listener`` from ``lookup`` (the MX: the trust list's
+        :meth:`routing.trust.TrustList.connection_limit`), split between the SMTP processes as
+        the default is, and never above the listener's cap."""
+        processes = self.settings.smtp.processes if listener in SMTP_LISTENERS else 1
+        cap = self.plan.caps[listener]
+
+        def limit(ip: str) -> int | None:
+            own = lookup(ip)
+            return None if own is None else min(cap, math.ceil(own / processes))
+
+        self._limits[listener] = limit
+        if listener in self._gates:
+            self._gates[listener].address_limit = limit
 
     def describe(self) -> str:
         caps = ", ".join(f"{n} {self.plan.caps[n]} ({self.plan.per_address[n]}/address)" for n in LISTENERS)

@@ -1,9 +1,10 @@
 """The outbound queue seen by an admin: list (by status, domain, kind), show, retry, bounce, cancel.
 
 - *retry*: a pending entry becomes due at once (the worker picks it up at its next round).
-- *bounce*: a pending entry is made expired and due, so the worker closes it as
-  ``expired`` and sends the RFC 3464 failure notice to the sender (the same path as
-  a natural expiry, see ``gateway/accounts/jobs.py`` and ``gateway/outbound/process.py``).
+- *bounce*: a pending entry is marked as given up by the operator (``bounced_by``) and made
+  due, so the worker closes it as ``bounced`` and sends the sender an RFC 3464 failure notice
+  saying the delivery was cancelled by the operator (status 5.0.0; ``gateway/outbound/process.py``),
+  not that its delivery time expired.
 - *cancel*: a pending entry is closed as ``cancelled`` without notice.
 An entry under a live lease is being delivered right now: bounce and cancel wait.
 
@@ -141,6 +142,7 @@ def act(session: Session, actor: Actor, entry_id: Any, action: str, *, now: date
     elif action == "bounce":
         entry.expires_at = now
         entry.next_attempt_at = now
+        entry.bounced_by = actor.audit_actor[:320]
     else:
         entry.status = "cancelled"
         entry.finished_at = now

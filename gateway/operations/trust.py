@@ -4,10 +4,11 @@
 Editing (``gateway domain trust set``, ``PATCH /admin/api/domains/{name}``): only the fields
 given change, in one UPDATE of the entry's row in the caller's transaction: the domain is
 never absent from the trust list in between (removing and adding it again would refuse its
-mail meanwhile). The audit entry (``domain.trust.set``) lists each changed field with its old
-and new value (a pinned DKIM key by a short SHA-256 fingerprint). Description and
+mail meanwhile). ``max_connections`` with ``networks``: the connections each of the operator's
+sending addresses may hold on the MX (issue 17). The audit entry (``domain.trust.set``) lists
+each changed field with its old and new value (a pinned DKIM key by a short SHA-256 fingerprint). Description and
 certificate DN of an entry imported from the liste blanche are overwritten by the next
-import; our own settings (DKIM, route, TLS, size limit) are not.
+import; our own settings (DKIM, route, TLS, size limit, connections) are not.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from gateway.settings import split_hostport
 from gateway.store import audit
 from gateway.store.models import TrustedDomain
 from routing.address import InvalidAddress, normalise_domain
+from routing.trust import MAX_CONNECTIONS, parse_networks
 
 FIELDS = ("description", "operator_dn", "route", "dkim_policy", "dkim_selector", "dkim_public_key", "dkim_required",
-          "tls_required", "max_message_size")
+          "tls_required", "max_message_size", "max_connections", "networks")
 DKIM_FIELDS = ("dkim_policy", "dkim_selector", "dkim_public_key", "dkim_required")
 DKIM_POLICIES = ("dns", "none", "pinned")
 MIN_SIZE, MAX_SIZE = 1024, 1_073_741_824
@@ -61,8 +63,45 @@ def row(d: TrustedDomain) -> dict[str, Any]:
     return {"name": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
             "dkim_policy": d.dkim_policy, "dkim_selector": d.dkim_selector, "dkim_required": d.dkim_required,
             "route": d.route,
-            "tls_required": d.tls_required, "max_message_size": d.max_message_size, "origin": d.origin,
+            "tls_required": d.tls_required, "max_message_size": d.max_message_size,
+            "max_connections": d.max_connections, "networks": (d.networks or "").split(), "origin": d.origin,
             "list_updated_at": iso(d.list_updated_at), "modified_at": iso(d.modified_at)}
+
+
+def networks(value: Any) -> str | None:
+    """The operator's sending addresses: CIDR networks or addresses, as one string (commas or
+    spaces) or a list; stored normalised and space-separated, None when empty."""
+    if isinstance(value, list | tuple):
+        if not all(isinstance(v, str) for v in value):
+            raise bad_request("networks : adresses IP attendues", en="networks: IP addresses or networks expected")
+        value = " ".join(value)
+    raw = text(value, "networks", max_length=4000)
+    if raw is None:
+        return None
+    try:
+        found = parse_networks(raw)
+    except ValueError as exc:
+        raise bad_request(f"networks : {exc}", en=f"networks: {exc}") from None
+    if len(found) > 64:
+        raise bad_request("networks : 64 au plus", en="networks: at most 64")
+    return " ".join(found) or None
+
+
+def connection_fields(data: dict[str, Any], entry: TrustedDomain | None = None) -> dict[str, Any]:
+    """``max_connections`` and ``networks`` among ``data``, checked against those of ``entry``:
+    an allowance needs the addresses it applies to (the MX knows a client by address only)."""
+    found: dict[str, Any] = {}
+    if "max_connections" in data:
+        found["max_connections"] = integer(data["max_connections"], "max_connections", low=1, high=MAX_CONNECTIONS)
+    if "networks" in data:
+        found["networks"] = networks(data["networks"])
+    limit = found.get("max_connections", entry.max_connections if entry is not None else None)
+    where = found.get("networks", entry.networks if entry is not None else None)
+    if limit is not None and not where:
+        raise bad_request("max_connections : s'applique aux adresses de l'opérateur, donner networks",
+                          en="max_connections applies to the operator's addresses: give them with networks "
+                             "(--networks)")
+    return found
 
 
 def _route(value: Any) -> str | None:
@@ -136,6 +175,7 @@ def _wanted(data: dict[str, Any], entry: TrustedDomain) -> dict[str, Any]:
     if "max_message_size" in data:
         wanted["max_message_size"] = integer(data["max_message_size"], "max_message_size", low=MIN_SIZE,
                                              high=MAX_SIZE)
+    wanted.update(connection_fields(data, entry))
     return wanted
 
 
@@ -193,6 +233,7 @@ def add(session: Session, actor: Actor, data: dict[str, Any], *, now: datetime) 
         if "tls_required" not in data else flag(data.get("tls_required"), "tls_required"),
         "max_message_size": integer(data.get("max_message_size"), "max_message_size", low=1024,
                                     high=1_073_741_824),
+        **connection_fields({k: data[k] for k in ("max_connections", "networks") if k in data}),
         "status": "active", "origin": "manual",
     }
     try:

@@ -4,6 +4,9 @@
   verified against ``tls.ca_file`` and its name; our certificate is presented as client
   certificate so the peer can match our operator DN.
 * RFC 3461 (DSN): RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT when the peer offers DSN.
+* RFC 6531 (SMTPUTF8): a message that needs it (a UTF-8 address in the envelope, UTF-8 in its
+  header, RFC 6532) goes with ``SMTPUTF8`` to a peer that offers it; to one that does not, it is
+  never downgraded: it fails for good with ``5.6.7`` (RFC 6531 §3.2, RFC 3463) and a DSN follows.
 * RFC 5321 §4.2.1: 4xx replies are temporary, 5xx permanent; a failed connection is temporary.
 * What it sends is DKIM-signed before (:mod:`gateway.outbound.signing`).
 """
@@ -75,6 +78,15 @@ def local_failure(
     return DeliveryReport(results, mta)
 
 
+def needs_smtputf8(envelope: Envelope, message: bytes) -> bool:
+    """A UTF-8 address in the envelope, or 8-bit bytes in the header section (RFC 6532 §3); an
+    8-bit body alone is 8BITMIME's (RFC 6152), not SMTPUTF8's."""
+    if not (envelope.mail_from or "").isascii() or not all(r.address.isascii() for r in envelope.recipients):
+        return True
+    end = message.find(b"\r\n\r\n")
+    return not message[: end if end >= 0 else len(message)].isascii()
+
+
 def _mail_options(smtp: aiosmtplib.SMTP, envelope: Envelope, size: int) -> list[str]:
     options: list[str] = []
     if smtp.supports_extension("size"):  # RFC 1870 §6
@@ -124,15 +136,23 @@ async def _session(
         if limit.isdigit() and 0 < int(limit) < len(message):  # RFC 1870 §6.1
             text = "5.3.4 message larger than the receiving server accepts"
             return DeliveryReport(tuple(_result(r, 552, text, mta) for r in envelope.recipients), mta)
+    options = _mail_options(smtp, envelope, len(message))
+    encoding = "ascii"
+    if needs_smtputf8(envelope, message):
+        if not smtp.supports_extension("smtputf8"):
+            return local_failure(envelope.recipients, permanent=True, status="5.6.7", mta=mta,
+                                 text=f"{host} does not offer SMTPUTF8, which this message needs (RFC 6531)")
+        options.append("SMTPUTF8")
+        encoding = "utf-8"
     try:
-        await smtp.mail(envelope.mail_from or "", options=_mail_options(smtp, envelope, len(message)))
+        await smtp.mail(envelope.mail_from or "", options=options, encoding=encoding)
     except aiosmtplib.SMTPResponseException as exc:
         return DeliveryReport(tuple(_result(r, exc.code, exc.message, mta) for r in envelope.recipients), mta)
     results: list[RecipientResult] = []
     accepted: list[QueuedRecipient] = []
     for rcpt in envelope.recipients:
         try:
-            reply = await smtp.rcpt(rcpt.address, options=_rcpt_options(smtp, rcpt))
+            reply = await smtp.rcpt(rcpt.address, options=_rcpt_options(smtp, rcpt), encoding=encoding)
         except aiosmtplib.SMTPResponseException as exc:
             results.append(_result(rcpt, exc.code, exc.message, mta))
             continue

@@ -62,6 +62,17 @@ class DsnRecipient:
     will_retry_until: datetime | None = None  # delayed only (RFC 3464 §2.3.8)
 
 
+def utf8_addr_xtext(address: str) -> str:
+    """RFC 6533 §3 utf-8-addr-xtext: ``\\x{HEX}`` for what is not plain printable ASCII (and for
+    "+", "=", "\\"), so a UTF-8 address fits the ASCII ``message/delivery-status`` part."""
+    return "".join(c if ("!" <= c <= "~" and c not in "+=\\") else f"\\x{{{ord(c):X}}}" for c in address)
+
+
+def _address_field(address: str) -> str:
+    """Final-/Original-Recipient value: ``rfc822; addr`` or, for a UTF-8 address, ``utf-8; ...``."""
+    return f"rfc822; {address}" if address.isascii() else f"utf-8; {utf8_addr_xtext(address)}"
+
+
 def notices(
     envelope: Envelope, results: Sequence[RecipientResult], action: Action, *, now: datetime,
     status: str | None = None, retry_until: datetime | None = None,
@@ -89,12 +100,19 @@ def _ascii(text: str, limit: int = 900) -> str:
     return " ".join(text.encode("ascii", "replace").decode("ascii").split())[:limit]
 
 
-def _human(recipients: Sequence[DsnRecipient], retry_until: datetime | None) -> tuple[str, str]:
+def _human(recipients: Sequence[DsnRecipient], retry_until: datetime | None,
+           cancelled: bool = False) -> tuple[str, str]:
     """(subject, text) in French then English."""
     actions = {r.action for r in recipients}
     lines = "\n".join(f"  - {r.final_recipient} ({r.status}{'; ' + _ascii(r.diagnostic, 300) if r.diagnostic else ''})"
                       for r in recipients)
-    if "failed" in actions:
+    if cancelled:
+        subject = "Envoi annulé / Delivery cancelled"
+        fr = ("La remise de votre message a été annulée par l'opérateur de la messagerie ; "
+              "il ne sera plus réessayé. Destinataires concernés :")
+        en = ("Delivery of your message was cancelled by the operator of the mail service; "
+              "it will not be retried. Recipients:")
+    elif "failed" in actions:
         subject = "Échec de remise / Delivery failure"
         fr = ("Votre message n'a pas pu être remis aux destinataires suivants ; "
               "il ne sera plus réessayé :")
@@ -136,7 +154,7 @@ def _status_part(reporting_mta: str, envid: str | None, arrival: datetime | None
     for r in recipients:
         blocks.append(_block([
             ("Original-Recipient", _ascii(r.original_recipient) if r.original_recipient else None),
-            ("Final-Recipient", f"rfc822; {r.final_recipient}"),
+            ("Final-Recipient", _address_field(r.final_recipient)),
             ("Action", r.action),
             ("Status", r.status),
             ("Remote-MTA", r.remote_mta),
@@ -185,15 +203,20 @@ def build_dsn(
     ret: str | None = None,
     arrival: datetime | None = None,
     message_id: str | None = None,
+    cancelled: bool = False,
 ) -> bytes:
-    """The DSN to send with ``MAIL FROM:<>`` to ``to`` (the original reverse-path)."""
+    """The DSN to send with ``MAIL FROM:<>`` to ``to`` (the original reverse-path).
+
+    ``cancelled``: the failures are an operator's bounce; the human part says so.
+    """
     if not recipients:
         raise ValueError("a DSN reports on at least one recipient")
     retry_until = next((r.will_retry_until for r in recipients if r.will_retry_until), None)
-    subject, text = _human(recipients, retry_until)
+    subject, text = _human(recipients, retry_until, cancelled)
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"MAILER-DAEMON@{reporting_mta}"
-    report["To"] = to
+    if to.isascii():
+        report["To"] = to
     report["Subject"] = encoded_header(subject)
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id or make_msgid(domain=reporting_mta)
@@ -205,4 +228,8 @@ def build_dsn(
     returned = _returned_part(original, full)
     del returned["MIME-Version"]
     report.attach(returned)
-    return render(report)
+    if to.isascii():
+        return render(report)
+    # A UTF-8 address travels raw in the header (RFC 6532 §3.2; the DSN goes with SMTPUTF8), never
+    # as an encoded-word (RFC 2047 §5 allows none in an address).
+    return f"To: {to}\r\n".encode() + render(report)

@@ -5,6 +5,8 @@
   DKIM-signed with the key of their From: domain (:mod:`gateway.outbound.signing`).
 * Results and the DSN they call for are written in one transaction: the DSN is itself a
   queue entry (null reverse-path, ``kind="dsn"``), so it survives a crash and is retried.
+* An entry an operator bounced is closed as ``bounced`` with a DSN saying "cancelled by the
+  operator" (5.0.0), never "delivery time expired".
 * RFC 3461: failures per NOTIFY (default FAILURE); a "relayed" DSN for NOTIFY=SUCCESS when the
   peer has no DSN extension (§6.2.2; a DSN-capable peer reports success itself), "delivered"
   for local deliveries; one "delayed" DSN for NOTIFY=DELAY after ``queue.delay_notice_hours``.
@@ -33,6 +35,11 @@ from gateway.store.keys import KeyService
 from routing.address import InvalidAddress, normalise_domain
 
 log = logging.getLogger("gateway.outbound")
+
+# An operator's bounce (gateway queue bounce, the console): RFC 3463 has no code for "cancelled by
+# an administrator"; 5.0.0 (other, permanent) with the reason in words, as Exim's "give up" does.
+OPERATOR_BOUNCE_STATUS = "5.0.0"
+OPERATOR_BOUNCE_TEXT = "cancelled by the operator"
 
 # (mail_from or None for <>, recipients, raw message): the gateway's delivery pipeline.
 InternalSubmit = Callable[[str | None, Sequence[str], bytes], Awaitable[None]]
@@ -182,7 +189,8 @@ def record(ctx: Context, entry: ClaimedEntry, report: DeliveryReport) -> str:
             return "lease-lost"
         if dsn and env.mail_from:
             message = build_dsn(reporting_mta=ctx.hostname, to=env.mail_from, recipients=dsn, original=entry.message,
-                                now=now, envid=env.envid, ret=env.ret, arrival=entry.created_at)
+                                now=now, envid=env.envid, ret=env.ret, arrival=entry.created_at,
+                                cancelled=entry.bounced_by is not None)
             queue.enqueue(s, ctx.keys, domain=domain_of(env.mail_from), mail_from=None,
                           recipients=[QueuedRecipient(env.mail_from, ("NEVER",))], message=message, kind="dsn",
                           now=now, max_age=timedelta(hours=ctx.settings.max_age_hours))
@@ -192,8 +200,14 @@ def record(ctx: Context, entry: ClaimedEntry, report: DeliveryReport) -> str:
 
 
 async def process(ctx: Context, entry: ClaimedEntry) -> str:
-    """Expire, or attempt and record. Returns delivered|deferred|bounced|expired|lease-lost."""
-    if ctx.clock() >= entry.expires_at:
+    """Close (operator's bounce), expire, or attempt; then record.
+
+    Returns delivered|deferred|bounced|expired|lease-lost.
+    """
+    if entry.bounced_by is not None:  # the operator gave up on it: a final failure, said as such
+        report = local_failure(entry.envelope.recipients, permanent=True, status=OPERATOR_BOUNCE_STATUS,
+                               text=OPERATOR_BOUNCE_TEXT)
+    elif ctx.clock() >= entry.expires_at:
         rcpts = entry.envelope.recipients
         report = local_failure(rcpts, permanent=False, status="4.4.7", text="delivery time expired")
     else:

@@ -60,6 +60,7 @@ class ClaimedEntry:
     created_at: datetime
     expires_at: datetime
     lease_until: datetime
+    bounced_by: str | None = None  # an operator gave up on it (gateway queue bounce): close, tell the sender
 
 
 def retry_delay(attempts: int, schedule_minutes: Sequence[int]) -> timedelta:
@@ -160,7 +161,7 @@ def claim_due(
             continue
         claimed.append(ClaimedEntry(
             row.id, row.uuid, row.domain, row.kind, token, envelope, message, row.attempts,
-            row.created_at, row.expires_at, now + lease,
+            row.created_at, row.expires_at, now + lease, row.bounced_by,
         ))
     session.flush()
     return claimed

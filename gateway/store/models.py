@@ -150,6 +150,10 @@ class TrustedDomain(Base):
     route: Mapped[str | None] = mapped_column(String(300))
     tls_required: Mapped[bool] = mapped_column(Boolean, default=True)
     max_message_size: Mapped[int | None] = mapped_column(BigInteger)
+    # Connections each of the operator's sending addresses (networks: CIDR, space-separated)
+    # may hold on the MX, instead of limits.mx_per_address (issue 17).
+    max_connections: Mapped[int | None] = mapped_column(Integer)
+    networks: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | suspended
     origin: Mapped[str] = mapped_column(String(16), default="manual")  # manual | import
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -287,6 +291,7 @@ class QueueEntry(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))  # SMTP reply code/text, never content
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    bounced_by: Mapped[str | None] = mapped_column(String(320))  # the audit actor of an operator's bounce
 
 
 class AuditEntry(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.header
 import json
 import ssl
 from collections.abc import Sequence
@@ -120,8 +121,9 @@ def test_bounce_makes_the_worker_send_an_rfc3464_failure_notice(world: World) ->
                       patient_domain=world.patient_domain, tls=ssl.create_default_context(), submit=submitted,
                       clock=lambda: datetime.now(UTC))
         outcomes = asyncio.run(asyncio.wait_for(OutboundWorker(ctx, owner="test").drain(), 30))
-    assert outcomes == ["expired", "delivered"]  # the entry, then its DSN delivered locally to the sender
-    assert _row(world, entry).status == "expired"
+    assert outcomes == ["bounced", "delivered"]  # the entry, then its DSN delivered locally to the sender
+    row = _row(world, entry)
+    assert row.status == "bounced" and row.last_error is not None and "cancelled by the operator" in row.last_error
     ((mail_from, rcpts, raw),) = submitted.calls
     assert mail_from is None and rcpts == [world.pro]
     report = email.message_from_bytes(raw)
@@ -130,3 +132,13 @@ def test_bounce_makes_the_worker_send_an_rfc3464_failure_notice(world: World) ->
     assert isinstance(status, Message) and status.get_content_type() == "message/delivery-status"
     blocks = [b for b in status.get_payload() if isinstance(b, Message)]
     assert blocks[1]["Action"] == "failed" and blocks[1]["Final-Recipient"] == "rfc822; dr.x@hopital.example"
+    # issue 17: the sender learns the operator cancelled it, not that delivery time expired (4.4.7)
+    assert blocks[1]["Status"] == "5.0.0" and "cancelled by the operator" in blocks[1]["Diagnostic-Code"]
+    human = report.get_payload()[0]  # type: ignore[index]
+    assert isinstance(human, Message)
+    payload = human.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    text = payload.decode()
+    assert "cancelled by the operator" in text and "annulée par l'opérateur" in text
+    assert "expired" not in text and "expiré" not in text
+    assert "annul" in str(email.header.make_header(email.header.decode_header(report["Subject"])))

@@ -120,3 +120,42 @@ def test_the_domain_stays_trusted_while_it_is_edited(world: World) -> None:
             reader.join(30)
     assert seen[0] > 6 and missing == []
     assert _entry(world).description == "v5"
+
+
+def test_operator_connection_allowance(world: World) -> None:
+    """Issue 17 item 2: an entry's own connection allowance for its operator's addresses,
+    which the MX gate reads through the directory (by client address, at accept time)."""
+    code, _, err = cli(world.home, "domain", "trust", "set", "hopital.example", "--max-connections", "120")
+    assert code == 1 and "--networks" in err and _entry(world).max_connections is None
+    code, _, err = cli(world.home, "domain", "trust", "set", "hopital.example", "--networks", "192.0.2.0/33")
+    assert code == 1 and "192.0.2.0/33" in err
+    code, out, err = cli(world.home, "domain", "trust", "set", "hopital.example", "--max-connections", "120",
+                         "--networks", "192.0.2.0/28, 2001:db8:5::/48 198.51.100.7")
+    assert code == 0 and out.endswith("changed max_connections, networks\n"), err
+    after = _entry(world)
+    assert (after.max_connections, after.networks) == (120, "192.0.2.0/28 2001:db8:5::/48 198.51.100.7/32")
+    code, out, _ = cli(world.home, "domain", "trust", "list", "--json")
+    shown = next(e for e in json.loads(out) if e["domain"] == "hopital.example")
+    assert shown["max_connections"] == 120 and shown["networks"] == ["192.0.2.0/28", "2001:db8:5::/48",
+                                                                      "198.51.100.7/32"]
+    with opened(world.home) as svc:
+        directory = Directory(svc.db, world.patient_domain)
+        snap = directory.snapshot()
+        assert snap.trust.connection_limit("192.0.2.3") == 120 and snap.trust.connection_limit("2001:db8:5:1::9") == 120
+        assert snap.trust.connection_limit("203.0.113.1") is None
+    code, _, err = cli(world.home, "domain", "trust", "set", "hopital.example", "--networks", "")
+    assert code == 1 and "--networks" in err  # the allowance would apply to no address
+    code, out, _ = cli(world.home, "domain", "trust", "set", "hopital.example", "--max-connections", "none",
+                       "--networks", "")
+    assert code == 0 and (_entry(world).max_connections, _entry(world).networks) == (None, None)
+    with opened(world.home) as svc, svc.db.read() as session:
+        entries = session.execute(select(AuditEntry).where(AuditEntry.action == "domain.trust.set")).scalars()
+        changes = [json.loads(e.details)["changed"] for e in entries]
+    assert changes[-2]["max_connections"] == {"from": None, "to": 120}
+    assert changes[-1]["networks"]["to"] is None
+    code, out, _ = cli(world.home, "domain", "trust", "add", "op.example", "--max-connections", "80",
+                       "--networks", "203.0.113.0/24")
+    assert code == 0 and (_entry(world, "op.example").max_connections, _entry(world, "op.example").networks) == (
+        80, "203.0.113.0/24")
+    code, _, err = cli(world.home, "domain", "trust", "add", "op2.example", "--max-connections", "80")
+    assert code == 1 and "--networks" in err

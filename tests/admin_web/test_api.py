@@ -237,3 +237,23 @@ def test_domains_dkim_settings(site: AdminSite) -> None:
         assert r.json()["changed"] == ["dkim_policy", "dkim_public_key", "dkim_selector"]
         entries = api.get("/audit", params={"subject": "domain:dkim-api.example"}).json()
     assert entries and all(p[:40] not in json.dumps(e) for e in entries)
+
+
+def test_domain_connection_allowance_through_the_api(site: AdminSite) -> None:
+    """Issue 17 item 2: POST and PATCH take max_connections with the operator's networks."""
+    with site.api() as api:
+        r = api.post("/domains", json={"name": "conn-api.example", "max_connections": 100,
+                                       "networks": ["192.0.2.0/24", "2001:db8::/32"]})
+        assert r.status_code == 201, r.text
+        assert (r.json()["max_connections"], r.json()["networks"]) == (100, ["192.0.2.0/24", "2001:db8::/32"])
+        r = api.post("/domains", json={"name": "conn-bad.example", "max_connections": 100})
+        assert r.status_code == 400 and "networks" in r.text
+        r = api.patch("/domains/conn-api.example", json={"networks": "198.51.100.7"})
+        assert r.status_code == 200 and r.json()["changed"] == ["networks"] and r.json()["networks"] == [
+            "198.51.100.7/32"]
+        r = api.patch("/domains/conn-api.example", json={"networks": None})
+        assert r.status_code == 400 and "networks" in r.text  # the allowance would apply to nobody
+        r = api.patch("/domains/conn-api.example", json={"max_connections": 0})
+        assert r.status_code == 400
+        r = api.patch("/domains/conn-api.example", json={"max_connections": None, "networks": None})
+        assert r.status_code == 200 and r.json()["changed"] == ["max_connections", "networks"]

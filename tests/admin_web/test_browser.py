@@ -42,9 +42,13 @@ def test_console_journey(site: AdminSite, browser: Any, tmp_path: Path) -> None:
         page.get_by_role("link", name="Domaines de confiance").click()
         page.get_by_label("Nom de domaine").fill("navigateur.example")
         page.get_by_label("Description").fill("ajouté au navigateur")
+        page.get_by_label("Connexions simultanées au MX par adresse de l'opérateur (facultatif)").fill("120")
+        page.get_by_label("Adresses d'envoi de l'opérateur (IP ou CIDR, séparées par des virgules)").fill(
+            "192.0.2.0/24")
         page.get_by_role("button", name="Ajouter").click()
         expect(page.get_by_role("status")).to_have_text("Domaine ajouté à la liste de confiance.")
         row = page.locator("#domains tr", has_text="navigateur.example")
+        expect(row).to_contain_text("120 par adresse (192.0.2.0/24)")
         row.get_by_role("button", name="Suspendre navigateur.example").click()
         expect(page.locator("#domains tr", has_text="navigateur.example")).to_contain_text("suspendu")
         page.locator("#domains tr", has_text="navigateur.example").get_by_role("button").click()

@@ -22,7 +22,7 @@ import pytest
 from gateway import metrics
 from gateway.app.config import load_settings
 from gateway.net.accept import Acceptor, Gate, RefusalLog, Ticket, listening_sockets
-from gateway.net.budgets import LISTENERS, plan, raise_open_files
+from gateway.net.budgets import LISTENERS, Budgets, plan, raise_open_files
 from gateway.net.proxy import parse_networks
 
 
@@ -64,6 +64,39 @@ def test_proxy_peers_count_against_the_client_of_their_header() -> None:
     assert gate.admit("192.0.2.9") == "address_full"  # directly, too
     first.release()
     assert gate.open == 0 and gate.by_key == {}
+
+
+def test_an_operator_address_gets_its_trust_entry_allowance() -> None:
+    """Issue 17 item 2: the MX gate asks the trust list for a client address's own allowance."""
+    overrides = {"192.0.2.7": 3, "192.0.2.8": 1}
+    gate = Gate("gate-op", max_total=10, max_per_address=2, address_limit=overrides.get)
+    before = _refusals("gate-op", "address_full")
+    op = [gate.admit("192.0.2.7") for _ in range(4)]
+    assert [isinstance(t, Ticket) for t in op] == [True, True, True, False] and op[3] == "address_full"
+    assert isinstance(gate.admit("192.0.2.8"), Ticket) and gate.admit("192.0.2.8") == "address_full"  # lowered
+    assert [isinstance(gate.admit("198.51.100.1"), Ticket) for _ in range(3)] == [True, True, False]  # default
+    assert _refusals("gate-op", "address_full") == before + 3
+    broken = Gate("gate-op", max_total=10, max_per_address=1, address_limit=lambda ip: 1 // 0)
+    assert isinstance(broken.admit("192.0.2.7"), Ticket)  # a failing lookup: the default, never a crash
+    assert broken.admit("192.0.2.7") == "address_full"
+
+
+def test_proxy_clients_get_their_operator_allowance_too() -> None:
+    gate = Gate("mx", max_total=10, max_per_address=1, deferred=parse_networks(["127.0.0.1/32"]),
+                address_limit={"192.0.2.9": 2}.get)
+    tickets = [gate.admit("127.0.0.1") for _ in range(3)]
+    assert all(isinstance(t, Ticket) for t in tickets)
+    assert [t.assign("192.0.2.9") for t in tickets if isinstance(t, Ticket)] == [None, None, "address_full"]
+
+
+def test_budgets_split_an_operator_allowance_between_smtp_processes() -> None:
+    budgets = Budgets(_settings(), 65536)
+    budgets.address_limits("mx", {"192.0.2.7": 120}.get)
+    assert budgets.gate("mx").limit_for("192.0.2.7") == 120 and budgets.gate("mx").limit_for("192.0.2.1") == 50
+    split = Budgets(load_settings(None, environ={"GATEWAY__SMTP__PROCESSES": "4"}), 65536)
+    gate = split.gate("mx")
+    split.address_limits("mx", {"192.0.2.7": 120}.get)  # also for a gate made before
+    assert gate.limit_for("192.0.2.7") == 30 and gate.limit_for("192.0.2.1") == 13
 
 
 def test_refusal_log_without_a_loop_logs_each_note(caplog: pytest.LogCaptureFixture) -> None:

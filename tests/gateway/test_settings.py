@@ -81,3 +81,16 @@ def test_environment_error_names_the_variable() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_settings(tmp_path / "absent.toml", environ={})
+
+
+def test_bare_line_endings_per_listener(tmp_path: Path) -> None:
+    """Issue 17 item 7: the MX refuses a bare LF, submission normalises it, each can be set."""
+    s = load_settings(None, environ={})
+    assert [s.smtp.bare_line_endings(n) for n in ("mx", "submission", "submissions")] == [
+        "reject", "normalize", "normalize"]
+    s = load_settings(_write(tmp_path, '[smtp]\nmx_bare_line_endings = "normalize"\n'
+                                       'submission_bare_line_endings = "reject"\n'), environ={})
+    assert [s.smtp.bare_line_endings(n) for n in ("mx", "submission", "submissions")] == [
+        "normalize", "reject", "reject"]
+    with pytest.raises(ConfigError, match="submission_bare_line_endings"):
+        load_settings(_write(tmp_path, '[smtp]\nsubmission_bare_line_endings = "accept"\n'), environ={})

@@ -229,3 +229,20 @@ def test_without_a_bound_certificate_dkim_is_required(no_dn_live: tuple[World, L
         # No certificate is bound to anyone: nobody may use the null sender.
         t = transaction(client, "", [world.pro], world.peer.sign(bounce(world, world.pro)))
         assert t.mail[0] == 550 and t.mail[1].startswith("5.7.1"), t.mail
+
+
+def test_bare_lf_is_refused_on_the_mx(world_live: tuple[World, LiveGateway]) -> None:
+    """The MX's default ``reject`` (issue 17 item 7): a lone LF refuses the whole message
+    (submission's ``normalize`` is tested in test_smtp_attacks)."""
+    world, live = world_live
+    before = len(mailbox_messages(live, pro=world.pro))
+    with mx_client(live, peer_ctx(world, live)) as client:
+        assert client.mail(f"dr.b@{world.peer.domain}")[0] == 250
+        assert client.rcpt(world.pro)[0] == 250
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        client.send(plain(world, world.pro).replace(b"\r\n", b"\n") + b"\r\n.\r\n")  # smtplib.data() would fix it
+        code, text = client.getreply()
+        assert (code, text[:5]) == (550, b"5.5.2"), text
+        assert client.noop()[0] == 250  # in sync
+    assert len(mailbox_messages(live, pro=world.pro)) == before

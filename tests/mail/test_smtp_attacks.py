@@ -13,10 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.app.cli.main import main as cli_main
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.smtpclient import mailbox_messages
 from gateway.testing.world import PASSWORD, World, populate
+from smtp import replies
+from smtp.replies import format_reply
 
 MAX_SIZE = 200_000
 
@@ -100,10 +103,16 @@ SMUGGLING_ENDINGS = {
 }
 
 
+#: The endings with a lone CR: refused in both modes (issue 17 item 7).
+BARE_CR = frozenset(k for k, v in SMUGGLING_ENDINGS.items() if b"\r" in v.replace(b"\r\n", b""))
+
+
 @pytest.mark.parametrize("ending", list(SMUGGLING_ENDINGS), ids=[f"smtp_smuggling_{k}" for k in SMUGGLING_ENDINGS])
 def test_smtp_smuggling_does_not_split_a_message(world_live: tuple[World, LiveGateway], ending: str) -> None:
+    """On submission (``normalize``, the default) a lone CR refuses the message; a lone LF is
+    content: the message is stored whole, CRLF, the smuggled commands inside it, never run."""
     world, live = world_live
-    before = len(mailbox_messages(live, ins=world.patients["open"]))
+    before = mailbox_messages(live, ins=world.patients["open"])
     wire = login(world, live)
     try:
         start_data(wire, world)
@@ -112,13 +121,33 @@ def test_smtp_smuggling_does_not_split_a_message(world_live: tuple[World, LiveGa
         wire.send(f"From: {world.pro}\r\nSubject: first\r\n\r\nbody".encode()
                   + SMUGGLING_ENDINGS[ending] + smuggled + b"\r\n.\r\n")
         first = wire.reply()
-        assert first.startswith(b"550 5.5.2"), first  # the whole message is refused
+        if ending in BARE_CR:
+            assert first == format_reply(replies.BARE_CR).encode(), first  # the whole message
+        else:
+            assert first.startswith(b"250 2.0.0"), first  # one message, bare LFs normalised
         wire.send(b"NOOP\r\n")
         assert wire.reply().startswith(b"250")  # in sync: no reply was produced for smuggled commands
         assert wire.pending() == b""
     finally:
         wire.close()
-    assert len(mailbox_messages(live, ins=world.patients["open"])) == before
+    after = mailbox_messages(live, ins=world.patients["open"])
+    if ending in BARE_CR:
+        assert after == before
+        return
+    assert len(after) == len(before) + 1  # never a second, spoofed message
+    stored = after[-1]
+    assert b"Subject: smuggled" in stored and b"spoofed" in stored
+    assert b"\n" not in stored.replace(b"\r\n", b"")  # every line ending CRLF
+
+
+def test_bare_lf_is_refused_on_the_mx_and_normalised_on_submission() -> None:
+    """The listeners' defaults (issue 17 item 7), as the settings give them to the session."""
+    from gateway.settings import Settings
+
+    settings = Settings()
+    assert settings.smtp.bare_line_endings("mx") == "reject"
+    assert settings.smtp.bare_line_endings("submission") == "normalize"
+    assert settings.smtp.bare_line_endings("submissions") == "normalize"
 
 
 @pytest.mark.parametrize("vector", [b"\r\n\x00.\r\n", b"\r\n\x00\r\n", b"text\x00text\r\n"],
@@ -255,3 +284,19 @@ def test_connections_per_address_are_limited(tmp_path_factory: pytest.TempPathFa
         finally:
             first.close()
             second.close()
+
+
+def test_a_trusted_operator_address_gets_its_own_allowance(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 17 item 2: the trust entry's max_connections applies to its operator's networks."""
+    home = make_home(tmp_path_factory.mktemp("gw") / "home")
+    assert cli_main(["--home", str(home), "domain", "trust", "add", "operator.test", "--max-connections", "4",
+                     "--networks", "127.0.0.0/8"]) == 0
+    env = {**listen_env(), "GATEWAY__LIMITS__MX_PER_ADDRESS": "2"}
+    with live_gateway(home, env=env) as live:
+        wires = [Wire(live.port("mx")) for _ in range(4)]  # above the default of 2: each greeted with 220
+        try:
+            with socket.create_connection(("127.0.0.1", live.port("mx")), timeout=15) as fifth:
+                assert fifth.recv(1024).startswith(b"421 4.7.0")
+        finally:
+            for wire in wires:
+                wire.close()

@@ -201,3 +201,15 @@ def test_swaks_client(world_live: tuple[World, LiveGateway], tmp_path: Path) -> 
          "--from", world.pro, "--to", world.patient("provisioned"), "--timeout", "30"],
         capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode != 0 and "550 5.2.1 mailbox not open" in refused.stdout
+
+
+def test_submission_adds_date_and_message_id_when_missing(world_live: tuple[World, LiveGateway]) -> None:
+    """RFC 6409 §8.3: the MSA completes a message whose client left out Date: and Message-ID:."""
+    world, live = world_live
+    body = f"From: {world.pro}\r\nTo: {world.patient()}\r\nSubject: sans date\r\n\r\nBonjour\r\n".encode()
+    with submission_client(live, world.pro, PASSWORD) as client:
+        t = transaction(client, world.pro, [world.patient()], body)
+    assert t.data is not None and t.data[0] == 250
+    head = mailbox_messages(live, ins=world.patients["open"])[-1].split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert sum(1 for line in head if line.startswith(b"Date: ")) == 1
+    assert sum(1 for line in head if line.startswith(b"Message-ID: <")) == 1

@@ -125,10 +125,11 @@ def server_context(tls: Tls) -> ssl.SSLContext:
     return ctx
 
 
-def start_peer(handler: PeerHandler, tls: Tls | None) -> PeerController:
-    """``tls=None``: a peer without STARTTLS."""
+def start_peer(handler: PeerHandler, tls: Tls | None, *, smtputf8: bool = False) -> PeerController:
+    """``tls=None``: a peer without STARTTLS; ``smtputf8``: one that offers SMTPUTF8 (RFC 6531)."""
     port = free_port()
-    kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "server_hostname": "mx.remote.test"}
+    kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": port, "server_hostname": "mx.remote.test",
+                              "enable_SMTPUTF8": smtputf8}
     if tls is not None:
         kwargs.update(tls_context=server_context(tls), require_starttls=True)
     controller = PeerController(handler, **kwargs)

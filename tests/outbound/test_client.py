@@ -119,6 +119,48 @@ async def test_next_destination_is_tried_after_a_dead_one(
     assert report.results[0].outcome == "delivered" and len(handler.received) == 1
 
 
+UTF8_MESSAGE = ("From: Médecin <médecin@clinic.test>\r\nTo: a@remote.test\r\nSubject: Résultats\r\n"
+                "Message-ID: <m2@clinic.test>\r\n\r\nbonjour\r\n").encode()
+
+
+@pytest.mark.parametrize(("sender", "rcpt", "message"), [
+    ("médecin@clinic.test", "a@remote.test", MESSAGE),  # a UTF-8 reverse-path
+    ("dr@clinic.test", "réception@remote.test", MESSAGE),  # a UTF-8 recipient
+    ("dr@clinic.test", "a@remote.test", UTF8_MESSAGE),  # UTF-8 headers (RFC 6532)
+])
+async def test_a_message_needing_smtputf8_to_a_peer_without_it_fails_5_6_7(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext, sender: str, rcpt: str,
+        message: bytes) -> None:
+    """Issue 17: RFC 6531 §3.2, nothing is downgraded; the failure is final and says why (a DSN follows)."""
+    env = Envelope(sender, (QueuedRecipient(rcpt),))
+    report = await deliver(_dest(peer), env, message, tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
+    assert [(r.outcome, r.status) for r in report.results] == [("permanent", "5.6.7")]
+    assert "SMTPUTF8" in report.results[0].diagnostic and report.remote_mta == "dns; 127.0.0.1"
+    assert handler.received == []
+
+
+async def test_ascii_with_an_8bit_body_needs_no_smtputf8(
+        peer: PeerController, handler: PeerHandler, client_ctx: ssl.SSLContext) -> None:
+    body = MESSAGE + "résultat en pièce jointe\r\n".encode()
+    report = await deliver(_dest(peer), _env("a@remote.test"), body, tls=client_ctx, helo="mail.gateway.test",
+                           **TIMEOUTS)
+    assert [r.outcome for r in report.results] == ["delivered"]
+
+
+async def test_smtputf8_to_a_peer_that_offers_it(tls: Tls, client_ctx: ssl.SSLContext) -> None:
+    handler = PeerHandler()
+    peer = start_peer(handler, tls, smtputf8=True)
+    try:
+        env = Envelope("médecin@clinic.test", (QueuedRecipient("réception@remote.test"),))
+        report = await deliver(_dest(peer), env, UTF8_MESSAGE, tls=client_ctx, helo="mail.gateway.test", **TIMEOUTS)
+    finally:
+        peer.stop()
+    assert [r.outcome for r in report.results] == ["delivered"]
+    [got] = handler.received
+    assert got.mail_from == "médecin@clinic.test" and got.rcpt_tos == ["réception@remote.test"]
+    assert "SMTPUTF8" in got.mail_options and got.content.startswith(UTF8_MESSAGE[:20])
+
+
 def test_enhanced_status() -> None:
     assert enhanced_status(550, "5.1.1 no such user") == "5.1.1"
     assert enhanced_status(550, "no such user") == "5.0.0"

@@ -101,6 +101,19 @@ def test_delay_dsn_says_until_when_and_returns_headers_only() -> None:
     assert returned.get_content_type() == "text/rfc822-headers"
 
 
+def test_dsn_for_utf8_addresses() -> None:
+    """Issue 17 (SMTPUTF8): a DSN to a UTF-8 sender about a UTF-8 recipient: To: in raw UTF-8
+    (RFC 6532), Final-Recipient as RFC 6533's "utf-8" type with \\x{...} escapes (ASCII part)."""
+    r = DsnRecipient("réception+x@remote.test", "failed", "5.6.7", diagnostic="X-Gateway; no SMTPUTF8")
+    raw = build_dsn(reporting_mta="mx.gateway.test", to="médecin@clinic.test", recipients=[r],
+                    original=b"From: a@b.test\r\n\r\nx\r\n", now=datetime(2026, 1, 1, tzinfo=UTC))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert "To: médecin@clinic.test".encode() in head.split(b"\r\n")
+    assert b"Final-Recipient: utf-8; r\\x{E9}ception\\x{2B}x@remote.test\r\n" in raw
+    report = email.message_from_bytes(raw, policy=policy.default)
+    assert str(report["To"]) == "médecin@clinic.test"
+
+
 def test_dsn_needs_a_recipient() -> None:
     with pytest.raises(ValueError):
         build_dsn(reporting_mta="m.test", to="a@b.test", recipients=[], original=ORIGINAL, now=NOW)

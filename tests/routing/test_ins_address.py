@@ -124,6 +124,31 @@ def test_parse_address_normalises_domain_keeps_local_case() -> None:
 def test_idna_domains() -> None:
     assert normalise_domain("hôpital.test") == "xn--hpital-ixa.test"
     assert parse_address("accueil@HÔPITAL.test").domain == "xn--hpital-ixa.test"
+    assert normalise_domain("XN--HPITAL-IXA.test") == "xn--hpital-ixa.test"  # A-labels stay as they are
+
+
+def test_idna_2008_not_2003() -> None:
+    """Issue 17: IDNA 2008 (RFC 5891, UTS #46 non-transitional), as the trust list's names are
+    registered: ß and ς are letters of their own, not mapped to ss and σ as IDNA 2003 did."""
+    assert normalise_domain("faß.test") == "xn--fa-hia.test"
+    assert normalise_domain("FASS.test") == "fass.test"
+    with pytest.raises(InvalidAddress):
+        normalise_domain("a\u2764b.test")  # a symbol IDNA 2003 allowed, IDNA 2008 does not
+    with pytest.raises(InvalidAddress):
+        normalise_domain("xn--zz-bad.test")  # an A-label that does not decode
+
+
+def test_utf8_local_parts() -> None:
+    """RFC 6531 §3.3: a mailbox's local part may be UTF-8 (kept in NFC, RFC 6532 §3.1)."""
+    addr = parse_address("médecin@hôpital.test")
+    assert addr == Address("médecin", "xn--hpital-ixa.test") and str(addr) == "médecin@xn--hpital-ixa.test"
+    assert parse_address("me\u0301decin@hôpital.test").local == "médecin"  # NFD in, NFC out
+    assert addr.key == "médecin@xn--hpital-ixa.test" and not addr.ascii
+    assert parse_address("dr@hôpital.test").ascii
+    # not UTF-8 (a surrogate escape), a C1 control, a no-break space, over 64 octets
+    for bad in ("m\udce9decin@h.test", "m\u0085edecin@h.test", "m\u00a0decin@h.test", "é" * 33 + "@h.test"):
+        with pytest.raises(InvalidAddress):
+            parse_address(bad)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from routing.trust import Contacts, TrustEntry, TrustList, dn_matches, parse_route
+from routing.trust import Contacts, TrustEntry, TrustList, dn_matches, parse_networks, parse_route
 
 DN = "CN=mx.hopital.test,OU=Messagerie,O=Hopital Test,C=FR"
 
@@ -158,3 +158,39 @@ def test_parse_route() -> None:
     assert parse_route("mx.hopital.test:25") == ("mx.hopital.test", 25)
     with pytest.raises(ValueError):
         parse_route("mx host:25")
+
+
+def test_connection_limit_override_per_operator_address() -> None:
+    """Issue 17 item 2: an entry lists its operator's sending networks and the connections
+    each address of them may hold on the MX; the gate asks the list by client address."""
+    a = entry(domain="hopital.example", max_connections=120, networks=("192.0.2.0/28", "2001:DB8:1::/48"))
+    b = entry(domain="clinique.example", max_connections=30, networks=("192.0.2.8/29",))
+    off = entry(domain="off.example", max_connections=200, networks=("198.51.100.0/24",), status="suspended")
+    trust = TrustList([a, b, off, entry(domain="plain.example")])
+    assert a.networks == ("192.0.2.0/28", "2001:db8:1::/48")  # normalised
+    assert trust.connection_limit("192.0.2.3") == 120
+    assert trust.connection_limit("192.0.2.9") == 120  # two entries: the larger allowance
+    assert trust.connection_limit("::ffff:192.0.2.3") == 120  # IPv4-mapped is the same client
+    assert trust.connection_limit("2001:db8:1:7::5") == 120
+    assert trust.connection_limit("192.0.2.200") is None  # not an operator address: the default
+    assert trust.connection_limit("198.51.100.1") is None  # a suspended entry gives nothing
+    assert trust.connection_limit("not an address") is None
+
+
+@pytest.mark.parametrize("kw", [
+    {"max_connections": 0, "networks": ("192.0.2.0/24",)},
+    {"max_connections": 100_001, "networks": ("192.0.2.0/24",)},
+    {"networks": ("192.0.2.0/33",)},
+    {"networks": ("mx.example",)},
+])
+def test_connection_limit_validation(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        TrustEntry("hopital.test", "Hopital", **kw)  # type: ignore[arg-type]
+
+
+def test_parse_networks_for_an_entry() -> None:
+    assert parse_networks(" 192.0.2.1, 2001:db8::/32 192.0.2.0/24") == ("192.0.2.1/32", "2001:db8::/32",
+                                                                          "192.0.2.0/24")
+    assert parse_networks("") == ()
+    with pytest.raises(ValueError, match=r"10\.0\.0\.0/8x"):
+        parse_networks("10.0.0.0/8x")

@@ -14,21 +14,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtp import replies
-from smtp.dataparse import END, NEED_MORE, DataReader, Done, NeedMore
+from smtp.dataparse import END, NEED_MORE, BareLineEndings, DataReader, Done, NeedMore
 from smtp.replies import Reply
 
 LIMIT = 1 << 20
 MAX_TAIL = 6  # bytes the reader may keep back between feeds (4) plus the virtual CRLF (2)
 
 
-def run(chunks: Iterable[bytes], limit: int = LIMIT) -> tuple[Done | Reply | None, DataReader]:
-    result, reader, _ = run_rest(chunks, limit)
+MODES: tuple[BareLineEndings, ...] = ("reject", "normalize")
+
+
+def run(chunks: Iterable[bytes], limit: int = LIMIT, mode: BareLineEndings = "reject",
+        ) -> tuple[Done | Reply | None, DataReader]:
+    result, reader, _ = run_rest(chunks, limit, mode)
     return result, reader
 
 
-def run_rest(chunks: Iterable[bytes], limit: int = LIMIT) -> tuple[Done | Reply | None, DataReader, bytes]:
+def run_rest(chunks: Iterable[bytes], limit: int = LIMIT, mode: BareLineEndings = "reject",
+             ) -> tuple[Done | Reply | None, DataReader, bytes]:
     """Feed until an answer; also return what the session reads next (trailing + unfed chunks)."""
-    reader = DataReader(limit)
+    reader = DataReader(limit, bare_line_endings=mode)
     result: NeedMore | Done | Reply = NEED_MORE
     pending = list(chunks)
     while pending:
@@ -47,16 +52,24 @@ def splits(data: bytes) -> Iterable[list[bytes]]:
         yield [data[:i], data[i:]]
 
 
-def results(data: bytes, limit: int = LIMIT) -> list[tuple[Done | Reply | None, bytes]]:
+def results(data: bytes, limit: int = LIMIT, mode: BareLineEndings = "reject",
+            ) -> list[tuple[Done | Reply | None, bytes]]:
     out = []
     for chunks in splits(data):
-        result, _, rest = run_rest(chunks, limit)
+        result, _, rest = run_rest(chunks, limit, mode)
         out.append((result, rest))
     return out
 
 
-def assert_always(data: bytes, expected: Done | Reply | None, trailing: bytes = b"") -> None:
-    for result, rest in results(data):
+def assert_always(data: bytes, expected: Done | Reply | None, trailing: bytes = b"",
+                  modes: Iterable[BareLineEndings] = MODES) -> None:
+    """The same answer, whatever the chunking, in each of ``modes`` (both, unless said)."""
+    for mode in modes:
+        assert_mode(data, expected, trailing, mode)
+
+
+def assert_mode(data: bytes, expected: Done | Reply | None, trailing: bytes, mode: BareLineEndings) -> None:
+    for result, rest in results(data, mode=mode):
         assert result == expected
         if expected is not None:
             assert rest == trailing
@@ -114,8 +127,10 @@ def test_stuffed_terminator_lookalike_does_not_end() -> None:
 
 
 # --- SMTP smuggling vectors ----------------------------------------------------------------------
-# Each would end the data for a lenient server; here the data runs on to the real <CRLF>.<CRLF>,
-# the whole message is refused, and nothing after the fake end is ever a second message.
+# Each would end the data for a lenient server; here the data runs on to the real <CRLF>.<CRLF>
+# in both modes, and nothing after the fake end is ever a second message. "reject" refuses the
+# whole message; "normalize" (issue 17) refuses it for a bare CR and otherwise stores ONE
+# message in which the fake end is a line break and the smuggled commands are content.
 
 SMUGGLED = b"MAIL FROM:<evil@mail.example>\r\nRCPT TO:<victim@clinique.example>\r\nDATA\r\nspoof\r\n"
 
@@ -125,15 +140,24 @@ def smuggle(fake_end: bytes) -> bytes:
 
 
 def assert_refused_whole(data: bytes) -> None:
-    assert_always(data, replies.BARE_LINE_ENDING, trailing=b"")
+    """Refused in both modes: a bare LF or CR in "reject", and a bare CR in "normalize"."""
+    assert_mode(data, replies.BARE_LINE_ENDING, b"", "reject")
+    assert_mode(data, replies.BARE_CR, b"", "normalize")
+
+
+def assert_refused_or_one_message(data: bytes, normalized: bytes) -> None:
+    """A bare-LF vector: refused in "reject"; in "normalize" one message, ``normalized``."""
+    assert_mode(data, replies.BARE_LINE_ENDING, b"", "reject")
+    assert_mode(data, Done(normalized), b"", "normalize")
+    assert SMUGGLED in normalized  # the smuggled commands stayed inside the one message
 
 
 def test_smuggling_lf_dot_lf_does_not_end_data() -> None:
-    assert_refused_whole(smuggle(b"\n.\n"))
+    assert_refused_or_one_message(smuggle(b"\n.\n"), b"Subject: x\r\n\r\nbody\r\n\r\n" + SMUGGLED)
 
 
 def test_smuggling_lf_dot_crlf_does_not_end_data() -> None:
-    assert_refused_whole(smuggle(b"\n.\r\n"))
+    assert_refused_or_one_message(smuggle(b"\n.\r\n"), b"Subject: x\r\n\r\nbody\r\n\r\n" + SMUGGLED)
 
 
 def test_smuggling_cr_dot_cr_does_not_end_data() -> None:
@@ -145,7 +169,7 @@ def test_smuggling_cr_dot_lf_does_not_end_data() -> None:
 
 
 def test_smuggling_crlf_dot_lf_does_not_end_data() -> None:
-    assert_refused_whole(smuggle(b"\r\n.\n"))
+    assert_refused_or_one_message(smuggle(b"\r\n.\n"), b"Subject: x\r\n\r\nbody\r\n\r\n" + SMUGGLED)
 
 
 def test_smuggling_crlf_dot_cr_does_not_end_data() -> None:
@@ -154,7 +178,7 @@ def test_smuggling_crlf_dot_cr_does_not_end_data() -> None:
 
 def test_smuggling_lf_dot_cr_lf_does_not_end_data() -> None:
     # <LF>.<CR><LF>: the classic Postfix/Sendmail vector
-    assert_refused_whole(b"body\n.\r\n" + SMUGGLED + b".\r\n")
+    assert_refused_or_one_message(b"body\n.\r\n" + SMUGGLED + b".\r\n", b"body\r\n\r\n" + SMUGGLED)
 
 
 def test_smuggling_cr_lf_dot_cr_followed_by_text() -> None:
@@ -165,20 +189,23 @@ def test_smuggled_bytes_are_not_an_end() -> None:
     # Without the real end, every vector leaves the reader waiting for more.
     for fake in (b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r.\n", b"\r\n.\n", b"\r\n.\r", b"\r\n.\rX"):
         for chunks in splits(b"body" + fake + SMUGGLED):
-            result, _ = run(chunks)
-            assert result is None, fake
+            for mode in MODES:
+                result, _ = run(chunks, mode=mode)
+                assert result is None, (fake, mode)
 
 
-def test_bare_lf_in_body_refused() -> None:
-    assert_refused_whole(b"line one\nline two\r\n.\r\n")
+def test_bare_lf_in_body_refused_or_normalized() -> None:
+    assert_refused_or_one_message(b"line one\nline two\r\n" + SMUGGLED + b".\r\n",
+                                  b"line one\r\nline two\r\n" + SMUGGLED)
 
 
 def test_bare_cr_in_body_refused() -> None:
     assert_refused_whole(b"line one\rline two\r\n.\r\n")
 
 
-def test_bare_lf_at_start_refused() -> None:
-    assert_refused_whole(b"\n.\r\n.\r\n")
+def test_bare_lf_at_start_refused_or_normalized() -> None:
+    assert_mode(b"\n.\r\n.\r\n", replies.BARE_LINE_ENDING, b"", "reject")
+    assert_mode(b"\n.\r\n.\r\n", Done(b"\r\n\r\n"), b"", "normalize")
 
 
 def test_crlf_split_across_chunks_is_not_bare() -> None:
@@ -192,6 +219,37 @@ def test_refusal_keeps_session_in_step() -> None:
     result, reader = run([smuggle(b"\n.\n") + b"RSET\r\n"])
     assert result == replies.BARE_LINE_ENDING
     assert reader.trailing == b"RSET\r\n"
+    result, reader = run([smuggle(b"\r.\r") + b"RSET\r\n"], mode="normalize")
+    assert result == replies.BARE_CR
+    assert reader.trailing == b"RSET\r\n"
+
+
+# --- "normalize" (issue 17 item 7, Postfix's smtpd_forbid_bare_newline = normalize) -------------------
+
+
+def test_normalize_turns_lf_lines_into_crlf_with_dot_unstuffing() -> None:
+    """What smtplib.sendmail(msg.as_bytes()) sends for a message with LF endings: every line
+    ends in LF, lines starting with "." are stuffed, then CRLF.CRLF (smtplib adds the CRLF)."""
+    wire = b"From: dr@clinic.test\nSubject: x\n\n..dot\n..\nend\n\r\n.\r\n"
+    assert_mode(wire, Done(b"From: dr@clinic.test\r\nSubject: x\r\n\r\n.dot\r\n.\r\nend\r\n\r\n"), b"", "normalize")
+    assert_mode(wire, replies.BARE_LINE_ENDING, b"", "reject")
+
+
+def test_normalize_ends_data_only_at_crlf_dot_crlf() -> None:
+    # <LF>.<LF> and <LF>.<CR><LF> are lines of content; the data goes on
+    for chunks in splits(b"a\n.\nb\n.\r\nc\n"):
+        assert run(chunks, mode="normalize")[0] is None
+    assert_mode(b"a\n.\nb\r\n.\r\nNOOP\r\n", Done(b"a\r\n\r\nb\r\n"), b"NOOP\r\n", "normalize")
+
+
+@pytest.mark.parametrize("data", [b"a\rb\r\n.\r\n", b"a\r\r\n.\r\n", b"\ra\r\n.\r\n", b"a\n\rb\r\n.\r\n"])
+def test_normalize_refuses_a_bare_cr(data: bytes) -> None:
+    assert_mode(data, replies.BARE_CR, b"", "normalize")
+
+
+def test_normalize_counts_the_normalized_size() -> None:
+    assert run([b"abc\n\r\n.\r\n"], limit=7, mode="normalize")[0] == Done(b"abc\r\n\r\n")
+    assert run([b"abc\n\r\n.\r\n"], limit=6, mode="normalize")[0] == replies.MESSAGE_TOO_BIG
 
 
 # --- NUL (issue 15 item 8: "\r\n\x00.\r\n" reached a trusted peer unchanged) -------------------
@@ -317,11 +375,12 @@ _ALPHABET = st.sampled_from([b"\r", b"\n", b".", b"a", b"\r\n", b"\r\n.", b".\r\
     pieces=st.lists(_ALPHABET, max_size=60),
     cuts=st.lists(st.integers(min_value=1, max_value=9), max_size=40),
     limit=st.integers(min_value=0, max_value=64),
+    mode=st.sampled_from(MODES),
 )
 @settings(max_examples=400, deadline=None)
-def test_fuzz_invariant(pieces: list[bytes], cuts: list[int], limit: int) -> None:
+def test_fuzz_invariant(pieces: list[bytes], cuts: list[int], limit: int, mode: BareLineEndings) -> None:
     data = b"".join(pieces)
-    reader = DataReader(limit)
+    reader = DataReader(limit, bare_line_endings=mode)
     pos = 0
     result: NeedMore | Done | Reply = NEED_MORE
     chunk_sizes = cuts or [len(data) or 1]
@@ -336,9 +395,11 @@ def test_fuzz_invariant(pieces: list[bytes], cuts: list[int], limit: int) -> Non
         if isinstance(result, NeedMore):
             assert reader.buffered <= limit + MAX_TAIL
     # Same answer as when fed whole (chunking never changes the outcome).
-    whole = DataReader(limit).feed(data)
+    whole = DataReader(limit, bare_line_endings=mode).feed(data)
     assert result == whole
     if isinstance(result, Done):
         assert len(result.message) <= limit
-        # a Done message never contains a bare CR or LF
+        # a Done message never contains a bare CR or LF, in either mode
         assert result.message.count(b"\n") == result.message.count(b"\r\n") == result.message.count(b"\r")
+        # and it ended at a real <CRLF>.<CRLF> (the CRLF ending DATA being the first CRLF)
+        assert (b"\r\n" + data).find(b"\r\n.\r\n") >= 0

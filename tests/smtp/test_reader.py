@@ -53,6 +53,12 @@ GOLDEN: list[tuple[bytes, list[Command | Reply]]] = [
     (b"MAIL FROM:<a@b> SIZE=99999\r\n", [Invalid(Verb.MAIL, replies.MESSAGE_TOO_BIG)]),
     (b"FROB\r\n\r\n", [replies.COMMAND_UNRECOGNIZED, replies.COMMAND_UNRECOGNIZED]),
     ("NOOP \u00e9\r\n".encode(), [replies.NON_ASCII_COMMAND]),
+    # RFC 6531: UTF-8 in the paths of MAIL and RCPT (the session checks SMTPUTF8 was given)
+    ("MAIL FROM:<m\u00e9decin@h\u00f4pital.test> SMTPUTF8\r\nRCPT TO:<\u00e9@p.test>\r\n".encode(),
+     [Mail("m\u00e9decin@h\u00f4pital.test", MailParams(smtputf8=True)), Rcpt("\u00e9@p.test", RcptParams())]),
+    (b"MAIL FROM:<\xff@p.test>\r\nRCPT TO:<a\xc3@p.test>\r\n", [replies.INVALID_UTF8, replies.INVALID_UTF8]),
+    ("MAIL FROM:<a@p.test> SIZE=\u0661\r\n".encode(), [Invalid(Verb.MAIL, replies.NON_ASCII_COMMAND)]),
+    ("EHLO h\u00f4pital.test\r\n".encode(), [replies.NON_ASCII_COMMAND]),
     (b"NOOP " + b"x" * 600 + b"\r\nNOOP\n", [replies.LINE_TOO_LONG, Simple(Verb.NOOP)]),
     (b"NOOP " + b"x" * 5000 + b"\r\nRSET\r\n", [replies.LINE_TOO_LONG, Simple(Verb.RSET)]),
 ]

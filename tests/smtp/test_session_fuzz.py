@@ -24,7 +24,7 @@ MAX_SIZE = 400
 AMPLIFICATION = 40  # output bytes per input byte, at most (HELP, EHLO, a non-ASCII byte)
 _BUILT = re.compile(
     r"^(220 mx\.test ESMTP service ready"
-    r"|250[- ](mx\.test hello|PIPELINING|SIZE \d+|8BITMIME|ENHANCEDSTATUSCODES|DSN|STARTTLS|AUTH PLAIN LOGIN)"
+    r"|250[- ](mx\.test hello|PIPELINING|SIZE \d+|8BITMIME|ENHANCEDSTATUSCODES|DSN|SMTPUTF8|STARTTLS|AUTH PLAIN LOGIN)"
     r"|334 [A-Za-z0-9+/=]*"
     r"|250 2\.0\.0 message accepted for delivery \(id M\d+\))$"
 )

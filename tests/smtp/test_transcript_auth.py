@@ -22,6 +22,7 @@ GREETED = """
     S: 250-8BITMIME
     S: 250-ENHANCEDSTATUSCODES
     S: 250-DSN
+    S: 250-SMTPUTF8
     S: 250 AUTH PLAIN LOGIN
 """
 
@@ -154,6 +155,7 @@ def test_auth_is_refused_where_it_must_be() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 STARTTLS
         C: AUTH PLAIN {GOOD}
         S: 538 5.7.11 encryption required for requested authentication mechanism

@@ -3,23 +3,39 @@ pipelining after the end of data (RFC 2920), the policy's after-DATA verdict and
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
+
 import pytest
 
 from smtp import replies
+from smtp.dataparse import BareLineEndings
 from smtp.policy import Limits
 from smtp.session import SessionConfig
-from smtp.testing import HOST, Client, Memory, transcript
+from smtp.testing import HOST, TLS, Client, Memory, transcript
 
 LIMIT = 2000
 CONFIG = SessionConfig(hostname=HOST, limits=Limits(max_message_size=LIMIT))
 OPEN = b"HELO c.test\r\nMAIL FROM:<s@peer.test>\r\nRCPT TO:<r@patients.test>\r\nDATA\r\n"
 OPENED = ["250 mx.test hello", replies.SENDER_OK.line(), replies.RECIPIENT_OK.line(), replies.START_DATA.line()]
+MODES: tuple[BareLineEndings, ...] = ("reject", "normalize")
 
 
-def client(memory: Memory | None = None) -> Client:
-    c = Client(memory, CONFIG)
+def client(memory: Memory | None = None, mode: BareLineEndings | None = None) -> Client:
+    c = Client(memory, replace(CONFIG, bare_line_endings=mode))
     c.greeting()
     assert c.send(OPEN) == OPENED
+    return c
+
+
+def submission_client(config: SessionConfig) -> Client:
+    """Authenticated on the submission listener, in a transaction after ``354``."""
+    c = Client(None, config, tls=TLS)
+    c.greeting()
+    auth = base64.b64encode(b"\0dr@clinic.test\0secret").decode()
+    assert c.send(f"EHLO c.test\r\nAUTH PLAIN {auth}\r\n".encode())[-1] == replies.AUTH_SUCCESS.line()
+    assert c.send(b"MAIL FROM:<dr@clinic.test>\r\nRCPT TO:<r@patients.test>\r\nDATA\r\n") == [
+        replies.SENDER_OK.line(), replies.RECIPIENT_OK.line(), replies.START_DATA.line()]
     return c
 
 
@@ -67,14 +83,60 @@ SMUGGLING_ENDINGS = {
 }
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("ending", list(SMUGGLING_ENDINGS), ids=[f"smtp_smuggling_{k}" for k in SMUGGLING_ENDINGS])
-def test_smtp_smuggling_does_not_split_a_message(ending: str) -> None:
+def test_smtp_smuggling_does_not_split_a_message(ending: str, mode: BareLineEndings) -> None:
+    """Both modes: the fake end never ends the data and the smuggled commands never run. "reject"
+    refuses the message; "normalize" refuses it for a bare CR, else stores ONE message holding them."""
     smuggled = (b"MAIL FROM:<s@peer.test>\r\nRCPT TO:<r@patients.test>\r\nDATA\r\n"
                 b"From: spoof@peer.test\r\nSubject: smuggled\r\n\r\nspoofed\r\n")
+    fake = SMUGGLING_ENDINGS[ending]
+    with client(mode=mode) as c:
+        answer = c.send(b"Subject: first\r\n\r\nbody" + fake + smuggled + b".\r\nNOOP\r\n")
+        if mode == "reject":
+            assert answer == [replies.BARE_LINE_ENDING.line(), replies.OK.line()]  # in step: nothing smuggled ran
+            assert c.outputs[-1].events and not c.memory.deliveries
+        elif b"\r" in fake.replace(b"\r\n", b""):
+            assert answer == [replies.BARE_CR.line(), replies.OK.line()]
+            assert c.outputs[-1].events and not c.memory.deliveries
+        else:
+            assert answer == ["250 2.0.0 message accepted for delivery (id M1)", replies.OK.line()]
+            (only,) = c.memory.deliveries  # one message, the smuggled commands inside it
+            assert only.message == b"Subject: first\r\n\r\nbody\r\n\r\n" + smuggled
+            assert only.envelope.sender == "s@peer.test" and len(only.envelope.recipients) == 1
+
+
+def test_bare_line_endings_default_per_listener() -> None:
+    """Issue 17 item 7: the MX refuses bare LF, submission normalises it; a setting overrides."""
+    assert SessionConfig(listener="mx").data_line_endings == "reject"
+    assert SessionConfig(listener="submission").data_line_endings == "normalize"
+    assert SessionConfig(listener="submissions").data_line_endings == "normalize"
+    assert SessionConfig(listener="submission", bare_line_endings="reject").data_line_endings == "reject"
+    assert SessionConfig(listener="mx", bare_line_endings="normalize").data_line_endings == "normalize"
+
+
+LF_MESSAGE = b"From: dr@clinic.test\nTo: r@patients.test\nSubject: LPS\n\nBonjour,\n..point\n"
+
+
+def test_bare_lf_message_is_accepted_on_submission_and_stored_with_crlf() -> None:
+    with submission_client(SessionConfig(hostname=HOST, listener="submission", starttls=True)) as c:
+        assert c.send(LF_MESSAGE + b"\r\n.\r\nNOOP\r\n") == [
+            "250 2.0.0 message accepted for delivery (id M1)", replies.OK.line()]
+    assert c.memory.deliveries[0].message == (
+        b"From: dr@clinic.test\r\nTo: r@patients.test\r\nSubject: LPS\r\n\r\nBonjour,\r\n.point\r\n\r\n")
+
+
+def test_bare_lf_message_is_refused_on_the_mx() -> None:
     with client() as c:
-        answer = c.send(b"Subject: first\r\n\r\nbody" + SMUGGLING_ENDINGS[ending] + smuggled + b".\r\nNOOP\r\n")
-        assert answer == [replies.BARE_LINE_ENDING.line(), replies.OK.line()]  # in step: nothing smuggled ran
-        assert c.outputs[-1].events and not c.memory.deliveries
+        assert c.send(LF_MESSAGE + b"\r\n.\r\nNOOP\r\n") == [replies.BARE_LINE_ENDING.line(), replies.OK.line()]
+    assert not c.memory.deliveries
+
+
+def test_bare_cr_is_refused_on_submission_too() -> None:
+    with submission_client(SessionConfig(hostname=HOST, listener="submission", starttls=True)) as c:
+        assert c.send(b"Subject: x\r\n\r\nold\rmac\r\n.\r\nNOOP\r\n") == [
+            replies.BARE_CR.line(), replies.OK.line()]
+    assert not c.memory.deliveries
 
 
 @pytest.mark.parametrize("vector", [b"\r\n\x00.\r\n", b"\r\n\x00\r\n", b"text\x00text\r\n"],

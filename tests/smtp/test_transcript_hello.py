@@ -21,6 +21,7 @@ def test_mx_greeting_and_ehlo_keywords() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 STARTTLS
     """, config=MX)
 
@@ -34,7 +35,8 @@ def test_mx_over_tls_offers_neither_starttls_nor_auth() -> None:
         S: 250-SIZE 26214400
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
-        S: 250 DSN
+        S: 250-DSN
+        S: 250 SMTPUTF8
     """, config=MX, tls=TLS)
 
 
@@ -48,6 +50,7 @@ def test_submission_offers_auth_only_over_tls() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 STARTTLS
     """, config=SUBMISSION)
     plain.close()
@@ -60,6 +63,7 @@ def test_submission_offers_auth_only_over_tls() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 AUTH PLAIN LOGIN
     """, config=SUBMISSION, tls=TLS).close()
 
@@ -71,7 +75,7 @@ def test_development_relaxation_offers_auth_in_plaintext_on_loopback_only() -> N
         assert client.line("EHLO a")[-1] == "250 AUTH PLAIN LOGIN"
     with Client(config=dev, peer="192.0.2.1") as client:
         client.greeting()
-        assert client.line("EHLO a")[-1] == "250 DSN"
+        assert client.line("EHLO a")[-1] == "250 SMTPUTF8"
 
 
 def test_no_auth_without_an_authenticator_and_the_size_limit_of_the_listener() -> None:
@@ -84,7 +88,8 @@ def test_no_auth_without_an_authenticator_and_the_size_limit_of_the_listener() -
         S: 250-SIZE 1000
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
-        S: 250 DSN
+        S: 250-DSN
+        S: 250 SMTPUTF8
         C: AUTH PLAIN AGRyQGNsaW5pYy50ZXN0AHNlY3JldA==
         S: 503 5.5.1 authentication is not available on this port
     """, config=config, tls=TLS, auth=False).close()

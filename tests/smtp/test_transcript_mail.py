@@ -148,6 +148,7 @@ def test_null_sender_and_submission_rules() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 AUTH PLAIN LOGIN
         S: 235 2.7.0 authentication successful
         S: 550 5.7.1 the empty sender address <> is not accepted here

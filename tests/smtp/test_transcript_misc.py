@@ -90,7 +90,7 @@ def test_non_ascii_is_refused_and_not_counted_as_unknown() -> None:
         c.greeting()
         for _ in range(6):
             assert c.send("NOOP é\r\n".encode()) == [replies.NON_ASCII_COMMAND.line()]
-        assert c.send("MAIL FROM:<é@peer.test>\r\n".encode()) == [replies.NON_ASCII_COMMAND.line()]
+        assert c.send(b"MAIL FROM:<\xe9@peer.test>\r\n") == [replies.INVALID_UTF8.line()]  # Latin-1, not UTF-8
         assert not c.session.closed
 
 

@@ -21,6 +21,7 @@ EHLO_PLAIN = """
     S: 250-8BITMIME
     S: 250-ENHANCEDSTATUSCODES
     S: 250-DSN
+    S: 250-SMTPUTF8
     S: 250 STARTTLS
 """
 GOOD = base64.b64encode(b"\0dr@clinic.test\0secret").decode()
@@ -41,6 +42,7 @@ def test_starttls_then_everything_learnt_before_is_forgotten() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 AUTH PLAIN LOGIN
         C: STARTTLS
         S: 503 5.5.1 TLS already active
@@ -99,6 +101,7 @@ def test_starttls_refusals() -> None:
         S: 250-8BITMIME
         S: 250-ENHANCEDSTATUSCODES
         S: 250-DSN
+        S: 250-SMTPUTF8
         S: 250 STARTTLS
         S: 250 2.1.0 sender OK
         S: 503 5.5.1 not permitted during a mail transaction

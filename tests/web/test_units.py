@@ -76,6 +76,20 @@ def test_view_reads_text_html_attachments_and_receipt_request() -> None:
     assert mailview.attachment(raw, 1) is None
 
 
+def test_view_decodes_utf8_headers() -> None:
+    """RFC 6532 (issue 17): headers in raw UTF-8, as an SMTPUTF8 message carries them."""
+    raw = ("From: Médecin Dupré <médecin@hôpital.test>\r\nTo: Patient <1234567890123@patients.test>\r\n"
+           "Subject: Résultats d'analyse\r\nDate: Mon, 23 Nov 2026 09:00:00 +0100\r\n\r\nBonjour\r\n").encode()
+    view = mailview.view(raw)
+    assert (view.summary.sender_name, view.summary.sender_address) == ("Médecin Dupré", "médecin@hôpital.test")
+    assert view.summary.subject == "Résultats d'analyse" and view.to.startswith("Patient <")
+    assert "médecin" in mailview.plain_text(mailview.parse(raw))
+    latin1 = b"From: M\xe9decin <m@h.test>\r\nSubject: R\xe9sultats\r\n\r\nx\r\n"  # not UTF-8: shown, never a crash
+    shown = mailview.view(latin1).summary
+    assert shown.subject == "R\ufffdsultats" and shown.sender_name == "M\ufffddecin"
+    assert all(not 0xD800 <= ord(c) <= 0xDFFF for c in shown.subject + shown.sender_name)
+
+
 def test_broken_message_still_shows() -> None:
     view = mailview.view(b"garbage without headers\r\n\r\n\xff\xfe")
     assert view.summary.subject == "(sans objet)" and view.summary.sender_name == "(expéditeur inconnu)"

@@ -31,6 +31,11 @@ DKIM_REQUIRED_HELP = ("require a passing DKIM signature even when the operator c
                       "the connection")
 
 
+MAX_CONNECTIONS_HELP = ("connections each of the operator's addresses (--networks) may hold on the MX, instead of "
+                        "limits.mx_per_address (Postfix opens up to 20 per destination)")
+NETWORKS_HELP = "the operator's sending addresses: IP addresses or CIDR networks, separated by commas or spaces"
+
+
 def register(node: Node, leaf: Leaf) -> None:
     domain = node("domain", "manage hosted domains and the trust list")
     hosted = domain.add_parser("hosted", help="domains whose professionals have accounts here")
@@ -63,6 +68,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--no-tls-required", action="store_true",
                    help="private link: no TLS, From: aligned on the envelope sender (tests, dedicated lines)")
     p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted from/to this domain")
+    p.add_argument("--max-connections", metavar="N", help=MAX_CONNECTIONS_HELP)
+    p.add_argument("--networks", metavar="CIDR,...", help=NETWORKS_HELP)
     p = leaf(trust_sub, "set", "edit a trusted domain in place (one transaction: never untrusted in between); "
                                "only the options given change, an empty value clears the field", cmd_trust_set)
     p.add_argument("domain")
@@ -83,6 +90,8 @@ def register(node: Node, leaf: Leaf) -> None:
                      help="private link: no TLS, From: aligned on the envelope sender")
     p.add_argument("--max-size", metavar="BYTES", help="largest message accepted from/to this domain ('none': no "
                                                        "limit of its own)")
+    p.add_argument("--max-connections", metavar="N", help=MAX_CONNECTIONS_HELP + " ('none': the default)")
+    p.add_argument("--networks", metavar="CIDR,...", help=NETWORKS_HELP + " ('' for none)")
     p = leaf(trust_sub, "list", "list the trust list", cmd_trust_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = leaf(trust_sub, "remove", "remove a trusted domain", cmd_trust_remove)
@@ -204,6 +213,9 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
     fields.update(description=args.description, operator_dn=args.dn, route=args.route,
                   tls_required=not args.no_tls_required, max_message_size=args.max_size,
                   status="active", origin="manual")
+    with translate_errors():
+        fields.update(trust.connection_fields({k: v for k, v in (("max_connections", args.max_connections),
+                                                                 ("networks", args.networks)) if v is not None}))
     with services(args) as svc, svc.db.write() as session, translate_errors():
         add_trusted_domain(session, name, **fields)
         audit.record(session, actor=actor(), action="domain.trust.add", subject_ref=f"domain:{name}",
@@ -222,6 +234,10 @@ def cmd_trust_set(args: argparse.Namespace) -> int:
         data["dkim_required"] = args.dkim_required
     if args.max_size is not None:
         data["max_message_size"] = "" if args.max_size.lower() == "none" else args.max_size
+    if args.max_connections is not None:
+        data["max_connections"] = "" if args.max_connections.lower() == "none" else args.max_connections
+    if args.networks is not None:
+        data["networks"] = args.networks
     if not data:
         raise UserError("nothing to change: give at least one option (see 'gateway domain trust set --help')")
     with services(args) as svc, svc.db.write() as session:
@@ -236,6 +252,7 @@ def _trust_row(d: TrustedDomain) -> dict[str, Any]:
             "dkim": d.dkim_policy + (f":{d.dkim_selector}" if d.dkim_policy == "pinned" else ""),
             "dkim_required": d.dkim_required,
             "route": d.route, "tls_required": d.tls_required, "max_message_size": d.max_message_size,
+            "max_connections": d.max_connections, "networks": (d.networks or "").split(),
             "origin": d.origin, "updated_at": d.modified_at.isoformat()}
 
 
@@ -245,7 +262,8 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
     else:
-        emit_table(rows, ["domain", "status", "dkim", "dkim_required", "route", "tls_required", "description"])
+        emit_table(rows, ["domain", "status", "dkim", "dkim_required", "route", "tls_required", "max_connections",
+                          "description"])
     return 0
 
 

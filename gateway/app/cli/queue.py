@@ -33,8 +33,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     for action, text in (
         ("retry", "make a pending entry due now (the running gateway's worker tries it at its next round)"),
-        ("bounce", "give up on a pending entry: the worker closes it as expired and sends the sender "
-                   "an RFC 3464 failure notice"),
+        ("bounce", "give up on a pending entry: the worker closes it as bounced and sends the sender "
+                   "an RFC 3464 failure notice saying the operator cancelled it"),
         ("cancel", "close a pending entry as cancelled, without notice to the sender"),
     ):
         p = leaf(queue, action, text, cmd_action)

@@ -53,19 +53,28 @@ DKIM_PROPS: dict[str, Any] = {
                       "operator certificate (always needed when no certificate DN is bound)"},
 }
 
+# Issue 17: connections each of the operator's addresses may hold on the MX, and those addresses.
+CONNECTION_PROPS: dict[str, Any] = {
+    "max_connections": {"type": "integer", "nullable": True, "minimum": 1, "maximum": 100_000,
+                        "description": "instead of limits.mx_per_address, for each address of networks"},
+    "networks": {"description": "the operator's sending addresses (CIDR), a list or one string",
+                 "oneOf": [{"type": "array", "items": STR}, {"type": "string", "nullable": True}]},
+}
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "message"],
               "properties": {"error": STR, "message": STR}},
     "Domain": {"type": "object", "properties": {
         "name": STR, "status": {"type": "string", "enum": ["active", "suspended"]}, "description": NSTR,
         "operator_dn": NSTR, "dkim_policy": STR, "dkim_selector": NSTR, "dkim_required": BOOL, "route": NSTR,
-        "tls_required": BOOL, "max_message_size": {"type": "integer", "nullable": True}, "origin": STR,
+        "tls_required": BOOL, "max_message_size": {"type": "integer", "nullable": True},
+        "max_connections": {"type": "integer", "nullable": True}, "networks": {"type": "array", "items": STR},
+        "origin": STR,
         "list_updated_at": NSTR, "modified_at": NSTR}},
     "NewDomain": {"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string", "example": "hopital.example"}, "description": STR, "operator_dn": STR,
         "route": {"type": "string", "example": "mx.hopital.example:25"},
         "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]}, **DKIM_PROPS, "tls_required": BOOL,
-        "max_message_size": {"type": "integer", "minimum": 1024}}},
+        "max_message_size": {"type": "integer", "minimum": 1024}, **CONNECTION_PROPS}},
     "DomainChanges": {"type": "object", "additionalProperties": False, "minProperties": 1,
                       "description": "only the fields given change; null or an empty string clears an optional one",
                       "properties": {
@@ -73,7 +82,8 @@ SCHEMAS: dict[str, Any] = {
                           "route": {"type": "string", "nullable": True, "example": "mx.hopital.example:25"},
                           "dkim_policy": {"type": "string", "enum": ["dns", "none", "pinned"]}, **DKIM_PROPS,
                           "tls_required": BOOL,
-                          "max_message_size": {"type": "integer", "nullable": True, "minimum": 1024}}},
+                          "max_message_size": {"type": "integer", "nullable": True, "minimum": 1024},
+                          **CONNECTION_PROPS}},
     "UpdatedDomain": {"allOf": [{"$ref": "#/components/schemas/Domain"}, {"type": "object", "properties": {
         "dkim_selector": NSTR, "changed": {"type": "array", "items": STR}}}]},
     "ImportResult": {"type": "object", "properties": {

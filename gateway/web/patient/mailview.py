@@ -59,10 +59,18 @@ def parse(raw: bytes) -> EmailMessage:
     return msg
 
 
+def _text(value: str) -> str:
+    """Raw 8-bit header bytes come out of the parser as surrogate escapes: read them as UTF-8
+    (RFC 6532, an SMTPUTF8 message's headers), anything else as U+FFFD, never a lone surrogate."""
+    if value.isascii() or not any("\udc80" <= c <= "\udcff" for c in value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _header(msg: Message, name: str) -> str:
     try:
         value = msg.get(name)
-        return "" if value is None else str(value).strip()
+        return "" if value is None else _text(str(value).strip())
     except (ValueError, TypeError, IndexError, LookupError):
         return ""
 
@@ -73,7 +81,7 @@ def summary(msg: EmailMessage, *, fallback_date: datetime | None = None) -> Summ
         field = msg.get("From")
         addresses: tuple[HeaderAddress, ...] = getattr(field, "addresses", ()) if field is not None else ()
         if addresses:
-            name, address = addresses[0].display_name, addresses[0].addr_spec
+            name, address = _text(addresses[0].display_name), _text(addresses[0].addr_spec)
     except (ValueError, TypeError, IndexError, LookupError):
         pass
     date: datetime | None = fallback_date
