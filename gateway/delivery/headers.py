@@ -1,7 +1,9 @@
-"""Header facts, parsed once per message (RFC 5322), tolerant of broken MIME.
+"""Header facts, read from the message's one parse (RFC 5322), tolerant of broken MIME.
 
-Only the header section is parsed; the body is never touched here. Anything that
-cannot be decoded is treated as absent rather than raising: a malformed message is
+:func:`parse_headers` runs the mail store's one MIME parse
+(:func:`gateway.mailstore.parsing.parse`) and keeps it in :attr:`HeaderInfo.parsed`, so the
+pipeline makes the stored summary and the document count from the same parse. Anything
+that cannot be decoded is treated as absent rather than raising: a malformed message is
 stored as received (SPEC: broken MIME never crashes a session).
 """
 
@@ -9,26 +11,13 @@ from __future__ import annotations
 
 import email.utils
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
+from gateway.mailstore.parsing import Parsed, parse
 from routing.address import Address, InvalidAddress, parse_address
-
-MAX_HEADER_BYTES = 1024 * 1024
-
-
-def split_message(raw: bytes) -> tuple[bytes, bytes]:
-    """(header section including its final CRLF, body) split at the first empty line."""
-    at = raw.find(b"\r\n\r\n")
-    if at < 0:
-        if raw.startswith(b"\r\n"):
-            return b"", raw[2:]
-        return raw, b""
-    return raw[: at + 2], raw[at + 4 :]
 
 
 def _text(msg: Message, name: str) -> str | None:
@@ -78,6 +67,7 @@ class HeaderInfo:
     references: tuple[str, ...]
     x_mss_mes: str | None
     disposition_notification_to: tuple[Address, ...]
+    parsed: Parsed | None = field(default=None, compare=False, repr=False)  # the message's one parse
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -85,11 +75,9 @@ class HeaderInfo:
 
 
 def parse_headers(raw: bytes) -> HeaderInfo:
-    head, _ = split_message(raw[: MAX_HEADER_BYTES + 4])
-    try:
-        msg = BytesHeaderParser(policy=compat32).parsebytes(head)
-    except Exception:  # the email package raises many types on garbage; treat as no headers
-        msg = Message()
+    """The message's one parse, and the header facts routing and threading need from it."""
+    parsed = parse(raw)
+    msg = parsed.headers
     ids = _ids(msg, "Message-ID")
     return HeaderInfo(
         subject=_text(msg, "Subject"),
@@ -100,6 +88,7 @@ def parse_headers(raw: bytes) -> HeaderInfo:
         references=_ids(msg, "References"),
         x_mss_mes=_text(msg, "X-MSS-MES"),
         disposition_notification_to=_addresses(msg, "Disposition-Notification-To"),
+        parsed=parsed,
     )
 
 

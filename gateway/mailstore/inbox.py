@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from gateway.mailstore import message_ops
+from gateway.mailstore import message_ops, summaries
 from gateway.mailstore.sealed import SealedRow, open_message
+from gateway.mailstore.summaries import Summary
 from gateway.store.keys import KeyService
 from gateway.store.models import Conversation, Folder, Message
 from imap.proto.commands import StoreMode
@@ -91,6 +92,25 @@ def open_row(session: Session, keys: KeyService, mailbox_id: int, row: Row) -> b
     sealed = session.execute(select(Message.sealed).where(Message.id == row.id)).scalar_one()
     return open_message(session, keys, mailbox_id, SealedRow(row.sealed.mailbox_id, row.sealed.uuid,
                                                              row.sealed.data_key_id, sealed))
+
+
+@dataclass(frozen=True)
+class Listed:
+    row: Row
+    summary: Summary
+
+
+def summarised(session: Session, keys: KeyService, mailbox_id: int, rows: list[Row]
+               ) -> tuple[list[Listed], dict[int, bytes]]:
+    """Each row with its summary (the sealed summary opened, no body); rows stored before
+    summaries were get one computed from their bytes, returned sealed for :func:`keep`."""
+    found, to_store = summaries.read(session, keys, mailbox_id, {r.id: r.sealed for r in rows})
+    return [Listed(r, found[r.id]) for r in rows], to_store
+
+
+def keep(session: Session, to_store: dict[int, bytes]) -> None:
+    """Store the summaries :func:`summarised` computed (in a write transaction)."""
+    summaries.store(session, to_store)
 
 
 def conversation(session: Session, mailbox_id: int, conversation_id: int) -> ConversationState | None:

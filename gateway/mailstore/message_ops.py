@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, select, update
@@ -20,7 +19,7 @@ from gateway.mailstore.folder_ops import get_folder
 from gateway.mailstore.folders import allocate_uid, folder_key
 from gateway.mailstore.folders import folder_id as folder_id_of
 from gateway.mailstore.messages import append_message
-from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, open_summary, reseal, seal_summary
+from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, reseal
 from gateway.store.keys import KeyService
 from gateway.store.models import Folder, Message
 from gateway.store.raw import Direct, RawStatement
@@ -103,36 +102,23 @@ def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: i
 
 def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
                     uids: Sequence[int]) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
-    """Cached summaries by UID, and freshly computed sealed ones (by message id) to store."""
+    """Stored summaries by UID, and freshly computed sealed ones (by message id) to store."""
     found: dict[int, MessageSummary] = {}
     to_store: dict[int, bytes] = {}
     for chunk in _chunks(uids):
         rows = session.connection().execute(
             _opening(_M.summary_sealed, _M.id, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))
         ).all()
-        missing: dict[int, tuple[int, SealedRow]] = {}
-        for owner, uuid, data_key_id, summary_sealed, message_id, uid in rows:
-            row = SealedRow(owner, uuid, data_key_id, summary=summary_sealed)
-            encoded = open_summary(session, keys, mailbox_id, row)
-            summary = summaries.decode(encoded) if encoded is not None else None
-            if summary is None:
-                missing[message_id] = (uid, row)
-            else:
-                found[uid] = summary
-        if missing:  # computed lazily on first fetch (rows stored before summaries were), then cached sealed
-            sealed_rows = session.connection().execute(
-                select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
-            for message_id, sealed in sealed_rows:
-                uid, row = missing[message_id]
-                summary = summaries.compute(open_message(session, keys, mailbox_id, replace(row, sealed=sealed)))
-                to_store[message_id] = seal_summary(session, keys, mailbox_id, row, summaries.encode(summary))
-                found[uid] = summary
+        by_id = {message_id: SealedRow(owner, uuid, data_key_id, summary=summary_sealed)
+                 for owner, uuid, data_key_id, summary_sealed, message_id, _ in rows}
+        read, computed = summaries.read(session, keys, mailbox_id, by_id)
+        found.update({uid: read[message_id].imap for *_, message_id, uid in rows})
+        to_store.update(computed)
     return found, to_store
 
 
 def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
-    for message_id, blob in sealed.items():
-        session.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))
+    summaries.store(session, sealed)
 
 
 def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.delivery.replies import ReplyRefused, send_reply
 from gateway.mailstore import inbox
 from gateway.mailstore.inbox import Row
-from gateway.web.patient import mailbox, mailview
+from gateway.web.patient import mailbox
 from gateway.web.patient.anon import field
 from gateway.web.patient.guard import FORM_OVERHEAD, page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
@@ -37,14 +37,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     upload_limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
 
     def subject_of(ctx: Ctx, cid: int) -> str | None:
-        with web.db.read() as s:
-            if mailbox.conversation(s, ctx.mailbox_id, cid) is None:
-                return None
-            row = inbox.latest_in_conversation(s, ctx.mailbox_id, cid)
-            if row is None:
-                return "Réponse"
-            subject = mailview.summary(mailview.parse(inbox.open_row(s, web.keys, ctx.mailbox_id, row))).subject
-        return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+        return mailbox.reply_subject(web.db, web.keys, ctx.mailbox_id, cid)
 
     async def reply(request: Request, ctx: Ctx) -> Response:
         cid = _int(request.path_params["cid"])

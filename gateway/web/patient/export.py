@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.mailstore import inbox
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
-from gateway.web.patient import mailview
+from gateway.web.patient import mailbox
 
 SPOOL_BYTES = 16 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -29,9 +29,10 @@ def build(session: Session, keys: KeyService, patient: Patient, *, address: str)
     try:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             every = inbox.rows(session, patient.mailbox_id, ("INBOX", "Sent", "Trash"), limit=None)
-            for n, row in enumerate(reversed(every), start=1):
+            listed, _ = inbox.summarised(session, keys, patient.mailbox_id, every)  # older rows: kept unstored
+            for n, (row, stored) in enumerate(reversed([(x.row, x.summary) for x in listed]), start=1):
                 raw = inbox.open_row(session, keys, patient.mailbox_id, row)
-                summary = mailview.summary(mailview.parse(raw), fallback_date=row.internal_date)
+                summary = mailbox.shown(stored.shown, fallback_date=row.internal_date)
                 name = f"{row.folder}/{n:05d}.eml"
                 archive.writestr(name, raw)
                 index.append({

@@ -27,8 +27,9 @@ def _int(value: str) -> int | None:
 
 def routes(web: PatientWeb) -> list[BaseRoute]:
     def inbox_data(ctx: Ctx) -> list[mailbox.Thread]:
+        found = mailbox.items(web.db, web.keys, ctx.mailbox_id, ("INBOX", "Sent"))
         with web.db.read() as s:
-            return mailbox.threads(s, ctx.mailbox_id, mailbox.items(s, web.keys, ctx.mailbox_id, ("INBOX", "Sent")))
+            return mailbox.threads(s, ctx.mailbox_id, found)
 
     async def inbox(request: Request, ctx: Ctx) -> Response:
         threads = await web.run(inbox_data, ctx)
@@ -40,11 +41,11 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def thread_data(ctx: Ctx, cid: int) -> dict[str, Any] | None:
         with web.db.read() as s:
             conv = mailbox.conversation(s, ctx.mailbox_id, cid)
-            if conv is None:
-                return None
-            found = [i for i in mailbox.items(s, web.keys, ctx.mailbox_id, ("INBOX", "Sent"))
-                     if i.conversation_id == cid]
-            return {"items": list(reversed(found)), "ended": conv.ended, "cid": cid}
+        if conv is None:
+            return None
+        found = [i for i in mailbox.items(web.db, web.keys, ctx.mailbox_id, ("INBOX", "Sent"))
+                 if i.conversation_id == cid]
+        return {"items": list(reversed(found)), "ended": conv.ended, "cid": cid}
 
     async def conversation(request: Request, ctx: Ctx) -> Response:
         cid = _int(request.path_params["cid"])
@@ -101,8 +102,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             "Content-Security-Policy": "default-src 'none'; sandbox"})
 
     def trash_data(ctx: Ctx) -> list[mailbox.Item]:
-        with web.db.read() as s:
-            return mailbox.items(s, web.keys, ctx.mailbox_id, ("Trash",))
+        return mailbox.items(web.db, web.keys, ctx.mailbox_id, ("Trash",))
 
     async def trash(request: Request, ctx: Ctx) -> Response:
         return web.render(request, "trash.html", ctx=ctx, items=await web.run(trash_data, ctx))

@@ -1,9 +1,10 @@
-"""A patient's own mail, read and changed through the store (blocking; run in threads).
+"""A patient's own mail as the inbox pages show it (blocking; run in threads), over
+:mod:`gateway.mailstore.inbox`.
 
 Every lookup is scoped to the patient's mailbox: a message id of another mailbox is
-simply not found. Listings decrypt the patient's messages server-side (SPEC §8: the
-database holds no subject or correspondent in clear); flags and moves reuse the IMAP
-store operations so UIDs and MODSEQs stay right.
+simply not found. Listings open each message's sealed summary, made when it was delivered
+(SPEC §8: the database holds no subject or correspondent in clear), never its body; only
+search reads bodies.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.parser import BytesParser
-from email.policy import default as default_policy
 
 from sqlalchemy.orm import Session
 
 from gateway.mailstore import inbox
 from gateway.mailstore.inbox import ConversationState, Row
+from gateway.mailstore.summaries import Shown
+from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.web.patient import mailview
 
@@ -34,6 +35,7 @@ class Item:
     seen: bool
     internal_date: datetime
     summary: mailview.Summary
+    attachments: int = 0
 
 
 @dataclass
@@ -49,14 +51,40 @@ class Thread:
     ended: bool = False
 
 
-def items(session: Session, keys: KeyService, mailbox_id: int, folders: Iterable[str]) -> list[Item]:
-    parser = BytesParser(policy=default_policy)
-    out: list[Item] = []
-    for row in inbox.rows(session, mailbox_id, folders):
-        head = parser.parsebytes(inbox.open_row(session, keys, mailbox_id, row), headersonly=True)
-        summary = mailview.summary(head, fallback_date=row.internal_date)
-        out.append(Item(row.id, row.folder, row.conversation_id, row.seen, row.internal_date, summary))
-    return out
+def shown(s: Shown, *, fallback_date: datetime | None) -> mailview.Summary:
+    """The page's summary from the stored one (the same defaults as an opened message's)."""
+    date = datetime.fromisoformat(s.date) if s.date else fallback_date
+    return mailview.Summary(s.subject or mailview.NO_SUBJECT, s.from_name or s.from_address or mailview.NO_AUTHOR,
+                            s.from_address, date, s.message_id)
+
+
+def items(db: Database, keys: KeyService, mailbox_id: int, folders: Iterable[str]) -> list[Item]:
+    """The listing, newest first, from the stored summaries (older rows get theirs stored now)."""
+    with db.read() as session:
+        listed, to_store = inbox.summarised(session, keys, mailbox_id, inbox.rows(session, mailbox_id, folders))
+    if to_store:
+        with db.write() as session:
+            inbox.keep(session, to_store)
+    return [Item(x.row.id, x.row.folder, x.row.conversation_id, x.row.seen, x.row.internal_date,
+                 shown(x.summary.shown, fallback_date=x.row.internal_date), len(x.summary.shown.attachments))
+            for x in listed]
+
+
+def reply_subject(db: Database, keys: KeyService, mailbox_id: int, conversation_id: int) -> str | None:
+    """``Re: <subject of the conversation's newest message>``, from its summary; None when the
+    conversation is not this patient's."""
+    with db.read() as session:
+        if inbox.conversation(session, mailbox_id, conversation_id) is None:
+            return None
+        row = inbox.latest_in_conversation(session, mailbox_id, conversation_id)
+        if row is None:
+            return "Réponse"
+        [listed], to_store = inbox.summarised(session, keys, mailbox_id, [row])
+    if to_store:
+        with db.write() as session:
+            inbox.keep(session, to_store)
+    subject = shown(listed.summary.shown, fallback_date=None).subject
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
 def threads(session: Session, mailbox_id: int, found: list[Item]) -> list[Thread]:
