@@ -3,8 +3,8 @@
 trusted domains and professional accounts (``pros``) with their DKIM signing keys
 (``signing_keys``); administrators (``admins``) and mediators (``mediators``); patient
 spaces one by one (``patients``) or by the million from a roster (``roster``,
-``provisioning``, ``bulk``); purging a space (``purge``) and the periodic lifecycle jobs
-(``jobs``).
+``provisioning``, ``bulk``); the patient web inbox's sessions (``web_sessions``); purging a
+space (``purge``) and the periodic lifecycle jobs (``jobs``).
 
 Layer: above ``store``, beside ``mailstore``; below ``delivery``, ``imap_adapter``, ``web``,
 ``outbound``, ``operations`` and ``app``. May import ``gateway.store``, ``gateway.mailstore``

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.mailstore.folders import PATIENT_FOLDERS, create_standard_folders
@@ -88,6 +88,24 @@ def provision(
 
 def by_ins(session: Session, ins: str) -> Patient | None:
     return session.execute(select(Patient).where(Patient.ins == ins)).scalar_one_or_none()
+
+
+def by_id(session: Session, patient_id: int) -> Patient | None:
+    return session.get(Patient, patient_id)
+
+
+def claim_totp_step(session: Session, patient_id: int, step: int) -> bool:
+    """Record ``step`` as the patient's last accepted TOTP time step, unless it (or a later
+    one) was used already (RFC 6238 §5.2); ``True`` when claimed."""
+    result = session.execute(
+        update(Patient).where(Patient.id == patient_id,
+                              or_(Patient.totp_last_step.is_(None), Patient.totp_last_step < step))
+        .values(totp_last_step=step))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def forget_totp_step(session: Session, patient_id: int) -> None:
+    session.execute(update(Patient).where(Patient.id == patient_id).values(totp_last_step=None))
 
 
 def personal_email(session: Session, keys: KeyService, patient: Patient) -> str | None:

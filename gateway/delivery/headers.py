@@ -1,7 +1,9 @@
-"""Header facts, parsed once per message (RFC 5322), tolerant of broken MIME.
+"""Header facts, read from the message's one parse (RFC 5322), tolerant of broken MIME.
 
-Only the header section is parsed; the body is never touched here. Anything that
-cannot be decoded is treated as absent rather than raising: a malformed message is
+:func:`parse_headers` runs the mail store's one MIME parse
+(:func:`gateway.mailstore.parsing.parse`) and keeps it in :attr:`HeaderInfo.parsed`, so the
+pipeline makes the stored summary and the document count from the same parse. Anything
+that cannot be decoded is treated as absent rather than raising: a malformed message is
 stored as received (SPEC: broken MIME never crashes a session).
 """
 
@@ -9,42 +11,38 @@ from __future__ import annotations
 
 import email.utils
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser, HeaderParser
-from email.policy import compat32
 
+from gateway.mailstore.parsing import Parsed, parse
 from routing.address import Address, InvalidAddress, parse_address
 
-MAX_HEADER_BYTES = 1024 * 1024
 # Received "with" of an authenticated session (RFC 3848; RFC 6531 §4.3: UTF8SMTP* with SMTPUTF8).
 SUBMISSION_PROTOCOLS = frozenset({"ESMTPSA", "ESMTPA", "UTF8SMTPSA", "UTF8SMTPA"})
 
 
-def split_message(raw: bytes) -> tuple[bytes, bytes]:
-    """(header section including its final CRLF, body) split at the first empty line."""
-    at = raw.find(b"\r\n\r\n")
-    if at < 0:
-        if raw.startswith(b"\r\n"):
-            return b"", raw[2:]
-        return raw, b""
-    return raw[: at + 2], raw[at + 4 :]
+def _all(msg: Message, name: str) -> list[str]:
+    """Every ``name`` field as received, raw UTF-8 read as UTF-8 (RFC 6532, SMTPUTF8): the
+    parse keeps 8-bit octets as surrogates, which ``email`` would turn into U+FFFD."""
+    wanted = name.lower()
+    return [str(v).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            for k, v in msg.raw_items() if k.lower() == wanted]
 
 
 def _text(msg: Message, name: str) -> str | None:
-    value = msg.get(name)
-    if value is None:
+    values = _all(msg, name)
+    if not values:
         return None
     try:
-        return str(make_header(decode_header(str(value)))).strip()
+        return str(make_header(decode_header(values[0]))).strip()
     except (ValueError, LookupError, UnicodeError, TypeError):
-        return str(value).strip()
+        return values[0].strip()
 
 
 def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
-    values = msg.get_all(name) or []
+    values = _all(msg, name)
     found: list[Address] = []
     try:
         pairs = email.utils.getaddresses([str(v) for v in values])
@@ -81,6 +79,7 @@ class HeaderInfo:
     x_mss_mes: str | None
     disposition_notification_to: tuple[Address, ...]
     has_date: bool = False
+    parsed: Parsed | None = field(default=None, compare=False, repr=False)  # the message's one parse
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -88,14 +87,9 @@ class HeaderInfo:
 
 
 def parse_headers(raw: bytes) -> HeaderInfo:
-    head, _ = split_message(raw[: MAX_HEADER_BYTES + 4])
-    try:
-        if head.isascii():
-            msg = BytesHeaderParser(policy=compat32).parsebytes(head)
-        else:  # RFC 6532 (SMTPUTF8): raw UTF-8 in the header; other 8-bit bytes stay unreadable
-            msg = HeaderParser(policy=compat32).parsestr(head.decode("utf-8", "surrogateescape"))
-    except Exception:  # the email package raises many types on garbage; treat as no headers
-        msg = Message()
+    """The message's one parse, and the header facts routing and threading need from it."""
+    parsed = parse(raw)
+    msg = parsed.headers
     ids = _ids(msg, "Message-ID")
     return HeaderInfo(
         subject=_text(msg, "Subject"),
@@ -107,6 +101,7 @@ def parse_headers(raw: bytes) -> HeaderInfo:
         x_mss_mes=_text(msg, "X-MSS-MES"),
         disposition_notification_to=_addresses(msg, "Disposition-Notification-To"),
         has_date=msg.get("Date") is not None,
+        parsed=parsed,
     )
 
 

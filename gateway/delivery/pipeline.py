@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from gateway.delivery.directory import LocalTarget, RemoteTarget, Target
 from gateway.delivery.headers import HeaderInfo, parse_headers, trace_headers
-from gateway.mailstore import adoption, chunks, conversations
+from gateway.mailstore import adoption, chunks, conversations, parsing, summaries
 from gateway.mailstore.messages import insert_sealed
 from gateway.mailstore.sealed import SealedCopy, seal_copy
 from gateway.outbound.notify import notification_due, queue_notification
@@ -117,6 +117,20 @@ def _fail_jobs(group: list[_Job], error: BaseException) -> None:
             job.done.set()
 
 
+def _stamped_summary(parsed: parsing.Parsed, raw: bytes, stamped: bytes, *, added: str | None
+                     ) -> summaries.Summary:
+    """The summary of the stored (stamped) bytes from the parse of the received ones.
+
+    ``trace_headers`` only puts header lines in front (``Received:``, and ``Message-ID:`` when
+    there was none, given as ``added``): the parts, their sizes and every other header are
+    unchanged. A message whose first line is folded white space would fold into the line put
+    in front of it; only such a message is parsed again, as stored.
+    """
+    if raw[:1] in (b" ", b"\t"):
+        return summaries.summarise(parsing.parse(stamped))
+    return summaries.summarise(parsed, message_id=added)
+
+
 class Pipeline:
     def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *, hostname: str,
                  queue_max_age: timedelta = timedelta(days=5),
@@ -162,11 +176,15 @@ class Pipeline:
         return done
 
     def _prepare(self, inbound: Inbound, raw: bytes, at: datetime) -> _Job:
-        """Everything that needs no lock: headers, trace, document count, one sealed copy per mailbox."""
-        info = inbound.headers or parse_headers(raw)
+        """Everything that needs no lock, from the message's one parse (the SMTP session's, or
+        made here): headers, trace, summary, document count, one sealed copy per mailbox."""
+        info = inbound.headers if inbound.headers is not None and inbound.headers.parsed is not None \
+            else parse_headers(raw)
+        assert info.parsed is not None
         queue_id = secrets.token_hex(8)
         stamped, message_id = trace_headers(raw, info, hostname=self.hostname, helo=inbound.helo,
                                             peer=inbound.peer, protocol=inbound.protocol, queue_id=queue_id, now=at)
+        summary = _stamped_summary(info.parsed, raw, stamped, added=None if info.message_id else message_id)
         targets: list[tuple[LocalTarget, str, tuple[str, ...]]] = []
         seen: set[int] = set()
         for r in inbound.recipients:
@@ -178,8 +196,10 @@ class Pipeline:
         copies: list[_Copy] = []
         if targets:
             keys = self._keys([t for t, _, _ in targets])
-            copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], stamped)) for t, folder, flags in targets]
-        documents = adoption.count_attachments(raw) if inbound.kind == "message" else 0
+            encoded = summaries.encode(summary)
+            copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], stamped, encoded))
+                      for t, folder, flags in targets]
+        documents = summary.shown.documents if inbound.kind == "message" else 0
         return _Job(inbound, info, stamped, message_id, queue_id, at, tuple(copies), documents)
 
     def _store_large(self, job: _Job) -> None:

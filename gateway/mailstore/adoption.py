@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.mailstore import parsing
 from gateway.store.models import DailyStat, Patient, ProAccount
 from gateway.store.raw import RawStatement
 
@@ -25,72 +24,13 @@ MESSAGES = "messages"
 DOCUMENTS = "documents"
 
 
-MAX_MIME_DEPTH = 20  # nesting followed when counting documents; deeper parts are not counted
-
-
 def count_attachments(raw: bytes) -> int:
     """MIME parts that are documents: ``Content-Disposition: attachment`` or a named leaf part.
 
-    A scan of the MIME structure in bytes (RFC 2046 §5.1.1 delimiter lines), parsing only
-    each part's header section: the bodies are never decoded, so a 20 MiB message costs a few
-    ``bytes.find`` passes rather than a full ``email`` parse (it runs for every delivery).
+    The delivery pipeline takes the count from the message's one parse (the summary's
+    ``documents``); this is for a message at hand (tests, tools).
     """
-    try:
-        return _count(raw, 0)
-    except Exception:  # a malformed message still counts as a message
-        return 0
-
-
-def _split(part: bytes) -> tuple[bytes, bytes]:
-    crlf = part.find(b"\r\n\r\n")
-    lf = part.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(part))  # only before the CRLF one
-    if part.startswith((b"\r\n", b"\n")):
-        return b"", part[2 if part.startswith(b"\r\n") else 1:]
-    if crlf >= 0 and (lf < 0 or crlf < lf):
-        return part[: crlf + 2], part[crlf + 4:]
-    if lf >= 0:
-        return part[: lf + 1], part[lf + 2:]
-    return part, b""
-
-
-def _parts(body: bytes, boundary: bytes) -> list[bytes]:
-    """The body parts between ``--boundary`` lines (the last one may run to the end)."""
-    delim = b"\n--" + boundary
-    data = b"\n" + body
-    parts: list[bytes] = []
-    start: int | None = None
-    pos = 0
-    while True:
-        i = data.find(delim, pos)
-        if i < 0:
-            break
-        j = i + len(delim)
-        eol = data.find(b"\n", j)
-        rest = data[j: eol if eol >= 0 else len(data)].rstrip(b"\r \t")
-        if rest not in (b"", b"--"):  # "--boundaryX": not a delimiter line
-            pos = j
-            continue
-        if start is not None:
-            parts.append(data[start:i])
-        if rest == b"--" or eol < 0:
-            return parts
-        start, pos = eol + 1, eol
-    if start is not None:
-        parts.append(data[start:])
-    return parts
-
-
-def _count(part: bytes, depth: int) -> int:
-    head, body = _split(part)
-    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
-    ctype = msg.get_content_type()
-    if depth < MAX_MIME_DEPTH:
-        boundary = msg.get_boundary() if ctype.startswith("multipart/") else None
-        if boundary:
-            return sum(_count(p, depth + 1) for p in _parts(body, boundary.encode("latin-1", "replace")))
-        if ctype == "message/rfc822":
-            return _count(body, depth + 1)
-    return 1 if msg.get_content_disposition() == "attachment" or msg.get_filename() else 0
+    return parsing.documents(parsing.parse(raw))
 
 
 # One upsert for both dialects (SQLite ≥ 3.24 and PostgreSQL share the ON CONFLICT syntax).

@@ -27,9 +27,8 @@ sleep, not CPU. So the pieces are paced (:data:`CHUNK_PAUSE_S`).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -37,7 +36,6 @@ from gateway.store.models import MessageChunk
 from gateway.store.raw import RawStatement, Runner
 
 if TYPE_CHECKING:
-    from gateway.mailstore.sealed import SealedCopy
     from gateway.store.db import Database
 
 CHUNK_ABOVE = 4 * 1024 * 1024
@@ -60,7 +58,22 @@ _ORPHANS = RawStatement(
     " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.uuid = message_chunks.message_uuid)", (_C.created_at,))
 
 
-def store(db: Database, copy: SealedCopy, now: datetime) -> SealedCopy:
+class Sealed(Protocol):
+    """A sealed copy (:class:`gateway.mailstore.sealed.SealedCopy`) as this module sees it."""
+
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def mailbox_id(self) -> int: ...
+    @property
+    def sealed(self) -> bytes: ...
+    def chunked(self) -> Self: ...
+
+
+C = TypeVar("C", bound=Sealed)
+
+
+def store(db: Database, copy: C, now: datetime) -> C:
     """Write a large copy's pieces (each durably, in its own transaction); the copy to insert.
 
     Small copies are returned unchanged. On failure the pieces already written are removed
@@ -74,12 +87,12 @@ def store(db: Database, copy: SealedCopy, now: datetime) -> SealedCopy:
             if seq:
                 time.sleep(CHUNK_PAUSE_S)
             with db.write() as session:
-                _INSERT.execute(session, copy.uuid, seq, copy.key.mailbox_id, now,
+                _INSERT.execute(session, copy.uuid, seq, copy.mailbox_id, now,
                                 bytes(data[start:start + CHUNK_SIZE]))
     except BaseException:
         discard(db, copy.uuid)
         raise
-    return replace(copy, sealed=CHUNKED)
+    return copy.chunked()
 
 
 def discard(db: Database, uuid: str) -> None:

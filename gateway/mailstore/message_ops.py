@@ -8,20 +8,19 @@ Blocking functions over one SQLAlchemy session, run in worker threads by
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.orm import Session
 
-from crypto.envelope import DecryptionError
 from gateway.mailstore import summaries
-from gateway.mailstore.chunks import whole
 from gateway.mailstore.folder_ops import get_folder
 from gateway.mailstore.folders import allocate_uid, folder_key
 from gateway.mailstore.folders import folder_id as folder_id_of
 from gateway.mailstore.messages import append_message
-from gateway.store.keys import KeyService, MailboxKey
+from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, reseal
+from gateway.store.keys import KeyService
 from gateway.store.models import Folder, Message
 from gateway.store.raw import Direct, RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
@@ -41,36 +40,28 @@ def _flags(text: str) -> frozenset[str]:
 
 
 _META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
+_M = Message.__table__.c
+_F = Folder.__table__.c
+# Every read of sealed blobs takes the folder's mailbox id with the row, for the ownership rule
+# of gateway.mailstore.sealed.
+_OPENING = (_F.mailbox_id, _M.uuid, _M.data_key_id)
 
 
-def _key(session: Session, keys: KeyService, mailbox_id: int, data_key_id: int | None) -> MailboxKey:
-    if data_key_id is None:
-        raise DecryptionError("the mailbox's data keys were destroyed")
-    return _owned(keys.by_id(session, data_key_id), mailbox_id)
-
-
-def _owned(mk: MailboxKey, mailbox_id: int) -> MailboxKey:
-    if mk.mailbox_id != mailbox_id:  # a row swapped in from another mailbox (SPEC §8)
-        raise DecryptionError("message does not belong to this mailbox")
-    return mk
+def _opening(*extra: ColumnElement[Any]) -> Select[Any]:
+    return select(*_OPENING, *extra).join_from(Message, Folder, Folder.id == Message.folder_id)
 
 
 def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: int, uid: int) -> bytes | None:
     row = session.connection().execute(
-        select(Message.uuid, Message.data_key_id, Message.sealed).where(Message.folder_id == folder_id,
-                                                                         Message.uid == uid)
-    ).first()
+        _opening(_M.sealed).where(_M.folder_id == folder_id, _M.uid == uid)).first()
     if row is None:
         return None
-    uuid, data_key_id, sealed = row
-    return _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, whole(session, uuid, sealed))
+    return open_message(session, keys, mailbox_id, SealedRow(*row))
 
 
-_M = Message.__table__.c
-_F = Folder.__table__.c
 _ONE_BY_NAME = RawStatement(
-    "SELECT m.uid, m.uuid, m.data_key_id, m.sealed FROM messages m JOIN folders f ON f.id = m.folder_id"
-    " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
+    "SELECT m.uid, f.mailbox_id, m.uuid, m.data_key_id, m.sealed FROM messages m JOIN folders f"
+    " ON f.id = m.folder_id WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
 _SIZE_BY_NAME = RawStatement(
     "SELECT m.size FROM messages m JOIN folders f ON f.id = m.folder_id"
     " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
@@ -91,13 +82,11 @@ def fetch_one_direct(conn: Direct, keys: KeyService, mailbox_id: int, name: str,
     row = _ONE_BY_NAME.first(conn, mailbox_id, key, uid)
     if row is None:
         return None if folder_id_of(conn, mailbox_id, key) is None else {}
-    found_uid, uuid, data_key_id, sealed = row
-    if data_key_id is None:
-        raise DecryptionError("the mailbox's data keys were destroyed")
-    mk = keys.cached(data_key_id)
-    if mk is None:
+    found_uid, *sealed = row
+    try:
+        return {found_uid: open_message(conn, keys, mailbox_id, SealedRow(*sealed))}
+    except KeyNotCached:
         return None
-    return {found_uid: _owned(mk, mailbox_id).open("msg", uuid, whole(conn, uuid, sealed))}
 
 
 def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
@@ -105,46 +94,31 @@ def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: i
     found: dict[int, bytes] = {}
     for chunk in _chunks(uids):
         rows = session.connection().execute(
-            select(Message.uid, Message.uuid, Message.data_key_id, Message.sealed)
-            .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
-        ).all()
-        for uid, uuid, data_key_id, sealed in rows:
-            found[uid] = _key(session, keys, mailbox_id, data_key_id).open("msg", uuid, whole(session, uuid, sealed))
+            _opening(_M.sealed, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))).all()
+        for owner, uuid, data_key_id, sealed, uid in rows:
+            found[uid] = open_message(session, keys, mailbox_id, SealedRow(owner, uuid, data_key_id, sealed))
     return found
 
 
 def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_id: int,
                     uids: Sequence[int]) -> tuple[dict[int, MessageSummary], dict[int, bytes]]:
-    """Cached summaries by UID, and freshly computed sealed ones (by message id) to store."""
+    """Stored summaries by UID, and freshly computed sealed ones (by message id) to store."""
     found: dict[int, MessageSummary] = {}
     to_store: dict[int, bytes] = {}
     for chunk in _chunks(uids):
         rows = session.connection().execute(
-            select(Message.id, Message.uid, Message.uuid, Message.data_key_id, Message.summary_sealed)
-            .where(Message.folder_id == folder_id, Message.uid.in_(chunk))
+            _opening(_M.summary_sealed, _M.id, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))
         ).all()
-        missing: dict[int, tuple[int, str, MailboxKey]] = {}
-        for message_id, uid, uuid, data_key_id, summary_sealed in rows:
-            mk = _key(session, keys, mailbox_id, data_key_id)
-            summary = summaries.decode(mk.open("summary", uuid, summary_sealed)) if summary_sealed else None
-            if summary is None:
-                missing[message_id] = (uid, uuid, mk)
-            else:
-                found[uid] = summary
-        if missing:  # computed lazily on first fetch (mail stored by SMTP), then cached sealed
-            sealed_rows = session.connection().execute(
-                select(Message.id, Message.sealed).where(Message.id.in_(list(missing))))
-            for message_id, sealed in sealed_rows:
-                uid, uuid, mk = missing[message_id]
-                summary = summaries.compute(mk.open("msg", uuid, whole(session, uuid, sealed)))
-                to_store[message_id] = mk.seal("summary", uuid, summaries.encode(summary))
-                found[uid] = summary
+        by_id = {message_id: SealedRow(owner, uuid, data_key_id, summary=summary_sealed)
+                 for owner, uuid, data_key_id, summary_sealed, message_id, _ in rows}
+        read, computed = summaries.read(session, keys, mailbox_id, by_id)
+        found.update({uid: read[message_id].imap for *_, message_id, uid in rows})
+        to_store.update(computed)
     return found, to_store
 
 
 def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
-    for message_id, blob in sealed.items():
-        session.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))
+    summaries.store(session, sealed)
 
 
 def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
@@ -169,16 +143,13 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
             select(Message).where(Message.folder_id == src.id, Message.uid.in_(chunk)).order_by(Message.uid)
         ).scalars().all()
         for m in rows:
-            mk = _key(session, keys, mailbox_id, m.data_key_id)
-            raw = mk.open("msg", m.uuid, whole(session, m.uuid, m.sealed))
-            summary = mk.open("summary", m.uuid, m.summary_sealed) if m.summary_sealed else None
+            row = SealedRow(src.mailbox_id, m.uuid, m.data_key_id, m.sealed, m.summary_sealed)
+            uuid, sealed, summary = reseal(session, keys, mailbox_id, row, dest_key)
             uid, modseq = allocate_uid(session, dst.id)
-            uuid = secrets.token_hex(16)
             session.add(Message(
                 folder_id=dst.id, uid=uid, uuid=uuid, data_key_id=dest_key.data_key_id,
                 conversation_id=m.conversation_id, flags=m.flags, internal_date=m.internal_date, size=m.size,
-                modseq=modseq, sealed=dest_key.seal("msg", uuid, raw),
-                summary_sealed=dest_key.seal("summary", uuid, summary) if summary is not None else None,
+                modseq=modseq, sealed=sealed, summary_sealed=summary,
             ))  # fmt: skip
             mapping.append((m.uid, uid))
             moved.append(m.id)

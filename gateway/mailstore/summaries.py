@@ -1,24 +1,76 @@
-"""ENVELOPE / BODYSTRUCTURE summaries as JSON, sealed in ``Message.summary_sealed``
-(purpose ``"summary"``), so header listings never decrypt whole bodies (issue 4 §3).
+"""A message's summary, made from its one parse at delivery and sealed with it
+(``Message.summary_sealed``, :mod:`gateway.mailstore.sealed`): the IMAP ENVELOPE and
+BODYSTRUCTURE (issue 4 §3) and what the web inbox shows (:class:`Shown`: subject, author,
+date, attachments), so that listings, the attachment count and the reply subject never
+decrypt a body (issue 16).
 
-The JSON holds header text (subjects, addresses): it is only ever stored sealed.
+Versions: 1 held the IMAP part only; 2 adds :class:`Shown`. A row without a summary, or with
+an older version, gets one computed from its bytes on first read and stored (IMAP FETCH,
+the web list). The JSON holds header text (subjects, addresses): it is only ever stored sealed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.mailstore import parsing
+from gateway.mailstore.parsing import Parsed
+from gateway.mailstore.sealed import SealedRow, open_message, open_summary, seal_summary
+from gateway.store.keys import KeyService
+from gateway.store.models import Message
 from imap.backend import MessageSummary
 from imap.message import mime
 from imap.proto.structure import Address, BodyStructure, Disposition, Envelope
 
-VERSION = 1
+VERSION = 2
 
 
-def compute(raw: bytes) -> MessageSummary:
-    root = mime.parse(raw)
-    return MessageSummary(mime.envelope(root), mime.bodystructure(root))
+@dataclass(frozen=True)
+class Shown:
+    """What the patient web inbox shows of a message without opening it."""
+
+    subject: str | None  # decoded (RFC 2047)
+    from_name: str
+    from_address: str
+    date: str | None  # the Date: header, ISO 8601
+    message_id: str | None
+    attachments: tuple[str, ...]  # names, as the message view offers them
+    documents: int  # the adoption figures' count (gateway.mailstore.adoption)
+    wants_receipt: bool  # Disposition-Notification-To (RFC 8098)
+
+
+@dataclass(frozen=True)
+class Summary:
+    imap: MessageSummary
+    shown: Shown
+
+
+def summarise(parsed: Parsed, *, message_id: str | None = None) -> Summary:
+    """The summary of a parsed message; ``message_id``: the one the pipeline added in front
+    (``trace_headers``), when the message had none."""
+    root, msg = parsed.root, parsed.headers
+    envelope = mime.envelope(root)
+    if message_id is not None and envelope.message_id is None:
+        envelope = replace(envelope, message_id=message_id)
+    name, address = parsing.first_author(msg)
+    shown = Shown(
+        subject=parsing.header_text(msg, "Subject"), from_name=name, from_address=address,
+        date=parsing.date_iso(msg), message_id=envelope.message_id,
+        attachments=parsing.attachment_names(parsed), documents=parsing.documents(parsed),
+        wants_receipt=msg.get("Disposition-Notification-To") is not None,
+    )  # fmt: skip
+    return Summary(MessageSummary(envelope, mime.bodystructure(root)), shown)
+
+
+def compute(raw: bytes) -> Summary:
+    """Parse ``raw`` (:func:`gateway.mailstore.parsing.parse`) and summarise it."""
+    return summarise(parsing.parse(raw))
 
 
 def _addrs(values: tuple[Address, ...]) -> list[list[str | None]]:
@@ -48,8 +100,18 @@ def _bs(bs: BodyStructure) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def encode(summary: MessageSummary) -> bytes:
-    doc = {"v": VERSION, "envelope": _env(summary.envelope), "body": _bs(summary.bodystructure)}
+def _shown(shown: Shown) -> dict[str, Any]:
+    return {
+        "subject": shown.subject, "from_name": shown.from_name, "from_address": shown.from_address,
+        "date": shown.date, "message_id": shown.message_id, "attachments": list(shown.attachments),
+        "documents": shown.documents, "receipt": shown.wants_receipt,
+    }  # fmt: skip
+
+
+def encode(summary: Summary) -> bytes:
+    imap = summary.imap
+    doc = {"v": VERSION, "envelope": _env(imap.envelope), "body": _bs(imap.bodystructure),
+           "shown": _shown(summary.shown)}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -81,9 +143,48 @@ def _to_bs(d: dict[str, Any]) -> BodyStructure:
     )  # fmt: skip
 
 
-def decode(data: bytes) -> MessageSummary | None:
-    """None when the cached form is from another version (it is then recomputed)."""
+def _to_shown(d: dict[str, Any]) -> Shown:
+    return Shown(d["subject"], d["from_name"], d["from_address"], d["date"], d["message_id"],
+                 tuple(d["attachments"]), int(d["documents"]), bool(d["receipt"]))
+
+
+def decode(data: bytes) -> Summary | None:
+    """None when the stored form is from another version (it is then recomputed)."""
     doc = json.loads(data)
     if doc.get("v") != VERSION:
         return None
-    return MessageSummary(_to_env(doc["envelope"]), _to_bs(doc["body"]))
+    return Summary(MessageSummary(_to_env(doc["envelope"]), _to_bs(doc["body"])), _to_shown(doc["shown"]))
+
+
+IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)
+
+
+def read(session: Session, keys: KeyService, mailbox_id: int, rows: Mapping[int, SealedRow]
+         ) -> tuple[dict[int, Summary], dict[int, bytes]]:
+    """The summaries of ``rows`` (by message id, their sealed summary loaded), opened for
+    ``mailbox_id``; and, for rows stored without one (or with an older version), the summary
+    computed from the message's bytes, sealed, by message id, for :func:`store`."""
+    found: dict[int, Summary] = {}
+    missing: list[int] = []
+    for message_id, row in rows.items():
+        encoded = open_summary(session, keys, mailbox_id, row)
+        summary = decode(encoded) if encoded is not None else None
+        if summary is None:
+            missing.append(message_id)
+        else:
+            found[message_id] = summary
+    to_store: dict[int, bytes] = {}
+    for i in range(0, len(missing), IN_CHUNK):
+        for message_id, sealed in session.connection().execute(
+                select(Message.id, Message.sealed).where(Message.id.in_(missing[i:i + IN_CHUNK]))):
+            row = replace(rows[message_id], sealed=sealed)
+            summary = compute(open_message(session, keys, mailbox_id, row))
+            to_store[message_id] = seal_summary(session, keys, mailbox_id, row, encode(summary))
+            found[message_id] = summary
+    return found, to_store
+
+
+def store(session: Session, sealed: Mapping[int, bytes]) -> None:
+    """Keep computed summaries (sealed by :func:`read`) with their messages."""
+    for message_id, blob in sealed.items():
+        session.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))

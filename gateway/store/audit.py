@@ -159,3 +159,12 @@ def verify(session: Session, *, batch: int = 5000) -> ChainReport:
             count += 1
             last_id = row.id
         session.expunge_all()
+
+
+def entries_about(session: Session, subject_ref: str, *, before: int | None = None, limit: int = 50
+                  ) -> list[AuditEntry]:
+    """The entries about ``subject_ref``, newest first (ids below ``before``), at most ``limit``."""
+    query = select(AuditEntry).where(AuditEntry.subject_ref == subject_ref)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    return list(session.execute(query.order_by(AuditEntry.id.desc()).limit(limit)).scalars())

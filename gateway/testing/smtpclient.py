@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from gateway.mailstore.folders import find_folder
-from gateway.mailstore.messages import open_message
+from gateway.mailstore.messages import read_message
 from gateway.store.models import Message, Patient, ProAccount
 from gateway.testing.live import LiveGateway
 
@@ -80,4 +80,4 @@ def mailbox_messages(live: LiveGateway, *, ins: str | None = None, pro: str | No
         found = find_folder(session, mailbox_id, folder)
         assert found is not None
         rows = session.execute(select(Message).where(Message.folder_id == found.id).order_by(Message.uid)).scalars()
-        return [open_message(session, svc.keys, row) for row in rows]
+        return [read_message(session, svc.keys, mailbox_id, row.id) for row in rows]

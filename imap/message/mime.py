@@ -79,17 +79,31 @@ def _parse_part(raw: bytes, start: int, end: int, depth: int, default: str) -> P
 
 
 def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
-    """RFC 2046 §5.1.1: the CRLF before a delimiter line belongs to the delimiter."""
-    delimiter = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)", re.M)
+    """RFC 2046 §5.1.1: the CRLF before a delimiter line belongs to the delimiter.
+
+    The pattern starts with the literal ``--boundary`` so the search skips ahead at memchr
+    speed (a leading ``(?:^|\r?\n)`` made it try every octet: 75 ms for a 1 MiB part);
+    the line start is then checked by hand.
+    """
+    delimiter = re.compile(rb"--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
     spans: list[tuple[int, int]] = []
     current: int | None = None
+    floor = start  # the end of the previous delimiter line: its line end is not shared
     for m in delimiter.finditer(raw, start, end):
-        if m.start() == start or raw[m.start() : m.start() + 1] in (b"\r", b"\n"):
-            if current is not None:
-                spans.append((current, m.start()))
-            if m.group(1):  # close delimiter
-                return spans
-            current = m.end()
+        at = m.start()
+        if not (at == 0 or raw[at - 1 : at] == b"\n"):
+            continue  # not at the start of a line
+        if at != start:
+            if at - 1 < floor:  # the line end before it closed the previous delimiter line
+                floor = m.end()
+                continue
+            at -= 2 if at - 2 >= floor and raw[at - 2 : at] == b"\r\n" else 1
+        floor = m.end()
+        if current is not None:
+            spans.append((current, at))
+        if m.group(1):  # close delimiter
+            return spans
+        current = m.end()
     if current is not None:
         spans.append((current, end))
     return spans

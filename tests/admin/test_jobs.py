@@ -82,7 +82,7 @@ def test_closed_spaces_archived_then_purged_and_messages_no_longer_decrypt(store
         sealed = session.get(Message, stored.message_id).sealed  # type: ignore[union-attr]
         key_id = store.keys.for_mailbox(session, mailbox).data_key_id
     with store.db.read() as session:
-        assert read_message(session, store.keys, stored.message_id).endswith(b"body\r\n")
+        assert read_message(session, store.keys, mailbox, stored.message_id).endswith(b"body\r\n")
     retention = timedelta(days=PatientSettings().archive_retention_days)
     assert _run(store, "closed-spaces", T0 + timedelta(days=2)) == {"archived": 2, "purged": 0}
     assert _state(store, closed).purge_after == T0 + timedelta(days=1) + retention
@@ -94,7 +94,7 @@ def test_closed_spaces_archived_then_purged_and_messages_no_longer_decrypt(store
     store.keys.forget()
     with store.db.read() as session:
         with pytest.raises(LookupError):
-            read_message(session, store.keys, stored.message_id)
+            read_message(session, store.keys, mailbox, stored.message_id)
         with pytest.raises(KeyUnavailable):
             store.keys.by_id(session, key_id)
         assert session.execute(select(func.count()).select_from(Folder)

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from gateway.accounts.pros import add_pro, hosted_domain
 from gateway.app.context import Location, open_services
-from gateway.mailstore.messages import open_message
+from gateway.mailstore.messages import read_message
 from gateway.store.models import DataKey, Folder, Message, Patient
 from gateway.testing import pg
 from gateway.testing.bulkkeys import add_patients
@@ -237,7 +237,7 @@ def _stored(home: Path, ins_or_pro: str, patient_domain: str) -> set[str]:
                                ).scalar_one()
             out = set()
             for m in s.execute(select(Message).where(Message.folder_id == folder)).scalars():
-                found = re.search(rb"Message-ID: (<[^>]+>)", open_message(s, svc.keys, m))
+                found = re.search(rb"Message-ID: (<[^>]+>)", read_message(s, svc.keys, mailbox or 0, m.id))
                 if found:
                     out.add(found.group(1).decode())
             return out

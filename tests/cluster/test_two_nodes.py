@@ -222,14 +222,14 @@ def test_killing_a_node_mid_delivery_loses_nothing_acknowledged(cluster: Cluster
     ids = list(acked)
     svc = cluster.services()
     try:
-        from gateway.mailstore.messages import open_message
+        from gateway.mailstore.messages import read_message
 
         with svc.db.read() as s:
             mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])
                                 ).scalar_one()
             folder = s.execute(select(Folder.id).where(Folder.mailbox_id == mailbox, Folder.name == "INBOX")
                                ).scalar_one()
-            stored = [open_message(s, svc.keys, m) for m in
+            stored = [read_message(s, svc.keys, mailbox or 0, m.id) for m in
                       s.execute(select(Message).where(Message.folder_id == folder)).scalars()]
     finally:
         svc.close()

@@ -7,9 +7,13 @@ import secrets
 import socket
 import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from gateway.accounts.pros import add_pro, hosted_domain, pro_by_address
-from gateway.mailstore.messages import append_message
+from gateway.mailstore import summaries
+from gateway.mailstore.messages import insert_sealed
+from gateway.mailstore.sealed import seal_copy
+from gateway.store.changes import announce
 from gateway.testing.live import LiveGateway
 from gateway.testing.world import HOSTED, World
 
@@ -71,13 +75,19 @@ class ImapEnv:
         return address
 
     def deliver(self, address: str, raw: bytes, folder: str = "INBOX") -> int:
-        """Store a message as the SMTP pipeline does, then wake IDLE sessions."""
+        """Store ``raw`` as given (no trace headers) through the delivery pipeline's own steps:
+        the summary from the message's one parse, :func:`seal_copy`, :func:`insert_sealed` and the
+        change announced in the transaction; then wake IDLE sessions."""
         svc = self.live.services
-        with svc.db.write() as session:
+        encoded = summaries.encode(summaries.compute(raw))
+        with svc.db.read() as session:
             account = pro_by_address(session, address)
             assert account is not None
-            stored = append_message(session, svc.keys, account.mailbox_id, folder, raw)
             mailbox_id = account.mailbox_id
+            copy = seal_copy(svc.keys.for_mailbox(session, mailbox_id), raw, encoded)
+        with svc.db.write() as session:
+            stored = insert_sealed(session, mailbox_id, folder, copy, internal_date=datetime.now(UTC))
+            announce(session, mailbox_id)
         svc.hub.notify(mailbox_id)
         return stored.uid
 

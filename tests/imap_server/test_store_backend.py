@@ -108,12 +108,13 @@ async def test_append_fetch_and_sealed_summaries(backend: StoreBackend, store: S
             assert clear not in sealed and clear not in summary
 
 
-async def test_summary_is_computed_lazily_for_delivered_mail(backend: StoreBackend, store: Store) -> None:
+async def test_summary_is_computed_lazily_for_mail_stored_without_one(backend: StoreBackend, store: Store) -> None:
     from gateway.mailstore.messages import append_message
 
     boxes = await _login(backend)
     with store.db.write() as session:
-        append_message(session, store.keys, boxes.mailbox_id, "INBOX", MULTIPART)  # as SMTP stores it
+        # as stored before summaries were made at delivery
+        append_message(session, store.keys, boxes.mailbox_id, "INBOX", MULTIPART)
     summary = await boxes.fetch_summary("INBOX", 1)
     assert summary is not None and summary.envelope.message_id == "<multi-1@hopital.example>"
     with store.db.read() as session:

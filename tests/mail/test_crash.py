@@ -49,7 +49,7 @@ def stored_messages(home: Path, ins: str) -> list[bytes]:
     from gateway.accounts.patients import by_ins
     from gateway.app.context import Location, open_services
     from gateway.mailstore.folders import find_folder
-    from gateway.mailstore.messages import list_folder, open_message
+    from gateway.mailstore.messages import list_folder, read_message
 
     svc = open_services(Location(home / "gateway.toml", home, True))
     try:
@@ -58,7 +58,7 @@ def stored_messages(home: Path, ins: str) -> list[bytes]:
             assert patient is not None and patient.mailbox_id is not None
             folder = find_folder(session, patient.mailbox_id, "INBOX")
             assert folder is not None
-            return [open_message(session, svc.keys, m) for m in list_folder(session, folder.id)]
+            return [read_message(session, svc.keys, patient.mailbox_id, m.id) for m in list_folder(session, folder.id)]
     finally:
         svc.close()
 

@@ -59,37 +59,39 @@ def test_large_delivery_is_stored_in_pieces_and_reads_back_everywhere(store: Sto
     assert {u for u, _, _ in got} == {row.uuid}
     assert all(size == chunks.CHUNK_SIZE for _, _, size in got[:-1])
 
+    mailbox_id = inbound.recipients[0].target.mailbox_id  # type: ignore[union-attr]
     with store.db.read() as s:
-        whole = read_message(s, store.keys, row.id)
+        whole = read_message(s, store.keys, mailbox_id, row.id)
         assert whole.endswith(raw)  # trace headers are added in front
-        mailbox_id = inbound.recipients[0].target.mailbox_id  # type: ignore[union-attr]
         assert message_ops.fetch_raws(s, store.keys, mailbox_id, row.folder_id, [row.uid]) == {row.uid: whole}
         assert message_ops.fetch_raw(s, store.keys, mailbox_id, row.folder_id, row.uid) == whole
         found, _ = message_ops.fetch_summaries(s, store.keys, mailbox_id, row.folder_id, [row.uid])
-        assert found[row.uid] == summaries.compute(whole)
+        assert found[row.uid] == summaries.compute(whole).imap
     with store.db.write() as s:  # IMAP COPY re-seals the joined bytes under a new uuid
         folder = find_folder(s, mailbox_id, "INBOX")
         assert folder is not None
         message_ops.copy(s, store.keys, mailbox_id, "INBOX", [row.uid], "INBOX", remove=False)
     with store.db.read() as s:
         copies = s.execute(select(Message.id).where(Message.id != row.id)).scalars().all()
-        assert [read_message(s, store.keys, m) for m in copies] == [whole]
+        assert [read_message(s, store.keys, mailbox_id, m) for m in copies] == [whole]
 
 
 def test_a_missing_or_reordered_piece_fails_to_open(store: Store) -> None:
     pipeline = Pipeline(store.db, store.keys, ChangeHub(), hostname="mx.gateway.test", notification_interval=None)
-    pipeline.deliver_sync(patient_inbound(store), big_message(), now=NOW)
+    inbound = patient_inbound(store)
+    mailbox_id = inbound.recipients[0].target.mailbox_id  # type: ignore[union-attr]
+    pipeline.deliver_sync(inbound, big_message(), now=NOW)
     row = only_message(store)
     with store.db.write() as s:  # swap two pieces
         s.execute(update(MessageChunk).where(MessageChunk.seq == 1).values(seq=99))
         s.execute(update(MessageChunk).where(MessageChunk.seq == 2).values(seq=1))
         s.execute(update(MessageChunk).where(MessageChunk.seq == 99).values(seq=2))
     with store.db.read() as s, pytest.raises(DecryptionError):
-        read_message(s, store.keys, row.id)
+        read_message(s, store.keys, mailbox_id, row.id)
     with store.db.write() as s:
         s.query(MessageChunk).filter(MessageChunk.seq == 3).delete()
     with store.db.read() as s, pytest.raises(DecryptionError):
-        read_message(s, store.keys, row.id)
+        read_message(s, store.keys, mailbox_id, row.id)
 
 
 def test_small_messages_keep_their_bytes_in_the_row(store: Store) -> None:
@@ -133,4 +135,4 @@ def test_orphan_job_removes_only_old_pieces_without_a_row(store: Store) -> None:
     assert result.counts == {"removed": PIECES}
     assert {u for u, _, _ in pieces(store)} == {fresh.uuid, kept}
     with store.db.read() as s:  # the delivered one still opens
-        assert read_message(s, store.keys, only_message(store).id).endswith(big_message(1)[-100:])
+        assert read_message(s, store.keys, mailbox_id, only_message(store).id).endswith(big_message(1)[-100:])

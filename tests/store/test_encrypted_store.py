@@ -49,7 +49,7 @@ def test_sealed_message_round_trips(store: Store) -> None:
     assert stored.uid == 1
     fresh = KeyService(store.ring)  # no cache: unwraps from the database
     with store.db.read() as s:
-        assert read_message(s, fresh, stored.message_id) == _message()
+        assert read_message(s, fresh, mailbox, stored.message_id) == _message()
 
 
 def test_uids_increase_per_folder(store: Store) -> None:
@@ -73,7 +73,7 @@ def test_tampered_ciphertext_fails(store: Store) -> None:
         blob[len(blob) // 2] ^= 0x01
         row.sealed = bytes(blob)
     with store.db.read() as s, pytest.raises(DecryptionError):
-        read_message(s, KeyService(store.ring), stored.message_id)
+        read_message(s, KeyService(store.ring), mailbox, stored.message_id)
 
 
 def test_swapped_rows_fail(store: Store) -> None:
@@ -98,7 +98,7 @@ def test_swapped_rows_fail(store: Store) -> None:
     keys = KeyService(store.ring)
     for message_id in (a.message_id, b.message_id, c.message_id):
         with store.db.read() as s, pytest.raises(DecryptionError):
-            read_message(s, keys, message_id)
+            read_message(s, keys, first, message_id)
 
 
 def test_wrong_master_key_fails(store: Store) -> None:
@@ -107,7 +107,7 @@ def test_wrong_master_key_fails(store: Store) -> None:
         stored = append_message(s, store.keys, mailbox, "INBOX", _message())
     stranger = KeyService(MasterKeyring({1: os.urandom(32)}))
     with store.db.read() as s, pytest.raises(KeyUnavailable):
-        read_message(s, stranger, stored.message_id)
+        read_message(s, stranger, mailbox, stored.message_id)
 
 
 def test_rotation_rewraps_data_keys_only(store: Store) -> None:
@@ -123,10 +123,10 @@ def test_rotation_rewraps_data_keys_only(store: Store) -> None:
         versions = set(s.execute(select(DataKey.master_version)).scalars())
         assert versions == {2}
         assert s.get(Message, stored.message_id).sealed == sealed_before  # type: ignore[union-attr]
-        assert read_message(s, KeyService(rotated), stored.message_id) == _message()
+        assert read_message(s, KeyService(rotated), mailbox, stored.message_id) == _message()
     old_only = KeyService(MasterKeyring({1: store.ring._keys[1]}))
     with store.db.read() as s, pytest.raises(KeyUnavailable):
-        read_message(s, old_only, stored.message_id)
+        read_message(s, old_only, mailbox, stored.message_id)
 
 
 def test_shredded_mailbox_no_longer_opens(store: Store) -> None:
@@ -139,7 +139,7 @@ def test_shredded_mailbox_no_longer_opens(store: Store) -> None:
         row = s.get(Message, stored.message_id)
         assert row is not None and row.sealed  # the ciphertext is still there...
         with pytest.raises(KeyUnavailable):  # ...but nothing can open it
-            read_message(s, KeyService(store.ring), stored.message_id)
+            read_message(s, KeyService(store.ring), mailbox, stored.message_id)
 
 
 def test_personal_email_sealed_and_readable(store: Store) -> None:

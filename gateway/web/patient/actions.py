@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -13,9 +12,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.delivery.replies import ReplyRefused, send_reply
-from gateway.mailstore.messages import open_message
-from gateway.store.models import Message
-from gateway.web.patient import mailbox, mailview
+from gateway.mailstore import inbox
+from gateway.mailstore.inbox import Row
+from gateway.web.patient import mailbox
 from gateway.web.patient.anon import field
 from gateway.web.patient.guard import FORM_OVERHEAD, page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
@@ -38,15 +37,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     upload_limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
 
     def subject_of(ctx: Ctx, cid: int) -> str | None:
-        with web.db.read() as s:
-            if mailbox.conversation(s, ctx.mailbox_id, cid) is None:
-                return None
-            row = s.execute(select(Message).where(Message.conversation_id == cid)
-                            .order_by(Message.internal_date.desc()).limit(1)).scalar_one_or_none()
-            if row is None or mailbox.owned(s, ctx.mailbox_id, row.id) is None:
-                return "Réponse"
-            subject = mailview.summary(mailview.parse(open_message(s, web.keys, row))).subject
-        return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+        return mailbox.reply_subject(web.db, web.keys, ctx.mailbox_id, cid)
 
     async def reply(request: Request, ctx: Ctx) -> Response:
         cid = _int(request.path_params["cid"])
@@ -78,12 +69,12 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                                back=back)
         return redirect(f"{back}?envoye=1")
 
-    Op = Callable[[Session, Ctx, Message, str], str]
+    Op = Callable[[Session, Ctx, Row], str]
 
     def change(ctx: Ctx, mid: int, op: Op) -> str | None:
         with web.db.write() as s:
-            found = mailbox.owned(s, ctx.mailbox_id, mid)
-            return None if found is None else op(s, ctx, *found)
+            row = inbox.owned(s, ctx.mailbox_id, mid)
+            return None if row is None else op(s, ctx, row)
 
     def action(name: str, op: Op) -> Route:
         async def endpoint(request: Request, ctx: Ctx) -> Response:
@@ -96,21 +87,21 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         return Route(f"/messages/{{mid}}/{name}", page(web, f"message.{name}")(endpoint), methods=["POST"])
 
     def moving(source: str | None, to: str, then: str) -> Op:
-        def op(s: Session, ctx: Ctx, message: Message, folder: str) -> str:
-            if (source is None or folder == source) and folder != to:
-                mailbox.move(s, web.keys, ctx.mailbox_id, message, folder, to)
+        def op(s: Session, ctx: Ctx, row: Row) -> str:
+            if (source is None or row.folder == source) and row.folder != to:
+                inbox.move(s, web.keys, ctx.mailbox_id, row, to)
             return then
 
         return op
 
-    def unread(s: Session, ctx: Ctx, message: Message, folder: str) -> str:
-        mailbox.remove_flag(s, ctx.mailbox_id, message, folder, "\\Seen")
+    def unread(s: Session, ctx: Ctx, row: Row) -> str:
+        inbox.remove_flag(s, ctx.mailbox_id, row, "\\Seen")
         return "/"
 
-    def delete(s: Session, ctx: Ctx, message: Message, folder: str) -> str:
-        if folder != "Trash":  # only from the trash: two deliberate steps
-            return f"/messages/{message.id}"
-        mailbox.delete(s, ctx.mailbox_id, message, folder)
+    def delete(s: Session, ctx: Ctx, row: Row) -> str:
+        if row.folder != "Trash":  # only from the trash: two deliberate steps
+            return f"/messages/{row.id}"
+        inbox.delete(s, ctx.mailbox_id, row)
         return "/corbeille"
 
     return [

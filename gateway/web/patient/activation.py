@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.accounts.patients import by_ins, check_activation_code, set_state
+from gateway.accounts import web_sessions as sessions
+from gateway.accounts.patients import by_id, by_ins, check_activation_code, set_state
 from gateway.accounts.pros import hash_password
 from gateway.store import audit
-from gateway.store.models import Patient, WebSession
-from gateway.web.patient import security, sessions, totp
+from gateway.web.patient import security, totp
 from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.passwords import strength_problem
@@ -79,7 +78,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def recovering(ctx: Ctx) -> bool:
         """A space activated before: the code replaces lost credentials."""
         with web.db.read() as s:
-            patient = s.get(Patient, ctx.patient_id)
+            patient = by_id(s, ctx.patient_id)
             return patient is not None and patient.activated_at is not None
 
     async def password_page(request: Request, ctx: Ctx) -> Response:
@@ -87,7 +86,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def keep_pending(ctx: Ctx, password: str) -> None:
         with web.db.write() as s:
-            row = s.get(WebSession, ctx.session_id)
+            row = sessions.by_id(s, ctx.session_id)
             assert row is not None
             mk = web.keys.for_mailbox(s, ctx.mailbox_id)
             pending = {"password_hash": hash_password(password), "totp": totp.new_secret()}
@@ -107,7 +106,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def pending_of(ctx: Ctx) -> dict[str, str] | None:
         with web.db.read() as s:
-            row = s.get(WebSession, ctx.session_id)
+            row = sessions.by_id(s, ctx.session_id)
             if row is None or row.pending_sealed is None:
                 return None
             mk = web.keys.for_mailbox(s, ctx.mailbox_id)
@@ -128,9 +127,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         this enrolment already ended."""
         now = web.now()
         with web.db.write() as s:
-            row = s.execute(select(WebSession).where(WebSession.id == ctx.session_id).with_for_update()
-                            ).scalar_one_or_none()
-            patient = s.get(Patient, ctx.patient_id)
+            row = sessions.by_id(s, ctx.session_id, for_update=True)
+            patient = by_id(s, ctx.patient_id)
             if row is None or row.pending_sealed is None or patient is None or patient.mailbox_id is None \
                     or patient.state not in ("provisioned", "open"):
                 return None
@@ -145,8 +143,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             patient.activation_code_hash = None  # single use (SPEC §5)
             if patient.state == "provisioned":
                 set_state(patient, "open", now)
-            ended = s.execute(select(func.count()).select_from(WebSession).where(
-                WebSession.patient_id == patient.id, WebSession.id != row.id)).scalar_one()
+            ended = sessions.count_for(s, patient.id, except_id=row.id)
             sessions.destroy_all(s, patient.id)
             token, _ = sessions.create(s, patient.id, stage="full", ip=ctx.ip, now=now)
             audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",

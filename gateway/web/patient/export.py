@@ -12,10 +12,10 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from gateway.mailstore.messages import open_message
+from gateway.mailstore import inbox
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
-from gateway.web.patient import mailbox, mailview
+from gateway.web.patient import mailbox
 
 SPOOL_BYTES = 16 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -28,17 +28,18 @@ def build(session: Session, keys: KeyService, patient: Patient, *, address: str)
     buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     try:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            every = mailbox.rows(session, patient.mailbox_id, ("INBOX", "Sent", "Trash"), limit=None)
-            for n, (message, folder) in enumerate(reversed(every), start=1):
-                raw = open_message(session, keys, message)
-                summary = mailview.summary(mailview.parse(raw), fallback_date=message.internal_date)
-                name = f"{folder}/{n:05d}.eml"
+            every = inbox.rows(session, patient.mailbox_id, ("INBOX", "Sent", "Trash"), limit=None)
+            listed, _ = inbox.summarised(session, keys, patient.mailbox_id, every)  # older rows: kept unstored
+            for n, (row, stored) in enumerate(reversed([(x.row, x.summary) for x in listed]), start=1):
+                raw = inbox.open_row(session, keys, patient.mailbox_id, row)
+                summary = mailbox.shown(stored.shown, fallback_date=row.internal_date)
+                name = f"{row.folder}/{n:05d}.eml"
                 archive.writestr(name, raw)
                 index.append({
-                    "file": name, "folder": folder, "received": message.internal_date.isoformat(),
+                    "file": name, "folder": row.folder, "received": row.internal_date.isoformat(),
                     "date": summary.date.isoformat() if summary.date else None, "subject": summary.subject,
                     "from": summary.sender_address, "from_name": summary.sender_name, "message_id": summary.message_id,
-                    "flags": message.flags.split(), "conversation": message.conversation_id, "size": message.size,
+                    "flags": list(row.flags), "conversation": row.conversation_id, "size": row.size,
                 })
             meta = {"address": address, "state": patient.state,
                     "opened_at": patient.opened_at.isoformat() if patient.opened_at else None,

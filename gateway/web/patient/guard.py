@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.accounts import web_sessions as sessions
+from gateway.accounts.patients import by_id
 from gateway.store import audit
-from gateway.store.models import Patient
 from gateway.web import forms
-from gateway.web.patient import security, sessions
+from gateway.web.patient import security
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
 
 Handler = Callable[[Request, Ctx], Awaitable[Response]]
@@ -63,7 +64,7 @@ def page(web: PatientWeb, action: str, *, stage: str = "full",
                     row = sessions.lookup(s, token, now=now, lifetimes=web.lifetimes)
                     if row is None or row.stage != stage:
                         return None
-                    patient = s.get(Patient, row.patient_id)
+                    patient = by_id(s, row.patient_id)
                     usable = patient is not None and patient.mailbox_id is not None and (
                         patient.state == "open" or stage == "activation")
                     if patient is None or patient.mailbox_id is None or not usable:

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.store import audit
 from gateway.store.models import AuditEntry
 
 PAGE = 100
@@ -131,10 +131,7 @@ def describe_recovery(entry: AuditEntry) -> str | None:
 
 def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[Row], int | None]:
     """One page of the history, newest first, and the id to continue from (or None)."""
-    query = select(AuditEntry).where(AuditEntry.subject_ref == f"patient:{patient_id}")
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    found = list(session.execute(query.order_by(AuditEntry.id.desc()).limit(PAGE + 1)).scalars())
+    found = audit.entries_about(session, f"patient:{patient_id}", before=before, limit=PAGE + 1)
     more = found[PAGE].id + 1 if len(found) > PAGE else None
     rows = []
     for e in found[:PAGE]:

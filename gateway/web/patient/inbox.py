@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.mailstore.messages import open_message
+from gateway.mailstore import inbox as store
 from gateway.web.patient import mailbox, mailview, receipts
 from gateway.web.patient.guard import page
 from gateway.web.patient.state import Ctx, PatientWeb
@@ -27,8 +27,9 @@ def _int(value: str) -> int | None:
 
 def routes(web: PatientWeb) -> list[BaseRoute]:
     def inbox_data(ctx: Ctx) -> list[mailbox.Thread]:
+        found = mailbox.items(web.db, web.keys, ctx.mailbox_id, ("INBOX", "Sent"))
         with web.db.read() as s:
-            return mailbox.threads(s, mailbox.items(s, web.keys, ctx.mailbox_id, ("INBOX", "Sent")))
+            return mailbox.threads(s, ctx.mailbox_id, found)
 
     async def inbox(request: Request, ctx: Ctx) -> Response:
         threads = await web.run(inbox_data, ctx)
@@ -40,11 +41,11 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def thread_data(ctx: Ctx, cid: int) -> dict[str, Any] | None:
         with web.db.read() as s:
             conv = mailbox.conversation(s, ctx.mailbox_id, cid)
-            if conv is None:
-                return None
-            found = [i for i in mailbox.items(s, web.keys, ctx.mailbox_id, ("INBOX", "Sent"))
-                     if i.conversation_id == cid]
-            return {"items": list(reversed(found)), "ended": conv.ended_at is not None, "cid": cid}
+        if conv is None:
+            return None
+        found = [i for i in mailbox.items(web.db, web.keys, ctx.mailbox_id, ("INBOX", "Sent"))
+                 if i.conversation_id == cid]
+        return {"items": list(reversed(found)), "ended": conv.ended, "cid": cid}
 
     async def conversation(request: Request, ctx: Ctx) -> Response:
         cid = _int(request.path_params["cid"])
@@ -57,18 +58,18 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def message_data(ctx: Ctx, mid: int) -> dict[str, Any] | None:
         with web.db.write() as s:
-            found = mailbox.owned(s, ctx.mailbox_id, mid)
-            if found is None:
+            row = store.owned(s, ctx.mailbox_id, mid)
+            if row is None:
                 return None
-            message, folder = found
-            view = mailview.view(open_message(s, web.keys, message), fallback_date=message.internal_date)
+            folder = row.folder
+            view = mailview.view(store.open_row(s, web.keys, ctx.mailbox_id, row), fallback_date=row.internal_date)
             if folder != "Trash":
-                mailbox.add_flag(s, ctx.mailbox_id, message, folder, "\\Seen")
-            conv = mailbox.conversation(s, ctx.mailbox_id, message.conversation_id) if message.conversation_id else None
+                store.add_flag(s, ctx.mailbox_id, row, "\\Seen")
+            conv = store.conversation(s, ctx.mailbox_id, row.conversation_id) if row.conversation_id else None
             return {"view": view, "folder": folder, "mid": mid,
                     "folder_label": mailbox.FOLDER_LABELS.get(folder, folder),
                     "cid": conv.id if conv else None,
-                    "can_reply": conv is not None and conv.ended_at is None and folder != "Trash"}
+                    "can_reply": conv is not None and not conv.ended and folder != "Trash"}
 
     async def message(request: Request, ctx: Ctx) -> Response:
         mid = _int(request.path_params["mid"])
@@ -82,10 +83,10 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def attachment_data(ctx: Ctx, mid: int, index: int) -> tuple[mailview.Part, bytes] | None:
         with web.db.read() as s:
-            found = mailbox.owned(s, ctx.mailbox_id, mid)
-            if found is None:
+            row = store.owned(s, ctx.mailbox_id, mid)
+            if row is None:
                 return None
-            return mailview.attachment(open_message(s, web.keys, found[0]), index)
+            return mailview.attachment(store.open_row(s, web.keys, ctx.mailbox_id, row), index)
 
     async def attachment(request: Request, ctx: Ctx) -> Response:
         mid, index = _int(request.path_params["mid"]), _int(request.path_params["index"])
@@ -101,8 +102,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             "Content-Security-Policy": "default-src 'none'; sandbox"})
 
     def trash_data(ctx: Ctx) -> list[mailbox.Item]:
-        with web.db.read() as s:
-            return mailbox.items(s, web.keys, ctx.mailbox_id, ("Trash",))
+        return mailbox.items(web.db, web.keys, ctx.mailbox_id, ("Trash",))
 
     async def trash(request: Request, ctx: Ctx) -> Response:
         return web.render(request, "trash.html", ctx=ctx, items=await web.run(trash_data, ctx))

@@ -7,10 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.accounts import web_sessions as sessions
 from gateway.accounts.patients import by_ins
 from gateway.accounts.pros import verify_password
 from gateway.store import audit
-from gateway.web.patient import security, sessions, totp
+from gateway.web.patient import security, totp
 from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect

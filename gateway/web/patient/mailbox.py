@@ -1,9 +1,10 @@
-"""A patient's own mail, read and changed through the store (blocking; run in threads).
+"""A patient's own mail as the inbox pages show it (blocking; run in threads), over
+:mod:`gateway.mailstore.inbox`.
 
 Every lookup is scoped to the patient's mailbox: a message id of another mailbox is
-simply not found. Listings decrypt the patient's messages server-side (SPEC §8: the
-database holds no subject or correspondent in clear); flags and moves reuse the IMAP
-store operations so UIDs and MODSEQs stay right.
+simply not found. Listings open each message's sealed summary, made when it was delivered
+(SPEC §8: the database holds no subject or correspondent in clear), never its body; only
+search reads bodies.
 """
 
 from __future__ import annotations
@@ -11,21 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.parser import BytesParser
-from email.policy import default as default_policy
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.mailstore import message_ops
-from gateway.mailstore.messages import open_message
+from gateway.mailstore import inbox
+from gateway.mailstore.inbox import ConversationState, Row
+from gateway.mailstore.summaries import Shown
+from gateway.store.db import Database
 from gateway.store.keys import KeyService
-from gateway.store.models import Conversation, Folder, Message
 from gateway.web.patient import mailview
-from imap.proto.commands import StoreMode
 
 FOLDER_LABELS = {"INBOX": "Boîte de réception", "Sent": "Messages envoyés", "Trash": "Corbeille"}
-LISTING_LIMIT = 2000
+LISTING_LIMIT = inbox.LISTING_LIMIT
 MDN_SENT = "$MDNSent"  # RFC 3503 §3.1: the MDN for this message was sent
 
 
@@ -37,6 +35,7 @@ class Item:
     seen: bool
     internal_date: datetime
     summary: mailview.Summary
+    attachments: int = 0
 
 
 @dataclass
@@ -52,33 +51,43 @@ class Thread:
     ended: bool = False
 
 
-def _flags(text: str) -> set[str]:
-    return set(text.split())
+def shown(s: Shown, *, fallback_date: datetime | None) -> mailview.Summary:
+    """The page's summary from the stored one (the same defaults as an opened message's)."""
+    date = datetime.fromisoformat(s.date) if s.date else fallback_date
+    return mailview.Summary(s.subject or mailview.NO_SUBJECT, s.from_name or s.from_address or mailview.NO_AUTHOR,
+                            s.from_address, date, s.message_id)
 
 
-def rows(session: Session, mailbox_id: int, folders: Iterable[str], *, limit: int | None = LISTING_LIMIT
-         ) -> list[tuple[Message, str]]:
-    """The mailbox's messages in ``folders``, newest first (at most ``limit``; ``None``: all)."""
-    query = (select(Message, Folder.name).join(Folder, Folder.id == Message.folder_id)
-             .where(Folder.mailbox_id == mailbox_id, Folder.name.in_(list(folders)))
-             .order_by(Message.internal_date.desc(), Message.id.desc()))
-    if limit is not None:
-        query = query.limit(limit)
-    return [(m, name) for m, name in session.execute(query).all()]
+def items(db: Database, keys: KeyService, mailbox_id: int, folders: Iterable[str]) -> list[Item]:
+    """The listing, newest first, from the stored summaries (older rows get theirs stored now)."""
+    with db.read() as session:
+        listed, to_store = inbox.summarised(session, keys, mailbox_id, inbox.rows(session, mailbox_id, folders))
+    if to_store:
+        with db.write() as session:
+            inbox.keep(session, to_store)
+    return [Item(x.row.id, x.row.folder, x.row.conversation_id, x.row.seen, x.row.internal_date,
+                 shown(x.summary.shown, fallback_date=x.row.internal_date), len(x.summary.shown.attachments))
+            for x in listed]
 
 
-def items(session: Session, keys: KeyService, mailbox_id: int, folders: Iterable[str]) -> list[Item]:
-    parser = BytesParser(policy=default_policy)
-    out: list[Item] = []
-    for message, folder in rows(session, mailbox_id, folders):
-        head = parser.parsebytes(open_message(session, keys, message), headersonly=True)
-        summary = mailview.summary(head, fallback_date=message.internal_date)
-        out.append(Item(message.id, folder, message.conversation_id, "\\Seen" in _flags(message.flags),
-                        message.internal_date, summary))
-    return out
+def reply_subject(db: Database, keys: KeyService, mailbox_id: int, conversation_id: int) -> str | None:
+    """``Re: <subject of the conversation's newest message>``, from its summary; None when the
+    conversation is not this patient's."""
+    with db.read() as session:
+        if inbox.conversation(session, mailbox_id, conversation_id) is None:
+            return None
+        row = inbox.latest_in_conversation(session, mailbox_id, conversation_id)
+        if row is None:
+            return "Réponse"
+        [listed], to_store = inbox.summarised(session, keys, mailbox_id, [row])
+    if to_store:
+        with db.write() as session:
+            inbox.keep(session, to_store)
+    subject = shown(listed.summary.shown, fallback_date=None).subject
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
-def threads(session: Session, found: list[Item]) -> list[Thread]:
+def threads(session: Session, mailbox_id: int, found: list[Item]) -> list[Thread]:
     """Group by conversation (messages outside one stay alone), newest activity first."""
     grouped: dict[str, Thread] = {}
     for item in found:  # newest first
@@ -94,9 +103,8 @@ def threads(session: Session, found: list[Item]) -> list[Thread]:
                 thread.unread += 1
             if item.summary.sender_name not in thread.correspondents:
                 thread.correspondents.append(item.summary.sender_name)
-    ended = {cid for cid, at in session.execute(
-        select(Conversation.id, Conversation.ended_at).where(
-            Conversation.id.in_([t.conversation_id for t in grouped.values() if t.conversation_id]))).all() if at}
+    ended = inbox.ended_conversations(session, mailbox_id,
+                                      [t.conversation_id for t in grouped.values() if t.conversation_id])
     for thread in grouped.values():
         thread.ended = thread.conversation_id in ended
         if not thread.correspondents:
@@ -104,37 +112,13 @@ def threads(session: Session, found: list[Item]) -> list[Thread]:
     return sorted(grouped.values(), key=lambda t: t.last, reverse=True)
 
 
-def owned(session: Session, mailbox_id: int, message_id: int) -> tuple[Message, str] | None:
-    """The message if it is in one of this patient's folders, with its folder name."""
-    row = session.execute(
-        select(Message, Folder.name).join(Folder, Folder.id == Message.folder_id)
-        .where(Message.id == message_id, Folder.mailbox_id == mailbox_id)
-    ).first()
-    return None if row is None else (row[0], row[1])
+def owned(session: Session, mailbox_id: int, message_id: int) -> Row | None:
+    """The message if it is in one of this patient's folders."""
+    return inbox.owned(session, mailbox_id, message_id)
 
 
-def conversation(session: Session, mailbox_id: int, conversation_id: int) -> Conversation | None:
-    row = session.get(Conversation, conversation_id)
-    return row if row is not None and row.mailbox_id == mailbox_id else None
-
-
-def add_flag(session: Session, mailbox_id: int, message: Message, folder: str, flag: str) -> bool:
-    """Set ``flag``; ``False`` when it was already set (so callers can do something once)."""
-    result = message_ops.store_flags(session, mailbox_id, folder, [message.uid], StoreMode.ADD, [flag], None)
-    return bool(result.updated)
-
-
-def remove_flag(session: Session, mailbox_id: int, message: Message, folder: str, flag: str) -> None:
-    message_ops.store_flags(session, mailbox_id, folder, [message.uid], StoreMode.REMOVE, [flag], None)
-
-
-def move(session: Session, keys: KeyService, mailbox_id: int, message: Message, folder: str, to: str) -> None:
-    message_ops.copy(session, keys, mailbox_id, folder, [message.uid], to, remove=True)
-
-
-def delete(session: Session, mailbox_id: int, message: Message, folder: str) -> None:
-    add_flag(session, mailbox_id, message, folder, "\\Deleted")
-    message_ops.expunge(session, mailbox_id, folder, [message.uid])
+def conversation(session: Session, mailbox_id: int, conversation_id: int) -> ConversationState | None:
+    return inbox.conversation(session, mailbox_id, conversation_id)
 
 
 def search(session: Session, keys: KeyService, mailbox_id: int, query: str) -> list[Item]:
@@ -143,10 +127,10 @@ def search(session: Session, keys: KeyService, mailbox_id: int, query: str) -> l
     if not words:
         return []
     found: list[Item] = []
-    for message, folder in rows(session, mailbox_id, ("INBOX", "Sent", "Trash")):
-        msg = mailview.parse(open_message(session, keys, message))
+    for row in inbox.rows(session, mailbox_id, ("INBOX", "Sent", "Trash")):
+        msg = mailview.parse(inbox.open_row(session, keys, mailbox_id, row))
         haystack = mailview.plain_text(msg).casefold()
         if all(w in haystack for w in words):
-            found.append(Item(message.id, folder, message.conversation_id, "\\Seen" in _flags(message.flags),
-                              message.internal_date, mailview.summary(msg, fallback_date=message.internal_date)))
+            found.append(Item(row.id, row.folder, row.conversation_id, row.seen, row.internal_date,
+                              mailview.summary(msg, fallback_date=row.internal_date)))
     return found

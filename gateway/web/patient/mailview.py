@@ -24,6 +24,8 @@ _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "th": {"colspan", "rowspan", "scope"}, "abbr": {"title"}, "ol": {"start"},
 }
 _SCHEMES = {"http", "https", "mailto", "tel", "data"}
+NO_SUBJECT = "(sans objet)"
+NO_AUTHOR = "(expéditeur inconnu)"
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def summary(msg: EmailMessage, *, fallback_date: datetime | None = None) -> Summ
             date = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, TypeError, IndexError):
         pass
-    return Summary(_header(msg, "Subject") or "(sans objet)", name or address or "(expéditeur inconnu)",
+    return Summary(_header(msg, "Subject") or NO_SUBJECT, name or address or NO_AUTHOR,
                    address, date, _header(msg, "Message-ID") or None)
 
 

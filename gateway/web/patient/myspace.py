@@ -12,11 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from gateway.accounts.patients import personal_email, set_state
+from gateway.accounts import web_sessions as sessions
+from gateway.accounts.patients import by_id, personal_email, set_state
 from gateway.accounts.pros import hash_password, verify_password
 from gateway.store import audit
-from gateway.store.models import Patient, WebSession
-from gateway.web.patient import export, history, security, sessions, totp
+from gateway.store.models import Patient
+from gateway.web.patient import export, history, security, totp
 from gateway.web.patient.anon import failed, field, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.passwords import strength_problem
@@ -30,7 +31,7 @@ WRONG = "Mot de passe ou code de vérification incorrect."
 def routes(web: PatientWeb) -> list[BaseRoute]:
     def load(ctx: Ctx) -> dict[str, Any]:
         with web.db.read() as s:
-            patient = s.get(Patient, ctx.patient_id)
+            patient = by_id(s, ctx.patient_id)
             assert patient is not None
             return {"email": personal_email(s, web.keys, patient) or "", "notify": patient.notifications_enabled,
                     "address": f"{patient.ins}@{web.settings.domains.patient_domain}"}
@@ -44,7 +45,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def credentials_ok(ctx: Ctx, password: str, code: str | None) -> bool:
         with web.db.read() as s:
-            patient = s.get(Patient, ctx.patient_id)
+            patient = by_id(s, ctx.patient_id)
             if patient is None or not verify_password(patient.password_hash, password):
                 return False
             if code is None:
@@ -69,7 +70,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def update(ctx: Ctx, action: str, change: Any) -> None:
         with web.db.write() as s:
-            patient = s.get(Patient, ctx.patient_id)
+            patient = by_id(s, ctx.patient_id)
             assert patient is not None
             change(s, patient)
             audit.record(s, actor=ctx.actor, action=action, subject_ref=f"patient:{ctx.patient_id}", peer=ctx.ip)
@@ -110,7 +111,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def pending(ctx: Ctx, secret: str | None) -> str | None:
         """Store (``secret`` given) or read the TOTP secret being enrolled in this session."""
         with web.db.write() as s:
-            row = s.get(WebSession, ctx.session_id)
+            row = sessions.by_id(s, ctx.session_id)
             assert row is not None
             mk = web.keys.for_mailbox(s, ctx.mailbox_id)
             if secret is not None:
@@ -147,7 +148,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         def change(s: Any, patient: Patient) -> None:
             assert patient.mailbox_id is not None
             patient.totp_sealed = web.keys.for_mailbox(s, patient.mailbox_id).seal("totp", "patient", secret.encode())
-            row = s.get(WebSession, ctx.session_id)
+            row = sessions.by_id(s, ctx.session_id)
             if row is not None:
                 row.pending_sealed = None
 
@@ -169,7 +170,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     async def export_data(request: Request, ctx: Ctx) -> Response:
         def build() -> tuple[IO[bytes], int]:
             with web.db.write() as s:
-                patient = s.get(Patient, ctx.patient_id)
+                patient = by_id(s, ctx.patient_id)
                 assert patient is not None
                 data = export.build(s, web.keys, patient,
                                     address=f"{patient.ins}@{web.settings.domains.patient_domain}")

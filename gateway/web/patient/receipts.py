@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.mailstore.messages import open_message
+from gateway.mailstore import inbox
 from gateway.outbound.mdn import build_mdn, mdn_addresses
 from gateway.store import audit
 from gateway.web.patient import mailbox, mailview
@@ -23,15 +23,14 @@ log = logging.getLogger("gateway.web.receipts")
 def send_once(web: PatientWeb, ctx: Ctx, message_id: int) -> bool:
     """Send the MDN for this message if one is asked for and not sent yet; ``True`` if sent."""
     with web.db.write() as s:
-        found = mailbox.owned(s, ctx.mailbox_id, message_id)
-        if found is None or found[1] != "INBOX":
+        row = inbox.owned(s, ctx.mailbox_id, message_id)
+        if row is None or row.folder != "INBOX":
             return False
-        message, folder = found
-        headers = mailview.parse(open_message(s, web.keys, message))
+        headers = mailview.parse(inbox.open_row(s, web.keys, ctx.mailbox_id, row))
         recipients = mdn_addresses(headers)
-        if not recipients or not mailbox.add_flag(s, ctx.mailbox_id, message, folder, mailbox.MDN_SENT):
+        if not recipients or not inbox.add_flag(s, ctx.mailbox_id, row, mailbox.MDN_SENT):
             return False
-        uid = message.uid
+        uid = row.uid
     settings = web.settings
     final = f"{ctx.ins}@{settings.domains.patient_domain}"
     raw = build_mdn(headers, reporting_ua=f"{settings.server.hostname}; messagerie-sante", final_recipient=final,
@@ -41,9 +40,9 @@ def send_once(web: PatientWeb, ctx: Ctx, message_id: int) -> bool:
     except Exception as exc:  # refused or not stored: let the next opening try again
         log.warning("read receipt not sent", extra={"reason": exc.__class__.__name__})
         with web.db.write() as s:
-            again = mailbox.owned(s, ctx.mailbox_id, message_id)
-            if again is not None and again[0].uid == uid:
-                mailbox.remove_flag(s, ctx.mailbox_id, again[0], again[1], mailbox.MDN_SENT)
+            again = inbox.owned(s, ctx.mailbox_id, message_id)
+            if again is not None and again.uid == uid:
+                inbox.remove_flag(s, ctx.mailbox_id, again, mailbox.MDN_SENT)
         return False
     with web.db.write() as s:
         audit.record(s, actor="system", action="patient.mdn_sent", subject_ref=f"patient:{ctx.patient_id}",

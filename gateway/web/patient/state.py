@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.accounts.web_sessions import Lifetimes
 from gateway.delivery.runtime import MailRuntime
 from gateway.store.services import Services
 from gateway.web.patient import security
-from gateway.web.patient.sessions import Lifetimes
 from gateway.web.patient.totp import ReplayGuard
 
 T = TypeVar("T")

@@ -10,10 +10,9 @@ import time
 
 import pyotp
 import segno
-from sqlalchemy import or_, update
 
+from gateway.accounts.patients import claim_totp_step, forget_totp_step
 from gateway.store.db import Database
-from gateway.store.models import Patient
 
 ISSUER = "Messagerie de santé"
 
@@ -27,15 +26,11 @@ class ReplayGuard:
 
     def claim(self, patient_id: int, step: int) -> bool:
         with self.db.write() as session:
-            result = session.execute(
-                update(Patient).where(Patient.id == patient_id,
-                                      or_(Patient.totp_last_step.is_(None), Patient.totp_last_step < step))
-                .values(totp_last_step=step))
-            return bool(getattr(result, "rowcount", 0) == 1)
+            return claim_totp_step(session, patient_id, step)
 
     def forget(self, patient_id: int) -> None:
         with self.db.write() as session:
-            session.execute(update(Patient).where(Patient.id == patient_id).values(totp_last_step=None))
+            forget_totp_step(session, patient_id)
 
 
 def new_secret() -> str:

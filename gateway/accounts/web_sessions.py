@@ -1,6 +1,6 @@
-"""Server-side web sessions (table ``web_sessions``): the cookie carries a random token,
-the database only its SHA-256; idle timeout and absolute lifetime are checked on every use.
-Blocking: call from worker threads, inside the caller's transaction.
+"""The patient web inbox's server-side sessions (table ``web_sessions``): the cookie carries
+a random token, the database only its SHA-256; idle timeout and absolute lifetime are checked
+on every use. Blocking: call from worker threads, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.models import WebSession
@@ -64,6 +64,22 @@ def lookup(session: Session, token: str | None, *, now: datetime, lifetimes: Lif
         return None
     row.last_seen_at = now
     return row
+
+
+def by_id(session: Session, session_id: int, *, for_update: bool = False) -> WebSession | None:
+    """A session row by id (``for_update``: row-locked on PostgreSQL until the transaction ends)."""
+    query = select(WebSession).where(WebSession.id == session_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.execute(query).scalar_one_or_none()
+
+
+def count_for(session: Session, patient_id: int, *, except_id: int | None = None) -> int:
+    """How many sessions the patient has (``except_id`` left out)."""
+    query = select(func.count()).select_from(WebSession).where(WebSession.patient_id == patient_id)
+    if except_id is not None:
+        query = query.where(WebSession.id != except_id)
+    return int(session.execute(query).scalar_one())
 
 
 def destroy(session: Session, token: str | None) -> None:
