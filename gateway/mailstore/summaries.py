@@ -11,7 +11,7 @@ from typing import Any
 
 from imap.backend import MessageSummary
 from imap.message import mime
-from imap.proto.structure import Address, BodyStructure, Disposition, Envelope
+from imap.proto.structure import BodyStructure, Disposition, Envelope, EnvelopeAddress
 
 VERSION = 1
 
@@ -21,7 +21,7 @@ def compute(raw: bytes) -> MessageSummary:
     return MessageSummary(mime.envelope(root), mime.bodystructure(root))
 
 
-def _addrs(values: tuple[Address, ...]) -> list[list[str | None]]:
+def _addrs(values: tuple[EnvelopeAddress, ...]) -> list[list[str | None]]:
     return [[a.name, a.adl, a.mailbox, a.host] for a in values]
 
 
@@ -53,8 +53,8 @@ def encode(summary: MessageSummary) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _to_addrs(values: list[list[str | None]]) -> tuple[Address, ...]:
-    return tuple(Address(*v) for v in values)
+def _to_addrs(values: list[list[str | None]]) -> tuple[EnvelopeAddress, ...]:
+    return tuple(EnvelopeAddress(*v) for v in values)
 
 
 def _to_env(d: dict[str, Any]) -> Envelope:

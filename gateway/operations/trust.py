@@ -26,7 +26,7 @@ from gateway.operations.common import Actor, OpError, bad_request, conflict, fla
 from gateway.operations.trust_import import (
     DEFAULT_MAX_BYTES,
     ImportPlan,
-    TrustList,
+    OfficialList,
     TrustListError,
     apply_import,
     describe,
@@ -221,7 +221,7 @@ def set_status(session: Session, actor: Actor, name_value: Any, status: str, *, 
     return row(entry)
 
 
-def parse_upload(data: bytes) -> TrustList:
+def parse_upload(data: bytes) -> OfficialList:
     if not data:
         raise bad_request("fichier vide", "empty")
     if len(data) > DEFAULT_MAX_BYTES:
@@ -232,12 +232,12 @@ def parse_upload(data: bytes) -> TrustList:
         raise bad_request(str(exc), "bad_trust_list") from None
 
 
-def preview(session: Session, data: bytes) -> tuple[TrustList, ImportPlan]:
+def preview(session: Session, data: bytes) -> tuple[OfficialList, ImportPlan]:
     parsed = parse_upload(data)
     return parsed, plan_import(session, parsed)
 
 
-def plan_dict(parsed: TrustList, plan: ImportPlan) -> dict[str, Any]:
+def plan_dict(parsed: OfficialList, plan: ImportPlan) -> dict[str, Any]:
     return {"generated_at": iso(parsed.generated_at), "counts": plan.counts(),
             "added": [e.name for e in plan.added], "removed": plan.removed,
             "changed": [{"name": c.name, "fields": [f for f, _, _ in c.diffs]} for c in plan.changed],

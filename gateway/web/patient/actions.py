@@ -19,7 +19,7 @@ from gateway.web.patient import mailbox, mailview
 from gateway.web.patient.anon import field
 from gateway.web.patient.guard import FORM_OVERHEAD, page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
-from gateway.web.patient.uploads import Limits, UploadRefused, read_attachments
+from gateway.web.patient.uploads import UploadLimits, UploadRefused, read_attachments
 
 MAX_REPLY_CHARS = 20_000
 REFUSALS = {
@@ -34,7 +34,7 @@ def _int(value: str) -> int | None:
 
 
 def routes(web: PatientWeb) -> list[BaseRoute]:
-    limits = Limits(web.web.max_attachment_bytes, web.web.max_total_attachment_bytes, web.web.max_attachments)
+    limits = UploadLimits(web.web.max_attachment_bytes, web.web.max_total_attachment_bytes, web.web.max_attachments)
     upload_limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
 
     def subject_of(ctx: Ctx, cid: int) -> str | None:

@@ -36,7 +36,9 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Part:
+class AttachmentInfo:
+    """One attachment as the message view lists it (its bytes are read on download)."""
+
     index: int
     filename: str
     content_type: str
@@ -49,7 +51,7 @@ class View:
     to: str
     text: str | None
     html: str | None  # already sanitised
-    attachments: tuple[Part, ...]
+    attachments: tuple[AttachmentInfo, ...]
     wants_receipt: bool
 
 
@@ -108,12 +110,12 @@ def _text_of(part: Message) -> str:
         return _payload(part).decode("utf-8", "replace")[:MAX_TEXT]
 
 
-def attachments(msg: EmailMessage) -> list[tuple[Part, Message]]:
-    found: list[tuple[Part, Message]] = []
+def attachments(msg: EmailMessage) -> list[tuple[AttachmentInfo, Message]]:
+    found: list[tuple[AttachmentInfo, Message]] = []
     for part in msg.walk():
         if _is_attachment(part):
             name = part.get_filename() or f"piece-jointe-{len(found) + 1}"
-            found.append((Part(len(found), name, part.get_content_type(), len(_payload(part))), part))
+            found.append((AttachmentInfo(len(found), name, part.get_content_type(), len(_payload(part))), part))
     return found
 
 
@@ -167,7 +169,7 @@ def view(raw: bytes, *, fallback_date: datetime | None = None) -> View:
     )
 
 
-def attachment(raw: bytes, index: int) -> tuple[Part, bytes] | None:
+def attachment(raw: bytes, index: int) -> tuple[AttachmentInfo, bytes] | None:
     for part, node in attachments(parse(raw)):
         if part.index == index:
             return part, _payload(node)
