@@ -102,8 +102,8 @@ def set_status(session: Session, actor: Actor, address_value: Any, status: str, 
     return pro_row(pro)
 
 
-def hash_new_password(value: Any) -> str:
-    """Check a new password (12 to 200 characters, kept as typed) and hash it; call outside a transaction."""
+def check_new_password(value: Any) -> str:
+    """A new password: 12 to 200 characters, kept as typed (no stripping), no line break."""
     if not isinstance(value, str) or not value:
         raise bad_request("mot de passe : valeur requise", "missing", "password: a value is required")
     if len(value) < MIN_PASSWORD:
@@ -112,7 +112,12 @@ def hash_new_password(value: Any) -> str:
     if len(value) > MAX_PASSWORD or "\x00" in value or "\n" in value or "\r" in value:
         raise bad_request("mot de passe : valeur invalide",
                           en=f"password: invalid (at most {MAX_PASSWORD} characters, no line break)")
-    return hash_password(value)
+    return value
+
+
+def hash_new_password(value: Any) -> str:
+    """Check a new password (:func:`check_new_password`) and hash it; call outside a transaction."""
+    return hash_password(check_new_password(value))
 
 
 def set_password(session: Session, actor: Actor, address_value: Any, password_hash: str, *,
