@@ -12,25 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app.cli.main import main
 from gateway.testing.ports import listen_env, wait_port
 from routing.ins import synthetic_ins
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli_kit import new_home, run
 
 
 @pytest.fixture
 def home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    path = str(tmp_path / "gw")
-    assert run(capsys, "init", "--home", path)[0] == 0
-    return path
+    return new_home(capsys, tmp_path)
 
 
 def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
