@@ -45,7 +45,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("ins", metavar="INS")
     p.add_argument("--email", metavar="E", help="personal e-mail for content-free notifications")
     p.add_argument("--open", action="store_true", help="open the mailbox at once (no activation needed for mail)")
-    p = leaf(patient, "show", "show a patient space's state (never its messages)", cmd_patient_show)
+    p = leaf(patient, "show", "show a patient space's state, dates and access history, as the console's lookup "
+                              "(audited; never its messages)", cmd_patient_show)
     p.add_argument("ins", metavar="INS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     imports.register_patient(patient, leaf)
