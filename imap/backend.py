@@ -20,6 +20,7 @@ from typing import Protocol
 from imap.proto import replies
 from imap.proto.commands import StoreMode
 from imap.proto.errors import CommandFailed
+from imap.proto.flags import ANY_KEYWORD, SYSTEM_FLAGS
 from imap.proto.structure import BodyStructure, Envelope
 
 DELIMITER = "/"
@@ -81,7 +82,7 @@ class FolderStatus:
     unseen: int
     recent: int = 0
     first_unseen_uid: int | None = None  # for the UNSEEN code of SELECT
-    permanent_flags: tuple[str, ...] = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\*")
+    permanent_flags: tuple[str, ...] = (*SYSTEM_FLAGS, ANY_KEYWORD)
     read_only: bool = False
 
 

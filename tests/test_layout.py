@@ -315,3 +315,33 @@ def test_importers_sees_what_is_there() -> None:
     assert _importers("aiosmtpd") == [AIOSMTPD_ADAPTER]  # the finder is not blind: the adapter is found
     assert "gateway/testing/sink.py" not in _importers("aiosmtpd")  # a test kit: aside
     assert "gateway/outbound/client.py" in _importers("aiosmtplib")  # ``import x`` as well as ``from x import``
+
+
+# --- one name, one concept (issue 16: "names that mislead") ------------------------------------
+# A class name defined in two of our modules is allowed only when listed here, with why.
+SHARED_CLASS_NAMES: dict[str, str] = {
+    # smtp/ and imap/ are built alike on purpose: the same role has the same name in each.
+    **dict.fromkeys(("Backend", "BodyHold", "Reply", "Rule", "ServerConfig", "Session", "SessionConfig",
+                     "Transcript"), "the same role in the SMTP and the IMAP protocol packages"),
+    # Typed commands are named after their protocol verb (RFC 3501 STATUS, STORE, CLOSE, LOGIN).
+    **dict.fromkeys(("Close", "Login", "StartTls", "Status", "Store"), "a protocol verb"),
+    # The SMTP envelope and backend are being brought into smtp/ (issue 16, the SMTP core); the
+    # IMAP ``Envelope`` is RFC 3501's ENVELOPE.
+    **dict.fromkeys(("Authenticator", "Delivered", "Envelope", "Rcpt"), "SMTP core work in progress (issue 16)"),
+}
+
+
+def _class_definitions() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.ClassDef):
+                    found.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_no_two_concepts_share_a_class_name() -> None:
+    shared = {name: paths for name, paths in _class_definitions().items() if len(paths) > 1}
+    assert {name: paths for name, paths in shared.items() if name not in SHARED_CLASS_NAMES} == {}
+    assert sorted(set(SHARED_CLASS_NAMES) - set(shared)) == [], "an allowance no longer needed"

@@ -256,6 +256,17 @@ def test_imap_sends_no_status_text_of_its_own() -> None:
     assert offenders == []
 
 
+# The gateway's side of IMAP: the backend and the store functions it calls raise IMAP errors too.
+_IMAP_BACKEND = [p for p in _PRODUCTION if p.is_relative_to(IMAP_ROOT / "gateway")
+                 and re.search(r"^from imap\.proto(\.errors| import errors)", p.read_text(encoding="utf-8"), re.M)]
+
+
+def test_the_gateway_sends_no_imap_status_text_of_its_own() -> None:
+    """gateway/imap_adapter and the mail store raise catalogue entries, never a text of their own."""
+    assert {p.parent.name for p in _IMAP_BACKEND} >= {"imap_adapter", "mailstore"}
+    assert [hit for p in _IMAP_BACKEND for hit in _inline_texts(p)] == []
+
+
 def test_the_inline_text_check_sees_inline_texts(tmp_path: Path) -> None:
     module = tmp_path / "handler.py"
     module.write_text('raise CommandFailed("Nope", code=Code.CANNOT)\nraise reader.error(f"bad {x}")\n'

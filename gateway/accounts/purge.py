@@ -2,37 +2,70 @@
 
 The data keys go first (``KeyService.shred``): from then on nothing that was sealed
 for the mailbox can be opened, even from a backup taken before the purge that lacks
-the keys. Then messages, conversations and folders are deleted. The patient row stays,
-in state ``purged`` with its INS (so a roster re-import does not recreate the space),
+the keys. Then messages, the pieces of large messages, conversations and folders are
+deleted (:func:`empty_mailbox`, also used to remove a professional account). The patient
+row stays, in state ``purged`` with its INS (so a roster re-import does not recreate it),
 its lifecycle dates, and no personal data. The mailbox row stays too (it holds only a
 random id, its kind and a date).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.keys import KeyService
-from gateway.store.models import Conversation, Folder, Message, Patient
+from gateway.store.models import Conversation, Folder, Message, MessageChunk, Patient
+
+
+@dataclass(frozen=True)
+class MailboxSize:
+    folders: int
+    messages: int
+    bytes: int
+
+
+def mailbox_size(session: Session, mailbox_id: int) -> MailboxSize:
+    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
+    count, size = session.execute(select(func.count(Message.id), func.coalesce(func.sum(Message.size), 0))
+                                  .where(Message.folder_id.in_(folders))).one()
+    n_folders = session.execute(select(func.count()).select_from(Folder)
+                                .where(Folder.mailbox_id == mailbox_id)).scalar_one()
+    return MailboxSize(int(n_folders), int(count), int(size))
+
+
+@dataclass(frozen=True)
+class Emptied:
+    """What emptying a mailbox destroyed."""
+
+    size: MailboxSize
+    data_keys: int
+
+
+def empty_mailbox(session: Session, keys: KeyService, mailbox_id: int) -> Emptied:
+    """Crypto-shred a mailbox, then delete its messages, the pieces of its large messages, its
+    conversations and its folders, in the caller's transaction (the mailbox row stays).
+
+    The one way to empty a mailbox: a patient's purge and a professional account's removal."""
+    size = mailbox_size(session, mailbox_id)
+    shredded = keys.shred(session, mailbox_id)
+    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
+    for statement in (delete(Message).where(Message.folder_id.in_(folders)),
+                      delete(MessageChunk).where(MessageChunk.mailbox_id == mailbox_id),
+                      delete(Conversation).where(Conversation.mailbox_id == mailbox_id),
+                      delete(Folder).where(Folder.mailbox_id == mailbox_id)):
+        session.execute(statement.execution_options(synchronize_session=False))
+    return Emptied(size, shredded)
 
 
 def purge_patient(session: Session, keys: KeyService, patient: Patient, now: datetime) -> int:
     """Purge one space in the caller's transaction; returns how many messages were deleted."""
     deleted = 0
-    mailbox_id = patient.mailbox_id
-    if mailbox_id is not None:
-        keys.shred(session, mailbox_id)
-        folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
-        result = session.execute(delete(Message).where(Message.folder_id.in_(folders))
-                                 .execution_options(synchronize_session=False))
-        deleted = int(result.rowcount)  # type: ignore[attr-defined]
-        session.execute(delete(Conversation).where(Conversation.mailbox_id == mailbox_id)
-                        .execution_options(synchronize_session=False))
-        session.execute(delete(Folder).where(Folder.mailbox_id == mailbox_id)
-                        .execution_options(synchronize_session=False))
+    if patient.mailbox_id is not None:
+        deleted = empty_mailbox(session, keys, patient.mailbox_id).size.messages
     patient.state = "purged"
     patient.purged_at = now
     patient.email_sealed = None

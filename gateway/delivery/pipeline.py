@@ -293,7 +293,7 @@ class Pipeline:
             announce(session, target.mailbox_id)
             if target.kind == "patient" and folder == "INBOX":
                 self._notify_patient(session, target.owner_id, at)
-            audit.append(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
+            audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
                          details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder})
         return len(job.copies)
@@ -315,7 +315,7 @@ class Pipeline:
                                    interval=self.notification_interval, max_age=self.queue_max_age)
         session.flush()
         if entry is not None:
-            audit.append(session, actor="system", action="patient.notify", subject_ref=f"patient:{patient_id}",
+            audit.record(session, actor="system", action="patient.notify", subject_ref=f"patient:{patient_id}",
                          now=at, details={"entry": entry.uuid})
 
     def _queue_remote(self, session: Session, inbound: Inbound, stamped: bytes, at: datetime) -> int:
@@ -328,7 +328,7 @@ class Pipeline:
                             mail_from=str(inbound.mail_from) if inbound.mail_from else None, recipients=rcpts,
                             message=stamped, kind=inbound.kind, ret=inbound.ret, envid=inbound.envid, now=at,
                             max_age=self.queue_max_age)
-            audit.append(session, actor=inbound.actor, action="mail.queue", subject_ref=f"domain:{domain}",
+            audit.record(session, actor=inbound.actor, action="mail.queue", subject_ref=f"domain:{domain}",
                          peer=inbound.peer, now=at,
                          details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)})
         return len(by_domain)

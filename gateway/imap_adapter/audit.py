@@ -59,7 +59,7 @@ class AuditWriter:
         try:
             with self._db.write() as session:
                 for entry in group:
-                    audit.append(session, **entry.fields)
+                    audit.record(session, **entry.fields)
         except BaseException as exc:  # never leave a caller waiting
             if len(group) > 1:
                 log.warning("imap audit group commit failed; retrying its %d entries one by one", len(group))

@@ -42,8 +42,9 @@ from imap.backend import (
     MessageSummary,
     StoreResult,
 )
+from imap.proto import replies
 from imap.proto.commands import StoreMode
-from imap.proto.errors import Code, CommandFailed
+from imap.proto.errors import CommandFailed
 
 T = TypeVar("T")
 READ_THREADS = 4
@@ -79,9 +80,7 @@ class StoreBackend:
             credentials.username, credentials.password, credentials.remote_address or "unknown", "imap"
         )
         if outcome.throttled:
-            # RFC 5530 UNAVAILABLE: throttled after repeated failures (SPEC §6)
-            raise CommandFailed("Too many failed logins; try again later", code=Code.UNAVAILABLE,
-                                detail=outcome.reason)
+            raise CommandFailed(replies.LOGIN_THROTTLED, detail=outcome.reason)
         if not outcome.ok or outcome.account is None or outcome.mailbox_id is None or outcome.account_id is None:
             raise AuthenticationFailed(detail=outcome.reason)
         return StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from gateway.mailstore.folders import allocate_uid, create_folder, find_folder
 from gateway.store.models import Folder, Message
 from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
-from imap.proto.errors import Code, CommandFailed
+from imap.proto import replies
+from imap.proto.errors import CommandFailed
 
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
@@ -50,7 +51,7 @@ def create(session: Session, mailbox_id: int, name: str, special_use: Sequence[s
     known = {u.upper(): u for u in SPECIAL_USES}
     uses = [known.get(u.upper(), "") for u in special_use]
     if len(uses) > 1 or not all(uses):
-        raise CommandFailed("Unsupported special-use attribute", code=Code.CANNOT)  # RFC 6154 §3 USEATTR
+        raise CommandFailed(replies.UNSUPPORTED_SPECIAL_USE)  # RFC 6154 §3
     if find_folder(session, mailbox_id, name) is not None:
         raise MailboxExists()
     parts = name.split(DELIMITER)
@@ -65,7 +66,7 @@ def create(session: Session, mailbox_id: int, name: str, special_use: Sequence[s
 def delete_folder(session: Session, mailbox_id: int, name: str) -> None:
     folder = get_folder(session, mailbox_id, name, for_update=True)
     if folder.name == "INBOX":
-        raise CommandFailed("INBOX cannot be deleted", code=Code.CANNOT)
+        raise CommandFailed(replies.INBOX_NOT_DELETABLE)  # RFC 3501 §6.3.4
     # RFC 3501 §6.3.4: inferior folders stay (the name then lists as \Noselect).
     session.execute(delete(Message).where(Message.folder_id == folder.id))
     session.execute(delete(Folder).where(Folder.id == folder.id))
@@ -76,7 +77,7 @@ def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
     if find_folder(session, mailbox_id, new) is not None:
         raise MailboxExists()
     if new.startswith(folder.name + DELIMITER):
-        raise CommandFailed("Cannot move a folder into itself", code=Code.CANNOT)
+        raise CommandFailed(replies.FOLDER_INTO_ITSELF)
     parts = new.split(DELIMITER)
     for i in range(1, len(parts)):
         parent = DELIMITER.join(parts[:i])

@@ -27,7 +27,7 @@ LISTING_LIMIT = 2000
 
 
 @dataclass(frozen=True)
-class Row:
+class InboxRow:
     """One message as a list shows it: its place, flags and dates, and its sealed summary."""
 
     id: int
@@ -57,14 +57,14 @@ def _rows() -> Select[Any]:
             .join(Folder, Folder.id == Message.folder_id))
 
 
-def _row(values: Any) -> Row:
+def _row(values: Any) -> InboxRow:
     mid, uid, folder, cid, flags, internal_date, size, owner, uuid, data_key_id, summary = values
-    return Row(mid, uid, folder, cid, tuple(flags.split()), internal_date, size,
+    return InboxRow(mid, uid, folder, cid, tuple(flags.split()), internal_date, size,
                SealedRow(owner, uuid, data_key_id, summary=summary))
 
 
 def rows(session: Session, mailbox_id: int, folders: Iterable[str], *, limit: int | None = LISTING_LIMIT
-         ) -> list[Row]:
+         ) -> list[InboxRow]:
     """The mailbox's messages in ``folders``, newest first (at most ``limit``; ``None``: all)."""
     query = (_rows().where(Folder.mailbox_id == mailbox_id, Folder.name.in_(list(folders)))
              .order_by(Message.internal_date.desc(), Message.id.desc()))
@@ -73,13 +73,13 @@ def rows(session: Session, mailbox_id: int, folders: Iterable[str], *, limit: in
     return [_row(r) for r in session.execute(query).all()]
 
 
-def owned(session: Session, mailbox_id: int, message_id: int) -> Row | None:
+def owned(session: Session, mailbox_id: int, message_id: int) -> InboxRow | None:
     """The message if it is in one of this mailbox's folders."""
     found = session.execute(_rows().where(Message.id == message_id, Folder.mailbox_id == mailbox_id)).first()
     return None if found is None else _row(found)
 
 
-def latest_in_conversation(session: Session, mailbox_id: int, conversation_id: int) -> Row | None:
+def latest_in_conversation(session: Session, mailbox_id: int, conversation_id: int) -> InboxRow | None:
     """The conversation's newest message in this mailbox."""
     found = session.execute(
         _rows().where(Message.conversation_id == conversation_id, Folder.mailbox_id == mailbox_id)
@@ -87,7 +87,7 @@ def latest_in_conversation(session: Session, mailbox_id: int, conversation_id: i
     return None if found is None else _row(found)
 
 
-def open_row(session: Session, keys: KeyService, mailbox_id: int, row: Row) -> bytes:
+def open_row(session: Session, keys: KeyService, mailbox_id: int, row: InboxRow) -> bytes:
     """The message's bytes (decrypted), under the mail store's one ownership rule."""
     sealed = session.execute(select(Message.sealed).where(Message.id == row.id)).scalar_one()
     return open_message(session, keys, mailbox_id, SealedRow(row.sealed.mailbox_id, row.sealed.uuid,
@@ -96,11 +96,11 @@ def open_row(session: Session, keys: KeyService, mailbox_id: int, row: Row) -> b
 
 @dataclass(frozen=True)
 class Listed:
-    row: Row
+    row: InboxRow
     summary: Summary
 
 
-def summarised(session: Session, keys: KeyService, mailbox_id: int, rows: list[Row]
+def summarised(session: Session, keys: KeyService, mailbox_id: int, rows: list[InboxRow]
                ) -> tuple[list[Listed], dict[int, bytes]]:
     """Each row with its summary (the sealed summary opened, no body); rows stored before
     summaries were get one computed from their bytes, returned sealed for :func:`keep`."""
@@ -129,20 +129,20 @@ def ended_conversations(session: Session, mailbox_id: int, ids: Iterable[int]) -
             Conversation.mailbox_id == mailbox_id, Conversation.id.in_(wanted))).all() if at is not None}
 
 
-def add_flag(session: Session, mailbox_id: int, row: Row, flag: str) -> bool:
+def add_flag(session: Session, mailbox_id: int, row: InboxRow, flag: str) -> bool:
     """Set ``flag``; ``False`` when it was already set (so callers can do something once)."""
     result = message_ops.store_flags(session, mailbox_id, row.folder, [row.uid], StoreMode.ADD, [flag], None)
     return bool(result.updated)
 
 
-def remove_flag(session: Session, mailbox_id: int, row: Row, flag: str) -> None:
+def remove_flag(session: Session, mailbox_id: int, row: InboxRow, flag: str) -> None:
     message_ops.store_flags(session, mailbox_id, row.folder, [row.uid], StoreMode.REMOVE, [flag], None)
 
 
-def move(session: Session, keys: KeyService, mailbox_id: int, row: Row, to: str) -> None:
+def move(session: Session, keys: KeyService, mailbox_id: int, row: InboxRow, to: str) -> None:
     message_ops.copy(session, keys, mailbox_id, row.folder, [row.uid], to, remove=True)
 
 
-def delete(session: Session, mailbox_id: int, row: Row) -> None:
+def delete(session: Session, mailbox_id: int, row: InboxRow) -> None:
     add_flag(session, mailbox_id, row, "\\Deleted")
     message_ops.expunge(session, mailbox_id, row.folder, [row.uid])

@@ -25,9 +25,9 @@ from gateway.store.models import Folder, Message
 from gateway.store.raw import Direct, RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
 from imap.proto.commands import StoreMode
+from imap.proto.flags import is_system
 
 IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)
-_SYSTEM = {"\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\SEEN", "\\DRAFT"}
 
 
 def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -165,7 +165,7 @@ def _apply(current: frozenset[str], mode: StoreMode, flags: Sequence[str]) -> fr
     if mode is StoreMode.ADD:
         return current | set(flags)
     if mode is StoreMode.REMOVE:
-        upper = {f.upper() for f in flags if f.upper() in _SYSTEM}
+        upper = {f.upper() for f in flags if is_system(f)}
         return frozenset(f for f in current if f not in flags and f.upper() not in upper)
     return frozenset(flags)
 

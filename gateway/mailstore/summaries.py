@@ -26,7 +26,7 @@ from gateway.store.keys import KeyService
 from gateway.store.models import Message
 from imap.backend import MessageSummary
 from imap.message import mime
-from imap.proto.structure import Address, BodyStructure, Disposition, Envelope
+from imap.proto.structure import BodyStructure, Disposition, Envelope, EnvelopeAddress
 
 VERSION = 2
 
@@ -73,7 +73,7 @@ def compute(raw: bytes) -> Summary:
     return summarise(parsing.parse(raw))
 
 
-def _addrs(values: tuple[Address, ...]) -> list[list[str | None]]:
+def _addrs(values: tuple[EnvelopeAddress, ...]) -> list[list[str | None]]:
     return [[a.name, a.adl, a.mailbox, a.host] for a in values]
 
 
@@ -115,8 +115,8 @@ def encode(summary: Summary) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _to_addrs(values: list[list[str | None]]) -> tuple[Address, ...]:
-    return tuple(Address(*v) for v in values)
+def _to_addrs(values: list[list[str | None]]) -> tuple[EnvelopeAddress, ...]:
+    return tuple(EnvelopeAddress(*v) for v in values)
 
 
 def _to_env(d: dict[str, Any]) -> Envelope:

@@ -10,6 +10,7 @@ status, a stable code, a French message for the console and an English one for t
 command line.
 
 Modules by concept: ``trust`` (the trust list) with ``trust_import`` (the liste blanche),
+``hosted`` (hosted domains and their DKIM keys),
 ``pros``, ``patients`` and ``people`` (lookups and creation from the console), ``admins``,
 ``queue``, ``audit_trail`` (search, export, chain verification), ``mediation`` and
 ``recovery`` (a new activation code: the CLI, the mediator's console and the patient's own

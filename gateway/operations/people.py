@@ -18,7 +18,7 @@ from gateway.accounts.patients import PatientExists, by_ins, provision
 from gateway.accounts.pros import AlreadyExists, add_pro, hosted_domain
 from gateway.operations.common import Actor, bad_request, conflict, flag, iso, not_found, text
 from gateway.operations.patients import ins_value
-from gateway.operations.pros import MIN_PASSWORD, STATUSES, pro_address, pro_row
+from gateway.operations.pros import STATUSES, check_new_password, pro_address, pro_row
 from gateway.settings import Settings
 from gateway.store import audit
 from gateway.store.keys import KeyService
@@ -42,13 +42,15 @@ def list_pros(session: Session, *, status: str | None = None) -> list[dict[str, 
 def add_professional(session: Session, keys: KeyService, actor: Actor, data: dict[str, Any], *,
                      now: datetime) -> dict[str, Any]:
     address = pro_address(data.get("address"))
-    password = text(data.get("password"), "mot de passe", max_length=200)
-    if password is not None and len(password) < MIN_PASSWORD:
-        raise bad_request(f"mot de passe : {MIN_PASSWORD} caractères au moins")
+    given = data.get("password")
+    password = None if given is None or given == "" else check_new_password(given)
     accepts = flag(data.get("accepts_patient_initiated"), "accepts_patient_initiated")
     domain = hosted_domain(session, address.rpartition("@")[2])
     if domain is None:
-        raise bad_request(f"{address.rpartition('@')[2]} n'est pas un domaine hébergé ici", "not_hosted")
+        domain_name = address.rpartition("@")[2]
+        raise bad_request(f"{domain_name} n'est pas un domaine hébergé ici", "not_hosted",
+                          f"{domain_name} is not a hosted domain (add it with 'gateway domain hosted add "
+                          f"{domain_name}')")
     try:
         account = add_pro(session, keys, address, domain, name=text(data.get("name"), "nom", max_length=200),
                           password=password, accepts_patient_initiated=accepts, now=now)
@@ -82,7 +84,8 @@ def lookup(session: Session, actor: Actor, ins_text: Any, settings: Settings, *,
     ins = ins_value(ins_text)
     patient = by_ins(session, ins)
     if patient is None:
-        raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}")
+        raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}",
+                        f"no patient space for the INS {mask_ins(ins)}")
     info = _patient_info(patient, settings.domains.patient_domain)
     info["history"] = history(session, patient.id)
     audit.record(session, actor=actor.audit_actor, action="admin.patient.lookup", subject_ref=f"patient:{patient.id}",
@@ -98,7 +101,7 @@ def provision_patient(session: Session, keys: KeyService, actor: Actor, data: di
         try:
             email = str(parse_address(email))
         except (InvalidAddress, UnicodeError, ValueError):
-            raise bad_request("e-mail : adresse invalide") from None
+            raise bad_request("e-mail : adresse invalide", en=f"invalid e-mail address {email!r}") from None
     open_now = flag(data.get("open"), "open")
     cfg = settings.patients
     try:
@@ -106,7 +109,8 @@ def provision_patient(session: Session, keys: KeyService, actor: Actor, data: di
                          opposition_window=timedelta(days=cfg.opposition_window_days),
                          code_validity=timedelta(days=cfg.activation_code_validity_days), open_now=open_now)
     except PatientExists:
-        raise conflict(f"un espace existe déjà pour l'INS {mask_ins(ins)}") from None
+        raise conflict(f"un espace existe déjà pour l'INS {mask_ins(ins)}",
+                       f"a patient space already exists for the INS {mask_ins(ins)}") from None
     audit.record(session, actor=actor.audit_actor, action="patient.provision",
                  subject_ref=f"patient:{done.patient.id}", peer=actor.peer, now=now,
                  details={"open": open_now, "via": actor.via})

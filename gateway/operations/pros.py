@@ -15,19 +15,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from gateway.accounts import throttle
 from gateway.accounts.pros import hash_password, pro_by_address
+from gateway.accounts.purge import empty_mailbox, mailbox_size
 from gateway.operations.common import Actor, bad_request, iso, not_found, text
 from gateway.store import audit
 from gateway.store.keys import KeyService, KeyUnavailable
-from gateway.store.models import Conversation, Folder, HostedDomain, Mailbox, Message, MessageChunk, ProAccount
+from gateway.store.models import HostedDomain, Mailbox, ProAccount
 from routing.address import InvalidAddress, parse_address
 
 STATUSES = ("active", "disabled")
@@ -58,22 +58,6 @@ def account(session: Session, address_value: Any) -> ProAccount:
     return found
 
 
-@dataclass(frozen=True)
-class MailboxSize:
-    folders: int
-    messages: int
-    bytes: int
-
-
-def mailbox_size(session: Session, mailbox_id: int) -> MailboxSize:
-    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
-    count, size = session.execute(select(func.count(Message.id), func.coalesce(func.sum(Message.size), 0))
-                                  .where(Message.folder_id.in_(folders))).one()
-    n_folders = session.execute(select(func.count()).select_from(Folder)
-                                .where(Folder.mailbox_id == mailbox_id)).scalar_one()
-    return MailboxSize(int(n_folders), int(count), int(size))
-
-
 def show(session: Session, keys: KeyService, address_value: Any) -> dict[str, Any]:
     """The account, its display name and its mailbox's size (never a message nor a correspondent)."""
     pro = account(session, address_value)
@@ -102,8 +86,8 @@ def set_status(session: Session, actor: Actor, address_value: Any, status: str, 
     return pro_row(pro)
 
 
-def hash_new_password(value: Any) -> str:
-    """Check a new password (12 to 200 characters, kept as typed) and hash it; call outside a transaction."""
+def check_new_password(value: Any) -> str:
+    """A new password: 12 to 200 characters, kept as typed (no stripping), no line break."""
     if not isinstance(value, str) or not value:
         raise bad_request("mot de passe : valeur requise", "missing", "password: a value is required")
     if len(value) < MIN_PASSWORD:
@@ -112,7 +96,12 @@ def hash_new_password(value: Any) -> str:
     if len(value) > MAX_PASSWORD or "\x00" in value or "\n" in value or "\r" in value:
         raise bad_request("mot de passe : valeur invalide",
                           en=f"password: invalid (at most {MAX_PASSWORD} characters, no line break)")
-    return hash_password(value)
+    return value
+
+
+def hash_new_password(value: Any) -> str:
+    """Check a new password (:func:`check_new_password`) and hash it; call outside a transaction."""
+    return hash_password(check_new_password(value))
 
 
 def set_password(session: Session, actor: Actor, address_value: Any, password_hash: str, *,
@@ -131,18 +120,12 @@ def remove(session: Session, keys: KeyService, actor: Actor, address_value: Any,
     """Remove the account and crypto-shred its mailbox, all in the caller's transaction."""
     pro = account(session, address_value)
     address, mailbox_id = pro.address, pro.mailbox_id
-    size = mailbox_size(session, mailbox_id)
-    shredded = keys.shred(session, mailbox_id)
-    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
-    for statement in (delete(Message).where(Message.folder_id.in_(folders)),
-                      delete(MessageChunk).where(MessageChunk.mailbox_id == mailbox_id),
-                      delete(Conversation).where(Conversation.mailbox_id == mailbox_id),
-                      delete(Folder).where(Folder.mailbox_id == mailbox_id)):
-        session.execute(statement.execution_options(synchronize_session=False))
+    emptied = empty_mailbox(session, keys, mailbox_id)
+    size = emptied.size
     session.delete(pro)
     session.flush()
     session.execute(delete(Mailbox).where(Mailbox.id == mailbox_id).execution_options(synchronize_session=False))
-    details = {"messages": size.messages, "folders": size.folders, "bytes": size.bytes, "data_keys": shredded}
+    details = {"messages": size.messages, "folders": size.folders, "bytes": size.bytes, "data_keys": emptied.data_keys}
     audit.record(session, actor=actor.audit_actor, action="pro.remove", subject_ref=f"pro:{address}",
                  peer=actor.peer, now=now, details={**details, "via": actor.via})
     return {"address": address, "removed": True, **details}

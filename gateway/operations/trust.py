@@ -27,7 +27,7 @@ from gateway.operations.common import Actor, OpError, bad_request, conflict, fla
 from gateway.operations.trust_import import (
     DEFAULT_MAX_BYTES,
     ImportPlan,
-    TrustList,
+    OfficialList,
     TrustListError,
     apply_import,
     describe,
@@ -193,9 +193,7 @@ def update(session: Session, actor: Actor, name_value: Any, data: dict[str, Any]
     optional field (description, DN, route, size limit).
     """
     name = domain_name(name_value)
-    entry = trusted_domain(session, name)
-    if entry is None:
-        raise not_found(f"{name} n'est pas dans la liste de confiance", f"{name} is not in the trust list")
+    entry = _existing(session, name)
     wanted = _wanted(data, entry)
     changed = {f: {"from": _shown(f, getattr(entry, f)), "to": _shown(f, v)}
                for f, v in wanted.items() if getattr(entry, f) != v}
@@ -208,31 +206,44 @@ def update(session: Session, actor: Actor, name_value: Any, data: dict[str, Any]
     return {**row(entry), "changed": sorted(changed)}
 
 
+def _existing(session: Session, name: str) -> TrustedDomain:
+    entry = trusted_domain(session, name)
+    if entry is None:
+        raise not_found(f"{name} n'est pas dans la liste de confiance", f"{name} is not in the trust list")
+    return entry
+
+
+def remove(session: Session, actor: Actor, name_value: Any, *, now: datetime) -> dict[str, Any]:
+    """Take a domain off the trust list: its mail is refused from the next decision on."""
+    name = domain_name(name_value)
+    entry = _existing(session, name)
+    shown = row(entry)
+    session.delete(entry)
+    audit.record(session, actor=actor.audit_actor, action="domain.trust.remove", subject_ref=f"domain:{name}",
+                 peer=actor.peer, now=now, details={"via": actor.via})
+    return shown
+
+
 def list_trusted(session: Session, *, status: str | None = None) -> list[dict[str, Any]]:
     query = select(TrustedDomain).order_by(TrustedDomain.name)
     if status is not None:
         if status not in STATUSES:
-            raise bad_request("statut : active ou suspended")
+            raise bad_request("statut : active ou suspended", en="status: active or suspended")
         query = query.where(TrustedDomain.status == status)
     return [row(d) for d in session.execute(query).scalars()]
 
 
 def add(session: Session, actor: Actor, data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
     name = domain_name(data.get("name"))
-    route = text(data.get("route"), "route", max_length=300)
-    if route is not None:
-        try:
-            split_hostport(route)
-        except ValueError:
-            raise bad_request("route : hôte:port attendu") from None
+    route = _route(data.get("route"))
     fields = {
         "description": text(data.get("description"), "description", max_length=500),
         "operator_dn": text(data.get("operator_dn"), "operator_dn", max_length=500),
         "route": route, **dkim_fields({k: data[k] for k in DKIM_FIELDS if k in data}),
         "tls_required": not flag(data.get("no_tls_required"), "no_tls_required")
         if "tls_required" not in data else flag(data.get("tls_required"), "tls_required"),
-        "max_message_size": integer(data.get("max_message_size"), "max_message_size", low=1024,
-                                    high=1_073_741_824),
+        "max_message_size": integer(data.get("max_message_size"), "max_message_size", low=MIN_SIZE,
+                                    high=MAX_SIZE),
         **connection_fields({k: data[k] for k in ("max_connections", "networks") if k in data}),
         "status": "active", "origin": "manual",
     }
@@ -249,10 +260,8 @@ def add(session: Session, actor: Actor, data: dict[str, Any], *, now: datetime) 
 def set_status(session: Session, actor: Actor, name_value: Any, status: str, *, now: datetime) -> dict[str, Any]:
     name = domain_name(name_value)
     if status not in STATUSES:
-        raise bad_request("statut : active ou suspended")
-    entry = trusted_domain(session, name)
-    if entry is None:
-        raise not_found(f"{name} n'est pas dans la liste de confiance")
+        raise bad_request("statut : active ou suspended", en="status: active or suspended")
+    entry = _existing(session, name)
     if entry.status != status:
         entry.status = status
         entry.modified_at = now
@@ -262,7 +271,7 @@ def set_status(session: Session, actor: Actor, name_value: Any, status: str, *, 
     return row(entry)
 
 
-def parse_upload(data: bytes) -> TrustList:
+def parse_upload(data: bytes) -> OfficialList:
     if not data:
         raise bad_request("fichier vide", "empty")
     if len(data) > DEFAULT_MAX_BYTES:
@@ -273,12 +282,12 @@ def parse_upload(data: bytes) -> TrustList:
         raise bad_request(str(exc), "bad_trust_list") from None
 
 
-def preview(session: Session, data: bytes) -> tuple[TrustList, ImportPlan]:
+def preview(session: Session, data: bytes) -> tuple[OfficialList, ImportPlan]:
     parsed = parse_upload(data)
     return parsed, plan_import(session, parsed)
 
 
-def plan_dict(parsed: TrustList, plan: ImportPlan) -> dict[str, Any]:
+def plan_dict(parsed: OfficialList, plan: ImportPlan) -> dict[str, Any]:
     return {"generated_at": iso(parsed.generated_at), "counts": plan.counts(),
             "added": [e.name for e in plan.added], "removed": plan.removed,
             "changed": [{"name": c.name, "fields": [f for f, _, _ in c.diffs]} for c in plan.changed],

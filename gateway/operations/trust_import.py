@@ -48,7 +48,10 @@ class ListEntry:
 
 
 @dataclass(frozen=True)
-class TrustList:
+class OfficialList:
+    """The official list as read from its XML file, before any diff (the trust list the
+    gateway decides with is :class:`routing.trust.TrustList`, built from the database)."""
+
     generated_at: datetime | None
     entries: dict[str, ListEntry]
 
@@ -106,7 +109,7 @@ def parse_date(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def read_trust_list(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> TrustList:
+def read_trust_list(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> OfficialList:
     """Read and validate the file; raises :class:`TrustListError` with a clear reason."""
     try:
         with path.open("rb") as handle:
@@ -118,7 +121,7 @@ def read_trust_list(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> TrustL
     return parse_trust_list(data, str(path))
 
 
-def parse_trust_list(data: bytes, source: str = "trust list") -> TrustList:
+def parse_trust_list(data: bytes, source: str = "trust list") -> OfficialList:
     try:
         root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
@@ -148,10 +151,10 @@ def parse_trust_list(data: bytes, source: str = "trust list") -> TrustList:
         entries[name] = ListEntry(name, values)
     if not entries:
         raise TrustListError(f"{source}: no Domaine entries; refusing to empty the trust list")
-    return TrustList(generated, entries)
+    return OfficialList(generated, entries)
 
 
-def plan_import(session: Session, new: TrustList) -> ImportPlan:
+def plan_import(session: Session, new: OfficialList) -> ImportPlan:
     plan = ImportPlan()
     current = {d.name: d for d in session.execute(select(TrustedDomain)).scalars()}
     for name in sorted(new.entries):
@@ -170,7 +173,7 @@ def plan_import(session: Session, new: TrustList) -> ImportPlan:
     return plan
 
 
-def apply_import(session: Session, new: TrustList, plan: ImportPlan, *, actor: str, now: datetime,
+def apply_import(session: Session, new: OfficialList, plan: ImportPlan, *, actor: str, now: datetime,
                  source: str) -> None:
     """Carry out ``plan`` in the caller's transaction, with one audit entry of counts."""
     if plan.removed:

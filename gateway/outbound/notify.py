@@ -31,6 +31,21 @@ def no_reply_address(hostname: str) -> str:
     return f"no-reply@{hostname}"
 
 
+def automatic_mail(body: str, subject: str, *, to: str, hostname: str, now: datetime,
+                   message_id: str | None = None) -> bytes:
+    """A French text message from the no-reply address to a patient's personal address, marked
+    automatic (RFC 3834 §5: ``Auto-Submitted: auto-generated``, so no auto-reply answers it)."""
+    msg = utf8_text(body)
+    msg["MIME-Version"] = "1.0"
+    msg["From"] = no_reply_address(hostname)
+    msg["To"] = to
+    msg["Subject"] = encoded_header(subject)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id or make_msgid(domain=hostname)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
+    return render(msg)
+
+
 def build_notification(*, to: str, hostname: str, now: datetime, message_id: str | None = None) -> bytes:
     """The notification message; ``to`` is the patient's personal address."""
     body = (
@@ -38,15 +53,7 @@ def build_notification(*, to: str, hostname: str, now: datetime, message_id: str
         "Ce courriel est envoyé automatiquement, merci de ne pas y répondre. Vous pouvez "
         "désactiver ces avis dans les réglages de votre espace.\n"
     )
-    msg = utf8_text(body)
-    msg["MIME-Version"] = "1.0"
-    msg["From"] = no_reply_address(hostname)
-    msg["To"] = to
-    msg["Subject"] = encoded_header(NOTIFICATION_SUBJECT)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id or make_msgid(domain=hostname)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
-    return render(msg)
+    return automatic_mail(body, NOTIFICATION_SUBJECT, to=to, hostname=hostname, now=now, message_id=message_id)
 
 
 def notification_due(last_notified_at: datetime | None, now: datetime, interval: timedelta) -> bool:
@@ -113,15 +120,7 @@ def build_code_mail(*, to: str, code: str, valid_until: str, hostname: str, now:
         "ce code n'est pas utilisé.\n\n"
         "Ce courriel est envoyé automatiquement, merci de ne pas y répondre. Il ne contient aucun lien.\n"
     )
-    msg = utf8_text(body)
-    msg["MIME-Version"] = "1.0"
-    msg["From"] = no_reply_address(hostname)
-    msg["To"] = to
-    msg["Subject"] = encoded_header(CODE_SUBJECT)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id or make_msgid(domain=hostname)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
-    return render(msg)
+    return automatic_mail(body, CODE_SUBJECT, to=to, hostname=hostname, now=now, message_id=message_id)
 
 
 def queue_code_mail(session: Session, keys: KeyService, patient: Patient, code: str, *, valid_until: str,

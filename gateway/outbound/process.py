@@ -71,7 +71,9 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Plan:
+class DeliveryPlan:
+    """How one queue entry goes out: handed back locally, over a route, or refused."""
+
     local: bool = False
     route: str | None = None
     message: bytes = b""
@@ -80,7 +82,7 @@ class Plan:
     operator_dn: str | None = None  # the peer's certificate must carry it (SPEC §6)
 
 
-def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
+def _plan(ctx: Context, entry: ClaimedEntry) -> DeliveryPlan:
     plan = _route(ctx, entry)
     if plan.local or plan.refusal is not None:
         return plan
@@ -88,24 +90,24 @@ def _plan(ctx: Context, entry: ClaimedEntry) -> Plan:
     return replace(plan, message=sign_outgoing(ctx.db, ctx.keys, entry.message, own_domains=ctx.own_domains))
 
 
-def _route(ctx: Context, entry: ClaimedEntry) -> Plan:
+def _route(ctx: Context, entry: ClaimedEntry) -> DeliveryPlan:
     rcpts = entry.envelope.recipients
     with ctx.db.read() as s:
         if entry.domain == ctx.patient_domain or hosted_domain(s, entry.domain) is not None:
-            return Plan(local=True, message=entry.message)
+            return DeliveryPlan(local=True, message=entry.message)
         if entry.kind == "notification":  # SPEC §4: the one message leaving the trust space
-            return Plan(route=ctx.settings.notification_relay or None, tls=ctx.public_tls or ctx.tls)
+            return DeliveryPlan(route=ctx.settings.notification_relay or None, tls=ctx.public_tls or ctx.tls)
         trusted = trusted_domain(s, entry.domain)
         if trusted is None:  # removed from the trust list since it was queued
-            return Plan(refusal=local_failure(rcpts, permanent=True, status="5.7.1",
+            return DeliveryPlan(refusal=local_failure(rcpts, permanent=True, status="5.7.1",
                                               text=f"{entry.domain} is not in the trust list"))
         if trusted.status != "active":
-            return Plan(refusal=local_failure(rcpts, permanent=False, status="4.7.1",
+            return DeliveryPlan(refusal=local_failure(rcpts, permanent=False, status="4.7.1",
                                               text=f"{entry.domain} is suspended in the trust list"))
         if trusted.max_message_size and len(entry.message) > trusted.max_message_size:
-            return Plan(refusal=local_failure(rcpts, permanent=True, status="5.3.4",
+            return DeliveryPlan(refusal=local_failure(rcpts, permanent=True, status="5.3.4",
                                               text=f"message larger than {entry.domain} accepts"))
-        return Plan(route=trusted.route, tls=ctx.tls, operator_dn=trusted.operator_dn)
+        return DeliveryPlan(route=trusted.route, tls=ctx.tls, operator_dn=trusted.operator_dn)
 
 
 async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:

@@ -92,34 +92,12 @@ def record(
     peer: str | None = None,
     details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
-) -> AuditEntry:
-    """Append one entry in the caller's transaction (committed with the action it records)."""
-    session.info.pop(_TAIL, None)  # ORM path: always read the tail afresh
-    at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
-    prev = _lock_and_tail(session)
-    entry = AuditEntry(
-        at=at, actor=actor, action=action, subject_ref=subject_ref, peer=peer, details=detail_text,
-        prev_hash=prev, hash=entry_hash(prev, at, actor, action, subject_ref, peer, detail_text),
-    )
-    session.add(entry)
-    session.flush()
-    _remember_tail(session, entry.hash)
-    return entry
-
-
-def append(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    subject_ref: str | None = None,
-    peer: str | None = None,
-    details: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
 ) -> str:
-    """:func:`record` for hot paths (deliveries): a driver-level insert, the tail read once per transaction.
+    """Append one entry in the caller's transaction (committed with the action it records).
 
-    Returns the entry's hash. Same chain, same lock, same transaction as the caller's action.
+    The one way to write an audit entry, for an admin action as for a group-committed batch of
+    deliveries: a driver-level insert in the session's transaction, the chain's tail read once
+    per transaction under the lock. Returns the entry's hash.
     """
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
     prev = _lock_and_tail(session)

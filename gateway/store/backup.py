@@ -70,15 +70,8 @@ def sqlite_path(url: str) -> Path:
     return Path(name)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync(path: Path) -> None:
+    """Flush a file, or a folder (so that a rename into it survives a crash), to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -158,7 +151,7 @@ def backup_sqlite(source: Path, dest: Path, *, step_pages: int = STEP_PAGES,
         os.chmod(partial, 0o600)
         _fsync(partial)
         os.replace(partial, dest)
-        _fsync_dir(dest.parent)
+        _fsync(dest.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
@@ -264,7 +257,7 @@ def copy_into_place(src: Path, target: Path) -> None:
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{target}{suffix}").unlink()
         os.replace(partial, target)
-        _fsync_dir(target.parent)
+        _fsync(target.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()

@@ -309,10 +309,12 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class AdminAccount(Base):
-    """An administrator of the web console and API: password (argon2) + TOTP (sealed)."""
+class _ConsoleAccount:
+    """The columns of an account that logs in to the console: password (argon2) + TOTP (sealed).
 
-    __tablename__ = "admins"
+    Administrators and mediators each have a table of their own with these columns
+    (``gateway/accounts/staff.py`` works on either, never on both at once)."""
+
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
@@ -324,75 +326,69 @@ class AdminAccount(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class AdminSession(Base):
-    """A server-side admin console session; the cookie carries a random token, stored hashed."""
+class _ConsoleSession:
+    """A server-side console session: the cookie carries a random token, stored hashed."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    peer: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class _ApiToken:
+    """An API bearer token, stored as a SHA-256 hash."""
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AdminAccount(_ConsoleAccount, Base):
+    """An administrator of the web console and API."""
+
+    __tablename__ = "admins"
+
+
+class AdminSession(_ConsoleSession, Base):
+    """An admin console session."""
 
     __tablename__ = "admin_sessions"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    peer: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
-class AdminToken(Base):
-    """An admin API bearer token (``gateway admin token NAME``), stored as a SHA-256 hash."""
+class AdminToken(_ApiToken, Base):
+    """An admin API bearer token (``gateway admin token NAME``)."""
 
     __tablename__ = "admin_api_tokens"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class Mediator(Base):
-    """A mediator (France Services desk, "médiateur numérique", issue 14): password + TOTP like an
-    admin, in a table of its own so that nothing that reads ``admins`` can ever yield a mediator."""
+class Mediator(_ConsoleAccount, Base):
+    """A mediator (France Services desk, "médiateur numérique", issue 14): the columns of an admin,
+    in a table of its own so that nothing that reads ``admins`` can ever yield a mediator."""
 
     __tablename__ = "mediators"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
     organisation: Mapped[str | None] = mapped_column(String(200))  # e.g. the France Services desk
-    password_hash: Mapped[str] = mapped_column(String(255))
-    totp_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
-    totp_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
-    last_totp_step: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
-class MediatorSession(Base):
-    """A mediator's console session (same shape as :class:`AdminSession`)."""
+class MediatorSession(_ConsoleSession, Base):
+    """A mediator's console session."""
 
     __tablename__ = "mediator_sessions"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     mediator_id: Mapped[int] = mapped_column(ForeignKey("mediators.id", ondelete="CASCADE"), index=True)
-    csrf_token: Mapped[str] = mapped_column(String(64))
-    peer: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
-class MediatorToken(Base):
-    """A mediator's API bearer token (``gateway mediator token NAME``), stored as a SHA-256 hash."""
+class MediatorToken(_ApiToken, Base):
+    """A mediator's API bearer token (``gateway mediator token NAME``)."""
 
     __tablename__ = "mediator_api_tokens"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     mediator_id: Mapped[int] = mapped_column(ForeignKey("mediators.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class DailyStat(Base):

@@ -13,28 +13,12 @@ from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.commands import StatusItem
 from imap.proto.errors import BadCommand, CommandFailed
+from imap.proto.flags import SYSTEM_FLAGS, normalise_flags
 from imap.proto.replies import Reply
 from imap.selected_view import SelectedView
 from imap.session import Session
 
 log = logging.getLogger("imap.session")
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-
-
-_SYSTEM = {f.upper(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
-
-
-def normalise_flags(flags: tuple[str, ...]) -> list[str]:
-    """System flags are case-insensitive (RFC 3501 §2.3.2); \\Recent cannot be stored."""
-    out: list[str] = []
-    for flag in flags:
-        upper = flag.upper()
-        if upper == "\\RECENT":
-            continue
-        value = _SYSTEM.get(upper, flag)
-        if value not in out:
-            out.append(value)
-    return out
 
 
 async def select(s: Session, cmd: c.Select) -> Reply:

@@ -22,11 +22,10 @@ from imap.handlers.fetch import batches
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
+from imap.proto.flags import is_recent, is_system
 from imap.proto.replies import Reply
 from imap.proto.structure import Envelope
 from imap.session import Session
-
-_SYSTEM = {"\\SEEN", "\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\DRAFT", "\\RECENT"}
 
 
 @dataclass(slots=True)
@@ -94,9 +93,9 @@ def _envelope_values(env: Envelope, name: str) -> list[str]:
 
 
 def _has_flag(flags: frozenset[str], flag: str) -> bool:
-    if flag.upper() == "\\RECENT":
+    if is_recent(flag):
         return False  # no message is \Recent in this server (imap.selected_view)
-    if flag.upper() in _SYSTEM:
+    if is_system(flag):
         return any(f.upper() == flag.upper() for f in flags)
     return flag in flags
 

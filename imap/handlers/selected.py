@@ -5,11 +5,11 @@ FETCH is in :mod:`imap.handlers.fetch`, SEARCH in :mod:`imap.handlers.search`.""
 from __future__ import annotations
 
 from imap.backend import CopyResult, MailboxNotFound
-from imap.handlers.auth import normalise_flags
 from imap.handlers.mailboxes import canonical
 from imap.proto import commands as c
 from imap.proto import replies
 from imap.proto.errors import CommandFailed
+from imap.proto.flags import normalise_flags
 from imap.proto.replies import Reply
 from imap.proto.seqset import format_uids
 from imap.session import Session, require_writable

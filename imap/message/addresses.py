@@ -7,7 +7,7 @@ markers, source routes go to ``adl``.
 
 from __future__ import annotations
 
-from imap.proto.structure import Address
+from imap.proto.structure import EnvelopeAddress
 
 _SPECIALS = '()<>,;:"'
 MAX_ADDRESSES = 1000
@@ -40,25 +40,25 @@ def _comment(s: str, i: int) -> int:
     return i
 
 
-def _addr_spec(spec: str, name: str | None, adl: str | None = None) -> Address:
+def _addr_spec(spec: str, name: str | None, adl: str | None = None) -> EnvelopeAddress:
     spec = spec.strip()
     mailbox, at, host = spec.rpartition("@")
     if not at:
         mailbox, host = spec, ""
     if mailbox.startswith('"') and mailbox.endswith('"') and len(mailbox) > 1:
         mailbox = mailbox[1:-1]
-    return Address(name or None, adl, mailbox, host)
+    return EnvelopeAddress(name or None, adl, mailbox, host)
 
 
-def _angle(inside: str, name: str | None) -> Address:
+def _angle(inside: str, name: str | None) -> EnvelopeAddress:
     adl = None
     if inside.startswith("@") and ":" in inside:
         adl, inside = inside.split(":", 1)
     return _addr_spec(inside, name, adl)
 
 
-def parse_address_list(value: str) -> tuple[Address, ...]:
-    out: list[Address] = []
+def parse_address_list(value: str) -> tuple[EnvelopeAddress, ...]:
+    out: list[EnvelopeAddress] = []
     words: list[str] = []
     in_group = False
     i, n = 0, len(value)
@@ -82,13 +82,13 @@ def parse_address_list(value: str) -> tuple[Address, ...]:
             words.clear()
             i = close + 1
         elif ch == ":" and not in_group:
-            out.append(Address(None, None, " ".join(words), None))
+            out.append(EnvelopeAddress(None, None, " ".join(words), None))
             words.clear()
             in_group = True
             i += 1
         elif ch == ";" and in_group:
             flush()
-            out.append(Address(None, None, None, None))
+            out.append(EnvelopeAddress(None, None, None, None))
             in_group = False
             i += 1
         elif ch in ",;":
@@ -105,5 +105,5 @@ def parse_address_list(value: str) -> tuple[Address, ...]:
                 i += 1
     flush()
     if in_group:
-        out.append(Address(None, None, None, None))
+        out.append(EnvelopeAddress(None, None, None, None))
     return tuple(out)

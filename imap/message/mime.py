@@ -17,7 +17,7 @@ from email.utils import collapse_rfc2231_value
 
 from imap.message.addresses import parse_address_list
 from imap.proto.command_types import Section, SectionText
-from imap.proto.structure import Address, BodyStructure, Disposition, Envelope
+from imap.proto.structure import BodyStructure, Disposition, Envelope, EnvelopeAddress
 
 MAX_DEPTH = 20  # nesting bound for hostile messages
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -135,7 +135,7 @@ def envelope(part: Part) -> Envelope:
     """RFC 3501 §7.4.2: sender and reply-to default to from when absent."""
     msg = part.headers
 
-    def addresses(name: str) -> tuple[Address, ...]:
+    def addresses(name: str) -> tuple[EnvelopeAddress, ...]:
         value = _header(msg, name)
         return parse_address_list(value) if value else ()
 

@@ -8,5 +8,6 @@ tokens with the cursor of :mod:`~imap.proto.reader` and returns the typed comman
 written by :mod:`~imap.proto.encoder`; every status response text comes from the catalogue
 :mod:`~imap.proto.replies`; :mod:`~imap.proto.errors` are exceptions that know their
 response. :mod:`~imap.proto.seqset`, :mod:`~imap.proto.dates`, :mod:`~imap.proto.mutf7`
-and :mod:`~imap.proto.structure` are the data formats they share.
+and :mod:`~imap.proto.structure` are the data formats they share; :mod:`~imap.proto.flags` holds
+the system flags, the one definition the whole product reads.
 """

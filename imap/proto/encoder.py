@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from imap.proto import mutf7
 from imap.proto.reader import ATOM_CHARS
-from imap.proto.structure import Address, BodyStructure, Envelope
+from imap.proto.structure import BodyStructure, Envelope, EnvelopeAddress
 
 MAX_QUOTED = 1024  # longer strings go out as literals
 
@@ -124,7 +124,7 @@ def fetch_response(seq: int, items: Sequence[tuple[str, Value]]) -> bytes:
 
 
 # --- ENVELOPE and BODYSTRUCTURE (RFC 3501 §7.4.2) ---------------------------------------
-def _addresses(addresses: tuple[Address, ...]) -> Value:
+def _addresses(addresses: tuple[EnvelopeAddress, ...]) -> Value:
     if not addresses:
         return None
     return [[a.name, a.adl, a.mailbox, a.host] for a in addresses]

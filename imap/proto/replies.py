@@ -154,6 +154,8 @@ TLS_ACTIVE = Reply(_BAD, "TLS is already active")
 STARTTLS_UNAVAILABLE = Reply(_NO, "STARTTLS not available here")
 LOGIN_DISABLED = Reply(_NO, "Use STARTTLS before logging in", Code.PRIVACYREQUIRED)  # RFC 3501 §6.2.3
 AUTHENTICATION_FAILED = Reply(_NO, "Authentication failed", Code.AUTHENTICATIONFAILED)
+# RFC 5530 §3 UNAVAILABLE: refused before the password is checked, after repeated failures (SPEC §6)
+LOGIN_THROTTLED = Reply(_NO, "Too many failed logins; try again later", Code.UNAVAILABLE)
 UNSUPPORTED_MECHANISM = Reply(_NO, "Unsupported authentication mechanism")
 INVALID_PLAIN = Reply(_BAD, "Invalid PLAIN response")  # RFC 4616
 INVALID_BASE64 = Reply(_BAD, "Invalid base64")
@@ -166,6 +168,8 @@ TRYCREATE = Reply(_NO, "Destination mailbox does not exist", Code.TRYCREATE)  # 
 MAILBOX_EXISTS = Reply(_NO, "Mailbox already exists", Code.ALREADYEXISTS)
 MAILBOX_NAME_REFUSED = Reply(_NO, "Invalid mailbox name", Code.CANNOT)
 INBOX_NOT_DELETABLE = Reply(_NO, "INBOX cannot be deleted", Code.CANNOT)  # RFC 3501 §6.3.4
+FOLDER_INTO_ITSELF = Reply(_NO, "Cannot move a folder into itself", Code.CANNOT)  # RENAME a to a/b
+UNSUPPORTED_SPECIAL_USE = Reply(_NO, "Unsupported special-use attribute", Code.CANNOT)  # RFC 6154 §3
 MAILBOX_READ_ONLY = Reply(_NO, "Mailbox is read-only", Code.READ_ONLY)
 OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)
 MESSAGE_TOO_LARGE = Reply(_NO, "Message too large", Code.TOOBIG)  # RFC 7889

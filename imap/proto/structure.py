@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
+class EnvelopeAddress:
     """RFC 3501 §9 ``address``: (name adl mailbox host).
 
-    A group start is ``Address(None, None, "group", None)`` and its end is all ``None``
+    A group start is ``EnvelopeAddress(None, None, "group", None)`` and its end is all ``None``
     (RFC 3501 §7.4.2 "RFC 2822 group syntax").
     """
 
@@ -28,12 +28,12 @@ class Address:
 class Envelope:
     date: str | None = None
     subject: str | None = None
-    from_: tuple[Address, ...] = ()
-    sender: tuple[Address, ...] = ()
-    reply_to: tuple[Address, ...] = ()
-    to: tuple[Address, ...] = ()
-    cc: tuple[Address, ...] = ()
-    bcc: tuple[Address, ...] = ()
+    from_: tuple[EnvelopeAddress, ...] = ()
+    sender: tuple[EnvelopeAddress, ...] = ()
+    reply_to: tuple[EnvelopeAddress, ...] = ()
+    to: tuple[EnvelopeAddress, ...] = ()
+    cc: tuple[EnvelopeAddress, ...] = ()
+    bcc: tuple[EnvelopeAddress, ...] = ()
     in_reply_to: str | None = None
     message_id: str | None = None
 

@@ -72,7 +72,7 @@ def test_dkim_required_on_the_trust_list(world: World) -> None:
                        "--dkim-required")
     assert code == 0, err
     code, _, err = cli(world.home, "domain", "trust", "add", "lax.example", "--dkim", "none", "--dkim-required")
-    assert code == 1 and "needs --dkim dns or pinned" in err
+    assert code == 1 and "a required signature needs the dns or pinned policy" in err
     code, out, _ = cli(world.home, "domain", "trust", "list", "--json")
     required = {r["domain"]: r["dkim_required"] for r in json.loads(out)}
     assert required == {"hopital.example": False, "strict.example": True}

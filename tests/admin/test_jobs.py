@@ -15,7 +15,16 @@ from gateway.accounts.pros import add_hosted_domain, add_pro
 from gateway.mailstore.messages import append_message, read_message
 from gateway.settings import JobSettings, PatientSettings
 from gateway.store.keys import KeyUnavailable
-from gateway.store.models import AuditEntry, DataKey, Folder, Message, Patient, ProAccount, QueueEntry
+from gateway.store.models import (
+    AuditEntry,
+    DataKey,
+    Folder,
+    Message,
+    MessageChunk,
+    Patient,
+    ProAccount,
+    QueueEntry,
+)
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 
@@ -157,3 +166,21 @@ def test_every_job_is_audited_once_per_run_that_changes_something(store: Store) 
     assert sorted(r.action for r in rows) == ["jobs.expire-codes", "jobs.open-mailboxes"]
     assert all(r.actor == "system:jobs" for r in rows)
     assert all('"opened":2' in r.details or '"expired":2' in r.details for r in rows)
+
+
+def test_a_purge_removes_the_pieces_of_large_messages_at_once(store: Store) -> None:
+    """A purged space keeps no sealed byte: the pieces of its large messages go in the purge's own
+    transaction, as a professional account's removal does (one way to empty a mailbox)."""
+    (pid,) = _patients(store, 1, seed=11)
+    with store.db.write() as session:
+        patient = session.get(Patient, pid)
+        assert patient is not None and patient.mailbox_id is not None
+        mailbox = patient.mailbox_id
+        stored = append_message(session, store.keys, mailbox, "INBOX", b"Subject: large\r\n\r\nbody\r\n")
+        uuid = session.get(Message, stored.message_id).uuid  # type: ignore[union-attr]
+        session.add(MessageChunk(message_uuid=uuid, seq=0, mailbox_id=mailbox, created_at=T0, data=b"sealed"))
+        patient.deletion_requested_at = T0
+    assert _run(store, "deletion-requests", T0 + timedelta(days=1)) == {"purged": 1, "past_deadline": 0}
+    with store.db.read() as session:
+        assert session.execute(select(func.count()).select_from(MessageChunk)
+                               .where(MessageChunk.mailbox_id == mailbox)).scalar_one() == 0

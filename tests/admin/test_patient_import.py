@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from gateway.accounts.patients import by_ins, check_activation_code, personal_email
 from gateway.accounts.provisioning import ImportOptions, ImportReport, import_roster
 from gateway.accounts.roster import BadRow
-from gateway.app.cli.main import main
 from gateway.store.models import AuditEntry, DataKey, Folder, Mailbox, Patient, TrustedDomain
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
+from tests.cli_kit import new_home, run
 
 NOW = datetime(2025, 3, 1, 9, tzinfo=UTC)
 
@@ -96,20 +96,11 @@ def test_workers_give_the_same_result(store: Store) -> None:
         assert patient is not None and check_activation_code(patient, codes[roster[17]], NOW)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
 def home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    path = str(tmp_path / "gw")
-    assert run(capsys, "init", "--home", path)[0] == 0
-    return path
+    return new_home(capsys, tmp_path)
 
 
 def test_patient_import_command_writes_codes_0600(home: str, tmp_path: Path,

@@ -16,8 +16,7 @@ from gateway.accounts.admins import add_admin, create_token
 from gateway.app.context import Location, open_services
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import World, populate
-from tests.conftest import require
-from tests.web.kit import CHROMIUM, CHROMIUM_ARGS, chromium_problem
+from tests.web.kit import chromium
 
 ADMIN = "alice"
 ADMIN_PASSWORD = "une phrase d'administration"
@@ -70,16 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSite]:
         yield AdminSite(home, world, live, pyotp.TOTP(secret), token)
 
 
-# Module scope: Playwright's sync API keeps an asyncio loop running in this thread while
-# it is open, which would break every later test that starts its own loop.
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # module scope: see tests.web.kit.chromium
 def browser() -> Iterator[object]:
-    require(chromium_problem(), "Chromium for Playwright")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance

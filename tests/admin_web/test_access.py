@@ -128,3 +128,13 @@ def test_login_then_csrf_on_every_form_then_logout(site: AdminSite) -> None:
         assert client.get("/admin/").status_code == 303
         # the old cookie no longer works either (the session row is gone)
         assert_refused(client)
+
+
+def test_login_form_with_a_non_ascii_token_is_refused_not_a_server_error(site: AdminSite) -> None:
+    """A forged ``login_csrf`` that is not ASCII gets the expired-form answer (hmac.compare_digest
+    refuses non-ASCII ``str``: the admin console once compared text and answered 500)."""
+    with httpx.Client(base_url=site.url) as client:
+        login_form(client)
+        r = client.post("/admin/login", data={"name": ADMIN, "password": ADMIN_PASSWORD, "code": "000000",
+                                               "login_csrf": "jeton-forgé-é"})
+        assert r.status_code == 403 and "Formulaire expiré" in r.text

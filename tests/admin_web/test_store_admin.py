@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
-from gateway.accounts import admins
+from gateway.accounts import admins, staff
 from gateway.accounts.patients import provision
 from gateway.accounts.pros import AlreadyExists, NotFound
 from gateway.mailstore import adoption
@@ -62,7 +62,7 @@ def test_sessions_expire_when_idle_and_tokens_are_stored_hashed(store: Store) ->
         assert admins.session_admin(s, opened.token, now=NOW + timedelta(minutes=10), idle=idle) is not None
         assert admins.session_admin(s, "forged", now=NOW, idle=idle) is None
         stored = s.query(AdminToken).one()
-        assert token.startswith("hmga_") and stored.token_hash == admins.token_hash(token) != token
+        assert token.startswith("hmga_") and stored.token_hash == staff.token_hash(token) != token
         assert admins.token_admin(s, token, now=NOW) is not None
         assert admins.token_admin(s, token + "x", now=NOW) is None
     with store.db.write() as s:  # 10 + 31 minutes: idle too long, the session is gone for good

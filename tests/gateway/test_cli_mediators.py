@@ -12,36 +12,19 @@ import pytest
 from sqlalchemy import select
 
 from gateway.accounts.patients import check_activation_code
-from gateway.app.cli.main import main
 from gateway.app.context import Location, open_services
 from gateway.outbound.queue import MSG_PURPOSE
 from gateway.store.models import AuditEntry, Patient, QueueEntry
 from routing.ins import mask_ins, synthetic_ins
+from tests.cli_kit import new_home, run
 
 PASSWORD = "une phrase de médiation"
 _rng = random.Random(2727)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None,
-        monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
-    if stdin is not None:
-        import io
-
-        assert monkeypatch is not None
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    path = str(tmp_path / "gw")
-    assert run(capsys, "init", "--home", path)[0] == 0
-    return path
+    return new_home(capsys, tmp_path)
 
 
 def audit_rows(home: str, action_prefix: str) -> list[AuditEntry]:
@@ -65,23 +48,21 @@ def test_help_for_every_new_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert code == 0 and "usage: gateway" in out, argv
 
 
-def test_mediator_add_list_disable_enable_token(home: str, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mediator_add_list_disable_enable_token(home: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--home", home, "mediator", "add", "FS-Lyon8", "--organisation",
-                       "France Services Lyon 8", "--password-stdin", stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+                       "France Services Lyon 8", "--password-stdin", stdin=PASSWORD + "\n")
     assert code == 0, out
     secret = re.search(r"secret: ([A-Z2-7]+)", out)
     assert secret and pyotp.TOTP(secret.group(1)).now().isdigit()
     assert "otpauth://totp/" in out and PASSWORD not in out
 
     code, _, err = run(capsys, "--home", home, "mediator", "add", "fs-lyon8", "--password-stdin",
-                       stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+                       stdin=PASSWORD + "\n")
     assert code == 1 and err.startswith("gateway: error: ") and err.count("\n") == 1 and "already exists" in err
-    code, _, err = run(capsys, "--home", home, "mediator", "add", "desk", "--password-stdin", stdin="short\n",
-                       monkeypatch=monkeypatch)
+    code, _, err = run(capsys, "--home", home, "mediator", "add", "desk", "--password-stdin", stdin="short\n")
     assert code == 1 and "too short" in err
     code, _, err = run(capsys, "--home", home, "mediator", "add", "bad name", "--password-stdin",
-                       stdin=PASSWORD + "\n", monkeypatch=monkeypatch)
+                       stdin=PASSWORD + "\n")
     assert code == 1 and "invalid mediator name" in err
 
     code, out, _ = run(capsys, "--home", home, "mediator", "list", "--json")

@@ -13,26 +13,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway.app.cli.main import main
 from gateway.app.config import load_settings
 from gateway.app.context import Location, init_home, open_services
 from gateway.settings import ConfigError
 from gateway.store import migrate
 from gateway.testing import pg
 from gateway.testing.ports import free_port
+from tests.cli_kit import run
 from tests.conftest import require
 
 INS = "253072A07300443"
 COMMANDS = (["serve"], ["patient", "show", INS], ["pro", "list"], ["db", "upgrade"], ["audit", "verify"])
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from imap.message import mime
 from imap.message.addresses import parse_address_list
 from imap.proto import encoder
 from imap.proto.command_types import Section, SectionText
-from imap.proto.structure import Address, BodyStructure
+from imap.proto.structure import BodyStructure, EnvelopeAddress
 
 PLAIN = (
     b"Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
@@ -95,8 +95,9 @@ def test_plain_sections() -> None:
 def test_multipart_envelope_keeps_rfc2047_words_and_groups() -> None:
     env = mime.envelope(mime.parse(MIXED))
     assert env.subject == "=?UTF-8?B?UsOpc3VsdGF0cw==?="
-    assert env.from_ == (Address("=?UTF-8?Q?Jos=C3=A9_Mart=C3=ADnez?=", None, "jose", "example.fr"),)
-    assert env.to == (Address(None, None, "undisclosed-recipients", None), Address(None, None, None, None))
+    assert env.from_ == (EnvelopeAddress("=?UTF-8?Q?Jos=C3=A9_Mart=C3=ADnez?=", None, "jose", "example.fr"),)
+    assert env.to == (EnvelopeAddress(None, None, "undisclosed-recipients", None),
+                      EnvelopeAddress(None, None, None, None))
 
 
 def test_multipart_bodystructure() -> None:

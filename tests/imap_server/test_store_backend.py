@@ -62,6 +62,7 @@ async def test_failed_logins_are_throttled(backend: StoreBackend) -> None:
             if exc.code is not None and exc.code.value == "UNAVAILABLE":
                 break
     assert outcome is not None and outcome.code is not None and outcome.code.value == "UNAVAILABLE"
+    assert outcome.response("a1") == b"a1 NO [UNAVAILABLE] Too many failed logins; try again later\r\n"
     with pytest.raises(CommandFailed):  # locked for that network even with the right password
         await backend.authenticate(Credentials(ADDRESS, SECRET, "198.51.100.9", True))
     await _login(backend)  # issue 15 item 5: the owner, elsewhere, is not locked out

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from gateway.store import audit
 from gateway.store.models import AuditEntry
@@ -51,3 +53,37 @@ def test_concurrent_writers_keep_one_chain(store: Store) -> None:
     with store.db.read() as s:
         report = audit.verify(s)
     assert report.ok and report.entries == 20
+
+
+def test_one_transaction_mixing_orm_work_and_entries_keeps_one_chain(store: Store) -> None:
+    """``record`` is the one writer: entries of one transaction, between ORM reads and writes and
+    after a rolled-back transaction in the same session, chain on each other."""
+    _fill(store, 2)
+    with store.db.write() as s:
+        hashes = [audit.record(s, actor="admin:cli:test", action="test.batch", details={"i": i}) for i in range(3)]
+        s.execute(update(AuditEntry).where(AuditEntry.id < 0).values(actor="x"))  # ORM statement between
+        assert len(s.execute(select(AuditEntry)).scalars().all()) == 5  # the inserted rows are visible
+        hashes.append(audit.record(s, actor="system", action="test.batch", subject_ref="patient:9"))
+    rows = _rows(store)
+    assert [r.hash for r in rows[2:]] == hashes
+    assert all(b.prev_hash == a.hash for a, b in pairwise(rows))
+    with Session(store.db.engine) as session:  # one session, two transactions
+        audit.record(session, actor="system", action="test.rolled_back")
+        session.rollback()
+        audit.record(session, actor="system", action="test.after_rollback")
+        session.commit()
+    with store.db.read() as s:
+        report = audit.verify(s)
+    assert report.ok and report.entries == 7
+
+
+def test_record_is_the_only_writer() -> None:
+    """No second way in (``audit.append`` was one): the module's public functions are these."""
+    public = {name for name, value in vars(audit).items()
+              if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == audit.__name__}
+    assert public == {"record", "verify", "entry_hash", "ChainReport", "entries_about"}  # one writer; readers
+
+
+def _rows(store: Store) -> list[AuditEntry]:
+    with store.db.read() as s:
+        return list(s.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from gateway.accounts import admins, mediators
 from gateway.accounts.admins import InvalidAdminName
@@ -95,3 +99,54 @@ def test_sessions_tokens_and_disabling(store: Store) -> None:
         assert mediators.token_mediator(s, api, now=NOW) is None  # revoked for good
         with pytest.raises(NotFound):
             mediators.set_status(s, "nobody", "disabled", now=NOW)
+
+
+def _tables_read(store: Store, action: Callable[[Session], object]) -> set[str]:
+    """The tables the statements of ``action`` name (FROM, INTO, UPDATE, DELETE FROM, JOIN)."""
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", note)
+    try:
+        with store.db.write() as s:
+            action(s)
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", note)
+    return {m.lower() for text in seen for m in re.findall(r'(?:FROM|INTO|UPDATE|JOIN)\s+"?(\w+)', text, re.I)}
+
+
+def test_admin_authentication_never_reads_a_mediator_table_nor_the_reverse(store: Store) -> None:
+    """The mechanics are shared (gateway.accounts.staff), the tables are not (issue 14)."""
+    with store.db.write() as s:
+        admin = admins.add_admin(s, store.keys, "alice", PASSWORD, now=NOW)
+        helper = mediators.add_mediator(s, store.keys, "fs-lyon8", PASSWORD, organisation=None, now=NOW)
+        admin_token = admins.create_token(s, "alice", label=None, now=NOW)
+        helper_token = mediators.create_token(s, "fs-lyon8", label=None, now=NOW)
+    later = NOW + timedelta(minutes=1)
+    idle = timedelta(minutes=30)
+
+    def as_admin(s: Session) -> None:
+        found = admins.verify_login(s, store.keys, "alice", PASSWORD, pyotp.TOTP(admin.totp_secret).at(later),
+                                    now=later)
+        assert found is not None
+        opened = admins.create_session(s, found, peer=None, now=later, lifetime=timedelta(hours=1))
+        assert admins.session_admin(s, opened.token, now=later, idle=idle) is not None
+        assert admins.token_admin(s, admin_token, now=later) is not None
+        admins.end_session(s, opened.token)
+
+    def as_mediator(s: Session) -> None:
+        found = mediators.verify_login(s, store.keys, "fs-lyon8", PASSWORD,
+                                       pyotp.TOTP(helper.totp_secret).at(later), now=later)
+        assert found is not None
+        token, _ = mediators.create_session(s, found, peer=None, now=later, lifetime=timedelta(hours=1))
+        assert mediators.session_mediator(s, token, now=later, idle=idle) is not None
+        assert mediators.token_mediator(s, helper_token, now=later) is not None
+        mediators.end_session(s, token)
+
+    admin_tables, mediator_tables = _tables_read(store, as_admin), _tables_read(store, as_mediator)
+    assert {"admins", "admin_sessions", "admin_api_tokens"} <= admin_tables
+    assert not {t for t in admin_tables if t.startswith("mediator")}, admin_tables
+    assert {"mediators", "mediator_sessions", "mediator_api_tokens"} <= mediator_tables
+    assert not {t for t in mediator_tables if t.startswith("admin")}, mediator_tables

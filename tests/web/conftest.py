@@ -11,8 +11,7 @@ import pytest
 from gateway.app.listeners import listener_factories
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import World, populate
-from tests.conftest import require
-from tests.web.kit import CHROMIUM, CHROMIUM_ARGS, chromium_problem
+from tests.web.kit import chromium
 
 
 @dataclass
@@ -39,16 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(home, world, live)
 
 
-# Module scope: Playwright's sync API keeps an asyncio loop running in this thread while
-# it is open, which would break every later test that starts its own loop.
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # module scope: see tests.web.kit.chromium
 def browser() -> Iterator[object]:
-    require(chromium_problem(), "Chromium for Playwright")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance

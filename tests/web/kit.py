@@ -43,6 +43,25 @@ def chromium_problem() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """A headless Chromium driven by Playwright (skipped locally, failed in CI, when missing).
+
+    For a module-scoped fixture: Playwright's sync API keeps an asyncio loop running in this
+    thread while it is open, which would break every later test that starts its own loop."""
+    from tests.conftest import require
+
+    require(chromium_problem(), "Chromium for Playwright")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
 def new_ins() -> str:
     import random
 

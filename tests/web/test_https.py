@@ -19,6 +19,7 @@ from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.ports import free_port, listen_env
 
 INS = "253072A07300443"
+HSTS_MAX_AGE = 86_400  # not the default (31536000): both consoles must read the setting
 ADMIN_PASSWORD = "une phrase d'administration"
 
 
@@ -38,7 +39,8 @@ class Site:
 def site(tmp_path: Path) -> Iterator[Site]:
     from gateway.app.listeners import start_http, start_https
 
-    env = {**listen_env(("http",)), "GATEWAY__LISTEN__HTTPS": f"127.0.0.1:{free_port()}"}
+    env = {**listen_env(("http",)), "GATEWAY__LISTEN__HTTPS": f"127.0.0.1:{free_port()}",
+           "GATEWAY__WEB__HSTS_MAX_AGE_SECONDS": str(HSTS_MAX_AGE)}
     with live_gateway(make_home(tmp_path / "home"), env=env, factories=[start_http, start_https]) as live:
         now = datetime.now(UTC)
         with live.services.db.write() as session:
@@ -89,6 +91,17 @@ def test_https_serves_the_web_app_with_the_server_certificate(site: Site) -> Non
         assert response.status_code == 200 and "strict-transport-security" not in response.headers
     with pytest.raises(httpx.ConnectError):  # a client that does not trust the dev CA refuses it
         httpx.get(f"https://127.0.0.1:{site.live.port('https')}/", verify=ssl.create_default_context(), timeout=10)
+
+
+def test_hsts_max_age_is_the_setting_on_the_patient_and_admin_pages(site: Site) -> None:
+    """``web.hsts_max_age_seconds`` holds for the whole web app (the admin console once sent its own)."""
+    expected = f"max-age={HSTS_MAX_AGE}; includeSubDomains"
+    with site.client("https") as client:
+        for path in ("/connexion", "/admin/login", "/admin/api/domains"):
+            assert client.get(path).headers["strict-transport-security"] == expected, path
+    with site.client("http") as client:  # RFC 6797 §7.2: never over plain HTTP
+        for path in ("/connexion", "/admin/login"):
+            assert "strict-transport-security" not in client.get(path).headers, path
 
 
 def test_patient_session_cookie_is_secure_over_https(site: Site) -> None:

@@ -5,33 +5,20 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from gateway.accounts.patients import by_ins, provision
-from gateway.accounts.pros import add_pro, hosted_domain
 from gateway.app.cli import imports, mediators, patients, pros
-from gateway.app.cli.common import (
-    Leaf,
-    Node,
-    UserError,
-    actor,
-    emit_json,
-    emit_table,
-    services,
-    translate_errors,
-)
+from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services, translate_errors
 from gateway.app.config import load_settings
 from gateway.app.context import DEFAULT_HOME, init_home
 from gateway.app.tryit import gateway_command
-from gateway.store import audit, migrate
-from gateway.store.models import ProAccount
+from gateway.operations import audit_trail, people
+from gateway.operations.common import cli_actor
+from gateway.store import migrate
 from gateway.store.opening import display_url
-from routing.address import parse_address
-from routing.ins import mask_ins, normalise_ins
+from routing.ins import mask_ins
 
 __all__ = ["UserError", "register"]
 
@@ -58,7 +45,8 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("ins", metavar="INS")
     p.add_argument("--email", metavar="E", help="personal e-mail for content-free notifications")
     p.add_argument("--open", action="store_true", help="open the mailbox at once (no activation needed for mail)")
-    p = leaf(patient, "show", "show a patient space's state (never its messages)", cmd_patient_show)
+    p = leaf(patient, "show", "show a patient space's state, dates and access history, as the console's lookup "
+                              "(audited; never its messages)", cmd_patient_show)
     p.add_argument("ins", metavar="INS")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     imports.register_patient(patient, leaf)
@@ -66,7 +54,8 @@ def register(node: Node, leaf: Leaf) -> None:
     patients.register(patient, leaf)
 
     aud = node("audit", "the audit trail")
-    leaf(aud, "verify", "check the audit trail's hash chain", cmd_audit_verify)
+    leaf(aud, "verify", "check the audit trail's hash chain (the check itself is audited, as in the console)",
+         cmd_audit_verify)
 
 
 def register_init(sub: Any, leaf: Leaf) -> None:
@@ -100,36 +89,19 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return 0 if current == head else 1
 
 
-def _read_password() -> str:
-    line = sys.stdin.readline().rstrip("\r\n")
-    if len(line) < 12:
-        raise UserError("password too short (at least 12 characters)")
-    return line
-
-
 def cmd_pro_add(args: argparse.Namespace) -> int:
-    with translate_errors():
-        address = parse_address(args.address)
-    password = _read_password() if args.password_stdin else None
-    with services(args) as svc, svc.db.write() as session, translate_errors():
-        domain = hosted_domain(session, address.domain)
-        if domain is None:
-            raise UserError(f"{address.domain} is not a hosted domain (add it with "
-                            f"'gateway domain hosted add {address.domain}')")
-        add_pro(session, svc.keys, address.key, domain, name=args.name, password=password,
-                accepts_patient_initiated=args.accepts_patient_initiated)
-        audit.record(session, actor=actor(), action="pro.add", subject_ref=f"pro:{address.key}",
-                     details={"accepts_patient_initiated": args.accepts_patient_initiated})
-    print(f"account {address.key} added" + ("" if password else " (no password yet: it cannot log in)"))
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    data = {"address": args.address, "name": args.name, "password": password,
+            "accepts_patient_initiated": args.accepts_patient_initiated}
+    with services(args) as svc, svc.db.write() as session:
+        done = people.add_professional(session, svc.keys, cli_actor(), data, now=datetime.now(UTC))
+    print(f"account {done['address']} added" + ("" if password else " (no password yet: it cannot log in)"))
     return 0
 
 
 def cmd_pro_list(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.read() as session:
-        rows = [{"address": p.address, "status": p.status, "accepts_patient_initiated": p.accepts_patient_initiated,
-                 "created_at": p.created_at.isoformat(),
-                 "last_login_at": p.last_login_at.isoformat() if p.last_login_at else None}
-                for p in session.execute(select(ProAccount).order_by(ProAccount.address)).scalars()]
+        rows = people.list_pros(session)
     if args.json:
         emit_json(rows)
     else:
@@ -137,65 +109,39 @@ def cmd_pro_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ins(value: str) -> str:
-    with translate_errors():
-        return normalise_ins(value)
-
-
 def cmd_patient_add(args: argparse.Namespace) -> int:
-    ins = _ins(args.ins)
-    email = None
-    if args.email:
-        with translate_errors():
-            email = str(parse_address(args.email))
-    with services(args) as svc, svc.db.write() as session, translate_errors():
-        cfg = svc.settings.patients
-        done = provision(session, svc.keys, ins, email=email, now=datetime.now(UTC),
-                         opposition_window=timedelta(days=cfg.opposition_window_days),
-                         code_validity=timedelta(days=cfg.activation_code_validity_days), open_now=args.open)
-        audit.record(session, actor=actor(), action="patient.provision",
-                     subject_ref=f"patient:{done.patient.id}", details={"open": args.open})
-        address = f"{ins}@{svc.settings.domains.patient_domain}"
-    print(f"patient space created for {mask_ins(ins)}: {address} ({done.patient.state})")
-    print(f"activation code: {done.activation_code} (valid {cfg.activation_code_validity_days} days)")
+    data = {"ins": args.ins, "email": args.email, "open": args.open}
+    with services(args) as svc, svc.db.write() as session:
+        done = people.provision_patient(session, svc.keys, cli_actor(), data, svc.settings, now=datetime.now(UTC))
+        validity = svc.settings.patients.activation_code_validity_days
+    print(f"patient space created for {mask_ins(done['ins'])}: {done['address']} ({done['state']})")
+    print(f"activation code: {done['activation_code']} (valid {validity} days)")
     return 0
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def cmd_patient_show(args: argparse.Namespace) -> int:
-    ins = _ins(args.ins)
+    """The console's patient lookup: state, dates and access history (never a message), audited."""
     with services(args) as svc, svc.db.write() as session:
-        patient = by_ins(session, ins)
-        if patient is None:
-            raise UserError("no patient space for this INS")
-        info = {
-            "ins": patient.ins, "address": f"{patient.ins}@{svc.settings.domains.patient_domain}",
-            "state": patient.state, "provisioned_at": _iso(patient.provisioned_at),
-            "opposition_deadline": _iso(patient.opposition_deadline), "opened_at": _iso(patient.opened_at),
-            "opposed_at": _iso(patient.opposed_at), "closed_at": _iso(patient.closed_at),
-            "purge_after": _iso(patient.purge_after), "activated": patient.activated_at is not None,
-            "activation_expires_at": _iso(patient.activation_expires_at),
-            "personal_email_set": patient.email_sealed is not None,
-            "notifications_enabled": patient.notifications_enabled,
-        }
-        audit.record(session, actor=actor(), action="patient.show", subject_ref=f"patient:{patient.id}")
+        info = people.lookup(session, cli_actor(), args.ins, svc.settings, now=datetime.now(UTC))
     if args.json:
         emit_json(info)
-    else:
-        for key, value in info.items():
-            print(f"{key + ':':24}{'-' if value is None else value}")
+        return 0
+    history = info.pop("history")
+    for key, value in info.items():
+        print(f"{key + ':':24}{'-' if value is None else value}")
+    print(f"{'history:':24}{len(history)} entries, newest first")
+    for entry in history:
+        peer = f"  {entry['peer']}" if entry["peer"] else ""
+        print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}")
     return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    with services(args) as svc, svc.db.read() as session:
-        report = audit.verify(session)
-    if report.ok:
-        print(f"audit trail intact: {report.entries} entries")
+    with services(args) as svc:
+        report = audit_trail.verify(svc.db, cli_actor())
+    if report["ok"]:
+        print(f"audit trail intact: {report['entries']} entries")
         return 0
-    print(f"audit trail BROKEN at entry #{report.first_bad_id}: {report.problem} "
-          f"({report.entries} entries verified before it)", file=sys.stderr)
+    print(f"audit trail BROKEN at entry #{report['first_bad_id']}: {report['problem']} "
+          f"({report['entries']} entries verified before it)", file=sys.stderr)
     return 1

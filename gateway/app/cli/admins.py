@@ -6,17 +6,25 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from datetime import UTC, datetime
 
 from gateway.accounts.admins import InvalidAdminName, add_admin, check_name, create_token
-from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.app.cli.common import (
+    Leaf,
+    Node,
+    UserError,
+    actor,
+    emit_json,
+    emit_table,
+    print_enrolment,
+    read_new_password,
+    services,
+    translate_errors,
+)
 from gateway.operations import admins as ops
 from gateway.operations.common import cli_actor
 from gateway.store import audit
-
-MIN_PASSWORD = 12
 
 
 def register(node: Node, leaf: Leaf) -> None:
@@ -54,33 +62,13 @@ def _name(value: str) -> str:
         raise UserError(str(exc)) from None
 
 
-def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            raise UserError("the two passwords differ")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password too short (at least {MIN_PASSWORD} characters)")
-    return password
-
-
 def cmd_admin_add(args: argparse.Namespace) -> int:
     name = _name(args.name)
-    password = _password(args.password_stdin)
+    password = read_new_password(args.password_stdin)
     with services(args) as svc, svc.db.write() as session, translate_errors():
         created = add_admin(session, svc.keys, name, password, now=datetime.now(UTC))
         audit.record(session, actor=actor(), action="admin.add", subject_ref=f"admin:{name}")
-    uri = created.provisioning_uri()
-    print(f"administrator {name} added; enrol this TOTP secret in an authenticator app:")
-    print(f"  secret: {created.totp_secret}")
-    print(f"  uri:    {uri}")
-    if sys.stdout.isatty():
-        import segno
-
-        segno.make(uri, error="m").terminal(compact=True)
-    print("log in at /admin/login with the password and a 6-digit code")
+    print_enrolment(f"administrator {name}", created.totp_secret, created.provisioning_uri(), "")
     return 0
 
 

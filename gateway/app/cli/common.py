@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from gateway.accounts.patients import PatientExists
 from gateway.accounts.pros import AlreadyExists, NotFound
 from gateway.app.context import InitError, Location, locate, open_services
 from gateway.operations.common import cli_actor
+from gateway.operations.pros import check_new_password
 from gateway.settings import ConfigError
 from gateway.store.keyfile import MasterKeyFileError
 from gateway.store.keys import KeyUnavailable
@@ -83,3 +85,30 @@ def emit_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for r in rows:
         print("  ".join(str(r.get(c, "") if r.get(c) is not None else "-").ljust(widths[c]) for c in columns).rstrip())
+
+
+def read_new_password(from_stdin: bool | None = None) -> str:
+    """A new password: one line from standard input (``--password-stdin``, or when it is not a
+    terminal), else typed twice; checked as every new password is (12 to 200 characters)."""
+    if from_stdin or (from_stdin is None and not sys.stdin.isatty()):
+        line = sys.stdin.readline()
+        if not line:
+            raise UserError("no password on standard input")
+        password = line.rstrip("\r\n")
+    else:
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("again: ") != password:
+            raise UserError("the two passwords differ")
+    return check_new_password(password)
+
+
+def print_enrolment(who: str, secret: str, uri: str, where: str) -> None:
+    """The TOTP secret of a new console account, once: as text, as a URI and (on a terminal) a QR code."""
+    print(f"{who} added; enrol this TOTP secret in an authenticator app:")
+    print(f"  secret: {secret}")
+    print(f"  uri:    {uri}")
+    if sys.stdout.isatty():
+        import segno
+
+        segno.make(uri, error="m").terminal(compact=True)
+    print(f"log in at /admin/login with the password and a 6-digit code{where}")

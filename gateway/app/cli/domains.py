@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from crypto.dkim_keys import KEY_TYPES, PublicKeyError, dns_txt_record, generate_dkim_key, parse_public_key, zone_record
-from gateway.accounts.pros import add_hosted_domain, add_trusted_domain, trusted_domain
+from crypto.dkim_keys import KEY_TYPES, dns_txt_record, generate_dkim_key, zone_record
 from gateway.accounts.signing_keys import ensure_key, published
 from gateway.app.cli import imports
 from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
-from gateway.operations import trust
+from gateway.operations import hosted, trust
 from gateway.operations.common import cli_actor
-from gateway.settings import split_hostport
-from gateway.store import audit
-from gateway.store.models import HostedDomain, TrustedDomain
 from gateway.store.services import Services
 from routing.address import InvalidAddress, normalise_domain
 
-DEFAULT_SELECTOR_PREFIX = "hmg"
 DKIM_HELP = ("where the domain's DKIM keys come from: dns, none (not checked), or pinned:SELECTOR:KEYFILE, "
              "KEYFILE holding a PEM public key, the TXT record as opendkim-genkey writes it (the .txt file) "
              "or the bare p= value; RSA or Ed25519")
@@ -96,10 +88,12 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = leaf(trust_sub, "remove", "remove a trusted domain", cmd_trust_remove)
     p.add_argument("domain")
-    p = leaf(trust_sub, "suspend", "suspend a trusted domain (mail refused until resumed)", cmd_trust_suspend)
+    p = leaf(trust_sub, "suspend", "suspend a trusted domain (mail refused until resumed)", cmd_trust_status)
     p.add_argument("domain")
-    p = leaf(trust_sub, "resume", "resume a suspended trusted domain", cmd_trust_resume)
+    p.set_defaults(status="suspended")
+    p = leaf(trust_sub, "resume", "resume a suspended trusted domain", cmd_trust_status)
     p.add_argument("domain")
+    p.set_defaults(status="active")
     imports.register_trust(trust_sub, leaf)
 
 
@@ -109,28 +103,19 @@ def _domain(value: str) -> str:
 
 
 def cmd_hosted_add(args: argparse.Namespace) -> int:
-    name = _domain(args.domain)
-    selector = args.selector or f"{DEFAULT_SELECTOR_PREFIX}{datetime.now(UTC):%Y%m}"
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", selector):
-        raise UserError(f"invalid DKIM selector {selector!r} (letters, digits and '-')")
+    now = datetime.now(UTC)
     private_pem, public_b64 = generate_dkim_key(key_type=args.key_type)
-    with services(args) as svc, svc.db.write() as session, translate_errors():
-        domain = add_hosted_domain(session, name)
-        system = svc.keys.system_key(session)
-        domain.dkim_selector = selector
-        domain.dkim_data_key_id = system.data_key_id
-        domain.dkim_key_sealed = system.seal("dkim", name, private_pem)
-        domain.dkim_public_key = public_b64.decode("ascii")
-        audit.record(session, actor=actor(), action="domain.hosted.add", subject_ref=f"domain:{name}",
-                     details={"selector": selector})
+    with services(args) as svc, svc.db.write() as session:
+        done = hosted.add(session, svc.keys, cli_actor(), args.domain, now=now, private_pem=private_pem,
+                          public_b64=public_b64, selector=args.selector or hosted.default_selector(now))
+    name = done["domain"]
     print(f"hosted domain {name} added; publish its DKIM key with: gateway domain hosted dkim {name}")
     return 0
 
 
 def cmd_hosted_list(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.read() as session:
-        rows = [{"domain": d.name, "dkim_selector": d.dkim_selector, "created_at": d.created_at.isoformat()}
-                for d in session.execute(select(HostedDomain).order_by(HostedDomain.name)).scalars()]
+        rows = hosted.list_hosted(session)
     if args.json:
         emit_json(rows)
     else:
@@ -174,53 +159,35 @@ def cmd_hosted_dkim(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_pubkey_file(path: Path) -> str:
-    """The ``p=`` value of the key in ``path``: PEM, a DKIM TXT record (zone-file stub) or bare base64."""
+def read_pubkey_file(path: Path) -> str:
+    """The text of a public key file (PEM, a DKIM TXT record or bare base64: the operation reads it)."""
     try:
-        text = path.read_text(encoding="ascii")
+        return path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read public key file ({exc.__class__.__name__})") from None
-    try:
-        return parse_public_key(text).p
-    except PublicKeyError as exc:
-        raise UserError(f"{path}: {exc}") from None
 
 
 def _dkim_fields(policy: str) -> dict[str, Any]:
+    """``--dkim dns|none|pinned:SELECTOR:KEYFILE`` as the operations' fields."""
     if policy in ("dns", "none"):
         return {"dkim_policy": policy}
     parts = policy.split(":", 2)
     if len(parts) != 3 or parts[0] != "pinned" or not parts[1] or not parts[2]:
         raise UserError(f"--dkim: expected dns, none or pinned:SELECTOR:PUBKEYFILE, got {policy!r}")
     return {"dkim_policy": "pinned", "dkim_selector": parts[1],
-            "dkim_public_key": parse_pubkey_file(Path(parts[2]))}
+            "dkim_public_key": read_pubkey_file(Path(parts[2]))}
 
 
 def cmd_trust_add(args: argparse.Namespace) -> int:
-    name = _domain(args.domain)
-    fields: dict[str, Any] = _dkim_fields(args.dkim)
-    if args.dkim_required:
-        if fields["dkim_policy"] == "none":
-            raise UserError("--dkim-required: a required signature needs --dkim dns or pinned")
-        fields["dkim_required"] = True
-    if args.route:
-        try:
-            split_hostport(args.route)
-        except ValueError as exc:
-            raise UserError(f"--route: {exc}") from None
-    if args.max_size is not None and args.max_size <= 0:
-        raise UserError("--max-size: must be a positive number of bytes")
-    fields.update(description=args.description, operator_dn=args.dn, route=args.route,
-                  tls_required=not args.no_tls_required, max_message_size=args.max_size,
-                  status="active", origin="manual")
-    with translate_errors():
-        fields.update(trust.connection_fields({k: v for k, v in (("max_connections", args.max_connections),
-                                                                 ("networks", args.networks)) if v is not None}))
-    with services(args) as svc, svc.db.write() as session, translate_errors():
-        add_trusted_domain(session, name, **fields)
-        audit.record(session, actor=actor(), action="domain.trust.add", subject_ref=f"domain:{name}",
-                     details={k: v for k, v in fields.items() if k != "dkim_public_key"})
-    print(f"trusted domain {name} added")
+    data: dict[str, Any] = {"name": args.domain, "description": args.description, "operator_dn": args.dn,
+                            "route": args.route, "tls_required": not args.no_tls_required,
+                            "max_message_size": args.max_size, "dkim_required": args.dkim_required,
+                            **_dkim_fields(args.dkim)}
+    data.update({k: v for k, v in (("max_connections", args.max_connections), ("networks", args.networks))
+                 if v is not None})
+    with services(args) as svc, svc.db.write() as session:
+        done = trust.add(session, cli_actor(), data, now=datetime.now(UTC))
+    print(f"trusted domain {done['name']} added")
     return 0
 
 
@@ -247,18 +214,20 @@ def cmd_trust_set(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trust_row(d: TrustedDomain) -> dict[str, Any]:
-    return {"domain": d.name, "status": d.status, "description": d.description, "operator_dn": d.operator_dn,
-            "dkim": d.dkim_policy + (f":{d.dkim_selector}" if d.dkim_policy == "pinned" else ""),
-            "dkim_required": d.dkim_required,
-            "route": d.route, "tls_required": d.tls_required, "max_message_size": d.max_message_size,
-            "max_connections": d.max_connections, "networks": (d.networks or "").split(),
-            "origin": d.origin, "updated_at": d.modified_at.isoformat()}
+def _shown(r: dict[str, Any]) -> dict[str, Any]:
+    """An operation's row as the command line lists it (``dkim``: the policy, with the pinned selector)."""
+    return {"domain": r["name"], "status": r["status"], "description": r["description"],
+            "operator_dn": r["operator_dn"],
+            "dkim": r["dkim_policy"] + (f":{r['dkim_selector']}" if r["dkim_policy"] == "pinned" else ""),
+            "dkim_required": r["dkim_required"], "route": r["route"], "tls_required": r["tls_required"],
+            "max_message_size": r["max_message_size"],
+            "max_connections": r["max_connections"], "networks": r["networks"], "origin": r["origin"],
+            "updated_at": r["modified_at"]}
 
 
 def cmd_trust_list(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.read() as session:
-        rows = [_trust_row(d) for d in session.execute(select(TrustedDomain).order_by(TrustedDomain.name)).scalars()]
+        rows = [_shown(r) for r in trust.list_trusted(session)]
     if args.json:
         emit_json(rows)
     else:
@@ -267,29 +236,15 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _change_trust(args: argparse.Namespace, action: str) -> int:
-    name = _domain(args.domain)
+def cmd_trust_remove(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.write() as session:
-        entry = trusted_domain(session, name)
-        if entry is None:
-            raise UserError(f"{name} is not in the trust list")
-        if action == "remove":
-            session.delete(entry)
-        else:
-            entry.status = "suspended" if action == "suspend" else "active"
-            entry.modified_at = datetime.now(UTC)
-        audit.record(session, actor=actor(), action=f"domain.trust.{action}", subject_ref=f"domain:{name}")
-    print(f"trusted domain {name}: {action}{'d' if action.endswith('e') else 'ed'}")
+        done = trust.remove(session, cli_actor(), args.domain, now=datetime.now(UTC))
+    print(f"trusted domain {done['name']}: removed")
     return 0
 
 
-def cmd_trust_remove(args: argparse.Namespace) -> int:
-    return _change_trust(args, "remove")
-
-
-def cmd_trust_suspend(args: argparse.Namespace) -> int:
-    return _change_trust(args, "suspend")
-
-
-def cmd_trust_resume(args: argparse.Namespace) -> int:
-    return _change_trust(args, "resume")
+def cmd_trust_status(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.write() as session:
+        done = trust.set_status(session, cli_actor(), args.domain, args.status, now=datetime.now(UTC))
+    print(f"trusted domain {done['name']}: {'suspended' if args.status == 'suspended' else 'resumed'}")
+    return 0

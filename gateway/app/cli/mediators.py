@@ -16,12 +16,21 @@ from typing import Any
 from gateway.accounts import mediators
 from gateway.accounts.admins import InvalidAdminName, check_name
 from gateway.accounts.patients import by_ins
-from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
+from gateway.app.cli.common import (
+    Leaf,
+    Node,
+    UserError,
+    actor,
+    emit_json,
+    emit_table,
+    print_enrolment,
+    read_new_password,
+    services,
+    translate_errors,
+)
 from gateway.operations.recovery import CodeRefused, issue_code
 from gateway.store import audit
 from routing.ins import mask_ins, normalise_ins
-
-MIN_PASSWORD = 12
 
 
 def register(node: Node, leaf: Leaf) -> None:
@@ -57,38 +66,17 @@ def _name(value: str) -> str:
         raise UserError(str(exc).replace("admin name", "mediator name")) from None
 
 
-def _password(from_stdin: bool) -> str:
-    import getpass
-
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            raise UserError("the two passwords differ")
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password too short (at least {MIN_PASSWORD} characters)")
-    return password
-
-
 def cmd_add(args: argparse.Namespace) -> int:
     name = _name(args.name)
     organisation = (args.organisation or "").strip()[:200] or None
-    password = _password(args.password_stdin)
+    password = read_new_password(args.password_stdin)
     with services(args) as svc, svc.db.write() as session, translate_errors():
         created = mediators.add_mediator(session, svc.keys, name, password, organisation=organisation,
                                          now=datetime.now(UTC))
         audit.record(session, actor=actor(), action="mediator.add", subject_ref=f"mediator:{name}",
                      details={"organisation": organisation})
-    uri = created.provisioning_uri()
-    print(f"mediator {name} added; enrol this TOTP secret in an authenticator app:")
-    print(f"  secret: {created.totp_secret}")
-    print(f"  uri:    {uri}")
-    if sys.stdout.isatty():
-        import segno
-
-        segno.make(uri, error="m").terminal(compact=True)
-    print("log in at /admin/login with the password and a 6-digit code; only /admin/mediation opens")
+    print_enrolment(f"mediator {name}", created.totp_secret, created.provisioning_uri(),
+                    "; only /admin/mediation opens")
     return 0
 
 

@@ -7,12 +7,10 @@ JSON API call; each change is audited as ``admin:cli:<user>``.
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.app.cli.common import UserError, emit_json, services
+from gateway.app.cli.common import UserError, emit_json, read_new_password, services
 from gateway.operations import pros as ops
 from gateway.operations.common import cli_actor
 
@@ -50,19 +48,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         for key, value in info.items():
             print(f"{key + ':':28}{'-' if value is None else value}")
     return 0
-
-
-def read_new_password() -> str:
-    """One line from standard input, or the same password typed twice on a terminal."""
-    if sys.stdin.isatty():
-        password = getpass.getpass("new password: ")
-        if getpass.getpass("again: ") != password:
-            raise UserError("the two passwords differ")
-        return password
-    line = sys.stdin.readline()
-    if not line:
-        raise UserError("no password on standard input")
-    return line.rstrip("\r\n")
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:

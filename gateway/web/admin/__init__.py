@@ -24,8 +24,9 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.web.admin import api, login, mediation, pages, pages_ops
 from gateway.web.admin.context import AdminContext
-from gateway.web.admin.security import SecurityHeaders
+from gateway.web.admin.security import CSP
 from gateway.web.errors import TEXT, TITLE, UnexpectedErrors, relative_path
+from gateway.web.security import SecurityHeaders
 
 if TYPE_CHECKING:
     from gateway.store.services import Services
@@ -56,7 +57,7 @@ def unexpected(ctx: AdminContext, request: Request) -> Response:
 
 def routes(svc: Services) -> list[BaseRoute]:
     app = build(AdminContext(svc))
-    return [Mount("", app=SecurityHeaders(app))]
+    return [Mount("", app=SecurityHeaders(app, csp=CSP, hsts_max_age=svc.settings.web.hsts_max_age_seconds))]
 
 
 async def root_redirect(_: Request) -> Response:

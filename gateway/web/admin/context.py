@@ -27,7 +27,8 @@ from gateway.accounts import admins, mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.operations.common import Actor, OpError
 from gateway.web import forms
-from gateway.web.admin.security import client_ip, same_token, session_token
+from gateway.web.admin.security import session_token
+from gateway.web.security import client_ip, token_matches
 
 if TYPE_CHECKING:
     from gateway.store.services import Services
@@ -148,7 +149,7 @@ class AdminContext:
                 return self.render(request, "error.html", who, status=403, message=FORBIDDEN)
             if post:
                 given, request = await forms.leading_field(request, "csrf")
-                if not same_token(who.csrf, given):
+                if not token_matches(who.csrf, given):
                     return self.render(request, "error.html", who, status=403,
                                        message="Jeton de formulaire invalide : rechargez la page.")
             try:

@@ -23,12 +23,11 @@ from gateway.web.admin.context import AdminContext, Who
 from gateway.web.admin.security import (
     LOGIN_CSRF_COOKIE,
     clear_cookie,
-    client_ip,
-    same_token,
     session_cookie_name,
     session_token,
     set_cookie,
 )
+from gateway.web.security import client_ip, token_matches
 
 FAILED = "Identifiant, mot de passe ou code incorrect."
 LOCKED = "Trop d'échecs : réessayez dans quelques minutes."
@@ -74,7 +73,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def submit(request: Request) -> Response:
         data = await request.form()
-        if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE), data.get("login_csrf")):
+        if not token_matches(request.cookies.get(LOGIN_CSRF_COOKIE), data.get("login_csrf")):
             return form(request, error="Formulaire expiré : recommencez.", status=403)
         name, password, code = (str(data.get(k) or "")[:200] for k in ("name", "password", "code"))
         peer = client_ip(request)

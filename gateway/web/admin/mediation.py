@@ -7,6 +7,7 @@ These are the only routes a mediator's session or token opens (``mediator=True``
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -19,14 +20,18 @@ from gateway.web.admin.api import body_json
 from gateway.web.admin.context import AdminContext, Who
 
 
-def routes(ctx: AdminContext) -> list[BaseRoute]:
-    def lookup_in(actor: Actor, ins: Any) -> dict[str, Any]:
-        with ctx.svc.db.write() as session:
-            return ops_mediation.lookup(session, actor, ins, now=ctx.now())
+def _lookup(ctx: AdminContext, actor: Actor, ins: Any) -> dict[str, Any]:
+    with ctx.svc.db.write() as session:
+        return ops_mediation.lookup(session, actor, ins, now=ctx.now())
 
-    def issue_in(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
-        with ctx.svc.db.write() as session:
-            return ops_mediation.new_code(session, ctx.svc.keys, actor, data, ctx.svc.settings, now=ctx.now())
+
+def _issue(ctx: AdminContext, actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
+    with ctx.svc.db.write() as session:
+        return ops_mediation.new_code(session, ctx.svc.keys, actor, data, ctx.svc.settings, now=ctx.now())
+
+
+def routes(ctx: AdminContext) -> list[BaseRoute]:
+    lookup_in, issue_in = partial(_lookup, ctx), partial(_issue, ctx)
 
     def page(request: Request, who: Who, status: int = 200, **values: Any) -> Response:
         shown = {"patient": None, "issued": None, "error": None, **values}
@@ -62,13 +67,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 def api_routes(ctx: AdminContext) -> list[BaseRoute]:
     """Mounted under ``/api`` with the rest of the JSON API."""
 
-    def lookup_in(actor: Actor, ins: Any) -> dict[str, Any]:
-        with ctx.svc.db.write() as session:
-            return ops_mediation.lookup(session, actor, ins, now=ctx.now())
-
-    def issue_in(actor: Actor, data: dict[str, Any]) -> dict[str, Any]:
-        with ctx.svc.db.write() as session:
-            return ops_mediation.new_code(session, ctx.svc.keys, actor, data, ctx.svc.settings, now=ctx.now())
+    lookup_in, issue_in = partial(_lookup, ctx), partial(_issue, ctx)
 
     async def lookup(request: Request, actor: Actor) -> Response:
         data = await body_json(request)

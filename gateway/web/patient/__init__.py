@@ -2,7 +2,7 @@
 replies, attachments, read receipts and "Mon espace" (issue 5).
 
 The routes live in small modules (``activation``, ``login``, ``forgot``, ``inbox``,
-``actions``, ``myspace``); :class:`~gateway.web.patient.security.SecurityHeaders` wraps them all.
+``actions``, ``myspace``); :class:`~gateway.web.security.SecurityHeaders` wraps them all.
 
 Part of ``gateway.web``: may import what it may (``gateway.delivery`` for replies and read
 receipts, through the :class:`~gateway.delivery.runtime.MailRuntime` handed in).
@@ -21,8 +21,9 @@ from gateway.delivery.runtime import MailRuntime
 from gateway.store.services import Services
 from gateway.web import errors
 from gateway.web.patient import actions, activation, forgot, inbox, login, myspace
-from gateway.web.patient.security import SecurityHeaders
+from gateway.web.patient.security import CSP
 from gateway.web.patient.state import PatientWeb
+from gateway.web.security import SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
 
@@ -54,4 +55,4 @@ def routes(svc: Services, mail: MailRuntime) -> list[BaseRoute]:
         return web.problem(request, 500, errors.TITLE, errors.TEXT, back="/")
 
     app = errors.UnexpectedErrors(router, unexpected, area="patient inbox")
-    return [Mount("", app=SecurityHeaders(app, hsts_max_age=svc.settings.web.hsts_max_age_seconds))]
+    return [Mount("", app=SecurityHeaders(app, csp=CSP, hsts_max_age=svc.settings.web.hsts_max_age_seconds))]

@@ -13,12 +13,12 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.delivery.replies import ReplyRefused, send_reply
 from gateway.mailstore import inbox
-from gateway.mailstore.inbox import Row
+from gateway.mailstore.inbox import InboxRow
 from gateway.web.patient import mailbox
 from gateway.web.patient.anon import field
 from gateway.web.patient.guard import FORM_OVERHEAD, page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
-from gateway.web.patient.uploads import Limits, UploadRefused, read_attachments
+from gateway.web.patient.uploads import UploadLimits, UploadRefused, read_attachments
 
 MAX_REPLY_CHARS = 20_000
 REFUSALS = {
@@ -33,7 +33,7 @@ def _int(value: str) -> int | None:
 
 
 def routes(web: PatientWeb) -> list[BaseRoute]:
-    limits = Limits(web.web.max_attachment_bytes, web.web.max_total_attachment_bytes, web.web.max_attachments)
+    limits = UploadLimits(web.web.max_attachment_bytes, web.web.max_total_attachment_bytes, web.web.max_attachments)
     upload_limit = web.web.max_total_attachment_bytes + FORM_OVERHEAD
 
     def subject_of(ctx: Ctx, cid: int) -> str | None:
@@ -69,7 +69,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                                back=back)
         return redirect(f"{back}?envoye=1")
 
-    Op = Callable[[Session, Ctx, Row], str]
+    Op = Callable[[Session, Ctx, InboxRow], str]
 
     def change(ctx: Ctx, mid: int, op: Op) -> str | None:
         with web.db.write() as s:
@@ -87,18 +87,18 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         return Route(f"/messages/{{mid}}/{name}", page(web, f"message.{name}")(endpoint), methods=["POST"])
 
     def moving(source: str | None, to: str, then: str) -> Op:
-        def op(s: Session, ctx: Ctx, row: Row) -> str:
+        def op(s: Session, ctx: Ctx, row: InboxRow) -> str:
             if (source is None or row.folder == source) and row.folder != to:
                 inbox.move(s, web.keys, ctx.mailbox_id, row, to)
             return then
 
         return op
 
-    def unread(s: Session, ctx: Ctx, row: Row) -> str:
+    def unread(s: Session, ctx: Ctx, row: InboxRow) -> str:
         inbox.remove_flag(s, ctx.mailbox_id, row, "\\Seen")
         return "/"
 
-    def delete(s: Session, ctx: Ctx, row: Row) -> str:
+    def delete(s: Session, ctx: Ctx, row: InboxRow) -> str:
         if row.folder != "Trash":  # only from the trash: two deliberate steps
             return f"/messages/{row.id}"
         inbox.delete(s, ctx.mailbox_id, row)

@@ -28,6 +28,7 @@ from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve,
 from gateway.web.patient.guard import page
 from gateway.web.patient.passwords import strength_problem
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
+from gateway.web.security import client_ip
 from routing.ins import mask_ins
 
 BAD_CODE = "Numéro INS ou code d'activation incorrect, ou code expiré."
@@ -61,7 +62,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         form = await anon_form(request)
         if form is None:
             return expired(request)
-        ip = security.client_ip(request)
+        ip = client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
         attempt = await reserve(web, "activation", key, ip)
         if attempt is None:
@@ -199,7 +200,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         form = await anon_form(request)
         if form is None:
             return expired(request)
-        ip = security.client_ip(request)
+        ip = client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
         if form.get("confirm") != "oui":
             return web.render(request, "opposition.html", status=400,

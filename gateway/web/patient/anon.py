@@ -14,6 +14,7 @@ from gateway.accounts.throttle import Reservation
 from gateway.web import forms
 from gateway.web.patient import security
 from gateway.web.patient.state import PatientWeb
+from gateway.web.security import token_matches
 from routing.ins import InvalidINS, normalise_ins
 
 MAX_ANON_FORM = 16 * 1024
@@ -34,7 +35,7 @@ async def anon_form(request: Request) -> FormData | None:
     if not cookie:
         return None
     given, request = await forms.leading_field(request, security.CSRF_FIELD)
-    if not security.token_matches(cookie, given):
+    if not token_matches(cookie, given):
         return None
     return await request.form(max_files=0, max_fields=20)
 

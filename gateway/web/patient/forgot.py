@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.operations import recovery
-from gateway.web.patient import security
 from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve
 from gateway.web.patient.state import PatientWeb
+from gateway.web.security import client_ip
 
 log = logging.getLogger(__name__)
 LOCKED = "Trop de demandes. Par sécurité, réessayez dans quelques minutes."
@@ -45,7 +45,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return web.problem(request, 403, "Formulaire expiré",
                                "Le formulaire a expiré ou ne vient pas de ce site. Rechargez la page.",
                                back="/mot-de-passe-oublie")
-        ip = security.client_ip(request)
+        ip = client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
         attempt = await reserve(web, "recovery", key, ip)  # every request counts: no mail bombing, no INS sweeping
         if attempt is None:

@@ -25,6 +25,7 @@ from gateway.store import audit
 from gateway.web import forms
 from gateway.web.patient import security
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
+from gateway.web.security import client_ip, token_matches
 
 Handler = Callable[[Request, Ctx], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -55,7 +56,7 @@ def page(web: PatientWeb, action: str, *, stage: str = "full",
                                        "Votre envoi dépasse la taille autorisée.", back="/")
                 if token is not None and await web.run(live, token):
                     csrf_given, request = await forms.leading_field(request, security.CSRF_FIELD)
-            ip = security.client_ip(request)
+            ip = client_ip(request)
             path = request.url.path
 
             def authenticate() -> tuple[Ctx, bool] | None:
@@ -70,7 +71,7 @@ def page(web: PatientWeb, action: str, *, stage: str = "full",
                     if patient is None or patient.mailbox_id is None or not usable:
                         s.delete(row)
                         return None
-                    ok = not post or security.token_matches(row.csrf_secret, csrf_given)
+                    ok = not post or token_matches(row.csrf_secret, csrf_given)
                     audit.record(s, actor=f"patient:{patient.id}", action=f"web.{action}" if ok else "web.csrf_refused",
                                  subject_ref=f"patient:{patient.id}", peer=ip, now=now,
                                  details={"method": request.method, "path": path[:200]})

@@ -63,7 +63,7 @@ WEB_ACTIONS = {
 
 
 @dataclass(frozen=True)
-class Row:
+class HistoryEntry:
     at: datetime
     what: str
     who: str
@@ -129,7 +129,7 @@ def describe_recovery(entry: AuditEntry) -> str | None:
     return None
 
 
-def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[Row], int | None]:
+def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[HistoryEntry], int | None]:
     """One page of the history, newest first, and the id to continue from (or None)."""
     found = audit.entries_about(session, f"patient:{patient_id}", before=before, limit=PAGE + 1)
     more = found[PAGE].id + 1 if len(found) > PAGE else None
@@ -138,5 +138,5 @@ def entries(session: Session, patient_id: int, *, before: int | None = None) -> 
         what = describe_recovery(e) or describe_action(e.action)
         if e.action.startswith("web."):
             what += " (envoi de formulaire)" if _details(e).get("method") == "POST" else ""
-        rows.append(Row(e.at, what, describe_actor(e.actor, patient_id), e.peer or "—"))
+        rows.append(HistoryEntry(e.at, what, describe_actor(e.actor, patient_id), e.peer or "—"))
     return rows, more

@@ -81,7 +81,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             receipt = await web.run(receipts.send_once, web, ctx, mid)
         return web.render(request, "message.html", ctx=ctx, accept=ACCEPT, receipt_sent=receipt, **data)
 
-    def attachment_data(ctx: Ctx, mid: int, index: int) -> tuple[mailview.Part, bytes] | None:
+    def attachment_data(ctx: Ctx, mid: int, index: int) -> tuple[mailview.AttachmentInfo, bytes] | None:
         with web.db.read() as s:
             row = store.owned(s, ctx.mailbox_id, mid)
             if row is None:

@@ -15,6 +15,7 @@ from gateway.web.patient import security, totp
 from gateway.web.patient.anon import anon_form, failed, field, ins_key, reserve, succeeded
 from gateway.web.patient.guard import page
 from gateway.web.patient.state import Ctx, PatientWeb, redirect
+from gateway.web.security import client_ip
 
 GENERIC_FAILURE = "Identifiant, mot de passe ou code de vérification incorrect."
 LOCKED = ("Trop de tentatives infructueuses. Par sécurité, la connexion est suspendue quelques minutes. "
@@ -65,7 +66,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return web.problem(request, 403, "Formulaire expiré",
                                "Le formulaire a expiré ou ne vient pas de ce site. Rechargez la page.",
                                back="/connexion")
-        ip = security.client_ip(request)
+        ip = client_ip(request)
         ins, key = ins_key(field(form, "ins", 40))
         attempt = await reserve(web, "login", key, ip)
         if attempt is None:

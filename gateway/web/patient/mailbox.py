@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gateway.mailstore import inbox
-from gateway.mailstore.inbox import ConversationState, Row
+from gateway.mailstore.inbox import ConversationState, InboxRow
 from gateway.mailstore.summaries import Shown
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
@@ -34,7 +34,7 @@ class Item:
     conversation_id: int | None
     seen: bool
     internal_date: datetime
-    summary: mailview.Summary
+    summary: mailview.Heading
     attachments: int = 0
 
 
@@ -51,10 +51,10 @@ class Thread:
     ended: bool = False
 
 
-def shown(s: Shown, *, fallback_date: datetime | None) -> mailview.Summary:
+def shown(s: Shown, *, fallback_date: datetime | None) -> mailview.Heading:
     """The page's summary from the stored one (the same defaults as an opened message's)."""
     date = datetime.fromisoformat(s.date) if s.date else fallback_date
-    return mailview.Summary(s.subject or mailview.NO_SUBJECT, s.from_name or s.from_address or mailview.NO_AUTHOR,
+    return mailview.Heading(s.subject or mailview.NO_SUBJECT, s.from_name or s.from_address or mailview.NO_AUTHOR,
                             s.from_address, date, s.message_id)
 
 
@@ -112,7 +112,7 @@ def threads(session: Session, mailbox_id: int, found: list[Item]) -> list[Thread
     return sorted(grouped.values(), key=lambda t: t.last, reverse=True)
 
 
-def owned(session: Session, mailbox_id: int, message_id: int) -> Row | None:
+def owned(session: Session, mailbox_id: int, message_id: int) -> InboxRow | None:
     """The message if it is in one of this patient's folders."""
     return inbox.owned(session, mailbox_id, message_id)
 

@@ -29,7 +29,7 @@ NO_AUTHOR = "(expéditeur inconnu)"
 
 
 @dataclass(frozen=True)
-class Summary:
+class Heading:
     subject: str
     sender_name: str
     sender_address: str
@@ -38,7 +38,9 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Part:
+class AttachmentInfo:
+    """One attachment as the message view lists it (its bytes are read on download)."""
+
     index: int
     filename: str
     content_type: str
@@ -47,11 +49,11 @@ class Part:
 
 @dataclass(frozen=True)
 class View:
-    summary: Summary
+    summary: Heading
     to: str
     text: str | None
     html: str | None  # already sanitised
-    attachments: tuple[Part, ...]
+    attachments: tuple[AttachmentInfo, ...]
     wants_receipt: bool
 
 
@@ -77,7 +79,7 @@ def _header(msg: Message, name: str) -> str:
         return ""
 
 
-def summary(msg: EmailMessage, *, fallback_date: datetime | None = None) -> Summary:
+def summary(msg: EmailMessage, *, fallback_date: datetime | None = None) -> Heading:
     name, address = "", ""
     try:
         field = msg.get("From")
@@ -94,7 +96,7 @@ def summary(msg: EmailMessage, *, fallback_date: datetime | None = None) -> Summ
             date = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, TypeError, IndexError):
         pass
-    return Summary(_header(msg, "Subject") or NO_SUBJECT, name or address or NO_AUTHOR,
+    return Heading(_header(msg, "Subject") or NO_SUBJECT, name or address or NO_AUTHOR,
                    address, date, _header(msg, "Message-ID") or None)
 
 
@@ -118,12 +120,12 @@ def _text_of(part: Message) -> str:
         return _payload(part).decode("utf-8", "replace")[:MAX_TEXT]
 
 
-def attachments(msg: EmailMessage) -> list[tuple[Part, Message]]:
-    found: list[tuple[Part, Message]] = []
+def attachments(msg: EmailMessage) -> list[tuple[AttachmentInfo, Message]]:
+    found: list[tuple[AttachmentInfo, Message]] = []
     for part in msg.walk():
         if _is_attachment(part):
             name = part.get_filename() or f"piece-jointe-{len(found) + 1}"
-            found.append((Part(len(found), name, part.get_content_type(), len(_payload(part))), part))
+            found.append((AttachmentInfo(len(found), name, part.get_content_type(), len(_payload(part))), part))
     return found
 
 
@@ -177,7 +179,7 @@ def view(raw: bytes, *, fallback_date: datetime | None = None) -> View:
     )
 
 
-def attachment(raw: bytes, index: int) -> tuple[Part, bytes] | None:
+def attachment(raw: bytes, index: int) -> tuple[AttachmentInfo, bytes] | None:
     for part, node in attachments(parse(raw)):
         if part.index == index:
             return part, _payload(node)

@@ -160,7 +160,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         before_text = request.query_params.get("avant", "")
         before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
 
-        def read() -> tuple[list[history.Row], int | None]:
+        def read() -> tuple[list[history.HistoryEntry], int | None]:
             with web.db.read() as s:
                 return history.entries(s, ctx.patient_id, before=before)
 

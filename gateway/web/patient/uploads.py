@@ -29,7 +29,7 @@ class UploadRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class Limits:
+class UploadLimits:
     per_file: int
     total: int
     count: int
@@ -60,7 +60,7 @@ def kind_of(filename: str, data: bytes) -> str | None:
     return content_type if any(data.startswith(m) for m in magics) else None
 
 
-async def read_attachments(files: Sequence[UploadFile], limits: Limits) -> list[Attachment]:
+async def read_attachments(files: Sequence[UploadFile], limits: UploadLimits) -> list[Attachment]:
     chosen = [f for f in files if f.filename]
     if len(chosen) > limits.count:
         raise UploadRefused(f"Vous pouvez joindre au plus {limits.count} fichiers.")
