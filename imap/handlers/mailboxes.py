@@ -118,6 +118,8 @@ async def list_(s: Session, cmd: c.List) -> Reply:
 
 
 async def lsub(s: Session, cmd: c.Lsub) -> Reply:
+    if cmd.pattern is None:  # not modified UTF-7: matches no mailbox (RFC 3501 §5.1.3)
+        return replies.LSUB_COMPLETED
     if cmd.pattern == "":
         await s.send(_line(b"LSUB", ["\\Noselect"], ""))
         return replies.LSUB_COMPLETED

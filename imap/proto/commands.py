@@ -142,7 +142,9 @@ class Unsubscribe(Command):
 class List(Command):
     """LIST (RFC 3501 §6.3.8) with RFC 5258 selection/return options used by RFC 6154.
 
-    ``patterns`` are decoded mailbox patterns (``%`` and ``*`` are wildcards).
+    ``patterns`` are decoded mailbox patterns (``%`` and ``*`` are wildcards); one that is
+    not valid modified UTF-7 (RFC 3501 §5.1.3) matches nothing and is left out, as are all
+    of them under such a reference.
     ``select_options`` e.g. ``("SUBSCRIBED", "SPECIAL-USE")``; ``return_options`` e.g.
     ``("SPECIAL-USE", "CHILDREN")``; both upper-cased.
     """
@@ -156,9 +158,11 @@ class List(Command):
 
 @dataclass(frozen=True, slots=True)
 class Lsub(Command):
+    """``pattern`` None: the pattern or the reference is not modified UTF-7 (matches nothing)."""
+
     name: ClassVar[str] = "LSUB"
     reference: str = ""
-    pattern: str = ""
+    pattern: str | None = ""
 
 
 class StatusItem(enum.StrEnum):

@@ -43,6 +43,12 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
         c.List("t", "", ("*", "Arch%"), ("SPECIAL-USE",), ("SPECIAL-USE", "CHILDREN")),
     ),
     (b't LSUB "#news." "comp.mail.*"\r\n', c.Lsub("t", "#news.", "comp.mail.*")),
+    # A pattern that is not valid modified UTF-7 matches nothing (left out; LSUB: None), as
+    # Dovecot answers (imaptest's atoms test); so does any pattern under such a reference.
+    (b"t LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n", c.List("t", "", ())),
+    (b't LIST "" (&ZZ* INBOX)\r\n', c.List("t", "", ("INBOX",))),
+    (b"t LIST a&ZZ *\r\n", c.List("t", "", ())),
+    (b't LSUB "" &ZZ\r\n', c.Lsub("t", "", None)),
     (
         b"t STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq)\r\n",
         c.Status(
