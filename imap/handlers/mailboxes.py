@@ -118,14 +118,24 @@ async def list_(s: Session, cmd: c.List) -> Reply:
 
 
 async def lsub(s: Session, cmd: c.Lsub) -> Reply:
+    """RFC 3501 §6.3.9: the subscribed names matching the pattern, whether a mailbox has them
+    or not (§6.3.6), with ``()`` as Dovecot answers; and, where ``%`` stops above a subscribed
+    name, its unsubscribed parent flagged ``\\Noselect``."""
     if cmd.pattern is None:  # not modified UTF-7: matches no mailbox (RFC 3501 §5.1.3)
         return replies.LSUB_COMPLETED
     if cmd.pattern == "":
         await s.send(_line(b"LSUB", ["\\Noselect"], ""))
         return replies.LSUB_COMPLETED
     regex = pattern_regex(cmd.reference, cmd.pattern)
-    for info in await s.boxes.list_folders():
-        if info.subscribed and regex.match(info.name):
-            attrs = [] if info.selectable else ["\\Noselect"]
-            await s.send(_line(b"LSUB", attrs, info.name))
+    subscribed = set(await s.boxes.list_subscriptions())
+    found: dict[str, list[str]] = {name: [] for name in subscribed if regex.match(name)}
+    for name in subscribed - set(found):
+        parts = name.split(DELIMITER)
+        for depth in range(len(parts) - 1, 0, -1):
+            parent = DELIMITER.join(parts[:depth])
+            if regex.match(parent):
+                found.setdefault(parent, ["\\Noselect"])
+                break
+    for name in sorted(found, key=lambda n: (n != "INBOX", n)):
+        await s.send(_line(b"LSUB", found[name], name))
     return replies.LSUB_COMPLETED

@@ -33,6 +33,7 @@ _SYSTEM = {"\\SEEN", "\\ANSWERED", "\\FLAGGED", "\\DELETED", "\\DRAFT", "\\RECEN
 class _Candidate:
     seq: int
     meta: MessageMeta
+    recent: bool = False
     raw: bytes | None = None
     summary: MessageSummary | None = None
     _headers: Message | None = field(default=None)
@@ -93,9 +94,9 @@ def _envelope_values(env: Envelope, name: str) -> list[str]:
     return [", ".join(out)] if out else []
 
 
-def _has_flag(flags: frozenset[str], flag: str) -> bool:
+def _has_flag(flags: frozenset[str], flag: str, recent: bool) -> bool:
     if flag.upper() == "\\RECENT":
-        return False  # no message is \Recent in this server (imap.selected_view)
+        return recent  # a session flag (RFC 3501 §2.3.2, imap.selected_view)
     if flag.upper() in _SYSTEM:
         return any(f.upper() == flag.upper() for f in flags)
     return flag in flags
@@ -146,7 +147,7 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     if isinstance(key, t.SearchAll):
         return True
     if isinstance(key, t.SearchFlag):
-        return _has_flag(m.meta.flags, key.flag) == key.present
+        return _has_flag(m.meta.flags, key.flag, m.recent) == key.present
     if isinstance(key, t.SearchSize):
         return m.meta.size > key.size if key.larger else m.meta.size < key.size
     if isinstance(key, t.SearchSet):
@@ -202,7 +203,7 @@ async def search(s: Session, cmd: c.Search) -> Reply:
         raws = await s.boxes.fetch_raws(view.name, uids) if raw_needed else {}
         summaries = await s.boxes.fetch_summaries(view.name, uids) if summary_needed else {}
         for seq, uid in chunk:
-            candidate = _Candidate(seq, view.meta[uid], raws.get(uid), summaries.get(uid))
+            candidate = _Candidate(seq, view.meta[uid], uid in view.recent, raws.get(uid), summaries.get(uid))
             if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None):
                 continue  # expunged meanwhile
             if matches(key, candidate, exists=exists, max_uid=max_uid):

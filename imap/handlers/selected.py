@@ -53,6 +53,8 @@ async def store(s: Session, cmd: c.Store) -> Reply:
         unchanged_since=cmd.unchanged_since,
     )  # fmt: skip
     changed = {m.uid for m in result.updated}
+    for line in view.new_keywords(result.updated):  # RFC 3501 §7.2.6: FLAGS before the FETCHes
+        await s.send(line)
     for updated in result.updated:
         view.update(updated)
     conflicts = set(result.conflicts)
