@@ -157,6 +157,8 @@ class SelectedView:
             new = [m for m in everything if m.uid not in self.meta]
         self.highestmodseq = status.highestmodseq
         self.uidnext = max(self.uidnext, status.uidnext)
+        if not self.read_only:  # taken by another session already: no write to try for them
+            self.recent_mark = max(self.recent_mark, status.recent_uid)
         out += self.new_keywords(m for m in changed if m.uid not in self.pending_expunge)
         for meta in changed:
             old = self.meta.get(meta.uid)
