@@ -120,6 +120,7 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "IDLE",  # RFC 2177
     "NAMESPACE",  # RFC 2342
     "UIDPLUS",  # RFC 4315
+    "ESEARCH",  # RFC 4731
     "ENABLE",  # RFC 5161
     "UNSELECT",  # RFC 3691
     "CHILDREN",  # RFC 3348

@@ -104,7 +104,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     view = s.selected
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
     if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
-        s.condstore = True  # RFC 7162 §3.1
+        await s.enable_condstore()  # RFC 7162 §3.1
     if cmd.changed_since is not None:
         pairs = [(q, u) for q, u in pairs if u in view.meta and view.meta[u].modseq > cmd.changed_since]
     need_summary = any(i in _SUMMARY for i in cmd.items if isinstance(i, FetchAttr))

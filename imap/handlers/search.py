@@ -23,6 +23,7 @@ from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.replies import Reply
+from imap.proto.seqset import format_uids
 from imap.proto.structure import Envelope
 from imap.session import Session
 
@@ -208,10 +209,43 @@ async def search(s: Session, cmd: c.Search) -> Reply:
                 continue  # expunged meanwhile
             if matches(key, candidate, exists=exists, max_uid=max_uid):
                 found.append((seq, candidate.meta))
+    if uses_modseq(key):
+        await s.enable_condstore()  # RFC 7162 §3.1
+    if cmd.return_options is not None:
+        await s.send(esearch_line(cmd, [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found],
+                                  modseq=uses_modseq(key)))
+        return replies.SEARCH_COMPLETED
     numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
     line = ("SEARCH " + numbers).strip()
     if uses_modseq(key) and found:  # RFC 7162 §3.1.5
-        s.condstore = True
         line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
     await s.send(encoder.untagged(line.encode("ascii")))
     return replies.SEARCH_COMPLETED
+
+
+def esearch_line(cmd: c.Search, found: list[tuple[int, int]], *, modseq: bool) -> bytes:
+    """RFC 4731 §3.1: ``* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]``, from
+    (number, modseq) pairs in ascending order; MIN, MAX and ALL only when something matched.
+    RFC 7162 §3.1.5: with a MODSEQ key, ``MODSEQ`` is the highest of the messages returned:
+    all matches when ALL or COUNT is asked, else only the MIN and MAX ones (RFC 4731 §3.2)."""
+    options = cmd.return_options or ("ALL",)
+    words = ["ESEARCH", "(TAG " + encoder.quoted(cmd.tag).decode("ascii") + ")"]
+    if cmd.uid:
+        words.append("UID")
+    returned: list[tuple[int, int]] = []
+    if found:
+        if "MIN" in options:
+            words.append(f"MIN {found[0][0]}")
+            returned.append(found[0])
+        if "MAX" in options:
+            words.append(f"MAX {found[-1][0]}")
+            returned.append(found[-1])
+        if "ALL" in options:
+            words.append("ALL " + format_uids([n for n, _ in found]))
+    if "COUNT" in options:
+        words.append(f"COUNT {len(found)}")
+    if "ALL" in options or "COUNT" in options:
+        returned = found
+    if modseq and returned:
+        words.append(f"MODSEQ {max(m for _, m in returned)}")
+    return encoder.untagged(" ".join(words).encode("ascii"))

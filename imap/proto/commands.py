@@ -242,12 +242,16 @@ class Expunge(_UidCommand):
 
 @dataclass(frozen=True, slots=True)
 class Search(_UidCommand):
-    """SEARCH (RFC 3501 §6.4.4). ``criteria`` is one key (an implicit AND of the list)."""
+    """SEARCH (RFC 3501 §6.4.4). ``criteria`` is one key (an implicit AND of the list).
+
+    ``return_options`` (RFC 4731 ESEARCH): None for a plain SEARCH, else the upper-cased
+    ``RETURN`` options, ``("ALL",)`` for ``RETURN ()``."""
 
     name: ClassVar[str] = "SEARCH"
     uid: bool = False
     charset: str | None = None
     criteria: SearchKey | None = None
+    return_options: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,31 @@ def _expunge(uid: bool) -> Parser:
     return parse
 
 
+ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")  # RFC 4731 §3.1 search-return-opt
+
+
+def _search_return(reader: Reader) -> tuple[str, ...] | None:
+    """RFC 4731 §3.1: ``RETURN (opt ...) SP`` before the search program; ``()`` is ALL."""
+    if reader.data[reader.pos : reader.pos + 7].upper() != b"RETURN ":
+        return None
+    reader.pos += 7
+    options: list[str] = []
+    for raw in reader.paren_list("atom"):
+        option = raw.decode("ascii").upper()
+        if option not in ESEARCH_OPTIONS:
+            raise reader.error(replies.UNKNOWN_SEARCH_RETURN_OPTION)
+        if option not in options:
+            options.append(option)
+    reader.sp()
+    return tuple(options) or ("ALL",)
+
+
 def _search(uid: bool) -> Parser:
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp()
+        returns = _search_return(reader)
         charset = parse_charset(reader)
-        return c.Search(tag, uid, charset, parse_search_keys(reader))
+        return c.Search(tag, uid, charset, parse_search_keys(reader), returns)
 
     return parse
 

@@ -215,6 +215,7 @@ UNKNOWN_MODIFIER = Reply(_BAD, "Unknown modifier")
 INVALID_STORE_ITEM = Reply(_BAD, "Invalid STORE item")
 SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
+UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
 INVALID_MODSEQ_ENTRY_TYPE = Reply(_BAD, "Invalid MODSEQ entry type")  # RFC 7162 §3.1.5
 
 

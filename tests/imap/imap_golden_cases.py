@@ -138,6 +138,10 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
         ),
     ),
     (b"t SEARCH MODSEQ 5\r\n", c.Search("t", False, None, t.SearchModSeq(5))),
+    # RFC 4731 §3.1 ESEARCH: RETURN options before CHARSET; "()" means ALL.
+    (b"t SEARCH RETURN (MIN max Count ALL) ALL\r\n",
+     c.Search("t", False, None, t.SearchAll(), ("MIN", "MAX", "COUNT", "ALL"))),
+    (b"t UID SEARCH RETURN () CHARSET UTF-8 ALL\r\n", c.Search("t", True, "UTF-8", t.SearchAll(), ("ALL",))),
     (b"t FETCH 1 ALL\r\n", c.Fetch("t", False, S("1"), t.FETCH_MACROS["ALL"])),
     (b"t FETCH 1:* fast\r\n", c.Fetch("t", False, S("1:*"), t.FETCH_MACROS["FAST"])),
     (b"t FETCH 2 FULL\r\n", c.Fetch("t", False, S("2"), t.FETCH_MACROS["FULL"])),

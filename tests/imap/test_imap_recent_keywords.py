@@ -167,3 +167,45 @@ async def test_keywords_are_listed_in_flags_and_announced_when_new() -> None:
         S: * 2 EXISTS
         S: d OK NOOP completed
     """)
+
+
+async def test_esearch_return_options_and_modseq() -> None:
+    # RFC 4731 §3.1 (imaptest's esearch, esearch-condstore): results in one ESEARCH response
+    # naming the command's tag; nothing found: only COUNT 0 (when asked). RFC 7162 §3.1.5:
+    # MODSEQ is the highest of the messages returned (of MIN / MAX only when ALL and COUNT
+    # are not asked). A CONDSTORE-enabling FETCH sends HIGHESTMODSEQ first (RFC 7162 §3.1).
+    backend = MemoryBackend()
+    for flags in (["\\Seen"], [], ["\\Seen"], [], ["\\Seen"]):
+        backend.users["alice"].deliver(PLAIN, flags=flags)
+    await Transcript(backend).run(LOGIN + _select("SELECT", 5, 5, uidnext=6, modseq=6, unseen=2) + r"""
+        C: c STORE 2 +FLAGS.SILENT (\Deleted)
+        S: c OK STORE completed
+        C: d EXPUNGE
+        S: * 2 EXPUNGE
+        S: d OK EXPUNGE completed
+        C: e SEARCH RETURN () ALL
+        S: * ESEARCH (TAG "e") ALL 1:4
+        S: e OK SEARCH completed
+        C: f UID SEARCH RETURN (COUNT MAX MIN ALL) ALL
+        S: * ESEARCH (TAG "f") UID MIN 1 MAX 5 ALL 1,3:5 COUNT 4
+        S: f OK SEARCH completed
+        C: g SEARCH RETURN (MIN MAX COUNT) 1000:*
+        S: * ESEARCH (TAG "g") MIN 4 MAX 4 COUNT 1
+        S: g OK SEARCH completed
+        C: h UID SEARCH RETURN (MIN MAX COUNT) UID 1000
+        S: * ESEARCH (TAG "h") UID COUNT 0
+        S: h OK SEARCH completed
+        C: i FETCH 1 MODSEQ
+        S: * OK [HIGHESTMODSEQ 8] Highest
+        S: * 1 FETCH (MODSEQ (2))
+        S: i OK FETCH completed
+        C: j SEARCH RETURN (MIN MAX) SEEN MODSEQ 1
+        S: * ESEARCH (TAG "j") MIN 1 MAX 4 MODSEQ 6
+        S: j OK SEARCH completed
+        C: k SEARCH RETURN (MIN) SEEN MODSEQ 1
+        S: * ESEARCH (TAG "k") MIN 1 MODSEQ 2
+        S: k OK SEARCH completed
+        C: l SEARCH RETURN (COUNT) SEEN MODSEQ 7
+        S: * ESEARCH (TAG "l") COUNT 0
+        S: l OK SEARCH completed
+    """)

@@ -117,6 +117,7 @@ async def test_read_only_mailbox_refuses_store() -> None:
 async def test_store_with_unchangedsince_reports_modified() -> None:
     await three_messages().run(LOGIN + SELECT + r"""
         C: c UID STORE 1:2 (UNCHANGEDSINCE 2) +FLAGS (\Flagged)
+        S: * OK [HIGHESTMODSEQ 4] Highest
         S: * 1 FETCH (UID 1 FLAGS (\Recent \Flagged \Seen) MODSEQ (5))
         S: c OK [MODIFIED 2] Some messages were modified
     """)

@@ -95,7 +95,11 @@ def test_search_keys(env: ImapEnv, filled: str) -> None:
     assert search("UID 2:3") == b"* SEARCH 2 3\r\n"
     assert search("2:* UNSEEN") == b"* SEARCH 2 3\r\n"
     assert wire.ok("UID SEARCH FLAGGED")[0] == b"* SEARCH 2\r\n"
-    assert re.match(rb"\* SEARCH 2 \(MODSEQ \d+\)\r\n", search("MODSEQ 2 FLAGGED"))
+    lines = wire.ok("SEARCH MODSEQ 2 FLAGGED")  # enables CONDSTORE: HIGHESTMODSEQ first (RFC 7162 §3.1)
+    assert re.match(rb"\* OK \[HIGHESTMODSEQ \d+\] Highest\r\n", lines[0])
+    assert re.match(rb"\* SEARCH 2 \(MODSEQ \d+\)\r\n", lines[1])
+    lines = wire.ok("SEARCH RETURN (COUNT MAX) MODSEQ 2 FLAGGED")  # RFC 4731 ESEARCH
+    assert re.match(rb'\* ESEARCH \(TAG "\w+"\) MAX 2 COUNT 1 MODSEQ \d+\r\n', lines[0])
     assert tagged(wire.cmd("SEARCH CHARSET KOI8-R ALL")) == b"NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"
     wire.close()
 
