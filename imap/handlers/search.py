@@ -190,9 +190,9 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def search(s: Session, cmd: c.Search) -> Reply:
+async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]]:
+    """(sequence number, meta) of the selected messages ``key`` matches, ascending."""
     view = s.selected
-    key = cmd.criteria or t.SearchAll()
     raw_needed, summary_needed = needs_raw(key), needs_summary(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
     pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
@@ -209,11 +209,17 @@ async def search(s: Session, cmd: c.Search) -> Reply:
                 continue  # expunged meanwhile
             if matches(key, candidate, exists=exists, max_uid=max_uid):
                 found.append((seq, candidate.meta))
+    return found
+
+
+async def search(s: Session, cmd: c.Search) -> Reply:
+    key = cmd.criteria or t.SearchAll()
+    found = await matching(s, key)
     if uses_modseq(key):
         await s.enable_condstore()  # RFC 7162 §3.1
     if cmd.return_options is not None:
-        await s.send(esearch_line(cmd, [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found],
-                                  modseq=uses_modseq(key)))
+        numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
+        await s.send(esearch_line(cmd.tag, cmd.uid, cmd.return_options, numbered, modseq=uses_modseq(key)))
         return replies.SEARCH_COMPLETED
     numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
     line = ("SEARCH " + numbers).strip()
@@ -223,14 +229,15 @@ async def search(s: Session, cmd: c.Search) -> Reply:
     return replies.SEARCH_COMPLETED
 
 
-def esearch_line(cmd: c.Search, found: list[tuple[int, int]], *, modseq: bool) -> bytes:
+def esearch_line(tag: str, uid: bool, options: tuple[str, ...], found: list[tuple[int, int]], *,
+                 modseq: bool, order: list[int] | None = None) -> bytes:
     """RFC 4731 §3.1: ``* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]``, from
     (number, modseq) pairs in ascending order; MIN, MAX and ALL only when something matched.
     RFC 7162 §3.1.5: with a MODSEQ key, ``MODSEQ`` is the highest of the messages returned:
-    all matches when ALL or COUNT is asked, else only the MIN and MAX ones (RFC 4731 §3.2)."""
-    options = cmd.return_options or ("ALL",)
-    words = ["ESEARCH", "(TAG " + encoder.quoted(cmd.tag).decode("ascii") + ")"]
-    if cmd.uid:
+    all matches when ALL or COUNT is asked, else only the MIN and MAX ones (RFC 4731 §3.2).
+    ESORT (RFC 5267 §3.2) gives ``order``: ALL lists the numbers in that (sorted) order."""
+    words = ["ESEARCH", "(TAG " + encoder.quoted(tag).decode("ascii") + ")"]
+    if uid:
         words.append("UID")
     returned: list[tuple[int, int]] = []
     if found:
@@ -241,7 +248,7 @@ def esearch_line(cmd: c.Search, found: list[tuple[int, int]], *, modseq: bool) -
             words.append(f"MAX {found[-1][0]}")
             returned.append(found[-1])
         if "ALL" in options:
-            words.append("ALL " + format_uids([n for n, _ in found]))
+            words.append("ALL " + (format_uids([n for n, _ in found]) if order is None else runs(order)))
     if "COUNT" in options:
         words.append(f"COUNT {len(found)}")
     if "ALL" in options or "COUNT" in options:
@@ -249,3 +256,16 @@ def esearch_line(cmd: c.Search, found: list[tuple[int, int]], *, modseq: bool) -
     if modseq and returned:
         words.append(f"MODSEQ {max(m for _, m in returned)}")
     return encoder.untagged(" ".join(words).encode("ascii"))
+
+
+def runs(numbers: list[int]) -> str:
+    """A sequence-set in the given order: ``a:b`` only for ascending runs (``3:4,2,1``)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        parts.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
+    return ",".join(parts)

@@ -255,6 +255,28 @@ class Search(_UidCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class SortKey:
+    """One RFC 5256 §3 sort-criterion: ARRIVAL CC DATE FROM SIZE SUBJECT TO, or (RFC 5957)
+    DISPLAYFROM DISPLAYTO; ``reverse`` for a ``REVERSE`` before it."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(_UidCommand):
+    """SORT (RFC 5256 §3): the messages ``criteria`` matches, ordered by ``keys`` (ties by
+    sequence number). ``return_options`` as :class:`Search` (RFC 5267 §3.2 ESORT)."""
+
+    name: ClassVar[str] = "SORT"
+    uid: bool = False
+    keys: tuple[SortKey, ...] = ()
+    charset: str = "UTF-8"
+    criteria: SearchKey | None = None
+    return_options: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch(_UidCommand):
     """FETCH (RFC 3501 §6.4.5) with RFC 7162 §3.1.4 CHANGEDSINCE.
 
@@ -310,10 +332,10 @@ class Move(_UidCommand):
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
-    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move,
+    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort,
 )  # fmt: skip
 
 #: Every name the state table must cover (RFC 3501 §6.4.8 UID forms included).
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in ALL_COMMANDS) + tuple(
-    f"UID {c.name}" for c in (Expunge, Search, Fetch, Store, Copy, Move)
+    f"UID {c.name}" for c in (Expunge, Search, Fetch, Store, Copy, Move, Sort)
 )

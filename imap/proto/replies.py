@@ -130,6 +130,7 @@ CLOSE_COMPLETED = Reply(_OK, "CLOSE completed")
 UNSELECT_COMPLETED = Reply(_OK, "UNSELECT completed")
 EXPUNGE_COMPLETED = Reply(_OK, "EXPUNGE completed")
 SEARCH_COMPLETED = Reply(_OK, "SEARCH completed")
+SORT_COMPLETED = Reply(_OK, "SORT completed")
 FETCH_COMPLETED = Reply(_OK, "FETCH completed")
 STORE_COMPLETED = Reply(_OK, "STORE completed")
 STORE_MODIFIED = Reply(_OK, "Some messages were modified", Code.MODIFIED)  # RFC 7162 §3.1.3
@@ -216,6 +217,7 @@ INVALID_STORE_ITEM = Reply(_BAD, "Invalid STORE item")
 SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
+UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
 INVALID_MODSEQ_ENTRY_TYPE = Reply(_BAD, "Invalid MODSEQ entry type")  # RFC 7162 §3.1.5
 
 

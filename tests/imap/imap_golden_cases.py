@@ -142,6 +142,11 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     (b"t SEARCH RETURN (MIN max Count ALL) ALL\r\n",
      c.Search("t", False, None, t.SearchAll(), ("MIN", "MAX", "COUNT", "ALL"))),
     (b"t UID SEARCH RETURN () CHARSET UTF-8 ALL\r\n", c.Search("t", True, "UTF-8", t.SearchAll(), ("ALL",))),
+    # RFC 5256 §3 SORT, RFC 5957 DISPLAYFROM / DISPLAYTO, RFC 5267 §3.2 ESORT's RETURN.
+    (b"t SORT (SUBJECT reverse DATE) UTF-8 ALL\r\n",
+     c.Sort("t", False, (c.SortKey("SUBJECT"), c.SortKey("DATE", True)), "UTF-8", t.SearchAll())),
+    (b"t UID SORT RETURN (count) (displayfrom) us-ascii 1:5\r\n",
+     c.Sort("t", True, (c.SortKey("DISPLAYFROM"),), "US-ASCII", t.SearchSet(S("1:5")), ("COUNT",))),
     (b"t FETCH 1 ALL\r\n", c.Fetch("t", False, S("1"), t.FETCH_MACROS["ALL"])),
     (b"t FETCH 1:* fast\r\n", c.Fetch("t", False, S("1:*"), t.FETCH_MACROS["FAST"])),
     (b"t FETCH 2 FULL\r\n", c.Fetch("t", False, S("2"), t.FETCH_MACROS["FULL"])),

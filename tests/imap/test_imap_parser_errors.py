@@ -30,6 +30,10 @@ BAD = [
     (b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100 + b"\r\n", b"a BAD Search too deeply nested\r\n"),
     (b"a SEARCH RETURN (SAVE) ALL\r\n", b"a BAD Unknown SEARCH return option\r\n"),  # SEARCHRES not offered
     (b"a SEARCH RETURN ALL\r\n", b"a BAD Syntax error\r\n"),
+    (b"a SORT (ARRIVAL) ALL\r\n", b"a BAD Syntax error\r\n"),  # the charset is required (RFC 5256 §3)
+    (b"a SORT () UTF-8 ALL\r\n", b"a BAD Syntax error\r\n"),
+    (b"a SORT (REVERSE) UTF-8 ALL\r\n", b"a BAD Unknown SORT key\r\n"),
+    (b"a SORT (NAME) UTF-8 ALL\r\n", b"a BAD Unknown SORT key\r\n"),
     (b"a STATUS INBOX (SIZE)\r\n", b"a BAD Unknown STATUS item\r\n"),
     (b"a STATUS INBOX ()\r\n", b"a BAD Empty STATUS item list\r\n"),
     (b'a APPEND INBOX "bad date" {1}\r\nx\r\n', b"a BAD Invalid date-time\r\n"),
