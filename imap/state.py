@@ -81,6 +81,7 @@ TABLE: dict[str, Rule] = {
     "EXPUNGE": Rule(_SELECTED),
     "SEARCH": Rule(_SELECTED),
     "SORT": Rule(_SELECTED),  # RFC 5256 §3
+    "THREAD": Rule(_SELECTED),  # RFC 5256 §3
     "FETCH": Rule(_SELECTED),
     "STORE": Rule(_SELECTED),
     "COPY": Rule(_SELECTED),
@@ -88,6 +89,7 @@ TABLE: dict[str, Rule] = {
     "UID EXPUNGE": Rule(_SELECTED),  # RFC 4315 §2.1
     "UID SEARCH": Rule(_SELECTED),
     "UID SORT": Rule(_SELECTED),
+    "UID THREAD": Rule(_SELECTED),
     "UID FETCH": Rule(_SELECTED),
     "UID STORE": Rule(_SELECTED),
     "UID COPY": Rule(_SELECTED),
@@ -126,6 +128,8 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "SORT",  # RFC 5256
     "SORT=DISPLAY",  # RFC 5957
     "ESORT",  # RFC 5267 §3.2
+    "THREAD=ORDEREDSUBJECT",  # RFC 5256
+    "THREAD=REFERENCES",  # RFC 5256
     "ENABLE",  # RFC 5161
     "UNSELECT",  # RFC 3691
     "CHILDREN",  # RFC 3348

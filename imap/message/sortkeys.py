@@ -33,13 +33,24 @@ def decoded(value: str | None) -> str:
 
 def base_subject(subject: str | None) -> str:
     """RFC 5256 §2.1: the base subject, upper-cased for comparison."""
+    return subject_info(subject)[0]
+
+
+def subject_info(subject: str | None) -> tuple[str, bool]:
+    """The base subject (RFC 5256 §2.1), and whether the subject was a reply or forward
+    (a trailer, a ``Re:`` / ``Fwd:`` leader or a ``[fwd: ...]`` was removed; §2.2 (E))."""
     text = _WSP.sub(" ", decoded(subject))  # step 1: white space runs are one space
+    reply = False
     while True:
         while (trimmed := _TRAILER.sub("", text)) != text:  # step 2
+            reply = reply or "(" in text[len(trimmed) :]
             text = trimmed
         while True:  # steps 3-5
             before = text
-            text = _LEADER.sub("", text, count=1)
+            leader = _LEADER.match(text)
+            if leader:
+                reply = reply or bool(leader.group().strip())
+                text = text[leader.end() :]
             blob = _BLOB_LEADER.match(text)
             if blob and text[blob.end() :]:  # step 4: unless nothing would be left
                 text = text[blob.end() :]
@@ -47,8 +58,8 @@ def base_subject(subject: str | None) -> str:
                 break
         fwd = _FWD_HDR.match(text)  # step 6
         if fwd is None:
-            return text.upper()
-        text = fwd.group(1)
+            return text.upper(), reply
+        text, reply = fwd.group(1), True
 
 
 def mailbox_key(addresses: tuple[Address, ...]) -> str:

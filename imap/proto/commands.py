@@ -277,6 +277,17 @@ class Sort(_UidCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class Thread(_UidCommand):
+    """THREAD (RFC 5256 §3): ``algorithm`` ORDEREDSUBJECT or REFERENCES (upper-cased)."""
+
+    name: ClassVar[str] = "THREAD"
+    uid: bool = False
+    algorithm: str = "REFERENCES"
+    charset: str = "UTF-8"
+    criteria: SearchKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch(_UidCommand):
     """FETCH (RFC 3501 §6.4.5) with RFC 7162 §3.1.4 CHANGEDSINCE.
 
@@ -332,10 +343,10 @@ class Move(_UidCommand):
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
-    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort,
+    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread,
 )  # fmt: skip
 
 #: Every name the state table must cover (RFC 3501 §6.4.8 UID forms included).
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in ALL_COMMANDS) + tuple(
-    f"UID {c.name}" for c in (Expunge, Search, Fetch, Store, Copy, Move, Sort)
+    f"UID {c.name}" for c in (Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread)
 )

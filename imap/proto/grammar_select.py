@@ -93,6 +93,26 @@ def _sort(uid: bool) -> Parser:
     return parse
 
 
+THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")  # RFC 5256 §3
+
+
+def _thread(uid: bool) -> Parser:
+    """RFC 5256 §3: ``THREAD algorithm charset search-program``."""
+
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp()
+        algorithm = reader.atom().upper()
+        if algorithm not in THREAD_ALGORITHMS:
+            raise reader.error(replies.UNKNOWN_THREAD_ALGORITHM)
+        reader.sp()
+        charset = reader.astring().decode("ascii", "replace").upper()
+        reader.sp()
+        criteria = parse_search_keys(reader)
+        return c.Thread(tag, uid, algorithm, check_charset(charset), criteria)
+
+    return parse
+
+
 def _copy_move(cls: type[c.Copy] | type[c.Move], uid: bool) -> Parser:
     def parse(reader: Reader, tag: str) -> c.Command:
         seqset = _seqset(reader)
@@ -229,6 +249,7 @@ for _uid in (False, True):
     _prefix = "UID " if _uid else ""
     SELECTED_PARSERS[_prefix + "SEARCH"] = _search(_uid)
     SELECTED_PARSERS[_prefix + "SORT"] = _sort(_uid)
+    SELECTED_PARSERS[_prefix + "THREAD"] = _thread(_uid)
     SELECTED_PARSERS[_prefix + "FETCH"] = _fetch(_uid)
     SELECTED_PARSERS[_prefix + "STORE"] = _store(_uid)
     SELECTED_PARSERS[_prefix + "COPY"] = _copy_move(c.Copy, _uid)

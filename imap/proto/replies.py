@@ -131,6 +131,7 @@ UNSELECT_COMPLETED = Reply(_OK, "UNSELECT completed")
 EXPUNGE_COMPLETED = Reply(_OK, "EXPUNGE completed")
 SEARCH_COMPLETED = Reply(_OK, "SEARCH completed")
 SORT_COMPLETED = Reply(_OK, "SORT completed")
+THREAD_COMPLETED = Reply(_OK, "THREAD completed")
 FETCH_COMPLETED = Reply(_OK, "FETCH completed")
 STORE_COMPLETED = Reply(_OK, "STORE completed")
 STORE_MODIFIED = Reply(_OK, "Some messages were modified", Code.MODIFIED)  # RFC 7162 §3.1.3
@@ -218,6 +219,7 @@ SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
 UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
+UNKNOWN_THREAD_ALGORITHM = Reply(_BAD, "Unknown THREAD algorithm")  # RFC 5256 §3
 INVALID_MODSEQ_ENTRY_TYPE = Reply(_BAD, "Invalid MODSEQ entry type")  # RFC 7162 §3.1.5
 
 

@@ -145,6 +145,9 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     # RFC 5256 §3 SORT, RFC 5957 DISPLAYFROM / DISPLAYTO, RFC 5267 §3.2 ESORT's RETURN.
     (b"t SORT (SUBJECT reverse DATE) UTF-8 ALL\r\n",
      c.Sort("t", False, (c.SortKey("SUBJECT"), c.SortKey("DATE", True)), "UTF-8", t.SearchAll())),
+    (b"t THREAD references UTF-8 ALL\r\n", c.Thread("t", False, "REFERENCES", "UTF-8", t.SearchAll())),
+    (b"t UID THREAD ORDEREDSUBJECT us-ascii 1:5\r\n",
+     c.Thread("t", True, "ORDEREDSUBJECT", "US-ASCII", t.SearchSet(S("1:5")))),
     (b"t UID SORT RETURN (count) (displayfrom) us-ascii 1:5\r\n",
      c.Sort("t", True, (c.SortKey("DISPLAYFROM"),), "US-ASCII", t.SearchSet(S("1:5")), ("COUNT",))),
     (b"t FETCH 1 ALL\r\n", c.Fetch("t", False, S("1"), t.FETCH_MACROS["ALL"])),

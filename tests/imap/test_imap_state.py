@@ -21,7 +21,8 @@ EXPECTED_STATES = {
 }  # fmt: skip
 EXPECTED_STATES[State.SELECTED] = (EXPECTED_STATES[State.AUTHENTICATED] - {"ENABLE"}) | {
     "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT",
-    "UID EXPUNGE", "UID SEARCH", "UID FETCH", "UID STORE", "UID COPY", "UID MOVE", "UID SORT",
+    "THREAD", "UID EXPUNGE", "UID SEARCH", "UID FETCH", "UID STORE", "UID COPY", "UID MOVE", "UID SORT",
+    "UID THREAD",
 }  # fmt: skip
 
 
@@ -86,7 +87,7 @@ def test_capabilities_by_state_and_tls() -> None:
     for cap in ("IMAP4rev1", "LITERAL-", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "ENABLE", "NAMESPACE"):
         assert cap in after
     for cap in ("ID", "UNSELECT", "CHILDREN", "CONDSTORE", "APPENDLIMIT=1000", "ESEARCH", "SORT", "SORT=DISPLAY",
-                "ESORT"):
+                "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"):
         assert cap in after
     assert capability_line(("IMAP4rev1", "IDLE")) == b"* CAPABILITY IMAP4rev1 IDLE\r\n"
 

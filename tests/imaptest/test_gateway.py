@@ -13,7 +13,7 @@ that is every other test ``PASS``; the reference run is ``test_dovecot_reference
 imaptest itself, run by hand on the same tests, reported 25 PASS / 9 FAIL / 37 SKIP before the
 nine failures were fixed (\\Recent, keywords in FLAGS, folded MIME parameters, address
 comments, subscriptions, names that are not modified UTF-7); our runner gives 34 / 0 / 37
-then, and 44 / 0 / 27 with ESEARCH, SORT, SORT=DISPLAY and ESORT.
+then, and 54 / 0 / 17 with ESEARCH, SORT, SORT=DISPLAY, ESORT and THREAD.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.imaptest.startup import Account, Target, empty_account
 
 PASS, FAIL, SKIP = Status.PASS, Status.FAIL, Status.SKIP
 
-# Today's score, 44 PASS / 0 FAIL / 27 SKIP (was 25 / 9 / 37). Issue 18's target: every test PASS except the
+# Today's score, 54 PASS / 0 FAIL / 17 SKIP (was 25 / 9 / 37). Issue 18's target: every test PASS except the
 # four the reference skips too (urlauth, urlauth-binary, urlauth2, sort-partial).
 EXPECTED: dict[str, Status] = {
     "append": PASS,
@@ -92,16 +92,16 @@ EXPECTED: dict[str, Status] = {
     "sort-subject": PASS,
     "store": PASS,
     "subscribe": PASS,
-    "thread": SKIP,  # THREAD=REFERENCES
-    "thread-orderedsubject": SKIP,  # THREAD=ORDEREDSUBJECT
-    "thread-orderedsubject2": SKIP,  # THREAD=ORDEREDSUBJECT
-    "thread2": SKIP,  # THREAD=REFERENCES
-    "thread3": SKIP,  # THREAD=REFERENCES
-    "thread4": SKIP,  # THREAD=REFERENCES
-    "thread5": SKIP,  # THREAD=REFERENCES
-    "thread6": SKIP,  # THREAD=REFERENCES
-    "thread7": SKIP,  # THREAD=REFERENCES
-    "thread8": SKIP,  # THREAD=REFERENCES
+    "thread": PASS,
+    "thread-orderedsubject": PASS,
+    "thread-orderedsubject2": PASS,
+    "thread2": PASS,
+    "thread3": PASS,
+    "thread4": PASS,
+    "thread5": PASS,
+    "thread6": PASS,
+    "thread7": PASS,
+    "thread8": PASS,
     "uidplus": PASS,
     "uidvalidity": PASS,
     "uidvalidity-rename": PASS,
