@@ -220,6 +220,7 @@ UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
 UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
 UNKNOWN_THREAD_ALGORITHM = Reply(_BAD, "Unknown THREAD algorithm")  # RFC 5256 §3
+UNKNOWN_LIST_OPTION = Reply(_BAD, "Unknown or incomplete LIST options")  # RFC 5258 §3
 INVALID_MODSEQ_ENTRY_TYPE = Reply(_BAD, "Invalid MODSEQ entry type")  # RFC 7162 §3.1.5
 
 

@@ -87,7 +87,7 @@ def test_capabilities_by_state_and_tls() -> None:
     for cap in ("IMAP4rev1", "LITERAL-", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "ENABLE", "NAMESPACE"):
         assert cap in after
     for cap in ("ID", "UNSELECT", "CHILDREN", "CONDSTORE", "APPENDLIMIT=1000", "ESEARCH", "SORT", "SORT=DISPLAY",
-                "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"):
+                "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "LIST-EXTENDED"):
         assert cap in after
     assert capability_line(("IMAP4rev1", "IDLE")) == b"* CAPABILITY IMAP4rev1 IDLE\r\n"
 
