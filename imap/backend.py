@@ -73,7 +73,11 @@ class FolderInfo:
 
 @dataclass(frozen=True, slots=True)
 class FolderStatus:
-    """SELECT / STATUS data (RFC 3501 §6.3.1, §6.3.10; RFC 7162 HIGHESTMODSEQ)."""
+    """SELECT / STATUS data (RFC 3501 §6.3.1, §6.3.10; RFC 7162 HIGHESTMODSEQ).
+
+    ``recent_uid`` is the folder's recent mark: messages with a higher UID have not yet been
+    taken as recent by any session (:meth:`Mailboxes.claim_recent`); ``recent`` counts them
+    (STATUS RECENT)."""
 
     uidvalidity: int
     uidnext: int
@@ -81,6 +85,7 @@ class FolderStatus:
     messages: int
     unseen: int
     recent: int = 0
+    recent_uid: int = 0
     first_unseen_uid: int | None = None  # for the UNSEEN code of SELECT
     permanent_flags: tuple[str, ...] = (*SYSTEM_FLAGS, ANY_KEYWORD)
     read_only: bool = False
@@ -146,7 +151,7 @@ class Mailboxes(Protocol):
         ...
 
     async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
-        """Raises MailboxExists; creates missing parents (RFC 3501 §6.3.3)."""
+        """Raises MailboxExists; creates missing parents (RFC 3501 §6.3.3); subscribes nothing."""
         ...
 
     async def delete_folder(self, name: str) -> None:
@@ -157,7 +162,14 @@ class Mailboxes(Protocol):
         """Renaming INBOX moves its messages to ``new`` (RFC 3501 §6.3.5)."""
         ...
 
-    async def set_subscribed(self, name: str, subscribed: bool) -> None: ...
+    async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        """SUBSCRIBE needs the folder (MailboxNotFound); UNSUBSCRIBE also takes a subscribed
+        name whose folder was deleted (RFC 3501 §6.3.6: DELETE keeps the subscription)."""
+        ...
+
+    async def list_subscriptions(self) -> Sequence[str]:
+        """Every subscribed name, whether a folder has it or not (LSUB, RFC 3501 §6.3.9)."""
+        ...
 
     async def folder_status(self, name: str) -> FolderStatus:
         """Raises MailboxNotFound."""
@@ -165,6 +177,12 @@ class Mailboxes(Protocol):
 
     async def select_folder(self, name: str, *, read_only: bool) -> FolderStatus:
         """:meth:`folder_status` for SELECT / EXAMINE; the store records the access (audit)."""
+        ...
+
+    async def claim_recent(self, name: str, up_to_uid: int) -> int:
+        """Raise the folder's recent mark to ``up_to_uid`` and return the mark it had, in one
+        atomic step across sessions and nodes: the caller alone sees the messages with UIDs
+        above the old mark, up to ``up_to_uid``, as ``\\Recent`` (RFC 3501 §2.3.2)."""
         ...
 
     async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[MessageMeta]:

@@ -122,6 +122,15 @@ class Session:
             raise BadCommand(replies.NO_MAILBOX_SELECTED)
         return self.view
 
+    async def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 §3.1): the first one run with a mailbox
+        selected is answered with ``* OK [HIGHESTMODSEQ n]`` first, as Dovecot does."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.view is not None:
+            await self.send(replies.HIGHEST_MODSEQ.with_arg(self.view.highestmodseq).line())
+
     def capabilities(self, state: State | None = None) -> tuple[str, ...]:
         return capabilities(
             state or self.state, tls=self.tls, login_requires_tls=self.config.login_requires_tls,

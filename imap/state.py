@@ -80,12 +80,16 @@ TABLE: dict[str, Rule] = {
     "UNSELECT": Rule(_SELECTED, on_success=_A),  # RFC 3691
     "EXPUNGE": Rule(_SELECTED),
     "SEARCH": Rule(_SELECTED),
+    "SORT": Rule(_SELECTED),  # RFC 5256 §3
+    "THREAD": Rule(_SELECTED),  # RFC 5256 §3
     "FETCH": Rule(_SELECTED),
     "STORE": Rule(_SELECTED),
     "COPY": Rule(_SELECTED),
     "MOVE": Rule(_SELECTED),  # RFC 6851
     "UID EXPUNGE": Rule(_SELECTED),  # RFC 4315 §2.1
     "UID SEARCH": Rule(_SELECTED),
+    "UID SORT": Rule(_SELECTED),
+    "UID THREAD": Rule(_SELECTED),
     "UID FETCH": Rule(_SELECTED),
     "UID STORE": Rule(_SELECTED),
     "UID COPY": Rule(_SELECTED),
@@ -120,6 +124,13 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "IDLE",  # RFC 2177
     "NAMESPACE",  # RFC 2342
     "UIDPLUS",  # RFC 4315
+    "ESEARCH",  # RFC 4731
+    "SORT",  # RFC 5256
+    "SORT=DISPLAY",  # RFC 5957
+    "ESORT",  # RFC 5267 §3.2
+    "THREAD=ORDEREDSUBJECT",  # RFC 5256
+    "THREAD=REFERENCES",  # RFC 5256
+    "LIST-EXTENDED",  # RFC 5258
     "ENABLE",  # RFC 5161
     "UNSELECT",  # RFC 3691
     "CHILDREN",  # RFC 3348

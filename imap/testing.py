@@ -40,7 +40,7 @@ class _Folder:
     uidnext: int = 1
     highestmodseq: int = 1
     messages: dict[int, tuple[b.MessageMeta, bytes]] = field(default_factory=dict)
-    subscribed: bool = True
+    recent_uid: int = 0  # the recent mark (imap.backend.FolderStatus)
     selectable: bool = True
     special_use: tuple[str, ...] = ()
 
@@ -56,6 +56,7 @@ class MemoryMailboxes:
         self._uidvalidity = 0
         for name in folders:
             self.folders[name] = self._new()
+        self.subscriptions: set[str] = set(folders)  # names: a subscription outlives its folder
 
     @property
     def username(self) -> str:
@@ -92,7 +93,7 @@ class MemoryMailboxes:
     # --- folders ----------------------------------------------------------------------
     async def list_folders(self) -> Sequence[b.FolderInfo]:
         names = sorted(self.folders, key=lambda n: (n != "INBOX", n))
-        return [b.FolderInfo(n, f.subscribed, any(o.startswith(n + b.DELIMITER) for o in self.folders),
+        return [b.FolderInfo(n, n in self.subscriptions, any(o.startswith(n + b.DELIMITER) for o in self.folders),
                              f.selectable, f.special_use) for n, f in ((n, self.folders[n]) for n in names)]
 
     async def create_folder(self, name: str, special_use: Sequence[str] = ()) -> None:
@@ -122,19 +123,34 @@ class MemoryMailboxes:
             return
         for name in [n for n in self.folders if n == old or n.startswith(old + b.DELIMITER)]:
             self.folders[new + name[len(old):]] = self.folders.pop(name)
+            if name in self.subscriptions:  # the subscription follows the folder, as Dovecot's
+                self.subscriptions.discard(name)
+                self.subscriptions.add(new + name[len(old):])
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
-        self._folder(name).subscribed = subscribed
+        if subscribed or name not in self.subscriptions:
+            self._folder(name)  # MailboxNotFound
+        (self.subscriptions.add if subscribed else self.subscriptions.discard)(name)
+
+    async def list_subscriptions(self) -> Sequence[str]:
+        return sorted(self.subscriptions)
 
     async def folder_status(self, name: str) -> b.FolderStatus:
         folder = self._folder(name)
         metas = [m for m, _ in folder.messages.values()]
         unseen = [m.uid for m in metas if "\\Seen" not in m.flags]
         return b.FolderStatus(folder.uidvalidity, folder.uidnext, folder.highestmodseq, len(metas), len(unseen),
-                              first_unseen_uid=min(unseen, default=None))
+                              recent=sum(1 for m in metas if m.uid > folder.recent_uid),
+                              recent_uid=folder.recent_uid, first_unseen_uid=min(unseen, default=None))
 
     async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
         return await self.folder_status(name)
+
+    async def claim_recent(self, name: str, up_to_uid: int) -> int:
+        folder = self._folder(name)
+        previous = folder.recent_uid
+        folder.recent_uid = max(previous, up_to_uid)
+        return previous
 
     # --- messages ---------------------------------------------------------------------
     async def list_messages(self, name: str, *, changed_since: int | None = None) -> Sequence[b.MessageMeta]:

@@ -324,7 +324,7 @@ SHARED_CLASS_NAMES: dict[str, str] = {
     **dict.fromkeys(("Backend", "BodyHold", "Reply", "Rule", "ServerConfig", "Session", "SessionConfig",
                      "Transcript"), "the same role in the SMTP and the IMAP protocol packages"),
     # Typed commands are named after their protocol verb (RFC 3501 STATUS, STORE, CLOSE, LOGIN).
-    **dict.fromkeys(("Close", "Login", "StartTls", "Status", "Store"), "a protocol verb"),
+    **dict.fromkeys(("Close", "Login", "StartTls", "Status", "Store", "Thread"), "a protocol verb"),
     # The SMTP envelope and backend are being brought into smtp/ (issue 16, the SMTP core); the
     # IMAP ``Envelope`` is RFC 3501's ENVELOPE.
     **dict.fromkeys(("Authenticator", "Delivered", "Envelope", "Rcpt"), "SMTP core work in progress (issue 16)"),

@@ -27,6 +27,8 @@ from gateway.imap_adapter.audit import AuditWriter
 from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
 from gateway.mailstore import folder_ops as folders
 from gateway.mailstore import message_ops as messages
+from gateway.mailstore import subscriptions
+from gateway.mailstore.folders import claim_recent
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
@@ -145,7 +147,14 @@ class StoreMailboxes:
         await self._write(lambda s: folders.rename(s, self.mailbox_id, old, new))
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
-        await self._write(lambda s: folders.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
+        await self._write(lambda s: subscriptions.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
+
+    async def list_subscriptions(self) -> Sequence[str]:
+        return await self._read(lambda s: subscriptions.list_subscriptions(s, self.mailbox_id))
+
+    async def claim_recent(self, name: str, up_to_uid: int) -> int:
+        # Nothing the other sessions must hear of (no HIGHESTMODSEQ change): no notification.
+        return await self._write(lambda s: claim_recent(s, self.mailbox_id, name, up_to_uid), notify=False)
 
     async def folder_status(self, name: str) -> FolderStatus:
         return await self._read_direct(lambda c: self._b.listings.get(c, self.mailbox_id, name).status())

@@ -34,6 +34,7 @@ class FolderRow:
     uidvalidity: int
     uidnext: int
     highestmodseq: int
+    recent_uid: int = 0  # RFC 3501 §2.3.2 recent mark (it moves without HIGHESTMODSEQ)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,14 @@ class Listing:
     def status(self) -> FolderStatus:
         seen = sum(1 for m in self.messages if "\\Seen" in m.flags)
         f = self.folder
+        recent = sum(1 for m in self.messages if m.uid > f.recent_uid)
         return FolderStatus(uidvalidity=f.uidvalidity, uidnext=f.uidnext, highestmodseq=f.highestmodseq,
-                            messages=len(self.messages), unseen=len(self.messages) - seen)
+                            messages=len(self.messages), unseen=len(self.messages) - seen,
+                            recent=recent, recent_uid=f.recent_uid)
 
 
 _FOLDER_ROW = RawStatement(
-    "SELECT id, uidvalidity, uidnext, highestmodseq FROM folders WHERE mailbox_id = ? AND name = ?",
+    "SELECT id, uidvalidity, uidnext, highestmodseq, recent_uid FROM folders WHERE mailbox_id = ? AND name = ?",
     (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
 
 
@@ -59,7 +62,7 @@ def folder_row(session: Runner, mailbox_id: int, name: str) -> FolderRow:
     row = _FOLDER_ROW.first(session, mailbox_id, folder_key(name))
     if row is None:
         raise MailboxNotFound()
-    return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
 
 
 _M = Message.__table__.c
@@ -112,6 +115,9 @@ class Listings:
               cached: Listing | None) -> Listing:
         messages: list[MessageMeta] | None = None
         if cached is not None and cached.folder.uidvalidity == folder.uidvalidity \
+                and cached.folder.highestmodseq == folder.highestmodseq:
+            messages = list(cached.messages)  # only the recent mark moved: the same messages
+        elif cached is not None and cached.folder.uidvalidity == folder.uidvalidity \
                 and cached.folder.highestmodseq < folder.highestmodseq:
             changed = read_metas(session, folder.id, cached.folder.highestmodseq)
             merged = {m.uid: m for m in cached.messages}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from gateway.mailstore import subscriptions
 from gateway.mailstore.folders import allocate_uid, create_folder, find_folder
 from gateway.store.models import Folder, Message
 from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
@@ -55,11 +56,14 @@ def create(session: Session, mailbox_id: int, name: str, special_use: Sequence[s
     if find_folder(session, mailbox_id, name) is not None:
         raise MailboxExists()
     parts = name.split(DELIMITER)
+    made = []
     for i in range(1, len(parts)):  # RFC 3501 §6.3.3: create the missing superiors
         parent = DELIMITER.join(parts[:i])
         if find_folder(session, mailbox_id, parent) is None:
-            create_folder(session, mailbox_id, parent)
-    create_folder(session, mailbox_id, name, uses[0] if uses else None)
+            made.append(create_folder(session, mailbox_id, parent, subscribed=False))
+    # CREATE subscribes nothing (RFC 3501 §6.3.3, §6.3.6), but takes back a kept subscription.
+    made.append(create_folder(session, mailbox_id, name, uses[0] if uses else None, subscribed=False))
+    subscriptions.take_back(session, mailbox_id, made)
     session.flush()
 
 
@@ -70,6 +74,7 @@ def delete_folder(session: Session, mailbox_id: int, name: str) -> None:
     # RFC 3501 §6.3.4: inferior folders stay (the name then lists as \Noselect).
     session.execute(delete(Message).where(Message.folder_id == folder.id))
     session.execute(delete(Folder).where(Folder.id == folder.id))
+    subscriptions.keep(session, mailbox_id, folder)  # RFC 3501 §6.3.6: DELETE keeps it
 
 
 def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
@@ -79,13 +84,15 @@ def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
     if new.startswith(folder.name + DELIMITER):
         raise CommandFailed(replies.FOLDER_INTO_ITSELF)
     parts = new.split(DELIMITER)
+    made = []
     for i in range(1, len(parts)):
         parent = DELIMITER.join(parts[:i])
         if find_folder(session, mailbox_id, parent) is None:
-            create_folder(session, mailbox_id, parent)
+            made.append(create_folder(session, mailbox_id, parent, subscribed=False))
     if folder.name == "INBOX":
         # RFC 3501 §6.3.5: renaming INBOX moves its messages to a new folder; INBOX stays.
-        target = create_folder(session, mailbox_id, new)
+        target = create_folder(session, mailbox_id, new, subscribed=False)
+        subscriptions.take_back(session, mailbox_id, [*made, target])
         session.flush()
         rows = session.execute(select(Message).where(Message.folder_id == folder.id).order_by(Message.uid)).scalars()
         for message in rows:
@@ -100,9 +107,6 @@ def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
     folder.name = new
     for child in children:  # RFC 3501 §6.3.5: inferior names move along
         child.name = new + DELIMITER + child.name[len(prefix) :]
-
-
-def set_subscribed(session: Session, mailbox_id: int, name: str, subscribed: bool) -> None:
-    folder = get_folder(session, mailbox_id, name)
-    session.execute(update(Folder).where(Folder.id == folder.id).values(subscribed=subscribed))
+    # Subscriptions follow the folders (as Dovecot's); one kept under a new name comes back.
+    subscriptions.take_back(session, mailbox_id, [*made, folder, *children])
 

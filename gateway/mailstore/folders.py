@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.models import Folder
 from gateway.store.raw import RawStatement, Runner
+from imap.backend import MailboxNotFound
 
 # RFC 6154 special-use folders created for every professional account.
 PRO_FOLDERS: tuple[tuple[str, str | None], ...] = (
@@ -29,10 +30,11 @@ def new_uidvalidity() -> int:
 
 
 def create_folder(session: Session, mailbox_id: int, name: str, special_use: str | None = None,
-                  *, now: datetime | None = None) -> Folder:
+                  *, now: datetime | None = None, subscribed: bool = True) -> Folder:
+    """A new folder; an account's standard folders are subscribed, IMAP CREATE's are not."""
     folder = Folder(
-        mailbox_id=mailbox_id, name=name, special_use=special_use, subscribed=True,
-        uidvalidity=new_uidvalidity(), uidnext=1, highestmodseq=1, created_at=now or datetime.now(UTC),
+        mailbox_id=mailbox_id, name=name, special_use=special_use, subscribed=subscribed,
+        uidvalidity=new_uidvalidity(), uidnext=1, highestmodseq=1, recent_uid=0, created_at=now or datetime.now(UTC),
     )
     session.add(folder)
     return folder
@@ -74,6 +76,25 @@ def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
     folder.uidnext = uid + 1
     folder.highestmodseq = folder.highestmodseq + 1
     return uid, folder.highestmodseq
+
+
+def claim_recent(session: Session, mailbox_id: int, name: str, up_to_uid: int) -> int:
+    """Raise the folder's recent mark to ``up_to_uid``; return the mark it had (RFC 3501
+    §2.3.2: the caller alone sees the UIDs above it, up to ``up_to_uid``, as \\Recent).
+
+    Atomic across sessions and nodes: the folder row is locked (PostgreSQL ``FOR UPDATE``;
+    SQLite write transactions are ``BEGIN IMMEDIATE``) until the transaction ends.
+    """
+    folder = session.execute(
+        select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.name == folder_key(name))
+        .with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if folder is None:
+        raise MailboxNotFound()
+    previous = folder.recent_uid
+    if up_to_uid > previous:
+        folder.recent_uid = up_to_uid
+    return previous
 
 
 _FOLDER_ID = RawStatement("SELECT id FROM folders WHERE mailbox_id = ? AND name = ?",

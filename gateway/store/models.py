@@ -217,8 +217,22 @@ class Folder(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     uidnext: Mapped[int] = mapped_column(BigInteger, default=1)
     highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
+    # RFC 3501 §2.3.2: the highest UID an IMAP session has taken as \Recent (migration 0006).
+    recent_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
+
+
+class Subscription(Base):
+    """An IMAP subscription kept for a name that has no folder (RFC 3501 §6.3.6: DELETE
+    keeps it; SUBSCRIBE never makes one). A folder's own subscription is ``Folder.subscribed``;
+    a folder made under such a name takes the subscription back. Migration 0006."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_subscriptions_mailbox_name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(512))
 
 
 class Message(Base):

@@ -3,8 +3,8 @@ and the dispatch table the session uses.
 
 * :mod:`~imap.handlers.nonauth`: any state and not authenticated (RFC 3501 §6.1, §6.2);
 * :mod:`~imap.handlers.auth` and :mod:`~imap.handlers.mailboxes`: authenticated (§6.3);
-* :mod:`~imap.handlers.selected`, :mod:`~imap.handlers.fetch`, :mod:`~imap.handlers.search`:
-  selected (§6.4).
+* :mod:`~imap.handlers.selected`, :mod:`~imap.handlers.fetch`, :mod:`~imap.handlers.search`,
+  :mod:`~imap.handlers.sort`, :mod:`~imap.handlers.thread`: selected (§6.4; RFC 5256).
 
 A handler gets the session and its typed command, writes untagged responses through the
 session and returns the tagged OK from the catalogue (:mod:`imap.proto.replies`), or
@@ -14,7 +14,7 @@ current state was checked before, against :mod:`imap.state`.
 
 from __future__ import annotations
 
-from imap.handlers import auth, fetch, mailboxes, nonauth, search
+from imap.handlers import auth, fetch, mailboxes, nonauth, search, sort, thread
 from imap.handlers import selected as sel
 from imap.proto import commands as c
 from imap.session import Handler
@@ -28,5 +28,5 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Enable: auth.enable, c.Namespace: auth.namespace, c.Idle: auth.idle,
     c.Check: sel.check, c.Close: sel.close, c.Unselect: sel.unselect, c.Expunge: sel.expunge,
     c.Search: search.search, c.Fetch: fetch.fetch, c.Store: sel.store, c.Copy: sel.copy,
-    c.Move: sel.move,
+    c.Move: sel.move, c.Sort: sort.sort, c.Thread: thread.thread,
 }  # fmt: skip

@@ -13,7 +13,7 @@ from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.commands import StatusItem
 from imap.proto.errors import BadCommand, CommandFailed
-from imap.proto.flags import SYSTEM_FLAGS, normalise_flags
+from imap.proto.flags import normalise_flags
 from imap.proto.replies import Reply
 from imap.selected_view import SelectedView
 from imap.session import Session
@@ -27,16 +27,16 @@ async def select(s: Session, cmd: c.Select) -> Reply:
     status = await s.boxes.select_folder(name, read_only=cmd.readonly)
     messages = await s.boxes.list_messages(name)
     view = SelectedView(name, status, messages, read_only=cmd.readonly or status.read_only)
+    await view.take_recent(s.boxes, view.uids)  # RFC 3501 §2.3.2; EXAMINE takes nothing (§6.3.2)
     if cmd.condstore:
         s.condstore = True  # RFC 7162 §3.1.8
     send = s.send
-    await send(encoder.untagged(b"FLAGS " + encoder.flags(SYSTEM_FLAGS)))
+    await send(view.flags_line())
     await send(encoder.untagged(b"%d EXISTS" % view.exists))
-    await send(encoder.untagged(b"0 RECENT"))  # \Recent is not tracked (see imap.selected_view)
+    await send(encoder.untagged(b"%d RECENT" % len(view.recent)))
     if (unseen := view.first_unseen()) is not None:
         await send(replies.FIRST_UNSEEN.with_arg(unseen).line())
-    permanent = "()" if view.read_only else "(" + " ".join(status.permanent_flags) + ")"
-    await send(replies.PERMANENT_FLAGS.with_arg(permanent).line())
+    await send(view.permanent_flags_line())
     await send(replies.UIDS_VALID.with_arg(view.uidvalidity).line())
     uidnext = max(status.uidnext, (view.uids[-1] + 1) if view.uids else 1)
     await send(replies.PREDICTED_UIDNEXT.with_arg(uidnext).line())
@@ -51,7 +51,7 @@ async def status(s: Session, cmd: c.Status) -> Reply:
     name = canonical(cmd.mailbox)
     st = await s.boxes.folder_status(name)
     values = {
-        StatusItem.MESSAGES: st.messages, StatusItem.RECENT: 0, StatusItem.UIDNEXT: st.uidnext,
+        StatusItem.MESSAGES: st.messages, StatusItem.RECENT: st.recent, StatusItem.UIDNEXT: st.uidnext,
         StatusItem.UIDVALIDITY: st.uidvalidity, StatusItem.UNSEEN: st.unseen,
         StatusItem.HIGHESTMODSEQ: st.highestmodseq, StatusItem.APPENDLIMIT: s.config.appendlimit,
     }  # fmt: skip

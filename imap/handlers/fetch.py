@@ -53,13 +53,13 @@ class _Body:
 
 
 def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
-           body: _Body | None) -> tuple[str, encoder.Value]:
+           body: _Body | None, flags: list[str]) -> tuple[str, encoder.Value]:
     if isinstance(item, FetchBody):
         assert body is not None
         data = mime.partial(body.section(item.section), item.partial)
         return item.response_name(), encoder.Literal(data)
     if item is FetchAttr.FLAGS:
-        return "FLAGS", encoder.Raw(encoder.flags(sorted(meta.flags)))
+        return "FLAGS", encoder.Raw(encoder.flags(flags))
     if item is FetchAttr.INTERNALDATE:
         return "INTERNALDATE", encoder.Raw(encoder.quoted(format_date_time(meta.internal_date)))
     if item is FetchAttr.RFC822_SIZE:
@@ -104,7 +104,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     view = s.selected
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
     if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
-        s.condstore = True  # RFC 7162 §3.1
+        await s.enable_condstore()  # RFC 7162 §3.1
     if cmd.changed_since is not None:
         pairs = [(q, u) for q, u in pairs if u in view.meta and view.meta[u].modseq > cmd.changed_since]
     need_summary = any(i in _SUMMARY for i in cmd.items if isinstance(i, FetchAttr))
@@ -143,8 +143,9 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
                 if raw is None:
                     continue
                 summary = summary_of(raw)
-            items = [_value(item, meta, summary, body) for item in cmd.items]
+            flags = view.flags_of(meta)
+            items = [_value(item, meta, summary, body, flags) for item in cmd.items]
             if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
-                items.append(_value(FetchAttr.FLAGS, meta, None, None))  # RFC 3501 §6.4.5
+                items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))  # RFC 3501 §6.4.5
             await s.send(encoder.fetch_response(seq, items))
     return replies.FETCH_COMPLETED

@@ -1,16 +1,17 @@
 """Authenticated state, the commands that manage mailboxes: CREATE, DELETE, RENAME,
 SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3.3-7), and LIST and LSUB (§6.3.8-9) with CHILDREN
-(RFC 3348), SPECIAL-USE (RFC 6154) and the RFC 5258 selection / return options those use."""
+(RFC 3348), SPECIAL-USE (RFC 6154) and LIST-EXTENDED (RFC 5258)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from imap.backend import DELIMITER, FolderInfo
 from imap.proto import commands as c
 from imap.proto import encoder, replies
-from imap.proto.errors import CommandFailed
+from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.replies import Reply
 from imap.session import Session
 
@@ -94,11 +95,27 @@ def _attributes(info: FolderInfo, *, subscribed: bool) -> list[str]:
     return attrs
 
 
-def _line(kind: bytes, attrs: list[str], name: str) -> bytes:
-    return encoder.untagged(kind + b" " + encoder.flags(attrs) + b" " + _DELIM + b" " + encoder.mailbox(name))
+def _line(kind: bytes, attrs: list[str], name: str, extended: bytes = b"") -> bytes:
+    return encoder.untagged(kind + b" " + encoder.flags(attrs) + b" " + _DELIM + b" " + encoder.mailbox(name)
+                            + extended)
+
+
+SELECT_OPTIONS = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}  # RFC 5258 §3, RFC 6154 §3
+RETURN_OPTIONS = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"}  # RFC 5258 §3, RFC 6154 §2
+_CHILDINFO = b' ("CHILDINFO" ("SUBSCRIBED"))'  # RFC 5258 §3.5
+
+
+def _check_options(cmd: c.List) -> None:
+    """RFC 5258 §3: an unknown option is a BAD; so is RECURSIVEMATCH with no other selection
+    option than REMOTE."""
+    if not set(cmd.select_options) <= SELECT_OPTIONS or not set(cmd.return_options) <= RETURN_OPTIONS:
+        raise BadCommand(replies.UNKNOWN_LIST_OPTION)
+    if "RECURSIVEMATCH" in cmd.select_options and not set(cmd.select_options) - {"RECURSIVEMATCH", "REMOTE"}:
+        raise BadCommand(replies.UNKNOWN_LIST_OPTION)
 
 
 async def list_(s: Session, cmd: c.List) -> Reply:
+    _check_options(cmd)
     if len(cmd.patterns) == 1 and cmd.patterns[0] == "" and not cmd.select_options:
         # RFC 3501 §6.3.8: the delimiter and the root of the reference.
         root = cmd.reference.split(DELIMITER)[0] + DELIMITER if DELIMITER in cmd.reference else ""
@@ -108,22 +125,55 @@ async def list_(s: Session, cmd: c.List) -> Reply:
     only_subscribed = "SUBSCRIBED" in cmd.select_options
     only_special = "SPECIAL-USE" in cmd.select_options
     show_subscribed = only_subscribed or "SUBSCRIBED" in cmd.return_options
-    for info in await s.boxes.list_folders():
-        if not _matches(info.name, regexes):
+    folders = await s.boxes.list_folders()
+    subscribed = set(await s.boxes.list_subscriptions()) if show_subscribed else set()
+    infos = {info.name: replace(info, subscribed=info.name in subscribed) if show_subscribed else info
+             for info in folders}
+    if only_subscribed:  # RFC 5258 §3.1: a subscribed name without a mailbox is \NonExistent
+        infos |= {name: FolderInfo(name, True, selectable=False) for name in subscribed - set(infos)}
+
+    def selected(info: FolderInfo) -> bool:
+        return not ((only_subscribed and not info.subscribed) or (only_special and not info.special_use))
+
+    # RFC 5258 §3.5 RECURSIVEMATCH: a matching name gets CHILDINFO when a descendant satisfies
+    # the selection but does not match the patterns itself.
+    childinfo: set[str] = set()
+    if "RECURSIVEMATCH" in cmd.select_options:
+        for info in infos.values():
+            if selected(info) and not _matches(info.name, regexes):
+                parts = info.name.split(DELIMITER)
+                childinfo |= {DELIMITER.join(parts[:i]) for i in range(1, len(parts))}
+    for name in sorted(infos, key=lambda n: (n != "INBOX", n)):
+        info = infos[name]
+        if not _matches(name, regexes) or not (selected(info) or name in childinfo):
             continue
-        if (only_subscribed and not info.subscribed) or (only_special and not info.special_use):
-            continue
-        await s.send(_line(b"LIST", _attributes(info, subscribed=show_subscribed), info.name))
+        attrs = _attributes(info, subscribed=show_subscribed) if name in {f.name for f in folders} else \
+            ["\\Subscribed", "\\NonExistent"]
+        if name in childinfo and not selected(info):
+            attrs = [a for a in attrs if a != "\\Subscribed"]
+        await s.send(_line(b"LIST", attrs, name, _CHILDINFO if name in childinfo else b""))
     return replies.LIST_COMPLETED
 
 
 async def lsub(s: Session, cmd: c.Lsub) -> Reply:
+    """RFC 3501 §6.3.9: the subscribed names matching the pattern, whether a mailbox has them
+    or not (§6.3.6), with ``()`` as Dovecot answers; and, where ``%`` stops above a subscribed
+    name, its unsubscribed parent flagged ``\\Noselect``."""
+    if cmd.pattern is None:  # not modified UTF-7: matches no mailbox (RFC 3501 §5.1.3)
+        return replies.LSUB_COMPLETED
     if cmd.pattern == "":
         await s.send(_line(b"LSUB", ["\\Noselect"], ""))
         return replies.LSUB_COMPLETED
     regex = pattern_regex(cmd.reference, cmd.pattern)
-    for info in await s.boxes.list_folders():
-        if info.subscribed and regex.match(info.name):
-            attrs = [] if info.selectable else ["\\Noselect"]
-            await s.send(_line(b"LSUB", attrs, info.name))
+    subscribed = set(await s.boxes.list_subscriptions())
+    found: dict[str, list[str]] = {name: [] for name in subscribed if regex.match(name)}
+    for name in subscribed - set(found):
+        parts = name.split(DELIMITER)
+        for depth in range(len(parts) - 1, 0, -1):
+            parent = DELIMITER.join(parts[:depth])
+            if regex.match(parent):
+                found.setdefault(parent, ["\\Noselect"])
+                break
+    for name in sorted(found, key=lambda n: (n != "INBOX", n)):
+        await s.send(_line(b"LSUB", found[name], name))
     return replies.LSUB_COMPLETED

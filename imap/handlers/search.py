@@ -24,6 +24,7 @@ from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.flags import is_recent, is_system
 from imap.proto.replies import Reply
+from imap.proto.seqset import format_uids
 from imap.proto.structure import Envelope
 from imap.session import Session
 
@@ -32,6 +33,7 @@ from imap.session import Session
 class _Candidate:
     seq: int
     meta: MessageMeta
+    recent: bool = False
     raw: bytes | None = None
     summary: MessageSummary | None = None
     _headers: Message | None = field(default=None)
@@ -92,9 +94,9 @@ def _envelope_values(env: Envelope, name: str) -> list[str]:
     return [", ".join(out)] if out else []
 
 
-def _has_flag(flags: frozenset[str], flag: str) -> bool:
+def _has_flag(flags: frozenset[str], flag: str, recent: bool) -> bool:
     if is_recent(flag):
-        return False  # no message is \Recent in this server (imap.selected_view)
+        return recent  # a session flag (RFC 3501 §2.3.2, imap.selected_view)
     if is_system(flag):
         return any(f.upper() == flag.upper() for f in flags)
     return flag in flags
@@ -145,7 +147,7 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     if isinstance(key, t.SearchAll):
         return True
     if isinstance(key, t.SearchFlag):
-        return _has_flag(m.meta.flags, key.flag) == key.present
+        return _has_flag(m.meta.flags, key.flag, m.recent) == key.present
     if isinstance(key, t.SearchSize):
         return m.meta.size > key.size if key.larger else m.meta.size < key.size
     if isinstance(key, t.SearchSet):
@@ -187,9 +189,9 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def search(s: Session, cmd: c.Search) -> Reply:
+async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]]:
+    """(sequence number, meta) of the selected messages ``key`` matches, ascending."""
     view = s.selected
-    key = cmd.criteria or t.SearchAll()
     raw_needed, summary_needed = needs_raw(key), needs_summary(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
     pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
@@ -201,15 +203,68 @@ async def search(s: Session, cmd: c.Search) -> Reply:
         raws = await s.boxes.fetch_raws(view.name, uids) if raw_needed else {}
         summaries = await s.boxes.fetch_summaries(view.name, uids) if summary_needed else {}
         for seq, uid in chunk:
-            candidate = _Candidate(seq, view.meta[uid], raws.get(uid), summaries.get(uid))
+            candidate = _Candidate(seq, view.meta[uid], uid in view.recent, raws.get(uid), summaries.get(uid))
             if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None):
                 continue  # expunged meanwhile
             if matches(key, candidate, exists=exists, max_uid=max_uid):
                 found.append((seq, candidate.meta))
+    return found
+
+
+async def search(s: Session, cmd: c.Search) -> Reply:
+    key = cmd.criteria or t.SearchAll()
+    found = await matching(s, key)
+    if uses_modseq(key):
+        await s.enable_condstore()  # RFC 7162 §3.1
+    if cmd.return_options is not None:
+        numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
+        await s.send(esearch_line(cmd.tag, cmd.uid, cmd.return_options, numbered, modseq=uses_modseq(key)))
+        return replies.SEARCH_COMPLETED
     numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
     line = ("SEARCH " + numbers).strip()
     if uses_modseq(key) and found:  # RFC 7162 §3.1.5
-        s.condstore = True
         line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
     await s.send(encoder.untagged(line.encode("ascii")))
     return replies.SEARCH_COMPLETED
+
+
+def esearch_line(tag: str, uid: bool, options: tuple[str, ...], found: list[tuple[int, int]], *,
+                 modseq: bool, order: list[int] | None = None) -> bytes:
+    """RFC 4731 §3.1: ``* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]``, from
+    (number, modseq) pairs in ascending order; MIN, MAX and ALL only when something matched.
+    RFC 7162 §3.1.5: with a MODSEQ key, ``MODSEQ`` is the highest of the messages returned:
+    all matches when ALL or COUNT is asked, else only the MIN and MAX ones (RFC 4731 §3.2).
+    ESORT (RFC 5267 §3.2) gives ``order``: ALL lists the numbers in that (sorted) order."""
+    words = ["ESEARCH", "(TAG " + encoder.quoted(tag).decode("ascii") + ")"]
+    if uid:
+        words.append("UID")
+    returned: list[tuple[int, int]] = []
+    if found:
+        if "MIN" in options:
+            words.append(f"MIN {found[0][0]}")
+            returned.append(found[0])
+        if "MAX" in options:
+            words.append(f"MAX {found[-1][0]}")
+            returned.append(found[-1])
+        if "ALL" in options:
+            words.append("ALL " + (format_uids([n for n, _ in found]) if order is None else runs(order)))
+    if "COUNT" in options:
+        words.append(f"COUNT {len(found)}")
+    if "ALL" in options or "COUNT" in options:
+        returned = found
+    if modseq and returned:
+        words.append(f"MODSEQ {max(m for _, m in returned)}")
+    return encoder.untagged(" ".join(words).encode("ascii"))
+
+
+def runs(numbers: list[int]) -> str:
+    """A sequence-set in the given order: ``a:b`` only for ascending runs (``3:4,2,1``)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        parts.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
+    return ",".join(parts)

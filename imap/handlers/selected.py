@@ -47,12 +47,14 @@ async def store(s: Session, cmd: c.Store) -> Reply:
     view = require_writable(s)
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
     if cmd.unchanged_since is not None:
-        s.condstore = True  # RFC 7162 §3.1: using UNCHANGEDSINCE enables CONDSTORE
+        await s.enable_condstore()  # RFC 7162 §3.1: using UNCHANGEDSINCE enables CONDSTORE
     result = await s.boxes.store_flags(
         view.name, [u for _, u in pairs], cmd.mode, normalise_flags(cmd.flags),
         unchanged_since=cmd.unchanged_since,
     )  # fmt: skip
     changed = {m.uid for m in result.updated}
+    for line in view.new_keywords(result.updated):  # RFC 3501 §7.2.6: FLAGS before the FETCHes
+        await s.send(line)
     for updated in result.updated:
         view.update(updated)
     conflicts = set(result.conflicts)

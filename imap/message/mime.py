@@ -21,6 +21,7 @@ from imap.proto.structure import BodyStructure, Disposition, Envelope, EnvelopeA
 
 MAX_DEPTH = 20  # nesting bound for hostile messages
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
 
 
 @dataclass(slots=True)
@@ -61,7 +62,10 @@ def _parse_part(raw: bytes, start: int, end: int, depth: int, default: str) -> P
     else:
         m = _HEADER_END.search(raw, start, end)
         body_start = m.end() if m else end
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw[start:body_start])
+    # RFC 5322 §2.2.3: unfold before reading values, so a parameter folded across lines
+    # (``boundary="foo\r\n bar"``) is read as ``foo bar`` (RFC 2045 §5.1). Offsets stay
+    # those of ``raw``: sections are cut from it, never from these values.
+    headers = BytesHeaderParser(policy=compat32).parsebytes(_FOLD.sub(b"", raw[start:body_start]))
     if "content-type" not in headers:
         headers.set_default_type(default)
     part = Part(raw, start, body_start, end, headers)

@@ -142,7 +142,9 @@ class Unsubscribe(Command):
 class List(Command):
     """LIST (RFC 3501 §6.3.8) with RFC 5258 selection/return options used by RFC 6154.
 
-    ``patterns`` are decoded mailbox patterns (``%`` and ``*`` are wildcards).
+    ``patterns`` are decoded mailbox patterns (``%`` and ``*`` are wildcards); one that is
+    not valid modified UTF-7 (RFC 3501 §5.1.3) matches nothing and is left out, as are all
+    of them under such a reference.
     ``select_options`` e.g. ``("SUBSCRIBED", "SPECIAL-USE")``; ``return_options`` e.g.
     ``("SPECIAL-USE", "CHILDREN")``; both upper-cased.
     """
@@ -156,9 +158,11 @@ class List(Command):
 
 @dataclass(frozen=True, slots=True)
 class Lsub(Command):
+    """``pattern`` None: the pattern or the reference is not modified UTF-7 (matches nothing)."""
+
     name: ClassVar[str] = "LSUB"
     reference: str = ""
-    pattern: str = ""
+    pattern: str | None = ""
 
 
 class StatusItem(enum.StrEnum):
@@ -238,11 +242,48 @@ class Expunge(_UidCommand):
 
 @dataclass(frozen=True, slots=True)
 class Search(_UidCommand):
-    """SEARCH (RFC 3501 §6.4.4). ``criteria`` is one key (an implicit AND of the list)."""
+    """SEARCH (RFC 3501 §6.4.4). ``criteria`` is one key (an implicit AND of the list).
+
+    ``return_options`` (RFC 4731 ESEARCH): None for a plain SEARCH, else the upper-cased
+    ``RETURN`` options, ``("ALL",)`` for ``RETURN ()``."""
 
     name: ClassVar[str] = "SEARCH"
     uid: bool = False
     charset: str | None = None
+    criteria: SearchKey | None = None
+    return_options: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """One RFC 5256 §3 sort-criterion: ARRIVAL CC DATE FROM SIZE SUBJECT TO, or (RFC 5957)
+    DISPLAYFROM DISPLAYTO; ``reverse`` for a ``REVERSE`` before it."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(_UidCommand):
+    """SORT (RFC 5256 §3): the messages ``criteria`` matches, ordered by ``keys`` (ties by
+    sequence number). ``return_options`` as :class:`Search` (RFC 5267 §3.2 ESORT)."""
+
+    name: ClassVar[str] = "SORT"
+    uid: bool = False
+    keys: tuple[SortKey, ...] = ()
+    charset: str = "UTF-8"
+    criteria: SearchKey | None = None
+    return_options: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(_UidCommand):
+    """THREAD (RFC 5256 §3): ``algorithm`` ORDEREDSUBJECT or REFERENCES (upper-cased)."""
+
+    name: ClassVar[str] = "THREAD"
+    uid: bool = False
+    algorithm: str = "REFERENCES"
+    charset: str = "UTF-8"
     criteria: SearchKey | None = None
 
 
@@ -302,10 +343,10 @@ class Move(_UidCommand):
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
-    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move,
+    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread,
 )  # fmt: skip
 
 #: Every name the state table must cover (RFC 3501 §6.4.8 UID forms included).
 COMMAND_NAMES: tuple[str, ...] = tuple(c.name for c in ALL_COMMANDS) + tuple(
-    f"UID {c.name}" for c in (Expunge, Search, Fetch, Store, Copy, Move)
+    f"UID {c.name}" for c in (Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread)
 )

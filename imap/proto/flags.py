@@ -1,8 +1,8 @@
 """Message flags (RFC 3501 §2.3.2): the system flags, defined here once for the whole product.
 
 System flags begin with ``\\`` and are matched case-insensitively; keywords are atoms kept
-as given. ``\\Recent`` is a system flag the server sets, never stored by a client (and no
-message is ``\\Recent`` in this server: :mod:`imap.selected_view`).
+as given. ``\\Recent`` is a system flag the server sets, never stored by a client: a session
+flag, one session sees a new message as recent (:mod:`imap.selected_view`).
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ def parse_command(data: bytes) -> c.Command:
             raise BadCommand(replies.UNKNOWN_COMMAND, detail=f"unknown command {name[:40]!r}")
         command = parser(reader, tag)
         reader.expect_end()
+        if reader.refusal is not None:
+            raise reader.refusal
         return command
     except ImapError as exc:
         raise exc.with_tag(tag) from None
@@ -163,7 +165,7 @@ def _list(reader: Reader, tag: str) -> c.Command:
     if reader.peek_is(b"("):
         select = _options(reader)
         reader.sp()
-    reference = reader.mailbox()
+    reference = reader.reference()
     reader.sp()
     if reader.peek_is(b"("):
         reader.pos += 1
@@ -173,20 +175,23 @@ def _list(reader: Reader, tag: str) -> c.Command:
         reader.expect(b")")
     else:
         patterns = [reader.list_mailbox()]
+    if reference is None:  # not modified UTF-7: nothing can match under it
+        reference, patterns = "", []
     returns: tuple[str, ...] = ()
     if reader.maybe_sp():
         if reader.keyword() != "RETURN":
             raise reader.error()
         reader.sp()
         returns = _options(reader)
-    return c.List(tag, reference, tuple(patterns), select, returns)
+    return c.List(tag, reference, tuple(p for p in patterns if p is not None), select, returns)
 
 
 def _lsub(reader: Reader, tag: str) -> c.Command:
     reader.sp()
-    reference = reader.mailbox()
+    reference = reader.reference()
     reader.sp()
-    return c.Lsub(tag, reference, reader.list_mailbox())
+    pattern = reader.list_mailbox()
+    return c.Lsub(tag, reference or "", pattern if reference is not None else None)
 
 
 def _status(reader: Reader, tag: str) -> c.Command:

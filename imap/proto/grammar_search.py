@@ -48,10 +48,15 @@ def parse_charset(reader: Reader) -> str | None:
     if reader.data[reader.pos : reader.pos + 8].upper() != b"CHARSET ":
         return None
     reader.pos += 8
-    charset = reader.astring().decode("ascii", "replace").upper()
+    charset = check_charset(reader.astring().decode("ascii", "replace").upper())
+    reader.sp()
+    return charset
+
+
+def check_charset(charset: str) -> str:
+    """``charset`` (upper-cased) if supported, else NO [BADCHARSET] (RFC 3501 §6.4.4, RFC 5256 §3)."""
     if charset not in SUPPORTED_CHARSETS:
         raise CommandFailed(replies.UNSUPPORTED_CHARSET, code_arg="(" + " ".join(SUPPORTED_CHARSETS) + ")")
-    reader.sp()
     return charset
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import replies
-from imap.proto.grammar_search import parse_charset, parse_search_keys
+from imap.proto.grammar_search import check_charset, parse_charset, parse_search_keys
 from imap.proto.reader import MAX_NUMBER64, Reader
 from imap.proto.seqset import SequenceSet
 
@@ -30,11 +30,85 @@ def _expunge(uid: bool) -> Parser:
     return parse
 
 
+ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")  # RFC 4731 §3.1 search-return-opt
+
+
+def _search_return(reader: Reader) -> tuple[str, ...] | None:
+    """RFC 4731 §3.1: ``RETURN (opt ...) SP`` before the search program; ``()`` is ALL."""
+    if reader.data[reader.pos : reader.pos + 7].upper() != b"RETURN ":
+        return None
+    reader.pos += 7
+    options: list[str] = []
+    for raw in reader.paren_list("atom"):
+        option = raw.decode("ascii").upper()
+        if option not in ESEARCH_OPTIONS:
+            raise reader.error(replies.UNKNOWN_SEARCH_RETURN_OPTION)
+        if option not in options:
+            options.append(option)
+    reader.sp()
+    return tuple(options) or ("ALL",)
+
+
 def _search(uid: bool) -> Parser:
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp()
+        returns = _search_return(reader)
         charset = parse_charset(reader)
-        return c.Search(tag, uid, charset, parse_search_keys(reader))
+        return c.Search(tag, uid, charset, parse_search_keys(reader), returns)
+
+    return parse
+
+
+SORT_KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO")
+
+
+def _sort(uid: bool) -> Parser:
+    """RFC 5256 §3: ``SORT [RETURN (...)] (criteria) charset search-program`` (RFC 5267 §3.2,
+    RFC 5957 DISPLAYFROM / DISPLAYTO); the charset is required."""
+
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp()
+        returns = _search_return(reader)
+        words = [w.decode("ascii").upper() for w in reader.paren_list("atom")]
+        if not words:
+            raise reader.error()
+        keys: list[c.SortKey] = []
+        reverse = False
+        for word in words:
+            if word == "REVERSE" and not reverse:
+                reverse = True
+                continue
+            if word not in SORT_KEYS:
+                raise reader.error(replies.UNKNOWN_SORT_KEY)
+            keys.append(c.SortKey(word, reverse))
+            reverse = False
+        if reverse:
+            raise reader.error(replies.UNKNOWN_SORT_KEY)
+        reader.sp()
+        charset = reader.astring().decode("ascii", "replace").upper()
+        reader.sp()
+        criteria = parse_search_keys(reader)  # a syntax error first (BAD), then the charset (NO)
+        return c.Sort(tag, uid, tuple(keys), check_charset(charset), criteria, returns)
+
+    return parse
+
+
+THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")  # RFC 5256 §3
+
+
+def _thread(uid: bool) -> Parser:
+    """RFC 5256 §3: ``THREAD algorithm charset search-program``."""
+
+    def parse(reader: Reader, tag: str) -> c.Command:
+        reader.sp()
+        algorithm = reader.atom().upper()
+        if algorithm not in THREAD_ALGORITHMS:
+            raise reader.error(replies.UNKNOWN_THREAD_ALGORITHM)
+        reader.sp()
+        charset = reader.astring().decode("ascii", "replace").upper()
+        reader.sp()
+        criteria = parse_search_keys(reader)
+        return c.Thread(tag, uid, algorithm, check_charset(charset), criteria)
 
     return parse
 
@@ -174,6 +248,8 @@ SELECTED_PARSERS: dict[str, Parser] = {
 for _uid in (False, True):
     _prefix = "UID " if _uid else ""
     SELECTED_PARSERS[_prefix + "SEARCH"] = _search(_uid)
+    SELECTED_PARSERS[_prefix + "SORT"] = _sort(_uid)
+    SELECTED_PARSERS[_prefix + "THREAD"] = _thread(_uid)
     SELECTED_PARSERS[_prefix + "FETCH"] = _fetch(_uid)
     SELECTED_PARSERS[_prefix + "STORE"] = _store(_uid)
     SELECTED_PARSERS[_prefix + "COPY"] = _copy_move(c.Copy, _uid)

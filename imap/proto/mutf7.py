@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 
-from imap.proto import replies
-from imap.proto.errors import BadCommand
+
+class Malformed(ValueError):
+    """Not valid modified UTF-7: a well-formed string that names no mailbox (the parser
+    answers NO for a mailbox name, and a LIST pattern matches nothing)."""
 
 
 def _b64(data: str) -> bytes:
@@ -40,7 +42,7 @@ def encode(name: str) -> bytes:
 
 
 def decode(data: bytes) -> str:
-    """Decode modified UTF-7; raises :class:`BadCommand` on malformed input.
+    """Decode modified UTF-7; raises :class:`Malformed` on malformed input.
 
     RFC 3501 §5.1.3 forbids non-shortest forms (e.g. encoding printable ASCII, or two
     adjacent shifted runs): we reject them so that every name has one spelling.
@@ -54,7 +56,7 @@ def decode(data: bytes) -> str:
         if byte == 0x26:  # '&'
             end = data.find(b"-", i + 1)
             if end < 0:
-                raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
+                raise Malformed()
             chunk = data[i + 1 : end]
             i = end + 1
             if not chunk:
@@ -62,12 +64,12 @@ def decode(data: bytes) -> str:
                 last_was_shift = False
                 continue
             if last_was_shift:
-                raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
+                raise Malformed()
             out.append(_decode_chunk(chunk))
             last_was_shift = True
             continue
         if not 0x20 <= byte <= 0x7E:
-            raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
+            raise Malformed()
         out.append(chr(byte))
         last_was_shift = False
         i += 1
@@ -80,7 +82,7 @@ def _decode_chunk(chunk: bytes) -> str:
         raw = base64.b64decode(padded, validate=True)
         text = raw.decode("utf-16-be")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadCommand(replies.INVALID_MAILBOX_ENCODING) from None
+        raise Malformed() from None
     if any(" " <= ch <= "~" for ch in text) or _b64(text) != chunk:
-        raise BadCommand(replies.INVALID_MAILBOX_ENCODING)
+        raise Malformed()
     return text

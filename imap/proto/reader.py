@@ -9,7 +9,7 @@ raise :class:`BadCommand` (tagged BAD) on any syntax error.
 from __future__ import annotations
 
 from imap.proto import mutf7, replies
-from imap.proto.errors import BadCommand
+from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.replies import Reply
 
 # RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials
@@ -28,6 +28,9 @@ class Reader:
     def __init__(self, data: bytes, pos: int = 0) -> None:
         self.data = data
         self.pos = pos
+        # A refusal found while parsing (a mailbox name that is not modified UTF-7): raised
+        # once the whole command has parsed, so a syntax error still answers BAD first.
+        self.refusal: CommandFailed | None = None
 
     # --- primitives ---------------------------------------------------------------
     def error(self, reply: Reply = replies.SYNTAX_ERROR) -> BadCommand:
@@ -157,18 +160,29 @@ class Reader:
             raise self.error(replies.INVALID_UTF8) from None
 
     def mailbox(self) -> str:
-        """RFC 3501 §9 mailbox: astring, modified UTF-7 decoded; INBOX case-insensitive (§5.1)."""
-        name = mutf7.decode(self.astring())
-        return "INBOX" if name.upper() == "INBOX" else name
+        """RFC 3501 §9 mailbox: astring, modified UTF-7 decoded; INBOX case-insensitive (§5.1).
 
-    def list_mailbox(self) -> str:
-        """RFC 3501 §9 list-mailbox: 1*list-char / string (``%`` and ``*`` are wildcards)."""
+        A name that is not valid modified UTF-7 (§5.1.3) names no mailbox: the command gets
+        ``NO`` (:attr:`refusal`, as Dovecot answers), not ``BAD``: its syntax is right."""
+        raw = self.astring()
+        name = _decoded(raw)
+        if name is None:
+            self.refusal = self.refusal or CommandFailed(replies.INVALID_MAILBOX_ENCODING)
+            return raw.decode("ascii", "replace")
+        return name
+
+    def reference(self) -> str | None:
+        """LIST / LSUB reference name (a mailbox); None when it is not valid modified UTF-7."""
+        return _decoded(self.astring())
+
+    def list_mailbox(self) -> str | None:
+        """RFC 3501 §9 list-mailbox: 1*list-char / string (``%`` and ``*`` are wildcards);
+        None when it is not valid modified UTF-7 (it then matches no mailbox)."""
         if self.peek_is(b'"') or self.peek_is(b"{"):
             raw = self.string()
         else:
             raw = self.take(LIST_CHARS)
-        name = mutf7.decode(raw)
-        return "INBOX" if name.upper() == "INBOX" else name
+        return _decoded(raw)
 
     def flag(self) -> str:
         """RFC 3501 §9 flag: ``\\Atom`` (system or extension flag) or a keyword atom."""
@@ -209,3 +223,12 @@ class Reader:
             out.append(self.astring() if item == "astring" else self.atom().encode())
         self.pos += 1
         return out
+
+
+def _decoded(raw: bytes) -> str | None:
+    """Modified UTF-7 decoded (RFC 3501 §5.1.3), INBOX upper-cased (§5.1); None when malformed."""
+    try:
+        name = mutf7.decode(raw)
+    except mutf7.Malformed:
+        return None
+    return "INBOX" if name.upper() == "INBOX" else name

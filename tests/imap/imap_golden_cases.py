@@ -43,6 +43,12 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
         c.List("t", "", ("*", "Arch%"), ("SPECIAL-USE",), ("SPECIAL-USE", "CHILDREN")),
     ),
     (b't LSUB "#news." "comp.mail.*"\r\n', c.Lsub("t", "#news.", "comp.mail.*")),
+    # A pattern that is not valid modified UTF-7 matches nothing (left out; LSUB: None), as
+    # Dovecot answers (imaptest's atoms test); so does any pattern under such a reference.
+    (b"t LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n", c.List("t", "", ())),
+    (b't LIST "" (&ZZ* INBOX)\r\n', c.List("t", "", ("INBOX",))),
+    (b"t LIST a&ZZ *\r\n", c.List("t", "", ())),
+    (b't LSUB "" &ZZ\r\n', c.Lsub("t", "", None)),
     (
         b"t STATUS blurdybloop (UIDNEXT MESSAGES highestmodseq)\r\n",
         c.Status(
@@ -132,6 +138,18 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
         ),
     ),
     (b"t SEARCH MODSEQ 5\r\n", c.Search("t", False, None, t.SearchModSeq(5))),
+    # RFC 4731 §3.1 ESEARCH: RETURN options before CHARSET; "()" means ALL.
+    (b"t SEARCH RETURN (MIN max Count ALL) ALL\r\n",
+     c.Search("t", False, None, t.SearchAll(), ("MIN", "MAX", "COUNT", "ALL"))),
+    (b"t UID SEARCH RETURN () CHARSET UTF-8 ALL\r\n", c.Search("t", True, "UTF-8", t.SearchAll(), ("ALL",))),
+    # RFC 5256 §3 SORT, RFC 5957 DISPLAYFROM / DISPLAYTO, RFC 5267 §3.2 ESORT's RETURN.
+    (b"t SORT (SUBJECT reverse DATE) UTF-8 ALL\r\n",
+     c.Sort("t", False, (c.SortKey("SUBJECT"), c.SortKey("DATE", True)), "UTF-8", t.SearchAll())),
+    (b"t THREAD references UTF-8 ALL\r\n", c.Thread("t", False, "REFERENCES", "UTF-8", t.SearchAll())),
+    (b"t UID THREAD ORDEREDSUBJECT us-ascii 1:5\r\n",
+     c.Thread("t", True, "ORDEREDSUBJECT", "US-ASCII", t.SearchSet(S("1:5")))),
+    (b"t UID SORT RETURN (count) (displayfrom) us-ascii 1:5\r\n",
+     c.Sort("t", True, (c.SortKey("DISPLAYFROM"),), "US-ASCII", t.SearchSet(S("1:5")), ("COUNT",))),
     (b"t FETCH 1 ALL\r\n", c.Fetch("t", False, S("1"), t.FETCH_MACROS["ALL"])),
     (b"t FETCH 1:* fast\r\n", c.Fetch("t", False, S("1:*"), t.FETCH_MACROS["FAST"])),
     (b"t FETCH 2 FULL\r\n", c.Fetch("t", False, S("2"), t.FETCH_MACROS["FULL"])),

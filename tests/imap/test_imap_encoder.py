@@ -40,7 +40,7 @@ def test_mutf7_round_trip(text: str) -> None:
 
 @pytest.mark.parametrize("wire", [b"&Jjo", b"&AGE-", b"&U,BTFw-&ZeVnLIqe-", b"a\x80", b"&=-"])
 def test_mutf7_rejects_malformed(wire: bytes) -> None:
-    with pytest.raises(BadCommand):
+    with pytest.raises(mutf7.Malformed):
         mutf7.decode(wire)
 
 

@@ -177,3 +177,77 @@ def test_deep_nesting_is_bounded() -> None:
     assert depth(bs) == mime.MAX_DEPTH + 1  # the 60 levels are cut at the bound, not followed
     encoded = encoder.encode(encoder.bodystructure(bs))
     assert encoded.count(b"(") <= 4 * (mime.MAX_DEPTH + 1)
+
+
+# imaptest fetch-body-mime / fetch-bodystructure (issue 18): a parameter folded across lines.
+FOLDED = (
+    b"From: user@domain.example\r\n"
+    b"Mime-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="foo\r\n bar"\r\n'
+    b"\r\n"
+    b"Root MIME prologue\r\n"
+    b"\r\n"
+    b"--foo bar\r\n"
+    b"Content-Type: text/x-myown; charset=us-ascii\r\n"
+    b"\r\n"
+    b"hello\r\n"
+    b"\r\n"
+    b"--foo bar\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b"\r\n"
+    b"From: sub@domain.example\r\n"
+    b"Subject: submsg\r\n"
+    b'Content-Type: multipart/alternative; boundary="sub1"\r\n'
+    b"\r\n"
+    b"--sub1\r\n"
+    b"Content-Type: text/html\r\n"
+    b"\r\n"
+    b"<p>Hello world</p>\r\n"
+    b"--sub1--\r\n"
+    b"\r\n"
+    b"--foo bar--\r\n"
+    b"Root MIME epilogue\r\n"
+)
+
+
+def test_folded_boundary_parameter_is_unfolded() -> None:
+    """RFC 5322 §2.2.3: unfolding removes the CRLF before the parameters are read (RFC 2045 §5.1),
+    so the boundary is ``foo bar`` and the multipart is split on it."""
+    root = mime.parse(FOLDED)
+    assert len(root.children) == 2
+    bs = mime.bodystructure(root)
+    assert encoder.encode(encoder.bodystructure(bs, extended=False)) == (
+        b'(("TEXT" "X-MYOWN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 7 1)'
+        b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 164 '
+        b'(NIL "submsg" ((NIL NIL "sub" "domain.example")) ((NIL NIL "sub" "domain.example")) '
+        b'((NIL NIL "sub" "domain.example")) NIL NIL NIL NIL NIL) '
+        b'(("TEXT" "HTML" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 18 1) "ALTERNATIVE") 9) "MIXED")'
+    )
+    assert (bs.params, mime.section(root, Section((1,)))) == ((("BOUNDARY", "foo bar"),), b"hello\r\n")
+    assert mime.section(root, Section((2, 1))) == b"<p>Hello world</p>"
+    assert mime.section(root, Section((1,), SectionText.MIME)) == (
+        b"Content-Type: text/x-myown; charset=us-ascii\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Dovecot's reading (imaptest fetch-envelope): a comment after a bare addr-spec is the name.
+        ("user@domain.example (Real Name)", [("user", "domain.example", "Real Name")]),
+        ("u@d.example (first) (last)", [("u", "d.example", "last")]),
+        ("a@b.example (A), c@d.example", [("a", "b.example", "A"), ("c", "d.example", None)]),
+        # ... and comments inside an address are not part of it (imaptest search-addresses).
+        ("<user-from (comment)@ (comment) domain.example>", [("user-from", "domain.example", None)]),
+        ("Real <u (c) @ d.example>", [("u", "d.example", "Real")]),
+        ('"a (not a comment)"@d.example', [("a (not a comment)", "d.example", None)]),
+    ],
+)
+def test_address_comments(value: str, expected: list[tuple[str, str, str | None]]) -> None:
+    assert [(a.mailbox, a.host, a.name) for a in parse_address_list(value)] == expected
+
+
+def test_address_comment_in_an_empty_group_is_no_address() -> None:
+    assert parse_address_list("group:;, group2: (foo) ;") == (
+        EnvelopeAddress(None, None, "group", None), EnvelopeAddress(None, None, None, None),
+        EnvelopeAddress(None, None, "group2", None), EnvelopeAddress(None, None, None, None),
+    )

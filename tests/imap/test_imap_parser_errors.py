@@ -15,8 +15,7 @@ BAD = [
     (b"a NOOP extra\r\n", b"a BAD Unexpected characters at end of command\r\n"),
     (b"a SELECT\r\n", b"a BAD Syntax error\r\n"),
     (b"a SELECT INBOX (QRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),
-    (b"a SELECT &Jjo!\r\n", b"a BAD Invalid modified UTF-7 in mailbox name\r\n"),
-    (b"a SELECT &AGE-\r\n", b"a BAD Invalid modified UTF-7 in mailbox name\r\n"),  # 'a' must not be encoded
+    (b"a SELECT &Jjo! (QRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),  # syntax first
     (b"a FETCH 0 FLAGS\r\n", b"a BAD Invalid sequence set\r\n"),
     (b"a FETCH 1 FOO\r\n", b"a BAD Unknown FETCH item\r\n"),
     (b"a FETCH 1 BODY[MIME]\r\n", b"a BAD MIME needs a part number\r\n"),
@@ -29,6 +28,12 @@ BAD = [
     (b"a SEARCH SINCE 31-Feb-2020\r\n", b"a BAD Invalid date\r\n"),
     (b"a SEARCH " + b"NOT " * 100 + b"ALL\r\n", b"a BAD Search too deeply nested\r\n"),
     (b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100 + b"\r\n", b"a BAD Search too deeply nested\r\n"),
+    (b"a SEARCH RETURN (SAVE) ALL\r\n", b"a BAD Unknown SEARCH return option\r\n"),  # SEARCHRES not offered
+    (b"a SEARCH RETURN ALL\r\n", b"a BAD Syntax error\r\n"),
+    (b"a SORT (ARRIVAL) ALL\r\n", b"a BAD Syntax error\r\n"),  # the charset is required (RFC 5256 §3)
+    (b"a SORT () UTF-8 ALL\r\n", b"a BAD Syntax error\r\n"),
+    (b"a SORT (REVERSE) UTF-8 ALL\r\n", b"a BAD Unknown SORT key\r\n"),
+    (b"a SORT (NAME) UTF-8 ALL\r\n", b"a BAD Unknown SORT key\r\n"),
     (b"a STATUS INBOX (SIZE)\r\n", b"a BAD Unknown STATUS item\r\n"),
     (b"a STATUS INBOX ()\r\n", b"a BAD Empty STATUS item list\r\n"),
     (b'a APPEND INBOX "bad date" {1}\r\nx\r\n', b"a BAD Invalid date-time\r\n"),
@@ -63,6 +68,33 @@ def test_bad_charset_is_no_with_code() -> None:
     with pytest.raises(CommandFailed) as info:
         receiver.next_event()
     assert info.value.response() == b"a NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"
+
+
+# A name that is not valid modified UTF-7 is well-formed syntax naming no mailbox: NO, as
+# Dovecot answers (imaptest's atoms test), once the whole command has been parsed.
+NOT_MUTF7 = [
+    b"a SELECT &Jjo!\r\n",
+    b"a SELECT &AGE-\r\n",  # 'a' must not be encoded
+    b"a EXAMINE \"!#$&'+,-.0123456789:;<=>?@^_`|[}\"\r\n",
+    b"a CREATE a&ZZ\r\n",
+    b"a CREATE a&ZZ (USE (\\Sent))\r\n",
+    b"a DELETE a&ZZ\r\n",
+    b"a RENAME INBOX/x a&ZZ\r\n",
+    b"a STATUS a&ZZ (MESSAGES)\r\n",
+    b"a APPEND a&ZZ {1+}\r\nx\r\n",
+    b"a UID COPY 1 a&ZZ\r\n",
+]
+
+
+@pytest.mark.parametrize("wire", NOT_MUTF7, ids=[w[:24].decode("latin-1") for w in NOT_MUTF7])
+def test_a_name_that_is_not_modified_utf7_is_refused_with_no(wire: bytes) -> None:
+    receiver = CommandReceiver()
+    receiver.feed(wire + b"b NOOP\r\n")
+    with pytest.raises(CommandFailed) as info:
+        while isinstance(receiver.next_event(), NeedLiteral):
+            pass
+    assert info.value.response() == b"a NO Mailbox name is not valid modified UTF-7\r\n"
+    assert receiver.next_event() == Noop("b")
 
 
 def test_receiver_recovers_after_a_bad_command() -> None:

@@ -42,5 +42,5 @@ async def test_idle_pushes_changes_then_done() -> None:
     boxes = t.session.boxes
     await boxes.append("INBOX", b"Subject: y\r\n\r\n", [], None)
     await asyncio.sleep(0.2)
-    assert t.take() == b"* 1 EXISTS\r\n"
+    assert t.take() == b"* 1 EXISTS\r\n* 1 RECENT\r\n"  # new to this session: recent (RFC 3501 §2.3.2)
     assert await t.feed(b"DONE\r\n") == b"c OK IDLE terminated\r\n"

@@ -20,8 +20,9 @@ EXPECTED_STATES = {
     State.LOGOUT: set(),
 }  # fmt: skip
 EXPECTED_STATES[State.SELECTED] = (EXPECTED_STATES[State.AUTHENTICATED] - {"ENABLE"}) | {
-    "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE",
-    "UID EXPUNGE", "UID SEARCH", "UID FETCH", "UID STORE", "UID COPY", "UID MOVE",
+    "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "SORT",
+    "THREAD", "UID EXPUNGE", "UID SEARCH", "UID FETCH", "UID STORE", "UID COPY", "UID MOVE", "UID SORT",
+    "UID THREAD",
 }  # fmt: skip
 
 
@@ -85,7 +86,8 @@ def test_capabilities_by_state_and_tls() -> None:
     after = capabilities(State.AUTHENTICATED, tls=True, literal_mode=LiteralMode.MINUS, appendlimit=1000)
     for cap in ("IMAP4rev1", "LITERAL-", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "ENABLE", "NAMESPACE"):
         assert cap in after
-    for cap in ("ID", "UNSELECT", "CHILDREN", "CONDSTORE", "APPENDLIMIT=1000"):
+    for cap in ("ID", "UNSELECT", "CHILDREN", "CONDSTORE", "APPENDLIMIT=1000", "ESEARCH", "SORT", "SORT=DISPLAY",
+                "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "LIST-EXTENDED"):
         assert cap in after
     assert capability_line(("IMAP4rev1", "IDLE")) == b"* CAPABILITY IMAP4rev1 IDLE\r\n"
 

@@ -19,7 +19,7 @@ SELECT = r"""
     C: b SELECT INBOX
     S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
     S: * 3 EXISTS
-    S: * 0 RECENT
+    S: * 3 RECENT
     S: * OK [UNSEEN 2] First unseen
     S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Limited
     S: * OK [UIDVALIDITY 1] UIDs valid
@@ -40,7 +40,7 @@ async def test_uid_fetch_range_beyond_the_last_uid() -> None:
     # RFC 3501 §6.4.8: "7:*" is "3:7" when 3 is the highest UID, and UID FETCH carries UID.
     await three_messages().run(LOGIN + SELECT + r"""
         C: c UID FETCH 7:* FLAGS
-        S: * 3 FETCH (FLAGS () UID 3)
+        S: * 3 FETCH (FLAGS (\Recent) UID 3)
         S: c OK FETCH completed
         C: d FETCH 4 FLAGS
         S: d BAD Invalid message sequence number
@@ -94,7 +94,7 @@ async def test_read_only_mailbox_refuses_store() -> None:
         C: b EXAMINE INBOX
         S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
         S: * 3 EXISTS
-        S: * 0 RECENT
+        S: * 3 RECENT
         S: * OK [UNSEEN 2] First unseen
         S: * OK [PERMANENTFLAGS ()] Limited
         S: * OK [UIDVALIDITY 1] UIDs valid
@@ -109,7 +109,7 @@ async def test_read_only_mailbox_refuses_store() -> None:
         S: )
         S: d OK FETCH completed
         C: e FETCH 2 FLAGS
-        S: * 2 FETCH (FLAGS ())
+        S: * 2 FETCH (FLAGS (\Recent))
         S: e OK FETCH completed
     """)
 
@@ -117,7 +117,8 @@ async def test_read_only_mailbox_refuses_store() -> None:
 async def test_store_with_unchangedsince_reports_modified() -> None:
     await three_messages().run(LOGIN + SELECT + r"""
         C: c UID STORE 1:2 (UNCHANGEDSINCE 2) +FLAGS (\Flagged)
-        S: * 1 FETCH (UID 1 FLAGS (\Flagged \Seen) MODSEQ (5))
+        S: * OK [HIGHESTMODSEQ 4] Highest
+        S: * 1 FETCH (UID 1 FLAGS (\Recent \Flagged \Seen) MODSEQ (5))
         S: c OK [MODIFIED 2] Some messages were modified
     """)
 
@@ -130,7 +131,7 @@ async def test_idle_reports_new_mail_then_done() -> None:
         S: + idling
     """)
     backend.users["alice"].deliver(PLAIN)  # as if delivered by SMTP meanwhile
-    await t.run("S: * 4 EXISTS")
+    await t.run("S: * 4 EXISTS\nS: * 4 RECENT")
     await t.run("""
         C: DONE
         S: c OK IDLE terminated
@@ -186,4 +187,49 @@ async def test_deleted_messages_are_expunged() -> None:
         C: f UID SEARCH ALL
         S: * SEARCH 2
         S: f OK SEARCH completed
+    """)
+
+
+async def test_subscriptions_are_names_apart_from_mailboxes() -> None:
+    # imaptest's subscribe test: CREATE subscribes nothing; LSUB with "%" gives the parent of
+    # a deeper subscribed name, \Noselect (RFC 3501 §6.3.9); DELETE keeps the subscription
+    # (§6.3.6); UNSUBSCRIBE still takes it.
+    await Transcript().run(LOGIN + r"""
+        C: b CREATE a/b/c
+        S: b OK CREATE completed
+        C: c CREATE a/d
+        S: c OK CREATE completed
+        C: d LSUB "" a*
+        S: d OK LSUB completed
+        C: e SUBSCRIBE a/b/c
+        S: e OK SUBSCRIBE completed
+        C: f SUBSCRIBE a/d
+        S: f OK SUBSCRIBE completed
+        C: g LSUB "" %
+        S: * LSUB () "/" INBOX
+        S: * LSUB (\Noselect) "/" a
+        S: g OK LSUB completed
+        C: h LSUB "" a/%
+        S: * LSUB (\Noselect) "/" a/b
+        S: * LSUB () "/" a/d
+        S: h OK LSUB completed
+        C: i LSUB "" a/*
+        S: * LSUB () "/" a/b/c
+        S: * LSUB () "/" a/d
+        S: i OK LSUB completed
+        C: j DELETE a/b/c
+        S: j OK DELETE completed
+        C: k LSUB "" a/b/*
+        S: * LSUB () "/" a/b/c
+        S: k OK LSUB completed
+        C: l UNSUBSCRIBE a/b/c
+        S: l OK UNSUBSCRIBE completed
+        C: m LSUB "" a/b/*
+        S: m OK LSUB completed
+        C: n SUBSCRIBE a/b/c
+        S: n NO [NONEXISTENT] No such mailbox
+        C: o LIST "" a/*
+        S: * LIST (\HasNoChildren) "/" a/b
+        S: * LIST (\HasNoChildren) "/" a/d
+        S: o OK LIST completed
     """)

@@ -35,7 +35,8 @@ def test_flags_expunge_and_new_mail_between_sessions(env: ImapEnv, filled: str) 
     a.ok("SELECT INBOX")
     b.ok("SELECT INBOX")
     b.ok("STORE 2 +FLAGS (\\Flagged)")
-    assert a.ok("NOOP")[:-1] == [b"* 2 FETCH (FLAGS (\\Flagged))\r\n"]
+    # "a" selected first: the delivered messages are recent to it alone (RFC 3501 §2.3.2).
+    assert a.ok("NOOP")[:-1] == [b"* 2 FETCH (FLAGS (\\Recent \\Flagged))\r\n"]
     b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
     b.ok("EXPUNGE")
     # RFC 3501 §7.4.1: no EXPUNGE during FETCH; the expunged message keeps its number.
@@ -46,7 +47,7 @@ def test_flags_expunge_and_new_mail_between_sessions(env: ImapEnv, filled: str) 
     lines = a.ok("NOOP")
     assert lines[:-1] == [b"* 1 EXPUNGE\r\n"]
     env.deliver(filled, PLAIN)
-    assert a.ok("NOOP")[:-1] == [b"* 3 EXISTS\r\n"]
+    assert a.ok("NOOP")[:-1] == [b"* 3 EXISTS\r\n", b"* 3 RECENT\r\n"]
     # UID FETCH may carry EXPUNGE (§7.4.1 only forbids it for the sequence-number forms).
     b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
     b.ok("EXPUNGE")
@@ -67,7 +68,7 @@ def test_idle_reports_append_from_another_connection_within_a_second(env: ImapEn
     writer.ok("SELECT INBOX")
     writer.ok("STORE 1 +FLAGS (\\Seen)")
     lines, took = _read_until(watcher, b"FETCH", 3)
-    assert lines[-1] == b"* 1 FETCH (FLAGS (\\Seen))\r\n" and took < 1.0
+    assert lines[-1] == b"* 1 FETCH (FLAGS (\\Recent \\Seen))\r\n" and took < 1.0
     watcher.send(b"DONE\r\n")
     assert watcher.until("i1")[-1] == b"i1 OK IDLE terminated\r\n"
     watcher.send(b"i2 IDLE\r\n")

@@ -22,6 +22,9 @@ def test_list_special_use_children_and_lsub(env: ImapEnv, account: str) -> None:
     assert lines[0] == b'* LIST (\\HasChildren) "/" Projets/2026\r\n' and len(lines) == 2
     assert wire.ok('LIST "Projets/" "*"')[:2] == [
         b'* LIST (\\HasChildren) "/" Projets/2026\r\n', b'* LIST (\\HasNoChildren) "/" Projets/2026/Mars\r\n']
+    assert len(wire.ok('LSUB "" "Projets/*"')) == 1  # CREATE subscribes nothing (RFC 3501 §6.3.3)
+    wire.ok('SUBSCRIBE "Projets/2026/Mars"')
+    wire.ok('SUBSCRIBE "Projets/2026"')
     wire.ok('UNSUBSCRIBE "Projets/2026"')
     lsub = wire.ok('LSUB "" "Projets/*"')
     assert lsub[0] == b'* LSUB () "/" Projets/2026/Mars\r\n' and len(lsub) == 2
@@ -65,7 +68,7 @@ def test_append_status_and_appenduid(env: ImapEnv, account: str) -> None:
     assert match is not None
     status = wire.ok("STATUS Sent (MESSAGES UNSEEN UIDNEXT UIDVALIDITY HIGHESTMODSEQ APPENDLIMIT RECENT)")[0]
     assert status.startswith(b"* STATUS Sent (MESSAGES 1 UNSEEN 0 UIDNEXT 2 UIDVALIDITY " + match.group(1))
-    assert b"APPENDLIMIT 26214400 RECENT 0)" in status
+    assert b"APPENDLIMIT 26214400 RECENT 1)" in status  # no session took it yet (RFC 3501 §2.3.2)
     assert tagged(wire.cmd(b"APPEND Nowhere {3+}\r\nabc")) == b"NO [TRYCREATE] Destination mailbox does not exist\r\n"
     assert tagged(wire.cmd(b"APPEND Sent {30000000}")).startswith(b"NO [TOOBIG]")
     nul = PLAIN.replace(b"\r\n\r\n", b"\r\n\r\n\x00.\r\n", 1)  # RFC 3501 §4.3; issue 15 item 8
@@ -73,9 +76,9 @@ def test_append_status_and_appenduid(env: ImapEnv, account: str) -> None:
     wire.ok(b"APPEND Sent (\\Flagged $Label1) {%d+}\r\n" % len(PLAIN) + PLAIN)
     wire.ok("SELECT Sent")
     fetched = wire.ok("FETCH 1:* (FLAGS INTERNALDATE BODY.PEEK[])")
-    assert fetched[0].startswith(b'* 1 FETCH (FLAGS (\\Seen) INTERNALDATE "05-Mar-2026 09:11:12 +0000" ')
+    assert fetched[0].startswith(b'* 1 FETCH (FLAGS (\\Recent \\Seen) INTERNALDATE "05-Mar-2026 09:11:12 +0000" ')
     assert fetched[0].endswith(b"{%d}\r\n" % len(PLAIN) + PLAIN + b")\r\n")
-    assert b"FLAGS ($Label1 \\Flagged)" in fetched[1]
+    assert b"FLAGS (\\Recent $Label1 \\Flagged)" in fetched[1]
     wire.close()
 
 
@@ -85,7 +88,7 @@ def test_select_examine_enable_namespace(env: ImapEnv, filled: str) -> None:
     assert wire.ok("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
     lines = wire.ok("SELECT INBOX")
     assert lines[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-    assert b"* 3 EXISTS\r\n" in lines and b"* 0 RECENT\r\n" in lines
+    assert b"* 3 EXISTS\r\n" in lines and b"* 3 RECENT\r\n" in lines  # the first to select
     assert b"* OK [UNSEEN 1] First unseen\r\n" in lines
     assert any(line.startswith(b"* OK [UIDVALIDITY ") for line in lines)
     assert b"* OK [UIDNEXT 4] Predicted next UID\r\n" in lines

@@ -24,13 +24,13 @@ def test_fetch_items_sections_and_partials(env: ImapEnv, filled: str) -> None:
     # RFC822.HEADER does not set \Seen; BODY[] does, and the FLAGS come along (RFC 3501 §6.4.5).
     assert b"\\Seen" not in lines[0]
     lines = wire.ok("FETCH 1 BODY[]")
-    assert lines[0].endswith(b"{%d}\r\n" % len(PLAIN) + PLAIN + b" FLAGS (\\Seen))\r\n")
+    assert lines[0].endswith(b"{%d}\r\n" % len(PLAIN) + PLAIN + b" FLAGS (\\Recent \\Seen))\r\n")
     lines = wire.ok("FETCH 1:* FAST")
-    assert len(lines) == 4 and b"* 3 FETCH (FLAGS () INTERNALDATE" in lines[2]
+    assert len(lines) == 4 and b"* 3 FETCH (FLAGS (\\Recent) INTERNALDATE" in lines[2]  # the first to select
     assert tagged(wire.cmd("FETCH 4 FLAGS")) == b"BAD Invalid message sequence number\r\n"
     assert wire.ok("UID FETCH 4:9 FLAGS")[:-1] == []  # UIDs that do not exist are ignored (§6.4.8)
     lines = wire.ok("UID FETCH 7:* FLAGS")  # RFC 3501 §6.4.8: 7:* is 3:7 when 3 is the last UID
-    assert lines[:-1] == [b"* 3 FETCH (FLAGS () UID 3)\r\n"]  # UID FETCH always carries UID (§6.4.8)
+    assert lines[:-1] == [b"* 3 FETCH (FLAGS (\\Recent) UID 3)\r\n"]  # UID FETCH always carries UID (§6.4.8)
     wire.close()
 
 
@@ -38,18 +38,28 @@ def test_store_modes_silent_and_condstore(env: ImapEnv, filled: str) -> None:
     wire = wire_tls(env, filled)
     wire.ok("SELECT INBOX (CONDSTORE)")
     lines = wire.ok("STORE 1:2 +FLAGS (\\Flagged \\seen $Urgent)")
-    assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\$Urgent \\Flagged \\Seen\) MODSEQ \((\d+)\)\)\r\n", lines[0])
-    modseq = int(re.findall(rb"MODSEQ \((\d+)\)", lines[0])[0])
+    # RFC 3501 §7.2.6: the new keyword is announced before the FETCHes carry it.
+    system = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+    assert lines[:2] == [b"* FLAGS (%s $Urgent)\r\n" % system,
+                         b"* OK [PERMANENTFLAGS (%s $Urgent \\*)] Limited\r\n" % system]
+    fetched = rb"\* 1 FETCH \(UID 1 FLAGS \(\\Recent \$Urgent \\Flagged \\Seen\) MODSEQ \((\d+)\)\)\r\n"
+    assert re.match(fetched, lines[2])
+    modseq = int(re.findall(rb"MODSEQ \((\d+)\)", lines[2])[0])
     lines = wire.ok("STORE 1 -FLAGS.SILENT (\\Flagged)")
-    assert lines[0].startswith(b"* 1 FETCH (UID 1 FLAGS ($Urgent \\Seen) MODSEQ")  # CONDSTORE: MODSEQ even silent
+    # CONDSTORE: MODSEQ even silent
+    assert lines[0].startswith(b"* 1 FETCH (UID 1 FLAGS (\\Recent $Urgent \\Seen) MODSEQ")
     lines = wire.ok(f"UID STORE 1,2 (UNCHANGEDSINCE {modseq}) FLAGS (\\Answered)")
     assert tagged(lines) == b"OK [MODIFIED 1] Some messages were modified\r\n"
-    assert lines[0].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Answered) MODSEQ")
+    assert lines[0].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Recent \\Answered) MODSEQ")
     lines = wire.ok(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})")
     assert [line[:9] for line in lines[:-1]] == [b"* 1 FETCH", b"* 2 FETCH"]
     wire.ok("STORE 3 FLAGS ()")
-    lines = wire.ok("STORE 3 +FLAGS (\\Recent)")  # \Recent cannot be stored
-    assert lines[0].startswith(b"* 3 FETCH (UID 3 FLAGS () MODSEQ")
+    lines = wire.ok("STORE 3 +FLAGS (\\Recent)")  # \Recent cannot be stored: a session flag
+    assert lines[0].startswith(b"* 3 FETCH (UID 3 FLAGS (\\Recent) MODSEQ")
+    other = wire_tls(env, filled)
+    other.ok("SELECT INBOX")
+    assert other.ok("FETCH 3 FLAGS")[0] == b"* 3 FETCH (FLAGS ())\r\n"
+    other.close()
     wire.close()
 
 
@@ -65,7 +75,9 @@ def test_search_keys(env: ImapEnv, filled: str) -> None:
     assert search("FLAGGED") == b"* SEARCH 2\r\n"
     assert search("UNFLAGGED NOT 1") == b"* SEARCH 3\r\n"
     assert search("OR 1 3") == b"* SEARCH 1 3\r\n"
-    assert search("NEW") == b"* SEARCH\r\n" and search("OLD") == b"* SEARCH 1 2 3\r\n"
+    # This session selected first: the three are recent to it (RFC 3501 §2.3.2), none is old.
+    assert search("RECENT") == b"* SEARCH 1 2 3\r\n" and search("OLD") == b"* SEARCH\r\n"
+    assert search("NEW") == b"* SEARCH 1 2 3\r\n"  # RECENT UNSEEN: delivered mail is unseen
     assert search("FROM labo") == b"* SEARCH 2\r\n"
     assert search('SUBJECT "compte"') == b"* SEARCH 1\r\n"
     assert search("TEXT voici") == b"* SEARCH 1\r\n"
@@ -83,7 +95,11 @@ def test_search_keys(env: ImapEnv, filled: str) -> None:
     assert search("UID 2:3") == b"* SEARCH 2 3\r\n"
     assert search("2:* UNSEEN") == b"* SEARCH 2 3\r\n"
     assert wire.ok("UID SEARCH FLAGGED")[0] == b"* SEARCH 2\r\n"
-    assert re.match(rb"\* SEARCH 2 \(MODSEQ \d+\)\r\n", search("MODSEQ 2 FLAGGED"))
+    lines = wire.ok("SEARCH MODSEQ 2 FLAGGED")  # enables CONDSTORE: HIGHESTMODSEQ first (RFC 7162 §3.1)
+    assert re.match(rb"\* OK \[HIGHESTMODSEQ \d+\] Highest\r\n", lines[0])
+    assert re.match(rb"\* SEARCH 2 \(MODSEQ \d+\)\r\n", lines[1])
+    lines = wire.ok("SEARCH RETURN (COUNT MAX) MODSEQ 2 FLAGGED")  # RFC 4731 ESEARCH
+    assert re.match(rb'\* ESEARCH \(TAG "\w+"\) MAX 2 COUNT 1 MODSEQ \d+\r\n', lines[0])
     assert tagged(wire.cmd("SEARCH CHARSET KOI8-R ALL")) == b"NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset\r\n"
     wire.close()
 

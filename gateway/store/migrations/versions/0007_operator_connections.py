@@ -6,7 +6,7 @@ those addresses (CIDR networks, space-separated). Both null on every existing en
 default applies, as before.
 
 Revision ID: 0007
-Revises: 0006 (the lead re-chains at merge)
+Revises: 0006
 """
 
 from __future__ import annotations
