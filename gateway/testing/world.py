@@ -18,12 +18,15 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509 import (
     Certificate,
     CertificateBuilder,
+    DNSName,
+    ExtendedKeyUsage,
     Name,
     NameAttribute,
+    SubjectAlternativeName,
     load_pem_x509_certificate,
     random_serial_number,
 )
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from crypto.dkim import generate_dkim_key, sign_message
 from gateway.accounts.patients import by_ins, provision
@@ -86,17 +89,16 @@ def issue_client_cert(home: Path, folder: Path, hostname: str, organization: str
 def self_signed_client_cert(folder: Path, hostname: str, organization: str) -> tuple[Path, Path, str]:
     """A certificate signed by its own key, with the subject a trusted operator's could have."""
     key = ec.generate_private_key(ec.SECP256R1())
-    _, cert = make_leaf(key, _self_issuer(key, hostname, organization), hostname, organization=organization)
-    return _write_cert(folder, hostname, key, cert)
-
-
-def _self_issuer(key: ec.EllipticCurvePrivateKey, hostname: str, organization: str) -> Certificate:
-    """A stand-in issuer whose subject is the leaf's own: ``make_leaf`` signs with ``key`` under it."""
     name = Name([NameAttribute(NameOID.ORGANIZATION_NAME, organization), NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.now(UTC)
-    return (CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+    cert = (CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=365))
+            .add_extension(SubjectAlternativeName([DNSName(hostname)]), critical=False)
+            .add_extension(ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
             .sign(key, hashes.SHA256()))
+    return _write_cert(folder, hostname, key, cert)
 
 
 def _write_cert(folder: Path, hostname: str, key: ec.EllipticCurvePrivateKey,

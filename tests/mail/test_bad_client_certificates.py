@@ -47,7 +47,7 @@ def test_self_signed_certificate_with_the_operator_dn_completes_tls_and_is_refus
     cert, key, dn = self_signed_client_cert(world.home / "selfsigned", f"mx.{world.peer.domain}", PEER_DN_ORG)
     assert dn == world.peer.dn  # the right subject, the wrong issuer
     with caplog.at_level(logging.INFO, logger="gateway.smtp"), mx_client(live, context(live, cert, key)) as client:
-        assert client.sock is not None and client.sock.version() is not None  # TLS is up
+        assert isinstance(client.sock, ssl.SSLSocket) and client.sock.version() is not None  # TLS is up
         assert transaction(client, f"dr.b@{world.peer.domain}", [world.pro], None).mail == UNTRUSTED
         assert transaction(client, "", [world.pro], None).mail == UNTRUSTED  # the null sender too
         assert client.noop()[0] == 250  # the session goes on: nothing else to retry on
