@@ -77,7 +77,15 @@ def _mail_from_submission(sender: Sender) -> Verdict:
     return verdict(R.MAIL_OK)
 
 
+_CERTIFICATE_PROBLEMS = {"untrusted_issuer": R.MAIL_CERTIFICATE_UNTRUSTED, "expired": R.MAIL_CERTIFICATE_EXPIRED,
+                         "not_yet_valid": R.MAIL_CERTIFICATE_NOT_YET_VALID}
+
+
 def _mail_from_mx(sender: Sender, trust: TrustList) -> Verdict:
+    # A certificate that does not verify ended the TLS handshake before issue 17: nothing is
+    # accepted on such a session, whoever the sender claims to be; the reply says why.
+    if sender.tls_peer_problem is not None:
+        return verdict(_CERTIFICATE_PROBLEMS.get(sender.tls_peer_problem, R.MAIL_CERTIFICATE_INVALID))
     # Our own domains never arrive from outside: hosted pros submit, patients use the web.
     if sender.kind in ("hosted_pro", "patient", "gateway"):
         return verdict(R.MAIL_LOCAL_DOMAIN_VIA_MX)

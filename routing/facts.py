@@ -52,6 +52,9 @@ class Sender:
     # string), and after DATA the DKIM signatures of the message (RFC 6376), topmost first.
     tls: bool = False
     tls_peer_dn: str | None = None
+    # MX: the client presented a certificate that did not verify, and why: "untrusted_issuer",
+    # "expired", "not_yet_valid", or any other word for "does not verify" (issue 17 item 5).
+    tls_peer_problem: str | None = None
     dkim: tuple[DkimCheck, ...] = ()
 
     @property

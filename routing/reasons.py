@@ -60,6 +60,20 @@ MAIL_CERTIFICATE_MISMATCH = Outcome(
     "5.7.1",
     "client certificate does not match the trusted operator of the sender domain",
 )
+# A client certificate was presented but does not verify (issue 17 item 5): the handshake is
+# completed so that the operator's MTA reads why, and bounces instead of retrying for days.
+MAIL_CERTIFICATE_UNTRUSTED = Outcome(
+    "mail.certificate_untrusted", 550, "5.7.1", "client certificate not trusted: untrusted issuer"
+)
+MAIL_CERTIFICATE_EXPIRED = Outcome(
+    "mail.certificate_expired", 550, "5.7.1", "client certificate not trusted: certificate expired"
+)
+MAIL_CERTIFICATE_NOT_YET_VALID = Outcome(
+    "mail.certificate_not_yet_valid", 550, "5.7.1", "client certificate not trusted: certificate not yet valid"
+)
+MAIL_CERTIFICATE_INVALID = Outcome(
+    "mail.certificate_invalid", 550, "5.7.1", "client certificate not trusted: certificate does not verify"
+)
 # RFC 4954 §6: "530 5.7.0 Authentication required".
 MAIL_AUTH_REQUIRED = Outcome("mail.auth_required", 530, "5.7.0", "authentication required")
 MAIL_NOT_YOUR_ADDRESS = Outcome("mail.not_your_address", 550, "5.7.1", "sender address does not belong to your account")

@@ -31,6 +31,10 @@ class TlsFacts:
     cipher: str | None = None
     peer_certificate: bytes | None = None  # the verified client certificate, DER (None without one)
     peer_dn: str | None = None  # its subject as RFC 4514 text, when the shell's ``tls_facts`` hook gives it
+    # A client certificate was presented but did not verify, and the host's TLS context let the
+    # handshake complete (issue 17 item 5): why, as the host's reason code (e.g. "expired");
+    # ``peer_certificate`` and ``peer_dn`` are then None. The host's policy refuses MAIL FROM.
+    peer_problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ Hooks for the host, all optional: ``peer_resolver`` reads what precedes the gree
 PROXY header) from an :class:`asyncio.StreamReader` and returns the client address;
 ``admit`` counts that address in the host's budget (a reason code refuses it, see
 :func:`refusal`); ``tls_facts`` describes a TLS session (the host adds the certificate
-subject its trust list matches); ``on_notice(kind, detail)`` hears of ``connection``,
+subject its trust list matches, or, when its context let a certificate that does not verify
+complete the handshake, why: ``TlsFacts.peer_problem``); ``on_notice(kind, detail)`` hears of ``connection``,
 ``timeout``, ``tls_failed`` and ``message_refused`` (detail: the enhanced code) for metrics.
 """
 

@@ -55,11 +55,12 @@ def make_ca(common_name: str, *, days: int = 3650) -> tuple[ec.EllipticCurvePriv
 
 def make_leaf(
     ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, hostname: str, *,
-    organization: str = "Health gateway development", days: int = 825,
+    organization: str = "Health gateway development", days: int = 825, issued: dt.datetime | None = None,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A certificate usable both as TLS server and client (MX peers present it to each other)."""
+    """A certificate usable both as TLS server and client (MX peers present it to each other),
+    valid for ``days`` from ``issued`` (now by default)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
+    now = issued or dt.datetime.now(dt.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost"),
                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                     x509.IPAddress(ipaddress.ip_address("::1"))]

@@ -102,7 +102,8 @@ class GatewayPolicy:
         tls = facts.tls_info
         sender = Sender(kind=self.directory.sender_kind(address, snap),  # type: ignore[arg-type]
                         address=address, channel="mx" if facts.listener == "mx" else "submission",
-                        account=_account(facts), tls=facts.tls, tls_peer_dn=tls.peer_dn if tls else None)
+                        account=_account(facts), tls=facts.tls, tls_peer_dn=tls.peer_dn if tls else None,
+                        tls_peer_problem=tls.peer_problem if tls else None)
         verdict = decide_mail_from(sender, snap.trust)
         if not verdict.accept:
             return self._refused("mail", verdict, verdict.reason)

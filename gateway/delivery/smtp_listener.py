@@ -12,6 +12,9 @@ from :mod:`smtp.replies`); the gateway gives it, through the shell's hooks:
   ticket counted against the address it revealed (``admit``);
 - TLS: implicit on ``submissions`` (RFC 8314), STARTTLS on the others, and the client
   certificate's subject (``tls_facts``: :func:`gateway.net.tls.peer_dn`) that the trust list binds;
+  on the MX a client certificate that does not verify no longer ends the handshake
+  (:func:`gateway.net.peer_certs.tolerate_unverified_clients`): the facts carry why
+  (``TlsFacts.peer_problem``) and ``MAIL FROM`` is refused with ``550 5.7.1`` naming it;
 - the backend (:mod:`gateway.delivery.smtp_backend`), the timeouts and minimum data rate of
   ``[smtp]``, and the counters (``on_notice``).
 """
@@ -30,6 +33,7 @@ from gateway.delivery.runtime import MailRuntime
 from gateway.delivery.smtp_backend import backend_factory, metrics_label
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
 from gateway.net.budgets import Budgets
+from gateway.net.peer_certs import client_problem, tolerate_unverified_clients
 from gateway.net.proxy import Network, ProxyRefused, client_address, parse_networks
 from gateway.net.running import Running
 from gateway.net.tls import peer_dn, server_context
@@ -53,6 +57,15 @@ def tls_facts(ssl_object: Any) -> TlsFacts:
     """The shell's TLS facts with the verified client certificate's subject (RFC 4514), which
     the trust list binds to an operator (``routing.decide``)."""
     return replace(default_tls_facts(ssl_object), peer_dn=peer_dn(ssl_object))
+
+
+def tolerant_tls_facts(ssl_object: Any) -> TlsFacts:
+    """:func:`tls_facts` for a context that completes the handshake whatever the client certificate:
+    one that did not verify gives no subject, no certificate, and the reason (``peer_problem``)."""
+    problem = client_problem(ssl_object) if ssl_object is not None else None
+    if problem is None:
+        return tls_facts(ssl_object)
+    return replace(default_tls_facts(ssl_object), peer_certificate=None, peer_problem=problem)
 
 
 def _notices(name: str) -> Any:
@@ -91,8 +104,15 @@ def smtp_server(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str
 
     authenticator = rt.authenticator if name != "mx" else None  # never AUTH on the MX (SPEC §6)
     backend = backend_factory(name, rt.directory, rt.pipeline, authenticator, budgets.bodies)
+    # The MX completes the handshake with a client certificate that does not verify, to refuse
+    # MAIL FROM with the reason (issue 17 item 5); elsewhere such a handshake ends as before.
+    tolerant = name == "mx" and context is not None and tolerate_unverified_clients(context)
+    if name == "mx" and context is not None and not tolerant:
+        log.warning("TLS: on this Python a client certificate that does not verify ends the MX handshake",
+                    extra={"listener": "mx"})
     return SmtpServer(backend, config, starttls_context=None if implicit_tls else context,
-                      peer_resolver=resolver, on_notice=_notices(name), tls_facts=tls_facts)
+                      peer_resolver=resolver, on_notice=_notices(name),
+                      tls_facts=tolerant_tls_facts if tolerant else tls_facts)
 
 
 async def start_smtp_listener(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str,

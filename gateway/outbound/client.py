@@ -8,6 +8,8 @@
   header, RFC 6532) goes with ``SMTPUTF8`` to a peer that offers it; to one that does not, it is
   never downgraded: it fails for good with ``5.6.7`` (RFC 6531 §3.2, RFC 3463) and a DSN follows.
 * RFC 5321 §4.2.1: 4xx replies are temporary, 5xx permanent; a failed connection is temporary.
+  A peer certificate that does not verify is named in the report (and so in the DSN) with the
+  reason our MX gives its own peers (:mod:`gateway.net.peer_certs`: untrusted issuer, expired...).
 * What it sends is DKIM-signed before (:mod:`gateway.outbound.signing`).
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import aiosmtplib
 
+from gateway.net.peer_certs import WORDS, reason_for
 from gateway.net.tls import peer_dn
 from gateway.outbound.values import DeliveryReport, Envelope, Outcome, QueuedRecipient, RecipientResult
 from routing.trust import dn_matches
@@ -58,6 +61,12 @@ def enhanced_status(code: int, text: str) -> str:
     if found and found.group(1) == str(code)[0]:
         return ".".join(found.groups())
     return f"{code // 100}.0.0" if code >= 200 else "4.0.0"
+
+
+def _tls_problem(host: str, port: int, exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS with {host}:{port} failed: peer certificate not trusted: {WORDS[reason_for([exc.verify_code])]}"
+    return f"TLS with {host}:{port} failed ({type(exc).__name__})"
 
 
 def _outcome(code: int) -> Outcome:
@@ -204,7 +213,7 @@ async def deliver(
             log.warning("outbound peer without STARTTLS", extra={"host": host, "port": port})
             continue
         except (ssl.SSLError, ssl.CertificateError) as exc:
-            problem = f"TLS with {host}:{port} failed ({type(exc).__name__})"
+            problem = _tls_problem(host, port, exc)
             log.warning("outbound TLS failed", extra={"host": host, "port": port, "error": type(exc).__name__})
             continue
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
@@ -213,7 +222,7 @@ async def deliver(
                                      text=f"{host} refused the session: {exc.code}", mta=f"dns; {host}")
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ssl.SSLError):
-                problem = f"TLS with {host}:{port} failed ({type(cause).__name__})"
+                problem = _tls_problem(host, port, cause)
             else:
                 problem = f"session with {host}:{port} failed ({type(exc).__name__})"
             log.info("outbound session failed", extra={"host": host, "port": port, "error": type(exc).__name__})

@@ -12,9 +12,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from cryptography.x509 import load_pem_x509_certificate
+from cryptography.x509 import (
+    Certificate,
+    CertificateBuilder,
+    DNSName,
+    ExtendedKeyUsage,
+    Name,
+    NameAttribute,
+    SubjectAlternativeName,
+    load_pem_x509_certificate,
+    random_serial_number,
+)
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from crypto.dkim import generate_dkim_key, sign_message
 from gateway.accounts.patients import by_ins, provision
@@ -64,10 +76,33 @@ class World:
         return f"{self.patients[state]}@{self.patient_domain}"
 
 
-def issue_client_cert(home: Path, folder: Path, hostname: str, organization: str) -> tuple[Path, Path, str]:
+def issue_client_cert(home: Path, folder: Path, hostname: str, organization: str, *,
+                      issued: datetime | None = None, days: int = 825) -> tuple[Path, Path, str]:
+    """A certificate of the home's test CA (``issued`` in the past and few ``days``: an expired one)."""
     ca_key = load_pem_private_key((home / "tls" / "ca.key").read_bytes(), password=None)
     ca_cert = load_pem_x509_certificate((home / "tls" / "ca.pem").read_bytes())
-    key, cert = make_leaf(ca_key, ca_cert, hostname, organization=organization)  # type: ignore[arg-type]
+    key, cert = make_leaf(ca_key, ca_cert, hostname, organization=organization,  # type: ignore[arg-type]
+                          issued=issued, days=days)
+    return _write_cert(folder, hostname, key, cert)
+
+
+def self_signed_client_cert(folder: Path, hostname: str, organization: str) -> tuple[Path, Path, str]:
+    """A certificate signed by its own key, with the subject a trusted operator's could have."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = Name([NameAttribute(NameOID.ORGANIZATION_NAME, organization), NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.now(UTC)
+    cert = (CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=365))
+            .add_extension(SubjectAlternativeName([DNSName(hostname)]), critical=False)
+            .add_extension(ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return _write_cert(folder, hostname, key, cert)
+
+
+def _write_cert(folder: Path, hostname: str, key: ec.EllipticCurvePrivateKey,
+                cert: Certificate) -> tuple[Path, Path, str]:
     folder.mkdir(parents=True, exist_ok=True)
     cert_file, key_file = folder / f"{hostname}.pem", folder / f"{hostname}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ class Tls:
     peer_cert_file: Path
     peer_key_file: Path
     other_ca_file: Path  # a CA that signed nothing here
+    expired_peer_cert_file: Path  # the peer's certificate from the CA, expired
+    expired_peer_key_file: Path
 
 
 def _key(key: Any) -> bytes:
@@ -42,14 +45,17 @@ def make_tls(folder: Path) -> Tls:
     our_key, ours = make_leaf(ca_key, ca, "mail.gateway.test", organization="Gateway Test Operator")
     peer_key, peer = make_leaf(ca_key, ca, "mx.remote.test", organization="Remote Operator")
     _other_key, other = make_ca("unrelated CA")
+    past = datetime.now(UTC) - timedelta(days=400)
+    old_key, old = make_leaf(ca_key, ca, "mx.remote.test", organization="Remote Operator", issued=past, days=30)
     files = {
         "ca.pem": ca.public_bytes(PEM), "ours.pem": ours.public_bytes(PEM), "ours.key": _key(our_key),
         "peer.pem": peer.public_bytes(PEM), "peer.key": _key(peer_key), "other.pem": other.public_bytes(PEM),
+        "expired.pem": old.public_bytes(PEM), "expired.key": _key(old_key),
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return Tls(folder / "ca.pem", folder / "ours.pem", folder / "ours.key", folder / "peer.pem",
-               folder / "peer.key", folder / "other.pem")
+               folder / "peer.key", folder / "other.pem", folder / "expired.pem", folder / "expired.key")
 
 
 @dataclass

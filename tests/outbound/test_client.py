@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypedDict
 
 import dns.resolver
@@ -92,6 +93,25 @@ async def test_wrong_ca_fails_temporarily_and_sends_nothing(
     assert [(r.outcome, r.code) for r in report.results] == [("temporary", 0)]
     assert "TLS" in report.results[0].diagnostic
     assert handler.received == []
+
+
+async def test_a_peer_certificate_that_does_not_verify_is_named_in_the_report(
+        peer: PeerController, tls: Tls, client_ctx: ssl.SSLContext) -> None:
+    """Issue 17 item 5: the DSN our sender gets says why, in the words our MX uses for its peers."""
+    wrong = client_tls_context(ca_file=tls.other_ca_file, cert_file=tls.cert_file, key_file=tls.key_file)
+    report = await deliver(_dest(peer), _env("a@remote.test"), MESSAGE, tls=wrong, helo="mail.gateway.test",
+                           **TIMEOUTS)
+    assert report.results[0].diagnostic == (
+        f"X-Gateway; TLS with 127.0.0.1:{peer.port} failed: peer certificate not trusted: untrusted issuer")
+    expired_peer = start_peer(PeerHandler(), replace(tls, peer_cert_file=tls.expired_peer_cert_file,
+                                                     peer_key_file=tls.expired_peer_key_file))
+    try:
+        report = await deliver(_dest(expired_peer), _env("a@remote.test"), MESSAGE, tls=client_ctx,
+                               helo="mail.gateway.test", **TIMEOUTS)
+    finally:
+        expired_peer.stop()
+    assert [(r.outcome, r.status) for r in report.results] == [("temporary", "4.4.1")]
+    assert report.results[0].diagnostic.endswith("failed: peer certificate not trusted: certificate expired")
 
 
 async def test_peer_without_starttls_gets_nothing_in_clear(tls: Tls, client_ctx: ssl.SSLContext) -> None:

@@ -409,6 +409,24 @@ MAIL_ROWS: list[tuple[str, Sender, str, str]] = [
         "mail.tls_required",
         "530 5.7.0 must issue STARTTLS first",
     ),
+    # Issue 17 item 5: a client certificate that does not verify, whatever the sender claims.
+    *[
+        (
+            f"mx certificate {problem}",
+            replace(sender, tls_peer_dn=None, tls_peer_problem=problem),
+            reason,
+            f"550 5.7.1 client certificate not trusted: {words}",
+        )
+        for problem, reason, words in [
+            ("untrusted_issuer", "mail.certificate_untrusted", "untrusted issuer"),
+            ("expired", "mail.certificate_expired", "certificate expired"),
+            ("not_yet_valid", "mail.certificate_not_yet_valid", "certificate not yet valid"),
+            ("invalid", "mail.certificate_invalid", "certificate does not verify"),
+            ("unchecked", "mail.certificate_invalid", "certificate does not verify"),
+        ]
+        for sender in (TRUSTED_PRO, Sender("untrusted", None, "mx", tls=True),
+                       Sender("hosted_pro", DR_TRUSTED, "mx", tls=True))
+    ],
     ("web patient", PATIENT, "mail.ok", "250 2.1.0 sender OK"),
     (
         "web, not a patient",
