@@ -75,9 +75,9 @@ def test_a_message_from_an_idn_operator_over_the_mx_is_delivered_and_displayed(s
 def test_a_utf8_address_without_smtputf8_gets_553_5_6_7(site: Site) -> None:
     """RFC 6531 §3.5, over the wire: no transaction starts, none is stored, the session stays usable."""
     ctx = idn_operator(site)
-    ins = new_ins()
-    provision(site.home, ins)
-    to = f"{ins}@{site.world.patient_domain}"
+    ins = site.world.patients["open"]
+    to = site.world.patient()
+    before = len(mailbox_messages(site.live, ins=ins))
     with mx_client(site.live, ctx, helo=HELO) as client:
         client.send("MAIL FROM:<médecin@hôpital.test>\r\n".encode())  # smtplib would refuse to encode it
         code, text = client.getreply()
@@ -89,5 +89,5 @@ def test_a_utf8_address_without_smtputf8_gets_553_5_6_7(site: Site) -> None:
         assert client.rcpt(to)[0] == 250  # the transaction goes on for the ASCII recipient
         assert client.rset()[0] == 250
         assert client.noop()[0] == 250
-    assert mailbox_messages(site.live, ins=ins) == []
+    assert len(mailbox_messages(site.live, ins=ins)) == before
 
