@@ -31,12 +31,13 @@ class Sink:
 
 
 @contextmanager
-def running_sink(port: int, cert_file: str, key_file: str) -> Iterator[Sink]:
+def running_sink(port: int, cert_file: str, key_file: str, *, smtputf8: bool = True) -> Iterator[Sink]:
+    """``smtputf8=False``: a peer that does not offer SMTPUTF8 (RFC 6531); aiosmtpd offers it by default."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert_file, key_file)
     sink = Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
-                            ready_timeout=10, loop=asyncio.new_event_loop())
+                            ready_timeout=10, loop=asyncio.new_event_loop(), enable_SMTPUTF8=smtputf8)
     controller.start()
     try:
         yield sink
