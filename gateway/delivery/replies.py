@@ -57,7 +57,10 @@ def compose(*, author: Address, to: Address, subject: str, text: str, in_reply_t
     for item in attachments:
         maintype, _, subtype = item.content_type.partition("/")
         msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
-    return bytes(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+    # A UTF-8 address travels raw in the header (RFC 6532 §3.2; the reply then goes with SMTPUTF8),
+    # never as an encoded-word, which RFC 2047 §5 forbids in an address.
+    utf8 = not (author.ascii and to.ascii)
+    return bytes(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=utf8)))
 
 
 def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, patient_id: int,

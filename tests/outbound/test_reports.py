@@ -179,6 +179,47 @@ def test_mdn_from_a_parsed_message_and_without_request() -> None:
         build_mdn(email.message_from_bytes(ORIGINAL), reporting_ua="m.test", final_recipient="p@x.test", now=NOW)
 
 
+def test_mdn_to_a_utf8_address_writes_it_raw() -> None:
+    """Issue 17 (SMTPUTF8): a read receipt to ``médecin@hôpital.test`` carries the address in raw
+    UTF-8 (RFC 6532 §3.2; it then travels with SMTPUTF8), never as an RFC 2047 encoded-word, which
+    RFC 2047 §5 forbids in an address."""
+    original = {"From": "médecin@hôpital.test", "Message-ID": "<idn@xn--hpital-ixa.test>",
+                "Disposition-Notification-To": "Médecin Dupré <médecin@hôpital.test>"}
+    raw = build_mdn(original, reporting_ua="mail.gateway.test; gateway", final_recipient="1850599123456@patients.test",
+                    now=NOW)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert "To: médecin@hôpital.test".encode() in head.split(b"\r\n")
+    assert b"=?" not in head.replace(b"Subject: =?", b"")  # the subject alone may be encoded
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert str(msg["To"]) == "médecin@hôpital.test" and len(msg.get_all("To") or []) == 1
+    assert msg.get_content_type() == "multipart/report"
+
+
+def test_patient_reply_to_a_utf8_address_writes_it_raw() -> None:
+    """The same for a patient's reply from the web inbox (gateway/delivery/replies.py)."""
+    from gateway.delivery.replies import compose
+    from routing.address import Address, parse_address
+
+    raw = compose(author=Address("1850599123456", "patients.test"), to=parse_address("médecin@hôpital.test"),
+                  subject="Re: Résultats", text="Merci docteur", in_reply_to="<idn@xn--hpital-ixa.test>",
+                  references=["<idn@xn--hpital-ixa.test>"], hostname="mail.gateway.test")
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert "To: médecin@xn--hpital-ixa.test".encode() in head.split(b"\r\n")
+    assert b"=?" not in head
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert str(msg["To"]) == "médecin@xn--hpital-ixa.test" and str(msg["Subject"]) == "Re: Résultats"
+    assert msg.get_content().strip() == "Merci docteur"  # type: ignore[attr-defined]
+
+
+def test_patient_reply_to_an_ascii_address_stays_ascii() -> None:
+    from gateway.delivery.replies import compose
+    from routing.address import Address, parse_address
+
+    raw = compose(author=Address("1850599123456", "patients.test"), to=parse_address("dr@clinic.test"),
+                  subject="Re: Résultats", text="Merci", in_reply_to=None, references=[], hostname="m.test")
+    assert raw.isascii()  # no SMTPUTF8 needed: the subject as an encoded-word (RFC 2047)
+
+
 def test_notification_is_content_free() -> None:
     raw = build_notification(to="someone@personal.example", hostname="mail.gateway.test", now=NOW)
     msg = _parse(raw)
