@@ -9,6 +9,7 @@ the patient's Sent folder.
 
 from __future__ import annotations
 
+import email.policy
 import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def compose(*, author: Address, to: Address, subject: str, text: str, in_reply_t
     # A UTF-8 address travels raw in the header (RFC 6532 §3.2; the reply then goes with SMTPUTF8),
     # never as an encoded-word, which RFC 2047 §5 forbids in an address.
     utf8 = not (author.ascii and to.ascii)
-    return bytes(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n", utf8=utf8)))
+    return bytes(msg.as_bytes(policy=email.policy.default.clone(linesep="\r\n", utf8=utf8)))
 
 
 def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, patient_id: int,
