@@ -141,7 +141,7 @@ def test_the_patients_read_receipt_and_reply_go_back_with_the_utf8_address_raw(s
     assert len(got) == 2, got
     mdn = next(m for m in got if b"disposition-notification" in m)
     reply = next(m for m in got if b"Merci docteur" in m)
-    for message, address in ((mdn, "médecin@hôpital.test"), (reply, "médecin@xn--hpital-ixa.test")):
-        head = message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    for sent_message, address in ((mdn, "médecin@hôpital.test"), (reply, "médecin@xn--hpital-ixa.test")):
+        head = sent_message.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
         assert f"To: {address}".encode() in head, head
         assert not any(line.startswith(b"To:") and b"=?" in line for line in head)
