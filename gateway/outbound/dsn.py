@@ -192,6 +192,16 @@ def render(message: Message) -> bytes:
     return buf.getvalue()
 
 
+def render_to(message: Message, to: str) -> bytes:
+    """:func:`render` with ``To: to``. A UTF-8 address travels raw in the header (RFC 6532 §3.2; the
+    message then goes with SMTPUTF8), never as an encoded-word (RFC 2047 §5 allows none in an
+    address), which the compat32 generator would write: it is put in front instead."""
+    if to.isascii():
+        message["To"] = to
+        return render(message)
+    return f"To: {to}\r\n".encode() + render(message)
+
+
 def build_dsn(
     *,
     reporting_mta: str,
@@ -215,8 +225,6 @@ def build_dsn(
     subject, text = _human(recipients, retry_until, cancelled)
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"MAILER-DAEMON@{reporting_mta}"
-    if to.isascii():
-        report["To"] = to
     report["Subject"] = encoded_header(subject)
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id or make_msgid(domain=reporting_mta)
@@ -228,8 +236,4 @@ def build_dsn(
     returned = _returned_part(original, full)
     del returned["MIME-Version"]
     report.attach(returned)
-    if to.isascii():
-        return render(report)
-    # A UTF-8 address travels raw in the header (RFC 6532 §3.2; the DSN goes with SMTPUTF8), never
-    # as an encoded-word (RFC 2047 §5 allows none in an address).
-    return f"To: {to}\r\n".encode() + render(report)
+    return render_to(report, to)

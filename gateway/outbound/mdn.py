@@ -16,7 +16,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime, getaddresses, make_msgid
 
-from gateway.outbound.dsn import encoded_header, render, utf8_text
+from gateway.outbound.dsn import encoded_header, render_to, utf8_text
 
 DEFAULT_DISPOSITION = "automatic-action/MDN-sent-automatically; displayed"  # RFC 8098 §3.2.6
 
@@ -65,9 +65,6 @@ def build_mdn(
 
     report = MIMEMultipart("report", report_type="disposition-notification")
     report["From"] = final_recipient
-    to_text = ", ".join(to)
-    if to_text.isascii():
-        report["To"] = to_text
     report["Subject"] = encoded_header("Accusé de lecture / Read receipt")
     report["Date"] = format_datetime(now)
     report["Message-ID"] = message_id or make_msgid(domain=host)
@@ -102,8 +99,4 @@ def build_mdn(
     del part["MIME-Version"]
     part.set_payload([fields])  # one header block, as email parses it
     report.attach(part)
-    if to_text.isascii():
-        return render(report)
-    # A UTF-8 address travels raw in the header (RFC 6532 §3.2; the MDN then goes with SMTPUTF8),
-    # never as an encoded-word (RFC 2047 §5 allows none in an address): as build_dsn does.
-    return f"To: {to_text}\r\n".encode() + render(report)
+    return render_to(report, ", ".join(to))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import personal_email
 from gateway.outbound import queue
-from gateway.outbound.dsn import encoded_header, render, utf8_text
+from gateway.outbound.dsn import encoded_header, render_to, utf8_text
 from gateway.outbound.values import QueuedRecipient, domain_of
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient, QueueEntry
@@ -38,12 +38,11 @@ def automatic_mail(body: str, subject: str, *, to: str, hostname: str, now: date
     msg = utf8_text(body)
     msg["MIME-Version"] = "1.0"
     msg["From"] = no_reply_address(hostname)
-    msg["To"] = to
     msg["Subject"] = encoded_header(subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id or make_msgid(domain=hostname)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
-    return render(msg)
+    return render_to(msg, to)
 
 
 def build_notification(*, to: str, hostname: str, now: datetime, message_id: str | None = None) -> bytes:

@@ -220,6 +220,16 @@ def test_patient_reply_to_an_ascii_address_stays_ascii() -> None:
     assert raw.isascii()  # no SMTPUTF8 needed: the subject as an encoded-word (RFC 2047)
 
 
+def test_notification_to_a_utf8_personal_address_writes_it_raw() -> None:
+    """The web settings accept ``rené@…`` as a personal address: the notice's To: is raw UTF-8
+    (RFC 6532 §3.2), never an encoded-word."""
+    raw = build_notification(to="rené@perso.example", hostname="mail.gateway.test", now=NOW)
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert "To: rené@perso.example".encode() in head
+    assert not any(line.startswith(b"To:") and b"=?" in line for line in head)
+    assert str(email.message_from_bytes(raw, policy=policy.default)["To"]) == "rené@perso.example"
+
+
 def test_notification_is_content_free() -> None:
     raw = build_notification(to="someone@personal.example", hostname="mail.gateway.test", now=NOW)
     msg = _parse(raw)
