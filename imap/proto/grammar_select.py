@@ -123,6 +123,14 @@ def _copy_move(cls: type[c.Copy] | type[c.Move], uid: bool) -> Parser:
 
 
 # --- FETCH ------------------------------------------------------------------------------
+def section_spec(text: bytes) -> t.Section:
+    """A section-spec on its own, as in an IMAP URL's ``;SECTION=`` (RFC 5092 §3)."""
+    reader = Reader(b"[" + text + b"]")
+    section = _section(reader)
+    reader.expect_end()
+    return section
+
+
 def _section(reader: Reader) -> t.Section:
     """RFC 3501 §9 section = "[" [section-spec] "]"."""
     reader.expect(b"[")

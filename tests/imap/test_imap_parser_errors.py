@@ -38,6 +38,11 @@ BAD = [
     (b"a STATUS INBOX ()\r\n", b"a BAD Empty STATUS item list\r\n"),
     (b'a APPEND INBOX "bad date" {1}\r\nx\r\n', b"a BAD Invalid date-time\r\n"),
     (b"a APPEND INBOX\r\n", b"a BAD Syntax error\r\n"),
+    (b"a APPEND INBOX {1+}\r\nx (\\Seen)\r\n", b"a BAD Syntax error\r\n"),  # RFC 3502
+    (b"a APPEND INBOX {1+}\r\nx \r\n", b"a BAD APPEND needs a literal\r\n"),
+    (b"a APPEND INBOX CATENATE ()\r\n", b"a BAD Syntax error\r\n"),  # RFC 4469 §5: 1*cat-part
+    (b"a APPEND INBOX CATENATE (BODY {1+}\r\nx)\r\n", b"a BAD Syntax error\r\n"),
+    (b"a APPEND INBOX CATENATE (URL x\r\n", b"a BAD Syntax error\r\n"),
     (b"a AUTHENTICATE PLAIN !!!\r\n", b"a BAD Syntax error\r\n"),
     (b"a AUTHENTICATE PLAIN AGFsaWNlAHB\r\n", b"a BAD Invalid base64\r\n"),
     (b'a LOGIN "unterminated\r\n', b"a BAD Unterminated quoted string\r\n"),
