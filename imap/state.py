@@ -126,6 +126,7 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "UIDPLUS",  # RFC 4315
     "MULTIAPPEND",  # RFC 3502
     "CATENATE",  # RFC 4469
+    "BINARY",  # RFC 3516
     "ESEARCH",  # RFC 4731
     "SORT",  # RFC 5256
     "SORT=DISPLAY",  # RFC 5957

@@ -1,4 +1,5 @@
-"""APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469).
+"""APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502), CATENATE (RFC 4469) and BINARY's
+literal8 (RFC 3516 §4.2: a ``binary`` part is stored in base64; BINARY[...] decodes it back).
 
 Every message of a command is assembled and checked before anything is stored; several
 messages go to :meth:`imap.backend.Mailboxes.append_many`, one transaction, so a MULTIAPPEND
@@ -15,7 +16,7 @@ import urllib.parse
 
 from imap.backend import AppendManyResult, MailboxNotFound, NewMessage
 from imap.handlers.mailboxes import canonical
-from imap.message import mime
+from imap.message import mime, transfer
 from imap.proto import commands as c
 from imap.proto import replies
 from imap.proto.command_types import Section
@@ -57,11 +58,13 @@ async def _assemble(s: Session, message: c.AppendMessage) -> NewMessage:
     if message.catenate is not None:
         chunks = [part.text if part.url is None else await _resolve(s, part.url) for part in message.catenate]
         raw = b"".join(chunks)
+    if message.binary:
+        raw = transfer.base64_binary_parts(raw)  # RFC 3516 §4.2; a NUL left elsewhere is refused below
     if len(raw) > s.config.appendlimit:
         raise CommandFailed(replies.MESSAGE_TOO_LARGE)  # RFC 7889; RFC 4469 §5 for the whole
     if b"\x00" in raw:
-        # RFC 3501 §4.3: a (non-binary) literal carries no NUL; without BINARY (RFC 3516)
-        # such a message cannot be stored, and it could smuggle lines to a later reader.
+        # RFC 3501 §4.3: a (non-binary) literal carries no NUL; such a message cannot be
+        # stored (BODY[] could not return it, and it could smuggle lines to a later reader).
         raise CommandFailed(replies.NUL_IN_MESSAGE)
     return NewMessage(raw, tuple(normalise_flags(message.flags)), message.date_time)
 

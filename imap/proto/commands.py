@@ -201,13 +201,14 @@ class AppendMessage:
     date_time: dt.datetime | None = None
     message: bytes = field(default=b"", repr=False)
     catenate: tuple[CatenatePart, ...] | None = None
+    binary: bool = False  # sent as a literal8 (RFC 3516 §4.2)
 
 
 @dataclass(frozen=True, slots=True)
 class Append(Command):
     """APPEND (RFC 3501 §6.3.11). ``flags`` as written (e.g. ``\\Seen``).
 
-    The first message is in ``flags`` / ``date_time`` / ``message`` / ``catenate``; MULTIAPPEND
+    The first message is in ``flags`` / ``date_time`` / ``message`` / ``catenate`` / ``binary``; MULTIAPPEND
     (RFC 3502) puts any further ones in ``more``. :attr:`messages` gives them all, in order."""
 
     name: ClassVar[str] = "APPEND"
@@ -217,10 +218,11 @@ class Append(Command):
     message: bytes = field(default=b"", repr=False)
     catenate: tuple[CatenatePart, ...] | None = None
     more: tuple[AppendMessage, ...] = ()
+    binary: bool = False
 
     @property
     def messages(self) -> tuple[AppendMessage, ...]:
-        return (AppendMessage(self.flags, self.date_time, self.message, self.catenate), *self.more)
+        return (AppendMessage(self.flags, self.date_time, self.message, self.catenate, self.binary), *self.more)
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,7 +208,8 @@ def _status(reader: Reader, tag: str) -> c.Command:
 
 
 def _append(reader: Reader, tag: str) -> c.Command:
-    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502 §6) and CATENATE (RFC 4469 §5):
+    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502 §6), CATENATE (RFC 4469 §5) and BINARY's
+    literal8 (RFC 3516 §4.2):
     ``mailbox 1*append-message``, each ``[SP flag-list] [SP date-time] SP append-data``."""
     reader.sp()
     mailbox = reader.mailbox()
@@ -216,7 +217,8 @@ def _append(reader: Reader, tag: str) -> c.Command:
     while reader.maybe_sp():
         messages.append(_append_message(reader, first=False))
     first = messages[0]
-    return c.Append(tag, mailbox, first.flags, first.date_time, first.message, first.catenate, tuple(messages[1:]))
+    return c.Append(tag, mailbox, first.flags, first.date_time, first.message, first.catenate, tuple(messages[1:]),
+                    first.binary)
 
 
 def _append_message(reader: Reader, *, first: bool = True) -> c.AppendMessage:
@@ -232,6 +234,9 @@ def _append_message(reader: Reader, *, first: bool = True) -> c.AppendMessage:
         reader.sp()
     if reader.peek_is(b"{"):
         return c.AppendMessage(flags, date_time, reader.literal(allow_nul=True))
+    if reader.peek_is(b"~{"):  # RFC 3516 §4.2: literal8, binary content (NUL allowed)
+        reader.pos += 1
+        return c.AppendMessage(flags, date_time, reader.literal(allow_nul=True), binary=True)
     if reader.data[reader.pos : reader.pos + 9].upper() == b"CATENATE ":
         reader.pos += 9
         return c.AppendMessage(flags, date_time, catenate=_catenate_parts(reader))

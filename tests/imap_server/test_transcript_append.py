@@ -1,6 +1,7 @@
-"""Transcripts: MULTIAPPEND (RFC 3502) and CATENATE (RFC 4469) over IMAPS against the real
-store, one client feeding its commands one byte at a time; and the store's MULTIAPPEND as one
-transaction (a failure on a later message leaves no earlier one behind)."""
+"""Transcripts: MULTIAPPEND (RFC 3502), CATENATE (RFC 4469) and BINARY's literal8 APPEND
+(RFC 3516) over IMAPS against the real store, one client feeding its commands one byte at a
+time; and the store's MULTIAPPEND as one transaction (a failure on a later message leaves no
+earlier one behind)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,23 @@ def test_catenate_fed_byte_by_byte(env: ImapEnv, account: str) -> None:
     header = PLAIN[: PLAIN.index(b"\r\n\r\n") + 4]
     expected = header + reply + b"Bonjour,\r"
     assert fetched == [b"* 1 FETCH (BODY[] {%d}\r\n" % len(expected) + expected + b")\r\n", fetched[-1]]
+    wire.close()
+
+
+def test_literal8_append_fed_byte_by_byte_then_binary_fetch(env: ImapEnv, account: str) -> None:
+    wire = wire_tls(env, account)
+    content = b"\x00\x01\xfe\xff\r\n\n\x00"
+    message = (b"From: a@clinic.test\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+               b"Content-Transfer-Encoding: binary\r\n\r\n" + content)
+    send_bytewise(wire, b"b1 APPEND INBOX ~{%d}\r\n" % len(message))  # RFC 3516 §4.2 literal8
+    assert wire.response() == b"+ Ready for literal data\r\n"
+    send_bytewise(wire, message + b"\r\n")
+    assert re.fullmatch(rb"b1 OK \[APPENDUID \d+ 1\] APPEND completed\r\n", wire.until("b1")[-1])
+    wire.ok("SELECT INBOX")
+    body = wire.ok("FETCH 1 BODY.PEEK[1]")[0]
+    assert b"\x00" not in body and b"AAH+/w0KCgA=" in body  # stored in base64
+    fetched = wire.ok("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")[0]
+    assert fetched == b"* 1 FETCH (BINARY.SIZE[1] 8 BINARY[1] ~{8}\r\n" + content + b")\r\n"
     wire.close()
 
 
