@@ -124,6 +124,23 @@ class AppendResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message of a MULTIAPPEND (RFC 3502): its octets, flags and internal date."""
+
+    message: bytes = field(repr=False)
+    flags: tuple[str, ...] = ()
+    internal_date: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendManyResult:
+    """RFC 4315 §3 APPENDUID uidvalidity uid-set, the UIDs in the order of the messages."""
+
+    uidvalidity: int
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CopyResult:
     """RFC 4315 COPYUID: destination uidvalidity and (source uid, destination uid) pairs."""
 
@@ -210,6 +227,11 @@ class Mailboxes(Protocol):
         self, name: str, message: bytes, flags: Sequence[str], internal_date: dt.datetime | None
     ) -> AppendResult:
         """Raises MailboxNotFound, OverQuota."""
+        ...
+
+    async def append_many(self, name: str, messages: Sequence[NewMessage]) -> AppendManyResult:
+        """MULTIAPPEND (RFC 3502 §6.3.11): all the messages in one transaction, or none of them
+        (an error on any one leaves the folder as it was). Raises MailboxNotFound, OverQuota."""
         ...
 
     async def copy(self, source: str, uids: Sequence[int], destination: str) -> CopyResult: ...

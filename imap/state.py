@@ -124,6 +124,9 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "IDLE",  # RFC 2177
     "NAMESPACE",  # RFC 2342
     "UIDPLUS",  # RFC 4315
+    "MULTIAPPEND",  # RFC 3502
+    "CATENATE",  # RFC 4469
+    "BINARY",  # RFC 3516
     "ESEARCH",  # RFC 4731
     "SORT",  # RFC 5256
     "SORT=DISPLAY",  # RFC 5957

@@ -179,6 +179,11 @@ class MemoryMailboxes:
         folder = self._folder(name)
         return b.AppendResult(folder.uidvalidity, self._put(folder, message, frozenset(flags), internal_date).uid)
 
+    async def append_many(self, name: str, messages: Sequence[b.NewMessage]) -> b.AppendManyResult:
+        folder = self._folder(name)  # MailboxNotFound before any message is added: all or none
+        uids = tuple(self._put(folder, m.message, frozenset(m.flags), m.internal_date).uid for m in messages)
+        return b.AppendManyResult(folder.uidvalidity, uids)
+
     async def copy(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
         src, dst = self._folder(source), self._folder(destination)
         mapping = []

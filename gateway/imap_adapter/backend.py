@@ -34,6 +34,7 @@ from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.raw import Direct
 from imap.backend import (
+    AppendManyResult,
     AppendResult,
     AuthenticationFailed,
     CopyResult,
@@ -42,6 +43,7 @@ from imap.backend import (
     FolderStatus,
     MessageMeta,
     MessageSummary,
+    NewMessage,
     StoreResult,
 )
 from imap.proto import replies
@@ -240,6 +242,14 @@ class StoreMailboxes:
             lambda s: messages.append(s, self._b.keys, self.mailbox_id, name, message, flags, when)
         )
         return AppendResult(uidvalidity, uid)
+
+    async def append_many(self, name: str, items: Sequence[NewMessage]) -> AppendManyResult:
+        batch = [(m.message, m.flags, None if m.internal_date is None else m.internal_date.astimezone(dt.UTC))
+                 for m in items]
+        uidvalidity, uids = await self._write(
+            lambda s: messages.append_many(s, self._b.keys, self.mailbox_id, name, batch)
+        )
+        return AppendManyResult(uidvalidity, tuple(uids))
 
     async def _copy(self, source: str, uids: Sequence[int], destination: str, remove: bool) -> CopyResult:
         uidvalidity, mapping = await self._write(

@@ -130,6 +130,20 @@ def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: 
     return folder.uidvalidity, stored.uid
 
 
+def append_many(session: Session, keys: KeyService, mailbox_id: int, name: str,
+                messages: Sequence[tuple[bytes, Sequence[str], dt.datetime | None]]) -> tuple[int, list[int]]:
+    """MULTIAPPEND (RFC 3502): every message in the caller's one transaction, so an error on
+    any of them rolls all of them back. Returns the folder's UIDVALIDITY and the new UIDs."""
+    folder = get_folder(session, mailbox_id, name)
+    uids: list[int] = []
+    for raw, flags, internal_date in messages:
+        summary = summaries.encode(summaries.compute(raw))
+        stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
+                                internal_date=internal_date, summary=summary)
+        uids.append(stored.uid)
+    return folder.uidvalidity, uids
+
+
 def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids: Sequence[int],
          destination: str, *, remove: bool) -> tuple[int, list[tuple[int, int]]]:
     """Copy (or move, ``remove``) messages; each copy is re-sealed under a new uuid."""

@@ -2,7 +2,7 @@
 and the dispatch table the session uses.
 
 * :mod:`~imap.handlers.nonauth`: any state and not authenticated (RFC 3501 §6.1, §6.2);
-* :mod:`~imap.handlers.auth` and :mod:`~imap.handlers.mailboxes`: authenticated (§6.3);
+* :mod:`~imap.handlers.auth`, :mod:`~imap.handlers.mailboxes` and :mod:`~imap.handlers.append`: authenticated (§6.3);
 * :mod:`~imap.handlers.selected`, :mod:`~imap.handlers.fetch`, :mod:`~imap.handlers.search`,
   :mod:`~imap.handlers.sort`, :mod:`~imap.handlers.thread`: selected (§6.4; RFC 5256).
 
@@ -14,7 +14,7 @@ current state was checked before, against :mod:`imap.state`.
 
 from __future__ import annotations
 
-from imap.handlers import auth, fetch, mailboxes, nonauth, search, sort, thread
+from imap.handlers import append, auth, fetch, mailboxes, nonauth, search, sort, thread
 from imap.handlers import selected as sel
 from imap.proto import commands as c
 from imap.session import Handler
@@ -24,7 +24,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.StartTls: nonauth.starttls, c.Login: nonauth.login, c.Authenticate: nonauth.authenticate,
     c.Select: auth.select, c.Examine: auth.select, c.Create: mailboxes.create, c.Delete: mailboxes.delete,
     c.Rename: mailboxes.rename, c.Subscribe: mailboxes.subscribe, c.Unsubscribe: mailboxes.unsubscribe,
-    c.List: mailboxes.list_, c.Lsub: mailboxes.lsub, c.Status: auth.status, c.Append: auth.append,
+    c.List: mailboxes.list_, c.Lsub: mailboxes.lsub, c.Status: auth.status, c.Append: append.append,
     c.Enable: auth.enable, c.Namespace: auth.namespace, c.Idle: auth.idle,
     c.Check: sel.check, c.Close: sel.close, c.Unselect: sel.unselect, c.Expunge: sel.expunge,
     c.Search: search.search, c.Fetch: fetch.fetch, c.Store: sel.store, c.Copy: sel.copy,

@@ -1,19 +1,19 @@
-"""Authenticated state: SELECT / EXAMINE, STATUS, APPEND (RFC 3501 §6.3), ENABLE (RFC 5161),
+"""Authenticated state: SELECT / EXAMINE, STATUS (RFC 3501 §6.3), ENABLE (RFC 5161),
 NAMESPACE (RFC 2342), IDLE (RFC 2177). The commands that manage mailboxes (CREATE, DELETE,
-RENAME, (UN)SUBSCRIBE, LIST, LSUB) are in :mod:`imap.handlers.mailboxes`."""
+RENAME, (UN)SUBSCRIBE, LIST, LSUB) are in :mod:`imap.handlers.mailboxes`, APPEND in
+:mod:`imap.handlers.append`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from imap.backend import DELIMITER, MailboxNotFound
+from imap.backend import DELIMITER
 from imap.handlers.mailboxes import canonical
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.commands import StatusItem
-from imap.proto.errors import BadCommand, CommandFailed
-from imap.proto.flags import normalise_flags
+from imap.proto.errors import BadCommand
 from imap.proto.replies import Reply
 from imap.selected_view import SelectedView
 from imap.session import Session
@@ -58,21 +58,6 @@ async def status(s: Session, cmd: c.Status) -> Reply:
     items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
     await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name) + b" (" + items + b")"))
     return replies.STATUS_COMPLETED
-
-
-async def append(s: Session, cmd: c.Append) -> Reply:
-    if len(cmd.message) > s.config.appendlimit:
-        raise CommandFailed(replies.MESSAGE_TOO_LARGE)  # RFC 7889
-    if b"\x00" in cmd.message:
-        # RFC 3501 §4.3: a (non-binary) literal carries no NUL; without BINARY (RFC 3516)
-        # such a message cannot be stored, and it could smuggle lines to a later reader.
-        raise CommandFailed(replies.NUL_IN_MESSAGE)
-    flags = normalise_flags(cmd.flags)
-    try:
-        result = await s.boxes.append(canonical(cmd.mailbox), cmd.message, flags, cmd.date_time)
-    except MailboxNotFound:
-        raise CommandFailed(replies.TRYCREATE) from None  # RFC 3501 §6.3.11
-    return replies.APPEND_COMPLETED.with_arg(f"{result.uidvalidity} {result.uid}")  # RFC 4315 §3
 
 
 async def enable(s: Session, cmd: c.Enable) -> Reply:

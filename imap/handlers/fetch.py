@@ -1,4 +1,5 @@
-"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 §3.1.4 CHANGEDSINCE / MODSEQ).
+"""FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 §3.1.4 CHANGEDSINCE / MODSEQ;
+RFC 3516 §4.3 BINARY, BINARY.PEEK and BINARY.SIZE).
 
 ENVELOPE and BODYSTRUCTURE come from the store's cached summaries; the message is only
 decrypted (``fetch_raw``) when body octets are asked for. Work is done in chunks so a
@@ -10,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from imap.backend import MessageMeta, MessageSummary
-from imap.message import mime
+from imap.message import mime, transfer
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
 from imap.proto.commands import StoreMode
 from imap.proto.dates import format_date_time
+from imap.proto.errors import CommandFailed
 from imap.proto.replies import Reply
 from imap.session import Session
 
@@ -51,13 +53,35 @@ class _Body:
             return self.raw  # BODY[]: the whole message, no parsing
         return mime.section(self.root, spec)
 
+    def decoded(self, spec: Section) -> bytes:
+        """RFC 3516 §4.3 ``BINARY[part]``: the part's content with its transfer encoding
+        removed; ``BINARY[]`` is the whole message as stored."""
+        if not spec.parts:
+            return self.raw
+        part = mime.find_part(self.root, spec.parts)
+        if part is None:
+            return b""
+        try:
+            return transfer.decoded(part)
+        except transfer.UnknownEncoding:
+            raise CommandFailed(replies.UNKNOWN_CTE) from None
+        except transfer.InvalidEncoding:
+            raise CommandFailed(replies.INVALID_CTE_DATA) from None
+
 
 def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
            body: _Body | None, flags: list[str]) -> tuple[str, encoder.Value]:
     if isinstance(item, FetchBody):
         assert body is not None
-        data = mime.partial(body.section(item.section), item.partial)
-        return item.response_name(), encoder.Literal(data)
+        if not item.binary:
+            return item.response_name(), encoder.Literal(mime.partial(body.section(item.section), item.partial))
+        content = body.decoded(item.section)
+        if item.size:
+            return item.response_name(), len(content)
+        data = mime.partial(content, item.partial)
+        # RFC 3516 §4.3: literal8 when the content holds a NUL, else a plain literal.
+        return item.response_name(), encoder.Raw(b"~" + encoder.literal(data)) if b"\x00" in data \
+            else encoder.Literal(data)
     if item is FetchAttr.FLAGS:
         return "FLAGS", encoder.Raw(encoder.flags(flags))
     if item is FetchAttr.INTERNALDATE:

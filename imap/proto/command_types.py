@@ -154,23 +154,29 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class FetchBody:
-    """``BODY[section]<origin.count>`` / ``BODY.PEEK[...]`` (RFC 3501 §6.4.5)."""
+    """``BODY[section]<origin.count>`` / ``BODY.PEEK[...]`` (RFC 3501 §6.4.5); with ``binary``
+    ``BINARY[part]<origin.count>`` / ``BINARY.PEEK[...]``, and with ``size`` too
+    ``BINARY.SIZE[part]`` (RFC 3516 §4.3: the content decoded, only a part number)."""
 
     section: Section
     partial: tuple[int, int] | None = None  # (origin, count)
     peek: bool = False
+    binary: bool = False
+    size: bool = False
 
     def response_name(self) -> str:
         """Name of the item in the FETCH response: no ``.PEEK``, only the origin (§7.4.2)."""
-        name = f"BODY[{self.section}]"
+        kind = "BINARY.SIZE" if self.size else "BINARY" if self.binary else "BODY"
+        name = f"{kind}[{self.section}]"
         if self.partial is not None:
             name += f"<{self.partial[0]}>"
         return name
 
     @property
     def sets_seen(self) -> bool:
-        """RFC 3501 §6.4.5: BODY[...] (not PEEK) implicitly sets ``\\Seen``."""
-        return not self.peek
+        """RFC 3501 §6.4.5: BODY[...] (not PEEK) implicitly sets ``\\Seen``; so does BINARY[...]
+        (RFC 3516 §4.3), never BINARY.SIZE."""
+        return not self.peek and not self.size
 
 
 FetchItem = FetchAttr | FetchBody

@@ -185,14 +185,44 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatenatePart:
+    """One CATENATE part (RFC 4469 §5): a ``TEXT`` literal, or an IMAP ``URL`` (``url`` set)."""
+
+    url: str | None = None
+    text: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND: its flags, date-time and either the literal ``message`` or,
+    for CATENATE (RFC 4469), the ``catenate`` parts it is assembled from."""
+
+    flags: tuple[str, ...] = ()
+    date_time: dt.datetime | None = None
+    message: bytes = field(default=b"", repr=False)
+    catenate: tuple[CatenatePart, ...] | None = None
+    binary: bool = False  # sent as a literal8 (RFC 3516 §4.2)
+
+
+@dataclass(frozen=True, slots=True)
 class Append(Command):
-    """APPEND (RFC 3501 §6.3.11). ``flags`` as written (e.g. ``\\Seen``)."""
+    """APPEND (RFC 3501 §6.3.11). ``flags`` as written (e.g. ``\\Seen``).
+
+    The first message is in ``flags`` / ``date_time`` / ``message`` / ``catenate`` / ``binary``; MULTIAPPEND
+    (RFC 3502) puts any further ones in ``more``. :attr:`messages` gives them all, in order."""
 
     name: ClassVar[str] = "APPEND"
     mailbox: str = ""
     flags: tuple[str, ...] = ()
     date_time: dt.datetime | None = None
     message: bytes = field(default=b"", repr=False)
+    catenate: tuple[CatenatePart, ...] | None = None
+    more: tuple[AppendMessage, ...] = ()
+    binary: bool = False
+
+    @property
+    def messages(self) -> tuple[AppendMessage, ...]:
+        return (AppendMessage(self.flags, self.date_time, self.message, self.catenate, self.binary), *self.more)
 
 
 @dataclass(frozen=True, slots=True)

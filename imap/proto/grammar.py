@@ -208,10 +208,22 @@ def _status(reader: Reader, tag: str) -> c.Command:
 
 
 def _append(reader: Reader, tag: str) -> c.Command:
-    """RFC 3501 §6.3.11: mailbox [SP flag-list] [SP date-time] SP literal."""
+    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502 §6), CATENATE (RFC 4469 §5) and BINARY's
+    literal8 (RFC 3516 §4.2):
+    ``mailbox 1*append-message``, each ``[SP flag-list] [SP date-time] SP append-data``."""
     reader.sp()
     mailbox = reader.mailbox()
-    reader.sp()
+    messages = [_append_message(reader)]
+    while reader.maybe_sp():
+        messages.append(_append_message(reader, first=False))
+    first = messages[0]
+    return c.Append(tag, mailbox, first.flags, first.date_time, first.message, first.catenate, tuple(messages[1:]),
+                    first.binary)
+
+
+def _append_message(reader: Reader, *, first: bool = True) -> c.AppendMessage:
+    if first:
+        reader.sp()
     flags: tuple[str, ...] = ()
     date_time = None
     if reader.peek_is(b"("):
@@ -220,9 +232,34 @@ def _append(reader: Reader, tag: str) -> c.Command:
     if reader.peek_is(b'"'):
         date_time = parse_date_time(reader.quoted().decode("ascii", "replace"))
         reader.sp()
-    if not reader.peek_is(b"{"):
-        raise reader.error(replies.APPEND_NEEDS_LITERAL)
-    return c.Append(tag, mailbox, flags, date_time, reader.literal(allow_nul=True))
+    if reader.peek_is(b"{"):
+        return c.AppendMessage(flags, date_time, reader.literal(allow_nul=True))
+    if reader.peek_is(b"~{"):  # RFC 3516 §4.2: literal8, binary content (NUL allowed)
+        reader.pos += 1
+        return c.AppendMessage(flags, date_time, reader.literal(allow_nul=True), binary=True)
+    if reader.data[reader.pos : reader.pos + 9].upper() == b"CATENATE ":
+        reader.pos += 9
+        return c.AppendMessage(flags, date_time, catenate=_catenate_parts(reader))
+    raise reader.error(replies.APPEND_NEEDS_LITERAL)
+
+
+def _catenate_parts(reader: Reader) -> tuple[c.CatenatePart, ...]:
+    """RFC 4469 §5: ``"(" cat-part *(SP cat-part) ")"``, cat-part = ``TEXT SP literal`` / ``URL SP astring``."""
+    reader.expect(b"(")
+    parts: list[c.CatenatePart] = []
+    while True:
+        kind = reader.keyword()
+        reader.sp()
+        if kind == "TEXT":
+            parts.append(c.CatenatePart(text=reader.literal(allow_nul=True)))
+        elif kind == "URL":
+            parts.append(c.CatenatePart(url=reader.astring().decode("utf-8", "replace")))
+        else:
+            raise reader.error()
+        if reader.peek_is(b")"):
+            reader.pos += 1
+            return tuple(parts)
+        reader.sp()
 
 
 def _enable(reader: Reader, tag: str) -> c.Command:

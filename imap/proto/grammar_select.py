@@ -123,6 +123,14 @@ def _copy_move(cls: type[c.Copy] | type[c.Move], uid: bool) -> Parser:
 
 
 # --- FETCH ------------------------------------------------------------------------------
+def section_spec(text: bytes) -> t.Section:
+    """A section-spec on its own, as in an IMAP URL's ``;SECTION=`` (RFC 5092 §3)."""
+    reader = Reader(b"[" + text + b"]")
+    section = _section(reader)
+    reader.expect_end()
+    return section
+
+
 def _section(reader: Reader) -> t.Section:
     """RFC 3501 §9 section = "[" [section-spec] "]"."""
     reader.expect(b"[")
@@ -154,18 +162,31 @@ def _section(reader: Reader) -> t.Section:
     return t.Section(tuple(parts), text, headers)
 
 
+def _partial(reader: Reader) -> tuple[int, int] | None:
+    """``"<" number "." nz-number ">"`` (RFC 3501 §9), if present."""
+    if not reader.peek_is(b"<"):
+        return None
+    reader.pos += 1
+    origin = reader.number()
+    reader.expect(b".")
+    partial = (origin, reader.number(nonzero=True))
+    reader.expect(b">")
+    return partial
+
+
 def _fetch_item(reader: Reader) -> t.FetchItem:
     name = reader.take(_NAME_CHARS).decode("ascii").upper()
     if name in ("BODY", "BODY.PEEK") and reader.peek_is(b"["):
         section = _section(reader)
-        partial = None
-        if reader.peek_is(b"<"):  # "<" number "." nz-number ">"
-            reader.pos += 1
-            origin = reader.number()
-            reader.expect(b".")
-            partial = (origin, reader.number(nonzero=True))
-            reader.expect(b">")
-        return t.FetchBody(section, partial, peek=name == "BODY.PEEK")
+        return t.FetchBody(section, _partial(reader), peek=name == "BODY.PEEK")
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE") and reader.peek_is(b"["):
+        # RFC 3516 §6: section-binary = "[" [section-part] "]"; no partial after BINARY.SIZE.
+        section = _section(reader)
+        if section.text is not None:
+            raise reader.error(replies.INVALID_SECTION)
+        size = name == "BINARY.SIZE"
+        partial = None if size else _partial(reader)
+        return t.FetchBody(section, partial, peek=name != "BINARY", binary=True, size=size)
     try:
         return t.FetchAttr(name)
     except ValueError:

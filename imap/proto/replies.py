@@ -49,6 +49,8 @@ class Code(enum.StrEnum):
     INUSE = "INUSE"
     OVERQUOTA = "OVERQUOTA"
     EXPUNGEISSUED = "EXPUNGEISSUED"
+    BADURL = "BADURL"  # RFC 4469 §6
+    UNKNOWN_CTE = "UNKNOWN-CTE"  # RFC 3516 §4.3
 
 
 class Status(enum.StrEnum):
@@ -177,6 +179,9 @@ MAILBOX_READ_ONLY = Reply(_NO, "Mailbox is read-only", Code.READ_ONLY)
 OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)
 MESSAGE_TOO_LARGE = Reply(_NO, "Message too large", Code.TOOBIG)  # RFC 7889
 NUL_IN_MESSAGE = Reply(_NO, "NUL character in message")  # RFC 3501 §4.3
+UNKNOWN_CTE = Reply(_NO, "Unknown content-transfer-encoding", Code.UNKNOWN_CTE)  # RFC 3516 §4.3
+INVALID_CTE_DATA = Reply(_NO, "Content cannot be decoded", Code.PARSE)  # RFC 3516 §4.3
+BAD_URL = Reply(_NO, "Invalid or unknown CATENATE URL", Code.BADURL)  # RFC 4469 §6, [BADURL url]
 UNSUPPORTED_CHARSET = Reply(_NO, "Unsupported charset", Code.BADCHARSET)  # RFC 3501 §6.4.4
 MESSAGE_VANISHED = Reply(_BAD, "Message vanished")
 

@@ -69,6 +69,27 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     ),
     (b"t APPEND INBOX {3+}\r\nabc\r\n", c.Append("t", "INBOX", (), None, b"abc")),
     (b"t APPEND INBOX () {0}\r\n\r\n", c.Append("t", "INBOX", (), None, b"")),
+    # RFC 3502 §6.3.11 MULTIAPPEND: several messages, each with its own flags and date-time.
+    (
+        b't APPEND INBOX (\\Seen) {3}\r\nabc "05-Jul-1994 02:44:25 +0200" {2+}\r\nde {0}\r\n\r\n',
+        c.Append("t", "INBOX", ("\\Seen",), None, b"abc", None, (
+            c.AppendMessage((), dt.datetime(1994, 7, 5, 2, 44, 25, tzinfo=PARIS), b"de"),
+            c.AppendMessage((), None, b""),
+        )),
+    ),
+    # RFC 3516 §4.2: a literal8 (NUL allowed), synchronizing or not, alone or in a MULTIAPPEND.
+    (b"t APPEND INBOX ~{3}\r\na\x00b\r\n", c.Append("t", "INBOX", (), None, b"a\x00b", binary=True)),
+    (
+        b"t APPEND INBOX {1+}\r\nx (\\Seen) ~{2+}\r\n\x00\xff\r\n",
+        c.Append("t", "INBOX", (), None, b"x", None, (c.AppendMessage(("\\Seen",), None, b"\x00\xff", binary=True),)),
+    ),
+    # RFC 4469 §5 CATENATE: TEXT literals and URL astrings, then a plain literal (with MULTIAPPEND).
+    (
+        b't APPEND Sent catenate (URL "/INBOX/;uid=2/;section=HEADER" TEXT {5}\r\nbody1) (\\Draft) {1+}\r\nx\r\n',
+        c.Append("t", "Sent", (), None, b"", (
+            c.CatenatePart(url="/INBOX/;uid=2/;section=HEADER"), c.CatenatePart(text=b"body1"),
+        ), (c.AppendMessage(("\\Draft",), None, b"x"),)),
+    ),
     (b"t ENABLE CONDSTORE utf8=accept\r\n", c.Enable("t", ("CONDSTORE", "UTF8=ACCEPT"))),
     (b"t NAMESPACE\r\n", c.Namespace("t")),
     (b"t IDLE\r\n", c.Idle("t")),
@@ -189,6 +210,15 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
                 t.FetchBody(t.Section((2,), t.SectionText.TEXT)),
             ),
         ),
+    ),
+    # RFC 3516 §4.3: BINARY, BINARY.PEEK (with a partial) and BINARY.SIZE, part numbers only.
+    (
+        b"t FETCH 1 (BINARY[] binary.peek[1.2]<5.10> BINARY.SIZE[3])\r\n",
+        c.Fetch("t", False, S("1"), (
+            t.FetchBody(t.Section(), binary=True),
+            t.FetchBody(t.Section((1, 2)), (5, 10), peek=True, binary=True),
+            t.FetchBody(t.Section((3,)), peek=True, binary=True, size=True),
+        )),
     ),
     (
         b"t UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (From Subject)] BODY[1.HEADER.FIELDS.NOT (X-A)])"

@@ -21,6 +21,10 @@ BAD = [
     (b"a FETCH 1 BODY[MIME]\r\n", b"a BAD MIME needs a part number\r\n"),
     (b"a FETCH 1 BODY[HEADER.FIELDS ()]\r\n", b"a BAD Empty header list\r\n"),
     (b"a FETCH 1 BODY[0]\r\n", b"a BAD Invalid section part\r\n"),
+    (b"a FETCH 1 BINARY[1.TEXT]\r\n", b"a BAD Invalid section\r\n"),  # RFC 3516 §6 section-binary
+    (b"a FETCH 1 BINARY.SIZE[1]<0.5>\r\n", b"a BAD Unexpected characters at end of command\r\n"),
+    (b"a FETCH 1 BINARY.SIZE\r\n", b"a BAD Unknown FETCH item\r\n"),
+    (b"a LOGIN ~{1}\r\nx y\r\n", b"a BAD Syntax error\r\n"),  # literal8 only where RFC 3516 allows it
     (b"a FETCH 1 BODY[]<0.0>\r\n", b"a BAD Invalid number\r\n"),
     (b"a FETCH 1 (FLAGS\r\n", b"a BAD Syntax error\r\n"),
     (b"a STORE 1 FLAGS.LOUD (\\Seen)\r\n", b"a BAD Invalid STORE item\r\n"),
@@ -38,6 +42,11 @@ BAD = [
     (b"a STATUS INBOX ()\r\n", b"a BAD Empty STATUS item list\r\n"),
     (b'a APPEND INBOX "bad date" {1}\r\nx\r\n', b"a BAD Invalid date-time\r\n"),
     (b"a APPEND INBOX\r\n", b"a BAD Syntax error\r\n"),
+    (b"a APPEND INBOX {1+}\r\nx (\\Seen)\r\n", b"a BAD Syntax error\r\n"),  # RFC 3502
+    (b"a APPEND INBOX {1+}\r\nx \r\n", b"a BAD APPEND needs a literal\r\n"),
+    (b"a APPEND INBOX CATENATE ()\r\n", b"a BAD Syntax error\r\n"),  # RFC 4469 §5: 1*cat-part
+    (b"a APPEND INBOX CATENATE (BODY {1+}\r\nx)\r\n", b"a BAD Syntax error\r\n"),
+    (b"a APPEND INBOX CATENATE (URL x\r\n", b"a BAD Syntax error\r\n"),
     (b"a AUTHENTICATE PLAIN !!!\r\n", b"a BAD Syntax error\r\n"),
     (b"a AUTHENTICATE PLAIN AGFsaWNlAHB\r\n", b"a BAD Invalid base64\r\n"),
     (b'a LOGIN "unterminated\r\n', b"a BAD Unterminated quoted string\r\n"),
