@@ -41,6 +41,39 @@ def pytest_configure(config: pytest.Config) -> None:
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
+# The files that took longest (serial run, docs/testing.md), longest first. Under pytest-xdist
+# they are handed out first (scripts/test passes --no-loadscope-reorder, which would otherwise
+# put files with many tests first and these one-test minutes last, on one worker while the
+# others are done). Only the order changes; a file missing here is simply not moved.
+SLOW_FIRST = (
+    "tests/cluster/test_rotation_under_load.py",
+    "tests/cluster/test_two_nodes.py",
+    "tests/web/test_browser_recovery.py",
+    "tests/imaptest/test_gateway.py",
+    "tests/gateway/test_first_run.py",
+    "tests/gateway/test_readme.py",
+    "tests/gateway/test_store_open.py",
+    "tests/imap_server/test_store_backend.py",
+    "tests/gateway/test_login_races.py",
+    "tests/interop/test_postfix_peer.py",
+    "tests/mail/test_conversations.py",
+    "tests/web/test_browser.py",
+    "tests/imap_server/test_live_fuzz.py",
+    "tests/mail/test_group_commit.py",
+    "tests/mail/test_smtp_processes.py",
+    "tests/web/test_security.py",
+    "tests/admin_web/test_api.py",
+    "tests/keys/test_live_reload.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: files stay whole
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     pg.drop_created()  # the live gateways' databases (GATEWAY_TEST_STORE=postgresql)
     saved = config.stash.get(_OWN_TMPDIR, None)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from gateway.testing import pg
 from gateway.testing.ports import _ephemeral_low, free_port, port_range
+from tests.conftest import SLOW_FIRST
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_single_process_has_the_whole_range_below_the_ephemeral_ports() -> None:
@@ -43,3 +47,9 @@ def test_database_names_carry_the_worker_and_the_process(monkeypatch: pytest.Mon
     monkeypatch.delenv("PYTEST_XDIST_WORKER")
     long = pg.database_name("x" * 80)
     assert re.fullmatch(r"x{32}_main_\d+_[0-9a-f]{12}", long) and len(long) <= 63, long
+
+
+def test_the_files_handed_out_first_exist() -> None:
+    """A renamed slow file would silently go back to the end of the queue (a slower run)."""
+    assert [p for p in SLOW_FIRST if not (ROOT / p).is_file()] == []
+    assert len(set(SLOW_FIRST)) == len(SLOW_FIRST)
