@@ -1,4 +1,8 @@
-"""Throw-away PostgreSQL databases on the local server for tests and benchmarks."""
+"""Throw-away PostgreSQL databases on the local server for tests and benchmarks.
+
+A database's name says who made it: ``PREFIX_WORKER_PID_RANDOM`` (``WORKER`` is the
+pytest-xdist worker, ``gw0``..., or ``main``), unique per process and easy to trace back.
+"""
 
 from __future__ import annotations
 
@@ -44,9 +48,16 @@ def _admin(statements: list[str], *, ignore_errors: bool = False) -> None:
         engine.dispose()
 
 
+def database_name(prefix: str) -> str:
+    """A new name no other process or pytest-xdist worker can pick (PostgreSQL keeps 63 bytes:
+    a long prefix is cut, never the part that makes the name unique)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")[:8]
+    return f"{prefix[:32]}_{worker}_{os.getpid()}_{secrets.token_hex(6)}".lower()
+
+
 def _new_database(prefix: str) -> tuple[str, str]:
     """Create an empty database; returns (its name, its URL)."""
-    name = f"{prefix}_{secrets.token_hex(6)}"
+    name = database_name(prefix)
     _admin([f'CREATE DATABASE "{name}"'])
     return name, admin_url().rsplit("/", 1)[0] + "/" + name
 
@@ -66,14 +77,25 @@ def temporary_database(prefix: str = "hmg_test") -> Iterator[str]:
 
 
 _CREATED: list[str] = []
+_AT_EXIT: list[bool] = []
 
 
 def create_database(prefix: str = "hmg_live") -> str:
-    """A database that lives until the process exits (then dropped); returns its URL."""
+    """A database that lives until :func:`drop_created` or the process exits; returns its URL."""
     import atexit
 
     name, url = _new_database(prefix)
-    if not _CREATED:
-        atexit.register(lambda: _drop(_CREATED, ignore_errors=True))
+    if not _AT_EXIT:
+        atexit.register(drop_created)
+        _AT_EXIT.append(True)
     _CREATED.append(name)
     return url
+
+
+def drop_created() -> None:
+    """Drop every database :func:`create_database` made in this process (the test session's end
+    calls it: a pytest-xdist worker may be ended before its ``atexit`` handlers run)."""
+    names = list(_CREATED)
+    _CREATED.clear()
+    if names:
+        _drop(names, ignore_errors=True)

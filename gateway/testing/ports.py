@@ -1,9 +1,16 @@
-"""Free loopback ports for servers started by tests."""
+"""Free loopback ports for servers started by tests.
+
+Under pytest-xdist every worker draws from its own slice of the range, so two workers never
+pick the same port between the check and the server's bind; ``GATEWAY_TEST_PORTS=LOW-HIGH``
+narrows the range of a whole run (two runs at once each get their own).
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 _given: set[int] = set()
@@ -16,6 +23,27 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def port_range(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """The ports this process may give out, both ends included.
+
+    The run's range (``GATEWAY_TEST_PORTS``, else 20000 up to the kernel's ephemeral range),
+    cut in ``PYTEST_XDIST_WORKER_COUNT`` equal slices: worker ``gwN`` gets slice N.
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    low, high = 20000, _ephemeral_low() - 1
+    if env.get("GATEWAY_TEST_PORTS"):
+        given = env["GATEWAY_TEST_PORTS"]
+        first, _, last = given.partition("-")
+        if not (first.isdigit() and last.isdigit() and 1024 <= int(first) < int(last) <= 65535):
+            raise ValueError(f"GATEWAY_TEST_PORTS={given}: expected LOW-HIGH within 1024-65535")
+        low, high = int(first), int(last)
+    worker, count = env.get("PYTEST_XDIST_WORKER", ""), int(env.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        index, span = int(worker[2:]), (high - low + 1) // count
+        low, high = low + index * span, low + (index + 1) * span - 1
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free now and below the kernel's ephemeral range.
 
@@ -23,11 +51,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     outgoing connections (to PostgreSQL, say) also draw from: between this call and the
     server's own bind one of them could take it (seen: EADDRINUSE in the PostgreSQL pass).
     Ports below that range are only ever taken by an explicit bind; each is given once per
-    process.
+    process, and each pytest-xdist worker has its own slice (:func:`port_range`).
     """
-    high = _ephemeral_low() - 1
+    low, high = port_range()
     for _ in range(200):
-        port = random.randint(20000, high) if high > 21000 else random.randint(1024, 65535)
+        port = random.randint(low, high) if high - low >= 50 else random.randint(1024, 65535)
         if port in _given:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

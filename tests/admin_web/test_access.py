@@ -33,8 +33,10 @@ def login_form(client: httpx.Client) -> str:
 def login(client: httpx.Client, site: AdminSite, *, name: str = ADMIN, password: str = ADMIN_PASSWORD,
           code: str | None = None) -> httpx.Response:
     token = login_form(client)
+    # a failure may be answered late on purpose (the admin throttle: up to 5 s from the 6th
+    # failure from one address on the shared site), later still on a busy machine
     return client.post("/admin/login", data={"name": name, "password": password, "code": code or site.code(),
-                                             "login_csrf": token})
+                                             "login_csrf": token}, timeout=30)
 
 
 def assert_refused(client: httpx.Client) -> None:

@@ -75,7 +75,9 @@ def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
         for t in senders:
             t.start()
         try:
-            time.sleep(1.5)
+            deadline = time.monotonic() + 60  # the load under way first (on a busy machine it takes longer)
+            while len(acked) <= 20 and not bad and time.monotonic() < deadline:
+                time.sleep(0.05)
             started = time.monotonic()
             result = gateway("backup", str(backup_file), "--home", str(src))
             finished = time.monotonic()
