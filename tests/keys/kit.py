@@ -54,6 +54,27 @@ def before_key_checks() -> str:
     raise AssertionError("no key_checks migration")
 
 
+def downgrade_before_key_checks(db: Path) -> None:
+    """Make the SQLite file ``db`` a database from before issue 14: every later migration's own
+    downgrade run, down to :func:`before_key_checks` (dropping the table and stamping an old
+    revision would leave the later migrations' columns for the upgrade to add twice)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from gateway.store.migrate import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, before_key_checks())
+    finally:
+        engine.dispose()
+
+
 def cli(*argv: str) -> tuple[int, str, str]:
     """``gateway ARGV`` in this process: (status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

@@ -24,6 +24,7 @@ from tests.keys.kit import (
     activate,
     before_key_checks,
     cli,
+    downgrade_before_key_checks,
     gateway,
     head_revision,
     imap_read,
@@ -171,11 +172,7 @@ def test_restore_refusals_and_migration(small_home: tuple[Path, World], tmp_path
 
     behind = tmp_path / "behind.db"  # from before the key_checks table
     shutil.copy2(made, behind)
-    conn = sqlite3.connect(behind)
-    with conn:
-        conn.execute("DROP TABLE key_checks")
-        conn.execute("UPDATE alembic_version SET version_num = ?", (before_key_checks(),))
-    conn.close()
+    downgrade_before_key_checks(behind)
     code, out, err = cli("--home", str(fresh), "restore", str(behind))
     assert code == 0, err
     assert f"schema revision {head_revision()} (migrated from {before_key_checks()})" in out

@@ -22,7 +22,7 @@ from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env
 from gateway.testing.store import Store
 from gateway.testing.world import populate
-from tests.keys.kit import SQLITE, before_key_checks, cli, gateway
+from tests.keys.kit import SQLITE, cli, downgrade_before_key_checks, gateway
 
 
 def _state(home: Path) -> dict[str, tuple[bytes, int]]:
@@ -102,14 +102,7 @@ def test_a_database_from_before_key_checks_is_checked_by_a_sample_then_recorded(
                                                                               tmp_path: Path) -> None:
     db = used_home / "gateway.db"
 
-    def make_legacy() -> None:
-        conn = sqlite3.connect(db)
-        with conn:
-            conn.execute("DROP TABLE key_checks")
-            conn.execute("UPDATE alembic_version SET version_num = ?", (before_key_checks(),))
-        conn.close()
-
-    make_legacy()
+    downgrade_before_key_checks(db)
     settle(used_home)
     good = (used_home / "keys" / "master.keys").read_bytes()
     write_keyring(used_home / "keys" / "master.keys", MasterKeyring({1: os.urandom(32)}))
