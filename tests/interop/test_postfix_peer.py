@@ -181,10 +181,13 @@ def test_delivery_both_ways(rig: Rig) -> None:
     wait_for(lambda: any(with_mid(mid_in)(m) for m in deliveries_in(rig, ins)), 30, "stored for the patient", pf)
     [stored] = [m for m in deliveries_in(rig, ins) if with_mid(mid_in)(m)]
     assert b"voici le compte rendu." in stored and b"dr.bernard@hopital.test" in stored
+    # Stored means committed before our 250: Postfix logs "status=sent" once it has read it.
+    delivered = f"{queue_id}: to=<{world.patient('open')}>"
+    wait_for(lambda: any(delivered in line and "status=sent" in line for line in postfix_log_since(pf, start)), 30,
+             "Postfix logged the delivery as sent", pf)
     log = postfix_log_since(pf, start)
     # Postfix verified our MX certificate (smtp_tls_security_level = verify) and presented its own.
     assert any("Verified TLS connection established to" in line and "client-signature" in line for line in log), log
-    assert any(f"{queue_id}: to=<{world.patient('open')}>" in line and "status=sent" in line for line in log), log
 
     # Our queue -> Postfix: our professional writes to a hopital.test professional.
     mid_out = new_mid(HOSTED)
