@@ -211,11 +211,18 @@ async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]
     return found
 
 
-async def search(s: Session, cmd: c.Search) -> Reply:
-    key = cmd.criteria or t.SearchAll()
+async def searched(s: Session, criteria: t.SearchKey | None) -> tuple[t.SearchKey, list[tuple[int, MessageMeta]]]:
+    """The messages ``criteria`` (ALL when absent) selects, for SEARCH, SORT and THREAD; a
+    MODSEQ criterion enables CONDSTORE first (RFC 7162 §3.1)."""
+    key = criteria or t.SearchAll()
     found = await matching(s, key)
     if uses_modseq(key):
-        await s.enable_condstore()  # RFC 7162 §3.1
+        await s.enable_condstore()
+    return key, found
+
+
+async def search(s: Session, cmd: c.Search) -> Reply:
+    key, found = await searched(s, cmd.criteria)
     if cmd.return_options is not None:
         numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
         await s.send(esearch_line(cmd.tag, cmd.uid, cmd.return_options, numbered, modseq=uses_modseq(key)))

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 
 from imap.backend import MessageMeta, MessageSummary
 from imap.handlers.fetch import CHUNK
-from imap.handlers.search import esearch_line, matching, uses_modseq
-from imap.message.sortkeys import base_subject, display_key, mailbox_key
-from imap.proto import command_types as t
+from imap.handlers.search import esearch_line, searched, uses_modseq
+from imap.message.sortkeys import base_subject, display_key, mailbox_key, sent_date
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.replies import Reply
@@ -29,14 +27,8 @@ Item = tuple[int, MessageMeta, Envelope]
 
 
 def _sent(item: Item) -> dt.datetime:
-    """RFC 5256 §3 DATE: the Date header in UTC, else the INTERNALDATE."""
-    try:
-        sent = parsedate_to_datetime(item[2].date) if item[2].date else None
-    except (TypeError, ValueError, IndexError):
-        sent = None
-    if sent is None or sent.tzinfo is None:
-        return item[1].internal_date
-    return sent.astimezone(dt.UTC)
+    """RFC 5256 §3 DATE."""
+    return sent_date(item[2].date, item[1].internal_date)
 
 
 _KEYS: dict[str, Callable[[Item], SortValue]] = {
@@ -54,10 +46,7 @@ _KEYS: dict[str, Callable[[Item], SortValue]] = {
 
 async def sort(s: Session, cmd: c.Sort) -> Reply:
     view = s.selected
-    key = cmd.criteria or t.SearchAll()
-    found = await matching(s, key)
-    if uses_modseq(key):
-        await s.enable_condstore()  # RFC 7162 §3.1
+    key, found = await searched(s, cmd.criteria)
     summaries: dict[int, MessageSummary] = {}
     if any(k.key not in ("ARRIVAL", "SIZE") for k in cmd.keys):
         for start in range(0, len(found), CHUNK):

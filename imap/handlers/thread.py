@@ -5,18 +5,15 @@ header is parsed. The threading itself is :mod:`imap.message.threads`."""
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 
 from imap.backend import MessageMeta, MessageSummary
 from imap.handlers.fetch import CHUNK, batches
-from imap.handlers.search import matching, uses_modseq
-from imap.message.sortkeys import subject_info
+from imap.handlers.search import searched
+from imap.message.sortkeys import sent_date, subject_info
 from imap.message.threads import ThreadInput, message_ids, ordered_subject, references
-from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.replies import Reply
@@ -26,19 +23,10 @@ from imap.session import Session
 _HEADER_END = b"\r\n\r\n"
 
 
-def _sent(date: str | None, meta: MessageMeta) -> dt.datetime:
-    """RFC 5256 "sent date": the Date header in UTC, else the INTERNALDATE."""
-    try:
-        sent = parsedate_to_datetime(date) if date else None
-    except (TypeError, ValueError, IndexError):
-        sent = None
-    return meta.internal_date if sent is None or sent.tzinfo is None else sent.astimezone(dt.UTC)
-
-
 def _from_envelope(number: int, meta: MessageMeta, env: Envelope) -> ThreadInput:
     base, reply = subject_info(env.subject)
     ids = message_ids(env.message_id)
-    return ThreadInput(number, _sent(env.date, meta), base, reply, ids[0] if ids else None,
+    return ThreadInput(number, sent_date(env.date, meta.internal_date), base, reply, ids[0] if ids else None,
                        tuple(message_ids(env.in_reply_to)[:1]))
 
 
@@ -53,15 +41,13 @@ def _from_header(number: int, meta: MessageMeta, raw: bytes) -> ThreadInput:
     base, reply = subject_info(value("Subject"))
     ids = message_ids(value("Message-ID"))
     refs = message_ids(value("References")) or message_ids(value("In-Reply-To"))[:1]  # RFC 5256 §2.2 (A)
-    return ThreadInput(number, _sent(value("Date"), meta), base, reply, ids[0] if ids else None, tuple(refs))
+    return ThreadInput(number, sent_date(value("Date"), meta.internal_date), base, reply, ids[0] if ids else None,
+                       tuple(refs))
 
 
 async def thread(s: Session, cmd: c.Thread) -> Reply:
     view = s.selected
-    key = cmd.criteria or t.SearchAll()
-    found = await matching(s, key)
-    if uses_modseq(key):
-        await s.enable_condstore()  # RFC 7162 §3.1
+    _, found = await searched(s, cmd.criteria)
     inputs: list[ThreadInput] = []
     if cmd.algorithm == "ORDEREDSUBJECT":
         for start in range(0, len(found), CHUNK):

@@ -7,8 +7,10 @@ mapped, so plain ``<`` orders them.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from email.header import decode_header, make_header
+from email.utils import parsedate_to_datetime
 
 from imap.proto.structure import EnvelopeAddress
 
@@ -78,3 +80,12 @@ def display_key(addresses: tuple[EnvelopeAddress, ...]) -> str:
     if first.host:
         return f"{first.mailbox or ''}@{first.host}".upper()
     return (first.mailbox or "").upper()
+
+
+def sent_date(date: str | None, fallback: dt.datetime) -> dt.datetime:
+    """RFC 5256 §3 "sent date": the Date header in UTC, else ``fallback`` (the INTERNALDATE)."""
+    try:
+        sent = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError, IndexError):
+        sent = None
+    return fallback if sent is None or sent.tzinfo is None else sent.astimezone(dt.UTC)
