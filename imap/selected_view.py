@@ -23,6 +23,7 @@ from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand
 from imap.proto.flags import RECENT, SYSTEM_FLAGS
 from imap.proto.seqset import SequenceSet
+from imap.search_context import SearchState
 
 
 def _keywords(metas: Iterable[MessageMeta]) -> set[str]:
@@ -44,6 +45,7 @@ class SelectedView:
         self.permanent = status.permanent_flags  # with "\\*": keywords can be created
         self.recent: set[int] = set()  # UIDs this session sees as \Recent
         self.recent_mark = status.recent_uid  # UIDs above it: nobody took them when we last looked
+        self.search = SearchState()  # RFC 5182 ``$``, RFC 5267 update contexts: this selection's
 
     # --- \Recent (RFC 3501 §2.3.2) and FLAGS (§7.2.6) -------------------------------
     async def take_recent(self, boxes: Mailboxes, uids: Sequence[int]) -> None:
@@ -99,7 +101,10 @@ class SelectedView:
 
     def resolve(self, sequence_set: SequenceSet, *, uid: bool) -> list[tuple[int, int]]:
         """(seq, uid) pairs named by a set, ascending. Sequence numbers beyond EXISTS are
-        a BAD (RFC 3501 §9 seq-number); UIDs that do not exist are ignored (§6.4.8)."""
+        a BAD (RFC 3501 §9 seq-number); UIDs that do not exist are ignored (§6.4.8).
+        ``$`` (RFC 5182 §2.1) is the saved result, whether ``uid`` or not."""
+        if sequence_set.saved:
+            return self.search.saved_pairs(self)
         if uid:
             uids = self.uids
             out: list[tuple[int, int]] = []
@@ -176,8 +181,9 @@ class SelectedView:
         return out, bool(added)
 
     def flush_expunges(self) -> list[bytes]:
-        """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid."""
-        out: list[bytes] = []
+        """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid;
+        RFC 5267 §4.2 REMOVEFROM before them."""
+        out = self.search.expunging(self.pending_expunge, self)
         for uid in sorted(self.pending_expunge, reverse=True):
             seq = self.seq_of(uid)
             if seq is not None:

@@ -251,6 +251,8 @@ class Session:
     async def _error(self, exc: ImapError, tag: str | None) -> None:
         if exc.detail:
             log.info("imap %s: %s", exc.status, exc.detail)
+        if exc.clears_search_result and self.view is not None:
+            self.view.search.saved = frozenset()  # RFC 5182 §2.1
         await self.send(exc.response(tag))
         if exc.close_connection:
             if not isinstance(exc, Bye):
@@ -304,6 +306,7 @@ class Session:
             return
         try:
             lines = await self.view.refresh(self.mailboxes, allow_expunge=allow_expunge, condstore=self.condstore)
+            lines += await self.view.search.changes(self.view)  # RFC 5267 §4.2 ADDTO / REMOVEFROM
         except ImapError as exc:  # e.g. the folder was deleted by another session meanwhile
             log.info("imap update skipped: %s", exc.detail or exc.text)
             return

@@ -90,6 +90,7 @@ TABLE: dict[str, Rule] = {
     "UID SEARCH": Rule(_SELECTED),
     "UID SORT": Rule(_SELECTED),
     "UID THREAD": Rule(_SELECTED),
+    "CANCELUPDATE": Rule(_SELECTED),  # RFC 5267 §4.3
     "UID FETCH": Rule(_SELECTED),
     "UID STORE": Rule(_SELECTED),
     "UID COPY": Rule(_SELECTED),
@@ -128,6 +129,8 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "CATENATE",  # RFC 4469
     "BINARY",  # RFC 3516
     "ESEARCH",  # RFC 4731
+    "SEARCHRES",  # RFC 5182
+    "CONTEXT=SEARCH",  # RFC 5267 §4 (UPDATE, PARTIAL, CANCELUPDATE)
     "SORT",  # RFC 5256
     "SORT=DISPLAY",  # RFC 5957
     "ESORT",  # RFC 5267 §3.2

@@ -29,4 +29,5 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Check: sel.check, c.Close: sel.close, c.Unselect: sel.unselect, c.Expunge: sel.expunge,
     c.Search: search.search, c.Fetch: fetch.fetch, c.Store: sel.store, c.Copy: sel.copy,
     c.Move: sel.move, c.Sort: sort.sort, c.Thread: thread.thread,
+    c.CancelUpdate: search.cancel_update,  # RFC 5267 §4.3
 }  # fmt: skip

@@ -94,7 +94,8 @@ async def idle(s: Session, cmd: c.Idle) -> Reply | None:
                 if not changed:
                     await asyncio.sleep(0.01)  # never spin, whatever the backend does
                 elif view is not None and not s.idle_should_stop:
-                    for line in await view.refresh(s.boxes, allow_expunge=True, condstore=s.condstore):
+                    lines = await view.refresh(s.boxes, allow_expunge=True, condstore=s.condstore)
+                    for line in lines + await view.search.changes(view):  # RFC 5267 §4.2
                         await s.send(line)
                     await s.flush()
         except asyncio.CancelledError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
@@ -22,9 +22,10 @@ from imap.handlers.fetch import batches
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
+from imap.proto.errors import CommandFailed
 from imap.proto.flags import is_recent, is_system
 from imap.proto.replies import Reply
-from imap.proto.seqset import format_uids
+from imap.proto.seqset import SequenceSet, format_uids
 from imap.proto.structure import Envelope
 from imap.session import Session
 
@@ -189,13 +190,14 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]]:
-    """(sequence number, meta) of the selected messages ``key`` matches, ascending."""
+async def matching(s: Session, key: t.SearchKey, only: Collection[int] | None = None) -> list[tuple[int, MessageMeta]]:
+    """(sequence number, meta) of the selected messages ``key`` matches, ascending; with
+    ``only``, of those UIDs only (RFC 5267 §4.2 updates)."""
     view = s.selected
     raw_needed, summary_needed = needs_raw(key), needs_summary(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
     pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
-             if uid in view.meta and uid not in view.pending_expunge]
+             if uid in view.meta and uid not in view.pending_expunge and (only is None or uid in only)]
     found: list[tuple[int, MessageMeta]] = []
     sizes = {uid: view.meta[uid].size for _, uid in pairs}
     for chunk in batches(pairs, sizes, raw_needed):  # bodies decrypted per bounded batch
@@ -211,37 +213,85 @@ async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]
     return found
 
 
+def without_saved(key: t.SearchKey, saved: frozenset[int]) -> t.SearchKey:
+    """``key`` with RFC 5182 ``$`` (and ``UID $``) made the saved messages' UIDs, so it keeps
+    meaning them (an update context outlives ``$``)."""
+    if isinstance(key, t.SearchSet) and key.sequence_set.saved:
+        return t.SearchSet(SequenceSet.of(*saved), uid=True)
+    if isinstance(key, t.SearchNot):
+        return t.SearchNot(without_saved(key.key, saved))
+    if isinstance(key, t.SearchOr):
+        return t.SearchOr(without_saved(key.left, saved), without_saved(key.right, saved))
+    if isinstance(key, t.SearchAnd):
+        return t.SearchAnd(tuple(without_saved(k, saved) for k in key.keys))
+    return key
+
+
 async def searched(s: Session, criteria: t.SearchKey | None) -> tuple[t.SearchKey, list[tuple[int, MessageMeta]]]:
     """The messages ``criteria`` (ALL when absent) selects, for SEARCH, SORT and THREAD; a
-    MODSEQ criterion enables CONDSTORE first (RFC 7162 §3.1)."""
-    key = criteria or t.SearchAll()
+    MODSEQ criterion enables CONDSTORE first (RFC 7162 §3.1). The key is returned with
+    ``$`` replaced by the saved messages."""
+    key = without_saved(criteria or t.SearchAll(), s.selected.search.saved)
     found = await matching(s, key)
     if uses_modseq(key):
         await s.enable_condstore()
     return key, found
 
 
+def _saved(options: tuple[str, ...], found: list[tuple[int, MessageMeta]]) -> frozenset[int]:
+    """RFC 5182 §2.4: with MIN and / or MAX only, ``$`` is what they return; else every match."""
+    returning = set(options) - {"SAVE", "UPDATE", "CONTEXT"}
+    if found and returning and returning <= {"MIN", "MAX"}:
+        picked = ([found[0]] if "MIN" in options else []) + ([found[-1]] if "MAX" in options else [])
+        return frozenset(meta.uid for _, meta in picked)
+    return frozenset(meta.uid for _, meta in found)
+
+
 async def search(s: Session, cmd: c.Search) -> Reply:
-    key, found = await searched(s, cmd.criteria)
-    if cmd.return_options is not None:
-        numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
-        await s.send(esearch_line(cmd.tag, cmd.uid, cmd.return_options, numbered, modseq=uses_modseq(key)))
+    view = s.selected
+    options = cmd.return_options
+    save = options is not None and "SAVE" in options
+    criteria = without_saved(cmd.criteria or t.SearchAll(), view.search.saved)
+    if save:
+        view.search.saved = frozenset()  # RFC 5182 §2.1: stays empty if this SEARCH fails
+    key, found = await searched(s, criteria)
+    if options is None:
+        numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
+        line = ("SEARCH " + numbers).strip()
+        if uses_modseq(key) and found:  # RFC 7162 §3.1.5
+            line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
+        await s.send(encoder.untagged(line.encode("ascii")))
         return replies.SEARCH_COMPLETED
-    numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
-    line = ("SEARCH " + numbers).strip()
-    if uses_modseq(key) and found:  # RFC 7162 §3.1.5
-        line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
-    await s.send(encoder.untagged(line.encode("ascii")))
+    if save:
+        view.search.saved = _saved(options, found)
+    if set(options) - {"SAVE"}:  # RFC 5182 §2.4: SAVE alone returns no ESEARCH
+        numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
+        await s.send(esearch_line(cmd.tag, cmd.uid, options, numbered, modseq=uses_modseq(key),
+                                  partial=cmd.partial))
+    if "UPDATE" in options:
+        async def evaluate(uids: Sequence[int]) -> set[int]:
+            return {meta.uid for _, meta in await matching(s, key, set(uids))}
+
+        if not view.search.add(cmd.tag, cmd.uid, evaluate, (meta.uid for _, meta in found), view):
+            await s.send(replies.NO_UPDATES.with_arg(encoder.quoted(cmd.tag).decode("ascii")).line())
     return replies.SEARCH_COMPLETED
 
 
+async def cancel_update(s: Session, cmd: c.CancelUpdate) -> Reply:
+    """RFC 5267 §4.3: no more ADDTO / REMOVEFROM for these SEARCH tags."""
+    if not s.selected.search.cancel(cmd.tags):
+        raise CommandFailed(replies.UNKNOWN_SEARCH_CONTEXT)
+    return replies.CANCELUPDATE_COMPLETED
+
+
 def esearch_line(tag: str, uid: bool, options: tuple[str, ...], found: list[tuple[int, int]], *,
-                 modseq: bool, order: list[int] | None = None) -> bytes:
+                 modseq: bool, order: list[int] | None = None, partial: tuple[int, int] | None = None) -> bytes:
     """RFC 4731 §3.1: ``* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]``, from
     (number, modseq) pairs in ascending order; MIN, MAX and ALL only when something matched.
+    RFC 5267 §4.4: ``PARTIAL (m:n set)`` (``NIL`` when none is in the range) after them.
     RFC 7162 §3.1.5: with a MODSEQ key, ``MODSEQ`` is the highest of the messages returned:
-    all matches when ALL or COUNT is asked, else only the MIN and MAX ones (RFC 4731 §3.2).
-    ESORT (RFC 5267 §3.2) gives ``order``: ALL lists the numbers in that (sorted) order."""
+    all matches when ALL or COUNT is asked, else only the MIN, MAX and PARTIAL ones (RFC 4731
+    §3.2). ESORT (RFC 5267 §3.2) gives ``order``: ALL lists the numbers in that (sorted) order."""
     words = ["ESEARCH", "(TAG " + encoder.quoted(tag).decode("ascii") + ")"]
     if uid:
         words.append("UID")
@@ -255,6 +305,10 @@ def esearch_line(tag: str, uid: bool, options: tuple[str, ...], found: list[tupl
             returned.append(found[-1])
         if "ALL" in options:
             words.append("ALL " + (format_uids([n for n, _ in found]) if order is None else runs(order)))
+    if partial is not None:
+        window = partial_window(found, partial)
+        returned += window
+        words.append(f"PARTIAL ({partial[0]}:{partial[1]} {format_uids([n for n, _ in window]) or 'NIL'})")
     if "COUNT" in options:
         words.append(f"COUNT {len(found)}")
     if "ALL" in options or "COUNT" in options:
@@ -262,6 +316,14 @@ def esearch_line(tag: str, uid: bool, options: tuple[str, ...], found: list[tupl
     if modseq and returned:
         words.append(f"MODSEQ {max(m for _, m in returned)}")
     return encoder.untagged(" ".join(words).encode("ascii"))
+
+
+def partial_window(found: list[tuple[int, int]], partial: tuple[int, int]) -> list[tuple[int, int]]:
+    """The results at positions ``first..last`` (1 is the first; RFC 9394: -1 is the last)."""
+    first, last = partial
+    if first < 0:  # -1:-n: the last n, still in ascending order
+        first, last = len(found) + 1 + last, len(found) + 1 + first
+    return found[max(first, 1) - 1 : max(last, 0)]
 
 
 def runs(numbers: list[int]) -> str:

@@ -275,13 +275,23 @@ class Search(_UidCommand):
     """SEARCH (RFC 3501 §6.4.4). ``criteria`` is one key (an implicit AND of the list).
 
     ``return_options`` (RFC 4731 ESEARCH): None for a plain SEARCH, else the upper-cased
-    ``RETURN`` options, ``("ALL",)`` for ``RETURN ()``."""
+    ``RETURN`` options, ``("ALL",)`` for ``RETURN ()``; with ``PARTIAL`` (RFC 5267 §4.4),
+    ``partial`` is its range (first, last), negative counted from the end (RFC 9394)."""
 
     name: ClassVar[str] = "SEARCH"
     uid: bool = False
     charset: str | None = None
     criteria: SearchKey | None = None
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """RFC 5267 §4.3 CANCELUPDATE: end the update contexts of these SEARCH tags."""
+
+    name: ClassVar[str] = "CANCELUPDATE"
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ class ImapError(Exception):
     """
 
     status = "NO"
+    #: RFC 5182 §2.1: the failing command is a SEARCH that asked to SAVE: ``$`` becomes empty.
+    clears_search_result = False
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ def parse_command(data: bytes) -> c.Command:
             raise reader.refusal
         return command
     except ImapError as exc:
+        exc.clears_search_result = reader.search_save
         raise exc.with_tag(tag) from None
 
 

@@ -13,7 +13,6 @@ from imap.proto import replies
 from imap.proto.dates import parse_date
 from imap.proto.errors import CommandFailed
 from imap.proto.reader import MAX_NUMBER64, Reader
-from imap.proto.seqset import SequenceSet
 
 MAX_DEPTH = 32
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
@@ -89,8 +88,8 @@ def _key(reader: Reader, depth: int) -> t.SearchKey:
         reader.expect(b")")
         return keys[0] if len(keys) == 1 else t.SearchAnd(tuple(keys))
     first = reader.peek()
-    if 0x30 <= first <= 0x39 or first == 0x2A:  # digit or '*': a sequence set
-        return t.SearchSet(SequenceSet.parse(reader.sequence_set_text()))
+    if 0x30 <= first <= 0x39 or first in (0x2A, 0x24):  # digit, '*' or '$' (RFC 5182): a sequence set
+        return t.SearchSet(reader.sequence_set())
     name = reader.keyword()
     simple = _SIMPLE.get(name)
     if simple is not None:
@@ -132,7 +131,7 @@ def _or(reader: Reader, depth: int) -> t.SearchKey:
 
 
 def _uid(reader: Reader, depth: int) -> t.SearchKey:
-    return t.SearchSet(SequenceSet.parse(reader.sequence_set_text()), uid=True)
+    return t.SearchSet(reader.sequence_set(), uid=True)
 
 
 def _modseq(reader: Reader, depth: int) -> t.SearchKey:

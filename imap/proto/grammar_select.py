@@ -20,7 +20,7 @@ _SPEC_CHARS = _NAME_CHARS
 
 def _seqset(reader: Reader) -> SequenceSet:
     reader.sp()
-    return SequenceSet.parse(reader.sequence_set_text())
+    return reader.sequence_set()  # RFC 5182: ``$`` wherever a command takes a sequence-set
 
 
 def _expunge(uid: bool) -> Parser:
@@ -31,30 +31,65 @@ def _expunge(uid: bool) -> Parser:
 
 
 ESEARCH_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")  # RFC 4731 §3.1 search-return-opt
+# RFC 5182 §3 SAVE; RFC 5267 §4.1 CONTEXT (a hint), UPDATE, §4.4 PARTIAL: SEARCH only (no CONTEXT=SORT)
+SEARCH_OPTIONS = (*ESEARCH_OPTIONS, "SAVE", "CONTEXT", "UPDATE", "PARTIAL")
+_MAX_NZ = 0xFFFFFFFF
 
 
-def _search_return(reader: Reader) -> tuple[str, ...] | None:
-    """RFC 4731 §3.1: ``RETURN (opt ...) SP`` before the search program; ``()`` is ALL."""
+def _search_return(reader: Reader, allowed: tuple[str, ...] = ESEARCH_OPTIONS) -> tuple[str, ...] | None:
+    """RFC 4731 §3.1: ``RETURN (opt ...) SP`` before the search program; ``()`` is ALL.
+    ``PARTIAL`` is followed in the tuple by its range, as written."""
     if reader.data[reader.pos : reader.pos + 7].upper() != b"RETURN ":
         return None
     reader.pos += 7
     options: list[str] = []
-    for raw in reader.paren_list("atom"):
-        option = raw.decode("ascii").upper()
-        if option not in ESEARCH_OPTIONS:
+    words = reader.paren_list("atom")
+    i = 0
+    while i < len(words):
+        option = words[i].decode("ascii").upper()
+        if option not in allowed or option in options:
             raise reader.error(replies.UNKNOWN_SEARCH_RETURN_OPTION)
-        if option not in options:
-            options.append(option)
+        options.append(option)
+        if option == "PARTIAL":  # RFC 5267 §4.4: PARTIAL SP partial-range
+            i += 1
+            if i == len(words):
+                raise reader.error(replies.INVALID_PARTIAL_RANGE)
+            options.append(words[i].decode("ascii"))
+        i += 1
     reader.sp()
     return tuple(options) or ("ALL",)
+
+
+def partial_range(text: str) -> tuple[int, int] | None:
+    """RFC 5267 §4.4 ``m:n`` (either order), or RFC 9394's ``-m:-n`` (from the end): the
+    range with the smaller distance from its end first; None when malformed."""
+    first, sep, last = text.partition(":")
+    values: list[int] = []
+    for word in (first, last):
+        digits = word[1:] if word.startswith("-") else word
+        if not digits.isascii() or not digits.isdigit() or digits.startswith("0") or int(digits) > _MAX_NZ:
+            return None
+        values.append(int(word))
+    if not sep or (values[0] < 0) != (values[1] < 0):
+        return None
+    low, high = sorted(values, key=abs)
+    return low, high
 
 
 def _search(uid: bool) -> Parser:
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp()
-        returns = _search_return(reader)
+        returns = _search_return(reader, SEARCH_OPTIONS)
+        reader.search_save = returns is not None and "SAVE" in returns
+        partial = None
+        if returns is not None and "PARTIAL" in returns:
+            at = returns.index("PARTIAL")
+            partial = partial_range(returns[at + 1])
+            if partial is None:
+                raise reader.error(replies.INVALID_PARTIAL_RANGE)
+            returns = returns[:at + 1] + returns[at + 2:]
         charset = parse_charset(reader)
-        return c.Search(tag, uid, charset, parse_search_keys(reader), returns)
+        return c.Search(tag, uid, charset, parse_search_keys(reader), returns, partial)
 
     return parse
 
@@ -262,9 +297,20 @@ def _store(uid: bool) -> Parser:
     return parse
 
 
+def _cancel_update(reader: Reader, tag: str) -> c.Command:
+    """RFC 5267 §4.3: ``CANCELUPDATE 1*(SP tag-string)``; a tag-string is a string."""
+    tags = []
+    while reader.maybe_sp():
+        tags.append(reader.string().decode("utf-8", "replace"))
+    if not tags:
+        raise reader.error()
+    return c.CancelUpdate(tag, tuple(tags))
+
+
 SELECTED_PARSERS: dict[str, Parser] = {
     "EXPUNGE": _expunge(False),
     "UID EXPUNGE": _expunge(True),
+    "CANCELUPDATE": _cancel_update,
 }
 for _uid in (False, True):
     _prefix = "UID " if _uid else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from imap.proto import mutf7, replies
 from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.replies import Reply
+from imap.proto.seqset import SAVED, SequenceSet
 
 # RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards / quoted-specials
 # / resp-specials. ATOM-CHAR is any CHAR (7-bit) except those.
@@ -31,6 +32,9 @@ class Reader:
         # A refusal found while parsing (a mailbox name that is not modified UTF-7): raised
         # once the whole command has parsed, so a syntax error still answers BAD first.
         self.refusal: CommandFailed | None = None
+        # RFC 5182 §2.1: a SEARCH asking to SAVE that fails empties ``$``, even on a syntax
+        # error after the RETURN options (imap.proto.grammar.parse_command marks the error).
+        self.search_save = False
 
     # --- primitives ---------------------------------------------------------------
     def error(self, reply: Reply = replies.SYNTAX_ERROR) -> BadCommand:
@@ -212,6 +216,13 @@ class Reader:
 
     def sequence_set_text(self) -> bytes:
         return self.take(SEQSET_CHARS)
+
+    def sequence_set(self) -> SequenceSet:
+        """A sequence-set (RFC 3501 §9), or ``$`` (RFC 5182 §3 seq-last-command) alone."""
+        if self.peek_is(b"$"):
+            self.pos += 1
+            return SAVED
+        return SequenceSet.parse(self.sequence_set_text())
 
     def paren_list(self, item: str = "astring") -> list[bytes]:
         """``(a b c)`` of astrings (or atoms); empty list allowed."""

@@ -51,6 +51,7 @@ class Code(enum.StrEnum):
     EXPUNGEISSUED = "EXPUNGEISSUED"
     BADURL = "BADURL"  # RFC 4469 §6
     UNKNOWN_CTE = "UNKNOWN-CTE"  # RFC 3516 §4.3
+    NOUPDATE = "NOUPDATE"  # RFC 5267 §4.2
 
 
 class Status(enum.StrEnum):
@@ -132,6 +133,7 @@ CLOSE_COMPLETED = Reply(_OK, "CLOSE completed")
 UNSELECT_COMPLETED = Reply(_OK, "UNSELECT completed")
 EXPUNGE_COMPLETED = Reply(_OK, "EXPUNGE completed")
 SEARCH_COMPLETED = Reply(_OK, "SEARCH completed")
+CANCELUPDATE_COMPLETED = Reply(_OK, "CANCELUPDATE completed")  # RFC 5267 §4.3
 SORT_COMPLETED = Reply(_OK, "SORT completed")
 THREAD_COMPLETED = Reply(_OK, "THREAD completed")
 FETCH_COMPLETED = Reply(_OK, "FETCH completed")
@@ -148,6 +150,8 @@ UIDS_VALID = Reply(_OK, "UIDs valid", Code.UIDVALIDITY)
 PREDICTED_UIDNEXT = Reply(_OK, "Predicted next UID", Code.UIDNEXT)
 HIGHEST_MODSEQ = Reply(_OK, "Highest", Code.HIGHESTMODSEQ)
 MOVED = Reply(_OK, "Moved", Code.COPYUID)
+# RFC 5267 §4.2: an UPDATE the server will not keep (``[NOUPDATE "tag"]``)
+NO_UPDATES = Reply(_OK, "Too many searches with UPDATE; no updates for this one", Code.NOUPDATE)
 
 # --- state and login (RFC 3501 §6.2, RFC 5530) -------------------------------------------------
 UNKNOWN_COMMAND = Reply(_BAD, "Unknown command")
@@ -184,6 +188,7 @@ INVALID_CTE_DATA = Reply(_NO, "Content cannot be decoded", Code.PARSE)  # RFC 35
 BAD_URL = Reply(_NO, "Invalid or unknown CATENATE URL", Code.BADURL)  # RFC 4469 §6, [BADURL url]
 UNSUPPORTED_CHARSET = Reply(_NO, "Unsupported charset", Code.BADCHARSET)  # RFC 3501 §6.4.4
 MESSAGE_VANISHED = Reply(_BAD, "Message vanished")
+UNKNOWN_SEARCH_CONTEXT = Reply(_NO, "No SEARCH with UPDATE has that tag")  # RFC 5267 §4.3
 
 # --- server side ------------------------------------------------------------------------------
 SERVER_BUSY = Reply(_NO, "Server busy, try again later", Code.LIMIT)  # RFC 5530 §3
@@ -227,6 +232,7 @@ INVALID_STORE_ITEM = Reply(_BAD, "Invalid STORE item")
 SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
+INVALID_PARTIAL_RANGE = Reply(_BAD, "Invalid PARTIAL range")  # RFC 5267 §4.4
 UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
 UNKNOWN_THREAD_ALGORITHM = Reply(_BAD, "Unknown THREAD algorithm")  # RFC 5256 §3
 UNKNOWN_LIST_OPTION = Reply(_BAD, "Unknown or incomplete LIST options")  # RFC 5258 §3

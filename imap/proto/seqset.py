@@ -4,6 +4,9 @@ A :class:`SequenceSet` stores the ranges as written, with ``None`` standing for 
 It is resolved against the current maximum: the message count (EXISTS) for message
 sequence numbers, or the highest UID in the mailbox for UIDs (RFC 3501 §6.4.8: ``n:*``
 always includes the last message, because ``n:m`` is the same as ``m:n``).
+
+:data:`SAVED` is RFC 5182's ``$`` (``seq-last-command``): the saved search result, which only
+the selected mailbox's view can resolve (:meth:`imap.selected_view.SelectedView.resolve`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class SequenceSet:
     """Parsed sequence set; ``ranges`` hold ``(first, last)`` as written, ``None`` = ``*``."""
 
     ranges: tuple[tuple[int | None, int | None], ...]
+    saved: bool = False  # RFC 5182 ``$``: the ranges are empty, the view has the messages
 
     @classmethod
     def parse(cls, text: str | bytes) -> SequenceSet:
@@ -67,6 +71,8 @@ class SequenceSet:
         an error, see :meth:`check_sequence_numbers`. With an empty mailbox (``maximum`` 0)
         ``*`` resolves to nothing.
         """
+        if self.saved:  # never reached: the view resolves ``$`` before any range is looked at
+            raise BadCommand(replies.INVALID_SEQUENCE_SET)
         out: list[tuple[int, int]] = []
         for first, last in self.ranges:
             if maximum <= 0 and (first is None or last is None):
@@ -112,7 +118,12 @@ class SequenceSet:
         def fmt(v: int | None) -> str:
             return "*" if v is None else str(v)
 
+        if self.saved:
+            return "$"
         return ",".join(fmt(lo) if lo == hi else f"{fmt(lo)}:{fmt(hi)}" for lo, hi in self.ranges)
+
+
+SAVED = SequenceSet((), saved=True)  # RFC 5182 §3 seq-last-command
 
 
 def _compact(values: list[int]) -> Iterator[tuple[int, int]]:
