@@ -6,7 +6,7 @@ import datetime as dt
 
 from imap.proto import command_types as t
 from imap.proto import commands as c
-from imap.proto.seqset import SequenceSet
+from imap.proto.seqset import SAVED, SequenceSet
 
 S = SequenceSet.parse
 F = t.FetchAttr
@@ -163,6 +163,17 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     (b"t SEARCH RETURN (MIN max Count ALL) ALL\r\n",
      c.Search("t", False, None, t.SearchAll(), ("MIN", "MAX", "COUNT", "ALL"))),
     (b"t UID SEARCH RETURN () CHARSET UTF-8 ALL\r\n", c.Search("t", True, "UTF-8", t.SearchAll(), ("ALL",))),
+    # RFC 5182 SEARCHRES: SAVE, "$" as a search key and in UID; RFC 5267 §4 UPDATE, CONTEXT, PARTIAL
+    # (either order, RFC 9394 from the end); CANCELUPDATE takes strings.
+    (b"t SEARCH RETURN (save MIN) $\r\n", c.Search("t", False, None, t.SearchSet(SAVED), ("SAVE", "MIN"))),
+    (b"t UID SEARCH RETURN (UPDATE context partial 4:2) OR UID $ 7\r\n",
+     c.Search("t", True, None, t.SearchOr(t.SearchSet(SAVED, uid=True), t.SearchSet(S("7"))),
+              ("UPDATE", "CONTEXT", "PARTIAL"), (2, 4))),
+    (b"t SEARCH RETURN (PARTIAL -100:-1 COUNT) ALL\r\n",
+     c.Search("t", False, None, t.SearchAll(), ("PARTIAL", "COUNT"), (-1, -100))),
+    (b't CANCELUPDATE "a1" {2+}\r\nb2\r\n', c.CancelUpdate("t", ("a1", "b2"))),
+    (b"t UID FETCH $ FLAGS\r\n", c.Fetch("t", True, SAVED, (F.FLAGS, F.UID))),
+    (b"t MOVE $ Archive\r\n", c.Move("t", False, SAVED, "Archive")),
     # RFC 5256 §3 SORT, RFC 5957 DISPLAYFROM / DISPLAYTO, RFC 5267 §3.2 ESORT's RETURN.
     (b"t SORT (SUBJECT reverse DATE) UTF-8 ALL\r\n",
      c.Sort("t", False, (c.SortKey("SUBJECT"), c.SortKey("DATE", True)), "UTF-8", t.SearchAll())),

@@ -32,7 +32,22 @@ BAD = [
     (b"a SEARCH SINCE 31-Feb-2020\r\n", b"a BAD Invalid date\r\n"),
     (b"a SEARCH " + b"NOT " * 100 + b"ALL\r\n", b"a BAD Search too deeply nested\r\n"),
     (b"a SEARCH " + b"(" * 100 + b"ALL" + b")" * 100 + b"\r\n", b"a BAD Search too deeply nested\r\n"),
-    (b"a SEARCH RETURN (SAVE) ALL\r\n", b"a BAD Unknown SEARCH return option\r\n"),  # SEARCHRES not offered
+    (b"a SEARCH RETURN (SAVE save) ALL\r\n", b"a BAD Unknown SEARCH return option\r\n"),  # twice
+    (b"a SORT RETURN (SAVE) (DATE) UTF-8 ALL\r\n", b"a BAD Unknown SEARCH return option\r\n"),  # no CONTEXT=SORT
+    # RFC 5267 §4.4 partial-range (imaptest's search-partial: "1", "1:*", "*:1"); RFC 9394 negatives
+    (b"a SEARCH RETURN (PARTIAL 1) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
+    (b"a SEARCH RETURN (PARTIAL) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
+    (b"a SEARCH RETURN (PARTIAL 0:3) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
+    (b"a SEARCH RETURN (PARTIAL -1:3) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
+    (b"a SEARCH RETURN (PARTIAL 1:4294967296) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
+    (b"a SEARCH RETURN (PARTIAL 1:*) ALL\r\n", b"a BAD Syntax error\r\n"),
+    (b"a SEARCH RETURN (PARTIAL *:1) ALL\r\n", b"a BAD Syntax error\r\n"),
+    # RFC 5182 §3: "$" is a whole sequence-set, never part of one
+    (b"a FETCH $,1 FLAGS\r\n", b"a BAD Syntax error\r\n"),
+    (b"a FETCH 1,$ FLAGS\r\n", b"a BAD Invalid sequence set\r\n"),
+    (b"a SEARCH UID $:4\r\n", b"a BAD Unexpected characters at end of command\r\n"),
+    (b"a CANCELUPDATE\r\n", b"a BAD Syntax error\r\n"),  # RFC 5267 §4.3: 1*(SP tag-string)
+    (b"a CANCELUPDATE tag\r\n", b"a BAD Syntax error\r\n"),  # a tag-string is a string
     (b"a SEARCH RETURN ALL\r\n", b"a BAD Syntax error\r\n"),
     (b"a SORT (ARRIVAL) ALL\r\n", b"a BAD Syntax error\r\n"),  # the charset is required (RFC 5256 §3)
     (b"a SORT () UTF-8 ALL\r\n", b"a BAD Syntax error\r\n"),
