@@ -3,7 +3,8 @@ what each state advertises.
 
 RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
 (RFC 2177 IDLE, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID, RFC 3691 UNSELECT,
-RFC 4315 UID EXPUNGE, RFC 6851 MOVE). Anything not in the table is a protocol error.
+RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 5267 CANCELUPDATE). Anything not in the table is a
+protocol error.
 
 The CAPABILITY list depends on the state and TLS (RFC 3501 §6.1.1, §7.2.1): before login
 only what a client needs to log in is shown; extensions are listed after authentication

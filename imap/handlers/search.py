@@ -1,4 +1,6 @@
-"""SEARCH and UID SEARCH (RFC 3501 §6.4.4, CHARSET UTF-8; RFC 7162 §3.1.5 MODSEQ).
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4, CHARSET UTF-8; RFC 7162 §3.1.5 MODSEQ; RFC 4731
+ESEARCH; RFC 5182 SEARCHRES ``SAVE`` and ``$``; RFC 5267 §4 ``PARTIAL``, ``UPDATE`` and
+CANCELUPDATE, whose contexts :mod:`imap.search_context` keeps).
 
 Flags, dates, sizes, UIDs and MODSEQ come from the session's view; header and text keys
 need the message, which is decrypted only then (``fetch_raw``). Matching is a

@@ -6,6 +6,7 @@ One transcript is fed to the server one byte at a time."""
 from __future__ import annotations
 
 from imap.session import Session
+from imap.state import State, capabilities
 from imap.testing import MemoryBackend, Transcript
 
 LOGIN = """
@@ -52,6 +53,12 @@ def _one_byte_at_a_time(transcript: Transcript) -> Transcript:
 
     session.data_received = bytewise  # type: ignore[method-assign]
     return transcript
+
+
+def test_offered_once_logged_in() -> None:
+    ours = {"SEARCHRES", "CONTEXT=SEARCH"}
+    assert ours <= set(capabilities(State.AUTHENTICATED, tls=True))
+    assert not ours & set(capabilities(State.NOT_AUTHENTICATED, tls=True))
 
 
 async def test_searchres_saves_messages_for_every_command() -> None:
