@@ -123,7 +123,7 @@ class SearchState:
         for ctx in list(self.contexts.values()):
             if top_modseq <= ctx.modseq and top_uid <= ctx.last_uid:
                 continue
-            candidates = [u for u in view.uids if u not in view.pending_expunge
+            candidates = [u for u in view.uids if u in view.meta and u not in view.pending_expunge
                           and (u > ctx.last_uid or view.meta[u].modseq > ctx.modseq)]
             matched = await ctx.evaluate(candidates) if candidates else set()
             if self.contexts.get(ctx.tag) is not ctx:

@@ -44,6 +44,8 @@ def _search_return(reader: Reader, allowed: tuple[str, ...] = ESEARCH_OPTIONS) -
     reader.pos += 7
     options: list[str] = []
     words = reader.paren_list("atom")
+    if "SAVE" in allowed and any(w.upper() == b"SAVE" for w in words):
+        reader.search_save = True  # RFC 5182 §2.1: from here on, a failure empties ``$``
     i = 0
     while i < len(words):
         option = words[i].decode("ascii").upper()
@@ -80,7 +82,6 @@ def _search(uid: bool) -> Parser:
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp()
         returns = _search_return(reader, SEARCH_OPTIONS)
-        reader.search_save = returns is not None and "SAVE" in returns
         partial = None
         if returns is not None and "PARTIAL" in returns:
             at = returns.index("PARTIAL")

@@ -124,6 +124,13 @@ async def test_searchres_is_emptied_by_a_failed_save_and_by_select() -> None:
         C: e SEARCH $
         S: * SEARCH 1 2
         S: e OK SEARCH completed
+        C: f0 SEARCH RETURN (MIN SAVE SAVE) ALL
+        S: f0 BAD Unknown SEARCH return option
+        C: f1 SEARCH $
+        S: * SEARCH
+        S: f1 OK SEARCH completed
+        C: f2 SEARCH RETURN (SAVE) 1:2
+        S: f2 OK SEARCH completed
         C: f SEARCH RETURN (SAVE) NOSUCHKEY
         S: f BAD Unknown search key
         C: g FETCH $ UID
