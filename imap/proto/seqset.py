@@ -38,6 +38,7 @@ class SequenceSet:
 
     ranges: tuple[tuple[int | None, int | None], ...]
     saved: bool = False  # RFC 5182 ``$``: the ranges are empty, the view has the messages
+    ordered: bool = False  # made by :meth:`of`: sorted, disjoint, no ``*`` (``contains`` bisects)
 
     @classmethod
     def parse(cls, text: str | bytes) -> SequenceSet:
@@ -57,7 +58,7 @@ class SequenceSet:
     @classmethod
     def of(cls, *values: int) -> SequenceSet:
         """A set holding exactly ``values`` (compacted into ranges)."""
-        return cls(tuple((lo, hi) for lo, hi in _compact(sorted(set(values)))))
+        return cls(tuple((lo, hi) for lo, hi in _compact(sorted(set(values)))), ordered=True)
 
     @property
     def uses_star(self) -> bool:
@@ -92,6 +93,9 @@ class SequenceSet:
         return merged
 
     def contains(self, value: int, maximum: int) -> bool:
+        if self.ordered:  # e.g. ``$`` made UIDs for a SEARCH: one lookup per message, not a pass
+            i = bisect.bisect_right(self.ranges, value, key=lambda r: r[0] or 0) - 1
+            return i >= 0 and value <= (self.ranges[i][1] or 0)
         return any(lo <= value <= hi for lo, hi in self.resolve(maximum))
 
     def iter(self, maximum: int, *, clip: bool = True) -> Iterator[int]:
