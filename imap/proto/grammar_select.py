@@ -59,7 +59,9 @@ def _search_return(reader: Reader, allowed: tuple[str, ...] = ESEARCH_OPTIONS) -
             options.append(words[i].decode("ascii"))
         i += 1
     reader.sp()
-    return tuple(options) or ("ALL",)
+    if "PARTIAL" in options and "ALL" in options:  # RFC 5267 §4.4: one or the other
+        raise reader.error(replies.PARTIAL_WITH_ALL)
+    return tuple(options) if set(options) - {"CONTEXT"} else (*options, "ALL")  # a hint alone: ALL
 
 
 def partial_range(text: str) -> tuple[int, int] | None:

@@ -233,6 +233,7 @@ SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
 INVALID_PARTIAL_RANGE = Reply(_BAD, "Invalid PARTIAL range")  # RFC 5267 §4.4
+PARTIAL_WITH_ALL = Reply(_BAD, "PARTIAL conflicts with ALL")  # RFC 5267 §4.4
 UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
 UNKNOWN_THREAD_ALGORITHM = Reply(_BAD, "Unknown THREAD algorithm")  # RFC 5256 §3
 UNKNOWN_LIST_OPTION = Reply(_BAD, "Unknown or incomplete LIST options")  # RFC 5258 §3

@@ -169,6 +169,7 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     (b"t UID SEARCH RETURN (UPDATE context partial 4:2) OR UID $ 7\r\n",
      c.Search("t", True, None, t.SearchOr(t.SearchSet(SAVED, uid=True), t.SearchSet(S("7"))),
               ("UPDATE", "CONTEXT", "PARTIAL"), (2, 4))),
+    (b"t SEARCH RETURN (CONTEXT) 1\r\n", c.Search("t", False, None, t.SearchSet(S("1")), ("CONTEXT", "ALL"))),
     (b"t SEARCH RETURN (PARTIAL -100:-1 COUNT) ALL\r\n",
      c.Search("t", False, None, t.SearchAll(), ("PARTIAL", "COUNT"), (-1, -100))),
     (b't CANCELUPDATE "a1" {2+}\r\nb2\r\n', c.CancelUpdate("t", ("a1", "b2"))),

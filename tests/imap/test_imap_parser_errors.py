@@ -36,6 +36,7 @@ BAD = [
     (b"a SORT RETURN (SAVE) (DATE) UTF-8 ALL\r\n", b"a BAD Unknown SEARCH return option\r\n"),  # no CONTEXT=SORT
     # RFC 5267 §4.4 partial-range (imaptest's search-partial: "1", "1:*", "*:1"); RFC 9394 negatives
     (b"a SEARCH RETURN (PARTIAL 1) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
+    (b"a SEARCH RETURN (ALL PARTIAL 1:2) ALL\r\n", b"a BAD PARTIAL conflicts with ALL\r\n"),
     (b"a SEARCH RETURN (PARTIAL) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
     (b"a SEARCH RETURN (PARTIAL 0:3) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
     (b"a SEARCH RETURN (PARTIAL -1:3) ALL\r\n", b"a BAD Invalid PARTIAL range\r\n"),
