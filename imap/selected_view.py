@@ -22,7 +22,7 @@ from imap.backend import FolderStatus, Mailboxes, MessageMeta
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand
 from imap.proto.flags import RECENT, SYSTEM_FLAGS
-from imap.proto.seqset import SequenceSet
+from imap.proto.seqset import SequenceSet, format_uids
 
 
 def _keywords(metas: Iterable[MessageMeta]) -> set[str]:
@@ -44,6 +44,7 @@ class SelectedView:
         self.permanent = status.permanent_flags  # with "\\*": keywords can be created
         self.recent: set[int] = set()  # UIDs this session sees as \Recent
         self.recent_mark = status.recent_uid  # UIDs above it: nobody took them when we last looked
+        self.qresync = False  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE once QRESYNC is enabled
 
     # --- \Recent (RFC 3501 §2.3.2) and FLAGS (§7.2.6) -------------------------------
     async def take_recent(self, boxes: Mailboxes, uids: Sequence[int]) -> None:
@@ -176,16 +177,21 @@ class SelectedView:
         return out, bool(added)
 
     def flush_expunges(self) -> list[bytes]:
-        """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid."""
+        """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid;
+        with QRESYNC one ``* VANISHED uid-set`` instead (RFC 7162 §3.2.10)."""
         out: list[bytes] = []
+        gone: list[int] = []
         for uid in sorted(self.pending_expunge, reverse=True):
             seq = self.seq_of(uid)
             if seq is not None:
                 del self.uids[seq - 1]
                 self.meta.pop(uid, None)
                 self.recent.discard(uid)
+                gone.append(uid)
                 out.append(encoder.untagged(b"%d EXPUNGE" % seq))
         self.pending_expunge.clear()
+        if self.qresync and gone:
+            return [encoder.untagged("VANISHED " + format_uids(gone))]
         return out
 
     def expunged(self, uids: Iterable[int]) -> list[bytes]:

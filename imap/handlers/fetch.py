@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from imap.backend import MessageMeta, MessageSummary
+from imap.handlers.qresync import fetch_vanished
 from imap.message import mime, transfer
 from imap.proto import commands as c
 from imap.proto import encoder, replies
@@ -129,6 +130,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
     if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
         await s.enable_condstore()  # RFC 7162 §3.1
+    await fetch_vanished(s, cmd)  # RFC 7162 §3.2.6
     if cmd.changed_since is not None:
         pairs = [(q, u) for q, u in pairs if u in view.meta and view.meta[u].modseq > cmd.changed_since]
     need_summary = any(i in _SUMMARY for i in cmd.items if isinstance(i, FetchAttr))

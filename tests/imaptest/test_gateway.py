@@ -69,7 +69,7 @@ EXPECTED: dict[str, Status] = {
     "multiappend": PASS,
     "mutf7": PASS,
     "nil": PASS,
-    "notify": SKIP,  # NOTIFY QRESYNC
+    "notify": PASS,
     "pipeline": PASS,
     "search-addresses": PASS,
     "search-body": PASS,
