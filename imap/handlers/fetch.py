@@ -128,9 +128,9 @@ def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) 
 async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     view = s.selected
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    await fetch_vanished(s, cmd)  # RFC 7162 §3.2.6 (QRESYNC is on: so is CONDSTORE)
     if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
         await s.enable_condstore()  # RFC 7162 §3.1
-    await fetch_vanished(s, cmd)  # RFC 7162 §3.2.6
     if cmd.changed_since is not None:
         pairs = [(q, u) for q, u in pairs if u in view.meta and view.meta[u].modseq > cmd.changed_since]
     need_summary = any(i in _SUMMARY for i in cmd.items if isinstance(i, FetchAttr))
