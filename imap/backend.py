@@ -266,8 +266,8 @@ class Mailboxes(Protocol):
 
     async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
         """UIDs expunged from the folder (EXPUNGE, MOVE, RENAME of INBOX) at a mod-sequence
-        above ``modseq``, ascending: RFC 7162 §3.2.5 / §3.2.6 ``VANISHED (EARLIER)``. Raises
-        MailboxNotFound."""
+        above ``modseq``, ascending: RFC 7162 §3.2.5 / §3.2.6 ``VANISHED (EARLIER)``. A folder
+        that does not exist has none."""
         ...
 
     async def wait_for_any_change(self, seen: int, timeout: float) -> int:

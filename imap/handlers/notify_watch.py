@@ -220,6 +220,10 @@ class NotifyWatcher:
         group, view = self.selected, self.s.view
         if group is None or view is None or not group.events or self.s.idling:
             return
+        if Event.FLAG_CHANGE not in group.events:  # flag changes alone wait for the next command
+            st = await self.s.boxes.folder_status(view.name)
+            if st.uidnext == view.uidnext and st.messages == view.exists - len(view.pending_expunge):
+                return
         before = set(view.uids)
         await self.s.push_updates(allow_expunge=group.filter is Filter.SELECTED)
         new = [u for u in view.uids if u not in before]
@@ -239,8 +243,8 @@ class NotifyWatcher:
 
     async def _run(self) -> None:
         s = self.s
-        try:
-            while not s.closed:
+        while not s.closed:
+            try:
                 token = await s.boxes.wait_for_any_change(self.token, s.config.idle_poll)
                 async with s.busy:
                     if s.closed or s.notifier is not self:
@@ -250,7 +254,8 @@ class NotifyWatcher:
                         await s.send(line)
                     await s.flush()
                 self.token = token
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("NOTIFY watcher stopped")
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # e.g. the database unreachable for a moment: look again later
+                log.exception("NOTIFY watcher failed; retrying")
+                await asyncio.sleep(s.config.idle_poll)

@@ -45,7 +45,9 @@ def vanished_earlier(uids: Sequence[int]) -> bytes:
 
 async def resync(s: Session, cmd: c.Select, view: SelectedView) -> None:
     """After SELECT / EXAMINE's usual responses (§3.2.5.1): nothing when the UIDVALIDITY the
-    client knows is not the mailbox's (it must then resynchronise in full)."""
+    client knows is not the mailbox's (it must then resynchronise in full). The store keeps
+    every expunged UID, so the answer is exact and the seq-match-data (a hint for servers that
+    forget, §3.2.5.2) is checked for syntax only."""
     view.qresync = s.qresync
     params = cmd.qresync
     if params is None or params.uidvalidity != view.uidvalidity:

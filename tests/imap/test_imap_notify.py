@@ -174,6 +174,10 @@ async def test_changes_reach_an_idle_client() -> None:
     await other.run(r"""
         C: k STORE 1 +FLAGS.SILENT (\Deleted)
         S: k OK STORE completed
+    """)
+    await asyncio.sleep(0.3)
+    assert client.take() == b""  # FlagChange is not watched: the flag waits for a command
+    await other.run(r"""
         C: l EXPUNGE
         S: * 1 EXPUNGE
         S: l OK EXPUNGE completed
