@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand
+from imap.proto.replies import Reply
 from imap.proto.seqset import SequenceSet, format_uids
 from imap.selected_view import SelectedView
 from imap.session import Session
@@ -25,6 +26,11 @@ async def enable(s: Session) -> None:
     s.qresync = True
     if s.view is not None:
         s.view.qresync = True
+
+
+async def expunged_ok(s: Session, name: str) -> Reply:
+    """EXPUNGE's tagged OK with QRESYNC: ``[HIGHESTMODSEQ n]`` of the mailbox after it."""
+    return replies.EXPUNGED_MODSEQ.with_arg((await s.boxes.folder_status(name)).highestmodseq)
 
 
 def check_select(s: Session, cmd: c.Select) -> None:

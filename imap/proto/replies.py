@@ -133,6 +133,7 @@ CHECK_COMPLETED = Reply(_OK, "CHECK completed")
 CLOSE_COMPLETED = Reply(_OK, "CLOSE completed")
 UNSELECT_COMPLETED = Reply(_OK, "UNSELECT completed")
 EXPUNGE_COMPLETED = Reply(_OK, "EXPUNGE completed")
+EXPUNGED_MODSEQ = Reply(_OK, "Expunged", Code.HIGHESTMODSEQ)  # RFC 7162 §3.2.10 with QRESYNC
 SEARCH_COMPLETED = Reply(_OK, "SEARCH completed")
 SORT_COMPLETED = Reply(_OK, "SORT completed")
 THREAD_COMPLETED = Reply(_OK, "THREAD completed")

@@ -82,7 +82,7 @@ async def test_vanished_replaces_expunge_and_select_resynchronises() -> None:
         S: d OK STORE completed
         C: e EXPUNGE
         S: * VANISHED 2
-        S: e OK EXPUNGE completed
+        S: e OK [HIGHESTMODSEQ 7] Expunged
         C: f UID MOVE 4 Archive
         S: * OK [COPYUID 2 4 1] Moved
         S: * VANISHED 4
