@@ -264,6 +264,20 @@ class Mailboxes(Protocol):
         ...
 
 
+    async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
+        """UIDs expunged from the folder (EXPUNGE, MOVE, RENAME of INBOX) at a mod-sequence
+        above ``modseq``, ascending: RFC 7162 §3.2.5 / §3.2.6 ``VANISHED (EARLIER)``. A folder
+        that does not exist has none."""
+        ...
+
+    async def wait_for_any_change(self, seen: int, timeout: float) -> int:
+        """A counter that moves whenever anything of the user changes (messages, flags,
+        folders, subscriptions), in this process or, through PostgreSQL LISTEN/NOTIFY, on
+        another node. Returns it at once when it differs from ``seen``; else waits up to
+        ``timeout`` seconds for it to move and returns it. Backs NOTIFY (RFC 5465)."""
+        ...
+
+
 class Backend(Protocol):
     async def authenticate(self, credentials: Credentials) -> Mailboxes:
         """Raises AuthenticationFailed (same response for unknown user and bad password)."""

@@ -22,7 +22,7 @@ from imap.backend import FolderStatus, Mailboxes, MessageMeta
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand
 from imap.proto.flags import RECENT, SYSTEM_FLAGS
-from imap.proto.seqset import SequenceSet
+from imap.proto.seqset import SequenceSet, format_uids
 from imap.search_context import SearchState
 
 
@@ -45,7 +45,8 @@ class SelectedView:
         self.permanent = status.permanent_flags  # with "\\*": keywords can be created
         self.recent: set[int] = set()  # UIDs this session sees as \Recent
         self.recent_mark = status.recent_uid  # UIDs above it: nobody took them when we last looked
-        self.search = SearchState()  # RFC 5182 ``$``, RFC 5267 update contexts: this selection's
+        self.search = SearchState()  # RFC 5182 ``$``, RFC 5267 update contexts, per selection
+        self.qresync = False  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE once QRESYNC is enabled
 
     # --- \Recent (RFC 3501 §2.3.2) and FLAGS (§7.2.6) -------------------------------
     async def take_recent(self, boxes: Mailboxes, uids: Sequence[int]) -> None:
@@ -182,17 +183,23 @@ class SelectedView:
 
     def flush_expunges(self) -> list[bytes]:
         """``* n EXPUNGE`` for each pending expunge, highest first so numbers stay valid;
-        RFC 5267 §4.2 REMOVEFROM before them."""
-        out = self.search.expunging(self.pending_expunge, self)
+        RFC 5267 §4.2 REMOVEFROM before them; with QRESYNC one ``* VANISHED uid-set`` instead of
+        the EXPUNGE lines (RFC 7162 §3.2.10)."""
+        removed = self.search.expunging(self.pending_expunge, self)
+        out: list[bytes] = []
+        gone: list[int] = []
         for uid in sorted(self.pending_expunge, reverse=True):
             seq = self.seq_of(uid)
             if seq is not None:
                 del self.uids[seq - 1]
                 self.meta.pop(uid, None)
                 self.recent.discard(uid)
+                gone.append(uid)
                 out.append(encoder.untagged(b"%d EXPUNGE" % seq))
         self.pending_expunge.clear()
-        return out
+        if self.qresync and gone:
+            return [*removed, encoder.untagged("VANISHED " + format_uids(gone))]
+        return [*removed, *out]
 
     def expunged(self, uids: Iterable[int]) -> list[bytes]:
         """Our own EXPUNGE / MOVE: report at once (the command allows it)."""

@@ -43,6 +43,14 @@ FLUSH_AT = 64 * 1024
 Send = Callable[[bytes], Awaitable[None]]
 
 
+class Notifier(Protocol):
+    """A session's NOTIFY watcher (:mod:`imap.notify`)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class BodyHold(Protocol):
     """Room for literals in the host's memory budget (issue 15): ``ensure(total)`` holds at
     least ``total`` bytes for this session (False: no room, after the host's own wait);
@@ -80,6 +88,9 @@ class Session:
         self.mailboxes: Mailboxes | None = None
         self.view: SelectedView | None = None
         self.condstore = False  # RFC 7162 §3.1: enabled by ENABLE / SELECT (CONDSTORE) / use
+        self.qresync = False  # RFC 7162 §3.2.3: enabled by ENABLE QRESYNC (implies CONDSTORE)
+        self.notifier: Notifier | None = None  # RFC 5465 NOTIFY SET: pushes while the client is idle
+        self.busy = asyncio.Lock()  # held while a command runs; a NOTIFY push waits for it
         self.closed = False
         self.starttls_requested = False
         self.receiver = self._new_receiver()
@@ -183,16 +194,31 @@ class Session:
 
     async def close(self) -> None:
         await self.stop_idle_watch()
+        await self.set_notifier(None)
         await self.flush()
         self.closed = True
         self._release_literals()
 
     async def data_received(self, data: bytes) -> None:
-        self.receiver.feed(data)
-        try:
-            await self._process()
-        finally:
-            await self.flush()
+        async with self.busy:
+            self.receiver.feed(data)
+            try:
+                await self._process()
+            finally:
+                await self.flush()
+
+    async def set_notifier(self, notifier: Notifier | None) -> None:
+        """Replace the NOTIFY watcher (RFC 5465; None: NOTIFY NONE, or closing)."""
+        old, self.notifier = self.notifier, notifier
+        if old is not None:
+            await old.stop()
+        if notifier is not None:
+            notifier.start()
+
+    @property
+    def idling(self) -> bool:
+        """An IDLE command is running (its own watcher reports the selected mailbox)."""
+        return self._idle_task is not None
 
     async def _process(self) -> None:
         while not (self.closed or self.starttls_requested):

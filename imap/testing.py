@@ -43,6 +43,7 @@ class _Folder:
     recent_uid: int = 0  # the recent mark (imap.backend.FolderStatus)
     selectable: bool = True
     special_use: tuple[str, ...] = ()
+    expunged: dict[int, int] = field(default_factory=dict)  # UID -> modseq of its expunge (RFC 7162)
 
 
 class MemoryMailboxes:
@@ -53,6 +54,7 @@ class MemoryMailboxes:
         self.folders: dict[str, _Folder] = {}
         self.modseq = 1
         self._changed = asyncio.Event()
+        self.version = 0  # moves on every change (wait_for_any_change)
         self._uidvalidity = 0
         for name in folders:
             self.folders[name] = self._new()
@@ -72,12 +74,24 @@ class MemoryMailboxes:
             raise b.MailboxNotFound(detail=name)
         return folder
 
+    def _touch(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     def _bump(self, folder: _Folder) -> int:
         self.modseq += 1
         folder.highestmodseq = self.modseq
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._touch()
         return self.modseq
+
+    def _expunged(self, folder: _Folder, uids: Sequence[int]) -> None:
+        """Remove messages; one new modseq remembers them (RFC 7162 §3.2.5 VANISHED (EARLIER))."""
+        for uid in uids:
+            del folder.messages[uid]
+        if uids:
+            modseq = self._bump(folder)
+            folder.expunged.update(dict.fromkeys(uids, modseq))
 
     def _put(self, folder: _Folder, raw: bytes, flags: frozenset[str], when: dt.datetime | None) -> b.MessageMeta:
         uid, folder.uidnext = folder.uidnext, folder.uidnext + 1
@@ -104,6 +118,7 @@ class MemoryMailboxes:
             if b.DELIMITER.join(parts[:depth]) not in self.folders:
                 self.folders[b.DELIMITER.join(parts[:depth])] = self._new()
         self.folders[name] = self._new(special_use)
+        self._touch()
 
     async def delete_folder(self, name: str) -> None:
         if name == "INBOX":
@@ -113,11 +128,13 @@ class MemoryMailboxes:
             self.folders[name] = replace(folder, messages={}, selectable=False)
         else:
             del self.folders[name]
+        self._touch()
 
     async def rename_folder(self, old: str, new: str) -> None:
         folder = self._folder(old)
         if new in self.folders:
             raise b.MailboxExists(detail=new)
+        self._touch()
         if old == "INBOX":  # RFC 3501 §6.3.5: the messages move, INBOX stays
             self.folders[new], self.folders["INBOX"] = folder, self._new()
             return
@@ -131,6 +148,7 @@ class MemoryMailboxes:
         if subscribed or name not in self.subscriptions:
             self._folder(name)  # MailboxNotFound
         (self.subscriptions.add if subscribed else self.subscriptions.discard)(name)
+        self._touch()
 
     async def list_subscriptions(self) -> Sequence[str]:
         return sorted(self.subscriptions)
@@ -194,11 +212,7 @@ class MemoryMailboxes:
 
     async def move(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
         result = await self.copy(source, uids, destination)
-        src = self._folder(source)
-        for uid, _ in result.mapping:
-            del src.messages[uid]
-        if result.mapping:
-            self._bump(src)
+        self._expunged(self._folder(source), [uid for uid, _ in result.mapping])
         return result
 
     async def store_flags(self, name: str, uids: Sequence[int], mode: StoreMode, flags: Sequence[str], *,
@@ -224,11 +238,17 @@ class MemoryMailboxes:
         folder = self._folder(name)
         gone = [u for u, (m, _) in sorted(folder.messages.items())
                 if "\\Deleted" in m.flags and (uids is None or u in uids)]
-        for uid in gone:
-            del folder.messages[uid]
-        if gone:
-            self._bump(folder)
+        self._expunged(folder, gone)
         return gone
+
+    async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
+        return sorted(uid for uid, when in self._folder(name).expunged.items() if when > modseq)
+
+    async def wait_for_any_change(self, seen: int, timeout: float) -> int:
+        if self.version == seen and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+        return self.version
 
     async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
         loop = asyncio.get_running_loop()

@@ -149,7 +149,8 @@ class StoreMailboxes:
         await self._write(lambda s: folders.rename(s, self.mailbox_id, old, new))
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
-        await self._write(lambda s: subscriptions.set_subscribed(s, self.mailbox_id, name, subscribed), notify=False)
+        # Announced, for NOTIFY's SubscriptionChange (RFC 5465 §5.5) here and on other nodes.
+        await self._write(lambda s: subscriptions.set_subscribed(s, self.mailbox_id, name, subscribed))
 
     async def list_subscriptions(self) -> Sequence[str]:
         return await self._read(lambda s: subscriptions.list_subscriptions(s, self.mailbox_id))
@@ -273,6 +274,18 @@ class StoreMailboxes:
 
     async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
         return await self._write(lambda s: messages.expunge(s, self.mailbox_id, name, uids))
+
+    async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
+        return await self._read_direct(lambda c: messages.expunged_since(c, self.mailbox_id, name, modseq))
+
+    async def wait_for_any_change(self, seen: int, timeout: float) -> int:
+        # The hub's counter for the account's mailbox moves on every announced write, local or
+        # (PostgreSQL LISTEN/NOTIFY) from another node; no await between the look and the wait.
+        hub = self._b.hub
+        version = hub.version(self.mailbox_id)
+        if version == seen and timeout > 0:
+            await hub.wait(self.mailbox_id, timeout)
+        return hub.version(self.mailbox_id)
 
     async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.mailstore import subscriptions
-from gateway.mailstore.folders import allocate_uid, create_folder, find_folder
+from gateway.mailstore.folders import allocate_uid, create_folder, find_folder, remember_expunged
 from gateway.store.models import Folder, Message
 from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
 from imap.proto import replies
@@ -95,10 +95,13 @@ def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
         subscriptions.take_back(session, mailbox_id, [*made, target])
         session.flush()
         rows = session.execute(select(Message).where(Message.folder_id == folder.id).order_by(Message.uid)).scalars()
+        moved = []
         for message in rows:
+            moved.append(message.uid)
             uid, modseq = allocate_uid(session, target.id)
             message.folder_id, message.uid, message.modseq = target.id, uid, modseq
         folder.highestmodseq += 1
+        remember_expunged(session, folder.id, moved, folder.highestmodseq)  # gone from INBOX (RFC 7162)
         return
     prefix = folder.name + DELIMITER
     children = session.execute(

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from gateway.mailstore import summaries
 from gateway.mailstore.folder_ops import get_folder
-from gateway.mailstore.folders import allocate_uid, folder_key
+from gateway.mailstore.folders import allocate_uid, folder_key, remember_expunged
 from gateway.mailstore.folders import folder_id as folder_id_of
 from gateway.mailstore.messages import append_message
 from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, reseal
 from gateway.store.keys import KeyService
-from gateway.store.models import Folder, Message
+from gateway.store.models import ExpungedUid, Folder, Message
 from gateway.store.raw import Direct, RawStatement
 from imap.backend import MessageMeta, MessageSummary, StoreResult
 from imap.proto.commands import StoreMode
@@ -171,6 +171,7 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
         for chunk in _chunks(moved):
             session.execute(delete(Message).where(Message.id.in_(chunk)))
         src.highestmodseq += 1
+        remember_expunged(session, src.id, [a for a, _ in mapping], src.highestmodseq)
     session.flush()
     return dst.uidvalidity, mapping
 
@@ -220,7 +221,19 @@ def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | 
         session.execute(delete(Message).where(Message.id.in_(chunk)))
     if doomed:
         folder.highestmodseq += 1  # so other sessions' wait_for_change wakes up
+        remember_expunged(session, folder.id, [uid for _, uid in doomed], folder.highestmodseq)
     return sorted(uid for _, uid in doomed)
+
+
+_EXPUNGED_SINCE = RawStatement(
+    "SELECT e.uid FROM expunged_uids e JOIN folders f ON f.id = e.folder_id"
+    " WHERE f.mailbox_id = ? AND f.name = ? AND e.modseq > ? ORDER BY e.uid",
+    (Folder.__table__.c.mailbox_id, Folder.__table__.c.name, ExpungedUid.__table__.c.modseq))
+
+
+def expunged_since(session: Session | Direct, mailbox_id: int, name: str, modseq: int) -> list[int]:
+    """UIDs expunged from the folder at a mod-sequence above ``modseq`` (VANISHED (EARLIER))."""
+    return [int(row[0]) for row in _EXPUNGED_SINCE.all(session, mailbox_id, folder_key(name), modseq)]
 
 
 _HIGHEST_MODSEQ = RawStatement("SELECT highestmodseq FROM folders WHERE mailbox_id = ? AND name = ?",

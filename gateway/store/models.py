@@ -235,6 +235,17 @@ class Subscription(Base):
     name: Mapped[str] = mapped_column(String(512))
 
 
+class ExpungedUid(Base):
+    """A UID expunged from a folder, with the mod-sequence of its expunge (RFC 7162 §3.2.5
+    ``VANISHED (EARLIER)``; migration 0009)."""
+
+    __tablename__ = "expunged_uids"
+    __table_args__ = (Index("ix_expunged_uids_folder_modseq", "folder_id", "modseq"),)
+    folder_id: Mapped[int] = mapped_column(BigId, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True)
+    uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    modseq: Mapped[int] = mapped_column(BigInteger)
+
+
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (

@@ -3,6 +3,7 @@ and the dispatch table the session uses.
 
 * :mod:`~imap.handlers.nonauth`: any state and not authenticated (RFC 3501 §6.1, §6.2);
 * :mod:`~imap.handlers.auth`, :mod:`~imap.handlers.mailboxes` and :mod:`~imap.handlers.append`: authenticated (§6.3);
+  :mod:`~imap.handlers.notify` (RFC 5465) and :mod:`~imap.handlers.qresync` (RFC 7162 §3.2) too;
 * :mod:`~imap.handlers.selected`, :mod:`~imap.handlers.fetch`, :mod:`~imap.handlers.search`,
   :mod:`~imap.handlers.sort`, :mod:`~imap.handlers.thread`: selected (§6.4; RFC 5256).
 
@@ -14,7 +15,7 @@ current state was checked before, against :mod:`imap.state`.
 
 from __future__ import annotations
 
-from imap.handlers import append, auth, fetch, mailboxes, nonauth, search, sort, thread
+from imap.handlers import append, auth, fetch, mailboxes, nonauth, notify, search, sort, thread
 from imap.handlers import selected as sel
 from imap.proto import commands as c
 from imap.session import Handler
@@ -28,6 +29,6 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Enable: auth.enable, c.Namespace: auth.namespace, c.Idle: auth.idle,
     c.Check: sel.check, c.Close: sel.close, c.Unselect: sel.unselect, c.Expunge: sel.expunge,
     c.Search: search.search, c.Fetch: fetch.fetch, c.Store: sel.store, c.Copy: sel.copy,
-    c.Move: sel.move, c.Sort: sort.sort, c.Thread: thread.thread,
+    c.Move: sel.move, c.Sort: sort.sort, c.Thread: thread.thread, c.Notify: notify.notify,
     c.CancelUpdate: search.cancel_update,  # RFC 5267 §4.3
 }  # fmt: skip

@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 from imap.backend import DELIMITER
+from imap.handlers import qresync
 from imap.handlers.mailboxes import canonical
 from imap.proto import commands as c
 from imap.proto import encoder, replies
@@ -22,13 +23,16 @@ log = logging.getLogger("imap.session")
 
 
 async def select(s: Session, cmd: c.Select) -> Reply:
+    qresync.check_select(s, cmd)
+    if s.view is not None and s.qresync:
+        await s.send(replies.PREVIOUS_CLOSED.line())  # RFC 7162 §3.2.11
     s.view = None  # RFC 3501 §6.3.1: a new SELECT first deselects, even if it fails
     name = canonical(cmd.mailbox)
     status = await s.boxes.select_folder(name, read_only=cmd.readonly)
     messages = await s.boxes.list_messages(name)
     view = SelectedView(name, status, messages, read_only=cmd.readonly or status.read_only)
     await view.take_recent(s.boxes, view.uids)  # RFC 3501 §2.3.2; EXAMINE takes nothing (§6.3.2)
-    if cmd.condstore:
+    if cmd.condstore or cmd.qresync:
         s.condstore = True  # RFC 7162 §3.1.8
     send = s.send
     await send(view.flags_line())
@@ -41,6 +45,7 @@ async def select(s: Session, cmd: c.Select) -> Reply:
     uidnext = max(status.uidnext, (view.uids[-1] + 1) if view.uids else 1)
     await send(replies.PREDICTED_UIDNEXT.with_arg(uidnext).line())
     await send(replies.HIGHEST_MODSEQ.with_arg(view.highestmodseq).line())  # RFC 7162 §3.1.2.1
+    await qresync.resync(s, cmd, view)  # RFC 7162 §3.2.5
     s.view = view
     if cmd.readonly:
         return replies.EXAMINE_COMPLETED
@@ -61,9 +66,11 @@ async def status(s: Session, cmd: c.Status) -> Reply:
 
 
 async def enable(s: Session, cmd: c.Enable) -> Reply:
-    enabled = [cap for cap in cmd.capabilities if cap == "CONDSTORE"]  # RFC 5161 §3.1
-    if enabled:
+    enabled = [cap for cap in cmd.capabilities if cap in ("CONDSTORE", "QRESYNC")]  # RFC 5161 §3.1
+    if "CONDSTORE" in enabled:
         s.condstore = True
+    if "QRESYNC" in enabled:
+        await qresync.enable(s)  # RFC 7162 §3.2.3
     await s.send(encoder.untagged(("ENABLED " + " ".join(enabled)).strip()))
     return replies.ENABLE_COMPLETED
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from imap.backend import MessageMeta, MessageSummary
+from imap.handlers.qresync import fetch_vanished
 from imap.message import mime, transfer
 from imap.proto import commands as c
 from imap.proto import encoder, replies
@@ -127,6 +128,7 @@ def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) 
 async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     view = s.selected
     pairs = view.resolve(cmd.sequence_set, uid=cmd.uid)
+    await fetch_vanished(s, cmd)  # RFC 7162 §3.2.6 (QRESYNC is on: so is CONDSTORE)
     if cmd.changed_since is not None or FetchAttr.MODSEQ in cmd.items:
         await s.enable_condstore()  # RFC 7162 §3.1
     if cmd.changed_since is not None:

@@ -5,6 +5,7 @@ FETCH is in :mod:`imap.handlers.fetch`, SEARCH in :mod:`imap.handlers.search`.""
 from __future__ import annotations
 
 from imap.backend import CopyResult, MailboxNotFound
+from imap.handlers import qresync
 from imap.handlers.mailboxes import canonical
 from imap.proto import commands as c
 from imap.proto import replies
@@ -40,6 +41,8 @@ async def expunge(s: Session, cmd: c.Expunge) -> Reply:
     removed = await s.boxes.expunge(view.name, uids)
     for line in view.expunged(removed):
         await s.send(line)
+    if s.qresync and removed:  # the mod-sequence of the expunge (RFC 7162 §3.2.10, as Dovecot)
+        return await qresync.expunged_ok(s, view.name)
     return replies.EXPUNGE_COMPLETED
 
 

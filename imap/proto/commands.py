@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from imap.proto.command_types import FetchItem, SearchKey
+from imap.proto.commands_notify import EventGroup
 from imap.proto.seqset import SequenceSet
 
 
@@ -83,12 +84,23 @@ class Login(Command):
 
 # --- authenticated (RFC 3501 §6.3 and extensions) ------------------------------------
 @dataclass(frozen=True, slots=True)
+class QresyncParams:
+    """RFC 7162 §3.2.5 ``QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]])``."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Command):
-    """SELECT, with the RFC 7162 §3.1.8 ``(CONDSTORE)`` parameter."""
+    """SELECT, with the RFC 7162 §3.1.8 ``(CONDSTORE)`` and §3.2.5 ``(QRESYNC (...))`` parameters."""
 
     name: ClassVar[str] = "SELECT"
     mailbox: str = ""
     condstore: bool = False
+    qresync: QresyncParams | None = None
 
     @property
     def readonly(self) -> bool:
@@ -245,6 +257,16 @@ class Idle(Command):
     name: ClassVar[str] = "IDLE"
 
 
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """RFC 5465: ``NOTIFY NONE`` (``none``), or ``NOTIFY SET [STATUS]`` with its event groups."""
+
+    name: ClassVar[str] = "NOTIFY"
+    groups: tuple[EventGroup, ...] = ()
+    status: bool = False  # NOTIFY SET STATUS: a STATUS for each watched mailbox first (§5.1)
+    none: bool = True
+
+
 # --- selected (RFC 3501 §6.4 and extensions) -----------------------------------------
 @dataclass(frozen=True, slots=True)
 class Check(Command):
@@ -341,6 +363,7 @@ class Fetch(_UidCommand):
     sequence_set: SequenceSet = field(default_factory=lambda: SequenceSet(()))
     items: tuple[FetchItem, ...] = ()
     changed_since: int | None = None
+    vanished: bool = False  # RFC 7162 §3.2.6 UID FETCH modifier VANISHED
 
 
 class StoreMode(enum.Enum):
@@ -383,7 +406,7 @@ class Move(_UidCommand):
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
-    Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread,
+    Idle, Notify, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread,
     CancelUpdate,
 )  # fmt: skip
 

@@ -16,6 +16,8 @@ from imap.proto import commands as c
 from imap.proto import replies
 from imap.proto.dates import parse_date_time
 from imap.proto.errors import BadCommand, ImapError
+from imap.proto.grammar_notify import parse_notify
+from imap.proto.grammar_qresync import select_params
 from imap.proto.grammar_select import SELECTED_PARSERS
 from imap.proto.reader import Reader
 
@@ -115,13 +117,10 @@ def _select(cls: type[c.Select]) -> Parser:
     def parse(reader: Reader, tag: str) -> c.Command:
         reader.sp()
         mailbox = reader.mailbox()
-        condstore = False
-        if reader.maybe_sp():  # RFC 4466 §2.1 select-params; RFC 7162 §3.1.8 CONDSTORE
-            for param in reader.paren_list("atom"):
-                if param.upper() != b"CONDSTORE":
-                    raise reader.error(replies.UNKNOWN_SELECT_PARAMETER)
-                condstore = True
-        return cls(tag, mailbox, condstore)
+        condstore, qresync = False, None
+        if reader.maybe_sp():  # RFC 4466 §2.1 select-params; RFC 7162 §3.1.8 CONDSTORE, §3.2.5 QRESYNC
+            condstore, qresync = select_params(reader)
+        return cls(tag, mailbox, condstore, qresync)
 
     return parse
 
@@ -294,6 +293,7 @@ PARSERS: dict[str, Parser] = {
     "ENABLE": _enable,
     "NAMESPACE": _simple(c.Namespace),
     "IDLE": _simple(c.Idle),
+    "NOTIFY": parse_notify,  # RFC 5465
     "CHECK": _simple(c.Check),
     "CLOSE": _simple(c.Close),
     "UNSELECT": _simple(c.Unselect),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import replies
+from imap.proto.grammar_qresync import fetch_modifiers
 from imap.proto.grammar_search import check_charset, parse_charset, parse_search_keys
 from imap.proto.reader import MAX_NUMBER64, Reader
 from imap.proto.seqset import SequenceSet
@@ -231,6 +232,11 @@ def _fetch_item(reader: Reader) -> t.FetchItem:
         raise reader.error(replies.UNKNOWN_FETCH_ITEM) from None
 
 
+def fetch_items(reader: Reader) -> list[t.FetchItem]:
+    """RFC 3501 §9 ``"ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")"``."""
+    return _fetch_items(reader)
+
+
 def _fetch_items(reader: Reader) -> list[t.FetchItem]:
     if reader.peek_is(b"("):
         reader.pos += 1
@@ -264,16 +270,18 @@ def _fetch(uid: bool) -> Parser:
         seqset = _seqset(reader)
         reader.sp()
         items = _fetch_items(reader)
-        changed_since = None
-        if reader.peek_is(b" "):
-            changed_since = _modifier(reader, "CHANGEDSINCE")
+        changed_since, vanished = None, False
+        if reader.peek_is(b" "):  # RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.6 VANISHED
+            changed_since, vanished = fetch_modifiers(reader)
+            if vanished and not uid:
+                raise reader.error(replies.VANISHED_NEEDS_CHANGEDSINCE)  # RFC 7162 §3.2.6: UID FETCH only
         extra = [t.FetchAttr.UID] if uid else []
         if changed_since is not None:
             extra.append(t.FetchAttr.MODSEQ)
         for item in extra:
             if item not in items:
                 items.append(item)
-        return c.Fetch(tag, uid, seqset, tuple(items), changed_since)
+        return c.Fetch(tag, uid, seqset, tuple(items), changed_since, vanished)
 
     return parse
 

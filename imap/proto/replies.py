@@ -52,6 +52,8 @@ class Code(enum.StrEnum):
     BADURL = "BADURL"  # RFC 4469 §6
     UNKNOWN_CTE = "UNKNOWN-CTE"  # RFC 3516 §4.3
     NOUPDATE = "NOUPDATE"  # RFC 5267 §4.2
+    CLOSED = "CLOSED"  # RFC 7162 §3.2.11
+    BADEVENT = "BADEVENT"  # RFC 5465 §5.4
 
 
 class Status(enum.StrEnum):
@@ -132,6 +134,7 @@ CHECK_COMPLETED = Reply(_OK, "CHECK completed")
 CLOSE_COMPLETED = Reply(_OK, "CLOSE completed")
 UNSELECT_COMPLETED = Reply(_OK, "UNSELECT completed")
 EXPUNGE_COMPLETED = Reply(_OK, "EXPUNGE completed")
+EXPUNGED_MODSEQ = Reply(_OK, "Expunged", Code.HIGHESTMODSEQ)  # RFC 7162 §3.2.10 with QRESYNC
 SEARCH_COMPLETED = Reply(_OK, "SEARCH completed")
 CANCELUPDATE_COMPLETED = Reply(_OK, "CANCELUPDATE completed")  # RFC 5267 §4.3
 SORT_COMPLETED = Reply(_OK, "SORT completed")
@@ -142,6 +145,7 @@ STORE_MODIFIED = Reply(_OK, "Some messages were modified", Code.MODIFIED)  # RFC
 COPY_COMPLETED = Reply(_OK, "COPY completed", Code.COPYUID)
 COPY_NOTHING = Reply(_OK, "COPY completed, no messages")  # RFC 4315 §3: no COPYUID for none
 MOVE_COMPLETED = Reply(_OK, "MOVE completed")
+NOTIFY_COMPLETED = Reply(_OK, "NOTIFY completed")  # RFC 5465
 
 # --- untagged OK with data (SELECT, RFC 3501 §6.3.1; MOVE, RFC 6851 §4.3) ---------------------
 FIRST_UNSEEN = Reply(_OK, "First unseen", Code.UNSEEN)
@@ -152,6 +156,7 @@ HIGHEST_MODSEQ = Reply(_OK, "Highest", Code.HIGHESTMODSEQ)
 MOVED = Reply(_OK, "Moved", Code.COPYUID)
 # RFC 5267 §4.2: an UPDATE the server will not keep (``[NOUPDATE "tag"]``)
 NO_UPDATES = Reply(_OK, "Too many searches with UPDATE; no updates for this one", Code.NOUPDATE)
+PREVIOUS_CLOSED = Reply(_OK, "Previous mailbox closed", Code.CLOSED)  # RFC 7162 §3.2.11
 
 # --- state and login (RFC 3501 §6.2, RFC 5530) -------------------------------------------------
 UNKNOWN_COMMAND = Reply(_BAD, "Unknown command")
@@ -238,6 +243,12 @@ UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
 UNKNOWN_THREAD_ALGORITHM = Reply(_BAD, "Unknown THREAD algorithm")  # RFC 5256 §3
 UNKNOWN_LIST_OPTION = Reply(_BAD, "Unknown or incomplete LIST options")  # RFC 5258 §3
 INVALID_MODSEQ_ENTRY_TYPE = Reply(_BAD, "Invalid MODSEQ entry type")  # RFC 7162 §3.1.5
+QRESYNC_NOT_ENABLED = Reply(_BAD, "QRESYNC is not enabled")  # RFC 7162 §3.2.5, §3.2.6
+VANISHED_NEEDS_CHANGEDSINCE = Reply(_BAD, "VANISHED needs CHANGEDSINCE in UID FETCH")  # RFC 7162 §3.2.6
+INVALID_SEQ_MATCH_DATA = Reply(_BAD, "Invalid sequence match data")  # RFC 7162 §3.2.5
+UNKNOWN_NOTIFY_FILTER = Reply(_BAD, "Unknown or repeated NOTIFY filter")  # RFC 5465 §6
+INVALID_NOTIFY_EVENTS = Reply(_BAD, "Invalid NOTIFY events")  # RFC 5465 §5
+UNSUPPORTED_EVENT = Reply(_NO, "Unsupported NOTIFY event", Code.BADEVENT)  # RFC 5465 §5.4
 
 
 _ALL: dict[str, Reply] = {k: v for k, v in dict(globals()).items() if isinstance(v, Reply)}

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import os
 import shutil
 import signal
@@ -291,3 +292,60 @@ def test_idle_on_one_node_sees_mail_delivered_through_the_other(cluster: Cluster
             client.logout()
         except (OSError, imaplib.IMAP4.error):
             pass
+
+
+def _read_until(client: imaplib.IMAP4, want: bytes, seconds: float) -> list[bytes]:
+    """Lines from the server until one contains ``want`` (AssertionError after ``seconds``)."""
+    lines: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            client.socket().settimeout(max(deadline - time.monotonic(), 0.01))
+            line = client.readline()
+            lines.append(line)
+            if want in line:
+                return lines
+    except TimeoutError:
+        raise AssertionError(f"nothing containing {want!r} within {seconds} s; got {lines}") from None
+    finally:
+        client.socket().settimeout(30)
+
+
+def test_notify_on_one_node_hears_of_changes_made_through_the_other(cluster: Cluster) -> None:
+    """NOTIFY (RFC 5465) on node A, no command sent: an APPEND, a CREATE and new mail in the
+    selected mailbox, all made through node B, reach the client within a second (PostgreSQL
+    LISTEN/NOTIFY wakes node A's watcher)."""
+    world = cluster.world
+    ca = ssl.create_default_context(cafile=str(cluster.nodes[0].home / "tls" / "ca.pem"))
+    watcher = imaplib.IMAP4("127.0.0.1", cluster.nodes[0].port("imap"), timeout=30)
+    actor = imaplib.IMAP4("127.0.0.1", cluster.nodes[1].port("imap"), timeout=30)
+    try:
+        for client in (watcher, actor):
+            client.starttls(ca)
+            client.login(world.pro, PASSWORD)
+        watcher.select("INBOX")
+        sock = watcher.socket()
+        sock.sendall(b"n1 NOTIFY SET STATUS (selected (MessageNew MessageExpunge))"
+                     b" (personal (MessageNew MessageExpunge MailboxName))\r\n")
+        lines = _read_until(watcher, b"n1 ", 10)
+        assert lines[-1].startswith(b"n1 OK"), lines
+        assert any(line.startswith(b"* STATUS Archive (MESSAGES ") for line in lines), lines
+        assert not any(b"STATUS INBOX" in line for line in lines), lines  # the selected one: no STATUS
+        raw = f"From: {world.colleague}\r\nTo: {world.pro}\r\nSubject: notify\r\n\r\nx\r\n".encode()
+        when = imaplib.Time2Internaldate(time.time())
+        cases = [(("APPEND", "Archive"), b"* STATUS Archive ("), (("CREATE", "Projects"), b'"/" Projects'),
+                 (("APPEND", "INBOX"), b" EXISTS")]
+        for (verb, mailbox), want in cases:
+            typ, _ = actor.append(mailbox, "", when, raw) if verb == "APPEND" else actor.create(mailbox)
+            assert typ == "OK"
+            done_at = time.monotonic()
+            lines = _read_until(watcher, want, 5)
+            assert time.monotonic() - done_at < 1.0, lines
+        sock.sendall(b"n2 NOTIFY NONE\r\n")
+        assert _read_until(watcher, b"n2 ", 10)[-1].startswith(b"n2 OK")
+    finally:
+        for client in (watcher, actor):
+            try:
+                client.logout()
+            except (OSError, imaplib.IMAP4.error):
+                pass

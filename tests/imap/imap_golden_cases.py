@@ -6,6 +6,7 @@ import datetime as dt
 
 from imap.proto import command_types as t
 from imap.proto import commands as c
+from imap.proto import commands_notify as n
 from imap.proto.seqset import SAVED, SequenceSet
 
 S = SequenceSet.parse
@@ -264,4 +265,25 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     (b"t UID COPY 1:* Archive\r\n", c.Copy("t", True, S("1:*"), "Archive")),
     (b"t MOVE 1 Trash\r\n", c.Move("t", False, S("1"), "Trash")),
     (b"t UID MOVE 42:43 {5}\r\nTrash\r\n", c.Move("t", True, S("42:43"), "Trash")),
+    # RFC 7162 §3.2 QRESYNC
+    (b"t SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+     c.Select("t", "INBOX", qresync=c.QresyncParams(67890007, 20050715194045000, S("41,43:211,214:541")))),
+    (b"t EXAMINE INBOX (CONDSTORE QRESYNC (1 2 1:9 (1,3 1,5)))\r\n",
+     c.Examine("t", "INBOX", True, c.QresyncParams(1, 2, S("1:9"), (S("1,3"), S("1,5"))))),
+    (b"t UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
+     c.Fetch("t", True, S("300:500"), (F.FLAGS, F.UID, F.MODSEQ), 12345, True)),
+    # RFC 5465 NOTIFY
+    (b"t NOTIFY NONE\r\n", c.Notify("t")),
+    (b"t NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge))"
+     b" (subtree (Lists {4}\r\nWork) (MessageNew MessageExpunge FlagChange)) (personal (MailboxName))\r\n",
+     c.Notify("t", (
+         n.EventGroup(n.Filter.SELECTED, frozenset({n.Event.MESSAGE_NEW, n.Event.MESSAGE_EXPUNGE}), (),
+                      (F.UID, t.FetchBody(t.Section((), t.SectionText.HEADER), peek=True))),
+         n.EventGroup(n.Filter.SUBTREE, frozenset({n.Event.MESSAGE_NEW, n.Event.MESSAGE_EXPUNGE,
+                                                   n.Event.FLAG_CHANGE}), ("Lists", "Work")),
+         n.EventGroup(n.Filter.PERSONAL, frozenset({n.Event.MAILBOX_NAME})),
+     ), status=True, none=False)),
+    (b"t NOTIFY SET (mailboxes inbox (SubscriptionChange)) (selected-delayed NONE)\r\n",
+     c.Notify("t", (n.EventGroup(n.Filter.MAILBOXES, frozenset({n.Event.SUBSCRIPTION_CHANGE}), ("INBOX",)),
+                    n.EventGroup(n.Filter.SELECTED_DELAYED)), none=False)),
 ]

@@ -14,8 +14,9 @@ BAD = [
     (b"a LOGIN alice\r\n", b"a BAD Syntax error\r\n"),
     (b"a NOOP extra\r\n", b"a BAD Unexpected characters at end of command\r\n"),
     (b"a SELECT\r\n", b"a BAD Syntax error\r\n"),
-    (b"a SELECT INBOX (QRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),
-    (b"a SELECT &Jjo! (QRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),  # syntax first
+    (b"a SELECT INBOX (XRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),
+    (b"a SELECT INBOX (QRESYNC)\r\n", b"a BAD Syntax error\r\n"),  # RFC 7162 §3.2.5: QRESYNC needs its list
+    (b"a SELECT &Jjo! (XRESYNC)\r\n", b"a BAD Unknown SELECT parameter\r\n"),  # syntax first
     (b"a FETCH 0 FLAGS\r\n", b"a BAD Invalid sequence set\r\n"),
     (b"a FETCH 1 FOO\r\n", b"a BAD Unknown FETCH item\r\n"),
     (b"a FETCH 1 BODY[MIME]\r\n", b"a BAD MIME needs a part number\r\n"),
