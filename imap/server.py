@@ -20,10 +20,12 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
+from imap.compress import CompressionError, Deflate
 from imap.proto import replies
 from imap.session import BodyHold, Session, SessionConfig
 
@@ -115,7 +117,8 @@ class ImapServer:
             await self._serve(reader, writer, admit)
         except asyncio.CancelledError:
             pass  # server closing: end quietly (streams would log a cancelled callback task)
-        except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError, CompressionError,
+                zlib.error):
             pass
         except Exception:
             log.exception("IMAP connection failed")
@@ -135,9 +138,20 @@ class ImapServer:
                 log.info("IMAP connection refused by the peer resolver")
                 return
 
+        deflate: Deflate | None = None  # RFC 4978, once the session answered COMPRESS DEFLATE
+
         async def send(data: bytes) -> None:
-            writer.write(data)
+            writer.write(data if deflate is None else deflate.compress(data))
             await writer.drain()
+
+        async def feed(data: bytes) -> None:
+            if deflate is None:
+                await session.data_received(data)
+                return
+            for piece in deflate.decompress(data, self.config.read_size):  # bounded pieces
+                await session.data_received(piece)
+                if session.closed:
+                    return
 
         refused = admit(peer or "") if admit is not None else None
         if refused is None and len(self._tasks) > self.config.max_connections:
@@ -168,9 +182,12 @@ class ImapServer:
                     return
                 if not data:
                     return
-                await session.data_received(data)
+                await feed(data)
                 if session.starttls_requested:
                     await self._starttls(reader, writer, session)
+                if session.compress_requested:
+                    deflate = Deflate()
+                    await feed(session.compression_started())
         finally:
             await session.close()
 

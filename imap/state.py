@@ -3,7 +3,7 @@ what each state advertises.
 
 RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
 (RFC 2177 IDLE, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID, RFC 3691 UNSELECT,
-RFC 4315 UID EXPUNGE, RFC 6851 MOVE). Anything not in the table is a protocol error.
+RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 4978 COMPRESS). Anything not in the table is a protocol error.
 
 The CAPABILITY list depends on the state and TLS (RFC 3501 §6.1.1, §7.2.1): before login
 only what a client needs to log in is shown; extensions are listed after authentication
@@ -74,6 +74,7 @@ TABLE: dict[str, Rule] = {
     "NAMESPACE": Rule(_AUTH),  # RFC 2342 §5
     "IDLE": Rule(_AUTH),  # RFC 2177 §3
     "ENABLE": Rule(frozenset({_A})),  # RFC 5161 §3.1: only before a mailbox is selected
+    "COMPRESS": Rule(_AUTH),  # RFC 4978 §3: once authenticated
     # RFC 3501 §6.4: selected
     "CHECK": Rule(_SELECTED),
     "CLOSE": Rule(_SELECTED, on_success=_A),
@@ -140,6 +141,13 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "MOVE",  # RFC 6851
     "SPECIAL-USE",  # RFC 6154
     "CONDSTORE",  # RFC 7162
+    "COMPRESS=DEFLATE",  # RFC 4978
+    "LIST-STATUS",  # RFC 5819
+    "STATUS=SIZE",  # RFC 8438
+    "WITHIN",  # RFC 5032
+    "OBJECTID",  # RFC 8474
+    "SAVEDATE",  # RFC 8514
+    "PREVIEW",  # RFC 8970
 )
 
 

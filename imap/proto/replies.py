@@ -51,6 +51,8 @@ class Code(enum.StrEnum):
     EXPUNGEISSUED = "EXPUNGEISSUED"
     BADURL = "BADURL"  # RFC 4469 §6
     UNKNOWN_CTE = "UNKNOWN-CTE"  # RFC 3516 §4.3
+    COMPRESSIONACTIVE = "COMPRESSIONACTIVE"  # RFC 4978 §3
+    MAILBOXID = "MAILBOXID"  # RFC 8474 §4.1
 
 
 class Status(enum.StrEnum):
@@ -140,6 +142,7 @@ STORE_MODIFIED = Reply(_OK, "Some messages were modified", Code.MODIFIED)  # RFC
 COPY_COMPLETED = Reply(_OK, "COPY completed", Code.COPYUID)
 COPY_NOTHING = Reply(_OK, "COPY completed, no messages")  # RFC 4315 §3: no COPYUID for none
 MOVE_COMPLETED = Reply(_OK, "MOVE completed")
+COMPRESS_COMPLETED = Reply(_OK, "DEFLATE active")  # RFC 4978 §3
 
 # --- untagged OK with data (SELECT, RFC 3501 §6.3.1; MOVE, RFC 6851 §4.3) ---------------------
 FIRST_UNSEEN = Reply(_OK, "First unseen", Code.UNSEEN)
@@ -148,6 +151,7 @@ UIDS_VALID = Reply(_OK, "UIDs valid", Code.UIDVALIDITY)
 PREDICTED_UIDNEXT = Reply(_OK, "Predicted next UID", Code.UIDNEXT)
 HIGHEST_MODSEQ = Reply(_OK, "Highest", Code.HIGHESTMODSEQ)
 MOVED = Reply(_OK, "Moved", Code.COPYUID)
+MAILBOX_ID = Reply(_OK, "Mailbox ID", Code.MAILBOXID)  # RFC 8474 §4.1, [MAILBOXID (id)]
 
 # --- state and login (RFC 3501 §6.2, RFC 5530) -------------------------------------------------
 UNKNOWN_COMMAND = Reply(_BAD, "Unknown command")
@@ -184,6 +188,8 @@ INVALID_CTE_DATA = Reply(_NO, "Content cannot be decoded", Code.PARSE)  # RFC 35
 BAD_URL = Reply(_NO, "Invalid or unknown CATENATE URL", Code.BADURL)  # RFC 4469 §6, [BADURL url]
 UNSUPPORTED_CHARSET = Reply(_NO, "Unsupported charset", Code.BADCHARSET)  # RFC 3501 §6.4.4
 MESSAGE_VANISHED = Reply(_BAD, "Message vanished")
+COMPRESSION_ACTIVE = Reply(_NO, "Compression is already active", Code.COMPRESSIONACTIVE)  # RFC 4978 §3
+UNKNOWN_COMPRESSION = Reply(_BAD, "Unknown compression mechanism")  # RFC 4978 §3
 
 # --- server side ------------------------------------------------------------------------------
 SERVER_BUSY = Reply(_NO, "Server busy, try again later", Code.LIMIT)  # RFC 5530 §3

@@ -25,6 +25,7 @@ SELECT = r"""
     S: * OK [UIDVALIDITY 1] UIDs valid
     S: * OK [UIDNEXT 4] Predicted next UID
     S: * OK [HIGHESTMODSEQ 4] Highest
+    S: * OK [MAILBOXID (...)] Mailbox ID
     S: b OK [READ-WRITE] SELECT completed
 """
 
@@ -100,6 +101,7 @@ async def test_read_only_mailbox_refuses_store() -> None:
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT 4] Predicted next UID
         S: * OK [HIGHESTMODSEQ 4] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: b OK [READ-ONLY] EXAMINE completed
         C: c STORE 1 +FLAGS (\Seen)
         S: c NO [READ-ONLY] Mailbox is read-only
