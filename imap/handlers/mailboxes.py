@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from imap.backend import DELIMITER, FolderInfo
-from imap.handlers.status_items import status_line
+from imap.handlers.status_items import mailbox_id, status_line
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand, CommandFailed
@@ -41,7 +41,8 @@ def _checked_name(name: str) -> str:
 async def create(s: Session, cmd: c.Create) -> Reply:
     name = _checked_name(cmd.mailbox)
     await s.boxes.create_folder(name, cmd.special_use)
-    return replies.CREATE_COMPLETED
+    status = await s.boxes.folder_status(name)
+    return replies.CREATE_COMPLETED.with_arg(mailbox_id(status).decode("ascii"))  # RFC 8474 §4.1
 
 
 async def delete(s: Session, cmd: c.Delete) -> Reply:

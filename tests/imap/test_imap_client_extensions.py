@@ -63,7 +63,7 @@ async def test_list_status_and_status_size() -> None:
     size = len(PLAIN) + len(ALTERNATIVE)
     await Transcript(_backend(PLAIN, ALTERNATIVE)).run(LOGIN + rf"""
         C: a2 CREATE a/b
-        S: a2 OK CREATE completed
+        S: a2 OK [MAILBOXID (F4)] CREATE completed
         C: b STATUS INBOX (MESSAGES SIZE UNSEEN)
         S: * STATUS INBOX (MESSAGES 2 SIZE {size} UNSEEN 2)
         S: b OK STATUS completed

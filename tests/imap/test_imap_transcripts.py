@@ -153,7 +153,7 @@ async def test_the_runner_fails_on_any_difference() -> None:
 async def test_mailboxes_created_listed_renamed_deleted() -> None:
     await Transcript().run(LOGIN + r"""
         C: b CREATE Projets/2026/Mars
-        S: b OK CREATE completed
+        S: b OK [MAILBOXID (...)] CREATE completed
         C: c CREATE Projets
         S: c NO [ALREADYEXISTS] Mailbox already exists
         C: d LIST "" "Projets/%"
@@ -198,9 +198,9 @@ async def test_subscriptions_are_names_apart_from_mailboxes() -> None:
     # (§6.3.6); UNSUBSCRIBE still takes it.
     await Transcript().run(LOGIN + r"""
         C: b CREATE a/b/c
-        S: b OK CREATE completed
+        S: b OK [MAILBOXID (...)] CREATE completed
         C: c CREATE a/d
-        S: c OK CREATE completed
+        S: c OK [MAILBOXID (...)] CREATE completed
         C: d LSUB "" a*
         S: d OK LSUB completed
         C: e SUBSCRIBE a/b/c

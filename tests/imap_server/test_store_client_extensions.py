@@ -136,6 +136,9 @@ async def test_object_ids_save_dates_and_sizes(transcript: Transcript) -> None:
         S: * SEARCH 1 2
         S: p OK SEARCH completed
     """)  # noqa: E501
+    out = await t.feed(b"q CREATE Projects/New\r\nr STATUS Projects/New (MAILBOXID)\r\n")
+    created, listed = _ids(out, b"MAILBOXID")  # RFC 8474 §4.1: CREATE gives it in its tagged OK
+    assert out.startswith(b"q OK [MAILBOXID (") and created == listed and created not in (inbox_id, archive_id)
     await t.close()
 
 
