@@ -7,6 +7,9 @@ line / literal limits per command); every write is drained (back-pressure); a
 connection silent for ``idle_timeout`` seconds is logged out (RFC 3501 §5.4: at least
 30 minutes); one that has not logged in ``login_timeout`` seconds after it was accepted is
 closed (RFC 3501 §5.4's 30 minutes are for authenticated sessions; Dovecot allows 3 minutes).
+After a session's OK to ``COMPRESS DEFLATE`` (RFC 4978) every read is inflated (in pieces of
+at most ``read_size``) and every write deflated and sync-flushed (:mod:`imap.compress`),
+inside TLS when TLS is on; a corrupt or ended stream closes the connection.
 
 :meth:`ImapServer.start` listens by itself; a host process with its own accept loop (the
 gateway's connection budgets) calls :meth:`ImapServer.handle` for each admitted connection,
