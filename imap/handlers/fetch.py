@@ -155,7 +155,8 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     )
     live = [(q, u) for q, u in pairs if u not in view.pending_expunge]
     sizes = {u: view.meta[u].size for _, u in live}
-    for chunk in batches(live, sizes, need_raw):
+    # PREVIEW may open messages stored without one: batches bounded in octets then too.
+    for chunk in batches(live, sizes, need_raw or make_preview):
         uids = [u for _, u in chunk]
         seen_now: set[int] = set()
         if sets_seen:
@@ -171,6 +172,8 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
         raws: Mapping[int, bytes] = {}
         if need_raw:
             raws = await s.boxes.fetch_raws(view.name, uids)
+        elif make_preview and (old := [u for u in uids if u in summaries and summaries[u].preview is None]):
+            raws = await s.boxes.fetch_raws(view.name, old)  # summaries older than PREVIEW: one read
         objects: Mapping[int, MessageObject] = {}
         if need_objects:
             objects = await s.boxes.fetch_objects(view.name, uids)
@@ -189,9 +192,9 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
                 summary = summary_of(raw)
             if make_preview and summary is not None and summary.preview is None:
                 # Stored before previews were made at delivery: made now from the message.
-                raw = body.raw if body is not None else await s.boxes.fetch_raw(view.name, uid)
+                raw = raws.get(uid)
                 if raw is None:
-                    continue
+                    continue  # expunged meanwhile
                 summary = MessageSummary(summary.envelope, summary.bodystructure, preview(mime.parse(raw)))
             obj = objects.get(uid)
             if need_objects and obj is None:
