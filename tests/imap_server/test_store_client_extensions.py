@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from gateway.accounts.pros import add_hosted_domain, add_pro, pro_by_address
-from gateway.imap_adapter.backend import StoreBackend
+from gateway.imap_adapter.backend import StoreBackend, StoreMailboxes
 from gateway.mailstore import conversations, summaries
 from gateway.mailstore.messages import insert_sealed
 from gateway.mailstore.sealed import seal_copy
@@ -142,7 +143,17 @@ async def test_object_ids_save_dates_and_sizes(transcript: Transcript) -> None:
     await t.close()
 
 
-async def test_preview_from_the_sealed_summary(transcript: Transcript) -> None:
+async def test_preview_from_the_sealed_summary(transcript: Transcript, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PREVIEW never opens a message whose summary has one; one stored before (version 2) is
+    opened only for ``PREVIEW`` without ``LAZY``."""
+    opened: list[list[int]] = []
+    fetch_raws = StoreMailboxes.fetch_raws
+
+    async def counting(self: StoreMailboxes, name: str, uids: Sequence[int]) -> Mapping[int, bytes]:
+        opened.append(list(uids))
+        return await fetch_raws(self, name, uids)
+
+    monkeypatch.setattr(StoreMailboxes, "fetch_raws", counting)
     t = transcript
     await t.run(LOGIN + "C: b EXAMINE INBOX" + SELECT.replace("Limited", "...") + """
         S: * OK [MAILBOXID (...)] Mailbox ID
@@ -153,8 +164,12 @@ async def test_preview_from_the_sealed_summary(transcript: Transcript) -> None:
         S: Résultats en pièce jointe.)
         S: * 3 FETCH (PREVIEW NIL)
         S: c OK FETCH completed
-        C: d FETCH 3 PREVIEW
+        C: d FETCH 1:3 PREVIEW
+        S: * 1 FETCH (PREVIEW "Bonjour, voici le compte rendu.")
+        S: * 2 FETCH (PREVIEW {28}
+        S: Résultats en pièce jointe.)
         S: * 3 FETCH (PREVIEW "Bonjour, voici le compte rendu.")
         S: d OK FETCH completed
     """)
+    assert opened == [[3]]
     await t.close()
