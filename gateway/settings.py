@@ -147,6 +147,8 @@ class ImapSettings(_Section):
     """Autologout after this long without a command, once logged in (RFC 3501 §5.4: at least 30 minutes)."""
     login_timeout_seconds: int = Field(default=60, ge=1, le=3600)
     """A connection must have logged in this long after it was accepted, or gets ``* BYE``."""
+    literals: Literal["LITERAL+", "LITERAL-", "none"] = "LITERAL+"
+    """Non-synchronizing literals offered (RFC 7888): of any size, up to 4096 octets, or none."""
 
 
 class LimitsSettings(_Section):

@@ -73,7 +73,8 @@ class FolderInfo:
 
 @dataclass(frozen=True, slots=True)
 class FolderStatus:
-    """SELECT / STATUS data (RFC 3501 §6.3.1, §6.3.10; RFC 7162 HIGHESTMODSEQ).
+    """SELECT / STATUS data (RFC 3501 §6.3.1, §6.3.10; RFC 7162 HIGHESTMODSEQ; RFC 8438 SIZE;
+    RFC 8474 MAILBOXID, an objectid: 1-255 of ``A-Za-z0-9_-``).
 
     ``recent_uid`` is the folder's recent mark: messages with a higher UID have not yet been
     taken as recent by any session (:meth:`Mailboxes.claim_recent`); ``recent`` counts them
@@ -89,6 +90,8 @@ class FolderStatus:
     first_unseen_uid: int | None = None  # for the UNSEEN code of SELECT
     permanent_flags: tuple[str, ...] = (*SYSTEM_FLAGS, ANY_KEYWORD)
     read_only: bool = False
+    size: int = 0  # RFC 8438 STATUS SIZE: the RFC822.SIZE of every message, summed
+    mailbox_id: str = ""  # RFC 8474 MAILBOXID: kept across RENAME, never reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,21 @@ class MessageSummary:
 
     envelope: Envelope
     bodystructure: BodyStructure
+    preview: str | None = None  # RFC 8970 PREVIEW, made at delivery; None: not made (older summary)
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageObject:
+    """A message's identity and save date (RFC 8474 §5 EMAILID / THREADID, RFC 8514 SAVEDATE).
+
+    ``email_id`` is the same for the same message in every mailbox (kept by COPY and MOVE);
+    ``thread_id`` None is ``THREADID NIL`` (no thread known); ``save_date`` is when the
+    message was put in this mailbox (delivery, APPEND, COPY, MOVE)."""
+
+    email_id: str
+    thread_id: str | None
+    save_date: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +238,10 @@ class Mailboxes(Protocol):
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageSummary]:
         """:meth:`fetch_summary` for many messages at once (expunged ones are left out)."""
+        ...
+
+    async def fetch_objects(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageObject]:
+        """EMAILID / THREADID / SAVEDATE of messages (expunged ones are left out); no content read."""
         ...
 
     async def append(

@@ -7,6 +7,9 @@ line / literal limits per command); every write is drained (back-pressure); a
 connection silent for ``idle_timeout`` seconds is logged out (RFC 3501 §5.4: at least
 30 minutes); one that has not logged in ``login_timeout`` seconds after it was accepted is
 closed (RFC 3501 §5.4's 30 minutes are for authenticated sessions; Dovecot allows 3 minutes).
+After a session's OK to ``COMPRESS DEFLATE`` (RFC 4978) every read is inflated (in pieces of
+at most ``read_size``) and every write deflated and sync-flushed (:mod:`imap.compress`),
+inside TLS when TLS is on; a corrupt or ended stream closes the connection.
 
 :meth:`ImapServer.start` listens by itself; a host process with its own accept loop (the
 gateway's connection budgets) calls :meth:`ImapServer.handle` for each admitted connection,
@@ -20,10 +23,12 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from imap.backend import Backend
+from imap.compress import CompressionError, Deflate
 from imap.proto import replies
 from imap.session import BodyHold, Session, SessionConfig
 
@@ -115,7 +120,8 @@ class ImapServer:
             await self._serve(reader, writer, admit)
         except asyncio.CancelledError:
             pass  # server closing: end quietly (streams would log a cancelled callback task)
-        except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError, CompressionError,
+                zlib.error):
             pass
         except Exception:
             log.exception("IMAP connection failed")
@@ -135,9 +141,20 @@ class ImapServer:
                 log.info("IMAP connection refused by the peer resolver")
                 return
 
+        deflate: Deflate | None = None  # RFC 4978, once the session answered COMPRESS DEFLATE
+
         async def send(data: bytes) -> None:
-            writer.write(data)
+            writer.write(data if deflate is None else deflate.compress(data))
             await writer.drain()
+
+        async def feed(data: bytes) -> None:
+            if deflate is None:
+                await session.data_received(data)
+                return
+            for piece in deflate.decompress(data, self.config.read_size):  # bounded pieces
+                await session.data_received(piece)
+                if session.closed:
+                    return
 
         refused = admit(peer or "") if admit is not None else None
         if refused is None and len(self._tasks) > self.config.max_connections:
@@ -168,9 +185,12 @@ class ImapServer:
                     return
                 if not data:
                     return
-                await session.data_received(data)
+                await feed(data)
                 if session.starttls_requested:
                     await self._starttls(reader, writer, session)
+                if session.compress_requested:
+                    deflate = Deflate()
+                    await feed(session.compression_started())
         finally:
             await session.close()
 

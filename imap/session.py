@@ -6,8 +6,10 @@ gives the session an async ``send`` callback. The session drives the
 (:mod:`imap.state`), runs the handler of its command group (``imap/handlers/``) over the
 :class:`~imap.backend.Backend` Protocol, writes the tagged response and moves the state.
 
-Two things need the shell: STARTTLS (the session sets :attr:`starttls_requested` and stops
-reading; the shell upgrades and calls :meth:`tls_started`) and closing (:attr:`closed`).
+Three things need the shell: STARTTLS (the session sets :attr:`starttls_requested` and stops
+reading; the shell upgrades and calls :meth:`tls_started`), COMPRESS (RFC 4978: likewise
+:attr:`compress_requested`, then :meth:`compression_started` gives back the input already
+read, which is compressed) and closing (:attr:`closed`).
 IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen.
 """
 
@@ -93,6 +95,8 @@ class Session:
         self.busy = asyncio.Lock()  # held while a command runs; a NOTIFY push waits for it
         self.closed = False
         self.starttls_requested = False
+        self.compress_requested = False  # COMPRESS DEFLATE answered OK; the shell must switch
+        self.compressed = False  # RFC 4978: DEFLATE active both ways
         self.receiver = self._new_receiver()
         self.bodies = bodies
         self._literals = 0  # octets of literals of the command being read, held in ``bodies``
@@ -192,6 +196,13 @@ class Session:
         self.tls = True
         self.starttls_requested = False
 
+    def compression_started(self) -> bytes:
+        """The shell deflates from now on; returns the octets received after the COMPRESS
+        command (the client's first compressed ones), for the shell to inflate and feed."""
+        self.compress_requested = False
+        self.compressed = True
+        return self.receiver.take_buffered()
+
     async def close(self) -> None:
         await self.stop_idle_watch()
         await self.set_notifier(None)
@@ -221,7 +232,7 @@ class Session:
         return self._idle_task is not None
 
     async def _process(self) -> None:
-        while not (self.closed or self.starttls_requested):
+        while not (self.closed or self.starttls_requested or self.compress_requested):
             try:
                 event = self.receiver.next_event()
             except ImapError as exc:

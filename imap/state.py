@@ -3,8 +3,8 @@ what each state advertises.
 
 RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
 (RFC 2177 IDLE, RFC 5465 NOTIFY, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID,
-RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 5267 CANCELUPDATE). Anything not in
-the table is a protocol error.
+RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 5267 CANCELUPDATE, RFC 4978 COMPRESS).
+Anything not in the table is a protocol error.
 
 The CAPABILITY list depends on the state and TLS (RFC 3501 §6.1.1, §7.2.1): before login
 only what a client needs to log in is shown; extensions are listed after authentication
@@ -76,6 +76,7 @@ TABLE: dict[str, Rule] = {
     "IDLE": Rule(_AUTH),  # RFC 2177 §3
     "NOTIFY": Rule(_AUTH),  # RFC 5465 §3
     "ENABLE": Rule(frozenset({_A})),  # RFC 5161 §3.1: only before a mailbox is selected
+    "COMPRESS": Rule(_AUTH),  # RFC 4978 §3: once authenticated
     # RFC 3501 §6.4: selected
     "CHECK": Rule(_SELECTED),
     "CLOSE": Rule(_SELECTED, on_success=_A),
@@ -147,6 +148,13 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "CONDSTORE",  # RFC 7162
     "QRESYNC",  # RFC 7162 §3.2
     "NOTIFY",  # RFC 5465
+    "COMPRESS=DEFLATE",  # RFC 4978
+    "LIST-STATUS",  # RFC 5819
+    "STATUS=SIZE",  # RFC 8438
+    "WITHIN",  # RFC 5032
+    "OBJECTID",  # RFC 8474
+    "SAVEDATE",  # RFC 8514
+    "PREVIEW",  # RFC 8970
 )
 
 

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field, replace
 
 from imap import backend as b
 from imap.message import mime
+from imap.message.preview import preview
 from imap.proto import replies
 from imap.proto.commands import StoreMode
 from imap.proto.errors import CommandFailed
 from imap.session import Session, SessionConfig
 
 USER, PASSWORD = "alice", "pw"
+DELIVERY_DATE = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # the internal date of delivered mail
 
 
 @dataclass
@@ -44,6 +46,8 @@ class _Folder:
     selectable: bool = True
     special_use: tuple[str, ...] = ()
     expunged: dict[int, int] = field(default_factory=dict)  # UID -> modseq of its expunge (RFC 7162)
+    objects: dict[int, b.MessageObject] = field(default_factory=dict)  # EMAILID, save date by UID
+    mailbox_id: str = ""  # RFC 8474 MAILBOXID
 
 
 class MemoryMailboxes:
@@ -56,6 +60,7 @@ class MemoryMailboxes:
         self._changed = asyncio.Event()
         self.version = 0  # moves on every change (wait_for_any_change)
         self._uidvalidity = 0
+        self._email_ids = 0
         for name in folders:
             self.folders[name] = self._new()
         self.subscriptions: set[str] = set(folders)  # names: a subscription outlives its folder
@@ -66,7 +71,7 @@ class MemoryMailboxes:
 
     def _new(self, special_use: Sequence[str] = ()) -> _Folder:
         self._uidvalidity += 1
-        return _Folder(self._uidvalidity, special_use=tuple(special_use))
+        return _Folder(self._uidvalidity, special_use=tuple(special_use), mailbox_id=f"F{self._uidvalidity}")
 
     def _folder(self, name: str) -> _Folder:
         folder = self.folders.get(name)
@@ -89,20 +94,29 @@ class MemoryMailboxes:
         """Remove messages; one new modseq remembers them (RFC 7162 §3.2.5 VANISHED (EARLIER))."""
         for uid in uids:
             del folder.messages[uid]
+            folder.objects.pop(uid, None)
         if uids:
             modseq = self._bump(folder)
             folder.expunged.update(dict.fromkeys(uids, modseq))
 
-    def _put(self, folder: _Folder, raw: bytes, flags: frozenset[str], when: dt.datetime | None) -> b.MessageMeta:
+    def _put(self, folder: _Folder, raw: bytes, flags: frozenset[str], when: dt.datetime | None, *,
+             email_id: str | None = None, saved: dt.datetime | None = None) -> b.MessageMeta:
+        """Add a message; ``email_id`` given when it is a copy of one (RFC 8474 §5.1), ``saved``
+        (the save date, RFC 8514) is now unless given."""
         uid, folder.uidnext = folder.uidnext, folder.uidnext + 1
-        when = when or dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+        when = when or DELIVERY_DATE
         meta = b.MessageMeta(uid, flags, when, len(raw), self._bump(folder))
         folder.messages[uid] = (meta, raw)
+        if email_id is None:
+            self._email_ids += 1
+            email_id = f"M{self._email_ids}"
+        folder.objects[uid] = b.MessageObject(email_id, None, saved or dt.datetime.now(dt.UTC).replace(microsecond=0))
         return meta
 
     def deliver(self, raw: bytes, folder: str = "INBOX", flags: Sequence[str] = ()) -> int:
-        """Store a message as new mail (no session involved); returns its UID."""
-        return self._put(self._folder(folder), raw, frozenset(flags), None).uid
+        """Store a message as new mail (no session involved); returns its UID. It is saved at
+        its internal date, :data:`DELIVERY_DATE`."""
+        return self._put(self._folder(folder), raw, frozenset(flags), None, saved=DELIVERY_DATE).uid
 
     # --- folders ----------------------------------------------------------------------
     async def list_folders(self) -> Sequence[b.FolderInfo]:
@@ -125,7 +139,7 @@ class MemoryMailboxes:
             raise CommandFailed(replies.INBOX_NOT_DELETABLE)
         folder = self._folder(name)
         if any(o.startswith(name + b.DELIMITER) for o in self.folders):  # RFC 3501 §6.3.4
-            self.folders[name] = replace(folder, messages={}, selectable=False)
+            self.folders[name] = replace(folder, messages={}, objects={}, selectable=False)
         else:
             del self.folders[name]
         self._touch()
@@ -159,7 +173,8 @@ class MemoryMailboxes:
         unseen = [m.uid for m in metas if "\\Seen" not in m.flags]
         return b.FolderStatus(folder.uidvalidity, folder.uidnext, folder.highestmodseq, len(metas), len(unseen),
                               recent=sum(1 for m in metas if m.uid > folder.recent_uid),
-                              recent_uid=folder.recent_uid, first_unseen_uid=min(unseen, default=None))
+                              recent_uid=folder.recent_uid, first_unseen_uid=min(unseen, default=None),
+                              size=sum(m.size for m in metas), mailbox_id=folder.mailbox_id)
 
     async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
         return await self.folder_status(name)
@@ -186,11 +201,15 @@ class MemoryMailboxes:
     async def fetch_summary(self, name: str, uid: int) -> b.MessageSummary | None:
         raw = await self.fetch_raw(name, uid)  # parsed on each call, as the store does before caching
         root = None if raw is None else mime.parse(raw)
-        return None if root is None else b.MessageSummary(mime.envelope(root), mime.bodystructure(root))
+        return None if root is None else b.MessageSummary(mime.envelope(root), mime.bodystructure(root), preview(root))
 
     async def fetch_summaries(self, name: str, uids: Sequence[int]) -> Mapping[int, b.MessageSummary]:
         found = {uid: await self.fetch_summary(name, uid) for uid in uids}
         return {uid: summary for uid, summary in found.items() if summary is not None}
+
+    async def fetch_objects(self, name: str, uids: Sequence[int]) -> Mapping[int, b.MessageObject]:
+        objects = self._folder(name).objects
+        return {uid: objects[uid] for uid in uids if uid in objects}
 
     async def append(self, name: str, message: bytes, flags: Sequence[str],
                      internal_date: dt.datetime | None) -> b.AppendResult:
@@ -207,7 +226,8 @@ class MemoryMailboxes:
         mapping = []
         for uid in sorted(u for u in uids if u in src.messages):
             meta, raw = src.messages[uid]
-            mapping.append((uid, self._put(dst, raw, meta.flags, meta.internal_date).uid))
+            copied = self._put(dst, raw, meta.flags, meta.internal_date, email_id=src.objects[uid].email_id)
+            mapping.append((uid, copied.uid))
         return b.CopyResult(dst.uidvalidity, tuple(mapping))
 
     async def move(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:

@@ -29,6 +29,7 @@ from gateway.mailstore import folder_ops as folders
 from gateway.mailstore import message_ops as messages
 from gateway.mailstore import subscriptions
 from gateway.mailstore.folders import claim_recent
+from gateway.mailstore.object_ids import read_objects
 from gateway.store.changes import ChangeHub, announce
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
@@ -42,6 +43,7 @@ from imap.backend import (
     FolderInfo,
     FolderStatus,
     MessageMeta,
+    MessageObject,
     MessageSummary,
     NewMessage,
     StoreResult,
@@ -235,6 +237,12 @@ class StoreMailboxes:
 
     async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
         return (await self.fetch_summaries(name, [uid])).get(uid)
+
+    async def fetch_objects(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageObject]:
+        def work(session: Session) -> dict[int, MessageObject]:
+            return read_objects(session, folder_row(session, self.mailbox_id, name).id, uids)
+
+        return await self._read(work)
 
     async def append(self, name: str, message: bytes, flags: Sequence[str],
                      internal_date: dt.datetime | None) -> AppendResult:

@@ -21,7 +21,7 @@ from gateway.net.proxy import Network, client_address, parse_networks
 from gateway.net.running import Running
 from gateway.net.tls import server_context
 from gateway.settings import Settings
-from imap.proto.receiver import DEFAULT_APPENDLIMIT
+from imap.proto.receiver import DEFAULT_APPENDLIMIT, LiteralMode
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
 
@@ -45,7 +45,8 @@ class _Counted:
 
 def _config(s: Settings, budgets: Budgets, name: str, *, login_requires_tls: bool) -> ServerConfig:
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
-    session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit))
+    session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit),
+                            literal_mode=LiteralMode(s.imap.literals))
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
                         login_timeout=float(s.imap.login_timeout_seconds),
                         max_connections=budgets.plan.caps[name])

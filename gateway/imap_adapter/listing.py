@@ -15,6 +15,7 @@ one listing, not 50), is bounded in folders, and lives only in memory.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class FolderRow:
     uidnext: int
     highestmodseq: int
     recent_uid: int = 0  # RFC 3501 §2.3.2 recent mark (it moves without HIGHESTMODSEQ)
+    object_id: str = ""  # RFC 8474 MAILBOXID, without its "F" prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +51,21 @@ class Listing:
         recent = sum(1 for m in self.messages if m.uid > f.recent_uid)
         return FolderStatus(uidvalidity=f.uidvalidity, uidnext=f.uidnext, highestmodseq=f.highestmodseq,
                             messages=len(self.messages), unseen=len(self.messages) - seen,
-                            recent=recent, recent_uid=f.recent_uid)
+                            recent=recent, recent_uid=f.recent_uid, size=sum(m.size for m in self.messages),
+                            mailbox_id=mailbox_object_id(f))
+
+
+def mailbox_object_id(folder: FolderRow) -> str:
+    """RFC 8474 §4 MAILBOXID: ``F`` and the folder's random ``object_id`` (a folder from before
+    migration 0010 without one: a digest of its row id and UIDVALIDITY, equally stable)."""
+    if folder.object_id:
+        return "F" + folder.object_id
+    return "F" + hashlib.sha256(b"%d:%d" % (folder.id, folder.uidvalidity)).hexdigest()[:24]
 
 
 _FOLDER_ROW = RawStatement(
-    "SELECT id, uidvalidity, uidnext, highestmodseq, recent_uid FROM folders WHERE mailbox_id = ? AND name = ?",
+    "SELECT id, uidvalidity, uidnext, highestmodseq, recent_uid, object_id FROM folders"
+    " WHERE mailbox_id = ? AND name = ?",
     (Folder.__table__.c.mailbox_id, Folder.__table__.c.name))
 
 
@@ -62,7 +74,7 @@ def folder_row(session: Runner, mailbox_id: int, name: str) -> FolderRow:
     row = _FOLDER_ROW.first(session, mailbox_id, folder_key(name))
     if row is None:
         raise MailboxNotFound()
-    return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+    return FolderRow(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5] or "")
 
 
 _M = Message.__table__.c

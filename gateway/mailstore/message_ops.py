@@ -1,5 +1,6 @@
 """Message operations for the IMAP backend: listing, decrypting, summaries, append, copy /
-move (re-sealed, new uuid), flags with MODSEQ (RFC 7162 §3.1.3), expunge (RFC 3501 §6.4.3).
+move (re-sealed, new uuid, the same EMAILID, RFC 8474 §5.1), flags with MODSEQ (RFC 7162
+§3.1.3), expunge (RFC 3501 §6.4.3).
 
 Blocking functions over one SQLAlchemy session, run in worker threads by
 :mod:`gateway.imap_adapter.backend`. Listings select columns only, never the sealed blobs.
@@ -152,6 +153,7 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
     dest_key = keys.for_mailbox(session, mailbox_id)
     mapping: list[tuple[int, int]] = []
     moved: list[int] = []
+    saved = dt.datetime.now(dt.UTC)
     for chunk in _chunks(sorted(uids)):
         rows = session.execute(
             select(Message).where(Message.folder_id == src.id, Message.uid.in_(chunk)).order_by(Message.uid)
@@ -164,6 +166,7 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
                 folder_id=dst.id, uid=uid, uuid=uuid, data_key_id=dest_key.data_key_id,
                 conversation_id=m.conversation_id, flags=m.flags, internal_date=m.internal_date, size=m.size,
                 modseq=modseq, sealed=sealed, summary_sealed=summary,
+                email_id=m.email_id or m.uuid, saved_at=saved,  # RFC 8474 §5.1, RFC 8514 §4.1
             ))  # fmt: skip
             mapping.append((m.uid, uid))
             moved.append(m.id)

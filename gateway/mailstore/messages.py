@@ -55,6 +55,7 @@ def append_message(
         folder_id=folder.id, uid=uid, uuid=copy.uuid, data_key_id=copy.key.data_key_id,
         conversation_id=conversation_id, flags=" ".join(flags), internal_date=internal_date or datetime.now(UTC),
         size=copy.size, modseq=modseq, sealed=copy.sealed, summary_sealed=copy.summary,
+        saved_at=datetime.now(UTC),  # RFC 8514: saved now, whatever internal date it was given
     )  # fmt: skip
     session.add(message)
     session.flush()

@@ -4,9 +4,12 @@ BODYSTRUCTURE (issue 4 §3) and what the web inbox shows (:class:`Shown`: subjec
 date, attachments), so that listings, the attachment count and the reply subject never
 decrypt a body (issue 16).
 
-Versions: 1 held the IMAP part only; 2 adds :class:`Shown`. A row without a summary, or with
-an older version, gets one computed from its bytes on first read and stored (IMAP FETCH,
-the web list). The JSON holds header text (subjects, addresses): it is only ever stored sealed.
+Versions: 1 held the IMAP part only; 2 adds :class:`Shown`; 3 adds the IMAP PREVIEW text
+(RFC 8970, :mod:`imap.message.preview`, from the same parse). A version 2 summary is still
+read as it is, without a preview (IMAP makes one from the message only when a client asks
+for ``PREVIEW`` without ``LAZY``; :mod:`imap.handlers.fetch`). A row without a summary, or
+with version 1, gets one computed from its bytes on first read and stored (IMAP FETCH, the
+web list). The JSON holds header text (subjects, addresses): it is only ever stored sealed.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from gateway.store.keys import KeyService
 from gateway.store.models import Message
 from imap.backend import MessageSummary
 from imap.message import mime
+from imap.message.preview import preview
 from imap.proto.structure import BodyStructure, Disposition, Envelope, EnvelopeAddress
 
-VERSION = 2
+VERSION = 3
+READABLE = (2, 3)  # versions decoded as they are (2: no preview)
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def summarise(parsed: Parsed, *, message_id: str | None = None) -> Summary:
         attachments=parsing.attachment_names(parsed), documents=parsing.documents(parsed),
         wants_receipt=msg.get("Disposition-Notification-To") is not None,
     )  # fmt: skip
-    return Summary(MessageSummary(envelope, mime.bodystructure(root)), shown)
+    return Summary(MessageSummary(envelope, mime.bodystructure(root), preview(root)), shown)
 
 
 def compute(raw: bytes) -> Summary:
@@ -111,7 +116,7 @@ def _shown(shown: Shown) -> dict[str, Any]:
 def encode(summary: Summary) -> bytes:
     imap = summary.imap
     doc = {"v": VERSION, "envelope": _env(imap.envelope), "body": _bs(imap.bodystructure),
-           "shown": _shown(summary.shown)}
+           "shown": _shown(summary.shown), "preview": imap.preview}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -149,11 +154,13 @@ def _to_shown(d: dict[str, Any]) -> Shown:
 
 
 def decode(data: bytes) -> Summary | None:
-    """None when the stored form is from another version (it is then recomputed)."""
+    """None when the stored form is from a version not in :data:`READABLE` (it is then recomputed)."""
     doc = json.loads(data)
-    if doc.get("v") != VERSION:
+    if doc.get("v") not in READABLE:
         return None
-    return Summary(MessageSummary(_to_env(doc["envelope"]), _to_bs(doc["body"])), _to_shown(doc["shown"]))
+    preview_text = doc.get("preview") if doc["v"] >= 3 else None
+    return Summary(MessageSummary(_to_env(doc["envelope"]), _to_bs(doc["body"]), preview_text),
+                   _to_shown(doc["shown"]))
 
 
 IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)

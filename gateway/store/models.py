@@ -9,6 +9,7 @@ the mailbox's data key, see ``crypto/``). Schema changes are Alembic migrations 
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,6 +220,8 @@ class Folder(Base):
     highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
     # RFC 3501 §2.3.2: the highest UID an IMAP session has taken as \Recent (migration 0006).
     recent_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # RFC 8474 MAILBOXID: random, kept across RENAME, never reused (migration 0010).
+    object_id: Mapped[str | None] = mapped_column(String(32), default=lambda: secrets.token_hex(12))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
 
@@ -266,6 +269,10 @@ class Message(Base):
     modseq: Mapped[int] = mapped_column(BigInteger, default=1)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     summary_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # RFC 8474 EMAILID of a copy (COPY / MOVE keep the original's); NULL: the row's own ``uuid``.
+    email_id: Mapped[str | None] = mapped_column(String(32))
+    # RFC 8514 SAVEDATE when it is not the internal date (APPEND, COPY, MOVE); NULL: ``internal_date``.
+    saved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class MessageChunk(Base):

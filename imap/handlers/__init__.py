@@ -15,7 +15,7 @@ current state was checked before, against :mod:`imap.state`.
 
 from __future__ import annotations
 
-from imap.handlers import append, auth, fetch, mailboxes, nonauth, notify, search, sort, thread
+from imap.handlers import append, auth, compress, fetch, mailboxes, nonauth, notify, search, sort, thread
 from imap.handlers import selected as sel
 from imap.proto import commands as c
 from imap.session import Handler
@@ -26,7 +26,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Select: auth.select, c.Examine: auth.select, c.Create: mailboxes.create, c.Delete: mailboxes.delete,
     c.Rename: mailboxes.rename, c.Subscribe: mailboxes.subscribe, c.Unsubscribe: mailboxes.unsubscribe,
     c.List: mailboxes.list_, c.Lsub: mailboxes.lsub, c.Status: auth.status, c.Append: append.append,
-    c.Enable: auth.enable, c.Namespace: auth.namespace, c.Idle: auth.idle,
+    c.Enable: auth.enable, c.Namespace: auth.namespace, c.Idle: auth.idle, c.Compress: compress.compress,
     c.Check: sel.check, c.Close: sel.close, c.Unselect: sel.unselect, c.Expunge: sel.expunge,
     c.Search: search.search, c.Fetch: fetch.fetch, c.Store: sel.store, c.Copy: sel.copy,
     c.Move: sel.move, c.Sort: sort.sort, c.Thread: thread.thread, c.Notify: notify.notify,

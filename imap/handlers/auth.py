@@ -11,9 +11,9 @@ import logging
 from imap.backend import DELIMITER
 from imap.handlers import qresync
 from imap.handlers.mailboxes import canonical
+from imap.handlers.status_items import mailbox_id, status_line
 from imap.proto import commands as c
 from imap.proto import encoder, replies
-from imap.proto.commands import StatusItem
 from imap.proto.errors import BadCommand
 from imap.proto.replies import Reply
 from imap.selected_view import SelectedView
@@ -45,6 +45,8 @@ async def select(s: Session, cmd: c.Select) -> Reply:
     uidnext = max(status.uidnext, (view.uids[-1] + 1) if view.uids else 1)
     await send(replies.PREDICTED_UIDNEXT.with_arg(uidnext).line())
     await send(replies.HIGHEST_MODSEQ.with_arg(view.highestmodseq).line())  # RFC 7162 §3.1.2.1
+    if status.mailbox_id:
+        await send(replies.MAILBOX_ID.with_arg(mailbox_id(status).decode("ascii")).line())  # RFC 8474 §4.1
     await qresync.resync(s, cmd, view)  # RFC 7162 §3.2.5
     s.view = view
     if cmd.readonly:
@@ -54,14 +56,7 @@ async def select(s: Session, cmd: c.Select) -> Reply:
 
 async def status(s: Session, cmd: c.Status) -> Reply:
     name = canonical(cmd.mailbox)
-    st = await s.boxes.folder_status(name)
-    values = {
-        StatusItem.MESSAGES: st.messages, StatusItem.RECENT: st.recent, StatusItem.UIDNEXT: st.uidnext,
-        StatusItem.UIDVALIDITY: st.uidvalidity, StatusItem.UNSEEN: st.unseen,
-        StatusItem.HIGHESTMODSEQ: st.highestmodseq, StatusItem.APPENDLIMIT: s.config.appendlimit,
-    }  # fmt: skip
-    items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
-    await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name) + b" (" + items + b")"))
+    await s.send(status_line(name, await s.boxes.folder_status(name), cmd.items, s.config.appendlimit))
     return replies.STATUS_COMPLETED
 
 

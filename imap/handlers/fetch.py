@@ -1,8 +1,11 @@
 """FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2; RFC 7162 §3.1.4 CHANGEDSINCE / MODSEQ;
-RFC 3516 §4.3 BINARY, BINARY.PEEK and BINARY.SIZE).
+RFC 3516 §4.3 BINARY, BINARY.PEEK and BINARY.SIZE; RFC 8474 §5 EMAILID / THREADID; RFC 8514
+§4.2 SAVEDATE; RFC 8970 PREVIEW).
 
-ENVELOPE and BODYSTRUCTURE come from the store's cached summaries; the message is only
-decrypted (``fetch_raw``) when body octets are asked for. Work is done in chunks so a
+ENVELOPE, BODYSTRUCTURE and PREVIEW come from the store's cached summaries; the message is
+only decrypted (``fetch_raw``) when body octets are asked for, or for ``PREVIEW`` (not
+``PREVIEW (LAZY)``, which is NIL then) of a message stored before previews were made at
+delivery. Work is done in chunks so a
 ``1:*`` over a large folder streams out with bounded memory.
 """
 
@@ -10,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from imap.backend import MessageMeta, MessageSummary
+from imap.backend import MessageMeta, MessageObject, MessageSummary
 from imap.handlers.qresync import fetch_vanished
 from imap.message import mime, transfer
+from imap.message.preview import preview
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.command_types import FetchAttr, FetchBody, FetchItem, Section, SectionText
@@ -24,14 +28,16 @@ from imap.session import Session
 
 CHUNK = 200
 RAW_BATCH = 16 * 1024 * 1024  # decrypted octets held at once by one FETCH
-_SUMMARY = {FetchAttr.ENVELOPE, FetchAttr.BODY, FetchAttr.BODYSTRUCTURE}
+_SUMMARY = {FetchAttr.ENVELOPE, FetchAttr.BODY, FetchAttr.BODYSTRUCTURE, FetchAttr.PREVIEW, FetchAttr.PREVIEW_LAZY}
+_ENCODED = {FetchAttr.ENVELOPE, FetchAttr.BODY, FetchAttr.BODYSTRUCTURE}
+_OBJECT = {FetchAttr.EMAILID, FetchAttr.THREADID, FetchAttr.SAVEDATE}
 _RAW = {FetchAttr.RFC822, FetchAttr.RFC822_HEADER, FetchAttr.RFC822_TEXT}
 _SEEN = {FetchAttr.RFC822, FetchAttr.RFC822_TEXT}  # RFC 3501 §6.4.5: these set \Seen
 
 
 def summary_of(raw: bytes) -> MessageSummary:
     root = mime.parse(raw)
-    return MessageSummary(mime.envelope(root), mime.bodystructure(root))
+    return MessageSummary(mime.envelope(root), mime.bodystructure(root), preview(root))
 
 
 class _Body:
@@ -71,7 +77,7 @@ class _Body:
 
 
 def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
-           body: _Body | None, flags: list[str]) -> tuple[str, encoder.Value]:
+           body: _Body | None, flags: list[str], obj: MessageObject | None = None) -> tuple[str, encoder.Value]:
     if isinstance(item, FetchBody):
         assert body is not None
         if not item.binary:
@@ -93,7 +99,16 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
         return "UID", meta.uid
     if item is FetchAttr.MODSEQ:
         return "MODSEQ", [meta.modseq]
-    if item in _SUMMARY:
+    if item in _OBJECT:
+        assert obj is not None
+        if item is FetchAttr.SAVEDATE:
+            return "SAVEDATE", encoder.Raw(encoder.quoted(format_date_time(obj.save_date)))
+        ident = obj.email_id if item is FetchAttr.EMAILID else obj.thread_id
+        return item.value, encoder.Raw(b"NIL" if ident is None else b"(" + ident.encode("ascii") + b")")
+    if item in (FetchAttr.PREVIEW, FetchAttr.PREVIEW_LAZY):
+        assert summary is not None
+        return "PREVIEW", summary.preview  # RFC 8970 §3: nstring
+    if item in _ENCODED:
         assert summary is not None
         name = FetchAttr(item).value
         encoded = summary.encoded.get(name)
@@ -134,13 +149,16 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     if cmd.changed_since is not None:
         pairs = [(q, u) for q, u in pairs if u in view.meta and view.meta[u].modseq > cmd.changed_since]
     need_summary = any(i in _SUMMARY for i in cmd.items if isinstance(i, FetchAttr))
+    need_objects = any(i in _OBJECT for i in cmd.items if isinstance(i, FetchAttr))
+    make_preview = FetchAttr.PREVIEW in cmd.items
     need_raw = any(isinstance(i, FetchBody) or i in _RAW for i in cmd.items)
     sets_seen = not view.read_only and any(
         (isinstance(i, FetchBody) and i.sets_seen) or i in _SEEN for i in cmd.items
     )
     live = [(q, u) for q, u in pairs if u not in view.pending_expunge]
     sizes = {u: view.meta[u].size for _, u in live}
-    for chunk in batches(live, sizes, need_raw):
+    # PREVIEW may open messages stored without one: batches bounded in octets then too.
+    for chunk in batches(live, sizes, need_raw or make_preview):
         uids = [u for _, u in chunk]
         seen_now: set[int] = set()
         if sets_seen:
@@ -156,6 +174,11 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
         raws: Mapping[int, bytes] = {}
         if need_raw:
             raws = await s.boxes.fetch_raws(view.name, uids)
+        elif make_preview and (old := [u for u in uids if u in summaries and summaries[u].preview is None]):
+            raws = await s.boxes.fetch_raws(view.name, old)  # summaries older than PREVIEW: one read
+        objects: Mapping[int, MessageObject] = {}
+        if need_objects:
+            objects = await s.boxes.fetch_objects(view.name, uids)
         for seq, uid in chunk:
             meta = view.meta[uid]
             body: _Body | None = None
@@ -169,8 +192,17 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
                 if raw is None:
                     continue
                 summary = summary_of(raw)
+            if make_preview and summary is not None and summary.preview is None:
+                # Stored before previews were made at delivery: made now from the message.
+                raw = raws.get(uid)
+                if raw is None:
+                    continue  # expunged meanwhile
+                summary = MessageSummary(summary.envelope, summary.bodystructure, preview(mime.parse(raw)))
+            obj = objects.get(uid)
+            if need_objects and obj is None:
+                continue  # expunged meanwhile
             flags = view.flags_of(meta)
-            items = [_value(item, meta, summary, body, flags) for item in cmd.items]
+            items = [_value(item, meta, summary, body, flags, obj) for item in cmd.items]
             if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
                 items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))  # RFC 3501 §6.4.5
             await s.send(encoder.fetch_response(seq, items))

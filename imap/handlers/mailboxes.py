@@ -1,6 +1,6 @@
 """Authenticated state, the commands that manage mailboxes: CREATE, DELETE, RENAME,
 SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3.3-7), and LIST and LSUB (§6.3.8-9) with CHILDREN
-(RFC 3348), SPECIAL-USE (RFC 6154) and LIST-EXTENDED (RFC 5258)."""
+(RFC 3348), SPECIAL-USE (RFC 6154), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from imap.backend import DELIMITER, FolderInfo
+from imap.handlers.status_items import mailbox_id, status_line
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand, CommandFailed
@@ -40,7 +41,8 @@ def _checked_name(name: str) -> str:
 async def create(s: Session, cmd: c.Create) -> Reply:
     name = _checked_name(cmd.mailbox)
     await s.boxes.create_folder(name, cmd.special_use)
-    return replies.CREATE_COMPLETED
+    status = await s.boxes.folder_status(name)
+    return replies.CREATE_COMPLETED.with_arg(mailbox_id(status).decode("ascii"))  # RFC 8474 §4.1
 
 
 async def delete(s: Session, cmd: c.Delete) -> Reply:
@@ -101,7 +103,7 @@ def _line(kind: bytes, attrs: list[str], name: str, extended: bytes = b"") -> by
 
 
 SELECT_OPTIONS = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}  # RFC 5258 §3, RFC 6154 §3
-RETURN_OPTIONS = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"}  # RFC 5258 §3, RFC 6154 §2
+RETURN_OPTIONS = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}  # RFC 5258 §3, RFC 6154 §2, RFC 5819
 _CHILDINFO = b' ("CHILDINFO" ("SUBSCRIBED"))'  # RFC 5258 §3.5
 
 
@@ -152,7 +154,19 @@ async def list_(s: Session, cmd: c.List) -> Reply:
         if name in childinfo and not selected(info):
             attrs = [a for a in attrs if a != "\\Subscribed"]
         await s.send(_line(b"LIST", attrs, name, _CHILDINFO if name in childinfo else b""))
+        if cmd.status_items and info.selectable and "\\NonExistent" not in attrs:
+            await _list_status(s, name, cmd.status_items)
     return replies.LIST_COMPLETED
+
+
+async def _list_status(s: Session, name: str, items: tuple[c.StatusItem, ...]) -> None:
+    """RFC 5819 §2: a ``* STATUS`` after the LIST of each selectable mailbox; one that went away
+    meanwhile gets none (a failed STATUS is not reported)."""
+    try:
+        status = await s.boxes.folder_status(name)
+    except CommandFailed:
+        return
+    await s.send(status_line(name, status, items, s.config.appendlimit))
 
 
 async def lsub(s: Session, cmd: c.Lsub) -> Reply:

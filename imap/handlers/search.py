@@ -1,6 +1,8 @@
 """SEARCH and UID SEARCH (RFC 3501 §6.4.4, CHARSET UTF-8; RFC 7162 §3.1.5 MODSEQ; RFC 4731
 ESEARCH; RFC 5182 SEARCHRES ``SAVE`` and ``$``; RFC 5267 §4 ``PARTIAL``, ``UPDATE`` and
-CANCELUPDATE, whose contexts :mod:`imap.search_context` keeps).
+CANCELUPDATE, whose contexts :mod:`imap.search_context` keeps; RFC 5032 OLDER / YOUNGER; RFC 8474
+§6 EMAILID / THREADID; RFC 8514 §4.3 SAVEDBEFORE / SAVEDON / SAVEDSINCE / SAVEDATESUPPORTED, from
+:meth:`imap.backend.Mailboxes.fetch_objects`).
 
 Flags, dates, sizes, UIDs and MODSEQ come from the session's view; header and text keys
 need the message, which is decrypted only then (``fetch_raw``). Matching is a
@@ -19,7 +21,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from imap.backend import MessageMeta, MessageSummary
+from imap.backend import MessageMeta, MessageObject, MessageSummary
 from imap.handlers.fetch import batches
 from imap.proto import command_types as t
 from imap.proto import commands as c
@@ -39,6 +41,7 @@ class _Candidate:
     recent: bool = False
     raw: bytes | None = None
     summary: MessageSummary | None = None
+    obj: MessageObject | None = None  # EMAILID / THREADID / save date, when a key needs them
     _headers: Message | None = field(default=None)
 
     @property
@@ -71,6 +74,12 @@ def needs_summary(key: t.SearchKey) -> bool:
     """Keys answered from the sealed ENVELOPE summary (no body decryption)."""
     return _any(key, lambda k: (isinstance(k, t.SearchHeader) and k.name.upper() in _ENVELOPE_HEADERS)
                 or (isinstance(k, t.SearchDate) and k.field is t.DateField.SENT))
+
+
+def needs_objects(key: t.SearchKey) -> bool:
+    """Keys on the message's object ids (RFC 8474 §6) or save date (RFC 8514 §4.3)."""
+    return _any(key, lambda k: isinstance(k, t.SearchObjectId | t.SearchSaveDateSupported)
+                or (isinstance(k, t.SearchDate) and k.field is t.DateField.SAVED))
 
 
 def uses_modseq(key: t.SearchKey) -> bool:
@@ -163,9 +172,20 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
         return rec(key.left) or rec(key.right)
     if isinstance(key, t.SearchAnd):
         return all(rec(k) for k in key.keys)
+    if isinstance(key, t.SearchAge):  # RFC 5032 §3: against INTERNALDATE, to the second
+        age = (dt.datetime.now(dt.UTC) - m.meta.internal_date).total_seconds()
+        return age >= key.seconds if key.older else age < key.seconds
+    if isinstance(key, t.SearchObjectId):
+        if m.obj is None:
+            return False
+        return (m.obj.email_id if key.kind == "EMAILID" else m.obj.thread_id) == key.value
+    if isinstance(key, t.SearchSaveDateSupported):
+        return m.obj is not None  # RFC 8514 §4.3: every mailbox here keeps save dates
     if isinstance(key, t.SearchDate):
         if key.field is t.DateField.INTERNAL:
             return _compare(m.meta.internal_date.date(), key.op, key.date)
+        if key.field is t.DateField.SAVED:
+            return m.obj is not None and _compare(m.obj.save_date.date(), key.op, key.date)
         value = m.summary.envelope.date if m.summary is not None else m.headers.get("Date")
         try:
             sent = parsedate_to_datetime(str(value)) if value is not None else None
@@ -196,7 +216,7 @@ async def matching(s: Session, key: t.SearchKey, only: Collection[int] | None = 
     """(sequence number, meta) of the selected messages ``key`` matches, ascending; with
     ``only``, of those UIDs only (RFC 5267 §4.2 updates)."""
     view = s.selected
-    raw_needed, summary_needed = needs_raw(key), needs_summary(key)
+    raw_needed, summary_needed, objects_needed = needs_raw(key), needs_summary(key), needs_objects(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
     pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
              if uid in view.meta and uid not in view.pending_expunge and (only is None or uid in only)]
@@ -206,9 +226,12 @@ async def matching(s: Session, key: t.SearchKey, only: Collection[int] | None = 
         uids = [uid for _, uid in chunk]
         raws = await s.boxes.fetch_raws(view.name, uids) if raw_needed else {}
         summaries = await s.boxes.fetch_summaries(view.name, uids) if summary_needed else {}
+        objects = await s.boxes.fetch_objects(view.name, uids) if objects_needed else {}
         for seq, uid in chunk:
-            candidate = _Candidate(seq, view.meta[uid], uid in view.recent, raws.get(uid), summaries.get(uid))
-            if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None):
+            candidate = _Candidate(seq, view.meta[uid], uid in view.recent, raws.get(uid), summaries.get(uid),
+                                   objects.get(uid))
+            if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None) \
+                    or (objects_needed and candidate.obj is None):
                 continue  # expunged meanwhile
             if matches(key, candidate, exists=exists, max_uid=max_uid):
                 found.append((seq, candidate.meta))

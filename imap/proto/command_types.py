@@ -31,6 +31,7 @@ class SearchFlag:
 class DateField(enum.Enum):
     INTERNAL = "internal"  # BEFORE / ON / SINCE: internal date, RFC 3501 §6.4.4
     SENT = "sent"  # SENTBEFORE / SENTON / SENTSINCE: the Date: header
+    SAVED = "saved"  # SAVEDBEFORE / SAVEDON / SAVEDSINCE: the save date (RFC 8514 §4.3)
 
 
 class DateOp(enum.Enum):
@@ -89,6 +90,28 @@ class SearchModSeq:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchAge:
+    """RFC 5032 WITHIN: ``OLDER n`` (INTERNALDATE at least ``seconds`` ago) or ``YOUNGER n``
+    (less than ``seconds`` ago)."""
+
+    older: bool
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """RFC 8474 §6: ``EMAILID objectid`` / ``THREADID objectid``; ``kind`` is the key name."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSaveDateSupported:
+    """RFC 8514 §4.3 SAVEDATESUPPORTED: every message of a mailbox that keeps save dates."""
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -106,13 +129,15 @@ class SearchAnd:
 
 SearchKey = (
     SearchAll | SearchFlag | SearchDate | SearchHeader | SearchText | SearchSize | SearchSet
-    | SearchModSeq | SearchNot | SearchOr | SearchAnd
+    | SearchModSeq | SearchAge | SearchObjectId | SearchSaveDateSupported | SearchNot | SearchOr | SearchAnd
 )  # fmt: skip
 
 
 # --- FETCH --------------------------------------------------------------------------
 class FetchAttr(enum.StrEnum):
-    """Non-body FETCH data items (RFC 3501 §6.4.5, RFC 7162 §3.1.4 MODSEQ)."""
+    """Non-body FETCH data items (RFC 3501 §6.4.5, RFC 7162 §3.1.4 MODSEQ, RFC 8474 §5 EMAILID /
+    THREADID, RFC 8514 §4.2 SAVEDATE, RFC 8970 §3 PREVIEW; ``PREVIEW (LAZY)`` is answered as
+    ``PREVIEW``)."""
 
     FLAGS = "FLAGS"
     INTERNALDATE = "INTERNALDATE"
@@ -125,6 +150,11 @@ class FetchAttr(enum.StrEnum):
     BODYSTRUCTURE = "BODYSTRUCTURE"
     UID = "UID"
     MODSEQ = "MODSEQ"
+    EMAILID = "EMAILID"
+    THREADID = "THREADID"
+    SAVEDATE = "SAVEDATE"
+    PREVIEW = "PREVIEW"
+    PREVIEW_LAZY = "PREVIEW (LAZY)"
 
 
 class SectionText(enum.StrEnum):

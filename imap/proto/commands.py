@@ -158,7 +158,8 @@ class List(Command):
     not valid modified UTF-7 (RFC 3501 §5.1.3) matches nothing and is left out, as are all
     of them under such a reference.
     ``select_options`` e.g. ``("SUBSCRIBED", "SPECIAL-USE")``; ``return_options`` e.g.
-    ``("SPECIAL-USE", "CHILDREN")``; both upper-cased.
+    ``("SPECIAL-USE", "CHILDREN")``; both upper-cased. ``RETURN (STATUS (...))`` (RFC 5819
+    LIST-STATUS) puts ``"STATUS"`` in ``return_options`` and its items in ``status_items``.
     """
 
     name: ClassVar[str] = "LIST"
@@ -166,6 +167,7 @@ class List(Command):
     patterns: tuple[str, ...] = ()
     select_options: tuple[str, ...] = ()
     return_options: tuple[str, ...] = ()
+    status_items: tuple[StatusItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,8 @@ class Lsub(Command):
 
 
 class StatusItem(enum.StrEnum):
-    """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT)."""
+    """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT), RFC 8438 (SIZE),
+    RFC 8474 (MAILBOXID)."""
 
     MESSAGES = "MESSAGES"
     RECENT = "RECENT"
@@ -187,6 +190,8 @@ class StatusItem(enum.StrEnum):
     UNSEEN = "UNSEEN"
     HIGHESTMODSEQ = "HIGHESTMODSEQ"
     APPENDLIMIT = "APPENDLIMIT"
+    SIZE = "SIZE"  # RFC 8438 STATUS=SIZE
+    MAILBOXID = "MAILBOXID"  # RFC 8474 §4.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +248,14 @@ class Enable(Command):
 
     name: ClassVar[str] = "ENABLE"
     capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """RFC 4978 §3: ``COMPRESS mechanism`` (upper-cased); only DEFLATE is known."""
+
+    name: ClassVar[str] = "COMPRESS"
+    mechanism: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,8 +419,8 @@ class Move(_UidCommand):
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
-    Idle, Notify, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread,
-    CancelUpdate,
+    Idle, Notify, Compress, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort,
+    Thread, CancelUpdate,
 )  # fmt: skip
 
 #: Every name the state table must cover (RFC 3501 §6.4.8 UID forms included).

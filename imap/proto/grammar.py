@@ -178,12 +178,41 @@ def _list(reader: Reader, tag: str) -> c.Command:
     if reference is None:  # not modified UTF-7: nothing can match under it
         reference, patterns = "", []
     returns: tuple[str, ...] = ()
+    status: tuple[c.StatusItem, ...] = ()
     if reader.maybe_sp():
         if reader.keyword() != "RETURN":
             raise reader.error()
         reader.sp()
-        returns = _options(reader)
-    return c.List(tag, reference, tuple(p for p in patterns if p is not None), select, returns)
+        returns, status = _return_options(reader)
+    return c.List(tag, reference, tuple(p for p in patterns if p is not None), select, returns, status)
+
+
+def _return_options(reader: Reader) -> tuple[tuple[str, ...], tuple[c.StatusItem, ...]]:
+    """RFC 5258 §6 ``"(" [return-option *(SP return-option)] ")"``, where RFC 5819 adds
+    ``STATUS SP "(" status-att *(SP status-att) ")"``."""
+    reader.expect(b"(")
+    options: list[str] = []
+    status: tuple[c.StatusItem, ...] = ()
+    while not reader.peek_is(b")"):
+        if options:
+            reader.sp()
+        option = reader.keyword()
+        if option == "STATUS":
+            reader.sp()
+            status = _status_items(reader)
+        options.append(option)
+    reader.pos += 1
+    return tuple(options), status
+
+
+def _status_items(reader: Reader) -> tuple[c.StatusItem, ...]:
+    try:
+        items = tuple(c.StatusItem(i.decode("ascii").upper()) for i in reader.paren_list("atom"))
+    except ValueError:
+        raise reader.error(replies.UNKNOWN_STATUS_ITEM) from None
+    if not items:
+        raise reader.error(replies.EMPTY_STATUS_ITEMS)
+    return items
 
 
 def _lsub(reader: Reader, tag: str) -> c.Command:
@@ -198,13 +227,7 @@ def _status(reader: Reader, tag: str) -> c.Command:
     reader.sp()
     mailbox = reader.mailbox()
     reader.sp()
-    try:
-        items = tuple(c.StatusItem(i.decode("ascii").upper()) for i in reader.paren_list("atom"))
-    except ValueError:
-        raise reader.error(replies.UNKNOWN_STATUS_ITEM) from None
-    if not items:
-        raise reader.error(replies.EMPTY_STATUS_ITEMS)
-    return c.Status(tag, mailbox, items)
+    return c.Status(tag, mailbox, _status_items(reader))
 
 
 def _append(reader: Reader, tag: str) -> c.Command:
@@ -262,6 +285,12 @@ def _catenate_parts(reader: Reader) -> tuple[c.CatenatePart, ...]:
         reader.sp()
 
 
+def _compress(reader: Reader, tag: str) -> c.Command:
+    """RFC 4978 §3: ``COMPRESS SP algorithm``."""
+    reader.sp()
+    return c.Compress(tag, reader.keyword())
+
+
 def _enable(reader: Reader, tag: str) -> c.Command:
     caps = []
     while reader.maybe_sp():
@@ -294,6 +323,7 @@ PARSERS: dict[str, Parser] = {
     "NAMESPACE": _simple(c.Namespace),
     "IDLE": _simple(c.Idle),
     "NOTIFY": parse_notify,  # RFC 5465
+    "COMPRESS": _compress,
     "CHECK": _simple(c.Check),
     "CLOSE": _simple(c.Close),
     "UNSELECT": _simple(c.Unselect),

@@ -1,4 +1,5 @@
-"""SEARCH grammar (RFC 3501 §6.4.4 and §9 ``search-key``; RFC 7162 §3.1.5 MODSEQ).
+"""SEARCH grammar (RFC 3501 §6.4.4 and §9 ``search-key``; RFC 7162 §3.1.5 MODSEQ; RFC 5032
+OLDER / YOUNGER; RFC 8474 §6 EMAILID / THREADID; RFC 8514 §4.3 SAVED* keys).
 
 Keys are normalised (see :mod:`imap.proto.command_types`). Nesting depth is bounded so that a
 ``NOT NOT NOT ...`` line cannot exhaust the stack.
@@ -39,7 +40,12 @@ _DATE_KEYS: dict[str, tuple[t.DateField, t.DateOp]] = {
     "SENTBEFORE": (t.DateField.SENT, t.DateOp.BEFORE),
     "SENTON": (t.DateField.SENT, t.DateOp.ON),
     "SENTSINCE": (t.DateField.SENT, t.DateOp.SINCE),
+    "SAVEDBEFORE": (t.DateField.SAVED, t.DateOp.BEFORE),  # RFC 8514 §4.3
+    "SAVEDON": (t.DateField.SAVED, t.DateOp.ON),
+    "SAVEDSINCE": (t.DateField.SAVED, t.DateOp.SINCE),
 }
+# RFC 8474 §3.1: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+_OBJECTID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 def parse_charset(reader: Reader) -> str | None:
@@ -147,6 +153,27 @@ def _modseq(reader: Reader, depth: int) -> t.SearchKey:
     return t.SearchModSeq(reader.number(maximum=MAX_NUMBER64))
 
 
+def _age(older: bool) -> Callable[[Reader, int], t.SearchKey]:
+    """RFC 5032 §3: ``OLDER nz-number`` / ``YOUNGER nz-number`` (seconds)."""
+
+    def parse(reader: Reader, depth: int) -> t.SearchKey:
+        return t.SearchAge(older, reader.number(nonzero=True))
+
+    return parse
+
+
+def _object_id(kind: str) -> Callable[[Reader, int], t.SearchKey]:
+    """RFC 8474 §6: ``EMAILID objectid`` / ``THREADID objectid``."""
+
+    def parse(reader: Reader, depth: int) -> t.SearchKey:
+        value = reader.take(_OBJECTID_CHARS)
+        if not 1 <= len(value) <= 255:
+            raise reader.error()
+        return t.SearchObjectId(kind, value.decode("ascii"))
+
+    return parse
+
+
 def _size(larger: bool) -> Callable[[Reader, int], t.SearchKey]:
     def parse(reader: Reader, depth: int) -> t.SearchKey:
         return t.SearchSize(larger, reader.number())
@@ -164,6 +191,7 @@ def _text(scope: t.TextScope) -> Callable[[Reader, int], t.SearchKey]:
 _SIMPLE: dict[str, t.SearchKey] = {
     "ALL": t.SearchAll(),
     "NEW": t.SearchAnd((t.SearchFlag("\\Recent"), t.SearchFlag("\\Seen", False))),
+    "SAVEDATESUPPORTED": t.SearchSaveDateSupported(),  # RFC 8514 §4.3
 }
 _WITH_ARGS: dict[str, Callable[[Reader, int], t.SearchKey]] = {
     "HEADER": _header,
@@ -171,6 +199,10 @@ _WITH_ARGS: dict[str, Callable[[Reader, int], t.SearchKey]] = {
     "OR": _or,
     "UID": _uid,
     "MODSEQ": _modseq,
+    "OLDER": _age(True),  # RFC 5032
+    "YOUNGER": _age(False),
+    "EMAILID": _object_id("EMAILID"),  # RFC 8474 §6
+    "THREADID": _object_id("THREADID"),
     "LARGER": _size(True),
     "SMALLER": _size(False),
     "BODY": _text(t.TextScope.BODY),

@@ -226,6 +226,9 @@ def _fetch_item(reader: Reader) -> t.FetchItem:
         size = name == "BINARY.SIZE"
         partial = None if size else _partial(reader)
         return t.FetchBody(section, partial, peek=name != "BINARY", binary=True, size=size)
+    if name == "PREVIEW" and reader.data[reader.pos : reader.pos + 7].upper() == b" (LAZY)":
+        reader.pos += 7  # RFC 8970 §3: preview-mod; LAZY is the only one defined
+        return t.FetchAttr.PREVIEW_LAZY
     try:
         return t.FetchAttr(name)
     except ValueError:

@@ -135,6 +135,11 @@ class CommandReceiver:
         if self._mode is not _Mode.CLOSED:
             self._buf += data
 
+    def take_buffered(self) -> bytes:
+        """The input not read yet, removed (COMPRESS: it is the start of the compressed stream)."""
+        data, self._buf, self._scan = bytes(self._buf), bytearray(), 0
+        return data
+
     def expect_line(self) -> None:
         """Read the next line as a :class:`ContinuationLine` (AUTHENTICATE, IDLE)."""
         if self._mode is _Mode.COMMAND and not self._command:

@@ -54,6 +54,8 @@ class Code(enum.StrEnum):
     NOUPDATE = "NOUPDATE"  # RFC 5267 §4.2
     CLOSED = "CLOSED"  # RFC 7162 §3.2.11
     BADEVENT = "BADEVENT"  # RFC 5465 §5.4
+    COMPRESSIONACTIVE = "COMPRESSIONACTIVE"  # RFC 4978 §3
+    MAILBOXID = "MAILBOXID"  # RFC 8474 §4.1
 
 
 class Status(enum.StrEnum):
@@ -118,7 +120,7 @@ LOGGED_IN = Reply(_OK, "Logged in", Code.CAPABILITY)
 SELECT_COMPLETED = Reply(_OK, "SELECT completed", Code.READ_WRITE)
 SELECT_READ_ONLY = Reply(_OK, "SELECT completed, read-only mailbox", Code.READ_ONLY)
 EXAMINE_COMPLETED = Reply(_OK, "EXAMINE completed", Code.READ_ONLY)
-CREATE_COMPLETED = Reply(_OK, "CREATE completed")
+CREATE_COMPLETED = Reply(_OK, "CREATE completed", Code.MAILBOXID)  # RFC 8474 §4.1: [MAILBOXID (id)]
 DELETE_COMPLETED = Reply(_OK, "DELETE completed")
 RENAME_COMPLETED = Reply(_OK, "RENAME completed")
 SUBSCRIBE_COMPLETED = Reply(_OK, "SUBSCRIBE completed")
@@ -146,6 +148,7 @@ COPY_COMPLETED = Reply(_OK, "COPY completed", Code.COPYUID)
 COPY_NOTHING = Reply(_OK, "COPY completed, no messages")  # RFC 4315 §3: no COPYUID for none
 MOVE_COMPLETED = Reply(_OK, "MOVE completed")
 NOTIFY_COMPLETED = Reply(_OK, "NOTIFY completed")  # RFC 5465
+COMPRESS_COMPLETED = Reply(_OK, "DEFLATE active")  # RFC 4978 §3
 
 # --- untagged OK with data (SELECT, RFC 3501 §6.3.1; MOVE, RFC 6851 §4.3) ---------------------
 FIRST_UNSEEN = Reply(_OK, "First unseen", Code.UNSEEN)
@@ -157,6 +160,7 @@ MOVED = Reply(_OK, "Moved", Code.COPYUID)
 # RFC 5267 §4.2: an UPDATE the server will not keep (``[NOUPDATE "tag"]``)
 NO_UPDATES = Reply(_OK, "Too many searches with UPDATE; no updates for this one", Code.NOUPDATE)
 PREVIOUS_CLOSED = Reply(_OK, "Previous mailbox closed", Code.CLOSED)  # RFC 7162 §3.2.11
+MAILBOX_ID = Reply(_OK, "Mailbox ID", Code.MAILBOXID)  # RFC 8474 §4.1, [MAILBOXID (id)]
 
 # --- state and login (RFC 3501 §6.2, RFC 5530) -------------------------------------------------
 UNKNOWN_COMMAND = Reply(_BAD, "Unknown command")
@@ -194,6 +198,8 @@ BAD_URL = Reply(_NO, "Invalid or unknown CATENATE URL", Code.BADURL)  # RFC 4469
 UNSUPPORTED_CHARSET = Reply(_NO, "Unsupported charset", Code.BADCHARSET)  # RFC 3501 §6.4.4
 MESSAGE_VANISHED = Reply(_BAD, "Message vanished")
 UNKNOWN_SEARCH_CONTEXT = Reply(_NO, "No SEARCH with UPDATE has that tag")  # RFC 5267 §4.3
+COMPRESSION_ACTIVE = Reply(_NO, "Compression is already active", Code.COMPRESSIONACTIVE)  # RFC 4978 §3
+UNKNOWN_COMPRESSION = Reply(_BAD, "Unknown compression mechanism")  # RFC 4978 §3
 
 # --- server side ------------------------------------------------------------------------------
 SERVER_BUSY = Reply(_NO, "Server busy, try again later", Code.LIMIT)  # RFC 5530 §3

@@ -94,6 +94,12 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     (b"t ENABLE CONDSTORE utf8=accept\r\n", c.Enable("t", ("CONDSTORE", "UTF8=ACCEPT"))),
     (b"t NAMESPACE\r\n", c.Namespace("t")),
     (b"t IDLE\r\n", c.Idle("t")),
+    (b"t COMPRESS deflate\r\n", c.Compress("t", "DEFLATE")),  # RFC 4978
+    (  # RFC 5819 LIST-STATUS, RFC 8438 SIZE, RFC 8474 MAILBOXID
+        b't LIST "" % RETURN (CHILDREN status (MESSAGES size MAILBOXID))\r\n',
+        c.List("t", "", ("%",), (), ("CHILDREN", "STATUS"),
+               (c.StatusItem.MESSAGES, c.StatusItem.SIZE, c.StatusItem.MAILBOXID)),
+    ),
     (b"t CHECK\r\n", c.Check("t")),
     (b"t CLOSE\r\n", c.Close("t")),
     (b"t UNSELECT\r\n", c.Unselect("t")),
@@ -188,6 +194,18 @@ GOLDEN: list[tuple[bytes, c.Command]] = [
     (b"t FETCH 1:* fast\r\n", c.Fetch("t", False, S("1:*"), t.FETCH_MACROS["FAST"])),
     (b"t FETCH 2 FULL\r\n", c.Fetch("t", False, S("2"), t.FETCH_MACROS["FULL"])),
     (b"t FETCH 2 BODY\r\n", c.Fetch("t", False, S("2"), (F.BODY,))),
+    (  # RFC 8474 §5, RFC 8514 §4.2, RFC 8970 §3
+        b"t UID FETCH 1:* (EMAILID threadid SAVEDATE PREVIEW (lazy) PREVIEW)\r\n",
+        c.Fetch("t", True, S("1:*"), (F.EMAILID, F.THREADID, F.SAVEDATE, F.PREVIEW_LAZY, F.PREVIEW, F.UID)),
+    ),
+    (  # RFC 5032 WITHIN, RFC 8474 §6, RFC 8514 §4.3
+        b"t SEARCH YOUNGER 3600 NOT OLDER 60 EMAILID M1_a-b THREADID T9 SAVEDSINCE 1-Feb-2026 SAVEDATESUPPORTED\r\n",
+        c.Search("t", False, None, t.SearchAnd((
+            t.SearchAge(False, 3600), t.SearchNot(t.SearchAge(True, 60)), t.SearchObjectId("EMAILID", "M1_a-b"),
+            t.SearchObjectId("THREADID", "T9"), t.SearchDate(t.DateField.SAVED, t.DateOp.SINCE, dt.date(2026, 2, 1)),
+            t.SearchSaveDateSupported(),
+        ))),
+    ),
     (
         b"t FETCH 2:4 (FLAGS INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT ENVELOPE "
         b"BODYSTRUCTURE UID MODSEQ)\r\n",

@@ -12,7 +12,7 @@ LOGIN = """
     C: a LOGIN alice pw
     S: a OK ...
 """
-SETUP = "".join(f"C: c{i} CREATE {name}\nS: c{i} OK CREATE completed\n" for i, name in enumerate(
+SETUP = "".join(f"C: c{i} CREATE {name}\nS: c{i} OK [MAILBOXID (...)] CREATE completed\n" for i, name in enumerate(
     ["m/t1", "m/t2/t1", "m/t3", "m/t6", "m/t7/t7", "m/t8/t8", "m/t8/t9"])) + "".join(
     f"C: s{i} SUBSCRIBE {name}\nS: s{i} OK SUBSCRIBE completed\n" for i, name in enumerate(
         ["m/t1", "m/t2/t1", "m/t6", "m/t7/t7", "m/t8/t8", "m/t8/t9"])) + """

@@ -55,7 +55,7 @@ BAD = [
     (b"a SORT () UTF-8 ALL\r\n", b"a BAD Syntax error\r\n"),
     (b"a SORT (REVERSE) UTF-8 ALL\r\n", b"a BAD Unknown SORT key\r\n"),
     (b"a SORT (NAME) UTF-8 ALL\r\n", b"a BAD Unknown SORT key\r\n"),
-    (b"a STATUS INBOX (SIZE)\r\n", b"a BAD Unknown STATUS item\r\n"),
+    (b"a STATUS INBOX (BIGNESS)\r\n", b"a BAD Unknown STATUS item\r\n"),
     (b"a STATUS INBOX ()\r\n", b"a BAD Empty STATUS item list\r\n"),
     (b'a APPEND INBOX "bad date" {1}\r\nx\r\n', b"a BAD Invalid date-time\r\n"),
     (b"a APPEND INBOX\r\n", b"a BAD Syntax error\r\n"),

@@ -35,6 +35,7 @@ async def test_qresync_must_be_enabled_first() -> None:
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT 2] Predicted next UID
         S: * OK [HIGHESTMODSEQ 2] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: c OK [READ-WRITE] SELECT completed
         C: d UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)
         S: d BAD QRESYNC is not enabled
@@ -60,6 +61,7 @@ async def test_vanished_replaces_expunge_and_select_resynchronises() -> None:
         S: * OK ...
         S: * OK ...
         S: * OK ...
+        S: * OK ...
         S: b OK [READ-WRITE] SELECT completed
     """)
     client = Transcript(backend)
@@ -76,6 +78,7 @@ async def test_vanished_replaces_expunge_and_select_resynchronises() -> None:
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT 5] Predicted next UID
         S: * OK [HIGHESTMODSEQ 5] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: c OK [READ-WRITE] SELECT completed
         C: d STORE 2 +FLAGS.SILENT (\Deleted)
         S: * 2 FETCH (UID 2 FLAGS (\Deleted) MODSEQ (6))
@@ -122,6 +125,7 @@ async def test_vanished_replaces_expunge_and_select_resynchronises() -> None:
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT 5] Predicted next UID
         S: * OK [HIGHESTMODSEQ 12] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: * VANISHED (EARLIER) 1:2,4
         S: * 1 FETCH (UID 3 FLAGS (\Flagged) MODSEQ (12))
         S: k OK [READ-ONLY] EXAMINE completed
@@ -135,6 +139,7 @@ async def test_vanished_replaces_expunge_and_select_resynchronises() -> None:
         S: * OK ...
         S: * OK ...
         S: * OK [HIGHESTMODSEQ 12] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: * VANISHED (EARLIER) 4
         S: * 1 FETCH (UID 3 FLAGS (\Flagged) MODSEQ (12))
         S: l OK [READ-WRITE] SELECT completed
@@ -148,6 +153,7 @@ async def test_vanished_replaces_expunge_and_select_resynchronises() -> None:
         S: * OK ...
         S: * OK ...
         S: * OK [HIGHESTMODSEQ 12] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: m OK [READ-WRITE] SELECT completed
         C: n SELECT INBOX (QRESYNC (1 1 (1:2 1)))
         S: n BAD Invalid sequence match data

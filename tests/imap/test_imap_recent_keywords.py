@@ -30,6 +30,7 @@ def _select(verb: str, exists: int, recent: int, *, uidnext: int, modseq: int, k
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT {uidnext}] Predicted next UID
         S: * OK [HIGHESTMODSEQ {modseq}] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: {done}
     """
 

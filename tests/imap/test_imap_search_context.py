@@ -38,6 +38,7 @@ def _select(exists: int, uidnext: int, modseq: int, *, recent: int | None = None
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT {uidnext}] Predicted next UID
         S: * OK [HIGHESTMODSEQ {modseq}] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: {tag} OK [READ-WRITE] SELECT completed
     """
 

@@ -64,6 +64,7 @@ LOGIN = """
     S: * OK [UIDVALIDITY 1] UIDs valid
     S: * OK [UIDNEXT 5] Predicted next UID
     S: * OK [HIGHESTMODSEQ 5] Highest
+    S: * OK [MAILBOXID (...)] Mailbox ID
     S: b OK [READ-WRITE] SELECT completed
 """
 

@@ -16,6 +16,7 @@ EXPECTED_STATES = {
     State.AUTHENTICATED: {
         "CAPABILITY", "NOOP", "LOGOUT", "ID", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME",
         "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "NAMESPACE", "IDLE", "ENABLE", "NOTIFY",
+        "COMPRESS",
     },
     State.LOGOUT: set(),
 }  # fmt: skip

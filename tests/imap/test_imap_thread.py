@@ -78,6 +78,7 @@ async def test_thread_exchanges() -> None:
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT 4] Predicted next UID
         S: * OK [HIGHESTMODSEQ 4] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: b OK [READ-ONLY] EXAMINE completed
         C: c THREAD REFERENCES UTF-8 ALL
         S: * THREAD (3)(1 2)

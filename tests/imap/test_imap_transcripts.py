@@ -25,6 +25,7 @@ SELECT = r"""
     S: * OK [UIDVALIDITY 1] UIDs valid
     S: * OK [UIDNEXT 4] Predicted next UID
     S: * OK [HIGHESTMODSEQ 4] Highest
+    S: * OK [MAILBOXID (...)] Mailbox ID
     S: b OK [READ-WRITE] SELECT completed
 """
 
@@ -100,6 +101,7 @@ async def test_read_only_mailbox_refuses_store() -> None:
         S: * OK [UIDVALIDITY 1] UIDs valid
         S: * OK [UIDNEXT 4] Predicted next UID
         S: * OK [HIGHESTMODSEQ 4] Highest
+        S: * OK [MAILBOXID (...)] Mailbox ID
         S: b OK [READ-ONLY] EXAMINE completed
         C: c STORE 1 +FLAGS (\Seen)
         S: c NO [READ-ONLY] Mailbox is read-only
@@ -151,7 +153,7 @@ async def test_the_runner_fails_on_any_difference() -> None:
 async def test_mailboxes_created_listed_renamed_deleted() -> None:
     await Transcript().run(LOGIN + r"""
         C: b CREATE Projets/2026/Mars
-        S: b OK CREATE completed
+        S: b OK [MAILBOXID (...)] CREATE completed
         C: c CREATE Projets
         S: c NO [ALREADYEXISTS] Mailbox already exists
         C: d LIST "" "Projets/%"
@@ -196,9 +198,9 @@ async def test_subscriptions_are_names_apart_from_mailboxes() -> None:
     # (§6.3.6); UNSUBSCRIBE still takes it.
     await Transcript().run(LOGIN + r"""
         C: b CREATE a/b/c
-        S: b OK CREATE completed
+        S: b OK [MAILBOXID (...)] CREATE completed
         C: c CREATE a/d
-        S: c OK CREATE completed
+        S: c OK [MAILBOXID (...)] CREATE completed
         C: d LSUB "" a*
         S: d OK LSUB completed
         C: e SUBSCRIBE a/b/c

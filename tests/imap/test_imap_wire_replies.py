@@ -52,7 +52,7 @@ async def _session(tls: bool, setup: bytes) -> Transcript:
         ("OK", "CAPABILITY", replies.GREETING.text), *([("OK", "CAPABILITY", replies.LOGGED_IN.text)] if setup else []),
         *([("OK", "UNSEEN", "First unseen"), ("OK", "PERMANENTFLAGS", "Limited"), ("OK", "UIDVALIDITY", "UIDs valid"),
            ("OK", "UIDNEXT", "Predicted next UID"), ("OK", "HIGHESTMODSEQ", "Highest"),
-           ("OK", "READ-WRITE", "SELECT completed")] if b"SELECT" in setup else []),
+           ("OK", "MAILBOXID", "Mailbox ID"), ("OK", "READ-WRITE", "SELECT completed")] if b"SELECT" in setup else []),
     ], out
     return t
 
