@@ -169,7 +169,10 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
                 summary = summary_of(raw)
             flags = view.flags_of(meta)
             items = [_value(item, meta, summary, body, flags) for item in cmd.items]
-            if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
-                items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))  # RFC 3501 §6.4.5
+            if uid in seen_now:  # \Seen set by this FETCH: RFC 3501 §6.4.5, RFC 7162 §3.1.4.1
+                if FetchAttr.FLAGS not in cmd.items:
+                    items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))
+                if s.condstore and FetchAttr.MODSEQ not in cmd.items:
+                    items.append(_value(FetchAttr.MODSEQ, meta, None, None, flags))
             await s.send(encoder.fetch_response(seq, items))
     return replies.FETCH_COMPLETED
