@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from imap.backend import Backend, Mailboxes
+from imap.mode import Mode
 from imap.proto import replies
 from imap.proto.commands import Command, Fetch, Search, Store
 from imap.proto.errors import BadCommand, Bye, CommandFailed, ImapError
@@ -79,7 +80,7 @@ class Session:
         self.state = State.NOT_AUTHENTICATED
         self.mailboxes: Mailboxes | None = None
         self.view: SelectedView | None = None
-        self.condstore = False  # RFC 7162 §3.1: enabled by ENABLE / SELECT (CONDSTORE) / use
+        self.mode = Mode.NONE  # what ENABLE (or use, RFC 7162 §3.1) switched on: imap/mode.py
         self.closed = False
         self.starttls_requested = False
         self.receiver = self._new_receiver()
@@ -122,12 +123,23 @@ class Session:
             raise BadCommand(replies.NO_MAILBOX_SELECTED)
         return self.view
 
+    @property
+    def condstore(self) -> bool:
+        return self.mode.condstore
+
+    def enable(self, mode: Mode) -> Mode:
+        """Switch ``mode`` on; returns what was not on before. UTF-8 mailbox names reach the
+        command parser from the next command on (RFC 6855 §3, RFC 9051 §5.1)."""
+        new = mode & ~self.mode
+        self.mode |= mode
+        self.receiver.utf8 = self.mode.utf8
+        return new
+
     async def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command (RFC 7162 §3.1): the first one run with a mailbox
         selected is answered with ``* OK [HIGHESTMODSEQ n]`` first, as Dovecot does."""
-        if self.condstore:
+        if not self.enable(Mode.CONDSTORE):
             return
-        self.condstore = True
         if self.view is not None:
             await self.send(replies.HIGHEST_MODSEQ.with_arg(self.view.highestmodseq).line())
 

@@ -73,9 +73,30 @@ def astring(data: str | bytes) -> bytes:
     return string(raw)
 
 
-def mailbox(name: str) -> bytes:
-    """A mailbox name: modified UTF-7 (RFC 3501 §5.1.3), then as an astring."""
-    return astring(mutf7.encode(name))
+def mailbox(name: str, *, utf8: bool = False) -> bytes:
+    """A mailbox name: modified UTF-7 (RFC 3501 §5.1.3), then as an astring; or, once the
+    client enabled UTF-8 (RFC 6855 §3, RFC 9051 §5.1), the name itself in UTF-8, quoted."""
+    if not utf8:
+        return astring(mutf7.encode(name))
+    raw = name.encode("utf-8")
+    if raw.isascii():
+        return astring(raw)
+    return utf8_string(raw)
+
+
+_UNQUOTABLE_UTF8 = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def utf8_string(data: bytes) -> bytes:
+    """RFC 6855 §3 ``quoted =/ DQUOTE *uQUOTED-CHAR DQUOTE``: valid UTF-8 without controls
+    goes quoted, anything else as a literal. Only for a client that enabled UTF-8."""
+    if len(data) <= MAX_QUOTED and _UNQUOTABLE_UTF8.search(data) is None:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return literal(data)
+        return quoted(data)
+    return literal(data)
 
 
 def encode(value: Value) -> bytes:

@@ -36,6 +36,7 @@ class Code(enum.StrEnum):
     COPYUID = "COPYUID"  # RFC 4315 §3
     HIGHESTMODSEQ = "HIGHESTMODSEQ"  # RFC 7162 §3.1.2.1
     MODIFIED = "MODIFIED"  # RFC 7162 §3.1.3
+    CLOSED = "CLOSED"  # RFC 7162 §3.2.11, RFC 9051 §7.1
     TOOBIG = "TOOBIG"
     CANNOT = "CANNOT"
     NONEXISTENT = "NONEXISTENT"
@@ -148,6 +149,7 @@ UIDS_VALID = Reply(_OK, "UIDs valid", Code.UIDVALIDITY)
 PREDICTED_UIDNEXT = Reply(_OK, "Predicted next UID", Code.UIDNEXT)
 HIGHEST_MODSEQ = Reply(_OK, "Highest", Code.HIGHESTMODSEQ)
 MOVED = Reply(_OK, "Moved", Code.COPYUID)
+MAILBOX_CLOSED = Reply(_OK, "Previous mailbox closed", Code.CLOSED)  # RFC 9051 §7.1
 
 # --- state and login (RFC 3501 §6.2, RFC 5530) -------------------------------------------------
 UNKNOWN_COMMAND = Reply(_BAD, "Unknown command")
@@ -178,6 +180,7 @@ UNSUPPORTED_SPECIAL_USE = Reply(_NO, "Unsupported special-use attribute", Code.C
 MAILBOX_READ_ONLY = Reply(_NO, "Mailbox is read-only", Code.READ_ONLY)
 OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)
 MESSAGE_TOO_LARGE = Reply(_NO, "Message too large", Code.TOOBIG)  # RFC 7889
+EIGHT_BIT_HEADER = Reply(_NO, "8-bit header fields need ENABLE UTF8=ACCEPT", Code.CANNOT)  # RFC 6855 §4
 NUL_IN_MESSAGE = Reply(_NO, "NUL character in message")  # RFC 3501 §4.3
 UNKNOWN_CTE = Reply(_NO, "Unknown content-transfer-encoding", Code.UNKNOWN_CTE)  # RFC 3516 §4.3
 INVALID_CTE_DATA = Reply(_NO, "Content cannot be decoded", Code.PARSE)  # RFC 3516 §4.3
@@ -226,6 +229,7 @@ UNKNOWN_MODIFIER = Reply(_BAD, "Unknown modifier")
 INVALID_STORE_ITEM = Reply(_BAD, "Invalid STORE item")
 SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
+CHARSET_AFTER_UTF8 = Reply(_BAD, "No SEARCH CHARSET once UTF8=ACCEPT is enabled")  # RFC 6855 §3
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
 UNKNOWN_SORT_KEY = Reply(_BAD, "Unknown SORT key")  # RFC 5256 §3
 UNKNOWN_THREAD_ALGORITHM = Reply(_BAD, "Unknown THREAD algorithm")  # RFC 5256 §3
