@@ -3,6 +3,9 @@ UTF8=ACCEPT (RFC 6855) and IMAP4rev2 (RFC 9051) over :mod:`imap.testing`."""
 
 from __future__ import annotations
 
+import base64
+
+from imap.proto.commands import StoreMode
 from imap.testing import MemoryBackend, Transcript
 
 PLAIN = b"From: a@b.test\r\nSubject: hello\r\n\r\nbody\r\n"
@@ -138,3 +141,160 @@ async def test_without_utf8_accept_names_stay_modified_utf7() -> None:
     body_only = b"Subject: plain\r\n\r\nR\xc3\xa9sum\xc3\xa9 in the body\r\n"  # 8-bit body: fine
     out = await t.feed(b"r APPEND INBOX {%d+}\r\n" % len(body_only) + body_only + b"\r\n")
     assert out == b"r OK [APPENDUID 1 1] APPEND completed\r\n"
+
+
+def _two_messages() -> MemoryBackend:
+    backend = MemoryBackend()
+    backend.users["alice"].deliver(PLAIN)
+    backend.users["alice"].deliver(PLAIN, flags=["\\Seen"])
+    return backend
+
+
+REV2_SELECT_INBOX = r"""
+        C: b SELECT INBOX
+        S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+        S: * 2 EXISTS
+        S: * LIST () "/" INBOX
+        S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Limited
+        S: * OK [UIDVALIDITY 1] UIDs valid
+        S: * OK [UIDNEXT 3] Predicted next UID
+        S: * OK [HIGHESTMODSEQ 3] Highest
+        S: b OK [READ-WRITE] SELECT completed
+"""
+
+
+async def test_imap4rev2_session() -> None:
+    # RFC 9051 Appendix A: ENABLE IMAP4rev2 switches the session; Appendix E: no RECENT or
+    # \Recent (item 12), no [UNSEEN] (11), a LIST response at SELECT (10), [CLOSED] when a
+    # SELECT replaces one (9), ESEARCH for every SEARCH (4), UID in unsolicited FETCH (21),
+    # UTF-8 mailbox names (16).
+    backend = _two_messages()
+    rev2, rev1 = Transcript(backend), Transcript(backend)
+    await rev2.run(LOGIN + r"""
+        C: e ENABLE IMAP4rev2
+        S: * ENABLED IMAP4rev2
+        S: e OK ENABLE completed
+        C: c CREATE "Répertoire"
+        S: c OK CREATE completed
+    """ + REV2_SELECT_INBOX + r"""
+        C: f FETCH 1:2 (FLAGS)
+        S: * 1 FETCH (FLAGS ())
+        S: * 2 FETCH (FLAGS (\Seen))
+        S: f OK FETCH completed
+        C: s SEARCH UNSEEN
+        S: * ESEARCH (TAG "s") ALL 1
+        S: s OK SEARCH completed
+        C: u UID SEARCH DELETED
+        S: * ESEARCH (TAG "u") UID
+        S: u OK SEARCH completed
+        C: r SEARCH RETURN (COUNT) ALL
+        S: * ESEARCH (TAG "r") COUNT 2
+        S: r OK SEARCH completed
+    """)
+    # A rev1 session of the same user still gets \Recent: the rev2 one took none.
+    await rev1.run(LOGIN + r"""
+        C: b EXAMINE INBOX
+        S: * FLAGS (...)
+        S: * 2 EXISTS
+        S: * 2 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [PERMANENTFLAGS ()] Limited
+        S: * OK [UIDVALIDITY 1] UIDs valid
+        S: * OK [UIDNEXT 3] Predicted next UID
+        S: * OK [HIGHESTMODSEQ 3] Highest
+        S: b OK [READ-ONLY] EXAMINE completed
+    """)
+    backend.users["alice"].deliver(PLAIN)
+    await backend.users["alice"].store_flags("INBOX", [1], StoreMode.ADD, ["\\Flagged"])
+    await rev2.run(r"""
+        C: n NOOP
+        S: * 1 FETCH (UID 1 FLAGS (\Flagged))
+        S: * 3 EXISTS
+        S: n OK NOOP completed
+        C: x SELECT "Répertoire"
+        S: * OK [CLOSED] Previous mailbox closed
+        S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)
+        S: * 0 EXISTS
+        S: * LIST () "/" "Répertoire"
+        S: * OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft \*)] Limited
+        S: * OK [UIDVALIDITY 2] UIDs valid
+        S: * OK [UIDNEXT 1] Predicted next UID
+        S: * OK [HIGHESTMODSEQ 1] Highest
+        S: x OK [READ-WRITE] SELECT completed
+        C: l LIST "" "R*"
+        S: * LIST (\HasNoChildren) "/" "Répertoire"
+        S: l OK LIST completed
+        C: t STATUS "Répertoire" (MESSAGES UIDNEXT)
+        S: * STATUS "Répertoire" (MESSAGES 0 UIDNEXT 1)
+        S: t OK STATUS completed
+    """)
+
+
+async def test_imap4rev2_fed_byte_by_byte() -> None:
+    # The same commands, one write each or one octet per write (a UTF-8 name split inside a
+    # character, a literal split anywhere), get the same answer.
+    commands = ("a LOGIN alice pw\r\ne ENABLE IMAP4rev2 UTF8=ACCEPT\r\n"
+                'c CREATE "Ünïcødé/日本"\r\nl LIST "" *\r\nb SELECT "Ünïcødé/日本"\r\n'
+                f"p APPEND \"Ünïcødé/日本\" {{{len(UTF8_MESSAGE)}+}}\r\n").encode() + UTF8_MESSAGE + (
+                "\r\nn NOOP\r\ns SEARCH SUBJECT \"résumé\"\r\nf FETCH 1 (ENVELOPE)\r\nz LOGOUT\r\n").encode()
+    whole, bytewise = Transcript(MemoryBackend()), Transcript(MemoryBackend())
+    await whole.greet()
+    await bytewise.greet()
+    expected = await whole.feed(commands)
+    got = bytearray()
+    for i in range(len(commands)):
+        got += await bytewise.feed(commands[i : i + 1])
+    assert bytes(got) == expected
+    assert b'* ENABLED IMAP4rev2 UTF8=ACCEPT\r\n' in expected
+    assert '* LIST (\\HasNoChildren) "/" "Ünïcødé/日本"\r\n'.encode() in expected
+    assert '* LIST () "/" "Ünïcødé/日本"\r\n'.encode() in expected
+    assert b'* ESEARCH (TAG "s") ALL 1\r\n' in expected
+    assert "* 1 FETCH (ENVELOPE (NIL \"Résumé\" ((\"José\" NIL \"jose\" \"b.test\"))".encode() in expected
+    assert b"RECENT" not in expected and b"z OK LOGOUT completed\r\n" in expected
+
+
+def _b(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+async def test_smtputf8_message_to_legacy_and_utf8_clients() -> None:
+    # RFC 6855 §5 (our choice, docs/imap.md): a client that did not enable UTF-8 gets the
+    # message as stored, and a 7-bit ENVELOPE (RFC 2047 words; a non-ASCII address as an
+    # empty group named by it); one that did gets the ENVELOPE in UTF-8 quoted strings.
+    raw = "From: Jörg <jörg@bü.test>\r\nTo: bob@b.test\r\nSubject: Grüße\r\n\r\nhi\r\n".encode()
+    backend = MemoryBackend()
+    backend.users["alice"].deliver(raw)
+    select = r"""
+        C: b EXAMINE INBOX
+        S: * FLAGS (...)
+        S: * 1 EXISTS
+        S: * 1 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [PERMANENTFLAGS ()] Limited
+        S: * OK [UIDVALIDITY 1] UIDs valid
+        S: * OK [UIDNEXT 2] Predicted next UID
+        S: * OK [HIGHESTMODSEQ 2] Highest
+        S: b OK [READ-ONLY] EXAMINE completed
+    """
+    group = f'((NIL NIL "{_b("Jörg <jörg@bü.test>")}" NIL) (NIL NIL NIL NIL))'
+    await Transcript(backend).run(LOGIN + select + f"""
+        C: f FETCH 1 (ENVELOPE)
+        S: * 1 FETCH (ENVELOPE (NIL "{_b("Grüße")}" {group} {group} {group} ((NIL NIL "bob" "b.test")) NIL NIL NIL NIL))
+        S: f OK FETCH completed
+        C: g FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])
+        S: * 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {{{len("Subject: Grüße".encode()) + 4}}}
+        S: Subject: Grüße
+        S:
+        S: )
+        S: g OK FETCH completed
+    """)
+    sender = '(("Jörg" NIL "jörg" "bü.test"))'
+    await Transcript(backend).run(LOGIN + """
+        C: e ENABLE UTF8=ACCEPT
+        S: * ENABLED UTF8=ACCEPT
+        S: e OK ENABLE completed
+    """ + select + f"""
+        C: f FETCH 1 (ENVELOPE)
+        S: * 1 FETCH (ENVELOPE (NIL "Grüße" {sender} {sender} {sender} ((NIL NIL "bob" "b.test")) NIL NIL NIL NIL))
+        S: f OK FETCH completed
+    """)
