@@ -113,3 +113,30 @@ def test_imap_tools_fetch_flag_append_move(env: ImapEnv, filled: str) -> None:
     other.select("Sent")
     assert _bodies(other.uid("FETCH", "1:*", "(BODY.PEEK[])")[1]) == [PLAIN]
     other.logout()
+
+
+def _after_login_capabilities(client: imaplib.IMAP4) -> imaplib.IMAP4:
+    """imaplib keeps the capabilities seen before login (where ENABLE is not listed)."""
+    client.capabilities = tuple(client.capability()[1][-1].decode().upper().split())
+    return client
+
+
+def test_imaplib_utf8_accept_and_imap4rev2(env: ImapEnv, filled: str) -> None:
+    # RFC 6855: imaplib's enable("UTF8=ACCEPT") sends mailbox names as UTF-8 quoted strings
+    # from then on; the live server answers in UTF-8 (no modified UTF-7).
+    client = _after_login_capabilities(env.imaps(filled))
+    assert client.enable("UTF8=ACCEPT")[0] == "OK" and client.utf8_enabled
+    assert client.response("ENABLED")[1] == [b"UTF8=ACCEPT"]
+    assert client.create('"Befunde Überweisung"')[0] == "OK"
+    typ, data = client.list('""', '"Befunde*"')
+    assert typ == "OK" and data == ['(\\HasNoChildren) "/" "Befunde Überweisung"'.encode()]
+    assert client.select('"Befunde Überweisung"')[1] == [b"0"]
+    client.logout()
+    # RFC 9051: after ENABLE IMAP4rev2, SEARCH answers ESEARCH and SELECT sends no RECENT.
+    rev2 = _after_login_capabilities(env.imaps(filled))
+    assert rev2.enable("IMAP4rev2")[0] == "OK" and rev2.response("ENABLED")[1] == [b"IMAP4rev2"]
+    typ, count = rev2.select("INBOX", readonly=True)
+    assert typ == "OK" and count == [b"3"] and rev2.response("RECENT")[1] == [None]
+    typ, data = rev2.search(None, "ALL")
+    assert typ == "OK" and rev2.response("ESEARCH")[1][0].endswith(b" ALL 1:3")
+    rev2.logout()
