@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from imap.backend import Backend, Mailboxes
-from imap.mode import Mode
+from imap.enabled import Enabled
 from imap.proto import replies
 from imap.proto.commands import Command, Fetch, Search, Store
 from imap.proto.errors import BadCommand, Bye, CommandFailed, ImapError
@@ -80,7 +80,7 @@ class Session:
         self.state = State.NOT_AUTHENTICATED
         self.mailboxes: Mailboxes | None = None
         self.view: SelectedView | None = None
-        self.mode = Mode.NONE  # what ENABLE (or use, RFC 7162 §3.1) switched on: imap/mode.py
+        self.enabled = Enabled.NONE  # what ENABLE (or use, RFC 7162 §3.1) switched on: imap/enabled.py
         self.closed = False
         self.starttls_requested = False
         self.receiver = self._new_receiver()
@@ -125,20 +125,20 @@ class Session:
 
     @property
     def condstore(self) -> bool:
-        return self.mode.condstore
+        return self.enabled.condstore
 
-    def enable(self, mode: Mode) -> Mode:
+    def enable(self, mode: Enabled) -> Enabled:
         """Switch ``mode`` on; returns what was not on before. UTF-8 mailbox names reach the
         command parser from the next command on (RFC 6855 §3, RFC 9051 §5.1)."""
-        new = mode & ~self.mode
-        self.mode |= mode
-        self.receiver.utf8 = self.mode.utf8
+        new = mode & ~self.enabled
+        self.enabled |= mode
+        self.receiver.utf8 = self.enabled.utf8
         return new
 
     async def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command (RFC 7162 §3.1): the first one run with a mailbox
         selected is answered with ``* OK [HIGHESTMODSEQ n]`` first, as Dovecot does."""
-        if not self.enable(Mode.CONDSTORE):
+        if not self.enable(Enabled.CONDSTORE):
             return
         if self.view is not None:
             await self.send(replies.HIGHEST_MODSEQ.with_arg(self.view.highestmodseq).line())

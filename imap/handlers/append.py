@@ -69,7 +69,7 @@ async def _assemble(s: Session, message: c.AppendMessage) -> NewMessage:
         # RFC 3501 §4.3: a (non-binary) literal carries no NUL; such a message cannot be
         # stored (BODY[] could not return it, and it could smuggle lines to a later reader).
         raise CommandFailed(replies.NUL_IN_MESSAGE)
-    if not s.mode.utf8 and not header_of(raw).isascii():
+    if not s.enabled.utf8 and not header_of(raw).isascii():
         raise CommandFailed(replies.EIGHT_BIT_HEADER)  # RFC 6855 §4: needs ENABLE UTF8=ACCEPT
     return NewMessage(raw, tuple(normalise_flags(message.flags)), message.date_time)
 

@@ -9,8 +9,8 @@ import asyncio
 import logging
 
 from imap.backend import DELIMITER
+from imap.enabled import ENABLEABLE, Enabled
 from imap.handlers.mailboxes import canonical, list_line
-from imap.mode import ENABLEABLE, Mode
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.commands import StatusItem
@@ -25,7 +25,7 @@ log = logging.getLogger("imap.session")
 async def select(s: Session, cmd: c.Select) -> Reply:
     """RFC 3501 §6.3.1-2; in IMAP4rev2 (RFC 9051 §6.3.2, Appendix E items 9-12) no RECENT and
     no ``[UNSEEN]``, a LIST response, and ``[CLOSED]`` first when a mailbox was selected."""
-    rev2 = s.mode.rev2
+    rev2 = s.enabled.rev2
     if rev2 and s.view is not None:
         await s.send(replies.MAILBOX_CLOSED.line())  # RFC 9051 §7.1 CLOSED
     s.view = None  # RFC 3501 §6.3.1: a new SELECT first deselects, even if it fails
@@ -36,7 +36,7 @@ async def select(s: Session, cmd: c.Select) -> Reply:
     view.rev2 = rev2  # no \Recent taken (RFC 9051 Appendix E item 12)
     await view.take_recent(s.boxes, view.uids)  # RFC 3501 §2.3.2; EXAMINE takes nothing (§6.3.2)
     if cmd.condstore:
-        s.enable(Mode.CONDSTORE)  # RFC 7162 §3.1.8
+        s.enable(Enabled.CONDSTORE)  # RFC 7162 §3.1.8
     send = s.send
     await send(view.flags_line())
     await send(encoder.untagged(b"%d EXISTS" % view.exists))
@@ -66,15 +66,15 @@ async def status(s: Session, cmd: c.Status) -> Reply:
         StatusItem.HIGHESTMODSEQ: st.highestmodseq, StatusItem.APPENDLIMIT: s.config.appendlimit,
     }  # fmt: skip
     items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
-    await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name, utf8=s.mode.utf8) + b" (" + items + b")"))
+    await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name, utf8=s.enabled.utf8) + b" (" + items + b")"))
     return replies.STATUS_COMPLETED
 
 
 async def enable(s: Session, cmd: c.Enable) -> Reply:
     """RFC 5161 §3.1: ``* ENABLED`` names the requested capabilities the server knows (the
-    table :data:`imap.mode.ENABLEABLE`); others are ignored."""
+    table :data:`imap.enabled.ENABLEABLE`); others are ignored."""
     names: list[str] = []
-    mode = Mode.NONE
+    mode = Enabled.NONE
     for cap in cmd.capabilities:
         known = ENABLEABLE.get(cap.upper())
         if known is not None and known[0] not in names:

@@ -169,7 +169,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
                     continue
                 summary = summary_of(raw)
             flags = view.flags_of(meta)
-            items = [_value(item, meta, summary, body, flags, s.mode.utf8) for item in cmd.items]
+            items = [_value(item, meta, summary, body, flags, s.enabled.utf8) for item in cmd.items]
             if uid in seen_now:  # \Seen set by this FETCH: RFC 3501 §6.4.5, RFC 7162 §3.1.4.1
                 if FetchAttr.FLAGS not in cmd.items:
                     items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))

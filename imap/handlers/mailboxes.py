@@ -102,7 +102,7 @@ def _line(kind: bytes, attrs: list[str], name: str, extended: bytes = b"", *, ut
 
 def list_line(s: Session, attrs: list[str], name: str) -> bytes:
     """``* LIST (attrs) "/" name`` in the session's spelling of names (SELECT in IMAP4rev2)."""
-    return _line(b"LIST", attrs, name, utf8=s.mode.utf8)
+    return _line(b"LIST", attrs, name, utf8=s.enabled.utf8)
 
 
 SELECT_OPTIONS = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}  # RFC 5258 §3, RFC 6154 §3
@@ -124,7 +124,7 @@ async def list_(s: Session, cmd: c.List) -> Reply:
     if len(cmd.patterns) == 1 and cmd.patterns[0] == "" and not cmd.select_options:
         # RFC 3501 §6.3.8: the delimiter and the root of the reference.
         root = cmd.reference.split(DELIMITER)[0] + DELIMITER if DELIMITER in cmd.reference else ""
-        await s.send(_line(b"LIST", ["\\Noselect"], root, utf8=s.mode.utf8))
+        await s.send(_line(b"LIST", ["\\Noselect"], root, utf8=s.enabled.utf8))
         return replies.LIST_COMPLETED
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
     only_subscribed = "SUBSCRIBED" in cmd.select_options
@@ -156,7 +156,7 @@ async def list_(s: Session, cmd: c.List) -> Reply:
             ["\\Subscribed", "\\NonExistent"]
         if name in childinfo and not selected(info):
             attrs = [a for a in attrs if a != "\\Subscribed"]
-        await s.send(_line(b"LIST", attrs, name, _CHILDINFO if name in childinfo else b"", utf8=s.mode.utf8))
+        await s.send(_line(b"LIST", attrs, name, _CHILDINFO if name in childinfo else b"", utf8=s.enabled.utf8))
     return replies.LIST_COMPLETED
 
 
@@ -167,7 +167,7 @@ async def lsub(s: Session, cmd: c.Lsub) -> Reply:
     if cmd.pattern is None:  # not modified UTF-7: matches no mailbox (RFC 3501 §5.1.3)
         return replies.LSUB_COMPLETED
     if cmd.pattern == "":
-        await s.send(_line(b"LSUB", ["\\Noselect"], "", utf8=s.mode.utf8))
+        await s.send(_line(b"LSUB", ["\\Noselect"], "", utf8=s.enabled.utf8))
         return replies.LSUB_COMPLETED
     regex = pattern_regex(cmd.reference, cmd.pattern)
     subscribed = set(await s.boxes.list_subscriptions())
@@ -180,5 +180,5 @@ async def lsub(s: Session, cmd: c.Lsub) -> Reply:
                 found.setdefault(parent, ["\\Noselect"])
                 break
     for name in sorted(found, key=lambda n: (n != "INBOX", n)):
-        await s.send(_line(b"LSUB", found[name], name, utf8=s.mode.utf8))
+        await s.send(_line(b"LSUB", found[name], name, utf8=s.enabled.utf8))
     return replies.LSUB_COMPLETED

@@ -18,8 +18,8 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from imap.backend import MessageMeta, MessageSummary
+from imap.enabled import Enabled
 from imap.handlers.fetch import batches
-from imap.mode import Mode
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
@@ -224,11 +224,11 @@ async def searched(s: Session, criteria: t.SearchKey | None) -> tuple[t.SearchKe
 
 
 async def search(s: Session, cmd: c.Search) -> Reply:
-    if cmd.charset is not None and Mode.UTF8_ACCEPT in s.mode:
+    if cmd.charset is not None and Enabled.UTF8_ACCEPT in s.enabled:
         raise BadCommand(replies.CHARSET_AFTER_UTF8)  # RFC 6855 §3
     key, found = await searched(s, cmd.criteria)
     # IMAP4rev2 answers every SEARCH with ESEARCH, RETURN () meaning ALL (RFC 9051 §6.4.4).
-    options = cmd.return_options if cmd.return_options is not None or not s.mode.rev2 else ("ALL",)
+    options = cmd.return_options if cmd.return_options is not None or not s.enabled.rev2 else ("ALL",)
     if options is not None:
         numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
         await s.send(esearch_line(cmd.tag, cmd.uid, options, numbered, modseq=uses_modseq(key)))

@@ -258,7 +258,7 @@ def _b(text: str) -> str:
 
 
 async def test_smtputf8_message_to_legacy_and_utf8_clients() -> None:
-    # RFC 6855 §5 (our choice, docs/imap.md): a client that did not enable UTF-8 gets the
+    # RFC 6855 §5 (our choice, docs/architecture.md step 5): a client that did not enable UTF-8 gets the
     # message as stored, and a 7-bit ENVELOPE (RFC 2047 words; a non-ASCII address as an
     # empty group named by it); one that did gets the ENVELOPE in UTF-8 quoted strings.
     raw = "From: Jörg <jörg@bü.test>\r\nTo: bob@b.test\r\nSubject: Grüße\r\n\r\nhi\r\n".encode()

@@ -1,5 +1,5 @@
-"""What ENABLE (RFC 5161) has switched on in a session: one small value, :class:`Mode`,
-held by :class:`imap.session.Session` as ``mode``; handlers ask it (``s.mode.utf8``) rather
+"""What ENABLE (RFC 5161) has switched on in a session: one small value, :class:`Enabled`,
+held by :class:`imap.session.Session` as ``enabled``; handlers ask it (``s.enabled.utf8``) rather
 than keeping flags of their own.
 
 :data:`ENABLEABLE` is the table of capabilities a client may ENABLE, by name, with the mode
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 
-class Mode(enum.Flag):
+class Enabled(enum.Flag):
     NONE = 0
     CONDSTORE = enum.auto()  # RFC 7162 §3.1: MODSEQ in FETCH responses, HIGHESTMODSEQ
     UTF8_ACCEPT = enum.auto()  # RFC 6855 §3: UTF-8 quoted strings and mailbox names
@@ -23,7 +23,7 @@ class Mode(enum.Flag):
     def utf8(self) -> bool:
         """Mailbox names and strings go as UTF-8, not modified UTF-7 (RFC 6855 §3; IMAP4rev2
         includes it, RFC 9051 §5.1 and Appendix A)."""
-        return bool(self & (Mode.UTF8_ACCEPT | Mode.IMAP4REV2))
+        return bool(self & (Enabled.UTF8_ACCEPT | Enabled.IMAP4REV2))
 
     @property
     def rev2(self) -> bool:
@@ -31,16 +31,16 @@ class Mode(enum.Flag):
         (item 12), no ``[UNSEEN]`` at SELECT (item 11), SEARCH answered with ESEARCH (item 4),
         a LIST response at SELECT (item 10), ``[CLOSED]`` when a SELECT replaces one (item 9),
         UID in every unsolicited FETCH (item 21)."""
-        return Mode.IMAP4REV2 in self
+        return Enabled.IMAP4REV2 in self
 
     @property
     def condstore(self) -> bool:
-        return Mode.CONDSTORE in self
+        return Enabled.CONDSTORE in self
 
 
 #: ENABLE-able capability (upper case, as parsed) → (its spelling in ENABLED, what it sets).
-ENABLEABLE: Mapping[str, tuple[str, Mode]] = MappingProxyType({
-    "CONDSTORE": ("CONDSTORE", Mode.CONDSTORE),  # RFC 7162 §3.1
-    "UTF8=ACCEPT": ("UTF8=ACCEPT", Mode.UTF8_ACCEPT),  # RFC 6855 §3
-    "IMAP4REV2": ("IMAP4rev2", Mode.IMAP4REV2),  # RFC 9051 Appendix A
+ENABLEABLE: Mapping[str, tuple[str, Enabled]] = MappingProxyType({
+    "CONDSTORE": ("CONDSTORE", Enabled.CONDSTORE),  # RFC 7162 §3.1
+    "UTF8=ACCEPT": ("UTF8=ACCEPT", Enabled.UTF8_ACCEPT),  # RFC 6855 §3
+    "IMAP4REV2": ("IMAP4rev2", Enabled.IMAP4REV2),  # RFC 9051 Appendix A
 })
