@@ -5,6 +5,7 @@ APPEND to Sent and MOVE to Trash work from a client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import imaplib
 import re
 from collections.abc import Sequence
@@ -140,3 +141,22 @@ def test_imaplib_utf8_accept_and_imap4rev2(env: ImapEnv, filled: str) -> None:
     typ, data = rev2.search(None, "ALL")
     assert typ == "OK" and rev2.response("ESEARCH")[1][0].endswith(b" ALL 1:3")
     rev2.logout()
+
+
+def test_imaplib_smtputf8_message_with_and_without_utf8(env: ImapEnv, account: str) -> None:
+    # RFC 6855 §5, the gateway's choice: the stored octets to everyone; the ENVELOPE in UTF-8
+    # once UTF8=ACCEPT is enabled, 7-bit (RFC 2047) otherwise.
+    raw = "From: Jörg <joerg@b.test>\r\nTo: x@b.test\r\nSubject: Befund für Jörg\r\n\r\nHallo\r\n".encode()
+    env.deliver(account, raw)
+    legacy = env.imaps(account)
+    legacy.select("INBOX", readonly=True)
+    typ, data = legacy.uid("FETCH", "1", "(ENVELOPE BODY.PEEK[])")
+    assert typ == "OK" and _bodies(data) == [raw]
+    assert b'"=?utf-8?b?' + base64.b64encode("Befund für Jörg".encode()) + b'?="' in data[0][0]
+    legacy.logout()
+    modern = _after_login_capabilities(env.imaps(account))
+    modern.enable("UTF8=ACCEPT")
+    modern.select("INBOX", readonly=True)
+    typ, data = modern.uid("FETCH", "1", "(ENVELOPE)")
+    assert typ == "OK" and '"Befund für Jörg" (("Jörg" NIL "joerg" "b.test"))'.encode() in data[0]
+    modern.logout()
