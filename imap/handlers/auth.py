@@ -10,7 +10,7 @@ import logging
 
 from imap.backend import DELIMITER
 from imap.enabled import ENABLEABLE, Enabled
-from imap.handlers.mailboxes import canonical, list_line
+from imap.handlers.mailboxes import canonical, selected_list_line
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.commands import StatusItem
@@ -41,7 +41,7 @@ async def select(s: Session, cmd: c.Select) -> Reply:
     await send(view.flags_line())
     await send(encoder.untagged(b"%d EXISTS" % view.exists))
     if rev2:
-        await send(list_line(s, [], name))  # RFC 9051 §6.3.2: attributes MAY be accurate
+        await send(await selected_list_line(s, name))  # RFC 9051 §6.3.2
     else:
         await send(encoder.untagged(b"%d RECENT" % len(view.recent)))
         if (unseen := view.first_unseen()) is not None:

@@ -100,8 +100,11 @@ def _line(kind: bytes, attrs: list[str], name: str, extended: bytes = b"", *, ut
                             + encoder.mailbox(name, utf8=utf8) + extended)
 
 
-def list_line(s: Session, attrs: list[str], name: str) -> bytes:
-    """``* LIST (attrs) "/" name`` in the session's spelling of names (SELECT in IMAP4rev2)."""
+async def selected_list_line(s: Session, name: str) -> bytes:
+    """The LIST response IMAP4rev2's SELECT sends for the mailbox, its attributes accurate
+    (RFC 9051 §6.3.2), in the session's spelling of names."""
+    info = next((f for f in await s.boxes.list_folders() if f.name == name), None)
+    attrs = [] if info is None else _attributes(info, subscribed=False)
     return _line(b"LIST", attrs, name, utf8=s.enabled.utf8)
 
 
