@@ -5,6 +5,7 @@ SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3.3-7), and LIST and LSUB (§6.3.8-9) with 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -32,7 +33,10 @@ def _checked_name(name: str) -> str:
     parts = name.split(DELIMITER)
     if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
         raise CommandFailed(replies.MAILBOX_NAME_REFUSED)
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029" for ch in name):  # RFC 9051 §5.1
+    # RFC 9051 §5.1, §6.3.4, RFC 6855 §3: Net-Unicode (RFC 5198: NFC) without control characters
+    # or line and paragraph separators; a name that is not is refused, not converted.
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029" for ch in name) \
+            or unicodedata.normalize("NFC", name) != name:
         raise CommandFailed(replies.MAILBOX_NAME_REFUSED)
     return name
 

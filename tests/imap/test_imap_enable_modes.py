@@ -73,6 +73,8 @@ async def test_utf8_accept_names_and_append() -> None:
         S: c2 OK CREATE completed
         C: c3 CREATE "a&b"
         S: c3 OK CREATE completed
+        C: c4 CREATE "Réponses"
+        S: c4 NO [CANNOT] Invalid mailbox name
         C: l LIST "" *
         S: * LIST (\\HasNoChildren) "/" INBOX
         S: * LIST (\\HasNoChildren) "/" "Entwürfe"
@@ -83,6 +85,7 @@ async def test_utf8_accept_names_and_append() -> None:
         S: * STATUS "Entwürfe" (MESSAGES 0)
         S: s OK STATUS completed
     """)
+    assert await t.feed('c5 CREATE "a\u2028b"\r\n'.encode()) == b"c5 NO [CANNOT] Invalid mailbox name\r\n"
     # The UTF8 item, as Python 3.14's imaplib sends it (a synchronizing literal8 inside).
     out = await t.feed(f'p APPEND "Réponses" UTF8 (~{{{size}}}\r\n'.encode())
     assert out == b"+ Ready for literal data\r\n"
