@@ -73,7 +73,7 @@ async def test_utf8_accept_names_and_append() -> None:
         S: c2 OK CREATE completed
         C: c3 CREATE "a&b"
         S: c3 OK CREATE completed
-        C: c4 CREATE "Réponses"
+        C: c4 CREATE "Re\u0301ponses"
         S: c4 NO [CANNOT] Invalid mailbox name
         C: l LIST "" *
         S: * LIST (\\HasNoChildren) "/" INBOX
