@@ -49,7 +49,8 @@ class Listing:
         recent = sum(1 for m in self.messages if m.uid > f.recent_uid)
         return FolderStatus(uidvalidity=f.uidvalidity, uidnext=f.uidnext, highestmodseq=f.highestmodseq,
                             messages=len(self.messages), unseen=len(self.messages) - seen,
-                            recent=recent, recent_uid=f.recent_uid)
+                            recent=recent, recent_uid=f.recent_uid,
+                            deleted=sum(1 for m in self.messages if "\\Deleted" in m.flags))
 
 
 _FOLDER_ROW = RawStatement(

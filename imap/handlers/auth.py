@@ -64,6 +64,7 @@ async def status(s: Session, cmd: c.Status) -> Reply:
         StatusItem.MESSAGES: st.messages, StatusItem.RECENT: st.recent, StatusItem.UIDNEXT: st.uidnext,
         StatusItem.UIDVALIDITY: st.uidvalidity, StatusItem.UNSEEN: st.unseen,
         StatusItem.HIGHESTMODSEQ: st.highestmodseq, StatusItem.APPENDLIMIT: s.config.appendlimit,
+        StatusItem.DELETED: st.deleted,
     }  # fmt: skip
     items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
     await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name, utf8=s.enabled.utf8) + b" (" + items + b")"))

@@ -166,7 +166,8 @@ class Lsub(Command):
 
 
 class StatusItem(enum.StrEnum):
-    """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT)."""
+    """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT), RFC 9051
+    §6.3.11 (DELETED)."""
 
     MESSAGES = "MESSAGES"
     RECENT = "RECENT"
@@ -175,6 +176,7 @@ class StatusItem(enum.StrEnum):
     UNSEEN = "UNSEEN"
     HIGHESTMODSEQ = "HIGHESTMODSEQ"
     APPENDLIMIT = "APPENDLIMIT"
+    DELETED = "DELETED"  # messages with \Deleted (IMAP4rev2, RFC 9051 Appendix E item 3)
 
 
 @dataclass(frozen=True, slots=True)

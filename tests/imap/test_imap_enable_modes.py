@@ -170,7 +170,7 @@ async def test_imap4rev2_session() -> None:
     # RFC 9051 Appendix A: ENABLE IMAP4rev2 switches the session; Appendix E: no RECENT or
     # \Recent (item 12), no [UNSEEN] (11), a LIST response with accurate attributes at SELECT (10), [CLOSED] when a
     # SELECT replaces one (9), ESEARCH for every SEARCH (4), UID in unsolicited FETCH (21),
-    # UTF-8 mailbox names (16).
+    # UTF-8 mailbox names (16), STATUS DELETED (3).
     backend = _two_messages()
     rev2, rev1 = Transcript(backend), Transcript(backend)
     await rev2.run(LOGIN + r"""
@@ -214,6 +214,11 @@ async def test_imap4rev2_session() -> None:
         S: * 1 FETCH (UID 1 FLAGS (\Flagged))
         S: * 3 EXISTS
         S: n OK NOOP completed
+        C: d STORE 2 +FLAGS.SILENT (\Deleted)
+        S: d OK STORE completed
+        C: t0 STATUS INBOX (MESSAGES DELETED)
+        S: * STATUS INBOX (MESSAGES 3 DELETED 1)
+        S: t0 OK STATUS completed
         C: x SELECT "Répertoire"
         S: * OK [CLOSED] Previous mailbox closed
         S: * FLAGS (\Answered \Flagged \Deleted \Seen \Draft)

@@ -138,6 +138,7 @@ def test_imaplib_utf8_accept_and_imap4rev2(env: ImapEnv, filled: str) -> None:
     assert rev2.enable("IMAP4rev2")[0] == "OK" and rev2.response("ENABLED")[1] == [b"IMAP4rev2"]
     typ, count = rev2.select("INBOX", readonly=True)
     assert typ == "OK" and count == [b"3"] and rev2.response("RECENT")[1] == [None]
+    assert rev2.status("INBOX", "(MESSAGES DELETED)")[1] == [b"INBOX (MESSAGES 3 DELETED 0)"]
     typ, data = rev2.search(None, "ALL")
     assert typ == "OK" and rev2.response("ESEARCH")[1][0].endswith(b" ALL 1:3")
     rev2.logout()
