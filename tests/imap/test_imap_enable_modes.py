@@ -4,8 +4,10 @@ UTF8=ACCEPT (RFC 6855) and IMAP4rev2 (RFC 9051) over :mod:`imap.testing`."""
 from __future__ import annotations
 
 import base64
+from email.header import decode_header, make_header
 
 from imap.proto.commands import StoreMode
+from imap.proto.encoder import encoded_words
 from imap.testing import MemoryBackend, Transcript
 
 PLAIN = b"From: a@b.test\r\nSubject: hello\r\n\r\nbody\r\n"
@@ -305,3 +307,11 @@ async def test_smtputf8_message_to_legacy_and_utf8_clients() -> None:
         S: * 1 FETCH (ENVELOPE (NIL "Grüße" {sender} {sender} {sender} ((NIL NIL "bob" "b.test")) NIL NIL NIL NIL))
         S: f OK FETCH completed
     """)
+
+
+def test_encoded_words_are_short_and_decode_back() -> None:
+    # RFC 2047 §2: an encoded-word is at most 75 characters; characters are never split.
+    text = "Überweisung an die Kardiologie – Befund vom 3. März für Jörg Müller 日本語テキスト" * 2
+    words = encoded_words(text).split(" ")
+    assert len(words) > 2 and all(len(w) <= 75 for w in words)
+    assert str(make_header(decode_header(encoded_words(text)))) == text
