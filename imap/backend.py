@@ -87,6 +87,7 @@ class FolderStatus:
     unseen: int
     recent: int = 0
     recent_uid: int = 0
+    deleted: int = 0  # messages with \Deleted (STATUS DELETED, RFC 9051 §6.3.11)
     first_unseen_uid: int | None = None  # for the UNSEEN code of SELECT
     permanent_flags: tuple[str, ...] = (*SYSTEM_FLAGS, ANY_KEYWORD)
     read_only: bool = False

@@ -47,12 +47,15 @@ class SelectedView:
         self.recent_mark = status.recent_uid  # UIDs above it: nobody took them when we last looked
         self.search = SearchState()  # RFC 5182 ``$``, RFC 5267 update contexts, per selection
         self.qresync = False  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE once QRESYNC is enabled
+        # An IMAP4rev2 session (RFC 9051 Appendix E): takes and shows no \Recent (item 12),
+        # puts UID in every unsolicited FETCH (item 21).
+        self.rev2 = False
 
     # --- \Recent (RFC 3501 §2.3.2) and FLAGS (§7.2.6) -------------------------------
     async def take_recent(self, boxes: Mailboxes, uids: Sequence[int]) -> None:
         """``uids`` (ascending) are new to this session: the ones no session took yet are its
         recent ones; a read-write session takes them (one atomic step in the store)."""
-        if not uids or uids[-1] <= self.recent_mark:
+        if not uids or uids[-1] <= self.recent_mark or self.rev2:
             return
         if not self.read_only:
             self.recent_mark = await boxes.claim_recent(self.name, uids[-1])
@@ -212,7 +215,7 @@ class SelectedView:
         if seq is None:
             raise BadCommand(replies.MESSAGE_VANISHED)  # never reached: callers hold known UIDs
         items: list[tuple[str, encoder.Value]] = []
-        if uid or condstore:
+        if uid or condstore or self.rev2:
             items.append(("UID", meta.uid))
         items.append(("FLAGS", encoder.Raw(encoder.flags(self.flags_of(meta)))))
         if condstore:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from imap.backend import Backend, Mailboxes
+from imap.enabled import Enabled
 from imap.proto import replies
 from imap.proto.commands import Command, Fetch, Search, Store
 from imap.proto.errors import BadCommand, Bye, CommandFailed, ImapError
@@ -89,8 +90,7 @@ class Session:
         self.state = State.NOT_AUTHENTICATED
         self.mailboxes: Mailboxes | None = None
         self.view: SelectedView | None = None
-        self.condstore = False  # RFC 7162 §3.1: enabled by ENABLE / SELECT (CONDSTORE) / use
-        self.qresync = False  # RFC 7162 §3.2.3: enabled by ENABLE QRESYNC (implies CONDSTORE)
+        self.enabled = Enabled.NONE  # what ENABLE (or use, RFC 7162 §3.1) switched on: imap/enabled.py
         self.notifier: Notifier | None = None  # RFC 5465 NOTIFY SET: pushes while the client is idle
         self.busy = asyncio.Lock()  # held while a command runs; a NOTIFY push waits for it
         self.closed = False
@@ -137,12 +137,27 @@ class Session:
             raise BadCommand(replies.NO_MAILBOX_SELECTED)
         return self.view
 
+    @property
+    def condstore(self) -> bool:
+        return self.enabled.condstore
+
+    @property
+    def qresync(self) -> bool:
+        return self.enabled.qresync
+
+    def enable(self, mode: Enabled) -> Enabled:
+        """Switch ``mode`` on; returns what was not on before. UTF-8 mailbox names reach the
+        command parser from the next command on (RFC 6855 §3, RFC 9051 §5.1)."""
+        new = mode & ~self.enabled
+        self.enabled |= mode
+        self.receiver.utf8 = self.enabled.utf8
+        return new
+
     async def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command (RFC 7162 §3.1): the first one run with a mailbox
         selected is answered with ``* OK [HIGHESTMODSEQ n]`` first, as Dovecot does."""
-        if self.condstore:
+        if not self.enable(Enabled.CONDSTORE):
             return
-        self.condstore = True
         if self.view is not None:
             await self.send(replies.HIGHEST_MODSEQ.with_arg(self.view.highestmodseq).line())
 

@@ -155,6 +155,7 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "OBJECTID",  # RFC 8474
     "SAVEDATE",  # RFC 8514
     "PREVIEW",  # RFC 8970
+    "UTF8=ACCEPT",  # RFC 6855
 )
 
 
@@ -170,7 +171,9 @@ def capabilities(
 ) -> tuple[str, ...]:
     caps: list[str] = ["IMAP4rev1"]
     if literal_mode is not LiteralMode.NONE:
-        caps.append(literal_mode.value)  # RFC 7888
+        # RFC 9051 Appendix A: IMAP4rev2 beside IMAP4rev1, switched on by ENABLE; it needs
+        # LITERAL- (LITERAL+ includes it), so a listener without either offers rev1 only.
+        caps += ["IMAP4rev2", literal_mode.value]  # RFC 7888
     caps += ["SASL-IR", "ID"]  # RFC 4959, RFC 2971
     if state is State.NOT_AUTHENTICATED:
         if not tls and starttls_available:

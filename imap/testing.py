@@ -174,7 +174,8 @@ class MemoryMailboxes:
         return b.FolderStatus(folder.uidvalidity, folder.uidnext, folder.highestmodseq, len(metas), len(unseen),
                               recent=sum(1 for m in metas if m.uid > folder.recent_uid),
                               recent_uid=folder.recent_uid, first_unseen_uid=min(unseen, default=None),
-                              size=sum(m.size for m in metas), mailbox_id=folder.mailbox_id)
+                              size=sum(m.size for m in metas), mailbox_id=folder.mailbox_id,
+                              deleted=sum(1 for m in metas if "\\Deleted" in m.flags))
 
     async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
         return await self.folder_status(name)

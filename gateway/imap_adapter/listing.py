@@ -52,7 +52,8 @@ class Listing:
         return FolderStatus(uidvalidity=f.uidvalidity, uidnext=f.uidnext, highestmodseq=f.highestmodseq,
                             messages=len(self.messages), unseen=len(self.messages) - seen,
                             recent=recent, recent_uid=f.recent_uid, size=sum(m.size for m in self.messages),
-                            mailbox_id=mailbox_object_id(f))
+                            mailbox_id=mailbox_object_id(f),
+                            deleted=sum(1 for m in self.messages if "\\Deleted" in m.flags))
 
 
 def mailbox_object_id(folder: FolderRow) -> str:

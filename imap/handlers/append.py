@@ -36,6 +36,9 @@ _URL = re.compile(
 )
 
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
 async def append(s: Session, cmd: c.Append) -> Reply:
     name = canonical(cmd.mailbox)
     try:
@@ -66,7 +69,17 @@ async def _assemble(s: Session, message: c.AppendMessage) -> NewMessage:
         # RFC 3501 §4.3: a (non-binary) literal carries no NUL; such a message cannot be
         # stored (BODY[] could not return it, and it could smuggle lines to a later reader).
         raise CommandFailed(replies.NUL_IN_MESSAGE)
+    if not s.enabled.utf8 and not header_of(raw).isascii():
+        raise CommandFailed(replies.EIGHT_BIT_HEADER)  # RFC 6855 §4: needs ENABLE UTF8=ACCEPT
     return NewMessage(raw, tuple(normalise_flags(message.flags)), message.date_time)
+
+
+def header_of(raw: bytes) -> bytes:
+    """The message's header section (RFC 5322 §2.1): up to the first empty line."""
+    if raw.startswith((b"\r\n", b"\n")):
+        return b""
+    blank = _BLANK_LINE.search(raw)
+    return raw if blank is None else raw[: blank.start()]
 
 
 async def _resolve(s: Session, url: str) -> bytes:

@@ -9,8 +9,9 @@ import asyncio
 import logging
 
 from imap.backend import DELIMITER
+from imap.enabled import ENABLEABLE, Enabled
 from imap.handlers import qresync
-from imap.handlers.mailboxes import canonical
+from imap.handlers.mailboxes import canonical, selected_list_line
 from imap.handlers.status_items import mailbox_id, status_line
 from imap.proto import commands as c
 from imap.proto import encoder, replies
@@ -23,23 +24,31 @@ log = logging.getLogger("imap.session")
 
 
 async def select(s: Session, cmd: c.Select) -> Reply:
+    """RFC 3501 §6.3.1-2; in IMAP4rev2 (RFC 9051 §6.3.2, Appendix E items 9-12) no RECENT and
+    no ``[UNSEEN]``, a LIST response; ``[CLOSED]`` first when a mailbox was selected (IMAP4rev2,
+    or QRESYNC: RFC 7162 §3.2.11)."""
     qresync.check_select(s, cmd)
-    if s.view is not None and s.qresync:
-        await s.send(replies.PREVIOUS_CLOSED.line())  # RFC 7162 §3.2.11
+    rev2 = s.enabled.rev2
+    if s.view is not None and (rev2 or s.qresync):
+        await s.send(replies.PREVIOUS_CLOSED.line())
     s.view = None  # RFC 3501 §6.3.1: a new SELECT first deselects, even if it fails
     name = canonical(cmd.mailbox)
     status = await s.boxes.select_folder(name, read_only=cmd.readonly)
     messages = await s.boxes.list_messages(name)
     view = SelectedView(name, status, messages, read_only=cmd.readonly or status.read_only)
+    view.rev2 = rev2  # no \Recent taken (RFC 9051 Appendix E item 12)
     await view.take_recent(s.boxes, view.uids)  # RFC 3501 §2.3.2; EXAMINE takes nothing (§6.3.2)
     if cmd.condstore or cmd.qresync:
-        s.condstore = True  # RFC 7162 §3.1.8
+        s.enable(Enabled.CONDSTORE)  # RFC 7162 §3.1.8
     send = s.send
     await send(view.flags_line())
     await send(encoder.untagged(b"%d EXISTS" % view.exists))
-    await send(encoder.untagged(b"%d RECENT" % len(view.recent)))
-    if (unseen := view.first_unseen()) is not None:
-        await send(replies.FIRST_UNSEEN.with_arg(unseen).line())
+    if rev2:
+        await send(await selected_list_line(s, name))  # RFC 9051 §6.3.2
+    else:
+        await send(encoder.untagged(b"%d RECENT" % len(view.recent)))
+        if (unseen := view.first_unseen()) is not None:
+            await send(replies.FIRST_UNSEEN.with_arg(unseen).line())
     await send(view.permanent_flags_line())
     await send(replies.UIDS_VALID.with_arg(view.uidvalidity).line())
     uidnext = max(status.uidnext, (view.uids[-1] + 1) if view.uids else 1)
@@ -56,17 +65,25 @@ async def select(s: Session, cmd: c.Select) -> Reply:
 
 async def status(s: Session, cmd: c.Status) -> Reply:
     name = canonical(cmd.mailbox)
-    await s.send(status_line(name, await s.boxes.folder_status(name), cmd.items, s.config.appendlimit))
+    await s.send(status_line(name, await s.boxes.folder_status(name), cmd.items, s.config.appendlimit,
+                             utf8=s.enabled.utf8))
     return replies.STATUS_COMPLETED
 
 
 async def enable(s: Session, cmd: c.Enable) -> Reply:
-    enabled = [cap for cap in cmd.capabilities if cap in ("CONDSTORE", "QRESYNC")]  # RFC 5161 §3.1
-    if "CONDSTORE" in enabled:
-        s.condstore = True
-    if "QRESYNC" in enabled:
+    """RFC 5161 §3.1: ``* ENABLED`` names the requested capabilities the server knows (the
+    table :data:`imap.enabled.ENABLEABLE`); others are ignored."""
+    names: list[str] = []
+    mode = Enabled.NONE
+    for cap in cmd.capabilities:
+        known = ENABLEABLE.get(cap.upper())
+        if known is not None and known[0] not in names:
+            names.append(known[0])
+            mode |= known[1]
+    if Enabled.QRESYNC in mode:
         await qresync.enable(s)  # RFC 7162 §3.2.3
-    await s.send(encoder.untagged(("ENABLED " + " ".join(enabled)).strip()))
+    s.enable(mode)
+    await s.send(encoder.untagged(("ENABLED " + " ".join(names)).strip()))
     return replies.ENABLE_COMPLETED
 
 

@@ -77,7 +77,8 @@ class _Body:
 
 
 def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
-           body: _Body | None, flags: list[str], obj: MessageObject | None = None) -> tuple[str, encoder.Value]:
+           body: _Body | None, flags: list[str], obj: MessageObject | None = None,
+           utf8: bool = False) -> tuple[str, encoder.Value]:
     if isinstance(item, FetchBody):
         assert body is not None
         if not item.binary:
@@ -111,11 +112,12 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
     if item in _ENCODED:
         assert summary is not None
         name = FetchAttr(item).value
-        encoded = summary.encoded.get(name)
+        key = name + " UTF8" if utf8 and item is FetchAttr.ENVELOPE else name
+        encoded = summary.encoded.get(key)
         if encoded is None:  # encoded once per summary (the store may keep it in memory)
-            value = encoder.envelope(summary.envelope) if item is FetchAttr.ENVELOPE else \
+            value = encoder.envelope(summary.envelope, utf8=utf8) if item is FetchAttr.ENVELOPE else \
                 encoder.bodystructure(summary.bodystructure, extended=item is FetchAttr.BODYSTRUCTURE)
-            encoded = summary.encoded[name] = encoder.encode(value)
+            encoded = summary.encoded[key] = encoder.encode(value)
         return name, encoder.Raw(encoded)
     assert body is not None
     text = {FetchAttr.RFC822: None, FetchAttr.RFC822_HEADER: SectionText.HEADER,
@@ -202,8 +204,11 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
             if need_objects and obj is None:
                 continue  # expunged meanwhile
             flags = view.flags_of(meta)
-            items = [_value(item, meta, summary, body, flags, obj) for item in cmd.items]
-            if uid in seen_now and FetchAttr.FLAGS not in cmd.items:
-                items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))  # RFC 3501 §6.4.5
+            items = [_value(item, meta, summary, body, flags, obj, s.enabled.utf8) for item in cmd.items]
+            if uid in seen_now:  # \Seen set by this FETCH: RFC 3501 §6.4.5, RFC 7162 §3.1.4.1
+                if FetchAttr.FLAGS not in cmd.items:
+                    items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))
+                if s.condstore and FetchAttr.MODSEQ not in cmd.items:
+                    items.append(_value(FetchAttr.MODSEQ, meta, None, None, flags))
             await s.send(encoder.fetch_response(seq, items))
     return replies.FETCH_COMPLETED

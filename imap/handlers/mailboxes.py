@@ -5,6 +5,7 @@ SUBSCRIBE, UNSUBSCRIBE (RFC 3501 §6.3.3-7), and LIST and LSUB (§6.3.8-9) with 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -33,7 +34,10 @@ def _checked_name(name: str) -> str:
     parts = name.split(DELIMITER)
     if not name or any(not p for p in parts) or "*" in name or "%" in name or len(name) > 500:
         raise CommandFailed(replies.MAILBOX_NAME_REFUSED)
-    if any(ord(ch) < 0x20 for ch in name):
+    # RFC 9051 §5.1, §6.3.4, RFC 6855 §3: Net-Unicode (RFC 5198: NFC) without control characters
+    # or line and paragraph separators; a name that is not is refused, not converted.
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029" for ch in name) \
+            or unicodedata.normalize("NFC", name) != name:
         raise CommandFailed(replies.MAILBOX_NAME_REFUSED)
     return name
 
@@ -97,9 +101,17 @@ def _attributes(info: FolderInfo, *, subscribed: bool) -> list[str]:
     return attrs
 
 
-def _line(kind: bytes, attrs: list[str], name: str, extended: bytes = b"") -> bytes:
-    return encoder.untagged(kind + b" " + encoder.flags(attrs) + b" " + _DELIM + b" " + encoder.mailbox(name)
-                            + extended)
+def _line(kind: bytes, attrs: list[str], name: str, extended: bytes = b"", *, utf8: bool = False) -> bytes:
+    return encoder.untagged(kind + b" " + encoder.flags(attrs) + b" " + _DELIM + b" "
+                            + encoder.mailbox(name, utf8=utf8) + extended)
+
+
+async def selected_list_line(s: Session, name: str) -> bytes:
+    """The LIST response IMAP4rev2's SELECT sends for the mailbox, its attributes accurate
+    (RFC 9051 §6.3.2), in the session's spelling of names."""
+    info = next((f for f in await s.boxes.list_folders() if f.name == name), None)
+    attrs = [] if info is None else _attributes(info, subscribed=False)
+    return _line(b"LIST", attrs, name, utf8=s.enabled.utf8)
 
 
 SELECT_OPTIONS = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}  # RFC 5258 §3, RFC 6154 §3
@@ -121,7 +133,7 @@ async def list_(s: Session, cmd: c.List) -> Reply:
     if len(cmd.patterns) == 1 and cmd.patterns[0] == "" and not cmd.select_options:
         # RFC 3501 §6.3.8: the delimiter and the root of the reference.
         root = cmd.reference.split(DELIMITER)[0] + DELIMITER if DELIMITER in cmd.reference else ""
-        await s.send(_line(b"LIST", ["\\Noselect"], root))
+        await s.send(_line(b"LIST", ["\\Noselect"], root, utf8=s.enabled.utf8))
         return replies.LIST_COMPLETED
     regexes = [pattern_regex(cmd.reference, p) for p in cmd.patterns]
     only_subscribed = "SUBSCRIBED" in cmd.select_options
@@ -153,7 +165,7 @@ async def list_(s: Session, cmd: c.List) -> Reply:
             ["\\Subscribed", "\\NonExistent"]
         if name in childinfo and not selected(info):
             attrs = [a for a in attrs if a != "\\Subscribed"]
-        await s.send(_line(b"LIST", attrs, name, _CHILDINFO if name in childinfo else b""))
+        await s.send(_line(b"LIST", attrs, name, _CHILDINFO if name in childinfo else b"", utf8=s.enabled.utf8))
         if cmd.status_items and info.selectable and "\\NonExistent" not in attrs:
             await _list_status(s, name, cmd.status_items)
     return replies.LIST_COMPLETED
@@ -166,7 +178,7 @@ async def _list_status(s: Session, name: str, items: tuple[c.StatusItem, ...]) -
         status = await s.boxes.folder_status(name)
     except CommandFailed:
         return
-    await s.send(status_line(name, status, items, s.config.appendlimit))
+    await s.send(status_line(name, status, items, s.config.appendlimit, utf8=s.enabled.utf8))
 
 
 async def lsub(s: Session, cmd: c.Lsub) -> Reply:
@@ -176,7 +188,7 @@ async def lsub(s: Session, cmd: c.Lsub) -> Reply:
     if cmd.pattern is None:  # not modified UTF-7: matches no mailbox (RFC 3501 §5.1.3)
         return replies.LSUB_COMPLETED
     if cmd.pattern == "":
-        await s.send(_line(b"LSUB", ["\\Noselect"], ""))
+        await s.send(_line(b"LSUB", ["\\Noselect"], "", utf8=s.enabled.utf8))
         return replies.LSUB_COMPLETED
     regex = pattern_regex(cmd.reference, cmd.pattern)
     subscribed = set(await s.boxes.list_subscriptions())
@@ -189,5 +201,5 @@ async def lsub(s: Session, cmd: c.Lsub) -> Reply:
                 found.setdefault(parent, ["\\Noselect"])
                 break
     for name in sorted(found, key=lambda n: (n != "INBOX", n)):
-        await s.send(_line(b"LSUB", found[name], name))
+        await s.send(_line(b"LSUB", found[name], name, utf8=s.enabled.utf8))
     return replies.LSUB_COMPLETED

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from imap.enabled import Enabled
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand
@@ -23,7 +24,7 @@ from imap.session import Session
 async def enable(s: Session) -> None:
     """RFC 7162 §3.2.3: QRESYNC, and with it CONDSTORE (§3.1)."""
     await s.enable_condstore()
-    s.qresync = True
+    s.enable(Enabled.QRESYNC)
     if s.view is not None:
         s.view.qresync = True
 

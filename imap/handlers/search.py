@@ -22,11 +22,12 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from imap.backend import MessageMeta, MessageObject, MessageSummary
+from imap.enabled import Enabled
 from imap.handlers.fetch import batches
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
-from imap.proto.errors import CommandFailed
+from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.flags import is_recent, is_system
 from imap.proto.replies import Reply
 from imap.proto.seqset import SequenceSet, format_uids
@@ -273,8 +274,11 @@ def _saved(options: tuple[str, ...], found: list[tuple[int, MessageMeta]]) -> fr
 
 
 async def search(s: Session, cmd: c.Search) -> Reply:
+    if cmd.charset is not None and Enabled.UTF8_ACCEPT in s.enabled:
+        raise BadCommand(replies.CHARSET_AFTER_UTF8)  # RFC 6855 §3
     view = s.selected
-    options = cmd.return_options
+    # IMAP4rev2 answers every SEARCH with ESEARCH, RETURN () meaning ALL (RFC 9051 §6.4.4).
+    options = cmd.return_options if cmd.return_options is not None or not s.enabled.rev2 else ("ALL",)
     save = options is not None and "SAVE" in options
     criteria = without_saved(cmd.criteria or t.SearchAll(), view.search.saved)
     if save:

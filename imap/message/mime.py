@@ -121,7 +121,10 @@ def _text(value: str) -> str:
 
 
 def _header(msg: Message, name: str) -> str | None:
-    value = msg.get(name)
+    """The first ``name`` field as text. Read raw: compat32's ``get`` turns 8-bit octets
+    (RFC 6532 UTF-8 header fields, SMTPUTF8 mail) into U+FFFD before :func:`_text` sees them."""
+    lower = name.lower()
+    value = next((v for k, v in msg.raw_items() if k.lower() == lower), None)
     return None if value is None else _text(str(value))
 
 

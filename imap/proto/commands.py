@@ -181,7 +181,7 @@ class Lsub(Command):
 
 class StatusItem(enum.StrEnum):
     """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT), RFC 8438 (SIZE),
-    RFC 8474 (MAILBOXID)."""
+    RFC 8474 (MAILBOXID), RFC 9051 §6.3.11 (DELETED)."""
 
     MESSAGES = "MESSAGES"
     RECENT = "RECENT"
@@ -192,6 +192,7 @@ class StatusItem(enum.StrEnum):
     APPENDLIMIT = "APPENDLIMIT"
     SIZE = "SIZE"  # RFC 8438 STATUS=SIZE
     MAILBOXID = "MAILBOXID"  # RFC 8474 §4.3
+    DELETED = "DELETED"  # messages with \Deleted (IMAP4rev2, RFC 9051 Appendix E item 3)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ Response texts are cleaned of CR/LF so a client-supplied value can never inject 
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -73,9 +74,30 @@ def astring(data: str | bytes) -> bytes:
     return string(raw)
 
 
-def mailbox(name: str) -> bytes:
-    """A mailbox name: modified UTF-7 (RFC 3501 §5.1.3), then as an astring."""
-    return astring(mutf7.encode(name))
+def mailbox(name: str, *, utf8: bool = False) -> bytes:
+    """A mailbox name: modified UTF-7 (RFC 3501 §5.1.3), then as an astring; or, once the
+    client enabled UTF-8 (RFC 6855 §3, RFC 9051 §5.1), the name itself in UTF-8, quoted."""
+    if not utf8:
+        return astring(mutf7.encode(name))
+    raw = name.encode("utf-8")
+    if raw.isascii():
+        return astring(raw)
+    return utf8_string(raw)
+
+
+_UNQUOTABLE_UTF8 = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def utf8_string(data: bytes) -> bytes:
+    """RFC 6855 §3 ``quoted =/ DQUOTE *uQUOTED-CHAR DQUOTE``: valid UTF-8 without controls
+    goes quoted, anything else as a literal. Only for a client that enabled UTF-8."""
+    if len(data) <= MAX_QUOTED and _UNQUOTABLE_UTF8.search(data) is None:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return literal(data)
+        return quoted(data)
+    return literal(data)
 
 
 def encode(value: Value) -> bytes:
@@ -124,17 +146,55 @@ def fetch_response(seq: int, items: Sequence[tuple[str, Value]]) -> bytes:
 
 
 # --- ENVELOPE and BODYSTRUCTURE (RFC 3501 §7.4.2) ---------------------------------------
-def _addresses(addresses: tuple[EnvelopeAddress, ...]) -> Value:
+# UTF-8 header fields (RFC 6532, SMTPUTF8 mail) reach a client that enabled UTF-8 as they
+# are, in UTF-8 quoted strings (RFC 6855 §3). For one that did not, RFC 6855 §5 leaves the
+# choice to the server: the message itself is neither hidden nor rewritten (BODY[] is the
+# stored octets: a surrogate would break signatures, and mail must not vanish from a legacy
+# client), but the ENVELOPE the server derives is made 7-bit: non-ASCII text as RFC 2047
+# encoded-words, and an address whose local part or domain is not ASCII as an empty group
+# named by the encoded address, in the manner of RFC 6857's address downgrading.
+def _env_text(value: str | None, utf8: bool) -> Value:
+    if value is None or value.isascii():
+        return value
+    if utf8:
+        return Raw(utf8_string(value.encode("utf-8")))
+    return encoded_words(value)
+
+
+def encoded_words(value: str) -> str:
+    """``value`` as RFC 2047 ``=?utf-8?b?...?=`` words (each at most 75 octets), space-separated."""
+    words = []
+    chunk = ""
+    for ch in value:  # whole characters per word (RFC 2047 §5: no split inside one)
+        if len(base64.b64encode((chunk + ch).encode("utf-8"))) > 75 - len("=?utf-8?b??="):
+            words.append(chunk)
+            chunk = ""
+        chunk += ch
+    words.append(chunk)
+    return " ".join("=?utf-8?b?" + base64.b64encode(w.encode("utf-8")).decode("ascii") + "?=" for w in words)
+
+
+def _addresses(addresses: tuple[EnvelopeAddress, ...], utf8: bool) -> Value:
     if not addresses:
         return None
-    return [[a.name, a.adl, a.mailbox, a.host] for a in addresses]
+    out: list[Value] = []
+    for a in addresses:
+        if utf8 or ((a.mailbox or "").isascii() and (a.host or "").isascii()):
+            out.append([_env_text(part, utf8) for part in (a.name, a.adl, a.mailbox, a.host)])
+            continue
+        spec = f"{a.mailbox}@{a.host}" if a.host else (a.mailbox or "")
+        named = f"{a.name} <{spec}>" if a.name else spec
+        out += [[None, None, encoded_words(named), None], [None, None, None, None]]  # RFC 3501 §7.4.2 group
+    return out
 
 
-def envelope(env: Envelope) -> Value:
+def envelope(env: Envelope, *, utf8: bool = False) -> Value:
+    """``utf8``: the client enabled UTF-8 (RFC 6855, IMAP4rev2); else 7-bit only (see above)."""
     return [
-        env.date, env.subject, _addresses(env.from_), _addresses(env.sender),
-        _addresses(env.reply_to), _addresses(env.to), _addresses(env.cc), _addresses(env.bcc),
-        env.in_reply_to, env.message_id,
+        _env_text(env.date, utf8), _env_text(env.subject, utf8), _addresses(env.from_, utf8),
+        _addresses(env.sender, utf8), _addresses(env.reply_to, utf8), _addresses(env.to, utf8),
+        _addresses(env.cc, utf8), _addresses(env.bcc, utf8), _env_text(env.in_reply_to, utf8),
+        _env_text(env.message_id, utf8),
     ]  # fmt: skip
 
 

@@ -24,9 +24,10 @@ from imap.proto.reader import Reader
 Parser = Callable[[Reader, str], c.Command]
 
 
-def parse_command(data: bytes) -> c.Command:
-    """Parse one framed command (no final CRLF). Errors carry the tag when it was read."""
-    reader = Reader(data)
+def parse_command(data: bytes, *, utf8: bool = False) -> c.Command:
+    """Parse one framed command (no final CRLF). Errors carry the tag when it was read.
+    ``utf8``: mailbox names are UTF-8, not modified UTF-7 (RFC 6855 §3, RFC 9051 §5.1)."""
+    reader = Reader(data, utf8=utf8)
     tag: str | None = None
     try:
         tag = reader.tag()
@@ -231,8 +232,8 @@ def _status(reader: Reader, tag: str) -> c.Command:
 
 
 def _append(reader: Reader, tag: str) -> c.Command:
-    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502 §6), CATENATE (RFC 4469 §5) and BINARY's
-    literal8 (RFC 3516 §4.2):
+    """RFC 3501 §6.3.11 with MULTIAPPEND (RFC 3502 §6), CATENATE (RFC 4469 §5), BINARY's
+    literal8 (RFC 3516 §4.2) and, once UTF-8 is enabled, RFC 6855 §4's ``UTF8 (literal8)``:
     ``mailbox 1*append-message``, each ``[SP flag-list] [SP date-time] SP append-data``."""
     reader.sp()
     mailbox = reader.mailbox()
@@ -260,6 +261,13 @@ def _append_message(reader: Reader, *, first: bool = True) -> c.AppendMessage:
     if reader.peek_is(b"~{"):  # RFC 3516 §4.2: literal8, binary content (NUL allowed)
         reader.pos += 1
         return c.AppendMessage(flags, date_time, reader.literal(allow_nul=True), binary=True)
+    if reader.utf8 and reader.data[reader.pos : reader.pos + 6].upper() == b"UTF8 (":
+        # RFC 6855 §4 ``"UTF8" SP "(" literal8 ")"``, once UTF-8 is enabled: the message as is.
+        reader.pos += 6
+        reader.expect(b"~")
+        message = reader.literal(allow_nul=True)
+        reader.expect(b")")
+        return c.AppendMessage(flags, date_time, message)
     if reader.data[reader.pos : reader.pos + 9].upper() == b"CATENATE ":
         reader.pos += 9
         return c.AppendMessage(flags, date_time, catenate=_catenate_parts(reader))

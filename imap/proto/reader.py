@@ -26,9 +26,10 @@ MAX_NUMBER64 = 0x7FFFFFFFFFFFFFFF  # RFC 7162 §7 mod-sequence-value: 63 bits
 
 
 class Reader:
-    def __init__(self, data: bytes, pos: int = 0) -> None:
+    def __init__(self, data: bytes, pos: int = 0, *, utf8: bool = False) -> None:
         self.data = data
         self.pos = pos
+        self.utf8 = utf8  # mailbox names are UTF-8 (RFC 6855 §3, RFC 9051 §5.1), not modified UTF-7
         # A refusal found while parsing (a mailbox name that is not modified UTF-7): raised
         # once the whole command has parsed, so a syntax error still answers BAD first.
         self.refusal: CommandFailed | None = None
@@ -169,7 +170,7 @@ class Reader:
         A name that is not valid modified UTF-7 (§5.1.3) names no mailbox: the command gets
         ``NO`` (:attr:`refusal`, as Dovecot answers), not ``BAD``: its syntax is right."""
         raw = self.astring()
-        name = _decoded(raw)
+        name = self._name(raw)
         if name is None:
             self.refusal = self.refusal or CommandFailed(replies.INVALID_MAILBOX_ENCODING)
             return raw.decode("ascii", "replace")
@@ -177,7 +178,7 @@ class Reader:
 
     def reference(self) -> str | None:
         """LIST / LSUB reference name (a mailbox); None when it is not valid modified UTF-7."""
-        return _decoded(self.astring())
+        return self._name(self.astring())
 
     def list_mailbox(self) -> str | None:
         """RFC 3501 §9 list-mailbox: 1*list-char / string (``%`` and ``*`` are wildcards);
@@ -186,7 +187,18 @@ class Reader:
             raw = self.string()
         else:
             raw = self.take(LIST_CHARS)
-        return _decoded(raw)
+        return self._name(raw)
+
+    def _name(self, raw: bytes) -> str | None:
+        """A mailbox name or pattern as the session spells them: UTF-8 once enabled (invalid
+        UTF-8 is a BAD, RFC 6855 §3), else modified UTF-7 (None when malformed)."""
+        if not self.utf8:
+            return _decoded(raw)
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.error(replies.INVALID_UTF8) from None
+        return "INBOX" if name.upper() == "INBOX" else name
 
     def flag(self) -> str:
         """RFC 3501 §9 flag: ``\\Atom`` (system or extension flag) or a keyword atom."""

@@ -99,6 +99,7 @@ class CommandReceiver:
         self.max_literal = max_literal
         self._max_command = max_command
         self.literal_mode = literal_mode
+        self.utf8 = False  # mailbox names in UTF-8, not modified UTF-7 (RFC 6855 §3, RFC 9051 §5.1)
         self._buf = bytearray()
         self._scan = 0  # bytes of _buf already known to hold no LF
         self._command = bytearray()
@@ -239,7 +240,7 @@ class CommandReceiver:
         if match is None:
             data = bytes(self._command)
             self._reset()
-            return parse_command(data)  # raises ImapError with the tag
+            return parse_command(data, utf8=self.utf8)  # raises ImapError with the tag
         size_text, plus = match.groups()
         size = int(size_text)
         synchronizing = not plus

@@ -36,6 +36,7 @@ class Code(enum.StrEnum):
     COPYUID = "COPYUID"  # RFC 4315 §3
     HIGHESTMODSEQ = "HIGHESTMODSEQ"  # RFC 7162 §3.1.2.1
     MODIFIED = "MODIFIED"  # RFC 7162 §3.1.3
+    CLOSED = "CLOSED"  # RFC 7162 §3.2.11, RFC 9051 §7.1
     TOOBIG = "TOOBIG"
     CANNOT = "CANNOT"
     NONEXISTENT = "NONEXISTENT"
@@ -52,7 +53,6 @@ class Code(enum.StrEnum):
     BADURL = "BADURL"  # RFC 4469 §6
     UNKNOWN_CTE = "UNKNOWN-CTE"  # RFC 3516 §4.3
     NOUPDATE = "NOUPDATE"  # RFC 5267 §4.2
-    CLOSED = "CLOSED"  # RFC 7162 §3.2.11
     BADEVENT = "BADEVENT"  # RFC 5465 §5.4
     COMPRESSIONACTIVE = "COMPRESSIONACTIVE"  # RFC 4978 §3
     MAILBOXID = "MAILBOXID"  # RFC 8474 §4.1
@@ -159,7 +159,8 @@ HIGHEST_MODSEQ = Reply(_OK, "Highest", Code.HIGHESTMODSEQ)
 MOVED = Reply(_OK, "Moved", Code.COPYUID)
 # RFC 5267 §4.2: an UPDATE the server will not keep (``[NOUPDATE "tag"]``)
 NO_UPDATES = Reply(_OK, "Too many searches with UPDATE; no updates for this one", Code.NOUPDATE)
-PREVIOUS_CLOSED = Reply(_OK, "Previous mailbox closed", Code.CLOSED)  # RFC 7162 §3.2.11
+# RFC 7162 §3.2.11 (QRESYNC), RFC 9051 §7.1 (IMAP4rev2)
+PREVIOUS_CLOSED = Reply(_OK, "Previous mailbox closed", Code.CLOSED)
 MAILBOX_ID = Reply(_OK, "Mailbox ID", Code.MAILBOXID)  # RFC 8474 §4.1, [MAILBOXID (id)]
 
 # --- state and login (RFC 3501 §6.2, RFC 5530) -------------------------------------------------
@@ -191,6 +192,7 @@ UNSUPPORTED_SPECIAL_USE = Reply(_NO, "Unsupported special-use attribute", Code.C
 MAILBOX_READ_ONLY = Reply(_NO, "Mailbox is read-only", Code.READ_ONLY)
 OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)
 MESSAGE_TOO_LARGE = Reply(_NO, "Message too large", Code.TOOBIG)  # RFC 7889
+EIGHT_BIT_HEADER = Reply(_NO, "8-bit header fields need ENABLE UTF8=ACCEPT", Code.CANNOT)  # RFC 6855 §4
 NUL_IN_MESSAGE = Reply(_NO, "NUL character in message")  # RFC 3501 §4.3
 UNKNOWN_CTE = Reply(_NO, "Unknown content-transfer-encoding", Code.UNKNOWN_CTE)  # RFC 3516 §4.3
 INVALID_CTE_DATA = Reply(_NO, "Content cannot be decoded", Code.PARSE)  # RFC 3516 §4.3
@@ -242,6 +244,7 @@ UNKNOWN_MODIFIER = Reply(_BAD, "Unknown modifier")
 INVALID_STORE_ITEM = Reply(_BAD, "Invalid STORE item")
 SEARCH_TOO_DEEP = Reply(_BAD, "Search too deeply nested")
 UNKNOWN_SEARCH_KEY = Reply(_BAD, "Unknown search key")
+CHARSET_AFTER_UTF8 = Reply(_BAD, "No SEARCH CHARSET once UTF8=ACCEPT is enabled")  # RFC 6855 §3
 UNKNOWN_SEARCH_RETURN_OPTION = Reply(_BAD, "Unknown SEARCH return option")  # RFC 4731 §3.1
 INVALID_PARTIAL_RANGE = Reply(_BAD, "Invalid PARTIAL range")  # RFC 5267 §4.4
 PARTIAL_WITH_ALL = Reply(_BAD, "PARTIAL conflicts with ALL")  # RFC 5267 §4.4

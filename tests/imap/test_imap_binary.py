@@ -13,9 +13,9 @@ from imap.state import AUTHENTICATED_EXTENSIONS
 from imap.testing import MemoryBackend, Transcript
 
 LOGIN = """
-    S: * OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN] IMAP4rev1 service ready
+    S: * OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID AUTH=PLAIN] IMAP4rev1 service ready
     C: a LOGIN alice pw
-    S: a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID IDLE ...APPENDLIMIT=26214400] Logged in
+    S: a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID IDLE ...APPENDLIMIT=26214400] Logged in
 """
 MULTI = (
     b'From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n'

@@ -266,10 +266,10 @@ def test_preview_is_bounded_and_decodes_only_the_start_of_a_long_part() -> None:
 async def test_literal_minus_is_advertised_and_bounds_non_synchronizing_literals() -> None:
     config = SessionConfig(literal_mode=LiteralMode.MINUS, idle_poll=0.05)
     await Transcript(config=config).run(f"""
-        S: * OK [CAPABILITY IMAP4rev1 LITERAL- SASL-IR ID AUTH=PLAIN] IMAP4rev1 service ready
+        S: * OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID AUTH=PLAIN] IMAP4rev1 service ready
         C: a LOGIN {{5+}}
         C: alice pw
-        S: a OK [CAPABILITY IMAP4rev1 LITERAL- SASL-IR ID IDLE ...] Logged in
+        S: a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ID IDLE ...] Logged in
         C: b APPEND INBOX {{{len(PLAIN)}+}}
         {_lines(PLAIN)}
         S: b OK [APPENDUID 1 1] APPEND completed

@@ -10,7 +10,7 @@ from imap.testing import Transcript
 
 async def test_login_select_append_fetch_logout() -> None:
     t = Transcript()
-    assert (await t.greet()).startswith(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN]")
+    assert (await t.greet()).startswith(b"* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID AUTH=PLAIN]")
     assert (await t.feed(b"a LOGIN alice pw\r\n")).startswith(b"a OK [CAPABILITY IMAP4rev1")
     out = await t.feed(b"b APPEND INBOX {12}\r\n")
     assert out == b"+ Ready for literal data\r\n"

@@ -93,6 +93,19 @@ def test_capabilities_by_state_and_tls() -> None:
     assert capability_line(("IMAP4rev1", "IDLE")) == b"* CAPABILITY IMAP4rev1 IDLE\r\n"
 
 
+def test_imap4rev2_is_offered_with_what_it_folds_in() -> None:
+    # RFC 9051 Appendix A: IMAP4rev2 beside IMAP4rev1; Appendix E item 2: what rev2 folds in
+    # is offered by its rev1 name too (LITERAL+ includes LITERAL-, RFC 7888 §5).
+    before = capabilities(State.NOT_AUTHENTICATED, tls=True)
+    assert before[:2] == ("IMAP4rev1", "IMAP4rev2") and "SASL-IR" in before
+    after = capabilities(State.AUTHENTICATED, tls=True)
+    for cap in ("IMAP4rev2", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH", "ENABLE", "IDLE", "SASL-IR",
+                "LIST-EXTENDED", "MOVE", "LITERAL+", "BINARY", "SPECIAL-USE", "UTF8=ACCEPT"):
+        assert cap in after, cap
+    # RFC 9051 needs LITERAL-: a listener with no non-synchronizing literals offers rev1 only.
+    assert "IMAP4rev2" not in capabilities(State.AUTHENTICATED, tls=True, literal_mode=LiteralMode.NONE)
+
+
 # --- the backend contract: the in-memory backend of imap.testing satisfies the Protocols ---
 async def test_memory_backend_satisfies_the_protocol() -> None:
     backend: b.Backend = MemoryBackend()  # mypy checks the Protocols here

@@ -11,9 +11,9 @@ from imap.testing import MemoryBackend, Transcript
 PLAIN = b"From: a@b.test\r\nSubject: hello\r\n\r\nbody\r\n"
 
 LOGIN = """
-    S: * OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN] IMAP4rev1 service ready
+    S: * OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID AUTH=PLAIN] IMAP4rev1 service ready
     C: a LOGIN alice pw
-    S: a OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID IDLE ...APPENDLIMIT=26214400] Logged in
+    S: a OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID IDLE ...APPENDLIMIT=26214400] Logged in
 """
 SELECT = r"""
     C: b SELECT INBOX

@@ -5,6 +5,7 @@ APPEND to Sent and MOVE to Trash work from a client."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import imaplib
 import re
 from collections.abc import Sequence
@@ -113,3 +114,50 @@ def test_imap_tools_fetch_flag_append_move(env: ImapEnv, filled: str) -> None:
     other.select("Sent")
     assert _bodies(other.uid("FETCH", "1:*", "(BODY.PEEK[])")[1]) == [PLAIN]
     other.logout()
+
+
+def _after_login_capabilities(client: imaplib.IMAP4) -> imaplib.IMAP4:
+    """imaplib keeps the capabilities seen before login (where ENABLE is not listed)."""
+    client.capabilities = tuple(client.capability()[1][-1].decode().upper().split())
+    return client
+
+
+def test_imaplib_utf8_accept_and_imap4rev2(env: ImapEnv, filled: str) -> None:
+    # RFC 6855: imaplib's enable("UTF8=ACCEPT") sends mailbox names as UTF-8 quoted strings
+    # from then on; the live server answers in UTF-8 (no modified UTF-7).
+    client = _after_login_capabilities(env.imaps(filled))
+    assert client.enable("UTF8=ACCEPT")[0] == "OK" and client.utf8_enabled
+    assert client.response("ENABLED")[1] == [b"UTF8=ACCEPT"]
+    assert client.create('"Befunde Überweisung"')[0] == "OK"
+    typ, data = client.list('""', '"Befunde*"')
+    assert typ == "OK" and data == ['(\\HasNoChildren) "/" "Befunde Überweisung"'.encode()]
+    assert client.select('"Befunde Überweisung"')[1] == [b"0"]
+    client.logout()
+    # RFC 9051: after ENABLE IMAP4rev2, SEARCH answers ESEARCH and SELECT sends no RECENT.
+    rev2 = _after_login_capabilities(env.imaps(filled))
+    assert rev2.enable("IMAP4rev2")[0] == "OK" and rev2.response("ENABLED")[1] == [b"IMAP4rev2"]
+    typ, count = rev2.select("INBOX", readonly=True)
+    assert typ == "OK" and count == [b"3"] and rev2.response("RECENT")[1] == [None]
+    assert rev2.status("INBOX", "(MESSAGES DELETED)")[1] == [b"INBOX (MESSAGES 3 DELETED 0)"]
+    typ, data = rev2.search(None, "ALL")
+    assert typ == "OK" and rev2.response("ESEARCH")[1][0].endswith(b" ALL 1:3")
+    rev2.logout()
+
+
+def test_imaplib_smtputf8_message_with_and_without_utf8(env: ImapEnv, account: str) -> None:
+    # RFC 6855 §5, the gateway's choice: the stored octets to everyone; the ENVELOPE in UTF-8
+    # once UTF8=ACCEPT is enabled, 7-bit (RFC 2047) otherwise.
+    raw = "From: Jörg <joerg@b.test>\r\nTo: x@b.test\r\nSubject: Befund für Jörg\r\n\r\nHallo\r\n".encode()
+    env.deliver(account, raw)
+    legacy = env.imaps(account)
+    legacy.select("INBOX", readonly=True)
+    typ, data = legacy.uid("FETCH", "1", "(ENVELOPE BODY.PEEK[])")
+    assert typ == "OK" and _bodies(data) == [raw]
+    assert b'"=?utf-8?b?' + base64.b64encode("Befund für Jörg".encode()) + b'?="' in data[0][0]
+    legacy.logout()
+    modern = _after_login_capabilities(env.imaps(account))
+    modern.enable("UTF8=ACCEPT")
+    modern.select("INBOX", readonly=True)
+    typ, data = modern.uid("FETCH", "1", "(ENVELOPE)")
+    assert typ == "OK" and '"Befund für Jörg" (("Jörg" NIL "joerg" "b.test"))'.encode() in data[0]
+    modern.logout()
