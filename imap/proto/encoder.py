@@ -185,7 +185,7 @@ def _addresses(addresses: tuple[EnvelopeAddress, ...], utf8: bool) -> Value:
         spec = f"{a.mailbox}@{a.host}" if a.host else (a.mailbox or "")
         named = f"{a.name} <{spec}>" if a.name else spec
         out += [[None, None, encoded_words(named), None], [None, None, None, None]]  # RFC 3501 §7.4.2 group
-    return out
+    return Raw(b"(" + b"".join(encode(address) for address in out) + b")")  # RFC 3501 §9: no SP between
 
 
 def envelope(env: Envelope, *, utf8: bool = False) -> Value:

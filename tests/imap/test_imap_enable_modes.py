@@ -291,7 +291,7 @@ async def test_smtputf8_message_to_legacy_and_utf8_clients() -> None:
         S: * OK [MAILBOXID (...)] Mailbox ID
         S: b OK [READ-ONLY] EXAMINE completed
     """
-    group = f'((NIL NIL "{_b("Jörg <jörg@bü.test>")}" NIL) (NIL NIL NIL NIL))'
+    group = f'((NIL NIL "{_b("Jörg <jörg@bü.test>")}" NIL)(NIL NIL NIL NIL))'
     await Transcript(backend).run(LOGIN + select + f"""
         C: f FETCH 1 (ENVELOPE)
         S: * 1 FETCH (ENVELOPE (NIL "{_b("Grüße")}" {group} {group} {group} ((NIL NIL "bob" "b.test")) NIL NIL NIL NIL))

@@ -143,3 +143,11 @@ def test_seqset_sequence_numbers_beyond_exists() -> None:
         SequenceSet.parse("4").check_sequence_numbers(3)
     assert format_uids([5, 1, 2, 3, 9]) == "1:3,5,9"
     assert str(SequenceSet.of(4, 1, 2)) == "1:2,4"
+
+
+def test_envelope_address_lists_have_no_space_between_addresses() -> None:
+    # RFC 3501 §9: env-to = "(" 1*address ")" / nil, with no SP between the addresses.
+    from imap.proto.structure import Envelope, EnvelopeAddress
+    two = (EnvelopeAddress("A", None, "a", "x.test"), EnvelopeAddress(None, None, "b", "x.test"))
+    wire = e.encode(e.envelope(Envelope(to=two)))
+    assert b'(("A" NIL "a" "x.test")(NIL NIL "b" "x.test"))' in wire

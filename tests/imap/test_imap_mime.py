@@ -54,6 +54,8 @@ MIXED = (
 
 
 def test_plain_envelope_rfc3501_example() -> None:
+    # RFC 3501 §8's example, except between two addresses: its example shows a space, its
+    # grammar (§9 env-cc = "(" 1*address ")") has none, and Dovecot writes none.
     root = mime.parse(PLAIN)
     assert encoder.encode(encoder.envelope(mime.envelope(root))) == (
         b'("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" "IMAP4rev1 WG mtg summary and minutes" '
@@ -61,7 +63,7 @@ def test_plain_envelope_rfc3501_example() -> None:
         b'(("Terry Gray" NIL "gray" "cac.washington.edu")) '
         b'(("Terry Gray" NIL "gray" "cac.washington.edu")) '
         b'((NIL NIL "imap" "cac.washington.edu")) '
-        b'((NIL NIL "minutes" "CNRI.Reston.VA.US") ("John Klensin" NIL "KLENSIN" "MIT.EDU")) '
+        b'((NIL NIL "minutes" "CNRI.Reston.VA.US")("John Klensin" NIL "KLENSIN" "MIT.EDU")) '
         b'NIL NIL "<B27397-0100000@cac.washington.edu>")'
     )
 
