@@ -11,8 +11,8 @@ LOGIN on the plain port (``tls.allow_auth_without_tls`` on loopback; Dovecot ``s
         --mbox ../shared/imaptest/stress.mbox --secs 60 --clients 10 [--users 10] \\
         [--target gateway1 --target gateway2 --target dovecot]
 
-On two nodes two imaptest processes run at once, each with half the clients, on the same
-accounts: one against each node. ``--serve TARGET`` starts a target and waits (to run imaptest
+On two nodes one imaptest process drives both, its clients alternating between them
+(:func:`start_gateway`). ``--serve TARGET`` starts a target and waits (to run imaptest
 by hand); the ports are printed.
 """
 
@@ -45,6 +45,7 @@ from gateway.testing.ports import free_port, listen_env, wait_port  # noqa: E402
 DOMAIN = "clinic.test"
 PASSWORD = "stress password"  # noqa: S105 - synthetic local accounts
 USERS = 10
+ROUND_ROBIN = "gateway-nodes.stress.test"
 
 
 def user_format() -> str:
@@ -67,17 +68,18 @@ def gateway_home(root: Path, url: str | None) -> Path:
 
 
 class Node:
-    def __init__(self, home: Path, name: str) -> None:
+    def __init__(self, home: Path, name: str, imap: tuple[str, int]) -> None:
         self.home, self.name = home, name
-        self.env = {**os.environ, **listen_env(), "GATEWAY__SERVER__HOSTNAME": f"{name}.gateway.test"}
-        self.port = int(self.env["GATEWAY__LISTEN__IMAP"].rsplit(":", 1)[1])
+        self.env = {**os.environ, **listen_env(), "GATEWAY__SERVER__HOSTNAME": f"{name}.gateway.test",
+                    "GATEWAY__LISTEN__IMAP": f"{imap[0]}:{imap[1]}"}
+        self.host, self.port = imap
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = (self.home / f"{self.name}.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, str(HERE / "gateway_serve.py"), str(self.home)],  # noqa: S603
                                      env=self.env, stdout=log, stderr=log)
-        if not wait_port("127.0.0.1", self.port, 60):
+        if not wait_port(self.host, self.port, 60):
             raise RuntimeError(f"node {self.name} did not listen; see {self.home}/{self.name}.log")
 
     def stop(self) -> None:
@@ -89,20 +91,26 @@ class Node:
                 self.proc.kill()
 
 
-def start_gateway(stack: ExitStack, root: Path, nodes: int) -> list[int]:
+def start_gateway(stack: ExitStack, root: Path, nodes: int) -> tuple[str, int]:
+    """Start the nodes; returns the host and port imaptest connects to.
+
+    imaptest connects its clients in turn to each address its ``host`` resolves to, on one port:
+    node i listens on 127.0.0.(i+1), same port, and the name ``ROUND_ROBIN`` resolves to them all
+    in imaptest's private /etc/hosts (:func:`run_imaptest`), so one imaptest process (its
+    checkpoints included) drives both nodes, clients alternating between them.
+    """
     url = stack.enter_context(pg.temporary_database("hmg_stress")) if nodes > 1 else None
     home_a = gateway_home(root / "a", url)
-    running = []
+    port = free_port()
     for i in range(nodes):
         home = home_a
         if i:
             home = root / f"node{i}"
             shutil.copytree(home_a, home)  # same keys, TLS and database: another node
-        node = Node(home, f"node{i}")
-        running.append(node)
+        node = Node(home, f"node{i}", (f"127.0.0.{i + 1}", port))
         stack.callback(node.stop)
         node.start()
-    return [n.port for n in running]
+    return (ROUND_ROBIN if nodes > 1 else "127.0.0.1"), port
 
 
 class StressDovecot(Dovecot):
@@ -118,33 +126,30 @@ class StressDovecot(Dovecot):
         (self.root / "passwd").write_text("".join(lines))
 
 
-def start_dovecot(stack: ExitStack, root: Path) -> list[int]:
+def start_dovecot(stack: ExitStack, root: Path) -> tuple[str, int]:
     root.mkdir(parents=True)
     root.chmod(0o755)  # Dovecot's mail user must reach its folders below
     dovecot = StressDovecot(root, free_port())
     stack.callback(dovecot.stop)
     dovecot.start()
-    return [dovecot.port]
+    return "127.0.0.1", dovecot.port
 
 
-def run_imaptest(binary: str, ports: list[int], args: argparse.Namespace, log: Path) -> list[str]:
-    """Run imaptest (one process per port, the clients split between them); returns their outputs."""
-    share = [args.clients // len(ports) + (1 if i < args.clients % len(ports) else 0) for i in range(len(ports))]
-    procs = []
-    for i, (port, clients) in enumerate(zip(ports, share, strict=True)):
-        command = [binary, "host=127.0.0.1", f"port={port}", f"user={user_format()}", f"users=1-{args.users}",
-                   f"pass={PASSWORD}", f"clients={clients}", f"secs={args.secs}", f"mbox={args.mbox}",
-                   f"seed={args.seed + i}", *args.extra]
-        print("$", " ".join(command), flush=True)
-        out = (log.parent / f"{log.name}.{i}").open("w")
-        procs.append((subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
-                                       env={**os.environ, "LD_LIBRARY_PATH": "/usr/lib/dovecot"}), out))
-    outputs = []
-    for i, (proc, out) in enumerate(procs):
-        proc.wait(args.secs + 300)
-        out.close()
-        outputs.append((log.parent / f"{log.name}.{i}").read_text(errors="replace"))
-    return outputs
+def run_imaptest(binary: str, host: str, port: int, args: argparse.Namespace, log: Path) -> str:
+    """Run imaptest; returns its output. For ``ROUND_ROBIN`` it runs in a mount namespace of its own
+    where /etc/hosts (bind-mounted over, for this process only) gives the name every node's address."""
+    command = [binary, f"host={host}", f"port={port}", f"user={user_format()}", f"users=1-{args.users}",
+               f"pass={PASSWORD}", f"clients={args.clients}", f"secs={args.secs}", f"mbox={args.mbox}",
+               f"seed={args.seed}", *args.extra]
+    print("$", " ".join(command), flush=True)
+    if host == ROUND_ROBIN:
+        hosts = log.parent / "hosts"
+        hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {ROUND_ROBIN}\n127.0.0.2 {ROUND_ROBIN}\n")
+        command = ["unshare", "--mount", "sh", "-c", f'mount --bind {hosts} /etc/hosts && exec "$@"', "-", *command]
+    with log.open("w") as out:
+        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=args.secs + 300,  # noqa: S603
+                       env={**os.environ, "LD_LIBRARY_PATH": "/usr/lib/dovecot"}, check=False)
+    return log.read_text(errors="replace")
 
 
 def summary(output: str) -> dict[str, object]:
@@ -180,21 +185,20 @@ def main() -> None:
         for target in [args.serve] if args.serve else (args.target or ["gateway1", "gateway2", "dovecot"]):
             with ExitStack() as servers:
                 if target == "dovecot":
-                    ports = start_dovecot(servers, root / target)
+                    host, port = start_dovecot(servers, root / target)
                 else:
-                    ports = start_gateway(servers, root / target, 2 if target == "gateway2" else 1)
+                    host, port = start_gateway(servers, root / target, 2 if target == "gateway2" else 1)
                 if args.serve:
-                    print(f"{target}: ports {ports}, users {user_format()} 1-{USERS}, password {PASSWORD!r}",
+                    print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}",
                           flush=True)
                     signal.sigwait({signal.SIGINT, signal.SIGTERM})
                     return
-                outputs = run_imaptest(args.imaptest, ports, args, root / f"{target}.out")
-                for i, output in enumerate(outputs):
-                    s = summary(output)
-                    total = sum(s["totals"].values())  # type: ignore[attr-defined]
-                    print(f"{target} [{i}] errors {s['errors']} commands {total} ({total / args.secs:.1f}/s) "
-                          f"totals {s['totals']}", flush=True)
-                    print("\n".join(output.splitlines()[-12:]), flush=True)
+                output = run_imaptest(args.imaptest, host, port, args, root / f"{target}.out")
+                s = summary(output)
+                total = sum(s["totals"].values())  # type: ignore[attr-defined]
+                print(f"{target}: errors {s['errors']}, commands {total} ({total / args.secs:.1f}/s), "
+                      f"totals {s['totals']}", flush=True)
+                print("\n".join(output.splitlines()[-6:]), flush=True)
                 time.sleep(1)
 
 

@@ -57,6 +57,29 @@ def test_flags_expunge_and_new_mail_between_sessions(env: ImapEnv, filled: str) 
     b.close()
 
 
+def test_no_expunge_during_sort_or_thread_between_sessions(env: ImapEnv, filled: str) -> None:
+    """SORT and THREAD answer with sequence numbers, like SEARCH (RFC 5256 §3, RFC 3501 §7.4.1): an
+    EXPUNGE there would shift the numbers of a STORE pipelined behind them (imaptest's stress mode:
+    "Referenced message expunged", then BAD for the STORE's last number). Their UID forms may carry it."""
+    a, b = wire_tls(env, filled), wire_tls(env, filled)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    for command in ("SORT (ARRIVAL) US-ASCII ALL", "THREAD ORDEREDSUBJECT US-ASCII ALL"):
+        lines = a.ok(command)
+        assert b"EXPUNGE" not in b"".join(lines), command
+    assert a.ok("NOOP")[:-1] == [b"* 1 EXPUNGE\r\n"]
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    assert b"* 1 EXPUNGE\r\n" in a.ok("UID SORT (ARRIVAL) US-ASCII ALL")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    assert b"* 1 EXPUNGE\r\n" in a.ok("UID THREAD ORDEREDSUBJECT US-ASCII ALL")
+    a.close()
+    b.close()
+
+
 def test_idle_reports_append_from_another_connection_within_a_second(env: ImapEnv, account: str) -> None:
     watcher, writer = wire_tls(env, account), wire_tls(env, account)
     watcher.ok("SELECT INBOX")
