@@ -191,7 +191,8 @@ def main() -> None:
                 if args.serve:
                     print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}",
                           flush=True)
-                    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                    signal.sigwait({signal.SIGINT, signal.SIGTERM})  # then the servers are stopped
                     return
                 output = run_imaptest(args.imaptest, host, port, args, root / f"{target}.out")
                 s = summary(output)

@@ -189,13 +189,29 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]]:
-    """(sequence number, meta) of the selected messages ``key`` matches, ascending."""
+@dataclass
+class Searched:
+    """What SEARCH, SORT and THREAD work on: the key, the (sequence number, meta) of the messages
+    it matches in ascending order, and whether messages expunged by another session (numbered
+    here until the session is told) were left out, which their tagged OK says (:meth:`done`)."""
+
+    key: t.SearchKey
+    found: list[tuple[int, MessageMeta]]
+    left_out: bool = False
+
+    def done(self, reply: Reply) -> Reply:
+        return reply.expunge_issued() if self.left_out else reply
+
+
+async def matching(s: Session, key: t.SearchKey) -> tuple[list[tuple[int, MessageMeta]], bool]:
+    """(sequence number, meta) of the selected messages ``key`` matches, ascending; and whether
+    messages already expunged (by another session) were left out."""
     view = s.selected
     raw_needed, summary_needed = needs_raw(key), needs_summary(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
     pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
              if uid in view.meta and uid not in view.pending_expunge]
+    left_out = len(pairs) < len(view.uids)
     found: list[tuple[int, MessageMeta]] = []
     sizes = {uid: view.meta[uid].size for _, uid in pairs}
     for chunk in batches(pairs, sizes, raw_needed):  # bodies decrypted per bounded batch
@@ -205,34 +221,36 @@ async def matching(s: Session, key: t.SearchKey) -> list[tuple[int, MessageMeta]
         for seq, uid in chunk:
             candidate = _Candidate(seq, view.meta[uid], uid in view.recent, raws.get(uid), summaries.get(uid))
             if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None):
-                continue  # expunged meanwhile
+                left_out = True  # expunged meanwhile
+                continue
             if matches(key, candidate, exists=exists, max_uid=max_uid):
                 found.append((seq, candidate.meta))
-    return found
+    return found, left_out
 
 
-async def searched(s: Session, criteria: t.SearchKey | None) -> tuple[t.SearchKey, list[tuple[int, MessageMeta]]]:
+async def searched(s: Session, criteria: t.SearchKey | None) -> Searched:
     """The messages ``criteria`` (ALL when absent) selects, for SEARCH, SORT and THREAD; a
     MODSEQ criterion enables CONDSTORE first (RFC 7162 §3.1)."""
     key = criteria or t.SearchAll()
-    found = await matching(s, key)
+    found, left_out = await matching(s, key)
     if uses_modseq(key):
         await s.enable_condstore()
-    return key, found
+    return Searched(key, found, left_out)
 
 
 async def search(s: Session, cmd: c.Search) -> Reply:
-    key, found = await searched(s, cmd.criteria)
+    result = await searched(s, cmd.criteria)
+    key, found = result.key, result.found
     if cmd.return_options is not None:
         numbered = [(meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found]
         await s.send(esearch_line(cmd.tag, cmd.uid, cmd.return_options, numbered, modseq=uses_modseq(key)))
-        return replies.SEARCH_COMPLETED
+        return result.done(replies.SEARCH_COMPLETED)
     numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
     line = ("SEARCH " + numbers).strip()
     if uses_modseq(key) and found:  # RFC 7162 §3.1.5
         line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
     await s.send(encoder.untagged(line.encode("ascii")))
-    return replies.SEARCH_COMPLETED
+    return result.done(replies.SEARCH_COMPLETED)
 
 
 def esearch_line(tag: str, uid: bool, options: tuple[str, ...], found: list[tuple[int, int]], *,
