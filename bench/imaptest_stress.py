@@ -19,6 +19,7 @@ by hand); the ports are printed.
 from __future__ import annotations
 
 import argparse
+import imaplib
 import os
 import re
 import shutil
@@ -135,6 +136,17 @@ def start_dovecot(stack: ExitStack, root: Path) -> tuple[str, int]:
     return "127.0.0.1", dovecot.port
 
 
+def create_folders(port: int, users: int, names: list[str]) -> None:
+    """CREATE ``names`` in each account first: imaptest's COPY answers a TRYCREATE with a CREATE
+    and counts that CREATE's ALREADYEXISTS as an error when another client created it first."""
+    for i in range(1, users + 1):
+        with imaplib.IMAP4("127.0.0.1", port) as imap:
+            imap.login(user_format() % i, PASSWORD)
+            for name in names:
+                imap.create(name)
+            imap.logout()
+
+
 def run_imaptest(binary: str, host: str, port: int, args: argparse.Namespace, log: Path) -> str:
     """Run imaptest; returns its output. For ``ROUND_ROBIN`` it runs in a mount namespace of its own
     where /etc/hosts (bind-mounted over, for this process only) gives the name every node's address."""
@@ -176,6 +188,7 @@ def main() -> None:
     parser.add_argument("--target", action="append", choices=["gateway1", "gateway2", "dovecot"])
     parser.add_argument("--serve", choices=["gateway1", "gateway2", "dovecot"])
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--create", action="append", default=[], help="folder to create in each account first")
     parser.add_argument("extra", nargs="*", help="more imaptest arguments")
     args = parser.parse_args()
     with ExitStack() as stack:
@@ -188,6 +201,7 @@ def main() -> None:
                     host, port = start_dovecot(servers, root / target)
                 else:
                     host, port = start_gateway(servers, root / target, 2 if target == "gateway2" else 1)
+                create_folders(port, args.users, args.create)
                 if args.serve:
                     print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}",
                           flush=True)
