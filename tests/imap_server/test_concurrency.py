@@ -80,9 +80,9 @@ def test_no_expunge_during_sort_or_thread_between_sessions(env: ImapEnv, filled:
     b.close()
 
 
-def test_search_sort_thread_say_expungeissued_when_they_leave_out_expunged_messages(env: ImapEnv, filled: str) -> None:
+def test_expungeissued_when_search_sort_thread_fetch_leave_out_expunged_messages(env: ImapEnv, filled: str) -> None:
     """A message another session expunged keeps its number until this session is told, but its
-    contents are gone: SEARCH, SORT and THREAD leave it out and say so with ``OK [EXPUNGEISSUED]``
+    contents are gone: SEARCH, SORT, THREAD and FETCH leave it out and say so with ``OK [EXPUNGEISSUED]``
     (RFC 5530 §3, RFC 2180 §4.1), as Dovecot does; imaptest's stress mode otherwise reports
     "SEARCH result missing seq N" when its criteria named that number."""
     a, b = wire_tls(env, filled), wire_tls(env, filled)
@@ -97,7 +97,11 @@ def test_search_sort_thread_say_expungeissued_when_they_leave_out_expunged_messa
         if data is not None:
             assert lines[0] == data, command
         assert lines[-1].split(b" ", 2)[2].startswith(b"[EXPUNGEISSUED] "), lines[-1]
+    lines = a.ok("FETCH 1:2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")  # FETCH likewise (RFC 2180 §4.1.3)
+    assert [line[:12] for line in lines[:-1] if line.startswith(b"* ")] == [b"* 2 FETCH (B"]
+    assert lines[-1].split(b" ", 2)[2].startswith(b"[EXPUNGEISSUED] "), lines[-1]
     assert a.ok("NOOP")[:-1] == [b"* 1 EXPUNGE\r\n"]
+    assert b"EXPUNGEISSUED" not in a.ok("FETCH 1 (UID)")[-1]
     lines = a.ok("SEARCH 1:2")
     assert lines == [b"* SEARCH 1 2\r\n", lines[-1]] and b"EXPUNGEISSUED" not in lines[-1]
     a.close()
