@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from imap.backend import Backend, Mailboxes
 from imap.enabled import Enabled
 from imap.proto import replies
-from imap.proto.commands import Command, Fetch, Search, Store
+from imap.proto.commands import Command, Fetch, Search, Sort, Store, Thread
 from imap.proto.errors import BadCommand, Bye, CommandFailed, ImapError
 from imap.proto.receiver import (
     DEFAULT_APPENDLIMIT,
@@ -347,10 +347,11 @@ class Session:
 
     async def _updates(self, command: Command) -> None:
         """Untagged changes before the tagged OK (RFC 3501 §5.2, §7.4.1: no EXPUNGE during
-        FETCH, STORE or SEARCH; their UID forms may carry it)."""
+        FETCH, STORE or SEARCH, nor SORT or THREAD, which answer with sequence numbers as SEARCH
+        does (RFC 5256 §3); their UID forms may carry it)."""
         if self.view is None or command.name in ("SELECT", "EXAMINE"):
             return
-        quiet = isinstance(command, Fetch | Store | Search) and not command.uid
+        quiet = isinstance(command, Fetch | Store | Search | Sort | Thread) and not command.uid
         await self.push_updates(allow_expunge=not quiet)
 
     async def push_updates(self, *, allow_expunge: bool) -> None:

@@ -213,14 +213,31 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
     return False
 
 
-async def matching(s: Session, key: t.SearchKey, only: Collection[int] | None = None) -> list[tuple[int, MessageMeta]]:
-    """(sequence number, meta) of the selected messages ``key`` matches, ascending; with
-    ``only``, of those UIDs only (RFC 5267 §4.2 updates)."""
+@dataclass
+class Searched:
+    """What SEARCH, SORT and THREAD work on: the key, the (sequence number, meta) of the messages
+    it matches in ascending order, and whether messages expunged by another session (numbered
+    here until the session is told) were left out, which their tagged OK says (:meth:`done`)."""
+
+    key: t.SearchKey
+    found: list[tuple[int, MessageMeta]]
+    left_out: bool = False
+
+    def done(self, reply: Reply) -> Reply:
+        return reply.expunge_issued() if self.left_out else reply
+
+
+async def matching(s: Session, key: t.SearchKey,
+                   only: Collection[int] | None = None) -> tuple[list[tuple[int, MessageMeta]], bool]:
+    """(sequence number, meta) of the selected messages ``key`` matches, ascending, with ``only``
+    of those UIDs only (RFC 5267 §4.2 updates); and whether messages already expunged (by
+    another session) were left out."""
     view = s.selected
     raw_needed, summary_needed, objects_needed = needs_raw(key), needs_summary(key), needs_objects(key)
     exists, max_uid = view.exists, (view.uids[-1] if view.uids else 0)
     pairs = [(seq, uid) for seq, uid in enumerate(list(view.uids), 1)
              if uid in view.meta and uid not in view.pending_expunge and (only is None or uid in only)]
+    left_out = any(uid in view.pending_expunge for uid in view.uids if only is None or uid in only)
     found: list[tuple[int, MessageMeta]] = []
     sizes = {uid: view.meta[uid].size for _, uid in pairs}
     for chunk in batches(pairs, sizes, raw_needed):  # bodies decrypted per bounded batch
@@ -233,10 +250,11 @@ async def matching(s: Session, key: t.SearchKey, only: Collection[int] | None = 
                                    objects.get(uid))
             if (raw_needed and candidate.raw is None) or (summary_needed and candidate.summary is None) \
                     or (objects_needed and candidate.obj is None):
-                continue  # expunged meanwhile
+                left_out = True  # expunged meanwhile
+                continue
             if matches(key, candidate, exists=exists, max_uid=max_uid):
                 found.append((seq, candidate.meta))
-    return found
+    return found, left_out
 
 
 def without_saved(key: t.SearchKey, saved: frozenset[int]) -> t.SearchKey:
@@ -253,15 +271,15 @@ def without_saved(key: t.SearchKey, saved: frozenset[int]) -> t.SearchKey:
     return key
 
 
-async def searched(s: Session, criteria: t.SearchKey | None) -> tuple[t.SearchKey, list[tuple[int, MessageMeta]]]:
+async def searched(s: Session, criteria: t.SearchKey | None) -> Searched:
     """The messages ``criteria`` (ALL when absent) selects, for SEARCH, SORT and THREAD; a
-    MODSEQ criterion enables CONDSTORE first (RFC 7162 §3.1). The key is returned with
-    ``$`` replaced by the saved messages."""
+    MODSEQ criterion enables CONDSTORE first (RFC 7162 §3.1). The key is kept with ``$``
+    replaced by the saved messages."""
     key = without_saved(criteria or t.SearchAll(), s.selected.search.saved)
-    found = await matching(s, key)
+    found, left_out = await matching(s, key)
     if uses_modseq(key):
         await s.enable_condstore()
-    return key, found
+    return Searched(key, found, left_out)
 
 
 def _saved(options: tuple[str, ...], found: list[tuple[int, MessageMeta]]) -> frozenset[int]:
@@ -283,14 +301,15 @@ async def search(s: Session, cmd: c.Search) -> Reply:
     criteria = without_saved(cmd.criteria or t.SearchAll(), view.search.saved)
     if save:
         view.search.saved = frozenset()  # RFC 5182 §2.1: stays empty if this SEARCH fails
-    key, found = await searched(s, criteria)
+    result = await searched(s, criteria)
+    key, found = result.key, result.found
     if options is None:
         numbers = " ".join(str(meta.uid if cmd.uid else seq) for seq, meta in found)
         line = ("SEARCH " + numbers).strip()
         if uses_modseq(key) and found:  # RFC 7162 §3.1.5
             line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
         await s.send(encoder.untagged(line.encode("ascii")))
-        return replies.SEARCH_COMPLETED
+        return result.done(replies.SEARCH_COMPLETED)
     if save:
         view.search.saved = _saved(options, found)
     if set(options) - {"SAVE"}:  # RFC 5182 §2.4: SAVE alone returns no ESEARCH
@@ -299,11 +318,11 @@ async def search(s: Session, cmd: c.Search) -> Reply:
                                   partial=cmd.partial))
     if "UPDATE" in options:
         async def evaluate(uids: Sequence[int]) -> set[int]:
-            return {meta.uid for _, meta in await matching(s, key, set(uids))}
+            return {meta.uid for _, meta in (await matching(s, key, set(uids)))[0]}
 
         if not view.search.add(cmd.tag, cmd.uid, evaluate, (meta.uid for _, meta in found), view):
             await s.send(replies.NO_UPDATES.with_arg(encoder.quoted(cmd.tag).decode("ascii")).line())
-    return replies.SEARCH_COMPLETED
+    return result.done(replies.SEARCH_COMPLETED)
 
 
 async def cancel_update(s: Session, cmd: c.CancelUpdate) -> Reply:

@@ -46,7 +46,8 @@ _KEYS: dict[str, Callable[[Item], SortValue]] = {
 
 async def sort(s: Session, cmd: c.Sort) -> Reply:
     view = s.selected
-    key, found = await searched(s, cmd.criteria)
+    result = await searched(s, cmd.criteria)
+    key, found = result.key, result.found
     summaries: dict[int, MessageSummary] = {}
     if any(k.key not in ("ARRIVAL", "SIZE") for k in cmd.keys):
         for start in range(0, len(found), CHUNK):
@@ -62,9 +63,9 @@ async def sort(s: Session, cmd: c.Sort) -> Reply:
         ascending = sorted((meta.uid if cmd.uid else seq, meta.modseq) for seq, meta in found)
         await s.send(esearch_line(cmd.tag, cmd.uid, cmd.return_options, ascending,
                                   modseq=uses_modseq(key), order=numbers))
-        return replies.SORT_COMPLETED
+        return result.done(replies.SORT_COMPLETED)
     line = ("SORT " + " ".join(map(str, numbers))).strip()
     if uses_modseq(key) and found:  # RFC 7162 §3.1.5: SORT carries it as SEARCH does
         line += f" (MODSEQ {max(meta.modseq for _, meta in found)})"
     await s.send(encoder.untagged(line.encode("ascii")))
-    return replies.SORT_COMPLETED
+    return result.done(replies.SORT_COMPLETED)

@@ -47,7 +47,8 @@ def _from_header(number: int, meta: MessageMeta, raw: bytes) -> ThreadInput:
 
 async def thread(s: Session, cmd: c.Thread) -> Reply:
     view = s.selected
-    _, found = await searched(s, cmd.criteria)
+    result = await searched(s, cmd.criteria)
+    found, left_out = result.found, result.left_out
     inputs: list[ThreadInput] = []
     if cmd.algorithm == "ORDEREDSUBJECT":
         for start in range(0, len(found), CHUNK):
@@ -55,6 +56,7 @@ async def thread(s: Session, cmd: c.Thread) -> Reply:
             got: Mapping[int, MessageSummary] = await s.boxes.fetch_summaries(view.name, [m.uid for _, m in chunk])
             inputs += [_from_envelope(meta.uid if cmd.uid else seq, meta, got[meta.uid].envelope)
                        for seq, meta in chunk if meta.uid in got]
+            left_out = left_out or len(got) < len(chunk)  # expunged meanwhile
         text = ordered_subject(inputs)
     else:
         metas = {meta.uid: (seq, meta) for seq, meta in found}
@@ -62,8 +64,10 @@ async def thread(s: Session, cmd: c.Thread) -> Reply:
                                    {meta.uid: meta.size for _, meta in found}, True):
             raws = await s.boxes.fetch_raws(view.name, [uid for _, uid in chunk_pairs])
             for seq, uid in chunk_pairs:
-                if uid in raws:  # expunged meanwhile: left out
+                if uid in raws:
                     inputs.append(_from_header(uid if cmd.uid else seq, metas[uid][1], raws[uid]))
+                else:  # expunged meanwhile: left out
+                    left_out = True
         text = references(inputs)
     await s.send(encoder.untagged(("THREAD " + text).strip().encode("ascii")))
-    return replies.THREAD_COMPLETED
+    return replies.THREAD_COMPLETED.expunge_issued() if left_out else replies.THREAD_COMPLETED

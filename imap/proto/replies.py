@@ -83,6 +83,11 @@ class Reply:
         """This reply with the data of its response code, e.g. ``[UIDNEXT 4]``."""
         return replace(self, code_arg=str(arg))
 
+    def expunge_issued(self) -> Reply:
+        """This reply with ``[EXPUNGEISSUED]``: messages another session expunged, still numbered
+        in this one, were left out (RFC 5530 §3; RFC 2180 §4.1)."""
+        return replace(self, code=Code.EXPUNGEISSUED, code_arg=None)
+
     def response_text(self) -> str:
         """``STATUS [CODE arg] text`` (no tag, no CRLF)."""
         if self.code is None:

@@ -57,6 +57,57 @@ def test_flags_expunge_and_new_mail_between_sessions(env: ImapEnv, filled: str) 
     b.close()
 
 
+def test_no_expunge_during_sort_or_thread_between_sessions(env: ImapEnv, filled: str) -> None:
+    """SORT and THREAD answer with sequence numbers, like SEARCH (RFC 5256 §3, RFC 3501 §7.4.1): an
+    EXPUNGE there would shift the numbers of a STORE pipelined behind them (imaptest's stress mode:
+    "Referenced message expunged", then BAD for the STORE's last number). Their UID forms may carry it."""
+    a, b = wire_tls(env, filled), wire_tls(env, filled)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    for command in ("SORT (ARRIVAL) US-ASCII ALL", "THREAD ORDEREDSUBJECT US-ASCII ALL"):
+        lines = a.ok(command)
+        assert not any(line.endswith(b" EXPUNGE\r\n") for line in lines), command
+    assert a.ok("NOOP")[:-1] == [b"* 1 EXPUNGE\r\n"]
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    assert b"* 1 EXPUNGE\r\n" in a.ok("UID SORT (ARRIVAL) US-ASCII ALL")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    assert b"* 1 EXPUNGE\r\n" in a.ok("UID THREAD ORDEREDSUBJECT US-ASCII ALL")
+    a.close()
+    b.close()
+
+
+def test_expungeissued_when_search_sort_thread_fetch_leave_out_expunged_messages(env: ImapEnv, filled: str) -> None:
+    """A message another session expunged keeps its number until this session is told, but its
+    contents are gone: SEARCH, SORT, THREAD and FETCH leave it out and say so with ``OK [EXPUNGEISSUED]``
+    (RFC 5530 §3, RFC 2180 §4.1), as Dovecot does; imaptest's stress mode otherwise reports
+    "SEARCH result missing seq N" when its criteria named that number."""
+    a, b = wire_tls(env, filled), wire_tls(env, filled)
+    a.ok("SELECT INBOX")
+    b.ok("SELECT INBOX")
+    b.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.ok("EXPUNGE")
+    a.ok("FETCH 1:3 (UID)")  # a learns of the expunge, and may not tell it yet (RFC 3501 §7.4.1)
+    for command, data in (("SEARCH 1:3", b"* SEARCH 2 3\r\n"), ("SORT (ARRIVAL) US-ASCII 1:3", b"* SORT 2 3\r\n"),
+                          ("THREAD ORDEREDSUBJECT US-ASCII 1:3", None)):
+        lines = a.ok(command)
+        if data is not None:
+            assert lines[0] == data, command
+        assert lines[-1].split(b" ", 2)[2].startswith(b"[EXPUNGEISSUED] "), lines[-1]
+    lines = a.ok("FETCH 1:2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")  # FETCH likewise (RFC 2180 §4.1.3)
+    assert [line[:12] for line in lines[:-1] if line.startswith(b"* ")] == [b"* 2 FETCH (B"]
+    assert lines[-1].split(b" ", 2)[2].startswith(b"[EXPUNGEISSUED] "), lines[-1]
+    assert a.ok("NOOP")[:-1] == [b"* 1 EXPUNGE\r\n"]
+    assert b"EXPUNGEISSUED" not in a.ok("FETCH 1 (UID)")[-1]
+    lines = a.ok("SEARCH 1:2")
+    assert lines == [b"* SEARCH 1 2\r\n", lines[-1]] and b"EXPUNGEISSUED" not in lines[-1]
+    a.close()
+    b.close()
+
+
 def test_idle_reports_append_from_another_connection_within_a_second(env: ImapEnv, account: str) -> None:
     watcher, writer = wire_tls(env, account), wire_tls(env, account)
     watcher.ok("SELECT INBOX")

@@ -1,0 +1,221 @@
+"""imaptest's stress mode against the gateway (one node on SQLite, two nodes on one PostgreSQL)
+and against Debian's Dovecot, back to back (issue 18).
+
+imaptest itself is built by hand outside the repository (see bench/README.md, "imaptest stress
+mode"); give its path with ``--imaptest``. Every server gets the same ten accounts
+(``stress1@clinic.test`` ... ``stress10@clinic.test``, one password), hashed argon2id with the
+gateway's parameters (``gateway.accounts.pros``: 64 MiB, t = 3, one lane) on both sides, and
+LOGIN on the plain port (``tls.allow_auth_without_tls`` on loopback; Dovecot ``ssl = no``).
+
+    .venv/bin/python bench/imaptest_stress.py --imaptest /work/build/imaptest/src/imaptest \\
+        --mbox ../shared/imaptest/stress.mbox --secs 60 --clients 10 [--users 10] \\
+        [--target gateway1 --target gateway2 --target dovecot]
+
+On two nodes one imaptest process drives both, its clients alternating between them
+(:func:`start_gateway`). ``--serve TARGET`` starts a target and waits (to run imaptest
+by hand); the ports are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import imaplib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+# bench/ holds scripts named like our packages (bench/imap.py): our siblings go last on the path
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
+from refservers import Dovecot  # noqa: E402
+
+from gateway.accounts.pros import add_hosted_domain, add_pro, hash_password  # noqa: E402
+from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.testing import pg  # noqa: E402
+from gateway.testing.live import make_home  # noqa: E402
+from gateway.testing.ports import free_port, listen_env, wait_port  # noqa: E402
+
+DOMAIN = "clinic.test"
+PASSWORD = "stress password"  # noqa: S105 - synthetic local accounts
+USERS = 10
+ROUND_ROBIN = "gateway-nodes.stress.test"
+
+
+def user_format() -> str:
+    return f"stress%d@{DOMAIN}"
+
+
+def gateway_home(root: Path, url: str | None) -> Path:
+    home = make_home(root, storage_url=url)
+    config = home / "gateway.toml"
+    config.write_text(config.read_text().replace("[tls]\n", "[tls]\nallow_auth_without_tls = true\n", 1))
+    svc = open_services(Location(config, home, True))
+    try:
+        with svc.db.write() as session:
+            domain = add_hosted_domain(session, DOMAIN)
+            for i in range(1, USERS + 1):
+                add_pro(session, svc.keys, user_format() % i, domain, password=PASSWORD)
+    finally:
+        svc.close()
+    return home
+
+
+class Node:
+    def __init__(self, home: Path, name: str, imap: tuple[str, int]) -> None:
+        self.home, self.name = home, name
+        self.env = {**os.environ, **listen_env(), "GATEWAY__SERVER__HOSTNAME": f"{name}.gateway.test",
+                    "GATEWAY__LISTEN__IMAP": f"{imap[0]}:{imap[1]}"}
+        self.host, self.port = imap
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.home / f"{self.name}.log").open("ab")
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "gateway_serve.py"), str(self.home)],  # noqa: S603
+                                     env=self.env, stdout=log, stderr=log)
+        if not wait_port(self.host, self.port, 60):
+            raise RuntimeError(f"node {self.name} did not listen; see {self.home}/{self.name}.log")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_gateway(stack: ExitStack, root: Path, nodes: int) -> tuple[str, int]:
+    """Start the nodes; returns the host and port imaptest connects to.
+
+    imaptest connects its clients in turn to each address its ``host`` resolves to, on one port:
+    node i listens on 127.0.0.(i+1), same port, and the name ``ROUND_ROBIN`` resolves to them all
+    in imaptest's private /etc/hosts (:func:`run_imaptest`), so one imaptest process (its
+    checkpoints included) drives both nodes, clients alternating between them.
+    """
+    url = stack.enter_context(pg.temporary_database("hmg_stress")) if nodes > 1 else None
+    home_a = gateway_home(root / "a", url)
+    port = free_port()
+    for i in range(nodes):
+        home = home_a
+        if i:
+            home = root / f"node{i}"
+            shutil.copytree(home_a, home)  # same keys, TLS and database: another node
+        node = Node(home, f"node{i}", (f"127.0.0.{i + 1}", port))
+        stack.callback(node.stop)
+        node.start()
+    return (ROUND_ROBIN if nodes > 1 else "127.0.0.1"), port
+
+
+class StressDovecot(Dovecot):
+    """bench/refservers.py's private Dovecot, with the ten stress accounts (ARGON2ID, same cost)."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        lines = []
+        for i in range(1, USERS + 1):
+            # libsodium's argon2id string (the gateway's own hash function): Dovecot reads the same PHC form
+            lines.append(f"{user_format() % i}:{{ARGON2ID}}{hash_password(PASSWORD)}:{self.uid}:{self.gid}::"
+                         f"{self.root}/mail/%u\n")
+        (self.root / "passwd").write_text("".join(lines))
+
+
+def start_dovecot(stack: ExitStack, root: Path) -> tuple[str, int]:
+    root.mkdir(parents=True)
+    root.chmod(0o755)  # Dovecot's mail user must reach its folders below
+    dovecot = StressDovecot(root, free_port())
+    stack.callback(dovecot.stop)
+    dovecot.start()
+    return "127.0.0.1", dovecot.port
+
+
+def create_folders(port: int, users: int, names: list[str]) -> None:
+    """CREATE ``names`` in each account first: imaptest's COPY answers a TRYCREATE with a CREATE
+    and counts that CREATE's ALREADYEXISTS as an error when another client created it first."""
+    for i in range(1, users + 1):
+        with imaplib.IMAP4("127.0.0.1", port) as imap:
+            imap.login(user_format() % i, PASSWORD)
+            for name in names:
+                imap.create(name)
+            imap.logout()
+
+
+def run_imaptest(binary: str, host: str, port: int, args: argparse.Namespace, log: Path) -> str:
+    """Run imaptest; returns its output. For ``ROUND_ROBIN`` it runs in a mount namespace of its own
+    where /etc/hosts (bind-mounted over, for this process only) gives the name every node's address."""
+    command = [binary, f"host={host}", f"port={port}", f"user={user_format()}", f"users=1-{args.users}",
+               f"pass={PASSWORD}", f"clients={args.clients}", f"secs={args.secs}", f"mbox={args.mbox}",
+               f"seed={args.seed}", *args.extra]
+    print("$", " ".join(command), flush=True)
+    if host == ROUND_ROBIN:
+        hosts = log.parent / "hosts"
+        hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {ROUND_ROBIN}\n127.0.0.2 {ROUND_ROBIN}\n")
+        command = ["unshare", "--mount", "sh", "-c", f'mount --bind {hosts} /etc/hosts && exec "$@"', "-", *command]
+    with log.open("w") as out:
+        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=args.secs + 300,  # noqa: S603
+                       env={**os.environ, "LD_LIBRARY_PATH": "/usr/lib/dovecot"}, check=False)
+    return log.read_text(errors="replace")
+
+
+def summary(output: str) -> dict[str, object]:
+    """Totals from imaptest's last report: commands per command (its 'Totals:' table) and errors."""
+    errors = len(re.findall(r"^Error: ", output, re.M))
+    totals: dict[str, int] = {}
+    lines = output.splitlines()
+    if "Totals:" in lines:
+        at = len(lines) - 1 - lines[::-1].index("Totals:")
+        rows = [line.split() for line in lines[at + 1:] if line.strip()]
+        names, values = rows[0], rows[-1]  # names, the share of clients running each, the counts
+        totals = {n: int(v) for n, v in zip(names, values, strict=False) if v.isdigit()}
+    return {"errors": errors, "totals": totals}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imaptest", default="/work/build/imaptest/src/imaptest")
+    parser.add_argument("--mbox", default=str(HERE.parent.parent / "shared" / "imaptest" / "stress.mbox"))
+    parser.add_argument("--secs", type=int, default=60)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--users", type=int, default=1, help="accounts used (1: all clients on one account)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--target", action="append", choices=["gateway1", "gateway2", "dovecot"])
+    parser.add_argument("--serve", choices=["gateway1", "gateway2", "dovecot"])
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--create", action="append", default=[], help="folder to create in each account first")
+    parser.add_argument("extra", nargs="*", help="more imaptest arguments")
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        root = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hmg-stress-")))
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)  # Dovecot's mail user must reach its folders below
+        for target in [args.serve] if args.serve else (args.target or ["gateway1", "gateway2", "dovecot"]):
+            with ExitStack() as servers:
+                if target == "dovecot":
+                    host, port = start_dovecot(servers, root / target)
+                else:
+                    host, port = start_gateway(servers, root / target, 2 if target == "gateway2" else 1)
+                create_folders(port, args.users, args.create)
+                if args.serve:
+                    print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}",
+                          flush=True)
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                    signal.sigwait({signal.SIGINT, signal.SIGTERM})  # then the servers are stopped
+                    return
+                output = run_imaptest(args.imaptest, host, port, args, root / f"{target}.out")
+                s = summary(output)
+                total = sum(s["totals"].values())  # type: ignore[attr-defined]
+                print(f"{target}: errors {s['errors']}, commands {total} ({total / args.secs:.1f}/s), "
+                      f"totals {s['totals']}", flush=True)
+                print("\n".join(output.splitlines()[-6:]), flush=True)
+                time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
