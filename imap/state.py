@@ -3,7 +3,7 @@ what each state advertises.
 
 RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
 (RFC 2177 IDLE, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID, RFC 3691 UNSELECT,
-RFC 4315 UID EXPUNGE, RFC 6851 MOVE). Anything not in the table is a protocol error.
+RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 9208 QUOTA). Anything not in the table is a protocol error.
 
 The CAPABILITY list depends on the state and TLS (RFC 3501 §6.1.1, §7.2.1): before login
 only what a client needs to log in is shown; extensions are listed after authentication
@@ -74,6 +74,9 @@ TABLE: dict[str, Rule] = {
     "NAMESPACE": Rule(_AUTH),  # RFC 2342 §5
     "IDLE": Rule(_AUTH),  # RFC 2177 §3
     "ENABLE": Rule(frozenset({_A})),  # RFC 5161 §3.1: only before a mailbox is selected
+    "GETQUOTA": Rule(_AUTH),  # RFC 9208 §4.1.1
+    "GETQUOTAROOT": Rule(_AUTH),  # RFC 9208 §4.1.2
+    "SETQUOTA": Rule(_AUTH),  # RFC 9208 §4.1.3 (refused: admins set quotas)
     # RFC 3501 §6.4: selected
     "CHECK": Rule(_SELECTED),
     "CLOSE": Rule(_SELECTED, on_success=_A),
@@ -140,6 +143,11 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "MOVE",  # RFC 6851
     "SPECIAL-USE",  # RFC 6154
     "CONDSTORE",  # RFC 7162
+    # RFC 9208 §3.2, §5: per-mailbox limits set by admins (no QUOTASET: SETQUOTA is refused),
+    # STATUS DELETED / DELETED-STORAGE (§4.2) with them.
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",
 )
 
 

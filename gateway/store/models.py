@@ -76,6 +76,10 @@ class Mailbox(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)  # random, bound into every AAD
     kind: Mapped[str] = mapped_column(String(16))  # patient | pro | system
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # RFC 9208 limits set by an admin (migration 0009): STORAGE in KiB, MESSAGE in messages.
+    # NULL: the configured default (``[quota]``); 0: no limit (gateway.mailstore.quota).
+    quota_storage_kib: Mapped[int | None] = mapped_column(BigInteger)
+    quota_messages: Mapped[int | None] = mapped_column(BigInteger)
     folders: Mapped[list[Folder]] = relationship(back_populates="mailbox", passive_deletes=True)
 
 
@@ -240,6 +244,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
         Index("ix_messages_folder_modseq", "folder_id", "modseq"),
+        # A mailbox's usage (RFC 9208 STORAGE, MESSAGE) from the index alone (migration 0009).
+        Index("ix_messages_folder_size", "folder_id", "size"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))

@@ -54,6 +54,8 @@ async def status(s: Session, cmd: c.Status) -> Reply:
         StatusItem.MESSAGES: st.messages, StatusItem.RECENT: st.recent, StatusItem.UIDNEXT: st.uidnext,
         StatusItem.UIDVALIDITY: st.uidvalidity, StatusItem.UNSEEN: st.unseen,
         StatusItem.HIGHESTMODSEQ: st.highestmodseq, StatusItem.APPENDLIMIT: s.config.appendlimit,
+        # RFC 9208 §4.2: what an EXPUNGE would free, DELETED-STORAGE in KiB like STORAGE (§5.1)
+        StatusItem.DELETED: st.deleted, StatusItem.DELETED_STORAGE: -(-st.deleted_octets // 1024),
     }  # fmt: skip
     items = b" ".join(b"%s %d" % (item.value.encode(), values[item]) for item in cmd.items)
     await s.send(encoder.untagged(b"STATUS " + encoder.mailbox(name) + b" (" + items + b")"))

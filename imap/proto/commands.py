@@ -166,7 +166,8 @@ class Lsub(Command):
 
 
 class StatusItem(enum.StrEnum):
-    """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT)."""
+    """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT), RFC 9208
+    §4.2 (DELETED, DELETED-STORAGE)."""
 
     MESSAGES = "MESSAGES"
     RECENT = "RECENT"
@@ -175,6 +176,8 @@ class StatusItem(enum.StrEnum):
     UNSEEN = "UNSEEN"
     HIGHESTMODSEQ = "HIGHESTMODSEQ"
     APPENDLIMIT = "APPENDLIMIT"
+    DELETED = "DELETED"  # RFC 9208 §4.2.1 (RFC 9051 §6.3.11)
+    DELETED_STORAGE = "DELETED-STORAGE"  # RFC 9208 §4.2.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,10 +373,36 @@ class Move(_UidCommand):
     mailbox: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """RFC 9208 §4.1.1: ``GETQUOTA quota-root-name``."""
+
+    name: ClassVar[str] = "GETQUOTA"
+    root: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """RFC 9208 §4.1.2: ``GETQUOTAROOT mailbox``."""
+
+    name: ClassVar[str] = "GETQUOTAROOT"
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """RFC 9208 §4.1.3: ``SETQUOTA quota-root-name (resource limit ...)``."""
+
+    name: ClassVar[str] = "SETQUOTA"
+    root: str = ""
+    limits: tuple[tuple[str, int], ...] = ()
+
+
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
     Idle, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort, Thread,
+    GetQuota, GetQuotaRoot, SetQuota,
 )  # fmt: skip
 
 #: Every name the state table must cover (RFC 3501 §6.4.8 UID forms included).

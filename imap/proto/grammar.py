@@ -16,6 +16,7 @@ from imap.proto import commands as c
 from imap.proto import replies
 from imap.proto.dates import parse_date_time
 from imap.proto.errors import BadCommand, ImapError
+from imap.proto.grammar_quota import QUOTA_PARSERS
 from imap.proto.grammar_select import SELECTED_PARSERS
 from imap.proto.reader import Reader
 
@@ -297,4 +298,5 @@ PARSERS: dict[str, Parser] = {
     "CLOSE": _simple(c.Close),
     "UNSELECT": _simple(c.Unselect),
     **SELECTED_PARSERS,
+    **QUOTA_PARSERS,
 }

@@ -51,6 +51,7 @@ class Code(enum.StrEnum):
     EXPUNGEISSUED = "EXPUNGEISSUED"
     BADURL = "BADURL"  # RFC 4469 §6
     UNKNOWN_CTE = "UNKNOWN-CTE"  # RFC 3516 §4.3
+    NOPERM = "NOPERM"  # RFC 5530 §3
 
 
 class Status(enum.StrEnum):
@@ -140,6 +141,8 @@ STORE_MODIFIED = Reply(_OK, "Some messages were modified", Code.MODIFIED)  # RFC
 COPY_COMPLETED = Reply(_OK, "COPY completed", Code.COPYUID)
 COPY_NOTHING = Reply(_OK, "COPY completed, no messages")  # RFC 4315 §3: no COPYUID for none
 MOVE_COMPLETED = Reply(_OK, "MOVE completed")
+GETQUOTA_COMPLETED = Reply(_OK, "GETQUOTA completed")  # RFC 9208 §4.1.1
+GETQUOTAROOT_COMPLETED = Reply(_OK, "GETQUOTAROOT completed")  # RFC 9208 §4.1.2
 
 # --- untagged OK with data (SELECT, RFC 3501 §6.3.1; MOVE, RFC 6851 §4.3) ---------------------
 FIRST_UNSEEN = Reply(_OK, "First unseen", Code.UNSEEN)
@@ -176,7 +179,10 @@ INBOX_NOT_DELETABLE = Reply(_NO, "INBOX cannot be deleted", Code.CANNOT)  # RFC 
 FOLDER_INTO_ITSELF = Reply(_NO, "Cannot move a folder into itself", Code.CANNOT)  # RENAME a to a/b
 UNSUPPORTED_SPECIAL_USE = Reply(_NO, "Unsupported special-use attribute", Code.CANNOT)  # RFC 6154 §3
 MAILBOX_READ_ONLY = Reply(_NO, "Mailbox is read-only", Code.READ_ONLY)
-OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)
+OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)  # RFC 9208 §4.3
+NO_SUCH_QUOTA_ROOT = Reply(_NO, "No such quota root")  # RFC 9208 §4.1.1
+# RFC 9208 §4.1.3: SETQUOTA may be refused; quotas are set by the gateway's admins.
+QUOTA_SET_BY_ADMINS = Reply(_NO, "Quotas are set by the administrators", Code.NOPERM)
 MESSAGE_TOO_LARGE = Reply(_NO, "Message too large", Code.TOOBIG)  # RFC 7889
 NUL_IN_MESSAGE = Reply(_NO, "NUL character in message")  # RFC 3501 §4.3
 UNKNOWN_CTE = Reply(_NO, "Unknown content-transfer-encoding", Code.UNKNOWN_CTE)  # RFC 3516 §4.3

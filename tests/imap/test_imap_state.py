@@ -16,6 +16,7 @@ EXPECTED_STATES = {
     State.AUTHENTICATED: {
         "CAPABILITY", "NOOP", "LOGOUT", "ID", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME",
         "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "NAMESPACE", "IDLE", "ENABLE",
+        "GETQUOTA", "GETQUOTAROOT", "SETQUOTA",  # RFC 9208 §4.1
     },
     State.LOGOUT: set(),
 }  # fmt: skip
