@@ -140,19 +140,19 @@ def reserve(session: Runner, mailbox_id: int, defaults: QuotaDefaults, octets: i
         raise QuotaExceeded(mailbox_id, resource)
 
 
-class _Keep:
+class Keep:
     """Leave this limit as it is (:func:`set_limits`)."""
 
 
-KEEP = _Keep()
+KEEP = Keep()
 
 
-def set_limits(session: Session, mailbox_id: int, *, storage_kib: int | _Keep | None = KEEP,
-               messages: int | _Keep | None = KEEP) -> None:
+def set_limits(session: Session, mailbox_id: int, *, storage_kib: int | Keep | None = KEEP,
+               messages: int | Keep | None = KEEP) -> None:
     """An admin's change: a number (0: no limit), None (back to the default) or :data:`KEEP`."""
     values: dict[str, int | None] = {}
     for column, value in (("quota_storage_kib", storage_kib), ("quota_messages", messages)):
-        if isinstance(value, _Keep):
+        if isinstance(value, Keep):
             continue
         if value is not None and value < 0:
             raise ValueError("a quota limit is a number of 0 or more")
