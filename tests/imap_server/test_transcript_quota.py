@@ -26,7 +26,7 @@ def set_quota(env: ImapEnv, address: str, **limits: int | None) -> None:
     with svc.db.write() as session:
         account = pro_by_address(session, address)
         assert account is not None
-        quota.set_limits(session, account.mailbox_id, **limits)  # type: ignore[arg-type]
+        quota.set_limits(session, account.mailbox_id, **limits)
 
 
 def send_bytewise(wire: Wire, data: bytes) -> None:
