@@ -104,7 +104,9 @@ class QuotaExceeded(Exception):
 _MB = Mailbox.__table__.c
 _LIMITS_SQL = "SELECT quota_storage_kib, quota_messages FROM mailboxes WHERE id = ?"
 _LIMITS = RawStatement(_LIMITS_SQL, (_MB.id,))
-_LIMITS_LOCKED = RawStatement(_LIMITS_SQL + " FOR UPDATE", (_MB.id,))
+# NO KEY UPDATE: writers of the mailbox queue behind each other, yet rows that only reference
+# it (a large message's pieces, stored in their own transactions) are not held up (PostgreSQL).
+_LIMITS_LOCKED = RawStatement(_LIMITS_SQL + " FOR NO KEY UPDATE", (_MB.id,))
 _USAGE = RawStatement(
     "SELECT count(m.size), coalesce(sum(m.size), 0) FROM messages m JOIN folders f ON f.id = m.folder_id"
     " WHERE f.mailbox_id = ?", (Folder.__table__.c.mailbox_id,))
