@@ -74,6 +74,8 @@ class MailboxFull(Exception):
     would take over its quota (RFC 9208 limits). Nothing was stored; SMTP answers
     ``452 4.2.2`` so the sender keeps the message and retries (RFC 3463 X.2.2)."""
 
+    enhanced = "4.2.2"  # RFC 3463 X.2.2, temporary (the queue's local delivery retries on it too)
+
     def __init__(self, mailboxes: Sequence[int]) -> None:
         super().__init__(f"{len(mailboxes)} mailbox(es) over quota")
         self.mailboxes = tuple(mailboxes)
