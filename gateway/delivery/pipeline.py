@@ -300,9 +300,10 @@ class Pipeline:
         delivery is one transaction. So: when every recipient is a mailbox of ours this
         message would take over its limit, nothing is stored and the sender is told to retry
         (:class:`MailboxFull`, ``452 4.2.2``); when others take it, it is stored for all:
-        each full mailbox was below its limit at RCPT (a full one is refused there with
-        ``452 4.2.2``), so it goes over by this one message at most, and no one's mail is
-        lost or delayed because another mailbox is full. The sender's own Sent copy (a
+        each such mailbox was below its limit at RCPT (a full one is refused there with
+        ``452 4.2.2``), so it goes over only by the messages accepted for it before it
+        filled (usually this one), and no one's mail is lost or delayed because another
+        mailbox is full. The sender's own Sent copy (a
         patient's reply) is never held back: the message has left."""
         over: list[int] = []
         for copy in job.copies:

@@ -51,7 +51,7 @@ def test_a_remote_recipient_takes_it_so_the_full_mailbox_gets_it_too(store: Stor
     both = replace(inbound, recipients=(*inbound.recipients, Rcpt(parse_address("dr@peer.test"),
                                                                     RemoteTarget("peer.test"))))
     done = pipeline.deliver_sync(both, message(3))
-    assert (done.local, done.queued) == (1, 1)  # one message over the limit at most (see _check_quota)
+    assert (done.local, done.queued) == (1, 1)  # over the limit by this message (see _check_quota)
     assert len(stored(store)) == 2
     with store.db.read() as s:
         assert quota.current(s, target.mailbox_id, pipeline.quota).full
