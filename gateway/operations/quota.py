@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.accounts.pros import pro_by_address
 from gateway.mailstore import quota
 from gateway.operations import patients, pros
-from gateway.operations.common import Actor, bad_request, conflict, text
+from gateway.operations.common import Actor, bad_request, conflict, not_found, text
 from gateway.store import audit
 from gateway.store.models import Mailbox
 from routing.ins import InvalidINS, mask_ins, normalise_ins
@@ -50,8 +50,8 @@ def owner(session: Session, who: Any) -> Owner:
         try:
             normalise_ins(local)
         except (InvalidINS, ValueError):
-            pros.account(session, raw)  # raises: no professional account at this address
-            raise
+            raise not_found("aucun compte professionnel à cette adresse",
+                            f"no professional account {address}") from None
         raw = local
     patient = patients.patient_by_ins(session, raw)
     if patient.mailbox_id is None:
