@@ -3,10 +3,12 @@
 One quota root per mailbox (a professional's or a patient's), covering all its folders.
 The limits live on the mailbox row (``mailboxes.quota_storage_kib``, ``quota_messages``):
 NULL takes the configured default (:class:`QuotaDefaults`, ``[quota]`` in the config), 0
-means no limit. Usage is never stored: it is summed from ``messages.size`` (RFC822.SIZE
-of the stored message) with one aggregate that reads only ``ix_messages_folder_size``,
-and only when a limit applies. So no counter can drift from the rows, whatever deletes
-them (EXPUNGE, MOVE, a folder deleted, a patient purged, a restore).
+means no limit. Usage is the sum of the mailbox's folders' counters (``folders.used_octets``,
+``used_messages``: RFC822.SIZE of the stored messages and their number), which triggers on
+``messages`` keep in the statement that inserts, deletes or moves a message (migration
+0009): whatever path writes messages (delivery, APPEND, COPY/MOVE, EXPUNGE, a folder
+deleted, a patient purged), the usage moves in its transaction, and reading it costs one
+row per folder, whatever the number of messages.
 
 :func:`reserve` is the check a writer makes in its own write transaction, before it
 writes anything: on PostgreSQL it first locks the mailbox row, so two writers to one
@@ -108,8 +110,8 @@ _LIMITS = RawStatement(_LIMITS_SQL, (_MB.id,))
 # it (a large message's pieces, stored in their own transactions) are not held up (PostgreSQL).
 _LIMITS_LOCKED = RawStatement(_LIMITS_SQL + " FOR NO KEY UPDATE", (_MB.id,))
 _USAGE = RawStatement(
-    "SELECT count(m.size), coalesce(sum(m.size), 0) FROM messages m JOIN folders f ON f.id = m.folder_id"
-    " WHERE f.mailbox_id = ?", (Folder.__table__.c.mailbox_id,))
+    "SELECT coalesce(sum(used_messages), 0), coalesce(sum(used_octets), 0) FROM folders WHERE mailbox_id = ?",
+    (Folder.__table__.c.mailbox_id,))
 
 
 def limits(runner: Runner, mailbox_id: int, defaults: QuotaDefaults, *, lock: bool = False) -> QuotaLimits:

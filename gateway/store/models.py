@@ -223,6 +223,10 @@ class Folder(Base):
     highestmodseq: Mapped[int] = mapped_column(BigInteger, default=1)
     # RFC 3501 §2.3.2: the highest UID an IMAP session has taken as \Recent (migration 0006).
     recent_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The folder's messages' sizes and count (RFC 9208 usage), kept by triggers on messages in
+    # the statement that writes them (migration 0009); never written by the application.
+    used_octets: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    used_messages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
 
@@ -244,8 +248,6 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
         Index("ix_messages_folder_modseq", "folder_id", "modseq"),
-        # A mailbox's usage (RFC 9208 STORAGE, MESSAGE) from the index alone (migration 0009).
-        Index("ix_messages_folder_size", "folder_id", "size"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
