@@ -151,6 +151,17 @@ class ImapSettings(_Section):
     """Non-synchronizing literals offered (RFC 7888): of any size, up to 4096 octets, or none."""
 
 
+class QuotaSettings(_Section):
+    """The default quota of every mailbox (RFC 9208; issue 18). An admin sets a mailbox's own
+    limits with ``gateway quota set`` or the admin console; a mailbox without its own limit
+    takes these. 0: no limit."""
+
+    storage_kib: int = Field(default=0, ge=0, le=1 << 40)
+    """STORAGE: the messages' sizes (RFC822.SIZE) summed, in KiB (1024 octets)."""
+    messages: int = Field(default=0, ge=0, le=1 << 40)
+    """MESSAGE: the number of messages, all folders together."""
+
+
 class LimitsSettings(_Section):
     """Connection and memory budgets per process (issue 15). Connection caps are per listener
     and per process; 0 sizes a cap from the open-file limit (``gateway.net.budgets``)."""
@@ -355,6 +366,7 @@ class Settings(_Section):
     tls: TlsSettings = TlsSettings()
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
+    quota: QuotaSettings = QuotaSettings()
     limits: LimitsSettings = LimitsSettings()
     storage: StorageSettings = StorageSettings()
     keys: KeySettings = KeySettings()

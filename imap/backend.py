@@ -93,6 +93,7 @@ class FolderStatus:
     read_only: bool = False
     size: int = 0  # RFC 8438 STATUS SIZE: the RFC822.SIZE of every message, summed
     mailbox_id: str = ""  # RFC 8474 MAILBOXID: kept across RENAME, never reused
+    deleted_octets: int = 0  # their RFC822.SIZE summed (RFC 9208 §4.2.2 DELETED-STORAGE, sent in KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,24 @@ class StoreResult:
 
     updated: tuple[MessageMeta, ...]
     conflicts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaResource:
+    """One resource of a quota root (RFC 9208 §5): ``STORAGE`` in KiB, ``MESSAGE`` in messages."""
+
+    name: str
+    usage: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRoot:
+    """A quota root and its limited resources (RFC 9208 §3.1); a resource without a limit is
+    not listed."""
+
+    name: str
+    resources: tuple[QuotaResource, ...]
 
 
 # --- protocols --------------------------------------------------------------------------
@@ -276,6 +295,15 @@ class Mailboxes(Protocol):
 
     async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
         """Remove ``\\Deleted`` messages (only among ``uids`` when given); returns their UIDs."""
+        ...
+
+    async def quota_roots(self, name: str) -> Sequence[QuotaRoot]:
+        """The quota roots of folder ``name`` (RFC 9208 §4.1.2), none when no limit applies;
+        raises MailboxNotFound."""
+        ...
+
+    async def quota(self, root: str) -> QuotaRoot | None:
+        """Quota root ``root`` with its usage and limits (RFC 9208 §4.1.1), None if there is none."""
         ...
 
     async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:

@@ -3,8 +3,8 @@ what each state advertises.
 
 RFC 3501 §3 states; §6.1-6.4 say where each command is valid; extensions add theirs
 (RFC 2177 IDLE, RFC 5465 NOTIFY, RFC 5161 ENABLE, RFC 2342 NAMESPACE, RFC 2971 ID,
-RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 5267 CANCELUPDATE, RFC 4978 COMPRESS).
-Anything not in the table is a protocol error.
+RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 6851 MOVE, RFC 5267 CANCELUPDATE, RFC 4978 COMPRESS,
+RFC 9208 QUOTA). Anything not in the table is a protocol error.
 
 The CAPABILITY list depends on the state and TLS (RFC 3501 §6.1.1, §7.2.1): before login
 only what a client needs to log in is shown; extensions are listed after authentication
@@ -77,6 +77,9 @@ TABLE: dict[str, Rule] = {
     "NOTIFY": Rule(_AUTH),  # RFC 5465 §3
     "ENABLE": Rule(frozenset({_A})),  # RFC 5161 §3.1: only before a mailbox is selected
     "COMPRESS": Rule(_AUTH),  # RFC 4978 §3: once authenticated
+    "GETQUOTA": Rule(_AUTH),  # RFC 9208 §4.1.1
+    "GETQUOTAROOT": Rule(_AUTH),  # RFC 9208 §4.1.2
+    "SETQUOTA": Rule(_AUTH),  # RFC 9208 §4.1.3 (refused: admins set quotas)
     # RFC 3501 §6.4: selected
     "CHECK": Rule(_SELECTED),
     "CLOSE": Rule(_SELECTED, on_success=_A),
@@ -156,6 +159,11 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
     "SAVEDATE",  # RFC 8514
     "PREVIEW",  # RFC 8970
     "UTF8=ACCEPT",  # RFC 6855
+    # RFC 9208 §3.2, §5: per-mailbox limits set by admins (no QUOTASET: SETQUOTA is refused),
+    # STATUS DELETED / DELETED-STORAGE (§4.2) with them.
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",
 )
 
 

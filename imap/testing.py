@@ -64,6 +64,8 @@ class MemoryMailboxes:
         for name in folders:
             self.folders[name] = self._new()
         self.subscriptions: set[str] = set(folders)  # names: a subscription outlives its folder
+        # RFC 9208 limits of the one quota root "" (STORAGE in KiB, MESSAGE); none by default.
+        self.quota_limits: dict[str, int] = {}
 
     @property
     def username(self) -> str:
@@ -171,11 +173,12 @@ class MemoryMailboxes:
         folder = self._folder(name)
         metas = [m for m, _ in folder.messages.values()]
         unseen = [m.uid for m in metas if "\\Seen" not in m.flags]
+        deleted = [m.size for m in metas if "\\Deleted" in m.flags]
         return b.FolderStatus(folder.uidvalidity, folder.uidnext, folder.highestmodseq, len(metas), len(unseen),
                               recent=sum(1 for m in metas if m.uid > folder.recent_uid),
                               recent_uid=folder.recent_uid, first_unseen_uid=min(unseen, default=None),
                               size=sum(m.size for m in metas), mailbox_id=folder.mailbox_id,
-                              deleted=sum(1 for m in metas if "\\Deleted" in m.flags))
+                              deleted=len(deleted), deleted_octets=sum(deleted))
 
     async def select_folder(self, name: str, *, read_only: bool) -> b.FolderStatus:
         return await self.folder_status(name)
@@ -212,18 +215,48 @@ class MemoryMailboxes:
         objects = self._folder(name).objects
         return {uid: objects[uid] for uid in uids if uid in objects}
 
+    # --- quota (RFC 9208) ---------------------------------------------------------------
+    def _usage(self) -> tuple[int, int]:
+        sizes = [m.size for f in self.folders.values() for m, _ in f.messages.values()]
+        return sum(sizes), len(sizes)
+
+    def _reserve(self, octets: int, count: int) -> None:
+        used, messages = self._usage()
+        storage, most = self.quota_limits.get("STORAGE"), self.quota_limits.get("MESSAGE")
+        if (storage is not None and used + octets > storage * 1024) or (most is not None and messages + count > most):
+            raise b.OverQuota()
+
+    async def quota(self, root: str) -> b.QuotaRoot | None:
+        if root != "" or not self.quota_limits:
+            return None
+        used, messages = self._usage()
+        usage = {"STORAGE": -(-used // 1024), "MESSAGE": messages}
+        return b.QuotaRoot("", tuple(b.QuotaResource(name, usage[name], limit)
+                                     for name, limit in sorted(self.quota_limits.items(), reverse=True)))
+
+    async def quota_roots(self, name: str) -> Sequence[b.QuotaRoot]:
+        self._folder(name)
+        root = await self.quota("")
+        return () if root is None else (root,)
+
     async def append(self, name: str, message: bytes, flags: Sequence[str],
                      internal_date: dt.datetime | None) -> b.AppendResult:
         folder = self._folder(name)
+        self._reserve(len(message), 1)
         return b.AppendResult(folder.uidvalidity, self._put(folder, message, frozenset(flags), internal_date).uid)
 
     async def append_many(self, name: str, messages: Sequence[b.NewMessage]) -> b.AppendManyResult:
         folder = self._folder(name)  # MailboxNotFound before any message is added: all or none
+        self._reserve(sum(len(m.message) for m in messages), len(messages))
         uids = tuple(self._put(folder, m.message, frozenset(m.flags), m.internal_date).uid for m in messages)
         return b.AppendManyResult(folder.uidvalidity, uids)
 
-    async def copy(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
+    async def copy(self, source: str, uids: Sequence[int], destination: str, *, moving: bool = False
+                   ) -> b.CopyResult:
         src, dst = self._folder(source), self._folder(destination)
+        if not moving:  # a MOVE stays within the quota root: no more usage
+            taken = [src.messages[u][0].size for u in uids if u in src.messages]
+            self._reserve(sum(taken), len(taken))
         mapping = []
         for uid in sorted(u for u in uids if u in src.messages):
             meta, raw = src.messages[uid]
@@ -232,7 +265,7 @@ class MemoryMailboxes:
         return b.CopyResult(dst.uidvalidity, tuple(mapping))
 
     async def move(self, source: str, uids: Sequence[int], destination: str) -> b.CopyResult:
-        result = await self.copy(source, uids, destination)
+        result = await self.copy(source, uids, destination, moving=True)
         self._expunged(self._folder(source), [uid for uid, _ in result.mapping])
         return result
 

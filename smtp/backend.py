@@ -118,10 +118,21 @@ class Policy(Protocol):
         ...
 
 
+class DeliveryRefused(Exception):
+    """Raised by :meth:`Delivery.deliver` when the host stored nothing and refuses the message
+    with a reply of the catalogue (e.g. ``452 4.2.2`` mailbox full, RFC 3463 X.2.2), not the
+    generic ``451 4.3.0`` of a failure (DESIGN rule 5: the error knows its reply)."""
+
+    def __init__(self, reply: ReplyLike) -> None:
+        super().__init__(reply.code)
+        self.reply = reply
+
+
 class Delivery(Protocol):
     async def deliver(self, facts: SessionFacts, envelope: Envelope, message: bytes) -> str:
         """Store/queue ``message`` for every recipient durably and return its id: the client
-        gets ``250`` only after it returns (SPEC §7); raising answers ``451 4.3.0``."""
+        gets ``250`` only after it returns (SPEC §7); :class:`DeliveryRefused` answers its
+        reply; raising anything else answers ``451 4.3.0``."""
         ...
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from smtp import replies, sasl
-from smtp.backend import Envelope, Recipient, accepted
+from smtp.backend import DeliveryRefused, Envelope, Recipient, accepted
 from smtp.commands import Auth, Command, Hello, Invalid, Mail, Rcpt, Simple
 from smtp.dataparse import Done
 from smtp.extensions import ehlo_keywords
@@ -155,7 +155,10 @@ async def message_done(s: Session, result: Done | Reply) -> None:
         else:
             answer = await s.backend.policy.data(s.facts, envelope, result.message)
             if accepted(answer):
-                answer = replies.stored(await s.backend.delivery.deliver(s.facts, envelope, result.message))
+                try:
+                    answer = replies.stored(await s.backend.delivery.deliver(s.facts, envelope, result.message))
+                except DeliveryRefused as refused:  # nothing stored: the host's own reply
+                    answer = refused.reply
     finally:
         if s.backend.bodies is not None:
             s.backend.bodies.release()

@@ -123,6 +123,9 @@ TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "too many connections from your addre
 SERVICE_BUSY = Reply(421, "4.7.0", "too many connections, try again later")  # the listener's cap
 # RFC 3463 X.3.1 "mail system full"; RFC 1870 §6.2, RFC 5321 §4.2.3: 452 is temporary.
 INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "insufficient system storage, try again later")
+# RFC 3463 X.2.2 "mailbox full" (RFC 9208 quota): temporary, the sender keeps the message and
+# retries (at RCPT for a mailbox already full; after DATA when no recipient can take it).
+MAILBOX_FULL = Reply(452, "4.2.2", "mailbox full, try again later")
 LINE_TOO_LONG = Reply(500, "5.5.2", "line too long")  # RFC 5321 §4.5.3.1.4-6
 # SMTP smuggling: like Postfix's smtpd_forbid_bare_newline ("bare <LF> received"), with
 # RFC 3463 X.5.2 "syntax error"; the message is refused as a whole.

@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from smtp import replies
-from smtp.backend import AuthResult, Backend, Credentials, Envelope, Recipient, SessionFacts, TlsFacts
+from smtp.backend import AuthResult, Backend, Credentials, DeliveryRefused, Envelope, Recipient, SessionFacts, TlsFacts
 from smtp.output import Output
 from smtp.replies import ReplyLike
 from smtp.session import Session, SessionConfig
@@ -56,6 +56,7 @@ class Memory:
     throttled: set[str] = field(default_factory=set)  # user names refused as throttled
     fail: set[str] = field(default_factory=set)  # helo, mail, rcpt, data, deliver, auth: raise Failure
     room: int | None = None  # the memory budget for bodies (None: no budget)
+    full: set[str] = field(default_factory=set)  # recipients whose mailbox is full: their DATA is refused
     deliveries: list[Delivered] = field(default_factory=list)
     resets: int = 0
     held: int = 0
@@ -106,6 +107,8 @@ class _Delivery:
 
     async def deliver(self, facts: SessionFacts, envelope: Envelope, message: bytes) -> str:
         self.memory._maybe_fail("deliver")
+        if envelope.recipients and all(r.address in self.memory.full for r in envelope.recipients):
+            raise DeliveryRefused(replies.MAILBOX_FULL)  # nothing stored (RFC 3463 X.2.2)
         self.memory.deliveries.append(Delivered(facts, envelope, message))
         return f"M{len(self.memory.deliveries)}"
 

@@ -69,7 +69,8 @@ class Gateway:
         from gateway.imap_adapter.backend import StoreBackend  # not loaded by SMTP processes
 
         svc = self.services
-        return StoreBackend(svc.db, svc.keys, svc.hub, authenticator=self.mail.authenticator)
+        return StoreBackend(svc.db, svc.keys, svc.hub, authenticator=self.mail.authenticator,
+                            quota_defaults=self.mail.pipeline.quota)
 
     @cached_property
     def web_app(self) -> Starlette:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from gateway.mailstore.quota import Quota, QuotaDefaults, QuotaLimits, resolve, usage
 from gateway.store.db import Database
 from gateway.store.models import HostedDomain, Patient, ProAccount, TrustedDomain
 from gateway.store.raw import RawStatement, Runner
@@ -33,6 +34,7 @@ class LocalTarget:
     kind: str  # "patient" | "pro"
     owner_id: int  # patients.id or pro_accounts.id
     data_key_id: int | None = None  # the mailbox's data key, read with the recipient (saves a lookup)
+    limits: QuotaLimits | None = None  # its quota limits in force, read with the recipient (None: not read)
 
 
 @dataclass(frozen=True)
@@ -83,21 +85,26 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
 
 # RCPT-time lookups, driver-level (gateway/store/raw.py): one indexed read each, with the
 # mailbox's data key id (KeyService.for_mailbox's rule: the newest) so sealing needs no lookup.
+# The mailbox's quota columns come along (RFC 9208 limits; NULL: the configured default).
 _PATIENT = RawStatement(
-    "SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = p.mailbox_id)"
-    " FROM patients p WHERE p.ins = ?", (Patient.__table__.c.ins,))
+    "SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = p.mailbox_id),"
+    " m.quota_storage_kib, m.quota_messages"
+    " FROM patients p LEFT JOIN mailboxes m ON m.id = p.mailbox_id WHERE p.ins = ?", (Patient.__table__.c.ins,))
 _A = ProAccount.__table__.c
 _ACCOUNT = RawStatement(
     "SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated,"
-    " (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = a.mailbox_id)"
-    " FROM pro_accounts a WHERE a.address = ?", (_A.address,), (None, None, None, _A.accepts_patient_initiated, None))
+    " (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = a.mailbox_id), m.quota_storage_kib, m.quota_messages"
+    " FROM pro_accounts a JOIN mailboxes m ON m.id = a.mailbox_id WHERE a.address = ?", (_A.address,),
+    (None, None, None, _A.accepts_patient_initiated, None, None, None))
 
 
 class Directory:
     """Read-through view of the trust list, hosted domains, patients and accounts."""
 
-    def __init__(self, db: Database, patient_domain: str, *, ttl: float = 2.0) -> None:
+    def __init__(self, db: Database, patient_domain: str, *, ttl: float = 2.0,
+                 quota: QuotaDefaults | None = None) -> None:
         self.db = db
+        self.quota = quota or QuotaDefaults()
         self.patient_domain = normalise_domain(patient_domain)
         self.ttl = ttl
         self._lock = threading.Lock()
@@ -172,18 +179,29 @@ class Directory:
             row = _PATIENT.first(session, ins)
             if row is None:
                 return RecipientFacts(address, "patient", mailbox_state=None), None
-            patient_id, state, mailbox_id, key_id = row
-            target = LocalTarget(mailbox_id, "patient", patient_id, key_id) if mailbox_id is not None else None
+            patient_id, state, mailbox_id, key_id, storage_kib, messages = row
+            target = None if mailbox_id is None else LocalTarget(
+                mailbox_id, "patient", patient_id, key_id, resolve(storage_kib, messages, self.quota))
             return RecipientFacts(address, "patient", mailbox_state=state), target
         if address.domain in snap.hosted:
             account = _ACCOUNT.first(session, address.key)
             if account is None:
                 return RecipientFacts(address, "unknown_local"), None
-            account_id, status, mailbox_id, accepts, key_id = account
+            account_id, status, mailbox_id, accepts, key_id, storage_kib, messages = account
             facts = RecipientFacts(address, "hosted_pro", account_active=status == "active",
                                    accepts_patient_initiated=accepts)
-            return facts, LocalTarget(mailbox_id, "pro", account_id, key_id)
+            return facts, LocalTarget(mailbox_id, "pro", account_id, key_id,
+                                      resolve(storage_kib, messages, self.quota))
         if snap.trust.entry(address.domain) is not None:
             return RecipientFacts(address, "trusted_pro"), RemoteTarget(address.domain)
         return RecipientFacts(address, "untrusted_domain", notification_target=notification), RemoteTarget(
             address.domain)
+
+    def mailbox_full(self, session: Runner, target: LocalTarget, incoming: int | None) -> bool:
+        """Whether the recipient's mailbox is known to be full at RCPT (RFC 3463 X.2.2): at a
+        limit already, or unable to take ``incoming`` octets (the declared ``SIZE=``, RFC 1870).
+        Only summed when a limit applies; the delivery checks again, exactly, at commit."""
+        if target.limits is None or not target.limits.any:
+            return False
+        found = Quota(target.limits, usage(session, target.mailbox_id))
+        return found.full or (incoming is not None and found.exceeded_by(incoming) is not None)

@@ -25,6 +25,7 @@ from gateway.delivery.directory import LocalTarget, RemoteTarget, Target
 from gateway.delivery.headers import HeaderInfo, parse_headers, trace_headers
 from gateway.mailstore import adoption, chunks, conversations, parsing, summaries
 from gateway.mailstore.messages import insert_sealed
+from gateway.mailstore.quota import QuotaDefaults, QuotaExceeded, reserve
 from gateway.mailstore.sealed import SealedCopy, seal_copy
 from gateway.outbound.notify import notification_due, queue_notification
 from gateway.outbound.queue import QueuedRecipient, enqueue
@@ -66,6 +67,18 @@ class Inbound:
     sent_copy: LocalTarget | None = None  # the sender's own Sent folder (web inbox)
     reply_conversation: int | None = None  # a patient's reply: its conversation id
     headers: HeaderInfo | None = None  # already parsed by the caller (SMTP flow); else parsed here
+
+
+class MailboxFull(Exception):
+    """No recipient of the delivery can take the message: each is a mailbox of ours that it
+    would take over its quota (RFC 9208 limits). Nothing was stored; SMTP answers
+    ``452 4.2.2`` so the sender keeps the message and retries (RFC 3463 X.2.2)."""
+
+    enhanced = "4.2.2"  # RFC 3463 X.2.2, temporary (the queue's local delivery retries on it too)
+
+    def __init__(self, mailboxes: Sequence[int]) -> None:
+        super().__init__(f"{len(mailboxes)} mailbox(es) over quota")
+        self.mailboxes = tuple(mailboxes)
 
 
 @dataclass(frozen=True)
@@ -131,12 +144,17 @@ def _stamped_summary(parsed: parsing.Parsed, raw: bytes, stamped: bytes, *, adde
     return summaries.summarise(parsed, message_id=added)
 
 
+_NO_QUOTA = QuotaDefaults()
+
+
 class Pipeline:
     def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *, hostname: str,
                  queue_max_age: timedelta = timedelta(days=5),
                  notification_interval: timedelta | None = timedelta(hours=1),
-                 after_commit: Sequence[Callable[[Delivered, Inbound, HeaderInfo], None]] = ()) -> None:
+                 after_commit: Sequence[Callable[[Delivered, Inbound, HeaderInfo], None]] = (),
+                 quota: QuotaDefaults | None = None) -> None:
         self.db = db
+        self.quota = quota or _NO_QUOTA  # [quota] of the config: each mailbox's default limits
         self.keys = keys
         self.hub = hub
         self.hostname = hostname
@@ -238,9 +256,10 @@ class Pipeline:
             with self.db.write() as session:
                 session.connection()  # the write lock first (BEGIN IMMEDIATE on SQLite), then the group:
                 self._writer.take_more(group)  # deliveries queued while it waited join this commit
-                results = [self._write(session, job) for job in group]
-                messages = sum(1 for job in group if job.inbound.kind == "message")
-                adoption.record_counts(session, group[0].at, messages, sum(j.documents for j in group))
+                results = [self._write_or_full(session, job) for job in group]
+                stored = [j for j, r in zip(group, results, strict=True) if isinstance(r, Delivered)]
+                messages = sum(1 for job in stored if job.inbound.kind == "message")
+                adoption.record_counts(session, group[0].at, messages, sum(j.documents for j in stored))
         except Exception as exc:
             if len(group) == 1:
                 _fail_jobs(group, exc)
@@ -248,7 +267,10 @@ class Pipeline:
             log.warning("group commit failed; retrying its %d deliveries one by one", len(group), exc_info=True)
         else:
             for job, result in zip(group, results, strict=True):
-                job.result = result
+                if isinstance(result, Delivered):
+                    job.result = result
+                else:
+                    job.error = result
                 job.done.set()
             return
         for job in group:
@@ -262,8 +284,45 @@ class Pipeline:
                 job.error = exc
             job.done.set()
 
+    def _write_or_full(self, session: Session, job: _Job) -> Delivered | MailboxFull:
+        """:meth:`_write`, or the refusal of a delivery no mailbox has room for: it wrote
+        nothing, so the others of the group commit without it."""
+        try:
+            return self._write(session, job)
+        except MailboxFull as exc:
+            return exc
+
+    def _check_quota(self, session: Session, job: _Job) -> None:
+        """RFC 9208 limits, exactly, in the write transaction and before any row of the job
+        (each mailbox row locked first on PostgreSQL, :func:`~gateway.mailstore.quota.reserve`).
+
+        SMTP has one reply after DATA for all the recipients (RFC 5321 §3.3), and the
+        delivery is one transaction. So: when every recipient is a mailbox of ours this
+        message would take over its limit, nothing is stored and the sender is told to retry
+        (:class:`MailboxFull`, ``452 4.2.2``); when others take it, it is stored for all:
+        each such mailbox was below its limit at RCPT (a full one is refused there with
+        ``452 4.2.2``), so it goes over only by the messages accepted for it before it
+        filled (usually this one), and no one's mail is lost or delayed because another
+        mailbox is full. The sender's own Sent copy (a
+        patient's reply) is never held back: the message has left."""
+        over: list[int] = []
+        for copy in job.copies:
+            if copy.folder != "INBOX":
+                continue
+            try:
+                reserve(session, copy.target.mailbox_id, self.quota, copy.sealed.size)
+            except QuotaExceeded:
+                over.append(copy.target.mailbox_id)
+        if not over:
+            return
+        recipients = job.inbound.recipients
+        if all(isinstance(r.target, LocalTarget) and r.target.mailbox_id in over for r in recipients):
+            raise MailboxFull(over)
+        log.info("stored over quota", extra={"queue_id": job.queue_id, "mailboxes": len(over)})
+
     def _write(self, session: Session, job: _Job) -> Delivered:
         """One delivery's rows, in the (possibly shared) write transaction."""
+        self._check_quota(session, job)
         touched: list[int] = []
         local = self._store_local(session, job, touched)
         queued = self._queue_remote(session, job.inbound, job.stamped, job.at)

@@ -16,6 +16,7 @@ from gateway.accounts.auth import Authenticator
 from gateway.delivery.directory import Directory
 from gateway.delivery.internal import InternalMail
 from gateway.delivery.pipeline import Pipeline
+from gateway.mailstore.quota import QuotaDefaults
 from gateway.store.services import Services
 from smtp.policy import Limits
 
@@ -35,9 +36,11 @@ class MailRuntime:
         s = svc.settings
         limits = Limits(max_message_size=s.smtp.max_message_size, max_recipients=s.smtp.max_recipients,
                         allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
-        directory = Directory(svc.db, s.domains.patient_domain)
+        quota = QuotaDefaults(s.quota.storage_kib, s.quota.messages)
+        directory = Directory(svc.db, s.domains.patient_domain, quota=quota)
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
-                            notification_interval=timedelta(minutes=s.queue.notification_interval_minutes))
+                            notification_interval=timedelta(minutes=s.queue.notification_interval_minutes),
+                            quota=quota)
         return cls(directory, pipeline, Authenticator.configured(svc.db, s.auth), limits,
                    InternalMail(directory, pipeline))

@@ -32,16 +32,16 @@ from dataclasses import dataclass, field, replace
 from crypto.dkim import DkimResult, dns_txt_record, pinned_dnsfunc, verify_signatures
 from gateway import metrics
 from gateway.accounts.auth import Authenticator
-from gateway.delivery.directory import Directory, Snapshot, Target
+from gateway.delivery.directory import Directory, LocalTarget, Snapshot, Target
 from gateway.delivery.headers import HeaderInfo, parse_headers
-from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt
+from gateway.delivery.pipeline import Inbound, MailboxFull, Pipeline, Rcpt
 from gateway.net.bodies import BodyBudget, Hold
 from routing.address import Address, InvalidAddress, parse_address
 from routing.decide import aligned, author_entry, decide_after_data, decide_mail_from, decide_rcpt
 from routing.facts import NO_CONVERSATION, DkimCheck, DkimOutcome, HeaderFacts, RecipientFacts, Sender
 from routing.trust import TrustEntry
 from smtp import replies
-from smtp.backend import AuthResult, Backend, Credentials, Envelope, Recipient, SessionFacts
+from smtp.backend import AuthResult, Backend, Credentials, DeliveryRefused, Envelope, Recipient, SessionFacts
 from smtp.params import RcptParams, xtext_encode
 from smtp.replies import ReplyLike
 
@@ -130,8 +130,17 @@ class GatewayPolicy:
         verdict = decide_rcpt(tx.sender, found, NO_CONVERSATION, snap.trust)
         if not verdict.accept or target is None:
             return self._refused("rcpt", verdict, verdict.reason)
+        if isinstance(target, LocalTarget) and target.limits is not None and target.limits.any \
+                and await asyncio.to_thread(self._full, target, envelope.params.size):
+            # RFC 9208 quota, RFC 3463 X.2.2: temporary, so a patient's mail is never lost: the
+            # sending server keeps it and retries until the mailbox has room or it gives up.
+            return self._refused("rcpt", replies.MAILBOX_FULL, "rcpt.mailbox_full")
         tx.recipients.append(Rcpt(address, target, *_dsn(recipient.params)))
         return verdict
+
+    def _full(self, target: LocalTarget, size: int | None) -> bool:
+        with self.directory.db.direct_read() as direct:
+            return self.directory.mailbox_full(direct, target, size)
 
     def _recipient(self, address: Address, snap: Snapshot) -> tuple[RecipientFacts, Target | None]:
         with self.directory.db.direct_read() as direct:
@@ -182,6 +191,11 @@ class GatewayDelivery:
         )
         try:
             done = await self.pipeline.deliver(inbound, message)
+        except MailboxFull as full:  # no recipient has room: nothing stored, the sender retries
+            log.info("data refused", extra={"reason": "data.mailbox_full", "listener": self.policy.label,
+                                            "mailboxes": len(full.mailboxes)})
+            metrics.refused(self.policy.label, "data", "data.mailbox_full")
+            raise DeliveryRefused(replies.MAILBOX_FULL) from None
         except Exception:  # the session answers 451 4.3.0 and logs it
             log.warning("delivery failed; nothing stored", extra={"listener": self.policy.label})
             raise

@@ -27,7 +27,7 @@ from gateway.imap_adapter.audit import AuditWriter
 from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
 from gateway.mailstore import folder_ops as folders
 from gateway.mailstore import message_ops as messages
-from gateway.mailstore import subscriptions
+from gateway.mailstore import quota, subscriptions
 from gateway.mailstore.folders import claim_recent
 from gateway.mailstore.object_ids import read_objects
 from gateway.store.changes import ChangeHub, announce
@@ -46,6 +46,8 @@ from imap.backend import (
     MessageObject,
     MessageSummary,
     NewMessage,
+    QuotaResource,
+    QuotaRoot,
     StoreResult,
 )
 from imap.proto import replies
@@ -66,8 +68,10 @@ class StoreBackend:
     """:class:`imap.backend.Backend` for the gateway's store (one per process)."""
 
     def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *,
-                 authenticator: Authenticator | None = None, poll_interval: float = 0.5) -> None:
+                 authenticator: Authenticator | None = None, poll_interval: float = 0.5,
+                 quota_defaults: quota.QuotaDefaults = messages.NO_DEFAULTS) -> None:
         self.db = db
+        self.quota_defaults = quota_defaults  # [quota] of the config (RFC 9208 limits)
         self.keys = keys
         self.hub = hub
         self.authenticator = authenticator or Authenticator(db)
@@ -248,7 +252,8 @@ class StoreMailboxes:
                      internal_date: dt.datetime | None) -> AppendResult:
         when = internal_date.astimezone(dt.UTC) if internal_date is not None else None
         uidvalidity, uid = await self._write(
-            lambda s: messages.append(s, self._b.keys, self.mailbox_id, name, message, flags, when)
+            lambda s: messages.append(s, self._b.keys, self.mailbox_id, name, message, flags, when,
+                                      defaults=self._b.quota_defaults)
         )
         return AppendResult(uidvalidity, uid)
 
@@ -256,13 +261,15 @@ class StoreMailboxes:
         batch = [(m.message, m.flags, None if m.internal_date is None else m.internal_date.astimezone(dt.UTC))
                  for m in items]
         uidvalidity, uids = await self._write(
-            lambda s: messages.append_many(s, self._b.keys, self.mailbox_id, name, batch)
+            lambda s: messages.append_many(s, self._b.keys, self.mailbox_id, name, batch,
+                                           defaults=self._b.quota_defaults)
         )
         return AppendManyResult(uidvalidity, tuple(uids))
 
     async def _copy(self, source: str, uids: Sequence[int], destination: str, remove: bool) -> CopyResult:
         uidvalidity, mapping = await self._write(
-            lambda s: messages.copy(s, self._b.keys, self.mailbox_id, source, uids, destination, remove=remove)
+            lambda s: messages.copy(s, self._b.keys, self.mailbox_id, source, uids, destination, remove=remove,
+                                    defaults=self._b.quota_defaults)
         )
         return CopyResult(uidvalidity, tuple(mapping))
 
@@ -295,6 +302,19 @@ class StoreMailboxes:
             await hub.wait(self.mailbox_id, timeout)
         return hub.version(self.mailbox_id)
 
+    # --- quota (RFC 9208) ------------------------------------------------------------------
+    async def quota(self, root: str) -> QuotaRoot | None:
+        """The mailbox's one quota root, ``""``, over all its folders; none without a limit."""
+        if root != "":
+            return None
+        found = await self._read_direct(lambda c: quota.current(c, self.mailbox_id, self._b.quota_defaults))
+        return quota_root(found)
+
+    async def quota_roots(self, name: str) -> Sequence[QuotaRoot]:
+        await self._read_direct(lambda c: folder_row(c, self.mailbox_id, name))  # MailboxNotFound
+        root = await self.quota("")
+        return () if root is None else (root,)
+
     async def wait_for_change(self, name: str, since_modseq: int, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -317,3 +337,14 @@ class StoreMailboxes:
             if remaining <= 0:
                 return False
             await self._b.hub.wait(self.mailbox_id, min(remaining, self._b.poll_interval))
+
+
+def quota_root(found: quota.Quota) -> QuotaRoot | None:
+    """RFC 9208 §5: STORAGE (KiB) and MESSAGE, each only when it has a limit."""
+    lim, use = found.limits, found.usage
+    resources = []
+    if lim.storage_kib is not None:
+        resources.append(QuotaResource("STORAGE", use.kib, lim.storage_kib))
+    if lim.messages is not None:
+        resources.append(QuotaResource("MESSAGE", use.messages, lim.messages))
+    return QuotaRoot("", tuple(resources)) if resources else None

@@ -49,11 +49,12 @@ class Listing:
         seen = sum(1 for m in self.messages if "\\Seen" in m.flags)
         f = self.folder
         recent = sum(1 for m in self.messages if m.uid > f.recent_uid)
+        deleted = [m.size for m in self.messages if "\\Deleted" in m.flags]  # RFC 9208 §4.2
         return FolderStatus(uidvalidity=f.uidvalidity, uidnext=f.uidnext, highestmodseq=f.highestmodseq,
                             messages=len(self.messages), unseen=len(self.messages) - seen,
                             recent=recent, recent_uid=f.recent_uid, size=sum(m.size for m in self.messages),
                             mailbox_id=mailbox_object_id(f),
-                            deleted=sum(1 for m in self.messages if "\\Deleted" in m.flags))
+                            deleted=len(deleted), deleted_octets=sum(deleted))
 
 
 def mailbox_object_id(folder: FolderRow) -> str:

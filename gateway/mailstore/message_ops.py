@@ -12,10 +12,10 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from gateway.mailstore import summaries
+from gateway.mailstore import quota, summaries
 from gateway.mailstore.folder_ops import get_folder
 from gateway.mailstore.folders import allocate_uid, folder_key, remember_expunged
 from gateway.mailstore.folders import folder_id as folder_id_of
@@ -24,10 +24,11 @@ from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, rese
 from gateway.store.keys import KeyService
 from gateway.store.models import ExpungedUid, Folder, Message
 from gateway.store.raw import Direct, RawStatement
-from imap.backend import MessageMeta, MessageSummary, StoreResult
+from imap.backend import MessageMeta, MessageSummary, OverQuota, StoreResult
 from imap.proto.commands import StoreMode
 from imap.proto.flags import is_system
 
+NO_DEFAULTS = quota.QuotaDefaults()  # no configured limit: only a mailbox's own limits apply
 IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)
 
 
@@ -122,9 +123,19 @@ def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
     summaries.store(session, sealed)
 
 
+def _reserve(session: Session, mailbox_id: int, defaults: quota.QuotaDefaults, octets: int, count: int) -> None:
+    """RFC 9208 §4.3: a command that would take the mailbox over a limit fails with
+    ``NO [OVERQUOTA]``, nothing stored (checked before the first write of the transaction)."""
+    try:
+        quota.reserve(session, mailbox_id, defaults, octets, count)
+    except quota.QuotaExceeded as exc:
+        raise OverQuota(detail=exc.resource) from None
+
+
 def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
-           internal_date: dt.datetime | None) -> tuple[int, int]:
+           internal_date: dt.datetime | None, *, defaults: quota.QuotaDefaults = NO_DEFAULTS) -> tuple[int, int]:
     folder = get_folder(session, mailbox_id, name)
+    _reserve(session, mailbox_id, defaults, len(raw), 1)
     summary = summaries.encode(summaries.compute(raw))
     stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
                             internal_date=internal_date, summary=summary)
@@ -132,10 +143,12 @@ def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: 
 
 
 def append_many(session: Session, keys: KeyService, mailbox_id: int, name: str,
-                messages: Sequence[tuple[bytes, Sequence[str], dt.datetime | None]]) -> tuple[int, list[int]]:
+                messages: Sequence[tuple[bytes, Sequence[str], dt.datetime | None]], *,
+                defaults: quota.QuotaDefaults = NO_DEFAULTS) -> tuple[int, list[int]]:
     """MULTIAPPEND (RFC 3502): every message in the caller's one transaction, so an error on
     any of them rolls all of them back. Returns the folder's UIDVALIDITY and the new UIDs."""
     folder = get_folder(session, mailbox_id, name)
+    _reserve(session, mailbox_id, defaults, sum(len(raw) for raw, _, _ in messages), len(messages))
     uids: list[int] = []
     for raw, flags, internal_date in messages:
         summary = summaries.encode(summaries.compute(raw))
@@ -145,9 +158,23 @@ def append_many(session: Session, keys: KeyService, mailbox_id: int, name: str,
     return folder.uidvalidity, uids
 
 
+def _sizes(session: Session, folder_id: int, uids: Sequence[int]) -> tuple[int, int]:
+    """The octets and the number of the messages among ``uids`` in a folder."""
+    octets = count = 0
+    for chunk in _chunks(sorted(uids)):
+        n, total = session.execute(select(func.count(Message.size), func.coalesce(func.sum(Message.size), 0))
+                                   .where(Message.folder_id == folder_id, Message.uid.in_(chunk))).one()
+        octets, count = octets + int(total), count + int(n)
+    return octets, count
+
+
 def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids: Sequence[int],
-         destination: str, *, remove: bool) -> tuple[int, list[tuple[int, int]]]:
-    """Copy (or move, ``remove``) messages; each copy is re-sealed under a new uuid."""
+         destination: str, *, remove: bool, defaults: quota.QuotaDefaults = NO_DEFAULTS
+         ) -> tuple[int, list[tuple[int, int]]]:
+    """Copy (or move, ``remove``) messages; each copy is re-sealed under a new uuid. A COPY
+    counts against the quota (RFC 9208 §4.3); a MOVE within the one quota root adds nothing."""
+    if not remove:
+        _reserve(session, mailbox_id, defaults, *_sizes(session, get_folder(session, mailbox_id, source).id, uids))
     src = get_folder(session, mailbox_id, source, for_update=remove)
     dst = get_folder(session, mailbox_id, destination)
     dest_key = keys.for_mailbox(session, mailbox_id)

@@ -124,6 +124,8 @@ async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:
                 return local_failure(rcpts, permanent=True, status="5.1.1", text="recipient refused")
             log.warning("local delivery from the queue failed",
                         extra={"entry": entry.uuid, "error": type(exc).__name__})
+            if getattr(exc, "enhanced", None) == "4.2.2":  # every mailbox full (quota): kept, retried
+                return local_failure(rcpts, permanent=False, status="4.2.2", text="mailbox full; will retry")
             return local_failure(rcpts, permanent=False, status="4.3.0", text="local delivery failed; will retry")
         results = tuple(RecipientResult(r, "delivered", 250, "2.0.0", "X-Gateway; delivered locally") for r in rcpts)
         return DeliveryReport(results, None, ("local",))

@@ -77,6 +77,10 @@ class Mailbox(Base):
     uid: Mapped[str] = mapped_column(String(32), unique=True)  # random, bound into every AAD
     kind: Mapped[str] = mapped_column(String(16))  # patient | pro | system
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # RFC 9208 limits set by an admin (migration 0011): STORAGE in KiB, MESSAGE in messages.
+    # NULL: the configured default (``[quota]``); 0: no limit (gateway.mailstore.quota).
+    quota_storage_kib: Mapped[int | None] = mapped_column(BigInteger)
+    quota_messages: Mapped[int | None] = mapped_column(BigInteger)
     folders: Mapped[list[Folder]] = relationship(back_populates="mailbox", passive_deletes=True)
 
 
@@ -222,6 +226,10 @@ class Folder(Base):
     recent_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # RFC 8474 MAILBOXID: random, kept across RENAME, never reused (migration 0010).
     object_id: Mapped[str | None] = mapped_column(String(32), default=lambda: secrets.token_hex(12))
+    # The folder's messages' sizes and count (RFC 9208 usage), kept by triggers on messages in
+    # the statement that writes them (migration 0011); never written by the application.
+    used_octets: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    used_messages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
 

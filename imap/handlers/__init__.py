@@ -4,6 +4,7 @@ and the dispatch table the session uses.
 * :mod:`~imap.handlers.nonauth`: any state and not authenticated (RFC 3501 §6.1, §6.2);
 * :mod:`~imap.handlers.auth`, :mod:`~imap.handlers.mailboxes` and :mod:`~imap.handlers.append`: authenticated (§6.3);
   :mod:`~imap.handlers.notify` (RFC 5465) and :mod:`~imap.handlers.qresync` (RFC 7162 §3.2) too;
+* :mod:`~imap.handlers.quota`: QUOTA (RFC 9208), authenticated;
 * :mod:`~imap.handlers.selected`, :mod:`~imap.handlers.fetch`, :mod:`~imap.handlers.search`,
   :mod:`~imap.handlers.sort`, :mod:`~imap.handlers.thread`: selected (§6.4; RFC 5256).
 
@@ -15,7 +16,7 @@ current state was checked before, against :mod:`imap.state`.
 
 from __future__ import annotations
 
-from imap.handlers import append, auth, compress, fetch, mailboxes, nonauth, notify, search, sort, thread
+from imap.handlers import append, auth, compress, fetch, mailboxes, nonauth, notify, quota, search, sort, thread
 from imap.handlers import selected as sel
 from imap.proto import commands as c
 from imap.session import Handler
@@ -31,4 +32,5 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Search: search.search, c.Fetch: fetch.fetch, c.Store: sel.store, c.Copy: sel.copy,
     c.Move: sel.move, c.Sort: sort.sort, c.Thread: thread.thread, c.Notify: notify.notify,
     c.CancelUpdate: search.cancel_update,  # RFC 5267 §4.3
+    c.GetQuota: quota.getquota, c.GetQuotaRoot: quota.getquotaroot, c.SetQuota: quota.setquota,
 }  # fmt: skip

@@ -1,5 +1,5 @@
 """The ``* STATUS`` response (RFC 3501 §7.2.4), for STATUS and for LIST-STATUS (RFC 5819),
-with SIZE (RFC 8438), MAILBOXID (RFC 8474 §4.3) and DELETED (RFC 9051 §6.3.11)."""
+with SIZE (RFC 8438), MAILBOXID (RFC 8474 §4.3), DELETED and DELETED-STORAGE (RFC 9208 §4.2, RFC 9051 §6.3.11)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def status_line(name: str, status: FolderStatus, items: tuple[StatusItem, ...], 
         StatusItem.UIDVALIDITY: status.uidvalidity, StatusItem.UNSEEN: status.unseen,
         StatusItem.HIGHESTMODSEQ: status.highestmodseq, StatusItem.APPENDLIMIT: appendlimit,
         StatusItem.SIZE: status.size, StatusItem.DELETED: status.deleted,
+        # RFC 9208 §4.2.2: what an EXPUNGE would free, in KiB like STORAGE (§5.1)
+        StatusItem.DELETED_STORAGE: -(-status.deleted_octets // 1024),
     }  # fmt: skip
     words = [item.value.encode() + b" " + (mailbox_id(status) if item is StatusItem.MAILBOXID else
                                            b"%d" % values[item]) for item in items]

@@ -181,7 +181,7 @@ class Lsub(Command):
 
 class StatusItem(enum.StrEnum):
     """RFC 3501 §6.3.10, RFC 7162 §3.1.6 (HIGHESTMODSEQ), RFC 7889 (APPENDLIMIT), RFC 8438 (SIZE),
-    RFC 8474 (MAILBOXID), RFC 9051 §6.3.11 (DELETED)."""
+    RFC 8474 (MAILBOXID), RFC 9208 §4.2 (DELETED, DELETED-STORAGE; RFC 9051 §6.3.11)."""
 
     MESSAGES = "MESSAGES"
     RECENT = "RECENT"
@@ -192,7 +192,8 @@ class StatusItem(enum.StrEnum):
     APPENDLIMIT = "APPENDLIMIT"
     SIZE = "SIZE"  # RFC 8438 STATUS=SIZE
     MAILBOXID = "MAILBOXID"  # RFC 8474 §4.3
-    DELETED = "DELETED"  # messages with \Deleted (IMAP4rev2, RFC 9051 Appendix E item 3)
+    DELETED = "DELETED"  # RFC 9208 §4.2.1 (RFC 9051 §6.3.11)
+    DELETED_STORAGE = "DELETED-STORAGE"  # RFC 9208 §4.2.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,11 +418,37 @@ class Move(_UidCommand):
     mailbox: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    """RFC 9208 §4.1.1: ``GETQUOTA quota-root-name``."""
+
+    name: ClassVar[str] = "GETQUOTA"
+    root: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    """RFC 9208 §4.1.2: ``GETQUOTAROOT mailbox``."""
+
+    name: ClassVar[str] = "GETQUOTAROOT"
+    mailbox: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    """RFC 9208 §4.1.3: ``SETQUOTA quota-root-name (resource limit ...)``."""
+
+    name: ClassVar[str] = "SETQUOTA"
+    root: str = ""
+    limits: tuple[tuple[str, int], ...] = ()
+
+
 ALL_COMMANDS: tuple[type[Command], ...] = (
     Capability, Noop, Logout, Id, StartTls, Authenticate, Login, Select, Examine, Create,
     Delete, Rename, Subscribe, Unsubscribe, List, Lsub, Status, Append, Enable, Namespace,
     Idle, Notify, Compress, Check, Close, Unselect, Expunge, Search, Fetch, Store, Copy, Move, Sort,
     Thread, CancelUpdate,
+    GetQuota, GetQuotaRoot, SetQuota,
 )  # fmt: skip
 
 #: Every name the state table must cover (RFC 3501 §6.4.8 UID forms included).

@@ -18,6 +18,7 @@ from imap.proto.dates import parse_date_time
 from imap.proto.errors import BadCommand, ImapError
 from imap.proto.grammar_notify import parse_notify
 from imap.proto.grammar_qresync import select_params
+from imap.proto.grammar_quota import QUOTA_PARSERS
 from imap.proto.grammar_select import SELECTED_PARSERS
 from imap.proto.reader import Reader
 
@@ -336,4 +337,5 @@ PARSERS: dict[str, Parser] = {
     "CLOSE": _simple(c.Close),
     "UNSELECT": _simple(c.Unselect),
     **SELECTED_PARSERS,
+    **QUOTA_PARSERS,
 }

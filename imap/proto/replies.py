@@ -56,6 +56,7 @@ class Code(enum.StrEnum):
     BADEVENT = "BADEVENT"  # RFC 5465 §5.4
     COMPRESSIONACTIVE = "COMPRESSIONACTIVE"  # RFC 4978 §3
     MAILBOXID = "MAILBOXID"  # RFC 8474 §4.1
+    NOPERM = "NOPERM"  # RFC 5530 §3
 
 
 class Status(enum.StrEnum):
@@ -154,6 +155,8 @@ COPY_NOTHING = Reply(_OK, "COPY completed, no messages")  # RFC 4315 §3: no COP
 MOVE_COMPLETED = Reply(_OK, "MOVE completed")
 NOTIFY_COMPLETED = Reply(_OK, "NOTIFY completed")  # RFC 5465
 COMPRESS_COMPLETED = Reply(_OK, "DEFLATE active")  # RFC 4978 §3
+GETQUOTA_COMPLETED = Reply(_OK, "GETQUOTA completed")  # RFC 9208 §4.1.1
+GETQUOTAROOT_COMPLETED = Reply(_OK, "GETQUOTAROOT completed")  # RFC 9208 §4.1.2
 
 # --- untagged OK with data (SELECT, RFC 3501 §6.3.1; MOVE, RFC 6851 §4.3) ---------------------
 FIRST_UNSEEN = Reply(_OK, "First unseen", Code.UNSEEN)
@@ -195,7 +198,10 @@ INBOX_NOT_DELETABLE = Reply(_NO, "INBOX cannot be deleted", Code.CANNOT)  # RFC 
 FOLDER_INTO_ITSELF = Reply(_NO, "Cannot move a folder into itself", Code.CANNOT)  # RENAME a to a/b
 UNSUPPORTED_SPECIAL_USE = Reply(_NO, "Unsupported special-use attribute", Code.CANNOT)  # RFC 6154 §3
 MAILBOX_READ_ONLY = Reply(_NO, "Mailbox is read-only", Code.READ_ONLY)
-OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)
+OVER_QUOTA = Reply(_NO, "Quota exceeded", Code.OVERQUOTA)  # RFC 9208 §4.3
+NO_SUCH_QUOTA_ROOT = Reply(_NO, "No such quota root")  # RFC 9208 §4.1.1
+# RFC 9208 §4.1.3: SETQUOTA may be refused; quotas are set by the gateway's admins.
+QUOTA_SET_BY_ADMINS = Reply(_NO, "Quotas are set by the administrators", Code.NOPERM)
 MESSAGE_TOO_LARGE = Reply(_NO, "Message too large", Code.TOOBIG)  # RFC 7889
 EIGHT_BIT_HEADER = Reply(_NO, "8-bit header fields need ENABLE UTF8=ACCEPT", Code.CANNOT)  # RFC 6855 §4
 NUL_IN_MESSAGE = Reply(_NO, "NUL character in message")  # RFC 3501 §4.3

@@ -12,14 +12,15 @@ from tests.admin_web.conftest import ADMIN, ADMIN_PASSWORD, AdminSite
 from tests.web.kit import activate_http, login_http, new_ins, provision
 
 PAGES = ["/admin/", "/admin/domains", "/admin/domains/import", "/admin/pros", "/admin/patients", "/admin/queue",
-         "/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.jsonl", "/admin/mediation"]
+         "/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.jsonl", "/admin/mediation", "/admin/quota"]
 POSTS = ["/admin/domains", "/admin/pros", "/admin/patients/lookup", "/admin/audit/verify", "/admin/logout",
          "/admin/domains/hopital.example/status", "/admin/queue/x/retry", "/admin/mediation/lookup",
-         "/admin/mediation/code"]
+         "/admin/mediation/code", "/admin/quota/lookup", "/admin/quota/set"]
 API = [("GET", "/admin/api/openapi.json"), ("GET", "/admin/api/stats"), ("GET", "/admin/api/domains"),
        ("GET", "/admin/api/pros"), ("POST", "/admin/api/patients/lookup"), ("GET", "/admin/api/queue"),
        ("GET", "/admin/api/audit"), ("POST", "/admin/api/audit/verify"), ("GET", "/admin/api/audit/export"),
-       ("POST", "/admin/api/mediation/lookup"), ("POST", "/admin/api/mediation/new-code")]
+       ("POST", "/admin/api/mediation/lookup"), ("POST", "/admin/api/mediation/new-code"),
+       ("POST", "/admin/api/quota/lookup"), ("POST", "/admin/api/quota")]
 
 
 def login_form(client: httpx.Client) -> str:

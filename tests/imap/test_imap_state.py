@@ -17,6 +17,7 @@ EXPECTED_STATES = {
         "CAPABILITY", "NOOP", "LOGOUT", "ID", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME",
         "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "NAMESPACE", "IDLE", "ENABLE", "NOTIFY",
         "COMPRESS",
+        "GETQUOTA", "GETQUOTAROOT", "SETQUOTA",  # RFC 9208 §4.1
     },
     State.LOGOUT: set(),
 }  # fmt: skip

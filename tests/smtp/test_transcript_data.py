@@ -184,6 +184,15 @@ def test_policy_refusal_after_data_and_delivery_failure() -> None:
         assert c.session.envelope is None  # the transaction is over whatever the answer
 
 
+def test_delivery_refused_with_its_own_reply_mailbox_full() -> None:
+    """The host refuses the message (every recipient's mailbox full, RFC 3463 X.2.2): its reply,
+    not 451, nothing stored, and the transaction is over."""
+    with client(Memory(full={"r@patients.test"})) as c:
+        assert c.send(b"x\r\n.\r\nRSET\r\n") == ["452 4.2.2 mailbox full, try again later", replies.OK.line()]
+        assert replies.MAILBOX_FULL.line() == "452 4.2.2 mailbox full, try again later"
+        assert not c.memory.deliveries and c.session.envelope is None
+
+
 def test_memory_budget_without_room_refuses_the_message_temporarily() -> None:
     memory = Memory(room=100)
     with client(memory) as c:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from gateway.app.cli import admin, admins, backup, domains, jobs, keys, mediators, queue, serve
+from gateway.app.cli import admin, admins, backup, domains, jobs, keys, mediators, queue, quota, serve
 from gateway.app.cli.common import UserError
 from gateway.operations.common import OpError
 
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     admins.register(node, leaf)
     mediators.register(node, leaf)
     queue.register(node, leaf)
+    quota.register(node, leaf)
     return parser
 
 

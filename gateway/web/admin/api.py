@@ -21,6 +21,7 @@ from gateway.operations import patients as ops_patients
 from gateway.operations import people as ops_people
 from gateway.operations import pros as ops_pros
 from gateway.operations import queue as ops_queue
+from gateway.operations import quota as ops_quota
 from gateway.operations import trust as ops_trust
 from gateway.operations.common import Actor, OpError, bad_request, flag, integer, not_found
 from gateway.web import forms
@@ -158,6 +159,16 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
                                             retention_days=ctx.svc.settings.patients.archive_retention_days,
                                             now=ctx.now(), purge_now=flag(data.get("purge_now"), "purge_now")))
 
+    async def quota_show(request: Request, _: Actor) -> Response:
+        data = await body_json(request)  # a patient's INS: in the body, never in a URL
+        return JSONResponse(await run_read(ops_quota.show, ctx.quota_defaults, data.get("mailbox")))
+
+    async def quota_set(request: Request, actor: Actor) -> Response:
+        data = await body_json(request)
+        return JSONResponse(await run_write(ops_quota.set_limits, actor, ctx.quota_defaults, data.get("mailbox"),
+                                            storage_kib=data.get("storage_kib"), messages=data.get("messages"),
+                                            now=ctx.now()))
+
     async def queue(request: Request, _: Actor) -> Response:
         limit = integer(request.query_params.get("limit"), "limit", low=1, high=ops_queue.LIST_LIMIT, default=200)
         return JSONResponse(await run_read(ops_queue.list_entries, now=ctx.now(), status=status_param(request),
@@ -209,6 +220,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/patients/lookup", api(patient_lookup), methods=["POST"]),
         Route("/patients/close", api(patient_close), methods=["POST"]),
         Route("/patients/deletion", api(patient_deletion), methods=["POST"]),
+        Route("/quota/lookup", api(quota_show), methods=["POST"]),
+        Route("/quota", api(quota_set), methods=["POST"]),
         Route("/queue", api(queue), methods=["GET"]),
         Route("/queue/{entry}", api(queue_show), methods=["GET"]),
         Route("/queue/{entry}/{action}", api(queue_action), methods=["POST"]),

@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from gateway.accounts import admins, mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
+from gateway.mailstore.quota import QuotaDefaults
 from gateway.operations.common import Actor, OpError
 from gateway.web import forms
 from gateway.web.admin.security import session_token
@@ -67,6 +68,8 @@ class AdminContext:
                 scope="admin")
         self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)
         self.session_max = timedelta(hours=self.svc.settings.admin.session_max_hours)
+        q = self.svc.settings.quota
+        self.quota_defaults = QuotaDefaults(q.storage_kib, q.messages)  # RFC 9208 limits ([quota])
         self.env.filters["num"] = _french_number
         self.env.filters["pct"] = lambda v: f"{v * 100:.1f}\u202f%".replace(".", ",")
 

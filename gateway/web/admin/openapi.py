@@ -114,6 +114,22 @@ SCHEMAS: dict[str, Any] = {
                                           "description": "sender, recipients, DSN parameters; a patient's INS and "
                                                          "personal address masked; never the message",
                                           "additionalProperties": True}}}]},
+    "QuotaQuery": {"type": "object", "required": ["mailbox"], "properties": {
+        "mailbox": {"type": "string", "description": "a professional's address, or a patient's INS"}}},
+    "QuotaChange": {"type": "object", "required": ["mailbox"], "properties": {
+        "mailbox": {"type": "string", "description": "a professional's address, or a patient's INS"},
+        **{name: {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "enum": ["default"]}],
+                  "description": f"{what}: a number (0: no limit) or 'default' (the configured [quota]); "
+                                 "absent: unchanged"}
+           for name, what in (("storage_kib", "STORAGE limit in KiB"), ("messages", "MESSAGE limit"))}}},
+    "Quota": {"type": "object", "properties": {
+        "mailbox": {"type": "string", "description": "the address, or the patient's INS masked"},
+        **{f"{r}_{k}": {"type": "integer", "nullable": k in ("limit", "set"), "description": d}
+           for r in ("storage_kib", "messages")
+           for k, d in (("used", "usage"), ("limit", "limit in force (null: none)"),
+                        ("set", "the mailbox's own value (null: the default; 0: no limit)"),
+                        ("default", "the configured default (0: no limit)"))},
+        "full": {"type": "boolean", "description": "at a limit: new mail gets 452 4.2.2"}}},
     "InsQuery": {"type": "object", "required": ["ins"], "properties": {
         "ins": {"type": "string", "description": "15-character INS (NIR/NIA with key)"}}},
     "NewPatient": {"type": "object", "required": ["ins"], "properties": {
@@ -216,6 +232,12 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
         "/patients/deletion": {"post": _op(
             "requestPatientDeletion", "Record a patient's deletion request (space closed, purged by the job or now)",
             _ok(_ref("PatientSummary")), requestBody=_body(_ref("Deletion")))},
+        "/quota/lookup": {"post": _op(
+            "showQuota", "A mailbox's quota (RFC 9208 STORAGE, MESSAGE): limits, defaults, usage",
+            _ok(_ref("Quota")), requestBody=_body(_ref("QuotaQuery")))},
+        "/quota": {"post": _op(
+            "setQuota", "Set a mailbox's quota limits (audited as quota.set with the old and new values)",
+            _ok(_ref("Quota")), requestBody=_body(_ref("QuotaChange")))},
         "/queue/{entry}": {"get": _op(
             "showQueueEntry", "One entry with its envelope (audited; never the message)",
             _ok(_ref("QueueEntryDetails")), parameters=[_path("entry", "entry id")])},

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.delivery.pipeline import MailboxFull
 from gateway.delivery.replies import ReplyRefused, send_reply
 from gateway.mailstore import inbox
 from gateway.mailstore.inbox import InboxRow
@@ -63,6 +64,10 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             await web.run(lambda: send_reply(rt.directory, rt.pipeline, web.keys, patient_id=ctx.patient_id,
                                              conversation_id=cid, subject=subject, text=text,
                                              attachments=attachments, peer=ctx.ip))
+        except MailboxFull:  # the professional's mailbox is at its quota: nothing sent, try later
+            return web.problem(request, 503, "Boîte du destinataire pleine",
+                               "La boîte de votre correspondant est pleine pour le moment. Votre réponse n'a pas "
+                               "été envoyée : réessayez plus tard.", ctx=ctx, back=back)
         except ReplyRefused as exc:
             reason = exc.verdict.reason if exc.verdict is not None else ""
             return web.problem(request, 403, "Réponse impossible", REFUSALS.get(reason, DEFAULT_REFUSAL), ctx=ctx,
