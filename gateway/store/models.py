@@ -28,6 +28,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -178,6 +179,44 @@ class ProAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     inactivity_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # personal | organisational | application, as in the national directory (issue 19)
+    mailbox_type: Mapped[str] = mapped_column(String(16), default="personal", server_default="personal")
+    password_login: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # and [auth]
+
+
+class ProIdentity(Base):
+    """The identity provider's subject (Pro Santé Connect SubjectNameID) bound to a personal mailbox."""
+
+    __tablename__ = "pro_identities"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("pro_accounts.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProGrant(Base):
+    """An organisational mailbox granted to the professional of a personal mailbox."""
+
+    __tablename__ = "pro_grants"
+    __table_args__ = (UniqueConstraint("org_account_id", "pro_account_id", name="uq_pro_grants_org_pro"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_account_id: Mapped[int] = mapped_column(ForeignKey("pro_accounts.id", ondelete="CASCADE"))
+    pro_account_id: Mapped[int] = mapped_column(ForeignKey("pro_accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ProCertificate(Base):
+    """A client certificate (SHA-256 of its DER form) bound to an application mailbox."""
+
+    __tablename__ = "pro_certificates"
+    __table_args__ = (UniqueConstraint("fingerprint", "account_id", name="uq_pro_certificates_fingerprint_account"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)  # lower-case hex
+    account_id: Mapped[int] = mapped_column(ForeignKey("pro_accounts.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(Text)  # RFC 4514 DNs, for display and matching
+    subject: Mapped[str] = mapped_column(Text)
+    not_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Patient(Base):
