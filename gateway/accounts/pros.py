@@ -103,6 +103,7 @@ def add_pro(
     name: str | None = None,
     password: str | None = None,
     accepts_patient_initiated: bool = False,
+    mailbox_type: str = "personal",
     now: datetime | None = None,
 ) -> ProAccount:
     if session.execute(select(ProAccount).where(ProAccount.address == address)).scalar_one_or_none():
@@ -115,6 +116,7 @@ def add_pro(
         name_sealed=mk.seal("name", "pro", name.encode()) if name else None,
         password_hash=hash_password(password) if password else None,
         accepts_patient_initiated=accepts_patient_initiated, status="active", created_at=at,
+        mailbox_type=mailbox_type, password_login=True,
     )
     session.add(account)
     session.flush()

@@ -18,7 +18,7 @@ from gateway.accounts.patients import PatientExists, by_ins, provision
 from gateway.accounts.pros import AlreadyExists, add_pro, hosted_domain
 from gateway.operations.common import Actor, bad_request, conflict, flag, iso, not_found, text
 from gateway.operations.patients import ins_value
-from gateway.operations.pros import STATUSES, check_new_password, pro_address, pro_row
+from gateway.operations.pros import STATUSES, check_new_password, mailbox_type, pro_address, pro_row
 from gateway.settings import Settings
 from gateway.store import audit
 from gateway.store.keys import KeyService
@@ -45,6 +45,7 @@ def add_professional(session: Session, keys: KeyService, actor: Actor, data: dic
     given = data.get("password")
     password = None if given is None or given == "" else check_new_password(given)
     accepts = flag(data.get("accepts_patient_initiated"), "accepts_patient_initiated")
+    kind = mailbox_type(data.get("type"))
     domain = hosted_domain(session, address.rpartition("@")[2])
     if domain is None:
         domain_name = address.rpartition("@")[2]
@@ -53,11 +54,12 @@ def add_professional(session: Session, keys: KeyService, actor: Actor, data: dic
                           f"{domain_name}')")
     try:
         account = add_pro(session, keys, address, domain, name=text(data.get("name"), "nom", max_length=200),
-                          password=password, accepts_patient_initiated=accepts, now=now)
+                          password=password, accepts_patient_initiated=accepts, mailbox_type=kind, now=now)
     except AlreadyExists as exc:
         raise conflict(str(exc)) from None
     audit.record(session, actor=actor.audit_actor, action="pro.add", subject_ref=f"pro:{address}",
-                 peer=actor.peer, now=now, details={"accepts_patient_initiated": accepts, "via": actor.via})
+                 peer=actor.peer, now=now,
+                 details={"accepts_patient_initiated": accepts, "type": kind, "via": actor.via})
     return pro_row(account)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from gateway.accounts import throttle
+from gateway.accounts.identities import MAILBOX_TYPES, PERSONAL, forget_account
 from gateway.accounts.pros import hash_password, pro_by_address
 from gateway.accounts.purge import empty_mailbox, mailbox_size
 from gateway.operations.common import Actor, bad_request, iso, not_found, text
@@ -44,8 +45,18 @@ def pro_address(value: Any) -> str:
         raise bad_request("adresse : adresse e-mail invalide", en=f"invalid address {raw!r}") from None
 
 
+def mailbox_type(value: Any) -> str:
+    """personal (the default) | organisational | application (issue 19)."""
+    kind = text(value, "type") or PERSONAL
+    if kind not in MAILBOX_TYPES:
+        raise bad_request("type : personal, organisational ou application", "invalid_type",
+                          "type: personal, organisational or application")
+    return kind
+
+
 def pro_row(p: ProAccount) -> dict[str, Any]:
-    return {"address": p.address, "status": p.status, "accepts_patient_initiated": p.accepts_patient_initiated,
+    return {"address": p.address, "type": p.mailbox_type, "status": p.status, "password_login": p.password_login,
+            "accepts_patient_initiated": p.accepts_patient_initiated,
             "has_password": p.password_hash is not None, "created_at": iso(p.created_at),
             "last_login_at": iso(p.last_login_at), "inactivity_warned_at": iso(p.inactivity_warned_at)}
 
@@ -86,6 +97,17 @@ def set_status(session: Session, actor: Actor, address_value: Any, status: str, 
     return pro_row(pro)
 
 
+def set_password_login(session: Session, actor: Actor, address_value: Any, allowed: bool, *,
+                       now: datetime) -> dict[str, Any]:
+    """Allow or refuse password logins for one account (``[auth] password_login`` still applies)."""
+    pro = account(session, address_value)
+    if pro.password_login != allowed:
+        pro.password_login = allowed
+        audit.record(session, actor=actor.audit_actor, action="pro.password_login", subject_ref=f"pro:{pro.address}",
+                     peer=actor.peer, now=now, details={"allowed": allowed, "via": actor.via})
+    return pro_row(pro)
+
+
 def check_new_password(value: Any) -> str:
     """A new password: 12 to 200 characters, kept as typed (no stripping), no line break."""
     if not isinstance(value, str) or not value:
@@ -122,6 +144,7 @@ def remove(session: Session, keys: KeyService, actor: Actor, address_value: Any,
     address, mailbox_id = pro.address, pro.mailbox_id
     emptied = empty_mailbox(session, keys, mailbox_id)
     size = emptied.size
+    forget_account(session, pro.id)
     session.delete(pro)
     session.flush()
     session.execute(delete(Mailbox).where(Mailbox.id == mailbox_id).execution_options(synchronize_session=False))

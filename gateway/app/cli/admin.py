@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.app.cli import imports, mediators, patients, pros
+from gateway.app.cli import identities, imports, mediators, patients, pros
 from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services, translate_errors
 from gateway.app.config import load_settings
 from gateway.app.context import DEFAULT_HOME, init_home
@@ -36,9 +36,13 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--accepts-patient-initiated", action="store_true",
                    help="patients may write first (pharmacies)")
+    p.add_argument("--type", choices=("personal", "organisational", "application"), default="personal",
+                   help="personal (one professional, the default), organisational (a service: granted to "
+                        "professionals) or application (software: opened by client certificates)")
     p = leaf(pro, "list", "list professional accounts", cmd_pro_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     pros.register(pro, leaf)
+    identities.register(pro, leaf)
 
     patient = node("patient", "patient spaces")
     p = leaf(patient, "add", "provision a patient space and print its activation code", cmd_patient_add)
@@ -92,10 +96,11 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 def cmd_pro_add(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     data = {"address": args.address, "name": args.name, "password": password,
-            "accepts_patient_initiated": args.accepts_patient_initiated}
+            "accepts_patient_initiated": args.accepts_patient_initiated, "type": args.type}
     with services(args) as svc, svc.db.write() as session:
         done = people.add_professional(session, svc.keys, cli_actor(), data, now=datetime.now(UTC))
-    print(f"account {done['address']} added" + ("" if password else " (no password yet: it cannot log in)"))
+    print(f"account {done['address']} added ({done['type']})"
+          + ("" if password else " (no password yet: it cannot log in)"))
     return 0
 
 
@@ -105,7 +110,7 @@ def cmd_pro_list(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
     else:
-        emit_table(rows, ["address", "status", "accepts_patient_initiated", "last_login_at"])
+        emit_table(rows, ["address", "type", "status", "accepts_patient_initiated", "last_login_at"])
     return 0
 
 
