@@ -26,7 +26,8 @@ def _of_type(pro: ProAccount, kind: str, what_fr: str, what_en: str) -> None:
     if pro.mailbox_type != kind:
         raise conflict(f"{what_fr} : {pro.address} n'est pas une boîte {_TYPE_FR[kind]} "
                        f"(elle est {_TYPE_FR.get(pro.mailbox_type, pro.mailbox_type)})",
-                       f"{what_en}: {pro.address} is not a {kind} mailbox (it is {pro.mailbox_type})")
+                       f"{what_en}: {pro.address} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} mailbox "
+                       f"(it is {pro.mailbox_type})")
 
 
 def subject_value(value: Any) -> str:
