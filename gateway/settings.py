@@ -328,6 +328,11 @@ class AuthSettings(_Section):
     """How long a lockout lasts; failures also count over this window."""
     max_delay_seconds: float = Field(default=30.0, ge=0.0, le=300.0)
     """Longest delay before answering a failed attempt (the delay doubles from 1 s)."""
+    password_login: bool = True
+    """Passwords open mailboxes (IMAP LOGIN and AUTHENTICATE PLAIN, SMTP AUTH PLAIN and LOGIN).
+    false: those mechanisms leave CAPABILITY and EHLO and are refused, so professionals sign in
+    with their identity provider or applications with a certificate; an account can also be
+    refused passwords on its own (``gateway pro password-login ADDRESS no``)."""
 
 
 class AdminSettings(_Section):

@@ -72,6 +72,7 @@ LineHandler = Callable[["Session", bytes], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     login_requires_tls: bool = True  # LOGINDISABLED before TLS (RFC 3501 §6.2.3)
+    password_login: bool = True  # False: no LOGIN, no AUTH=PLAIN ([auth] password_login)
     starttls_available: bool = True
     literal_mode: LiteralMode = LiteralMode.PLUS
     appendlimit: int = DEFAULT_APPENDLIMIT
@@ -165,7 +166,7 @@ class Session:
         return capabilities(
             state or self.state, tls=self.tls, login_requires_tls=self.config.login_requires_tls,
             starttls_available=self.config.starttls_available, literal_mode=self.config.literal_mode,
-            appendlimit=self.config.appendlimit,
+            appendlimit=self.config.appendlimit, password_login=self.config.password_login,
         )  # fmt: skip
 
     def capabilities_after_login(self) -> tuple[str, ...]:

@@ -167,6 +167,9 @@ AUTHENTICATED_EXTENSIONS: tuple[str, ...] = (
 )
 
 
+PASSWORD_MECHANISMS = frozenset({"PLAIN", "LOGIN"})  # SASL mechanisms that carry a password
+
+
 def capabilities(
     state: State,
     *,
@@ -176,6 +179,7 @@ def capabilities(
     literal_mode: LiteralMode = LiteralMode.PLUS,
     appendlimit: int = DEFAULT_APPENDLIMIT,
     auth_mechanisms: Sequence[str] = ("PLAIN",),
+    password_login: bool = True,
 ) -> tuple[str, ...]:
     caps: list[str] = ["IMAP4rev1"]
     if literal_mode is not LiteralMode.NONE:
@@ -189,7 +193,10 @@ def capabilities(
         if not tls and login_requires_tls:
             caps.append("LOGINDISABLED")  # RFC 3501 §6.2.3; no AUTH= either
         else:
-            caps += [f"AUTH={m.upper()}" for m in auth_mechanisms]
+            if not password_login:  # the deployment takes no password: LOGIN and PLAIN are refused
+                caps.append("LOGINDISABLED")
+            caps += [f"AUTH={m.upper()}" for m in auth_mechanisms
+                     if password_login or m.upper() not in PASSWORD_MECHANISMS]
         return tuple(caps)
     caps += AUTHENTICATED_EXTENSIONS
     caps.append(f"APPENDLIMIT={appendlimit}")  # RFC 7889 §3

@@ -31,7 +31,8 @@ class AuthOutcome:
     account: str | None  # the canonical (lower-case) address when ok
     account_id: int | None
     mailbox_id: int | None
-    reason: str  # "auth.ok" | "auth.failed" | "auth.disabled" | one of throttle.REFUSED
+    # "auth.ok" | "auth.failed" | "auth.disabled" | "auth.password_refused" | one of throttle.REFUSED
+    reason: str
     retry_after: float | None = None
 
     @property
@@ -57,13 +58,14 @@ def throttle_config(auth: AuthSettings) -> ThrottleConfig:
 class Authenticator:
     """Checks credentials; the throttle is shared by every node (``LoginThrottle``) by default."""
 
-    def __init__(self, db: Database, throttle: Throttle | None = None) -> None:
+    def __init__(self, db: Database, throttle: Throttle | None = None, *, password_login: bool = True) -> None:
         self.db = db
         self.throttle: Throttle = throttle or LoginThrottle(db)
+        self.password_login = password_login  # [auth] password_login; each account may refuse too
 
     @classmethod
     def configured(cls, db: Database, auth: AuthSettings) -> Authenticator:
-        return cls(db, LoginThrottle(db, throttle_config(auth)))
+        return cls(db, LoginThrottle(db, throttle_config(auth)), password_login=auth.password_login)
 
     def _check(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
         key = username.strip().lower()
@@ -78,6 +80,9 @@ class Authenticator:
             ok = ok and row is not None and row.password_hash == stored_hash
             if ok and row is not None and row.status != "active":
                 outcome = AuthOutcome(False, None, None, None, "auth.disabled")
+            elif ok and row is not None and not (self.password_login and row.password_login):
+                # checked after the password, answered as a wrong one: the setting is not revealed
+                outcome = AuthOutcome(False, None, None, None, "auth.password_refused")
             elif ok and row is not None:
                 row.last_login_at = datetime.now(UTC)
                 outcome = AuthOutcome(True, row.address, row.id, row.mailbox_id, "auth.ok")

@@ -90,7 +90,8 @@ def smtp_server(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str
     """The shell for listener ``name``, its sessions over the gateway's backend."""
     implicit_tls = name == "submissions"
     session = SessionConfig(hostname=settings.server.hostname, listener=name,  # type: ignore[arg-type]
-                            limits=rt.limits, bare_line_endings=settings.smtp.bare_line_endings(name))
+                            limits=rt.limits, bare_line_endings=settings.smtp.bare_line_endings(name),
+                            mechanisms=("PLAIN", "LOGIN") if settings.auth.password_login else ())
     config = ServerConfig(session=session, timeout=float(settings.smtp.timeout_seconds),
                           min_data_rate=float(settings.smtp.min_data_rate), tls_handshake_timeout=TLS_HANDSHAKE_S)
     resolver = None

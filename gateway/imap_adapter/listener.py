@@ -46,6 +46,7 @@ class _Counted:
 def _config(s: Settings, budgets: Budgets, name: str, *, login_requires_tls: bool) -> ServerConfig:
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
     session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit),
+                            password_login=s.auth.password_login,
                             literal_mode=LiteralMode(s.imap.literals))
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
                         login_timeout=float(s.imap.login_timeout_seconds),

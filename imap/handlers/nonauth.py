@@ -64,6 +64,8 @@ async def _login(s: Session, username: str, password: str) -> Reply:
 
 
 async def login(s: Session, cmd: c.Login) -> Reply:
+    if not s.config.password_login:  # CAPABILITY says LOGINDISABLED (RFC 3501 §6.2.3)
+        raise CommandFailed(replies.PASSWORDS_DISABLED)
     return await _login(s, cmd.userid, cmd.password)
 
 
@@ -79,7 +81,7 @@ def _plain(response: bytes) -> tuple[str, str]:
 
 
 async def authenticate(s: Session, cmd: c.Authenticate) -> Reply | None:
-    if cmd.mechanism.upper() != "PLAIN":
+    if cmd.mechanism.upper() != "PLAIN" or not s.config.password_login:  # only what CAPABILITY lists
         raise CommandFailed(replies.UNSUPPORTED_MECHANISM, detail=cmd.mechanism[:20])
     if cmd.initial_response is not None:  # RFC 4959 SASL-IR
         return await _login(s, *_plain(cmd.initial_response))

@@ -179,6 +179,8 @@ NO_MAILBOX_SELECTED = Reply(_BAD, "No mailbox selected")
 TLS_ACTIVE = Reply(_BAD, "TLS is already active")
 STARTTLS_UNAVAILABLE = Reply(_NO, "STARTTLS not available here")
 LOGIN_DISABLED = Reply(_NO, "Use STARTTLS before logging in", Code.PRIVACYREQUIRED)  # RFC 3501 §6.2.3
+# [auth] password_login = false: LOGINDISABLED in CAPABILITY (RFC 3501 §6.2.3)
+PASSWORDS_DISABLED = Reply(_NO, "Passwords are not accepted here: use AUTHENTICATE", Code.CANNOT)
 AUTHENTICATION_FAILED = Reply(_NO, "Authentication failed", Code.AUTHENTICATIONFAILED)
 # RFC 5530 §3 UNAVAILABLE: refused before the password is checked, after repeated failures (SPEC §6)
 LOGIN_THROTTLED = Reply(_NO, "Too many failed logins; try again later", Code.UNAVAILABLE)
