@@ -94,6 +94,18 @@ def test_capabilities_by_state_and_tls() -> None:
     assert capability_line(("IMAP4rev1", "IDLE")) == b"* CAPABILITY IMAP4rev1 IDLE\r\n"
 
 
+def test_capabilities_without_passwords() -> None:
+    """[auth] password_login = false (issue 19): LOGINDISABLED, password mechanisms left out,
+    others kept."""
+    caps = capabilities(State.NOT_AUTHENTICATED, tls=True, password_login=False,
+                        auth_mechanisms=("PLAIN", "OAUTHBEARER", "login"))
+    assert "LOGINDISABLED" in caps and "AUTH=OAUTHBEARER" in caps
+    assert not {"AUTH=PLAIN", "AUTH=LOGIN"} & set(caps)
+    assert caps.count("LOGINDISABLED") == 1
+    plain = capabilities(State.NOT_AUTHENTICATED, tls=False, password_login=False)
+    assert plain.count("LOGINDISABLED") == 1 and not [c for c in plain if c.startswith("AUTH=")]
+
+
 def test_imap4rev2_is_offered_with_what_it_folds_in() -> None:
     # RFC 9051 Appendix A: IMAP4rev2 beside IMAP4rev1; Appendix E item 2: what rev2 folds in
     # is offered by its rev1 name too (LITERAL+ includes LITERAL-, RFC 7888 §5).
