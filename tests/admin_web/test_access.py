@@ -20,7 +20,9 @@ API = [("GET", "/admin/api/openapi.json"), ("GET", "/admin/api/stats"), ("GET", 
        ("GET", "/admin/api/pros"), ("POST", "/admin/api/patients/lookup"), ("GET", "/admin/api/queue"),
        ("GET", "/admin/api/audit"), ("POST", "/admin/api/audit/verify"), ("GET", "/admin/api/audit/export"),
        ("POST", "/admin/api/mediation/lookup"), ("POST", "/admin/api/mediation/new-code"),
-       ("POST", "/admin/api/quota/lookup"), ("POST", "/admin/api/quota")]
+       ("POST", "/admin/api/quota/lookup"), ("POST", "/admin/api/quota"),
+       ("GET", "/admin/api/pros/a@clinic.test/bindings"), ("POST", "/admin/api/pros/a@clinic.test/password-login"),
+       ("POST", "/admin/api/pros/a@clinic.test/identity/add")]
 
 
 def login_form(client: httpx.Client) -> str:

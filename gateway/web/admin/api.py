@@ -25,6 +25,7 @@ from gateway.operations import quota as ops_quota
 from gateway.operations import trust as ops_trust
 from gateway.operations.common import Actor, OpError, bad_request, flag, integer, not_found
 from gateway.web import forms
+from gateway.web.admin import api_identities
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.openapi import spec
 
@@ -215,6 +216,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/pros", api(pro_add), methods=["POST"]),
         Route("/pros/{address}", api(pro_show), methods=["GET"]),
         Route("/pros/{address}/password", api(pro_password), methods=["POST"]),
+        *api_identities.routes(api, run_read, run_write, body_json, ctx.now),
         Route("/pros/{address}/{action}", api(pro_status), methods=["POST"]),
         Route("/patients", api(patient_provision), methods=["POST"]),
         Route("/patients/lookup", api(patient_lookup), methods=["POST"]),

@@ -7,6 +7,7 @@ from typing import Any
 STR = {"type": "string"}
 NSTR = {"type": "string", "nullable": True}
 INT = {"type": "integer"}
+TYPES = ("personal", "organisational", "application")
 BOOL = {"type": "boolean"}
 OBJ = {"type": "object", "additionalProperties": True}
 
@@ -91,12 +92,33 @@ SCHEMAS: dict[str, Any] = {
         "added": {"type": "array", "items": STR}, "removed": {"type": "array", "items": STR},
         "changed": {"type": "array", "items": OBJ}, "lines": {"type": "array", "items": STR}}},
     "Pro": {"type": "object", "properties": {
-        "address": STR, "status": {"type": "string", "enum": ["active", "disabled"]},
+        "address": STR, "type": {"type": "string", "enum": list(TYPES)}, "password_login": BOOL,
+        "status": {"type": "string", "enum": ["active", "disabled"]},
         "accepts_patient_initiated": BOOL, "has_password": BOOL, "created_at": NSTR, "last_login_at": NSTR,
         "inactivity_warned_at": NSTR}},
     "NewPro": {"type": "object", "required": ["address"], "properties": {
         "address": {"type": "string", "example": "dr.house@clinic.test"}, "name": STR,
-        "password": {"type": "string", "minLength": 12}, "accepts_patient_initiated": BOOL}},
+        "password": {"type": "string", "minLength": 12}, "accepts_patient_initiated": BOOL,
+        "type": {"type": "string", "enum": list(TYPES), "default": "personal",
+                 "description": "personal (one professional), organisational (granted to professionals) or "
+                                "application (opened by client certificates)"}}},
+    "Bindings": {"type": "object", "properties": {
+        "address": STR, "type": {"type": "string", "enum": list(TYPES)}, "status": STR, "password_login": BOOL,
+        "identity": {"type": "string", "nullable": True, "description": "the identity provider's subject"},
+        "granted": {"type": "array", "items": STR, "description": "organisational mailboxes granted (personal)"},
+        "grantees": {"type": "array", "items": STR, "description": "personal mailboxes granted it (organisational)"},
+        "certificates": {"type": "array", "items": {"type": "object", "properties": {
+            "fingerprint": {"type": "string", "description": "SHA-256 of the DER certificate, hex"},
+            "issuer": STR, "subject": STR, "not_after": NSTR, "added_at": NSTR}}}}},
+    "BindingChange": {"type": "object", "properties": {
+        "subject": {"type": "string", "maxLength": 255, "description": "identity/*: the identity provider's subject "
+                    "(Pro Santé Connect SubjectNameID)"},
+        "pro": {"type": "string", "description": "grants/*: the personal mailbox's address"},
+        "certificate": {"type": "string", "description": "certificates/*: the certificate, PEM"},
+        "fingerprint": {"type": "string", "description": "certificates/remove: or its SHA-256 fingerprint"}}},
+    "PasswordLogin": {"type": "object", "required": ["allowed"], "properties": {
+        "allowed": {"type": "boolean", "description": "false: password logins refused for this account "
+                    "(answered as a wrong password); [auth] password_login = false refuses them for all"}}},
     "NewPassword": {"type": "object", "required": ["password"], "properties": {
         "password": {"type": "string", "minLength": 12, "maxLength": 200,
                      "description": "the new password, kept as given (no line break)"}}},
@@ -210,6 +232,22 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
             "setProPassword", "Set or reset a professional account's password (its failed-login lockout is cleared)",
             _ok(_ref("Pro")), parameters=[_path("address", "account address")],
             requestBody=_body(_ref("NewPassword")))},
+        "/pros/{address}/bindings": {"get": _op(
+            "showProBindings", "A mailbox's type, identity, grants and certificates", _ok(_ref("Bindings")),
+            parameters=[_path("address", "account address")])},
+        "/pros/{address}/password-login": {"post": _op(
+            "setProPasswordLogin", "Allow or refuse password logins for one account (audited)", _ok(_ref("Pro")),
+            parameters=[_path("address", "account address")], requestBody=_body(_ref("PasswordLogin")))},
+        "/pros/{address}/{what}/{change}": {"post": _op(
+            "changeProBinding", "Bind or unbind: identity (personal mailbox, {subject}), grants (organisational "
+            "mailbox, {pro}), certificates (application mailbox, {certificate} PEM, or {fingerprint} to remove); "
+            "409 for a mailbox of the wrong type or an identity bound elsewhere; audited", _ok(_ref("Bindings")),
+            parameters=[_path("address", "account address"),
+                        {"name": "what", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["identity", "grants", "certificates"]}},
+                        {"name": "change", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["add", "remove"]}}],
+            requestBody=_body(_ref("BindingChange")))},
         "/pros/{address}/{action}": {"post": _op(
             "setProStatus", "Disable or enable a professional account", _ok(_ref("Pro")),
             parameters=[_path("address", "account address"),
