@@ -15,7 +15,8 @@ PAGES = ["/admin/", "/admin/domains", "/admin/domains/import", "/admin/pros", "/
          "/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.jsonl", "/admin/mediation", "/admin/quota"]
 POSTS = ["/admin/domains", "/admin/pros", "/admin/patients/lookup", "/admin/audit/verify", "/admin/logout",
          "/admin/domains/hopital.example/status", "/admin/queue/x/retry", "/admin/mediation/lookup",
-         "/admin/mediation/code", "/admin/quota/lookup", "/admin/quota/set"]
+         "/admin/mediation/code", "/admin/quota/lookup", "/admin/quota/set",
+         "/admin/pros/a@clinic.test/access/identity/add", "/admin/pros/a@clinic.test/access/password-login"]
 API = [("GET", "/admin/api/openapi.json"), ("GET", "/admin/api/stats"), ("GET", "/admin/api/domains"),
        ("GET", "/admin/api/pros"), ("POST", "/admin/api/patients/lookup"), ("GET", "/admin/api/queue"),
        ("GET", "/admin/api/audit"), ("POST", "/admin/api/audit/verify"), ("GET", "/admin/api/audit/export"),

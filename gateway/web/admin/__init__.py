@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from gateway.web.admin import api, login, mediation, pages, pages_ops, pages_quota
+from gateway.web.admin import api, login, mediation, pages, pages_access, pages_ops, pages_quota
 from gateway.web.admin.context import AdminContext
 from gateway.web.admin.security import CSP
 from gateway.web.errors import TEXT, TITLE, UnexpectedErrors, relative_path
@@ -42,6 +42,7 @@ def build(ctx: AdminContext) -> Starlette:
         *pages.routes(ctx),
         *pages_ops.routes(ctx),
         *pages_quota.routes(ctx),
+        *pages_access.routes(ctx),
         *mediation.routes(ctx),
     ]
     return Starlette(routes=inner, middleware=[Middleware(UnexpectedErrors, page=partial(unexpected, ctx),
