@@ -99,13 +99,14 @@ def personal_mailbox(session: Session, subject: str) -> ProAccount | None:
                ProAccount.mailbox_type == PERSONAL)).scalar_one_or_none()
 
 
-def granted(session: Session, account_id: int) -> list[str]:
-    """The active organisational mailboxes granted to a personal mailbox, by address."""
+def granted(session: Session, account_id: int, *, active_only: bool = True) -> list[str]:
+    """The (active) organisational mailboxes granted to a personal mailbox, by address."""
     org = aliased(ProAccount)
-    return list(session.execute(
-        select(org.address).join(ProGrant, ProGrant.org_account_id == org.id)
-        .where(ProGrant.pro_account_id == account_id, org.status == "active",
-               org.mailbox_type == ORGANISATIONAL).order_by(org.address)).scalars())
+    query = (select(org.address).join(ProGrant, ProGrant.org_account_id == org.id)
+             .where(ProGrant.pro_account_id == account_id, org.mailbox_type == ORGANISATIONAL))
+    if active_only:
+        query = query.where(org.status == "active")
+    return list(session.execute(query.order_by(org.address)).scalars())
 
 
 def mailboxes_for_identity(session: Session, subject: str) -> list[str]:

@@ -53,7 +53,7 @@ def bindings(session: Session, address_value: Any) -> dict[str, Any]:
         "address": pro.address, "type": pro.mailbox_type, "status": pro.status,
         "password_login": pro.password_login,
         "identity": identity.subject if identity else None,
-        "granted": ids.granted(session, pro.id) if pro.mailbox_type == ids.PERSONAL else [],
+        "granted": ids.granted(session, pro.id, active_only=False) if pro.mailbox_type == ids.PERSONAL else [],
         "grantees": ids.grantees(session, pro.id) if pro.mailbox_type == ids.ORGANISATIONAL else [],
         "certificates": [{"fingerprint": c.fingerprint, "issuer": c.issuer, "subject": c.subject,
                           "not_after": iso(c.not_after), "added_at": iso(c.created_at)}
