@@ -3,26 +3,29 @@ Autodiscover, answered for hosted domains only (anything else: 404).
 
 The documents are built by :mod:`gateway.operations.client_config`. These routes sit on the
 process's web app ahead of the patient inbox, so both ``listen.http`` and ``listen.https``
-answer them; clients reach them as ``autoconfig.DOMAIN`` / ``autodiscover.DOMAIN`` (CNAMEs to
-the gateway, ``gateway domain hosted dns``). docs/deploy.md, "Client autoconfiguration".
+answer them, with the shared security headers (``gateway.web.security``); clients reach them
+as ``autoconfig.DOMAIN`` / ``autodiscover.DOMAIN`` (CNAMEs to the gateway, ``gateway domain
+hosted dns``). docs/deploy.md, "Client autoconfiguration".
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, request_response
 
 from gateway.operations import client_config
 from gateway.store.services import Services
-from gateway.web.forms import allow_body, declared_too_large
+from gateway.web.forms import allow_body
+from gateway.web.security import SecurityHeaders
 
 XML = "application/xml; charset=utf-8"
-HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
+CSP = "default-src 'none'; frame-ancestors 'none'"  # documents for mail clients, nothing to run
+CACHED = {"Cache-Control": "public, max-age=300"}  # the same for every client of a domain
 
 
 def _text(status: int, text: str) -> Response:
-    return PlainTextResponse(text + "\n", status_code=status, headers={"X-Content-Type-Options": "nosniff"})
+    return PlainTextResponse(text + "\n", status_code=status)
 
 
 def routes(svc: Services) -> list[BaseRoute]:
@@ -39,13 +42,10 @@ def routes(svc: Services) -> list[BaseRoute]:
         if domain is None:
             return _text(404, "no configuration for this domain")
         document = client_config.thunderbird_xml(client_config.setup_for(svc.settings, domain))
-        return Response(document, media_type=XML, headers=HEADERS)
+        return Response(document, media_type=XML, headers=CACHED)
 
     async def autodiscover(request: Request) -> Response:
-        limit = client_config.MAX_REQUEST_BYTES
-        if declared_too_large(request, limit):
-            return _text(413, f"request larger than {limit} bytes")
-        allow_body(request, limit)
+        allow_body(request, client_config.MAX_REQUEST_BYTES)  # beyond: 413 before reading (BodyLimit)
         try:
             address = client_config.parse_autodiscover(await request.body())
         except client_config.RequestError as exc:
@@ -54,12 +54,14 @@ def routes(svc: Services) -> list[BaseRoute]:
         if domain is None:
             return _text(404, "no configuration for this domain")
         setup = client_config.setup_for(svc.settings, domain)
-        return Response(client_config.autodiscover_xml(setup, address), media_type=XML,
-                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        return Response(client_config.autodiscover_xml(setup, address), media_type=XML)  # no-store
 
+    hsts = svc.settings.web.hsts_max_age_seconds
+    get = SecurityHeaders(request_response(thunderbird), csp=CSP, hsts_max_age=hsts)
+    post = SecurityHeaders(request_response(autodiscover), csp=CSP, hsts_max_age=hsts)
     return [
-        Route("/.well-known/autoconfig/mail/config-v1.1.xml", thunderbird, methods=["GET"]),
-        Route("/mail/config-v1.1.xml", thunderbird, methods=["GET"]),
-        Route("/autodiscover/autodiscover.xml", autodiscover, methods=["POST"]),
-        Route("/Autodiscover/Autodiscover.xml", autodiscover, methods=["POST"]),
+        Route("/.well-known/autoconfig/mail/config-v1.1.xml", get, methods=["GET"]),
+        Route("/mail/config-v1.1.xml", get, methods=["GET"]),
+        Route("/autodiscover/autodiscover.xml", post, methods=["POST"]),
+        Route("/Autodiscover/Autodiscover.xml", post, methods=["POST"]),
     ]

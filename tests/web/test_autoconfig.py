@@ -49,6 +49,8 @@ def _servers(root: ET.Element) -> list[dict[str, Any]]:
 def _check_thunderbird(response: httpx.Response) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/xml; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "public, max-age=300"
     root = DET.fromstring(response.content)
     assert root.tag == "clientConfig" and root.get("version") == "1.1"
     provider = root.find("emailProvider")
@@ -90,6 +92,8 @@ def test_autodiscover_pox_field_by_field(site: Site) -> None:
         for path in ("/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml"):
             response = http.post(path, content=_request(address), headers={"Content-Type": "text/xml"})
             assert response.status_code == 200, response.text
+            assert response.headers["cache-control"] == "no-store"  # it names the address asked about
+            assert response.headers["content-security-policy"].startswith("default-src 'none'")
             root = DET.fromstring(response.content)
             assert root.tag == f"{{{RESP}}}Autodiscover"
             account = root.find(f"{{{OUTLOOK}}}Response/{{{OUTLOOK}}}Account")
@@ -127,6 +131,8 @@ def test_autodiscover_refuses_unknown_domains_and_bad_requests(site: Site) -> No
         assert http.get(path).status_code in (404, 405)  # POST only
         big = _request(f"dr.martin@{HOSTED}") + b" " * client_config.MAX_REQUEST_BYTES
         assert http.post(path, content=big).status_code == 413
+        chunked = http.post(path, content=iter([big[:100], big[100:]]))  # no Content-Length
+        assert chunked.status_code == 413
 
 
 def test_autodiscover_hostile_xml_is_refused(site: Site) -> None:
