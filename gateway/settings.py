@@ -58,6 +58,10 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     hostname: str = "mail.gateway.test"
     """Name used in the SMTP greeting, Received headers and the TLS certificate."""
+    client_hostname: str = ""
+    """Public name mail clients connect to for IMAP (993, 143) and submission (465, 587), named in
+    the autoconfiguration answers and the SRV records (``gateway domain hosted dns``); empty:
+    ``hostname``."""
 
 
 class DomainSettings(_Section):
