@@ -43,6 +43,7 @@ function build(issuer) {
     clients,
     jwks: { keys },
     scopes: SCOPES,
+    ttl: { ClientCredentials: 300 },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
