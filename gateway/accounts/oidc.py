@@ -34,7 +34,7 @@ from typing import Any
 import jwt
 
 from gateway.accounts.oidc_provider import ProviderClient, ProviderUnavailable
-from gateway.settings import ConfigError, OidcSettings
+from gateway.settings import ConfigError, OidcSettings, Settings
 
 log = logging.getLogger("gateway.oidc")
 
@@ -162,7 +162,7 @@ class TokenVerifier:
         self._introspection_client: tuple[str, str] | None = None
         if settings.introspection_url:
             if client_secret is None:
-                client_secret = read_client_secret(settings)
+                client_secret = read_client_secret(settings.client_secret_file)
             self._introspection_client = (settings.client_id, client_secret)
 
     @property
@@ -232,8 +232,8 @@ class TokenVerifier:
         return check_claims(answer, self.settings, self._clock(), exp_required=False)
 
 
-def read_client_secret(settings: OidcSettings) -> str:
-    path: Path | None = settings.client_secret_file
+def read_client_secret(path: Path | None) -> str:
+    """The introspection client's secret (``auth.oidc.client_secret_file``), or a ConfigError."""
     if path is None:
         raise ConfigError("auth.oidc.client_secret_file: needed with introspection_url")
     try:
@@ -243,3 +243,16 @@ def read_client_secret(settings: OidcSettings) -> str:
     if not secret:
         raise ConfigError(f"auth.oidc.client_secret_file: {path} is empty")
     return secret
+
+
+def verifier_from_settings(settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> TokenVerifier | None:
+    """The gateway's verifier (``[auth.oidc]``, paths relative to the configuration file), or
+    ``None`` when no issuer is configured. Reads the client secret now: a missing file is a
+    ConfigError at start-up, not a refused login later."""
+    oidc = settings.auth.oidc
+    if oidc is None:
+        return None
+    secret = None
+    if oidc.introspection_url:
+        secret = read_client_secret(None if oidc.client_secret_file is None else settings.path(oidc.client_secret_file))
+    return TokenVerifier(oidc, client_secret=secret, clock=clock)

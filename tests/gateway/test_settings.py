@@ -124,6 +124,6 @@ def test_oidc_issuer_https_or_loopback(tmp_path: Path) -> None:
         assert s.auth.oidc is not None and s.auth.oidc.issuer == issuer
         assert s.auth.oidc.identity_claim == "SubjectNameID" and s.auth.oidc.leeway_seconds == 30
     for issuer in ("http://127.0.0.1.example/", "http://192.0.2.1/", "https:///nohost"):
-        with pytest.raises(ConfigError, match="auth.oidc.issuer"):
+        with pytest.raises(ConfigError, match=r"auth\.oidc\.issuer"):
             load_settings(_write(tmp_path, f'[auth.oidc]\nissuer = "{issuer}"\naudience = "a"\n'
                                            'required_scope = "s"\n'), environ={})

@@ -25,9 +25,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.accounts.oidc import ALGORITHMS, INSUFFICIENT_SCOPE, INVALID_TOKEN, Refused, TokenVerifier, Verified
+from gateway.accounts.oidc import (
+    ALGORITHMS,
+    INSUFFICIENT_SCOPE,
+    INVALID_TOKEN,
+    Refused,
+    TokenVerifier,
+    Verified,
+    challenge,
+    verifier_from_settings,
+)
 from gateway.accounts.oidc_provider import ProviderClient
-from gateway.settings import OidcSettings
+from gateway.app.config import load_settings
+from gateway.settings import ConfigError, OidcSettings
 from tests.conftest import IN_CI
 from tests.oidc.provider import AUDIENCE, INTROSPECTOR, PrivateProvider, missing, private_provider
 
@@ -282,3 +292,34 @@ async def test_the_token_is_never_logged(provider: PrivateProvider, caplog: pyte
     assert "access token refused: scope" in text
     for token in tokens:
         assert token not in text and token.split(".")[2] not in text
+
+
+async def test_verifier_from_the_configuration_file(opaque_provider: PrivateProvider, tmp_path: Path) -> None:
+    """The secret file is relative to the configuration file and read at start-up."""
+    conf = tmp_path / "gateway.toml"
+    conf.write_text(f'[auth.oidc]\nissuer = "{opaque_provider.issuer}"\naudience = "{AUDIENCE}"\n'
+                    f'identity_claim = "SubjectNameID"\nrequired_scope = "mail"\n'
+                    f'introspection_url = "{opaque_provider.issuer}/token/introspection"\n'
+                    f'client_id = "{INTROSPECTOR[0]}"\nclient_secret_file = "secrets/oidc"\n')
+    settings_ = load_settings(conf, environ={})
+    with pytest.raises(ConfigError, match=r"auth.oidc.client_secret_file: cannot read .*secrets/oidc"):
+        verifier_from_settings(settings_)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "oidc").write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        verifier_from_settings(settings_)
+    (tmp_path / "secrets" / "oidc").write_text(INTROSPECTOR[1] + "\n")
+    check = verifier_from_settings(settings_)
+    assert check is not None
+    result = await check.verify(opaque_provider.token())
+    assert isinstance(result, Verified) and result.identity == IDENTITY
+    assert verifier_from_settings(load_settings(None, environ={})) is None
+
+
+def test_challenge_json() -> None:
+    """RFC 7628 §3.2.2: status required, scope and openid-configuration optional."""
+    assert challenge(Refused("expired")) == '{"status":"invalid_token"}'
+    assert json.loads(challenge(Refused("scope", INSUFFICIENT_SCOPE), scope="mail",
+                                openid_configuration="https://idp.example/.well-known/openid-configuration")) == {
+        "status": "insufficient_scope", "scope": "mail",
+        "openid-configuration": "https://idp.example/.well-known/openid-configuration"}
