@@ -1,5 +1,6 @@
 // The test identity provider: the OpenID Certified `oidc-provider` (npm), on loopback.
-// Started by tests/oidc/provider.py. Listens on 127.0.0.1, a free port, and prints one JSON line
+// Started by tests/oidc/provider.py. Listens on 127.0.0.1:$OIDC_PORT (the worker's slice,
+// gateway/testing/ports.py; 0: any free port) and prints one JSON line
 // {"issuer": ...} on stdout once ready. Configuration from the environment:
 //   OIDC_KEYS_FILE    JSON array of private JWKs (with kid and alg); the first signs. Re-read on
 //                     SIGHUP (key rotation without restart: a new Provider behind the same socket).
@@ -73,7 +74,7 @@ function build(issuer) {
 
 let handler = null;
 const server = http.createServer((req, res) => handler(req, res));
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(env.OIDC_PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   handler = build(issuer).callback();

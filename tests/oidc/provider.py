@@ -25,6 +25,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from gateway.testing.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 AUDIENCE = "https://mail.gateway.test/"
 INTROSPECTOR = ("gateway-rs", "gateway-introspection-secret-0123456789")
@@ -116,6 +118,7 @@ def private_provider(tmp: Path, *, opaque: bool = False) -> Iterator[PrivateProv
         "OIDC_FORMAT": "opaque" if opaque else "jwt",
         "OIDC_CLIENTS": json.dumps({cid: {"secret": s, "subject": sub} for cid, (s, sub) in CLIENTS.items()}),
         "OIDC_INTROSPECTOR": json.dumps({"client_id": INTROSPECTOR[0], "secret": INTROSPECTOR[1]}),
+        "OIDC_PORT": str(free_port()),
         "NODE_NO_WARNINGS": "1",
     }
     log = (tmp / "oidc-provider.log").open("w")
