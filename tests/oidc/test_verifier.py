@@ -8,6 +8,7 @@ In CI (``CI=true``) a missing Node or npm package fails these tests instead of s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -239,6 +240,15 @@ async def test_key_rotation_followed_without_restart(tmp_path: Path) -> None:
         assert isinstance(result, Verified) and result.identity == IDENTITY
         assert isinstance(await check.verify(before), Verified)  # the old key is still published
         assert check.provider.jwks_fetches == 2
+        # Again, to an RSA-PSS key; many sessions at once share one JWKS request.
+        ps_kid = rotating.rotate("PS256")
+        third = rotating.token()
+        assert jwt.get_unverified_header(third)["alg"] == "PS256"
+        clock.mono += 30
+        results = await asyncio.gather(*(check.verify(third) for _ in range(10)))
+        assert all(isinstance(r, Verified) and r.identity == IDENTITY for r in results), results
+        assert check.provider.jwks_fetches == 3
+        assert ps_kid in {key["kid"] for key in rotating.keys}
 
 
 async def test_opaque_token_by_introspection(opaque_provider: PrivateProvider) -> None:
