@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,16 +100,17 @@ def _scopes(claims: dict[str, Any]) -> frozenset[str]:
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None  # JSON parsing in Python accepts Infinity and NaN: never a lifetime
     return float(value)
 
 
 def check_claims(claims: dict[str, Any], settings: OidcSettings, now: datetime, *,
-                 exp_required: bool = True) -> Verified | Refused:
-    """The claims checks shared by JWT access tokens and introspection answers."""
+                 introspected: bool = False) -> Verified | Refused:
+    """The claims checks shared by JWT access tokens and introspection answers (where RFC 7662
+    §2.2 makes ``iss`` and ``exp`` optional: checked when present)."""
     iss = claims.get("iss")
-    if iss != settings.issuer and (exp_required or iss is not None):  # RFC 7662: iss optional
+    if iss != settings.issuer and (not introspected or iss is not None):
         return Refused("issuer")
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
@@ -118,7 +120,7 @@ def check_claims(claims: dict[str, Any], settings: OidcSettings, now: datetime, 
     at = now.timestamp()
     exp = _number(claims, "exp")
     if exp is None:
-        if exp_required or "exp" in claims:
+        if not introspected or "exp" in claims:
             return Refused("malformed")
     elif at > exp + leeway:
         return Refused("expired")
@@ -229,7 +231,7 @@ class TokenVerifier:
         answer = await self.provider.introspect(self.settings.introspection_url, token, self._introspection_client)
         if answer.get("active") is not True:
             return Refused("inactive")
-        return check_claims(answer, self.settings, self._clock(), exp_required=False)
+        return check_claims(answer, self.settings, self._clock(), introspected=True)
 
 
 def read_client_secret(path: Path | None) -> str:

@@ -34,6 +34,7 @@ from gateway.accounts.oidc import (
     TokenVerifier,
     Verified,
     challenge,
+    check_claims,
     verifier_from_settings,
 )
 from gateway.accounts.oidc_provider import ProviderClient
@@ -333,3 +334,28 @@ def test_challenge_json() -> None:
                                 openid_configuration="https://idp.example/.well-known/openid-configuration")) == {
         "status": "insufficient_scope", "scope": "mail",
         "openid-configuration": "https://idp.example/.well-known/openid-configuration"}
+
+
+def test_claims_rules() -> None:
+    """The claim rules on their own: ``scp`` lists, ``azp``, numeric ids, the introspection case."""
+    config = settings("https://idp.example")
+    now = datetime.now(UTC)
+    base = {"iss": "https://idp.example", "aud": ["x", AUDIENCE], "exp": now.timestamp() + 60,
+            "SubjectNameID": 899700000001, "scp": ["mail", "other"]}
+    ok = check_claims(base, config, now)
+    assert isinstance(ok, Verified) and ok.identity == "899700000001" and ok.scopes == {"mail", "other"}
+    assert isinstance(check_claims({**base, "aud": "x", "azp": AUDIENCE}, config, now), Verified)
+    assert check_claims({**base, "aud": "x"}, config, now) == Refused("audience")
+    assert check_claims({**base, "exp": float("inf")}, config, now) == Refused("malformed")
+    assert check_claims({**base, "exp": True}, config, now) == Refused("malformed")
+    assert check_claims({**base, "nbf": now.timestamp() + 31}, config, now) == Refused("not_yet_valid")
+    assert isinstance(check_claims({**base, "nbf": now.timestamp() + 29}, config, now), Verified)
+    assert check_claims({**base, "SubjectNameID": " "}, config, now) == Refused("identity")
+    assert isinstance(check_claims({**base, "scp": "other mail"}, config, now), Verified)
+    no_scope = Refused("scope", INSUFFICIENT_SCOPE)
+    assert check_claims({**base, "scope": "other", "scp": ["mail"]}, config, now) == no_scope  # scope wins
+    bare = {k: v for k, v in base.items() if k not in ("iss", "exp")}
+    assert check_claims(bare, config, now) == Refused("issuer")
+    answer = check_claims(bare, config, now, introspected=True)  # RFC 7662: iss, exp optional
+    assert isinstance(answer, Verified) and answer.expires_at is None
+    assert check_claims({**bare, "iss": "https://evil.example"}, config, now, introspected=True) == Refused("issuer")
