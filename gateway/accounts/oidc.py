@@ -64,7 +64,8 @@ class Refused:
     reason: str
     """Why, for logs and metrics: ``malformed``, ``algorithm``, ``unknown_key``, ``signature``,
     ``issuer``, ``audience``, ``expired``, ``not_yet_valid``, ``identity``, ``scope``,
-    ``inactive``, ``unsupported`` (opaque token, no introspection), ``unavailable`` (provider)."""
+    ``inactive``, ``bound`` (a sender-constrained token: SASL cannot prove the key),
+    ``unsupported`` (opaque token, no introspection), ``unavailable`` (provider)."""
     status: str = INVALID_TOKEN
     """The RFC 7628 §3.2.2 status (``invalid_token``, ``insufficient_scope``)."""
     temporary: bool = False
@@ -116,6 +117,8 @@ def check_claims(claims: dict[str, Any], settings: OidcSettings, now: datetime, 
     audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     if settings.audience not in audiences and claims.get("azp") != settings.audience:
         return Refused("audience")
+    if "cnf" in claims:  # RFC 7800: bound to a key (DPoP, RFC 9449; mTLS, RFC 8705); SASL proves none
+        return Refused("bound")
     leeway = settings.leeway_seconds
     at = now.timestamp()
     exp = _number(claims, "exp")

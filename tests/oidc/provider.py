@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -66,22 +67,32 @@ class PrivateProvider:
     keys: list[dict[str, Any]] = field(default_factory=list)
 
     def token(self, client: str = "lps-dr-alpha", *, scope: str | None = "openid mail",
-              resource: str | None = None) -> str:
-        """An access token from the client_credentials grant (RFC 6749 §4.4)."""
+              resource: str | None = None, dpop: bool = False) -> str:
+        """An access token from the client_credentials grant (RFC 6749 §4.4); with ``dpop``,
+        bound to a key of the client's (RFC 9449: a sender-constrained token, not a bearer one)."""
         form = {"grant_type": "client_credentials"}
         if scope is not None:
             form["scope"] = scope
         if resource is not None:
             form["resource"] = resource  # RFC 8707
-        return str(self.post("/token", form, (client, CLIENTS[client][0]))["access_token"])
+        headers = {"DPoP": self._dpop_proof("/token")} if dpop else {}
+        return str(self.post("/token", form, (client, CLIENTS[client][0]), headers)["access_token"])
+
+    def _dpop_proof(self, path: str) -> str:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+        claims = {"jti": base64.urlsafe_b64encode(os.urandom(16)).decode(), "htm": "POST",
+                  "htu": self.issuer + path, "iat": int(time.time())}
+        return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": public})
 
     def revoke(self, token: str, client: str = "lps-dr-alpha") -> None:
         self.post("/token/revocation", {"token": token}, (client, CLIENTS[client][0]))  # RFC 7009
 
-    def post(self, path: str, form: dict[str, str], basic: tuple[str, str]) -> dict[str, Any]:
+    def post(self, path: str, form: dict[str, str], basic: tuple[str, str],
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
         auth = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
         request = urllib.request.Request(self.issuer + path, data=urllib.parse.urlencode(form).encode(),  # noqa: S310
-                                         headers={"Authorization": f"Basic {auth}"}, method="POST")
+                                         headers={"Authorization": f"Basic {auth}", **(headers or {})}, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http on loopback)
             body = response.read()
         return json.loads(body) if body else {}

@@ -224,6 +224,17 @@ async def test_malformed_tokens(provider: PrivateProvider) -> None:
     assert await check.verify(f"{head}.{b64(tampered)}.{sig}") == Refused("signature")
 
 
+async def test_sender_constrained_tokens_refused(provider: PrivateProvider, opaque_provider: PrivateProvider) -> None:
+    """A DPoP-bound token (RFC 9449) is no bearer token: a thief must not use it over SASL."""
+    bound = provider.token(dpop=True)
+    assert "jkt" in claims_of(bound)["cnf"]
+    assert await verifier(provider.issuer).verify(bound) == Refused("bound")
+    url = opaque_provider.issuer + "/token/introspection"
+    check = verifier(opaque_provider.issuer, introspection_url=url, client_id=INTROSPECTOR[0],
+                     client_secret_file=Path("/nonexistent"))
+    assert await check.verify(opaque_provider.token(dpop=True)) == Refused("bound")
+
+
 async def test_key_rotation_followed_without_restart(tmp_path: Path) -> None:
     _require_provider()
     with private_provider(tmp_path) as rotating:
