@@ -92,10 +92,13 @@ class ProviderClient:
         self._metadata: dict[str, Any] | None = None
         self._keys: dict[str, dict[str, Any]] = {}
         self._keyless: list[dict[str, Any]] = []  # keys without a kid
-        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._failure: str | None = None
         self._lock = asyncio.Lock()
         self.jwks_fetches = 0
         """How many times the JWKS was fetched (tests and metrics: the rate limit at work)."""
+        self.requests = 0
+        """HTTP requests made to the provider, successful or not."""
 
     @property
     def discovery_url(self) -> str:
@@ -104,6 +107,7 @@ class ProviderClient:
     async def get_json(self, url: str, *, form: dict[str, str] | None = None,
                        basic: tuple[str, str] | None = None) -> dict[str, Any]:
         check_provider_url(url)
+        self.requests += 1
         return await asyncio.to_thread(_fetch_json, url, form=form, basic=basic, timeout=self.timeout)
 
     async def metadata(self) -> dict[str, Any]:
@@ -124,8 +128,6 @@ class ProviderClient:
     async def _refresh(self) -> None:
         meta = await self.metadata()
         jwks = await self.get_json(str(meta["jwks_uri"]))
-        self.jwks_fetches += 1
-        self._fetched_at = self._monotonic()
         keys = jwks.get("keys")
         if not isinstance(keys, list):
             raise ProviderUnavailable(f"{meta['jwks_uri']}: no keys")
@@ -140,22 +142,33 @@ class ProviderClient:
             else:
                 keyless.append(key)
         self._keys, self._keyless = by_kid, keyless
-
-    def _may_refresh(self) -> bool:
-        return self._fetched_at is None or self._monotonic() - self._fetched_at >= self.jwks_refresh_seconds
+        self.jwks_fetches += 1
 
     async def signing_keys(self, kid: str | None) -> list[dict[str, Any]]:
         """The JWKs that may have signed a token whose header names ``kid`` (all keys without a
-        kid when it names none); fetched again once, rate-limited, when the cache has none."""
+        kid when it names none). When the cache has none, the JWKS is fetched again, at most
+        once per ``jwks_refresh_seconds`` whether the attempt succeeds or fails: a flood of
+        made-up kids, or tokens while the provider is down, costs it one request per interval
+        (until then a failed attempt is reported again without asking)."""
         found = self._lookup(kid)
         if found:
             return found
         async with self._lock:
             found = self._lookup(kid)  # another task may have refreshed meanwhile
-            if not found and self._may_refresh():
-                await self._refresh()
-                found = self._lookup(kid)
-        return found
+            if found:
+                return found
+            if self._attempted_at is None or self._monotonic() - self._attempted_at >= self.jwks_refresh_seconds:
+                self._attempted_at = self._monotonic()
+                try:
+                    await self._refresh()
+                except ProviderUnavailable as exc:
+                    self._failure = str(exc)
+                    raise
+                self._failure = None
+                return self._lookup(kid)
+            if self._failure is not None:
+                raise ProviderUnavailable(f"{self._failure} (not asked again yet)")
+        return []
 
     def _lookup(self, kid: str | None) -> list[dict[str, Any]]:
         if kid is None:

@@ -298,9 +298,17 @@ async def test_provider_unreachable_is_temporary() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    check = verifier(f"http://127.0.0.1:{port}")
+    clock = Clock()
+    check = verifier(f"http://127.0.0.1:{port}", clock)
     token = _forge({"iss": "x", "aud": AUDIENCE, "exp": time.time() + 60}, kid="k1")
     assert await check.verify(token) == Refused("unavailable", temporary=True)
+    assert check.provider.requests == 1
+    for n in range(5):  # not asked again within jwks_refresh_seconds
+        assert await check.verify(_forge({}, kid=f"k{n}")) == Refused("unavailable", temporary=True)
+    assert check.provider.requests == 1
+    clock.mono += 30
+    assert await check.verify(token) == Refused("unavailable", temporary=True)
+    assert check.provider.requests == 2
 
 
 async def test_the_token_is_never_logged(provider: PrivateProvider, caplog: pytest.LogCaptureFixture) -> None:
