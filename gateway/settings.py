@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "GATEWAY__"
 
@@ -58,6 +58,10 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     hostname: str = "mail.gateway.test"
     """Name used in the SMTP greeting, Received headers and the TLS certificate."""
+    client_hostname: str = ""
+    """Public name mail clients connect to for IMAP (993, 143) and submission (465, 587), named in
+    the autoconfiguration answers and the SRV records (``gateway domain hosted dns``); empty:
+    ``hostname``."""
 
 
 class DomainSettings(_Section):
@@ -311,6 +315,68 @@ class WebSettings(_Section):
     """Strict-Transport-Security max-age, sent only on HTTPS requests."""
 
 
+class OidcSettings(_Section):
+    """OpenID Connect / OAuth 2.0 access tokens (SASL OAUTHBEARER, XOAUTH2): the one trusted
+    issuer, checked by ``gateway/accounts/oidc.py``. Issuers are ``https://`` except on loopback."""
+
+    issuer: str = Field(min_length=1)
+    """The issuer URL (``iss``); its ``/.well-known/openid-configuration`` names the JWKS."""
+    audience: str = Field(min_length=1)
+    """This gateway's identifier as the tokens' audience (``aud``, or ``azp``)."""
+    identity_claim: str = Field(default="sub", min_length=1)
+    """Claim holding the professional identity (Pro Santé Connect: ``SubjectNameID``)."""
+    required_scope: str = Field(min_length=1)
+    """Scope a token must carry (``scope`` string or ``scp`` list)."""
+    introspection_url: str = ""
+    """RFC 7662 endpoint for opaque (non-JWT) tokens; empty: only JWT access tokens."""
+    client_id: str = ""
+    """The gateway's client at the provider, to authenticate to the introspection endpoint."""
+    client_secret_file: Path | None = None
+    """File holding that client's secret (one line)."""
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    """Clock skew tolerated on ``exp`` and ``nbf``."""
+    jwks_refresh_seconds: int = Field(default=30, ge=0, le=3600)
+    """An unknown signing key (``kid``) fetches the JWKS again at most this often."""
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """Timeout of each request to the provider (discovery, JWKS, introspection)."""
+
+    @field_validator("issuer", "introspection_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str) -> str:
+        if value:
+            check_provider_url(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _introspection_client(self) -> OidcSettings:
+        if self.introspection_url and (not self.client_id or self.client_secret_file is None):
+            raise ValueError("introspection_url needs client_id and client_secret_file")
+        return self
+
+
+def check_provider_url(url: str) -> None:
+    """An identity provider's URL must be ``https://``, or ``http://`` on a loopback address
+    (tests, a local provider): tokens and keys must not travel in clear over a network."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if not parts.hostname:
+        raise ValueError(f"{url!r} is not an absolute URL")
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host.lower() == "localhost"
+        if loopback:
+            return
+        raise ValueError(f"{url!r} must use https:// (http:// only on a loopback address)")
+    raise ValueError(f"{url!r} must be an https:// URL")
+
+
 class AuthSettings(_Section):
     """Professionals' logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE): every attempt is counted
     before the password is checked (``gateway/accounts/throttle.py``)."""
@@ -333,6 +399,8 @@ class AuthSettings(_Section):
     false: those mechanisms leave CAPABILITY and EHLO and are refused, so professionals sign in
     with their identity provider or applications with a certificate; an account can also be
     refused passwords on its own (``gateway pro password-login ADDRESS no``)."""
+    oidc: OidcSettings | None = None
+    """``[auth.oidc]``: the access-token issuer; absent: no token sign-in."""
 
 
 class AdminSettings(_Section):

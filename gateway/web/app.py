@@ -1,5 +1,6 @@
 """The web application: patient inbox (``gateway.web.patient``), admin console and API
-(``gateway.web.admin``), health check and metrics. Served by uvicorn in the gateway's loop."""
+(``gateway.web.admin``), client autoconfiguration (``gateway.web.autoconfig``), health check
+and metrics. Served by uvicorn in the gateway's loop."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from gateway.delivery.runtime import MailRuntime
 from gateway.store.services import Services
-from gateway.web import admin, patient
+from gateway.web import admin, autoconfig, patient
 from gateway.web.admin.metrics_http import metrics_route
 from gateway.web.forms import BodyLimit
 
@@ -33,6 +34,7 @@ def create_app(svc: Services, mail: MailRuntime) -> Starlette:
     routes.append(metrics_route(svc))
     routes.append(Route("/admin", admin.root_redirect))
     routes.append(Mount("/admin", routes=admin.routes(svc)))
+    routes.extend(autoconfig.routes(svc))  # before the patient inbox, mounted at "/"
     routes.extend(patient.routes(svc, mail))
     # Every body within its route's limit, checked before it is read (gateway.web.forms).
     return Starlette(routes=routes, middleware=[Middleware(BodyLimit, default=svc.settings.web.max_form_bytes)])

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.app.config import load_settings
-from gateway.settings import ConfigError
+from gateway.settings import ConfigError, OidcSettings
+
+SUBSECTIONS = {"auth": {"oidc": OidcSettings}}
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -33,6 +35,12 @@ def test_example_config_is_valid_and_complete() -> None:
         if section == "base_dir":
             continue
         for key in type(model).model_fields:
+            if key in SUBSECTIONS.get(section, {}):  # an optional table of its own, [section.key]
+                assert f"\n# [{section}.{key}]" in text, f"[{section}.{key}] missing from the example"
+                for sub in SUBSECTIONS[section][key].model_fields:
+                    assert f"`{section}.{key}.{sub}`" in readme, f"{section}.{key}.{sub} undocumented"
+                    assert f"\n# {sub} = " in text, f"{section}.{key}.{sub} missing from the example"
+                continue
             assert f"`{section}.{key}`" in readme, f"{section}.{key} undocumented in config/README.md"
             assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{section}.{key} missing from the example"
 
@@ -62,6 +70,15 @@ def test_ipv6_listen_address() -> None:
         ("[listen\n", "not valid TOML"),
         ('[smtp]\nmax_connections_per_ip = 20\n', "smtp.max_connections_per_ip: replaced by limits.mx_per_address"),
         ('[imap]\nmax_connections = 20\n', "imap.max_connections: replaced by limits.imap_connections"),
+        ('[auth.oidc]\nissuer = "http://idp.example/"\naudience = "a"\nrequired_scope = "s"\n',
+         "auth.oidc.issuer: 'http://idp.example/' must use https:// (http:// only on a loopback"),
+        ('[auth.oidc]\nissuer = "ftp://idp.example/"\naudience = "a"\nrequired_scope = "s"\n',
+         "must be an https:// URL"),
+        ('[auth.oidc]\nissuer = "https://idp.example/"\naudience = "a"\n', "auth.oidc.required_scope:"),
+        ('[auth.oidc]\nissuer = "https://idp.example/"\naudience = "a"\nrequired_scope = "s"\n'
+         'introspection_url = "https://idp.example/introspect"\n', "needs client_id and client_secret_file"),
+        ('[auth.oidc]\nissuer = "https://idp.example/"\naudience = "a"\nrequired_scope = "s"\n'
+         'introspection_url = "http://10.0.0.1/introspect"\n', "auth.oidc.introspection_url:"),
     ],
 )
 def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -94,3 +111,19 @@ def test_bare_line_endings_per_listener(tmp_path: Path) -> None:
         "normalize", "reject", "reject"]
     with pytest.raises(ConfigError, match="submission_bare_line_endings"):
         load_settings(_write(tmp_path, '[smtp]\nsubmission_bare_line_endings = "accept"\n'), environ={})
+
+
+def test_oidc_issuer_https_or_loopback(tmp_path: Path) -> None:
+    """Issue 19: ``[auth.oidc]`` issuers are https://, or http:// on a loopback address only."""
+    assert load_settings(None, environ={}).auth.oidc is None
+    for issuer in ("https://auth.esante.gouv.fr/auth/realms/esante-wallet", "http://127.0.0.1:8443",
+                   "http://[::1]:9000/", "http://localhost:8080/realms/test"):
+        s = load_settings(_write(tmp_path, f'[auth.oidc]\nissuer = "{issuer}"\naudience = "https://mail.test/"\n'
+                                           'identity_claim = "SubjectNameID"\nrequired_scope = "scope_all"\n'),
+                          environ={})
+        assert s.auth.oidc is not None and s.auth.oidc.issuer == issuer
+        assert s.auth.oidc.identity_claim == "SubjectNameID" and s.auth.oidc.leeway_seconds == 30
+    for issuer in ("http://127.0.0.1.example/", "http://192.0.2.1/", "https:///nohost"):
+        with pytest.raises(ConfigError, match=r"auth\.oidc\.issuer"):
+            load_settings(_write(tmp_path, f'[auth.oidc]\nissuer = "{issuer}"\naudience = "a"\n'
+                                           'required_scope = "s"\n'), environ={})

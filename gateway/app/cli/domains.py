@@ -11,7 +11,7 @@ from crypto.dkim_keys import KEY_TYPES, dns_txt_record, generate_dkim_key, zone_
 from gateway.accounts.signing_keys import ensure_key, published
 from gateway.app.cli import imports
 from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services, translate_errors
-from gateway.operations import hosted, trust
+from gateway.operations import client_dns, hosted, trust
 from gateway.operations.common import cli_actor
 from gateway.store.services import Services
 from routing.address import InvalidAddress, normalise_domain
@@ -47,6 +47,10 @@ def register(node: Node, leaf: Leaf) -> None:
     p.add_argument("domain", nargs="?", help="only this domain's record (a hosted domain, the patient domain or "
                                              "the host name)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(hosted_sub, "dns", "print a hosted domain's DNS records in zone-file syntax: MX hint, RFC 6186 / "
+                                "RFC 8314 SRV records for IMAP and submission, the autoconfig and autodiscover "
+                                "CNAMEs and the DKIM TXT record", cmd_hosted_dns)
+    p.add_argument("domain")
 
     trust = domain.add_parser("trust", help="the trust list: remote domains allowed to exchange mail")
     trust_sub = trust.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
@@ -156,6 +160,16 @@ def cmd_hosted_dkim(args: argparse.Namespace) -> int:
     for key, signs in rows:
         print(f"; {key.domain}: {signs}")
         print(zone_record(key.selector, key.domain, key.public_key, key.key_type))
+    return 0
+
+
+def cmd_hosted_dns(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.read() as session:
+        try:
+            plan = client_dns.plan_for(session, svc.settings, args.domain)
+        except client_dns.NotHosted as exc:
+            raise UserError(str(exc)) from None
+    print("\n".join(client_dns.zone_lines(plan)))
     return 0
 
 
