@@ -18,7 +18,6 @@ Request XML is parsed with defusedxml: DTDs, entities and external references ar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from xml.etree import ElementTree as ET
 
 import defusedxml.ElementTree as DET
@@ -88,18 +87,14 @@ class RequestError(ValueError):
 def client_hostname(settings: Settings) -> str:
     """The host name clients connect to for IMAP and submission."""
     server = settings.server
-    return (str(getattr(server, "client_hostname", "")) or server.hostname).strip().rstrip(".").lower()
+    return (server.client_hostname or server.hostname).strip().rstrip(".").lower()
 
 
 def _auth_choices(settings: Settings) -> tuple[bool, bool]:
-    """(password login allowed, OpenID Connect issuer configured).
-
-    ``[auth] password_login`` and ``[auth.oidc]`` come with the token sign-in of issue 19;
-    read defensively: a configuration without them allows passwords and has no issuer."""
-    auth: Any = settings.auth
-    password = bool(getattr(auth, "password_login", True))
-    oidc = getattr(auth, "oidc", None)
-    return password, bool(oidc is not None and getattr(oidc, "issuer", ""))
+    """(password login allowed: ``[auth] password_login``, OpenID Connect issuer configured:
+    ``[auth.oidc]``)."""
+    auth = settings.auth
+    return auth.password_login, bool(auth.oidc is not None and auth.oidc.issuer)
 
 
 def hosted(session: Session, domain: str) -> str | None:

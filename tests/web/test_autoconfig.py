@@ -160,7 +160,6 @@ def _settings(**auth: Any) -> Settings:
 
 
 @pytest.mark.parametrize(("auth", "methods"), [
-    ({}, ["password-cleartext"]),  # before [auth] password_login / [auth.oidc] exist
     ({"password_login": True, "oidc": None}, ["password-cleartext"]),
     ({"password_login": True, "oidc": SimpleNamespace(issuer="https://idp.test")}, ["OAuth2", "password-cleartext"]),
     ({"password_login": False, "oidc": SimpleNamespace(issuer="https://idp.test")}, ["OAuth2"]),
