@@ -12,9 +12,12 @@ and counters of 0011 back on ``messages``.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import event, func, inspect, select, table, text
 from sqlalchemy.engine import Connection
 
 from gateway.store import migrate
@@ -22,6 +25,7 @@ from gateway.store.db import Database
 
 NOW = "2027-01-01 00:00:00"
 OLDEST = "0001"  # its downgrade drops the whole schema: the walk stops there
+REBUILD = re.compile(r"CREATE TABLE _alembic_tmp_(\w+)")
 TRIGGERS = {"messages_usage_insert", "messages_usage_delete", "messages_usage_update"}
 
 
@@ -41,7 +45,13 @@ def _chain_down_from_head() -> list[str]:
 def _counts(db: Database) -> dict[str, int]:
     tables = set(inspect(db.engine).get_table_names()) - {"alembic_version"}
     with db.engine.connect() as conn:
-        return {t: int(conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one()) for t in sorted(tables)}
+        return {t: int(conn.execute(select(func.count()).select_from(table(t))).scalar_one()) for t in sorted(tables)}
+
+
+def _referenced(db: Database) -> set[str]:
+    """Tables some foreign key points at (a rebuild of one cascades into its referrers)."""
+    inspector = inspect(db.engine)
+    return {fk["referred_table"] for t in inspector.get_table_names() for fk in inspector.get_foreign_keys(t)}
 
 
 def _triggers(db: Database) -> set[str]:
@@ -84,10 +94,16 @@ def _seed(conn: Connection) -> None:
 
 def test_downgrades_step_by_step_then_upgrade_keep_every_row(db_url: str) -> None:
     db = Database(db_url)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
     try:
         migrate.upgrade(db.engine)
         with db.engine.begin() as conn:
             _seed(conn)
+        event.listen(db.engine, "before_cursor_execute", record)
         before = _counts(db)
         assert before["messages"] == 9 and before["folders"] == 3 and before["web_sessions"] == 1
         chain = _chain_down_from_head()
@@ -104,9 +120,13 @@ def test_downgrades_step_by_step_then_upgrade_keep_every_row(db_url: str) -> Non
         migrate.upgrade(db.engine)
         assert migrate.is_up_to_date(db.engine)
         after = _counts(db)
-        assert {t: after[t] for t in before} == before  # nothing lost coming back up
+        assert {t: n for t, n in after.items() if t in before} == {t: before[t] for t in after if t in before}
         assert after["messages"] == 9 and after["folders"] == 3
         assert _triggers(db) == TRIGGERS
+        # no batch rebuild (copy to _alembic_tmp_<table>, DROP TABLE, rename), down or up, of a
+        # table another references (0004's upgrade rebuilds trusted_domains: nothing points at it)
+        rebuilt = {m.group(1) for m in map(REBUILD.search, statements) if m}
+        assert statements and not rebuilt & _referenced(db)
         with db.engine.begin() as conn:
             rows = conn.execute(text("SELECT id, used_octets, used_messages FROM folders ORDER BY id")).all()
             assert [tuple(r) for r in rows] == [(70, 600, 3), (71, 600, 3), (80, 600, 3)]  # refilled

@@ -83,5 +83,6 @@ def downgrade() -> None:
     for table in ("mediator_api_tokens", "mediator_sessions"):
         op.drop_table(table)
     op.drop_table("mediators")
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.drop_column("code_mailed_at")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35 too): a batch rebuild of
+    # ``patients`` with foreign keys on would delete their web sessions by cascade.
+    op.execute("ALTER TABLE patients DROP COLUMN code_mailed_at")

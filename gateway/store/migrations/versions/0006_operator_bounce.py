@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbound_queue", schema=None) as batch_op:
-        batch_op.drop_column("bounced_by")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35 too), no batch rebuild of the table.
+    op.execute("ALTER TABLE outbound_queue DROP COLUMN bounced_by")

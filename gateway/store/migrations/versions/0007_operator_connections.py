@@ -27,6 +27,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trusted_domains", schema=None) as batch_op:
-        batch_op.drop_column("networks")
-        batch_op.drop_column("max_connections")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35 too), no batch rebuild of the table.
+    op.execute("ALTER TABLE trusted_domains DROP COLUMN networks")
+    op.execute("ALTER TABLE trusted_domains DROP COLUMN max_connections")

@@ -43,5 +43,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("subscriptions")
-    with op.batch_alter_table("folders", schema=None) as batch_op:
-        batch_op.drop_column("recent_uid")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35 too): a batch rebuild of
+    # ``folders`` with foreign keys on would delete every message by cascade.
+    op.execute("ALTER TABLE folders DROP COLUMN recent_uid")

@@ -38,8 +38,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_column("saved_at")
-        batch_op.drop_column("email_id")
-    with op.batch_alter_table("folders", schema=None) as batch_op:
-        batch_op.drop_column("object_id")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite >= 3.35 too): a batch rebuild of
+    # ``folders`` (copy, DROP TABLE, rename) with foreign keys on deleted, by cascade, every
+    # message and expunged UID of the store.
+    for table, column in (("messages", "saved_at"), ("messages", "email_id"), ("folders", "object_id")):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
