@@ -83,7 +83,7 @@ class TokenCredentials:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenLogin:
+class OpenedByToken:
     """A mailbox opened by a token, and the token's expiry (the session ends a grace time after it)."""
 
     mailboxes: Mailboxes
@@ -363,7 +363,7 @@ class Backend(Protocol):
         """Raises AuthenticationFailed (same response for unknown user and bad password)."""
         ...
 
-    async def authenticate_token(self, credentials: TokenCredentials) -> TokenLogin:
+    async def authenticate_token(self, credentials: TokenCredentials) -> OpenedByToken:
         """Check an access token and that its identity may open ``credentials.authzid``.
         Raises TokenRefused (with the RFC 7628 §3.2.2 challenge), or CommandFailed with
         LOGIN_THROTTLED / TOKEN_CHECK_UNAVAILABLE (no challenge: the token was not judged)."""

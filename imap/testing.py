@@ -331,12 +331,12 @@ class MemoryBackend:
 
     TOKEN_CHALLENGE = b'{"status":"invalid_token"}'
 
-    async def authenticate_token(self, credentials: b.TokenCredentials) -> b.TokenLogin:
+    async def authenticate_token(self, credentials: b.TokenCredentials) -> b.OpenedByToken:
         allowed, expires = self.tokens.get(credentials.token, ((), None))
         wanted = credentials.authzid or (allowed[0] if allowed else "")
         if wanted not in allowed or wanted not in self.users:
             raise b.TokenRefused(self.TOKEN_CHALLENGE, detail="token refused")
-        return b.TokenLogin(self.users[wanted], expires)
+        return b.OpenedByToken(self.users[wanted], expires)
 
 
 def _pattern(expected: list[str]) -> re.Pattern[bytes]:
