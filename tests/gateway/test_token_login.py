@@ -5,7 +5,8 @@ tokens minted by the real OpenID Connect provider (npm ``oidc-provider``, tests/
 A token for a bound identity opens its personal mailbox and a granted organisational one; a
 token of another identity, an expired one, one for another audience and one without the scope
 are refused with the RFC 7628 §3.2.2 challenge, then ``NO [AUTHENTICATIONFAILED]`` / ``535``;
-each attempt audited without the token, failures counted by the login throttle.
+each attempt audited without the token, failures counted by the login throttle; an IMAP session
+ends with ``* BYE`` the grace time (1 s here) after its token's expiry.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateProvid
 @pytest.fixture(scope="module")
 def site(provider: PrivateProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, LiveGateway]]:
     oidc = (f'\n[auth.oidc]\nissuer = "{provider.issuer}"\naudience = "{AUDIENCE}"\n'
-            'identity_claim = "SubjectNameID"\nrequired_scope = "mail"\n')
+            'identity_claim = "SubjectNameID"\nrequired_scope = "mail"\nsession_grace_seconds = 1\n')
     world = populate(make_home(tmp_path_factory.mktemp("token-login") / "home", extra_config=oidc))
     with live_gateway(world.home) as live:
         svc = live.services
@@ -193,3 +194,21 @@ def test_submission_xoauth2_and_oauthbearer(site: tuple[World, LiveGateway], pro
 
     assert _smtp(live, "XOAUTH2", refused) == 535
     assert json.loads(seen[0]) == {"status": "401", "schemes": "bearer", "scope": "mail"}
+
+
+def test_imap_session_ends_after_the_grace_time(site: tuple[World, LiveGateway], provider: PrivateProvider) -> None:
+    world, live = site
+    token = forged(provider, exp=int(time.time()) + 2)  # expires in 2 s; grace 1 s
+    typ, _, client = imap_sign_in(live, "XOAUTH2", xoauth2(world.pro, token))
+    assert typ == "OK"
+    started = time.monotonic()
+    assert client.select("INBOX")[0] == "OK"
+    line = client.readline()  # nothing else is pending: the next line is the server's own
+    assert line == b"* BYE Access token expired; sign in again\r\n"
+    assert 0.5 < time.monotonic() - started < 10
+    assert client.readline() == b""  # and the connection is closed
+    client.shutdown()
+    # a session with a fresh token (5 min) is still open meanwhile
+    typ, _, other = imap_sign_in(live, "XOAUTH2", xoauth2(world.pro, provider.token()))
+    assert typ == "OK" and other.noop()[0] == "OK"
+    other.logout()
