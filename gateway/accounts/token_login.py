@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from gateway import metrics
 from gateway.accounts import identities
 from gateway.accounts.auth import Throttle
@@ -75,7 +77,8 @@ class TokenLogin:
                             else identities.Decision(False, identities.NO_SUBJECT))
             row = None
             if decision.address is not None:
-                row = session.query(ProAccount).filter(ProAccount.address == decision.address).one_or_none()
+                row = session.execute(
+                    select(ProAccount).where(ProAccount.address == decision.address)).scalar_one_or_none()
             if decision.ok and row is not None:
                 row.last_login_at = datetime.now(UTC)
                 outcome = TokenOutcome(True, "auth.ok", row.address, row.id, row.mailbox_id)
