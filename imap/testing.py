@@ -315,6 +315,9 @@ class MemoryMailboxes:
         return True
 
 
+UNAVAILABLE_TOKEN = "unavailable"  # noqa: S105 (stands for an identity provider down)
+
+
 class MemoryBackend:
     """:class:`imap.backend.Backend` over :class:`MemoryMailboxes`, one per user name."""
 
@@ -332,6 +335,8 @@ class MemoryBackend:
     TOKEN_CHALLENGE = b'{"status":"invalid_token"}'
 
     async def authenticate_token(self, credentials: b.TokenCredentials) -> b.OpenedByToken:
+        if credentials.token == UNAVAILABLE_TOKEN:  # an identity provider that cannot be asked
+            raise CommandFailed(replies.TOKEN_CHECK_UNAVAILABLE, detail="provider unavailable")
         allowed, expires = self.tokens.get(credentials.token, ((), None))
         wanted = credentials.authzid or (allowed[0] if allowed else "")
         if wanted not in allowed or wanted not in self.users:

@@ -23,6 +23,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from gateway.accounts.identities import ORGANISATIONAL
@@ -149,7 +150,18 @@ def test_imap_personal_and_granted_mailboxes(site: tuple[World, LiveGateway], pr
     assert not any(token in (r.details or "") for r in rows)
 
 
-@pytest.mark.parametrize("case", ["other identity", "expired", "other audience", "no scope"])
+def unsigned(provider: PrivateProvider) -> str:
+    claims = jwt.decode(provider.token(), options={"verify_signature": False})
+    return jwt.encode(claims, None, algorithm="none")
+
+
+def unknown_key(provider: PrivateProvider) -> str:
+    claims = jwt.decode(provider.token(), options={"verify_signature": False})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "made-up", "typ": "at+jwt"})
+
+
+@pytest.mark.parametrize("case", ["other identity", "expired", "other audience", "no scope", "unknown key", "none"])
 def test_imap_refusals_get_the_challenge(site: tuple[World, LiveGateway], provider: PrivateProvider,
                                          case: str) -> None:
     world, live = site
@@ -158,6 +170,8 @@ def test_imap_refusals_get_the_challenge(site: tuple[World, LiveGateway], provid
         "expired": lambda: forged(provider, exp=int(time.time()) - 3600, iat=int(time.time()) - 4000),
         "other audience": lambda: forged(provider, aud="https://other.gateway.test/"),
         "no scope": lambda: provider.token("lps-dr-alpha", scope="openid"),
+        "unknown key": lambda: unknown_key(provider),
+        "none": lambda: unsigned(provider),
     }[case]()
     typ, challenges, client = imap_sign_in(live, "OAUTHBEARER", oauthbearer(world.pro, token))
     client.shutdown()
@@ -168,6 +182,11 @@ def test_imap_refusals_get_the_challenge(site: tuple[World, LiveGateway], provid
     with live.services.db.read() as s:  # counted by the login throttle, like a wrong password
         pair = s.execute(select(LoginCounter).where(LoginCounter.key.like(f"%p:{world.pro}|%"))).scalar_one()
     assert pair.failures >= 1
+    with live.services.db.read() as s:  # audited with the reason, never the token
+        details = [r.details or "" for r in s.execute(select(AuditEntry).where(AuditEntry.action == "imap.login"))
+                   .scalars()]
+    assert any('"oauthbearer"' in d and ('"token.' in d or '"identity.' in d) for d in details)
+    assert not any(token in d for d in details)
 
 
 def _smtp(live: LiveGateway, mechanism: str, response: Callable[..., str]) -> int:

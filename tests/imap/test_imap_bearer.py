@@ -12,7 +12,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 from imap.session import SessionConfig
-from imap.testing import MemoryBackend, Transcript
+from imap.testing import UNAVAILABLE_TOKEN, MemoryBackend, Transcript
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 TOKENS = SessionConfig(idle_poll=0.05, token_mechanisms=("OAUTHBEARER", "XOAUTH2"), clock=lambda: NOW)
@@ -86,6 +86,14 @@ async def test_refused_with_the_json_challenge_then_no() -> None:
         S: b NO [AUTHENTICATIONFAILED] Authentication failed
         C: c SELECT INBOX
         S: c BAD Command not valid in this state
+    """)
+
+
+async def test_provider_unavailable_is_no_unavailable_without_challenge() -> None:
+    await Transcript(backend(), config=TOKENS).run(f"""
+        S: * OK ...
+        C: a AUTHENTICATE XOAUTH2 {xoauth2("alice@pro.test", UNAVAILABLE_TOKEN)}
+        S: a NO [UNAVAILABLE] Sign-in temporarily unavailable; try again later
     """)
 
 
