@@ -152,7 +152,7 @@ def test_imap_personal_and_granted_mailboxes(site: tuple[World, LiveGateway], pr
 
 def unsigned(provider: PrivateProvider) -> str:
     claims = jwt.decode(provider.token(), options={"verify_signature": False})
-    return jwt.encode(claims, None, algorithm="none")
+    return jwt.encode(claims, "", algorithm="none")
 
 
 def unknown_key(provider: PrivateProvider) -> str:
