@@ -10,7 +10,10 @@ Three things need the shell: STARTTLS (the session sets :attr:`starttls_requeste
 reading; the shell upgrades and calls :meth:`tls_started`), COMPRESS (RFC 4978: likewise
 :attr:`compress_requested`, then :meth:`compression_started` gives back the input already
 read, which is compressed) and closing (:attr:`closed`).
-IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen.
+IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen. A session
+opened with an access token (OAUTHBEARER / XOAUTH2) runs a timer that ends it with ``* BYE``
+``token_grace`` seconds after the token's expiry (clock injected through the config), then
+asks the shell to hang up.
 """
 
 from __future__ import annotations
