@@ -339,6 +339,9 @@ class OidcSettings(_Section):
     """An unknown signing key (``kid``) fetches the JWKS again at most this often."""
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     """Timeout of each request to the provider (discovery, JWKS, introspection)."""
+    session_grace_seconds: int = Field(default=3600, ge=0, le=86400)
+    """An IMAP session opened with a token ends (``* BYE``) this long after the token's
+    expiry, so that a professional whose rights were withdrawn is cut off."""
 
     @field_validator("issuer", "introspection_url")
     @classmethod

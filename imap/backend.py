@@ -34,6 +34,16 @@ class AuthenticationFailed(CommandFailed):
         super().__init__(replies.AUTHENTICATION_FAILED, detail=detail)
 
 
+class TokenRefused(CommandFailed):
+    """An access token refused (SASL OAUTHBEARER / XOAUTH2): ``challenge`` is the JSON error the
+    server sends as a continuation first (RFC 7628 §3.2.2), the tagged
+    ``NO [AUTHENTICATIONFAILED]`` follows the client's answer."""
+
+    def __init__(self, challenge: bytes, detail: str | None = None) -> None:
+        super().__init__(replies.AUTHENTICATION_FAILED, detail=detail)
+        self.challenge = challenge
+
+
 class MailboxNotFound(CommandFailed):
     """RFC 5530 NONEXISTENT; APPEND / COPY / MOVE handlers answer TRYCREATE (RFC 3501 §6.3.11)."""
 
@@ -58,6 +68,26 @@ class Credentials:
     password: str
     remote_address: str | None = None
     tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCredentials:
+    """A bearer token (RFC 7628 OAUTHBEARER, XOAUTH2) and the mailbox asked for (the SASL
+    authzid; None: the token's own). ``repr`` never shows the token."""
+
+    mechanism: str
+    authzid: str | None
+    token: str = field(repr=False)
+    remote_address: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedByToken:
+    """A mailbox opened by a token, and the token's expiry (the session ends a grace time after it)."""
+
+    mailboxes: Mailboxes
+    expires_at: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,4 +361,10 @@ class Mailboxes(Protocol):
 class Backend(Protocol):
     async def authenticate(self, credentials: Credentials) -> Mailboxes:
         """Raises AuthenticationFailed (same response for unknown user and bad password)."""
+        ...
+
+    async def authenticate_token(self, credentials: TokenCredentials) -> OpenedByToken:
+        """Check an access token and that its identity may open ``credentials.authzid``.
+        Raises TokenRefused (with the RFC 7628 §3.2.2 challenge), or CommandFailed with
+        LOGIN_THROTTLED / TOKEN_CHECK_UNAVAILABLE (no challenge: the token was not judged)."""
         ...

@@ -164,7 +164,7 @@ class ImapServer:
             return
         cfg = replace(self.config.session, starttls_available=self.starttls_context is not None and not tls)
         hold = self.bodies(peer) if self.bodies is not None else None
-        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls, bodies=hold)
+        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls, bodies=hold, hangup=writer.close)
         log.debug("IMAP connection from %s (tls=%s)", peer, tls)
         loop = asyncio.get_running_loop()
         login_deadline = loop.time() + self.config.login_timeout

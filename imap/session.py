@@ -10,16 +10,20 @@ Three things need the shell: STARTTLS (the session sets :attr:`starttls_requeste
 reading; the shell upgrades and calls :meth:`tls_started`), COMPRESS (RFC 4978: likewise
 :attr:`compress_requested`, then :meth:`compression_started` gives back the input already
 read, which is compressed) and closing (:attr:`closed`).
-IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen.
+IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen. A session
+opened with an access token (OAUTHBEARER / XOAUTH2) runs a timer that ends it with ``* BYE``
+``token_grace`` seconds after the token's expiry (clock injected through the config), then
+asks the shell to hang up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from imap.backend import Backend, Mailboxes
@@ -79,11 +83,16 @@ class SessionConfig:
     max_literal_unauth: int = DEFAULT_MAX_LITERAL_UNAUTH
     idle_poll: float = 30.0  # seconds per wait_for_change call while IDLE
     server_id: tuple[tuple[str, str], ...] = (("name", "health-mail-gateway"),)
+    # SASL bearer-token mechanisms offered after TLS (RFC 7628 OAUTHBEARER, XOAUTH2): [auth.oidc]
+    token_mechanisms: tuple[str, ...] = ()
+    token_grace: float = 3600.0  # a token's session ends this many seconds after its expiry
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC), compare=False)
 
 
 class Session:
     def __init__(self, backend: Backend, send: Send, *, config: SessionConfig | None = None,
-                 peer: str | None = None, tls: bool = False, bodies: BodyHold | None = None) -> None:
+                 peer: str | None = None, tls: bool = False, bodies: BodyHold | None = None,
+                 hangup: Callable[[], None] | None = None) -> None:
         self.backend = backend
         self.config = config or SessionConfig()
         self.peer = peer
@@ -107,6 +116,8 @@ class Session:
         self._idle_task: asyncio.Task[None] | None = None
         self._idle_waiting = False
         self._idle_stop = False
+        self._hangup = hangup  # the shell's: end the connection (the session closed on its own)
+        self._expiry: asyncio.Task[None] | None = None  # a token session's end (issue 19)
 
     def _new_receiver(self) -> CommandReceiver:
         return CommandReceiver(max_literal=self.config.max_literal_unauth, literal_mode=self.config.literal_mode)
@@ -167,14 +178,30 @@ class Session:
             state or self.state, tls=self.tls, login_requires_tls=self.config.login_requires_tls,
             starttls_available=self.config.starttls_available, literal_mode=self.config.literal_mode,
             appendlimit=self.config.appendlimit, password_login=self.config.password_login,
+            token_mechanisms=self.config.token_mechanisms,
         )  # fmt: skip
 
     def capabilities_after_login(self) -> tuple[str, ...]:
         return self.capabilities(State.AUTHENTICATED)
 
-    def logged_in(self, mailboxes: Mailboxes) -> None:
+    def logged_in(self, mailboxes: Mailboxes, *, expires_at: dt.datetime | None = None) -> None:
+        """``expires_at``: the access token's expiry; the session ends ``token_grace`` seconds
+        after it (``* BYE``), so that a professional whose rights were revoked is cut off."""
         self.mailboxes = mailboxes
         self.receiver.authenticated(max_literal=self.config.appendlimit)  # RFC 7889 APPENDLIMIT
+        if expires_at is not None:
+            delay = (expires_at - self.config.clock()).total_seconds() + self.config.token_grace
+            self._expiry = asyncio.create_task(self._expire(max(delay, 0.0)))
+
+    async def _expire(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self.busy:  # never in the middle of a command's output
+            await self.stop_idle_watch()
+            await self.send(replies.TOKEN_EXPIRED.line())
+            self._expiry = None  # close() must not cancel this very task
+            await self.close()
+        if self._hangup is not None:
+            self._hangup()
 
     def expect_line(self, handler: LineHandler) -> None:
         """The next client line is a continuation (SASL response or IDLE ``DONE``)."""
@@ -220,6 +247,9 @@ class Session:
         return self.receiver.take_buffered()
 
     async def close(self) -> None:
+        expiry, self._expiry = self._expiry, None
+        if expiry is not None:
+            expiry.cancel()
         await self.stop_idle_watch()
         await self.set_notifier(None)
         await self.flush()

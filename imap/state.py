@@ -180,6 +180,7 @@ def capabilities(
     appendlimit: int = DEFAULT_APPENDLIMIT,
     auth_mechanisms: Sequence[str] = ("PLAIN",),
     password_login: bool = True,
+    token_mechanisms: Sequence[str] = (),
 ) -> tuple[str, ...]:
     caps: list[str] = ["IMAP4rev1"]
     if literal_mode is not LiteralMode.NONE:
@@ -197,6 +198,8 @@ def capabilities(
                 caps.append("LOGINDISABLED")
             caps += [f"AUTH={m.upper()}" for m in auth_mechanisms
                      if password_login or m.upper() not in PASSWORD_MECHANISMS]
+            if tls:  # bearer tokens only inside TLS (RFC 7628 §3, §5), whatever the listener allows
+                caps += [f"AUTH={m}" for m in token_mechanisms]
         return tuple(caps)
     caps += AUTHENTICATED_EXTENSIONS
     caps.append(f"APPENDLIMIT={appendlimit}")  # RFC 7889 §3

@@ -315,17 +315,33 @@ class MemoryMailboxes:
         return True
 
 
+UNAVAILABLE_TOKEN = "unavailable"  # noqa: S105 (stands for an identity provider down)
+
+
 class MemoryBackend:
     """:class:`imap.backend.Backend` over :class:`MemoryMailboxes`, one per user name."""
 
     def __init__(self, users: Mapping[str, str] | None = None, folders: Sequence[str] = ("INBOX",)) -> None:
         self.passwords = dict(users or {USER: PASSWORD})
         self.users = {name: MemoryMailboxes(name, folders) for name in self.passwords}
+        #: access token -> (the mailboxes it may open, its own first; its expiry). Tests fill it.
+        self.tokens: dict[str, tuple[tuple[str, ...], dt.datetime | None]] = {}
 
     async def authenticate(self, credentials: b.Credentials) -> MemoryMailboxes:
         if self.passwords.get(credentials.username) != credentials.password:
             raise b.AuthenticationFailed(detail=f"bad password for {credentials.username}")
         return self.users[credentials.username]
+
+    TOKEN_CHALLENGE = b'{"status":"invalid_token"}'
+
+    async def authenticate_token(self, credentials: b.TokenCredentials) -> b.OpenedByToken:
+        if credentials.token == UNAVAILABLE_TOKEN:  # an identity provider that cannot be asked
+            raise CommandFailed(replies.TOKEN_CHECK_UNAVAILABLE, detail="provider unavailable")
+        allowed, expires = self.tokens.get(credentials.token, ((), None))
+        wanted = credentials.authzid or (allowed[0] if allowed else "")
+        if wanted not in allowed or wanted not in self.users:
+            raise b.TokenRefused(self.TOKEN_CHALLENGE, detail="token refused")
+        return b.OpenedByToken(self.users[wanted], expires)
 
 
 def _pattern(expected: list[str]) -> re.Pattern[bytes]:

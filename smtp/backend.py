@@ -14,7 +14,7 @@ failure of the host: the session logs it and answers a temporary failure (``451 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from smtp.params import MailParams, RcptParams
@@ -77,16 +77,29 @@ class PasswordCredentials:
     authzid: str = ""
 
 
-# The credentials a SASL mechanism gives (smtp.sasl.MECHANISMS). OAUTHBEARER/XOAUTH2
-# (RFC 7628) would add a token value, EXTERNAL (RFC 4422 Appendix A) an authzid checked
-# against ``SessionFacts.tls_info``'s certificate.
-Credentials = PasswordCredentials
+@dataclass(frozen=True, slots=True)
+class TokenCredentials:
+    """OAUTHBEARER (RFC 7628) and XOAUTH2: a bearer token and the mailbox asked for (the SASL
+    authzid; None: the token's own). ``repr`` never shows the token."""
+
+    mechanism: str
+    authzid: str | None
+    token: str = field(repr=False)
+
+
+# The credentials a SASL mechanism gives (smtp.sasl.MECHANISMS). EXTERNAL (RFC 4422
+# Appendix A) would add an authzid checked against ``SessionFacts.tls_info``'s certificate.
+Credentials = PasswordCredentials | TokenCredentials
 
 
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     account: str | None  # the account now authenticated; None: refused (535)
     throttled: bool = False  # refused without checking, too many failures (454 4.7.0)
+    # A refused token: the RFC 7628 §3.2.2 error sent as ``334 <base64>`` first; 535 follows
+    # the client's answer.
+    challenge: bytes | None = None
+    temporary: bool = False  # the token could not be judged (identity provider down): 454 4.7.0
 
 
 class Authenticator(Protocol):

@@ -15,7 +15,7 @@ from smtp import replies, sasl
 from smtp.backend import DeliveryRefused, Envelope, Recipient, accepted
 from smtp.commands import Auth, Command, Hello, Invalid, Mail, Rcpt, Simple
 from smtp.dataparse import Done
-from smtp.extensions import ehlo_keywords
+from smtp.extensions import ehlo_keywords, usable_mechanisms
 from smtp.policy import check_recipient_count
 from smtp.reader import TooLong
 from smtp.replies import Reply, ReplyLike
@@ -178,7 +178,7 @@ def starttls(s: Session) -> None:
 
 
 async def auth(s: Session, cmd: Auth) -> None:
-    exchange = sasl.begin(cmd.mechanism, s.config.mechanisms)
+    exchange = sasl.begin(cmd.mechanism, usable_mechanisms(s.config.mechanisms, tls=s.facts.tls))
     if exchange is None:
         s.reply(replies.AUTH_MECHANISM_UNSUPPORTED)
         return
@@ -216,6 +216,14 @@ async def _auth_step(s: Session, exchange: sasl.Exchange, step: sasl.Step) -> No
     if result.account is not None:
         s.facts = replace(s.facts, account=result.account)
         s.reply(replies.AUTH_SUCCESS)
+        return
+    if result.temporary:
+        s.reply(replies.AUTH_TEMPORARY_FAILURE)  # RFC 4954 §6: the token was not judged
+        return
+    if result.challenge is not None and not result.throttled:  # RFC 7628 §3.2.2
+        exchange.refuse()
+        s.write(replies.challenge(result.challenge))
+        s.begin_auth(exchange)
         return
     _auth_failed(s, replies.AUTH_TOO_MANY_FAILURES if result.throttled else replies.AUTH_FAILED)
 

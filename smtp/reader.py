@@ -26,9 +26,11 @@ from smtp.replies import Reply
 from smtp.state import Verb
 
 COMMAND_LINE: Final = 512  # RFC 5321 §4.5.3.1.4, CRLF included
-LINE_LIMITS: Final = {Verb.MAIL: 512 + 26 + 100 + 500, Verb.RCPT: 512 + 500}
-LONGEST_COMMAND: Final = max(LINE_LIMITS.values())
 SASL_LINE: Final = 12288  # RFC 4954 §4: a client response line may be this long
+# AUTH with an initial response as long as a SASL line: RFC 4954 §4 tells clients to keep within
+# 512, but XOAUTH2 / OAUTHBEARER clients (smtplib, Thunderbird, LPS) send a 1-2 kB access token there.
+LINE_LIMITS: Final = {Verb.MAIL: 512 + 26 + 100 + 500, Verb.RCPT: 512 + 500, Verb.AUTH: SASL_LINE}
+LONGEST_COMMAND: Final = max(LINE_LIMITS.values())
 
 _VERBS: Final = {verb.value.encode(): verb for verb in Verb}
 _NO_ARGUMENT: Final = frozenset({Verb.DATA, Verb.RSET, Verb.QUIT, Verb.STARTTLS})  # RFC 5321 §4.1.1, RFC 3207 §4

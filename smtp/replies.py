@@ -114,6 +114,7 @@ AUTH_NOT_AVAILABLE = Reply(503, "5.5.1", "authentication is not available on thi
 AUTH_MECHANISM_UNSUPPORTED = Reply(504, "5.5.4", "unrecognized authentication type")  # RFC 4954 §4
 AUTH_CANCELLED = Reply(501, "5.7.0", "authentication cancelled")  # RFC 4954 §4 "*"
 AUTH_BAD_BASE64 = Reply(501, "5.5.2", "cannot decode base64")  # RFC 4954 §4
+AUTH_MALFORMED = Reply(501, "5.5.2", "malformed authentication response")  # RFC 7628 §3.1 syntax
 AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "authentication exchange line is too long")  # RFC 4954 §4
 
 # --- limits ------------------------------------------------------------------------------------

@@ -6,24 +6,29 @@ mechanism (:data:`MECHANISMS`) only sees decoded bytes and answers a :class:`Cha
 (the session sends ``334`` and reads one more line), :data:`~smtp.backend.Credentials`
 for the authenticator, or a reply that ends the exchange.
 
-Adding a mechanism is one class and one table entry: OAUTHBEARER (RFC 7628 §3.1, a GS2
-header and ``auth=Bearer`` key/values; on failure a JSON challenge, then the client's
-``%x01``) and XOAUTH2 would give a token credential; EXTERNAL (RFC 4422 Appendix A) an
-authzid checked against the client certificate in ``SessionFacts.tls_info``. The
-listener's configuration (``SessionConfig.mechanisms``) says which are offered.
+Adding a mechanism is one class and one table entry. OAUTHBEARER (RFC 7628 §3.1, a GS2
+header and ``auth=Bearer`` key/values) and XOAUTH2 (``user=`` then ``auth=Bearer``) give a
+:class:`~smtp.backend.TokenCredentials`; when the host refuses the token it hands back the
+JSON error, sent as a ``334`` challenge, and :meth:`Exchange.refuse` makes the client's
+answer (``%x01``, or anything) end in ``535 5.7.8`` (RFC 7628 §3.2.2). The IMAP side parses
+the same responses in :mod:`imap.proto.bearer` (the protocol packages import no sibling).
+EXTERNAL (RFC 4422 Appendix A) would give an authzid checked against the client certificate
+in ``SessionFacts.tls_info``. The listener's configuration (``SessionConfig.mechanisms``)
+says which are offered.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
 from smtp import replies
-from smtp.backend import Credentials, PasswordCredentials
+from smtp.backend import Credentials, PasswordCredentials, TokenCredentials
 from smtp.replies import Reply
 
 
@@ -90,8 +95,93 @@ class Login:
         return PasswordCredentials(self.username, text)
 
 
+KVSEP = b"\x01"
+_KEY = re.compile(rb"[A-Za-z]+")
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")  # RFC 6750 §2.1 b64token
+
+
+def _pairs(data: bytes) -> dict[str, str] | None:
+    """RFC 7628 §3.1 ``*kvpair kvsep``: ``key=value%x01`` ... then ``%x01``; None if malformed."""
+    if data == KVSEP:
+        return {}
+    if not data.endswith(KVSEP + KVSEP):
+        return None
+    pairs: dict[str, str] = {}
+    for item in data[:-2].split(KVSEP):
+        key, eq, value = item.partition(b"=")
+        text = _utf8(value)
+        if not eq or not _KEY.fullmatch(key) or key.decode() in pairs or text is None:
+            return None
+        pairs[key.decode()] = text
+    return pairs
+
+
+def _token(pairs: dict[str, str] | None) -> str | None:
+    match = _BEARER.fullmatch(pairs.get("auth", "")) if pairs is not None else None
+    return match.group(1) if match else None
+
+
+def _saslname(value: str) -> str | None:
+    """RFC 5801 §4: ``=2C`` is a comma, ``=3D`` an equals sign; any other ``=`` is an error."""
+    if re.search(r"=(?!2C|3D)", value):
+        return None
+    return value.replace("=2C", ",").replace("=3D", "=")
+
+
+class OAuthBearer:
+    """RFC 7628 §3.1: ``n,a=<authzid>,%x01auth=Bearer <token>%x01%x01`` (other pairs, host and
+    port, ignored); channel binding (``p=``) is not offered, so it is refused."""
+
+    def start(self, initial: bytes | None) -> Step:
+        return Challenge(b"") if initial is None else self.respond(initial)
+
+    def respond(self, response: bytes) -> Step:
+        header, sep, rest = response.partition(KVSEP)
+        gs2 = _utf8(header)
+        parts = gs2.split(",") if gs2 is not None and sep else []
+        if len(parts) != 3 or parts[2] != "" or parts[0] not in ("n", "y"):
+            return replies.AUTH_MALFORMED
+        authzid: str | None = None
+        if parts[1]:
+            authzid = _saslname(parts[1][2:]) if parts[1].startswith("a=") else None
+            if authzid is None:
+                return replies.AUTH_MALFORMED
+        token = _token(_pairs(rest))
+        if token is None:
+            return replies.AUTH_MALFORMED
+        return TokenCredentials("OAUTHBEARER", authzid or None, token)
+
+
+class XOAuth2:
+    """``user=<address>%x01auth=Bearer <token>%x01%x01``."""
+
+    def start(self, initial: bytes | None) -> Step:
+        return Challenge(b"") if initial is None else self.respond(initial)
+
+    def respond(self, response: bytes) -> Step:
+        pairs = _pairs(response)
+        user = pairs.get("user", "").strip() if pairs is not None else ""
+        token = _token(pairs)
+        if not user or token is None:
+            return replies.AUTH_MALFORMED
+        return TokenCredentials("XOAUTH2", user, token)
+
+
+class Refusing:
+    """After the error challenge of a refused token (RFC 7628 §3.2.2): whatever the client
+    answers (``%x01``, normally), the exchange ends in ``535 5.7.8``."""
+
+    def start(self, initial: bytes | None) -> Step:
+        return replies.AUTH_FAILED
+
+    def respond(self, response: bytes) -> Step:
+        return replies.AUTH_FAILED
+
+
 #: mechanism name → a new mechanism state for one exchange.
-MECHANISMS: Mapping[str, Callable[[], Mechanism]] = MappingProxyType({"PLAIN": Plain, "LOGIN": Login})
+MECHANISMS: Mapping[str, Callable[[], Mechanism]] = MappingProxyType(
+    {"PLAIN": Plain, "LOGIN": Login, "OAUTHBEARER": OAuthBearer, "XOAUTH2": XOAuth2})
+TOKEN_MECHANISMS = ("OAUTHBEARER", "XOAUTH2")  # offered when the host checks access tokens
 
 
 def _b64(text: bytes) -> bytes | None:
@@ -116,8 +206,14 @@ class Exchange:
         decoded = _b64(initial.encode("ascii"))
         return replies.AUTH_BAD_BASE64 if decoded is None else self.mechanism.start(decoded)
 
+    def refuse(self) -> None:
+        """The host refused the token and its error challenge was sent: the next line ends it."""
+        self.mechanism = Refusing()
+
     def respond(self, line: bytes) -> Step:
         line = line.strip()
+        if isinstance(self.mechanism, Refusing):
+            return replies.AUTH_FAILED  # RFC 7628 §3.2.2: whatever the answer
         if line == b"*":  # RFC 4954 §4: the client cancels
             return replies.AUTH_CANCELLED
         decoded = _b64(line)

@@ -29,7 +29,17 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from smtp import replies
-from smtp.backend import AuthResult, Backend, Credentials, DeliveryRefused, Envelope, Recipient, SessionFacts, TlsFacts
+from smtp.backend import (
+    AuthResult,
+    Backend,
+    Credentials,
+    DeliveryRefused,
+    Envelope,
+    Recipient,
+    SessionFacts,
+    TlsFacts,
+    TokenCredentials,
+)
 from smtp.output import Output
 from smtp.replies import ReplyLike
 from smtp.session import Session, SessionConfig
@@ -54,6 +64,9 @@ class Memory:
     users: dict[str, str] = field(default_factory=lambda: {"dr@clinic.test": "secret"})
     refuse: dict[str, ReplyLike] = field(default_factory=dict)  # EHLO name or address -> verdict; "data" too
     throttled: set[str] = field(default_factory=set)  # user names refused as throttled
+    # access token -> the mailboxes it opens, its own first (OAUTHBEARER / XOAUTH2);
+    # the token "unavailable" stands for an identity provider that cannot be asked
+    tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fail: set[str] = field(default_factory=set)  # helo, mail, rcpt, data, deliver, auth: raise Failure
     room: int | None = None  # the memory budget for bodies (None: no budget)
     full: set[str] = field(default_factory=set)  # recipients whose mailbox is full: their DATA is refused
@@ -113,16 +126,31 @@ class _Delivery:
         return f"M{len(self.memory.deliveries)}"
 
 
+TOKEN_CHALLENGE = b'{"status":"invalid_token"}'
+UNAVAILABLE_TOKEN = "unavailable"  # noqa: S105 (stands for an identity provider down)
+
+
 @dataclass
 class _Auth:
     memory: Memory
 
     async def authenticate(self, facts: SessionFacts, credentials: Credentials) -> AuthResult:
         self.memory._maybe_fail("auth")
+        if isinstance(credentials, TokenCredentials):
+            return self._token(credentials)
         if credentials.username in self.memory.throttled:
             return AuthResult(None, throttled=True)
         ok = self.memory.users.get(credentials.username) == credentials.password
         return AuthResult(credentials.username if ok else None)
+
+    def _token(self, credentials: TokenCredentials) -> AuthResult:
+        if credentials.token == UNAVAILABLE_TOKEN:
+            return AuthResult(None, temporary=True)
+        allowed = self.memory.tokens.get(credentials.token, ())
+        wanted = credentials.authzid or (allowed[0] if allowed else "")
+        if wanted not in allowed:
+            return AuthResult(None, challenge=TOKEN_CHALLENGE)
+        return AuthResult(wanted)
 
 
 @dataclass

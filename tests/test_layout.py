@@ -322,7 +322,7 @@ def test_importers_sees_what_is_there() -> None:
 SHARED_CLASS_NAMES: dict[str, str] = {
     # smtp/ and imap/ are built alike on purpose: the same role has the same name in each.
     **dict.fromkeys(("Backend", "BodyHold", "Reply", "Rule", "ServerConfig", "Session", "SessionConfig",
-                     "Transcript"), "the same role in the SMTP and the IMAP protocol packages"),
+                     "Transcript", "TokenCredentials"), "the same role in the SMTP and the IMAP protocol packages"),
     # Typed commands are named after their protocol verb (RFC 3501 STATUS, STORE, CLOSE, LOGIN).
     **dict.fromkeys(("Close", "Login", "StartTls", "Status", "Store", "Thread"), "a protocol verb"),
     # The SMTP envelope and backend are being brought into smtp/ (issue 16, the SMTP core); the

@@ -70,7 +70,7 @@ class Gateway:
 
         svc = self.services
         return StoreBackend(svc.db, svc.keys, svc.hub, authenticator=self.mail.authenticator,
-                            quota_defaults=self.mail.pipeline.quota)
+                            quota_defaults=self.mail.pipeline.quota, tokens=self.mail.tokens)
 
     @cached_property
     def web_app(self) -> Starlette:

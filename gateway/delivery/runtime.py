@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from gateway.accounts.auth import Authenticator
+from gateway.accounts.oidc import verifier_from_settings
+from gateway.accounts.token_login import TokenLogin
 from gateway.delivery.directory import Directory
 from gateway.delivery.internal import InternalMail
 from gateway.delivery.pipeline import Pipeline
@@ -30,6 +32,7 @@ class MailRuntime:
     authenticator: Authenticator
     limits: Limits
     internal: InternalMail
+    tokens: TokenLogin | None = None  # sign-in with access tokens ([auth.oidc]), same throttle
 
     @classmethod
     def build(cls, svc: Services) -> MailRuntime:
@@ -42,5 +45,7 @@ class MailRuntime:
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
                             notification_interval=timedelta(minutes=s.queue.notification_interval_minutes),
                             quota=quota)
-        return cls(directory, pipeline, Authenticator.configured(svc.db, s.auth), limits,
-                   InternalMail(directory, pipeline))
+        authenticator = Authenticator.configured(svc.db, s.auth)
+        verifier = verifier_from_settings(s)
+        tokens = TokenLogin(svc.db, authenticator.throttle, verifier) if verifier is not None else None
+        return cls(directory, pipeline, authenticator, limits, InternalMail(directory, pipeline), tokens)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from crypto.dkim import DkimResult, dns_txt_record, pinned_dnsfunc, verify_signatures
 from gateway import metrics
 from gateway.accounts.auth import Authenticator
+from gateway.accounts.token_login import TokenLogin
 from gateway.delivery.directory import Directory, LocalTarget, Snapshot, Target
 from gateway.delivery.headers import HeaderInfo, parse_headers
 from gateway.delivery.pipeline import Inbound, MailboxFull, Pipeline, Rcpt
@@ -41,7 +42,16 @@ from routing.decide import aligned, author_entry, decide_after_data, decide_mail
 from routing.facts import NO_CONVERSATION, DkimCheck, DkimOutcome, HeaderFacts, RecipientFacts, Sender
 from routing.trust import TrustEntry
 from smtp import replies
-from smtp.backend import AuthResult, Backend, Credentials, DeliveryRefused, Envelope, Recipient, SessionFacts
+from smtp.backend import (
+    AuthResult,
+    Backend,
+    Credentials,
+    DeliveryRefused,
+    Envelope,
+    Recipient,
+    SessionFacts,
+    TokenCredentials,
+)
 from smtp.params import RcptParams, xtext_encode
 from smtp.replies import ReplyLike
 
@@ -210,12 +220,22 @@ def _with_type(facts: SessionFacts, account: Address | None, envelope: Envelope)
 
 
 class PasswordCheck:
-    """SMTP AUTH (:class:`smtp.backend.Authenticator`) by the accounts' authenticator, shared with IMAP."""
+    """SMTP AUTH (:class:`smtp.backend.Authenticator`) by the accounts' authenticator, shared with
+    IMAP; access tokens (OAUTHBEARER, XOAUTH2) by :class:`~gateway.accounts.token_login.TokenLogin`."""
 
-    def __init__(self, accounts: Authenticator) -> None:
+    def __init__(self, accounts: Authenticator, tokens: TokenLogin | None = None) -> None:
         self.accounts = accounts
+        self.tokens = tokens
 
     async def authenticate(self, facts: SessionFacts, credentials: Credentials) -> AuthResult:
+        if isinstance(credentials, TokenCredentials):
+            if self.tokens is None or not facts.tls:  # not offered then (RFC 7628 §5: TLS only)
+                return AuthResult(None)
+            token = await self.tokens.authenticate(credentials.mechanism, credentials.authzid, credentials.token,
+                                                   facts.peer_ip, "smtp")
+            if token.ok and token.account:
+                return AuthResult(token.account)
+            return AuthResult(None, throttled=token.throttled, challenge=token.challenge, temporary=token.temporary)
         outcome = await self.accounts.authenticate(credentials.username, credentials.password, facts.peer_ip, "smtp")
         if outcome.ok and outcome.account:
             return AuthResult(outcome.account)
@@ -245,11 +265,11 @@ class CountedHold:
 
 
 def backend_factory(listener: str, directory: Directory, pipeline: Pipeline, authenticator: Authenticator | None,
-                    bodies: BodyBudget | None) -> Callable[[str], Backend]:
+                    bodies: BodyBudget | None, *, tokens: TokenLogin | None = None) -> Callable[[str], Backend]:
     """The client address -> that connection's :class:`~smtp.backend.Backend`. Without an
     ``authenticator`` (the MX) AUTH is not offered."""
     label = metrics_label(listener)
-    check = PasswordCheck(authenticator) if authenticator is not None else None
+    check = PasswordCheck(authenticator, tokens) if authenticator is not None else None
 
     def backend(peer: str) -> Backend:
         policy = GatewayPolicy(directory, label)

@@ -39,6 +39,7 @@ from gateway.net.running import Running
 from gateway.net.tls import peer_dn, server_context
 from gateway.settings import Settings
 from smtp.backend import TlsFacts
+from smtp.sasl import TOKEN_MECHANISMS
 from smtp.server import ServerConfig, SmtpServer, default_tls_facts, refusal
 from smtp.session import SessionConfig
 
@@ -91,7 +92,8 @@ def smtp_server(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str
     implicit_tls = name == "submissions"
     session = SessionConfig(hostname=settings.server.hostname, listener=name,  # type: ignore[arg-type]
                             limits=rt.limits, bare_line_endings=settings.smtp.bare_line_endings(name),
-                            mechanisms=("PLAIN", "LOGIN") if settings.auth.password_login else ())
+                            mechanisms=(("PLAIN", "LOGIN") if settings.auth.password_login else ())
+                            + (TOKEN_MECHANISMS if rt.tokens is not None else ()))
     config = ServerConfig(session=session, timeout=float(settings.smtp.timeout_seconds),
                           min_data_rate=float(settings.smtp.min_data_rate), tls_handshake_timeout=TLS_HANDSHAKE_S)
     resolver = None
@@ -104,7 +106,8 @@ def smtp_server(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str
                 raise
 
     authenticator = rt.authenticator if name != "mx" else None  # never AUTH on the MX (SPEC §6)
-    backend = backend_factory(name, rt.directory, rt.pipeline, authenticator, budgets.bodies)
+    backend = backend_factory(name, rt.directory, rt.pipeline, authenticator, budgets.bodies,
+                              tokens=rt.tokens if authenticator is not None else None)
     # The MX completes the handshake with a client certificate that does not verify, to refuse
     # MAIL FROM with the reason (issue 17 item 5); elsewhere such a handshake ends as before.
     tolerant = name == "mx" and context is not None and tolerate_unverified_clients(context)

@@ -23,6 +23,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from gateway.accounts.auth import Authenticator
+from gateway.accounts.token_login import TokenLogin
 from gateway.imap_adapter.audit import AuditWriter
 from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
 from gateway.mailstore import folder_ops as folders
@@ -46,9 +47,12 @@ from imap.backend import (
     MessageObject,
     MessageSummary,
     NewMessage,
+    OpenedByToken,
     QuotaResource,
     QuotaRoot,
     StoreResult,
+    TokenCredentials,
+    TokenRefused,
 )
 from imap.proto import replies
 from imap.proto.commands import StoreMode
@@ -69,8 +73,10 @@ class StoreBackend:
 
     def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *,
                  authenticator: Authenticator | None = None, poll_interval: float = 0.5,
-                 quota_defaults: quota.QuotaDefaults = messages.NO_DEFAULTS) -> None:
+                 quota_defaults: quota.QuotaDefaults = messages.NO_DEFAULTS,
+                 tokens: TokenLogin | None = None) -> None:
         self.db = db
+        self.tokens = tokens  # OAUTHBEARER / XOAUTH2 ([auth.oidc]); None: not offered
         self.quota_defaults = quota_defaults  # [quota] of the config (RFC 9208 limits)
         self.keys = keys
         self.hub = hub
@@ -95,6 +101,21 @@ class StoreBackend:
             raise AuthenticationFailed(detail=outcome.reason)
         return StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,
                               credentials.remote_address)
+
+    async def authenticate_token(self, credentials: TokenCredentials) -> OpenedByToken:
+        if self.tokens is None:  # not offered: the session does not call this
+            raise AuthenticationFailed(detail="no token sign-in configured")
+        outcome = await self.tokens.authenticate(credentials.mechanism, credentials.authzid, credentials.token,
+                                                 credentials.remote_address or "unknown", "imap")
+        if outcome.throttled:
+            raise CommandFailed(replies.LOGIN_THROTTLED, detail=outcome.reason)
+        if outcome.temporary:
+            raise CommandFailed(replies.TOKEN_CHECK_UNAVAILABLE, detail=outcome.reason)
+        if not outcome.ok or outcome.account is None or outcome.account_id is None or outcome.mailbox_id is None:
+            raise TokenRefused(outcome.challenge or b"{}", detail=outcome.reason)
+        mailboxes = StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,
+                                   credentials.remote_address)
+        return OpenedByToken(mailboxes, outcome.expires_at)
 
 
 class StoreMailboxes:

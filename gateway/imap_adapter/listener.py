@@ -21,6 +21,7 @@ from gateway.net.proxy import Network, client_address, parse_networks
 from gateway.net.running import Running
 from gateway.net.tls import server_context
 from gateway.settings import Settings
+from imap.proto.bearer import TOKEN_MECHANISMS
 from imap.proto.receiver import DEFAULT_APPENDLIMIT, LiteralMode
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
@@ -47,6 +48,8 @@ def _config(s: Settings, budgets: Budgets, name: str, *, login_requires_tls: boo
     appendlimit = getattr(getattr(s, "smtp", None), "max_message_size", DEFAULT_APPENDLIMIT)
     session = SessionConfig(login_requires_tls=login_requires_tls, appendlimit=int(appendlimit),
                             password_login=s.auth.password_login,
+                            token_mechanisms=TOKEN_MECHANISMS if s.auth.oidc is not None else (),
+                            token_grace=float(s.auth.oidc.session_grace_seconds) if s.auth.oidc else 3600.0,
                             literal_mode=LiteralMode(s.imap.literals))
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
                         login_timeout=float(s.imap.login_timeout_seconds),

@@ -2,6 +2,7 @@
 and the dispatch table the session uses.
 
 * :mod:`~imap.handlers.nonauth`: any state and not authenticated (RFC 3501 §6.1, §6.2);
+  :mod:`~imap.handlers.bearer`: AUTHENTICATE OAUTHBEARER / XOAUTH2 (RFC 7628);
 * :mod:`~imap.handlers.auth`, :mod:`~imap.handlers.mailboxes` and :mod:`~imap.handlers.append`: authenticated (§6.3);
   :mod:`~imap.handlers.notify` (RFC 5465) and :mod:`~imap.handlers.qresync` (RFC 7162 §3.2) too;
 * :mod:`~imap.handlers.quota`: QUOTA (RFC 9208), authenticated;

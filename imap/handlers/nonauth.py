@@ -1,6 +1,7 @@
 """Commands valid before login: those of any state, CAPABILITY, NOOP, LOGOUT (RFC 3501 §6.1)
 and ID (RFC 2971), and those of the not-authenticated state, STARTTLS, LOGIN, AUTHENTICATE
-PLAIN (RFC 3501 §6.2, RFC 4616).
+PLAIN (RFC 3501 §6.2, RFC 4616); AUTHENTICATE OAUTHBEARER / XOAUTH2 go on in
+:mod:`imap.handlers.bearer`.
 
 Every login goes through :meth:`imap.backend.Backend.authenticate` (which audits it and
 throttles failures); the wire text of a failure never says which part was wrong.
@@ -12,6 +13,7 @@ import base64
 import binascii
 
 from imap.backend import AuthenticationFailed, Credentials
+from imap.handlers import bearer
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand, CommandFailed
@@ -81,7 +83,10 @@ def _plain(response: bytes) -> tuple[str, str]:
 
 
 async def authenticate(s: Session, cmd: c.Authenticate) -> Reply | None:
-    if cmd.mechanism.upper() != "PLAIN" or not s.config.password_login:  # only what CAPABILITY lists
+    mechanism = cmd.mechanism.upper()
+    if mechanism in s.config.token_mechanisms and s.tls:  # RFC 7628 OAUTHBEARER, XOAUTH2 (§5: TLS)
+        return await bearer.authenticate(s, cmd.tag, mechanism, cmd.initial_response)
+    if mechanism != "PLAIN" or not s.config.password_login:  # only what CAPABILITY lists
         raise CommandFailed(replies.UNSUPPORTED_MECHANISM, detail=cmd.mechanism[:20])
     if cmd.initial_response is not None:  # RFC 4959 SASL-IR
         return await _login(s, *_plain(cmd.initial_response))

@@ -112,6 +112,8 @@ IDLING = Reply(_CONTINUE, "idling")  # RFC 2177 §3
 LOGGING_OUT = Reply(_BYE, "Logging out")
 TOO_MANY_ERRORS = Reply(_BYE, "Too many protocol errors")
 AUTOLOGOUT = Reply(_BYE, "Autologout; idle for too long")  # RFC 3501 §5.4
+# a session opened with an access token, its grace time after the token's expiry over (issue 19)
+TOKEN_EXPIRED = Reply(_BYE, "Access token expired; sign in again")
 LOGIN_TIMEOUT = Reply(_BYE, "Login timeout, closing connection")
 ADDRESS_FULL = Reply(_BYE, "Too many connections from your address, try again later", Code.UNAVAILABLE)
 LISTENER_FULL = Reply(_BYE, "Too many connections, try again later", Code.UNAVAILABLE)
@@ -186,6 +188,9 @@ AUTHENTICATION_FAILED = Reply(_NO, "Authentication failed", Code.AUTHENTICATIONF
 LOGIN_THROTTLED = Reply(_NO, "Too many failed logins; try again later", Code.UNAVAILABLE)
 UNSUPPORTED_MECHANISM = Reply(_NO, "Unsupported authentication mechanism")
 INVALID_PLAIN = Reply(_BAD, "Invalid PLAIN response")  # RFC 4616
+INVALID_BEARER = Reply(_BAD, "Invalid OAUTHBEARER or XOAUTH2 response")  # RFC 7628 §3.1
+# RFC 5530 §3 UNAVAILABLE: the identity provider could not be asked; the token was not judged
+TOKEN_CHECK_UNAVAILABLE = Reply(_NO, "Sign-in temporarily unavailable; try again later", Code.UNAVAILABLE)
 INVALID_BASE64 = Reply(_BAD, "Invalid base64")
 AUTHENTICATION_CANCELLED = Reply(_BAD, "Authentication cancelled")  # RFC 3501 §6.2.2
 EXPECTED_DONE = Reply(_BAD, "Expected DONE")  # RFC 2177 §3
