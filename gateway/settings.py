@@ -115,6 +115,10 @@ class TlsSettings(_Section):
     key_file: Path = Path("tls/server.key")
     ca_file: Path = Path("tls/ca.pem")
     """CA bundle used to verify peers (outbound TLS and client certificates)."""
+    client_ca_file: Path | None = None
+    """CA bundle for the client certificates of application mailboxes (SASL EXTERNAL): when
+    set, IMAP and submission ask for a client certificate verified against it and offer
+    EXTERNAL to a connection that presented one; unset, EXTERNAL is not offered."""
     min_version: Literal["1.2", "1.3"] = "1.2"
     allow_auth_without_tls: bool = False
     """Development relaxation: offer AUTH/LOGIN before TLS. Never in production."""

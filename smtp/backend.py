@@ -87,9 +87,16 @@ class TokenCredentials:
     token: str = field(repr=False)
 
 
-# The credentials a SASL mechanism gives (smtp.sasl.MECHANISMS). EXTERNAL (RFC 4422
-# Appendix A) would add an authzid checked against ``SessionFacts.tls_info``'s certificate.
-Credentials = PasswordCredentials | TokenCredentials
+@dataclass(frozen=True, slots=True)
+class ExternalCredentials:
+    """EXTERNAL (RFC 4422 appendix A): the mailbox asked for (None: the one the certificate is
+    bound to), checked by the host against ``SessionFacts.tls_info.peer_certificate``."""
+
+    authzid: str | None
+
+
+# The credentials a SASL mechanism gives (smtp.sasl.MECHANISMS).
+Credentials = PasswordCredentials | TokenCredentials | ExternalCredentials
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,19 @@ from __future__ import annotations
 from smtp.state import Conditions
 
 BEARER_MECHANISMS = frozenset({"OAUTHBEARER", "XOAUTH2"})
+EXTERNAL = "EXTERNAL"
 
 
-def usable_mechanisms(mechanisms: tuple[str, ...], *, tls: bool) -> tuple[str, ...]:
+def usable_mechanisms(mechanisms: tuple[str, ...], *, tls: bool, certificate: bool = False) -> tuple[str, ...]:
     """The mechanisms usable now: bearer tokens (RFC 7628 §5) only inside TLS, even where the
-    loopback development relaxation lets passwords through in clear."""
-    return mechanisms if tls else tuple(m for m in mechanisms if m not in BEARER_MECHANISMS)
+    loopback development relaxation lets passwords through in clear; EXTERNAL (RFC 4422
+    appendix A) only when the TLS handshake gave a verified client certificate."""
+    return tuple(m for m in mechanisms if (tls or m not in BEARER_MECHANISMS)
+                 and (m != EXTERNAL or (tls and certificate)))
 
 
-def ehlo_keywords(conditions: Conditions, *, max_size: int, mechanisms: tuple[str, ...]) -> list[str]:
+def ehlo_keywords(conditions: Conditions, *, max_size: int, mechanisms: tuple[str, ...],
+                  certificate: bool = False) -> list[str]:
     """The keywords of the EHLO reply for a session in ``conditions`` (EHLO already applied)."""
     keywords = [
         "PIPELINING",  # RFC 2920
@@ -34,7 +38,7 @@ def ehlo_keywords(conditions: Conditions, *, max_size: int, mechanisms: tuple[st
         keywords.append("STARTTLS")  # RFC 3207 §4: not once TLS is on
     # RFC 4954 §4, SPEC §6: AUTH only where the listener takes it, never before TLS
     # (unless the loopback development relaxation is on).
-    offered = usable_mechanisms(mechanisms, tls=conditions.tls)
+    offered = usable_mechanisms(mechanisms, tls=conditions.tls, certificate=certificate)
     if conditions.auth_offered and conditions.esmtp and conditions.privacy and offered:
         keywords.append("AUTH " + " ".join(offered))
     return keywords

@@ -66,7 +66,8 @@ async def hello(s: Session, cmd: Hello) -> None:
     s.move(cmd.verb)
     keywords: list[str] = []
     if cmd.verb is Verb.EHLO:
-        keywords = ehlo_keywords(s.conditions, max_size=s.max_size, mechanisms=s.config.mechanisms)
+        keywords = ehlo_keywords(s.conditions, max_size=s.max_size, mechanisms=s.config.mechanisms,
+                                 certificate=_has_certificate(s))
     s.write(replies.ehlo(s.config.hostname, keywords))
 
 
@@ -177,8 +178,14 @@ def starttls(s: Session) -> None:
     s.begin_tls()
 
 
+def _has_certificate(s: Session) -> bool:
+    """The TLS handshake gave a verified client certificate (EXTERNAL, RFC 4422 appendix A)."""
+    return s.facts.tls_info is not None and s.facts.tls_info.peer_certificate is not None
+
+
 async def auth(s: Session, cmd: Auth) -> None:
-    exchange = sasl.begin(cmd.mechanism, usable_mechanisms(s.config.mechanisms, tls=s.facts.tls))
+    exchange = sasl.begin(cmd.mechanism, usable_mechanisms(s.config.mechanisms, tls=s.facts.tls,
+                                                          certificate=_has_certificate(s)))
     if exchange is None:
         s.reply(replies.AUTH_MECHANISM_UNSUPPORTED)
         return

@@ -12,8 +12,10 @@ header and ``auth=Bearer`` key/values) and XOAUTH2 (``user=`` then ``auth=Bearer
 JSON error, sent as a ``334`` challenge, and :meth:`Exchange.refuse` makes the client's
 answer (``%x01``, or anything) end in ``535 5.7.8`` (RFC 7628 §3.2.2). The IMAP side parses
 the same responses in :mod:`imap.proto.bearer` (the protocol packages import no sibling).
-EXTERNAL (RFC 4422 Appendix A) would give an authzid checked against the client certificate
-in ``SessionFacts.tls_info``. The listener's configuration (``SessionConfig.mechanisms``)
+EXTERNAL (RFC 4422 Appendix A) gives an :class:`~smtp.backend.ExternalCredentials` (the
+authzid, empty: none) checked by the host against the client certificate in
+``SessionFacts.tls_info``; it is usable only when the handshake gave a verified one. The
+listener's configuration (``SessionConfig.mechanisms``)
 says which are offered.
 """
 
@@ -28,7 +30,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from smtp import replies
-from smtp.backend import Credentials, PasswordCredentials, TokenCredentials
+from smtp.backend import Credentials, ExternalCredentials, PasswordCredentials, TokenCredentials
 from smtp.replies import Reply
 
 
@@ -167,6 +169,20 @@ class XOAuth2:
         return TokenCredentials("XOAUTH2", user, token)
 
 
+class External:
+    """RFC 4422 appendix A: the one message is the authzid (UTF-8, may be empty); without an
+    initial response the server sends an empty challenge first."""
+
+    def start(self, initial: bytes | None) -> Step:
+        return Challenge(b"") if initial is None else self.respond(initial)
+
+    def respond(self, response: bytes) -> Step:
+        authzid = _utf8(response)
+        if authzid is None or "\x00" in authzid:
+            return replies.AUTH_MALFORMED
+        return ExternalCredentials(authzid.strip() or None)
+
+
 class Refusing:
     """After the error challenge of a refused token (RFC 7628 §3.2.2): whatever the client
     answers (``%x01``, normally), the exchange ends in ``535 5.7.8``."""
@@ -180,7 +196,7 @@ class Refusing:
 
 #: mechanism name → a new mechanism state for one exchange.
 MECHANISMS: Mapping[str, Callable[[], Mechanism]] = MappingProxyType(
-    {"PLAIN": Plain, "LOGIN": Login, "OAUTHBEARER": OAuthBearer, "XOAUTH2": XOAuth2})
+    {"PLAIN": Plain, "LOGIN": Login, "OAUTHBEARER": OAuthBearer, "XOAUTH2": XOAuth2, "EXTERNAL": External})
 TOKEN_MECHANISMS = ("OAUTHBEARER", "XOAUTH2")  # offered when the host checks access tokens
 
 

@@ -35,6 +35,7 @@ from smtp.backend import (
     Credentials,
     DeliveryRefused,
     Envelope,
+    ExternalCredentials,
     Recipient,
     SessionFacts,
     TlsFacts,
@@ -67,6 +68,8 @@ class Memory:
     # access token -> the mailboxes it opens, its own first (OAUTHBEARER / XOAUTH2);
     # the token "unavailable" stands for an identity provider that cannot be asked
     tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # client certificate (DER) → the application mailboxes it opens (EXTERNAL)
+    certificates: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
     fail: set[str] = field(default_factory=set)  # helo, mail, rcpt, data, deliver, auth: raise Failure
     room: int | None = None  # the memory budget for bodies (None: no budget)
     full: set[str] = field(default_factory=set)  # recipients whose mailbox is full: their DATA is refused
@@ -138,6 +141,11 @@ class _Auth:
         self.memory._maybe_fail("auth")
         if isinstance(credentials, TokenCredentials):
             return self._token(credentials)
+        if isinstance(credentials, ExternalCredentials):
+            der = facts.tls_info.peer_certificate if facts.tls_info is not None else None
+            bound = self.memory.certificates.get(der or b"", ())
+            wanted = credentials.authzid or (bound[0] if len(bound) == 1 else "")
+            return AuthResult(wanted if wanted in bound else None)
         if credentials.username in self.memory.throttled:
             return AuthResult(None, throttled=True)
         ok = self.memory.users.get(credentials.username) == credentials.password

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from crypto.dkim import DkimResult, dns_txt_record, pinned_dnsfunc, verify_signatures
 from gateway import metrics
 from gateway.accounts.auth import Authenticator
+from gateway.accounts.cert_login import CertLogin
 from gateway.accounts.token_login import TokenLogin
 from gateway.delivery.directory import Directory, LocalTarget, Snapshot, Target
 from gateway.delivery.headers import HeaderInfo, parse_headers
@@ -48,6 +49,7 @@ from smtp.backend import (
     Credentials,
     DeliveryRefused,
     Envelope,
+    ExternalCredentials,
     Recipient,
     SessionFacts,
     TokenCredentials,
@@ -221,13 +223,19 @@ def _with_type(facts: SessionFacts, account: Address | None, envelope: Envelope)
 
 class PasswordCheck:
     """SMTP AUTH (:class:`smtp.backend.Authenticator`) by the accounts' authenticator, shared with
-    IMAP; access tokens (OAUTHBEARER, XOAUTH2) by :class:`~gateway.accounts.token_login.TokenLogin`."""
+    IMAP; access tokens (OAUTHBEARER, XOAUTH2) by :class:`~gateway.accounts.token_login.TokenLogin`;
+    client certificates (EXTERNAL) by :class:`~gateway.accounts.cert_login.CertLogin`."""
 
     def __init__(self, accounts: Authenticator, tokens: TokenLogin | None = None) -> None:
         self.accounts = accounts
         self.tokens = tokens
+        self.certificates = CertLogin(accounts.db, accounts.throttle)
 
     async def authenticate(self, facts: SessionFacts, credentials: Credentials) -> AuthResult:
+        if isinstance(credentials, ExternalCredentials):  # offered only with a verified certificate
+            der = facts.tls_info.peer_certificate if facts.tls and facts.tls_info is not None else None
+            cert = await self.certificates.authenticate(der, credentials.authzid, facts.peer_ip, "smtp")
+            return AuthResult(cert.account if cert.ok else None, throttled=cert.throttled)
         if isinstance(credentials, TokenCredentials):
             if self.tokens is None or not facts.tls:  # not offered then (RFC 7628 §5: TLS only)
                 return AuthResult(None)

@@ -36,7 +36,7 @@ from gateway.net.budgets import Budgets
 from gateway.net.peer_certs import client_problem, tolerate_unverified_clients
 from gateway.net.proxy import Network, ProxyRefused, client_address, parse_networks
 from gateway.net.running import Running
-from gateway.net.tls import peer_dn, server_context
+from gateway.net.tls import client_auth_context, peer_dn, server_context
 from gateway.settings import Settings
 from smtp.backend import TlsFacts
 from smtp.sasl import TOKEN_MECHANISMS
@@ -93,7 +93,8 @@ def smtp_server(settings: Settings, rt: MailRuntime, budgets: Budgets, name: str
     session = SessionConfig(hostname=settings.server.hostname, listener=name,  # type: ignore[arg-type]
                             limits=rt.limits, bare_line_endings=settings.smtp.bare_line_endings(name),
                             mechanisms=(("PLAIN", "LOGIN") if settings.auth.password_login else ())
-                            + (TOKEN_MECHANISMS if rt.tokens is not None else ()))
+                            + (TOKEN_MECHANISMS if rt.tokens is not None else ())
+                            + (("EXTERNAL",) if name != "mx" and settings.tls.client_ca_file is not None else ()))
     config = ServerConfig(session=session, timeout=float(settings.smtp.timeout_seconds),
                           min_data_rate=float(settings.smtp.min_data_rate), tls_handshake_timeout=TLS_HANDSHAKE_S)
     resolver = None
@@ -126,7 +127,8 @@ async def start_smtp_listener(settings: Settings, rt: MailRuntime, budgets: Budg
     Connections pass the listener's :class:`~gateway.net.accept.Gate` first: beyond it they get
     ``421 4.7.0`` at once (implicit TLS: closed before the handshake)."""
     implicit_tls = name == "submissions"
-    context = server_context(settings)
+    # submission with [tls] client_ca_file: client certificates of application mailboxes (EXTERNAL)
+    context = (client_auth_context(settings) if name != "mx" else None) or server_context(settings)
     # PROXY headers on the STARTTLS listeners; the implicit-TLS ports start with the TLS handshake.
     proxied = settings.listen.proxy_protocol and not implicit_tls
     proxies = parse_networks(settings.listen.proxy_trusted) if proxied else None

@@ -37,6 +37,17 @@ def server_context(settings: Settings, *, request_client_cert: bool = True) -> s
     return ctx
 
 
+def client_auth_context(settings: Settings) -> ssl.SSLContext | None:
+    """IMAP and submission with ``[tls] client_ca_file``: ask for a client certificate (optional)
+    verified against that bundle, for SASL EXTERNAL (RFC 4422 appendix A). None when unset."""
+    if settings.tls.client_ca_file is None:
+        return None
+    ctx = server_context(settings, request_client_cert=False)
+    ctx.load_verify_locations(cafile=str(settings.path(settings.tls.client_ca_file)))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
 def client_context(settings: Settings) -> ssl.SSLContext:
     """Outbound: verify the peer against ``tls.ca_file`` and present our certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
