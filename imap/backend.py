@@ -83,6 +83,16 @@ class TokenCredentials:
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateCredentials:
+    """SASL EXTERNAL (RFC 4422 appendix A): the verified client certificate (DER) and the mailbox
+    asked for (the authzid; None: the one the certificate is bound to)."""
+
+    certificate: bytes = field(repr=False)
+    authzid: str | None
+    remote_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OpenedByToken:
     """A mailbox opened by a token, and the token's expiry (the session ends a grace time after it)."""
 
@@ -367,4 +377,9 @@ class Backend(Protocol):
         """Check an access token and that its identity may open ``credentials.authzid``.
         Raises TokenRefused (with the RFC 7628 §3.2.2 challenge), or CommandFailed with
         LOGIN_THROTTLED / TOKEN_CHECK_UNAVAILABLE (no challenge: the token was not judged)."""
+        ...
+
+    async def authenticate_certificate(self, credentials: CertificateCredentials) -> Mailboxes:
+        """The application mailbox a verified client certificate opens (EXTERNAL). Raises
+        AuthenticationFailed, or CommandFailed with LOGIN_THROTTLED."""
         ...

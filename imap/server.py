@@ -47,6 +47,15 @@ LimitEvent = Callable[[str], None]
 _REFUSALS = {"address_full": replies.ADDRESS_FULL, "listener_full": replies.LISTENER_FULL}
 
 
+def _peer_certificate(writer: asyncio.StreamWriter) -> bytes | None:
+    """The client certificate the TLS handshake verified (DER), if one was presented; a context
+    with ``CERT_OPTIONAL`` ends the handshake on one that does not verify."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    return ssl_object.getpeercert(binary_form=True) or None
+
+
 def refusal(reason: str) -> bytes:
     """``* BYE [UNAVAILABLE] ...`` for a connection refused by a connection budget (RFC 5530 §3)."""
     return _REFUSALS.get(reason, replies.LISTENER_FULL).line()
@@ -133,6 +142,7 @@ class ImapServer:
         peername = writer.get_extra_info("peername")
         peer = str(peername[0]) if isinstance(peername, tuple) else None
         tls = writer.get_extra_info("ssl_object") is not None
+        certificate = _peer_certificate(writer)
         if self.peer_resolver is not None:
             # e.g. a PROXY protocol header from a load balancer (the resolver raises to refuse)
             try:
@@ -164,7 +174,8 @@ class ImapServer:
             return
         cfg = replace(self.config.session, starttls_available=self.starttls_context is not None and not tls)
         hold = self.bodies(peer) if self.bodies is not None else None
-        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls, bodies=hold, hangup=writer.close)
+        session = Session(self.backend, send, config=cfg, peer=peer, tls=tls, bodies=hold, hangup=writer.close,
+                          peer_certificate=certificate)
         log.debug("IMAP connection from %s (tls=%s)", peer, tls)
         loop = asyncio.get_running_loop()
         login_deadline = loop.time() + self.config.login_timeout
@@ -202,4 +213,4 @@ class ImapServer:
             await session.close()
             return
         await writer.start_tls(self.starttls_context, ssl_handshake_timeout=self.config.tls_handshake_timeout)
-        session.tls_started()
+        session.tls_started(_peer_certificate(writer))

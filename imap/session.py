@@ -86,17 +86,20 @@ class SessionConfig:
     # SASL bearer-token mechanisms offered after TLS (RFC 7628 OAUTHBEARER, XOAUTH2): [auth.oidc]
     token_mechanisms: tuple[str, ...] = ()
     token_grace: float = 3600.0  # a token's session ends this many seconds after its expiry
+    # SASL EXTERNAL (RFC 4422 appendix A) for a TLS connection with a verified client certificate
+    external: bool = False
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC), compare=False)
 
 
 class Session:
     def __init__(self, backend: Backend, send: Send, *, config: SessionConfig | None = None,
                  peer: str | None = None, tls: bool = False, bodies: BodyHold | None = None,
-                 hangup: Callable[[], None] | None = None) -> None:
+                 hangup: Callable[[], None] | None = None, peer_certificate: bytes | None = None) -> None:
         self.backend = backend
         self.config = config or SessionConfig()
         self.peer = peer
         self.tls = tls
+        self.peer_certificate = peer_certificate  # DER of the client certificate TLS verified
         self.state = State.NOT_AUTHENTICATED
         self.mailboxes: Mailboxes | None = None
         self.view: SelectedView | None = None
@@ -179,6 +182,7 @@ class Session:
             starttls_available=self.config.starttls_available, literal_mode=self.config.literal_mode,
             appendlimit=self.config.appendlimit, password_login=self.config.password_login,
             token_mechanisms=self.config.token_mechanisms,
+            external=self.config.external and self.peer_certificate is not None,
         )  # fmt: skip
 
     def capabilities_after_login(self) -> tuple[str, ...]:
@@ -235,8 +239,10 @@ class Session:
         await self.send(replies.GREETING.with_arg(" ".join(self.capabilities())).line())
         await self.flush()
 
-    def tls_started(self) -> None:
+    def tls_started(self, peer_certificate: bytes | None = None) -> None:
+        """``peer_certificate``: the client certificate the handshake verified (DER), if any."""
         self.tls = True
+        self.peer_certificate = peer_certificate
         self.starttls_requested = False
 
     def compression_started(self) -> bytes:

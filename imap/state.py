@@ -181,6 +181,7 @@ def capabilities(
     auth_mechanisms: Sequence[str] = ("PLAIN",),
     password_login: bool = True,
     token_mechanisms: Sequence[str] = (),
+    external: bool = False,
 ) -> tuple[str, ...]:
     caps: list[str] = ["IMAP4rev1"]
     if literal_mode is not LiteralMode.NONE:
@@ -200,6 +201,8 @@ def capabilities(
                      if password_login or m.upper() not in PASSWORD_MECHANISMS]
             if tls:  # bearer tokens only inside TLS (RFC 7628 §3, §5), whatever the listener allows
                 caps += [f"AUTH={m}" for m in token_mechanisms]
+            if tls and external:  # RFC 4422 appendix A: a verified client certificate was presented
+                caps.append("AUTH=EXTERNAL")
         return tuple(caps)
     caps += AUTHENTICATED_EXTENSIONS
     caps.append(f"APPENDLIMIT={appendlimit}")  # RFC 7889 §3

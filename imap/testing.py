@@ -326,6 +326,8 @@ class MemoryBackend:
         self.users = {name: MemoryMailboxes(name, folders) for name in self.passwords}
         #: access token -> (the mailboxes it may open, its own first; its expiry). Tests fill it.
         self.tokens: dict[str, tuple[tuple[str, ...], dt.datetime | None]] = {}
+        #: client certificate (DER) -> the application mailboxes it opens (EXTERNAL). Tests fill it.
+        self.certificates: dict[bytes, tuple[str, ...]] = {}
 
     async def authenticate(self, credentials: b.Credentials) -> MemoryMailboxes:
         if self.passwords.get(credentials.username) != credentials.password:
@@ -344,6 +346,14 @@ class MemoryBackend:
         return b.OpenedByToken(self.users[wanted], expires)
 
 
+    async def authenticate_certificate(self, credentials: b.CertificateCredentials) -> MemoryMailboxes:
+        bound = self.certificates.get(credentials.certificate, ())
+        wanted = credentials.authzid or (bound[0] if len(bound) == 1 else "")
+        if wanted not in bound or wanted not in self.users:
+            raise b.AuthenticationFailed(detail="certificate not bound")
+        return self.users[wanted]
+
+
 def _pattern(expected: list[str]) -> re.Pattern[bytes]:
     lines = [b"[^\r\n]*".join(re.escape(p.encode()) for p in line.split("...")) for line in expected]
     return re.compile(b"".join(line + b"\r\n" for line in lines), re.DOTALL)
@@ -353,11 +363,12 @@ class Transcript:
     """A session over a backend with no socket: :meth:`feed` bytes, get the bytes written."""
 
     def __init__(self, backend: b.Backend | None = None, *, tls: bool = True,
-                 config: SessionConfig | None = None, peer: str = "192.0.2.1") -> None:
+                 config: SessionConfig | None = None, peer: str = "192.0.2.1",
+                 peer_certificate: bytes | None = None) -> None:
         self.backend = backend if backend is not None else MemoryBackend()
         self.out = bytearray()
         self.session = Session(self.backend, self._send, config=config or SessionConfig(idle_poll=0.05),
-                               peer=peer, tls=tls)
+                               peer=peer, tls=tls, peer_certificate=peer_certificate)
         self._greeted = False
 
     async def _send(self, data: bytes) -> None:

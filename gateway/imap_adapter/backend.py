@@ -23,6 +23,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from gateway.accounts.auth import Authenticator
+from gateway.accounts.cert_login import CertLogin
 from gateway.accounts.token_login import TokenLogin
 from gateway.imap_adapter.audit import AuditWriter
 from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
@@ -39,6 +40,7 @@ from imap.backend import (
     AppendManyResult,
     AppendResult,
     AuthenticationFailed,
+    CertificateCredentials,
     CopyResult,
     Credentials,
     FolderInfo,
@@ -81,6 +83,7 @@ class StoreBackend:
         self.keys = keys
         self.hub = hub
         self.authenticator = authenticator or Authenticator(db)
+        self.certificates = CertLogin(db, self.authenticator.throttle)  # EXTERNAL ([tls] client_ca_file)
         self.poll_interval = poll_interval
         self.listings = Listings()  # folder listings shared by all sessions (memory only)
         self.summaries = Summaries()  # decrypted summaries, bounded, memory only
@@ -116,6 +119,16 @@ class StoreBackend:
         mailboxes = StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,
                                    credentials.remote_address)
         return OpenedByToken(mailboxes, outcome.expires_at)
+
+    async def authenticate_certificate(self, credentials: CertificateCredentials) -> StoreMailboxes:
+        outcome = await self.certificates.authenticate(credentials.certificate, credentials.authzid,
+                                                       credentials.remote_address or "unknown", "imap")
+        if outcome.throttled:
+            raise CommandFailed(replies.LOGIN_THROTTLED, detail=outcome.reason)
+        if not outcome.ok or outcome.account is None or outcome.account_id is None or outcome.mailbox_id is None:
+            raise AuthenticationFailed(detail=outcome.reason)
+        return StoreMailboxes(self, outcome.account, outcome.account_id, outcome.mailbox_id,
+                              credentials.remote_address)
 
 
 class StoreMailboxes:

@@ -19,7 +19,7 @@ from gateway.net.bodies import Hold
 from gateway.net.budgets import Budgets
 from gateway.net.proxy import Network, client_address, parse_networks
 from gateway.net.running import Running
-from gateway.net.tls import server_context
+from gateway.net.tls import client_auth_context, server_context
 from gateway.settings import Settings
 from imap.proto.bearer import TOKEN_MECHANISMS
 from imap.proto.receiver import DEFAULT_APPENDLIMIT, LiteralMode
@@ -50,7 +50,8 @@ def _config(s: Settings, budgets: Budgets, name: str, *, login_requires_tls: boo
                             password_login=s.auth.password_login,
                             token_mechanisms=TOKEN_MECHANISMS if s.auth.oidc is not None else (),
                             token_grace=float(s.auth.oidc.session_grace_seconds) if s.auth.oidc else 3600.0,
-                            literal_mode=LiteralMode(s.imap.literals))
+                            literal_mode=LiteralMode(s.imap.literals),
+                            external=s.tls.client_ca_file is not None)
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
                         login_timeout=float(s.imap.login_timeout_seconds),
                         max_connections=budgets.plan.caps[name])
@@ -62,7 +63,8 @@ async def start_imap_listener(settings: Settings, backend: StoreBackend, budgets
     :class:`~gateway.net.accept.Gate`: beyond it ``* BYE [UNAVAILABLE]`` at once (implicit TLS:
     closed before the handshake)."""
     host, port = settings.listen.address(name)
-    context = server_context(settings, request_client_cert=False)
+    # [tls] client_ca_file: ask for a client certificate (application mailboxes, EXTERNAL)
+    context = client_auth_context(settings) or server_context(settings, request_client_cert=False)
     requires_tls = implicit_tls or not settings.tls.allow_auth_without_tls
     resolver = None
     networks: tuple[Network, ...] = ()

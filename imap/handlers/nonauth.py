@@ -13,7 +13,7 @@ import base64
 import binascii
 
 from imap.backend import AuthenticationFailed, Credentials
-from imap.handlers import bearer
+from imap.handlers import bearer, external
 from imap.proto import commands as c
 from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand, CommandFailed
@@ -86,6 +86,8 @@ async def authenticate(s: Session, cmd: c.Authenticate) -> Reply | None:
     mechanism = cmd.mechanism.upper()
     if mechanism in s.config.token_mechanisms and s.tls:  # RFC 7628 OAUTHBEARER, XOAUTH2 (§5: TLS)
         return await bearer.authenticate(s, cmd.tag, mechanism, cmd.initial_response)
+    if mechanism == "EXTERNAL" and s.config.external and s.tls and s.peer_certificate is not None:
+        return await external.authenticate(s, cmd.tag, cmd.initial_response)  # RFC 4422 appendix A
     if mechanism != "PLAIN" or not s.config.password_login:  # only what CAPABILITY lists
         raise CommandFailed(replies.UNSUPPORTED_MECHANISM, detail=cmd.mechanism[:20])
     if cmd.initial_response is not None:  # RFC 4959 SASL-IR
