@@ -198,3 +198,19 @@ def test_self_signed_certificate_never_verified(site: tuple[World, LiveGateway, 
                     lambda: smtp_external(live, clients["self-signed"])):
         with pytest.raises((ssl.SSLError, OSError, imaplib.IMAP4.abort, smtplib.SMTPException)):
             attempt()  # the handshake ends on the certificate that does not verify
+
+
+def test_starttls_listeners_ask_for_the_certificate_too(site: tuple[World, LiveGateway, dict[str, Client]]) -> None:
+    _, live, clients = site
+    conn = imaplib.IMAP4("127.0.0.1", live.port("imap"), timeout=30)
+    assert "AUTH=EXTERNAL" not in conn.capabilities
+    conn.starttls(ssl_context=_context(live, clients["app"]))
+    assert "AUTH=EXTERNAL" in conn.capabilities
+    assert conn.authenticate("EXTERNAL", lambda _: b"")[0] == "OK"
+    conn.logout()
+    with smtplib.SMTP("127.0.0.1", live.port("submission"), timeout=30) as smtp:
+        smtp.ehlo("lps.test")
+        smtp.starttls(context=_context(live, clients["app"]))
+        smtp.ehlo("lps.test")
+        assert "EXTERNAL" in smtp.esmtp_features["auth"].split()
+        assert smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)[0] == 235
