@@ -24,7 +24,9 @@ async def _open(s: Session, message: bytes) -> Reply:
     try:
         authzid = message.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadCommand(replies.INVALID_BASE64, detail="EXTERNAL: authzid not UTF-8") from None
+        raise BadCommand(replies.INVALID_EXTERNAL, detail="authzid not UTF-8") from None
+    if "\x00" in authzid:
+        raise BadCommand(replies.INVALID_EXTERNAL, detail="NUL in the authzid")
     if s.peer_certificate is None:  # not offered then; the handler is not reached
         raise CommandFailed(replies.UNSUPPORTED_MECHANISM, detail="EXTERNAL")
     credentials = CertificateCredentials(s.peer_certificate, authzid.strip() or None, s.peer)

@@ -189,6 +189,7 @@ LOGIN_THROTTLED = Reply(_NO, "Too many failed logins; try again later", Code.UNA
 UNSUPPORTED_MECHANISM = Reply(_NO, "Unsupported authentication mechanism")
 INVALID_PLAIN = Reply(_BAD, "Invalid PLAIN response")  # RFC 4616
 INVALID_BEARER = Reply(_BAD, "Invalid OAUTHBEARER or XOAUTH2 response")  # RFC 7628 §3.1
+INVALID_EXTERNAL = Reply(_BAD, "Invalid EXTERNAL response")  # RFC 4422 appendix A: a UTF-8 authzid
 # RFC 5530 §3 UNAVAILABLE: the identity provider could not be asked; the token was not judged
 TOKEN_CHECK_UNAVAILABLE = Reply(_NO, "Sign-in temporarily unavailable; try again later", Code.UNAVAILABLE)
 INVALID_BASE64 = Reply(_BAD, "Invalid base64")

@@ -77,6 +77,15 @@ async def test_named_authzid_after_the_empty_challenge_and_refusals() -> None:
     assert t.session.mailboxes is not None and t.session.mailboxes.username == "b@pro.test"
 
 
+async def test_malformed_authzid_is_bad() -> None:
+    bad = base64.b64encode(b"\xff\xfe").decode()
+    await Transcript(backend(), config=EXTERNAL, peer_certificate=APP).run(f"""
+        S: * OK ...
+        C: a AUTHENTICATE EXTERNAL {bad}
+        S: a BAD Invalid EXTERNAL response
+    """)
+
+
 async def test_unbound_certificate_refused() -> None:
     await Transcript(backend(), config=EXTERNAL, peer_certificate=b"\x30\x82unbound").run("""
         S: * OK ...
