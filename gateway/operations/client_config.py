@@ -70,14 +70,16 @@ class ClientSetup:
     host: str
     password: bool
     oauth2: bool
+    certificate: bool = False
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
         """Thunderbird's ``authentication`` values, in order of preference: OAuth2 (Pro Santé
         Connect tokens) when an issuer is configured, the password when password login is
-        allowed; with neither, the client certificate (SASL EXTERNAL) is the only way in."""
-        methods = (("OAuth2",) if self.oauth2 else ()) + (("password-cleartext",) if self.password else ())
-        return methods or ("TLS-certificate",)
+        allowed, the client certificate (SASL EXTERNAL) when ``[tls] client_ca_file`` is set.
+        Only what the servers really accept is named."""
+        return ((("OAuth2",) if self.oauth2 else ()) + (("password-cleartext",) if self.password else ())
+                + (("TLS-certificate",) if self.certificate else ()))
 
 
 class RequestError(ValueError):
@@ -109,7 +111,8 @@ def hosted(session: Session, domain: str) -> str | None:
 
 def setup_for(settings: Settings, domain: str) -> ClientSetup:
     password, oauth2 = _auth_choices(settings)
-    return ClientSetup(domain=domain, host=client_hostname(settings), password=password, oauth2=oauth2)
+    return ClientSetup(domain=domain, host=client_hostname(settings), password=password, oauth2=oauth2,
+                       certificate=settings.tls.client_ca_file is not None)
 
 
 def domain_of_request(emailaddress: str | None, host_header: str | None) -> str | None:

@@ -153,17 +153,19 @@ def test_autodiscover_hostile_xml_is_refused(site: Site) -> None:
             assert "lollol" not in response.text and "root:" not in response.text
 
 
-def _settings(**auth: Any) -> Settings:
-    """Settings whose ``auth`` carries the issue-19 keys (read defensively by client_config)."""
+def _settings(client_ca_file: str | None = None, **auth: Any) -> Settings:
+    """Settings with the sign-in keys of issue 19: ``[auth]`` and ``[tls] client_ca_file``."""
     return cast(Settings, SimpleNamespace(server=ServerSettings(hostname="mail.gateway.test"),
-                                          auth=SimpleNamespace(**auth)))
+                                          auth=SimpleNamespace(**auth),
+                                          tls=SimpleNamespace(client_ca_file=client_ca_file)))
 
 
 @pytest.mark.parametrize(("auth", "methods"), [
     ({"password_login": True, "oidc": None}, ["password-cleartext"]),
     ({"password_login": True, "oidc": SimpleNamespace(issuer="https://idp.test")}, ["OAuth2", "password-cleartext"]),
     ({"password_login": False, "oidc": SimpleNamespace(issuer="https://idp.test")}, ["OAuth2"]),
-    ({"password_login": False, "oidc": None}, ["TLS-certificate"]),
+    ({"password_login": False, "oidc": None, "client_ca_file": "ca.pem"}, ["TLS-certificate"]),
+    ({"password_login": True, "oidc": None, "client_ca_file": "ca.pem"}, ["password-cleartext", "TLS-certificate"]),
 ])
 def test_auth_methods_follow_the_configuration(auth: dict[str, Any], methods: list[str]) -> None:
     setup = client_config.setup_for(_settings(**auth), HOSTED)
