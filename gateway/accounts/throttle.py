@@ -151,18 +151,34 @@ class LoginThrottle:
 
     def succeeded(self, reservation: Reservation, now: float) -> None:
         """The secret was right: give the reservation back; the network becomes known."""
+        self._give_back(reservation, now, known=True)
+
+    def released(self, reservation: Reservation, now: float) -> None:
+        """Nothing was judged (an identity provider that cannot be asked, issue 19): give the
+        reservation back as if the attempt had not been made; the network does not become known.
+        An outage then never leaves professionals locked out once it is over."""
+        self._give_back(reservation, now, known=False)
+
+    def _give_back(self, reservation: Reservation, now: float, *, known: bool) -> None:
         if not reservation.allowed:
             return
         pair_key, net_key, acct_key = reservation.keys
         with self.db.write() as session:
             rows = self._rows(session, reservation.keys, now)
             pair, net, acct = rows[pair_key], rows[net_key], rows[acct_key]
-            pair.failures, pair.locked_until, pair.succeeded_at = 0, None, now
+            if known:
+                pair.failures, pair.succeeded_at = 0, now
+            else:
+                pair.failures = max(pair.failures - 1, 0)
+            if pair.locked_until is not None and pair.failures < self.config.lockout_after:
+                pair.locked_until = None  # this very attempt had set it
             net.failures = max(net.failures - 1, 0)
             if net.locked_until is not None and net.failures < self.config.ip_lockout_after:
                 net.locked_until = None  # this very attempt had set it
             if reservation.counted_account:
                 acct.failures = max(acct.failures - 1, 0)
+                if not known and acct.failures < self.config.account_slow_after:
+                    acct.next_allowed = None  # this very attempt had set it
 
     def _sweep(self, session: Session, now: float) -> None:
         """Forget counters whose window, lockout, spacing and known-network mark have all passed."""

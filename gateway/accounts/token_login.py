@@ -9,8 +9,10 @@ its personal mailbox or an organisational one granted to it; no authzid: its per
 Each judged attempt is audited like a password login (``<protocol>.login``, the reason and the
 mechanism, never the token). A refusal carries the error challenge the client is sent:
 RFC 7628 §3.2.2 JSON for OAUTHBEARER, Google's ``{"status":"401","schemes":"bearer",…}`` for
-XOAUTH2. An identity provider that cannot be asked is a temporary failure (the attempt still
-counts in the throttle, as any unverified one).
+XOAUTH2. An identity provider that cannot be asked is a temporary failure that judged nothing:
+the throttle's reservation is given back (:meth:`~gateway.accounts.throttle.LoginThrottle.released`),
+so an outage never leaves professionals locked out once it is over (tokens are not guessable
+secrets; refused tokens are what the throttle counts).
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class TokenLogin:
             metrics.login_failure(protocol, reason)
             await asyncio.to_thread(self._audit_refused, authzid, peer, protocol, mechanism, reason)
             if verified.temporary:
+                await asyncio.to_thread(self.throttle.released, attempt, time.time())
                 return TokenOutcome(False, reason, temporary=True)
             await asyncio.sleep(attempt.delay)
             return TokenOutcome(False, reason, challenge=self.challenge(mechanism, verified))

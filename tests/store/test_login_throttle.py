@@ -83,6 +83,24 @@ def test_success_gives_the_reservation_back(store: Store) -> None:
         node.succeeded(attempt, NOW + 5 + i)
 
 
+def test_an_unjudged_attempt_gives_the_reservation_back_without_knowing_the_network(store: Store) -> None:
+    """Issue 19: an identity provider that cannot be asked judged nothing; an outage must not
+    lock professionals out once it is over (nor make the network known)."""
+    node = LoginThrottle(store.db, CONFIG)
+    for i in range(20):  # well beyond the lockout (4) and the account ceiling (6)
+        attempt = node.reserve("dr@clinic.test", "192.0.2.1", NOW + i)
+        assert attempt.allowed and attempt.delay == 0.0
+        node.released(attempt, NOW + i)
+    with store.db.read() as session:
+        counters = {row.key: (row.failures, row.locked_until, row.succeeded_at)
+                    for row in session.query(LoginCounter).all()}
+    assert counters and all(value == (0, None, None) for value in counters.values())
+    refused = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 30)
+    node.released(refused, NOW + 30)  # a refused reservation holds nothing: a no-op
+    wrong = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 31)  # real failures still count
+    assert wrong.allowed and wrong.delay == 0.0
+
+
 def test_old_failures_fall_out_of_the_window(store: Store) -> None:
     node = LoginThrottle(store.db, CONFIG)
     for i in range(3):
