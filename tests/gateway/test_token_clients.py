@@ -3,7 +3,9 @@ mutt (Debian's package) with ``imap_authenticators="oauthbearer"`` (and ``xoauth
 ``imap_oauth_refresh_command`` that asks the running npm ``oidc-provider`` for a fresh token,
 over IMAPS and for submission; aioimaplib's ``xoauth2``; imaplib's XOAUTH2 after ``STARTTLS``
 on the plain IMAP port, where the token mechanisms are neither offered nor accepted before TLS
-(RFC 7628 §5: bearer tokens only over a protected channel).
+(RFC 7628 §5: bearer tokens only over a protected channel). Thunderbird's autoconfig document
+names the provider's endpoints (its ``oAuth2`` element) from the provider's own discovery
+document; a client that follows it gets a token that opens the mailbox.
 
 The refresh command is ``python -m tests.oidc.provider ISSUER CLIENT``: the client_credentials
 grant the other live tests use (tests/oidc/provider.py), run by the client itself. In CI a
@@ -18,6 +20,7 @@ import imaplib
 import os
 import secrets
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +29,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import defusedxml.ElementTree as DET
+import httpx
 import pytest
 from aioimaplib import aioimaplib
 from sqlalchemy import select
@@ -39,7 +44,7 @@ from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import HOSTED, PASSWORD, populate
 from tests.conftest import require
 from tests.imap_server.kit import MESSAGES, ImapEnv
-from tests.oidc.provider import AUDIENCE, PrivateProvider, missing, private_provider
+from tests.oidc.provider import AUDIENCE, CLIENTS, PrivateProvider, missing, private_provider
 
 ACTOR = Actor("tester", "cli", None)
 ALPHA = "899700000001"  # lps-dr-alpha's SubjectNameID (tests/oidc/provider.py)
@@ -253,3 +258,57 @@ def test_token_sign_in_after_starttls_only(site: ImapEnv, provider: PrivateProvi
     client.logout()
     after = _logins(site.live, "imap.login", pro)[len(before):]
     assert any('"xoauth2"' in d and '"auth.ok"' in d for d in after)
+
+
+def _thunderbird(live: LiveGateway, path: str, address: str) -> httpx.Response:
+    with httpx.Client(base_url=f"http://127.0.0.1:{live.port('http')}", timeout=30) as http:
+        return http.get(path, params={"emailaddress": address})
+
+
+@pytest.mark.parametrize("path", ["/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"])
+def test_thunderbird_autoconfig_names_the_provider(site: ImapEnv, provider: PrivateProvider, path: str) -> None:
+    """The ``oAuth2`` element, field by field against the provider's discovery document; its
+    ``tokenURL`` gives a client a token that opens the mailbox."""
+    response = _thunderbird(site.live, path, site.world.pro)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "public, max-age=300"
+    root = DET.fromstring(response.content)
+    assert [child.tag for child in root] == ["emailProvider", "oAuth2"]
+    with httpx.Client(timeout=30) as http:
+        discovery = http.get(f"{provider.issuer}/.well-known/openid-configuration").json()
+    element = root.find("oAuth2")
+    assert element is not None
+    oauth = {child.tag: child.text or "" for child in element}
+    assert oauth == {"issuer": "127.0.0.1", "scope": "openid mail",
+                     "authURL": discovery["authorization_endpoint"], "tokenURL": discovery["token_endpoint"]}
+    assert oauth["tokenURL"] == f"{provider.issuer}/token" and oauth["authURL"] == f"{provider.issuer}/auth"
+    for server in root.iter("incomingServer"):
+        assert [a.text for a in server.findall("authentication")] == ["OAuth2", "password-cleartext"]
+    # a client following the document: the token endpoint, the advertised scope, then IMAP
+    form = {"grant_type": "client_credentials", "scope": oauth["scope"]}
+    with httpx.Client(timeout=30) as http:
+        answer = http.post(oauth["tokenURL"], data=form, auth=("lps-dr-alpha", CLIENTS["lps-dr-alpha"][0]))
+    assert answer.status_code == 200, answer.text
+    box = imaplib.IMAP4_SSL("127.0.0.1", site.imaps_port, ssl_context=_context(site.live), timeout=30)
+    typ, _ = box.authenticate("XOAUTH2", lambda _: _xoauth2(site.world.pro, answer.json()["access_token"]))
+    assert typ == "OK"
+    box.logout()
+
+
+def test_thunderbird_autoconfig_without_discovery(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An issuer that cannot be reached: OAuth2 still named as a method (the servers take tokens),
+    the ``oAuth2`` element left out rather than guessed, and the answer not cached."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    oidc = (f'\n[auth.oidc]\nissuer = "http://127.0.0.1:{port}"\naudience = "{AUDIENCE}"\n'
+            'required_scope = "mail"\n')
+    world = populate(make_home(tmp_path_factory.mktemp("token-autoconfig") / "home", extra_config=oidc))
+    with live_gateway(world.home) as live:
+        for _ in range(2):  # the second within jwks_refresh_seconds: not asked again, same answer
+            response = _thunderbird(live, "/mail/config-v1.1.xml", world.pro)
+            assert response.status_code == 200, response.text
+            assert response.headers["cache-control"] == "no-store"
+            root = DET.fromstring(response.content)
+            assert root.find("oAuth2") is None
+            assert [a.text for a in root.iter("authentication")][:2] == ["OAuth2", "password-cleartext"]
