@@ -111,21 +111,28 @@ def _refresh_command(provider: PrivateProvider) -> str:
     return f"{sys.executable} -m tests.oidc.provider {provider.issuer} lps-dr-alpha"
 
 
-def _muttrc(env: ImapEnv, provider: PrivateProvider, tmp_path: Path, mechanism: str) -> Path:
+def _muttrc(env: ImapEnv, provider: PrivateProvider, tmp_path: Path, mechanism: str, tls: str) -> Path:
+    """``tls``: ``implicit`` (imaps://, smtps://) or ``starttls`` (imap://, smtp:// upgraded by
+    ``ssl_starttls``; ``ssl_force_tls`` refuses to go on in clear)."""
+    if tls == "implicit":
+        imap, smtp = f"imaps://localhost:{env.imaps_port}/", f"smtps://{env.world.pro}@localhost:{env.live.port('submissions')}/"
+    else:
+        imap, smtp = f"imap://localhost:{env.imap_port}/", f"smtp://{env.world.pro}@localhost:{env.live.port('submission')}/"
     muttrc = tmp_path / "muttrc"
     muttrc.write_text(f"""set imap_user = "{env.world.pro}"
 set imap_authenticators = "{mechanism}"
 set imap_oauth_refresh_command = "{_refresh_command(provider)}"
-set smtp_url = "smtps://{env.world.pro}@localhost:{env.live.port('submissions')}/"
+set smtp_url = "{smtp}"
 set smtp_authenticators = "{mechanism}"
 set smtp_oauth_refresh_command = "{_refresh_command(provider)}"
 set from = "{env.world.pro}"
 set use_from = yes
 set record = ""
-set folder = "imaps://localhost:{env.imaps_port}/"
+set folder = "{imap}"
 set spoolfile = "+INBOX"
 set ssl_ca_certificates_file = "{env.live.ca_file}"
 set ssl_force_tls = yes
+set ssl_starttls = yes
 set mbox_type = Maildir
 set confirmcreate = no
 set confirmappend = no
@@ -164,9 +171,12 @@ def test_mutt_supports_oauth() -> None:
     assert "imap_oauth_refresh_command=" in variables and "smtp_oauth_refresh_command=" in variables
 
 
-@pytest.mark.parametrize("mechanism", ["oauthbearer", "xoauth2"])
+MUTT_CASES = [("oauthbearer", "implicit"), ("xoauth2", "implicit"), ("oauthbearer", "starttls")]
+
+
+@pytest.mark.parametrize(("mechanism", "tls"), MUTT_CASES)
 def test_mutt_copies_mail_after_a_token_sign_in(site: ImapEnv, provider: PrivateProvider, tmp_path: Path,
-                                                mechanism: str) -> None:
+                                                mechanism: str, tls: str) -> None:
     """mutt, scripted under ``script`` with ``push``, signs in with the token its refresh command
     printed, tags every message, copies them to a Maildir and quits."""
     mutt, script = _program("mutt"), _program("script")
@@ -176,7 +186,7 @@ def test_mutt_copies_mail_after_a_token_sign_in(site: ImapEnv, provider: Private
     for raw in MESSAGES:
         env.deliver(pro, raw)
     target = tmp_path / "saved"
-    muttrc = _muttrc(env, provider, tmp_path, mechanism)
+    muttrc = _muttrc(env, provider, tmp_path, mechanism, tls)
     with muttrc.open("a") as rc:
         rc.write(f'push "<tag-pattern>~A<enter><tag-prefix><copy-message>{target}<enter><exit>"\n')
     _run([script, "-q", "-e", "-c", f"{mutt} -n -F {muttrc}", "/dev/null"], tmp_path)
@@ -189,15 +199,16 @@ def test_mutt_copies_mail_after_a_token_sign_in(site: ImapEnv, provider: Private
     assert any(f'"{mechanism}"' in d and '"auth.ok"' in d for d in details), details
 
 
-@pytest.mark.parametrize("mechanism", ["oauthbearer", "xoauth2"])
-def test_mutt_submits_with_a_token(site: ImapEnv, provider: PrivateProvider, tmp_path: Path, mechanism: str) -> None:
-    """mutt in batch mode (``-s``, the body on stdin) submits over implicit TLS (port 465 role)
+@pytest.mark.parametrize(("mechanism", "tls"), MUTT_CASES)
+def test_mutt_submits_with_a_token(site: ImapEnv, provider: PrivateProvider, tmp_path: Path, mechanism: str,
+                                   tls: str) -> None:
+    """mutt in batch mode (``-s``, the body on stdin) submits over implicit TLS (465) or STARTTLS (587)
     with the token of its ``smtp_oauth_refresh_command``; the colleague's INBOX receives it."""
     mutt = _program("mutt")
     env, colleague = site, site.world.colleague
     before = len(_logins(site.live, "smtp.login", env.world.pro))
     marker = f"token-submission-{secrets.token_hex(6)}"
-    muttrc = _muttrc(env, provider, tmp_path, mechanism)
+    muttrc = _muttrc(env, provider, tmp_path, mechanism, tls)
     _run([mutt, "-n", "-F", str(muttrc), "-s", f"Compte rendu {marker}", "--", colleague], tmp_path,
          stdin=f"Bonjour,\n{marker}\n".encode())
     deadline = time.monotonic() + 20
