@@ -20,6 +20,7 @@ import imaplib
 import os
 import secrets
 import shutil
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -323,3 +324,25 @@ def test_thunderbird_autoconfig_without_discovery(tmp_path_factory: pytest.TempP
             root = DET.fromstring(response.content)
             assert root.find("oAuth2") is None
             assert [a.text for a in root.iter("authentication")][:2] == ["OAuth2", "password-cleartext"]
+
+
+def test_submission_token_after_starttls_only(site: ImapEnv, provider: PrivateProvider) -> None:
+    """The same on submission (587): no token mechanism on the EHLO before STARTTLS, an AUTH
+    XOAUTH2 sent anyway is refused unread; after STARTTLS it is offered and accepted."""
+    pro = site.world.pro
+    token = provider.token()
+    before = _logins(site.live, "smtp.login", pro)
+    with smtplib.SMTP("127.0.0.1", site.live.port("submission"), timeout=30) as smtp:
+        smtp.ehlo("lps.test")
+        assert smtp.has_extn("starttls")
+        assert not {"OAUTHBEARER", "XOAUTH2"} & set(smtp.esmtp_features.get("auth", "").upper().split())
+        code, _ = smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(_xoauth2(pro, token)).decode())
+        assert code == 538, code  # RFC 4954 §6: encryption required for the mechanism
+        assert _logins(site.live, "smtp.login", pro) == before  # the token was not looked at
+        smtp.starttls(context=_context(site.live))
+        smtp.ehlo("lps.test")
+        assert {"OAUTHBEARER", "XOAUTH2"} <= set(smtp.esmtp_features["auth"].split())
+        code, _ = smtp.auth("XOAUTH2", lambda _=None: _xoauth2(pro, token).decode(), initial_response_ok=True)
+        assert code == 235
+    after = _logins(site.live, "smtp.login", pro)[len(before):]
+    assert any('"xoauth2"' in d and '"auth.ok"' in d for d in after)
