@@ -1,9 +1,10 @@
 """Real mail clients sign in with access tokens from the test identity provider (issue 19):
 mutt (Debian's package) with ``imap_authenticators="oauthbearer"`` (and ``xoauth2``) and an
 ``imap_oauth_refresh_command`` that asks the running npm ``oidc-provider`` for a fresh token,
-over IMAPS and for submission; aioimaplib's ``xoauth2``; imaplib's XOAUTH2 after ``STARTTLS``
-on the plain IMAP port, where the token mechanisms are neither offered nor accepted before TLS
-(RFC 7628 §5: bearer tokens only over a protected channel). Thunderbird's autoconfig document
+copying mail over IMAPS or STARTTLS and submitting (465 or 587) with ``smtp_oauth_refresh_command``;
+aioimaplib's ``xoauth2``; imaplib's XOAUTH2 and smtplib's after ``STARTTLS`` on the plain ports,
+where the token mechanisms are neither offered nor accepted before TLS (RFC 7628 §5: bearer
+tokens only over a protected channel). Thunderbird's autoconfig document
 names the provider's endpoints (its ``oAuth2`` element) from the provider's own discovery
 document; a client that follows it gets a token that opens the mailbox.
 
