@@ -340,7 +340,8 @@ class OidcSettings(_Section):
     leeway_seconds: int = Field(default=30, ge=0, le=300)
     """Clock skew tolerated on ``exp`` and ``nbf``."""
     jwks_refresh_seconds: int = Field(default=30, ge=0, le=3600)
-    """An unknown signing key (``kid``) fetches the JWKS again at most this often."""
+    """An unknown signing key (``kid``) fetches the JWKS again at most this often; after a failed
+    discovery the autoconfiguration asks again at most this often."""
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     """Timeout of each request to the provider (discovery, JWKS, introspection)."""
     session_grace_seconds: int = Field(default=3600, ge=0, le=86400)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 import urllib.error
 import urllib.parse
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.settings import check_provider_url
+
+log = logging.getLogger("gateway.oidc")
 
 MAX_RESPONSE_BYTES = 1_048_576
 """Largest provider response read (discovery, JWKS, introspection)."""
@@ -95,6 +98,8 @@ class ProviderClient:
         self._attempted_at: float | None = None
         self._failure: str | None = None
         self._lock = asyncio.Lock()
+        self._discovery_lock = asyncio.Lock()
+        self._discovery_attempted_at: float | None = None
         self.jwks_fetches = 0
         """How many times the JWKS was fetched (tests and metrics: the rate limit at work)."""
         self.requests = 0
@@ -124,6 +129,26 @@ class ProviderClient:
                 raise ProviderUnavailable(f"{self.discovery_url}: jwks_uri {exc}") from None
             self._metadata = meta
         return self._metadata
+
+    async def metadata_if_available(self) -> dict[str, Any] | None:
+        """The discovery document, or ``None`` when it cannot be had now. Cached after the first
+        success (as :meth:`metadata`); after a failure it is asked again at most once per
+        ``jwks_refresh_seconds``, so that callers that can do without it (the autoconfiguration
+        answers) never wait on an unreachable provider at every request."""
+        if self._metadata is not None:
+            return self._metadata
+        async with self._discovery_lock:
+            if self._metadata is not None:
+                return self._metadata
+            last = self._discovery_attempted_at
+            if last is not None and self._monotonic() - last < self.jwks_refresh_seconds:
+                return None
+            self._discovery_attempted_at = self._monotonic()
+            try:
+                return await self.metadata()
+            except ProviderUnavailable as exc:
+                log.warning("identity provider discovery unavailable: %s", exc)
+                return None
 
     async def _refresh(self) -> None:
         meta = await self.metadata()

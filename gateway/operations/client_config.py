@@ -11,13 +11,23 @@ Every answer names the same servers: IMAP on 993 (implicit TLS) and 143 (STARTTL
 on 465 (implicit TLS) and 587 (STARTTLS), implicit TLS first (RFC 8314 §5.1), all on
 ``server.client_hostname`` (``server.hostname`` when empty). Only hosted domains are answered.
 
+With ``[auth.oidc]``, Thunderbird's document also carries its ``oAuth2`` element (a sibling of
+``emailProvider``, as in Thunderbird's ISPDB: ``issuer`` the issuer's host name, ``scope``,
+``authURL``, ``tokenURL``), the two URLs taken from the issuer's discovery document
+(OpenID Connect Discovery 1.0 §3: ``authorization_endpoint``, ``token_endpoint``) that the token
+verifier caches. When that document cannot be had, or names unusable URLs, the element is left
+out rather than guessed (:func:`oauth2_endpoints`).
+
 Request XML is parsed with defusedxml: DTDs, entities and external references are refused
 (no entity expansion, no external fetch), and the body is bounded before it is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 import defusedxml.ElementTree as DET
@@ -25,7 +35,7 @@ from defusedxml import DefusedXmlException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.settings import Settings
+from gateway.settings import OidcSettings, Settings, check_provider_url
 from gateway.store.models import HostedDomain
 from routing.address import Address, InvalidAddress, normalise_domain, parse_address
 
@@ -63,6 +73,45 @@ SERVERS: tuple[Server, ...] = (
 
 
 @dataclass(frozen=True)
+class OAuth2Endpoints:
+    """Thunderbird's ``oAuth2`` element: where a client obtains its access token."""
+
+    issuer: str
+    """The issuer's host name (Thunderbird keys the stored tokens by it)."""
+    scope: str
+    """What the client asks for: ``openid`` (OpenID Connect Core §3.1.2.1: every OpenID request
+    names it) and ``[auth.oidc] required_scope``."""
+    auth_url: str
+    """The authorization endpoint (``authorization_endpoint``)."""
+    token_url: str
+    """The token endpoint (``token_endpoint``)."""
+
+
+def oauth2_endpoints(oidc: OidcSettings, discovery: Mapping[str, Any] | None) -> OAuth2Endpoints | None:
+    """The ``oAuth2`` element for ``oidc`` from the issuer's ``discovery`` document, or ``None``
+    when there is no document (the issuer unreachable) or it lacks either endpoint, or names one
+    that is not ``https://`` (``http://`` on loopback only, as the issuer itself): a client is
+    never sent to a URL made up here or to one that would carry credentials in clear."""
+    if discovery is None:
+        return None
+    urls = [discovery.get("authorization_endpoint"), discovery.get("token_endpoint")]
+    checked: list[str] = []
+    for url in urls:
+        if not isinstance(url, str) or not url.strip():
+            return None
+        try:
+            check_provider_url(url)
+        except ValueError:
+            return None
+        checked.append(url.strip())
+    host = urlsplit(oidc.issuer).hostname
+    if not host:
+        return None
+    scope = " ".join(dict.fromkeys(["openid", *oidc.required_scope.split()]))
+    return OAuth2Endpoints(issuer=host, scope=scope, auth_url=checked[0], token_url=checked[1])
+
+
+@dataclass(frozen=True)
 class ClientSetup:
     """What every client of ``domain`` is told."""
 
@@ -71,6 +120,8 @@ class ClientSetup:
     password: bool
     oauth2: bool
     certificate: bool = False
+    oauth2_endpoints: OAuth2Endpoints | None = None
+    """Thunderbird's ``oAuth2`` element; ``None``: left out (no issuer, or no discovery)."""
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
@@ -109,10 +160,14 @@ def hosted(session: Session, domain: str) -> str | None:
     return found
 
 
-def setup_for(settings: Settings, domain: str) -> ClientSetup:
+def setup_for(settings: Settings, domain: str, discovery: Mapping[str, Any] | None = None) -> ClientSetup:
+    """What clients of ``domain`` are told; ``discovery``: the issuer's discovery document when
+    it could be had (for Thunderbird's ``oAuth2`` element)."""
     password, oauth2 = _auth_choices(settings)
+    oidc = settings.auth.oidc
+    endpoints = oauth2_endpoints(oidc, discovery) if oauth2 and oidc is not None else None
     return ClientSetup(domain=domain, host=client_hostname(settings), password=password, oauth2=oauth2,
-                       certificate=settings.tls.client_ca_file is not None)
+                       certificate=settings.tls.client_ca_file is not None, oauth2_endpoints=endpoints)
 
 
 def domain_of_request(emailaddress: str | None, host_header: str | None) -> str | None:
@@ -161,6 +216,13 @@ def thunderbird_xml(setup: ClientSetup) -> bytes:
         _sub(element, "username", "%EMAILADDRESS%")
         for method in setup.auth_methods:
             _sub(element, "authentication", method)
+    oauth = setup.oauth2_endpoints
+    if oauth is not None:  # after emailProvider, as in Thunderbird's ISPDB
+        element = _sub(root, "oAuth2")
+        _sub(element, "issuer", oauth.issuer)
+        _sub(element, "scope", oauth.scope)
+        _sub(element, "authURL", oauth.auth_url)
+        _sub(element, "tokenURL", oauth.token_url)
     ET.indent(root)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document + b"\n"

@@ -34,7 +34,7 @@ def create_app(svc: Services, mail: MailRuntime) -> Starlette:
     routes.append(metrics_route(svc))
     routes.append(Route("/admin", admin.root_redirect))
     routes.append(Mount("/admin", routes=admin.routes(svc)))
-    routes.extend(autoconfig.routes(svc))  # before the patient inbox, mounted at "/"
+    routes.extend(autoconfig.routes(svc, mail))  # before the patient inbox, mounted at "/"
     routes.extend(patient.routes(svc, mail))
     # Every body within its route's limit, checked before it is read (gateway.web.forms).
     return Starlette(routes=routes, middleware=[Middleware(BodyLimit, default=svc.settings.web.max_form_bytes)])

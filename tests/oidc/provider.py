@@ -4,6 +4,9 @@ Installed by ``scripts/node-deps`` (``npm ci`` in tests/oidc). Keys are made her
 file the provider reads; :meth:`PrivateProvider.rotate` writes a new signing key (the old one
 still published) and sends ``SIGHUP``: the provider signs with the new key from then on, behind
 the same socket and issuer URL.
+
+``python -m tests.oidc.provider ISSUER [CLIENT]`` prints a fresh access token from a running
+instance: the OAuth refresh command a mail client runs (mutt, tests/gateway/test_token_clients.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -59,6 +63,28 @@ def private_jwk(kid: str, alg: str = "RS256") -> dict[str, Any]:
     return data
 
 
+def post(issuer: str, path: str, form: dict[str, str], basic: tuple[str, str],
+         headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """A form POST to the provider with HTTP Basic client authentication (RFC 6749 §2.3.1)."""
+    auth = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+    request = urllib.request.Request(issuer + path, data=urllib.parse.urlencode(form).encode(),  # noqa: S310
+                                     headers={"Authorization": f"Basic {auth}", **(headers or {})}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http on loopback)
+        body = response.read()
+    return json.loads(body) if body else {}
+
+
+def client_credentials_token(issuer: str, client: str = "lps-dr-alpha", *, scope: str | None = "openid mail",
+                             resource: str | None = None, headers: dict[str, str] | None = None) -> str:
+    """An access token from the client_credentials grant (RFC 6749 §4.4) of ``client``."""
+    form = {"grant_type": "client_credentials"}
+    if scope is not None:
+        form["scope"] = scope
+    if resource is not None:
+        form["resource"] = resource  # RFC 8707
+    return str(post(issuer, "/token", form, (client, CLIENTS[client][0]), headers)["access_token"])
+
+
 @dataclass
 class PrivateProvider:
     issuer: str
@@ -70,13 +96,8 @@ class PrivateProvider:
               resource: str | None = None, dpop: bool = False) -> str:
         """An access token from the client_credentials grant (RFC 6749 §4.4); with ``dpop``,
         bound to a key of the client's (RFC 9449: a sender-constrained token, not a bearer one)."""
-        form = {"grant_type": "client_credentials"}
-        if scope is not None:
-            form["scope"] = scope
-        if resource is not None:
-            form["resource"] = resource  # RFC 8707
         headers = {"DPoP": self._dpop_proof("/token")} if dpop else {}
-        return str(self.post("/token", form, (client, CLIENTS[client][0]), headers)["access_token"])
+        return client_credentials_token(self.issuer, client, scope=scope, resource=resource, headers=headers)
 
     def _dpop_proof(self, path: str) -> str:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -90,12 +111,7 @@ class PrivateProvider:
 
     def post(self, path: str, form: dict[str, str], basic: tuple[str, str],
              headers: dict[str, str] | None = None) -> dict[str, Any]:
-        auth = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
-        request = urllib.request.Request(self.issuer + path, data=urllib.parse.urlencode(form).encode(),  # noqa: S310
-                                         headers={"Authorization": f"Basic {auth}", **(headers or {})}, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http on loopback)
-            body = response.read()
-        return json.loads(body) if body else {}
+        return post(self.issuer, path, form, basic, headers)
 
     def rotate(self, alg: str = "RS256") -> str:
         """A new signing key first, the previous ones still published; returns its kid."""
@@ -149,3 +165,18 @@ def private_provider(tmp: Path, *, opaque: bool = False) -> Iterator[PrivateProv
             process.kill()
             process.wait()
         log.close()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.oidc.provider ISSUER [CLIENT]``: print a fresh access token of
+    ``CLIENT`` (default ``lps-dr-alpha``) from the running provider at ``ISSUER``; a mail
+    client's OAuth refresh command (mutt's ``imap_oauth_refresh_command``)."""
+    if len(argv) not in (1, 2) or argv[0].startswith("-"):
+        print("usage: python -m tests.oidc.provider ISSUER [CLIENT]", file=sys.stderr)
+        return 2
+    print(client_credentials_token(argv[0], *argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -378,3 +378,22 @@ def test_claims_rules() -> None:
     answer = check_claims(bare, config, now, introspected=True)  # RFC 7662: iss, exp optional
     assert isinstance(answer, Verified) and answer.expires_at is None
     assert check_claims({**bare, "iss": "https://evil.example"}, config, now, introspected=True) == Refused("issuer")
+
+
+async def test_discovery_for_autoconfiguration(provider: PrivateProvider) -> None:
+    """``metadata_if_available``: the discovery document, fetched once; ``None`` while the
+    provider is unreachable, asked again only after ``jwks_refresh_seconds``."""
+    client = ProviderClient(provider.issuer)
+    first = await client.metadata_if_available()
+    assert first is not None and first["issuer"] == provider.issuer
+    assert first["token_endpoint"].startswith(provider.issuer)
+    assert await client.metadata_if_available() is first and client.requests == 1
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    clock = Clock()
+    down = ProviderClient(f"http://127.0.0.1:{port}", jwks_refresh_seconds=30, monotonic=clock.monotonic)
+    assert await down.metadata_if_available() is None and down.requests == 1
+    assert await down.metadata_if_available() is None and down.requests == 1  # not asked again yet
+    clock.mono += 30
+    assert await down.metadata_if_available() is None and down.requests == 2

@@ -181,3 +181,56 @@ def test_client_hostname_setting() -> None:
     assert client_config.client_hostname(changed) == "mail.clinic.test"
     root = DET.fromstring(client_config.thunderbird_xml(client_config.setup_for(changed, HOSTED)))
     assert {s["hostname"] for s in _servers(root)} == {"mail.clinic.test"}
+
+
+ISSUER = "https://auth.idp.test/realms/sante"
+DISCOVERY = {"issuer": ISSUER, "authorization_endpoint": f"{ISSUER}/protocol/openid-connect/auth",
+             "token_endpoint": f"{ISSUER}/protocol/openid-connect/token"}
+
+
+def _oidc(required_scope: str = "mail") -> SimpleNamespace:
+    return SimpleNamespace(issuer=ISSUER, required_scope=required_scope)
+
+
+def test_thunderbird_oauth2_element_from_discovery() -> None:
+    """``oAuth2`` after ``emailProvider`` (Thunderbird's ISPDB layout): the issuer's host name,
+    ``openid`` and the required scope, the endpoints of the discovery document as given."""
+    settings = _settings(password_login=False, oidc=_oidc("scope_all"))
+    root = DET.fromstring(client_config.thunderbird_xml(client_config.setup_for(settings, HOSTED, DISCOVERY)))
+    assert [child.tag for child in root] == ["emailProvider", "oAuth2"]
+    oauth = root.find("oAuth2")
+    assert oauth is not None
+    assert {child.tag: child.text for child in oauth} == {
+        "issuer": "auth.idp.test", "scope": "openid scope_all",
+        "authURL": DISCOVERY["authorization_endpoint"], "tokenURL": DISCOVERY["token_endpoint"]}
+    assert all(s["auth"] == ["OAuth2"] for s in _servers(root))
+
+
+@pytest.mark.parametrize("discovery", [
+    None,  # the issuer could not be reached
+    {"issuer": ISSUER, "token_endpoint": DISCOVERY["token_endpoint"]},
+    {**DISCOVERY, "authorization_endpoint": ""},
+    {**DISCOVERY, "token_endpoint": ["https://auth.idp.test/token"]},
+    {**DISCOVERY, "token_endpoint": "http://auth.idp.test/token"},  # in clear over a network
+    {**DISCOVERY, "authorization_endpoint": "javascript:alert(1)"},
+])
+def test_thunderbird_oauth2_element_left_out_rather_than_guessed(discovery: dict[str, Any] | None) -> None:
+    settings = _settings(password_login=True, oidc=_oidc())
+    root = DET.fromstring(client_config.thunderbird_xml(client_config.setup_for(settings, HOSTED, discovery)))
+    assert root.find("oAuth2") is None
+    assert all(s["auth"] == ["OAuth2", "password-cleartext"] for s in _servers(root))  # tokens still accepted
+
+
+def test_oauth2_element_needs_an_issuer() -> None:
+    setup = client_config.setup_for(_settings(password_login=True, oidc=None), HOSTED, DISCOVERY)
+    assert setup.oauth2_endpoints is None
+    assert DET.fromstring(client_config.thunderbird_xml(setup)).find("oAuth2") is None
+
+
+def test_oauth2_scope_keeps_openid_once() -> None:
+    endpoints = client_config.oauth2_endpoints(cast(Any, _oidc("openid mail")), DISCOVERY)
+    assert endpoints is not None and endpoints.scope == "openid mail"
+    loopback = client_config.oauth2_endpoints(
+        cast(Any, SimpleNamespace(issuer="http://127.0.0.1:8080", required_scope="mail")),
+        {"authorization_endpoint": "http://127.0.0.1:8080/auth", "token_endpoint": "http://127.0.0.1:8080/token"})
+    assert loopback is not None and loopback.issuer == "127.0.0.1"
