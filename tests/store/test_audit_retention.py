@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from gateway.store import audit, audit_export, audit_retention
+from gateway.store.audit_checkpoints import checkpoint_hash
 from gateway.store.audit_retention import RetentionError, RetentionPolicy, plan, prune
 from gateway.store.db import Database
 from gateway.store.models import AuditCheckpoint, AuditEntry
@@ -193,7 +194,7 @@ def test_crash_while_writing_the_file_leaves_no_file_and_no_change(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fill(store.db, 5, OLD)
     policy = _policy(tmp_path)
-    written = []
+    written: list[dict[str, object]] = []
 
     def encode_then_crash(row: dict[str, object]) -> bytes:
         if len(written) == 3:
@@ -269,7 +270,7 @@ def test_a_forged_checkpoint_does_not_match_the_prune_entry(store: Store, tmp_pa
         ck = s.get(AuditCheckpoint, batch.checkpoint)
         assert ck is not None
         ck.export_sha256 = _sha("a file that was never written")
-        ck.hash = audit_retention.checkpoint_hash(GENESIS, ck)
+        ck.hash = checkpoint_hash(GENESIS, ck)
     report = _verify(store.db)
     assert not report.ok and report.problem == f"prune entry does not match checkpoint #{batch.checkpoint}"
 
