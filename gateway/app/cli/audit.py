@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.app.cli.common import Leaf, Node, UserError, emit_json, services
+from gateway.app.cli.jobs import parse_now
 from gateway.operations import audit_trail
 from gateway.operations.common import cli_actor
 from gateway.store.audit_retention import RetentionError, RetentionPolicy, plan, prune
@@ -31,6 +32,7 @@ def register(aud: Node, leaf: Leaf) -> None:
                            "them behind a checkpoint (gateway serve also runs this as the audit-retention job)",
              cmd_audit_prune)
     p.add_argument("--dry-run", action="store_true", help="say what would be exported and pruned; change nothing")
+    p.add_argument("--now", metavar="ISO-8601", help="run as if it were this time (UTC if no zone; for tests)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -72,7 +74,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_prune(args: argparse.Namespace) -> int:
-    now = datetime.now(UTC)
+    now = parse_now(args.now)
     with services(args) as svc:
         policy = RetentionPolicy(svc.settings.audit.retention_days, svc.settings.audit_export_dir,
                                  svc.settings.audit.prune_batch_size)

@@ -29,7 +29,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _now(value: str | None) -> datetime:
+def parse_now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
@@ -42,7 +42,7 @@ def _now(value: str | None) -> datetime:
 def cmd_jobs_run(args: argparse.Namespace) -> int:
     if args.name is not None and args.name not in names():
         raise UserError(f"unknown job {args.name!r} (one of: {', '.join(names())})")
-    now = _now(args.now)
+    now = parse_now(args.now)
     chosen = [args.name] if args.name else names()
     rows = []
     with services(args) as svc:
