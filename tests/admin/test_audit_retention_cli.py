@@ -13,9 +13,12 @@ from sqlalchemy import func, select
 
 from gateway.accounts.jobs import RETENTION, run_periodically
 from gateway.accounts.patients import by_ins
+from gateway.operations import audit_trail
+from gateway.operations.common import cli_actor
 from gateway.store import audit
 from gateway.store.models import AuditCheckpoint, AuditEntry
 from gateway.testing.world import World
+from gateway.web.admin.context import AdminContext
 from gateway.web.patient import history
 from tests.admin.conftest import cli, opened
 
@@ -164,3 +167,18 @@ def test_jobs_run_audit_retention(world: World) -> None:
     assert code == 0, err
     [row] = json.loads(out)
     assert row["ran"] and row["counts"]["batches"] == 1 and row["counts"]["pruned"] > 0
+
+
+def test_the_console_says_where_the_verified_trail_starts(world: World) -> None:
+    _seed(world)
+    assert cli(world.home, "audit", "prune", "--now", LATER.isoformat())[0] == 0
+    with opened(world.home) as svc:
+        verified = audit_trail.verify(svc.db, cli_actor())
+        ctx = AdminContext(svc)
+        html = ctx.env.get_template("audit.html").render(
+            base="", who=None, csrf="", path="/admin/audit", rows=[], query={}, error=None, verified=verified,
+            export="")
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert (f"Chaîne intacte : 1 entrées vérifiées depuis l'entrée n° {verified['start_id']} ; 12 entrées "
+            f"antérieures (jusqu'au {verified['pruned_until']}) exportées puis purgées derrière 1 point(s) "
+            "de contrôle.") in text
