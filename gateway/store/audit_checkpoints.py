@@ -66,6 +66,12 @@ def done_checkpoints(session: Session) -> list[AuditCheckpoint]:
                                 .order_by(AuditCheckpoint.id)).scalars())
 
 
+def last_pruned_at(session: Session) -> datetime | None:
+    """The last pruned entry's time (None: nothing pruned): what a history shown from the trail lacks."""
+    return session.execute(select(AuditCheckpoint.last_at).where(AuditCheckpoint.status == "done")
+                           .order_by(AuditCheckpoint.id.desc()).limit(1)).scalar()
+
+
 def anchor(session: Session) -> Anchor:
     """Walk the done checkpoints (a handful: one per pruned batch) and return the anchor."""
     prev_ck, prev_last, after, pruned = GENESIS, GENESIS, 0, 0
