@@ -20,7 +20,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,8 +141,22 @@ class ChainWalk:
                        sha256)
 
 
-def write_atomically(folder: Path, name: str, lines: Iterable[bytes]) -> str:
-    """Write ``folder/name`` (mode 0600) through a temporary file, fsync, rename; return the SHA-256."""
+def _sha256_of(path: Path) -> str | None:
+    try:
+        with path.open("rb") as src:
+            return hashlib.file_digest(src, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def write_atomically(folder: Path, name: str, lines: Iterable[bytes],
+                     check: Callable[[str], object] | None = None) -> str:
+    """Write ``folder/name`` (mode 0600) through a temporary file, fsync, rename; return the SHA-256.
+
+    ``check(sha256)`` runs before the rename (an exception leaves no file). A file already
+    there with other bytes is never replaced (it may be the only copy of entries since
+    changed): ``ExportError``. The same bytes (a crashed run's file): replaced, a no-op.
+    """
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     final = folder / name
     temp = folder / f".{name}.{os.getpid()}.tmp"
@@ -156,6 +170,12 @@ def write_atomically(folder: Path, name: str, lines: Iterable[bytes]) -> str:
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, 0o600)  # an existing temporary file of a crashed run keeps its mode otherwise
+        sha = digest.hexdigest()
+        if check is not None:
+            check(sha)
+        there = _sha256_of(final)
+        if there is not None and there != sha:
+            raise ExportError(f"{final} already exists with other contents; it is left as it is")
         os.replace(temp, final)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -165,7 +185,7 @@ def write_atomically(folder: Path, name: str, lines: Iterable[bytes]) -> str:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return digest.hexdigest()
+    return sha
 
 
 def read_file(path: Path) -> ExportSummary:

@@ -191,10 +191,9 @@ def _export(db: Database, policy: RetentionPolicy, claim: _Claim) -> ExportSumma
     for stale in policy.export_dir.glob(f".{claim.name}.*.tmp"):  # a crashed run's temporary file
         stale.unlink(missing_ok=True)
     try:
-        sha = write_atomically(policy.export_dir, claim.name, lines())
+        sha = write_atomically(policy.export_dir, claim.name, lines(), check=walk.summary)
         return walk.summary(sha)
     except ExportError as exc:
-        (policy.export_dir / claim.name).unlink(missing_ok=True)
         raise RetentionError(f"audit entries #{claim.first_id}-#{claim.last_id}: {exc}; nothing pruned") from None
     except OSError as exc:
         raise RetentionError(f"{policy.export_dir}: cannot write the export ({exc.strerror or exc}); "

@@ -314,3 +314,26 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_an_earlier_export_is_never_overwritten_with_other_bytes(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a crash, the range's rows change (tampering): the next run refuses, the first file stays."""
+    _fill(store.db, 4, OLD)
+    policy = _policy(tmp_path)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(audit_retention, "_finish", crash)
+    with pytest.raises(OSError):
+        prune(store.db, policy, NOW, actor="system:jobs")
+    monkeypatch.undo()
+    [exported] = (tmp_path / "archive").iterdir()
+    first_bytes = exported.read_bytes()
+    with store.db.write() as s:  # the last entry removed: the chain of the rest is intact
+        s.execute(delete(AuditEntry).where(AuditEntry.id == s.execute(select(func.max(AuditEntry.id))).scalar_one()))
+    with pytest.raises(RetentionError, match="already exists with other contents"):
+        prune(store.db, policy, NOW, actor="system:jobs")
+    assert exported.read_bytes() == first_bytes and _count(store.db) == 3
+    assert [p.name for p in (tmp_path / "archive").iterdir()] == [exported.name]
