@@ -295,6 +295,30 @@ class JobSettings(_Section):
     pro_disable_after_warning_days: int = Field(default=30, ge=1, le=365)
 
 
+class AuditSettings(_Section):
+    """Audit retention (``gateway/store/audit_retention.py``): old entries exported, then pruned."""
+
+    retention_days: int = Field(default=400, ge=0, le=36500)
+    """Entries older than this are exported to ``export_dir`` and pruned behind a checkpoint
+    (``gateway audit prune``, and the ``audit-retention`` job). At least 365: the patient's
+    access history covers 12 months (MSSanté asks for 6 of functional traces). 0 keeps
+    every entry."""
+    export_dir: Path = Path("audit-archive")
+    """Folder of the export files (JSON Lines, mode 0600), relative to the config file's folder."""
+    prune_batch_size: int = Field(default=10000, ge=100, le=1_000_000)
+    """Entries per export file and per delete transaction."""
+    prune_batches_per_run: int = Field(default=10, ge=1, le=10000)
+    """At most this many batches each time ``gateway serve`` runs the job (the next run goes on)."""
+
+    @field_validator("retention_days")
+    @classmethod
+    def _keeps_a_year(cls, value: int) -> int:
+        if 0 < value < 365:
+            raise ValueError("must be at least 365 (the patient's access history covers 12 months), or 0 "
+                             "to keep every entry")
+        return value
+
+
 class WebSettings(_Section):
     """The patient web inbox (issue 5): sessions, login throttling, reply attachments."""
 
@@ -454,6 +478,7 @@ class Settings(_Section):
     patients: PatientSettings = PatientSettings()
     queue: QueueSettings = QueueSettings()
     jobs: JobSettings = JobSettings()
+    audit: AuditSettings = AuditSettings()
     web: WebSettings = WebSettings()
     auth: AuthSettings = AuthSettings()
     admin: AdminSettings = AdminSettings()
@@ -479,6 +504,10 @@ class Settings(_Section):
             if rest and rest != ":memory:":
                 return prefix + str((self.base_dir / rest).resolve())
         return url
+
+    @property
+    def audit_export_dir(self) -> Path:
+        return self.path(self.audit.export_dir)
 
     @property
     def master_key_path(self) -> Path:

@@ -6,6 +6,11 @@ and runs in one write transaction with one audit entry of counts (actor
 ``pg_try_advisory_xact_lock`` per job means that across a cluster one process runs a
 job while the others skip it; on SQLite write transactions are ``BEGIN IMMEDIATE``
 and so already serialised. A second run at the same ``now`` finds nothing to do.
+
+``audit-retention`` is the one job that is not a single transaction: it writes export
+files between its transactions (``gateway/store/audit_retention.py``), so it holds a lease
+row instead of a lock, audits itself (``audit.pruned``, one per batch) and is run by
+``run_retention``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,8 +28,9 @@ from sqlalchemy.orm import Session
 from gateway import metrics
 from gateway.accounts.purge import purge_patient
 from gateway.mailstore.chunks import remove_orphans
-from gateway.settings import JobSettings, PatientSettings
+from gateway.settings import JobSettings, PatientSettings, Settings
 from gateway.store import audit
+from gateway.store.audit_retention import RetentionError, RetentionPolicy, prune
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient, ProAccount, QueueEntry
@@ -41,6 +47,15 @@ log = logging.getLogger("gateway.jobs")
 class JobConfig:
     patients: PatientSettings
     jobs: JobSettings
+    retention: RetentionPolicy | None = None  # None: the audit-retention job does nothing
+    retention_batches_per_run: int = 10
+
+
+def job_config(settings: Settings) -> JobConfig:
+    """Every job's settings, the retention policy's folder resolved against the config file's."""
+    policy = RetentionPolicy(settings.audit.retention_days, settings.audit_export_dir,
+                             settings.audit.prune_batch_size)
+    return JobConfig(settings.patients, settings.jobs, policy, settings.audit.prune_batches_per_run)
 
 
 JobFn = Callable[[Session, KeyService, JobConfig, datetime], dict[str, int]]
@@ -139,14 +154,40 @@ JOBS: dict[str, tuple[str, JobFn]] = {
 }
 
 
+RETENTION = "audit-retention"
+RETENTION_DOES = "export audit entries older than audit.retention_days, then prune them behind a checkpoint"
+
+
+def names() -> list[str]:
+    """Every job, in the order ``gateway serve`` runs them."""
+    return [*JOBS, RETENTION]
+
+
+def describe() -> dict[str, str]:
+    return {**{name: does for name, (does, _) in JOBS.items()}, RETENTION: RETENTION_DOES}
+
+
 @dataclass(frozen=True)
 class JobResult:
     name: str
     ran: bool  # False: another process holds this job's lock
-    counts: dict[str, int]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def run_retention(db: Database, cfg: JobConfig, now: datetime, *, max_batches: int | None = None) -> JobResult:
+    """The ``audit-retention`` job: at most ``max_batches`` batches (default: the configured per-run cap)."""
+    if cfg.retention is None or cfg.retention.days == 0:
+        metrics.job_run(RETENTION, "ran")
+        return JobResult(RETENTION, True, {"pruned": 0, "batches": 0})
+    result = prune(db, cfg.retention, now, actor=ACTOR,
+                   max_batches=max_batches if max_batches is not None else cfg.retention_batches_per_run)
+    metrics.job_run(RETENTION, "ran" if result.ran else "skipped")
+    return JobResult(RETENTION, result.ran, {"pruned": result.pruned, "batches": len(result.batches)})
 
 
 def run_job(db: Database, keys: KeyService, cfg: JobConfig, name: str, now: datetime) -> JobResult:
+    if name == RETENTION:
+        return run_retention(db, cfg, now)
     if name not in JOBS:
         raise KeyError(name)
     _, fn = JOBS[name]
@@ -164,23 +205,32 @@ def run_job(db: Database, keys: KeyService, cfg: JobConfig, name: str, now: date
 
 
 def run_all(db: Database, keys: KeyService, cfg: JobConfig, now: datetime) -> list[JobResult]:
-    return [run_job(db, keys, cfg, name, now) for name in JOBS]
+    return [run_job(db, keys, cfg, name, now) for name in names()]
 
 
-async def run_periodically(services: Services, interval: float | None = None) -> None:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_periodically(services: Services, interval: float | None = None,
+                           clock: Callable[[], datetime] = _utcnow) -> None:
     """Run every job every ``interval`` seconds (default ``jobs.interval_seconds``) until cancelled.
 
     Jobs run in a worker thread so the event loop (SMTP, IMAP, web) never waits on them;
-    a failing job is logged and retried at the next period.
+    a failing job is logged and retried at the next period. ``clock``: the time each job
+    is run at (tests inject one).
     """
-    cfg = JobConfig(services.settings.patients, services.settings.jobs)
+    cfg = job_config(services.settings)
     period = interval if interval is not None else services.settings.jobs.interval_seconds
     while True:
-        for name in JOBS:
+        for name in names():
             try:
-                result = await asyncio.to_thread(run_job, services.db, services.keys, cfg, name, datetime.now(UTC))
+                result = await asyncio.to_thread(run_job, services.db, services.keys, cfg, name, clock())
                 if result.ran and any(result.counts.values()):
                     log.info("job done", extra={"job": name, "counts": result.counts})
+            except RetentionError as exc:
+                metrics.job_run(name, "failed")
+                log.error("job failed", extra={"job": name, "problem": str(exc)})
             except Exception:
                 metrics.job_run(name, "failed")
                 log.exception("job failed", extra={"job": name})

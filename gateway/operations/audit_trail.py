@@ -3,6 +3,8 @@
 Search filters: actor (exact, or prefix with a trailing ``*``), action (same), subject
 (``patient:<id>``, ``domain:<name>``..., or an INS, translated to its patient),
 date range. Exports stream in id order by batches and are themselves audited.
+Verification walks the trail from its retention anchor (pruned entries: their checkpoint)
+and checks retention export files against their checkpoints.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -20,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import by_ins
 from gateway.operations.common import Actor, integer, iso, text, when
-from gateway.store import audit
+from gateway.store import audit, audit_export
 from gateway.store.db import Database
 from gateway.store.models import AuditEntry
 from routing.ins import InvalidINS, normalise_ins
@@ -142,12 +145,36 @@ def csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def verify(db: Database, actor: Actor) -> dict[str, Any]:
+def report_dict(report: audit.ChainReport) -> dict[str, Any]:
+    return {"ok": report.ok, "entries": report.entries, "first_bad_id": report.first_bad_id,
+            "problem": report.problem, "start_id": report.start_id, "checkpoints": report.checkpoints,
+            "pruned": report.pruned, "pruned_until": iso(report.pruned_until),
+            "prune_pending": report.prune_pending, "bad_checkpoint": report.bad_checkpoint}
+
+
+def check_export(session: Session, path: Path) -> dict[str, Any]:
+    """An export file of pruned entries against its checkpoint (``audit_export``)."""
+    try:
+        summary = audit_export.read_file(path)
+        ck = audit_export.match_checkpoint(session, summary)
+    except audit_export.ExportError as exc:
+        return {"file": str(path), "ok": False, "problem": str(exc)}
+    return {"file": str(path), "ok": True, "entries": summary.entries, "first_id": summary.first_id,
+            "last_id": summary.last_id, "checkpoint": ck.id, "pruned_at": iso(ck.pruned_at),
+            "sha256": summary.sha256}
+
+
+def verify(db: Database, actor: Actor, exports: Sequence[Path] = ()) -> dict[str, Any]:
+    """The chain (from its retention anchor), and each export file given against its checkpoint."""
     with db.read() as session:
         report = audit.verify(session)
-    result = {"ok": report.ok, "entries": report.entries, "first_bad_id": report.first_bad_id,
-              "problem": report.problem}
+        files = [check_export(session, path) for path in exports]
+    result = report_dict(report)
+    details: dict[str, Any] = {"ok": report.ok, "entries": report.entries, "via": actor.via}
+    if exports:
+        result["exports"] = files
+        details["exports"] = {"checked": len(files), "ok": sum(1 for f in files if f["ok"])}
     with db.write() as session:
         audit.record(session, actor=actor.audit_actor, action="admin.audit.verify", peer=actor.peer,
-                     details={"ok": report.ok, "entries": report.entries, "via": actor.via})
+                     details=details)
     return result

@@ -4,6 +4,10 @@ Each entry's hash is SHA-256 over the previous entry's hash and the entry's cano
 JSON, so editing, deleting or reordering rows breaks the chain; ``prev_hash`` is
 unique, so two writers can never fork it. Appends are serialised: SQLite write
 transactions are ``BEGIN IMMEDIATE``; on PostgreSQL a transaction-scoped advisory lock.
+
+Retention prunes the oldest entries behind a checkpoint (``audit_checkpoints.py``): the
+first remaining entry then follows the last checkpoint's ``last_hash`` instead of the
+genesis hash, and ``verify`` says where the remaining trail starts.
 """
 
 from __future__ import annotations
@@ -11,17 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store.models import AuditEntry
+from gateway.store.audit_checkpoints import GENESIS, anchor
+from gateway.store.models import AuditCheckpoint, AuditEntry
 from gateway.store.raw import RawStatement, dialect_name
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "ChainReport", "entries_about", "entry_hash", "record", "row_hash", "verify"]
 AUDIT_LOCK_ID = 0x4155444954  # "AUDIT"
 
 
@@ -43,6 +48,11 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_re
     digest = hashlib.sha256(prev_hash.encode("ascii"))
     digest.update(_canonical(at, actor, action, subject_ref, peer, details))
     return digest.hexdigest()
+
+
+def row_hash(prev_hash: str, row: AuditEntry) -> str:
+    """The hash a stored row must carry after ``prev_hash`` (``verify``, and export files)."""
+    return entry_hash(prev_hash, row.at, row.actor, row.action, row.subject_ref, row.peer, row.details)
 
 
 _A = AuditEntry.__table__.c
@@ -113,26 +123,65 @@ class ChainReport:
     entries: int
     first_bad_id: int | None = None
     problem: str | None = None
+    start_id: int | None = None  # the first remaining entry
+    checkpoints: int = 0  # retention checkpoints (pruned batches)
+    pruned: int = 0  # entries pruned behind them
+    pruned_until: datetime | None = None  # the last pruned entry's time
+    prune_pending: bool = False  # a prune is under way
+    bad_checkpoint: int | None = None
+
+
+PRUNED_ACTION = "audit.pruned"  # the entry a prune appends, naming its checkpoint
+
+
+def _pruned_entry_problem(row: AuditEntry, checkpoints: dict[int, AuditCheckpoint]) -> str | None:
+    """An ``audit.pruned`` entry must name a done checkpoint with the same chain end and file."""
+    try:
+        details = json.loads(row.details)
+        ck = checkpoints.get(int(details["checkpoint"]))
+    except (ValueError, KeyError, TypeError):
+        return "prune entry names no checkpoint"
+    if ck is None:
+        return "prune entry names a checkpoint that does not exist"
+    if (details.get("last_hash"), details.get("export_sha256")) != (ck.last_hash, ck.export_sha256):
+        return f"prune entry does not match checkpoint #{ck.id}"
+    return None
+
+
+def _broken(base: ChainReport, count: int, row_id: int, problem: str) -> ChainReport:
+    return replace(base, ok=False, entries=count, first_bad_id=row_id, problem=problem)
 
 
 def verify(session: Session, *, batch: int = 5000) -> ChainReport:
-    """Walk the whole trail in id order and recompute every link."""
-    prev = GENESIS
+    """Check the retention checkpoints, then walk the remaining trail in id order from their anchor."""
+    start = anchor(session)
+    base = ChainReport(True, 0, checkpoints=start.checkpoints, pruned=start.pruned,
+                       pruned_until=start.pruned_until, prune_pending=start.pending)
+    if not start.ok:
+        return replace(base, ok=False, problem=start.problem, bad_checkpoint=start.bad_checkpoint)
+    checkpoints = {ck.id: ck for ck in session.execute(select(AuditCheckpoint)).scalars()}
+    prev = start.prev_hash
     count = 0
     last_id = 0
+    first_id: int | None = None
     while True:
         rows = session.execute(
             select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
         ).scalars().all()
         if not rows:
-            return ChainReport(True, count)
+            return replace(base, entries=count, start_id=first_id)
         for row in rows:
+            if first_id is None:
+                first_id = row.id
+                if row.id <= start.after_id:
+                    return _broken(base, count, row.id, "entry inside a pruned range")
             if row.prev_hash != prev:
-                return ChainReport(False, count, row.id, "entry does not follow the previous one")
-            expected = entry_hash(prev, row.at,
-                                  row.actor, row.action, row.subject_ref, row.peer, row.details)
-            if expected != row.hash:
-                return ChainReport(False, count, row.id, "entry was modified")
+                return _broken(base, count, row.id, "entry does not follow the previous one")
+            if row_hash(prev, row) != row.hash:
+                return _broken(base, count, row.id, "entry was modified")
+            problem = _pruned_entry_problem(row, checkpoints) if row.action == PRUNED_ACTION else None
+            if problem is not None:
+                return _broken(base, count, row.id, problem)
             prev = row.hash
             count += 1
             last_id = row.id

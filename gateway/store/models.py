@@ -388,6 +388,35 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditCheckpoint(Base):
+    """A range of audit entries exported to a file and pruned (``gateway/store/audit_retention.py``).
+
+    ``pending`` while its export is being written (``lease_owner`` / ``lease_until``: the one
+    process doing it); ``done`` once the entries are deleted, in the same transaction. A done
+    checkpoint records the pruned chain's ends (``first_prev_hash`` .. ``last_hash``), the
+    count and the export file's SHA-256, and is itself chained (``prev_hash`` / ``hash``):
+    the first remaining entry's ``prev_hash`` is the last checkpoint's ``last_hash``.
+    """
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    export_name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    entries: Mapped[int | None] = mapped_column(BigInteger)
+    first_prev_hash: Mapped[str | None] = mapped_column(String(64))
+    last_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    export_sha256: Mapped[str | None] = mapped_column(String(64))
+    pruned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    prev_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # the previous checkpoint's hash
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
 class _ConsoleAccount:
     """The columns of an account that logs in to the console: password (argon2) + TOTP (sealed).
 

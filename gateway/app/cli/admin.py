@@ -1,4 +1,5 @@
-"""``gateway init``, ``db``, ``pro``, ``patient`` and ``audit`` commands (``keys``: :mod:`gateway.app.cli.keys`)."""
+"""``gateway init``, ``db``, ``pro``, ``patient`` and ``audit`` commands (``keys``: :mod:`gateway.app.cli.keys`;
+``audit``: :mod:`gateway.app.cli.audit`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.app.cli import identities, imports, mediators, patients, pros
+from gateway.app.cli import audit, identities, imports, mediators, patients, pros
 from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services, translate_errors
 from gateway.app.config import load_settings
 from gateway.app.context import DEFAULT_HOME, init_home
 from gateway.app.tryit import gateway_command
-from gateway.operations import audit_trail, people
+from gateway.operations import people
 from gateway.operations.common import cli_actor
 from gateway.store import migrate
 from gateway.store.opening import display_url
@@ -57,9 +58,7 @@ def register(node: Node, leaf: Leaf) -> None:
     mediators.register_patient(patient, leaf)
     patients.register(patient, leaf)
 
-    aud = node("audit", "the audit trail")
-    leaf(aud, "verify", "check the audit trail's hash chain (the check itself is audited, as in the console)",
-         cmd_audit_verify)
+    audit.register(node("audit", "the audit trail: verification, retention"), leaf)
 
 
 def register_init(sub: Any, leaf: Leaf) -> None:
@@ -139,14 +138,3 @@ def cmd_patient_show(args: argparse.Namespace) -> int:
         peer = f"  {entry['peer']}" if entry["peer"] else ""
         print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}")
     return 0
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    with services(args) as svc:
-        report = audit_trail.verify(svc.db, cli_actor())
-    if report["ok"]:
-        print(f"audit trail intact: {report['entries']} entries")
-        return 0
-    print(f"audit trail BROKEN at entry #{report['first_bad_id']}: {report['problem']} "
-          f"({report['entries']} entries verified before it)", file=sys.stderr)
-    return 1

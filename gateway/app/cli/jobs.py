@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from gateway.accounts.jobs import JOBS, JobConfig, run_job
+from gateway.accounts.jobs import describe, job_config, names, run_job
 from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services
+from gateway.store.audit_retention import RetentionError
 
 
 def register(node: Node, leaf: Leaf) -> None:
@@ -20,7 +21,7 @@ def register(node: Node, leaf: Leaf) -> None:
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    rows = [{"job": name, "does": description} for name, (description, _) in JOBS.items()]
+    rows = [{"job": name, "does": description} for name, description in describe().items()]
     if args.json:
         emit_json(rows)
     else:
@@ -28,7 +29,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _now(value: str | None) -> datetime:
+def parse_now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
@@ -39,15 +40,18 @@ def _now(value: str | None) -> datetime:
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> int:
-    if args.name is not None and args.name not in JOBS:
-        raise UserError(f"unknown job {args.name!r} (one of: {', '.join(JOBS)})")
-    now = _now(args.now)
-    names = [args.name] if args.name else list(JOBS)
+    if args.name is not None and args.name not in names():
+        raise UserError(f"unknown job {args.name!r} (one of: {', '.join(names())})")
+    now = parse_now(args.now)
+    chosen = [args.name] if args.name else names()
     rows = []
     with services(args) as svc:
-        cfg = JobConfig(svc.settings.patients, svc.settings.jobs)
-        for name in names:
-            result = run_job(svc.db, svc.keys, cfg, name, now)
+        cfg = job_config(svc.settings)
+        for name in chosen:
+            try:
+                result = run_job(svc.db, svc.keys, cfg, name, now)
+            except RetentionError as exc:
+                raise UserError(str(exc)) from None
             counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
             rows.append({"job": name, "ran": result.ran, "counts": result.counts,
                          "result": counts if result.ran else "skipped (running elsewhere)"})

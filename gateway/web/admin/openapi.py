@@ -183,7 +183,10 @@ SCHEMAS: dict[str, Any] = {
         "id": INT, "at": STR, "actor": STR, "action": STR, "subject": NSTR, "peer": NSTR, "details": {},
         "hash": STR}},
     "ChainReport": {"type": "object", "properties": {
-        "ok": BOOL, "entries": INT, "first_bad_id": {"type": "integer", "nullable": True}, "problem": NSTR}},
+        "ok": BOOL, "entries": INT, "first_bad_id": {"type": "integer", "nullable": True}, "problem": NSTR,
+        "start_id": {"type": "integer", "nullable": True}, "checkpoints": INT, "pruned": INT,
+        "pruned_until": {"type": "string", "format": "date-time", "nullable": True}, "prune_pending": BOOL,
+        "bad_checkpoint": {"type": "integer", "nullable": True}}},
     "Stats": {"type": "object", "additionalProperties": True, "properties": {
         "mailboxes_created": INT, "opposition_rate": {"type": "number"}, "activation_rate": {"type": "number"},
         "active_users_30d": INT, "messages_30d": INT, "documents_30d": INT, "by_state": OBJ, "series": OBJ}},

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gateway.store import audit
+from gateway.store.audit_checkpoints import last_pruned_at
 from gateway.store.models import AuditEntry
 
 PAGE = 100
@@ -127,6 +128,11 @@ def describe_recovery(entry: AuditEntry) -> str | None:
         reason = RECOVERY_REFUSED.get(str(_details(entry).get("reason")), "aucun code envoyé")
         return f"Demande de nouveau code (« Mot de passe oublié ») : {reason}"
     return None
+
+
+def archived_until(session: Session) -> datetime | None:
+    """The time of the last entry pruned by audit retention (older accesses are in export files)."""
+    return last_pruned_at(session)
 
 
 def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[HistoryEntry], int | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from starlette.requests import Request
@@ -160,12 +160,12 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         before_text = request.query_params.get("avant", "")
         before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
 
-        def read() -> tuple[list[history.HistoryEntry], int | None]:
+        def read() -> tuple[list[history.HistoryEntry], int | None, datetime | None]:
             with web.db.read() as s:
-                return history.entries(s, ctx.patient_id, before=before)
+                return (*history.entries(s, ctx.patient_id, before=before), history.archived_until(s))
 
-        found, more = await web.run(read)
-        return web.render(request, "history.html", ctx=ctx, rows=found, more=more)
+        found, more, archived = await web.run(read)
+        return web.render(request, "history.html", ctx=ctx, rows=found, more=more, archived_until=archived)
 
     async def export_data(request: Request, ctx: Ctx) -> Response:
         def build() -> tuple[IO[bytes], int]:
