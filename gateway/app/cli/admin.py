@@ -127,7 +127,7 @@ def cmd_patient_add(args: argparse.Namespace) -> int:
 def cmd_patient_show(args: argparse.Namespace) -> int:
     """The console's patient lookup: state, dates and access history (never a message), audited."""
     with services(args) as svc, svc.db.write() as session:
-        info = people.lookup(session, cli_actor(), args.ins, svc.settings, now=datetime.now(UTC))
+        info = people.lookup(session, svc.keys, cli_actor(), args.ins, svc.settings, now=datetime.now(UTC))
     if args.json:
         emit_json(info)
         return 0
