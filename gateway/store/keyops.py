@@ -184,6 +184,8 @@ class RotationPlan:
     target: int
     pending: dict[int, int]
     how: str  # "new" | "resume" | "prepared"
+    index_target: int | None = None
+    """The index key version rows are re-indexed to (None: the key file has no index key)."""
 
     @property
     def total(self) -> int:
@@ -207,17 +209,26 @@ def _require_current(session: Session, ring: MasterKeyring, path: Path) -> None:
                                 "current key file here (mode 0600) first; nothing was changed")
 
 
+def _with_new_index(ring: MasterKeyring, recorded_index: dict[int, bytes]) -> MasterKeyring:
+    """``ring`` with a new index key version, unless its newest one is not recorded yet (prepared)."""
+    if ring.index is None or ring.index.current_version not in recorded_index:
+        return ring
+    return ring.with_index(ring.index.with_new_version())
+
+
 def prepare_version(db: Database, keys: KeyService, path: Path) -> tuple[int, bool]:
-    """Write a new version into the key file without using it; (version, added)."""
+    """Write a new version (and a new index key version) into the key file without using them;
+    (version, added)."""
     ring = keys.ring
     with db.read() as session:
         _require_current(session, ring, path)
         recorded = recorded_checks(session)
+        recorded_index = recorded_index_checks(session)
         in_use = set(versions_in_use(session))
     current = ring.current_version
     if current not in recorded and current not in in_use:
         return current, False
-    new_ring = ring.with_new_version()
+    new_ring = _with_new_index(ring.with_new_version(), recorded_index)
     write_keyring(path, new_ring)
     keys.ring = new_ring
     return new_ring.current_version, True
@@ -231,6 +242,7 @@ def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bo
     with db.read() as session:
         _require_current(session, ring, path)
         recorded = recorded_checks(session)
+        recorded_index = recorded_index_checks(session)
         in_use = set(versions_in_use(session))
         pending = pending_counts(session, current)
     if new_version:
@@ -243,12 +255,14 @@ def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bo
         how = "new"
     before = ring
     if how == "new":
-        ring = ring.with_new_version()
+        # A new index key version too (issue 20), unless one is prepared already.
+        ring = _with_new_index(ring.with_new_version(), recorded_index)
         # The file first (old versions kept): a crash before the database commit leaves every
         # key wrapped under a version the file still holds, and a re-run takes this version.
         write_keyring(path, ring)
         keys.ring = ring
     target = ring.current_version
+    index_target = None if ring.index is None else ring.index.current_version
     if not _record_target(db, ring, target):
         # Another node recorded this version number with its own key (two rotations at once,
         # or each node prepared its own): never re-wrap under a key the others do not have.
@@ -261,18 +275,26 @@ def plan_rotation(db: Database, keys: KeyService, path: Path, *, new_version: bo
             "nothing was re-wrapped")
     with db.read() as session:
         pending = pending_counts(session, target)
-    return RotationPlan(target, pending, how)
+    return RotationPlan(target, pending, how, index_target)
 
 
 def _record_target(db: Database, ring: MasterKeyring, target: int) -> bool:
-    """Record ``target``'s check value; False when the database holds another key under that number."""
+    """Record ``target``'s check value (and that of the ring's newest index key); False when the
+    database holds another key under that number."""
+    index = ring.index
     for _ in range(2):
         try:
             with db.write() as session:
                 existing = recorded_checks(session).get(target)
-                if existing is not None:
-                    return ring.verify_key_check(target, existing)
-                record_checks(session, ring, [target])
+                if existing is not None and not ring.verify_key_check(target, existing):
+                    return False
+                if index is not None:
+                    found = recorded_index_checks(session).get(index.current_version)
+                    if found is not None and not index.verify_key_check(index.current_version, found):
+                        return False
+                    record_index_checks(session, index, [index.current_version])
+                if existing is None:
+                    record_checks(session, ring, [target])
                 return True
         except IntegrityError:  # recorded by another process meanwhile (PostgreSQL): look again
             continue

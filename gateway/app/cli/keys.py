@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gateway.accounts import ins_conversion
 from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services
 from gateway.app.cli.progress import Progress
 from gateway.store import audit, keyops
@@ -16,6 +17,7 @@ from gateway.store.keys import (
     recorded_checks,
     versions_in_use,
 )
+from gateway.store.services import Services
 
 ROTATE_EPILOG = """\
 How running processes learn of the new version: every process (gateway serve, its SMTP
@@ -35,6 +37,11 @@ A node whose file lacks the new version keeps serving; what it cannot open answe
 failure (SMTP 451 4.3.0, IMAP NO, a web error page) and it logs the missing version until it
 gets the file. A node started with a file that does not open every version in use refuses
 to start.
+
+The index key (index-v<N> lines: the keyed indexes of the patients' INS) is rotated with it:
+a new index version is added and every patient row re-indexed in batches after the data keys
+are re-wrapped; lookups try every index version the key file holds meanwhile. A purged space
+cannot be re-indexed (its INS was shredded with its keys): it keeps the old index version.
 
 Interrupted (Ctrl-C, crash)? Run 'gateway keys rotate' again: it continues with the same
 version (--new-version adds yet another). When 'gateway keys status' shows no data key
@@ -112,13 +119,30 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 130
         progress.finish()
+        reindexed = 0
+        if plan.index_target is not None:
+            try:
+                reindexed = _reindex(svc, plan.index_target, args.batch_size)
+            except KeyboardInterrupt:
+                print("interrupted while re-indexing; run 'gateway keys rotate' again to continue", file=sys.stderr)
+                return 130
         with svc.db.write() as session:
             audit.record(session, actor=actor(), action="keys.rotate",
                          details={"version": plan.target, "data_keys": result.rewrapped,
-                                  "failed": len(result.failed)})
+                                  "failed": len(result.failed), "index_version": plan.index_target,
+                                  "reindexed": reindexed})
         with svc.db.read() as session:
             left = {v: n for v, n in pending_counts(session, plan.target).items() if n}
+            index_left = {} if plan.index_target is None else ins_conversion.pending_reindex(
+                session, plan.index_target)
     print(f"master key v{plan.target}: re-wrapped {result.rewrapped:,} data keys in {result.seconds:.1f} s")
+    if plan.index_target is not None:
+        print(f"index key index-v{plan.index_target}: re-indexed {reindexed:,} patient rows")
+    if index_left:
+        print("patient rows still under an old index key: "
+              + ", ".join(f"index-v{v}: {n:,}" for v, n in sorted(index_left.items()))
+              + "; run 'gateway keys rotate' again")
+        return 1
     if result.failed:
         shown = ", ".join(str(i) for i in result.failed[:10])
         print(f"gateway: error: {len(result.failed):,} data keys did not unwrap and were left as they are "
@@ -134,6 +158,38 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         print(f"no data key uses {', '.join(f'v{v}' for v in old)} any more: "
               f"'gateway keys retire {old[0]}' removes it from the key file")
     return 0
+
+
+def _reindex(svc: Services, target: int, batch_size: int) -> int:
+    """Re-index every patient row to index key ``target``, in batches; returns how many."""
+    with svc.db.read() as session:
+        pending = ins_conversion.pending_reindex(session, target)
+    total = sum(pending.values())
+    if not total:
+        return 0
+    ring = svc.keys.ring
+    index = ring.index
+    assert index is not None
+    missing = [v for v in pending if not index.has(v)]
+    if missing:
+        raise UserError(f"patient rows are indexed with {', '.join(f'index-v{v}' for v in missing)}, which the "
+                        "key file lacks: copy the current key file here first")
+    print(f"re-indexing {total:,} patient rows with index-v{target}", flush=True)
+    progress = Progress(sys.stderr, total, label="patients")
+    done = 0
+    for source in sorted(pending):
+        def step(after: int, source: int = source) -> ins_conversion.Batch:
+            return ins_conversion.reindex_batch(svc.db, ring, index, source=source, target=target, after_id=after,
+                                                limit=batch_size)
+
+        def on_batch(batch: ins_conversion.Batch) -> None:
+            nonlocal done
+            done += batch.done
+            progress.update(done)
+
+        ins_conversion.run(step, on_batch=on_batch)
+    progress.finish()
+    return done
 
 
 def cmd_keys_retire(args: argparse.Namespace) -> int:
