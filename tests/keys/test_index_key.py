@@ -40,7 +40,7 @@ def test_an_old_key_file_gets_index_v1_once_and_a_node_without_it_refuses(tmp_pa
     node2 = tmp_path / "node2.keys"
     shutil.copy2(key_file, node2)  # another node's copy, taken before the upgrade
 
-    code, out, err = cli("--home", str(home), "db", "upgrade")
+    code, _, err = cli("--home", str(home), "db", "upgrade")
     assert code == 0, err
     added = load_keyring(key_file)
     assert added.index is not None and added.index.versions == (1,) and added.with_index(None) == old
