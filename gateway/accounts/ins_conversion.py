@@ -177,11 +177,12 @@ def forget_stale(session: Session, version: int) -> int:
 
 def restore_batch(db: Database, ring: MasterKeyring, *, after_id: int, limit: int = DEFAULT_BATCH) -> Batch:
     """Put the clear INS back into ``ins`` for up to ``limit`` converted rows (id > ``after_id``),
-    before a downgrade below migration 0013; a row whose INS nothing opens is reported."""
+    before a downgrade below migration 0013; a row whose sealed INS does not open is reported
+    (a purged space, whose INS is shredded, is left as ``#<id>``)."""
     started = time.perf_counter()
     out = Batch()
-    rows = _rows(db, Patient.ins.startswith(ins_index.PLACEHOLDER_PREFIX), after_id, limit, Patient.ins_sealed,
-                 Patient.ins)
+    rows = _rows(db, and_(Patient.ins.startswith(ins_index.PLACEHOLDER_PREFIX), Patient.ins_sealed.is_not(None)),
+                 after_id, limit, Patient.ins_sealed, Patient.ins)
     if not rows:
         return out
     out.last_id = int(rows[-1][0])

@@ -207,3 +207,23 @@ def test_downgrade_refused_until_restored_then_keeps_rows(db: Database, ring: Ma
     migrate.upgrade(db.engine)
     with db.read() as session:
         assert session.execute(select(Patient.id)).all() and conv.pending_conversion(session) == 4
+
+
+def test_downgrade_leaves_a_purged_space_unidentified(db: Database, ring: MasterKeyring) -> None:
+    ins = _old_database(db, ring, 2)
+    keys = KeyService(ring)
+    assert ring.index is not None
+    conv.run(lambda after: conv.convert_batch(db, ring, ring.index, 1, after_id=after))  # type: ignore[arg-type]
+    with db.write() as session:
+        purged = by_ins(session, keys, ins[0])
+        assert purged is not None
+        purge_patient(session, keys, purged, NOW)
+        purged_id = purged.id
+    assert conv.run(lambda after: conv.restore_batch(db, ring, after_id=after)).done == 1
+    cfg = migrate._config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0012")
+    with db.engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT id, ins FROM patients")).tuples().all())
+    assert rows[purged_id] == f"#{purged_id}" and sorted(rows.values()) == sorted([f"#{purged_id}", ins[1]])

@@ -93,7 +93,7 @@ def cmd_restore_ins(args: argparse.Namespace) -> int:
                          details={"rows": total.done, "unopened": len(total.unopened)})
     print(f"clear INS restored on {total.done:,} rows")
     if total.unopened:
-        print(f"gateway: error: {len(total.unopened):,} rows (purged spaces) have no INS left to restore; "
+        print(f"gateway: error: {len(total.unopened):,} rows have a sealed INS that does not open (key file?); "
               "a downgrade below 0013 stays refused while they exist", file=sys.stderr)
         return 1
     return 0

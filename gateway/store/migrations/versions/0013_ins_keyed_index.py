@@ -16,7 +16,8 @@ unconverted rows alike meanwhile. Columns are added and dropped in place.
 
 Downgrade: refused while some row holds its INS only sealed (the migration cannot open it);
 ``gateway db restore-ins`` with this release's code and the key file puts the clear INS
-back first.
+back first. A purged space has no INS left (shredded): it keeps ``#<id>`` and, below 0013,
+is found by nobody.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    sealed_only = bind.execute(sa.text("SELECT count(*) FROM patients WHERE ins LIKE '#%'")).scalar_one()
+    sealed_only = bind.execute(sa.text("SELECT count(*) FROM patients WHERE ins LIKE '#%'"
+                                       " AND ins_sealed IS NOT NULL")).scalar_one()
     if sealed_only:
         raise RuntimeError(
             f"{sealed_only} patient row(s) hold their INS only sealed (keyed index, issue 20); run "
