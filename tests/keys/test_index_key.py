@@ -92,3 +92,8 @@ def test_keys_rotate_rotates_the_index_key_and_reindexes_every_patient(tmp_path:
             assert all(by_ins(s, only_v2, one) is not None for one in ins[::25])
     finally:
         svc.close()
+    code, out, _ = cli("--home", str(home), "keys", "status")
+    index_table = out.split("\n\n")[1].splitlines()
+    assert code == 0 and index_table[0].split() == ["INDEX_VERSION", "IN_FILE", "KEY_CHECK", "CURRENT", "PATIENTS"]
+    assert [line.split() for line in index_table[1:]] == [["1", "True", "ok", "False", "0"],
+                                                          ["2", "True", "ok", "True", "250"]]

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crypto.blind_index import IndexKeyring
 from gateway.accounts import ins_conversion
 from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services
 from gateway.app.cli.progress import Progress
 from gateway.store import audit, keyops
+from gateway.store.index_keys import active_index_version, recorded_index_checks
 from gateway.store.keys import (
     BatchResult,
     active_version,
@@ -17,6 +22,7 @@ from gateway.store.keys import (
     recorded_checks,
     versions_in_use,
 )
+from gateway.store.models import Patient
 from gateway.store.services import Services
 
 ROTATE_EPILOG = """\
@@ -221,8 +227,35 @@ def cmd_keys_status(args: argparse.Namespace) -> int:
                 check = "ok" if ring.verify_key_check(v, checks[v]) else "MISMATCH"
             rows.append({"version": v, "in_file": ring.has(v), "key_check": check, "current": v == active,
                          "data_keys": count_under(session, v)})
+        index_rows = _index_rows(session, ring.index)
     if args.json:
-        emit_json(rows)
+        emit_json(rows + index_rows)
     else:
         emit_table(rows, ["version", "in_file", "key_check", "current", "data_keys"])
+        if index_rows:
+            print()
+            emit_table(index_rows, ["index_version", "in_file", "key_check", "current", "patients"])
     return 0
+
+
+def _index_rows(session: Session, index: IndexKeyring | None) -> list[dict[str, object]]:
+    """The index key versions (issue 20): in the file, recorded, how many patient rows each indexes."""
+    checks = recorded_index_checks(session)
+    active = active_index_version(session)
+    counts = dict(session.execute(select(Patient.ins_index_version, func.count())
+                                  .where(Patient.ins_index_version.is_not(None))
+                                  .group_by(Patient.ins_index_version)).tuples().all())
+    held = index.versions if index is not None else ()
+    rows: list[dict[str, object]] = []
+    for v in sorted({*held, *checks, *(int(k) for k in counts if k is not None)}):
+        in_file = index is not None and index.has(v)
+        if v not in checks:
+            check = "not recorded"
+        elif not in_file:
+            check = "MISSING FROM FILE"
+        else:
+            assert index is not None
+            check = "ok" if index.verify_key_check(v, checks[v]) else "MISMATCH"
+        rows.append({"index_version": v, "in_file": in_file, "key_check": check, "current": v == active,
+                     "patients": counts.get(v, 0)})
+    return rows
