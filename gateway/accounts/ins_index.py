@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError
-from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
+from gateway.store.keys import IndexKeyMissing, KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import DataKey, Mailbox, Patient
 from gateway.store.raw import RawStatement, Runner
 from routing.ins import mask_ins
@@ -70,25 +70,31 @@ def match(keys: KeyService, session: Session, ins: str) -> ColumnElement[bool]:
     return or_(Patient.ins_index.in_(found), Patient.ins == ins)
 
 
-def lookup_versions_missing(keys: KeyService, session: Session) -> bool:
-    """After a miss: re-read the key file if the database records an index version it lacks.
-    True when the keys changed (the caller looks again)."""
-    from gateway.store.index_keys import recorded_index_checks
+_ACTIVE_INDEX = RawStatement("SELECT max(version) FROM index_key_checks")
 
-    before = keys.ring.index
-    recorded = recorded_index_checks(session)
-    lacking = [v for v in recorded if before is None or not before.has(v)]
-    if not lacking:
+
+def after_miss(keys: KeyService, session: Session, runner: Runner | None = None) -> bool:
+    """After a lookup found nothing: does the key file lack the database's current index key
+    version (an index key rotation started from another node)? Then re-read it (rate-limited);
+    True when it now holds it (the caller looks again), :class:`IndexKeyMissing` when it still
+    does not (the caller answers a temporary failure rather than "no such patient")."""
+    row = _ACTIVE_INDEX.first(runner if runner is not None else session)
+    active = None if row is None or row[0] is None else int(row[0])
+    index = keys.ring.index
+    if active is None or (index is not None and index.has(active)):
         return False
-    keys.index_keys(session, max(lacking))
-    return keys.ring.index is not before
+    index = keys.index_keys(session, active)
+    if not index.has(active):
+        raise IndexKeyMissing(f"{keys.source} lacks index-v{active}, the database's current index key: copy the "
+                              "current key file here (it is re-read on demand and on SIGHUP)")
+    return True
 
 
 def find(session: Session, keys: KeyService, ins: str) -> Patient | None:
     """The patient with this (normalised) INS, by its keyed index (or clear, unconverted)."""
     query = select(Patient).where(match(keys, session, ins))
     patient = session.execute(query).scalar_one_or_none()
-    if patient is None and lookup_versions_missing(keys, session):
+    if patient is None and after_miss(keys, session):
         patient = session.execute(select(Patient).where(match(keys, session, ins))).scalar_one_or_none()
     return patient
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.accounts import ins_index
 from gateway.mailstore.quota import Quota, QuotaDefaults, QuotaLimits, resolve, usage
@@ -187,6 +188,8 @@ class Directory:
             if index is None:
                 raise IndexKeyMissing(f"{self.keys.source} has no index key (index-v<N>)")
             row = ins_index.rcpt_row(session, index, ins)
+            if row is None and self._index_changed(session):
+                row = ins_index.rcpt_row(session, self.keys.ring.index or index, ins)
             if row is None:
                 return RecipientFacts(address, "patient", mailbox_state=None), None
             patient_id, state, mailbox_id, key_id, storage_kib, messages = row
@@ -206,6 +209,15 @@ class Directory:
             return RecipientFacts(address, "trusted_pro"), RemoteTarget(address.domain)
         return RecipientFacts(address, "untrusted_domain", notification_target=notification), RemoteTarget(
             address.domain)
+
+    def _index_changed(self, runner: Runner) -> bool:
+        """After a miss: whether the key file had to be re-read for the database's current index
+        key (a rotation from another node); raises :class:`IndexKeyMissing` (a temporary failure,
+        never "no such patient") when it still lacks it."""
+        if isinstance(runner, Session):
+            return ins_index.after_miss(self.keys, runner)
+        with self.db.read() as session:
+            return ins_index.after_miss(self.keys, session, runner)
 
     def mailbox_full(self, session: Runner, target: LocalTarget, incoming: int | None) -> bool:
         """Whether the recipient's mailbox is known to be full at RCPT (RFC 3463 X.2.2): at a

@@ -174,7 +174,7 @@ def test_restore_refusals_and_migration(small_home: tuple[Path, World], tmp_path
 
     behind = tmp_path / "behind.db"  # from before the key_checks table
     shutil.copy2(made, behind)
-    downgrade_before_key_checks(behind)
+    downgrade_before_key_checks(behind, home / "keys" / "master.keys")
     code, out, err = cli("--home", str(fresh), "restore", str(behind))
     assert code == 0, err
     assert f"schema revision {head_revision()} (migrated from {before_key_checks()})" in out
