@@ -62,11 +62,10 @@ def downgrade_before_key_checks(db: Path, key_file: Path | None = None) -> None:
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    from gateway.store.migrate import MIGRATIONS
-
     from gateway.accounts import ins_conversion
     from gateway.store.db import Database
     from gateway.store.keyfile import load_keyring
+    from gateway.store.migrate import MIGRATIONS
 
     # As an operator would before going below 0013 (issue 20): the clear INS back first.
     database = Database(f"sqlite:///{db}")
