@@ -124,7 +124,7 @@ def find_ids(session: Session, index: IndexKeyring, ins: Sequence[str]) -> dict[
 
 # ---------------------------------------------------------------------------- RCPT, driver level
 
-_RCPT_COLUMNS = ("SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k"
+RCPT_COLUMNS = ("SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k"
                  " WHERE k.mailbox_id = p.mailbox_id), m.quota_storage_kib, m.quota_messages"
                  " FROM patients p LEFT JOIN mailboxes m ON m.id = p.mailbox_id WHERE ")
 _rcpt_statements: dict[int, RawStatement] = {}
@@ -137,7 +137,7 @@ def rcpt_statement(versions: int) -> RawStatement:
     if statement is None:
         marks = ", ".join("?" * versions)
         columns = [Patient.__table__.c.ins_index] * versions + [Patient.__table__.c.ins]
-        statement = RawStatement(f"{_RCPT_COLUMNS}p.ins_index IN ({marks}) OR p.ins = ?", columns)
+        statement = RawStatement(f"{RCPT_COLUMNS}p.ins_index IN ({marks}) OR p.ins = ?", columns)
         _rcpt_statements[versions] = statement
     return statement
 
