@@ -97,3 +97,10 @@ def test_keys_rotate_rotates_the_index_key_and_reindexes_every_patient(tmp_path:
     assert code == 0 and index_table[0].split() == ["INDEX_VERSION", "IN_FILE", "KEY_CHECK", "CURRENT", "PATIENTS"]
     assert [line.split() for line in index_table[1:]] == [["1", "True", "ok", "False", "0"],
                                                           ["2", "True", "ok", "True", "250"]]
+    code, _, err = cli("--home", str(home), "keys", "retire", "--index", "index-v2")
+    assert code == 1 and "index-v2 is the current index key" in err
+    code, out, err = cli("--home", str(home), "keys", "retire", "--index", "1")
+    assert code == 0 and "index key index-v1 removed" in out, err
+    assert load_keyring(home / "keys" / "master.keys").index == IndexKeyring({2: ring.index.key_bytes(2)})
+    code, out, _ = cli("--home", str(home), "patient", "show", ins[3])
+    assert code == 0 and ins[3] in out

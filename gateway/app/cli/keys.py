@@ -13,7 +13,8 @@ from gateway.accounts import ins_conversion
 from gateway.app.cli.common import Leaf, Node, UserError, actor, emit_json, emit_table, services
 from gateway.app.cli.progress import Progress
 from gateway.store import audit, keyops
-from gateway.store.index_keys import active_index_version, recorded_index_checks
+from gateway.store.index_keys import active_index_version, forget_index_check, recorded_index_checks
+from gateway.store.keyfile import write_keyring
 from gateway.store.keys import (
     BatchResult,
     active_version,
@@ -70,7 +71,10 @@ def register(node: Node, leaf: Leaf) -> None:
                         "nothing uses it until 'keys rotate'")
     p = leaf(keys, "retire", "remove an old master key version from the key file (refused while any data key "
              "still uses it)", cmd_keys_retire)
-    p.add_argument("version", metavar="VERSION", help="version number, e.g. 1 or v1")
+    p.add_argument("version", metavar="VERSION", help="version number, e.g. 1 or v1 (index-v1 with --index)")
+    p.add_argument("--index", action="store_true",
+                   help="retire an index key version (index-v<N>) instead: refused while a patient row still uses "
+                        "it; purged spaces still under it lose their index (nothing could find them without it)")
     p = leaf(keys, "status", "show master key versions, their key checks and how many data keys each wraps",
              cmd_keys_status)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -199,6 +203,8 @@ def _reindex(svc: Services, target: int, batch_size: int) -> int:
 
 
 def cmd_keys_retire(args: argparse.Namespace) -> int:
+    if args.index:
+        return _retire_index(args)
     version = _version(args.version)
     with services(args) as svc:
         path = svc.settings.master_key_path
@@ -208,6 +214,35 @@ def cmd_keys_retire(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
     print(f"master key v{version} removed from {path} (left: {', '.join(f'v{v}' for v in ring.versions)}); "
           "copy the file to every other node")
+    return 0
+
+
+def _retire_index(args: argparse.Namespace) -> int:
+    version = _version(args.version.lower().removeprefix("index-"))
+    with services(args) as svc:
+        path = svc.settings.master_key_path
+        ring = svc.keys.ring
+        if ring.index is None or not ring.index.has(version):
+            raise UserError(f"index-v{version} is not in {path}")
+        with svc.db.write() as session:
+            active = active_index_version(session)
+            if version in (ring.index.current_version, active):
+                raise UserError(f"index-v{version} is the current index key; 'gateway keys rotate' first")
+            used = ins_conversion.pending_reindex(session, active or ring.index.current_version).get(version, 0)
+            if used:
+                raise UserError(f"index-v{version} still indexes {used:,} patient rows; run 'gateway keys rotate' "
+                                "to finish re-indexing them, then retire it")
+            forgotten = ins_conversion.forget_stale(session, version)
+            forget_index_check(session, version)
+            audit.record(session, actor=actor(), action="keys.retire",
+                         details={"index_version": version, "purged_unindexed": forgotten})
+        new_ring = ring.with_index(ring.index.without_version(version))
+        write_keyring(path, new_ring)
+        svc.keys.ring = new_ring
+    assert new_ring.index is not None
+    print(f"index key index-v{version} removed from {path} (left: "
+          f"{', '.join(f'index-v{v}' for v in new_ring.index.versions)}; {forgotten:,} purged spaces no longer "
+          "indexed); copy the file to every other node")
     return 0
 
 
