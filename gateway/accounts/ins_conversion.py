@@ -76,9 +76,37 @@ def _data_key(ring: MasterKeyring, uid: str | None, version: int | None, wrapped
 
 
 def _write(db: Database, statement: Any, params: list[dict[str, Any]]) -> None:
-    if params:
-        with db.write() as session:
-            session.connection().execute(statement, params)
+    """One short write transaction. On SQLite with ``secure_delete`` for it: the space of the
+    cells replaced (the clear INS, its unique-index entry) is overwritten with zeros, so the INS
+    does not linger in the file's free space (https://sqlite.org/pragma.html#pragma_secure_delete)."""
+    if not params:
+        return
+    with db.write() as session:
+        conn = session.connection()
+        if db.is_sqlite:
+            previous = conn.exec_driver_sql("PRAGMA secure_delete").scalar()
+            conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            try:
+                conn.execute(statement, params)
+            finally:
+                conn.exec_driver_sql(f"PRAGMA secure_delete={int(previous or 0)}")
+        else:
+            conn.execute(statement, params)
+
+
+def scrub(db: Database) -> bool:
+    """After a conversion, on SQLite: a TRUNCATE checkpoint, so the main file holds the pages as
+    rewritten and the WAL no longer holds older page images (with the clear INS). True when it
+    completed (a long reader can hold it back: run it again later). PostgreSQL: nothing here
+    (``pg_dump`` sees only live rows; ``VACUUM FULL patients`` rewrites the table's files)."""
+    if not db.is_sqlite:
+        return True
+    conn = db.engine.raw_connection()
+    try:
+        busy, _frames, _done = conn.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------------------- conversion

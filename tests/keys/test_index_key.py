@@ -104,3 +104,30 @@ def test_keys_rotate_rotates_the_index_key_and_reindexes_every_patient(tmp_path:
     assert load_keyring(home / "keys" / "master.keys").index == IndexKeyring({2: ring.index.key_bytes(2)})
     code, out, _ = cli("--home", str(home), "patient", "show", ins[3])
     assert code == 0 and ins[3] in out
+
+
+def test_db_convert_ins_and_restore_ins_commands(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home", storage_url=SQLITE)
+    svc = open_services(Location(home / "gateway.toml", home, True))
+    try:
+        ins = add_patients(svc.db, svc.ring, 90, batch=50)
+    finally:
+        svc.close()
+    with sqlite3.connect(home / "gateway.db") as conn:  # as a release before issue 20 stored them
+        ids = [r[0] for r in conn.execute("SELECT id FROM patients ORDER BY id")]
+        for patient_id, one in zip(ids, ins, strict=True):
+            conn.execute("UPDATE patients SET ins = ?, ins_index = NULL, ins_index_version = NULL, ins_sealed = NULL"
+                         " WHERE id = ?", (one, patient_id))
+    code, out, err = cli("--home", str(home), "db", "convert-ins", "--batch-size", "40")
+    assert code == 0, err
+    assert "90 patient rows hold a clear INS" in out and "converted 90 rows" in out and "; 0 left" in out
+    raw = b"".join(p.read_bytes() for p in home.glob("gateway.db*"))  # the file, its WAL (SQLite 'raw dump')
+    assert not [one for one in ins if one.encode() in raw or one[:13].encode() in raw]
+    code, out, _ = cli("--home", str(home), "patient", "show", ins[7])
+    assert code == 0 and ins[7] in out
+    code, _, err = cli("--home", str(home), "db", "restore-ins")
+    assert code == 1 and "--yes" in err
+    code, out, err = cli("--home", str(home), "db", "restore-ins", "--yes")
+    assert code == 0 and "clear INS restored on 90 rows" in out, err
+    with sqlite3.connect(home / "gateway.db") as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT ins FROM patients")) == sorted(ins)

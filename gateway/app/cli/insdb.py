@@ -76,6 +76,11 @@ def cmd_convert_ins(args: argparse.Namespace) -> int:
                                   "index_version": version})
         with svc.db.read() as session:
             left = conv.pending_conversion(session)
+        scrubbed = conv.scrub(svc.db)
+    if not scrubbed:
+        print("gateway: warning: the SQLite write-ahead log could not be truncated now (a long read in "
+              "progress): old page images may hold a clear INS until the next full checkpoint; run "
+              "'gateway db convert-ins' again later", file=sys.stderr)
     print(f"converted {total.done:,} rows in {total.seconds:.1f} s ({len(total.unopened):,} purged spaces kept "
           f"only their index); {left:,} left")
     return 0 if left == 0 else 1
