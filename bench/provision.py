@@ -31,6 +31,7 @@ import time  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from crypto.blind_index import IndexKeyring  # noqa: E402
 from crypto.keyring import MasterKeyring  # noqa: E402
@@ -68,45 +69,52 @@ def make_roster(path: Path, rows: int, seed: int, sample: int) -> list[str]:
 _BASELINE = RawStatement(ins_index.RCPT_COLUMNS + "p.ins = ?", [None])
 
 
-def baseline(db: Database, sample: list[str]) -> tuple[float, float]:
-    """p50/p99 (ms) of the same statement by one unique-column equality, as before issue 20 (the
-    clear ``ins`` column, here holding ``#<id>``): what the keyed index is compared with."""
-    times = []
-    with db.read() as session:
-        marks = [ins_index.placeholder(int(r[0])) for r in
-                 session.execute(text("SELECT id FROM patients ORDER BY id")).all()[:: max(1, 100_000 // len(sample))]]
-        random.Random(3).shuffle(marks)
-        for mark in marks[:len(sample)]:
-            start = time.perf_counter()
-            row = _BASELINE.first(session, mark)
-            times.append(time.perf_counter() - start)
-            assert row is not None
+def _quantiles(times: list[float]) -> tuple[float, float]:
     q = statistics.quantiles(times, n=100)
     return q[49] * 1e3, q[98] * 1e3
 
 
-def lookups(db: Database, index: IndexKeyring, sample: list[str]) -> tuple[float, float, str]:
-    """p50/p99 (ms) of the RCPT-time lookup of each INS of ``sample`` (HMAC included), and its plan."""
-    times = []
+def _plan(session: Session, db: Database, index: IndexKeyring, ins: str) -> str:
+    digests = ins_index.digests(index, ins)
+    statement = ins_index.rcpt_statement(len(digests))
+    sql = statement.sql.replace("?", "{}").format(*[f":d{i}" for i in range(len(digests))], ":i")
+    params = {**{f"d{i}": d for i, d in enumerate(digests)}, "i": ins}
+    if db.is_sqlite:
+        return "; ".join(str(r[-1]) for r in session.execute(text(f"EXPLAIN QUERY PLAN {sql}"), params).all())
+    return "; ".join(str(r[0]).strip() for r in session.execute(text(f"EXPLAIN {sql}"), params).all())
+
+
+def lookups(db: Database, index: IndexKeyring, sample: list[str]) -> dict[str, object]:
+    """p50/p99 (ms) of the RCPT-time lookup of each INS of ``sample`` (HMAC included): with one
+    index key version, with two (during a rotation), and the baseline (the same statement by
+    one unique-column equality, the shape before issue 20, by the ``#<id>`` the clear column
+    holds now). Interleaved, in turn first, so that a cold page cache weighs on all three alike."""
+    rotating = index.with_new_version()
+    times: dict[str, list[float]] = {"one": [], "two": [], "base": []}
     with db.read() as session:
-        for ins in sample:
-            start = time.perf_counter()
-            row = ins_index.rcpt_row(session, index, ins)
-            times.append(time.perf_counter() - start)
-            assert row is not None
-        digests = ins_index.digests(index, sample[0])
-        statement = ins_index.rcpt_statement(len(digests))
-        names = [f":d{i}" for i in range(len(digests))]
-        sql = statement.sql.replace("?", "{}").format(*names, ":i")
-        params = {**{f"d{i}": d for i, d in enumerate(digests)}, "i": sample[0]}
-        if db.is_sqlite:
-            plan = session.execute(text(f"EXPLAIN QUERY PLAN {sql}"), params).all()
-            plan_text = "; ".join(str(r[-1]) for r in plan)
-        else:
-            plan = session.execute(text(f"EXPLAIN {sql}"), params).all()
-            plan_text = "; ".join(str(r[0]).strip() for r in plan)
-    q = statistics.quantiles(times, n=100)
-    return q[49] * 1e3, q[98] * 1e3, plan_text
+        top = int(session.execute(text("SELECT max(id) FROM patients")).scalar_one())  # ids 1..top: one import
+        marks = [ins_index.placeholder(i) for i in random.Random(3).sample(range(1, top + 1), len(sample))]
+
+        def one(ins: str) -> object:
+            return ins_index.rcpt_row(session, index, ins)
+
+        def two(ins: str) -> object:
+            return ins_index.rcpt_row(session, rotating, ins)
+
+        def base(mark: str) -> object:
+            return _BASELINE.first(session, mark)
+
+        runs = [("one", one), ("two", two), ("base", base)]
+        for n, (ins, mark) in enumerate(zip(sample, marks, strict=True)):
+            for name, fn in runs[n % 3:] + runs[:n % 3]:
+                start = time.perf_counter()
+                row = fn(mark if name == "base" else ins)
+                times[name].append(time.perf_counter() - start)
+                assert row is not None
+        plan, plan_two = _plan(session, db, index, sample[0]), _plan(session, db, rotating, sample[0])
+    (p50, p99), (p50_two, p99_two), (base50, base99) = (_quantiles(times[k]) for k in ("one", "two", "base"))
+    return {"p50_ms": p50, "p99_ms": p99, "p50_two_ms": p50_two, "p99_two_ms": p99_two, "base_p50_ms": base50,
+            "base_p99_ms": base99, "plan": plan, "plan_two": plan_two}
 
 
 def run(url: str, roster: Path, sample: list[str], workers: int, batch: int) -> dict[str, object]:
@@ -130,14 +138,10 @@ def run(url: str, roster: Path, sample: list[str], workers: int, batch: int) -> 
     if not db.is_sqlite:  # what autovacuum does after a bulk load; without it the plans are guesses
         with db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-    p50, p99, plan = lookups(db, ring.index, sample)
-    base50, base99 = baseline(db, sample)
-    p50_two, p99_two, plan_two = lookups(db, ring.index.with_new_version(), sample)  # during a rotation
+    found = lookups(db, ring.index, sample)
     db.dispose()
     return {"rows": report.created, "seconds": elapsed, "rate": report.created / elapsed, "bad": len(bad),
-            "p50_ms": p50, "p99_ms": p99, "plan": plan, "p50_two_ms": p50_two, "p99_two_ms": p99_two,
-            "plan_two": plan_two, "base_p50_ms": base50, "base_p99_ms": base99,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **found, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "child_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}  # largest child
 
 
