@@ -42,7 +42,7 @@ def _snapshot(home: Path) -> tuple[list[tuple[object, ...]], int]:
 
 def _patient_id(world: World) -> int:
     with opened(world.home) as svc, svc.db.read() as s:
-        patient = by_ins(s, world.patients["open"])
+        patient = by_ins(s, svc.keys, world.patients["open"])
         assert patient is not None
         return patient.id
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
-from gateway.accounts import mediators
+from gateway.accounts import ins_index, mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.app.context import Location, open_services
 from gateway.store.models import AuditEntry, Patient, QueueEntry, TrustedDomain
@@ -143,7 +143,7 @@ def test_console_lookup_and_new_code_show_the_state_only(site: AdminSite, helper
         r = _lookup(client, new_ins())
         assert r.status_code == 404 and "aucun espace patient" in r.text
     with site.live.services.db.read() as s:
-        patient = s.execute(select(Patient).where(Patient.ins == ins)).scalar_one()
+        patient = s.execute(select(Patient).where(ins_index.match(site.live.services.keys, s, ins))).scalar_one()
         assert patient.state == "provisioned"
         rows = [(e.actor, e.action) for e in s.execute(select(AuditEntry).where(
             AuditEntry.subject_ref == f"patient:{patient.id}").order_by(AuditEntry.id)).scalars()]

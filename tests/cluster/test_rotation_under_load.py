@@ -26,6 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from gateway.accounts import ins_index
 from gateway.accounts.pros import add_pro, hosted_domain
 from gateway.app.context import Location, open_services
 from gateway.mailstore.messages import read_message
@@ -227,7 +228,7 @@ def _stored(home: Path, ins_or_pro: str, patient_domain: str) -> set[str]:
         with svc.db.read() as s:
             if ins_or_pro.endswith("@" + patient_domain):
                 mailbox = s.execute(select(Patient.mailbox_id)
-                                    .where(Patient.ins == ins_or_pro.split("@")[0])).scalar_one()
+                                    .where(ins_index.match(svc.keys, s, ins_or_pro.split("@")[0]))).scalar_one()
             else:
                 from gateway.store.models import ProAccount
 
@@ -318,7 +319,7 @@ def test_rotation_mid_load_on_two_postgresql_nodes_and_one_sqlite_node(installat
                             migrate_schema=False)
         try:
             with svc.db.read() as s:
-                web_rows = {ins: patient_message_rows(s, ins) for ins in inst.web}
+                web_rows = {ins: patient_message_rows(s, svc.keys, ins) for ins in inst.web}
         finally:
             svc.close()
         assert sum(len(rows) for rows in web_rows.values()) > 5

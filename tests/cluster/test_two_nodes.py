@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from gateway.accounts import ins_index
 from gateway.app.context import Location, open_services
 from gateway.store.models import Folder, Message, Patient, QueueEntry
 from gateway.store.services import Services
@@ -160,7 +161,8 @@ def inbox_uids(cluster: Cluster) -> list[tuple[int, int]]:
     svc = cluster.services()
     try:
         with svc.db.read() as s:
-            mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])
+            mailbox = s.execute(select(Patient.mailbox_id)
+                                .where(ins_index.match(svc.keys, s, cluster.world.patients["open"]))
                                 ).scalar_one()
             folder = s.execute(select(Folder.id).where(Folder.mailbox_id == mailbox, Folder.name == "INBOX")
                                ).scalar_one()
@@ -226,7 +228,8 @@ def test_killing_a_node_mid_delivery_loses_nothing_acknowledged(cluster: Cluster
         from gateway.mailstore.messages import read_message
 
         with svc.db.read() as s:
-            mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == cluster.world.patients["open"])
+            mailbox = s.execute(select(Patient.mailbox_id)
+                                .where(ins_index.match(svc.keys, s, cluster.world.patients["open"]))
                                 ).scalar_one()
             folder = s.execute(select(Folder.id).where(Folder.mailbox_id == mailbox, Folder.name == "INBOX")
                                ).scalar_one()

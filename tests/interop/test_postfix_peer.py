@@ -34,6 +34,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from crypto.dkim import pinned_dnsfunc, verify_message
+from gateway.accounts import ins_index
 from gateway.accounts.patients import provision
 from gateway.app.cli.main import main as cli_main
 from gateway.store.models import Folder, Patient, QueueEntry
@@ -341,7 +342,8 @@ def test_burst_from_postfix_with_its_default_concurrency(rig: Rig) -> None:
             provision(s, live.services.keys, ins, email=None, now=now, opposition_window=timedelta(days=42),
                       code_validity=timedelta(days=42), open_now=True)
     with live.services.db.read() as s:
-        mailboxes = s.execute(select(Patient.mailbox_id).where(Patient.ins.in_(patients))).scalars().all()
+        ids = list(ins_index.find_ids(s, live.services.keys.index_keys(s), patients).values())
+        mailboxes = s.execute(select(Patient.mailbox_id).where(Patient.id.in_(ids))).scalars().all()
 
     def stored() -> int:
         with live.services.db.read() as s:

@@ -54,7 +54,7 @@ def before_key_checks() -> str:
     raise AssertionError("no key_checks migration")
 
 
-def downgrade_before_key_checks(db: Path) -> None:
+def downgrade_before_key_checks(db: Path, key_file: Path | None = None) -> None:
     """Make the SQLite file ``db`` a database from before issue 14: every later migration's own
     downgrade run, down to :func:`before_key_checks` (dropping the table and stamping an old
     revision would leave the later migrations' columns for the upgrade to add twice)."""
@@ -62,8 +62,18 @@ def downgrade_before_key_checks(db: Path) -> None:
     from alembic.config import Config
     from sqlalchemy import create_engine
 
+    from gateway.accounts import ins_conversion
+    from gateway.store.db import Database
+    from gateway.store.keyfile import load_keyring
     from gateway.store.migrate import MIGRATIONS
 
+    # As an operator would before going below 0013 (issue 20): the clear INS back first.
+    database = Database(f"sqlite:///{db}")
+    try:
+        ring = load_keyring(key_file or db.parent / "keys" / "master.keys")
+        ins_conversion.run(lambda after: ins_conversion.restore_batch(database, ring, after_id=after))
+    finally:
+        database.dispose()
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     engine = create_engine(f"sqlite:///{db}")

@@ -14,6 +14,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.accounts import ins_index
+from gateway.store.keys import KeyService
 from gateway.store.models import Folder, Message, Patient
 from gateway.testing import pg
 from gateway.testing.live import live_gateway, make_home
@@ -35,12 +37,12 @@ from tests.keys.kit import (
 from tests.keys.test_live_reload import _provision
 
 
-def patient_message_rows(session: Session, ins: str) -> list[int]:
+def patient_message_rows(session: Session, keys: KeyService, ins: str) -> list[int]:
     """Row ids of the patient's INBOX messages (the web inbox's /messages/ID pages)."""
     return [int(i) for i in session.execute(
         select(Message.id).join(Folder, Folder.id == Message.folder_id)
         .join(Patient, Patient.mailbox_id == Folder.mailbox_id)
-        .where(Patient.ins == ins, Folder.name == "INBOX")).scalars()]
+        .where(ins_index.match(keys, session, ins), Folder.name == "INBOX")).scalars()]
 
 
 def _load(port: int, ca: str, world: World, to: str, acked: list[tuple[float, str, str]], bad: list[str],
@@ -117,7 +119,7 @@ def test_backup_under_load_then_restore_on_a_fresh_home(tmp_path: Path) -> None:
                  if (m := re.search(rb"Message-ID: (<[^>]+>)", raw))}
         assert {mid for to, mid in before if to == patient} <= found
         with restored.services.db.read() as s:
-            rows = patient_message_rows(s, ins)
+            rows = patient_message_rows(s, restored.services.keys, ins)
         worst, shown = web_inbox(f"http://127.0.0.1:{restored.port('http')}", ins, secret, messages=rows)
         assert worst == 200 and shown == len(rows) == len(patient_messages)
 
@@ -172,7 +174,7 @@ def test_restore_refusals_and_migration(small_home: tuple[Path, World], tmp_path
 
     behind = tmp_path / "behind.db"  # from before the key_checks table
     shutil.copy2(made, behind)
-    downgrade_before_key_checks(behind)
+    downgrade_before_key_checks(behind, home / "keys" / "master.keys")
     code, out, err = cli("--home", str(fresh), "restore", str(behind))
     assert code == 0, err
     assert f"schema revision {head_revision()} (migrated from {before_key_checks()})" in out

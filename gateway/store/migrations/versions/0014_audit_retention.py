@@ -1,7 +1,7 @@
 """Audit retention: checkpoints of the exported and pruned ranges of the audit trail
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2027-02-10 10:00:00
 
 ``audit_checkpoints``: one row per range of audit entries exported to a JSON Lines file and
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
