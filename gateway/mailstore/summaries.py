@@ -65,10 +65,11 @@ class Summary:
 
 
 def summarise(parsed: Parsed, *, message_id: str | None = None,
-              health: health_model.Found | None = None) -> Summary:
+              health: health_model.Found | None = None, examine: bool = True) -> Summary:
     """The summary of a parsed message; ``message_id``: the one the pipeline added in front
     (``trace_headers``), when the message had none; ``health``: the documents the pipeline
-    already found (:func:`gateway.mailstore.xdm.found_in`), else examined here."""
+    already found (:func:`gateway.mailstore.xdm.found_in`), else examined here unless
+    ``examine`` is false (``[health_documents] check = false``: left ``None``)."""
     root, msg = parsed.root, parsed.headers
     envelope = mime.envelope(root)
     if message_id is not None and envelope.message_id is None:
@@ -80,7 +81,7 @@ def summarise(parsed: Parsed, *, message_id: str | None = None,
         attachments=parsing.attachment_names(parsed), documents=parsing.documents(parsed),
         wants_receipt=msg.get("Disposition-Notification-To") is not None,
     )  # fmt: skip
-    if health is None:
+    if health is None and examine:
         health = xdm.found_in(parsed)
     return Summary(MessageSummary(envelope, mime.bodystructure(root), preview(root)), shown, health)
 
