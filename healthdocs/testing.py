@@ -71,21 +71,22 @@ def _cda(ins: str, *, root: str, title: str, code: tuple[str, str], body: str, c
 
 def cda_level1(ins: str, *, root: str = TEST_ROOT, title: str = "Compte rendu d'hospitalisation",
                code: tuple[str, str] = LOINC_CRH, document: bytes | None = None, confidentiality: str = "N",
-               doctype: str = "") -> bytes:
+               doctype: str = "", effective: str = "20260115103000+0100") -> bytes:
     data = base64.b64encode(document if document is not None else pdf(title)).decode()
     body = f'<nonXMLBody><text mediaType="application/pdf" representation="B64">{data}</text></nonXMLBody>'
-    return _cda(ins, root=root, title=title, code=code, body=body, confidentiality=confidentiality, doctype=doctype)
+    return _cda(ins, root=root, title=title, code=code, body=body, confidentiality=confidentiality, doctype=doctype,
+                effective=effective)
 
 
 def cda_level3(ins: str, *, root: str = TEST_ROOT, title: str = "Résultats de biologie",
                code: tuple[str, str] = LOINC_LAB,
                sections: Sequence[tuple[str, str]] = (("Hématologie", "<paragraph>Hémoglobine : 14 g/dL</paragraph>"),
                                                       ("Biochimie", "<list><item>Glycémie : 5,1 mmol/L</item></list>")),
-               confidentiality: str = "N") -> bytes:
+               confidentiality: str = "N", effective: str = "20260115103000+0100") -> bytes:
     parts = "".join(f"<component><section><title>{escape(t)}</title><text>{narrative}</text></section></component>"
                     for t, narrative in sections)
     return _cda(ins, root=root, title=title, code=code, body=f"<structuredBody>{parts}</structuredBody>",
-                confidentiality=confidentiality)
+                confidentiality=confidentiality, effective=effective)
 
 
 @dataclass(frozen=True)
