@@ -32,8 +32,8 @@ class Exported:
 
 
 def _card(s: healthview.Shown, subject: str, document_file: str | None) -> str:
-    rows = [("Type", s.type_label + (f" ({s.category})" if s.category else "")), ("Date", s.date or "Non précisée"),
-            ("Auteur", s.author), ("Message", subject)]
+    rows = [("Type", s.type_label), *([("Catégorie", s.category)] if s.category else []),
+            ("Date", s.date or "Non précisée"), ("Auteur", s.author), ("Message", subject)]
     body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
     link = (f'<p><a href="{escape(document_file.rsplit("/", 1)[1])}">Ouvrir le document</a></p>'
             if document_file else "<p>Ce document n'a pas pu être extrait ; il reste dans le message d'origine.</p>")
