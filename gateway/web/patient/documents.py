@@ -59,7 +59,7 @@ class Received:
     """One document in "Mes documents", with its message."""
 
     mid: int
-    doc: healthview.Shown
+    doc: healthview.Offered
     subject: str
     sender: str
     received: datetime
@@ -98,7 +98,7 @@ def types(found: list[Received]) -> list[tuple[str, str, int]]:
 def routes(web: PatientWeb) -> list[BaseRoute]:
     limits = document_policy(web.settings.health_documents).limits
 
-    def open_document(ctx: Ctx, mid: int, n: int) -> tuple[InboxRow, healthview.Shown, Document, bytes] | None:
+    def open_document(ctx: Ctx, mid: int, n: int) -> tuple[InboxRow, healthview.Offered, Document, bytes] | None:
         with web.db.read() as s:
             row = store.owned(s, ctx.mailbox_id, mid)
         if row is None:
@@ -129,7 +129,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return web.not_found(request, ctx)
         return web.render(request, "document.html", ctx=ctx, **data)
 
-    def pdf_data(ctx: Ctx, mid: int, n: int) -> tuple[healthview.Shown, bytes] | None:
+    def pdf_data(ctx: Ctx, mid: int, n: int) -> tuple[healthview.Offered, bytes] | None:
         found = open_document(ctx, mid, n)
         if found is None or not found[1].has_pdf:
             return None

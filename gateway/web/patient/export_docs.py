@@ -31,7 +31,7 @@ class Exported:
     index: list[dict[str, Any]]  # for index.json
 
 
-def _card(s: healthview.Shown, subject: str, document_file: str | None) -> str:
+def _card(s: healthview.Offered, subject: str, document_file: str | None) -> str:
     rows = [("Type", s.type_label), *([("Catégorie", s.category)] if s.category else []),
             ("Date", s.date or "Non précisée"), ("Auteur", s.author), ("Message", subject)]
     body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
@@ -41,7 +41,7 @@ def _card(s: healthview.Shown, subject: str, document_file: str | None) -> str:
             "</body></html>\n")
 
 
-def _page(s: healthview.Shown, sections: list[tuple[str | None, str]]) -> str:
+def _page(s: healthview.Offered, sections: list[tuple[str | None, str]]) -> str:
     parts = "".join((f"<h2>{escape(t)}</h2>" if t else "") + f"<div>{html}</div>" for t, html in sections)
     return (_HEAD.format(title=escape(s.title)) + f"<h1>{escape(s.title)}</h1>"
             f"<p>{escape(s.type_label)} · {escape(s.date)} · {escape(s.author)}</p>{parts}</body></html>\n")

@@ -87,7 +87,7 @@ def _display(c: Coded | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Shown:
+class Offered:
     """One document as the pages list it."""
 
     n: int  # position among the message's documents
@@ -112,11 +112,11 @@ def type_key(d: Document) -> str:
     return ""
 
 
-def shown(n: int, d: Document, part: str, filename: str | None) -> Shown:
+def shown(n: int, d: Document, part: str, filename: str | None) -> Offered:
     type_label = _display(d.type_code) or _display(d.class_code) or _display(d.loinc) or NO_TYPE
     category = _display(d.class_code)
     w = when(d.effective) or when(d.created)
-    return Shown(
+    return Offered(
         n=n, title=(d.title or "").strip() or NO_TITLE, type_label=type_label, type_key=type_key(d),
         category=category if category and category != type_label else None, date=french(w), when=w,
         author=(d.author or "").strip() or NO_AUTHOR, level=d.level,
@@ -129,11 +129,11 @@ def visible(d: Document) -> bool:
     return values.INVISIBLE_PATIENT not in d.confidentiality_codes
 
 
-def documents(found: Found | None) -> list[tuple[Shown, Document]]:
+def documents(found: Found | None) -> list[tuple[Offered, Document]]:
     """The documents a page may offer, with their positions (see the module's docstring)."""
     if found is None:
         return []
-    out: list[tuple[Shown, Document]] = []
+    out: list[tuple[Offered, Document]] = []
     n = 0
     for archive in found.archives:
         for d in archive.documents:
@@ -143,7 +143,7 @@ def documents(found: Found | None) -> list[tuple[Shown, Document]]:
     return out
 
 
-def pick(found: Found | None, n: int) -> tuple[Shown, Document] | None:
+def pick(found: Found | None, n: int) -> tuple[Offered, Document] | None:
     for item in documents(found):
         if item[0].n == n:
             return item
@@ -155,7 +155,7 @@ def damaged(found: Found | None) -> list[str]:
     return [a.filename or "IHE_XDM.ZIP" for a in (found.archives if found else ()) if a.status == "damaged"]
 
 
-def filename(s: Shown, extension: str) -> str:
+def filename(s: Offered, extension: str) -> str:
     """A file name for the document: its title, made safe, and ``extension``."""
     base = re.sub(r"[\\/:*?\"<>|\x00-\x1f]+", " ", s.title).strip(" .")[:80] or "document"
     return f"{base}.{extension}"
