@@ -47,7 +47,7 @@ def _pro(store: Store, address: str) -> Rcpt:
     with store.db.write() as s:
         domain = add_hosted_domain(s, address.split("@")[1])
         pro = add_pro(s, store.keys, address, domain, password="not-used-here-1234")
-        target = LocalTarget(pro.mailbox_id, "pro", pro.id)  # type: ignore[arg-type]
+        target = LocalTarget(pro.mailbox_id, "pro", pro.id)
     return Rcpt(parse_address(address), target)
 
 
