@@ -83,8 +83,15 @@ def read(data: bytes, *, part: str, filename: str | None, limits: ZipLimits = DE
             stored = archive.find(path)
             if stored is None:
                 raise FormatError(errors.MISSING_DOCUMENT)
-            body = archive.read(stored)
-            head = cda.header(body) if (entry.mime_type or "text/xml") in _CDA_TYPES else None
+            head = None
+            if (entry.mime_type or "text/xml") in _CDA_TYPES:
+                stream = archive.open(stored)
+                try:
+                    head = cda.header_from(stream)
+                finally:
+                    stream.close()
+            else:
+                archive.read(stored)  # present and within the limits
             documents.append(_document(stored, entry, head))
             pending.pop(0)
     except FormatError as exc:

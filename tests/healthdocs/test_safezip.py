@@ -139,3 +139,13 @@ def test_total_counted_across_reads() -> None:
     assert archive.read_total == 1400
     with pytest.raises(FormatError):
         archive.read("A.TXT")  # a second read counts again: nothing remains
+
+
+def test_a_streamed_entry_is_held_to_its_declared_size_too() -> None:
+    data = _patch_sizes(_zip([("DOC.XML", b"<a>" + b"x" * 100_000 + b"</a>")]), b"DOC.XML", 1000)
+    archive = SafeZip(data)
+    stream = archive.open("DOC.XML")
+    with pytest.raises(FormatError):
+        while stream.read(64 * 1024):
+            pass
+    assert stream.given <= 1001 and archive.read_total == stream.given
