@@ -50,6 +50,16 @@ def looks_like_zip(data: bytes) -> bool:
     return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
+def declared_entries(data: bytes) -> int | None:
+    """The entry count the end of central directory record declares (APPNOTE 4.3.16), read
+    before :mod:`zipfile` parses a directory that could hold millions of entries; None when
+    there is no such record, 0xFFFF for a ZIP64 archive (not needed for an XDM medium)."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if at < 0 or at + 22 > len(data):
+        return None
+    return int(struct.unpack_from("<H", data, at + 10)[0])
+
+
 def safe_name(name: str) -> bool:
     if not name or "\x00" in name or "\\" in name or name.startswith("/"):
         return False
@@ -79,21 +89,24 @@ class SafeZip:
         self.read_total = 0  # uncompressed bytes handed out so far
         if not looks_like_zip(data):
             raise FormatError(errors.NOT_ZIP)
+        declared = declared_entries(data)
+        if declared is not None and declared > limits.max_entries:
+            raise FormatError(errors.TOO_MANY_ENTRIES, str(declared))
         with _errors():
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
         if len(infos) > limits.max_entries:
             raise FormatError(errors.TOO_MANY_ENTRIES, str(len(infos)))
         self._by_key: dict[str, zipfile.ZipInfo] = {}
-        declared = 0
+        total = 0
         for info in infos:
             self._check(info)
             key = info.filename.upper()
             if key in self._by_key:
                 raise FormatError(errors.DUPLICATE)
             self._by_key[key] = info
-            declared += info.file_size
-        if declared > limits.max_total_size:
+            total += info.file_size
+        if total > limits.max_total_size:
             raise FormatError(errors.TOTAL_TOO_LARGE)
 
     def _check(self, info: zipfile.ZipInfo) -> None:

@@ -18,15 +18,29 @@ import zipfile
 from healthdocs import cda, errors, metadata
 from healthdocs.errors import FormatError
 from healthdocs.model import Archive, Coded, Document, PatientId
-from healthdocs.safezip import DEFAULT_LIMITS, READ_ERRORS, SafeZip, ZipLimits, looks_like_zip, safe_name
+from healthdocs.safezip import (
+    DEFAULT_LIMITS,
+    READ_ERRORS,
+    SafeZip,
+    ZipLimits,
+    declared_entries,
+    looks_like_zip,
+    safe_name,
+)
 
 XDM_NAME = "IHE_XDM.ZIP"
 _METADATA = re.compile(r"^IHE_XDM/([^/]+)/METADATA\.XML$", re.IGNORECASE)
 _CDA_TYPES = ("text/xml", "application/xml", "application/hl7-v3+xml", "application/hl7-cda+xml")
 
 
+LAYOUT_SCAN_ENTRIES = 4096  # a zip declaring more is not examined for the layout (any other attachment)
+
+
 def _layout(data: bytes) -> bool:
     """The directory (not the entries: nothing is inflated here) names an XDM metadata file."""
+    declared = declared_entries(data)
+    if declared is None or declared > LAYOUT_SCAN_ENTRIES:
+        return False
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return any(_METADATA.match(name) for name in zf.namelist()[:10_000])
