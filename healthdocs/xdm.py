@@ -114,6 +114,13 @@ def read(data: bytes, *, part: str, filename: str | None, limits: ZipLimits = DE
     return Archive(part, filename, "read", None, tuple(documents), tuple(set_ids))
 
 
+def read_entry(data: bytes, entry: str, limits: ZipLimits = DEFAULT_LIMITS) -> bytes:
+    """One entry of an archive (a :class:`~healthdocs.model.Document`'s ``entry``), read within
+    the same limits, for showing it (:func:`healthdocs.cda.pdf`, :func:`healthdocs.cda.sections`);
+    raises :class:`~healthdocs.errors.FormatError`."""
+    return SafeZip(data, limits).read(entry)
+
+
 def code_list(documents: tuple[Document, ...]) -> set[str]:
     """The CDA codes (``X-MSS-CODECDA`` compares against these): the LOINC code, else the type code."""
     found: set[str] = set()

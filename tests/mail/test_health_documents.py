@@ -20,14 +20,15 @@ from gateway.accounts.pros import add_hosted_domain, add_pro
 from gateway.delivery.directory import LocalTarget
 from gateway.delivery.documents import DocumentPolicy, DocumentsRefused
 from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt
-from gateway.mailstore import inbox, summaries
+from gateway.mailstore import inbox, parsing, summaries, xdm
 from gateway.mailstore.messages import read_message
 from gateway.outbound.queue import MSG_PURPOSE, open_envelope
 from gateway.store.changes import ChangeHub
 from gateway.store.models import AuditEntry, Message, QueueEntry
 from gateway.testing.store import Store
-from healthdocs import errors
+from healthdocs import cda, errors
 from healthdocs import testing as kit
+from healthdocs import xdm as xdm_format
 from routing.address import Address, parse_address
 from routing.ins import synthetic_ins
 from tests.mail.test_group_commit import NOW
@@ -99,6 +100,16 @@ def test_matching_archive_delivered_and_listed_in_the_summary(store: Store, rng:
     assert [(d.title, d.level) for d in archive.documents] == [
         ("Compte rendu d'hospitalisation", 1), ("Résultats de biologie", 3), ("Ordonnance", 1)]
     assert all(d.author == "Alex EXEMPLE" and d.created == "20260115093000" for d in archive.documents)
+    with store.db.read() as s:  # what the inbox does to show one: the part, the entry, the PDF
+        [row] = s.execute(select(Message)).scalars().all()
+        assert isinstance(patient.target, LocalTarget)
+        stored = read_message(s, store.keys, patient.target.mailbox_id, row.id)
+    data = xdm.part_bytes(parsing.parse(stored), archive.part)
+    assert data is not None
+    pdf = cda.pdf(xdm_format.read_entry(data, archive.documents[0].entry))
+    assert pdf is not None and pdf.startswith(b"%PDF-")
+    sections = cda.sections(xdm_format.read_entry(data, archive.documents[1].entry))
+    assert [title for title, _ in sections] == ["Hématologie", "Biochimie"]
 
 
 @pytest.mark.parametrize(("make", "reason"), [
