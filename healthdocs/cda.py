@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 from xml.etree.ElementTree import Element
 
 from healthdocs import errors, values, xmlsafe
@@ -71,9 +71,41 @@ def _body(root: Element) -> tuple[Literal[0, 1, 3], str | None, Element | None]:
     return 0, None, None
 
 
+class _Source(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+
 def header(data: bytes) -> Header:
     """The header of the CDA in ``data``; raises :class:`~healthdocs.errors.FormatError`."""
-    root = _root(data)
+    return _header(_root(data))
+
+
+def header_from(source: _Source) -> Header:
+    """The header of the CDA read from ``source``, stopping at the body's first element: a
+    level-1 document's base64 PDF (megabytes) is never read nor held (DTDs still refused)."""
+    root: Element | None = None
+    body: Element | None = None
+    try:
+        for event, el in xmlsafe.iterparse(source):
+            if root is None:
+                root = el
+                if root.tag != _NS + "ClinicalDocument":
+                    raise FormatError(errors.XML_INVALID, "not a CDA document")
+            if event == "start" and el.tag in (_NS + "nonXMLBody", _NS + "structuredBody"):
+                body = el
+            elif body is not None and event == "start" and (body.tag == _NS + "structuredBody"
+                                                             or el.tag == _NS + "text"):
+                break  # the level is known (and a level 1's mediaType): the rest is the body
+    except FormatError:
+        raise
+    except xmlsafe.ERRORS as exc:
+        raise xmlsafe.refusal(exc) from None
+    if root is None:
+        raise FormatError(errors.XML_INVALID)
+    return _header(root)
+
+
+def _header(root: Element) -> Header:
     ids: list[PatientId] = []
     for rt in root.findall(_NS + "recordTarget"):
         for pid in rt.findall(f"{_NS}patientRole/{_NS}id"):

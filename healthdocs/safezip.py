@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 from healthdocs import errors
 from healthdocs.errors import FormatError
@@ -47,6 +48,16 @@ READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, Ru
 
 def looks_like_zip(data: bytes) -> bool:
     return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def declared_entries(data: bytes) -> int | None:
+    """The entry count the end of central directory record declares (APPNOTE 4.3.16), read
+    before :mod:`zipfile` parses a directory that could hold millions of entries; None when
+    there is no such record, 0xFFFF for a ZIP64 archive (not needed for an XDM medium)."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if at < 0 or at + 22 > len(data):
+        return None
+    return int(struct.unpack_from("<H", data, at + 10)[0])
 
 
 def safe_name(name: str) -> bool:
@@ -78,21 +89,24 @@ class SafeZip:
         self.read_total = 0  # uncompressed bytes handed out so far
         if not looks_like_zip(data):
             raise FormatError(errors.NOT_ZIP)
+        declared = declared_entries(data)
+        if declared is not None and declared > limits.max_entries:
+            raise FormatError(errors.TOO_MANY_ENTRIES, str(declared))
         with _errors():
             self._zip = zipfile.ZipFile(io.BytesIO(data))
             infos = self._zip.infolist()
         if len(infos) > limits.max_entries:
             raise FormatError(errors.TOO_MANY_ENTRIES, str(len(infos)))
         self._by_key: dict[str, zipfile.ZipInfo] = {}
-        declared = 0
+        total = 0
         for info in infos:
             self._check(info)
             key = info.filename.upper()
             if key in self._by_key:
                 raise FormatError(errors.DUPLICATE)
             self._by_key[key] = info
-            declared += info.file_size
-        if declared > limits.max_total_size:
+            total += info.file_size
+        if total > limits.max_total_size:
             raise FormatError(errors.TOTAL_TOO_LARGE)
 
     def _check(self, info: zipfile.ZipInfo) -> None:
@@ -121,6 +135,17 @@ class SafeZip:
         info = self._by_key.get(name.upper())
         return info.filename if info is not None and not info.is_dir() else None
 
+    def open(self, name: str) -> _Counted:
+        """An entry as a stream (``read(n)``), counted like :meth:`read`: for a reader that
+        stops early (a CDA's header), so the rest is never inflated."""
+        info = self._by_key.get(name.upper())
+        if info is None or info.is_dir():
+            raise FormatError(errors.MISSING_DOCUMENT)
+        cap = min(info.file_size, self.limits.max_entry_size, self.limits.max_total_size - self.read_total)
+        with _errors():
+            stream = self._zip.open(info)
+        return _Counted(self, stream, cap, cap < info.file_size)
+
     def read(self, name: str) -> bytes:
         """An entry's bytes, counted as inflated: never more than its own declared size, the
         per-entry limit or what remains of the archive's total."""
@@ -143,3 +168,30 @@ class SafeZip:
         if bytes(out[:4]).startswith(_NESTED_MAGIC):
             raise FormatError(errors.NESTED)
         return bytes(out)
+
+
+class _Counted:
+    """An entry's stream whose bytes count against the archive's limits as they are read."""
+
+    def __init__(self, archive: SafeZip, stream: IO[bytes], cap: int, total_bound: bool) -> None:
+        self.archive = archive
+        self.stream = stream
+        self.cap = cap
+        self.total_bound = total_bound
+        self.given = 0
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.cap - self.given + 1 if size < 0 else min(size, self.cap - self.given + 1)
+        with _errors():
+            chunk = self.stream.read(max(want, 0))
+        self.given += len(chunk)
+        self.archive.read_total += len(chunk)
+        if self.given > self.cap:
+            raise FormatError(errors.TOTAL_TOO_LARGE if self.total_bound else errors.ENTRY_TOO_LARGE)
+        if self.given == len(chunk) and chunk[:4].startswith(_NESTED_MAGIC):
+            raise FormatError(errors.NESTED)
+        return chunk
+
+    def close(self) -> None:
+        with _errors():
+            self.stream.close()

@@ -18,15 +18,29 @@ import zipfile
 from healthdocs import cda, errors, metadata
 from healthdocs.errors import FormatError
 from healthdocs.model import Archive, Coded, Document, PatientId
-from healthdocs.safezip import DEFAULT_LIMITS, READ_ERRORS, SafeZip, ZipLimits, looks_like_zip, safe_name
+from healthdocs.safezip import (
+    DEFAULT_LIMITS,
+    READ_ERRORS,
+    SafeZip,
+    ZipLimits,
+    declared_entries,
+    looks_like_zip,
+    safe_name,
+)
 
 XDM_NAME = "IHE_XDM.ZIP"
 _METADATA = re.compile(r"^IHE_XDM/([^/]+)/METADATA\.XML$", re.IGNORECASE)
 _CDA_TYPES = ("text/xml", "application/xml", "application/hl7-v3+xml", "application/hl7-cda+xml")
 
 
+LAYOUT_SCAN_ENTRIES = 4096  # a zip declaring more is not examined for the layout (any other attachment)
+
+
 def _layout(data: bytes) -> bool:
     """The directory (not the entries: nothing is inflated here) names an XDM metadata file."""
+    declared = declared_entries(data)
+    if declared is None or declared > LAYOUT_SCAN_ENTRIES:
+        return False
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return any(_METADATA.match(name) for name in zf.namelist()[:10_000])
@@ -83,14 +97,28 @@ def read(data: bytes, *, part: str, filename: str | None, limits: ZipLimits = DE
             stored = archive.find(path)
             if stored is None:
                 raise FormatError(errors.MISSING_DOCUMENT)
-            body = archive.read(stored)
-            head = cda.header(body) if (entry.mime_type or "text/xml") in _CDA_TYPES else None
+            head = None
+            if (entry.mime_type or "text/xml") in _CDA_TYPES:
+                stream = archive.open(stored)
+                try:
+                    head = cda.header_from(stream)
+                finally:
+                    stream.close()
+            else:
+                archive.read(stored)  # present and within the limits
             documents.append(_document(stored, entry, head))
             pending.pop(0)
     except FormatError as exc:
         documents.extend(_unread(e, p) for e, p in pending)
         return Archive(part, filename, "damaged", exc.reason, tuple(documents), tuple(set_ids))
     return Archive(part, filename, "read", None, tuple(documents), tuple(set_ids))
+
+
+def read_entry(data: bytes, entry: str, limits: ZipLimits = DEFAULT_LIMITS) -> bytes:
+    """One entry of an archive (a :class:`~healthdocs.model.Document`'s ``entry``), read within
+    the same limits, for showing it (:func:`healthdocs.cda.pdf`, :func:`healthdocs.cda.sections`);
+    raises :class:`~healthdocs.errors.FormatError`."""
+    return SafeZip(data, limits).read(entry)
 
 
 def code_list(documents: tuple[Document, ...]) -> set[str]:

@@ -53,6 +53,15 @@ def decoded_body(part: mime.Part) -> bytes:
     return body
 
 
+def part_bytes(parsed: Parsed, number: str) -> bytes | None:
+    """The decoded body of the leaf part numbered ``number`` (an :class:`~healthdocs.model.Archive`'s
+    ``part``), for the inbox to open the archive the summary lists; None when there is none."""
+    for found, part in _numbered(parsed.root, "", 0):
+        if found == number:
+            return decoded_body(part)
+    return None
+
+
 def archives(parsed: Parsed, limits: ZipLimits = DEFAULT_LIMITS) -> tuple[Archive, ...]:
     found: list[Archive] = []
     for number, part in _numbered(parsed.root, "", 0):

@@ -63,4 +63,13 @@ def test_reader_never_raises_and_never_reads_beyond_limits() -> None:
             assert len(got) <= LIMITS.max_entry_size, case
             assert zf.read_total == before + len(got)
         assert zf.read_total <= LIMITS.max_total_size, case
+        streamed = SafeZip(data, LIMITS)  # the same through the streams the CDA reader uses
+        for name in streamed.names():
+            try:
+                stream = streamed.open(name)
+                while stream.read(4096):
+                    assert stream.given <= LIMITS.max_entry_size, case
+            except FormatError:
+                continue
+        assert streamed.read_total <= LIMITS.max_total_size + 1, case
     assert statuses == {"read", "damaged"}  # the mutations reach both outcomes: the fuzz is not blind

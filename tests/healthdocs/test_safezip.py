@@ -11,7 +11,7 @@ import pytest
 
 from healthdocs import errors
 from healthdocs.errors import FormatError
-from healthdocs.safezip import DEFAULT_LIMITS, SafeZip, ZipLimits, safe_name
+from healthdocs.safezip import DEFAULT_LIMITS, SafeZip, ZipLimits, declared_entries, safe_name
 
 
 def _zip(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -139,3 +139,21 @@ def test_total_counted_across_reads() -> None:
     assert archive.read_total == 1400
     with pytest.raises(FormatError):
         archive.read("A.TXT")  # a second read counts again: nothing remains
+
+
+def test_a_streamed_entry_is_held_to_its_declared_size_too() -> None:
+    data = _patch_sizes(_zip([("DOC.XML", b"<a>" + b"x" * 100_000 + b"</a>")]), b"DOC.XML", 1000)
+    archive = SafeZip(data)
+    stream = archive.open("DOC.XML")
+    with pytest.raises(FormatError):
+        while stream.read(64 * 1024):
+            pass
+    assert stream.given <= 1001 and archive.read_total == stream.given
+
+
+def test_the_entry_count_is_read_before_the_directory_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _zip([(f"F{i}.TXT", b"x") for i in range(70)])
+    assert declared_entries(data) == 70
+    monkeypatch.setattr(zipfile, "ZipFile", lambda *a, **k: pytest.fail("directory parsed"))
+    assert _reason(data) == errors.TOO_MANY_ENTRIES
+    assert declared_entries(b"PK\x03\x04 no end record") is None

@@ -11,6 +11,7 @@ import pytest
 from healthdocs import cda, decide, errors, testing, values, xdm, xmlsafe
 from healthdocs.errors import FormatError
 from healthdocs.model import Archive, Found, PatientId, from_json, to_json
+from healthdocs.safezip import SafeZip
 from routing.ins import synthetic_ins
 
 RNG = random.Random(21)
@@ -145,3 +146,15 @@ def test_generated_pdf_padding_is_incompressible() -> None:
     padded = testing.pdf(padding=100_000)
     assert len(padded) > 100_000
     assert base64.b64decode(base64.b64encode(padded)) == padded
+
+
+def test_a_level1_header_is_read_without_inflating_the_pdf() -> None:
+    archive = SafeZip(testing.level1(INS, padding=2_000_000))
+    name = "IHE_XDM/SUBSET01/DOC0001.XML"
+    stream = archive.open(name)
+    head = cda.header_from(stream)
+    assert (head.level, head.body_media_type, head.title) == (1, "application/pdf", "Compte rendu d'hospitalisation")
+    assert [p.id for p in head.patient_ids] == [INS]
+    assert stream.given < 64 * 1024 and archive.read_total == stream.given  # of 2.7 MB
+    assert head == cda.header(SafeZip(testing.level1(INS, padding=2_000_000)).read(name))  # the same as read whole
+
