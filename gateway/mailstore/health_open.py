@@ -3,7 +3,7 @@
 The summary sealed at delivery says which MIME part holds the archive (``Archive.part``)
 and which entry the document is (``Document.entry``); only that part is decoded, and the
 archive is read again through the same safe reader and the same ``[health_documents]``
-limits as at delivery (:class:`healthdocs.safezip.SafeZip`), that one entry only. Anything
+limits as at delivery (:func:`healthdocs.xdm.read_entry`), that one entry only. Anything
 that no longer reads (it cannot change: the message is sealed) is ``None``, never an error
 page with details.
 """
@@ -14,8 +14,9 @@ from xml.etree.ElementTree import Element
 
 from gateway.mailstore import parsing, xdm
 from healthdocs import cda
+from healthdocs import xdm as xdm_format
 from healthdocs.errors import FormatError
-from healthdocs.safezip import DEFAULT_LIMITS, SafeZip, ZipLimits
+from healthdocs.safezip import DEFAULT_LIMITS, ZipLimits
 
 
 def cda_bytes(raw: bytes, part: str, entry: str, limits: ZipLimits = DEFAULT_LIMITS) -> bytes | None:
@@ -24,9 +25,7 @@ def cda_bytes(raw: bytes, part: str, entry: str, limits: ZipLimits = DEFAULT_LIM
     if data is None:
         return None
     try:
-        archive = SafeZip(data, limits)
-        stored = archive.find(entry)
-        return archive.read(stored) if stored is not None else None
+        return xdm_format.read_entry(data, entry, limits)
     except FormatError:
         return None
 

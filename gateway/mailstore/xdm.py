@@ -83,11 +83,3 @@ def found_in(parsed: Parsed, limits: ZipLimits = DEFAULT_LIMITS) -> Found:
     found = Found(got)
     return Found(got, decide.header_notes(found, codecda, str(ins_flag) if ins_flag is not None else None))
 
-
-def part_bytes(parsed: Parsed, number: str) -> bytes | None:
-    """The decoded body of the leaf part ``number`` (an :class:`~healthdocs.model.Archive`'s
-    ``part``), for the web inbox to serve one document of it; None when there is no such part."""
-    for found, part in _numbered(parsed.root, "", 0):
-        if found == number:
-            return decoded_body(part)
-    return None
