@@ -142,3 +142,19 @@ def test_export_holds_each_document(site: Site) -> None:
         index = json.loads(z.read("index.json"))
         listed = [d for m in index["messages"] for d in m.get("documents", [])]
         assert {d["title"] for d in listed} == {"Compte rendu d'hospitalisation", "Résultats de biologie"}
+
+
+def test_a_pdf_that_is_not_one_is_never_served(site: Site) -> None:
+    """A level-1 CDA that says ``application/pdf`` but holds HTML: no PDF route, no bytes."""
+    a = fresh(site)
+    fake = b"<html><script>alert(document.cookie)</script></html>"
+    send(site, a.ins, xdm.archive(a.ins, [xdm.Doc("DOC0001.XML", xdm.cda_level1(a.ins, document=fake), a.ins)]),
+         "Faux PDF")
+    with login_http(site.live, a) as c:
+        url = message_link(c, "Faux PDF")
+        assert "Ouvrir le PDF" in c.get(url).text  # the summary says PDF: the check is at opening
+        r = c.get(url + "/documents/0/pdf")
+        assert r.status_code == 404 and b"alert(document.cookie)" not in r.content
+        page = c.get(url + "/documents/0")
+        assert page.status_code == 200 and "ne peut pas être affiché" in page.text and "script" not in page.text.split(
+            "<main", 1)[1]
