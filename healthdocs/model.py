@@ -18,7 +18,7 @@ Where things are:
 Codes (:class:`Coded`) keep the code, its scheme (the ebRIM ``codingScheme`` slot or CDA
 ``codeSystem`` OID) and the display name as written by the sender (French for the ANS
 "CI-SIS" terminologies). Times are kept as written in HL7 TS form (``YYYYMMDDHHMMSS[+ZZZZ]``,
-possibly shorter) and also as ISO 8601 when they parse (:func:`healthdocs.values.ts_iso`).
+possibly shorter); :func:`healthdocs.values.ts_iso` gives ISO 8601 (None when it does not parse).
 
 Patient identifiers (:class:`PatientId`) are every identifier found, wherever found
 (``source``: ``submission_set`` / ``document_entry`` from the metadata's

@@ -16,7 +16,7 @@ from gateway.mailstore.parsing import MAX_DEPTH, Parsed, part_filename
 from healthdocs import decide
 from healthdocs import xdm as xdm_format
 from healthdocs.model import Archive, Found
-from healthdocs.safezip import DEFAULT_LIMITS, ZipLimits
+from healthdocs.safezip import DEFAULT_LIMITS, ZipLimits, looks_like_zip
 from imap.message import mime
 
 _SKIPPED_TYPES = ("text", "multipart", "message")
@@ -62,12 +62,30 @@ def part_bytes(parsed: Parsed, number: str) -> bytes | None:
     return None
 
 
+def _starts_like_zip(part: mime.Part) -> bool:
+    """The first decoded octets are a zip signature: only such a part is decoded whole (a 20 MB
+    PDF attachment is not)."""
+    encoding = str(part.headers.get("Content-Transfer-Encoding", "")).strip().lower()
+    head = part.body[:256]
+    if encoding == "base64":
+        try:
+            head = binascii.a2b_base64(b"".join(head.split())[:8])
+        except (binascii.Error, ValueError):
+            return False
+    elif encoding == "quoted-printable":
+        head = quopri.decodestring(head)
+    return looks_like_zip(head)
+
+
 def archives(parsed: Parsed, limits: ZipLimits = DEFAULT_LIMITS) -> tuple[Archive, ...]:
     found: list[Archive] = []
     for number, part in _numbered(parsed.root, "", 0):
-        if part.content_type[0] in _SKIPPED_TYPES and not part_filename(part):
-            continue
         name = part_filename(part)
+        if part.content_type[0] in _SKIPPED_TYPES and not name:
+            continue
+        named = name is not None and name.strip().upper() == xdm_format.XDM_NAME
+        if not named and not _starts_like_zip(part):
+            continue
         data = decoded_body(part)
         if xdm_format.candidate(name, data):
             found.append(xdm_format.read(data, part=number, filename=name, limits=limits))

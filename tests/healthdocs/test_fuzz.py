@@ -73,3 +73,22 @@ def test_reader_never_raises_and_never_reads_beyond_limits() -> None:
                 continue
         assert streamed.read_total <= LIMITS.max_total_size + 1, case
     assert statuses == {"read", "damaged"}  # the mutations reach both outcomes: the fuzz is not blind
+
+
+def test_mutated_xml_inside_well_formed_archives_never_raises() -> None:
+    """Structure-aware: the zip stays valid and the mutations land in METADATA.XML or the CDA,
+    so the metadata and CDA readers (not only the zip reader) meet the damage."""
+    rng = random.Random(2027)
+    ins = synthetic_ins(rng)
+    cda_bytes = testing.cda_level3(ins)
+    doc = testing.Doc("DOC0001.XML", cda_bytes, ins)
+    meta = testing.metadata(ins, [doc])
+    outcomes: set[tuple[str, int]] = set()
+    for _ in range(CASES // 3):
+        if rng.random() < 0.5:
+            archive = testing.archive(ins, [doc], meta=_mutate(rng, meta))
+        else:
+            archive = testing.archive(ins, [testing.Doc("DOC0001.XML", _mutate(rng, cda_bytes), ins)], meta=meta)
+        read = xdm.read(archive, part="1", filename="IHE_XDM.ZIP", limits=LIMITS)
+        outcomes.add((read.status, len(read.documents)))
+    assert ("read", 1) in outcomes and any(status == "damaged" for status, _ in outcomes)

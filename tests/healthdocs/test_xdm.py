@@ -12,6 +12,7 @@ from healthdocs import cda, decide, errors, testing, values, xdm, xmlsafe
 from healthdocs.errors import FormatError
 from healthdocs.model import Archive, Found, PatientId, from_json, to_json
 from healthdocs.safezip import SafeZip
+from routing import reasons
 from routing.ins import synthetic_ins
 
 RNG = random.Random(21)
@@ -125,6 +126,12 @@ def test_decisions() -> None:
     assert decide.for_patient(Found((local,)), INS).accept  # a hospital's own identifier: not compared
     nir13 = Archive("2", None, patient_ids=(PatientId(INS[:13], values.INS_NIR, "cda"),))
     assert decide.for_patient(Found((nir13,)), INS).accept
+
+
+def test_refusals_are_the_reply_catalogue_entries() -> None:
+    refusals = {decide.OTHER_PATIENT, decide.INVISIBLE_PATIENT}
+    assert refusals == {r for r in reasons.CATALOGUE if r.startswith("data.document_")}
+    assert all(reasons.CATALOGUE[r].code == 550 for r in refusals)
 
 
 def test_header_notes() -> None:

@@ -29,6 +29,7 @@ from gateway.testing.store import Store
 from healthdocs import cda, errors
 from healthdocs import testing as kit
 from healthdocs import xdm as xdm_format
+from imap.message import mime
 from routing.address import Address, parse_address
 from routing.ins import synthetic_ins
 from tests.mail.test_group_commit import NOW
@@ -207,3 +208,25 @@ def test_check_off_delivers_and_examines_nothing(store: Store, rng: random.Rando
     _pipeline(store, DocumentPolicy(check=False)).deliver_sync(_inbound(patient), raw)
     [summary] = _summaries(store, patient)
     assert summary.health is None
+
+
+def test_a_zip_with_the_xdm_layout_under_any_name_is_examined_other_parts_are_not(store: Store, rng: random.Random,
+                                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                                  ) -> None:
+    ins, other = synthetic_ins(rng), synthetic_ins(rng)
+    patient = _patient(store, ins)
+    raw = kit.message(kit.other_patient(ins, other), sender="dr@clinic.test", to=str(patient.address),
+                      filename="documents.zip")
+    with pytest.raises(DocumentsRefused):
+        _pipeline(store).deliver_sync(_inbound(patient), raw)
+    decoded: list[int] = []
+    real = xdm.decoded_body
+
+    def counted(part: mime.Part) -> bytes:
+        decoded.append(1)
+        return real(part)
+    monkeypatch.setattr(xdm, "decoded_body", counted)
+    pdf = kit.message(kit.pdf(padding=50_000), sender="dr@clinic.test", to=str(patient.address), filename="r.pdf")
+    _pipeline(store).deliver_sync(_inbound(patient), pdf)
+    [summary] = _summaries(store, patient)
+    assert summary.health is not None and summary.health.archives == () and decoded == []

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from gateway.mailstore import summaries
 from gateway.store.models import QueueEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home
-from gateway.testing.smtpclient import mailbox_messages, submission_client, transaction
+from gateway.testing.smtpclient import mailbox_messages, mx_client, submission_client, transaction
 from gateway.testing.world import PASSWORD, World, populate
 from healthdocs import testing as kit
 from routing import reasons
@@ -114,3 +114,24 @@ def test_hostile_archives_neither_crash_nor_store_anything_unsafe(world_live: tu
     [health] = [x.health for x in _patient_summaries(live, ins) if x.shown.subject == subject]
     assert health is not None and [a.status for a in health.archives] == ["damaged"]
     assert all(d.level == 0 for d in health.documents)  # nothing listed as readable
+
+
+@pytest.mark.parametrize(("archive", "code"), [(lambda ins: kit.level1(ins), 250),
+                                               (lambda ins: kit.other_patient(ins, OTHER), 550)])
+def test_over_the_mx_from_a_trusted_operator(world_live: tuple[World, LiveGateway], archive: object,
+                                             code: int) -> None:
+    """The same check for mail from another operator (its server then returns the DSN to its sender)."""
+    world, live = world_live
+    ins = world.patients["open"]
+    before = len(mailbox_messages(live, ins=ins))
+    sender = f"dr.b@{world.peer.domain}"
+    raw = kit.message(archive(ins), sender=sender, to=world.patient())  # type: ignore[operator]
+    with mx_client(live, world.peer.client_context(live.ca_file)) as client:
+        t = transaction(client, sender, [world.patient()], world.peer.sign(raw))
+    assert t.rcpts == [(250, "2.1.5 recipient OK")]
+    if code == 250:
+        assert t.data is not None and t.data[0] == 250, t.data
+        assert len(mailbox_messages(live, ins=ins)) == before + 1
+    else:
+        assert t.data == _reply("data.document_other_patient")
+        assert len(mailbox_messages(live, ins=ins)) == before
