@@ -37,12 +37,15 @@ REFUSALS = Counter("gateway_limit_refusals",
                    ["listener", "reason"], registry=REGISTRY)
 JOB_RUNS = Counter("gateway_job_runs", "Lifecycle job runs, per job and result",
                    ["job", "result"], registry=REGISTRY)
+HEALTH_DOCUMENTS = Counter("gateway_health_documents",
+                           "Health documents (IHE XDM) at delivery: patient recipients refused and what was"
+                           " noted, per reason code", ["reason"], registry=REGISTRY)
 
 
 COUNTERS: dict[str, Counter] = {
     "connections": CONNECTIONS, "messages_accepted": MESSAGES_ACCEPTED, "messages_refused": MESSAGES_REFUSED,
     "deliveries": DELIVERIES, "login_failures": LOGIN_FAILURES, "job_runs": JOB_RUNS,
-    "limit_refusals": REFUSALS,
+    "limit_refusals": REFUSALS, "health_documents": HEALTH_DOCUMENTS,
 }
 
 forward: Callable[[str, tuple[str, ...]], None] | None = None
@@ -90,6 +93,11 @@ def delivery(outcome: str) -> None:
 
 def login_failure(protocol: str, reason: str) -> None:
     count("login_failures", (protocol, reason))
+
+
+def health_documents(reason: str) -> None:
+    """A patient recipient refused (``data.document_*``) or a note (``health.*``), :mod:`healthdocs.decide`."""
+    count("health_documents", (reason[:64],))
 
 
 def job_run(job: str, result: str) -> None:

@@ -208,6 +208,25 @@ class LimitsSettings(_Section):
         return int(getattr(self, f"{listener}_per_address"))
 
 
+class HealthDocumentsSettings(_Section):
+    """Health documents in patient mail (issue 21, docs/health-documents.md): IHE XDM archives
+    are read at delivery to a patient mailbox, within these limits, their patient identifiers
+    checked against the recipient's INS and what they hold sealed in the message summary."""
+
+    check: bool = True
+    """Read XDM archives at delivery (and refuse a patient recipient for another patient's
+    document, or an ``INVISIBLE_PATIENT`` one). Off: archives are ordinary attachments."""
+    max_entries: int = Field(default=64, ge=4, le=100_000)
+    """Entries in one archive (files and folders); more: the archive is not read (delivered as
+    an ordinary attachment, marked damaged)."""
+    max_entry_bytes: int = Field(default=16 * 1024 * 1024, ge=65_536, le=1 << 32)
+    """Uncompressed size of one entry."""
+    max_total_bytes: int = Field(default=64 * 1024 * 1024, ge=65_536, le=1 << 34)
+    """Uncompressed bytes read from one archive, all entries together."""
+    max_ratio: int = Field(default=100, ge=2, le=100_000)
+    """Uncompressed / compressed size of an entry larger than 64 KiB (a zip bomb's is in the thousands)."""
+
+
 class StorageSettings(_Section):
     url: str = "sqlite:///gateway.db"
     """SQLAlchemy URL; relative SQLite paths are resolved against the config file's folder."""
@@ -473,6 +492,7 @@ class Settings(_Section):
     imap: ImapSettings = ImapSettings()
     quota: QuotaSettings = QuotaSettings()
     limits: LimitsSettings = LimitsSettings()
+    health_documents: HealthDocumentsSettings = HealthDocumentsSettings()
     storage: StorageSettings = StorageSettings()
     keys: KeySettings = KeySettings()
     patients: PatientSettings = PatientSettings()

@@ -114,6 +114,15 @@ RCPT_CONVERSATION_ENDED = Outcome(
 )
 
 # --- after DATA (header) refusals ----------------------------------------------------------
+# Health documents (issue 21, healthdocs.decide): a patient mailbox never receives a document
+# about another patient, nor one classified INVISIBLE_PATIENT (not to be seen before it is explained).
+DATA_DOCUMENT_OTHER_PATIENT = Outcome(
+    "data.document_other_patient", 550, "5.7.1", "a document in this message concerns another patient"
+)
+DATA_DOCUMENT_INVISIBLE_PATIENT = Outcome(
+    "data.document_invisible_patient", 550, "5.7.1",
+    "a document in this message may not be shown to the patient before it is explained to them",
+)
 DATA_FROM_INVALID = Outcome("data.from_invalid", 550, "5.6.0", "the message must have exactly one valid From: address")
 DATA_FROM_NOT_YOUR_ADDRESS = Outcome(
     "data.from_not_your_address", 550, "5.7.1", "the From: address does not belong to your account"

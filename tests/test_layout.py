@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("gateway", "smtp", "imap", "routing", "crypto")
-LEAVES = ("smtp", "imap", "routing", "crypto")
+PACKAGES = ("gateway", "smtp", "imap", "routing", "crypto", "healthdocs")
+LEAVES = ("smtp", "imap", "routing", "crypto", "healthdocs")
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -5,7 +5,8 @@ transaction with the queue rows and the audit), the facts it decides on (``direc
 (``smtp_backend``: policy verdicts, delivery, authentication, memory budget), the SMTP
 listeners that run :mod:`smtp.server` over it (``smtp_listener``) and the extra SMTP
 processes that share their sockets (``smtp_processes``), patient replies from the web
-inbox (``replies``), mail the gateway writes itself (``internal``), and
+inbox (``replies``), mail the gateway writes itself (``internal``), the health-document
+check for patient recipients (``documents``), and
 :class:`~gateway.delivery.runtime.MailRuntime`, what one process's SMTP sessions and web
 inbox share.
 

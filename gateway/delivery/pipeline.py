@@ -21,9 +21,19 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import metrics
 from gateway.delivery.directory import LocalTarget, RemoteTarget, Target
+from gateway.delivery.documents import (
+    DocumentPolicy,
+    DocumentsRefused,
+    Refusal,
+    count_notes,
+    decide_for,
+    queue_dsn,
+    record_refusals,
+)
 from gateway.delivery.headers import HeaderInfo, parse_headers, trace_headers
-from gateway.mailstore import adoption, chunks, conversations, parsing, summaries
+from gateway.mailstore import adoption, chunks, conversations, parsing, summaries, xdm
 from gateway.mailstore.messages import insert_sealed
 from gateway.mailstore.quota import QuotaDefaults, QuotaExceeded, reserve
 from gateway.mailstore.sealed import SealedCopy, seal_copy
@@ -36,6 +46,7 @@ from gateway.store.group_commit import GroupWriter
 from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.models import Patient
 from gateway.store.raw import RawStatement, dialect_name
+from healthdocs.model import Found
 from routing.address import Address
 from routing.decide import conversation_effect
 
@@ -110,6 +121,7 @@ class _Job:
     at: datetime
     copies: tuple[_Copy, ...]
     documents: int
+    refused: tuple[Refusal, ...] = ()  # patient recipients refused for the documents (others took it)
     done: threading.Event = field(default_factory=threading.Event)
     result: Delivered | None = None
     error: BaseException | None = None
@@ -130,8 +142,8 @@ def _fail_jobs(group: list[_Job], error: BaseException) -> None:
             job.done.set()
 
 
-def _stamped_summary(parsed: parsing.Parsed, raw: bytes, stamped: bytes, *, added: str | None
-                     ) -> summaries.Summary:
+def _stamped_summary(parsed: parsing.Parsed, raw: bytes, stamped: bytes, *, added: str | None,
+                     health: Found | None) -> summaries.Summary:
     """The summary of the stored (stamped) bytes from the parse of the received ones.
 
     ``trace_headers`` only puts header lines in front (``Received:``, and ``Message-ID:`` when
@@ -140,8 +152,8 @@ def _stamped_summary(parsed: parsing.Parsed, raw: bytes, stamped: bytes, *, adde
     in front of it; only such a message is parsed again, as stored.
     """
     if raw[:1] in (b" ", b"\t"):
-        return summaries.summarise(parsing.parse(stamped))
-    return summaries.summarise(parsed, message_id=added)
+        return summaries.summarise(parsing.parse(stamped), health=health, examine=False)
+    return summaries.summarise(parsed, message_id=added, health=health, examine=False)
 
 
 _NO_QUOTA = QuotaDefaults()
@@ -152,8 +164,9 @@ class Pipeline:
                  queue_max_age: timedelta = timedelta(days=5),
                  notification_interval: timedelta | None = timedelta(hours=1),
                  after_commit: Sequence[Callable[[Delivered, Inbound, HeaderInfo], None]] = (),
-                 quota: QuotaDefaults | None = None) -> None:
+                 quota: QuotaDefaults | None = None, documents: DocumentPolicy | None = None) -> None:
         self.db = db
+        self.documents = documents or DocumentPolicy()  # [health_documents]: XDM archives read, checked
         self.quota = quota or _NO_QUOTA  # [quota] of the config: each mailbox's default limits
         self.keys = keys
         self.hub = hub
@@ -202,9 +215,15 @@ class Pipeline:
         queue_id = secrets.token_hex(8)
         stamped, message_id = trace_headers(raw, info, hostname=self.hostname, helo=inbound.helo,
                                             peer=inbound.peer, protocol=inbound.protocol, queue_id=queue_id, now=at)
-        summary = _stamped_summary(info.parsed, raw, stamped, added=None if info.message_id else message_id)
+        found = xdm.found_in(info.parsed, self.documents.limits) if self.documents.check else None
+        summary = _stamped_summary(info.parsed, raw, stamped, added=None if info.message_id else message_id,
+                                   health=found)
+        refused = self._refusals(inbound, found, queue_id)
+        seen: set[int] = {r.target.mailbox_id for r in refused}  # a refused mailbox gets no copy
+        if refused and all(isinstance(r.target, LocalTarget) and r.target.mailbox_id in seen
+                           for r in inbound.recipients):
+            self._refuse_all(inbound, refused, queue_id, at)
         targets: list[tuple[LocalTarget, str, tuple[str, ...]]] = []
-        seen: set[int] = set()
         for r in inbound.recipients:
             if isinstance(r.target, LocalTarget) and r.target.mailbox_id not in seen:
                 seen.add(r.target.mailbox_id)  # the same mailbox named twice gets one copy
@@ -218,7 +237,31 @@ class Pipeline:
             copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], stamped, encoded))
                       for t, folder, flags in targets]
         documents = summary.shown.documents if inbound.kind == "message" else 0
-        return _Job(inbound, info, stamped, message_id, queue_id, at, tuple(copies), documents)
+        return _Job(inbound, info, stamped, message_id, queue_id, at, tuple(copies), documents, tuple(refused))
+
+    def _refusals(self, inbound: Inbound, found: Found | None, queue_id: str) -> list[Refusal]:
+        """Patient recipients refused for the documents (:mod:`gateway.delivery.documents`)."""
+        if found is None:
+            return []
+        count_notes(found)
+        if not found.archives:
+            return []
+        refused: list[Refusal] = []
+        for r in inbound.recipients:
+            if isinstance(r.target, LocalTarget) and r.target.kind == "patient":
+                refusal = decide_for(found, r.address.local)
+                if refusal is not None:
+                    refused.append(Refusal(str(r.address), r.target, r.notify, r.orcpt, refusal))
+                    metrics.health_documents(refusal.reason)
+                    log.info("recipient refused for a document", extra={"queue_id": queue_id,
+                                                                         "reason": refusal.reason})
+        return refused
+
+    def _refuse_all(self, inbound: Inbound, refused: Sequence[Refusal], queue_id: str, at: datetime) -> None:
+        """Every recipient refused: their audit entries, and nothing else stored."""
+        with self.db.write() as session:
+            record_refusals(session, refused, actor=inbound.actor, peer=inbound.peer, queue_id=queue_id, now=at)
+        raise DocumentsRefused(refused[0].verdict)
 
     def _store_large(self, job: _Job) -> None:
         """Large copies' sealed bytes in pieces, each in its own short transaction, before the
@@ -326,6 +369,13 @@ class Pipeline:
         touched: list[int] = []
         local = self._store_local(session, job, touched)
         queued = self._queue_remote(session, job.inbound, job.stamped, job.at)
+        if job.refused:
+            inbound = job.inbound
+            record_refusals(session, job.refused, actor=inbound.actor, peer=inbound.peer, queue_id=job.queue_id,
+                            now=job.at)
+            queue_dsn(session, self.keys, job.refused, mail_from=str(inbound.mail_from) if inbound.mail_from else None,
+                      ret=inbound.ret, envid=inbound.envid, original=job.stamped, hostname=self.hostname, now=job.at,
+                      max_age=self.queue_max_age)
         return Delivered(job.queue_id, job.message_id, local, queued, tuple(touched))
 
     def _store_local(self, session: Session, job: _Job, touched: list[int]) -> int:

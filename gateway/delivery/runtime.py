@@ -16,6 +16,7 @@ from gateway.accounts.auth import Authenticator
 from gateway.accounts.oidc import verifier_from_settings
 from gateway.accounts.token_login import TokenLogin
 from gateway.delivery.directory import Directory
+from gateway.delivery.documents import document_policy
 from gateway.delivery.internal import InternalMail
 from gateway.delivery.pipeline import Pipeline
 from gateway.mailstore.quota import QuotaDefaults
@@ -44,7 +45,7 @@ class MailRuntime:
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
                             notification_interval=timedelta(minutes=s.queue.notification_interval_minutes),
-                            quota=quota)
+                            quota=quota, documents=document_policy(s.health_documents))
         authenticator = Authenticator.configured(svc.db, s.auth)
         verifier = verifier_from_settings(s)
         tokens = TokenLogin(svc.db, authenticator.throttle, verifier) if verifier is not None else None

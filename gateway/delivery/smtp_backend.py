@@ -35,6 +35,7 @@ from gateway.accounts.auth import Authenticator
 from gateway.accounts.cert_login import CertLogin
 from gateway.accounts.token_login import TokenLogin
 from gateway.delivery.directory import Directory, LocalTarget, Snapshot, Target
+from gateway.delivery.documents import DocumentsRefused
 from gateway.delivery.headers import HeaderInfo, parse_headers
 from gateway.delivery.pipeline import Inbound, MailboxFull, Pipeline, Rcpt
 from gateway.net.bodies import BodyBudget, Hold
@@ -208,6 +209,8 @@ class GatewayDelivery:
                                             "mailboxes": len(full.mailboxes)})
             metrics.refused(self.policy.label, "data", "data.mailbox_full")
             raise DeliveryRefused(replies.MAILBOX_FULL) from None
+        except DocumentsRefused as refusal:  # every recipient refused for a document: nothing stored
+            raise DeliveryRefused(self.policy._refused("data", refusal.verdict, refusal.verdict.reason)) from None
         except Exception:  # the session answers 451 4.3.0 and logs it
             log.warning("delivery failed; nothing stored", extra={"listener": self.policy.label})
             raise

@@ -72,6 +72,11 @@ def _filename(part: mime.Part) -> str | None:
     return decoded(name) if name else None
 
 
+def part_filename(part: mime.Part) -> str | None:
+    """A part's file name (RFC 2183 ``filename``, RFC 2231 and 2047 forms decoded), if any."""
+    return _filename(part)
+
+
 def documents(parsed: Parsed) -> int:
     """Parts that are documents (the adoption figures): ``Content-Disposition: attachment``
     or a named leaf part."""

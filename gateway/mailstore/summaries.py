@@ -5,11 +5,17 @@ date, attachments), so that listings, the attachment count and the reply subject
 decrypt a body (issue 16).
 
 Versions: 1 held the IMAP part only; 2 adds :class:`Shown`; 3 adds the IMAP PREVIEW text
-(RFC 8970, :mod:`imap.message.preview`, from the same parse). A version 2 summary is still
-read as it is, without a preview (IMAP makes one from the message only when a client asks
-for ``PREVIEW`` without ``LAZY``; :mod:`imap.handlers.fetch`). A row without a summary, or
-with version 1, gets one computed from its bytes on first read and stored (IMAP FETCH, the
-web list). The JSON holds header text (subjects, addresses): it is only ever stored sealed.
+(RFC 8970, :mod:`imap.message.preview`, from the same parse); 4 adds ``"health"``, the
+documents found in the message's IHE XDM archives (:class:`healthdocs.model.Found`, JSON by
+:func:`healthdocs.model.to_json`; examined once at delivery, :mod:`gateway.mailstore.xdm`,
+so the inbox never re-opens an archive to list it). A version 3 summary is read as it is with
+``health=None`` ("not examined": the message came before version 4; whoever shows documents
+examines it then). A version 2 summary is still read as it is, without a preview (IMAP makes
+one from the message only when a client asks for ``PREVIEW`` without ``LAZY``;
+:mod:`imap.handlers.fetch`). A row without a summary, or with version 1, gets one computed
+from its bytes on first read and stored (IMAP FETCH, the web list), documents included.
+The JSON holds header text (subjects, addresses) and patient identifiers: it is only ever
+stored sealed.
 """
 
 from __future__ import annotations
@@ -22,18 +28,19 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gateway.mailstore import parsing
+from gateway.mailstore import parsing, xdm
 from gateway.mailstore.parsing import Parsed
 from gateway.mailstore.sealed import SealedRow, open_message, open_summary, seal_summary
 from gateway.store.keys import KeyService
 from gateway.store.models import Message
+from healthdocs import model as health_model
 from imap.backend import MessageSummary
 from imap.message import mime
 from imap.message.preview import preview
 from imap.proto.structure import BodyStructure, Disposition, Envelope, EnvelopeAddress
 
-VERSION = 3
-READABLE = (2, 3)  # versions decoded as they are (2: no preview)
+VERSION = 4
+READABLE = (2, 3, 4)  # versions decoded as they are (2: no preview; 2, 3: health not examined)
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,15 @@ class Shown:
 class Summary:
     imap: MessageSummary
     shown: Shown
+    health: health_model.Found | None = None  # None: not examined (a summary before version 4)
 
 
-def summarise(parsed: Parsed, *, message_id: str | None = None) -> Summary:
+def summarise(parsed: Parsed, *, message_id: str | None = None,
+              health: health_model.Found | None = None, examine: bool = True) -> Summary:
     """The summary of a parsed message; ``message_id``: the one the pipeline added in front
-    (``trace_headers``), when the message had none."""
+    (``trace_headers``), when the message had none; ``health``: the documents the pipeline
+    already found (:func:`gateway.mailstore.xdm.found_in`), else examined here unless
+    ``examine`` is false (``[health_documents] check = false``: left ``None``)."""
     root, msg = parsed.root, parsed.headers
     envelope = mime.envelope(root)
     if message_id is not None and envelope.message_id is None:
@@ -70,7 +81,9 @@ def summarise(parsed: Parsed, *, message_id: str | None = None) -> Summary:
         attachments=parsing.attachment_names(parsed), documents=parsing.documents(parsed),
         wants_receipt=msg.get("Disposition-Notification-To") is not None,
     )  # fmt: skip
-    return Summary(MessageSummary(envelope, mime.bodystructure(root), preview(root)), shown)
+    if health is None and examine:
+        health = xdm.found_in(parsed)
+    return Summary(MessageSummary(envelope, mime.bodystructure(root), preview(root)), shown, health)
 
 
 def compute(raw: bytes) -> Summary:
@@ -116,7 +129,8 @@ def _shown(shown: Shown) -> dict[str, Any]:
 def encode(summary: Summary) -> bytes:
     imap = summary.imap
     doc = {"v": VERSION, "envelope": _env(imap.envelope), "body": _bs(imap.bodystructure),
-           "shown": _shown(summary.shown), "preview": imap.preview}
+           "shown": _shown(summary.shown), "preview": imap.preview,
+           "health": health_model.to_json(summary.health) if summary.health is not None else None}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -159,8 +173,9 @@ def decode(data: bytes) -> Summary | None:
     if doc.get("v") not in READABLE:
         return None
     preview_text = doc.get("preview") if doc["v"] >= 3 else None
+    health = doc.get("health") if doc["v"] >= 4 else None
     return Summary(MessageSummary(_to_env(doc["envelope"]), _to_bs(doc["body"]), preview_text),
-                   _to_shown(doc["shown"]))
+                   _to_shown(doc["shown"]), health_model.from_json(health) if health is not None else None)
 
 
 IN_CHUNK = 500  # bound on IN (...) lists (SQLite's variable limit)

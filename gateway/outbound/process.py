@@ -120,8 +120,9 @@ async def attempt(ctx: Context, entry: ClaimedEntry) -> DeliveryReport:
         try:
             await ctx.submit(entry.envelope.mail_from, [r.address for r in rcpts], plan.message)
         except Exception as exc:  # the pipeline's problem is temporary, unless it says it is final
-            if getattr(exc, "permanent", False):
-                return local_failure(rcpts, permanent=True, status="5.1.1", text="recipient refused")
+            if getattr(exc, "permanent", False):  # the refusal's own status when it has one (a document refused)
+                return local_failure(rcpts, permanent=True, status=getattr(exc, "enhanced", None) or "5.1.1",
+                                     text=getattr(exc, "text", None) or "recipient refused")
             log.warning("local delivery from the queue failed",
                         extra={"entry": entry.uuid, "error": type(exc).__name__})
             if getattr(exc, "enhanced", None) == "4.2.2":  # every mailbox full (quota): kept, retried

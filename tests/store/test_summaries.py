@@ -5,6 +5,7 @@ kept) for rows stored without one or with an older version."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from sqlalchemy import select, update
@@ -16,7 +17,12 @@ from gateway.mailstore.sealed import open_summary, seal_summary
 from gateway.store.changes import ChangeHub
 from gateway.store.models import Message
 from gateway.testing.store import Store
+from healthdocs import testing as xdm_kit
+from routing.ins import synthetic_ins
 from tests.mail.test_group_commit import NOW, patient_inbound
+
+XDM = xdm_kit.message(xdm_kit.several(synthetic_ins(random.Random(42))), sender="dr@clinic.test", to="p@x.test",
+                      codecda=["11490-0"])
 
 MULTIPART = (
     b"From: =?utf-8?q?Dupont=2C_J=C3=A9r=C3=B4me?= <dr@clinic.test>\r\nTo: p@x.test\r\n"
@@ -43,6 +49,7 @@ def _deliver(store: Store, raw: bytes) -> tuple[int, int]:
     b"Subject: no id\r\n\r\nbody\r\n",  # the pipeline adds a Message-ID in front
     b"\r\nno header at all\r\n",
     b" folded first line\r\nSubject: odd\r\n\r\nbody\r\n",  # would fold into the added Received:
+    XDM,  # health documents: read once at delivery, the same as computed from the stored bytes
 ])
 def test_the_summary_stored_at_delivery_is_the_summary_of_the_stored_bytes(store: Store, raw: bytes) -> None:
     mailbox_id, message_id = _deliver(store, raw)
@@ -101,3 +108,28 @@ def test_a_stored_summary_is_read_not_recomputed(store: Store, monkeypatch: pyte
     with store.db.read() as s:
         [listed], _ = inbox.summarised(s, store.keys, mailbox_id, inbox.rows(s, mailbox_id, ["INBOX"]))
     assert listed.summary.shown.subject == "from the stored summary"
+
+
+def test_the_documents_found_are_in_the_summary_and_a_version_3_summary_reads_as_not_examined(store: Store) -> None:
+    mailbox_id, message_id = _deliver(store, XDM)
+    with store.db.read() as s:
+        [listed], _ = inbox.summarised(s, store.keys, mailbox_id, inbox.rows(s, mailbox_id, ["INBOX"]))
+    health = listed.summary.health
+    assert health is not None and [a.part for a in health.archives] == ["2"]
+    assert [d.title for d in health.documents] == ["Compte rendu d'hospitalisation", "Résultats de biologie",
+                                                  "Ordonnance"]
+    assert health.notes == ("health.codecda_mismatch",)  # one code declared, three documents
+    with store.db.write() as s:  # the same summary as version 3 wrote it: no "health" key
+        row = sealed_row(s, message_id)
+        assert row is not None
+        encoded = open_summary(s, store.keys, mailbox_id, row)
+        assert encoded is not None
+        doc = json.loads(encoded)
+        doc["v"] = 3
+        del doc["health"]
+        blob = seal_summary(s, store.keys, mailbox_id, row, json.dumps(doc).encode())
+        s.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))
+    with store.db.read() as s:
+        [listed], to_store = inbox.summarised(s, store.keys, mailbox_id, inbox.rows(s, mailbox_id, ["INBOX"]))
+    assert to_store == {} and listed.summary.health is None
+    assert listed.summary.shown.attachments == ("IHE_XDM.ZIP",)

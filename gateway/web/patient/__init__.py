@@ -1,5 +1,6 @@
 """The patient web inbox (French), mounted at ``/``: activation, login, conversations,
-replies, attachments, read receipts and "Mon espace" (issue 5).
+replies, attachments, read receipts and "Mon espace" (issue 5); health documents and
+"Mes documents" (issue 21).
 
 The routes live in small modules (``activation``, ``login``, ``forgot``, ``inbox``,
 ``actions``, ``myspace``); :class:`~gateway.web.security.SecurityHeaders` wraps them all.
@@ -20,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.delivery.runtime import MailRuntime
 from gateway.store.services import Services
 from gateway.web import errors
-from gateway.web.patient import actions, activation, forgot, inbox, login, myspace
+from gateway.web.patient import actions, activation, documents, forgot, inbox, login, myspace
 from gateway.web.patient.security import CSP
 from gateway.web.patient.state import PatientWeb
 from gateway.web.security import SecurityHeaders
@@ -40,7 +41,7 @@ class _CachedStatic(StaticFiles):
 def routes(svc: Services, mail: MailRuntime) -> list[BaseRoute]:
     web = PatientWeb(svc, mail)
     inner: list[BaseRoute] = [Mount("/static", app=_CachedStatic(directory=STATIC), name="static")]
-    for module in (login, activation, forgot, inbox, actions, myspace):
+    for module in (login, activation, forgot, inbox, documents, actions, myspace):
         inner.extend(module.routes(web))
     router = Router(routes=inner)
 

@@ -56,7 +56,9 @@ RECOVERY_REFUSED = {
 WEB_ACTIONS = {
     "inbox": "Consultation de la boîte de réception", "conversation.view": "Consultation d'une conversation",
     "message.view": "Lecture d'un message", "attachment.download": "Téléchargement d'une pièce jointe",
-    "trash": "Consultation de la corbeille", "search": "Recherche dans vos messages",
+    "document.view": "Consultation d'un document de santé", "document.pdf": "Ouverture d'un document de santé (PDF)",
+    "documents": "Consultation de « Mes documents »", "trash": "Consultation de la corbeille",
+    "search": "Recherche dans vos messages",
     "reply": "Envoi d'une réponse", "logout": "Déconnexion", "myspace": "Consultation de « Mon espace »",
     "history": "Consultation de l'historique des accès", "export": "Export de vos données",
     "enrol.password": "Activation : choix du mot de passe", "enrol.totp": "Activation : double authentification",

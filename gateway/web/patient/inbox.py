@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.mailstore import inbox as store
-from gateway.web.patient import mailbox, mailview, receipts
+from gateway.web.patient import healthview, mailbox, mailview, receipts
 from gateway.web.patient.guard import page
 from gateway.web.patient.state import Ctx, PatientWeb
 from gateway.web.patient.uploads import ACCEPT
@@ -63,10 +63,14 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 return None
             folder = row.folder
             view = mailview.view(store.open_row(s, web.keys, ctx.mailbox_id, row), fallback_date=row.internal_date)
+            [listed], to_store = store.summarised(s, web.keys, ctx.mailbox_id, [row])  # documents: sealed list
+            store.keep(s, to_store)
+            health = listed.summary.health
             if folder != "Trash":
                 store.add_flag(s, ctx.mailbox_id, row, "\\Seen")
             conv = store.conversation(s, ctx.mailbox_id, row.conversation_id) if row.conversation_id else None
             return {"view": view, "folder": folder, "mid": mid,
+                    "documents": [d for d, _ in healthview.documents(health)], "damaged": healthview.damaged(health),
                     "folder_label": mailbox.FOLDER_LABELS.get(folder, folder),
                     "cid": conv.id if conv else None,
                     "can_reply": conv is not None and not conv.ended and folder != "Trash"}

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.accounts import web_sessions as sessions
 from gateway.accounts.patients import by_id, personal_email, set_state
 from gateway.accounts.pros import hash_password, verify_password
+from gateway.delivery.documents import document_policy
 from gateway.store import audit
 from gateway.store.models import Patient
 from gateway.web.patient import export, history, security, totp
@@ -173,7 +174,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 patient = by_id(s, ctx.patient_id)
                 assert patient is not None
                 data = export.build(s, web.keys, patient,
-                                    address=f"{ctx.ins}@{web.settings.domains.patient_domain}")
+                                    address=f"{ctx.ins}@{web.settings.domains.patient_domain}",
+                                    limits=document_policy(web.settings.health_documents).limits)
                 size = export.size_of(data)
                 audit.record(s, actor=ctx.actor, action="patient.export", subject_ref=f"patient:{ctx.patient_id}",
                              peer=ctx.ip, details={"bytes": size})
