@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 from xml.etree.ElementTree import Element
 
 from healthdocs import errors, values, xmlsafe
@@ -71,16 +71,12 @@ def _body(root: Element) -> tuple[Literal[0, 1, 3], str | None, Element | None]:
     return 0, None, None
 
 
-class _Source(Protocol):
-    def read(self, size: int = -1) -> bytes: ...
-
-
 def header(data: bytes) -> Header:
     """The header of the CDA in ``data``; raises :class:`~healthdocs.errors.FormatError`."""
     return _header(_root(data))
 
 
-def header_from(source: _Source) -> Header:
+def header_from(source: xmlsafe.Source) -> Header:
     """The header of the CDA read from ``source``, stopping at the body's first element: a
     level-1 document's base64 PDF (megabytes) is never read nor held (DTDs still refused)."""
     root: Element | None = None

@@ -135,7 +135,7 @@ class SafeZip:
         info = self._by_key.get(name.upper())
         return info.filename if info is not None and not info.is_dir() else None
 
-    def open(self, name: str) -> _Counted:
+    def open(self, name: str) -> CountedEntry:
         """An entry as a stream (``read(n)``), counted like :meth:`read`: for a reader that
         stops early (a CDA's header), so the rest is never inflated."""
         info = self._by_key.get(name.upper())
@@ -144,7 +144,7 @@ class SafeZip:
         cap = min(info.file_size, self.limits.max_entry_size, self.limits.max_total_size - self.read_total)
         with _errors():
             stream = self._zip.open(info)
-        return _Counted(self, stream, cap, cap < info.file_size)
+        return CountedEntry(self, stream, cap, cap < info.file_size)
 
     def read(self, name: str) -> bytes:
         """An entry's bytes, counted as inflated: never more than its own declared size, the
@@ -170,7 +170,7 @@ class SafeZip:
         return bytes(out)
 
 
-class _Counted:
+class CountedEntry:
     """An entry's stream whose bytes count against the archive's limits as they are read."""
 
     def __init__(self, archive: SafeZip, stream: IO[bytes], cap: int, total_bound: bool) -> None:

@@ -13,7 +13,9 @@ from healthdocs import errors
 from healthdocs.errors import FormatError
 
 
-class _Source(Protocol):
+class Source(Protocol):
+    """Anything with ``read(n)`` (a zip entry's counted stream)."""
+
     def read(self, size: int = -1) -> bytes: ...
 
 
@@ -25,7 +27,7 @@ def refusal(exc: BaseException) -> FormatError:
     return FormatError(errors.XML_FORBIDDEN if isinstance(exc, DefusedXmlException) else errors.XML_INVALID)
 
 
-def iterparse(source: _Source) -> Iterator[tuple[str, Element]]:
+def iterparse(source: Source) -> Iterator[tuple[str, Element]]:
     """Start and end events from ``source`` (``read(n)``), read as they are consumed; the same
     refusals as :func:`parse` (raised as the library's errors: catch :data:`ERRORS`)."""
     return cast(Iterator[tuple[str, Element]],
