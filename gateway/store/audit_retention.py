@@ -86,7 +86,7 @@ class PrunePlan:
 
 
 @dataclass(frozen=True)
-class Batch:
+class PrunedBatch:
     checkpoint: int
     first_id: int
     last_id: int
@@ -99,7 +99,7 @@ class Batch:
 class PruneResult:
     ran: bool  # False: another process holds the lease
     cutoff: datetime
-    batches: list[Batch] = field(default_factory=list)
+    batches: list[PrunedBatch] = field(default_factory=list)
 
     @property
     def pruned(self) -> int:
@@ -238,7 +238,7 @@ def prune(db: Database, policy: RetentionPolicy, now: datetime, *, actor: str, o
     if policy.days == 0:
         return PruneResult(True, cutoff)
     owner = owner or default_owner()
-    done: list[Batch] = []
+    done: list[PrunedBatch] = []
     while max_batches is None or len(done) < max_batches:
         claim = _claim(db, policy, now, owner)
         if claim is None:
@@ -248,6 +248,6 @@ def prune(db: Database, policy: RetentionPolicy, now: datetime, *, actor: str, o
         assert isinstance(claim, _Claim)
         summary = _export(db, policy, claim)
         _finish(db, claim, summary, now, owner, actor)
-        done.append(Batch(claim.checkpoint, summary.first_id, summary.last_id, summary.entries,
+        done.append(PrunedBatch(claim.checkpoint, summary.first_id, summary.last_id, summary.entries,
                           policy.export_dir / claim.name, summary.sha256))
     return PruneResult(True, cutoff, done)
