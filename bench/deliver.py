@@ -90,7 +90,7 @@ async def run(args: argparse.Namespace) -> None:
         timer.attach(svc.db.engine)
     pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname="mx.gateway.test",
                         notification_interval=timedelta(hours=1))
-    directory = Directory(svc.db, svc.settings.domains.patient_domain)
+    directory = Directory(svc.db, svc.settings.domains.patient_domain, keys=svc.keys)
     address = parse_address(world.patient())
     snap = directory.snapshot() if hasattr(directory, "snapshot") else None
     with svc.db.read() as session:

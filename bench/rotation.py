@@ -40,12 +40,12 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
+from gateway.accounts.patients import by_ins  # noqa: E402
 from gateway.app.context import Location, open_services  # noqa: E402
 from gateway.store import keyops  # noqa: E402
 from gateway.store.keys import BatchResult  # noqa: E402
-from gateway.store.models import Patient  # noqa: E402
 from gateway.testing.bulkkeys import add_patients  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
 from gateway.testing.ports import listen_env, wait_port  # noqa: E402
@@ -136,7 +136,7 @@ def main() -> int:
             "EXPLAIN QUERY PLAN SELECT data_keys.id FROM data_keys JOIN mailboxes ON mailboxes.id = "
             "data_keys.mailbox_id WHERE data_keys.master_version = 1 AND data_keys.id > 0 "
             "ORDER BY data_keys.id LIMIT 1000")).all())
-        assert s.execute(select(Patient.id).where(Patient.ins == ins[0])).first() is not None
+        assert by_ins(s, svc.keys, ins[0]) is not None
     db_file = home / "gateway.db"
     print(f"setup: {count:,} data keys in {time.perf_counter() - t0:.0f} s; database "
           f"{db_file.stat().st_size / 1e6:.0f} MB", file=sys.stderr, flush=True)

@@ -1,8 +1,9 @@
-"""Pure cryptography for the gateway: envelope encryption, master keyring, DKIM helpers.
+"""Pure cryptography for the gateway: envelope encryption, master keyring, keyed indexes, DKIM helpers.
 
 No file or socket I/O here; randomness and DNS are parameters.
 """
 
+from crypto.blind_index import DIGEST_BYTES, BlindDigest, IndexKeyring, blind_digest
 from crypto.dkim import (
     DkimResult,
     dns_txt_record,
@@ -28,16 +29,20 @@ from crypto.keyring import KeyfileError, MasterKeyring, WrappedKey, format_keyfi
 
 __all__ = [
     "BLOB_VERSION",
+    "DIGEST_BYTES",
     "KEY_BYTES",
     "NONCE_BYTES",
+    "BlindDigest",
     "DecryptionError",
     "DkimResult",
+    "IndexKeyring",
     "KeyfileError",
     "MasterKeyring",
     "PublicKey",
     "PublicKeyError",
     "WrappedKey",
     "aad",
+    "blind_digest",
     "dns_txt_record",
     "format_keyfile",
     "generate_dkim_key",

@@ -10,6 +10,11 @@ version, bound to that version number; the database keeps one per version it use
 file can be checked against the database (:meth:`MasterKeyring.verify_key_check`) before
 anything is written with a wrong key.
 
+Index keys (issue 20): the key file also holds versioned *index keys* (lines
+``index-v<N> = <base64>``), the keys of the keyed indexes of :mod:`crypto.blind_index`; they
+travel with the master keys (:attr:`MasterKeyring.index`) so every node that reads its key
+file, and re-reads it on SIGHUP or on an unknown version, gets both.
+
 Pure: the gateway reads and writes the key file; this module only parses and formats text.
 """
 
@@ -23,6 +28,7 @@ from base64 import b64decode, b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from crypto.blind_index import IndexKeyring
 from crypto.envelope import KEY_BYTES, DecryptionError, Random, new_data_key, open_sealed, seal
 
 __all__ = ["KeyfileError", "MasterKeyring", "WrappedKey", "format_keyfile", "parse_keyfile"]
@@ -52,11 +58,12 @@ def _wrap_associated(version: int, associated: bytes) -> bytes:
 
 
 class MasterKeyring:
-    """An immutable set of 256-bit master keys indexed by version (>= 1)."""
+    """An immutable set of 256-bit master keys indexed by version (>= 1), with the key file's
+    index keys (:attr:`index`, None when the file has no index section yet)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_index", "_keys")
 
-    def __init__(self, keys: Mapping[int, bytes]) -> None:
+    def __init__(self, keys: Mapping[int, bytes], index: IndexKeyring | None = None) -> None:
         if not keys:
             raise ValueError("a master keyring needs at least one key")
         for version, key in keys.items():
@@ -67,6 +74,16 @@ class MasterKeyring:
             if len(key) != KEY_BYTES:
                 raise ValueError(f"master key v{version} must be {KEY_BYTES} bytes, got {len(key)}")
         self._keys: dict[int, bytes] = {v: bytes(keys[v]) for v in sorted(keys)}
+        self._index = index
+
+    @property
+    def index(self) -> IndexKeyring | None:
+        """The index keys of the same key file (None: the file has no ``index-v<N>`` line)."""
+        return self._index
+
+    def with_index(self, index: IndexKeyring | None) -> MasterKeyring:
+        """The same master keys with ``index`` as the index keys."""
+        return MasterKeyring(self._keys, index)
 
     @property
     def current_version(self) -> int:
@@ -78,14 +95,19 @@ class MasterKeyring:
         return tuple(self._keys)
 
     def __repr__(self) -> str:  # never show key bytes
-        return f"MasterKeyring(versions={self.versions!r})"
+        if self._index is None:
+            return f"MasterKeyring(versions={self.versions!r})"
+        return f"MasterKeyring(versions={self.versions!r}, index={self._index.versions!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MasterKeyring):
             return NotImplemented
-        return self.versions == other.versions and all(
+        return self.versions == other.versions and self._index == other._index and all(
             hmac.compare_digest(self._keys[v], other._keys[v]) for v in self._keys
         )
+
+    def __hash__(self) -> int:
+        return hash(self.versions)
 
     def wrap(self, data_key: bytes, associated: bytes, *, rand: Random = os.urandom,
              version: int | None = None) -> WrappedKey:
@@ -139,12 +161,12 @@ class MasterKeyring:
         """A new ring holding every key of this one plus a fresh ``current_version + 1``."""
         keys = dict(self._keys)
         keys[self.current_version + 1] = new_data_key(rand)
-        return MasterKeyring(keys)
+        return MasterKeyring(keys, self._index)
 
     def up_to(self, version: int) -> MasterKeyring:
         """The versions up to ``version`` (whose current version is then ``version`` when held)."""
         kept = {v: k for v, k in self._keys.items() if v <= version}
-        return MasterKeyring(kept) if kept else self
+        return MasterKeyring(kept, self._index) if kept else self
 
     def without_version(self, version: int) -> MasterKeyring:
         """A ring without ``version`` (retiring it); the current version cannot be removed."""
@@ -152,19 +174,25 @@ class MasterKeyring:
             raise ValueError(f"master key version {version} is not in the keyring")
         if version == self.current_version:
             raise ValueError(f"master key version {version} is the current version")
-        return MasterKeyring({v: k for v, k in self._keys.items() if v != version})
+        return MasterKeyring({v: k for v, k in self._keys.items() if v != version}, self._index)
 
 
 # ---------------------------------------------------------------------------- key file
 
-_LINE = re.compile(r"v(?P<version>[0-9]+)\s*=\s*(?P<key>\S+)")
+_LINE = re.compile(r"(?P<kind>index-)?v(?P<version>[0-9]+)\s*=\s*(?P<key>\S+)")
 _HEADER = """\
 # Health mail gateway master keys. KEEP THIS FILE SECRET.
 # Anyone holding it together with a database dump can read every stored message.
 # Store it outside the database and outside database backups, readable only by the gateway.
 # Format: one line per version, "v<N> = <base64 of 32 bytes>"; the highest version wraps
 # new data keys. Keep older versions until every data key has been re-wrapped.
+# Index keys: lines "index-v<N> = <base64 of 32 bytes>" key the keyed indexes (HMAC-SHA256)
+# that let the gateway find a patient by INS without storing the INS; with this file a dump's
+# indexes can be tested against guessed INS, without it they identify nobody. Same rules:
+# the highest version indexes new rows; keep older ones until 'gateway keys rotate' has
+# re-indexed every row. A database that records index keys refuses a file that lacks them.
 """
+_INDEX_COMMENT = "# Index keys (keyed indexes of INS and login names; see above)."
 
 
 def _decode_key(text: str) -> bytes | None:
@@ -178,39 +206,49 @@ def _decode_key(text: str) -> bytes | None:
 
 
 def parse_keyfile(text: str) -> MasterKeyring:
-    """Parse key file text. Errors name the line but never echo its content (key material)."""
-    keys: dict[int, bytes] = {}
-    defined_on: dict[int, int] = {}
+    """Parse key file text: master keys ``v<N> = ...`` and index keys ``index-v<N> = ...``.
+    Errors name the line but never echo its content (key material)."""
+    found: dict[str, dict[int, bytes]] = {"": {}, "index-": {}}
+    defined_on: dict[tuple[str, int], int] = {}
     for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         match = _LINE.fullmatch(line)
         if match is None:
-            raise KeyfileError(f"line {number}: expected 'v<N> = <base64 key>' (comments start with '#')")
+            raise KeyfileError(f"line {number}: expected 'v<N> = <base64 key>' or 'index-v<N> = <base64 key>' "
+                               "(comments start with '#')")
+        kind = match["kind"] or ""
         version = int(match["version"])
+        name = f"{kind}v{version}"
         if not 1 <= version <= _MAX_VERSION:
             raise KeyfileError(f"line {number}: key version must be between 1 and {_MAX_VERSION}")
+        keys = found[kind]
         if version in keys:
             raise KeyfileError(
-                f"line {number}: version v{version} is already defined on line {defined_on[version]}"
+                f"line {number}: version {name} is already defined on line {defined_on[kind, version]}"
             )
         key = _decode_key(match["key"])
         if key is None:
-            raise KeyfileError(f"line {number}: the key of v{version} is not valid base64")
+            raise KeyfileError(f"line {number}: the key of {name} is not valid base64")
         if len(key) != KEY_BYTES:
             raise KeyfileError(
-                f"line {number}: the key of v{version} is {len(key)} bytes long, "
+                f"line {number}: the key of {name} is {len(key)} bytes long, "
                 f"expected {KEY_BYTES} bytes (256 bits)"
             )
         keys[version] = key
-        defined_on[version] = number
-    if not keys:
+        defined_on[kind, version] = number
+    if not found[""]:
         raise KeyfileError("no master key found: expected at least one line 'v<N> = <base64 key>'")
-    return MasterKeyring(keys)
+    index = IndexKeyring(found["index-"]) if found["index-"] else None
+    return MasterKeyring(found[""], index)
 
 
 def format_keyfile(ring: MasterKeyring) -> str:
     """Key file text for ``ring`` (standard base64); :func:`parse_keyfile` reads it back."""
     lines = [f"v{version} = {b64encode(ring._keys[version]).decode('ascii')}" for version in ring.versions]
+    if ring.index is not None:
+        lines += ["", _INDEX_COMMENT]
+        lines += [f"index-v{version} = {b64encode(ring.index.key_bytes(version)).decode('ascii')}"
+                  for version in ring.index.versions]
     return _HEADER + "\n" + "\n".join(lines) + "\n"

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from crypto.blind_index import IndexKeyring
 from crypto.envelope import aad, seal
 from crypto.keyring import MasterKeyring
+from gateway.accounts import ins_index
 from gateway.accounts.patients import CODE_ALPHABET, CODE_LENGTH, hash_activation_code
 from gateway.mailstore.folders import PATIENT_FOLDERS
 from gateway.store.keys import _dk_aad as dk_aad  # the one definition of the data-key AAD
@@ -45,6 +47,11 @@ class PreparedBatch:
     codes: list[str]
     code_hashes: list[str]
     uidvalidities: list[int]
+    index_version: int
+    ins_index: list[bytes]
+    """Keyed indexes of the INS (issue 20), under ``index_version``."""
+    ins_sealed: list[bytes]
+    """The INS sealed under each new data key."""
 
     def subset(self, keep: Sequence[int]) -> PreparedBatch:
         """The entries at positions ``keep`` (in that order)."""
@@ -52,7 +59,9 @@ class PreparedBatch:
         return PreparedBatch([self.ins[i] for i in keep], [self.mailbox_uids[i] for i in keep], self.master_version,
                              [self.wrapped[i] for i in keep], [self.email_sealed[i] for i in keep],
                              [self.codes[i] for i in keep], [self.code_hashes[i] for i in keep],
-                             [self.uidvalidities[i * per + j] for i in keep for j in range(per)])
+                             [self.uidvalidities[i * per + j] for i in keep for j in range(per)],
+                             self.index_version, [self.ins_index[i] for i in keep],
+                             [self.ins_sealed[i] for i in keep])
 
 
 def new_codes(n: int) -> list[str]:
@@ -66,24 +75,32 @@ def new_codes(n: int) -> list[str]:
 
 
 def prepare_batch(ring: MasterKeyring, items: Sequence[tuple[str, str | None]]) -> PreparedBatch:
-    """Data keys wrapped under the current master key, sealed e-mails, codes and hashes."""
+    """Data keys wrapped under the current master key, sealed e-mails, codes and hashes, and the
+    INS keyed (under the ring's newest index key) and sealed."""
+    index = ring.index
+    if index is None:
+        raise ValueError("the key file has no index key (index-v<N>): start the gateway once to add it")
     n = len(items)
     uid_hex = os.urandom(16 * n).hex()
     key_bytes = os.urandom(32 * n)
     uv_bytes = os.urandom(4 * n * len(PATIENT_FOLDERS))
-    uids, wrapped, sealed = [], [], []
-    for i, (_ins, email) in enumerate(items):
+    uids, wrapped, sealed, indexes, ins_sealed = [], [], [], [], []
+    version = index.current_version
+    for i, (ins, email) in enumerate(items):
         uid = uid_hex[32 * i:32 * i + 32]
         key = key_bytes[32 * i:32 * i + 32]
         uids.append(uid)
         wrapped.append(ring.wrap(key, dk_aad(uid)).blob)
         sealed.append(seal(key, email.encode(), aad("email", uid, "patient")) if email else None)
+        indexes.append(index.digest(ins_index.PURPOSE, ins, version))
+        ins_sealed.append(seal(key, ins.encode("ascii"), aad("ins", uid, "patient")))
     codes = new_codes(n)
     hashes = [hash_activation_code(ins, code) for (ins, _), code in zip(items, codes, strict=True)]
     # RFC 3501 §2.3.1.1: UIDVALIDITY is a non-zero 32-bit number (we keep 31 bits, like folders.py).
     uvs = [(int.from_bytes(uv_bytes[4 * j:4 * j + 4], "big") % (2**31 - 1)) + 1
            for j in range(n * len(PATIENT_FOLDERS))]
-    return PreparedBatch([ins for ins, _ in items], uids, ring.current_version, wrapped, sealed, codes, hashes, uvs)
+    return PreparedBatch([ins for ins, _ in items], uids, ring.current_version, wrapped, sealed, codes, hashes, uvs,
+                         version, indexes, ins_sealed)
 
 
 def _bind(column: ColumnElement[Any], value: Any, session: Session) -> Any:
@@ -92,23 +109,14 @@ def _bind(column: ColumnElement[Any], value: Any, session: Session) -> Any:
     return processor(value) if processor else value
 
 
-def _reserve_mailbox_ids(session: Session, n: int) -> list[int]:
-    if session.get_bind().dialect.name == "postgresql":
-        seq = session.execute(text("SELECT pg_get_serial_sequence('mailboxes', 'id')")).scalar_one()
-        rows = session.execute(text("SELECT nextval(:s) FROM generate_series(1, :n)"), {"s": seq, "n": n})
-        return [r[0] for r in rows]
-    # SQLite: the write transaction is BEGIN IMMEDIATE, so nobody else allocates meanwhile.
-    start = session.execute(select(func.coalesce(func.max(Mailbox.id), 0))).scalar_one()
-    return list(range(start + 1, start + 1 + n))
-
-
 def insert_batch(session: Session, batch: PreparedBatch, *, now: datetime, opposition_deadline: datetime,
                  code_expires_at: datetime, open_now: bool) -> None:
     """Insert mailboxes, data keys, folders and patients for a prepared batch."""
     n = len(batch.ins)
     if n == 0:
         return
-    ids = _reserve_mailbox_ids(session, n)
+    ids = ins_index.reserve_ids(session, "mailboxes", n)
+    patient_ids = ins_index.reserve_ids(session, "patients", n)
     ts = _bind(Mailbox.__table__.c.created_at, now, session)
     deadline = _bind(Patient.__table__.c.opposition_deadline, opposition_deadline, session)
     expires = _bind(Patient.__table__.c.activation_expires_at, code_expires_at, session)
@@ -126,10 +134,13 @@ def insert_batch(session: Session, batch: PreparedBatch, *, now: datetime, oppos
          [(mid, name, special, true, batch.uidvalidities[i * len(PATIENT_FOLDERS) + j], 1, 1, ts)
           for i, mid in enumerate(ids) for j, (name, special) in enumerate(PATIENT_FOLDERS)]),
         (Patient.__tablename__,
-         ["ins", "mailbox_id", "state", "provisioned_at", "opposition_deadline", "opened_at",
-          "activation_code_hash", "activation_expires_at", "email_sealed", "notifications_enabled"],
-         [(ins, mid, state, ts, deadline, opened, h, expires, e, e is not None if is_pg else int(e is not None))
-          for ins, mid, h, e in zip(batch.ins, ids, batch.code_hashes, batch.email_sealed, strict=True)]),
+         ["id", "ins", "ins_index", "ins_index_version", "ins_sealed", "mailbox_id", "state", "provisioned_at",
+          "opposition_deadline", "opened_at", "activation_code_hash", "activation_expires_at", "email_sealed",
+          "notifications_enabled"],
+         [(pid, ins_index.placeholder(pid), digest, batch.index_version, ins_s, mid, state, ts, deadline, opened, h,
+           expires, e, e is not None if is_pg else int(e is not None))
+          for pid, digest, ins_s, mid, h, e in zip(patient_ids, batch.ins_index, batch.ins_sealed, ids,
+                                                   batch.code_hashes, batch.email_sealed, strict=True)]),
     ]
     raw = session.connection().connection.driver_connection
     assert raw is not None
@@ -150,14 +161,9 @@ def insert_batch(session: Session, batch: PreparedBatch, *, now: datetime, oppos
         cursor.close()
 
 
-def existing_ins(session: Session, ins: Sequence[str]) -> dict[str, int]:
-    """INS of ``ins`` that already have a space, with their patient row id."""
-    found: dict[str, int] = {}
-    for i in range(0, len(ins), 5000):
-        chunk = list(ins[i:i + 5000])
-        rows = session.execute(select(Patient.ins, Patient.id).where(Patient.ins.in_(chunk))).tuples()
-        found.update({ins: row_id for ins, row_id in rows})
-    return found
+def existing_ins(session: Session, index: IndexKeyring, ins: Sequence[str]) -> dict[str, int]:
+    """INS of ``ins`` that already have a space, with their patient row id (by keyed index)."""
+    return ins_index.find_ids(session, index, ins)
 
 
 def max_patient_id(session: Session) -> int:

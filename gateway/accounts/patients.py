@@ -8,9 +8,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
+from gateway.accounts import ins_index
 from gateway.mailstore.folders import PATIENT_FOLDERS, create_standard_folders
 from gateway.store.keys import KeyService
 from gateway.store.models import Patient
@@ -42,12 +43,14 @@ def hash_activation_code(ins: str, code: str) -> str:
     return "sha256$" + digest
 
 
-def check_activation_code(patient: Patient, code: str, now: datetime) -> bool:
+def check_activation_code(patient: Patient, code: str, now: datetime, *, ins: str) -> bool:
+    """Whether ``code`` is the patient's current activation code; ``ins`` is the (normalised)
+    INS the patient was found by (the database holds it only sealed)."""
     if not patient.activation_code_hash or patient.activation_expires_at is None:
         return False
     if now >= patient.activation_expires_at:
         return False
-    return hmac.compare_digest(patient.activation_code_hash, hash_activation_code(patient.ins, code))
+    return hmac.compare_digest(patient.activation_code_hash, hash_activation_code(ins, code))
 
 
 @dataclass(frozen=True)
@@ -67,27 +70,38 @@ def provision(
     code_validity: timedelta,
     open_now: bool = False,
 ) -> Provisioned:
-    """Create a patient space (mailbox, data key, folders) with a fresh activation code."""
-    if session.execute(select(Patient.id).where(Patient.ins == ins)).scalar_one_or_none() is not None:
+    """Create a patient space (mailbox, data key, folders) with a fresh activation code; the INS
+    is stored as its keyed index and sealed under the new data key (issue 20)."""
+    if by_ins(session, keys, ins) is not None:
         raise PatientExists("a space already exists for this INS")
+    index, version = keys.index_version(session)
     mk = keys.create_mailbox(session, "patient", now=now)
     create_standard_folders(session, mk.mailbox_id, PATIENT_FOLDERS, now=now)
     code = new_activation_code()
+    (patient_id,) = ins_index.reserve_ids(session, "patients", 1)
     patient = Patient(
-        ins=ins, mailbox_id=mk.mailbox_id, state="open" if open_now else "provisioned",
+        id=patient_id, ins=ins_index.placeholder(patient_id), mailbox_id=mk.mailbox_id,
+        state="open" if open_now else "provisioned",
         provisioned_at=now, opposition_deadline=now + opposition_window,
         opened_at=now if open_now else None,
         activation_code_hash=hash_activation_code(ins, code), activation_expires_at=now + code_validity,
         email_sealed=mk.seal("email", "patient", email.encode()) if email else None,
         notifications_enabled=bool(email),
     )
+    ins_index.fill(patient, index, version, mk, ins)
     session.add(patient)
     session.flush()
     return Provisioned(patient, code)
 
 
-def by_ins(session: Session, ins: str) -> Patient | None:
-    return session.execute(select(Patient).where(Patient.ins == ins)).scalar_one_or_none()
+def by_ins(session: Session, keys: KeyService, ins: str) -> Patient | None:
+    """The patient with this normalised INS, through its keyed index (:mod:`gateway.accounts.ins_index`)."""
+    return ins_index.find(session, keys, ins)
+
+
+def patient_ins(session: Session, keys: KeyService, patient: Patient) -> str | None:
+    """The patient's INS in clear, opened from the sealed copy (None once purged)."""
+    return ins_index.open_ins(session, keys, patient)
 
 
 def by_id(session: Session, patient_id: int) -> Patient | None:

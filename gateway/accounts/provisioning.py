@@ -82,9 +82,12 @@ def _worker(cols: Columns, chunk: list[RawRow]) -> Checked:
 class _Writer:
     """The database half: duplicates, existing spaces, insert + audit, then codes and progress."""
 
-    def __init__(self, db: Database, opts: ImportOptions, report: ImportReport, on_bad: Callable[[BadRow], None],
-                 on_codes: CodesSink | None, on_progress: Callable[[int], None] | None) -> None:
-        self.db, self.opts, self.report = db, opts, report
+    def __init__(self, db: Database, ring: MasterKeyring, opts: ImportOptions, report: ImportReport,
+                 on_bad: Callable[[BadRow], None], on_codes: CodesSink | None,
+                 on_progress: Callable[[int], None] | None) -> None:
+        if ring.index is None:
+            raise ValueError("the key file has no index key (index-v<N>): start the gateway once to add it")
+        self.db, self.index, self.opts, self.report = db, ring.index, opts, report
         self.on_bad, self.on_codes, self.on_progress = on_bad, on_codes, on_progress
         with db.read() as session:
             self.start_id = max_patient_id(session)  # spaces above this id were created by this run
@@ -107,7 +110,7 @@ class _Writer:
                 candidates.append((index, row))
             index += 1
         with self.db.write() as session:
-            found = existing_ins(session, [r.ins for _, r in candidates])
+            found = existing_ins(session, self.index, [r.ins for _, r in candidates])
             keep: list[int] = []
             for i, row in candidates:
                 row_id = found.get(row.ins)
@@ -150,7 +153,7 @@ def import_roster(
 ) -> ImportReport:
     """Import a roster; ``workers`` > 0 checks rows and prepares keys in that many processes."""
     report = ImportReport()
-    writer = _Writer(db, opts, report, on_bad, on_codes, on_progress)
+    writer = _Writer(db, ring, opts, report, on_bad, on_codes, on_progress)
     cols, raw = read_raw(handle)
     if opts.workers == 0:
         for chunk in batches(raw, opts.batch_size):

@@ -69,6 +69,7 @@ def purge_patient(session: Session, keys: KeyService, patient: Patient, now: dat
     patient.state = "purged"
     patient.purged_at = now
     patient.email_sealed = None
+    patient.ins_sealed = None  # shredded with the data keys anyway; the keyed index stays (state by INS)
     patient.notifications_enabled = False
     patient.last_notified_at = None
     patient.password_hash = None

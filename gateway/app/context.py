@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypto.blind_index import IndexKeyring
 from crypto.keyring import MasterKeyring
 from gateway.app.config import check_files, load_settings, validate_settings
 from gateway.settings import ConfigError, Settings
@@ -99,7 +100,7 @@ def init_home(home: Path, *, hostname: str, patient_domain: str) -> Path:
     text = example_config(hostname, patient_domain)
     settings = validate_settings(tomllib.loads(text), "environment", home.resolve())
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ring = MasterKeyring({1: os.urandom(32)})
+    ring = MasterKeyring({1: os.urandom(32)}, IndexKeyring.generate())
     write_keyring(home / "keys" / "master.keys", ring)
     write_dev_tls(home / "tls", hostname)
     db = open_database(settings.database_url, create=True)
@@ -150,8 +151,13 @@ def open_services(location: Location, *, migrate_schema: bool | None = None, cre
                     "run 'gateway db upgrade' first"
                 )
         active = keyops.record_at_start(db, ring, report)
+        with store_errors(db.url, "cannot record the index key"):
+            ring, active_index = keyops.ensure_index_key(db, ring, settings.master_key_path)
     except BaseException:
         db.dispose()
         raise
-    # ``ring`` wraps new data keys (bulk import): up to the active version, never one only prepared.
-    return Services(settings, db, ring.up_to(active), keyops.key_service(ring, settings), str(location.config))
+    # ``ring`` wraps new data keys and indexes new rows (bulk import): up to the active versions,
+    # never one only prepared.
+    assert ring.index is not None
+    writing = ring.up_to(active).with_index(ring.index.up_to(active_index))
+    return Services(settings, db, writing, keyops.key_service(ring, settings), str(location.config))

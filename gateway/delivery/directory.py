@@ -2,7 +2,9 @@
 
 Turns addresses into :mod:`routing.facts` values and delivery targets. The trust list
 and the hosted domains are read into an immutable snapshot refreshed every few seconds,
-so RCPT-time decisions cost one indexed lookup (patients by INS, accounts by address).
+so RCPT-time decisions cost one indexed lookup (patients by the keyed index of their INS,
+issue 20; accounts by address). The snapshot refresh also notices an index key version the
+database records and the key file lacks (a rotation started elsewhere) and re-reads the file.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from gateway.accounts import ins_index
 from gateway.mailstore.quota import Quota, QuotaDefaults, QuotaLimits, resolve, usage
 from gateway.store.db import Database
-from gateway.store.models import HostedDomain, Patient, ProAccount, TrustedDomain
+from gateway.store.index_keys import active_index_version
+from gateway.store.keys import IndexKeyMissing, KeyService
+from gateway.store.models import HostedDomain, ProAccount, TrustedDomain
 from gateway.store.raw import RawStatement, Runner
 from routing.address import Address, normalise_domain
 from routing.facts import RecipientFacts
@@ -86,10 +91,7 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
 # RCPT-time lookups, driver-level (gateway/store/raw.py): one indexed read each, with the
 # mailbox's data key id (KeyService.for_mailbox's rule: the newest) so sealing needs no lookup.
 # The mailbox's quota columns come along (RFC 9208 limits; NULL: the configured default).
-_PATIENT = RawStatement(
-    "SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = p.mailbox_id),"
-    " m.quota_storage_kib, m.quota_messages"
-    " FROM patients p LEFT JOIN mailboxes m ON m.id = p.mailbox_id WHERE p.ins = ?", (Patient.__table__.c.ins,))
+# Patients: gateway.accounts.ins_index.rcpt_statement (keyed index, every held version).
 _A = ProAccount.__table__.c
 _ACCOUNT = RawStatement(
     "SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated,"
@@ -101,9 +103,10 @@ _ACCOUNT = RawStatement(
 class Directory:
     """Read-through view of the trust list, hosted domains, patients and accounts."""
 
-    def __init__(self, db: Database, patient_domain: str, *, ttl: float = 2.0,
+    def __init__(self, db: Database, patient_domain: str, *, keys: KeyService, ttl: float = 2.0,
                  quota: QuotaDefaults | None = None) -> None:
         self.db = db
+        self.keys = keys
         self.quota = quota or QuotaDefaults()
         self.patient_domain = normalise_domain(patient_domain)
         self.ttl = ttl
@@ -127,6 +130,10 @@ class Directory:
         with self.db.read() as session:
             entries = [e for e in (_entry(r) for r in session.execute(select(TrustedDomain)).scalars()) if e]
             hosted = frozenset(session.execute(select(HostedDomain.name)).scalars())
+            active = active_index_version(session)
+            index = self.keys.ring.index
+            if active is not None and (index is None or not index.has(active)):
+                self.keys.index_keys(session, active)  # re-read the key file (rate-limited)
         snap = Snapshot(TrustList(entries), hosted, self.patient_domain)
         with self._lock:
             self._snapshot, self._loaded_at = snap, now
@@ -176,7 +183,10 @@ class Directory:
                 ins = normalise_ins(address.local)
             except InvalidINS as exc:
                 return RecipientFacts(address, "patient", invalid_ins=exc.reason), None  # type: ignore[arg-type]
-            row = _PATIENT.first(session, ins)
+            index = self.keys.ring.index
+            if index is None:
+                raise IndexKeyMissing(f"{self.keys.source} has no index key (index-v<N>)")
+            row = ins_index.rcpt_row(session, index, ins)
             if row is None:
                 return RecipientFacts(address, "patient", mailbox_state=None), None
             patient_id, state, mailbox_id, key_id, storage_kib, messages = row

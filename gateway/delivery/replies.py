@@ -18,6 +18,7 @@ from email.message import EmailMessage
 
 from sqlalchemy import select
 
+from gateway.accounts.patients import patient_ins
 from gateway.delivery.directory import Directory, LocalTarget
 from gateway.delivery.headers import new_message_id
 from gateway.delivery.pipeline import Delivered, Inbound, Pipeline, Rcpt
@@ -76,7 +77,10 @@ def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, pa
         conv = conversations.get(session, keys, patient.mailbox_id, conversation_id)
         if conv is None:
             raise ReplyRefused(None, "no such conversation")
-        author = Address(patient.ins, snap.patient_domain)
+        ins = patient_ins(session, keys, patient)
+        if ins is None:
+            raise ReplyRefused(None, "this space cannot send messages")
+        author = Address(ins, snap.patient_domain)
         target_text = conv.parties.reply_to or conv.parties.opened_by
         target = parse_address(target_text)
         facts, where = directory.recipient(session, target, snap)

@@ -40,7 +40,7 @@ class MailRuntime:
         limits = Limits(max_message_size=s.smtp.max_message_size, max_recipients=s.smtp.max_recipients,
                         allow_plaintext_auth_on_loopback=s.tls.allow_auth_without_tls)
         quota = QuotaDefaults(s.quota.storage_kib, s.quota.messages)
-        directory = Directory(svc.db, s.domains.patient_domain, quota=quota)
+        directory = Directory(svc.db, s.domains.patient_domain, keys=svc.keys, quota=quota)
         pipeline = Pipeline(svc.db, svc.keys, svc.hub, hostname=s.server.hostname,
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
                             notification_interval=timedelta(minutes=s.queue.notification_interval_minutes),

@@ -22,6 +22,7 @@ from gateway.accounts.patients import by_ins
 from gateway.operations.common import Actor, integer, iso, text, when
 from gateway.store import audit
 from gateway.store.db import Database
+from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry
 from routing.ins import InvalidINS, normalise_ins
 
@@ -63,23 +64,24 @@ def _match(column: Any, value: str) -> Any:
     return column == value
 
 
-def _subject(session: Session, value: str) -> str:
+def _subject(session: Session, keys: KeyService, value: str) -> str:
+    """A subject searched by INS: found through its keyed index (issue 20)."""
     try:
         ins = normalise_ins(value)
     except (InvalidINS, ValueError):
         return value
-    patient = by_ins(session, ins)
+    patient = by_ins(session, keys, ins)
     return f"patient:{patient.id}" if patient else "patient:none"
 
 
-def _query(session: Session, q: AuditQuery) -> Select[tuple[AuditEntry]]:
+def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[AuditEntry]]:
     query = select(AuditEntry)
     if q.actor:
         query = query.where(_match(AuditEntry.actor, q.actor))
     if q.action:
         query = query.where(_match(AuditEntry.action, q.action))
     if q.subject:
-        query = query.where(_match(AuditEntry.subject_ref, _subject(session, q.subject)))
+        query = query.where(_match(AuditEntry.subject_ref, _subject(session, keys, q.subject)))
     if q.since:
         query = query.where(AuditEntry.at >= q.since)
     if q.until:
@@ -96,9 +98,9 @@ def row(e: AuditEntry) -> dict[str, Any]:
             "peer": e.peer, "details": details, "hash": e.hash}
 
 
-def search(session: Session, q: AuditQuery) -> list[dict[str, Any]]:
+def search(session: Session, keys: KeyService, q: AuditQuery) -> list[dict[str, Any]]:
     """Newest first, ``limit`` rows, older than ``before_id`` when paging."""
-    query = _query(session, q)
+    query = _query(session, keys, q)
     if q.before_id:
         query = query.where(AuditEntry.id < q.before_id)
     return [row(e) for e in session.execute(query.order_by(AuditEntry.id.desc()).limit(q.limit)).scalars()]
@@ -110,13 +112,13 @@ def record_export(db: Database, actor: Actor, q: AuditQuery, fmt: str) -> None:
                      details={"format": fmt, "filters": q.as_dict(), "via": actor.via})
 
 
-def export_rows(db: Database, q: AuditQuery) -> Iterator[dict[str, Any]]:
+def export_rows(db: Database, keys: KeyService, q: AuditQuery) -> Iterator[dict[str, Any]]:
     """Every matching entry in id order, read by batches (constant memory)."""
     last = 0
     while True:
         with db.read() as session:
-            batch = [row(e) for e in session.execute(
-                _query(session, q).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(EXPORT_BATCH)).scalars()]
+            query = _query(session, keys, q).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(EXPORT_BATCH)
+            batch = [row(e) for e in session.execute(query).scalars()]
         if not batch:
             return
         yield from batch

@@ -33,12 +33,12 @@ STATE_LABELS = {
 }
 
 
-def view(patient: Patient, *, now: datetime) -> dict[str, Any]:
-    """The part of a space a mediator may see."""
+def view(patient: Patient, ins: str, *, now: datetime) -> dict[str, Any]:
+    """The part of a space a mediator may see (``ins``: the INS it was found by)."""
     expires = patient.activation_expires_at
     code_valid = patient.activation_code_hash is not None and expires is not None and now < expires
     return {
-        "ins": patient.ins, "ins_masked": mask_ins(patient.ins), "state": patient.state,
+        "ins": ins, "ins_masked": mask_ins(ins), "state": patient.state,
         "state_label": STATE_LABELS.get(patient.state, patient.state),
         "activated": patient.activated_at is not None,
         "code_valid_until": iso(expires) if code_valid else None,
@@ -48,20 +48,20 @@ def view(patient: Patient, *, now: datetime) -> dict[str, Any]:
     }
 
 
-def _patient(session: Session, ins_text: Any) -> Patient:
+def _patient(session: Session, keys: KeyService, ins_text: Any) -> tuple[Patient, str]:
     ins = ins_value(ins_text)
-    patient = by_ins(session, ins)
+    patient = by_ins(session, keys, ins)
     if patient is None:
         raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}")
-    return patient
+    return patient, ins
 
 
-def lookup(session: Session, actor: Actor, ins_text: Any, *, now: datetime) -> dict[str, Any]:
-    patient = _patient(session, ins_text)
+def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, *, now: datetime) -> dict[str, Any]:
+    patient, ins = _patient(session, keys, ins_text)
     audit.record(session, actor=actor.audit_actor, action=f"{actor.role}.patient.lookup",
                  subject_ref=f"patient:{patient.id}", peer=actor.peer, now=now,
                  details={"via": actor.via, "scope": "state"})
-    return view(patient, now=now)
+    return view(patient, ins, now=now)
 
 
 def refusal_text(exc: CodeRefused, patient: Patient) -> str:
@@ -76,12 +76,12 @@ def new_code(session: Session, keys: KeyService, actor: Actor, data: dict[str, A
              now: datetime) -> dict[str, Any]:
     """Issue a new activation code: shown once in the answer, or (``send``) mailed to the address on file."""
     send = flag(data.get("send"), "send")
-    patient = _patient(session, data.get("ins"))
+    patient, ins = _patient(session, keys, data.get("ins"))
     try:
         issued = issue_code(session, keys, patient, settings, delivery="mail" if send else "show",
                             actor=actor.audit_actor, via=f"{actor.role}-{actor.via}", peer=actor.peer, now=now)
     except CodeRefused as exc:
         raise OpError(409, f"code_refused_{exc.reason}", refusal_text(exc, patient)) from None
-    return {**view(patient, now=now), "delivery": "mail" if issued.mailed else "show",
+    return {**view(patient, ins, now=now), "delivery": "mail" if issued.mailed else "show",
             "activation_code": issued.code, "expires_at": iso(issued.expires_at),
             "expires_at_text": french_time(issued.expires_at)}

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from gateway.accounts import ins_index
 from gateway.accounts.patients import STATES, by_ins, set_state
 from gateway.accounts.purge import purge_patient
 from gateway.operations.common import Actor, bad_request, conflict, iso, not_found, text
@@ -33,8 +34,9 @@ from gateway.store.models import Patient, WebSession
 from routing.ins import InvalidINS, mask_ins, normalise_ins
 
 PAGE = 1000
-_LISTED = (Patient.id, Patient.ins, Patient.state, Patient.provisioned_at, Patient.opened_at,
-           Patient.activated_at, Patient.closed_at, Patient.purge_after, Patient.deletion_requested_at,
+_LISTED = (Patient.id, Patient.ins, Patient.ins_sealed, Patient.mailbox_id, Patient.state, Patient.provisioned_at,
+           Patient.opened_at, Patient.activated_at, Patient.closed_at, Patient.purge_after,
+           Patient.deletion_requested_at,
            Patient.purged_at)
 
 
@@ -47,15 +49,15 @@ def ins_value(value: Any) -> str:
         raise bad_request("INS invalide (15 caractères, clé de contrôle)", "invalid_ins", str(exc)) from None
 
 
-def patient_by_ins(session: Session, value: Any) -> Patient:
+def patient_by_ins(session: Session, keys: KeyService, value: Any) -> Patient:
     ins = ins_value(value)
-    patient = by_ins(session, ins)
+    patient = by_ins(session, keys, ins)
     if patient is None:
         raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}", f"no patient space for INS {mask_ins(ins)}")
     return patient
 
 
-def iter_patients(db: Database, actor: Actor, *, state: str | None = None, after_id: int = 0,
+def iter_patients(db: Database, keys: KeyService, actor: Actor, *, state: str | None = None, after_id: int = 0,
                   limit: int | None = None, full_ins: bool = False, now: datetime) -> Iterator[dict[str, Any]]:
     """Spaces in id order after ``after_id``, at most ``limit``; audited once before the first row."""
     if state is not None and state not in STATES:
@@ -66,10 +68,10 @@ def iter_patients(db: Database, actor: Actor, *, state: str | None = None, after
         audit.record(session, actor=actor.audit_actor, action="patient.list", peer=actor.peer, now=now,
                      details={"state": state, "after_id": after_id, "limit": limit, "full_ins": full_ins,
                               "via": actor.via})
-    return _pages(db, state, after_id, limit, full_ins)
+    return _pages(db, keys, state, after_id, limit, full_ins)
 
 
-def _pages(db: Database, state: str | None, after_id: int, limit: int | None,
+def _pages(db: Database, keys: KeyService, state: str | None, after_id: int, limit: int | None,
            full_ins: bool) -> Iterator[dict[str, Any]]:
     left = limit
     while left is None or left > 0:
@@ -79,8 +81,11 @@ def _pages(db: Database, state: str | None, after_id: int, limit: int | None,
             query = query.where(Patient.state == state)
         with db.read() as session:
             rows = session.execute(query).all()
+            opened = ins_index.open_many(session, keys, [(r.id, r.ins, r.ins_sealed, r.mailbox_id) for r in rows])
         for r in rows:
-            yield {"id": r.id, "ins": r.ins if full_ins else mask_ins(r.ins), "state": r.state,
+            ins = opened.get(r.id)
+            shown = ins_index.UNKNOWN_INS if ins is None else ins if full_ins else mask_ins(ins)
+            yield {"id": r.id, "ins": shown, "state": r.state,
                    "provisioned_at": iso(r.provisioned_at), "opened_at": iso(r.opened_at),
                    "activated": r.activated_at is not None, "closed_at": iso(r.closed_at),
                    "purge_after": iso(r.purge_after), "deletion_requested_at": iso(r.deletion_requested_at),
@@ -92,8 +97,8 @@ def _pages(db: Database, state: str | None, after_id: int, limit: int | None,
             left -= len(rows)
 
 
-def _summary(p: Patient) -> dict[str, Any]:
-    return {"id": p.id, "ins": mask_ins(p.ins), "state": p.state, "closed_at": iso(p.closed_at),
+def _summary(p: Patient, ins: str) -> dict[str, Any]:
+    return {"id": p.id, "ins": mask_ins(ins), "state": p.state, "closed_at": iso(p.closed_at),
             "purge_after": iso(p.purge_after), "deletion_requested_at": iso(p.deletion_requested_at),
             "purged_at": iso(p.purged_at)}
 
@@ -107,21 +112,22 @@ def _end_use(session: Session, patient: Patient, now: datetime, retention: timed
     session.execute(delete(WebSession).where(WebSession.patient_id == patient.id))
 
 
-def close(session: Session, actor: Actor, ins: Any, *, retention_days: int, now: datetime) -> dict[str, Any]:
-    patient = patient_by_ins(session, ins)
+def close(session: Session, keys: KeyService, actor: Actor, ins: Any, *, retention_days: int,
+          now: datetime) -> dict[str, Any]:
+    patient = patient_by_ins(session, keys, ins)
     if patient.state not in ("provisioned", "open"):
         raise conflict(f"espace déjà {patient.state}", f"the space is {patient.state}: only a provisioned or "
                        "open space can be closed")
     _end_use(session, patient, now, timedelta(days=retention_days))
     audit.record(session, actor=actor.audit_actor, action="patient.close", subject_ref=f"patient:{patient.id}",
                  peer=actor.peer, now=now, details={"via": actor.via})
-    return _summary(patient)
+    return _summary(patient, ins_value(ins))
 
 
 def request_deletion(session: Session, keys: KeyService, actor: Actor, ins: Any, *, retention_days: int,
                      now: datetime, purge_now: bool = False) -> dict[str, Any]:
     """Record the request (and close the space); with ``purge_now``, purge it in this transaction."""
-    patient = patient_by_ins(session, ins)
+    patient = patient_by_ins(session, keys, ins)
     if patient.state == "purged":
         raise conflict("espace déjà purgé", "the space is already purged")
     if patient.deletion_requested_at is not None and not purge_now:
@@ -132,10 +138,10 @@ def request_deletion(session: Session, keys: KeyService, actor: Actor, ins: Any,
         _end_use(session, patient, now, timedelta(days=retention_days))
         audit.record(session, actor=actor.audit_actor, action="patient.deletion_requested",
                      subject_ref=f"patient:{patient.id}", peer=actor.peer, now=now, details={"via": actor.via})
-    result = {**_summary(patient), "messages_deleted": None}
+    result = {**_summary(patient, ins_value(ins)), "messages_deleted": None}
     if purge_now:
         deleted = purge_patient(session, keys, patient, now)
         audit.record(session, actor=actor.audit_actor, action="patient.purge", subject_ref=f"patient:{patient.id}",
                      peer=actor.peer, now=now, details={"messages": deleted, "via": actor.via})
-        result = {**_summary(patient), "messages_deleted": deleted}
+        result = {**_summary(patient, ins_value(ins)), "messages_deleted": deleted}
     return result

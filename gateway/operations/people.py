@@ -63,8 +63,9 @@ def add_professional(session: Session, keys: KeyService, actor: Actor, data: dic
     return pro_row(account)
 
 
-def _patient_info(patient: Patient, patient_domain: str) -> dict[str, Any]:
-    return {"ins": patient.ins, "address": f"{patient.ins}@{patient_domain}", "state": patient.state,
+def _patient_info(patient: Patient, ins: str, patient_domain: str) -> dict[str, Any]:
+    """``ins``: the INS the patient was found (or provisioned) by: the row holds it only sealed."""
+    return {"ins": ins, "address": f"{ins}@{patient_domain}", "state": patient.state,
             "provisioned_at": iso(patient.provisioned_at), "opposition_deadline": iso(patient.opposition_deadline),
             "opened_at": iso(patient.opened_at), "activated_at": iso(patient.activated_at),
             "opposed_at": iso(patient.opposed_at), "closed_at": iso(patient.closed_at),
@@ -82,13 +83,14 @@ def history(session: Session, patient_id: int) -> list[dict[str, Any]]:
     return [{"id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action, "peer": r.peer} for r in rows]
 
 
-def lookup(session: Session, actor: Actor, ins_text: Any, settings: Settings, *, now: datetime) -> dict[str, Any]:
+def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, settings: Settings, *,
+           now: datetime) -> dict[str, Any]:
     ins = ins_value(ins_text)
-    patient = by_ins(session, ins)
+    patient = by_ins(session, keys, ins)
     if patient is None:
         raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}",
                         f"no patient space for the INS {mask_ins(ins)}")
-    info = _patient_info(patient, settings.domains.patient_domain)
+    info = _patient_info(patient, ins, settings.domains.patient_domain)
     info["history"] = history(session, patient.id)
     audit.record(session, actor=actor.audit_actor, action="admin.patient.lookup", subject_ref=f"patient:{patient.id}",
                  peer=actor.peer, now=now, details={"via": actor.via})
@@ -116,4 +118,5 @@ def provision_patient(session: Session, keys: KeyService, actor: Actor, data: di
     audit.record(session, actor=actor.audit_actor, action="patient.provision",
                  subject_ref=f"patient:{done.patient.id}", peer=actor.peer, now=now,
                  details={"open": open_now, "via": actor.via})
-    return {**_patient_info(done.patient, settings.domains.patient_domain), "activation_code": done.activation_code}
+    info = _patient_info(done.patient, ins, settings.domains.patient_domain)
+    return {**info, "activation_code": done.activation_code}

@@ -23,6 +23,7 @@ from gateway.mailstore import quota
 from gateway.operations import patients, pros
 from gateway.operations.common import Actor, bad_request, conflict, not_found, text
 from gateway.store import audit
+from gateway.store.keys import KeyService
 from gateway.store.models import Mailbox
 from routing.ins import InvalidINS, mask_ins, normalise_ins
 
@@ -36,7 +37,7 @@ class Owner:
     shown: str  # the address, or the patient's INS masked
 
 
-def owner(session: Session, who: Any) -> Owner:
+def owner(session: Session, keys: KeyService, who: Any) -> Owner:
     """The mailbox of a professional (their address) or of a patient (an INS, or its address
     on the patient domain: an address that is no professional's and whose local part is an INS)."""
     raw = text(who, "boîte", required=True, max_length=320)
@@ -53,10 +54,11 @@ def owner(session: Session, who: Any) -> Owner:
             raise not_found("aucun compte professionnel à cette adresse",
                             f"no professional account {address}") from None
         raw = local
-    patient = patients.patient_by_ins(session, raw)
+    ins = patients.ins_value(raw)
+    patient = patients.patient_by_ins(session, keys, ins)
     if patient.mailbox_id is None:
         raise conflict("cet espace patient n'a pas (ou plus) de boîte", "this patient space has no mailbox")
-    return Owner(patient.mailbox_id, f"patient:{patient.id}", mask_ins(patient.ins))
+    return Owner(patient.mailbox_id, f"patient:{patient.id}", mask_ins(ins))
 
 
 def limit_value(value: Any, name: str) -> int | quota.Keep | None:
@@ -92,20 +94,20 @@ def _row(session: Session, found: Owner, defaults: quota.QuotaDefaults) -> dict[
     }  # fmt: skip
 
 
-def show(session: Session, defaults: quota.QuotaDefaults, who: Any) -> dict[str, Any]:
+def show(session: Session, keys: KeyService, defaults: quota.QuotaDefaults, who: Any) -> dict[str, Any]:
     """Limits in force (None: no limit), the mailbox's own values (None: the default), the
     defaults and the usage; never a message."""
-    return _row(session, owner(session, who), defaults)
+    return _row(session, owner(session, keys, who), defaults)
 
 
-def set_limits(session: Session, actor: Actor, defaults: quota.QuotaDefaults, who: Any, *,
+def set_limits(session: Session, keys: KeyService, actor: Actor, defaults: quota.QuotaDefaults, who: Any, *,
                storage_kib: Any = None, messages: Any = None, now: datetime) -> dict[str, Any]:
     storage = limit_value(storage_kib, "stockage (Kio)")
     count = limit_value(messages, "messages")
     if isinstance(storage, quota.Keep) and isinstance(count, quota.Keep):
         raise bad_request("rien à changer : stockage (Kio) ou messages", "missing",
                           "nothing to change: give --storage and/or --messages")
-    found = owner(session, who)
+    found = owner(session, keys, who)
     mailbox = session.get(Mailbox, found.mailbox_id)
     assert mailbox is not None
     before = {"storage_kib": mailbox.quota_storage_kib, "messages": mailbox.quota_messages}

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.accounts.patients import by_ins, hash_activation_code, new_activation_code
+from gateway.accounts.patients import by_ins, hash_activation_code, new_activation_code, patient_ins
 from gateway.outbound.notify import queue_code_mail
 from gateway.settings import Settings
 from gateway.store import audit
@@ -87,7 +87,10 @@ def issue_code(session: Session, keys: KeyService, patient: Patient, settings: S
                                 max_age=timedelta(hours=settings.queue.max_age_hours))
         if entry is None:
             raise CodeRefused("no_email", "the personal e-mail address on file is unusable")
-    patient.activation_code_hash = hash_activation_code(patient.ins, code)
+    ins = patient_ins(session, keys, patient)
+    if ins is None:
+        raise CodeRefused("state", "the space's INS cannot be opened (keys shredded?)")
+    patient.activation_code_hash = hash_activation_code(ins, code)
     patient.activation_expires_at = expires
     audit.record(session, actor=actor, action="patient.new_code", subject_ref=f"patient:{patient.id}", peer=peer,
                  now=now, details={"via": via, "delivery": delivery, "state": patient.state})
@@ -104,7 +107,7 @@ def self_service(db: Database, keys: KeyService, settings: Settings, ins: str, *
     """
     interval = timedelta(minutes=settings.patients.recovery_mail_interval_minutes)
     with db.write() as session:
-        found = by_ins(session, ins)
+        found = by_ins(session, keys, ins)
         if found is None:
             return "unknown"
         patient = session.execute(select(Patient).where(Patient.id == found.id).with_for_update()

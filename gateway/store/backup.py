@@ -45,7 +45,7 @@ PG_HINT = ("the store is PostgreSQL: back it up with pg_dump (or continuous arch
            "as described in docs/deploy.md, 'Backups'")
 KEYS_NOTE = ("the backup does not contain the master keys: back up the key file separately "
              "and keep it apart from the database backups")
-NOT_DATA = ("alembic_version", "key_checks")
+NOT_DATA = ("alembic_version", "key_checks", "index_key_checks")
 
 
 class BackupError(Exception):
@@ -212,7 +212,8 @@ def inspect_backup(src: Path, ring: MasterKeyring, key_file: Path) -> BackupCont
         raise BackupError(f"{src}: schema revision {revision} is newer than this version of the gateway "
                           "knows; restore it with the version that made it (or a newer one)")
     with _readonly_session(src) as session:
-        report = check_ring(session, ring, with_table="key_checks" in tables)
+        report = check_ring(session, ring, with_table="key_checks" in tables,
+                            with_index_table="index_key_checks" in tables)
     if not report.ok:
         raise BackupError(f"{src}: the key file {key_file} {report.problem()}: restore the key file "
                           "that belongs with this backup first; nothing was changed")

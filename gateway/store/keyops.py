@@ -25,10 +25,17 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crypto.blind_index import IndexKeyring
 from crypto.keyring import MasterKeyring
 from gateway.settings import Settings
 from gateway.store import audit
 from gateway.store.db import Database
+from gateway.store.index_keys import (
+    active_index_version,
+    check_index,
+    record_index_checks,
+    recorded_index_checks,
+)
 from gateway.store.keyfile import MasterKeyFileError, load_keyring, write_keyring
 from gateway.store.keys import (
     BatchResult,
@@ -73,7 +80,8 @@ def check_at_start(db: Database, ring: MasterKeyring, path: Path) -> KeyCheckRep
     if "data_keys" not in tables:
         return KeyCheckReport()  # a database not created yet: nothing to compare with
     with db.read() as session:
-        report = check_ring(session, ring, with_table="key_checks" in tables)
+        report = check_ring(session, ring, with_table="key_checks" in tables,
+                            with_index_table="index_key_checks" in tables)
     if not report.ok:
         raise KeyCheckFailed(f"{path}: this master key file {report.problem()} (another installation's "
                              "key file, or an old copy?); nothing was started or written")
@@ -107,10 +115,59 @@ def record_at_start(db: Database, ring: MasterKeyring, report: KeyCheckReport) -
 
 
 def record_initial(db: Database, ring: MasterKeyring) -> None:
-    """``gateway init``: the check value of the new key file's version, in a plain transaction
-    (no checkpointer thread outliving the command)."""
+    """``gateway init``: the check values of the new key file's versions (master and index), in
+    a plain transaction (no checkpointer thread outliving the command)."""
     with db.engine.begin() as conn, Session(bind=conn) as session:
         record_checks(session, ring, [ring.current_version])
+        if ring.index is not None:
+            record_index_checks(session, ring.index, [ring.index.current_version])
+
+
+def ensure_index_key(db: Database, ring: MasterKeyring, path: Path) -> tuple[MasterKeyring, int]:
+    """After the migrations: make sure the key file has an index key the database records
+    (issue 20); returns the ring (with its index keys) and the active index version.
+
+    - The database records index key versions: the file must hold each with the same key
+      (checked before anything was written by :func:`check_at_start`; checked again here).
+    - It records none yet (a database from before migration 0013, or new): the file's newest
+      index key is recorded; a file without any ``index-v<N>`` line first gets ``index-v1``
+      (fresh random key), written atomically with mode 0600.
+    - Two nodes with their own key files starting at once: the first to record wins; the
+      other refuses with a message to copy the first one's key file.
+    """
+    with db.read() as session:
+        checks = recorded_index_checks(session)
+    report = check_index(checks, ring.index)
+    if not report.ok:
+        raise KeyCheckFailed(f"{path}: this key file {report.problem()}; nothing was started")
+    if checks:
+        return ring, max(checks)
+    if ring.index is None:
+        ring = ring.with_index(IndexKeyring.generate())
+        try:
+            write_keyring(path, ring)
+        except OSError as exc:
+            raise KeyCheckFailed(f"{path}: the key file has no index key (index-v<N>) and cannot be rewritten to add "
+                                 f"one ({exc.__class__.__name__}); make it writable by the gateway for one start, or "
+                                 "add a line 'index-v1 = <base64 of 32 random bytes>'; nothing was started") from None
+        log.warning(f"{path}: index key index-v1 added to the key file (issue 20); copy this file to every "
+                    "other node (mode 0600) before starting them")
+    assert ring.index is not None
+    version = ring.index.current_version
+    try:
+        with db.write() as session:
+            record_index_checks(session, ring.index, [version])
+    except IntegrityError:
+        pass  # another node recorded one at the same moment: compared just below
+    with db.read() as session:
+        checks = recorded_index_checks(session)
+        active = active_index_version(session)
+    report = check_index(checks, ring.index)
+    if not report.ok or active is None:
+        raise KeyCheckFailed(f"{path}: another node recorded its own index key first: this key file "
+                             f"{report.problem()}; copy that node's key file here (mode 0600); nothing was started")
+    log.info(f"index key index-v{version} recorded")
+    return ring, active
 
 
 def key_service(ring: MasterKeyring, settings: Settings) -> KeyService:

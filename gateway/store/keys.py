@@ -34,9 +34,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError, aad, new_data_key, open_sealed, seal
 from crypto.keyring import MasterKeyring, WrappedKey
 from gateway.store.db import Database
+from gateway.store.index_keys import IndexCheckReport, active_index_version, check_index, recorded_index_checks
 from gateway.store.models import DataKey, KeyCheck, Mailbox
 
 log = logging.getLogger("gateway.keys")
@@ -56,6 +58,10 @@ def _versions(values: Iterable[int]) -> str:
 
 class KeyUnavailable(Exception):
     """The data key is gone (shredded) or cannot be unwrapped with the configured master keys."""
+
+
+class IndexKeyMissing(KeyUnavailable):
+    """The key file holds no index key (``index-v<N>``) or not the one needed."""
 
 
 @dataclass(frozen=True)
@@ -129,29 +135,37 @@ class KeyCheckReport:
     unrecorded: tuple[int, ...] = ()
     """Versions in use without a check value yet, opened by a sample data key (to record)."""
     recorded: tuple[int, ...] = ()
+    index: IndexCheckReport = field(default_factory=IndexCheckReport)
+    """The file's index keys against ``index_key_checks`` (issue 20)."""
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.wrong
+        return not self.missing and not self.wrong and self.index.ok
 
     @property
     def bad(self) -> tuple[int, ...]:
         return tuple(sorted({*self.missing, *self.wrong}))
 
     def problem(self) -> str:
+        if not self.bad:
+            return self.index.problem()
         parts = []
         if self.missing:
             parts.append(f"{_versions(self.missing)} not in the file")
         if self.wrong:
             parts.append(f"{_versions(self.wrong)} with a different key")
-        return (f"does not open master key version(s) {_versions(self.bad)} that the database uses "
+        text = (f"does not open master key version(s) {_versions(self.bad)} that the database uses "
                 f"({'; '.join(parts)})")
+        return text if self.index.ok else f"{text}, and {self.index.problem()}"
 
 
-def check_ring(session: Session, ring: MasterKeyring, *, with_table: bool = True) -> KeyCheckReport:
+def check_ring(session: Session, ring: MasterKeyring, *, with_table: bool = True,
+               with_index_table: bool = True) -> KeyCheckReport:
     """Compare ``ring`` with the database: its check values, and a sample data key per version
-    in use without one (databases from before the ``key_checks`` table). Reads only."""
+    in use without one (databases from before the ``key_checks`` table), and its index keys
+    with ``index_key_checks`` (databases from before migration 0013 have none). Reads only."""
     checks = recorded_checks(session) if with_table else {}
+    index = check_index(recorded_index_checks(session) if with_index_table else {}, ring.index)
     in_use = versions_in_use(session)
     missing = sorted(v for v in {*checks, *in_use} if not ring.has(v))
     wrong = [v for v, c in checks.items() if ring.has(v) and not ring.verify_key_check(v, c)]
@@ -163,7 +177,7 @@ def check_ring(session: Session, ring: MasterKeyring, *, with_table: bool = True
             unrecorded.append(version)
         else:
             wrong.append(version)
-    return KeyCheckReport(tuple(missing), tuple(sorted(wrong)), tuple(unrecorded), tuple(sorted(checks)))
+    return KeyCheckReport(tuple(missing), tuple(sorted(wrong)), tuple(unrecorded), tuple(sorted(checks)), index)
 
 
 def record_checks(session: Session, ring: MasterKeyring, versions: Iterable[int], *,
@@ -320,6 +334,34 @@ class KeyService:
                 self._last_reload = now
                 self._reload_locked(session, f"a data key is wrapped with v{version}")
             return self.ring
+
+    def index_keys(self, session: Session, version: int | None = None) -> IndexKeyring:
+        """The key file's index keys, re-read first (rate-limited) when they lack ``version``;
+        :class:`IndexKeyMissing` when the file has none."""
+        if version is not None and (self.ring.index is None or not self.ring.index.has(version)) \
+                and self._reader is not None:
+            with self._reload_lock:
+                index = self.ring.index
+                now = time.monotonic()
+                if (index is None or not index.has(version)) and now - self._last_reload >= RELOAD_MIN_INTERVAL_S:
+                    self._last_reload = now
+                    self._reload_locked(session, f"the database uses index key index-v{version}")
+        index = self.ring.index
+        if index is None:
+            raise IndexKeyMissing(f"{self.source} has no index key (index-v<N>); the gateway adds one at "
+                                  "start ('gateway db upgrade' or 'gateway serve')")
+        return index
+
+    def index_version(self, session: Session) -> tuple[IndexKeyring, int]:
+        """The index keys and the version to index new rows with: the database's active one."""
+        active = active_index_version(session)
+        index = self.index_keys(session, active)
+        if active is None:
+            return index, index.current_version
+        if index.has(active):
+            return index, active
+        raise IndexKeyMissing(f"{self.source} lacks index-v{active}, the database's current index key "
+                              "(copy the current key file here; it is re-read on demand and on SIGHUP)")
 
     def wrap_version(self, session: Session) -> tuple[MasterKeyring, int]:
         """The ring and the version to wrap new data keys with: the database's active version."""

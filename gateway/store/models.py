@@ -111,6 +111,19 @@ class KeyCheck(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class IndexKeyCheck(Base):
+    """An index key version (``index-v<N>`` in the key file) the database uses, with its
+    key-check value (``IndexKeyring.key_check``; issue 20). As for master keys: the key file
+    must hold every recorded version with the same key, and the highest recorded version
+    indexes new rows (``gateway keys rotate`` records one, ``gateway keys retire`` forgets one).
+    """
+
+    __tablename__ = "index_key_checks"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    check_value: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class HostedDomain(Base):
     __tablename__ = "hosted_domains"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -220,11 +233,23 @@ class ProCertificate(Base):
 
 
 class Patient(Base):
-    """A patient space and its lifecycle (SPEC §5)."""
+    """A patient space and its lifecycle (SPEC §5).
+
+    The INS is never stored in clear (issue 20, migration 0013): ``ins_index`` is its keyed
+    index (``HMAC-SHA256(index key, "ins", INS)``, :mod:`gateway.accounts.ins_index`) under
+    index key ``ins_index_version``, and ``ins_sealed`` the INS sealed under the patient's own
+    data key (so shredding a purged space's keys shreds it). ``ins`` is the column of the
+    clear INS of old releases: a row not converted yet still holds it; a converted or new row
+    holds ``#<id>`` (kept NOT NULL and unique: SQLite cannot relax it without rebuilding a
+    table others reference).
+    """
 
     __tablename__ = "patients"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ins: Mapped[str] = mapped_column(String(15), unique=True)
+    ins_index: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True, index=True)
+    ins_index_version: Mapped[int | None] = mapped_column(Integer)
+    ins_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"), unique=True)
     state: Mapped[str] = mapped_column(String(16), index=True)  # provisioned|open|opposed|closed|purged
     provisioned_at: Mapped[datetime] = mapped_column(UtcDateTime())

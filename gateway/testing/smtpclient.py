@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from gateway.accounts.patients import by_ins
 from gateway.mailstore.folders import find_folder
 from gateway.mailstore.messages import read_message
-from gateway.store.models import Message, Patient, ProAccount
+from gateway.store.models import Message, ProAccount
 from gateway.testing.live import LiveGateway
 
 
@@ -73,7 +74,9 @@ def mailbox_messages(live: LiveGateway, *, ins: str | None = None, pro: str | No
     svc = live.services
     with svc.db.read() as session:
         if ins is not None:
-            mailbox_id = session.execute(select(Patient.mailbox_id).where(Patient.ins == ins)).scalar_one()
+            patient = by_ins(session, svc.keys, ins)
+            assert patient is not None
+            mailbox_id = patient.mailbox_id
         else:
             mailbox_id = session.execute(select(ProAccount.mailbox_id).where(ProAccount.address == pro)).scalar_one()
         assert mailbox_id is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from crypto.blind_index import IndexKeyring
 from crypto.keyring import MasterKeyring
 from gateway.store import migrate
 from gateway.store.db import Database
@@ -24,5 +25,5 @@ class Store:
 def open_store(url: str) -> Store:
     db = Database(url, pool_size=5)
     migrate.upgrade(db.engine)
-    ring = MasterKeyring({1: os.urandom(32)})
+    ring = MasterKeyring({1: os.urandom(32)}, IndexKeyring.generate())
     return Store(db, ring, KeyService(ring))

@@ -139,7 +139,7 @@ def populate(home: Path, *, seed: int = 1, peer_domain: str = TRUSTED) -> World:
                 if state in ("opposed", "closed"):
                     done.patient.state = state
         with services.db.read() as session:
-            assert by_ins(session, patients["open"]) is not None
+            assert by_ins(session, services.keys, patients["open"]) is not None
     finally:
         services.close()
     return World(home, patient_domain, f"dr.martin@{HOSTED}", f"pharmacie@{HOSTED}", f"dr.durand@{HOSTED}",

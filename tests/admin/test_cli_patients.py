@@ -21,7 +21,7 @@ from tests.admin.conftest import cli, opened
 
 def _patient(world: World, ins: str) -> Patient:
     with opened(world.home) as svc, svc.db.read() as session:
-        found = by_ins(session, ins)
+        found = by_ins(session, svc.keys, ins)
         assert found is not None
         session.expunge(found)
         return found
@@ -104,7 +104,7 @@ def test_close_on_the_patients_behalf(world: World) -> None:
 def test_delete_is_recorded_then_purged_by_the_job_or_at_once(world: World) -> None:
     ins, other = world.patients["open"], world.patients["provisioned"]
     with opened(world.home) as svc, svc.db.write() as session:
-        patient = by_ins(session, ins)
+        patient = by_ins(session, svc.keys, ins)
         assert patient is not None and patient.mailbox_id is not None
         append_message(session, svc.keys, patient.mailbox_id, "INBOX", b"Subject: x\r\n\r\nsecret\r\n")
         key_id, mailbox_id = svc.keys.for_mailbox(session, patient.mailbox_id).data_key_id, patient.mailbox_id

@@ -101,7 +101,7 @@ def test_the_domain_stays_trusted_while_it_is_edited(world: World) -> None:
     """A reader polling the trust list (as the MX does) never finds the domain missing."""
     stop, missing, seen = threading.Event(), [], [0]
     with opened(world.home) as svc:
-        directory = Directory(svc.db, world.patient_domain, ttl=0.0)
+        directory = Directory(svc.db, world.patient_domain, keys=svc.keys, ttl=0.0)
 
         def poll() -> None:
             while not stop.is_set() and seen[0] < 100_000:
@@ -139,7 +139,7 @@ def test_operator_connection_allowance(world: World) -> None:
     assert shown["max_connections"] == 120 and shown["networks"] == ["192.0.2.0/28", "2001:db8:5::/48",
                                                                       "198.51.100.7/32"]
     with opened(world.home) as svc:
-        directory = Directory(svc.db, world.patient_domain)
+        directory = Directory(svc.db, world.patient_domain, keys=svc.keys)
         snap = directory.snapshot()
         assert snap.trust.connection_limit("192.0.2.3") == 120 and snap.trust.connection_limit("2001:db8:5:1::9") == 120
         assert snap.trust.connection_limit("203.0.113.1") is None

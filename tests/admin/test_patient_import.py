@@ -70,12 +70,13 @@ def test_bad_rows_reported_good_rows_imported_reimport_changes_nothing(store: St
     assert set(codes) == {good[i] for i in (0, 1, 4, 5, 6, 7, 8)}
     with store.db.read() as session:
         for ins, code in codes.items():
-            patient = by_ins(session, ins)
+            patient = by_ins(session, store.keys, ins)
             assert patient is not None and patient.state == "provisioned"
             assert patient.activation_code_hash and code not in patient.activation_code_hash
-            assert check_activation_code(patient, code, NOW) and not check_activation_code(patient, "AAAA", NOW)
+            assert check_activation_code(patient, code, NOW, ins=ins)
+            assert not check_activation_code(patient, "AAAA", NOW, ins=ins)
             assert patient.opposition_deadline == NOW + timedelta(days=42)
-        first = by_ins(session, good[0])
+        first = by_ins(session, store.keys, good[0])
         assert first is not None and personal_email(session, store.keys, first) == "p0@perso.example"
         assert first.notifications_enabled
     assert (_count(store, Mailbox), _count(store, DataKey), _count(store, Folder)) == (7, 7, 21)
@@ -92,8 +93,8 @@ def test_workers_give_the_same_result(store: Store) -> None:
     report, bad, codes = _run(store, text, workers=1, batch=7)
     assert report.created == 30 and not bad and set(codes) == set(roster) and report.batches == 5
     with store.db.read() as session:
-        patient = by_ins(session, roster[17])
-        assert patient is not None and check_activation_code(patient, codes[roster[17]], NOW)
+        patient = by_ins(session, store.keys, roster[17])
+        assert patient is not None and check_activation_code(patient, codes[roster[17]], NOW, ins=roster[17])
 
 
 

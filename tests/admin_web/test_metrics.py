@@ -54,7 +54,7 @@ def test_counters_move_where_events_happen_and_hold_no_personal_data(site: Admin
     with site.live.services.db.write() as session:
         from gateway.accounts.patients import by_ins
 
-        patient = by_ins(session, ins)
+        patient = by_ins(session, site.live.services.keys, ins)
         assert patient is not None
         patient.state = "open"
     pro_sends(site.live, site.world, ins)

@@ -11,7 +11,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from gateway.accounts.patients import check_activation_code
+from gateway.accounts.patients import by_ins, check_activation_code
 from gateway.app.context import Location, open_services
 from gateway.outbound.queue import MSG_PURPOSE
 from gateway.store.models import AuditEntry, Patient, QueueEntry
@@ -93,7 +93,8 @@ def _patient(home: str, ins: str) -> Patient:
     svc = open_services(Location(Path(home) / "gateway.toml", Path(home), True))
     try:
         with svc.db.read() as s:
-            row = s.execute(select(Patient).where(Patient.ins == ins)).scalar_one()
+            row = by_ins(s, svc.keys, ins)
+            assert row is not None
             s.expunge(row)
             return row
     finally:
@@ -123,12 +124,13 @@ def test_patient_new_code_prints_once_or_mails(home: str, capsys: pytest.Capture
     found = re.search(r": ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}) \(valid until", out)
     assert code == 0 and found and mask_ins(ins) in out and ins not in out
     patient = _patient(home, ins)
-    assert patient.state == "provisioned" and check_activation_code(patient, found.group(1), datetime.now(UTC))
-    assert not check_activation_code(patient, first.group(1), datetime.now(UTC))  # the letter's code is replaced
+    assert patient.state == "provisioned" and check_activation_code(patient, found.group(1), datetime.now(UTC), ins=ins)
+    # the letter's code is replaced
+    assert not check_activation_code(patient, first.group(1), datetime.now(UTC), ins=ins)
 
     code, out, _ = run(capsys, "--home", home, "patient", "new-code", ins, "--send")
     assert code == 0 and "queued for the personal address" in out and found.group(1) not in out
-    assert not check_activation_code(_patient(home, ins), found.group(1), datetime.now(UTC))
+    assert not check_activation_code(_patient(home, ins), found.group(1), datetime.now(UTC), ins=ins)
     (mail,) = _queued_mails(home)
     assert b"moi@perso.example" in mail and ins.encode() not in mail
 

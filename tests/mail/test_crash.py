@@ -54,7 +54,7 @@ def stored_messages(home: Path, ins: str) -> list[bytes]:
     svc = open_services(Location(home / "gateway.toml", home, True))
     try:
         with svc.db.read() as session:
-            patient = by_ins(session, ins)
+            patient = by_ins(session, svc.keys, ins)
             assert patient is not None and patient.mailbox_id is not None
             folder = find_folder(session, patient.mailbox_id, "INBOX")
             assert folder is not None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.app.cli import identities, imports, mediators, patients, pros
+from gateway.app.cli import identities, imports, insdb, mediators, patients, pros
 from gateway.app.cli.common import Leaf, Node, UserError, emit_json, emit_table, services, translate_errors
 from gateway.app.config import load_settings
 from gateway.app.context import DEFAULT_HOME, init_home
@@ -28,6 +28,7 @@ def register(node: Node, leaf: Leaf) -> None:
     leaf(db, "upgrade", "apply pending schema migrations (creates an SQLite database file that is missing)",
          cmd_db_upgrade)
     leaf(db, "status", "show the schema revision", cmd_db_status)
+    insdb.register(db, leaf)
 
     pro = node("pro", "professional accounts hosted here")
     p = leaf(pro, "add", "add a professional account on a hosted domain", cmd_pro_add)
@@ -127,7 +128,7 @@ def cmd_patient_add(args: argparse.Namespace) -> int:
 def cmd_patient_show(args: argparse.Namespace) -> int:
     """The console's patient lookup: state, dates and access history (never a message), audited."""
     with services(args) as svc, svc.db.write() as session:
-        info = people.lookup(session, cli_actor(), args.ins, svc.settings, now=datetime.now(UTC))
+        info = people.lookup(session, svc.keys, cli_actor(), args.ins, svc.settings, now=datetime.now(UTC))
     if args.json:
         emit_json(info)
         return 0

@@ -131,7 +131,7 @@ def cmd_new_code(args: argparse.Namespace) -> int:
     with translate_errors():
         ins = normalise_ins(args.ins)
     with services(args) as svc, svc.db.write() as session:
-        patient = by_ins(session, ins)
+        patient = by_ins(session, svc.keys, ins)
         if patient is None:
             raise UserError(f"no patient space for {mask_ins(ins)}")
         try:

@@ -61,8 +61,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise UserError("--after-id: 0 or more")
     count, last = 0, None
     with services(args) as svc:
-        rows = ops.iter_patients(svc.db, cli_actor(), state=args.state, after_id=args.after_id, limit=args.limit,
-                                 full_ins=args.full_ins, now=datetime.now(UTC))
+        rows = ops.iter_patients(svc.db, svc.keys, cli_actor(), state=args.state, after_id=args.after_id,
+                                 limit=args.limit, full_ins=args.full_ins, now=datetime.now(UTC))
         out = sys.stdout
         if args.json:
             out.write("[")
@@ -86,8 +86,8 @@ def cmd_close(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UserError("nothing closed: a closed space gets no more mail and cannot be reopened; add --yes to confirm")
     with services(args) as svc, svc.db.write() as session:
-        done = ops.close(session, cli_actor(), args.ins, retention_days=svc.settings.patients.archive_retention_days,
-                         now=datetime.now(UTC))
+        done = ops.close(session, svc.keys, cli_actor(), args.ins,
+                         retention_days=svc.settings.patients.archive_retention_days, now=datetime.now(UTC))
     print(f"space {done['ins']} closed; archived until {done['purge_after'][:10]}, then purged")
     return 0
 

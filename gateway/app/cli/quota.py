@@ -58,14 +58,14 @@ def _print(info: dict[str, Any]) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.read() as session:
-        info = ops.show(session, _defaults(svc.settings), args.who)
+        info = ops.show(session, svc.keys, _defaults(svc.settings), args.who)
     emit_json(info) if args.json else _print(info)
     return 0
 
 
 def cmd_set(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.write() as session:
-        info = ops.set_limits(session, cli_actor(), _defaults(svc.settings), args.who, storage_kib=args.storage,
-                              messages=args.messages, now=datetime.now(UTC))
+        info = ops.set_limits(session, svc.keys, cli_actor(), _defaults(svc.settings), args.who,
+                              storage_kib=args.storage, messages=args.messages, now=datetime.now(UTC))
     emit_json(info) if args.json else _print(info)
     return 0

@@ -140,7 +140,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def patient_lookup(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
-        return JSONResponse(await run_write(ops_people.lookup, actor, data.get("ins"), ctx.svc.settings,
+        return JSONResponse(await run_write(ops_people.lookup, ctx.svc.keys, actor, data.get("ins"), ctx.svc.settings,
                                             now=ctx.now()))
 
     async def patient_provision(request: Request, actor: Actor) -> Response:
@@ -150,7 +150,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def patient_close(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
-        return JSONResponse(await run_write(ops_patients.close, actor, data.get("ins"),
+        return JSONResponse(await run_write(ops_patients.close, ctx.svc.keys, actor, data.get("ins"),
                                             retention_days=ctx.svc.settings.patients.archive_retention_days,
                                             now=ctx.now()))
 
@@ -162,11 +162,12 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def quota_show(request: Request, _: Actor) -> Response:
         data = await body_json(request)  # a patient's INS: in the body, never in a URL
-        return JSONResponse(await run_read(ops_quota.show, ctx.quota_defaults, data.get("mailbox")))
+        return JSONResponse(await run_read(ops_quota.show, ctx.svc.keys, ctx.quota_defaults, data.get("mailbox")))
 
     async def quota_set(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
-        return JSONResponse(await run_write(ops_quota.set_limits, actor, ctx.quota_defaults, data.get("mailbox"),
+        return JSONResponse(await run_write(ops_quota.set_limits, ctx.svc.keys, actor, ctx.quota_defaults,
+                                            data.get("mailbox"),
                                             storage_kib=data.get("storage_kib"), messages=data.get("messages"),
                                             now=ctx.now()))
 
@@ -187,7 +188,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def audit_search(request: Request, _: Actor) -> Response:
         query = ops_audit.AuditQuery.parse(request.query_params)
-        return JSONResponse(await run_read(ops_audit.search, query))
+        return JSONResponse(await run_read(ops_audit.search, ctx.svc.keys, query))
 
     async def audit_export(request: Request, actor: Actor) -> Response:
         fmt = request.query_params.get("format", "jsonl")
@@ -195,7 +196,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
             raise bad_request("format : csv ou jsonl")
         query = ops_audit.AuditQuery.parse(request.query_params)
         await ctx.run(ops_audit.record_export, ctx.svc.db, actor, query, fmt)
-        rows = ops_audit.export_rows(ctx.svc.db, query)
+        rows = ops_audit.export_rows(ctx.svc.db, ctx.svc.keys, query)
         body = ops_audit.csv_lines(rows) if fmt == "csv" else ops_audit.jsonl(rows)
         return StreamingResponse(body, media_type="text/csv; charset=utf-8" if fmt == "csv"
                                  else "application/x-ndjson")

@@ -22,7 +22,7 @@ from gateway.web.admin.context import AdminContext, Who
 
 def _lookup(ctx: AdminContext, actor: Actor, ins: Any) -> dict[str, Any]:
     with ctx.svc.db.write() as session:
-        return ops_mediation.lookup(session, actor, ins, now=ctx.now())
+        return ops_mediation.lookup(session, ctx.svc.keys, actor, ins, now=ctx.now())
 
 
 def _issue(ctx: AdminContext, actor: Actor, data: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> dict[str, Any]:
             with ctx.svc.db.write() as session:
-                return ops_people.lookup(session, who.actor, form.get("ins"), ctx.svc.settings, now=ctx.now())
+                return ops_people.lookup(session, ctx.svc.keys, who.actor, form.get("ins"), ctx.svc.settings,
+                                         now=ctx.now())
 
         try:
             found = await ctx.run(go)
@@ -86,7 +87,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def load() -> list[dict[str, Any]]:
             with ctx.svc.db.read() as session:
-                return ops_audit.search(session, query)
+                return ops_audit.search(session, ctx.svc.keys, query)
 
         rows = await ctx.run(load)
         return ctx.render(request, "audit.html", who, rows=rows, query=dict(request.query_params), error=None,
@@ -98,7 +99,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
             raise bad_request("format : csv ou jsonl")
         query = ops_audit.AuditQuery.parse(request.query_params)
         await ctx.run(ops_audit.record_export, ctx.svc.db, who.actor, query, fmt)
-        rows = ops_audit.export_rows(ctx.svc.db, query)
+        rows = ops_audit.export_rows(ctx.svc.db, ctx.svc.keys, query)
         body = ops_audit.csv_lines(rows) if fmt == "csv" else ops_audit.jsonl(rows)
         media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
         return StreamingResponse(body, media_type=media, headers={

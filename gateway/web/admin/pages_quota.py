@@ -33,7 +33,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> dict[str, Any]:
             with ctx.svc.db.read() as session:
-                return ops_quota.show(session, ctx.quota_defaults, form.get("mailbox"))
+                return ops_quota.show(session, ctx.svc.keys, ctx.quota_defaults, form.get("mailbox"))
 
         try:
             return page(request, who, found=await ctx.run(go), asked=form.get("mailbox"))
@@ -45,7 +45,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> dict[str, Any]:
             with ctx.svc.db.write() as session:
-                return ops_quota.set_limits(session, who.actor, ctx.quota_defaults, form.get("mailbox"),
+                return ops_quota.set_limits(session, ctx.svc.keys, who.actor, ctx.quota_defaults, form.get("mailbox"),
                                             storage_kib=form.get("storage_kib"), messages=form.get("messages"),
                                             now=ctx.now())
 

@@ -46,10 +46,10 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def start(ins: str, code: str, ip: str) -> str | None:
         now = web.now()
         with web.db.write() as s:
-            patient = by_ins(s, ins)
+            patient = by_ins(s, web.keys, ins)
             if patient is None:
                 return None
-            ok = patient.state in ("provisioned", "open") and check_activation_code(patient, code, now)
+            ok = patient.state in ("provisioned", "open") and check_activation_code(patient, code, now, ins=ins)
             audit.record(s, actor="anonymous" if not ok else f"patient:{patient.id}",
                          action="patient.activation_started" if ok else "patient.activation_failed",
                          subject_ref=f"patient:{patient.id}", peer=ip, now=now)
@@ -182,11 +182,11 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def oppose(ins: str, code: str, ip: str) -> bool:
         now = web.now()
         with web.db.write() as s:
-            patient = by_ins(s, ins)
+            patient = by_ins(s, web.keys, ins)
             if patient is None:
                 return False
             ok = (patient.state == "provisioned" and now < patient.opposition_deadline
-                  and check_activation_code(patient, code, now))
+                  and check_activation_code(patient, code, now, ins=ins))
             if ok:
                 set_state(patient, "opposed", now)
                 patient.activation_code_hash = None

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.accounts import web_sessions as sessions
-from gateway.accounts.patients import by_id
+from gateway.accounts.patients import by_id, patient_ins
 from gateway.store import audit
 from gateway.web import forms
 from gateway.web.patient import security
@@ -68,14 +68,15 @@ def page(web: PatientWeb, action: str, *, stage: str = "full",
                     patient = by_id(s, row.patient_id)
                     usable = patient is not None and patient.mailbox_id is not None and (
                         patient.state == "open" or stage == "activation")
-                    if patient is None or patient.mailbox_id is None or not usable:
+                    ins = patient_ins(s, web.keys, patient) if patient is not None and usable else None
+                    if patient is None or patient.mailbox_id is None or not usable or ins is None:
                         s.delete(row)
                         return None
                     ok = not post or token_matches(row.csrf_secret, csrf_given)
                     audit.record(s, actor=f"patient:{patient.id}", action=f"web.{action}" if ok else "web.csrf_refused",
                                  subject_ref=f"patient:{patient.id}", peer=ip, now=now,
                                  details={"method": request.method, "path": path[:200]})
-                    return Ctx(patient.id, patient.mailbox_id, patient.ins, row.id, row.csrf_secret, row.stage,
+                    return Ctx(patient.id, patient.mailbox_id, ins, row.id, row.csrf_secret, row.stage,
                                ip), ok
 
             found = await web.run(authenticate)

@@ -36,7 +36,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def check(ins: str, password: str, code: str, ip: str) -> str | None:
         now = web.now()
         with web.db.read() as s:
-            patient = by_ins(s, ins)
+            patient = by_ins(s, web.keys, ins)
             good = verify_password(patient.password_hash if patient else None, password)
             secret = None
             if patient is not None and good and patient.totp_sealed and patient.mailbox_id is not None:
@@ -53,7 +53,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 return None
             sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
             token, _ = sessions.create(s, patient.id, stage="full", ip=ip, now=now)
-            row = by_ins(s, ins)
+            row = by_ins(s, web.keys, ins)
             assert row is not None
             row.last_login_at = now
             audit.record(s, actor=f"patient:{patient.id}", action="patient.login",

@@ -34,7 +34,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             patient = by_id(s, ctx.patient_id)
             assert patient is not None
             return {"email": personal_email(s, web.keys, patient) or "", "notify": patient.notifications_enabled,
-                    "address": f"{patient.ins}@{web.settings.domains.patient_domain}"}
+                    "address": f"{ctx.ins}@{web.settings.domains.patient_domain}"}
 
     async def show(request: Request, ctx: Ctx, status: int = 200, **extra: Any) -> Response:
         data = await web.run(load, ctx)
@@ -173,7 +173,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 patient = by_id(s, ctx.patient_id)
                 assert patient is not None
                 data = export.build(s, web.keys, patient,
-                                    address=f"{patient.ins}@{web.settings.domains.patient_domain}")
+                                    address=f"{ctx.ins}@{web.settings.domains.patient_domain}")
                 size = export.size_of(data)
                 audit.record(s, actor=ctx.actor, action="patient.export", subject_ref=f"patient:{ctx.patient_id}",
                              peer=ctx.ip, details={"bytes": size})
