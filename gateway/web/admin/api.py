@@ -135,8 +135,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
     async def pro_password(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
         hashed = await ctx.run(ops_pros.hash_new_password, data.get("password"))
-        return JSONResponse(await run_write(ops_pros.set_password, actor, request.path_params["address"], hashed,
-                                            now=ctx.now()))
+        return JSONResponse(await run_write(ops_pros.set_password, ctx.svc.keys, actor,
+                                            request.path_params["address"], hashed, now=ctx.now()))
 
     async def patient_lookup(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
