@@ -393,7 +393,8 @@ class QueueEntry(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(500))  # SMTP reply code/text, never content
+    last_error: Mapped[str | None] = mapped_column(String(500))  # reply codes only (issue 20), never content
+    last_error_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # the text, under the entry's data key
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     bounced_by: Mapped[str | None] = mapped_column(String(320))  # the audit actor of an operator's bounce
 
@@ -548,7 +549,7 @@ class WebSession(Base):
     stage: Mapped[str] = mapped_column(String(16), default="full")  # activation | full
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
-    ip: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))  # no longer written (issue 20); NULL
     csrf_secret: Mapped[str] = mapped_column(String(64))
     pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 

@@ -251,7 +251,7 @@ def fresh(tmp_path: Path) -> Iterator[Services]:
 
 def test_mediator_login_uses_the_admin_throttle(fresh: Services) -> None:
     helper = add_helper(fresh)
-    throttle = LoginThrottle(fresh.db, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
+    throttle = LoginThrottle(fresh.db, fresh.keys, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
                                                       max_delay=0.02, lockout=60.0), scope="admin")
     app = build(AdminContext(fresh, throttle=throttle))
     with TestClient(app, base_url="http://testserver/admin", root_path="/admin") as client:

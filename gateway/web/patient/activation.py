@@ -55,7 +55,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                          subject_ref=f"patient:{patient.id}", peer=ip, now=now)
             if not ok:
                 return None
-            token, _ = sessions.create(s, patient.id, stage="activation", ip=ip, now=now)
+            token, _ = sessions.create(s, patient.id, stage="activation", now=now)
             return token
 
     async def activation_post(request: Request) -> Response:
@@ -146,7 +146,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 set_state(patient, "open", now)
             ended = sessions.count_for(s, patient.id, except_id=row.id)
             sessions.destroy_all(s, patient.id)
-            token, _ = sessions.create(s, patient.id, stage="full", ip=ctx.ip, now=now)
+            token, _ = sessions.create(s, patient.id, stage="full", now=now)
             audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",
                          subject_ref=f"patient:{patient.id}", peer=ctx.ip, now=now,
                          details={"sessions_ended": int(ended)} if recovery else None)

@@ -52,7 +52,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                              peer=ip, now=now)
                 return None
             sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
-            token, _ = sessions.create(s, patient.id, stage="full", ip=ip, now=now)
+            token, _ = sessions.create(s, patient.id, stage="full", now=now)
             row = by_ins(s, web.keys, ins)
             assert row is not None
             row.last_login_at = now
