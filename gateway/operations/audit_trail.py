@@ -3,6 +3,11 @@
 Search filters: actor (exact, or prefix with a trailing ``*``), action (same), subject
 (``patient:<id>``, ``domain:<name>``..., or an INS, translated to its patient),
 date range. Exports stream in id order by batches and are themselves audited.
+
+Entries about a patient are stored sealed (issue 20, :mod:`gateway.store.audit_links`): a
+search by patient (``patient:<id>`` or an INS, as subject or actor) goes through the keyed
+index and finds every entry concerning the patient (as subject or as actor); rows are shown
+with their sealed parts opened, or ``[shredded]`` once the patient's keys are destroyed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import by_ins
 from gateway.operations.common import Actor, integer, iso, text, when
-from gateway.store import audit
+from gateway.store import audit, audit_links
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry
@@ -64,24 +69,43 @@ def _match(column: Any, value: str) -> Any:
     return column == value
 
 
-def _subject(session: Session, keys: KeyService, value: str) -> str:
-    """A subject searched by INS: found through its keyed index (issue 20)."""
+NO_PATIENT = 0  # an INS without a space: matches nothing
+
+
+def _patient(session: Session, keys: KeyService, value: str) -> int | None:
+    """The patient a filter names (``patient:<id>``, or an INS found through its keyed index), or
+    None: not a patient filter."""
+    by_id = audit_links.patient_of(value, None)
+    if by_id is not None:
+        return by_id
     try:
         ins = normalise_ins(value)
     except (InvalidINS, ValueError):
-        return value
+        return None
     patient = by_ins(session, keys, ins)
-    return f"patient:{patient.id}" if patient else "patient:none"
+    return patient.id if patient else NO_PATIENT
+
+
+def _filter_patient(session: Session, keys: KeyService, q: AuditQuery) -> int | None:
+    for value in (q.subject, q.actor):
+        if value:
+            found = _patient(session, keys, value)
+            if found is not None:
+                return found
+    return None
 
 
 def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[AuditEntry]]:
     query = select(AuditEntry)
-    if q.actor:
+    patient = _filter_patient(session, keys, q)
+    if patient is not None:
+        query = query.where(audit_links.about_clause(session, keys, patient))
+    if q.actor and _patient(session, keys, q.actor) is None:
         query = query.where(_match(AuditEntry.actor, q.actor))
     if q.action:
         query = query.where(_match(AuditEntry.action, q.action))
-    if q.subject:
-        query = query.where(_match(AuditEntry.subject_ref, _subject(session, keys, q.subject)))
+    if q.subject and _patient(session, keys, q.subject) is None:
+        query = query.where(_match(AuditEntry.subject_ref, q.subject))
     if q.since:
         query = query.where(AuditEntry.at >= q.since)
     if q.until:
@@ -89,13 +113,26 @@ def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[Au
     return query
 
 
-def row(e: AuditEntry) -> dict[str, Any]:
+def row(e: AuditEntry, opened: audit_links.Opened) -> dict[str, Any]:
     try:
-        details: Any = json.loads(e.details)
+        details: Any = json.loads(opened.details)
     except ValueError:
-        details = e.details
-    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "subject": e.subject_ref,
-            "peer": e.peer, "details": details, "hash": e.hash}
+        details = opened.details
+    return {"id": e.id, "at": iso(e.at), "actor": opened.actor, "action": e.action, "subject": opened.subject_ref,
+            "peer": opened.peer, "details": details, "hash": e.hash, "sealed": opened.sealed,
+            "shredded": opened.shredded}
+
+
+def _rows(session: Session, keys: KeyService, q: AuditQuery, entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """The entries opened; searching by patient, a row whose opened part names another patient (its
+    index was tampered with) is left out."""
+    patient = _filter_patient(session, keys, q)
+    out = []
+    for e, opened in audit_links.open_many(session, keys, entries):
+        if patient is not None and not opened.shredded and not opened.concerns(patient):
+            continue
+        out.append(row(e, opened))
+    return out
 
 
 def search(session: Session, keys: KeyService, q: AuditQuery) -> list[dict[str, Any]]:
@@ -103,7 +140,8 @@ def search(session: Session, keys: KeyService, q: AuditQuery) -> list[dict[str, 
     query = _query(session, keys, q)
     if q.before_id:
         query = query.where(AuditEntry.id < q.before_id)
-    return [row(e) for e in session.execute(query.order_by(AuditEntry.id.desc()).limit(q.limit)).scalars()]
+    return _rows(session, keys, q, list(session.execute(query.order_by(AuditEntry.id.desc()).limit(q.limit))
+                                        .scalars()))
 
 
 def record_export(db: Database, actor: Actor, q: AuditQuery, fmt: str) -> None:
@@ -118,11 +156,12 @@ def export_rows(db: Database, keys: KeyService, q: AuditQuery) -> Iterator[dict[
     while True:
         with db.read() as session:
             query = _query(session, keys, q).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(EXPORT_BATCH)
-            batch = [row(e) for e in session.execute(query).scalars()]
-        if not batch:
+            entries = list(session.execute(query).scalars())
+            batch = _rows(session, keys, q, entries)
+        if not entries:
             return
         yield from batch
-        last = batch[-1]["id"]
+        last = entries[-1].id
 
 
 def jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.store import audit_links
+from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry
 from gateway.store.raw import RawStatement, dialect_name
 
@@ -45,11 +47,27 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_re
     return digest.hexdigest()
 
 
+def row_hash(prev_hash: str, row: AuditEntry) -> str:
+    """The hash a stored row must carry: its original form (1), or the sealed form (2, issue 20)."""
+    if row.hash_form is None:
+        return entry_hash(prev_hash, row.at, row.actor, row.action, row.subject_ref, row.peer, row.details)
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(audit_links.canonical(row.at, row.actor, row.action, row.subject_ref, row.peer, row.details,
+                                        row.patient_sealed, row.patient_data_key_id))
+    return digest.hexdigest()
+
+
 _A = AuditEntry.__table__.c
 _APPEND = RawStatement(
     "INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     (_A.at, _A.actor, _A.action, _A.subject_ref, _A.peer, _A.details, _A.prev_hash, _A.hash))
+_APPEND_SEALED = RawStatement(
+    "INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash, hash_form,"
+    " patient_sealed, patient_data_key_id, patient_index, patient_index_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    (_A.at, _A.actor, _A.action, _A.subject_ref, _A.peer, _A.details, _A.prev_hash, _A.hash, _A.hash_form,
+     _A.patient_sealed, _A.patient_data_key_id, _A.patient_index, _A.patient_index_version))
 _TAIL_HASH = RawStatement("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
 _LOCK = RawStatement("SELECT pg_advisory_xact_lock(?)", (None,))
 
@@ -92,19 +110,43 @@ def record(
     peer: str | None = None,
     details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    keys: KeyService | None = None,
 ) -> str:
     """Append one entry in the caller's transaction (committed with the action it records).
 
     The one way to write an audit entry, for an admin action as for a group-committed batch of
     deliveries: a driver-level insert in the session's transaction, the chain's tail read once
     per transaction under the lock. Returns the entry's hash.
+
+    An entry about a patient (subject or actor ``patient:<id>``) is stored sealed
+    (:mod:`gateway.store.audit_links`); it needs ``keys``, and is refused without them.
     """
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
+    patient_id = audit_links.patient_of(actor, subject_ref)
+    if patient_id is not None:
+        if keys is None:
+            raise ValueError(f"audit entry {action!r} about a patient: pass keys= (it is stored sealed)")
+        return _record_sealed(session, keys, patient_id, at, actor, action, subject_ref, peer, detail_text)
     prev = _lock_and_tail(session)
     digest = entry_hash(prev, at, actor, action, subject_ref, peer, detail_text)
     _APPEND.execute(session, at, actor, action, subject_ref, peer, detail_text, prev, digest)
     _remember_tail(session, digest)
     return digest
+
+
+def _record_sealed(session: Session, keys: KeyService, patient_id: int, at: datetime, actor: str, action: str,
+                   subject_ref: str | None, peer: str | None, detail_text: str) -> str:
+    s = audit_links.seal(session, keys, patient_id, actor=actor, subject_ref=subject_ref, peer=peer,
+                         details=detail_text)
+    prev = _lock_and_tail(session)
+    digest = hashlib.sha256(prev.encode("ascii"))
+    digest.update(audit_links.canonical(at, s.actor, action, s.subject_ref, s.peer, s.details, s.sealed,
+                                        s.data_key_id))
+    value = digest.hexdigest()
+    _APPEND_SEALED.execute(session, at, s.actor, action, s.subject_ref, s.peer, s.details, prev, value,
+                           audit_links.FORM, s.sealed, s.data_key_id, s.index, s.index_version)
+    _remember_tail(session, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -129,20 +171,10 @@ def verify(session: Session, *, batch: int = 5000) -> ChainReport:
         for row in rows:
             if row.prev_hash != prev:
                 return ChainReport(False, count, row.id, "entry does not follow the previous one")
-            expected = entry_hash(prev, row.at,
-                                  row.actor, row.action, row.subject_ref, row.peer, row.details)
+            expected = row_hash(prev, row)
             if expected != row.hash:
                 return ChainReport(False, count, row.id, "entry was modified")
             prev = row.hash
             count += 1
             last_id = row.id
         session.expunge_all()
-
-
-def entries_about(session: Session, subject_ref: str, *, before: int | None = None, limit: int = 50
-                  ) -> list[AuditEntry]:
-    """The entries about ``subject_ref``, newest first (ids below ``before``), at most ``limit``."""
-    query = select(AuditEntry).where(AuditEntry.subject_ref == subject_ref)
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    return list(session.execute(query.order_by(AuditEntry.id.desc()).limit(limit)).scalars())
