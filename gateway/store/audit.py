@@ -48,7 +48,8 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_re
 
 
 def row_hash(prev_hash: str, row: AuditEntry) -> str:
-    """The hash a stored row must carry: its original form (1), or the sealed form (2, issue 20)."""
+    """The hash a stored row must carry: its original form (1), or the sealed form (2, issue 20).
+    (A converted entry, form 3, keeps its original hash: :class:`audit_links.ConvertedCheck`.)"""
     if row.hash_form is None:
         return entry_hash(prev_hash, row.at, row.actor, row.action, row.subject_ref, row.peer, row.details)
     digest = hashlib.sha256(prev_hash.encode("ascii"))
@@ -162,17 +163,24 @@ def verify(session: Session, *, batch: int = 5000) -> ChainReport:
     prev = GENESIS
     count = 0
     last_id = 0
+    converted = audit_links.ConvertedCheck.load(session)
     while True:
         rows = session.execute(
             select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
         ).scalars().all()
         if not rows:
+            uncommitted = converted.first_uncommitted()
+            if uncommitted is not None:
+                return ChainReport(False, count, uncommitted, "converted entry not committed by a conversion entry")
             return ChainReport(True, count)
         for row in rows:
             if row.prev_hash != prev:
                 return ChainReport(False, count, row.id, "entry does not follow the previous one")
-            expected = row_hash(prev, row)
-            if expected != row.hash:
+            if row.hash_form == audit_links.CONVERTED_FORM:
+                if not converted.see(row):
+                    return ChainReport(False, count, row.id, "a converted entry up to this one was modified "
+                                       "(they no longer match their conversion entry)")
+            elif row_hash(prev, row) != row.hash:
                 return ChainReport(False, count, row.id, "entry was modified")
             prev = row.hash
             count += 1

@@ -27,6 +27,7 @@ Entries written before this change (``hash_form`` NULL) keep their original form
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -160,7 +161,7 @@ class Opened:
 
 
 def open_entry(session: Session, keys: KeyService, entry: AuditEntry) -> Opened:
-    if entry.hash_form != FORM:
+    if entry.hash_form not in (FORM, CONVERTED_FORM):
         return Opened(entry.actor, entry.subject_ref, entry.peer, entry.details)
     shredded = Opened(entry.actor, f"{entry.subject_ref or 'patient'}:{SHREDDED}", None, "{}", True, True)
     if entry.patient_sealed is None or entry.patient_data_key_id is None:
@@ -203,3 +204,64 @@ def entries_about(session: Session, keys: KeyService, patient_id: int, *, subjec
         if opened.concerns(patient_id):
             out.append((entry, opened))
     return out, more
+
+
+# ---------------------------------------------------------------------------- converted entries
+
+CONVERTED_FORM = 3
+CONVERSION_ACTION = "audit.links.sealed"
+"""The entry that commits a batch of converted entries (gateway/store/audit_conversion.py)."""
+_GENESIS = "0" * 64
+
+
+def converted_digest(previous: str, entry: AuditEntry) -> str:
+    """Link of the chain over converted entries (form 3), in id order: the previous link, then the
+    entry as stored now (sealed part and key id) with its original ``prev_hash`` and ``hash``."""
+    record = json.loads(canonical(entry.at, entry.actor, entry.action, entry.subject_ref, entry.peer, entry.details,
+                                  entry.patient_sealed, entry.patient_data_key_id))
+    record.update(form=CONVERTED_FORM, id=entry.id, prev_hash=entry.prev_hash, hash=entry.hash)
+    digest = hashlib.sha256(previous.encode("ascii"))
+    digest.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
+
+
+class ConvertedCheck:
+    """Verifies converted entries while the audit chain is walked.
+
+    A converted entry keeps its original ``prev_hash`` and ``hash`` (the chain's links hold), but
+    its original content is no longer stored: what proves it is the chain of
+    :func:`converted_digest` links over converted entries, whose value after each batch is
+    committed by a conversion entry (``details.last_id``, ``details.digest``), itself in the
+    hash chain. The converter checked each entry's original hash before sealing it."""
+
+    def __init__(self, commits: dict[int, str]) -> None:
+        self._commits = commits
+        self._link = _GENESIS
+        self._uncommitted: int | None = None
+
+    @classmethod
+    def load(cls, session: Session) -> ConvertedCheck:
+        commits: dict[int, str] = {}
+        for details in session.execute(select(AuditEntry.details).where(
+                AuditEntry.action == CONVERSION_ACTION).order_by(AuditEntry.id)).scalars():
+            try:
+                found = json.loads(details)
+                commits[int(found["last_id"])] = str(found["digest"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged conversion entry fails its own hash
+        return cls(commits)
+
+    def see(self, entry: AuditEntry) -> bool:
+        """Take one converted entry (form 3); False when the committed chain disagrees."""
+        self._link = converted_digest(self._link, entry)
+        committed = self._commits.get(entry.id)
+        if committed is None:
+            if self._uncommitted is None:
+                self._uncommitted = entry.id
+            return True
+        self._uncommitted = None
+        return committed == self._link
+
+    def first_uncommitted(self) -> int | None:
+        """After the walk: the first converted entry no conversion entry commits (None: all are)."""
+        return self._uncommitted

@@ -16,7 +16,7 @@ from gateway.app.context import DEFAULT_HOME, init_home
 from gateway.app.tryit import gateway_command
 from gateway.operations import audit_trail, people
 from gateway.operations.common import cli_actor
-from gateway.store import migrate
+from gateway.store import audit_conversion, migrate
 from gateway.store.opening import display_url
 from routing.ins import mask_ins
 
@@ -61,6 +61,12 @@ def register(node: Node, leaf: Leaf) -> None:
     aud = node("audit", "the audit trail")
     leaf(aud, "verify", "check the audit trail's hash chain (the check itself is audited, as in the console)",
          cmd_audit_verify)
+    p = leaf(aud, "seal-links", "seal the patient links of entries written before migration 0015 (issue 20), in "
+             "batches while the gateway serves; each batch is committed by an entry in the chain", cmd_audit_seal_links)
+    p.add_argument("--batch-size", type=int, default=audit_conversion.DEFAULT_BATCH, metavar="N",
+                   help="entries per transaction (default: %(default)s)")
+    p.add_argument("--pause", type=float, default=0.0, metavar="S",
+                   help="seconds to wait between batches (default: none)")
 
 
 def register_init(sub: Any, leaf: Leaf) -> None:
@@ -140,6 +146,22 @@ def cmd_patient_show(args: argparse.Namespace) -> int:
         peer = f"  {entry['peer']}" if entry["peer"] else ""
         print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}")
     return 0
+
+
+def cmd_audit_seal_links(args: argparse.Namespace) -> int:
+    if not 1 <= args.batch_size <= 100_000:
+        raise UserError("--batch-size must be between 1 and 100000")
+    with services(args) as svc:
+        try:
+            done = audit_conversion.convert_all(svc.db, svc.keys, actor=cli_actor().audit_actor,
+                                                limit=args.batch_size, pause=max(0.0, args.pause))
+        except audit_conversion.ConversionRefused as exc:
+            raise UserError(str(exc)) from None
+        with svc.db.read() as session:
+            left = audit_conversion.pending(session)
+    print(f"sealed the patient links of {done.done:,} audit entries in {done.batches:,} batches "
+          f"({done.shredded:,} about purged spaces: link shredded, index kept); {left:,} left in clear")
+    return 0 if left == 0 else 1
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
