@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from gateway.accounts import ins_index
 from gateway.delivery.replies import ReplyRefused, send_reply
 from gateway.store.models import Conversation, Patient
 from gateway.testing.live import LiveGateway, live_gateway, make_home
@@ -38,14 +39,16 @@ def send(world: World, live: LiveGateway, *, subject: str = "Résultats", extra:
 
 def conversations(live: LiveGateway, world: World) -> list[Conversation]:
     with live.services.db.read() as s:
-        mailbox = s.execute(select(Patient.mailbox_id).where(Patient.ins == world.patients["open"])).scalar_one()
+        mailbox = s.execute(select(Patient.mailbox_id).where(
+            ins_index.match(live.services.keys, s, world.patients["open"]))).scalar_one()
         return list(s.execute(select(Conversation).where(Conversation.mailbox_id == mailbox)
                               .order_by(Conversation.id)).scalars())
 
 
 def patient_id(live: LiveGateway, world: World) -> int:
     with live.services.db.read() as s:
-        return int(s.execute(select(Patient.id).where(Patient.ins == world.patients["open"])).scalar_one())
+        return int(s.execute(select(Patient.id).where(
+            ins_index.match(live.services.keys, s, world.patients["open"]))).scalar_one())
 
 
 def reply(live: LiveGateway, world: World, conversation_id: int, text: str = "Merci docteur") -> None:
@@ -101,7 +104,8 @@ def test_no_reply_to_someone_elses_conversation(world_live: tuple[World, LiveGat
     (conv,) = conversations(live, world)
     rt = live.gateway.mail
     with live.services.db.read() as s:
-        other = s.execute(select(Patient.id).where(Patient.ins == world.patients["provisioned"])).scalar_one()
+        other = s.execute(select(Patient.id).where(
+            ins_index.match(live.services.keys, s, world.patients["provisioned"]))).scalar_one()
     with pytest.raises(ReplyRefused):
         send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=other, conversation_id=conv.id,
                    subject="x", text="y")

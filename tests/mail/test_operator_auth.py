@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from gateway.accounts import ins_index
 from gateway.app.cli.main import main
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages, mx_client, transaction
@@ -77,7 +78,8 @@ def test_null_sender_bounce_to_a_patient_opens_no_conversation(world_live: tuple
 
     world, live = world_live
     with live.services.db.read() as s:
-        mailbox_id = s.execute(select(Patient.mailbox_id).where(Patient.ins == world.patients["open"])).scalar_one()
+        mailbox_id = s.execute(select(Patient.mailbox_id).where(
+            ins_index.match(live.services.keys, s, world.patients["open"]))).scalar_one()
 
     def conversations() -> int:
         with live.services.db.read() as s:

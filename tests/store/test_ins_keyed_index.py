@@ -68,7 +68,7 @@ def _dump(db: Database) -> str:
                         values.append(bytes(value).hex() + "|" + bytes(value).decode("latin-1"))
                     else:
                         values.append(repr(value))
-                out.append(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)});")
+                out.append(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)});")  # noqa: S608 (dump text, never run)
     return "\n".join(out)
 
 

@@ -17,6 +17,7 @@ import httpx
 import pyotp
 from sqlalchemy import select
 
+from gateway.accounts import ins_index
 from gateway.app.cli.main import main as cli_main
 from gateway.store.models import Patient
 from gateway.testing.live import LiveGateway
@@ -113,7 +114,7 @@ def activate_http(live: LiveGateway, ins: str, code: str) -> Account:
         r = c.post("/activation/double-authentification", data={"code": totp_now(secret), "csrf": csrf_of(r.text)})
         assert r.status_code == 200 and "Mes messages" in r.text
     with live.services.db.read() as s:
-        pid = s.execute(select(Patient.id).where(Patient.ins == ins)).scalar_one()
+        pid = s.execute(select(Patient.id).where(ins_index.match(live.services.keys, s, ins))).scalar_one()
     return Account(ins, secret, int(pid))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from gateway.accounts import ins_index
 from gateway.store.models import Patient
 from gateway.testing.smtpclient import mailbox_messages, submission_client, transaction
 from gateway.testing.world import PASSWORD
@@ -36,7 +37,8 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
 
 def _state(site: Site, ins: str) -> str:
     with site.live.services.db.read() as s:
-        return str(s.execute(select(Patient.state).where(Patient.ins == ins)).scalar_one())
+        return str(s.execute(select(Patient.state).where(
+            ins_index.match(site.live.services.keys, s, ins))).scalar_one())
 
 
 def _imap_fetch_all(site: Site, user: str) -> list[bytes] | None:
