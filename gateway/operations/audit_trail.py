@@ -86,25 +86,22 @@ def _patient(session: Session, keys: KeyService, value: str) -> int | None:
     return patient.id if patient else NO_PATIENT
 
 
-def _filter_patient(session: Session, keys: KeyService, q: AuditQuery) -> int | None:
-    for value in (q.subject, q.actor):
-        if value:
-            found = _patient(session, keys, value)
-            if found is not None:
-                return found
-    return None
+def _patients(session: Session, keys: KeyService, q: AuditQuery) -> tuple[int | None, int | None]:
+    """The patient the subject filter names, and the one the actor filter names."""
+    return (_patient(session, keys, q.subject) if q.subject else None,
+            _patient(session, keys, q.actor) if q.actor else None)
 
 
 def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[AuditEntry]]:
     query = select(AuditEntry)
-    patient = _filter_patient(session, keys, q)
-    if patient is not None:
+    by_subject, by_actor = _patients(session, keys, q)
+    for patient in {p for p in (by_subject, by_actor) if p is not None}:
         query = query.where(audit_links.about_clause(session, keys, patient))
-    if q.actor and _patient(session, keys, q.actor) is None:
+    if q.actor and by_actor is None:
         query = query.where(_match(AuditEntry.actor, q.actor))
     if q.action:
         query = query.where(_match(AuditEntry.action, q.action))
-    if q.subject and _patient(session, keys, q.subject) is None:
+    if q.subject and by_subject is None:
         query = query.where(_match(AuditEntry.subject_ref, q.subject))
     if q.since:
         query = query.where(AuditEntry.at >= q.since)
@@ -123,15 +120,24 @@ def row(e: AuditEntry, opened: audit_links.Opened) -> dict[str, Any]:
             "shredded": opened.shredded}
 
 
+def _wanted(opened: audit_links.Opened, by_subject: int | None, by_actor: int | None) -> bool:
+    """A row found through a patient's keyed index is kept only if its opened part says so: about
+    the patient (subject filter), by the patient (actor filter); a shredded one cannot say."""
+    if opened.shredded:
+        return True
+    if by_subject is not None and not opened.concerns(by_subject):
+        return False
+    return by_actor is None or opened.actor == f"patient:{by_actor}"
+
+
 def _rows(session: Session, keys: KeyService, q: AuditQuery, entries: list[AuditEntry]) -> list[dict[str, Any]]:
     """The entries opened; searching by patient, a row whose opened part names another patient (its
     index was tampered with) is left out."""
-    patient = _filter_patient(session, keys, q)
+    by_subject, by_actor = _patients(session, keys, q)
     out = []
     for e, opened in audit_links.open_many(session, keys, entries):
-        if patient is not None and not opened.shredded and not opened.concerns(patient):
-            continue
-        out.append(row(e, opened))
+        if _wanted(opened, by_subject, by_actor):
+            out.append(row(e, opened))
     return out
 
 

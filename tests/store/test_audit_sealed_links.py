@@ -118,6 +118,7 @@ def test_history_admin_page_and_search_by_ins_open_them(world: World) -> None:
         found = audit_trail.search(s, store.keys, AuditQuery(subject=world.ins))
         by_ref = audit_trail.search(s, store.keys, AuditQuery(subject=f"patient:{pid}", action="mail.deliver"))
         by_actor = audit_trail.search(s, store.keys, AuditQuery(actor=f"pro:{PRO}"))
+        by_patient = audit_trail.search(s, store.keys, AuditQuery(actor=f"patient:{pid}"))
     assert [e.who for e in shown if e.what == "Message reçu"] == [f"Professionnel {PRO}"] * 2
     assert any(e.what == "Message envoyé" and e.who == "Vous" for e in shown)
     assert any(e.what.startswith("Accusé de lecture") for e in shown)
@@ -129,6 +130,7 @@ def test_history_admin_page_and_search_by_ins_open_them(world: World) -> None:
     assert queued["peer"] == "198.51.100.7" and queued["sealed"] and not queued["shredded"]
     assert [r["subject"] for r in by_ref] == [f"patient:{pid}"] * 2
     assert {r["subject"] for r in by_actor} == {f"patient:{pid}"}  # the actor's entries, opened
+    assert sorted(r["action"] for r in by_patient) == ["mail.queue", "mail.sent"]  # what the patient did
     with store.db.read() as s:  # another patient's INS finds none of them
         other = synthetic_ins(random.Random(99))
         assert audit_trail.search(s, store.keys, AuditQuery(subject=other)) == []
