@@ -78,9 +78,12 @@ def _patient_info(patient: Patient, ins: str, patient_domain: str) -> dict[str, 
 
 
 def history(session: Session, keys: KeyService, patient_id: int) -> list[dict[str, Any]]:
-    """The newest entries about the patient, their sealed parts opened (issue 20)."""
-    rows, _ = audit_links.entries_about(session, keys, patient_id, subject_only=True, limit=HISTORY_LIMIT)
-    return [{"id": r.id, "at": iso(r.at), "actor": o.actor, "action": r.action, "peer": o.peer} for r, o in rows]
+    """The newest entries about the patient, their sealed parts opened, or marked ``shredded``
+    once the space is purged (issue 20)."""
+    rows, _ = audit_links.entries_about(session, keys, patient_id, subject_only=True, keep_shredded=True,
+                                        limit=HISTORY_LIMIT)
+    return [{"id": r.id, "at": iso(r.at), "actor": o.actor, "action": r.action, "peer": o.peer,
+             "shredded": o.shredded} for r, o in rows]
 
 
 def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, settings: Settings, *,

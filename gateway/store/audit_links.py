@@ -185,11 +185,14 @@ def about_clause(session: Session, keys: KeyService, patient_id: int) -> ColumnE
 
 
 def entries_about(session: Session, keys: KeyService, patient_id: int, *, subject_only: bool = False,
-                  before: int | None = None, limit: int = 50) -> tuple[list[tuple[AuditEntry, Opened]], int | None]:
+                  keep_shredded: bool = False, before: int | None = None, limit: int = 50
+                  ) -> tuple[list[tuple[AuditEntry, Opened]], int | None]:
     """Entries about the patient, newest first (ids below ``before``), at most ``limit``, opened;
     and the id to continue from (None: no more). A row whose opened part names another patient
     (a tampered index) is left out; ``subject_only``: only the entries whose subject is the patient
-    (the patient's own history), not those where the patient acted on something else."""
+    (the patient's own history), not those where the patient acted on something else;
+    ``keep_shredded``: also the entries that can no longer be opened (a purged space, for the
+    admin's page), shown as such."""
     query = select(AuditEntry).where(about_clause(session, keys, patient_id))
     if before is not None:
         query = query.where(AuditEntry.id < before)
@@ -197,8 +200,10 @@ def entries_about(session: Session, keys: KeyService, patient_id: int, *, subjec
     more = rows[limit].id + 1 if len(rows) > limit else None
     out = []
     for entry, opened in open_many(session, keys, rows[:limit]):
-        if opened.shredded:
-            continue  # nothing to show, and nothing proves it is this patient's
+        if opened.shredded:  # only the index says it is this patient's, and the clear kind of subject
+            if keep_shredded and (not subject_only or entry.subject_ref == "patient"):
+                out.append((entry, opened))
+            continue
         if subject_only and opened.subject_ref != f"patient:{patient_id}":
             continue
         if opened.concerns(patient_id):

@@ -151,7 +151,12 @@ def test_verify_before_and_after_purge_and_views_say_shredded(world: World) -> N
         report = audit.verify(s)
         found = audit_trail.search(s, store.keys, AuditQuery(subject=world.ins))
         shown, _ = history.entries(s, store.keys, pid)
+        admin = people.history(s, store.keys, pid)
     assert report.ok, report
+    # The admin's page lists the entries whose subject was the patient, marked shredded.
+    assert sorted(e["action"] for e in admin) == ["mail.deliver", "mail.deliver", "mail.sent", "patient.mdn_sent",
+                                                  "patient.purge"]
+    assert all(e["shredded"] and e["peer"] is None for e in admin)
     assert len(found) == 6 and all(r["shredded"] for r in found)
     assert {r["subject"] for r in found} == {f"patient:{audit_links.SHREDDED}", f"domain:{audit_links.SHREDDED}"}
     assert f"pro:{PRO}" in {r["actor"] for r in found}  # who acted stays known

@@ -144,7 +144,8 @@ def cmd_patient_show(args: argparse.Namespace) -> int:
     print(f"{'history:':24}{len(history)} entries, newest first")
     for entry in history:
         peer = f"  {entry['peer']}" if entry["peer"] else ""
-        print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}")
+        shredded = "  [shredded: the space is purged]" if entry.get("shredded") else ""
+        print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}{shredded}")
     return 0
 
 
