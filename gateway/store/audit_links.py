@@ -237,15 +237,23 @@ class ConvertedCheck:
     its original content is no longer stored: what proves it is the chain of
     :func:`converted_digest` links over converted entries, whose value after each batch is
     committed by a conversion entry (``details.last_id``, ``details.digest``), itself in the
-    hash chain. The converter checked each entry's original hash before sealing it."""
+    hash chain. The converter checked each entry's original hash before sealing it.
 
-    def __init__(self, commits: dict[int, str]) -> None:
+    A walk that does not start at the first entry (a trail pruned behind a checkpoint) starts
+    from the link the pruned entries reached (``start``; :attr:`link` after walking them)."""
+
+    def __init__(self, commits: dict[int, str], start: str = _GENESIS) -> None:
         self._commits = commits
-        self._link = _GENESIS
+        self._link = start
         self._uncommitted: int | None = None
 
+    @property
+    def link(self) -> str:
+        """The running link after the converted entries seen so far."""
+        return self._link
+
     @classmethod
-    def load(cls, session: Session) -> ConvertedCheck:
+    def load(cls, session: Session, start: str = _GENESIS) -> ConvertedCheck:
         commits: dict[int, str] = {}
         for details in session.execute(select(AuditEntry.details).where(
                 AuditEntry.action == CONVERSION_ACTION).order_by(AuditEntry.id)).scalars():
@@ -254,7 +262,7 @@ class ConvertedCheck:
                 commits[int(found["last_id"])] = str(found["digest"])
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged conversion entry fails its own hash
-        return cls(commits)
+        return cls(commits, start)
 
     def see(self, entry: AuditEntry) -> bool:
         """Take one converted entry (form 3); False when the committed chain disagrees."""
