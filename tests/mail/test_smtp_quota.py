@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from gateway.accounts import ins_index
 from gateway.mailstore import quota
 from gateway.store.models import Patient, ProAccount
 from gateway.testing.live import LiveGateway, live_gateway, make_home
@@ -40,7 +41,8 @@ def message(sender: str, to: str, size: int = 0) -> bytes:
 def _mailbox(live: LiveGateway, *, ins: str | None = None, pro: str | None = None) -> int:
     with live.services.db.read() as session:
         if ins is not None:
-            found = session.execute(select(Patient.mailbox_id).where(Patient.ins == ins)).scalar_one()
+            found = session.execute(select(Patient.mailbox_id).where(
+                ins_index.match(live.services.keys, session, ins))).scalar_one()
         else:
             found = session.execute(select(ProAccount.mailbox_id).where(ProAccount.address == pro)).scalar_one()
     assert found is not None

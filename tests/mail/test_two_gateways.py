@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 from sqlalchemy import select, update
 
+from gateway.accounts import ins_index
 from gateway.app.cli.main import main
 from gateway.delivery.replies import send_reply
 from gateway.outbound.mdn import build_mdn
@@ -156,7 +157,7 @@ def test_exchange_both_ways_with_bounce(pair: tuple[Side, Side]) -> None:
         # The patient answers from B's web inbox: through B's pipeline and queue to A.
         with live_b.services.db.read() as s:
             patient_id, mailbox_id = s.execute(select(Patient.id, Patient.mailbox_id)
-                                               .where(Patient.ins == INS_B)).one()
+                                               .where(ins_index.match(live_b.services.keys, s, INS_B))).one()
             conv_id = s.execute(select(Conversation.id).where(Conversation.mailbox_id == mailbox_id)).scalar_one()
         rt = live_b.gateway.mail
         reply = send_reply(rt.directory, rt.pipeline, live_b.services.keys, patient_id=patient_id,
