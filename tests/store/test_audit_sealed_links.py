@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,6 +109,17 @@ def test_rows_about_a_patient_hold_no_patient_nor_correspondent_in_clear(world: 
     assert queued["actor"] == "patient" and queued["subject_ref"] == "domain"
     # Same patient, same index; the index is not the patient id's plain hash.
     assert len({bytes(r["patient_index"]) for r, _ in about}) == 1
+
+
+def test_the_sqlite_file_and_its_wal_hold_no_link_either(world: World) -> None:
+    """Byte scan of the database file and its WAL (free pages included): the links were never written."""
+    url = world.store.db.url
+    if not url.startswith("sqlite:///"):
+        pytest.skip("SQLite file scan")
+    path = Path(url.removeprefix("sqlite:///"))
+    raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    for needle in (f"patient:{world.patient_id}", world.ins, world.ins[:13], "198.51.100.7", PERSONAL):
+        assert needle.encode() not in raw, needle
 
 
 def test_history_admin_page_and_search_by_ins_open_them(world: World) -> None:
