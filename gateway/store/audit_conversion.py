@@ -18,6 +18,8 @@ whole chain after it; keeping its clear content would keep the link. So each bat
 ``audit verify`` then checks a converted entry against that committed digest instead of its
 original hash (:class:`audit_links.ConvertedCheck`): changing a converted entry, or a
 conversion entry, breaks the trail as any other change does.
+
+:func:`reindex_batch` moves the entries' keyed index to a new index key version (rotation).
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from crypto.blind_index import IndexKeyring
 from gateway.store import audit, audit_links
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
-from gateway.store.models import AuditEntry
+from gateway.store.models import AuditEntry, Patient
 from gateway.store.raw import dialect_name
 
 DEFAULT_BATCH = 500
@@ -138,3 +141,26 @@ def convert_all(db: Database, keys: KeyService, *, actor: str, limit: int = DEFA
             time.sleep(pause)
     total.seconds = time.perf_counter() - started
     return total
+
+
+def reindex_batch(db: Database, index: IndexKeyring, *, source: int, target: int, after_patient: int,
+                  limit: int = DEFAULT_BATCH) -> tuple[int, int | None]:
+    """An index key rotation: move the audit entries of ``limit`` patients (ids after
+    ``after_patient``) from index version ``source`` to ``target``. The index is computed from the
+    patient id, so purged spaces move too. Returns (entries moved, last patient id or None: done).
+    The index is outside the entries' hashes: the trail still verifies."""
+    with db.read() as session:
+        ids = list(session.execute(select(Patient.id).where(Patient.id > after_patient)
+                                   .order_by(Patient.id).limit(limit)).scalars())
+    if not ids:
+        return 0, None
+    moved = 0
+    with db.write() as session:
+        for patient_id in ids:
+            result = session.execute(
+                update(AuditEntry).where(AuditEntry.patient_index == audit_links.index_of(index, patient_id, source),
+                                         AuditEntry.patient_index_version == source)
+                .values(patient_index=audit_links.index_of(index, patient_id, target), patient_index_version=target)
+                .execution_options(synchronize_session=False))
+            moved += int(result.rowcount)  # type: ignore[attr-defined]
+    return moved, ids[-1]

@@ -234,3 +234,28 @@ def test_entries_written_before_keep_verifying_and_are_found(store: Store) -> No
 def test_an_entry_about_a_patient_needs_the_keys(store: Store) -> None:
     with store.db.write() as s, pytest.raises(ValueError, match="keys"):
         audit.record(s, actor="admin:cli", action="patient.close", subject_ref="patient:3")
+
+
+def test_an_index_key_rotation_moves_the_entries_and_the_trail_still_verifies(world: World) -> None:
+    from crypto.blind_index import IndexKeyring
+    from gateway.store import audit_conversion
+    from gateway.store.keys import KeyService
+
+    store, pid = world.store, world.patient_id
+    old = store.ring.index
+    assert isinstance(old, IndexKeyring)
+    new = old.with_new_version()
+    with store.db.read() as s:
+        before, _ = audit_links.entries_about(s, store.keys, pid, limit=100)
+    total, after = 0, 0
+    while True:
+        moved, last = audit_conversion.reindex_batch(store.db, new, source=1, target=2, after_patient=after, limit=1)
+        if last is None:
+            break
+        total, after = total + moved, last
+    assert total == len(before) == 5
+    only_new = KeyService(store.ring.with_index(IndexKeyring({2: new.key_bytes(2)})))
+    with store.db.read() as s:
+        found, _ = audit_links.entries_about(s, only_new, pid, limit=100)
+        assert [e.id for e, _ in found] == [e.id for e, _ in before]
+        assert audit.verify(s).ok
