@@ -22,6 +22,16 @@ from routing.ins import mask_ins
 
 __all__ = ["UserError", "register"]
 
+SEAL_LINKS_EPILOG = """\
+An audit entry about a patient written before migration 0015 holds the patient reference, the
+correspondent, the peer and the details in clear. This command seals them under the patient's
+data key (purged spaces: only the keyed index is kept), a batch at a time, each in one short
+transaction with an entry 'audit.links.sealed' that commits what it converted, so 'gateway audit
+verify' still proves the trail. Entries keep their original hashes. A trail that does not verify
+is not converted. Interrupted? Run it again: it continues. Exit status 1 while entries are left.
+Afterwards, vacuum the database (docs/deploy.md): old row versions may still hold the clear text.
+"""
+
 
 def register(node: Node, leaf: Leaf) -> None:
     db = node("db", "database schema")
@@ -63,6 +73,8 @@ def register(node: Node, leaf: Leaf) -> None:
          cmd_audit_verify)
     p = leaf(aud, "seal-links", "seal the patient links of entries written before migration 0015 (issue 20), in "
              "batches while the gateway serves; each batch is committed by an entry in the chain", cmd_audit_seal_links)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = SEAL_LINKS_EPILOG
     p.add_argument("--batch-size", type=int, default=audit_conversion.DEFAULT_BATCH, metavar="N",
                    help="entries per transaction (default: %(default)s)")
     p.add_argument("--pause", type=float, default=0.0, metavar="S",
