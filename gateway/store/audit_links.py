@@ -81,7 +81,7 @@ def index_digests(index: IndexKeyring, patient_id: int) -> list[bytes]:
 
 
 @dataclass(frozen=True)
-class Sealed:
+class SealedEntry:
     """How one entry about a patient is stored."""
 
     actor: str
@@ -110,12 +110,12 @@ def _patient_key(session: Session, keys: KeyService, patient_id: int) -> Mailbox
 
 
 def seal(session: Session, keys: KeyService, patient_id: int, *, actor: str, subject_ref: str | None,
-         peer: str | None, details: str) -> Sealed:
+         peer: str | None, details: str) -> SealedEntry:
     """The stored form of an entry about ``patient_id`` (``details``: its JSON text)."""
     index, version = keys.index_version(session)
     mk = _patient_key(session, keys, patient_id)
     sealed = None if mk is None else mk.seal(_SEAL_PURPOSE, _SEAL_ITEM, _payload(actor, subject_ref, peer, details))
-    return Sealed(clear_actor(actor), clear_subject(subject_ref), None, "{}", sealed,
+    return SealedEntry(clear_actor(actor), clear_subject(subject_ref), None, "{}", sealed,
                   None if mk is None else mk.data_key_id, index_of(index, patient_id, version), version)
 
 
