@@ -354,7 +354,8 @@ class Pipeline:
                 self._notify_patient(session, target.owner_id, at)
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
-                         details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder})
+                         details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder},
+                         keys=self.keys)
         return len(job.copies)
 
     def _notify_patient(self, session: Session, patient_id: int, at: datetime) -> None:
@@ -375,7 +376,7 @@ class Pipeline:
         session.flush()
         if entry is not None:
             audit.record(session, actor="system", action="patient.notify", subject_ref=f"patient:{patient_id}",
-                         now=at, details={"entry": entry.uuid})
+                         now=at, details={"entry": entry.uuid}, keys=self.keys)
 
     def _queue_remote(self, session: Session, inbound: Inbound, stamped: bytes, at: datetime) -> int:
         by_domain: dict[str, list[QueuedRecipient]] = defaultdict(list)
@@ -389,5 +390,5 @@ class Pipeline:
                             max_age=self.queue_max_age)
             audit.record(session, actor=inbound.actor, action="mail.queue", subject_ref=f"domain:{domain}",
                          peer=inbound.peer, now=at,
-                         details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)})
+                         details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)}, keys=self.keys)
         return len(by_domain)

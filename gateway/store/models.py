@@ -412,6 +412,14 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never content
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork cannot commit
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # An entry about a patient (issue 20, gateway/store/audit_links.py): the patient reference,
+    # correspondent, peer and details sealed under the patient's data key; a keyed index of the
+    # patient; hash_form 2 (the hash covers the sealed bytes). NULL: an entry in clear (form 1).
+    hash_form: Mapped[int | None] = mapped_column(Integer)
+    patient_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    patient_data_key_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: a purge shreds it
+    patient_index: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
+    patient_index_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditCheckpoint(Base):

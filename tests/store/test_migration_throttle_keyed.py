@@ -13,7 +13,7 @@ from gateway.store.db import Database
 def test_clear_counters_are_deleted_and_the_downgrade_keeps_the_schema(db_url: str) -> None:
     db = Database(db_url, pool_size=2)
     try:
-        migrate.upgrade(db.engine, "0014")
+        migrate.upgrade(db.engine, "0015")
         with db.engine.begin() as conn:
             conn.execute(text("INSERT INTO login_counters (key, window_start, failures) VALUES "
                               "('patient/p:login:253072A07300443|192.0.2.1', 1.0, 3), "
@@ -24,8 +24,8 @@ def test_clear_counters_are_deleted_and_the_downgrade_keeps_the_schema(db_url: s
         cfg = migrate._config()
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0014")
-        assert migrate.current_revision(db.engine) == "0014"
+            command.downgrade(cfg, "0015")
+        assert migrate.current_revision(db.engine) == "0015"
     finally:
         db.dispose()
 
@@ -33,7 +33,7 @@ def test_clear_counters_are_deleted_and_the_downgrade_keeps_the_schema(db_url: s
 def test_queue_errors_are_cut_to_their_codes(db_url: str) -> None:
     db = Database(db_url, pool_size=2)
     try:
-        migrate.upgrade(db.engine, "0014")
+        migrate.upgrade(db.engine, "0015")
         with db.engine.begin() as conn:
             for i, error in enumerate(("550 5.1.1 <253072A07300443@patients.test>: user unknown",
                                        "cancelled by an administrator")):

@@ -1,7 +1,7 @@
 """Login counters keyed by keyed hashes; nothing identifying left in clear (issue 20)
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2027-02-03 10:00:00
 
 ``login_counters`` keys were ``<scope>/p:<account as typed>|<network>`` and so on: an INS,
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
