@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from crypto.blind_index import IndexKeyring
 from gateway.store import audit
 from gateway.store.db import Database
+from gateway.store.keys import IndexKeyMissing
 from gateway.store.models import LoginCounter
 from smtp.throttle import client_key
 
@@ -144,7 +145,14 @@ class LoginThrottle:
                ) -> tuple[tuple[str, str, str], list[tuple[str, str, str]]]:
         """The counter keys under the active index key version, and under every other version
         the key file holds (newest first; empty unless a rotation is under way)."""
-        index, active = self.keys.index_version(session)
+        try:
+            index, active = self.keys.index_version(session)
+        except IndexKeyMissing:
+            # This node's key file lacks the database's newest index key (a rotation started on
+            # another node; the file is re-read on demand): keep serving under the newest version
+            # it holds; the nodes holding both versions carry such counters over.
+            index = self.keys.index_keys(session)
+            active = index.current_version
         others = [counter_keys(index, v, self.scope, account, ip)
                   for v in sorted(index.versions, reverse=True) if v != active]
         return counter_keys(index, active, self.scope, account, ip), others

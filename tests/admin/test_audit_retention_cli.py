@@ -127,6 +127,12 @@ def test_patient_history_still_shows_recent_entries(world: World) -> None:
         assert audit.verify(s).ok
     assert [e.at for e in after] == [LATER - timedelta(days=d) for d in (10, 20, 30)] and more is None
     assert {(e.who, e.where) for e in after} == {("Professionnel dr.a@hopital.test", "192.0.2.1")}
+    # The pruned entries about the patient left sealed (issue 20): the export keeps the sealed bytes
+    # and verifies against its checkpoint; no patient reference in clear in the file.
+    files = sorted((world.home / "audit-archive").glob("audit-*.jsonl"))
+    assert files and f"patient:{patient_id}".encode() not in b"".join(f.read_bytes() for f in files)
+    code, _, err = cli(world.home, "audit", "verify", "--export", *map(str, files))
+    assert code == 0, err
 
 
 def test_the_job_prunes_on_its_schedule_with_an_injected_clock(world: World) -> None:
