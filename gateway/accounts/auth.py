@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from gateway import metrics
 from gateway.accounts.pros import verify_password
-from gateway.accounts.throttle import REFUSED, LoginThrottle, Reservation, ThrottleConfig
+from gateway.accounts.throttle import REFUSED, IndexKeys, LoginThrottle, Reservation, ThrottleConfig
 from gateway.settings import AuthSettings
 from gateway.store import audit
 from gateway.store.db import Database
@@ -57,16 +57,16 @@ def throttle_config(auth: AuthSettings) -> ThrottleConfig:
 
 
 class Authenticator:
-    """Checks credentials; the throttle is shared by every node (``LoginThrottle``) by default."""
+    """Checks credentials; the throttle is shared by every node (``LoginThrottle``)."""
 
-    def __init__(self, db: Database, throttle: Throttle | None = None, *, password_login: bool = True) -> None:
+    def __init__(self, db: Database, throttle: Throttle, *, password_login: bool = True) -> None:
         self.db = db
-        self.throttle: Throttle = throttle or LoginThrottle(db)
+        self.throttle: Throttle = throttle
         self.password_login = password_login  # [auth] password_login; each account may refuse too
 
     @classmethod
-    def configured(cls, db: Database, auth: AuthSettings) -> Authenticator:
-        return cls(db, LoginThrottle(db, throttle_config(auth)), password_login=auth.password_login)
+    def configured(cls, db: Database, keys: IndexKeys, auth: AuthSettings) -> Authenticator:
+        return cls(db, LoginThrottle(db, keys, throttle_config(auth)), password_login=auth.password_login)
 
     def _check(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
         key = username.strip().lower()

@@ -18,8 +18,22 @@ has passed):
   spaces attempts out (one per growing interval) instead of locking; networks the account
   logged in from recently (``config.known_network_days``) are not slowed by it.
 
-Keys are ``<scope>/<prefix>:<account>|<network>``; times are seconds since the epoch (every node
-shares the clock). Pure arithmetic lives in :func:`_step`; the rest is bookkeeping.
+Keys never hold what was typed nor the client's address (issue 20): they are
+``<scope>/p:<A>|<N>``, ``<scope>/i:<N>`` and ``<scope>/a:<A>`` where ``A`` and ``N`` are keyed
+indexes (:mod:`crypto.blind_index`, hex) of the normalised account name as typed (purpose
+:data:`ACCOUNT_PURPOSE`) and of the client network (:data:`NETWORK_PURPOSE`), under the index key
+version the database records as active, so every node computes the same keys. A password typed
+into the login field thus leaves only an HMAC in ``login_counters``; without the index key
+(kept in the key file, outside the database) nothing can be confirmed against it.
+
+Index key rotation: while the key file holds more than one index key version, a reservation
+also looks for the three counters under the other versions and carries an existing one over to
+the active version's key (one ``UPDATE`` of its key, rows locked) before counting. A lockout,
+a delay or a known network thus survives the rotation; nothing resets but rows nobody touches,
+which the sweep forgets once expired as before. :func:`clear_account` clears every version.
+
+Times are seconds since the epoch (every node shares the clock). Pure arithmetic lives in
+:func:`_step`; the rest is bookkeeping.
 """
 
 from __future__ import annotations
@@ -27,20 +41,57 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from crypto.blind_index import IndexKeyring
 from gateway.store import audit
 from gateway.store.db import Database
+from gateway.store.keys import IndexKeyMissing
 from gateway.store.models import LoginCounter
 from smtp.throttle import client_key
 
 #: Reasons for which an attempt was refused without checking its secret.
 REFUSED = frozenset({"auth.account_locked", "auth.ip_locked", "auth.account_slowed"})
 _CLEANUP_EVERY = 500  # reservations between two sweeps of expired rows (per process)
+ACCOUNT_PURPOSE = "login-name"
+"""Keyed-index purpose of the account name as typed (normalised: stripped, case-folded)."""
+NETWORK_PURPOSE = "network"
+"""Keyed-index purpose of the client network (IPv4 address or IPv6 /64, :func:`client_key`)."""
+
+
+class IndexKeys(Protocol):
+    """Where the index keys come from (:class:`gateway.store.keys.KeyService`)."""
+
+    def index_version(self, session: Session) -> tuple[IndexKeyring, int]: ...
+
+    def index_keys(self, session: Session, version: int | None = None) -> IndexKeyring: ...
+
+
+def account_label(account: str | None) -> str:
+    """The account name as counted: stripped and case-folded; ``-`` when none was given."""
+    return "-" if account is None else account.strip().casefold()
+
+
+def counter_keys(index: IndexKeyring, version: int, scope: str, account: str | None, ip: str
+                 ) -> tuple[str, str, str]:
+    """The pair, network and account counter keys of an attempt under index key ``version``."""
+    who = _account_hex(index, version, account)
+    net = index.digest(NETWORK_PURPOSE, client_key(ip), version).hex()
+    return f"{scope}/p:{who}|{net}", f"{scope}/i:{net}", f"{scope}/a:{who}"
+
+
+def _account_hex(index: IndexKeyring, version: int, account: str | None) -> str:
+    return index.digest(ACCOUNT_PURPOSE, account_label(account), version).hex()
+
+
+def pair_prefix(index: IndexKeyring, version: int, scope: str, account: str) -> str:
+    """What the keys of an account's pair counters (every network) start with (hex: no ``LIKE`` wildcard)."""
+    return f"{scope}/p:{_account_hex(index, version, account)}|"
 
 
 @dataclass(frozen=True)
@@ -82,20 +133,52 @@ class LoginThrottle:
     """One login population's throttle; ``scope`` keeps its counters apart from the others'
     (professionals, patients, administrators each have their own limits)."""
 
-    def __init__(self, db: Database, config: ThrottleConfig | None = None, *, scope: str = "pro") -> None:
+    def __init__(self, db: Database, keys: IndexKeys, config: ThrottleConfig | None = None, *,
+                 scope: str = "pro") -> None:
         self.db = db
+        self.keys = keys
         self.config = config or ThrottleConfig()
         self.scope = scope
         self._calls = itertools.count(1)
 
-    def _names(self, account: str | None, ip: str) -> tuple[str, str, str]:
-        who = "-" if account is None else account.strip().casefold()
-        net = client_key(ip)
-        return f"{self.scope}/p:{who}|{net}", f"{self.scope}/i:{net}", f"{self.scope}/a:{who}"
+    def _names(self, session: Session, account: str | None, ip: str
+               ) -> tuple[tuple[str, str, str], list[tuple[str, str, str]]]:
+        """The counter keys under the active index key version, and under every other version
+        the key file holds (newest first; empty unless a rotation is under way)."""
+        try:
+            index, active = self.keys.index_version(session)
+        except IndexKeyMissing:
+            # This node's key file lacks the database's newest index key (a rotation started on
+            # another node; the file is re-read on demand): keep serving under the newest version
+            # it holds; the nodes holding both versions carry such counters over.
+            index = self.keys.index_keys(session)
+            active = index.current_version
+        others = [counter_keys(index, v, self.scope, account, ip)
+                  for v in sorted(index.versions, reverse=True) if v != active]
+        return counter_keys(index, active, self.scope, account, ip), others
 
-    def _rows(self, session: Session, keys: tuple[str, ...], now: float) -> dict[str, LoginCounter]:
+    @staticmethod
+    def _carry_over(session: Session, keys: tuple[str, ...], others: list[tuple[str, str, str]]) -> None:
+        """Move a counter kept under another index key version to the active version's key
+        (rows locked), so that a rotation resets no lockout, delay or known network."""
+        wanted = [*keys, *(k for group in others for k in group)]
+        found = {row.key: row for row in session.execute(
+            select(LoginCounter).where(LoginCounter.key.in_(wanted)).order_by(LoginCounter.key).with_for_update()
+        ).scalars()}
+        for i, key in enumerate(keys):
+            if key in found:
+                continue
+            older = next((found[group[i]] for group in others if group[i] in found), None)
+            if older is not None:
+                older.key = key
+        session.flush()
+
+    def _rows(self, session: Session, keys: tuple[str, ...], now: float,
+              others: list[tuple[str, str, str]] | None = None) -> dict[str, LoginCounter]:
         """The counters, created if missing and locked (PostgreSQL: ``FOR UPDATE``, in key
         order so two transactions never wait on each other; SQLite: the write lock)."""
+        if others:
+            self._carry_over(session, keys, others)
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
         session.execute(insert(LoginCounter).values([{"key": k, "window_start": now, "failures": 0} for k in keys])
                         .on_conflict_do_nothing(index_elements=["key"]))
@@ -111,11 +194,11 @@ class LoginThrottle:
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
         """Count this attempt as a failure before the secret is checked, or refuse it."""
         c = self.config
-        keys = self._names(account, ip)
         with self.db.write() as session:
+            keys, others = self._names(session, account, ip)
             if next(self._calls) % _CLEANUP_EVERY == 0:
                 self._sweep(session, now)
-            rows = self._rows(session, keys, now)
+            rows = self._rows(session, keys, now, others)
             pair, net, acct = (rows[k] for k in keys)
             if (pair.locked_until or 0.0) > now:
                 return Reservation(False, "auth.account_locked", retry_after=pair.locked_until)
@@ -143,7 +226,7 @@ class LoginThrottle:
         return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known)
 
     def _audit_lockout(self, session: Session, kind: str, account: str | None, ip: str, now: float) -> None:
-        """A lockout starts: in the audit trail (who and from where; a patient's INS never)."""
+        """A lockout starts: in the audit trail (who and from where; nothing a patient typed)."""
         subject = None if self.scope == "patient" or account is None else f"{self.scope}:{account.strip().lower()[:60]}"
         audit.record(session, actor="system:throttle", action="login.lockout", subject_ref=subject, peer=ip,
                      now=datetime.fromtimestamp(now, UTC),
@@ -190,12 +273,13 @@ class LoginThrottle:
             or_(c.succeeded_at.is_(None), c.succeeded_at <= now - self.config.known_network_days * 86400)))
 
 
-def clear_account(session: Session, account: str, *, scope: str = "pro") -> None:
+def clear_account(session: Session, keys: IndexKeys, account: str, *, scope: str = "pro") -> None:
     """Forget an account's failures and lockouts from every network (an admin just reset its
-    password); the networks it is known from stay known."""
-    who = account.strip().casefold()
+    password), under every index key version held; the networks it is known from stay known."""
+    index = keys.index_keys(session)
     c = LoginCounter
-    session.execute(delete(c).where(c.key == f"{scope}/a:{who}"))
-    pairs = select(c).where(c.key.like(f"{scope}/p:{who}|%".replace("_", "\\_"), escape="\\"))
-    for row in session.execute(pairs).scalars():
-        row.failures, row.locked_until = 0, None
+    for version in index.versions:
+        session.execute(delete(c).where(c.key == f"{scope}/a:{_account_hex(index, version, account)}"))
+        for row in session.execute(select(c).where(c.key.like(pair_prefix(index, version, scope, account) + "%"))
+                                   ).scalars():
+            row.failures, row.locked_until = 0, None

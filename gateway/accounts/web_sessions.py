@@ -27,11 +27,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, patient_id: int, *, stage: str, ip: str | None, now: datetime,
+def create(session: Session, patient_id: int, *, stage: str, now: datetime,
            pending: bytes | None = None) -> tuple[str, WebSession]:
+    """A new session; its token (the cookie) is returned, only its hash is kept. The client's
+    address is not kept with it (issue 20: a dump must not tie a patient to a network); the
+    audit entries of the sign-in carry the peer, as for every actor."""
     token = secrets.token_urlsafe(32)
     row = WebSession(token_hash=token_hash(token), patient_id=patient_id, stage=stage, created_at=now,
-                     last_seen_at=now, ip=(ip or "")[:64] or None, csrf_secret=secrets.token_urlsafe(32),
+                     last_seen_at=now, ip=None, csrf_secret=secrets.token_urlsafe(32),
                      pending_sealed=pending)
     session.add(row)
     session.flush()

@@ -104,11 +104,12 @@ def count_notes(found: Found) -> None:
         metrics.health_documents(note)
 
 
-def record_refusals(session: Session, refused: Sequence[Refusal], *, actor: str, peer: str | None,
-                    queue_id: str, now: datetime) -> None:
+def record_refusals(session: Session, keys: KeyService, refused: Sequence[Refusal], *, actor: str,
+                    peer: str | None, queue_id: str, now: datetime) -> None:
+    """Audited about the patient: the link is sealed under the patient's data key (issue 20)."""
     for r in refused:
         audit.record(session, actor=actor, action="mail.refuse_document", subject_ref=f"patient:{r.target.owner_id}",
-                     peer=peer, now=now, details={"reason": r.verdict.reason, "queue_id": queue_id})
+                     peer=peer, now=now, details={"reason": r.verdict.reason, "queue_id": queue_id}, keys=keys)
 
 
 def queue_dsn(session: Session, keys: KeyService, refused: Sequence[Refusal], *, mail_from: str | None,

@@ -260,7 +260,8 @@ class Pipeline:
     def _refuse_all(self, inbound: Inbound, refused: Sequence[Refusal], queue_id: str, at: datetime) -> None:
         """Every recipient refused: their audit entries, and nothing else stored."""
         with self.db.write() as session:
-            record_refusals(session, refused, actor=inbound.actor, peer=inbound.peer, queue_id=queue_id, now=at)
+            record_refusals(session, self.keys, refused, actor=inbound.actor, peer=inbound.peer, queue_id=queue_id,
+                            now=at)
         raise DocumentsRefused(refused[0].verdict)
 
     def _store_large(self, job: _Job) -> None:
@@ -371,8 +372,8 @@ class Pipeline:
         queued = self._queue_remote(session, job.inbound, job.stamped, job.at)
         if job.refused:
             inbound = job.inbound
-            record_refusals(session, job.refused, actor=inbound.actor, peer=inbound.peer, queue_id=job.queue_id,
-                            now=job.at)
+            record_refusals(session, self.keys, job.refused, actor=inbound.actor, peer=inbound.peer,
+                            queue_id=job.queue_id, now=job.at)
             queue_dsn(session, self.keys, job.refused, mail_from=str(inbound.mail_from) if inbound.mail_from else None,
                       ret=inbound.ret, envid=inbound.envid, original=job.stamped, hostname=self.hostname, now=job.at,
                       max_age=self.queue_max_age)
@@ -404,7 +405,8 @@ class Pipeline:
                 self._notify_patient(session, target.owner_id, at)
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
-                         details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder})
+                         details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder},
+                         keys=self.keys)
         return len(job.copies)
 
     def _notify_patient(self, session: Session, patient_id: int, at: datetime) -> None:
@@ -425,7 +427,7 @@ class Pipeline:
         session.flush()
         if entry is not None:
             audit.record(session, actor="system", action="patient.notify", subject_ref=f"patient:{patient_id}",
-                         now=at, details={"entry": entry.uuid})
+                         now=at, details={"entry": entry.uuid}, keys=self.keys)
 
     def _queue_remote(self, session: Session, inbound: Inbound, stamped: bytes, at: datetime) -> int:
         by_domain: dict[str, list[QueuedRecipient]] = defaultdict(list)
@@ -439,5 +441,5 @@ class Pipeline:
                             max_age=self.queue_max_age)
             audit.record(session, actor=inbound.actor, action="mail.queue", subject_ref=f"domain:{domain}",
                          peer=inbound.peer, now=at,
-                         details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)})
+                         details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)}, keys=self.keys)
         return len(by_domain)

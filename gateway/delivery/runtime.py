@@ -46,7 +46,7 @@ class MailRuntime:
                             queue_max_age=timedelta(hours=s.queue.max_age_hours),
                             notification_interval=timedelta(minutes=s.queue.notification_interval_minutes),
                             quota=quota, documents=document_policy(s.health_documents))
-        authenticator = Authenticator.configured(svc.db, s.auth)
+        authenticator = Authenticator.configured(svc.db, svc.keys, s.auth)
         verifier = verifier_from_settings(s)
         tokens = TokenLogin(svc.db, authenticator.throttle, verifier) if verifier is not None else None
         return cls(directory, pipeline, authenticator, limits, InternalMail(directory, pipeline), tokens)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.auth import Authenticator
 from gateway.accounts.cert_login import CertLogin
+from gateway.accounts.throttle import LoginThrottle
 from gateway.accounts.token_login import TokenLogin
 from gateway.imap_adapter.audit import AuditWriter
 from gateway.imap_adapter.listing import FolderRow, Listings, Summaries, folder_row, read_metas
@@ -82,7 +83,7 @@ class StoreBackend:
         self.quota_defaults = quota_defaults  # [quota] of the config (RFC 9208 limits)
         self.keys = keys
         self.hub = hub
-        self.authenticator = authenticator or Authenticator(db)
+        self.authenticator = authenticator or Authenticator(db, LoginThrottle(db, keys))
         self.certificates = CertLogin(db, self.authenticator.throttle)  # EXTERNAL ([tls] client_ca_file)
         self.poll_interval = poll_interval
         self.listings = Listings()  # folder listings shared by all sessions (memory only)

@@ -5,6 +5,11 @@ Search filters: actor (exact, or prefix with a trailing ``*``), action (same), s
 date range. Exports stream in id order by batches and are themselves audited.
 Verification walks the trail from its retention anchor (pruned entries: their checkpoint)
 and checks retention export files against their checkpoints.
+
+Entries about a patient are stored sealed (issue 20, :mod:`gateway.store.audit_links`): a
+search by patient (``patient:<id>`` or an INS, as subject or actor) goes through the keyed
+index and finds every entry concerning the patient (as subject or as actor); rows are shown
+with their sealed parts opened, or ``[shredded]`` once the patient's keys are destroyed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.patients import by_ins
 from gateway.operations.common import Actor, integer, iso, text, when
-from gateway.store import audit, audit_export
+from gateway.store import audit, audit_export, audit_links
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry
@@ -67,24 +72,40 @@ def _match(column: Any, value: str) -> Any:
     return column == value
 
 
-def _subject(session: Session, keys: KeyService, value: str) -> str:
-    """A subject searched by INS: found through its keyed index (issue 20)."""
+NO_PATIENT = 0  # an INS without a space: matches nothing
+
+
+def _patient(session: Session, keys: KeyService, value: str) -> int | None:
+    """The patient a filter names (``patient:<id>``, or an INS found through its keyed index), or
+    None: not a patient filter."""
+    by_id = audit_links.patient_of(value, None)
+    if by_id is not None:
+        return by_id
     try:
         ins = normalise_ins(value)
     except (InvalidINS, ValueError):
-        return value
+        return None
     patient = by_ins(session, keys, ins)
-    return f"patient:{patient.id}" if patient else "patient:none"
+    return patient.id if patient else NO_PATIENT
+
+
+def _patients(session: Session, keys: KeyService, q: AuditQuery) -> tuple[int | None, int | None]:
+    """The patient the subject filter names, and the one the actor filter names."""
+    return (_patient(session, keys, q.subject) if q.subject else None,
+            _patient(session, keys, q.actor) if q.actor else None)
 
 
 def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[AuditEntry]]:
     query = select(AuditEntry)
-    if q.actor:
+    by_subject, by_actor = _patients(session, keys, q)
+    for patient in {p for p in (by_subject, by_actor) if p is not None}:
+        query = query.where(audit_links.about_clause(session, keys, patient))
+    if q.actor and by_actor is None:
         query = query.where(_match(AuditEntry.actor, q.actor))
     if q.action:
         query = query.where(_match(AuditEntry.action, q.action))
-    if q.subject:
-        query = query.where(_match(AuditEntry.subject_ref, _subject(session, keys, q.subject)))
+    if q.subject and by_subject is None:
+        query = query.where(_match(AuditEntry.subject_ref, q.subject))
     if q.since:
         query = query.where(AuditEntry.at >= q.since)
     if q.until:
@@ -92,13 +113,35 @@ def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[Au
     return query
 
 
-def row(e: AuditEntry) -> dict[str, Any]:
+def row(e: AuditEntry, opened: audit_links.Opened) -> dict[str, Any]:
     try:
-        details: Any = json.loads(e.details)
+        details: Any = json.loads(opened.details)
     except ValueError:
-        details = e.details
-    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action, "subject": e.subject_ref,
-            "peer": e.peer, "details": details, "hash": e.hash}
+        details = opened.details
+    return {"id": e.id, "at": iso(e.at), "actor": opened.actor, "action": e.action, "subject": opened.subject_ref,
+            "peer": opened.peer, "details": details, "hash": e.hash, "sealed": opened.sealed,
+            "shredded": opened.shredded}
+
+
+def _wanted(opened: audit_links.Opened, by_subject: int | None, by_actor: int | None) -> bool:
+    """A row found through a patient's keyed index is kept only if its opened part says so: about
+    the patient (subject filter), by the patient (actor filter); a shredded one cannot say."""
+    if opened.shredded:
+        return True
+    if by_subject is not None and not opened.concerns(by_subject):
+        return False
+    return by_actor is None or opened.actor == f"patient:{by_actor}"
+
+
+def _rows(session: Session, keys: KeyService, q: AuditQuery, entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """The entries opened; searching by patient, a row whose opened part names another patient (its
+    index was tampered with) is left out."""
+    by_subject, by_actor = _patients(session, keys, q)
+    out = []
+    for e, opened in audit_links.open_many(session, keys, entries):
+        if _wanted(opened, by_subject, by_actor):
+            out.append(row(e, opened))
+    return out
 
 
 def search(session: Session, keys: KeyService, q: AuditQuery) -> list[dict[str, Any]]:
@@ -106,7 +149,8 @@ def search(session: Session, keys: KeyService, q: AuditQuery) -> list[dict[str, 
     query = _query(session, keys, q)
     if q.before_id:
         query = query.where(AuditEntry.id < q.before_id)
-    return [row(e) for e in session.execute(query.order_by(AuditEntry.id.desc()).limit(q.limit)).scalars()]
+    return _rows(session, keys, q, list(session.execute(query.order_by(AuditEntry.id.desc()).limit(q.limit))
+                                        .scalars()))
 
 
 def record_export(db: Database, actor: Actor, q: AuditQuery, fmt: str) -> None:
@@ -121,11 +165,12 @@ def export_rows(db: Database, keys: KeyService, q: AuditQuery) -> Iterator[dict[
     while True:
         with db.read() as session:
             query = _query(session, keys, q).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(EXPORT_BATCH)
-            batch = [row(e) for e in session.execute(query).scalars()]
-        if not batch:
+            entries = list(session.execute(query).scalars())
+            batch = _rows(session, keys, q, entries)
+        if not entries:
             return
         yield from batch
-        last = batch[-1]["id"]
+        last = entries[-1].id
 
 
 def jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:

@@ -60,7 +60,7 @@ def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, *, n
     patient, ins = _patient(session, keys, ins_text)
     audit.record(session, actor=actor.audit_actor, action=f"{actor.role}.patient.lookup",
                  subject_ref=f"patient:{patient.id}", peer=actor.peer, now=now,
-                 details={"via": actor.via, "scope": "state"})
+                 details={"via": actor.via, "scope": "state"}, keys=keys)
     return view(patient, ins, now=now)
 
 

@@ -120,7 +120,7 @@ def close(session: Session, keys: KeyService, actor: Actor, ins: Any, *, retenti
                        "open space can be closed")
     _end_use(session, patient, now, timedelta(days=retention_days))
     audit.record(session, actor=actor.audit_actor, action="patient.close", subject_ref=f"patient:{patient.id}",
-                 peer=actor.peer, now=now, details={"via": actor.via})
+                 peer=actor.peer, now=now, details={"via": actor.via}, keys=keys)
     return _summary(patient, ins_value(ins))
 
 
@@ -137,11 +137,12 @@ def request_deletion(session: Session, keys: KeyService, actor: Actor, ins: Any,
         patient.deletion_requested_at = now
         _end_use(session, patient, now, timedelta(days=retention_days))
         audit.record(session, actor=actor.audit_actor, action="patient.deletion_requested",
-                     subject_ref=f"patient:{patient.id}", peer=actor.peer, now=now, details={"via": actor.via})
+                     subject_ref=f"patient:{patient.id}", peer=actor.peer, now=now, details={"via": actor.via},
+                     keys=keys)
     result = {**_summary(patient, ins_value(ins)), "messages_deleted": None}
     if purge_now:
         deleted = purge_patient(session, keys, patient, now)
         audit.record(session, actor=actor.audit_actor, action="patient.purge", subject_ref=f"patient:{patient.id}",
-                     peer=actor.peer, now=now, details={"messages": deleted, "via": actor.via})
+                     peer=actor.peer, now=now, details={"messages": deleted, "via": actor.via}, keys=keys)
         result = {**_summary(patient, ins_value(ins)), "messages_deleted": deleted}
     return result

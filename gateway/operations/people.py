@@ -20,9 +20,9 @@ from gateway.operations.common import Actor, bad_request, conflict, flag, iso, n
 from gateway.operations.patients import ins_value
 from gateway.operations.pros import STATUSES, check_new_password, mailbox_type, pro_address, pro_row
 from gateway.settings import Settings
-from gateway.store import audit
+from gateway.store import audit, audit_links
 from gateway.store.keys import KeyService
-from gateway.store.models import AuditEntry, Patient, ProAccount
+from gateway.store.models import Patient, ProAccount
 from routing.address import InvalidAddress, parse_address
 from routing.ins import mask_ins
 
@@ -77,10 +77,13 @@ def _patient_info(patient: Patient, ins: str, patient_domain: str) -> dict[str, 
             "notifications_enabled": patient.notifications_enabled, "last_login_at": iso(patient.last_login_at)}
 
 
-def history(session: Session, patient_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(select(AuditEntry).where(AuditEntry.subject_ref == f"patient:{patient_id}")
-                           .order_by(AuditEntry.id.desc()).limit(HISTORY_LIMIT)).scalars()
-    return [{"id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action, "peer": r.peer} for r in rows]
+def history(session: Session, keys: KeyService, patient_id: int) -> list[dict[str, Any]]:
+    """The newest entries about the patient, their sealed parts opened, or marked ``shredded``
+    once the space is purged (issue 20)."""
+    rows, _ = audit_links.entries_about(session, keys, patient_id, subject_only=True, keep_shredded=True,
+                                        limit=HISTORY_LIMIT)
+    return [{"id": r.id, "at": iso(r.at), "actor": o.actor, "action": r.action, "peer": o.peer,
+             "shredded": o.shredded} for r, o in rows]
 
 
 def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, settings: Settings, *,
@@ -91,9 +94,9 @@ def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, sett
         raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}",
                         f"no patient space for the INS {mask_ins(ins)}")
     info = _patient_info(patient, ins, settings.domains.patient_domain)
-    info["history"] = history(session, patient.id)
+    info["history"] = history(session, keys, patient.id)
     audit.record(session, actor=actor.audit_actor, action="admin.patient.lookup", subject_ref=f"patient:{patient.id}",
-                 peer=actor.peer, now=now, details={"via": actor.via})
+                 peer=actor.peer, now=now, details={"via": actor.via}, keys=keys)
     return info
 
 
@@ -117,6 +120,6 @@ def provision_patient(session: Session, keys: KeyService, actor: Actor, data: di
                        f"a patient space already exists for the INS {mask_ins(ins)}") from None
     audit.record(session, actor=actor.audit_actor, action="patient.provision",
                  subject_ref=f"patient:{done.patient.id}", peer=actor.peer, now=now,
-                 details={"open": open_now, "via": actor.via})
+                 details={"open": open_now, "via": actor.via}, keys=keys)
     info = _patient_info(done.patient, ins, settings.domains.patient_domain)
     return {**info, "activation_code": done.activation_code}

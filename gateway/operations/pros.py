@@ -126,13 +126,13 @@ def hash_new_password(value: Any) -> str:
     return hash_password(check_new_password(value))
 
 
-def set_password(session: Session, actor: Actor, address_value: Any, password_hash: str, *,
-                 now: datetime) -> dict[str, Any]:
+def set_password(session: Session, keys: throttle.IndexKeys, actor: Actor, address_value: Any,
+                 password_hash: str, *, now: datetime) -> dict[str, Any]:
     """Set (or reset) the password; ``password_hash`` comes from :func:`hash_new_password`."""
     pro = account(session, address_value)
     had = pro.password_hash is not None
     pro.password_hash = password_hash
-    throttle.clear_account(session, pro.address)
+    throttle.clear_account(session, keys, pro.address)
     audit.record(session, actor=actor.audit_actor, action="pro.password", subject_ref=f"pro:{pro.address}",
                  peer=actor.peer, now=now, details={"reset": had, "via": actor.via})
     return pro_row(pro)

@@ -12,6 +12,10 @@ An entry under a live lease is being delivered right now: bounce and cancel wait
 follow a delivery: sender, recipients, DSN parameters. A patient's address shows a masked
 INS and a personal address (content-free notifications) a masked local part; the
 reading is audited (``queue.admin.show``).
+
+``last_error`` (list and show) is the entry's last error as written, opened from its sealed
+copy (issue 20: a peer's reply may quote an address); the database keeps only the reply codes
+in clear, which is what shows when the entry's key is gone.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy.orm import Session
 from crypto.envelope import DecryptionError
 from gateway.operations.common import Actor, bad_request, conflict, iso, not_found, text
 from gateway.outbound import values
-from gateway.outbound.queue import open_envelope
+from gateway.outbound.queue import open_envelope, open_error
 from gateway.outbound.values import Envelope
 from gateway.store import audit
 from gateway.store.keys import KeyService, KeyUnavailable
@@ -39,13 +43,14 @@ KINDS = tuple(sorted(values.KINDS))
 LIST_LIMIT = 500
 
 
-def row(e: QueueEntry, now: datetime) -> dict[str, Any]:
+def row(e: QueueEntry, now: datetime, error: str | None = None) -> dict[str, Any]:
+    """An entry as listed; ``error``: its opened last error (:func:`open_error`), else the clear codes."""
     leased = e.lease_until is not None and e.lease_until > now
     return {"id": e.uuid, "domain": e.domain, "kind": e.kind, "status": e.status, "attempts": e.attempts,
             "size": e.size, "age_seconds": max(0, int((now - e.created_at).total_seconds())),
             "created_at": iso(e.created_at), "next_attempt_at": iso(e.next_attempt_at),
             "expires_at": iso(e.expires_at), "finished_at": iso(e.finished_at), "in_delivery": leased,
-            "last_error": e.last_error}
+            "last_error": error if error is not None else e.last_error}
 
 
 def _filters(status: str | None, domain: str | None, kind: str | None) -> list[Any]:
@@ -66,8 +71,9 @@ def _filters(status: str | None, domain: str | None, kind: str | None) -> list[A
     return where
 
 
-def list_entries(session: Session, *, now: datetime, status: str | None = "pending", domain: str | None = None,
-                 kind: str | None = None, limit: int = 200, max_limit: int = LIST_LIMIT) -> dict[str, Any]:
+def list_entries(session: Session, keys: KeyService, *, now: datetime, status: str | None = "pending",
+                 domain: str | None = None, kind: str | None = None, limit: int = 200,
+                 max_limit: int = LIST_LIMIT) -> dict[str, Any]:
     """Oldest first; ``counts`` and the oldest pending age cover the whole queue, not the filter."""
     where = _filters(status, domain, kind)
     query = (select(QueueEntry).where(*where).order_by(QueueEntry.created_at, QueueEntry.id)
@@ -78,7 +84,7 @@ def list_entries(session: Session, *, now: datetime, status: str | None = "pendi
                              .where(QueueEntry.status == "pending")).scalar()
     return {"counts": counts,
             "oldest_pending_age_seconds": max(0, int((now - oldest).total_seconds())) if oldest else None,
-            "entries": [row(e, now) for e in session.execute(query).scalars()]}
+            "entries": [row(e, now, open_error(session, keys, e)) for e in session.execute(query).scalars()]}
 
 
 def _entry(session: Session, entry_id: Any, *, lock: bool = False) -> QueueEntry:
@@ -116,7 +122,7 @@ def show(session: Session, keys: KeyService, actor: Actor, entry_id: Any, *, pat
          now: datetime) -> dict[str, Any]:
     """One entry with its envelope (masked where it names a patient); never the message."""
     entry = _entry(session, entry_id)
-    info = row(entry, now)
+    info = row(entry, now, open_error(session, keys, entry))
     info["lease_until"] = iso(entry.lease_until)
     try:
         info["envelope"] = envelope_view(open_envelope(session, keys, entry), kind=entry.kind,

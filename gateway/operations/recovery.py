@@ -93,7 +93,7 @@ def issue_code(session: Session, keys: KeyService, patient: Patient, settings: S
     patient.activation_code_hash = hash_activation_code(ins, code)
     patient.activation_expires_at = expires
     audit.record(session, actor=actor, action="patient.new_code", subject_ref=f"patient:{patient.id}", peer=peer,
-                 now=now, details={"via": via, "delivery": delivery, "state": patient.state})
+                 now=now, details={"via": via, "delivery": delivery, "state": patient.state}, keys=keys)
     return IssuedCode(patient.id, patient.state, expires, None if delivery == "mail" else code, delivery == "mail")
 
 
@@ -123,5 +123,6 @@ def self_service(db: Database, keys: KeyService, settings: Settings, ins: str, *
                 outcome = exc.reason
         if outcome != "mailed":
             audit.record(session, actor="anonymous", action="patient.recovery_refused",
-                         subject_ref=f"patient:{patient.id}", peer=peer, now=now, details={"reason": outcome})
+                         subject_ref=f"patient:{patient.id}", peer=peer, now=now, details={"reason": outcome},
+                         keys=keys)
         return outcome

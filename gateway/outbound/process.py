@@ -184,11 +184,11 @@ def record(ctx: Context, entry: ClaimedEntry, report: DeliveryReport) -> str:
                                   now=now, retry_schedule_minutes=ctx.settings.retry_schedule_minutes) is not None
             outcome = "deferred"
         elif expired:
-            ok = queue.fail(s, entry.id, entry.owner, error="4.4.7 delivery time expired", now=now,
+            ok = queue.fail(s, ctx.keys, entry.id, entry.owner, error="4.4.7 delivery time expired", now=now,
                             expired=True, results=report.results)
             outcome = "expired"
         else:
-            ok = queue.complete(s, entry.id, entry.owner, report.results, now=now)
+            ok = queue.complete(s, ctx.keys, entry.id, entry.owner, report.results, now=now)
             outcome = "delivered" if report.of("delivered") else "bounced"
         if not ok:
             return "lease-lost"

@@ -7,11 +7,17 @@ may then complete, reschedule or fail the entry (the token is in every WHERE cla
 two workers never deliver one entry, and a worker that died loses its entries to another
 once the lease has run out. PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite:
 write transactions are ``BEGIN IMMEDIATE`` (one writer at a time).
+
+Errors (issue 20): a peer's reply can quote an address or an identifier, so the text of
+``last_error`` is sealed under the entry's data key (``last_error_sealed``, purpose
+:data:`ERR_PURPOSE`; :func:`open_error` for the admin views); the clear ``last_error`` keeps
+only the reply codes (:func:`codes_only`), or a fixed phrase of the gateway's own.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +49,8 @@ log = logging.getLogger("gateway.outbound.queue")
 ACTOR = "system:queue"
 ENV_PURPOSE = "queue-env"
 MSG_PURPOSE = "queue-msg"
+ERR_PURPOSE = "queue-err"
+_CODES = re.compile(r"(?<![\w.])(?:[245]\d\d|[245]\.\d{1,3}\.\d{1,3})(?![\w.])")
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,8 @@ def claim_due(
         except (KeyUnavailable, DecryptionError, ValueError, KeyError) as exc:
             # Nothing can be delivered nor bounced: close the entry and say so (no content involved).
             log.error("queue entry unreadable, closed", extra={"entry": row.uuid, "error": type(exc).__name__})
-            _finish(row, "bounced", "local; queue entry unreadable (data key unavailable)", now)
+            _finish(session, None, row, "bounced", "local; queue entry unreadable (data key unavailable)", now,
+                    fixed=True)
             audit.record(session, actor=ACTOR, action="queue.unreadable", subject_ref=f"queue:{row.uuid}",
                          details={"domain": row.domain}, now=now)
             continue
@@ -180,9 +189,44 @@ def _owned(session: Session, entry_id: int, owner: str) -> QueueEntry | None:
     return row
 
 
-def _finish(row: QueueEntry, status: str, error: str | None, now: datetime) -> None:
+def codes_only(error: str) -> str:
+    """The SMTP reply codes (RFC 5321 §4.2) and enhanced status codes (RFC 3463) of ``error``,
+    nothing else: what ``last_error`` keeps in clear ("-" when there is none)."""
+    return " ".join(_CODES.findall(error))[:500] or "-"
+
+
+def _set_error(session: Session, keys: KeyService | None, row: QueueEntry, error: str | None, *,
+               fixed: bool = False) -> None:
+    """``last_error``: the codes in clear, the text sealed under the entry's data key (none
+    when the key is gone). ``fixed``: a phrase of the gateway's own, naming nobody, kept in clear."""
+    if not error:
+        row.last_error, row.last_error_sealed = None, None
+        return
+    text = error[:500]
+    row.last_error = text if fixed else codes_only(text)
+    row.last_error_sealed = None
+    if fixed or keys is None or row.data_key_id is None:
+        return
+    try:
+        row.last_error_sealed = _entry_key(session, keys, row).seal(ERR_PURPOSE, row.uuid, text.encode())
+    except KeyUnavailable:
+        pass  # the entry's key is gone: the codes alone remain
+
+
+def open_error(session: Session, keys: KeyService, row: QueueEntry) -> str | None:
+    """The entry's last error as written (sealed text), else its clear codes."""
+    if row.last_error_sealed is not None and row.data_key_id is not None:
+        try:
+            return _entry_key(session, keys, row).open(ERR_PURPOSE, row.uuid, row.last_error_sealed).decode()
+        except (KeyUnavailable, DecryptionError, UnicodeDecodeError):
+            pass
+    return row.last_error
+
+
+def _finish(session: Session, keys: KeyService | None, row: QueueEntry, status: str, error: str | None,
+            now: datetime, *, fixed: bool = False) -> None:
     row.status = status
-    row.last_error = error[:500] if error else None
+    _set_error(session, keys, row, error, fixed=fixed)
     row.finished_at = now
     row.lease_owner = None
     row.lease_until = None
@@ -199,7 +243,8 @@ def _audit(session: Session, row: QueueEntry, action: str, now: datetime, **deta
 
 
 def complete(
-    session: Session, entry_id: int, owner: str, results: Sequence[RecipientResult], *, now: datetime
+    session: Session, keys: KeyService, entry_id: int, owner: str, results: Sequence[RecipientResult], *,
+    now: datetime
 ) -> bool:
     """Every recipient has a final outcome: ``sent`` if any was delivered, else ``bounced``."""
     row = _owned(session, entry_id, owner)
@@ -207,7 +252,7 @@ def complete(
         return False
     delivered = sum(1 for r in results if r.outcome == "delivered")
     failed = [r for r in results if r.outcome != "delivered"]
-    _finish(row, "sent" if delivered else "bounced", _summary(failed) if failed else None, now)
+    _finish(session, keys, row, "sent" if delivered else "bounced", _summary(failed) if failed else None, now)
     if delivered:
         _audit(session, row, "queue.delivered", now, recipients=delivered)
     if failed:
@@ -244,7 +289,7 @@ def reschedule(
     nxt = now + retry_delay(row.attempts, retry_schedule_minutes)
     row.next_attempt_at = min(nxt, row.expires_at) if row.expires_at > now else nxt
     deferred = [r for r in results if r.outcome == "temporary"]
-    row.last_error = _summary(deferred) or None
+    _set_error(session, keys, row, _summary(deferred) or None)
     row.lease_owner = None
     row.lease_until = None
     delivered = sum(1 for r in results if r.outcome == "delivered")
@@ -262,6 +307,7 @@ def reschedule(
 
 def fail(
     session: Session,
+    keys: KeyService,
     entry_id: int,
     owner: str,
     *,
@@ -277,7 +323,7 @@ def fail(
     delivered = sum(1 for r in results if r.outcome == "delivered")
     if delivered:
         _audit(session, row, "queue.delivered", now, recipients=delivered, partial=True)
-    _finish(row, "expired" if expired else "bounced", redact(error, 500), now)
+    _finish(session, keys, row, "expired" if expired else "bounced", redact(error, 500), now)
     _audit(session, row, "queue.expired" if expired else "queue.bounced", now,
            recipients=sum(1 for r in results if r.outcome != "delivered") or None)
     session.flush()

@@ -22,11 +22,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.store import audit_links
 from gateway.store.audit_checkpoints import GENESIS, anchor
+from gateway.store.keys import KeyService
 from gateway.store.models import AuditCheckpoint, AuditEntry
 from gateway.store.raw import RawStatement, dialect_name
 
-__all__ = ["GENESIS", "ChainReport", "entries_about", "entry_hash", "record", "row_hash", "verify"]
+__all__ = ["GENESIS", "ChainReport", "entry_hash", "record", "row_hash", "verify"]
 AUDIT_LOCK_ID = 0x4155444954  # "AUDIT"
 
 
@@ -51,8 +53,15 @@ def entry_hash(prev_hash: str, at: datetime, actor: str, action: str, subject_re
 
 
 def row_hash(prev_hash: str, row: AuditEntry) -> str:
-    """The hash a stored row must carry after ``prev_hash`` (``verify``, and export files)."""
-    return entry_hash(prev_hash, row.at, row.actor, row.action, row.subject_ref, row.peer, row.details)
+    """The hash a stored row must carry after ``prev_hash`` (``verify``, and export files): its
+    original form (1), or the sealed form (2, issue 20).
+    (A converted entry, form 3, keeps its original hash: :class:`audit_links.ConvertedCheck`.)"""
+    if row.hash_form is None:
+        return entry_hash(prev_hash, row.at, row.actor, row.action, row.subject_ref, row.peer, row.details)
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(audit_links.canonical(row.at, row.actor, row.action, row.subject_ref, row.peer, row.details,
+                                        row.patient_sealed, row.patient_data_key_id))
+    return digest.hexdigest()
 
 
 _A = AuditEntry.__table__.c
@@ -60,6 +69,12 @@ _APPEND = RawStatement(
     "INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     (_A.at, _A.actor, _A.action, _A.subject_ref, _A.peer, _A.details, _A.prev_hash, _A.hash))
+_APPEND_SEALED = RawStatement(
+    "INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash, hash_form,"
+    " patient_sealed, patient_data_key_id, patient_index, patient_index_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    (_A.at, _A.actor, _A.action, _A.subject_ref, _A.peer, _A.details, _A.prev_hash, _A.hash, _A.hash_form,
+     _A.patient_sealed, _A.patient_data_key_id, _A.patient_index, _A.patient_index_version))
 _TAIL_HASH = RawStatement("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
 _LOCK = RawStatement("SELECT pg_advisory_xact_lock(?)", (None,))
 
@@ -102,19 +117,43 @@ def record(
     peer: str | None = None,
     details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    keys: KeyService | None = None,
 ) -> str:
     """Append one entry in the caller's transaction (committed with the action it records).
 
     The one way to write an audit entry, for an admin action as for a group-committed batch of
     deliveries: a driver-level insert in the session's transaction, the chain's tail read once
     per transaction under the lock. Returns the entry's hash.
+
+    An entry about a patient (subject or actor ``patient:<id>``) is stored sealed
+    (:mod:`gateway.store.audit_links`); it needs ``keys``, and is refused without them.
     """
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
+    patient_id = audit_links.patient_of(actor, subject_ref)
+    if patient_id is not None:
+        if keys is None:
+            raise ValueError(f"audit entry {action!r} about a patient: pass keys= (it is stored sealed)")
+        return _record_sealed(session, keys, patient_id, at, actor, action, subject_ref, peer, detail_text)
     prev = _lock_and_tail(session)
     digest = entry_hash(prev, at, actor, action, subject_ref, peer, detail_text)
     _APPEND.execute(session, at, actor, action, subject_ref, peer, detail_text, prev, digest)
     _remember_tail(session, digest)
     return digest
+
+
+def _record_sealed(session: Session, keys: KeyService, patient_id: int, at: datetime, actor: str, action: str,
+                   subject_ref: str | None, peer: str | None, detail_text: str) -> str:
+    s = audit_links.seal(session, keys, patient_id, actor=actor, subject_ref=subject_ref, peer=peer,
+                         details=detail_text)
+    prev = _lock_and_tail(session)
+    digest = hashlib.sha256(prev.encode("ascii"))
+    digest.update(audit_links.canonical(at, s.actor, action, s.subject_ref, s.peer, s.details, s.sealed,
+                                        s.data_key_id))
+    value = digest.hexdigest()
+    _APPEND_SEALED.execute(session, at, s.actor, action, s.subject_ref, s.peer, s.details, prev, value,
+                           audit_links.FORM, s.sealed, s.data_key_id, s.index, s.index_version)
+    _remember_tail(session, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -164,11 +203,15 @@ def verify(session: Session, *, batch: int = 5000) -> ChainReport:
     count = 0
     last_id = 0
     first_id: int | None = None
+    converted = audit_links.ConvertedCheck.load(session)  # converted entries are never pruned (ChainWalk)
     while True:
         rows = session.execute(
             select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
         ).scalars().all()
         if not rows:
+            uncommitted = converted.first_uncommitted()
+            if uncommitted is not None:
+                return _broken(base, count, uncommitted, "converted entry not committed by a conversion entry")
             return replace(base, entries=count, start_id=first_id)
         for row in rows:
             if first_id is None:
@@ -177,7 +220,11 @@ def verify(session: Session, *, batch: int = 5000) -> ChainReport:
                     return _broken(base, count, row.id, "entry inside a pruned range")
             if row.prev_hash != prev:
                 return _broken(base, count, row.id, "entry does not follow the previous one")
-            if row_hash(prev, row) != row.hash:
+            if row.hash_form == audit_links.CONVERTED_FORM:
+                if not converted.see(row):
+                    return _broken(base, count, row.id, "a converted entry up to this one was modified "
+                                   "(they no longer match their conversion entry)")
+            elif row_hash(prev, row) != row.hash:
                 return _broken(base, count, row.id, "entry was modified")
             problem = _pruned_entry_problem(row, checkpoints) if row.action == PRUNED_ACTION else None
             if problem is not None:
@@ -186,12 +233,3 @@ def verify(session: Session, *, batch: int = 5000) -> ChainReport:
             count += 1
             last_id = row.id
         session.expunge_all()
-
-
-def entries_about(session: Session, subject_ref: str, *, before: int | None = None, limit: int = 50
-                  ) -> list[AuditEntry]:
-    """The entries about ``subject_ref``, newest first (ids below ``before``), at most ``limit``."""
-    query = select(AuditEntry).where(AuditEntry.subject_ref == subject_ref)
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    return list(session.execute(query.order_by(AuditEntry.id.desc()).limit(limit)).scalars())

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.audit import row_hash
 from gateway.store.audit_checkpoints import GENESIS
+from gateway.store.audit_links import CONVERTED_FORM
 from gateway.store.models import AuditCheckpoint, AuditEntry, UtcDateTime
 
 TABLE = AuditEntry.__table__
@@ -72,7 +73,7 @@ def decode_line(line: bytes) -> AuditEntry:
         column = TABLE.columns.get(name)
         if column is None:
             raise ExportError(f"unknown column {name!r}")
-        if isinstance(column.type, LargeBinary):
+        if isinstance(column.type, LargeBinary) and value is not None:
             if not (isinstance(value, dict) and isinstance(value.get("base64"), str)):
                 raise ExportError(f"column {name!r}: expected {{\"base64\": ...}}")
             values[name] = base64.b64decode(value["base64"], validate=True)
@@ -124,6 +125,9 @@ class ChainWalk:
     def add(self, row: AuditEntry) -> None:
         if self.expected_prev is not None and row.prev_hash != self.expected_prev:
             raise ExportError(f"entry #{row.id} does not follow the previous one")
+        if row.hash_form == CONVERTED_FORM:  # proved by a conversion entry's running digest, not its own hash
+            raise ExportError(f"entry #{row.id} was sealed by 'gateway audit seal-links' (issue 20): this release "
+                              "does not prune converted entries; they stay in the trail")
         if row_hash(row.prev_hash, row) != row.hash:
             raise ExportError(f"entry #{row.id} was modified")
         if self.entries == 0:

@@ -38,6 +38,7 @@ class _Checkpointer:
         self._dirty = False
         self._running = False
         self._closed = False
+        self._thread: threading.Thread | None = None
 
     def wrote(self) -> None:
         with self._cond:
@@ -46,7 +47,8 @@ class _Checkpointer:
             self._dirty = True
             if not self._running:
                 self._running = True
-                threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
+                self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+                self._thread.start()
             else:
                 self._cond.notify()
 
@@ -75,12 +77,20 @@ class _Checkpointer:
                     conn.close()
             except Exception:  # the next write retries; the WAL only grows meanwhile
                 log.warning("WAL checkpoint failed", exc_info=True)
-            time.sleep(CHECKPOINT_EVERY_S)
+            # At most one checkpoint per interval: writes in between do not wake it, closing does.
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed, CHECKPOINT_EVERY_S)
 
     def close(self) -> None:
+        """Stop the thread and wait for it: a checkpoint under way holds a pooled connection,
+        which would outlive the engine's ``dispose()`` (and keep the ``-wal`` file) if the
+        thread returned it afterwards."""
         with self._cond:
             self._closed = True
-            self._cond.notify()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

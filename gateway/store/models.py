@@ -393,7 +393,8 @@ class QueueEntry(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(500))  # SMTP reply code/text, never content
+    last_error: Mapped[str | None] = mapped_column(String(500))  # reply codes only (issue 20), never content
+    last_error_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # the text, under the entry's data key
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     bounced_by: Mapped[str | None] = mapped_column(String(320))  # the audit actor of an operator's bounce
 
@@ -411,6 +412,14 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never content
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork cannot commit
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # An entry about a patient (issue 20, gateway/store/audit_links.py): the patient reference,
+    # correspondent, peer and details sealed under the patient's data key; a keyed index of the
+    # patient; hash_form 2 (the hash covers the sealed bytes). NULL: an entry in clear (form 1).
+    hash_form: Mapped[int | None] = mapped_column(Integer)
+    patient_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    patient_data_key_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: a purge shreds it
+    patient_index: Mapped[bytes | None] = mapped_column(LargeBinary, index=True)
+    patient_index_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditCheckpoint(Base):
@@ -548,7 +557,7 @@ class WebSession(Base):
     stage: Mapped[str] = mapped_column(String(16), default="full")  # activation | full
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
-    ip: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))  # no longer written (issue 20); NULL
     csrf_secret: Mapped[str] = mapped_column(String(64))
     pending_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 

@@ -114,19 +114,25 @@ def test_patient_history_still_shows_recent_entries(world: World) -> None:
     with opened(world.home) as svc, svc.db.write() as s:
         for days in (900, 800):  # entries of today, about the patient: older than a year at LATER
             audit.record(s, actor="admin:cli:test", action="admin.patient.lookup",
-                         subject_ref=f"patient:{patient_id}", now=LATER - timedelta(days=days))
+                         subject_ref=f"patient:{patient_id}", now=LATER - timedelta(days=days), keys=svc.keys)
         for days in (30, 20, 10):
             audit.record(s, actor="pro:dr.a@hopital.test", action="mail.delivered", subject_ref=f"patient:{patient_id}",
-                         peer="192.0.2.1", now=LATER - timedelta(days=days))
+                         peer="192.0.2.1", now=LATER - timedelta(days=days), keys=svc.keys)
     with opened(world.home) as svc, svc.db.read() as s:
-        before, _ = history.entries(s, patient_id)
+        before, _ = history.entries(s, svc.keys, patient_id)
     assert len(before) == 5
     assert cli(world.home, "audit", "prune", "--now", LATER.isoformat())[0] == 0
     with opened(world.home) as svc, svc.db.read() as s:
-        after, more = history.entries(s, patient_id)
+        after, more = history.entries(s, svc.keys, patient_id)
         assert audit.verify(s).ok
     assert [e.at for e in after] == [LATER - timedelta(days=d) for d in (10, 20, 30)] and more is None
     assert {(e.who, e.where) for e in after} == {("Professionnel dr.a@hopital.test", "192.0.2.1")}
+    # The pruned entries about the patient left sealed (issue 20): the export keeps the sealed bytes
+    # and verifies against its checkpoint; no patient reference in clear in the file.
+    files = sorted((world.home / "audit-archive").glob("audit-*.jsonl"))
+    assert files and f"patient:{patient_id}".encode() not in b"".join(f.read_bytes() for f in files)
+    code, _, err = cli(world.home, "audit", "verify", "--export", *map(str, files))
+    assert code == 0, err
 
 
 def test_the_job_prunes_on_its_schedule_with_an_injected_clock(world: World) -> None:

@@ -7,10 +7,9 @@ import ast
 import json
 from pathlib import Path
 
-from sqlalchemy import select
-
 from gateway.operations.common import cli_actor
 from gateway.store.models import AuditEntry
+from gateway.testing.audit import opened_entries
 from gateway.testing.world import World
 from tests.admin.conftest import cli, opened
 
@@ -20,8 +19,7 @@ NEW_INS = "253072A07300443"
 
 def _entries(world: World, action: str) -> list[AuditEntry]:
     with opened(world.home) as svc, svc.db.read() as session:
-        return list(session.execute(select(AuditEntry).where(AuditEntry.action == action)
-                                    .order_by(AuditEntry.id)).scalars())
+        return opened_entries(session, svc.keys, AuditEntry.action == action)
 
 
 def test_the_cli_refuses_what_the_console_refuses(world: World) -> None:

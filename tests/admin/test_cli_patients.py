@@ -13,8 +13,10 @@ from gateway.accounts.patients import by_ins
 from gateway.mailstore.messages import append_message
 from gateway.operations import patients as ops
 from gateway.operations.common import cli_actor
+from gateway.store import audit_links
 from gateway.store.keys import KeyUnavailable
 from gateway.store.models import AuditEntry, DataKey, Patient, WebSession
+from gateway.testing.audit import opened_entries
 from gateway.testing.world import World
 from tests.admin.conftest import cli, opened
 
@@ -29,11 +31,7 @@ def _patient(world: World, ins: str) -> Patient:
 
 def _audit(world: World, action: str) -> list[AuditEntry]:
     with opened(world.home) as svc, svc.db.read() as session:
-        rows = session.execute(select(AuditEntry).where(AuditEntry.action == action)
-                               .order_by(AuditEntry.id)).scalars().all()
-        for r in rows:
-            session.expunge(r)
-        return list(rows)
+        return opened_entries(session, svc.keys, AuditEntry.action == action)
 
 
 def test_list_streams_pages_masks_the_ins_and_is_audited(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +128,10 @@ def test_delete_is_recorded_then_purged_by_the_job_or_at_once(world: World) -> N
     assert _patient(world, other).state == "purged"
     code, _, err = cli(world.home, "patient", "delete", other, "--yes", "--now")
     assert code == 1 and "already purged" in err
-    assert [e.subject_ref for e in _audit(world, "patient.deletion_requested")] == [
-        f"patient:{_patient(world, ins).id}", f"patient:{_patient(world, other).id}"]
+    # Both spaces are purged: their keys, and with them the patient links of their audit entries, are
+    # shredded (issue 20); the entries stay, and so does who acted.
+    asked = _audit(world, "patient.deletion_requested")
+    assert [e.subject_ref for e in asked] == [f"patient:{audit_links.SHREDDED}"] * 2
+    assert {e.actor for e in asked} == {cli_actor().audit_actor}
     assert len(_audit(world, "patient.purge")) == 1
     assert cli(world.home, "audit", "verify")[0] == 0

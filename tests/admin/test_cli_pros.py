@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from gateway.accounts.auth import Authenticator
 from gateway.accounts.pros import pro_by_address, verify_password
+from gateway.accounts.throttle import LoginThrottle, counter_keys
 from gateway.mailstore.messages import append_message
 from gateway.operations.common import cli_actor
 from gateway.store import audit
@@ -48,7 +49,8 @@ def _deliver(world: World, address: str, n: int) -> int:
 
 def _login(world: World, address: str, password: str) -> str:
     with opened(world.home) as svc:
-        return Authenticator(svc.db)._attempt(address, password, "127.0.0.9", "imap")[0].reason
+        authenticator = Authenticator(svc.db, LoginThrottle(svc.db, svc.keys))
+        return authenticator._attempt(address, password, "127.0.0.9", "imap")[0].reason
 
 
 def test_show_gives_name_state_and_mailbox_size_never_a_subject(world: World) -> None:
@@ -67,7 +69,9 @@ def test_show_gives_name_state_and_mailbox_size_never_a_subject(world: World) ->
 
 def test_passwd_from_stdin_sets_the_password_and_clears_the_lockout(world: World) -> None:
     with opened(world.home) as svc, svc.db.write() as session:
-        session.add(LoginCounter(key=f"pro/p:{world.colleague}|127.0.0.9", window_start=time.time(), failures=10,
+        index, version = svc.keys.index_version(session)
+        pair = counter_keys(index, version, "pro", world.colleague, "127.0.0.9")[0]
+        session.add(LoginCounter(key=pair, window_start=time.time(), failures=10,
                                  locked_until=time.time() + 3600))
     assert _login(world, world.colleague, PASSWORD) == "auth.account_locked"
     before = _account(world, world.colleague)

@@ -123,7 +123,9 @@ def test_bounce_makes_the_worker_send_an_rfc3464_failure_notice(world: World) ->
         outcomes = asyncio.run(asyncio.wait_for(OutboundWorker(ctx, owner="test").drain(), 30))
     assert outcomes == ["bounced", "delivered"]  # the entry, then its DSN delivered locally to the sender
     row = _row(world, entry)
-    assert row.status == "bounced" and row.last_error is not None and "cancelled by the operator" in row.last_error
+    assert row.status == "bounced" and row.last_error == "5.0.0"  # the codes in clear, the text sealed
+    code, out, _ = cli(world.home, "queue", "show", entry, "--json")
+    assert code == 0 and "cancelled by the operator" in json.loads(out)["last_error"]
     ((mail_from, rcpts, raw),) = submitted.calls
     assert mail_from is None and rcpts == [world.pro]
     report = email.message_from_bytes(raw)

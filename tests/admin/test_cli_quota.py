@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
-
 from gateway.store.models import AuditEntry
+from gateway.testing.audit import opened_entries
 from gateway.testing.world import World
 from routing.ins import mask_ins
 from tests.admin.conftest import cli, opened
@@ -33,8 +32,7 @@ def test_set_and_show_a_professional_quota_audited(world: World) -> None:
     info = _show(world, world.pro)
     assert (info["storage_kib_set"], info["messages_set"], info["messages_limit"]) == (2048, None, None)
     with opened(world.home) as svc, svc.db.read() as session:
-        entries = session.execute(select(AuditEntry).where(AuditEntry.action == "quota.set")
-                                  .order_by(AuditEntry.id)).scalars().all()
+        entries = opened_entries(session, svc.keys, AuditEntry.action == "quota.set")
         details = [(e.actor.startswith("admin:cli:"), e.subject_ref, json.loads(e.details or "{}")) for e in entries]
     assert [(a, s, d["before"], d["after"], d["via"]) for a, s, d in details] == [
         (True, f"pro:{world.pro}", {"storage_kib": None, "messages": None}, {"storage_kib": 2048, "messages": 10},

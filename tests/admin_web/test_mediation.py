@@ -23,8 +23,9 @@ from starlette.testclient import TestClient
 from gateway.accounts import ins_index, mediators
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.app.context import Location, open_services
-from gateway.store.models import AuditEntry, Patient, QueueEntry, TrustedDomain
+from gateway.store.models import AuditEntry, QueueEntry, TrustedDomain
 from gateway.store.services import Services
+from gateway.testing.audit import opened_entries
 from gateway.testing.live import make_home
 from gateway.web.admin import build
 from gateway.web.admin.context import AdminContext
@@ -143,10 +144,10 @@ def test_console_lookup_and_new_code_show_the_state_only(site: AdminSite, helper
         r = _lookup(client, new_ins())
         assert r.status_code == 404 and "aucun espace patient" in r.text
     with site.live.services.db.read() as s:
-        patient = s.execute(select(Patient).where(ins_index.match(site.live.services.keys, s, ins))).scalar_one()
-        assert patient.state == "provisioned"
-        rows = [(e.actor, e.action) for e in s.execute(select(AuditEntry).where(
-            AuditEntry.subject_ref == f"patient:{patient.id}").order_by(AuditEntry.id)).scalars()]
+        patient = ins_index.find(s, site.live.services.keys, ins)
+        assert patient is not None and patient.state == "provisioned"
+        rows = [(e.actor, e.action) for e in opened_entries(s, site.live.services.keys, patient_id=patient.id)
+                if e.subject_ref == f"patient:{patient.id}"]
     who = f"mediator:{helper.name}"
     assert (who, "mediator.patient.lookup") in rows and (who, "patient.new_code") in rows
     account = activate_http(site.live, ins, code.group(1))  # the new code works; the space opens
@@ -201,8 +202,9 @@ def test_api_with_a_mediator_token(site: AdminSite, helper: Helper) -> None:
         assert api.get("/stats").status_code == 403
         assert api.post("/patients/lookup", json={"ins": ins}).status_code == 403
     with site.live.services.db.read() as s:
-        details = [json.loads(e.details) for e in s.execute(select(AuditEntry).where(
-            AuditEntry.actor == f"mediator:{helper.name}", AuditEntry.action == "patient.new_code")).scalars()]
+        details = [json.loads(e.details) for e in opened_entries(
+            s, site.live.services.keys, AuditEntry.actor == f"mediator:{helper.name}",
+            AuditEntry.action == "patient.new_code")]
     assert [(d["via"], d["delivery"]) for d in details] == [("mediator-api", "show"), ("mediator-api", "mail")]
 
 
@@ -251,7 +253,7 @@ def fresh(tmp_path: Path) -> Iterator[Services]:
 
 def test_mediator_login_uses_the_admin_throttle(fresh: Services) -> None:
     helper = add_helper(fresh)
-    throttle = LoginThrottle(fresh.db, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
+    throttle = LoginThrottle(fresh.db, fresh.keys, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
                                                       max_delay=0.02, lockout=60.0), scope="admin")
     app = build(AdminContext(fresh, throttle=throttle))
     with TestClient(app, base_url="http://testserver/admin", root_path="/admin") as client:

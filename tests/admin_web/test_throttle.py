@@ -33,7 +33,7 @@ def test_lockout_after_repeated_failures_even_with_the_right_code(services: tupl
     import pyotp
 
     svc, secret = services
-    throttle = LoginThrottle(svc.db, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
+    throttle = LoginThrottle(svc.db, svc.keys, ThrottleConfig(delay_after=2, lockout_after=3, base_delay=0.01,
                                            max_delay=0.02, lockout=4.0), scope="admin")
     app = build(AdminContext(svc, throttle=throttle))
     with TestClient(app, base_url="http://testserver/admin", root_path="/admin") as client:

@@ -16,6 +16,7 @@ from gateway.accounts.patients import by_ins, check_activation_code
 from gateway.app.context import Location, open_services
 from gateway.outbound.queue import MSG_PURPOSE
 from gateway.store.models import AuditEntry, Patient, QueueEntry
+from gateway.testing.audit import opened_entries
 from routing.ins import mask_ins, synthetic_ins
 from tests.cli_kit import new_home, run
 
@@ -32,11 +33,7 @@ def audit_rows(home: str, action_prefix: str) -> list[AuditEntry]:
     svc = open_services(Location(Path(home) / "gateway.toml", Path(home), True))
     try:
         with svc.db.read() as s:
-            rows = list(s.execute(select(AuditEntry).where(AuditEntry.action.startswith(action_prefix))
-                                  .order_by(AuditEntry.id)).scalars())
-            for r in rows:
-                s.expunge(r)
-            return rows
+            return opened_entries(s, svc.keys, AuditEntry.action.startswith(action_prefix))
     finally:
         svc.close()
 

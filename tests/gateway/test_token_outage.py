@@ -32,7 +32,7 @@ def test_an_unreachable_provider_locks_nobody_out(store: Store) -> None:
     issuer = f"http://127.0.0.1:{_closed_port()}"
     settings = OidcSettings(issuer=issuer, audience="gateway", required_scope="mail")
     verifier = TokenVerifier(settings, provider=ProviderClient(issuer, jwks_refresh_seconds=0.0))
-    login = TokenLogin(store.db, LoginThrottle(store.db, CONFIG), verifier)
+    login = TokenLogin(store.db, LoginThrottle(store.db, store.keys, CONFIG), verifier)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode({"iss": issuer, "aud": "gateway", "exp": time.time() + 60}, key, algorithm="RS256",
                        headers={"kid": "k1", "typ": "at+jwt"})

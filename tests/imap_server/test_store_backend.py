@@ -52,7 +52,7 @@ async def test_login_is_audited_and_failures_are_generic(backend: StoreBackend, 
 
 async def test_failed_logins_are_throttled(backend: StoreBackend) -> None:
     fast = ThrottleConfig(base_delay=0.01, max_delay=0.01, delay_after=2, lockout_after=4)
-    backend.authenticator = Authenticator(backend.db, LoginThrottle(backend.db, fast))
+    backend.authenticator = Authenticator(backend.db, LoginThrottle(backend.db, backend.keys, fast))
     outcome: CommandFailed | None = None
     for _ in range(6):
         try:

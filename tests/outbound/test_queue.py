@@ -72,7 +72,7 @@ def test_complete_marks_sent_and_audits_without_addresses(store: Store) -> None:
     _enqueue(store)
     [claimed] = _claim(store)
     with store.db.write() as s:
-        assert queue.complete(s, claimed.id, claimed.owner, _ok(claimed), now=T0)
+        assert queue.complete(s, store.keys, claimed.id, claimed.owner, _ok(claimed), now=T0)
     with store.db.read() as s:
         row = s.get(QueueEntry, claimed.id)
         assert row is not None and row.status == "sent" and row.finished_at == T0 and row.lease_owner is None
@@ -90,11 +90,12 @@ def test_only_the_lease_holder_writes_results(store: Store) -> None:
     [second] = _claim(store, "w2", now=later)  # w1 died (or stalled): lease ran out
     assert second.id == first.id and second.attempts == 2
     with store.db.write() as s:
-        assert not queue.complete(s, first.id, first.owner, _ok(first), now=later)
-        assert queue.fail(s, first.id, first.owner, error="x", now=later) is False
+        assert not queue.complete(s, store.keys, first.id, first.owner, _ok(first), now=later)
+        assert queue.fail(s, store.keys, first.id, first.owner, error="x", now=later) is False
     with store.db.write() as s:
-        assert queue.complete(s, second.id, second.owner, _ok(second), now=later)
-        assert not queue.complete(s, second.id, second.owner, _ok(second), now=later)  # no second transition
+        assert queue.complete(s, store.keys, second.id, second.owner, _ok(second), now=later)
+        # no second transition
+        assert not queue.complete(s, store.keys, second.id, second.owner, _ok(second), now=later)
 
 
 def test_same_owner_name_gets_a_new_lease_token(store: Store) -> None:
@@ -103,7 +104,7 @@ def test_same_owner_name_gets_a_new_lease_token(store: Store) -> None:
     [again] = _claim(store, "w1", now=T0 + LEASE)  # e.g. restarted with the same id
     assert first.owner != again.owner
     with store.db.write() as s:
-        assert not queue.complete(s, first.id, first.owner, _ok(first), now=T0 + LEASE)
+        assert not queue.complete(s, store.keys, first.id, first.owner, _ok(first), now=T0 + LEASE)
 
 
 def test_reschedule_follows_the_backoff_and_keeps_remaining_recipients(store: Store) -> None:
@@ -117,7 +118,8 @@ def test_reschedule_follows_the_backoff_and_keeps_remaining_recipients(store: St
         [claimed] = _claim(store, now=now)
         assert claimed.attempts == attempt
         a, b = claimed.envelope.recipients[0], claimed.envelope.recipients[-1]
-        results = [RecipientResult(b, "temporary", 451, "4.3.0", "smtp; 451 4.3.0 try later")]
+        results = [RecipientResult(b, "temporary", 451, "4.3.0",
+                                   "smtp; 451 4.3.0 <b@remote.test>: user 253072A07300443 try later")]
         if attempt == 1:
             results.insert(0, RecipientResult(a, "delivered", 250, "2.0.0", "smtp; 250 ok"))
         with store.db.write() as s:
@@ -131,7 +133,11 @@ def test_reschedule_follows_the_backoff_and_keeps_remaining_recipients(store: St
     assert [r.address for r in claimed.envelope.recipients] == ["b@remote.test"]
     with store.db.read() as s:
         row = s.get(QueueEntry, claimed.id)
-        assert row is not None and row.last_error is not None and row.last_error.startswith("451 4.3.0")
+        # Issue 20: a reply can quote an address or an identifier; only the codes stay in clear.
+        assert row is not None and row.last_error == "451 4.3.0 451 4.3.0" and row.last_error_sealed is not None
+        opened = queue.open_error(s, store.keys, row)
+        assert opened is not None and opened.startswith("451 4.3.0") and "try later" in opened
+        assert "253072A07300443" in opened and "b@remote.test" not in opened  # addresses redacted as before
         actions = [a.action for a in s.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars()]
     assert actions[:2] == ["queue.delivered", "queue.deferred"] and actions.count("queue.deferred") == 4
 
@@ -154,7 +160,8 @@ def test_reschedule_never_goes_past_expiry_and_expired_entries_are_due(store: St
     assert nxt == T0 + timedelta(minutes=10)
     [again] = _claim(store, now=T0 + timedelta(minutes=10))
     with store.db.write() as s:
-        assert queue.fail(s, again.id, again.owner, error="4.4.7 expired", now=again.expires_at, expired=True)
+        assert queue.fail(s, store.keys, again.id, again.owner, error="4.4.7 expired", now=again.expires_at,
+                          expired=True)
     with store.db.read() as s:
         row = s.get(QueueEntry, again.id)
         assert row is not None and row.status == "expired"
@@ -204,6 +211,6 @@ def test_stats(store: Store) -> None:
     _enqueue(store, 2)
     [claimed, _other] = _claim(store)
     with store.db.write() as s:
-        queue.complete(s, claimed.id, claimed.owner, _ok(claimed), now=T0)
+        queue.complete(s, store.keys, claimed.id, claimed.owner, _ok(claimed), now=T0)
     with store.db.read() as s:
         assert queue.stats(s) == {"pending": 1, "sent": 1}

@@ -41,6 +41,8 @@ async def test_local_delivery_refused_for_a_document_bounces_with_its_status(rig
     with rig.store.db.read() as s:
         row = s.get(QueueEntry, entry)
         assert row is not None and row.status == "bounced" and row.last_error is not None
-        assert "5.7.1" in row.last_error and "another patient" in row.last_error
+        error = queue.open_error(s, rig.store.keys, row)  # the reply text is sealed (issue 20)
+        assert "5.7.1" in row.last_error and "another patient" not in row.last_error  # codes only in clear
+        assert error is not None and "5.7.1" in error and "another patient" in error
         dsn = s.execute(select(QueueEntry).where(QueueEntry.kind == "dsn")).scalars().one()
         assert dsn.domain == "clinic.test"  # the sender's DSN (then tried in the same drain: this rig's peer)

@@ -39,7 +39,8 @@ async def test_local_notice_to_a_full_mailbox_is_retried_as_mailbox_full(rig: Ri
     with rig.store.db.read() as s:
         row = s.get(QueueEntry, entry)
         assert row is not None and row.status == "pending" and row.last_error is not None
-        assert "4.2.2" in row.last_error and "mailbox full" in row.last_error
+        error = queue.open_error(s, rig.store.keys, row)
+        assert error is not None and "4.2.2" in error and "mailbox full" in error and "mailbox" not in row.last_error
     full.full = False
     rig.clock.now = T0 + timedelta(minutes=5)
     assert await asyncio.wait_for(rig.worker.drain(), 30) == ["delivered"]

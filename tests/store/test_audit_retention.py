@@ -31,7 +31,7 @@ RECENT = NOW - timedelta(days=30)
 GENESIS = "0" * 64
 
 
-def _fill(db: Database, n: int, start: datetime, *, subject: str = "patient:1") -> None:
+def _fill(db: Database, n: int, start: datetime, *, subject: str = "domain:hopital.test") -> None:
     for i in range(n):
         with db.write() as s:
             audit.record(s, actor="pro:dr.a@hopital.test", action="mail.delivered", subject_ref=subject,
@@ -59,7 +59,7 @@ def _sha(text: str) -> str:
 def test_export_file_byte_for_byte(store: Store, tmp_path: Path) -> None:
     """Every stored column, keys sorted, compact, ASCII, one line per entry; the file is 0600."""
     with store.db.write() as s:
-        audit.record(s, actor="admin:cli:zoé", action="test.event", subject_ref="patient:9", peer=None,
+        audit.record(s, actor="admin:cli:zoé", action="test.event", subject_ref="pro:9", peer=None,
                      details={"n": 1}, now=datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
         audit.record(s, actor="system:jobs", action="jobs.x", details={}, now=datetime(2025, 1, 2, 3, 4, 6, tzinfo=UTC))
     _fill(store.db, 1, RECENT)
@@ -69,17 +69,20 @@ def test_export_file_byte_for_byte(store: Store, tmp_path: Path) -> None:
         first, second = s.execute(select(AuditCheckpoint.first_id, AuditCheckpoint.last_id)).one()
     # The hashes, recomputed here from the documented canonical form.
     c1 = ('{"action":"test.event","actor":"admin:cli:zo\\u00e9","at":"2025-01-02T03:04:05.678901+00:00",'
-          '"details":"{\\"n\\":1}","peer":null,"subject":"patient:9"}')
+          '"details":"{\\"n\\":1}","peer":null,"subject":"pro:9"}')
     h1 = hashlib.sha256(GENESIS.encode() + c1.encode()).hexdigest()
     c2 = ('{"action":"jobs.x","actor":"system:jobs","at":"2025-01-02T03:04:06.000000+00:00",'
           '"details":"{}","peer":null,"subject":null}')
     h2 = hashlib.sha256(h1.encode() + c2.encode()).hexdigest()
     expected = (
         '{"action":"test.event","actor":"admin:cli:zo\\u00e9","at":"2025-01-02T03:04:05.678901+00:00",'
-        f'"details":"{{\\"n\\":1}}","hash":"{h1}","id":{first},"peer":null,"prev_hash":"{GENESIS}",'
-        '"subject_ref":"patient:9"}\n'
+        f'"details":"{{\\"n\\":1}}","hash":"{h1}","hash_form":null,"id":{first},"patient_data_key_id":null,'
+        '"patient_index":null,"patient_index_version":null,"patient_sealed":null,"peer":null,'
+        f'"prev_hash":"{GENESIS}","subject_ref":"pro:9"}}\n'
         '{"action":"jobs.x","actor":"system:jobs","at":"2025-01-02T03:04:06.000000+00:00",'
-        f'"details":"{{}}","hash":"{h2}","id":{second},"peer":null,"prev_hash":"{h1}","subject_ref":null}}\n'
+        f'"details":"{{}}","hash":"{h2}","hash_form":null,"id":{second},"patient_data_key_id":null,'
+        '"patient_index":null,"patient_index_version":null,"patient_sealed":null,"peer":null,'
+        f'"prev_hash":"{h1}","subject_ref":null}}\n'
     ).encode("ascii")
     path = tmp_path / "archive" / f"audit-{first:012d}-{second:012d}.jsonl"
     assert path.read_bytes() == expected

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import threading
 
-from gateway.accounts.throttle import LoginThrottle, Reservation, ThrottleConfig
+from gateway.accounts.throttle import LoginThrottle, Reservation, ThrottleConfig, clear_account, counter_keys
+from gateway.store.index_keys import record_index_checks
+from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry, LoginCounter
 from gateway.testing.store import Store
 
@@ -21,7 +23,7 @@ def fail(node: LoginThrottle, account: str | None, ip: str, at: float) -> Reserv
 
 
 def test_delays_grow_then_the_pair_is_locked_across_nodes(store: Store) -> None:
-    node_a, node_b = LoginThrottle(store.db, CONFIG), LoginThrottle(store.db, CONFIG)
+    node_a, node_b = LoginThrottle(store.db, store.keys, CONFIG), LoginThrottle(store.db, store.keys, CONFIG)
     delays = [fail(node, "dr@clinic.test", "192.0.2.1", NOW + i).delay
               for i, node in enumerate([node_a, node_b, node_a, node_b])]
     assert delays == [0.0, 0.0, 1.0, 2.0]  # the first failures cost nothing, then doubling
@@ -36,7 +38,7 @@ def test_delays_grow_then_the_pair_is_locked_across_nodes(store: Store) -> None:
 
 def test_an_attacker_elsewhere_cannot_lock_the_owner_out(store: Store) -> None:
     """Issue 15 item 5: 10 failures from anywhere locked a known account for everyone."""
-    node = LoginThrottle(store.db, CONFIG)
+    node = LoginThrottle(store.db, store.keys, CONFIG)
     owner = node.reserve("dr@clinic.test", "192.0.2.1", NOW)
     node.succeeded(owner, NOW)  # the owner's network is known
     for i in range(40):
@@ -47,7 +49,7 @@ def test_an_attacker_elsewhere_cannot_lock_the_owner_out(store: Store) -> None:
 
 
 def test_the_account_ceiling_spaces_unknown_networks_out_without_locking(store: Store) -> None:
-    node = LoginThrottle(store.db, CONFIG)
+    node = LoginThrottle(store.db, store.keys, CONFIG)
     for i in range(6):  # six networks, each below its own lockout
         assert fail(node, "dr@clinic.test", f"203.0.113.{i}", NOW).allowed
     slowed = node.reserve("dr@clinic.test", "203.0.113.77", NOW + 0.5)
@@ -58,7 +60,7 @@ def test_the_account_ceiling_spaces_unknown_networks_out_without_locking(store: 
 
 
 def test_spraying_from_one_network_locks_the_network(store: Store) -> None:
-    node = LoginThrottle(store.db, ThrottleConfig(ip_delay_after=2, ip_lockout_after=5, lockout_after=100))
+    node = LoginThrottle(store.db, store.keys, ThrottleConfig(ip_delay_after=2, ip_lockout_after=5, lockout_after=100))
     for i in range(5):
         assert fail(node, f"user{i}@clinic.test", "2001:db8::1", NOW + i).allowed
     refused = node.reserve("someone.else@clinic.test", "2001:db8::ffff", NOW + 6)  # same /64
@@ -68,7 +70,7 @@ def test_spraying_from_one_network_locks_the_network(store: Store) -> None:
 
 
 def test_success_gives_the_reservation_back(store: Store) -> None:
-    node = LoginThrottle(store.db, CONFIG)
+    node = LoginThrottle(store.db, store.keys, CONFIG)
     for i in range(3):
         fail(node, "dr@clinic.test", "192.0.2.1", NOW + i)
     right = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 3)  # the 4th reaches the lockout...
@@ -86,7 +88,7 @@ def test_success_gives_the_reservation_back(store: Store) -> None:
 def test_an_unjudged_attempt_gives_the_reservation_back_without_knowing_the_network(store: Store) -> None:
     """Issue 19: an identity provider that cannot be asked judged nothing; an outage must not
     lock professionals out once it is over (nor make the network known)."""
-    node = LoginThrottle(store.db, CONFIG)
+    node = LoginThrottle(store.db, store.keys, CONFIG)
     for i in range(20):  # well beyond the lockout (4) and the account ceiling (6)
         attempt = node.reserve("dr@clinic.test", "192.0.2.1", NOW + i)
         assert attempt.allowed and attempt.delay == 0.0
@@ -102,7 +104,7 @@ def test_an_unjudged_attempt_gives_the_reservation_back_without_knowing_the_netw
 
 
 def test_old_failures_fall_out_of_the_window(store: Store) -> None:
-    node = LoginThrottle(store.db, CONFIG)
+    node = LoginThrottle(store.db, store.keys, CONFIG)
     for i in range(3):
         fail(node, "dr@clinic.test", "192.0.2.1", NOW + i)
     assert node.reserve("dr@clinic.test", "192.0.2.1", NOW + 700).delay == 0.0
@@ -110,7 +112,8 @@ def test_old_failures_fall_out_of_the_window(store: Store) -> None:
 
 def test_concurrent_attempts_never_exceed_the_limit(store: Store) -> None:
     """Issue 15 item 2: checked-then-counted let 40 concurrent wrong logins through a limit of 10."""
-    node = LoginThrottle(store.db, ThrottleConfig(lockout_after=10, ip_lockout_after=1000, account_slow_after=1000))
+    node = LoginThrottle(store.db, store.keys,
+                         ThrottleConfig(lockout_after=10, ip_lockout_after=1000, account_slow_after=1000))
     allowed: list[bool] = []
     lock = threading.Lock()
     start = threading.Barrier(20)
@@ -131,19 +134,72 @@ def test_concurrent_attempts_never_exceed_the_limit(store: Store) -> None:
 
 
 def test_expired_counters_are_swept(store: Store) -> None:
-    node = LoginThrottle(store.db, CONFIG)
+    node = LoginThrottle(store.db, store.keys, CONFIG)
     for i in range(499):
         fail(node, f"user{i}@clinic.test", "192.0.2.1", NOW)
     node.reserve("late@clinic.test", "192.0.2.2", NOW + 10_000)  # the 500th reservation sweeps
     with store.db.read() as session:
         keys = {row.key for row in session.query(LoginCounter)}
-    assert keys == {"pro/p:late@clinic.test|192.0.2.2", "pro/i:192.0.2.2", "pro/a:late@clinic.test"}
+        index, version = store.keys.index_version(session)
+    assert keys == set(counter_keys(index, version, "pro", "late@clinic.test", "192.0.2.2"))
 
 
 def test_scopes_keep_populations_apart(store: Store) -> None:
-    pros = LoginThrottle(store.db, ThrottleConfig(ip_lockout_after=3), scope="pro")
-    patients = LoginThrottle(store.db, ThrottleConfig(ip_lockout_after=3), scope="patient")
+    pros = LoginThrottle(store.db, store.keys, ThrottleConfig(ip_lockout_after=3), scope="pro")
+    patients = LoginThrottle(store.db, store.keys, ThrottleConfig(ip_lockout_after=3), scope="patient")
     for i in range(3):
         fail(pros, f"user{i}@clinic.test", "192.0.2.1", NOW)
     assert not pros.reserve("other@clinic.test", "192.0.2.1", NOW).allowed
     assert patients.reserve("login:253072A07300443", "192.0.2.1", NOW).allowed
+
+
+def test_counters_hold_keyed_hashes_never_what_was_typed(store: Store) -> None:
+    """Issue 20: a password typed into the INS field, the INS, the address, the network: none in clear."""
+    patients = LoginThrottle(store.db, store.keys, ThrottleConfig(lockout_after=2), scope="patient")
+    pros = LoginThrottle(store.db, store.keys, CONFIG)
+    typed = ["login:253072A07300443", "login:invalid:mysecretpass!99"]
+    for i in range(3):
+        for account in typed:
+            fail(patients, account, "198.51.100.23", NOW + i)
+    fail(pros, "dr@clinic.test", "2001:db8:5:6::1", NOW)
+    with store.db.read() as session:
+        keys = [row.key for row in session.query(LoginCounter)]
+        lockouts = [(e.subject_ref, e.details) for e in session.query(AuditEntry)
+                    .filter(AuditEntry.action == "login.lockout")]
+    text = "\n".join(keys)
+    for secret in ("253072A07300443", "2530720730044", "mysecretpass", "198.51.100", "dr@clinic", "2001:db8"):
+        assert secret.casefold() not in text.casefold()
+    assert len(keys) == 2 + 1 + 2 + 3  # two pairs, one network, two accounts; a pro's three
+    assert lockouts and all(subject is None and "mysecret" not in details for subject, details in lockouts)
+    assert not patients.reserve(typed[1], "198.51.100.23", NOW + 4).allowed  # still counted, by its hash
+
+
+def test_an_index_key_rotation_keeps_lockouts_and_known_networks(store: Store) -> None:
+    """Counters under the previous index key version are carried over, never reset by a rotation."""
+    assert store.ring.index is not None
+    with store.db.write() as session:
+        record_index_checks(session, store.ring.index, [1])
+    before = LoginThrottle(store.db, store.keys, CONFIG)
+    owner = before.reserve("dr@clinic.test", "192.0.2.1", NOW)
+    before.succeeded(owner, NOW)
+    for i in range(4):
+        fail(before, "dr@clinic.test", "198.51.100.7", NOW + i)
+    assert not before.reserve("dr@clinic.test", "198.51.100.7", NOW + 5).allowed
+    rotated = KeyService(store.ring.with_index(store.ring.index.with_new_version()))
+    assert rotated.ring.index is not None
+    with store.db.write() as session:
+        record_index_checks(session, rotated.ring.index, [2])  # index-v2 is now the active version
+    after = LoginThrottle(store.db, rotated, CONFIG)
+    locked = after.reserve("dr@clinic.test", "198.51.100.7", NOW + 6)
+    assert not locked.allowed and locked.reason == "auth.account_locked"
+    again = after.reserve("dr@clinic.test", "192.0.2.1", NOW + 10)
+    assert again.allowed and not again.counted_account  # the owner's network is still known
+    with store.db.read() as session:
+        index, version = rotated.index_version(session)
+        keys = {row.key for row in session.query(LoginCounter)}
+    assert version == 2
+    assert counter_keys(index, 2, "pro", "dr@clinic.test", "198.51.100.7")[0] in keys
+    assert counter_keys(index, 1, "pro", "dr@clinic.test", "198.51.100.7")[0] not in keys  # moved, not copied
+    with store.db.write() as session:  # an admin reset clears the account under every version
+        clear_account(session, rotated, "DR@clinic.test")
+    assert after.reserve("dr@clinic.test", "198.51.100.7", NOW + 30).allowed

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.store.models import AuditEntry, Message, WebSession
+from gateway.testing.audit import opened_entries
 from tests.web.conftest import Site
 from tests.web.kit import (
     Account,
@@ -158,8 +159,8 @@ def test_every_request_is_in_the_access_history(site: Site, two: tuple[Account, 
             c.get(path)
         history = c.get("/mon-espace/historique").text
     with site.live.services.db.read() as s:
-        rows = s.execute(select(AuditEntry).where(AuditEntry.id > before,
-                                                  AuditEntry.subject_ref == f"patient:{a.patient_id}")).scalars().all()
+        rows = [r for r in opened_entries(s, site.live.services.keys, AuditEntry.id > before, patient_id=a.patient_id)
+                if r.subject_ref == f"patient:{a.patient_id}"]
     recorded = [r for r in rows if r.action.startswith("web.")]
     seen_paths = {__import__("json").loads(r.details)["path"] for r in recorded}
     assert {p.split("?")[0] for p in paths} | {"/mon-espace/historique"} <= seen_paths

@@ -24,6 +24,7 @@ from routing.ins import mask_ins
 __all__ = ["UserError", "register"]
 
 
+
 def register(node: Node, leaf: Leaf) -> None:
     db = node("db", "database schema")
     leaf(db, "upgrade", "apply pending schema migrations (creates an SQLite database file that is missing)",
@@ -59,7 +60,7 @@ def register(node: Node, leaf: Leaf) -> None:
     mediators.register_patient(patient, leaf)
     patients.register(patient, leaf)
 
-    audit.register(node("audit", "the audit trail: verification, retention"), leaf)
+    audit.register(node("audit", "the audit trail: verification, retention, sealing of patient links"), leaf)
 
 
 def register_init(sub: Any, leaf: Leaf) -> None:
@@ -137,5 +138,6 @@ def cmd_patient_show(args: argparse.Namespace) -> int:
     print(f"{'history:':24}{len(history)} entries, newest first")
     for entry in history:
         peer = f"  {entry['peer']}" if entry["peer"] else ""
-        print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}")
+        shredded = "  [shredded: the space is purged]" if entry.get("shredded") else ""
+        print(f"  {entry['at']}  {entry['action']:28} {entry['actor']}{peer}{shredded}")
     return 0

@@ -1,4 +1,5 @@
-"""``gateway audit verify [--export FILE...]`` and ``gateway audit prune [--dry-run]``.
+"""``gateway audit verify [--export FILE...]``, ``gateway audit prune [--dry-run]`` and
+``gateway audit seal-links``.
 
 Retention (``[audit]``, ``gateway/store/audit_retention.py``): entries older than
 ``audit.retention_days`` are exported to ``audit.export_dir`` and pruned behind a
@@ -18,7 +19,18 @@ from gateway.app.cli.common import Leaf, Node, UserError, emit_json, services
 from gateway.app.cli.jobs import parse_now
 from gateway.operations import audit_trail
 from gateway.operations.common import cli_actor
+from gateway.store import audit_conversion
 from gateway.store.audit_retention import RetentionError, RetentionPolicy, plan, prune
+
+SEAL_LINKS_EPILOG = """\
+An audit entry about a patient written before migration 0015 holds the patient reference, the
+correspondent, the peer and the details in clear. This command seals them under the patient's
+data key (purged spaces: only the keyed index is kept), a batch at a time, each in one short
+transaction with an entry 'audit.links.sealed' that commits what it converted, so 'gateway audit
+verify' still proves the trail. Entries keep their original hashes. A trail that does not verify
+is not converted. Interrupted? Run it again: it continues. Exit status 1 while entries are left.
+Afterwards, vacuum the database (docs/deploy.md): old row versions may still hold the clear text.
+"""
 
 
 def register(aud: Node, leaf: Leaf) -> None:
@@ -34,6 +46,14 @@ def register(aud: Node, leaf: Leaf) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would be exported and pruned; change nothing")
     p.add_argument("--now", metavar="ISO-8601", help="run as if it were this time (UTC if no zone; for tests)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(aud, "seal-links", "seal the patient links of entries written before migration 0015 (issue 20), in "
+             "batches while the gateway serves; each batch is committed by an entry in the chain", cmd_audit_seal_links)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = SEAL_LINKS_EPILOG
+    p.add_argument("--batch-size", type=int, default=audit_conversion.DEFAULT_BATCH, metavar="N",
+                   help="entries per transaction (default: %(default)s)")
+    p.add_argument("--pause", type=float, default=0.0, metavar="S",
+                   help="seconds to wait between batches (default: none)")
 
 
 def _start(report: dict[str, Any]) -> str:
@@ -125,3 +145,19 @@ def _print_plan(args: argparse.Namespace, policy: RetentionPolicy, cutoff: datet
           f"exported to {policy.export_dir} and pruned, in {batches} batch(es) of at most "
           f"{policy.batch_size:,}; nothing was changed")
     return 0
+
+
+def cmd_audit_seal_links(args: argparse.Namespace) -> int:
+    if not 1 <= args.batch_size <= 100_000:
+        raise UserError("--batch-size must be between 1 and 100000")
+    with services(args) as svc:
+        try:
+            done = audit_conversion.convert_all(svc.db, svc.keys, actor=cli_actor().audit_actor,
+                                                limit=args.batch_size, pause=max(0.0, args.pause))
+        except audit_conversion.ConversionRefused as exc:
+            raise UserError(str(exc)) from None
+        with svc.db.read() as session:
+            left = audit_conversion.pending(session)
+    print(f"sealed the patient links of {done.done:,} audit entries in {done.batches:,} batches "
+          f"({done.shredded:,} about purged spaces: link shredded, index kept); {left:,} left in clear")
+    return 0 if left == 0 else 1

@@ -54,7 +54,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     address = ops.pro_address(args.address)  # a bad address is refused before any prompt
     hashed = ops.hash_new_password(read_new_password())
     with services(args) as svc, svc.db.write() as session:
-        row = ops.set_password(session, cli_actor(), address, hashed, now=datetime.now(UTC))
+        row = ops.set_password(session, svc.keys, cli_actor(), address, hashed, now=datetime.now(UTC))
     print(f"password of {row['address']} set; its failed-login lockout, if any, is cleared")
     return 0
 

@@ -47,8 +47,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise UserError(f"--limit: from 1 to {CLI_LIMIT}")
     status = None if args.status == "all" else args.status
     with services(args) as svc, svc.db.read() as session:
-        data = ops.list_entries(session, now=datetime.now(UTC), status=status, domain=args.domain, kind=args.kind,
-                                limit=args.limit, max_limit=CLI_LIMIT)
+        data = ops.list_entries(session, svc.keys, now=datetime.now(UTC), status=status, domain=args.domain,
+                                kind=args.kind, limit=args.limit, max_limit=CLI_LIMIT)
     if args.json:
         emit_json(data)
         return 0

@@ -135,8 +135,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
     async def pro_password(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
         hashed = await ctx.run(ops_pros.hash_new_password, data.get("password"))
-        return JSONResponse(await run_write(ops_pros.set_password, actor, request.path_params["address"], hashed,
-                                            now=ctx.now()))
+        return JSONResponse(await run_write(ops_pros.set_password, ctx.svc.keys, actor,
+                                            request.path_params["address"], hashed, now=ctx.now()))
 
     async def patient_lookup(request: Request, actor: Actor) -> Response:
         data = await body_json(request)
@@ -173,8 +173,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
     async def queue(request: Request, _: Actor) -> Response:
         limit = integer(request.query_params.get("limit"), "limit", low=1, high=ops_queue.LIST_LIMIT, default=200)
-        return JSONResponse(await run_read(ops_queue.list_entries, now=ctx.now(), status=status_param(request),
-                                           limit=limit or 200))
+        return JSONResponse(await run_read(ops_queue.list_entries, ctx.svc.keys, now=ctx.now(),
+                                           status=status_param(request), limit=limit or 200))
 
     async def queue_show(request: Request, actor: Actor) -> Response:
         return JSONResponse(await run_write(ops_queue.show, ctx.svc.keys, actor, request.path_params["entry"],

@@ -63,7 +63,7 @@ class AdminContext:
 
     def __post_init__(self) -> None:
         if self.throttle is None:  # shared by every node through the database
-            self.throttle = LoginThrottle(self.svc.db, ThrottleConfig(
+            self.throttle = LoginThrottle(self.svc.db, self.svc.keys, ThrottleConfig(
                 delay_after=3, lockout_after=10, ip_delay_after=5, ip_lockout_after=30, max_delay=5.0),
                 scope="admin")
         self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)

@@ -181,7 +181,11 @@ SCHEMAS: dict[str, Any] = {
         "in_delivery": BOOL, "last_error": NSTR}},
     "AuditEntry": {"type": "object", "properties": {
         "id": INT, "at": STR, "actor": STR, "action": STR, "subject": NSTR, "peer": NSTR, "details": {},
-        "hash": STR}},
+        "hash": STR,
+        "sealed": {"type": "boolean", "description": "about a patient: stored sealed under the patient's data key, "
+                   "opened for this view (issue 20)"},
+        "shredded": {"type": "boolean", "description": "the patient's keys are destroyed (purged space): subject "
+                     "'<kind>:[shredded]', no peer, no details"}}},
     "ChainReport": {"type": "object", "properties": {
         "ok": BOOL, "entries": INT, "first_bad_id": {"type": "integer", "nullable": True}, "problem": NSTR,
         "start_id": {"type": "integer", "nullable": True}, "checkpoints": INT, "pruned": INT,
@@ -196,7 +200,8 @@ STATUS_DOMAIN = _query("status", {"type": "string", "enum": ["active", "suspende
 AUDIT_PARAMS = [
     _query("actor", STR, "exact actor, or a prefix ending with *"),
     _query("action", STR, "exact action, or a prefix ending with *"),
-    _query("subject", STR, "subject reference (patient:<id>, domain:<name>...) or an INS"),
+    _query("subject", STR, "subject reference (patient:<id>, domain:<name>...) or an INS; a patient (as "
+           "patient:<id> or an INS, here or in actor) finds every entry concerning the patient, by its keyed index"),
     _query("since", {"type": "string", "format": "date-time"}, "from this instant (ISO 8601)"),
     _query("until", {"type": "string", "format": "date-time"}, "up to this instant (ISO 8601)"),
 ]

@@ -171,7 +171,8 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def go() -> None:
             with ctx.svc.db.write() as session:
-                ops_pros.set_password(session, who.actor, request.path_params["address"], hashed, now=ctx.now())
+                ops_pros.set_password(session, ctx.svc.keys, who.actor, request.path_params["address"], hashed,
+                                      now=ctx.now())
 
         await ctx.run(go)
         return back(request, "pros", "pro-password")

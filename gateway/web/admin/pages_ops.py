@@ -61,7 +61,7 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
 
         def load() -> dict[str, Any]:
             with ctx.svc.db.read() as session:
-                return ops_queue.list_entries(session, now=ctx.now(), status=status)
+                return ops_queue.list_entries(session, ctx.svc.keys, now=ctx.now(), status=status)
 
         data = await ctx.run(load)
         message = QUEUE_MESSAGES.get(request.query_params.get("msg", ""))

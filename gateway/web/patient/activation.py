@@ -52,10 +52,10 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             ok = patient.state in ("provisioned", "open") and check_activation_code(patient, code, now, ins=ins)
             audit.record(s, actor="anonymous" if not ok else f"patient:{patient.id}",
                          action="patient.activation_started" if ok else "patient.activation_failed",
-                         subject_ref=f"patient:{patient.id}", peer=ip, now=now)
+                         subject_ref=f"patient:{patient.id}", peer=ip, now=now, keys=web.keys)
             if not ok:
                 return None
-            token, _ = sessions.create(s, patient.id, stage="activation", ip=ip, now=now)
+            token, _ = sessions.create(s, patient.id, stage="activation", now=now)
             return token
 
     async def activation_post(request: Request) -> Response:
@@ -146,10 +146,10 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 set_state(patient, "open", now)
             ended = sessions.count_for(s, patient.id, except_id=row.id)
             sessions.destroy_all(s, patient.id)
-            token, _ = sessions.create(s, patient.id, stage="full", ip=ctx.ip, now=now)
+            token, _ = sessions.create(s, patient.id, stage="full", now=now)
             audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",
                          subject_ref=f"patient:{patient.id}", peer=ctx.ip, now=now,
-                         details={"sessions_ended": int(ended)} if recovery else None)
+                         details={"sessions_ended": int(ended)} if recovery else None, keys=web.keys)
         return token, recovery
 
     async def totp_post(request: Request, ctx: Ctx) -> Response:
@@ -193,7 +193,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 sessions.destroy_all(s, patient.id)
             audit.record(s, actor="anonymous" if not ok else f"patient:{patient.id}",
                          action="patient.oppose" if ok else "patient.oppose_failed",
-                         subject_ref=f"patient:{patient.id}", peer=ip, now=now)
+                         subject_ref=f"patient:{patient.id}", peer=ip, now=now, keys=web.keys)
             return ok
 
     async def opposition_post(request: Request) -> Response:

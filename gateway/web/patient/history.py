@@ -1,17 +1,20 @@
 """The patient's access history, read from the audit trail (SPEC §9): every entry whose
-subject is ``patient:<id>``, worded in French; never any content."""
+subject is ``patient:<id>``, worded in French; never any content.
+
+Entries about a patient are stored sealed under the patient's data key and found by a keyed
+index (issue 20, :mod:`gateway.store.audit_links`): they are opened here."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gateway.store import audit
+from gateway.store import audit_links
 from gateway.store.audit_checkpoints import last_pruned_at
-from gateway.store.models import AuditEntry
+from gateway.store.audit_links import Opened
+from gateway.store.keys import KeyService
 
 PAGE = 100
 
@@ -111,40 +114,32 @@ def describe_actor(actor: str, patient_id: int) -> str:
     return actor
 
 
-def _details(entry: AuditEntry) -> dict[str, object]:
-    try:
-        found = json.loads(entry.details)
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def describe_recovery(entry: AuditEntry) -> str | None:
+def describe_recovery(action: str, entry: Opened) -> str | None:
     """The account-recovery entries, worded by who acted and how the code travelled."""
-    if entry.action == "patient.new_code":
+    if action == "patient.new_code":
         what = NEW_CODE.get(entry.actor.partition(":")[0], "Nouveau code d'activation émis")
-        if _details(entry).get("delivery") == "mail":
+        if entry.details_dict().get("delivery") == "mail":
             what += " (envoyé à votre adresse personnelle)"
         return what
-    if entry.action == "patient.recovery_refused":
-        reason = RECOVERY_REFUSED.get(str(_details(entry).get("reason")), "aucun code envoyé")
+    if action == "patient.recovery_refused":
+        reason = RECOVERY_REFUSED.get(str(entry.details_dict().get("reason")), "aucun code envoyé")
         return f"Demande de nouveau code (« Mot de passe oublié ») : {reason}"
     return None
+
+
+def entries(session: Session, keys: KeyService, patient_id: int, *, before: int | None = None
+            ) -> tuple[list[HistoryEntry], int | None]:
+    """One page of the history, newest first, and the id to continue from (or None)."""
+    found, more = audit_links.entries_about(session, keys, patient_id, subject_only=True, before=before, limit=PAGE)
+    rows = []
+    for e, opened in found:
+        what = describe_recovery(e.action, opened) or describe_action(e.action)
+        if e.action.startswith("web."):
+            what += " (envoi de formulaire)" if opened.details_dict().get("method") == "POST" else ""
+        rows.append(HistoryEntry(e.at, what, describe_actor(opened.actor, patient_id), opened.peer or "—"))
+    return rows, more
 
 
 def archived_until(session: Session) -> datetime | None:
     """The time of the last entry pruned by audit retention (older accesses are in export files)."""
     return last_pruned_at(session)
-
-
-def entries(session: Session, patient_id: int, *, before: int | None = None) -> tuple[list[HistoryEntry], int | None]:
-    """One page of the history, newest first, and the id to continue from (or None)."""
-    found = audit.entries_about(session, f"patient:{patient_id}", before=before, limit=PAGE + 1)
-    more = found[PAGE].id + 1 if len(found) > PAGE else None
-    rows = []
-    for e in found[:PAGE]:
-        what = describe_recovery(e) or describe_action(e.action)
-        if e.action.startswith("web."):
-            what += " (envoi de formulaire)" if _details(e).get("method") == "POST" else ""
-        rows.append(HistoryEntry(e.at, what, describe_actor(e.actor, patient_id), e.peer or "—"))
-    return rows, more

@@ -49,15 +49,15 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         with web.db.write() as s:
             if not ok:
                 audit.record(s, actor="anonymous", action="patient.login_failed", subject_ref=f"patient:{patient.id}",
-                             peer=ip, now=now)
+                             peer=ip, now=now, keys=web.keys)
                 return None
             sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
-            token, _ = sessions.create(s, patient.id, stage="full", ip=ip, now=now)
+            token, _ = sessions.create(s, patient.id, stage="full", now=now)
             row = by_ins(s, web.keys, ins)
             assert row is not None
             row.last_login_at = now
             audit.record(s, actor=f"patient:{patient.id}", action="patient.login",
-                         subject_ref=f"patient:{patient.id}", peer=ip, now=now)
+                         subject_ref=f"patient:{patient.id}", peer=ip, now=now, keys=web.keys)
         return token
 
     async def login_post(request: Request) -> Response:
@@ -88,7 +88,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             with web.db.write() as s:
                 sessions.destroy(s, request.cookies.get(security.session_cookie_name(request)))
                 audit.record(s, actor=ctx.actor, action="patient.logout", subject_ref=f"patient:{ctx.patient_id}",
-                             peer=ctx.ip)
+                             peer=ctx.ip, keys=web.keys)
 
         await web.run(end)
         response = redirect("/connexion?deconnecte=1")

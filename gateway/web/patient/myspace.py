@@ -74,7 +74,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             patient = by_id(s, ctx.patient_id)
             assert patient is not None
             change(s, patient)
-            audit.record(s, actor=ctx.actor, action=action, subject_ref=f"patient:{ctx.patient_id}", peer=ctx.ip)
+            audit.record(s, actor=ctx.actor, action=action, subject_ref=f"patient:{ctx.patient_id}", peer=ctx.ip,
+                         keys=web.keys)
 
     async def notifications(request: Request, ctx: Ctx) -> Response:
         form = await request.form()
@@ -163,7 +164,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
         def read() -> tuple[list[history.HistoryEntry], int | None, datetime | None]:
             with web.db.read() as s:
-                return (*history.entries(s, ctx.patient_id, before=before), history.archived_until(s))
+                return (*history.entries(s, web.keys, ctx.patient_id, before=before), history.archived_until(s))
 
         found, more, archived = await web.run(read)
         return web.render(request, "history.html", ctx=ctx, rows=found, more=more, archived_until=archived)
@@ -178,7 +179,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                                     limits=document_policy(web.settings.health_documents).limits)
                 size = export.size_of(data)
                 audit.record(s, actor=ctx.actor, action="patient.export", subject_ref=f"patient:{ctx.patient_id}",
-                             peer=ctx.ip, details={"bytes": size})
+                             peer=ctx.ip, details={"bytes": size}, keys=web.keys)
                 return data, size
 
         data, size = await web.run(build)

@@ -71,7 +71,7 @@ class PatientWeb:
         self.db = services.db
         self.keys = services.keys
         w = self.web
-        self.throttle = LoginThrottle(self.db, ThrottleConfig(
+        self.throttle = LoginThrottle(self.db, self.keys, ThrottleConfig(
             window=900.0, delay_after=w.login_delay_after, lockout_after=w.login_lockout_after,
             ip_delay_after=10 * w.login_delay_after, ip_lockout_after=10 * w.login_lockout_after,
             account_slow_after=3 * w.login_lockout_after, lockout=w.login_lockout_minutes * 60.0, max_delay=8.0),
