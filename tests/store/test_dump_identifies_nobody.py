@@ -19,10 +19,13 @@ names both a patient and a professional in clear.
 from __future__ import annotations
 
 import re
+import shutil
 import smtplib
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -34,6 +37,7 @@ from gateway.outbound.values import QueuedRecipient, RecipientResult
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.smtpclient import mailbox_messages, submission_client
 from gateway.testing.world import World, populate
+from tests.keys.kit import cli
 from tests.web.kit import activate_http, base_url, csrf_of, login_http, new_ins, pro_sends, provision
 
 TYPED_IN_INS_FIELD = "mysecretpass!99"  # a password typed into the INS field of the web login
@@ -45,6 +49,7 @@ LEFT_OUT = {"audit_log"}  # scanned by its own test (see the module docstring)
 class Populated:
     world: World
     live: LiveGateway
+    home: Path
     ins: list[str]
     emails: list[str]
 
@@ -150,8 +155,10 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Populated]:
         _web_logins(live, world.patients["open"])
         _smtp_logins(live)
         _queue_errors(live, world, world.patients["open"], "p.open@perso.example")
+        code, _, err = cli("--home", str(home), "jobs", "run")  # the lifecycle jobs, as serve runs them
+        assert code == 0, err
         every = [*world.patients.values(), ins]
-        yield Populated(world, live, every, [f"p.{state}@perso.example" for state in world.patients])
+        yield Populated(world, live, home, every, [f"p.{state}@perso.example" for state in world.patients])
 
 
 def _needles(p: Populated) -> dict[str, str]:
@@ -203,3 +210,33 @@ def test_audit_log_has_no_patient_link_in_clear(populated: Populated) -> None:
         if "patient:" in text and any(pro in text for pro in pros):
             linked.append((row["actor"], row["action"]))
     assert rows and linked == []
+
+
+
+def _raw_hits(data: bytes, needles: dict[str, str]) -> list[str]:
+    low = data.decode("latin-1").casefold()
+    return [what for what, needle in needles.items() if needle.casefold() in low]
+
+
+def test_raw_files_hold_nothing_identifying(populated: Populated, tmp_path: Path) -> None:
+    """Beyond the tables: the database as it lies on disk (SQLite: the file and its WAL, free
+    pages included; PostgreSQL: what ``pg_dump`` writes) and a ``gateway backup`` file."""
+    needles = _needles(populated)
+    url = populated.engine.url
+    if url.get_backend_name() == "sqlite":
+        assert url.database
+        db = Path(url.database)
+        raw = db.read_bytes() + (Path(f"{db}-wal").read_bytes() if Path(f"{db}-wal").exists() else b"")
+        assert populated.world.pro.encode() in raw  # really the database's bytes (staff addresses stay in clear)
+        assert _raw_hits(raw, needles) == []
+        backup = tmp_path / "backup.db"
+        code, _, err = cli("--home", str(populated.home), "backup", str(backup))
+        assert code == 0, err
+        assert populated.world.pro.encode() in backup.read_bytes() and _raw_hits(backup.read_bytes(), needles) == []
+    else:
+        pg_dump = shutil.which("pg_dump")
+        assert pg_dump, "pg_dump (postgresql-client) is needed for the PostgreSQL pass"
+        target = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        done = subprocess.run([pg_dump, "--no-owner", target], capture_output=True, timeout=120, check=True)
+        assert b"COPY public.patients" in done.stdout and populated.world.pro.encode() in done.stdout
+        assert _raw_hits(done.stdout, needles) == []
