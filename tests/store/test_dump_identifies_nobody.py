@@ -171,6 +171,7 @@ def _needles(p: Populated) -> dict[str, str]:
     needles["typed into the INS field"] = TYPED_IN_INS_FIELD
     needles["typed as a user name"] = TYPED_AS_USER
     needles["patient-domain address"] = "@" + p.world.patient_domain
+    needles["a professional's display name"] = "Dr Martin"  # sealed (pro_accounts.name_sealed)
     return needles
 
 
