@@ -10,13 +10,15 @@ patient's purge (which shreds the links), and tampering with the sealed bytes br
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import make_url, select, text, update
 
 from gateway.accounts.patients import provision
 from gateway.accounts.purge import purge_patient
@@ -111,13 +113,19 @@ def test_rows_about_a_patient_hold_no_patient_nor_correspondent_in_clear(world: 
     assert len({bytes(r["patient_index"]) for r, _ in about}) == 1
 
 
-def test_the_sqlite_file_and_its_wal_hold_no_link_either(world: World) -> None:
-    """Byte scan of the database file and its WAL (free pages included): the links were never written."""
+def test_the_raw_database_holds_no_link_either(world: World) -> None:
+    """Byte scan of what lies on disk: SQLite's file and WAL (free pages included), PostgreSQL's
+    ``pg_dump`` output: the links were never written in clear."""
     url = world.store.db.url
-    if not url.startswith("sqlite:///"):
-        pytest.skip("SQLite file scan")
-    path = Path(url.removeprefix("sqlite:///"))
-    raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    else:
+        pg_dump = shutil.which("pg_dump")
+        assert pg_dump, "pg_dump (postgresql-client) is needed"
+        target = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        raw = subprocess.run([pg_dump, "--no-owner", target], capture_output=True, timeout=120, check=True).stdout
+        assert b"COPY public.audit_log" in raw
     for needle in (f"patient:{world.patient_id}", world.ins, world.ins[:13], "198.51.100.7", PERSONAL):
         assert needle.encode() not in raw, needle
 
