@@ -52,7 +52,7 @@ from crypto.blind_index import IndexKeyring
 from gateway.store import audit
 from gateway.store.db import Database
 from gateway.store.keys import IndexKeyMissing
-from gateway.store.models import LoginCounter
+from gateway.store.models import AdminAccount, LoginCounter, Mediator, ProAccount
 from smtp.throttle import client_key
 
 #: Reasons for which an attempt was refused without checking its secret.
@@ -226,11 +226,15 @@ class LoginThrottle:
         return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known)
 
     def _audit_lockout(self, session: Session, kind: str, account: str | None, ip: str, now: float) -> None:
-        """A lockout starts: in the audit trail (who and from where; nothing a patient typed)."""
-        subject = None if self.scope == "patient" or account is None else f"{self.scope}:{account.strip().lower()[:60]}"
+        """A lockout starts: in the audit trail (who and from where). The account is named only when
+        it exists (issue 20: a password typed into the user-name field must not land in the trail);
+        a patient's typed INS never."""
+        subject = _known_account(session, self.scope, account)
+        details: dict[str, object] = {"scope": self.scope, "kind": kind, "minutes": round(self.config.lockout / 60)}
+        if subject is None and account is not None and self.scope != "patient":
+            details["account"] = "unknown"
         audit.record(session, actor="system:throttle", action="login.lockout", subject_ref=subject, peer=ip,
-                     now=datetime.fromtimestamp(now, UTC),
-                     details={"scope": self.scope, "kind": kind, "minutes": round(self.config.lockout / 60)})
+                     now=datetime.fromtimestamp(now, UTC), details=details)
 
     def succeeded(self, reservation: Reservation, now: float) -> None:
         """The secret was right: give the reservation back; the network becomes known."""
@@ -271,6 +275,21 @@ class LoginThrottle:
             or_(c.locked_until.is_(None), c.locked_until <= now),
             or_(c.next_allowed.is_(None), c.next_allowed <= now),
             or_(c.succeeded_at.is_(None), c.succeeded_at <= now - self.config.known_network_days * 86400)))
+
+
+def _known_account(session: Session, scope: str, account: str | None) -> str | None:
+    """``<scope>:<name>`` of an existing professional or console account, else None."""
+    if account is None or scope == "patient":
+        return None
+    name = account.strip()
+    if scope == "pro":
+        found = session.execute(select(ProAccount.address).where(ProAccount.address == name.lower())).first()
+    elif scope == "admin":  # administrators and mediators share the console's throttle
+        found = (session.execute(select(AdminAccount.name).where(AdminAccount.name == name)).first()
+                 or session.execute(select(Mediator.name).where(Mediator.name == name)).first())
+    else:
+        found = None
+    return f"{scope}:{found[0]}"[:64] if found is not None else None
 
 
 def clear_account(session: Session, keys: IndexKeys, account: str, *, scope: str = "pro") -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from gateway.accounts.pros import add_hosted_domain, add_pro
 from gateway.accounts.throttle import LoginThrottle, Reservation, ThrottleConfig, clear_account, counter_keys
 from gateway.store.index_keys import record_index_checks
 from gateway.store.keys import KeyService
@@ -22,7 +23,13 @@ def fail(node: LoginThrottle, account: str | None, ip: str, at: float) -> Reserv
     return attempt  # a failed check simply leaves the reservation counted
 
 
+def _pro(store: Store, address: str) -> None:
+    with store.db.write() as session:
+        add_pro(session, store.keys, address, add_hosted_domain(session, address.split("@")[1]))
+
+
 def test_delays_grow_then_the_pair_is_locked_across_nodes(store: Store) -> None:
+    _pro(store, "dr@clinic.test")
     node_a, node_b = LoginThrottle(store.db, store.keys, CONFIG), LoginThrottle(store.db, store.keys, CONFIG)
     delays = [fail(node, "dr@clinic.test", "192.0.2.1", NOW + i).delay
               for i, node in enumerate([node_a, node_b, node_a, node_b])]
@@ -34,6 +41,21 @@ def test_delays_grow_then_the_pair_is_locked_across_nodes(store: Store) -> None:
     locked = node_b.reserve("DR@clinic.test", "192.0.2.1", NOW + 5)
     assert not locked.allowed and locked.reason == "auth.account_locked" and locked.retry_after == NOW + 3 + 300
     assert node_a.reserve("dr@clinic.test", "192.0.2.1", NOW + 304).allowed  # the lockout ends
+
+
+def test_a_lockout_names_only_an_account_that_exists(store: Store) -> None:
+    """Issue 20: a password typed into the user-name field and locked out must not land in the
+    audit trail; a real account's lockout still names it (admins need to know whose)."""
+    typed = "Zq7-secret-typed-as-user"
+    for scope in ("pro", "admin"):
+        node = LoginThrottle(store.db, store.keys, CONFIG, scope=scope)
+        for i in range(4):
+            fail(node, typed, "192.0.2.9", NOW + i)
+    with store.db.read() as session:
+        entries = session.query(AuditEntry).filter(AuditEntry.action == "login.lockout").all()
+    assert len(entries) == 2 and {e.subject_ref for e in entries} == {None}
+    assert all(typed.lower() not in f"{e.subject_ref} {e.details}".lower() for e in entries)
+    assert all('"account":"unknown"' in e.details for e in entries)
 
 
 def test_an_attacker_elsewhere_cannot_lock_the_owner_out(store: Store) -> None:
