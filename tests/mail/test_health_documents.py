@@ -230,3 +230,22 @@ def test_a_zip_with_the_xdm_layout_under_any_name_is_examined_other_parts_are_no
     _pipeline(store).deliver_sync(_inbound(patient), pdf)
     [summary] = _summaries(store, patient)
     assert summary.health is not None and summary.health.archives == () and decoded == []
+
+
+def test_nothing_about_the_patient_or_the_documents_reaches_the_logs(store: Store, rng: random.Random,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Accepted, refused and unreadable archives: the log lines carry reason codes and ids only,
+    never an INS (whole or without its key), a document's title, its author or the sender's words."""
+    caplog.set_level("DEBUG")
+    ins, other = synthetic_ins(rng), synthetic_ins(rng)
+    patient = _patient(store, ins)
+    for archive in (kit.several(ins), kit.other_patient(ins, other), kit.invisible(ins), b"PK\x03\x04 not a zip"):
+        raw = kit.message(archive, sender="dr@clinic.test", to=str(patient.address), codecda=["11490-0"])
+        try:
+            _pipeline(store).deliver_sync(_inbound(patient), raw)
+        except DocumentsRefused:
+            pass
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records  # the refusals were logged
+    for secret in (ins, ins[:13], other, other[:13], "Compte rendu", "Alex EXEMPLE", "Hématologie"):
+        assert secret not in logged, secret
