@@ -38,13 +38,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crypto.envelope import KEY_BYTES, Random
+from crypto.versions import checked_keys
 
 __all__ = ["DIGEST_BYTES", "BlindDigest", "IndexKeyring", "blind_digest", "check_purpose"]
 
 DIGEST_BYTES = 32
 """Length of a digest (SHA-256)."""
 
-_MAX_VERSION = 0xFFFFFFFF
 _DIGEST_MAGIC = b"hmg-bi1\x00"
 _CHECK_MAGIC = b"hmg-bi-kc1\x00"
 _PURPOSE = re.compile(r"[a-z][a-z0-9.-]{0,63}")
@@ -79,16 +79,7 @@ class IndexKeyring:
     __slots__ = ("_keys",)
 
     def __init__(self, keys: Mapping[int, bytes]) -> None:
-        if not keys:
-            raise ValueError("an index keyring needs at least one key")
-        for version, key in keys.items():
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ValueError(f"index key version must be an integer, got {type(version).__name__}")
-            if not 1 <= version <= _MAX_VERSION:
-                raise ValueError(f"index key version must be between 1 and {_MAX_VERSION}, got {version}")
-            if len(key) != KEY_BYTES:
-                raise ValueError(f"index key index-v{version} must be {KEY_BYTES} bytes, got {len(key)}")
-        self._keys: dict[int, bytes] = {v: bytes(keys[v]) for v in sorted(keys)}
+        self._keys = checked_keys(keys, ring="an index keyring", what="index key", prefix="index-v")
 
     @classmethod
     def generate(cls, version: int = 1, rand: Random = os.urandom) -> IndexKeyring:

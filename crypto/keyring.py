@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 from crypto.blind_index import IndexKeyring
 from crypto.envelope import KEY_BYTES, DecryptionError, Random, new_data_key, open_sealed, seal
+from crypto.versions import MAX_VERSION, checked_keys
 
 __all__ = ["KeyfileError", "MasterKeyring", "WrappedKey", "format_keyfile", "parse_keyfile"]
 
-_MAX_VERSION = 0xFFFFFFFF  # encoded on 4 bytes in the wrapping associated data
 _WRAP_MAGIC = b"hmg-mk1"
 _CHECK_MAGIC = b"hmg-kc1"  # a different prefix: a check value never opens as a wrapped data key
 _CHECK_PLAINTEXT = b"health mail gateway master key check"
@@ -64,16 +64,7 @@ class MasterKeyring:
     __slots__ = ("_index", "_keys")
 
     def __init__(self, keys: Mapping[int, bytes], index: IndexKeyring | None = None) -> None:
-        if not keys:
-            raise ValueError("a master keyring needs at least one key")
-        for version, key in keys.items():
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ValueError(f"master key version must be an integer, got {type(version).__name__}")
-            if not 1 <= version <= _MAX_VERSION:
-                raise ValueError(f"master key version must be between 1 and {_MAX_VERSION}, got {version}")
-            if len(key) != KEY_BYTES:
-                raise ValueError(f"master key v{version} must be {KEY_BYTES} bytes, got {len(key)}")
-        self._keys: dict[int, bytes] = {v: bytes(keys[v]) for v in sorted(keys)}
+        self._keys = checked_keys(keys, ring="a master keyring", what="master key", prefix="v")
         self._index = index
 
     @property
@@ -221,8 +212,8 @@ def parse_keyfile(text: str) -> MasterKeyring:
         kind = match["kind"] or ""
         version = int(match["version"])
         name = f"{kind}v{version}"
-        if not 1 <= version <= _MAX_VERSION:
-            raise KeyfileError(f"line {number}: key version must be between 1 and {_MAX_VERSION}")
+        if not 1 <= version <= MAX_VERSION:
+            raise KeyfileError(f"line {number}: key version must be between 1 and {MAX_VERSION}")
         keys = found[kind]
         if version in keys:
             raise KeyfileError(

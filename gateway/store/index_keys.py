@@ -8,7 +8,7 @@ The highest recorded version indexes new rows; a lookup tries every version the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
-from gateway.store.models import IndexKeyCheck
+from gateway.store.models import IndexKeyCheck, KeyCheck
 
 
 def _versions(values: Iterable[int]) -> str:
@@ -69,17 +69,24 @@ def check_index(checks: dict[int, bytes], index: IndexKeyring | None) -> IndexCh
     return IndexCheckReport(missing, wrong)
 
 
-def record_index_checks(session: Session, index: IndexKeyring, versions: Iterable[int], *,
-                        now: datetime | None = None) -> list[int]:
-    """Record the check value of each of ``versions`` not recorded yet; returns those added."""
+def add_check_values(session: Session, model: type[KeyCheck] | type[IndexKeyCheck], check_of: Callable[[int], bytes],
+                     versions: Iterable[int], now: datetime | None = None) -> list[int]:
+    """Record ``check_of(version)`` in ``model``'s table (``key_checks`` or ``index_key_checks``) for
+    each of ``versions`` not recorded yet; returns those added."""
     at = now or datetime.now(UTC)
-    have = set(session.execute(select(IndexKeyCheck.version)).scalars())
+    have = set(session.execute(select(model.version)).scalars())
     added = []
     for version in sorted(set(versions) - have):
-        session.add(IndexKeyCheck(version=version, check_value=index.key_check(version), created_at=at))
+        session.add(model(version=version, check_value=check_of(version), created_at=at))
         added.append(version)
     session.flush()
     return added
+
+
+def record_index_checks(session: Session, index: IndexKeyring, versions: Iterable[int], *,
+                        now: datetime | None = None) -> list[int]:
+    """Record the check value of each of ``versions`` not recorded yet; returns those added."""
+    return add_check_values(session, IndexKeyCheck, index.key_check, versions, now)
 
 
 def forget_index_check(session: Session, version: int) -> None:

@@ -38,7 +38,13 @@ from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError, aad, new_data_key, open_sealed, seal
 from crypto.keyring import MasterKeyring, WrappedKey
 from gateway.store.db import Database
-from gateway.store.index_keys import IndexCheckReport, active_index_version, check_index, recorded_index_checks
+from gateway.store.index_keys import (
+    IndexCheckReport,
+    active_index_version,
+    add_check_values,
+    check_index,
+    recorded_index_checks,
+)
 from gateway.store.models import DataKey, KeyCheck, Mailbox
 
 log = logging.getLogger("gateway.keys")
@@ -183,14 +189,7 @@ def check_ring(session: Session, ring: MasterKeyring, *, with_table: bool = True
 def record_checks(session: Session, ring: MasterKeyring, versions: Iterable[int], *,
                   now: datetime | None = None) -> list[int]:
     """Record the check value of each of ``versions`` not recorded yet; returns those added."""
-    at = now or datetime.now(UTC)
-    have = set(session.execute(select(KeyCheck.version)).scalars())
-    added = []
-    for version in sorted(set(versions) - have):
-        session.add(KeyCheck(version=version, check_value=ring.key_check(version), created_at=at))
-        added.append(version)
-    session.flush()
-    return added
+    return add_check_values(session, KeyCheck, ring.key_check, versions, now)
 
 
 def forget_check(session: Session, version: int) -> None:

@@ -20,7 +20,6 @@ import base64
 import imaplib
 import os
 import secrets
-import shutil
 import smtplib
 import socket
 import ssl
@@ -45,7 +44,8 @@ from gateway.store.models import AuditEntry
 from gateway.testing.live import LiveGateway, live_gateway, make_home
 from gateway.testing.world import HOSTED, PASSWORD, populate
 from tests.conftest import require
-from tests.imap_server.kit import MESSAGES, ImapEnv
+from tests.gateway.test_token_login import xoauth2
+from tests.imap_server.kit import MESSAGES, MUTT_UNATTENDED, ImapEnv, program
 from tests.oidc.provider import AUDIENCE, CLIENTS, PrivateProvider, missing, private_provider
 
 ACTOR = Actor("tester", "cli", None)
@@ -81,17 +81,6 @@ def site(provider: PrivateProvider, tmp_path_factory: pytest.TempPathFactory) ->
 
 def _context(live: LiveGateway) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=live.ca_file)
-
-
-def _xoauth2(user: str, token: str) -> bytes:
-    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
-
-
-def _program(name: str) -> str:
-    path = shutil.which(name)
-    require(None if path else f"{name} not installed (scripts/system-deps)", name)
-    assert path is not None
-    return path
 
 
 def _run(args: list[str], cwd: Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -135,17 +124,7 @@ set spoolfile = "+INBOX"
 set ssl_ca_certificates_file = "{env.live.ca_file}"
 set ssl_force_tls = yes
 set ssl_starttls = yes
-set mbox_type = Maildir
-set confirmcreate = no
-set confirmappend = no
-set move = no
-set mark_old = no
-set quit = yes
-set wait_key = no
-set imap_passive = no
-set header_cache = ""
-set message_cachedir = ""
-""")
+{MUTT_UNATTENDED}""")
     return muttrc
 
 
@@ -167,7 +146,7 @@ def _stored(folder: Path) -> list[bytes]:
 
 def test_mutt_supports_oauth() -> None:
     """Debian's mutt has the OAUTHBEARER / XOAUTH2 refresh commands (mutt ≥ 1.11 / 2.0)."""
-    mutt = _program("mutt")
+    mutt = program("mutt")
     variables = subprocess.run([mutt, "-n", "-F", "/dev/null", "-D"], capture_output=True, text=True,
                                timeout=30, check=False, env={**os.environ, "HOME": "/nonexistent"}).stdout
     assert "imap_oauth_refresh_command=" in variables and "smtp_oauth_refresh_command=" in variables
@@ -181,7 +160,7 @@ def test_mutt_copies_mail_after_a_token_sign_in(site: ImapEnv, provider: Private
                                                 mechanism: str, tls: str) -> None:
     """mutt, scripted under ``script`` with ``push``, signs in with the token its refresh command
     printed, tags every message, copies them to a Maildir and quits."""
-    mutt, script = _program("mutt"), _program("script")
+    mutt, script = program("mutt"), program("script")
     env, pro = site, site.world.pro
     _empty_inbox(env, pro)  # each run starts from an INBOX holding the sample messages only
     before = len(_logins(site.live, "imap.login", pro))
@@ -206,7 +185,7 @@ def test_mutt_submits_with_a_token(site: ImapEnv, provider: PrivateProvider, tmp
                                    tls: str) -> None:
     """mutt in batch mode (``-s``, the body on stdin) submits over implicit TLS (465) or STARTTLS (587)
     with the token of its ``smtp_oauth_refresh_command``; the colleague's INBOX receives it."""
-    mutt = _program("mutt")
+    mutt = program("mutt")
     env, colleague = site, site.world.colleague
     before = len(_logins(site.live, "smtp.login", env.world.pro))
     marker = f"token-submission-{secrets.token_hex(6)}"
@@ -258,14 +237,14 @@ def test_token_sign_in_after_starttls_only(site: ImapEnv, provider: PrivateProvi
     client = imaplib.IMAP4("127.0.0.1", site.imap_port, timeout=30)
     assert "STARTTLS" in client.capabilities
     assert not {"AUTH=XOAUTH2", "AUTH=OAUTHBEARER"} & set(client.capabilities)
-    response = base64.b64encode(_xoauth2(pro, token)).decode()
+    response = base64.b64encode(xoauth2(pro, token)).decode()
     typ, data = client._simple_command("AUTHENTICATE", "XOAUTH2", response)
     assert typ == "NO", data
     assert client.state == "NONAUTH"
     assert _logins(site.live, "imap.login", pro) == before  # the token was not looked at
     client.starttls(ssl_context=_context(site.live))
     assert {"AUTH=XOAUTH2", "AUTH=OAUTHBEARER"} <= set(client.capabilities)
-    typ, _ = client.authenticate("XOAUTH2", lambda _: _xoauth2(pro, token))
+    typ, _ = client.authenticate("XOAUTH2", lambda _: xoauth2(pro, token))
     assert typ == "OK"
     assert client.select("INBOX")[0] == "OK"
     client.logout()
@@ -303,7 +282,7 @@ def test_thunderbird_autoconfig_names_the_provider(site: ImapEnv, provider: Priv
         answer = http.post(oauth["tokenURL"], data=form, auth=("lps-dr-alpha", CLIENTS["lps-dr-alpha"][0]))
     assert answer.status_code == 200, answer.text
     box = imaplib.IMAP4_SSL("127.0.0.1", site.imaps_port, ssl_context=_context(site.live), timeout=30)
-    typ, _ = box.authenticate("XOAUTH2", lambda _: _xoauth2(site.world.pro, answer.json()["access_token"]))
+    typ, _ = box.authenticate("XOAUTH2", lambda _: xoauth2(site.world.pro, answer.json()["access_token"]))
     assert typ == "OK"
     box.logout()
 
@@ -337,13 +316,13 @@ def test_submission_token_after_starttls_only(site: ImapEnv, provider: PrivatePr
         smtp.ehlo("lps.test")
         assert smtp.has_extn("starttls")
         assert not {"OAUTHBEARER", "XOAUTH2"} & set(smtp.esmtp_features.get("auth", "").upper().split())
-        code, _ = smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(_xoauth2(pro, token)).decode())
+        code, _ = smtp.docmd("AUTH", "XOAUTH2 " + base64.b64encode(xoauth2(pro, token)).decode())
         assert code == 538, code  # RFC 4954 §6: encryption required for the mechanism
         assert _logins(site.live, "smtp.login", pro) == before  # the token was not looked at
         smtp.starttls(context=_context(site.live))
         smtp.ehlo("lps.test")
         assert {"OAUTHBEARER", "XOAUTH2"} <= set(smtp.esmtp_features["auth"].split())
-        code, _ = smtp.auth("XOAUTH2", lambda _=None: _xoauth2(pro, token).decode(), initial_response_ok=True)
+        code, _ = smtp.auth("XOAUTH2", lambda _=None: xoauth2(pro, token).decode(), initial_response_ok=True)
         assert code == 235
     after = _logins(site.live, "smtp.login", pro)[len(before):]
     assert any('"xoauth2"' in d and '"auth.ok"' in d for d in after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import secrets
+import shutil
 import socket
 import ssl
 from dataclasses import dataclass
@@ -16,8 +17,31 @@ from gateway.mailstore.sealed import seal_copy
 from gateway.store.changes import announce
 from gateway.testing.live import LiveGateway
 from gateway.testing.world import HOSTED, World
+from tests.conftest import require
 
 PASSWORD = "imap test password 42"
+
+# muttrc lines for mutt run without a person (under ``script``, driven by ``push``): Maildir
+# targets, no question asked, no cache; the caller adds who, where and what.
+MUTT_UNATTENDED = """set mbox_type = Maildir
+set confirmcreate = no
+set confirmappend = no
+set move = no
+set mark_old = no
+set quit = yes
+set wait_key = no
+set imap_passive = no
+set header_cache = ""
+set message_cachedir = ""
+"""
+
+
+def program(name: str) -> str:
+    """The path of a Debian program the tests need (missing: skipped, or failed in CI)."""
+    path = shutil.which(name)
+    require(None if path else f"{name} not installed (scripts/system-deps)", name)
+    assert path is not None
+    return path
 
 PLAIN = (
     b"From: Dr Martin <dr.martin@clinic.test>\r\nTo: patient@patients.gateway.test\r\n"

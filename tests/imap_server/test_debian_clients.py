@@ -10,23 +10,14 @@ In CI a missing program fails the test (tests/conftest.py ``require``).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.imap_server.kit import MESSAGES, PASSWORD, ImapEnv
+from tests.imap_server.kit import MESSAGES, MUTT_UNATTENDED, PASSWORD, ImapEnv, program
 
 TIMEOUT = 90
-
-
-def _program(name: str) -> str:
-    path = shutil.which(name)
-    require(None if path else f"{name} not installed (scripts/system-deps)", name)
-    assert path is not None
-    return path
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -62,7 +53,7 @@ def _same(stored: list[bytes], *, lf: bool) -> None:
 
 @pytest.mark.parametrize("tls", ["IMAPS", "STARTTLS"])
 def test_mbsync_pulls_into_a_maildir(env: ImapEnv, filled: str, tmp_path: Path, tls: str) -> None:
-    mbsync = _program("mbsync")
+    mbsync = program("mbsync")
     port = env.imaps_port if tls == "IMAPS" else env.imap_port
     (tmp_path / "mail").mkdir()
     config = tmp_path / "mbsyncrc"
@@ -98,7 +89,7 @@ SyncState *
 
 
 def test_offlineimap_syncs_into_a_maildir(env: ImapEnv, filled: str, tmp_path: Path) -> None:
-    offlineimap = _program("offlineimap")
+    offlineimap = program("offlineimap")
     config = tmp_path / "offlineimaprc"
     config.write_text(f"""[general]
 accounts = gw
@@ -131,7 +122,7 @@ readonly = True
 
 
 def test_fetchmail_delivers_through_an_mda(env: ImapEnv, filled: str, tmp_path: Path) -> None:
-    fetchmail = _program("fetchmail")
+    fetchmail = program("fetchmail")
     out = tmp_path / "out"
     out.mkdir()
     mda = tmp_path / "mda.sh"
@@ -155,8 +146,8 @@ poll localhost protocol IMAP port {env.imaps_port}
 def test_mutt_copies_every_message_to_a_maildir(env: ImapEnv, filled: str, tmp_path: Path) -> None:
     """mutt scripted without a person: ``push`` tags all, copies them, quits (under ``script``
     for the terminal mutt needs)."""
-    mutt = _program("mutt")
-    script = _program("script")
+    mutt = program("mutt")
+    script = program("script")
     target = tmp_path / "saved"
     muttrc = tmp_path / "muttrc"
     muttrc.write_text(f"""set imap_user = "{filled}"
@@ -165,17 +156,7 @@ set folder = "imaps://localhost:{env.imaps_port}/"
 set spoolfile = "+INBOX"
 set ssl_ca_certificates_file = "{env.live.ca_file}"
 set ssl_force_tls = yes
-set mbox_type = Maildir
-set confirmcreate = no
-set confirmappend = no
-set move = no
-set mark_old = no
-set quit = yes
-set wait_key = no
-set imap_passive = no
-set header_cache = ""
-set message_cachedir = ""
-push "<tag-pattern>~A<enter><tag-prefix><copy-message>{target}<enter><exit>"
+{MUTT_UNATTENDED}push "<tag-pattern>~A<enter><tag-prefix><copy-message>{target}<enter><exit>"
 """)
     command = f"{mutt} -n -F {muttrc}"
     _run([script, "-q", "-e", "-c", command, "/dev/null"], tmp_path, env={"TERM": "xterm"})
