@@ -22,7 +22,6 @@ import argparse
 import imaplib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,13 +34,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
+from nodes import LISTENERS, shared_database, start_nodes  # noqa: E402
 from refservers import Dovecot  # noqa: E402
 
 from gateway.accounts.pros import add_hosted_domain, add_pro, hash_password  # noqa: E402
 from gateway.app.context import Location, open_services  # noqa: E402
-from gateway.testing import pg  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
-from gateway.testing.ports import free_port, listen_env, wait_port  # noqa: E402
+from gateway.testing.ports import free_port  # noqa: E402
 
 DOMAIN = "clinic.test"
 PASSWORD = "stress password"  # noqa: S105 - synthetic local accounts
@@ -68,50 +67,18 @@ def gateway_home(root: Path, url: str | None) -> Path:
     return home
 
 
-class Node:
-    def __init__(self, home: Path, name: str, imap: tuple[str, int]) -> None:
-        self.home, self.name = home, name
-        self.env = {**os.environ, **listen_env(), "GATEWAY__SERVER__HOSTNAME": f"{name}.gateway.test",
-                    "GATEWAY__LISTEN__IMAP": f"{imap[0]}:{imap[1]}"}
-        self.host, self.port = imap
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.home / f"{self.name}.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "gateway_serve.py"), str(self.home)],  # noqa: S603
-                                     env=self.env, stdout=log, stderr=log)
-        if not wait_port(self.host, self.port, 60):
-            raise RuntimeError(f"node {self.name} did not listen; see {self.home}/{self.name}.log")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 def start_gateway(stack: ExitStack, root: Path, nodes: int) -> tuple[str, int]:
-    """Start the nodes; returns the host and port imaptest connects to.
+    """Start the nodes (:func:`nodes.start_nodes`); returns the host and port imaptest connects to.
 
     imaptest connects its clients in turn to each address its ``host`` resolves to, on one port:
     node i listens on 127.0.0.(i+1), same port, and the name ``ROUND_ROBIN`` resolves to them all
     in imaptest's private /etc/hosts (:func:`run_imaptest`), so one imaptest process (its
     checkpoints included) drives both nodes, clients alternating between them.
     """
-    url = stack.enter_context(pg.temporary_database("hmg_stress")) if nodes > 1 else None
-    home_a = gateway_home(root / "a", url)
-    port = free_port()
-    for i in range(nodes):
-        home = home_a
-        if i:
-            home = root / f"node{i}"
-            shutil.copytree(home_a, home)  # same keys, TLS and database: another node
-        node = Node(home, f"node{i}", (f"127.0.0.{i + 1}", port))
-        stack.callback(node.stop)
-        node.start()
-    return (ROUND_ROBIN if nodes > 1 else "127.0.0.1"), port
+    url = shared_database(stack, "hmg_stress") if nodes > 1 else None
+    ports = {name: free_port() for name in LISTENERS}
+    started = start_nodes(stack, gateway_home(root / "a", url), nodes, ports, hostname="gateway.test")
+    return (ROUND_ROBIN if nodes > 1 else started[0].host), ports["imap"]
 
 
 class StressDovecot(Dovecot):
