@@ -78,7 +78,7 @@ def gateway_home(root: Path, url: str | None) -> Path:
 Server = tuple[str, int, Callable[[], list[int]]]  # imaptest's host and port; the server's root processes
 
 
-def start_gateway(stack: ExitStack, root: Path, nodes: int) -> Server:
+def start_gateway(stack: ExitStack, root: Path, nodes: int, repo: Path | None = None) -> Server:
     """Start the nodes (:func:`nodes.start_nodes`); returns the host and port imaptest connects to,
     and the nodes' processes with the PostgreSQL backends of their database.
 
@@ -89,7 +89,9 @@ def start_gateway(stack: ExitStack, root: Path, nodes: int) -> Server:
     """
     url = shared_database(stack, "hmg_stress") if nodes > 1 else None
     ports = {name: free_port() for name in LISTENERS}
-    started = start_nodes(stack, gateway_home(root / "a", url), nodes, ports, hostname="gateway.test")
+    env = {"PYTHONPATH": str(repo)} if repo else None
+    started = start_nodes(stack, gateway_home(root / "a", url), nodes, ports, hostname="gateway.test", env=env,
+                          repo=repo)
 
     def pids() -> list[int]:
         return [node.pid for node in started] + (database_backends(url) if url else [])
@@ -149,7 +151,8 @@ def run_imaptest(binary: str, host: str, port: int, args: argparse.Namespace, lo
 
 def summary(output: str) -> dict[str, Any]:
     """From imaptest's output: errors, the last report's totals per command (its 'Totals:' table),
-    and the last full ``ms/cmd avg`` line (the one after the run's end covers a few commands only)."""
+    and the mean latency per command over the run, ms (each ``ms/cmd avg`` line covers the
+    seconds printed above it: weighted by their counts)."""
     errors = len(re.findall(r"^Error: ", output, re.M))
     totals: dict[str, int] = {}
     lines = output.splitlines()
@@ -159,12 +162,19 @@ def summary(output: str) -> dict[str, Any]:
         rows = [line.split() for line in lines[at + 1:] if line.strip()]
         names, values = rows[0], rows[-1]  # names, the share of clients running each, the counts
         totals = {n: int(v) for n, v in zip(names, values, strict=False) if v.isdigit()}
-    averages: dict[str, int] = {}
+    weighted = [0.0] * len(names)
+    counted = [0] * len(names)
+    block = [0] * len(names)
     for line in lines:
-        if line.endswith("ms/cmd avg") and names:
-            values = [int(v) for v in line.split()[:-2]]
-            if sum(1 for v in values if v) > len(values) // 2:
-                averages = dict(zip(names, values, strict=False))
+        cells = line.split()
+        if re.fullmatch(r"(\d+\s+)+\d+/\s*\d+", line.strip()) and len(cells) >= len(names):  # one second's counts
+            block = [b + int(c) for b, c in zip(block, cells[:len(names)], strict=True)]
+        elif line.endswith("ms/cmd avg") and names:
+            for i, avg in enumerate(int(v) for v in cells[:len(names)]):
+                weighted[i] += avg * block[i]
+                counted[i] += block[i]
+            block = [0] * len(names)
+    averages = {n: round(w / c) for n, w, c in zip(names, weighted, counted, strict=True) if c}
     return {"errors": errors, "totals": totals, "ms_avg": averages}
 
 
@@ -200,6 +210,8 @@ def main() -> None:
     parser.add_argument("--serve", choices=["gateway1", "gateway2", "dovecot"])
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--create", action="append", default=[], help="folder to create in each account first")
+    parser.add_argument("--repo", type=Path, metavar="DIR",
+                        help="run the gateway nodes from this checkout (A/B against another commit)")
     parser.add_argument("--rounds", type=int, default=1, help="run the targets this many times, interleaved")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy raw profiles of every gateway node during the run (needs .venv/bin/py-spy)")
@@ -223,7 +235,7 @@ def stress(target: str, root: Path, args: argparse.Namespace) -> bool:
         if target == "dovecot":
             host, port, pids = start_dovecot(servers, root)
         else:
-            host, port, pids = start_gateway(servers, root, 2 if target == "gateway2" else 1)
+            host, port, pids = start_gateway(servers, root, 2 if target == "gateway2" else 1, args.repo)
         create_folders(port, args.users, args.create)
         if args.serve:
             print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}", flush=True)
