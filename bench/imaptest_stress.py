@@ -167,7 +167,7 @@ def summary(output: str) -> dict[str, Any]:
     block = [0] * len(names)
     for line in lines:
         cells = line.split()
-        if re.fullmatch(r"(\d+\s+)+\d+/\s*\d+", line.strip()) and len(cells) >= len(names):  # one second's counts
+        if re.match(r"\s*(\d+\s+)+\d+/\s*\d+", line) and len(cells) >= len(names):  # one second's counts
             block = [b + int(c) for b, c in zip(block, cells[:len(names)], strict=True)]
         elif line.endswith("ms/cmd avg") and names:
             for i, avg in enumerate(int(v) for v in cells[:len(names)]):
