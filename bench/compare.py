@@ -453,7 +453,7 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     res.notes.append(f"total wall time {time.monotonic() - started:.0f} s")
     print()
-    print(table(res, [(load.key, load.label) for load in smtp_loads]))
+    print(table(res, [(load.key, load.label) for load in smtp_loads], imap_messages))
     if args.json:
         args.json.write_text(json.dumps(res.to_json(), indent=1))
     return 0
