@@ -1,12 +1,15 @@
 """Side-by-side benchmark: the gateway against Postfix (SMTP) and Dovecot (IMAP), same run.
 
-    bench/run [--reps 3] [--quick] [--only smtp|imap] [--json FILE] [--profile DIR] [--keep]
+    bench/run [--reps 3] [--quick] [--only smtp|imap] [--nodes 1,2pg] [--json FILE] [--profile DIR] [--keep]
 
-Starts, on 127.0.0.1 only: a private Postfix (maildir + discard transports), a private
-Dovecot, and the gateway (embedded SQLite in a temporary home; encryption at rest and
-``250`` after commit as always). Runs the same loads against each, repetitions
-interleaved, and prints medians (min-max) with gateway/reference ratios. Everything it
-started is stopped and its temporary folder removed at the end (``--keep`` keeps it).
+Starts, on loopback only: a private Postfix (maildir + discard transports), a private
+Dovecot, and the gateway (encryption at rest and ``250`` after commit as always) in one or
+both set-ups: one node on embedded SQLite in a temporary home (``--nodes 1``), and two nodes
+on one fresh PostgreSQL database, node i on 127.0.0.(i+1) (``--nodes 2pg``; the database is
+dropped at the end). Runs the same loads against each (on two nodes: SMTP split across
+them, IMAP sessions alternating), repetitions interleaved, and prints medians (min-max)
+with gateway/reference ratios and two nodes against one. Everything it started is stopped
+and its temporary folder removed at the end (``--keep`` keeps it).
 """
 
 # ruff: noqa: S603 - fixed programs (smtp-source, postfix, dovecot, our venv) with arguments we build
