@@ -45,6 +45,7 @@ from nodes import Gateway  # noqa: E402
 from refservers import Dovecot, Postfix  # noqa: E402
 from report import ONE, TWO, Results, table  # noqa: E402
 
+from gateway.testing import pg  # noqa: E402
 from gateway.testing.ports import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -397,6 +398,13 @@ def main() -> int:
     res = Results()
     started = time.monotonic()
     deadline = started + TOTAL_BUDGET
+    if "2pg" in args.nodes and (why := pg.server_available()) is not None:
+        print(f"two nodes left out: PostgreSQL at {pg.admin_url()} does not answer ({why})", flush=True)
+        res.notes.append(f"two-node set-up left out: PostgreSQL did not answer ({why})")
+        args.nodes = [c for c in args.nodes if c != "2pg"]
+        if not args.nodes:
+            shutil.rmtree(root, ignore_errors=True)
+            return 2
     gateways = [Gateway(root, smtp_processes=max(1, args.smtp_processes // count), nodes=count, name=name)
                 for count, name in (NODE_CHOICES[c] for c in args.nodes)]
     pf = Postfix(root / "postfix", free_port())
