@@ -399,7 +399,7 @@ def main() -> int:
     started = time.monotonic()
     deadline = started + TOTAL_BUDGET
     if "2pg" in args.nodes and (why := pg.server_available()) is not None:
-        print(f"two nodes left out: PostgreSQL at {pg.admin_url()} does not answer ({why})", flush=True)
+        print(f"two nodes left out: PostgreSQL does not answer ({why})", flush=True)
         res.notes.append(f"two-node set-up left out: PostgreSQL did not answer ({why})")
         args.nodes = [c for c in args.nodes if c != "2pg"]
         if not args.nodes:
