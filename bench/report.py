@@ -122,6 +122,17 @@ def table(res: Results, smtp_loads: list[tuple[str, str]], imap_messages: int = 
     """The Markdown tables; ``smtp_loads``: (key, label) of the SMTP loads in the order run;
     ``imap_messages``: messages in each INBOX (one in 100 carries the search needle)."""
     smtp = _Table(res, [("postfix-maildir", "Postfix → maildir"), ("postfix-discard", "Postfix → discard")])
+    out: list[str] = []
+    if any(not m.startswith("imap.") for m in res.data):
+        out += _smtp(res, smtp, smtp_loads)
+    if any(m.startswith("imap.") for m in res.data):
+        out += _imap(res, imap_messages)
+    if res.notes:
+        out += ["Notes:", *[f"- {n}" for n in res.notes]]
+    return "\n".join(out)
+
+
+def _smtp(res: Results, smtp: _Table, smtp_loads: list[tuple[str, str]]) -> list[str]:
     out = ["### SMTP: accepted and stored (smtp-source; gateway: sealed + committed before 250)", "",
            *smtp.header("load")]
     for key, label in [*smtp_loads, ("big", "SMTP 20 MiB, 1 session")]:
@@ -136,8 +147,12 @@ def table(res: Results, smtp_loads: list[tuple[str, str]], imap_messages: int = 
             "against one (above 1, two nodes do better). Two nodes: each load split in halves, one "
             "smtp-source per node at once; CPU and memory include the PostgreSQL backends of their database; "
             "no 20 MiB row (one session).", ""]
+    return out
+
+
+def _imap(res: Results, imap_messages: int) -> list[str]:
     imap = _Table(res, [("dovecot", "Dovecot")])
-    out += [f"### IMAP ({imap_messages:,} × 10 KiB in INBOX; plaintext LOGIN on loopback for both)", "",
+    out = [f"### IMAP ({imap_messages:,} × 10 KiB in INBOX; plaintext LOGIN on loopback for both)", "",
             *imap.header("measure")]
     hits = f"({-(-imap_messages // 100)} hits)"
     for measure, label, unit, fmt, better in IMAP_ROWS:
@@ -146,6 +161,4 @@ def table(res: Results, smtp_loads: list[tuple[str, str]], imap_messages: int = 
     out += ["", "Ratios: gateway speed / Dovecot speed (for times: Dovecot time / gateway time); for memory and "
             "CPU: Dovecot / gateway. Above 1 the gateway does better. Two nodes: each new IMAP session goes "
             "to the next node in turn.", ""]
-    if res.notes:
-        out += ["Notes:", *[f"- {n}" for n in res.notes]]
-    return "\n".join(out)
+    return out
