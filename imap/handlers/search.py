@@ -107,6 +107,16 @@ def _envelope_values(env: Envelope, name: str) -> list[str]:
     return [", ".join(out)] if out else []
 
 
+def _searchable(summary: MessageSummary, upper: str) -> tuple[str, ...]:
+    """The decoded, case-folded values of envelope header ``upper``, made once per summary and
+    kept with it (a store caching summaries spares the next SEARCH the RFC 2047 decoding)."""
+    texts = summary.searchable.get(upper)
+    if texts is None:
+        texts = tuple(_decoded(v).casefold() for v in _envelope_values(summary.envelope, upper))
+        summary.searchable[upper] = texts
+    return texts
+
+
 def _has_flag(flags: frozenset[str], flag: str, recent: bool) -> bool:
     if is_recent(flag):
         return recent  # a session flag (RFC 3501 §2.3.2, imap.selected_view)
@@ -194,12 +204,14 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
             sent = None
         return sent is not None and _compare(sent.date(), key.op, key.date)
     if isinstance(key, t.SearchHeader):
-        values = _envelope_values(m.summary.envelope, key.name) if m.summary is not None and \
-            key.name.upper() in _ENVELOPE_HEADERS else [str(v) for v in m.headers.get_all(key.name) or []]
+        if m.summary is not None and key.name.upper() in _ENVELOPE_HEADERS:
+            texts = _searchable(m.summary, key.name.upper())
+        else:
+            texts = tuple(_decoded(str(v)).casefold() for v in m.headers.get_all(key.name) or [])
         if not key.value:
-            return bool(values)
+            return bool(texts)
         needle = key.value.casefold()
-        return any(needle in _decoded(v).casefold() for v in values)
+        return any(needle in text for text in texts)
     if isinstance(key, t.SearchText):
         raw = m.raw or b""
         if cannot_contain(raw, key.value):
