@@ -125,14 +125,15 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
     return item.value, encoder.Literal(body.section(Section(text=text)))
 
 
-def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) -> list[list[tuple[int, int]]]:
-    """At most CHUNK messages, and (when bodies are read) about RAW_BATCH octets, per batch."""
+def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool, *,
+            chunk: int = CHUNK) -> list[list[tuple[int, int]]]:
+    """At most ``chunk`` messages, and (when bodies are read) about RAW_BATCH octets, per batch."""
     out: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
     total = 0
     for pair in pairs:
         size = sizes.get(pair[1], 0) if by_size else 0
-        if current and (len(current) >= CHUNK or total + size > RAW_BATCH):
+        if current and (len(current) >= chunk or total + size > RAW_BATCH):
             out.append(current)
             current, total = [], 0
         current.append(pair)
