@@ -155,8 +155,8 @@ def _append_one(session: Session, keys: KeyService, mailbox_id: int, name: str, 
 
 def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
            internal_date: dt.datetime | None, *, defaults: quota.QuotaDefaults = NO_DEFAULTS) -> tuple[int, int]:
-    folder = get_folder(session, mailbox_id, name)
-    _reserve(session, mailbox_id, defaults, len(raw), 1)
+    folder = get_folder(session, mailbox_id, name)  # for its name and UIDVALIDITY only: take_uid
+    _reserve(session, mailbox_id, defaults, len(raw), 1)  # moves UIDNEXT under it (never read after)
     return folder.uidvalidity, _append_one(session, keys, mailbox_id, folder.name, raw, flags, internal_date)
 
 
