@@ -67,7 +67,18 @@ SLOW_FIRST = (
 )
 
 
+# Issue 23: the distribution checks of today's schema fail until the schema branches (migrations
+# 0017, 0018) merge; until then they run only when asked. Remove this gate at that merge.
+DIST_CHECK = os.environ.get("GATEWAY_DIST_CHECK", "") == "1"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not DIST_CHECK:
+        pending = pytest.mark.skip(reason="issue 23 distribution check, pending the schema branches "
+                                          "(GATEWAY_DIST_CHECK=1 runs it)")
+        for item in items:
+            if item.get_closest_marker("dist_pending"):
+                item.add_marker(pending)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     rank = {path: i for i, path in enumerate(SLOW_FIRST)}
