@@ -4,10 +4,10 @@ After ``gateway db upgrade`` every table of :mod:`gateway.store.distribution` be
 map says: ``create_reference_table`` for reference tables, ``create_distributed_table`` with
 ``colocate_with`` for distributed ones (the anchor of a co-location group first, the other
 members with it; a table with a key of its own co-located with nothing), in the order of their
-foreign keys (a referenced table first, as Citus requires). Tables already in Citus's catalogue
+foreign keys (a referenced table first), all in one transaction with the foreign keys dropped
+and added back around it (see :func:`distribute`). Tables already in Citus's catalogue
 (``pg_dist_partition``) are skipped, so it can be run again; one already distributed otherwise
-than mapped is reported, never changed. Each table is its own transaction: an interrupted run
-continues where it stopped.
+than mapped is reported, never changed.
 
 On a coordinator already distributed, :func:`gateway.store.migrate.upgrade` calls
 :func:`distribute` after the migrations, so a table a later migration adds is distributed too.
@@ -59,10 +59,10 @@ def citus_version(engine: Engine) -> str:
 
 def _catalogue(conn: Connection) -> dict[str, tuple[str, str | None, int]]:
     """table -> (partition method: h hash, n none/reference; distribution column; co-location id)."""
-    rows = conn.execute(text(
+    rows = conn.execute(text(  # a Citus local table (partmethod n, repmodel s) is not distributed
         "SELECT logicalrelid::regclass::text, partmethod, "
         "CASE WHEN partmethod = 'h' THEN column_to_column_name(logicalrelid, partkey) END, colocationid "
-        "FROM pg_dist_partition")).all()
+        "FROM pg_dist_partition WHERE partmethod = 'h' OR repmodel = 't'")).all()
     return {str(r[0]).strip('"'): (str(r[1]), r[2], int(r[3])) for r in rows}
 
 
@@ -127,22 +127,46 @@ def _action(name: str, known: tuple[str, str | None, int] | None) -> str:
                            "undistribute_table() it by hand first")
 
 
+def _foreign_keys(conn: Connection, tables: set[str]) -> list[tuple[str, str, str]]:
+    """(table, name, definition) of every foreign key from or to one of ``tables``."""
+    rows = conn.execute(text(
+        "SELECT conrelid::regclass::text, confrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE contype = 'f' AND connamespace = current_schema()::regnamespace "
+        "ORDER BY 1, 3")).all()
+    return [(str(r[0]).strip('"'), str(r[2]), str(r[3])) for r in rows
+            if str(r[0]).strip('"') in tables or str(r[1]).strip('"') in tables]
+
+
 def distribute(engine: Engine, *, report: Callable[[Step], None] = lambda _s: None) -> list[Step]:
-    """Distribute every table of the map not distributed yet; returns the steps taken or skipped."""
+    """Distribute every table of the map not distributed yet; returns the steps taken or skipped.
+
+    One transaction: Citus refuses to distribute a table that a local table still refers to,
+    and a local table that refers to one not distributed yet, so the foreign keys touching the
+    tables to distribute are dropped, the tables distributed in order, and the keys added back
+    (Citus then creates them shard by shard, which needs the tables co-located). Anything
+    failing rolls it all back: the next run starts again from the same state.
+    """
     citus_version(engine)
     steps = plan(engine)
-    for step in steps:
-        if step.action.startswith(("already", "missing")):
-            report(step)
-            continue
-        k = dist.TABLES[step.table]
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    todo = [s for s in steps if not s.action.startswith(("already", "missing"))]
+    with engine.begin() as conn:
+        # DDL after distributing in the same transaction: one connection per worker, not per shard.
+        conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
+        keys = _foreign_keys(conn, {s.table for s in todo})
+        quote = engine.dialect.identifier_preparer.quote
+        for table, name, _definition in keys:
+            conn.execute(text(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}"))
+        for step in todo:
+            k = dist.TABLES[step.table]
             if isinstance(k, dist.Reference):
                 conn.execute(text("SELECT create_reference_table(:t)"), {"t": step.table})
             else:
                 assert isinstance(k, dist.Distributed)
                 conn.execute(text("SELECT create_distributed_table(:t, :c, colocate_with => :w)"),
                              {"t": step.table, "c": k.column, "w": dist.colocate_with(step.table)})
+        for table, name, definition in keys:
+            conn.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))
+    for step in steps:
         report(step)
     return steps
 
