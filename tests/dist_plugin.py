@@ -134,13 +134,18 @@ def merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+    """The findings grouped by table: rule, why, how often, where from, the statement's shape."""
     bad = [r for r in rows if r["allowed"] is None]
-    lines = [f"{len(bad)} violating statement shapes ({len(rows) - len(bad)} allowed fan-outs)", ""]
-    for r in rows:
-        status = f"allowed: {r['allowed']}" if r["allowed"] else "VIOLATION"
-        lines += [f"- **{r['table']}** {r['rule']}: {r['detail']} ({status}; {r['count']}×)",
-                  f"  - at `{r['where']}`", f"  - `{r['shape']}`"]
-    return "\n".join(lines) + "\n"
+    lines = [f"{len(bad)} violating statement shapes on {len({r['table'] for r in bad})} tables "
+             f"({len(rows) - len(bad)} allowed fan-outs).", ""]
+    for table in sorted({r["table"] for r in rows}):
+        lines += [f"## {table}", ""]
+        for r in (r for r in rows if r["table"] == table):
+            status = f"allowed: {r['allowed']}" if r["allowed"] else "violation"
+            lines += [f"- {r['rule']}: {r['detail']} ({status}; {r['count']}×) at `{r['where']}`",
+                      f"  `{r['shape']}`"]
+        lines.append("")
+    return "\n".join(lines)
 
 
 class StatementCheck:
