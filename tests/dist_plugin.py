@@ -64,6 +64,26 @@ def _origin(frame: FrameType | None) -> Origin | None:
     return None if where is None else (where, tuple(names))
 
 
+_ACTIVE: list[Capture] = []
+
+
+def _install() -> None:
+    """Wrap psycopg's ``Cursor.execute``, ``executemany`` and ``copy`` once per process: each
+    statement is shown to every started :class:`Capture`."""
+    for name in ("execute", "executemany", "copy"):
+        original = getattr(psycopg.Cursor, name)
+        if getattr(original, "_dist_capture", False):
+            continue
+
+        def wrapper(self: Any, query: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            for capture in _ACTIVE:
+                capture.record(query, self)
+            return _original(self, query, *args, **kwargs)
+
+        wrapper._dist_capture = True  # type: ignore[attr-defined]
+        setattr(psycopg.Cursor, name, wrapper)
+
+
 class Capture:
     """Counts (SQL text, origin) pairs; installed once per process on psycopg's cursor."""
 
@@ -81,26 +101,18 @@ class Capture:
                 sql = query.as_string(cursor.connection)
         except Exception:
             return
-        origin = _origin(sys._getframe(2))
+        origin = _origin(sys._getframe(2))  # the frame that called the driver (record, wrapper above it)
         if origin is None:
             return
         with self._lock:
             self.seen[(sql, origin)] += 1
 
-    def install(self) -> None:
-        capture = self
-        for cls in (psycopg.Cursor,):
-            for name in ("execute", "executemany", "copy"):
-                original = getattr(cls, name)
-                if getattr(original, "_dist_capture", False):
-                    continue
+    def start(self) -> None:
+        _install()
+        _ACTIVE.append(self)
 
-                def wrapper(self: Any, query: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-                    capture.record(query, self)
-                    return _original(self, query, *args, **kwargs)
-
-                wrapper._dist_capture = True  # type: ignore[attr-defined]
-                setattr(cls, name, wrapper)
+    def stop(self) -> None:
+        _ACTIVE.remove(self)
 
     def findings(self) -> list[dict[str, Any]]:
         from tests.dist_statements import analyse, shape
@@ -155,7 +167,7 @@ class StatementCheck:
         self.config = config
         self.fail = fail
         self.capture = Capture()
-        self.capture.install()
+        self.capture.start()
         self.collected: list[dict[str, Any]] = []
         self.is_worker = hasattr(config, "workerinput")
         self.tests = 0

@@ -58,3 +58,49 @@ def test_the_shape_shows_no_value() -> None:
     out = shape(sql)
     assert "123456789012345" not in out
     assert out == "SELECT x FROM patients WHERE ins = '…' AND mailbox_id IN (?, …) AND id = 42"
+
+
+@pytest.mark.postgres
+def test_the_capture_sees_orm_driver_and_copy_statements_with_their_origin(pg_admin: str) -> None:
+    """Through SQLAlchemy (alembic), a :mod:`gateway.store.raw` statement on the driver's
+    cursor and the bulk import's ``COPY``, each named by the gateway function that sent it;
+    the test's own statements are not kept, and never a parameter."""
+    import random
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from gateway.accounts import bulk
+    from gateway.mailstore import folders
+    from gateway.store import migrate
+    from gateway.testing import pg
+    from gateway.testing.store import open_store
+    from routing.ins import synthetic_ins
+    from tests.dist_plugin import Capture
+
+    with pg.temporary_database() as url:
+        store = open_store(url)
+        capture = Capture()
+        capture.start()
+        try:
+            migrate.current_revision(store.db.engine)
+            ins = synthetic_ins(random.Random(7))
+            batch = bulk.prepare_batch(store.ring, [(ins, None)])
+            now = datetime.now(UTC)
+            with store.db.write() as session:
+                bulk.insert_batch(session, batch, now=now, opposition_deadline=now, code_expires_at=now,
+                                  open_now=True)
+                session.execute(text("SELECT 'from the test itself'"))
+            with store.db.write() as session:
+                assert folders.take_uid(session, 1, "INBOX") is not None
+        finally:
+            capture.stop()
+            store.close()
+    origins = {(where.split(":", 1)[0], where.rsplit(" ", 1)[1]): sql for (sql, (where, _names)) in capture.seen}
+    assert ("gateway/store/migrate.py", "current_revision") in origins
+    assert origins[("gateway/mailstore/folders.py", "take_uid")].startswith("UPDATE folders SET uidnext")
+    copies = [sql for (sql, (where, _n)) in capture.seen if sql.startswith("COPY")]
+    assert len(copies) == 4 and all(w.startswith("gateway/accounts/bulk.py") for (s, (w, _n)) in capture.seen
+                                    if s.startswith("COPY"))
+    assert not any("from the test itself" in sql for (sql, _o) in capture.seen)
+    assert not any(ins in sql for (sql, _o) in capture.seen)
