@@ -40,6 +40,7 @@ _OURS = tuple(str(ROOT / p) + os.sep for p in ("gateway", "smtp", "imap", "routi
 _PLUMBING = (str(ROOT / "gateway" / "store" / "db.py"), str(ROOT / "gateway" / "store" / "raw.py"))
 _TESTS = (str(ROOT / "tests") + os.sep, str(ROOT / "gateway" / "testing") + os.sep)
 _MIGRATIONS = str(ROOT / "gateway" / "store" / "migrations") + os.sep
+_PLUMBING_MODULES = ("gateway.store.db:", "gateway.store.raw:")
 KEY = "dist_statements"
 
 Origin = tuple[str, tuple[str, ...]]  # "path:line function", the "module:function" names on the stack (innermost first)
@@ -122,7 +123,7 @@ class Capture:
             for problem in analyse(sql):
                 allowed = next((f.reason for f in dist.FANOUTS
                                 if f.table == problem.table and f.where in names), None)
-                callers = [n for n in dict.fromkeys(names) if not n.startswith("gateway.store.db:")]
+                callers = [n for n in dict.fromkeys(names) if not n.startswith(_PLUMBING_MODULES)]
                 via = " < ".join(callers[1:3])  # an ORM flush runs where the next query is: say who called
                 row = {"rule": problem.rule, "table": problem.table, "detail": problem.detail,
                        "shape": shape(sql), "where": where + (f" < {via}" if via else ""), "allowed": allowed}
