@@ -121,9 +121,8 @@ class Capture:
         out: dict[tuple[str, ...], dict[str, Any]] = {}
         for (sql, (where, names)), count in self.seen.items():
             for problem in analyse(sql):
-                allowed = next((f.reason for f in dist.FANOUTS
-                                if f.table == problem.table and f.where in names), None)
                 callers = [n for n in dict.fromkeys(names) if not n.startswith(_PLUMBING_MODULES)]
+                allowed = allowance(problem.rule, problem.table, callers[0] if callers else "")
                 via = " < ".join(callers[1:3])  # an ORM flush runs where the next query is: say who called
                 row = {"rule": problem.rule, "table": problem.table, "detail": problem.detail,
                        "shape": shape(sql), "where": where + (f" < {via}" if via else ""), "allowed": allowed}
@@ -133,6 +132,13 @@ class Capture:
                 else:
                     out[key] = {**row, "count": count}
         return list(out.values())
+
+
+def allowance(rule: str, table: str, sender: str) -> str | None:
+    """The reason a fan-out of ``table`` sent by ``sender`` (``module:function``) is allowed, if it is."""
+    if rule != "unrouted":
+        return None
+    return next((f.reason for f in dist.FANOUTS if f.table == table and f.where == sender), None)
 
 
 def merge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -104,7 +104,47 @@ class Fanout:
     reason: str
 
 
-FANOUTS: tuple[Fanout, ...] = ()
+def _fanouts(where: str, tables: tuple[str, ...], reason: str) -> tuple[Fanout, ...]:
+    return tuple(Fanout(where, t, reason) for t in tables)
+
+
+# Matched on the gateway function that sends the statement (the innermost one under the store's
+# plumbing), for a statement with no equality on the distribution column only: a join off the
+# distribution column or a correlated sub-query from a reference table is never allowed.
+FANOUTS: tuple[Fanout, ...] = (
+    *_fanouts("gateway.mailstore.adoption:figures", ("patients",),
+              "admin dashboard: a count per state, one aggregate per shard"),
+    *_fanouts("gateway.mailstore.adoption:_per_day", ("patients",),
+              "admin dashboard: counts per day over a bounded window, one aggregate per shard"),
+    *_fanouts("gateway.operations.queue:list_entries", ("outbound_queue",),
+              "admin queue listing: counts per status and the oldest entries, LIMIT N"),
+    *_fanouts("gateway.operations.audit_trail:search", ("audit_log",),
+              "admin audit search by actor/action/date: the newest entries, LIMIT N"),
+    *_fanouts("gateway.operations.audit_trail:export_rows", ("audit_log",),
+              "admin audit export: keyset pages of LIMIT N"),
+    *_fanouts("gateway.store.keys:versions_in_use", ("data_keys",),
+              "key check at start/reload and keys rotate: one min() per shard"),
+    *_fanouts("gateway.store.keys:count_under", ("data_keys",),
+              "keys status: one count per shard and master key version"),
+    *_fanouts("gateway.store.keys:rewrap_batch", ("data_keys", "mailboxes"),
+              "keys rotate: keyset batches of LIMIT N, data keys joined with their mailbox on the distribution column"),
+    *_fanouts("gateway.accounts.ins_conversion:pending_reindex", ("patients",),
+              "index key rotation progress: one count per shard"),
+    *_fanouts("gateway.accounts.ins_conversion:_rows", ("patients", "mailboxes", "data_keys"),
+              "index key rotation / INS conversion: keyset batches of LIMIT N over every shard"),
+    *_fanouts("gateway.accounts.jobs:open_after_opposition", ("patients",),
+              "lifecycle job: spaces past their opposition deadline, a multi-shard UPDATE per run"),
+    *_fanouts("gateway.accounts.jobs:expire_activation_codes", ("patients",),
+              "lifecycle job: expired activation codes, a multi-shard UPDATE per run"),
+    *_fanouts("gateway.accounts.jobs:archive_and_purge_closed", ("patients",),
+              "lifecycle job: closed spaces due for archive or purge (each purge then works on one mailbox)"),
+    *_fanouts("gateway.accounts.jobs:purge_deletion_requests", ("patients",),
+              "lifecycle job: spaces whose deletion was requested (each purge then works on one mailbox)"),
+    *_fanouts("gateway.accounts.jobs:expire_queue_entries", ("outbound_queue",),
+              "queue job: entries past expiry made due, a multi-shard UPDATE per run"),
+    *_fanouts("gateway.accounts.web_sessions:purge_expired", ("web_sessions",),
+              "expired web sessions swept, a multi-shard DELETE"),
+)
 
 
 def kind(table: str) -> Kind:

@@ -104,3 +104,12 @@ def test_the_capture_sees_orm_driver_and_copy_statements_with_their_origin(pg_ad
                                     if s.startswith("COPY"))
     assert not any("from the test itself" in sql for (sql, _o) in capture.seen)
     assert not any(ins in sql for (sql, _o) in capture.seen)
+
+
+def test_an_allowed_fanout_is_allowed_only_from_its_function_and_only_when_unrouted() -> None:
+    from tests.dist_plugin import allowance
+
+    assert allowance("unrouted", "patients", "gateway.mailstore.adoption:figures")
+    assert allowance("unrouted", "patients", "gateway.accounts.patients:purge_patient") is None
+    assert allowance("join", "patients", "gateway.mailstore.adoption:figures") is None
+    assert allowance("unrouted", "messages", "gateway.mailstore.adoption:figures") is None

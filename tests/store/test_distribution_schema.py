@@ -122,3 +122,13 @@ def test_the_migrated_postgresql_database_distributes(pg_admin: str) -> None:
         finally:
             db.dispose()
     assert found == [], "\n".join(["the migrated database breaks Citus's rules:", *found])
+
+
+def test_every_allowed_fanout_names_a_function_and_a_distributed_table() -> None:
+    import importlib
+
+    for fanout in dist.FANOUTS:
+        module, function = fanout.where.split(":")
+        assert hasattr(importlib.import_module(module), function), fanout.where
+        assert isinstance(dist.TABLES[fanout.table], dist.Distributed), fanout
+        assert fanout.reason
