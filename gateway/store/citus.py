@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from gateway.store import distribution as dist
 from gateway.store import distribution_schema as schema
+from gateway.store.opening import cause_of
 
 
 class NotCitus(Exception):
@@ -100,6 +102,14 @@ def plan(engine: Engine) -> list[Step]:
         raise CannotDistribute("\n".join([f"the schema breaks {len(problems)} rule(s) Citus enforces "
                                           "(gateway/store/distribution.py):", *problems]))
     present = set(insp.get_table_names())
+    with engine.connect() as conn:
+        triggers = conn.execute(text(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "AND tgrelid::regclass::text = ANY(:tables) ORDER BY 1, 2"),
+            {"tables": sorted(n for n in present if not isinstance(dist.TABLES.get(n), dist.Local))}).all()
+    if triggers:  # Citus: "cannot distribute relation ... because it has triggers"
+        raise CannotDistribute("\n".join(["Citus distributes no table with triggers; these tables have some:",
+                                           *(f"{t}: trigger {name}" for t, name in triggers)]))
     refs = {name: [fk["referred_table"] for fk in insp.get_foreign_keys(name)]
             for name in present if not isinstance(dist.TABLES.get(name), dist.Local)}
     with engine.connect() as conn:
@@ -149,6 +159,16 @@ def distribute(engine: Engine, *, report: Callable[[Step], None] = lambda _s: No
     citus_version(engine)
     steps = plan(engine)
     todo = [s for s in steps if not s.action.startswith(("already", "missing"))]
+    try:
+        _distribute(engine, todo)
+    except DBAPIError as exc:  # the whole transaction rolled back: nothing changed
+        raise CannotDistribute(f"Citus refused (nothing was changed): {cause_of(exc)}") from None
+    for step in steps:
+        report(step)
+    return steps
+
+
+def _distribute(engine: Engine, todo: list[Step]) -> None:
     with engine.begin() as conn:
         # DDL after distributing in the same transaction: one connection per worker, not per shard.
         conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
@@ -166,9 +186,6 @@ def distribute(engine: Engine, *, report: Callable[[Step], None] = lambda _s: No
                              {"t": step.table, "c": k.column, "w": dist.colocate_with(step.table)})
         for table, name, definition in keys:
             conn.execute(text(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"))
-    for step in steps:
-        report(step)
-    return steps
 
 
 def distribute_new_tables(engine: Engine) -> list[Step]:
