@@ -25,12 +25,20 @@ from gateway.testing.store import Store, open_store
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _OWN_TMPDIR = pytest.StashKey[tuple[Path, str | None]]()
+# Issue 23: the distribution checks of today's schema (tests marked dist_pending; the statement
+# check of the PostgreSQL pass, tests/dist_plugin.py) fail until the schema branches (migrations
+# 0017, 0018) merge; until then they run, or fail the run, only when asked. Remove at that merge.
+DIST_CHECK = os.environ.get("GATEWAY_DIST_CHECK", "") == "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """A pytest-xdist worker gets a temporary folder of its own (``TMPDIR``, inherited by the
     programs it starts); traversable by others (0711) for the ``nobody`` processes of a private
     Postfix or Dovecot, whose own folders inside are made readable."""
+    if os.environ.get("GATEWAY_TEST_STORE") == "postgresql":  # the PostgreSQL pass: issue 23's statement check
+        from tests import dist_plugin
+
+        dist_plugin.register(config, fail=DIST_CHECK)
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if not worker:
         return
@@ -68,6 +76,12 @@ SLOW_FIRST = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not DIST_CHECK:
+        pending = pytest.mark.skip(reason="issue 23 distribution check, pending the schema branches "
+                                          "(GATEWAY_DIST_CHECK=1 runs it)")
+        for item in items:
+            if item.get_closest_marker("dist_pending"):
+                item.add_marker(pending)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     rank = {path: i for i, path in enumerate(SLOW_FIRST)}

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from gateway.store import citus
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -33,10 +35,13 @@ def is_up_to_date(engine: Engine) -> bool:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply the migrations; on a Citus coordinator already distributed, distribute the tables
+    they added (:func:`gateway.store.citus.distribute_new_tables`)."""
     cfg = _config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    citus.distribute_new_tables(engine)
 
 
 def autogenerate(engine: Engine, message: str) -> None:

@@ -17,7 +17,7 @@ from gateway.app.context import DEFAULT_HOME, init_home
 from gateway.app.tryit import gateway_command
 from gateway.operations import people
 from gateway.operations.common import cli_actor
-from gateway.store import migrate
+from gateway.store import citus, migrate
 from gateway.store.opening import display_url
 from routing.ins import mask_ins
 
@@ -30,6 +30,9 @@ def register(node: Node, leaf: Leaf) -> None:
     leaf(db, "upgrade", "apply pending schema migrations (creates an SQLite database file that is missing)",
          cmd_db_upgrade)
     leaf(db, "status", "show the schema revision", cmd_db_status)
+    p = leaf(db, "distribute", "on a Citus coordinator, after 'db upgrade': make every table a reference or "
+             "distributed table as gateway/store/distribution.py maps it (idempotent)", cmd_db_distribute)
+    p.add_argument("--dry-run", action="store_true", help="show what would be done, do nothing")
     insdb.register(db, leaf)
 
     pro = node("pro", "professional accounts hosted here")
@@ -92,6 +95,30 @@ def cmd_db_status(args: argparse.Namespace) -> int:
         current, head = migrate.current_revision(svc.db.engine), migrate.head_revision()
     print(f"database revision: {current or 'none'}; code expects: {head}")
     return 0 if current == head else 1
+
+
+def cmd_db_distribute(args: argparse.Namespace) -> int:
+    """Issue 23: refuses (exit status 2) on SQLite or a PostgreSQL without Citus; a schema that
+    breaks Citus's rules is listed, nothing done (exit status 1)."""
+    with services(args, migrate_schema=False) as svc:
+        engine = svc.db.engine
+        try:
+            version = citus.citus_version(engine)
+        except citus.NotCitus as exc:
+            print(f"gateway: error: db distribute: {exc}", file=sys.stderr)
+            return 2
+        try:
+            if args.dry_run:
+                steps = citus.plan(engine)
+            else:
+                print(f"Citus {version} coordinator at {display_url(svc.db.url)}", flush=True)
+                steps = citus.distribute(engine, report=lambda s: print(f"{s.table}: {s.action}", flush=True))
+        except citus.CannotDistribute as exc:
+            raise UserError(str(exc)) from None
+    if args.dry_run:
+        for step in steps:
+            print(f"{step.table}: {step.action}")
+    return 0
 
 
 def cmd_pro_add(args: argparse.Namespace) -> int:
