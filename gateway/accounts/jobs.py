@@ -128,6 +128,7 @@ def expire_queue_entries(session: Session, _keys: KeyService, _cfg: JobConfig, n
     The worker (``gateway/outbound/queue.py``) is the one that closes an expired entry
     as ``expired`` and sends the RFC 3464 failure notice to the sender; setting the
     status here would skip that notice. Entries held by a live lease are left alone.
+    A sweep of every bucket in one statement (a bounded job on distribution.py's allow-list).
     """
     result = session.execute(
         update(QueueEntry).where(

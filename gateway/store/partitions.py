@@ -42,4 +42,4 @@ def audit_partition(subject_ref: str | None, patient_index: bytes | None = None)
 
 def queue_bucket(uuid: str) -> int:
     """The bucket of a queue entry, from its uuid alone."""
-    return _five_bits(uuid.encode("ascii"), QUEUE_BUCKETS)
+    return _five_bits(uuid.encode(), QUEUE_BUCKETS)

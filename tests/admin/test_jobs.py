@@ -25,6 +25,7 @@ from gateway.store.models import (
     ProAccount,
     QueueEntry,
 )
+from gateway.store.partitions import queue_bucket
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 
@@ -143,7 +144,9 @@ def test_queue_expiry_hands_entries_to_the_worker(store: Store) -> None:
     with store.db.write() as session:
         for i, (expires, lease) in enumerate([(T0 - timedelta(hours=1), None), (T0 + timedelta(hours=1), None),
                                               (T0 - timedelta(hours=1), T0 + timedelta(minutes=5))]):
-            session.add(QueueEntry(uuid=f"{i:032x}", domain="ets.example", envelope_sealed=b"e", message_sealed=b"m",
+            uuid = f"{i:032x}"
+            session.add(QueueEntry(bucket=queue_bucket(uuid), uuid=uuid, domain="ets.example", envelope_sealed=b"e",
+                                   message_sealed=b"m",
                                    size=1, status="pending", attempts=1, created_at=T0 - timedelta(days=5),
                                    next_attempt_at=T0 + timedelta(hours=2), expires_at=expires, lease_until=lease))
     assert _run(store, "queue-expiry", T0) == {"marked_due": 1}

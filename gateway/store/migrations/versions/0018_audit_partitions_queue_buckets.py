@@ -54,7 +54,7 @@ _BUCKETS = 32  # gateway.store.partitions.QUEUE_BUCKETS (a migration never impor
 
 def _bucket(uuid: str) -> int:
     """Copy of ``gateway.store.partitions.queue_bucket``."""
-    return hashlib.sha256(uuid.encode("ascii")).digest()[0] % _BUCKETS
+    return hashlib.sha256(uuid.encode()).digest()[0] % _BUCKETS
 
 
 def _sqlite() -> bool:
