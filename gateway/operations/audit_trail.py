@@ -196,7 +196,9 @@ def report_dict(report: audit.ChainReport) -> dict[str, Any]:
     return {"ok": report.ok, "entries": report.entries, "first_bad_id": report.first_bad_id,
             "problem": report.problem, "start_id": report.start_id, "checkpoints": report.checkpoints,
             "pruned": report.pruned, "pruned_until": iso(report.pruned_until),
-            "prune_pending": report.prune_pending, "bad_checkpoint": report.bad_checkpoint}
+            "prune_pending": report.prune_pending, "bad_checkpoint": report.bad_checkpoint,
+            "partition": report.partition, "partitions": report.partitions, "anchors": report.anchors,
+            "bad_anchor": report.bad_anchor}
 
 
 def check_export(session: Session, path: Path) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from gateway.store.models import AuditAnchor, AuditCheckpoint, AuditEntry
 from gateway.store.partitions import AUDIT_PARTITIONS, SYSTEM_PARTITION, audit_partition
 from gateway.store.raw import RawStatement, dialect_name
 
-__all__ = ["GENESIS", "ChainReport", "entry_hash", "record", "row_hash", "verify"]
+__all__ = ["GENESIS", "ChainReport", "anchor_heads", "entry_hash", "heads", "heads_of", "record", "row_hash", "verify"]
 AUDIT_LOCK_ID = 0x4155444954  # "AUDIT"
 
 
@@ -94,13 +94,13 @@ _LOCK = RawStatement("SELECT pg_advisory_xact_lock(?)", (None,))
 _TAIL = "audit_tail"  # session.info key: (transaction, {partition: last hash appended in that transaction})
 
 
-def lock(session: Session) -> None:
+def _lock(session: Session) -> None:
     """Serialise appends (PostgreSQL; SQLite write transactions are serialised already)."""
     if dialect_name(session) == "postgresql":
         _LOCK.execute(session, AUDIT_LOCK_ID)
 
 
-def tail(session: Session, partition: int) -> str | None:
+def _tail(session: Session, partition: int) -> str | None:
     """The hash of the partition's last entry (None: the partition holds none)."""
     last = _TAIL_HASH.first(session, partition)
     return None if last is None else str(last[0])
@@ -117,12 +117,12 @@ def _lock_and_tail(session: Session, partition: int) -> str:
     txn = session.get_transaction()
     cached = session.info.get(_TAIL)
     if cached is None or txn is None or cached[0] is not txn:
-        lock(session)
+        _lock(session)
         cached = (txn, {})
         session.info[_TAIL] = cached
     tails: dict[int, str] = cached[1]
     if partition not in tails:
-        tails[partition] = tail(session, partition) or GENESIS
+        tails[partition] = _tail(session, partition) or GENESIS
     return tails[partition]
 
 
@@ -211,7 +211,7 @@ def anchor_heads(session: Session, now: datetime, *, force: bool = False) -> Aud
     """Record every partition's head in the global anchor chain (``gateway audit anchor``, the
     ``audit-anchor`` job), under the append lock so the heads are one moment's. None: no head
     moved since the last anchor (and not ``force``)."""
-    lock(session)
+    _lock(session)
     current = heads(session)
     previous = last_anchor(session)
     if previous is not None and not force and parse_heads(previous.heads) == current:
@@ -223,6 +223,10 @@ def anchor_heads(session: Session, now: datetime, *, force: bool = False) -> Aud
     session.add(row)
     session.flush()
     return row
+
+
+def heads_of(row: AuditAnchor) -> Heads:
+    return parse_heads(row.heads)
 
 
 @dataclass(frozen=True)
