@@ -9,6 +9,7 @@ name the entry, the partition and the anchor.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import delete, select, update
@@ -71,7 +72,7 @@ def test_partition_follows_the_subject_and_each_partition_is_a_chain(store: Stor
     for partition in {r.partition for r in rows}:
         chain = [r for r in rows if r.partition == partition]
         assert chain[0].prev_hash == audit.GENESIS
-        assert all(b.prev_hash == a.hash for a, b in zip(chain, chain[1:], strict=False))
+        assert all(b.prev_hash == a.hash for a, b in pairwise(chain))
     report = _verify(store)
     assert report.ok and report.entries == len(rows) and report.partitions == len({r.partition for r in rows})
 

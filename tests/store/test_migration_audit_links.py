@@ -41,7 +41,7 @@ def test_down_and_up_keep_clear_entries_and_the_chain(store: Store) -> None:
 def test_downgrade_refused_while_an_entry_is_sealed(store: Store) -> None:
     with store.db.write() as s:
         audit.record(s, actor="admin:cli", action="admin.patient.lookup", subject_ref="patient:4", keys=store.keys)
-    with pytest.raises(RuntimeError, match="stored sealed|outside partition 0"):  # 0018 may refuse first
+    with pytest.raises(RuntimeError, match=r"stored sealed|outside partition 0"):  # 0018 may refuse first
         _move(store.db, "0014")
     assert COLUMNS <= _columns(store.db)
     with store.db.read() as s:
