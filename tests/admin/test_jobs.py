@@ -166,9 +166,9 @@ def test_every_job_is_audited_once_per_run_that_changes_something(store: Store) 
         run_job(store.db, store.keys, CFG, name, later)
     with store.db.read() as session:
         rows = session.execute(select(AuditEntry).where(AuditEntry.id > before)).scalars().all()
-    assert sorted(r.action for r in rows) == ["jobs.expire-codes", "jobs.open-mailboxes"]
+    assert sorted(r.action for r in rows) == ["jobs.audit-anchor", "jobs.expire-codes", "jobs.open-mailboxes"]
     assert all(r.actor == "system:jobs" for r in rows)
-    assert all('"opened":2' in r.details or '"expired":2' in r.details for r in rows)
+    assert all('"opened":2' in r.details or '"expired":2' in r.details or r.details == '{"anchored":1}' for r in rows)
 
 
 def test_a_purge_removes_the_pieces_of_large_messages_at_once(store: Store) -> None:
