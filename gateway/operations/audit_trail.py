@@ -96,6 +96,9 @@ def _patients(session: Session, keys: KeyService, q: AuditQuery) -> tuple[int | 
 
 
 def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[AuditEntry]]:
+    """The console's audit search: a bounded fan-out over the audit partitions (a page of
+    ``limit`` rows, or the export's batches; on distribution.py's allow-list), since a search
+    by actor, action or time is not by subject (issue 23)."""
     query = select(AuditEntry)
     by_subject, by_actor = _patients(session, keys, q)
     for patient in {p for p in (by_subject, by_actor) if p is not None}:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 
 from gateway.accounts.jobs import JobConfig, run_job
 from gateway.settings import JobSettings, PatientSettings
-from gateway.store import audit
+from gateway.store import audit, audit_export
 from gateway.store.audit_retention import RetentionPolicy, prune
 from gateway.store.models import AuditAnchor, AuditCheckpoint, AuditEntry
 from gateway.store.partitions import AUDIT_PARTITIONS, SYSTEM_PARTITION, audit_partition
@@ -185,3 +185,17 @@ def test_retention_prunes_each_partition_behind_its_own_checkpoints(store: Store
         assert ck.prev_hash == audit.GENESIS  # each partition's first checkpoint
     report = _verify(store)
     assert report.ok and report.pruned == 2 * len(SUBJECTS) and report.checkpoints == len(checkpoints)
+    with store.db.read() as s:  # each file against its checkpoint (audit verify --export)
+        for batch in result.batches:
+            summary = audit_export.read_file(batch.file)
+            assert audit_export.match_checkpoint(s, summary).id == batch.checkpoint
+    other = next(b for b in result.batches if audit_export.read_file(b.file).partition != SYSTEM_PARTITION)
+    partition = audit_export.read_file(other.file).partition
+    other.file.write_bytes(other.file.read_bytes().replace(f'"partition":{partition},'.encode(), b'"partition":0,'))
+    with store.db.read() as s:  # the same entries claimed for another partition: no checkpoint of it matches
+        try:
+            audit_export.match_checkpoint(s, audit_export.read_file(other.file))
+        except audit_export.ExportError as exc:
+            assert str(exc).startswith("no checkpoint of partition 0 starts at entry #"), exc
+        else:
+            raise AssertionError("a file moved to another partition matched a checkpoint")
