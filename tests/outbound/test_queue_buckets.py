@@ -82,3 +82,24 @@ def test_claim_and_outcome_statements_name_the_bucket(store: Store) -> None:
         assert "outbound_queue.bucket = " in statement, statement
     if store.db.engine.dialect.name == "postgresql":
         assert all(q.endswith("FOR UPDATE SKIP LOCKED") for q in selects)
+
+
+def test_shredding_a_key_nulls_the_queue_rows_that_name_it_first(store: Store) -> None:
+    """No foreign key does it any more (no ON DELETE SET NULL, issue 23): ``shred`` nulls the
+    references itself, then destroys the key; the row stays, unreadable, and is closed."""
+    [uuid] = _enqueue(store, 1)
+    with store.db.write() as s:
+        mk = store.keys.create_mailbox(s, "pro")
+        row = queue.entry(s, uuid)
+        assert row is not None
+        row.data_key_id = mk.data_key_id
+    with store.db.write() as s:
+        assert store.keys.shred(s, mk.mailbox_id) == 1
+    with store.db.read() as s:
+        row = queue.entry(s, uuid)
+        assert row is not None and row.data_key_id is None
+    with store.db.write() as s:
+        assert queue.claim_due(s, store.keys, owner="w1", now=T0, lease=LEASE, limit=10) == []
+    with store.db.read() as s:
+        row = queue.entry(s, uuid)
+        assert row is not None and row.status == "bounced"
