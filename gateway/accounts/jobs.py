@@ -30,6 +30,7 @@ from gateway.accounts.purge import purge_patient
 from gateway.mailstore.chunks import remove_orphans
 from gateway.settings import JobSettings, PatientSettings, Settings
 from gateway.store import audit
+from gateway.store.audit_anchors import ANCHOR_EVERY, last_anchor
 from gateway.store.audit_retention import RetentionError, RetentionPolicy, prune
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
@@ -128,6 +129,7 @@ def expire_queue_entries(session: Session, _keys: KeyService, _cfg: JobConfig, n
     The worker (``gateway/outbound/queue.py``) is the one that closes an expired entry
     as ``expired`` and sends the RFC 3464 failure notice to the sender; setting the
     status here would skip that notice. Entries held by a live lease are left alone.
+    A sweep of every bucket in one statement (a bounded job on distribution.py's allow-list).
     """
     result = session.execute(
         update(QueueEntry).where(
@@ -135,6 +137,15 @@ def expire_queue_entries(session: Session, _keys: KeyService, _cfg: JobConfig, n
             or_(QueueEntry.lease_until.is_(None), QueueEntry.lease_until <= now))
         .values(next_attempt_at=now).execution_options(synchronize_session=False))
     return {"marked_due": result.rowcount}  # type: ignore[attr-defined]
+
+
+def audit_anchor(session: Session, _keys: KeyService, _cfg: JobConfig, now: datetime) -> dict[str, int]:
+    """Record every audit partition's head in the global anchor chain (``gateway/store/audit_anchors.py``)
+    every ``ANCHOR_EVERY``, when a head moved since the last anchor."""
+    last = last_anchor(session)
+    if last is not None and now - last.at < ANCHOR_EVERY:
+        return {"anchored": 0}
+    return {"anchored": int(audit.anchor_heads(session, now) is not None)}
 
 
 def orphan_chunks(session: Session, _keys: KeyService, _cfg: JobConfig, now: datetime) -> dict[str, int]:
@@ -151,6 +162,7 @@ JOBS: dict[str, tuple[str, JobFn]] = {
     "queue-expiry": ("hand expired outbound queue entries to the worker for their bounce", expire_queue_entries),
     "orphan-chunks": ("remove pieces of large messages left by an interrupted delivery or an expunge",
                       orphan_chunks),
+    "audit-anchor": ("record every audit partition's head in the global anchor chain (hourly)", audit_anchor),
 }
 
 

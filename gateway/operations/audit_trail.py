@@ -96,6 +96,9 @@ def _patients(session: Session, keys: KeyService, q: AuditQuery) -> tuple[int | 
 
 
 def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[AuditEntry]]:
+    """The console's audit search: a bounded fan-out over the audit partitions (a page of
+    ``limit`` rows, or the export's batches; on distribution.py's allow-list), since a search
+    by actor, action or time is not by subject (issue 23)."""
     query = select(AuditEntry)
     by_subject, by_actor = _patients(session, keys, q)
     for patient in {p for p in (by_subject, by_actor) if p is not None}:
@@ -196,7 +199,9 @@ def report_dict(report: audit.ChainReport) -> dict[str, Any]:
     return {"ok": report.ok, "entries": report.entries, "first_bad_id": report.first_bad_id,
             "problem": report.problem, "start_id": report.start_id, "checkpoints": report.checkpoints,
             "pruned": report.pruned, "pruned_until": iso(report.pruned_until),
-            "prune_pending": report.prune_pending, "bad_checkpoint": report.bad_checkpoint}
+            "prune_pending": report.prune_pending, "bad_checkpoint": report.bad_checkpoint,
+            "partition": report.partition, "partitions": report.partitions, "anchors": report.anchors,
+            "bad_anchor": report.bad_anchor}
 
 
 def check_export(session: Session, path: Path) -> dict[str, Any]:

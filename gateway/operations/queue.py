@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from crypto.envelope import DecryptionError
 from gateway.operations.common import Actor, bad_request, conflict, iso, not_found, text
 from gateway.outbound import values
+from gateway.outbound.queue import entry as queue_entry
 from gateway.outbound.queue import open_envelope, open_error
 from gateway.outbound.values import Envelope
 from gateway.store import audit
@@ -74,7 +75,10 @@ def _filters(status: str | None, domain: str | None, kind: str | None) -> list[A
 def list_entries(session: Session, keys: KeyService, *, now: datetime, status: str | None = "pending",
                  domain: str | None = None, kind: str | None = None, limit: int = 200,
                  max_limit: int = LIST_LIMIT) -> dict[str, Any]:
-    """Oldest first; ``counts`` and the oldest pending age cover the whole queue, not the filter."""
+    """Oldest first; ``counts`` and the oldest pending age cover the whole queue, not the filter.
+
+    An admin listing: a bounded fan-out over the queue's buckets (``limit``; on
+    distribution.py's allow-list), as are the counts."""
     where = _filters(status, domain, kind)
     query = (select(QueueEntry).where(*where).order_by(QueueEntry.created_at, QueueEntry.id)
              .limit(max(1, min(limit, max_limit))))
@@ -89,10 +93,7 @@ def list_entries(session: Session, keys: KeyService, *, now: datetime, status: s
 
 def _entry(session: Session, entry_id: Any, *, lock: bool = False) -> QueueEntry:
     uuid = text(entry_id, "entrée", required=True, max_length=64)
-    query = select(QueueEntry).where(QueueEntry.uuid == uuid)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    entry = session.execute(query).scalar_one_or_none()
+    entry = queue_entry(session, uuid or "", lock=lock)  # by (bucket, uuid)
     if entry is None:
         raise not_found("aucune entrée de file d'attente avec cet identifiant", f"no queue entry with id {uuid}")
     return entry

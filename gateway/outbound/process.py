@@ -180,15 +180,15 @@ def record(ctx: Context, entry: ClaimedEntry, report: DeliveryReport) -> str:
         if temporary and not expired:
             remaining = replace(env.with_recipients(tuple(r.recipient for r in temporary)),
                                 delay_notified=env.delay_notified or delay_sent)
-            ok = queue.reschedule(s, ctx.keys, entry.id, entry.owner, envelope=remaining, results=report.results,
+            ok = queue.reschedule(s, ctx.keys, entry.uuid, entry.owner, envelope=remaining, results=report.results,
                                   now=now, retry_schedule_minutes=ctx.settings.retry_schedule_minutes) is not None
             outcome = "deferred"
         elif expired:
-            ok = queue.fail(s, ctx.keys, entry.id, entry.owner, error="4.4.7 delivery time expired", now=now,
+            ok = queue.fail(s, ctx.keys, entry.uuid, entry.owner, error="4.4.7 delivery time expired", now=now,
                             expired=True, results=report.results)
             outcome = "expired"
         else:
-            ok = queue.complete(s, ctx.keys, entry.id, entry.owner, report.results, now=now)
+            ok = queue.complete(s, ctx.keys, entry.uuid, entry.owner, report.results, now=now)
             outcome = "delivered" if report.of("delivered") else "bounced"
         if not ok:
             return "lease-lost"

@@ -8,6 +8,12 @@ two workers never deliver one entry, and a worker that died loses its entries to
 once the lease has run out. PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite:
 write transactions are ``BEGIN IMMEDIATE`` (one writer at a time).
 
+Buckets (issue 23): each entry has a ``bucket`` (:func:`gateway.store.partitions.queue_bucket`
+of its uuid), the queue's distribution column. A claim visits the buckets one by one, each
+with an equality on the bucket (so ``SKIP LOCKED`` runs on one shard of a distributed
+database), starting from a bucket that differs per worker and per claim; every statement on
+one entry names it by (bucket, uuid).
+
 Errors (issue 20): a peer's reply can quote an address or an identifier, so the text of
 ``last_error`` is sealed under the entry's data key (``last_error_sealed``, purpose
 :data:`ERR_PURPOSE`; :func:`open_error` for the admin views); the clear ``last_error`` keeps
@@ -31,6 +37,7 @@ from gateway.outbound.values import KINDS, RET_VALUES, Envelope, QueuedRecipient
 from gateway.store import audit
 from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
 from gateway.store.models import QueueEntry
+from gateway.store.partitions import QUEUE_BUCKETS, queue_bucket
 
 __all__ = [
     "ClaimedEntry",
@@ -38,6 +45,7 @@ __all__ = [
     "claim_due",
     "complete",
     "enqueue",
+    "entry",
     "fail",
     "open_envelope",
     "reschedule",
@@ -58,7 +66,7 @@ class ClaimedEntry:
     """A claimed entry with its envelope and message opened; ``owner`` is the lease token."""
 
     id: int
-    uuid: str
+    uuid: str  # with the bucket it gives, what complete(), reschedule() and fail() are given
     domain: str
     kind: str
     owner: str
@@ -104,7 +112,7 @@ def enqueue(
     key = keys.system_key(session)
     envelope = Envelope(mail_from, tuple(recipients), ret, envid)
     entry = QueueEntry(
-        uuid=uuid, data_key_id=key.data_key_id, domain=domain.lower(), kind=kind,
+        bucket=queue_bucket(uuid), uuid=uuid, data_key_id=key.data_key_id, domain=domain.lower(), kind=kind,
         envelope_sealed=key.seal(ENV_PURPOSE, uuid, envelope.to_json()),
         message_sealed=key.seal(MSG_PURPOSE, uuid, message),
         size=len(message), status="pending", attempts=0, created_at=now,
@@ -113,6 +121,14 @@ def enqueue(
     session.add(entry)
     session.flush()
     return entry
+
+
+def entry(session: Session, uuid: str, *, lock: bool = False) -> QueueEntry | None:
+    """One entry by its uuid, in its bucket (row-locked on PostgreSQL when ``lock``)."""
+    query = select(QueueEntry).where(QueueEntry.bucket == queue_bucket(uuid), QueueEntry.uuid == uuid)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
 
 
 def _entry_key(session: Session, keys: KeyService, row: QueueEntry) -> MailboxKey:
@@ -133,13 +149,16 @@ def _lease_token(owner: str) -> str:
     return f"{owner[:47]}/{secrets.token_hex(8)}"  # fits lease_owner's 64 characters
 
 
-def claim_due(
-    session: Session, keys: KeyService, *, owner: str, now: datetime, lease: timedelta, limit: int
-) -> list[ClaimedEntry]:
-    """Claim up to ``limit`` due (or expired) pending entries whose lease is free or has run out."""
+def bucket_order(start: int) -> list[int]:
+    """Every bucket once, from ``start`` on (wrapping)."""
+    return [(start + i) % QUEUE_BUCKETS for i in range(QUEUE_BUCKETS)]
+
+
+def _due_in(session: Session, bucket: int, now: datetime, limit: int) -> list[QueueEntry]:
     query = (
         select(QueueEntry)
         .where(
+            QueueEntry.bucket == bucket,
             QueueEntry.status == "pending",
             or_(QueueEntry.next_attempt_at <= now, QueueEntry.expires_at <= now),
             or_(QueueEntry.lease_until.is_(None), QueueEntry.lease_until <= now),
@@ -149,7 +168,21 @@ def claim_due(
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(session.execute(query).scalars())
+    return list(session.execute(query).scalars())
+
+
+def claim_due(
+    session: Session, keys: KeyService, *, owner: str, now: datetime, lease: timedelta, limit: int,
+    start: int | None = None,
+) -> list[ClaimedEntry]:
+    """Claim up to ``limit`` due (or expired) pending entries whose lease is free or has run out,
+    bucket after bucket from ``start`` (default: a random bucket, so that workers spread)."""
+    first = secrets.randbelow(QUEUE_BUCKETS) if start is None else start % QUEUE_BUCKETS
+    rows: list[QueueEntry] = []
+    for bucket in bucket_order(first):
+        if len(rows) >= limit:
+            break
+        rows += _due_in(session, bucket, now, limit - len(rows))
     token = _lease_token(owner)
     claimed: list[ClaimedEntry] = []
     for row in rows:
@@ -176,16 +209,17 @@ def claim_due(
     return claimed
 
 
-def _owned(session: Session, entry_id: int, owner: str) -> QueueEntry | None:
+def _owned(session: Session, uuid: str, owner: str) -> QueueEntry | None:
     """The entry if ``owner`` still holds its lease and it is still pending (row-locked on PostgreSQL)."""
     query = select(QueueEntry).where(
-        QueueEntry.id == entry_id, QueueEntry.lease_owner == owner, QueueEntry.status == "pending"
+        QueueEntry.bucket == queue_bucket(uuid), QueueEntry.uuid == uuid, QueueEntry.lease_owner == owner,
+        QueueEntry.status == "pending"
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     row = session.execute(query).scalar_one_or_none()
     if row is None:
-        log.warning("queue lease lost before the result was written", extra={"entry_id": entry_id})
+        log.warning("queue lease lost before the result was written", extra={"entry": uuid})
     return row
 
 
@@ -243,11 +277,11 @@ def _audit(session: Session, row: QueueEntry, action: str, now: datetime, **deta
 
 
 def complete(
-    session: Session, keys: KeyService, entry_id: int, owner: str, results: Sequence[RecipientResult], *,
+    session: Session, keys: KeyService, uuid: str, owner: str, results: Sequence[RecipientResult], *,
     now: datetime
 ) -> bool:
     """Every recipient has a final outcome: ``sent`` if any was delivered, else ``bounced``."""
-    row = _owned(session, entry_id, owner)
+    row = _owned(session, uuid, owner)
     if row is None:
         return False
     delivered = sum(1 for r in results if r.outcome == "delivered")
@@ -265,7 +299,7 @@ def complete(
 def reschedule(
     session: Session,
     keys: KeyService,
-    entry_id: int,
+    uuid: str,
     owner: str,
     *,
     envelope: Envelope,
@@ -278,7 +312,7 @@ def reschedule(
     ``results`` are this attempt's outcomes (the temporary ones give ``last_error``).
     Returns the next attempt time, or None if the lease was lost.
     """
-    row = _owned(session, entry_id, owner)
+    row = _owned(session, uuid, owner)
     if row is None:
         return None
     if not envelope.recipients:
@@ -308,7 +342,7 @@ def reschedule(
 def fail(
     session: Session,
     keys: KeyService,
-    entry_id: int,
+    uuid: str,
     owner: str,
     *,
     error: str,
@@ -317,7 +351,7 @@ def fail(
     results: Sequence[RecipientResult] = (),
 ) -> bool:
     """Close the entry for good: ``expired`` (too old) or ``bounced`` (permanent failure)."""
-    row = _owned(session, entry_id, owner)
+    row = _owned(session, uuid, owner)
     if row is None:
         return False
     delivered = sum(1 for r in results if r.outcome == "delivered")
@@ -331,6 +365,7 @@ def fail(
 
 
 def stats(session: Session) -> dict[str, int]:
-    """How many entries per status (for ``gateway queue`` and metrics)."""
+    """How many entries per status (for ``gateway queue`` and metrics): a bounded fan-out over
+    the buckets (distribution.py's allow-list), one grouped count."""
     rows = session.execute(select(QueueEntry.status, func.count()).group_by(QueueEntry.status)).all()
     return {status: int(count) for status, count in rows}

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import ssl
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,7 @@ from gateway.outbound.queue import ClaimedEntry
 from gateway.settings import QueueSettings
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
+from gateway.store.partitions import QUEUE_BUCKETS
 from gateway.store.services import Services
 
 __all__ = ["OutboundWorker", "from_services", "start_worker"]
@@ -42,6 +44,7 @@ class OutboundWorker:
     def __init__(self, ctx: Context, *, owner: str) -> None:
         self.ctx = ctx
         self.owner = owner
+        self._next_bucket = zlib.crc32(owner.encode()) % QUEUE_BUCKETS
         self._tasks: set[asyncio.Task[str]] = set()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -52,9 +55,11 @@ class OutboundWorker:
         return self.ctx.settings
 
     def _claim(self, limit: int) -> list[ClaimedEntry]:
+        start = self._next_bucket  # this worker's own rotation over the buckets (issue 23)
+        self._next_bucket = (start + 1) % QUEUE_BUCKETS
         with self.ctx.db.write() as s:
             return queue.claim_due(s, self.ctx.keys, owner=self.owner, now=self.ctx.clock(),
-                                   lease=timedelta(seconds=self.settings.lease_seconds), limit=limit)
+                                   lease=timedelta(seconds=self.settings.lease_seconds), limit=limit, start=start)
 
     async def claim(self, limit: int) -> list[ClaimedEntry]:
         return await asyncio.to_thread(self._claim, limit)

@@ -8,6 +8,12 @@ previous checkpoint's hash and the checkpoint's canonical JSON. Consecutive chec
 must also join (``first_prev_hash`` = the previous ``last_hash``), so the checkpoints and
 the remaining entries together form one unbroken chain from the genesis hash.
 
+Since issue 23 the trail is partitioned (``gateway/store/partitions.py``): a checkpoint prunes
+a range of one partition (``partition``) and chains on that partition's previous checkpoint;
+each partition starts from the genesis hash. A checkpoint of partition 0 hashes as before
+(the partition is in its canonical JSON only when it is not 0), so the checkpoints written
+before the partitioning (all of partition 0) keep their hashes.
+
 This module reads only; it imports nothing of the audit writer.
 """
 
@@ -32,11 +38,13 @@ def _iso(value: datetime | None) -> str | None:
 
 def checkpoint_hash(prev_hash: str, ck: AuditCheckpoint) -> str:
     """SHA-256 over the previous checkpoint's hash and this one's canonical JSON."""
-    record = {
+    record: dict[str, object] = {
         "first_id": ck.first_id, "last_id": ck.last_id, "entries": ck.entries,
         "first_prev_hash": ck.first_prev_hash, "last_hash": ck.last_hash, "last_at": _iso(ck.last_at),
         "export_name": ck.export_name, "export_sha256": ck.export_sha256, "pruned_at": _iso(ck.pruned_at),
     }
+    if ck.partition:
+        record["partition"] = ck.partition
     digest = hashlib.sha256(prev_hash.encode("ascii"))
     digest.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
@@ -61,8 +69,9 @@ class Anchor:
         return self.problem is None
 
 
-def done_checkpoints(session: Session) -> list[AuditCheckpoint]:
-    return list(session.execute(select(AuditCheckpoint).where(AuditCheckpoint.status == "done")
+def done_checkpoints(session: Session, partition: int) -> list[AuditCheckpoint]:
+    return list(session.execute(select(AuditCheckpoint).where(AuditCheckpoint.status == "done",
+                                                              AuditCheckpoint.partition == partition)
                                 .order_by(AuditCheckpoint.id)).scalars())
 
 
@@ -72,13 +81,14 @@ def last_pruned_at(session: Session) -> datetime | None:
                            .order_by(AuditCheckpoint.id.desc()).limit(1)).scalar()
 
 
-def anchor(session: Session) -> Anchor:
-    """Walk the done checkpoints (a handful: one per pruned batch) and return the anchor."""
+def anchor(session: Session, partition: int) -> Anchor:
+    """Walk the partition's done checkpoints (a handful: one per pruned batch) and return its anchor."""
     prev_ck, prev_last, after, pruned = GENESIS, GENESIS, 0, 0
     last: AuditCheckpoint | None = None
-    pending = session.execute(select(AuditCheckpoint.id).where(AuditCheckpoint.status == "pending")
+    pending = session.execute(select(AuditCheckpoint.id).where(AuditCheckpoint.status == "pending",
+                                                               AuditCheckpoint.partition == partition)
                               .limit(1)).first() is not None
-    found = done_checkpoints(session)
+    found = done_checkpoints(session, partition)
     for ck in found:
         problem = None
         if ck.prev_hash != prev_ck:

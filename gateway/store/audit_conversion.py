@@ -20,6 +20,11 @@ original hash (:class:`audit_links.ConvertedCheck`): changing a converted entry,
 conversion entry, breaks the trail as any other change does.
 
 :func:`reindex_batch` moves the entries' keyed index to a new index key version (rotation).
+
+Every entry written before migration 0015 is in the system partition (migration 0018 put the
+whole older trail there; issue 23), and so is every conversion entry (it has no subject):
+each statement here names partition 0, except the re-indexing, a sweep of every partition by
+index value (a bounded job on distribution.py's allow-list).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
@@ -36,6 +41,7 @@ from gateway.store import audit, audit_links
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
 from gateway.store.models import AuditEntry, Patient
+from gateway.store.partitions import SYSTEM_PARTITION
 from gateway.store.raw import dialect_name
 
 DEFAULT_BATCH = 500
@@ -68,12 +74,14 @@ def _serialise(session: Session) -> None:
 
 
 def _about_patient_in_clear() -> ColumnElement[bool]:
-    return or_(AuditEntry.subject_ref.like("patient:%"), AuditEntry.actor.like("patient:%"))
+    return and_(AuditEntry.partition == SYSTEM_PARTITION,
+                or_(AuditEntry.subject_ref.like("patient:%"), AuditEntry.actor.like("patient:%")))
 
 
 def _last_commit(session: Session) -> tuple[int, str]:
     """The last converted id and the running digest, from the newest conversion entry."""
-    details = session.execute(select(AuditEntry.details).where(AuditEntry.action == audit_links.CONVERSION_ACTION)
+    details = session.execute(select(AuditEntry.details).where(AuditEntry.partition == SYSTEM_PARTITION,
+                                                               AuditEntry.action == audit_links.CONVERSION_ACTION)
                               .order_by(AuditEntry.id.desc()).limit(1)).scalar()
     if details is None:
         return 0, "0" * 64
@@ -105,7 +113,8 @@ def convert_batch(db: Database, keys: KeyService, *, actor: str, limit: int = DE
             assert patient_id is not None
             s = audit_links.seal(session, keys, patient_id, actor=row.actor, subject_ref=row.subject_ref,
                                  peer=row.peer, details=row.details)
-            result = session.execute(update(AuditEntry).where(AuditEntry.id == row.id, AuditEntry.hash_form.is_(None))
+            result = session.execute(update(AuditEntry).where(AuditEntry.partition == row.partition,
+                                                              AuditEntry.id == row.id, AuditEntry.hash_form.is_(None))
                                      .values(actor=s.actor, subject_ref=s.subject_ref, peer=s.peer, details=s.details,
                                              hash_form=audit_links.CONVERTED_FORM, patient_sealed=s.sealed,
                                              patient_data_key_id=s.data_key_id, patient_index=s.index,

@@ -8,6 +8,10 @@ covers), and binary columns (sealed parts) as ``{"base64": "..."}``: the stored 
 never opened, so a sealed patient link stays sealed in the file and the file verifies
 without any key.
 
+Since issue 23 a file holds a range of one audit partition (every line carries its
+``partition``; ids are unique over all partitions, so file names stay as they were); a file
+written before has no ``partition`` key: partition 0.
+
 Files are written atomically (a temporary file in the same folder, ``fsync``, ``rename``,
 then ``fsync`` of the folder), mode 0600, named after the range they hold. A file is
 checked against its checkpoint by ``verify_file``: chain inside the file, count, both
@@ -84,14 +88,16 @@ def decode_line(line: bytes) -> AuditEntry:
     missing = {"id", "prev_hash", "hash"} - values.keys()
     if missing:
         raise ExportError(f"missing column(s) {', '.join(sorted(missing))}")
+    values.setdefault("partition", 0)  # a file written before the partitioning (issue 23)
     return AuditEntry(**values)
 
 
-def stored_rows(session: Session, first_id: int, last_id: int) -> Iterator[dict[str, Any]]:
-    """The stored rows of ``first_id``..``last_id`` in id order, every column, by batches."""
+def stored_rows(session: Session, partition: int, first_id: int, last_id: int) -> Iterator[dict[str, Any]]:
+    """The partition's stored rows of ``first_id``..``last_id`` in id order, every column, by batches."""
     after = first_id - 1
     while True:
-        rows = session.execute(select(TABLE).where(TABLE.c.id > after, TABLE.c.id <= last_id)
+        rows = session.execute(select(TABLE).where(TABLE.c.partition == partition, TABLE.c.id > after,
+                                                   TABLE.c.id <= last_id)
                                .order_by(TABLE.c.id).limit(READ_BATCH)).mappings().all()
         if not rows:
             return
@@ -110,6 +116,7 @@ class ExportSummary:
     last_hash: str
     last_at: datetime
     sha256: str
+    partition: int = 0
 
 
 class ChainWalk:
@@ -121,6 +128,7 @@ class ChainWalk:
         self.first_id = self.last_id = self.entries = 0
         self.last_hash = GENESIS
         self.last_at: datetime | None = None
+        self.partition = 0
 
     def add(self, row: AuditEntry) -> None:
         if self.expected_prev is not None and row.prev_hash != self.expected_prev:
@@ -131,9 +139,11 @@ class ChainWalk:
         if row_hash(row.prev_hash, row) != row.hash:
             raise ExportError(f"entry #{row.id} was modified")
         if self.entries == 0:
-            self.first_prev, self.first_id = row.prev_hash, row.id
+            self.first_prev, self.first_id, self.partition = row.prev_hash, row.id, row.partition
         elif row.id <= self.last_id:
             raise ExportError(f"entry #{row.id} is out of order")
+        elif row.partition != self.partition:
+            raise ExportError(f"entry #{row.id} is of another partition ({row.partition}, not {self.partition})")
         self.expected_prev = self.last_hash = row.hash
         self.last_id, self.last_at = row.id, row.at
         self.entries += 1
@@ -142,7 +152,7 @@ class ChainWalk:
         if self.entries == 0 or self.first_prev is None or self.last_at is None:
             raise ExportError("no entries")
         return ExportSummary(self.entries, self.first_id, self.last_id, self.first_prev, self.last_hash, self.last_at,
-                       sha256)
+                             sha256, self.partition)
 
 
 def _sha256_of(path: Path) -> str | None:
@@ -214,9 +224,10 @@ def read_file(path: Path) -> ExportSummary:
 def match_checkpoint(session: Session, summary: ExportSummary) -> AuditCheckpoint:
     """The done checkpoint this export belongs to, every recorded figure compared."""
     ck = session.execute(select(AuditCheckpoint).where(AuditCheckpoint.status == "done",
+                                                       AuditCheckpoint.partition == summary.partition,
                                                        AuditCheckpoint.first_id == summary.first_id)).scalar()
     if ck is None:
-        raise ExportError(f"no checkpoint starts at entry #{summary.first_id}")
+        raise ExportError(f"no checkpoint of partition {summary.partition} starts at entry #{summary.first_id}")
     recorded = (ck.last_id, ck.entries, ck.first_prev_hash, ck.last_hash, ck.export_sha256)
     found = (summary.last_id, summary.entries, summary.first_prev_hash, summary.last_hash, summary.sha256)
     labels = ("last entry", "count", "first entry's previous hash", "last hash", "SHA-256 of the file")

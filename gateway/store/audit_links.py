@@ -193,6 +193,8 @@ def entries_about(session: Session, keys: KeyService, patient_id: int, *, subjec
     (the patient's own history), not those where the patient acted on something else;
     ``keep_shredded``: also the entries that can no longer be opened (a purged space, for the
     admin's page), shown as such."""
+    # A bounded fan-out over the partitions (distribution.py's allow-list): the partition comes
+    # from the index under the key version of the day the entry was written, unknown here.
     query = select(AuditEntry).where(about_clause(session, keys, patient_id))
     if before is not None:
         query = query.where(AuditEntry.id < before)
@@ -255,8 +257,8 @@ class ConvertedCheck:
     @classmethod
     def load(cls, session: Session, start: str = _GENESIS) -> ConvertedCheck:
         commits: dict[int, str] = {}
-        for details in session.execute(select(AuditEntry.details).where(
-                AuditEntry.action == CONVERSION_ACTION).order_by(AuditEntry.id)).scalars():
+        for details in session.execute(select(AuditEntry.details).where(  # no subject: partition 0
+                AuditEntry.partition == 0, AuditEntry.action == CONVERSION_ACTION).order_by(AuditEntry.id)).scalars():
             try:
                 found = json.loads(details)
                 commits[int(found["last_id"])] = str(found["digest"])

@@ -19,6 +19,11 @@ never half-done:
    deleted, the checkpoint becomes ``done`` with the count, both chain ends, the file's
    SHA-256 and its own chained hash. A crash before the commit changes nothing: the next
    run exports the same range again (same file, same bytes) and finishes.
+
+The trail is partitioned (issue 23): a batch is a prefix of one partition's chain, its
+checkpoint carries the partition, and its ``audit.pruned`` entry is appended to that
+partition (so the partition's chain goes on from the pruned range, never empty). Each
+statement names the partition; the partitions are visited one after the other.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from gateway.store.audit_export import (
 )
 from gateway.store.db import Database
 from gateway.store.models import AuditCheckpoint, AuditEntry
+from gateway.store.partitions import AUDIT_PARTITIONS
 
 RETENTION_LOCK = 0x4155444954_01  # "AUDIT" << 8 | 1: one claimer at a time across a cluster
 LEASE = timedelta(minutes=15)
@@ -108,15 +114,17 @@ class PruneResult:
 
 @dataclass(frozen=True)
 class _Claim:
+    partition: int
     checkpoint: int
     first_id: int
     last_id: int
     name: str
 
 
-def _due_bound(session: Session, cutoff: datetime) -> int | None:
-    """The first entry at or after the cutoff: only the entries before it (a prefix) are due."""
-    value = session.execute(select(func.min(AuditEntry.id)).where(AuditEntry.at >= cutoff)).scalar()
+def _due_bound(session: Session, partition: int, cutoff: datetime) -> int | None:
+    """The partition's first entry at or after the cutoff: only the entries before it (a prefix) are due."""
+    value = session.execute(select(func.min(AuditEntry.id)).where(AuditEntry.partition == partition,
+                                                                  AuditEntry.at >= cutoff)).scalar()
     return None if value is None else int(value)
 
 
@@ -126,12 +134,19 @@ def plan(session: Session, policy: RetentionPolicy, now: datetime) -> PrunePlan:
                               .order_by(AuditCheckpoint.id).limit(1)).scalar()
     if policy.days == 0:
         return PrunePlan(cutoff, 0, None, None, 0, pending)
-    query = select(func.count(), func.min(AuditEntry.id), func.max(AuditEntry.id)).where(AuditEntry.at < cutoff)
-    bound = _due_bound(session, cutoff)
-    if bound is not None:
-        query = query.where(AuditEntry.id < bound)
-    due, first, last = session.execute(query).one()
-    return PrunePlan(cutoff, int(due), first, last, math.ceil(int(due) / policy.batch_size), pending)
+    due, batches, firsts, lasts = 0, 0, [], []
+    for partition in range(AUDIT_PARTITIONS):
+        query = select(func.count(), func.min(AuditEntry.id), func.max(AuditEntry.id)).where(
+            AuditEntry.partition == partition, AuditEntry.at < cutoff)
+        bound = _due_bound(session, partition, cutoff)
+        if bound is not None:
+            query = query.where(AuditEntry.id < bound)
+        count, first, last = session.execute(query).one()
+        due += int(count)
+        batches += math.ceil(int(count) / policy.batch_size)
+        firsts += [first] if first is not None else []
+        lasts += [last] if last is not None else []
+    return PrunePlan(cutoff, due, min(firsts, default=None), max(lasts, default=None), batches, pending)
 
 
 def _try_lock(db: Database, session: Session) -> bool:
@@ -152,39 +167,47 @@ def _claim(db: Database, policy: RetentionPolicy, now: datetime, owner: str) -> 
             if live and pending.lease_owner != owner:
                 return BUSY
             pending.lease_owner, pending.lease_until = owner, now + LEASE
-            return _Claim(pending.id, pending.first_id, pending.last_id, pending.export_name)
+            return _Claim(pending.partition, pending.id, pending.first_id, pending.last_id, pending.export_name)
         cutoff = policy.cutoff(now)
-        oldest = session.execute(select(AuditEntry.at).order_by(AuditEntry.id).limit(1)).scalar()
-        if oldest is None or oldest >= cutoff:
-            return None  # the usual case at each period: one row read
-        head = session.execute(select(AuditEntry.id, AuditEntry.at).order_by(AuditEntry.id)
-                               .limit(policy.batch_size)).all()
-        ids = []
-        for entry_id, at in head:
-            if at >= cutoff:
-                break
-            ids.append(int(entry_id))
-        if not ids:
-            return None
-        name = export_name(ids[0], ids[-1])
-        ck = AuditCheckpoint(status="pending", first_id=ids[0], last_id=ids[-1], export_name=name,
-                             created_at=now, lease_owner=owner, lease_until=now + LEASE)
-        session.add(ck)
-        session.flush()
-        return _Claim(ck.id, ids[0], ids[-1], name)
+        for partition in range(AUDIT_PARTITIONS):
+            ids = _due_head(session, partition, cutoff, policy.batch_size)
+            if ids:
+                name = export_name(ids[0], ids[-1])
+                ck = AuditCheckpoint(partition=partition, status="pending", first_id=ids[0], last_id=ids[-1],
+                                     export_name=name, created_at=now, lease_owner=owner, lease_until=now + LEASE)
+                session.add(ck)
+                session.flush()
+                return _Claim(partition, ck.id, ids[0], ids[-1], name)
+        return None
+
+
+def _due_head(session: Session, partition: int, cutoff: datetime, limit: int) -> list[int]:
+    """The ids of the partition's oldest entries before the cutoff (at most ``limit``)."""
+    oldest = session.execute(select(AuditEntry.at).where(AuditEntry.partition == partition)
+                             .order_by(AuditEntry.id).limit(1)).scalar()
+    if oldest is None or oldest >= cutoff:
+        return []  # the usual case at each period: one row read per partition
+    head = session.execute(select(AuditEntry.id, AuditEntry.at).where(AuditEntry.partition == partition)
+                           .order_by(AuditEntry.id).limit(limit)).all()
+    ids = []
+    for entry_id, at in head:
+        if at >= cutoff:
+            break
+        ids.append(int(entry_id))
+    return ids
 
 
 def _export(db: Database, policy: RetentionPolicy, claim: _Claim) -> ExportSummary:
     """Write the claimed range's file (again, after a crash: the same bytes) and sum it up."""
     with db.read() as session:
-        start = anchor(session)
+        start = anchor(session, claim.partition)
     if not start.ok:
         raise RetentionError(f"audit checkpoint #{start.bad_checkpoint}: {start.problem}; nothing pruned")
     walk = ChainWalk(start.prev_hash)
 
     def lines() -> Iterator[bytes]:
         with db.read() as session:
-            for row in stored_rows(session, claim.first_id, claim.last_id):
+            for row in stored_rows(session, claim.partition, claim.first_id, claim.last_id):
                 walk.add(AuditEntry(**row))
                 yield encode_line(row)
 
@@ -208,20 +231,22 @@ def _finish(db: Database, claim: _Claim, summary: ExportSummary, now: datetime, 
         if ck is None or ck.status != "pending" or ck.lease_owner != owner:
             raise RetentionError(f"audit checkpoint #{claim.checkpoint} was taken over by another process; "
                                  "it finishes the prune")
-        in_range = (AuditEntry.id >= claim.first_id) & (AuditEntry.id <= claim.last_id)
+        in_range = (AuditEntry.partition == claim.partition) & (AuditEntry.id >= claim.first_id) & \
+            (AuditEntry.id <= claim.last_id)
         count, last = session.execute(select(func.count(), func.max(AuditEntry.id)).where(in_range)).one()
-        last_hash = session.execute(select(AuditEntry.hash).where(AuditEntry.id == last)).scalar()
+        last_hash = session.execute(select(AuditEntry.hash).where(AuditEntry.partition == claim.partition,
+                                                                  AuditEntry.id == last)).scalar()
         if (count, last_hash) != (summary.entries, summary.last_hash):
             raise RetentionError(f"audit entries #{claim.first_id}-#{claim.last_id} changed while exported; "
                                  "nothing pruned")
-        previous = done_checkpoints(session)
+        previous = done_checkpoints(session, claim.partition)
         prev_ck = previous[-1].hash if previous else GENESIS
         if summary.first_prev_hash != (previous[-1].last_hash if previous else GENESIS):
             raise RetentionError("the export does not follow the last checkpoint; nothing pruned")
-        audit.record(session, actor=actor, action=ACTION, now=now, details={
+        audit.record(session, actor=actor, action=ACTION, now=now, partition=claim.partition, details={
             "checkpoint": ck.id, "first_id": summary.first_id, "last_id": summary.last_id,
             "entries": summary.entries, "last_hash": summary.last_hash, "export": ck.export_name,
-            "export_sha256": summary.sha256})
+            "export_sha256": summary.sha256, "partition": claim.partition})
         session.execute(delete(AuditEntry).where(in_range).execution_options(synchronize_session=False))
         ck.status, ck.entries, ck.first_prev_hash, ck.last_hash = "done", summary.entries, \
             summary.first_prev_hash, summary.last_hash

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 # The outbound queue's distribution column ``bucket`` is a stable hash of the entry's uuid
 # modulo QUEUE_BUCKETS; the audit trail's ``partition`` a stable hash of its subject modulo
-# AUDIT_PARTITIONS (0: entries about no subject). Defined here until the queue/audit branch
-# (dist-audit-queue) lands; then this is the one definition both use.
-QUEUE_BUCKETS = 32
-AUDIT_PARTITIONS = 32
+# AUDIT_PARTITIONS (0: entries about no subject): both defined in gateway.store.partitions.
+from gateway.store.partitions import AUDIT_PARTITIONS, QUEUE_BUCKETS
+
+__all__ = ["AUDIT_PARTITIONS", "QUEUE_BUCKETS"]
 
 
 @dataclass(frozen=True)

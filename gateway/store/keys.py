@@ -45,7 +45,7 @@ from gateway.store.index_keys import (
     check_index,
     recorded_index_checks,
 )
-from gateway.store.models import DataKey, KeyCheck, Mailbox
+from gateway.store.models import DataKey, KeyCheck, Mailbox, QueueEntry
 
 log = logging.getLogger("gateway.keys")
 
@@ -483,6 +483,9 @@ class KeyService:
     def shred(self, session: Session, mailbox_id: int) -> int:
         """Crypto-shredding: destroy the mailbox's wrapped data keys. Returns how many."""
         ids = list(session.execute(select(DataKey.id).where(DataKey.mailbox_id == mailbox_id)).scalars())
+        if ids:  # no foreign key does it (issue 23): queue entries sealed under these keys lose the reference
+            session.execute(update(QueueEntry).where(QueueEntry.data_key_id.in_(ids)).values(data_key_id=None)
+                            .execution_options(synchronize_session=False))  # a bounded fan-out over the buckets
         session.execute(delete(DataKey).where(DataKey.mailbox_id == mailbox_id))
         self.forget(ids)
         return len(ids)

@@ -23,6 +23,8 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -374,13 +376,22 @@ class Conversation(Base):
 
 
 class QueueEntry(Base):
-    """One outbound delivery (one recipient domain) in the persistent queue (SPEC §7)."""
+    """One outbound delivery (one recipient domain) in the persistent queue (SPEC §7).
+
+    Distributed by ``bucket`` (issue 23, :func:`gateway.store.partitions.queue_bucket` of the
+    uuid): the primary key and the uuid's uniqueness include it. ``data_key_id`` has no foreign
+    key (a purge that shreds a key deletes or nulls the rows first)."""
 
     __tablename__ = "outbound_queue"
-    __table_args__ = (Index("ix_outbound_queue_due", "status", "next_attempt_at"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(32), unique=True)
-    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "id", name="pk_outbound_queue"),
+        UniqueConstraint("bucket", "uuid", name="uq_outbound_queue_bucket_uuid"),
+        Index("ix_outbound_queue_due", "bucket", "status", "next_attempt_at"),
+    )
+    bucket: Mapped[int] = mapped_column(SmallInteger)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(32))
+    data_key_id: Mapped[int | None] = mapped_column(BigId)  # no foreign key (issue 23)
     domain: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16), default="message")  # message|bounce|dsn|mdn|notification
     envelope_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # sender, recipients, DSN params
@@ -400,18 +411,29 @@ class QueueEntry(Base):
 
 
 class AuditEntry(Base):
-    """Tamper-evident audit trail: each row's hash covers the previous row's hash (SPEC §9)."""
+    """Tamper-evident audit trail: each row's hash covers the previous row's hash (SPEC §9).
+
+    Partitioned by subject (issue 23, :func:`gateway.store.partitions.audit_partition`): one
+    hash chain per partition, a fork impossible within one (``prev_hash`` unique per
+    partition); every partition's head is anchored in ``audit_anchors``."""
 
     __tablename__ = "audit_log"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    __table_args__ = (
+        PrimaryKeyConstraint("partition", "id", name="pk_audit_log"),
+        UniqueConstraint("partition", "prev_hash", name="uq_audit_log_partition_prev_hash"),  # a fork cannot commit
+        UniqueConstraint("partition", "hash", name="uq_audit_log_partition_hash"),
+        Index("ix_audit_log_partition", "partition"),  # SQLite: (partition, rowid), the tail lookup
+    )
+    partition: Mapped[int] = mapped_column(SmallInteger)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     actor: Mapped[str] = mapped_column(String(320))  # "admin:cli", "pro:<address>", "patient:<id>"
     action: Mapped[str] = mapped_column(String(64), index=True)
     subject_ref: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. "patient:<id>"
     peer: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never content
-    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # a fork cannot commit
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
     # An entry about a patient (issue 20, gateway/store/audit_links.py): the patient reference,
     # correspondent, peer and details sealed under the patient's data key; a keyed index of the
     # patient; hash_form 2 (the hash covers the sealed bytes). NULL: an entry in clear (form 1).
@@ -433,7 +455,13 @@ class AuditCheckpoint(Base):
     """
 
     __tablename__ = "audit_checkpoints"
+    __table_args__ = (
+        UniqueConstraint("partition", "last_hash", name="uq_audit_checkpoints_partition_last_hash"),
+        UniqueConstraint("partition", "prev_hash", name="uq_audit_checkpoints_partition_prev_hash"),
+        UniqueConstraint("partition", "hash", name="uq_audit_checkpoints_partition_hash"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    partition: Mapped[int] = mapped_column(SmallInteger, default=0)  # the audit partition it prunes
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done
     first_id: Mapped[int] = mapped_column(BigInteger)
     last_id: Mapped[int] = mapped_column(BigInteger)
@@ -443,12 +471,26 @@ class AuditCheckpoint(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     entries: Mapped[int | None] = mapped_column(BigInteger)
     first_prev_hash: Mapped[str | None] = mapped_column(String(64))
-    last_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    last_hash: Mapped[str | None] = mapped_column(String(64))
     last_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     export_sha256: Mapped[str | None] = mapped_column(String(64))
     pruned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    prev_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # the previous checkpoint's hash
-    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))  # the previous checkpoint's hash (same partition)
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """The global chain over the audit partitions (issue 23, ``gateway/store/audit_anchors.py``):
+    each row records every partition's head (``heads``: JSON ``{partition: [last id, hash]}``)
+    and is chained on the previous anchor, so a partition cut short or forked after an
+    anchor no longer matches it."""
+
+    __tablename__ = "audit_anchors"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    heads: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 class _ConsoleAccount:

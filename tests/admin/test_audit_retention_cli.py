@@ -77,8 +77,8 @@ def test_prune_then_verify_the_trail_and_the_export(world: World) -> None:
     code, out, err = cli(world.home, "audit", "verify", "--export", str(export))
     assert code == 0, err
     head, file_line = out.splitlines()
-    assert re.fullmatch(rf"audit trail intact: 1 entries from #\d+; {due:,} earlier entries \(until \S+\) pruned "
-                        r"behind 1 checkpoint\(s\)", head), out
+    assert re.fullmatch(rf"audit trail intact: 1 entries in 1 partition\(s\), 0 anchor\(s\) checked from #\d+; "
+                        rf"{due:,} earlier entries \(until \S+\) pruned behind 1 checkpoint\(s\)", head), out
     assert re.fullmatch(rf"{re.escape(str(export))}: {due:,} entries #{found[1]}-#{found[2]}, matches "
                         rf"checkpoint #1 \(pruned {LATER.year}-\S+\)", file_line), out
 

@@ -23,12 +23,14 @@ def _old_entries(world: World, ins: str, n: int) -> int:
         patient = by_ins(s, svc.keys, ins)
         assert patient is not None
         for i in range(n):
-            prev = s.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar() or audit.GENESIS
+            prev = s.execute(select(AuditEntry.hash).where(AuditEntry.partition == 0)
+                         .order_by(AuditEntry.id.desc()).limit(1)).scalar() or audit.GENESIS
             details = json.dumps({"message": i}, separators=(",", ":"))
             digest = audit.entry_hash(prev, AT, "pro:dr@clinic.test", "mail.deliver", f"patient:{patient.id}",
                                       "192.0.2.4", details)
-            s.execute(text("INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash)"
-                           " VALUES (:at, 'pro:dr@clinic.test', 'mail.deliver', :sub, '192.0.2.4', :d, :p, :h)"),
+            s.execute(text("INSERT INTO audit_log (partition, at, actor, action, subject_ref, peer, details, prev_hash,"
+                       " hash)"
+                           " VALUES (0, :at, 'pro:dr@clinic.test', 'mail.deliver', :sub, '192.0.2.4', :d, :p, :h)"),
                       {"at": AT, "sub": f"patient:{patient.id}", "d": details, "p": prev, "h": digest})
         return patient.id
 

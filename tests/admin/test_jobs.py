@@ -25,6 +25,7 @@ from gateway.store.models import (
     ProAccount,
     QueueEntry,
 )
+from gateway.store.partitions import queue_bucket
 from gateway.testing.store import Store
 from routing.ins import synthetic_ins
 
@@ -143,7 +144,9 @@ def test_queue_expiry_hands_entries_to_the_worker(store: Store) -> None:
     with store.db.write() as session:
         for i, (expires, lease) in enumerate([(T0 - timedelta(hours=1), None), (T0 + timedelta(hours=1), None),
                                               (T0 - timedelta(hours=1), T0 + timedelta(minutes=5))]):
-            session.add(QueueEntry(uuid=f"{i:032x}", domain="ets.example", envelope_sealed=b"e", message_sealed=b"m",
+            uuid = f"{i:032x}"
+            session.add(QueueEntry(bucket=queue_bucket(uuid), uuid=uuid, domain="ets.example", envelope_sealed=b"e",
+                                   message_sealed=b"m",
                                    size=1, status="pending", attempts=1, created_at=T0 - timedelta(days=5),
                                    next_attempt_at=T0 + timedelta(hours=2), expires_at=expires, lease_until=lease))
     assert _run(store, "queue-expiry", T0) == {"marked_due": 1}
@@ -163,9 +166,9 @@ def test_every_job_is_audited_once_per_run_that_changes_something(store: Store) 
         run_job(store.db, store.keys, CFG, name, later)
     with store.db.read() as session:
         rows = session.execute(select(AuditEntry).where(AuditEntry.id > before)).scalars().all()
-    assert sorted(r.action for r in rows) == ["jobs.expire-codes", "jobs.open-mailboxes"]
+    assert sorted(r.action for r in rows) == ["jobs.audit-anchor", "jobs.expire-codes", "jobs.open-mailboxes"]
     assert all(r.actor == "system:jobs" for r in rows)
-    assert all('"opened":2' in r.details or '"expired":2' in r.details for r in rows)
+    assert all('"opened":2' in r.details or '"expired":2' in r.details or r.details == '{"anchored":1}' for r in rows)
 
 
 def test_a_purge_removes_the_pieces_of_large_messages_at_once(store: Store) -> None:

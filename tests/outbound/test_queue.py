@@ -20,7 +20,7 @@ MESSAGE = b"From: dr@clinic.test\r\nSubject: secret subject\r\n\r\nsecret body\r
 SCHEDULE = (5, 15, 60)
 
 
-def _enqueue(store: Store, n: int = 1, *, now: datetime = T0, domain: str = "remote.test") -> list[int]:
+def _enqueue(store: Store, n: int = 1, *, now: datetime = T0, domain: str = "remote.test") -> list[str]:
     ids = []
     with store.db.write() as s:
         for i in range(n):
@@ -28,7 +28,7 @@ def _enqueue(store: Store, n: int = 1, *, now: datetime = T0, domain: str = "rem
                 s, store.keys, domain=domain, mail_from="dr@clinic.test",
                 recipients=[QueuedRecipient(f"a{i}@remote.test", ("FAILURE", "DELAY"), f"rfc822;a{i}@remote.test")],
                 message=MESSAGE, ret="HDRS", envid=f"env{i}", now=now, max_age=timedelta(hours=120))
-            ids.append(entry.id)
+            ids.append(entry.uuid)
     return ids
 
 
@@ -45,7 +45,7 @@ def _ok(entry: ClaimedEntry) -> list[RecipientResult]:
 def test_enqueue_seals_and_claim_opens(store: Store) -> None:
     [entry_id] = _enqueue(store)
     with store.db.read() as s:
-        row = s.get(QueueEntry, entry_id)
+        row = queue.entry(s, entry_id)
         assert row is not None and row.status == "pending" and row.size == len(MESSAGE)
         assert row.expires_at == T0 + timedelta(hours=120)
         assert b"secret" not in row.message_sealed and b"dr@clinic.test" not in row.envelope_sealed
@@ -59,7 +59,7 @@ def test_enqueue_seals_and_claim_opens(store: Store) -> None:
 def test_sealed_rows_cannot_be_swapped(store: Store) -> None:
     a, b = _enqueue(store, 2)
     with store.db.write() as s:
-        ra, rb = s.get(QueueEntry, a), s.get(QueueEntry, b)
+        ra, rb = queue.entry(s, a), queue.entry(s, b)
         assert ra is not None and rb is not None
         ra.message_sealed, rb.message_sealed = rb.message_sealed, ra.message_sealed
     store.keys.forget()
@@ -72,9 +72,9 @@ def test_complete_marks_sent_and_audits_without_addresses(store: Store) -> None:
     _enqueue(store)
     [claimed] = _claim(store)
     with store.db.write() as s:
-        assert queue.complete(s, store.keys, claimed.id, claimed.owner, _ok(claimed), now=T0)
+        assert queue.complete(s, store.keys, claimed.uuid, claimed.owner, _ok(claimed), now=T0)
     with store.db.read() as s:
-        row = s.get(QueueEntry, claimed.id)
+        row = queue.entry(s, claimed.uuid)
         assert row is not None and row.status == "sent" and row.finished_at == T0 and row.lease_owner is None
         [audit] = s.execute(select(AuditEntry)).scalars().all()
         assert audit.actor == "system:queue" and audit.action == "queue.delivered"
@@ -90,12 +90,12 @@ def test_only_the_lease_holder_writes_results(store: Store) -> None:
     [second] = _claim(store, "w2", now=later)  # w1 died (or stalled): lease ran out
     assert second.id == first.id and second.attempts == 2
     with store.db.write() as s:
-        assert not queue.complete(s, store.keys, first.id, first.owner, _ok(first), now=later)
-        assert queue.fail(s, store.keys, first.id, first.owner, error="x", now=later) is False
+        assert not queue.complete(s, store.keys, first.uuid, first.owner, _ok(first), now=later)
+        assert queue.fail(s, store.keys, first.uuid, first.owner, error="x", now=later) is False
     with store.db.write() as s:
-        assert queue.complete(s, store.keys, second.id, second.owner, _ok(second), now=later)
+        assert queue.complete(s, store.keys, second.uuid, second.owner, _ok(second), now=later)
         # no second transition
-        assert not queue.complete(s, store.keys, second.id, second.owner, _ok(second), now=later)
+        assert not queue.complete(s, store.keys, second.uuid, second.owner, _ok(second), now=later)
 
 
 def test_same_owner_name_gets_a_new_lease_token(store: Store) -> None:
@@ -104,7 +104,7 @@ def test_same_owner_name_gets_a_new_lease_token(store: Store) -> None:
     [again] = _claim(store, "w1", now=T0 + LEASE)  # e.g. restarted with the same id
     assert first.owner != again.owner
     with store.db.write() as s:
-        assert not queue.complete(s, store.keys, first.id, first.owner, _ok(first), now=T0 + LEASE)
+        assert not queue.complete(s, store.keys, first.uuid, first.owner, _ok(first), now=T0 + LEASE)
 
 
 def test_reschedule_follows_the_backoff_and_keeps_remaining_recipients(store: Store) -> None:
@@ -123,7 +123,7 @@ def test_reschedule_follows_the_backoff_and_keeps_remaining_recipients(store: St
         if attempt == 1:
             results.insert(0, RecipientResult(a, "delivered", 250, "2.0.0", "smtp; 250 ok"))
         with store.db.write() as s:
-            nxt = queue.reschedule(s, store.keys, claimed.id, claimed.owner,
+            nxt = queue.reschedule(s, store.keys, claimed.uuid, claimed.owner,
                                    envelope=claimed.envelope.with_recipients((b,)), results=results,
                                    now=now, retry_schedule_minutes=SCHEDULE)
         assert nxt == now + timedelta(minutes=minutes)
@@ -132,7 +132,7 @@ def test_reschedule_follows_the_backoff_and_keeps_remaining_recipients(store: St
     [claimed] = _claim(store, now=now)
     assert [r.address for r in claimed.envelope.recipients] == ["b@remote.test"]
     with store.db.read() as s:
-        row = s.get(QueueEntry, claimed.id)
+        row = queue.entry(s, claimed.uuid)
         # Issue 20: a reply can quote an address or an identifier; only the codes stay in clear.
         assert row is not None and row.last_error == "451 4.3.0 451 4.3.0" and row.last_error_sealed is not None
         opened = queue.open_error(s, store.keys, row)
@@ -155,15 +155,15 @@ def test_reschedule_never_goes_past_expiry_and_expired_entries_are_due(store: St
                       max_age=timedelta(minutes=10))
     [claimed] = _claim(store)
     with store.db.write() as s:
-        nxt = queue.reschedule(s, store.keys, claimed.id, claimed.owner, envelope=claimed.envelope, results=[],
+        nxt = queue.reschedule(s, store.keys, claimed.uuid, claimed.owner, envelope=claimed.envelope, results=[],
                                now=T0, retry_schedule_minutes=(60,))
     assert nxt == T0 + timedelta(minutes=10)
     [again] = _claim(store, now=T0 + timedelta(minutes=10))
     with store.db.write() as s:
-        assert queue.fail(s, store.keys, again.id, again.owner, error="4.4.7 expired", now=again.expires_at,
+        assert queue.fail(s, store.keys, again.uuid, again.owner, error="4.4.7 expired", now=again.expires_at,
                           expired=True)
     with store.db.read() as s:
-        row = s.get(QueueEntry, again.id)
+        row = queue.entry(s, again.uuid)
         assert row is not None and row.status == "expired"
         assert s.execute(select(AuditEntry.action).order_by(AuditEntry.id.desc()).limit(1)).scalar() == "queue.expired"
 
@@ -211,6 +211,6 @@ def test_stats(store: Store) -> None:
     _enqueue(store, 2)
     [claimed, _other] = _claim(store)
     with store.db.write() as s:
-        queue.complete(s, store.keys, claimed.id, claimed.owner, _ok(claimed), now=T0)
+        queue.complete(s, store.keys, claimed.uuid, claimed.owner, _ok(claimed), now=T0)
     with store.db.read() as s:
         assert queue.stats(s) == {"pending": 1, "sent": 1}

@@ -20,7 +20,7 @@ from gateway.outbound.process import Context
 from gateway.outbound.queue import QueuedRecipient
 from gateway.outbound.worker import OutboundWorker, start_worker
 from gateway.settings import QueueSettings
-from gateway.store.models import AuditEntry, QueueEntry
+from gateway.store.models import AuditEntry
 from gateway.testing.store import Store
 from tests.outbound.peer import PeerController, PeerHandler, add_signing_domain
 
@@ -63,15 +63,15 @@ class Rig:
     handler: PeerHandler
     dkim_txt: str
 
-    def enqueue(self, *rcpts: QueuedRecipient, ret: str | None = None) -> int:
+    def enqueue(self, *rcpts: QueuedRecipient, ret: str | None = None) -> str:
         with self.store.db.write() as s:
             return queue.enqueue(s, self.store.keys, domain="remote.test", mail_from="dr@clinic.test",
                                  recipients=list(rcpts), message=MESSAGE, ret=ret, envid="E1",
-                                 now=self.clock.now, max_age=timedelta(hours=SETTINGS.max_age_hours)).id
+                                 now=self.clock.now, max_age=timedelta(hours=SETTINGS.max_age_hours)).uuid
 
-    def row(self, entry_id: int) -> tuple[str, int, datetime]:
+    def row(self, entry_id: str) -> tuple[str, int, datetime]:
         with self.store.db.read() as s:
-            r = s.get(QueueEntry, entry_id)
+            r = queue.entry(s, entry_id)
             assert r is not None
             return r.status, r.attempts, r.next_attempt_at
 
@@ -177,7 +177,7 @@ async def test_local_submit_failure_is_retried(rig: Rig) -> None:
     with rig.store.db.write() as s:
         entry = queue.enqueue(s, rig.store.keys, domain="clinic.test", mail_from=None,
                               recipients=[QueuedRecipient("dr@clinic.test")], message=MESSAGE, kind="dsn",
-                              now=T0, max_age=timedelta(hours=1)).id
+                              now=T0, max_age=timedelta(hours=1)).uuid
     rig.submitted.fail = True
     assert await asyncio.wait_for(rig.worker.drain(), 30) == ["deferred"]
     rig.submitted.fail = False

@@ -35,11 +35,11 @@ async def test_local_delivery_refused_for_a_document_bounces_with_its_status(rig
     with rig.store.db.write() as s:
         entry = queue.enqueue(s, rig.store.keys, domain="patients.gateway.test", mail_from="dr@clinic.test",
                               recipients=[QueuedRecipient("p@patients.gateway.test")], message=MESSAGE,
-                              kind="message", now=T0, max_age=timedelta(hours=1)).id
+                              kind="message", now=T0, max_age=timedelta(hours=1)).uuid
     outcomes = await asyncio.wait_for(rig.worker.drain(), 30)
     assert outcomes[0] == "bounced"  # at the first attempt: permanent, not retried
     with rig.store.db.read() as s:
-        row = s.get(QueueEntry, entry)
+        row = queue.entry(s, entry)
         assert row is not None and row.status == "bounced" and row.last_error is not None
         error = queue.open_error(s, rig.store.keys, row)  # the reply text is sealed (issue 20)
         assert "5.7.1" in row.last_error and "another patient" not in row.last_error  # codes only in clear

@@ -11,7 +11,6 @@ from datetime import timedelta
 from gateway.delivery.pipeline import MailboxFull
 from gateway.outbound import queue
 from gateway.outbound.queue import QueuedRecipient
-from gateway.store.models import QueueEntry
 from tests.outbound.test_worker import MESSAGE, T0, Rig, rig  # noqa: F401 (the fixture)
 
 
@@ -34,10 +33,10 @@ async def test_local_notice_to_a_full_mailbox_is_retried_as_mailbox_full(rig: Ri
     with rig.store.db.write() as s:
         entry = queue.enqueue(s, rig.store.keys, domain="clinic.test", mail_from=None,
                               recipients=[QueuedRecipient("dr@clinic.test")], message=MESSAGE, kind="dsn",
-                              now=T0, max_age=timedelta(hours=1)).id
+                              now=T0, max_age=timedelta(hours=1)).uuid
     assert await asyncio.wait_for(rig.worker.drain(), 30) == ["deferred"]
     with rig.store.db.read() as s:
-        row = s.get(QueueEntry, entry)
+        row = queue.entry(s, entry)
         assert row is not None and row.status == "pending" and row.last_error is not None
         error = queue.open_error(s, rig.store.keys, row)
         assert error is not None and "4.2.2" in error and "mailbox full" in error and "mailbox" not in row.last_error

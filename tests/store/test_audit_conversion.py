@@ -31,11 +31,13 @@ def _old_entry(store: Store, actor: str, action: str, subject: str | None, peer:
     """An entry as the previous release wrote it: in clear, hashed in form 1."""
     detail_text = json.dumps(details, sort_keys=True, separators=(",", ":"))
     with store.db.write() as s:
-        prev = s.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar() or audit.GENESIS
+        prev = s.execute(select(AuditEntry.hash).where(AuditEntry.partition == 0)
+                         .order_by(AuditEntry.id.desc()).limit(1)).scalar() or audit.GENESIS
         at = NOW + timedelta(seconds=s.execute(select(AuditEntry.id).order_by(AuditEntry.id.desc())).scalar() or 0)
         digest = audit.entry_hash(prev, at, actor, action, subject, peer, detail_text)
-        s.execute(text("INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash)"
-                       " VALUES (:at, :actor, :action, :sub, :peer, :details, :prev, :hash)"),
+        s.execute(text("INSERT INTO audit_log (partition, at, actor, action, subject_ref, peer, details, prev_hash,"
+                       " hash)"
+                       " VALUES (0, :at, :actor, :action, :sub, :peer, :details, :prev, :hash)"),
                   {"at": at, "actor": actor, "action": action, "sub": subject, "peer": peer, "details": detail_text,
                    "prev": prev, "hash": digest})
 

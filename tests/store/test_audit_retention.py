@@ -57,9 +57,10 @@ def _sha(text: str) -> str:
 
 
 def test_export_file_byte_for_byte(store: Store, tmp_path: Path) -> None:
-    """Every stored column, keys sorted, compact, ASCII, one line per entry; the file is 0600."""
+    """Every stored column, keys sorted, compact, ASCII, one line per entry; the file is 0600.
+    (Both entries without subject: one partition, 0, one batch.)"""
     with store.db.write() as s:
-        audit.record(s, actor="admin:cli:zoé", action="test.event", subject_ref="pro:9", peer=None,
+        audit.record(s, actor="admin:cli:zoé", action="test.event", subject_ref=None, peer=None,
                      details={"n": 1}, now=datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
         audit.record(s, actor="system:jobs", action="jobs.x", details={}, now=datetime(2025, 1, 2, 3, 4, 6, tzinfo=UTC))
     _fill(store.db, 1, RECENT)
@@ -69,18 +70,18 @@ def test_export_file_byte_for_byte(store: Store, tmp_path: Path) -> None:
         first, second = s.execute(select(AuditCheckpoint.first_id, AuditCheckpoint.last_id)).one()
     # The hashes, recomputed here from the documented canonical form.
     c1 = ('{"action":"test.event","actor":"admin:cli:zo\\u00e9","at":"2025-01-02T03:04:05.678901+00:00",'
-          '"details":"{\\"n\\":1}","peer":null,"subject":"pro:9"}')
+          '"details":"{\\"n\\":1}","peer":null,"subject":null}')
     h1 = hashlib.sha256(GENESIS.encode() + c1.encode()).hexdigest()
     c2 = ('{"action":"jobs.x","actor":"system:jobs","at":"2025-01-02T03:04:06.000000+00:00",'
           '"details":"{}","peer":null,"subject":null}')
     h2 = hashlib.sha256(h1.encode() + c2.encode()).hexdigest()
     expected = (
         '{"action":"test.event","actor":"admin:cli:zo\\u00e9","at":"2025-01-02T03:04:05.678901+00:00",'
-        f'"details":"{{\\"n\\":1}}","hash":"{h1}","hash_form":null,"id":{first},"patient_data_key_id":null,'
+        f'"details":"{{\\"n\\":1}}","hash":"{h1}","hash_form":null,"id":{first},"partition":0,"patient_data_key_id":null,'
         '"patient_index":null,"patient_index_version":null,"patient_sealed":null,"peer":null,'
-        f'"prev_hash":"{GENESIS}","subject_ref":"pro:9"}}\n'
+        f'"prev_hash":"{GENESIS}","subject_ref":null}}\n'
         '{"action":"jobs.x","actor":"system:jobs","at":"2025-01-02T03:04:06.000000+00:00",'
-        f'"details":"{{}}","hash":"{h2}","hash_form":null,"id":{second},"patient_data_key_id":null,'
+        f'"details":"{{}}","hash":"{h2}","hash_form":null,"id":{second},"partition":0,"patient_data_key_id":null,'
         '"patient_index":null,"patient_index_version":null,"patient_sealed":null,"peer":null,'
         f'"prev_hash":"{h1}","subject_ref":null}}\n'
     ).encode("ascii")

@@ -224,10 +224,12 @@ def test_entries_written_before_keep_verifying_and_are_found(store: Store) -> No
     pid, _, ins = _patient(store, 11, email=None)
     with store.db.write() as s:
         audit.record(s, actor="admin:cli", action="test.first")
-        prev = s.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar_one()
+        prev = s.execute(select(AuditEntry.hash).where(AuditEntry.partition == 0)
+                         .order_by(AuditEntry.id.desc()).limit(1)).scalar_one()
         digest = audit.entry_hash(prev, NOW, "admin:cli", "patient.close", f"patient:{pid}", None, "{}")
-        s.execute(text("INSERT INTO audit_log (at, actor, action, subject_ref, peer, details, prev_hash, hash)"
-                       " VALUES (:at, 'admin:cli', 'patient.close', :sub, NULL, '{}', :prev, :hash)"),
+        s.execute(text("INSERT INTO audit_log (partition, at, actor, action, subject_ref, peer, details, prev_hash,"
+                       " hash)"
+                       " VALUES (0, :at, 'admin:cli', 'patient.close', :sub, NULL, '{}', :prev, :hash)"),
                   {"at": NOW, "sub": f"patient:{pid}", "prev": prev, "hash": digest})
     with store.db.write() as s:
         audit.record(s, actor="admin:cli", action="admin.patient.lookup", subject_ref=f"patient:{pid}",

@@ -123,10 +123,10 @@ def _queue_errors(live: LiveGateway, world: World, ins: str, email: str) -> None
         first, second = queue.claim_due(s, svc.keys, owner="judge", now=now, lease=timedelta(minutes=5), limit=2)
     with svc.db.write() as s:
         (rcpt,) = first.envelope.recipients
-        assert queue.reschedule(s, svc.keys, first.id, first.owner, envelope=first.envelope,
+        assert queue.reschedule(s, svc.keys, first.uuid, first.owner, envelope=first.envelope,
                                 results=[RecipientResult(rcpt, "temporary", 450, "4.2.0", quoting)],
                                 now=now, retry_schedule_minutes=[5]) is not None
-        assert queue.fail(s, svc.keys, second.id, second.owner, error=quoting, now=now)
+        assert queue.fail(s, svc.keys, second.uuid, second.owner, error=quoting, now=now)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.store import migrate
 from gateway.store.db import Database
+from gateway.store.partitions import queue_bucket
 
 NOW = "2027-01-01 00:00:00"
 OLDEST = "0001"  # its downgrade drops the whole schema: the walk stops there
@@ -87,9 +88,10 @@ def _seed(conn: Connection) -> None:
     conn.execute(text("INSERT INTO trusted_domains (name, dkim_policy, tls_required, status, origin, created_at,"
                       " modified_at, dkim_required) VALUES ('op.test', 'none', true, 'active', 'manual', :at, :at,"
                       " false)"), {"at": NOW})
-    conn.execute(text("INSERT INTO outbound_queue (uuid, domain, kind, envelope_sealed, message_sealed, size,"
-                      " status, attempts, created_at, next_attempt_at, expires_at) VALUES ('q1', 'op.test',"
-                      " 'relay', :b, :b, 1, 'queued', 0, :at, :at, :at)"), {"at": NOW, "b": b"\0"})
+    conn.execute(text("INSERT INTO outbound_queue (bucket, uuid, domain, kind, envelope_sealed, message_sealed,"
+                      " size, status, attempts, created_at, next_attempt_at, expires_at) VALUES (:q, 'q1',"
+                      " 'op.test', 'relay', :b, :b, 1, 'queued', 0, :at, :at, :at)"),
+                 {"at": NOW, "b": b"\0", "q": queue_bucket("q1")})
 
 
 def test_downgrades_step_by_step_then_upgrade_keep_every_row(db_url: str) -> None:

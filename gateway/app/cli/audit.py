@@ -1,5 +1,8 @@
-"""``gateway audit verify [--export FILE...]``, ``gateway audit prune [--dry-run]`` and
-``gateway audit seal-links``.
+"""``gateway audit verify [--export FILE...]``, ``gateway audit anchor``, ``gateway audit prune [--dry-run]``
+and ``gateway audit seal-links``.
+
+The trail is partitioned by subject, one hash chain per partition, and ``anchor`` records every
+partition's head in a global chain (``gateway/store/audit_anchors.py``) that ``verify`` checks.
 
 Retention (``[audit]``, ``gateway/store/audit_retention.py``): entries older than
 ``audit.retention_days`` are exported to ``audit.export_dir`` and pruned behind a
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from gateway.app.cli.common import Leaf, Node, UserError, emit_json, services
 from gateway.app.cli.jobs import parse_now
 from gateway.operations import audit_trail
 from gateway.operations.common import cli_actor
-from gateway.store import audit_conversion
+from gateway.store import audit, audit_conversion
 from gateway.store.audit_retention import RetentionError, RetentionPolicy, plan, prune
 
 SEAL_LINKS_EPILOG = """\
@@ -39,6 +42,10 @@ def register(aud: Node, leaf: Leaf) -> None:
              cmd_audit_verify)
     p.add_argument("--export", metavar="FILE", type=Path, nargs="+", default=[],
                    help="also check these export files (audit-*.jsonl) against their checkpoints")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = leaf(aud, "anchor", "record every audit partition's head in the global anchor chain now (gateway serve "
+                            "also does it as the audit-anchor job), so that verify finds a partition cut short or "
+                            "forked after it", cmd_audit_anchor)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = leaf(aud, "prune", "export the entries older than audit.retention_days to audit.export_dir, then prune "
                            "them behind a checkpoint (gateway serve also runs this as the audit-retention job)",
@@ -73,14 +80,19 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         return 0 if report["ok"] and all(f["ok"] for f in files) else 1
     status = 0
     if report["ok"]:
-        print(f"audit trail intact: {report['entries']} entries{_start(report)}")
+        print(f"audit trail intact: {report['entries']} entries in {report['partitions']} partition(s), "
+              f"{report['anchors']} anchor(s) checked{_start(report)}")
         if report["prune_pending"]:
             print("a prune is under way (its entries are still in the trail): the next run finishes it")
     elif report["bad_checkpoint"] is not None:
-        print(f"audit trail BROKEN at checkpoint #{report['bad_checkpoint']}: {report['problem']}", file=sys.stderr)
+        print(f"audit trail BROKEN at checkpoint #{report['bad_checkpoint']}{_where(report)}: {report['problem']}",
+              file=sys.stderr)
+        status = 1
+    elif report["first_bad_id"] is None:
+        print(f"audit trail BROKEN{_where(report)}: {report['problem']}", file=sys.stderr)
         status = 1
     else:
-        print(f"audit trail BROKEN at entry #{report['first_bad_id']}: {report['problem']} "
+        print(f"audit trail BROKEN at entry #{report['first_bad_id']}{_where(report)}: {report['problem']} "
               f"({report['entries']} entries verified before it)", file=sys.stderr)
         status = 1
     for f in files:
@@ -91,6 +103,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             print(f"{f['file']}: does NOT verify: {f['problem']}", file=sys.stderr)
             status = 1
     return status
+
+
+def _where(report: dict[str, Any]) -> str:
+    return "" if report.get("partition") is None else f" (partition {report['partition']})"
+
+
+def cmd_audit_anchor(args: argparse.Namespace) -> int:
+    with services(args) as svc, svc.db.write() as session:
+        row = audit.anchor_heads(session, datetime.now(UTC), force=True)
+        assert row is not None  # forced
+        result = {"anchor": row.id, "at": row.at.isoformat(), "hash": row.hash, "partitions": len(audit.heads_of(row))}
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"anchor #{result['anchor']}: the heads of {result['partitions']} audit partitions recorded "
+              f"(hash {result['hash']})")
+    return 0
 
 
 def cmd_audit_prune(args: argparse.Namespace) -> int:
