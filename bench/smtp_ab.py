@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -55,9 +56,8 @@ class Side(compare.Gateway):
 
     def start(self) -> None:
         log = (self.home / "serve.log").open("wb")
-        import subprocess
-        self.proc = subprocess.Popen([str(compare.VENV_BIN / "python"), str(self.repo / "bench" / "gateway_serve.py"),
-                                      str(self.home)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        argv = [str(compare.VENV_BIN / "python"), str(self.repo / "bench" / "gateway_serve.py"), str(self.home)]
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
                                      stdin=subprocess.DEVNULL, cwd=self.repo)
         if not compare.wait_port(self.ports["mx"], 60):
             self.stop()

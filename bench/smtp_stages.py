@@ -5,7 +5,8 @@
 Makes a temporary home (``make_home`` + ``world.populate``: SQLite, WAL, synchronous=FULL,
 encryption at rest), builds a message shaped like ``smtp-source -l SIZE`` (short header, lines of
 about 80 octets), then runs, ``--reps`` times, the stages the MX runs for it in order, each timed
-on its own (thread CPU time and wall time, medians; glibc's mmap threshold fixed as the servers fix it): the shell's joins of the socket reads
+on its own (thread CPU time and wall time, medians; glibc's mmap threshold fixed as the servers
+fix it): the shell's joins of the socket reads
 (``--read`` octets each, asyncio's read size), the DATA reader (:mod:`smtp.dataparse`), the header
 parse (:func:`gateway.delivery.headers.parse_headers`), the trace headers, the XDM look
 (:func:`gateway.mailstore.xdm.found_in`), the summary and its encoding, the seal (AES-GCM), the
@@ -27,16 +28,18 @@ import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
+from functools import partial  # noqa: E402
 from typing import Any  # noqa: E402
 
 from gateway.app.context import Location, open_services  # noqa: E402
+from gateway.app.memory import return_large_blocks  # noqa: E402
 from gateway.delivery import pipeline as pipeline_module  # noqa: E402
 from gateway.delivery.directory import Directory, LocalTarget  # noqa: E402
-from gateway.app.memory import return_large_blocks  # noqa: E402
 from gateway.delivery.headers import parse_headers, trace_prefix  # noqa: E402
 from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt  # noqa: E402
 from gateway.mailstore import chunks, summaries, xdm  # noqa: E402
 from gateway.mailstore.sealed import seal_copy  # noqa: E402
+from gateway.store.keys import MailboxKey  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
 from gateway.testing.world import populate  # noqa: E402
 from routing.address import parse_address  # noqa: E402
@@ -56,6 +59,37 @@ def timed(stages: dict[str, list[tuple[float, float]]], name: str, fn: Callable[
     out = fn()
     stages[name].append((time.thread_time() - c0, time.perf_counter() - w0))
     return out
+
+
+def repetition(stages: dict[str, list[tuple[float, float]]], reads: list[bytes], raw: bytes, size: int,
+               pipeline: Pipeline, key: MailboxKey, inbound: Inbound) -> None:
+    """The stages once, in the MX's order."""
+    # SmtpConnection.read joins what arrived since the last read (one read each, here)
+    timed(stages, "shell: join of each read", lambda: [b"".join([r]) for r in reads])
+
+    def data() -> bytes:
+        reader = DataReader(size + 1024)
+        out: Any = None
+        for r in reads:
+            out = reader.feed(r)
+        assert isinstance(out, Done)
+        return out.message
+    got: bytes = timed(stages, "DATA reader (smtp.dataparse)", data)
+    assert got == raw
+    info = timed(stages, "header parse (parse_headers)", partial(parse_headers, got))
+    at = datetime.now(UTC)
+    prefix, _ = timed(stages, "trace headers (Received: in front)", partial(
+        trace_prefix, info, hostname="mx.gateway.test", helo="bench.test", peer="127.0.0.1", protocol="ESMTP",
+        queue_id="0123456789abcdef", now=at))
+    found = timed(stages, "XDM look (xdm.found_in)", partial(xdm.found_in, info.parsed, pipeline.documents.limits))
+    summary = timed(stages, "summary (summarise)", partial(
+        pipeline_module._stamped_summary, info.parsed, got, prefix, added=None, health=found))
+    encoded = timed(stages, "summary encode (JSON)", partial(summaries.encode, summary))
+    copy = timed(stages, "seal (AES-GCM)", partial(seal_copy, key, (prefix, got), encoded))
+    stored = timed(stages, "pieces written (chunks.store)", partial(chunks.store, pipeline.db, copy, at))
+    if stored is not copy:
+        chunks.discard(pipeline.db, copy.uuid)
+    timed(stages, "whole Pipeline.deliver_sync", partial(pipeline.deliver_sync, inbound, got))
 
 
 def main() -> None:
@@ -84,32 +118,7 @@ def main() -> None:
     key = pipeline._keys([target])[target.mailbox_id]
     stages: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for _ in range(args.reps):
-        # SmtpConnection.read joins what arrived since the last read (one read each, here)
-        timed(stages, "shell: join of each read", lambda: [b"".join([r]) for r in reads])
-
-        def data() -> bytes:
-            reader = DataReader(args.size + 1024)
-            out: Any = None
-            for r in reads:
-                out = reader.feed(r)
-            assert isinstance(out, Done)
-            return out.message
-        got = timed(stages, "DATA reader (smtp.dataparse)", data)
-        assert got == raw
-        info = timed(stages, "header parse (parse_headers)", lambda: parse_headers(got))
-        at = datetime.now(UTC)
-        prefix, mid = timed(stages, "trace headers (Received: in front)", lambda: trace_prefix(
-            info, hostname="mx.gateway.test", helo="bench.test", peer="127.0.0.1", protocol="ESMTP",
-            queue_id="0123456789abcdef", now=at))
-        found = timed(stages, "XDM look (xdm.found_in)", lambda: xdm.found_in(info.parsed, pipeline.documents.limits))
-        summary = timed(stages, "summary (summarise)", lambda: pipeline_module._stamped_summary(
-            info.parsed, got, prefix, added=None, health=found))
-        encoded = timed(stages, "summary encode (JSON)", lambda: summaries.encode(summary))
-        copy = timed(stages, "seal (AES-GCM)", lambda: seal_copy(key, (prefix, got), encoded))
-        stored = timed(stages, "pieces written (chunks.store)", lambda: chunks.store(svc.db, copy, at))
-        if stored is not copy:
-            chunks.discard(svc.db, copy.uuid)
-        timed(stages, "whole Pipeline.deliver_sync", lambda: pipeline.deliver_sync(inbound, got))
+        repetition(stages, reads, raw, args.size, pipeline, key, inbound)
     print(f"{args.size} octets, {len(reads)} reads of {args.read}, {args.reps} repetitions (medians)")
     print(f"{'stage':<40} {'CPU ms':>8} {'wall ms':>8}")
     for name, values in stages.items():
