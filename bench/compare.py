@@ -327,6 +327,8 @@ def run_big(targets: list[SmtpTarget], reps: int, count: int, res: Results, dead
                 res.series("big.during_p50", t.name).add(statistics.median(during) if during else float("nan"))
                 res.series("big.during_max", t.name).add(max(during) if during else float("nan"))
                 res.series("big.raise", t.name).add((max(during) if during else 0) - statistics.median(base))
+                # the probe's messages are in the tree's CPU above: how many per 20 MiB message
+                res.series("big.probes", t.name).add(len(during) / count)
             except Exception as exc:
                 rate.error = str(exc)[:160]
             print(f"  {load.label:<34} {t.name:<16} rep {rep + 1}: {rate.show('{:.2f}')}", flush=True)
@@ -471,6 +473,9 @@ def table(res: Results, smtp_loads: list[SmtpLoad]) -> str:
                          ("big.raise", "latency raise (max during − idle p50)")):
             g, pm, pd = get(m, "gateway"), get(m, "postfix-maildir"), get(m, "postfix-discard")
             out.append(f"| {label} | ms | {g.show('{:.1f}')} | {pm.show('{:.1f}')} | – | {pd.show('{:.1f}')} | – |")
+        g, pm, pd = (get("big.probes", n) for n in ("gateway", "postfix-maildir", "postfix-discard"))
+        out.append(f"| probe messages per 20 MiB message (their CPU is in the 20 MiB CPU ms/msg) | count | "
+                   f"{g.show('{:.0f}')} | {pm.show('{:.0f}')} | – | {pd.show('{:.0f}')} | – |")
     out += ["", "Ratios: gateway/reference for msg/s (higher is better); reference/gateway for CPU and memory "
             "(higher is better: above 1 the gateway uses less).", ""]
     out += ["### IMAP (5,000 × 10 KiB in INBOX; plaintext LOGIN on loopback for both)", "",
