@@ -244,6 +244,8 @@ def run_big(targets: list[SmtpTarget], reps: int, count: int, res: Results, dead
                 res.series("big.during_p50", t.name).add(statistics.median(during) if during else float("nan"))
                 res.series("big.during_max", t.name).add(max(during) if during else float("nan"))
                 res.series("big.raise", t.name).add((max(during) if during else 0) - statistics.median(base))
+                # the probe's messages are in the tree's CPU above: how many per 20 MiB message
+                res.series("big.probes", t.name).add(len(during) / count)
             except Exception as exc:
                 rate.error = str(exc)[:160]
             print(f"  {load.label:<34} {t.name:<16} rep {rep + 1}: {rate.show('{:.2f}')}", flush=True)

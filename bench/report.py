@@ -24,6 +24,9 @@ BIG_LATENCY = (("big.idle_p50", "10 KiB probe latency idle, p50"),
                ("big.during_p50", "probe latency during 20 MiB, p50"),
                ("big.during_max", "probe latency during 20 MiB, max"),
                ("big.raise", "latency raise (max during − idle p50)"))
+# The probe's 10 KiB messages go through the same server during the 20 MiB load: their CPU is
+# in that row's CPU ms/msg, so the table says how many there were per 20 MiB message.
+BIG_PROBES = ("big.probes", "probe messages per 20 MiB message (their CPU is in the 20 MiB CPU ms/msg)")
 IMAP_ROWS = (("imap.headers", "LOGIN+SELECT+UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)", "s", "{:.3f}", False),
              ("imap.headers_cpu_ms", "  server CPU for it", "ms", "{:.0f}", False),
              ("imap.bodies", "LOGIN+SELECT+UID FETCH 1:* BODY.PEEK[]", "s", "{:.3f}", False),
@@ -142,6 +145,8 @@ def _smtp(res: Results, smtp: _Table, smtp_loads: list[tuple[str, str]]) -> list
     for measure, label in BIG_LATENCY:
         if measure in res.data:
             out.append(smtp.row(label, "ms", measure, "{:.1f}", None))
+    if BIG_PROBES[0] in res.data:
+        out.append(smtp.row(BIG_PROBES[1], "count", BIG_PROBES[0], "{:.0f}", None))
     out += ["", "Ratios: gateway/reference for msg/s (higher is better); reference/gateway for CPU and memory "
             "(higher is better: above 1 the gateway uses less). \"2 nodes / 1 node\": the same, two nodes "
             "against one (above 1, two nodes do better). Two nodes: each load split in halves, one "

@@ -15,7 +15,7 @@ Pure: no file or socket I/O; randomness is a parameter (``os.urandom`` by defaul
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -100,28 +100,35 @@ def _gcm_associated(version: int, associated: bytes) -> bytes:
     return bytes([version]) + associated
 
 
-def seal(key: bytes, plaintext: bytes, associated: bytes, *, rand: Random = os.urandom) -> bytes:
+def seal(key: bytes, plaintext: bytes | Sequence[bytes], associated: bytes, *, rand: Random = os.urandom) -> bytes:
     """Encrypt and authenticate ``plaintext`` under ``key``, bound to ``associated``.
 
     Returns ``version || nonce || ciphertext || tag``. A fresh random nonce is drawn for
-    every call (NIST SP 800-38D §8.2.2, RBG-based construction).
+    every call (NIST SP 800-38D §8.2.2, RBG-based construction). ``plaintext`` may be given
+    in parts (a header put in front of a received message): the blob is the seal of their
+    concatenation, which is never made. Above :data:`ONE_SHOT_MAX` the blob is built once,
+    from the GCM steps (issue 22: each extra copy of a 20 MiB message cost ~18 ms of CPU in
+    page faults).
     """
     _check_key(key)
     nonce = rand(NONCE_BYTES)
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"random source returned {len(nonce)} bytes, expected {NONCE_BYTES}")
     header = bytes([BLOB_VERSION]) + nonce
-    if len(plaintext) <= ONE_SHOT_MAX:
-        return header + AESGCM(key).encrypt(nonce, plaintext, _gcm_associated(BLOB_VERSION, associated))
+    parts = (plaintext,) if isinstance(plaintext, bytes | bytearray | memoryview) else tuple(plaintext)
+    if sum(len(p) for p in parts) <= ONE_SHOT_MAX:
+        whole = parts[0] if len(parts) == 1 else b"".join(parts)
+        return header + AESGCM(key).encrypt(nonce, whole, _gcm_associated(BLOB_VERSION, associated))
     encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
     encryptor.authenticate_additional_data(_gcm_associated(BLOB_VERSION, associated))
-    out = bytearray(header)
-    view = memoryview(plaintext)
-    for start in range(0, len(view), STEP_BYTES):
-        out += encryptor.update(view[start:start + STEP_BYTES])
-    out += encryptor.finalize()
-    out += encryptor.tag
-    return bytes(out)
+    out = [header]
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), STEP_BYTES):
+            out.append(encryptor.update(view[start:start + STEP_BYTES]))
+    out.append(encryptor.finalize())
+    out.append(encryptor.tag)
+    return b"".join(out)
 
 
 def open_sealed(key: bytes, blob: bytes, associated: bytes) -> bytes:

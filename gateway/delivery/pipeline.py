@@ -32,7 +32,7 @@ from gateway.delivery.documents import (
     queue_dsn,
     record_refusals,
 )
-from gateway.delivery.headers import HeaderInfo, parse_headers, trace_headers
+from gateway.delivery.headers import HeaderInfo, parse_headers, trace_prefix
 from gateway.mailstore import adoption, chunks, conversations, parsing, summaries, xdm
 from gateway.mailstore.messages import insert_sealed
 from gateway.mailstore.quota import QuotaDefaults, QuotaExceeded, reserve
@@ -115,7 +115,8 @@ class _Job:
 
     inbound: Inbound
     info: HeaderInfo
-    stamped: bytes
+    prefix: bytes  # the trace headers put in front of ``raw`` (headers.trace_prefix)
+    raw: bytes  # the message as received
     message_id: str
     queue_id: str
     at: datetime
@@ -125,6 +126,16 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Delivered | None = None
     error: BaseException | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.prefix) + len(self.raw)
+
+    @property
+    def stamped(self) -> bytes:
+        """The message as stored, in one piece: only for a queue entry (remote copy, DSN). The
+        local copies are sealed from the two parts without joining them."""
+        return self.prefix + self.raw
 
 
 _P = Patient.__table__.c
@@ -142,17 +153,17 @@ def _fail_jobs(group: list[_Job], error: BaseException) -> None:
             job.done.set()
 
 
-def _stamped_summary(parsed: parsing.Parsed, raw: bytes, stamped: bytes, *, added: str | None,
+def _stamped_summary(parsed: parsing.Parsed, raw: bytes, prefix: bytes, *, added: str | None,
                      health: Found | None) -> summaries.Summary:
     """The summary of the stored (stamped) bytes from the parse of the received ones.
 
-    ``trace_headers`` only puts header lines in front (``Received:``, and ``Message-ID:`` when
+    ``trace_prefix`` only puts header lines in front (``Received:``, and ``Message-ID:`` when
     there was none, given as ``added``): the parts, their sizes and every other header are
     unchanged. A message whose first line is folded white space would fold into the line put
     in front of it; only such a message is parsed again, as stored.
     """
     if raw[:1] in (b" ", b"\t"):
-        return summaries.summarise(parsing.parse(stamped), health=health, examine=False)
+        return summaries.summarise(parsing.parse(prefix + raw), health=health, examine=False)
     return summaries.summarise(parsed, message_id=added, health=health, examine=False)
 
 
@@ -203,7 +214,7 @@ class Pipeline:
             except Exception:  # a hook never undoes a committed delivery
                 log.exception("after-commit hook failed", extra={"queue_id": job.queue_id})
         log.info("delivered", extra={"queue_id": job.queue_id, "local": done.local, "queued": done.queued,
-                                     "size": len(job.stamped), "actor_kind": inbound.actor.split(":")[0]})
+                                     "size": job.size, "actor_kind": inbound.actor.split(":")[0]})
         return done
 
     def _prepare(self, inbound: Inbound, raw: bytes, at: datetime) -> _Job:
@@ -213,10 +224,10 @@ class Pipeline:
             else parse_headers(raw)
         assert info.parsed is not None
         queue_id = secrets.token_hex(8)
-        stamped, message_id = trace_headers(raw, info, hostname=self.hostname, helo=inbound.helo,
-                                            peer=inbound.peer, protocol=inbound.protocol, queue_id=queue_id, now=at)
+        prefix, message_id = trace_prefix(info, hostname=self.hostname, helo=inbound.helo, peer=inbound.peer,
+                                          protocol=inbound.protocol, queue_id=queue_id, now=at)
         found = xdm.found_in(info.parsed, self.documents.limits) if self.documents.check else None
-        summary = _stamped_summary(info.parsed, raw, stamped, added=None if info.message_id else message_id,
+        summary = _stamped_summary(info.parsed, raw, prefix, added=None if info.message_id else message_id,
                                    health=found)
         refused = self._refusals(inbound, found, queue_id)
         seen: set[int] = {r.target.mailbox_id for r in refused}  # a refused mailbox gets no copy
@@ -234,10 +245,10 @@ class Pipeline:
         if targets:
             keys = self._keys([t for t, _, _ in targets])
             encoded = summaries.encode(summary)
-            copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], stamped, encoded))
+            copies = [_Copy(t, folder, flags, seal_copy(keys[t.mailbox_id], (prefix, raw), encoded))
                       for t, folder, flags in targets]
         documents = summary.shown.documents if inbound.kind == "message" else 0
-        return _Job(inbound, info, stamped, message_id, queue_id, at, tuple(copies), documents, tuple(refused))
+        return _Job(inbound, info, prefix, raw, message_id, queue_id, at, tuple(copies), documents, tuple(refused))
 
     def _refusals(self, inbound: Inbound, found: Found | None, queue_id: str) -> list[Refusal]:
         """Patient recipients refused for the documents (:mod:`gateway.delivery.documents`)."""
@@ -369,7 +380,7 @@ class Pipeline:
         self._check_quota(session, job)
         touched: list[int] = []
         local = self._store_local(session, job, touched)
-        queued = self._queue_remote(session, job.inbound, job.stamped, job.at)
+        queued = self._queue_remote(session, job)
         if job.refused:
             inbound = job.inbound
             record_refusals(session, self.keys, job.refused, actor=inbound.actor, peer=inbound.peer,
@@ -429,11 +440,13 @@ class Pipeline:
             audit.record(session, actor="system", action="patient.notify", subject_ref=f"patient:{patient_id}",
                          now=at, details={"entry": entry.uuid}, keys=self.keys)
 
-    def _queue_remote(self, session: Session, inbound: Inbound, stamped: bytes, at: datetime) -> int:
+    def _queue_remote(self, session: Session, job: _Job) -> int:
+        inbound, at = job.inbound, job.at
         by_domain: dict[str, list[QueuedRecipient]] = defaultdict(list)
         for r in inbound.recipients:
             if isinstance(r.target, RemoteTarget):
                 by_domain[r.target.domain].append(QueuedRecipient(str(r.address), r.notify, r.orcpt))
+        stamped = job.stamped if by_domain else b""  # joined only for a queue entry
         for domain, rcpts in sorted(by_domain.items()):
             entry = enqueue(session, self.keys, domain=domain,
                             mail_from=str(inbound.mail_from) if inbound.mail_from else None, recipients=rcpts,

@@ -17,6 +17,7 @@ rule is checked there (SPEC §8):
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
@@ -68,10 +69,12 @@ class SealedRow:
     summary: bytes | None = None
 
 
-def seal_copy(key: MailboxKey, raw: bytes, summary: bytes | None = None) -> SealedCopy:
-    """Seal ``raw`` (and its encoded summary) for ``key``'s mailbox under a fresh uuid."""
+def seal_copy(key: MailboxKey, raw: bytes | Sequence[bytes], summary: bytes | None = None) -> SealedCopy:
+    """Seal ``raw`` (and its encoded summary) for ``key``'s mailbox under a fresh uuid; ``raw``
+    may be given in parts (trace headers, then the message as received), sealed as one."""
     uuid = secrets.token_hex(16)
-    return SealedCopy(key, uuid, len(raw), key.seal(_MESSAGE, uuid, raw),
+    size = len(raw) if isinstance(raw, bytes) else sum(len(p) for p in raw)
+    return SealedCopy(key, uuid, size, key.seal(_MESSAGE, uuid, raw),
                       key.seal(_SUMMARY, uuid, summary) if summary is not None else None)
 
 

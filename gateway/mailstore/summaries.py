@@ -67,7 +67,7 @@ class Summary:
 def summarise(parsed: Parsed, *, message_id: str | None = None,
               health: health_model.Found | None = None, examine: bool = True) -> Summary:
     """The summary of a parsed message; ``message_id``: the one the pipeline added in front
-    (``trace_headers``), when the message had none; ``health``: the documents the pipeline
+    (``trace_prefix``), when the message had none; ``health``: the documents the pipeline
     already found (:func:`gateway.mailstore.xdm.found_in`), else examined here unless
     ``examine`` is false (``[health_documents] check = false``: left ``None``)."""
     root, msg = parsed.root, parsed.headers

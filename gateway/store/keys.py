@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -77,7 +77,7 @@ class MailboxKey:
     data_key_id: int
     key: bytes
 
-    def seal(self, purpose: str, item: str, plaintext: bytes) -> bytes:
+    def seal(self, purpose: str, item: str, plaintext: bytes | Sequence[bytes]) -> bytes:
         return seal(self.key, plaintext, aad(purpose, self.mailbox_uid, item))
 
     def open(self, purpose: str, item: str, blob: bytes) -> bytes:

@@ -161,8 +161,10 @@ def envelope(part: Part) -> Envelope:
     )
 
 
-def _lines(body: bytes) -> int:
-    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+def _lines(part: Part) -> int:
+    """Lines of the body, counted in place (a 20 MiB body is not copied to be counted)."""
+    raw, start, end = part.raw, part.body_start, part.end
+    return raw.count(b"\n", start, end) + (1 if end > start and raw[end - 1] != 0x0A else 0)
 
 
 def bodystructure(part: Part) -> BodyStructure:
@@ -183,15 +185,14 @@ def bodystructure(part: Part) -> BodyStructure:
     params = _params(msg, "content-type")
     if maintype == "text" and not any(k == "CHARSET" for k, _ in params):
         params = (("CHARSET", "US-ASCII"), *params)  # RFC 2045 §5.2 default
-    body = part.body
     inner = part.message
     return BodyStructure(
         maintype.upper(), subtype.upper(), params,
         id=_header(msg, "Content-ID"),
         description=_header(msg, "Content-Description"),
         encoding=(_header(msg, "Content-Transfer-Encoding") or "7BIT").upper(),
-        size=len(body),
-        lines=_lines(body) if maintype == "text" or inner is not None else None,
+        size=max(0, part.end - part.body_start),
+        lines=_lines(part) if maintype == "text" or inner is not None else None,
         envelope=envelope(inner) if inner is not None else None,
         body=bodystructure(inner) if inner is not None else None,
         md5=_header(msg, "Content-MD5"),

@@ -205,3 +205,15 @@ def test_stepped_gcm_gives_the_one_shot_bytes_and_checks_the_tag(size: int) -> N
             open_sealed(KEY, bytes(bad), AD)
     with pytest.raises(DecryptionError):
         open_sealed(KEY, blob, AD + b"x")
+
+
+@pytest.mark.parametrize("sizes", [(0, 100), (90, ONE_SHOT_MAX - 90), (90, ONE_SHOT_MAX), (130, 3 * STEP_BYTES + 17),
+                                   (STEP_BYTES + 5, STEP_BYTES - 3, 0, 11)])
+def test_a_plaintext_in_parts_seals_as_their_concatenation(sizes: tuple[int, ...]) -> None:
+    """Issue 22: the trace headers and the received message are sealed without being joined;
+    the blob is the one of the joined bytes (same nonce), on both sides of ONE_SHOT_MAX."""
+    parts = [os.urandom(n) for n in sizes]
+    nonce = b"\x09" * NONCE_BYTES
+    blob = seal(KEY, parts, AD, rand=lambda n: nonce)
+    assert blob == seal(KEY, b"".join(parts), AD, rand=lambda n: nonce)
+    assert open_sealed(KEY, blob, AD) == b"".join(parts)

@@ -56,20 +56,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_smtp_process(args: argparse.Namespace) -> int:
-    from gateway.app.smtp_process import serve_smtp_process
-    from gateway.delivery.smtp_processes import parse_sockets
+    """The same start as ``python -m gateway ... smtp-process`` (:func:`gateway.app.smtp_process.main`)."""
+    from gateway.app.smtp_process import main
 
-    _ignore_sighup_until_ready()
-    try:
-        sockets = parse_sockets(args.socket)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if not sockets:
-        raise UserError("smtp-process needs at least one --socket (it is started by 'gateway serve')")
-    with services(args, migrate_schema=False) as svc:
-        configure_logging(svc.settings.logging)
-        try:
-            asyncio.run(serve_smtp_process(svc, sockets, args.notices))
-        except OSError as exc:
-            raise UserError(f"cannot accept on the inherited sockets: {exc.strerror or exc}") from None
-    return 0
+    argv = [word for name in ("config", "home") if getattr(args, name, None)
+            for word in (f"--{name}", getattr(args, name))]
+    argv += ["smtp-process", "--notices", str(args.notices)]
+    argv += [word for spec in args.socket for word in ("--socket", spec)]
+    return main(argv)
