@@ -33,6 +33,8 @@ the quota triggers of 0011 recreated, now matching the folder on the mailbox too
 
 from __future__ import annotations
 
+import warnings
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -214,18 +216,22 @@ def _upgrade_sqlite() -> None:
                                  ["mailbox_id", "id"], ondelete="CASCADE")
     for statement in _sqlite_triggers(grouped=True):
         op.execute(statement)
-    with op.batch_alter_table("expunged_uids") as batch:
-        batch.alter_column("mailbox_id", nullable=False)
-        batch.drop_constraint("fk_expunged_uids_folder_id_folders", type_="foreignkey")
-        batch.create_primary_key("pk_expunged_uids", ["mailbox_id", "folder_id", "uid"])
-        batch.create_foreign_key("fk_expunged_uids_folder_folders", "folders", ["mailbox_id", "folder_id"],
-                                 ["mailbox_id", "id"], ondelete="CASCADE")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Table '_alembic_tmp_", sa.exc.SAWarning)
+        with op.batch_alter_table("expunged_uids") as batch:
+            batch.alter_column("mailbox_id", nullable=False)
+            batch.drop_constraint("fk_expunged_uids_folder_id_folders", type_="foreignkey")
+            batch.create_primary_key("pk_expunged_uids", ["mailbox_id", "folder_id", "uid"])
+            batch.create_foreign_key("fk_expunged_uids_folder_folders", "folders", ["mailbox_id", "folder_id"],
+                                     ["mailbox_id", "id"], ondelete="CASCADE")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_constraint("fk_conversations_data_key_id_data_keys", type_="foreignkey")
         batch.drop_constraint("uq_conversations_uuid", type_="unique")
         batch.create_unique_constraint("uq_conversations_uuid", ["mailbox_id", "uuid"])
-    with op.batch_alter_table("message_chunks") as batch:
-        batch.create_primary_key("pk_message_chunks", ["mailbox_id", "message_uuid", "seq"])
+    with warnings.catch_warnings():  # SQLAlchemy notes the reflected key differs: that is the change
+        warnings.filterwarnings("ignore", "Table '_alembic_tmp_", sa.exc.SAWarning)
+        with op.batch_alter_table("message_chunks") as batch:
+            batch.create_primary_key("pk_message_chunks", ["mailbox_id", "message_uuid", "seq"])
     with op.batch_alter_table("mailboxes") as batch:
         batch.drop_constraint("uq_mailboxes_uid", type_="unique")
     with op.batch_alter_table("patients") as batch:
@@ -288,6 +294,19 @@ def _downgrade_postgresql() -> None:
 
 
 def _downgrade_sqlite() -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Table '_alembic_tmp_", sa.exc.SAWarning)
+        _downgrade_sqlite_tables()
+    for statement in _sqlite_triggers(grouped=False):
+        op.execute(statement)
+    for table, column, referred, ondelete in DROPPED:
+        with op.batch_alter_table(table) as batch:
+            batch.create_foreign_key(f"fk_{table}_{column}_{referred}", referred, [column], ["id"],
+                                     ondelete=ondelete)
+    op.drop_index("uq_folders_mailbox_id_id", table_name="folders")
+
+
+def _downgrade_sqlite_tables() -> None:
     with op.batch_alter_table("patients") as batch:
         batch.alter_column("mailbox_id", existing_type=sa.Integer(), nullable=True)
         batch.create_unique_constraint("uq_patients_ins", ["ins"])
@@ -313,10 +332,3 @@ def _downgrade_sqlite() -> None:
         batch.drop_column("mailbox_id")
         batch.create_foreign_key("fk_messages_folder_id_folders", "folders", ["folder_id"], ["id"],
                                  ondelete="CASCADE")
-    for statement in _sqlite_triggers(grouped=False):
-        op.execute(statement)
-    for table, column, referred, ondelete in DROPPED:
-        with op.batch_alter_table(table) as batch:
-            batch.create_foreign_key(f"fk_{table}_{column}_{referred}", referred, [column], ["id"],
-                                     ondelete=ondelete)
-    op.drop_index("uq_folders_mailbox_id_id", table_name="folders")
