@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    ForeignKeyConstraint,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,

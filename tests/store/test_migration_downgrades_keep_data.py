@@ -71,8 +71,8 @@ def _seed(conn: Connection) -> None:
         for uid in (1, 2, 3):
             conn.execute(text("INSERT INTO messages (mailbox_id, folder_id, uid, uuid, flags, internal_date, size,"
                               " modseq, sealed) VALUES (:mb, :f, :u, :uuid, '', :at, :size, :u, :b)"),
-                         {"mb": mailbox, "f": folder, "u": uid, "uuid": f"m{folder}-{uid}", "at": NOW, "size": 100 * uid,
-                          "b": b"\0"})
+                         {"mb": mailbox, "f": folder, "u": uid, "uuid": f"m{folder}-{uid}", "at": NOW,
+                          "size": 100 * uid, "b": b"\0"})
     conn.execute(text("INSERT INTO subscriptions (mailbox_id, name) VALUES (7, 'F70'), (7, 'Gone')"))
     conn.execute(text("INSERT INTO expunged_uids (mailbox_id, folder_id, uid, modseq) VALUES (7, 70, 9, 2)"))
     conn.execute(text("INSERT INTO patients (id, ins, mailbox_id, state, provisioned_at, opposition_deadline,"

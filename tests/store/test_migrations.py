@@ -18,9 +18,10 @@ def test_upgrade_reaches_head_and_matches_models(db_url: str) -> None:
         migrate.upgrade(db.engine)
         assert migrate.is_up_to_date(db.engine)
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={
+            context = MigrationContext.configure(conn, opts={
                 "compare_type": True,
-                "include_name": lambda name, type_, _parent: not (type_ == "index" and name in SQLITE_ONLY)}), Base.metadata)
+                "include_name": lambda name, type_, _parent: not (type_ == "index" and name in SQLITE_ONLY)})
+            diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         migrate.upgrade(db.engine)  # idempotent
         assert migrate.current_revision(db.engine) == migrate.head_revision()

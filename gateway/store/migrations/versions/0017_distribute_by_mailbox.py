@@ -99,7 +99,7 @@ BEGIN
         WHERE {on.format(a='o')};
     END IF;
     RETURN NULL;
-END $$""",
+END $$""",  # noqa: S608 (constants only)
         """CREATE OR REPLACE FUNCTION messages_usage_move() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     """ + _SUB.format(r="OLD", mb=old) + """;
