@@ -83,8 +83,8 @@ def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_i
 
 
 def get(session: Session, keys: KeyService, mailbox_id: int, conversation_id: int) -> OpenConversation | None:
-    row = session.get(Conversation, conversation_id)
-    if row is None or row.mailbox_id != mailbox_id or row.data_key_id is None:
+    row = session.get(Conversation, (mailbox_id, conversation_id))
+    if row is None or row.data_key_id is None:
         return None
     return OpenConversation(row, _open(keys.by_id(session, row.data_key_id), row))
 

@@ -114,8 +114,8 @@ def keep(session: Session, to_store: dict[int, bytes]) -> None:
 
 
 def conversation(session: Session, mailbox_id: int, conversation_id: int) -> ConversationState | None:
-    found = session.get(Conversation, conversation_id)
-    if found is None or found.mailbox_id != mailbox_id:
+    found = session.get(Conversation, (mailbox_id, conversation_id))
+    if found is None:
         return None
     return ConversationState(found.id, found.ended_at is not None)
 

@@ -28,6 +28,7 @@ from gateway.store.db import Database
 from gateway.store.index_keys import record_index_checks
 from gateway.store.keys import KeyService, _dk_aad
 from gateway.store.models import Patient
+from gateway.testing.store import by_id
 from routing.ins import synthetic_ins
 
 NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
@@ -126,7 +127,7 @@ def test_conversion_while_serving_then_no_ins_in_any_table(db: Database, ring: M
     with db.read() as session:
         assert conv.pending_conversion(session) == 0
         for one, patient_id in zip(ins, ids, strict=True):
-            patient = session.get(Patient, patient_id)
+            patient = by_id(session, Patient, patient_id)
             assert patient is not None and patient.ins == f"#{patient_id}" and patient.ins_index_version == 1
             assert patient_ins(session, keys, patient) == one  # the sealed copy opens
     assert _contains_ins(_dump(db), ins) == []

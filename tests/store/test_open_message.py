@@ -38,7 +38,7 @@ def test_a_message_of_mailbox_a_does_not_open_through_mailbox_b(store: Store) ->
     with store.db.write() as s:
         stored = append_message(s, store.keys, a, "INBOX", RAW, summary=b"{}")
     with store.db.read() as s:
-        row = sealed_row(s, stored.message_id)
+        row = sealed_row(s, a, stored.message_id)
         assert row is not None and row.mailbox_id == a
         assert open_message(s, store.keys, a, row) == RAW
         assert open_summary(s, store.keys, a, row) == b"{}"
@@ -64,9 +64,10 @@ def test_a_row_moved_into_another_mailbox_with_its_key_does_not_open(store: Stor
         stored = append_message(s, store.keys, a, "INBOX", RAW)
         inbox_b = find_folder(s, b, "INBOX")
         assert inbox_b is not None
-        s.execute(update(Message).where(Message.id == stored.message_id).values(folder_id=inbox_b.id, uid=77))
+        s.execute(update(Message).where(Message.id == stored.message_id)
+                  .values(mailbox_id=b, folder_id=inbox_b.id, uid=77))
     with store.db.read() as s:
-        row = sealed_row(s, stored.message_id)
+        row = sealed_row(s, b, stored.message_id)
         assert row is not None and row.mailbox_id == b  # the folder says B, the key says A
         with pytest.raises(NotThisMailbox):
             open_message(s, store.keys, b, row)
