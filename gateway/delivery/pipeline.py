@@ -280,7 +280,7 @@ class Pipeline:
         """The pieces of copies whose row will never be written (best effort)."""
         for copy in copies:
             if copy.sealed.sealed == chunks.CHUNKED:
-                chunks.discard(self.db, copy.sealed.uuid)
+                chunks.discard(self.db, copy.sealed.key.mailbox_id, copy.sealed.uuid)
 
     def _keys(self, targets: list[LocalTarget]) -> dict[int, MailboxKey]:
         """Each target mailbox's data key: from this process's cache when the RCPT lookup named it."""

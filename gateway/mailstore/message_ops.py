@@ -120,8 +120,8 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_
     return found, to_store
 
 
-def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
-    summaries.store(session, sealed)
+def store_summaries(session: Session, mailbox_id: int, sealed: dict[int, bytes]) -> None:
+    summaries.store(session, mailbox_id, sealed)
 
 
 def _reserve(session: Session, mailbox_id: int, defaults: quota.QuotaDefaults, octets: int, count: int) -> None:

@@ -87,7 +87,7 @@ def test_rows_without_a_summary_or_with_an_older_one_get_one_computed_and_kept(s
     subjects = {x.row.id: x.summary.shown.subject for x in listed}
     assert subjects[bare] == "bare" and subjects[older] == "v1" and subjects[delivered] == "Résultats détaillés"
     with store.db.write() as s:
-        inbox.keep(s, to_store)
+        inbox.keep(s, mailbox_id, to_store)
     with store.db.read() as s:
         _, again = inbox.summarised(s, store.keys, mailbox_id, inbox.rows(s, mailbox_id, ["INBOX"]))
     assert again == {}
