@@ -37,7 +37,8 @@ def read_objects(session: Session, mailbox_id: int, folder_id: int,
                    Message.internal_date)
             .outerjoin(Conversation, (Conversation.mailbox_id == Message.mailbox_id)
                        & (Conversation.id == Message.conversation_id))
-            .where(Message.mailbox_id == mailbox_id, Message.folder_id == folder_id, Message.uid.in_(uids[i : i + IN_CHUNK]))
+            .where(Message.mailbox_id == mailbox_id, Message.folder_id == folder_id,
+                   Message.uid.in_(uids[i : i + IN_CHUNK]))
         ).all()
         for uid, uuid, email_id, conversation, saved_at, internal_date in rows:
             thread = None if conversation is None else _digest("T", conversation)

@@ -94,7 +94,8 @@ def test_swapped_rows_fail(store: Store) -> None:
         # And c's row moved into the first mailbox's folder with its own key: the owner check refuses.
         inbox_first = find_folder(s, first, "INBOX")
         assert inbox_first is not None
-        s.execute(update(Message).where(Message.id == c.message_id).values(folder_id=inbox_first.id, uid=99))
+        s.execute(update(Message).where(Message.id == c.message_id)
+                  .values(mailbox_id=first, folder_id=inbox_first.id, uid=99))
     keys = KeyService(store.ring)
     for message_id in (a.message_id, b.message_id, c.message_id):
         with store.db.read() as s, pytest.raises(DecryptionError):
