@@ -90,6 +90,7 @@ def provision(
     )
     ins_index.fill(patient, index, version, mk, ins)
     session.add(patient)
+    ins_index.enter(session, patient)
     session.flush()
     return Provisioned(patient, code)
 
