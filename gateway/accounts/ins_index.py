@@ -235,7 +235,8 @@ def open_many(session: Session, keys: KeyService, rows: Iterable[tuple[int, str,
             out[patient_id] = None
             continue
         try:
-            out[patient_id] = keys.by_id(session, key_id).open("ins", "patient", sealed).decode("ascii")
+            mk = keys.by_id(session, key_id, mailbox_id=mailbox_id)
+            out[patient_id] = mk.open("ins", "patient", sealed).decode("ascii")
         except (KeyUnavailable, DecryptionError):
             out[patient_id] = None
     return out
