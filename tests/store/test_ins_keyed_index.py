@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
 
 from crypto.blind_index import IndexKeyring
@@ -188,12 +187,9 @@ def test_downgrade_refused_until_restored_then_keeps_rows(db: Database, ring: Ma
     ins = _old_database(db, ring, 4)
     assert ring.index is not None
     conv.run(lambda after: conv.convert_batch(db, ring, ring.index, 1, after_id=after))  # type: ignore[arg-type]
-    cfg = migrate._config()
 
     def downgrade() -> None:
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0012")
+        migrate.downgrade(db.engine, "0012")
 
     with pytest.raises(RuntimeError, match="restore-ins"):
         downgrade()
@@ -221,10 +217,7 @@ def test_downgrade_leaves_a_purged_space_unidentified(db: Database, ring: Master
         purge_patient(session, keys, purged, NOW)
         purged_id = purged.id
     assert conv.run(lambda after: conv.restore_batch(db, ring, after_id=after)).done == 1
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0012")
+    migrate.downgrade(db.engine, "0012")
     with db.engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT id, ins FROM patients")).tuples().all())
     assert rows[purged_id] == f"#{purged_id}" and sorted(rows.values()) == sorted([f"#{purged_id}", ins[1]])
