@@ -5,6 +5,8 @@ directory is filled from the patients' keyed indexes, the keys include ``mailbox
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
@@ -112,5 +114,26 @@ def test_sqlite_refuses_to_rebuild_with_foreign_keys_on(tmp_path: object) -> Non
         assert migrate.current_revision(db.engine) == "0016"
         with db.engine.begin() as conn:
             assert conn.execute(text("SELECT count(*) FROM messages")).scalar_one() == 6
+    finally:
+        db.dispose()
+
+
+def test_sqlite_rows_pointing_at_nothing_roll_the_migration_back(tmp_path: object) -> None:
+    """Foreign keys are off while SQLite rebuilds the tables; ``PRAGMA foreign_key_check``
+    before the commit still refuses a store whose rows point at nothing."""
+    path = f"{tmp_path}/store.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(db.engine, "0016")
+        _seed(db)
+        raw = sqlite3.connect(path)  # foreign keys off by default: an orphan gets in
+        raw.execute("INSERT INTO data_keys (id, mailbox_id, master_version, wrapped, created_at)"
+                    " VALUES (99, 12345, 1, x'00', '2027-01-01 00:00:00')")
+        raw.commit()
+        raw.close()
+        with pytest.raises(migrate.ForeignKeyViolation, match="data_keys"):
+            migrate.upgrade(db.engine)
+        assert migrate.current_revision(db.engine) == "0016"
+        assert "ins_directory" not in inspect(db.engine).get_table_names()
     finally:
         db.dispose()
