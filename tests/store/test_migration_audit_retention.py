@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -22,10 +21,7 @@ BEFORE = "0012"
 
 
 def _downgrade(db: Database, revision: str) -> None:
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    migrate.downgrade(db.engine, revision)
 
 
 def _schema_matches_models(db: Database) -> None:

@@ -6,7 +6,6 @@ models' schema."""
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -20,10 +19,7 @@ NOW = "2027-01-01 00:00:00"
 
 
 def _downgrade(db: Database, revision: str) -> None:
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    migrate.downgrade(db.engine, revision)
 
 
 def _messages(conn: Connection, folder: int, first: int, sizes: list[int]) -> None:
