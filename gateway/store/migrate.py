@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+from gateway.store.models import SQLITE_ONLY, Base
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -83,6 +87,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Down to ``revision`` (tests and operators going back a release)."""
     _run(engine, lambda cfg: command.downgrade(cfg, revision))
+
+
+def schema_diff(conn: Connection) -> list[Any]:
+    """What differs between the database's schema and the models (empty: they match), leaving
+    out what SQLite alone has (``gateway.store.models.SQLITE_ONLY``)."""
+    context = MigrationContext.configure(conn, opts={
+        "compare_type": True,
+        "include_name": lambda name, type_, _parent: not (type_ == "index" and name in SQLITE_ONLY)})
+    return list(compare_metadata(context, Base.metadata))
 
 
 def autogenerate(engine: Engine, message: str) -> None:
