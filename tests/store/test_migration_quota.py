@@ -23,8 +23,9 @@ def _messages(conn: Connection, folder: int, first: int, sizes: list[int], *, ma
     """Rows of ``folder``; ``mailbox``: its mailbox, at a revision where messages carry it (0017)."""
     columns, values = ("mailbox_id, ", ":mb, ") if mailbox is not None else ("", "")
     for n, size in enumerate(sizes, start=first):
-        conn.execute(text(f"INSERT INTO messages ({columns}folder_id, uid, uuid, flags, internal_date, size, modseq,"
-                          f" sealed) VALUES ({values}:f, :u, :uuid, '', :at, :size, 1, :b)"),  # noqa: S608 (constants)
+        sql = (f"INSERT INTO messages ({columns}folder_id, uid, uuid, flags, internal_date, size, modseq, sealed)"  # noqa: S608
+               f" VALUES ({values}:f, :u, :uuid, '', :at, :size, 1, :b)")
+        conn.execute(text(sql),
                      {"mb": mailbox, "f": folder, "u": n, "uuid": f"m{folder}-{n}", "at": NOW, "size": size,
                       "b": b"\0"})
 
