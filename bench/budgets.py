@@ -20,8 +20,6 @@ the commit before the budgets) in ABBA order, ``--reps`` times each, each in a f
 ``sync``; rate = messages over the time until all are stored. Prints both medians and their ratio.
 """
 
-# ruff: noqa: S603 - fixed programs (smtp-source, our venv) with arguments we build
-
 from __future__ import annotations
 
 import argparse
@@ -30,7 +28,6 @@ import os
 import smtplib
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +38,8 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import procstat  # noqa: E402
-from compare import SENDER, VENV_BIN, Gateway, SmtpLoad, SmtpTarget, smtp_source  # noqa: E402
+from compare import SENDER, SmtpLoad, SmtpTarget, smtp_source  # noqa: E402
+from nodes import Gateway  # noqa: E402
 
 SIZE = 24_000_000
 SMTP_COUNT = 10
@@ -54,7 +52,7 @@ class Run(Gateway):
 
     def __init__(self, root: Path, *, repo: Path | None, extra: dict[str, str], smtp_processes: int) -> None:
         super().__init__(root, smtp_processes=smtp_processes)
-        self.repo = repo
+        self.repo = repo  # Gateway.start runs this checkout's bench/gateway_serve.py (None: this one)
         self.extra = extra
 
     @property
@@ -63,18 +61,6 @@ class Run(Gateway):
         if self.repo is not None:
             env["PYTHONPATH"] = str(self.repo)
         return env
-
-    def start(self) -> None:
-        script = (self.repo or _HERE.parent) / "bench" / "gateway_serve.py"
-        log = (self.home / "serve.log").open("wb")
-        self.proc = subprocess.Popen([str(VENV_BIN / "python"), str(script), str(self.home)], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=str(self.repo or _HERE.parent))
-        from compare import wait_port
-
-        if not wait_port(self.ports["mx"], 60) or not wait_port(self.ports["imap"], 60):
-            self.stop()
-            raise RuntimeError(f"gateway did not start; see {self.home}/serve.log")
 
 
 def _message(subject: str) -> bytes:
@@ -183,7 +169,7 @@ def _rate(repo: Path | None, reps_note: str) -> tuple[float, float]:
         gw.start()
         try:
             time.sleep(2)
-            target = SmtpTarget("gateway", gw.ports["mx"], gw.patient, lambda: gw.pid, gw.stored)
+            target = SmtpTarget("gateway", gw.endpoints("mx"), gw.patient, gw.pids, gw.stored)
             load = SmtpLoad("s10k", "10 KiB, new connection each", 10, 2000, 10240)
             before = gw.stored()
             cpu = procstat.tree_cpu_seconds(gw.pid)

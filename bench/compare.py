@@ -1,12 +1,15 @@
 """Side-by-side benchmark: the gateway against Postfix (SMTP) and Dovecot (IMAP), same run.
 
-    bench/run [--reps 3] [--quick] [--only smtp|imap] [--json FILE] [--profile DIR] [--keep]
+    bench/run [--reps 3] [--quick] [--only smtp|imap] [--nodes 1,2pg] [--json FILE] [--profile DIR] [--keep]
 
-Starts, on 127.0.0.1 only: a private Postfix (maildir + discard transports), a private
-Dovecot, and the gateway (embedded SQLite in a temporary home; encryption at rest and
-``250`` after commit as always). Runs the same loads against each, repetitions
-interleaved, and prints medians (min-max) with gateway/reference ratios. Everything it
-started is stopped and its temporary folder removed at the end (``--keep`` keeps it).
+Starts, on loopback only: a private Postfix (maildir + discard transports), a private
+Dovecot, and the gateway (encryption at rest and ``250`` after commit as always) in one or
+both set-ups: one node on embedded SQLite in a temporary home (``--nodes 1``), and two nodes
+on one fresh PostgreSQL database, node i on 127.0.0.(i+1) (``--nodes 2pg``; the database is
+dropped at the end). Runs the same loads against each (on two nodes: SMTP split across
+them, IMAP sessions alternating), repetitions interleaved, and prints medians (min-max)
+with gateway/reference ratios and two nodes against one. Everything it started is stopped
+and its temporary folder removed at the end (``--keep`` keeps it).
 """
 
 # ruff: noqa: S603 - fixed programs (smtp-source, postfix, dovecot, our venv) with arguments we build
@@ -20,7 +23,6 @@ import os
 import shutil
 import signal
 import smtplib
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -29,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +41,18 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(
 
 import imapload  # noqa: E402
 import procstat  # noqa: E402
+from nodes import Gateway  # noqa: E402
 from refservers import Dovecot, Postfix  # noqa: E402
+from report import ONE, TWO, Results, table  # noqa: E402
+
+from gateway.testing import pg  # noqa: E402
+from gateway.testing.ports import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 SENDER = "sender@bench.test"
 RUN_TIMEOUT = 900.0  # any single load step
 TOTAL_BUDGET = 3600.0  # the whole benchmark; steps still to run after it are skipped
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 30.0) -> bool:
@@ -72,129 +71,25 @@ def wait_port(port: int, timeout: float = 30.0) -> bool:
 # --------------------------------------------------------------------------- the gateway
 
 
-class Gateway:
-    def __init__(self, root: Path, *, smtp_processes: int = 1) -> None:
-        self.home = root / "gateway"
-        self.smtp_processes = smtp_processes
-        self.ports = {name: free_port() for name in ("mx", "submission", "submissions", "imap", "imaps", "http")}
-        self.ports["metrics"] = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.patient = ""
-        self.pro = ""
-        self.password = ""
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = {**os.environ}
-        for name, port in self.ports.items():
-            if name == "metrics":
-                continue
-            env[f"GATEWAY__LISTEN__{name.upper()}"] = f"127.0.0.1:{port}"
-        # plaintext IMAP LOGIN on loopback, as Dovecot is configured here (no TLS on either side)
-        env["GATEWAY__TLS__ALLOW_AUTH_WITHOUT_TLS"] = "true"
-        env["GATEWAY__LOGGING__LEVEL"] = "warning"
-        env["GATEWAY__SMTP__PROCESSES"] = str(self.smtp_processes)
-        return env
-
-    def prepare(self) -> None:
-        from gateway.testing.live import make_home
-        from gateway.testing.world import PASSWORD, populate
-
-        make_home(self.home, hostname="mx.bench.gateway.test")
-        text = (self.home / "gateway.toml").read_text()
-        if "[metrics]" in text:
-            text = text.replace("[metrics]", f'[metrics]\nlisten = "127.0.0.1:{self.ports["metrics"]}"', 1)
-        world = populate(self.home)
-        self.patient, self.pro, self.password = world.patient(), world.pro, PASSWORD
-        subprocess.run([str(VENV_BIN / "gateway"), "--home", str(self.home), "domain", "trust", "add", "bench.test",
-                        "--no-tls-required", "--dkim", "none", "--description", "benchmark private link"],
-                       check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        log = (self.home / "serve.log").open("wb")
-        self.proc = subprocess.Popen([str(VENV_BIN / "python"), str(REPO / "bench" / "gateway_serve.py"),
-                                      str(self.home)], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        if not wait_port(self.ports["mx"], 60):
-            self.stop()
-            raise RuntimeError(f"gateway MX did not answer; see {self.home}/serve.log")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stored(self) -> int:
-        """Messages stored (sealed) in the database: what the patient's and pro's folders hold."""
-        with sqlite3.connect(f"file:{self.home / 'gateway.db'}?mode=ro", uri=True, timeout=30) as db:
-            return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class Series:
-    values: list[float] = field(default_factory=list)
-    error: str | None = None
-
-    def add(self, v: float) -> None:
-        self.values.append(v)
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
-
-    def show(self, fmt: str = "{:.0f}") -> str:
-        if self.error and not self.values:
-            return f"error: {self.error}"
-        if not self.values:
-            return "n/a"
-        med = fmt.format(statistics.median(self.values))
-        if len(self.values) == 1:
-            return med
-        return f"{med} ({fmt.format(min(self.values))}–{fmt.format(max(self.values))})"
-
-
-@dataclass
-class Results:
-    data: dict[str, dict[str, Series]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def series(self, measure: str, target: str) -> Series:
-        return self.data.setdefault(measure, {}).setdefault(target, Series())
-
-    def to_json(self) -> dict[str, Any]:
-        return {"measures": {m: {t: {"values": s.values, "median": s.median, "error": s.error}
-                                 for t, s in targets.items()} for m, targets in self.data.items()},
-                "notes": self.notes}
+# --------------------------------------------------------------------------- measuring
 
 
 @contextmanager
-def measured(pid: int) -> Iterator[dict[str, float]]:
-    """CPU seconds and peak memory of ``pid``'s process tree over the block."""
+def measured(pids: Callable[[], list[int]]) -> Iterator[dict[str, float]]:
+    """CPU seconds and peak memory of the process trees rooted at ``pids()`` over the block.
+
+    The roots are asked again at the end and at every memory sample (PostgreSQL backends come
+    and go); CPU counts the roots alive at the end, from the start or from their birth."""
     out: dict[str, float] = {}
-    sampler = procstat.Sampler(pid).start()
-    cpu0 = procstat.tree_cpu_seconds(pid)
+    sampler = procstat.Sampler(pids).start()
+    cpu0 = {root: procstat.tree_cpu_seconds(root) for root in pids()}
     t0 = time.perf_counter()
     try:
         yield out
     finally:
         out["t0"] = t0
         out["wall"] = time.perf_counter() - t0
-        out["cpu"] = procstat.tree_cpu_seconds(pid) - cpu0
+        out["cpu"] = sum(procstat.tree_cpu_seconds(root) - cpu0.get(root, 0.0) for root in pids())
         sampler.stop()
         out["rss_mib"] = sampler.peak_rss_kib / 1024
         out["pss_mib"] = sampler.peak_pss_kib / 1024
@@ -206,9 +101,9 @@ def measured(pid: int) -> Iterator[dict[str, float]]:
 @dataclass
 class SmtpTarget:
     name: str
-    port: int
+    endpoints: list[tuple[str, int]]  # (address, port): one per node; a load is split evenly across them
     rcpt: str
-    pid: Callable[[], int]
+    pids: Callable[[], list[int]]
     stored: Callable[[], int] | None  # None: keeps nothing (discard), no check
     drain: Callable[[], bool] | None = None
 
@@ -223,15 +118,35 @@ class SmtpLoad:
     reuse: bool = False
 
 
+def split(total: int, parts: int) -> list[int]:
+    """``total`` in ``parts`` shares differing by one at most (the first ones get the remainder)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 def smtp_source(target: SmtpTarget, load: SmtpLoad) -> None:
-    cmd = ["smtp-source", "-s", str(load.sessions), "-m", str(load.count), "-l", str(load.length),
-           "-f", SENDER, "-t", target.rcpt, "-M", "bench.test"]
-    if load.reuse:
-        cmd.append("-d")
-    cmd.append(f"127.0.0.1:{target.port}")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"smtp-source exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    """Run ``load`` against ``target``: one smtp-source per endpoint at once, each with its share of
+    the sessions and messages (with one endpoint, exactly ``load``)."""
+    n = len(target.endpoints)
+    procs = []
+    for (host, port), sessions, count in zip(target.endpoints, split(load.sessions, n), split(load.count, n),
+                                             strict=True):
+        cmd = ["smtp-source", "-s", str(max(1, sessions)), "-m", str(count), "-l", str(load.length),
+               "-f", SENDER, "-t", target.rcpt, "-M", "bench.test"]
+        if load.reuse:
+            cmd.append("-d")
+        cmd.append(f"{host}:{port}")
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    failed = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if proc.returncode != 0:
+            failed.append(f"smtp-source exited {proc.returncode}: {err.strip()[-300:]}")
+    if failed:
+        raise RuntimeError("; ".join(failed))
 
 
 class Probe:
@@ -248,7 +163,8 @@ class Probe:
 
     def one(self) -> float:
         start = time.perf_counter()
-        with smtplib.SMTP("127.0.0.1", self.target.port, local_hostname="bench.test", timeout=60) as s:
+        host, port = self.target.endpoints[0]
+        with smtplib.SMTP(host, port, local_hostname="bench.test", timeout=60) as s:
             s.sendmail(SENDER, [self.target.rcpt], self.message)
         return (time.perf_counter() - start) * 1e3
 
@@ -276,9 +192,10 @@ def run_smtp(targets: list[SmtpTarget], loads: list[SmtpLoad], reps: int, res: R
                 rate = res.series(f"{load.key}.rate", t.name)
                 try:
                     before = t.stored() if t.stored else 0
-                    prof = start_profile(profile, t, f"{load.key}-{rep}") if rep == 0 else None
+                    prof = start_profile(profile, t.pids()[0] if t.name == "gateway" and rep == 0 else None,
+                                         f"{load.key}-{rep}")
                     try:
-                        with measured(t.pid()) as m:
+                        with measured(t.pids) as m:
                             smtp_source(t, load)
                             accepted = time.perf_counter()
                             if t.drain is not None and not t.drain():
@@ -312,7 +229,7 @@ def run_big(targets: list[SmtpTarget], reps: int, count: int, res: Results, dead
                 if t.drain is not None:
                     t.drain()
                 before = t.stored() if t.stored else 0
-                with measured(t.pid()) as m, Probe(t) as probe:
+                with measured(t.pids) as m, Probe(t) as probe:
                     smtp_source(t, load)
                 if t.drain is not None:
                     t.drain()
@@ -338,17 +255,17 @@ def run_big(targets: list[SmtpTarget], reps: int, count: int, res: Results, dead
 @dataclass
 class ImapTarget:
     name: str
-    account: imapload.Account
-    pid: Callable[[], int]
+    account: imapload.Account  # with several hosts, each new session goes to the next (round robin)
+    pids: Callable[[], list[int]]
 
 
 def run_imap(targets: list[ImapTarget], reps: int, messages: int, res: Results, deadline: float,
-             profile: Path | None, gw_profile_target: Any) -> None:
+             profile: Path | None, profile_pid: int | None) -> None:
     batch = max(1, messages // 5)
     for t in targets:
         print(f"  filling {t.name}: APPEND {messages} × 10 KiB", flush=True)
         try:
-            with measured(t.pid()) as m:
+            with measured(t.pids) as m:
                 rates = asyncio.run(imapload.fill(t.account, messages, batch, time.monotonic() + RUN_TIMEOUT * 2))
             for r in rates:
                 res.series("imap.append", t.name).add(r)
@@ -374,10 +291,10 @@ def run_imap(targets: list[ImapTarget], reps: int, messages: int, res: Results, 
                     res.notes.append(f"time budget spent: {key} {t.name} rep {rep + 1} skipped")
                     continue
                 s = res.series(key, t.name)
-                prof = start_profile(profile, gw_profile_target, f"{key}-{rep}") \
-                    if rep == 0 and t.name == "gateway" else None
+                prof = start_profile(profile, profile_pid if rep == 0 and t.name == "gateway" else None,
+                                     f"{key}-{rep}")
                 try:
-                    with measured(t.pid()) as m:
+                    with measured(t.pids) as m:
                         value = asyncio.run(asyncio.wait_for(fn(t.account, rep), RUN_TIMEOUT))
                     if key in ("imap.headers", "imap.bodies"):
                         s.add(value[0])
@@ -406,8 +323,9 @@ def run_imap(targets: list[ImapTarget], reps: int, messages: int, res: Results, 
 # --------------------------------------------------------------------------- profiling (optional)
 
 
-def start_profile(folder: Path | None, target: Any, name: str) -> subprocess.Popen[bytes] | None:
-    if folder is None or target is None or getattr(target, "name", "") != "gateway":
+def start_profile(folder: Path | None, pid: int | None, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy on ``pid`` (the one-node gateway's serving process; None: no profile)."""
+    if folder is None or pid is None:
         return None
     spy = VENV_BIN / "py-spy"
     if not spy.exists():
@@ -415,7 +333,7 @@ def start_profile(folder: Path | None, target: Any, name: str) -> subprocess.Pop
     folder.mkdir(parents=True, exist_ok=True)
     # --gil: only the thread holding the GIL is sampled, so shares are of the CPU Python uses;
     # --subprocesses: the SMTP processes too (smtp.processes > 1).
-    return subprocess.Popen([str(spy), "record", "-p", str(target.pid()), "-r", "100", "--threads", "--gil",
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "100", "--threads", "--gil",
                              "--subprocesses",
                              "--nonblocking", "-f", "raw", "-o", str(folder / f"{name}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -432,75 +350,18 @@ def stop_profile(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(10)
 
 
-# --------------------------------------------------------------------------- table
-
-
-def ratio(a: float | None, b: float | None, *, higher_is_better: bool) -> str:
-    if a is None or b is None or a != a or b != b or a == 0 or b == 0:
-        return "–"
-    return f"{(a / b if higher_is_better else b / a):.2f}"
-
-
-def table(res: Results, smtp_loads: list[SmtpLoad]) -> str:
-    d = res.data
-
-    def get(m: str, t: str) -> Series:
-        return d.get(m, {}).get(t, Series())
-
-    out = ["### SMTP: accepted and stored (smtp-source; gateway: sealed + committed before 250)", "",
-           "| load | unit | gateway | Postfix → maildir | ratio | Postfix → discard | ratio |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
-    for load in [*smtp_loads, SmtpLoad("big", "SMTP 20 MiB, 1 session", 1, 0, 0)]:
-        for suffix, unit, fmt, better in (("rate", "msg/s", "{:.1f}", True),
-                                          ("accept_rate", "msg/s accepted (smtp-source time)", "{:.1f}", True),
-                                          ("cpu_ms", "CPU ms/msg", "{:.2f}", False),
-                                          ("rss", "peak memory, sum of RSS, MiB", "{:.0f}", False),
-                                          ("pss", "peak memory, sum of PSS, MiB", "{:.0f}", False)):
-            m = f"{load.key}.{suffix}"
-            if m not in d:
-                continue
-            g, pm, pd = get(m, "gateway"), get(m, "postfix-maildir"), get(m, "postfix-discard")
-            label = load.label if suffix == "rate" else ""
-            out.append(f"| {label} | {unit} | {g.show(fmt)} | {pm.show(fmt)} | "
-                       f"{ratio(g.median, pm.median, higher_is_better=better)} | {pd.show(fmt)} | "
-                       f"{ratio(g.median, pd.median, higher_is_better=better)} |")
-    if "big.raise" in d:
-        for m, label in (("big.idle_p50", "10 KiB probe latency idle, p50"),
-                         ("big.during_p50", "probe latency during 20 MiB, p50"),
-                         ("big.during_max", "probe latency during 20 MiB, max"),
-                         ("big.raise", "latency raise (max during − idle p50)")):
-            g, pm, pd = get(m, "gateway"), get(m, "postfix-maildir"), get(m, "postfix-discard")
-            out.append(f"| {label} | ms | {g.show('{:.1f}')} | {pm.show('{:.1f}')} | – | {pd.show('{:.1f}')} | – |")
-    out += ["", "Ratios: gateway/reference for msg/s (higher is better); reference/gateway for CPU and memory "
-            "(higher is better: above 1 the gateway uses less).", ""]
-    out += ["### IMAP (5,000 × 10 KiB in INBOX; plaintext LOGIN on loopback for both)", "",
-            "| measure | unit | gateway | Dovecot | ratio |", "| --- | --- | --- | --- | --- |"]
-    rows = [("imap.headers", "LOGIN+SELECT+UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)", "s", "{:.3f}", False),
-            ("imap.headers_cpu_ms", "  server CPU for it", "ms", "{:.0f}", False),
-            ("imap.bodies", "LOGIN+SELECT+UID FETCH 1:* BODY.PEEK[]", "s", "{:.3f}", False),
-            ("imap.search_subject", "UID SEARCH SUBJECT needle (50 hits)", "s", "{:.3f}", False),
-            ("imap.search_body", "UID SEARCH BODY marker (50 hits)", "s", "{:.3f}", False),
-            ("imap.single", "single UID FETCH BODY.PEEK[], p50 of 200", "ms", "{:.2f}", False),
-            ("imap.single_p95", "  p95", "ms", "{:.2f}", False),
-            ("imap.clients50", "50 clients × 4 (SELECT + FETCH 100 headers)", "pairs/s", "{:.0f}", True),
-            ("imap.clients50_rss", "  peak memory, sum of RSS", "MiB", "{:.0f}", False),
-            ("imap.clients50_pss", "  peak memory, sum of PSS", "MiB", "{:.0f}", False),
-            ("imap.append", "APPEND 10 KiB, one connection (per batch)", "msg/s", "{:.0f}", True),
-            ("imap.append_cpu_ms", "  server CPU per APPEND", "ms", "{:.2f}", False)]
-    for m, label, unit, fmt, better in rows:
-        if m not in d:
-            continue
-        g, dv = get(m, "gateway"), get(m, "dovecot")
-        out.append(f"| {label} | {unit} | {g.show(fmt)} | {dv.show(fmt)} | "
-                   f"{ratio(g.median, dv.median, higher_is_better=better)} |")
-    out += ["", "Ratios: gateway speed / Dovecot speed (for times: Dovecot time / gateway time); for memory and "
-            "CPU: Dovecot / gateway. Above 1 the gateway does better.", ""]
-    if res.notes:
-        out += ["Notes:", *[f"- {n}" for n in res.notes]]
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------- main
+
+
+def parse_nodes(text: str) -> list[str]:
+    """``--nodes``: a comma-separated subset of ``1`` (one node, SQLite) and ``2pg`` (two nodes, PostgreSQL)."""
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    if not chosen or any(part not in NODE_CHOICES for part in chosen):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated subset of {', '.join(NODE_CHOICES)}")
+    return [c for c in NODE_CHOICES if c in chosen]
+
+
+NODE_CHOICES = {"1": (1, ONE), "2pg": (2, TWO)}  # --nodes value: (node count, target name)
 
 
 def main() -> int:
@@ -508,12 +369,16 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3, help="repetitions of every load (default 3)")
     ap.add_argument("--quick", action="store_true", help="small counts, for a smoke test of the harness")
     ap.add_argument("--only", choices=("smtp", "imap"), help="run one half only")
+    ap.add_argument("--nodes", type=parse_nodes, default=parse_nodes("1,2pg"), metavar="1,2pg",
+                    help="gateway set-ups to run: 1 (one node, embedded SQLite), 2pg (two nodes on one fresh "
+                         "PostgreSQL database, dropped at the end), or both (default)")
     ap.add_argument("--json", type=Path, help="also write the raw figures to this file")
-    ap.add_argument("--profile", type=Path, help="py-spy raw profiles of the gateway, first rep of each load")
+    ap.add_argument("--profile", type=Path, help="py-spy raw profiles of the one-node gateway, first rep of each load")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (servers are stopped)")
     ap.add_argument("--smtp-processes", type=int, default=os.cpu_count() or 1, metavar="N",
-                    help="the gateway's smtp.processes (default: one per CPU, as Postfix and Dovecot "
-                         "spread over the cores; %(default)s here)")
+                    help="the gateway's SMTP processes in all (smtp.processes; with two nodes, N/2 each, at "
+                         "least 1; default: one per CPU, as Postfix and Dovecot spread over the cores; "
+                         "%(default)s here)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/run needs root (Postfix and Dovecot start as root and drop privileges)", file=sys.stderr)
@@ -533,47 +398,64 @@ def main() -> int:
     res = Results()
     started = time.monotonic()
     deadline = started + TOTAL_BUDGET
-    gw = Gateway(root, smtp_processes=args.smtp_processes)
+    if "2pg" in args.nodes and (why := pg.server_available()) is not None:
+        print(f"two nodes left out: PostgreSQL does not answer ({why})", flush=True)
+        res.notes.append(f"two-node set-up left out: PostgreSQL did not answer ({why})")
+        args.nodes = [c for c in args.nodes if c != "2pg"]
+        if not args.nodes:
+            shutil.rmtree(root, ignore_errors=True)
+            return 2
+    gateways = [Gateway(root, smtp_processes=max(1, args.smtp_processes // count), nodes=count, name=name)
+                for count, name in (NODE_CHOICES[c] for c in args.nodes)]
     pf = Postfix(root / "postfix", free_port())
     dc = Dovecot(root / "dovecot", free_port())
     (root / "postfix").mkdir()
     (root / "dovecot").mkdir()
+    one = next((gw for gw in gateways if gw.name == ONE), None)
     try:
         print(f"temporary folder {root}", flush=True)
-        gw.prepare()
-        gw.start()
-        print(f"gateway pid {gw.pid}: MX 127.0.0.1:{gw.ports['mx']}, IMAP 127.0.0.1:{gw.ports['imap']}, "
-              f"smtp.processes = {gw.smtp_processes}", flush=True)
+        for gw in gateways:
+            gw.prepare()
+            gw.start()
+            for node in gw.nodes:
+                print(f"{gw.name} {node.name} pid {node.pid}: MX {node.host}:{gw.ports['mx']}, IMAP "
+                      f"{node.host}:{gw.ports['imap']}, smtp.processes = {gw.smtp_processes}", flush=True)
         if args.only != "imap":
             pf.start()
             print(f"postfix master pid {pf.pid}: 127.0.0.1:{pf.port}", flush=True)
-            targets = [
-                SmtpTarget("gateway", gw.ports["mx"], gw.patient, lambda: gw.pid, gw.stored),
-                SmtpTarget("postfix-maildir", pf.port, "box@maildir.test", lambda: pf.pid, pf.maildir_count,
+            targets = [SmtpTarget(gw.name, gw.endpoints("mx"), gw.patient, gw.pids, gw.stored) for gw in gateways]
+            references = [
+                SmtpTarget("postfix-maildir", [("127.0.0.1", pf.port)], "box@maildir.test", lambda: [pf.pid],
+                           pf.maildir_count, pf.wait_drained),
+                SmtpTarget("postfix-discard", [("127.0.0.1", pf.port)], "box@discard.test", lambda: [pf.pid], None,
                            pf.wait_drained),
-                SmtpTarget("postfix-discard", pf.port, "box@discard.test", lambda: pf.pid, None, pf.wait_drained),
             ]
-            run_smtp(targets, smtp_loads, args.reps, res, deadline, args.profile)
-            run_big(targets, args.reps, big_count, res, deadline)
+            run_smtp([*targets[:1], *references, *targets[1:]], smtp_loads, args.reps, res, deadline, args.profile)
+            # 20 MiB in one session: one node only (a single session cannot be split across nodes)
+            run_big([t for t in targets if len(t.endpoints) == 1] + references, args.reps, big_count, res, deadline)
             pf.stop()
         if args.only != "smtp":
             dc.start()
             print(f"dovecot master pid {dc.pid}: 127.0.0.1:{dc.port}", flush=True)
-            if wait_port(gw.ports["imap"], 30) and asyncio.run(imapload.answers(gw.ports["imap"])):
-                imap_targets = [
-                    ImapTarget("gateway", imapload.Account(gw.ports["imap"], gw.pro, gw.password), lambda: gw.pid),
-                    ImapTarget("dovecot", imapload.Account(dc.port, Dovecot.USER, Dovecot.PASSWORD), lambda: dc.pid),
-                ]
-                run_imap(imap_targets, args.reps, imap_messages, res, deadline, args.profile,
-                         _named("gateway", lambda: gw.pid))
-            else:
-                res.notes.append("gateway IMAP port did not answer: IMAP part not available")
+            imap_targets = []
+            for gw in gateways:
+                hosts = tuple(host for host, _ in gw.endpoints("imap"))
+                if all(asyncio.run(imapload.answers(gw.ports["imap"], host)) for host in hosts):
+                    account = imapload.Account(gw.ports["imap"], gw.pro, gw.password, hosts)
+                    imap_targets.append(ImapTarget(gw.name, account, gw.pids))
+                else:
+                    res.notes.append(f"{gw.name}: IMAP port did not answer: IMAP part not available")
+            dovecot = ImapTarget("dovecot", imapload.Account(dc.port, Dovecot.USER, Dovecot.PASSWORD), lambda: [dc.pid])
+            run_imap([*imap_targets[:1], dovecot, *imap_targets[1:]], args.reps, imap_messages, res, deadline,
+                     args.profile, one.pid if one else None)
             dc.stop()
-        hwm = procstat.vm_hwm_kib(gw.pid) / 1024
-        res.notes.append(f"gateway process VmHWM at the end: {hwm:.0f} MiB; messages stored: {gw.stored()}; "
-                         f"smtp.processes = {gw.smtp_processes}")
+        for gw in gateways:
+            hwm = " + ".join(f"{procstat.vm_hwm_kib(node.pid) / 1024:.0f}" for node in gw.nodes)
+            res.notes.append(f"{gw.name}: serving process VmHWM at the end: {hwm} MiB; messages stored: "
+                             f"{gw.stored()}; {len(gw.nodes)} node(s), smtp.processes = {gw.smtp_processes} each")
     finally:
-        gw.stop()
+        for gw in gateways:
+            gw.stop()
         pf.stop()
         dc.stop()
         if args.keep:
@@ -582,16 +464,10 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     res.notes.append(f"total wall time {time.monotonic() - started:.0f} s")
     print()
-    print(table(res, smtp_loads))
+    print(table(res, [(load.key, load.label) for load in smtp_loads], imap_messages))
     if args.json:
         args.json.write_text(json.dumps(res.to_json(), indent=1))
     return 0
-
-
-@dataclass
-class _named:  # a tiny stand-in with .name and .pid() for the profiler
-    name: str
-    pid: Callable[[], int]
 
 
 if __name__ == "__main__":

@@ -37,9 +37,9 @@ class Client:
         self.tag = 0
 
     @classmethod
-    async def connect(cls, port: int, timeout: float = 120.0) -> Client:
+    async def connect(cls, port: int, timeout: float = 120.0, host: str = "127.0.0.1") -> Client:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, limit=1 << 22), timeout)
+            asyncio.open_connection(host, port, limit=1 << 22), timeout)
         client = cls(reader, writer, timeout)
         greeting = await client._line()
         if not greeting.startswith(b"* OK"):
@@ -127,10 +127,18 @@ class Account:
     port: int
     user: str
     password: str
+    hosts: tuple[str, ...] = ("127.0.0.1",)  # one per server node, same port on each
+    sessions: int = 0  # sessions opened so far: the next one goes to hosts[sessions % len(hosts)]
+
+    def next_host(self) -> str:
+        """The host of the next session: the nodes in turn (round robin)."""
+        host = self.hosts[self.sessions % len(self.hosts)]
+        self.sessions += 1
+        return host
 
 
 async def session(acct: Account, timeout: float = 300.0) -> Client:
-    c = await Client.connect(acct.port, timeout)
+    c = await Client.connect(acct.port, timeout, acct.next_host())
     await c.login(acct.user, acct.password)
     return c
 
@@ -238,9 +246,9 @@ async def concurrent_clients(acct: Account, clients: int, rounds: int, per_fetch
     return done[0] / (time.perf_counter() - start), errors
 
 
-async def answers(port: int) -> bool:
+async def answers(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        c = await Client.connect(port, 5.0)
+        c = await Client.connect(port, 5.0, host)
     except (OSError, TimeoutError, ImapError, asyncio.IncompleteReadError):
         return False
     await c.logout()

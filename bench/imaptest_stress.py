@@ -7,13 +7,18 @@ mode"); give its path with ``--imaptest``. Every server gets the same ten accoun
 gateway's parameters (``gateway.accounts.pros``: 64 MiB, t = 3, one lane) on both sides, and
 LOGIN on the plain port (``tls.allow_auth_without_tls`` on loopback; Dovecot ``ssl = no``).
 
-    .venv/bin/python bench/imaptest_stress.py --imaptest /work/build/imaptest/src/imaptest \\
+    .venv/bin/python bench/imaptest_stress.py --imaptest /work/ext/imaptest/src/imaptest \\
         --mbox ../shared/imaptest/stress.mbox --secs 60 --clients 10 [--users 10] \\
-        [--target gateway1 --target gateway2 --target dovecot]
+        [--target gateway1 --target gateway2 --target dovecot] [--rounds 3] [--profile DIR]
 
 On two nodes one imaptest process drives both, its clients alternating between them
-(:func:`start_gateway`). ``--serve TARGET`` starts a target and waits (to run imaptest
-by hand); the ports are printed.
+(:func:`start_gateway`). Each run starts its servers afresh; ``--rounds N`` repeats the
+targets, interleaved. Printed per run: errors, commands (the sum of imaptest's totals) and
+per second, the server's CPU over the run (process trees; the gateway's PostgreSQL backends
+included) per command, and imaptest's last full ``ms/cmd avg`` line. ``--profile DIR``: py-spy
+raw profiles of each gateway node over the run, every thread (summarise with
+``bench/profile_top.py``). ``--serve TARGET`` starts a target and waits (to run imaptest by
+hand); the ports are printed.
 """
 
 from __future__ import annotations
@@ -22,26 +27,28 @@ import argparse
 import imaplib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 # bench/ holds scripts named like our packages (bench/imap.py): our siblings go last on the path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
+import procstat  # noqa: E402
+from nodes import LISTENERS, database_backends, shared_database, start_nodes  # noqa: E402
 from refservers import Dovecot  # noqa: E402
 
 from gateway.accounts.pros import add_hosted_domain, add_pro, hash_password  # noqa: E402
 from gateway.app.context import Location, open_services  # noqa: E402
-from gateway.testing import pg  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
-from gateway.testing.ports import free_port, listen_env, wait_port  # noqa: E402
+from gateway.testing.ports import free_port  # noqa: E402
 
 DOMAIN = "clinic.test"
 PASSWORD = "stress password"  # noqa: S105 - synthetic local accounts
@@ -68,50 +75,28 @@ def gateway_home(root: Path, url: str | None) -> Path:
     return home
 
 
-class Node:
-    def __init__(self, home: Path, name: str, imap: tuple[str, int]) -> None:
-        self.home, self.name = home, name
-        self.env = {**os.environ, **listen_env(), "GATEWAY__SERVER__HOSTNAME": f"{name}.gateway.test",
-                    "GATEWAY__LISTEN__IMAP": f"{imap[0]}:{imap[1]}"}
-        self.host, self.port = imap
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.home / f"{self.name}.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "gateway_serve.py"), str(self.home)],  # noqa: S603
-                                     env=self.env, stdout=log, stderr=log)
-        if not wait_port(self.host, self.port, 60):
-            raise RuntimeError(f"node {self.name} did not listen; see {self.home}/{self.name}.log")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+Server = tuple[str, int, Callable[[], list[int]]]  # imaptest's host and port; the server's root processes
 
 
-def start_gateway(stack: ExitStack, root: Path, nodes: int) -> tuple[str, int]:
-    """Start the nodes; returns the host and port imaptest connects to.
+def start_gateway(stack: ExitStack, root: Path, nodes: int, repo: Path | None = None) -> Server:
+    """Start the nodes (:func:`nodes.start_nodes`); returns the host and port imaptest connects to,
+    and the nodes' processes with the PostgreSQL backends of their database.
 
     imaptest connects its clients in turn to each address its ``host`` resolves to, on one port:
     node i listens on 127.0.0.(i+1), same port, and the name ``ROUND_ROBIN`` resolves to them all
     in imaptest's private /etc/hosts (:func:`run_imaptest`), so one imaptest process (its
     checkpoints included) drives both nodes, clients alternating between them.
     """
-    url = stack.enter_context(pg.temporary_database("hmg_stress")) if nodes > 1 else None
-    home_a = gateway_home(root / "a", url)
-    port = free_port()
-    for i in range(nodes):
-        home = home_a
-        if i:
-            home = root / f"node{i}"
-            shutil.copytree(home_a, home)  # same keys, TLS and database: another node
-        node = Node(home, f"node{i}", (f"127.0.0.{i + 1}", port))
-        stack.callback(node.stop)
-        node.start()
-    return (ROUND_ROBIN if nodes > 1 else "127.0.0.1"), port
+    url = shared_database(stack, "hmg_stress") if nodes > 1 else None
+    ports = {name: free_port() for name in LISTENERS}
+    env = {"PYTHONPATH": str(repo)} if repo else None
+    started = start_nodes(stack, gateway_home(root / "a", url), nodes, ports, hostname="gateway.test", env=env,
+                          repo=repo)
+
+    def pids() -> list[int]:
+        return [node.pid for node in started] + (database_backends(url) if url else [])
+
+    return (ROUND_ROBIN if nodes > 1 else started[0].host), ports["imap"], pids
 
 
 class StressDovecot(Dovecot):
@@ -127,13 +112,13 @@ class StressDovecot(Dovecot):
         (self.root / "passwd").write_text("".join(lines))
 
 
-def start_dovecot(stack: ExitStack, root: Path) -> tuple[str, int]:
+def start_dovecot(stack: ExitStack, root: Path) -> Server:
     root.mkdir(parents=True)
     root.chmod(0o755)  # Dovecot's mail user must reach its folders below
     dovecot = StressDovecot(root, free_port())
     stack.callback(dovecot.stop)
     dovecot.start()
-    return "127.0.0.1", dovecot.port
+    return "127.0.0.1", dovecot.port, lambda: [dovecot.pid]
 
 
 def create_folders(port: int, users: int, names: list[str]) -> None:
@@ -164,22 +149,58 @@ def run_imaptest(binary: str, host: str, port: int, args: argparse.Namespace, lo
     return log.read_text(errors="replace")
 
 
-def summary(output: str) -> dict[str, object]:
-    """Totals from imaptest's last report: commands per command (its 'Totals:' table) and errors."""
+def summary(output: str) -> dict[str, Any]:
+    """From imaptest's output: errors, the last report's totals per command (its 'Totals:' table),
+    and the mean latency per command over the run, ms (each ``ms/cmd avg`` line covers the
+    seconds printed above it: weighted by their counts)."""
     errors = len(re.findall(r"^Error: ", output, re.M))
     totals: dict[str, int] = {}
     lines = output.splitlines()
+    names: list[str] = []
     if "Totals:" in lines:
         at = len(lines) - 1 - lines[::-1].index("Totals:")
         rows = [line.split() for line in lines[at + 1:] if line.strip()]
         names, values = rows[0], rows[-1]  # names, the share of clients running each, the counts
         totals = {n: int(v) for n, v in zip(names, values, strict=False) if v.isdigit()}
-    return {"errors": errors, "totals": totals}
+    weighted = [0.0] * len(names)
+    counted = [0] * len(names)
+    block = [0] * len(names)
+    for line in lines:
+        cells = line.split()
+        if re.match(r"\s*(\d+\s+)+\d+/\s*\d+", line) and len(cells) >= len(names):  # one second's counts
+            block = [b + int(c) for b, c in zip(block, cells[:len(names)], strict=True)]
+        elif line.endswith("ms/cmd avg") and names:
+            for i, avg in enumerate(int(v) for v in cells[:len(names)]):
+                weighted[i] += avg * block[i]
+                counted[i] += block[i]
+            block = [0] * len(names)
+    averages = {n: round(w / c) for n, w, c in zip(names, weighted, counted, strict=True) if c}
+    return {"errors": errors, "totals": totals, "ms_avg": averages}
+
+
+def start_profiles(folder: Path, target: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each process for the run: every thread (not only the GIL holder, so that the
+    password hashing threads show beside the event loop), idle samples left out."""
+    spy = Path(sys.executable).with_name("py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", "100", "--threads", "--nonblocking",  # noqa: S603
+                              "-f", "raw", "-o", str(folder / f"{target}-node{i}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i, pid in enumerate(pids)]
+
+
+def stop_profiles(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--imaptest", default="/work/build/imaptest/src/imaptest")
+    parser.add_argument("--imaptest", default="/work/ext/imaptest/src/imaptest")
     parser.add_argument("--mbox", default=str(HERE.parent.parent / "shared" / "imaptest" / "stress.mbox"))
     parser.add_argument("--secs", type=int, default=60)
     parser.add_argument("--clients", type=int, default=10)
@@ -189,32 +210,52 @@ def main() -> None:
     parser.add_argument("--serve", choices=["gateway1", "gateway2", "dovecot"])
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--create", action="append", default=[], help="folder to create in each account first")
+    parser.add_argument("--repo", type=Path, metavar="DIR",
+                        help="run the gateway nodes from this checkout (A/B against another commit)")
+    parser.add_argument("--rounds", type=int, default=1, help="run the targets this many times, interleaved")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy raw profiles of every gateway node during the run (needs .venv/bin/py-spy)")
     parser.add_argument("extra", nargs="*", help="more imaptest arguments")
     args = parser.parse_args()
     with ExitStack() as stack:
         root = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hmg-stress-")))
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)  # Dovecot's mail user must reach its folders below
-        for target in [args.serve] if args.serve else (args.target or ["gateway1", "gateway2", "dovecot"]):
-            with ExitStack() as servers:
-                if target == "dovecot":
-                    host, port = start_dovecot(servers, root / target)
-                else:
-                    host, port = start_gateway(servers, root / target, 2 if target == "gateway2" else 1)
-                create_folders(port, args.users, args.create)
-                if args.serve:
-                    print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}",
-                          flush=True)
-                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-                    signal.sigwait({signal.SIGINT, signal.SIGTERM})  # then the servers are stopped
+        targets = [args.serve] if args.serve else (args.target or ["gateway1", "gateway2", "dovecot"])
+        for round_ in range(1, (1 if args.serve else args.rounds) + 1):
+            for target in targets:
+                if not stress(target, root / f"{target}-{round_}", args):
                     return
-                output = run_imaptest(args.imaptest, host, port, args, root / f"{target}.out")
-                s = summary(output)
-                total = sum(s["totals"].values())  # type: ignore[attr-defined]
-                print(f"{target}: errors {s['errors']}, commands {total} ({total / args.secs:.1f}/s), "
-                      f"totals {s['totals']}", flush=True)
-                print("\n".join(output.splitlines()[-6:]), flush=True)
-                time.sleep(1)
+
+
+def stress(target: str, root: Path, args: argparse.Namespace) -> bool:
+    """One imaptest run against ``target`` in fresh servers (``--serve``: start them and wait);
+    prints the figures. False when serving ended (nothing more to run)."""
+    with ExitStack() as servers:
+        if target == "dovecot":
+            host, port, pids = start_dovecot(servers, root)
+        else:
+            host, port, pids = start_gateway(servers, root, 2 if target == "gateway2" else 1, args.repo)
+        create_folders(port, args.users, args.create)
+        if args.serve:
+            print(f"{target}: {host} port {port}, users {user_format()} 1-{USERS}, password {PASSWORD!r}", flush=True)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})  # then the servers are stopped
+            return False
+        profiles = start_profiles(args.profile, root.name, pids()[:2 if target == "gateway2" else 1]) \
+            if args.profile and target != "dovecot" else []
+        cpu0 = {pid: procstat.tree_cpu_seconds(pid) for pid in pids()}
+        try:
+            output = run_imaptest(args.imaptest, host, port, args, root.parent / f"{root.name}.out")
+        finally:
+            cpu = sum(procstat.tree_cpu_seconds(pid) - cpu0.get(pid, 0.0) for pid in pids())
+            stop_profiles(profiles)
+    s = summary(output)
+    total = sum(s["totals"].values())
+    print(f"{root.name}: errors {s['errors']}, commands {total} ({total / args.secs:.1f}/s), server CPU {cpu:.1f} s "
+          f"({1e3 * cpu / max(total, 1):.1f} ms/command), totals {s['totals']}, ms/cmd avg {s['ms_avg']}", flush=True)
+    time.sleep(1)
+    return True
 
 
 if __name__ == "__main__":

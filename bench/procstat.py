@@ -4,13 +4,15 @@ CPU: ``utime + stime`` of the root process, plus ``cutime + cstime`` (children i
 already reaped), plus ``utime + stime`` of every live descendant. That total only grows,
 whatever children come and go, so a delta between two readings is the tree's CPU time.
 Memory: a sampler thread records the largest sum of RSS (and of PSS) over the tree, and
-the root's ``VmHWM``.
+the root's ``VmHWM``. A server of several trees (gateway nodes, PostgreSQL backends) is
+sampled as the sum over roots given by a function, asked again at every sample.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -38,8 +40,8 @@ def children_map() -> dict[int, list[int]]:
     return tree
 
 
-def descendants(root: int) -> list[int]:
-    tree = children_map()
+def descendants(root: int, tree: dict[int, list[int]] | None = None) -> list[int]:
+    tree = children_map() if tree is None else tree
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -84,17 +86,22 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def tree_memory_kib(root: int) -> tuple[int, int]:
+def tree_memory_kib(root: int, tree: dict[int, list[int]] | None = None) -> tuple[int, int]:
     """(sum of RSS, sum of PSS) over the tree, KiB."""
-    pids = descendants(root)
+    pids = descendants(root, tree)
     return sum(_status_kib(p, "VmRSS") for p in pids), sum(_pss_kib(p) for p in pids)
+
+
+def roots_of(root: int | Callable[[], list[int]]) -> list[int]:
+    return root() if callable(root) else [root]
 
 
 @dataclass
 class Sampler:
-    """Samples the tree's memory every ``interval`` seconds between ``start()`` and ``stop()``."""
+    """Samples the tree's memory every ``interval`` seconds between ``start()`` and ``stop()``;
+    ``root`` is one process, or a function giving the roots of several trees (summed)."""
 
-    root: int
+    root: int | Callable[[], list[int]]
     interval: float = 0.1
     peak_rss_kib: int = 0
     peak_pss_kib: int = 0
@@ -108,13 +115,15 @@ class Sampler:
             self._stop.wait(self.interval)
 
     def sample(self) -> None:
-        rss, pss = tree_memory_kib(self.root)
-        self.peak_rss_kib = max(self.peak_rss_kib, rss)
-        self.peak_pss_kib = max(self.peak_pss_kib, pss)
-        self.max_processes = max(self.max_processes, len(descendants(self.root)))
+        tree = children_map()
+        roots = roots_of(self.root)
+        sizes = [tree_memory_kib(r, tree) for r in roots]
+        self.peak_rss_kib = max(self.peak_rss_kib, sum(rss for rss, _ in sizes))
+        self.peak_pss_kib = max(self.peak_pss_kib, sum(pss for _, pss in sizes))
+        self.max_processes = max(self.max_processes, sum(len(descendants(r, tree)) for r in roots))
 
     def start(self) -> Sampler:
-        self._thread = threading.Thread(target=self._run, name=f"sampler-{self.root}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._thread.start()
         return self
 

@@ -153,12 +153,14 @@ class MessageSummary:
 
     ``encoded`` holds the FETCH handler's encoding of ENVELOPE / BODY / BODYSTRUCTURE once
     made, so a store that keeps summaries in memory spares repeated header fetches the
-    encoding too (not part of equality)."""
+    encoding too; ``searchable`` likewise SEARCH's decoded, case-folded SUBJECT / FROM / TO /
+    CC / BCC text, by header name (:mod:`imap.handlers.search`). Neither is part of equality."""
 
     envelope: Envelope
     bodystructure: BodyStructure
     preview: str | None = None  # RFC 8970 PREVIEW, made at delivery; None: not made (older summary)
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    searchable: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import UTC, datetime
 
@@ -28,8 +27,10 @@ MEMLIMIT = 64 * 1024 * 1024
 _legacy = PasswordHasher()
 # Each verification holds MEMLIMIT of memory: more of them at once than there are cores only
 # adds memory (50 IMAP clients logging in at once peaked at ~475 MiB with the 6 threads of
-# the default pool).
-_hashing = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+# the default pool). One at a time per process, as Dovecot's auth process does: with one per
+# core, 50 IMAP logins at once peaked 57 MiB higher (PSS 327 against 270 MiB) for a login
+# rate within the noise (issue 22, bench/README.md).
+_hashing = threading.BoundedSemaphore(1)
 
 
 class AlreadyExists(Exception):

@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 
 from gateway.mailstore import quota, summaries
 from gateway.mailstore.folder_ops import get_folder
-from gateway.mailstore.folders import allocate_uid, folder_key, remember_expunged
+from gateway.mailstore.folders import allocate_uid, folder_key, remember_expunged, take_uid
 from gateway.mailstore.folders import folder_id as folder_id_of
-from gateway.mailstore.messages import append_message
-from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, reseal
+from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, reseal, seal_copy
 from gateway.store.keys import KeyService
 from gateway.store.models import ExpungedUid, Folder, Message
 from gateway.store.raw import Direct, RawStatement
-from imap.backend import MessageMeta, MessageSummary, OverQuota, StoreResult
+from imap.backend import MailboxNotFound, MessageMeta, MessageSummary, OverQuota, StoreResult
 from imap.proto.commands import StoreMode
 from imap.proto.flags import is_system
 
@@ -133,14 +132,33 @@ def _reserve(session: Session, mailbox_id: int, defaults: quota.QuotaDefaults, o
         raise OverQuota(detail=exc.resource) from None
 
 
+_INSERT_APPENDED = RawStatement(
+    "INSERT INTO messages (folder_id, uid, uuid, data_key_id, flags, internal_date, size, modseq, sealed,"
+    " summary_sealed, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    (_M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.flags, _M.internal_date, _M.size, _M.modseq, _M.sealed,
+     _M.summary_sealed, _M.saved_at))
+
+
+def _append_one(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes,
+                flags: Sequence[str], internal_date: dt.datetime | None) -> int:
+    """Seal ``raw`` with its summary and insert it, driver-level: the folder's next UID and
+    MODSEQ in one ``UPDATE … RETURNING`` (:func:`take_uid`), then the row, saved now (RFC 8514)."""
+    copy = seal_copy(keys.for_mailbox(session, mailbox_id), raw, summaries.encode(summaries.compute(raw)))
+    taken = take_uid(session, mailbox_id, name)
+    if taken is None:
+        raise MailboxNotFound()
+    fid, uid, modseq = taken
+    now = dt.datetime.now(dt.UTC)
+    _INSERT_APPENDED.execute(session, fid, uid, copy.uuid, copy.key.data_key_id, " ".join(flags),
+                             internal_date or now, copy.size, modseq, copy.sealed, copy.summary, now)
+    return uid
+
+
 def append(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes, flags: Sequence[str],
            internal_date: dt.datetime | None, *, defaults: quota.QuotaDefaults = NO_DEFAULTS) -> tuple[int, int]:
-    folder = get_folder(session, mailbox_id, name)
-    _reserve(session, mailbox_id, defaults, len(raw), 1)
-    summary = summaries.encode(summaries.compute(raw))
-    stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
-                            internal_date=internal_date, summary=summary)
-    return folder.uidvalidity, stored.uid
+    folder = get_folder(session, mailbox_id, name)  # for its name and UIDVALIDITY only: take_uid
+    _reserve(session, mailbox_id, defaults, len(raw), 1)  # moves UIDNEXT under it (never read after)
+    return folder.uidvalidity, _append_one(session, keys, mailbox_id, folder.name, raw, flags, internal_date)
 
 
 def append_many(session: Session, keys: KeyService, mailbox_id: int, name: str,
@@ -150,12 +168,8 @@ def append_many(session: Session, keys: KeyService, mailbox_id: int, name: str,
     any of them rolls all of them back. Returns the folder's UIDVALIDITY and the new UIDs."""
     folder = get_folder(session, mailbox_id, name)
     _reserve(session, mailbox_id, defaults, sum(len(raw) for raw, _, _ in messages), len(messages))
-    uids: list[int] = []
-    for raw, flags, internal_date in messages:
-        summary = summaries.encode(summaries.compute(raw))
-        stored = append_message(session, keys, mailbox_id, folder.name, raw, flags=tuple(flags),
-                                internal_date=internal_date, summary=summary)
-        uids.append(stored.uid)
+    uids = [_append_one(session, keys, mailbox_id, folder.name, raw, flags, internal_date)
+            for raw, flags, internal_date in messages]
     return folder.uidvalidity, uids
 
 

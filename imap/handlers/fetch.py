@@ -125,14 +125,15 @@ def _value(item: FetchItem, meta: MessageMeta, summary: MessageSummary | None,
     return item.value, encoder.Literal(body.section(Section(text=text)))
 
 
-def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool) -> list[list[tuple[int, int]]]:
-    """At most CHUNK messages, and (when bodies are read) about RAW_BATCH octets, per batch."""
+def batches(pairs: list[tuple[int, int]], sizes: dict[int, int], by_size: bool, *,
+            chunk: int = CHUNK) -> list[list[tuple[int, int]]]:
+    """At most ``chunk`` messages, and (when bodies are read) about RAW_BATCH octets, per batch."""
     out: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
     total = 0
     for pair in pairs:
         size = sizes.get(pair[1], 0) if by_size else 0
-        if current and (len(current) >= CHUNK or total + size > RAW_BATCH):
+        if current and (len(current) >= chunk or total + size > RAW_BATCH):
             out.append(current)
             current, total = [], 0
         current.append(pair)
@@ -160,6 +161,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
     live = [(q, u) for q, u in pairs if u not in view.pending_expunge]
     left_out = len(live) < len(pairs)  # expunged by another session, not told yet: no data to give
     sizes = {u: view.meta[u].size for _, u in live}
+    utf8 = s.enabled.utf8  # asked once: an enum.Flag test costs microseconds, per item per message
     # PREVIEW may open messages stored without one: batches bounded in octets then too.
     for chunk in batches(live, sizes, need_raw or make_preview):
         uids = [u for _, u in chunk]
@@ -207,7 +209,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> Reply:
             if need_objects and obj is None:
                 continue  # expunged meanwhile
             flags = view.flags_of(meta)
-            items = [_value(item, meta, summary, body, flags, obj, s.enabled.utf8) for item in cmd.items]
+            items = [_value(item, meta, summary, body, flags, obj, utf8) for item in cmd.items]
             if uid in seen_now:  # \Seen set by this FETCH: RFC 3501 §6.4.5, RFC 7162 §3.1.4.1
                 if FetchAttr.FLAGS not in cmd.items:
                     items.append(_value(FetchAttr.FLAGS, meta, None, None, flags))

@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 
 from imap.backend import MessageMeta, MessageObject, MessageSummary
 from imap.enabled import Enabled
-from imap.handlers.fetch import batches
+from imap.handlers.fetch import CHUNK, batches
 from imap.proto import command_types as t
 from imap.proto import commands as c
 from imap.proto import encoder, replies
@@ -53,6 +53,7 @@ class _Candidate:
 
 
 _ENVELOPE_HEADERS = {"FROM", "TO", "CC", "BCC", "SUBJECT"}
+SUMMARY_CHUNK = 2000  # messages per batch when no body is read (summaries are small, often cached)
 
 
 def _any(key: t.SearchKey, test: Callable[[t.SearchKey], bool]) -> bool:
@@ -105,6 +106,16 @@ def _envelope_values(env: Envelope, name: str) -> list[str]:
         mail = f"{a.mailbox}@{a.host}" if a.host else (a.mailbox or "")
         out.append(f"{_decoded(a.name)} <{mail}>" if a.name else mail)
     return [", ".join(out)] if out else []
+
+
+def _searchable(summary: MessageSummary, upper: str) -> tuple[str, ...]:
+    """The decoded, case-folded values of envelope header ``upper``, made once per summary and
+    kept with it (a store caching summaries spares the next SEARCH the RFC 2047 decoding)."""
+    texts = summary.searchable.get(upper)
+    if texts is None:
+        texts = tuple(_decoded(v).casefold() for v in _envelope_values(summary.envelope, upper))
+        summary.searchable[upper] = texts
+    return texts
 
 
 def _has_flag(flags: frozenset[str], flag: str, recent: bool) -> bool:
@@ -194,12 +205,14 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
             sent = None
         return sent is not None and _compare(sent.date(), key.op, key.date)
     if isinstance(key, t.SearchHeader):
-        values = _envelope_values(m.summary.envelope, key.name) if m.summary is not None and \
-            key.name.upper() in _ENVELOPE_HEADERS else [str(v) for v in m.headers.get_all(key.name) or []]
+        if m.summary is not None and key.name.upper() in _ENVELOPE_HEADERS:
+            texts = _searchable(m.summary, key.name.upper())
+        else:
+            texts = tuple(_decoded(str(v)).casefold() for v in m.headers.get_all(key.name) or [])
         if not key.value:
-            return bool(values)
+            return bool(texts)
         needle = key.value.casefold()
-        return any(needle in _decoded(v).casefold() for v in values)
+        return any(needle in text for text in texts)
     if isinstance(key, t.SearchText):
         raw = m.raw or b""
         if cannot_contain(raw, key.value):
@@ -211,6 +224,43 @@ def matches(key: t.SearchKey, m: _Candidate, *, exists: int, max_uid: int) -> bo
                 return True
         return needle in _body_text(raw).casefold()
     return False
+
+
+Test = Callable[[_Candidate], bool]
+
+
+def predicate(key: t.SearchKey, *, exists: int, max_uid: int) -> Test:
+    """``key`` made a test of one candidate, once per SEARCH: NOT / OR / AND become closures
+    over their parts' tests and an envelope header key a substring test on the summary's
+    kept text (:func:`_searchable`), so the per-message work is the test alone; every other
+    key is :func:`matches`."""
+    if isinstance(key, t.SearchNot):
+        inner = predicate(key.key, exists=exists, max_uid=max_uid)
+        return lambda m: not inner(m)
+    if isinstance(key, t.SearchOr):
+        left, right = (predicate(k, exists=exists, max_uid=max_uid) for k in (key.left, key.right))
+        return lambda m: left(m) or right(m)
+    if isinstance(key, t.SearchAnd):
+        parts = tuple(predicate(k, exists=exists, max_uid=max_uid) for k in key.keys)
+        return lambda m: all(part(m) for part in parts)
+    if isinstance(key, t.SearchHeader) and key.name.upper() in _ENVELOPE_HEADERS:
+        upper, needle = key.name.upper(), key.value.casefold()
+
+        def header(m: _Candidate) -> bool:
+            if m.summary is None:
+                return matches(key, m, exists=exists, max_uid=max_uid)
+            texts = m.summary.searchable.get(upper)
+            if texts is None:
+                texts = _searchable(m.summary, upper)
+            if not needle:
+                return bool(texts)
+            for text in texts:
+                if needle in text:
+                    return True
+            return False
+
+        return header
+    return lambda m: matches(key, m, exists=exists, max_uid=max_uid)
 
 
 @dataclass
@@ -240,7 +290,9 @@ async def matching(s: Session, key: t.SearchKey,
     left_out = any(uid in view.pending_expunge for uid in view.uids if only is None or uid in only)
     found: list[tuple[int, MessageMeta]] = []
     sizes = {uid: view.meta[uid].size for _, uid in pairs}
-    for chunk in batches(pairs, sizes, raw_needed):  # bodies decrypted per bounded batch
+    test = predicate(key, exists=exists, max_uid=max_uid)
+    # bodies decrypted per bounded batch; summaries and flags in larger ones (a round trip each)
+    for chunk in batches(pairs, sizes, raw_needed, chunk=CHUNK if raw_needed else SUMMARY_CHUNK):
         uids = [uid for _, uid in chunk]
         raws = await s.boxes.fetch_raws(view.name, uids) if raw_needed else {}
         summaries = await s.boxes.fetch_summaries(view.name, uids) if summary_needed else {}
@@ -252,7 +304,7 @@ async def matching(s: Session, key: t.SearchKey,
                     or (objects_needed and candidate.obj is None):
                 left_out = True  # expunged meanwhile
                 continue
-            if matches(key, candidate, exists=exists, max_uid=max_uid):
+            if test(candidate):
                 found.append((seq, candidate.meta))
     return found, left_out
 

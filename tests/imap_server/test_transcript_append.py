@@ -92,7 +92,7 @@ def test_literal8_append_fed_byte_by_byte_then_binary_fetch(env: ImapEnv, accoun
 
 async def test_append_many_is_one_transaction(backend: StoreBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     boxes = await backend.authenticate(Credentials(ADDRESS, SECRET, "192.0.2.7", True))
-    real = message_ops.append_message  # type: ignore[attr-defined]
+    real = message_ops._append_one
     calls: list[bytes] = []
 
     def failing_on_the_second(*args: object, **kwargs: object) -> object:
@@ -101,12 +101,12 @@ async def test_append_many_is_one_transaction(backend: StoreBackend, monkeypatch
             raise RuntimeError("disk full on the second message")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(message_ops, "append_message", failing_on_the_second)
+    monkeypatch.setattr(message_ops, "_append_one", failing_on_the_second)
     with pytest.raises(RuntimeError):
         await boxes.append_many("INBOX", [NewMessage(PLAIN), NewMessage(b"Subject: 2\r\n\r\nx\r\n")])
     status = await boxes.folder_status("INBOX")
     assert (status.messages, status.uidnext) == (0, 1)  # RFC 3502: none of them, not the first alone
-    monkeypatch.setattr(message_ops, "append_message", real)
+    monkeypatch.setattr(message_ops, "_append_one", real)
     result = await boxes.append_many("INBOX", [NewMessage(PLAIN, ("\\Seen",)), NewMessage(b"Subject: 2\r\n\r\nx\r\n")])
     assert result.uids == (1, 2) and result.uidvalidity == status.uidvalidity
     metas = await boxes.list_messages("INBOX")
