@@ -133,10 +133,10 @@ def _reserve(session: Session, mailbox_id: int, defaults: quota.QuotaDefaults, o
 
 
 _INSERT_APPENDED = RawStatement(
-    "INSERT INTO messages (folder_id, uid, uuid, data_key_id, flags, internal_date, size, modseq, sealed,"
-    " summary_sealed, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    (_M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.flags, _M.internal_date, _M.size, _M.modseq, _M.sealed,
-     _M.summary_sealed, _M.saved_at))
+    "INSERT INTO messages (mailbox_id, folder_id, uid, uuid, data_key_id, flags, internal_date, size, modseq,"
+    " sealed, summary_sealed, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    (_M.mailbox_id, _M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.flags, _M.internal_date, _M.size, _M.modseq,
+     _M.sealed, _M.summary_sealed, _M.saved_at))
 
 
 def _append_one(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes,
@@ -149,7 +149,7 @@ def _append_one(session: Session, keys: KeyService, mailbox_id: int, name: str, 
         raise MailboxNotFound()
     fid, uid, modseq = taken
     now = dt.datetime.now(dt.UTC)
-    _INSERT_APPENDED.execute(session, fid, uid, copy.uuid, copy.key.data_key_id, " ".join(flags),
+    _INSERT_APPENDED.execute(session, mailbox_id, fid, uid, copy.uuid, copy.key.data_key_id, " ".join(flags),
                              internal_date or now, copy.size, modseq, copy.sealed, copy.summary, now)
     return uid
 
