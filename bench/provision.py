@@ -5,10 +5,11 @@
 For each backend: generate (once) a synthetic roster of unique INS (routing.ins.synthetic_ins,
 one row in three with a personal e-mail), import it with the same pipeline as
 ``gateway patient import`` (codes written to a file), then time the RCPT-time lookup of a
-patient by INS (p50/p99 over random INS): the statement the MX runs
-(``gateway.accounts.ins_index.rcpt_statement``: keyed index of the INS under every index key
-version held, or the clear INS of a row not converted yet), HMAC included, with one index key
-version (normal) and with two (during an index key rotation); and show its query plan.
+patient by INS (p50/p99 over random INS): what the MX runs (``gateway.accounts.ins_index.rcpt_row``:
+the INS directory by keyed index of the INS under every index key version held, then the patient
+and its mailbox by ``(mailbox_id, id)``; the clear INS of a row not converted yet), HMAC
+included, with one index key version (normal) and with two (during an index key rotation);
+and show the directory statement's query plan.
 Prints a Markdown row.
 """
 

@@ -25,7 +25,7 @@ from gateway.accounts import ins_index
 from gateway.accounts.patients import CODE_ALPHABET, CODE_LENGTH, hash_activation_code
 from gateway.mailstore.folders import PATIENT_FOLDERS
 from gateway.store.keys import _dk_aad as dk_aad  # the one definition of the data-key AAD
-from gateway.store.models import DataKey, Folder, Mailbox, Patient
+from gateway.store.models import DataKey, Folder, InsDirectory, Mailbox, Patient
 
 # Random bytes -> code letters: 256 is a multiple of the 32-letter alphabet, so no bias.
 _CODE_TABLE = bytes(CODE_ALPHABET.encode()[b % len(CODE_ALPHABET)] for b in range(256))
@@ -111,7 +111,7 @@ def _bind(column: ColumnElement[Any], value: Any, session: Session) -> Any:
 
 def insert_batch(session: Session, batch: PreparedBatch, *, now: datetime, opposition_deadline: datetime,
                  code_expires_at: datetime, open_now: bool) -> None:
-    """Insert mailboxes, data keys, folders and patients for a prepared batch."""
+    """Insert mailboxes, data keys, folders, patients and their INS directory rows for a prepared batch."""
     n = len(batch.ins)
     if n == 0:
         return
@@ -141,6 +141,9 @@ def insert_batch(session: Session, batch: PreparedBatch, *, now: datetime, oppos
            expires, e, e is not None if is_pg else int(e is not None))
           for pid, digest, ins_s, mid, h, e in zip(patient_ids, batch.ins_index, batch.ins_sealed, ids,
                                                    batch.code_hashes, batch.email_sealed, strict=True)]),
+        (InsDirectory.__tablename__, ["ins_index", "ins_index_version", "mailbox_id", "patient_id"],
+         [(digest, batch.index_version, mid, pid)
+          for digest, mid, pid in zip(batch.ins_index, ids, patient_ids, strict=True)]),
     ]
     raw = session.connection().connection.driver_connection
     assert raw is not None

@@ -12,7 +12,9 @@
 Each batch is read in a read transaction, computed without any lock, and written in one short
 transaction that changes only rows still as they were read (as ``keys rotate`` re-wraps), so
 deliveries, logins and lookups go on meanwhile; lookups find converted and unconverted rows
-(:func:`gateway.accounts.ins_index.match`).
+(:func:`gateway.accounts.ins_index.find`). The INS directory (issue 23) follows in the same
+transaction: a converted row enters it, a re-indexed row's entry moves to its new index, and
+retiring an index key version removes the entries of the purged spaces still under it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
@@ -31,7 +34,7 @@ from crypto.keyring import MasterKeyring, WrappedKey
 from gateway.accounts import ins_index
 from gateway.store.db import Database
 from gateway.store.keys import _dk_aad
-from gateway.store.models import DataKey, Mailbox, Patient
+from gateway.store.models import DataKey, InsDirectory, Mailbox, Patient
 
 DEFAULT_BATCH = 1000
 
@@ -62,7 +65,7 @@ def _rows(db: Database, where: Any, after_id: int, limit: int, *extra: Any) -> S
         return session.execute(
             select(Patient.id, Mailbox.uid, DataKey.master_version, DataKey.wrapped, *extra)
             .outerjoin(Mailbox, Mailbox.id == Patient.mailbox_id)
-            .outerjoin(DataKey, DataKey.id == _newest_key())
+            .outerjoin(DataKey, and_(DataKey.mailbox_id == Patient.mailbox_id, DataKey.id == _newest_key()))
             .where(where, Patient.id > after_id).order_by(Patient.id).limit(limit)).all()
 
 
@@ -75,23 +78,40 @@ def _data_key(ring: MasterKeyring, uid: str | None, version: int | None, wrapped
         return None
 
 
-def _write(db: Database, statement: Any, params: list[dict[str, Any]]) -> None:
-    """One short write transaction. On SQLite with ``secure_delete`` for it: the space of the
-    cells replaced (the clear INS, its unique-index entry) is overwritten with zeros, so the INS
-    does not linger in the file's free space (https://sqlite.org/pragma.html#pragma_secure_delete)."""
-    if not params:
+def _enter(db: Database) -> Any:
+    """Directory rows ``p_index, p_version, p_mailbox, p_patient``; one already there is kept (a
+    row another node converted or re-indexed meanwhile)."""
+    dialect = postgresql if not db.is_sqlite else sqlite
+    return (dialect.insert(InsDirectory.__table__)
+            .values(ins_index=bindparam("p_index"), ins_index_version=bindparam("p_version"),
+                    mailbox_id=bindparam("p_mailbox"), patient_id=bindparam("p_patient"))
+            .on_conflict_do_nothing(index_elements=["ins_index"]))
+
+
+def _directory(params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"p_index": p["p_index"], "p_version": p["p_version"], "p_mailbox": p["p_mailbox"],
+             "p_patient": p["p_id"]} for p in params]
+
+
+def _write(db: Database, *steps: tuple[Any, list[dict[str, Any]]]) -> None:
+    """One short write transaction (each statement with its parameters). On SQLite with
+    ``secure_delete`` for it: the space of the cells replaced (the clear INS, its index entry)
+    is overwritten with zeros, so the INS does not linger in the file's free space
+    (https://sqlite.org/pragma.html#pragma_secure_delete)."""
+    if not steps or not steps[0][1]:
         return
     with db.write() as session:
         conn = session.connection()
+        previous = conn.exec_driver_sql("PRAGMA secure_delete").scalar() if db.is_sqlite else None
         if db.is_sqlite:
-            previous = conn.exec_driver_sql("PRAGMA secure_delete").scalar()
             conn.exec_driver_sql("PRAGMA secure_delete=ON")
-            try:
-                conn.execute(statement, params)
-            finally:
+        try:
+            for statement, params in steps:
+                if params:
+                    conn.execute(statement, params)
+        finally:
+            if db.is_sqlite:
                 conn.exec_driver_sql(f"PRAGMA secure_delete={int(previous or 0)}")
-        else:
-            conn.execute(statement, params)
 
 
 def scrub(db: Database) -> bool:
@@ -122,23 +142,26 @@ def convert_batch(db: Database, ring: MasterKeyring, index: IndexKeyring, versio
     """Convert up to ``limit`` rows with a clear INS and id > ``after_id``."""
     started = time.perf_counter()
     out = Batch()
-    rows = _rows(db, ~Patient.ins.startswith(ins_index.PLACEHOLDER_PREFIX), after_id, limit, Patient.ins)
+    rows = _rows(db, ~Patient.ins.startswith(ins_index.PLACEHOLDER_PREFIX), after_id, limit, Patient.ins,
+                 Patient.mailbox_id)
     if not rows:
         return out
     out.last_id = int(rows[-1][0])
     params = []
-    for patient_id, uid, master_version, wrapped, clear in rows:
+    for patient_id, uid, master_version, wrapped, clear, mailbox_id in rows:
         key = _data_key(ring, uid, master_version, wrapped)
         sealed = None if key is None else seal(key, clear.encode("ascii"), aad("ins", uid, "patient"))
         if sealed is None:
             out.unopened.append(int(patient_id))
         params.append({"p_id": patient_id, "p_old": clear, "p_index": index.digest(ins_index.PURPOSE, clear, version),
-                       "p_version": version, "p_sealed": sealed, "p_mark": ins_index.placeholder(int(patient_id))})
+                       "p_version": version, "p_sealed": sealed, "p_mark": ins_index.placeholder(int(patient_id)),
+                       "p_mailbox": mailbox_id})
     table = _table()
-    statement = (update(table).where(table.c.id == bindparam("p_id"), table.c.ins == bindparam("p_old"))
+    statement = (update(table).where(table.c.mailbox_id == bindparam("p_mailbox"), table.c.id == bindparam("p_id"),
+                                     table.c.ins == bindparam("p_old"))
                  .values(ins_index=bindparam("p_index"), ins_index_version=bindparam("p_version"),
                          ins_sealed=bindparam("p_sealed"), ins=bindparam("p_mark")))
-    _write(db, statement, params)
+    _write(db, (statement, params), (_enter(db), _directory(params)))
     out.done = len(params)
     out.seconds = time.perf_counter() - started
     return out
@@ -166,12 +189,12 @@ def reindex_batch(db: Database, ring: MasterKeyring, index: IndexKeyring, *, sou
     started = time.perf_counter()
     out = Batch()
     rows = _rows(db, and_(Patient.ins_index_version == source, Patient.ins_sealed.is_not(None)), after_id, limit,
-                 Patient.ins_sealed)
+                 Patient.ins_sealed, Patient.mailbox_id, Patient.ins_index)
     if not rows:
         return out
     out.last_id = int(rows[-1][0])
     params = []
-    for patient_id, uid, master_version, wrapped, sealed in rows:
+    for patient_id, uid, master_version, wrapped, sealed, mailbox_id, old_index in rows:
         key = _data_key(ring, uid, master_version, wrapped)
         try:
             ins = None if key is None else open_sealed(key, sealed, aad("ins", uid, "patient")).decode("ascii")
@@ -181,12 +204,18 @@ def reindex_batch(db: Database, ring: MasterKeyring, index: IndexKeyring, *, sou
             out.unopened.append(int(patient_id))
             continue
         params.append({"p_id": patient_id, "p_source": source, "p_version": target,
-                       "p_index": index.digest(ins_index.PURPOSE, ins, target)})
+                       "p_index": index.digest(ins_index.PURPOSE, ins, target), "p_mailbox": mailbox_id,
+                       "p_old": old_index})
     table = _table()
     statement = (update(table)
-                 .where(table.c.id == bindparam("p_id"), table.c.ins_index_version == bindparam("p_source"))
+                 .where(table.c.mailbox_id == bindparam("p_mailbox"), table.c.id == bindparam("p_id"),
+                        table.c.ins_index_version == bindparam("p_source"))
                  .values(ins_index=bindparam("p_index"), ins_index_version=bindparam("p_version")))
-    _write(db, statement, params)
+    directory = InsDirectory.__table__.c
+    leave = delete(InsDirectory).where(directory.ins_index == bindparam("p_old"),
+                                                 directory.patient_id == bindparam("p_patient"))
+    _write(db, (statement, params), (leave, [{"p_old": p["p_old"], "p_patient": p["p_id"]} for p in params]),
+           (_enter(db), _directory(params)))
     out.done = len(params)
     out.seconds = time.perf_counter() - started
     return out
@@ -194,7 +223,12 @@ def reindex_batch(db: Database, ring: MasterKeyring, index: IndexKeyring, *, sou
 
 def forget_stale(session: Session, version: int) -> int:
     """Retiring index key ``version``: purged spaces still under it lose their index (nothing
-    could find them once the key is gone). Returns how many."""
+    could find them once the key is gone), and their directory entries go. Returns how many."""
+    stale = session.execute(select(Patient.ins_index).where(
+        Patient.ins_index_version == version, Patient.ins_sealed.is_(None), Patient.ins_index.is_not(None))).scalars()
+    for digest in stale:
+        session.execute(delete(InsDirectory).where(InsDirectory.ins_index == digest)
+                        .execution_options(synchronize_session=False))
     result = session.execute(update(Patient).where(Patient.ins_index_version == version, Patient.ins_sealed.is_(None))
                              .values(ins_index=None, ins_index_version=None)
                              .execution_options(synchronize_session=False))
@@ -229,7 +263,7 @@ def restore_batch(db: Database, ring: MasterKeyring, *, after_id: int, limit: in
     table = _table()
     statement = (update(table).where(table.c.id == bindparam("p_id"), table.c.ins == bindparam("p_mark"))
                  .values(ins=bindparam("p_ins")))
-    _write(db, statement, params)
+    _write(db, (statement, params))
     out.done = len(params)
     out.seconds = time.perf_counter() - started
     return out

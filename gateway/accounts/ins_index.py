@@ -6,11 +6,17 @@ A patient row holds ``ins_index`` = ``HMAC-SHA256(index key, "ins", INS)``
 it (the admin, a mediator, the patient). Purging a space shreds its data keys, and with them
 the sealed INS; the keyed index stays, so the purged state still answers a lookup by INS.
 
-Every lookup by INS goes through :func:`match`: the digests under every index key version the
-key file holds (a rotation re-indexes in batches meanwhile), or the clear ``ins`` column of a
-row a database from an older release has not converted yet (:mod:`gateway.accounts.ins_conversion`).
-A converted or new row's ``ins`` column holds :func:`placeholder` (``#<id>``), which is never
-a valid INS.
+Every lookup by INS goes through the directory (``ins_directory``, issue 23): the digests under
+every index key version the key file holds (a rotation re-indexes in batches meanwhile) give the
+mailbox and the patient, then the patient row is read by ``(mailbox_id, id)`` (one shard each on
+a distributed store). A row a database from an older release has not converted yet
+(:mod:`gateway.accounts.ins_conversion`) is not in the directory and is found by its clear
+``ins`` column instead. A converted or new row's ``ins`` column holds :func:`placeholder`
+(``#<id>``), which is never a valid INS. The directory row is written in the transaction that
+provisions the space (:func:`enter`; the bulk import writes the same rows); its primary key
+keeps an INS to one space.
+
+:func:`match` (a ``WHERE`` clause on ``patients`` alone) remains for tests and reports.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sqlalchemy.orm import Session
 from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError
 from gateway.store.keys import IndexKeyMissing, KeyService, KeyUnavailable, MailboxKey
-from gateway.store.models import DataKey, Mailbox, Patient
+from gateway.store.models import DataKey, InsDirectory, Mailbox, Patient
 from gateway.store.raw import RawStatement, Runner
 from routing.ins import mask_ins
 
@@ -90,12 +96,29 @@ def after_miss(keys: KeyService, session: Session, runner: Runner | None = None)
     return True
 
 
+def enter(session: Session, patient: Patient) -> None:
+    """Add the directory row of a patient :func:`fill` indexed, in the caller's transaction
+    (provisioning: an INS that already has a space fails on the directory's primary key)."""
+    if patient.ins_index is None or patient.ins_index_version is None:
+        raise ValueError("the patient has no keyed index")
+    session.add(InsDirectory(ins_index=patient.ins_index, ins_index_version=patient.ins_index_version,
+                             mailbox_id=patient.mailbox_id, patient_id=patient.id))
+
+
+def _lookup(session: Session, keys: KeyService, ins: str) -> Patient | None:
+    found = digests(keys.index_keys(session), ins)
+    hit = session.execute(select(InsDirectory.mailbox_id, InsDirectory.patient_id)
+                          .where(InsDirectory.ins_index.in_(found))).first()
+    if hit is not None:
+        return session.get(Patient, (hit[0], hit[1]))
+    return session.execute(select(Patient).where(Patient.ins == ins)).scalar_one_or_none()  # not converted yet
+
+
 def find(session: Session, keys: KeyService, ins: str) -> Patient | None:
-    """The patient with this (normalised) INS, by its keyed index (or clear, unconverted)."""
-    query = select(Patient).where(match(keys, session, ins))
-    patient = session.execute(query).scalar_one_or_none()
+    """The patient with this (normalised) INS, through the directory (or clear, unconverted)."""
+    patient = _lookup(session, keys, ins)
     if patient is None and after_miss(keys, session):
-        patient = session.execute(select(Patient).where(match(keys, session, ins))).scalar_one_or_none()
+        patient = _lookup(session, keys, ins)
     return patient
 
 
@@ -110,8 +133,8 @@ def find_ids(session: Session, index: IndexKeyring, ins: Sequence[str]) -> dict[
     values = list(by_digest)
     for i in range(0, len(values), chunk_size):
         chunk = values[i:i + chunk_size]
-        for digest, row_id in session.execute(select(Patient.ins_index, Patient.id)
-                                              .where(Patient.ins_index.in_(chunk))).tuples():
+        for digest, row_id in session.execute(select(InsDirectory.ins_index, InsDirectory.patient_id)
+                                              .where(InsDirectory.ins_index.in_(chunk))).tuples():
             if digest is not None:
                 found[by_digest[bytes(digest)]] = row_id
     clear = list(ins)
@@ -127,25 +150,33 @@ def find_ids(session: Session, index: IndexKeyring, ins: Sequence[str]) -> dict[
 RCPT_COLUMNS = ("SELECT p.id, p.state, p.mailbox_id, (SELECT max(k.id) FROM data_keys k"
                  " WHERE k.mailbox_id = p.mailbox_id), m.quota_storage_kib, m.quota_messages"
                  " FROM patients p LEFT JOIN mailboxes m ON m.id = p.mailbox_id WHERE ")
+_P = Patient.__table__.c
+_RCPT_PATIENT = RawStatement(f"{RCPT_COLUMNS}p.mailbox_id = ? AND p.id = ?", (_P.mailbox_id, _P.id))
+_RCPT_CLEAR = RawStatement(f"{RCPT_COLUMNS}p.ins = ?", (_P.ins,))
 _rcpt_statements: dict[int, RawStatement] = {}
 
 
 def rcpt_statement(versions: int) -> RawStatement:
-    """The RCPT-time lookup with ``versions`` digests: two unique-index equalities (the keyed
-    index, and the clear column of a row not converted yet)."""
+    """The directory half of the RCPT-time lookup with ``versions`` digests: ``(mailbox_id,
+    patient_id)`` by primary-key equalities on the keyed index (one shard per digest)."""
     statement = _rcpt_statements.get(versions)
     if statement is None:
         marks = ", ".join("?" * versions)
-        columns = [Patient.__table__.c.ins_index] * versions + [Patient.__table__.c.ins]
-        statement = RawStatement(f"{RCPT_COLUMNS}p.ins_index IN ({marks}) OR p.ins = ?", columns)
+        statement = RawStatement(f"SELECT mailbox_id, patient_id FROM ins_directory WHERE ins_index IN ({marks})",  # noqa: S608
+                                 [InsDirectory.__table__.c.ins_index] * versions)
         _rcpt_statements[versions] = statement
     return statement
 
 
 def rcpt_row(runner: Runner, index: IndexKeyring, ins: str) -> tuple[Any, ...] | None:
-    """``(id, state, mailbox_id, newest data key id, quota_storage_kib, quota_messages)``."""
+    """``(id, state, mailbox_id, newest data key id, quota_storage_kib, quota_messages)``: the
+    directory, then the patient with its mailbox by ``(mailbox_id, id)``; a row not converted
+    yet (no directory row) by its clear INS."""
     found = digests(index, ins)
-    return rcpt_statement(len(found)).first(runner, *found, ins)
+    hit = rcpt_statement(len(found)).first(runner, *found)
+    if hit is not None:
+        return _RCPT_PATIENT.first(runner, hit[0], hit[1])
+    return _RCPT_CLEAR.first(runner, ins)
 
 
 # ---------------------------------------------------------------------------- sealing and display
@@ -204,7 +235,8 @@ def open_many(session: Session, keys: KeyService, rows: Iterable[tuple[int, str,
             out[patient_id] = None
             continue
         try:
-            out[patient_id] = keys.by_id(session, key_id).open("ins", "patient", sealed).decode("ascii")
+            mk = keys.by_id(session, key_id, mailbox_id=mailbox_id)
+            out[patient_id] = mk.open("ins", "patient", sealed).decode("ascii")
         except (KeyUnavailable, DecryptionError):
             out[patient_id] = None
     return out

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.accounts import ins_index
@@ -90,6 +90,7 @@ def provision(
     )
     ins_index.fill(patient, index, version, mk, ins)
     session.add(patient)
+    ins_index.enter(session, patient)
     session.flush()
     return Provisioned(patient, code)
 
@@ -105,7 +106,9 @@ def patient_ins(session: Session, keys: KeyService, patient: Patient) -> str | N
 
 
 def by_id(session: Session, patient_id: int) -> Patient | None:
-    return session.get(Patient, patient_id)
+    """By the patient id alone (a web session, an audit reference): not routed to one shard on
+    a distributed store (``patients`` is keyed ``(mailbox_id, id)``)."""
+    return session.execute(select(Patient).where(Patient.id == patient_id)).scalar_one_or_none()
 
 
 def claim_totp_step(session: Session, patient_id: int, step: int) -> bool:

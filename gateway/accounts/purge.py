@@ -3,10 +3,14 @@
 The data keys go first (``KeyService.shred``): from then on nothing that was sealed
 for the mailbox can be opened, even from a backup taken before the purge that lacks
 the keys. Then messages, the pieces of large messages, conversations and folders are
-deleted (:func:`empty_mailbox`, also used to remove a professional account). The patient
-row stays, in state ``purged`` with its INS (so a roster re-import does not recreate it),
-its lifecycle dates, and no personal data. The mailbox row stays too (it holds only a
-random id, its kind and a date).
+deleted (:func:`empty_mailbox`, also used to remove a professional account), in the same
+transaction: no foreign key nulls or deletes anything for it (issue 23: no ``ON DELETE SET
+NULL``), so every row that names a shredded key goes explicitly. The patient's web sessions
+are deleted too (``web_sessions`` is distributed by its own key: no foreign key to the
+patient). The patient row stays, in state ``purged`` with its keyed INS index and its entry in
+the INS directory (so a lookup by INS still answers "purged" and a roster re-import does not
+recreate it), its lifecycle dates, and no personal data. The mailbox row stays too (it holds
+only a random id, its kind and a date).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from gateway.store.keys import KeyService
-from gateway.store.models import Conversation, Folder, Message, MessageChunk, Patient
+from gateway.store.models import Conversation, Folder, Message, MessageChunk, Patient, WebSession
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,8 @@ class MailboxSize:
 
 
 def mailbox_size(session: Session, mailbox_id: int) -> MailboxSize:
-    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
     count, size = session.execute(select(func.count(Message.id), func.coalesce(func.sum(Message.size), 0))
-                                  .where(Message.folder_id.in_(folders))).one()
+                                  .where(Message.mailbox_id == mailbox_id)).one()
     n_folders = session.execute(select(func.count()).select_from(Folder)
                                 .where(Folder.mailbox_id == mailbox_id)).scalar_one()
     return MailboxSize(int(n_folders), int(count), int(size))
@@ -52,8 +55,7 @@ def empty_mailbox(session: Session, keys: KeyService, mailbox_id: int) -> Emptie
     The one way to empty a mailbox: a patient's purge and a professional account's removal."""
     size = mailbox_size(session, mailbox_id)
     shredded = keys.shred(session, mailbox_id)
-    folders = select(Folder.id).where(Folder.mailbox_id == mailbox_id).scalar_subquery()
-    for statement in (delete(Message).where(Message.folder_id.in_(folders)),
+    for statement in (delete(Message).where(Message.mailbox_id == mailbox_id),
                       delete(MessageChunk).where(MessageChunk.mailbox_id == mailbox_id),
                       delete(Conversation).where(Conversation.mailbox_id == mailbox_id),
                       delete(Folder).where(Folder.mailbox_id == mailbox_id)):
@@ -76,5 +78,7 @@ def purge_patient(session: Session, keys: KeyService, patient: Patient, now: dat
     patient.totp_sealed = None
     patient.activation_code_hash = None
     patient.last_login_at = None
+    session.execute(delete(WebSession).where(WebSession.patient_id == patient.id)
+                    .execution_options(synchronize_session=False))
     session.flush()
     return deleted

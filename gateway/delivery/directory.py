@@ -92,7 +92,8 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
 # RCPT-time lookups, driver-level (gateway/store/raw.py): one indexed read each, with the
 # mailbox's data key id (KeyService.for_mailbox's rule: the newest) so sealing needs no lookup.
 # The mailbox's quota columns come along (RFC 9208 limits; NULL: the configured default).
-# Patients: gateway.accounts.ins_index.rcpt_statement (keyed index, every held version).
+# Patients: gateway.accounts.ins_index.rcpt_row (the INS directory by keyed index, every held
+# version, then the patient by (mailbox_id, id)).
 _A = ProAccount.__table__.c
 _ACCOUNT = RawStatement(
     "SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated,"

@@ -140,10 +140,10 @@ class _Job:
 
 _P = Patient.__table__.c
 _NOTIFY_STATE_SQL = ("SELECT notifications_enabled, state, email_sealed IS NOT NULL, last_notified_at"
-                     " FROM patients WHERE id = ?")
+                     " FROM patients WHERE mailbox_id = ? AND id = ?")
 _NOTIFY_TYPES = (_P.notifications_enabled, _P.state, None, _P.last_notified_at)
-_NOTIFY_STATE = RawStatement(_NOTIFY_STATE_SQL, (_P.id,), _NOTIFY_TYPES)
-_NOTIFY_STATE_PG = RawStatement(_NOTIFY_STATE_SQL + " FOR UPDATE", (_P.id,), _NOTIFY_TYPES)
+_NOTIFY_STATE = RawStatement(_NOTIFY_STATE_SQL, (_P.mailbox_id, _P.id), _NOTIFY_TYPES)
+_NOTIFY_STATE_PG = RawStatement(_NOTIFY_STATE_SQL + " FOR UPDATE", (_P.mailbox_id, _P.id), _NOTIFY_TYPES)
 
 
 def _fail_jobs(group: list[_Job], error: BaseException) -> None:
@@ -291,7 +291,7 @@ class Pipeline:
         """The pieces of copies whose row will never be written (best effort)."""
         for copy in copies:
             if copy.sealed.sealed == chunks.CHUNKED:
-                chunks.discard(self.db, copy.sealed.uuid)
+                chunks.discard(self.db, copy.sealed.key.mailbox_id, copy.sealed.uuid)
 
     def _keys(self, targets: list[LocalTarget]) -> dict[int, MailboxKey]:
         """Each target mailbox's data key: from this process's cache when the RCPT lookup named it."""
@@ -413,25 +413,26 @@ class Pipeline:
             touched.append(target.mailbox_id)
             announce(session, target.mailbox_id)
             if target.kind == "patient" and folder == "INBOX":
-                self._notify_patient(session, target.owner_id, at)
+                self._notify_patient(session, target.mailbox_id, target.owner_id, at)
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
                          details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder},
                          keys=self.keys)
         return len(job.copies)
 
-    def _notify_patient(self, session: Session, patient_id: int, at: datetime) -> None:
+    def _notify_patient(self, session: Session, mailbox_id: int, patient_id: int, at: datetime) -> None:
         """SPEC §7: one content-free notification to the personal address, rate-limited."""
         if self.notification_interval is None:
             return
         # The row lock first (PostgreSQL FOR UPDATE), with a driver-level look at the few columns
         # that decide; the ORM row is loaded only when a notification is actually due.
         lock = _NOTIFY_STATE_PG if dialect_name(session) == "postgresql" else _NOTIFY_STATE
-        enabled, state, has_email, last = lock.one(session, patient_id)
+        enabled, state, has_email, last = lock.one(session, mailbox_id, patient_id)
         if not (enabled and state == "open" and has_email
                 and notification_due(last, at, self.notification_interval)):
             return
-        patient = session.execute(select(Patient).where(Patient.id == patient_id).with_for_update()
+        patient = session.execute(select(Patient).where(Patient.mailbox_id == mailbox_id, Patient.id == patient_id)
+                                  .with_for_update()
                                   .execution_options(populate_existing=True)).scalar_one()
         entry = queue_notification(session, self.keys, patient, hostname=self.hostname, now=at,
                                    interval=self.notification_interval, max_age=self.queue_max_age)

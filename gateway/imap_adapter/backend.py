@@ -227,7 +227,7 @@ class StoreMailboxes:
         def work(conn: Direct) -> Sequence[MessageMeta]:
             if changed_since is None:
                 return self._b.listings.get(conn, self.mailbox_id, name).messages
-            return read_metas(conn, folder_row(conn, self.mailbox_id, name).id, changed_since)
+            return read_metas(conn, self.mailbox_id, folder_row(conn, self.mailbox_id, name).id, changed_since)
 
         return await self._read_direct(work)
 
@@ -280,7 +280,7 @@ class StoreMailboxes:
         fetched, to_store = await self._read(work)
         found |= fetched
         if to_store:  # cache the computed summaries, sealed (no client-visible change)
-            await self._write(lambda s: messages.store_summaries(s, to_store), notify=False)
+            await self._write(lambda s: messages.store_summaries(s, self.mailbox_id, to_store), notify=False)
         return found
 
     async def fetch_summary(self, name: str, uid: int) -> MessageSummary | None:
@@ -288,7 +288,7 @@ class StoreMailboxes:
 
     async def fetch_objects(self, name: str, uids: Sequence[int]) -> Mapping[int, MessageObject]:
         def work(session: Session) -> dict[int, MessageObject]:
-            return read_objects(session, folder_row(session, self.mailbox_id, name).id, uids)
+            return read_objects(session, self.mailbox_id, folder_row(session, self.mailbox_id, name).id, uids)
 
         return await self._read(work)
 

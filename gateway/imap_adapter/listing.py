@@ -80,22 +80,25 @@ def folder_row(session: Runner, mailbox_id: int, name: str) -> FolderRow:
 
 
 _M = Message.__table__.c
-_META_SQL = "SELECT uid, flags, internal_date, size, modseq FROM messages WHERE folder_id = ?"
+_META_SQL = "SELECT uid, flags, internal_date, size, modseq FROM messages WHERE mailbox_id = ? AND folder_id = ?"
 _META_TYPES = (None, None, _M.internal_date, None, None)
-_METAS = RawStatement(_META_SQL + " ORDER BY uid", (_M.folder_id,), _META_TYPES)
-_METAS_SINCE = RawStatement(_META_SQL + " AND modseq > ? ORDER BY uid", (_M.folder_id, _M.modseq), _META_TYPES)
-_COUNT = RawStatement("SELECT count(*) FROM messages WHERE folder_id = ?", (_M.folder_id,))
+_METAS = RawStatement(_META_SQL + " ORDER BY uid", (_M.mailbox_id, _M.folder_id), _META_TYPES)
+_METAS_SINCE = RawStatement(_META_SQL + " AND modseq > ? ORDER BY uid", (_M.mailbox_id, _M.folder_id, _M.modseq),
+                            _META_TYPES)
+_COUNT = RawStatement("SELECT count(*) FROM messages WHERE mailbox_id = ? AND folder_id = ?",
+                      (_M.mailbox_id, _M.folder_id))
 
 
-def read_metas(session: Runner, folder_id: int, changed_since: int | None = None) -> list[MessageMeta]:
+def read_metas(session: Runner, mailbox_id: int, folder_id: int,
+               changed_since: int | None = None) -> list[MessageMeta]:
     """Messages of a folder in UID order (only those with modseq above ``changed_since``)."""
-    rows = _METAS.all(session, folder_id) if changed_since is None else \
-        _METAS_SINCE.all(session, folder_id, changed_since)
+    rows = _METAS.all(session, mailbox_id, folder_id) if changed_since is None else \
+        _METAS_SINCE.all(session, mailbox_id, folder_id, changed_since)
     return [MessageMeta(uid, frozenset(flags.split()), when, size, modseq) for uid, flags, when, size, modseq in rows]
 
 
-def _count(session: Runner, folder_id: int) -> int:
-    return int(_COUNT.one(session, folder_id)[0])
+def _count(session: Runner, mailbox_id: int, folder_id: int) -> int:
+    return int(_COUNT.one(session, mailbox_id, folder_id)[0])
 
 
 class Listings:
@@ -133,13 +136,13 @@ class Listings:
             messages = list(cached.messages)  # only the recent mark moved: the same messages
         elif cached is not None and cached.folder.uidvalidity == folder.uidvalidity \
                 and cached.folder.highestmodseq < folder.highestmodseq:
-            changed = read_metas(session, folder.id, cached.folder.highestmodseq)
+            changed = read_metas(session, mailbox_id, folder.id, cached.folder.highestmodseq)
             merged = {m.uid: m for m in cached.messages}
             merged.update((m.uid, m) for m in changed)
-            if len(merged) == _count(session, folder.id):  # nothing expunged (see the module text)
+            if len(merged) == _count(session, mailbox_id, folder.id):  # nothing expunged (see the module text)
                 messages = [merged[uid] for uid in sorted(merged)]
         if messages is None:
-            messages = read_metas(session, folder.id)
+            messages = read_metas(session, mailbox_id, folder.id)
         listing = Listing(folder, tuple(messages), frozenset(m.uid for m in messages))
         # Statements may see later commits than the folder row (SQLite without BEGIN): keep the
         # listing only if the folder did not move meanwhile, so a cached one is exact.

@@ -50,12 +50,14 @@ _C = MessageChunk.__table__.c
 _INSERT = RawStatement(
     "INSERT INTO message_chunks (message_uuid, seq, mailbox_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
     (_C.message_uuid, _C.seq, _C.mailbox_id, _C.created_at, _C.data))
-_SELECT = RawStatement("SELECT data FROM message_chunks WHERE message_uuid = ? ORDER BY seq", (_C.message_uuid,),
-                       (_C.data,))
-_DELETE = RawStatement("DELETE FROM message_chunks WHERE message_uuid = ?", (_C.message_uuid,))
+_SELECT = RawStatement("SELECT data FROM message_chunks WHERE mailbox_id = ? AND message_uuid = ? ORDER BY seq",
+                       (_C.mailbox_id, _C.message_uuid), (_C.data,))
+_DELETE = RawStatement("DELETE FROM message_chunks WHERE mailbox_id = ? AND message_uuid = ?",
+                       (_C.mailbox_id, _C.message_uuid))
 _ORPHANS = RawStatement(
     "DELETE FROM message_chunks WHERE created_at < ?"
-    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.uuid = message_chunks.message_uuid)", (_C.created_at,))
+    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailbox_id = message_chunks.mailbox_id"
+    " AND m.uuid = message_chunks.message_uuid)", (_C.created_at,))
 
 
 class Sealed(Protocol):
@@ -90,25 +92,25 @@ def store(db: Database, copy: C, now: datetime) -> C:
                 _INSERT.execute(session, copy.uuid, seq, copy.mailbox_id, now,
                                 bytes(data[start:start + CHUNK_SIZE]))
     except BaseException:
-        discard(db, copy.uuid)
+        discard(db, copy.mailbox_id, copy.uuid)
         raise
     return copy.chunked()
 
 
-def discard(db: Database, uuid: str) -> None:
+def discard(db: Database, mailbox_id: int, uuid: str) -> None:
     """Remove a message's pieces (its row was never written); never raises."""
     try:
         with db.write() as session:
-            _DELETE.execute(session, uuid)
+            _DELETE.execute(session, mailbox_id, uuid)
     except Exception:  # noqa: S110 - the orphan job removes them later
         pass
 
 
-def whole(session: Runner, uuid: str, sealed: bytes) -> bytes:
-    """The sealed bytes of a message row: the row's own, or its pieces joined."""
+def whole(session: Runner, mailbox_id: int, uuid: str, sealed: bytes) -> bytes:
+    """The sealed bytes of a message row of ``mailbox_id``: the row's own, or its pieces joined."""
     if sealed != CHUNKED:
         return sealed
-    return b"".join(row[0] for row in _SELECT.all(session, uuid))
+    return b"".join(row[0] for row in _SELECT.all(session, mailbox_id, uuid))
 
 
 def remove_orphans(session: Session, now: datetime, grace: timedelta = ORPHAN_GRACE) -> int:

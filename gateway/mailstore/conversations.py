@@ -74,7 +74,7 @@ def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_i
     for row in rows:
         if row.data_key_id is None:
             continue
-        parties = _open(keys.by_id(session, row.data_key_id), row)
+        parties = _open(keys.by_id(session, row.data_key_id, mailbox_id=row.mailbox_id), row)
         if not wanted.intersection(parties.message_ids):
             continue
         if author is None or owns_conversation(author, parties.opened_by, parties.reply_to):
@@ -83,10 +83,10 @@ def find_by_thread(session: Session, keys: KeyService, mailbox_id: int, thread_i
 
 
 def get(session: Session, keys: KeyService, mailbox_id: int, conversation_id: int) -> OpenConversation | None:
-    row = session.get(Conversation, conversation_id)
-    if row is None or row.mailbox_id != mailbox_id or row.data_key_id is None:
+    row = session.get(Conversation, (mailbox_id, conversation_id))
+    if row is None or row.data_key_id is None:
         return None
-    return OpenConversation(row, _open(keys.by_id(session, row.data_key_id), row))
+    return OpenConversation(row, _open(keys.by_id(session, row.data_key_id, mailbox_id=row.mailbox_id), row))
 
 
 def record_professional_message(
@@ -111,7 +111,7 @@ def record_professional_message(
     if ends:
         row.ended_at = now
     assert row.data_key_id is not None
-    _seal(keys.by_id(session, row.data_key_id), row, parties)
+    _seal(keys.by_id(session, row.data_key_id, mailbox_id=row.mailbox_id), row, parties)
     session.flush()
     return row.id
 
@@ -121,5 +121,6 @@ def record_patient_reply(session: Session, keys: KeyService, conversation: OpenC
     conversation.parties.message_ids.append(message_id)
     conversation.row.last_message_at = now
     assert conversation.row.data_key_id is not None
-    _seal(keys.by_id(session, conversation.row.data_key_id), conversation.row, conversation.parties)
+    _seal(keys.by_id(session, conversation.row.data_key_id,
+                    mailbox_id=conversation.row.mailbox_id), conversation.row, conversation.parties)
     session.flush()

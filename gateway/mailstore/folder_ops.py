@@ -72,8 +72,8 @@ def delete_folder(session: Session, mailbox_id: int, name: str) -> None:
     if folder.name == "INBOX":
         raise CommandFailed(replies.INBOX_NOT_DELETABLE)  # RFC 3501 §6.3.4
     # RFC 3501 §6.3.4: inferior folders stay (the name then lists as \Noselect).
-    session.execute(delete(Message).where(Message.folder_id == folder.id))
-    session.execute(delete(Folder).where(Folder.id == folder.id))
+    session.execute(delete(Message).where(Message.mailbox_id == mailbox_id, Message.folder_id == folder.id))
+    session.execute(delete(Folder).where(Folder.mailbox_id == mailbox_id, Folder.id == folder.id))
     subscriptions.keep(session, mailbox_id, folder)  # RFC 3501 §6.3.6: DELETE keeps it
 
 
@@ -94,14 +94,15 @@ def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
         target = create_folder(session, mailbox_id, new, subscribed=False)
         subscriptions.take_back(session, mailbox_id, [*made, target])
         session.flush()
-        rows = session.execute(select(Message).where(Message.folder_id == folder.id).order_by(Message.uid)).scalars()
+        rows = session.execute(select(Message).where(Message.mailbox_id == mailbox_id, Message.folder_id == folder.id)
+                               .order_by(Message.uid)).scalars()
         moved = []
         for message in rows:
             moved.append(message.uid)
-            uid, modseq = allocate_uid(session, target.id)
+            uid, modseq = allocate_uid(session, mailbox_id, target.id)
             message.folder_id, message.uid, message.modseq = target.id, uid, modseq
         folder.highestmodseq += 1
-        remember_expunged(session, folder.id, moved, folder.highestmodseq)  # gone from INBOX (RFC 7162)
+        remember_expunged(session, mailbox_id, folder.id, moved, folder.highestmodseq)  # gone from INBOX (RFC 7162)
         return
     prefix = folder.name + DELIMITER
     children = session.execute(

@@ -62,7 +62,7 @@ def find_folder(session: Session, mailbox_id: int, name: str, *, for_update: boo
     return session.execute(query).scalar_one_or_none()
 
 
-def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
+def allocate_uid(session: Session, mailbox_id: int, folder_id: int) -> tuple[int, int]:
     """Take the next UID and MODSEQ of a folder, row-locked until the transaction ends.
 
     UIDs are strictly increasing and unique per folder even with concurrent writers:
@@ -71,7 +71,8 @@ def allocate_uid(session: Session, folder_id: int) -> tuple[int, int]:
     """
     # populate_existing: the folder may already be in the session, loaded before the lock.
     folder = session.execute(
-        select(Folder).where(Folder.id == folder_id).with_for_update().execution_options(populate_existing=True)
+        select(Folder).where(Folder.mailbox_id == mailbox_id, Folder.id == folder_id).with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     uid = folder.uidnext
     folder.uidnext = uid + 1
@@ -129,8 +130,9 @@ def take_uid(session: Session, mailbox_id: int, name: str) -> tuple[int, int, in
     return int(fid), int(uidnext) - 1, int(highestmodseq)
 
 
-def remember_expunged(session: Session, folder_id: int, uids: Sequence[int], modseq: int) -> None:
+def remember_expunged(session: Session, mailbox_id: int, folder_id: int, uids: Sequence[int], modseq: int) -> None:
     """Keep UIDs expunged from a folder with the mod-sequence of their expunge, for
     ``VANISHED (EARLIER)`` (RFC 7162 §3.2.5; EXPUNGE, MOVE, RENAME of INBOX)."""
     if uids:
-        session.execute(insert(ExpungedUid), [{"folder_id": folder_id, "uid": u, "modseq": modseq} for u in uids])
+        session.execute(insert(ExpungedUid), [{"mailbox_id": mailbox_id, "folder_id": folder_id, "uid": u,
+                                                "modseq": modseq} for u in uids])

@@ -54,7 +54,7 @@ def _rows() -> Select[Any]:
     return (select(Message.id, Message.uid, Folder.name, Message.conversation_id, Message.flags,
                    Message.internal_date, Message.size, Folder.mailbox_id, Message.uuid, Message.data_key_id,
                    Message.summary_sealed)
-            .join(Folder, Folder.id == Message.folder_id))
+            .join(Folder, (Folder.mailbox_id == Message.mailbox_id) & (Folder.id == Message.folder_id)))
 
 
 def _row(values: Any) -> InboxRow:
@@ -66,7 +66,7 @@ def _row(values: Any) -> InboxRow:
 def rows(session: Session, mailbox_id: int, folders: Iterable[str], *, limit: int | None = LISTING_LIMIT
          ) -> list[InboxRow]:
     """The mailbox's messages in ``folders``, newest first (at most ``limit``; ``None``: all)."""
-    query = (_rows().where(Folder.mailbox_id == mailbox_id, Folder.name.in_(list(folders)))
+    query = (_rows().where(Message.mailbox_id == mailbox_id, Folder.name.in_(list(folders)))
              .order_by(Message.internal_date.desc(), Message.id.desc()))
     if limit is not None:
         query = query.limit(limit)
@@ -75,21 +75,22 @@ def rows(session: Session, mailbox_id: int, folders: Iterable[str], *, limit: in
 
 def owned(session: Session, mailbox_id: int, message_id: int) -> InboxRow | None:
     """The message if it is in one of this mailbox's folders."""
-    found = session.execute(_rows().where(Message.id == message_id, Folder.mailbox_id == mailbox_id)).first()
+    found = session.execute(_rows().where(Message.mailbox_id == mailbox_id, Message.id == message_id)).first()
     return None if found is None else _row(found)
 
 
 def latest_in_conversation(session: Session, mailbox_id: int, conversation_id: int) -> InboxRow | None:
     """The conversation's newest message in this mailbox."""
     found = session.execute(
-        _rows().where(Message.conversation_id == conversation_id, Folder.mailbox_id == mailbox_id)
+        _rows().where(Message.mailbox_id == mailbox_id, Message.conversation_id == conversation_id)
         .order_by(Message.internal_date.desc(), Message.id.desc()).limit(1)).first()
     return None if found is None else _row(found)
 
 
 def open_row(session: Session, keys: KeyService, mailbox_id: int, row: InboxRow) -> bytes:
     """The message's bytes (decrypted), under the mail store's one ownership rule."""
-    sealed = session.execute(select(Message.sealed).where(Message.id == row.id)).scalar_one()
+    sealed = session.execute(select(Message.sealed).where(Message.mailbox_id == mailbox_id, Message.id == row.id)
+                             ).scalar_one()
     return open_message(session, keys, mailbox_id, SealedRow(row.sealed.mailbox_id, row.sealed.uuid,
                                                              row.sealed.data_key_id, sealed))
 
@@ -108,14 +109,14 @@ def summarised(session: Session, keys: KeyService, mailbox_id: int, rows: list[I
     return [Listed(r, found[r.id]) for r in rows], to_store
 
 
-def keep(session: Session, to_store: dict[int, bytes]) -> None:
-    """Store the summaries :func:`summarised` computed (in a write transaction)."""
-    summaries.store(session, to_store)
+def keep(session: Session, mailbox_id: int, to_store: dict[int, bytes]) -> None:
+    """Store the summaries :func:`summarised` computed for ``mailbox_id`` (in a write transaction)."""
+    summaries.store(session, mailbox_id, to_store)
 
 
 def conversation(session: Session, mailbox_id: int, conversation_id: int) -> ConversationState | None:
-    found = session.get(Conversation, conversation_id)
-    if found is None or found.mailbox_id != mailbox_id:
+    found = session.get(Conversation, (mailbox_id, conversation_id))
+    if found is None:
         return None
     return ConversationState(found.id, found.ended_at is not None)
 

@@ -43,18 +43,18 @@ def _flags(text: str) -> frozenset[str]:
 _META_COLUMNS = (Message.uid, Message.flags, Message.internal_date, Message.size, Message.modseq)
 _M = Message.__table__.c
 _F = Folder.__table__.c
-# Every read of sealed blobs takes the folder's mailbox id with the row, for the ownership rule
-# of gateway.mailstore.sealed.
-_OPENING = (_F.mailbox_id, _M.uuid, _M.data_key_id)
+# Every read of sealed blobs takes the row's mailbox id (its folder's: the composite foreign key
+# of migration 0017) with the row, for the ownership rule of gateway.mailstore.sealed.
+_OPENING = (_M.mailbox_id, _M.uuid, _M.data_key_id)
 
 
-def _opening(*extra: ColumnElement[Any]) -> Select[Any]:
-    return select(*_OPENING, *extra).join_from(Message, Folder, Folder.id == Message.folder_id)
+def _opening(mailbox_id: int, *extra: ColumnElement[Any]) -> Select[Any]:
+    return select(*_OPENING, *extra).where(_M.mailbox_id == mailbox_id)
 
 
 def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: int, uid: int) -> bytes | None:
     row = session.connection().execute(
-        _opening(_M.sealed).where(_M.folder_id == folder_id, _M.uid == uid)).first()
+        _opening(mailbox_id, _M.sealed).where(_M.folder_id == folder_id, _M.uid == uid)).first()
     if row is None:
         return None
     return open_message(session, keys, mailbox_id, SealedRow(*row))
@@ -62,9 +62,10 @@ def fetch_raw(session: Session, keys: KeyService, mailbox_id: int, folder_id: in
 
 _ONE_BY_NAME = RawStatement(
     "SELECT m.uid, f.mailbox_id, m.uuid, m.data_key_id, m.sealed FROM messages m JOIN folders f"
-    " ON f.id = m.folder_id WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
+    " ON f.mailbox_id = m.mailbox_id AND f.id = m.folder_id WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?",
+    (_F.mailbox_id, _F.name, _M.uid))
 _SIZE_BY_NAME = RawStatement(
-    "SELECT m.size FROM messages m JOIN folders f ON f.id = m.folder_id"
+    "SELECT m.size FROM messages m JOIN folders f ON f.mailbox_id = m.mailbox_id AND f.id = m.folder_id"
     " WHERE f.mailbox_id = ? AND f.name = ? AND m.uid = ?", (_F.mailbox_id, _F.name, _M.uid))
 
 
@@ -95,7 +96,7 @@ def fetch_raws(session: Session, keys: KeyService, mailbox_id: int, folder_id: i
     found: dict[int, bytes] = {}
     for chunk in _chunks(uids):
         rows = session.connection().execute(
-            _opening(_M.sealed, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))).all()
+            _opening(mailbox_id, _M.sealed, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))).all()
         for owner, uuid, data_key_id, sealed, uid in rows:
             found[uid] = open_message(session, keys, mailbox_id, SealedRow(owner, uuid, data_key_id, sealed))
     return found
@@ -108,7 +109,7 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_
     to_store: dict[int, bytes] = {}
     for chunk in _chunks(uids):
         rows = session.connection().execute(
-            _opening(_M.summary_sealed, _M.id, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))
+            _opening(mailbox_id, _M.summary_sealed, _M.id, _M.uid).where(_M.folder_id == folder_id, _M.uid.in_(chunk))
         ).all()
         by_id = {message_id: SealedRow(owner, uuid, data_key_id, summary=summary_sealed)
                  for owner, uuid, data_key_id, summary_sealed, message_id, _ in rows}
@@ -118,8 +119,8 @@ def fetch_summaries(session: Session, keys: KeyService, mailbox_id: int, folder_
     return found, to_store
 
 
-def store_summaries(session: Session, sealed: dict[int, bytes]) -> None:
-    summaries.store(session, sealed)
+def store_summaries(session: Session, mailbox_id: int, sealed: dict[int, bytes]) -> None:
+    summaries.store(session, mailbox_id, sealed)
 
 
 def _reserve(session: Session, mailbox_id: int, defaults: quota.QuotaDefaults, octets: int, count: int) -> None:
@@ -132,10 +133,10 @@ def _reserve(session: Session, mailbox_id: int, defaults: quota.QuotaDefaults, o
 
 
 _INSERT_APPENDED = RawStatement(
-    "INSERT INTO messages (folder_id, uid, uuid, data_key_id, flags, internal_date, size, modseq, sealed,"
-    " summary_sealed, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    (_M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.flags, _M.internal_date, _M.size, _M.modseq, _M.sealed,
-     _M.summary_sealed, _M.saved_at))
+    "INSERT INTO messages (mailbox_id, folder_id, uid, uuid, data_key_id, flags, internal_date, size, modseq,"
+    " sealed, summary_sealed, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    (_M.mailbox_id, _M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.flags, _M.internal_date, _M.size, _M.modseq,
+     _M.sealed, _M.summary_sealed, _M.saved_at))
 
 
 def _append_one(session: Session, keys: KeyService, mailbox_id: int, name: str, raw: bytes,
@@ -148,7 +149,7 @@ def _append_one(session: Session, keys: KeyService, mailbox_id: int, name: str, 
         raise MailboxNotFound()
     fid, uid, modseq = taken
     now = dt.datetime.now(dt.UTC)
-    _INSERT_APPENDED.execute(session, fid, uid, copy.uuid, copy.key.data_key_id, " ".join(flags),
+    _INSERT_APPENDED.execute(session, mailbox_id, fid, uid, copy.uuid, copy.key.data_key_id, " ".join(flags),
                              internal_date or now, copy.size, modseq, copy.sealed, copy.summary, now)
     return uid
 
@@ -172,12 +173,13 @@ def append_many(session: Session, keys: KeyService, mailbox_id: int, name: str,
     return folder.uidvalidity, uids
 
 
-def _sizes(session: Session, folder_id: int, uids: Sequence[int]) -> tuple[int, int]:
+def _sizes(session: Session, mailbox_id: int, folder_id: int, uids: Sequence[int]) -> tuple[int, int]:
     """The octets and the number of the messages among ``uids`` in a folder."""
     octets = count = 0
     for chunk in _chunks(sorted(uids)):
         n, total = session.execute(select(func.count(Message.size), func.coalesce(func.sum(Message.size), 0))
-                                   .where(Message.folder_id == folder_id, Message.uid.in_(chunk))).one()
+                                   .where(Message.mailbox_id == mailbox_id, Message.folder_id == folder_id,
+                                          Message.uid.in_(chunk))).one()
         octets, count = octets + int(total), count + int(n)
     return octets, count
 
@@ -188,7 +190,8 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
     """Copy (or move, ``remove``) messages; each copy is re-sealed under a new uuid. A COPY
     counts against the quota (RFC 9208 §4.3); a MOVE within the one quota root adds nothing."""
     if not remove:
-        _reserve(session, mailbox_id, defaults, *_sizes(session, get_folder(session, mailbox_id, source).id, uids))
+        _reserve(session, mailbox_id, defaults, *_sizes(session, mailbox_id, get_folder(session, mailbox_id, source).id,
+                                                           uids))
     src = get_folder(session, mailbox_id, source, for_update=remove)
     dst = get_folder(session, mailbox_id, destination)
     dest_key = keys.for_mailbox(session, mailbox_id)
@@ -197,14 +200,15 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
     saved = dt.datetime.now(dt.UTC)
     for chunk in _chunks(sorted(uids)):
         rows = session.execute(
-            select(Message).where(Message.folder_id == src.id, Message.uid.in_(chunk)).order_by(Message.uid)
+            select(Message).where(Message.mailbox_id == mailbox_id, Message.folder_id == src.id,
+                                  Message.uid.in_(chunk)).order_by(Message.uid)
         ).scalars().all()
         for m in rows:
             row = SealedRow(src.mailbox_id, m.uuid, m.data_key_id, m.sealed, m.summary_sealed)
             uuid, sealed, summary = reseal(session, keys, mailbox_id, row, dest_key)
-            uid, modseq = allocate_uid(session, dst.id)
+            uid, modseq = allocate_uid(session, mailbox_id, dst.id)
             session.add(Message(
-                folder_id=dst.id, uid=uid, uuid=uuid, data_key_id=dest_key.data_key_id,
+                mailbox_id=mailbox_id, folder_id=dst.id, uid=uid, uuid=uuid, data_key_id=dest_key.data_key_id,
                 conversation_id=m.conversation_id, flags=m.flags, internal_date=m.internal_date, size=m.size,
                 modseq=modseq, sealed=sealed, summary_sealed=summary,
                 email_id=m.email_id or m.uuid, saved_at=saved,  # RFC 8474 §5.1, RFC 8514 §4.1
@@ -213,9 +217,9 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
             moved.append(m.id)
     if remove and moved:  # RFC 6851 §3.3: the copy and the expunge are one transaction
         for chunk in _chunks(moved):
-            session.execute(delete(Message).where(Message.id.in_(chunk)))
+            session.execute(delete(Message).where(Message.mailbox_id == mailbox_id, Message.id.in_(chunk)))
         src.highestmodseq += 1
-        remember_expunged(session, src.id, [a for a, _ in mapping], src.highestmodseq)
+        remember_expunged(session, mailbox_id, src.id, [a for a, _ in mapping], src.highestmodseq)
     session.flush()
     return dst.uidvalidity, mapping
 
@@ -237,7 +241,8 @@ def store_flags(session: Session, mailbox_id: int, name: str, uids: Sequence[int
     conflicts: list[int] = []
     for chunk in _chunks(sorted(uids)):
         rows = session.execute(
-            select(Message.id, *_META_COLUMNS).where(Message.folder_id == folder.id, Message.uid.in_(chunk))
+            select(Message.id, *_META_COLUMNS).where(Message.mailbox_id == mailbox_id, Message.folder_id == folder.id,
+                                                     Message.uid.in_(chunk))
         ).all()
         for message_id, uid, text, internal_date, size, old_modseq in rows:
             if unchanged_since is not None and old_modseq > unchanged_since:
@@ -246,7 +251,7 @@ def store_flags(session: Session, mailbox_id: int, name: str, uids: Sequence[int
             new = _apply(_flags(text), mode, flags)
             if new == _flags(text):
                 continue
-            session.execute(update(Message).where(Message.id == message_id)
+            session.execute(update(Message).where(Message.mailbox_id == mailbox_id, Message.id == message_id)
                             .values(flags=" ".join(sorted(new)), modseq=modseq))
             updated.append(MessageMeta(uid, new, internal_date, size, modseq))
     if updated:
@@ -256,21 +261,22 @@ def store_flags(session: Session, mailbox_id: int, name: str, uids: Sequence[int
 
 def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | None) -> list[int]:
     folder = get_folder(session, mailbox_id, name, for_update=True)
-    query = select(Message.id, Message.uid, Message.flags).where(Message.folder_id == folder.id)
+    query = select(Message.id, Message.uid, Message.flags).where(Message.mailbox_id == mailbox_id,
+                                                                 Message.folder_id == folder.id)
     rows = session.execute(query).all()
     wanted = None if uids is None else set(uids)
     doomed = [(mid, uid) for mid, uid, text in rows
               if "\\Deleted" in _flags(text) and (wanted is None or uid in wanted)]
     for chunk in _chunks([mid for mid, _ in doomed]):
-        session.execute(delete(Message).where(Message.id.in_(chunk)))
+        session.execute(delete(Message).where(Message.mailbox_id == mailbox_id, Message.id.in_(chunk)))
     if doomed:
         folder.highestmodseq += 1  # so other sessions' wait_for_change wakes up
-        remember_expunged(session, folder.id, [uid for _, uid in doomed], folder.highestmodseq)
+        remember_expunged(session, mailbox_id, folder.id, [uid for _, uid in doomed], folder.highestmodseq)
     return sorted(uid for _, uid in doomed)
 
 
 _EXPUNGED_SINCE = RawStatement(
-    "SELECT e.uid FROM expunged_uids e JOIN folders f ON f.id = e.folder_id"
+    "SELECT e.uid FROM expunged_uids e JOIN folders f ON f.mailbox_id = e.mailbox_id AND f.id = e.folder_id"
     " WHERE f.mailbox_id = ? AND f.name = ? AND e.modseq > ? ORDER BY e.uid",
     (Folder.__table__.c.mailbox_id, Folder.__table__.c.name, ExpungedUid.__table__.c.modseq))
 

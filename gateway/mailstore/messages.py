@@ -50,9 +50,9 @@ def append_message(
     if folder is None:
         raise FolderNotFound(folder_name)
     copy = seal_copy(keys.for_mailbox(session, mailbox_id), raw, summary)
-    uid, modseq = allocate_uid(session, folder.id)
+    uid, modseq = allocate_uid(session, mailbox_id, folder.id)
     message = Message(
-        folder_id=folder.id, uid=uid, uuid=copy.uuid, data_key_id=copy.key.data_key_id,
+        mailbox_id=mailbox_id, folder_id=folder.id, uid=uid, uuid=copy.uuid, data_key_id=copy.key.data_key_id,
         conversation_id=conversation_id, flags=" ".join(flags), internal_date=internal_date or datetime.now(UTC),
         size=copy.size, modseq=modseq, sealed=copy.sealed, summary_sealed=copy.summary,
         saved_at=datetime.now(UTC),  # RFC 8514: saved now, whatever internal date it was given
@@ -64,10 +64,10 @@ def append_message(
 
 _M = Message.__table__.c
 _INSERT_SEALED = RawStatement(
-    "INSERT INTO messages (folder_id, uid, uuid, data_key_id, conversation_id, flags, internal_date, size,"
-    " modseq, sealed, summary_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    (_M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.conversation_id, _M.flags, _M.internal_date, _M.size,
-     _M.modseq, _M.sealed, _M.summary_sealed))
+    "INSERT INTO messages (mailbox_id, folder_id, uid, uuid, data_key_id, conversation_id, flags, internal_date,"
+    " size, modseq, sealed, summary_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    (_M.mailbox_id, _M.folder_id, _M.uid, _M.uuid, _M.data_key_id, _M.conversation_id, _M.flags, _M.internal_date,
+     _M.size, _M.modseq, _M.sealed, _M.summary_sealed))
 
 
 def insert_sealed(session: Session, mailbox_id: int, folder_name: str, copy: SealedCopy, *,
@@ -85,7 +85,7 @@ def insert_sealed(session: Session, mailbox_id: int, folder_name: str, copy: Sea
     if taken is None:
         raise FolderNotFound(folder_name)
     fid, uid, modseq = taken
-    (message_id,) = _INSERT_SEALED.one(session, fid, uid, copy.uuid, copy.key.data_key_id, conversation_id,
+    (message_id,) = _INSERT_SEALED.one(session, mailbox_id, fid, uid, copy.uuid, copy.key.data_key_id, conversation_id,
                                        " ".join(flags), internal_date, copy.size, modseq, copy.sealed,
                                        copy.summary)
     return StoredMessage(int(message_id), fid, uid, modseq)
@@ -93,24 +93,25 @@ def insert_sealed(session: Session, mailbox_id: int, folder_name: str, copy: Sea
 
 _F = Folder.__table__.c
 _ROW = RawStatement(
-    "SELECT f.mailbox_id, m.uuid, m.data_key_id, m.sealed, m.summary_sealed FROM messages m"
-    " JOIN folders f ON f.id = m.folder_id WHERE m.id = ?", (_M.id,))
+    "SELECT m.mailbox_id, m.uuid, m.data_key_id, m.sealed, m.summary_sealed FROM messages m"
+    " WHERE m.mailbox_id = ? AND m.id = ?", (_M.mailbox_id, _M.id))
 
 
-def sealed_row(runner: Runner, message_id: int) -> SealedRow | None:
-    """A message's sealed blobs with its folder's mailbox, for :func:`open_message`."""
-    row = _ROW.first(runner, message_id)
+def sealed_row(runner: Runner, mailbox_id: int, message_id: int) -> SealedRow | None:
+    """A message's sealed blobs with its mailbox, for :func:`open_message`."""
+    row = _ROW.first(runner, mailbox_id, message_id)
     return None if row is None else SealedRow(*row)
 
 
 def read_message(session: Session, keys: KeyService, mailbox_id: int, message_id: int) -> bytes:
     """Decrypt one message of ``mailbox_id``; ``LookupError`` if there is no such message, crypto's
     ``DecryptionError`` (another mailbox's, tampered) or ``KeyUnavailable`` when it cannot be opened."""
-    row = sealed_row(session, message_id)
+    row = sealed_row(session, mailbox_id, message_id)
     if row is None:
         raise LookupError("no such message")
     return open_message(session, keys, mailbox_id, row)
 
 
-def list_folder(session: Session, folder_id: int) -> list[Message]:
-    return list(session.execute(select(Message).where(Message.folder_id == folder_id).order_by(Message.uid)).scalars())
+def list_folder(session: Session, mailbox_id: int, folder_id: int) -> list[Message]:
+    return list(session.execute(select(Message).where(Message.mailbox_id == mailbox_id, Message.folder_id == folder_id)
+                                .order_by(Message.uid)).scalars())

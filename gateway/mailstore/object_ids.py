@@ -28,14 +28,17 @@ def _digest(prefix: str, handle: str) -> str:
     return prefix + hashlib.sha256(handle.encode("ascii")).hexdigest()[:24]
 
 
-def read_objects(session: Session, folder_id: int, uids: Sequence[int]) -> dict[int, MessageObject]:
+def read_objects(session: Session, mailbox_id: int, folder_id: int,
+                 uids: Sequence[int]) -> dict[int, MessageObject]:
     found: dict[int, MessageObject] = {}
     for i in range(0, len(uids), IN_CHUNK):
         rows = session.connection().execute(
             select(Message.uid, Message.uuid, Message.email_id, Conversation.uuid, Message.saved_at,
                    Message.internal_date)
-            .outerjoin(Conversation, Conversation.id == Message.conversation_id)
-            .where(Message.folder_id == folder_id, Message.uid.in_(uids[i : i + IN_CHUNK]))
+            .outerjoin(Conversation, (Conversation.mailbox_id == Message.mailbox_id)
+                       & (Conversation.id == Message.conversation_id))
+            .where(Message.mailbox_id == mailbox_id, Message.folder_id == folder_id,
+                   Message.uid.in_(uids[i : i + IN_CHUNK]))
         ).all()
         for uid, uuid, email_id, conversation, saved_at, internal_date in rows:
             thread = None if conversation is None else _digest("T", conversation)

@@ -103,7 +103,7 @@ def open_message(runner: Runner, keys: KeyService, mailbox_id: int, row: SealedR
     process does not hold the key yet.
     """
     mk = _key(runner, keys, mailbox_id, row)
-    return mk.open(_MESSAGE, row.uuid, whole(runner, row.uuid, row.sealed))
+    return mk.open(_MESSAGE, row.uuid, whole(runner, row.mailbox_id, row.uuid, row.sealed))
 
 
 def open_summary(runner: Runner, keys: KeyService, mailbox_id: int, row: SealedRow) -> bytes | None:

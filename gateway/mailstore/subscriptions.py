@@ -49,7 +49,8 @@ def set_subscribed(session: Session, mailbox_id: int, name: str, subscribed: boo
     when neither a folder nor (UNSUBSCRIBE) a kept subscription has the name."""
     folder = find_folder(session, mailbox_id, name)
     if folder is not None:
-        session.execute(update(Folder).where(Folder.id == folder.id).values(subscribed=subscribed))
+        session.execute(update(Folder).where(Folder.mailbox_id == mailbox_id, Folder.id == folder.id)
+                        .values(subscribed=subscribed))
         return
     key = folder_key(name)
     if subscribed or not _kept(session, mailbox_id, key):

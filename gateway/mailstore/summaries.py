@@ -198,7 +198,8 @@ def read(session: Session, keys: KeyService, mailbox_id: int, rows: Mapping[int,
     to_store: dict[int, bytes] = {}
     for i in range(0, len(missing), IN_CHUNK):
         for message_id, sealed in session.connection().execute(
-                select(Message.id, Message.sealed).where(Message.id.in_(missing[i:i + IN_CHUNK]))):
+                select(Message.id, Message.sealed).where(Message.mailbox_id == mailbox_id,
+                                                         Message.id.in_(missing[i:i + IN_CHUNK]))):
             row = replace(rows[message_id], sealed=sealed)
             summary = compute(open_message(session, keys, mailbox_id, row))
             to_store[message_id] = seal_summary(session, keys, mailbox_id, row, encode(summary))
@@ -206,7 +207,8 @@ def read(session: Session, keys: KeyService, mailbox_id: int, rows: Mapping[int,
     return found, to_store
 
 
-def store(session: Session, sealed: Mapping[int, bytes]) -> None:
-    """Keep computed summaries (sealed by :func:`read`) with their messages."""
+def store(session: Session, mailbox_id: int, sealed: Mapping[int, bytes]) -> None:
+    """Keep computed summaries (sealed by :func:`read` for ``mailbox_id``) with their messages."""
     for message_id, blob in sealed.items():
-        session.execute(update(Message).where(Message.id == message_id).values(summary_sealed=blob))
+        session.execute(update(Message).where(Message.mailbox_id == mailbox_id, Message.id == message_id)
+                        .values(summary_sealed=blob))

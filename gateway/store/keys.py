@@ -413,15 +413,18 @@ class KeyService:
         with self._lock:
             return self._cache.get(data_key_id)
 
-    def by_id(self, session: Session, data_key_id: int) -> MailboxKey:
+    def by_id(self, session: Session, data_key_id: int, *, mailbox_id: int | None = None) -> MailboxKey:
+        """A data key by id; ``mailbox_id``, when the caller knows whose it is, keeps the query to
+        that mailbox (one shard on a distributed store; issue 23)."""
         with self._lock:
             cached = self._cache.get(data_key_id)
         if cached is not None:
             return cached
-        row = session.execute(
-            select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
-            .where(DataKey.id == data_key_id)
-        ).first()
+        query = (select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+                 .where(DataKey.id == data_key_id))
+        if mailbox_id is not None:
+            query = query.where(DataKey.mailbox_id == mailbox_id)
+        row = session.execute(query).first()
         if row is None:
             raise KeyUnavailable("data key not found (mailbox purged?)")
         data_key, mailbox_uid = row
@@ -454,7 +457,7 @@ class KeyService:
         ).scalar()
         if key_id is None:
             raise KeyUnavailable("mailbox has no data key (purged?)")
-        return self.by_id(session, key_id)
+        return self.by_id(session, key_id, mailbox_id=mailbox_id)
 
     def rewrap_all(self, session: Session, *, batch: int = 1000) -> int:
         """Re-wrap, in the caller's transaction, every data key not under the current master version.
@@ -473,7 +476,7 @@ class KeyService:
             for data_key, mailbox_uid in rows:
                 new = self.ring.rewrap(WrappedKey(data_key.master_version, data_key.wrapped), _dk_aad(mailbox_uid))
                 session.execute(
-                    update(DataKey).where(DataKey.id == data_key.id)
+                    update(DataKey).where(DataKey.mailbox_id == data_key.mailbox_id, DataKey.id == data_key.id)
                     .values(master_version=new.version, wrapped=new.blob)
                 )
                 done += 1

@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -45,6 +46,13 @@ NAMING = {
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# The mailbox group's primary keys are (mailbox_id, id) (issue 23: every key includes the
+# distribution column). SQLite keeps ``id INTEGER PRIMARY KEY`` instead (the rowid: globally
+# unique, so strictly stronger, and the one column SQLite auto-increments), and ``folders`` gets
+# this unique index, the parent key of the composite foreign keys from ``messages`` and
+# ``expunged_uids`` (migration 0017). Comparisons of the schema with these models skip it there.
+SQLITE_ONLY = frozenset({"uq_folders_mailbox_id_id"})
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -77,7 +85,9 @@ class Mailbox(Base):
 
     __tablename__ = "mailboxes"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    uid: Mapped[str] = mapped_column(String(32), unique=True)  # random, bound into every AAD
+    # random (128 bits), bound into every AAD; not unique in the schema (migration 0017: a unique
+    # constraint must include the distribution column ``id``, and nothing looks a mailbox up by it)
+    uid: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))  # patient | pro | system
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # RFC 9208 limits set by an admin (migration 0011): STORAGE in KiB, MESSAGE in messages.
@@ -91,8 +101,9 @@ class DataKey(Base):
     """A mailbox's data key, wrapped by a versioned master key (SPEC §8)."""
 
     __tablename__ = "data_keys"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     master_version: Mapped[int] = mapped_column(Integer, index=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -131,7 +142,7 @@ class HostedDomain(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     dkim_selector: Mapped[str | None] = mapped_column(String(63))
-    dkim_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    dkim_data_key_id: Mapped[int | None] = mapped_column(BigId)  # the system data key; no foreign key
     dkim_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)  # under the system data key
     dkim_public_key: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -146,7 +157,7 @@ class DkimKey(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     domain: Mapped[str] = mapped_column(String(255), unique=True)
     selector: Mapped[str] = mapped_column(String(63))
-    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    data_key_id: Mapped[int | None] = mapped_column(BigId)  # the system data key; no foreign key
     key_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
     public_key: Mapped[str] = mapped_column(Text)  # base64 p=
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -186,7 +197,7 @@ class ProAccount(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     address: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased key
     domain_id: Mapped[int] = mapped_column(ForeignKey("hosted_domains.id"), index=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), unique=True)
+    mailbox_id: Mapped[int] = mapped_column(BigId, unique=True)  # no foreign key: a reference table
     name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     accepts_patient_initiated: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -242,17 +253,20 @@ class Patient(Base):
     index key ``ins_index_version``, and ``ins_sealed`` the INS sealed under the patient's own
     data key (so shredding a purged space's keys shreds it). ``ins`` is the column of the
     clear INS of old releases: a row not converted yet still holds it; a converted or new row
-    holds ``#<id>`` (kept NOT NULL and unique: SQLite cannot relax it without rebuilding a
-    table others reference).
+    holds ``#<id>``.
+
+    Migration 0017 (issue 23): the row belongs to its mailbox's shard (primary key
+    ``(mailbox_id, id)``); the global uniqueness of the INS moved to :class:`InsDirectory`
+    (keyed index -> mailbox, patient), which every lookup by INS goes through first.
     """
 
     __tablename__ = "patients"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ins: Mapped[str] = mapped_column(String(15), unique=True)
-    ins_index: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True, index=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id"), primary_key=True, unique=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ins: Mapped[str] = mapped_column(String(15), index=True)
+    ins_index: Mapped[bytes | None] = mapped_column(LargeBinary)
     ins_index_version: Mapped[int | None] = mapped_column(Integer)
     ins_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
-    mailbox_id: Mapped[int | None] = mapped_column(ForeignKey("mailboxes.id"), unique=True)
     state: Mapped[str] = mapped_column(String(16), index=True)  # provisioned|open|opposed|closed|purged
     provisioned_at: Mapped[datetime] = mapped_column(UtcDateTime())
     opposition_deadline: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -280,8 +294,8 @@ class Folder(Base):
 
     __tablename__ = "folders"
     __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_folders_mailbox_name"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(512))
     special_use: Mapped[str | None] = mapped_column(String(16))  # \Sent \Drafts \Trash \Archive \Junk
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -307,8 +321,8 @@ class Subscription(Base):
 
     __tablename__ = "subscriptions"
     __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_subscriptions_mailbox_name"),)
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"))
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(512))
 
 
@@ -317,8 +331,13 @@ class ExpungedUid(Base):
     ``VANISHED (EARLIER)``; migration 0009)."""
 
     __tablename__ = "expunged_uids"
-    __table_args__ = (Index("ix_expunged_uids_folder_modseq", "folder_id", "modseq"),)
-    folder_id: Mapped[int] = mapped_column(BigId, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (
+        ForeignKeyConstraint(["mailbox_id", "folder_id"], ["folders.mailbox_id", "folders.id"], ondelete="CASCADE",
+                             name="fk_expunged_uids_folder_folders"),
+        Index("ix_expunged_uids_folder_modseq", "mailbox_id", "folder_id", "modseq"),
+    )
+    mailbox_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     uid: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     modseq: Mapped[int] = mapped_column(BigInteger)
 
@@ -326,17 +345,22 @@ class ExpungedUid(Base):
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
-        Index("ix_messages_folder_modseq", "folder_id", "modseq"),
+        ForeignKeyConstraint(["mailbox_id", "folder_id"], ["folders.mailbox_id", "folders.id"], ondelete="CASCADE",
+                             name="fk_messages_folder_folders"),
+        UniqueConstraint("mailbox_id", "folder_id", "uid", name="uq_messages_folder_uid"),
+        UniqueConstraint("mailbox_id", "uuid", name="uq_messages_uuid"),
+        Index("ix_messages_folder_modseq", "mailbox_id", "folder_id", "modseq"),
+        Index("ix_messages_conversation_id", "mailbox_id", "conversation_id"),
     )
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+    # The folder's mailbox (migration 0017, issue 23): the distribution column of the mailbox group.
+    mailbox_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    folder_id: Mapped[int] = mapped_column(BigId)
     uid: Mapped[int] = mapped_column(BigInteger)
-    uuid: Mapped[str] = mapped_column(String(32), unique=True)  # bound into the AAD
-    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
-    conversation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
-    )
+    uuid: Mapped[str] = mapped_column(String(32))  # bound into the AAD
+    # No foreign keys (no ON DELETE SET NULL, issue 23): a purge deletes the messages with the keys.
+    data_key_id: Mapped[int | None] = mapped_column(BigId)
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
     flags: Mapped[str] = mapped_column(Text, default="")  # space-separated IMAP flags
     internal_date: Mapped[datetime] = mapped_column(UtcDateTime())
     size: Mapped[int] = mapped_column(BigInteger)
@@ -354,9 +378,9 @@ class MessageChunk(Base):
     before the message row (``gateway/mailstore/chunks.py``); the row's ``sealed`` is then empty."""
 
     __tablename__ = "message_chunks"
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
     message_uuid: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -365,10 +389,11 @@ class Conversation(Base):
     """A thread a professional opened with a patient (SPEC §4); correspondents are sealed."""
 
     __tablename__ = "conversations"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(32), unique=True)
-    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), index=True)
-    data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    __table_args__ = (UniqueConstraint("mailbox_id", "uuid", name="uq_conversations_uuid"),)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(32))
+    data_key_id: Mapped[int | None] = mapped_column(BigId)  # no foreign key (no SET NULL; issue 23)
     parties_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # opened_by, reply_to, thread ids
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_message_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -391,7 +416,7 @@ class QueueEntry(Base):
     bucket: Mapped[int] = mapped_column(SmallInteger)
     id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(32))
-    data_key_id: Mapped[int | None] = mapped_column(BigId)  # no foreign key (issue 23)
+    data_key_id: Mapped[int | None] = mapped_column(BigId)  # no foreign key (issue 23, migration 0017)
     domain: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16), default="message")  # message|bounce|dsn|mdn|notification
     envelope_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # sender, recipients, DSN params
@@ -503,7 +528,7 @@ class _ConsoleAccount:
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     totp_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # under the system data key
-    totp_data_key_id: Mapped[int | None] = mapped_column(ForeignKey("data_keys.id", ondelete="SET NULL"))
+    totp_data_key_id: Mapped[int | None] = mapped_column(BigId)  # the system data key; no foreign key
     last_totp_step: Mapped[int] = mapped_column(BigInteger, default=0)  # a code is accepted once
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -595,7 +620,8 @@ class WebSession(Base):
     __tablename__ = "web_sessions"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    # No foreign key (issue 23: distributed by its own key): a purge deletes the sessions itself.
+    patient_id: Mapped[int] = mapped_column(BigId, index=True)
     stage: Mapped[str] = mapped_column(String(16), default="full")  # activation | full
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -615,3 +641,21 @@ class LoginCounter(Base):
     locked_until: Mapped[float | None] = mapped_column(Float)
     next_allowed: Mapped[float | None] = mapped_column(Float)  # account ceiling: spacing, never a lock
     succeeded_at: Mapped[float | None] = mapped_column(Float)  # the network is known for this account
+
+
+class InsDirectory(Base):
+    """Where a patient lives, by the keyed index of the INS (issue 23, migration 0017).
+
+    Distributed by ``ins_index`` (its own key, not co-located with the mailbox group): the
+    RCPT lookup reads one row here, then the patient and the mailbox by ``mailbox_id``. Written
+    in the transaction that provisions the space, re-keyed by an index conversion or rotation
+    (:mod:`gateway.accounts.ins_conversion`); the primary key keeps an INS to one space. A
+    purged space keeps its row (its state still answers a lookup by INS) until the index key
+    version it is under is retired.
+    """
+
+    __tablename__ = "ins_directory"
+    ins_index: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    ins_index_version: Mapped[int] = mapped_column(Integer)
+    mailbox_id: Mapped[int] = mapped_column(BigId)
+    patient_id: Mapped[int] = mapped_column(BigId)

@@ -82,5 +82,6 @@ def mailbox_messages(live: LiveGateway, *, ins: str | None = None, pro: str | No
         assert mailbox_id is not None
         found = find_folder(session, mailbox_id, folder)
         assert found is not None
-        rows = session.execute(select(Message).where(Message.folder_id == found.id).order_by(Message.uid)).scalars()
+        rows = session.execute(select(Message).where(Message.mailbox_id == mailbox_id, Message.folder_id == found.id)
+                               .order_by(Message.uid)).scalars()
         return [read_message(session, svc.keys, mailbox_id, row.id) for row in rows]

@@ -26,7 +26,7 @@ from gateway.store.models import (
     QueueEntry,
 )
 from gateway.store.partitions import queue_bucket
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from routing.ins import synthetic_ins
 
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
@@ -46,7 +46,7 @@ def _patients(store: Store, n: int, *, seed: int = 3) -> list[int]:
 
 def _state(store: Store, pid: int) -> Patient:
     with store.db.read() as session:
-        patient = session.get(Patient, pid)
+        patient = by_id(session, Patient, pid)
         assert patient is not None
         return patient
 
@@ -60,10 +60,10 @@ def _run(store: Store, name: str, now: datetime) -> dict[str, int]:
 def test_open_after_opposition_window_and_code_expiry(store: Store) -> None:
     early, late, opposed = _patients(store, 3)
     with store.db.write() as session:
-        p = session.get(Patient, late)
+        p = by_id(session, Patient, late)
         assert p is not None
         p.opposition_deadline = T0 + timedelta(days=60)
-        o = session.get(Patient, opposed)
+        o = by_id(session, Patient, opposed)
         assert o is not None
         o.state = "opposed"
     assert _run(store, "open-mailboxes", T0 + timedelta(days=41)) == {"opened": 0}
@@ -80,16 +80,16 @@ def test_closed_spaces_archived_then_purged_and_messages_no_longer_decrypt(store
     closed, kept, deleting, other = _patients(store, 4)
     with store.db.write() as session:
         for pid in (closed, kept):
-            p = session.get(Patient, pid)
+            p = by_id(session, Patient, pid)
             assert p is not None
             p.state, p.closed_at = "closed", T0 + timedelta(days=1 if pid == closed else 100)
-        d = session.get(Patient, deleting)
+        d = by_id(session, Patient, deleting)
         assert d is not None and d.mailbox_id is not None
         d.deletion_requested_at = T0
-        mailbox = session.get(Patient, closed).mailbox_id  # type: ignore[union-attr]
+        mailbox = by_id(session, Patient, closed).mailbox_id  # type: ignore[union-attr]
         assert mailbox is not None
         stored = append_message(session, store.keys, mailbox, "INBOX", b"Subject: secret\r\n\r\nbody\r\n")
-        sealed = session.get(Message, stored.message_id).sealed  # type: ignore[union-attr]
+        sealed = by_id(session, Message, stored.message_id).sealed  # type: ignore[union-attr]
         key_id = store.keys.for_mailbox(session, mailbox).data_key_id
     with store.db.read() as session:
         assert read_message(session, store.keys, mailbox, stored.message_id).endswith(b"body\r\n")
@@ -176,11 +176,11 @@ def test_a_purge_removes_the_pieces_of_large_messages_at_once(store: Store) -> N
     transaction, as a professional account's removal does (one way to empty a mailbox)."""
     (pid,) = _patients(store, 1, seed=11)
     with store.db.write() as session:
-        patient = session.get(Patient, pid)
+        patient = by_id(session, Patient, pid)
         assert patient is not None and patient.mailbox_id is not None
         mailbox = patient.mailbox_id
         stored = append_message(session, store.keys, mailbox, "INBOX", b"Subject: large\r\n\r\nbody\r\n")
-        uuid = session.get(Message, stored.message_id).uuid  # type: ignore[union-attr]
+        uuid = by_id(session, Message, stored.message_id).uuid  # type: ignore[union-attr]
         session.add(MessageChunk(message_uuid=uuid, seq=0, mailbox_id=mailbox, created_at=T0, data=b"sealed"))
         patient.deletion_requested_at = T0
     assert _run(store, "deletion-requests", T0 + timedelta(days=1)) == {"purged": 1, "past_deadline": 0}

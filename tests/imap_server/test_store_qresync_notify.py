@@ -9,8 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect
 
 from gateway.accounts.pros import add_hosted_domain, add_pro
@@ -121,11 +119,7 @@ def test_migration_0009_downgrades_and_upgrades_again(db_url: str) -> None:
     try:
         migrate.upgrade(db.engine)
         assert "expunged_uids" in inspect(db.engine).get_table_names()
-        cfg = Config()
-        cfg.set_main_option("script_location", str(migrate.MIGRATIONS))
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0008")
+        migrate.downgrade(db.engine, "0008")
         assert "expunged_uids" not in inspect(db.engine).get_table_names()
         assert migrate.current_revision(db.engine) == "0008"
         migrate.upgrade(db.engine)

@@ -20,7 +20,7 @@ from gateway.store.keyops import KeyCheckFailed
 from gateway.store.models import DataKey, KeyCheck
 from gateway.testing.live import make_home
 from gateway.testing.ports import listen_env
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from gateway.testing.world import populate
 from tests.keys.kit import SQLITE, cli, downgrade_before_key_checks, gateway
 
@@ -157,10 +157,10 @@ def test_new_data_keys_use_the_recorded_version_not_a_prepared_one(store: Store)
     service = keystore.KeyService(prepared)
     with store.db.write() as s:
         mk = service.create_mailbox(s, "pro")
-        assert s.get(DataKey, mk.data_key_id).master_version == 1  # type: ignore[union-attr]
+        assert by_id(s, DataKey, mk.data_key_id).master_version == 1  # type: ignore[union-attr]
         keystore.record_checks(s, prepared, [2])
         mk = service.create_mailbox(s, "pro")
-        assert s.get(DataKey, mk.data_key_id).master_version == 2  # type: ignore[union-attr]
+        assert by_id(s, DataKey, mk.data_key_id).master_version == 2  # type: ignore[union-attr]
 
 
 def test_key_file_mode_and_parse_errors_are_one_line(tmp_path: Path) -> None:

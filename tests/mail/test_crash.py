@@ -58,7 +58,8 @@ def stored_messages(home: Path, ins: str) -> list[bytes]:
             assert patient is not None and patient.mailbox_id is not None
             folder = find_folder(session, patient.mailbox_id, "INBOX")
             assert folder is not None
-            return [read_message(session, svc.keys, patient.mailbox_id, m.id) for m in list_folder(session, folder.id)]
+            rows = list_folder(session, patient.mailbox_id, folder.id)
+            return [read_message(session, svc.keys, patient.mailbox_id, m.id) for m in rows]
     finally:
         svc.close()
 

@@ -35,7 +35,7 @@ def patient_inbound(store: Store) -> Inbound:
     with store.db.write() as s:
         done = provision(s, store.keys, synthetic_ins(random.Random(7)), email=None, now=NOW,
                          opposition_window=timedelta(days=7), code_validity=timedelta(days=30), open_now=True)
-        target = LocalTarget(done.patient.mailbox_id, "patient", done.patient.id)  # type: ignore[arg-type]
+        target = LocalTarget(done.patient.mailbox_id, "patient", done.patient.id)
     return Inbound(mail_from=parse_address("dr@clinic.test"), recipients=(Rcpt(parse_address("p@x.test"), target),),
                    actor="trusted:clinic.test", protocol="ESMTP", sender_is_professional=True, peer="127.0.0.1")
 

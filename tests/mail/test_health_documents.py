@@ -41,7 +41,7 @@ def _patient(store: Store, ins: str) -> Rcpt:
     with store.db.write() as s:
         done = provision(s, store.keys, ins, email=None, now=NOW, opposition_window=timedelta(days=7),
                          code_validity=timedelta(days=30), open_now=True)
-        target = LocalTarget(done.patient.mailbox_id, "patient", done.patient.id)  # type: ignore[arg-type]
+        target = LocalTarget(done.patient.mailbox_id, "patient", done.patient.id)
     return Rcpt(Address(ins, PATIENT_DOMAIN), target)
 
 

@@ -18,7 +18,7 @@ from gateway.operations import audit_trail
 from gateway.operations.audit_trail import AuditQuery
 from gateway.store import audit, audit_conversion, audit_links
 from gateway.store.models import AuditEntry, Patient
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from gateway.web.patient import history
 from routing.ins import synthetic_ins
 
@@ -97,7 +97,7 @@ def test_old_entries_are_sealed_in_batches_and_the_trail_still_verifies(store: S
     assert audit_conversion.convert_all(store.db, store.keys, actor="admin:cli:test").done == 0
     # A purge shreds the converted links too; the trail still verifies.
     with store.db.write() as s:
-        patient = s.get(Patient, a)
+        patient = by_id(s, Patient, a)
         assert patient is not None
         purge_patient(s, store.keys, patient, NOW + timedelta(days=2))
     store.keys.forget()
@@ -110,7 +110,7 @@ def test_old_entries_are_sealed_in_batches_and_the_trail_still_verifies(store: S
 def test_converting_a_purged_spaces_entries_keeps_only_the_index(store: Store) -> None:
     a, ins_a, _, _ = _old_trail(store)
     with store.db.write() as s:
-        patient = s.get(Patient, a)
+        patient = by_id(s, Patient, a)
         assert patient is not None
         purge_patient(s, store.keys, patient, NOW + timedelta(days=2))
     done = audit_conversion.convert_all(store.db, store.keys, actor="admin:cli:test")

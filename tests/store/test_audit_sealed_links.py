@@ -29,7 +29,7 @@ from gateway.operations.audit_trail import AuditQuery
 from gateway.store import audit, audit_links
 from gateway.store.changes import ChangeHub
 from gateway.store.models import AuditEntry, Patient
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from gateway.web.patient import history
 from routing.address import parse_address
 from routing.ins import synthetic_ins
@@ -161,7 +161,7 @@ def test_verify_before_and_after_purge_and_views_say_shredded(world: World) -> N
     with store.db.read() as s:
         assert audit.verify(s).ok
     with store.db.write() as s:
-        patient = s.get(Patient, pid)
+        patient = by_id(s, Patient, pid)
         assert patient is not None
         purge_patient(s, store.keys, patient, NOW + timedelta(days=1))
         audit.record(s, actor="admin:cli", action="patient.purge", subject_ref=f"patient:{pid}",

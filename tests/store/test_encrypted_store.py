@@ -16,7 +16,7 @@ from gateway.mailstore.folders import find_folder
 from gateway.mailstore.messages import append_message, read_message
 from gateway.store.keys import KeyService, KeyUnavailable
 from gateway.store.models import DataKey, Message
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from routing.ins import synthetic_ins
 
 SUBJECT = "Résultats de biopsie confidentiels"
@@ -67,7 +67,7 @@ def test_tampered_ciphertext_fails(store: Store) -> None:
     mailbox = _patient(store)
     with store.db.write() as s:
         stored = append_message(s, store.keys, mailbox, "INBOX", _message())
-        row = s.get(Message, stored.message_id)
+        row = by_id(s, Message, stored.message_id)
         assert row is not None
         blob = bytearray(row.sealed)
         blob[len(blob) // 2] ^= 0x01
@@ -87,14 +87,15 @@ def test_swapped_rows_fail(store: Store) -> None:
         sealed_a = s.execute(select(Message.sealed).where(Message.id == a.message_id)).scalar_one()
         s.execute(update(Message).where(Message.id == b.message_id).values(sealed=sealed_a))
         # Another mailbox: c's ciphertext and key reference onto a row of the first mailbox.
-        row_c = s.get(Message, c.message_id)
+        row_c = by_id(s, Message, c.message_id)
         assert row_c is not None
         s.execute(update(Message).where(Message.id == a.message_id)
                   .values(sealed=row_c.sealed, data_key_id=row_c.data_key_id, uuid=row_c.uuid[:-1] + "x"))
         # And c's row moved into the first mailbox's folder with its own key: the owner check refuses.
         inbox_first = find_folder(s, first, "INBOX")
         assert inbox_first is not None
-        s.execute(update(Message).where(Message.id == c.message_id).values(folder_id=inbox_first.id, uid=99))
+        s.execute(update(Message).where(Message.id == c.message_id)
+                  .values(mailbox_id=first, folder_id=inbox_first.id, uid=99))
     keys = KeyService(store.ring)
     for message_id in (a.message_id, b.message_id, c.message_id):
         with store.db.read() as s, pytest.raises(DecryptionError):
@@ -114,7 +115,7 @@ def test_rotation_rewraps_data_keys_only(store: Store) -> None:
     mailbox = _patient(store)
     with store.db.write() as s:
         stored = append_message(s, store.keys, mailbox, "INBOX", _message())
-        sealed_before = s.get(Message, stored.message_id).sealed  # type: ignore[union-attr]
+        sealed_before = by_id(s, Message, stored.message_id).sealed  # type: ignore[union-attr]
     rotated = store.ring.with_new_version()
     service = KeyService(rotated)
     with store.db.write() as s:
@@ -122,7 +123,7 @@ def test_rotation_rewraps_data_keys_only(store: Store) -> None:
     with store.db.read() as s:
         versions = set(s.execute(select(DataKey.master_version)).scalars())
         assert versions == {2}
-        assert s.get(Message, stored.message_id).sealed == sealed_before  # type: ignore[union-attr]
+        assert by_id(s, Message, stored.message_id).sealed == sealed_before  # type: ignore[union-attr]
         assert read_message(s, KeyService(rotated), mailbox, stored.message_id) == _message()
     old_only = KeyService(MasterKeyring({1: store.ring._keys[1]}))
     with store.db.read() as s, pytest.raises(KeyUnavailable):
@@ -136,7 +137,7 @@ def test_shredded_mailbox_no_longer_opens(store: Store) -> None:
     with store.db.write() as s:
         assert store.keys.shred(s, mailbox) == 1
     with store.db.read() as s:
-        row = s.get(Message, stored.message_id)
+        row = by_id(s, Message, stored.message_id)
         assert row is not None and row.sealed  # the ciphertext is still there...
         with pytest.raises(KeyUnavailable):  # ...but nothing can open it
             read_message(s, KeyService(store.ring), mailbox, stored.message_id)

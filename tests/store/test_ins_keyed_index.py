@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
 
 from crypto.blind_index import IndexKeyring
@@ -28,6 +27,7 @@ from gateway.store.db import Database
 from gateway.store.index_keys import record_index_checks
 from gateway.store.keys import KeyService, _dk_aad
 from gateway.store.models import Patient
+from gateway.testing.store import by_id
 from routing.ins import synthetic_ins
 
 NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
@@ -126,7 +126,7 @@ def test_conversion_while_serving_then_no_ins_in_any_table(db: Database, ring: M
     with db.read() as session:
         assert conv.pending_conversion(session) == 0
         for one, patient_id in zip(ins, ids, strict=True):
-            patient = session.get(Patient, patient_id)
+            patient = by_id(session, Patient, patient_id)
             assert patient is not None and patient.ins == f"#{patient_id}" and patient.ins_index_version == 1
             assert patient_ins(session, keys, patient) == one  # the sealed copy opens
     assert _contains_ins(_dump(db), ins) == []
@@ -187,12 +187,9 @@ def test_downgrade_refused_until_restored_then_keeps_rows(db: Database, ring: Ma
     ins = _old_database(db, ring, 4)
     assert ring.index is not None
     conv.run(lambda after: conv.convert_batch(db, ring, ring.index, 1, after_id=after))  # type: ignore[arg-type]
-    cfg = migrate._config()
 
     def downgrade() -> None:
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0012")
+        migrate.downgrade(db.engine, "0012")
 
     with pytest.raises(RuntimeError, match="restore-ins"):
         downgrade()
@@ -220,10 +217,7 @@ def test_downgrade_leaves_a_purged_space_unidentified(db: Database, ring: Master
         purge_patient(session, keys, purged, NOW)
         purged_id = purged.id
     assert conv.run(lambda after: conv.restore_batch(db, ring, after_id=after)).done == 1
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0012")
+    migrate.downgrade(db.engine, "0012")
     with db.engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT id, ins FROM patients")).tuples().all())
     assert rows[purged_id] == f"#{purged_id}" and sorted(rows.values()) == sorted([f"#{purged_id}", ins[1]])

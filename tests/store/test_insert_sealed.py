@@ -19,7 +19,7 @@ from gateway.mailstore.folders import find_folder
 from gateway.mailstore.messages import FolderNotFound, insert_sealed, read_message, sealed_row
 from gateway.mailstore.sealed import SealedCopy, open_summary, seal_copy
 from gateway.store.models import Message
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from routing.ins import synthetic_ins
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -74,13 +74,13 @@ def test_flags_dates_conversation_and_a_sealed_summary_are_stored(store: Store) 
     with store.db.write() as s:
         stored = insert_sealed(s, mailbox, "INBOX", copy, flags=("\\Seen", "$Label"), internal_date=AT)
     with store.db.read() as s:
-        row = s.get(Message, stored.message_id)
+        row = by_id(s, Message, stored.message_id)
         assert row is not None
         assert (row.flags, row.uuid, row.size, row.uid, row.folder_id) == (
             "\\Seen $Label", copy.uuid, copy.size, stored.uid, stored.folder_id)
         assert row.internal_date.replace(tzinfo=UTC) == AT and row.conversation_id is None
         assert row.summary_sealed is not None and "Résultat".encode() not in row.summary_sealed
-        sealed = sealed_row(s, stored.message_id)
+        sealed = sealed_row(s, mailbox, stored.message_id)
         assert sealed is not None
         encoded = open_summary(s, store.keys, mailbox, sealed)
         assert encoded is not None

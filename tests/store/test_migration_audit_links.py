@@ -4,7 +4,6 @@ downgrade is refused while an entry is stored sealed, and keeps every row otherw
 from __future__ import annotations
 
 import pytest
-from alembic import command
 from sqlalchemy import func, inspect, select
 
 from gateway.store import audit, migrate
@@ -16,10 +15,7 @@ COLUMNS = {"hash_form", "patient_sealed", "patient_data_key_id", "patient_index"
 
 
 def _move(db: Database, revision: str, *, up: bool = False) -> None:
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.upgrade if up else command.downgrade)(cfg, revision)
+    (migrate.upgrade if up else migrate.downgrade)(db.engine, revision)
 
 
 def _columns(db: Database) -> set[str]:

@@ -7,30 +7,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from gateway.store import audit, migrate
 from gateway.store.audit_retention import RetentionPolicy, prune
 from gateway.store.db import Database
-from gateway.store.models import Base
 from gateway.testing.store import Store
 
 BEFORE = "0012"
 
 
 def _downgrade(db: Database, revision: str) -> None:
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    migrate.downgrade(db.engine, revision)
 
 
 def _schema_matches_models(db: Database) -> None:
     with db.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert migrate.schema_diff(conn) == []
 
 
 def test_downgrade_keeps_checkpoints_and_upgrade_takes_them_back(store: Store, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ date as save date (both columns null), and the downgrade removes the columns aga
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import command
 
 from gateway.store import migrate
 from gateway.store.db import Database
@@ -15,10 +14,7 @@ REVISION = "0010"
 
 
 def _downgrade(engine: sa.Engine, revision: str) -> None:
-    cfg = migrate._config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    migrate.downgrade(engine, revision)
 
 
 def _columns(engine: sa.Engine, table: str) -> set[str]:

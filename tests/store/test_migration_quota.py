@@ -6,31 +6,28 @@ models' schema."""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from gateway.store import migrate
 from gateway.store.db import Database
-from gateway.store.models import Base
 
 NOW = "2027-01-01 00:00:00"
 
 
 def _downgrade(db: Database, revision: str) -> None:
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    migrate.downgrade(db.engine, revision)
 
 
-def _messages(conn: Connection, folder: int, first: int, sizes: list[int]) -> None:
+def _messages(conn: Connection, folder: int, first: int, sizes: list[int], *, mailbox: int | None = None) -> None:
+    """Rows of ``folder``; ``mailbox``: its mailbox, at a revision where messages carry it (0017)."""
+    columns, values = ("mailbox_id, ", ":mb, ") if mailbox is not None else ("", "")
     for n, size in enumerate(sizes, start=first):
-        conn.execute(text("INSERT INTO messages (folder_id, uid, uuid, flags, internal_date, size, modseq, sealed)"
-                          " VALUES (:f, :u, :uuid, '', :at, :size, 1, :b)"),
-                     {"f": folder, "u": n, "uuid": f"m{folder}-{n}", "at": NOW, "size": size, "b": b"\0"})
+        sql = (f"INSERT INTO messages ({columns}folder_id, uid, uuid, flags, internal_date, size, modseq, sealed)"  # noqa: S608
+               f" VALUES ({values}:f, :u, :uuid, '', :at, :size, 1, :b)")
+        conn.execute(text(sql),
+                     {"mb": mailbox, "f": folder, "u": n, "uuid": f"m{folder}-{n}", "at": NOW, "size": size,
+                      "b": b"\0"})
 
 
 def _counters(conn: Connection) -> dict[int, tuple[int, int]]:
@@ -68,10 +65,10 @@ def test_0011_fills_then_keeps_the_counters_and_goes_down_and_up(db_url: str) ->
             row = conn.execute(text("SELECT quota_storage_kib, quota_messages FROM mailboxes WHERE id = 7")).one()
             assert tuple(row) == (None, None)  # the configured default
             assert _counters(conn) == {70: (300, 2), 71: (0, 0), 80: (0, 0)}  # filled at upgrade
-            _messages(conn, 71, 1, [10, 20, 30])  # one statement each
-            conn.execute(text("INSERT INTO messages (folder_id, uid, uuid, flags, internal_date, size, modseq,"
-                              " sealed) SELECT 80, uid, uuid || 'c', flags, internal_date, size, modseq, sealed"
-                              " FROM messages WHERE folder_id = 71"))  # several rows in one statement
+            _messages(conn, 71, 1, [10, 20, 30], mailbox=7)  # one statement each
+            conn.execute(text("INSERT INTO messages (mailbox_id, folder_id, uid, uuid, flags, internal_date, size,"
+                              " modseq, sealed) SELECT 8, 80, uid, uuid || 'c', flags, internal_date, size, modseq,"
+                              " sealed FROM messages WHERE folder_id = 71"))  # several rows in one statement
             assert _counters(conn) == {70: (300, 2), 71: (60, 3), 80: (60, 3)}
             conn.execute(text("DELETE FROM messages WHERE folder_id = 71 AND size >= 20"))
             conn.execute(text("UPDATE messages SET folder_id = 71, uid = 9 WHERE folder_id = 70 AND size = 100"))
@@ -88,7 +85,7 @@ def test_0011_fills_then_keeps_the_counters_and_goes_down_and_up(db_url: str) ->
         migrate.upgrade(db.engine)
         with db.engine.connect() as conn:
             assert _counters(conn) == {71: (110, 2), 80: (60, 3)}  # filled again
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            diff = migrate.schema_diff(conn)
         assert diff == []
     finally:
         db.dispose()

@@ -16,7 +16,7 @@ from gateway.outbound.queue import MSG_PURPOSE
 from gateway.settings import Settings
 from gateway.store import audit_links
 from gateway.store.models import Patient, QueueEntry
-from gateway.testing.store import Store
+from gateway.testing.store import Store, by_id
 from routing.ins import synthetic_ins
 
 NOW = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
@@ -38,7 +38,7 @@ def _space(store: Store, *, state: str = "provisioned", email_address: str | Non
 
 def _patient(store: Store, pid: int) -> Patient:
     with store.db.read() as s:
-        found = s.get(Patient, pid)
+        found = by_id(s, Patient, pid)
         assert found is not None
         s.expunge(found)
         return found
@@ -46,7 +46,7 @@ def _patient(store: Store, pid: int) -> Patient:
 
 def _issue(store: Store, pid: int, delivery: recovery.Delivery, now: datetime = NOW) -> recovery.IssuedCode:
     with store.db.write() as s:
-        patient = s.get(Patient, pid)
+        patient = by_id(s, Patient, pid)
         assert patient is not None
         return recovery.issue_code(s, store.keys, patient, SETTINGS, delivery=delivery, actor="mediator:desk",
                                    via="test", peer="127.0.0.1", now=now)

@@ -54,7 +54,7 @@ def _deliver(store: Store, raw: bytes) -> tuple[int, int]:
 def test_the_summary_stored_at_delivery_is_the_summary_of_the_stored_bytes(store: Store, raw: bytes) -> None:
     mailbox_id, message_id = _deliver(store, raw)
     with store.db.read() as s:
-        row = sealed_row(s, message_id)
+        row = sealed_row(s, mailbox_id, message_id)
         assert row is not None and row.summary is not None  # sealed with the message, not left for later
         encoded = open_summary(s, store.keys, mailbox_id, row)
         stored_bytes = read_message(s, store.keys, mailbox_id, message_id)
@@ -87,7 +87,7 @@ def test_rows_without_a_summary_or_with_an_older_one_get_one_computed_and_kept(s
     subjects = {x.row.id: x.summary.shown.subject for x in listed}
     assert subjects[bare] == "bare" and subjects[older] == "v1" and subjects[delivered] == "Résultats détaillés"
     with store.db.write() as s:
-        inbox.keep(s, to_store)
+        inbox.keep(s, mailbox_id, to_store)
     with store.db.read() as s:
         _, again = inbox.summarised(s, store.keys, mailbox_id, inbox.rows(s, mailbox_id, ["INBOX"]))
     assert again == {}
@@ -97,7 +97,7 @@ def test_a_stored_summary_is_read_not_recomputed(store: Store, monkeypatch: pyte
     mailbox_id, message_id = _deliver(store, MULTIPART)
     monkeypatch.setattr(parsing, "parse", lambda raw: pytest.fail("parsed again"))
     with store.db.write() as s:  # a marker in the stored summary proves it is what the list shows
-        row = sealed_row(s, message_id)
+        row = sealed_row(s, mailbox_id, message_id)
         assert row is not None
         encoded = open_summary(s, store.keys, mailbox_id, row)
         assert encoded is not None
@@ -120,7 +120,7 @@ def test_the_documents_found_are_in_the_summary_and_a_version_3_summary_reads_as
                                                   "Ordonnance"]
     assert health.notes == ("health.codecda_mismatch",)  # one code declared, three documents
     with store.db.write() as s:  # the same summary as version 3 wrote it: no "health" key
-        row = sealed_row(s, message_id)
+        row = sealed_row(s, mailbox_id, message_id)
         assert row is not None
         encoded = open_summary(s, store.keys, mailbox_id, row)
         assert encoded is not None

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from gateway.accounts.patients import personal_email
 from gateway.store.models import Patient, WebSession
 from gateway.testing.smtpclient import submission_client, transaction
+from gateway.testing.store import by_id
 from gateway.testing.world import PASSWORD
 from tests.web.conftest import Site
 from tests.web.kit import PATIENT_PASSWORD, Account, activate_http, csrf_of, login_http, new_ins, pro_sends, provision
@@ -42,7 +43,7 @@ def test_settings_password_totp_and_export(site: Site) -> None:
         r = c.post("/mon-espace/notifications", data={"csrf": token, "email": "moi@perso.example", "notify": "oui"})
         assert "réglages sont enregistrés" in r.text and 'value="moi@perso.example"' in r.text
         with site.live.services.db.read() as s:
-            patient = s.get(Patient, a.patient_id)
+            patient = by_id(s, Patient, a.patient_id)
             assert patient is not None and patient.notifications_enabled
             assert personal_email(s, site.live.services.keys, patient) == "moi@perso.example"
         c.post("/mon-espace/notifications", data={"csrf": token, "email": "moi@perso.example"})

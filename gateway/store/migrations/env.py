@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from gateway.store.models import Base
+from gateway.store.models import SQLITE_ONLY, Base
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -16,6 +16,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=lambda name, type_, _parent: not (type_ == "index" and name in SQLITE_ONLY),
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -50,7 +50,7 @@ def found_of(db: Database, keys: KeyService, mailbox_id: int, row: InboxRow) -> 
         [listed], to_store = store.summarised(session, keys, mailbox_id, [row])
     if to_store:
         with db.write() as session:
-            store.keep(session, to_store)
+            store.keep(session, mailbox_id, to_store)
     return listed.summary.health
 
 
@@ -77,7 +77,7 @@ def received(db: Database, keys: KeyService, mailbox_id: int) -> list[Received]:
                                             store.rows(session, mailbox_id, LISTED_FOLDERS))
     if to_store:
         with db.write() as session:
-            store.keep(session, to_store)
+            store.keep(session, mailbox_id, to_store)
     out: list[Received] = []
     for x in listed:
         heading = mailbox.shown(x.summary.shown, fallback_date=x.row.internal_date)

@@ -64,7 +64,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             folder = row.folder
             view = mailview.view(store.open_row(s, web.keys, ctx.mailbox_id, row), fallback_date=row.internal_date)
             [listed], to_store = store.summarised(s, web.keys, ctx.mailbox_id, [row])  # documents: sealed list
-            store.keep(s, to_store)
+            store.keep(s, ctx.mailbox_id, to_store)
             health = listed.summary.health
             if folder != "Trash":
                 store.add_flag(s, ctx.mailbox_id, row, "\\Seen")

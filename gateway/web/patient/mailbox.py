@@ -64,7 +64,7 @@ def items(db: Database, keys: KeyService, mailbox_id: int, folders: Iterable[str
         listed, to_store = inbox.summarised(session, keys, mailbox_id, inbox.rows(session, mailbox_id, folders))
     if to_store:
         with db.write() as session:
-            inbox.keep(session, to_store)
+            inbox.keep(session, mailbox_id, to_store)
     return [Item(x.row.id, x.row.folder, x.row.conversation_id, x.row.seen, x.row.internal_date,
                  shown(x.summary.shown, fallback_date=x.row.internal_date), len(x.summary.shown.attachments))
             for x in listed]
@@ -82,7 +82,7 @@ def reply_subject(db: Database, keys: KeyService, mailbox_id: int, conversation_
         [listed], to_store = inbox.summarised(session, keys, mailbox_id, [row])
     if to_store:
         with db.write() as session:
-            inbox.keep(session, to_store)
+            inbox.keep(session, mailbox_id, to_store)
     subject = shown(listed.summary.shown, fallback_date=None).subject
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 

@@ -23,16 +23,15 @@ in every key, so that a distributed PostgreSQL (Citus) can place them by it:
   ``gateway audit anchor`` (or the ``audit-anchor`` job) does.
 - ``outbound_queue.bucket`` (SMALLINT, 0..31) = the first byte of SHA-256(uuid) mod 32,
   computed here for existing rows; primary key (bucket, id) on PostgreSQL (SQLite: as for the
-  audit); ``uuid`` unique per bucket; the due index leads with the bucket. The foreign key
-  ``data_key_id`` -> ``data_keys`` (ON DELETE SET NULL) is dropped: shredding a key nulls the
-  queue rows' reference first (``KeyService.shred``).
+  audit); ``uuid`` unique per bucket; the due index leads with the bucket. (Migration 0017 already dropped the
+  foreign key ``data_key_id`` -> ``data_keys``: shredding a key nulls the queue rows'
+  reference first, ``KeyService.shred``.)
 
 Downgrade: refused while an audit entry or checkpoint lies outside partition 0 (the previous
 release knows one chain only; several chains cannot be merged without re-hashing them):
 restore a backup taken before the upgrade instead. Otherwise every column and constraint
 goes back as it was, and ``audit_anchors`` is dropped (over partition 0 alone an anchor adds
-nothing to the chain itself). Queue rows whose data key is gone get ``data_key_id`` NULL
-before the foreign key comes back.
+nothing to the chain itself).
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
@@ -124,7 +123,6 @@ def _queue_up() -> None:
         else:
             b.drop_constraint("pk_outbound_queue", type_="primary")
             b.create_primary_key("pk_outbound_queue", ["bucket", "id"])
-        b.drop_constraint("fk_outbound_queue_data_key_id_data_keys", type_="foreignkey")
         b.drop_constraint("uq_outbound_queue_uuid", type_="unique")
         b.create_unique_constraint("uq_outbound_queue_bucket_uuid", ["bucket", "uuid"])
         b.drop_index("ix_outbound_queue_due")
@@ -158,11 +156,6 @@ def downgrade() -> None:
             b.drop_constraint("pk_outbound_queue", type_="primary")
             b.create_primary_key("pk_outbound_queue", ["id"])
         b.drop_column("bucket")
-    op.execute("UPDATE outbound_queue SET data_key_id = NULL WHERE data_key_id IS NOT NULL"
-               " AND data_key_id NOT IN (SELECT id FROM data_keys)")
-    with op.batch_alter_table("outbound_queue", recreate="always" if _sqlite() else "never") as b:
-        b.create_foreign_key("fk_outbound_queue_data_key_id_data_keys", "data_keys", ["data_key_id"], ["id"],
-                             ondelete="SET NULL")
     op.drop_table("audit_anchors")
     with op.batch_alter_table("audit_checkpoints", recreate="always" if _sqlite() else "never") as b:
         for name in ("last_hash", "prev_hash", "hash"):
