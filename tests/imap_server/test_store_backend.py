@@ -68,6 +68,21 @@ async def test_failed_logins_are_throttled(backend: StoreBackend) -> None:
     await _login(backend)  # issue 15 item 5: the owner, elsewhere, is not locked out
 
 
+async def test_concurrent_correct_logins_are_never_locked_out(backend: StoreBackend, store: Store) -> None:
+    """Issue 22: imaptest's 50 concurrent clients of one account, on two nodes, got
+    ``NO [UNAVAILABLE] Too many failed logins`` although every password was right."""
+    fast = ThrottleConfig(delay_after=2, lockout_after=4)
+    other = StoreBackend(store.db, store.keys, ChangeHub(), poll_interval=0.1)  # a second node, same database
+    for node in (backend, other):
+        node.authenticator = Authenticator(node.db, LoginThrottle(node.db, node.keys, fast))
+    nodes = [backend, other] * 8  # 16 clients, four times the lockout limit, at once
+    opened = await asyncio.gather(*(node.authenticate(Credentials(ADDRESS, SECRET, "192.0.2.70", True))
+                                    for node in nodes))
+    assert [boxes.username for boxes in opened] == [ADDRESS] * len(nodes)
+    with pytest.raises(AuthenticationFailed):  # a wrong password is still a failure, not a lockout
+        await backend.authenticate(Credentials(ADDRESS, "wrong", "192.0.2.70", True))
+
+
 async def test_folders(backend: StoreBackend) -> None:
     boxes = await _login(backend)
     names = [f.name for f in await boxes.list_folders()]
