@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
 
 from gateway.outbound import queue
@@ -26,10 +25,7 @@ AT = "2027-01-01 00:00:00"
 
 
 def _move(db: Database, revision: str, *, up: bool = False) -> None:
-    cfg = migrate._config()
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.upgrade if up else command.downgrade)(cfg, revision)
+    (migrate.upgrade if up else migrate.downgrade)(db.engine, revision)
 
 
 def _old_chain(db: Database, n: int) -> list[tuple[int, str, str]]:
