@@ -27,7 +27,6 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -41,9 +40,10 @@ LOADS = {
 
 
 class Side(compare.Gateway):
+    """One checkout's gateway (``compare.Gateway`` running that checkout's bench/gateway_serve.py)."""
+
     def __init__(self, name: str, repo: Path, root: Path, env: dict[str, str], smtp_processes: int) -> None:
-        super().__init__(root / name, smtp_processes=smtp_processes)
-        self.name = name
+        super().__init__(root, smtp_processes=smtp_processes, name=name)
         self.repo = repo.resolve()
         self.extra = env
 
@@ -53,15 +53,6 @@ class Side(compare.Gateway):
         env["PYTHONPATH"] = str(self.repo)
         env.update(self.extra)
         return env
-
-    def start(self) -> None:
-        log = (self.home / "serve.log").open("wb")
-        argv = [str(compare.VENV_BIN / "python"), str(self.repo / "bench" / "gateway_serve.py"), str(self.home)]
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                     stdin=subprocess.DEVNULL, cwd=self.repo)
-        if not compare.wait_port(self.ports["mx"], 60):
-            self.stop()
-            raise RuntimeError(f"gateway {self.name} did not answer; see {self.home}/serve.log")
 
 
 def _show(values: list[float], fmt: str) -> str:
@@ -86,6 +77,7 @@ def main() -> int:
         name, _, value = assignment.partition("=")
         extra[side.upper()][name] = value
     root = Path(tempfile.mkdtemp(prefix="gw-smtp-ab-"))
+    print(f"homes under {root}", flush=True)
     sides = [Side("A", args.a, root, extra["A"], args.smtp_processes),
              Side("B", args.b, root, extra["B"], args.smtp_processes)]
     try:
@@ -101,10 +93,10 @@ def main() -> int:
             figures: dict[str, dict[str, list[float]]] = {s.name: {"rate": [], "cpu": [], "pss": []} for s in sides}
             for rep in range(args.reps):
                 for side in (sides if rep % 2 == 0 else sides[::-1]):
-                    target = compare.SmtpTarget(side.name, side.ports["mx"], side.patient, lambda s=side: s.pid,
+                    target = compare.SmtpTarget(side.name, side.endpoints("mx"), side.patient, side.pids,
                                                 side.stored)
                     before = side.stored()
-                    with compare.measured(side.pid) as m:
+                    with compare.measured(side.pids) as m:
                         compare.smtp_source(target, load)
                     if (stored := side.stored() - before) != load.count:
                         raise RuntimeError(f"{side.name}: {stored} stored, {load.count} sent")
@@ -124,7 +116,8 @@ def main() -> int:
     finally:
         for side in sides:
             side.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("SMTP_AB_KEEP") != "1":
+            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -50,6 +50,9 @@ from gateway.store.models import DataKey, KeyCheck, Mailbox, QueueEntry
 log = logging.getLogger("gateway.keys")
 
 RELOAD_MIN_INTERVAL_S = 2.0
+# ``session.info`` key of what one transaction remembers about keys (the active index version,
+# patients' current data keys: gateway.store.audit_links); forgotten when a key is shredded.
+TRANSACTION_KEYS = "transaction_keys"
 """On-demand re-reads of the key file: at most one per interval (a missing version costs one
 file read and a few indexed queries per interval, not one per request)."""
 
@@ -491,4 +494,5 @@ class KeyService:
                             .execution_options(synchronize_session=False))  # a bounded fan-out over the buckets
         session.execute(delete(DataKey).where(DataKey.mailbox_id == mailbox_id))
         self.forget(ids)
+        session.info.pop(TRANSACTION_KEYS, None)  # keys remembered for this transaction may be among them
         return len(ids)

@@ -269,3 +269,22 @@ def test_an_index_key_rotation_moves_the_entries_and_the_trail_still_verifies(wo
         found, _ = audit_links.entries_about(s, only_new, pid, limit=100)
         assert [e.id for e, _ in found] == [e.id for e, _ in before]
         assert audit.verify(s).ok
+
+
+def test_an_entry_after_a_purge_in_the_same_transaction_is_not_sealed_under_the_shredded_key(world: World) -> None:
+    """Entries about a patient remember the patient's key for their transaction (issue 22); a
+    purge in that transaction shreds the key, and the entries after it must not use it."""
+    store, pid = world.store, world.patient_id
+    with store.db.write() as s:
+        before = audit.record(s, actor="admin:cli", action="patient.note", subject_ref=f"patient:{pid}",
+                              details={"n": 1}, keys=store.keys)
+        patient = by_id(s, Patient, pid)
+        assert patient is not None
+        purge_patient(s, store.keys, patient, NOW + timedelta(days=1))
+        after = audit.record(s, actor="admin:cli", action="patient.purge", subject_ref=f"patient:{pid}",
+                             details={"via": "cli"}, keys=store.keys)
+    with store.db.read() as s:
+        rows = {r.hash: r for r in s.execute(select(AuditEntry).where(AuditEntry.hash.in_([before, after]))).scalars()}
+        assert audit.verify(s).ok
+    assert rows[after].patient_sealed is None and rows[after].patient_data_key_id is None
+    assert rows[before].patient_data_key_id is not None  # sealed while the key existed (then shredded)
