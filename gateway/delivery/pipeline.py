@@ -417,7 +417,7 @@ class Pipeline:
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
                          details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder},
-                         keys=self.keys)
+                         keys=self.keys, patient_key=copy.sealed.key if target.kind == "patient" else None)
         return len(job.copies)
 
     def _notify_patient(self, session: Session, mailbox_id: int, patient_id: int, at: datetime) -> None:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from gateway.store import audit_links
 from gateway.store.audit_anchors import AnchorCheck, Heads, anchor_hash, canonical_heads, last_anchor, parse_heads
 from gateway.store.audit_checkpoints import GENESIS, anchor, done_checkpoints
-from gateway.store.keys import KeyService
+from gateway.store.keys import KeyService, MailboxKey
 from gateway.store.models import AuditAnchor, AuditCheckpoint, AuditEntry
 from gateway.store.partitions import AUDIT_PARTITIONS, SYSTEM_PARTITION, audit_partition
 from gateway.store.raw import RawStatement, dialect_name
@@ -147,6 +147,7 @@ def record(
     now: datetime | None = None,
     keys: KeyService | None = None,
     partition: int | None = None,
+    patient_key: MailboxKey | None = None,
 ) -> str:
     """Append one entry in the caller's transaction (committed with the action it records).
 
@@ -160,13 +161,16 @@ def record(
     The entry's partition follows from its subject (:func:`partitions.audit_partition`);
     ``partition`` is for retention only: its ``audit.pruned`` entry (no subject) goes to the
     partition it prunes, so that partition's chain goes on from the pruned range.
+    ``patient_key``: the patient's current data key when the caller holds it (a delivery sealed
+    the message under it), saving its lookup.
     """
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
     patient_id = audit_links.patient_of(actor, subject_ref)
     if patient_id is not None:
         if keys is None:
             raise ValueError(f"audit entry {action!r} about a patient: pass keys= (it is stored sealed)")
-        return _record_sealed(session, keys, patient_id, at, actor, action, subject_ref, peer, detail_text)
+        return _record_sealed(session, keys, patient_id, at, actor, action, subject_ref, peer, detail_text,
+                              patient_key)
     if partition is None:
         partition = audit_partition(subject_ref)
     elif subject_ref is not None or not 0 <= partition < AUDIT_PARTITIONS:
@@ -179,9 +183,10 @@ def record(
 
 
 def _record_sealed(session: Session, keys: KeyService, patient_id: int, at: datetime, actor: str, action: str,
-                   subject_ref: str | None, peer: str | None, detail_text: str) -> str:
+                   subject_ref: str | None, peer: str | None, detail_text: str,
+                   patient_key: MailboxKey | None = None) -> str:
     s = audit_links.seal(session, keys, patient_id, actor=actor, subject_ref=subject_ref, peer=peer,
-                         details=detail_text)
+                         details=detail_text, key=patient_key)
     partition = audit_partition(subject_ref, s.index)  # 5 bits of the keyed index: nothing more
     prev = _lock_and_tail(session, partition)
     digest = hashlib.sha256(prev.encode("ascii"))

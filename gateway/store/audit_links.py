@@ -137,11 +137,12 @@ def _remembered(session: Session, keys: KeyService) -> _Remembered:
 
 
 def seal(session: Session, keys: KeyService, patient_id: int, *, actor: str, subject_ref: str | None,
-         peer: str | None, details: str) -> SealedEntry:
-    """The stored form of an entry about ``patient_id`` (``details``: its JSON text)."""
+         peer: str | None, details: str, key: MailboxKey | None = None) -> SealedEntry:
+    """The stored form of an entry about ``patient_id`` (``details``: its JSON text); ``key``: the
+    patient's current data key when the caller holds it."""
     known = _remembered(session, keys)
     index, version = known.index, known.version
-    mk = known.patient_keys.get(patient_id) or _patient_key(session, keys, patient_id)
+    mk = key or known.patient_keys.get(patient_id) or _patient_key(session, keys, patient_id)
     if mk is not None:
         known.patient_keys[patient_id] = mk
     sealed = None if mk is None else mk.seal(_SEAL_PURPOSE, _SEAL_ITEM, _payload(actor, subject_ref, peer, details))
