@@ -123,7 +123,8 @@ def test_the_migrated_database_distributes(db_url: str) -> None:
 def test_sqlite_rowid_keys_stand_only_for_the_models_keys() -> None:
     """``as_on_sqlite`` reads ``id INTEGER PRIMARY KEY`` as the models' (column, id), and nothing else."""
     models = [_shape("item", ("box_id", "id")), _shape("other", ("key",))]
-    live = [_shape("item", ("id",), uniques=(("box_id", "id"), ("uid",))), _shape("other", ("id",), uniques=(("key",),))]
+    live = [_shape("item", ("id",), uniques=(("box_id", "id"), ("uid",))),
+            _shape("other", ("id",), uniques=(("key",),))]
     read = {s.name: s for s in schema.as_on_sqlite(live, models)}
     assert read["item"].primary_key == ("box_id", "id")
     found = schema.problems(read.values(), tables=MAP, require_all=False)
