@@ -144,7 +144,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             patient.activation_code_hash = None  # single use (SPEC §5)
             if patient.state == "provisioned":
                 set_state(patient, "open", now)
-            ended = sessions.count_for(s, patient.id, except_key=row.token_hash)
+            ended = sessions.count_for(s, patient.id, except_key=row.token_hash) if recovery else 0  # a fan-out
             sessions.destroy_all(s, patient.id)
             token, _ = sessions.create(s, patient.id, stage="full", now=now)
             audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",
