@@ -15,7 +15,7 @@ migration's. Every other statement is analysed (tests/dist_statements.py) unless
 
 At the end: a summary of the violating statement shapes, each with where it comes from;
 ``GATEWAY_DIST_REPORT=FILE`` writes them all as Markdown. Violations fail the run only with
-``GATEWAY_DIST_CHECK=1`` until the schema branches of issue 23 merge (then always).
+``GATEWAY_DIST_CHECK=1`` until the statements of issue 23 are all fixed (then always).
 Under pytest-xdist each worker sends its findings to the controller (``workeroutput``).
 """
 

@@ -21,8 +21,9 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from gateway.accounts import web_sessions
 from gateway.store.keys import KeyService
-from gateway.store.models import Conversation, Folder, Message, MessageChunk, Patient, WebSession
+from gateway.store.models import Conversation, Folder, Message, MessageChunk, Patient
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,6 @@ def purge_patient(session: Session, keys: KeyService, patient: Patient, now: dat
     patient.totp_sealed = None
     patient.activation_code_hash = None
     patient.last_login_at = None
-    session.execute(delete(WebSession).where(WebSession.patient_id == patient.id)
-                    .execution_options(synchronize_session=False))
+    web_sessions.destroy_all(session, patient.id)
     session.flush()
     return deleted

@@ -1,6 +1,12 @@
 """The patient web inbox's server-side sessions (table ``web_sessions``): the cookie carries
 a random token, the database only its SHA-256; idle timeout and absolute lifetime are checked
 on every use. Blocking: call from worker threads, inside the caller's transaction.
+
+The token hash is the session's key (issue 23: ``web_sessions`` is distributed by it, migration
+0019): one session is always read, touched or deleted by it (:func:`by_key`). What concerns
+every session of one patient (:func:`count_for`, :func:`destroy_all`: activation, logging out
+the other devices, closure, purge) and the expiry sweep go to every shard, deliberately
+(``FANOUTS`` in ``gateway/store/distribution.py``).
 """
 
 from __future__ import annotations
@@ -69,19 +75,21 @@ def lookup(session: Session, token: str | None, *, now: datetime, lifetimes: Lif
     return row
 
 
-def by_id(session: Session, session_id: int, *, for_update: bool = False) -> WebSession | None:
-    """A session row by id (``for_update``: row-locked on PostgreSQL until the transaction ends)."""
-    query = select(WebSession).where(WebSession.id == session_id)
+def by_key(session: Session, key: str, *, for_update: bool = False) -> WebSession | None:
+    """A session row by its key, the token's hash (``for_update``: row-locked on PostgreSQL
+    until the transaction ends); whether it is still live is the caller's check at the request's
+    start (:func:`lookup`)."""
+    query = select(WebSession).where(WebSession.token_hash == key)
     if for_update:
         query = query.with_for_update().execution_options(populate_existing=True)
     return session.execute(query).scalar_one_or_none()
 
 
-def count_for(session: Session, patient_id: int, *, except_id: int | None = None) -> int:
-    """How many sessions the patient has (``except_id`` left out)."""
+def count_for(session: Session, patient_id: int, *, except_key: str | None = None) -> int:
+    """How many sessions the patient has (the one of ``except_key`` left out)."""
     query = select(func.count()).select_from(WebSession).where(WebSession.patient_id == patient_id)
-    if except_id is not None:
-        query = query.where(WebSession.id != except_id)
+    if except_key is not None:
+        query = query.where(WebSession.token_hash != except_key)
     return int(session.execute(query).scalar_one())
 
 
@@ -90,10 +98,11 @@ def destroy(session: Session, token: str | None) -> None:
         session.execute(delete(WebSession).where(WebSession.token_hash == token_hash(token)))
 
 
-def destroy_all(session: Session, patient_id: int, *, keep_id: int | None = None) -> None:
+def destroy_all(session: Session, patient_id: int, *, keep_key: str | None = None) -> None:
+    """Every session of the patient ends (but the one of ``keep_key``)."""
     query = delete(WebSession).where(WebSession.patient_id == patient_id)
-    if keep_id is not None:
-        query = query.where(WebSession.id != keep_id)
+    if keep_key is not None:
+        query = query.where(WebSession.token_hash != keep_key)
     session.execute(query)
 
 

@@ -20,17 +20,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.accounts import ins_index
+from gateway.accounts import ins_index, web_sessions
 from gateway.accounts.patients import STATES, by_ins, set_state
 from gateway.accounts.purge import purge_patient
 from gateway.operations.common import Actor, bad_request, conflict, iso, not_found, text
 from gateway.store import audit
 from gateway.store.db import Database
 from gateway.store.keys import KeyService
-from gateway.store.models import Patient, WebSession
+from gateway.store.models import Patient
 from routing.ins import InvalidINS, mask_ins, normalise_ins
 
 PAGE = 1000
@@ -109,7 +109,7 @@ def _end_use(session: Session, patient: Patient, now: datetime, retention: timed
         set_state(patient, "closed", now)
         patient.purge_after = now + retention
     patient.activation_code_hash = None
-    session.execute(delete(WebSession).where(WebSession.patient_id == patient.id))
+    web_sessions.destroy_all(session, patient.id)
 
 
 def close(session: Session, keys: KeyService, actor: Actor, ins: Any, *, retention_days: int,

@@ -144,6 +144,11 @@ FANOUTS: tuple[Fanout, ...] = (
               "queue job: entries past expiry made due, a multi-shard UPDATE per run"),
     *_fanouts("gateway.accounts.web_sessions:purge_expired", ("web_sessions",),
               "expired web sessions swept, a multi-shard DELETE"),
+    *_fanouts("gateway.accounts.web_sessions:destroy_all", ("web_sessions",),
+              "one patient's sessions ended (activation, password change, closure, opposition, purge): "
+              "a multi-shard DELETE by the indexed patient_id, a few rows, on those rare events only"),
+    *_fanouts("gateway.accounts.web_sessions:count_for", ("web_sessions",),
+              "how many sessions a recovery ends (audit detail): one indexed count per shard, once per recovery"),
 )
 
 

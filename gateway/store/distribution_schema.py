@@ -1,8 +1,9 @@
 """The schema rules Citus enforces, checked against the map of :mod:`gateway.store.distribution`.
 
 The same check reads the SQLAlchemy metadata (the models) or a live database (SQLAlchemy's
-inspector, after ``gateway db upgrade``), so a migration that drifts from the models is caught
-too. Rules (Citus 12 "Distributing tables", "Creating and modifying distributed objects"):
+inspector, after ``gateway db upgrade``; on SQLite through :func:`as_on_sqlite`), so a
+migration that drifts from the models is caught too. Rules (Citus 12 "Distributing tables",
+"Creating and modifying distributed objects"):
 
 - every table is in the map, and every table of the map exists;
 - a distributed table's distribution column exists and is NOT NULL (Citus refuses a row with
@@ -19,7 +20,7 @@ too. Rules (Citus 12 "Distributing tables", "Creating and modifying distributed 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Index, MetaData, UniqueConstraint
 from sqlalchemy.engine import Inspector
@@ -81,6 +82,22 @@ def from_database(inspector: Inspector) -> list[TableShape]:
             name, {str(c["name"]): bool(c["nullable"]) for c in inspector.get_columns(name)},
             tuple(inspector.get_pk_constraint(name).get("constrained_columns") or ()), tuple(uniques), fks))
     return shapes
+
+
+def as_on_sqlite(live: Iterable[TableShape], models: Iterable[TableShape]) -> list[TableShape]:
+    """SQLite's live schema read against the models: where the models' primary key is
+    (distribution column, id) and SQLite keeps ``id INTEGER PRIMARY KEY`` instead (its rowid,
+    unique over the whole table, so stronger than any key that includes it: migrations 0017,
+    0018, 0019), the models' key stands for it. Any other difference stays, for
+    :func:`problems` to report (a unique constraint without the column, a missing column...)."""
+    keys = {m.name: m.primary_key for m in models}
+    out = []
+    for shape in live:
+        key = keys.get(shape.name, ())
+        if shape.primary_key == ("id",) and len(key) > 1 and "id" in key:
+            shape = replace(shape, primary_key=key)
+        out.append(shape)
+    return out
 
 
 def problems(shapes: Iterable[TableShape], *, tables: dict[str, dist.Kind] | None = None,

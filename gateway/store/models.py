@@ -52,6 +52,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # unique, so strictly stronger, and the one column SQLite auto-increments), and ``folders`` gets
 # this unique index, the parent key of the composite foreign keys from ``messages`` and
 # ``expunged_uids`` (migration 0017). Comparisons of the schema with these models skip it there.
+# SQLite keeps its rowid key the same way where a table distributed by a key of its own has the
+# primary key (key, id): ``outbound_queue`` (bucket, id), ``audit_log`` (partition, id),
+# ``web_sessions`` (token_hash, id; migrations 0018, 0019).
 SQLITE_ONLY = frozenset({"uq_folders_mailbox_id_id"})
 
 
@@ -610,7 +613,8 @@ class DailyStat(Base):
 
 
 class WebSession(Base):
-    """A patient's web inbox session (issue 5): only a hash of the cookie's token is stored.
+    """A patient's web inbox session (issue 5): only a hash of the cookie's token is stored,
+    and every statement finds the row by it (:mod:`gateway.accounts.web_sessions`).
 
     ``stage`` is ``activation`` between a valid activation code and the end of enrolment,
     ``full`` once logged in. ``pending_sealed`` holds what is being enrolled (password hash,
@@ -618,8 +622,14 @@ class WebSession(Base):
     """
 
     __tablename__ = "web_sessions"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    __table_args__ = (
+        # Distributed by token_hash (issue 23, migration 0019): in every key. SQLite keeps ``id
+        # INTEGER PRIMARY KEY`` (the rowid, as for the mailbox group) beside the unique token hash.
+        PrimaryKeyConstraint("token_hash", "id", name="pk_web_sessions"),
+        UniqueConstraint("token_hash", name="uq_web_sessions_token_hash"),  # one session per token
+    )
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)  # the AAD of ``pending_sealed``
+    token_hash: Mapped[str] = mapped_column(String(64))
     # No foreign key (issue 23: distributed by its own key): a purge deletes the sessions itself.
     patient_id: Mapped[int] = mapped_column(BigId, index=True)
     stage: Mapped[str] = mapped_column(String(16), default="full")  # activation | full

@@ -1,9 +1,6 @@
-"""The schema distributes as ``gateway/store/distribution.py`` maps it (issue 23).
-
-``test_every_model_table_is_mapped`` and the checker's own cases always run. The two checks
-of today's schema (the models; a database migrated by ``gateway db upgrade`` on PostgreSQL)
-are marked ``dist_pending``: they fail until the schema branches of issue 23 (migrations 0017
-and 0018) merge, and run only with ``GATEWAY_DIST_CHECK=1`` until then (tests/conftest.py).
+"""The schema distributes as ``gateway/store/distribution.py`` maps it (issue 23): the models,
+and a database migrated by ``gateway db upgrade`` on SQLite and on PostgreSQL, always (since
+migration 0019; the statement check of the PostgreSQL pass is still gated, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from gateway.store import distribution_schema as schema
 from gateway.store import migrate
 from gateway.store.db import Database
 from gateway.store.models import Base
-from gateway.testing import pg
 
 
 def test_every_model_table_is_mapped() -> None:
@@ -105,23 +101,35 @@ def test_the_database_shape_is_read_like_the_models(tmp_path: object) -> None:
             {(f.columns, f.referred_table) for f in models[name].foreign_keys}
 
 
-@pytest.mark.dist_pending
 def test_the_models_distribute() -> None:
     found = schema.problems(schema.from_metadata(Base.metadata))
     assert found == [], "\n".join(["the models break Citus's rules:", *found])
 
 
-@pytest.mark.dist_pending
-@pytest.mark.postgres
-def test_the_migrated_postgresql_database_distributes(pg_admin: str) -> None:
-    with pg.temporary_database() as url:
-        db = Database(url)
-        try:
-            migrate.upgrade(db.engine)
-            found = schema.problems(schema.from_database(inspect(db.engine)))
-        finally:
-            db.dispose()
+def test_the_migrated_database_distributes(db_url: str) -> None:
+    """SQLite: read through ``as_on_sqlite`` (its rowid keys stand for the models' (column, id))."""
+    db = Database(db_url)
+    try:
+        migrate.upgrade(db.engine)
+        live = schema.from_database(inspect(db.engine))
+        if db.engine.dialect.name == "sqlite":
+            live = schema.as_on_sqlite(live, schema.from_metadata(Base.metadata))
+    finally:
+        db.dispose()
+    found = schema.problems(live)
     assert found == [], "\n".join(["the migrated database breaks Citus's rules:", *found])
+
+
+def test_sqlite_rowid_keys_stand_only_for_the_models_keys() -> None:
+    """``as_on_sqlite`` reads ``id INTEGER PRIMARY KEY`` as the models' (column, id), and nothing else."""
+    models = [_shape("item", ("box_id", "id")), _shape("other", ("key",))]
+    live = [_shape("item", ("id",), uniques=(("box_id", "id"), ("uid",))),
+            _shape("other", ("id",), uniques=(("key",),))]
+    read = {s.name: s for s in schema.as_on_sqlite(live, models)}
+    assert read["item"].primary_key == ("box_id", "id")
+    found = schema.problems(read.values(), tables=MAP, require_all=False)
+    assert "item: unique (uid) lacks 'box_id'" in found  # only the key is read as the models'
+    assert "other: primary key (id) lacks 'key'" in found  # the models' key has no id: no rowid stands for it
 
 
 def test_every_allowed_fanout_names_a_function_and_a_distributed_table() -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from gateway.accounts import ins_index
 from gateway.app.cli.main import main as cli_main
 from gateway.outbound.queue import MSG_PURPOSE
+from gateway.store import audit_links
 from gateway.store.models import Patient, QueueEntry
 from gateway.testing.live import LiveGateway
 from tests.web.conftest import Site
@@ -168,6 +169,10 @@ def test_a_new_code_replaces_password_and_totp_keeps_mail_and_ends_sessions(site
         patient = s.execute(select(Patient).where(ins_index.match(live.services.keys, s, ins))).scalar_one()
         assert patient.state == "open" and patient.activated_at == activated_at
         assert patient.activation_code_hash is None
+        found, _ = audit_links.entries_about(s, live.services.keys, patient.id, subject_only=True)
+        recovered = [o.details_dict() for e, o in found if e.action == "patient.recover"]
+    # the session left by the first activation and the login: not the one enrolling (web_sessions.count_for)
+    assert recovered == [{"sessions_ended": 2}]
 
 
 def test_self_service_code_by_mail_recovers_the_space(site: Site) -> None:

@@ -87,7 +87,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def keep_pending(ctx: Ctx, password: str) -> None:
         with web.db.write() as s:
-            row = sessions.by_id(s, ctx.session_id)
+            row = sessions.by_key(s, ctx.session_key)
             assert row is not None
             mk = web.keys.for_mailbox(s, ctx.mailbox_id)
             pending = {"password_hash": hash_password(password), "totp": totp.new_secret()}
@@ -107,7 +107,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def pending_of(ctx: Ctx) -> dict[str, str] | None:
         with web.db.read() as s:
-            row = sessions.by_id(s, ctx.session_id)
+            row = sessions.by_key(s, ctx.session_key)
             if row is None or row.pending_sealed is None:
                 return None
             mk = web.keys.for_mailbox(s, ctx.mailbox_id)
@@ -128,7 +128,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         this enrolment already ended."""
         now = web.now()
         with web.db.write() as s:
-            row = sessions.by_id(s, ctx.session_id, for_update=True)
+            row = sessions.by_key(s, ctx.session_key, for_update=True)
             patient = by_id(s, ctx.patient_id)
             if row is None or row.pending_sealed is None or patient is None or patient.mailbox_id is None \
                     or patient.state not in ("provisioned", "open"):
@@ -144,7 +144,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             patient.activation_code_hash = None  # single use (SPEC §5)
             if patient.state == "provisioned":
                 set_state(patient, "open", now)
-            ended = sessions.count_for(s, patient.id, except_id=row.id)
+            ended = sessions.count_for(s, patient.id, except_key=row.token_hash) if recovery else 0  # a fan-out
             sessions.destroy_all(s, patient.id)
             token, _ = sessions.create(s, patient.id, stage="full", now=now)
             audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",

@@ -76,7 +76,7 @@ def page(web: PatientWeb, action: str, *, stage: str = "full",
                     audit.record(s, actor=f"patient:{patient.id}", action=f"web.{action}" if ok else "web.csrf_refused",
                                  subject_ref=f"patient:{patient.id}", peer=ip, now=now,
                                  details={"method": request.method, "path": path[:200]}, keys=web.keys)
-                    return Ctx(patient.id, patient.mailbox_id, ins, row.id, row.csrf_secret, row.stage,
+                    return Ctx(patient.id, patient.mailbox_id, ins, row.token_hash, row.csrf_secret, row.stage,
                                ip), ok
 
             found = await web.run(authenticate)

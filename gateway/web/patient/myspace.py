@@ -105,7 +105,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
         def change(s: Any, patient: Patient) -> None:
             patient.password_hash = hashed
-            sessions.destroy_all(s, patient.id, keep_id=ctx.session_id)  # other devices are logged out
+            sessions.destroy_all(s, patient.id, keep_key=ctx.session_key)  # other devices are logged out
 
         await web.run(update, ctx, "patient.password_changed", change)
         return redirect("/mon-espace?fait=mdp")
@@ -113,7 +113,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def pending(ctx: Ctx, secret: str | None) -> str | None:
         """Store (``secret`` given) or read the TOTP secret being enrolled in this session."""
         with web.db.write() as s:
-            row = sessions.by_id(s, ctx.session_id)
+            row = sessions.by_key(s, ctx.session_key)
             assert row is not None
             mk = web.keys.for_mailbox(s, ctx.mailbox_id)
             if secret is not None:
@@ -150,7 +150,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         def change(s: Any, patient: Patient) -> None:
             assert patient.mailbox_id is not None
             patient.totp_sealed = web.keys.for_mailbox(s, patient.mailbox_id).seal("totp", "patient", secret.encode())
-            row = sessions.by_id(s, ctx.session_id)
+            row = sessions.by_key(s, ctx.session_key)
             if row is not None:
                 row.pending_sealed = None
 

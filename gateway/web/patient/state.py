@@ -34,7 +34,7 @@ class Ctx:
     patient_id: int
     mailbox_id: int
     ins: str
-    session_id: int
+    session_key: str  # the session's token hash: its key (gateway.accounts.web_sessions.by_key)
     csrf: str
     stage: str
     ip: str
