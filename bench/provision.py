@@ -11,6 +11,11 @@ and its mailbox by ``(mailbox_id, id)``; the clear INS of a row not converted ye
 included, with one index key version (normal) and with two (during an index key rotation);
 and show the directory statement's query plan.
 Prints a Markdown row.
+
+``--pg-url URL`` imports into an existing database instead of a temporary one on
+``GATEWAY_TEST_PG_URL``'s server: a Citus coordinator's (issue 23), made fresh on every node and
+distributed beforehand (``gateway db upgrade`` then ``gateway db distribute``). It must hold no
+patient yet, and is kept.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import time  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from crypto.blind_index import IndexKeyring  # noqa: E402
@@ -154,6 +160,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--lookups", type=int, default=10_000)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "hmg-bench")
+    parser.add_argument("--pg-url", metavar="URL",
+                        help="with --backend postgresql: import into this existing database (holding no patient; "
+                             "e.g. a Citus coordinator's after 'gateway db upgrade' and 'gateway db distribute'), "
+                             "kept afterwards, instead of a temporary one on GATEWAY_TEST_PG_URL's server")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     roster = args.dir / f"roster-{args.rows}.csv"
@@ -170,6 +180,10 @@ def main() -> int:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             result = run(f"sqlite:///{path}", roster, sample, args.workers, args.batch)
             result["db_mb"] = path.stat().st_size / 1e6
+        elif args.pg_url:
+            result = run(args.pg_url, roster, sample, args.workers, args.batch)
+            at = make_url(args.pg_url)
+            backend = f"postgresql {at.host}:{at.port}/{at.database}"
         else:
             problem = pg.server_available()
             if problem:
