@@ -22,7 +22,7 @@ from gateway.mailstore.quota import Quota, QuotaDefaults, QuotaLimits, resolve, 
 from gateway.store.db import Database
 from gateway.store.index_keys import active_index_version
 from gateway.store.keys import IndexKeyMissing, KeyService
-from gateway.store.models import HostedDomain, ProAccount, TrustedDomain
+from gateway.store.models import HostedDomain, Mailbox, ProAccount, TrustedDomain
 from gateway.store.raw import RawStatement, Runner
 from routing.address import Address, normalise_domain
 from routing.facts import RecipientFacts
@@ -95,11 +95,16 @@ def _entry(row: TrustedDomain) -> TrustEntry | None:
 # Patients: gateway.accounts.ins_index.rcpt_row (the INS directory by keyed index, every held
 # version, then the patient by (mailbox_id, id)).
 _A = ProAccount.__table__.c
+# Professionals: the account (a reference table on Citus) by address, then its mailbox and
+# newest data key by the mailbox's id (one shard): a join of the reference table into the
+# distributed ones, or a sub-query correlated to it, is what Citus refuses (issue 23).
 _ACCOUNT = RawStatement(
-    "SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated,"
-    " (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = a.mailbox_id), m.quota_storage_kib, m.quota_messages"
-    " FROM pro_accounts a JOIN mailboxes m ON m.id = a.mailbox_id WHERE a.address = ?", (_A.address,),
-    (None, None, None, _A.accepts_patient_initiated, None, None, None))
+    "SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated FROM pro_accounts a WHERE a.address = ?",
+    (_A.address,), (None, None, None, _A.accepts_patient_initiated))
+_M = Mailbox.__table__.c
+_PRO_MAILBOX = RawStatement(
+    "SELECT (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = m.id), m.quota_storage_kib, m.quota_messages"
+    " FROM mailboxes m WHERE m.id = ?", (_M.id,))
 
 
 class Directory:
@@ -201,7 +206,11 @@ class Directory:
             account = _ACCOUNT.first(session, address.key)
             if account is None:
                 return RecipientFacts(address, "unknown_local"), None
-            account_id, status, mailbox_id, accepts, key_id, storage_kib, messages = account
+            account_id, status, mailbox_id, accepts = account
+            box = _PRO_MAILBOX.first(session, mailbox_id)
+            if box is None:  # as the inner join of one statement did: no mailbox, no recipient
+                return RecipientFacts(address, "unknown_local"), None
+            key_id, storage_kib, messages = box
             facts = RecipientFacts(address, "hosted_pro", account_active=status == "active",
                                    accepts_patient_initiated=accepts)
             return facts, LocalTarget(mailbox_id, "pro", account_id, key_id,

@@ -114,3 +114,17 @@ def test_an_allowed_fanout_is_allowed_only_from_its_function_and_only_when_unrou
     assert allowance("unrouted", "patients", "gateway.accounts.patients:purge_patient") is None
     assert allowance("join", "patients", "gateway.mailstore.adoption:figures") is None
     assert allowance("unrouted", "messages", "gateway.mailstore.adoption:figures") is None
+
+
+def test_the_professional_rcpt_lookup_routes_and_its_old_single_statement_did_not() -> None:
+    """Citus refused the one-statement lookup (a reference table joined into the distributed
+    ``mailboxes`` with a sub-query on ``data_keys`` correlated to it); the two statements the MX
+    now runs each route to one shard (issue 23)."""
+    from gateway.delivery import directory
+
+    for statement in (directory._ACCOUNT, directory._PRO_MAILBOX):
+        assert analyse(statement.sql.replace("?", "%s")) == (), statement.sql
+    old = ("SELECT a.id, a.status, a.mailbox_id, a.accepts_patient_initiated,"
+           " (SELECT max(k.id) FROM data_keys k WHERE k.mailbox_id = a.mailbox_id), m.quota_storage_kib,"
+           " m.quota_messages FROM pro_accounts a JOIN mailboxes m ON m.id = a.mailbox_id WHERE a.address = %s")
+    assert analyse(old) != ()
