@@ -1,21 +1,14 @@
 """Password authentication for professionals (SMTP AUTH and IMAP LOGIN share it).
 
 argon2 verification runs in a worker thread so the event loop keeps serving; failures
-are throttled (:class:`gateway.accounts.throttle.LoginThrottle`: each attempt holds a reservation
-while its password is checked, so concurrent attempts cannot race the limits, and only a wrong
-password counts as a failure); every checked attempt is audited with the peer address.
-
-When reservations in flight fill the budget of guesses (``auth.busy``: many clients of one account
-logging in at once from one network), the attempt waits and asks again, backing off, for at most
-:data:`BUSY_WAIT` seconds, as a Dovecot login waits in its auth queue, before answering a temporary
-failure (IMAP ``NO [UNAVAILABLE]``, SMTP 454 4.7.0, RFC 4954 §6): a correct login is slowed, never
-refused as a lockout.
+are throttled (:class:`gateway.accounts.throttle.LoginThrottle`: each attempt is counted before
+the password is checked, so concurrent attempts cannot race the limits); every checked attempt
+is audited with the peer address.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +18,7 @@ from sqlalchemy import select
 
 from gateway import metrics
 from gateway.accounts.pros import verify_password
-from gateway.accounts.throttle import BUSY, REFUSED, IndexKeys, LoginThrottle, Reservation, ThrottleConfig
+from gateway.accounts.throttle import REFUSED, IndexKeys, LoginThrottle, Reservation, ThrottleConfig
 from gateway.settings import AuthSettings
 from gateway.store import audit
 from gateway.store.db import Database
@@ -47,22 +40,11 @@ class AuthOutcome:
         """Refused by the throttle without the password being checked."""
         return self.reason in REFUSED
 
-    @property
-    def busy(self) -> bool:
-        """Refused for now, nothing counted: too many logins of this account at once (try again)."""
-        return self.reason == BUSY
-
 
 class Throttle(Protocol):
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation: ...
     def succeeded(self, reservation: Reservation, now: float) -> None: ...
-    def failed(self, reservation: Reservation, now: float) -> None: ...
     def released(self, reservation: Reservation, now: float) -> None: ...
-
-
-BUSY_WAIT = 10.0  # seconds a login waits for a reservation while the budget is busy
-BUSY_FIRST_PAUSE = 0.05  # the first wait; doubles up to BUSY_MAX_PAUSE (jittered: nodes do not ask in step)
-BUSY_MAX_PAUSE = 1.0
 
 
 def throttle_config(auth: AuthSettings) -> ThrottleConfig:
@@ -112,41 +94,23 @@ class Authenticator:
                          details={"result": outcome.reason})
         return outcome
 
-    def _attempt(self, username: str, password: str, peer: str, protocol: str, last: bool = True
-                 ) -> tuple[AuthOutcome, float]:
-        """Throttle check, credentials, bookkeeping (one worker call: a cancelled session cannot
-        leave the reservation unsettled); returns the outcome and the delay to wait. ``last``:
-        a busy refusal is final (counted in the metrics)."""
+    def _attempt(self, username: str, password: str, peer: str, protocol: str) -> tuple[AuthOutcome, float]:
+        """Throttle check, credentials, bookkeeping; returns the outcome and the delay to wait."""
         account = username.strip().lower()
         attempt = self.throttle.reserve(account, peer, time.time())
         if not attempt.allowed:
-            if attempt.reason != BUSY or last:
-                metrics.login_failure(protocol, attempt.reason)
+            metrics.login_failure(protocol, attempt.reason)
             return AuthOutcome(False, None, None, None, attempt.reason, attempt.retry_after), 0.0
-        try:
-            outcome = self._check(username, password, peer, protocol)
-        except BaseException:
-            self.throttle.released(attempt, time.time())  # nothing was judged (the database failed)
-            raise
+        outcome = self._check(username, password, peer, protocol)
         if outcome.ok:
             self.throttle.succeeded(attempt, time.time())
             return outcome, 0.0
-        self.throttle.failed(attempt, time.time())
         metrics.login_failure(protocol, outcome.reason)
         return outcome, attempt.delay
 
     async def authenticate(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
-        """Verify credentials off the event loop; waits while the throttle is busy, and the
-        throttle's delay after a failure."""
-        deadline = time.monotonic() + BUSY_WAIT
-        pause = BUSY_FIRST_PAUSE
-        while True:
-            last = time.monotonic() + pause > deadline
-            outcome, delay = await asyncio.to_thread(self._attempt, username, password, peer, protocol, last)
-            if not outcome.busy or last:
-                break
-            await asyncio.sleep(pause * random.uniform(0.5, 1.0))
-            pause = min(pause * 2, BUSY_MAX_PAUSE)
+        """Verify credentials off the event loop; waits the throttle's delay after a failure."""
+        outcome, delay = await asyncio.to_thread(self._attempt, username, password, peer, protocol)
         if delay:
             await asyncio.sleep(delay)
         return outcome

@@ -80,7 +80,6 @@ class CertLogin:
             return CertOutcome(False, attempt.reason)
         if der is None:  # the session offers EXTERNAL only with a verified certificate
             metrics.login_failure(protocol, "certificate.missing")
-            await asyncio.to_thread(self.throttle.failed, attempt, time.time())
             await asyncio.sleep(attempt.delay)
             return CertOutcome(False, "certificate.missing")
         outcome = await asyncio.to_thread(self._decide, der, authzid, peer, protocol)
@@ -88,6 +87,5 @@ class CertLogin:
             await asyncio.to_thread(self.throttle.succeeded, attempt, time.time())
             return outcome
         metrics.login_failure(protocol, outcome.reason)
-        await asyncio.to_thread(self.throttle.failed, attempt, time.time())
         await asyncio.sleep(attempt.delay)
         return outcome

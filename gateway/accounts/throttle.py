@@ -1,22 +1,11 @@
 """Login throttling shared by every node through the database (SPEC §6; issue 15).
 
 Every login path (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, the patient web, the admin console)
-asks :meth:`LoginThrottle.reserve` *before* it checks a secret, then settles the reservation:
-:meth:`~LoginThrottle.failed` (the secret was wrong: a confirmed failure),
-:meth:`~LoginThrottle.succeeded` (right: the reservation is given back) or
-:meth:`~LoginThrottle.released` (nothing was judged, issue 19: given back). Two numbers are kept
-per counter, in one write transaction with the rows locked:
-
-- *confirmed failures* (the counter's row): only they delay, lock out or space attempts out;
-- *reservations in flight* (a row of its own, key ``<scope>/+<kind>:...``): an attempt being
-  checked. They count against the budget of guesses, so that concurrent guesses cannot all be
-  checked against a limit (issue 15: 40 concurrent wrong logins against a limit of 10), but they
-  never lock anyone out by themselves (issue 22: 50 concurrent *correct* logins locked their own
-  network out for 15 minutes). When confirmed failures plus reservations reach a limit, a further
-  attempt is refused *for now* (``auth.busy``, ``retry_after`` a second later): nothing is counted,
-  nothing locked; :class:`gateway.accounts.auth.Authenticator` waits and asks again for a few
-  seconds before answering a temporary failure. A reservation never settled (a node that died
-  mid-check) stops counting after ``config.reservation_ttl`` seconds.
+asks :meth:`LoginThrottle.reserve` *before* it checks a secret. The reservation counts the
+attempt as a failure atomically (one write transaction, rows locked), so concurrent attempts
+beyond a limit are refused without the secret ever being checked; a success then gives the
+reservation back (:meth:`LoginThrottle.succeeded`). Checking first and counting afterwards, as
+before, let 40 concurrent wrong logins all be checked against a limit of 10.
 
 Three counters per attempt, over a window (``config.window`` seconds, restarted when it
 has passed):
@@ -66,11 +55,8 @@ from gateway.store.keys import IndexKeyMissing
 from gateway.store.models import AdminAccount, LoginCounter, Mediator, ProAccount
 from smtp.throttle import client_key
 
-BUSY = "auth.busy"
-"""Refused for now: reservations in flight fill the budget of guesses (not a lockout, nothing counted)."""
-BUSY_RETRY = 1.0  # seconds after which a busy attempt may ask again
 #: Reasons for which an attempt was refused without checking its secret.
-REFUSED = frozenset({"auth.account_locked", "auth.ip_locked", "auth.account_slowed", BUSY})
+REFUSED = frozenset({"auth.account_locked", "auth.ip_locked", "auth.account_slowed"})
 _CLEANUP_EVERY = 500  # reservations between two sweeps of expired rows (per process)
 ACCOUNT_PURPOSE = "login-name"
 """Keyed-index purpose of the account name as typed (normalised: stripped, case-folded)."""
@@ -103,12 +89,6 @@ def _account_hex(index: IndexKeyring, version: int, account: str | None) -> str:
     return index.digest(ACCOUNT_PURPOSE, account_label(account), version).hex()
 
 
-def pending_key(key: str) -> str:
-    """The key of the row counting a counter's reservations in flight: ``<scope>/+<kind>:...``."""
-    scope, rest = key.split("/", 1)
-    return f"{scope}/+{rest}"
-
-
 def pair_prefix(index: IndexKeyring, version: int, scope: str, account: str) -> str:
     """What the keys of an account's pair counters (every network) start with (hex: no ``LIKE`` wildcard)."""
     return f"{scope}/p:{_account_hex(index, version, account)}|"
@@ -127,7 +107,6 @@ class ThrottleConfig:
     max_delay: float = 30.0
     lockout: float = 900.0  # seconds a lockout lasts
     known_network_days: float = 30.0  # a success from a network makes it known this long
-    reservation_ttl: float = 120.0  # a reservation never settled (its node died) stops counting after this
 
 
 @dataclass(frozen=True)
@@ -140,9 +119,7 @@ class Reservation:
     delay: float = 0.0  # seconds to wait before answering if the check fails
     retry_after: float | None = None
     keys: tuple[str, ...] = ()
-    counted_account: bool = False  # also held on the account's counter (the network is not known)
-    account: str | None = None  # as typed: kept in memory only, to audit a lockout by name
-    ip: str = ""
+    counted_account: bool = False
 
 
 def _step(failures: int, after: int, base: float, cap: float) -> float:
@@ -184,12 +161,10 @@ class LoginThrottle:
     def _carry_over(session: Session, keys: tuple[str, ...], others: list[tuple[str, str, str]]) -> None:
         """Move a counter kept under another index key version to the active version's key
         (rows locked), so that a rotation resets no lockout, delay or known network."""
-        found = {}
-        for key in sorted({*keys, *(k for group in others for k in group)}):  # one key per statement (Citus)
-            row = session.execute(select(LoginCounter).where(LoginCounter.key == key).with_for_update()
-                                  ).scalar_one_or_none()
-            if row is not None:
-                found[key] = row
+        wanted = [*keys, *(k for group in others for k in group)]
+        found = {row.key: row for row in session.execute(
+            select(LoginCounter).where(LoginCounter.key.in_(wanted)).order_by(LoginCounter.key).with_for_update()
+        ).scalars()}
         for i, key in enumerate(keys):
             if key in found:
                 continue
@@ -200,31 +175,24 @@ class LoginThrottle:
 
     def _rows(self, session: Session, keys: tuple[str, ...], now: float,
               others: list[tuple[str, str, str]] | None = None) -> dict[str, LoginCounter]:
-        """The counters and their reservation rows (:func:`pending_key`), created if missing and
-        locked one key per statement, in key order: on PostgreSQL ``FOR UPDATE`` with equality on
-        ``key`` (two transactions never wait on each other; a table distributed by key, Citus, locks
-        one shard per statement); on SQLite the write lock."""
+        """The counters, created if missing and locked (PostgreSQL: ``FOR UPDATE``, in key
+        order so two transactions never wait on each other; SQLite: the write lock)."""
         if others:
             self._carry_over(session, keys, others)
-        wanted = sorted({*keys, *(pending_key(k) for k in keys)})
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        session.execute(insert(LoginCounter).values([{"key": k, "window_start": now, "failures": 0} for k in wanted])
+        session.execute(insert(LoginCounter).values([{"key": k, "window_start": now, "failures": 0} for k in keys])
                         .on_conflict_do_nothing(index_elements=["key"]))
-        found = {k: session.execute(select(LoginCounter).where(LoginCounter.key == k).with_for_update()).scalar_one()
-                 for k in wanted}
-        for key, row in found.items():
-            if key not in keys:  # reservations: the newest is older than any check lasts, none is alive
-                if row.failures and row.window_start <= now - self.config.reservation_ttl:
-                    row.failures = 0
-                continue
-            # a lockout that has ended, or a window that has passed, starts afresh
+        rows = session.execute(select(LoginCounter).where(LoginCounter.key.in_(keys))
+                               .order_by(LoginCounter.key).with_for_update()).scalars()
+        found = {row.key: row for row in rows}
+        for row in found.values():  # a lockout that has ended, or a window that has passed, starts afresh
             lock_over = row.locked_until is not None and row.locked_until <= now
             if lock_over or (row.locked_until is None and row.window_start <= now - self.config.window):
                 row.failures, row.window_start, row.locked_until = 0, now, None
         return found
 
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
-        """Refuse this attempt, or hold a reservation for it while its secret is checked."""
+        """Count this attempt as a failure before the secret is checked, or refuse it."""
         c = self.config
         with self.db.write() as session:
             keys, others = self._names(session, account, ip)
@@ -232,7 +200,6 @@ class LoginThrottle:
                 self._sweep(session, now)
             rows = self._rows(session, keys, now, others)
             pair, net, acct = (rows[k] for k in keys)
-            held_pair, held_net, held_acct = (rows[pending_key(k)] for k in keys)
             if (pair.locked_until or 0.0) > now:
                 return Reservation(False, "auth.account_locked", retry_after=pair.locked_until)
             if (net.locked_until or 0.0) > now:
@@ -240,51 +207,23 @@ class LoginThrottle:
             known = pair.succeeded_at is not None and pair.succeeded_at > now - c.known_network_days * 86400
             if not known and (acct.next_allowed or 0.0) > now:
                 return Reservation(False, "auth.account_slowed", retry_after=acct.next_allowed)
-            # Guesses being checked count against the budget; above the account ceiling one at a time.
-            if (pair.failures + held_pair.failures >= c.lockout_after
-                    or net.failures + held_net.failures >= c.ip_lockout_after
-                    or (not known and held_acct.failures > 0
-                        and acct.failures + held_acct.failures >= c.account_slow_after)):
-                return Reservation(False, BUSY, retry_after=now + BUSY_RETRY)
-            for row in (held_pair, held_net) if known else (held_pair, held_net, held_acct):
-                row.failures += 1
-                row.window_start = now  # the newest reservation (see reservation_ttl)
-            # The delay is due for the failures confirmed before this attempt (the first ones cost nothing).
-            delay = max(_step(pair.failures, c.delay_after, c.base_delay, c.max_delay),
-                        _step(net.failures, c.ip_delay_after, c.base_delay, c.max_delay))
-        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known, account, ip)
-
-    def failed(self, reservation: Reservation, now: float) -> None:
-        """The secret was wrong: the reservation becomes a confirmed failure, which delays the next
-        attempts, locks the pair or the network out (audited) or spaces the account's attempts out."""
-        if not reservation.allowed:
-            return
-        c = self.config
-        with self.db.write() as session:
-            rows = self._rows(session, reservation.keys, now)
-            self._unhold(rows, reservation)
-            pair, net, acct = (rows[k] for k in reservation.keys)
             pair.failures += 1
             net.failures += 1
-            if pair.locked_until is None and pair.failures >= c.lockout_after:
+            if pair.failures >= c.lockout_after:
                 pair.locked_until = now + c.lockout
-                self._audit_lockout(session, "account", reservation.account, reservation.ip, now)
-            if net.locked_until is None and net.failures >= c.ip_lockout_after:
+                self._audit_lockout(session, "account", account, ip, now)
+            if net.failures >= c.ip_lockout_after:
                 net.locked_until = now + c.lockout
-                self._audit_lockout(session, "network", reservation.account, reservation.ip, now)
-            if reservation.counted_account:
+                self._audit_lockout(session, "network", account, ip, now)
+            if not known:
                 acct.failures += 1
                 spacing = _step(acct.failures, c.account_slow_after, c.base_delay, c.account_max_spacing)
                 if spacing:
                     acct.next_allowed = now + spacing
-
-    @staticmethod
-    def _unhold(rows: dict[str, LoginCounter], reservation: Reservation) -> None:
-        """Take this attempt's reservation off the rows that hold it."""
-        pair_key, net_key, acct_key = reservation.keys
-        for key in (pair_key, net_key, acct_key) if reservation.counted_account else (pair_key, net_key):
-            held = rows[pending_key(key)]
-            held.failures = max(held.failures - 1, 0)  # 0 already: it outlived reservation_ttl
+            # The delay is due for the failures *before* this attempt (the first ones cost nothing).
+            delay = max(_step(pair.failures - 1, c.delay_after, c.base_delay, c.max_delay),
+                        _step(net.failures - 1, c.ip_delay_after, c.base_delay, c.max_delay))
+        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known)
 
     def _audit_lockout(self, session: Session, kind: str, account: str | None, ip: str, now: float) -> None:
         """A lockout starts: in the audit trail (who and from where). The account is named only when
@@ -298,8 +237,7 @@ class LoginThrottle:
                      now=datetime.fromtimestamp(now, UTC), details=details)
 
     def succeeded(self, reservation: Reservation, now: float) -> None:
-        """The secret was right: give the reservation back; the pair's failures are forgotten and
-        the network becomes known (its attempts no longer count on the account's ceiling)."""
+        """The secret was right: give the reservation back; the network becomes known."""
         self._give_back(reservation, now, known=True)
 
     def released(self, reservation: Reservation, now: float) -> None:
@@ -311,12 +249,23 @@ class LoginThrottle:
     def _give_back(self, reservation: Reservation, now: float, *, known: bool) -> None:
         if not reservation.allowed:
             return
+        pair_key, net_key, acct_key = reservation.keys
         with self.db.write() as session:
             rows = self._rows(session, reservation.keys, now)
-            self._unhold(rows, reservation)
-            if known:  # the right secret from this network: its pair starts afresh
-                pair = rows[reservation.keys[0]]
-                pair.failures, pair.locked_until, pair.succeeded_at = 0, None, now
+            pair, net, acct = rows[pair_key], rows[net_key], rows[acct_key]
+            if known:
+                pair.failures, pair.succeeded_at = 0, now
+            else:
+                pair.failures = max(pair.failures - 1, 0)
+            if pair.locked_until is not None and pair.failures < self.config.lockout_after:
+                pair.locked_until = None  # this very attempt had set it
+            net.failures = max(net.failures - 1, 0)
+            if net.locked_until is not None and net.failures < self.config.ip_lockout_after:
+                net.locked_until = None  # this very attempt had set it
+            if reservation.counted_account:
+                acct.failures = max(acct.failures - 1, 0)
+                if not known and acct.failures < self.config.account_slow_after:
+                    acct.next_allowed = None  # this very attempt had set it
 
     def _sweep(self, session: Session, now: float) -> None:
         """Forget counters whose window, lockout, spacing and known-network mark have all passed."""

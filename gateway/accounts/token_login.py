@@ -113,7 +113,6 @@ class TokenLogin:
             if verified.temporary:
                 await asyncio.to_thread(self.throttle.released, attempt, time.time())
                 return TokenOutcome(False, reason, temporary=True)
-            await asyncio.to_thread(self.throttle.failed, attempt, time.time())
             await asyncio.sleep(attempt.delay)
             return TokenOutcome(False, reason, challenge=self.challenge(mechanism, verified))
         outcome = await asyncio.to_thread(self._decide, verified.identity, authzid, peer, protocol, mechanism)
@@ -122,7 +121,6 @@ class TokenLogin:
             return TokenOutcome(True, outcome.reason, outcome.account, outcome.account_id, outcome.mailbox_id,
                                 verified.expires_at)
         metrics.login_failure(protocol, outcome.reason)
-        await asyncio.to_thread(self.throttle.failed, attempt, time.time())
         await asyncio.sleep(attempt.delay)
         return TokenOutcome(False, outcome.reason,
                             challenge=self.challenge(mechanism, Refused(outcome.reason)))

@@ -250,8 +250,7 @@ class PasswordCheck:
         outcome = await self.accounts.authenticate(credentials.username, credentials.password, facts.peer_ip, "smtp")
         if outcome.ok and outcome.account:
             return AuthResult(outcome.account)
-        # busy: too many logins at once, nothing counted: a temporary failure (RFC 4954 §6)
-        return AuthResult(None, throttled=outcome.throttled and not outcome.busy, temporary=outcome.busy)
+        return AuthResult(None, throttled=outcome.throttled)
 
 
 class CountedHold:

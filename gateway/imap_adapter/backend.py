@@ -108,8 +108,6 @@ class StoreBackend:
         outcome = await self.authenticator.authenticate(
             credentials.username, credentials.password, credentials.remote_address or "unknown", "imap"
         )
-        if outcome.busy:
-            raise CommandFailed(replies.LOGIN_BUSY, detail=outcome.reason)
         if outcome.throttled:
             raise CommandFailed(replies.LOGIN_THROTTLED, detail=outcome.reason)
         if not outcome.ok or outcome.account is None or outcome.mailbox_id is None or outcome.account_id is None:

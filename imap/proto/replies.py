@@ -185,8 +185,6 @@ LOGIN_DISABLED = Reply(_NO, "Use STARTTLS before logging in", Code.PRIVACYREQUIR
 PASSWORDS_DISABLED = Reply(_NO, "Passwords are not accepted here: use AUTHENTICATE", Code.CANNOT)
 AUTHENTICATION_FAILED = Reply(_NO, "Authentication failed", Code.AUTHENTICATIONFAILED)
 # RFC 5530 §3 UNAVAILABLE: refused before the password is checked, after repeated failures (SPEC §6)
-# Too many logins of one account at once from one network: nothing counted, nothing locked.
-LOGIN_BUSY = Reply(_NO, "Too many logins at once; try again shortly", Code.UNAVAILABLE)
 LOGIN_THROTTLED = Reply(_NO, "Too many failed logins; try again later", Code.UNAVAILABLE)
 UNSUPPORTED_MECHANISM = Reply(_NO, "Unsupported authentication mechanism")
 INVALID_PLAIN = Reply(_BAD, "Invalid PLAIN response")  # RFC 4616

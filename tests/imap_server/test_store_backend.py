@@ -5,12 +5,10 @@ expunge, IDLE wake-ups, audited and throttled logins."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from sqlalchemy import select
 
-from gateway.accounts import auth
 from gateway.accounts.auth import Authenticator
 from gateway.accounts.pros import add_hosted_domain, add_pro
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
@@ -68,37 +66,6 @@ async def test_failed_logins_are_throttled(backend: StoreBackend) -> None:
     with pytest.raises(CommandFailed):  # locked for that network even with the right password
         await backend.authenticate(Credentials(ADDRESS, SECRET, "198.51.100.9", True))
     await _login(backend)  # issue 15 item 5: the owner, elsewhere, is not locked out
-
-
-async def test_concurrent_correct_logins_are_never_locked_out(backend: StoreBackend, store: Store) -> None:
-    """Issue 22: imaptest's 50 concurrent clients of one account, on two nodes, got
-    ``NO [UNAVAILABLE] Too many failed logins`` although every password was right."""
-    fast = ThrottleConfig(delay_after=2, lockout_after=4)
-    other = StoreBackend(store.db, store.keys, ChangeHub(), poll_interval=0.1)  # a second node, same database
-    for node in (backend, other):
-        node.authenticator = Authenticator(node.db, LoginThrottle(node.db, node.keys, fast))
-    nodes = [backend, other] * 8  # 16 clients, four times the lockout limit, at once
-    opened = await asyncio.gather(*(node.authenticate(Credentials(ADDRESS, SECRET, "192.0.2.70", True))
-                                    for node in nodes))
-    assert [boxes.username for boxes in opened] == [ADDRESS] * len(nodes)
-    with pytest.raises(AuthenticationFailed):  # a wrong password is still a failure, not a lockout
-        await backend.authenticate(Credentials(ADDRESS, "wrong", "192.0.2.70", True))
-
-
-async def test_a_login_waits_while_the_budget_is_busy_then_fails_for_now(
-        backend: StoreBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reservations in flight fill the budget: the login waits (here 0.3 s), then answers a
-    temporary failure that is not a lockout; once they settle, the same login goes through."""
-    monkeypatch.setattr(auth, "BUSY_WAIT", 0.3)
-    throttle = LoginThrottle(backend.db, backend.keys, ThrottleConfig(lockout_after=4))
-    backend.authenticator = Authenticator(backend.db, throttle)
-    held = [await asyncio.to_thread(throttle.reserve, ADDRESS, "192.0.2.71", time.time()) for _ in range(4)]
-    with pytest.raises(CommandFailed) as busy:
-        await backend.authenticate(Credentials(ADDRESS, SECRET, "192.0.2.71", True))
-    assert busy.value.response("a1") == b"a1 NO [UNAVAILABLE] Too many logins at once; try again shortly\r\n"
-    for attempt in held:
-        await asyncio.to_thread(throttle.succeeded, attempt, time.time())
-    assert (await backend.authenticate(Credentials(ADDRESS, SECRET, "192.0.2.71", True))).username == ADDRESS
 
 
 async def test_folders(backend: StoreBackend) -> None:

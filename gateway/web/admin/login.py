@@ -86,7 +86,6 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         opened, role = await ctx.run(_check, name, password, code, peer)
         if opened is None:
             metrics.login_failure("admin", "auth.failed")
-            await ctx.run(throttle.failed, attempt, time.time())
             if attempt.delay:
                 await asyncio.sleep(attempt.delay)
             return form(request, error=FAILED, status=401)

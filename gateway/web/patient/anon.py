@@ -65,8 +65,7 @@ async def reserve(web: PatientWeb, kind: str, account: str, ip: str) -> Reservat
 
 
 async def failed(web: PatientWeb, reservation: Reservation) -> None:
-    """The secret was wrong: a confirmed failure (``LoginThrottle.failed``); wait the delay due."""
-    await web.run(web.throttle.failed, reservation, time.time())
+    """The secret was wrong: the attempt stays counted; wait the delay due."""
     if reservation.delay:
         await asyncio.sleep(reservation.delay)
 
