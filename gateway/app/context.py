@@ -19,7 +19,7 @@ from gateway.settings import ConfigError, Settings
 from gateway.store import keyops
 from gateway.store.db import Database
 from gateway.store.keyfile import load_keyring, write_keyring
-from gateway.store.opening import open_database, store_errors
+from gateway.store.opening import StoreUnavailable, display_url, open_database, store_errors
 from gateway.store.services import Services
 
 CONFIG_NAME = "gateway.toml"
@@ -131,8 +131,16 @@ def _schema(db: Database, location: Location, *, migrate: bool) -> None:
     from gateway.store import migrate as migrations  # Alembic: only where the schema is looked at
 
     if migrate:
+        from gateway.store.citus import CannotDistribute
+
         with store_errors(db.url, "cannot apply the schema migrations"):
-            migrations.upgrade(db.engine)
+            try:
+                migrations.upgrade(db.engine)
+            except CannotDistribute as exc:  # the migrations committed; the new tables stay local
+                raise StoreUnavailable(
+                    f"{display_url(db.url)}: the schema migrations were applied, but the tables they added could "
+                    f"not be distributed on this Citus coordinator ({' '.join(str(exc).split())}); "
+                    "'gateway db distribute --dry-run' lists them") from None
         return
     with store_errors(db.url, "cannot read the schema revision"):
         up_to_date = migrations.is_up_to_date(db.engine)

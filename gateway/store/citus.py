@@ -7,7 +7,9 @@ members with it; a table with a key of its own co-located with nothing), in the 
 foreign keys (a referenced table first), all in one transaction with the foreign keys dropped
 and added back around it (see :func:`distribute`). Tables already in Citus's catalogue
 (``pg_dist_partition``) are skipped, so it can be run again; one already distributed otherwise
-than mapped is reported, never changed.
+than mapped is reported, never changed. Of triggers, only the row-level ones that the map lists
+(``distribution.TRIGGERS``: they touch co-located rows only) are accepted, with
+``citus.enable_unsafe_triggers`` set for the transaction; any other refuses the run.
 
 On a coordinator already distributed, :func:`gateway.store.migrate.upgrade` calls
 :func:`distribute` after the migrations, so a table a later migration adds is distributed too.
@@ -103,22 +105,33 @@ def plan(engine: Engine) -> list[Step]:
                                           "(gateway/store/distribution.py):", *problems]))
     present = set(insp.get_table_names())
     with engine.connect() as conn:
-        triggers = conn.execute(text(
-            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal "
-            "AND tgrelid::regclass::text = ANY(:tables) ORDER BY 1, 2"),
-            {"tables": sorted(n for n in present if not isinstance(dist.TABLES.get(n), dist.Local))}).all()
-    if triggers:  # Citus: "cannot distribute relation ... because it has triggers"
-        raise CannotDistribute("\n".join(["Citus distributes no table with triggers; these tables have some:",
-                                           *(f"{t}: trigger {name}" for t, name in triggers)]))
+        known = _catalogue(conn)
+        triggers = _triggers(conn, sorted(n for n in present if n not in known
+                                          and not isinstance(dist.TABLES.get(n), dist.Local)))
+    refused = [(t, name, shape) for t, name, shape in triggers
+               if shape != "row" or name not in dist.TRIGGERS.get(t, frozenset())]
+    if refused:  # Citus: "cannot distribute relation ... because it has triggers"
+        raise CannotDistribute("\n".join([
+            "Citus runs only the row-level triggers of gateway/store/distribution.py (TRIGGERS) on shards; "
+            "these tables have others:", *(f"{t}: trigger {name} ({shape})" for t, name, shape in refused)]))
     refs = {name: [fk["referred_table"] for fk in insp.get_foreign_keys(name)]
             for name in present if not isinstance(dist.TABLES.get(name), dist.Local)}
-    with engine.connect() as conn:
-        known = _catalogue(conn)
     steps = [Step(name, "missing: a later migration adds it") for name in dist.TABLES
              if name not in present and not isinstance(dist.TABLES[name], dist.Local)]
     for name in order(refs):
         steps.append(Step(name, _action(name, known.get(name))))
     return steps
+
+
+def _triggers(conn: Connection, tables: list[str]) -> list[tuple[str, str, str]]:
+    """(table, trigger, "row" or "statement") of the user triggers on ``tables``; a row-level
+    trigger reading transition tables counts as "statement" (Citus's shards cannot run either)."""
+    rows = conn.execute(text(
+        "SELECT tgrelid::regclass::text, tgname, "
+        "CASE WHEN tgtype & 1 = 1 AND tgnewtable IS NULL AND tgoldtable IS NULL THEN 'row' ELSE 'statement' END "
+        "FROM pg_trigger WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY(:tables) ORDER BY 1, 2"),
+        {"tables": tables}).all()
+    return [(str(r[0]).strip('"'), str(r[1]), str(r[2])) for r in rows]
 
 
 def _action(name: str, known: tuple[str, str | None, int] | None) -> str:
@@ -172,6 +185,8 @@ def _distribute(engine: Engine, todo: list[Step]) -> None:
     with engine.begin() as conn:
         # DDL after distributing in the same transaction: one connection per worker, not per shard.
         conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
+        # the row-level triggers plan() accepted (distribution.TRIGGERS): co-located rows only
+        conn.execute(text("SET LOCAL citus.enable_unsafe_triggers TO on"))
         keys = _foreign_keys(conn, {s.table for s in todo})
         quote = engine.dialect.identifier_preparer.quote
         for table, name, _definition in keys:

@@ -95,6 +95,15 @@ TABLES: dict[str, Kind] = {
 }
 
 
+# Triggers Citus may run on a distributed table's shards: row-level, no transition tables, and
+# touching only rows co-located with the row that fires them (``gateway db distribute`` sets
+# ``citus.enable_unsafe_triggers`` for these and refuses any other). The quota bookkeeping of
+# migrations 0011/0020: each updates the one folder (mailbox_id, id) of the message.
+TRIGGERS: dict[str, frozenset[str]] = {
+    "messages": frozenset({"messages_usage_insert", "messages_usage_delete", "messages_usage_update"}),
+}
+
+
 @dataclass(frozen=True)
 class Fanout:
     """A statement shape allowed to reach every shard: where it comes from and why it is bounded."""

@@ -64,3 +64,31 @@ def test_colocation_arguments() -> None:
     assert dist.colocate_with("mailboxes") == "none"
     assert dist.colocate_with("messages") == "mailboxes"
     assert dist.colocate_with("outbound_queue") == "none"
+
+
+@pytest.mark.postgres
+def test_the_schema_has_only_the_triggers_distribute_accepts(pg_admin: str) -> None:
+    """Citus runs a distributed table's triggers on its shards, where a statement-level one's
+    transition tables are missing (seen on 12.1): migration 0020 made the quota triggers
+    row-level, and ``db distribute`` accepts exactly those (``distribution.TRIGGERS``)."""
+    from sqlalchemy import inspect
+
+    from gateway.store import migrate
+    from gateway.store.db import Database
+
+    with pg.temporary_database() as url:
+        db = Database(url)
+        try:
+            migrate.upgrade(db.engine)
+            with db.engine.connect() as conn:
+                found = citus._triggers(conn, sorted(inspect(db.engine).get_table_names()))
+            migrate.downgrade(db.engine, "0019")
+            with db.engine.connect() as conn:
+                before = citus._triggers(conn, ["messages"])
+        finally:
+            db.dispose()
+    assert {(t, name) for t, name, _shape in found} == {(t, n) for t, names in dist.TRIGGERS.items() for n in names}
+    assert {shape for _t, _n, shape in found} == {"row"}
+    assert sorted((name, shape) for _t, name, shape in before) == [
+        ("messages_usage_delete", "statement"), ("messages_usage_insert", "statement"),
+        ("messages_usage_update", "row")]

@@ -89,3 +89,32 @@ def test_0011_fills_then_keeps_the_counters_and_goes_down_and_up(db_url: str) ->
         assert diff == []
     finally:
         db.dispose()
+
+
+def _statement_level(db: Database) -> set[str]:
+    """Triggers on ``messages`` that fire once per statement or read transition tables: Citus
+    cannot run them on a distributed table's shards (issue 23)."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'messages'::regclass"
+            " AND (tgtype & 1 = 0 OR tgnewtable IS NOT NULL OR tgoldtable IS NOT NULL)")).scalars()
+        return set(rows)
+
+
+def test_0020_row_level_triggers_on_postgresql_down_and_up(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        migrate.upgrade(db.engine)
+        if db.engine.dialect.name != "postgresql":
+            assert _triggers(db) == {"messages_usage_insert", "messages_usage_delete", "messages_usage_update"}
+            return  # SQLite's were row-level from the start
+        assert _triggers(db) == {"messages_usage_insert", "messages_usage_delete", "messages_usage_update"}
+        assert _statement_level(db) == set()
+        _downgrade(db, "0019")
+        assert _statement_level(db) == {"messages_usage_insert", "messages_usage_delete"}
+        migrate.upgrade(db.engine)
+        assert _statement_level(db) == set()
+        with db.engine.connect() as conn:
+            assert migrate.schema_diff(conn) == []
+    finally:
+        db.dispose()
