@@ -8,7 +8,9 @@ a class holding a bound parameter or a literal is pinned. The rules of
 ``gateway/store/distribution.py``:
 
 - ``unrouted``: a distributed table whose distribution column is not pinned (an INSERT or a
-  COPY must name the column);
+  COPY must name the column); ``column IN (values)`` pins it in a read (Citus prunes to the
+  values' shards, a fan-out bounded by the list), but in a ``FOR UPDATE/SHARE`` only with one
+  value (Citus refuses to lock rows on several shards);
 - ``join``: two distributed tables in one block not co-located, or not equal on their
   distribution columns;
 - ``correlated``: a sub-query on a distributed table that refers to a reference table of an
@@ -189,9 +191,14 @@ def _classes(block: exp.Expression) -> _Classes:
         elif isinstance(cond, exp.In) and isinstance(cond.this, exp.Column):
             values = cond.expressions
             key = _column_key(cond.this, tables, outer)
-            if key and len(values) == 1 and _is_value(values[0]):
-                classes.pin(key)
+            if key and values and all(_is_value(v) for v in values) and (len(values) == 1 or not _locks(block)):
+                classes.pin(key)  # several values: Citus prunes to their shards; a lock over several is refused
     return classes
+
+
+def _locks(block: exp.Expression) -> bool:
+    """``SELECT ... FOR UPDATE/SHARE``: Citus locks rows on one shard only."""
+    return bool(block.args.get("locks"))
 
 
 def _block(block: exp.Expression) -> list[Problem]:

@@ -21,6 +21,9 @@ ROUTED = [
     "INSERT INTO mailboxes (uid, kind) VALUES (%s, %s) RETURNING mailboxes.id",  # id: nextval, on the coordinator
     "SELECT hosted_domains.id FROM hosted_domains WHERE hosted_domains.name = %s",
     "SAVEPOINT sa_savepoint_1",
+    # a read of a few values' shards: Citus prunes to them (a fan-out bounded by the list)
+    "SELECT folders.id FROM folders WHERE folders.mailbox_id IN (%(m_1_1)s, %(m_1_2)s)",
+    "SELECT login_counters.key FROM login_counters WHERE login_counters.key IN (%(k_1)s) FOR UPDATE",
 ]
 
 UNROUTED = [
@@ -34,7 +37,9 @@ UNROUTED = [
      "WHERE w.token_hash = %s AND p.mailbox_id = %s", "join", "web_sessions"),
     ("SELECT folders.id FROM folders WHERE folders.mailbox_id = %s OR folders.mailbox_id = %s",
      "unrouted", "folders"),
-    ("SELECT folders.id FROM folders WHERE folders.mailbox_id IN (%(m_1_1)s, %(m_1_2)s)", "unrouted", "folders"),
+    ("SELECT folders.id FROM folders WHERE folders.mailbox_id IN (%(m_1_1)s, %(m_1_2)s) FOR UPDATE",
+     "unrouted", "folders"),  # Citus locks rows on one shard only
+    ("SELECT folders.id FROM folders WHERE folders.mailbox_id IN (SELECT id FROM mailboxes)", "unrouted", "folders"),
     ("INSERT INTO messages (folder_id, uid) VALUES (%s, %s)", "unrouted", "messages"),
     ("COPY patients (ins_index, state) FROM STDIN", "unrouted", "patients"),
     ("SELECT a.id FROM pro_accounts AS a WHERE a.address = %s AND EXISTS "
