@@ -10,25 +10,30 @@ Bounded in count; temporary databases are removed afterwards.
 
 from __future__ import annotations
 
-import argparse
-import os
-import random
-import tempfile
-import time
-from datetime import UTC, datetime, timedelta
+import sys
 from pathlib import Path
 
-from sqlalchemy import select, text
+# bench/imap.py would shadow the imap package (this folder comes first on sys.path).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from gateway.accounts.bulk import insert_batch, prepare_batch
-from gateway.delivery.directory import LocalTarget
-from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt
-from gateway.store.changes import ChangeHub
-from gateway.store.models import Patient
-from gateway.testing import pg
-from gateway.testing.store import Store, open_store
-from routing.address import Address, parse_address
-from routing.ins import synthetic_ins
+import argparse  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
+from sqlalchemy import select, text  # noqa: E402
+
+from gateway.accounts.bulk import insert_batch, prepare_batch  # noqa: E402
+from gateway.delivery.directory import LocalTarget  # noqa: E402
+from gateway.delivery.pipeline import Inbound, Pipeline, Rcpt  # noqa: E402
+from gateway.store.changes import ChangeHub  # noqa: E402
+from gateway.store.models import Patient  # noqa: E402
+from gateway.testing import pg  # noqa: E402
+from gateway.testing.store import Store, open_store  # noqa: E402
+from routing.address import Address, parse_address  # noqa: E402
+from routing.ins import synthetic_ins  # noqa: E402
 
 
 def db_size(store: Store, url: str) -> int:
