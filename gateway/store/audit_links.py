@@ -99,8 +99,22 @@ def _payload(actor: str, subject_ref: str | None, peer: str | None, details: str
                       sort_keys=True, separators=(",", ":")).encode()
 
 
+def _loaded_mailbox(session: Session, patient_id: int) -> int | None:
+    """The mailbox of the patient when the transaction already loaded its row (the usual case:
+    the action being audited worked on it), without a statement."""
+    for obj in session.identity_map.values():
+        if isinstance(obj, Patient) and obj.id == patient_id:
+            return obj.mailbox_id
+    return None
+
+
 def _patient_key(session: Session, keys: KeyService, patient_id: int) -> MailboxKey | None:
-    mailbox_id = session.execute(select(Patient.mailbox_id).where(Patient.id == patient_id)).scalar()
+    """The patient's current data key: its mailbox from the row the transaction loaded, else
+    (an entry whose writer did not load the patient) by the patient id alone, which is not
+    routed to one shard on a distributed store."""
+    mailbox_id = _loaded_mailbox(session, patient_id)
+    if mailbox_id is None:
+        mailbox_id = session.execute(select(Patient.mailbox_id).where(Patient.id == patient_id)).scalar()
     if mailbox_id is None:
         return None
     try:

@@ -87,6 +87,7 @@ TABLES: dict[str, Kind] = {
     "mediator_api_tokens": Reference(),
     "key_checks": Reference(),
     "index_key_checks": Reference(),
+    "ins_conversion_complete": Reference(),
     "daily_stats": Reference(),
     "audit_checkpoints": Reference(),
     "audit_anchors": Reference(),

@@ -43,7 +43,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 mk = web.keys.for_mailbox(s, patient.mailbox_id)
                 secret = mk.open("totp", "patient", patient.totp_sealed).decode()
             ok = (patient is not None and patient.state == "open" and secret is not None
-                  and totp.verify(secret, code, guard=(web.replay, patient.id)))
+                  and totp.verify(secret, code, guard=(web.replay, (patient.mailbox_id, patient.id))))
         if patient is None:
             return None
         with web.db.write() as s:
@@ -52,7 +52,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                              peer=ip, now=now, keys=web.keys)
                 return None
             sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
-            token, _ = sessions.create(s, patient.id, stage="full", now=now)
+            token, _ = sessions.create(s, patient.id, mailbox_id=patient.mailbox_id, stage="full", now=now)
             row = by_ins(s, web.keys, ins)
             assert row is not None
             row.last_login_at = now
