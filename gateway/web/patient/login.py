@@ -49,7 +49,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         with web.db.write() as s:
             if not ok:
                 audit.record(s, actor="anonymous", action="patient.login_failed", subject_ref=f"patient:{patient.id}",
-                             peer=ip, now=now, keys=web.keys)
+                             peer=ip, now=now, keys=web.keys, patient_mailbox=patient.mailbox_id)
                 return None
             sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
             token, _ = sessions.create(s, patient.id, mailbox_id=patient.mailbox_id, stage="full", now=now)
@@ -88,7 +88,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             with web.db.write() as s:
                 sessions.destroy(s, request.cookies.get(security.session_cookie_name(request)))
                 audit.record(s, actor=ctx.actor, action="patient.logout", subject_ref=f"patient:{ctx.patient_id}",
-                             peer=ctx.ip, keys=web.keys)
+                             peer=ctx.ip, keys=web.keys, patient_mailbox=ctx.mailbox_id)
 
         await web.run(end)
         response = redirect("/connexion?deconnecte=1")
