@@ -140,6 +140,8 @@ FANOUTS: tuple[Fanout, ...] = (
               "keys rotate: keyset batches of LIMIT N, data keys joined with their mailbox on the distribution column"),
     *_fanouts("gateway.accounts.ins_conversion:pending_reindex", ("patients",),
               "index key rotation progress: one count per shard"),
+    *_fanouts("gateway.accounts.ins_conversion:pending_conversion", ("patients",),
+              "INS conversion progress (db convert-ins, before and after its run): one count per shard"),
     *_fanouts("gateway.accounts.ins_conversion:_rows", ("patients", "mailboxes", "data_keys"),
               "index key rotation / INS conversion: keyset batches of LIMIT N over every shard"),
     *_fanouts("gateway.accounts.jobs:open_after_opposition", ("patients",),
