@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, func, select, update
@@ -34,7 +35,7 @@ from crypto.keyring import MasterKeyring, WrappedKey
 from gateway.accounts import ins_index
 from gateway.store.db import Database
 from gateway.store.keys import _dk_aad
-from gateway.store.models import DataKey, InsDirectory, Mailbox, Patient
+from gateway.store.models import DataKey, InsConversionComplete, InsDirectory, Mailbox, Patient
 
 DEFAULT_BATCH = 1000
 
@@ -135,6 +136,16 @@ def pending_conversion(session: Session) -> int:
     """Rows still holding a clear INS (not converted yet)."""
     return int(session.execute(select(func.count()).select_from(Patient)
                                .where(~Patient.ins.startswith(ins_index.PLACEHOLDER_PREFIX))).scalar_one())
+
+
+def record_complete(session: Session, now: datetime) -> int:
+    """Rows still holding a clear INS; when none is left, that is recorded
+    (``ins_conversion_complete``, in the caller's transaction): lookups by INS then stop reading
+    the clear column on a directory miss (:func:`gateway.accounts.ins_index.conversion_complete`)."""
+    left = pending_conversion(session)
+    if not left and session.get(InsConversionComplete, 1) is None:
+        session.add(InsConversionComplete(id=1, completed_at=now))
+    return left
 
 
 def convert_batch(db: Database, ring: MasterKeyring, index: IndexKeyring, version: int, *, after_id: int,

@@ -11,10 +11,12 @@ every index key version the key file holds (a rotation re-indexes in batches mea
 mailbox and the patient, then the patient row is read by ``(mailbox_id, id)`` (one shard each on
 a distributed store). A row a database from an older release has not converted yet
 (:mod:`gateway.accounts.ins_conversion`) is not in the directory and is found by its clear
-``ins`` column instead. A converted or new row's ``ins`` column holds :func:`placeholder`
-(``#<id>``), which is never a valid INS. The directory row is written in the transaction that
-provisions the space (:func:`enter`; the bulk import writes the same rows); its primary key
-keeps an INS to one space.
+``ins`` column instead, a query on every shard: only while the conversion is not recorded as
+complete (:func:`conversion_complete`, table ``ins_conversion_complete``, migration 0021); once
+it is, every row is in the directory and a miss there is the answer. A converted or new row's
+``ins`` column holds :func:`placeholder` (``#<id>``), which is never a valid INS. The directory
+row is written in the transaction that provisions the space (:func:`enter`; the bulk import
+writes the same rows); its primary key keeps an INS to one space.
 
 :func:`match` (a ``WHERE`` clause on ``patients`` alone) remains for tests and reports.
 """
@@ -105,12 +107,24 @@ def enter(session: Session, patient: Patient) -> None:
                              mailbox_id=patient.mailbox_id, patient_id=patient.id))
 
 
+_COMPLETE = RawStatement("SELECT id FROM ins_conversion_complete WHERE id = 1")
+
+
+def conversion_complete(runner: Runner) -> bool:
+    """Whether every patient row is in the directory (no row is found by its clear INS alone):
+    recorded by migration 0021 or ``gateway db convert-ins`` (:func:`gateway.accounts.
+    ins_conversion.record_complete`); a reference table, read on a directory miss only."""
+    return _COMPLETE.first(runner) is not None
+
+
 def _lookup(session: Session, keys: KeyService, ins: str) -> Patient | None:
     found = digests(keys.index_keys(session), ins)
     hit = session.execute(select(InsDirectory.mailbox_id, InsDirectory.patient_id)
                           .where(InsDirectory.ins_index.in_(found))).first()
     if hit is not None:
         return session.get(Patient, (hit[0], hit[1]))
+    if conversion_complete(session):
+        return None
     return session.execute(select(Patient).where(Patient.ins == ins)).scalar_one_or_none()  # not converted yet
 
 
@@ -137,7 +151,7 @@ def find_ids(session: Session, index: IndexKeyring, ins: Sequence[str]) -> dict[
                                               .where(InsDirectory.ins_index.in_(chunk))).tuples():
             if digest is not None:
                 found[by_digest[bytes(digest)]] = row_id
-    clear = list(ins)
+    clear = [] if conversion_complete(session) else list(ins)  # rows not converted yet, by their clear INS
     for i in range(0, len(clear), chunk_size):
         for value, row_id in session.execute(select(Patient.ins, Patient.id)
                                              .where(Patient.ins.in_(clear[i:i + chunk_size]))).tuples():
@@ -171,11 +185,13 @@ def rcpt_statement(versions: int) -> RawStatement:
 def rcpt_row(runner: Runner, index: IndexKeyring, ins: str) -> tuple[Any, ...] | None:
     """``(id, state, mailbox_id, newest data key id, quota_storage_kib, quota_messages)``: the
     directory, then the patient with its mailbox by ``(mailbox_id, id)``; a row not converted
-    yet (no directory row) by its clear INS."""
+    yet (no directory row) by its clear INS, until the conversion is recorded complete."""
     found = digests(index, ins)
     hit = rcpt_statement(len(found)).first(runner, *found)
     if hit is not None:
         return _RCPT_PATIENT.first(runner, hit[0], hit[1])
+    if conversion_complete(runner):
+        return None
     return _RCPT_CLEAR.first(runner, ins)
 
 

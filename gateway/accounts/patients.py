@@ -105,24 +105,26 @@ def patient_ins(session: Session, keys: KeyService, patient: Patient) -> str | N
     return ins_index.open_ins(session, keys, patient)
 
 
-def by_id(session: Session, patient_id: int) -> Patient | None:
-    """By the patient id alone (a web session, an audit reference): not routed to one shard on
-    a distributed store (``patients`` is keyed ``(mailbox_id, id)``)."""
-    return session.execute(select(Patient).where(Patient.id == patient_id)).scalar_one_or_none()
+def by_key(session: Session, mailbox_id: int, patient_id: int) -> Patient | None:
+    """By the row's key ``(mailbox_id, id)`` (a web session carries both): one shard on a
+    distributed store (``patients`` is distributed by ``mailbox_id``)."""
+    return session.execute(select(Patient).where(Patient.mailbox_id == mailbox_id, Patient.id == patient_id)
+                           ).scalar_one_or_none()
 
 
-def claim_totp_step(session: Session, patient_id: int, step: int) -> bool:
+def claim_totp_step(session: Session, mailbox_id: int, patient_id: int, step: int) -> bool:
     """Record ``step`` as the patient's last accepted TOTP time step, unless it (or a later
     one) was used already (RFC 6238 §5.2); ``True`` when claimed."""
     result = session.execute(
-        update(Patient).where(Patient.id == patient_id,
+        update(Patient).where(Patient.mailbox_id == mailbox_id, Patient.id == patient_id,
                               or_(Patient.totp_last_step.is_(None), Patient.totp_last_step < step))
         .values(totp_last_step=step))
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-def forget_totp_step(session: Session, patient_id: int) -> None:
-    session.execute(update(Patient).where(Patient.id == patient_id).values(totp_last_step=None))
+def forget_totp_step(session: Session, mailbox_id: int, patient_id: int) -> None:
+    session.execute(update(Patient).where(Patient.mailbox_id == mailbox_id, Patient.id == patient_id)
+                    .values(totp_last_step=None))
 
 
 def personal_email(session: Session, keys: KeyService, patient: Patient) -> str | None:

@@ -3,7 +3,8 @@ a random token, the database only its SHA-256; idle timeout and absolute lifetim
 on every use. Blocking: call from worker threads, inside the caller's transaction.
 
 The token hash is the session's key (issue 23: ``web_sessions`` is distributed by it, migration
-0019): one session is always read, touched or deleted by it (:func:`by_key`). What concerns
+0019): one session is always read, touched or deleted by it (:func:`by_key`). It carries the
+patient's id and mailbox id (migration 0021), the key of the patient's row on its shard. What concerns
 every session of one patient (:func:`count_for`, :func:`destroy_all`: activation, logging out
 the other devices, closure, purge) and the expiry sweep go to every shard, deliberately
 (``FANOUTS`` in ``gateway/store/distribution.py``).
@@ -33,14 +34,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, patient_id: int, *, stage: str, now: datetime,
+def create(session: Session, patient_id: int, *, mailbox_id: int, stage: str, now: datetime,
            pending: bytes | None = None) -> tuple[str, WebSession]:
     """A new session; its token (the cookie) is returned, only its hash is kept. The client's
     address is not kept with it (issue 20: a dump must not tie a patient to a network); the
-    audit entries of the sign-in carry the peer, as for every actor."""
+    audit entries of the sign-in carry the peer, as for every actor. ``mailbox_id`` is the
+    patient's: each request reads the patient by ``(mailbox_id, id)`` (migration 0021)."""
     token = secrets.token_urlsafe(32)
-    row = WebSession(token_hash=token_hash(token), patient_id=patient_id, stage=stage, created_at=now,
-                     last_seen_at=now, ip=None, csrf_secret=secrets.token_urlsafe(32),
+    row = WebSession(token_hash=token_hash(token), patient_id=patient_id, mailbox_id=mailbox_id, stage=stage,
+                     created_at=now, last_seen_at=now, ip=None, csrf_secret=secrets.token_urlsafe(32),
                      pending_sealed=pending)
     session.add(row)
     session.flush()

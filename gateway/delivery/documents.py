@@ -109,7 +109,8 @@ def record_refusals(session: Session, keys: KeyService, refused: Sequence[Refusa
     """Audited about the patient: the link is sealed under the patient's data key (issue 20)."""
     for r in refused:
         audit.record(session, actor=actor, action="mail.refuse_document", subject_ref=f"patient:{r.target.owner_id}",
-                     peer=peer, now=now, details={"reason": r.verdict.reason, "queue_id": queue_id}, keys=keys)
+                     peer=peer, now=now, details={"reason": r.verdict.reason, "queue_id": queue_id}, keys=keys,
+                     patient_mailbox=r.target.mailbox_id)
 
 
 def queue_dsn(session: Session, keys: KeyService, refused: Sequence[Refusal], *, mail_from: str | None,

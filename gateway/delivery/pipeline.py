@@ -79,6 +79,15 @@ class Inbound:
     reply_conversation: int | None = None  # a patient's reply: its conversation id
     headers: HeaderInfo | None = None  # already parsed by the caller (SMTP flow); else parsed here
 
+    @property
+    def actor_mailbox(self) -> int | None:
+        """The mailbox of the patient sending (a web reply: its Sent copy's), for the audit
+        entries about that patient (their key is read on that mailbox's shard)."""
+        own = self.sent_copy
+        if own is not None and own.kind == "patient" and self.actor == f"patient:{own.owner_id}":
+            return own.mailbox_id
+        return None
+
 
 class MailboxFull(Exception):
     """No recipient of the delivery can take the message: each is a mailbox of ours that it
@@ -417,7 +426,8 @@ class Pipeline:
             audit.record(session, actor=inbound.actor, action="mail.deliver" if folder == "INBOX" else "mail.sent",
                          subject_ref=f"{target.kind}:{target.owner_id}", peer=inbound.peer, now=at,
                          details={"message": stored.message_id, "size": copy.sealed.size, "folder": folder},
-                         keys=self.keys, patient_key=copy.sealed.key if target.kind == "patient" else None)
+                         keys=self.keys, patient_key=copy.sealed.key if target.kind == "patient" else None,
+                         patient_mailbox=None if target.kind == "patient" else inbound.actor_mailbox)
         return len(job.copies)
 
     def _notify_patient(self, session: Session, mailbox_id: int, patient_id: int, at: datetime) -> None:
@@ -455,5 +465,6 @@ class Pipeline:
                             max_age=self.queue_max_age)
             audit.record(session, actor=inbound.actor, action="mail.queue", subject_ref=f"domain:{domain}",
                          peer=inbound.peer, now=at,
-                         details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)}, keys=self.keys)
+                         details={"entry": entry.uuid, "recipients": len(rcpts), "size": len(stamped)}, keys=self.keys,
+                         patient_mailbox=inbound.actor_mailbox)
         return len(by_domain)

@@ -65,13 +65,15 @@ def compose(*, author: Address, to: Address, subject: str, text: str, in_reply_t
     return bytes(msg.as_bytes(policy=email.policy.default.clone(linesep="\r\n", utf8=utf8)))
 
 
-def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, patient_id: int,
+def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, mailbox_id: int, patient_id: int,
                conversation_id: int, subject: str, text: str, attachments: Sequence[Attachment] = (),
                peer: str | None = None) -> Delivered:
-    """Decide, compose and deliver a patient's reply; raises :class:`ReplyRefused`."""
+    """Decide, compose and deliver a patient's reply (the patient by its row's key ``(mailbox_id,
+    id)``); raises :class:`ReplyRefused`."""
     snap = directory.snapshot()
     with directory.db.read() as session:
-        patient = session.execute(select(Patient).where(Patient.id == patient_id)).scalar_one()
+        patient = session.execute(select(Patient).where(Patient.mailbox_id == mailbox_id,
+                                                        Patient.id == patient_id)).scalar_one()
         if patient.mailbox_id is None or patient.state != "open":
             raise ReplyRefused(None, "this space cannot send messages")
         conv = conversations.get(session, keys, patient.mailbox_id, conversation_id)
@@ -96,7 +98,6 @@ def send_reply(directory: Directory, pipeline: Pipeline, keys: KeyService, *, pa
         raw = compose(author=author, to=target, subject=subject, text=text,
                       in_reply_to=thread[-1] if thread else None, references=thread[-20:],
                       hostname=pipeline.hostname, attachments=attachments)
-        mailbox_id = patient.mailbox_id
     inbound = Inbound(
         mail_from=author, recipients=(Rcpt(target, where),), actor=f"patient:{patient_id}", protocol="HTTP",
         sender_is_professional=False, peer=peer,

@@ -110,7 +110,8 @@ def self_service(db: Database, keys: KeyService, settings: Settings, ins: str, *
         found = by_ins(session, keys, ins)
         if found is None:
             return "unknown"
-        patient = session.execute(select(Patient).where(Patient.id == found.id).with_for_update()
+        patient = session.execute(select(Patient).where(Patient.mailbox_id == found.mailbox_id,
+                                                        Patient.id == found.id).with_for_update()
                                   .execution_options(populate_existing=True)).scalar_one()
         outcome = "mailed"
         if patient.code_mailed_at is not None and now - patient.code_mailed_at < interval:

@@ -148,6 +148,7 @@ def record(
     keys: KeyService | None = None,
     partition: int | None = None,
     patient_key: MailboxKey | None = None,
+    patient_mailbox: int | None = None,
 ) -> str:
     """Append one entry in the caller's transaction (committed with the action it records).
 
@@ -162,7 +163,8 @@ def record(
     ``partition`` is for retention only: its ``audit.pruned`` entry (no subject) goes to the
     partition it prunes, so that partition's chain goes on from the pruned range.
     ``patient_key``: the patient's current data key when the caller holds it (a delivery sealed
-    the message under it), saving its lookup.
+    the message under it), saving its lookup; else ``patient_mailbox``: the patient's mailbox id
+    when the caller knows it (its key is then read on the mailbox's shard).
     """
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
     patient_id = audit_links.patient_of(actor, subject_ref)
@@ -170,7 +172,7 @@ def record(
         if keys is None:
             raise ValueError(f"audit entry {action!r} about a patient: pass keys= (it is stored sealed)")
         return _record_sealed(session, keys, patient_id, at, actor, action, subject_ref, peer, detail_text,
-                              patient_key)
+                              patient_key, patient_mailbox)
     if partition is None:
         partition = audit_partition(subject_ref)
     elif subject_ref is not None or not 0 <= partition < AUDIT_PARTITIONS:
@@ -184,9 +186,9 @@ def record(
 
 def _record_sealed(session: Session, keys: KeyService, patient_id: int, at: datetime, actor: str, action: str,
                    subject_ref: str | None, peer: str | None, detail_text: str,
-                   patient_key: MailboxKey | None = None) -> str:
+                   patient_key: MailboxKey | None = None, patient_mailbox: int | None = None) -> str:
     s = audit_links.seal(session, keys, patient_id, actor=actor, subject_ref=subject_ref, peer=peer,
-                         details=detail_text, key=patient_key)
+                         details=detail_text, key=patient_key, mailbox_id=patient_mailbox)
     partition = audit_partition(subject_ref, s.index)  # 5 bits of the keyed index: nothing more
     prev = _lock_and_tail(session, partition)
     digest = hashlib.sha256(prev.encode("ascii"))

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
@@ -49,6 +50,7 @@ SHREDDED = "[shredded]"
 """Shown for a sealed part whose key was destroyed (the patient's space was purged)."""
 
 _SEAL_PURPOSE, _SEAL_ITEM = "audit", "links"
+_PATIENT_KEY = tuple(c.key for c in sa_inspect(Patient).primary_key)  # ("mailbox_id", "id")
 _PATIENT = re.compile(r"patient:([0-9]{1,18})")
 
 
@@ -99,8 +101,26 @@ def _payload(actor: str, subject_ref: str | None, peer: str | None, details: str
                       sort_keys=True, separators=(",", ":")).encode()
 
 
-def _patient_key(session: Session, keys: KeyService, patient_id: int) -> MailboxKey | None:
-    mailbox_id = session.execute(select(Patient.mailbox_id).where(Patient.id == patient_id)).scalar()
+def _loaded_mailbox(session: Session, patient_id: int) -> int | None:
+    """The mailbox of the patient when the session already holds its row (the usual case: the
+    action being audited worked on it), from the row's identity key (no statement, even for an
+    expired row)."""
+    mailbox_at, id_at = _PATIENT_KEY.index("mailbox_id"), _PATIENT_KEY.index("id")
+    for key in session.identity_map.keys():
+        if key[0] is Patient and key[1][id_at] == patient_id:
+            return int(key[1][mailbox_at])
+    return None
+
+
+def _patient_key(session: Session, keys: KeyService, patient_id: int,
+                 mailbox_id: int | None = None) -> MailboxKey | None:
+    """The patient's current data key, in its mailbox: the one the caller gave, else that of the
+    row the session holds, else (a writer that neither gave it nor loaded the patient) read by
+    the patient id alone, which is not routed to one shard on a distributed store."""
+    if mailbox_id is None:
+        mailbox_id = _loaded_mailbox(session, patient_id)
+    if mailbox_id is None:
+        mailbox_id = session.execute(select(Patient.mailbox_id).where(Patient.id == patient_id)).scalar()
     if mailbox_id is None:
         return None
     try:
@@ -137,12 +157,12 @@ def _remembered(session: Session, keys: KeyService) -> _Remembered:
 
 
 def seal(session: Session, keys: KeyService, patient_id: int, *, actor: str, subject_ref: str | None,
-         peer: str | None, details: str, key: MailboxKey | None = None) -> SealedEntry:
+         peer: str | None, details: str, key: MailboxKey | None = None, mailbox_id: int | None = None) -> SealedEntry:
     """The stored form of an entry about ``patient_id`` (``details``: its JSON text); ``key``: the
-    patient's current data key when the caller holds it."""
+    patient's current data key when the caller holds it, else ``mailbox_id``: the patient's mailbox."""
     known = _remembered(session, keys)
     index, version = known.index, known.version
-    mk = key or known.patient_keys.get(patient_id) or _patient_key(session, keys, patient_id)
+    mk = key or known.patient_keys.get(patient_id) or _patient_key(session, keys, patient_id, mailbox_id)
     if mk is not None:
         known.patient_keys[patient_id] = mk
     sealed = None if mk is None else mk.seal(_SEAL_PURPOSE, _SEAL_ITEM, _payload(actor, subject_ref, peer, details))

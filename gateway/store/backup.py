@@ -45,7 +45,7 @@ PG_HINT = ("the store is PostgreSQL: back it up with pg_dump (or continuous arch
            "as described in docs/deploy.md, 'Backups'")
 KEYS_NOTE = ("the backup does not contain the master keys: back up the key file separately "
              "and keep it apart from the database backups")
-NOT_DATA = ("alembic_version", "key_checks", "index_key_checks")
+NOT_DATA = ("alembic_version", "key_checks", "index_key_checks", "ins_conversion_complete")
 
 
 class BackupError(Exception):
@@ -221,7 +221,8 @@ def inspect_backup(src: Path, ring: MasterKeyring, key_file: Path) -> BackupCont
 
 
 def nonempty_tables(path: Path) -> list[str]:
-    """Tables of an existing database that hold data (all but the schema revision and key checks)."""
+    """Tables of an existing database that hold data (all but the schema revision, key checks and the
+    INS conversion mark a new database gets from its migrations)."""
     if not path.exists() or path.stat().st_size == 0:
         return []
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)

@@ -632,6 +632,9 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     # No foreign key (issue 23: distributed by its own key): a purge deletes the sessions itself.
     patient_id: Mapped[int] = mapped_column(BigId, index=True)
+    # The patient's mailbox, so every request reads its patient by ``(mailbox_id, id)``, one
+    # shard (migration 0021); NULL only for a session older than 0021 whose patient was gone.
+    mailbox_id: Mapped[int | None] = mapped_column(BigId)
     stage: Mapped[str] = mapped_column(String(16), default="full")  # activation | full
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
@@ -669,3 +672,15 @@ class InsDirectory(Base):
     ins_index_version: Mapped[int] = mapped_column(Integer)
     mailbox_id: Mapped[int] = mapped_column(BigId)
     patient_id: Mapped[int] = mapped_column(BigId)
+
+
+class InsConversionComplete(Base):
+    """Present (one row, ``id`` 1) once no patient row is found by its clear INS alone: every
+    row is in :class:`InsDirectory` (issue 23, migration 0021). Written by migration 0021 when
+    no row holds a clear INS and by ``gateway db convert-ins`` when it leaves none; a lookup by
+    INS that misses the directory reads the clear ``patients.ins`` column (a query on every
+    shard) only while it is absent (:mod:`gateway.accounts.ins_index`)."""
+
+    __tablename__ = "ins_conversion_complete"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    completed_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -73,8 +73,9 @@ def test_close_on_the_patients_behalf(world: World) -> None:
     ins = world.patients["open"]
     patient = _patient(world, ins)
     with opened(world.home) as svc, svc.db.write() as session:
-        session.add(WebSession(token_hash=secrets.token_hex(32), patient_id=patient.id, stage="full",
-                               created_at=datetime.now(UTC), last_seen_at=datetime.now(UTC), csrf_secret="x"))
+        session.add(WebSession(token_hash=secrets.token_hex(32), patient_id=patient.id, mailbox_id=patient.mailbox_id,
+                               stage="full", created_at=datetime.now(UTC), last_seen_at=datetime.now(UTC),
+                               csrf_secret="x"))
     code, _, err = cli(world.home, "patient", "close", ins)
     assert code == 1 and "add --yes" in err and _patient(world, ins).state == "open"
     code, out, err = cli(world.home, "patient", "close", ins, "--yes")

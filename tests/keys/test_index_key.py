@@ -118,8 +118,11 @@ def test_db_convert_ins_and_restore_ins_commands(tmp_path: Path) -> None:
         for patient_id, one in zip(ids, ins, strict=True):
             conn.execute("UPDATE patients SET ins = ?, ins_index = NULL, ins_index_version = NULL, ins_sealed = NULL"
                          " WHERE id = ?", (one, patient_id))
+        conn.execute("DELETE FROM ins_conversion_complete")  # not complete (migration 0021 records it)
     code, out, err = cli("--home", str(home), "db", "convert-ins", "--batch-size", "40")
     assert code == 0, err
+    with sqlite3.connect(home / "gateway.db") as conn:  # recorded: lookups stop looking for a clear INS
+        assert conn.execute("SELECT id FROM ins_conversion_complete").fetchall() == [(1,)]
     assert "90 patient rows hold a clear INS" in out and "converted 90 rows" in out and "; 0 left" in out
     raw = b"".join(p.read_bytes() for p in home.glob("gateway.db*"))  # the file, its WAL (SQLite 'raw dump')
     assert not [one for one in ins if one.encode() in raw or one[:13].encode() in raw]

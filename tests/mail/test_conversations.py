@@ -45,15 +45,18 @@ def conversations(live: LiveGateway, world: World) -> list[Conversation]:
                               .order_by(Conversation.id)).scalars())
 
 
-def patient_id(live: LiveGateway, world: World) -> int:
+def patient_key(live: LiveGateway, world: World) -> tuple[int, int]:
+    """The open patient's row key ``(mailbox_id, id)``."""
     with live.services.db.read() as s:
-        return int(s.execute(select(Patient.id)
-                             .where(ins_index.match(live.services.keys, s, world.patients["open"]))).scalar_one())
+        mailbox_id, pid = s.execute(select(Patient.mailbox_id, Patient.id)
+                                    .where(ins_index.match(live.services.keys, s, world.patients["open"]))).one()
+        return int(mailbox_id), int(pid)
 
 
 def reply(live: LiveGateway, world: World, conversation_id: int, text: str = "Merci docteur") -> None:
     rt = live.gateway.mail
-    send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=patient_id(live, world),
+    mailbox_id, pid = patient_key(live, world)
+    send_reply(rt.directory, rt.pipeline, live.services.keys, mailbox_id=mailbox_id, patient_id=pid,
                conversation_id=conversation_id, subject="Re: Résultats", text=text)
 
 
@@ -104,11 +107,11 @@ def test_no_reply_to_someone_elses_conversation(world_live: tuple[World, LiveGat
     (conv,) = conversations(live, world)
     rt = live.gateway.mail
     with live.services.db.read() as s:
-        other = s.execute(select(Patient.id)
-                          .where(ins_index.match(live.services.keys, s, world.patients["provisioned"]))).scalar_one()
+        mailbox_id, other = s.execute(select(Patient.mailbox_id, Patient.id).where(
+            ins_index.match(live.services.keys, s, world.patients["provisioned"]))).one()
     with pytest.raises(ReplyRefused):
-        send_reply(rt.directory, rt.pipeline, live.services.keys, patient_id=other, conversation_id=conv.id,
-                   subject="x", text="y")
+        send_reply(rt.directory, rt.pipeline, live.services.keys, mailbox_id=mailbox_id, patient_id=other,
+                   conversation_id=conv.id, subject="x", text="y")
 
 
 # Issue 15 item 4: one leaked Message-ID let any professional end another's conversation.

@@ -160,8 +160,9 @@ def test_exchange_both_ways_with_bounce(pair: tuple[Side, Side]) -> None:
                                                .where(ins_index.match(live_b.services.keys, s, INS_B))).one()
             conv_id = s.execute(select(Conversation.id).where(Conversation.mailbox_id == mailbox_id)).scalar_one()
         rt = live_b.gateway.mail
-        reply = send_reply(rt.directory, rt.pipeline, live_b.services.keys, patient_id=patient_id,
-                           conversation_id=conv_id, subject="Re: Compte rendu", text="Merci, bien reçu.")
+        reply = send_reply(rt.directory, rt.pipeline, live_b.services.keys, mailbox_id=mailbox_id,
+                           patient_id=patient_id, conversation_id=conv_id, subject="Re: Compte rendu",
+                           text="Merci, bien reçu.")
         assert reply.queued == 1
         assert wait_for(lambda: count(mailbox_messages(live_a, pro=a.pro), reply.message_id) == 1), "reply lost"
         answer = next(m for m in mailbox_messages(live_a, pro=a.pro) if reply.message_id.encode() in m)

@@ -83,8 +83,8 @@ def test_a_purge_keeps_the_entry_and_deletes_the_web_sessions(store: Store) -> N
     one, other = synthetic_ins(rng), synthetic_ins(rng)
     patient, kept = _provision(store, one), _provision(store, other)
     with store.db.write() as s:
-        web_sessions.create(s, patient.id, stage="full", now=NOW)
-        web_sessions.create(s, kept.id, stage="full", now=NOW)
+        web_sessions.create(s, patient.id, mailbox_id=patient.mailbox_id, stage="full", now=NOW)
+        web_sessions.create(s, kept.id, mailbox_id=kept.mailbox_id, stage="full", now=NOW)
     with store.db.write() as s:
         found = by_ins(s, store.keys, one)
         assert found is not None

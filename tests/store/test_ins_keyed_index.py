@@ -111,9 +111,12 @@ def test_conversion_while_serving_then_no_ins_in_any_table(db: Database, ring: M
     assert _contains_ins(_dump(db), ins) == ins
     with db.read() as session:
         assert conv.pending_conversion(session) == 7
+        assert not ins_index.conversion_complete(session)  # misses of the directory look for a clear INS
     first = conv.convert_batch(db, ring, ring.index, 1, after_id=0, limit=3)
     assert first.done == 3 and first.last_id == ids[2] and not first.unopened
     assert _found(db, keys, ins) == ids  # during: converted and unconverted rows alike
+    with db.write() as session:
+        assert conv.record_complete(session, NOW) == 4 and not ins_index.conversion_complete(session)
     with db.read() as session:
         assert conv.pending_conversion(session) == 4
         provisioned = provision(session, keys, synthetic_ins(random.Random(5)), email=None, now=NOW,
@@ -122,6 +125,11 @@ def test_conversion_while_serving_then_no_ins_in_any_table(db: Database, ring: M
         session.rollback()
     rest = conv.run(lambda after: conv.convert_batch(db, ring, ring.index, 1, after_id=after, limit=3))  # type: ignore[arg-type]
     assert rest.done == 4
+    with db.write() as session:
+        assert conv.record_complete(session, NOW) == 0  # what `gateway db convert-ins` records at the end
+    with db.read() as session:
+        assert ins_index.conversion_complete(session)  # a miss of the directory is now the answer
+        assert by_ins(session, keys, synthetic_ins(random.Random(6))) is None
     assert _found(db, keys, ins) == ids  # after
     with db.read() as session:
         assert conv.pending_conversion(session) == 0

@@ -79,8 +79,8 @@ def _seed(conn: Connection) -> None:
     conn.execute(text("INSERT INTO patients (id, ins, mailbox_id, state, provisioned_at, opposition_deadline,"
                       " notifications_enabled) VALUES (5, '100000000000000', 7, 'open', :at, :at, true)"),
                  {"at": NOW})
-    conn.execute(text("INSERT INTO web_sessions (token_hash, patient_id, stage, created_at, last_seen_at,"
-                      " csrf_secret) VALUES ('t1', 5, 'full', :at, :at, 'c1')"), {"at": NOW})
+    conn.execute(text("INSERT INTO web_sessions (token_hash, patient_id, mailbox_id, stage, created_at,"
+                      " last_seen_at, csrf_secret) VALUES ('t1', 5, 7, 'full', :at, :at, 'c1')"), {"at": NOW})
     conn.execute(text("INSERT INTO trusted_domains (name, dkim_policy, tls_required, status, origin, created_at,"
                       " modified_at, dkim_required) VALUES ('op.test', 'none', true, 'active', 'manual', :at, :at,"
                       " false)"), {"at": NOW})
@@ -109,7 +109,7 @@ def test_downgrades_step_by_step_then_upgrade_keep_every_row(db_url: str) -> Non
         before = _counts(db)
         assert before["messages"] == 9 and before["folders"] == 3 and before["web_sessions"] == 1
         chain = _chain_down_from_head()
-        assert chain[-1] == OLDEST and "0008" in chain
+        assert chain[-1] == OLDEST and "0008" in chain and "0021" in chain
         for target in chain[1:]:
             _downgrade(db, target)
             assert migrate.current_revision(db.engine) == target
@@ -134,6 +134,8 @@ def test_downgrades_step_by_step_then_upgrade_keep_every_row(db_url: str) -> Non
         with db.engine.begin() as conn:
             rows = conn.execute(text("SELECT id, used_octets, used_messages FROM folders ORDER BY id")).all()
             assert [tuple(r) for r in rows] == [(70, 600, 3), (71, 600, 3), (80, 600, 3)]  # refilled
+            # 0021 dropped the session's mailbox going down and filled it again from its patient
+            assert conn.execute(text("SELECT mailbox_id FROM web_sessions WHERE token_hash = 't1'")).scalar_one() == 7
             conn.execute(text("DELETE FROM messages WHERE folder_id = 71 AND uid = 3"))  # the triggers work
             assert tuple(conn.execute(text("SELECT used_octets, used_messages FROM folders WHERE id = 71")).one()) \
                 == (300, 2)

@@ -88,7 +88,7 @@ def test_sessions_work_through_the_orm_after_the_upgrade(db_url: str) -> None:
         with store.db.write() as s:
             old = web_sessions.lookup(s, "old-token", now=NOW, lifetimes=LIFETIMES)
             assert old is not None and old.csrf_secret == "old"
-            token, new = web_sessions.create(s, 5, stage="full", now=NOW)
+            token, new = web_sessions.create(s, 5, mailbox_id=7, stage="full", now=NOW)
             assert new.id > old.id
             found = web_sessions.by_key(s, new.token_hash, for_update=True)
             assert found is not None and found.id == new.id

@@ -104,9 +104,10 @@ def test_totp_codes_are_single_use_with_one_step_of_drift(store: Store) -> None:
 
     rng = random.Random(5)
     with store.db.write() as session:
-        first, second = (provision(session, store.keys, synthetic_ins(rng), email=None, now=datetime.now(UTC),
-                                   opposition_window=timedelta(days=42), code_validity=timedelta(days=42)
-                                   ).patient.id for _ in range(2))
+        first, second = ((p.mailbox_id, p.id) for p in (
+            provision(session, store.keys, synthetic_ins(rng), email=None, now=datetime.now(UTC),
+                      opposition_window=timedelta(days=42), code_validity=timedelta(days=42)).patient
+            for _ in range(2)))
     secret = totp.new_secret()
     guard = totp.ReplayGuard(store.db)  # in the database: a second node sees the same used steps
     other_node = totp.ReplayGuard(store.db)

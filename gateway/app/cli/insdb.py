@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
 from gateway.accounts import ins_conversion as conv
 from gateway.app.cli.common import Leaf, Node, UserError, actor, services
@@ -18,7 +19,8 @@ every such row its keyed index (HMAC-SHA256 under the key file's index key) and 
 under the patient's data key, and removes the clear INS, a batch at a time: each batch is
 written in one short transaction, so the gateway keeps serving (deliveries, logins and lookups
 find converted and unconverted rows alike). Interrupted? Run it again: it continues. Purged
-spaces (keys shredded) keep only their index. When it reports 0 left, no INS is in clear.
+spaces (keys shredded) keep only their index. When it reports 0 left, no INS is in clear, and
+that is recorded: lookups by INS stop looking for a clear INS (a query on every shard).
 """
 
 
@@ -74,8 +76,8 @@ def cmd_convert_ins(args: argparse.Namespace) -> int:
             audit.record(session, actor=actor(), action="patient.ins_convert",
                          details={"rows": total.done, "purged_without_key": len(total.unopened),
                                   "index_version": version})
-        with svc.db.read() as session:
-            left = conv.pending_conversion(session)
+        with svc.db.write() as session:
+            left = conv.record_complete(session, datetime.now(UTC))
         scrubbed = conv.scrub(svc.db)
     if not scrubbed:
         print("gateway: warning: the SQLite write-ahead log could not be truncated now (a long read in "

@@ -61,9 +61,9 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             return web.problem(request, 400, "Pièce jointe refusée", str(exc), ctx=ctx, back=back)
         rt = web.mail
         try:
-            await web.run(lambda: send_reply(rt.directory, rt.pipeline, web.keys, patient_id=ctx.patient_id,
-                                             conversation_id=cid, subject=subject, text=text,
-                                             attachments=attachments, peer=ctx.ip))
+            await web.run(lambda: send_reply(rt.directory, rt.pipeline, web.keys, mailbox_id=ctx.mailbox_id,
+                                             patient_id=ctx.patient_id, conversation_id=cid, subject=subject,
+                                             text=text, attachments=attachments, peer=ctx.ip))
         except MailboxFull:  # the professional's mailbox is at its quota: nothing sent, try later
             return web.problem(request, 503, "Boîte du destinataire pleine",
                                "La boîte de votre correspondant est pleine pour le moment. Votre réponse n'a pas "

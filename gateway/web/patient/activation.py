@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.accounts import web_sessions as sessions
-from gateway.accounts.patients import by_id, by_ins, check_activation_code, set_state
+from gateway.accounts.patients import by_ins, by_key, check_activation_code, set_state
 from gateway.accounts.pros import hash_password
 from gateway.store import audit
 from gateway.web.patient import security, totp
@@ -55,7 +55,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                          subject_ref=f"patient:{patient.id}", peer=ip, now=now, keys=web.keys)
             if not ok:
                 return None
-            token, _ = sessions.create(s, patient.id, stage="activation", now=now)
+            token, _ = sessions.create(s, patient.id, mailbox_id=patient.mailbox_id, stage="activation",
+                                       now=now)
             return token
 
     async def activation_post(request: Request) -> Response:
@@ -79,7 +80,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     def recovering(ctx: Ctx) -> bool:
         """A space activated before: the code replaces lost credentials."""
         with web.db.read() as s:
-            patient = by_id(s, ctx.patient_id)
+            patient = by_key(s, *ctx.patient_key)
             return patient is not None and patient.activated_at is not None
 
     async def password_page(request: Request, ctx: Ctx) -> Response:
@@ -129,7 +130,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
         now = web.now()
         with web.db.write() as s:
             row = sessions.by_key(s, ctx.session_key, for_update=True)
-            patient = by_id(s, ctx.patient_id)
+            patient = by_key(s, *ctx.patient_key)
             if row is None or row.pending_sealed is None or patient is None or patient.mailbox_id is None \
                     or patient.state not in ("provisioned", "open"):
                 return None
@@ -146,7 +147,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 set_state(patient, "open", now)
             ended = sessions.count_for(s, patient.id, except_key=row.token_hash) if recovery else 0  # a fan-out
             sessions.destroy_all(s, patient.id)
-            token, _ = sessions.create(s, patient.id, stage="full", now=now)
+            token, _ = sessions.create(s, patient.id, mailbox_id=patient.mailbox_id, stage="full", now=now)
             audit.record(s, actor=ctx.actor, action="patient.recover" if recovery else "patient.activate",
                          subject_ref=f"patient:{patient.id}", peer=ctx.ip, now=now,
                          details={"sessions_ended": int(ended)} if recovery else None, keys=web.keys)
@@ -163,7 +164,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             step = totp.matching_step(pending["totp"], code)
             ok = step is not None
         else:
-            step, ok = None, await web.run(totp.verify, pending["totp"], code, guard=(web.replay, ctx.patient_id))
+            step, ok = None, await web.run(totp.verify, pending["totp"], code, guard=(web.replay, ctx.patient_key))
         if not ok:
             return await totp_page(request, ctx, "Code incorrect. Saisissez le code à 6 chiffres affiché "
                                    "par votre application, puis validez.", 400)

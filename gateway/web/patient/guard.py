@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.accounts import web_sessions as sessions
-from gateway.accounts.patients import by_id, patient_ins
+from gateway.accounts.patients import by_key, patient_ins
 from gateway.store import audit
 from gateway.web import forms
 from gateway.web.patient import security
@@ -65,7 +65,7 @@ def page(web: PatientWeb, action: str, *, stage: str = "full",
                     row = sessions.lookup(s, token, now=now, lifetimes=web.lifetimes)
                     if row is None or row.stage != stage:
                         return None
-                    patient = by_id(s, row.patient_id)
+                    patient = None if row.mailbox_id is None else by_key(s, row.mailbox_id, row.patient_id)
                     usable = patient is not None and patient.mailbox_id is not None and (
                         patient.state == "open" or stage == "activation")
                     ins = patient_ins(s, web.keys, patient) if patient is not None and usable else None

@@ -43,16 +43,16 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 mk = web.keys.for_mailbox(s, patient.mailbox_id)
                 secret = mk.open("totp", "patient", patient.totp_sealed).decode()
             ok = (patient is not None and patient.state == "open" and secret is not None
-                  and totp.verify(secret, code, guard=(web.replay, patient.id)))
+                  and totp.verify(secret, code, guard=(web.replay, (patient.mailbox_id, patient.id))))
         if patient is None:
             return None
         with web.db.write() as s:
             if not ok:
                 audit.record(s, actor="anonymous", action="patient.login_failed", subject_ref=f"patient:{patient.id}",
-                             peer=ip, now=now, keys=web.keys)
+                             peer=ip, now=now, keys=web.keys, patient_mailbox=patient.mailbox_id)
                 return None
             sessions.purge_expired(s, now=now, lifetimes=web.lifetimes)  # housekeeping, indexed
-            token, _ = sessions.create(s, patient.id, stage="full", now=now)
+            token, _ = sessions.create(s, patient.id, mailbox_id=patient.mailbox_id, stage="full", now=now)
             row = by_ins(s, web.keys, ins)
             assert row is not None
             row.last_login_at = now
@@ -88,7 +88,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
             with web.db.write() as s:
                 sessions.destroy(s, request.cookies.get(security.session_cookie_name(request)))
                 audit.record(s, actor=ctx.actor, action="patient.logout", subject_ref=f"patient:{ctx.patient_id}",
-                             peer=ctx.ip, keys=web.keys)
+                             peer=ctx.ip, keys=web.keys, patient_mailbox=ctx.mailbox_id)
 
         await web.run(end)
         response = redirect("/connexion?deconnecte=1")

@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from gateway.accounts import web_sessions as sessions
-from gateway.accounts.patients import by_id, personal_email, set_state
+from gateway.accounts.patients import by_key, personal_email, set_state
 from gateway.accounts.pros import hash_password, verify_password
 from gateway.delivery.documents import document_policy
 from gateway.store import audit
@@ -32,7 +32,7 @@ WRONG = "Mot de passe ou code de vérification incorrect."
 def routes(web: PatientWeb) -> list[BaseRoute]:
     def load(ctx: Ctx) -> dict[str, Any]:
         with web.db.read() as s:
-            patient = by_id(s, ctx.patient_id)
+            patient = by_key(s, *ctx.patient_key)
             assert patient is not None
             return {"email": personal_email(s, web.keys, patient) or "", "notify": patient.notifications_enabled,
                     "address": f"{ctx.ins}@{web.settings.domains.patient_domain}"}
@@ -46,7 +46,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def credentials_ok(ctx: Ctx, password: str, code: str | None) -> bool:
         with web.db.read() as s:
-            patient = by_id(s, ctx.patient_id)
+            patient = by_key(s, *ctx.patient_key)
             if patient is None or not verify_password(patient.password_hash, password):
                 return False
             if code is None:
@@ -71,7 +71,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
     def update(ctx: Ctx, action: str, change: Any) -> None:
         with web.db.write() as s:
-            patient = by_id(s, ctx.patient_id)
+            patient = by_key(s, *ctx.patient_key)
             assert patient is not None
             change(s, patient)
             audit.record(s, actor=ctx.actor, action=action, subject_ref=f"patient:{ctx.patient_id}", peer=ctx.ip,
@@ -155,7 +155,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
                 row.pending_sealed = None
 
         await web.run(update, ctx, "patient.totp_reset", change)
-        web.replay.forget(ctx.patient_id)
+        web.replay.forget(ctx.patient_key)
         return redirect("/mon-espace?fait=totp")
 
     async def access_history(request: Request, ctx: Ctx) -> Response:
@@ -172,7 +172,7 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
     async def export_data(request: Request, ctx: Ctx) -> Response:
         def build() -> tuple[IO[bytes], int]:
             with web.db.write() as s:
-                patient = by_id(s, ctx.patient_id)
+                patient = by_key(s, *ctx.patient_key)
                 assert patient is not None
                 data = export.build(s, web.keys, patient,
                                     address=f"{ctx.ins}@{web.settings.domains.patient_domain}",

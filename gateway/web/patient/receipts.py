@@ -46,5 +46,6 @@ def send_once(web: PatientWeb, ctx: Ctx, message_id: int) -> bool:
         return False
     with web.db.write() as s:
         audit.record(s, actor="system", action="patient.mdn_sent", subject_ref=f"patient:{ctx.patient_id}",
-                     details={"message": message_id, "recipients": len(recipients)}, keys=web.keys)
+                     details={"message": message_id, "recipients": len(recipients)}, keys=web.keys,
+                     patient_mailbox=ctx.mailbox_id)
     return True

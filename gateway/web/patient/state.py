@@ -43,6 +43,11 @@ class Ctx:
     def actor(self) -> str:
         return f"patient:{self.patient_id}"
 
+    @property
+    def patient_key(self) -> tuple[int, int]:
+        """The patient row's key ``(mailbox_id, id)``: one shard on a distributed store."""
+        return self.mailbox_id, self.patient_id
+
 
 def _size(value: int) -> str:
     if value >= 1024 * 1024:

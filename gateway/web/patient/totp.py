@@ -15,6 +15,8 @@ from gateway.accounts.patients import claim_totp_step, forget_totp_step
 from gateway.store.db import Database
 
 ISSUER = "Messagerie de santé"
+Key = tuple[int, int]
+"""A patient row's key: ``(mailbox_id, id)``."""
 
 
 class ReplayGuard:
@@ -24,13 +26,14 @@ class ReplayGuard:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def claim(self, patient_id: int, step: int) -> bool:
+    def claim(self, patient: Key, step: int) -> bool:
+        """``patient``: its row's key ``(mailbox_id, id)``."""
         with self.db.write() as session:
-            return claim_totp_step(session, patient_id, step)
+            return claim_totp_step(session, *patient, step)
 
-    def forget(self, patient_id: int) -> None:
+    def forget(self, patient: Key) -> None:
         with self.db.write() as session:
-            forget_totp_step(session, patient_id)
+            forget_totp_step(session, *patient)
 
 
 def new_secret() -> str:
@@ -71,9 +74,10 @@ def matching_step(secret: str, code: object, *, now: float | None = None) -> int
     return None
 
 
-def verify(secret: str, code: object, *, guard: tuple[ReplayGuard, int] | None = None,
+def verify(secret: str, code: object, *, guard: tuple[ReplayGuard, Key] | None = None,
            now: float | None = None) -> bool:
-    """Check ``code`` (±1 step); with ``guard`` (guard, patient id) a step already used is refused."""
+    """Check ``code`` (±1 step); with ``guard`` (guard, patient key ``(mailbox_id, id)``) a step
+    already used is refused."""
     step = matching_step(secret, code, now=now)
     if step is None:
         return False
