@@ -28,9 +28,14 @@ into the login field thus leaves only an HMAC in ``login_counters``; without the
 
 Index key rotation: while the key file holds more than one index key version, a reservation
 also looks for the three counters under the other versions and carries an existing one over to
-the active version's key (one ``UPDATE`` of its key, rows locked) before counting. A lockout,
+the active version's key (a row under the active key takes its counters, the older row is deleted:
+on Citus the distribution column ``key`` is never updated) before counting. A lockout,
 a delay or a known network thus survives the rotation; nothing resets but rows nobody touches,
 which the sweep forgets once expired as before. :func:`clear_account` clears every version.
+
+Every statement on ``login_counters`` has an equality on ``key`` (one Citus shard; issue 23),
+but the reads of keys by the sweep and :func:`clear_account` (listed fan-outs); locks are taken
+one key per statement, a transaction's keys in sorted order (:meth:`LoginThrottle._rows`).
 
 Times are seconds since the epoch (every node shares the clock). Pure arithmetic lives in
 :func:`_step`; the rest is bookkeeping.
