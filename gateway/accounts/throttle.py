@@ -180,9 +180,11 @@ class LoginThrottle:
         for key in sorted({*keys, *older}):
             row = _locked(session, key)
             while row is None and key in keys:  # again only if it was deleted since another node created it
-                if self._insert(session, key, now):
+                row = self._insert(session, key, now)  # held by this transaction until it ends
+                if row is not None:
                     created.add(key)
-                row = _locked(session, key)
+                else:
+                    row = _locked(session, key)  # another transaction created it meanwhile
             if row is not None:
                 found[key] = row
         for i, key in enumerate(keys):  # a counter new under the active version takes over an older one
@@ -197,12 +199,11 @@ class LoginThrottle:
                 row.failures, row.window_start, row.locked_until = 0, now, None
         return rows
 
-    def _insert(self, session: Session, key: str, now: float) -> bool:
-        """Create one counter unless it exists (then nothing, no error): whether it was created."""
+    def _insert(self, session: Session, key: str, now: float) -> LoginCounter | None:
+        """Create one counter unless it exists (then nothing, no error): the new counter, or None."""
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        return session.execute(insert(LoginCounter).values(key=key, window_start=now, failures=0)
-                               .on_conflict_do_nothing(index_elements=["key"]).returning(LoginCounter.key)
-                               ).first() is not None
+        return session.scalars(insert(LoginCounter).values(key=key, window_start=now, failures=0)
+                               .on_conflict_do_nothing(index_elements=["key"]).returning(LoginCounter)).first()
 
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
         """Count this attempt as a failure before the secret is checked, or refuse it."""
