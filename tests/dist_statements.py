@@ -14,7 +14,9 @@ a class holding a bound parameter or a literal is pinned. The rules of
 - ``join``: two distributed tables in one block not co-located, or not equal on their
   distribution columns;
 - ``correlated``: a sub-query on a distributed table that refers to a reference table of an
-  outer block.
+  outer block;
+- ``moved``: an UPDATE that sets a distributed table's distribution column (Citus refuses to
+  move a row to another shard: insert the row under its new value and delete the old one).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ BLOCKS = (exp.Select, exp.Update, exp.Delete, exp.Insert)
 
 @dataclass(frozen=True)
 class Problem:
-    rule: str  # unrouted | join | correlated | unparsed
+    rule: str  # unrouted | join | correlated | moved | unparsed
     table: str
     detail: str
 
@@ -219,6 +221,8 @@ def _block(block: exp.Expression) -> list[Problem]:
             continue
         if not classes.is_pinned(key):
             found.append(Problem("unrouted", table, f"no equality on {k.column}"))
+        if isinstance(block, exp.Update) and _insert_target(block) == alias and k.column in _set_columns(block):
+            found.append(Problem("moved", table, f"UPDATE sets {k.column}"))
     aliases = list(routed_by)
     for i, a in enumerate(aliases):
         for b in aliases[i + 1:]:
@@ -254,6 +258,11 @@ def _inserted_columns(block: exp.Expression) -> set[str]:
     if not isinstance(block, exp.Insert) or not isinstance(block.this, exp.Schema):
         return set()
     return {c.name for c in block.this.expressions}
+
+
+def _set_columns(block: exp.Expression) -> set[str]:
+    """The columns an UPDATE sets."""
+    return {e.this.name for e in block.expressions if isinstance(e, exp.EQ) and isinstance(e.this, exp.Column)}
 
 
 def _outer_tables(block: exp.Expression) -> dict[str, str]:

@@ -28,9 +28,14 @@ into the login field thus leaves only an HMAC in ``login_counters``; without the
 
 Index key rotation: while the key file holds more than one index key version, a reservation
 also looks for the three counters under the other versions and carries an existing one over to
-the active version's key (one ``UPDATE`` of its key, rows locked) before counting. A lockout,
+the active version's key (a row under the active key takes its counters, the older row is deleted:
+on Citus the distribution column ``key`` is never updated) before counting. A lockout,
 a delay or a known network thus survives the rotation; nothing resets but rows nobody touches,
 which the sweep forgets once expired as before. :func:`clear_account` clears every version.
+
+Every statement on ``login_counters`` has an equality on ``key`` (one Citus shard; issue 23),
+but the reads of keys by the sweep and :func:`clear_account` (listed fan-outs); locks are taken
+one key per statement, a transaction's keys in sorted order (:meth:`LoginThrottle._rows`).
 
 Times are seconds since the epoch (every node shares the clock). Pure arithmetic lives in
 :func:`_step`; the rest is bookkeeping.
@@ -43,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -157,47 +162,56 @@ class LoginThrottle:
                   for v in sorted(index.versions, reverse=True) if v != active]
         return counter_keys(index, active, self.scope, account, ip), others
 
-    @staticmethod
-    def _carry_over(session: Session, keys: tuple[str, ...], others: list[tuple[str, str, str]]) -> None:
-        """Move a counter kept under another index key version to the active version's key
-        (rows locked), so that a rotation resets no lockout, delay or known network."""
-        wanted = [*keys, *(k for group in others for k in group)]
-        found = {row.key: row for row in session.execute(
-            select(LoginCounter).where(LoginCounter.key.in_(wanted)).order_by(LoginCounter.key).with_for_update()
-        ).scalars()}
-        for i, key in enumerate(keys):
-            if key in found:
-                continue
-            older = next((found[group[i]] for group in others if group[i] in found), None)
-            if older is not None:
-                older.key = key
-        session.flush()
-
     def _rows(self, session: Session, keys: tuple[str, ...], now: float,
               others: list[tuple[str, str, str]] | None = None) -> dict[str, LoginCounter]:
-        """The counters, created if missing and locked (PostgreSQL: ``FOR UPDATE``, in key
-        order so two transactions never wait on each other; SQLite: the write lock)."""
-        if others:
-            self._carry_over(session, keys, others)
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        session.execute(insert(LoginCounter).values([{"key": k, "window_start": now, "failures": 0} for k in keys])
-                        .on_conflict_do_nothing(index_elements=["key"]))
-        rows = session.execute(select(LoginCounter).where(LoginCounter.key.in_(keys))
-                               .order_by(LoginCounter.key).with_for_update()).scalars()
-        found = {row.key: row for row in rows}
-        for row in found.values():  # a lockout that has ended, or a window that has passed, starts afresh
+        """The counters, created if missing and locked, each carried over from another index key
+        version when it was missing (``others``: :meth:`_names`), so that a rotation resets no
+        lockout, delay or known network.
+
+        One key per statement, every key of the transaction (the active version's and the other
+        versions') in sorted order: on PostgreSQL a transaction waits for a key (``FOR UPDATE``, or
+        an ``INSERT`` meeting a row another transaction inserted, changed or deleted) only while it
+        holds smaller keys, so two never wait on each other in a cycle; on Citus (``login_counters``
+        distributed by ``key``) each statement goes to one shard, where a row lock over several
+        shards is refused. On SQLite the write lock already serialises them."""
+        older = {k for group in others or () for k in group}
+        found: dict[str, LoginCounter] = {}
+        created: set[str] = set()
+        for key in sorted({*keys, *older}):
+            row = _locked(session, key)
+            while row is None and key in keys:  # again only if it was deleted since another node created it
+                row = self._insert(session, key, now)  # held by this transaction until it ends
+                if row is not None:
+                    created.add(key)
+                else:
+                    row = _locked(session, key)  # another transaction created it meanwhile
+            if row is not None:
+                found[key] = row
+        for i, key in enumerate(keys):  # a counter new under the active version takes over an older one
+            previous = next((found[group[i]] for group in others or () if group[i] in found), None)
+            if key in created and previous is not None:
+                _take_over(found[key], previous)
+                session.delete(previous)  # the distribution column is never updated (Citus): moved, not renamed
+        rows = {key: found[key] for key in keys}
+        for row in rows.values():  # a lockout that has ended, or a window that has passed, starts afresh
             lock_over = row.locked_until is not None and row.locked_until <= now
             if lock_over or (row.locked_until is None and row.window_start <= now - self.config.window):
                 row.failures, row.window_start, row.locked_until = 0, now, None
-        return found
+        return rows
+
+    def _insert(self, session: Session, key: str, now: float) -> LoginCounter | None:
+        """Create one counter unless it exists (then nothing, no error): the new counter, or None."""
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        return session.scalars(insert(LoginCounter).values(key=key, window_start=now, failures=0)
+                               .on_conflict_do_nothing(index_elements=["key"]).returning(LoginCounter)).first()
 
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
         """Count this attempt as a failure before the secret is checked, or refuse it."""
         c = self.config
+        if next(self._calls) % _CLEANUP_EVERY == 0:
+            self._sweep(now)
         with self.db.write() as session:
             keys, others = self._names(session, account, ip)
-            if next(self._calls) % _CLEANUP_EVERY == 0:
-                self._sweep(session, now)
             rows = self._rows(session, keys, now, others)
             pair, net, acct = (rows[k] for k in keys)
             if (pair.locked_until or 0.0) > now:
@@ -267,14 +281,39 @@ class LoginThrottle:
                 if not known and acct.failures < self.config.account_slow_after:
                     acct.next_allowed = None  # this very attempt had set it
 
-    def _sweep(self, session: Session, now: float) -> None:
-        """Forget counters whose window, lockout, spacing and known-network mark have all passed."""
-        c = LoginCounter
-        session.execute(delete(c).where(
-            c.window_start <= now - self.config.window,
-            or_(c.locked_until.is_(None), c.locked_until <= now),
-            or_(c.next_allowed.is_(None), c.next_allowed <= now),
-            or_(c.succeeded_at.is_(None), c.succeeded_at <= now - self.config.known_network_days * 86400)))
+    def _sweep(self, now: float) -> None:
+        """Forget counters whose window, lockout, spacing and known-network mark have all passed:
+        in a transaction of its own, one key per statement in key order (see :meth:`_rows`), each
+        deleted only if it is still expired then."""
+        with self.db.write() as session:
+            for key in sorted(_expired_keys(session, self.config, now)):
+                session.execute(delete(LoginCounter).where(LoginCounter.key == key, _expired(self.config, now)))
+
+
+def _expired(config: ThrottleConfig, now: float) -> ColumnElement[bool]:
+    c = LoginCounter
+    return and_(c.window_start <= now - config.window,
+                or_(c.locked_until.is_(None), c.locked_until <= now),
+                or_(c.next_allowed.is_(None), c.next_allowed <= now),
+                or_(c.succeeded_at.is_(None), c.succeeded_at <= now - config.known_network_days * 86400))
+
+
+def _expired_keys(session: Session, config: ThrottleConfig, now: float) -> list[str]:
+    """The keys of the counters the sweep forgets (on Citus a read of every shard: a listed fan-out)."""
+    return list(session.execute(select(LoginCounter.key).where(_expired(config, now))).scalars())
+
+
+def _locked(session: Session, key: str) -> LoginCounter | None:
+    """One counter, locked (``FOR UPDATE`` with an equality on ``key``: one Citus shard), as stored now."""
+    return session.execute(select(LoginCounter).where(LoginCounter.key == key).with_for_update()
+                           .execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def _take_over(row: LoginCounter, previous: LoginCounter) -> None:
+    """Give a counter just created under the active index key version an older version's state."""
+    row.window_start, row.failures = previous.window_start, previous.failures
+    row.locked_until, row.next_allowed, row.succeeded_at = (previous.locked_until, previous.next_allowed,
+                                                            previous.succeeded_at)
 
 
 def _known_account(session: Session, scope: str, account: str | None) -> str | None:
@@ -294,11 +333,20 @@ def _known_account(session: Session, scope: str, account: str | None) -> str | N
 
 def clear_account(session: Session, keys: IndexKeys, account: str, *, scope: str = "pro") -> None:
     """Forget an account's failures and lockouts from every network (an admin just reset its
-    password), under every index key version held; the networks it is known from stay known."""
+    password), under every index key version held; the networks it is known from stay known.
+    One key per statement in key order (see :meth:`LoginThrottle._rows`)."""
     index = keys.index_keys(session)
-    c = LoginCounter
-    for version in index.versions:
-        session.execute(delete(c).where(c.key == f"{scope}/a:{_account_hex(index, version, account)}"))
-        for row in session.execute(select(c).where(c.key.like(pair_prefix(index, version, scope, account) + "%"))
-                                   ).scalars():
+    accounts = {f"{scope}/a:{_account_hex(index, v, account)}" for v in index.versions}
+    pairs = _pair_keys(session, [pair_prefix(index, v, scope, account) for v in index.versions])
+    for key in sorted({*accounts, *pairs}):
+        if key in accounts:
+            session.execute(delete(LoginCounter).where(LoginCounter.key == key))
+        elif (row := _locked(session, key)) is not None:
             row.failures, row.locked_until = 0, None
+
+
+def _pair_keys(session: Session, prefixes: list[str]) -> list[str]:
+    """The keys of an account's pair counters, one per network it was tried from, under the given
+    key prefixes (the network is not known: on Citus a read of every shard, a listed fan-out)."""
+    c = LoginCounter
+    return list(session.execute(select(c.key).where(or_(*(c.key.like(p + "%") for p in prefixes)))).scalars())

@@ -159,6 +159,12 @@ FANOUTS: tuple[Fanout, ...] = (
     *_fanouts("gateway.accounts.web_sessions:destroy_all", ("web_sessions",),
               "one patient's sessions ended (activation, password change, closure, opposition, purge): "
               "a multi-shard DELETE by the indexed patient_id, a few rows, on those rare events only"),
+    *_fanouts("gateway.accounts.throttle:_expired_keys", ("login_counters",),
+              "login throttle sweep, every 500 reservations per process: the keys of expired counters, "
+              "one read per shard (each is then deleted by its key)"),
+    *_fanouts("gateway.accounts.throttle:_pair_keys", ("login_counters",),
+              "an admin resets a professional's password: the account's pair counters (one per network it "
+              "was tried from) by key prefix, one read per shard (each is then reset by its key)"),
     *_fanouts("gateway.accounts.web_sessions:count_for", ("web_sessions",),
               "how many sessions a recovery ends (audit detail): one indexed count per shard, once per recovery"),
 )

@@ -10,6 +10,7 @@ ROUTED = [
     "SELECT folders.id FROM folders WHERE folders.mailbox_id = %(mailbox_id_1)s AND folders.name = %(name_1)s",
     "UPDATE folders SET uidnext=(folders.uidnext + %s) WHERE folders.mailbox_id = %s AND folders.id = %s",
     "DELETE FROM login_counters WHERE login_counters.key = %(key_1)s",
+    "UPDATE login_counters SET failures=%(failures)s WHERE login_counters.key = %(login_counters_key)s",
     "INSERT INTO conversations (uuid, mailbox_id) VALUES (%(uuid)s, %(mailbox_id)s) RETURNING conversations.id",
     "SELECT m.id FROM messages AS m JOIN folders AS f ON f.mailbox_id = m.mailbox_id AND f.id = m.folder_id "
     "WHERE f.mailbox_id = %s",
@@ -42,6 +43,8 @@ UNROUTED = [
     ("SELECT folders.id FROM folders WHERE folders.mailbox_id IN (SELECT id FROM mailboxes)", "unrouted", "folders"),
     ("INSERT INTO messages (folder_id, uid) VALUES (%s, %s)", "unrouted", "messages"),
     ("COPY patients (ins_index, state) FROM STDIN", "unrouted", "patients"),
+    ("UPDATE login_counters SET key=%(key)s WHERE login_counters.key = %(login_counters_key)s",
+     "moved", "login_counters"),  # Citus never moves a row to another shard
     ("SELECT a.id FROM pro_accounts AS a WHERE a.address = %s AND EXISTS "
      "(SELECT 1 FROM mailboxes AS m WHERE m.id = a.mailbox_id)", "correlated", "mailboxes"),
 ]
