@@ -9,7 +9,9 @@ rule is checked there (SPEC §8):
 
 - the row's folder belongs to that mailbox (the row is read with its folder's mailbox id),
 - and the data key the row names belongs to that mailbox too (a row swapped in from another
-  mailbox, with its key reference, is refused before any decryption).
+  mailbox, with its key reference, is refused before any decryption: :class:`NotThisMailbox`
+  when this process holds that key, else ``KeyUnavailable``, as the key is looked up in that
+  mailbox only, one shard on a distributed store).
 
 ``tests/store/test_open_message.py`` checks that no other module names the purposes.
 """
@@ -88,7 +90,7 @@ def _key(runner: Runner, keys: KeyService, mailbox_id: int, row: SealedRow) -> M
     if mk is None:
         if not isinstance(runner, Session):  # a direct connection: the ORM path loads the key
             raise KeyNotCached(row.data_key_id)
-        mk = keys.by_id(runner, row.data_key_id)
+        mk = keys.by_id(runner, row.data_key_id, mailbox_id=mailbox_id)
     if mk.mailbox_id != mailbox_id:  # the key reference was swapped in from another mailbox
         raise NotThisMailbox("message does not belong to this key's mailbox")
     return mk

@@ -30,8 +30,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
@@ -49,6 +50,7 @@ from gateway.store.models import DataKey, KeyCheck, Mailbox, QueueEntry
 
 log = logging.getLogger("gateway.keys")
 
+_SYSTEM_CREATED = "system_mailbox_created"  # ``session.info``: the system mailbox this transaction made
 RELOAD_MIN_INTERVAL_S = 2.0
 # ``session.info`` key of what one transaction remembers about keys (the active index version,
 # patients' current data keys: gateway.store.audit_links); forgotten when a key is shredded.
@@ -59,6 +61,11 @@ file read and a few indexed queries per interval, not one per request)."""
 
 def _dk_aad(mailbox_uid: str) -> bytes:
     return aad("dk", mailbox_uid, "data-key")
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 def _versions(values: Iterable[int]) -> str:
@@ -264,6 +271,30 @@ def rewrap_batch(db: Database, ring: MasterKeyring, *, source: int, target: int,
     return out
 
 
+# --------------------------------------------------------------------------- fan-outs of the service
+# Statements with no equality on the distribution column, each on distribution.py's allow-list.
+
+def find_system_mailbox(session: Session) -> int | None:
+    """The system mailbox's id (the first one: two nodes may have made one each), None before any."""
+    found = session.execute(select(Mailbox.id).where(Mailbox.kind == "system").order_by(Mailbox.id).limit(1)).scalar()
+    return None if found is None else int(found)
+
+
+def not_under(session: Session, version: int, limit: int) -> Sequence[tuple[DataKey, str]]:
+    """Up to ``limit`` data keys (with their mailbox's uid) not wrapped with ``version``."""
+    return session.execute(
+        select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+        .where(DataKey.master_version != version).order_by(DataKey.id).limit(limit)
+    ).tuples().all()
+
+
+def unlink_queue_entries(session: Session, data_key_ids: Sequence[int]) -> None:
+    """Null the key reference of the queue entries sealed under ``data_key_ids`` (no foreign key
+    does it, issue 23)."""
+    session.execute(update(QueueEntry).where(QueueEntry.data_key_id.in_(data_key_ids)).values(data_key_id=None)
+                    .execution_options(synchronize_session=False))
+
+
 # --------------------------------------------------------------------------- the service
 
 Reader = Callable[[], MasterKeyring]
@@ -286,6 +317,7 @@ class KeyService:
         self.source = source
         self._reload_lock = threading.Lock()
         self._last_reload = float("-inf")
+        self._system: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()  # the system mailbox, per database
         self.reloads = 0
 
     # -- the key file, re-read
@@ -416,18 +448,20 @@ class KeyService:
         with self._lock:
             return self._cache.get(data_key_id)
 
-    def by_id(self, session: Session, data_key_id: int, *, mailbox_id: int | None = None) -> MailboxKey:
-        """A data key by id; ``mailbox_id``, when the caller knows whose it is, keeps the query to
-        that mailbox (one shard on a distributed store; issue 23)."""
+    def by_id(self, session: Session, data_key_id: int, *, mailbox_id: int) -> MailboxKey:
+        """A data key of the mailbox ``mailbox_id`` by its id: one shard on a distributed store
+        (issue 23). :class:`KeyUnavailable` when the mailbox holds no such key (shredded, or a
+        key reference swapped in from another mailbox)."""
         with self._lock:
             cached = self._cache.get(data_key_id)
         if cached is not None:
+            if cached.mailbox_id != mailbox_id:
+                raise KeyUnavailable("data key not found in this mailbox")
             return cached
-        query = (select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
-                 .where(DataKey.id == data_key_id))
-        if mailbox_id is not None:
-            query = query.where(DataKey.mailbox_id == mailbox_id)
-        row = session.execute(query).first()
+        row = session.execute(
+            select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+            .where(DataKey.mailbox_id == mailbox_id, DataKey.id == data_key_id)
+        ).first()
         if row is None:
             raise KeyUnavailable("data key not found (mailbox purged?)")
         data_key, mailbox_uid = row
@@ -444,14 +478,61 @@ class KeyService:
         self._remember(mk)
         return mk
 
-    def system_key(self, session: Session) -> MailboxKey:
-        """The gateway's own data key (DKIM private keys, queue entries), created on first use."""
-        mailbox_id = session.execute(
-            select(Mailbox.id).where(Mailbox.kind == "system").order_by(Mailbox.id).limit(1)
-        ).scalar()
+    # -- the gateway's own mailbox
+
+    def system_mailbox_id(self, session: Session) -> int | None:
+        """The system mailbox's id (None before it exists), looked up once per process and
+        database: it never changes once created (issue 23: the lookup names no mailbox, so it
+        reaches every shard). An id this transaction created is not remembered (it may roll back)."""
+        engine = _engine(session)
+        with self._lock:
+            known = self._system.get(engine)
+        if known is not None:
+            return known
+        mailbox_id = find_system_mailbox(session)
         if mailbox_id is None:
-            return self.create_mailbox(session, "system")
-        return self.for_mailbox(session, mailbox_id)
+            return None
+        if session.info.get(_SYSTEM_CREATED) != mailbox_id:
+            with self._lock:
+                self._system[engine] = mailbox_id
+        return mailbox_id
+
+    def system_key(self, session: Session, *, again: bool = True) -> MailboxKey:
+        """The gateway's own data key (DKIM private keys, queue entries, staff TOTP secrets),
+        created on first use."""
+        mailbox_id = self.system_mailbox_id(session)
+        if mailbox_id is None:
+            mk = self.create_mailbox(session, "system")
+            session.info[_SYSTEM_CREATED] = mk.mailbox_id
+            return mk
+        try:
+            return self.for_mailbox(session, mailbox_id)
+        except KeyUnavailable:  # a remembered id that is gone (a store emptied under a running process)
+            if not (again and self._forget_system(session, mailbox_id)):
+                raise
+            return self.system_key(session, again=False)
+
+    def system_by_id(self, session: Session, data_key_id: int, *, again: bool = True) -> MailboxKey:
+        """A data key of the system mailbox by its id (what queue entries, DKIM keys and staff
+        TOTP secrets are sealed under); :class:`KeyUnavailable` if it is not the system's."""
+        mailbox_id = self.system_mailbox_id(session)
+        if mailbox_id is None:
+            raise KeyUnavailable("no system mailbox (its keys were never created)")
+        try:
+            return self.by_id(session, data_key_id, mailbox_id=mailbox_id)
+        except KeyUnavailable:  # not the system's, or a remembered id that is gone: look once more
+            if not (again and self._forget_system(session, mailbox_id)):
+                raise
+            return self.system_by_id(session, data_key_id, again=False)
+
+    def _forget_system(self, session: Session, mailbox_id: int) -> bool:
+        """Drop a remembered system mailbox id; whether it was remembered (then look again)."""
+        engine = _engine(session)
+        with self._lock:
+            if self._system.get(engine) != mailbox_id:
+                return False
+            del self._system[engine]
+            return True
 
     def for_mailbox(self, session: Session, mailbox_id: int) -> MailboxKey:
         """The mailbox's current data key (the newest one)."""
@@ -470,10 +551,7 @@ class KeyService:
         current = self.ring.current_version
         done = 0
         while True:
-            rows = session.execute(
-                select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
-                .where(DataKey.master_version != current).order_by(DataKey.id).limit(batch)
-            ).all()
+            rows = not_under(session, current, batch)
             if not rows:
                 return done
             for data_key, mailbox_uid in rows:
@@ -490,8 +568,7 @@ class KeyService:
         """Crypto-shredding: destroy the mailbox's wrapped data keys. Returns how many."""
         ids = list(session.execute(select(DataKey.id).where(DataKey.mailbox_id == mailbox_id)).scalars())
         if ids:  # no foreign key does it (issue 23): queue entries sealed under these keys lose the reference
-            session.execute(update(QueueEntry).where(QueueEntry.data_key_id.in_(ids)).values(data_key_id=None)
-                            .execution_options(synchronize_session=False))  # a bounded fan-out over the buckets
+            unlink_queue_entries(session, ids)
         session.execute(delete(DataKey).where(DataKey.mailbox_id == mailbox_id))
         self.forget(ids)
         session.info.pop(TRANSACTION_KEYS, None)  # keys remembered for this transaction may be among them

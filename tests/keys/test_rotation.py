@@ -53,9 +53,9 @@ def test_batches_resume_after_an_interruption_on_both_databases(store: Store) ->
     assert _versions(store.db) == {2: 1200}
     fresh = keystore.KeyService(target_ring)
     with store.db.read() as s:
-        ids = list(s.execute(select(DataKey.id).order_by(DataKey.id)).scalars())
-        for key_id in ids[::97]:
-            fresh.by_id(s, key_id)
+        ids = list(s.execute(select(DataKey.id, DataKey.mailbox_id).order_by(DataKey.id)).tuples())
+        for key_id, mailbox_id in ids[::97]:
+            fresh.by_id(s, key_id, mailbox_id=mailbox_id)
 
 
 def test_cli_rotation_rerun_continues_without_a_new_version(tmp_path: Path) -> None:
