@@ -159,7 +159,7 @@ FANOUTS: tuple[Fanout, ...] = (
     *_fanouts("gateway.mailstore.chunks:remove_orphans", ("message_chunks", "messages"),
               "orphan-chunks job: one multi-shard DELETE per run of the pieces older than the grace period without "
               "their message row (the NOT EXISTS is co-located on mailbox_id)"),
-    *_fanouts("gateway.store.gauges:collect", ("outbound_queue", "patients"),
+    *_fanouts("gateway.store.gauges:counts", ("outbound_queue", "patients"),
               "metrics scrape: counts per queue status and per space state, the oldest pending entry: one aggregate "
               "per shard per scrape"),
     *_fanouts("gateway.accounts.ins_conversion:pending_reindex", ("patients",),

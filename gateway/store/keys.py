@@ -76,6 +76,10 @@ class KeyUnavailable(Exception):
     """The data key is gone (shredded) or cannot be unwrapped with the configured master keys."""
 
 
+class KeyNotFound(KeyUnavailable):
+    """The mailbox holds no data key by that id (shredded, or the reference names another mailbox's)."""
+
+
 class IndexKeyMissing(KeyUnavailable):
     """The key file holds no index key (``index-v<N>``) or not the one needed."""
 
@@ -450,20 +454,20 @@ class KeyService:
 
     def by_id(self, session: Session, data_key_id: int, *, mailbox_id: int) -> MailboxKey:
         """A data key of the mailbox ``mailbox_id`` by its id: one shard on a distributed store
-        (issue 23). :class:`KeyUnavailable` when the mailbox holds no such key (shredded, or a
-        key reference swapped in from another mailbox)."""
+        (issue 23). :class:`KeyNotFound` when the mailbox holds no such key (shredded, or a key
+        reference swapped in from another mailbox)."""
         with self._lock:
             cached = self._cache.get(data_key_id)
         if cached is not None:
             if cached.mailbox_id != mailbox_id:
-                raise KeyUnavailable("data key not found in this mailbox")
+                raise KeyNotFound("data key not found in this mailbox")
             return cached
         row = session.execute(
             select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
             .where(DataKey.mailbox_id == mailbox_id, DataKey.id == data_key_id)
         ).first()
         if row is None:
-            raise KeyUnavailable("data key not found (mailbox purged?)")
+            raise KeyNotFound("data key not found in this mailbox (purged?)")
         data_key, mailbox_uid = row
         ring = self._ring_with(session, data_key.master_version)
         if not ring.has(data_key.master_version):
