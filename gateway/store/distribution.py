@@ -135,7 +135,7 @@ FANOUTS: tuple[Fanout, ...] = (
               "key check at start/reload and keys rotate: one min() per shard"),
     *_fanouts("gateway.store.keys:count_under", ("data_keys",),
               "keys status: one count per shard and master key version"),
-    *_fanouts("gateway.store.keys:rewrap_batch", ("data_keys", "mailboxes"),
+    *_fanouts("gateway.store.rewrap:rewrap_batch", ("data_keys", "mailboxes"),
               "keys rotate: keyset batches of LIMIT N, data keys joined with their mailbox on the distribution column"),
     *_fanouts("gateway.store.keys:sample_opens", ("data_keys", "mailboxes"),
               "key check at start/reload, for a version in use without a check value (a database from before "
