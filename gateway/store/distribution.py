@@ -145,6 +145,10 @@ FANOUTS: tuple[Fanout, ...] = (
               "of LIMIT N of the keys not yet re-wrapped, each batch re-wrapped before the next is read"),
     *_fanouts("gateway.store.keys:find_system_mailbox", ("mailboxes",),
               "the system mailbox's id: looked up once per process and database (KeyService remembers it)"),
+    *_fanouts("gateway.store.keys:find_system_key_owner", ("data_keys", "mailboxes"),
+              "a queue entry's, DKIM key's or staff TOTP secret's key not in the system mailbox this process knows "
+              "(two nodes made one each at their first start, or it is gone): by key id, joined with its mailbox "
+              "on the distribution column; that mailbox is then remembered"),
     *_fanouts("gateway.store.keys:unlink_queue_entries", ("outbound_queue",),
               "a patient space's purge (rare): one UPDATE per shard nulling the queue entries sealed under the "
               "shredded keys (normally none: entries are sealed under the system's keys); the queue is bounded by "

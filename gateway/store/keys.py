@@ -216,6 +216,13 @@ def find_system_mailbox(session: Session) -> int | None:
     return None if found is None else int(found)
 
 
+def find_system_key_owner(session: Session, data_key_id: int) -> int | None:
+    """The system mailbox holding the data key ``data_key_id``, if one does."""
+    found = session.execute(select(DataKey.mailbox_id).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+                            .where(DataKey.id == data_key_id, Mailbox.kind == "system")).scalar()
+    return None if found is None else int(found)
+
+
 def not_under(session: Session, version: int, limit: int) -> Sequence[tuple[DataKey, str]]:
     """Up to ``limit`` data keys (with their mailbox's uid) not wrapped with ``version``."""
     return session.execute(
@@ -254,6 +261,7 @@ class KeyService:
         self._reload_lock = threading.Lock()
         self._last_reload = float("-inf")
         self._system: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()  # the system mailbox, per database
+        self._other_systems: WeakKeyDictionary[Engine, set[int]] = WeakKeyDictionary()  # see system_by_id
         self.reloads = 0
 
     # -- the key file, re-read
@@ -448,18 +456,31 @@ class KeyService:
                 raise
             return self.system_key(session, again=False)
 
-    def system_by_id(self, session: Session, data_key_id: int, *, again: bool = True) -> MailboxKey:
-        """A data key of the system mailbox by its id (what queue entries, DKIM keys and staff
-        TOTP secrets are sealed under); :class:`KeyUnavailable` if it is not the system's."""
-        mailbox_id = self.system_mailbox_id(session)
-        if mailbox_id is None:
-            raise KeyUnavailable("no system mailbox (its keys were never created)")
-        try:
-            return self.by_id(session, data_key_id, mailbox_id=mailbox_id)
-        except KeyUnavailable:  # not the system's, or a remembered id that is gone: look once more
-            if not (again and self._forget_system(session, mailbox_id)):
-                raise
-            return self.system_by_id(session, data_key_id, again=False)
+    def system_by_id(self, session: Session, data_key_id: int) -> MailboxKey:
+        """A data key of a system mailbox by its id (what queue entries, DKIM keys and staff TOTP
+        secrets are sealed under); :class:`KeyNotFound` if it is no system mailbox's.
+
+        Looked up in the system mailbox (one shard); else (two nodes made one each at their first
+        start, or the remembered one is gone) by its id among every system mailbox's keys, the
+        mailbox then remembered as a system one."""
+        engine = _engine(session)
+        main = self.system_mailbox_id(session)
+        held = self.cached(data_key_id)
+        with self._lock:
+            others = set(self._other_systems.get(engine, ()))
+        if held is not None and (held.mailbox_id == main or held.mailbox_id in others):
+            return held
+        if main is not None:
+            try:
+                return self.by_id(session, data_key_id, mailbox_id=main)
+            except KeyNotFound:
+                pass
+        owner = find_system_key_owner(session, data_key_id)
+        if owner is None:
+            raise KeyNotFound("no system mailbox holds this data key")
+        with self._lock:
+            self._other_systems.setdefault(engine, set()).add(owner)
+        return self.by_id(session, data_key_id, mailbox_id=owner)
 
     def _forget_system(self, session: Session, mailbox_id: int) -> bool:
         """Drop a remembered system mailbox id; whether it was remembered (then look again)."""

@@ -104,3 +104,19 @@ def test_one_key_service_over_two_databases_keeps_each_ones_system_mailbox(tmp_p
     finally:
         one.close()
         two.close()
+
+
+def test_a_key_of_a_second_system_mailbox_is_found_and_remembered(store: Store) -> None:
+    """Two nodes may each make a system mailbox at their first start: the lowest id is the
+    one used from then on, and what the other sealed still opens (found once by its id)."""
+    with store.db.write() as s:
+        first = store.keys.system_key(s)
+        second = store.keys.create_mailbox(s, "system")  # the other node's
+    keys = KeyService(store.ring)
+    with store.db.read() as s:
+        assert keys.system_key(s).mailbox_id == first.mailbox_id
+        assert keys.system_by_id(s, second.data_key_id).key == second.key
+    with _statements(store) as seen, store.db.read() as s:
+        assert keys.system_by_id(s, second.data_key_id).key == second.key
+        assert keys.system_by_id(s, first.data_key_id).key == first.key
+    assert seen == []
