@@ -45,7 +45,7 @@ from sqlalchemy import text  # noqa: E402
 from gateway.accounts.patients import by_ins  # noqa: E402
 from gateway.app.context import Location, open_services  # noqa: E402
 from gateway.store import keyops  # noqa: E402
-from gateway.store.keys import BatchResult  # noqa: E402
+from gateway.store.rewrap import BatchResult  # noqa: E402
 from gateway.testing.bulkkeys import add_patients  # noqa: E402
 from gateway.testing.live import make_home  # noqa: E402
 from gateway.testing.ports import listen_env, wait_port  # noqa: E402

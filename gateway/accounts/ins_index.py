@@ -247,7 +247,7 @@ def open_many(session: Session, keys: KeyService, rows: Iterable[tuple[int, str,
             out[patient_id] = value
             continue
         key_id = None if mailbox_id is None else newest.get(mailbox_id)
-        if sealed is None or key_id is None:
+        if sealed is None or key_id is None or mailbox_id is None:
             out[patient_id] = None
             continue
         try:

@@ -64,12 +64,12 @@ def signing_key(session: Session, keys: KeyService, domain: str) -> SigningKey |
         assert hosted.dkim_key_sealed and hosted.dkim_selector and hosted.dkim_public_key
         if hosted.dkim_data_key_id is None:
             return None  # the system data key was shredded: nothing can open it
-        pem = keys.by_id(session, hosted.dkim_data_key_id).open("dkim", hosted.name, hosted.dkim_key_sealed)
+        pem = keys.system_by_id(session, hosted.dkim_data_key_id).open("dkim", hosted.name, hosted.dkim_key_sealed)
         return SigningKey(hosted.name, hosted.dkim_selector, hosted.dkim_public_key, pem, "hosted")
     own = _own(session, domain)
     if own is None or own.data_key_id is None:
         return None
-    pem = keys.by_id(session, own.data_key_id).open("dkim", own.domain, own.key_sealed)
+    pem = keys.system_by_id(session, own.data_key_id).open("dkim", own.domain, own.key_sealed)
     return SigningKey(own.domain, own.selector, own.public_key, pem, "gateway")
 
 

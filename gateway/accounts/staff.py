@@ -80,7 +80,8 @@ def provisioning_uri(secret: str, name: str, issuer: str = ISSUER) -> str:
 
 
 def totp_secret(session: Session, keys: KeyService, tables: Tables[Account, Any, Any], account: Account) -> str:
-    key = keys.by_id(session, account.totp_data_key_id) if account.totp_data_key_id else keys.system_key(session)
+    key = (keys.system_by_id(session, account.totp_data_key_id) if account.totp_data_key_id
+           else keys.system_key(session))
     return key.open(tables.totp_purpose, account.name, account.totp_sealed).decode("ascii")
 
 

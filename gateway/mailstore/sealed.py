@@ -9,7 +9,9 @@ rule is checked there (SPEC §8):
 
 - the row's folder belongs to that mailbox (the row is read with its folder's mailbox id),
 - and the data key the row names belongs to that mailbox too (a row swapped in from another
-  mailbox, with its key reference, is refused before any decryption).
+  mailbox, with its key reference, is refused before any decryption; the key is looked up in
+  that mailbox only, one shard on a distributed store: a key not found there while the
+  mailbox holds keys is another's; a mailbox without keys was shredded).
 
 ``tests/store/test_open_message.py`` checks that no other module names the purposes.
 """
@@ -20,11 +22,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crypto.envelope import DecryptionError
 from gateway.mailstore.chunks import CHUNKED, whole
-from gateway.store.keys import KeyService, KeyUnavailable, MailboxKey
+from gateway.store.keys import KeyNotFound, KeyService, KeyUnavailable, MailboxKey
+from gateway.store.models import DataKey
 from gateway.store.raw import Runner
 
 _MESSAGE = "msg"
@@ -78,6 +82,10 @@ def seal_copy(key: MailboxKey, raw: bytes | Sequence[bytes], summary: bytes | No
                       key.seal(_SUMMARY, uuid, summary) if summary is not None else None)
 
 
+def _holds_keys(session: Session, mailbox_id: int) -> bool:
+    return session.execute(select(DataKey.id).where(DataKey.mailbox_id == mailbox_id).limit(1)).first() is not None
+
+
 def _key(runner: Runner, keys: KeyService, mailbox_id: int, row: SealedRow) -> MailboxKey:
     """The row's data key, after the ownership rule (see the module text)."""
     if row.mailbox_id != mailbox_id:
@@ -88,7 +96,12 @@ def _key(runner: Runner, keys: KeyService, mailbox_id: int, row: SealedRow) -> M
     if mk is None:
         if not isinstance(runner, Session):  # a direct connection: the ORM path loads the key
             raise KeyNotCached(row.data_key_id)
-        mk = keys.by_id(runner, row.data_key_id)
+        try:
+            mk = keys.by_id(runner, row.data_key_id, mailbox_id=mailbox_id)
+        except KeyNotFound:
+            if _holds_keys(runner, mailbox_id):  # not shredded: the key named is another mailbox's
+                raise NotThisMailbox("the message's key is not this mailbox's") from None
+            raise
     if mk.mailbox_id != mailbox_id:  # the key reference was swapped in from another mailbox
         raise NotThisMailbox("message does not belong to this key's mailbox")
     return mk

@@ -77,11 +77,12 @@ def _patient_info(patient: Patient, ins: str, patient_domain: str) -> dict[str, 
             "notifications_enabled": patient.notifications_enabled, "last_login_at": iso(patient.last_login_at)}
 
 
-def history(session: Session, keys: KeyService, patient_id: int) -> list[dict[str, Any]]:
+def history(session: Session, keys: KeyService, patient_id: int, mailbox_id: int | None = None
+            ) -> list[dict[str, Any]]:
     """The newest entries about the patient, their sealed parts opened, or marked ``shredded``
     once the space is purged (issue 20)."""
-    rows, _ = audit_links.entries_about(session, keys, patient_id, subject_only=True, keep_shredded=True,
-                                        limit=HISTORY_LIMIT)
+    rows, _ = audit_links.entries_about(session, keys, patient_id, mailbox_id=mailbox_id, subject_only=True,
+                                        keep_shredded=True, limit=HISTORY_LIMIT)
     return [{"id": r.id, "at": iso(r.at), "actor": o.actor, "action": r.action, "peer": o.peer,
              "shredded": o.shredded} for r, o in rows]
 
@@ -94,7 +95,7 @@ def lookup(session: Session, keys: KeyService, actor: Actor, ins_text: Any, sett
         raise not_found(f"aucun espace patient pour l'INS {mask_ins(ins)}",
                         f"no patient space for the INS {mask_ins(ins)}")
     info = _patient_info(patient, ins, settings.domains.patient_domain)
-    info["history"] = history(session, keys, patient.id)
+    info["history"] = history(session, keys, patient.id, patient.mailbox_id)
     audit.record(session, actor=actor.audit_actor, action="admin.patient.lookup", subject_ref=f"patient:{patient.id}",
                  peer=actor.peer, now=now, details={"via": actor.via}, keys=keys)
     return info

@@ -134,7 +134,7 @@ def entry(session: Session, uuid: str, *, lock: bool = False) -> QueueEntry | No
 def _entry_key(session: Session, keys: KeyService, row: QueueEntry) -> MailboxKey:
     if row.data_key_id is None:
         raise KeyUnavailable("queue entry without data key")
-    return keys.by_id(session, row.data_key_id)
+    return keys.system_by_id(session, row.data_key_id)  # entries are sealed under the system's keys
 
 
 def open_envelope(session: Session, keys: KeyService, row: QueueEntry) -> Envelope:
@@ -317,7 +317,7 @@ def reschedule(
         return None
     if not envelope.recipients:
         raise ValueError("reschedule needs the recipients still to try; use complete()")
-    key = keys.by_id(session, row.data_key_id) if row.data_key_id is not None else keys.system_key(session)
+    key = keys.system_by_id(session, row.data_key_id) if row.data_key_id is not None else keys.system_key(session)
     row.envelope_sealed = key.seal(ENV_PURPOSE, row.uuid, envelope.to_json())
     row.data_key_id = key.data_key_id
     nxt = now + retry_delay(row.attempts, retry_schedule_minutes)

@@ -35,14 +35,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError
 from gateway.store.keys import TRANSACTION_KEYS, KeyService, KeyUnavailable, MailboxKey
-from gateway.store.models import AuditEntry, Patient
+from gateway.store.models import AuditEntry, DataKey, Patient
+from gateway.store.partitions import SYSTEM_PARTITION, audit_partition
 
 PURPOSE = "audit-patient"
 FORM = 2
@@ -211,22 +212,45 @@ class Opened:
         return found if isinstance(found, dict) else {}
 
 
-def open_entry(session: Session, keys: KeyService, entry: AuditEntry) -> Opened:
+def _key_owner(session: Session, data_key_id: int) -> int | None:
+    """The mailbox a data key belongs to: the entry names its key, not its mailbox (a lookup
+    by key id on every shard; distribution.py's allow-list says when)."""
+    found = session.execute(select(DataKey.mailbox_id).where(DataKey.id == data_key_id)).scalar()
+    return None if found is None else int(found)
+
+
+def _entry_key(session: Session, keys: KeyService, data_key_id: int, mailbox_id: int | None) -> MailboxKey:
+    """The key of an entry's sealed part: in ``mailbox_id`` (the patient's, when the caller knows
+    it: one shard), else held by this process, else found by its id alone."""
+    if mailbox_id is None:
+        held = keys.cached(data_key_id)
+        if held is not None:
+            return held
+        mailbox_id = _key_owner(session, data_key_id)
+        if mailbox_id is None:
+            raise KeyUnavailable("data key not found (mailbox purged?)")
+    return keys.by_id(session, data_key_id, mailbox_id=mailbox_id)
+
+
+def open_entry(session: Session, keys: KeyService, entry: AuditEntry, *, mailbox_id: int | None = None) -> Opened:
+    """The entry as a view shows it; ``mailbox_id``: the patient's mailbox when the entries are
+    about one patient (a key of another mailbox then does not open: shown as shredded)."""
     if entry.hash_form not in (FORM, CONVERTED_FORM):
         return Opened(entry.actor, entry.subject_ref, entry.peer, entry.details)
     shredded = Opened(entry.actor, f"{entry.subject_ref or 'patient'}:{SHREDDED}", None, "{}", True, True)
     if entry.patient_sealed is None or entry.patient_data_key_id is None:
         return shredded
     try:
-        mk = keys.by_id(session, entry.patient_data_key_id)
+        mk = _entry_key(session, keys, entry.patient_data_key_id, mailbox_id)
         payload = json.loads(mk.open(_SEAL_PURPOSE, _SEAL_ITEM, entry.patient_sealed))
     except (KeyUnavailable, DecryptionError, ValueError):
         return shredded
     return Opened(str(payload["actor"]), payload["subject"], payload["peer"], str(payload["details"]), True)
 
 
-def open_many(session: Session, keys: KeyService, entries: Iterable[AuditEntry]) -> list[tuple[AuditEntry, Opened]]:
-    return [(e, open_entry(session, keys, e)) for e in entries]
+def open_many(session: Session, keys: KeyService, entries: Iterable[AuditEntry], *,
+              mailbox_id: int | None = None) -> list[tuple[AuditEntry, Opened]]:
+    return [(e, open_entry(session, keys, e, mailbox_id=mailbox_id)) for e in entries]
 
 
 def about_clause(session: Session, keys: KeyService, patient_id: int) -> ColumnElement[bool]:
@@ -235,24 +259,50 @@ def about_clause(session: Session, keys: KeyService, patient_id: int) -> ColumnE
                AuditEntry.subject_ref == f"patient:{patient_id}")
 
 
-def entries_about(session: Session, keys: KeyService, patient_id: int, *, subject_only: bool = False,
-                  keep_shredded: bool = False, before: int | None = None, limit: int = 50
-                  ) -> tuple[list[tuple[AuditEntry, Opened]], int | None]:
+def partitions_about(index: IndexKeyring, patient_id: int) -> list[int] | None:
+    """The audit partitions that can hold entries about the patient, or None when they cannot be
+    known: an entry lies in the partition of its keyed index under the index key version of its
+    day (:func:`gateway.store.partitions.audit_partition`, fixed when written), an entry of an
+    older release in the system partition (migration 0018). The key file holds every version
+    since the first (1) unless one was retired (``gateway keys retire index-vN``): then entries
+    written under it lie in partitions no key here can name."""
+    if sorted(index.versions) != list(range(1, index.current_version + 1)):
+        return None
+    digests = index_digests(index, patient_id)
+    return sorted({SYSTEM_PARTITION, *(audit_partition(None, d) for d in digests)})
+
+
+def _about_everywhere(session: Session, query: Select[tuple[AuditEntry]]) -> list[AuditEntry]:
+    """Entries about a patient on every partition (their partitions cannot be named: an index
+    key version was retired; distribution.py's allow-list)."""
+    return list(session.execute(query).scalars())
+
+
+def entries_about(session: Session, keys: KeyService, patient_id: int, *, mailbox_id: int | None = None,
+                  subject_only: bool = False, keep_shredded: bool = False, before: int | None = None,
+                  limit: int = 50) -> tuple[list[tuple[AuditEntry, Opened]], int | None]:
     """Entries about the patient, newest first (ids below ``before``), at most ``limit``, opened;
     and the id to continue from (None: no more). A row whose opened part names another patient
     (a tampered index) is left out; ``subject_only``: only the entries whose subject is the patient
     (the patient's own history), not those where the patient acted on something else;
     ``keep_shredded``: also the entries that can no longer be opened (a purged space, for the
-    admin's page), shown as such."""
-    # A bounded fan-out over the partitions (distribution.py's allow-list): the partition comes
-    # from the index under the key version of the day the entry was written, unknown here.
+    admin's page), shown as such. ``mailbox_id``: the patient's mailbox, when the caller has it
+    (the keys are then looked up there only).
+
+    The query names the partitions the patient's entries can lie in (:func:`partitions_about`):
+    a few shards on a distributed store, not every one (issue 23)."""
     query = select(AuditEntry).where(about_clause(session, keys, patient_id))
     if before is not None:
         query = query.where(AuditEntry.id < before)
-    rows = list(session.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).scalars())
+    query = query.order_by(AuditEntry.id.desc()).limit(limit + 1)
+    partitions = partitions_about(keys.index_keys(session), patient_id)
+    if partitions is None:
+        rows = _about_everywhere(session, query)
+    else:
+        rows = list(session.execute(query.where(AuditEntry.partition.in_(partitions))).scalars())
     more = rows[limit].id + 1 if len(rows) > limit else None
     out = []
-    for entry, opened in open_many(session, keys, rows[:limit]):
+    for entry, opened in open_many(session, keys, rows[:limit], mailbox_id=mailbox_id):
         if opened.shredded:  # only the index says it is this patient's, and the clear kind of subject
             if keep_shredded and (not subject_only or entry.subject_ref == "patient"):
                 out.append((entry, opened))

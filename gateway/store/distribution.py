@@ -136,8 +136,37 @@ FANOUTS: tuple[Fanout, ...] = (
               "key check at start/reload and keys rotate: one min() per shard"),
     *_fanouts("gateway.store.keys:count_under", ("data_keys",),
               "keys status: one count per shard and master key version"),
-    *_fanouts("gateway.store.keys:rewrap_batch", ("data_keys", "mailboxes"),
+    *_fanouts("gateway.store.rewrap:rewrap_batch", ("data_keys", "mailboxes"),
               "keys rotate: keyset batches of LIMIT N, data keys joined with their mailbox on the distribution column"),
+    *_fanouts("gateway.store.keys:sample_opens", ("data_keys", "mailboxes"),
+              "key check at start/reload, for a version in use without a check value (a database from before "
+              "key_checks): the first data key under it, LIMIT 1, joined with its mailbox on the distribution column"),
+    *_fanouts("gateway.store.keys:not_under", ("data_keys", "mailboxes"),
+              "KeyService.rewrap_all, for tests and small stores (gateway keys rotate uses rewrap_batch): batches "
+              "of LIMIT N of the keys not yet re-wrapped, each batch re-wrapped before the next is read"),
+    *_fanouts("gateway.store.keys:find_system_mailbox", ("mailboxes",),
+              "the system mailbox's id: looked up once per process and database (KeyService remembers it)"),
+    *_fanouts("gateway.store.keys:find_system_key_owner", ("data_keys", "mailboxes"),
+              "a queue entry's, DKIM key's or staff TOTP secret's key not in the system mailbox this process knows "
+              "(two nodes made one each at their first start, or it is gone): by key id, joined with its mailbox "
+              "on the distribution column; that mailbox is then remembered"),
+    *_fanouts("gateway.store.keys:unlink_queue_entries", ("outbound_queue",),
+              "a patient space's purge (rare): one UPDATE per shard nulling the queue entries sealed under the "
+              "shredded keys (normally none: entries are sealed under the system's keys); the queue is bounded by "
+              "its retention"),
+    *_fanouts("gateway.store.audit_links:_key_owner", ("data_keys",),
+              "opening an audit entry's sealed part when the caller does not know the patient's mailbox (the admin "
+              "audit search and export: entries of many patients; an entry names its key, not its mailbox): one "
+              "lookup by key id, once per key and process (the unwrapped key is then cached)"),
+    *_fanouts("gateway.store.audit_links:_about_everywhere", ("audit_log",),
+              "a patient's history after an index key version was retired: entries written under it lie in "
+              "partitions no key left can name; the patient's keyed index on every partition, LIMIT N"),
+    *_fanouts("gateway.mailstore.chunks:remove_orphans", ("message_chunks", "messages"),
+              "orphan-chunks job: one multi-shard DELETE per run of the pieces older than the grace period without "
+              "their message row (the NOT EXISTS is co-located on mailbox_id)"),
+    *_fanouts("gateway.store.gauges:counts", ("outbound_queue", "patients"),
+              "metrics scrape: counts per queue status and per space state, the oldest pending entry: one aggregate "
+              "per shard per scrape"),
     *_fanouts("gateway.accounts.ins_conversion:pending_reindex", ("patients",),
               "index key rotation progress: one count per shard"),
     *_fanouts("gateway.accounts.ins_conversion:pending_conversion", ("patients",),

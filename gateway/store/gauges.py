@@ -11,10 +11,21 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.metrics import REGISTRY
 from gateway.store.db import Database
 from gateway.store.models import Patient, QueueEntry
+
+
+def counts(session: Session) -> tuple[dict[str, int], datetime | None, dict[str, int]]:
+    """Queue entries per status, the oldest pending one's creation, patient spaces per state:
+    grouped counts on every shard, once per scrape (distribution.py's allow-list)."""
+    by_status = dict(session.execute(
+        select(QueueEntry.status, func.count()).group_by(QueueEntry.status)).tuples().all())
+    first = session.execute(select(func.min(QueueEntry.created_at)).where(QueueEntry.status == "pending")).scalar()
+    by_state = dict(session.execute(select(Patient.state, func.count()).group_by(Patient.state)).tuples().all())
+    return by_status, first, by_state
 
 
 class StoreCollector(Collector):
@@ -32,13 +43,8 @@ class StoreCollector(Collector):
         spaces = GaugeMetricFamily("gateway_patient_spaces", "Patient spaces per state", labels=["state"])
         up = GaugeMetricFamily("gateway_store_up", "1 when the database answered this scrape")
         try:
-            with self.db.read() as session:  # grouped counts: bounded fan-outs (distribution.py's allow-list)
-                by_status = dict(session.execute(
-                    select(QueueEntry.status, func.count()).group_by(QueueEntry.status)).tuples().all())
-                first = session.execute(
-                    select(func.min(QueueEntry.created_at)).where(QueueEntry.status == "pending")).scalar()
-                by_state = dict(session.execute(
-                    select(Patient.state, func.count()).group_by(Patient.state)).tuples().all())
+            with self.db.read() as session:
+                by_status, first, by_state = counts(session)
         except Exception:  # a scrape reports the outage rather than failing
             up.add_metric([], 0)
             yield up

@@ -38,19 +38,17 @@ from gateway.store.index_keys import (
 )
 from gateway.store.keyfile import MasterKeyFileError, load_keyring, write_keyring
 from gateway.store.keys import (
-    BatchResult,
     KeyCheckReport,
     KeyService,
     active_version,
     check_ring,
     count_under,
     forget_check,
-    pending_counts,
     record_checks,
     recorded_checks,
-    rewrap_batch,
     versions_in_use,
 )
+from gateway.store.rewrap import BatchResult, pending_counts, rewrap_batch
 
 log = logging.getLogger("gateway.keys")
 

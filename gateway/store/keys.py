@@ -15,9 +15,7 @@ Master key versions and running processes (issue 14):
   ring lacks (at most once per :data:`RELOAD_MIN_INTERVAL_S`, one thread at a time) and when
   asked (SIGHUP). A re-read file that does not open every version the database uses is not
   taken: the old ring stays, one line is logged.
-- Rotation re-wraps in small batches (:func:`rewrap_batch`): the keys are read and re-wrapped
-  outside any write lock, then written in one short transaction that only changes rows still
-  under the version they were read with.
+- Rotation re-wraps in small batches (:func:`gateway.store.rewrap.rewrap_batch`).
 """
 
 from __future__ import annotations
@@ -30,14 +28,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError, aad, new_data_key, open_sealed, seal
 from crypto.keyring import MasterKeyring, WrappedKey
-from gateway.store.db import Database
 from gateway.store.index_keys import (
     IndexCheckReport,
     active_index_version,
@@ -49,6 +47,7 @@ from gateway.store.models import DataKey, KeyCheck, Mailbox, QueueEntry
 
 log = logging.getLogger("gateway.keys")
 
+_SYSTEM_CREATED = "system_mailbox_created"  # ``session.info``: the system mailbox this transaction made
 RELOAD_MIN_INTERVAL_S = 2.0
 # ``session.info`` key of what one transaction remembers about keys (the active index version,
 # patients' current data keys: gateway.store.audit_links); forgotten when a key is shredded.
@@ -61,12 +60,21 @@ def _dk_aad(mailbox_uid: str) -> bytes:
     return aad("dk", mailbox_uid, "data-key")
 
 
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 def _versions(values: Iterable[int]) -> str:
     return ", ".join(f"v{v}" for v in sorted(values)) or "none"
 
 
 class KeyUnavailable(Exception):
     """The data key is gone (shredded) or cannot be unwrapped with the configured master keys."""
+
+
+class KeyNotFound(KeyUnavailable):
+    """The mailbox holds no data key by that id (shredded, or the reference names another mailbox's)."""
 
 
 class IndexKeyMissing(KeyUnavailable):
@@ -199,69 +207,35 @@ def forget_check(session: Session, version: int) -> None:
     session.execute(delete(KeyCheck).where(KeyCheck.version == version))
 
 
-# --------------------------------------------------------------------------- rotation in batches
+# --------------------------------------------------------------------------- fan-outs of the service
+# Statements with no equality on the distribution column, each on distribution.py's allow-list.
 
-@dataclass
-class BatchResult:
-    rewrapped: int = 0
-    failed: list[int] = field(default_factory=list)
-    """Ids of data keys that did not unwrap (reported, left as they are)."""
-    last_id: int | None = None
-    """Highest id looked at; None when nothing was left under the source version after ``after_id``."""
-    read_s: float = 0.0
-    crypto_s: float = 0.0
-    write_s: float = 0.0
-    """The write transaction, waiting for the lock included (``lock_wait_s``)."""
-    lock_wait_s: float = 0.0
+def find_system_mailbox(session: Session) -> int | None:
+    """The system mailbox's id (the first one: two nodes may have made one each), None before any."""
+    found = session.execute(select(Mailbox.id).where(Mailbox.kind == "system").order_by(Mailbox.id).limit(1)).scalar()
+    return None if found is None else int(found)
 
 
-def pending_counts(session: Session, target: int) -> dict[int, int]:
-    """Data keys not yet under ``target``, per version."""
-    return {v: count_under(session, v) for v in versions_in_use(session) if v != target}
+def find_system_key_owner(session: Session, data_key_id: int) -> int | None:
+    """The system mailbox holding the data key ``data_key_id``, if one does."""
+    found = session.execute(select(DataKey.mailbox_id).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+                            .where(DataKey.id == data_key_id, Mailbox.kind == "system")).scalar()
+    return None if found is None else int(found)
 
 
-def rewrap_batch(db: Database, ring: MasterKeyring, *, source: int, target: int, after_id: int,
-                 limit: int) -> BatchResult:
-    """Re-wrap up to ``limit`` data keys under ``source`` with id > ``after_id`` to ``target``.
+def not_under(session: Session, version: int, limit: int) -> Sequence[tuple[DataKey, str]]:
+    """Up to ``limit`` data keys (with their mailbox's uid) not wrapped with ``version``."""
+    return session.execute(
+        select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+        .where(DataKey.master_version != version).order_by(DataKey.id).limit(limit)
+    ).tuples().all()
 
-    The keys are read (read transaction) and re-wrapped without holding the write lock; the
-    write transaction only updates rows still wrapped with ``source`` (a key shredded or
-    re-wrapped meanwhile by someone else is left alone), so it lasts a few milliseconds.
-    """
-    out = BatchResult()
-    t0 = time.perf_counter()
-    with db.read() as session:
-        rows = session.execute(
-            select(DataKey.id, DataKey.wrapped, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
-            .where(DataKey.master_version == source, DataKey.id > after_id).order_by(DataKey.id).limit(limit)
-        ).all()
-    t1 = time.perf_counter()
-    out.read_s = t1 - t0
-    if not rows:
-        return out
-    out.last_id = int(rows[-1][0])
-    params = []
-    for key_id, blob, uid in rows:
-        try:
-            new = ring.rewrap(WrappedKey(source, blob), _dk_aad(uid), version=target)
-        except DecryptionError:
-            out.failed.append(int(key_id))
-            continue
-        params.append({"k_id": key_id, "k_blob": new.blob})
-    t2 = time.perf_counter()
-    out.crypto_s = t2 - t1
-    if params:
-        table = DataKey.__table__
-        assert isinstance(table, Table)
-        statement = (update(table).where(table.c.id == bindparam("k_id"), table.c.master_version == source)
-                     .values(master_version=target, wrapped=bindparam("k_blob")))
-        with db.write() as session:
-            conn = session.connection()  # SQLite: BEGIN IMMEDIATE, waiting for the write lock
-            out.lock_wait_s = time.perf_counter() - t2
-            conn.execute(statement, params)
-        out.rewrapped = len(params)
-    out.write_s = time.perf_counter() - t2
-    return out
+
+def unlink_queue_entries(session: Session, data_key_ids: Sequence[int]) -> None:
+    """Null the key reference of the queue entries sealed under ``data_key_ids`` (no foreign key
+    does it, issue 23)."""
+    session.execute(update(QueueEntry).where(QueueEntry.data_key_id.in_(data_key_ids)).values(data_key_id=None)
+                    .execution_options(synchronize_session=False))
 
 
 # --------------------------------------------------------------------------- the service
@@ -286,6 +260,8 @@ class KeyService:
         self.source = source
         self._reload_lock = threading.Lock()
         self._last_reload = float("-inf")
+        self._system: WeakKeyDictionary[Engine, int] = WeakKeyDictionary()  # the system mailbox, per database
+        self._other_systems: WeakKeyDictionary[Engine, set[int]] = WeakKeyDictionary()  # see system_by_id
         self.reloads = 0
 
     # -- the key file, re-read
@@ -416,20 +392,22 @@ class KeyService:
         with self._lock:
             return self._cache.get(data_key_id)
 
-    def by_id(self, session: Session, data_key_id: int, *, mailbox_id: int | None = None) -> MailboxKey:
-        """A data key by id; ``mailbox_id``, when the caller knows whose it is, keeps the query to
-        that mailbox (one shard on a distributed store; issue 23)."""
+    def by_id(self, session: Session, data_key_id: int, *, mailbox_id: int) -> MailboxKey:
+        """A data key of the mailbox ``mailbox_id`` by its id: one shard on a distributed store
+        (issue 23). :class:`KeyNotFound` when the mailbox holds no such key (shredded, or a key
+        reference swapped in from another mailbox)."""
         with self._lock:
             cached = self._cache.get(data_key_id)
         if cached is not None:
+            if cached.mailbox_id != mailbox_id:
+                raise KeyNotFound("data key not found in this mailbox")
             return cached
-        query = (select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
-                 .where(DataKey.id == data_key_id))
-        if mailbox_id is not None:
-            query = query.where(DataKey.mailbox_id == mailbox_id)
-        row = session.execute(query).first()
+        row = session.execute(
+            select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
+            .where(DataKey.mailbox_id == mailbox_id, DataKey.id == data_key_id)
+        ).first()
         if row is None:
-            raise KeyUnavailable("data key not found (mailbox purged?)")
+            raise KeyNotFound("data key not found in this mailbox (purged?)")
         data_key, mailbox_uid = row
         ring = self._ring_with(session, data_key.master_version)
         if not ring.has(data_key.master_version):
@@ -444,14 +422,74 @@ class KeyService:
         self._remember(mk)
         return mk
 
-    def system_key(self, session: Session) -> MailboxKey:
-        """The gateway's own data key (DKIM private keys, queue entries), created on first use."""
-        mailbox_id = session.execute(
-            select(Mailbox.id).where(Mailbox.kind == "system").order_by(Mailbox.id).limit(1)
-        ).scalar()
+    # -- the gateway's own mailbox
+
+    def system_mailbox_id(self, session: Session) -> int | None:
+        """The system mailbox's id (None before it exists), looked up once per process and
+        database: it never changes once created (issue 23: the lookup names no mailbox, so it
+        reaches every shard). An id this transaction created is not remembered (it may roll back)."""
+        engine = _engine(session)
+        with self._lock:
+            known = self._system.get(engine)
+        if known is not None:
+            return known
+        mailbox_id = find_system_mailbox(session)
         if mailbox_id is None:
-            return self.create_mailbox(session, "system")
-        return self.for_mailbox(session, mailbox_id)
+            return None
+        if session.info.get(_SYSTEM_CREATED) != mailbox_id:
+            with self._lock:
+                self._system[engine] = mailbox_id
+        return mailbox_id
+
+    def system_key(self, session: Session, *, again: bool = True) -> MailboxKey:
+        """The gateway's own data key (DKIM private keys, queue entries, staff TOTP secrets),
+        created on first use."""
+        mailbox_id = self.system_mailbox_id(session)
+        if mailbox_id is None:
+            mk = self.create_mailbox(session, "system")
+            session.info[_SYSTEM_CREATED] = mk.mailbox_id
+            return mk
+        try:
+            return self.for_mailbox(session, mailbox_id)
+        except KeyUnavailable:  # a remembered id that is gone (a store emptied under a running process)
+            if not (again and self._forget_system(session, mailbox_id)):
+                raise
+            return self.system_key(session, again=False)
+
+    def system_by_id(self, session: Session, data_key_id: int) -> MailboxKey:
+        """A data key of a system mailbox by its id (what queue entries, DKIM keys and staff TOTP
+        secrets are sealed under); :class:`KeyNotFound` if it is no system mailbox's.
+
+        Looked up in the system mailbox (one shard); else (two nodes made one each at their first
+        start, or the remembered one is gone) by its id among every system mailbox's keys, the
+        mailbox then remembered as a system one."""
+        engine = _engine(session)
+        main = self.system_mailbox_id(session)
+        held = self.cached(data_key_id)
+        with self._lock:
+            others = set(self._other_systems.get(engine, ()))
+        if held is not None and (held.mailbox_id == main or held.mailbox_id in others):
+            return held
+        if main is not None:
+            try:
+                return self.by_id(session, data_key_id, mailbox_id=main)
+            except KeyNotFound:
+                pass
+        owner = find_system_key_owner(session, data_key_id)
+        if owner is None:
+            raise KeyNotFound("no system mailbox holds this data key")
+        with self._lock:
+            self._other_systems.setdefault(engine, set()).add(owner)
+        return self.by_id(session, data_key_id, mailbox_id=owner)
+
+    def _forget_system(self, session: Session, mailbox_id: int) -> bool:
+        """Drop a remembered system mailbox id; whether it was remembered (then look again)."""
+        engine = _engine(session)
+        with self._lock:
+            if self._system.get(engine) != mailbox_id:
+                return False
+            del self._system[engine]
+            return True
 
     def for_mailbox(self, session: Session, mailbox_id: int) -> MailboxKey:
         """The mailbox's current data key (the newest one)."""
@@ -470,10 +508,7 @@ class KeyService:
         current = self.ring.current_version
         done = 0
         while True:
-            rows = session.execute(
-                select(DataKey, Mailbox.uid).join(Mailbox, Mailbox.id == DataKey.mailbox_id)
-                .where(DataKey.master_version != current).order_by(DataKey.id).limit(batch)
-            ).all()
+            rows = not_under(session, current, batch)
             if not rows:
                 return done
             for data_key, mailbox_uid in rows:
@@ -490,8 +525,7 @@ class KeyService:
         """Crypto-shredding: destroy the mailbox's wrapped data keys. Returns how many."""
         ids = list(session.execute(select(DataKey.id).where(DataKey.mailbox_id == mailbox_id)).scalars())
         if ids:  # no foreign key does it (issue 23): queue entries sealed under these keys lose the reference
-            session.execute(update(QueueEntry).where(QueueEntry.data_key_id.in_(ids)).values(data_key_id=None)
-                            .execution_options(synchronize_session=False))  # a bounded fan-out over the buckets
+            unlink_queue_entries(session, ids)
         session.execute(delete(DataKey).where(DataKey.mailbox_id == mailbox_id))
         self.forget(ids)
         session.info.pop(TRANSACTION_KEYS, None)  # keys remembered for this transaction may be among them

@@ -122,7 +122,7 @@ def test_delete_is_recorded_then_purged_by_the_job_or_at_once(world: World) -> N
         assert session.execute(select(func.count()).select_from(DataKey)
                                .where(DataKey.mailbox_id == mailbox_id)).scalar_one() == 0
         with pytest.raises(KeyUnavailable):
-            svc.keys.by_id(session, key_id)
+            svc.keys.by_id(session, key_id, mailbox_id=mailbox_id)
 
     code, out, err = cli(world.home, "patient", "delete", other, "--yes", "--now")
     assert code == 0 and "purged" in out and "0 message(s)" in out, err

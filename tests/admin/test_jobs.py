@@ -106,11 +106,12 @@ def test_closed_spaces_archived_then_purged_and_messages_no_longer_decrypt(store
         with pytest.raises(LookupError):
             read_message(session, store.keys, mailbox, stored.message_id)
         with pytest.raises(KeyUnavailable):
-            store.keys.by_id(session, key_id)
+            store.keys.by_id(session, key_id, mailbox_id=mailbox)
         assert session.execute(select(func.count()).select_from(Folder)
                                .where(Folder.mailbox_id == purged.mailbox_id)).scalar_one() == 0
     with store.db.read() as session, pytest.raises((KeyUnavailable, DecryptionError)):
-        store.keys.by_id(session, key_id).open("msg", "x", sealed)  # the copied ciphertext is unreadable
+        # the copied ciphertext is unreadable
+        store.keys.by_id(session, key_id, mailbox_id=mailbox).open("msg", "x", sealed)
     assert _run(store, "deletion-requests", T0 + timedelta(days=5)) == {"purged": 1, "past_deadline": 0}
     assert _run(store, "deletion-requests", T0 + timedelta(days=5)) == {"purged": 0, "past_deadline": 0}
     assert _state(store, deleting).state == "purged" and _state(store, other).state == "provisioned"

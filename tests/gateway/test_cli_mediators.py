@@ -103,7 +103,7 @@ def _queued_mails(home: str) -> list[bytes]:
     svc = open_services(Location(Path(home) / "gateway.toml", Path(home), True))
     try:
         with svc.db.read() as s:
-            return [svc.keys.by_id(s, r.data_key_id).open(MSG_PURPOSE, r.uuid, r.message_sealed)  # type: ignore[arg-type]
+            return [svc.keys.system_by_id(s, r.data_key_id).open(MSG_PURPOSE, r.uuid, r.message_sealed)  # type: ignore[arg-type]
                     for r in s.execute(select(QueueEntry).where(QueueEntry.kind == "notification")).scalars()]
     finally:
         svc.close()

@@ -90,15 +90,15 @@ def test_on_demand_reread_is_once_for_many_threads_and_rate_limited(tmp_path: Pa
             assert svc.keys.rewrap_all(s) == 0  # the service's own ring has only v1
             KeyService(rotated).rewrap_all(s)
         with svc.db.read() as s:
-            key_ids = [int(i) for i in s.execute(select(DataKey.id)).scalars()]
+            key_ids = [(int(i), int(m)) for i, m in s.execute(select(DataKey.id, DataKey.mailbox_id)).tuples()]
         reader = CountingReader(rotated)
         service = KeyService(ring, reader=reader)
         errors: list[BaseException] = []
 
-        def worker(key_id: int) -> None:
+        def worker(key: tuple[int, int]) -> None:
             try:
                 with svc.db.read() as s:
-                    service.by_id(s, key_id)
+                    service.by_id(s, key[0], mailbox_id=key[1])
             except BaseException as exc:
                 errors.append(exc)
 
@@ -116,7 +116,7 @@ def test_on_demand_reread_is_once_for_many_threads_and_rate_limited(tmp_path: Pa
         with svc.db.read() as s:
             for _ in range(20):
                 with pytest.raises(keystore.KeyUnavailable, match=r"v2, which .* lacks"):
-                    stale.by_id(s, key_ids[0])
+                    stale.by_id(s, key_ids[0][0], mailbox_id=key_ids[0][1])
         assert old_file.calls == 1
     finally:
         svc.close()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.app.context import Location, open_services
-from gateway.store import keyops
+from gateway.store import keyops, rewrap
 from gateway.store import keys as keystore
 from gateway.store.db import begin_immediate
 from gateway.store.keyfile import load_keyring
@@ -36,11 +36,11 @@ def test_batches_resume_after_an_interruption_on_both_databases(store: Store) ->
     keys = keystore.KeyService(target_ring)
     with store.db.write() as s:
         keystore.record_checks(s, target_ring, [2])
-        pending = keystore.pending_counts(s, 2)
+        pending = rewrap.pending_counts(s, 2)
     plan = keyops.RotationPlan(2, pending, "new")
     seen = []
 
-    def stop_after_three(batch: keystore.BatchResult) -> None:
+    def stop_after_three(batch: rewrap.BatchResult) -> None:
         seen.append(batch.rewrapped)
         if len(seen) == 3:
             raise KeyboardInterrupt
@@ -53,9 +53,9 @@ def test_batches_resume_after_an_interruption_on_both_databases(store: Store) ->
     assert _versions(store.db) == {2: 1200}
     fresh = keystore.KeyService(target_ring)
     with store.db.read() as s:
-        ids = list(s.execute(select(DataKey.id).order_by(DataKey.id)).scalars())
-        for key_id in ids[::97]:
-            fresh.by_id(s, key_id)
+        ids = list(s.execute(select(DataKey.id, DataKey.mailbox_id).order_by(DataKey.id)).tuples())
+        for key_id, mailbox_id in ids[::97]:
+            fresh.by_id(s, key_id, mailbox_id=mailbox_id)
 
 
 def test_cli_rotation_rerun_continues_without_a_new_version(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_cli_rotation_rerun_continues_without_a_new_version(tmp_path: Path) -> N
         # interrupted after two batches of 100, as by Ctrl-C or a crash
         calls = []
 
-        def interrupt(batch: keystore.BatchResult) -> None:
+        def interrupt(batch: rewrap.BatchResult) -> None:
             calls.append(batch)
             if len(calls) == 2:
                 raise KeyboardInterrupt

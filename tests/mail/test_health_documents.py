@@ -148,7 +148,7 @@ def test_refused_patient_among_others_gets_no_copy_and_the_sender_a_dsn(store: S
         assert dsn.domain == "clinic.test"
         assert dsn.data_key_id is not None
         envelope = open_envelope(s, store.keys, dsn)
-        text = store.keys.by_id(s, dsn.data_key_id).open(MSG_PURPOSE, dsn.uuid, dsn.message_sealed).decode()
+        text = store.keys.system_by_id(s, dsn.data_key_id).open(MSG_PURPOSE, dsn.uuid, dsn.message_sealed).decode()
     assert envelope.mail_from is None and [r.address for r in envelope.recipients] == ["dr@clinic.test"]
     assert "Action: failed" in text and "5.7.1" in text and f"{ins}@{PATIENT_DOMAIN}" in text
     assert "another patient" in text

@@ -31,7 +31,7 @@ def notifications(live: LiveGateway) -> list[tuple[QueueEntry, bytes]]:
         out = []
         for row in rows:
             assert row.data_key_id is not None
-            out.append((row, svc.keys.by_id(s, row.data_key_id).open(MSG_PURPOSE, row.uuid, row.message_sealed)))
+            out.append((row, svc.keys.system_by_id(s, row.data_key_id).open(MSG_PURPOSE, row.uuid, row.message_sealed)))
         return out
 
 

@@ -271,6 +271,51 @@ def test_an_index_key_rotation_moves_the_entries_and_the_trail_still_verifies(wo
         assert audit.verify(s).ok
 
 
+def test_a_patients_history_names_its_partitions_unless_an_index_key_was_retired(world: World) -> None:
+    """Issue 23: the entries about a patient lie in the partitions of the patient's keyed index
+    (one per index key version held) and the system partition (older entries); the history
+    names them (a few shards, not all). Once a version is retired, entries written under it lie
+    where no key left can say: the history then looks on every partition, and still finds them."""
+    from sqlalchemy import event
+
+    from crypto.blind_index import IndexKeyring
+    from gateway.store import audit_conversion
+    from gateway.store.keys import KeyService
+
+    store, pid = world.store, world.patient_id
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM audit_log" in statement:
+            seen.append(" ".join(statement.split()))
+
+    old = store.ring.index
+    assert isinstance(old, IndexKeyring)
+    with store.db.read() as s:
+        stored = {int(p) for p in s.execute(select(AuditEntry.partition).where(
+            AuditEntry.patient_index == audit_links.index_of(old, pid, 1))).scalars()}
+    assert stored and set(audit_links.partitions_about(old, pid) or ()) >= stored
+    event.listen(store.db.engine, "before_cursor_execute", record)
+    try:
+        with store.db.read() as s:
+            before, _ = audit_links.entries_about(s, store.keys, pid, mailbox_id=world.mailbox_id, limit=100)
+        assert len(before) == 5 and seen and all("audit_log.partition IN" in q for q in seen), seen
+        new = old.with_new_version()
+        after: int | None = 0
+        while after is not None:
+            _, after = audit_conversion.reindex_batch(store.db, new, source=1, target=2, after_patient=after)
+        assert audit_links.partitions_about(new, pid) is not None  # both versions held: still named
+        only_new = KeyService(store.ring.with_index(IndexKeyring({2: new.key_bytes(2)})))
+        assert audit_links.partitions_about(IndexKeyring({2: new.key_bytes(2)}), pid) is None
+        seen.clear()
+        with store.db.read() as s:
+            found, _ = audit_links.entries_about(s, only_new, pid, limit=100)
+        assert [e.id for e, _ in found] == [e.id for e, _ in before]
+        assert seen and not any("audit_log.partition" in q.split(" WHERE ", 1)[1] for q in seen), seen
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", record)
+
+
 def test_an_entry_after_a_purge_in_the_same_transaction_is_not_sealed_under_the_shredded_key(world: World) -> None:
     """Entries about a patient remember the patient's key for their transaction (issue 22); a
     purge in that transaction shreds the key, and the entries after it must not use it."""

@@ -59,7 +59,7 @@ def _mails(store: Store) -> list[bytes]:
         out = []
         for row in rows:
             assert row.data_key_id is not None
-            out.append(store.keys.by_id(s, row.data_key_id).open(MSG_PURPOSE, row.uuid, row.message_sealed))
+            out.append(store.keys.system_by_id(s, row.data_key_id).open(MSG_PURPOSE, row.uuid, row.message_sealed))
         return out
 
 

@@ -52,7 +52,7 @@ def code_mails(live: LiveGateway) -> list[tuple[str, bytes]]:
     with svc.db.read() as s:
         rows = list(s.execute(select(QueueEntry).where(QueueEntry.kind == "notification")
                               .order_by(QueueEntry.id)).scalars())
-        return [(r.domain, svc.keys.by_id(s, r.data_key_id).open(MSG_PURPOSE, r.uuid, r.message_sealed))  # type: ignore[arg-type]
+        return [(r.domain, svc.keys.system_by_id(s, r.data_key_id).open(MSG_PURPOSE, r.uuid, r.message_sealed))  # type: ignore[arg-type]
                 for r in rows]
 
 

@@ -16,14 +16,13 @@ from gateway.store import audit, keyops
 from gateway.store.index_keys import active_index_version, forget_index_check, recorded_index_checks
 from gateway.store.keyfile import write_keyring
 from gateway.store.keys import (
-    BatchResult,
     active_version,
     count_under,
-    pending_counts,
     recorded_checks,
     versions_in_use,
 )
 from gateway.store.models import Patient
+from gateway.store.rewrap import BatchResult, pending_counts
 from gateway.store.services import Services
 
 ROTATE_EPILOG = """\

@@ -127,10 +127,12 @@ def describe_recovery(action: str, entry: Opened) -> str | None:
     return None
 
 
-def entries(session: Session, keys: KeyService, patient_id: int, *, before: int | None = None
-            ) -> tuple[list[HistoryEntry], int | None]:
-    """One page of the history, newest first, and the id to continue from (or None)."""
-    found, more = audit_links.entries_about(session, keys, patient_id, subject_only=True, before=before, limit=PAGE)
+def entries(session: Session, keys: KeyService, patient_id: int, *, mailbox_id: int | None = None,
+            before: int | None = None) -> tuple[list[HistoryEntry], int | None]:
+    """One page of the history, newest first, and the id to continue from (or None);
+    ``mailbox_id``: the patient's mailbox, when the caller has it."""
+    found, more = audit_links.entries_about(session, keys, patient_id, mailbox_id=mailbox_id, subject_only=True,
+                                            before=before, limit=PAGE)
     rows = []
     for e, opened in found:
         what = describe_recovery(e.action, opened) or describe_action(e.action)

@@ -164,7 +164,8 @@ def routes(web: PatientWeb) -> list[BaseRoute]:
 
         def read() -> tuple[list[history.HistoryEntry], int | None, datetime | None]:
             with web.db.read() as s:
-                return (*history.entries(s, web.keys, ctx.patient_id, before=before), history.archived_until(s))
+                page = history.entries(s, web.keys, ctx.patient_id, mailbox_id=ctx.mailbox_id, before=before)
+                return (*page, history.archived_until(s))
 
         found, more, archived = await web.run(read)
         return web.render(request, "history.html", ctx=ctx, rows=found, more=more, archived_until=archived)
