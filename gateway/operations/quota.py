@@ -116,5 +116,6 @@ def set_limits(session: Session, keys: KeyService, actor: Actor, defaults: quota
     after = {"storage_kib": mailbox.quota_storage_kib, "messages": mailbox.quota_messages}
     if after != before:
         audit.record(session, actor=actor.audit_actor, action="quota.set", subject_ref=found.subject_ref,
-                     peer=actor.peer, now=now, details={"before": before, "after": after, "via": actor.via}, keys=keys)
+                     peer=actor.peer, now=now, details={"before": before, "after": after, "via": actor.via}, keys=keys,
+                     patient_mailbox=found.mailbox_id)
     return _row(session, found, defaults)

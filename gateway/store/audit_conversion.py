@@ -33,7 +33,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Update, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from crypto.blind_index import IndexKeyring
@@ -166,10 +166,25 @@ def reindex_batch(db: Database, index: IndexKeyring, *, source: int, target: int
     moved = 0
     with db.write() as session:
         for patient_id in ids:
-            result = session.execute(
-                update(AuditEntry).where(AuditEntry.patient_index == audit_links.index_of(index, patient_id, source),
-                                         AuditEntry.patient_index_version == source)
-                .values(patient_index=audit_links.index_of(index, patient_id, target), patient_index_version=target)
-                .execution_options(synchronize_session=False))
-            moved += int(result.rowcount)  # type: ignore[attr-defined]
+            moved += _reindex(session, index, patient_id, source, target)
     return moved, ids[-1]
+
+
+def _reindex(session: Session, index: IndexKeyring, patient_id: int, source: int, target: int) -> int:
+    """One patient's entries from index version ``source`` to ``target``, on the partitions they
+    can lie in (entries never change partition: it was fixed when each was written), or on every
+    partition when those cannot be named (an index key version was retired; distribution.py's
+    allow-list)."""
+    statement = (update(AuditEntry)
+                 .where(AuditEntry.patient_index == audit_links.index_of(index, patient_id, source),
+                        AuditEntry.patient_index_version == source)
+                 .values(patient_index=audit_links.index_of(index, patient_id, target), patient_index_version=target)
+                 .execution_options(synchronize_session=False))
+    partitions = audit_links.partitions_about(index, patient_id)
+    if partitions is None:
+        return _reindex_everywhere(session, statement)
+    return int(session.execute(statement.where(AuditEntry.partition.in_(partitions))).rowcount)  # type: ignore[attr-defined]
+
+
+def _reindex_everywhere(session: Session, statement: Update) -> int:
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]

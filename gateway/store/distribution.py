@@ -161,6 +161,16 @@ FANOUTS: tuple[Fanout, ...] = (
     *_fanouts("gateway.store.audit_links:_about_everywhere", ("audit_log",),
               "a patient's history after an index key version was retired: entries written under it lie in "
               "partitions no key left can name; the patient's keyed index on every partition, LIMIT N"),
+    *_fanouts("gateway.store.audit_conversion:reindex_batch", ("patients",),
+              "index key rotation of the audit trail: keyset batches of LIMIT N patient ids over every shard"),
+    *_fanouts("gateway.store.audit_conversion:_reindex_everywhere", ("audit_log",),
+              "index key rotation of the audit trail after a version was retired (the entries' partitions cannot "
+              "be named): one indexed UPDATE per patient of the batch on every partition"),
+    *_fanouts("gateway.store.audit_conversion:convert_batch", ("patients",),
+              "audit seal-links conversion of an older release's entries (once per installation, batches of N): "
+              "an entry names its patient by id only, so each patient's mailbox is found on every shard"),
+    *_fanouts("gateway.outbound.queue:stats", ("outbound_queue",),
+              "entries per status: one grouped count per shard (bounded by the queue's retention)"),
     *_fanouts("gateway.mailstore.chunks:remove_orphans", ("message_chunks", "messages"),
               "orphan-chunks job: one multi-shard DELETE per run of the pieces older than the grace period without "
               "their message row (the NOT EXISTS is co-located on mailbox_id)"),
