@@ -181,8 +181,21 @@ def distribute(engine: Engine, *, report: Callable[[Step], None] = lambda _s: No
     return steps
 
 
+# Every later connection to the database runs multi-shard statements over one connection per
+# worker: Citus refuses to write a reference table in a transaction that has already read a
+# distributed one in parallel ("cannot modify table "admins" because there was a parallel
+# operation on a distributed table", seen when the first administrator added after a start looked
+# up the system mailbox, a listed fan-out, before inserting the account). The gateway's
+# multi-shard statements are the bounded fan-outs of distribution.FANOUTS: rare, and small.
+SESSION_DEFAULTS = {"citus.multi_shard_modify_mode": "sequential"}
+
+
 def _distribute(engine: Engine, todo: list[Step]) -> None:
     with engine.begin() as conn:
+        database = conn.execute(text("SELECT current_database()")).scalar_one()
+        quote_db = engine.dialect.identifier_preparer.quote
+        for name, value in SESSION_DEFAULTS.items():
+            conn.execute(text(f"ALTER DATABASE {quote_db(str(database))} SET {name} TO '{value}'"))
         # DDL after distributing in the same transaction: one connection per worker, not per shard.
         conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
         # the row-level triggers plan() accepted (distribution.TRIGGERS): co-located rows only
