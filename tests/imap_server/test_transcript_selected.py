@@ -141,7 +141,8 @@ def test_copy_reseals_under_a_new_uuid(env: ImapEnv, filled: str) -> None:
     wire.ok("COPY 2 Archive")
     with env.live.services.db.read() as session:
         rows = session.execute(
-            select(Message.uuid, Message.sealed, Folder.name).join(Folder, Folder.id == Message.folder_id)
+            select(Message.uuid, Message.sealed, Folder.name)
+            .join(Folder, (Folder.mailbox_id == Message.mailbox_id) & (Folder.id == Message.folder_id))
             .where(Message.size == len(MULTIPART))
         ).all()
     mine = [r for r in rows if r.name in ("INBOX", "Archive")]

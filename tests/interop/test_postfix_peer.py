@@ -350,7 +350,9 @@ def test_burst_from_postfix_with_its_default_concurrency(rig: Rig) -> None:
 
     def stored() -> int:
         with live.services.db.read() as s:
-            return int(s.execute(select(func.count(StoredMessage.id)).join(Folder, StoredMessage.folder_id == Folder.id)
+            return int(s.execute(select(func.count(StoredMessage.id))
+                                 .join(Folder, (StoredMessage.mailbox_id == Folder.mailbox_id)
+                                       & (StoredMessage.folder_id == Folder.id))
                                  .where(Folder.mailbox_id.in_(mailboxes))).scalar_one())
 
     start = len(pf.log())

@@ -52,7 +52,9 @@ def _message_ids(site: Site, account: Account) -> list[int]:
 
     with site.live.services.db.read() as s:
         mailbox = s.execute(select(Patient.mailbox_id).where(Patient.id == account.patient_id)).scalar_one()
-        return list(s.execute(select(Message.id).join(Folder, Folder.id == Message.folder_id)
+        return list(s.execute(select(Message.id)
+                              .join(Folder, (Folder.mailbox_id == Message.mailbox_id)
+                                    & (Folder.id == Message.folder_id))
                               .where(Folder.mailbox_id == mailbox).order_by(Message.id)).scalars())
 
 
