@@ -33,11 +33,13 @@ from crypto.blind_index import IndexKeyring
 from crypto.envelope import DecryptionError, aad, open_sealed, seal
 from crypto.keyring import MasterKeyring, WrappedKey
 from gateway.accounts import ins_index
-from gateway.store.db import Database
+from gateway.store.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from gateway.store.keys import _dk_aad
 from gateway.store.models import DataKey, InsConversionComplete, InsDirectory, Mailbox, Patient
 
 DEFAULT_BATCH = 1000
+SCRUB_PATIENCE_S = 10.0  # a busy TRUNCATE checkpoint tried again for so long (see scrub)
+SCRUB_RETRY_S = 0.02
 
 
 @dataclass
@@ -115,18 +117,32 @@ def _write(db: Database, *steps: tuple[Any, list[dict[str, Any]]]) -> None:
                 conn.exec_driver_sql(f"PRAGMA secure_delete={int(previous or 0)}")
 
 
-def scrub(db: Database) -> bool:
+def scrub(db: Database, *, patience: float = SCRUB_PATIENCE_S) -> bool:
     """After a conversion, on SQLite: a TRUNCATE checkpoint, so the main file holds the pages as
     rewritten and the WAL no longer holds older page images (with the clear INS). True when it
-    completed (a long reader can hold it back: run it again later). PostgreSQL: nothing here
-    (``pg_dump`` sees only live rows; ``VACUUM FULL patients`` rewrites the table's files)."""
+    completed. SQLite answers SQLITE_BUSY at once, without the busy handler, when another
+    checkpoint is running (the gateway's own background one after each write;
+    https://sqlite.org/c3ref/wal_checkpoint_v2.html), so a busy answer is tried again for up to
+    ``patience`` seconds; a reader holding an old snapshot longer than that makes it give up
+    (run it again later). PostgreSQL: nothing here (``pg_dump`` sees only live rows;
+    ``VACUUM FULL patients`` rewrites the table's files)."""
     if not db.is_sqlite:
         return True
+    deadline = time.monotonic() + patience
     conn = db.engine.raw_connection()
     try:
-        busy, _frames, _done = conn.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return not busy
+        cur = conn.cursor()
+        # Readers and writers are waited for by the busy handler: within the same patience.
+        cur.execute(f"PRAGMA busy_timeout={max(1, int(patience * 1000))}")
+        while True:
+            busy, _frames, _done = cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(SCRUB_RETRY_S)
     finally:
+        conn.cursor().execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         conn.close()
 
 

@@ -121,6 +121,7 @@ def test_db_convert_ins_and_restore_ins_commands(tmp_path: Path) -> None:
         conn.execute("DELETE FROM ins_conversion_complete")  # not complete (migration 0021 records it)
     code, out, err = cli("--home", str(home), "db", "convert-ins", "--batch-size", "40")
     assert code == 0, err
+    assert "could not be truncated" not in err  # the scrub completed (tests/store/test_ins_scrub.py)
     with sqlite3.connect(home / "gateway.db") as conn:  # recorded: lookups stop looking for a clear INS
         assert conn.execute("SELECT id FROM ins_conversion_complete").fetchall() == [(1,)]
     assert "90 patient rows hold a clear INS" in out and "converted 90 rows" in out and "; 0 left" in out
