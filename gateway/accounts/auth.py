@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from gateway import metrics
 from gateway.accounts.pros import verify_password
-from gateway.accounts.throttle import REFUSED, IndexKeys, LoginThrottle, Reservation, ThrottleConfig
+from gateway.accounts.throttle import REFUSED, IndexKeys, LoginThrottle, Reservation, Runner, ThrottleConfig
 from gateway.settings import AuthSettings
 from gateway.store import audit
 from gateway.store.db import Database
@@ -43,6 +43,8 @@ class AuthOutcome:
 
 class Throttle(Protocol):
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation: ...
+    async def admit(self, account: str | None, ip: str, run: Runner = ...) -> Reservation: ...
+    def failed(self, reservation: Reservation, now: float) -> None: ...
     def succeeded(self, reservation: Reservation, now: float) -> None: ...
     def released(self, reservation: Reservation, now: float) -> None: ...
 
@@ -95,22 +97,37 @@ class Authenticator:
         return outcome
 
     def _attempt(self, username: str, password: str, peer: str, protocol: str) -> tuple[AuthOutcome, float]:
-        """Throttle check, credentials, bookkeeping; returns the outcome and the delay to wait."""
-        account = username.strip().lower()
-        attempt = self.throttle.reserve(account, peer, time.time())
+        """Throttle check (without waiting for pending attempts), credentials, bookkeeping;
+        returns the outcome and the delay to wait."""
+        attempt = self.throttle.reserve(username.strip().lower(), peer, time.time())
         if not attempt.allowed:
-            metrics.login_failure(protocol, attempt.reason)
-            return AuthOutcome(False, None, None, None, attempt.reason, attempt.retry_after), 0.0
+            return _refused(attempt, protocol), 0.0
+        return self._judge(attempt, username, password, peer, protocol)
+
+    def _judge(self, attempt: Reservation, username: str, password: str, peer: str, protocol: str
+               ) -> tuple[AuthOutcome, float]:
+        """Credentials checked under a reservation; the verdict goes to the throttle."""
         outcome = self._check(username, password, peer, protocol)
         if outcome.ok:
             self.throttle.succeeded(attempt, time.time())
             return outcome, 0.0
+        self.throttle.failed(attempt, time.time())
         metrics.login_failure(protocol, outcome.reason)
         return outcome, attempt.delay
 
     async def authenticate(self, username: str, password: str, peer: str, protocol: str) -> AuthOutcome:
-        """Verify credentials off the event loop; waits the throttle's delay after a failure."""
-        outcome, delay = await asyncio.to_thread(self._attempt, username, password, peer, protocol)
+        """Verify credentials off the event loop (after waiting for the verdicts of concurrent
+        attempts beyond a limit: :meth:`LoginThrottle.admit`); waits the throttle's delay after a failure."""
+        attempt = await self.throttle.admit(username.strip().lower(), peer)
+        if not attempt.allowed:
+            return _refused(attempt, protocol)
+        outcome, delay = await asyncio.to_thread(self._judge, attempt, username, password, peer, protocol)
         if delay:
             await asyncio.sleep(delay)
         return outcome
+
+
+def _refused(attempt: Reservation, protocol: str) -> AuthOutcome:
+    """Refused by the throttle: the secret was not checked."""
+    metrics.login_failure(protocol, attempt.reason)
+    return AuthOutcome(False, None, None, None, attempt.reason, attempt.retry_after)

@@ -74,12 +74,13 @@ class CertLogin:
         account = (authzid or "").strip().lower() or None
         if account is None and der is not None:
             account = "cert:" + identities.fingerprint(der)[:FINGERPRINT_SHOWN]
-        attempt = await asyncio.to_thread(self.throttle.reserve, account, peer, time.time())
+        attempt = await self.throttle.admit(account, peer)
         if not attempt.allowed:
             metrics.login_failure(protocol, attempt.reason)
             return CertOutcome(False, attempt.reason)
         if der is None:  # the session offers EXTERNAL only with a verified certificate
             metrics.login_failure(protocol, "certificate.missing")
+            await asyncio.to_thread(self.throttle.failed, attempt, time.time())
             await asyncio.sleep(attempt.delay)
             return CertOutcome(False, "certificate.missing")
         outcome = await asyncio.to_thread(self._decide, der, authzid, peer, protocol)
@@ -87,5 +88,6 @@ class CertLogin:
             await asyncio.to_thread(self.throttle.succeeded, attempt, time.time())
             return outcome
         metrics.login_failure(protocol, outcome.reason)
+        await asyncio.to_thread(self.throttle.failed, attempt, time.time())
         await asyncio.sleep(attempt.delay)
         return outcome

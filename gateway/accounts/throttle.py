@@ -1,11 +1,22 @@
 """Login throttling shared by every node through the database (SPEC §6; issue 15).
 
 Every login path (SMTP AUTH, IMAP LOGIN/AUTHENTICATE, the patient web, the admin console)
-asks :meth:`LoginThrottle.reserve` *before* it checks a secret. The reservation counts the
-attempt as a failure atomically (one write transaction, rows locked), so concurrent attempts
-beyond a limit are refused without the secret ever being checked; a success then gives the
-reservation back (:meth:`LoginThrottle.succeeded`). Checking first and counting afterwards, as
-before, let 40 concurrent wrong logins all be checked against a limit of 10.
+asks :meth:`LoginThrottle.admit` (:meth:`LoginThrottle.reserve`, waiting) *before* it checks a
+secret. The reservation counts the attempt as *pending* atomically (one write transaction, rows
+locked), and the limits apply to judged failures plus pending attempts, so concurrent attempts
+beyond a limit are never checked; the check's verdict then turns the reservation into a failure
+(:meth:`LoginThrottle.failed`) or gives it back (:meth:`LoginThrottle.succeeded`,
+:meth:`LoginThrottle.released`). Checking first and counting afterwards, as before issue 15, let
+40 concurrent wrong logins all be checked against a limit of 10.
+
+Only judged failures lock (issue 22's defect: when a reservation counted as a failure at once,
+50 concurrent *right* logins of one account from one network reached the lockout before any of
+them was judged, and 20 of 50 IMAP clients were refused for 15 minutes). An attempt that finds
+the limit reached by pending attempts alone is answered ``auth.busy`` by :meth:`reserve`;
+:meth:`admit` waits for the verdicts (up to ``config.pending_wait`` seconds, polling the shared
+counters with a growing pause) and reserves again. A reservation never judged (a node stopped
+between reserving and checking) still counts: once no reservation of the counter is younger than
+``config.pending_lease`` seconds, its pending attempts become failures (:func:`_settle`).
 
 Three counters per attempt, over a window (``config.window`` seconds, restarted when it
 has passed):
@@ -43,10 +54,14 @@ Times are seconds since the epoch (every node shares the clock). Pure arithmetic
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -61,7 +76,11 @@ from gateway.store.models import AdminAccount, LoginCounter, Mediator, ProAccoun
 from smtp.throttle import client_key
 
 #: Reasons for which an attempt was refused without checking its secret.
-REFUSED = frozenset({"auth.account_locked", "auth.ip_locked", "auth.account_slowed"})
+REFUSED = frozenset({"auth.account_locked", "auth.ip_locked", "auth.account_slowed", "auth.busy"})
+BUSY_FIRST_PAUSE = 0.05  # seconds admit() waits before reserving again; doubles up to BUSY_MAX_PAUSE
+BUSY_MAX_PAUSE = 1.0
+Runner = Callable[..., Awaitable[Any]]
+"""How a caller runs a blocking function off the event loop (``asyncio.to_thread``, an executor)."""
 _CLEANUP_EVERY = 500  # reservations between two sweeps of expired rows (per process)
 ACCOUNT_PURPOSE = "login-name"
 """Keyed-index purpose of the account name as typed (normalised: stripped, case-folded)."""
@@ -112,6 +131,8 @@ class ThrottleConfig:
     max_delay: float = 30.0
     lockout: float = 900.0  # seconds a lockout lasts
     known_network_days: float = 30.0  # a success from a network makes it known this long
+    pending_lease: float = 120.0  # a reservation neither judged nor given back this long is a failure
+    pending_wait: float = 20.0  # admit() waits so long for pending attempts' verdicts, then auth.busy
 
 
 @dataclass(frozen=True)
@@ -120,11 +141,14 @@ class Reservation:
     not be checked: answer ``reason`` at once (``retry_after``: when to try again)."""
 
     allowed: bool
-    reason: str  # auth.ok | auth.delayed | auth.account_locked | auth.ip_locked | auth.account_slowed
+    # auth.ok | auth.delayed | auth.account_locked | auth.ip_locked | auth.account_slowed | auth.busy
+    reason: str
     delay: float = 0.0  # seconds to wait before answering if the check fails
     retry_after: float | None = None
     keys: tuple[str, ...] = ()
     counted_account: bool = False
+    account: str | None = None  # as given to reserve (for the audit of a lockout it leads to)
+    ip: str = ""
 
 
 def _step(failures: int, after: int, base: float, cap: float) -> float:
@@ -206,7 +230,8 @@ class LoginThrottle:
                                .on_conflict_do_nothing(index_elements=["key"]).returning(LoginCounter)).first()
 
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
-        """Count this attempt as a failure before the secret is checked, or refuse it."""
+        """Count this attempt as pending before the secret is checked, or refuse it (``auth.busy``:
+        the limit is reached by attempts not judged yet; :meth:`admit` waits for them)."""
         c = self.config
         if next(self._calls) % _CLEANUP_EVERY == 0:
             self._sweep(now)
@@ -214,6 +239,10 @@ class LoginThrottle:
             keys, others = self._names(session, account, ip)
             rows = self._rows(session, keys, now, others)
             pair, net, acct = (rows[k] for k in keys)
+            if _settle(pair, c.lockout_after, c.lockout, now):
+                self._audit_lockout(session, "account", account, ip, now)
+            if _settle(net, c.ip_lockout_after, c.lockout, now):
+                self._audit_lockout(session, "network", account, ip, now)
             if (pair.locked_until or 0.0) > now:
                 return Reservation(False, "auth.account_locked", retry_after=pair.locked_until)
             if (net.locked_until or 0.0) > now:
@@ -221,23 +250,35 @@ class LoginThrottle:
             known = pair.succeeded_at is not None and pair.succeeded_at > now - c.known_network_days * 86400
             if not known and (acct.next_allowed or 0.0) > now:
                 return Reservation(False, "auth.account_slowed", retry_after=acct.next_allowed)
-            pair.failures += 1
-            net.failures += 1
-            if pair.failures >= c.lockout_after:
-                pair.locked_until = now + c.lockout
-                self._audit_lockout(session, "account", account, ip, now)
-            if net.failures >= c.ip_lockout_after:
-                net.locked_until = now + c.lockout
-                self._audit_lockout(session, "network", account, ip, now)
+            if pair.failures + pair.pending >= c.lockout_after or net.failures + net.pending >= c.ip_lockout_after:
+                return Reservation(False, "auth.busy", retry_after=now + BUSY_FIRST_PAUSE)
+            # The delay is due for the failures and pending attempts before this one (the first cost nothing).
+            delay = max(_step(pair.failures + pair.pending, c.delay_after, c.base_delay, c.max_delay),
+                        _step(net.failures + net.pending, c.ip_delay_after, c.base_delay, c.max_delay))
+            for row in (pair, net):
+                row.pending += 1
+                row.pending_until = max(row.pending_until or 0.0, now + c.pending_lease)
             if not known:
                 acct.failures += 1
                 spacing = _step(acct.failures, c.account_slow_after, c.base_delay, c.account_max_spacing)
                 if spacing:
                     acct.next_allowed = now + spacing
-            # The delay is due for the failures *before* this attempt (the first ones cost nothing).
-            delay = max(_step(pair.failures - 1, c.delay_after, c.base_delay, c.max_delay),
-                        _step(net.failures - 1, c.ip_delay_after, c.base_delay, c.max_delay))
-        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known)
+        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known, account, ip)
+
+    async def admit(self, account: str | None, ip: str, run: Runner = asyncio.to_thread) -> Reservation:
+        """:meth:`reserve`, waiting while the limit is reached only by attempts not judged yet
+        (concurrent logins of one account, or from one network, beyond the limits): reserved
+        again after a growing pause until ``config.pending_wait`` has passed, then ``auth.busy``.
+        ``run`` runs :meth:`reserve` off the event loop; the waits are the loop's, holding no
+        thread (the verdicts that end them need threads)."""
+        deadline = time.monotonic() + self.config.pending_wait
+        pause = BUSY_FIRST_PAUSE
+        while True:
+            reservation: Reservation = await run(self.reserve, account, ip, time.time())
+            if reservation.reason != "auth.busy" or time.monotonic() + pause > deadline:
+                return reservation
+            await asyncio.sleep(pause * random.uniform(0.5, 1.0))  # jitter, not a secret
+            pause = min(pause * 2, BUSY_MAX_PAUSE)
 
     def _audit_lockout(self, session: Session, kind: str, account: str | None, ip: str, now: float) -> None:
         """A lockout starts: in the audit trail (who and from where). The account is named only when
@@ -249,6 +290,23 @@ class LoginThrottle:
             details["account"] = "unknown"
         audit.record(session, actor="system:throttle", action="login.lockout", subject_ref=subject, peer=ip,
                      now=datetime.fromtimestamp(now, UTC), details=details)
+
+    def failed(self, reservation: Reservation, now: float) -> None:
+        """The secret was wrong (or the account may not log in): the pending attempt becomes a
+        failure; the lockout starts when failures reach the limit."""
+        if not reservation.allowed:
+            return
+        c = self.config
+        pair_key, net_key, _acct_key = reservation.keys
+        with self.db.write() as session:
+            rows = self._rows(session, reservation.keys, now)
+            pair, net = rows[pair_key], rows[net_key]
+            for row, limit, kind in ((pair, c.lockout_after, "account"), (net, c.ip_lockout_after, "network")):
+                row.pending = max(row.pending - 1, 0)
+                row.failures += 1
+                if row.failures >= limit and (row.locked_until or 0.0) <= now:
+                    row.locked_until = now + c.lockout
+                    self._audit_lockout(session, kind, reservation.account, reservation.ip, now)
 
     def succeeded(self, reservation: Reservation, now: float) -> None:
         """The secret was right: give the reservation back; the network becomes known."""
@@ -267,15 +325,10 @@ class LoginThrottle:
         with self.db.write() as session:
             rows = self._rows(session, reservation.keys, now)
             pair, net, acct = rows[pair_key], rows[net_key], rows[acct_key]
-            if known:
-                pair.failures, pair.succeeded_at = 0, now
-            else:
-                pair.failures = max(pair.failures - 1, 0)
-            if pair.locked_until is not None and pair.failures < self.config.lockout_after:
-                pair.locked_until = None  # this very attempt had set it
-            net.failures = max(net.failures - 1, 0)
-            if net.locked_until is not None and net.failures < self.config.ip_lockout_after:
-                net.locked_until = None  # this very attempt had set it
+            pair.pending = max(pair.pending - 1, 0)
+            net.pending = max(net.pending - 1, 0)
+            if known:  # the right secret from this network: its failures (and a lockout meanwhile) end
+                pair.failures, pair.succeeded_at, pair.locked_until = 0, now, None
             if reservation.counted_account:
                 acct.failures = max(acct.failures - 1, 0)
                 if not known and acct.failures < self.config.account_slow_after:
@@ -290,9 +343,24 @@ class LoginThrottle:
                 session.execute(delete(LoginCounter).where(LoginCounter.key == key, _expired(self.config, now)))
 
 
+def _settle(row: LoginCounter, limit: int, lockout: float, now: float) -> bool:
+    """Pending attempts whose lease has passed (none reserved since ``pending_lease`` seconds, none
+    judged: a node stopped between reserving and checking) count as failures. True when that
+    starts a lockout."""
+    if not row.pending or (row.pending_until or 0.0) > now:
+        return False
+    row.failures += row.pending
+    row.pending, row.pending_until = 0, None
+    if row.failures >= limit and (row.locked_until or 0.0) <= now:
+        row.locked_until = now + lockout
+        return True
+    return False
+
+
 def _expired(config: ThrottleConfig, now: float) -> ColumnElement[bool]:
     c = LoginCounter
     return and_(c.window_start <= now - config.window,
+                or_(c.pending == 0, c.pending_until <= now - config.window),  # never judged, long ago
                 or_(c.locked_until.is_(None), c.locked_until <= now),
                 or_(c.next_allowed.is_(None), c.next_allowed <= now),
                 or_(c.succeeded_at.is_(None), c.succeeded_at <= now - config.known_network_days * 86400))

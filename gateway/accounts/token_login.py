@@ -101,7 +101,7 @@ class TokenLogin:
     async def authenticate(self, mechanism: str, authzid: str | None, token: str, peer: str,
                            protocol: str) -> TokenOutcome:
         account = (authzid or "").strip().lower() or None
-        attempt: Reservation = await asyncio.to_thread(self.throttle.reserve, account, peer, time.time())
+        attempt: Reservation = await self.throttle.admit(account, peer)
         if not attempt.allowed:
             metrics.login_failure(protocol, attempt.reason)
             return TokenOutcome(False, attempt.reason)
@@ -113,6 +113,7 @@ class TokenLogin:
             if verified.temporary:
                 await asyncio.to_thread(self.throttle.released, attempt, time.time())
                 return TokenOutcome(False, reason, temporary=True)
+            await asyncio.to_thread(self.throttle.failed, attempt, time.time())
             await asyncio.sleep(attempt.delay)
             return TokenOutcome(False, reason, challenge=self.challenge(mechanism, verified))
         outcome = await asyncio.to_thread(self._decide, verified.identity, authzid, peer, protocol, mechanism)
@@ -121,6 +122,7 @@ class TokenLogin:
             return TokenOutcome(True, outcome.reason, outcome.account, outcome.account_id, outcome.mailbox_id,
                                 verified.expires_at)
         metrics.login_failure(protocol, outcome.reason)
+        await asyncio.to_thread(self.throttle.failed, attempt, time.time())
         await asyncio.sleep(attempt.delay)
         return TokenOutcome(False, outcome.reason,
                             challenge=self.challenge(mechanism, Refused(outcome.reason)))

@@ -654,6 +654,8 @@ class LoginCounter(Base):
     locked_until: Mapped[float | None] = mapped_column(Float)
     next_allowed: Mapped[float | None] = mapped_column(Float)  # account ceiling: spacing, never a lock
     succeeded_at: Mapped[float | None] = mapped_column(Float)  # the network is known for this account
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # reserved, not judged yet
+    pending_until: Mapped[float | None] = mapped_column(Float)  # the newest reservation's lease ends
 
 
 class InsDirectory(Base):

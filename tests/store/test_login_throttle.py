@@ -4,6 +4,7 @@ Runs on SQLite and PostgreSQL (``store`` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from gateway.accounts.pros import add_hosted_domain, add_pro
@@ -20,7 +21,8 @@ CONFIG = ThrottleConfig(window=600, delay_after=2, lockout_after=4, ip_delay_aft
 
 def fail(node: LoginThrottle, account: str | None, ip: str, at: float) -> Reservation:
     attempt = node.reserve(account, ip, at)
-    return attempt  # a failed check simply leaves the reservation counted
+    node.failed(attempt, at)  # the check said no (a no-op for a refused reservation)
+    return attempt
 
 
 def _pro(store: Store, address: str) -> None:
@@ -225,3 +227,78 @@ def test_an_index_key_rotation_keeps_lockouts_and_known_networks(store: Store) -
     with store.db.write() as session:  # an admin reset clears the account under every version
         clear_account(session, rotated, "DR@clinic.test")
     assert after.reserve("dr@clinic.test", "198.51.100.7", NOW + 30).allowed
+
+
+def test_concurrent_right_logins_are_never_locked_out(store: Store) -> None:
+    """Issue 22's defect: a reservation counted as a failure at once, so 12 logins of one account
+    from one network in flight together locked it out before any was judged (bench/run: 20 of 50
+    IMAP clients refused). Pending attempts beyond the limit wait; only judged failures lock."""
+    node = LoginThrottle(store.db, store.keys, CONFIG)
+    first = [node.reserve("dr@clinic.test", "192.0.2.1", NOW) for _ in range(4)]
+    assert all(a.allowed for a in first)
+    beyond = node.reserve("dr@clinic.test", "192.0.2.1", NOW)
+    assert not beyond.allowed and beyond.reason == "auth.busy"  # not a lockout: a wait
+    for attempt in first:
+        node.succeeded(attempt, NOW + 1)
+    again = node.reserve("dr@clinic.test", "192.0.2.1", NOW + 1)
+    assert again.allowed and again.delay == 0.0
+    with store.db.read() as session:
+        assert not session.query(AuditEntry).filter(AuditEntry.action == "login.lockout").all()
+
+
+def test_admit_waits_for_the_verdicts_of_concurrent_logins(store: Store) -> None:
+    """50 right logins at once (a limit of 4 per pair, 10 per network): every one gets in."""
+    node = LoginThrottle(store.db, store.keys, ThrottleConfig(lockout_after=4, ip_lockout_after=10,
+                                                            pending_wait=30))
+
+    async def login() -> bool:
+        attempt = await node.admit("dr@clinic.test", "192.0.2.1")
+        if not attempt.allowed:
+            return False
+        await asyncio.sleep(0.02)  # the check
+        await asyncio.to_thread(node.succeeded, attempt, NOW)
+        return True
+
+    async def burst() -> list[bool]:
+        return list(await asyncio.gather(*(login() for _ in range(50))))
+
+    assert asyncio.run(burst()) == [True] * 50
+    with store.db.read() as session:
+        rows = session.query(LoginCounter).all()
+    assert all(row.pending == 0 and row.locked_until is None for row in rows)
+
+
+def test_concurrent_wrong_logins_through_admit_are_checked_no_more_than_the_limit(store: Store) -> None:
+    node = LoginThrottle(store.db, store.keys, ThrottleConfig(lockout_after=10, ip_lockout_after=1000,
+                                                            account_slow_after=1000, pending_wait=30))
+    checked: list[bool] = []
+
+    async def attack() -> None:
+        attempt = await node.admit("dr@clinic.test", "192.0.2.66")
+        if attempt.allowed:
+            checked.append(True)
+            await asyncio.sleep(0.01)
+            await asyncio.to_thread(node.failed, attempt, NOW)
+
+    async def burst() -> None:
+        await asyncio.gather(*(attack() for _ in range(40)))
+
+    asyncio.run(burst())
+    assert len(checked) == 10
+    refused = node.reserve("dr@clinic.test", "192.0.2.66", NOW + 1)
+    assert refused.reason == "auth.account_locked"
+
+
+def test_a_reservation_never_judged_counts_once_its_lease_has_passed(store: Store) -> None:
+    """A node stopped between reserving and checking: the attempt was possibly checked, so it counts."""
+    _pro(store, "dr@clinic.test")
+    node = LoginThrottle(store.db, store.keys, CONFIG)
+    for _ in range(4):
+        assert node.reserve("dr@clinic.test", "192.0.2.1", NOW).allowed  # never judged
+    assert node.reserve("dr@clinic.test", "192.0.2.1", NOW + 60).reason == "auth.busy"  # in flight
+    late = NOW + CONFIG.pending_lease + 1
+    locked = node.reserve("dr@clinic.test", "192.0.2.1", late)
+    assert not locked.allowed and locked.reason == "auth.account_locked" and locked.retry_after == late + 300
+    with store.db.read() as session:
+        (entry,) = session.query(AuditEntry).filter(AuditEntry.action == "login.lockout").all()
+    assert entry.subject_ref == "pro:dr@clinic.test"

@@ -115,7 +115,8 @@ def _life(store: Store) -> KeyService:
     before.succeeded(owner, NOW)
     before.released(before.reserve("dr@clinic.test", "192.0.2.2", NOW), NOW)
     for i in range(6):  # the pair locked, the network locked, the account spaced out
-        before.reserve(f"user{i % 2}@clinic.test" if i > 3 else "dr@clinic.test", "198.51.100.7", NOW + i)
+        before.failed(before.reserve(f"user{i % 2}@clinic.test" if i > 3 else "dr@clinic.test", "198.51.100.7",
+                                     NOW + i), NOW + i)
     rotated = KeyService(store.ring.with_index(store.ring.index.with_new_version()))
     assert rotated.ring.index is not None
     with store.db.write() as session:

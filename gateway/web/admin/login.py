@@ -79,13 +79,14 @@ def routes(ctx: AdminContext) -> list[BaseRoute]:
         peer = client_ip(request)
         throttle = ctx.throttle
         assert throttle is not None
-        attempt = await ctx.run(throttle.reserve, "admin:" + name.lower(), peer, time.time())
+        attempt = await throttle.admit("admin:" + name.lower(), peer, ctx.run)
         if not attempt.allowed:  # counted before checking: concurrent attempts cannot race the limit
             metrics.login_failure("admin", attempt.reason)
             return form(request, error=LOCKED, status=429)
         opened, role = await ctx.run(_check, name, password, code, peer)
         if opened is None:
             metrics.login_failure("admin", "auth.failed")
+            await ctx.run(throttle.failed, attempt, time.time())
             if attempt.delay:
                 await asyncio.sleep(attempt.delay)
             return form(request, error=FAILED, status=401)

@@ -57,7 +57,7 @@ def ins_key(raw: str) -> tuple[str | None, str]:
 async def reserve(web: PatientWeb, kind: str, account: str, ip: str) -> Reservation | None:
     """Count this attempt before the secret is checked (shared by every node through the
     database, ``LoginThrottle``); ``None`` when it is refused: answer at once, check nothing."""
-    reservation = await web.run(web.throttle.reserve, f"{kind}:{account}", ip, time.time())
+    reservation = await web.throttle.admit(f"{kind}:{account}", ip, web.run)
     if not reservation.allowed:
         metrics.login_failure("web", reservation.reason)
         return None
@@ -65,7 +65,8 @@ async def reserve(web: PatientWeb, kind: str, account: str, ip: str) -> Reservat
 
 
 async def failed(web: PatientWeb, reservation: Reservation) -> None:
-    """The secret was wrong: the attempt stays counted; wait the delay due."""
+    """The secret was wrong: the attempt counts as a failure; wait the delay due."""
+    await web.run(web.throttle.failed, reservation, time.time())
     if reservation.delay:
         await asyncio.sleep(reservation.delay)
 
