@@ -16,7 +16,8 @@ the account's status is read again (one primary-key read) when the last read is
 ``access_check`` seconds old (``ACCESS_CHECK_S``, 5 s), or sooner when a change of the
 account's mailbox was announced since (the suspension announces one: through PostgreSQL
 LISTEN/NOTIFY every node hears it at once). So a FETCH costs no database round trip for
-this, a session of a suspended account ends within 5 s on any node (at once on PostgreSQL),
+this, a session of a suspended account ends within 5 s on any node (at once on PostgreSQL,
+IDLE in a selected mailbox included: :meth:`StoreMailboxes.wait_for_change` looks when woken),
 and the end is audited (``imap.session_end``, the reason code, no content) and logged
 (the account's id only).
 """
@@ -420,6 +421,8 @@ class StoreMailboxes:
             self._last_look = None if current is None else (name, version, current, looked_at)
             if current is None or current > since_modseq:
                 return True
+            if timeout > 0 and version != self._access[0] and not await self.still_open():
+                return True  # woken by the account's suspension (IDLE): the caller's check ends it
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
