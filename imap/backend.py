@@ -242,6 +242,13 @@ class Mailboxes(Protocol):
     @property
     def username(self) -> str: ...
 
+    async def still_open(self) -> bool:
+        """False once the account may no longer use this session (an administrator suspended
+        or removed it): the session then ends with ``* BYE``. Asked before every command of
+        the authenticated states and while IDLE, so the host keeps it cheap (an answer at most
+        a few seconds stale is fine; say the bound)."""
+        ...
+
     async def list_folders(self) -> Sequence[FolderInfo]:
         """Every folder of the user, subscribed or not (LIST / LSUB filter them)."""
         ...

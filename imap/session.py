@@ -13,7 +13,11 @@ read, which is compressed) and closing (:attr:`closed`).
 IDLE (RFC 2177) runs a watcher task here that writes untagged updates as they happen. A session
 opened with an access token (OAUTHBEARER / XOAUTH2) runs a timer that ends it with ``* BYE``
 ``token_grace`` seconds after the token's expiry (clock injected through the config), then
-asks the shell to hang up.
+asks the shell to hang up. An account an administrator suspended or removed loses its open
+sessions too (as Dovecot kicks the user): before every command of the authenticated states
+the session asks the backend (:meth:`~imap.backend.Mailboxes.still_open`, an answer the host
+keeps cheap), and an IDLE watcher asks at least every ``access_check`` seconds; a refusal is
+an untagged ``* BYE`` and the connection closes (RFC 9051 §7.1.5).
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ class SessionConfig:
     # SASL bearer-token mechanisms offered after TLS (RFC 7628 OAUTHBEARER, XOAUTH2): [auth.oidc]
     token_mechanisms: tuple[str, ...] = ()
     token_grace: float = 3600.0  # a token's session ends this many seconds after its expiry
+    # seconds between two asks, while IDLE, whether the account may still use the session
+    access_check: float = 5.0
     # SASL EXTERNAL (RFC 4422 appendix A) for a TLS connection with a verified client certificate
     external: bool = False
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC), compare=False)
@@ -121,6 +127,7 @@ class Session:
         self._idle_stop = False
         self._hangup = hangup  # the shell's: end the connection (the session closed on its own)
         self._expiry: asyncio.Task[None] | None = None  # a token session's end (issue 19)
+        self._ending: asyncio.Task[None] | None = None  # the end a watcher asked for (end_with)
 
     def _new_receiver(self) -> CommandReceiver:
         return CommandReceiver(max_literal=self.config.max_literal_unauth, literal_mode=self.config.literal_mode)
@@ -199,13 +206,37 @@ class Session:
 
     async def _expire(self, delay: float) -> None:
         await asyncio.sleep(delay)
+        self._expiry = None  # close() must not cancel this very task
+        await self._end(replies.TOKEN_EXPIRED)
+
+    async def _end(self, reply: Reply) -> None:
+        """Untagged ``reply`` (a BYE), then close and ask the shell to hang up."""
         async with self.busy:  # never in the middle of a command's output
+            if self.closed:
+                return
             await self.stop_idle_watch()
-            await self.send(replies.TOKEN_EXPIRED.line())
-            self._expiry = None  # close() must not cancel this very task
+            await self.send(reply.line())
             await self.close()
         if self._hangup is not None:
             self._hangup()
+
+    def end_with(self, reply: Reply) -> None:
+        """End the session with ``reply`` (a BYE) from a watcher task (IDLE, NOTIFY), which
+        must return right after: the end waits for it and for any running command."""
+        if self._ending is None:
+            self._ending = asyncio.create_task(self._end(reply))
+
+    async def still_open(self) -> bool:
+        """Whether the account may still use this session (True before login). A backend
+        that cannot answer now (e.g. its database unreachable for a moment) keeps it open:
+        the command itself then fails on its own, and the next one asks again."""
+        if self.mailboxes is None:
+            return True
+        try:
+            return await self.mailboxes.still_open()
+        except Exception:
+            log.warning("IMAP account check failed; asked again at the next command", exc_info=True)
+            return True
 
     def expect_line(self, handler: LineHandler) -> None:
         """The next client line is a continuation (SASL response or IDLE ``DONE``)."""
@@ -356,6 +387,10 @@ class Session:
             check(self.state, name, tls=self.tls, login_requires_tls=self.config.login_requires_tls)
         except ImapError as exc:
             await self._error(exc, command.tag)
+            return
+        if not await self.still_open():  # suspended or removed meanwhile: RFC 9051 §7.1.5
+            await self.send(replies.ACCOUNT_DISABLED.line())
+            await self.close()
             return
         handler = HANDLERS[type(command)]
         try:

@@ -66,10 +66,16 @@ class MemoryMailboxes:
         self.subscriptions: set[str] = set(folders)  # names: a subscription outlives its folder
         # RFC 9208 limits of the one quota root "" (STORAGE in KiB, MESSAGE); none by default.
         self.quota_limits: dict[str, int] = {}
+        self.suspended = False  # set it: every open session of the user ends (still_open)
+        self.access_checks = 0  # how many times a session asked
 
     @property
     def username(self) -> str:
         return self._username
+
+    async def still_open(self) -> bool:
+        self.access_checks += 1
+        return not self.suspended
 
     def _new(self, special_use: Sequence[str] = ()) -> _Folder:
         self._uidvalidity += 1

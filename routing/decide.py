@@ -70,6 +70,8 @@ def _mail_from_submission(sender: Sender) -> Verdict:
     # submission server check that the sender is one the account may use.
     if sender.account is None:
         return verdict(R.MAIL_AUTH_REQUIRED)
+    if not sender.account_active:  # suspended or removed after AUTH: 421, the session ends
+        return verdict(R.MAIL_ACCOUNT_DISABLED)
     if not _same(sender.address, sender.account):
         return verdict(R.MAIL_NOT_YOUR_ADDRESS)
     if sender.kind != "hosted_pro":

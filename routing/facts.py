@@ -48,6 +48,9 @@ class Sender:
     channel: Channel
     # submission: the authenticated account (RFC 4954), None when not authenticated
     account: Address | None = None
+    # submission: whether that account is still active (an administrator may suspend or remove
+    # it while the session it authenticated is open; the host reads it again at each MAIL FROM)
+    account_active: bool = True
     # MX: whether STARTTLS is active, the verified client certificate subject (RFC 4514
     # string), and after DATA the DKIM signatures of the message (RFC 6376), topmost first.
     tls: bool = False

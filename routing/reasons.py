@@ -76,6 +76,10 @@ MAIL_CERTIFICATE_INVALID = Outcome(
 )
 # RFC 4954 §6: "530 5.7.0 Authentication required".
 MAIL_AUTH_REQUIRED = Outcome("mail.auth_required", 530, "5.7.0", "authentication required")
+# The account authenticated on this session was suspended or removed since (Postfix and Dovecot
+# re-check on each use): RFC 5321 §3.8 421, the server closes the channel; RFC 3463 X.7.0.
+MAIL_ACCOUNT_DISABLED = Outcome(
+    "mail.account_disabled", 421, "4.7.0", "account disabled by the administrator, closing connection")
 MAIL_NOT_YOUR_ADDRESS = Outcome("mail.not_your_address", 550, "5.7.1", "sender address does not belong to your account")
 MAIL_LOCAL_DOMAIN_VIA_MX = Outcome(
     "mail.local_domain_via_mx",

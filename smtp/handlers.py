@@ -79,7 +79,10 @@ async def mail(s: Session, cmd: Mail) -> None:
     verdict = await s.backend.policy.mail(s.facts, envelope)
     if not accepted(verdict):
         s.end_transaction()
-        s.reply(verdict)
+        if verdict.code == 421:  # RFC 5321 §3.8: e.g. the account was suspended meanwhile
+            s.close_with(verdict)
+        else:
+            s.reply(verdict)
         return
     hold = s.backend.bodies
     if cmd.params.size and hold is not None and not await hold.room_for(cmd.params.size):

@@ -85,8 +85,9 @@ def test_routing_reason_codes_unique() -> None:
 
 
 # RFC 6376 §6.1.2: a DKIM key that does not answer now is a TEMPFAIL, not a verdict on the
-# message: the one routing outcome that asks the sender to try again later.
-TEMPORARY = {"data.dkim_temperror"}
+# message: the one routing outcome that asks the sender to try again later. RFC 5321 §3.8: a
+# submission session whose account was suspended or removed since AUTH is closed with 421.
+TEMPORARY = {"data.dkim_temperror", "mail.account_disabled"}
 
 
 def test_routing_refusals_are_permanent() -> None:

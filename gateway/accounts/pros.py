@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from gateway.mailstore.folders import PRO_FOLDERS, create_standard_folders
 from gateway.store.keys import KeyService
 from gateway.store.models import HostedDomain, ProAccount, TrustedDomain
+from gateway.store.raw import RawStatement, Runner
 
 # Passwords are argon2id (RFC 9106) in the PHC string form, computed by libsodium (PyNaCl):
 # its implementation needs ~30 % less CPU than argon2-cffi's bundled reference code for the
@@ -126,3 +127,29 @@ def add_pro(
 
 def pro_by_address(session: Session, address: str) -> ProAccount | None:
     return session.execute(select(ProAccount).where(ProAccount.address == address)).scalar_one_or_none()
+
+
+_P = ProAccount.__table__.c
+_STATUS_BY_ID = RawStatement("SELECT status FROM pro_accounts WHERE id = ?", (_P.id,))
+_STATUS_BY_ADDRESS = RawStatement("SELECT status FROM pro_accounts WHERE address = ?", (_P.address,))
+
+
+def status_by_id(runner: Runner, account_id: int) -> str | None:
+    """The account's status ("active", "disabled"); None once it was removed. One primary-key
+    read, for the open sessions' check (an account suspended meanwhile loses them)."""
+    row = _STATUS_BY_ID.first(runner, account_id)
+    return None if row is None else str(row[0])
+
+
+def status_by_address(runner: Runner, address: str) -> str | None:
+    """:func:`status_by_id` by the canonical (lower-case) address."""
+    row = _STATUS_BY_ADDRESS.first(runner, address)
+    return None if row is None else str(row[0])
+
+
+def session_end_reason(status: str | None) -> str | None:
+    """Why an open session of an account in ``status`` must end (None: it may go on): the
+    reason code of the audit entry and the log line (``account.disabled``, ``account.removed``)."""
+    if status == "active":
+        return None
+    return "account.removed" if status is None else f"account.{status}"

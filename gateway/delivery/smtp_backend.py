@@ -8,10 +8,13 @@ stores, one instance per connection (:func:`backend_factory`):
   trust list snapshot of :class:`~gateway.delivery.directory.Directory` through
   ``routing.decide.decide_mail_from``: listener MX or submission, authenticated account,
   TLS and the client certificate's DN from ``SessionFacts.tls_info``; a trust entry's own
-  size cap on ``SIZE=``), RCPT TO (``routing.decide.decide_rcpt`` with the recipient's
-  facts), after DATA (the headers parsed once, DKIM per the author's trust entry, then
-  ``routing.decide.decide_after_data``). Each refusal is a ``routing`` verdict with its
-  reason code, logged and counted in :mod:`gateway.metrics`.
+  size cap on ``SIZE=``; on submission the authenticated account's status, read again at
+  every MAIL FROM: an account suspended or removed since AUTH gets ``421 4.7.0``
+  ``mail.account_disabled`` and the session closes, audited as ``smtp.session_end``), RCPT
+  TO (``routing.decide.decide_rcpt`` with the recipient's facts), after DATA (the headers
+  parsed once, DKIM per the author's trust entry, then ``routing.decide.decide_after_data``).
+  Each refusal is a ``routing`` verdict with its reason code, logged and counted in
+  :mod:`gateway.metrics`.
 - :class:`GatewayDelivery`: the pipeline (:class:`~gateway.delivery.pipeline.Pipeline`);
   the session answers ``250`` only once it returned, after the durable commit (SPEC §7).
 - :class:`PasswordCheck`: :class:`gateway.accounts.auth.Authenticator` (throttle first,
@@ -33,12 +36,14 @@ from crypto.dkim import DkimResult, dns_txt_record, pinned_dnsfunc, verify_signa
 from gateway import metrics
 from gateway.accounts.auth import Authenticator
 from gateway.accounts.cert_login import CertLogin
+from gateway.accounts.pros import session_end_reason, status_by_address
 from gateway.accounts.token_login import TokenLogin
 from gateway.delivery.directory import Directory, LocalTarget, Snapshot, Target
 from gateway.delivery.documents import DocumentsRefused
 from gateway.delivery.headers import HeaderInfo, parse_headers
 from gateway.delivery.pipeline import Inbound, MailboxFull, Pipeline, Rcpt
 from gateway.net.bodies import BodyBudget, Hold
+from gateway.store import audit
 from routing.address import Address, InvalidAddress, parse_address
 from routing.decide import aligned, author_entry, decide_after_data, decide_mail_from, decide_rcpt
 from routing.facts import NO_CONVERSATION, DkimCheck, DkimOutcome, HeaderFacts, RecipientFacts, Sender
@@ -113,12 +118,15 @@ class GatewayPolicy:
         if snap is None:
             snap = await asyncio.to_thread(self.directory.snapshot)
         tls = facts.tls_info
+        ended = await self._account_ended(facts)
         sender = Sender(kind=self.directory.sender_kind(address, snap),  # type: ignore[arg-type]
                         address=address, channel="mx" if facts.listener == "mx" else "submission",
-                        account=_account(facts), tls=facts.tls, tls_peer_dn=tls.peer_dn if tls else None,
-                        tls_peer_problem=tls.peer_problem if tls else None)
+                        account=_account(facts), account_active=ended is None, tls=facts.tls,
+                        tls_peer_dn=tls.peer_dn if tls else None, tls_peer_problem=tls.peer_problem if tls else None)
         verdict = decide_mail_from(sender, snap.trust)
         if not verdict.accept:
+            if ended is not None and facts.account:
+                await asyncio.to_thread(self._audit_end, facts.account, facts.peer_ip, ended)
             return self._refused("mail", verdict, verdict.reason)
         entry = snap.trust.lookup(address.domain) if address else None
         size = envelope.params.size
@@ -126,6 +134,28 @@ class GatewayPolicy:
             return replies.MESSAGE_TOO_BIG  # the operator's own cap, below the listener's (RFC 1870 §6)
         self.tx = _Transaction(sender, snap)
         return replies.SENDER_OK
+
+    async def _account_ended(self, facts: SessionFacts) -> str | None:
+        """Why the account this submission session authenticated may no longer send (suspended,
+        removed: a reason code), or None. One indexed read per MAIL FROM, on every node the same
+        answer (Postfix re-checks on each use too); nothing to read on the MX."""
+        if facts.listener == "mx" or not facts.account:
+            return None
+        account = facts.account
+        reader = self.directory.db.loop_reader()
+        if reader is not None:  # SQLite: one indexed read costs less on the loop than a thread hop
+            return session_end_reason(status_by_address(reader, account))
+
+        def read() -> str | None:
+            with self.directory.db.direct_read() as direct:
+                return session_end_reason(status_by_address(direct, account))
+
+        return await asyncio.to_thread(read)
+
+    def _audit_end(self, account: str, peer: str, reason: str) -> None:
+        with self.directory.db.write() as session:
+            audit.record(session, actor=f"pro:{account}", action="smtp.session_end", subject_ref=f"pro:{account}",
+                         peer=peer, details={"reason": reason})
 
     async def rcpt(self, facts: SessionFacts, envelope: Envelope, recipient: Recipient) -> ReplyLike:
         tx = self.tx

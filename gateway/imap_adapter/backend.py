@@ -9,12 +9,25 @@ HIGHESTMODSEQ (at most ``poll_interval`` late). Logins go through
 each SELECT / EXAMINE writes one audit entry (actor ``pro:<address>``, no content;
 group-committed with concurrent ones, :mod:`gateway.imap_adapter.audit`); folder listings
 are cached in memory per process (:mod:`gateway.imap_adapter.listing`).
+
+An account an administrator suspends or removes loses its open sessions
+(:meth:`StoreMailboxes.still_open`, asked by the session before every command and while IDLE):
+the account's status is read again (one primary-key read) when the last read is
+``access_check`` seconds old (``ACCESS_CHECK_S``, 5 s), or sooner when a change of the
+account's mailbox was announced since (the suspension announces one: through PostgreSQL
+LISTEN/NOTIFY every node hears it at once). So a FETCH costs no database round trip for
+this, a session of a suspended account ends within 5 s on any node (at once on PostgreSQL,
+IDLE in a selected mailbox included: :meth:`StoreMailboxes.wait_for_change` looks when woken),
+and the end is audited (``imap.session_end``, the reason code, no content) and logged
+(the account's id only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from gateway.accounts.auth import Authenticator
 from gateway.accounts.cert_login import CertLogin
+from gateway.accounts.pros import session_end_reason, status_by_id
 from gateway.accounts.throttle import LoginThrottle
 from gateway.accounts.token_login import TokenLogin
 from gateway.imap_adapter.audit import AuditWriter
@@ -62,6 +76,7 @@ from imap.proto.commands import StoreMode
 from imap.proto.errors import CommandFailed
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.imap")
 READ_THREADS = 4
 # Writes serialise on the store's write lock anyway; two threads keep one committing while the
 # next prepares.
@@ -72,6 +87,11 @@ FRESH_S = 1.0
 # A single message up to this size is fetched on the event loop on SQLite (Database.loop_reader);
 # a larger one (decrypting 25 MB takes tens of milliseconds) goes to a reader thread.
 INLINE_MAX = 256 * 1024
+# How stale the answer to "may this account still use its open sessions?" may be (an
+# administrator suspended or removed it). Dovecot and Postfix re-check on each use; one
+# primary-key read per command would double the cost of a FETCH served from memory, and 5 s
+# is below what a person notices between clicking "disable" and looking at the client.
+ACCESS_CHECK_S = 5.0
 
 
 class StoreBackend:
@@ -80,8 +100,9 @@ class StoreBackend:
     def __init__(self, db: Database, keys: KeyService, hub: ChangeHub, *,
                  authenticator: Authenticator | None = None, poll_interval: float = 0.5,
                  quota_defaults: quota.QuotaDefaults = messages.NO_DEFAULTS,
-                 tokens: TokenLogin | None = None) -> None:
+                 tokens: TokenLogin | None = None, access_check: float = ACCESS_CHECK_S) -> None:
         self.db = db
+        self.access_check = access_check  # seconds an account's status read stays good
         self.tokens = tokens  # OAUTHBEARER / XOAUTH2 ([auth.oidc]); None: not offered
         self.quota_defaults = quota_defaults  # [quota] of the config (RFC 9208 limits)
         self.keys = keys
@@ -152,10 +173,33 @@ class StoreMailboxes:
         self.mailbox_id = mailbox_id
         self._peer = peer
         self._last_look: tuple[str, int, int, float] | None = None  # folder, hub version, modseq, time
+        # the account's status as read last (at login): the hub's version then, and when
+        self._access = (backend.hub.version(mailbox_id), time.monotonic())
+        self._ended: str | None = None  # why the account lost this session (a reason code)
 
     @property
     def username(self) -> str:
         return self._address
+
+    async def still_open(self) -> bool:
+        """False once the account is suspended or removed; see the module's docstring for the bound."""
+        if self._ended is not None:
+            return False
+        version, now = self._b.hub.version(self.mailbox_id), time.monotonic()
+        seen_version, seen_at = self._access
+        if version == seen_version and now - seen_at < self._b.access_check:
+            return True
+        status = await self._read_direct(lambda c: status_by_id(c, self._account_id))
+        self._access = (version, now)
+        reason = session_end_reason(status)
+        if reason is None:
+            return True
+        self._ended = reason
+        log.info("imap session ended", extra={"reason": reason, "account_id": self._account_id})
+        await self._b.access_audit.record(actor=f"pro:{self._address}", action="imap.session_end",
+                                          subject_ref=f"pro:{self._account_id}", peer=self._peer,
+                                          details={"reason": reason})
+        return False
 
     # --- plumbing -------------------------------------------------------------------
     async def _read(self, work: Callable[[Session], T]) -> T:
@@ -377,6 +421,8 @@ class StoreMailboxes:
             self._last_look = None if current is None else (name, version, current, looked_at)
             if current is None or current > since_modseq:
                 return True
+            if timeout > 0 and version != self._access[0] and not await self.still_open():
+                return True  # woken by the account's suspension (IDLE): the caller's check ends it
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False

@@ -13,7 +13,7 @@ import asyncio
 import socket
 
 from gateway import metrics
-from gateway.imap_adapter.backend import StoreBackend
+from gateway.imap_adapter.backend import ACCESS_CHECK_S, StoreBackend
 from gateway.net.accept import Acceptor, Ticket, listening_sockets
 from gateway.net.bodies import Hold
 from gateway.net.budgets import Budgets
@@ -51,7 +51,8 @@ def _config(s: Settings, budgets: Budgets, name: str, *, login_requires_tls: boo
                             token_mechanisms=TOKEN_MECHANISMS if s.auth.oidc is not None else (),
                             token_grace=float(s.auth.oidc.session_grace_seconds) if s.auth.oidc else 3600.0,
                             literal_mode=LiteralMode(s.imap.literals),
-                            external=s.tls.client_ca_file is not None)
+                            external=s.tls.client_ca_file is not None,
+                            access_check=ACCESS_CHECK_S)  # an IDLE session of a suspended account
     return ServerConfig(session=session, idle_timeout=float(s.imap.idle_timeout_seconds),
                         login_timeout=float(s.imap.login_timeout_seconds),
                         max_connections=budgets.plan.caps[name])

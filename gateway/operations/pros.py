@@ -2,7 +2,11 @@
 
 - *disable*: SMTP AUTH and IMAP LOGIN read the account's status at every login
   (``gateway/accounts/auth.py``, no cache), so a disabled account cannot log in from the next
-  attempt on, on every node; mail to it is refused (``routing``: account not active).
+  attempt on, on every node; mail to it is refused (``routing``: account not active). Its open
+  sessions end too, whatever they signed in with (password, token, certificate): SMTP
+  submission at the next MAIL FROM (``421 4.7.0``), IMAP at the next command or within 5 s
+  while IDLE (``* BYE``; ``gateway.imap_adapter.backend``). The change is announced on the
+  account's mailbox, so on PostgreSQL every node's IMAP sessions look again at once.
 - *password*: hashed (argon2id) by :func:`hash_new_password` *before* the write
   transaction (a hash costs ~0.2 s and a SQLite write transaction holds the one write
   lock); the account's failed-login count and lockout are cleared.
@@ -27,6 +31,7 @@ from gateway.accounts.pros import hash_password, pro_by_address
 from gateway.accounts.purge import empty_mailbox, mailbox_size
 from gateway.operations.common import Actor, bad_request, iso, not_found, text
 from gateway.store import audit
+from gateway.store.changes import announce
 from gateway.store.keys import KeyService, KeyUnavailable
 from gateway.store.models import HostedDomain, Mailbox, ProAccount
 from routing.address import InvalidAddress, parse_address
@@ -94,6 +99,7 @@ def set_status(session: Session, actor: Actor, address_value: Any, status: str, 
             pro.inactivity_warned_at = None
         audit.record(session, actor=actor.audit_actor, action=f"pro.{'disable' if status == 'disabled' else 'enable'}",
                      subject_ref=f"pro:{pro.address}", peer=actor.peer, now=now, details={"via": actor.via})
+        announce(session, pro.mailbox_id)  # open IMAP sessions on every node look again (PostgreSQL)
     return pro_row(pro)
 
 
@@ -145,6 +151,7 @@ def remove(session: Session, keys: KeyService, actor: Actor, address_value: Any,
     emptied = empty_mailbox(session, keys, mailbox_id)
     size = emptied.size
     forget_account(session, pro.id)
+    announce(session, mailbox_id)  # its open IMAP sessions on every node end (PostgreSQL)
     session.delete(pro)
     session.flush()
     session.execute(delete(Mailbox).where(Mailbox.id == mailbox_id).execution_options(synchronize_session=False))

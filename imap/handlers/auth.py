@@ -98,18 +98,24 @@ async def idle(s: Session, cmd: c.Idle) -> Reply | None:
     tag = cmd.tag
 
     async def watch() -> None:
+        # Woken at least every access_check seconds to ask whether the account may still use
+        # the session (suspended or removed: * BYE, RFC 9051 §7.1.5).
+        wait = min(s.config.idle_poll, s.config.access_check)
         try:
             while not s.idle_should_stop:
                 view = s.view
                 s.idle_waiting(True)
                 try:
                     if view is None:
-                        await asyncio.sleep(s.config.idle_poll)
+                        await asyncio.sleep(wait)
                         changed = False
                     else:
-                        changed = await s.boxes.wait_for_change(view.name, view.highestmodseq, s.config.idle_poll)
+                        changed = await s.boxes.wait_for_change(view.name, view.highestmodseq, wait)
                 finally:
                     s.idle_waiting(False)
+                if not s.idle_should_stop and not await s.still_open():
+                    s.end_with(replies.ACCOUNT_DISABLED)
+                    return
                 if not changed:
                     await asyncio.sleep(0.01)  # never spin, whatever the backend does
                 elif view is not None and not s.idle_should_stop:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from imap.backend import DELIMITER, FolderInfo, FolderStatus
 from imap.handlers.fetch import fetch
-from imap.proto import encoder
+from imap.proto import encoder, replies
 from imap.proto.commands import Fetch, Notify
 from imap.proto.commands_notify import MESSAGE_EVENTS, Event, EventGroup, Filter
 from imap.proto.seqset import SequenceSet
@@ -246,6 +246,9 @@ class NotifyWatcher:
         while not s.closed:
             try:
                 token = await s.boxes.wait_for_any_change(self.token, s.config.idle_poll)
+                if not await s.still_open():  # suspended or removed: RFC 9051 §7.1.5
+                    s.end_with(replies.ACCOUNT_DISABLED)
+                    return
                 async with s.busy:
                     if s.closed or s.notifier is not self:
                         return

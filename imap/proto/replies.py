@@ -114,6 +114,8 @@ TOO_MANY_ERRORS = Reply(_BYE, "Too many protocol errors")
 AUTOLOGOUT = Reply(_BYE, "Autologout; idle for too long")  # RFC 3501 §5.4
 # a session opened with an access token, its grace time after the token's expiry over (issue 19)
 TOKEN_EXPIRED = Reply(_BYE, "Access token expired; sign in again")
+# the account was suspended or removed while this session was open (RFC 9051 §7.1.5)
+ACCOUNT_DISABLED = Reply(_BYE, "Account disabled by the administrator; closing connection")
 LOGIN_TIMEOUT = Reply(_BYE, "Login timeout, closing connection")
 ADDRESS_FULL = Reply(_BYE, "Too many connections from your address, try again later", Code.UNAVAILABLE)
 LISTENER_FULL = Reply(_BYE, "Too many connections, try again later", Code.UNAVAILABLE)

@@ -352,3 +352,44 @@ def test_notify_on_one_node_hears_of_changes_made_through_the_other(cluster: Clu
                 client.logout()
             except (OSError, imaplib.IMAP4.error):
                 pass
+
+
+def test_an_account_disabled_through_one_node_loses_its_sessions_on_the_other(cluster: Cluster) -> None:
+    """Sessions on node A of an account disabled with node B's configuration (the same database):
+    an IDLE in a selected mailbox gets ``* BYE`` within a second with no command (the disable's
+    pg_notify wakes node A), a session between commands at its next command, and an SMTP
+    submission session ``421 4.7.0`` at its next MAIL FROM; node A's sessions of another account
+    go on."""
+    from gateway.app.cli.main import main
+
+    world = cluster.world
+    node_a, node_b = cluster.nodes
+    ca = ssl.create_default_context(cafile=str(node_a.home / "tls" / "ca.pem"))
+    idle, between, other = (imaplib.IMAP4("127.0.0.1", node_a.port("imap"), timeout=30) for _ in range(3))
+    smtp = smtplib.SMTP("127.0.0.1", node_a.port("submission"), timeout=30)
+    try:
+        for client, who in ((idle, world.colleague), (between, world.colleague), (other, world.pro)):
+            client.starttls(ca)
+            client.login(who, PASSWORD)
+        idle.select("INBOX")
+        between.select("INBOX")
+        smtp.starttls(context=ca)
+        smtp.login(world.colleague, PASSWORD)
+        idle.send(b"i1 IDLE\r\n")
+        assert idle.readline().startswith(b"+")
+        assert main(["--home", str(node_b.home), "pro", "disable", world.colleague]) == 0
+        disabled_at = time.monotonic()
+        idle.socket().settimeout(10)
+        assert idle.readline() == b"* BYE Account disabled by the administrator; closing connection\r\n"
+        assert time.monotonic() - disabled_at < 1.0
+        assert idle.readline() == b""  # closed
+        with pytest.raises(imaplib.IMAP4.abort, match="Account disabled"):
+            between.noop()
+        assert smtp.mail(world.colleague) == (
+            421, b"4.7.0 account disabled by the administrator, closing connection")
+        assert other.noop()[0] == "OK"
+    finally:
+        for client in (idle, between):
+            client.shutdown()
+        other.logout()
+        smtp.close()

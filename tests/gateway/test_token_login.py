@@ -234,3 +234,44 @@ def test_imap_session_ends_after_the_grace_time(site: tuple[World, LiveGateway],
     typ, _, other = imap_sign_in(live, "XOAUTH2", xoauth2(world.pro, provider.token()))
     assert typ == "OK" and other.noop()[0] == "OK"
     other.logout()
+
+
+def test_sessions_opened_by_token_end_when_the_mailbox_account_is_suspended(
+        site: tuple[World, LiveGateway], provider: PrivateProvider) -> None:
+    """The account's status is what matters, not how the session signed in: a token session of
+    the granted organisational mailbox ends once an administrator suspends that mailbox's
+    account, at the next IMAP command (``* BYE``) and the next MAIL FROM (``421 4.7.0``), within
+    the bound of the check (5 s; at once on PostgreSQL); the identity's personal mailbox goes on."""
+    from gateway.operations import pros as ops_pros
+
+    world, live = site
+    token = provider.token("lps-dr-alpha")
+    imap = imaplib.IMAP4_SSL("127.0.0.1", live.port("imaps"), ssl_context=_context(live), timeout=30)
+    typ, _ = imap._simple_command("AUTHENTICATE", "OAUTHBEARER", base64.b64encode(oauthbearer(ORG, token)).decode())
+    assert typ == "OK"
+    imap.state = "AUTH"
+    assert imap.select("INBOX")[0] == "OK"
+    _, _, personal = imap_sign_in(live, "XOAUTH2", xoauth2(world.pro, token))
+    smtp = smtplib.SMTP_SSL("127.0.0.1", live.port("submissions"), context=_context(live), timeout=30)
+    try:
+        smtp.ehlo("client.clinic.test")
+        assert smtp.auth("OAUTHBEARER", lambda _=None: oauthbearer(ORG, token).decode(),
+                         initial_response_ok=True)[0] == 235
+        with live.services.db.write() as session:
+            ops_pros.set_status(session, ACTOR, ORG, "disabled", now=datetime.now(UTC))
+        started = time.monotonic()
+        with pytest.raises(imaplib.IMAP4.abort, match="Account disabled by the administrator"):
+            while time.monotonic() - started < 7:
+                imap.noop()
+                time.sleep(0.2)
+        assert time.monotonic() - started < (6.5 if live.services.db.is_sqlite else 1.5)
+        assert smtp.mail(ORG) == (421, b"4.7.0 account disabled by the administrator, closing connection")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            smtp.noop()
+        assert personal.noop()[0] == "OK"
+    finally:
+        with live.services.db.write() as session:
+            ops_pros.set_status(session, ACTOR, ORG, "active", now=datetime.now(UTC))
+        smtp.close()
+        imap.shutdown()
+        personal.logout()

@@ -310,6 +310,12 @@ MAIL_ROWS: list[tuple[str, Sender, str, str]] = [
         "530 5.7.0 authentication required",
     ),
     (
+        "submission, the account suspended or removed since AUTH",
+        replace(HOSTED_PRO, account_active=False),
+        "mail.account_disabled",
+        "421 4.7.0 account disabled by the administrator, closing connection",
+    ),
+    (
         "submission MAIL FROM another address",
         replace(HOSTED_PRO, address=DR_HOSTED_2),
         "mail.not_your_address",

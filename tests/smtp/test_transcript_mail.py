@@ -157,6 +157,20 @@ def test_null_sender_and_submission_rules() -> None:
     """, config=config, tls=TLS).close()
 
 
+def test_a_421_verdict_at_mail_closes_the_session() -> None:
+    """RFC 5321 §3.8: the host's 421 (e.g. the account was suspended since AUTH) ends the
+    transaction and the connection; nothing more is read."""
+    suspended = replies.Reply(421, "4.7.0", "account disabled by the administrator, closing connection")
+    memory = run(f"""
+        C: MAIL FROM:<dr@clinic.test>
+        C: RCPT TO:<r@patients.test>
+        C: DATA
+        S: {suspended.line()}
+        S: [close]
+    """, Memory(refuse={"dr@clinic.test": suspended}))
+    assert memory.deliveries == [] and memory.resets >= 1
+
+
 def test_size_without_room_in_the_memory_budget_is_a_temporary_refusal() -> None:
     """RFC 1870 §6.2: 452 4.3.1 when SIZE does not fit now; the transaction does not start."""
     memory = run("""

@@ -16,7 +16,7 @@ from gateway.operations.common import cli_actor
 
 REMOVE_HELP = ("remove an account and destroy its mailbox: its data keys are shredded (nothing sealed for it "
                "can be read again, even from a backup) and its messages, folders and conversations deleted, "
-               "in one transaction; asks for --yes")
+               "in one transaction; its open sessions end; asks for --yes")
 
 
 def register(pro: Any, leaf: Any) -> None:
@@ -28,6 +28,7 @@ def register(pro: Any, leaf: Any) -> None:
              cmd_passwd)
     p.add_argument("address", metavar="ADDRESS")
     p = leaf(pro, "disable", "disable an account: SMTP AUTH and IMAP logins refused from the next attempt, "
+                             "its open sessions end (IMAP * BYE within 5 s, SMTP 421 at the next MAIL FROM), "
                              "mail to it refused", cmd_status)
     p.add_argument("address", metavar="ADDRESS")
     p.set_defaults(status="disabled")
@@ -63,7 +64,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     with services(args) as svc, svc.db.write() as session:
         row = ops.set_status(session, cli_actor(), args.address, args.status, now=datetime.now(UTC))
     if args.status == "disabled":
-        print(f"account {row['address']} disabled: new SMTP and IMAP logins are refused, mail to it is refused")
+        print(f"account {row['address']} disabled: new SMTP and IMAP logins are refused, its open sessions end "
+              "(IMAP within 5 s, SMTP at the next MAIL FROM), mail to it is refused")
     else:
         print(f"account {row['address']} enabled")
     return 0

@@ -257,7 +257,8 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
                          "schema": {"type": "string", "enum": ["add", "remove"]}}],
             requestBody=_body(_ref("BindingChange")))},
         "/pros/{address}/{action}": {"post": _op(
-            "setProStatus", "Disable or enable a professional account", _ok(_ref("Pro")),
+            "setProStatus", "Disable or enable a professional account (disable: logins refused and open "
+            "IMAP/SMTP sessions ended)", _ok(_ref("Pro")),
             parameters=[_path("address", "account address"),
                         {"name": "action", "in": "path", "required": True,
                          "schema": {"type": "string", "enum": ["disable", "enable"]}}])},

@@ -31,7 +31,7 @@ MESSAGES = {
     "import-applied": "Liste blanche importée.",
     "import-empty": "Aucun changement à appliquer.",
     "pro-added": "Compte professionnel créé.",
-    "pro-disabled": "Compte professionnel désactivé.",
+    "pro-disabled": "Compte professionnel désactivé ; ses sessions IMAP et SMTP ouvertes sont fermées.",
     "pro-active": "Compte professionnel réactivé.",
     "pro-password": "Mot de passe du compte professionnel défini.",
 }
