@@ -95,6 +95,9 @@ async def test_select_and_uid_fetch_answer_in_full_below_the_floor() -> None:
 def test_uid_ranges() -> None:
     assert uid_ranges.missing([1, 4, 6, 7, 9], 10) == ((2, 3), (5, 5), (8, 8), (10, 10))
     assert uid_ranges.missing([], 0) == ()
+    # Years of mail: ten million UIDs, two left, three ranges (never a list of numbers).
+    assert uid_ranges.missing([4_000_000, 9_999_999], 10_000_000) == (
+        (1, 3_999_999), (4_000_001, 9_999_998), (10_000_000, 10_000_000))
     assert uid_ranges.missing([3, 20], 5) == ((1, 2), (4, 5))
     assert uid_ranges.without([(1, 10)], [1, 5, 6, 10]) == [(2, 4), (7, 9)]
     assert uid_ranges.intersect([(1, 3), (7, 20)], [(2, 8), (15, 15), (30, 40)]) == [(2, 3), (7, 8), (15, 15)]
