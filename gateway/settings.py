@@ -157,6 +157,13 @@ class ImapSettings(_Section):
     """A connection must have logged in this long after it was accepted, or gets ``* BYE``."""
     literals: Literal["LITERAL+", "LITERAL-", "none"] = "LITERAL+"
     """Non-synchronizing literals offered (RFC 7888): of any size, up to 4096 octets, or none."""
+    expunged_uids_kept: int = Field(default=1000, ge=0, le=10_000_000)
+    """UIDs of expunged messages kept per folder for QRESYNC's ``VANISHED (EARLIER)`` (RFC 7162
+    §3.2.5): the ``expunged-uids`` job deletes older ones. A client resynchronising from before
+    the oldest kept gets every UID below UIDNEXT that no longer exists instead (allowed by
+    §3.2.5.2; correct, only longer). 0 keeps every one (unbounded)."""
+    expunged_prune_per_run: int = Field(default=10_000, ge=1, le=10_000_000)
+    """At most this many of those rows deleted each time the job runs (the next run goes on)."""
 
 
 class QuotaSettings(_Section):

@@ -13,10 +13,11 @@ is a server bug (the shell answers ``NO [SERVERBUG]`` and logs it).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from imap import uid_ranges
 from imap.proto import replies
 from imap.proto.commands import StoreMode
 from imap.proto.errors import CommandFailed
@@ -134,6 +135,34 @@ class FolderStatus:
     size: int = 0  # RFC 8438 STATUS SIZE: the RFC822.SIZE of every message, summed
     mailbox_id: str = ""  # RFC 8474 MAILBOXID: kept across RENAME, never reused
     deleted_octets: int = 0  # their RFC822.SIZE summed (RFC 9208 §4.2.2 DELETED-STORAGE, sent in KiB)
+
+
+@dataclass(frozen=True, slots=True)
+class Vanished:
+    """The answer to :meth:`Mailboxes.expunged_since`: UIDs as sorted, disjoint, inclusive
+    ranges (:mod:`imap.uid_ranges`).
+
+    ``exact``: the UIDs expunged since the mod-sequence. Otherwise the store no longer knows
+    (it forgot the expunges at and below a mod-sequence above the client's, to bound what it
+    keeps) and answers every UID below UIDNEXT that no longer exists, which RFC 7162
+    §3.2.5.2 / §3.2.6 allow (``VANISHED (EARLIER)`` may name UIDs the client never saw): a
+    client resynchronising never misses an expunge either way."""
+
+    ranges: tuple[tuple[int, int], ...]
+    exact: bool = True
+
+    @classmethod
+    def of(cls, uids: Iterable[int]) -> Vanished:
+        return cls(uid_ranges.compact(uids))
+
+    @classmethod
+    def all_missing(cls, live: Sequence[int], uidnext: int) -> Vanished:
+        """Every UID below ``uidnext`` not among the ascending ``live`` ones."""
+        return cls(uid_ranges.missing(live, uidnext - 1), exact=False)
+
+    def uids(self) -> list[int]:
+        """As a list (tests; the handlers keep ranges)."""
+        return [u for lo, hi in self.ranges for u in range(lo, hi + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,10 +392,11 @@ class Mailboxes(Protocol):
         ...
 
 
-    async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
+    async def expunged_since(self, name: str, modseq: int) -> Vanished:
         """UIDs expunged from the folder (EXPUNGE, MOVE, RENAME of INBOX) at a mod-sequence
-        above ``modseq``, ascending: RFC 7162 §3.2.5 / §3.2.6 ``VANISHED (EARLIER)``. A folder
-        that does not exist has none."""
+        above ``modseq``: RFC 7162 §3.2.5 / §3.2.6 ``VANISHED (EARLIER)``. Exact while the
+        store still keeps every expunge above ``modseq``; else every UID below UIDNEXT that no
+        longer exists (:class:`Vanished`). A folder that does not exist has none."""
         ...
 
     async def wait_for_any_change(self, seen: int, timeout: float) -> int:

@@ -46,6 +46,7 @@ class _Folder:
     selectable: bool = True
     special_use: tuple[str, ...] = ()
     expunged: dict[int, int] = field(default_factory=dict)  # UID -> modseq of its expunge (RFC 7162)
+    expunged_floor: int = 0  # the highest modseq of the expunges forgotten (forget_expunged)
     objects: dict[int, b.MessageObject] = field(default_factory=dict)  # EMAILID, save date by UID
     mailbox_id: str = ""  # RFC 8474 MAILBOXID
 
@@ -301,8 +302,18 @@ class MemoryMailboxes:
         self._expunged(folder, gone)
         return gone
 
-    async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
-        return sorted(uid for uid, when in self._folder(name).expunged.items() if when > modseq)
+    async def expunged_since(self, name: str, modseq: int) -> b.Vanished:
+        folder = self._folder(name)
+        if modseq < folder.expunged_floor:  # some expunge above modseq is forgotten
+            return b.Vanished.all_missing(sorted(folder.messages), folder.uidnext)
+        return b.Vanished.of(uid for uid, when in folder.expunged.items() if when > modseq)
+
+    def forget_expunged(self, name: str, up_to_modseq: int) -> None:
+        """Drop the expunges at or below ``up_to_modseq``, as the store's pruning does
+        (``gateway/mailstore/expunged.py``)."""
+        folder = self._folder(name)
+        folder.expunged = {uid: when for uid, when in folder.expunged.items() if when > up_to_modseq}
+        folder.expunged_floor = max(folder.expunged_floor, up_to_modseq)
 
     async def wait_for_any_change(self, seen: int, timeout: float) -> int:
         if self.version == seen and timeout > 0:

@@ -10,7 +10,8 @@ and so already serialised. A second run at the same ``now`` finds nothing to do.
 ``audit-retention`` is the one job that is not a single transaction: it writes export
 files between its transactions (``gateway/store/audit_retention.py``), so it holds a lease
 row instead of a lock, audits itself (``audit.pruned``, one per batch) and is run by
-``run_retention``.
+``run_retention``. ``expunged-uids`` is the other (one transaction per folder, see
+``run_expunged``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway import metrics
 from gateway.accounts.purge import purge_patient
+from gateway.mailstore import expunged
 from gateway.mailstore.chunks import remove_orphans
 from gateway.settings import JobSettings, PatientSettings, Settings
 from gateway.store import audit
@@ -43,6 +45,8 @@ ACTOR = "system:jobs"
 _LOCK_BASE = 0x4A4F4253_0000  # "JOBS" << 16, + job index
 log = logging.getLogger("gateway.jobs")
 
+DEFAULT_EXPUNGED_BOUND = expunged.Bound(kept=1000, per_run=10_000)  # the imap section's defaults
+
 
 @dataclass(frozen=True)
 class JobConfig:
@@ -50,13 +54,15 @@ class JobConfig:
     jobs: JobSettings
     retention: RetentionPolicy | None = None  # None: the audit-retention job does nothing
     retention_batches_per_run: int = 10
+    expunged: expunged.Bound = DEFAULT_EXPUNGED_BOUND  # the expunged-uids job
 
 
 def job_config(settings: Settings) -> JobConfig:
     """Every job's settings, the retention policy's folder resolved against the config file's."""
     policy = RetentionPolicy(settings.audit.retention_days, settings.audit_export_dir,
                              settings.audit.prune_batch_size)
-    return JobConfig(settings.patients, settings.jobs, policy, settings.audit.prune_batches_per_run)
+    return JobConfig(settings.patients, settings.jobs, policy, settings.audit.prune_batches_per_run,
+                     expunged.Bound(settings.imap.expunged_uids_kept, settings.imap.expunged_prune_per_run))
 
 
 JobFn = Callable[[Session, KeyService, JobConfig, datetime], dict[str, int]]
@@ -170,13 +176,17 @@ RETENTION = "audit-retention"
 RETENTION_DOES = "export audit entries older than audit.retention_days, then prune them behind a checkpoint"
 
 
+EXPUNGED = "expunged-uids"
+EXPUNGED_DOES = "delete each folder's expunged UIDs beyond imap.expunged_uids_kept (QRESYNC), oldest first"
+
+
 def names() -> list[str]:
     """Every job, in the order ``gateway serve`` runs them."""
-    return [*JOBS, RETENTION]
+    return [*JOBS, RETENTION, EXPUNGED]
 
 
 def describe() -> dict[str, str]:
-    return {**{name: does for name, (does, _) in JOBS.items()}, RETENTION: RETENTION_DOES}
+    return {**{name: does for name, (does, _) in JOBS.items()}, RETENTION: RETENTION_DOES, EXPUNGED: EXPUNGED_DOES}
 
 
 @dataclass(frozen=True)
@@ -197,9 +207,23 @@ def run_retention(db: Database, cfg: JobConfig, now: datetime, *, max_batches: i
     return JobResult(RETENTION, result.ran, {"pruned": result.pruned, "batches": len(result.batches)})
 
 
+def run_expunged(db: Database, cfg: JobConfig, now: datetime) -> JobResult:
+    """The ``expunged-uids`` job (``gateway/mailstore/expunged.py``): one transaction per
+    folder, so no advisory lock; two nodes running it at once is harmless (the second finds
+    the rows gone). Audited once per run that deleted something."""
+    counts = expunged.prune(db, cfg.expunged)
+    if counts["deleted"]:
+        with db.write() as session:
+            audit.record(session, actor=ACTOR, action=f"jobs.{EXPUNGED}", details=counts, now=now)
+    metrics.job_run(EXPUNGED, "ran")
+    return JobResult(EXPUNGED, True, counts)
+
+
 def run_job(db: Database, keys: KeyService, cfg: JobConfig, name: str, now: datetime) -> JobResult:
     if name == RETENTION:
         return run_retention(db, cfg, now)
+    if name == EXPUNGED:
+        return run_expunged(db, cfg, now)
     if name not in JOBS:
         raise KeyError(name)
     _, fn = JOBS[name]

@@ -70,6 +70,7 @@ from imap.backend import (
     StoreResult,
     TokenCredentials,
     TokenRefused,
+    Vanished,
 )
 from imap.proto import replies
 from imap.proto.commands import StoreMode
@@ -378,8 +379,16 @@ class StoreMailboxes:
     async def expunge(self, name: str, uids: Sequence[int] | None = None) -> Sequence[int]:
         return await self._write(lambda s: messages.expunge(s, self.mailbox_id, name, uids))
 
-    async def expunged_since(self, name: str, modseq: int) -> Sequence[int]:
-        return await self._read_direct(lambda c: messages.expunged_since(c, self.mailbox_id, name, modseq))
+    async def expunged_since(self, name: str, modseq: int) -> Vanished:
+        def work(conn: Direct) -> Vanished:
+            uids = messages.expunged_since(conn, self.mailbox_id, name, modseq)
+            if uids is not None:
+                return Vanished.of(uids)
+            # Forgotten (gateway/mailstore/expunged.py): every UID below UIDNEXT not there now.
+            listing = self._b.listings.get(conn, self.mailbox_id, name)
+            return Vanished.all_missing([m.uid for m in listing.messages], listing.folder.uidnext)
+
+        return await self._read_direct(work)
 
     async def wait_for_any_change(self, seen: int, timeout: float) -> int:
         # The hub's counter for the account's mailbox moves on every announced write, local or

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from gateway.mailstore import subscriptions
-from gateway.mailstore.folders import allocate_uid, create_folder, find_folder, remember_expunged
+from gateway.mailstore import expunged, subscriptions
+from gateway.mailstore.folders import allocate_uid, create_folder, find_folder
 from gateway.store.models import Folder, Message
 from imap.backend import DELIMITER, FolderInfo, MailboxExists, MailboxNotFound
 from imap.proto import replies
@@ -102,7 +102,7 @@ def rename(session: Session, mailbox_id: int, old: str, new: str) -> None:
             uid, modseq = allocate_uid(session, mailbox_id, target.id)
             message.folder_id, message.uid, message.modseq = target.id, uid, modseq
         folder.highestmodseq += 1
-        remember_expunged(session, mailbox_id, folder.id, moved, folder.highestmodseq)  # gone from INBOX (RFC 7162)
+        expunged.remember(session, folder, moved)  # gone from INBOX (RFC 7162)
         return
     prefix = folder.name + DELIMITER
     children = session.execute(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.store.models import ExpungedUid, Folder
+from gateway.store.models import Folder
 from gateway.store.raw import RawStatement, Runner
 from imap.backend import MailboxNotFound
 
@@ -128,11 +127,3 @@ def take_uid(session: Session, mailbox_id: int, name: str) -> tuple[int, int, in
         return None
     fid, uidnext, highestmodseq = row
     return int(fid), int(uidnext) - 1, int(highestmodseq)
-
-
-def remember_expunged(session: Session, mailbox_id: int, folder_id: int, uids: Sequence[int], modseq: int) -> None:
-    """Keep UIDs expunged from a folder with the mod-sequence of their expunge, for
-    ``VANISHED (EARLIER)`` (RFC 7162 §3.2.5; EXPUNGE, MOVE, RENAME of INBOX)."""
-    if uids:
-        session.execute(insert(ExpungedUid), [{"mailbox_id": mailbox_id, "folder_id": folder_id, "uid": u,
-                                                "modseq": modseq} for u in uids])

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from gateway.mailstore import quota, summaries
+from gateway.mailstore import expunged, quota, summaries
 from gateway.mailstore.folder_ops import get_folder
-from gateway.mailstore.folders import allocate_uid, folder_key, remember_expunged, take_uid
+from gateway.mailstore.folders import allocate_uid, folder_key, take_uid
 from gateway.mailstore.folders import folder_id as folder_id_of
 from gateway.mailstore.sealed import KeyNotCached, SealedRow, open_message, reseal, seal_copy
 from gateway.store.keys import KeyService
-from gateway.store.models import ExpungedUid, Folder, Message
+from gateway.store.models import Folder, Message
 from gateway.store.raw import Direct, RawStatement
 from imap.backend import MailboxNotFound, MessageMeta, MessageSummary, OverQuota, StoreResult
 from imap.proto.commands import StoreMode
@@ -219,7 +219,7 @@ def copy(session: Session, keys: KeyService, mailbox_id: int, source: str, uids:
         for chunk in _chunks(moved):
             session.execute(delete(Message).where(Message.mailbox_id == mailbox_id, Message.id.in_(chunk)))
         src.highestmodseq += 1
-        remember_expunged(session, mailbox_id, src.id, [a for a, _ in mapping], src.highestmodseq)
+        expunged.remember(session, src, [a for a, _ in mapping])
     session.flush()
     return dst.uidvalidity, mapping
 
@@ -271,19 +271,14 @@ def expunge(session: Session, mailbox_id: int, name: str, uids: Sequence[int] | 
         session.execute(delete(Message).where(Message.mailbox_id == mailbox_id, Message.id.in_(chunk)))
     if doomed:
         folder.highestmodseq += 1  # so other sessions' wait_for_change wakes up
-        remember_expunged(session, mailbox_id, folder.id, [uid for _, uid in doomed], folder.highestmodseq)
+        expunged.remember(session, folder, [uid for _, uid in doomed])
     return sorted(uid for _, uid in doomed)
 
 
-_EXPUNGED_SINCE = RawStatement(
-    "SELECT e.uid FROM expunged_uids e JOIN folders f ON f.mailbox_id = e.mailbox_id AND f.id = e.folder_id"
-    " WHERE f.mailbox_id = ? AND f.name = ? AND e.modseq > ? ORDER BY e.uid",
-    (Folder.__table__.c.mailbox_id, Folder.__table__.c.name, ExpungedUid.__table__.c.modseq))
-
-
-def expunged_since(session: Session | Direct, mailbox_id: int, name: str, modseq: int) -> list[int]:
-    """UIDs expunged from the folder at a mod-sequence above ``modseq`` (VANISHED (EARLIER))."""
-    return [int(row[0]) for row in _EXPUNGED_SINCE.all(session, mailbox_id, folder_key(name), modseq)]
+def expunged_since(session: Session | Direct, mailbox_id: int, name: str, modseq: int) -> list[int] | None:
+    """UIDs expunged from the folder at a mod-sequence above ``modseq`` (VANISHED (EARLIER));
+    None when the store forgot some of them (:mod:`gateway.mailstore.expunged`)."""
+    return expunged.expunged_since(session, mailbox_id, folder_key(name), modseq)
 
 
 _HIGHEST_MODSEQ = RawStatement("SELECT highestmodseq FROM folders WHERE mailbox_id = ? AND name = ?",

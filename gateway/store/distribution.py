@@ -171,6 +171,9 @@ FANOUTS: tuple[Fanout, ...] = (
               "an entry names its patient by id only, so each patient's mailbox is found on every shard"),
     *_fanouts("gateway.outbound.queue:stats", ("outbound_queue",),
               "entries per status: one grouped count per shard (bounded by the queue's retention)"),
+    *_fanouts("gateway.mailstore.expunged:_over_bound", ("folders",),
+              "expunged-uids job: the folders holding more expunged UIDs than the bound, one indexed range "
+              "(ix_folders_expunged_count) per run, LIMIT N; each is then pruned by its (mailbox_id, id)"),
     *_fanouts("gateway.mailstore.chunks:remove_orphans", ("message_chunks", "messages"),
               "orphan-chunks job: one multi-shard DELETE per run of the pieces older than the grace period without "
               "their message row (the NOT EXISTS is co-located on mailbox_id)"),

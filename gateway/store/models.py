@@ -296,7 +296,8 @@ class Folder(Base):
     """An IMAP folder with its bookkeeping (RFC 3501 §2.3.1.1, RFC 7162 HIGHESTMODSEQ)."""
 
     __tablename__ = "folders"
-    __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_folders_mailbox_name"),)
+    __table_args__ = (UniqueConstraint("mailbox_id", "name", name="uq_folders_mailbox_name"),
+                      Index("ix_folders_expunged_count", "expunged_count"))
     mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(512))
@@ -313,6 +314,10 @@ class Folder(Base):
     # the statement that writes them (migration 0011); never written by the application.
     used_octets: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     used_messages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The folder's rows in ``expunged_uids`` and the highest mod-sequence of those the
+    # ``expunged-uids`` job deleted (RFC 7162 §3.2.5.2; migration 0023, gateway/mailstore/expunged.py).
+    expunged_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    expunged_floor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
 
@@ -331,7 +336,9 @@ class Subscription(Base):
 
 class ExpungedUid(Base):
     """A UID expunged from a folder, with the mod-sequence of its expunge (RFC 7162 §3.2.5
-    ``VANISHED (EARLIER)``; migration 0009)."""
+    ``VANISHED (EARLIER)``; migration 0009). Kept for a bounded time: the ``expunged-uids`` job
+    deletes a folder's oldest rows beyond ``imap.expunged_uids_kept`` and raises the folder's
+    ``expunged_floor`` (migration 0023, :mod:`gateway.mailstore.expunged`)."""
 
     __tablename__ = "expunged_uids"
     __table_args__ = (
