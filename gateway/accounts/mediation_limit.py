@@ -95,7 +95,7 @@ class MediationLimits:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Admission:
     """``allowed`` false: nothing may be looked up; ``limit`` was reached, ``retry_after``
     seconds (whole, at least 1) until one more request is admitted."""
 
@@ -129,16 +129,16 @@ class MediationLimiter:
         self.limits = limits or MediationLimits()
         self.clock = clock
 
-    def admit(self, role: str, name: str, action: Action, *, via: str, peer: str | None) -> Verdict:
+    def admit(self, role: str, name: str, action: Action, *, via: str, peer: str | None) -> Admission:
         """Count one ``action`` of the console account ``name`` (``role``: admin | mediator), or
         refuse it (nothing counted; audited). Administrators are always admitted, uncounted."""
         if role != "mediator":
-            return Verdict(True)
+            return Admission(True)
         now = self.clock()
         with self.db.write() as session:
             mediator_id = session.execute(select(Mediator.id).where(Mediator.name == name)).scalar_one_or_none()
             if mediator_id is None:  # removed since its session was checked: nothing to count, nothing to look up
-                return Verdict(False, USES[action][0], 1, self.limits.rate(USES[action][0]))
+                return Admission(False, USES[action][0], 1, self.limits.rate(USES[action][0]))
             limits = USES[action]
             rows = {limit: self._row(session, counter_key(limit, mediator_id), now)
                     for limit in sorted(limits, key=lambda lim: counter_key(lim, mediator_id))}
@@ -148,7 +148,7 @@ class MediationLimiter:
                 for limit, (_ok, tat, _wait) in decided.items():
                     row = rows[limit]
                     row.next_allowed, row.failures, row.window_start = tat, 0, now
-                return Verdict(True)
+                return Admission(True)
             wait, limit = max(refused)
             rate = self.limits.rate(limit)
             retry = max(1, math.ceil(wait))
@@ -163,7 +163,7 @@ class MediationLimiter:
                              subject_ref=f"mediator:{name}", peer=peer, now=at, details=details)
             audit.record(session, actor=f"mediator:{name}", action="mediator.rate_limited",
                          subject_ref=f"mediator:{name}", peer=peer, now=at, details=details)
-            return Verdict(False, limit, retry, rate)
+            return Admission(False, limit, retry, rate)
 
     def _row(self, session: Session, key: str, now: float) -> LoginCounter:
         """The counter of ``key``, created if missing, locked (one key per statement: one shard)."""

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.accounts.mediation_limit import Action, Verdict
+from gateway.accounts.mediation_limit import Action, Admission
 from gateway.operations import mediation as ops_mediation
 from gateway.operations.common import Actor, OpError
 from gateway.operations.patients import ins_value
@@ -29,7 +29,7 @@ from gateway.web.admin.context import AdminContext, Who
 class Limited(OpError):
     """A mediator's limit is reached: ``429``, try again in ``retry_after`` seconds."""
 
-    def __init__(self, verdict: Verdict) -> None:
+    def __init__(self, verdict: Admission) -> None:
         rate, wait = verdict.rate, _wait_text(verdict.retry_after)
         assert rate is not None
         if verdict.limit == "code":
