@@ -468,6 +468,15 @@ class AdminSettings(_Section):
     """An admin session unused this long ends."""
     session_max_hours: int = Field(default=8, ge=1, le=72)
     """An admin session ends this long after login, however active."""
+    mediator_lookups_per_hour: int = Field(default=30, ge=1, le=3600)
+    """Lookups by INS one mediator may make per hour, sustained (a new code counts as one too;
+    administrators are not limited): :mod:`gateway.accounts.mediation_limit`."""
+    mediator_lookup_burst: int = Field(default=10, ge=1, le=1000)
+    """Lookups one mediator may make at once, before the hourly rate applies."""
+    mediator_codes_per_hour: int = Field(default=10, ge=1, le=3600)
+    """New activation codes one mediator may issue per hour, sustained."""
+    mediator_code_burst: int = Field(default=5, ge=1, le=1000)
+    """New activation codes one mediator may issue at once."""
 
 
 class MetricsSettings(_Section):

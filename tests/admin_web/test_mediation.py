@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.testclient import TestClient
 
 from gateway.accounts import ins_index, mediators
+from gateway.accounts.mediation_limit import MediationLimiter, MediationLimits, Rate
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.app.context import Location, open_services
 from gateway.store.models import AuditEntry, QueueEntry, TrustedDomain
@@ -269,3 +270,109 @@ def test_mediator_login_uses_the_admin_throttle(fresh: Services) -> None:
         failed = [json.loads(e.details)["result"] for e in s.execute(select(AuditEntry).where(
             AuditEntry.action == "mediator.login", AuditEntry.subject_ref == f"mediator:{helper.name}")).scalars()]
     assert failed == ["failed", "failed", "failed"]
+
+
+# --- the per-mediator limit on lookups by INS and new codes (gateway.accounts.mediation_limit) ---------
+
+LIMITS = MediationLimits(lookup=Rate(60, 2), code=Rate(60, 1))  # one a minute; 2 lookups, 1 code at once
+
+
+@dataclass
+class Nodes:
+    home: Path
+    a: TestClient
+    b: TestClient
+    clock: list[float]
+    svc: Services
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[Nodes]:
+    """Two nodes (each its own Services and Database handle) on one database, one fake clock."""
+    home = make_home(tmp_path / "home")
+    clock = [time.time()]
+    opened = [open_services(Location(home / "gateway.toml", home, True)) for _ in range(2)]
+    apps = [build(AdminContext(svc, limiter=MediationLimiter(svc.db, LIMITS, lambda: clock[0]))) for svc in opened]
+    try:
+        with TestClient(apps[0], base_url="http://testserver/admin", root_path="/admin") as a, \
+                TestClient(apps[1], base_url="http://testserver/admin", root_path="/admin") as b:
+            yield Nodes(home, a, b, clock, opened[0])
+    finally:
+        for svc in opened:
+            svc.close()
+
+
+def _patient_lookups(svc: Services, helper: Helper) -> int:
+    with svc.db.read() as s:
+        return len(opened_entries(s, svc.keys, AuditEntry.actor == f"mediator:{helper.name}",
+                                  AuditEntry.action == "mediator.patient.lookup"))
+
+
+def _limit_entries(svc: Services, helper: Helper) -> list[str]:
+    with svc.db.read() as s:
+        return list(s.execute(select(AuditEntry.action).where(
+            AuditEntry.subject_ref == f"mediator:{helper.name}",
+            AuditEntry.action.in_(["mediator.rate_limited", "mediator.rate_limit_reached"]))
+            .order_by(AuditEntry.id)).scalars())
+
+
+def test_api_lookups_beyond_the_limit_get_429_on_every_node(nodes: Nodes) -> None:
+    ins = new_ins()
+    provision(nodes.home, ins)
+    helper, other = add_helper(nodes.svc), add_helper(nodes.svc)
+    _, admin_token = add_admin_account(nodes.home, "limit-admin", ADMIN_PASSWORD)
+
+    def lookup(client: TestClient, who: Helper | str, looked_up: str = ins) -> httpx.Response:
+        token = who if isinstance(who, str) else who.token
+        return client.post("/api/mediation/lookup", json={"ins": looked_up},
+                           headers={"Authorization": f"Bearer {token}"})
+
+    assert lookup(nodes.a, helper).status_code == 200
+    assert lookup(nodes.b, helper, new_ins()).status_code == 404  # a lookup that finds nothing counts too
+    assert lookup(nodes.a, helper, "123").status_code == 400  # a malformed INS looks nothing up: free
+    r = lookup(nodes.b, helper)
+    assert r.status_code == 429 and r.headers["retry-after"] == "60"
+    assert r.json()["error"] == "rate_limited" and r.json()["retry_after"] == 60 and ins not in r.text
+    r = nodes.a.post("/api/mediation/new-code", json={"ins": ins}, headers={"Authorization": f"Bearer {helper.token}"})
+    assert r.status_code == 429 and r.headers["retry-after"] == "60"
+    assert _patient_lookups(nodes.svc, helper) == 1  # the refused ones looked nothing up
+    assert _limit_entries(nodes.svc, helper) == ["mediator.rate_limit_reached", "mediator.rate_limited",
+                                                 "mediator.rate_limited"]
+    assert lookup(nodes.b, other).status_code == 200  # another mediator is unaffected
+    assert all(lookup(nodes.b, admin_token).status_code == 200 for _ in range(5))  # administrators are not limited
+    nodes.clock[0] += 59
+    assert lookup(nodes.a, helper).status_code == 429
+    nodes.clock[0] += 1  # one interval since the burst: one more lookup
+    assert lookup(nodes.a, helper).status_code == 200
+    assert lookup(nodes.b, helper).status_code == 429
+
+
+def _console(client: TestClient, helper: Helper) -> str:
+    token = client.get("/login").text.split('name="login_csrf" value="')[1].split('"')[0]
+    r = client.post("/login", data={"name": helper.name, "password": PASSWORD, "code": helper.code(),
+                                    "login_csrf": token}, follow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
+    return csrf_of(client.get("/mediation").text)
+
+
+def test_console_lookups_beyond_the_limit_get_a_french_429_page(nodes: Nodes) -> None:
+    ins = new_ins()
+    provision(nodes.home, ins)
+    helper = add_helper(nodes.svc)
+    csrf = _console(nodes.a, helper)
+    nodes.b.cookies = nodes.a.cookies  # the same session on the other node
+    r = nodes.a.post("/mediation/code", data={"csrf": csrf, "ins": ins, "delivery": "show"})
+    assert r.status_code == 200 and 'id="issued-code"' in r.text  # a code: one code and one lookup
+    r = nodes.b.post("/mediation/code", data={"csrf": csrf, "ins": ins, "delivery": "show"})
+    assert r.status_code == 429 and r.headers["retry-after"] == "60" and 'id="issued-code"' not in r.text
+    assert "Trop de codes d'activation émis" in html.unescape(r.text)
+    assert nodes.b.post("/mediation/lookup", data={"csrf": csrf, "ins": ins}).status_code == 200
+    r = nodes.a.post("/mediation/lookup", data={"csrf": csrf, "ins": ins})
+    text = html.unescape(r.text)
+    assert r.status_code == 429 and r.headers["retry-after"] == "60"
+    assert "Trop de recherches" in text and "réessayez dans 1 minute" in text and 'id="space-facts"' not in text
+    assert ins not in text.replace(f'value="{ins}"', "")
+    assert _patient_lookups(nodes.svc, helper) == 1
+    nodes.clock[0] += 60
+    r = nodes.b.post("/mediation/lookup", data={"csrf": csrf, "ins": ins})
+    assert r.status_code == 200 and 'id="space-facts"' in r.text

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gateway.accounts import admins, mediators
+from gateway.accounts.mediation_limit import MediationLimiter, MediationLimits, Rate
 from gateway.accounts.throttle import LoginThrottle, ThrottleConfig
 from gateway.mailstore.quota import QuotaDefaults
 from gateway.operations.common import Actor, OpError
@@ -58,6 +59,7 @@ def _french_number(value: object) -> str:
 class AdminContext:
     svc: Services
     throttle: LoginThrottle | None = None
+    limiter: MediationLimiter | None = None  # mediators' lookups by INS and new codes ([admin])
     env: jinja2.Environment = field(default_factory=lambda: jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined))
 
@@ -66,6 +68,11 @@ class AdminContext:
             self.throttle = LoginThrottle(self.svc.db, self.svc.keys, ThrottleConfig(
                 delay_after=3, lockout_after=10, ip_delay_after=5, ip_lockout_after=30, max_delay=5.0),
                 scope="admin")
+        if self.limiter is None:  # shared by every node through the database
+            a = self.svc.settings.admin
+            self.limiter = MediationLimiter(self.svc.db, MediationLimits(
+                Rate(a.mediator_lookups_per_hour, a.mediator_lookup_burst),
+                Rate(a.mediator_codes_per_hour, a.mediator_code_burst)))
         self.session_idle = timedelta(minutes=self.svc.settings.admin.session_idle_minutes)
         self.session_max = timedelta(hours=self.svc.settings.admin.session_max_hours)
         q = self.svc.settings.quota

@@ -26,6 +26,14 @@ def _ok(schema: dict[str, Any], status: str = "200", text: str = "OK") -> dict[s
             "409": _error("conflict with the current state")}
 
 
+def _limited(responses: dict[str, Any]) -> dict[str, Any]:
+    """A mediator's per-account limit ([admin] mediator_*): 429 with Retry-After (RFC 6585 §4)."""
+    return {**responses, "429": {
+        "description": "a mediator's hourly limit reached: nothing looked up, retry after Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+        **_json(_ref("Error"))}}
+
+
 def _error(text: str) -> dict[str, Any]:
     return {"description": text, **_json(_ref("Error"))}
 
@@ -267,12 +275,12 @@ def spec(server_url: str = "/admin/api") -> dict[str, Any]:
         "/patients/lookup": {"post": _op("lookupPatient", "A patient space's state and access history by INS",
                                          _ok(_ref("Patient")), requestBody=_body(_ref("InsQuery")))},
         "/mediation/lookup": {"post": _op(
-            "mediationLookup", "A patient space's state by INS (mediators and admins)", _ok(_ref("Space")),
+            "mediationLookup", "A patient space's state by INS (mediators and admins)", _limited(_ok(_ref("Space"))),
             requestBody=_body(_ref("InsQuery")))},
         "/mediation/new-code": {"post": _op(
             "mediationNewCode", "Issue a new activation code (mediators and admins): returned once, or mailed; "
             "409 for a space opposed, closed or purged, or with no personal address when send is true",
-            _ok(_ref("IssuedCode"), "201", "Issued"), requestBody=_body(_ref("NewCode")))},
+            _limited(_ok(_ref("IssuedCode"), "201", "Issued")), requestBody=_body(_ref("NewCode")))},
         "/patients/close": {"post": _op(
             "closePatient", "Close a space on the patient's behalf (archived, then purged after the retention)",
             _ok(_ref("PatientSummary")), requestBody=_body(_ref("InsQuery")))},
