@@ -106,8 +106,13 @@ class Authenticator:
 
     def _judge(self, attempt: Reservation, username: str, password: str, peer: str, protocol: str
                ) -> tuple[AuthOutcome, float]:
-        """Credentials checked under a reservation; the verdict goes to the throttle."""
-        outcome = self._check(username, password, peer, protocol)
+        """Credentials checked under a reservation; the verdict goes to the throttle. A check that
+        ends in an error judged nothing and told the client nothing: the reservation is given back."""
+        try:
+            outcome = self._check(username, password, peer, protocol)
+        except BaseException:
+            self.throttle.released(attempt, time.time())
+            raise
         if outcome.ok:
             self.throttle.succeeded(attempt, time.time())
             return outcome, 0.0

@@ -14,9 +14,18 @@ Only judged failures lock (issue 22's defect: when a reservation counted as a fa
 them was judged, and 20 of 50 IMAP clients were refused for 15 minutes). An attempt that finds
 the limit reached by pending attempts alone is answered ``auth.busy`` by :meth:`reserve`;
 :meth:`admit` waits for the verdicts (up to ``config.pending_wait`` seconds, polling the shared
-counters with a growing pause) and reserves again. A reservation never judged (a node stopped
-between reserving and checking) still counts: once no reservation of the counter is younger than
-``config.pending_lease`` seconds, its pending attempts become failures (:func:`_settle`).
+counters with a growing pause) and reserves again.
+
+A reservation never judged (a node stopped between reserving and checking, an error on a path
+that does not give it back) still counts, as a failure, between one and two leases
+(``config.pending_lease``) after it was made, however busy the counter: pending attempts are kept
+in two generations by lease period (*epoch*: ``now // pending_lease``), ``pending`` for the
+current one and ``pending_prev`` for the one before; when the epoch moves on, the older
+generation becomes failures (:func:`_roll`). A verdict finds its attempt by the epoch it was
+reserved in (:attr:`Reservation.epoch`); one that comes after its attempt was counted that way
+changes nothing more (a failure is not counted twice; a success gives the network's back).
+A verdict is applied to the counters of the active index key version (reserved before a rotation,
+judged after it: the carried-over row).
 
 Three counters per attempt, over a window (``config.window`` seconds, restarted when it
 has passed):
@@ -131,7 +140,7 @@ class ThrottleConfig:
     max_delay: float = 30.0
     lockout: float = 900.0  # seconds a lockout lasts
     known_network_days: float = 30.0  # a success from a network makes it known this long
-    pending_lease: float = 120.0  # a reservation neither judged nor given back this long is a failure
+    pending_lease: float = 120.0  # a reservation neither judged nor given back 1-2 leases is a failure
     pending_wait: float = 20.0  # admit() waits so long for pending attempts' verdicts, then auth.busy
 
 
@@ -147,8 +156,9 @@ class Reservation:
     retry_after: float | None = None
     keys: tuple[str, ...] = ()
     counted_account: bool = False
-    account: str | None = None  # as given to reserve (for the audit of a lockout it leads to)
+    account: str | None = None  # as given to reserve (the verdict finds the counters again from it)
     ip: str = ""
+    epoch: int = 0  # the lease period the attempt is pending in (see the module's docstring)
 
 
 def _step(failures: int, after: int, base: float, cap: float) -> float:
@@ -221,6 +231,7 @@ class LoginThrottle:
             lock_over = row.locked_until is not None and row.locked_until <= now
             if lock_over or (row.locked_until is None and row.window_start <= now - self.config.window):
                 row.failures, row.window_start, row.locked_until = 0, now, None
+            _roll(row, self.config.pending_lease, now)  # attempts pending since two epochs: failures
         return rows
 
     def _insert(self, session: Session, key: str, now: float) -> LoginCounter | None:
@@ -239,10 +250,12 @@ class LoginThrottle:
             keys, others = self._names(session, account, ip)
             rows = self._rows(session, keys, now, others)
             pair, net, acct = (rows[k] for k in keys)
-            if _settle(pair, c.lockout_after, c.lockout, now):
+            # Attempts never judged, counted by _roll, may have reached a limit. A network's lockout
+            # started so is not this caller's doing: its audit names no account.
+            if _lock_due(pair, c.lockout_after, c.lockout, now):
                 self._audit_lockout(session, "account", account, ip, now)
-            if _settle(net, c.ip_lockout_after, c.lockout, now):
-                self._audit_lockout(session, "network", account, ip, now)
+            if _lock_due(net, c.ip_lockout_after, c.lockout, now):
+                self._audit_lockout(session, "network", None, ip, now)
             if (pair.locked_until or 0.0) > now:
                 return Reservation(False, "auth.account_locked", retry_after=pair.locked_until)
             if (net.locked_until or 0.0) > now:
@@ -250,20 +263,21 @@ class LoginThrottle:
             known = pair.succeeded_at is not None and pair.succeeded_at > now - c.known_network_days * 86400
             if not known and (acct.next_allowed or 0.0) > now:
                 return Reservation(False, "auth.account_slowed", retry_after=acct.next_allowed)
-            if pair.failures + pair.pending >= c.lockout_after or net.failures + net.pending >= c.ip_lockout_after:
+            if _counted(pair) >= c.lockout_after or _counted(net) >= c.ip_lockout_after:
                 return Reservation(False, "auth.busy", retry_after=now + BUSY_FIRST_PAUSE)
             # The delay is due for the failures and pending attempts before this one (the first cost nothing).
-            delay = max(_step(pair.failures + pair.pending, c.delay_after, c.base_delay, c.max_delay),
-                        _step(net.failures + net.pending, c.ip_delay_after, c.base_delay, c.max_delay))
-            for row in (pair, net):
-                row.pending += 1
-                row.pending_until = max(row.pending_until or 0.0, now + c.pending_lease)
+            delay = max(_step(_counted(pair), c.delay_after, c.base_delay, c.max_delay),
+                        _step(_counted(net), c.ip_delay_after, c.base_delay, c.max_delay))
+            epoch = _epoch(now, c.pending_lease)
+            pair.pending += 1  # _rows rolled both rows to this epoch
+            net.pending += 1
             if not known:
                 acct.failures += 1
                 spacing = _step(acct.failures, c.account_slow_after, c.base_delay, c.account_max_spacing)
                 if spacing:
                     acct.next_allowed = now + spacing
-        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known, account, ip)
+        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known, account, ip,
+                           epoch)
 
     async def admit(self, account: str | None, ip: str, run: Runner = asyncio.to_thread) -> Reservation:
         """:meth:`reserve`, waiting while the limit is reached only by attempts not judged yet
@@ -293,20 +307,27 @@ class LoginThrottle:
 
     def failed(self, reservation: Reservation, now: float) -> None:
         """The secret was wrong (or the account may not log in): the pending attempt becomes a
-        failure; the lockout starts when failures reach the limit."""
+        failure (unless it was counted as one already, its lease having passed); the lockout
+        starts when failures reach the limit."""
         if not reservation.allowed:
             return
         c = self.config
-        pair_key, net_key, _acct_key = reservation.keys
         with self.db.write() as session:
-            rows = self._rows(session, reservation.keys, now)
-            pair, net = rows[pair_key], rows[net_key]
+            pair, net, _acct = self._judged_rows(session, reservation, now)
             for row, limit, kind in ((pair, c.lockout_after, "account"), (net, c.ip_lockout_after, "network")):
-                row.pending = max(row.pending - 1, 0)
-                row.failures += 1
-                if row.failures >= limit and (row.locked_until or 0.0) <= now:
-                    row.locked_until = now + c.lockout
+                if _take_pending(row, reservation.epoch):
+                    row.failures += 1
+                if _lock_due(row, limit, c.lockout, now):
                     self._audit_lockout(session, kind, reservation.account, reservation.ip, now)
+
+    def _judged_rows(self, session: Session, reservation: Reservation, now: float
+                     ) -> tuple[LoginCounter, LoginCounter, LoginCounter]:
+        """The counters a verdict goes to: those of the reservation's account and network under the
+        active index key version (carried over if a rotation happened since it was made)."""
+        keys, others = self._names(session, reservation.account, reservation.ip)
+        rows = self._rows(session, keys, now, others)
+        pair, net, acct = (rows[k] for k in keys)
+        return pair, net, acct
 
     def succeeded(self, reservation: Reservation, now: float) -> None:
         """The secret was right: give the reservation back; the network becomes known."""
@@ -321,12 +342,11 @@ class LoginThrottle:
     def _give_back(self, reservation: Reservation, now: float, *, known: bool) -> None:
         if not reservation.allowed:
             return
-        pair_key, net_key, acct_key = reservation.keys
         with self.db.write() as session:
-            rows = self._rows(session, reservation.keys, now)
-            pair, net, acct = rows[pair_key], rows[net_key], rows[acct_key]
-            pair.pending = max(pair.pending - 1, 0)
-            net.pending = max(net.pending - 1, 0)
+            pair, net, acct = self._judged_rows(session, reservation, now)
+            for row in (pair, net):
+                if not _take_pending(row, reservation.epoch):  # counted as a failure meanwhile: given back
+                    row.failures = max(row.failures - 1, 0)
             if known:  # the right secret from this network: its failures (and a lockout meanwhile) end
                 pair.failures, pair.succeeded_at, pair.locked_until = 0, now, None
             if reservation.counted_account:
@@ -343,14 +363,49 @@ class LoginThrottle:
                 session.execute(delete(LoginCounter).where(LoginCounter.key == key, _expired(self.config, now)))
 
 
-def _settle(row: LoginCounter, limit: int, lockout: float, now: float) -> bool:
-    """Pending attempts whose lease has passed (none reserved since ``pending_lease`` seconds, none
-    judged: a node stopped between reserving and checking) count as failures. True when that
-    starts a lockout."""
-    if not row.pending or (row.pending_until or 0.0) > now:
-        return False
-    row.failures += row.pending
-    row.pending, row.pending_until = 0, None
+def _epoch(now: float, lease: float) -> int:
+    """The lease period ``now`` falls in (every node shares the clock)."""
+    return int(now // lease)
+
+
+def _roll(row: LoginCounter, lease: float, now: float) -> None:
+    """Bring the pending generations to the current epoch: attempts pending since two epochs or
+    more (reserved at least one lease ago, never judged) become failures."""
+    epoch = _epoch(now, lease)
+    if row.pending_epoch is None or not (row.pending or row.pending_prev):
+        row.pending_epoch = epoch
+        return
+    moved = epoch - row.pending_epoch
+    if moved <= 0:  # this epoch (or a node whose clock is behind: nothing moves back)
+        return
+    if moved == 1:
+        row.failures += row.pending_prev
+        row.pending_prev, row.pending = row.pending, 0
+    else:
+        row.failures += row.pending_prev + row.pending
+        row.pending_prev = row.pending = 0
+    row.pending_epoch = epoch
+
+
+def _counted(row: LoginCounter) -> int:
+    """Judged failures and attempts in flight: what the limits apply to."""
+    return row.failures + row.pending + row.pending_prev
+
+
+def _take_pending(row: LoginCounter, epoch: int) -> bool:
+    """A verdict for an attempt reserved in ``epoch``: its pending count taken back; False when it
+    was counted as a failure already (its lease passed, :func:`_roll`)."""
+    if epoch == row.pending_epoch and row.pending:
+        row.pending -= 1
+        return True
+    if row.pending_epoch is not None and epoch == row.pending_epoch - 1 and row.pending_prev:
+        row.pending_prev -= 1
+        return True
+    return False
+
+
+def _lock_due(row: LoginCounter, limit: int, lockout: float, now: float) -> bool:
+    """Start a lockout when the failures have reached the limit and none is under way: True if so."""
     if row.failures >= limit and (row.locked_until or 0.0) <= now:
         row.locked_until = now + lockout
         return True
@@ -360,7 +415,8 @@ def _settle(row: LoginCounter, limit: int, lockout: float, now: float) -> bool:
 def _expired(config: ThrottleConfig, now: float) -> ColumnElement[bool]:
     c = LoginCounter
     return and_(c.window_start <= now - config.window,
-                or_(c.pending == 0, c.pending_until <= now - config.window),  # never judged, long ago
+                or_(and_(c.pending == 0, c.pending_prev == 0),  # or attempts never judged, long ago
+                    c.pending_epoch <= _epoch(now - config.window, config.pending_lease) - 2),
                 or_(c.locked_until.is_(None), c.locked_until <= now),
                 or_(c.next_allowed.is_(None), c.next_allowed <= now),
                 or_(c.succeeded_at.is_(None), c.succeeded_at <= now - config.known_network_days * 86400))
@@ -382,6 +438,7 @@ def _take_over(row: LoginCounter, previous: LoginCounter) -> None:
     row.window_start, row.failures = previous.window_start, previous.failures
     row.locked_until, row.next_allowed, row.succeeded_at = (previous.locked_until, previous.next_allowed,
                                                             previous.succeeded_at)
+    row.pending, row.pending_prev, row.pending_epoch = previous.pending, previous.pending_prev, previous.pending_epoch
 
 
 def _known_account(session: Session, scope: str, account: str | None) -> str | None:

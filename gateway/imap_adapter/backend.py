@@ -195,6 +195,8 @@ class StoreMailboxes:
         reason = session_end_reason(status)
         if reason is None:
             return True
+        if self._ended is not None:  # another caller (a command, the IDLE/NOTIFY watcher) ended it meanwhile
+            return False
         self._ended = reason
         log.info("imap session ended", extra={"reason": reason, "account_id": self._account_id})
         await self._b.access_audit.record(actor=f"pro:{self._address}", action="imap.session_end",

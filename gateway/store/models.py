@@ -661,8 +661,10 @@ class LoginCounter(Base):
     locked_until: Mapped[float | None] = mapped_column(Float)
     next_allowed: Mapped[float | None] = mapped_column(Float)  # account ceiling: spacing, never a lock
     succeeded_at: Mapped[float | None] = mapped_column(Float)  # the network is known for this account
-    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # reserved, not judged yet
-    pending_until: Mapped[float | None] = mapped_column(Float)  # the newest reservation's lease ends
+    # attempts reserved and not judged yet, in two lease periods (gateway/accounts/throttle.py)
+    pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in pending_epoch
+    pending_prev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in the one before
+    pending_epoch: Mapped[int | None] = mapped_column(Integer)  # now // pending_lease when last rolled
 
 
 class InsDirectory(Base):

@@ -243,12 +243,21 @@ class NotifyWatcher:
 
     async def _run(self) -> None:
         s = self.s
+        loop = asyncio.get_running_loop()
+        looked = loop.time()
         while not s.closed:
             try:
-                token = await s.boxes.wait_for_any_change(self.token, s.config.idle_poll)
+                # Woken at least every access_check seconds, as IDLE (handlers/auth.py): a suspension
+                # ends the session within that bound. The folders are looked at on an announced
+                # change, or every idle_poll seconds as before, not at each such wake-up.
+                wait = min(s.config.idle_poll, s.config.access_check)
+                token = await s.boxes.wait_for_any_change(self.token, wait)
                 if not await s.still_open():  # suspended or removed: RFC 9051 §7.1.5
                     s.end_with(replies.ACCOUNT_DISABLED)
                     return
+                if token == self.token and loop.time() - looked < s.config.idle_poll:
+                    continue
+                looked = loop.time()
                 async with s.busy:
                     if s.closed or s.notifier is not self:
                         return

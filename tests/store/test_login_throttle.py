@@ -289,16 +289,83 @@ def test_concurrent_wrong_logins_through_admit_are_checked_no_more_than_the_limi
     assert refused.reason == "auth.account_locked"
 
 
-def test_a_reservation_never_judged_counts_once_its_lease_has_passed(store: Store) -> None:
+def test_a_reservation_never_judged_counts_within_two_leases(store: Store) -> None:
     """A node stopped between reserving and checking: the attempt was possibly checked, so it counts."""
     _pro(store, "dr@clinic.test")
     node = LoginThrottle(store.db, store.keys, CONFIG)
     for _ in range(4):
         assert node.reserve("dr@clinic.test", "192.0.2.1", NOW).allowed  # never judged
     assert node.reserve("dr@clinic.test", "192.0.2.1", NOW + 60).reason == "auth.busy"  # in flight
-    late = NOW + CONFIG.pending_lease + 1
+    assert node.reserve("dr@clinic.test", "192.0.2.1", NOW + CONFIG.pending_lease + 1).reason == "auth.busy"
+    late = NOW + 2 * CONFIG.pending_lease + 1  # counted between one and two leases after reserving
     locked = node.reserve("dr@clinic.test", "192.0.2.1", late)
     assert not locked.allowed and locked.reason == "auth.account_locked" and locked.retry_after == late + 300
     with store.db.read() as session:
         (entry,) = session.query(AuditEntry).filter(AuditEntry.action == "login.lockout").all()
     assert entry.subject_ref == "pro:dr@clinic.test"
+
+
+def test_an_attempt_never_judged_is_counted_even_while_its_network_keeps_logging_in(store: Store) -> None:
+    """Review of issue 22's fix: the lease was the newest reservation's, so on a busy network an
+    attempt that lost its verdict stayed pending for as long as others logged in, piled up with
+    others over days, then locked the network out. Now it counts between one and two leases later."""
+    config = ThrottleConfig(lockout_after=100, ip_lockout_after=5, account_slow_after=1000, pending_lease=120)
+    node = LoginThrottle(store.db, store.keys, config)
+    for i in range(4):
+        assert node.reserve(f"lost{i}@clinic.test", "192.0.2.50", NOW).allowed  # never judged
+    for minute in range(1, 180):  # three hours of right logins from the same network, one a minute
+        attempt = node.reserve("dr@clinic.test", "192.0.2.50", NOW + minute * 60)
+        assert attempt.allowed, (minute, attempt.reason)
+        node.succeeded(attempt, NOW + minute * 60)
+    with store.db.read() as session:
+        index, version = store.keys.index_version(session)
+        _pair, net_key, _acct = counter_keys(index, version, "pro", "dr@clinic.test", "192.0.2.50")
+        net = session.get(LoginCounter, net_key)
+    assert net is not None and (net.pending, net.pending_prev) == (0, 0)
+    assert net.failures == 0  # counted after 1-2 leases, then out of the window long ago
+
+
+def test_a_verdict_after_the_lease_counts_nothing_twice(store: Store) -> None:
+    config = ThrottleConfig(lockout_after=3, ip_lockout_after=100, account_slow_after=1000, pending_lease=120)
+    node = LoginThrottle(store.db, store.keys, config)
+    slow = node.reserve("dr@clinic.test", "192.0.2.1", NOW)  # a check that outlives two leases
+    fail(node, "dr@clinic.test", "192.0.2.1", NOW + 250)  # the counter rolls: `slow` is a failure now
+    node.failed(slow, NOW + 260)  # its late verdict adds nothing: 2 failures, not 3
+    assert node.reserve("dr@clinic.test", "192.0.2.1", NOW + 270).allowed
+    other = node.reserve("someone@clinic.test", "192.0.2.9", NOW)
+    fail(node, "someone@clinic.test", "192.0.2.9", NOW + 250)
+    node.succeeded(other, NOW + 260)  # a late success gives the network's failure back too
+    with store.db.read() as session:
+        index, version = store.keys.index_version(session)
+        _pair, net_key, _acct = counter_keys(index, version, "pro", "someone@clinic.test", "192.0.2.9")
+        net = session.get(LoginCounter, net_key)
+    assert net is not None and net.failures == 1 and (net.pending, net.pending_prev) == (0, 0)
+
+
+def test_attempts_in_flight_across_an_index_key_rotation_keep_the_limit(store: Store) -> None:
+    """Review of issue 22's fix: 3 reserved under index-v1, judged after the rotation to v2, went to
+    an orphan v1 row, and 4 more were let through: 7 secrets checked against a limit of 4."""
+    assert store.ring.index is not None
+    with store.db.write() as session:
+        record_index_checks(session, store.ring.index, [1])
+    before = LoginThrottle(store.db, store.keys, CONFIG)
+    in_flight = [before.reserve("dr@clinic.test", "198.51.100.7", NOW) for _ in range(3)]
+    assert all(a.allowed for a in in_flight)
+    rotated = KeyService(store.ring.with_index(store.ring.index.with_new_version()))
+    assert rotated.ring.index is not None
+    with store.db.write() as session:
+        record_index_checks(session, rotated.ring.index, [2])
+    after = LoginThrottle(store.db, rotated, CONFIG)
+    checked = 3
+    for i in range(4):
+        if after.reserve("dr@clinic.test", "198.51.100.7", NOW + 1 + i).allowed:
+            checked += 1
+    assert checked == 4  # the limit (CONFIG.lockout_after) however the rotation fell
+    for attempt in in_flight:
+        after.failed(attempt, NOW + 10)  # judged after the rotation: on the carried-over counters
+    locked = after.reserve("dr@clinic.test", "198.51.100.7", NOW + 11)
+    assert not locked.allowed and locked.reason in {"auth.account_locked", "auth.busy"}
+    with store.db.read() as session:
+        index, _version = rotated.index_version(session)
+        keys = {row.key for row in session.query(LoginCounter)}
+    assert counter_keys(index, 1, "pro", "dr@clinic.test", "198.51.100.7")[0] not in keys  # no orphan row
