@@ -86,11 +86,12 @@ class ProviderClient:
     """Discovery, the cached JWKS and introspection for one issuer."""
 
     def __init__(self, issuer: str, *, timeout: float = 10.0, jwks_refresh_seconds: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 discovery_max_age_seconds: float = 3600.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         check_provider_url(issuer)
         self.issuer = issuer
         self.timeout = timeout
         self.jwks_refresh_seconds = jwks_refresh_seconds
+        self.discovery_max_age_seconds = discovery_max_age_seconds
         self._monotonic = monotonic
         self._metadata: dict[str, Any] | None = None
         self._keys: dict[str, dict[str, Any]] = {}
