@@ -42,7 +42,7 @@ class MovingProvider:
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 provider.hits[self.path] += 1
                 if self.path in provider.status:
                     self._send(provider.status[self.path], {"error": "down"})
@@ -62,7 +62,7 @@ class MovingProvider:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (signature)
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
