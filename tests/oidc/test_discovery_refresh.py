@@ -133,7 +133,7 @@ async def test_jwks_gone_404_follows_the_new_jwks_uri(idp: MovingProvider) -> No
     clock.mono += 30
     result = await check.verify(new.token(idp.issuer))
     assert isinstance(result, Verified) and result.identity == "899700000001"
-    assert idp.discoveries == 2 and idp.hits["/jwks-b"] == 1
+    assert idp.discoveries == 2 and idp.hits["/jwks-a"] == 2 and idp.hits["/jwks-b"] == 1
 
 
 async def test_jwks_gone_410_too(idp: MovingProvider) -> None:
