@@ -392,6 +392,9 @@ class OidcSettings(_Section):
     jwks_refresh_seconds: int = Field(default=30, ge=0, le=3600)
     """An unknown signing key (``kid``) fetches the JWKS again at most this often; after a failed
     discovery the autoconfiguration asks again at most this often."""
+    discovery_max_age_seconds: int = Field(default=3600, ge=60, le=86400)
+    """The discovery document is read again after this long (and sooner when the JWKS it names
+    answers 404/410 or lacks a token's key): a provider that moves its endpoints is followed."""
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     """Timeout of each request to the provider (discovery, JWKS, introspection)."""
     session_grace_seconds: int = Field(default=3600, ge=0, le=86400)

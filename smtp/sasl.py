@@ -7,11 +7,11 @@ mechanism (:data:`MECHANISMS`) only sees decoded bytes and answers a :class:`Cha
 for the authenticator, or a reply that ends the exchange.
 
 Adding a mechanism is one class and one table entry. OAUTHBEARER (RFC 7628 §3.1, a GS2
-header and ``auth=Bearer`` key/values) and XOAUTH2 (``user=`` then ``auth=Bearer``) give a
+header and ``auth=Bearer`` key/values) and XOAUTH2 (``user=`` then ``auth=Bearer``), parsed by
+:mod:`saslwire.bearer` (the one parser, shared with IMAP), give a
 :class:`~smtp.backend.TokenCredentials`; when the host refuses the token it hands back the
 JSON error, sent as a ``334`` challenge, and :meth:`Exchange.refuse` makes the client's
-answer (``%x01``, or anything) end in ``535 5.7.8`` (RFC 7628 §3.2.2). The IMAP side parses
-the same responses in :mod:`imap.proto.bearer` (the protocol packages import no sibling).
+answer (``%x01``, or anything) end in ``535 5.7.8`` (RFC 7628 §3.2.2).
 EXTERNAL (RFC 4422 Appendix A) gives an :class:`~smtp.backend.ExternalCredentials` (the
 authzid, empty: none) checked by the host against the client certificate in
 ``SessionFacts.tls_info``; it is usable only when the handshake gave a verified one. The
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
+from saslwire import bearer
 from smtp import replies
 from smtp.backend import Credentials, ExternalCredentials, PasswordCredentials, TokenCredentials
 from smtp.replies import Reply
@@ -97,76 +97,34 @@ class Login:
         return PasswordCredentials(self.username, text)
 
 
-KVSEP = b"\x01"
-_KEY = re.compile(rb"[A-Za-z]+")
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")  # RFC 6750 §2.1 b64token
+class _Bearer:
+    """OAUTHBEARER (RFC 7628 §3.1) or XOAUTH2: the response parsed by :mod:`saslwire.bearer`
+    (the one parser, shared with IMAP); malformed, ``501 5.5.2``."""
+
+    mechanism = bearer.OAUTHBEARER
+
+    def start(self, initial: bytes | None) -> Step:
+        return Challenge(b"") if initial is None else self.respond(initial)
+
+    def respond(self, response: bytes) -> Step:
+        try:
+            parsed = bearer.parse(self.mechanism, response)
+        except bearer.MalformedResponse:
+            return replies.AUTH_MALFORMED
+        return TokenCredentials(parsed.mechanism, parsed.authzid, parsed.token)
 
 
-def _pairs(data: bytes) -> dict[str, str] | None:
-    """RFC 7628 §3.1 ``*kvpair kvsep``: ``key=value%x01`` ... then ``%x01``; None if malformed."""
-    if data == KVSEP:
-        return {}
-    if not data.endswith(KVSEP + KVSEP):
-        return None
-    pairs: dict[str, str] = {}
-    for item in data[:-2].split(KVSEP):
-        key, eq, value = item.partition(b"=")
-        text = _utf8(value)
-        if not eq or not _KEY.fullmatch(key) or key.decode() in pairs or text is None:
-            return None
-        pairs[key.decode()] = text
-    return pairs
-
-
-def _token(pairs: dict[str, str] | None) -> str | None:
-    match = _BEARER.fullmatch(pairs.get("auth", "")) if pairs is not None else None
-    return match.group(1) if match else None
-
-
-def _saslname(value: str) -> str | None:
-    """RFC 5801 §4: ``=2C`` is a comma, ``=3D`` an equals sign; any other ``=`` is an error."""
-    if re.search(r"=(?!2C|3D)", value):
-        return None
-    return value.replace("=2C", ",").replace("=3D", "=")
-
-
-class OAuthBearer:
+class OAuthBearer(_Bearer):
     """RFC 7628 §3.1: ``n,a=<authzid>,%x01auth=Bearer <token>%x01%x01`` (other pairs, host and
     port, ignored); channel binding (``p=``) is not offered, so it is refused."""
 
-    def start(self, initial: bytes | None) -> Step:
-        return Challenge(b"") if initial is None else self.respond(initial)
-
-    def respond(self, response: bytes) -> Step:
-        header, sep, rest = response.partition(KVSEP)
-        gs2 = _utf8(header)
-        parts = gs2.split(",") if gs2 is not None and sep else []
-        if len(parts) != 3 or parts[2] != "" or parts[0] not in ("n", "y"):
-            return replies.AUTH_MALFORMED
-        authzid: str | None = None
-        if parts[1]:
-            authzid = _saslname(parts[1][2:]) if parts[1].startswith("a=") else None
-            if authzid is None:
-                return replies.AUTH_MALFORMED
-        token = _token(_pairs(rest))
-        if token is None:
-            return replies.AUTH_MALFORMED
-        return TokenCredentials("OAUTHBEARER", authzid or None, token)
+    mechanism = bearer.OAUTHBEARER
 
 
-class XOAuth2:
+class XOAuth2(_Bearer):
     """``user=<address>%x01auth=Bearer <token>%x01%x01``."""
 
-    def start(self, initial: bytes | None) -> Step:
-        return Challenge(b"") if initial is None else self.respond(initial)
-
-    def respond(self, response: bytes) -> Step:
-        pairs = _pairs(response)
-        user = pairs.get("user", "").strip() if pairs is not None else ""
-        token = _token(pairs)
-        if not user or token is None:
-            return replies.AUTH_MALFORMED
-        return TokenCredentials("XOAUTH2", user, token)
+    mechanism = bearer.XOAUTH2
 
 
 class External:
@@ -197,7 +155,7 @@ class Refusing:
 #: mechanism name → a new mechanism state for one exchange.
 MECHANISMS: Mapping[str, Callable[[], Mechanism]] = MappingProxyType(
     {"PLAIN": Plain, "LOGIN": Login, "OAUTHBEARER": OAuthBearer, "XOAUTH2": XOAuth2, "EXTERNAL": External})
-TOKEN_MECHANISMS = ("OAUTHBEARER", "XOAUTH2")  # offered when the host checks access tokens
+TOKEN_MECHANISMS = bearer.TOKEN_MECHANISMS  # offered when the host checks access tokens
 
 
 def _b64(text: bytes) -> bytes | None:

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("gateway", "smtp", "imap", "routing", "crypto", "healthdocs")
+PACKAGES = ("gateway", "smtp", "imap", "routing", "crypto", "healthdocs", "saslwire")
 BACKEND_WARNING = re.compile(r"BuildBackendWarning|SetuptoolsDeprecationWarning|SetuptoolsWarning|"
                              r"is absent from the `packages` configuration|Editable installation")
 

@@ -163,7 +163,8 @@ class TokenVerifier:
         self.settings = settings
         self._clock = clock
         self.provider = provider or ProviderClient(settings.issuer, timeout=settings.http_timeout_seconds,
-                                                   jwks_refresh_seconds=settings.jwks_refresh_seconds)
+                                                   jwks_refresh_seconds=settings.jwks_refresh_seconds,
+                                                   discovery_max_age_seconds=settings.discovery_max_age_seconds)
         self._introspection_client: tuple[str, str] | None = None
         if settings.introspection_url:
             if client_secret is None:

@@ -2,7 +2,13 @@
 
 - Discovery (OpenID Connect Discovery 1.0 §4): ``{issuer}/.well-known/openid-configuration``,
   whose ``issuer`` must be the configured one exactly (§4.3) and whose ``jwks_uri`` is
-  ``https://`` (or loopback, as the issuer: ``gateway.settings.check_provider_url``).
+  ``https://`` (or loopback, as the issuer: ``gateway.settings.check_provider_url``). It is read
+  again after ``discovery_max_age_seconds`` (an hour by default: a provider that moves its JWKS
+  during a migration is followed by every node within the hour, for one small request per node
+  and hour), and sooner when its JWKS URL answers 404/410 or a fresh JWKS lacks a token's ``kid``
+  (the move is then followed at once). Re-reads happen at most once per ``jwks_refresh_seconds``
+  (a flood of bad tokens costs one discovery request per interval); a failed re-read keeps the
+  document held (a discovery outage alone stops no sign-in).
 - The JWKS (RFC 7517) is cached; a token naming a key (``kid``) the cache lacks fetches it again,
   at most once per ``jwks_refresh_seconds`` (a flood of tokens with made-up ``kid`` values
   costs the provider one request per interval), concurrent refreshes sharing one request.
@@ -36,9 +42,17 @@ MAX_RESPONSE_BYTES = 1_048_576
 """Largest provider response read (discovery, JWKS, introspection)."""
 
 
+GONE = frozenset({404, 410})
+"""HTTP statuses of a JWKS URL the provider no longer serves (RFC 9110 §15.5.5, §15.5.11)."""
+
+
 class ProviderUnavailable(Exception):
     """The provider could not be reached or answered something unusable (a temporary failure
-    for the client: the token itself was not judged)."""
+    for the client: the token itself was not judged). ``status``: the HTTP status, if any."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -68,7 +82,7 @@ def _fetch_json(url: str, *, form: dict[str, str] | None, basic: tuple[str, str]
         with _OPENER.open(request, timeout=timeout) as response:
             body = response.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        raise ProviderUnavailable(f"{url}: HTTP {exc.code}") from None
+        raise ProviderUnavailable(f"{url}: HTTP {exc.code}", status=exc.code) from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise ProviderUnavailable(f"{url}: {type(exc).__name__}") from None
     if len(body) > MAX_RESPONSE_BYTES:
@@ -86,13 +100,16 @@ class ProviderClient:
     """Discovery, the cached JWKS and introspection for one issuer."""
 
     def __init__(self, issuer: str, *, timeout: float = 10.0, jwks_refresh_seconds: float = 30.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 discovery_max_age_seconds: float = 3600.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         check_provider_url(issuer)
         self.issuer = issuer
         self.timeout = timeout
         self.jwks_refresh_seconds = jwks_refresh_seconds
+        self.discovery_max_age_seconds = discovery_max_age_seconds
         self._monotonic = monotonic
         self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0  # monotonic time of the document held
+        self._distrusted = False  # its JWKS URL failed: read it again (when allowed)
         self._keys: dict[str, dict[str, Any]] = {}
         self._keyless: list[dict[str, Any]] = []  # keys without a kid
         self._attempted_at: float | None = None
@@ -115,47 +132,77 @@ class ProviderClient:
         self.requests += 1
         return await asyncio.to_thread(_fetch_json, url, form=form, basic=basic, timeout=self.timeout)
 
+    async def _discover(self) -> dict[str, Any]:
+        """Discovery 1.0 §4: the document, checked (§4.3 issuer, a usable ``jwks_uri``)."""
+        self._discovery_attempted_at = self._monotonic()
+        meta = await self.get_json(self.discovery_url)
+        if meta.get("issuer") != self.issuer:
+            raise ProviderUnavailable(f"{self.discovery_url}: another issuer {meta.get('issuer')!r}")
+        jwks_uri = meta.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise ProviderUnavailable(f"{self.discovery_url}: no jwks_uri")
+        try:
+            check_provider_url(jwks_uri)
+        except ValueError as exc:
+            raise ProviderUnavailable(f"{self.discovery_url}: jwks_uri {exc}") from None
+        if self._metadata is not None and self._metadata.get("jwks_uri") != jwks_uri:
+            log.info("identity provider moved its JWKS: %s -> %s", self._metadata.get("jwks_uri"), jwks_uri)
+        self._metadata, self._metadata_at, self._distrusted = meta, self._monotonic(), False
+        return meta
+
+    def _due(self) -> bool:
+        """The document held is to be read again: older than ``discovery_max_age_seconds``, or
+        distrusted (its JWKS URL failed)."""
+        return self._distrusted or self._monotonic() - self._metadata_at >= self.discovery_max_age_seconds
+
+    def _may_ask(self) -> bool:
+        last = self._discovery_attempted_at
+        return last is None or self._monotonic() - last >= self.jwks_refresh_seconds
+
     async def metadata(self) -> dict[str, Any]:
-        if self._metadata is None:
-            meta = await self.get_json(self.discovery_url)
-            if meta.get("issuer") != self.issuer:
-                raise ProviderUnavailable(f"{self.discovery_url}: another issuer {meta.get('issuer')!r}")
-            jwks_uri = meta.get("jwks_uri")
-            if not isinstance(jwks_uri, str):
-                raise ProviderUnavailable(f"{self.discovery_url}: no jwks_uri")
+        """The discovery document. Fetched at first use (a failure raises
+        :class:`ProviderUnavailable`); then read again when due (:meth:`_due`), at most once per
+        ``jwks_refresh_seconds`` (a flood of bad tokens, each distrusting the JWKS URL, costs the
+        provider one discovery request per interval), concurrent callers sharing one request. A
+        failed re-read keeps the document held: an outage of discovery alone stops no sign-in."""
+        held = self._metadata
+        if held is not None and not self._due():
+            return held
+        async with self._discovery_lock:
+            held = self._metadata
+            if held is None:
+                return await self._discover()
+            if not self._due() or not self._may_ask():
+                return held
             try:
-                check_provider_url(jwks_uri)
-            except ValueError as exc:
-                raise ProviderUnavailable(f"{self.discovery_url}: jwks_uri {exc}") from None
-            self._metadata = meta
-        return self._metadata
+                return await self._discover()
+            except ProviderUnavailable as exc:
+                log.warning("identity provider discovery failed, keeping the previous document: %s", exc)
+                return held
 
     async def metadata_if_available(self) -> dict[str, Any] | None:
-        """The discovery document, or ``None`` when it cannot be had now. Cached after the first
-        success (as :meth:`metadata`); after a failure it is asked again at most once per
-        ``jwks_refresh_seconds``, so that callers that can do without it (the autoconfiguration
-        answers) never wait on an unreachable provider at every request."""
+        """The discovery document, or ``None`` when it cannot be had now. As :meth:`metadata`,
+        except that before a first success it is asked at most once per ``jwks_refresh_seconds``,
+        so that callers that can do without it (the autoconfiguration answers) never wait on an
+        unreachable provider at every request."""
         if self._metadata is not None:
-            return self._metadata
+            return await self.metadata()  # never raises once a document is held
         async with self._discovery_lock:
             if self._metadata is not None:
                 return self._metadata
-            last = self._discovery_attempted_at
-            if last is not None and self._monotonic() - last < self.jwks_refresh_seconds:
+            if not self._may_ask():
                 return None
-            self._discovery_attempted_at = self._monotonic()
             try:
-                return await self.metadata()
+                return await self._discover()
             except ProviderUnavailable as exc:
                 log.warning("identity provider discovery unavailable: %s", exc)
                 return None
 
-    async def _refresh(self) -> None:
-        meta = await self.metadata()
-        jwks = await self.get_json(str(meta["jwks_uri"]))
+    async def _load_jwks(self, jwks_uri: str) -> None:
+        jwks = await self.get_json(jwks_uri)
         keys = jwks.get("keys")
         if not isinstance(keys, list):
-            raise ProviderUnavailable(f"{meta['jwks_uri']}: no keys")
+            raise ProviderUnavailable(f"{jwks_uri}: no keys")
         by_kid: dict[str, dict[str, Any]] = {}
         keyless: list[dict[str, Any]] = []
         for key in keys:
@@ -168,6 +215,29 @@ class ProviderClient:
                 keyless.append(key)
         self._keys, self._keyless = by_kid, keyless
         self.jwks_fetches += 1
+
+    async def _refresh(self, kid: str | None) -> None:
+        """The JWKS fetched again. When the URL held fails (404/410: the provider moved it) or
+        the fresh set still lacks ``kid``, the discovery document is distrusted and read again
+        (bounded as :meth:`metadata`); a ``jwks_uri`` that changed is then fetched."""
+        meta = await self.metadata()
+        jwks_uri = str(meta["jwks_uri"])
+        gone: ProviderUnavailable | None = None
+        try:
+            await self._load_jwks(jwks_uri)
+        except ProviderUnavailable as exc:
+            if exc.status not in GONE:
+                raise
+            gone = exc
+        else:
+            if self._lookup(kid):
+                return
+        self._distrusted = True
+        moved = str((await self.metadata())["jwks_uri"])
+        if moved != jwks_uri:
+            await self._load_jwks(moved)
+        elif gone is not None:
+            raise gone
 
     async def signing_keys(self, kid: str | None) -> list[dict[str, Any]]:
         """The JWKs that may have signed a token whose header names ``kid`` (all keys without a
@@ -185,7 +255,7 @@ class ProviderClient:
             if self._attempted_at is None or self._monotonic() - self._attempted_at >= self.jwks_refresh_seconds:
                 self._attempted_at = self._monotonic()
                 try:
-                    await self._refresh()
+                    await self._refresh(kid)
                 except ProviderUnavailable as exc:
                     self._failure = str(exc)
                     raise

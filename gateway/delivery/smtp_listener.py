@@ -38,8 +38,8 @@ from gateway.net.proxy import Network, ProxyRefused, client_address, parse_netwo
 from gateway.net.running import Running
 from gateway.net.tls import client_auth_context, peer_dn, server_context
 from gateway.settings import Settings
+from saslwire.bearer import TOKEN_MECHANISMS
 from smtp.backend import TlsFacts
-from smtp.sasl import TOKEN_MECHANISMS
 from smtp.server import ServerConfig, SmtpServer, default_tls_facts, refusal
 from smtp.session import SessionConfig
 

@@ -21,10 +21,10 @@ from gateway.net.proxy import Network, client_address, parse_networks
 from gateway.net.running import Running
 from gateway.net.tls import client_auth_context, server_context
 from gateway.settings import Settings
-from imap.proto.bearer import TOKEN_MECHANISMS
 from imap.proto.receiver import DEFAULT_APPENDLIMIT, LiteralMode
 from imap.server import ImapServer, ServerConfig, refusal
 from imap.session import SessionConfig
+from saslwire.bearer import TOKEN_MECHANISMS
 
 
 class _Counted:

@@ -1,6 +1,6 @@
 """AUTHENTICATE OAUTHBEARER (RFC 7628) and XOAUTH2, with or without the RFC 4959 initial response.
 
-The response is parsed here (:mod:`imap.proto.bearer`), the token checked by the backend
+The response is parsed by :mod:`saslwire.bearer` (the one parser, shared with SMTP), the token checked by the backend
 (:meth:`imap.backend.Backend.authenticate_token`). A refused token is answered as RFC 7628
 §3.2.2 says: the JSON error as a ``+ <base64>`` continuation, the client's answer (``%x01``,
 or anything), then ``NO [AUTHENTICATIONFAILED]``. A session opened so ends with ``* BYE`` the
@@ -13,18 +13,19 @@ import base64
 import binascii
 
 from imap.backend import TokenCredentials, TokenRefused
-from imap.proto import bearer, encoder, replies
+from imap.proto import encoder, replies
 from imap.proto.errors import BadCommand, CommandFailed
 from imap.proto.replies import Reply
 from imap.session import Session
 from imap.state import State
+from saslwire import bearer
 
 
 async def _open(s: Session, tag: str, mechanism: str, response: bytes) -> Reply | None:
     """The tagged OK, or None when the error challenge was sent (the exchange goes on)."""
     try:
         parsed = bearer.parse(mechanism, response)
-    except ValueError as exc:
+    except bearer.MalformedResponse as exc:
         raise BadCommand(replies.INVALID_BEARER, detail=f"{mechanism}: {exc}") from None
     credentials = TokenCredentials(mechanism, parsed.authzid, parsed.token, s.peer, s.tls)
     try:

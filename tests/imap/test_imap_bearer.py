@@ -2,7 +2,7 @@
 :mod:`imap.testing`: offered after TLS only and only when configured, with and without SASL-IR,
 the RFC 7628 §3.2.2 error challenge then ``NO [AUTHENTICATIONFAILED]``, malformed responses
 ``BAD``, the session's ``* BYE`` a grace time after the token's expiry (injected clock); one
-client fed byte by byte. The parser's own cases: tests/imap/test_imap_bearer_parse.py; the live
+client fed byte by byte. The parser's own cases: tests/saslwire/test_saslwire_bearer.py; the live
 gateway against a real provider: tests/gateway/test_token_login.py."""
 
 from __future__ import annotations
