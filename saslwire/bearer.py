@@ -55,10 +55,10 @@ def _pairs(data: bytes) -> dict[str, str]:
         key, eq, value = item.partition(b"=")
         if not eq or not _KEY.fullmatch(key) or key.decode() in pairs:
             raise MalformedResponse("bad key/value pair")
-        try:
-            pairs[key.decode()] = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedResponse("value not UTF-8") from None
+        text = _utf8(value)  # the error is raised outside the handler: no context holding the token
+        if text is None:
+            raise MalformedResponse("value not UTF-8")
+        pairs[key.decode()] = text
     return pairs
 
 
@@ -84,10 +84,9 @@ def parse_oauthbearer(data: bytes) -> BearerResponse:
     header, sep, rest = data.partition(KVSEP)
     if not sep:
         raise MalformedResponse("no kvsep")
-    try:
-        gs2 = header.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedResponse("header not UTF-8") from None
+    gs2 = _utf8(header)
+    if gs2 is None:
+        raise MalformedResponse("header not UTF-8")
     parts = gs2.split(",")
     if len(parts) != 3 or parts[2] != "" or parts[0] not in ("n", "y"):
         raise MalformedResponse("bad GS2 header")  # "p=": channel binding, not offered (RFC 7628 §3.1)
@@ -117,3 +116,11 @@ def parse(mechanism: str, data: bytes) -> BearerResponse:
     if mechanism == XOAUTH2:
         return parse_xoauth2(data)
     raise MalformedResponse(f"not a bearer mechanism: {mechanism}")
+
+
+def _utf8(raw: bytes) -> str | None:
+    """``raw`` decoded, or None (never an exception whose context would carry the bytes)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -158,7 +158,9 @@ class Reservation:
     counted_account: bool = False
     account: str | None = None  # as given to reserve (the verdict finds the counters again from it)
     ip: str = ""
-    epoch: int = 0  # the lease period the attempt is pending in (see the module's docstring)
+    # the lease periods the attempt is pending in, in the pair's and the network's counters (see
+    # the module's docstring; a row never rolls back, so a node whose clock is behind uses the row's)
+    epochs: tuple[int, int] = (0, 0)
 
 
 def _step(failures: int, after: int, base: float, cap: float) -> float:
@@ -227,11 +229,8 @@ class LoginThrottle:
                 _take_over(found[key], previous)
                 session.delete(previous)  # the distribution column is never updated (Citus): moved, not renamed
         rows = {key: found[key] for key in keys}
-        for row in rows.values():  # a lockout that has ended, or a window that has passed, starts afresh
-            lock_over = row.locked_until is not None and row.locked_until <= now
-            if lock_over or (row.locked_until is None and row.window_start <= now - self.config.window):
-                row.failures, row.window_start, row.locked_until = 0, now, None
-            _roll(row, self.config.pending_lease, now)  # attempts pending since two epochs: failures
+        for row in rows.values():
+            _fresh(row, self.config, now)
         return rows
 
     def _insert(self, session: Session, key: str, now: float) -> LoginCounter | None:
@@ -268,16 +267,16 @@ class LoginThrottle:
             # The delay is due for the failures and pending attempts before this one (the first cost nothing).
             delay = max(_step(_counted(pair), c.delay_after, c.base_delay, c.max_delay),
                         _step(_counted(net), c.ip_delay_after, c.base_delay, c.max_delay))
-            epoch = _epoch(now, c.pending_lease)
-            pair.pending += 1  # _rows rolled both rows to this epoch
+            pair.pending += 1  # in the rows' current epochs (_rows rolled them)
             net.pending += 1
+            epochs = (pair.pending_epoch or 0, net.pending_epoch or 0)
             if not known:
                 acct.failures += 1
                 spacing = _step(acct.failures, c.account_slow_after, c.base_delay, c.account_max_spacing)
                 if spacing:
                     acct.next_allowed = now + spacing
         return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known, account, ip,
-                           epoch)
+                           epochs)
 
     async def admit(self, account: str | None, ip: str, run: Runner = asyncio.to_thread) -> Reservation:
         """:meth:`reserve`, waiting while the limit is reached only by attempts not judged yet
@@ -314,8 +313,9 @@ class LoginThrottle:
         c = self.config
         with self.db.write() as session:
             pair, net, _acct = self._judged_rows(session, reservation, now)
-            for row, limit, kind in ((pair, c.lockout_after, "account"), (net, c.ip_lockout_after, "network")):
-                if _take_pending(row, reservation.epoch):
+            for row, epoch, limit, kind in ((pair, reservation.epochs[0], c.lockout_after, "account"),
+                                            (net, reservation.epochs[1], c.ip_lockout_after, "network")):
+                if _take_pending(row, epoch):
                     row.failures += 1
                 if _lock_due(row, limit, c.lockout, now):
                     self._audit_lockout(session, kind, reservation.account, reservation.ip, now)
@@ -344,8 +344,8 @@ class LoginThrottle:
             return
         with self.db.write() as session:
             pair, net, acct = self._judged_rows(session, reservation, now)
-            for row in (pair, net):
-                if not _take_pending(row, reservation.epoch):  # counted as a failure meanwhile: given back
+            for row, epoch in zip((pair, net), reservation.epochs, strict=True):
+                if not _take_pending(row, epoch):  # counted as a failure meanwhile: given back
                     row.failures = max(row.failures - 1, 0)
             if known:  # the right secret from this network: its failures (and a lockout meanwhile) end
                 pair.failures, pair.succeeded_at, pair.locked_until = 0, now, None
@@ -361,6 +361,15 @@ class LoginThrottle:
         with self.db.write() as session:
             for key in sorted(_expired_keys(session, self.config, now)):
                 session.execute(delete(LoginCounter).where(LoginCounter.key == key, _expired(self.config, now)))
+
+
+def _fresh(row: LoginCounter, config: ThrottleConfig, now: float) -> None:
+    """A lockout that has ended, or a window that has passed, starts afresh; attempts pending since
+    two epochs become failures (:func:`_roll`)."""
+    lock_over = row.locked_until is not None and row.locked_until <= now
+    if lock_over or (row.locked_until is None and row.window_start <= now - config.window):
+        row.failures, row.window_start, row.locked_until = 0, now, None
+    _roll(row, config.pending_lease, now)
 
 
 def _epoch(now: float, lease: float) -> int:
