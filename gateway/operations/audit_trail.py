@@ -108,7 +108,9 @@ def _query(session: Session, keys: KeyService, q: AuditQuery) -> Select[tuple[Au
     if q.action:
         query = query.where(_match(AuditEntry.action, q.action))
     if q.subject and by_subject is None:
-        query = query.where(_match(AuditEntry.subject_ref, q.subject))
+        star = "*" if q.subject.endswith("*") else ""
+        wanted = (audit.subject_of(q.subject.removesuffix("*")) or "") + star
+        query = query.where(_match(AuditEntry.subject_ref, wanted))  # as stored: its first 64 characters
     if q.since:
         query = query.where(AuditEntry.at >= q.since)
     if q.until:

@@ -136,6 +136,17 @@ def _prepare(actor: str, action: str, subject_ref: str | None, peer: str | None,
     return at, json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), default=str)
 
 
+SUBJECT_MAX = 64
+"""Length of ``audit_log.subject_ref``: a longer subject (``pro:<address>`` of a long hospital
+address) is kept to its first characters, and searched so (:func:`subject_of`)."""
+
+
+def subject_of(subject_ref: str | None) -> str | None:
+    """The subject as stored: at most :data:`SUBJECT_MAX` characters (PostgreSQL refused the whole
+    insert beyond, so adding or disabling an account with an address over 60 characters failed)."""
+    return None if subject_ref is None else subject_ref[:SUBJECT_MAX]
+
+
 def record(
     session: Session,
     *,
@@ -166,6 +177,7 @@ def record(
     the message under it), saving its lookup; else ``patient_mailbox``: the patient's mailbox id
     when the caller knows it (its key is then read on the mailbox's shard).
     """
+    subject_ref = subject_of(subject_ref)
     at, detail_text = _prepare(actor, action, subject_ref, peer, details, now)
     patient_id = audit_links.patient_of(actor, subject_ref)
     if patient_id is not None:

@@ -86,9 +86,27 @@ def test_record_is_the_only_writer() -> None:
     public = {name for name, value in vars(audit).items()
               if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == audit.__name__}
     assert public == {"record", "verify", "entry_hash", "row_hash", "ChainReport",  # one writer; readers
-                      "anchor_heads", "heads", "heads_of"}  # and the anchors' writer (issue 23)
+                      "anchor_heads", "heads", "heads_of",  # and the anchors' writer (issue 23)
+                      "subject_of"}  # a subject as stored (a pure function: no way in)
 
 
 def _rows(store: Store) -> list[AuditEntry]:
     with store.db.read() as s:
         return list(s.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars())
+
+
+def test_a_long_professional_address_is_recorded_and_found(store: Store) -> None:
+    """Addresses of French hospitals run long; ``subject_ref`` is 64 characters and PostgreSQL
+    refused ``pro:<address>`` beyond that (`value too long for type character varying(64)`), so
+    adding or disabling such an account failed there. The subject is kept to its first 64
+    characters, and the console's search by subject finds it by the whole address too."""
+    from gateway.operations.audit_trail import AuditQuery, search
+
+    address = "jean-christophe.dupont-lefebvre@ch-saint-jean-de-maurienne.mssante.test"
+    with store.db.write() as session:
+        audit.record(session, actor="admin:cli", action="pro.add", subject_ref=f"pro:{address}")
+    with store.db.read() as session:
+        found = search(session, store.keys, AuditQuery(subject=f"pro:{address}"))
+        assert audit.verify(session).ok
+    assert [e["action"] for e in found] == ["pro.add"]
+    assert found[0]["subject"] == f"pro:{address}"[:64]
