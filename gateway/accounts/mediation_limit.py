@@ -59,13 +59,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
+from gateway.accounts.throttle import locked_counter
 from gateway.store import audit
 from gateway.store.db import Database
-from gateway.store.models import LoginCounter, Mediator
+from gateway.store.models import Mediator
 
 Limit = Literal["lookup", "code"]
 Action = Literal["lookup", "code"]
@@ -140,7 +138,7 @@ class MediationLimiter:
             if mediator_id is None:  # removed since its session was checked: nothing to count, nothing to look up
                 return Admission(False, USES[action][0], 1, self.limits.rate(USES[action][0]))
             limits = USES[action]
-            rows = {limit: self._row(session, counter_key(limit, mediator_id), now)
+            rows = {limit: locked_counter(session, self.db, counter_key(limit, mediator_id), now)
                     for limit in sorted(limits, key=lambda lim: counter_key(lim, mediator_id))}
             decided = {limit: gcra(rows[limit].next_allowed, now, self.limits.rate(limit)) for limit in limits}
             refused = [(wait, limit) for limit, (ok, _tat, wait) in decided.items() if not ok]
@@ -164,17 +162,3 @@ class MediationLimiter:
             audit.record(session, actor=f"mediator:{name}", action="mediator.rate_limited",
                          subject_ref=f"mediator:{name}", peer=peer, now=at, details=details)
             return Admission(False, limit, retry, rate)
-
-    def _row(self, session: Session, key: str, now: float) -> LoginCounter:
-        """The counter of ``key``, created if missing, locked (one key per statement: one shard)."""
-        while True:
-            row = session.execute(select(LoginCounter).where(LoginCounter.key == key).with_for_update()
-                                  .execution_options(populate_existing=True)).scalar_one_or_none()
-            if row is not None:
-                return row
-            insert = sqlite_insert if self.db.is_sqlite else pg_insert
-            created = session.scalars(insert(LoginCounter).values(key=key, window_start=now, failures=0)
-                                      .on_conflict_do_nothing(index_elements=["key"])
-                                      .returning(LoginCounter)).first()
-            if created is not None:
-                return created

@@ -154,7 +154,6 @@ class Reservation:
     reason: str
     delay: float = 0.0  # seconds to wait before answering if the check fails
     retry_after: float | None = None
-    keys: tuple[str, ...] = ()
     counted_account: bool = False
     account: str | None = None  # as given to reserve (the verdict finds the counters again from it)
     ip: str = ""
@@ -216,7 +215,7 @@ class LoginThrottle:
         for key in sorted({*keys, *older}):
             row = _locked(session, key)
             while row is None and key in keys:  # again only if it was deleted since another node created it
-                row = self._insert(session, key, now)  # held by this transaction until it ends
+                row = insert_counter(session, self.db, key, now)  # held by this transaction until it ends
                 if row is not None:
                     created.add(key)
                 else:
@@ -232,12 +231,6 @@ class LoginThrottle:
         for row in rows.values():
             _fresh(row, self.config, now)
         return rows
-
-    def _insert(self, session: Session, key: str, now: float) -> LoginCounter | None:
-        """Create one counter unless it exists (then nothing, no error): the new counter, or None."""
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        return session.scalars(insert(LoginCounter).values(key=key, window_start=now, failures=0)
-                               .on_conflict_do_nothing(index_elements=["key"]).returning(LoginCounter)).first()
 
     def reserve(self, account: str | None, ip: str, now: float) -> Reservation:
         """Count this attempt as pending before the secret is checked, or refuse it (``auth.busy``:
@@ -275,8 +268,7 @@ class LoginThrottle:
                 spacing = _step(acct.failures, c.account_slow_after, c.base_delay, c.account_max_spacing)
                 if spacing:
                     acct.next_allowed = now + spacing
-        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, keys, not known, account, ip,
-                           epochs)
+        return Reservation(True, "auth.delayed" if delay else "auth.ok", delay, None, not known, account, ip, epochs)
 
     async def admit(self, account: str | None, ip: str, run: Runner = asyncio.to_thread) -> Reservation:
         """:meth:`reserve`, waiting while the limit is reached only by attempts not judged yet
@@ -434,6 +426,23 @@ def _expired(config: ThrottleConfig, now: float) -> ColumnElement[bool]:
 def _expired_keys(session: Session, config: ThrottleConfig, now: float) -> list[str]:
     """The keys of the counters the sweep forgets (on Citus a read of every shard: a listed fan-out)."""
     return list(session.execute(select(LoginCounter.key).where(_expired(config, now))).scalars())
+
+
+def insert_counter(session: Session, db: Database, key: str, now: float) -> LoginCounter | None:
+    """Create one counter unless it exists (then nothing, no error): the new counter, or None."""
+    insert = sqlite_insert if db.is_sqlite else pg_insert
+    return session.scalars(insert(LoginCounter).values(key=key, window_start=now, failures=0)
+                           .on_conflict_do_nothing(index_elements=["key"]).returning(LoginCounter)).first()
+
+
+def locked_counter(session: Session, db: Database, key: str, now: float) -> LoginCounter:
+    """One counter, locked, created if missing (one key per statement: one Citus shard)."""
+    while True:
+        row = _locked(session, key)
+        if row is None:
+            row = insert_counter(session, db, key, now)  # None: another transaction created it meanwhile
+        if row is not None:
+            return row
 
 
 def _locked(session: Session, key: str) -> LoginCounter | None:

@@ -154,7 +154,7 @@ class GatewayPolicy:
 
     def _audit_end(self, account: str, peer: str, reason: str) -> None:
         with self.directory.db.write() as session:
-            audit.record(session, actor=f"pro:{account}", action="smtp.session_end", subject_ref=f"pro:{account}"[:64],
+            audit.record(session, actor=f"pro:{account}", action="smtp.session_end", subject_ref=f"pro:{account}",
                          peer=peer, details={"reason": reason})
 
     async def rcpt(self, facts: SessionFacts, envelope: Envelope, recipient: Recipient) -> ReplyLike:
